@@ -1,0 +1,33 @@
+// Frame decoding: link layer down to the transport header. Pure function over bytes.
+//
+// Contract:
+// - never reads past data[caplen - 1]; never allocates; never throws;
+// - `out` is fully reset, then filled as far as the headers allow: what was decoded
+//   before a problem stays valid (a frame truncated inside TCP still has its IP layer);
+// - the return value equals out.status.
+#pragma once
+
+#include <cstdint>
+
+#include "packet/packet_info.h"
+
+namespace tm::packet {
+
+// Link types by their LINKTYPE_* numbers (pcap file header values).
+enum : uint32_t {
+  kLinkNull = 0,        // BSD loopback, host-order 4-byte family
+  kLinkEthernet = 1,
+  kLinkPpp = 9,
+  kLinkRaw = 101,       // raw IP (v4 or v6 by version nibble)
+  kLinkCHdlc = 104,
+  kLinkLoop = 108,      // OpenBSD loopback, network-order family
+  kLinkLinuxSll = 113,
+  kLinkIpv4 = 228,
+  kLinkIpv6 = 229,
+  kLinkNflog = 239,
+  kLinkLinuxSll2 = 276,
+};
+
+DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept;
+
+}  // namespace tm::packet
