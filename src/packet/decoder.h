@@ -11,7 +11,7 @@
 
 #include "packet/packet_info.h"
 
-namespace tm::packet {
+namespace tmach::packet {
 
 // Link types by their LINKTYPE_* numbers (pcap file header values).
 enum : uint32_t {
@@ -30,4 +30,4 @@ enum : uint32_t {
 
 DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept;
 
-}  // namespace tm::packet
+}  // namespace tmach::packet

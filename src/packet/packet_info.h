@@ -12,7 +12,7 @@
 #include <cstring>
 #include <string>
 
-namespace tm::packet {
+namespace tmach::packet {
 
 // An IP address in one 16-byte form: IPv4 is stored v4-mapped (::ffff:a.b.c.d), so the
 // index, CIDR matching and flow keys treat both families alike.
@@ -129,4 +129,4 @@ struct PacketInfo {
   const IpLayer* inner() const { return ip_count ? &ip[ip_count - 1] : nullptr; }
 };
 
-}  // namespace tm::packet
+}  // namespace tmach::packet

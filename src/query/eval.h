@@ -4,7 +4,7 @@
 #include "packet/packet_info.h"
 #include "query/expr.h"
 
-namespace tm::query {
+namespace tmach::query {
 
 // True when the packet satisfies the expression, with tcpdump's semantics for packets
 // tcpdump understands (see README "Query semantics"), extended to every IP layer: a
@@ -12,4 +12,4 @@ namespace tm::query {
 bool matches(const Expr& e, const packet::PacketInfo& p);
 bool matches(const Predicate& pr, const packet::PacketInfo& p);
 
-}  // namespace tm::query
+}  // namespace tmach::query

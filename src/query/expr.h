@@ -11,7 +11,7 @@
 
 #include "packet/packet_info.h"
 
-namespace tm::query {
+namespace tmach::query {
 
 enum class Dir : uint8_t { kAny, kSrc, kDst, kSrcAndDst };  // "src or dst" is kAny
 
@@ -26,6 +26,9 @@ struct Predicate {
     kArp,        // ARP or RARP frame
     kVlan,       // vlan id `vlan` (or any VLAN tag when vlan < 0)
   };
+  // The parser sets family 6 on every host/net with an IPv6 literal (also ::ffff:a.b.c.d),
+  // 4 for `ip host`/`ip net`, and 0 for a plain IPv4 host/net (which also matches ARP/RARP
+  // sender/target addresses, as libpcap's does). `arp host A` is parsed as `arp and host A`.
   Kind kind = Kind::kHost;
   Dir dir = Dir::kAny;
   uint8_t family = 0;             // 0 either, 4 IPv4 only, 6 IPv6 only
@@ -37,6 +40,8 @@ struct Predicate {
   int32_t vlan = -1;              // kVlan
 
   std::string str() const;        // canonical text, for --explain
+
+  bool operator==(const Predicate&) const = default;
 };
 
 struct Expr {
@@ -53,6 +58,8 @@ struct Expr {
     return e;
   }
   std::string str() const;  // canonical text with parentheses, for --explain and tests
+
+  bool operator==(const Expr&) const = default;  // structural
 };
 
-}  // namespace tm::query
+}  // namespace tmach::query

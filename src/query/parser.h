@@ -6,7 +6,7 @@
 
 #include "query/expr.h"
 
-namespace tm::query {
+namespace tmach::query {
 
 struct ParseResult {
   enum class Kind : uint8_t {
@@ -29,4 +29,4 @@ ParseResult parse_expr(std::string_view text);
 // "filter: unexpected token 'foo' at 12\n  host 1.2.3.4 foo\n              ^" style message.
 std::string format_error(std::string_view text, const ParseResult& r);
 
-}  // namespace tm::query
+}  // namespace tmach::query

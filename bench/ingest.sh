@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Ingest benchmark: `tm record` against `tcpdump -r FILE -w OUT` on generated captures.
+#
+# Generates (once, reused while the parameters match) a heavy-tailed capture (default 1 GiB) and a
+# small-packet capture (default 300 MiB) with gen_traffic, warms the page cache, then times each
+# tool on each capture and prints a table: packets, input bytes, wall and CPU seconds, packets/s,
+# MB/s, peak RSS, and tm's wall time relative to tcpdump's.
+#
+# Environment:
+#   TM_BIN        tm binary (default: build/tm next to this repository's bench/)
+#   GEN_BIN       gen_traffic binary (default: build/gen_traffic)
+#   BENCH_DIR     captures, stores and logs (default: bench/data in this repository)
+#   BENCH_TOOLS   tools to run, any of "tm tcpdump" (default: both)
+#   BENCH_BIG     size of the heavy-tailed capture (default 1g; >= 1g for real numbers)
+#   BENCH_SMALL   size of the --small capture (default 300m)
+#   BENCH_SEED    generator seed (default 1)
+#   BENCH_CUTOFF  tm connection cutoff (default 15k)
+#   BENCH_RUNS    runs per tool and capture; the fastest is reported (default 1)
+#   BENCH_KEEP_STORE=1  keep the tm stores (default: deleted after measuring their size)
+#
+# The captures' generator output (packets, connections, and the "conn:"/"host:" lines the query
+# benchmark uses) is saved next to them as CAPTURE.info.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+TM_BIN=${TM_BIN:-$repo/build/tm}
+GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
+BENCH_DIR=${BENCH_DIR:-$here/data}
+BENCH_TOOLS=${BENCH_TOOLS:-tm tcpdump}
+BENCH_BIG=${BENCH_BIG:-1g}
+BENCH_SMALL=${BENCH_SMALL:-300m}
+BENCH_SEED=${BENCH_SEED:-1}
+BENCH_CUTOFF=${BENCH_CUTOFF:-15k}
+BENCH_RUNS=${BENCH_RUNS:-1}
+BENCH_KEEP_STORE=${BENCH_KEEP_STORE:-0}
+
+die() { echo "ingest.sh: error: $*" >&2; exit 1; }
+log() { echo "ingest.sh: $*" >&2; }
+
+want() { [[ " $BENCH_TOOLS " == *" $1 "* ]]; }
+
+[[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable (build the gen_traffic target)"
+if want tm; then
+  [[ -x $TM_BIN ]] || die "TM_BIN=$TM_BIN is not an executable (build tm, or set BENCH_TOOLS=tcpdump)"
+fi
+if want tcpdump; then
+  command -v tcpdump >/dev/null || die "tcpdump not found (scripts/setup.sh installs it)"
+fi
+[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+
+TIME_BIN=""
+if [[ -x /usr/bin/time ]] && /usr/bin/time -v true >/dev/null 2>&1; then TIME_BIN=/usr/bin/time; fi
+if [[ ${BENCH_FORCE_POLL:-0} == 1 ]]; then TIME_BIN=""; fi  # test the fallback
+
+# ---------------------------------------------------------------------------------------------
+# Captures.
+
+# gen_capture NAME SIZE [gen_traffic options...]: makes $BENCH_DIR/NAME.pcap and NAME.pcap.info
+# unless both exist with the same parameters and the file has the recorded size.
+gen_capture() {
+  local name=$1 size=$2
+  shift 2
+  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info
+  local params version
+  version=$("$GEN_BIN" --version 2>/dev/null || echo "gen_traffic ?")
+  params="--bytes $size --seed $BENCH_SEED${*:+ $*} ($version)"
+  if [[ -f $file && -f $info ]]; then
+    local old_params old_bytes
+    old_params=$(sed -n 's/^params: //p' "$info")
+    old_bytes=$(sed -n 's/^bytes: //p' "$info")
+    if [[ $old_params == "$params" && $old_bytes == "$(stat -c %s "$file")" ]]; then
+      log "reusing $file ($params)"
+      return
+    fi
+  fi
+  log "generating $file ($params)"
+  rm -f "$file" "$info"
+  "$GEN_BIN" --out "$file.tmp" --bytes "$size" --seed "$BENCH_SEED" "$@" >"$info.tmp" ||
+    die "gen_traffic failed for $file"
+  echo "params: $params" >>"$info.tmp"
+  mv "$info.tmp" "$info"
+  mv "$file.tmp" "$file"
+}
+
+info_value() { sed -n "s/^$2: //p" "$1.info" 2>/dev/null | head -1; }
+
+packet_count() {
+  local n
+  n=$(info_value "$1" packets)
+  if [[ -z $n ]] && command -v capinfos >/dev/null; then
+    n=$(capinfos -M -c "$1" | sed -n 's/^Number of packets: *//p')
+  fi
+  echo "${n:-0}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measurement. measure LOG CMD... runs CMD with output to LOG and sets RC, WALL (s), CPU (s,
+# user+system) and RSS_KB (peak resident set).
+
+now_ns() { date +%s%N; }
+
+poll_hwm() {  # poll_hwm PID OUTFILE: last VmHWM (kB) of PID while it runs
+  local pid=$1 out=$2 k v rest
+  while [[ -r /proc/$pid/status ]]; do
+    while read -r k v rest; do
+      if [[ $k == VmHWM: ]]; then echo "$v" >"$out"; break; fi
+    done <"/proc/$pid/status" 2>/dev/null || true
+    sleep 0.02
+  done
+}
+
+measure() {
+  local logf=$1
+  shift
+  local t0 t1 tv=$BENCH_DIR/.time.$$
+  rm -f "$tv"
+  RC=0
+  if [[ -n $TIME_BIN ]]; then
+    t0=$(now_ns)
+    "$TIME_BIN" -v -o "$tv" "$@" >"$logf" 2>&1 || RC=$?
+    t1=$(now_ns)
+    RSS_KB=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$tv")
+    CPU=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ {s += $2} END {printf "%.2f", s}' "$tv")
+    # /usr/bin/time reports a killed or failing command in its own output
+    if grep -q "^Command terminated by signal\|^Command exited with non-zero status" "$tv" && ((RC == 0)); then RC=1; fi
+  else
+    local hwm=$BENCH_DIR/.hwm.$$ tf=$BENCH_DIR/.btime.$$ poller pid
+    rm -f "$hwm" "$tf"
+    t0=$(now_ns)
+    "$@" >"$logf" 2>&1 &
+    pid=$!
+    poll_hwm "$pid" "$hwm" &
+    poller=$!
+    # bash `time` around wait: the child's CPU time is counted when it is reaped
+    local TIMEFORMAT='%3U %3S'
+    { time wait "$pid"; } 2>"$tf" || RC=$?
+    t1=$(now_ns)
+    wait "$poller" 2>/dev/null || true
+    RSS_KB=$(cat "$hwm" 2>/dev/null || echo 0)
+    CPU=$(awk 'NF >= 2 {u = $1; s = $2} END {printf "%.2f", u + s}' "$tf")
+    rm -f "$tf"
+    rm -f "$hwm"
+  fi
+  rm -f "$tv"
+  WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+  : "${RSS_KB:=0}"
+}
+
+warm() { cat "$1" >/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# Runs.
+
+ROWS=()     # table rows (tab-separated)
+NOTES=()    # lines printed after the table
+
+# run_tool CAPTURE_NAME TOOL: best of BENCH_RUNS runs; appends a row.
+declare -A WALL_OF
+run_tool() {
+  local name=$1 tool=$2
+  local file=$BENCH_DIR/$name.pcap
+  local store=$BENCH_DIR/store-$name out=$BENCH_DIR/tcpdump-out-$name.pcap
+  local logf=$BENCH_DIR/$tool-$name.log
+  local best_wall="" best_cpu="" best_rss=0 r
+  for ((r = 1; r <= BENCH_RUNS; r++)); do
+    warm "$file"
+    case $tool in
+      tm)
+        rm -rf "$store"
+        log "tm record: $name (run $r/$BENCH_RUNS)"
+        measure "$logf" "$TM_BIN" record --store "$store" --read "$file" --cutoff "$BENCH_CUTOFF"
+        if ((RC != 0)); then
+          echo "ingest.sh: error: '$TM_BIN record --store $store --read $file --cutoff $BENCH_CUTOFF' failed (exit $RC); last lines of $logf:" >&2
+          tail -n 20 "$logf" >&2
+          exit 1
+        fi
+        ;;
+      tcpdump)
+        rm -f "$out"
+        log "tcpdump -r -w: $name (run $r/$BENCH_RUNS)"
+        measure "$logf" tcpdump -r "$file" -w "$out"
+        rm -f "$out"
+        if ((RC != 0)); then
+          echo "ingest.sh: error: 'tcpdump -r $file -w $out' failed (exit $RC); last lines of $logf:" >&2
+          tail -n 20 "$logf" >&2
+          exit 1
+        fi
+        ;;
+    esac
+    if [[ -z $best_wall ]] || awk -v a="$WALL" -v b="$best_wall" 'BEGIN {exit !(a < b)}'; then
+      best_wall=$WALL
+      best_cpu=$CPU
+    fi
+    if ((RSS_KB > best_rss)); then best_rss=$RSS_KB; fi
+  done
+  if [[ $tool == tm ]]; then
+    local sz
+    sz=$(du -sb "$store" 2>/dev/null | cut -f1)
+    NOTES+=("tm store for $name: $(awk -v s="${sz:-0}" -v i="$(stat -c %s "$file")" \
+      'BEGIN {printf "%.1f MB (%.1f%% of the input)", s / 1e6, 100 * s / i}') at cutoff $BENCH_CUTOFF")
+    [[ $BENCH_KEEP_STORE == 1 ]] || rm -rf "$store"
+  fi
+  WALL_OF[$name.$tool]=$best_wall
+  ROWS+=("$name	$(packet_count "$file")	$(stat -c %s "$file")	$tool	$best_wall	$best_cpu	$best_rss")
+}
+
+avail_kb=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 {print $4}')
+if ((avail_kb < 4 * 1024 * 1024)); then
+  log "warning: only $((avail_kb / 1024)) MiB free in $BENCH_DIR (captures + outputs need ~3-4 GiB)"
+fi
+
+gen_capture ingest-heavy "$BENCH_BIG"
+gen_capture ingest-small "$BENCH_SMALL" --small
+
+for name in ingest-heavy ingest-small; do
+  for tool in tm tcpdump; do
+    if want "$tool"; then run_tool "$name" "$tool"; fi
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+{
+  echo
+  echo "Ingest benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, cutoff $BENCH_CUTOFF," \
+    "best of $BENCH_RUNS, RSS via ${TIME_BIN:-/proc VmHWM polling})"
+  printf '%-13s %10s %9s %-8s %8s %8s %10s %9s %9s %12s\n' \
+    capture packets "input MB" tool "wall s" "cpu s" "Mpkt/s" "MB/s" "RSS MiB" "tm/tcpdump"
+  for row in "${ROWS[@]}"; do
+    IFS=$'\t' read -r name pk by tool wall cpu rss <<<"$row"
+    ratio="-"
+    if [[ $tool == tm && -n ${WALL_OF[$name.tcpdump]:-} ]]; then
+      ratio=$(awk -v a="$wall" -v b="${WALL_OF[$name.tcpdump]}" 'BEGIN {printf "%.2f", a / b}')
+    fi
+    awk -v n="$name" -v pk="$pk" -v by="$by" -v t="$tool" -v w="$wall" -v c="$cpu" -v r="$rss" \
+      -v ra="$ratio" 'BEGIN {
+        if (w <= 0) w = 0.001
+        printf "%-13s %10d %9.1f %-8s %8.2f %8.2f %10.3f %9.1f %9.1f %12s\n",
+               n, pk, by / 1e6, t, w, c, pk / w / 1e6, by / w / 1e6, r / 1024, ra }'
+  done
+  for note in "${NOTES[@]}"; do echo "$note"; done
+} | tee "$BENCH_DIR/ingest-results.txt"

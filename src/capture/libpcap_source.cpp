@@ -1,0 +1,127 @@
+// Sources read through libpcap: pcapng and stdin files, and live interfaces.
+#include <fmt/format.h>
+#include <pcap/pcap.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "capture/mmap_pcap_source.h"
+#include "capture/source.h"
+
+namespace tmach::capture {
+namespace {
+
+class PcapHandleSource : public PacketSource {
+ public:
+  PcapHandleSource(pcap_t* p, std::string name, bool live) : p_(p), name_(std::move(name)), live_(live) {
+    linktype_ = static_cast<uint32_t>(pcap_datalink(p_));
+    nsec_ = pcap_get_tstamp_precision(p_) == PCAP_TSTAMP_PRECISION_NANO;
+  }
+  ~PcapHandleSource() override { pcap_close(p_); }
+
+  size_t next_batch(RawPacket* out, size_t max) override {
+    // Packets handed out must stay valid until the next call; libpcap reuses its buffer
+    // per pcap_next_ex, so copy into our own arena for the batch.
+    arena_.clear();
+    size_t n = 0;
+    std::vector<size_t> offs;
+    offs.reserve(max);
+    while (n < max && !stopped_.load(std::memory_order_relaxed)) {
+      struct pcap_pkthdr* h;
+      const u_char* data;
+      int rc = pcap_next_ex(p_, &h, &data);
+      if (rc == 1) {
+        uint64_t frac = nsec_ ? static_cast<uint64_t>(h->ts.tv_usec) : static_cast<uint64_t>(h->ts.tv_usec) * 1000;
+        offs.push_back(arena_.size());
+        arena_.insert(arena_.end(), data, data + h->caplen);
+        out[n++] = RawPacket{static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac, h->caplen,
+                             std::max(h->len, h->caplen), linktype_, nullptr};
+        if (live_ && n >= 64) break;  // keep latency low on live links
+      } else if (rc == 0) {
+        if (n > 0) break;  // live timeout: hand out what we have
+        continue;
+      } else if (rc == PCAP_ERROR_BREAK) {
+        break;
+      } else {
+        std::string err = pcap_geterr(p_);
+        if (live_) throw SourceError(fmt::format("{}: {}", name_, err));
+        warning_ = fmt::format("{}: {}", name_, err);
+        done_ = true;
+        break;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) out[i].data = arena_.data() + offs[i];
+    return n;
+  }
+  std::string name() const override { return name_; }
+  bool is_live() const override { return live_; }
+  std::string warning() const override { return warning_; }
+  void stop() override {
+    stopped_ = true;
+    pcap_breakloop(p_);
+  }
+  SourceStats stats() const override {
+    SourceStats s;
+    struct pcap_stat ps;
+    if (live_ && pcap_stats(p_, &ps) == 0) {
+      s.kernel_received = ps.ps_recv;
+      s.kernel_dropped = ps.ps_drop;
+      s.iface_dropped = ps.ps_ifdrop;
+    }
+    return s;
+  }
+
+ private:
+  pcap_t* p_;
+  std::string name_;
+  bool live_;
+  bool nsec_ = false;
+  bool done_ = false;
+  uint32_t linktype_ = 0;
+  std::vector<uint8_t> arena_;
+  std::atomic<bool> stopped_{false};
+  std::string warning_;
+};
+
+}  // namespace
+
+std::unique_ptr<PacketSource> open_file_source(const std::string& path) {
+  if (path != "-") {
+    if (auto s = open_mmap_pcap(path)) return s;
+  }
+  char err[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
+  if (!p) throw SourceError(fmt::format("cannot read {}: {}", path == "-" ? "stdin" : path, err));
+  return std::make_unique<PcapHandleSource>(p, path == "-" ? "stdin" : path, false);
+}
+
+std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
+  char err[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* p = pcap_create(o.interface.c_str(), err);
+  if (!p) throw SourceError(fmt::format("interface {}: {}", o.interface, err));
+  auto fail = [&](const std::string& what) {
+    std::string msg = fmt::format("interface {}: {}: {}", o.interface, what, pcap_geterr(p));
+    pcap_close(p);
+    throw SourceError(msg);
+  };
+  pcap_set_snaplen(p, o.snaplen);
+  pcap_set_promisc(p, o.promisc ? 1 : 0);
+  pcap_set_timeout(p, 100);
+  // libpcap on Linux uses TPACKET_V3 by default; its ring is this buffer.
+  pcap_set_buffer_size(p, static_cast<int>(std::min<uint64_t>(o.buffer_bytes, 1u << 30)));
+  pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
+  int rc = pcap_activate(p);
+  if (rc < 0) fail("cannot start capture");
+  if (!o.bpf.empty()) {
+    struct bpf_program prog;
+    if (pcap_compile(p, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) fail("bad capture filter");
+    if (pcap_setfilter(p, &prog) != 0) {
+      pcap_freecode(&prog);
+      fail("cannot set capture filter");
+    }
+    pcap_freecode(&prog);
+  }
+  return std::make_unique<PcapHandleSource>(p, o.interface, true);
+}
+
+}  // namespace tmach::capture

@@ -1,0 +1,135 @@
+#include "capture/mmap_pcap_source.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tmach::capture {
+namespace {
+
+constexpr uint32_t kMagicUsec = 0xa1b2c3d4;
+constexpr uint32_t kMagicNsec = 0xa1b23c4d;
+constexpr uint32_t kMaxRecord = 16u << 20;  // larger records mean a damaged file
+
+inline uint32_t bswap(uint32_t v) { return __builtin_bswap32(v); }
+
+class MmapPcapSource : public PacketSource {
+ public:
+  MmapPcapSource(std::string path, int fd, const uint8_t* base, size_t size, bool swap, bool nsec,
+                 uint32_t linktype)
+      : path_(std::move(path)), fd_(fd), base_(base), size_(size), swap_(swap), nsec_(nsec),
+        linktype_(linktype) {}
+  ~MmapPcapSource() override {
+    if (base_ && size_) munmap(const_cast<uint8_t*>(base_), size_);
+    if (fd_ >= 0) close(fd_);
+  }
+
+  size_t next_batch(RawPacket* out, size_t max) override {
+    size_t n = 0;
+    while (n < max && !done_) {
+      if (pos_ + 16 > size_) {
+        if (pos_ != size_)
+          warning_ = fmt::format("{}: truncated record header at offset {} ({} bytes left)", path_, pos_,
+                                 size_ - pos_);
+        done_ = true;
+        break;
+      }
+      uint32_t hdr[4];
+      std::memcpy(hdr, base_ + pos_, 16);
+      if (swap_)
+        for (auto& v : hdr) v = bswap(v);
+      uint32_t caplen = hdr[2], wirelen = hdr[3];
+      if (caplen > kMaxRecord) {
+        warning_ = fmt::format("{}: corrupt record at offset {} (captured length {})", path_, pos_, caplen);
+        done_ = true;
+        break;
+      }
+      if (pos_ + 16 + caplen > size_) {
+        warning_ = fmt::format("{}: truncated record at offset {} (needs {} bytes, {} left)", path_, pos_,
+                               16 + caplen, size_ - pos_);
+        done_ = true;
+        break;
+      }
+      if (wirelen < caplen) wirelen = caplen;  // as libpcap: the wire length is at least what was captured
+      uint64_t frac = nsec_ ? hdr[1] : static_cast<uint64_t>(hdr[1]) * 1000;
+      out[n++] = RawPacket{static_cast<uint64_t>(hdr[0]) * 1000000000ull + frac, caplen, wirelen, linktype_,
+                           base_ + pos_ + 16};
+      pos_ += 16 + caplen;
+    }
+    // Tell the kernel we are done with what lies behind us: keeps page-cache pressure low
+    // on multi-GB files without hurting readahead.
+    if (pos_ - released_ > (64u << 20)) {
+      size_t upto = (pos_ - (8u << 20)) & ~static_cast<size_t>(4095);
+      if (upto > released_) {
+        madvise(const_cast<uint8_t*>(base_) + released_, upto - released_, MADV_DONTNEED);
+        released_ = upto;
+      }
+    }
+    return n;
+  }
+  std::string name() const override { return path_; }
+  std::string warning() const override { return warning_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  const uint8_t* base_;
+  size_t size_;
+  bool swap_, nsec_;
+  uint32_t linktype_;
+  size_t pos_ = 24;
+  size_t released_ = 0;
+  bool done_ = false;
+  std::string warning_;
+};
+
+}  // namespace
+
+std::unique_ptr<PacketSource> open_mmap_pcap(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw SourceError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return nullptr;  // not a regular file (a pipe, say): libpcap handles it
+  }
+  uint8_t hdr[24];
+  if (st.st_size < 24 || pread(fd, hdr, 24, 0) != 24) {
+    close(fd);
+    return nullptr;  // let libpcap produce its own error text
+  }
+  uint32_t magic;
+  std::memcpy(&magic, hdr, 4);
+  bool swap = false, nsec = false;
+  if (magic == kMagicUsec) {
+  } else if (magic == kMagicNsec) {
+    nsec = true;
+  } else if (bswap(magic) == kMagicUsec) {
+    swap = true;
+  } else if (bswap(magic) == kMagicNsec) {
+    swap = nsec = true;
+  } else {
+    close(fd);
+    return nullptr;
+  }
+  uint32_t linktype;
+  std::memcpy(&linktype, hdr + 20, 4);
+  if (swap) linktype = bswap(linktype);
+  linktype &= 0x0fffffff;  // upper bits carry FCS information, not the link type
+  size_t size = static_cast<size_t>(st.st_size);
+  void* base = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (base == MAP_FAILED) {
+    close(fd);
+    throw SourceError(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
+  }
+  madvise(base, size, MADV_SEQUENTIAL);
+  return std::make_unique<MmapPcapSource>(path, fd, static_cast<const uint8_t*>(base), size, swap, nsec,
+                                          linktype);
+}
+
+}  // namespace tmach::capture

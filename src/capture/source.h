@@ -1,0 +1,64 @@
+// Packet sources: where frames come from. A source hands out batches of packets whose
+// bytes stay valid until the next call to next_batch() on that source.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tmach::capture {
+
+struct RawPacket {
+  uint64_t ts_ns;     // capture time, nanoseconds since the epoch
+  uint32_t caplen;    // bytes present at `data`
+  uint32_t wirelen;   // original length on the wire
+  uint32_t linktype;  // LINKTYPE_* of this frame
+  const uint8_t* data;
+};
+
+// Raised for sources that cannot be opened or are unreadable; the message names the
+// source and, for files, the byte offset.
+class SourceError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct SourceStats {
+  uint64_t kernel_received = 0;  // live: packets the kernel saw (pcap_stats ps_recv)
+  uint64_t kernel_dropped = 0;   // live: dropped by the kernel buffer (ps_drop)
+  uint64_t iface_dropped = 0;    // live: dropped by the interface/driver (ps_ifdrop)
+};
+
+class PacketSource {
+ public:
+  virtual ~PacketSource() = default;
+  // Fills `out` with up to `max` packets. Returns the number filled; 0 means the source is
+  // finished (end of file, or stop() was called on a live source). Throws SourceError on a
+  // fatal read error. A truncated last record ends the source with a warning (warning()).
+  virtual size_t next_batch(RawPacket* out, size_t max) = 0;
+  virtual std::string name() const = 0;
+  virtual bool is_live() const { return false; }
+  virtual SourceStats stats() const { return {}; }
+  // Asks a blocking live source to return 0 soon. Safe to call from a signal handler's
+  // helper thread (not from the handler itself).
+  virtual void stop() {}
+  // Non-empty when the source ended early on damaged input (e.g. "truncated record at offset 123").
+  virtual std::string warning() const { return {}; }
+};
+
+// Opens a capture file: classic pcap through mmap (fast path), anything else (pcapng,
+// stdin "-") through libpcap.
+std::unique_ptr<PacketSource> open_file_source(const std::string& path);
+
+struct LiveOptions {
+  std::string interface;
+  uint64_t buffer_bytes = 256ull << 20;  // kernel ring (TPACKET_V3) size
+  int snaplen = 262144;
+  bool promisc = true;
+  std::string bpf;                       // optional capture filter
+};
+std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
+
+}  // namespace tmach::capture

@@ -1,0 +1,162 @@
+// tm query: the packets matching a filter and a time range, as one pcap in time order.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "query/executor.h"
+#include "query/planner.h"
+#include "store/catalog.h"
+#include "store/pcap_format.h"
+#include "util/timespec.h"
+
+namespace tmach::cli {
+namespace {
+
+// Writes matches as a nanosecond pcap. The link type is that of the first packet; packets
+// of another link type cannot share the file and are counted instead.
+class PcapOut {
+ public:
+  explicit PcapOut(std::FILE* f) : f_(f) { std::setvbuf(f_, nullptr, _IOFBF, 1 << 20); }
+  void write(const query::OutPacket& p) {
+    if (!header_) {
+      store::PcapFileHeader fh;
+      fh.linktype = p.linktype;
+      put(&fh, sizeof(fh));
+      linktype_ = p.linktype;
+      header_ = true;
+    }
+    if (p.linktype != linktype_) {
+      ++other_link_;
+      return;
+    }
+    store::PcapRecordHeader rh{static_cast<uint32_t>(p.ts_ns / 1000000000ull),
+                               static_cast<uint32_t>(p.ts_ns % 1000000000ull), p.caplen, p.wirelen};
+    put(&rh, sizeof(rh));
+    put(p.data, p.caplen);
+    ++written_;
+  }
+  // An empty answer is still a valid pcap file (Ethernet).
+  void finish() {
+    if (!header_) {
+      store::PcapFileHeader fh;
+      put(&fh, sizeof(fh));
+      header_ = true;
+    }
+    if (std::fflush(f_) != 0) throw std::runtime_error("write failed (disk full, or the reader went away)");
+  }
+  uint64_t other_link() const { return other_link_; }
+  uint32_t linktype() const { return linktype_; }
+  uint64_t written() const { return written_; }
+
+ private:
+  void put(const void* p, size_t n) {
+    if (std::fwrite(p, 1, n, f_) != n) throw std::runtime_error("write failed (disk full, or the reader went away)");
+  }
+  std::FILE* f_;
+  bool header_ = false;
+  uint32_t linktype_ = 1;
+  uint64_t other_link_ = 0, written_ = 0;
+};
+
+}  // namespace
+
+Runner add_query(CLI::App& app) {
+  struct Opts {
+    std::string store, out, from, to;
+    std::vector<std::string> filter;
+    std::vector<std::string> classes;
+    bool explain = false, count = false, quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-s,--store", o->store, "store directory")->required();
+  app.add_option("filter", o->filter, "tcpdump filter expression (quote it, or give it as several words)");
+  app.add_option("-w,--write", o->out, "write the answer as pcap to FILE ('-' = stdout)");
+  app.add_option("--from", o->from, "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')");
+  app.add_option("--to", o->to, "end of the time range, exclusive");
+  app.add_option("--class", o->classes, "search only these classes");
+  app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
+  app.add_flag("--count", o->count, "only count the matching packets");
+  app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  return [o]() -> int {
+    if (!o->explain && !o->count && o->out.empty())
+      throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
+    query::QuerySpec q;
+    for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
+    q.parsed = query::parse_expr(q.text);
+    if (q.parsed.kind == query::ParseResult::Kind::kError) {
+      std::cerr << query::format_error(q.text, q.parsed) << "\n";
+      return 2;
+    }
+    uint64_t now = util::now_ns();
+    std::string err;
+    if (!o->from.empty()) {
+      auto t = util::parse_time(o->from, now, &err);
+      if (!t) throw std::runtime_error("--from: " + err);
+      q.from_ns = *t;
+    }
+    if (!o->to.empty()) {
+      auto t = util::parse_time(o->to, now, &err);
+      if (!t) throw std::runtime_error("--to: " + err);
+      q.to_ns = *t;
+    }
+    if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
+    q.classes = o->classes;
+    auto t0 = std::chrono::steady_clock::now();
+    store::Catalog cat = store::Catalog::scan(o->store);
+    for (auto& c : q.classes)
+      if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
+        throw std::runtime_error(fmt::format("no class '{}' in store {}", c, o->store));
+
+    std::FILE* f = nullptr;
+    std::unique_ptr<PcapOut> out;
+    if (!o->explain && !o->count) {
+      f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
+      if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
+      out = std::make_unique<PcapOut>(f);
+    }
+    uint64_t counted = 0;
+    query::QueryStats st = query::run_query(cat, q, [&](const query::OutPacket& p) {
+      ++counted;
+      if (out) out->write(p);
+    });
+    if (out) {
+      out->finish();
+      if (f != stdout) std::fclose(f);
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (o->explain) {
+      std::cout << "filter: " << (q.text.empty() ? "(all packets)" : q.text) << "\n";
+      if (q.parsed.kind == query::ParseResult::Kind::kIndexed) {
+        std::cout << "parsed: " << q.parsed.expr.str() << "\n";
+        std::cout << "plan: indexes, then every candidate re-checked on its bytes\n" << query::explain_plan(q.parsed.expr);
+      } else {
+        std::cout << fmt::format("plan: scan with libpcap BPF ('{}' is not indexed); the time range bounds the scan\n",
+                                 q.parsed.unplanned);
+      }
+      std::cout << fmt::format("time range: {} .. {}\n", q.from_ns ? util::format_time(q.from_ns) : "start",
+                               q.to_ns != UINT64_MAX ? util::format_time(q.to_ns) : "end");
+      std::cout << fmt::format(
+          "segments: {} in store, {} skipped by time, {} through indexes ({} with no candidate), {} scanned\n",
+          st.segments_total, st.segments_skipped_time, st.segments_indexed, st.segments_empty, st.segments_scanned);
+      std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", st.candidates, st.matched, ms);
+    } else if (o->count) {
+      std::cout << counted << "\n";
+    }
+    for (auto& w : st.warnings) std::cerr << "tm query: warning: " << w << "\n";
+    if (out && out->other_link())
+      std::cerr << fmt::format("tm query: warning: {} matching packets of another link type than {} were left out\n",
+                               out->other_link(), out->linktype());
+    if (!o->quiet && !o->explain)
+      std::cerr << fmt::format(
+          "tm query: {} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
+          "{:.1f} ms\n",
+          st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
+          st.segments_skipped_time, st.candidates, st.matched, ms);
+    return 0;
+  };
+}
+
+}  // namespace tmach::cli

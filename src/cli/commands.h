@@ -1,0 +1,15 @@
+// The tm subcommands. Each registers its options on a CLI11 app and returns the exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace tmach::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_record(CLI::App& app);
+Runner add_stats(CLI::App& app);
+Runner add_query(CLI::App& app);
+
+}  // namespace tmach::cli

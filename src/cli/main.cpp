@@ -1,0 +1,42 @@
+// tm: the Time Machine command line.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tm - Time Machine: records the first bytes of every connection, answers queries in milliseconds"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tm 0.1");
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  std::vector<std::pair<CLI::App*, tmach::cli::Runner>> cmds;
+  auto reg = [&](const char* name, const char* help, tmach::cli::Runner (*add)(CLI::App&)) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    cmds.emplace_back(sub, add(*sub));
+  };
+  reg("record", "record capture files or a live interface into a store", tmach::cli::add_record);
+  reg("query", "extract the packets matching a filter from a store, as pcap", tmach::cli::add_query);
+  reg("stats", "show what a store holds", tmach::cli::add_stats);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tm"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  for (auto& [sub, run] : cmds) {
+    if (!sub->parsed()) continue;
+    try {
+      return run();
+    } catch (const std::exception& e) {
+      std::cerr << "tm " << sub->get_name() << ": " << e.what() << "\n";
+      return 1;
+    }
+  }
+  return 2;
+}

@@ -1,0 +1,61 @@
+#include "cli/options.h"
+
+#include <fmt/format.h>
+
+#include "util/units.h"
+
+namespace tmach::cli {
+
+void add_config_options(CLI::App& app, RecordOptions& o) {
+  app.add_option("-c,--config", o.config_path, "TOML config file (see README: Configuration)");
+  app.add_option("-s,--store", o.store, "store directory (overrides store.path)");
+  app.add_option("--cutoff", o.cutoff, "connection cutoff for every class: bytes with k/m/g, or 'none'");
+  app.add_option("--segment-size", o.segment_size, "rotate segments at this size (default 256m)");
+  app.add_option("--disk-budget", o.disk_budget, "disk budget of the whole store (e.g. 10g)");
+  app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
+  app.add_option("--when-ring-full", o.when_full, "auto (wait for files, drop live), drop, or wait");
+}
+
+namespace {
+uint64_t size_opt(const std::string& v, const char* flag) {
+  auto s = util::parse_size(v);
+  if (!s) throw config::ConfigError(fmt::format("{}: '{}' is not a size (examples: 15k, 64m, 10g, none)", flag, v));
+  return *s;
+}
+}  // namespace
+
+config::Config build_config(const RecordOptions& o) {
+  config::Config c = o.config_path.empty() ? config::Config{} : config::load_config_file(o.config_path);
+  if (!o.store.empty()) c.store = o.store;
+  if (c.store.empty()) throw config::ConfigError("no store: give --store DIR or store.path in the config");
+  if (!o.interfaces.empty()) c.interfaces = o.interfaces;
+  if (!o.segment_size.empty()) {
+    c.segment_size = size_opt(o.segment_size, "--segment-size");
+    if (c.segment_size < 4096) throw config::ConfigError("--segment-size: must be at least 4k");
+  }
+  if (c.segment_size > (3ull << 30)) throw config::ConfigError("segment size: at most 3g");
+  if (!o.disk_budget.empty()) c.disk_budget = size_opt(o.disk_budget, "--disk-budget");
+  if (!o.when_full.empty()) {
+    if (o.when_full == "auto")
+      c.when_full = config::WhenFull::kAuto;
+    else if (o.when_full == "drop")
+      c.when_full = config::WhenFull::kDrop;
+    else if (o.when_full == "wait")
+      c.when_full = config::WhenFull::kWait;
+    else
+      throw config::ConfigError("--when-ring-full: expected auto, drop or wait");
+  }
+  config::finalize_classes(c);
+  if (!o.cutoff.empty()) {
+    uint64_t v = size_opt(o.cutoff, "--cutoff");
+    for (auto& cc : c.classes) cc.cutoff = v;
+  }
+  if (!o.ram_budget.empty()) {
+    uint64_t v = size_opt(o.ram_budget, "--ram-budget");
+    if (v < (1u << 20) || v == util::kUnlimited) throw config::ConfigError("--ram-budget: between 1m and a finite size");
+    for (auto& cc : c.classes) cc.ram_budget = v;
+  }
+  return c;
+}
+
+}  // namespace tmach::cli

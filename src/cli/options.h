@@ -1,0 +1,30 @@
+// Command-line options shared by the recording commands, and how they override the config.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace tmach::cli {
+
+struct RecordOptions {
+  std::string config_path;
+  std::string store;
+  std::string cutoff;
+  std::string segment_size;
+  std::string disk_budget;
+  std::string ram_budget;
+  std::string when_full;
+  std::vector<std::string> interfaces;
+  std::vector<std::string> reads;
+  bool json = false;
+  uint32_t test_delay_us = 0;
+};
+
+void add_config_options(CLI::App& app, RecordOptions& o);
+// Defaults, then the config file, then the command line. Throws config::ConfigError.
+config::Config build_config(const RecordOptions& o);
+
+}  // namespace tmach::cli

@@ -1,0 +1,92 @@
+#include "cli/summary.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "packet/packet_info.h"
+#include "util/units.h"
+
+namespace tmach::cli {
+
+void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
+                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json) {
+  const auto& t = rec.counters();
+  uint64_t kdrop = 0, kifdrop = 0, krecv = 0;
+  for (auto& k : kernel) {
+    kdrop += k.kernel_dropped;
+    kifdrop += k.iface_dropped;
+    krecv += k.kernel_received;
+  }
+  const auto& cls = rec.classes();
+  const auto& cc = rec.class_counters();
+  if (json) {
+    nlohmann::json j;
+    j["seconds"] = seconds;
+    j["packets"] = t.packets;
+    j["bytes"] = t.bytes;
+    j["connections"] = rec.table().stats().created;
+    j["untracked_packets"] = t.untracked;
+    j["non_ip_packets"] = t.non_ip;
+    j["kernel"] = {{"received", krecv}, {"dropped", kdrop}, {"interface_dropped", kifdrop}};
+    for (int s = 0; s < 5; ++s)
+      j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];
+    for (size_t i = 0; i < cls.size(); ++i) {
+      const auto& c = cc[i];
+      const auto& w = writer.stats(static_cast<uint16_t>(i));
+      j["classes"][cls[i].name] = {
+          {"cutoff", cls[i].cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cls[i].cutoff)},
+          {"seen_packets", c.seen_packets},
+          {"seen_bytes", c.seen_bytes},
+          {"stored_packets", c.stored_packets},
+          {"stored_bytes", c.stored_bytes},
+          {"cut_packets", c.cut_packets},
+          {"cut_bytes", c.cut_bytes},
+          {"dropped_ring_full", c.dropped_ring_full},
+          {"tcp_control_kept", c.control_kept},
+          {"connections", c.connections},
+          {"written_packets", w.written_packets.load()},
+          {"segments", w.segments.load()},
+          {"segments_evicted", w.segments_evicted.load()},
+          {"disk_bytes", w.disk_bytes.load()},
+          {"ring_high_water", writer.ring(static_cast<uint16_t>(i)).high_water()},
+      };
+    }
+    os << j.dump(2) << "\n";
+    return;
+  }
+  os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
+                    util::format_size(t.bytes), seconds, seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0,
+                    rec.table().stats().created);
+  os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", "class", "cutoff", "seen",
+                    "stored", "cut off", "dropped", "conns", "disk", "segments");
+  for (size_t i = 0; i < cls.size(); ++i) {
+    const auto& c = cc[i];
+    const auto& w = writer.stats(static_cast<uint16_t>(i));
+    os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", cls[i].name,
+                      cls[i].cutoff == util::kUnlimited ? "none" : util::format_size(cls[i].cutoff),
+                      c.seen_packets, c.stored_packets, c.cut_packets, c.dropped_ring_full, c.connections,
+                      util::format_size(w.disk_bytes), w.segments.load());
+  }
+  os << fmt::format("bytes: seen {}, stored {}, cut off {}\n", util::format_size(t.bytes), [&] {
+    uint64_t s = 0;
+    for (auto& c : cc) s += c.stored_bytes;
+    return util::format_size(s);
+  }(), [&] {
+    uint64_t s = 0;
+    for (auto& c : cc) s += c.cut_bytes;
+    return util::format_size(s);
+  }());
+  uint64_t dropped = 0, kept = 0;
+  for (auto& c : cc) {
+    dropped += c.dropped_ring_full;
+    kept += c.control_kept;
+  }
+  os << fmt::format("dropped: ring full {}, kernel {}, interface {}\n", dropped, kdrop, kifdrop);
+  os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n", t.status[0],
+                    t.status[1], t.status[2], t.status[3], t.status[4]);
+  if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
+  if (t.untracked) os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
+}
+
+}  // namespace tmach::cli

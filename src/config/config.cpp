@@ -1,0 +1,223 @@
+#include "config/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+#include <toml++/toml.h>
+
+#include "util/units.h"
+
+namespace tmach::config {
+namespace {
+
+struct Ctx {
+  std::string file;
+  [[noreturn]] void fail(const toml::node* n, const std::string& key, const std::string& why) const {
+    int line = n ? static_cast<int>(n->source().begin.line) : 0;
+    throw ConfigError(fmt::format("{}:{}: {}: {}", file, line, key, why));
+  }
+};
+
+void check_known(const Ctx& ctx, const toml::table& t, const std::string& where,
+                 std::initializer_list<const char*> known) {
+  for (auto&& [k, v] : t) {
+    bool ok = false;
+    for (const char* kn : known) ok |= (k.str() == kn);
+    if (!ok)
+      ctx.fail(&v, where.empty() ? std::string(k.str()) : where + "." + std::string(k.str()), "unknown key");
+  }
+}
+
+uint64_t get_size(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, uint64_t def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  std::string full = where + "." + key;
+  if (n->type() == toml::node_type::integer) {
+    int64_t i = *n->value<int64_t>();
+    if (i < 0) ctx.fail(n, full, "must not be negative");
+    return static_cast<uint64_t>(i);
+  }
+  if (n->type() == toml::node_type::string) {
+    auto s = n->value<std::string>();
+    auto v = util::parse_size(*s);
+    if (!v) ctx.fail(n, full, fmt::format("'{}' is not a size (examples: 15k, 64m, 10g, none)", *s));
+    return *v;
+  }
+  ctx.fail(n, full, "expected a size such as \"64m\" or a number of bytes");
+}
+
+uint64_t get_duration(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
+                      uint64_t def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  std::string full = where + "." + key;
+  if (n->type() == toml::node_type::integer) {
+    int64_t i = *n->value<int64_t>();
+    if (i < 0) ctx.fail(n, full, "must not be negative");
+    return static_cast<uint64_t>(i) * 1000000000ull;
+  }
+  if (n->type() == toml::node_type::string) {
+    auto s = n->value<std::string>();
+    auto v = util::parse_duration_ns(*s);
+    if (!v) ctx.fail(n, full, fmt::format("'{}' is not a duration (examples: 30s, 5m, 2h)", *s));
+    return *v;
+  }
+  ctx.fail(n, full, "expected a duration such as \"5m\" or a number of seconds");
+}
+
+int64_t get_int(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, int64_t def,
+                int64_t lo, int64_t hi) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  auto i = n->value<int64_t>();
+  if (!i || n->type() != toml::node_type::integer) ctx.fail(n, where + "." + key, "expected an integer");
+  if (*i < lo || *i > hi) ctx.fail(n, where + "." + key, fmt::format("must be between {} and {}", lo, hi));
+  return *i;
+}
+
+std::string get_string(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
+                       const std::string& def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  auto s = n->value<std::string>();
+  if (!s || n->type() != toml::node_type::string) ctx.fail(n, where + "." + key, "expected a string");
+  return *s;
+}
+
+bool get_bool(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, bool def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  if (n->type() != toml::node_type::boolean) ctx.fail(n, where + "." + key, "expected true or false");
+  return *n->value<bool>();
+}
+
+const toml::table* sub_table(const Ctx& ctx, const toml::table& root, const char* key) {
+  const toml::node* n = root.get(key);
+  if (!n) return nullptr;
+  if (!n->is_table()) ctx.fail(n, key, "expected a table");
+  return n->as_table();
+}
+
+Config from_table(const toml::table& root, const std::string& file) {
+  Ctx ctx{file};
+  Config c;
+  c.source_file = file;
+  check_known(ctx, root, "", {"store", "capture", "connections", "class"});
+  if (auto* s = sub_table(ctx, root, "store")) {
+    check_known(ctx, *s, "store",
+                {"path", "segment_size", "disk_budget", "directory_every", "directory_bytes", "fsync_interval",
+                 "fsync_bytes", "when_ring_full"});
+    c.store = get_string(ctx, *s, "path", "store", c.store);
+    c.segment_size = get_size(ctx, *s, "segment_size", "store", c.segment_size);
+    if (c.segment_size < 4096) ctx.fail(s->get("segment_size"), "store.segment_size", "must be at least 4k");
+    c.disk_budget = get_size(ctx, *s, "disk_budget", "store", c.disk_budget);
+    c.directory_every =
+        static_cast<uint32_t>(get_int(ctx, *s, "directory_every", "store", c.directory_every, 1, 1 << 30));
+    c.directory_bytes = get_size(ctx, *s, "directory_bytes", "store", c.directory_bytes);
+    c.fsync_interval_ns = get_duration(ctx, *s, "fsync_interval", "store", c.fsync_interval_ns);
+    c.fsync_bytes = get_size(ctx, *s, "fsync_bytes", "store", c.fsync_bytes);
+    std::string wf = get_string(ctx, *s, "when_ring_full", "store", "auto");
+    if (wf == "auto")
+      c.when_full = WhenFull::kAuto;
+    else if (wf == "drop")
+      c.when_full = WhenFull::kDrop;
+    else if (wf == "wait")
+      c.when_full = WhenFull::kWait;
+    else
+      ctx.fail(s->get("when_ring_full"), "store.when_ring_full", "expected \"auto\", \"drop\" or \"wait\"");
+  }
+  if (auto* s = sub_table(ctx, root, "capture")) {
+    check_known(ctx, *s, "capture", {"interfaces", "buffer_size", "snaplen", "filter"});
+    if (const toml::node* n = s->get("interfaces")) {
+      if (!n->is_array()) ctx.fail(n, "capture.interfaces", "expected an array of interface names");
+      for (auto&& v : *n->as_array()) {
+        auto str = v.value<std::string>();
+        if (!str) ctx.fail(&v, "capture.interfaces", "expected interface names (strings)");
+        c.interfaces.push_back(*str);
+      }
+    }
+    c.capture_buffer = get_size(ctx, *s, "buffer_size", "capture", c.capture_buffer);
+    c.snaplen = static_cast<int>(get_int(ctx, *s, "snaplen", "capture", c.snaplen, 64, 262144));
+    c.capture_filter = get_string(ctx, *s, "filter", "capture", "");
+  }
+  if (auto* s = sub_table(ctx, root, "connections")) {
+    check_known(ctx, *s, "connections",
+                {"max", "tcp_timeout", "tcp_closed_timeout", "udp_timeout", "other_timeout", "keep_tcp_control"});
+    c.max_connections =
+        static_cast<size_t>(get_int(ctx, *s, "max", "connections", static_cast<int64_t>(c.max_connections), 16,
+                                    1ll << 32));
+    c.timeouts.tcp_ns = get_duration(ctx, *s, "tcp_timeout", "connections", c.timeouts.tcp_ns);
+    c.timeouts.closed_ns = get_duration(ctx, *s, "tcp_closed_timeout", "connections", c.timeouts.closed_ns);
+    c.timeouts.udp_ns = get_duration(ctx, *s, "udp_timeout", "connections", c.timeouts.udp_ns);
+    c.timeouts.other_ns = get_duration(ctx, *s, "other_timeout", "connections", c.timeouts.other_ns);
+    c.keep_tcp_control = get_bool(ctx, *s, "keep_tcp_control", "connections", c.keep_tcp_control);
+  }
+  if (const toml::node* n = root.get("class")) {
+    if (!n->is_array_of_tables()) ctx.fail(n, "class", "expected [[class]] tables");
+    for (auto&& v : *n->as_array()) {
+      const toml::table& t = *v.as_table();
+      ClassConfig cc;
+      cc.name = get_string(ctx, t, "name", "class", "");
+      std::string where = cc.name.empty() ? "class" : fmt::format("class '{}'", cc.name);
+      check_known(ctx, t, where, {"name", "filter", "cutoff", "ram_budget", "disk_budget", "precedence"});
+      if (cc.name.empty()) ctx.fail(&v, "class.name", "every [[class]] needs a name");
+      for (char ch : cc.name)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
+          ctx.fail(t.get("name"), where + ".name", "use letters, digits, '-' and '_' only");
+      cc.filter = get_string(ctx, t, "filter", where, "");
+      cc.cutoff = get_size(ctx, t, "cutoff", where, cc.cutoff);
+      cc.ram_budget = get_size(ctx, t, "ram_budget", where, cc.ram_budget);
+      if (cc.ram_budget < (1u << 20) || cc.ram_budget == util::kUnlimited)
+        ctx.fail(t.get("ram_budget"), where + ".ram_budget", "must be between 1m and a finite size");
+      cc.disk_budget = get_size(ctx, t, "disk_budget", where, cc.disk_budget);
+      cc.precedence = static_cast<int>(get_int(ctx, t, "precedence", where, 0, -1000000, 1000000));
+      c.classes.push_back(cc);
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+Config load_config_string(const std::string& text, const std::string& name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: {}", name, e.source().begin.line, e.source().begin.column,
+                                  e.description()));
+  }
+  return from_table(root, name);
+}
+
+Config load_config_file(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    if (e.source().begin.line == 0)
+      throw ConfigError(fmt::format("{}: {}", path, e.description()));
+    throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column,
+                                  e.description()));
+  }
+  return from_table(root, path);
+}
+
+void finalize_classes(Config& c) {
+  std::set<std::string> names;
+  for (const auto& cc : c.classes)
+    if (!names.insert(cc.name).second)
+      throw ConfigError(fmt::format("{}: class '{}' is defined twice", c.source_file.empty() ? "config" : c.source_file, cc.name));
+  bool catch_all = std::any_of(c.classes.begin(), c.classes.end(), [](const auto& x) { return x.filter.empty(); });
+  if (!catch_all) {
+    ClassConfig d;
+    d.name = names.count("default") ? "default-catchall" : "default";
+    d.precedence = INT32_MIN;
+    c.classes.push_back(d);
+  }
+  std::stable_sort(c.classes.begin(), c.classes.end(),
+                   [](const ClassConfig& a, const ClassConfig& b) { return a.precedence > b.precedence; });
+}
+
+}  // namespace tmach::config

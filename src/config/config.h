@@ -1,0 +1,61 @@
+// The recorder's configuration: defaults, a TOML file, then command-line overrides.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "conn/conn_table.h"
+
+namespace tmach::config {
+
+// A configuration error. what() names the file, line and key: "tm.toml:12: class 'web': cutoff: ...".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ClassConfig {
+  std::string name;
+  std::string filter;               // libpcap syntax; empty = matches everything
+  uint64_t cutoff = 15 * 1024;      // bytes per connection; util::kUnlimited = none
+  uint64_t ram_budget = 64ull << 20;
+  uint64_t disk_budget = UINT64_MAX;
+  int precedence = 0;               // higher is tried first
+};
+
+enum class WhenFull { kAuto, kDrop, kWait };  // auto: wait when reading files, drop when live
+
+struct Config {
+  std::string source_file;          // the TOML file the values came from, if any
+  std::string store;
+  std::vector<std::string> interfaces;
+  uint64_t capture_buffer = 256ull << 20;
+  int snaplen = 262144;
+  std::string capture_filter;
+
+  uint64_t segment_size = 256ull << 20;
+  uint64_t disk_budget = UINT64_MAX;  // global, over all classes
+  uint32_t directory_every = 4096;    // a directory entry every n packets ...
+  uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
+  uint64_t fsync_interval_ns = 0;     // 0 = leave it to the kernel (see README "Crash safety")
+  uint64_t fsync_bytes = 0;
+
+  size_t max_connections = 1000000;
+  conn::Timeouts timeouts;
+  bool keep_tcp_control = true;
+  WhenFull when_full = WhenFull::kAuto;
+
+  std::vector<ClassConfig> classes;   // after load: sorted by precedence, a catch-all last
+};
+
+// Reads a TOML file over the defaults. Throws ConfigError.
+Config load_config_file(const std::string& path);
+Config load_config_string(const std::string& text, const std::string& name);
+
+// Adds the "default" catch-all class if none matches everything, sorts by precedence
+// (stable: file order breaks ties), and checks names are unique. Throws ConfigError.
+void finalize_classes(Config& c);
+
+}  // namespace tmach::config

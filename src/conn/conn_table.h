@@ -1,0 +1,98 @@
+// The connection table: one entry per bidirectional connection, open-addressed (linear
+// probing, backward-shift deletion), with its memory fixed at construction.
+//
+// Expiry is incremental: expire_step() looks at a bounded slice of slots, so the packet
+// path never stalls on a table-wide sweep. Entry pointers are valid until the next call
+// that inserts or expires.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "conn/flow_key.h"
+
+namespace tmach::conn {
+
+struct Timeouts {
+  uint64_t tcp_ns = 300ull * 1000000000;     // TCP, open
+  uint64_t closed_ns = 10ull * 1000000000;   // TCP after FIN both ways or RST
+  uint64_t udp_ns = 60ull * 1000000000;
+  uint64_t other_ns = 60ull * 1000000000;
+};
+
+struct ConnEntry {
+  FlowKey key;
+  uint8_t used = 0;
+  uint8_t orig_is_a = 0;       // side a sent the first packet we saw
+  uint8_t cut = 0;             // cutoff reached
+  uint8_t fin_seen = 0;        // bit 0: originator FIN, bit 1: responder FIN
+  uint8_t rst_seen = 0;
+  uint8_t tcp_flags[2] = {0, 0};  // OR of TCP flags, by direction (0 = originator)
+  uint8_t suspend_cutoff = 0;  // per-connection control (daemon): record it whole
+  uint8_t suspend_timeout = 0; // per-connection control: never expire by inactivity
+  uint16_t cls = 0;            // storage class, decided on the first packet
+  uint64_t hash = 0;
+  uint64_t first_ts = 0, last_ts = 0;
+  uint64_t cutoff_ts = 0;      // time the cutoff was reached
+  uint64_t bytes = 0;          // wire bytes, both directions (what the cutoff counts)
+  uint64_t pkts[2] = {0, 0};   // by direction (0 = originator)
+  uint64_t wire[2] = {0, 0};
+  uint64_t stored = 0;         // packets stored
+
+  bool closed() const { return rst_seen || fin_seen == 3; }
+};
+
+enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown };
+
+struct ConnTableStats {
+  uint64_t created = 0;
+  uint64_t expired = 0;
+  uint64_t untracked = 0;  // new connections not tracked because the table was full
+  uint64_t peak = 0;
+};
+
+class ConnTable {
+ public:
+  using EndCallback = std::function<void(const ConnEntry&, EndReason)>;
+
+  // `max_connections` bounds the memory: the slot array holds max/0.7 entries.
+  ConnTable(size_t max_connections, Timeouts t, EndCallback on_end = {});
+
+  // Finds the entry of `kp`, or creates it (created = true). Returns null when the table is
+  // full even after an aggressive expiry pass: the caller stores such packets untracked.
+  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created);
+  ConnEntry* find(const FlowKey& key, uint64_t hash);
+
+  // Examines up to `slots` slots from a rotating cursor and ends idle connections.
+  void expire_step(uint64_t now, size_t slots);
+  // Ends every connection (shutdown), oldest state first is not guaranteed.
+  void end_all();
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return slots_.size(); }
+  size_t max_connections() const { return max_; }
+  size_t memory_bytes() const { return slots_.size() * sizeof(ConnEntry); }
+  const ConnTableStats& stats() const { return stats_; }
+  uint64_t timeout_of(const ConnEntry& e) const;
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& e : slots_)
+      if (e.used) f(e);
+  }
+
+ private:
+  void erase_at(size_t i);
+
+  std::vector<ConnEntry> slots_;
+  size_t mask_;
+  size_t max_;
+  size_t size_ = 0;
+  size_t cursor_ = 0;
+  Timeouts to_;
+  EndCallback on_end_;
+  ConnTableStats stats_;
+};
+
+}  // namespace tmach::conn

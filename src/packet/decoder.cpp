@@ -1,0 +1,140 @@
+// decode(): reset, then dispatch on the link type. Each link head below strips its own
+// header and hands the rest to the EtherType chain (ethernet.cpp) or the IP step (ip.cpp).
+#include "packet/decoder.h"
+
+#include "packet/decode_internal.h"
+
+namespace tmach::packet {
+namespace {
+
+using namespace detail;
+
+// Address families as the BSDs write them in a NULL/LOOP header. IPv6 differs per OS:
+// 24 NetBSD/OpenBSD/BSD/OS, 28 FreeBSD, 30 macOS.
+uint8_t bsd_family_version(uint32_t family) {
+  switch (family) {
+    case 2:
+      return 4;
+    case 24:
+    case 28:
+    case 30:
+      return 6;
+    default:
+      return 0;
+  }
+}
+
+// NULL: the family in the capturing host's byte order; LOOP: in network order.
+DecodeStatus decode_loopback(const uint8_t* d, uint32_t cap, bool host_order, PacketInfo& out) {
+  if (cap < 4) return truncated(out, "loopback_truncated");
+  uint32_t family = rd32(d);
+  // A family is a small number: if the big-endian reading is not, the host was little-endian.
+  if (host_order && family > 0xffff) family = rd32le(d);
+  uint8_t version = bsd_family_version(family);
+  if (version == 0) return not_ip(out, 0);
+  return decode_ip(d, cap, 4, version, out);
+}
+
+// PPP (RFC 1661), optionally in HDLC-like framing (RFC 1662: ff 03 address/control), with
+// or without protocol-field compression (a one-byte protocol has its low bit set).
+DecodeStatus decode_ppp(const uint8_t* d, uint32_t cap, PacketInfo& out) {
+  uint32_t off = 0;
+  if (cap >= 2 && d[0] == 0xff && d[1] == 0x03) off = 2;
+  if (off + 1 > cap) return truncated(out, "ppp_truncated");
+  uint16_t proto;
+  if (d[off] & 1) {
+    proto = d[off];
+    off += 1;
+  } else {
+    if (off + 2 > cap) return truncated(out, "ppp_truncated");
+    proto = rd16(d + off);
+    off += 2;
+  }
+  switch (proto) {
+    case 0x0021:
+      return decode_ip(d, cap, off, 4, out);
+    case 0x0057:
+      return decode_ip(d, cap, off, 6, out);
+    default:
+      return not_ip(out, 0);
+  }
+}
+
+// Cisco HDLC: address, control, EtherType. Only IP and MPLS go through: other values
+// (0x8035 SLARP, 0x2000 CDP) are not what they mean on Ethernet.
+DecodeStatus decode_chdlc(const uint8_t* d, uint32_t cap, PacketInfo& out) {
+  if (cap < 4) return truncated(out, "chdlc_truncated");
+  uint16_t type = rd16(d + 2);
+  switch (type) {
+    case kEthIpv4:
+    case kEthIpv6:
+    case kEthMplsUc:
+    case kEthMplsMc:
+      return decode_ethertype(d, cap, 4, type, out);
+    default:
+      return not_ip(out, type);
+  }
+}
+
+// NFLOG: family(1) version(1) resource id(2), then TLVs: length(2, little-endian,
+// including the 4-byte TLV header), type(2), value, padded to 4 bytes. Type 9 is the packet.
+DecodeStatus decode_nflog(const uint8_t* d, uint32_t cap, PacketInfo& out) {
+  constexpr uint16_t kNfulaPayload = 9;
+  if (cap < 4) return truncated(out, "nflog_truncated");
+  uint8_t version = d[0] == 2 ? 4 : d[0] == 10 ? 6 : 0;
+  if (version == 0) return not_ip(out, 0);
+  uint32_t off = 4;
+  while (off < cap) {
+    if (off + 4 > cap) return truncated(out, "nflog_truncated");
+    uint32_t len = rd16le(d + off);
+    uint16_t type = rd16le(d + off + 2) & 0x3fff;  // top bits are netlink flags
+    if (len < 4) return malformed(out, "nflog_bad_tlv_length");
+    if (type == kNfulaPayload) {
+      uint32_t end = off + len;
+      return decode_ip(d, end < cap ? end : cap, off + 4, version, out);
+    }
+    if (off + len > cap) return truncated(out, "nflog_truncated");
+    off += (len + 3) & ~3u;
+  }
+  return not_ip(out, 0);  // a log message without the packet
+}
+
+}  // namespace
+
+DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept {
+  out = PacketInfo{};
+  out.linktype = linktype;
+  switch (linktype) {
+    case kLinkEthernet:
+      return decode_ethernet(data, caplen, 0, out);
+    case kLinkNull:
+      return decode_loopback(data, caplen, true, out);
+    case kLinkLoop:
+      return decode_loopback(data, caplen, false, out);
+    case kLinkPpp:
+    case 50:  // PPP_HDLC (PPP in HDLC-like framing)
+      return decode_ppp(data, caplen, out);
+    case kLinkRaw:
+    case 12:  // DLT_RAW on most systems (what libpcap reports for LINKTYPE_RAW files)
+    case 14:  // DLT_RAW on OpenBSD/BSD/OS
+      return decode_ip(data, caplen, 0, 0, out);
+    case kLinkIpv4:
+      return decode_ip(data, caplen, 0, 4, out);
+    case kLinkIpv6:
+      return decode_ip(data, caplen, 0, 6, out);
+    case kLinkCHdlc:
+      return decode_chdlc(data, caplen, out);
+    case kLinkLinuxSll:  // type(2) hatype(2) addrlen(2) addr(8) protocol(2)
+      if (caplen < 16) return truncated(out, "sll_truncated");
+      return decode_ethertype(data, caplen, 16, rd16(data + 14), out);
+    case kLinkLinuxSll2:  // protocol(2) reserved(2) ifindex(4) hatype(2) pkttype(1) addrlen(1) addr(8)
+      if (caplen < 20) return truncated(out, "sll2_truncated");
+      return decode_ethertype(data, caplen, 20, rd16(data), out);
+    case kLinkNflog:
+      return decode_nflog(data, caplen, out);
+    default:
+      return fail(out, DecodeStatus::kUnsupportedLink, "unsupported_link");
+  }
+}
+
+}  // namespace tmach::packet

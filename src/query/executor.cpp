@@ -1,0 +1,287 @@
+#include "query/executor.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <pcap/pcap.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <queue>
+#include <stdexcept>
+
+#include "packet/decoder.h"
+#include "query/eval.h"
+#include "query/planner.h"
+#include "store/pcap_scan.h"
+#include "store/sidecar.h"
+
+namespace tmach::query {
+namespace {
+
+// A read-only mapping of a segment's pcap file.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", path));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+      size_ = static_cast<size_t>(st.st_size);
+      void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (m != MAP_FAILED) base_ = static_cast<const uint8_t*>(m);
+    }
+    ::close(fd);
+    if (!base_) throw std::runtime_error(fmt::format("{}: cannot map", path));
+  }
+  ~MappedFile() {
+    if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+  }
+  const uint8_t* base() const { return base_; }
+  size_t size() const { return size_; }
+
+ private:
+  const uint8_t* base_ = nullptr;
+  size_t size_ = 0;
+};
+
+// BPF programs of the fallback path, one per link type.
+class BpfCache {
+ public:
+  explicit BpfCache(const std::string& text) : text_(text) {}
+  ~BpfCache() {
+    for (auto& [lt, p] : progs_)
+      if (p.second) pcap_freecode(&p.first);
+  }
+  // Null when the filter cannot apply to this link type (libpcap refuses it there).
+  const bpf_program* get(uint32_t linktype) {
+    auto it = progs_.find(linktype);
+    if (it == progs_.end()) {
+      int dlt = linktype == 101 ? DLT_RAW : static_cast<int>(linktype);
+      pcap_t* p = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_NANO);
+      bpf_program prog{};
+      bool ok = pcap_compile(p, &prog, text_.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
+      pcap_close(p);
+      it = progs_.emplace(linktype, std::make_pair(prog, ok)).first;
+    }
+    return it->second.second ? &it->second.first : nullptr;
+  }
+
+ private:
+  std::string text_;
+  std::map<uint32_t, std::pair<bpf_program, bool>> progs_;
+};
+
+struct Match {
+  uint64_t ts;
+  uint64_t off;  // record header offset
+};
+
+// The matches of one segment, sorted by time, with the file they live in.
+struct SegmentMatches {
+  size_t order;  // position in the time-sorted segment list: breaks timestamp ties
+  uint32_t linktype;
+  std::unique_ptr<MappedFile> file;
+  std::vector<Match> matches;
+  size_t next = 0;
+};
+
+class Engine {
+ public:
+  Engine(const QuerySpec& q, QueryStats& st) : q_(q), st_(st) {
+    if (q.parsed.kind == ParseResult::Kind::kBpfOnly) bpf_ = std::make_unique<BpfCache>(q.text);
+  }
+
+  bool accept(uint32_t linktype, uint64_t ts, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
+    if (ts < q_.from_ns || ts >= q_.to_ns) return false;
+    ++st_.candidates;
+    if (bpf_) {
+      const bpf_program* p = bpf_->get(linktype);
+      return p && bpf_filter(p->bf_insns, data, wirelen, caplen) != 0;
+    }
+    packet::decode(linktype, data, caplen, info_);
+    return matches(q_.parsed.expr, info_);
+  }
+
+  // Reads a sealed segment through its sidecar. Returns false to ask for a scan instead.
+  bool through_index(const store::SegmentInfo& seg, SegmentMatches& sm) {
+    store::SidecarBody body;
+    try {
+      body = store::read_sidecar_body(seg.idx_path());
+    } catch (const std::exception& e) {
+      st_.warnings.push_back(fmt::format("{} (segment scanned instead)", e.what()));
+      return false;
+    }
+    uint32_t n = static_cast<uint32_t>(body.offsets.size());
+    // The directory turns the time range into an ordinal range (monotonic segments only).
+    uint32_t lo = 0, hi = n;
+    if (seg.meta.monotonic && !body.directory.empty()) {
+      for (const auto& d : body.directory) {
+        if (d.ts_ns < q_.from_ns) lo = d.ordinal;
+        if (d.ts_ns >= q_.to_ns) {
+          hi = d.ordinal;
+          break;
+        }
+      }
+    }
+    Roaring cand;
+    if (bpf_) {
+      if (lo < hi) cand.addRange(lo, hi);
+    } else {
+      cand = plan_segment(q_.parsed.expr, body.index, n).set;
+      if (lo > 0 || hi < n) {
+        Roaring range;
+        if (lo < hi) range.addRange(lo, hi);
+        cand &= range;
+      }
+    }
+    if (cand.isEmpty()) {
+      ++st_.segments_empty;
+      return true;
+    }
+    const uint8_t* base = sm.file->base();
+    size_t size = sm.file->size();
+    for (uint32_t ord : cand) {
+      uint64_t off = body.offsets[ord];
+      if (off + 16 > size) {
+        st_.warnings.push_back(fmt::format("{}: index points past the end of the file", seg.pcap_path()));
+        return false;
+      }
+      uint32_t h[4];
+      std::memcpy(h, base + off, 16);
+      if (h[2] > (16u << 20) || off + 16 + h[2] > size) {
+        st_.warnings.push_back(fmt::format("{}: index points at a damaged record", seg.pcap_path()));
+        return false;
+      }
+      uint64_t ts = static_cast<uint64_t>(h[0]) * 1000000000ull + h[1];
+      if (accept(sm.linktype, ts, base + off + 16, h[2], h[3])) sm.matches.push_back(Match{ts, off});
+    }
+    ++st_.segments_indexed;
+    return true;
+  }
+
+  void by_scan(const store::SegmentInfo& seg, SegmentMatches& sm) {
+    sm.matches.clear();
+    ++st_.segments_scanned;
+    // The file may be growing (being written): only complete records are visited.
+    store::ScanResult r = store::scan_pcap(
+        seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
+          if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
+          if (accept(sm.linktype, ts, data, caplen, wirelen)) sm.matches.push_back(Match{ts, off});
+        });
+    if (r.header_ok) sm.linktype = r.linktype;
+  }
+
+  std::unique_ptr<SegmentMatches> open(const store::SegmentInfo& seg, size_t order) {
+    auto sm = std::make_unique<SegmentMatches>();
+    sm->order = order;
+    sm->linktype = seg.meta.linktype;
+    try {
+      sm->file = std::make_unique<MappedFile>(seg.pcap_path());
+      bool done = false;
+      if (seg.state == store::SegmentInfo::State::kSealed) done = through_index(seg, *sm);
+      if (!done) by_scan(seg, *sm);
+    } catch (const std::exception& e) {
+      st_.warnings.push_back(e.what());
+      sm->matches.clear();
+      return sm;
+    }
+    if (!seg.meta.monotonic || seg.state != store::SegmentInfo::State::kSealed)
+      std::stable_sort(sm->matches.begin(), sm->matches.end(),
+                       [](const Match& a, const Match& b) { return a.ts < b.ts; });
+    st_.matched += sm->matches.size();
+    return sm;
+  }
+
+ private:
+  const QuerySpec& q_;
+  QueryStats& st_;
+  std::unique_ptr<BpfCache> bpf_;
+  packet::PacketInfo info_;
+};
+
+}  // namespace
+
+QueryStats run_query(const store::Catalog& cat, const QuerySpec& q, const std::function<void(const OutPacket&)>& out) {
+  QueryStats st;
+  if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
+  if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
+    // Validate once up front so a bad filter is an error, not an empty answer.
+    pcap_t* p = pcap_open_dead(DLT_EN10MB, 262144);
+    bpf_program prog;
+    if (pcap_compile(p, &prog, q.text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+      std::string err = pcap_geterr(p);
+      pcap_close(p);
+      throw std::runtime_error(fmt::format("filter: {}", err));
+    }
+    pcap_freecode(&prog);
+    pcap_close(p);
+  }
+  std::vector<const store::SegmentInfo*> segs;
+  for (const auto& s : cat.segments) {
+    ++st.segments_total;
+    if (!q.classes.empty() && std::find(q.classes.begin(), q.classes.end(), s.cls) == q.classes.end()) continue;
+    if (s.hi_ts() < q.from_ns || s.lo_ts() >= q.to_ns) {
+      ++st.segments_skipped_time;
+      continue;
+    }
+    segs.push_back(&s);
+  }
+  std::stable_sort(segs.begin(), segs.end(),
+                   [](const store::SegmentInfo* a, const store::SegmentInfo* b) { return a->lo_ts() < b->lo_ts(); });
+
+  // k-way merge: segments join the heap when the merge reaches their first timestamp, so
+  // only overlapping segments are held at once.
+  Engine eng(q, st);
+  using Item = SegmentMatches*;
+  auto later = [](Item a, Item b) {
+    const Match& x = a->matches[a->next];
+    const Match& y = b->matches[b->next];
+    return x.ts != y.ts ? x.ts > y.ts : a->order > b->order;
+  };
+  std::priority_queue<Item, std::vector<Item>, decltype(later)> heap(later);
+  std::vector<std::unique_ptr<SegmentMatches>> active;
+  size_t next_seg = 0;
+  auto admit_until = [&](uint64_t ts) {
+    while (next_seg < segs.size() && (heap.empty() || segs[next_seg]->lo_ts() <= ts)) {
+      auto sm = eng.open(*segs[next_seg], next_seg);
+      ++next_seg;
+      if (!sm->matches.empty()) {
+        heap.push(sm.get());
+        active.push_back(std::move(sm));
+      }
+      if (!heap.empty()) ts = std::min(ts, heap.top()->matches[heap.top()->next].ts);
+    }
+  };
+  for (;;) {
+    if (heap.empty()) {
+      if (next_seg >= segs.size()) break;
+      admit_until(0);  // opens segments until one has a match (or none are left)
+      continue;
+    }
+    admit_until(heap.top()->matches[heap.top()->next].ts);
+    SegmentMatches* sm = heap.top();
+    heap.pop();
+    const Match& m = sm->matches[sm->next++];
+    const uint8_t* rec = sm->file->base() + m.off;
+    uint32_t h[4];
+    std::memcpy(h, rec, 16);
+    out(OutPacket{m.ts, sm->linktype, h[2], h[3], rec + 16});
+    if (sm->next < sm->matches.size()) {
+      heap.push(sm);
+    } else {
+      // Release the segment's mapping as soon as it is exhausted.
+      for (auto& a : active)
+        if (a.get() == sm) {
+          a.reset();
+          break;
+        }
+    }
+  }
+  return st;
+}
+
+}  // namespace tmach::query

@@ -1,0 +1,164 @@
+#include "query/planner.h"
+
+#include <fmt/format.h>
+
+namespace tmach::query {
+namespace {
+
+using packet::IpAddr;
+using store::AddrKey;
+
+Roaring universe(uint32_t n) {
+  Roaring r;
+  if (n) r.addRange(0, n);
+  return r;
+}
+
+Roaring lookup_scalar(const std::map<uint32_t, Roaring>& m, uint32_t lo, uint32_t hi) {
+  Roaring r;
+  for (auto it = m.lower_bound(lo); it != m.end() && it->first <= hi; ++it) r |= it->second;
+  return r;
+}
+
+Roaring lookup_net(const store::SegmentIndex& ix, const IpAddr& net, unsigned bits) {
+  Roaring r;
+  for (auto it = ix.addr.lower_bound(net.b); it != ix.addr.end(); ++it) {
+    IpAddr a;
+    a.b = it->first;
+    if (!a.in_prefix(net, bits)) break;
+    r |= it->second;
+  }
+  return r;
+}
+
+Candidates plan_pred(const Predicate& p, const store::SegmentIndex& ix, uint32_t n) {
+  Candidates c;
+  using K = Predicate::Kind;
+  switch (p.kind) {
+    case K::kHost: {
+      auto it = ix.addr.find(p.addr.b);
+      if (it != ix.addr.end()) c.set = it->second;
+      c.exact = p.dir == Dir::kAny && p.family == 0;
+      break;
+    }
+    case K::kNet:
+      c.set = lookup_net(ix, p.addr, p.prefix_bits);
+      c.exact = p.dir == Dir::kAny && p.family == 0;
+      break;
+    case K::kPort:
+    case K::kPortRange:
+      c.set = lookup_scalar(ix.port, p.port_lo, p.port_hi);
+      c.exact = p.dir == Dir::kAny && p.l4 == 0;
+      break;
+    case K::kProto:
+      c.set = lookup_scalar(ix.proto, p.proto, p.proto);
+      c.exact = p.family == 0;
+      break;
+    case K::kFamily:
+      c.set = lookup_scalar(ix.net, p.family == 6 ? store::kNetV6 : store::kNetV4,
+                            p.family == 6 ? store::kNetV6 : store::kNetV4);
+      break;
+    case K::kArp:
+      c.set = lookup_scalar(ix.net, store::kNetArp, store::kNetArp);
+      c.exact = false;  // the index groups every EtherType-0x0806 frame; `arp` needs a decodable one
+      break;
+    case K::kVlan: {
+      uint32_t key = p.vlan < 0 ? store::kAnyVlan : static_cast<uint32_t>(p.vlan);
+      c.set = lookup_scalar(ix.vlan, key, key);
+      break;
+    }
+  }
+  (void)n;
+  return c;
+}
+
+}  // namespace
+
+Candidates plan_segment(const Expr& e, const store::SegmentIndex& ix, uint32_t n) {
+  switch (e.op) {
+    case Expr::Op::kTrue: {
+      Candidates c;
+      c.set = universe(n);
+      return c;
+    }
+    case Expr::Op::kPred:
+      return plan_pred(e.pred, ix, n);
+    case Expr::Op::kAnd: {
+      Candidates c = plan_segment(e.kids[0], ix, n);
+      for (size_t i = 1; i < e.kids.size() && !c.set.isEmpty(); ++i) {
+        Candidates k = plan_segment(e.kids[i], ix, n);
+        c.set &= k.set;
+        c.exact = c.exact && k.exact;
+      }
+      return c;
+    }
+    case Expr::Op::kOr: {
+      Candidates c = plan_segment(e.kids[0], ix, n);
+      for (size_t i = 1; i < e.kids.size(); ++i) {
+        Candidates k = plan_segment(e.kids[i], ix, n);
+        c.set |= k.set;
+        c.exact = c.exact && k.exact;
+      }
+      return c;
+    }
+    case Expr::Op::kNot: {
+      Candidates k = plan_segment(e.kids[0], ix, n);
+      Candidates c;
+      c.set = universe(n);
+      if (k.exact) {
+        c.set -= k.set;  // exact complement
+      } else {
+        c.exact = false;  // the complement of a superset is not a superset: keep every packet
+      }
+      return c;
+    }
+  }
+  return {};
+}
+
+namespace {
+void explain_rec(const Expr& e, int depth, std::string& out) {
+  std::string pad(static_cast<size_t>(depth) * 2, ' ');
+  switch (e.op) {
+    case Expr::Op::kTrue:
+      out += pad + "all packets in the time range\n";
+      return;
+    case Expr::Op::kAnd:
+    case Expr::Op::kOr:
+      out += pad + (e.op == Expr::Op::kAnd ? "AND (bitmap intersection)\n" : "OR (bitmap union)\n");
+      for (auto& k : e.kids) explain_rec(k, depth + 1, out);
+      return;
+    case Expr::Op::kNot:
+      out += pad + "NOT (complement within the segment)\n";
+      explain_rec(e.kids[0], depth + 1, out);
+      return;
+    case Expr::Op::kPred: {
+      const Predicate& p = e.pred;
+      using K = Predicate::Kind;
+      const char* index = p.kind == K::kHost || p.kind == K::kNet    ? "address index"
+                          : p.kind == K::kPort || p.kind == K::kPortRange ? "port index"
+                          : p.kind == K::kProto                      ? "protocol index"
+                          : p.kind == K::kVlan                       ? "vlan index"
+                                                                     : "network-layer index";
+      std::string how;
+      if (p.kind == K::kNet) how = " (key range)";
+      if (p.kind == K::kPortRange) how = " (key range)";
+      bool exact = true;
+      if ((p.kind == K::kHost || p.kind == K::kNet) && (p.dir != Dir::kAny || p.family)) exact = false;
+      if ((p.kind == K::kPort || p.kind == K::kPortRange) && (p.dir != Dir::kAny || p.l4)) exact = false;
+      if (p.kind == K::kProto && p.family) exact = false;
+      if (p.kind == K::kArp) exact = false;
+      out += fmt::format("{}{}: {}{}{}\n", pad, p.str(), index, how, exact ? "" : ", re-checked per packet");
+      return;
+    }
+  }
+}
+}  // namespace
+
+std::string explain_plan(const Expr& e) {
+  std::string out;
+  explain_rec(e, 1, out);
+  return out;
+}
+
+}  // namespace tmach::query

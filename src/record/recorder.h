@@ -1,0 +1,63 @@
+// The packet path: decode, connection lookup, class, cutoff, copy into the class's ring.
+// Runs on the capture thread; never blocks on disk (except in "wait" mode for file input,
+// where waiting for the writer is what a user replaying a file wants).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capture/source.h"
+#include "config/config.h"
+#include "conn/classifier.h"
+#include "conn/conn_table.h"
+#include "store/store_writer.h"
+
+namespace tmach::record {
+
+struct ClassCounters {
+  uint64_t seen_packets = 0, seen_bytes = 0;      // wire bytes
+  uint64_t stored_packets = 0, stored_bytes = 0;  // handed to the writer (captured bytes)
+  uint64_t cut_packets = 0, cut_bytes = 0;        // beyond the connection cutoff
+  uint64_t dropped_ring_full = 0;                 // packets lost because the RAM ring was full
+  uint64_t control_kept = 0;                      // TCP SYN/FIN/RST kept after the cutoff
+  uint64_t connections = 0;
+  uint64_t connections_cut = 0;
+};
+
+struct RecorderCounters {
+  uint64_t packets = 0, bytes = 0;
+  uint64_t status[5] = {0, 0, 0, 0, 0};  // by packet::DecodeStatus
+  uint64_t untracked = 0;                // stored without cutoff: connection table full
+  uint64_t ring_waits = 0;               // wait mode: times the capture thread waited for the writer
+  uint64_t non_ip = 0;
+};
+
+class Recorder {
+ public:
+  Recorder(const config::Config& cfg, store::StoreWriter& writer);
+
+  // `wait_when_full`: block until the writer makes room instead of dropping (file input).
+  void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
+  // Ends every connection (flow records in a later issue) at shutdown.
+  void finish();
+
+  const std::vector<ClassCounters>& class_counters() const { return per_class_; }
+  const RecorderCounters& counters() const { return totals_; }
+  const conn::ConnTable& table() const { return table_; }
+  const std::vector<config::ClassConfig>& classes() const { return cfg_.classes; }
+
+ private:
+  config::Config cfg_;
+  store::StoreWriter& writer_;
+  conn::Classifier classifier_;
+  conn::ConnTable table_;
+  std::vector<ClassCounters> per_class_;
+  std::vector<uint64_t> cutoff_;
+  RecorderCounters totals_;
+  uint64_t now_ = 0;
+};
+
+}  // namespace tmach::record

@@ -1,0 +1,48 @@
+// The catalog: what a store directory holds, read from names and sidecar headers only
+// (no pcap is read), so adopting a store of thousands of segments takes milliseconds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/segment_meta.h"
+
+namespace tmach::store {
+
+struct SegmentInfo {
+  enum class State : uint8_t {
+    kSealed,      // pcap + valid sidecar
+    kOpen,        // pcap without sidecar: being written, or left by a crash
+    kBadSidecar,  // sidecar unreadable (version, checksum, truncation): answered by scanning
+  };
+  std::string cls;
+  std::string base;     // path without extension
+  SegmentMeta meta;     // for kOpen/kBadSidecar: seq, first_ts and linktype from the name only
+  uint64_t pcap_bytes = 0;
+  uint64_t idx_bytes = 0;
+  State state = State::kSealed;
+  std::string problem;  // why the sidecar was refused
+
+  std::string pcap_path() const { return base + ".pcap"; }
+  std::string idx_path() const { return base + ".idx"; }
+  uint64_t disk_bytes() const { return pcap_bytes + idx_bytes; }
+  // Time bounds usable for pruning: unknown ends are open.
+  uint64_t lo_ts() const { return meta.first_ts; }
+  uint64_t hi_ts() const { return state == State::kSealed ? meta.last_ts : UINT64_MAX; }
+};
+
+struct Catalog {
+  std::string root;
+  std::vector<SegmentInfo> segments;  // by class, then sequence number
+  std::vector<std::string> foreign;   // files and directories the store did not write
+  std::vector<std::string> classes;   // class directories present
+
+  // Scans `root`. Throws std::runtime_error if it does not exist or is not a tm store.
+  static Catalog scan(const std::string& root);
+};
+
+// True when `root` holds a STORE marker (or is an empty/new directory).
+bool is_store_dir(const std::string& root);
+
+}  // namespace tmach::store

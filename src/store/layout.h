@@ -1,0 +1,30 @@
+// Names of things in a store directory:
+//   STORE                                   marker with the store format version
+//   LOCK                                    flock()ed by the recorder that owns the store
+//   <class>/<seq:08>-<first_ns>-lt<linktype>.pcap   a segment (nanosecond pcap)
+//   <class>/<seq:08>-<first_ns>-lt<linktype>.idx    its sidecar, present once sealed
+// The sequence number orders a class's segments; first_ns is the first packet's time.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tmach::store {
+
+inline constexpr const char* kStoreMarker = "STORE";
+inline constexpr const char* kLockFile = "LOCK";
+inline constexpr int kStoreFormat = 1;
+
+struct SegmentName {
+  uint64_t seq = 0;
+  uint64_t first_ns = 0;
+  uint32_t linktype = 0;
+};
+
+std::string segment_base_name(const SegmentName& n);
+// Parses a base name (without extension); nullopt if it is not one of ours.
+std::optional<SegmentName> parse_segment_name(std::string_view base);
+
+}  // namespace tmach::store

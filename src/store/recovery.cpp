@@ -1,0 +1,73 @@
+#include "store/recovery.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "packet/decoder.h"
+#include "store/index.h"
+#include "store/pcap_scan.h"
+#include "store/sidecar.h"
+
+namespace tmach::store {
+
+RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint64_t directory_bytes) {
+  RecoveryResult res;
+  SegmentMeta meta;
+  meta.seq = seg.meta.seq;
+  SidecarBody body;
+  IndexBuilder builder;
+  uint64_t last_dir = 0;
+  packet::PacketInfo info;
+  uint32_t linktype = seg.meta.linktype;
+  ScanResult sr = scan_pcap(seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen,
+                                                 const uint8_t* data) {
+    uint32_t ord = static_cast<uint32_t>(meta.packets);
+    if (ord == 0) {
+      meta.first_ts = meta.last_ts = ts;
+    } else {
+      if (ts < meta.last_ts) meta.monotonic = false;
+      meta.first_ts = std::min(meta.first_ts, ts);
+      meta.last_ts = std::max(meta.last_ts, ts);
+    }
+    if (ord == 0 || ord % directory_every == 0 || off - last_dir >= directory_bytes) {
+      body.directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts});
+      last_dir = off;
+    }
+    body.offsets.push_back(static_cast<uint32_t>(off));
+    packet::decode(linktype, data, caplen, info);
+    builder.add_packet(ord, info);
+    meta.packets++;
+    meta.wire_bytes += wirelen;
+  });
+  if (!sr.header_ok || sr.packets == 0) {
+    // Nothing recoverable (a crash before the first packet reached disk): remove it.
+    std::error_code ec;
+    std::filesystem::remove(seg.pcap_path(), ec);
+    std::filesystem::remove(seg.idx_path(), ec);
+    res.removed_empty = true;
+    return res;
+  }
+  if (sr.valid_end < sr.file_size) {
+    if (::truncate(seg.pcap_path().c_str(), static_cast<off_t>(sr.valid_end)) != 0)
+      throw std::runtime_error(fmt::format("cannot truncate {}: {}", seg.pcap_path(), std::strerror(errno)));
+    res.truncated_bytes = sr.file_size - sr.valid_end;
+  }
+  meta.linktype = sr.linktype;
+  meta.pcap_bytes = sr.valid_end;
+  body.index = builder.finish();
+  res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, body);
+  res.packets = meta.packets;
+  seg.meta = meta;
+  seg.pcap_bytes = meta.pcap_bytes;
+  seg.idx_bytes = res.sidecar_bytes;
+  seg.state = SegmentInfo::State::kSealed;
+  seg.problem.clear();
+  return res;
+}
+
+}  // namespace tmach::store

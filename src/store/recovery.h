@@ -1,0 +1,22 @@
+// Rebuilding what a crash or a damaged file left behind, from the pcap alone.
+#pragma once
+
+#include <string>
+
+#include "store/catalog.h"
+
+namespace tmach::store {
+
+struct RecoveryResult {
+  uint64_t packets = 0;
+  uint64_t truncated_bytes = 0;  // incomplete last record cut off
+  uint64_t sidecar_bytes = 0;
+  bool removed_empty = false;    // the segment held no complete packet and was removed
+};
+
+// Cuts `seg`'s pcap back to its last complete record, rebuilds its directory and indexes,
+// writes its sidecar, and updates `seg` to kSealed. Throws std::runtime_error on I/O errors.
+RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every = 4096,
+                               uint64_t directory_bytes = 4ull << 20);
+
+}  // namespace tmach::store

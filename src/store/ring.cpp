@@ -1,0 +1,64 @@
+#include "store/ring.h"
+
+#include <algorithm>
+
+namespace tmach::store {
+
+Ring::Ring(size_t bytes) : cap_(std::max<size_t>((bytes + 7) & ~size_t{7}, 1u << 16)) {
+  buf_ = std::make_unique<uint8_t[]>(cap_);
+}
+
+bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
+  uint32_t need = record_size(caplen);
+  uint64_t head = head_.load(std::memory_order_relaxed);
+  size_t pos = head % cap_;
+  size_t tail_room = cap_ - pos;
+  // A record that does not fit in the tail is preceded by a skip marker covering the tail.
+  uint64_t total = need <= tail_room ? need : tail_room + need;
+  if (need > cap_ / 2) return false;  // cannot be placed reliably
+  if (head + total - cached_tail_ > cap_) {
+    cached_tail_ = tail_.load(std::memory_order_acquire);
+    if (head + total - cached_tail_ > cap_) return false;
+  }
+  if (need > tail_room) {
+    // tail_room is a multiple of 8 and >= 8, so a header's size field fits.
+    uint32_t skip = 0;
+    std::memcpy(buf_.get() + pos, &skip, sizeof(skip));
+    head += tail_room;
+    pos = 0;
+  }
+  RecordHeader h{need, caplen, wirelen, linktype, ts_ns};
+  std::memcpy(buf_.get() + pos, &h, sizeof(h));
+  std::memcpy(buf_.get() + pos + sizeof(h), data, caplen);
+  head += need;
+  head_.store(head, std::memory_order_release);
+  uint64_t used = head - cached_tail_;
+  if (used > high_water_) high_water_ = used;
+  return true;
+}
+
+const RecordHeader* Ring::front() {
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (tail == cached_head_) {
+      cached_head_ = head_.load(std::memory_order_acquire);
+      if (tail == cached_head_) return nullptr;
+    }
+    size_t pos = tail % cap_;
+    const auto* h = reinterpret_cast<const RecordHeader*>(buf_.get() + pos);
+    if (h->size == 0) {  // skip marker: the record starts at offset 0
+      tail += cap_ - pos;
+      tail_.store(tail, std::memory_order_release);
+      continue;
+    }
+    return h;
+  }
+}
+
+void Ring::pop() {
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  const auto* h = reinterpret_cast<const RecordHeader*>(buf_.get() + tail % cap_);
+  tail_.store(tail + h->size, std::memory_order_release);
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,56 @@
+// A single-producer, single-consumer ring of packet records in one fixed block of RAM.
+//
+// The capture thread appends (try_push never blocks, never allocates); the writer thread
+// reads records in place and releases them. Memory is fixed at construction: the class's
+// RAM budget. A record never wraps: when it does not fit before the end, a skip marker
+// fills the tail and the record starts at offset 0.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+namespace tmach::store {
+
+struct RecordHeader {
+  uint32_t size;      // bytes of this record, header included, rounded up to 8; 0 = skip to start
+  uint32_t caplen;
+  uint32_t wirelen;
+  uint32_t linktype;
+  uint64_t ts_ns;
+};
+static_assert(sizeof(RecordHeader) == 24);
+
+class Ring {
+ public:
+  explicit Ring(size_t bytes);
+
+  // Copies one packet in. Returns false, copying nothing, when there is no room.
+  bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+
+  // Consumer side: the oldest record, or null when empty. Valid until pop().
+  const RecordHeader* front();
+  const uint8_t* payload(const RecordHeader* h) const { return reinterpret_cast<const uint8_t*>(h + 1); }
+  void pop();
+
+  size_t capacity() const { return cap_; }
+  size_t used() const {
+    return static_cast<size_t>(head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire));
+  }
+  uint64_t high_water() const { return high_water_; }
+
+ private:
+  static uint32_t record_size(uint32_t caplen) { return (sizeof(RecordHeader) + caplen + 7) & ~7u; }
+
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t cap_;
+  // head_/tail_ count bytes ever written/released (monotonic); position = value % cap_.
+  alignas(64) std::atomic<uint64_t> head_{0};
+  uint64_t cached_tail_ = 0;
+  uint64_t high_water_ = 0;
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  uint64_t cached_head_ = 0;
+};
+
+}  // namespace tmach::store

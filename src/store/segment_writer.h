@@ -1,0 +1,62 @@
+// Writes one segment: a pcap file appended in large sequential writes, with its directory,
+// per-packet offsets and indexes built as it goes; seal() writes the sidecar.
+//
+// Used from the writer thread only. Not copyable.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/index.h"
+#include "store/segment_meta.h"
+#include "store/sidecar.h"
+
+namespace tmach::store {
+
+struct WriterOptions {
+  uint32_t directory_every = 4096;
+  uint64_t directory_bytes = 4ull << 20;
+  size_t buffer_bytes = 4u << 20;  // write() in chunks of this size
+  uint64_t fsync_bytes = 0;        // 0: no periodic fsync of packet data
+};
+
+class SegmentWriter {
+ public:
+  // Creates `base + ".pcap"` and writes the file header. Throws std::runtime_error naming the path.
+  SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts);
+  ~SegmentWriter();
+  SegmentWriter(const SegmentWriter&) = delete;
+  SegmentWriter& operator=(const SegmentWriter&) = delete;
+
+  void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+  // Makes everything appended so far visible to readers of the file (a write(), no fsync).
+  void flush();
+  void fsync_data();
+  // Flushes, fsyncs, writes the sidecar atomically. Returns its size in bytes.
+  uint64_t seal();
+
+  uint64_t file_bytes() const { return file_bytes_; }  // including what is still buffered
+  uint64_t packets() const { return meta_.packets; }
+  const SegmentMeta& meta() const { return meta_; }
+  const std::string& base() const { return base_; }
+  uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
+  // Queries of the segment being written: a copy of what it holds so far.
+  SidecarBody snapshot() const;
+
+ private:
+  std::string base_;
+  WriterOptions opts_;
+  int fd_ = -1;
+  std::vector<uint8_t> buf_;
+  uint64_t file_bytes_ = 0;
+  uint64_t synced_bytes_ = 0;
+  uint64_t last_dir_offset_ = 0;
+  SegmentMeta meta_;
+  SidecarBody body_;  // directory + offsets filled here; index built by builder_
+  IndexBuilder builder_;
+  bool sealed_ = false;
+};
+
+}  // namespace tmach::store

@@ -1,0 +1,247 @@
+#include "store/store_writer.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "store/layout.h"
+#include "store/recovery.h"
+
+namespace fs = std::filesystem;
+
+namespace tmach::store {
+
+StoreWriter::StoreWriter(const config::Config& cfg, const std::vector<config::ClassConfig>& classes)
+    : cfg_(cfg), classes_(classes) {
+  wopts_.directory_every = cfg.directory_every;
+  wopts_.directory_bytes = cfg.directory_bytes;
+  wopts_.fsync_bytes = cfg.fsync_bytes;
+  std::error_code ec;
+  fs::create_directories(cfg.store, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", cfg.store, ec.message()));
+  fs::path marker = fs::path(cfg.store) / kStoreMarker;
+  if (!fs::exists(marker)) {
+    // Refuse to turn a directory with other content into a store: it would mix files.
+    for (const auto& e : fs::directory_iterator(cfg.store)) {
+      (void)e;
+      throw std::runtime_error(
+          fmt::format("{} is not empty and not a tm store (no {} file): refusing to write into it", cfg.store,
+                      kStoreMarker));
+    }
+    std::ofstream(marker) << "tm store format " << kStoreFormat << "\n";
+  }
+  std::string lock = (fs::path(cfg.store) / kLockFile).string();
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw std::runtime_error(fmt::format(
+        "store {} is in use by another recorder (lock {} is held); tm query can still read it", cfg.store, lock));
+  }
+  if (ftruncate(lock_fd_, 0) == 0) {
+    std::string pid = fmt::format("{}\n", getpid());
+    if (::write(lock_fd_, pid.data(), pid.size()) < 0) {
+    }
+  }
+  state_.resize(classes_.size());
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    rings_.push_back(std::make_unique<Ring>(classes_[i].ram_budget));
+    stats_.push_back(std::make_unique<ClassWriteStats>());
+    state_[i].dir = (fs::path(cfg.store) / classes_[i].name).string();
+    fs::create_directories(state_[i].dir, ec);
+    if (ec) throw std::runtime_error(fmt::format("cannot create {}: {}", state_[i].dir, ec.message()));
+  }
+  adopt();
+  enforce_budgets();
+}
+
+StoreWriter::~StoreWriter() {
+  try {
+    finish();
+  } catch (const std::exception& e) {
+    spdlog::error("store writer: {}", e.what());
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void StoreWriter::adopt() {
+  Catalog cat = Catalog::scan(cfg_.store);
+  adopt_.foreign = cat.foreign;
+  for (auto& seg : cat.segments) {
+    int cls = -1;
+    for (size_t i = 0; i < classes_.size(); ++i)
+      if (classes_[i].name == seg.cls) cls = static_cast<int>(i);
+    if (seg.state != SegmentInfo::State::kSealed) {
+      // Only this process may write here (we hold the lock), so an open segment is a crash leftover.
+      try {
+        if (seg.state == SegmentInfo::State::kBadSidecar) adopt_.problems.push_back(seg.problem + " (rebuilt)");
+        RecoveryResult r = recover_segment(seg, cfg_.directory_every, cfg_.directory_bytes);
+        adopt_.truncated_bytes += r.truncated_bytes;
+        ++adopt_.recovered;
+        if (r.removed_empty) continue;
+      } catch (const std::exception& e) {
+        adopt_.problems.push_back(fmt::format("{}: cannot recover: {}", seg.pcap_path(), e.what()));
+        continue;
+      }
+    } else {
+      ++adopt_.segments;
+    }
+    if (cls < 0) continue;  // a class no longer configured: kept, queryable, not budgeted here
+    ClassState& st = state_[cls];
+    st.next_seq = std::max(st.next_seq, seg.meta.seq + 1);
+    st.sealed.push_back(Sealed{seg.base, seg.disk_bytes(), seg.meta.first_ts});
+    st.sealed_bytes += seg.disk_bytes();
+    stats_[cls]->segments++;
+    stats_[cls]->sidecar_bytes += seg.idx_bytes;
+  }
+  for (size_t i = 0; i < classes_.size(); ++i) update_disk_stat(static_cast<uint16_t>(i));
+}
+
+void StoreWriter::start() { thread_ = std::thread([this] { run(); }); }
+
+void StoreWriter::finish() {
+  if (finished_) return;
+  finished_ = true;
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (!error_.empty()) return;
+  for (size_t c = 0; c < classes_.size(); ++c) {
+    drain(static_cast<uint16_t>(c), SIZE_MAX);
+    std::vector<uint32_t> lts;
+    for (auto& [lt, w] : state_[c].open) lts.push_back(lt);
+    for (uint32_t lt : lts) seal(static_cast<uint16_t>(c), lt);
+  }
+  enforce_budgets();
+}
+
+void StoreWriter::run() {
+  using clock = std::chrono::steady_clock;
+  auto last_flush = clock::now();
+  auto last_sync = clock::now();
+  try {
+    for (;;) {
+      bool progress = false;
+      for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+      auto now = clock::now();
+      if (now - last_flush > std::chrono::milliseconds(500)) {
+        // Make recent packets visible to queries that scan the open segment.
+        for (auto& st : state_)
+          for (auto& [lt, w] : st.open) w->flush();
+        last_flush = now;
+      }
+      if (cfg_.fsync_interval_ns && now - last_sync > std::chrono::nanoseconds(cfg_.fsync_interval_ns)) {
+        for (auto& st : state_)
+          for (auto& [lt, w] : st.open) w->fsync_data();
+        last_sync = now;
+      }
+      if (!progress) {
+        if (stop_.load(std::memory_order_acquire)) break;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+  } catch (const std::exception& e) {
+    error_ = e.what();
+    spdlog::error("writer thread stopped: {}", e.what());
+  }
+}
+
+bool StoreWriter::drain(uint16_t cls, size_t max) {
+  Ring& ring = *rings_[cls];
+  ClassState& st = state_[cls];
+  ClassWriteStats& s = *stats_[cls];
+  size_t n = 0;
+  uint64_t pk = 0, by = 0;
+  while (n < max) {
+    const RecordHeader* h = ring.front();
+    if (!h) break;
+    auto it = st.open.find(h->linktype);
+    if (it != st.open.end() && it->second->packets() > 0 &&
+        it->second->file_bytes() + 16 + h->caplen > cfg_.segment_size) {
+      s.written_packets += pk;
+      s.written_bytes += by;
+      pk = by = 0;
+      seal(cls, h->linktype);
+      it = st.open.end();
+    }
+    if (it == st.open.end()) {
+      SegmentName name{st.next_seq++, h->ts_ns, h->linktype};
+      std::string base = (fs::path(st.dir) / segment_base_name(name)).string();
+      it = st.open.emplace(h->linktype, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, wopts_)).first;
+      s.segments++;
+    }
+    it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);
+    ++pk;
+    by += 16 + h->caplen;
+    ring.pop();
+    ++n;
+    if (test_delay_us_) std::this_thread::sleep_for(std::chrono::microseconds(test_delay_us_));
+  }
+  s.written_packets += pk;
+  s.written_bytes += by;
+  if (n) update_disk_stat(cls);
+  return n > 0;
+}
+
+void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
+  ClassState& st = state_[cls];
+  auto it = st.open.find(linktype);
+  if (it == st.open.end()) return;
+  SegmentWriter& w = *it->second;
+  uint64_t idx = w.seal();
+  st.sealed.push_back(Sealed{w.base(), w.file_bytes() + idx, w.meta().first_ts});
+  st.sealed_bytes += w.file_bytes() + idx;
+  stats_[cls]->segments_sealed++;
+  stats_[cls]->sidecar_bytes += idx;
+  st.open.erase(it);
+  enforce_budgets();
+  update_disk_stat(cls);
+}
+
+void StoreWriter::evict_oldest(uint16_t cls) {
+  ClassState& st = state_[cls];
+  Sealed s = st.sealed.front();
+  st.sealed.pop_front();
+  st.sealed_bytes -= s.bytes;
+  std::error_code ec;
+  // Sidecar first: a pcap without sidecar would be "recovered" at the next start.
+  fs::remove(s.base + ".idx", ec);
+  fs::remove(s.base + ".pcap", ec);
+  stats_[cls]->segments_evicted++;
+  stats_[cls]->bytes_evicted += s.bytes;
+  stats_[cls]->segments--;
+  update_disk_stat(cls);
+}
+
+void StoreWriter::enforce_budgets() {
+  for (size_t c = 0; c < classes_.size(); ++c) {
+    ClassState& st = state_[c];
+    while (!st.sealed.empty() && st.sealed_bytes > classes_[c].disk_budget) evict_oldest(static_cast<uint16_t>(c));
+  }
+  if (cfg_.disk_budget == UINT64_MAX) return;
+  for (;;) {
+    uint64_t total = 0;
+    int oldest = -1;
+    for (size_t c = 0; c < classes_.size(); ++c) {
+      total += state_[c].sealed_bytes;
+      if (!state_[c].sealed.empty() &&
+          (oldest < 0 || state_[c].sealed.front().first_ts < state_[oldest].sealed.front().first_ts))
+        oldest = static_cast<int>(c);
+    }
+    if (total <= cfg_.disk_budget || oldest < 0) break;
+    evict_oldest(static_cast<uint16_t>(oldest));
+  }
+}
+
+void StoreWriter::update_disk_stat(uint16_t cls) {
+  uint64_t open = 0;
+  for (auto& [lt, w] : state_[cls].open) open += w->file_bytes();
+  stats_[cls]->disk_bytes = state_[cls].sealed_bytes + open;
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,106 @@
+// The store's writing side: one RAM ring per class, one writer thread that drains them into
+// segments, seals and rotates segments, and keeps each class and the store inside their
+// disk budgets by deleting whole oldest segments.
+//
+// Thread model: push() is called by the capture thread only; everything else in the
+// writer thread, except stats() (atomic counters) and the constructor/finish().
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "store/catalog.h"
+#include "store/ring.h"
+#include "store/segment_writer.h"
+
+namespace tmach::store {
+
+struct ClassWriteStats {
+  std::atomic<uint64_t> written_packets{0};
+  std::atomic<uint64_t> written_bytes{0};   // pcap bytes written (headers included)
+  std::atomic<uint64_t> segments_sealed{0};
+  std::atomic<uint64_t> segments_evicted{0};
+  std::atomic<uint64_t> bytes_evicted{0};
+  std::atomic<uint64_t> disk_bytes{0};      // sealed segments + sidecars + open segments
+  std::atomic<uint64_t> segments{0};
+  std::atomic<uint64_t> sidecar_bytes{0};
+};
+
+struct AdoptReport {
+  size_t segments = 0;           // sealed segments adopted from their sidecars
+  size_t recovered = 0;          // open or damaged segments rebuilt from their pcap
+  uint64_t truncated_bytes = 0;
+  std::vector<std::string> foreign;  // left alone
+  std::vector<std::string> problems;
+};
+
+class StoreWriter {
+ public:
+  // Opens (creating if needed) and locks the store, adopts what it holds (recovering open
+  // segments), and applies the budgets. Throws std::runtime_error (e.g. store locked).
+  StoreWriter(const config::Config& cfg, const std::vector<config::ClassConfig>& classes);
+  ~StoreWriter();
+
+  const AdoptReport& adopt_report() const { return adopt_; }
+
+  // Capture thread: copies a packet into its class's ring. False when the ring is full.
+  bool push(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
+            uint32_t caplen) {
+    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen);
+  }
+  const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
+
+  void start();
+  // Drains the rings, seals every open segment, stops the thread. Idempotent.
+  void finish();
+
+  const ClassWriteStats& stats(uint16_t cls) const { return *stats_[cls]; }
+  // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
+  void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
+  const std::string& error() const { return error_; }  // non-empty if the writer thread failed
+
+ private:
+  struct Sealed {
+    std::string base;
+    uint64_t bytes;
+    uint64_t first_ts;
+  };
+  struct ClassState {
+    std::string dir;
+    uint64_t next_seq = 1;
+    std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
+    std::deque<Sealed> sealed;                                // oldest first
+    uint64_t sealed_bytes = 0;
+  };
+
+  void run();
+  bool drain(uint16_t cls, size_t max);
+  void seal(uint16_t cls, uint32_t linktype);
+  void enforce_budgets();
+  void evict_oldest(uint16_t cls);
+  void update_disk_stat(uint16_t cls);
+  void adopt();
+
+  config::Config cfg_;
+  std::vector<config::ClassConfig> classes_;
+  std::vector<std::unique_ptr<Ring>> rings_;
+  std::vector<std::unique_ptr<ClassWriteStats>> stats_;
+  std::deque<ClassState> state_;  // deque: ClassState is not copyable
+  WriterOptions wopts_;
+  int lock_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  bool finished_ = false;
+  uint32_t test_delay_us_ = 0;
+  AdoptReport adopt_;
+  std::string error_;
+};
+
+}  // namespace tmach::store

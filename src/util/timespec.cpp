@@ -1,0 +1,157 @@
+#include "util/timespec.h"
+
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fmt/format.h>
+
+#include "util/units.h"
+
+namespace tmach::util {
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+namespace {
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+std::optional<uint64_t> parse_iso(std::string_view s) {
+  int y, mo, d, h = 0, mi = 0, sec = 0;
+  if (s.size() < 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
+  if (!all_digits(s.substr(0, 4)) || !all_digits(s.substr(5, 2)) || !all_digits(s.substr(8, 2)))
+    return std::nullopt;
+  y = std::stoi(std::string(s.substr(0, 4)));
+  mo = std::stoi(std::string(s.substr(5, 2)));
+  d = std::stoi(std::string(s.substr(8, 2)));
+  size_t i = 10;
+  uint64_t frac_ns = 0;
+  int64_t offset_s = 0;
+  if (i < s.size()) {
+    if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return std::nullopt;
+    ++i;
+    if (s.size() < i + 5 || s[i + 2] != ':') return std::nullopt;
+    if (!all_digits(s.substr(i, 2)) || !all_digits(s.substr(i + 3, 2))) return std::nullopt;
+    h = std::stoi(std::string(s.substr(i, 2)));
+    mi = std::stoi(std::string(s.substr(i + 3, 2)));
+    i += 5;
+    if (i < s.size() && s[i] == ':') {
+      if (s.size() < i + 3 || !all_digits(s.substr(i + 1, 2))) return std::nullopt;
+      sec = std::stoi(std::string(s.substr(i + 1, 2)));
+      i += 3;
+      if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
+        ++i;
+        uint64_t scale = 100000000;
+        size_t start = i;
+        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+          frac_ns += static_cast<uint64_t>(s[i] - '0') * scale;
+          scale /= 10;
+          ++i;
+        }
+        if (i == start) return std::nullopt;
+      }
+    }
+    if (i < s.size()) {
+      if (s[i] == 'Z' || s[i] == 'z') {
+        ++i;
+      } else if (s[i] == '+' || s[i] == '-') {
+        int sign = s[i] == '-' ? -1 : 1;
+        std::string_view o = s.substr(i + 1);
+        int oh, om;
+        if (o.size() == 5 && o[2] == ':' && all_digits(o.substr(0, 2)) && all_digits(o.substr(3, 2))) {
+          oh = std::stoi(std::string(o.substr(0, 2)));
+          om = std::stoi(std::string(o.substr(3, 2)));
+        } else if (o.size() == 4 && all_digits(o)) {
+          oh = std::stoi(std::string(o.substr(0, 2)));
+          om = std::stoi(std::string(o.substr(2, 2)));
+        } else {
+          return std::nullopt;
+        }
+        offset_s = sign * (oh * 3600 + om * 60);
+        i = s.size();
+      }
+    }
+    if (i != s.size()) return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+  if (secs < 0) return std::nullopt;
+  return static_cast<uint64_t>(secs) * 1000000000ull + frac_ns;
+}
+
+}  // namespace
+
+std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::string* error) {
+  std::string s(text);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
+  auto fail = [&](const std::string& why) -> std::optional<uint64_t> {
+    if (error) *error = fmt::format("bad time '{}': {}", std::string(text), why);
+    return std::nullopt;
+  };
+  if (s.empty()) return fail("empty");
+  if (s == "now") return now;
+  std::string rel;
+  if (s.size() > 4 && s.compare(s.size() - 4, 4, " ago") == 0)
+    rel = s.substr(0, s.size() - 4);
+  else if (s[0] == '-')
+    rel = s.substr(1);
+  if (!rel.empty()) {
+    auto d = parse_duration_ns(rel);
+    if (!d) return fail("expected a duration such as '15m ago', '2h ago', '3d ago'");
+    return *d > now ? 0 : now - *d;
+  }
+  // Epoch seconds, with optional fraction.
+  bool epoch = !s.empty();
+  int dots = 0;
+  for (char c : s) {
+    if (c == '.')
+      ++dots;
+    else if (!std::isdigit(static_cast<unsigned char>(c)))
+      epoch = false;
+  }
+  if (epoch && dots <= 1 && s[0] != '.') {
+    size_t dot = s.find('.');
+    uint64_t secs = std::stoull(s.substr(0, dot));
+    uint64_t frac = 0;
+    if (dot != std::string::npos) {
+      uint64_t scale = 100000000;
+      for (size_t i = dot + 1; i < s.size() && scale > 0; ++i, scale /= 10)
+        frac += static_cast<uint64_t>(s[i] - '0') * scale;
+    }
+    if (secs > 9000000000ull) return fail("epoch seconds out of range");
+    return secs * 1000000000ull + frac;
+  }
+  if (auto t = parse_iso(s)) return t;
+  return fail("expected ISO-8601 (2026-11-25T13:00:00Z), epoch seconds, 'now' or a relative time ('15m ago')");
+}
+
+std::string format_time(uint64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1000000000ull);
+  struct tm t;
+  gmtime_r(&secs, &t);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                     t.tm_hour, t.tm_min, t.tm_sec, ns % 1000000000ull);
+}
+
+}  // namespace tmach::util

@@ -1,0 +1,23 @@
+// Time points given by users: ISO-8601, epoch seconds, or relative ("15m ago", "now").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tmach::util {
+
+uint64_t now_ns();
+
+// Parses a time point into nanoseconds since the epoch. `now` anchors relative forms.
+// Accepted: "now", "15m ago" / "2h ago" / "-15m", epoch seconds with optional fraction
+// ("1732540000.5"), ISO-8601 "2026-11-25T13:00:00Z", "2026-11-25 13:00:00", with optional
+// fraction and "Z" or "+hh:mm" offset (no offset = UTC), or a date alone "2026-11-25".
+// Returns nullopt with `error` set when the text is none of these.
+std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::string* error);
+
+// "2026-11-25T13:00:00.123456789Z"
+std::string format_time(uint64_t ns);
+
+}  // namespace tmach::util

@@ -1,0 +1,21 @@
+// Parsing of human-friendly sizes and durations used on the command line and in the config.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tmach::util {
+
+inline constexpr uint64_t kUnlimited = UINT64_MAX;
+
+// "15k", "64m", "10g", "1t", "1500" (bytes), "none"/"unlimited" -> kUnlimited.
+// Suffixes are binary (k = 1024). Returns nullopt on anything else.
+std::optional<uint64_t> parse_size(std::string_view s);
+// "30s", "5m", "2h", "7d", "1w", "250ms", or plain seconds. Result in nanoseconds.
+std::optional<uint64_t> parse_duration_ns(std::string_view s);
+
+std::string format_size(uint64_t bytes);  // "1.5 MiB"
+
+}  // namespace tmach::util

@@ -1,0 +1,209 @@
+"""tm query end to end: answers equal tcpdump's on the original capture, byte for byte and in order."""
+import os
+
+from tmtest import StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm
+
+FILES = ["var-services-std-ports.pcap", "bro.org.pcap", "1000-requests-one-dropped-response.pcap",
+         "chromium-115.0.5790.110-google-de-fragmented.pcap", "afs.pcap", "wikipedia.pcap", "smb3_multichannel.pcap"]
+
+FILTERS = [
+    "host 172.16.238.131",
+    "src host 172.16.238.1",
+    "dst host 172.16.238.131",
+    "host 172.16.238.1 and host 172.16.238.131",
+    "net 172.16.238.0/24",
+    "net 74.125.0.0/16 or net 141.142.0.0/16",
+    "port 22",
+    "src port 53",
+    "dst port 80",
+    "portrange 20-23",
+    "tcp",
+    "udp",
+    "icmp",
+    "ip6",
+    "ip",
+    "arp",
+    "tcp and port 80",
+    "udp and port 5353",
+    "not port 22",
+    "not tcp and not udp",
+    "host 172.16.238.131 and not port 53",
+    "(port 21 or port 22) and host 172.16.238.1",
+    "port 80 or port 443 and host 10.0.2.15",
+    "host ::1",
+    "ip6 and tcp and port 80",
+    "net 6699::/16",
+    "host 6699:ded3:da8c:be73:5a99:ca73:5a99:cadb and src port 443",
+    "udp port 53 or arp",
+    "! icmp && (tcp || udp)",
+    "tcp dst port 80 and src host 10.0.2.15",
+    "proto 17",
+    "ip proto 6",
+    "host 131.151.32.21 and port 1799",
+    "sctp",
+    "vlan 100",
+    "ip6 host ff02::fb",
+    "host 208.80.152.3 and tcp port 80 and not src host 141.142.220.118",
+    "udp portrange 5000-6000",
+    "not (host 172.16.238.131 or host 172.16.238.1)",
+    "icmp6",
+    "host 172.16.238.1 or 172.16.238.2",
+    "src net 192.150.187.0/24 and dst port 55080",
+    # Not indexed: answered by a BPF scan, same answer.
+    "tcp[13] & 2 != 0",
+    "greater 1000",
+    "ether broadcast",
+]
+
+
+class QueryOracle(StoreTest):
+    def query(self, store, flt, *extra):
+        out = self.path("answer.pcap")
+        tm("query", "--store", store, "-w", out, "-q", *extra, flt)
+        return tcpdump_packets(out)
+
+    def test_filters_equal_tcpdump_cutoff_none(self):
+        stores = {}
+        for name in FILES:
+            store = self.path("s-" + name)
+            record(store, [corpus("mixed", name)], "--cutoff", "none", "--segment-size", "64k")
+            stores[name] = store
+        nonempty = 0
+        for name in FILES:
+            src = corpus("mixed", name)
+            for flt in FILTERS:
+                with self.subTest(file=name, filter=flt):
+                    want = tcpdump_packets(src, flt)
+                    got = self.query(stores[name], flt)
+                    self.assertSamePackets(got, want)
+                    nonempty += bool(want)
+        self.assertGreater(nonempty, 80, "the filters must select something on most files")
+
+    def test_filters_with_cutoff_equal_tcpdump_on_the_store(self):
+        name = "var-services-std-ports.pcap"
+        store = self.path("s")
+        record(self.store if False else store, [corpus("mixed", name)], "--cutoff", "2k", "--segment-size", "16k")
+        segs = store_segments(store)
+        self.assertGreater(len(segs), 1)
+        for flt in FILTERS[:30]:
+            with self.subTest(filter=flt):
+                want = []
+                for seg in segs:
+                    want += tcpdump_packets(seg, flt)
+                self.assertSamePackets(self.query(store, flt), want)
+
+    def test_explain_names_indexes_and_fallback(self):
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none", "--segment-size", "64k")
+        p = tm("query", "--store", self.store, "--explain", "host 10.0.2.15 and not port 22")
+        out = p.stdout.decode()
+        self.assertIn("address index", out)
+        self.assertIn("port index", out)
+        self.assertIn("candidates read", out)
+        p = tm("query", "--store", self.store, "--explain", "tcp[13] & 2 != 0")
+        self.assertIn("scan with libpcap BPF", p.stdout.decode())
+
+    def test_index_prunes_segments(self):
+        # A host present in one connection only: most segments have no candidate and no packet is read in vain.
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none", "--segment-size", "32k")
+        p = tm("query", "--store", self.store, "--explain", "port 55085")
+        out = p.stdout.decode()
+        want = len(tcpdump_packets(corpus("mixed", "bro.org.pcap"), "port 55085"))
+        self.assertIn("candidates read: %d, matched: %d" % (want, want), out)
+
+
+class TimeRanges(StoreTest):
+    def setUp(self):
+        super().setUp()
+        self.src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [self.src], "--cutoff", "none", "--segment-size", "64k")
+        self.frames = read_pcap(self.src)
+
+    def answer(self, *args):
+        out = self.path("a.pcap")
+        tm("query", "--store", self.store, "-w", out, "-q", *args)
+        return [ts for ts, _, _, _ in read_pcap(out)]
+
+    def test_from_inclusive_to_exclusive(self):
+        t1, t2 = self.frames[100][0], self.frames[400][0]
+        got = self.answer("--from", "%d.%09d" % divmod(t1, 10**9), "--to", "%d.%09d" % divmod(t2, 10**9), "")
+        want = [ts for ts, _, _, _ in self.frames if t1 <= ts < t2]
+        self.assertEqual(got, want)
+        self.assertEqual(got[0], t1)
+        self.assertNotIn(t2, got)
+
+    def test_iso_and_relative(self):
+        import datetime
+        t1 = self.frames[200][0]
+        iso = datetime.datetime.fromtimestamp(t1 // 10**9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        iso += ".%09dZ" % (t1 % 10**9)
+        got = self.answer("--from", iso, "tcp")
+        want = [ts for ts, _, _, data in self.frames if ts >= t1 and data[23] == 6]
+        self.assertEqual(got, want)
+        self.assertEqual(len(self.answer("--from", "100000d ago", "")), len(self.frames))
+        self.assertEqual(self.answer("--from", "1h ago", ""), [])  # the capture is years old
+
+    def test_range_without_data_is_an_empty_pcap(self):
+        out = self.path("empty.pcap")
+        tm("query", "--store", self.store, "-w", out, "--from", "2001-01-01T00:00:00Z", "--to", "2001-01-02", "")
+        self.assertEqual(tcpdump_packets(out), [])
+
+
+class Errors(StoreTest):
+    def test_bad_syntax_points_at_token(self):
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        p = tm("query", "--store", self.store, "--count", "host 10.0.0.1 and and port 80", check=False)
+        self.assertEqual(p.returncode, 2)
+        err = p.stderr.decode()
+        self.assertIn("and", err)
+        self.assertIn("^", err)
+
+    def test_unknown_keyword(self):
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        p = tm("query", "--store", self.store, "--count", "hots 10.0.0.1", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("hots", p.stderr.decode())
+
+    def test_missing_store(self):
+        p = tm("query", "--store", self.path("nothing"), "--count", "tcp", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("does not exist", p.stderr.decode())
+
+    def test_not_a_store(self):
+        os.makedirs(self.path("plain"))
+        p = tm("query", "--store", self.path("plain"), "--count", "tcp", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not a tm store", p.stderr.decode())
+
+    def test_empty_store(self):
+        record(self.store, [corpus("malformed", "empty.pcap")])
+        p = tm("query", "--store", self.store, "--count", "tcp")
+        self.assertEqual(p.stdout.decode().strip(), "0")
+
+    def test_bad_time(self):
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        p = tm("query", "--store", self.store, "--count", "--from", "yesterday-ish", "tcp", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("yesterday-ish", p.stderr.decode())
+
+    def test_damaged_sidecar_is_scanned_not_trusted(self):
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none", "--segment-size", "64k")
+        idx = sorted(f for f in os.listdir(os.path.join(self.store, "default")) if f.endswith(".idx"))
+        # Flip a bit in one sidecar's body and truncate another.
+        p1 = os.path.join(self.store, "default", idx[0])
+        with open(p1, "r+b") as f:
+            f.seek(200)
+            b = f.read(1)
+            f.seek(200)
+            f.write(bytes([b[0] ^ 0x10]))
+        p2 = os.path.join(self.store, "default", idx[1])
+        os.truncate(p2, 100)
+        out = self.path("a.pcap")
+        p = tm("query", "--store", self.store, "-w", out, "host 10.0.2.15")
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(src, "host 10.0.2.15"))
+        self.assertIn("warning", p.stderr.decode() + p.stdout.decode())
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

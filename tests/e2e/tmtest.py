@@ -1,0 +1,146 @@
+"""Shared helpers of the end-to-end tests: run the real tm binary on ../shared/corpus and
+compare its answers with tcpdump's."""
+import glob
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import unittest
+
+TM = os.environ.get("TM_BIN", os.path.join(os.path.dirname(__file__), "../../build/tm"))
+CORPUS = os.environ.get("TM_CORPUS", os.path.join(os.path.dirname(__file__), "../../../shared/corpus"))
+SOURCE = os.environ.get("TM_SOURCE", os.path.join(os.path.dirname(__file__), "../.."))
+
+
+def corpus(*parts):
+    return os.path.join(CORPUS, *parts)
+
+
+def corpus_files(folder=None):
+    pat = os.path.join(CORPUS, folder or "*", "*.pcap*")
+    return sorted(glob.glob(pat))
+
+
+def run(args, check=True, **kw):
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError("command failed (%d): %s\nstderr:\n%s" % (p.returncode, " ".join(args),
+                                                                      p.stderr.decode(errors="replace")))
+    return p
+
+
+def tm(*args, check=True):
+    return run([TM] + [str(a) for a in args], check=check)
+
+
+def record(store, files, *extra, check=True):
+    args = ["record", "--store", store, "--json"]
+    for f in files:
+        args += ["--read", f]
+    p = tm(*(args + list(extra)), check=check)
+    return json.loads(p.stdout) if p.returncode == 0 else p
+
+
+def tcpdump_packets(path, flt=None):
+    """Per packet: the timestamp line and the hex dump (link header included), as tcpdump prints them."""
+    args = ["tcpdump", "-tt", "-nn", "-S", "-q", "-xx", "-r", path]  # -S -q: no per-flow state in the text
+    if flt:
+        args.append(flt)
+    p = run(args, check=False)
+    if p.returncode != 0:
+        raise AssertionError("tcpdump failed on %s %r: %s" % (path, flt, p.stderr.decode(errors="replace")))
+    pkts, cur = [], None
+    for line in p.stdout.decode(errors="replace").splitlines():
+        if line.startswith("\t"):
+            cur.append(line.strip())
+        else:
+            cur = [line]
+            pkts.append(cur)
+    return ["\n".join(x) for x in pkts]
+
+
+def store_segments(store, cls="default"):
+    """The store's pcap segments of a class, in sequence order."""
+    return sorted(glob.glob(os.path.join(store, cls, "*.pcap")))
+
+
+def read_pcap(path):
+    """Yields (ts_ns, caplen, wirelen, data) from a classic pcap file; also returns link type via .linktype."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    magic = struct.unpack("<I", buf[:4])[0]
+    if magic in (0xa1b2c3d4, 0xa1b23c4d):
+        e = "<"
+    else:
+        e = ">"
+        magic = struct.unpack(">I", buf[:4])[0]
+    nsec = magic == 0xa1b23c4d
+    pos, out = 24, []
+    while pos + 16 <= len(buf):
+        s, frac, cap, wire = struct.unpack(e + "IIII", buf[pos:pos + 16])
+        if pos + 16 + cap > len(buf):
+            break
+        out.append((s * 10**9 + (frac if nsec else frac * 1000), cap, wire, buf[pos + 16:pos + 16 + cap]))
+        pos += 16 + cap
+    return out
+
+
+def conn_of(frame):
+    """(key, is_tcp_control_without_payload) of an Ethernet frame carrying IPv4/IPv6 TCP/UDP, else None.
+    The key is direction-free, as tm's connection table."""
+    off, et = 14, struct.unpack(">H", frame[12:14])[0]
+    while et in (0x8100, 0x88a8) and len(frame) >= off + 4:
+        et = struct.unpack(">H", frame[off + 2:off + 4])[0]
+        off += 4
+    if et == 0x0800 and len(frame) >= off + 20:
+        ihl = (frame[off] & 0xf) * 4
+        proto = frame[off + 9]
+        src, dst = frame[off + 12:off + 16], frame[off + 16:off + 20]
+        total = struct.unpack(">H", frame[off + 2:off + 4])[0]
+        frag = struct.unpack(">H", frame[off + 6:off + 8])[0] & 0x1fff  # offset: only the first fragment has ports
+        l4 = off + ihl
+        plen = total - ihl
+    elif et == 0x86dd and len(frame) >= off + 40:
+        proto = frame[off + 6]
+        src, dst = frame[off + 8:off + 24], frame[off + 24:off + 40]
+        plen = struct.unpack(">H", frame[off + 4:off + 6])[0]
+        frag = 0
+        l4 = off + 40
+    else:
+        return None
+    sp = dp = 0
+    control = False
+    if proto in (6, 17) and not frag and len(frame) >= l4 + 4:
+        sp, dp = struct.unpack(">HH", frame[l4:l4 + 4])
+        if proto == 6 and len(frame) >= l4 + 14:
+            doff = (frame[l4 + 12] >> 4) * 4
+            flags = frame[l4 + 13]
+            control = bool(flags & 0x07) and plen - doff == 0
+    a, b = (src, sp), (dst, dp)
+    key = (proto,) + (min(a, b), max(a, b))
+    return key, control
+
+
+class StoreTest(unittest.TestCase):
+    """A test with a fresh temporary directory, removed afterwards."""
+
+    def assertSamePackets(self, got, want, what=""):
+        """Equal lists, reported by the first difference (a full diff of thousands of packets takes minutes)."""
+        for i, (g, w) in enumerate(zip(got, want)):
+            if g != w:
+                self.fail("%s: packet %d differs:\n got: %s\nwant: %s" % (what, i, str(g)[:600], str(w)[:600]))
+        if len(got) != len(want):
+            self.fail("%s: %d packets, want %d; first extra: %s" % (
+                what, len(got), len(want), str((got if len(got) > len(want) else want)[min(len(got), len(want))])[:600]))
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tm-e2e-")
+        self.store = os.path.join(self.tmp, "store")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)

@@ -1,0 +1,105 @@
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "conn/classifier.h"
+
+using namespace tmach;
+
+namespace {
+std::string error_of(const std::string& text) {
+  try {
+    auto c = config::load_config_string(text, "tm.toml");
+    config::finalize_classes(c);
+    conn::Classifier cl(c.classes);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, Defaults) {
+  auto c = config::load_config_string("", "tm.toml");
+  config::finalize_classes(c);
+  ASSERT_EQ(c.classes.size(), 1u);
+  EXPECT_EQ(c.classes[0].name, "default");
+  EXPECT_EQ(c.classes[0].cutoff, 15u * 1024);
+  EXPECT_EQ(c.segment_size, 256ull << 20);
+}
+
+TEST(Config, ClassesSortedByPrecedenceWithCatchAll) {
+  auto c = config::load_config_string(R"(
+[store]
+path = "/tmp/x"
+segment_size = "64m"
+[[class]]
+name = "low"
+filter = "udp"
+cutoff = "1k"
+[[class]]
+name = "high"
+filter = "tcp port 22"
+cutoff = "none"
+precedence = 5
+disk_budget = "1g"
+)",
+                                      "tm.toml");
+  config::finalize_classes(c);
+  ASSERT_EQ(c.classes.size(), 3u);
+  EXPECT_EQ(c.classes[0].name, "high");
+  EXPECT_EQ(c.classes[0].cutoff, UINT64_MAX);
+  EXPECT_EQ(c.classes[0].disk_budget, 1ull << 30);
+  EXPECT_EQ(c.classes[1].name, "low");
+  EXPECT_EQ(c.classes[2].name, "default");
+  EXPECT_EQ(c.store, "/tmp/x");
+}
+
+TEST(Config, ErrorsNameLineAndKey) {
+  EXPECT_EQ(error_of("[store]\nsegment_size = \"huge\"\n").rfind("tm.toml:2: store.segment_size:", 0), 0u);
+  EXPECT_NE(error_of("[[class]]\nname = \"a\"\ncutoff = true\n").find("tm.toml:3: class 'a'.cutoff"),
+            std::string::npos);
+  EXPECT_NE(error_of("[connections]\ntcp_timeout = \"forever\"\n").find("tm.toml:2: connections.tcp_timeout"),
+            std::string::npos);
+  EXPECT_NE(error_of("[capture]\nsnaplen = 10\n").find("capture.snaplen: must be between"), std::string::npos);
+  EXPECT_NE(error_of("nonsense = 1\n").find("tm.toml:1: nonsense: unknown key"), std::string::npos);
+  EXPECT_NE(error_of("[store\n").find("tm.toml:1"), std::string::npos);
+  EXPECT_NE(error_of("[[class]]\nname = \"a\"\n[[class]]\nname = \"a\"\n").find("defined twice"), std::string::npos);
+  EXPECT_NE(error_of("[[class]]\nfilter = \"tcp\"\n").find("needs a name"), std::string::npos);
+  EXPECT_NE(error_of("[[class]]\nname = \"bad\"\nfilter = \"port port\"\n").find("class 'bad': filter"),
+            std::string::npos);
+  EXPECT_NE(error_of("[[class]]\nname = \"x y\"\n").find("letters, digits"), std::string::npos);
+  EXPECT_NE(error_of("[[class]]\nname = \"r\"\nram_budget = \"1k\"\n").find("ram_budget"), std::string::npos);
+}
+
+TEST(Classifier, FirstMatchByPrecedence) {
+  auto c = config::load_config_string(R"(
+[[class]]
+name = "web"
+filter = "tcp port 80"
+precedence = 2
+[[class]]
+name = "tcp"
+filter = "tcp"
+precedence = 1
+)",
+                                      "tm.toml");
+  config::finalize_classes(c);
+  conn::Classifier cl(c.classes);
+  // Ethernet + IPv4 + TCP 1.2.3.4:1000 -> 5.6.7.8:80
+  uint8_t f[54] = {0};
+  f[12] = 0x08;
+  f[14] = 0x45;
+  f[16] = 0;
+  f[17] = 40;
+  f[22] = 64;
+  f[23] = 6;
+  f[34] = 1000 >> 8;
+  f[35] = 1000 & 0xff;
+  f[37] = 80;
+  f[46] = 0x50;
+  EXPECT_EQ(c.classes[cl.classify(1, f, sizeof f, sizeof f)].name, "web");
+  f[37] = 81;
+  EXPECT_EQ(c.classes[cl.classify(1, f, sizeof f, sizeof f)].name, "tcp");
+  f[23] = 17;
+  EXPECT_EQ(c.classes[cl.classify(1, f, sizeof f, sizeof f)].name, "default");
+}

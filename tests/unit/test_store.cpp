@@ -1,0 +1,209 @@
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "store/catalog.h"
+#include "store/layout.h"
+#include "store/pcap_scan.h"
+#include "store/recovery.h"
+#include "store/ring.h"
+#include "store/segment_writer.h"
+#include "store/sidecar.h"
+
+using namespace tmach;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path p;
+  TempDir() {
+    char tmpl[] = "/tmp/tm-unit-XXXXXX";
+    p = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(p); }
+};
+
+// Ethernet/IPv4/UDP frame 10.0.0.<a> -> 10.0.0.<b>, ports sp -> dp, `pad` payload bytes.
+std::vector<uint8_t> udp_frame(uint8_t a, uint8_t b, uint16_t sp, uint16_t dp, size_t pad = 0) {
+  std::vector<uint8_t> f(42 + pad, 0);
+  f[12] = 0x08;
+  f[14] = 0x45;
+  uint16_t tot = static_cast<uint16_t>(28 + pad);
+  f[16] = static_cast<uint8_t>(tot >> 8);
+  f[17] = static_cast<uint8_t>(tot);
+  f[22] = 64;
+  f[23] = 17;
+  f[26] = 10, f[29] = a;
+  f[30] = 10, f[33] = b;
+  f[34] = static_cast<uint8_t>(sp >> 8), f[35] = static_cast<uint8_t>(sp);
+  f[36] = static_cast<uint8_t>(dp >> 8), f[37] = static_cast<uint8_t>(dp);
+  uint16_t ul = static_cast<uint16_t>(8 + pad);
+  f[38] = static_cast<uint8_t>(ul >> 8), f[39] = static_cast<uint8_t>(ul);
+  return f;
+}
+}  // namespace
+
+TEST(Ring, PushPopInOrderAcrossWraps) {
+  store::Ring r(1 << 16);
+  std::vector<uint8_t> data(1000);
+  uint64_t pushed = 0, popped = 0;
+  for (int round = 0; round < 500; ++round) {
+    for (int i = 0; i < 7; ++i) {
+      data[0] = static_cast<uint8_t>(pushed);
+      uint32_t len = 100 + static_cast<uint32_t>((pushed * 37) % 900);
+      if (r.try_push(pushed, 1, len, data.data(), len)) ++pushed;
+    }
+    while (auto* h = r.front()) {
+      ASSERT_EQ(h->ts_ns, popped);
+      ASSERT_EQ(h->caplen, 100 + (popped * 37) % 900);
+      ASSERT_EQ(r.payload(h)[0], static_cast<uint8_t>(popped));
+      r.pop();
+      ++popped;
+    }
+  }
+  EXPECT_EQ(pushed, popped);
+  EXPECT_GT(pushed, 3000u);
+}
+
+TEST(Ring, FullRingRefusesWithoutBlocking) {
+  store::Ring r(1 << 16);
+  std::vector<uint8_t> data(1500);
+  int ok = 0;
+  while (r.try_push(1, 1, 1500, data.data(), 1500)) ++ok;
+  EXPECT_GT(ok, 30);
+  EXPECT_LE(r.used(), r.capacity());
+  r.front();
+  r.pop();
+  EXPECT_TRUE(r.try_push(1, 1, 1500, data.data(), 1500));
+}
+
+TEST(Layout, Names) {
+  store::SegmentName n{42, 1764077400123456789ull, 1};
+  std::string s = store::segment_base_name(n);
+  EXPECT_EQ(s, "00000042-1764077400123456789-lt1");
+  auto p = store::parse_segment_name(s);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->seq, 42u);
+  EXPECT_EQ(p->first_ns, 1764077400123456789ull);
+  EXPECT_EQ(p->linktype, 1u);
+  EXPECT_FALSE(store::parse_segment_name("notes"));
+  EXPECT_FALSE(store::parse_segment_name("00000042-12-ltx"));
+}
+
+TEST(Segment, WriteSealReadBackAndIndexes) {
+  TempDir d;
+  std::string base = (d.p / "00000001-0-lt1").string();
+  store::WriterOptions o;
+  o.directory_every = 10;
+  {
+    store::SegmentWriter w(base, 1, 1, o);
+    for (int i = 0; i < 100; ++i) {
+      auto f = udp_frame(static_cast<uint8_t>(1 + i % 3), 9, static_cast<uint16_t>(1000 + i % 5), 53, i);
+      w.append(1000 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+    }
+    w.seal();
+  }
+  store::SegmentMeta m = store::read_sidecar_meta(base + ".idx");
+  EXPECT_EQ(m.packets, 100u);
+  EXPECT_EQ(m.first_ts, 1000u);
+  EXPECT_EQ(m.last_ts, 1099u);
+  EXPECT_TRUE(m.monotonic);
+  EXPECT_EQ(m.pcap_bytes, fs::file_size(base + ".pcap"));
+  store::SidecarBody b = store::read_sidecar_body(base + ".idx");
+  EXPECT_EQ(b.offsets.size(), 100u);
+  EXPECT_EQ(b.directory.size(), 10u);
+  EXPECT_EQ(b.offsets[0], 24u);
+  uint8_t a1[4] = {10, 0, 0, 1};
+  auto it = b.index.addr.find(packet::IpAddr::v4(a1).b);
+  ASSERT_NE(it, b.index.addr.end());
+  EXPECT_EQ(it->second.cardinality(), 34u);  // i % 3 == 0
+  EXPECT_EQ(b.index.port.at(53).cardinality(), 100u);
+  EXPECT_EQ(b.index.port.at(1001).cardinality(), 20u);
+  EXPECT_EQ(b.index.proto.at(17).cardinality(), 100u);
+  // The pcap is complete and in order.
+  uint64_t n = 0;
+  store::scan_pcap(base + ".pcap", [&](uint64_t off, uint64_t ts, uint32_t, uint32_t, const uint8_t*) {
+    EXPECT_EQ(off, b.offsets[n]);
+    EXPECT_EQ(ts, 1000 + n);
+    ++n;
+  });
+  EXPECT_EQ(n, 100u);
+}
+
+TEST(Sidecar, CorruptionIsDetected) {
+  TempDir d;
+  std::string base = (d.p / "00000001-0-lt1").string();
+  {
+    store::SegmentWriter w(base, 1, 1, {});
+    auto f = udp_frame(1, 2, 3, 4);
+    for (int i = 0; i < 50; ++i) w.append(static_cast<uint64_t>(i), 42, f.data(), 42);
+    w.seal();
+  }
+  std::string idx = base + ".idx";
+  auto size = fs::file_size(idx);
+  for (uint64_t pos : {uint64_t{3}, uint64_t{20}, uint64_t{130}, size - 1}) {
+    fs::copy_file(idx, idx + ".orig", fs::copy_options::overwrite_existing);
+    {
+      std::fstream f(idx, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(pos));
+      char c;
+      f.get(c);
+      f.seekp(static_cast<std::streamoff>(pos));
+      f.put(static_cast<char>(c ^ 0x40));
+    }
+    EXPECT_THROW(
+        {
+          store::read_sidecar_meta(idx);
+          store::read_sidecar_body(idx);
+        },
+        store::SidecarError)
+        << "flip at " << pos;
+    fs::copy_file(idx + ".orig", idx, fs::copy_options::overwrite_existing);
+  }
+  fs::resize_file(idx, size / 2);
+  EXPECT_THROW(store::read_sidecar_meta(idx), store::SidecarError);
+  fs::resize_file(idx, 10);
+  EXPECT_THROW(store::read_sidecar_meta(idx), store::SidecarError);
+}
+
+TEST(Recovery, CutsIncompleteRecordAndRebuildsSidecar) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  std::ofstream(d.p / "STORE") << "tm store format 1\n";
+  std::string base = (d.p / "default" / "00000003-5-lt1").string();
+  {
+    store::SegmentWriter w(base, 3, 1, {});
+    for (int i = 0; i < 20; ++i) {
+      auto f = udp_frame(1, 2, 3, 4, 10);
+      w.append(5 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+    }
+    w.flush();
+  }  // no seal: as if the process died
+  auto full = fs::file_size(base + ".pcap");
+  fs::resize_file(base + ".pcap", full - 7);  // the last record is cut
+  store::Catalog cat = store::Catalog::scan(d.p.string());
+  ASSERT_EQ(cat.segments.size(), 1u);
+  EXPECT_EQ(cat.segments[0].state, store::SegmentInfo::State::kOpen);
+  auto r = store::recover_segment(cat.segments[0]);
+  EXPECT_EQ(r.packets, 19u);
+  EXPECT_EQ(r.truncated_bytes, full - 7 - (24 + 19 * (16 + 52)));
+  EXPECT_EQ(fs::file_size(base + ".pcap"), 24u + 19 * (16 + 52));
+  auto m = store::read_sidecar_meta(base + ".idx");
+  EXPECT_EQ(m.packets, 19u);
+  EXPECT_EQ(m.seq, 3u);
+  store::Catalog again = store::Catalog::scan(d.p.string());
+  EXPECT_EQ(again.segments[0].state, store::SegmentInfo::State::kSealed);
+}
+
+TEST(Catalog, ForeignFilesReportedNotAdopted) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  std::ofstream(d.p / "STORE") << "x";
+  std::ofstream(d.p / "default" / "notes.txt") << "mine";
+  std::ofstream(d.p / "README") << "mine";
+  auto cat = store::Catalog::scan(d.p.string());
+  EXPECT_EQ(cat.segments.size(), 0u);
+  EXPECT_EQ(cat.foreign.size(), 2u);
+}

@@ -1,0 +1,52 @@
+#include <gtest/gtest.h>
+
+#include "util/crc32.h"
+#include "util/timespec.h"
+#include "util/units.h"
+
+using namespace tmach;
+
+TEST(Units, Sizes) {
+  EXPECT_EQ(util::parse_size("15k"), 15 * 1024u);
+  EXPECT_EQ(util::parse_size("64m"), 64ull << 20);
+  EXPECT_EQ(util::parse_size("10G"), 10ull << 30);
+  EXPECT_EQ(util::parse_size("1500"), 1500u);
+  EXPECT_EQ(util::parse_size("none"), util::kUnlimited);
+  EXPECT_EQ(util::parse_size("1.5k"), 1536u);
+  EXPECT_FALSE(util::parse_size("12 parsecs"));
+  EXPECT_FALSE(util::parse_size(""));
+  EXPECT_FALSE(util::parse_size("-5k"));
+  EXPECT_FALSE(util::parse_size("k"));
+}
+
+TEST(Units, Durations) {
+  EXPECT_EQ(util::parse_duration_ns("30s"), 30000000000ull);
+  EXPECT_EQ(util::parse_duration_ns("5m"), 300000000000ull);
+  EXPECT_EQ(util::parse_duration_ns("2h"), 7200000000000ull);
+  EXPECT_EQ(util::parse_duration_ns("250ms"), 250000000ull);
+  EXPECT_EQ(util::parse_duration_ns("10"), 10000000000ull);
+  EXPECT_FALSE(util::parse_duration_ns("soon"));
+}
+
+TEST(Time, Forms) {
+  const uint64_t now = 1764077400ull * 1000000000ull;  // 2025-11-25T13:30:00Z
+  std::string err;
+  EXPECT_EQ(util::parse_time("now", now, &err), now);
+  EXPECT_EQ(util::parse_time("15m ago", now, &err), now - 900ull * 1000000000ull);
+  EXPECT_EQ(util::parse_time("-2h", now, &err), now - 7200ull * 1000000000ull);
+  EXPECT_EQ(util::parse_time("1764077400", now, &err), now);
+  EXPECT_EQ(util::parse_time("1764077400.5", now, &err), now + 500000000ull);
+  EXPECT_EQ(util::parse_time("2025-11-25T13:30:00Z", now, &err), now);
+  EXPECT_EQ(util::parse_time("2025-11-25 13:30:00", now, &err), now);
+  EXPECT_EQ(util::parse_time("2025-11-25T14:30:00+01:00", now, &err), now);
+  EXPECT_EQ(util::parse_time("2025-11-25T13:30:00.25Z", now, &err), now + 250000000ull);
+  EXPECT_EQ(util::parse_time("2025-11-25", now, &err), now - (13 * 3600 + 1800) * 1000000000ull);
+  EXPECT_FALSE(util::parse_time("yesterday", now, &err));
+  EXPECT_NE(err.find("yesterday"), std::string::npos);
+  EXPECT_FALSE(util::parse_time("2025-13-01", now, &err));
+  EXPECT_EQ(util::format_time(now + 5), "2025-11-25T13:30:00.000000005Z");
+}
+
+TEST(Crc32, KnownValue) {
+  EXPECT_EQ(util::crc32("123456789", 9), 0xCBF43926u);
+}
