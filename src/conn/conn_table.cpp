@@ -8,7 +8,7 @@ namespace tmach::conn {
 ConnTable::ConnTable(size_t max_connections, Timeouts t, EndCallback on_end)
     : max_(std::max<size_t>(max_connections, 16)), to_(t), on_end_(std::move(on_end)) {
   size_t cap = std::bit_ceil(static_cast<size_t>(static_cast<double>(max_) / 0.7) + 1);
-  slots_.resize(cap);
+  slots_ = util::HugeArray<ConnEntry>(cap);
   mask_ = cap - 1;
 }
 

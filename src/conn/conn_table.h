@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "conn/flow_key.h"
+#include "util/huge_array.h"
 
 namespace tmach::conn {
 
@@ -21,24 +22,26 @@ struct Timeouts {
   uint64_t other_ns = 60ull * 1000000000;
 };
 
+// Zero-filled memory is an empty entry (no default member initializers: the table lives in
+// HugeArray, which hands out zeroed pages).
 struct ConnEntry {
   FlowKey key;
-  uint8_t used = 0;
-  uint8_t orig_is_a = 0;       // side a sent the first packet we saw
-  uint8_t cut = 0;             // cutoff reached
-  uint8_t fin_seen = 0;        // bit 0: originator FIN, bit 1: responder FIN
-  uint8_t rst_seen = 0;
-  uint8_t tcp_flags[2] = {0, 0};  // OR of TCP flags, by direction (0 = originator)
-  uint8_t suspend_cutoff = 0;  // per-connection control (daemon): record it whole
-  uint8_t suspend_timeout = 0; // per-connection control: never expire by inactivity
-  uint16_t cls = 0;            // storage class, decided on the first packet
-  uint64_t hash = 0;
-  uint64_t first_ts = 0, last_ts = 0;
-  uint64_t cutoff_ts = 0;      // time the cutoff was reached
-  uint64_t bytes = 0;          // wire bytes, both directions (what the cutoff counts)
-  uint64_t pkts[2] = {0, 0};   // by direction (0 = originator)
-  uint64_t wire[2] = {0, 0};
-  uint64_t stored = 0;         // packets stored
+  uint8_t used;
+  uint8_t orig_is_a;        // side a sent the first packet we saw
+  uint8_t cut;              // cutoff reached
+  uint8_t fin_seen;         // bit 0: originator FIN, bit 1: responder FIN
+  uint8_t rst_seen;
+  uint8_t tcp_flags[2];     // OR of TCP flags, by direction (0 = originator)
+  uint8_t suspend_cutoff;   // per-connection control (daemon): record it whole
+  uint8_t suspend_timeout;  // per-connection control: never expire by inactivity
+  uint16_t cls;             // storage class, decided on the first packet
+  uint64_t hash;
+  uint64_t first_ts, last_ts;
+  uint64_t cutoff_ts;       // time the cutoff was reached
+  uint64_t bytes;           // wire bytes, both directions (what the cutoff counts)
+  uint64_t pkts[2];         // by direction (0 = originator)
+  uint64_t wire[2];
+  uint64_t stored;          // packets stored
 
   bool closed() const { return rst_seen || fin_seen == 3; }
 };
@@ -63,6 +66,8 @@ class ConnTable {
   // full even after an aggressive expiry pass: the caller stores such packets untracked.
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created);
   ConnEntry* find(const FlowKey& key, uint64_t hash);
+  // Starts loading the home slot of `hash` into the cache (the caller looks it up soon).
+  void prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
 
   // Examines up to `slots` slots from a rotating cursor and ends idle connections.
   void expire_step(uint64_t now, size_t slots);
@@ -85,7 +90,7 @@ class ConnTable {
  private:
   void erase_at(size_t i);
 
-  std::vector<ConnEntry> slots_;
+  util::HugeArray<ConnEntry> slots_;
   size_t mask_;
   size_t max_;
   size_t size_ = 0;

@@ -21,83 +21,93 @@ Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
 }
 
 void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_full) {
-  packet::PacketInfo info;
-  for (size_t i = 0; i < n; ++i) {
-    const capture::RawPacket& pk = pkts[i];
-    totals_.packets++;
-    totals_.bytes += pk.wirelen;
-    if (pk.ts_ns > now_) now_ = pk.ts_ns;
-    packet::decode(pk.linktype, pk.data, pk.caplen, info);
-    totals_.status[static_cast<int>(info.status)]++;
-
-    uint16_t cls;
-    bool store = true;
-    auto kp = conn::make_key(info);
-    if (kp) {
-      bool created;
-      conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, created);
-      if (e) {
-        if (created) {
-          e->cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
-          per_class_[e->cls].connections++;
-        }
-        cls = e->cls;
-        const packet::IpLayer& l = *info.inner();
-        int dir = (kp->src_is_a == static_cast<bool>(e->orig_is_a)) ? 0 : 1;
-        if (!e->suspend_cutoff && e->bytes >= cutoff_[cls]) {
-          store = false;
-          if (cfg_.keep_tcp_control && l.proto == packet::kProtoTcp && l.has_l4 && l.l4_payload == 0 &&
-              (l.tcp_flags & (packet::kTcpSyn | packet::kTcpFin | packet::kTcpRst))) {
-            store = true;
-            per_class_[cls].control_kept++;
-          }
-          if (!e->cut) {
-            e->cut = 1;
-            e->cutoff_ts = pk.ts_ns;
-          }
-        }
-        e->bytes += pk.wirelen;
-        e->pkts[dir]++;
-        e->wire[dir] += pk.wirelen;
-        if (pk.ts_ns > e->last_ts) e->last_ts = pk.ts_ns;
-        if (l.proto == packet::kProtoTcp && l.has_l4) {
-          e->tcp_flags[dir] |= l.tcp_flags;
-          if (l.tcp_flags & packet::kTcpFin) e->fin_seen |= static_cast<uint8_t>(1 << dir);
-          if (l.tcp_flags & packet::kTcpRst) e->rst_seen = 1;
-        }
-        if (store) e->stored++;
-      } else {
-        totals_.untracked++;
-        cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
-      }
-    } else {
-      // No IP layer (ARP, LLDP, undecodable frames): stored as they come, per class filter.
-      totals_.non_ip++;
-      cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
+  // Two passes per small batch: decode and hash everything, asking the CPU to fetch each
+  // connection's table slot, then do the lookups once those cache misses are under way.
+  for (size_t base = 0; base < n; base += kBatch) {
+    size_t m = std::min(kBatch, n - base);
+    for (size_t i = 0; i < m; ++i) {
+      const capture::RawPacket& pk = pkts[base + i];
+      packet::decode(pk.linktype, pk.data, pk.caplen, infos_[i]);
+      keys_[i] = conn::make_key(infos_[i]);
+      if (keys_[i]) table_.prefetch(keys_[i]->hash);
     }
-
-    ClassCounters& cc = per_class_[cls];
-    cc.seen_packets++;
-    cc.seen_bytes += pk.wirelen;
-    if (!store) {
-      cc.cut_packets++;
-      cc.cut_bytes += pk.wirelen;
-      continue;
-    }
-    bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
-    while (!pushed && wait_when_full && writer_.error().empty()) {
-      totals_.ring_waits++;
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
-    }
-    if (pushed) {
-      cc.stored_packets++;
-      cc.stored_bytes += pk.caplen;
-    } else {
-      cc.dropped_ring_full++;
-    }
+    for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
+}
+
+void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
+                      const std::optional<conn::KeyedPacket>& kp, bool wait_when_full) {
+  totals_.packets++;
+  totals_.bytes += pk.wirelen;
+  if (pk.ts_ns > now_) now_ = pk.ts_ns;
+  totals_.status[static_cast<int>(info.status)]++;
+
+  uint16_t cls;
+  bool store = true;
+  if (kp) {
+    bool created;
+    conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, created);
+    if (e) {
+      if (created) {
+        e->cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
+        per_class_[e->cls].connections++;
+      }
+      cls = e->cls;
+      const packet::IpLayer& l = *info.inner();
+      int dir = (kp->src_is_a == static_cast<bool>(e->orig_is_a)) ? 0 : 1;
+      if (!e->suspend_cutoff && e->bytes >= cutoff_[cls]) {
+        store = false;
+        if (cfg_.keep_tcp_control && l.proto == packet::kProtoTcp && l.has_l4 && l.l4_payload == 0 &&
+            (l.tcp_flags & (packet::kTcpSyn | packet::kTcpFin | packet::kTcpRst))) {
+          store = true;
+          per_class_[cls].control_kept++;
+        }
+        if (!e->cut) {
+          e->cut = 1;
+          e->cutoff_ts = pk.ts_ns;
+        }
+      }
+      e->bytes += pk.wirelen;
+      e->pkts[dir]++;
+      e->wire[dir] += pk.wirelen;
+      if (pk.ts_ns > e->last_ts) e->last_ts = pk.ts_ns;
+      if (l.proto == packet::kProtoTcp && l.has_l4) {
+        e->tcp_flags[dir] |= l.tcp_flags;
+        if (l.tcp_flags & packet::kTcpFin) e->fin_seen |= static_cast<uint8_t>(1 << dir);
+        if (l.tcp_flags & packet::kTcpRst) e->rst_seen = 1;
+      }
+      if (store) e->stored++;
+    } else {
+      totals_.untracked++;
+      cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
+    }
+  } else {
+    // No IP layer (ARP, LLDP, undecodable frames): stored as they come, per class filter.
+    totals_.non_ip++;
+    cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
+  }
+
+  ClassCounters& cc = per_class_[cls];
+  cc.seen_packets++;
+  cc.seen_bytes += pk.wirelen;
+  if (!store) {
+    cc.cut_packets++;
+    cc.cut_bytes += pk.wirelen;
+    return;
+  }
+  bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
+  while (!pushed && wait_when_full && writer_.error().empty()) {
+    totals_.ring_waits++;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
+  }
+  if (pushed) {
+    cc.stored_packets++;
+    cc.stored_bytes += pk.caplen;
+  } else {
+    cc.dropped_ring_full++;
+  }
 }
 
 void Recorder::finish() { table_.end_all(); }

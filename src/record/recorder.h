@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,8 @@
 #include "config/config.h"
 #include "conn/classifier.h"
 #include "conn/conn_table.h"
+#include "conn/flow_key.h"
+#include "packet/packet_info.h"
 #include "store/store_writer.h"
 
 namespace tmach::record {
@@ -50,8 +53,14 @@ class Recorder {
   const std::vector<config::ClassConfig>& classes() const { return cfg_.classes; }
 
  private:
+  static constexpr size_t kBatch = 64;
+  void handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
+              const std::optional<conn::KeyedPacket>& kp, bool wait_when_full);
+
   config::Config cfg_;
   store::StoreWriter& writer_;
+  std::vector<packet::PacketInfo> infos_ = std::vector<packet::PacketInfo>(kBatch);
+  std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
   conn::Classifier classifier_;
   conn::ConnTable table_;
   std::vector<ClassCounters> per_class_;

@@ -23,66 +23,122 @@ size_t SegmentIndex::memory_bytes() const {
   return n;
 }
 
-void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p) {
+IndexBuilder::IndexBuilder() { clear(); }
+
+int32_t& IndexBuilder::addr_slot(const AddrKey& k) {
+  if (addr_used_ * 2 >= addr_.size()) {
+    std::vector<AddrSlot> old(addr_.size() * 2, AddrSlot{{}, -1});
+    old.swap(addr_);
+    size_t m = addr_.size() - 1;
+    for (const auto& s : old)
+      if (s.list >= 0)
+        for (size_t i = AddrKeyHash{}(s.key) & m;; i = (i + 1) & m)
+          if (addr_[i].list < 0) {
+            addr_[i] = s;
+            break;
+          }
+  }
+  size_t m = addr_.size() - 1;
+  for (size_t i = AddrKeyHash{}(k) & m;; i = (i + 1) & m) {
+    AddrSlot& s = addr_[i];
+    if (s.list < 0) {
+      s.key = k;
+      ++addr_used_;
+      addr_keys_.push_back(k);
+      ensure(s.list);
+      return s.list;
+    }
+    if (same_key(s.key, k)) return s.list;
+  }
+}
+
+int32_t& IndexBuilder::scalar_slot(std::vector<std::pair<uint32_t, int32_t>>& small, uint32_t key) {
+  for (auto& [k, v] : small)
+    if (k == key) return v;
+  small.emplace_back(key, -1);
+  return small.back().second;
+}
+
+template <class F>
+void IndexBuilder::for_each_key(const packet::PacketInfo& p, F&& f) {
   for (int i = 0; i < p.ip_count; ++i) {
     const packet::IpLayer& l = p.ip[i];
-    addr_[l.src.b].add(ord);
-    if (l.dst != l.src) addr_[l.dst.b].add(ord);
-    proto_[l.proto].add(ord);
-    net_[l.version == 4 ? kNetV4 : kNetV6].add(ord);
+    f(addr_slot(l.src.b));
+    f(addr_slot(l.dst.b));
+    f(proto_[l.proto]);
+    f(scalar_slot(net_, l.version == 4 ? kNetV4 : kNetV6));
     if (l.has_ports && (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp ||
                         l.proto == packet::kProtoSctp)) {
-      port_[l.sport].add(ord);
-      if (l.dport != l.sport) port_[l.dport].add(ord);
+      f(port_[l.sport]);
+      f(port_[l.dport]);
     }
   }
   if (p.arp) {
-    addr_[p.arp_spa.b].add(ord);
-    if (p.arp_tpa != p.arp_spa) addr_[p.arp_tpa.b].add(ord);
-    net_[kNetArp].add(ord);
+    f(addr_slot(p.arp_spa.b));
+    f(addr_slot(p.arp_tpa.b));
+    f(scalar_slot(net_, kNetArp));
   }
-  if (p.ip_count == 0 && !p.arp) net_[p.ethertype].add(ord);  // 0 when nothing was decoded
+  if (p.ip_count == 0 && !p.arp) f(scalar_slot(net_, p.ethertype));  // 0 when nothing was decoded
   int nv = p.vlan_count < packet::PacketInfo::kMaxVlans ? p.vlan_count : packet::PacketInfo::kMaxVlans;
-  for (int i = 0; i < nv; ++i) vlan_[p.vlans[i]].add(ord);
-  if (p.vlan_count) vlan_[kAnyVlan].add(ord);
+  for (int i = 0; i < nv; ++i) f(vlan_[p.vlans[i] & 0xfff]);
+  if (p.vlan_count) f(vlan_[4096]);
+}
+
+void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p) {
+  for_each_key(p, [&](int32_t& slot) { add(slot, ord); });
+}
+
+namespace {
+Roaring to_bitmap(const std::vector<uint32_t>& l) {
+  Roaring r;
+  r.addMany(l.size(), l.data());
+  return r;
+}
+}  // namespace
+
+SegmentIndex IndexBuilder::build() const {
+  std::vector<Roaring> bm(lists_.size());
+  for (size_t i = 0; i < lists_.size(); ++i) bm[i] = to_bitmap(lists_[i]);
+  for (auto& b : bm) b.runOptimize();
+  auto take = [&](int32_t slot) -> Roaring { return bm[static_cast<size_t>(slot)]; };
+  SegmentIndex s;
+  for (const auto& k : addr_keys_) {
+    size_t m = addr_.size() - 1;
+    for (size_t i = AddrKeyHash{}(k) & m;; i = (i + 1) & m)
+      if (same_key(addr_[i].key, k)) {
+        s.addr.emplace(k, take(addr_[i].list));
+        break;
+      }
+  }
+  for (uint32_t k = 0; k < port_.size(); ++k)
+    if (port_[k] >= 0) s.port.emplace(k, take(port_[k]));
+  for (uint32_t k = 0; k < proto_.size(); ++k)
+    if (proto_[k] >= 0) s.proto.emplace(k, take(proto_[k]));
+  for (uint32_t k = 0; k < 4096; ++k)
+    if (vlan_[k] >= 0) s.vlan.emplace(k, take(vlan_[k]));
+  if (vlan_[4096] >= 0) s.vlan.emplace(kAnyVlan, take(vlan_[4096]));
+  for (auto& [k, v] : net_)
+    if (v >= 0) s.net.emplace(k, take(v));
+  return s;
 }
 
 SegmentIndex IndexBuilder::finish() {
-  SegmentIndex s;
-  for (auto& [k, b] : addr_) {
-    b.runOptimize();
-    s.addr.emplace(k, std::move(b));
-  }
-  auto move_into = [](auto& from, auto& to) {
-    for (auto& [k, b] : from) {
-      b.runOptimize();
-      to.emplace(k, std::move(b));
-    }
-  };
-  move_into(port_, s.port);
-  move_into(proto_, s.proto);
-  move_into(net_, s.net);
-  move_into(vlan_, s.vlan);
+  SegmentIndex s = build();
   clear();
   return s;
 }
 
-SegmentIndex IndexBuilder::snapshot() const {
-  SegmentIndex s;
-  for (auto& [k, b] : addr_) s.addr.emplace(k, b);
-  for (auto& [k, b] : port_) s.port.emplace(k, b);
-  for (auto& [k, b] : proto_) s.proto.emplace(k, b);
-  for (auto& [k, b] : net_) s.net.emplace(k, b);
-  for (auto& [k, b] : vlan_) s.vlan.emplace(k, b);
-  return s;
-}
+SegmentIndex IndexBuilder::snapshot() const { return build(); }
 
 void IndexBuilder::clear() {
-  addr_.clear();
-  port_.clear();
-  proto_.clear();
+  lists_.clear();
+  port_.assign(65536, -1);
+  proto_.assign(256, -1);
+  vlan_.assign(4097, -1);
   net_.clear();
-  vlan_.clear();
+  addr_.assign(1024, AddrSlot{{}, -1});
+  addr_used_ = 0;
+  addr_keys_.clear();
 }
 
 }  // namespace tmach::store

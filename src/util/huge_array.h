@@ -1,0 +1,57 @@
+// A fixed-size, zero-filled array in anonymous memory, backed by transparent huge pages
+// where the kernel allows: the connection table is hundreds of MB of random accesses, and
+// 2 MiB pages remove most of its TLB misses. Pages are only committed when touched.
+#pragma once
+
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <new>
+#include <type_traits>
+
+namespace tmach::util {
+
+template <class T>
+class HugeArray {
+  // T must be valid as all-zero bytes (its default state): the memory is not constructed.
+  static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>,
+                "zero-filled memory must be a valid T");
+
+ public:
+  HugeArray() = default;
+  explicit HugeArray(size_t n) : n_(n) {
+    bytes_ = (n * sizeof(T) + (2u << 20) - 1) & ~static_cast<size_t>((2u << 20) - 1);
+    if (bytes_ == 0) return;
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, bytes_, MADV_HUGEPAGE);
+    data_ = static_cast<T*>(p);
+  }
+  ~HugeArray() {
+    if (data_) munmap(data_, bytes_);
+  }
+  HugeArray(const HugeArray&) = delete;
+  HugeArray& operator=(const HugeArray&) = delete;
+  HugeArray(HugeArray&& o) noexcept { *this = std::move(o); }
+  HugeArray& operator=(HugeArray&& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(n_, o.n_);
+    std::swap(bytes_, o.bytes_);
+    return *this;
+  }
+
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return n_; }
+  T* begin() { return data_; }
+  T* end() { return data_ + n_; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + n_; }
+
+ private:
+  T* data_ = nullptr;
+  size_t n_ = 0;
+  size_t bytes_ = 0;
+};
+
+}  // namespace tmach::util
