@@ -26,6 +26,7 @@ class PcapHandleSource : public PacketSource {
     size_t n = 0;
     std::vector<size_t> offs;
     offs.reserve(max);
+    if (live_) return next_live_batch(out, max, offs);
     while (n < max && !stopped_.load(std::memory_order_relaxed)) {
       struct pcap_pkthdr* h;
       const u_char* data;
@@ -36,7 +37,6 @@ class PcapHandleSource : public PacketSource {
         arena_.insert(arena_.end(), data, data + h->caplen);
         out[n++] = RawPacket{static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac, h->caplen,
                              std::max(h->len, h->caplen), linktype_, nullptr};
-        if (live_ && n >= 64) break;  // keep latency low on live links
       } else if (rc == 0) {
         if (n > 0) break;  // live timeout: hand out what we have
         continue;
@@ -72,6 +72,35 @@ class PcapHandleSource : public PacketSource {
   }
 
  private:
+  // Live: pcap_dispatch hands out what the kernel ring holds and blocks only while it is empty.
+  // (A pcap_next_ex loop would wait for more packets while holding a partial batch: on Linux,
+  // TPACKET_V3 polls without a timeout when the link is idle, so up to a batch of packets stayed
+  // out of the store until more traffic or a signal came.)
+  size_t next_live_batch(RawPacket* out, size_t max, std::vector<size_t>& offs) {
+    struct Ctx {
+      PcapHandleSource* self;
+      RawPacket* out;
+      std::vector<size_t>* offs;
+      size_t n;
+    } ctx{this, out, &offs, 0};
+    auto cb = [](u_char* user, const struct pcap_pkthdr* h, const u_char* data) {
+      auto* c = reinterpret_cast<Ctx*>(user);
+      uint64_t frac =
+          c->self->nsec_ ? static_cast<uint64_t>(h->ts.tv_usec) : static_cast<uint64_t>(h->ts.tv_usec) * 1000;
+      c->offs->push_back(c->self->arena_.size());
+      c->self->arena_.insert(c->self->arena_.end(), data, data + h->caplen);
+      c->out[c->n++] = RawPacket{static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac, h->caplen,
+                                 std::max(h->len, h->caplen), c->self->linktype_, nullptr};
+    };
+    while (ctx.n == 0 && !stopped_.load(std::memory_order_relaxed)) {
+      int rc = pcap_dispatch(p_, static_cast<int>(max), cb, reinterpret_cast<u_char*>(&ctx));
+      if (rc == PCAP_ERROR_BREAK) break;  // stop(): what was handed out so far is still returned
+      if (rc < 0) throw SourceError(fmt::format("{}: {}", name_, pcap_geterr(p_)));
+    }
+    for (size_t i = 0; i < ctx.n; ++i) out[i].data = arena_.data() + offs[i];
+    return ctx.n;
+  }
+
   pcap_t* p_;
   std::string name_;
   bool live_;

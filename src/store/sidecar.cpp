@@ -140,8 +140,20 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
   Writer w;
   w.put<uint32_t>(static_cast<uint32_t>(body.directory.size()));
   for (auto& d : body.directory) w.put(d);
+  // Offsets as differences from the previous one (record lengths): two bytes each, which
+  // zstd then packs further; 0xffff escapes a full 4-byte value.
   w.put<uint32_t>(static_cast<uint32_t>(body.offsets.size()));
-  w.bytes(body.offsets.data(), body.offsets.size() * sizeof(uint32_t));
+  uint32_t prev = 0;
+  for (uint32_t off : body.offsets) {
+    uint32_t d = off - prev;
+    if (d < 0xffff) {
+      w.put<uint16_t>(static_cast<uint16_t>(d));
+    } else {
+      w.put<uint16_t>(0xffff);
+      w.put<uint32_t>(d);
+    }
+    prev = off;
+  }
   const SegmentIndex& ix = body.index;
   w.put<uint32_t>(5);
   put_field(w, Field::kAddr, 16, ix.addr, [&](const AddrKey& k) { w.bytes(k.data(), 16); });
@@ -219,9 +231,15 @@ SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta) {
   std::memcpy(body.directory.data(), rd.take(ndir * sizeof(DirEntry)), ndir * sizeof(DirEntry));
   uint32_t noff = rd.get<uint32_t>();
   if (noff != h.packets) throw SidecarError(fmt::format("{}: {} offsets for {} packets", path, noff, h.packets));
-  rd.need(static_cast<size_t>(noff) * 4);
+  rd.need(static_cast<size_t>(noff) * 2);
   body.offsets.resize(noff);
-  std::memcpy(body.offsets.data(), rd.take(noff * 4ull), noff * 4ull);
+  uint32_t prev = 0;
+  for (uint32_t i = 0; i < noff; ++i) {
+    uint32_t d = rd.get<uint16_t>();
+    if (d == 0xffff) d = rd.get<uint32_t>();
+    prev += d;
+    body.offsets[i] = prev;
+  }
   uint32_t nfields = rd.get<uint32_t>();
   for (uint32_t fi = 0; fi < nfields; ++fi) {
     auto field = static_cast<Field>(rd.get<uint8_t>());

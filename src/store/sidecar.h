@@ -4,7 +4,8 @@
 // Layout (little-endian):
 //   128-byte header: magic "TMSIDE\0\0", version, header CRC, SegmentMeta fields, body sizes,
 //                    body CRC — readable alone, so adopting a store reads 128 bytes per segment;
-//   body (zstd):     directory, offsets, then per field: keys and portable roaring bitmaps.
+//   body (zstd):     directory, offsets (delta-coded), then per field: keys and portable
+//                    roaring bitmaps.
 // A sidecar of another version or with a bad CRC is refused (SidecarError), never trusted:
 // the caller rebuilds it from the pcap.
 #pragma once
@@ -18,7 +19,7 @@
 
 namespace tmach::store {
 
-inline constexpr uint32_t kSidecarVersion = 1;
+inline constexpr uint32_t kSidecarVersion = 2;  // 2: offsets delta-coded
 inline constexpr size_t kSidecarHeaderSize = 128;
 
 class SidecarError : public std::runtime_error {
