@@ -47,7 +47,7 @@ for step in "${steps[@]}"; do
 done
 
 echo
-echo "================ Summary: tm $("$TM_BIN" --version 2>&1 | head -1)," \
+echo "================ Summary: $("$TM_BIN" --version 2>&1 | head -1)," \
   "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo 'no git')," \
   "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ================"
 for step in "${steps[@]}"; do

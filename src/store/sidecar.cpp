@@ -228,7 +228,7 @@ SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta) {
   uint32_t ndir = rd.get<uint32_t>();
   rd.need(static_cast<size_t>(ndir) * sizeof(DirEntry));
   body.directory.resize(ndir);
-  std::memcpy(body.directory.data(), rd.take(ndir * sizeof(DirEntry)), ndir * sizeof(DirEntry));
+  if (ndir) std::memcpy(body.directory.data(), rd.take(ndir * sizeof(DirEntry)), ndir * sizeof(DirEntry));
   uint32_t noff = rd.get<uint32_t>();
   if (noff != h.packets) throw SidecarError(fmt::format("{}: {} offsets for {} packets", path, noff, h.packets));
   rd.need(static_cast<size_t>(noff) * 2);
@@ -251,7 +251,7 @@ SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta) {
     const uint8_t* keys = rd.take(static_cast<size_t>(nkeys) * key_len);
     rd.need(static_cast<size_t>(nkeys) * 4);
     std::vector<uint32_t> sizes(nkeys);
-    std::memcpy(sizes.data(), rd.take(nkeys * 4ull), nkeys * 4ull);
+    if (nkeys) std::memcpy(sizes.data(), rd.take(nkeys * 4ull), nkeys * 4ull);
     for (uint32_t k = 0; k < nkeys; ++k) {
       const auto* blob = reinterpret_cast<const char*>(rd.take(sizes[k]));
       Roaring bm;
