@@ -47,9 +47,11 @@ Runner add_record(CLI::App& app) {
 
     store::StoreWriter writer(cfg, cfg.classes);
     const auto& ad = writer.adopt_report();
-    if (ad.segments || ad.recovered)
-      spdlog::info("adopted {} segments, recovered {} ({} bytes of incomplete records cut)", ad.segments,
-                   ad.recovered, ad.truncated_bytes);
+    if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
+    if (ad.recovered)
+      std::cerr << fmt::format("tm record: recovered {} segment(s) left without a sealed sidecar ({} bytes of "
+                               "incomplete records cut)\n",
+                               ad.recovered, ad.truncated_bytes);
     for (auto& f : ad.foreign) std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm record: warning: " << p << "\n";
     if (o->test_delay_us) writer.set_test_delay_us(o->test_delay_us);
