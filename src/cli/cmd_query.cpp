@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "flow/flow_query.h"
 #include "query/executor.h"
 #include "query/planner.h"
 #include "store/catalog.h"
@@ -69,6 +70,7 @@ Runner add_query(CLI::App& app) {
     std::vector<std::string> filter;
     std::vector<std::string> classes;
     bool explain = false, count = false, quiet = false;
+    uint64_t flow_id = 0;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-s,--store", o->store, "store directory")->required();
@@ -80,11 +82,28 @@ Runner add_query(CLI::App& app) {
   app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
   app.add_flag("--count", o->count, "only count the matching packets");
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  app.add_option("--flow", o->flow_id, "the packets of one flow (its id from tm flows), while still on disk");
   return [o]() -> int {
     if (!o->explain && !o->count && o->out.empty())
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
     query::QuerySpec q;
     for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
+    if (o->flow_id) {
+      // A flow is its endpoints, ports and protocol over its lifetime.
+      flow::FlowRow row;
+      if (!flow::find_flow(o->store, o->flow_id, row))
+        throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
+      const auto& f = row.rec;
+      std::string ft = fmt::format("host {} and host {} and proto {}", f.orig.str(), f.resp.str(), f.proto);
+      if (f.proto == 6 || f.proto == 17 || f.proto == 132)
+        ft += fmt::format(" and port {} and port {}", f.orig_port, f.resp_port);
+      q.text = q.text.empty() ? ft : fmt::format("({}) and ({})", ft, q.text);
+      if (o->from.empty()) o->from = fmt::format("{}.{:09}", f.first_ts / 1000000000ull, f.first_ts % 1000000000ull);
+      if (o->to.empty()) {
+        uint64_t end = f.last_ts + 1;
+        o->to = fmt::format("{}.{:09}", end / 1000000000ull, end % 1000000000ull);
+      }
+    }
     q.parsed = query::parse_expr(q.text);
     if (q.parsed.kind == query::ParseResult::Kind::kError) {
       std::cerr << query::format_error(q.text, q.parsed) << "\n";

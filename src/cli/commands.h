@@ -11,5 +11,6 @@ using Runner = std::function<int()>;
 Runner add_record(CLI::App& app);
 Runner add_stats(CLI::App& app);
 Runner add_query(CLI::App& app);
+Runner add_flows(CLI::App& app);
 
 }  // namespace tmach::cli

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   };
   reg("record", "record capture files or a live interface into a store", tmach::cli::add_record);
   reg("query", "extract the packets matching a filter from a store, as pcap", tmach::cli::add_query);
+  reg("flows", "flow records (a summary of every connection) matching a filter", tmach::cli::add_flows);
   reg("stats", "show what a store holds", tmach::cli::add_stats);
   try {
     app.parse(argc, argv);

@@ -103,7 +103,16 @@ Config from_table(const toml::table& root, const std::string& file) {
   Ctx ctx{file};
   Config c;
   c.source_file = file;
-  check_known(ctx, root, "", {"store", "capture", "connections", "class"});
+  check_known(ctx, root, "", {"store", "capture", "connections", "class", "flows"});
+  if (auto* s = sub_table(ctx, root, "flows")) {
+    check_known(ctx, *s, "flows", {"enabled", "disk_budget", "max_age", "file_size", "interim_interval"});
+    c.flows = get_bool(ctx, *s, "enabled", "flows", c.flows);
+    c.flow_disk_budget = get_size(ctx, *s, "disk_budget", "flows", c.flow_disk_budget);
+    c.flow_max_age_ns = get_duration(ctx, *s, "max_age", "flows", c.flow_max_age_ns);
+    c.flow_file_size = get_size(ctx, *s, "file_size", "flows", c.flow_file_size);
+    c.flow_interim_ns = get_duration(ctx, *s, "interim_interval", "flows", c.flow_interim_ns);
+    if (c.flow_interim_ns == 0) ctx.fail(s->get("interim_interval"), "flows.interim_interval", "must be positive");
+  }
   if (auto* s = sub_table(ctx, root, "store")) {
     check_known(ctx, *s, "store",
                 {"path", "segment_size", "disk_budget", "directory_every", "directory_bytes", "fsync_interval",
@@ -162,6 +171,7 @@ Config from_table(const toml::table& root, const std::string& file) {
       std::string where = cc.name.empty() ? "class" : fmt::format("class '{}'", cc.name);
       check_known(ctx, t, where, {"name", "filter", "cutoff", "ram_budget", "disk_budget", "precedence"});
       if (cc.name.empty()) ctx.fail(&v, "class.name", "every [[class]] needs a name");
+      if (cc.name == "flows") ctx.fail(t.get("name"), where + ".name", "'flows' is reserved for flow records");
       for (char ch : cc.name)
         if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
           ctx.fail(t.get("name"), where + ".name", "use letters, digits, '-' and '_' only");

@@ -42,6 +42,7 @@ struct ConnEntry {
   uint64_t pkts[2];         // by direction (0 = originator)
   uint64_t wire[2];
   uint64_t stored;          // packets stored
+  uint64_t interim_ts;      // when the last interim flow record was written
 
   bool closed() const { return rst_seen || fin_seen == 3; }
 };

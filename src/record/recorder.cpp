@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "conn/flow_key.h"
+#include "flow/flow_record.h"
 #include "packet/decoder.h"
 
 namespace tmach::record {
@@ -13,11 +14,19 @@ Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
       writer_(writer),
       classifier_(cfg.classes),
       table_(cfg.max_connections, cfg.timeouts,
-             [this](const conn::ConnEntry& e, conn::EndReason) {
+             [this](const conn::ConnEntry& e, conn::EndReason why) {
                if (e.cut) per_class_[e.cls].connections_cut++;
+               flow::EndState st = why == conn::EndReason::kShutdown ? flow::EndState::kShutdown
+                                   : e.rst_seen                      ? flow::EndState::kRst
+                                   : e.fin_seen == 3                 ? flow::EndState::kFin
+                                                                     : flow::EndState::kTimeout;
+               if (why == conn::EndReason::kShutdown && e.closed())
+                 st = e.rst_seen ? flow::EndState::kRst : flow::EndState::kFin;
+               writer_.push_flow(flow::make_record(e, st));
              }),
       per_class_(cfg.classes.size()) {
   for (const auto& c : cfg_.classes) cutoff_.push_back(c.cutoff);
+  interim_ns_ = cfg_.flow_interim_ns;
 }
 
 void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_full) {
@@ -78,6 +87,10 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
         if (l.tcp_flags & packet::kTcpRst) e->rst_seen = 1;
       }
       if (store) e->stored++;
+      if (pk.ts_ns >= e->first_ts + interim_ns_ && pk.ts_ns >= std::max(e->interim_ts, e->first_ts) + interim_ns_) {
+        e->interim_ts = pk.ts_ns;  // a long-lived connection: visible in the flow records while open
+        writer_.push_flow(flow::make_record(*e, flow::EndState::kOpen));
+      }
     } else {
       totals_.untracked++;
       cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);

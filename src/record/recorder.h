@@ -67,6 +67,7 @@ class Recorder {
   std::vector<uint64_t> cutoff_;
   RecorderCounters totals_;
   uint64_t now_ = 0;
+  uint64_t interim_ns_ = 0;
 };
 
 }  // namespace tmach::record

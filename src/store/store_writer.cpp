@@ -59,6 +59,11 @@ StoreWriter::StoreWriter(const config::Config& cfg, const std::vector<config::Cl
   }
   adopt();
   enforce_budgets();
+  if (cfg.flows) {
+    std::vector<std::string> names;
+    for (auto& c : classes_) names.push_back(c.name);
+    flows_ = std::make_unique<flow::FlowStoreWriter>(cfg, names, &adopt_.problems);
+  }
 }
 
 StoreWriter::~StoreWriter() {
@@ -118,6 +123,7 @@ void StoreWriter::finish() {
     for (uint32_t lt : lts) seal(static_cast<uint16_t>(c), lt);
   }
   enforce_budgets();
+  if (flows_) flows_->finish();
 }
 
 void StoreWriter::run() {
@@ -129,6 +135,9 @@ void StoreWriter::run() {
       bool progress = false;
       for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
       auto now = clock::now();
+      if (flows_)
+        flows_->drain(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
       if (now - last_flush > std::chrono::milliseconds(500)) {
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)

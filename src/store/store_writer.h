@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "flow/flow_store.h"
 #include "store/catalog.h"
 #include "store/ring.h"
 #include "store/segment_writer.h"
@@ -62,6 +63,11 @@ class StoreWriter {
   void finish();
 
   const ClassWriteStats& stats(uint16_t cls) const { return *stats_[cls]; }
+  // Flow records (any thread; written by the writer thread). No-op when flows are disabled.
+  void push_flow(const flow::FlowRecord& r) {
+    if (flows_) flows_->push(r);
+  }
+  uint64_t flow_records_written() const { return flows_ ? flows_->records_written() : 0; }
   // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
   const std::string& error() const { return error_; }  // non-empty if the writer thread failed
@@ -94,6 +100,7 @@ class StoreWriter {
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;
+  std::unique_ptr<flow::FlowStoreWriter> flows_;
   int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};

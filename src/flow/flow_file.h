@@ -1,0 +1,58 @@
+// Flow files: "<store>/flows/<seq:08>-<first_ns>-lt0.flows", a header naming the classes,
+// then blocks of zstd-compressed FlowRecords, each with its own length and CRC, so a file
+// cut short by a crash is read up to its last complete block. A sealed file has a sidecar
+// ("...idx", the same format as packet segments: time range, and address/port/protocol
+// indexes over record ordinals).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flow/flow_record.h"
+#include "store/index.h"
+#include "store/segment_meta.h"
+
+namespace tmach::flow {
+
+inline constexpr const char* kFlowDir = "flows";
+
+struct FlowFileContents {
+  std::vector<std::string> classes;
+  std::vector<FlowRecord> records;
+  uint64_t valid_end = 0;   // offset just past the last complete block
+  uint64_t file_size = 0;
+  std::string problem;      // why reading stopped early, if it did
+};
+
+// Reads every complete block. Throws std::runtime_error if the file cannot be opened or its
+// header is not a flow file.
+FlowFileContents read_flow_file(const std::string& path);
+
+// Writes one flow file; used by the writer thread only.
+class FlowFileWriter {
+ public:
+  FlowFileWriter(std::string base, uint64_t seq, const std::vector<std::string>& classes);
+  ~FlowFileWriter();
+  void add(const FlowRecord& r);
+  void flush_block();            // compress and write what is buffered
+  uint64_t seal();               // flush, fsync, write the sidecar; returns its size
+  uint64_t file_bytes() const { return file_bytes_; }
+  const std::string& base() const { return base_; }
+  const store::SegmentMeta& meta() const { return meta_; }
+
+ private:
+  std::string base_;
+  int fd_ = -1;
+  uint64_t file_bytes_ = 0;
+  std::vector<FlowRecord> pending_;
+  store::SegmentMeta meta_;
+  store::IndexBuilder builder_;
+};
+
+// Rebuilds the sidecar of a flow file left without one (crash): cuts it after its last
+// complete block. Returns the number of records kept.
+uint64_t recover_flow_file(const std::string& base);
+
+}  // namespace tmach::flow

@@ -1,0 +1,124 @@
+#include "flow/flow_query.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include "flow/flow_file.h"
+#include "flow/flow_store.h"
+#include "query/eval.h"
+#include "query/planner.h"
+#include "store/catalog.h"
+#include "store/sidecar.h"
+
+namespace tmach::flow {
+namespace {
+
+// Oldest packet time still on disk, per class name.
+std::map<std::string, uint64_t> oldest_packets(const std::string& store) {
+  std::map<std::string, uint64_t> m;
+  try {
+    store::Catalog cat = store::Catalog::scan(store);
+    for (const auto& s : cat.segments) {
+      auto it = m.find(s.cls);
+      if (it == m.end() || s.lo_ts() < it->second) m[s.cls] = s.lo_ts();
+    }
+  } catch (...) {
+  }
+  return m;
+}
+
+FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls, const std::map<std::string, uint64_t>& old) {
+  if (r.stored == 0) return FlowRow::Packets::kNone;
+  auto it = old.find(cls);
+  if (it == old.end()) return FlowRow::Packets::kNone;
+  if (it->second <= r.first_ts) return FlowRow::Packets::kAll;
+  // Stored packets lie between the first packet and the cutoff (then only TCP control packets).
+  uint64_t last_stored = r.cutoff_ts ? r.cutoff_ts : r.last_ts;
+  return it->second <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
+}
+
+}  // namespace
+
+std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
+                                 uint64_t to, FlowQueryStats& st) {
+  if (parsed.kind == query::ParseResult::Kind::kError) throw std::runtime_error(query::format_error("", parsed));
+  if (parsed.kind == query::ParseResult::Kind::kBpfOnly)
+    throw std::runtime_error(fmt::format(
+        "flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)", parsed.unplanned));
+  store::Catalog::scan(store);  // a clear error for a missing or foreign directory
+  auto old = oldest_packets(store);
+  std::unordered_map<uint64_t, FlowRow> newest;
+  for (const auto& fi : scan_flow_files(store)) {
+    ++st.files;
+    if (fi.sealed && (fi.meta.first_ts >= to || fi.meta.last_ts < from)) {
+      ++st.files_skipped;
+      continue;
+    }
+    FlowFileContents c;
+    try {
+      c = read_flow_file(fi.base + ".flows");
+    } catch (const std::exception& e) {
+      st.warnings.push_back(e.what());
+      continue;
+    }
+    if (!c.problem.empty()) st.warnings.push_back(c.problem + " (records after it skipped)");
+    Roaring cand;
+    bool indexed = false;
+    if (fi.sealed) {
+      try {
+        store::SidecarBody body = store::read_sidecar_body(fi.base + ".idx");
+        cand = query::plan_segment(parsed.expr, body.index, static_cast<uint32_t>(c.records.size())).set;
+        indexed = true;
+      } catch (const std::exception& e) {
+        st.warnings.push_back(e.what());
+      }
+    }
+    if (!indexed) {
+      if (!c.records.empty()) cand.addRange(0, c.records.size());
+      ++st.files_scanned;
+    } else {
+      ++st.files_indexed;
+    }
+    for (uint32_t i : cand) {
+      if (i >= c.records.size()) break;
+      const FlowRecord& r = c.records[i];
+      ++st.candidates;
+      if (r.first_ts >= to || r.last_ts < from) continue;
+      if (!query::matches(parsed.expr, as_packet(r))) continue;
+      auto it = newest.find(r.id);
+      if (it != newest.end() && it->second.rec.last_ts > r.last_ts) continue;
+      if (it != newest.end() && it->second.rec.last_ts == r.last_ts &&
+          it->second.rec.end != static_cast<uint8_t>(EndState::kOpen))
+        continue;
+      FlowRow row;
+      row.rec = r;
+      row.cls = r.cls < c.classes.size() ? c.classes[r.cls] : fmt::format("#{}", r.cls);
+      row.packets = packets_left(r, row.cls, old);
+      newest[r.id] = row;
+    }
+  }
+  std::vector<FlowRow> out;
+  out.reserve(newest.size());
+  for (auto& [id, row] : newest) out.push_back(row);
+  std::sort(out.begin(), out.end(), [](const FlowRow& a, const FlowRow& b) {
+    return a.rec.first_ts != b.rec.first_ts ? a.rec.first_ts < b.rec.first_ts : a.rec.id < b.rec.id;
+  });
+  st.matched = out.size();
+  return out;
+}
+
+bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
+  FlowQueryStats st;
+  query::ParseResult all = query::parse_expr("");
+  for (auto& row : query_flows(store, all, 0, UINT64_MAX, st))
+    if (row.rec.id == id) {
+      out = row;
+      return true;
+    }
+  return false;
+}
+
+}  // namespace tmach::flow

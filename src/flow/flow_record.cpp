@@ -1,0 +1,70 @@
+#include "flow/flow_record.h"
+
+namespace tmach::flow {
+
+const char* to_string(EndState s) {
+  switch (s) {
+    case EndState::kOpen:
+      return "open";
+    case EndState::kFin:
+      return "fin";
+    case EndState::kRst:
+      return "rst";
+    case EndState::kTimeout:
+      return "timeout";
+    case EndState::kShutdown:
+      return "shutdown";
+  }
+  return "?";
+}
+
+FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
+  FlowRecord r{};
+  bool a_orig = e.orig_is_a;
+  r.orig = a_orig ? e.key.a : e.key.b;
+  r.resp = a_orig ? e.key.b : e.key.a;
+  r.orig_port = a_orig ? e.key.port_a : e.key.port_b;
+  r.resp_port = a_orig ? e.key.port_b : e.key.port_a;
+  r.proto = e.key.proto;
+  r.version = r.orig.is_v4() && r.resp.is_v4() ? 4 : 6;
+  r.first_ts = e.first_ts;
+  r.last_ts = e.last_ts;
+  r.cutoff_ts = e.cut ? e.cutoff_ts : 0;
+  r.cut = e.cut;
+  r.end = static_cast<uint8_t>(end);
+  r.tcp_flags[0] = e.tcp_flags[0];
+  r.tcp_flags[1] = e.tcp_flags[1];
+  r.cls = e.cls;
+  r.tunnel = e.key.tunnel;
+  for (int d = 0; d < 2; ++d) {
+    r.pkts[d] = e.pkts[d];
+    r.bytes[d] = e.wire[d];
+  }
+  r.stored = e.stored;
+  uint64_t h = e.hash ^ (e.first_ts * 0x9e3779b97f4a7c15ull);
+  h ^= h >> 31;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 29;
+  r.id = h & 0x7fffffffffffffffull;  // fits a signed 64-bit integer (JSON, CSV, spreadsheets)
+  return r;
+}
+
+packet::PacketInfo as_packet(const FlowRecord& r) {
+  packet::PacketInfo p;
+  p.ip_count = 1;
+  packet::IpLayer& l = p.ip[0];
+  l.version = r.version;
+  l.src = r.orig;
+  l.dst = r.resp;
+  l.proto = l.header_proto = r.proto;
+  bool ports = r.proto == packet::kProtoTcp || r.proto == packet::kProtoUdp || r.proto == packet::kProtoSctp;
+  l.has_l4 = true;
+  l.has_ports = ports;
+  l.sport = r.orig_port;
+  l.dport = r.resp_port;
+  l.tcp_flags = static_cast<uint8_t>(r.tcp_flags[0] | r.tcp_flags[1]);
+  p.ethertype = r.version == 4 ? 0x0800 : 0x86dd;
+  return p;
+}
+
+}  // namespace tmach::flow

@@ -1,0 +1,47 @@
+// A flow record: the summary of one connection, kept far longer than its packets.
+// Fixed-size binary, written in zstd-compressed blocks (flow_file.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "conn/conn_table.h"
+#include "packet/packet_info.h"
+
+namespace tmach::flow {
+
+enum class EndState : uint8_t {
+  kOpen = 0,      // interim record of a connection still open
+  kFin = 1,       // closed by FIN in both directions
+  kRst = 2,       // reset
+  kTimeout = 3,   // ended by inactivity
+  kShutdown = 4,  // still open when the recorder stopped
+};
+const char* to_string(EndState s);
+
+struct FlowRecord {
+  uint64_t id;            // stable identifier: hash of the connection key and its first timestamp
+  uint64_t first_ts, last_ts;
+  uint64_t cutoff_ts;     // when the cutoff was reached; 0 if it was not
+  packet::IpAddr orig, resp;  // originator (sent the first packet seen) and responder
+  uint16_t orig_port, resp_port;
+  uint8_t proto;
+  uint8_t version;        // 4 or 6
+  uint8_t end;            // EndState
+  uint8_t cut;            // cutoff reached
+  uint8_t tcp_flags[2];   // OR of TCP flags per direction (0 = originator)
+  uint16_t cls;           // class index in the recorder's configuration at the time
+  uint32_t tunnel;        // FlowKey::tunnel (0 = not tunnelled)
+  uint64_t pkts[2];       // per direction
+  uint64_t bytes[2];      // wire bytes per direction
+  uint64_t stored;        // packets stored
+  uint64_t reserved;      // zero; room for a later field without changing the block format
+};
+static_assert(sizeof(FlowRecord) == 128);
+
+FlowRecord make_record(const conn::ConnEntry& e, EndState end);
+// A decoded-packet view of the record, so the query evaluator and the index builder apply
+// to flows as they are: one IP layer with the endpoints, ports and protocol.
+packet::PacketInfo as_packet(const FlowRecord& r);
+
+}  // namespace tmach::flow

@@ -1,0 +1,139 @@
+#include "flow/flow_store.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "store/layout.h"
+#include "store/sidecar.h"
+
+namespace fs = std::filesystem;
+
+namespace tmach::flow {
+
+std::vector<FlowFileInfo> scan_flow_files(const std::string& store_root) {
+  std::vector<FlowFileInfo> out;
+  fs::path dir = fs::path(store_root) / kFlowDir;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& f : fs::directory_iterator(dir)) {
+    if (f.path().extension() != ".flows") continue;
+    auto name = store::parse_segment_name(f.path().stem().string());
+    if (!name) continue;
+    FlowFileInfo fi;
+    fi.base = (dir / f.path().stem()).string();
+    fi.meta.seq = name->seq;
+    fi.meta.first_ts = name->first_ns;
+    fi.bytes = fs::file_size(f.path(), ec);
+    if (fs::exists(fi.base + ".idx")) {
+      fi.bytes += fs::file_size(fi.base + ".idx", ec);
+      try {
+        fi.meta = store::read_sidecar_meta(fi.base + ".idx");
+        fi.sealed = true;
+      } catch (const std::exception& e) {
+        fi.problem = e.what();
+      }
+    }
+    out.push_back(std::move(fi));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.meta.seq < b.meta.seq; });
+  return out;
+}
+
+FlowStoreWriter::FlowStoreWriter(const config::Config& cfg, std::vector<std::string> class_names,
+                                 std::vector<std::string>* problems)
+    : cfg_(cfg), dir_((fs::path(cfg.store) / kFlowDir).string()), classes_(std::move(class_names)) {
+  fs::create_directories(dir_);
+  for (auto& fi : scan_flow_files(cfg.store)) {
+    if (!fi.sealed) {
+      try {
+        uint64_t n = recover_flow_file(fi.base);
+        if (problems && !fi.problem.empty()) problems->push_back(fi.problem + " (rebuilt)");
+        fi.meta = store::read_sidecar_meta(fi.base + ".idx");
+        (void)n;
+      } catch (const std::exception& e) {
+        if (problems) problems->push_back(fmt::format("flow file {}: {} (skipped)", fi.base, e.what()));
+        continue;
+      }
+      std::error_code ec;
+      fi.bytes = fs::file_size(fi.base + ".flows", ec) + fs::file_size(fi.base + ".idx", ec);
+    }
+    next_seq_ = std::max(next_seq_, fi.meta.seq + 1);
+    newest_ts_ = std::max(newest_ts_, fi.meta.last_ts);
+    sealed_.push_back(Sealed{fi.base, fi.bytes, fi.meta.last_ts});
+    sealed_bytes_ += fi.bytes;
+  }
+  enforce();
+}
+
+FlowStoreWriter::~FlowStoreWriter() {
+  try {
+    finish();
+  } catch (...) {
+  }
+}
+
+void FlowStoreWriter::push(const FlowRecord& r) {
+  std::lock_guard<std::mutex> lk(mu_);
+  pending_.push_back(r);
+}
+
+void FlowStoreWriter::drain(uint64_t now_wall_ns) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    batch_.swap(pending_);
+  }
+  for (const FlowRecord& r : batch_) {
+    if (!cur_) {
+      store::SegmentName n{next_seq_++, r.first_ts, 0};
+      cur_ = std::make_unique<FlowFileWriter>((fs::path(dir_) / store::segment_base_name(n)).string(), n.seq,
+                                              classes_);
+    }
+    cur_->add(r);
+    ++written_;
+    newest_ts_ = std::max(newest_ts_, r.last_ts);
+    if (cur_->file_bytes() >= cfg_.flow_file_size) seal_current();
+  }
+  batch_.clear();
+  // A block a second keeps recent records readable by `tm flows` (and crash-safe).
+  if (cur_ && now_wall_ns - last_block_ns_ > 1000000000ull) {
+    cur_->flush_block();
+    last_block_ns_ = now_wall_ns;
+  }
+}
+
+void FlowStoreWriter::finish() {
+  drain(0);
+  seal_current();
+}
+
+void FlowStoreWriter::seal_current() {
+  if (!cur_) return;
+  if (cur_->meta().packets == 0) {
+    cur_.reset();
+    return;
+  }
+  uint64_t idx = cur_->seal();
+  sealed_.push_back(Sealed{cur_->base(), cur_->file_bytes() + idx, cur_->meta().last_ts});
+  sealed_bytes_ += cur_->file_bytes() + idx;
+  cur_.reset();
+  enforce();
+}
+
+void FlowStoreWriter::enforce() {
+  auto drop = [&] {
+    std::error_code ec;
+    fs::remove(sealed_.front().base + ".idx", ec);
+    fs::remove(sealed_.front().base + ".flows", ec);
+    sealed_bytes_ -= sealed_.front().bytes;
+    sealed_.pop_front();
+  };
+  while (!sealed_.empty() && sealed_bytes_ > cfg_.flow_disk_budget) drop();
+  if (cfg_.flow_max_age_ns)
+    while (!sealed_.empty() && newest_ts_ > cfg_.flow_max_age_ns &&
+           sealed_.front().last_ts < newest_ts_ - cfg_.flow_max_age_ns)
+      drop();
+}
+
+}  // namespace tmach::flow

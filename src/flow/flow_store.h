@@ -1,0 +1,67 @@
+// The flow side of a store: which flow files exist, and the writer that appends records,
+// rotates files, keeps them inside their budget and age, and recovers crash leftovers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "flow/flow_file.h"
+#include "store/segment_meta.h"
+
+namespace tmach::flow {
+
+struct FlowFileInfo {
+  std::string base;        // path without extension
+  store::SegmentMeta meta; // packets = records; from the sidecar when sealed
+  bool sealed = false;
+  uint64_t bytes = 0;      // .flows + .idx
+  std::string problem;     // sidecar refused (it is then read without its index)
+};
+
+// Flow files of a store, oldest first. Missing flows directory: none.
+std::vector<FlowFileInfo> scan_flow_files(const std::string& store_root);
+
+class FlowStoreWriter {
+ public:
+  // Adopts existing flow files (recovering unsealed ones) and applies the budget.
+  FlowStoreWriter(const config::Config& cfg, std::vector<std::string> class_names,
+                  std::vector<std::string>* problems);
+  ~FlowStoreWriter();
+
+  void push(const FlowRecord& r);  // any thread
+  void drain(uint64_t now_wall_ns); // writer thread: write what was pushed; flush a block each second
+  void finish();                    // writer thread or after it stopped: seal the current file
+
+  uint64_t records_written() const { return written_; }
+  uint64_t disk_bytes() const { return sealed_bytes_ + (cur_ ? cur_->file_bytes() : 0); }
+
+ private:
+  void seal_current();
+  void enforce();
+
+  config::Config cfg_;
+  std::string dir_;
+  std::vector<std::string> classes_;
+  std::mutex mu_;
+  std::vector<FlowRecord> pending_;
+  std::vector<FlowRecord> batch_;
+  std::unique_ptr<FlowFileWriter> cur_;
+  struct Sealed {
+    std::string base;
+    uint64_t bytes;
+    uint64_t last_ts;
+  };
+  std::deque<Sealed> sealed_;
+  uint64_t sealed_bytes_ = 0;
+  uint64_t next_seq_ = 1;
+  uint64_t newest_ts_ = 0;
+  uint64_t last_block_ns_ = 0;
+  uint64_t written_ = 0;
+};
+
+}  // namespace tmach::flow

@@ -1,0 +1,143 @@
+"""Flow records: one per connection, counts equal tshark's conversations, kept after packets are gone."""
+import json
+import os
+import re
+import subprocess
+
+from tmtest import StoreTest, corpus, record, store_segments, tcpdump_packets, tm
+
+LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
+FILES = ["bro.org.pcap", "ssh.pcap", "smb3_multichannel.pcap", "1000-requests-one-dropped-response.pcap",
+         "var-services-std-ports.pcap", "wikipedia.pcap", "nmap-vsn.pcap", "dhcp_flood.pcap"]
+UNIT = {"bytes": 1, "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+LINE = re.compile(r"^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+(\d+) (bytes|kB|MB|GB)\s+(\d+)\s+(\d+) (bytes|kB|MB|GB)")
+
+
+def tshark_conversations(path, kind):
+    """{frozenset(endpoints): {endpoint: (frames sent, bytes sent, bytes unit)}} from `tshark -q -z conv,KIND`."""
+    out = subprocess.run(["tshark", "-r", path, "-q", "-z", "conv," + kind], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout.decode()
+    convs = {}
+    for line in out.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        a, b = m.group(1), m.group(2)
+        # "<-" is what B sent to A, "->" what A sent to B.
+        convs[frozenset((a, b))] = {b: (int(m.group(3)), int(m.group(4)), UNIT[m.group(5)]),
+                                    a: (int(m.group(6)), int(m.group(7)), UNIT[m.group(8)])}
+    return convs
+
+
+def ep(addr, port):
+    return "%s:%d" % (addr, port)
+
+
+class FlowCounts(StoreTest):
+    def flows(self, store, *args):
+        p = tm("flows", "--store", store, "--format", "json", "-q", *args)
+        return [json.loads(x) for x in p.stdout.decode().splitlines()]
+
+    def test_counts_equal_tshark_conversations(self):
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write(LONG)
+        checked = 0
+        for name in FILES:
+            src = corpus("mixed", name)
+            store = self.path("s-" + name)
+            record(store, [src], "--config", cfg, "--cutoff", "none")
+            ours = {}
+            for f in self.flows(store):
+                if f["proto"] in ("tcp", "udp"):
+                    o, r = ep(f["orig_addr"], f["orig_port"]), ep(f["resp_addr"], f["resp_port"])
+                    ours[(f["proto"], frozenset((o, r)))] = {o: (f["orig_pkts"], f["orig_bytes"]),
+                                                             r: (f["resp_pkts"], f["resp_bytes"])}
+            for kind in ("tcp", "udp"):
+                for key, want in tshark_conversations(src, kind).items():
+                    with self.subTest(file=name, conv=sorted(key)):
+                        self.assertIn((kind, key), ours)
+                        got = ours[(kind, key)]
+                        for endpoint, (frames, nbytes, unit) in want.items():
+                            self.assertEqual(got[endpoint][0], frames)
+                            if unit == 1:
+                                self.assertEqual(got[endpoint][1], nbytes)
+                            else:  # tshark rounds large byte counts to kB/MB
+                                self.assertLess(abs(got[endpoint][1] - nbytes * unit), unit)
+                        checked += 1
+        self.assertGreater(checked, 100)
+
+    def test_flows_outlive_packets(self):
+        src = corpus("mixed", "echo-connections.pcap")
+        record(self.store, [src], "--cutoff", "none", "--segment-size", "64k", "--disk-budget", "256k")
+        rows = self.flows(self.store, "tcp")
+        n_tcp = len(tshark_conversations(src, "tcp"))
+        self.assertEqual(len(rows), n_tcp)
+        gone = [r for r in rows if r["packets_on_disk"] == "no"]
+        kept = [r for r in rows if r["packets_on_disk"] != "no"]
+        self.assertGreater(len(gone), 0, "early connections' packets were evicted")
+        self.assertGreater(len(kept), 0)
+        for r in gone[:5]:  # marked as having no packets left: indeed none is found
+            n = tm("query", "--store", self.store, "--flow", str(r["id"]), "--count", "-q").stdout.decode().strip()
+            self.assertEqual(n, "0")
+        # A flow whose packets are still there: --flow fetches exactly them.
+        f = kept[-1]
+        out = self.path("flow.pcap")
+        tm("query", "--store", self.store, "--flow", str(f["id"]), "-w", out, "-q")
+        flt = "host %s and host %s and port %d and port %d" % (f["orig_addr"], f["resp_addr"], f["orig_port"],
+                                                              f["resp_port"])
+        want = []
+        for seg in store_segments(self.store):
+            want += tcpdump_packets(seg, flt)
+        self.assertGreater(len(want), 0)
+        self.assertLessEqual(len(want), f["orig_pkts"] + f["resp_pkts"])
+        self.assertSamePackets(tcpdump_packets(out), want)
+
+    def test_filters_top_formats_and_errors(self):
+        src = corpus("mixed", "var-services-std-ports.pcap")
+        record(self.store, [src], "--cutoff", "2k")
+        rows = self.flows(self.store, "port 53 and udp")
+        want = [k for k in tshark_conversations(src, "udp") if any(e.endswith(":53") for e in k)]
+        self.assertEqual(len(rows), len(want))
+        self.assertTrue(all(r["resp_port"] == 53 for r in rows))
+        top = self.flows(self.store, "--top", "2", "--by", "bytes")
+        self.assertEqual(len(top), 2)
+        allrows = self.flows(self.store)
+        self.assertEqual(top[0]["orig_bytes"] + top[0]["resp_bytes"],
+                         max(r["orig_bytes"] + r["resp_bytes"] for r in allrows))
+        csv = tm("flows", "--store", self.store, "--format", "csv", "-q", "tcp").stdout.decode().splitlines()
+        self.assertTrue(csv[0].startswith("id,first,last"))
+        self.assertEqual(len(csv) - 1, len(self.flows(self.store, "tcp")))
+        text = tm("flows", "--store", self.store, "-q", "tcp").stdout.decode().splitlines()
+        self.assertEqual(len(text) - 1, len(csv) - 1)
+        self.assertEqual(self.flows(self.store, "--from", "2001-01-01", "--to", "2001-01-02"), [])
+        p = tm("flows", "--store", self.store, "host and", check=False)
+        self.assertEqual(p.returncode, 2)
+        p = tm("flows", "--store", self.store, "tcp[13] & 2 != 0", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("tm query", p.stderr.decode())
+
+    def test_flow_file_cut_short(self):
+        src = corpus("mixed", "echo-connections.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        d = os.path.join(self.store, "flows")
+        flows = sorted(f for f in os.listdir(d) if f.endswith(".flows"))
+        base = os.path.join(d, flows[-1][:-6])
+        full = len(self.flows(self.store))
+        os.remove(base + ".idx")  # as if the recorder died before sealing it ...
+        os.truncate(base + ".flows", os.path.getsize(base + ".flows") - 100)  # ... in the middle of a block
+        p = tm("flows", "--store", self.store, "--format", "json")
+        partial = len(p.stdout.decode().splitlines())
+        self.assertLess(partial, full)
+        self.assertIn("warning", p.stderr.decode())
+        # The next recorder recovers the file: cut after its last complete block, indexed again.
+        tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"))
+        self.assertTrue(os.path.exists(base + ".idx"))
+        p = tm("flows", "--store", self.store, "--format", "json")
+        self.assertEqual(len(p.stdout.decode().splitlines()), partial)
+        self.assertNotIn("warning", p.stderr.decode())
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
