@@ -108,40 +108,47 @@ class Engine {
 
   // Reads a sealed segment through its sidecar. Returns false to ask for a scan instead.
   bool through_index(const store::SegmentInfo& seg, SegmentMatches& sm) {
-    store::SidecarBody body;
+    // Only what the plan needs is read from the sidecar: the directory, the keys and
+    // bitmaps of the fields the filter names, and the offsets when there are candidates.
+    std::unique_ptr<store::SidecarView> view;
+    std::vector<uint32_t> offsets;
+    Roaring cand;
     try {
-      body = store::read_sidecar_body(seg.idx_path());
+      view = store::SidecarView::open(seg.idx_path());
+      uint32_t n = static_cast<uint32_t>(view->meta().packets);
+      // The directory turns the time range into an ordinal range (monotonic segments only).
+      uint32_t lo = 0, hi = n;
+      if (seg.meta.monotonic && (q_.from_ns > seg.meta.first_ts || q_.to_ns <= seg.meta.last_ts)) {
+        for (const auto& d : view->directory()) {
+          if (d.ts_ns < q_.from_ns) lo = d.ordinal;
+          if (d.ts_ns >= q_.to_ns) {
+            hi = d.ordinal;
+            break;
+          }
+        }
+      }
+      if (bpf_) {
+        if (lo < hi) cand.addRange(lo, hi);
+      } else {
+        cand = plan_segment(q_.parsed.expr, *view, n).set;
+        if (lo > 0 || hi < n) {
+          Roaring range;
+          if (lo < hi) range.addRange(lo, hi);
+          cand &= range;
+        }
+      }
+      if (cand.isEmpty()) {
+        ++st_.segments_empty;
+        ++st_.segments_indexed;
+        return true;
+      }
+      offsets = view->offsets();
     } catch (const std::exception& e) {
       st_.warnings.push_back(fmt::format("{} (segment scanned instead)", e.what()));
       return false;
     }
-    uint32_t n = static_cast<uint32_t>(body.offsets.size());
-    // The directory turns the time range into an ordinal range (monotonic segments only).
-    uint32_t lo = 0, hi = n;
-    if (seg.meta.monotonic && !body.directory.empty()) {
-      for (const auto& d : body.directory) {
-        if (d.ts_ns < q_.from_ns) lo = d.ordinal;
-        if (d.ts_ns >= q_.to_ns) {
-          hi = d.ordinal;
-          break;
-        }
-      }
-    }
-    Roaring cand;
-    if (bpf_) {
-      if (lo < hi) cand.addRange(lo, hi);
-    } else {
-      cand = plan_segment(q_.parsed.expr, body.index, n).set;
-      if (lo > 0 || hi < n) {
-        Roaring range;
-        if (lo < hi) range.addRange(lo, hi);
-        cand &= range;
-      }
-    }
-    if (cand.isEmpty()) {
-      ++st_.segments_empty;
-      return true;
-    }
+    store::SidecarBody body;
+    body.offsets = std::move(offsets);
     const uint8_t* base = sm.file->base();
     size_t size = sm.file->size();
     for (uint32_t ord : cand) {

@@ -14,57 +14,39 @@ Roaring universe(uint32_t n) {
   return r;
 }
 
-Roaring lookup_scalar(const std::map<uint32_t, Roaring>& m, uint32_t lo, uint32_t hi) {
-  Roaring r;
-  for (auto it = m.lower_bound(lo); it != m.end() && it->first <= hi; ++it) r |= it->second;
-  return r;
-}
-
-Roaring lookup_net(const store::SegmentIndex& ix, const IpAddr& net, unsigned bits) {
-  Roaring r;
-  for (auto it = ix.addr.lower_bound(net.b); it != ix.addr.end(); ++it) {
-    IpAddr a;
-    a.b = it->first;
-    if (!a.in_prefix(net, bits)) break;
-    r |= it->second;
-  }
-  return r;
-}
-
-Candidates plan_pred(const Predicate& p, const store::SegmentIndex& ix, uint32_t n) {
+Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t n) {
   Candidates c;
   using K = Predicate::Kind;
   switch (p.kind) {
     case K::kHost: {
-      auto it = ix.addr.find(p.addr.b);
-      if (it != ix.addr.end()) c.set = it->second;
+      c.set = ix.addr(p.addr.b);
       c.exact = p.dir == Dir::kAny && p.family == 0;
       break;
     }
     case K::kNet:
-      c.set = lookup_net(ix, p.addr, p.prefix_bits);
+      c.set = ix.addr_prefix(p.addr, p.prefix_bits);
       c.exact = p.dir == Dir::kAny && p.family == 0;
       break;
     case K::kPort:
     case K::kPortRange:
-      c.set = lookup_scalar(ix.port, p.port_lo, p.port_hi);
+      c.set = ix.scalar(store::Field::kPort, p.port_lo, p.port_hi);
       c.exact = p.dir == Dir::kAny && p.l4 == 0;
       break;
     case K::kProto:
-      c.set = lookup_scalar(ix.proto, p.proto, p.proto);
+      c.set = ix.scalar(store::Field::kProto, p.proto, p.proto);
       c.exact = p.family == 0;
       break;
     case K::kFamily:
-      c.set = lookup_scalar(ix.net, p.family == 6 ? store::kNetV6 : store::kNetV4,
-                            p.family == 6 ? store::kNetV6 : store::kNetV4);
+      c.set = ix.scalar(store::Field::kNet, p.family == 6 ? store::kNetV6 : store::kNetV4,
+                        p.family == 6 ? store::kNetV6 : store::kNetV4);
       break;
     case K::kArp:
-      c.set = lookup_scalar(ix.net, store::kNetArp, store::kNetArp);
+      c.set = ix.scalar(store::Field::kNet, store::kNetArp, store::kNetArp);
       c.exact = false;  // the index groups every EtherType-0x0806 frame; `arp` needs a decodable one
       break;
     case K::kVlan: {
       uint32_t key = p.vlan < 0 ? store::kAnyVlan : static_cast<uint32_t>(p.vlan);
-      c.set = lookup_scalar(ix.vlan, key, key);
+      c.set = ix.scalar(store::Field::kVlan, key, key);
       break;
     }
   }
@@ -74,7 +56,7 @@ Candidates plan_pred(const Predicate& p, const store::SegmentIndex& ix, uint32_t
 
 }  // namespace
 
-Candidates plan_segment(const Expr& e, const store::SegmentIndex& ix, uint32_t n) {
+Candidates plan_segment(const Expr& e, const store::IndexLookup& ix, uint32_t n) {
   switch (e.op) {
     case Expr::Op::kTrue: {
       Candidates c;

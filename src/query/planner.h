@@ -10,6 +10,7 @@
 
 #include "query/expr.h"
 #include "store/index.h"
+#include "store/index_lookup.h"
 
 namespace tmach::query {
 
@@ -19,7 +20,10 @@ struct Candidates {
 };
 
 // `packets`: the number of packets in the segment (the universe for `not` and `true`).
-Candidates plan_segment(const Expr& e, const store::SegmentIndex& ix, uint32_t packets);
+Candidates plan_segment(const Expr& e, const store::IndexLookup& ix, uint32_t packets);
+inline Candidates plan_segment(const Expr& e, const store::SegmentIndex& ix, uint32_t packets) {
+  return plan_segment(e, store::MemoryIndexLookup(ix), packets);
+}
 
 // How the planner treats an expression, for --explain: one line per predicate.
 std::string explain_plan(const Expr& e);

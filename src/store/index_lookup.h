@@ -1,0 +1,36 @@
+// What the planner asks of a segment's indexes. Implemented by an in-memory SegmentIndex
+// (segment being written, flow files) and by SidecarView, which reads from the sidecar file
+// only the keys and bitmaps a query needs.
+#pragma once
+
+#include <roaring/roaring.hh>
+
+#include <cstdint>
+
+#include "packet/packet_info.h"
+#include "store/index.h"
+
+namespace tmach::store {
+
+class IndexLookup {
+ public:
+  virtual ~IndexLookup() = default;
+  virtual Roaring addr(const AddrKey& key) const = 0;
+  // Union over every address in the prefix (bits counted in the 128-bit form).
+  virtual Roaring addr_prefix(const packet::IpAddr& net, unsigned bits) const = 0;
+  // Union over keys lo..hi inclusive of a scalar field (port, proto, net, vlan).
+  virtual Roaring scalar(Field f, uint32_t lo, uint32_t hi) const = 0;
+};
+
+class MemoryIndexLookup : public IndexLookup {
+ public:
+  explicit MemoryIndexLookup(const SegmentIndex& ix) : ix_(ix) {}
+  Roaring addr(const AddrKey& key) const override;
+  Roaring addr_prefix(const packet::IpAddr& net, unsigned bits) const override;
+  Roaring scalar(Field f, uint32_t lo, uint32_t hi) const override;
+
+ private:
+  const SegmentIndex& ix_;
+};
+
+}  // namespace tmach::store
