@@ -1,18 +1,55 @@
 #include "conn/flow_key.h"
 
 namespace tmach::conn {
+namespace {
 
-std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {
+inline uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 31;
+  return h;
+}
+
+uint64_t mix_addr(uint64_t h, const packet::IpAddr& a) {
+  uint64_t w[2];
+  std::memcpy(w, a.b.data(), 16);
+  return mix(mix(h, w[0]), w[1]);
+}
+
+// Ids that are the same in both directions of a tunnel (see flow_key.h).
+bool symmetric_id(uint8_t kind) {
+  return kind == packet::kTunnelVxlan || kind == packet::kTunnelGeneve || kind == packet::kTunnelGre;
+}
+
+}  // namespace
+
+uint32_t tunnel_hash(const packet::PacketInfo& p) {
+  const int n = p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
+  if (n == 0) return 0;
+  const packet::IpLayer& in = p.ip[n - 1];
+  const bool spi = in.has_spi && (in.proto == packet::kProtoEsp || in.proto == packet::kProtoAh);
+  if (n == 1 && !spi) return 0;
+  uint64_t h = 0x9e3779b97f4a7c15ull;
+  for (int i = 0; i + 1 < n; ++i) {
+    const packet::IpLayer& l = p.ip[i];
+    const bool src_first = l.src < l.dst;
+    h = mix_addr(h, src_first ? l.src : l.dst);
+    h = mix_addr(h, src_first ? l.dst : l.src);
+    const packet::IpLayer& next = p.ip[i + 1];
+    h = mix(h, uint64_t{next.tunnel} << 32 | (symmetric_id(next.tunnel) ? next.tunnel_id : 0u));
+  }
+  if (spi) h = mix(h, 0x5350490000000000ull | in.spi);
+  uint32_t t = static_cast<uint32_t>(h ^ (h >> 32));
+  return t ? t : 1;  // 0 means "not tunnelled"
+}
+
+std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sp, uint16_t dp) {
   const packet::IpLayer* l = p.inner();
   if (!l) return std::nullopt;
   KeyedPacket kp;
   FlowKey& k = kp.key;
-  uint16_t sp = 0, dp = 0;
-  if (l->has_ports) {
-    sp = l->sport;
-    dp = l->dport;
-  }
   k.proto = l->proto;
+  k.tunnel = tunnel_hash(p);
   // Order the endpoints so both directions give the same key.
   bool src_first = l->src < l->dst || (l->src == l->dst && sp <= dp);
   if (src_first) {
@@ -29,6 +66,12 @@ std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {
   kp.src_is_a = src_first;
   kp.hash = hash_key(k);
   return kp;
+}
+
+std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {
+  const packet::IpLayer* l = p.inner();
+  if (!l) return std::nullopt;
+  return l->has_ports ? make_key(p, l->sport, l->dport) : make_key(p, 0, 0);
 }
 
 }  // namespace tmach::conn

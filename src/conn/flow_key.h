@@ -10,11 +10,11 @@
 namespace tmach::conn {
 
 struct FlowKey {
-  packet::IpAddr a, b;     // a <= b (ordered with their ports, so the key is symmetric)
+  packet::IpAddr a, b;  // a <= b (ordered with their ports, so the key is symmetric)
   uint16_t port_a = 0, port_b = 0;
   uint8_t proto = 0;
   uint8_t pad[3] = {0, 0, 0};
-  uint32_t tunnel = 0;     // hash of the outer layers' path; 0 when not tunnelled (seam for tunnels)
+  uint32_t tunnel = 0;  // hash of the outer layers' path (and of the SPI for ESP/AH); 0 for plain traffic
 
   bool operator==(const FlowKey& o) const { return std::memcmp(this, &o, sizeof(FlowKey)) == 0; }
 };
@@ -27,8 +27,21 @@ struct KeyedPacket {
 };
 
 // Builds the key of the innermost IP layer. Returns nullopt for frames without IP.
-// Non-first fragments carry no ports: they get ports 0 (fragment tracking comes with tunnels).
+// - Tunnelled packets: `tunnel` is a direction-free hash of every outer layer (its address
+//   pair, the tunnel kind that led inward, and the VXLAN/Geneve VNI or GRE key, which are
+//   the same both ways), so one inner 5-tuple in two tunnels is two connections. Outer UDP
+//   ports are left out (VXLAN/Geneve senders vary them per flow), and so are per-direction
+//   ids (GTP TEIDs, L2TP sessions, PPTP call ids).
+// - ESP/AH: ports stay 0 and the SPI is mixed into `tunnel`: one connection per security
+//   association (each direction of an SA pair is its own connection).
+// - Non-first fragments carry no ports: they get ports 0 unless the caller fills them from
+//   a FragmentTable (fragment_table.h) and pass them to the second form.
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p);
+// The same with the innermost layer's ports given (a non-first fragment whose first
+// fragment was seen: FragmentTable::lookup()).
+std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sport, uint16_t dport);
+// The tunnel hash alone (0 for a packet with one IP layer and no SPI).
+uint32_t tunnel_hash(const packet::PacketInfo& p);
 
 inline uint64_t hash_key(const FlowKey& k) {
   uint64_t w[6];

@@ -28,6 +28,16 @@ enum : uint16_t {
   kEthMplsMc = 0x8848,
   kEthQinQ = 0x88a8,
   kEthQinQOld = 0x9100,
+  kEthPppoeDisc = 0x8863,
+  kEthPppoeSess = 0x8864,
+  kEthPbb = 0x88e7,  // 802.1ah I-TAG: I-SID, then the customer frame
+  kEthVnTag = 0x8926,
+  kEthTeb = 0x6558,      // transparent Ethernet bridging: an Ethernet frame follows
+  kEthErspan2 = 0x88be,  // ERSPAN type I (no header) / II (GRE with sequence number)
+  kEthErspan3 = 0x22eb,
+  kEthPpp = 0x880b,   // PPP (PPTP's enhanced GRE)
+  kEthWccp = 0x883e,  // WCCP redirect header, then IPv4
+  kEthNsh = 0x894f,
 };
 
 inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
@@ -73,6 +83,10 @@ DecodeStatus decode_ethertype(const uint8_t* d, uint32_t cap, uint32_t off, uint
 // An MPLS label stack at `off`, then IPv4/IPv6 by the version nibble.
 DecodeStatus decode_mpls(const uint8_t* d, uint32_t cap, uint32_t off, uint16_t type, PacketInfo& out);
 
+// --- ppp.cpp: a PPP frame at `off` (optional ff 03 address/control, 1- or 2-byte
+// protocol), then IPv4/IPv6/MPLS. Used by the PPP link types, PPPoE, PPTP and L2TP.
+DecodeStatus decode_ppp(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out);
+
 // --- ip.cpp: network layer and below.
 // The IP datagram at `off` (version by the first nibble, or forced 4/6 with `version`),
 // then its transport header. The only entry the link layers use.
@@ -86,5 +100,36 @@ DecodeStatus decode_ipv6(const uint8_t* d, uint32_t cap, uint32_t off, PacketInf
 // --- transport.cpp: TCP, UDP, SCTP, DCCP, ICMP, ICMPv6 at pl.off for layer `l`.
 DecodeStatus decode_transport(const uint8_t* d, uint32_t cap, const IpPayload& pl, IpLayer& l,
                               PacketInfo& out);
+
+// --- tunnel.cpp: after an IP layer (the innermost so far, out.ip[out.ip_count - 1]):
+// ESP/AH SPI, IP-in-IP, GRE, and the UDP tunnels by port. Decodes the inner frame
+// (appending layers) and marks the first new layer with the tunnel kind. A payload that
+// does not look like the tunnel its port suggests is left alone (plain UDP, kOk).
+DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, PacketInfo& out);
+
+// What a tunnel header says follows it.
+struct Encap {
+  enum What : uint8_t { kNone, kIp, kEthernet, kEthertype, kMpls, kPpp };
+  What what = kNone;    // kNone: not this tunnel after all (or nothing decodable inside)
+  uint32_t off = 0;     // offset of the inner frame
+  uint16_t type = 0;    // kEthertype / kMpls: the EtherType
+  uint8_t version = 0;  // kIp: 4, 6, or 0 (by the version nibble)
+  uint32_t id = 0;      // VNI, TEID, key, ... (IpLayer::tunnel_id)
+};
+
+// One file per tunnel header. Each reads [off, lim) (lim <= cap), fills `e` and returns
+// kOk, or fails with a named anomaly when the header is cut or impossible.
+DecodeStatus parse_gre(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_vxlan(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_vxlan_gpe(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_geneve(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_gtpu(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_teredo(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_ayiya(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+DecodeStatus parse_l2tp(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+
+// --- ieee80211.cpp: radiotap header (LINKTYPE 127) and/or an 802.11 frame (105).
+DecodeStatus decode_radiotap(const uint8_t* d, uint32_t cap, PacketInfo& out);
+DecodeStatus decode_ieee80211(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out);
 
 }  // namespace tmach::packet::detail

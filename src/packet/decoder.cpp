@@ -35,31 +35,6 @@ DecodeStatus decode_loopback(const uint8_t* d, uint32_t cap, bool host_order, Pa
   return decode_ip(d, cap, 4, version, out);
 }
 
-// PPP (RFC 1661), optionally in HDLC-like framing (RFC 1662: ff 03 address/control), with
-// or without protocol-field compression (a one-byte protocol has its low bit set).
-DecodeStatus decode_ppp(const uint8_t* d, uint32_t cap, PacketInfo& out) {
-  uint32_t off = 0;
-  if (cap >= 2 && d[0] == 0xff && d[1] == 0x03) off = 2;
-  if (off + 1 > cap) return truncated(out, "ppp_truncated");
-  uint16_t proto;
-  if (d[off] & 1) {
-    proto = d[off];
-    off += 1;
-  } else {
-    if (off + 2 > cap) return truncated(out, "ppp_truncated");
-    proto = rd16(d + off);
-    off += 2;
-  }
-  switch (proto) {
-    case 0x0021:
-      return decode_ip(d, cap, off, 4, out);
-    case 0x0057:
-      return decode_ip(d, cap, off, 6, out);
-    default:
-      return not_ip(out, 0);
-  }
-}
-
 // Cisco HDLC: address, control, EtherType. Only IP and MPLS go through: other values
 // (0x8035 SLARP, 0x2000 CDP) are not what they mean on Ethernet.
 DecodeStatus decode_chdlc(const uint8_t* d, uint32_t cap, PacketInfo& out) {
@@ -113,7 +88,7 @@ DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, Pac
       return decode_loopback(data, caplen, false, out);
     case kLinkPpp:
     case 50:  // PPP_HDLC (PPP in HDLC-like framing)
-      return decode_ppp(data, caplen, out);
+      return decode_ppp(data, caplen, 0, out);
     case kLinkRaw:
     case 12:  // DLT_RAW on most systems (what libpcap reports for LINKTYPE_RAW files)
     case 14:  // DLT_RAW on OpenBSD/BSD/OS
@@ -132,6 +107,13 @@ DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, Pac
       return decode_ethertype(data, caplen, 20, rd16(data), out);
     case kLinkNflog:
       return decode_nflog(data, caplen, out);
+    case kLinkIeee80211:
+      return decode_ieee80211(data, caplen, 0, out);
+    case kLinkRadiotap:
+      return decode_radiotap(data, caplen, out);
+    case kLinkIpoib:  // 40 bytes of InfiniBand addresses, then type(2) reserved(2)
+      if (caplen < 44) return truncated(out, "ipoib_truncated");
+      return decode_ethertype(data, caplen, 44, rd16(data + 40), out);
     default:
       return fail(out, DecodeStatus::kUnsupportedLink, "unsupported_link");
   }

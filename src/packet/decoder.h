@@ -15,16 +15,19 @@ namespace tmach::packet {
 
 // Link types by their LINKTYPE_* numbers (pcap file header values).
 enum : uint32_t {
-  kLinkNull = 0,        // BSD loopback, host-order 4-byte family
+  kLinkNull = 0,  // BSD loopback, host-order 4-byte family
   kLinkEthernet = 1,
   kLinkPpp = 9,
-  kLinkRaw = 101,       // raw IP (v4 or v6 by version nibble)
+  kLinkRaw = 101,  // raw IP (v4 or v6 by version nibble)
   kLinkCHdlc = 104,
-  kLinkLoop = 108,      // OpenBSD loopback, network-order family
+  kLinkIeee80211 = 105,  // 802.11 frames without a radio header
+  kLinkRadiotap = 127,   // radiotap header, then an 802.11 frame
+  kLinkLoop = 108,       // OpenBSD loopback, network-order family
   kLinkLinuxSll = 113,
   kLinkIpv4 = 228,
   kLinkIpv6 = 229,
   kLinkNflog = 239,
+  kLinkIpoib = 242,  // IP over InfiniBand (RFC 4391)
   kLinkLinuxSll2 = 276,
 };
 

@@ -1,5 +1,6 @@
-// Ethernet and the EtherType chain: 802.1Q/802.1ad VLAN tags (any depth), 802.3 length
-// frames with LLC/SNAP, MPLS label stacks, ARP/RARP, then IPv4/IPv6.
+// Ethernet and the EtherType chain: 802.1Q/802.1ad VLAN tags (any depth), 802.1ah PBB,
+// VN-Tag, 802.3 length frames with LLC/SNAP, MPLS label stacks, PPPoE sessions, ARP/RARP,
+// then IPv4/IPv6.
 #include "packet/decode_internal.h"
 
 namespace tmach::packet::detail {
@@ -24,8 +25,10 @@ DecodeStatus decode_arp(const uint8_t* d, uint32_t cap, uint32_t off, uint16_t t
 
 DecodeStatus decode_ethernet(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out) {
   if (off + 14 > cap) return truncated(out, "ethernet_truncated");
-  out.has_eth = true;
-  out.eth_offset = static_cast<uint16_t>(off);
+  if (!out.has_eth && off <= 0xffff) {  // the outermost Ethernet header (not one inside a tunnel)
+    out.has_eth = true;
+    out.eth_offset = static_cast<uint16_t>(off);
+  }
   return decode_ethertype(d, cap, off + 14, rd16(d + off + 12), out);
 }
 
@@ -56,6 +59,21 @@ DecodeStatus decode_ethertype(const uint8_t* d, uint32_t cap, uint32_t off, uint
       case kEthArp:
       case kEthRarp:
         return decode_arp(d, cap, off, type, out);
+      case kEthPbb:  // I-TAG: flags and I-SID (4), customer destination and source MAC (12), type
+        if (off + 18 > cap) return truncated(out, "pbb_truncated");
+        type = rd16(d + off + 16);
+        off += 18;
+        continue;
+      case kEthVnTag:  // tag (4), then the EtherType
+        if (off + 6 > cap) return truncated(out, "vntag_truncated");
+        type = rd16(d + off + 4);
+        off += 6;
+        continue;
+      case kEthPppoeSess:  // version/type(1) code(1) session(2) length(2), then PPP's protocol
+        if (off + 6 > cap) return truncated(out, "pppoe_truncated");
+        if (d[off] != 0x11 || d[off + 1] != 0) return not_ip(out, type);
+        out.ethertype = type;
+        return decode_ppp(d, cap, off + 6, out);
       default:
         break;
     }

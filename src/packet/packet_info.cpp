@@ -12,6 +12,12 @@ std::string IpAddr::str() const {
   return s ? std::string(s) : std::string();
 }
 
+const char* tunnel_name(uint8_t kind) {
+  static constexpr const char* kNames[kTunnelKinds] = {"none", "ipip",   "gre",   "vxlan", "geneve",
+                                                       "gtp",  "teredo", "ayiya", "l2tp",  "mpls-udp"};
+  return kind < kTunnelKinds ? kNames[kind] : "unknown";
+}
+
 const char* to_string(DecodeStatus s) {
   switch (s) {
     case DecodeStatus::kOk:

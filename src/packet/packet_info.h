@@ -77,29 +77,53 @@ enum : uint8_t {
 };
 
 struct IpLayer {
-  uint8_t version = 0;      // 4 or 6
+  uint8_t version = 0;  // 4 or 6
   IpAddr src, dst;
-  uint8_t header_proto = 0; // IPv4 protocol field / IPv6 fixed header's next header
-  uint8_t proto = 0;        // transport protocol after IPv6 extension headers
-  bool fragment = false;    // part of a fragmented datagram (MF set or offset > 0)
-  uint16_t frag_offset = 0; // in 8-byte units; > 0 means no transport header here
-  uint32_t frag_id = 0;     // IPv4 id or IPv6 fragment header identification
-  uint16_t l3_offset = 0;   // byte offset of this IP header in the frame
-  uint16_t l4_offset = 0;   // byte offset of the transport header (valid if has_l4)
-  bool has_l4 = false;      // transport header fully present (ports/flags valid)
-  bool has_ports = false;   // TCP, UDP, SCTP (and DCCP): sport/dport valid
+  uint8_t header_proto = 0;  // IPv4 protocol field / IPv6 fixed header's next header
+  uint8_t proto = 0;         // transport protocol after IPv6 extension headers
+  bool fragment = false;     // part of a fragmented datagram (MF set or offset > 0)
+  uint16_t frag_offset = 0;  // in 8-byte units; > 0 means no transport header here
+  uint32_t frag_id = 0;      // IPv4 id or IPv6 fragment header identification
+  uint16_t l3_offset = 0;    // byte offset of this IP header in the frame
+  uint16_t l4_offset = 0;    // byte offset of the transport header (valid if has_l4)
+  bool has_l4 = false;       // transport header fully present (ports/flags valid)
+  bool has_ports = false;    // TCP, UDP, SCTP (and DCCP): sport/dport valid
   uint16_t sport = 0, dport = 0;
   uint8_t tcp_flags = 0;    // TCP only
   uint32_t l4_payload = 0;  // transport payload bytes present per the headers (TCP/UDP)
+  // How this layer was reached: kTunnelNone for the outermost layer, else the encapsulation
+  // between the previous layer and this one (see TunnelKind), with its identifier if it has
+  // one (VXLAN/Geneve VNI, GTP TEID, GRE key, L2TP tunnel << 16 | session, PPTP call id).
+  uint8_t tunnel = 0;
+  uint32_t tunnel_id = 0;
+  // ESP (proto 50) / AH (51): the Security Parameters Index, when its bytes are present.
+  bool has_spi = false;
+  uint32_t spi = 0;
 };
+
+// What carried an IP layer inside the previous one (IpLayer::tunnel).
+enum TunnelKind : uint8_t {
+  kTunnelNone = 0,
+  kTunnelIpIp,     // IPv4/IPv6 directly in IPv4/IPv6 (protocol 4 or 41)
+  kTunnelGre,      // GRE (v0 and PPTP's v1, ERSPAN, WCCP), also GRE-in-UDP (4754)
+  kTunnelVxlan,    // VXLAN (UDP 4789) and VXLAN-GPE (4790)
+  kTunnelGeneve,   // Geneve (UDP 6081)
+  kTunnelGtp,      // GTP-U v1 (UDP 2152)
+  kTunnelTeredo,   // Teredo (UDP 3544)
+  kTunnelAyiya,    // AYIYA (UDP 5072)
+  kTunnelL2tp,     // L2TPv2 data (UDP 1701)
+  kTunnelMplsUdp,  // MPLS-in-UDP (UDP 6635)
+  kTunnelKinds,
+};
+const char* tunnel_name(uint8_t kind);  // "gre", "vxlan", ...; "none" for 0
 
 // Why a frame was not fully decoded. Anything but kOk is still stored and counted.
 enum class DecodeStatus : uint8_t {
-  kOk = 0,          // decoded down to the transport header (or a known non-IP payload)
-  kNotIp,           // a link-layer frame without IP (ARP, LLDP, STP, ...): fine, counted by ethertype
-  kTruncated,       // a header ran past the captured length
-  kMalformed,       // a header field is impossible (bad version, header length, ...)
-  kUnsupportedLink, // a link type the decoder does not know
+  kOk = 0,           // decoded down to the transport header (or a known non-IP payload)
+  kNotIp,            // a link-layer frame without IP (ARP, LLDP, STP, ...): fine, counted by ethertype
+  kTruncated,        // a header ran past the captured length
+  kMalformed,        // a header field is impossible (bad version, header length, ...)
+  kUnsupportedLink,  // a link type the decoder does not know
 };
 const char* to_string(DecodeStatus s);
 
@@ -107,16 +131,16 @@ struct PacketInfo {
   static constexpr int kMaxIpLayers = 4;
   static constexpr int kMaxVlans = 4;
 
-  uint32_t linktype = 0;          // LINKTYPE_* of the frame
+  uint32_t linktype = 0;  // LINKTYPE_* of the frame
   DecodeStatus status = DecodeStatus::kOk;
   const char* anomaly = nullptr;  // short static name of what went wrong ("ipv4_bad_ihl"), or null
 
   // Link layer.
-  bool has_eth = false;           // Ethernet addresses present at frame offset eth_offset
-  uint16_t eth_offset = 0;        // offset of the destination MAC (source MAC follows)
-  uint16_t ethertype = 0;         // the EtherType that carried the network layer (after VLAN/MPLS), 0 if none
+  bool has_eth = false;     // Ethernet addresses present at frame offset eth_offset
+  uint16_t eth_offset = 0;  // offset of the destination MAC (source MAC follows)
+  uint16_t ethertype = 0;   // the EtherType that carried the network layer (after VLAN/MPLS), 0 if none
   uint8_t vlan_count = 0;
-  uint16_t vlans[kMaxVlans] = {}; // VLAN ids, outermost first
+  uint16_t vlans[kMaxVlans] = {};  // VLAN ids, outermost first
   uint8_t mpls_count = 0;
 
   // ARP / RARP (Ethernet + IPv4 form): sender and target protocol addresses.
@@ -127,6 +151,7 @@ struct PacketInfo {
   IpLayer ip[kMaxIpLayers];
 
   const IpLayer* inner() const { return ip_count ? &ip[ip_count - 1] : nullptr; }
+  bool tunnelled() const { return ip_count > 1; }
 };
 
 }  // namespace tmach::packet

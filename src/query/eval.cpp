@@ -12,6 +12,8 @@
 //    frames match `host`, `tcp`, ... without it; tm decodes through VLAN tags always, and
 //    `vlan N` matches any of the frame's tags rather than the next one.
 //  - `arp` also matches RARP frames (tm does not tell them apart); `rarp` means `arp`.
+//  - Layers: `inner`/`outer` restrict host/net/port/proto/ip/ip6 to the innermost or the
+//    outermost IP layer; tunnel selectors look at how each layer was reached.
 #include "query/eval.h"
 
 #include <algorithm>
@@ -40,6 +42,23 @@ bool by_dir(Dir d, bool src, bool dst) {
 
 int layers(const PacketInfo& p) { return std::min<int>(p.ip_count, PacketInfo::kMaxIpLayers); }
 
+// The layers [lo, hi) a predicate looks at.
+struct Range {
+  int lo, hi;
+};
+Range range(const Predicate& pr, const PacketInfo& p) {
+  const int n = layers(p);
+  switch (pr.layer) {
+    case Predicate::Layer::kOuter:
+      return {0, n ? 1 : 0};
+    case Predicate::Layer::kInner:
+      return {n ? n - 1 : 0, n};
+    case Predicate::Layer::kAny:
+      break;
+  }
+  return {0, n};
+}
+
 // host / net. An IPv4 one without `ip` (family 0) also tests the sender and target
 // protocol addresses of ARP and RARP frames, as libpcap's does.
 bool addr_matches(const Predicate& pr, const PacketInfo& p) {
@@ -47,18 +66,21 @@ bool addr_matches(const Predicate& pr, const PacketInfo& p) {
   auto hit = [&](const IpAddr& a) { return net ? a.in_prefix(pr.addr, pr.prefix_bits) : a == pr.addr; };
   const bool v4 = pr.family == 4 || (pr.family == 0 && pr.addr.is_v4() && (!net || pr.prefix_bits >= 96));
   const uint8_t version = v4 ? 4 : 6;
-  for (int i = 0; i < layers(p); ++i) {
+  const Range r = range(pr, p);
+  for (int i = r.lo; i < r.hi; ++i) {
     const IpLayer& l = p.ip[i];
     if (l.version == version && by_dir(pr.dir, hit(l.src), hit(l.dst))) return true;
   }
-  return v4 && pr.family == 0 && p.arp && by_dir(pr.dir, hit(p.arp_spa), hit(p.arp_tpa));
+  return v4 && pr.family == 0 && pr.layer == Predicate::Layer::kAny && p.arp &&
+         by_dir(pr.dir, hit(p.arp_spa), hit(p.arp_tpa));
 }
 
 // port / portrange: TCP, UDP or SCTP only (never DCCP, as in libpcap), and never on a
 // fragment other than the first (libpcap tests the IPv4 fragment offset is 0).
 bool port_matches(const Predicate& pr, const PacketInfo& p) {
   auto in = [&](uint16_t port) { return port >= pr.port_lo && port <= pr.port_hi; };
-  for (int i = 0; i < layers(p); ++i) {
+  const Range r = range(pr, p);
+  for (int i = r.lo; i < r.hi; ++i) {
     const IpLayer& l = p.ip[i];
     if (!l.has_ports || l.frag_offset != 0) continue;
     const uint8_t proto = l.version == 4 ? l.header_proto : l.proto;
@@ -73,7 +95,8 @@ bool port_matches(const Predicate& pr, const PacketInfo& p) {
 // ip proto N: the IPv4 protocol field (fragments included). ip6 proto N: the protocol
 // after the extension-header chain (see the note at the top).
 bool proto_matches(const Predicate& pr, const PacketInfo& p) {
-  for (int i = 0; i < layers(p); ++i) {
+  const Range r = range(pr, p);
+  for (int i = r.lo; i < r.hi; ++i) {
     const IpLayer& l = p.ip[i];
     if (l.version == 4 && pr.family != 6 && l.header_proto == pr.proto) return true;
     if (l.version == 6 && pr.family != 4 && l.proto == pr.proto) return true;
@@ -93,9 +116,22 @@ bool matches(const Predicate& pr, const PacketInfo& p) {
       return port_matches(pr, p);
     case Kind::kProto:
       return proto_matches(pr, p);
-    case Kind::kFamily:
-      for (int i = 0; i < layers(p); ++i)
+    case Kind::kFamily: {
+      const Range r = range(pr, p);
+      for (int i = r.lo; i < r.hi; ++i)
         if (p.ip[i].version == pr.family) return true;
+      return false;
+    }
+    case Kind::kTunnel:
+      for (int i = 1; i < layers(p); ++i) {
+        const IpLayer& l = p.ip[i];
+        if ((pr.tunnel == 0 || l.tunnel == pr.tunnel) && (pr.tunnel_id < 0 || l.tunnel_id == pr.tunnel_id))
+          return true;
+      }
+      return false;
+    case Kind::kSpi:
+      for (int i = 0; i < layers(p); ++i)
+        if (p.ip[i].has_spi && p.ip[i].spi == pr.spi) return true;
       return false;
     case Kind::kArp:
       return p.arp;

@@ -49,6 +49,32 @@ const char* l4_text(uint8_t l4) {
 }  // namespace
 
 std::string Predicate::str() const {
+  const char* lp = layer == Layer::kOuter ? "outer " : layer == Layer::kInner ? "inner " : "";
+  switch (kind) {
+    case Kind::kTunnel: {
+      std::string s("tunnel");
+      if (tunnel != 0) s.append(" ").append(packet::tunnel_name(tunnel));
+      if (tunnel_id >= 0) s.append(" ").append(std::to_string(tunnel_id));
+      return s;
+    }
+    case Kind::kSpi: {
+      std::string s("spi ");
+      return s.append(std::to_string(spi));
+    }
+    default:
+      break;
+  }
+  if (layer != Layer::kAny) {
+    Predicate p = *this;
+    p.layer = Layer::kAny;
+    std::string s = p.str();
+    std::string out(lp);
+    if (s[0] != '(') return out.append(s);
+    // "(ip or ip6)" is the only text with a parenthesis
+    std::string both("(");
+    both.append(out).append("ip or ").append(out).append("ip6)");
+    return both;
+  }
   switch (kind) {
     case Kind::kHost:
     case Kind::kNet: {
@@ -83,6 +109,9 @@ std::string Predicate::str() const {
       return "arp";
     case Kind::kVlan:
       return vlan < 0 ? "vlan" : "vlan " + std::to_string(vlan);
+    case Kind::kTunnel:
+    case Kind::kSpi:
+      break;
   }
   return "";
 }

@@ -53,6 +53,10 @@ enum class Kw : uint8_t {
   kEsp,
   kAh,
   kVlan,
+  kInner,      // tm: inner host ... (innermost IP layer only)
+  kOuter,      // tm: outer host ... (outermost IP layer only)
+  kTunnel,     // tm: tunnel [kind [id]]
+  kSpi,        // tm: spi N (ESP/AH)
   kUnplanned,  // a libpcap keyword (or named constant such as tcp-syn) tm does not plan
 };
 

@@ -62,7 +62,43 @@ struct Qual {
   PQ proto = PQ::kDefault;
   Dir dir = Dir::kAny;
   AQ addr = AQ::kDefault;
+  Predicate::Layer layer = Predicate::Layer::kAny;  // tm: inner/outer, reused like the others
 };
+
+// Restricts every layer-aware predicate of `e` to one layer (`inner`/`outer`).
+void apply_layer(Expr& e, Predicate::Layer layer) {
+  if (layer == Predicate::Layer::kAny) return;
+  if (e.op == Expr::Op::kPred) {
+    switch (e.pred.kind) {
+      case Kind::kHost:
+      case Kind::kNet:
+      case Kind::kPort:
+      case Kind::kPortRange:
+      case Kind::kProto:
+      case Kind::kFamily:
+        if (e.pred.layer == Predicate::Layer::kAny) e.pred.layer = layer;
+        break;
+      default:
+        break;
+    }
+  }
+  for (Expr& k : e.kids) apply_layer(k, layer);
+}
+
+// Tunnel names of `tunnel NAME` and of the bare selectors (`vxlan`, `gtp`, ...).
+bool tunnel_of(const std::string& s, uint8_t* kind) {
+  for (uint8_t k = 1; k < packet::kTunnelKinds; ++k) {
+    if (s == packet::tunnel_name(k)) {
+      *kind = k;
+      return true;
+    }
+  }
+  if (s == "geneve" || s == "vxlan-gpe") {
+    *kind = s == "geneve" ? packet::kTunnelGeneve : packet::kTunnelVxlan;
+    return true;
+  }
+  return false;
+}
 
 const char* pq_name(PQ p) {
   switch (p) {
@@ -552,6 +588,36 @@ class Parser {
         return head(PQ::kDefault, t.pos, depth);
       case Kw::kVlan:
         return vlan();
+      case Kw::kInner:
+      case Kw::kOuter: {
+        take();
+        const Predicate::Layer layer =
+            t.kw == Kw::kInner ? Predicate::Layer::kInner : Predicate::Layer::kOuter;
+        if (peek().kind == Tok::kEnd)
+          fail(peek().pos, "expected a host, net, port or protocol after '" + t.text + "'");
+        auto [e, q] = term(Qual{}, depth);
+        apply_layer(e, layer);
+        if (q.valid) q.layer = layer;
+        return {std::move(e), q};
+      }
+      case Kw::kTunnel: {
+        take();
+        Predicate p;
+        p.kind = Kind::kTunnel;
+        if (peek().kind == Tok::kId && !peek().escaped && tunnel_of(peek().text, &p.tunnel)) {
+          take();
+          tunnel_id(p);
+        }
+        return {Expr::leaf(p), Qual{}};
+      }
+      case Kw::kSpi: {
+        take();
+        if (peek().kind != Tok::kNum) fail(peek().pos, "expected an SPI number after 'spi'");
+        Predicate p;
+        p.kind = Kind::kSpi;
+        p.spi = take().num;
+        return {Expr::leaf(p), Qual{}};
+      }
       case Kw::kUnplanned:
         bpf_only(t.text, t.pos);
       default:
@@ -626,6 +692,11 @@ class Parser {
     }
   }
 
+  // An optional id after a tunnel name: VNI, TEID, GRE key (`vxlan 123`).
+  void tunnel_id(Predicate& p) {
+    if (peek().kind == Tok::kNum) p.tunnel_id = take().num;
+  }
+
   // vlan [num], where num may sit in parentheses.
   std::pair<Expr, Qual> vlan() {
     take();
@@ -668,7 +739,9 @@ class Parser {
       close_paren(open);
       return {std::move(e), q2};
     }
-    return value(q);
+    auto r = value(q);
+    apply_layer(r.first, q.layer);
+    return r;
   }
 
   static const char* expected(const Qual& q) {
@@ -981,7 +1054,17 @@ class Parser {
       fail(t.pos, "unknown ip proto '" + s + "'");
     }
     // tm extension: `gre` as a protocol keyword (libpcap has none; it means ip or ip6 proto 47).
+    // `tunnel gre` also finds GRE-in-UDP.
     if (!t.escaped && s == "gre") return {Expr::leaf(proto_pred(packet::kProtoGre, 0)), Qual{}};
+    // tm extension: tunnel selectors, `vxlan [VNI]`, `geneve [VNI]`, `gtp [TEID]`, `teredo`, ...
+    uint8_t kind;
+    if (!t.escaped && !q.valid && tunnel_of(s, &kind)) {
+      Predicate tp;
+      tp.kind = Kind::kTunnel;
+      tp.tunnel = kind;
+      tunnel_id(tp);
+      return {Expr::leaf(tp), Qual{}};
+    }
     fail(t.pos, "'" + s + "' is not an address or a keyword: tm takes addresses, not host names");
   }
 };

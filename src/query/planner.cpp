@@ -14,9 +14,43 @@ Roaring universe(uint32_t n) {
   return r;
 }
 
+// UDP ports and IP protocols whose packets can carry a tunnel of `kind` (0: any). A packet
+// with a layer reached through it has one of these on its outer layer: a superset.
+Roaring tunnel_candidates(const store::IndexLookup& ix, uint8_t kind) {
+  using namespace packet;
+  struct Way {
+    uint8_t kind;
+    bool port;
+    uint32_t key;
+  };
+  static constexpr Way kWays[] = {
+      {kTunnelIpIp, false, kProtoIpIp},  {kTunnelIpIp, false, kProtoIpv6},  {kTunnelGre, false, kProtoGre},
+      {kTunnelGre, true, 4754},          {kTunnelVxlan, true, 4789},        {kTunnelVxlan, true, 4790},
+      {kTunnelGeneve, true, 6081},       {kTunnelGtp, true, 2152},          {kTunnelTeredo, true, 3544},
+      {kTunnelAyiya, true, 5072},        {kTunnelL2tp, true, 1701},         {kTunnelMplsUdp, true, 6635},
+  };
+  Roaring r;
+  for (const Way& w : kWays)
+    if (kind == 0 || w.kind == kind) r |= ix.scalar(w.port ? store::Field::kPort : store::Field::kProto, w.key, w.key);
+  return r;
+}
+
 Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t n) {
   Candidates c;
   using K = Predicate::Kind;
+  switch (p.kind) {
+    case K::kTunnel:
+      c.set = tunnel_candidates(ix, p.tunnel);
+      c.exact = false;
+      return c;
+    case K::kSpi:
+      c.set = ix.scalar(store::Field::kProto, packet::kProtoEsp, packet::kProtoEsp);
+      c.set |= ix.scalar(store::Field::kProto, packet::kProtoAh, packet::kProtoAh);
+      c.exact = false;
+      return c;
+    default:
+      break;
+  }
   switch (p.kind) {
     case K::kHost: {
       c.set = ix.addr(p.addr.b);
@@ -49,7 +83,12 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
       c.set = ix.scalar(store::Field::kVlan, key, key);
       break;
     }
+    case K::kTunnel:
+    case K::kSpi:
+      break;
   }
+  // The indexes hold every layer's values: for one layer only they are a superset.
+  if (p.layer != Predicate::Layer::kAny) c.exact = false;
   (void)n;
   return c;
 }
@@ -121,7 +160,9 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
                           : p.kind == K::kPort || p.kind == K::kPortRange ? "port index"
                           : p.kind == K::kProto                      ? "protocol index"
                           : p.kind == K::kVlan                       ? "vlan index"
-                                                                     : "network-layer index";
+                          : p.kind == K::kTunnel ? "tunnel ports/protocols (port and protocol indexes)"
+                          : p.kind == K::kSpi    ? "protocol index (esp, ah)"
+                                                 : "network-layer index";
       std::string how;
       if (p.kind == K::kNet) how = " (key range)";
       if (p.kind == K::kPortRange) how = " (key range)";
@@ -129,7 +170,8 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
       if ((p.kind == K::kHost || p.kind == K::kNet) && (p.dir != Dir::kAny || p.family)) exact = false;
       if ((p.kind == K::kPort || p.kind == K::kPortRange) && (p.dir != Dir::kAny || p.l4)) exact = false;
       if (p.kind == K::kProto && p.family) exact = false;
-      if (p.kind == K::kArp) exact = false;
+      if (p.kind == K::kArp || p.kind == K::kTunnel || p.kind == K::kSpi) exact = false;
+      if (p.layer != Predicate::Layer::kAny) exact = false;
       out += fmt::format("{}{}: {}{}{}\n", pad, p.str(), index, how, exact ? "" : ", re-checked per packet");
       return;
     }

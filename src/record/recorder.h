@@ -15,6 +15,7 @@
 #include "conn/classifier.h"
 #include "conn/conn_table.h"
 #include "conn/flow_key.h"
+#include "conn/fragment_table.h"
 #include "packet/packet_info.h"
 #include "store/store_writer.h"
 
@@ -63,6 +64,7 @@ class Recorder {
   std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
   conn::Classifier classifier_;
   conn::ConnTable table_;
+  conn::FragmentTable frags_;
   std::vector<ClassCounters> per_class_;
   std::vector<uint64_t> cutoff_;
   RecorderCounters totals_;

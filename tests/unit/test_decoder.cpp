@@ -784,7 +784,7 @@ TEST(DecoderLink, Nflog) {
 
 TEST(DecoderLink, UnsupportedAndEmpty) {
   using namespace tmach::packet;
-  PacketInfo pi = dec(127, cat(zeros(20), kV4));  // radiotap
+  PacketInfo pi = dec(160, cat(zeros(20), kV4));  // an unknown link type
   EXPECT_EQ(pi.status, DecodeStatus::kUnsupportedLink);
   EXPECT_NE(pi.anomaly, nullptr);
   // Nothing captured at all: no read, a clean status.

@@ -343,8 +343,6 @@ TEST(Parser, BpfOnly) {
       {"mpls", "mpls"},
       {"vlan and mpls 100", "mpls"},
       {"pppoes 3", "pppoes"},
-      {"geneve", "geneve"},
-      {"vxlan 100", "vxlan"},
       {"link proto \\ip", "link"},
       {"stp", "stp"},
       {"port tcp-syn", "tcp-syn"},
@@ -632,4 +630,31 @@ TEST(Parser, LibpcapAgreesOnValidity) {
 }
 
 }  // namespace
+TEST(Parser, LayersTunnelsAndSpi) {
+  using Layer = Predicate::Layer;
+  Predicate p = Pred("inner host 10.0.0.1");
+  EXPECT_EQ(p.kind, Kind::kHost);
+  EXPECT_EQ(p.layer, Layer::kInner);
+  EXPECT_EQ(Pred("outer tcp port 80").layer, Layer::kOuter);
+  EXPECT_EQ(Pred("outer ip").layer, Layer::kOuter);
+  // The layer is reused with the other qualifiers: "inner host A or B".
+  EXPECT_EQ(S("inner host 10.0.0.1 or 10.0.0.2"), "(inner host 10.0.0.1 or inner host 10.0.0.2)");
+  EXPECT_EQ(S("inner (host 10.0.0.1 or port 53)"), "(inner host 10.0.0.1 or inner port 53)");
+  EXPECT_EQ(S("tunnel"), "tunnel");
+  EXPECT_EQ(S("vxlan"), "tunnel vxlan");
+  EXPECT_EQ(S("vxlan 123"), "tunnel vxlan 123");
+  EXPECT_EQ(S("tunnel geneve 7"), "tunnel geneve 7");
+  EXPECT_EQ(S("gtp and teredo or ipip"), "((tunnel gtp and tunnel teredo) or tunnel ipip)");
+  EXPECT_EQ(S("gre"), "proto 47");
+  EXPECT_EQ(S("tunnel gre"), "tunnel gre");
+  EXPECT_EQ(S("spi 0x1234"), "spi 4660");
+  EXPECT_EQ(S("esp and spi 5"), "(esp and spi 5)");
+  for (const char* t : {"inner host 10.0.0.1 and outer net 192.168.0.0/16", "tunnel vxlan 5 or spi 9",
+                        "not inner ip6", "outer udp port 4789"}) {
+    EXPECT_EQ(E(E(t).str()), E(t)) << t;
+  }
+  EXPECT_EQ(parse_expr("spi").kind, RK::kError);
+  EXPECT_EQ(parse_expr("inner").kind, RK::kError);
+}
+
 }  // namespace tmach::query

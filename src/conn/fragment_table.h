@@ -1,0 +1,59 @@
+// Remembers, for a short time, the connection of the first fragment of each fragmented IP
+// datagram, so that its later fragments (no transport header: no ports, and for a tunnel
+// fragmented outside, no inner layers at all) join the same connection.
+//
+// Keyed by the fragmented layer's (src, dst, protocol, fragment id). Bounded: a fixed,
+// direct-mapped array (a new datagram overwrites whatever shared its slot), entries older
+// than `ttl_ns` are ignored. No allocation after construction. Not thread-safe: one per
+// packet-processing thread.
+//
+// Use per packet, in capture order:
+//   auto k = frags.key(info, ts_ns);   // instead of conn::make_key(info)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "conn/flow_key.h"
+#include "packet/packet_info.h"
+
+namespace tmach::conn {
+
+class FragmentTable {
+ public:
+  explicit FragmentTable(size_t slots = 4096, uint64_t ttl_ns = 30'000'000'000ull);
+
+  // The packet's connection key: make_key(p), except for a non-first fragment whose first
+  // fragment was noted within the ttl, which gets that first fragment's key. A first
+  // fragment is noted. nullopt for frames without IP.
+  std::optional<KeyedPacket> key(const packet::PacketInfo& p, uint64_t now_ns);
+
+  // The two halves of key(), for callers that build keys themselves.
+  void note(const packet::PacketInfo& p, const KeyedPacket& k, uint64_t now_ns);
+  std::optional<KeyedPacket> lookup(const packet::PacketInfo& p, uint64_t now_ns) const;
+
+  uint64_t hits() const { return hits_; }      // later fragments given their first's key
+  uint64_t misses() const { return misses_; }  // later fragments without (ports 0)
+
+ private:
+  struct Id {
+    packet::IpAddr src, dst;
+    uint32_t frag_id = 0;
+    uint8_t proto = 0;
+    bool operator==(const Id&) const = default;
+  };
+  struct Entry {
+    Id id;
+    uint64_t expires = 0;  // 0: empty
+    KeyedPacket key{};
+  };
+  static Id id_of(const packet::IpLayer& l);
+  size_t slot(const Id& id) const;
+
+  std::vector<Entry> table_;
+  uint64_t ttl_;
+  uint64_t hits_ = 0, misses_ = 0;
+};
+
+}  // namespace tmach::conn

@@ -1,0 +1,168 @@
+// The step after an IP layer: IPsec SPIs, and tunnels, decapsulated to the innermost flow.
+//
+// Which tunnel: IP protocol 4/41 (IP-in-IP), 47 (GRE); UDP by well-known port, the
+// destination port first, then the source port: 4789 VXLAN, 4790 VXLAN-GPE, 6081 Geneve,
+// 2152 GTP-U, 3544 Teredo, 5072 AYIYA, 1701 L2TPv2, 4754 GRE-in-UDP, 6635 MPLS-in-UDP.
+// A UDP payload that does not look like its port's tunnel stays plain UDP. The depth is
+// bounded by PacketInfo::kMaxIpLayers: a tunnel beyond it is "tunnel_too_deep" (kMalformed)
+// with the layers so far intact. Every tunnel starts from an IP layer, so the recursion
+// (decode_ip -> decode_tunnel -> decode_ip ...) is at most kMaxIpLayers deep.
+#include "packet/decode_internal.h"
+
+namespace tmach::packet::detail {
+namespace {
+
+enum : uint16_t {
+  kPortL2tp = 1701,
+  kPortGtpu = 2152,
+  kPortTeredo = 3544,
+  kPortGreUdp = 4754,
+  kPortVxlan = 4789,
+  kPortVxlanGpe = 4790,
+  kPortAyiya = 5072,
+  kPortGeneve = 6081,
+  kPortMplsUdp = 6635,
+};
+
+// The tunnel a UDP port stands for, or kTunnelNone.
+uint8_t udp_tunnel(uint16_t port) {
+  switch (port) {
+    case kPortL2tp:
+      return kTunnelL2tp;
+    case kPortGtpu:
+      return kTunnelGtp;
+    case kPortTeredo:
+      return kTunnelTeredo;
+    case kPortGreUdp:
+      return kTunnelGre;
+    case kPortVxlan:
+    case kPortVxlanGpe:
+      return kTunnelVxlan;
+    case kPortAyiya:
+      return kTunnelAyiya;
+    case kPortGeneve:
+      return kTunnelGeneve;
+    case kPortMplsUdp:
+      return kTunnelMplsUdp;
+    default:
+      return kTunnelNone;
+  }
+}
+
+DecodeStatus parse_udp_tunnel(uint16_t port, const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out,
+                              Encap& e) {
+  switch (port) {
+    case kPortL2tp:
+      return parse_l2tp(d, lim, off, out, e);
+    case kPortGtpu:
+      return parse_gtpu(d, lim, off, out, e);
+    case kPortTeredo:
+      return parse_teredo(d, lim, off, out, e);
+    case kPortGreUdp:
+      return parse_gre(d, lim, off, out, e);
+    case kPortVxlan:
+      return parse_vxlan(d, lim, off, out, e);
+    case kPortVxlanGpe:
+      return parse_vxlan_gpe(d, lim, off, out, e);
+    case kPortAyiya:
+      return parse_ayiya(d, lim, off, out, e);
+    case kPortGeneve:
+      return parse_geneve(d, lim, off, out, e);
+    case kPortMplsUdp:
+      e.what = Encap::kMpls;
+      e.type = kEthMplsUc;
+      e.off = off;
+      return DecodeStatus::kOk;
+    default:
+      return DecodeStatus::kOk;
+  }
+}
+
+// ESP: SPI(4) sequence(4); AH: next header(1) length(1) reserved(2) SPI(4).
+DecodeStatus ipsec_spi(const uint8_t* d, uint32_t cap, uint32_t off, IpLayer& l, PacketInfo& out) {
+  const uint32_t at = l.proto == kProtoEsp ? off : off + 4;
+  if (at + 4 > cap) return truncated(out, l.proto == kProtoEsp ? "esp_truncated" : "ah_truncated");
+  l.has_spi = true;
+  l.spi = rd32(d + at);
+  return DecodeStatus::kOk;
+}
+
+}  // namespace
+
+DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, PacketInfo& out) {
+  IpLayer& l = out.ip[out.ip_count - 1];
+  if (l.frag_offset != 0) return DecodeStatus::kOk;  // the tunnel header is in the first fragment
+  // The inner frame ends with the outer datagram (bytes past it are link padding).
+  const uint32_t lim = pl.lim < cap ? pl.lim : cap;
+  Encap e;
+  uint8_t kind = kTunnelNone;
+  DecodeStatus s = DecodeStatus::kOk;
+  switch (l.proto) {
+    case kProtoEsp:
+    case kProtoAh:
+      return ipsec_spi(d, cap, pl.off, l, out);
+    case kProtoIpIp:
+    case kProtoIpv6:
+      if (!pl.has_transport) return DecodeStatus::kOk;
+      kind = kTunnelIpIp;
+      e.what = Encap::kIp;
+      e.version = l.proto == kProtoIpIp ? 4 : 6;
+      e.off = pl.off;
+      break;
+    case kProtoGre:
+      if (!pl.has_transport) return DecodeStatus::kOk;
+      kind = kTunnelGre;
+      s = parse_gre(d, lim, pl.off, out, e);
+      break;
+    case kProtoUdp: {
+      if (!l.has_l4) return DecodeStatus::kOk;
+      uint16_t port = l.dport;
+      kind = udp_tunnel(port);
+      if (kind == kTunnelNone) kind = udp_tunnel(port = l.sport);
+      if (kind == kTunnelNone) return DecodeStatus::kOk;
+      const uint32_t end = pl.off + 8 + l.l4_payload;
+      s = parse_udp_tunnel(port, d, end < lim ? end : lim, pl.off + 8, out, e);
+      break;
+    }
+    default:
+      return DecodeStatus::kOk;
+  }
+  if (s != DecodeStatus::kOk || e.what == Encap::kNone) return s;
+  if (e.off >= lim)  // nothing inside: fine if the datagram ends here, else the capture was cut
+    return lim < pl.lim ? truncated(out, "tunnel_payload_truncated") : s;
+  if (out.ip_count >= PacketInfo::kMaxIpLayers) return malformed(out, "tunnel_too_deep");
+
+  const uint16_t ethertype = out.ethertype;  // the outermost network layer's stays
+  const uint8_t first = out.ip_count;
+  switch (e.what) {
+    case Encap::kIp:
+      s = decode_ip(d, lim, e.off, e.version, out);
+      break;
+    case Encap::kEthernet:
+      s = decode_ethernet(d, lim, e.off, out);
+      break;
+    case Encap::kEthertype:
+      s = decode_ethertype(d, lim, e.off, e.type, out);
+      break;
+    case Encap::kMpls:
+      s = decode_mpls(d, lim, e.off, e.type, out);
+      break;
+    case Encap::kPpp:
+      s = decode_ppp(d, lim, e.off, out);
+      break;
+    case Encap::kNone:
+      break;
+  }
+  if (out.ip_count > first) {
+    out.ip[first].tunnel = kind;
+    out.ip[first].tunnel_id = e.id;
+  }
+  out.ethertype = ethertype;
+  if (s == DecodeStatus::kNotIp) {  // ARP, LCP, ... inside: the packet is its outer layers
+    out.status = DecodeStatus::kOk;
+    s = DecodeStatus::kOk;
+  }
+  return s;
+}
+
+}  // namespace tmach::packet::detail

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""End-to-end: tunnelled captures recorded with --cutoff none; `host INNER` finds exactly the
+packets that carry the innermost address, `host OUTER` every packet of the tunnel, and
+`inner`/`outer`/tunnel selectors narrow as documented. Expected counts come from tshark
+(which decodes every layer), with the command next to each. Every capture of the tunnels,
+ipv6, ipv4, link and nonip folders is recorded and stored whole."""
+import os
+import unittest
+
+from tmtest import StoreTest, corpus, corpus_files, record, tcpdump_packets, tm
+
+# (file in tunnels/, innermost address, packets carrying it, outer address, packets carrying it)
+CASES = [
+    # tshark -r tunnels/4in4.pcap -Y 'ip.addr==10.0.0.1' | wc -l  -> 1;  tshark -r tunnels/4in4.pcap -Y 'ip.addr==1.2.3.4' | wc -l  -> 1
+    ('4in4.pcap', '10.0.0.1', 1, '1.2.3.4', 1),
+    # tshark -r tunnels/6in4.pcap -Y 'ipv6.addr==dead::beef' | wc -l  -> 1;  tshark -r tunnels/6in4.pcap -Y 'ip.addr==1.2.3.4' | wc -l  -> 1
+    ('6in4.pcap', 'dead::beef', 1, '1.2.3.4', 1),
+    # tshark -r tunnels/6in6in6.pcap -Y 'ipv6.addr==dead::beef' | wc -l  -> 1;  tshark -r tunnels/6in6in6.pcap -Y 'ipv6.addr==feed::beef' | wc -l  -> 1
+    ('6in6in6.pcap', 'dead::beef', 1, 'feed::beef', 1),
+    # tshark -r tunnels/gre-sample.pcap -Y 'ip.addr==172.28.2.3' | wc -l  -> 34;  tshark -r tunnels/gre-sample.pcap -Y 'ip.addr==172.27.1.66' | wc -l  -> 40
+    ('gre-sample.pcap', '172.28.2.3', 34, '172.27.1.66', 40),
+    # tshark -r tunnels/gre-within-gre.pcap -Y 'ip.addr==192.168.1.2' | wc -l  -> 624;  tshark -r tunnels/gre-within-gre.pcap -Y 'ip.addr==72.205.54.70' | wc -l  -> 628
+    ('gre-within-gre.pcap', '192.168.1.2', 624, '72.205.54.70', 628),
+    # tshark -r tunnels/vxlan-encapsulated-http.pcap -Y 'ip.addr==172.16.11.201' | wc -l  -> 12;  tshark -r tunnels/vxlan-encapsulated-http.pcap -Y 'ip.addr==10.1.200.131' | wc -l  -> 12
+    ('vxlan-encapsulated-http.pcap', '172.16.11.201', 12, '10.1.200.131', 12),
+    # tshark -r tunnels/geneve-many-options.pcap -Y 'ip.addr==10.0.0.226' | wc -l  -> 10;  tshark -r tunnels/geneve-many-options.pcap -Y 'ip.addr==192.168.33.179' | wc -l  -> 10
+    ('geneve-many-options.pcap', '10.0.0.226', 10, '192.168.33.179', 10),
+    # tshark -r tunnels/tcpdump-geneve.pcap -Y 'ip.addr==30.0.0.1' | wc -l  -> 39;  tshark -r tunnels/tcpdump-geneve.pcap -Y 'ip.addr==20.0.0.1' | wc -l  -> 39
+    ('tcpdump-geneve.pcap', '30.0.0.1', 39, '20.0.0.1', 39),
+    # tshark -r tunnels/gtp7_ipv6.pcap -Y 'ipv6.addr==fe80::224c:4fff:fe43:414c' | wc -l  -> 2;  tshark -r tunnels/gtp7_ipv6.pcap -Y 'ip.addr==118.92.124.41' | wc -l  -> 2
+    ('gtp7_ipv6.pcap', 'fe80::224c:4fff:fe43:414c', 2, '118.92.124.41', 2),
+    # tshark -r tunnels/ayiya3.pcap -Y 'ipv6.addr==2001:4978:f:4c::2' | wc -l  -> 25;  tshark -r tunnels/ayiya3.pcap -Y 'ip.addr==192.168.3.101' | wc -l  -> 35
+    ('ayiya3.pcap', '2001:4978:f:4c::2', 25, '192.168.3.101', 35),
+    # tshark -r tunnels/mpls-over-udp.pcap -Y 'ip.addr==10.3.0.10' | wc -l  -> 2;  tshark -r tunnels/mpls-over-udp.pcap -Y 'ip.addr==10.100.12.170' | wc -l  -> 2
+    ('mpls-over-udp.pcap', '10.3.0.10', 2, '10.100.12.170', 2),
+    # tshark -r tunnels/gre-over-udp-4754.pcap -Y 'ip.addr==172.17.0.2' | wc -l  -> 14;  tshark -r tunnels/gre-over-udp-4754.pcap -Y 'ip.addr==192.168.0.107' | wc -l  -> 14
+    ('gre-over-udp-4754.pcap', '172.17.0.2', 14, '192.168.0.107', 14),
+]
+
+
+class Tunnels(StoreTest):
+    def query(self, store, flt):
+        out = self.path("answer.pcap")
+        tm("query", "--store", store, "-w", out, "-q", flt)
+        return tcpdump_packets(out)
+
+    def test_inner_and_outer_addresses(self):
+        for name, inner, n_inner, outer, n_outer in CASES:
+            with self.subTest(file=name):
+                store = self.path("s-" + name)
+                record(store, [corpus("tunnels", name)], "--cutoff", "none")
+                self.assertEqual(len(self.query(store, "host " + inner)), n_inner)
+                self.assertEqual(len(self.query(store, "inner host " + inner)), n_inner)
+                self.assertEqual(len(self.query(store, "outer host " + inner)), 0)
+                self.assertEqual(len(self.query(store, "host " + outer)), n_outer)
+                self.assertEqual(len(self.query(store, "outer host " + outer)), n_outer)
+                self.assertEqual(len(self.query(store, "tunnel and host " + inner)), n_inner)
+
+    def test_tunnel_selectors(self):
+        store = self.path("s")
+        record(store, [corpus("tunnels", n) for n in ("vxlan.pcap", "geneve.pcap", "gre-sample.pcap")],
+               "--cutoff", "none")
+        # vxlan.pcap: 10 packets, 2 of them ARP inside VXLAN (no inner IP layer):
+        # tshark -r tunnels/vxlan.pcap -Y 'vxlan && !arp' | wc -l -> 8
+        self.assertEqual(len(self.query(store, "vxlan")), 8)
+        self.assertEqual(len(self.query(store, "vxlan 123")), 8)
+        self.assertEqual(len(self.query(store, "vxlan 7")), 0)
+        # tshark -r tunnels/geneve.pcap -Y geneve | wc -l -> 6
+        self.assertEqual(len(self.query(store, "geneve")), 6)
+        # tshark -r tunnels/gre-sample.pcap -Y gre | wc -l -> 40
+        self.assertEqual(len(self.query(store, "tunnel gre")), 40)
+        self.assertEqual(len(self.query(store, "tunnel")), 8 + 6 + 40)
+
+    def test_every_capture_is_stored(self):
+        for folder in ("tunnels", "ipv6", "ipv4", "link", "nonip"):
+            for path in corpus_files(folder):
+                if not path.endswith(".pcap"):
+                    continue
+                with self.subTest(file=path):
+                    store = self.path("all-" + folder + "-" + os.path.basename(path))
+                    record(store, [path], "--cutoff", "none")
+                    want = len(tcpdump_packets(path))
+                    self.assertEqual(len(self.query(store, "")), want)
+
+
+if __name__ == "__main__":
+    unittest.main()
