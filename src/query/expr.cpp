@@ -84,7 +84,10 @@ std::string Predicate::str() const {
       s += dir_text(dir);
       s += kind == Kind::kHost ? "host " : "net ";
       s += addr_text(addr, v4);
-      if (kind == Kind::kNet) s += "/" + std::to_string(v4 ? prefix_bits - 96 : prefix_bits);
+      if (kind == Kind::kNet) {
+        s += '/';  // appended apart: GCC 12 warns (falsely, -Wrestrict) about "/" + std::string
+        s += std::to_string(v4 ? prefix_bits - 96 : prefix_bits);
+      }
       return s;
     }
     case Kind::kPort:

@@ -109,8 +109,9 @@ Bytes ipv6(uint8_t nh, const Bytes& payload, int plen = -1, const char* src = "2
   return cat(b, raw_addr(src), raw_addr(dst), payload);
 }
 Bytes ext6(uint8_t nh, uint8_t len_units) {
-  Bytes b = {nh, len_units};
-  b.resize((len_units + 1u) * 8, 0);
+  Bytes b((len_units + 1u) * 8, 0);  // sized first: GCC 12 warns (falsely) on growing a 2-byte vector
+  b[0] = nh;
+  b[1] = len_units;
   return b;
 }
 Bytes frag6(uint8_t nh, uint16_t offset, bool more, uint32_t id) {
