@@ -6,11 +6,13 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "store/sidecar.h"
+#include <fmt/format.h>
 
 int main(int argc, char** argv) {
   CLI::App app{"tm - Time Machine: records the first bytes of every connection, answers queries in milliseconds"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "tm 0.1");
+  app.set_version_flag("--version", fmt::format("tm 0.2 (sidecar format {})", tmach::store::kSidecarVersion));
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   std::vector<std::pair<CLI::App*, tmach::cli::Runner>> cmds;
