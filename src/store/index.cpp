@@ -31,9 +31,9 @@ int32_t& IndexBuilder::addr_slot(const AddrKey& k) {
     old.swap(addr_);
     size_t m = addr_.size() - 1;
     for (const auto& s : old)
-      if (s.list >= 0)
+      if (s.slot >= 0)
         for (size_t i = AddrKeyHash{}(s.key) & m;; i = (i + 1) & m)
-          if (addr_[i].list < 0) {
+          if (addr_[i].slot < 0) {
             addr_[i] = s;
             break;
           }
@@ -41,14 +41,14 @@ int32_t& IndexBuilder::addr_slot(const AddrKey& k) {
   size_t m = addr_.size() - 1;
   for (size_t i = AddrKeyHash{}(k) & m;; i = (i + 1) & m) {
     AddrSlot& s = addr_[i];
-    if (s.list < 0) {
+    if (s.slot < 0) {
       s.key = k;
       ++addr_used_;
       addr_keys_.push_back(k);
-      ensure(s.list);
-      return s.list;
+      ensure(s.slot);
+      return s.slot;
     }
-    if (same_key(s.key, k)) return s.list;
+    if (same_key(s.key, k)) return s.slot;
   }
 }
 
@@ -88,25 +88,26 @@ void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p) {
   for_each_key(p, [&](int32_t& slot) { add(slot, ord); });
 }
 
-namespace {
-Roaring to_bitmap(const std::vector<uint32_t>& l) {
-  Roaring r;
-  r.addMany(l.size(), l.data());
-  return r;
-}
-}  // namespace
-
 SegmentIndex IndexBuilder::build() const {
-  std::vector<Roaring> bm(lists_.size());
-  for (size_t i = 0; i < lists_.size(); ++i) bm[i] = to_bitmap(lists_[i]);
-  for (auto& b : bm) b.runOptimize();
-  auto take = [&](int32_t slot) -> Roaring { return bm[static_cast<size_t>(slot)]; };
+  // Group the log by slot: count, prefix sums, scatter. Ordinals stay ascending per slot.
+  std::vector<uint32_t> start(nslots_ + 1, 0);
+  for (const Entry& e : log_) ++start[e.slot + 1];
+  for (size_t i = 1; i <= nslots_; ++i) start[i] += start[i - 1];
+  std::vector<uint32_t> ords(log_.size());
+  std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+  for (const Entry& e : log_) ords[fill[e.slot]++] = e.ord;
+  std::vector<Roaring> bm(nslots_);
+  for (size_t i = 0; i < nslots_; ++i) {
+    bm[i].addMany(start[i + 1] - start[i], ords.data() + start[i]);
+    bm[i].runOptimize();
+  }
+  auto take = [&](int32_t slot) -> Roaring { return std::move(bm[static_cast<size_t>(slot)]); };
   SegmentIndex s;
   for (const auto& k : addr_keys_) {
     size_t m = addr_.size() - 1;
     for (size_t i = AddrKeyHash{}(k) & m;; i = (i + 1) & m)
       if (same_key(addr_[i].key, k)) {
-        s.addr.emplace(k, take(addr_[i].list));
+        s.addr.emplace(k, take(addr_[i].slot));
         break;
       }
   }
@@ -131,7 +132,8 @@ SegmentIndex IndexBuilder::finish() {
 SegmentIndex IndexBuilder::snapshot() const { return build(); }
 
 void IndexBuilder::clear() {
-  lists_.clear();
+  log_.clear();
+  nslots_ = 0;
   port_.assign(65536, -1);
   proto_.assign(256, -1);
   vlan_.assign(4097, -1);
