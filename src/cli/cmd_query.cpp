@@ -9,6 +9,7 @@
 #include "flow/flow_query.h"
 #include "query/executor.h"
 #include "query/planner.h"
+#include "server/client.h"
 #include "store/catalog.h"
 #include "store/pcap_format.h"
 #include "util/timespec.h"
@@ -54,7 +55,8 @@ class PcapOut {
 
  private:
   void put(const void* p, size_t n) {
-    if (std::fwrite(p, 1, n, f_) != n) throw std::runtime_error("write failed (disk full, or the reader went away)");
+    if (std::fwrite(p, 1, n, f_) != n)
+      throw std::runtime_error("write failed (disk full, or the reader went away)");
   }
   std::FILE* f_;
   bool header_ = false;
@@ -71,12 +73,16 @@ Runner add_query(CLI::App& app) {
     std::vector<std::string> classes;
     bool explain = false, count = false, quiet = false;
     uint64_t flow_id = 0;
+    server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-s,--store", o->store, "store directory")->required();
+  app.add_option("-s,--store", o->store, "store directory");
+  app.add_option("--server", o->server.url, "ask a running tm serve instead (http://HOST:PORT)");
+  app.add_option("--token-file", o->server.token_file, "file holding the API bearer token (--server)");
   app.add_option("filter", o->filter, "tcpdump filter expression (quote it, or give it as several words)");
   app.add_option("-w,--write", o->out, "write the answer as pcap to FILE ('-' = stdout)");
-  app.add_option("--from", o->from, "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')");
+  app.add_option("--from", o->from,
+                 "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')");
   app.add_option("--to", o->to, "end of the time range, exclusive");
   app.add_option("--class", o->classes, "search only these classes");
   app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
@@ -86,8 +92,33 @@ Runner add_query(CLI::App& app) {
   return [o]() -> int {
     if (!o->explain && !o->count && o->out.empty())
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
+    if (o->store.empty() == o->server.url.empty())
+      throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
     for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
+    if (!o->server.url.empty()) {
+      if (o->explain || o->count || o->flow_id)
+        throw std::runtime_error("--explain, --count and --flow need --store");
+      server::Params p{{"filter", q.text}};
+      if (!o->from.empty()) p.emplace("from", o->from);
+      if (!o->to.empty()) p.emplace("to", o->to);
+      for (auto& c : o->classes) p.emplace("class", c);
+      std::FILE* f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
+      if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = server::api_get(o->server, "/api/v1/query", p, f);
+      if (f != stdout) std::fclose(f);
+      if (r.status == 400) {
+        std::cerr << r.error << "\n";
+        return 2;
+      }
+      if (!r.error.empty()) throw std::runtime_error(r.error);
+      if (!o->quiet)
+        std::cerr << fmt::format(
+            "tm query: answered by {} in {:.1f} ms\n", o->server.url,
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      return 0;
+    }
     if (o->flow_id) {
       // A flow is its endpoints, ports and protocol over its lifetime.
       flow::FlowRow row;
@@ -98,7 +129,8 @@ Runner add_query(CLI::App& app) {
       if (f.proto == 6 || f.proto == 17 || f.proto == 132)
         ft += fmt::format(" and port {} and port {}", f.orig_port, f.resp_port);
       q.text = q.text.empty() ? ft : fmt::format("({}) and ({})", ft, q.text);
-      if (o->from.empty()) o->from = fmt::format("{}.{:09}", f.first_ts / 1000000000ull, f.first_ts % 1000000000ull);
+      if (o->from.empty())
+        o->from = fmt::format("{}.{:09}", f.first_ts / 1000000000ull, f.first_ts % 1000000000ull);
       if (o->to.empty()) {
         uint64_t end = f.last_ts + 1;
         o->to = fmt::format("{}.{:09}", end / 1000000000ull, end % 1000000000ull);
@@ -150,27 +182,34 @@ Runner add_query(CLI::App& app) {
       std::cout << "filter: " << (q.text.empty() ? "(all packets)" : q.text) << "\n";
       if (q.parsed.kind == query::ParseResult::Kind::kIndexed) {
         std::cout << "parsed: " << q.parsed.expr.str() << "\n";
-        std::cout << "plan: indexes, then every candidate re-checked on its bytes\n" << query::explain_plan(q.parsed.expr);
+        std::cout << "plan: indexes, then every candidate re-checked on its bytes\n"
+                  << query::explain_plan(q.parsed.expr);
       } else {
-        std::cout << fmt::format("plan: scan with libpcap BPF ('{}' is not indexed); the time range bounds the scan\n",
-                                 q.parsed.unplanned);
+        std::cout << fmt::format(
+            "plan: scan with libpcap BPF ('{}' is not indexed); the time range bounds the scan\n",
+            q.parsed.unplanned);
       }
       std::cout << fmt::format("time range: {} .. {}\n", q.from_ns ? util::format_time(q.from_ns) : "start",
                                q.to_ns != UINT64_MAX ? util::format_time(q.to_ns) : "end");
       std::cout << fmt::format(
-          "segments: {} in store, {} skipped by time, {} through indexes ({} with no candidate), {} scanned\n",
-          st.segments_total, st.segments_skipped_time, st.segments_indexed, st.segments_empty, st.segments_scanned);
-      std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", st.candidates, st.matched, ms);
+          "segments: {} in store, {} skipped by time, {} through indexes ({} with no candidate), {} "
+          "scanned\n",
+          st.segments_total, st.segments_skipped_time, st.segments_indexed, st.segments_empty,
+          st.segments_scanned);
+      std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", st.candidates, st.matched,
+                               ms);
     } else if (o->count) {
       std::cout << counted << "\n";
     }
     for (auto& w : st.warnings) std::cerr << "tm query: warning: " << w << "\n";
     if (out && out->other_link())
-      std::cerr << fmt::format("tm query: warning: {} matching packets of another link type than {} were left out\n",
-                               out->other_link(), out->linktype());
+      std::cerr << fmt::format(
+          "tm query: warning: {} matching packets of another link type than {} were left out\n",
+          out->other_link(), out->linktype());
     if (!o->quiet && !o->explain)
       std::cerr << fmt::format(
-          "tm query: {} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
+          "tm query: {} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} "
+          "matched, "
           "{:.1f} ms\n",
           st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
           st.segments_skipped_time, st.candidates, st.matched, ms);

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "server/client.h"
+#include "server/store_stats.h"
 #include "store/catalog.h"
 #include "util/timespec.h"
 #include "util/units.h"
@@ -16,11 +18,26 @@ Runner add_stats(CLI::App& app) {
   struct Opts {
     std::string store;
     bool json = false;
+    server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("-s,--store", o->store, "store directory")->required();
+  app.add_option("-s,--store", o->store, "store directory");
+  app.add_option("--server", o->server.url,
+                 "ask a running tm serve instead (http://HOST:PORT): its live counters too");
+  app.add_option("--token-file", o->server.token_file, "file holding the API bearer token (--server)");
   app.add_flag("--json", o->json, "JSON output");
   return [o]() -> int {
+    if (o->store.empty() == o->server.url.empty())
+      throw std::runtime_error("give --store DIR or --server URL");
+    if (!o->server.url.empty()) {
+      auto r = server::api_get(o->server, "/api/v1/stats", {}, nullptr);
+      if (!r.error.empty()) throw std::runtime_error(r.error);
+      auto j = nlohmann::json::parse(r.body, nullptr, false);
+      if (j.is_discarded()) throw std::runtime_error("the server's answer is not JSON");
+      // --json: the store part, as tm stats --store --json prints it; otherwise everything.
+      std::cout << (o->json ? j["store"] : j).dump(2) << "\n";
+      return 0;
+    }
     store::Catalog cat = store::Catalog::scan(o->store);
     struct Agg {
       uint64_t segments = 0, sealed = 0, open = 0, bad = 0, packets = 0, pcap = 0, idx = 0, wire = 0;
@@ -48,37 +65,27 @@ Runner add_stats(CLI::App& app) {
     }
     for (auto& c : cat.classes) by[c];
     auto span = [](const Agg& a) {
-      return a.first == UINT64_MAX ? std::string("-")
-                                   : util::format_time(a.first) + " .. " + (a.last ? util::format_time(a.last) : "?");
+      return a.first == UINT64_MAX
+                 ? std::string("-")
+                 : util::format_time(a.first) + " .. " + (a.last ? util::format_time(a.last) : "?");
     };
     if (o->json) {
-      nlohmann::json j;
-      auto put = [&](nlohmann::json& d, const Agg& a) {
-        d = {{"segments", a.segments}, {"sealed", a.sealed},   {"open", a.open},
-             {"bad_sidecar", a.bad},   {"packets", a.packets}, {"pcap_bytes", a.pcap},
-             {"index_bytes", a.idx},   {"wire_bytes", a.wire}};
-        if (a.first != UINT64_MAX) {
-          d["first_ns"] = a.first;
-          d["last_ns"] = a.last;
-        }
-        d["index_ratio"] = a.pcap ? static_cast<double>(a.idx) / static_cast<double>(a.pcap) : 0.0;
-      };
-      put(j["total"], total);
-      for (auto& [name, a] : by) put(j["classes"][name], a);
-      j["foreign_files"] = cat.foreign;
-      std::cout << j.dump(2) << "\n";
+      std::cout << server::catalog_json(cat).dump(2) << "\n";
       return 0;
     }
-    std::cout << fmt::format("store {}: {} segments, {} packets, pcap {}, indexes {} ({:.2f}% of pcap)\n", o->store,
-                             total.segments, total.packets, util::format_size(total.pcap), util::format_size(total.idx),
-                             total.pcap ? 100.0 * static_cast<double>(total.idx) / static_cast<double>(total.pcap) : 0);
+    std::cout << fmt::format(
+        "store {}: {} segments, {} packets, pcap {}, indexes {} ({:.2f}% of pcap)\n", o->store,
+        total.segments, total.packets, util::format_size(total.pcap), util::format_size(total.idx),
+        total.pcap ? 100.0 * static_cast<double>(total.idx) / static_cast<double>(total.pcap) : 0);
     std::cout << "time span: " << span(total) << "\n";
-    std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", "class", "segments", "open", "bad",
-                             "packets", "pcap", "indexes", "time span");
+    std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", "class", "segments",
+                             "open", "bad", "packets", "pcap", "indexes", "time span");
     for (auto& [name, a] : by)
-      std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", name, a.segments, a.open, a.bad,
-                               a.packets, util::format_size(a.pcap), util::format_size(a.idx), span(a));
-    if (total.open) std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
+      std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", name, a.segments,
+                               a.open, a.bad, a.packets, util::format_size(a.pcap), util::format_size(a.idx),
+                               span(a));
+    if (total.open)
+      std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
     for (auto& f : cat.foreign) std::cout << "foreign (not written by tm, left alone): " << f << "\n";
     return 0;
   };

@@ -1,4 +1,5 @@
 // tm: the Time Machine command line.
+#include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -7,10 +8,10 @@
 
 #include "cli/commands.h"
 #include "store/sidecar.h"
-#include <fmt/format.h>
 
 int main(int argc, char** argv) {
-  CLI::App app{"tm - Time Machine: records the first bytes of every connection, answers queries in milliseconds"};
+  CLI::App app{
+      "tm - Time Machine: records the first bytes of every connection, answers queries in milliseconds"};
   app.require_subcommand(1);
   app.set_version_flag("--version", fmt::format("tm 0.2 (sidecar format {})", tmach::store::kSidecarVersion));
   std::string log_level = "warn";
@@ -24,6 +25,11 @@ int main(int argc, char** argv) {
   reg("query", "extract the packets matching a filter from a store, as pcap", tmach::cli::add_query);
   reg("flows", "flow records (a summary of every connection) matching a filter", tmach::cli::add_flows);
   reg("stats", "show what a store holds", tmach::cli::add_stats);
+  reg("serve", "record live interfaces and serve the HTTP API (or serve a store read-only)",
+      tmach::cli::add_serve);
+  reg("class", "set, list or remove dynamic classes of a running tm serve", tmach::cli::add_class);
+  reg("subscribe", "stream new packets matching a filter from a running tm serve, as pcap",
+      tmach::cli::add_subscribe);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

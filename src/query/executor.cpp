@@ -177,6 +177,8 @@ class Engine {
     store::ScanResult r = store::scan_pcap(
         seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
           if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
+          // ... or after the catalog was taken (a consistent snapshot, e.g. a subscription's history)
+          if (seg.state == store::SegmentInfo::State::kOpen && off + 16 + caplen > seg.pcap_bytes) return;
           if (accept(sm.linktype, ts, data, caplen, wirelen)) sm.matches.push_back(Match{ts, off});
         });
     if (r.header_ok) sm.linktype = r.linktype;

@@ -60,6 +60,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
     if (e) {
       if (created) {
         e->cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
+        if (!host_class_.empty()) apply_host_class(*e);
         per_class_[e->cls].connections++;
       }
       cls = e->cls;
@@ -124,5 +125,24 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
 }
 
 void Recorder::finish() { table_.end_all(); }
+
+void Recorder::apply_host_class(conn::ConnEntry& e) {
+  auto it = host_class_.find(e.key.a);
+  if (it == host_class_.end()) it = host_class_.find(e.key.b);
+  if (it != host_class_.end()) e.cls = it->second;
+}
+
+size_t Recorder::set_host_class(const packet::IpAddr& host, uint16_t cls) {
+  host_class_[host] = cls;
+  std::vector<std::pair<conn::FlowKey, uint64_t>> hit;
+  table_.for_each([&](const conn::ConnEntry& e) {
+    if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls) hit.emplace_back(e.key, e.hash);
+  });
+  for (auto& [k, h] : hit)
+    if (conn::ConnEntry* e = table_.find(k, h)) e->cls = cls;
+  return hit.size();
+}
+
+void Recorder::clear_host_class(const packet::IpAddr& host) { host_class_.erase(host); }
 
 }  // namespace tmach::record

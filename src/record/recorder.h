@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "capture/source.h"
@@ -53,7 +54,28 @@ class Recorder {
   const conn::ConnTable& table() const { return table_; }
   const std::vector<config::ClassConfig>& classes() const { return cfg_.classes; }
 
+  // Dynamic classes (daemon), capture thread only, between batches: the host's new
+  // connections get `cls`; its ongoing ones switch now and keep the bytes already counted
+  // against the cutoff. Returns the number of ongoing connections switched.
+  size_t set_host_class(const packet::IpAddr& host, uint16_t cls);
+  // New connections of the host are classified by the config again; ongoing ones keep their class.
+  void clear_host_class(const packet::IpAddr& host);
+
  private:
+  struct AddrHash {
+    size_t operator()(const packet::IpAddr& a) const {
+      uint64_t x, y;
+      std::memcpy(&x, a.b.data(), 8);
+      std::memcpy(&y, a.b.data() + 8, 8);
+      return static_cast<size_t>((x * 0x9e3779b97f4a7c15ull) ^ (y + (x >> 29)));
+    }
+  };
+  struct AddrEq {
+    bool operator()(const packet::IpAddr& a, const packet::IpAddr& b) const { return a.b == b.b; }
+  };
+  void apply_host_class(conn::ConnEntry& e);
+  std::unordered_map<packet::IpAddr, uint16_t, AddrHash, AddrEq> host_class_;
+
   static constexpr size_t kBatch = 64;
   void handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
               const std::optional<conn::KeyedPacket>& kp, bool wait_when_full);

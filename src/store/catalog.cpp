@@ -25,7 +25,9 @@ Catalog Catalog::scan(const std::string& root) {
     throw std::runtime_error(fmt::format("{} is not a tm store (no {} file); record into it first", root, kStoreMarker));
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
-    if (name == kStoreMarker || name == kLockFile || name == "flows") continue;  // flows: flow/flow_catalog.h
+    if (name == kStoreMarker || name == kLockFile || name == "flows" ||
+        name.starts_with("dynamic-classes.json"))
+      continue;
     if (!top.is_directory()) {
       c.foreign.push_back(top.path().string());
       continue;

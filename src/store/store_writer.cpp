@@ -108,7 +108,51 @@ void StoreWriter::adopt() {
   for (size_t i = 0; i < classes_.size(); ++i) update_disk_stat(static_cast<uint16_t>(i));
 }
 
-void StoreWriter::start() { thread_ = std::thread([this] { run(); }); }
+void StoreWriter::start() {
+  running_ = true;
+  thread_ = std::thread([this] {
+    run();
+    running_ = false;
+    serve_syncs();  // the last requests still get their flush (or fail fast)
+  });
+}
+
+bool StoreWriter::sync(std::chrono::milliseconds timeout, std::function<void()> fn) {
+  if (!running_.load()) return false;
+  auto t = std::make_shared<SyncTask>();
+  t->fn = std::move(fn);
+  std::unique_lock lk(sync_mu_);
+  sync_tasks_.push_back(t);
+  sync_pending_.fetch_add(1, std::memory_order_release);
+  return sync_cv_.wait_for(lk, timeout, [&] { return t->done; });
+}
+
+void StoreWriter::serve_syncs() {
+  std::vector<std::shared_ptr<SyncTask>> tasks;
+  {
+    std::lock_guard lk(sync_mu_);
+    tasks.swap(sync_tasks_);
+    sync_pending_ = 0;
+  }
+  if (tasks.empty()) return;
+  if (error_.empty()) {
+    for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
+    for (auto& st : state_)
+      for (auto& [lt, w] : st.open) w->flush();
+  }
+  for (auto& t : tasks)
+    if (t->fn) t->fn();
+  std::lock_guard lk(sync_mu_);
+  for (auto& t : tasks) t->done = true;
+  sync_cv_.notify_all();
+}
+
+std::map<std::string, uint64_t> StoreWriter::open_segment_bytes() const {
+  std::map<std::string, uint64_t> m;
+  for (auto& st : state_)
+    for (auto& [lt, w] : st.open) m[w->base()] = w->file_bytes();
+  return m;
+}
 
 void StoreWriter::finish() {
   if (finished_) return;
@@ -135,6 +179,7 @@ void StoreWriter::run() {
     for (;;) {
       bool progress = false;
       for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+      if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
       if (flows_)
         flows_->drain(static_cast<uint64_t>(
@@ -191,6 +236,8 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
       s.segments++;
     }
     it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);
+    if (observe_.load(std::memory_order_relaxed))
+      observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
     ++pk;
     by += 16 + h->caplen;
     ring.pop();

@@ -7,10 +7,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -72,6 +76,21 @@ class StoreWriter {
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
   const std::string& error() const { return error_; }  // non-empty if the writer thread failed
 
+  // Daemon hooks (any thread). sync(): the writer thread drains every ring and flushes the
+  // open segments to their files, then runs `fn` (if any) in the writer thread, before the
+  // next packet is written. Waits up to `timeout`; false when the writer did not answer
+  // (not started, stopped, failed). `fn` must own what it uses: it may run after a timeout.
+  bool sync(std::chrono::milliseconds timeout, std::function<void()> fn = {});
+  // Called in the writer thread for every packet appended to a segment while enabled.
+  using PacketObserver = std::function<void(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
+                                            const uint8_t* data, uint32_t caplen)>;
+  void set_observer(PacketObserver obs) { observer_ = std::move(obs); }  // before start()
+  void enable_observer(bool on) { observe_.store(on, std::memory_order_relaxed); }
+  // Writer thread only (e.g. inside a sync fn): the file bytes of every open segment, by base path.
+  std::map<std::string, uint64_t> open_segment_bytes() const;
+  // Writer thread only: the sequence number the class's next segment will get.
+  uint64_t next_seq(uint16_t cls) const { return state_[cls].next_seq; }
+
  private:
   struct Sealed {
     std::string base;
@@ -108,6 +127,19 @@ class StoreWriter {
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
   std::string error_;
+
+  void serve_syncs();
+  struct SyncTask {
+    std::function<void()> fn;
+    bool done = false;
+  };
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  std::vector<std::shared_ptr<SyncTask>> sync_tasks_;
+  std::atomic<uint32_t> sync_pending_{0};
+  std::atomic<bool> running_{false};
+  PacketObserver observer_;
+  std::atomic<bool> observe_{false};
 };
 
 }  // namespace tmach::store

@@ -1,0 +1,64 @@
+// tm class: dynamic classes of a running tm serve (set, list, remove).
+#include <fmt/format.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "server/client.h"
+
+namespace tmach::cli {
+
+Runner add_class(CLI::App& app) {
+  struct Opts {
+    server::ClientOptions c;
+    std::string host, cls, dur;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("--server", o->c.url, "URL of tm serve (http://HOST:PORT)")->required();
+  app.add_option("--token-file", o->c.token_file, "file holding the API bearer token");
+  app.require_subcommand(1);
+  auto* set =
+      app.add_subcommand("set", "give a host's connections a class (new ones, and ongoing ones from now)");
+  set->add_option("host", o->host, "IPv4 or IPv6 address")->required();
+  set->add_option("--class", o->cls, "a class of the daemon's configuration")->required();
+  set->add_option("--for", o->dur, "expire after this long (30m, 2h, 7d); default: until removed");
+  auto* list = app.add_subcommand("list", "the dynamic classes in force");
+  list->add_flag("--json", o->json, "JSON output");
+  auto* rm = app.add_subcommand("remove", "end a host's dynamic class");
+  rm->add_option("host", o->host, "IPv4 or IPv6 address")->required();
+  return [o, set, list, rm]() -> int {
+    server::ClientResult r;
+    if (set->parsed()) {
+      nlohmann::json b = {{"host", o->host}, {"class", o->cls}};
+      if (!o->dur.empty()) b["for"] = o->dur;
+      r = server::api_post(o->c, "/api/v1/classes", b.dump());
+    } else if (list->parsed()) {
+      r = server::api_get(o->c, "/api/v1/classes", {}, nullptr);
+    } else if (rm->parsed()) {
+      r = server::api_delete(o->c, "/api/v1/classes/" + o->host);
+    }
+    if (!r.error.empty() || r.status != 200)
+      throw std::runtime_error(r.error.empty() ? "request failed" : r.error);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (set->parsed()) {
+      std::cout << fmt::format("{}: class {}{}\n", j.value("host", o->host), j.value("class", o->cls),
+                               j["expires"].is_string() ? " until " + j["expires"].get<std::string>() : "");
+    } else if (list->parsed()) {
+      if (o->json) {
+        std::cout << j.dump(2) << "\n";
+      } else {
+        std::cout << fmt::format("{:<40} {:<16} {}\n", "host", "class", "expires");
+        for (auto& e : j)
+          std::cout << fmt::format("{:<40} {:<16} {}\n", e.value("host", ""), e.value("class", ""),
+                                   e["expires"].is_string() ? e["expires"].get<std::string>() : "never");
+      }
+    } else {
+      std::cout << o->host << ": dynamic class removed\n";
+    }
+    return 0;
+  };
+}
+
+}  // namespace tmach::cli

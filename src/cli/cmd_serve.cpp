@@ -1,0 +1,484 @@
+// tm serve: live recording (as tm record -i) plus the HTTP API; without an interface, the
+// API over an existing store, read-only.
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "capture/source.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "record/recorder.h"
+#include "server/api.h"
+#include "server/subscription.h"
+#include "store/store_writer.h"
+#include "util/timespec.h"
+
+namespace tmach::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::optional<packet::IpAddr> parse_host(const std::string& s) {
+  uint8_t b[16];
+  if (inet_pton(AF_INET, s.c_str(), b) == 1) return packet::IpAddr::v4(b);
+  if (inet_pton(AF_INET6, s.c_str(), b) == 1) return packet::IpAddr::v6(b);
+  return std::nullopt;
+}
+
+bool is_loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  uint8_t b[4];
+  return inet_pton(AF_INET, host.c_str(), b) == 1 && b[0] == 127;
+}
+
+// The capture side of the daemon, as the API sees it.
+class Daemon : public server::Backend {
+ public:
+  Daemon(const config::Config& cfg, store::StoreWriter& w, record::Recorder& r)
+      : cfg_(cfg), writer_(w), rec_(r) {
+    path_ = (fs::path(cfg.store) / "dynamic-classes.json").string();
+    writer_.set_observer(
+        [this](uint16_t cls, uint64_t ts, uint32_t lt, uint32_t wl, const uint8_t* d, uint32_t cl) {
+          for (auto& s : subs_) s->offer(cls, ts, lt, wl, d, cl);
+        });
+  }
+
+  // --- capture thread ---------------------------------------------------------------------------------
+  void load_classes() {
+    std::ifstream f(path_);
+    if (!f) return;
+    json j = json::parse(f, nullptr, false);
+    if (!j.is_array()) {
+      spdlog::warn("{}: not a JSON array; dynamic classes ignored", path_);
+      return;
+    }
+    uint64_t now = util::now_ns();
+    std::lock_guard lk(mu_);
+    for (auto& e : j) {
+      std::string host = e.value("host", ""), cls = e.value("class", "");
+      uint64_t exp = e.value("expires_ns", uint64_t{0});
+      auto a = parse_host(host);
+      int ci = class_index(cls);
+      if (!a || ci < 0 || (exp && exp <= now)) continue;
+      dyn_[host] = Dyn{static_cast<uint16_t>(ci), exp};
+      rec_.set_host_class(*a, static_cast<uint16_t>(ci));
+    }
+    spdlog::info("{} dynamic classes restored", dyn_.size());
+  }
+
+  // Before each batch: applies what the API asked for (a live source blocks while the link is
+  // idle, so this runs right after the next packets arrive and before they are processed).
+  void apply_commands() {
+    if (!pending_.load(std::memory_order_acquire)) return;
+    std::vector<std::function<void()>> cmds;
+    {
+      std::lock_guard lk(mu_);
+      cmds.swap(cmds_);
+      pending_ = false;
+    }
+    for (auto& c : cmds) c();
+  }
+
+  // After each batch: expires dynamic classes, publishes the counters for the API.
+  void publish(const std::vector<std::unique_ptr<capture::PacketSource>>& sources) {
+    uint64_t wall = util::now_ns();
+    std::lock_guard lk(mu_);
+    if (next_expiry_ <= wall) {
+      bool changed = false;
+      next_expiry_ = UINT64_MAX;
+      for (auto it = dyn_.begin(); it != dyn_.end();) {
+        if (it->second.expires_ns && it->second.expires_ns <= wall) {
+          if (auto a = parse_host(it->first)) rec_.clear_host_class(*a);
+          spdlog::info("dynamic class of {} expired", it->first);
+          it = dyn_.erase(it);
+          changed = true;
+        } else {
+          if (it->second.expires_ns) next_expiry_ = std::min(next_expiry_, it->second.expires_ns);
+          ++it;
+        }
+      }
+      if (changed) persist();
+    }
+    snap_.cls = rec_.class_counters();
+    snap_.tot = rec_.counters();
+    snap_.conns = rec_.table().size();
+    snap_.conns_created = rec_.table().stats().created;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_kstats_ >= std::chrono::milliseconds(100) || snap_.kernel.size() != sources.size()) {
+      last_kstats_ = now;
+      snap_.kernel.clear();
+      for (auto& s : sources) snap_.kernel.push_back(s->stats());
+    }
+  }
+
+  // --- API threads ------------------------------------------------------------------------------------
+  bool sync() override { return writer_.sync(std::chrono::milliseconds(2000)); }
+
+  json stats() override {
+    std::lock_guard lk(mu_);
+    json j;
+    uint64_t kd = 0, kr = 0, ki = 0;
+    for (auto& k : snap_.kernel) {
+      kd += k.kernel_dropped;
+      kr += k.kernel_received;
+      ki += k.iface_dropped;
+    }
+    j["interfaces"] = cfg_.interfaces;
+    j["packets"] = snap_.tot.packets;
+    j["bytes"] = snap_.tot.bytes;
+    j["connections_active"] = snap_.conns;
+    j["connections"] = snap_.conns_created;
+    j["kernel"] = {{"received", kr}, {"dropped", kd}, {"interface_dropped", ki}};
+    j["writer_error"] = writer_.error();
+    j["dynamic_classes"] = dyn_.size();
+    for (size_t i = 0; i < cfg_.classes.size() && i < snap_.cls.size(); ++i) {
+      const auto& c = snap_.cls[i];
+      const auto& w = writer_.stats(static_cast<uint16_t>(i));
+      const auto& r = writer_.ring(static_cast<uint16_t>(i));
+      j["classes"][cfg_.classes[i].name] = {{"seen_packets", c.seen_packets},
+                                            {"seen_bytes", c.seen_bytes},
+                                            {"stored_packets", c.stored_packets},
+                                            {"stored_bytes", c.stored_bytes},
+                                            {"cut_packets", c.cut_packets},
+                                            {"cut_bytes", c.cut_bytes},
+                                            {"dropped_ring_full", c.dropped_ring_full},
+                                            {"connections", c.connections},
+                                            {"written_packets", w.written_packets.load()},
+                                            {"ring_used", r.used()},
+                                            {"ring_capacity", r.capacity()},
+                                            {"disk_bytes", w.disk_bytes.load()},
+                                            {"segments", w.segments.load()},
+                                            {"segments_evicted", w.segments_evicted.load()}};
+    }
+    return j;
+  }
+
+  void metrics(server::Metrics& m) override {
+    std::lock_guard lk(mu_);
+    for (size_t i = 0; i < cfg_.classes.size() && i < snap_.cls.size(); ++i) {
+      const auto& c = snap_.cls[i];
+      const auto& w = writer_.stats(static_cast<uint16_t>(i));
+      std::vector<std::pair<std::string, std::string>> l = {{"class", cfg_.classes[i].name}};
+      auto d = [](uint64_t v) { return static_cast<double>(v); };
+      m.add("tm_packets_seen_total", "counter", "Packets seen, by class.", d(c.seen_packets), l);
+      m.add("tm_bytes_seen_total", "counter", "Wire bytes seen, by class.", d(c.seen_bytes), l);
+      m.add("tm_packets_stored_total", "counter", "Packets handed to the store, by class.",
+            d(c.stored_packets), l);
+      m.add("tm_bytes_stored_total", "counter", "Captured bytes handed to the store, by class.",
+            d(c.stored_bytes), l);
+      m.add("tm_packets_cut_total", "counter", "Packets beyond their connection's cutoff, by class.",
+            d(c.cut_packets), l);
+      m.add("tm_bytes_cut_total", "counter", "Wire bytes beyond their connection's cutoff, by class.",
+            d(c.cut_bytes), l);
+      m.add("tm_packets_dropped_total", "counter", "Packets lost in tm, by class and reason.",
+            d(c.dropped_ring_full), {{"class", cfg_.classes[i].name}, {"reason", "ring_full"}});
+      m.add("tm_ram_bytes", "gauge", "RAM ring use, by class.",
+            d(writer_.ring(static_cast<uint16_t>(i)).used()), l);
+      m.add("tm_ram_capacity_bytes", "gauge", "RAM ring size, by class.",
+            d(writer_.ring(static_cast<uint16_t>(i)).capacity()), l);
+      m.add("tm_disk_bytes", "gauge", "Disk use written by this recorder, by class.", d(w.disk_bytes.load()),
+            l);
+      m.add("tm_segments_evicted_total", "counter", "Segments deleted to keep the disk budget, by class.",
+            d(w.segments_evicted.load()), l);
+    }
+    uint64_t kd = 0, ki = 0, kr = 0;
+    for (auto& k : snap_.kernel) {
+      kd += k.kernel_dropped;
+      ki += k.iface_dropped;
+      kr += k.kernel_received;
+    }
+    m.add("tm_kernel_packets_received_total", "counter", "Packets the kernel delivered to the capture.",
+          static_cast<double>(kr));
+    m.add("tm_kernel_packets_dropped_total", "counter", "Packets dropped by the kernel or the interface.",
+          static_cast<double>(kd), {{"where", "kernel"}});
+    m.add("tm_kernel_packets_dropped_total", "counter", "", static_cast<double>(ki),
+          {{"where", "interface"}});
+    m.add("tm_connections_active", "gauge", "Connections tracked now.", static_cast<double>(snap_.conns));
+    m.add("tm_dynamic_classes", "gauge", "Hosts with a dynamic class.", static_cast<double>(dyn_.size()));
+    m.add("tm_subscription_overflow_total", "counter", "Packets lost by slow subscribers.",
+          static_cast<double>(sub_overflow_.load()));
+  }
+
+  json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) override {
+    auto a = parse_host(host);
+    if (!a) throw server::ApiError(400, fmt::format("host: '{}' is not an IPv4 or IPv6 address", host));
+    int ci = class_index(cls);
+    if (ci < 0) {
+      std::string names;
+      for (auto& c : cfg_.classes) names += (names.empty() ? "" : ", ") + c.name;
+      throw server::ApiError(400, fmt::format("class: no class '{}' configured (classes: {})", cls, names));
+    }
+    uint64_t exp = for_ns ? util::now_ns() + for_ns : 0;
+    std::lock_guard lk(mu_);
+    dyn_[host] = Dyn{static_cast<uint16_t>(ci), exp};
+    if (exp) next_expiry_ = std::min(next_expiry_, exp);
+    persist();
+    cmds_.push_back([this, addr = *a, ci] { rec_.set_host_class(addr, static_cast<uint16_t>(ci)); });
+    pending_ = true;
+    return entry(host, dyn_[host]);
+  }
+
+  json class_list() override {
+    std::lock_guard lk(mu_);
+    json j = json::array();
+    uint64_t now = util::now_ns();
+    for (auto& [h, d] : dyn_)
+      if (!d.expires_ns || d.expires_ns > now)
+        j.push_back(entry(h, d));  // expired: removed at the next packet
+    return j;
+  }
+
+  bool class_remove(const std::string& host) override {
+    std::lock_guard lk(mu_);
+    auto it = dyn_.find(host);
+    if (it == dyn_.end()) return false;
+    dyn_.erase(it);
+    persist();
+    if (auto a = parse_host(host)) {
+      cmds_.push_back([this, addr = *a] { rec_.clear_host_class(addr); });
+      pending_ = true;
+    }
+    return true;
+  }
+
+  store::Catalog subscribe(const std::shared_ptr<server::Subscriber>& s) override {
+    // In the writer thread, right after a flush: from now on every appended packet is offered
+    // to `s`; everything before is on disk, in the segments and sizes noted here.
+    struct Seam {
+      std::map<std::string, uint64_t> open;
+      std::map<std::string, uint64_t> next_seq;
+    };
+    auto seam = std::make_shared<Seam>();
+    bool ok = writer_.sync(std::chrono::milliseconds(5000), [this, s, seam] {
+      subs_.push_back(s);
+      writer_.enable_observer(true);
+      seam->open = writer_.open_segment_bytes();
+      for (size_t i = 0; i < cfg_.classes.size(); ++i)
+        seam->next_seq[cfg_.classes[i].name] = writer_.next_seq(static_cast<uint16_t>(i));
+    });
+    if (!ok) throw server::ApiError(503, "the writer did not answer (shutting down?)");
+    store::Catalog cat = store::Catalog::scan(cfg_.store);
+    std::vector<store::SegmentInfo> keep;
+    for (auto& seg : cat.segments) {
+      auto ns = seam->next_seq.find(seg.cls);
+      if (ns != seam->next_seq.end() && seg.meta.seq >= ns->second) continue;  // begun after the seam
+      auto op = seam->open.find(seg.base);
+      if (op != seam->open.end()) {
+        seg.state = store::SegmentInfo::State::kOpen;  // scanned, up to its size at the seam
+        seg.pcap_bytes = op->second;
+      }
+      keep.push_back(std::move(seg));
+    }
+    cat.segments = std::move(keep);
+    return cat;
+  }
+
+  void unsubscribe(const std::shared_ptr<server::Subscriber>& s) override {
+    sub_overflow_ += s->overflow();
+    writer_.sync(std::chrono::milliseconds(2000), [this, s] {
+      std::erase(subs_, s);
+      writer_.enable_observer(!subs_.empty());
+    });
+  }
+
+ private:
+  struct Dyn {
+    uint16_t cls;
+    uint64_t expires_ns;  // 0: never
+  };
+  int class_index(const std::string& name) const {
+    for (size_t i = 0; i < cfg_.classes.size(); ++i)
+      if (cfg_.classes[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+  json entry(const std::string& host, const Dyn& d) const {
+    json e = {{"host", host}, {"class", cfg_.classes[d.cls].name}, {"expires_ns", d.expires_ns}};
+    e["expires"] = d.expires_ns ? json(util::format_time(d.expires_ns)) : json(nullptr);
+    return e;
+  }
+  // mu_ held. Written to a temporary file and renamed: a crash leaves the old or the new list.
+  void persist() {
+    json j = json::array();
+    for (auto& [h, d] : dyn_) j.push_back(entry(h, d));
+    std::string tmp = path_ + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << j.dump(2) << "\n";
+      if (!f) {
+        spdlog::error("cannot write {}", tmp);
+        return;
+      }
+    }
+    std::error_code ec;
+    fs::rename(tmp, path_, ec);
+    if (ec) spdlog::error("cannot write {}: {}", path_, ec.message());
+  }
+
+  struct Snapshot {
+    std::vector<record::ClassCounters> cls;
+    record::RecorderCounters tot;
+    size_t conns = 0;
+    uint64_t conns_created = 0;
+    std::vector<capture::SourceStats> kernel;
+  };
+  const config::Config& cfg_;
+  store::StoreWriter& writer_;
+  record::Recorder& rec_;
+  std::string path_;
+  std::mutex mu_;
+  std::map<std::string, Dyn> dyn_;
+  std::vector<std::function<void()>> cmds_;
+  std::atomic<bool> pending_{false};
+  Snapshot snap_;
+  std::chrono::steady_clock::time_point last_kstats_{};
+  uint64_t next_expiry_ = 0;                               // mu_
+  std::vector<std::shared_ptr<server::Subscriber>> subs_;  // writer thread only
+  std::atomic<uint64_t> sub_overflow_{0};
+};
+
+}  // namespace
+
+Runner add_serve(CLI::App& app) {
+  struct Opts {
+    RecordOptions rec;
+    std::string listen = "127.0.0.1:8910", token_file;
+    int max_queries = 4, max_subs = 8;
+    double query_seconds = 300;
+  };
+  auto o = std::make_shared<Opts>();
+  add_config_options(app, o->rec);
+  app.add_option("-i,--interface", o->rec.interfaces,
+                 "live interface; repeatable (none: serve the store read-only)");
+  app.add_option("--listen", o->listen, "API address HOST:PORT")->capture_default_str();
+  app.add_option("--token-file", o->token_file, "file holding the API bearer token (required off loopback)");
+  app.add_option("--max-queries", o->max_queries, "concurrent queries; beyond: 503")->capture_default_str();
+  app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503")
+      ->capture_default_str();
+  app.add_option("--query-timeout", o->query_seconds, "seconds a query may run")->capture_default_str();
+  return [o]() -> int {
+    config::Config cfg = build_config(o->rec);
+    server::ApiOptions ao;
+    ao.store = cfg.store;
+    auto colon = o->listen.rfind(':');
+    if (colon == std::string::npos) throw std::runtime_error("--listen: expected HOST:PORT");
+    ao.host = o->listen.substr(0, colon);
+    if (ao.host.size() > 2 && ao.host.front() == '[' && ao.host.back() == ']')
+      ao.host = ao.host.substr(1, ao.host.size() - 2);
+    try {
+      ao.port = std::stoi(o->listen.substr(colon + 1));
+    } catch (...) {
+      throw std::runtime_error("--listen: bad port in " + o->listen);
+    }
+    if (!o->token_file.empty()) {
+      std::ifstream f(o->token_file);
+      if (!f) throw std::runtime_error("--token-file: cannot read " + o->token_file);
+      std::getline(f, ao.token);
+      while (!ao.token.empty() && isspace(static_cast<unsigned char>(ao.token.back()))) ao.token.pop_back();
+      if (ao.token.empty()) throw std::runtime_error("--token-file: " + o->token_file + " is empty");
+    }
+    if (!is_loopback(ao.host) && ao.token.empty())
+      throw std::runtime_error("--listen " + o->listen + " is not a loopback address: give --token-file");
+    ao.max_queries = o->max_queries;
+    ao.max_subscriptions = o->max_subs;
+    ao.query_seconds = o->query_seconds;
+    bool live = !cfg.interfaces.empty();
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+    if (!live) {
+      store::Catalog::scan(cfg.store);  // must exist and be a store
+      server::ApiServer api(ao, nullptr);
+      api.bind();
+      std::cerr << fmt::format("tm serve: serving {} read-only on {}\n", cfg.store, o->listen);
+      std::thread sig_thread([&] {
+        int sig = 0;
+        do sigwait(&set, &sig);
+        while (sig == SIGPIPE);
+        api.stop();
+      });
+      api.serve();
+      pthread_kill(sig_thread.native_handle(), SIGTERM);
+      sig_thread.join();
+      return 0;
+    }
+
+    store::StoreWriter writer(cfg, cfg.classes);
+    const auto& ad = writer.adopt_report();
+    if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);
+    for (auto& f : ad.foreign) std::cerr << "tm serve: note: " << f << " was not written by tm; left alone\n";
+    for (auto& p : ad.problems) std::cerr << "tm serve: warning: " << p << "\n";
+    record::Recorder rec(cfg, writer);
+    Daemon daemon(cfg, writer, rec);
+    daemon.load_classes();
+    std::vector<std::unique_ptr<capture::PacketSource>> sources;
+    for (auto& ifc : cfg.interfaces) {
+      capture::LiveOptions lo;
+      lo.interface = ifc;
+      lo.buffer_bytes = cfg.capture_buffer;
+      lo.snaplen = cfg.snaplen;
+      lo.bpf = cfg.capture_filter;
+      sources.push_back(capture::open_live_source(lo));
+    }
+    server::ApiServer api(ao, &daemon);
+    api.bind();
+    std::atomic<bool> stop{false};
+    std::thread sig_thread([&] {
+      int sig = 0;
+      do sigwait(&set, &sig);
+      while (sig == SIGPIPE);
+      stop = true;
+      for (auto& s : sources) s->stop();
+      api.stop();
+    });
+    writer.start();
+    std::thread api_thread([&] { api.serve(); });
+    std::cerr << fmt::format("tm serve: recording {} into {}, API on {}\n", fmt::join(cfg.interfaces, ","),
+                             cfg.store, o->listen);
+    std::vector<capture::RawPacket> batch(256);
+    bool wait_mode = cfg.when_full == config::WhenFull::kWait;
+    int rc = 0;
+    try {
+      while (!stop) {
+        for (auto& s : sources) {
+          size_t n = s->next_batch(batch.data(), batch.size());
+          daemon.apply_commands();
+          rec.process(batch.data(), n, wait_mode);
+          daemon.publish(sources);
+        }
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "tm serve: " << e.what() << "\n";
+      rc = 1;
+      api.stop();
+    }
+    api_thread.join();
+    rec.finish();
+    writer.finish();
+    if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);
+    sig_thread.join();
+    if (!writer.error().empty()) {
+      std::cerr << "tm serve: writer: " << writer.error() << "\n";
+      rc = 1;
+    }
+    return rc;
+  };
+}
+
+}  // namespace tmach::cli

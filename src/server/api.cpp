@@ -1,0 +1,512 @@
+#include "server/api.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <pcap/pcap.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <deque>
+
+#include "flow/flow_query.h"
+#include "query/executor.h"
+#include "server/flow_format.h"
+#include "server/store_stats.h"
+#include "server/subscription.h"
+#include "store/pcap_format.h"
+#include "util/timespec.h"
+#include "util/units.h"
+
+namespace tmach::server {
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+void json_error(httplib::Response& res, int status, const std::string& msg) {
+  res.status = status;
+  res.set_content(nlohmann::json{{"error", msg}}.dump() + "\n", "application/json");
+}
+
+bool const_time_equal(const std::string& a, const std::string& b) {
+  // The length is not secret; the content is compared without an early exit.
+  unsigned char d = a.size() == b.size() ? 0 : 1;
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    d |= x ^ y;
+  }
+  return d == 0;
+}
+
+std::string param(const httplib::Request& req, const char* name) {
+  return req.has_param(name) ? req.get_param_value(name) : std::string();
+}
+
+// filter, from, to and class parameters -> a query; ApiError(400) when one is bad.
+query::QuerySpec parse_spec(const httplib::Request& req, const char* from_name = "from") {
+  query::QuerySpec q;
+  q.text = param(req, "filter");
+  q.parsed = query::parse_expr(q.text);
+  if (q.parsed.kind == query::ParseResult::Kind::kError)
+    throw ApiError(400, query::format_error(q.text, q.parsed));
+  if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly) {
+    pcap_t* p = pcap_open_dead(DLT_EN10MB, 262144);
+    bpf_program prog;
+    if (pcap_compile(p, &prog, q.text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+      std::string err = pcap_geterr(p);
+      pcap_close(p);
+      throw ApiError(400, fmt::format("filter: {}", err));
+    }
+    pcap_freecode(&prog);
+    pcap_close(p);
+  }
+  uint64_t now = util::now_ns();
+  std::string err;
+  for (auto [name, dst] : {std::pair{from_name, &q.from_ns}, std::pair{"to", &q.to_ns}}) {
+    std::string v = param(req, name);
+    if (v.empty()) continue;
+    auto t = util::parse_time(v, now, &err);
+    if (!t) throw ApiError(400, fmt::format("{}: {}", name, err));
+    *dst = *t;
+  }
+  if (q.from_ns > q.to_ns) throw ApiError(400, "from is after to");
+  for (size_t i = 0; i < req.get_param_value_count("class"); ++i)
+    q.classes.push_back(req.get_param_value("class", i));
+  return q;
+}
+
+// Nanosecond pcap into an HTTP sink, in 64 KiB chunks. The link type is the first packet's;
+// packets of another link type cannot share the stream and are counted instead.
+class PcapStream {
+ public:
+  explicit PcapStream(httplib::DataSink& s) : sink_(s) { buf_.reserve(1 << 16); }
+  void write(uint64_t ts, uint32_t linktype, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
+    if (!header_) header(linktype);
+    if (linktype != linktype_) {
+      ++other_link_;
+      return;
+    }
+    store::PcapRecordHeader rh{static_cast<uint32_t>(ts / 1000000000ull),
+                               static_cast<uint32_t>(ts % 1000000000ull), caplen, wirelen};
+    buf_.append(reinterpret_cast<const char*>(&rh), sizeof(rh));
+    buf_.append(reinterpret_cast<const char*>(data), caplen);
+    ++packets_;
+    if (buf_.size() >= (1 << 16)) flush();
+  }
+  void header(uint32_t linktype) {
+    store::PcapFileHeader fh;
+    fh.linktype = linktype;
+    buf_.append(reinterpret_cast<const char*>(&fh), sizeof(fh));
+    linktype_ = linktype;
+    header_ = true;
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    if (!sink_.write(buf_.data(), buf_.size())) throw std::runtime_error("client went away");
+    bytes_ += buf_.size();
+    buf_.clear();
+  }
+  void finish() {
+    if (!header_) header(1);  // an empty answer is still a valid (Ethernet) pcap
+    flush();
+  }
+  uint64_t packets() const { return packets_; }
+  uint64_t bytes() const { return bytes_; }
+  uint64_t other_link() const { return other_link_; }
+
+ private:
+  httplib::DataSink& sink_;
+  std::string buf_;
+  bool header_ = false;
+  uint32_t linktype_ = 1;
+  uint64_t packets_ = 0, bytes_ = 0, other_link_ = 0;
+};
+
+struct Abort {};
+
+std::string escape_label(const std::string& v) {
+  std::string o;
+  for (char c : v) {
+    if (c == '\\' || c == '"') o += '\\';
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
+    o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+void Metrics::add(const std::string& name, const std::string& type, const std::string& help, double value,
+                  const std::vector<std::pair<std::string, std::string>>& labels, const std::string& suffix) {
+  Family* f = nullptr;
+  for (auto& x : fam_)
+    if (x.name == name) f = &x;
+  if (!f) {
+    fam_.push_back(Family{name, type, help, {}});
+    f = &fam_.back();
+  }
+  std::string s = name + suffix;
+  if (!labels.empty()) {
+    s += '{';
+    for (size_t i = 0; i < labels.size(); ++i)
+      s += fmt::format("{}{}=\"{}\"", i ? "," : "", labels[i].first, escape_label(labels[i].second));
+    s += '}';
+  }
+  s += ' ';
+  if (value == static_cast<double>(static_cast<int64_t>(value)) && std::abs(value) < 9e15)
+    s += fmt::format("{}", static_cast<int64_t>(value));
+  else
+    s += fmt::format("{}", value);
+  f->samples.push_back(std::move(s));
+}
+
+std::string Metrics::text() const {
+  std::string o;
+  for (auto& f : fam_) {
+    o += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, f.type);
+    for (auto& s : f.samples) o += s + "\n";
+  }
+  return o;
+}
+
+ApiServer::ApiServer(ApiOptions o, Backend* live)
+    : o_(std::move(o)), live_(live), svr_(std::make_unique<httplib::Server>()) {
+  routes();
+}
+
+ApiServer::~ApiServer() = default;
+
+void ApiServer::bind() {
+  if (!svr_->bind_to_port(o_.host, o_.port))
+    throw std::runtime_error(
+        fmt::format("cannot listen on {}:{} (address in use, or not local)", o_.host, o_.port));
+}
+
+void ApiServer::serve() { svr_->listen_after_bind(); }
+
+void ApiServer::stop() {
+  stopping_ = true;
+  svr_->stop();
+}
+
+void ApiServer::observe_latency(double s) {
+  std::lock_guard lk(lat_mu_);
+  for (size_t i = 0; i < lat_bounds_.size(); ++i)
+    if (s <= lat_bounds_[i]) lat_buckets_[i]++;
+  lat_count_++;
+  lat_sum_ += s;
+}
+
+void ApiServer::routes() {
+  auto& s = *svr_;
+  s.set_read_timeout(30);
+  s.set_write_timeout(60);
+  s.set_payload_max_length(1 << 20);
+
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http_requests_++;
+    if (o_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    std::string auth = req.get_header_value("Authorization");
+    if (!const_time_equal(auth, "Bearer " + o_.token)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      json_error(res, 401, auth.empty() ? "missing bearer token" : "wrong bearer token");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404)
+      json_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
+    else
+      json_error(res, res.status, fmt::format("HTTP {}", res.status));
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const ApiError& e) {
+      json_error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      json_error(res, 500, e.what());
+    } catch (...) {
+      json_error(res, 500, "internal error");
+    }
+  });
+
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json j = {{"status", "ok"}, {"live", live_ != nullptr}, {"store", o_.store}};
+    res.set_content(j.dump() + "\n", "application/json");
+  });
+
+  s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
+    query::QuerySpec q = parse_spec(req);
+    if (active_queries_.fetch_add(1) >= o_.max_queries) {
+      active_queries_--;
+      queries_rejected_++;
+      throw ApiError(503,
+                     fmt::format("too many concurrent queries (limit {}); try again later", o_.max_queries));
+    }
+    struct Ctx {
+      store::Catalog cat;
+      query::QuerySpec q;
+      clk::time_point t0 = clk::now();
+      bool ok = false;
+    };
+    auto ctx = std::make_shared<Ctx>();
+    try {
+      if (live_ && !live_->sync())
+        spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
+      ctx->cat = store::Catalog::scan(o_.store);
+      for (auto& c : q.classes)
+        if (std::find(ctx->cat.classes.begin(), ctx->cat.classes.end(), c) == ctx->cat.classes.end())
+          throw ApiError(400, fmt::format("no class '{}' in the store", c));
+    } catch (...) {
+      active_queries_--;
+      throw;
+    }
+    ctx->q = std::move(q);
+    queries_++;
+    res.set_chunked_content_provider(
+        "application/vnd.tcpdump.pcap",
+        [this, ctx](size_t, httplib::DataSink& sink) {
+          PcapStream out(sink);
+          auto limit = std::chrono::duration<double>(o_.query_seconds);
+          uint64_t n = 0;
+          try {
+            query::QueryStats st = query::run_query(ctx->cat, ctx->q, [&](const query::OutPacket& p) {
+              if ((++n & 255) == 0 && (stopping_ || clk::now() - ctx->t0 > limit)) throw Abort{};
+              out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
+            });
+            out.finish();
+            for (auto& w : st.warnings) spdlog::warn("query '{}': {}", ctx->q.text, w);
+            if (out.other_link())
+              spdlog::warn("query '{}': {} packets of another link type left out", ctx->q.text,
+                           out.other_link());
+            query_packets_ += out.packets();
+            query_bytes_ += out.bytes();
+            ctx->ok = true;
+            sink.done();
+            return true;
+          } catch (const Abort&) {
+            spdlog::warn("query '{}' cut off ({})", ctx->q.text, stopping_ ? "shutting down" : "time limit");
+          } catch (const std::exception& e) {
+            spdlog::info("query '{}' ended: {}", ctx->q.text, e.what());
+          }
+          return false;
+        },
+        [this, ctx](bool) {
+          active_queries_--;
+          if (!ctx->ok) query_errors_++;
+          observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
+        });
+  });
+
+  s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
+    query::QuerySpec q = parse_spec(req);
+    std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
+    if (format.empty()) format = "json";
+    if (by.empty()) by = "bytes";
+    if (format != "json" && format != "csv" && format != "text")
+      throw ApiError(400, "format: json, csv or text");
+    if (by != "bytes" && by != "packets" && by != "duration")
+      throw ApiError(400, "by: bytes, packets or duration");
+    size_t ntop = 0;
+    if (!top.empty()) {
+      char* end = nullptr;
+      ntop = std::strtoull(top.c_str(), &end, 10);
+      if (*end || top[0] == '-') throw ApiError(400, "top: a number");
+    }
+    if (active_queries_.fetch_add(1) >= o_.max_queries) {
+      active_queries_--;
+      queries_rejected_++;
+      throw ApiError(503,
+                     fmt::format("too many concurrent queries (limit {}); try again later", o_.max_queries));
+    }
+    auto t0 = clk::now();
+    try {
+      flow::FlowQueryStats st;
+      auto rows = flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st);
+      top_flows(rows, ntop, by);
+      res.set_content(render_flows(rows, format), format == "json"  ? "application/x-ndjson"
+                                                  : format == "csv" ? "text/csv"
+                                                                    : "text/plain");
+      for (auto& w : st.warnings) spdlog::warn("flows: {}", w);
+    } catch (...) {
+      active_queries_--;
+      throw;
+    }
+    active_queries_--;
+    flow_queries_++;
+    observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+  });
+
+  s.Get("/api/v1/stats", [this](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json j;
+    j["store"] = catalog_json(store::Catalog::scan(o_.store));
+    j["store_path"] = o_.store;
+    j["live"] = live_ != nullptr;
+    if (live_) j["capture"] = live_->stats();
+    j["api"] = {{"queries", queries_.load()},
+                {"flow_queries", flow_queries_.load()},
+                {"queries_failed", query_errors_.load()},
+                {"queries_rejected", queries_rejected_.load()},
+                {"active_queries", active_queries_.load()},
+                {"active_subscriptions", active_subs_.load()}};
+    res.set_content(j.dump(2) + "\n", "application/json");
+  });
+
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    Metrics m;
+    if (live_) live_->metrics(m);
+    store::Catalog cat = store::Catalog::scan(o_.store);
+    std::map<std::string, std::pair<uint64_t, uint64_t>> seg;  // class -> segments, bytes
+    for (auto& c : cat.classes) seg[c];
+    for (auto& sg : cat.segments) {
+      seg[sg.cls].first++;
+      seg[sg.cls].second += sg.disk_bytes();
+    }
+    for (auto& [c, v] : seg) {
+      m.add("tm_store_segments", "gauge", "Segments in the store, by class.", static_cast<double>(v.first),
+            {{"class", c}});
+      m.add("tm_store_disk_bytes", "gauge", "Disk use of the store (pcap and sidecars), by class.",
+            static_cast<double>(v.second), {{"class", c}});
+    }
+    m.add("tm_queries_total", "counter", "Packet queries answered or started.",
+          static_cast<double>(queries_.load()));
+    m.add("tm_flow_queries_total", "counter", "Flow queries answered.",
+          static_cast<double>(flow_queries_.load()));
+    m.add("tm_queries_failed_total", "counter", "Queries cut off or failed while streaming.",
+          static_cast<double>(query_errors_.load()));
+    m.add("tm_queries_rejected_total", "counter", "Queries refused: too many at once.",
+          static_cast<double>(queries_rejected_.load()));
+    m.add("tm_queries_active", "gauge", "Queries running now.", active_queries_.load());
+    m.add("tm_query_packets_total", "counter", "Packets sent in query answers.",
+          static_cast<double>(query_packets_));
+    {
+      std::lock_guard lk(lat_mu_);
+      const char* h = "tm_query_duration_seconds";
+      const char* help = "Query latency in seconds (packet and flow queries).";
+      for (size_t i = 0; i < lat_bounds_.size(); ++i)
+        m.add(h, "histogram", help, static_cast<double>(lat_buckets_[i]),
+              {{"le", fmt::format("{}", lat_bounds_[i])}}, "_bucket");
+      m.add(h, "histogram", help, static_cast<double>(lat_count_), {{"le", "+Inf"}}, "_bucket");
+      m.add(h, "histogram", help, lat_sum_, {}, "_sum");
+      m.add(h, "histogram", help, static_cast<double>(lat_count_), {}, "_count");
+    }
+    m.add("tm_subscriptions_active", "gauge", "Live subscriptions now.", active_subs_.load());
+    m.add("tm_subscriptions_total", "counter", "Subscriptions started.",
+          static_cast<double>(subs_total_.load()));
+    m.add("tm_http_requests_total", "counter", "HTTP requests received.",
+          static_cast<double>(http_requests_.load()));
+    res.set_content(m.text(), "text/plain; version=0.0.4");
+  });
+
+  // Dynamic classes.
+  auto need_live = [this] {
+    if (!live_) throw ApiError(409, "this tm serve does not capture (read-only store): no dynamic classes");
+  };
+  s.Post("/api/v1/classes", [this, need_live](const httplib::Request& req, httplib::Response& res) {
+    need_live();
+    std::string host = param(req, "host"), cls = param(req, "class"), dur = param(req, "for");
+    if (!req.body.empty() && req.body[0] == '{') {
+      auto j = nlohmann::json::parse(req.body, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) throw ApiError(400, "body: not a JSON object");
+      host = j.value("host", host);
+      cls = j.value("class", cls);
+      dur = j.value("for", dur);
+    }
+    if (host.empty() || cls.empty()) throw ApiError(400, "give host and class (and optionally for=DURATION)");
+    uint64_t for_ns = 0;
+    if (!dur.empty()) {
+      auto d = util::parse_duration_ns(dur);
+      if (!d || *d == 0)
+        throw ApiError(400, fmt::format("for: '{}' is not a duration (examples: 30m, 2h, 7d)", dur));
+      for_ns = *d;
+    }
+    res.set_content(live_->class_set(host, cls, for_ns).dump() + "\n", "application/json");
+  });
+  s.Get("/api/v1/classes", [this, need_live](const httplib::Request&, httplib::Response& res) {
+    need_live();
+    res.set_content(live_->class_list().dump(2) + "\n", "application/json");
+  });
+  auto del = [this, need_live](const std::string& host, httplib::Response& res) {
+    need_live();
+    if (host.empty()) throw ApiError(400, "give the host");
+    if (!live_->class_remove(host)) throw ApiError(404, fmt::format("no dynamic class for host {}", host));
+    res.set_content(nlohmann::json{{"removed", host}}.dump() + "\n", "application/json");
+  };
+  s.Delete("/api/v1/classes",
+           [del](const httplib::Request& req, httplib::Response& res) { del(param(req, "host"), res); });
+  s.Delete(R"(/api/v1/classes/([^/]+))",
+           [del](const httplib::Request& req, httplib::Response& res) { del(req.matches[1].str(), res); });
+
+  // Subscriptions: optional history, then new packets as the writer appends them.
+  s.Get("/api/v1/subscribe", [this, need_live](const httplib::Request& req, httplib::Response& res) {
+    need_live();
+    query::QuerySpec q = parse_spec(req, "history_from");
+    bool history = req.has_param("history_from");
+    if (active_subs_.fetch_add(1) >= o_.max_subscriptions) {
+      active_subs_--;
+      throw ApiError(503, fmt::format("too many subscriptions (limit {})", o_.max_subscriptions));
+    }
+    auto sub = std::make_shared<Subscriber>(q, 64u << 20);
+    store::Catalog snap;
+    try {
+      snap = live_->subscribe(sub);
+    } catch (...) {
+      active_subs_--;
+      throw;
+    }
+    subs_total_++;
+    auto hq = std::make_shared<query::QuerySpec>(q);
+    res.set_chunked_content_provider(
+        "application/vnd.tcpdump.pcap",
+        [this, sub, hq, history, snap = std::make_shared<store::Catalog>(std::move(snap))](
+            size_t, httplib::DataSink& sink) {
+          PcapStream out(sink);
+          auto t0 = clk::now();
+          auto limit = std::chrono::duration<double>(o_.subscription_seconds);
+          try {
+            if (history) {
+              query::QuerySpec h = *hq;
+              h.to_ns = UINT64_MAX;
+              query::run_query(*snap, h, [&](const query::OutPacket& p) {
+                if (stopping_) throw Abort{};
+                out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
+              });
+              out.flush();
+            }
+            std::deque<SubPacket> batch;
+            while (!stopping_ && clk::now() - t0 < limit) {
+              sub->take(batch, std::chrono::milliseconds(200));
+              for (auto& p : batch)
+                out.write(p.ts_ns, p.linktype, static_cast<uint32_t>(p.data.size()), p.wirelen,
+                          reinterpret_cast<const uint8_t*>(p.data.data()));
+              batch.clear();
+              out.flush();
+              if (!sink.is_writable()) break;
+            }
+            out.finish();
+            sink.done();
+            return true;
+          } catch (const Abort&) {
+          } catch (const std::exception& e) {
+            spdlog::info("subscription '{}' ended: {}", hq->text, e.what());
+          }
+          return false;
+        },
+        [this, sub](bool) {
+          live_->unsubscribe(sub);
+          if (sub->overflow())
+            spdlog::warn("subscription '{}': {} packets lost (the client read too slowly)", sub->spec().text,
+                         sub->overflow());
+          active_subs_--;
+        });
+  });
+}
+
+}  // namespace tmach::server

@@ -1,0 +1,29 @@
+// The CLI's side of the API: tm query/flows/stats --server, tm class, tm subscribe.
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <string>
+
+namespace tmach::server {
+
+struct ClientOptions {
+  std::string url;         // http://HOST:PORT
+  std::string token_file;  // bearer token, if any
+};
+
+struct ClientResult {
+  int status = 0;     // HTTP status; 0 when the request failed
+  std::string body;   // the answer when not streamed (or the error body)
+  std::string error;  // transport error or the server's {"error": ...}
+};
+
+using Params = std::multimap<std::string, std::string>;
+
+// GET path?params; the body goes to `out` as it arrives when the status is 200 (out may be
+// null: kept in the result).
+ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params, std::FILE* out);
+ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body);
+ClientResult api_delete(const ClientOptions& c, const std::string& path);
+
+}  // namespace tmach::server

@@ -1,0 +1,50 @@
+#include "server/store_stats.h"
+
+#include <map>
+
+namespace tmach::server {
+
+nlohmann::json catalog_json(const store::Catalog& cat) {
+  struct Agg {
+    uint64_t segments = 0, sealed = 0, open = 0, bad = 0, packets = 0, pcap = 0, idx = 0, wire = 0;
+    uint64_t first = UINT64_MAX, last = 0;
+  };
+  std::map<std::string, Agg> by;
+  Agg total;
+  for (const auto& s : cat.segments) {
+    for (Agg* a : {&by[s.cls], &total}) {
+      a->segments++;
+      a->pcap += s.pcap_bytes;
+      a->idx += s.idx_bytes;
+      a->first = std::min(a->first, s.meta.first_ts);
+      if (s.state == store::SegmentInfo::State::kSealed) {
+        a->sealed++;
+        a->packets += s.meta.packets;
+        a->wire += s.meta.wire_bytes;
+        a->last = std::max(a->last, s.meta.last_ts);
+      } else if (s.state == store::SegmentInfo::State::kOpen) {
+        a->open++;
+      } else {
+        a->bad++;
+      }
+    }
+  }
+  for (auto& c : cat.classes) by[c];
+  nlohmann::json j;
+  auto put = [&](nlohmann::json& d, const Agg& a) {
+    d = {{"segments", a.segments}, {"sealed", a.sealed},   {"open", a.open},       {"bad_sidecar", a.bad},
+         {"packets", a.packets},   {"pcap_bytes", a.pcap}, {"index_bytes", a.idx}, {"wire_bytes", a.wire}};
+    if (a.first != UINT64_MAX) {
+      d["first_ns"] = a.first;
+      d["last_ns"] = a.last;
+    }
+    d["index_ratio"] = a.pcap ? static_cast<double>(a.idx) / static_cast<double>(a.pcap) : 0.0;
+  };
+  put(j["total"], total);
+  j["classes"] = nlohmann::json::object();
+  for (auto& [name, a] : by) put(j["classes"][name], a);
+  j["foreign_files"] = cat.foreign;
+  return j;
+}
+
+}  // namespace tmach::server

@@ -1,0 +1,446 @@
+"""tm serve, end to end: live capture over a veth pair in a network namespace with the HTTP API
+queried while tm runs (packets still in RAM included), subscriptions, dynamic classes; and,
+without namespaces, the API's error cases, tokens, limits, SIGTERM during a query, /metrics.
+
+The live tests need root, `ip netns`, tcpreplay and tcpdump; they skip (saying why) otherwise."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+import uuid
+
+from tmtest import TM, StoreTest, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+
+SEND, CAPTURE = "tmsend", "tmcap"
+REPLAY = corpus("mixed", "bro.org.pcap")
+WAIT = 60
+LONG_TIMEOUTS = """
+[connections]
+tcp_timeout = "1d"
+tcp_closed_timeout = "1d"
+udp_timeout = "1d"
+other_timeout = "1d"
+"""
+
+
+def strip_ts(pkts):
+    return [p.split(" ", 1)[1] for p in pkts]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+METRIC_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*"'
+                         r'(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*")*)?\})? '
+                         r'(-?[0-9.]+([eE][-+]?[0-9]+)?|NaN|[+-]Inf)( -?[0-9]+)?$')
+
+
+def parse_prometheus(text):
+    """A small parser of the Prometheus text format (0.0.4): every line is a HELP/TYPE comment, another
+    comment, or a sample `name{labels} value`; a family's TYPE comes before its samples. Returns
+    {name: [(labels dict, value)]} and raises ValueError on anything else."""
+    samples, types = {}, {}
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line:
+            continue
+        if line.startswith("#"):
+            m = re.match(r"^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*)( (.*))?$", line)
+            if m and m.group(1) == "TYPE":
+                if m.group(4) not in ("counter", "gauge", "histogram", "summary", "untyped"):
+                    raise ValueError("line %d: bad type %r" % (n, line))
+                if m.group(2) in types:
+                    raise ValueError("line %d: second TYPE for %s" % (n, m.group(2)))
+                types[m.group(2)] = m.group(4)
+            elif not m and line.startswith(("# HELP", "# TYPE")):
+                raise ValueError("line %d: bad comment %r" % (n, line))
+            continue
+        if not METRIC_LINE.match(line):
+            raise ValueError("line %d: not a sample: %r" % (n, line))
+        name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+        fam = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name not in types and fam not in types:
+            raise ValueError("line %d: sample before its TYPE: %r" % (n, line))
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', line.split("} ")[0]
+                                 if "{" in line else ""))
+        samples.setdefault(name, []).append((labels, float(line.rsplit(" ", 1)[1])))
+    return samples
+
+
+class Serve(StoreTest):
+    """A tm serve process (read-only or live) and requests to its API."""
+
+    prefix = []  # command prefix (ip netns exec NS) for tm and its clients
+
+    def start_serve(self, *args, wait_live=False):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.err = open(self.path("serve.err"), "w+b")
+        self.addCleanup(self.err.close)
+        cmd = self.prefix + [TM, "serve", "--store", self.store, "--listen", "127.0.0.1:%d" % self.port] + list(args)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err)
+        self.addCleanup(self.kill)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            self.alive("starting")
+            if self.client("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", self.url + "/health",
+                           check=False).stdout == b"200":
+                return
+            time.sleep(0.05)
+        self.fail("tm serve did not answer /health within %d s" % WAIT)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def alive(self, what):
+        if self.proc.poll() is not None:
+            self.fail("tm serve exited (%d) while %s:\n%s" % (self.proc.returncode, what, self.stderr()))
+
+    def client(self, *args, check=True):
+        return run(self.prefix + [str(a) for a in args], check=check)
+
+    def tm(self, *args, check=True):
+        return self.client(TM, *args, check=check)
+
+    def curl(self, path, *extra):
+        """(status, body) of a request through curl (which runs where tm serve listens)."""
+        p = self.client("curl", "-s", "-w", "\n%{http_code}", *extra, self.url + path, check=False)
+        body, _, code = p.stdout.rpartition(b"\n")
+        return int(code), body
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.fail("tm serve still running %d s after %s" % (WAIT, signal.Signals(sig).name))
+        self.assertEqual(rc, 0, self.stderr())
+
+
+class Api(Serve):
+    """The API over a recorded store, read-only: no namespace needed."""
+
+    def setUp(self):
+        super().setUp()
+        record(self.store, [REPLAY], "--cutoff", "none")
+
+    def test_answers_match_local_forms(self):
+        self.start_serve()
+        for flt in ("tcp port 80", "host 192.150.187.43 and tcp[13] & 2 != 0", ""):
+            a, b = self.path("a.pcap"), self.path("b.pcap")
+            self.tm("query", "--server", self.url, flt, "-w", a)
+            self.tm("query", "--store", self.store, flt, "-w", b)
+            with open(a, "rb") as x, open(b, "rb") as y:
+                self.assertEqual(x.read(), y.read(), flt)
+        for args in (["--top", "5"], ["--format", "csv", "tcp"], ["--format", "json", "--by", "packets", "--top", "3"]):
+            a = self.tm("flows", "--server", self.url, *args).stdout
+            b = self.tm("flows", "--store", self.store, *args).stdout
+            self.assertEqual(a, b, args)
+        a = self.tm("stats", "--server", self.url, "--json").stdout
+        b = self.tm("stats", "--store", self.store, "--json").stdout
+        self.assertEqual(json.loads(a), json.loads(b))
+
+    def test_errors(self):
+        self.start_serve()
+        code, body = self.curl("/api/v1/query?filter=host%20foo(")
+        self.assertEqual(code, 400)
+        self.assertIn("error", json.loads(body))
+        code, body = self.curl("/api/v1/query?filter=tcp&from=yesterday-ish")
+        self.assertEqual(code, 400)
+        self.assertIn("from", json.loads(body)["error"])
+        code, body = self.curl("/api/v1/flows?to=nonsense")
+        self.assertEqual(code, 400)
+        code, body = self.curl("/api/v1/nothing-here")
+        self.assertEqual(code, 404)
+        self.assertIn("error", json.loads(body))
+        code, body = self.curl("/api/v1/classes", "-X", "POST", "-d", '{"host":"10.0.0.1","class":"default"}')
+        self.assertEqual(code, 409)  # read-only: no capture, no dynamic classes
+        p = self.tm("query", "--server", self.url, "port 99999", "-w", self.path("x"), check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.alive("answering bad requests")
+
+    def test_metrics_parse(self):
+        self.start_serve()
+        self.tm("query", "--server", self.url, "tcp", "-w", self.path("a.pcap"))
+        code, body = self.curl("/metrics")
+        self.assertEqual(code, 200)
+        m = parse_prometheus(body.decode())
+        self.assertEqual(m["tm_queries_total"][0][1], 1)
+        self.assertIn("tm_query_duration_seconds_bucket", m)
+        self.assertEqual(m["tm_store_segments"][0][0], {"class": "default"})
+
+    def test_token_on_non_loopback_listener(self):
+        p = self.tm("serve", "--store", self.store, "--listen", "0.0.0.0:%d" % free_port(), check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("token", p.stderr.decode())
+        tok = self.path("token")
+        with open(tok, "w") as f:
+            f.write("s3cret-token\n")
+        self.start_serve("--token-file", tok)  # loopback too: with a token, every request needs it
+        port = self.port
+        self.kill()
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "0.0.0.0:%d" % self.port,
+                                      "--token-file", tok], stdout=subprocess.DEVNULL, stderr=self.err)
+        deadline = time.monotonic() + WAIT
+        while self.curl("/health")[0] != 200 and time.monotonic() < deadline:
+            self.alive("starting")
+            time.sleep(0.05)
+        del port
+        self.assertEqual(self.curl("/api/v1/stats")[0], 401)
+        self.assertEqual(self.curl("/api/v1/stats", "-H", "Authorization: Bearer wrong")[0], 401)
+        self.assertEqual(self.curl("/api/v1/stats", "-H", "Authorization: Bearer s3cret-token")[0], 200)
+        self.assertNotEqual(self.tm("stats", "--server", self.url, check=False).returncode, 0)
+        self.tm("stats", "--server", self.url, "--token-file", tok)
+
+    def stalled_query(self):
+        """A query whose client does not read: the server's thread blocks in the middle of the answer."""
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.port))
+        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.addCleanup(s.close)
+        return s
+
+    def big_store(self):
+        shutil.rmtree(self.store)
+        files = [f for f in corpus_files("mixed") if f.endswith(".pcap")]
+        record(self.store, files, "--cutoff", "none")
+
+    def test_too_many_queries(self):
+        self.big_store()
+        self.start_serve("--max-queries", "1")
+        s = self.stalled_query()
+        deadline = time.monotonic() + WAIT
+        code = 0
+        while time.monotonic() < deadline:
+            code, body = self.curl("/api/v1/query?filter=tcp")
+            if code == 503:
+                break
+            time.sleep(0.1)
+        self.assertEqual(code, 503)
+        self.assertIn("error", json.loads(body))
+        s.close()
+        deadline = time.monotonic() + WAIT
+        while self.curl("/api/v1/query?filter=tcp%20port%2080")[0] != 200:
+            self.assertLess(time.monotonic(), deadline, "the slot was never given back")
+            time.sleep(0.1)
+
+    def test_sigterm_during_query(self):
+        self.big_store()
+        self.start_serve()
+        self.stalled_query()
+        deadline = time.monotonic() + WAIT
+        while json.loads(self.curl("/api/v1/stats")[1])["api"]["active_queries"] != 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        self.stop(signal.SIGTERM)
+        self.assertLess(time.monotonic() - t0, 10)
+
+
+class Live(Serve):
+    """tm serve capturing on a veth end inside a namespace of its own."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("live capture needs root (network namespace, veth, packet socket)")
+        for tool in ("ip", "tcpreplay", "tcpdump", "curl"):
+            if not shutil.which(tool):
+                self.skipTest("%s is not installed" % tool)
+        super().setUp()
+        self.ns = "tmdaemon-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
+        p = subprocess.run(["ip", "netns", "add", self.ns], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            self.skipTest("cannot create a network namespace (ip netns add): %s" %
+                          p.stderr.decode(errors="replace").strip())
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        self.prefix = ["ip", "netns", "exec", self.ns]
+        self.client("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1", check=False)
+        self.client("ip", "link", "add", SEND, "type", "veth", "peer", "name", CAPTURE)
+        for ifc in ("lo", SEND, CAPTURE):
+            self.client("ip", "link", "set", ifc, "up")
+        out = self.client("ip", "-o", "link", "show", CAPTURE).stdout.decode()
+        self.ifindex = int(out.split(":", 1)[0])
+
+    def start_live(self, *args):
+        self.start_serve("--interface", CAPTURE, *args)
+        self.wait_capturing()
+
+    def wait_capturing(self):
+        """Until tm's packet socket is bound to the capture end with its ring mapped (see test_live.py)."""
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            self.alive("starting")
+            try:
+                with open("/proc/%d/maps" % self.proc.pid) as f:
+                    mapped = set(re.findall(r"socket:\[(\d+)\]", f.read()))
+                with open("/proc/%d/net/packet" % self.proc.pid) as f:
+                    rows = [line.split() for line in f.read().splitlines()[1:]]
+            except OSError:
+                mapped, rows = set(), []
+            if any(len(r) >= 9 and r[8] in mapped and int(r[4]) == self.ifindex and r[5] == "1" for r in rows):
+                return
+            time.sleep(0.05)
+        self.fail("tm serve did not start capturing within %d s:\n%s" % (WAIT, self.stderr()))
+
+    def replay(self, path=REPLAY):
+        p = self.client("tcpreplay", "-i", SEND, "--mbps", "50", path)
+        text = p.stdout.decode(errors="replace")
+        m = re.search(r"Successful packets:\s+(\d+)", text)
+        self.assertTrue(m and int(m.group(1)) == len(list(read_pcap(path))), text)
+
+    def query_until(self, flt, want):
+        """Queries through the API (tm still running) until the answer has `want` packets."""
+        out = self.path("answer.pcap")
+        deadline = time.monotonic() + WAIT
+        got = []
+        while time.monotonic() < deadline:
+            self.alive("answering")
+            self.tm("query", "--server", self.url, flt, "-w", out, "-q")
+            got = strip_ts(tcpdump_packets(out))
+            if len(got) >= len(want):
+                break
+            time.sleep(0.1)
+        return got
+
+    def test_query_while_recording_includes_ram(self):
+        # One huge open segment: without the flush on request, recent packets would still sit in
+        # the writer's buffers (and a 60 s RAM ring in front of it).
+        self.start_live("--cutoff", "none", "--segment-size", "1g")
+        self.replay()
+        for flt in ("", "tcp port 80", "host 192.150.187.43 and tcp[13] & 2 != 0"):
+            want = strip_ts(tcpdump_packets(REPLAY, flt or None))
+            self.assertSamePackets(self.query_until(flt, want), want, "query %r through the API" % flt)
+        stats = json.loads(self.tm("stats", "--server", self.url).stdout)
+        self.assertEqual(stats["capture"]["packets"], len(list(read_pcap(REPLAY))))
+        m = parse_prometheus(self.curl("/metrics")[1].decode())
+        self.assertEqual(sum(v for _, v in m["tm_packets_seen_total"]), stats["capture"]["packets"])
+        self.stop(signal.SIGTERM)
+
+    def test_subscription_receives_exactly_the_matching_packets(self):
+        self.start_live("--cutoff", "none")
+        flt = "tcp port 80"
+        out = self.path("sub.pcap")
+        sub = subprocess.Popen(self.prefix + [TM, "subscribe", "--server", self.url, flt, "-w", out],
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: sub.poll() is None and sub.kill())
+        deadline = time.monotonic() + WAIT
+        while json.loads(self.curl("/api/v1/stats")[1])["api"]["active_subscriptions"] != 1:
+            self.assertLess(time.monotonic(), deadline, "the subscription did not start")
+            time.sleep(0.05)
+        self.replay()
+        want = strip_ts(tcpdump_packets(REPLAY, flt))
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if os.path.exists(out) and os.path.getsize(out) > 24 and len(list(read_pcap(out))) >= len(want):
+                break
+            time.sleep(0.1)
+        self.stop(signal.SIGTERM)
+        sub.wait(timeout=WAIT)
+        self.assertSamePackets(strip_ts(tcpdump_packets(out)), want, "subscription")
+
+    def test_subscription_history_then_live_without_seam(self):
+        self.start_live("--cutoff", "none")
+        half = self.path("half.pcap")
+        pk = list(read_pcap(REPLAY))
+        run(["tcpdump", "-r", REPLAY, "-w", half, "-c", str(len(pk) // 2)])
+        self.replay(half)
+        want1 = strip_ts(tcpdump_packets(half))
+        self.query_until("", want1)
+        out = self.path("sub.pcap")
+        sub = subprocess.Popen(self.prefix + [TM, "subscribe", "--server", self.url, "--history-from", "0", "-w", out],
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: sub.poll() is None and sub.kill())
+        deadline = time.monotonic() + WAIT
+        while json.loads(self.curl("/api/v1/stats")[1])["api"]["active_subscriptions"] != 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.replay(half)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if os.path.exists(out) and os.path.getsize(out) > 24 and len(list(read_pcap(out))) >= 2 * len(want1):
+                break
+            time.sleep(0.1)
+        self.stop(signal.SIGTERM)
+        sub.wait(timeout=WAIT)
+        self.assertSamePackets(strip_ts(tcpdump_packets(out)), want1 + want1, "history + live")
+
+    def test_dynamic_class_gives_new_connections_its_cutoff(self):
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write(LONG_TIMEOUTS + """
+[[class]]
+name = "suspicious"
+filter = "host 203.0.113.254"
+cutoff = "none"
+precedence = 10
+
+[[class]]
+name = "default"
+cutoff = "2k"
+""")
+        self.start_live("--config", cfg)
+        host = "192.150.187.43"
+        out = self.tm("class", "--server", self.url, "set", host, "--class", "suspicious", "--for", "2h")
+        self.assertIn("suspicious", out.stdout.decode())
+        listed = json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout)
+        self.assertEqual([(e["host"], e["class"]) for e in listed], [(host, "suspicious")])
+        time.sleep(0.5)  # the capture thread applies it between batches (100 ms at most on an idle link)
+        self.replay()
+        want = strip_ts(tcpdump_packets(REPLAY, "host " + host))
+        got = self.query_until("host " + host, want)
+        self.assertSamePackets(got, want, "a suspicious host's connections are kept whole")
+        stats = json.loads(self.tm("stats", "--server", self.url).stdout)["capture"]["classes"]
+        self.assertEqual(stats["suspicious"]["stored_packets"], len(want))
+        # Without the dynamic class, the same traffic keeps far less of that host (2k per connection).
+        offline = self.path("offline")
+        record(offline, [REPLAY], "--config", cfg)
+        kept = int(run([TM, "query", "--store", offline, "host " + host, "--count", "-q"]).stdout)
+        self.assertLess(kept, len(want) // 2)
+        with open(os.path.join(self.store, "dynamic-classes.json")) as f:
+            self.assertEqual(json.load(f)[0]["class"], "suspicious")
+        self.tm("class", "--server", self.url, "remove", host)
+        self.assertEqual(json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout), [])
+        self.stop(signal.SIGTERM)
+        self.assertEqual(run([TM, "stats", "--store", self.store, "--json"]).returncode, 0)
+        self.assertEqual(json.loads(run([TM, "stats", "--store", self.store, "--json"]).stdout)["foreign_files"], [])
+
+    def test_dynamic_classes_survive_restart(self):
+        self.start_live()
+        self.tm("class", "--server", self.url, "set", "10.1.2.3", "--class", "default", "--for", "1h")
+        self.tm("class", "--server", self.url, "set", "10.1.2.4", "--class", "default", "--for", "1s")
+        self.stop(signal.SIGTERM)
+        time.sleep(1.2)
+        self.start_live()
+        listed = json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout)
+        self.assertEqual([e["host"] for e in listed], ["10.1.2.3"])
+        self.stop(signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False).result
+    if result.testsRun and len(result.skipped) == result.testsRun:
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)
