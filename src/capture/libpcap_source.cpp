@@ -32,7 +32,8 @@ class PcapHandleSource : public PacketSource {
       const u_char* data;
       int rc = pcap_next_ex(p_, &h, &data);
       if (rc == 1) {
-        uint64_t frac = nsec_ ? static_cast<uint64_t>(h->ts.tv_usec) : static_cast<uint64_t>(h->ts.tv_usec) * 1000;
+        uint64_t frac =
+            nsec_ ? static_cast<uint64_t>(h->ts.tv_usec) : static_cast<uint64_t>(h->ts.tv_usec) * 1000;
         offs.push_back(arena_.size());
         arena_.insert(arena_.end(), data, data + h->caplen);
         out[n++] = RawPacket{static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac, h->caplen,

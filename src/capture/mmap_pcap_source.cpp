@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace tmach::capture {
@@ -23,7 +23,12 @@ class MmapPcapSource : public PacketSource {
  public:
   MmapPcapSource(std::string path, int fd, const uint8_t* base, size_t size, bool swap, bool nsec,
                  uint32_t linktype)
-      : path_(std::move(path)), fd_(fd), base_(base), size_(size), swap_(swap), nsec_(nsec),
+      : path_(std::move(path)),
+        fd_(fd),
+        base_(base),
+        size_(size),
+        swap_(swap),
+        nsec_(nsec),
         linktype_(linktype) {}
   ~MmapPcapSource() override {
     if (base_ && size_) munmap(const_cast<uint8_t*>(base_), size_);

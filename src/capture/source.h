@@ -57,7 +57,7 @@ struct LiveOptions {
   uint64_t buffer_bytes = 256ull << 20;  // kernel ring (TPACKET_V3) size
   int snaplen = 262144;
   bool promisc = true;
-  std::string bpf;                       // optional capture filter
+  std::string bpf;  // optional capture filter
 };
 std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
 

@@ -21,7 +21,8 @@ namespace tmach::cli {
 Runner add_record(CLI::App& app) {
   auto o = std::make_shared<RecordOptions>();
   add_config_options(app, *o);
-  app.add_option("-r,--read", o->reads, "capture file (pcap or pcapng; '-' = stdin); repeat for several, read in order");
+  app.add_option("-r,--read", o->reads,
+                 "capture file (pcap or pcapng; '-' = stdin); repeat for several, read in order");
   app.add_option("-i,--interface", o->interfaces, "live interface; repeatable");
   app.add_flag("--json", o->json, "print the summary as JSON");
   app.add_option("--test-writer-delay-us", o->test_delay_us, "testing: slow the writer down (per packet)")
@@ -29,7 +30,8 @@ Runner add_record(CLI::App& app) {
   return [o]() -> int {
     config::Config cfg = build_config(*o);
     if (o->reads.empty() && cfg.interfaces.empty())
-      throw std::runtime_error("nothing to record: give --read FILE or --interface IFACE (or capture.interfaces)");
+      throw std::runtime_error(
+          "nothing to record: give --read FILE or --interface IFACE (or capture.interfaces)");
     if (!o->reads.empty() && !cfg.interfaces.empty())
       throw std::runtime_error("give either --read or --interface, not both");
     bool live = o->reads.empty();
@@ -49,10 +51,12 @@ Runner add_record(CLI::App& app) {
     const auto& ad = writer.adopt_report();
     if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
     if (ad.recovered)
-      std::cerr << fmt::format("tm record: recovered {} segment(s) left without a sealed sidecar ({} bytes of "
-                               "incomplete records cut)\n",
-                               ad.recovered, ad.truncated_bytes);
-    for (auto& f : ad.foreign) std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";
+      std::cerr << fmt::format(
+          "tm record: recovered {} segment(s) left without a sealed sidecar ({} bytes of "
+          "incomplete records cut)\n",
+          ad.recovered, ad.truncated_bytes);
+    for (auto& f : ad.foreign)
+      std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm record: warning: " << p << "\n";
     if (o->test_delay_us) writer.set_test_delay_us(o->test_delay_us);
     record::Recorder rec(cfg, writer);
@@ -83,8 +87,8 @@ Runner add_record(CLI::App& app) {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<capture::RawPacket> batch(256);
     std::vector<std::string> warnings;
-    bool wait_mode = cfg.when_full == config::WhenFull::kWait ||
-                     (cfg.when_full == config::WhenFull::kAuto && !live);
+    bool wait_mode =
+        cfg.when_full == config::WhenFull::kWait || (cfg.when_full == config::WhenFull::kAuto && !live);
     int rc = 0;
     try {
       if (live) {

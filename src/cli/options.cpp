@@ -19,7 +19,8 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
 namespace {
 uint64_t size_opt(const std::string& v, const char* flag) {
   auto s = util::parse_size(v);
-  if (!s) throw config::ConfigError(fmt::format("{}: '{}' is not a size (examples: 15k, 64m, 10g, none)", flag, v));
+  if (!s)
+    throw config::ConfigError(fmt::format("{}: '{}' is not a size (examples: 15k, 64m, 10g, none)", flag, v));
   return *s;
 }
 }  // namespace
@@ -52,7 +53,8 @@ config::Config build_config(const RecordOptions& o) {
   }
   if (!o.ram_budget.empty()) {
     uint64_t v = size_opt(o.ram_budget, "--ram-budget");
-    if (v < (1u << 20) || v == util::kUnlimited) throw config::ConfigError("--ram-budget: between 1m and a finite size");
+    if (v < (1u << 20) || v == util::kUnlimited)
+      throw config::ConfigError("--ram-budget: between 1m and a finite size");
     for (auto& cc : c.classes) cc.ram_budget = v;
   }
   return c;

@@ -35,7 +35,8 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
       const auto& c = cc[i];
       const auto& w = writer.stats(static_cast<uint16_t>(i));
       j["classes"][cls[i].name] = {
-          {"cutoff", cls[i].cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cls[i].cutoff)},
+          {"cutoff",
+           cls[i].cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cls[i].cutoff)},
           {"seen_packets", c.seen_packets},
           {"seen_bytes", c.seen_bytes},
           {"stored_packets", c.stored_packets},
@@ -56,10 +57,11 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     return;
   }
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
-                    util::format_size(t.bytes), seconds, seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0,
+                    util::format_size(t.bytes), seconds,
+                    seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0,
                     rec.table().stats().created);
-  os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", "class", "cutoff", "seen",
-                    "stored", "cut off", "dropped", "conns", "disk", "segments");
+  os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", "class", "cutoff",
+                    "seen", "stored", "cut off", "dropped", "conns", "disk", "segments");
   for (size_t i = 0; i < cls.size(); ++i) {
     const auto& c = cc[i];
     const auto& w = writer.stats(static_cast<uint16_t>(i));
@@ -68,25 +70,29 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
                       c.seen_packets, c.stored_packets, c.cut_packets, c.dropped_ring_full, c.connections,
                       util::format_size(w.disk_bytes), w.segments.load());
   }
-  os << fmt::format("bytes: seen {}, stored {}, cut off {}\n", util::format_size(t.bytes), [&] {
-    uint64_t s = 0;
-    for (auto& c : cc) s += c.stored_bytes;
-    return util::format_size(s);
-  }(), [&] {
-    uint64_t s = 0;
-    for (auto& c : cc) s += c.cut_bytes;
-    return util::format_size(s);
-  }());
+  os << fmt::format(
+      "bytes: seen {}, stored {}, cut off {}\n", util::format_size(t.bytes),
+      [&] {
+        uint64_t s = 0;
+        for (auto& c : cc) s += c.stored_bytes;
+        return util::format_size(s);
+      }(),
+      [&] {
+        uint64_t s = 0;
+        for (auto& c : cc) s += c.cut_bytes;
+        return util::format_size(s);
+      }());
   uint64_t dropped = 0, kept = 0;
   for (auto& c : cc) {
     dropped += c.dropped_ring_full;
     kept += c.control_kept;
   }
   os << fmt::format("dropped: ring full {}, kernel {}, interface {}\n", dropped, kdrop, kifdrop);
-  os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n", t.status[0],
-                    t.status[1], t.status[2], t.status[3], t.status[4]);
+  os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
+                    t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
-  if (t.untracked) os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
+  if (t.untracked)
+    os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
 }
 
 }  // namespace tmach::cli

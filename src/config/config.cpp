@@ -1,10 +1,10 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <set>
-#include <toml++/toml.h>
 
 #include "util/units.h"
 
@@ -29,7 +29,8 @@ void check_known(const Ctx& ctx, const toml::table& t, const std::string& where,
   }
 }
 
-uint64_t get_size(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, uint64_t def) {
+uint64_t get_size(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
+                  uint64_t def) {
   const toml::node* n = t.get(key);
   if (!n) return def;
   std::string full = where + "." + key;
@@ -111,12 +112,13 @@ Config from_table(const toml::table& root, const std::string& file) {
     c.flow_max_age_ns = get_duration(ctx, *s, "max_age", "flows", c.flow_max_age_ns);
     c.flow_file_size = get_size(ctx, *s, "file_size", "flows", c.flow_file_size);
     c.flow_interim_ns = get_duration(ctx, *s, "interim_interval", "flows", c.flow_interim_ns);
-    if (c.flow_interim_ns == 0) ctx.fail(s->get("interim_interval"), "flows.interim_interval", "must be positive");
+    if (c.flow_interim_ns == 0)
+      ctx.fail(s->get("interim_interval"), "flows.interim_interval", "must be positive");
   }
   if (auto* s = sub_table(ctx, root, "store")) {
     check_known(ctx, *s, "store",
-                {"path", "segment_size", "disk_budget", "directory_every", "directory_bytes", "fsync_interval",
-                 "fsync_bytes", "when_ring_full"});
+                {"path", "segment_size", "disk_budget", "directory_every", "directory_bytes",
+                 "fsync_interval", "fsync_bytes", "when_ring_full"});
     c.store = get_string(ctx, *s, "path", "store", c.store);
     c.segment_size = get_size(ctx, *s, "segment_size", "store", c.segment_size);
     if (c.segment_size < 4096) ctx.fail(s->get("segment_size"), "store.segment_size", "must be at least 4k");
@@ -151,11 +153,11 @@ Config from_table(const toml::table& root, const std::string& file) {
     c.capture_filter = get_string(ctx, *s, "filter", "capture", "");
   }
   if (auto* s = sub_table(ctx, root, "connections")) {
-    check_known(ctx, *s, "connections",
-                {"max", "tcp_timeout", "tcp_closed_timeout", "udp_timeout", "other_timeout", "keep_tcp_control"});
-    c.max_connections =
-        static_cast<size_t>(get_int(ctx, *s, "max", "connections", static_cast<int64_t>(c.max_connections), 16,
-                                    1ll << 32));
+    check_known(
+        ctx, *s, "connections",
+        {"max", "tcp_timeout", "tcp_closed_timeout", "udp_timeout", "other_timeout", "keep_tcp_control"});
+    c.max_connections = static_cast<size_t>(
+        get_int(ctx, *s, "max", "connections", static_cast<int64_t>(c.max_connections), 16, 1ll << 32));
     c.timeouts.tcp_ns = get_duration(ctx, *s, "tcp_timeout", "connections", c.timeouts.tcp_ns);
     c.timeouts.closed_ns = get_duration(ctx, *s, "tcp_closed_timeout", "connections", c.timeouts.closed_ns);
     c.timeouts.udp_ns = get_duration(ctx, *s, "udp_timeout", "connections", c.timeouts.udp_ns);
@@ -171,7 +173,8 @@ Config from_table(const toml::table& root, const std::string& file) {
       std::string where = cc.name.empty() ? "class" : fmt::format("class '{}'", cc.name);
       check_known(ctx, t, where, {"name", "filter", "cutoff", "ram_budget", "disk_budget", "precedence"});
       if (cc.name.empty()) ctx.fail(&v, "class.name", "every [[class]] needs a name");
-      if (cc.name == "flows") ctx.fail(t.get("name"), where + ".name", "'flows' is reserved for flow records");
+      if (cc.name == "flows")
+        ctx.fail(t.get("name"), where + ".name", "'flows' is reserved for flow records");
       for (char ch : cc.name)
         if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
           ctx.fail(t.get("name"), where + ".name", "use letters, digits, '-' and '_' only");
@@ -195,8 +198,8 @@ Config load_config_string(const std::string& text, const std::string& name) {
   try {
     root = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: {}", name, e.source().begin.line, e.source().begin.column,
-                                  e.description()));
+    throw ConfigError(
+        fmt::format("{}:{}:{}: {}", name, e.source().begin.line, e.source().begin.column, e.description()));
   }
   return from_table(root, name);
 }
@@ -206,10 +209,9 @@ Config load_config_file(const std::string& path) {
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    if (e.source().begin.line == 0)
-      throw ConfigError(fmt::format("{}: {}", path, e.description()));
-    throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column,
-                                  e.description()));
+    if (e.source().begin.line == 0) throw ConfigError(fmt::format("{}: {}", path, e.description()));
+    throw ConfigError(
+        fmt::format("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description()));
   }
   return from_table(root, path);
 }
@@ -218,8 +220,10 @@ void finalize_classes(Config& c) {
   std::set<std::string> names;
   for (const auto& cc : c.classes)
     if (!names.insert(cc.name).second)
-      throw ConfigError(fmt::format("{}: class '{}' is defined twice", c.source_file.empty() ? "config" : c.source_file, cc.name));
-  bool catch_all = std::any_of(c.classes.begin(), c.classes.end(), [](const auto& x) { return x.filter.empty(); });
+      throw ConfigError(fmt::format("{}: class '{}' is defined twice",
+                                    c.source_file.empty() ? "config" : c.source_file, cc.name));
+  bool catch_all =
+      std::any_of(c.classes.begin(), c.classes.end(), [](const auto& x) { return x.filter.empty(); });
   if (!catch_all) {
     ClassConfig d;
     d.name = names.count("default") ? "default-catchall" : "default";

@@ -18,17 +18,17 @@ class ConfigError : public std::runtime_error {
 
 struct ClassConfig {
   std::string name;
-  std::string filter;               // libpcap syntax; empty = matches everything
-  uint64_t cutoff = 15 * 1024;      // bytes per connection; util::kUnlimited = none
+  std::string filter;           // libpcap syntax; empty = matches everything
+  uint64_t cutoff = 15 * 1024;  // bytes per connection; util::kUnlimited = none
   uint64_t ram_budget = 64ull << 20;
   uint64_t disk_budget = UINT64_MAX;
-  int precedence = 0;               // higher is tried first
+  int precedence = 0;  // higher is tried first
 };
 
 enum class WhenFull { kAuto, kDrop, kWait };  // auto: wait when reading files, drop when live
 
 struct Config {
-  std::string source_file;          // the TOML file the values came from, if any
+  std::string source_file;  // the TOML file the values came from, if any
   std::string store;
   std::vector<std::string> interfaces;
   uint64_t capture_buffer = 256ull << 20;
@@ -36,10 +36,10 @@ struct Config {
   std::string capture_filter;
 
   uint64_t segment_size = 256ull << 20;
-  uint64_t disk_budget = UINT64_MAX;  // global, over all classes
-  uint32_t directory_every = 4096;    // a directory entry every n packets ...
+  uint64_t disk_budget = UINT64_MAX;      // global, over all classes
+  uint32_t directory_every = 4096;        // a directory entry every n packets ...
   uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
-  uint64_t fsync_interval_ns = 0;     // 0 = leave it to the kernel (see README "Crash safety")
+  uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel (see README "Crash safety")
   uint64_t fsync_bytes = 0;
 
   size_t max_connections = 1000000;
@@ -50,11 +50,11 @@ struct Config {
   // Flow records: their own files, budget and age limit (store/flows/).
   bool flows = true;
   uint64_t flow_disk_budget = 1ull << 30;
-  uint64_t flow_max_age_ns = 0;        // 0: no age limit, only the budget
+  uint64_t flow_max_age_ns = 0;  // 0: no age limit, only the budget
   uint64_t flow_file_size = 16ull << 20;
   uint64_t flow_interim_ns = 300ull * 1000000000;  // interim record of a long connection every ...
 
-  std::vector<ClassConfig> classes;   // after load: sorted by precedence, a catch-all last
+  std::vector<ClassConfig> classes;  // after load: sorted by precedence, a catch-all last
 };
 
 // Reads a TOML file over the defaults. Throws ConfigError.

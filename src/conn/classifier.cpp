@@ -33,11 +33,13 @@ Classifier::Compiled& Classifier::for_link(uint32_t linktype) {
     auto c = std::make_unique<Compiled>();
     c->progs.resize(classes_.size());
     c->mode.resize(classes_.size(), 0);
-    int dlt = linktype == 101 ? DLT_RAW : static_cast<int>(linktype);  // LINKTYPE_RAW is DLT_RAW (12) in libpcap
+    int dlt =
+        linktype == 101 ? DLT_RAW : static_cast<int>(linktype);  // LINKTYPE_RAW is DLT_RAW (12) in libpcap
     pcap_t* p = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_NANO);
     for (size_t i = 0; i < classes_.size(); ++i) {
       if (classes_[i].filter.empty()) continue;
-      c->mode[i] = pcap_compile(p, &c->progs[i], classes_[i].filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0 ? 1 : 2;
+      c->mode[i] =
+          pcap_compile(p, &c->progs[i], classes_[i].filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0 ? 1 : 2;
     }
     pcap_close(p);
     it = by_link_.emplace(linktype, std::move(c)).first;

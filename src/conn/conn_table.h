@@ -16,8 +16,8 @@
 namespace tmach::conn {
 
 struct Timeouts {
-  uint64_t tcp_ns = 300ull * 1000000000;     // TCP, open
-  uint64_t closed_ns = 10ull * 1000000000;   // TCP after FIN both ways or RST
+  uint64_t tcp_ns = 300ull * 1000000000;    // TCP, open
+  uint64_t closed_ns = 10ull * 1000000000;  // TCP after FIN both ways or RST
   uint64_t udp_ns = 60ull * 1000000000;
   uint64_t other_ns = 60ull * 1000000000;
 };
@@ -27,9 +27,9 @@ struct Timeouts {
 struct ConnEntry {
   FlowKey key;
   uint8_t used;
-  uint8_t orig_is_a;        // side a sent the first packet we saw
-  uint8_t cut;              // cutoff reached
-  uint8_t fin_seen;         // bit 0: originator FIN, bit 1: responder FIN
+  uint8_t orig_is_a;  // side a sent the first packet we saw
+  uint8_t cut;        // cutoff reached
+  uint8_t fin_seen;   // bit 0: originator FIN, bit 1: responder FIN
   uint8_t rst_seen;
   uint8_t tcp_flags[2];     // OR of TCP flags, by direction (0 = originator)
   uint8_t suspend_cutoff;   // per-connection control (daemon): record it whole
@@ -37,12 +37,12 @@ struct ConnEntry {
   uint16_t cls;             // storage class, decided on the first packet
   uint64_t hash;
   uint64_t first_ts, last_ts;
-  uint64_t cutoff_ts;       // time the cutoff was reached
-  uint64_t bytes;           // wire bytes, both directions (what the cutoff counts)
-  uint64_t pkts[2];         // by direction (0 = originator)
+  uint64_t cutoff_ts;  // time the cutoff was reached
+  uint64_t bytes;      // wire bytes, both directions (what the cutoff counts)
+  uint64_t pkts[2];    // by direction (0 = originator)
   uint64_t wire[2];
-  uint64_t stored;          // packets stored
-  uint64_t interim_ts;      // when the last interim flow record was written
+  uint64_t stored;      // packets stored
+  uint64_t interim_ts;  // when the last interim flow record was written
 
   bool closed() const { return rst_seen || fin_seen == 3; }
 };

@@ -110,7 +110,8 @@ FlowFileContents read_flow_file(const std::string& path) {
     throw std::runtime_error(fmt::format("{}: not a tm flow file", path));
   uint32_t n;
   std::memcpy(&n, buf.data() + 8, 4);
-  if (12 + static_cast<uint64_t>(n) > buf.size()) throw std::runtime_error(fmt::format("{}: header cut short", path));
+  if (12 + static_cast<uint64_t>(n) > buf.size())
+    throw std::runtime_error(fmt::format("{}: header cut short", path));
   std::string names(reinterpret_cast<const char*>(buf.data() + 12), n);
   for (size_t s = 0; s < names.size();) {
     size_t e = names.find('\0', s);
@@ -137,7 +138,8 @@ FlowFileContents read_flow_file(const std::string& path) {
     }
     size_t old = c.records.size();
     c.records.resize(old + hdr[1]);
-    size_t got = ZSTD_decompress(c.records.data() + old, hdr[1] * sizeof(FlowRecord), buf.data() + pos + 16, hdr[2]);
+    size_t got =
+        ZSTD_decompress(c.records.data() + old, hdr[1] * sizeof(FlowRecord), buf.data() + pos + 16, hdr[2]);
     if (ZSTD_isError(got) || got != hdr[1] * sizeof(FlowRecord)) {
       c.records.resize(old);
       c.problem = fmt::format("{}: block at offset {} does not decompress", path, pos);
@@ -151,7 +153,8 @@ FlowFileContents read_flow_file(const std::string& path) {
 
 uint64_t recover_flow_file(const std::string& base) {
   FlowFileContents c = read_flow_file(base + ".flows");
-  if (c.valid_end < c.file_size && ::truncate((base + ".flows").c_str(), static_cast<off_t>(c.valid_end)) != 0)
+  if (c.valid_end < c.file_size &&
+      ::truncate((base + ".flows").c_str(), static_cast<off_t>(c.valid_end)) != 0)
     throw std::runtime_error(fmt::format("cannot truncate {}.flows: {}", base, std::strerror(errno)));
   store::SegmentMeta meta;
   store::IndexBuilder b;

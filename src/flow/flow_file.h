@@ -21,9 +21,9 @@ inline constexpr const char* kFlowDir = "flows";
 struct FlowFileContents {
   std::vector<std::string> classes;
   std::vector<FlowRecord> records;
-  uint64_t valid_end = 0;   // offset just past the last complete block
+  uint64_t valid_end = 0;  // offset just past the last complete block
   uint64_t file_size = 0;
-  std::string problem;      // why reading stopped early, if it did
+  std::string problem;  // why reading stopped early, if it did
 };
 
 // Reads every complete block. Throws std::runtime_error if the file cannot be opened or its
@@ -36,8 +36,8 @@ class FlowFileWriter {
   FlowFileWriter(std::string base, uint64_t seq, const std::vector<std::string>& classes);
   ~FlowFileWriter();
   void add(const FlowRecord& r);
-  void flush_block();            // compress and write what is buffered
-  uint64_t seal();               // flush, fsync, write the sidecar; returns its size
+  void flush_block();  // compress and write what is buffered
+  uint64_t seal();     // flush, fsync, write the sidecar; returns its size
   uint64_t file_bytes() const { return file_bytes_; }
   const std::string& base() const { return base_; }
   const store::SegmentMeta& meta() const { return meta_; }

@@ -30,7 +30,8 @@ std::map<std::string, uint64_t> oldest_packets(const std::string& store) {
   return m;
 }
 
-FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls, const std::map<std::string, uint64_t>& old) {
+FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls,
+                              const std::map<std::string, uint64_t>& old) {
   if (r.stored == 0) return FlowRow::Packets::kNone;
   auto it = old.find(cls);
   if (it == old.end()) return FlowRow::Packets::kNone;
@@ -44,10 +45,12 @@ FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls, const
 
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
                                  uint64_t to, FlowQueryStats& st) {
-  if (parsed.kind == query::ParseResult::Kind::kError) throw std::runtime_error(query::format_error("", parsed));
+  if (parsed.kind == query::ParseResult::Kind::kError)
+    throw std::runtime_error(query::format_error("", parsed));
   if (parsed.kind == query::ParseResult::Kind::kBpfOnly)
-    throw std::runtime_error(fmt::format(
-        "flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)", parsed.unplanned));
+    throw std::runtime_error(
+        fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
+                    parsed.unplanned));
   store::Catalog::scan(store);  // a clear error for a missing or foreign directory
   auto old = oldest_packets(store);
   std::unordered_map<uint64_t, FlowRow> newest;

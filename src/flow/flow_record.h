@@ -20,22 +20,22 @@ enum class EndState : uint8_t {
 const char* to_string(EndState s);
 
 struct FlowRecord {
-  uint64_t id;            // stable identifier: hash of the connection key and its first timestamp
+  uint64_t id;  // stable identifier: hash of the connection key and its first timestamp
   uint64_t first_ts, last_ts;
-  uint64_t cutoff_ts;     // when the cutoff was reached; 0 if it was not
+  uint64_t cutoff_ts;         // when the cutoff was reached; 0 if it was not
   packet::IpAddr orig, resp;  // originator (sent the first packet seen) and responder
   uint16_t orig_port, resp_port;
   uint8_t proto;
-  uint8_t version;        // 4 or 6
-  uint8_t end;            // EndState
-  uint8_t cut;            // cutoff reached
-  uint8_t tcp_flags[2];   // OR of TCP flags per direction (0 = originator)
-  uint16_t cls;           // class index in the recorder's configuration at the time
-  uint32_t tunnel;        // FlowKey::tunnel (0 = not tunnelled)
-  uint64_t pkts[2];       // per direction
-  uint64_t bytes[2];      // wire bytes per direction
-  uint64_t stored;        // packets stored
-  uint64_t reserved;      // zero; room for a later field without changing the block format
+  uint8_t version;       // 4 or 6
+  uint8_t end;           // EndState
+  uint8_t cut;           // cutoff reached
+  uint8_t tcp_flags[2];  // OR of TCP flags per direction (0 = originator)
+  uint16_t cls;          // class index in the recorder's configuration at the time
+  uint32_t tunnel;       // FlowKey::tunnel (0 = not tunnelled)
+  uint64_t pkts[2];      // per direction
+  uint64_t bytes[2];     // wire bytes per direction
+  uint64_t stored;       // packets stored
+  uint64_t reserved;     // zero; room for a later field without changing the block format
 };
 static_assert(sizeof(FlowRecord) == 128);
 

@@ -16,11 +16,11 @@
 namespace tmach::flow {
 
 struct FlowFileInfo {
-  std::string base;        // path without extension
-  store::SegmentMeta meta; // packets = records; from the sidecar when sealed
+  std::string base;         // path without extension
+  store::SegmentMeta meta;  // packets = records; from the sidecar when sealed
   bool sealed = false;
-  uint64_t bytes = 0;      // .flows + .idx
-  std::string problem;     // sidecar refused (it is then read without its index)
+  uint64_t bytes = 0;   // .flows + .idx
+  std::string problem;  // sidecar refused (it is then read without its index)
 };
 
 // Flow files of a store, oldest first. Missing flows directory: none.
@@ -33,9 +33,9 @@ class FlowStoreWriter {
                   std::vector<std::string>* problems);
   ~FlowStoreWriter();
 
-  void push(const FlowRecord& r);  // any thread
-  void drain(uint64_t now_wall_ns); // writer thread: write what was pushed; flush a block each second
-  void finish();                    // writer thread or after it stopped: seal the current file
+  void push(const FlowRecord& r);    // any thread
+  void drain(uint64_t now_wall_ns);  // writer thread: write what was pushed; flush a block each second
+  void finish();                     // writer thread or after it stopped: seal the current file
 
   uint64_t records_written() const { return written_; }
   uint64_t disk_bytes() const { return sealed_bytes_ + (cur_ ? cur_->file_bytes() : 0); }

@@ -174,13 +174,13 @@ class Engine {
     sm.matches.clear();
     ++st_.segments_scanned;
     // The file may be growing (being written): only complete records are visited.
-    store::ScanResult r = store::scan_pcap(
-        seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
-          if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
-          // ... or after the catalog was taken (a consistent snapshot, e.g. a subscription's history)
-          if (seg.state == store::SegmentInfo::State::kOpen && off + 16 + caplen > seg.pcap_bytes) return;
-          if (accept(sm.linktype, ts, data, caplen, wirelen)) sm.matches.push_back(Match{ts, off});
-        });
+    store::ScanResult r = store::scan_pcap(seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen,
+                                                                uint32_t wirelen, const uint8_t* data) {
+      if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
+      // ... or after the catalog was taken (a consistent snapshot, e.g. a subscription's history)
+      if (seg.state == store::SegmentInfo::State::kOpen && off + 16 + caplen > seg.pcap_bytes) return;
+      if (accept(sm.linktype, ts, data, caplen, wirelen)) sm.matches.push_back(Match{ts, off});
+    });
     if (r.header_ok) sm.linktype = r.linktype;
   }
 
@@ -214,7 +214,8 @@ class Engine {
 
 }  // namespace
 
-QueryStats run_query(const store::Catalog& cat, const QuerySpec& q, const std::function<void(const OutPacket&)>& out) {
+QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
+                     const std::function<void(const OutPacket&)>& out) {
   QueryStats st;
   if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
   if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
@@ -232,15 +233,17 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q, const std::f
   std::vector<const store::SegmentInfo*> segs;
   for (const auto& s : cat.segments) {
     ++st.segments_total;
-    if (!q.classes.empty() && std::find(q.classes.begin(), q.classes.end(), s.cls) == q.classes.end()) continue;
+    if (!q.classes.empty() && std::find(q.classes.begin(), q.classes.end(), s.cls) == q.classes.end())
+      continue;
     if (s.hi_ts() < q.from_ns || s.lo_ts() >= q.to_ns) {
       ++st.segments_skipped_time;
       continue;
     }
     segs.push_back(&s);
   }
-  std::stable_sort(segs.begin(), segs.end(),
-                   [](const store::SegmentInfo* a, const store::SegmentInfo* b) { return a->lo_ts() < b->lo_ts(); });
+  std::stable_sort(segs.begin(), segs.end(), [](const store::SegmentInfo* a, const store::SegmentInfo* b) {
+    return a->lo_ts() < b->lo_ts();
+  });
 
   // k-way merge: segments join the heap when the merge reaches their first timestamp, so
   // only overlapping segments are held at once.

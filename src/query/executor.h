@@ -14,10 +14,10 @@
 namespace tmach::query {
 
 struct QuerySpec {
-  std::string text;          // the filter as given
-  ParseResult parsed;        // parse_expr(text)
-  uint64_t from_ns = 0;      // inclusive
-  uint64_t to_ns = UINT64_MAX;  // exclusive
+  std::string text;                  // the filter as given
+  ParseResult parsed;                // parse_expr(text)
+  uint64_t from_ns = 0;              // inclusive
+  uint64_t to_ns = UINT64_MAX;       // exclusive
   std::vector<std::string> classes;  // empty: all
 };
 
@@ -29,7 +29,7 @@ struct QueryStats {
   size_t segments_empty = 0;         // indexes said no candidate
   uint64_t candidates = 0;           // packets read and re-checked
   uint64_t matched = 0;
-  std::vector<std::string> warnings; // damaged sidecars, vanished files, ...
+  std::vector<std::string> warnings;  // damaged sidecars, vanished files, ...
 };
 
 // One matching packet; `data` is valid only during the callback.
@@ -43,6 +43,7 @@ struct OutPacket {
 
 // Calls `out` for every match in time order (ties: segment order, then file order).
 // Throws std::runtime_error for a filter libpcap cannot compile (BPF fallback).
-QueryStats run_query(const store::Catalog& cat, const QuerySpec& q, const std::function<void(const OutPacket&)>& out);
+QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
+                     const std::function<void(const OutPacket&)>& out);
 
 }  // namespace tmach::query

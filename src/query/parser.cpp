@@ -372,7 +372,11 @@ struct Abort {
 
 std::string describe(const Token& t) {
   if (t.kind == Tok::kEnd) return "end of filter";
-  return "'" + std::string(t.escaped ? "\\" : "") + t.text + "'";
+  std::string s = "'";  // built step by step: GCC 12 warns (falsely, -Wrestrict) on "'" + std::string
+  if (t.escaped) s += '\\';
+  s += t.text;
+  s += '\'';
+  return s;
 }
 
 // libpcap's __pcap_atoin(): 2 to 4 decimal parts of at most 255; *bits = 8 per part.

@@ -17,10 +17,10 @@ struct ParseResult {
     kError,    // a syntax error in a construct this parser owns
   };
   Kind kind = Kind::kError;
-  Expr expr;               // kIndexed
-  std::string error;       // kError: message naming the offending token
-  size_t error_pos = 0;    // kError: byte offset of the offending token in the input
-  std::string unplanned;   // kBpfOnly: the first keyword/token that forced the fallback
+  Expr expr;              // kIndexed
+  std::string error;      // kError: message naming the offending token
+  size_t error_pos = 0;   // kError: byte offset of the offending token in the input
+  std::string unplanned;  // kBpfOnly: the first keyword/token that forced the fallback
 };
 
 // An empty (or all-whitespace) filter is kIndexed with Expr::truth().

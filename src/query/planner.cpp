@@ -24,14 +24,15 @@ Roaring tunnel_candidates(const store::IndexLookup& ix, uint8_t kind) {
     uint32_t key;
   };
   static constexpr Way kWays[] = {
-      {kTunnelIpIp, false, kProtoIpIp},  {kTunnelIpIp, false, kProtoIpv6},  {kTunnelGre, false, kProtoGre},
-      {kTunnelGre, true, 4754},          {kTunnelVxlan, true, 4789},        {kTunnelVxlan, true, 4790},
-      {kTunnelGeneve, true, 6081},       {kTunnelGtp, true, 2152},          {kTunnelTeredo, true, 3544},
-      {kTunnelAyiya, true, 5072},        {kTunnelL2tp, true, 1701},         {kTunnelMplsUdp, true, 6635},
+      {kTunnelIpIp, false, kProtoIpIp}, {kTunnelIpIp, false, kProtoIpv6}, {kTunnelGre, false, kProtoGre},
+      {kTunnelGre, true, 4754},         {kTunnelVxlan, true, 4789},       {kTunnelVxlan, true, 4790},
+      {kTunnelGeneve, true, 6081},      {kTunnelGtp, true, 2152},         {kTunnelTeredo, true, 3544},
+      {kTunnelAyiya, true, 5072},       {kTunnelL2tp, true, 1701},        {kTunnelMplsUdp, true, 6635},
   };
   Roaring r;
   for (const Way& w : kWays)
-    if (kind == 0 || w.kind == kind) r |= ix.scalar(w.port ? store::Field::kPort : store::Field::kProto, w.key, w.key);
+    if (kind == 0 || w.kind == kind)
+      r |= ix.scalar(w.port ? store::Field::kPort : store::Field::kProto, w.key, w.key);
   return r;
 }
 
@@ -156,10 +157,10 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
     case Expr::Op::kPred: {
       const Predicate& p = e.pred;
       using K = Predicate::Kind;
-      const char* index = p.kind == K::kHost || p.kind == K::kNet    ? "address index"
+      const char* index = p.kind == K::kHost || p.kind == K::kNet         ? "address index"
                           : p.kind == K::kPort || p.kind == K::kPortRange ? "port index"
-                          : p.kind == K::kProto                      ? "protocol index"
-                          : p.kind == K::kVlan                       ? "vlan index"
+                          : p.kind == K::kProto                           ? "protocol index"
+                          : p.kind == K::kVlan                            ? "vlan index"
                           : p.kind == K::kTunnel ? "tunnel ports/protocols (port and protocol indexes)"
                           : p.kind == K::kSpi    ? "protocol index (esp, ah)"
                                                  : "network-layer index";

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <roaring/roaring.hh>
-
 #include <string>
 
 #include "query/expr.h"

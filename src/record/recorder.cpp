@@ -88,7 +88,8 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
         if (l.tcp_flags & packet::kTcpRst) e->rst_seen = 1;
       }
       if (store) e->stored++;
-      if (pk.ts_ns >= e->first_ts + interim_ns_ && pk.ts_ns >= std::max(e->interim_ts, e->first_ts) + interim_ns_) {
+      if (pk.ts_ns >= e->first_ts + interim_ns_ &&
+          pk.ts_ns >= std::max(e->interim_ts, e->first_ts) + interim_ns_) {
         e->interim_ts = pk.ts_ns;  // a long-lived connection: visible in the flow records while open
         writer_.push_flow(flow::make_record(*e, flow::EndState::kOpen));
       }

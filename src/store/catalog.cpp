@@ -22,7 +22,8 @@ Catalog Catalog::scan(const std::string& root) {
   if (!fs::is_directory(root, ec))
     throw std::runtime_error(fmt::format("store {} does not exist (or is not a directory)", root));
   if (!is_store_dir(root))
-    throw std::runtime_error(fmt::format("{} is not a tm store (no {} file); record into it first", root, kStoreMarker));
+    throw std::runtime_error(
+        fmt::format("{} is not a tm store (no {} file); record into it first", root, kStoreMarker));
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
     if (name == kStoreMarker || name == kLockFile || name == "flows" ||
@@ -68,8 +69,8 @@ Catalog Catalog::scan(const std::string& root) {
         try {
           SegmentMeta m = read_sidecar_meta(base + ".idx");
           if (m.pcap_bytes != s.pcap_bytes)
-            throw SidecarError(fmt::format("{}.idx describes {} bytes of pcap, the file has {}", base, m.pcap_bytes,
-                                           s.pcap_bytes));
+            throw SidecarError(fmt::format("{}.idx describes {} bytes of pcap, the file has {}", base,
+                                           m.pcap_bytes, s.pcap_bytes));
           s.meta = m;
         } catch (const SidecarError& e) {
           s.state = SegmentInfo::State::kBadSidecar;

@@ -17,8 +17,8 @@ struct SegmentInfo {
     kBadSidecar,  // sidecar unreadable (version, checksum, truncation): answered by scanning
   };
   std::string cls;
-  std::string base;     // path without extension
-  SegmentMeta meta;     // for kOpen/kBadSidecar: seq, first_ts and linktype from the name only
+  std::string base;  // path without extension
+  SegmentMeta meta;  // for kOpen/kBadSidecar: seq, first_ts and linktype from the name only
   uint64_t pcap_bytes = 0;
   uint64_t idx_bytes = 0;
   State state = State::kSealed;

@@ -39,7 +39,7 @@ int32_t& IndexBuilder::addr_slot(const AddrKey& k) {
           }
   }
   size_t m = addr_.size() - 1;
-  for (size_t i = AddrKeyHash{}(k) & m;; i = (i + 1) & m) {
+  for (size_t i = AddrKeyHash{}(k)&m;; i = (i + 1) & m) {
     AddrSlot& s = addr_[i];
     if (s.slot < 0) {
       s.key = k;
@@ -67,8 +67,8 @@ void IndexBuilder::for_each_key(const packet::PacketInfo& p, F&& f) {
     f(addr_slot(l.dst.b));
     f(proto_[l.proto]);
     f(scalar_slot(net_, l.version == 4 ? kNetV4 : kNetV6));
-    if (l.has_ports && (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp ||
-                        l.proto == packet::kProtoSctp)) {
+    if (l.has_ports &&
+        (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
       f(port_[l.sport]);
       f(port_[l.dport]);
     }
@@ -105,7 +105,7 @@ SegmentIndex IndexBuilder::build() const {
   SegmentIndex s;
   for (const auto& k : addr_keys_) {
     size_t m = addr_.size() - 1;
-    for (size_t i = AddrKeyHash{}(k) & m;; i = (i + 1) & m)
+    for (size_t i = AddrKeyHash{}(k)&m;; i = (i + 1) & m)
       if (same_key(addr_[i].key, k)) {
         s.addr.emplace(k, take(addr_[i].slot));
         break;

@@ -11,12 +11,11 @@
 // - kVlan:  every VLAN id, plus kAnyVlan for tagged frames.
 #pragma once
 
-#include <roaring/roaring.hh>
-
 #include <array>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <map>
+#include <roaring/roaring.hh>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -102,13 +101,13 @@ class IndexBuilder {
   void for_each_key(const packet::PacketInfo& p, F&& f);
   SegmentIndex build() const;
 
-  std::vector<Entry> log_;                              // (slot, ordinal) in packet order
+  std::vector<Entry> log_;  // (slot, ordinal) in packet order
   size_t nslots_ = 0;
-  std::vector<int32_t> port_, proto_, vlan_;             // direct tables: key -> slot
-  std::vector<std::pair<uint32_t, int32_t>> net_;       // few keys: linear
-  std::vector<AddrSlot> addr_;                          // open addressing, power of two
+  std::vector<int32_t> port_, proto_, vlan_;       // direct tables: key -> slot
+  std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear
+  std::vector<AddrSlot> addr_;                     // open addressing, power of two
   size_t addr_used_ = 0;
-  std::vector<AddrKey> addr_keys_;                      // in insertion order, for build()
+  std::vector<AddrKey> addr_keys_;  // in insertion order, for build()
 };
 
 }  // namespace tmach::store

@@ -3,9 +3,8 @@
 // only the keys and bitmaps a query needs.
 #pragma once
 
-#include <roaring/roaring.hh>
-
 #include <cstdint>
+#include <roaring/roaring.hh>
 
 #include "packet/packet_info.h"
 #include "store/index.h"

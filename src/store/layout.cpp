@@ -22,7 +22,8 @@ std::optional<SegmentName> parse_segment_name(std::string_view s) {
   if (d2 == std::string_view::npos) return std::nullopt;
   SegmentName n;
   uint64_t lt;
-  if (!num(s.substr(0, d1), n.seq) || !num(s.substr(d1 + 1, d2 - d1 - 1), n.first_ns) || !num(s.substr(d2 + 3), lt))
+  if (!num(s.substr(0, d1), n.seq) || !num(s.substr(d1 + 1, d2 - d1 - 1), n.first_ns) ||
+      !num(s.substr(d2 + 3), lt))
     return std::nullopt;
   if (lt > UINT32_MAX) return std::nullopt;
   n.linktype = static_cast<uint32_t>(lt);

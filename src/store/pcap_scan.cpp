@@ -28,7 +28,8 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
   }
   void* map = mmap(nullptr, r.file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
-  if (map == MAP_FAILED) throw std::runtime_error(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
+  if (map == MAP_FAILED)
+    throw std::runtime_error(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
   const auto* base = static_cast<const uint8_t*>(map);
   uint32_t magic;
   std::memcpy(&magic, base, 4);
@@ -56,7 +57,8 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
     if (swap)
       for (auto& v : h) v = __builtin_bswap32(v);
     if (h[2] > (16u << 20) || pos + 16 + h[2] > r.file_size) break;
-    uint64_t ts = static_cast<uint64_t>(h[0]) * 1000000000ull + (nsec ? h[1] : static_cast<uint64_t>(h[1]) * 1000);
+    uint64_t ts =
+        static_cast<uint64_t>(h[0]) * 1000000000ull + (nsec ? h[1] : static_cast<uint64_t>(h[1]) * 1000);
     if (visit) visit(pos, ts, h[2], h[3], base + pos + 16);
     ++r.packets;
     pos += 16 + h[2];

@@ -11,9 +11,9 @@ namespace tmach::store {
 struct ScanResult {
   uint32_t linktype = 0;
   uint64_t packets = 0;
-  uint64_t valid_end = 0;   // file offset just past the last complete record
+  uint64_t valid_end = 0;  // file offset just past the last complete record
   uint64_t file_size = 0;
-  bool header_ok = false;   // false: not a pcap file we can read (nothing was visited)
+  bool header_ok = false;  // false: not a pcap file we can read (nothing was visited)
 };
 
 // Calls visit(offset, ts_ns, caplen, wirelen, data) for every complete record in order.

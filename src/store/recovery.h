@@ -11,7 +11,7 @@ struct RecoveryResult {
   uint64_t packets = 0;
   uint64_t truncated_bytes = 0;  // incomplete last record cut off
   uint64_t sidecar_bytes = 0;
-  bool removed_empty = false;    // the segment held no complete packet and was removed
+  bool removed_empty = false;  // the segment held no complete packet and was removed
 };
 
 // Cuts `seg`'s pcap back to its last complete record, rebuilds its directory and indexes,

@@ -8,7 +8,8 @@ Ring::Ring(size_t bytes) : cap_(std::max<size_t>((bytes + 7) & ~size_t{7}, 1u <<
   buf_ = std::make_unique<uint8_t[]>(cap_);
 }
 
-bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
+bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
+                    uint32_t caplen) {
   uint32_t need = record_size(caplen);
   uint64_t head = head_.load(std::memory_order_relaxed);
   size_t pos = head % cap_;

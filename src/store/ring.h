@@ -14,7 +14,7 @@
 namespace tmach::store {
 
 struct RecordHeader {
-  uint32_t size;      // bytes of this record, header included, rounded up to 8; 0 = skip to start
+  uint32_t size;  // bytes of this record, header included, rounded up to 8; 0 = skip to start
   uint32_t caplen;
   uint32_t wirelen;
   uint32_t linktype;

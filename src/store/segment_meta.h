@@ -16,14 +16,14 @@ struct DirEntry {
 };
 
 struct SegmentMeta {
-  uint64_t seq = 0;          // per-class sequence number (also in the file name)
-  uint64_t first_ts = 0;     // smallest packet timestamp
-  uint64_t last_ts = 0;      // largest packet timestamp
+  uint64_t seq = 0;       // per-class sequence number (also in the file name)
+  uint64_t first_ts = 0;  // smallest packet timestamp
+  uint64_t last_ts = 0;   // largest packet timestamp
   uint64_t packets = 0;
-  uint64_t pcap_bytes = 0;   // size of the pcap file the sidecar describes
-  uint64_t wire_bytes = 0;   // sum of the packets' original lengths
+  uint64_t pcap_bytes = 0;  // size of the pcap file the sidecar describes
+  uint64_t wire_bytes = 0;  // sum of the packets' original lengths
   uint32_t linktype = 0;
-  bool monotonic = true;     // timestamps never decrease inside the segment
+  bool monotonic = true;  // timestamps never decrease inside the segment
 };
 
 }  // namespace tmach::store

@@ -60,8 +60,8 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
   packet::decode(meta_.linktype, data, caplen, info);
   builder_.add_packet(ord, info);
 
-  PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull), static_cast<uint32_t>(ts_ns % 1000000000ull),
-                      caplen, wirelen};
+  PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
+                      static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
   const auto* p = reinterpret_cast<const uint8_t*>(&rh);
   buf_.insert(buf_.end(), p, p + sizeof(rh));
   buf_.insert(buf_.end(), data, data + caplen);

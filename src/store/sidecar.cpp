@@ -88,13 +88,16 @@ void write_all(int fd, const void* p, size_t n, const std::string& path) {
 Header read_header(int fd, const std::string& path) {
   Header h;
   ssize_t r = pread(fd, &h, sizeof(h), 0);
-  if (r != static_cast<ssize_t>(sizeof(h))) throw SidecarError(fmt::format("{}: shorter than its header", path));
+  if (r != static_cast<ssize_t>(sizeof(h)))
+    throw SidecarError(fmt::format("{}: shorter than its header", path));
   if (std::memcmp(h.magic, kMagic, 8) != 0) throw SidecarError(fmt::format("{}: not a tm sidecar", path));
   if (h.version != kSidecarVersion)
-    throw SidecarError(fmt::format("{}: sidecar version {} (this tm reads {})", path, h.version, kSidecarVersion));
+    throw SidecarError(
+        fmt::format("{}: sidecar version {} (this tm reads {})", path, h.version, kSidecarVersion));
   uint32_t crc = h.header_crc;
   h.header_crc = 0;
-  if (util::crc32(&h, sizeof(h)) != crc) throw SidecarError(fmt::format("{}: header checksum mismatch", path));
+  if (util::crc32(&h, sizeof(h)) != crc)
+    throw SidecarError(fmt::format("{}: header checksum mismatch", path));
   h.header_crc = crc;
   return h;
 }
@@ -133,13 +136,15 @@ struct BitmapRef {
 };
 
 template <class Map, class KeyWriter>
-void put_field(std::vector<std::pair<uint32_t, std::vector<uint8_t>>>& secs, Field f, const Map& m, KeyWriter kw) {
+void put_field(std::vector<std::pair<uint32_t, std::vector<uint8_t>>>& secs, Field f, const Map& m,
+               KeyWriter kw) {
   Writer keys, bms, blobs;
   for (auto& [k, b] : m) kw(keys, k);
   for (auto& [k, b] : m) {
     std::vector<char> blob(b.getSizeInBytes(true));
     b.write(blob.data(), true);
-    bms.put(BitmapRef{blobs.buf.size(), static_cast<uint32_t>(blob.size()), util::crc32(blob.data(), blob.size())});
+    bms.put(BitmapRef{blobs.buf.size(), static_cast<uint32_t>(blob.size()),
+                      util::crc32(blob.data(), blob.size())});
     blobs.bytes(blob.data(), blob.size());
   }
   bms.bytes(blobs.buf.data(), blobs.buf.size());
@@ -215,8 +220,8 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
   h.wire_bytes = meta.wire_bytes;
   h.linktype = meta.linktype;
   h.flags = meta.monotonic ? 1 : 0;
-  h.body_raw = table.size();                       // sections
-  h.body_zstd = pos - kSidecarHeaderSize;          // bytes after the header
+  h.body_raw = table.size();               // sections
+  h.body_zstd = pos - kSidecarHeaderSize;  // bytes after the header
   h.body_crc = util::crc32(table.data(), table.size() * sizeof(SidecarView::Section));
   h.header_crc = util::crc32(&h, sizeof(h));
 
@@ -241,8 +246,8 @@ SegmentMeta read_sidecar_meta(const std::string& path) {
   Header h = read_header(f.fd, path);
   struct stat st;
   if (fstat(f.fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != sizeof(h) + h.body_zstd)
-    throw SidecarError(fmt::format("{}: size {} does not match its header ({})", path, st.st_size,
-                                   sizeof(h) + h.body_zstd));
+    throw SidecarError(
+        fmt::format("{}: size {} does not match its header ({})", path, st.st_size, sizeof(h) + h.body_zstd));
   return meta_of(h);
 }
 
@@ -286,12 +291,14 @@ std::vector<uint8_t> SidecarView::load(uint32_t id) const {
   const Section* s = section(id);
   if (!s) throw SidecarError(fmt::format("{}: section {} missing", path_, id));
   const uint8_t* p = base_ + s->offset;
-  if (util::crc32(p, s->stored) != s->crc) throw SidecarError(fmt::format("{}: section {} checksum mismatch", path_, id));
+  if (util::crc32(p, s->stored) != s->crc)
+    throw SidecarError(fmt::format("{}: section {} checksum mismatch", path_, id));
   if (!(s->flags & kFlagZstd)) return std::vector<uint8_t>(p, p + s->stored);
   if (s->raw > (1ull << 32)) throw SidecarError(fmt::format("{}: implausible section size", path_));
   std::vector<uint8_t> raw(s->raw);
   size_t n = ZSTD_decompress(raw.data(), raw.size(), p, s->stored);
-  if (ZSTD_isError(n) || n != raw.size()) throw SidecarError(fmt::format("{}: section {} does not decompress", path_, id));
+  if (ZSTD_isError(n) || n != raw.size())
+    throw SidecarError(fmt::format("{}: section {} does not decompress", path_, id));
   return raw;
 }
 
@@ -345,7 +352,8 @@ Roaring SidecarView::bitmap(Field f, uint32_t i) const {
   if (start > b->stored || ref.size > b->stored - start)
     throw SidecarError(fmt::format("{}: bitmap out of bounds", path_));
   const uint8_t* p = base_ + b->offset + start;
-  if (util::crc32(p, ref.size) != ref.crc) throw SidecarError(fmt::format("{}: bitmap checksum mismatch", path_));
+  if (util::crc32(p, ref.size) != ref.crc)
+    throw SidecarError(fmt::format("{}: bitmap checksum mismatch", path_));
   try {
     return Roaring::readSafe(reinterpret_cast<const char*>(p), ref.size);
   } catch (const std::exception& e) {
@@ -422,7 +430,10 @@ SegmentIndex SidecarView::all() const {
   }
   for (Field f : {Field::kPort, Field::kProto, Field::kNet, Field::kVlan}) {
     const uint8_t* ks = keys(f, n);
-    auto& m = f == Field::kPort ? ix.port : f == Field::kProto ? ix.proto : f == Field::kNet ? ix.net : ix.vlan;
+    auto& m = f == Field::kPort    ? ix.port
+              : f == Field::kProto ? ix.proto
+              : f == Field::kNet   ? ix.net
+                                   : ix.vlan;
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t key;
       std::memcpy(&key, ks + 4ull * i, 4);

@@ -13,13 +13,13 @@
 // (SidecarError), never trusted: the caller scans or rebuilds from the pcap.
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "store/index.h"
 #include "store/index_lookup.h"
-#include <memory>
 #include "store/segment_meta.h"
 
 namespace tmach::store {
@@ -71,7 +71,7 @@ class SidecarView : public IndexLookup {
  private:
   SidecarView() = default;
   const Section* section(uint32_t id) const;
-  std::vector<uint8_t> load(uint32_t id) const;  // checked, decompressed
+  std::vector<uint8_t> load(uint32_t id) const;     // checked, decompressed
   const uint8_t* keys(Field f, uint32_t& n) const;  // checked once, cached
   Roaring bitmap(Field f, uint32_t i) const;
 

@@ -41,8 +41,9 @@ StoreWriter::StoreWriter(const config::Config& cfg, const std::vector<config::Cl
   if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (lock_fd_ >= 0) ::close(lock_fd_);
     lock_fd_ = -1;
-    throw std::runtime_error(fmt::format(
-        "store {} is in use by another recorder (lock {} is held); tm query can still read it", cfg.store, lock));
+    throw std::runtime_error(
+        fmt::format("store {} is in use by another recorder (lock {} is held); tm query can still read it",
+                    cfg.store, lock));
   }
   if (ftruncate(lock_fd_, 0) == 0) {
     std::string pid = fmt::format("{}\n", getpid());
@@ -85,7 +86,8 @@ void StoreWriter::adopt() {
     if (seg.state != SegmentInfo::State::kSealed) {
       // Only this process may write here (we hold the lock), so an open segment is a crash leftover.
       try {
-        if (seg.state == SegmentInfo::State::kBadSidecar) adopt_.problems.push_back(seg.problem + " (rebuilt)");
+        if (seg.state == SegmentInfo::State::kBadSidecar)
+          adopt_.problems.push_back(seg.problem + " (rebuilt)");
         RecoveryResult r = recover_segment(seg, cfg_.directory_every, cfg_.directory_bytes);
         adopt_.truncated_bytes += r.truncated_bytes;
         ++adopt_.recovered;
@@ -232,7 +234,8 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     if (it == st.open.end()) {
       SegmentName name{st.next_seq++, h->ts_ns, h->linktype};
       std::string base = (fs::path(st.dir) / segment_base_name(name)).string();
-      it = st.open.emplace(h->linktype, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, wopts_)).first;
+      it = st.open.emplace(h->linktype, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, wopts_))
+               .first;
       s.segments++;
     }
     it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);
@@ -283,7 +286,8 @@ void StoreWriter::evict_oldest(uint16_t cls) {
 void StoreWriter::enforce_budgets() {
   for (size_t c = 0; c < classes_.size(); ++c) {
     ClassState& st = state_[c];
-    while (!st.sealed.empty() && st.sealed_bytes > classes_[c].disk_budget) evict_oldest(static_cast<uint16_t>(c));
+    while (!st.sealed.empty() && st.sealed_bytes > classes_[c].disk_budget)
+      evict_oldest(static_cast<uint16_t>(c));
   }
   if (cfg_.disk_budget == UINT64_MAX) return;
   for (;;) {

@@ -29,18 +29,18 @@ namespace tmach::store {
 
 struct ClassWriteStats {
   std::atomic<uint64_t> written_packets{0};
-  std::atomic<uint64_t> written_bytes{0};   // pcap bytes written (headers included)
+  std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
   std::atomic<uint64_t> segments_sealed{0};
   std::atomic<uint64_t> segments_evicted{0};
   std::atomic<uint64_t> bytes_evicted{0};
-  std::atomic<uint64_t> disk_bytes{0};      // sealed segments + sidecars + open segments
+  std::atomic<uint64_t> disk_bytes{0};  // sealed segments + sidecars + open segments
   std::atomic<uint64_t> segments{0};
   std::atomic<uint64_t> sidecar_bytes{0};
 };
 
 struct AdoptReport {
-  size_t segments = 0;           // sealed segments adopted from their sidecars
-  size_t recovered = 0;          // open or damaged segments rebuilt from their pcap
+  size_t segments = 0;   // sealed segments adopted from their sidecars
+  size_t recovered = 0;  // open or damaged segments rebuilt from their pcap
   uint64_t truncated_bytes = 0;
   std::vector<std::string> foreign;  // left alone
   std::vector<std::string> problems;

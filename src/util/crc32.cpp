@@ -30,8 +30,8 @@ uint32_t crc32(const void* data, size_t len, uint32_t crc) {
     std::memcpy(&a, p, 4);
     std::memcpy(&b, p + 4, 4);
     a ^= crc;
-    crc = kT[7][a & 0xff] ^ kT[6][(a >> 8) & 0xff] ^ kT[5][(a >> 16) & 0xff] ^ kT[4][a >> 24] ^ kT[3][b & 0xff] ^
-          kT[2][(b >> 8) & 0xff] ^ kT[1][(b >> 16) & 0xff] ^ kT[0][b >> 24];
+    crc = kT[7][a & 0xff] ^ kT[6][(a >> 8) & 0xff] ^ kT[5][(a >> 16) & 0xff] ^ kT[4][a >> 24] ^
+          kT[3][b & 0xff] ^ kT[2][(b >> 8) & 0xff] ^ kT[1][(b >> 16) & 0xff] ^ kT[0][b >> 24];
     p += 8;
     len -= 8;
   }

@@ -1,10 +1,11 @@
 #include "util/timespec.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <fmt/format.h>
 
 #include "util/units.h"
 
@@ -143,7 +144,8 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
     return secs * 1000000000ull + frac;
   }
   if (auto t = parse_iso(s)) return t;
-  return fail("expected ISO-8601 (2026-11-25T13:00:00Z), epoch seconds, 'now' or a relative time ('15m ago')");
+  return fail(
+      "expected ISO-8601 (2026-11-25T13:00:00Z), epoch seconds, 'now' or a relative time ('15m ago')");
 }
 
 std::string format_time(uint64_t ns) {

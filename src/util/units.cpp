@@ -1,8 +1,9 @@
 #include "util/units.h"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
-#include <fmt/format.h>
 
 namespace tmach::util {
 namespace {

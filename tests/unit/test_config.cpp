@@ -60,10 +60,12 @@ TEST(Config, ErrorsNameLineAndKey) {
             std::string::npos);
   EXPECT_NE(error_of("[connections]\ntcp_timeout = \"forever\"\n").find("tm.toml:2: connections.tcp_timeout"),
             std::string::npos);
-  EXPECT_NE(error_of("[capture]\nsnaplen = 10\n").find("capture.snaplen: must be between"), std::string::npos);
+  EXPECT_NE(error_of("[capture]\nsnaplen = 10\n").find("capture.snaplen: must be between"),
+            std::string::npos);
   EXPECT_NE(error_of("nonsense = 1\n").find("tm.toml:1: nonsense: unknown key"), std::string::npos);
   EXPECT_NE(error_of("[store\n").find("tm.toml:1"), std::string::npos);
-  EXPECT_NE(error_of("[[class]]\nname = \"a\"\n[[class]]\nname = \"a\"\n").find("defined twice"), std::string::npos);
+  EXPECT_NE(error_of("[[class]]\nname = \"a\"\n[[class]]\nname = \"a\"\n").find("defined twice"),
+            std::string::npos);
   EXPECT_NE(error_of("[[class]]\nfilter = \"tcp\"\n").find("needs a name"), std::string::npos);
   EXPECT_NE(error_of("[[class]]\nname = \"bad\"\nfilter = \"port port\"\n").find("class 'bad': filter"),
             std::string::npos);

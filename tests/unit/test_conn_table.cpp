@@ -102,7 +102,8 @@ TEST(ConnTable, SuspendedTimeoutNeverExpires) {
 TEST(ConnTable, FullTableRefusesNewConnectionsButKeepsOld) {
   conn::ConnTable t(16, conn::Timeouts{});
   bool c;
-  for (uint32_t i = 0; i < 16; ++i) ASSERT_TRUE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1000 + i, 80)), 0, c));
+  for (uint32_t i = 0; i < 16; ++i)
+    ASSERT_TRUE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1000 + i, 80)), 0, c));
   EXPECT_EQ(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 5000, 80)), 1, c), nullptr);
   EXPECT_EQ(t.stats().untracked, 1u);
   EXPECT_NE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1003, 80)), 1, c), nullptr);

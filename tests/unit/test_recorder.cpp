@@ -60,14 +60,14 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
   record::Recorder rec(fx.cfg, w);
   w.start();
   std::vector<std::vector<uint8_t>> frames;
-  frames.push_back(tcp_frame(true, 0x02, 0));    // SYN, 54 bytes: before = 0
-  frames.push_back(tcp_frame(false, 0x12, 0));   // SYN-ACK: before = 54
-  frames.push_back(tcp_frame(true, 0x10, 400));  // before = 108
-  frames.push_back(tcp_frame(false, 0x10, 500)); // before = 562 -> stored, crosses 1000
-  frames.push_back(tcp_frame(true, 0x10, 10));   // before = 1116 -> cut
-  frames.push_back(tcp_frame(false, 0x10, 0));   // pure ACK -> cut (not SYN/FIN/RST)
-  frames.push_back(tcp_frame(true, 0x11, 0));    // FIN without payload -> kept (keep_tcp_control)
-  frames.push_back(tcp_frame(false, 0x11, 5));   // FIN with payload -> cut
+  frames.push_back(tcp_frame(true, 0x02, 0));     // SYN, 54 bytes: before = 0
+  frames.push_back(tcp_frame(false, 0x12, 0));    // SYN-ACK: before = 54
+  frames.push_back(tcp_frame(true, 0x10, 400));   // before = 108
+  frames.push_back(tcp_frame(false, 0x10, 500));  // before = 562 -> stored, crosses 1000
+  frames.push_back(tcp_frame(true, 0x10, 10));    // before = 1116 -> cut
+  frames.push_back(tcp_frame(false, 0x10, 0));    // pure ACK -> cut (not SYN/FIN/RST)
+  frames.push_back(tcp_frame(true, 0x11, 0));     // FIN without payload -> kept (keep_tcp_control)
+  frames.push_back(tcp_frame(false, 0x11, 5));    // FIN with payload -> cut
   std::vector<capture::RawPacket> pk;
   for (size_t i = 0; i < frames.size(); ++i)
     pk.push_back(capture::RawPacket{100 + i, static_cast<uint32_t>(frames[i].size()),
@@ -92,7 +92,8 @@ TEST(Recorder, WireLengthNotCapturedLengthCounts) {
   auto f = tcp_frame(true, 0x10, 10);
   // Captured 64 bytes of 1500-byte packets (a snaplen): the first crosses the cutoff alone.
   std::vector<capture::RawPacket> pk;
-  for (int i = 0; i < 3; ++i) pk.push_back(capture::RawPacket{static_cast<uint64_t>(i), 64, 1500, 1, f.data()});
+  for (int i = 0; i < 3; ++i)
+    pk.push_back(capture::RawPacket{static_cast<uint64_t>(i), 64, 1500, 1, f.data()});
   rec.process(pk.data(), pk.size(), true);
   w.finish();
   EXPECT_EQ(rec.class_counters()[0].stored_packets, 1u);

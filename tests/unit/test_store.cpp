@@ -101,7 +101,8 @@ TEST(Segment, WriteSealReadBackAndIndexes) {
     store::SegmentWriter w(base, 1, 1, o);
     for (int i = 0; i < 100; ++i) {
       auto f = udp_frame(static_cast<uint8_t>(1 + i % 3), 9, static_cast<uint16_t>(1000 + i % 5), 53, i);
-      w.append(1000 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+      w.append(1000 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(),
+               static_cast<uint32_t>(f.size()));
     }
     w.seal();
   }
@@ -177,7 +178,8 @@ TEST(Recovery, CutsIncompleteRecordAndRebuildsSidecar) {
     store::SegmentWriter w(base, 3, 1, {});
     for (int i = 0; i < 20; ++i) {
       auto f = udp_frame(1, 2, 3, 4, 10);
-      w.append(5 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+      w.append(5 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(),
+               static_cast<uint32_t>(f.size()));
     }
     w.flush();
   }  // no seal: as if the process died

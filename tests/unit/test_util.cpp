@@ -47,6 +47,4 @@ TEST(Time, Forms) {
   EXPECT_EQ(util::format_time(now + 5), "2025-11-25T13:30:00.000000005Z");
 }
 
-TEST(Crc32, KnownValue) {
-  EXPECT_EQ(util::crc32("123456789", 9), 0xCBF43926u);
-}
+TEST(Crc32, KnownValue) { EXPECT_EQ(util::crc32("123456789", 9), 0xCBF43926u); }
