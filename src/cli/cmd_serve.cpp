@@ -18,6 +18,7 @@
 #include "capture/source.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/summary.h"
 #include "record/recorder.h"
 #include "server/api.h"
 #include "server/subscription.h"
@@ -147,20 +148,7 @@ class Daemon : public server::Backend {
       const auto& c = snap_.cls[i];
       const auto& w = writer_.stats(static_cast<uint16_t>(i));
       const auto& r = writer_.ring(static_cast<uint16_t>(i));
-      j["classes"][cfg_.classes[i].name] = {{"seen_packets", c.seen_packets},
-                                            {"seen_bytes", c.seen_bytes},
-                                            {"stored_packets", c.stored_packets},
-                                            {"stored_bytes", c.stored_bytes},
-                                            {"cut_packets", c.cut_packets},
-                                            {"cut_bytes", c.cut_bytes},
-                                            {"dropped_ring_full", c.dropped_ring_full},
-                                            {"connections", c.connections},
-                                            {"written_packets", w.written_packets.load()},
-                                            {"ring_used", r.used()},
-                                            {"ring_capacity", r.capacity()},
-                                            {"disk_bytes", w.disk_bytes.load()},
-                                            {"segments", w.segments.load()},
-                                            {"segments_evicted", w.segments_evicted.load()}};
+      j["classes"][cfg_.classes[i].name] = class_json(cfg_.classes[i], c, w, r);
     }
     return j;
   }

@@ -39,52 +39,32 @@ Runner add_stats(CLI::App& app) {
       return 0;
     }
     store::Catalog cat = store::Catalog::scan(o->store);
-    struct Agg {
-      uint64_t segments = 0, sealed = 0, open = 0, bad = 0, packets = 0, pcap = 0, idx = 0, wire = 0;
-      uint64_t first = UINT64_MAX, last = 0;
-    };
-    std::map<std::string, Agg> by;
-    Agg total;
-    for (const auto& s : cat.segments) {
-      for (Agg* a : {&by[s.cls], &total}) {
-        a->segments++;
-        a->pcap += s.pcap_bytes;
-        a->idx += s.idx_bytes;
-        a->first = std::min(a->first, s.meta.first_ts);
-        if (s.state == store::SegmentInfo::State::kSealed) {
-          a->sealed++;
-          a->packets += s.meta.packets;
-          a->wire += s.meta.wire_bytes;
-          a->last = std::max(a->last, s.meta.last_ts);
-        } else if (s.state == store::SegmentInfo::State::kOpen) {
-          a->open++;
-        } else {
-          a->bad++;
-        }
-      }
-    }
-    for (auto& c : cat.classes) by[c];
-    auto span = [](const Agg& a) {
-      return a.first == UINT64_MAX
-                 ? std::string("-")
-                 : util::format_time(a.first) + " .. " + (a.last ? util::format_time(a.last) : "?");
-    };
+    // One aggregation (server/store_stats.h) serves --json, the text table and the daemon.
+    nlohmann::json j = server::catalog_json(cat);
     if (o->json) {
-      std::cout << server::catalog_json(cat).dump(2) << "\n";
+      std::cout << j.dump(2) << "\n";
       return 0;
     }
-    std::cout << fmt::format(
-        "store {}: {} segments, {} packets, pcap {}, indexes {} ({:.2f}% of pcap)\n", o->store,
-        total.segments, total.packets, util::format_size(total.pcap), util::format_size(total.idx),
-        total.pcap ? 100.0 * static_cast<double>(total.idx) / static_cast<double>(total.pcap) : 0);
+    auto span = [](const nlohmann::json& a) {
+      if (!a.contains("first_ns")) return std::string("-");
+      uint64_t last = a["last_ns"];
+      return util::format_time(a["first_ns"]) + " .. " + (last ? util::format_time(last) : "?");
+    };
+    const nlohmann::json& total = j["total"];
+    uint64_t pcap = total["pcap_bytes"], idx = total["index_bytes"];
+    std::cout << fmt::format("store {}: {} segments, {} packets, pcap {}, indexes {} ({:.2f}% of pcap)\n",
+                             o->store, total["segments"].get<uint64_t>(), total["packets"].get<uint64_t>(),
+                             util::format_size(pcap), util::format_size(idx),
+                             pcap ? 100.0 * static_cast<double>(idx) / static_cast<double>(pcap) : 0);
     std::cout << "time span: " << span(total) << "\n";
     std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", "class", "segments",
                              "open", "bad", "packets", "pcap", "indexes", "time span");
-    for (auto& [name, a] : by)
-      std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", name, a.segments,
-                               a.open, a.bad, a.packets, util::format_size(a.pcap), util::format_size(a.idx),
-                               span(a));
-    if (total.open)
+    for (auto& [name, a] : j["classes"].items())
+      std::cout << fmt::format(
+          "{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", name, a["segments"].get<uint64_t>(),
+          a["open"].get<uint64_t>(), a["bad_sidecar"].get<uint64_t>(), a["packets"].get<uint64_t>(),
+          util::format_size(a["pcap_bytes"]), util::format_size(a["index_bytes"]), span(a));
+    if (total["open"].get<uint64_t>())
       std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
     for (auto& f : cat.foreign) std::cout << "foreign (not written by tm, left alone): " << f << "\n";
     return 0;

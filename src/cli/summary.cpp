@@ -9,6 +9,29 @@
 
 namespace tmach::cli {
 
+nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
+                          const store::ClassWriteStats& w, const store::Ring& ring) {
+  return {
+      {"cutoff", cfg.cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cfg.cutoff)},
+      {"seen_packets", c.seen_packets},
+      {"seen_bytes", c.seen_bytes},
+      {"stored_packets", c.stored_packets},
+      {"stored_bytes", c.stored_bytes},
+      {"cut_packets", c.cut_packets},
+      {"cut_bytes", c.cut_bytes},
+      {"dropped_ring_full", c.dropped_ring_full},
+      {"tcp_control_kept", c.control_kept},
+      {"connections", c.connections},
+      {"written_packets", w.written_packets.load()},
+      {"segments", w.segments.load()},
+      {"segments_evicted", w.segments_evicted.load()},
+      {"disk_bytes", w.disk_bytes.load()},
+      {"ring_used", ring.used()},
+      {"ring_capacity", ring.capacity()},
+      {"ring_high_water", ring.high_water()},
+  };
+}
+
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, bool json) {
   const auto& t = rec.counters();
@@ -34,24 +57,7 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     for (size_t i = 0; i < cls.size(); ++i) {
       const auto& c = cc[i];
       const auto& w = writer.stats(static_cast<uint16_t>(i));
-      j["classes"][cls[i].name] = {
-          {"cutoff",
-           cls[i].cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cls[i].cutoff)},
-          {"seen_packets", c.seen_packets},
-          {"seen_bytes", c.seen_bytes},
-          {"stored_packets", c.stored_packets},
-          {"stored_bytes", c.stored_bytes},
-          {"cut_packets", c.cut_packets},
-          {"cut_bytes", c.cut_bytes},
-          {"dropped_ring_full", c.dropped_ring_full},
-          {"tcp_control_kept", c.control_kept},
-          {"connections", c.connections},
-          {"written_packets", w.written_packets.load()},
-          {"segments", w.segments.load()},
-          {"segments_evicted", w.segments_evicted.load()},
-          {"disk_bytes", w.disk_bytes.load()},
-          {"ring_high_water", writer.ring(static_cast<uint16_t>(i)).high_water()},
-      };
+      j["classes"][cls[i].name] = class_json(cls[i], c, w, writer.ring(static_cast<uint16_t>(i)));
     }
     os << j.dump(2) << "\n";
     return;

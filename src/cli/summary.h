@@ -1,6 +1,7 @@
 // The end-of-run summary of tm record: every packet accounted for, per class.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <vector>
 
@@ -9,6 +10,10 @@
 #include "store/store_writer.h"
 
 namespace tmach::cli {
+
+// One class's counters as JSON: shared by the record summary and the daemon's stats.
+nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
+                          const store::ClassWriteStats& w, const store::Ring& ring);
 
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, bool json);
