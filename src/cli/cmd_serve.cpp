@@ -2,12 +2,18 @@
 // API over an existing store, read-only.
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -19,6 +25,8 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/summary.h"
+#include "flow/flow_record.h"
+#include "query/eval.h"
 #include "record/recorder.h"
 #include "server/api.h"
 #include "server/subscription.h"
@@ -218,6 +226,61 @@ class Daemon : public server::Backend {
     return entry(host, dyn_[host]);
   }
 
+  // Per-connection controls: the API thread takes the table lock, which the capture thread
+  // holds only while it processes a batch.
+  std::mutex& table_mutex() { return table_mu_; }
+
+  json connections(const query::Expr& e, size_t top) override {
+    std::vector<flow::FlowRecord> rows;
+    std::vector<std::array<uint8_t, 2>> flags;
+    {
+      std::lock_guard lk(table_mu_);
+      rec_.table().for_each([&](const conn::ConnEntry& c) {
+        flow::FlowRecord r = flow::make_record(c, flow::EndState::kOpen);
+        if (!query::matches(e, flow::as_packet(r))) return;
+        rows.push_back(r);
+        flags.push_back({c.suspend_cutoff, c.suspend_timeout});
+      });
+    }
+    std::vector<size_t> order(rows.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    auto bytes = [&](size_t i) { return rows[i].bytes[0] + rows[i].bytes[1]; };
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return bytes(a) > bytes(b); });
+    if (top && order.size() > top) order.resize(top);
+    json out = json::array();
+    for (size_t i : order) {
+      const auto& r = rows[i];
+      out.push_back({{"id", r.id},
+                     {"first", util::format_time(r.first_ts)},
+                     {"last", util::format_time(r.last_ts)},
+                     {"proto", r.proto},
+                     {"orig_addr", r.orig.str()},
+                     {"orig_port", r.orig_port},
+                     {"resp_addr", r.resp.str()},
+                     {"resp_port", r.resp_port},
+                     {"packets", r.pkts[0] + r.pkts[1]},
+                     {"bytes", r.bytes[0] + r.bytes[1]},
+                     {"stored_packets", r.stored},
+                     {"class", r.cls < cfg_.classes.size() ? cfg_.classes[r.cls].name : std::string("?")},
+                     {"cut", r.cut != 0},
+                     {"cutoff_suspended", flags[i][0] != 0},
+                     {"timeout_suspended", flags[i][1] != 0}});
+    }
+    return out;
+  }
+
+  json control(const query::Expr& e, int suspend_cutoff, int suspend_timeout) override {
+    size_t n = 0;
+    std::lock_guard lk(table_mu_);
+    rec_.table_mutable().for_each_mutable([&](conn::ConnEntry& c) {
+      if (!query::matches(e, flow::as_packet(flow::make_record(c, flow::EndState::kOpen)))) return;
+      if (suspend_cutoff >= 0) c.suspend_cutoff = static_cast<uint8_t>(suspend_cutoff);
+      if (suspend_timeout >= 0) c.suspend_timeout = static_cast<uint8_t>(suspend_timeout);
+      ++n;
+    });
+    return {{"connections", n}};
+  }
+
   json class_list() override {
     std::lock_guard lk(mu_);
     json j = json::array();
@@ -329,6 +392,7 @@ class Daemon : public server::Backend {
   std::map<std::string, Dyn> dyn_;
   std::vector<std::function<void()>> cmds_;
   std::atomic<bool> pending_{false};
+  std::mutex table_mu_;
   Snapshot snap_;
   std::chrono::steady_clock::time_point last_kstats_{};
   uint64_t next_expiry_ = 0;                               // mu_
@@ -338,12 +402,27 @@ class Daemon : public server::Backend {
 
 }  // namespace
 
+// After the capture devices and the listening socket are open, nothing needs root: become
+// `user` (its groups too). The store must be writable by that user.
+void drop_privileges(const std::string& user, const std::string& store) {
+  struct passwd* pw = getpwnam(user.c_str());
+  if (!pw) throw std::runtime_error(fmt::format("--user: no user '{}'", user));
+  if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+    throw std::runtime_error(fmt::format("--user: cannot become '{}': {}", user, std::strerror(errno)));
+  if (setuid(0) == 0) throw std::runtime_error("--user: privileges could not be dropped for good");
+  if (access(store.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error(
+        fmt::format("--user: '{}' cannot write the store {} (chown it first)", user, store));
+  spdlog::info("running as {}", user);
+}
+
 Runner add_serve(CLI::App& app) {
   struct Opts {
     RecordOptions rec;
     std::string listen = "127.0.0.1:8910", token_file;
     int max_queries = 4, max_subs = 8;
     double query_seconds = 300;
+    std::string user;
   };
   auto o = std::make_shared<Opts>();
   add_config_options(app, o->rec);
@@ -355,6 +434,7 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503")
       ->capture_default_str();
   app.add_option("--query-timeout", o->query_seconds, "seconds a query may run")->capture_default_str();
+  app.add_option("--user", o->user, "drop privileges to this user once the interfaces are open");
   return [o]() -> int {
     config::Config cfg = build_config(o->rec);
     server::ApiOptions ao;
@@ -388,7 +468,23 @@ Runner add_serve(CLI::App& app) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGPIPE);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // SIGHUP: the class definitions are not reloaded, and tm says why (it keeps running).
+    auto wait_stop = [&set] {
+      int sig = 0;
+      for (;;) {
+        sigwait(&set, &sig);
+        if (sig == SIGHUP)
+          spdlog::warn(
+              "SIGHUP: class definitions are not reloaded while running: each class owns a RAM ring and a "
+              "store "
+              "directory fixed at start; restart tm serve to change them (dynamic classes change at any time "
+              "through the API)");
+        else if (sig != SIGPIPE)
+          return;
+      }
+    };
 
     if (!live) {
       store::Catalog::scan(cfg.store);  // must exist and be a store
@@ -396,9 +492,7 @@ Runner add_serve(CLI::App& app) {
       api.bind();
       std::cerr << fmt::format("tm serve: serving {} read-only on {}\n", cfg.store, o->listen);
       std::thread sig_thread([&] {
-        int sig = 0;
-        do sigwait(&set, &sig);
-        while (sig == SIGPIPE);
+        wait_stop();
         api.stop();
       });
       api.serve();
@@ -426,11 +520,10 @@ Runner add_serve(CLI::App& app) {
     }
     server::ApiServer api(ao, &daemon);
     api.bind();
+    if (!o->user.empty()) drop_privileges(o->user, cfg.store);
     std::atomic<bool> stop{false};
     std::thread sig_thread([&] {
-      int sig = 0;
-      do sigwait(&set, &sig);
-      while (sig == SIGPIPE);
+      wait_stop();
       stop = true;
       for (auto& s : sources) s->stop();
       api.stop();
@@ -446,6 +539,7 @@ Runner add_serve(CLI::App& app) {
       while (!stop) {
         for (auto& s : sources) {
           size_t n = s->next_batch(batch.data(), batch.size());
+          std::lock_guard table_lock(daemon.table_mutex());  // per batch, not per packet
           daemon.apply_commands();
           rec.process(batch.data(), n, wait_mode);
           daemon.publish(sources);

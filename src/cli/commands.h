@@ -12,6 +12,7 @@ Runner add_record(CLI::App& app);
 Runner add_stats(CLI::App& app);
 Runner add_query(CLI::App& app);
 Runner add_flows(CLI::App& app);
+Runner add_connections(CLI::App& app);
 Runner add_serve(CLI::App& app);
 Runner add_class(CLI::App& app);
 Runner add_subscribe(CLI::App& app);

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   reg("serve", "record live interfaces and serve the HTTP API (or serve a store read-only)",
       tmach::cli::add_serve);
   reg("class", "set, list or remove dynamic classes of a running tm serve", tmach::cli::add_class);
+  reg("connections", "active connections of a running tm serve; suspend a connection's cutoff or timeout",
+      tmach::cli::add_connections);
   reg("subscribe", "stream new packets matching a filter from a running tm serve, as pcap",
       tmach::cli::add_subscribe);
   try {

@@ -87,6 +87,11 @@ class ConnTable {
     for (const auto& e : slots_)
       if (e.used) f(e);
   }
+  template <class F>
+  void for_each_mutable(F&& f) {
+    for (auto& e : slots_)
+      if (e.used) f(e);
+  }
 
  private:
   void erase_at(size_t i);

@@ -52,6 +52,8 @@ class Recorder {
   const std::vector<ClassCounters>& class_counters() const { return per_class_; }
   const RecorderCounters& counters() const { return totals_; }
   const conn::ConnTable& table() const { return table_; }
+  // Per-connection controls (daemon): only while the capture thread is not in process().
+  conn::ConnTable& table_mutable() { return table_; }
   const std::vector<config::ClassConfig>& classes() const { return cfg_.classes; }
 
   // Dynamic classes (daemon), capture thread only, between batches: the host's new

@@ -444,6 +444,60 @@ void ApiServer::routes() {
   s.Delete(R"(/api/v1/classes/([^/]+))",
            [del](const httplib::Request& req, httplib::Response& res) { del(req.matches[1].str(), res); });
 
+  // Per-connection controls, as an IDS needs them. Parameters in the query string or, for
+  // POST, as a JSON body {"filter": ..., "suspend_cutoff": true, "suspend_timeout": false}.
+  auto conn_filter = [](const std::string& text) {
+    query::ParseResult pr = query::parse_expr(text);
+    if (pr.kind == query::ParseResult::Kind::kError) throw ApiError(400, query::format_error(text, pr));
+    if (pr.kind == query::ParseResult::Kind::kBpfOnly)
+      throw ApiError(400, fmt::format("filter: connections are selected by addresses, ports and protocols; "
+                                      "'{}' is not one of those",
+                                      pr.unplanned));
+    return pr.expr;
+  };
+  auto flag = [](const std::string& v, const char* name) {
+    if (v.empty()) return -1;
+    if (v == "1" || v == "true" || v == "yes") return 1;
+    if (v == "0" || v == "false" || v == "no") return 0;
+    throw ApiError(400, fmt::format("{}: expected true or false", name));
+  };
+  s.Get("/api/v1/connections",
+        [this, need_live, conn_filter](const httplib::Request& req, httplib::Response& res) {
+          need_live();
+          size_t top = 0;
+          if (std::string t = param(req, "top"); !t.empty()) {
+            try {
+              top = std::stoul(t);
+            } catch (...) {
+              throw ApiError(400, "top: expected a number");
+            }
+          }
+          res.set_content(live_->connections(conn_filter(param(req, "filter")), top).dump(2) + "\n",
+                          "application/json");
+        });
+  s.Post("/api/v1/connections/control",
+         [this, need_live, conn_filter, flag](const httplib::Request& req, httplib::Response& res) {
+           need_live();
+           std::string text = param(req, "filter");
+           int sc = flag(param(req, "suspend_cutoff"), "suspend_cutoff");
+           int st = flag(param(req, "suspend_timeout"), "suspend_timeout");
+           if (!req.body.empty() && req.body[0] == '{') {
+             auto j = nlohmann::json::parse(req.body, nullptr, false);
+             if (j.is_discarded() || !j.is_object()) throw ApiError(400, "body: not a JSON object");
+             text = j.value("filter", text);
+             for (auto [key, dst] : {std::pair{"suspend_cutoff", &sc}, std::pair{"suspend_timeout", &st}})
+               if (j.contains(key)) {
+                 if (!j[key].is_boolean())
+                   throw ApiError(400, fmt::format("{}: expected true or false", key));
+                 *dst = j[key].get<bool>() ? 1 : 0;
+               }
+           }
+           if (sc < 0 && st < 0)
+             throw ApiError(400, "give suspend_cutoff and/or suspend_timeout (true/false)");
+           if (text.empty()) throw ApiError(400, "give a filter naming the connection(s)");
+           res.set_content(live_->control(conn_filter(text), sc, st).dump() + "\n", "application/json");
+         });
+
   // Subscriptions: optional history, then new packets as the writer appends them.
   s.Get("/api/v1/subscribe", [this, need_live](const httplib::Request& req, httplib::Response& res) {
     need_live();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "query/expr.h"
 #include "store/catalog.h"
 
 namespace httplib {
@@ -78,6 +79,10 @@ class Backend {
   // disk at that moment (open segments limited to their size then). Throws ApiError.
   virtual store::Catalog subscribe(const std::shared_ptr<Subscriber>& s) = 0;
   virtual void unsubscribe(const std::shared_ptr<Subscriber>& s) = 0;
+  // Active connections matching `e`, largest first (top 0 = all); and per-connection
+  // controls on them: suspend (1) or resume (0) the cutoff / the inactivity timeout, -1 = keep.
+  virtual nlohmann::json connections(const query::Expr& e, size_t top) = 0;
+  virtual nlohmann::json control(const query::Expr& e, int suspend_cutoff, int suspend_timeout) = 0;
 };
 
 class ApiServer {

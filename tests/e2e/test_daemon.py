@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import socket
 import subprocess
 import sys
@@ -29,6 +30,14 @@ tcp_closed_timeout = "1d"
 udp_timeout = "1d"
 other_timeout = "1d"
 """
+
+
+def write_pcap(path, frames, linktype=1):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 262144, linktype))
+        for ts, cap, wire, data in frames:
+            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, cap, wire))
+            f.write(data)
 
 
 def strip_ts(pkts):
@@ -426,6 +435,46 @@ cutoff = "2k"
         self.stop(signal.SIGTERM)
         self.assertEqual(run([TM, "stats", "--store", self.store, "--json"]).returncode, 0)
         self.assertEqual(json.loads(run([TM, "stats", "--store", self.store, "--json"]).stdout)["foreign_files"], [])
+
+    def test_connection_controls(self):
+        """List active connections, suspend one connection's cutoff: the rest of it is kept whole."""
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write(LONG_TIMEOUTS)
+        frames = read_pcap(REPLAY)
+        half_a, half_b = self.path("a.pcap"), self.path("b.pcap")
+        write_pcap(half_a, frames[:300])
+        write_pcap(half_b, frames[300:])
+        self.start_live("--config", cfg, "--cutoff", "2k")
+        self.replay(half_a)
+        deadline = time.monotonic() + WAIT
+        while json.loads(self.tm("stats", "--server", self.url).stdout)["capture"]["packets"] < 300:
+            self.assertLess(time.monotonic(), deadline, "the first half did not arrive")
+            time.sleep(0.1)
+        rows = json.loads(self.tm("connections", "--server", self.url, "--json", "--top", "3").stdout)
+        self.assertEqual(len(rows), 3)
+        self.assertGreaterEqual(rows[0]["bytes"], rows[1]["bytes"])
+        self.assertGreaterEqual(rows[1]["bytes"], rows[2]["bytes"])
+        big = rows[0]
+        self.assertTrue(big["cut"])
+        conn = "host %s and host %s and port %d and port %d and tcp" % (big["orig_addr"], big["resp_addr"],
+                                                                         big["orig_port"], big["resp_port"])
+        self.assertEqual(big["packets"], len(tcpdump_packets(half_a, conn)))
+        out = json.loads(self.tm("connections", "--server", self.url, "--suspend-cutoff", conn).stdout)
+        self.assertEqual(out["connections"], 1)
+        listed = json.loads(self.tm("connections", "--server", self.url, "--json", conn).stdout)
+        self.assertTrue(listed[0]["cutoff_suspended"])
+        self.replay(half_b)
+        # What the cutoff kept of the first half, then everything of the second.
+        offline = self.path("offline")
+        record(offline, [half_a], "--config", cfg, "--cutoff", "2k")
+        first = int(run([TM, "query", "--store", offline, conn, "--count", "-q"]).stdout)
+        want = first + len(tcpdump_packets(half_b, conn))
+        got = self.query_until(conn, [None] * want)
+        self.assertEqual(len(got), want)
+        p = self.curl("/api/v1/connections?filter=tcp%5B13%5D")
+        self.assertEqual(p[0], 400)
+        self.stop(signal.SIGTERM)
 
     def test_dynamic_classes_survive_restart(self):
         self.start_live()

@@ -1,0 +1,73 @@
+// tm connections: the active connections of a running tm serve, and per-connection controls
+// (record one connection whole from now on, keep it from timing out).
+#include <fmt/format.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "server/client.h"
+
+namespace tmach::cli {
+
+Runner add_connections(CLI::App& app) {
+  struct Opts {
+    server::ClientOptions c;
+    std::vector<std::string> filter;
+    size_t top = 20;
+    bool json = false, suspend_cutoff = false, resume_cutoff = false, suspend_timeout = false,
+         resume_timeout = false;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("--server", o->c.url, "URL of tm serve (http://HOST:PORT)")->required();
+  app.add_option("--token-file", o->c.token_file, "file holding the API bearer token");
+  app.add_option("filter", o->filter, "connections by addresses, ports, protocols (tcpdump syntax)");
+  app.add_option("--top", o->top, "the N largest by bytes (0 = all)")->capture_default_str();
+  app.add_flag("--json", o->json, "JSON output");
+  app.add_flag("--suspend-cutoff", o->suspend_cutoff, "record the matching connections whole from now on");
+  app.add_flag("--resume-cutoff", o->resume_cutoff, "apply their class's cutoff again");
+  app.add_flag("--suspend-timeout", o->suspend_timeout, "never end them by inactivity");
+  app.add_flag("--resume-timeout", o->resume_timeout, "inactivity timeouts apply again");
+  return [o]() -> int {
+    std::string text;
+    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
+    server::ClientResult r;
+    bool control = o->suspend_cutoff || o->resume_cutoff || o->suspend_timeout || o->resume_timeout;
+    if (control) {
+      if ((o->suspend_cutoff && o->resume_cutoff) || (o->suspend_timeout && o->resume_timeout))
+        throw std::runtime_error("suspend and resume together make no sense");
+      if (text.empty()) throw std::runtime_error("name the connection(s) with a filter");
+      nlohmann::json b = {{"filter", text}};
+      if (o->suspend_cutoff || o->resume_cutoff) b["suspend_cutoff"] = o->suspend_cutoff;
+      if (o->suspend_timeout || o->resume_timeout) b["suspend_timeout"] = o->suspend_timeout;
+      r = server::api_post(o->c, "/api/v1/connections/control", b.dump());
+    } else {
+      r = server::api_get(o->c, "/api/v1/connections", {{"filter", text}, {"top", std::to_string(o->top)}},
+                          nullptr);
+    }
+    if (!r.error.empty()) throw std::runtime_error(r.error);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_discarded()) throw std::runtime_error("the server's answer is not JSON");
+    if (control || o->json) {
+      std::cout << j.dump(control ? -1 : 2) << "\n";
+      return 0;
+    }
+    std::cout << fmt::format("{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n", "originator",
+                             "responder", "proto", "packets", "bytes", "stored", "class", "cut", "controls");
+    for (auto& c : j) {
+      std::string ctl;
+      if (c["cutoff_suspended"].get<bool>()) ctl += "cutoff-suspended ";
+      if (c["timeout_suspended"].get<bool>()) ctl += "timeout-suspended";
+      std::cout << fmt::format(
+          "{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n",
+          fmt::format("{}:{}", c["orig_addr"].get<std::string>(), c["orig_port"].get<int>()),
+          fmt::format("{}:{}", c["resp_addr"].get<std::string>(), c["resp_port"].get<int>()),
+          c["proto"].get<int>(), c["packets"].get<uint64_t>(), c["bytes"].get<uint64_t>(),
+          c["stored_packets"].get<uint64_t>(), c["class"].get<std::string>(),
+          c["cut"].get<bool>() ? "yes" : "no", ctl.empty() ? "-" : ctl);
+    }
+    return 0;
+  };
+}
+
+}  // namespace tmach::cli
