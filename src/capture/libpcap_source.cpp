@@ -1,6 +1,7 @@
 // Sources read through libpcap: pcapng and stdin files, and live interfaces.
 #include <fmt/format.h>
 #include <pcap/pcap.h>
+#include <poll.h>
 
 #include <atomic>
 #include <cstring>
@@ -13,7 +14,9 @@ namespace {
 
 class PcapHandleSource : public PacketSource {
  public:
-  PcapHandleSource(pcap_t* p, std::string name, bool live) : p_(p), name_(std::move(name)), live_(live) {
+  PcapHandleSource(pcap_t* p, std::string name, bool live, int idle_wait_ms = 20)
+      : p_(p), name_(std::move(name)), live_(live), idle_wait_ms_(idle_wait_ms) {
+    if (live_) fd_ = pcap_get_selectable_fd(p_);
     linktype_ = static_cast<uint32_t>(pcap_datalink(p_));
     nsec_ = pcap_get_tstamp_precision(p_) == PCAP_TSTAMP_PRECISION_NANO;
   }
@@ -93,10 +96,20 @@ class PcapHandleSource : public PacketSource {
       c->out[c->n++] = RawPacket{static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac, h->caplen,
                                  std::max(h->len, h->caplen), c->self->linktype_, nullptr};
     };
-    while (ctx.n == 0 && !stopped_.load(std::memory_order_relaxed)) {
+    // The handle is non-blocking: take what the ring holds; when it holds nothing, wait for the
+    // socket at most idle_wait_ms and return (possibly with nothing). A blocking read would
+    // never return on an idle link (TPACKET_V3 polls without a timeout), stalling the other
+    // interfaces, the daemon's commands and its counters.
+    for (int round = 0; round < 2 && ctx.n == 0 && !stopped_.load(std::memory_order_relaxed); ++round) {
       int rc = pcap_dispatch(p_, static_cast<int>(max), cb, reinterpret_cast<u_char*>(&ctx));
       if (rc == PCAP_ERROR_BREAK) break;  // stop(): what was handed out so far is still returned
       if (rc < 0) throw SourceError(fmt::format("{}: {}", name_, pcap_geterr(p_)));
+      if (ctx.n == 0 && round == 0 && fd_ >= 0) {
+        struct pollfd pfd {
+          fd_, POLLIN, 0
+        };
+        poll(&pfd, 1, idle_wait_ms_);
+      }
     }
     for (size_t i = 0; i < ctx.n; ++i) out[i].data = arena_.data() + offs[i];
     return ctx.n;
@@ -105,6 +118,8 @@ class PcapHandleSource : public PacketSource {
   pcap_t* p_;
   std::string name_;
   bool live_;
+  int idle_wait_ms_ = 20;
+  int fd_ = -1;
   bool nsec_ = false;
   bool done_ = false;
   uint32_t linktype_ = 0;
@@ -142,6 +157,7 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
   pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO);
   int rc = pcap_activate(p);
   if (rc < 0) fail("cannot start capture");
+  if (pcap_setnonblock(p, 1, err) != 0) fail("cannot make the capture non-blocking");
   if (!o.bpf.empty()) {
     struct bpf_program prog;
     if (pcap_compile(p, &prog, o.bpf.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) fail("bad capture filter");
@@ -151,7 +167,7 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
     }
     pcap_freecode(&prog);
   }
-  return std::make_unique<PcapHandleSource>(p, o.interface, true);
+  return std::make_unique<PcapHandleSource>(p, o.interface, true, o.idle_wait_ms);
 }
 
 }  // namespace tmach::capture

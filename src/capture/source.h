@@ -34,9 +34,11 @@ struct SourceStats {
 class PacketSource {
  public:
   virtual ~PacketSource() = default;
-  // Fills `out` with up to `max` packets. Returns the number filled; 0 means the source is
-  // finished (end of file, or stop() was called on a live source). Throws SourceError on a
-  // fatal read error. A truncated last record ends the source with a warning (warning()).
+  // Fills `out` with up to `max` packets. Returns the number filled. For a file, 0 means the
+  // source is finished; a live source returns 0 also when its link was idle for a short
+  // wait (LiveOptions::idle_wait_ms), so a caller polling several interfaces never stalls
+  // on one. Throws SourceError on a fatal read error. A truncated last record ends the
+  // source with a warning (warning()).
   virtual size_t next_batch(RawPacket* out, size_t max) = 0;
   virtual std::string name() const = 0;
   virtual bool is_live() const { return false; }
@@ -57,7 +59,8 @@ struct LiveOptions {
   uint64_t buffer_bytes = 256ull << 20;  // kernel ring (TPACKET_V3) size
   int snaplen = 262144;
   bool promisc = true;
-  std::string bpf;  // optional capture filter
+  std::string bpf;        // optional capture filter
+  int idle_wait_ms = 20;  // an idle link returns an empty batch after this long
 };
 std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
 

@@ -189,6 +189,18 @@ class Live(StoreTest):
         s = self.stop(signal.SIGINT)
         self.check_exact(s, FILES)
 
+    def test_idle_second_interface_does_not_stall_the_first(self):
+        # A second veth pair that stays silent: reading it must not hold up the busy one.
+        self.ns_run("ip", "link", "add", "tmsend2", "type", "veth", "peer", "name", "tmcap2")
+        self.sysctl("net.ipv6.conf.tmsend2.disable_ipv6=1", "net.ipv6.conf.tmcap2.disable_ipv6=1")
+        for ifc in ("tmsend2", "tmcap2"):
+            self.ns_run("ip", "link", "set", ifc, "up")
+        self.start("--cutoff", "none", "--interface", "tmcap2")
+        self.replay(FILES)
+        self.wait_written(pcap_bytes(FILES))
+        s = self.stop(signal.SIGINT)
+        self.check_exact(s, FILES)
+
     def test_sigterm_stops_the_same_way(self):
         files = FILES[:1]
         self.start("--cutoff", "none")
