@@ -17,7 +17,7 @@ namespace tmach::cli {
 Runner add_stats(CLI::App& app) {
   struct Opts {
     std::string store;
-    bool json = false;
+    bool json = false, layers = false;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -26,6 +26,8 @@ Runner add_stats(CLI::App& app) {
                  "ask a running tm serve instead (http://HOST:PORT): its live counters too");
   app.add_option("--token-file", o->server.token_file, "file holding the API bearer token (--server)");
   app.add_flag("--json", o->json, "JSON output");
+  app.add_flag("--layers", o->layers,
+               "packets per layer type: IPv4/IPv6, ARP, other EtherTypes, tunnels, undecoded");
   return [o]() -> int {
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
@@ -41,6 +43,7 @@ Runner add_stats(CLI::App& app) {
     store::Catalog cat = store::Catalog::scan(o->store);
     // One aggregation (server/store_stats.h) serves --json, the text table and the daemon.
     nlohmann::json j = server::catalog_json(cat);
+    if (o->layers) j["layers"] = server::layers_json(cat);
     if (o->json) {
       std::cout << j.dump(2) << "\n";
       return 0;
@@ -67,6 +70,11 @@ Runner add_stats(CLI::App& app) {
     if (total["open"].get<uint64_t>())
       std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
     for (auto& f : cat.foreign) std::cout << "foreign (not written by tm, left alone): " << f << "\n";
+    if (o->layers) {
+      std::cout << "packets per layer type (a packet counts once per kind of layer it carries):\n";
+      for (auto& [k, v] : j["layers"].items())
+        std::cout << fmt::format("  {:<24} {:>12}\n", k, v.get<uint64_t>());
+    }
     return 0;
   };
 }

@@ -1,6 +1,12 @@
 #include "server/store_stats.h"
 
+#include <fmt/format.h>
+
 #include <map>
+
+#include "packet/packet_info.h"
+#include "store/index.h"
+#include "store/sidecar.h"
 
 namespace tmach::server {
 
@@ -44,6 +50,42 @@ nlohmann::json catalog_json(const store::Catalog& cat) {
   j["classes"] = nlohmann::json::object();
   for (auto& [name, a] : by) put(j["classes"][name], a);
   j["foreign_files"] = cat.foreign;
+  return j;
+}
+
+nlohmann::json layers_json(const store::Catalog& cat) {
+  std::map<std::string, uint64_t> n;
+  uint64_t skipped = 0;
+  for (const auto& s : cat.segments) {
+    if (s.state != store::SegmentInfo::State::kSealed) {
+      ++skipped;
+      continue;
+    }
+    try {
+      auto v = store::SidecarView::open(s.idx_path());
+      for (auto [key, count] : v->counts(store::Field::kNet)) {
+        std::string name;
+        if (key == store::kNetV4)
+          name = "ipv4";
+        else if (key == store::kNetV6)
+          name = "ipv6";
+        else if (key == store::kNetArp)
+          name = "arp";
+        else if (key == store::kNetUndecoded)
+          name = "undecoded";
+        else if (key >= store::kNetTunnel)
+          name = fmt::format("tunnel {}", packet::tunnel_name(static_cast<uint8_t>(key - store::kNetTunnel)));
+        else
+          name = fmt::format("ethertype 0x{:04x}", key);
+        n[name] += count;
+      }
+    } catch (const std::exception&) {
+      ++skipped;
+    }
+  }
+  nlohmann::json j = nlohmann::json::object();
+  for (auto& [k, v] : n) j[k] = v;
+  if (skipped) j["segments not counted (open or damaged)"] = skipped;
   return j;
 }
 

@@ -8,5 +8,8 @@
 namespace tmach::server {
 
 nlohmann::json catalog_json(const store::Catalog& cat);
+// Packets per layer type over the sealed segments, from their network-layer index:
+// {"ipv4": n, "ipv6": n, "arp": n, "undecoded": n, "ethertype 0x88cc": n, "tunnel gre": n, ...}.
+nlohmann::json layers_json(const store::Catalog& cat);
 
 }  // namespace tmach::server

@@ -67,6 +67,7 @@ void IndexBuilder::for_each_key(const packet::PacketInfo& p, F&& f) {
     f(addr_slot(l.dst.b));
     f(proto_[l.proto]);
     f(scalar_slot(net_, l.version == 4 ? kNetV4 : kNetV6));
+    if (l.tunnel) f(scalar_slot(net_, kNetTunnel + l.tunnel));
     if (l.has_ports &&
         (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
       f(port_[l.sport]);

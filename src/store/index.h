@@ -7,7 +7,8 @@
 // - kPort:  every IP layer's source and destination port, for TCP, UDP and SCTP only;
 // - kProto: every IP layer's transport protocol (after IPv6 extension headers);
 // - kNet:   the kind of network layer: 4 (an IPv4 layer), 6 (an IPv6 layer), 0x0806 (ARP),
-//           another EtherType for other frames, 0 for frames that could not be decoded;
+//           another EtherType for other frames, 0 for frames that could not be decoded, and
+//           kNetTunnel + kind for each tunnel the packet went through;
 // - kVlan:  every VLAN id, plus kAnyVlan for tagged frames.
 #pragma once
 
@@ -27,6 +28,9 @@ namespace tmach::store {
 enum class Field : uint8_t { kAddr = 1, kPort = 2, kProto = 3, kNet = 4, kVlan = 5 };
 inline constexpr uint32_t kAnyVlan = 0x10000;
 inline constexpr uint32_t kNetV4 = 4, kNetV6 = 6, kNetArp = 0x0806, kNetUndecoded = 0;
+// kNet also counts tunnels: kNetTunnel + IpLayer::tunnel for every layer a tunnel carried
+// (statistics: what the link carries; keys above any EtherType).
+inline constexpr uint32_t kNetTunnel = 0x10000;
 
 using AddrKey = std::array<uint8_t, 16>;
 

@@ -443,6 +443,18 @@ SegmentIndex SidecarView::all() const {
   return ix;
 }
 
+std::vector<std::pair<uint32_t, uint64_t>> SidecarView::counts(Field f) const {
+  uint32_t n;
+  const uint8_t* k = keys(f, n);
+  std::vector<std::pair<uint32_t, uint64_t>> out;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t key;
+    std::memcpy(&key, k + 4ull * i, 4);
+    out.emplace_back(key, bitmap(f, i).cardinality());
+  }
+  return out;
+}
+
 SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta) {
   auto v = SidecarView::open(path);
   if (meta) *meta = v->meta();

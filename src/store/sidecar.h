@@ -61,6 +61,8 @@ class SidecarView : public IndexLookup {
   Roaring addr_prefix(const packet::IpAddr& net, unsigned bits) const override;
   Roaring scalar(Field f, uint32_t lo, uint32_t hi) const override;
   SegmentIndex all() const;  // every bitmap (tests, tools)
+  // Every key of a scalar field with the number of packets carrying it (statistics).
+  std::vector<std::pair<uint32_t, uint64_t>> counts(Field f) const;
 
   struct Section {
     uint32_t id, flags;

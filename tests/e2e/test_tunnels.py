@@ -4,6 +4,7 @@ packets that carry the innermost address, `host OUTER` every packet of the tunne
 `inner`/`outer`/tunnel selectors narrow as documented. Expected counts come from tshark
 (which decodes every layer), with the command next to each. Every capture of the tunnels,
 ipv6, ipv4, link and nonip folders is recorded and stored whole."""
+import json
 import os
 import unittest
 
@@ -81,6 +82,26 @@ class Tunnels(StoreTest):
                     record(store, [path], "--cutoff", "none")
                     want = len(tcpdump_packets(path))
                     self.assertEqual(len(self.query(store, "")), want)
+
+
+class LayerStats(StoreTest):
+    """tm stats --layers: what the link carries, per layer type."""
+
+    def layers(self, files):
+        record(self.store, files, "--cutoff", "none")
+        return json.loads(tm("stats", "--store", self.store, "--json", "--layers").stdout)["layers"]
+
+    def test_tunnel_kinds_and_ethertypes(self):
+        got = self.layers([corpus("tunnels", "vxlan.pcap"), corpus("tunnels", "gre-sample.pcap"),
+                           corpus("nonip", "LLDP_and_CDP.pcap")])
+        # Packets in which VXLAN carried an IP layer (its ARP frames count under "arp"):
+        # tshark -r tunnels/vxlan.pcap -Y "vxlan && !arp" | wc -l -> 8
+        self.assertEqual(got["tunnel vxlan"], 8)
+        self.assertEqual(got["arp"], 2)  # tshark -r tunnels/vxlan.pcap -Y arp | wc -l -> 2
+        # tshark -r tunnels/gre-sample.pcap -Y gre | wc -l -> 40
+        self.assertEqual(got["tunnel gre"], 40)
+        # tshark -r nonip/LLDP_and_CDP.pcap -Y lldp | wc -l -> 8
+        self.assertEqual(got["ethertype 0x88cc"], 8)
 
 
 if __name__ == "__main__":
