@@ -419,24 +419,30 @@ void drop_privileges(const std::string& user, const std::string& store) {
 Runner add_serve(CLI::App& app) {
   struct Opts {
     RecordOptions rec;
-    std::string listen = "127.0.0.1:8910", token_file;
-    int max_queries = 4, max_subs = 8;
-    double query_seconds = 300;
+    std::string listen, token_file;  // empty: from the config ([server]), else its defaults
+    int max_queries = 0, max_subs = -1;
+    double query_seconds = 0;
     std::string user;
   };
   auto o = std::make_shared<Opts>();
   add_config_options(app, o->rec);
   app.add_option("-i,--interface", o->rec.interfaces,
                  "live interface; repeatable (none: serve the store read-only)");
-  app.add_option("--listen", o->listen, "API address HOST:PORT")->capture_default_str();
+  app.add_option("--listen", o->listen, "API address HOST:PORT (default 127.0.0.1:8910, or server.listen)");
   app.add_option("--token-file", o->token_file, "file holding the API bearer token (required off loopback)");
-  app.add_option("--max-queries", o->max_queries, "concurrent queries; beyond: 503")->capture_default_str();
-  app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503")
-      ->capture_default_str();
-  app.add_option("--query-timeout", o->query_seconds, "seconds a query may run")->capture_default_str();
+  app.add_option("--max-queries", o->max_queries, "concurrent queries; beyond: 503 (default 4)");
+  app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503 (default 8)");
+  app.add_option("--query-timeout", o->query_seconds, "seconds a query may run (default 300)");
   app.add_option("--user", o->user, "drop privileges to this user once the interfaces are open");
   return [o]() -> int {
     config::Config cfg = build_config(o->rec);
+    // The command line overrides the config's [server] section.
+    if (o->listen.empty()) o->listen = cfg.listen;
+    if (o->token_file.empty()) o->token_file = cfg.token_file;
+    if (o->max_queries <= 0) o->max_queries = cfg.max_queries;
+    if (o->max_subs < 0) o->max_subs = cfg.max_subscriptions;
+    if (o->query_seconds <= 0) o->query_seconds = static_cast<double>(cfg.query_timeout_ns) / 1e9;
+    if (o->user.empty()) o->user = cfg.user;
     server::ApiOptions ao;
     ao.store = cfg.store;
     auto colon = o->listen.rfind(':');

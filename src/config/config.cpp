@@ -104,7 +104,20 @@ Config from_table(const toml::table& root, const std::string& file) {
   Ctx ctx{file};
   Config c;
   c.source_file = file;
-  check_known(ctx, root, "", {"store", "capture", "connections", "class", "flows"});
+  check_known(ctx, root, "", {"store", "capture", "connections", "class", "flows", "server"});
+  if (auto* s = sub_table(ctx, root, "server")) {
+    check_known(ctx, *s, "server",
+                {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user"});
+    c.listen = get_string(ctx, *s, "listen", "server", c.listen);
+    if (c.listen.rfind(':') == std::string::npos)
+      ctx.fail(s->get("listen"), "server.listen", "expected HOST:PORT");
+    c.token_file = get_string(ctx, *s, "token_file", "server", c.token_file);
+    c.max_queries = static_cast<int>(get_int(ctx, *s, "max_queries", "server", c.max_queries, 1, 1024));
+    c.max_subscriptions =
+        static_cast<int>(get_int(ctx, *s, "max_subscriptions", "server", c.max_subscriptions, 0, 1024));
+    c.query_timeout_ns = get_duration(ctx, *s, "query_timeout", "server", c.query_timeout_ns);
+    c.user = get_string(ctx, *s, "user", "server", c.user);
+  }
   if (auto* s = sub_table(ctx, root, "flows")) {
     check_known(ctx, *s, "flows", {"enabled", "disk_budget", "max_age", "file_size", "interim_interval"});
     c.flows = get_bool(ctx, *s, "enabled", "flows", c.flows);

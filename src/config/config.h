@@ -47,6 +47,14 @@ struct Config {
   bool keep_tcp_control = true;
   WhenFull when_full = WhenFull::kAuto;
 
+  // The daemon's API (tm serve); the command line overrides these.
+  std::string listen = "127.0.0.1:8910";
+  std::string token_file;
+  int max_queries = 4;
+  int max_subscriptions = 8;
+  uint64_t query_timeout_ns = 300ull * 1000000000;
+  std::string user;
+
   // Flow records: their own files, budget and age limit (store/flows/).
   bool flows = true;
   uint64_t flow_disk_budget = 1ull << 30;
