@@ -2,7 +2,7 @@
 // read by the connection table, the index builder and the query evaluator.
 //
 // Layers: `ip[0]` is the outermost IP header, `ip[ip_count-1]` the innermost. Without
-// tunnels there is exactly one. Tunnel decapsulation (a later issue) appends layers;
+// tunnels there is exactly one. Tunnel decapsulation appends layers;
 // everything downstream already iterates over all of them, so "host X matches any layer"
 // needs no change elsewhere.
 #pragma once

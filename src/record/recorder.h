@@ -46,7 +46,7 @@ class Recorder {
 
   // `wait_when_full`: block until the writer makes room instead of dropping (file input).
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
-  // Ends every connection (flow records in a later issue) at shutdown.
+  // Ends every connection at shutdown (each leaves its flow record).
   void finish();
 
   const std::vector<ClassCounters>& class_counters() const { return per_class_; }
