@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "query/packet_filter.h"
+
 namespace tmach::conn {
 
 Classifier::Classifier(const std::vector<config::ClassConfig>& classes) : classes_(classes) {
@@ -33,8 +35,7 @@ Classifier::Compiled& Classifier::for_link(uint32_t linktype) {
     auto c = std::make_unique<Compiled>();
     c->progs.resize(classes_.size());
     c->mode.resize(classes_.size(), 0);
-    int dlt =
-        linktype == 101 ? DLT_RAW : static_cast<int>(linktype);  // LINKTYPE_RAW is DLT_RAW (12) in libpcap
+    int dlt = query::dlt_for_linktype(linktype);
     pcap_t* p = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_NANO);
     for (size_t i = 0; i < classes_.size(); ++i) {
       if (classes_[i].filter.empty()) continue;

@@ -14,7 +14,7 @@
 #include <stdexcept>
 
 #include "packet/decoder.h"
-#include "query/eval.h"
+#include "query/packet_filter.h"
 #include "query/planner.h"
 #include "store/pcap_scan.h"
 #include "store/sidecar.h"
@@ -48,33 +48,6 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// BPF programs of the fallback path, one per link type.
-class BpfCache {
- public:
-  explicit BpfCache(const std::string& text) : text_(text) {}
-  ~BpfCache() {
-    for (auto& [lt, p] : progs_)
-      if (p.second) pcap_freecode(&p.first);
-  }
-  // Null when the filter cannot apply to this link type (libpcap refuses it there).
-  const bpf_program* get(uint32_t linktype) {
-    auto it = progs_.find(linktype);
-    if (it == progs_.end()) {
-      int dlt = linktype == 101 ? DLT_RAW : static_cast<int>(linktype);
-      pcap_t* p = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_NANO);
-      bpf_program prog{};
-      bool ok = pcap_compile(p, &prog, text_.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
-      pcap_close(p);
-      it = progs_.emplace(linktype, std::make_pair(prog, ok)).first;
-    }
-    return it->second.second ? &it->second.first : nullptr;
-  }
-
- private:
-  std::string text_;
-  std::map<uint32_t, std::pair<bpf_program, bool>> progs_;
-};
-
 struct Match {
   uint64_t ts;
   uint64_t off;  // record header offset
@@ -91,19 +64,12 @@ struct SegmentMatches {
 
 class Engine {
  public:
-  Engine(const QuerySpec& q, QueryStats& st) : q_(q), st_(st) {
-    if (q.parsed.kind == ParseResult::Kind::kBpfOnly) bpf_ = std::make_unique<BpfCache>(q.text);
-  }
+  Engine(const QuerySpec& q, QueryStats& st) : q_(q), st_(st) {}
 
   bool accept(uint32_t linktype, uint64_t ts, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
     if (ts < q_.from_ns || ts >= q_.to_ns) return false;
     ++st_.candidates;
-    if (bpf_) {
-      const bpf_program* p = bpf_->get(linktype);
-      return p && bpf_filter(p->bf_insns, data, wirelen, caplen) != 0;
-    }
-    packet::decode(linktype, data, caplen, info_);
-    return matches(q_.parsed.expr, info_);
+    return filter_.matches(linktype, data, caplen, wirelen);
   }
 
   // Reads a sealed segment through its sidecar. Returns false to ask for a scan instead.
@@ -127,7 +93,7 @@ class Engine {
           }
         }
       }
-      if (bpf_) {
+      if (filter_.bpf()) {
         if (lo < hi) cand.addRange(lo, hi);
       } else {
         cand = plan_segment(q_.parsed.expr, *view, n).set;
@@ -208,8 +174,7 @@ class Engine {
  private:
   const QuerySpec& q_;
   QueryStats& st_;
-  std::unique_ptr<BpfCache> bpf_;
-  packet::PacketInfo info_;
+  PacketFilter filter_{q_.text, q_.parsed};
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "packet/packet_info.h"
 #include "query/executor.h"
+#include "query/packet_filter.h"
 #include "server/api.h"
 
 namespace tmach::server {
@@ -35,8 +36,7 @@ class Subscriber {
   bool match(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   query::QuerySpec q_;
   size_t max_bytes_;
-  packet::PacketInfo info_;
-  std::map<uint32_t, std::pair<bpf_program, bool>> bpf_;
+  query::PacketFilter filter_;  // after q_: it refers to q_'s text and parse
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<SubPacket> q_pk_;

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 
-from tmtest import TM, StoreTest, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+from tmtest import write_pcap, TM, StoreTest, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
 
 SEND, CAPTURE = "tmsend", "tmcap"
 REPLAY = corpus("mixed", "bro.org.pcap")
@@ -30,14 +30,6 @@ tcp_closed_timeout = "1d"
 udp_timeout = "1d"
 other_timeout = "1d"
 """
-
-
-def write_pcap(path, frames, linktype=1):
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 262144, linktype))
-        for ts, cap, wire, data in frames:
-            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, cap, wire))
-            f.write(data)
 
 
 def strip_ts(pkts):

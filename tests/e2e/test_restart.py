@@ -6,15 +6,7 @@ import struct
 import subprocess
 import time
 
-from tmtest import (TM, StoreTest, corpus, read_pcap, record, run, store_segments, tcpdump_packets, tm)
-
-
-def write_pcap(path, frames, linktype=1):
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 262144, linktype))
-        for ts, cap, wire, data in frames:
-            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, cap, wire))
-            f.write(data)
+from tmtest import (write_pcap, TM, StoreTest, corpus, read_pcap, record, run, store_segments, tcpdump_packets, tm)
 
 
 class Restart(StoreTest):

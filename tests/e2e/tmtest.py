@@ -87,6 +87,15 @@ def read_pcap(path):
     return out
 
 
+def write_pcap(path, frames, linktype=1):
+    """Writes (ts_ns, caplen, wirelen, data) records as a nanosecond pcap (e.g. half of a capture)."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xa1b23c4d, 2, 4, 0, 0, 262144, linktype))
+        for ts, cap, wire, data in frames:
+            f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9, cap, wire))
+            f.write(data)
+
+
 def conn_of(frame):
     """(key, is_tcp_control_without_payload) of an Ethernet frame carrying IPv4/IPv6 TCP/UDP, else None.
     The key is direction-free, as tm's connection table."""

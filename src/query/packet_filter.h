@@ -1,0 +1,38 @@
+// One parsed filter applied to raw frames: the exact evaluator for what the parser planned,
+// libpcap BPF (compiled once per link type) for everything else. Used by queries (re-check
+// of candidates) and by live subscriptions. Not thread-safe: one per reader.
+#pragma once
+
+#include <pcap/pcap.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "packet/packet_info.h"
+#include "query/parser.h"
+
+namespace tmach::query {
+
+// The DLT libpcap wants for a LINKTYPE_* value (they differ for raw IP: 101 vs DLT_RAW).
+int dlt_for_linktype(uint32_t linktype);
+
+class PacketFilter {
+ public:
+  PacketFilter(std::string text, const ParseResult& parsed);
+  ~PacketFilter();
+  PacketFilter(const PacketFilter&) = delete;
+  PacketFilter& operator=(const PacketFilter&) = delete;
+
+  bool bpf() const { return parsed_.kind == ParseResult::Kind::kBpfOnly; }
+  // A frame of a link type the BPF filter cannot apply to never matches.
+  bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
+
+ private:
+  std::string text_;
+  const ParseResult& parsed_;
+  packet::PacketInfo info_;
+  std::map<uint32_t, std::pair<bpf_program, bool>> progs_;  // per link type; false: did not compile
+};
+
+}  // namespace tmach::query
