@@ -29,42 +29,38 @@ void check_known(const Ctx& ctx, const toml::table& t, const std::string& where,
   }
 }
 
-uint64_t get_size(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
-                  uint64_t def) {
+// A size or a duration: an integer (bytes, seconds: times `unit`) or a string for `parse`.
+template <class Parse>
+uint64_t get_amount(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
+                    uint64_t def, uint64_t unit, Parse parse, const char* what, const char* examples) {
   const toml::node* n = t.get(key);
   if (!n) return def;
   std::string full = where + "." + key;
   if (n->type() == toml::node_type::integer) {
     int64_t i = *n->value<int64_t>();
     if (i < 0) ctx.fail(n, full, "must not be negative");
-    return static_cast<uint64_t>(i);
+    return static_cast<uint64_t>(i) * unit;
   }
   if (n->type() == toml::node_type::string) {
     auto s = n->value<std::string>();
-    auto v = util::parse_size(*s);
-    if (!v) ctx.fail(n, full, fmt::format("'{}' is not a size (examples: 15k, 64m, 10g, none)", *s));
+    auto v = parse(*s);
+    if (!v) ctx.fail(n, full, fmt::format("'{}' is not a {} (examples: {})", *s, what, examples));
     return *v;
   }
-  ctx.fail(n, full, "expected a size such as \"64m\" or a number of bytes");
+  ctx.fail(n, full,
+           fmt::format("expected a {} such as \"{}\" or a number of {}", what, unit == 1 ? "64m" : "5m",
+                       unit == 1 ? "bytes" : "seconds"));
+}
+
+uint64_t get_size(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
+                  uint64_t def) {
+  return get_amount(ctx, t, key, where, def, 1, util::parse_size, "size", "15k, 64m, 10g, none");
 }
 
 uint64_t get_duration(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
                       uint64_t def) {
-  const toml::node* n = t.get(key);
-  if (!n) return def;
-  std::string full = where + "." + key;
-  if (n->type() == toml::node_type::integer) {
-    int64_t i = *n->value<int64_t>();
-    if (i < 0) ctx.fail(n, full, "must not be negative");
-    return static_cast<uint64_t>(i) * 1000000000ull;
-  }
-  if (n->type() == toml::node_type::string) {
-    auto s = n->value<std::string>();
-    auto v = util::parse_duration_ns(*s);
-    if (!v) ctx.fail(n, full, fmt::format("'{}' is not a duration (examples: 30s, 5m, 2h)", *s));
-    return *v;
-  }
-  ctx.fail(n, full, "expected a duration such as \"5m\" or a number of seconds");
+  return get_amount(ctx, t, key, where, def, 1000000000ull, util::parse_duration_ns, "duration",
+                    "30s, 5m, 2h");
 }
 
 int64_t get_int(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, int64_t def,
