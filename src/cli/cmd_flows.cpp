@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "flow/flow_query.h"
 #include "server/client.h"
 #include "server/flow_format.h"
@@ -57,18 +58,8 @@ Runner add_flows(CLI::App& app) {
       std::cerr << query::format_error(text, pr) << "\n";
       return 2;
     }
-    uint64_t now = util::now_ns(), from = 0, to = UINT64_MAX;
-    std::string err;
-    if (!o->from.empty()) {
-      auto t = util::parse_time(o->from, now, &err);
-      if (!t) throw std::runtime_error("--from: " + err);
-      from = *t;
-    }
-    if (!o->to.empty()) {
-      auto t = util::parse_time(o->to, now, &err);
-      if (!t) throw std::runtime_error("--to: " + err);
-      to = *t;
-    }
+    uint64_t from = 0, to = UINT64_MAX;
+    parse_time_range(o->from, o->to, from, to);
     flow::FlowQueryStats st;
     auto rows = flow::query_flows(o->store, pr, from, to, st);
     server::top_flows(rows, o->top, o->by);

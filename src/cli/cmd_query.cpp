@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "flow/flow_query.h"
 #include "query/executor.h"
 #include "query/planner.h"
@@ -141,18 +142,7 @@ Runner add_query(CLI::App& app) {
       std::cerr << query::format_error(q.text, q.parsed) << "\n";
       return 2;
     }
-    uint64_t now = util::now_ns();
-    std::string err;
-    if (!o->from.empty()) {
-      auto t = util::parse_time(o->from, now, &err);
-      if (!t) throw std::runtime_error("--from: " + err);
-      q.from_ns = *t;
-    }
-    if (!o->to.empty()) {
-      auto t = util::parse_time(o->to, now, &err);
-      if (!t) throw std::runtime_error("--to: " + err);
-      q.to_ns = *t;
-    }
+    parse_time_range(o->from, o->to, q.from_ns, q.to_ns);
     if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
     q.classes = o->classes;
     auto t0 = std::chrono::steady_clock::now();

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <tuple>
+
+#include "util/timespec.h"
 #include "util/units.h"
 
 namespace tmach::cli {
@@ -24,6 +27,17 @@ uint64_t size_opt(const std::string& v, const char* flag) {
   return *s;
 }
 }  // namespace
+
+void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns) {
+  uint64_t now = util::now_ns();
+  for (auto [flag, text, dst] : {std::tuple{"--from", &from, &from_ns}, std::tuple{"--to", &to, &to_ns}}) {
+    if (text->empty()) continue;
+    std::string err;
+    auto t = util::parse_time(*text, now, &err);
+    if (!t) throw std::runtime_error(std::string(flag) + ": " + err);
+    *dst = *t;
+  }
+}
 
 config::Config build_config(const RecordOptions& o) {
   config::Config c = o.config_path.empty() ? config::Config{} : config::load_config_file(o.config_path);

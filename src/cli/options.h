@@ -24,6 +24,9 @@ struct RecordOptions {
 };
 
 void add_config_options(CLI::App& app, RecordOptions& o);
+// --from/--to values (empty: leave the bound as it is); throws naming the option.
+void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns);
+
 // Defaults, then the config file, then the command line. Throws config::ConfigError.
 config::Config build_config(const RecordOptions& o);
 
