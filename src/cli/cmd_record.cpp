@@ -62,16 +62,7 @@ Runner add_record(CLI::App& app) {
     record::Recorder rec(cfg, writer);
 
     std::vector<std::unique_ptr<capture::PacketSource>> live_sources;
-    if (live) {
-      for (auto& ifc : cfg.interfaces) {
-        capture::LiveOptions lo;
-        lo.interface = ifc;
-        lo.buffer_bytes = cfg.capture_buffer;
-        lo.snaplen = cfg.snaplen;
-        lo.bpf = cfg.capture_filter;
-        live_sources.push_back(capture::open_live_source(lo));
-      }
-    }
+    if (live) live_sources = open_live_sources(cfg);
     std::atomic<bool> stop{false};
     std::atomic<capture::PacketSource*> current{nullptr};
     std::thread sig_thread([&] {

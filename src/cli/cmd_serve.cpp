@@ -515,15 +515,7 @@ Runner add_serve(CLI::App& app) {
     record::Recorder rec(cfg, writer);
     Daemon daemon(cfg, writer, rec);
     daemon.load_classes();
-    std::vector<std::unique_ptr<capture::PacketSource>> sources;
-    for (auto& ifc : cfg.interfaces) {
-      capture::LiveOptions lo;
-      lo.interface = ifc;
-      lo.buffer_bytes = cfg.capture_buffer;
-      lo.snaplen = cfg.snaplen;
-      lo.bpf = cfg.capture_filter;
-      sources.push_back(capture::open_live_source(lo));
-    }
+    std::vector<std::unique_ptr<capture::PacketSource>> sources = open_live_sources(cfg);
     server::ApiServer api(ao, &daemon);
     api.bind();
     if (!o->user.empty()) drop_privileges(o->user, cfg.store);

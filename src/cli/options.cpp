@@ -28,6 +28,19 @@ uint64_t size_opt(const std::string& v, const char* flag) {
 }
 }  // namespace
 
+std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg) {
+  std::vector<std::unique_ptr<capture::PacketSource>> sources;
+  for (auto& ifc : cfg.interfaces) {
+    capture::LiveOptions lo;
+    lo.interface = ifc;
+    lo.buffer_bytes = cfg.capture_buffer;
+    lo.snaplen = cfg.snaplen;
+    lo.bpf = cfg.capture_filter;
+    sources.push_back(capture::open_live_source(lo));
+  }
+  return sources;
+}
+
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns) {
   uint64_t now = util::now_ns();
   for (auto [flag, text, dst] : {std::tuple{"--from", &from, &from_ns}, std::tuple{"--to", &to, &to_ns}}) {

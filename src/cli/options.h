@@ -2,9 +2,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "capture/source.h"
 #include "config/config.h"
 
 namespace tmach::cli {
@@ -24,6 +26,9 @@ struct RecordOptions {
 };
 
 void add_config_options(CLI::App& app, RecordOptions& o);
+// The configured live interfaces, opened (buffer, snaplen, capture filter from the config).
+std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg);
+
 // --from/--to values (empty: leave the bound as it is); throws naming the option.
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns);
 
