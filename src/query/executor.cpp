@@ -77,7 +77,6 @@ class Engine {
     // Only what the plan needs is read from the sidecar: the directory, the keys and
     // bitmaps of the fields the filter names, and the offsets when there are candidates.
     std::unique_ptr<store::SidecarView> view;
-    std::vector<uint32_t> offsets;
     Roaring cand;
     try {
       view = store::SidecarView::open(seg.idx_path());
@@ -108,17 +107,23 @@ class Engine {
         ++st_.segments_indexed;
         return true;
       }
-      offsets = view->offsets();
     } catch (const std::exception& e) {
       st_.warnings.push_back(fmt::format("{} (segment scanned instead)", e.what()));
       return false;
     }
-    store::SidecarBody body;
-    body.offsets = std::move(offsets);
+    // Only now, with candidates, is the pcap mapped: most segments of a narrow query have none.
+    sm.file = std::make_unique<MappedFile>(seg.pcap_path());
     const uint8_t* base = sm.file->base();
     size_t size = sm.file->size();
     for (uint32_t ord : cand) {
-      uint64_t off = body.offsets[ord];
+      uint64_t off;
+      try {
+        off = view->offset(ord);
+      } catch (const std::exception& e) {
+        st_.warnings.push_back(fmt::format("{} (segment scanned instead)", e.what()));
+        sm.matches.clear();
+        return false;
+      }
       if (off + 16 > size) {
         st_.warnings.push_back(fmt::format("{}: index points past the end of the file", seg.pcap_path()));
         return false;
@@ -155,10 +160,12 @@ class Engine {
     sm->order = order;
     sm->linktype = seg.meta.linktype;
     try {
-      sm->file = std::make_unique<MappedFile>(seg.pcap_path());
       bool done = false;
       if (seg.state == store::SegmentInfo::State::kSealed) done = through_index(seg, *sm);
-      if (!done) by_scan(seg, *sm);
+      if (!done) {
+        if (!sm->file) sm->file = std::make_unique<MappedFile>(seg.pcap_path());
+        by_scan(seg, *sm);
+      }
     } catch (const std::exception& e) {
       st_.warnings.push_back(e.what());
       sm->matches.clear();

@@ -133,6 +133,84 @@ TEST(Segment, WriteSealReadBackAndIndexes) {
   EXPECT_EQ(n, 100u);
 }
 
+// Enough packets and distinct keys for several key blocks (256 keys) and offset blocks
+// (4096 packets): every lookup through the lazily checked view equals what was written.
+TEST(Sidecar, LookupsAcrossBlocksMatchWhatWasWritten) {
+  TempDir d;
+  std::string base = (d.p / "00000001-0-lt1").string();
+  const int kPackets = 9000;  // source 10.0.hi.lo = packet i % 3000; destination 10.0.0.9
+  {
+    store::SegmentWriter w(base, 1, 1, {});
+    for (int i = 0; i < kPackets; ++i) {
+      int h = i % 3000;
+      // Now and then a record over 64 KiB (a TSO frame): its block stores full offsets.
+      size_t pad = i % 1000 == 999 ? 70000 : static_cast<size_t>(i % 7);
+      auto f = udp_frame(0, 9, static_cast<uint16_t>(2000 + h), 53, pad);
+      f[28] = static_cast<uint8_t>(h >> 8);
+      f[29] = static_cast<uint8_t>(h);
+      w.append(static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(),
+               static_cast<uint32_t>(f.size()));
+    }
+    w.seal();
+  }
+  auto v = store::SidecarView::open(base + ".idx");
+  store::SidecarBody all = store::read_sidecar_body(base + ".idx");
+  ASSERT_EQ(all.offsets.size(), static_cast<size_t>(kPackets));
+  for (int i = 0; i < kPackets; i += 7) ASSERT_EQ(v->offset(static_cast<uint32_t>(i)), all.offsets[i]) << i;
+  EXPECT_EQ(v->offset(kPackets - 1), all.offsets[kPackets - 1]);
+  EXPECT_THROW(v->offset(kPackets), store::SidecarError);
+  for (int h = 0; h < 3000; h += 37) {
+    uint8_t a[4] = {10, 0, static_cast<uint8_t>(h >> 8), static_cast<uint8_t>(h)};
+    Roaring r = v->addr(packet::IpAddr::v4(a).b);
+    ASSERT_EQ(r.cardinality(), 3u) << h;
+    EXPECT_TRUE(r.contains(static_cast<uint32_t>(h)) && r.contains(static_cast<uint32_t>(h + 3000)));
+    EXPECT_EQ(v->scalar(store::Field::kPort, 2000 + h, 2000 + h).cardinality(), 3u);
+  }
+  uint8_t absent[4] = {10, 0, 200, 1};
+  EXPECT_TRUE(v->addr(packet::IpAddr::v4(absent).b).isEmpty());
+  uint8_t lowest[4] = {1, 1, 1, 1};
+  EXPECT_TRUE(v->addr(packet::IpAddr::v4(lowest).b).isEmpty());
+  // A prefix and a port range spanning key blocks.
+  uint8_t net[4] = {10, 0, 4, 0};
+  EXPECT_EQ(v->addr_prefix(packet::IpAddr::v4(net), 96 + 22).cardinality(), 3u * 1024);
+  EXPECT_EQ(v->scalar(store::Field::kPort, 2100, 2999).cardinality(), 3u * 900);
+  EXPECT_EQ(v->scalar(store::Field::kPort, 0, 65535).cardinality(), static_cast<uint64_t>(kPackets));
+}
+
+// A damaged key block fails the lookups that read it, and only those.
+TEST(Sidecar, DamagedKeyBlockFailsItsLookupsOnly) {
+  TempDir d;
+  std::string base = (d.p / "00000001-0-lt1").string();
+  {
+    store::SegmentWriter w(base, 1, 1, {});
+    for (int h = 0; h < 1024; ++h) {
+      auto f = udp_frame(0, 9, 1000, 53);
+      f[28] = static_cast<uint8_t>(h >> 8);
+      f[29] = static_cast<uint8_t>(h);
+      w.append(static_cast<uint64_t>(h), 42, f.data(), 42);
+    }
+    w.seal();
+  }
+  std::string idx = base + ".idx";
+  // Find the stored key 10.0.3.200 (v4-mapped) and flip a bit in it.
+  std::string bytes;
+  {
+    std::ifstream in(idx, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  uint8_t k[4] = {10, 0, 3, 200};
+  auto key = packet::IpAddr::v4(k).b;
+  size_t pos = bytes.find(std::string(reinterpret_cast<const char*>(key.data()), 16));
+  ASSERT_NE(pos, std::string::npos);
+  bytes[pos + 15] ^= 0x01;
+  std::ofstream(idx, std::ios::binary | std::ios::trunc) << bytes;
+  auto v = store::SidecarView::open(idx);
+  EXPECT_THROW(v->addr(key), store::SidecarError);
+  uint8_t other[4] = {10, 0, 0, 5};  // first key block: intact
+  EXPECT_EQ(v->addr(packet::IpAddr::v4(other).b).cardinality(), 1u);
+  EXPECT_THROW(store::read_sidecar_body(idx), store::SidecarError);
+}
+
 TEST(Sidecar, CorruptionIsDetected) {
   TempDir d;
   std::string base = (d.p / "00000001-0-lt1").string();
