@@ -8,7 +8,7 @@ import json
 import os
 import unittest
 
-from tmtest import StoreTest, corpus, corpus_files, record, tcpdump_packets, tm
+from tmtest import StoreTest, corpus, corpus_files, read_pcap, record, tcpdump_packets, tm, write_pcap
 
 # (file in tunnels/, innermost address, packets carrying it, outer address, packets carrying it)
 CASES = [
@@ -82,6 +82,52 @@ class Tunnels(StoreTest):
                     record(store, [path], "--cutoff", "none")
                     want = len(tcpdump_packets(path))
                     self.assertEqual(len(self.query(store, "")), want)
+
+
+class IpsecPairs(StoreTest):
+    """ESP/AH: the two directions of an SA pair are one connection for the cutoff."""
+
+    def pair_capture(self):
+        """nonip/02-sunrise-sunset-esp.pcap (8 ESP packets 192.1.2.23 -> 192.1.2.45, SPI
+        0x12345678), each followed by a reply: addresses swapped, SPI 0x87654321 (the IPv4
+        checksum is unchanged by the swap)."""
+        frames = []
+        for ts, cap, wire, data in read_pcap(corpus("nonip", "02-sunrise-sunset-esp.pcap")):
+            assert data[12:14] == b"\x08\x00" and data[14] == 0x45 and data[23] == 50
+            frames.append((ts, cap, wire, data))
+            back = data[:26] + data[30:34] + data[26:30] + bytes.fromhex("87654321") + data[38:]
+            frames.append((ts + 1000, cap, wire, back))
+        path = self.path("esp-pair.pcap")
+        write_pcap(path, frames)
+        return path, frames
+
+    def test_sa_pair_is_one_connection(self):
+        path, frames = self.pair_capture()
+        self.assertEqual(len(tcpdump_packets(path, "esp")), 16)
+        self.assertEqual(record(self.path("a"), [path], "--cutoff", "none")["connections"], 1)
+        # The cutoff counts both directions together: with room for 3 packets, 3 are kept
+        # (two connections of one SA each would have kept 3 + 3).
+        wire = frames[0][2]
+        cutoff = 3 * wire
+        keep, seen = 0, 0
+        for _, _, w, _ in frames:
+            keep += seen < cutoff
+            seen += w
+        self.assertEqual(keep, 3)
+        s = record(self.path("b"), [path], "--cutoff", str(cutoff))
+        self.assertEqual(s["connections"], 1)
+        self.assertEqual(len(self.query_all(self.path("b"))), keep)
+
+    def query_all(self, store):
+        out = self.path("all.pcap")
+        tm("query", "--store", store, "-w", out, "-q", "")
+        return tcpdump_packets(out)
+
+    def test_corpus_sa_connections(self):
+        # tshark -r nonip/ip6_esp.pcap -T fields -e ipv6.src -e ipv6.dst -e esp.spi | sort -u | wc -l
+        #   -> 13: 12 one-way SAs (3ffe::1 to 12 peers) and one ICMPv6 packet: 13 connections.
+        self.assertEqual(record(self.path("e"), [corpus("nonip", "ip6_esp.pcap")],
+                                "--cutoff", "none")["connections"], 13)
 
 
 class LayerStats(StoreTest):
