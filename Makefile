@@ -39,7 +39,8 @@ bench: build
 	@TM_BIN=$(abspath $(TM)) GEN_BIN=$(abspath $(BUILD)/gen_traffic) ./bench/run.sh
 
 # libFuzzer (clang, ASan+UBSan) on the decoder and on the query parser, FUZZ_SECONDS each.
-# Seeds: every distinct frame of $(TM_CORPUS) (extracted into the build dir) and fuzz/seeds.
+# Seeds: every distinct frame of $(TM_CORPUS) (extracted into the build dir) and fuzz/seeds
+# (crafted frames of what the corpus lacks, e.g. L2TPv3).
 # The grown corpus stays in $(BUILD_FUZZ)/corpus for the next run; a finding stops the run
 # and leaves crash-* in $(BUILD_FUZZ) (reproduce: $(BUILD_FUZZ)/decoder_fuzz crash-...).
 fuzz:
@@ -48,7 +49,7 @@ fuzz:
 	@python3 fuzz/extract_seeds.py $(TM_CORPUS) $(BUILD_FUZZ)/seeds/decoder
 	@mkdir -p $(BUILD_FUZZ)/corpus/decoder $(BUILD_FUZZ)/corpus/query
 	cd $(BUILD_FUZZ) && ./decoder_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  corpus/decoder seeds/decoder
+	  corpus/decoder seeds/decoder $(CURDIR)/fuzz/seeds/decoder
 	cd $(BUILD_FUZZ) && ./query_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -dict=$(CURDIR)/fuzz/query.dict corpus/query $(CURDIR)/fuzz/seeds/query
 
