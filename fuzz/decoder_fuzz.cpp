@@ -1,5 +1,6 @@
 // libFuzzer target: one frame through the decoder, and through the pure code that reads
-// what the decoder produced (connection key, fragment table, the exact query evaluator).
+// what the decoder produced (connection key with its fragment and SA-pair memories, the
+// fragment inheritance of queries, the exact query evaluator).
 //
 // Input: byte 0 picks the link type (kLinkTypes[byte % count]), the rest is the frame.
 // Beyond the sanitizers, it checks the decoder's contract (decoder.h): status returned ==
@@ -9,8 +10,9 @@
 #include <cstdlib>
 #include <vector>
 
+#include "conn/conn_keyer.h"
 #include "conn/flow_key.h"
-#include "conn/fragment_table.h"
+#include "conn/fragment_layers.h"
 #include "fuzz/link_types.h"
 #include "packet/decoder.h"
 #include "query/eval.h"
@@ -72,13 +74,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (l.has_l4) CHECK(l.l4_offset <= caplen);
   }
 
-  // Persistent across inputs, like the recorder's: later fragments meet earlier firsts.
-  static conn::FragmentTable frags(64);
+  // Persistent across inputs, like the recorder's and the query's: later fragments meet
+  // earlier first fragments, ESP/AH SAs meet their reverse.
+  static conn::ConnKeyer keyer;
+  static conn::FragmentLayers frag_layers(64);
   static uint64_t now = 0;
   now += 1'000'000;
-  if (auto k = frags.key(info, now)) CHECK(conn::make_key(info).has_value());
+  if (keyer.key(info, now)) CHECK(conn::make_key(info).has_value());
   (void)conn::tunnel_hash(info);
 
-  for (const query::Expr& e : filters()) (void)query::matches(e, info);
+  packet::PacketInfo whole = info;  // a later fragment completed by its first, as queries see it
+  frag_layers.apply(whole, now);
+  CHECK(whole.ip_count <= packet::PacketInfo::kMaxIpLayers);
+  for (const query::Expr& e : filters()) {
+    (void)query::matches(e, info);
+    (void)query::matches(e, whole);
+  }
   return 0;
 }
