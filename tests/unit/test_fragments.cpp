@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <pcap/pcap.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -11,7 +13,11 @@
 #include "packet/decoder.h"
 #include "query/packet_filter.h"
 #include "query/parser.h"
+#include "store/catalog.h"
 #include "store/index.h"
+#include "store/recovery.h"
+#include "store/segment_writer.h"
+#include "store/sidecar.h"
 
 namespace {
 
@@ -165,6 +171,43 @@ TEST(FragmentLayers, PacketFilterMatchesLaterFragments) {
     EXPECT_EQ(o, Outcome::kNone);
   }
   EXPECT_EQ(n, 1u);
+}
+
+// Both index paths that write sidecars: the segment writer (sealed) and crash recovery
+// (rebuilt from the pcap alone) index all five fragments under port 21, out of order too.
+TEST(FragmentLayers, SegmentWriterAndRecoveryIndexEveryFragment) {
+  namespace fs = std::filesystem;
+  auto pkts = read("ipv4/fragmented-3.pcap");
+  char tmpl[] = "/tmp/tm-unit-XXXXXX";
+  const fs::path dir = mkdtemp(tmpl);
+  fs::create_directories(dir / "default");
+  std::ofstream(dir / "STORE") << "tm store format 1\n";
+  const size_t order[] = {1, 2, 0, 3, 4};
+  auto write = [&](const std::string& base, uint64_t seq, bool seal) {
+    store::SegmentWriter w(base, seq, 1, {});
+    for (size_t k = 0; k < 5; ++k) {
+      const auto& d = pkts[order[k]].data;
+      w.append(1000 + k, uint32_t(d.size()), d.data(), uint32_t(d.size()));
+    }
+    if (seal)
+      w.seal();
+    else
+      w.flush();  // no seal: as if the process died
+  };
+  const std::string sealed = (dir / "default" / "00000001-1000-lt1").string();
+  const std::string crashed = (dir / "default" / "00000002-2000-lt1").string();
+  write(sealed, 1, true);
+  write(crashed, 2, false);
+  store::Catalog cat = store::Catalog::scan(dir.string());
+  for (auto& seg : cat.segments)
+    if (seg.state == store::SegmentInfo::State::kOpen) store::recover_segment(seg);
+  for (const std::string& base : {sealed, crashed}) {
+    SCOPED_TRACE(base);
+    store::SidecarBody b = store::read_sidecar_body(base + ".idx");
+    ASSERT_TRUE(b.index.port.count(21));
+    EXPECT_EQ(b.index.port.at(21).cardinality(), 5u);
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
