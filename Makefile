@@ -1,10 +1,13 @@
 # Time Machine (tm). `make demo` and `make test` set up a fresh Debian machine themselves.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+TM_CORPUS  ?= $(abspath ../shared/corpus)
 JOBS       ?= $(shell nproc)
 TM         := $(BUILD)/tm
 
-.PHONY: all setup build build-asan demo test test-release test-asan bench format clean
+.PHONY: all setup build build-asan demo test test-release test-asan bench fuzz format clean
 
 all: build
 
@@ -35,8 +38,23 @@ test-asan: build-asan
 bench: build
 	@TM_BIN=$(abspath $(TM)) GEN_BIN=$(abspath $(BUILD)/gen_traffic) ./bench/run.sh
 
+# libFuzzer (clang, ASan+UBSan) on the decoder and on the query parser, FUZZ_SECONDS each.
+# Seeds: every distinct frame of $(TM_CORPUS) (extracted into the build dir) and fuzz/seeds
+# (crafted frames of what the corpus lacks, e.g. L2TPv3).
+# The grown corpus stays in $(BUILD_FUZZ)/corpus for the next run; a finding stops the run
+# and leaves crash-* in $(BUILD_FUZZ) (reproduce: $(BUILD_FUZZ)/decoder_fuzz crash-...).
+fuzz:
+	@cmake -S fuzz -B $(BUILD_FUZZ) -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j$(JOBS)
+	@python3 fuzz/extract_seeds.py $(TM_CORPUS) $(BUILD_FUZZ)/seeds/decoder
+	@mkdir -p $(BUILD_FUZZ)/corpus/decoder $(BUILD_FUZZ)/corpus/query
+	cd $(BUILD_FUZZ) && ./decoder_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  corpus/decoder seeds/decoder $(CURDIR)/fuzz/seeds/decoder
+	cd $(BUILD_FUZZ) && ./query_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -dict=$(CURDIR)/fuzz/query.dict corpus/query $(CURDIR)/fuzz/seeds/query
+
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) demo-store demo-answer.pcap
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) demo-store demo-answer.pcap

@@ -21,14 +21,8 @@ bool symmetric_id(uint8_t kind) {
   return kind == packet::kTunnelVxlan || kind == packet::kTunnelGeneve || kind == packet::kTunnelGre;
 }
 
-}  // namespace
-
-uint32_t tunnel_hash(const packet::PacketInfo& p) {
-  const int n = p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
-  if (n == 0) return 0;
-  const packet::IpLayer& in = p.ip[n - 1];
-  const bool spi = in.has_spi && (in.proto == packet::kProtoEsp || in.proto == packet::kProtoAh);
-  if (n == 1 && !spi) return 0;
+// The outer layers' path, unfinished (see flow_key.h); `n` layers, the last one inner.
+uint64_t path_mix(const packet::PacketInfo& p, int n) {
   uint64_t h = 0x9e3779b97f4a7c15ull;
   for (int i = 0; i + 1 < n; ++i) {
     const packet::IpLayer& l = p.ip[i];
@@ -38,34 +32,78 @@ uint32_t tunnel_hash(const packet::PacketInfo& p) {
     const packet::IpLayer& next = p.ip[i + 1];
     h = mix(h, uint64_t{next.tunnel} << 32 | (symmetric_id(next.tunnel) ? next.tunnel_id : 0u));
   }
-  if (spi) h = mix(h, 0x5350490000000000ull | in.spi);
+  return h;
+}
+
+uint32_t finish(uint64_t h) {
   uint32_t t = static_cast<uint32_t>(h ^ (h >> 32));
   return t ? t : 1;  // 0 means "not tunnelled"
 }
 
-std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sp, uint16_t dp) {
-  const packet::IpLayer* l = p.inner();
-  if (!l) return std::nullopt;
+int layer_count(const packet::PacketInfo& p) {
+  return p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
+}
+
+bool has_sa(const packet::IpLayer& l) {
+  return l.has_spi && (l.proto == packet::kProtoEsp || l.proto == packet::kProtoAh);
+}
+
+// tunnel_hash() with the SA named `sa` (the SPI itself, or its pair's name) when `with_sa`.
+uint32_t tunnel_hash_sa(const packet::PacketInfo& p, bool with_sa, uint32_t sa) {
+  const int n = layer_count(p);
+  if (n == 0 || (n == 1 && !with_sa)) return 0;
+  uint64_t h = path_mix(p, n);
+  if (with_sa) h = mix(h, 0x5350490000000000ull | sa);
+  return finish(h);
+}
+
+KeyedPacket key_of(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint16_t dp) {
   KeyedPacket kp;
   FlowKey& k = kp.key;
-  k.proto = l->proto;
-  k.tunnel = tunnel_hash(p);
+  k.proto = l.proto;
+  k.tunnel = tunnel;
   // Order the endpoints so both directions give the same key.
-  bool src_first = l->src < l->dst || (l->src == l->dst && sp <= dp);
+  bool src_first = l.src < l.dst || (l.src == l.dst && sp <= dp);
   if (src_first) {
-    k.a = l->src;
-    k.b = l->dst;
+    k.a = l.src;
+    k.b = l.dst;
     k.port_a = sp;
     k.port_b = dp;
   } else {
-    k.a = l->dst;
-    k.b = l->src;
+    k.a = l.dst;
+    k.b = l.src;
     k.port_a = dp;
     k.port_b = sp;
   }
   kp.src_is_a = src_first;
   kp.hash = hash_key(k);
   return kp;
+}
+
+}  // namespace
+
+uint32_t tunnel_hash(const packet::PacketInfo& p) {
+  const int n = layer_count(p);
+  if (n == 0) return 0;
+  const packet::IpLayer& in = p.ip[n - 1];
+  return tunnel_hash_sa(p, has_sa(in), in.spi);
+}
+
+uint32_t path_hash(const packet::PacketInfo& p) {
+  const int n = layer_count(p);
+  return n > 1 ? finish(path_mix(p, n)) : 0;
+}
+
+std::optional<KeyedPacket> make_sa_key(const packet::PacketInfo& p, uint32_t sa) {
+  const packet::IpLayer* l = p.inner();
+  if (!l) return std::nullopt;
+  return key_of(*l, tunnel_hash_sa(p, true, sa), 0, 0);
+}
+
+std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sp, uint16_t dp) {
+  const packet::IpLayer* l = p.inner();
+  if (!l) return std::nullopt;
+  return key_of(*l, tunnel_hash(p), sp, dp);
 }
 
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {

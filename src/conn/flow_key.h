@@ -33,7 +33,8 @@ struct KeyedPacket {
 //   ports are left out (VXLAN/Geneve senders vary them per flow), and so are per-direction
 //   ids (GTP TEIDs, L2TP sessions, PPTP call ids).
 // - ESP/AH: ports stay 0 and the SPI is mixed into `tunnel`: one connection per security
-//   association (each direction of an SA pair is its own connection).
+//   association. make_sa_key() mixes in a given SA name instead, which is how the two
+//   directions of an SA pair share a connection (SaPairTable, sa_pairs.h; ConnKeyer).
 // - Non-first fragments carry no ports: they get ports 0 unless the caller fills them from
 //   a FragmentTable (fragment_table.h) and pass them to the second form.
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p);
@@ -42,6 +43,12 @@ std::optional<KeyedPacket> make_key(const packet::PacketInfo& p);
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sport, uint16_t dport);
 // The tunnel hash alone (0 for a packet with one IP layer and no SPI).
 uint32_t tunnel_hash(const packet::PacketInfo& p);
+// The outer path part of it alone (0 for a packet with one IP layer): what an SA pair's two
+// directions have in common.
+uint32_t path_hash(const packet::PacketInfo& p);
+// make_key() of an ESP/AH packet whose SA is named `sa` (SaPairTable::pair_id()) rather
+// than by its own SPI.
+std::optional<KeyedPacket> make_sa_key(const packet::PacketInfo& p, uint32_t sa);
 
 inline uint64_t hash_key(const FlowKey& k) {
   uint64_t w[6];

@@ -127,6 +127,8 @@ DecodeStatus parse_gtpu(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo
 DecodeStatus parse_teredo(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
 DecodeStatus parse_ayiya(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
 DecodeStatus parse_l2tp(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+// L2TPv3 from its session id at `off` (IP protocol 115, or after the UDP form's 4 bytes).
+DecodeStatus parse_l2tpv3_session(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
 
 // --- ieee80211.cpp: radiotap header (LINKTYPE 127) and/or an 802.11 frame (105).
 DecodeStatus decode_radiotap(const uint8_t* d, uint32_t cap, PacketInfo& out);

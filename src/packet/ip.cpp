@@ -31,6 +31,7 @@ DecodeStatus decode_ip(const uint8_t* d, uint32_t cap, uint32_t off, uint8_t ver
     case kProtoGre:
     case kProtoEsp:
     case kProtoAh:
+    case kProtoL2tp:
       return decode_tunnel(d, cap, pl, out);
     default:
       return s;

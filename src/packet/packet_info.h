@@ -63,6 +63,7 @@ enum : uint8_t {
   kProtoAh = 51,
   kProtoIcmp6 = 58,
   kProtoNoNext6 = 59,
+  kProtoL2tp = 115,  // L2TPv3 over IP
   kProtoSctp = 132,
 };
 
@@ -93,7 +94,8 @@ struct IpLayer {
   uint32_t l4_payload = 0;  // transport payload bytes present per the headers (TCP/UDP)
   // How this layer was reached: kTunnelNone for the outermost layer, else the encapsulation
   // between the previous layer and this one (see TunnelKind), with its identifier if it has
-  // one (VXLAN/Geneve VNI, GTP TEID, GRE key, L2TP tunnel << 16 | session, PPTP call id).
+  // one (VXLAN/Geneve VNI, GTP TEID, GRE key, L2TPv2 tunnel << 16 | session, L2TPv3
+  // session, PPTP call id).
   uint8_t tunnel = 0;
   uint32_t tunnel_id = 0;
   // ESP (proto 50) / AH (51): the Security Parameters Index, when its bytes are present.
@@ -111,7 +113,7 @@ enum TunnelKind : uint8_t {
   kTunnelGtp,      // GTP-U v1 (UDP 2152)
   kTunnelTeredo,   // Teredo (UDP 3544)
   kTunnelAyiya,    // AYIYA (UDP 5072)
-  kTunnelL2tp,     // L2TPv2 data (UDP 1701)
+  kTunnelL2tp,     // L2TPv2 data (UDP 1701), L2TPv3 data (IP protocol 115 or UDP 1701)
   kTunnelMplsUdp,  // MPLS-in-UDP (UDP 6635)
   kTunnelKinds,
 };

@@ -1,8 +1,9 @@
 // The step after an IP layer: IPsec SPIs, and tunnels, decapsulated to the innermost flow.
 //
-// Which tunnel: IP protocol 4/41 (IP-in-IP), 47 (GRE); UDP by well-known port, the
-// destination port first, then the source port: 4789 VXLAN, 4790 VXLAN-GPE, 6081 Geneve,
-// 2152 GTP-U, 3544 Teredo, 5072 AYIYA, 1701 L2TPv2, 4754 GRE-in-UDP, 6635 MPLS-in-UDP.
+// Which tunnel: IP protocol 4/41 (IP-in-IP), 47 (GRE), 115 (L2TPv3); UDP by well-known
+// port, the destination port first, then the source port: 4789 VXLAN, 4790 VXLAN-GPE,
+// 6081 Geneve, 2152 GTP-U, 3544 Teredo, 5072 AYIYA, 1701 L2TPv2/v3, 4754 GRE-in-UDP,
+// 6635 MPLS-in-UDP.
 // A UDP payload that does not look like its port's tunnel stays plain UDP. The depth is
 // bounded by PacketInfo::kMaxIpLayers: a tunnel beyond it is "tunnel_too_deep" (kMalformed)
 // with the layers so far intact. Every tunnel starts from an IP layer, so the recursion
@@ -113,6 +114,11 @@ DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, 
       if (!pl.has_transport) return DecodeStatus::kOk;
       kind = kTunnelGre;
       s = parse_gre(d, lim, pl.off, out, e);
+      break;
+    case kProtoL2tp:
+      if (!pl.has_transport) return DecodeStatus::kOk;
+      kind = kTunnelL2tp;
+      s = parse_l2tpv3_session(d, lim, pl.off, out, e);
       break;
     case kProtoUdp: {
       if (!l.has_l4) return DecodeStatus::kOk;

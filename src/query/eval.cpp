@@ -14,6 +14,8 @@
 //  - `arp` also matches RARP frames (tm does not tell them apart); `rarp` means `arp`.
 //  - Layers: `inner`/`outer` restrict host/net/port/proto/ip/ip6 to the innermost or the
 //    outermost IP layer; tunnel selectors look at how each layer was reached.
+//  - Fragments: the caller may let a later fragment inherit its first fragment's ports and
+//    inner layers (conn/fragment_layers.h) before evaluating; then `port` matches it.
 #include "query/eval.h"
 
 #include <algorithm>
@@ -75,14 +77,16 @@ bool addr_matches(const Predicate& pr, const PacketInfo& p) {
          by_dir(pr.dir, hit(p.arp_spa), hit(p.arp_tpa));
 }
 
-// port / portrange: TCP, UDP or SCTP only (never DCCP, as in libpcap), and never on a
-// fragment other than the first (libpcap tests the IPv4 fragment offset is 0).
+// port / portrange: TCP, UDP or SCTP only (never DCCP, as in libpcap). A fragment other
+// than the first has no ports from the decoder (libpcap tests the IPv4 fragment offset is
+// 0); it has them only when they were inherited from its first fragment (FragmentLayers,
+// which the query re-check and the index builder apply: README "Fragments").
 bool port_matches(const Predicate& pr, const PacketInfo& p) {
   auto in = [&](uint16_t port) { return port >= pr.port_lo && port <= pr.port_hi; };
   const Range r = range(pr, p);
   for (int i = r.lo; i < r.hi; ++i) {
     const IpLayer& l = p.ip[i];
-    if (!l.has_ports || l.frag_offset != 0) continue;
+    if (!l.has_ports) continue;
     const uint8_t proto = l.version == 4 ? l.header_proto : l.proto;
     const bool ok =
         pr.l4 == 0 ? (proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp)

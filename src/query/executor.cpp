@@ -66,10 +66,42 @@ class Engine {
  public:
   Engine(const QuerySpec& q, QueryStats& st) : q_(q), st_(st) {}
 
-  bool accept(uint32_t linktype, uint64_t ts, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
-    if (ts < q_.from_ns || ts >= q_.to_ns) return false;
+  // Re-checks the record at `off` (its bytes at `data`); a match joins sm.matches. A later
+  // fragment is matched as its datagram when its first fragment was re-checked before (in
+  // this segment or an earlier one: frags_ lives as long as the query); one whose first
+  // was not seen yet waits in orphans_ for the end of the segment, in case it comes later.
+  void check(SegmentMatches& sm, uint64_t off, uint64_t ts, const uint8_t* data, uint32_t caplen,
+             uint32_t wirelen) {
+    if (ts < q_.from_ns || ts >= q_.to_ns) return;
     ++st_.candidates;
-    return filter_.matches(linktype, data, caplen, wirelen);
+    conn::FragmentLayers::Outcome o;
+    const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o);
+    if (hit) sm.matches.push_back(Match{ts, off});
+    if (o == conn::FragmentLayers::Outcome::kFirst) first_seen_ = true;
+    if (!hit && o == conn::FragmentLayers::Outcome::kOrphan && orphans_.size() < kMaxOrphans)
+      orphans_.push_back(Match{ts, off});
+  }
+
+  // After a segment: its orphans whose first fragment came later in it. Returns true when
+  // some matched (appended out of order).
+  bool recheck_orphans(SegmentMatches& sm) {
+    bool added = false;
+    if (first_seen_) {
+      for (const Match& m : orphans_) {
+        const uint8_t* rec = sm.file->base() + m.off;
+        uint32_t h[4];
+        std::memcpy(h, rec, 16);
+        conn::FragmentLayers::Outcome o;
+        if (filter_.matches(sm.linktype, rec + 16, h[2], h[3], frags_, m.ts, o) &&
+            o == conn::FragmentLayers::Outcome::kInherited) {
+          sm.matches.push_back(m);
+          added = true;
+        }
+      }
+    }
+    orphans_.clear();
+    first_seen_ = false;
+    return added;
   }
 
   // Reads a sealed segment through its sidecar. Returns false to ask for a scan instead.
@@ -135,7 +167,7 @@ class Engine {
         return false;
       }
       uint64_t ts = static_cast<uint64_t>(h[0]) * 1000000000ull + h[1];
-      if (accept(sm.linktype, ts, base + off + 16, h[2], h[3])) sm.matches.push_back(Match{ts, off});
+      check(sm, off, ts, base + off + 16, h[2], h[3]);
     }
     ++st_.segments_indexed;
     return true;
@@ -143,6 +175,7 @@ class Engine {
 
   void by_scan(const store::SegmentInfo& seg, SegmentMatches& sm) {
     sm.matches.clear();
+    orphans_.clear();  // (a scan after a failed index read starts over)
     ++st_.segments_scanned;
     // The file may be growing (being written): only complete records are visited.
     store::ScanResult r = store::scan_pcap(seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen,
@@ -150,7 +183,7 @@ class Engine {
       if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
       // ... or after the catalog was taken (a consistent snapshot, e.g. a subscription's history)
       if (seg.state == store::SegmentInfo::State::kOpen && off + 16 + caplen > seg.pcap_bytes) return;
-      if (accept(sm.linktype, ts, data, caplen, wirelen)) sm.matches.push_back(Match{ts, off});
+      check(sm, off, ts, data, caplen, wirelen);
     });
     if (r.header_ok) sm.linktype = r.linktype;
   }
@@ -159,21 +192,25 @@ class Engine {
     auto sm = std::make_unique<SegmentMatches>();
     sm->order = order;
     sm->linktype = seg.meta.linktype;
+    bool late_fragments = false;
     try {
       bool done = false;
+      orphans_.clear();
+      first_seen_ = false;
       if (seg.state == store::SegmentInfo::State::kSealed) done = through_index(seg, *sm);
       if (!done) {
         if (!sm->file) sm->file = std::make_unique<MappedFile>(seg.pcap_path());
         by_scan(seg, *sm);
       }
+      late_fragments = recheck_orphans(*sm);
     } catch (const std::exception& e) {
       st_.warnings.push_back(e.what());
       sm->matches.clear();
       return sm;
     }
-    if (!seg.meta.monotonic || seg.state != store::SegmentInfo::State::kSealed)
-      std::stable_sort(sm->matches.begin(), sm->matches.end(),
-                       [](const Match& a, const Match& b) { return a.ts < b.ts; });
+    if (!seg.meta.monotonic || seg.state != store::SegmentInfo::State::kSealed || late_fragments)
+      std::sort(sm->matches.begin(), sm->matches.end(),
+                [](const Match& a, const Match& b) { return a.ts != b.ts ? a.ts < b.ts : a.off < b.off; });
     st_.matched += sm->matches.size();
     return sm;
   }
@@ -182,6 +219,10 @@ class Engine {
   const QuerySpec& q_;
   QueryStats& st_;
   PacketFilter filter_{q_.text, q_.parsed};
+  conn::FragmentLayers frags_;
+  static constexpr size_t kMaxOrphans = 4096;
+  std::vector<Match> orphans_;  // this segment's later fragments whose first was not seen yet
+  bool first_seen_ = false;     // this segment had a first fragment
 };
 
 }  // namespace

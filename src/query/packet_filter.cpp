@@ -15,6 +15,16 @@ PacketFilter::~PacketFilter() {
     if (p.second) pcap_freecode(&p.first);
 }
 
+bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
+                           conn::FragmentLayers& frags, uint64_t ts_ns,
+                           conn::FragmentLayers::Outcome& outcome) {
+  outcome = conn::FragmentLayers::Outcome::kNone;
+  if (bpf()) return matches(linktype, data, caplen, wirelen);
+  packet::decode(linktype, data, caplen, info_);
+  outcome = frags.apply(info_, ts_ns);
+  return query::matches(parsed_.expr, info_);
+}
+
 bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
   if (!bpf()) {
     packet::decode(linktype, data, caplen, info_);

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include "conn/fragment_layers.h"
 #include "packet/packet_info.h"
 #include "query/parser.h"
 
@@ -27,6 +28,12 @@ class PacketFilter {
   bool bpf() const { return parsed_.kind == ParseResult::Kind::kBpfOnly; }
   // A frame of a link type the BPF filter cannot apply to never matches.
   bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
+  // The same for a query's re-check, frames in capture order: a later fragment whose first
+  // fragment `frags` remembers is matched as its datagram (its ports and inner layers; see
+  // conn/fragment_layers.h), and `outcome` says what `frags` made of the frame. A BPF
+  // filter keeps tcpdump's semantics (BPF knows nothing of fragments): outcome kNone.
+  bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
+               conn::FragmentLayers& frags, uint64_t ts_ns, conn::FragmentLayers::Outcome& outcome);
 
  private:
   std::string text_;

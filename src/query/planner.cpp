@@ -28,6 +28,7 @@ Roaring tunnel_candidates(const store::IndexLookup& ix, uint8_t kind) {
       {kTunnelGre, true, 4754},         {kTunnelVxlan, true, 4789},       {kTunnelVxlan, true, 4790},
       {kTunnelGeneve, true, 6081},      {kTunnelGtp, true, 2152},         {kTunnelTeredo, true, 3544},
       {kTunnelAyiya, true, 5072},       {kTunnelL2tp, true, 1701},        {kTunnelMplsUdp, true, 6635},
+      {kTunnelL2tp, false, kProtoL2tp},  // L2TPv3 over IP
   };
   Roaring r;
   for (const Way& w : kWays)

@@ -37,7 +37,7 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
     for (size_t i = 0; i < m; ++i) {
       const capture::RawPacket& pk = pkts[base + i];
       packet::decode(pk.linktype, pk.data, pk.caplen, infos_[i]);
-      keys_[i] = frags_.key(infos_[i], pk.ts_ns);  // later fragments join their first one's connection
+      keys_[i] = keyer_.key(infos_[i], pk.ts_ns);
       if (keys_[i]) table_.prefetch(keys_[i]->hash);
     }
     for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);

@@ -14,9 +14,9 @@
 #include "capture/source.h"
 #include "config/config.h"
 #include "conn/classifier.h"
+#include "conn/conn_keyer.h"
 #include "conn/conn_table.h"
 #include "conn/flow_key.h"
-#include "conn/fragment_table.h"
 #include "packet/packet_info.h"
 #include "store/store_writer.h"
 
@@ -88,7 +88,7 @@ class Recorder {
   std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
   conn::Classifier classifier_;
   conn::ConnTable table_;
-  conn::FragmentTable frags_;
+  conn::ConnKeyer keyer_;  // fragments join their first one's connection, ESP/AH SA pairs one
   std::vector<ClassCounters> per_class_;
   std::vector<uint64_t> cutoff_;
   RecorderCounters totals_;

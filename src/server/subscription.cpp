@@ -7,13 +7,15 @@ Subscriber::Subscriber(const query::QuerySpec& q, size_t max_queue_bytes)
 
 Subscriber::~Subscriber() = default;
 
-bool Subscriber::match(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
-  return filter_.matches(linktype, data, caplen, wirelen);
+bool Subscriber::match(uint64_t ts_ns, uint32_t linktype, const uint8_t* data, uint32_t caplen,
+                       uint32_t wirelen) {
+  conn::FragmentLayers::Outcome o;  // (a fragment that comes before its first one is not held back)
+  return filter_.matches(linktype, data, caplen, wirelen, frags_, ts_ns, o);
 }
 
 void Subscriber::offer(uint16_t, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
                        uint32_t caplen) {
-  if (!match(linktype, data, caplen, wirelen)) return;
+  if (!match(ts_ns, linktype, data, caplen, wirelen)) return;
   std::lock_guard lk(mu_);
   if (bytes_ + caplen + 64 > max_bytes_) {
     overflow_++;

@@ -1,5 +1,7 @@
 #include "store/index.h"
 
+#include "conn/fragment_layers.h"
+
 namespace tmach::store {
 
 const std::map<uint32_t, Roaring>& SegmentIndex::scalar(Field f) const {
@@ -85,12 +87,40 @@ void IndexBuilder::for_each_key(const packet::PacketInfo& p, F&& f) {
   if (p.vlan_count) f(vlan_[4096]);
 }
 
-void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p) {
+void IndexBuilder::add_keys(uint32_t ord, const packet::PacketInfo& p) {
   for_each_key(p, [&](int32_t& slot) { add(slot, ord); });
 }
 
+void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, conn::FragmentLayers* frags,
+                              uint64_t ts_ns) {
+  if (!frags || conn::FragmentLayers::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
+  packet::PacketInfo full = p;
+  switch (frags->apply(full, ts_ns)) {
+    case conn::FragmentLayers::Outcome::kOrphan:
+      if (orphans_.size() == kMaxOrphans) orphans_.erase(orphans_.begin());
+      orphans_.push_back(Orphan{ord, p});
+      break;
+    case conn::FragmentLayers::Outcome::kFirst:
+      // Later fragments of this datagram that came first: index them as the datagram now.
+      for (size_t i = 0; i < orphans_.size();) {
+        packet::PacketInfo o = orphans_[i].info;
+        if (frags->apply(o, ts_ns) == conn::FragmentLayers::Outcome::kInherited) {
+          add_keys(orphans_[i].ordinal, o);
+          orphans_.erase(orphans_.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          ++i;
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  add_keys(ord, full);
+}
+
 SegmentIndex IndexBuilder::build() const {
-  // Group the log by slot: count, prefix sums, scatter. Ordinals stay ascending per slot.
+  // Group the log by slot: count, prefix sums, scatter. Ordinals stay ascending per slot
+  // (but for a fragment indexed again when its first arrived: addMany takes any order).
   std::vector<uint32_t> start(nslots_ + 1, 0);
   for (const Entry& e : log_) ++start[e.slot + 1];
   for (size_t i = 1; i <= nslots_; ++i) start[i] += start[i - 1];
@@ -133,6 +163,7 @@ SegmentIndex IndexBuilder::finish() {
 SegmentIndex IndexBuilder::snapshot() const { return build(); }
 
 void IndexBuilder::clear() {
+  orphans_.clear();
   log_.clear();
   nslots_ = 0;
   port_.assign(65536, -1);

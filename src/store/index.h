@@ -1,7 +1,9 @@
 // Per-segment indexes: one per field, each mapping a value to the set of packet ordinals
 // (position of the packet in its segment, 0-based) as a CRoaring bitmap.
 //
-// What goes in each field is defined once here (add_packet), and the planner relies on it:
+// What goes in each field is defined once here (add_packet), and the planner relies on it.
+// Every IP layer means those of the packet as FragmentLayers completes it when the builder
+// is given one: a later fragment carries its first fragment's ports and inner layers.
 // - kAddr:  every IP layer's source and destination, and ARP sender/target addresses
 //           (16-byte v4-mapped form);
 // - kPort:  every IP layer's source and destination port, for TCP, UDP and SCTP only;
@@ -22,6 +24,10 @@
 #include <vector>
 
 #include "packet/packet_info.h"
+
+namespace tmach::conn {
+class FragmentLayers;
+}
 
 namespace tmach::store {
 
@@ -79,7 +85,14 @@ struct SegmentIndex {
 class IndexBuilder {
  public:
   IndexBuilder();
-  void add_packet(uint32_t ordinal, const packet::PacketInfo& p);
+  // The one function that computes a stored packet's index keys. With `frags` (one memory
+  // per store writer, shared by its segments, fed in capture order with `ts_ns`), a later
+  // fragment is indexed as its datagram: with its first fragment's ports and inner layers
+  // (conn/fragment_layers.h). A later fragment that comes before its first one in the same
+  // segment is indexed again when the first arrives (up to kMaxOrphans waiting). Without
+  // `frags`, packets are indexed as decoded.
+  void add_packet(uint32_t ordinal, const packet::PacketInfo& p, conn::FragmentLayers* frags = nullptr,
+                  uint64_t ts_ns = 0);
   SegmentIndex finish();          // builds the bitmaps; the builder is empty afterwards
   SegmentIndex snapshot() const;  // the same, keeping the state (segment being written)
   void clear();
@@ -105,7 +118,15 @@ class IndexBuilder {
   void for_each_key(const packet::PacketInfo& p, F&& f);
   SegmentIndex build() const;
 
-  std::vector<Entry> log_;  // (slot, ordinal) in packet order
+  static constexpr size_t kMaxOrphans = 64;
+  struct Orphan {  // a later fragment whose first was not seen yet
+    uint32_t ordinal;
+    packet::PacketInfo info;
+  };
+  void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
+
+  std::vector<Orphan> orphans_;
+  std::vector<Entry> log_;  // (slot, ordinal) in packet order (a fragment's first may add an earlier ordinal)
   size_t nslots_ = 0;
   std::vector<int32_t> port_, proto_, vlan_;       // direct tables: key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear

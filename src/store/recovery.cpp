@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "conn/fragment_layers.h"
 #include "packet/decoder.h"
 #include "store/index.h"
 #include "store/pcap_scan.h"
@@ -21,6 +22,7 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   meta.seq = seg.meta.seq;
   SidecarBody body;
   IndexBuilder builder;
+  conn::FragmentLayers frags;  // fragments within the segment (an earlier one's are not known here)
   uint64_t last_dir = 0;
   packet::PacketInfo info;
   uint32_t linktype = seg.meta.linktype;
@@ -40,7 +42,7 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
     }
     body.offsets.push_back(static_cast<uint32_t>(off));
     packet::decode(linktype, data, caplen, info);
-    builder.add_packet(ord, info);
+    builder.add_packet(ord, info, &frags, ts);
     meta.packets++;
     meta.wire_bytes += wirelen;
   });

@@ -14,7 +14,8 @@
 namespace tmach::store {
 
 SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts)
-    : base_(std::move(base)), opts_(opts) {
+    : base_(std::move(base)), opts_(std::move(opts)) {
+  if (!opts_.fragments) opts_.fragments = std::make_shared<conn::FragmentLayers>();
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
@@ -58,7 +59,7 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
 
   packet::PacketInfo info;
   packet::decode(meta_.linktype, data, caplen, info);
-  builder_.add_packet(ord, info);
+  builder_.add_packet(ord, info, opts_.fragments.get(), ts_ns);
 
   PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
                       static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};

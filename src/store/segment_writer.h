@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "conn/fragment_layers.h"
 #include "store/index.h"
 #include "store/segment_meta.h"
 #include "store/sidecar.h"
@@ -20,6 +21,10 @@ struct WriterOptions {
   uint64_t directory_bytes = 4ull << 20;
   size_t buffer_bytes = 4u << 20;  // write() in chunks of this size
   uint64_t fsync_bytes = 0;        // 0: no periodic fsync of packet data
+  // Lets later fragments be indexed as their datagram (IndexBuilder::add_packet), also when
+  // the first fragment is in an earlier segment: one per store writer, shared by its
+  // segments. Null: the segment writer keeps its own (fragments within the segment).
+  std::shared_ptr<conn::FragmentLayers> fragments;
 };
 
 class SegmentWriter {

@@ -22,6 +22,7 @@ StoreWriter::StoreWriter(const config::Config& cfg, const std::vector<config::Cl
   wopts_.directory_every = cfg.directory_every;
   wopts_.directory_bytes = cfg.directory_bytes;
   wopts_.fsync_bytes = cfg.fsync_bytes;
+  wopts_.fragments = std::make_shared<conn::FragmentLayers>();  // later fragments indexed as their datagram
   std::error_code ec;
   fs::create_directories(cfg.store, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", cfg.store, ec.message()));
