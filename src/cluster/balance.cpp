@@ -27,11 +27,6 @@ uint64_t mix_bytes(uint64_t h, const uint8_t* p, size_t n) {
   return h;
 }
 
-bool endpoint_less(const Endpoint& a, const Endpoint& b) {
-  if (a.addr != b.addr) return a.addr < b.addr;
-  return a.port < b.port;
-}
-
 }  // namespace
 
 std::optional<Scheme> parse_scheme(const std::string& s) {
@@ -42,36 +37,33 @@ std::optional<Scheme> parse_scheme(const std::string& s) {
 
 const char* scheme_name(Scheme s) { return s == Scheme::kPair ? "pair" : "5tuple"; }
 
-uint64_t endpoint_hash(const Endpoint& a, const Endpoint& b, uint8_t proto) {
-  const Endpoint& lo = endpoint_less(b, a) ? b : a;
-  const Endpoint& hi = &lo == &a ? b : a;
+uint64_t flow_hash(const packet::IpAddr& a, const packet::IpAddr& b, uint16_t port_a, uint16_t port_b,
+                   uint8_t proto) {
+  const packet::IpAddr& lo = b < a ? b : a;
+  const packet::IpAddr& hi = b < a ? a : b;
   uint64_t h = 0x74696d656d616368ull;  // "timemach"
-  h = mix_bytes(h, lo.addr.b.data(), 16);
-  h = mix(h, lo.port);
-  h = mix_bytes(h, hi.addr.b.data(), 16);
-  h = mix(h, hi.port);
+  h = mix_bytes(h, lo.b.data(), 16);
+  h = mix_bytes(h, hi.b.data(), 16);
+  h = mix(h, std::min(port_a, port_b));
+  h = mix(h, std::max(port_a, port_b));
   return mix(h, proto);
 }
 
 uint64_t packet_hash(Scheme scheme, const packet::PacketInfo& p, const uint8_t* frame, uint32_t caplen) {
   if (p.ip_count > 0) {
     const packet::IpLayer& l = p.ip[0];
-    Endpoint a{l.src, 0}, b{l.dst, 0};
-    if (scheme == Scheme::kPair) return endpoint_hash(a, b, 0);
-    if (l.has_ports && !l.fragment && p.ip_count == 1) {
-      a.port = l.sport;
-      b.port = l.dport;
-    }
-    return endpoint_hash(a, b, l.proto);
+    if (scheme == Scheme::kPair) return flow_hash(l.src, l.dst, 0, 0, 0);
+    bool ports = l.has_ports && !l.fragment && p.ip_count == 1;
+    return flow_hash(l.src, l.dst, ports ? l.sport : 0, ports ? l.dport : 0, l.proto);
   }
-  if (p.arp) return endpoint_hash({p.arp_spa, 0}, {p.arp_tpa, 0}, 0);
+  if (p.arp) return flow_hash(p.arp_spa, p.arp_tpa, 0, 0, 0);
   if (p.has_eth && static_cast<uint32_t>(p.eth_offset) + 12 <= caplen) {
     // MACs in the 16-byte address form (zero-padded): another value space than IP's
     // v4-mapped and v6 addresses, hashed the same way.
-    Endpoint a, b;
-    std::memcpy(a.addr.b.data(), frame + p.eth_offset, 6);
-    std::memcpy(b.addr.b.data(), frame + p.eth_offset + 6, 6);
-    return endpoint_hash(a, b, 0);
+    packet::IpAddr a, b;
+    std::memcpy(a.b.data(), frame + p.eth_offset, 6);
+    std::memcpy(b.b.data(), frame + p.eth_offset + 6, 6);
+    return flow_hash(a, b, 0, 0, 0);
   }
   return 0;
 }

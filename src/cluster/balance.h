@@ -9,12 +9,14 @@
 //
 // Schemes:
 //  - kPair:   the sorted pair of outer addresses.
-//  - kFiveTuple: the sorted pair of outer (address, port) endpoints plus the outer protocol.
-//    Ports count only when the outer layer has them and the packet is neither a fragment
-//    (non-first fragments carry no ports; the first one goes with them) nor tunnelled
-//    (VXLAN/Geneve senders vary the outer source port per flow, and tm's connection key
-//    ignores it): those packets hash with ports 0. A query for one 5-tuple therefore has
-//    two candidate workers (ports p/q and ports 0), often the same one.
+//  - kFiveTuple: the sorted pair of outer addresses, the sorted pair of outer ports and the
+//    outer protocol. Sorting addresses and ports apart (rather than as address:port
+//    endpoints) keeps the hash symmetric and lets a query that names both hosts and both
+//    ports, but not which port is whose, find one worker. Ports count only when the outer layer has them and
+//    the packet is neither a fragment (non-first fragments carry no ports; the first one goes with them) nor
+//    tunnelled (VXLAN/Geneve senders vary the outer source port per flow, and tm's connection key ignores
+//    it): those packets hash with ports 0. A query for one 5-tuple therefore has two candidate workers per
+//    protocol (ports p/q and ports 0), often the same one.
 // Frames without IP: ARP/RARP by the sorted pair of its sender/target protocol addresses
 // (so `host A and host B`, which matches ARP between A and B, finds them at the pair's
 // worker), other frames with Ethernet addresses by the sorted MAC pair, anything else
@@ -36,15 +38,12 @@ enum class Scheme : uint8_t { kPair, kFiveTuple };
 std::optional<Scheme> parse_scheme(const std::string& s);
 const char* scheme_name(Scheme s);
 
-// One endpoint as hashed: address and port (port 0 when the scheme or the packet has none).
-struct Endpoint {
-  packet::IpAddr addr;
-  uint16_t port = 0;
-};
-
-// The symmetric hash of two endpoints and a protocol: hash(a, b, p) == hash(b, a, p). A fixed
-// function of the bytes (no seed), so every process, version and machine agrees.
-uint64_t endpoint_hash(const Endpoint& a, const Endpoint& b, uint8_t proto);
+// The symmetric hash of two addresses, two ports and a protocol: the addresses are sorted,
+// and so are the ports, so swapping either pair (both directions of a connection) gives the
+// same value. Ports and protocol 0 for `pair`. A fixed function of the bytes (no seed), so
+// every process, version and machine agrees.
+uint64_t flow_hash(const packet::IpAddr& a, const packet::IpAddr& b, uint16_t port_a, uint16_t port_b,
+                   uint8_t proto);
 
 // The hash of a decoded frame under `scheme` (see above). `frame` is the frame's bytes
 // (for the MAC pair of non-IP frames).

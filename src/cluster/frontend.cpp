@@ -790,26 +790,29 @@ void Frontend::routes() {
     return bad == replies.size() && common > 0 ? common : 502;
   };
 
-  s.Post("/api/v1/classes",
-         [this, per_worker, fail_status](const httplib::Request& req, httplib::Response& res) {
-           std::string path = httplib::append_query_params("/api/v1/classes", forward_params(req, {}));
-           std::string body = req.body, type = req.get_header_value("Content-Type");
-           if (type.empty()) type = "application/json";
-           auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
-                                  [&](httplib::Client& c) { return c.Post(path, body, type.c_str()); });
-           json w = per_worker(replies);
-           bool all_ok = std::all_of(replies.begin(), replies.end(), [](auto& r) { return r.ok(); });
-           if (!all_ok) {
-             size_t bad = std::count_if(replies.begin(), replies.end(), [](auto& r) { return !r.ok(); });
-             return json_error(res, fail_status(replies),
-                               fmt::format("{} of {} workers did not set the class", bad, replies.size()),
-                               {{"workers", w}});
-           }
-           json j = json::parse(replies[0].body, nullptr, false);
-           if (!j.is_object()) j = json::object();
-           j["workers"] = w;
-           res.set_content(j.dump() + "\n", "application/json");
-         });
+  s.Post("/api/v1/classes", [this, per_worker, fail_status](const httplib::Request& req,
+                                                            httplib::Response& res) {
+    std::string path = httplib::append_query_params("/api/v1/classes", forward_params(req, {}));
+    std::string body = req.body, type = req.get_header_value("Content-Type");
+    if (type.empty()) type = "application/json";
+    auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
+                           [&](httplib::Client& c) { return c.Post(path, body, type.c_str()); });
+    json w = per_worker(replies);
+    bool all_ok = std::all_of(replies.begin(), replies.end(), [](auto& r) { return r.ok(); });
+    if (!all_ok) {
+      size_t bad = std::count_if(replies.begin(), replies.end(), [](auto& r) { return !r.ok(); });
+      std::string why;
+      for (size_t i = 0; i < replies.size(); ++i)
+        if (!replies[i].ok()) why += fmt::format("; {}: {}", cfg_.workers[i].url, replies[i].error);
+      return json_error(res, fail_status(replies),
+                        fmt::format("{} of {} workers did not set the class{}", bad, replies.size(), why),
+                        {{"workers", w}});
+    }
+    json j = json::parse(replies[0].body, nullptr, false);
+    if (!j.is_object()) j = json::object();
+    j["workers"] = w;
+    res.set_content(j.dump() + "\n", "application/json");
+  });
   s.Get("/api/v1/classes", [this, per_worker, fail_status](const httplib::Request&, httplib::Response& res) {
     auto replies =
         fan_out(cfg_, wc_, all_workers(cfg_), [](httplib::Client& c) { return c.Get("/api/v1/classes"); });

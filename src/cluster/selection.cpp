@@ -98,7 +98,7 @@ Selection select_workers(const query::ParseResult& parsed, const BalanceInfo& b)
   Selection s;
   s.all = false;
   if (b.scheme == Scheme::kPair) {
-    ws.insert(worker_of(endpoint_hash({a, 0}, {bb, 0}, 0), b.workers));
+    ws.insert(worker_of(flow_hash(a, bb, 0, 0, 0), b.workers));
     s.why = fmt::format("balance pair: the filter pins the address pair {}", pair);
   } else {
     uint16_t p, q;
@@ -114,9 +114,8 @@ Selection select_workers(const query::ParseResult& parsed, const BalanceInfo& b)
     if (!proto_pinned) protos = {packet::kProtoTcp, packet::kProtoUdp, packet::kProtoSctp};
     if (protos.empty()) return everyone("contradictory protocols (no packet can match): every worker");
     for (uint8_t pr : protos) {
-      ws.insert(worker_of(endpoint_hash({a, p}, {bb, q}, pr), b.workers));
-      ws.insert(worker_of(endpoint_hash({a, q}, {bb, p}, pr), b.workers));
-      ws.insert(worker_of(endpoint_hash({a, 0}, {bb, 0}, pr), b.workers));  // fragments, tunnels
+      ws.insert(worker_of(flow_hash(a, bb, p, q, pr), b.workers));
+      ws.insert(worker_of(flow_hash(a, bb, 0, 0, pr), b.workers));  // fragments, tunnels
     }
     std::string names;
     for (uint8_t pr : protos) names += fmt::format("{}{}", names.empty() ? "" : "/", pr);

@@ -7,9 +7,9 @@
 // or port 2)` pins the pair, `(host A or host C) and host B` does not.
 //  - pair:   two distinct addresses pinned by `host` (any direction) -> one worker.
 //  - 5tuple: the pair and both ports (two distinct `port` values, or one value as both `src
-//    port` and `dst port`) -> the workers of (A:p, B:q) and (A:q, B:p) for each protocol the
-//    query allows (a `tcp`/`udp`/`sctp`/`proto N` pin or the port's qualifier; tcp, udp,
-//    sctp otherwise) and of the same pair with ports 0 (fragments, tunnelled packets).
+//    port` and `dst port`) -> the worker of (A, B, p, q) for each protocol the query allows (a
+//    `tcp`/`udp`/`sctp`/`proto N` pin or the port's qualifier; tcp, udp, sctp otherwise) and of the same pair
+//    with ports 0 (fragments, tunnelled packets).
 // Layers: the hash is of the outermost IP layer, and tm's `host X` matches X in ANY layer,
 // so with `tunnels` (the default: the link may carry tunnels) only `outer`-qualified pins
 // count; a tunnelled packet naming A and B in an inner layer may sit at any worker. When
