@@ -5,6 +5,7 @@ killed or stuck worker is named and does not hang the answer; a connection query
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -336,6 +337,22 @@ class Live(Cluster):
         st = json.loads(tm("stats", "--server", fe).stdout)
         self.assertEqual([w["stats"]["capture"]["worker_share"]["worker_id"] for w in st["workers"]], [0, 1, 2])
         self.assertEqual(st["down"], [])
+        # A subscription through the front-end: new UDP datagrams on lo, from whichever worker keeps them.
+        out = self.path("sub.pcap")
+        sub = subprocess.Popen(["curl", "-sN", "-o", out, fe + "/api/v1/subscribe?filter=udp%20dst%20port%2040999"])
+        self.procs.append(sub)
+        time.sleep(1.5)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(20):
+            s.sendto(b"tm-cluster-%02d" % i, ("127.0.0.1", 40999))
+        s.close()
+        deadline = time.monotonic() + WAIT
+        got = []
+        while time.monotonic() < deadline and len(got) < 20:
+            time.sleep(0.2)
+            got = read_pcap(out) if os.path.exists(out) and os.path.getsize(out) >= 24 else []
+        sub.kill()
+        self.assertEqual([d[-13:] for _, _, _, d in got], [b"tm-cluster-%02d" % i for i in range(20)])
 
 
 if __name__ == "__main__":
