@@ -12,6 +12,7 @@
 #include "cluster/flow_merge.h"
 #include "cluster/pcap_merge.h"
 #include "cluster/selection.h"
+#include "cluster/worker_fetch.h"
 #include "query/parser.h"
 #include "server/api.h"
 #include "server/flow_format.h"
@@ -47,74 +48,6 @@ std::string param(const httplib::Request& req, const char* name) {
 bool flag_param(const httplib::Request& req, const char* name) {
   std::string v = param(req, name);
   return v == "1" || v == "true" || v == "yes";
-}
-
-// A header value on one line.
-std::string one_line(std::string s) {
-  for (char& c : s)
-    if (c == '\r' || c == '\n') c = ' ';
-  return s;
-}
-
-std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
-  auto cl = std::make_unique<httplib::Client>(w.url);
-  auto whole = static_cast<time_t>(w.timeout_s);
-  auto usec = static_cast<time_t>((w.timeout_s - static_cast<double>(whole)) * 1e6);
-  cl->set_connection_timeout(whole, usec);
-  cl->set_read_timeout(whole, usec);
-  cl->set_write_timeout(whole, usec);
-  cl->set_keep_alive(false);
-  if (!w.token.empty()) cl->set_bearer_token_auth(w.token);
-  return cl;
-}
-
-// The error text of a worker's non-2xx answer ({"error": ...} or the raw body).
-std::string error_text(int status, const std::string& body) {
-  auto j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
-  return body.empty() ? fmt::format("HTTP {}", status) : one_line(body.substr(0, 200));
-}
-
-// A plain (not streamed) request to one worker.
-struct Reply {
-  int status = 0;  // 0: no answer
-  std::string body;
-  std::string error;  // empty when 2xx
-  bool ok() const { return status >= 200 && status < 300; }
-};
-
-using Request = std::function<httplib::Result(httplib::Client&)>;
-
-// Runs `req` on each worker of `which` at once (a thread each) and waits for all; each
-// bounded by its worker's time limit.
-std::vector<Reply> fan_out(const ClusterConfig& cfg,
-                           std::vector<std::unique_ptr<Frontend::WorkerCounters>>& wc,
-                           const std::vector<size_t>& which, const Request& req) {
-  std::vector<Reply> out(which.size());
-  std::vector<std::thread> th;
-  for (size_t k = 0; k < which.size(); ++k)
-    th.emplace_back([&, k] {
-      size_t i = which[k];
-      Reply& r = out[k];
-      try {
-        auto cl = make_client(cfg.workers[i]);
-        auto res = req(*cl);
-        if (!res) {
-          r.error = fmt::format("no answer ({})", httplib::to_string(res.error()));
-        } else {
-          r.status = res->status;
-          r.body = res->body;
-          if (!r.ok()) r.error = fmt::format("HTTP {}: {}", r.status, error_text(r.status, r.body));
-        }
-      } catch (const std::exception& e) {
-        r.error = e.what();
-      }
-      wc[i]->requests++;
-      wc[i]->up = r.status != 0;
-      if (!r.ok()) wc[i]->failures++;
-    });
-  for (auto& t : th) t.join();
-  return out;
 }
 
 std::vector<size_t> all_workers(const ClusterConfig& cfg) {
@@ -217,152 +150,6 @@ class PcapSinkWriter {
   uint32_t linktype_ = 1;
   uint64_t packets_ = 0, other_link_ = 0;
 };
-
-// One worker's streamed answer (a packet query or a subscription), fetched by a thread of
-// its own into a bounded queue.
-struct Fetch {
-  enum class State { kWaiting, kStreaming, kFailed, kDone };
-  size_t idx = 0;
-  std::string url;
-  double timeout_s = 0;
-  std::unique_ptr<httplib::Client> cl;
-  std::shared_ptr<PacketQueue> q;
-  std::mutex mu;
-  std::condition_variable cv;
-  State state = State::kWaiting;  // mu
-  bool started = false;           // mu: answer headers were 200 (a later failure is mid-stream)
-  int status = 0;                 // mu
-  std::string reason;             // mu: why it failed
-  std::string error_body;         // non-200 body
-  std::atomic<bool> cancelled{false};
-  bool close_queue = true;  // false when several fetches share one queue (subscriptions)
-  uint64_t packets = 0;
-  std::thread th;
-
-  void run(const std::string& path_and_query) {
-    PcapStreamParser parser;
-    auto res = cl->Get(
-        path_and_query,
-        [&](const httplib::Response& r) {
-          std::lock_guard lk(mu);
-          status = r.status;
-          if (status == 200) {
-            started = true;
-            state = State::kStreaming;
-            cv.notify_all();
-          }
-          return true;
-        },
-        [&](const char* d, size_t n) {
-          if (status != 200) {
-            if (error_body.size() < 65536) error_body.append(d, n);
-            return true;
-          }
-          bool ok = parser.feed(d, n, [&](MergePacket&& m) {
-            if (cancelled || !q->push(std::move(m))) {
-              cancelled = true;
-              return;
-            }
-            ++packets;
-          });
-          if (!ok) {
-            std::lock_guard lk(mu);
-            reason = parser.error();
-          }
-          return ok && !cancelled;
-        });
-    std::lock_guard lk(mu);
-    if (cancelled) {
-      if (reason.empty()) reason = "given up by the front-end";
-      state = State::kFailed;
-    } else if (!res) {
-      if (reason.empty())
-        reason = started ? fmt::format("answer cut after {} packets ({})", packets,
-                                       httplib::to_string(res.error()))
-                         : fmt::format("no answer ({})", httplib::to_string(res.error()));
-      state = State::kFailed;
-    } else if (status != 200) {
-      reason = fmt::format("HTTP {}: {}", status, error_text(status, error_body));
-      state = State::kFailed;
-    } else if (!parser.has_header() || parser.pending()) {
-      reason = "answer ended inside a pcap record";
-      state = State::kFailed;
-    } else {
-      state = State::kDone;
-    }
-    cv.notify_all();
-    if (close_queue) q->close();
-  }
-
-  // Waits until the worker has sent its answer's status (or failed), at most until `deadline`.
-  // Returns false (and gives the worker up) when it has not.
-  bool wait_started(clk::time_point deadline) {
-    std::unique_lock lk(mu);
-    if (cv.wait_until(lk, deadline, [&] { return state != State::kWaiting; })) return true;
-    reason = fmt::format("no answer within {} s", timeout_s);
-    lk.unlock();
-    give_up();
-    return false;
-  }
-
-  void give_up() {
-    cancelled = true;
-    if (close_queue) q->cancel();  // a shared queue is the owner's to cancel
-    cl->stop();
-  }
-
-  bool failed() {
-    std::lock_guard lk(mu);
-    return state == State::kFailed || (cancelled && state != State::kDone);
-  }
-};
-
-struct FetchSet {
-  std::vector<std::unique_ptr<Fetch>> f;
-  ~FetchSet() { end(); }
-  // Gives up the fetches still running and waits for every thread.
-  void end() {
-    for (auto& x : f) {
-      if (!x->th.joinable()) continue;
-      bool running;
-      {
-        std::lock_guard lk(x->mu);
-        running = x->state == Fetch::State::kWaiting || x->state == Fetch::State::kStreaming;
-      }
-      if (running) x->give_up();
-      x->th.join();
-    }
-  }
-};
-
-// Starts one fetch per worker of `which` for `path`.
-std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
-                                        const std::string& path, std::shared_ptr<PacketQueue> shared_q,
-                                        size_t queue_bytes) {
-  auto fs = std::make_shared<FetchSet>();
-  for (size_t i : which) {
-    auto f = std::make_unique<Fetch>();
-    f->idx = i;
-    f->url = cfg.workers[i].url;
-    f->timeout_s = cfg.workers[i].timeout_s;
-    f->cl = make_client(cfg.workers[i]);
-    f->q = shared_q ? shared_q : std::make_shared<PacketQueue>(queue_bytes);
-    fs->f.push_back(std::move(f));
-  }
-  for (auto& f : fs->f) f->th = std::thread([p = f.get(), path] { p->run(path); });
-  return fs;
-}
-
-// The missing workers of a fetch set, as {url: reason}.
-json missing_of(FetchSet& fs) {
-  json m = json::object();
-  for (auto& f : fs.f)
-    if (f->failed()) {
-      std::lock_guard lk(f->mu);
-      m[f->url] = f->reason;
-    }
-  return m;
-}
 
 void set_missing_headers(httplib::Response& res, const json& missing) {
   std::string urls, reasons;
@@ -547,7 +334,7 @@ void Frontend::routes() {
     try {
       ctx->id = next_id_++;
       std::string path = httplib::append_query_params("/api/v1/query", forward_params(req, {"require_all"}));
-      ctx->fs = start_fetches(cfg_, which, path, nullptr, 4u << 20);
+      ctx->fs = start_fetches(cfg_, which, path, 4u << 20);
       for (auto& f : ctx->fs->f) {
         wc_[f->idx]->requests++;
         ctx->stall_s = std::max(ctx->stall_s, f->timeout_s);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cluster/cluster_config.h"
+#include "cluster/worker_fetch.h"
 
 namespace httplib {
 class Server;
@@ -31,12 +32,6 @@ class Frontend {
   void bind();   // throws std::runtime_error when the address cannot be bound
   void serve();  // blocks until stop()
   void stop();
-
-  // Per worker, as /metrics and /stats show them.
-  struct WorkerCounters {
-    std::atomic<bool> up{true};
-    std::atomic<uint64_t> requests{0}, failures{0}, packets{0};
-  };
 
  private:
   void routes();
