@@ -166,6 +166,11 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
     f->url = cfg.workers[i].url;
     f->timeout_s = cfg.workers[i].timeout_s;
     f->cl = make_client(cfg.workers[i]);
+    // The front-end's own wait (Fetch::wait_started, merge_next) decides first and names the
+    // cause; the socket's limit is a second line, a little later.
+    double t = cfg.workers[i].timeout_s + 1;
+    f->cl->set_read_timeout(static_cast<time_t>(t),
+                            static_cast<time_t>((t - static_cast<double>(static_cast<time_t>(t))) * 1e6));
     f->q = std::make_shared<PacketQueue>(queue_bytes);
     fs->f.push_back(std::move(f));
   }
