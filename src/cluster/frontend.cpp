@@ -169,6 +169,55 @@ std::string urls_of(const ClusterConfig& cfg, const std::vector<size_t>& which) 
   return s;
 }
 
+// The filter parameter, parsed; ApiError(400) on a syntax error.
+query::ParseResult parse_filter(const httplib::Request& req) {
+  std::string text = param(req, "filter");
+  query::ParseResult pr = query::parse_expr(text);
+  if (pr.kind == query::ParseResult::Kind::kError) throw server::ApiError(400, query::format_error(text, pr));
+  return pr;
+}
+
+json explain_json(const ClusterConfig& cfg, const query::ParseResult& pr, const Selection& sel) {
+  json j;
+  j["balance"] = cfg.balance.known ? json(scheme_name(cfg.balance.scheme)) : json(nullptr);
+  j["tunnels"] = cfg.balance.tunnels;
+  j["all"] = sel.all;
+  j["why"] = sel.why;
+  j["workers"] = json::array();
+  for (size_t i = 0; i < cfg.workers.size(); ++i)
+    if (sel.all || std::find(sel.workers.begin(), sel.workers.end(), i) != sel.workers.end())
+      j["workers"].push_back({{"id", i}, {"url", cfg.workers[i].url}});
+  j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
+  return j;
+}
+
+std::vector<size_t> chosen(const ClusterConfig& cfg, const Selection& sel) {
+  if (sel.all) return all_workers(cfg);
+  return std::vector<size_t>(sel.workers.begin(), sel.workers.end());
+}
+
+// Requests that change or list state on every worker: per-worker results in "workers".
+json per_worker(const ClusterConfig& cfg, const std::vector<Reply>& replies) {
+  json w = json::array();
+  for (size_t i = 0; i < replies.size(); ++i) {
+    json e = {{"url", cfg.workers[i].url}, {"status", replies[i].status}};
+    if (!replies[i].ok()) e["error"] = replies[i].error;
+    w.push_back(e);
+  }
+  return w;
+}
+
+// All answered 2xx: `ok`. Otherwise the workers' common status if they agree (400 for a bad
+// class, 409 for read-only workers), else 502; the body names each worker's result.
+int fail_status(const std::vector<Reply>& replies) {
+  int common = -1;
+  for (auto& r : replies)
+    if (!r.ok()) common = common == -1 || common == r.status ? r.status : 0;
+  size_t bad = 0;
+  for (auto& r : replies) bad += !r.ok();
+  return bad == replies.size() && common > 0 ? common : 502;
+}
+
 }  // namespace
 
 Frontend::Frontend(ClusterConfig cfg) : cfg_(std::move(cfg)), svr_(std::make_unique<httplib::Server>()) {
@@ -209,6 +258,15 @@ void Frontend::remember(uint64_t id, json status) {
   }
 }
 
+void Frontend::admit() {
+  if (active_.fetch_add(1) >= cfg_.max_queries) {
+    active_--;
+    rejected_++;
+    throw server::ApiError(
+        503, fmt::format("too many concurrent queries (limit {}); try again later", cfg_.max_queries));
+  }
+}
+
 void Frontend::routes() {
   auto& s = *svr_;
   s.set_read_timeout(30);
@@ -245,6 +303,17 @@ void Frontend::routes() {
     }
   });
 
+  query_routes();
+  flow_routes();
+  report_routes();
+  stats_routes();
+  state_routes();
+  subscribe_routes();
+}
+
+// Health, the cluster's configuration, query outcomes, and explain.
+void Frontend::report_routes() {
+  auto& s = *svr_;
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     json j = {{"status", "ok"}, {"frontend", true}, {"workers", cfg_.workers.size()}};
     res.set_content(j.dump() + "\n", "application/json");
@@ -272,57 +341,23 @@ void Frontend::routes() {
     res.set_content(it->second.dump() + "\n", "application/json");
   });
 
-  auto parse_filter = [](const httplib::Request& req) {
-    std::string text = param(req, "filter");
-    query::ParseResult pr = query::parse_expr(text);
-    if (pr.kind == query::ParseResult::Kind::kError)
-      throw server::ApiError(400, query::format_error(text, pr));
-    return pr;
-  };
+  s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
+    auto pr = parse_filter(req);
+    json j = explain_json(cfg_, pr, select_workers(pr, cfg_.balance));
+    j["filter"] = param(req, "filter");
+    res.set_content(j.dump(2) + "\n", "application/json");
+  });
+}
 
-  auto explain_json = [this](const query::ParseResult& pr, const Selection& sel) {
-    json j;
-    j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
-    j["tunnels"] = cfg_.balance.tunnels;
-    j["all"] = sel.all;
-    j["why"] = sel.why;
-    j["workers"] = json::array();
-    for (size_t i = 0; i < cfg_.workers.size(); ++i)
-      if (sel.all || std::find(sel.workers.begin(), sel.workers.end(), i) != sel.workers.end())
-        j["workers"].push_back({{"id", i}, {"url", cfg_.workers[i].url}});
-    j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
-    return j;
-  };
-  auto chosen = [this](const Selection& sel) {
-    if (sel.all) return all_workers(cfg_);
-    return std::vector<size_t>(sel.workers.begin(), sel.workers.end());
-  };
-
-  s.Get("/api/v1/explain",
-        [this, parse_filter, explain_json](const httplib::Request& req, httplib::Response& res) {
-          auto pr = parse_filter(req);
-          json j = explain_json(pr, select_workers(pr, cfg_.balance));
-          j["filter"] = param(req, "filter");
-          res.set_content(j.dump(2) + "\n", "application/json");
-        });
-
-  auto admit = [this] {
-    if (active_.fetch_add(1) >= cfg_.max_queries) {
-      active_--;
-      rejected_++;
-      throw server::ApiError(
-          503, fmt::format("too many concurrent queries (limit {}); try again later", cfg_.max_queries));
-    }
-  };
-
+void Frontend::query_routes() {
+  auto& s = *svr_;
   // Packet queries: fan out, wait for every worker's answer status (bounded by its time
   // limit), then merge the streams by timestamp.
-  s.Get("/api/v1/query", [this, parse_filter, chosen, admit](const httplib::Request& req,
-                                                             httplib::Response& res) {
+  s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     auto pr = parse_filter(req);
     bool require_all = flag_param(req, "require_all");
     Selection sel = select_workers(pr, cfg_.balance);
-    std::vector<size_t> which = chosen(sel);
+    std::vector<size_t> which = chosen(cfg_, sel);
     admit();
     struct Ctx {
       std::shared_ptr<FetchSet> fs;
@@ -442,10 +477,12 @@ void Frontend::routes() {
           active_--;
         });
   });
+}
 
+void Frontend::flow_routes() {
+  auto& s = *svr_;
   // Flows: every selected worker's matching records (its top N for --top), merged.
-  s.Get("/api/v1/flows", [this, parse_filter, chosen, admit](const httplib::Request& req,
-                                                             httplib::Response& res) {
+  s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     auto pr = parse_filter(req);
     std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
     if (format.empty()) format = "json";
@@ -464,7 +501,7 @@ void Frontend::routes() {
     // selection applies only where the two are the same (no tunnels).
     BalanceInfo b = cfg_.balance;
     if (b.tunnels) b.known = false;
-    std::vector<size_t> which = chosen(select_workers(pr, b));
+    std::vector<size_t> which = chosen(cfg_, select_workers(pr, b));
     bool require_all = flag_param(req, "require_all");
     admit();
     struct Release {
@@ -495,7 +532,10 @@ void Frontend::routes() {
                                                         : format == "csv" ? "text/csv"
                                                                           : "text/plain");
   });
+}
 
+void Frontend::stats_routes() {
+  auto& s = *svr_;
   s.Get("/api/v1/stats", [this](const httplib::Request&, httplib::Response& res) {
     auto which = all_workers(cfg_);
     auto replies = fan_out(cfg_, wc_, which, [](httplib::Client& c) { return c.Get("/api/v1/stats"); });
@@ -555,36 +595,18 @@ void Frontend::routes() {
           static_cast<double>(http_requests_.load()));
     res.set_content(m.text(), "text/plain; version=0.0.4");
   });
+}
 
-  // Requests that change or list state on every worker: per-worker results in "workers".
-  auto per_worker = [this](const std::vector<Reply>& replies) {
-    json w = json::array();
-    for (size_t i = 0; i < replies.size(); ++i) {
-      json e = {{"url", cfg_.workers[i].url}, {"status", replies[i].status}};
-      if (!replies[i].ok()) e["error"] = replies[i].error;
-      w.push_back(e);
-    }
-    return w;
-  };
-  // All answered 2xx: `ok`. Otherwise the workers' common status if they agree (400 for a bad
-  // class, 409 for read-only workers), else 502; the body names each worker's result.
-  auto fail_status = [](const std::vector<Reply>& replies) {
-    int common = -1;
-    for (auto& r : replies)
-      if (!r.ok()) common = common == -1 || common == r.status ? r.status : 0;
-    size_t bad = 0;
-    for (auto& r : replies) bad += !r.ok();
-    return bad == replies.size() && common > 0 ? common : 502;
-  };
-
-  s.Post("/api/v1/classes", [this, per_worker, fail_status](const httplib::Request& req,
-                                                            httplib::Response& res) {
+// Dynamic classes and per-connection controls: every worker.
+void Frontend::state_routes() {
+  auto& s = *svr_;
+  s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     std::string path = httplib::append_query_params("/api/v1/classes", forward_params(req, {}));
     std::string body = req.body, type = req.get_header_value("Content-Type");
     if (type.empty()) type = "application/json";
     auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
                            [&](httplib::Client& c) { return c.Post(path, body, type.c_str()); });
-    json w = per_worker(replies);
+    json w = per_worker(cfg_, replies);
     bool all_ok = std::all_of(replies.begin(), replies.end(), [](auto& r) { return r.ok(); });
     if (!all_ok) {
       size_t bad = std::count_if(replies.begin(), replies.end(), [](auto& r) { return !r.ok(); });
@@ -600,7 +622,7 @@ void Frontend::routes() {
     j["workers"] = w;
     res.set_content(j.dump() + "\n", "application/json");
   });
-  s.Get("/api/v1/classes", [this, per_worker, fail_status](const httplib::Request&, httplib::Response& res) {
+  s.Get("/api/v1/classes", [this](const httplib::Request&, httplib::Response& res) {
     auto replies =
         fan_out(cfg_, wc_, all_workers(cfg_), [](httplib::Client& c) { return c.Get("/api/v1/classes"); });
     // One entry per host (as a worker lists them), with the workers that hold it.
@@ -622,7 +644,8 @@ void Frontend::routes() {
       }
     }
     if (!ok)
-      return json_error(res, fail_status(replies), "no worker answered", {{"workers", per_worker(replies)}});
+      return json_error(res, fail_status(replies), "no worker answered",
+                        {{"workers", per_worker(cfg_, replies)}});
     json out = json::array();
     for (auto& [h, e] : by_host) out.push_back(e);
     std::string missing;
@@ -631,11 +654,11 @@ void Frontend::routes() {
     if (!missing.empty()) res.set_header("X-TM-Missing-Workers", missing);
     res.set_content(out.dump(2) + "\n", "application/json");
   });
-  auto del = [this, per_worker](const std::string& host, httplib::Response& res) {
+  auto del = [this](const std::string& host, httplib::Response& res) {
     if (host.empty()) throw server::ApiError(400, "give the host");
     auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
                            [&](httplib::Client& c) { return c.Delete("/api/v1/classes/" + host); });
-    json w = per_worker(replies);
+    json w = per_worker(cfg_, replies);
     size_t removed = std::count_if(replies.begin(), replies.end(), [](auto& r) { return r.ok(); });
     if (!removed)
       return json_error(res, 404, fmt::format("no dynamic class for host {} on any worker", host),
@@ -648,8 +671,7 @@ void Frontend::routes() {
            [del](const httplib::Request& req, httplib::Response& res) { del(req.matches[1].str(), res); });
 
   // Per-connection controls: a connection lives at one worker; listing asks all.
-  s.Get("/api/v1/connections", [this, per_worker, fail_status](const httplib::Request& req,
-                                                               httplib::Response& res) {
+  s.Get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
     std::string path = httplib::append_query_params("/api/v1/connections", forward_params(req, {}));
     auto replies = fan_out(cfg_, wc_, all_workers(cfg_), [&](httplib::Client& c) { return c.Get(path); });
     json all = json::array();
@@ -666,7 +688,8 @@ void Frontend::routes() {
         }
     }
     if (!ok)
-      return json_error(res, fail_status(replies), "no worker answered", {{"workers", per_worker(replies)}});
+      return json_error(res, fail_status(replies), "no worker answered",
+                        {{"workers", per_worker(cfg_, replies)}});
     std::stable_sort(all.begin(), all.end(), [](const json& a, const json& b) {
       return a.value("bytes", uint64_t{0}) > b.value("bytes", uint64_t{0});
     });
@@ -675,8 +698,7 @@ void Frontend::routes() {
     if (top && all.size() > top) all.erase(all.begin() + static_cast<long>(top), all.end());
     res.set_content(all.dump(2) + "\n", "application/json");
   });
-  s.Post("/api/v1/connections/control", [this, per_worker, fail_status](const httplib::Request& req,
-                                                                        httplib::Response& res) {
+  s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
     std::string path = httplib::append_query_params("/api/v1/connections/control", forward_params(req, {}));
     std::string body = req.body;
     auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
@@ -686,14 +708,17 @@ void Frontend::routes() {
       if (r.ok()) n += json::parse(r.body, nullptr, false).value("connections", uint64_t{0});
     if (std::none_of(replies.begin(), replies.end(), [](auto& r) { return r.ok(); }))
       return json_error(res, fail_status(replies), "no worker applied the control",
-                        {{"workers", per_worker(replies)}});
-    res.set_content(json{{"connections", n}, {"workers", per_worker(replies)}}.dump() + "\n",
+                        {{"workers", per_worker(cfg_, replies)}});
+    res.set_content(json{{"connections", n}, {"workers", per_worker(cfg_, replies)}}.dump() + "\n",
                     "application/json");
   });
+}
 
+void Frontend::subscribe_routes() {
+  auto& s = *svr_;
   // Subscriptions: every worker's live stream, interleaved as packets arrive (each worker's
   // own order is kept; across workers, arrival order at the front-end).
-  s.Get("/api/v1/subscribe", [this, parse_filter](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
     parse_filter(req);
     auto q = std::make_shared<PacketQueue>(64u << 20);
     std::string path = httplib::append_query_params("/api/v1/subscribe", forward_params(req, {}));

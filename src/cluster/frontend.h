@@ -34,7 +34,14 @@ class Frontend {
   void stop();
 
  private:
-  void routes();
+  void routes();  // authentication and error handling, then the groups below
+  void report_routes();
+  void query_routes();
+  void flow_routes();
+  void stats_routes();
+  void state_routes();
+  void subscribe_routes();
+  void admit();  // one more query running, or ApiError(503) beyond max_queries
   void remember(uint64_t id, nlohmann::json status);
   ClusterConfig cfg_;
   std::unique_ptr<httplib::Server> svr_;
