@@ -386,6 +386,13 @@ void Frontend::query_routes() {
         wc_[f->idx]->up = f->status != 0;
         if (missing.contains(f->url)) wc_[f->idx]->failures++;
       }
+      if (missing.size() == which.size()) {  // an empty answer would look like "no match"
+        std::string m;
+        for (auto& [u, r] : missing.items())
+          m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
+        partial_++;
+        throw server::ApiError(502, fmt::format("no worker answered: {}", m));
+      }
       if (!missing.empty() && require_all) {
         std::string m;
         for (auto& [u, r] : missing.items())

@@ -355,5 +355,57 @@ class Live(Cluster):
         self.assertEqual([d[-13:] for _, _, _, d in got], [b"tm-cluster-%02d" % i for i in range(20)])
 
 
+class Mixed(Cluster):
+    def test_other_link_type_is_left_out_and_counted_as_a_worker_does(self):
+        # Two workers with different link types: the answer takes the first packet's link type
+        # (as one worker's answer does) and counts the other's packets in the query status.
+        eth, raw = corpus("mixed", "wikipedia.pcap"), corpus("link", "rotation.pcap")
+        stores = []
+        for i, src in enumerate((eth, raw)):
+            stores.append(self.path("m%d" % i))
+            record(stores[-1], [src], "--cutoff", "none")
+        self.start_workers(stores)
+        fe = self.start_frontend(balance=None)
+        out = self.path("a.pcap")
+        p = tm("query", "--server", fe, "-w", out, "")
+        first, other = sorted((eth, raw), key=lambda f: read_pcap(f)[0][0])
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(first))
+        qid = None
+        for line in run(["curl", "-s", "-D", "-", "-o", "/dev/null", fe + "/api/v1/query?filter="]).stdout.decode().splitlines():
+            if line.lower().startswith("x-tm-query-id:"):
+                qid = line.split(":", 1)[1].strip()
+        self.assertTrue(qid)
+        st = json.loads(run(["curl", "-s", fe + "/api/v1/cluster/queries/" + qid]).stdout)
+        self.assertEqual(st["other_link_type"], len(read_pcap(other)))
+        self.assertEqual(st["packets"], len(read_pcap(first)))
+        self.assertTrue(st["complete"])
+        del p
+
+
+class Tokens(Cluster):
+    def test_worker_tokens_and_the_front_ends_own(self):
+        src = corpus("mixed", "afs.pcap")
+        stores = self.record_shares(src)
+        wtok, ftok = self.path("worker.token"), self.path("fe.token")
+        with open(wtok, "w") as f:
+            f.write("worker-secret\n")
+        with open(ftok, "w") as f:
+            f.write("frontend-secret\n")
+        self.start_workers(stores, ["--token-file", wtok])
+        # Without the workers' token every worker refuses: named, with the reason.
+        bare = self.start_frontend()
+        p, _ = self.query(bare, "", check=False)
+        self.assertNotEqual(p.returncode, 0)  # nobody answered: an error, not an empty pcap
+        self.assertIn("no worker answered", p.stderr.decode())
+        self.assertIn("401", p.stderr.decode())
+        fe = self.start_frontend(extra=["--worker-token-file", wtok, "--token-file", ftok])
+        p = tm("query", "--server", fe, "-w", self.path("x.pcap"), "", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("token", p.stderr.decode())
+        p, got = self.query(fe, "", "--token-file", ftok)
+        self.assertSamePackets(got, tcpdump_packets(src))
+        self.assertNotIn("warning", p.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
