@@ -19,7 +19,7 @@ Runner add_flows(CLI::App& app) {
     std::string store, from, to, format = "text", by = "bytes";
     std::vector<std::string> filter;
     size_t top = 0;
-    bool quiet = false;
+    bool quiet = false, require_all = false;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -35,6 +35,8 @@ Runner add_flows(CLI::App& app) {
   app.add_option("--by", o->by, "what --top ranks by: bytes, packets, duration")
       ->check(CLI::IsMember({"bytes", "packets", "duration"}));
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  app.add_flag("--require-all", o->require_all,
+               "--server is a tm frontend: fail unless every worker answers");
   return [o]() -> int {
     std::string text;
     for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
@@ -45,12 +47,15 @@ Runner add_flows(CLI::App& app) {
       if (!o->from.empty()) p.emplace("from", o->from);
       if (!o->to.empty()) p.emplace("to", o->to);
       if (o->top) p.emplace("top", std::to_string(o->top));
+      if (o->require_all) p.emplace("require_all", "1");
       auto r = server::api_get(o->server, "/api/v1/flows", p, stdout);
       if (r.status == 400) {
         std::cerr << r.error << "\n";
         return 2;
       }
       if (!r.error.empty()) throw std::runtime_error(r.error);
+      if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
+        std::cerr << "tm flows: warning: workers missing from the answer: " << m << "\n";
       return 0;
     }
     query::ParseResult pr = query::parse_expr(text);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -65,6 +66,58 @@ class PcapOut {
   uint64_t other_link_ = 0, written_ = 0;
 };
 
+// After a --server answer: warns about the workers a tm frontend reports missing, before the
+// answer (header) and during it (its query status). True when nothing is missing.
+bool report_missing_workers(const server::ClientOptions& c, const server::ClientResult& r) {
+  bool complete = true;
+  std::string before = r.header("X-TM-Missing-Reasons");
+  if (!before.empty()) {
+    std::cerr << "tm query: warning: workers missing from the answer: " << before << "\n";
+    complete = false;
+  }
+  std::string id = r.header("X-TM-Query-Id");
+  if (id.empty()) return complete;
+  auto st = server::api_get(c, "/api/v1/cluster/queries/" + id, {}, nullptr);
+  auto j = nlohmann::json::parse(st.body, nullptr, false);
+  if (st.status != 200 || !j.is_object()) {
+    std::cerr << "tm query: warning: the front-end's status of query " << id << " is unknown\n";
+    return false;
+  }
+  for (auto& [url, why] : j["missing"].items()) {
+    if (before.find(url) != std::string::npos) continue;
+    std::cerr << "tm query: warning: worker " << url
+              << " failed during the answer: " << why.get<std::string>() << "\n";
+    complete = false;
+  }
+  if (j.contains("cut")) complete = false;
+  return complete;
+}
+
+// --explain --server: a tm frontend shows which workers a query would ask.
+int explain_frontend(const server::ClientOptions& c, const std::string& filter) {
+  auto r = server::api_get(c, "/api/v1/explain", {{"filter", filter}}, nullptr);
+  if (r.status == 404)
+    throw std::runtime_error(c.url +
+                             " has no /api/v1/explain (a tm serve worker): --explain needs --store there");
+  if (r.status == 400) {
+    std::cerr << r.error << "\n";
+    return 2;
+  }
+  if (!r.error.empty()) throw std::runtime_error(r.error);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object()) throw std::runtime_error("the server's answer is not JSON");
+  std::cout << "filter: " << (filter.empty() ? "(all packets)" : filter) << "\n";
+  if (j["parsed"].is_string()) std::cout << "parsed: " << j["parsed"].get<std::string>() << "\n";
+  std::cout << fmt::format("cluster: balance {}, tunnels {}\n",
+                           j["balance"].is_string() ? j["balance"].get<std::string>() : "unknown",
+                           j["tunnels"].get<bool>() ? "possible" : "none");
+  std::cout << "selection: " << j["why"].get<std::string>() << "\n";
+  std::cout << fmt::format("workers asked: {}\n", j["workers"].size());
+  for (auto& w : j["workers"])
+    std::cout << fmt::format("  worker {} {}\n", w["id"].get<size_t>(), w["url"].get<std::string>());
+  return 0;
+}
+
 }  // namespace
 
 Runner add_query(CLI::App& app) {
@@ -72,7 +125,7 @@ Runner add_query(CLI::App& app) {
     std::string store, out, from, to;
     std::vector<std::string> filter;
     std::vector<std::string> classes;
-    bool explain = false, count = false, quiet = false;
+    bool explain = false, count = false, quiet = false, require_all = false;
     uint64_t flow_id = 0;
     server::ClientOptions server;
   };
@@ -89,6 +142,8 @@ Runner add_query(CLI::App& app) {
   app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
   app.add_flag("--count", o->count, "only count the matching packets");
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  app.add_flag("--require-all", o->require_all,
+               "--server is a tm frontend: fail unless every worker it asks answers in full");
   app.add_option("--flow", o->flow_id, "the packets of one flow (its id from tm flows), while still on disk");
   return [o]() -> int {
     if (!o->explain && !o->count && o->out.empty())
@@ -97,13 +152,14 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
     for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
+    if (!o->server.url.empty() && o->explain) return explain_frontend(o->server, q.text);
     if (!o->server.url.empty()) {
-      if (o->explain || o->count || o->flow_id)
-        throw std::runtime_error("--explain, --count and --flow need --store");
+      if (o->count || o->flow_id) throw std::runtime_error("--count and --flow need --store");
       server::Params p{{"filter", q.text}};
       if (!o->from.empty()) p.emplace("from", o->from);
       if (!o->to.empty()) p.emplace("to", o->to);
       for (auto& c : o->classes) p.emplace("class", c);
+      if (o->require_all) p.emplace("require_all", "1");
       std::FILE* f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
       if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
       auto t0 = std::chrono::steady_clock::now();
@@ -113,7 +169,11 @@ Runner add_query(CLI::App& app) {
         std::cerr << r.error << "\n";
         return 2;
       }
+      // A tm frontend names the workers missing from the answer (cluster/frontend.h).
+      bool complete = report_missing_workers(o->server, r);
       if (!r.error.empty()) throw std::runtime_error(r.error);
+      if (o->require_all && !complete)
+        throw std::runtime_error("--require-all: the answer is missing workers (see above)");
       if (!o->quiet)
         std::cerr << fmt::format(
             "tm query: answered by {} in {:.1f} ms\n", o->server.url,

@@ -35,6 +35,7 @@ Runner add_record(CLI::App& app) {
     if (!o->reads.empty() && !cfg.interfaces.empty())
       throw std::runtime_error("give either --read or --interface, not both");
     bool live = o->reads.empty();
+    auto share = make_share_filter(*o);
 
     // Signals are taken by a thread of their own (sigwait), which asks the sources to stop.
     sigset_t set;
@@ -86,6 +87,7 @@ Runner add_record(CLI::App& app) {
         while (!stop) {
           for (auto& s : live_sources) {
             size_t n = s->next_batch(batch.data(), batch.size());
+            if (share) n = share->keep(batch.data(), n);
             rec.process(batch.data(), n, wait_mode);
           }
         }
@@ -96,6 +98,7 @@ Runner add_record(CLI::App& app) {
           while (!stop) {
             size_t n = src->next_batch(batch.data(), batch.size());
             if (n == 0) break;
+            if (share) n = share->keep(batch.data(), n);
             rec.process(batch.data(), n, wait_mode);
             if (!writer.error().empty()) throw std::runtime_error("writer failed: " + writer.error());
           }
@@ -119,7 +122,7 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: writer: " << writer.error() << "\n";
       rc = 1;
     }
-    print_record_summary(std::cout, rec, writer, kstats, secs, o->json);
+    print_record_summary(std::cout, rec, writer, kstats, secs, o->json, share.get());
     return rc;
   };
 }

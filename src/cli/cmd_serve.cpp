@@ -64,6 +64,9 @@ class Daemon : public server::Backend {
         });
   }
 
+  // This worker's share of a split (--worker-id), or null. Read in publish() only.
+  void set_share(const cluster::ShareFilter* s) { share_ = s; }
+
   // --- capture thread ---------------------------------------------------------------------------------
   void load_classes() {
     std::ifstream f(path_);
@@ -123,6 +126,10 @@ class Daemon : public server::Backend {
     snap_.cls = rec_.class_counters();
     snap_.tot = rec_.counters();
     snap_.conns = rec_.table().size();
+    if (share_) {
+      snap_.share_kept = share_->kept_packets();
+      snap_.share_other = share_->other_packets();
+    }
     snap_.conns_created = rec_.table().stats().created;
     auto now = std::chrono::steady_clock::now();
     if (now - last_kstats_ >= std::chrono::milliseconds(100) || snap_.kernel.size() != sources.size()) {
@@ -152,6 +159,13 @@ class Daemon : public server::Backend {
     j["kernel"] = {{"received", kr}, {"dropped", kd}, {"interface_dropped", ki}};
     j["writer_error"] = writer_.error();
     j["dynamic_classes"] = dyn_.size();
+    if (share_) {
+      j["worker_share"] = {{"worker_id", share_->worker_id()},
+                           {"workers", share_->workers()},
+                           {"balance", cluster::scheme_name(share_->scheme())},
+                           {"kept_packets", snap_.share_kept},
+                           {"other_workers_packets", snap_.share_other}};
+    }
     for (size_t i = 0; i < cfg_.classes.size() && i < snap_.cls.size(); ++i) {
       const auto& c = snap_.cls[i];
       const auto& w = writer_.stats(static_cast<uint16_t>(i));
@@ -383,6 +397,7 @@ class Daemon : public server::Backend {
     size_t conns = 0;
     uint64_t conns_created = 0;
     std::vector<capture::SourceStats> kernel;
+    uint64_t share_kept = 0, share_other = 0;
   };
   const config::Config& cfg_;
   store::StoreWriter& writer_;
@@ -398,6 +413,7 @@ class Daemon : public server::Backend {
   uint64_t next_expiry_ = 0;                               // mu_
   std::vector<std::shared_ptr<server::Subscriber>> subs_;  // writer thread only
   std::atomic<uint64_t> sub_overflow_{0};
+  const cluster::ShareFilter* share_ = nullptr;
 };
 
 }  // namespace
@@ -468,6 +484,10 @@ Runner add_serve(CLI::App& app) {
     ao.max_subscriptions = o->max_subs;
     ao.query_seconds = o->query_seconds;
     bool live = !cfg.interfaces.empty();
+    auto share = make_share_filter(o->rec);
+    if (share && !live)
+      throw std::runtime_error(
+          "--worker-id splits live capture; a store served read-only was split when it was recorded");
 
     sigset_t set;
     sigemptyset(&set);
@@ -514,6 +534,7 @@ Runner add_serve(CLI::App& app) {
     for (auto& p : ad.problems) std::cerr << "tm serve: warning: " << p << "\n";
     record::Recorder rec(cfg, writer);
     Daemon daemon(cfg, writer, rec);
+    daemon.set_share(share.get());
     daemon.load_classes();
     std::vector<std::unique_ptr<capture::PacketSource>> sources = open_live_sources(cfg);
     server::ApiServer api(ao, &daemon);
@@ -537,6 +558,7 @@ Runner add_serve(CLI::App& app) {
       while (!stop) {
         for (auto& s : sources) {
           size_t n = s->next_batch(batch.data(), batch.size());
+          if (share) n = share->keep(batch.data(), n);
           std::lock_guard table_lock(daemon.table_mutex());  // per batch, not per packet
           daemon.apply_commands();
           rec.process(batch.data(), n, wait_mode);

@@ -16,5 +16,6 @@ Runner add_connections(CLI::App& app);
 Runner add_serve(CLI::App& app);
 Runner add_class(CLI::App& app);
 Runner add_subscribe(CLI::App& app);
+Runner add_frontend(CLI::App& app);
 
 }  // namespace tmach::cli

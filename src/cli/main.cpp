@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
       tmach::cli::add_connections);
   reg("subscribe", "stream new packets matching a filter from a running tm serve, as pcap",
       tmach::cli::add_subscribe);
+  reg("frontend", "one API in front of several tm serve workers: queries fan out and merge by time",
+      tmach::cli::add_frontend);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

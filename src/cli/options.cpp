@@ -17,6 +17,19 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("--disk-budget", o.disk_budget, "disk budget of the whole store (e.g. 10g)");
   app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
   app.add_option("--when-ring-full", o.when_full, "auto (wait for files, drop live), drop, or wait");
+  app.add_option("--worker-id", o.worker_id, "one worker of a split: keep only this worker's share (0..N-1)");
+  app.add_option("--workers", o.workers, "the number of workers the traffic is split between");
+  app.add_option("--balance", o.balance, "how the split hashes packets: pair (default) or 5tuple")
+      ->check(CLI::IsMember({"pair", "5tuple"}));
+}
+
+std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o) {
+  if (o.worker_id < 0 && o.workers == 0) return nullptr;
+  if (o.workers < 1 || o.worker_id < 0 || o.worker_id >= o.workers)
+    throw std::runtime_error("--worker-id I --workers N: give both, with 0 <= I < N");
+  return std::make_unique<cluster::ShareFilter>(static_cast<uint32_t>(o.worker_id),
+                                                static_cast<uint32_t>(o.workers),
+                                                *cluster::parse_scheme(o.balance));
 }
 
 namespace {

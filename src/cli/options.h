@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "capture/source.h"
+#include "cluster/balance.h"
 #include "config/config.h"
 
 namespace tmach::cli {
@@ -23,6 +24,11 @@ struct RecordOptions {
   std::vector<std::string> reads;
   bool json = false;
   uint32_t test_delay_us = 0;
+  // One worker of an N-way split (tm record/serve --worker-id I --workers N): keeps the
+  // packets whose balancing hash mod N is I (cluster/balance.h).
+  int worker_id = -1;
+  int workers = 0;
+  std::string balance = "pair";
 };
 
 void add_config_options(CLI::App& app, RecordOptions& o);
@@ -31,6 +37,9 @@ std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const conf
 
 // --from/--to values (empty: leave the bound as it is); throws naming the option.
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns);
+
+// --worker-id/--workers/--balance: the share filter, or null when not splitting. Throws.
+std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o);
 
 // Defaults, then the config file, then the command line. Throws config::ConfigError.
 config::Config build_config(const RecordOptions& o);

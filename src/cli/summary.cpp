@@ -33,7 +33,8 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
 }
 
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
-                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json) {
+                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json,
+                          const cluster::ShareFilter* share) {
   const auto& t = rec.counters();
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0;
   for (auto& k : kernel) {
@@ -59,6 +60,7 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
       const auto& w = writer.stats(static_cast<uint16_t>(i));
       j["classes"][cls[i].name] = class_json(cls[i], c, w, writer.ring(static_cast<uint16_t>(i)));
     }
+    if (share) j["worker_share"] = share_json(*share);
     os << j.dump(2) << "\n";
     return;
   }
@@ -99,6 +101,22 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
   if (t.untracked)
     os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
+  if (share)
+    os << fmt::format(
+        "worker {} of {} (balance {}): {} packets were this worker's share; {} packets ({}) left to the "
+        "other "
+        "workers, not counted as seen\n",
+        share->worker_id(), share->workers(), cluster::scheme_name(share->scheme()), share->kept_packets(),
+        share->other_packets(), util::format_size(share->other_bytes()));
+}
+
+nlohmann::json share_json(const cluster::ShareFilter& share) {
+  return {{"worker_id", share.worker_id()},
+          {"workers", share.workers()},
+          {"balance", cluster::scheme_name(share.scheme())},
+          {"kept_packets", share.kept_packets()},
+          {"other_workers_packets", share.other_packets()},
+          {"other_workers_bytes", share.other_bytes()}};
 }
 
 }  // namespace tmach::cli

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "capture/source.h"
+#include "cluster/balance.h"
 #include "record/recorder.h"
 #include "store/store_writer.h"
 
@@ -16,6 +17,10 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
                           const store::ClassWriteStats& w, const store::Ring& ring);
 
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
-                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json);
+                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json,
+                          const cluster::ShareFilter* share = nullptr);
+
+// What a worker of an N-way split kept and left to the others (JSON), for the summary and stats.
+nlohmann::json share_json(const cluster::ShareFilter& share);
 
 }  // namespace tmach::cli

@@ -52,6 +52,11 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
       full,
       [&](const httplib::Response& resp) {
         status = resp.status;
+        for (auto& [k, v] : resp.headers) {
+          std::string lower = k;
+          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          r.headers.emplace(lower, v);
+        }
         return true;
       },
       [&](const char* data, size_t n) {

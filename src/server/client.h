@@ -1,6 +1,7 @@
 // The CLI's side of the API: tm query/flows/stats --server, tm class, tm subscribe.
 #pragma once
 
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -13,9 +14,15 @@ struct ClientOptions {
 };
 
 struct ClientResult {
-  int status = 0;     // HTTP status; 0 when the request failed
-  std::string body;   // the answer when not streamed (or the error body)
-  std::string error;  // transport error or the server's {"error": ...}
+  int status = 0;                                   // HTTP status; 0 when the request failed
+  std::string body;                                 // the answer when not streamed (or the error body)
+  std::string error;                                // transport error or the server's {"error": ...}
+  std::multimap<std::string, std::string> headers;  // of the answer (api_get), names in lower case
+  std::string header(std::string name) const {
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
 };
 
 using Params = std::multimap<std::string, std::string>;

@@ -1,0 +1,157 @@
+#include "cluster/cluster_config.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+
+#include "config/config.h"
+#include "util/units.h"
+
+namespace tmach::cluster {
+namespace {
+
+using config::ConfigError;
+
+std::string where(const std::string& file, const toml::node& n, const std::string& key) {
+  return fmt::format("{}:{}: {}", file, n.source().begin.line, key);
+}
+
+double duration_s(const std::string& file, const toml::table& t, const char* key, const std::string& ctx,
+                  double def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  if (auto i = n->value<int64_t>()) {
+    if (*i <= 0) throw ConfigError(fmt::format("{}.{}: must be positive", where(file, *n, ctx), key));
+    return static_cast<double>(*i);
+  }
+  if (auto f = n->value<double>()) {
+    if (*f <= 0) throw ConfigError(fmt::format("{}.{}: must be positive", where(file, *n, ctx), key));
+    return *f;
+  }
+  if (auto s = n->value<std::string>()) {
+    auto d = util::parse_duration_ns(*s);
+    if (d && *d > 0) return static_cast<double>(*d) / 1e9;
+    throw ConfigError(
+        fmt::format("{}.{}: '{}' is not a duration (examples: 10s, 2m)", where(file, *n, ctx), key, *s));
+  }
+  throw ConfigError(fmt::format("{}.{}: expected a duration", where(file, *n, ctx), key));
+}
+
+std::string str(const std::string& file, const toml::table& t, const char* key, const std::string& ctx,
+                const std::string& def) {
+  const toml::node* n = t.get(key);
+  if (!n) return def;
+  if (auto s = n->value<std::string>()) return *s;
+  throw ConfigError(fmt::format("{}.{}: expected a string", where(file, *n, ctx), key));
+}
+
+ClusterConfig from_table(const toml::table& root, const std::string& file) {
+  ClusterConfig c;
+  static const std::set<std::string> known = {"listen",  "token_file",    "balance",     "tunnels",
+                                              "timeout", "query_timeout", "max_queries", "worker"};
+  for (auto& [k, v] : root)
+    if (!known.count(std::string(k.str())))
+      throw ConfigError(fmt::format("{}: unknown key '{}'", where(file, v, ""), k.str()));
+  c.listen = str(file, root, "listen", "", c.listen);
+  c.token_file = str(file, root, "token_file", "", "");
+  if (const toml::node* n = root.get("balance")) {
+    auto s = n->value<std::string>();
+    auto sc = s ? parse_scheme(*s) : std::nullopt;
+    if (!sc)
+      throw ConfigError(fmt::format("{}balance: expected \"pair\" or \"5tuple\"", where(file, *n, "")));
+    c.balance.known = true;
+    c.balance.scheme = *sc;
+  }
+  if (const toml::node* n = root.get("tunnels")) {
+    auto b = n->value<bool>();
+    if (!b) throw ConfigError(fmt::format("{}tunnels: expected true or false", where(file, *n, "")));
+    c.balance.tunnels = *b;
+  }
+  c.timeout_s = duration_s(file, root, "timeout", "", c.timeout_s);
+  c.query_timeout_s = duration_s(file, root, "query_timeout", "", c.query_timeout_s);
+  if (const toml::node* n = root.get("max_queries")) {
+    auto i = n->value<int64_t>();
+    if (!i || *i < 1 || *i > 1000)
+      throw ConfigError(fmt::format("{}max_queries: expected 1..1000", where(file, *n, "")));
+    c.max_queries = static_cast<int>(*i);
+  }
+  if (const toml::node* n = root.get("worker")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) throw ConfigError(fmt::format("{}worker: expected [[worker]] tables", where(file, *n, "")));
+    for (const toml::node& e : *arr) {
+      const toml::table* t = e.as_table();
+      if (!t) throw ConfigError(fmt::format("{}worker: expected [[worker]] tables", where(file, e, "")));
+      std::string ctx = fmt::format("worker {}", c.workers.size());
+      for (auto& [k, v] : *t)
+        if (k.str() != "url" && k.str() != "token_file" && k.str() != "timeout")
+          throw ConfigError(fmt::format("{}.{}: unknown key", where(file, v, ctx), k.str()));
+      WorkerConfig w;
+      w.url = str(file, *t, "url", ctx, "");
+      if (w.url.empty()) throw ConfigError(fmt::format("{}: give its url", where(file, e, ctx)));
+      w.token_file = str(file, *t, "token_file", ctx, "");
+      w.timeout_s = duration_s(file, *t, "timeout", ctx, 0);
+      c.workers.push_back(w);
+    }
+  }
+  return c;
+}
+
+std::string read_token(const std::string& path, const std::string& what) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error(fmt::format("{}: cannot read {}", what, path));
+  std::string tok;
+  std::getline(f, tok);
+  while (!tok.empty() && isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
+  if (tok.empty()) throw std::runtime_error(fmt::format("{}: {} is empty", what, path));
+  return tok;
+}
+
+bool loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  uint8_t b[4];
+  return inet_pton(AF_INET, host.c_str(), b) == 1 && b[0] == 127;
+}
+
+}  // namespace
+
+ClusterConfig load_cluster_config_string(const std::string& text, const std::string& name) {
+  try {
+    return from_table(toml::parse(text, name), name);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(
+        fmt::format("{}:{}:{}: {}", name, e.source().begin.line, e.source().begin.column, e.description()));
+  }
+}
+
+ClusterConfig load_cluster_config(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw ConfigError(fmt::format("{}: cannot read", path));
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return load_cluster_config_string(text, path);
+}
+
+void finalize_cluster_config(ClusterConfig& c) {
+  if (c.workers.empty())
+    throw std::runtime_error("no workers: give --worker URL (repeatable) or [[worker]] in --config");
+  for (size_t i = 0; i < c.workers.size(); ++i) {
+    auto& w = c.workers[i];
+    if (w.url.rfind("http://", 0) != 0)
+      throw std::runtime_error(fmt::format("worker {}: '{}' is not an http://HOST:PORT URL", i, w.url));
+    while (!w.url.empty() && w.url.back() == '/') w.url.pop_back();
+    if (!w.token_file.empty()) w.token = read_token(w.token_file, fmt::format("worker {} token_file", i));
+    if (w.timeout_s <= 0) w.timeout_s = c.timeout_s;
+  }
+  c.balance.workers = static_cast<uint32_t>(c.workers.size());
+  if (!c.token_file.empty()) c.token = read_token(c.token_file, "token_file");
+  auto colon = c.listen.rfind(':');
+  if (colon == std::string::npos) throw std::runtime_error("listen: expected HOST:PORT");
+  std::string host = c.listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  if (!loopback(host) && c.token.empty())
+    throw std::runtime_error("listen " + c.listen + " is not a loopback address: give a token_file");
+}
+
+}  // namespace tmach::cluster

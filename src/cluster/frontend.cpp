@@ -1,0 +1,810 @@
+#include "cluster/frontend.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <thread>
+
+#include "cluster/flow_merge.h"
+#include "cluster/pcap_merge.h"
+#include "cluster/selection.h"
+#include "cluster/worker_fetch.h"
+#include "query/parser.h"
+#include "server/api.h"
+#include "server/flow_format.h"
+#include "store/pcap_format.h"
+
+namespace tmach::cluster {
+namespace {
+
+using clk = std::chrono::steady_clock;
+using nlohmann::json;
+
+void json_error(httplib::Response& res, int status, const std::string& msg, json extra = json::object()) {
+  res.status = status;
+  extra["error"] = msg;
+  res.set_content(extra.dump() + "\n", "application/json");
+}
+
+bool const_time_equal(const std::string& a, const std::string& b) {
+  unsigned char d = a.size() == b.size() ? 0 : 1;
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    d |= x ^ y;
+  }
+  return d == 0;
+}
+
+std::string param(const httplib::Request& req, const char* name) {
+  return req.has_param(name) ? req.get_param_value(name) : std::string();
+}
+
+bool flag_param(const httplib::Request& req, const char* name) {
+  std::string v = param(req, name);
+  return v == "1" || v == "true" || v == "yes";
+}
+
+std::vector<size_t> all_workers(const ClusterConfig& cfg) {
+  std::vector<size_t> v(cfg.workers.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i;
+  return v;
+}
+
+// Forwards every query parameter but the front-end's own.
+httplib::Params forward_params(const httplib::Request& req, std::initializer_list<const char*> drop,
+                               std::initializer_list<std::pair<const char*, std::string>> set = {}) {
+  httplib::Params p;
+  for (auto& [k, v] : req.params) {
+    bool skip = false;
+    for (auto* d : drop) skip |= k == d;
+    for (auto& s : set) skip |= k == s.first;
+    if (!skip) p.emplace(k, v);
+  }
+  for (auto& [k, v] : set)
+    if (!v.empty()) p.emplace(k, v);
+  return p;
+}
+
+// Sums two worker stats objects: counts add up, first_ns/last_ns take min/max, arrays are
+// concatenated, index_ratio is recomputed, anything else keeps the first value.
+void add_stats(json& into, const json& from) {
+  if (into.is_null()) {
+    into = from;
+    return;
+  }
+  if (!into.is_object() || !from.is_object()) return;
+  for (auto& [k, v] : from.items()) {
+    if (!into.contains(k)) {
+      into[k] = v;
+      continue;
+    }
+    json& d = into[k];
+    if (v.is_object()) {
+      add_stats(d, v);
+    } else if (v.is_array() && d.is_array()) {
+      for (auto& e : v) d.push_back(e);
+    } else if (v.is_number_unsigned() && d.is_number_unsigned()) {
+      if (k == "first_ns")
+        d = std::min(d.get<uint64_t>(), v.get<uint64_t>());
+      else if (k == "last_ns")
+        d = std::max(d.get<uint64_t>(), v.get<uint64_t>());
+      else
+        d = d.get<uint64_t>() + v.get<uint64_t>();
+    }
+  }
+  if (into.contains("pcap_bytes") && into.contains("index_bytes") && into["pcap_bytes"].is_number()) {
+    double pcap = into["pcap_bytes"].get<double>(), idx = into["index_bytes"].get<double>();
+    into["index_ratio"] = pcap > 0 ? idx / pcap : 0.0;
+  }
+}
+
+// Nanosecond pcap into an HTTP sink, as a worker writes it (server/api.cpp): the link type
+// is the first packet's; packets of another link type cannot share the stream and are
+// counted instead.
+class PcapSinkWriter {
+ public:
+  explicit PcapSinkWriter(httplib::DataSink& s) : sink_(s) { buf_.reserve(1 << 16); }
+  void write(const MergePacket& p) {
+    if (!header_) header(p.linktype);
+    if (p.linktype != linktype_) {
+      ++other_link_;
+      return;
+    }
+    store::PcapRecordHeader rh{static_cast<uint32_t>(p.ts_ns / 1000000000ull),
+                               static_cast<uint32_t>(p.ts_ns % 1000000000ull),
+                               static_cast<uint32_t>(p.data.size()), p.wirelen};
+    buf_.append(reinterpret_cast<const char*>(&rh), sizeof(rh));
+    buf_.append(p.data);
+    ++packets_;
+    if (buf_.size() >= (1 << 16)) flush();
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    if (!sink_.write(buf_.data(), buf_.size())) throw std::runtime_error("client went away");
+    buf_.clear();
+  }
+  void finish() {
+    if (!header_) header(1);  // an empty answer is still a valid (Ethernet) pcap
+    flush();
+  }
+  uint64_t packets() const { return packets_; }
+  uint64_t other_link() const { return other_link_; }
+
+ private:
+  void header(uint32_t lt) {
+    store::PcapFileHeader fh;
+    fh.linktype = lt;
+    buf_.append(reinterpret_cast<const char*>(&fh), sizeof(fh));
+    linktype_ = lt;
+    header_ = true;
+  }
+  httplib::DataSink& sink_;
+  std::string buf_;
+  bool header_ = false;
+  uint32_t linktype_ = 1;
+  uint64_t packets_ = 0, other_link_ = 0;
+};
+
+void set_missing_headers(httplib::Response& res, const json& missing) {
+  std::string urls, reasons;
+  for (auto& [u, r] : missing.items()) {
+    urls += (urls.empty() ? "" : " ") + u;
+    reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", u, r.get<std::string>());
+  }
+  if (!urls.empty()) {
+    res.set_header("X-TM-Missing-Workers", urls);
+    res.set_header("X-TM-Missing-Reasons", one_line(reasons));
+  }
+}
+
+std::string urls_of(const ClusterConfig& cfg, const std::vector<size_t>& which) {
+  std::string s;
+  for (size_t i : which) s += (s.empty() ? "" : " ") + cfg.workers[i].url;
+  return s;
+}
+
+// The filter parameter, parsed; ApiError(400) on a syntax error.
+query::ParseResult parse_filter(const httplib::Request& req) {
+  std::string text = param(req, "filter");
+  query::ParseResult pr = query::parse_expr(text);
+  if (pr.kind == query::ParseResult::Kind::kError) throw server::ApiError(400, query::format_error(text, pr));
+  return pr;
+}
+
+json explain_json(const ClusterConfig& cfg, const query::ParseResult& pr, const Selection& sel) {
+  json j;
+  j["balance"] = cfg.balance.known ? json(scheme_name(cfg.balance.scheme)) : json(nullptr);
+  j["tunnels"] = cfg.balance.tunnels;
+  j["all"] = sel.all;
+  j["why"] = sel.why;
+  j["workers"] = json::array();
+  for (size_t i = 0; i < cfg.workers.size(); ++i)
+    if (sel.all || std::find(sel.workers.begin(), sel.workers.end(), i) != sel.workers.end())
+      j["workers"].push_back({{"id", i}, {"url", cfg.workers[i].url}});
+  j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
+  return j;
+}
+
+std::vector<size_t> chosen(const ClusterConfig& cfg, const Selection& sel) {
+  if (sel.all) return all_workers(cfg);
+  return std::vector<size_t>(sel.workers.begin(), sel.workers.end());
+}
+
+// Requests that change or list state on every worker: per-worker results in "workers".
+json per_worker(const ClusterConfig& cfg, const std::vector<Reply>& replies) {
+  json w = json::array();
+  for (size_t i = 0; i < replies.size(); ++i) {
+    json e = {{"url", cfg.workers[i].url}, {"status", replies[i].status}};
+    if (!replies[i].ok()) e["error"] = replies[i].error;
+    w.push_back(e);
+  }
+  return w;
+}
+
+// All answered 2xx: `ok`. Otherwise the workers' common status if they agree (400 for a bad
+// class, 409 for read-only workers), else 502; the body names each worker's result.
+int fail_status(const std::vector<Reply>& replies) {
+  int common = -1;
+  for (auto& r : replies)
+    if (!r.ok()) common = common == -1 || common == r.status ? r.status : 0;
+  size_t bad = 0;
+  for (auto& r : replies) bad += !r.ok();
+  return bad == replies.size() && common > 0 ? common : 502;
+}
+
+}  // namespace
+
+Frontend::Frontend(ClusterConfig cfg) : cfg_(std::move(cfg)), svr_(std::make_unique<httplib::Server>()) {
+  for (size_t i = 0; i < cfg_.workers.size(); ++i) wc_.push_back(std::make_unique<WorkerCounters>());
+  routes();
+}
+
+Frontend::~Frontend() = default;
+
+void Frontend::bind() {
+  auto colon = cfg_.listen.rfind(':');
+  std::string host = cfg_.listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    port = std::stoi(cfg_.listen.substr(colon + 1));
+  } catch (...) {
+    throw std::runtime_error("listen: bad port in " + cfg_.listen);
+  }
+  if (!svr_->bind_to_port(host, port))
+    throw std::runtime_error(fmt::format("cannot listen on {} (address in use, or not local)", cfg_.listen));
+}
+
+void Frontend::serve() { svr_->listen_after_bind(); }
+
+void Frontend::stop() {
+  stopping_ = true;
+  svr_->stop();
+}
+
+void Frontend::remember(uint64_t id, json status) {
+  std::lock_guard lk(status_mu_);
+  status_[id] = std::move(status);
+  status_order_.push_back(id);
+  while (status_order_.size() > 1024) {
+    status_.erase(status_order_.front());
+    status_order_.pop_front();
+  }
+}
+
+void Frontend::admit() {
+  if (active_.fetch_add(1) >= cfg_.max_queries) {
+    active_--;
+    rejected_++;
+    throw server::ApiError(
+        503, fmt::format("too many concurrent queries (limit {}); try again later", cfg_.max_queries));
+  }
+}
+
+void Frontend::routes() {
+  auto& s = *svr_;
+  s.set_read_timeout(30);
+  s.set_write_timeout(60);
+  s.set_payload_max_length(1 << 20);
+
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http_requests_++;
+    if (cfg_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    std::string auth = req.get_header_value("Authorization");
+    if (!const_time_equal(auth, "Bearer " + cfg_.token)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      json_error(res, 401, auth.empty() ? "missing bearer token" : "wrong bearer token");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    if (res.status == 404)
+      json_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
+    else
+      json_error(res, res.status, fmt::format("HTTP {}", res.status));
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const server::ApiError& e) {
+      json_error(res, e.status, e.what());
+    } catch (const std::exception& e) {
+      json_error(res, 500, e.what());
+    } catch (...) {
+      json_error(res, 500, "internal error");
+    }
+  });
+
+  query_routes();
+  flow_routes();
+  report_routes();
+  stats_routes();
+  state_routes();
+  subscribe_routes();
+}
+
+// Health, the cluster's configuration, query outcomes, and explain.
+void Frontend::report_routes() {
+  auto& s = *svr_;
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    json j = {{"status", "ok"}, {"frontend", true}, {"workers", cfg_.workers.size()}};
+    res.set_content(j.dump() + "\n", "application/json");
+  });
+
+  // The cluster as configured, and the outcome of recent packet queries (by X-TM-Query-Id).
+  s.Get("/api/v1/cluster", [this](const httplib::Request&, httplib::Response& res) {
+    json j;
+    j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
+    j["tunnels"] = cfg_.balance.tunnels;
+    j["workers"] = json::array();
+    for (size_t i = 0; i < cfg_.workers.size(); ++i)
+      j["workers"].push_back({{"id", i},
+                              {"url", cfg_.workers[i].url},
+                              {"timeout", cfg_.workers[i].timeout_s},
+                              {"up", wc_[i]->up.load()}});
+    res.set_content(j.dump(2) + "\n", "application/json");
+  });
+  s.Get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+    uint64_t id = std::stoull(req.matches[1].str());
+    std::lock_guard lk(status_mu_);
+    auto it = status_.find(id);
+    if (it == status_.end())
+      throw server::ApiError(404, fmt::format("no query {} (still running, or forgotten)", id));
+    res.set_content(it->second.dump() + "\n", "application/json");
+  });
+
+  s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
+    auto pr = parse_filter(req);
+    json j = explain_json(cfg_, pr, select_workers(pr, cfg_.balance));
+    j["filter"] = param(req, "filter");
+    res.set_content(j.dump(2) + "\n", "application/json");
+  });
+}
+
+void Frontend::query_routes() {
+  auto& s = *svr_;
+  // Packet queries: fan out, wait for every worker's answer status (bounded by its time
+  // limit), then merge the streams by timestamp.
+  s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
+    auto pr = parse_filter(req);
+    bool require_all = flag_param(req, "require_all");
+    Selection sel = select_workers(pr, cfg_.balance);
+    std::vector<size_t> which = chosen(cfg_, sel);
+    admit();
+    struct Ctx {
+      std::shared_ptr<FetchSet> fs;
+      uint64_t id = 0;
+      clk::time_point t0 = clk::now();
+      double stall_s = 0;
+    };
+    auto ctx = std::make_shared<Ctx>();
+    try {
+      ctx->id = next_id_++;
+      std::string path = httplib::append_query_params("/api/v1/query", forward_params(req, {"require_all"}));
+      ctx->fs = start_fetches(cfg_, which, path, 4u << 20);
+      for (auto& f : ctx->fs->f) {
+        wc_[f->idx]->requests++;
+        ctx->stall_s = std::max(ctx->stall_s, f->timeout_s);
+        f->wait_started(
+            ctx->t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(f->timeout_s)));
+      }
+      // A filter every worker refuses is the client's error, not a missing worker.
+      for (auto& f : ctx->fs->f) {
+        std::lock_guard lk(f->mu);
+        if (f->status == 400) throw server::ApiError(400, error_text(400, f->error_body));
+      }
+      json missing = missing_of(*ctx->fs);
+      for (auto& f : ctx->fs->f) {
+        wc_[f->idx]->up = f->status != 0;
+        if (missing.contains(f->url)) wc_[f->idx]->failures++;
+      }
+      if (missing.size() == which.size()) {  // an empty answer would look like "no match"
+        std::string m;
+        for (auto& [u, r] : missing.items())
+          m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
+        partial_++;
+        throw server::ApiError(502, fmt::format("no worker answered: {}", m));
+      }
+      if (!missing.empty() && require_all) {
+        std::string m;
+        for (auto& [u, r] : missing.items())
+          m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
+        partial_++;
+        throw server::ApiError(503, fmt::format("--require-all: {} of {} workers did not answer: {}",
+                                                missing.size(), which.size(), m));
+      }
+      res.set_header("X-TM-Query-Id", std::to_string(ctx->id));
+      res.set_header("X-TM-Workers", urls_of(cfg_, which));
+      set_missing_headers(res, missing);
+      if (!missing.empty())
+        spdlog::warn("query '{}': workers missing: {}", param(req, "filter"), missing.dump());
+    } catch (...) {
+      active_--;
+      throw;
+    }
+    queries_++;
+    res.set_chunked_content_provider(
+        "application/vnd.tcpdump.pcap",
+        [this, ctx, require_all, which](size_t, httplib::DataSink& sink) {
+          PcapSinkWriter out(sink);
+          std::vector<PacketQueue*> qs;
+          // Every queue, also of a worker that failed mid-answer: what it sent before is valid.
+          for (auto& f : ctx->fs->f) qs.push_back(f->q.get());
+          auto stall =
+              std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(ctx->stall_s + 1));
+          auto limit = std::chrono::duration<double>(cfg_.query_timeout_s);
+          bool cut = false;
+          std::string why_cut;
+          try {
+            for (;;) {
+              std::vector<size_t> stuck;
+              auto i = merge_next(qs, stall, &stuck);
+              for (size_t k : stuck) {
+                Fetch& f = *ctx->fs->f[k];
+                {
+                  std::lock_guard lk(f.mu);
+                  f.reason = fmt::format("no data within {} s mid-answer", f.timeout_s);
+                }
+                f.give_up();
+              }
+              if (!i) break;
+              out.write(qs[*i]->pop());
+              if (stopping_ || clk::now() - ctx->t0 > limit) {
+                cut = true;
+                why_cut = stopping_ ? "shutting down" : "query time limit";
+                break;
+              }
+            }
+            if (!cut) out.finish();
+          } catch (const std::exception& e) {
+            cut = true;
+            why_cut = e.what();
+          }
+          ctx->fs->end();
+          json missing = missing_of(*ctx->fs);
+          json st = {{"id", ctx->id},
+                     {"done", true},
+                     {"complete", missing.empty() && !cut},
+                     {"workers", json::array()},
+                     {"missing", missing},
+                     {"packets", out.packets()},
+                     {"other_link_type", out.other_link()}};
+          for (auto& f : ctx->fs->f) {
+            st["workers"].push_back(
+                {{"url", f->url}, {"packets", f->packets}, {"ok", !missing.contains(f->url)}});
+            wc_[f->idx]->packets += f->packets;
+          }
+          if (cut) st["cut"] = why_cut;
+          remember(ctx->id, st);
+          if (out.other_link())
+            spdlog::warn("query {}: {} packets of another link type left out", ctx->id, out.other_link());
+          bool mid = false;
+          for (auto& f : ctx->fs->f) {
+            std::lock_guard lk(f->mu);
+            if (f->started && missing.contains(f->url)) mid = true;
+          }
+          if (mid) {
+            partial_++;
+            spdlog::warn("query {}: workers failed mid-answer: {}", ctx->id, missing.dump());
+          }
+          if (cut || (mid && require_all)) return false;  // the client sees an incomplete answer
+          sink.done();
+          return true;
+        },
+        [this, ctx](bool) {
+          ctx->fs->end();
+          active_--;
+        });
+  });
+}
+
+void Frontend::flow_routes() {
+  auto& s = *svr_;
+  // Flows: every selected worker's matching records (its top N for --top), merged.
+  s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
+    auto pr = parse_filter(req);
+    std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
+    if (format.empty()) format = "json";
+    if (by.empty()) by = "bytes";
+    if (format != "json" && format != "csv" && format != "text")
+      throw server::ApiError(400, "format: json, csv or text");
+    if (by != "bytes" && by != "packets" && by != "duration")
+      throw server::ApiError(400, "by: bytes, packets or duration");
+    size_t ntop = 0;
+    if (!top.empty()) {
+      char* end = nullptr;
+      ntop = std::strtoull(top.c_str(), &end, 10);
+      if (*end || top[0] == '-') throw server::ApiError(400, "top: a number");
+    }
+    // Flow records carry the innermost addresses; the hash is of the outermost layer: the
+    // selection applies only where the two are the same (no tunnels).
+    BalanceInfo b = cfg_.balance;
+    if (b.tunnels) b.known = false;
+    std::vector<size_t> which = chosen(cfg_, select_workers(pr, b));
+    bool require_all = flag_param(req, "require_all");
+    admit();
+    struct Release {
+      std::atomic<int>& a;
+      ~Release() { a--; }
+    } release{active_};
+    httplib::Params p = forward_params(req, {"require_all", "format"}, {{"format", "json"}});
+    std::string path = httplib::append_query_params("/api/v1/flows", p);
+    auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
+    json missing = json::object();
+    std::vector<std::vector<flow::FlowRow>> parts;
+    for (size_t k = 0; k < which.size(); ++k) {
+      auto& r = replies[k];
+      if (r.status == 400) throw server::ApiError(400, error_text(400, r.body));
+      if (!r.ok()) {
+        missing[cfg_.workers[which[k]].url] = r.error;
+        continue;
+      }
+      parts.push_back(parse_flow_lines(r.body));
+    }
+    if (!missing.empty() && require_all)
+      throw server::ApiError(503, fmt::format("--require-all: workers did not answer: {}", missing.dump()));
+    auto rows = merge_flows(std::move(parts), ntop, by);
+    flow_queries_++;
+    res.set_header("X-TM-Workers", urls_of(cfg_, which));
+    set_missing_headers(res, missing);
+    res.set_content(server::render_flows(rows, format), format == "json"  ? "application/x-ndjson"
+                                                        : format == "csv" ? "text/csv"
+                                                                          : "text/plain");
+  });
+}
+
+void Frontend::stats_routes() {
+  auto& s = *svr_;
+  s.Get("/api/v1/stats", [this](const httplib::Request&, httplib::Response& res) {
+    auto which = all_workers(cfg_);
+    auto replies = fan_out(cfg_, wc_, which, [](httplib::Client& c) { return c.Get("/api/v1/stats"); });
+    json j;
+    j["frontend"] = {{"queries", queries_.load()},
+                     {"flow_queries", flow_queries_.load()},
+                     {"partial_answers", partial_.load()},
+                     {"queries_rejected", rejected_.load()},
+                     {"active_queries", active_.load()}};
+    j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
+    j["workers"] = json::array();
+    j["down"] = json::array();
+    json store, capture;
+    for (size_t k = 0; k < which.size(); ++k) {
+      json w = {{"id", k}, {"url", cfg_.workers[k].url}, {"up", replies[k].ok()}};
+      if (replies[k].ok()) {
+        json body = json::parse(replies[k].body, nullptr, false);
+        w["stats"] = body;
+        if (body.is_object() && body.contains("store")) add_stats(store, body["store"]);
+        if (body.is_object() && body.contains("capture")) add_stats(capture, body["capture"]);
+      } else {
+        w["error"] = replies[k].error;
+        j["down"].push_back(cfg_.workers[k].url);
+      }
+      j["workers"].push_back(w);
+    }
+    j["store"] = store.is_null() ? json::object() : store;  // totals over the workers that answered
+    if (!capture.is_null()) j["capture"] = capture;
+    res.set_content(j.dump(2) + "\n", "application/json");
+  });
+
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    auto which = all_workers(cfg_);
+    auto replies = fan_out(cfg_, wc_, which, [](httplib::Client& c) { return c.Get("/health"); });
+    server::Metrics m;
+    for (size_t i = 0; i < which.size(); ++i) {
+      std::vector<std::pair<std::string, std::string>> l = {{"worker", cfg_.workers[i].url}};
+      m.add("tm_frontend_worker_up", "gauge", "1 when the worker answered its last request (health now).",
+            replies[i].ok() ? 1 : 0, l);
+      m.add("tm_frontend_worker_requests_total", "counter", "Requests the front-end sent to the worker.",
+            static_cast<double>(wc_[i]->requests.load()), l);
+      m.add("tm_frontend_worker_failures_total", "counter",
+            "Requests to the worker that failed (no answer, error status, time limit, cut stream).",
+            static_cast<double>(wc_[i]->failures.load()), l);
+      m.add("tm_frontend_worker_packets_total", "counter", "Packets merged from the worker's answers.",
+            static_cast<double>(wc_[i]->packets.load()), l);
+    }
+    m.add("tm_queries_total", "counter", "Packet queries started.", static_cast<double>(queries_.load()));
+    m.add("tm_flow_queries_total", "counter", "Flow queries answered.",
+          static_cast<double>(flow_queries_.load()));
+    m.add("tm_frontend_partial_answers_total", "counter", "Answers without one or more workers.",
+          static_cast<double>(partial_.load()));
+    m.add("tm_queries_rejected_total", "counter", "Queries refused: too many at once.",
+          static_cast<double>(rejected_.load()));
+    m.add("tm_queries_active", "gauge", "Queries running now.", active_.load());
+    m.add("tm_http_requests_total", "counter", "HTTP requests received.",
+          static_cast<double>(http_requests_.load()));
+    res.set_content(m.text(), "text/plain; version=0.0.4");
+  });
+}
+
+// Dynamic classes and per-connection controls: every worker.
+void Frontend::state_routes() {
+  auto& s = *svr_;
+  s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string path = httplib::append_query_params("/api/v1/classes", forward_params(req, {}));
+    std::string body = req.body, type = req.get_header_value("Content-Type");
+    if (type.empty()) type = "application/json";
+    auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
+                           [&](httplib::Client& c) { return c.Post(path, body, type.c_str()); });
+    json w = per_worker(cfg_, replies);
+    bool all_ok = std::all_of(replies.begin(), replies.end(), [](auto& r) { return r.ok(); });
+    if (!all_ok) {
+      size_t bad = std::count_if(replies.begin(), replies.end(), [](auto& r) { return !r.ok(); });
+      std::string why;
+      for (size_t i = 0; i < replies.size(); ++i)
+        if (!replies[i].ok()) why += fmt::format("; {}: {}", cfg_.workers[i].url, replies[i].error);
+      return json_error(res, fail_status(replies),
+                        fmt::format("{} of {} workers did not set the class{}", bad, replies.size(), why),
+                        {{"workers", w}});
+    }
+    json j = json::parse(replies[0].body, nullptr, false);
+    if (!j.is_object()) j = json::object();
+    j["workers"] = w;
+    res.set_content(j.dump() + "\n", "application/json");
+  });
+  s.Get("/api/v1/classes", [this](const httplib::Request&, httplib::Response& res) {
+    auto replies =
+        fan_out(cfg_, wc_, all_workers(cfg_), [](httplib::Client& c) { return c.Get("/api/v1/classes"); });
+    // One entry per host (as a worker lists them), with the workers that hold it.
+    std::map<std::string, json> by_host;
+    size_t ok = 0;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (!replies[i].ok()) continue;
+      ++ok;
+      json arr = json::parse(replies[i].body, nullptr, false);
+      if (!arr.is_array()) continue;
+      for (auto& e : arr) {
+        std::string h = e.value("host", "");
+        json& d = by_host[h];
+        if (d.is_null()) {
+          d = e;
+          d["workers"] = json::array();
+        }
+        d["workers"].push_back(cfg_.workers[i].url);
+      }
+    }
+    if (!ok)
+      return json_error(res, fail_status(replies), "no worker answered",
+                        {{"workers", per_worker(cfg_, replies)}});
+    json out = json::array();
+    for (auto& [h, e] : by_host) out.push_back(e);
+    std::string missing;
+    for (size_t i = 0; i < replies.size(); ++i)
+      if (!replies[i].ok()) missing += (missing.empty() ? "" : " ") + cfg_.workers[i].url;
+    if (!missing.empty()) res.set_header("X-TM-Missing-Workers", missing);
+    res.set_content(out.dump(2) + "\n", "application/json");
+  });
+  auto del = [this](const std::string& host, httplib::Response& res) {
+    if (host.empty()) throw server::ApiError(400, "give the host");
+    auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
+                           [&](httplib::Client& c) { return c.Delete("/api/v1/classes/" + host); });
+    json w = per_worker(cfg_, replies);
+    size_t removed = std::count_if(replies.begin(), replies.end(), [](auto& r) { return r.ok(); });
+    if (!removed)
+      return json_error(res, 404, fmt::format("no dynamic class for host {} on any worker", host),
+                        {{"workers", w}});
+    res.set_content(json{{"removed", host}, {"workers", w}}.dump() + "\n", "application/json");
+  };
+  s.Delete("/api/v1/classes",
+           [del](const httplib::Request& req, httplib::Response& res) { del(param(req, "host"), res); });
+  s.Delete(R"(/api/v1/classes/([^/]+))",
+           [del](const httplib::Request& req, httplib::Response& res) { del(req.matches[1].str(), res); });
+
+  // Per-connection controls: a connection lives at one worker; listing asks all.
+  s.Get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string path = httplib::append_query_params("/api/v1/connections", forward_params(req, {}));
+    auto replies = fan_out(cfg_, wc_, all_workers(cfg_), [&](httplib::Client& c) { return c.Get(path); });
+    json all = json::array();
+    size_t ok = 0;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      if (replies[i].status == 400) throw server::ApiError(400, error_text(400, replies[i].body));
+      if (!replies[i].ok()) continue;
+      ++ok;
+      json arr = json::parse(replies[i].body, nullptr, false);
+      if (arr.is_array())
+        for (auto& e : arr) {
+          e["worker"] = cfg_.workers[i].url;
+          all.push_back(e);
+        }
+    }
+    if (!ok)
+      return json_error(res, fail_status(replies), "no worker answered",
+                        {{"workers", per_worker(cfg_, replies)}});
+    std::stable_sort(all.begin(), all.end(), [](const json& a, const json& b) {
+      return a.value("bytes", uint64_t{0}) > b.value("bytes", uint64_t{0});
+    });
+    size_t top = 0;
+    if (std::string t = param(req, "top"); !t.empty()) top = std::strtoull(t.c_str(), nullptr, 10);
+    if (top && all.size() > top) all.erase(all.begin() + static_cast<long>(top), all.end());
+    res.set_content(all.dump(2) + "\n", "application/json");
+  });
+  s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string path = httplib::append_query_params("/api/v1/connections/control", forward_params(req, {}));
+    std::string body = req.body;
+    auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
+                           [&](httplib::Client& c) { return c.Post(path, body, "application/json"); });
+    uint64_t n = 0;
+    for (auto& r : replies)
+      if (r.ok()) n += json::parse(r.body, nullptr, false).value("connections", uint64_t{0});
+    if (std::none_of(replies.begin(), replies.end(), [](auto& r) { return r.ok(); }))
+      return json_error(res, fail_status(replies), "no worker applied the control",
+                        {{"workers", per_worker(cfg_, replies)}});
+    res.set_content(json{{"connections", n}, {"workers", per_worker(cfg_, replies)}}.dump() + "\n",
+                    "application/json");
+  });
+}
+
+void Frontend::subscribe_routes() {
+  auto& s = *svr_;
+  // Subscriptions: every worker's live stream, interleaved as packets arrive (each worker's
+  // own order is kept; across workers, arrival order at the front-end).
+  s.Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
+    parse_filter(req);
+    auto q = std::make_shared<PacketQueue>(64u << 20);
+    std::string path = httplib::append_query_params("/api/v1/subscribe", forward_params(req, {}));
+    auto which = all_workers(cfg_);
+    struct Ctx {
+      std::shared_ptr<FetchSet> fs;
+      std::shared_ptr<PacketQueue> q;
+    };
+    auto ctx = std::make_shared<Ctx>();
+    ctx->q = q;
+    ctx->fs = std::make_shared<FetchSet>();
+    for (size_t i : which) {
+      auto f = std::make_unique<Fetch>();
+      f->idx = i;
+      f->url = cfg_.workers[i].url;
+      f->timeout_s = cfg_.workers[i].timeout_s;
+      f->cl = make_client(cfg_.workers[i]);
+      f->cl->set_read_timeout(24 * 3600);  // a subscription may stay quiet for long
+      f->q = q;                            // one queue for all: packets interleave as they come
+      f->close_queue = false;
+      ctx->fs->f.push_back(std::move(f));
+    }
+    for (auto& f : ctx->fs->f) f->th = std::thread([fp = f.get(), path] { fp->run(path); });
+    auto t0 = clk::now();
+    for (auto& f : ctx->fs->f)
+      f->wait_started(t0 +
+                      std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(f->timeout_s)));
+    json missing = json::object();
+    size_t started = 0;
+    for (auto& f : ctx->fs->f) {
+      std::lock_guard lk(f->mu);
+      if (f->status == 400) throw server::ApiError(400, error_text(400, f->error_body));
+      if (f->started)
+        ++started;
+      else
+        missing[f->url] = f->reason;
+    }
+    if (!started) {
+      std::string m;
+      for (auto& [u, r] : missing.items())
+        m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
+      throw server::ApiError(502, "no worker accepted the subscription: " + m);
+    }
+    set_missing_headers(res, missing);
+    res.set_chunked_content_provider(
+        "application/vnd.tcpdump.pcap",
+        [this, ctx](size_t, httplib::DataSink& sink) {
+          PcapSinkWriter out(sink);
+          try {
+            while (!stopping_) {
+              bool any_running = false;
+              for (auto& f : ctx->fs->f) {
+                std::lock_guard lk(f->mu);
+                any_running |= f->state == Fetch::State::kStreaming || f->state == Fetch::State::kWaiting;
+              }
+              bool got = false;
+              while (ctx->q->wait_head(clk::now() + std::chrono::milliseconds(200))) {
+                out.write(ctx->q->pop());
+                got = true;
+                if (ctx->q->bytes() == 0) break;
+              }
+              out.flush();
+              if (!got && !sink.is_writable()) break;
+              if (!any_running && !got) break;
+            }
+            out.finish();
+            sink.done();
+            return true;
+          } catch (const std::exception& e) {
+            spdlog::info("subscription ended: {}", e.what());
+          }
+          return false;
+        },
+        [ctx](bool) {
+          ctx->q->cancel();
+          for (auto& f : ctx->fs->f) f->give_up();
+          ctx->fs->end();
+        });
+  });
+}
+
+}  // namespace tmach::cluster

@@ -1,0 +1,192 @@
+#include "cluster/worker_fetch.h"
+
+#include <fmt/format.h>
+
+#include <thread>
+
+namespace tmach::cluster {
+
+using clk = std::chrono::steady_clock;
+using nlohmann::json;
+
+// A header value on one line.
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\r' || c == '\n') c = ' ';
+  return s;
+}
+
+std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
+  auto cl = std::make_unique<httplib::Client>(w.url);
+  auto whole = static_cast<time_t>(w.timeout_s);
+  auto usec = static_cast<time_t>((w.timeout_s - static_cast<double>(whole)) * 1e6);
+  cl->set_connection_timeout(whole, usec);
+  cl->set_read_timeout(whole, usec);
+  cl->set_write_timeout(whole, usec);
+  cl->set_keep_alive(false);
+  if (!w.token.empty()) cl->set_bearer_token_auth(w.token);
+  return cl;
+}
+
+// The error text of a worker's non-2xx answer ({"error": ...} or the raw body).
+std::string error_text(int status, const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("error") && j["error"].is_string()) return j["error"].get<std::string>();
+  return body.empty() ? fmt::format("HTTP {}", status) : one_line(body.substr(0, 200));
+}
+
+// Runs `req` on each worker of `which` at once (a thread each) and waits for all; each
+// bounded by its worker's time limit.
+std::vector<Reply> fan_out(const ClusterConfig& cfg, std::vector<std::unique_ptr<WorkerCounters>>& wc,
+                           const std::vector<size_t>& which, const Request& req) {
+  std::vector<Reply> out(which.size());
+  std::vector<std::thread> th;
+  for (size_t k = 0; k < which.size(); ++k)
+    th.emplace_back([&, k] {
+      size_t i = which[k];
+      Reply& r = out[k];
+      try {
+        auto cl = make_client(cfg.workers[i]);
+        auto res = req(*cl);
+        if (!res) {
+          r.error = fmt::format("no answer ({})", httplib::to_string(res.error()));
+        } else {
+          r.status = res->status;
+          r.body = res->body;
+          if (!r.ok()) r.error = fmt::format("HTTP {}: {}", r.status, error_text(r.status, r.body));
+        }
+      } catch (const std::exception& e) {
+        r.error = e.what();
+      }
+      wc[i]->requests++;
+      wc[i]->up = r.status != 0;
+      if (!r.ok()) wc[i]->failures++;
+    });
+  for (auto& t : th) t.join();
+  return out;
+}
+
+void Fetch::run(const std::string& path_and_query) {
+  PcapStreamParser parser;
+  auto res = cl->Get(
+      path_and_query,
+      [&](const httplib::Response& r) {
+        std::lock_guard lk(mu);
+        status = r.status;
+        if (status == 200) {
+          started = true;
+          state = State::kStreaming;
+          cv.notify_all();
+        }
+        return true;
+      },
+      [&](const char* d, size_t n) {
+        if (status != 200) {
+          if (error_body.size() < 65536) error_body.append(d, n);
+          return true;
+        }
+        bool ok = parser.feed(d, n, [&](MergePacket&& m) {
+          if (cancelled || !q->push(std::move(m))) {
+            cancelled = true;
+            return;
+          }
+          ++packets;
+        });
+        if (!ok) {
+          std::lock_guard lk(mu);
+          reason = parser.error();
+        }
+        return ok && !cancelled;
+      });
+  std::lock_guard lk(mu);
+  if (cancelled) {
+    if (reason.empty()) reason = "given up by the front-end";
+    state = State::kFailed;
+  } else if (!res) {
+    if (reason.empty())
+      reason = started
+                   ? fmt::format("answer cut after {} packets ({})", packets, httplib::to_string(res.error()))
+                   : fmt::format("no answer ({})", httplib::to_string(res.error()));
+    state = State::kFailed;
+  } else if (status != 200) {
+    reason = fmt::format("HTTP {}: {}", status, error_text(status, error_body));
+    state = State::kFailed;
+  } else if (!parser.has_header() || parser.pending()) {
+    reason = "answer ended inside a pcap record";
+    state = State::kFailed;
+  } else {
+    state = State::kDone;
+  }
+  cv.notify_all();
+  if (close_queue) q->close();
+}
+
+// Waits until the worker has sent its answer's status (or failed), at most until `deadline`.
+bool Fetch::wait_started(clk::time_point deadline) {
+  std::unique_lock lk(mu);
+  if (cv.wait_until(lk, deadline, [&] { return state != State::kWaiting; })) return true;
+  reason = fmt::format("no answer within {} s", timeout_s);
+  lk.unlock();
+  give_up();
+  return false;
+}
+
+void Fetch::give_up() {
+  cancelled = true;
+  if (close_queue) q->cancel();  // a shared queue is the owner's to cancel
+  cl->stop();
+}
+
+bool Fetch::failed() {
+  std::lock_guard lk(mu);
+  return state == State::kFailed || (cancelled && state != State::kDone);
+}
+
+// Gives up the fetches still running and waits for every thread.
+void FetchSet::end() {
+  for (auto& x : f) {
+    if (!x->th.joinable()) continue;
+    bool running;
+    {
+      std::lock_guard lk(x->mu);
+      running = x->state == Fetch::State::kWaiting || x->state == Fetch::State::kStreaming;
+    }
+    if (running) x->give_up();
+    x->th.join();
+  }
+}
+
+// Starts one fetch per worker of `which` for `path`.
+std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
+                                        const std::string& path, size_t queue_bytes) {
+  auto fs = std::make_shared<FetchSet>();
+  for (size_t i : which) {
+    auto f = std::make_unique<Fetch>();
+    f->idx = i;
+    f->url = cfg.workers[i].url;
+    f->timeout_s = cfg.workers[i].timeout_s;
+    f->cl = make_client(cfg.workers[i]);
+    // The front-end's own wait (Fetch::wait_started, merge_next) decides first and names the
+    // cause; the socket's limit is a second line, a little later.
+    double t = cfg.workers[i].timeout_s + 1;
+    f->cl->set_read_timeout(static_cast<time_t>(t),
+                            static_cast<time_t>((t - static_cast<double>(static_cast<time_t>(t))) * 1e6));
+    f->q = std::make_shared<PacketQueue>(queue_bytes);
+    fs->f.push_back(std::move(f));
+  }
+  for (auto& f : fs->f) f->th = std::thread([p = f.get(), path] { p->run(path); });
+  return fs;
+}
+
+// The missing workers of a fetch set, as {url: reason}.
+json missing_of(FetchSet& fs) {
+  json m = json::object();
+  for (auto& f : fs.f)
+    if (f->failed()) {
+      std::lock_guard lk(f->mu);
+      m[f->url] = f->reason;
+    }
+  return m;
+}
+
+}  // namespace tmach::cluster

@@ -1,0 +1,97 @@
+// The front-end's side of talking to workers: a client per request with the worker's time
+// limits and token, plain requests fanned out to several workers at once, and streamed
+// answers (packet queries, subscriptions) fetched by a thread per worker into a bounded queue
+// (pcap_merge.h), with the outcome of each kept for the answer's report of missing workers.
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/cluster_config.h"
+#include "cluster/pcap_merge.h"
+
+namespace tmach::cluster {
+
+// Per worker, as /metrics and /stats show them.
+struct WorkerCounters {
+  std::atomic<bool> up{true};
+  std::atomic<uint64_t> requests{0}, failures{0}, packets{0};
+};
+
+// A header value on one line.
+std::string one_line(std::string s);
+// A client for one request to `w`: its timeout for connecting, reading and writing; its token.
+std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w);
+// The error text of a worker's non-2xx answer ({"error": ...} or the raw body).
+std::string error_text(int status, const std::string& body);
+
+// A plain (not streamed) request to one worker.
+struct Reply {
+  int status = 0;  // 0: no answer
+  std::string body;
+  std::string error;  // empty when 2xx
+  bool ok() const { return status >= 200 && status < 300; }
+};
+
+using Request = std::function<httplib::Result(httplib::Client&)>;
+
+// Runs `req` on each worker of `which` at once (a thread each) and waits for all; each
+// bounded by its worker's time limit. Counts requests and failures in `wc`.
+std::vector<Reply> fan_out(const ClusterConfig& cfg, std::vector<std::unique_ptr<WorkerCounters>>& wc,
+                           const std::vector<size_t>& which, const Request& req);
+
+// One worker's streamed answer (a packet query or a subscription), fetched by a thread of
+// its own into a bounded queue.
+struct Fetch {
+  enum class State { kWaiting, kStreaming, kFailed, kDone };
+  size_t idx = 0;
+  std::string url;
+  double timeout_s = 0;
+  std::unique_ptr<httplib::Client> cl;
+  std::shared_ptr<PacketQueue> q;
+  std::mutex mu;
+  std::condition_variable cv;
+  State state = State::kWaiting;  // mu
+  bool started = false;           // mu: answer headers were 200 (a later failure is mid-stream)
+  int status = 0;                 // mu
+  std::string reason;             // mu: why it failed
+  std::string error_body;         // non-200 body
+  std::atomic<bool> cancelled{false};
+  bool close_queue = true;  // false when several fetches share one queue (subscriptions)
+  uint64_t packets = 0;
+  std::thread th;
+
+  // The thread's body: GET `path_and_query`, packets into `q`, the outcome into state/reason.
+  void run(const std::string& path_and_query);
+  // Waits until the worker has sent its answer's status (or failed), at most until
+  // `deadline`. Returns false (and gives the worker up) when it has not.
+  bool wait_started(std::chrono::steady_clock::time_point deadline);
+  // Stops the fetch soon: its pushes fail, its connection is shut down.
+  void give_up();
+  bool failed();
+};
+
+// The fetches of one request; the destructor gives up those still running and joins all.
+struct FetchSet {
+  std::vector<std::unique_ptr<Fetch>> f;
+  ~FetchSet() { end(); }
+  void end();
+};
+
+// Starts one fetch per worker of `which` for `path`, each with a queue of `queue_bytes`.
+std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
+                                        const std::string& path, size_t queue_bytes);
+// The missing workers of a fetch set, as {url: reason}.
+nlohmann::json missing_of(FetchSet& fs);
+
+}  // namespace tmach::cluster
