@@ -50,8 +50,14 @@ class Crash(StoreTest):
                 p = subprocess.Popen([TM, "record", "--store", self.store, "--read", src, "--cutoff", "none",
                                       "--segment-size", "64k", "--disk-budget", "2m", "--test-writer-delay-us", "15"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(0.3 + rnd.random() * 1.2)
                 d = os.path.join(self.store, "default")
+                # Kill at a random moment after the first segment is sealed (waited for rather
+                # than guessed: a sanitizer build on a loaded machine starts slowly).
+                deadline = time.monotonic() + 60
+                while p.poll() is None and time.monotonic() < deadline and not (
+                        os.path.isdir(d) and any(f.endswith(".idx") for f in os.listdir(d))):
+                    time.sleep(0.02)
+                time.sleep(rnd.random() * 0.8)
                 sealed = {}
                 if os.path.isdir(d):
                     for f in sorted(os.listdir(d)):
