@@ -16,6 +16,7 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
                           const store::ClassWriteStats& w, const store::Ring& ring);
 
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
-                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json);
+                          const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
+                          bool json);
 
 }  // namespace tmach::cli

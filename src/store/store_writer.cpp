@@ -12,6 +12,7 @@
 
 #include "store/layout.h"
 #include "store/recovery.h"
+#include "util/thread_cpu.h"
 
 namespace fs = std::filesystem;
 
@@ -116,6 +117,7 @@ void StoreWriter::start() {
     run();
     running_ = false;
     serve_syncs();  // the last requests still get their flush (or fail fast)
+    cpu_seconds_.store(util::thread_cpu_seconds(), std::memory_order_relaxed);
   });
 }
 

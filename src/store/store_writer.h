@@ -75,6 +75,8 @@ class StoreWriter {
   // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
   const std::string& error() const { return error_; }  // non-empty if the writer thread failed
+  // CPU seconds the writer thread used; final once finish() has returned.
+  double cpu_seconds() const { return cpu_seconds_.load(std::memory_order_relaxed); }
 
   // Daemon hooks (any thread). sync(): the writer thread drains every ring and flushes the
   // open segments to their files, then runs `fn` (if any) in the writer thread, before the
@@ -140,6 +142,7 @@ class StoreWriter {
   std::atomic<bool> running_{false};
   PacketObserver observer_;
   std::atomic<bool> observe_{false};
+  std::atomic<double> cpu_seconds_{0.0};
 };
 
 }  // namespace tmach::store
