@@ -111,11 +111,15 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
     cc.cut_bytes += pk.wirelen;
     return;
   }
-  bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
+  // The index keys come from the decode done above: the writer only copies and indexes.
+  // (A non-first fragment could take its transport keys from the connection resolved for it
+  // here, `kp`, which is what its first fragment had.)
+  store::index_keys(info, index_keys_);
+  bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, index_keys_);
   while (!pushed && wait_when_full && writer_.error().empty()) {
     totals_.ring_waits++;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
-    pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
+    pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, index_keys_);
   }
   if (pushed) {
     cc.stored_packets++;

@@ -8,9 +8,11 @@ Ring::Ring(size_t bytes) : cap_(std::max<size_t>((bytes + 7) & ~size_t{7}, 1u <<
   buf_ = std::make_unique<uint8_t[]>(cap_);
 }
 
-bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
-                    uint32_t caplen) {
-  uint32_t need = record_size(caplen);
+bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                    const IndexKeys* keys) {
+  const uint32_t keys_bytes = keys ? static_cast<uint32_t>(keys->packed_bytes()) : 0;
+  if (caplen > cap_) return false;  // (keeps the sum below from overflowing)
+  uint32_t need = record_size(keys_bytes + caplen);
   uint64_t head = head_.load(std::memory_order_relaxed);
   size_t pos = head % cap_;
   size_t tail_room = cap_ - pos;
@@ -28,9 +30,11 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
     head += tail_room;
     pos = 0;
   }
-  RecordHeader h{need, caplen, wirelen, linktype, ts_ns};
-  std::memcpy(buf_.get() + pos, &h, sizeof(h));
-  std::memcpy(buf_.get() + pos + sizeof(h), data, caplen);
+  RecordHeader h{need, caplen, wirelen, linktype, ts_ns, keys_bytes, 0};
+  uint8_t* rec = buf_.get() + pos;
+  std::memcpy(rec, &h, sizeof(h));
+  if (keys) keys->pack(rec + sizeof(h));
+  std::memcpy(rec + sizeof(h) + keys_bytes, data, caplen);
   head += need;
   head_.store(head, std::memory_order_release);
   uint64_t used = head - cached_tail_;

@@ -4,12 +4,17 @@
 // reads records in place and releases them. Memory is fixed at construction: the class's
 // RAM budget. A record never wraps: when it does not fit before the end, a skip marker
 // fills the tail and the record starts at offset 0.
+//
+// A record is its header, the packet's index keys in packed form (index_keys.h: the capture
+// thread decoded the packet already, so the writer only copies and indexes), then the frame.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+
+#include "store/index_keys.h"
 
 namespace tmach::store {
 
@@ -19,19 +24,27 @@ struct RecordHeader {
   uint32_t wirelen;
   uint32_t linktype;
   uint64_t ts_ns;
+  uint32_t keys_bytes;  // packed IndexKeys after the header; 0 = none given
+  uint32_t reserved;
 };
-static_assert(sizeof(RecordHeader) == 24);
+static_assert(sizeof(RecordHeader) == 32);
 
 class Ring {
  public:
   explicit Ring(size_t bytes);
 
-  // Copies one packet in. Returns false, copying nothing, when there is no room.
-  bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+  // Copies one packet (and its index keys, if given) in. Returns false, copying nothing, when
+  // there is no room.
+  bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                const IndexKeys* keys = nullptr);
 
   // Consumer side: the oldest record, or null when empty. Valid until pop().
   const RecordHeader* front();
-  const uint8_t* payload(const RecordHeader* h) const { return reinterpret_cast<const uint8_t*>(h + 1); }
+  const uint8_t* payload(const RecordHeader* h) const {
+    return reinterpret_cast<const uint8_t*>(h + 1) + h->keys_bytes;
+  }
+  // The packed keys (h->keys_bytes of them), when the producer gave them.
+  const uint8_t* packed_keys(const RecordHeader* h) const { return reinterpret_cast<const uint8_t*>(h + 1); }
   void pop();
 
   size_t capacity() const { return cap_; }
@@ -41,7 +54,7 @@ class Ring {
   uint64_t high_water() const { return high_water_; }
 
  private:
-  static uint32_t record_size(uint32_t caplen) { return (sizeof(RecordHeader) + caplen + 7) & ~7u; }
+  static uint32_t record_size(uint32_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~7u; }
 
   std::unique_ptr<uint8_t[]> buf_;
   size_t cap_;

@@ -41,6 +41,15 @@ SegmentWriter::~SegmentWriter() {
 }
 
 void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
+  packet::PacketInfo info;
+  packet::decode(meta_.linktype, data, caplen, info);
+  IndexKeys keys;
+  index_keys(info, keys);
+  append(ts_ns, wirelen, data, caplen, keys);
+}
+
+void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                           const IndexKeys& keys) {
   uint32_t ord = static_cast<uint32_t>(meta_.packets);
   uint64_t off = file_bytes_;
   if (meta_.packets == 0) {
@@ -56,9 +65,7 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
   }
   body_.offsets.push_back(static_cast<uint32_t>(off));
 
-  packet::PacketInfo info;
-  packet::decode(meta_.linktype, data, caplen, info);
-  builder_.add_packet(ord, info);
+  builder_.add(ord, keys);
 
   PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
                       static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};

@@ -30,6 +30,9 @@ class SegmentWriter {
   SegmentWriter(const SegmentWriter&) = delete;
   SegmentWriter& operator=(const SegmentWriter&) = delete;
 
+  // Appends a packet with its index keys (index_keys.h), computed by whoever decoded it.
+  void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen, const IndexKeys& keys);
+  // The same for a packet nobody decoded yet: decodes it (by the segment's link type) for its keys.
   void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
   // Makes everything appended so far visible to readers of the file (a write(), no fsync).
   void flush();

@@ -221,6 +221,7 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
   ClassWriteStats& s = *stats_[cls];
   size_t n = 0;
   uint64_t pk = 0, by = 0;
+  IndexKeys keys;
   while (n < max) {
     const RecordHeader* h = ring.front();
     if (!h) break;
@@ -240,7 +241,10 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
                .first;
       s.segments++;
     }
-    it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);
+    if (h->keys_bytes && keys.unpack(ring.packed_keys(h), h->keys_bytes))
+      it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
+    else
+      it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
     if (observe_.load(std::memory_order_relaxed))
       observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
     ++pk;

@@ -55,10 +55,11 @@ class StoreWriter {
 
   const AdoptReport& adopt_report() const { return adopt_; }
 
-  // Capture thread: copies a packet into its class's ring. False when the ring is full.
+  // Capture thread: copies a packet and its index keys (index_keys() of its decoded form)
+  // into its class's ring. False when the ring is full.
   bool push(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
-            uint32_t caplen) {
-    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen);
+            uint32_t caplen, const IndexKeys& keys) {
+    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen, &keys);
   }
   const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
 
