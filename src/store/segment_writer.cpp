@@ -13,8 +13,11 @@
 
 namespace tmach::store {
 
-SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts)
-    : base_(std::move(base)), opts_(opts) {
+SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts,
+                             IndexBuilder builder)
+    : base_(std::move(base)), opts_(opts), builder_(std::move(builder)) {
+  builder_.clear();
+  body_.offsets.reserve(opts_.expect_packets);
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));

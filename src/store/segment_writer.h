@@ -20,12 +20,16 @@ struct WriterOptions {
   uint64_t directory_bytes = 4ull << 20;
   size_t buffer_bytes = 4u << 20;  // write() in chunks of this size
   uint64_t fsync_bytes = 0;        // 0: no periodic fsync of packet data
+  size_t expect_packets = 0;  // room reserved for per-packet offsets up front (e.g. the last segment's count)
 };
 
 class SegmentWriter {
  public:
   // Creates `base + ".pcap"` and writes the file header. Throws std::runtime_error naming the path.
-  SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts);
+  // `builder` (empty) may come from an earlier segment (take_builder()): it keeps the memory
+  // it grew to, so the next segment does not grow it again from nothing.
+  SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts,
+                IndexBuilder builder = IndexBuilder());
   ~SegmentWriter();
   SegmentWriter(const SegmentWriter&) = delete;
   SegmentWriter& operator=(const SegmentWriter&) = delete;
@@ -47,6 +51,8 @@ class SegmentWriter {
   uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
   // Queries of the segment being written: a copy of what it holds so far.
   SidecarBody snapshot() const;
+  // After seal(): the (empty) index builder, for the next segment.
+  IndexBuilder take_builder() { return std::move(builder_); }
 
  private:
   std::string base_;

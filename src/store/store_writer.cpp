@@ -237,7 +237,16 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     if (it == st.open.end()) {
       SegmentName name{st.next_seq++, h->ts_ns, h->linktype};
       std::string base = (fs::path(st.dir) / segment_base_name(name)).string();
-      it = st.open.emplace(h->linktype, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, wopts_))
+      WriterOptions o = wopts_;
+      o.expect_packets = st.last_packets + st.last_packets / 8;
+      IndexBuilder b;
+      if (!st.spare_builders.empty()) {
+        b = std::move(st.spare_builders.back());
+        st.spare_builders.pop_back();
+      }
+      it = st.open
+               .emplace(h->linktype,
+                        std::make_unique<SegmentWriter>(base, name.seq, h->linktype, o, std::move(b)))
                .first;
       s.segments++;
     }
@@ -265,6 +274,8 @@ void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
   if (it == st.open.end()) return;
   SegmentWriter& w = *it->second;
   uint64_t idx = w.seal();
+  st.last_packets = w.packets();
+  st.spare_builders.push_back(w.take_builder());
   st.sealed.push_back(Sealed{w.base(), w.file_bytes() + idx, w.meta().first_ts});
   st.sealed_bytes += w.file_bytes() + idx;
   stats_[cls]->segments_sealed++;

@@ -106,6 +106,11 @@ class StoreWriter {
     std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
     std::deque<Sealed> sealed;                                // oldest first
     uint64_t sealed_bytes = 0;
+    // What the last sealed segment leaves the next one: its index builder's memory, and its
+    // packet count (room for the offsets). Growing both from nothing for every segment cost
+    // page faults and copies of tens of MB.
+    std::vector<IndexBuilder> spare_builders;
+    uint64_t last_packets = 0;
   };
 
   void run();
