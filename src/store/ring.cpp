@@ -43,27 +43,24 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
 }
 
 const RecordHeader* Ring::front() {
-  uint64_t tail = tail_.load(std::memory_order_relaxed);
   for (;;) {
-    if (tail == cached_head_) {
+    if (read_ == cached_head_) {
       cached_head_ = head_.load(std::memory_order_acquire);
-      if (tail == cached_head_) return nullptr;
+      if (read_ == cached_head_) return nullptr;
     }
-    size_t pos = tail % cap_;
+    size_t pos = read_ % cap_;
     const auto* h = reinterpret_cast<const RecordHeader*>(buf_.get() + pos);
     if (h->size == 0) {  // skip marker: the record starts at offset 0
-      tail += cap_ - pos;
-      tail_.store(tail, std::memory_order_release);
+      read_ += cap_ - pos;
       continue;
     }
     return h;
   }
 }
 
-void Ring::pop() {
-  uint64_t tail = tail_.load(std::memory_order_relaxed);
-  const auto* h = reinterpret_cast<const RecordHeader*>(buf_.get() + tail % cap_);
-  tail_.store(tail + h->size, std::memory_order_release);
+void Ring::consume() {
+  const auto* h = reinterpret_cast<const RecordHeader*>(buf_.get() + read_ % cap_);
+  read_ += h->size;
 }
 
 }  // namespace tmach::store

@@ -38,14 +38,23 @@ class Ring {
   bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
                 const IndexKeys* keys = nullptr);
 
-  // Consumer side: the oldest record, or null when empty. Valid until pop().
+  // Consumer side: the oldest record not consumed yet, or null when there is none. Valid
+  // until its memory is released.
   const RecordHeader* front();
   const uint8_t* payload(const RecordHeader* h) const {
     return reinterpret_cast<const uint8_t*>(h + 1) + h->keys_bytes;
   }
   // The packed keys (h->keys_bytes of them), when the producer gave them.
   const uint8_t* packed_keys(const RecordHeader* h) const { return reinterpret_cast<const uint8_t*>(h + 1); }
-  void pop();
+  // Consumes the front record. Its memory stays as it is (the producer cannot reuse it) until
+  // release(): the writer hands frames to write() straight from the ring.
+  void consume();
+  // Gives the memory of every consumed record back to the producer.
+  void release() { tail_.store(read_, std::memory_order_release); }
+  void pop() {
+    consume();
+    release();
+  }
 
   size_t capacity() const { return cap_; }
   size_t used() const {
@@ -63,6 +72,7 @@ class Ring {
   uint64_t cached_tail_ = 0;
   uint64_t high_water_ = 0;
   alignas(64) std::atomic<uint64_t> tail_{0};
+  uint64_t read_ = 0;  // consumer: bytes consumed (>= tail_, which counts those released)
   uint64_t cached_head_ = 0;
 };
 

@@ -4,12 +4,15 @@
 // Used from the writer thread only. Not copyable.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "store/index.h"
+#include "store/pcap_format.h"
 #include "store/segment_meta.h"
 #include "store/sidecar.h"
 
@@ -38,6 +41,15 @@ class SegmentWriter {
   void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen, const IndexKeys& keys);
   // The same for a packet nobody decoded yet: decodes it (by the segment's link type) for its keys.
   void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+  // Like append(ts_ns, ..., keys) without copying the frame: `data` is written from where it
+  // is, so it must stay valid and unchanged until flush() (or seal()) returns. The writer
+  // thread uses it with frames in the RAM ring, releasing them after the flush.
+  void append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                       const IndexKeys& keys);
+  // True when frames appended in place wait for flush().
+  bool has_in_place() const { return n_in_place_ > 0; }
+  // True when the in-place batch is full: flush() now (append_in_place() would throw).
+  bool in_place_full() const { return n_in_place_ == kMaxInPlace; }
   // Makes everything appended so far visible to readers of the file (a write(), no fsync).
   void flush();
   void fsync_data();
@@ -58,7 +70,14 @@ class SegmentWriter {
   std::string base_;
   WriterOptions opts_;
   int fd_ = -1;
-  std::vector<uint8_t> buf_;
+  void note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t caplen, const IndexKeys& keys);
+
+  std::vector<uint8_t> buf_;  // bytes to write before the in-place frames (file header, copied packets)
+  // Frames appended in place: one writev() of buf_, then record header and frame by turns.
+  static constexpr size_t kMaxInPlace = 500;  // 2 iovecs each + buf_: within IOV_MAX (1024)
+  size_t n_in_place_ = 0;
+  std::unique_ptr<PcapRecordHeader[]> in_place_hdrs_;
+  std::vector<iovec> iov_;
   uint64_t file_bytes_ = 0;
   uint64_t synced_bytes_ = 0;
   uint64_t last_dir_offset_ = 0;

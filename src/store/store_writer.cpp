@@ -250,22 +250,36 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
                .first;
       s.segments++;
     }
+    SegmentWriter& w = *it->second;
+    if (w.in_place_full()) release_written(cls);
+    // The frame goes to the file from the ring (no copy); its ring memory is released once
+    // written (release_written).
     if (h->keys_bytes && keys.unpack(ring.packed_keys(h), h->keys_bytes))
-      it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
+      w.append_in_place(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
     else
-      it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
+      w.append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
     if (observe_.load(std::memory_order_relaxed))
       observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
     ++pk;
     by += 16 + h->caplen;
-    ring.pop();
+    ring.consume();
     ++n;
-    if (test_delay_us_) std::this_thread::sleep_for(std::chrono::microseconds(test_delay_us_));
+    if (test_delay_us_) {
+      release_written(cls);  // the test's slow disk: room comes back packet by packet
+      std::this_thread::sleep_for(std::chrono::microseconds(test_delay_us_));
+    }
   }
+  release_written(cls);
   s.written_packets += pk;
   s.written_bytes += by;
   if (n) update_disk_stat(cls);
   return n > 0;
+}
+
+void StoreWriter::release_written(uint16_t cls) {
+  for (auto& [lt, w] : state_[cls].open)
+    if (w->has_in_place()) w->flush();
+  rings_[cls]->release();
 }
 
 void StoreWriter::seal(uint16_t cls, uint32_t linktype) {

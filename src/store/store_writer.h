@@ -115,6 +115,8 @@ class StoreWriter {
 
   void run();
   bool drain(uint16_t cls, size_t max);
+  // Writes the frames the class's open segments hold in place, then gives their ring memory back.
+  void release_written(uint16_t cls);
   void seal(uint16_t cls, uint32_t linktype);
   void enforce_budgets();
   void evict_oldest(uint16_t cls);
