@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "store/index_keys.h"
+#include "util/huge_array.h"
 
 namespace tmach::store {
 
@@ -63,16 +64,22 @@ class Ring {
   uint64_t high_water() const { return high_water_; }
 
  private:
+  // Prefetches the lines from `done` (advanced) to a few KiB past `at` (ring positions).
+  void prefetch_ahead(uint64_t at, uint64_t& done, bool write) const;
   static uint32_t record_size(uint32_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~7u; }
 
-  std::unique_ptr<uint8_t[]> buf_;
+  // Huge pages where the kernel allows (fewer TLB misses on a ring of tens of MB), committed
+  // as touched rather than zeroed up front.
+  util::HugeArray<uint8_t> buf_;
   size_t cap_;
   // head_/tail_ count bytes ever written/released (monotonic); position = value % cap_.
   alignas(64) std::atomic<uint64_t> head_{0};
   uint64_t cached_tail_ = 0;
   uint64_t high_water_ = 0;
+  uint64_t prefetched_head_ = 0;  // producer: lines asked for (for writing) up to here
   alignas(64) std::atomic<uint64_t> tail_{0};
-  uint64_t read_ = 0;  // consumer: bytes consumed (>= tail_, which counts those released)
+  uint64_t read_ = 0;             // consumer: bytes consumed (>= tail_, which counts those released)
+  uint64_t prefetched_read_ = 0;  // consumer: lines asked for up to here
   uint64_t cached_head_ = 0;
 };
 
