@@ -66,6 +66,12 @@ class MmapPcapSource : public PacketSource {
       out[n++] = RawPacket{static_cast<uint64_t>(hdr[0]) * 1000000000ull + frac, caplen, wirelen, linktype_,
                            base_ + pos_ + 16};
       pos_ += 16 + caplen;
+      // The records are read once, in order, from memory the cache has never seen: ask for
+      // every line a little ahead, so the next header (and the frame the recorder decodes and
+      // copies next) is not a cache miss each. (The hardware prefetcher stops at page
+      // boundaries and does not follow variable-size records.)
+      size_t ahead = std::min(pos_ + kPrefetchAhead, size_);
+      for (; prefetched_ < ahead; prefetched_ += 64) __builtin_prefetch(base_ + prefetched_);
     }
     // Map the window ahead in one call (MADV_POPULATE_READ) rather than by a page fault
     // every few records, and release what lies behind: the mapping's resident size stays a
@@ -98,6 +104,8 @@ class MmapPcapSource : public PacketSource {
   size_t pos_ = 24;
   size_t released_ = 0;
   size_t populated_ = 0;
+  size_t prefetched_ = 24;
+  static constexpr size_t kPrefetchAhead = 8192;
   bool done_ = false;
   std::string warning_;
 };

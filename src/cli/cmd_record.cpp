@@ -15,6 +15,7 @@
 #include "cli/summary.h"
 #include "record/recorder.h"
 #include "store/store_writer.h"
+#include "util/thread_cpu.h"
 
 namespace tmach::cli {
 
@@ -113,6 +114,7 @@ Runner add_record(CLI::App& app) {
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());
     rec.finish();
+    double capture_cpu = util::thread_cpu_seconds();
     writer.finish();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait
@@ -122,7 +124,7 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: writer: " << writer.error() << "\n";
       rc = 1;
     }
-    print_record_summary(std::cout, rec, writer, kstats, secs, o->json, share.get());
+    print_record_summary(std::cout, rec, writer, kstats, secs, capture_cpu, o->json, share.get());
     return rc;
   };
 }

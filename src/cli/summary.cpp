@@ -33,8 +33,8 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
 }
 
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
-                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json,
-                          const cluster::ShareFilter* share) {
+                          const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
+                          bool json, const cluster::ShareFilter* share) {
   const auto& t = rec.counters();
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0;
   for (auto& k : kernel) {
@@ -52,6 +52,12 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     j["connections"] = rec.table().stats().created;
     j["untracked_packets"] = t.untracked;
     j["non_ip_packets"] = t.non_ip;
+    // Wait mode (file input): how often the capture thread found a ring full and waited for
+    // the writer; 0 means the writer kept up and the capture side bounded the run.
+    j["ring_waits"] = t.ring_waits;
+    // CPU seconds per thread: compared with `seconds`, they say which thread bounded the run.
+    j["capture_cpu_seconds"] = capture_cpu;
+    j["writer_cpu_seconds"] = writer.cpu_seconds();
     j["kernel"] = {{"received", krecv}, {"dropped", kdrop}, {"interface_dropped", kifdrop}};
     for (int s = 0; s < 5; ++s)
       j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];

@@ -17,8 +17,8 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
                           const store::ClassWriteStats& w, const store::Ring& ring);
 
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
-                          const std::vector<capture::SourceStats>& kernel, double seconds, bool json,
-                          const cluster::ShareFilter* share = nullptr);
+                          const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
+                          bool json, const cluster::ShareFilter* share = nullptr);
 
 // What a worker of an N-way split kept and left to the others (JSON), for the summary and stats.
 nlohmann::json share_json(const cluster::ShareFilter& share);

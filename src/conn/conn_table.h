@@ -67,8 +67,15 @@ class ConnTable {
   // full even after an aggressive expiry pass: the caller stores such packets untracked.
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created);
   ConnEntry* find(const FlowKey& key, uint64_t hash);
-  // Starts loading the home slot of `hash` into the cache (the caller looks it up soon).
-  void prefetch(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+  // Starts loading the home slot of `hash` into the cache (the caller looks it up soon): all
+  // the cache lines an entry spans (it is not line-aligned), since the lookup reads the key
+  // and hash and the packet path then updates the counters further on.
+  void prefetch(uint64_t hash) const {
+    const char* p = reinterpret_cast<const char*>(&slots_[hash & mask_]);
+    __builtin_prefetch(p, 1);
+    __builtin_prefetch(p + 64, 1);
+    __builtin_prefetch(p + sizeof(ConnEntry) - 1, 1);
+  }
 
   // Examines up to `slots` slots from a rotating cursor and ends idle connections.
   void expire_step(uint64_t now, size_t slots);

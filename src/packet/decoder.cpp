@@ -77,7 +77,7 @@ DecodeStatus decode_nflog(const uint8_t* d, uint32_t cap, PacketInfo& out) {
 }  // namespace
 
 DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept {
-  out = PacketInfo{};
+  static_cast<FrameInfo&>(out) = FrameInfo{};  // the IP layers are reset as they are appended
   out.linktype = linktype;
   switch (linktype) {
     case kLinkEthernet:

@@ -2,7 +2,8 @@
 //
 // Contract:
 // - never reads past data[caplen - 1]; never allocates; never throws;
-// - `out` is fully reset, then filled as far as the headers allow: what was decoded
+// - `out` is reset (its FrameInfo part, and each IP layer as it is appended: layers at or
+//   beyond ip_count are stale), then filled as far as the headers allow: what was decoded
 //   before a problem stays valid (a frame truncated inside TCP still has its IP layer);
 // - the return value equals out.status.
 #pragma once

@@ -12,6 +12,7 @@ DecodeStatus decode_ipv4(const uint8_t* d, uint32_t cap, uint32_t off, PacketInf
   if (off + 20 > cap) return truncated(out, "ipv4_truncated");
 
   IpLayer& l = out.ip[out.ip_count++];
+  l = IpLayer{};
   l.version = 4;
   l.l3_offset = static_cast<uint16_t>(off);
   l.src = IpAddr::v4(p + 12);

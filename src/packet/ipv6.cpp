@@ -21,6 +21,7 @@ DecodeStatus decode_ipv6(const uint8_t* d, uint32_t cap, uint32_t off, PacketInf
   if (off + 40 > cap) return truncated(out, "ipv6_truncated");
 
   IpLayer& l = out.ip[out.ip_count++];
+  l = IpLayer{};
   l.version = 6;
   l.l3_offset = static_cast<uint16_t>(off);
   l.src = IpAddr::v6(p + 8);

@@ -129,8 +129,11 @@ enum class DecodeStatus : uint8_t {
 };
 const char* to_string(DecodeStatus s);
 
-struct PacketInfo {
-  static constexpr int kMaxIpLayers = 4;
+// Everything decode() learns about a frame except its IP layers. decode() resets this part
+// before each frame and each IP layer as it appends it (ipv4.cpp, ipv6.cpp), so a frame
+// costs a reset of what it uses rather than of all kMaxIpLayers layers; layers at or beyond
+// ip_count hold stale data and are never read.
+struct FrameInfo {
   static constexpr int kMaxVlans = 4;
 
   uint32_t linktype = 0;  // LINKTYPE_* of the frame
@@ -150,7 +153,12 @@ struct PacketInfo {
   IpAddr arp_spa, arp_tpa;
 
   uint8_t ip_count = 0;
-  IpLayer ip[kMaxIpLayers];
+};
+
+struct PacketInfo : FrameInfo {
+  static constexpr int kMaxIpLayers = 4;
+
+  IpLayer ip[kMaxIpLayers];  // ip[0 .. ip_count - 1]
 
   const IpLayer* inner() const { return ip_count ? &ip[ip_count - 1] : nullptr; }
   bool tunnelled() const { return ip_count > 1; }

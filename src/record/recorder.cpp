@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "conn/flow_key.h"
+#include "conn/fragment_layers.h"
 #include "flow/flow_record.h"
 #include "packet/decoder.h"
 
@@ -111,11 +112,20 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
     cc.cut_bytes += pk.wirelen;
     return;
   }
-  bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
+  // The index keys come from the decode done above: the writer only copies and indexes.
+  // IP fragments (rare) go without: the writer decodes them and indexes a later fragment as
+  // its datagram through its fragment memory, which must see every fragment in order
+  // (IndexBuilder::add_packet) — one place for that, shared with recovery.
+  const store::IndexKeys* keys = nullptr;
+  if (conn::FragmentLayers::fragmented_layer(info) < 0) {
+    store::index_keys(info, index_keys_);
+    keys = &index_keys_;
+  }
+  bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
   while (!pushed && wait_when_full && writer_.error().empty()) {
     totals_.ring_waits++;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
-    pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen);
+    pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
   }
   if (pushed) {
     cc.stored_packets++;

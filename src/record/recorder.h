@@ -18,6 +18,7 @@
 #include "conn/conn_table.h"
 #include "conn/flow_key.h"
 #include "packet/packet_info.h"
+#include "store/index_keys.h"
 #include "store/store_writer.h"
 
 namespace tmach::record {
@@ -89,6 +90,7 @@ class Recorder {
   conn::Classifier classifier_;
   conn::ConnTable table_;
   conn::ConnKeyer keyer_;  // fragments join their first one's connection, ESP/AH SA pairs one
+  store::IndexKeys index_keys_;  // of the packet being pushed (scratch)
   std::vector<ClassCounters> per_class_;
   std::vector<uint64_t> cutoff_;
   RecorderCounters totals_;

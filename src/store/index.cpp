@@ -27,68 +27,86 @@ size_t SegmentIndex::memory_bytes() const {
 
 IndexBuilder::IndexBuilder() { clear(); }
 
-int32_t& IndexBuilder::addr_slot(const AddrKey& k) {
-  if (addr_used_ * 2 >= addr_.size()) {
-    std::vector<AddrSlot> old(addr_.size() * 2, AddrSlot{{}, -1});
-    old.swap(addr_);
-    size_t m = addr_.size() - 1;
+int32_t& IndexBuilder::v6_slot(const AddrKey& k) {
+  if (v6_used_ * 2 >= v6_.size()) {
+    std::vector<V6Slot> old(v6_.size() * 2, V6Slot{{}, -1});
+    old.swap(v6_);
+    size_t m = v6_.size() - 1;
     for (const auto& s : old)
       if (s.slot >= 0)
         for (size_t i = AddrKeyHash{}(s.key) & m;; i = (i + 1) & m)
-          if (addr_[i].slot < 0) {
-            addr_[i] = s;
+          if (v6_[i].slot < 0) {
+            v6_[i] = s;
             break;
           }
   }
-  size_t m = addr_.size() - 1;
+  size_t m = v6_.size() - 1;
   for (size_t i = AddrKeyHash{}(k)&m;; i = (i + 1) & m) {
-    AddrSlot& s = addr_[i];
+    V6Slot& s = v6_[i];
     if (s.slot < 0) {
       s.key = k;
-      ++addr_used_;
-      addr_keys_.push_back(k);
+      ++v6_used_;
       ensure(s.slot);
+      addr_keys_.emplace_back(k, s.slot);
       return s.slot;
     }
     if (same_key(s.key, k)) return s.slot;
   }
 }
 
-int32_t& IndexBuilder::scalar_slot(std::vector<std::pair<uint32_t, int32_t>>& small, uint32_t key) {
-  for (auto& [k, v] : small)
-    if (k == key) return v;
-  small.emplace_back(key, -1);
-  return small.back().second;
+int32_t& IndexBuilder::v4_slot(uint32_t k) {
+  if (v4_used_ * 2 >= v4_.size()) {
+    std::vector<V4Slot> old(v4_.size() * 2, V4Slot{0, -1});
+    old.swap(v4_);
+    --v4_shift_;
+    for (const auto& s : old)
+      if (s.slot >= 0)
+        for (size_t i = v4_home(s.key);; i = (i + 1) & (v4_.size() - 1))
+          if (v4_[i].slot < 0) {
+            v4_[i] = s;
+            break;
+          }
+  }
+  const size_t m = v4_.size() - 1;
+  for (size_t i = v4_home(k);; i = (i + 1) & m) {
+    V4Slot& s = v4_[i];
+    if (s.slot < 0) {
+      s.key = k;
+      ++v4_used_;
+      ensure(s.slot);
+      AddrKey a{};
+      a[10] = a[11] = 0xff;
+      std::memcpy(&a[12], &k, 4);
+      addr_keys_.emplace_back(a, s.slot);
+      return s.slot;
+    }
+    if (s.key == k) return s.slot;
+  }
 }
 
-template <class F>
-void IndexBuilder::for_each_key(const packet::PacketInfo& p, F&& f) {
-  for (int i = 0; i < p.ip_count; ++i) {
-    const packet::IpLayer& l = p.ip[i];
-    f(addr_slot(l.src.b));
-    f(addr_slot(l.dst.b));
-    f(proto_[l.proto]);
-    f(scalar_slot(net_, l.version == 4 ? kNetV4 : kNetV6));
-    if (l.tunnel) f(scalar_slot(net_, kNetTunnel + l.tunnel));
-    if (l.has_ports &&
-        (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
-      f(port_[l.sport]);
-      f(port_[l.dport]);
-    }
+int32_t& IndexBuilder::net_slot(uint32_t key) {
+  for (auto& [k, v] : net_)
+    if (k == key) return v;
+  net_.emplace_back(key, -1);
+  return net_.back().second;
+}
+
+void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
+  for (int i = 0; i < k.n_v4; ++i) append_entry(v4_slot(k.v4[i]), ord);
+  for (int i = 0; i < k.n_v6; ++i) append_entry(v6_slot(k.v6[i]), ord);
+  for (int i = 0; i < k.n_scalars; ++i) {
+    const uint32_t s = k.scalars[i];
+    if (s & kScalarNetFlag)
+      append_entry(net_slot(s & ~kScalarNetFlag), ord);
+    else if (s < kScalarDirectEnd)
+      append_entry(direct_[s], ord);
   }
-  if (p.arp) {
-    f(addr_slot(p.arp_spa.b));
-    f(addr_slot(p.arp_tpa.b));
-    f(scalar_slot(net_, kNetArp));
-  }
-  if (p.ip_count == 0 && !p.arp) f(scalar_slot(net_, p.ethertype));  // 0 when nothing was decoded
-  int nv = p.vlan_count < packet::PacketInfo::kMaxVlans ? p.vlan_count : packet::PacketInfo::kMaxVlans;
-  for (int i = 0; i < nv; ++i) f(vlan_[p.vlans[i] & 0xfff]);
-  if (p.vlan_count) f(vlan_[4096]);
 }
 
 void IndexBuilder::add_keys(uint32_t ord, const packet::PacketInfo& p) {
-  for_each_key(p, [&](int32_t& slot) { add(slot, ord); });
+  IndexKeys k;
+  index_keys(p, k);
+  add(ord, k);
 }
 
 void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, conn::FragmentLayers* frags,
@@ -134,21 +152,14 @@ SegmentIndex IndexBuilder::build() const {
   }
   auto take = [&](int32_t slot) -> Roaring { return std::move(bm[static_cast<size_t>(slot)]); };
   SegmentIndex s;
-  for (const auto& k : addr_keys_) {
-    size_t m = addr_.size() - 1;
-    for (size_t i = AddrKeyHash{}(k)&m;; i = (i + 1) & m)
-      if (same_key(addr_[i].key, k)) {
-        s.addr.emplace(k, take(addr_[i].slot));
-        break;
-      }
-  }
-  for (uint32_t k = 0; k < port_.size(); ++k)
-    if (port_[k] >= 0) s.port.emplace(k, take(port_[k]));
-  for (uint32_t k = 0; k < proto_.size(); ++k)
-    if (proto_[k] >= 0) s.proto.emplace(k, take(proto_[k]));
+  for (const auto& [k, slot] : addr_keys_) s.addr.emplace(k, take(slot));
+  for (uint32_t k = 0; k < kScalarProtoBase; ++k)
+    if (direct_[k] >= 0) s.port.emplace(k, take(direct_[k]));
+  for (uint32_t k = 0; k < 256; ++k)
+    if (direct_[kScalarProtoBase + k] >= 0) s.proto.emplace(k, take(direct_[kScalarProtoBase + k]));
   for (uint32_t k = 0; k < 4096; ++k)
-    if (vlan_[k] >= 0) s.vlan.emplace(k, take(vlan_[k]));
-  if (vlan_[4096] >= 0) s.vlan.emplace(kAnyVlan, take(vlan_[4096]));
+    if (direct_[kScalarVlanBase + k] >= 0) s.vlan.emplace(k, take(direct_[kScalarVlanBase + k]));
+  if (direct_[kScalarVlanBase + 4096] >= 0) s.vlan.emplace(kAnyVlan, take(direct_[kScalarVlanBase + 4096]));
   for (auto& [k, v] : net_)
     if (v >= 0) s.net.emplace(k, take(v));
   return s;
@@ -166,12 +177,13 @@ void IndexBuilder::clear() {
   orphans_.clear();
   log_.clear();
   nslots_ = 0;
-  port_.assign(65536, -1);
-  proto_.assign(256, -1);
-  vlan_.assign(4097, -1);
+  direct_.assign(kScalarDirectEnd, -1);
   net_.clear();
-  addr_.assign(1024, AddrSlot{{}, -1});
-  addr_used_ = 0;
+  v6_.assign(256, V6Slot{{}, -1});
+  v6_used_ = 0;
+  v4_.assign(1024, V4Slot{0, -1});
+  v4_shift_ = 64 - 10;
+  v4_used_ = 0;
   addr_keys_.clear();
 }
 

@@ -1,9 +1,10 @@
 // Per-segment indexes: one per field, each mapping a value to the set of packet ordinals
 // (position of the packet in its segment, 0-based) as a CRoaring bitmap.
 //
-// What goes in each field is defined once here (add_packet), and the planner relies on it.
-// Every IP layer means those of the packet as FragmentLayers completes it when the builder
-// is given one: a later fragment carries its first fragment's ports and inner layers.
+// What goes in each field is decided once, by index_keys() (index_keys.h), and the planner
+// relies on it. Every IP layer means those of the packet as FragmentLayers completes it when
+// the builder is given one: a later fragment carries its first fragment's ports and inner
+// layers.
 // - kAddr:  every IP layer's source and destination, and ARP sender/target addresses
 //           (16-byte v4-mapped form);
 // - kPort:  every IP layer's source and destination port, for TCP, UDP and SCTP only;
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "packet/packet_info.h"
+#include "store/index_keys.h"
 
 namespace tmach::conn {
 class FragmentLayers;
@@ -75,22 +77,26 @@ struct SegmentIndex {
 };
 
 // Builds a segment's indexes as packets are appended. Per packet it finds each key's slot
-// through flat tables (direct arrays for ports, protocols and VLANs, one open-addressed
-// probe per address) and appends (slot, ordinal) to one sequential log — no per-key
-// containers are touched on the packet path. finish()/snapshot() group the log by slot
-// (a counting sort; ordinals stay ascending) and make each bitmap in one addMany.
+// through flat tables (one direct array for ports, protocols and VLANs, one open-addressed
+// probe per address: 4-byte keys for IPv4, 16-byte ones for the rest) and appends
+// (slot, ordinal) to one sequential log — no per-key containers are touched on the packet
+// path. finish()/snapshot() group the log by slot (a counting sort; ordinals stay ascending)
+// and make each bitmap in one addMany.
 // (A per-flow variant, indexing each connection's keys once, was measured slower on the
 // benchmark traffic: most connections are a handful of packets, and the per-flow
 // allocations cost more than the lookups they save.)
 class IndexBuilder {
  public:
   IndexBuilder();
-  // The one function that computes a stored packet's index keys. With `frags` (one memory
-  // per store writer, shared by its segments, fed in capture order with `ts_ns`), a later
-  // fragment is indexed as its datagram: with its first fragment's ports and inner layers
-  // (conn/fragment_layers.h). A later fragment that comes before its first one in the same
-  // segment is indexed again when the first arrives (up to kMaxOrphans waiting). Without
-  // `frags`, packets are indexed as decoded.
+  // The packet's keys as index_keys() computed them (index_keys.h): the recorder's capture
+  // thread computes them for every packet that is not an IP fragment.
+  void add(uint32_t ordinal, const IndexKeys& keys);
+  // The same from a decoded packet. With `frags` (one memory per store writer, shared by its
+  // segments, fed in capture order with `ts_ns`), a later fragment is indexed as its
+  // datagram: with its first fragment's ports and inner layers (conn/fragment_layers.h). A
+  // later fragment that comes before its first one in the same segment is indexed again
+  // when the first arrives (up to kMaxOrphans waiting). Without `frags`, packets are indexed
+  // as decoded.
   void add_packet(uint32_t ordinal, const packet::PacketInfo& p, conn::FragmentLayers* frags = nullptr,
                   uint64_t ts_ns = 0);
   SegmentIndex finish();          // builds the bitmaps; the builder is empty afterwards
@@ -98,8 +104,12 @@ class IndexBuilder {
   void clear();
 
  private:
-  struct AddrSlot {
+  struct V6Slot {
     AddrKey key;
+    int32_t slot;  // -1 = empty
+  };
+  struct V4Slot {
+    uint32_t key;
     int32_t slot;  // -1 = empty
   };
   struct Entry {
@@ -110,12 +120,12 @@ class IndexBuilder {
     if (slot < 0) slot = static_cast<int32_t>(nslots_++);
     return slot;
   }
-  void add(int32_t& slot, uint32_t ord) { log_.push_back(Entry{static_cast<uint32_t>(ensure(slot)), ord}); }
-  int32_t& addr_slot(const AddrKey& k);
-  int32_t& scalar_slot(std::vector<std::pair<uint32_t, int32_t>>& small, uint32_t key);
-  // Every key slot of a packet (duplicates possible: bitmaps ignore them).
-  template <class F>
-  void for_each_key(const packet::PacketInfo& p, F&& f);
+  void append_entry(int32_t& slot, uint32_t ord) {
+    log_.push_back(Entry{static_cast<uint32_t>(ensure(slot)), ord});
+  }
+  int32_t& v6_slot(const AddrKey& k);
+  int32_t& v4_slot(uint32_t k);
+  int32_t& net_slot(uint32_t key);
   SegmentIndex build() const;
 
   static constexpr size_t kMaxOrphans = 64;
@@ -128,11 +138,15 @@ class IndexBuilder {
   std::vector<Orphan> orphans_;
   std::vector<Entry> log_;  // (slot, ordinal) in packet order (a fragment's first may add an earlier ordinal)
   size_t nslots_ = 0;
-  std::vector<int32_t> port_, proto_, vlan_;       // direct tables: key -> slot
+  std::vector<int32_t> direct_;                    // encoded port/protocol/VLAN key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear
-  std::vector<AddrSlot> addr_;                     // open addressing, power of two
-  size_t addr_used_ = 0;
-  std::vector<AddrKey> addr_keys_;  // in insertion order, for build()
+  std::vector<V6Slot> v6_;                         // open addressing, power of two
+  size_t v6_used_ = 0;
+  std::vector<V4Slot> v4_;  // open addressing, power of two, multiplicative hash
+  size_t v4_used_ = 0;
+  unsigned v4_shift_ = 0;  // 64 - log2(v4_.size())
+  size_t v4_home(uint32_t k) const { return static_cast<size_t>((k * 0x9e3779b97f4a7c15ull) >> v4_shift_); }
+  std::vector<std::pair<AddrKey, int32_t>> addr_keys_;  // every address key and its slot, for build()
 };
 
 }  // namespace tmach::store

@@ -4,12 +4,18 @@
 // reads records in place and releases them. Memory is fixed at construction: the class's
 // RAM budget. A record never wraps: when it does not fit before the end, a skip marker
 // fills the tail and the record starts at offset 0.
+//
+// A record is its header, the packet's index keys in packed form (index_keys.h: the capture
+// thread decoded the packet already, so the writer only copies and indexes), then the frame.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+
+#include "store/index_keys.h"
+#include "util/huge_array.h"
 
 namespace tmach::store {
 
@@ -19,20 +25,37 @@ struct RecordHeader {
   uint32_t wirelen;
   uint32_t linktype;
   uint64_t ts_ns;
+  uint32_t keys_bytes;  // packed IndexKeys after the header; 0 = none given
+  uint32_t reserved;
 };
-static_assert(sizeof(RecordHeader) == 24);
+static_assert(sizeof(RecordHeader) == 32);
 
 class Ring {
  public:
   explicit Ring(size_t bytes);
 
-  // Copies one packet in. Returns false, copying nothing, when there is no room.
-  bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+  // Copies one packet (and its index keys, if given) in. Returns false, copying nothing, when
+  // there is no room.
+  bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                const IndexKeys* keys = nullptr);
 
-  // Consumer side: the oldest record, or null when empty. Valid until pop().
+  // Consumer side: the oldest record not consumed yet, or null when there is none. Valid
+  // until its memory is released.
   const RecordHeader* front();
-  const uint8_t* payload(const RecordHeader* h) const { return reinterpret_cast<const uint8_t*>(h + 1); }
-  void pop();
+  const uint8_t* payload(const RecordHeader* h) const {
+    return reinterpret_cast<const uint8_t*>(h + 1) + h->keys_bytes;
+  }
+  // The packed keys (h->keys_bytes of them), when the producer gave them.
+  const uint8_t* packed_keys(const RecordHeader* h) const { return reinterpret_cast<const uint8_t*>(h + 1); }
+  // Consumes the front record. Its memory stays as it is (the producer cannot reuse it) until
+  // release(): the writer hands frames to write() straight from the ring.
+  void consume();
+  // Gives the memory of every consumed record back to the producer.
+  void release() { tail_.store(read_, std::memory_order_release); }
+  void pop() {
+    consume();
+    release();
+  }
 
   size_t capacity() const { return cap_; }
   size_t used() const {
@@ -41,15 +64,22 @@ class Ring {
   uint64_t high_water() const { return high_water_; }
 
  private:
-  static uint32_t record_size(uint32_t caplen) { return (sizeof(RecordHeader) + caplen + 7) & ~7u; }
+  // Prefetches the lines from `done` (advanced) to a few KiB past `at` (ring positions).
+  void prefetch_ahead(uint64_t at, uint64_t& done, bool write) const;
+  static uint32_t record_size(uint32_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~7u; }
 
-  std::unique_ptr<uint8_t[]> buf_;
+  // Huge pages where the kernel allows (fewer TLB misses on a ring of tens of MB), committed
+  // as touched rather than zeroed up front.
+  util::HugeArray<uint8_t> buf_;
   size_t cap_;
   // head_/tail_ count bytes ever written/released (monotonic); position = value % cap_.
   alignas(64) std::atomic<uint64_t> head_{0};
   uint64_t cached_tail_ = 0;
   uint64_t high_water_ = 0;
+  uint64_t prefetched_head_ = 0;  // producer: lines asked for (for writing) up to here
   alignas(64) std::atomic<uint64_t> tail_{0};
+  uint64_t read_ = 0;             // consumer: bytes consumed (>= tail_, which counts those released)
+  uint64_t prefetched_read_ = 0;  // consumer: lines asked for up to here
   uint64_t cached_head_ = 0;
 };
 

@@ -13,9 +13,12 @@
 
 namespace tmach::store {
 
-SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts)
-    : base_(std::move(base)), opts_(std::move(opts)) {
+SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts,
+                             IndexBuilder builder)
+    : base_(std::move(base)), opts_(std::move(opts)), builder_(std::move(builder)) {
   if (!opts_.fragments) opts_.fragments = std::make_shared<conn::FragmentLayers>();
+  builder_.clear();
+  body_.offsets.reserve(opts_.expect_packets);
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
@@ -41,7 +44,7 @@ SegmentWriter::~SegmentWriter() {
   }
 }
 
-void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
+uint32_t SegmentWriter::note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t caplen) {
   uint32_t ord = static_cast<uint32_t>(meta_.packets);
   uint64_t off = file_bytes_;
   if (meta_.packets == 0) {
@@ -56,24 +59,85 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
     last_dir_offset_ = off;
   }
   body_.offsets.push_back(static_cast<uint32_t>(off));
+  file_bytes_ += sizeof(PcapRecordHeader) + caplen;
+  meta_.packets++;
+  meta_.wire_bytes += wirelen;
+  return ord;
+}
 
+void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                           const IndexKeys& keys) {
+  builder_.add(note_packet(ts_ns, wirelen, caplen), keys);
+  write_record(ts_ns, wirelen, data, caplen);
+}
+
+void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
+  // Nobody decoded it (recovery, tests) or it is an IP fragment (the recorder leaves those to
+  // the writer's fragment memory): decode, and index it as its datagram.
   packet::PacketInfo info;
   packet::decode(meta_.linktype, data, caplen, info);
-  builder_.add_packet(ord, info, opts_.fragments.get(), ts_ns);
+  builder_.add_packet(note_packet(ts_ns, wirelen, caplen), info, opts_.fragments.get(), ts_ns);
+  write_record(ts_ns, wirelen, data, caplen);
+}
 
+void SegmentWriter::write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
+  if (n_in_place_) flush();  // buf_ is part of the pending writev: keep the order
   PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
                       static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
   const auto* p = reinterpret_cast<const uint8_t*>(&rh);
   buf_.insert(buf_.end(), p, p + sizeof(rh));
   buf_.insert(buf_.end(), data, data + caplen);
-  file_bytes_ += sizeof(rh) + caplen;
-  meta_.packets++;
-  meta_.wire_bytes += wirelen;
   if (buf_.size() >= opts_.buffer_bytes) flush();
   if (opts_.fsync_bytes && unsynced_bytes() >= opts_.fsync_bytes) fsync_data();
 }
 
+void SegmentWriter::append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                                    const IndexKeys& keys) {
+  if (n_in_place_ == kMaxInPlace) throw std::logic_error("SegmentWriter: in-place batch full, flush() first");
+  if (n_in_place_ == 0) {
+    if (!in_place_hdrs_) {
+      in_place_hdrs_ = std::make_unique<PcapRecordHeader[]>(kMaxInPlace);
+      iov_.reserve(2 * kMaxInPlace + 1);
+    }
+    iov_.clear();
+    if (!buf_.empty()) iov_.push_back(iovec{buf_.data(), buf_.size()});
+  }
+  builder_.add(note_packet(ts_ns, wirelen, caplen), keys);
+  PcapRecordHeader& rh = in_place_hdrs_[n_in_place_++];
+  rh = PcapRecordHeader{static_cast<uint32_t>(ts_ns / 1000000000ull),
+                        static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
+  iov_.push_back(iovec{&rh, sizeof(rh)});
+  iov_.push_back(iovec{const_cast<uint8_t*>(data), caplen});
+  if (opts_.fsync_bytes && unsynced_bytes() >= opts_.fsync_bytes) fsync_data();
+}
+
 void SegmentWriter::flush() {
+  if (n_in_place_) {
+    // One writev() for buf_ and the frames where they lie; a short write resumes mid-iovec.
+    iovec* v = iov_.data();
+    size_t n = iov_.size();
+    while (n > 0) {
+      ssize_t r = ::writev(fd_, v, static_cast<int>(n));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        throw std::runtime_error(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(errno)));
+      }
+      auto done = static_cast<size_t>(r);
+      while (n > 0 && done >= v->iov_len) {
+        done -= v->iov_len;
+        ++v;
+        --n;
+      }
+      if (n > 0) {
+        v->iov_base = static_cast<uint8_t*>(v->iov_base) + done;
+        v->iov_len -= done;
+      }
+    }
+    iov_.clear();
+    n_in_place_ = 0;
+    buf_.clear();
+    return;
+  }
   size_t done = 0;
   while (done < buf_.size()) {
     ssize_t r = ::write(fd_, buf_.data() + done, buf_.size() - done);

@@ -4,6 +4,8 @@
 // Used from the writer thread only. Not copyable.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "conn/fragment_layers.h"
 #include "store/index.h"
+#include "store/pcap_format.h"
 #include "store/segment_meta.h"
 #include "store/sidecar.h"
 
@@ -25,17 +28,34 @@ struct WriterOptions {
   // the first fragment is in an earlier segment: one per store writer, shared by its
   // segments. Null: the segment writer keeps its own (fragments within the segment).
   std::shared_ptr<conn::FragmentLayers> fragments;
+  size_t expect_packets = 0;  // room reserved for per-packet offsets up front (e.g. the last segment's count)
 };
 
 class SegmentWriter {
  public:
   // Creates `base + ".pcap"` and writes the file header. Throws std::runtime_error naming the path.
-  SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts);
+  // `builder` (empty) may come from an earlier segment (take_builder()): it keeps the memory
+  // it grew to, so the next segment does not grow it again from nothing.
+  SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts,
+                IndexBuilder builder = IndexBuilder());
   ~SegmentWriter();
   SegmentWriter(const SegmentWriter&) = delete;
   SegmentWriter& operator=(const SegmentWriter&) = delete;
 
+  // Appends a packet with its index keys (index_keys.h), computed by whoever decoded it.
+  void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen, const IndexKeys& keys);
+  // The same for a packet nobody decoded yet, or an IP fragment: decodes it (by the segment's
+  // link type) and indexes it through the writer's fragment memory (WriterOptions::fragments).
   void append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+  // Like append(ts_ns, ..., keys) without copying the frame: `data` is written from where it
+  // is, so it must stay valid and unchanged until flush() (or seal()) returns. The writer
+  // thread uses it with frames in the RAM ring, releasing them after the flush.
+  void append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                       const IndexKeys& keys);
+  // True when frames appended in place wait for flush().
+  bool has_in_place() const { return n_in_place_ > 0; }
+  // True when the in-place batch is full: flush() now (append_in_place() would throw).
+  bool in_place_full() const { return n_in_place_ == kMaxInPlace; }
   // Makes everything appended so far visible to readers of the file (a write(), no fsync).
   void flush();
   void fsync_data();
@@ -49,12 +69,22 @@ class SegmentWriter {
   uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
   // Queries of the segment being written: a copy of what it holds so far.
   SidecarBody snapshot() const;
+  // After seal(): the (empty) index builder, for the next segment.
+  IndexBuilder take_builder() { return std::move(builder_); }
 
  private:
   std::string base_;
   WriterOptions opts_;
   int fd_ = -1;
-  std::vector<uint8_t> buf_;
+  uint32_t note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t caplen);  // its ordinal
+  void write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
+
+  std::vector<uint8_t> buf_;  // bytes to write before the in-place frames (file header, copied packets)
+  // Frames appended in place: one writev() of buf_, then record header and frame by turns.
+  static constexpr size_t kMaxInPlace = 500;  // 2 iovecs each + buf_: within IOV_MAX (1024)
+  size_t n_in_place_ = 0;
+  std::unique_ptr<PcapRecordHeader[]> in_place_hdrs_;
+  std::vector<iovec> iov_;
   uint64_t file_bytes_ = 0;
   uint64_t synced_bytes_ = 0;
   uint64_t last_dir_offset_ = 0;

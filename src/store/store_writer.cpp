@@ -12,6 +12,7 @@
 
 #include "store/layout.h"
 #include "store/recovery.h"
+#include "util/thread_cpu.h"
 
 namespace fs = std::filesystem;
 
@@ -117,6 +118,7 @@ void StoreWriter::start() {
     run();
     running_ = false;
     serve_syncs();  // the last requests still get their flush (or fail fast)
+    cpu_seconds_.store(util::thread_cpu_seconds(), std::memory_order_relaxed);
   });
 }
 
@@ -220,6 +222,7 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
   ClassWriteStats& s = *stats_[cls];
   size_t n = 0;
   uint64_t pk = 0, by = 0;
+  IndexKeys keys;
   while (n < max) {
     const RecordHeader* h = ring.front();
     if (!h) break;
@@ -235,23 +238,49 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     if (it == st.open.end()) {
       SegmentName name{st.next_seq++, h->ts_ns, h->linktype};
       std::string base = (fs::path(st.dir) / segment_base_name(name)).string();
-      it = st.open.emplace(h->linktype, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, wopts_))
+      WriterOptions o = wopts_;
+      o.expect_packets = st.last_packets + st.last_packets / 8;
+      IndexBuilder b;
+      if (!st.spare_builders.empty()) {
+        b = std::move(st.spare_builders.back());
+        st.spare_builders.pop_back();
+      }
+      it = st.open
+               .emplace(h->linktype,
+                        std::make_unique<SegmentWriter>(base, name.seq, h->linktype, o, std::move(b)))
                .first;
       s.segments++;
     }
-    it->second->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);
+    SegmentWriter& w = *it->second;
+    if (w.in_place_full()) release_written(cls);
+    // The frame goes to the file from the ring (no copy); its ring memory is released once
+    // written (release_written).
+    if (h->keys_bytes && keys.unpack(ring.packed_keys(h), h->keys_bytes))
+      w.append_in_place(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
+    else
+      w.append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
     if (observe_.load(std::memory_order_relaxed))
       observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
     ++pk;
     by += 16 + h->caplen;
-    ring.pop();
+    ring.consume();
     ++n;
-    if (test_delay_us_) std::this_thread::sleep_for(std::chrono::microseconds(test_delay_us_));
+    if (test_delay_us_) {
+      release_written(cls);  // the test's slow disk: room comes back packet by packet
+      std::this_thread::sleep_for(std::chrono::microseconds(test_delay_us_));
+    }
   }
+  release_written(cls);
   s.written_packets += pk;
   s.written_bytes += by;
   if (n) update_disk_stat(cls);
   return n > 0;
+}
+
+void StoreWriter::release_written(uint16_t cls) {
+  for (auto& [lt, w] : state_[cls].open)
+    if (w->has_in_place()) w->flush();
+  rings_[cls]->release();
 }
 
 void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
@@ -260,6 +289,8 @@ void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
   if (it == st.open.end()) return;
   SegmentWriter& w = *it->second;
   uint64_t idx = w.seal();
+  st.last_packets = w.packets();
+  st.spare_builders.push_back(w.take_builder());
   st.sealed.push_back(Sealed{w.base(), w.file_bytes() + idx, w.meta().first_ts});
   st.sealed_bytes += w.file_bytes() + idx;
   stats_[cls]->segments_sealed++;

@@ -55,10 +55,11 @@ class StoreWriter {
 
   const AdoptReport& adopt_report() const { return adopt_; }
 
-  // Capture thread: copies a packet into its class's ring. False when the ring is full.
+  // Capture thread: copies a packet and its index keys (index_keys() of its decoded form;
+  // null: the writer decodes it) into its class's ring. False when the ring is full.
   bool push(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
-            uint32_t caplen) {
-    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen);
+            uint32_t caplen, const IndexKeys* keys) {
+    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
   }
   const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
 
@@ -75,6 +76,8 @@ class StoreWriter {
   // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
   const std::string& error() const { return error_; }  // non-empty if the writer thread failed
+  // CPU seconds the writer thread used; final once finish() has returned.
+  double cpu_seconds() const { return cpu_seconds_.load(std::memory_order_relaxed); }
 
   // Daemon hooks (any thread). sync(): the writer thread drains every ring and flushes the
   // open segments to their files, then runs `fn` (if any) in the writer thread, before the
@@ -103,10 +106,17 @@ class StoreWriter {
     std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
     std::deque<Sealed> sealed;                                // oldest first
     uint64_t sealed_bytes = 0;
+    // What the last sealed segment leaves the next one: its index builder's memory, and its
+    // packet count (room for the offsets). Growing both from nothing for every segment cost
+    // page faults and copies of tens of MB.
+    std::vector<IndexBuilder> spare_builders;
+    uint64_t last_packets = 0;
   };
 
   void run();
   bool drain(uint16_t cls, size_t max);
+  // Writes the frames the class's open segments hold in place, then gives their ring memory back.
+  void release_written(uint16_t cls);
   void seal(uint16_t cls, uint32_t linktype);
   void enforce_budgets();
   void evict_oldest(uint16_t cls);
@@ -140,6 +150,7 @@ class StoreWriter {
   std::atomic<bool> running_{false};
   PacketObserver observer_;
   std::atomic<bool> observe_{false};
+  std::atomic<double> cpu_seconds_{0.0};
 };
 
 }  // namespace tmach::store

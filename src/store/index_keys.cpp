@@ -1,0 +1,81 @@
+#include "store/index_keys.h"
+
+#include <cstring>
+
+#include "store/index.h"
+
+namespace tmach::store {
+namespace {
+
+void add_addr(IndexKeys& k, const packet::IpAddr& a) {
+  // By the 16-byte form, not by the layer's version: an IPv6 header may carry a v4-mapped
+  // address, and it must land on the same key as the IPv4 address.
+  if (a.is_v4()) {
+    std::memcpy(&k.v4[k.n_v4++], a.b.data() + 12, 4);
+  } else {
+    k.v6[k.n_v6++] = a.b;
+  }
+}
+
+}  // namespace
+
+void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
+  k.n_v4 = k.n_v6 = k.n_scalars = 0;
+  uint32_t* s = k.scalars;
+  const int nl =
+      p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
+  for (int i = 0; i < nl; ++i) {
+    const packet::IpLayer& l = p.ip[i];
+    add_addr(k, l.src);
+    add_addr(k, l.dst);
+    *s++ = kScalarProtoBase + l.proto;
+    *s++ = kScalarNetFlag | (l.version == 4 ? kNetV4 : kNetV6);
+    if (l.tunnel) *s++ = kScalarNetFlag | (kNetTunnel + l.tunnel);
+    if (l.has_ports &&
+        (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
+      *s++ = l.sport;
+      *s++ = l.dport;
+    }
+  }
+  if (p.arp) {
+    add_addr(k, p.arp_spa);
+    add_addr(k, p.arp_tpa);
+    *s++ = kScalarNetFlag | kNetArp;
+  }
+  if (p.ip_count == 0 && !p.arp) *s++ = kScalarNetFlag | p.ethertype;  // 0 when nothing was decoded
+  const int nv = p.vlan_count < packet::PacketInfo::kMaxVlans ? p.vlan_count : packet::PacketInfo::kMaxVlans;
+  for (int i = 0; i < nv; ++i) *s++ = kScalarVlanBase + (p.vlans[i] & 0xfffu);
+  if (p.vlan_count) *s++ = kScalarVlanBase + 4096;
+  k.n_scalars = static_cast<uint8_t>(s - k.scalars);
+}
+
+// pack()/unpack() run once per stored packet on each side of the ring, with a handful of
+// keys: element-wise copies of fixed size, which compile to plain moves (a memcpy of variable
+// length became `rep movs`, whose start-up cost was most of their time).
+void IndexKeys::pack(uint8_t* out) const {
+  out[0] = n_v4;
+  out[1] = n_v6;
+  out[2] = n_scalars;
+  out[3] = 0;
+  uint8_t* o = out + 4;
+  for (int i = 0; i < n_v4; ++i, o += 4) std::memcpy(o, &v4[i], 4);
+  for (int i = 0; i < n_v6; ++i, o += 16) std::memcpy(o, v6[i].data(), 16);
+  for (int i = 0; i < n_scalars; ++i, o += 4) std::memcpy(o, &scalars[i], 4);
+}
+
+bool IndexKeys::unpack(const uint8_t* in, size_t avail) {
+  n_v4 = n_v6 = n_scalars = 0;
+  if (avail < 4 || in[0] > kMaxAddrs || in[1] > kMaxAddrs || in[2] > kMaxScalars) return false;
+  const int nv4 = in[0], nv6 = in[1], ns = in[2];
+  if (4 + 4 * size_t(nv4) + 16 * size_t(nv6) + 4 * size_t(ns) > avail) return false;
+  const uint8_t* p = in + 4;
+  for (int i = 0; i < nv4; ++i, p += 4) std::memcpy(&v4[i], p, 4);
+  for (int i = 0; i < nv6; ++i, p += 16) std::memcpy(v6[i].data(), p, 16);
+  for (int i = 0; i < ns; ++i, p += 4) std::memcpy(&scalars[i], p, 4);
+  n_v4 = static_cast<uint8_t>(nv4);
+  n_v6 = static_cast<uint8_t>(nv6);
+  n_scalars = static_cast<uint8_t>(ns);
+  return true;
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,51 @@
+// The keys one packet contributes to its segment's indexes, computed by ONE function
+// (index_keys) for every path that indexes packets: the recorder's capture thread (which has
+// decoded the packet already and hands the keys to the writer through the RAM ring, so the
+// writer never decodes), recovery's re-index of a segment from its pcap, and flow files.
+//
+// What each field holds is defined in index.h. The form here is flat and cheap to copy:
+// IPv4 addresses (v4-mapped keys) as 4 bytes, other addresses as 16, and every scalar key
+// (port, protocol, VLAN, network-layer kind) as one encoded uint32_t. pack()/unpack() give
+// the compact byte form the ring carries (4 + 4 per IPv4 address + 16 per other address +
+// 4 per scalar: 28 bytes for a plain IPv4 TCP packet).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "packet/packet_info.h"
+
+namespace tmach::store {
+
+// Scalar keys, encoded: ports as themselves, protocols and VLANs above them (one direct
+// table in the builder covers all three), network-layer kinds flagged by the top bit.
+inline constexpr uint32_t kScalarProtoBase = 0x10000;                  // + protocol (0..255)
+inline constexpr uint32_t kScalarVlanBase = kScalarProtoBase + 0x100;  // + VLAN id (0..4095), + 4096 = tagged
+inline constexpr uint32_t kScalarDirectEnd = kScalarVlanBase + 4097;   // direct-table size
+inline constexpr uint32_t kScalarNetFlag = 0x80000000u;                // | Field::kNet value
+
+struct IndexKeys {
+  static constexpr int kMaxAddrs = 2 * packet::PacketInfo::kMaxIpLayers + 2;  // + ARP sender/target
+  // Per IP layer: protocol, network kind, tunnel kind, two ports; then ARP or EtherType; VLANs + "tagged".
+  static constexpr int kMaxScalars =
+      5 * packet::PacketInfo::kMaxIpLayers + 1 + packet::PacketInfo::kMaxVlans + 1;
+  static constexpr size_t kMaxPackedBytes = 4 + 4 * kMaxAddrs + 16 * kMaxAddrs + 4 * kMaxScalars;
+
+  uint8_t n_v4 = 0, n_v6 = 0, n_scalars = 0;
+  uint32_t v4[kMaxAddrs];                 // the last 4 bytes of a v4-mapped address, as in memory
+  std::array<uint8_t, 16> v6[kMaxAddrs];  // every other address, 16-byte form
+  uint32_t scalars[kMaxScalars];          // encoded as above; duplicates allowed
+
+  size_t packed_bytes() const { return 4 + 4 * size_t{n_v4} + 16 * size_t{n_v6} + 4 * size_t{n_scalars}; }
+  // Writes packed_bytes() bytes at `out` (any alignment).
+  void pack(uint8_t* out) const;
+  // Reads what pack() wrote; `avail` bytes are readable at `in`. False (keys left empty) when
+  // they do not hold a whole packed form.
+  bool unpack(const uint8_t* in, size_t avail);
+};
+
+// The keys of a decoded packet (the only place that decides them).
+void index_keys(const packet::PacketInfo& p, IndexKeys& out);
+
+}  // namespace tmach::store
