@@ -122,6 +122,7 @@ void SegmentWriter::flush() {
         if (errno == EINTR) continue;
         throw std::runtime_error(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(errno)));
       }
+      written_bytes_ += static_cast<uint64_t>(r);
       auto done = static_cast<size_t>(r);
       while (n > 0 && done >= v->iov_len) {
         done -= v->iov_len;
@@ -136,6 +137,7 @@ void SegmentWriter::flush() {
     iov_.clear();
     n_in_place_ = 0;
     buf_.clear();
+    start_writeback();
     return;
   }
   size_t done = 0;
@@ -146,8 +148,18 @@ void SegmentWriter::flush() {
       throw std::runtime_error(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(errno)));
     }
     done += static_cast<size_t>(r);
+    written_bytes_ += static_cast<uint64_t>(r);
   }
   buf_.clear();
+  start_writeback();
+}
+
+void SegmentWriter::start_writeback() {
+  if (!opts_.writeback_bytes || written_bytes_ - writeback_start_ < opts_.writeback_bytes) return;
+  // Best effort: an error here only means fdatasync() will have more to do.
+  ::sync_file_range(fd_, static_cast<off_t>(writeback_start_),
+                    static_cast<off_t>(written_bytes_ - writeback_start_), SYNC_FILE_RANGE_WRITE);
+  writeback_start_ = written_bytes_;
 }
 
 void SegmentWriter::fsync_data() {

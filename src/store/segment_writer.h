@@ -29,6 +29,10 @@ struct WriterOptions {
   // segments. Null: the segment writer keeps its own (fragments within the segment).
   std::shared_ptr<conn::FragmentLayers> fragments;
   size_t expect_packets = 0;  // room reserved for per-packet offsets up front (e.g. the last segment's count)
+  // Start the kernel's writeback of every this many bytes written (sync_file_range, no
+  // wait), so that seal()'s fdatasync finds little left to write: the writer thread does
+  // not drain the rings while it waits there. 0: leave writeback to the kernel.
+  uint64_t writeback_bytes = 8ull << 20;
 };
 
 class SegmentWriter {
@@ -87,6 +91,9 @@ class SegmentWriter {
   std::vector<iovec> iov_;
   uint64_t file_bytes_ = 0;
   uint64_t synced_bytes_ = 0;
+  uint64_t written_bytes_ = 0;    // handed to the kernel (write/writev returned)
+  uint64_t writeback_start_ = 0;  // writeback started for [0, writeback_start_)
+  void start_writeback();
   uint64_t last_dir_offset_ = 0;
   SegmentMeta meta_;
   SidecarBody body_;  // directory + offsets filled here; index built by builder_
