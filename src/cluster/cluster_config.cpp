@@ -50,8 +50,9 @@ std::string str(const std::string& file, const toml::table& t, const char* key, 
 
 ClusterConfig from_table(const toml::table& root, const std::string& file) {
   ClusterConfig c;
-  static const std::set<std::string> known = {"listen",  "token_file",    "balance",     "tunnels",
-                                              "timeout", "query_timeout", "max_queries", "worker"};
+  static const std::set<std::string> known = {"listen",      "token_file",        "balance",
+                                              "tunnels",     "timeout",           "query_timeout",
+                                              "max_queries", "max_subscriptions", "worker"};
   for (auto& [k, v] : root)
     if (!known.count(std::string(k.str())))
       throw ConfigError(fmt::format("{}: unknown key '{}'", where(file, v, ""), k.str()));
@@ -72,12 +73,14 @@ ClusterConfig from_table(const toml::table& root, const std::string& file) {
   }
   c.timeout_s = duration_s(file, root, "timeout", "", c.timeout_s);
   c.query_timeout_s = duration_s(file, root, "query_timeout", "", c.query_timeout_s);
-  if (const toml::node* n = root.get("max_queries")) {
-    auto i = n->value<int64_t>();
-    if (!i || *i < 1 || *i > 1000)
-      throw ConfigError(fmt::format("{}max_queries: expected 1..1000", where(file, *n, "")));
-    c.max_queries = static_cast<int>(*i);
-  }
+  for (auto [key, field] :
+       {std::pair{"max_queries", &c.max_queries}, std::pair{"max_subscriptions", &c.max_subscriptions}})
+    if (const toml::node* n = root.get(key)) {
+      auto i = n->value<int64_t>();
+      if (!i || *i < 1 || *i > 1000)
+        throw ConfigError(fmt::format("{}{}: expected 1..1000", where(file, *n, ""), key));
+      *field = static_cast<int>(*i);
+    }
   if (const toml::node* n = root.get("worker")) {
     const toml::array* arr = n->as_array();
     if (!arr) throw ConfigError(fmt::format("{}worker: expected [[worker]] tables", where(file, *n, "")));

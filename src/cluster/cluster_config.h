@@ -23,9 +23,10 @@ struct ClusterConfig {
   std::string token;
   std::vector<WorkerConfig> workers;  // in worker-id order when `balance` is set
   BalanceInfo balance;                // known = a scheme was given
-  double timeout_s = 30;              // per worker: answer headers, and any silence mid-answer
-  double query_timeout_s = 300;       // a whole query
+  double timeout_s = 30;              // per worker: until its answer starts (headers)
+  double query_timeout_s = 300;       // a whole query; also how long a started answer may be silent
   int max_queries = 8;
+  int max_subscriptions = 8;  // concurrent subscriptions through the front-end; beyond: 503
 };
 
 // Reads `path` (see contrib/cluster.toml). Throws config::ConfigError naming file, line and key.

@@ -221,6 +221,11 @@ int fail_status(const std::vector<Reply>& replies) {
 }  // namespace
 
 Frontend::Frontend(ClusterConfig cfg) : cfg_(std::move(cfg)), svr_(std::make_unique<httplib::Server>()) {
+  // Every streaming query and subscription holds a server thread for its whole length: room
+  // for all of them plus a few for health, stats and query status, which must not queue
+  // behind them.
+  size_t threads = static_cast<size_t>(cfg_.max_queries + cfg_.max_subscriptions + 4);
+  svr_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   for (size_t i = 0; i < cfg_.workers.size(); ++i) wc_.push_back(std::make_unique<WorkerCounters>());
   routes();
 }
@@ -363,7 +368,6 @@ void Frontend::query_routes() {
       std::shared_ptr<FetchSet> fs;
       uint64_t id = 0;
       clk::time_point t0 = clk::now();
-      double stall_s = 0;
     };
     auto ctx = std::make_shared<Ctx>();
     try {
@@ -372,7 +376,6 @@ void Frontend::query_routes() {
       ctx->fs = start_fetches(cfg_, which, path, 4u << 20);
       for (auto& f : ctx->fs->f) {
         wc_[f->idx]->requests++;
-        ctx->stall_s = std::max(ctx->stall_s, f->timeout_s);
         f->wait_started(
             ctx->t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(f->timeout_s)));
       }
@@ -418,20 +421,22 @@ void Frontend::query_routes() {
           std::vector<PacketQueue*> qs;
           // Every queue, also of a worker that failed mid-answer: what it sent before is valid.
           for (auto& f : ctx->fs->f) qs.push_back(f->q.get());
-          auto stall =
-              std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(ctx->stall_s + 1));
+          // A started answer may be silent for long: a worker scanning weeks for a rare match
+          // sends nothing until it finds 64 KiB or ends. Only the query's own time limit ends
+          // the wait (a dead worker's socket closes long before).
           auto limit = std::chrono::duration<double>(cfg_.query_timeout_s);
+          auto end = ctx->t0 + std::chrono::duration_cast<clk::duration>(limit);
           bool cut = false;
           std::string why_cut;
           try {
             for (;;) {
               std::vector<size_t> stuck;
-              auto i = merge_next(qs, stall, &stuck);
+              auto i = merge_next(qs, std::max(end - clk::now(), clk::duration::zero()), &stuck);
               for (size_t k : stuck) {
                 Fetch& f = *ctx->fs->f[k];
                 {
                   std::lock_guard lk(f.mu);
-                  f.reason = fmt::format("no data within {} s mid-answer", f.timeout_s);
+                  f.reason = fmt::format("no data before the query time limit ({} s)", cfg_.query_timeout_s);
                 }
                 f.give_up();
               }
@@ -727,14 +732,29 @@ void Frontend::subscribe_routes() {
   // own order is kept; across workers, arrival order at the front-end).
   s.Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
     parse_filter(req);
+    if (active_subs_.fetch_add(1) >= cfg_.max_subscriptions) {
+      active_subs_--;
+      rejected_++;
+      throw server::ApiError(
+          503, fmt::format("too many subscriptions (limit {}); try again later", cfg_.max_subscriptions));
+    }
     auto q = std::make_shared<PacketQueue>(64u << 20);
     std::string path = httplib::append_query_params("/api/v1/subscribe", forward_params(req, {}));
     auto which = all_workers(cfg_);
     struct Ctx {
       std::shared_ptr<FetchSet> fs;
       std::shared_ptr<PacketQueue> q;
+      std::atomic<int>* active;
+      // The shared queue is cancelled first, so a fetch blocked on it wakes before the fetch
+      // set joins its thread (on every path: error, end, client gone).
+      ~Ctx() {
+        if (q) q->cancel();
+        fs.reset();
+        (*active)--;
+      }
     };
     auto ctx = std::make_shared<Ctx>();
+    ctx->active = &active_subs_;
     ctx->q = q;
     ctx->fs = std::make_shared<FetchSet>();
     for (size_t i : which) {

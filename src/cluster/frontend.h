@@ -47,7 +47,7 @@ class Frontend {
   std::unique_ptr<httplib::Server> svr_;
   std::vector<std::unique_ptr<WorkerCounters>> wc_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> active_{0};
+  std::atomic<int> active_{0}, active_subs_{0};
   std::atomic<uint64_t> queries_{0}, flow_queries_{0}, partial_{0}, rejected_{0}, http_requests_{0},
       next_id_{1};
   std::mutex status_mu_;

@@ -86,7 +86,12 @@ class PacketQueue {
   // Waits until the queue has a head or is closed (or until `deadline`). True: a head exists.
   bool wait_head(std::chrono::steady_clock::time_point deadline);
   // Front packet; only after wait_head() returned true.
-  const MergePacket& head() const { return q_.front(); }
+  // (Locked: reading the deque's front races with the producer's push_back otherwise; the
+  // element itself stays put, as only the consumer pops.)
+  const MergePacket& head() const {
+    std::lock_guard lk(mu_);
+    return q_.front();
+  }
   MergePacket pop();
   bool closed_and_empty() const;
   size_t bytes() const;

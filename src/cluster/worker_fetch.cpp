@@ -166,9 +166,10 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
     f->url = cfg.workers[i].url;
     f->timeout_s = cfg.workers[i].timeout_s;
     f->cl = make_client(cfg.workers[i]);
-    // The front-end's own wait (Fetch::wait_started, merge_next) decides first and names the
-    // cause; the socket's limit is a second line, a little later.
-    double t = cfg.workers[i].timeout_s + 1;
+    // The front-end's own waits decide and name the cause: Fetch::wait_started until the
+    // answer starts (the worker's timeout), merge_next after (the query's time limit); the
+    // socket's limit is a second line, a little after the longer of the two.
+    double t = std::max(cfg.workers[i].timeout_s, cfg.query_timeout_s) + 1;
     f->cl->set_read_timeout(static_cast<time_t>(t),
                             static_cast<time_t>((t - static_cast<double>(static_cast<time_t>(t))) * 1e6));
     f->q = std::make_shared<PacketQueue>(queue_bytes);

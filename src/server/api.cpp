@@ -204,7 +204,9 @@ void ApiServer::observe_latency(double s) {
 void ApiServer::routes() {
   auto& s = *svr_;
   s.set_read_timeout(30);
-  s.set_write_timeout(60);
+  // A client (a cluster front-end merging this answer with a slower worker's) may stop
+  // reading for as long as a query may last: only then is the answer cut.
+  s.set_write_timeout(static_cast<time_t>(std::max(60.0, o_.query_seconds)));
   s.set_payload_max_length(1 << 20);
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
