@@ -53,8 +53,11 @@ uint64_t packet_hash(Scheme scheme, const packet::PacketInfo& p, const uint8_t* 
   if (p.ip_count > 0) {
     const packet::IpLayer& l = p.ip[0];
     if (scheme == Scheme::kPair) return flow_hash(l.src, l.dst, 0, 0, 0);
-    bool ports = l.has_ports && !l.fragment && p.ip_count == 1;
-    return flow_hash(l.src, l.dst, ports ? l.sport : 0, ports ? l.dport : 0, l.proto);
+    // Fragments and tunnelled packets hash without ports and protocol: a later IPv6 fragment's
+    // protocol is whatever header follows the fragment header (not always the first
+    // fragment's), and a tunnel's outer protocol says nothing of what a query pins inside.
+    if (l.fragment || p.ip_count > 1 || !l.has_ports) return flow_hash(l.src, l.dst, 0, 0, 0);
+    return flow_hash(l.src, l.dst, l.sport, l.dport, l.proto);
   }
   if (p.arp) return flow_hash(p.arp_spa, p.arp_tpa, 0, 0, 0);
   if (p.has_eth && static_cast<uint32_t>(p.eth_offset) + 12 <= caplen) {

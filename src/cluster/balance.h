@@ -10,13 +10,14 @@
 // Schemes:
 //  - kPair:   the sorted pair of outer addresses.
 //  - kFiveTuple: the sorted pair of outer addresses, the sorted pair of outer ports and the
-//    outer protocol. Sorting addresses and ports apart (rather than as address:port
-//    endpoints) keeps the hash symmetric and lets a query that names both hosts and both
-//    ports, but not which port is whose, find one worker. Ports count only when the outer layer has them and
-//    the packet is neither a fragment (non-first fragments carry no ports; the first one goes with them) nor
-//    tunnelled (VXLAN/Geneve senders vary the outer source port per flow, and tm's connection key ignores
-//    it): those packets hash with ports 0. A query for one 5-tuple therefore has two candidate workers per
-//    protocol (ports p/q and ports 0), often the same one.
+//    outer protocol. Fragments (first ones too), tunnelled packets and packets without ports
+//    hash with ports and protocol 0: a later fragment has no ports, and a later IPv6
+//    fragment's protocol is whatever header follows its fragment header; a tunnel's outer
+//    ports vary per flow and its outer protocol says nothing of what a query pins inside. A
+//    query for one 5-tuple therefore asks the worker of the 5-tuple and the worker of the
+//    pair alone (often the same one). A connection with some fragmented packets is thus split
+//    between those two workers (each applies the cutoff and writes a flow record for its
+//    part): use `pair` where that matters.
 // Frames without IP: ARP/RARP by the sorted pair of its sender/target protocol addresses
 // (so `host A and host B`, which matches ARP between A and B, finds them at the pair's
 // worker), other frames with Ethernet addresses by the sorted MAC pair, anything else

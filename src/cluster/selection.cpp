@@ -113,15 +113,14 @@ Selection select_workers(const query::ParseResult& parsed, const BalanceInfo& b)
     }
     if (!proto_pinned) protos = {packet::kProtoTcp, packet::kProtoUdp, packet::kProtoSctp};
     if (protos.empty()) return everyone("contradictory protocols (no packet can match): every worker");
-    for (uint8_t pr : protos) {
-      ws.insert(worker_of(flow_hash(a, bb, p, q, pr), b.workers));
-      ws.insert(worker_of(flow_hash(a, bb, 0, 0, pr), b.workers));  // fragments, tunnels
-    }
+    for (uint8_t pr : protos) ws.insert(worker_of(flow_hash(a, bb, p, q, pr), b.workers));
+    ws.insert(worker_of(flow_hash(a, bb, 0, 0, 0), b.workers));  // fragments, tunnels
     std::string names;
     for (uint8_t pr : protos) names += fmt::format("{}{}", names.empty() ? "" : "/", pr);
     s.why = fmt::format(
-        "balance 5tuple: the filter pins {} ports {{{}, {}}} protocol {} (also ports 0: fragments)", pair, p,
-        q, names);
+        "balance 5tuple: the filter pins {} ports {{{}, {}}} protocol {} (and the pair alone: fragments, "
+        "tunnels)",
+        pair, p, q, names);
   }
   s.workers.assign(ws.begin(), ws.end());
   return s;

@@ -102,13 +102,13 @@ TEST(Balance, BothDirectionsOfAPacketMeetAtOneWorker) {
     EXPECT_EQ(hash_of(s, ip_frame("10.0.0.1", "10.0.0.2", 17, 5353, 53)),
               hash_of(s, ip_frame("10.0.0.2", "10.0.0.1", 17, 53, 5353)));
   }
-  // pair ignores ports; 5tuple does not, except on fragments.
+  // pair ignores ports; 5tuple does not, except on fragments (ports and protocol left out).
   EXPECT_EQ(hash_of(Scheme::kPair, ip_frame("10.0.0.1", "10.0.0.2", 6, 1, 2)),
             hash_of(Scheme::kPair, ip_frame("10.0.0.1", "10.0.0.2", 17, 3, 4)));
   EXPECT_NE(hash_of(Scheme::kFiveTuple, ip_frame("10.0.0.1", "10.0.0.2", 6, 1, 2)),
             hash_of(Scheme::kFiveTuple, ip_frame("10.0.0.1", "10.0.0.2", 6, 1, 3)));
   EXPECT_EQ(hash_of(Scheme::kFiveTuple, ip_frame("10.0.0.1", "10.0.0.2", 17, 1, 2, 0x2000)),  // MF
-            flow_hash(v4("10.0.0.1"), v4("10.0.0.2"), 0, 0, 17));
+            flow_hash(v4("10.0.0.1"), v4("10.0.0.2"), 0, 0, 0));
 }
 
 TEST(Balance, ArpGoesWithItsAddressPair) {
@@ -201,7 +201,7 @@ TEST(Selection, TunnelsNeedOuterPins) {
   EXPECT_FALSE(sel("outer host 10.0.0.1 and outer host 10.0.0.2", b).all);
 }
 
-TEST(Selection, FiveTupleNeedsBothPortsAndNamesAtMostTwoWorkersPerProtocol) {
+TEST(Selection, FiveTupleNeedsBothPortsAndNamesThe5TupleWorkersAndThePairs) {
   auto b = info(Scheme::kFiveTuple, false, 16);
   EXPECT_TRUE(sel("host 10.0.0.1 and host 10.0.0.2", b).all);
   EXPECT_TRUE(sel("host 10.0.0.1 and host 10.0.0.2 and port 80", b).all);
@@ -209,10 +209,10 @@ TEST(Selection, FiveTupleNeedsBothPortsAndNamesAtMostTwoWorkersPerProtocol) {
   Selection s = sel("tcp and host 10.0.0.1 and host 10.0.0.2 and port 80 and port 4000", b);
   ASSERT_FALSE(s.all);
   std::set<uint32_t> want = {worker_of(flow_hash(v4("10.0.0.1"), v4("10.0.0.2"), 4000, 80, 6), 16),
-                             worker_of(flow_hash(v4("10.0.0.1"), v4("10.0.0.2"), 0, 0, 6), 16)};
+                             worker_of(flow_hash(v4("10.0.0.1"), v4("10.0.0.2"), 0, 0, 0), 16)};
   EXPECT_EQ(std::set<uint32_t>(s.workers.begin(), s.workers.end()), want);
   EXPECT_FALSE(sel("udp and host 10.0.0.1 and host 10.0.0.2 and src port 53 and dst port 53", b).all);
-  EXPECT_LE(sel("host 10.0.0.1 and host 10.0.0.2 and port 80 and port 4000", b).workers.size(), 6u);
+  EXPECT_LE(sel("host 10.0.0.1 and host 10.0.0.2 and port 80 and port 4000", b).workers.size(), 4u);
 }
 
 // Soundness on real packets: for filters pinning each packet's own pair (and ports), the packet
