@@ -263,6 +263,55 @@ void Frontend::remember(uint64_t id, json status) {
   }
 }
 
+Selection Frontend::select(const query::ParseResult& pr, const BalanceInfo& b) {
+  Selection sel = select_workers(pr, b);
+  if (sel.all) return sel;
+  std::string why = share_mismatch();
+  if (why.empty()) return sel;
+  Selection all;
+  all.why = why + ": every worker";
+  return all;
+}
+
+// The configuration's worker order and scheme are what selection trusts: a worker that knows
+// its share (tm serve --worker-id) is asked once, and a disagreement turns selection off
+// (asking everyone stays right). Workers recorded offline (tm record --worker-id, then a
+// read-only tm serve) cannot say: they are trusted.
+std::string Frontend::share_mismatch() {
+  std::lock_guard lk(share_mu_);
+  if (!share_why_.empty()) return share_why_;
+  share_checked_.resize(cfg_.workers.size(), 0);
+  share_retry_.resize(cfg_.workers.size());
+  for (size_t i = 0; i < cfg_.workers.size(); ++i) {
+    if (share_checked_[i] || clk::now() < share_retry_[i]) continue;
+    auto cl = make_client(cfg_.workers[i]);
+    cl->set_connection_timeout(1);
+    cl->set_read_timeout(1);
+    auto r = cl->Get("/api/v1/stats");
+    if (!r || r->status != 200) {  // down or slow: asked again later, not on every query
+      share_retry_[i] = clk::now() + std::chrono::seconds(30);
+      continue;
+    }
+    share_checked_[i] = 1;
+    json j = json::parse(r->body, nullptr, false);
+    if (!j.is_object() || !j.contains("capture") || !j["capture"].is_object() ||
+        !j["capture"].contains("worker_share"))
+      continue;
+    const json& ws = j["capture"]["worker_share"];
+    uint64_t id = ws.value("worker_id", uint64_t{0}), n = ws.value("workers", uint64_t{0});
+    std::string scheme = ws.value("balance", std::string());
+    std::string want = scheme_name(cfg_.balance.scheme);
+    if (id != i || n != cfg_.workers.size() || scheme != want) {
+      share_why_ = fmt::format(
+          "worker {} ({}) records share {} of {} by {}, the configuration makes it {} of {} by {}", i,
+          cfg_.workers[i].url, id, n, scheme, i, cfg_.workers.size(), want);
+      spdlog::error("{}: worker selection off", share_why_);
+      return share_why_;
+    }
+  }
+  return "";
+}
+
 void Frontend::admit() {
   if (active_.fetch_add(1) >= cfg_.max_queries) {
     active_--;
@@ -348,7 +397,7 @@ void Frontend::report_routes() {
 
   s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
     auto pr = parse_filter(req);
-    json j = explain_json(cfg_, pr, select_workers(pr, cfg_.balance));
+    json j = explain_json(cfg_, pr, select(pr, cfg_.balance));
     j["filter"] = param(req, "filter");
     res.set_content(j.dump(2) + "\n", "application/json");
   });
@@ -361,7 +410,7 @@ void Frontend::query_routes() {
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     auto pr = parse_filter(req);
     bool require_all = flag_param(req, "require_all");
-    Selection sel = select_workers(pr, cfg_.balance);
+    Selection sel = select(pr, cfg_.balance);
     std::vector<size_t> which = chosen(cfg_, sel);
     admit();
     struct Ctx {
@@ -513,7 +562,7 @@ void Frontend::flow_routes() {
     // selection applies only where the two are the same (no tunnels).
     BalanceInfo b = cfg_.balance;
     if (b.tunnels) b.known = false;
-    std::vector<size_t> which = chosen(cfg_, select_workers(pr, b));
+    std::vector<size_t> which = chosen(cfg_, select(pr, b));
     bool require_all = flag_param(req, "require_all");
     admit();
     struct Release {

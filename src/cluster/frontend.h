@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -42,6 +43,10 @@ class Frontend {
   void state_routes();
   void subscribe_routes();
   void admit();  // one more query running, or ApiError(503) beyond max_queries
+  // select_workers(), unless a worker reports a share (tm serve --worker-id) other than the
+  // configuration gives it: then every worker, and why.
+  Selection select(const query::ParseResult& pr, const BalanceInfo& b);
+  std::string share_mismatch();  // "" when every worker that reports its share agrees
   void remember(uint64_t id, nlohmann::json status);
   ClusterConfig cfg_;
   std::unique_ptr<httplib::Server> svr_;
@@ -53,6 +58,10 @@ class Frontend {
   std::mutex status_mu_;
   std::map<uint64_t, nlohmann::json> status_;  // the last query answers' outcome, by id
   std::deque<uint64_t> status_order_;
+  std::mutex share_mu_;
+  std::vector<int8_t> share_checked_;  // per worker: 0 not yet (down), 1 agrees or does not say
+  std::vector<std::chrono::steady_clock::time_point> share_retry_;  // a down worker: not before
+  std::string share_why_;                                           // the first disagreement found
 };
 
 }  // namespace tmach::cluster
