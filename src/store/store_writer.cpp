@@ -113,6 +113,8 @@ void StoreWriter::adopt() {
 }
 
 void StoreWriter::start() {
+  seal_async_ = true;
+  sealer_ = std::thread([this] { sealer_loop(); });
   running_ = true;
   thread_ = std::thread([this] {
     run();
@@ -164,6 +166,20 @@ void StoreWriter::finish() {
   finished_ = true;
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  if (sealer_.joinable()) {
+    try {
+      if (error_.empty()) collect_seals(true);
+    } catch (const std::exception& e) {
+      error_ = e.what();
+    }
+    {
+      std::lock_guard lk(seal_mu_);
+      seal_stop_ = true;
+    }
+    seal_cv_.notify_all();
+    sealer_.join();
+    seal_async_ = false;
+  }
   if (!error_.empty()) return;
   for (size_t c = 0; c < classes_.size(); ++c) {
     drain(static_cast<uint16_t>(c), SIZE_MAX);
@@ -184,6 +200,7 @@ void StoreWriter::run() {
     for (;;) {
       bool progress = false;
       for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+      collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
       if (flows_)
@@ -287,17 +304,95 @@ void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
   ClassState& st = state_[cls];
   auto it = st.open.find(linktype);
   if (it == st.open.end()) return;
-  SegmentWriter& w = *it->second;
-  uint64_t idx = w.seal();
+  std::unique_ptr<SegmentWriter> w = std::move(it->second);
+  st.open.erase(it);
+  if (!seal_async_) {
+    uint64_t idx = w->seal();
+    sealed_segment(cls, *w, idx);
+    return;
+  }
+  w->flush();  // every frame in the file now: the ring memory it came from may be reused
+  {
+    std::unique_lock lk(seal_mu_);
+    auto s = std::make_unique<Sealing>();
+    s->cls = cls;
+    s->w = std::move(w);
+    sealing_.push_back(std::move(s));
+  }
+  seal_cv_.notify_all();
+  // Bounded: beyond kMaxSealing in flight, wait for the oldest.
+  for (;;) {
+    {
+      std::lock_guard lk(seal_mu_);
+      if (sealing_.size() <= kMaxSealing) break;
+    }
+    collect_seals(false);
+    std::unique_lock lk(seal_mu_);
+    if (sealing_.size() > kMaxSealing && !sealing_.front()->done)
+      seal_cv_.wait(lk, [&] { return sealing_.front()->done; });
+  }
+}
+
+void StoreWriter::sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx) {
+  ClassState& st = state_[cls];
   st.last_packets = w.packets();
   st.spare_builders.push_back(w.take_builder());
   st.sealed.push_back(Sealed{w.base(), w.file_bytes() + idx, w.meta().first_ts});
   st.sealed_bytes += w.file_bytes() + idx;
   stats_[cls]->segments_sealed++;
   stats_[cls]->sidecar_bytes += idx;
-  st.open.erase(it);
   enforce_budgets();
   update_disk_stat(cls);
+}
+
+void StoreWriter::collect_seals(bool wait_all) {
+  for (;;) {
+    std::unique_ptr<Sealing> s;
+    {
+      std::unique_lock lk(seal_mu_);
+      if (sealing_.empty()) return;
+      if (!sealing_.front()->done) {
+        if (!wait_all) return;
+        seal_cv_.wait(lk, [&] { return sealing_.front()->done; });
+      }
+      s = std::move(sealing_.front());
+      sealing_.pop_front();
+    }
+    if (!s->error.empty()) throw std::runtime_error(s->error);
+    sealed_segment(s->cls, *s->w, s->idx_bytes);
+  }
+}
+
+void StoreWriter::sealer_loop() {
+  std::unique_lock lk(seal_mu_);
+  for (;;) {
+    Sealing* next = nullptr;
+    for (auto& s : sealing_)
+      if (!s->done) {
+        next = s.get();
+        break;
+      }
+    if (!next) {
+      if (seal_stop_) return;
+      seal_cv_.wait(lk);
+      continue;
+    }
+    lk.unlock();
+    // Only this thread touches the segment writer until `done`; the writer thread holds
+    // nothing of it but the pointer.
+    uint64_t idx = 0;
+    std::string err;
+    try {
+      idx = next->w->seal();
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    lk.lock();
+    next->idx_bytes = idx;
+    next->error = std::move(err);
+    next->done = true;
+    seal_cv_.notify_all();
+  }
 }
 
 void StoreWriter::evict_oldest(uint16_t cls) {

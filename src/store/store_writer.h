@@ -117,7 +117,16 @@ class StoreWriter {
   bool drain(uint16_t cls, size_t max);
   // Writes the frames the class's open segments hold in place, then gives their ring memory back.
   void release_written(uint16_t cls);
+  // Seals the class's open segment of that link type. While the writer thread runs, the
+  // index build and sidecar write happen on the sealer thread, so the rings keep draining
+  // (a seal of a 256 MiB segment takes long enough to fill a ring); at most kMaxSealing
+  // segments are in flight, and they are accounted in the order they were handed over.
   void seal(uint16_t cls, uint32_t linktype);
+  void sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx_bytes);  // the bookkeeping after a seal
+  // Accounts the seals the sealer finished; with `wait_all`, waits for every one in flight.
+  // Rethrows a seal's error.
+  void collect_seals(bool wait_all);
+  void sealer_loop();
   void enforce_budgets();
   void evict_oldest(uint16_t cls);
   void update_disk_stat(uint16_t cls);
@@ -133,6 +142,20 @@ class StoreWriter {
   int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  struct Sealing {
+    uint16_t cls;
+    std::unique_ptr<SegmentWriter> w;
+    uint64_t idx_bytes = 0;
+    std::string error;
+    bool done = false;
+  };
+  static constexpr size_t kMaxSealing = 2;
+  std::thread sealer_;
+  std::mutex seal_mu_;
+  std::condition_variable seal_cv_;
+  std::deque<std::unique_ptr<Sealing>> sealing_;  // handed over, oldest first (done or not)
+  bool seal_stop_ = false;
+  bool seal_async_ = false;  // the sealer runs (between start() and finish())
   bool finished_ = false;
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
