@@ -24,31 +24,9 @@ namespace {
 using clk = std::chrono::steady_clock;
 using nlohmann::json;
 
-void json_error(httplib::Response& res, int status, const std::string& msg, json extra = json::object()) {
-  res.status = status;
-  extra["error"] = msg;
-  res.set_content(extra.dump() + "\n", "application/json");
-}
-
-bool const_time_equal(const std::string& a, const std::string& b) {
-  unsigned char d = a.size() == b.size() ? 0 : 1;
-  size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    d |= x ^ y;
-  }
-  return d == 0;
-}
-
-std::string param(const httplib::Request& req, const char* name) {
-  return req.has_param(name) ? req.get_param_value(name) : std::string();
-}
-
-bool flag_param(const httplib::Request& req, const char* name) {
-  std::string v = param(req, name);
-  return v == "1" || v == "true" || v == "yes";
-}
+using server::flag_param;
+using server::json_error;
+using server::param;
 
 std::vector<size_t> all_workers(const ClusterConfig& cfg) {
   std::vector<size_t> v(cfg.workers.size());
@@ -323,39 +301,7 @@ void Frontend::admit() {
 
 void Frontend::routes() {
   auto& s = *svr_;
-  s.set_read_timeout(30);
-  s.set_write_timeout(60);
-  s.set_payload_max_length(1 << 20);
-
-  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    http_requests_++;
-    if (cfg_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-    std::string auth = req.get_header_value("Authorization");
-    if (!const_time_equal(auth, "Bearer " + cfg_.token)) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      json_error(res, 401, auth.empty() ? "missing bearer token" : "wrong bearer token");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404)
-      json_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
-    else
-      json_error(res, res.status, fmt::format("HTTP {}", res.status));
-  });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const server::ApiError& e) {
-      json_error(res, e.status, e.what());
-    } catch (const std::exception& e) {
-      json_error(res, 500, e.what());
-    } catch (...) {
-      json_error(res, 500, "internal error");
-    }
-  });
+  server::install_common_handlers(s, cfg_.token, http_requests_, 60);
 
   query_routes();
   flow_routes();

@@ -22,27 +22,6 @@ namespace {
 
 using clk = std::chrono::steady_clock;
 
-void json_error(httplib::Response& res, int status, const std::string& msg) {
-  res.status = status;
-  res.set_content(nlohmann::json{{"error", msg}}.dump() + "\n", "application/json");
-}
-
-bool const_time_equal(const std::string& a, const std::string& b) {
-  // The length is not secret; the content is compared without an early exit.
-  unsigned char d = a.size() == b.size() ? 0 : 1;
-  size_t n = std::max(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    d |= x ^ y;
-  }
-  return d == 0;
-}
-
-std::string param(const httplib::Request& req, const char* name) {
-  return req.has_param(name) ? req.get_param_value(name) : std::string();
-}
-
 // filter, from, to and class parameters -> a query; ApiError(400) when one is bad.
 query::QuerySpec parse_spec(const httplib::Request& req, const char* from_name = "from") {
   query::QuerySpec q;
@@ -203,41 +182,9 @@ void ApiServer::observe_latency(double s) {
 
 void ApiServer::routes() {
   auto& s = *svr_;
-  s.set_read_timeout(30);
   // A client (a cluster front-end merging this answer with a slower worker's) may stop
   // reading for as long as a query may last: only then is the answer cut.
-  s.set_write_timeout(static_cast<time_t>(std::max(60.0, o_.query_seconds)));
-  s.set_payload_max_length(1 << 20);
-
-  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    http_requests_++;
-    if (o_.token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
-    std::string auth = req.get_header_value("Authorization");
-    if (!const_time_equal(auth, "Bearer " + o_.token)) {
-      res.set_header("WWW-Authenticate", "Bearer");
-      json_error(res, 401, auth.empty() ? "missing bearer token" : "wrong bearer token");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    if (res.status == 404)
-      json_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
-    else
-      json_error(res, res.status, fmt::format("HTTP {}", res.status));
-  });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const ApiError& e) {
-      json_error(res, e.status, e.what());
-    } catch (const std::exception& e) {
-      json_error(res, 500, e.what());
-    } catch (...) {
-      json_error(res, 500, "internal error");
-    }
-  });
+  install_common_handlers(s, o_.token, http_requests_, static_cast<time_t>(std::max(60.0, o_.query_seconds)));
 
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j = {{"status", "ok"}, {"live", live_ != nullptr}, {"store", o_.store}};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "query/expr.h"
+#include "server/http_common.h"
 #include "store/catalog.h"
 
 namespace httplib {
@@ -28,12 +29,6 @@ struct ApiOptions {
   int max_subscriptions = 8;            // concurrent /subscribe; beyond: 503
   double query_seconds = 300;           // a query running longer is cut off
   double subscription_seconds = 86400;  // a subscription lasting longer is ended
-};
-
-// A request the API could not honour: HTTP status and message.
-struct ApiError : std::runtime_error {
-  ApiError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
-  int status;
 };
 
 // One Prometheus exposition, built sample by sample (HELP and TYPE once per family).

@@ -1,0 +1,43 @@
+// What the recorder's API (tm serve) and the cluster front-end (tm frontend) answer alike:
+// errors as JSON, the bearer-token check, request parameters.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace tmach::server {
+
+// A request the API could not honour: HTTP status and message.
+struct ApiError : std::runtime_error {
+  ApiError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
+  int status;
+};
+
+// Answers {"error": msg, ...extra} with `status`.
+void json_error(httplib::Response& res, int status, const std::string& msg,
+                nlohmann::json extra = nlohmann::json::object());
+
+// Compares without an early exit (the length is not secret, the content is).
+bool const_time_equal(const std::string& a, const std::string& b);
+
+// A query parameter, or "" when absent; a flag parameter ("1", "true", "yes").
+std::string param(const httplib::Request& req, const char* name);
+bool flag_param(const httplib::Request& req, const char* name);
+
+// Timeouts, request size limit, bearer token (`token`, compared in constant time; /health
+// stays open; none when empty), JSON answers for unknown endpoints and for exceptions
+// (ApiError's status, else 500); counts every request in `requests`.
+void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
+                             time_t write_timeout_s);
+
+}  // namespace tmach::server
