@@ -1,20 +1,9 @@
 #include "conn/flow_key.h"
 
+#include "conn/hash_mix.h"
+
 namespace tmach::conn {
 namespace {
-
-inline uint64_t mix(uint64_t h, uint64_t v) {
-  h ^= v;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 31;
-  return h;
-}
-
-uint64_t mix_addr(uint64_t h, const packet::IpAddr& a) {
-  uint64_t w[2];
-  std::memcpy(w, a.b.data(), 16);
-  return mix(mix(h, w[0]), w[1]);
-}
 
 // Ids that are the same in both directions of a tunnel (see flow_key.h).
 bool symmetric_id(uint8_t kind) {

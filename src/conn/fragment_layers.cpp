@@ -1,44 +1,13 @@
 #include "conn/fragment_layers.h"
 
-#include <cstring>
-
 namespace tmach::conn {
 
 FragmentLayers::FragmentLayers(size_t slots, uint64_t ttl_ns) : table_(slots ? slots : 1), ttl_(ttl_ns) {}
 
-int FragmentLayers::fragmented_layer(const packet::PacketInfo& p) {
-  const int n = p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
-  for (int i = 0; i < n; ++i)
-    if (p.ip[i].fragment) return i;
-  return -1;
-}
-
-FragmentLayers::Id FragmentLayers::id_of(const packet::IpLayer& l) {
-  Id id;
-  id.src = l.src;
-  id.dst = l.dst;
-  id.frag_id = l.frag_id;
-  id.proto = l.version == 4 ? l.header_proto : l.proto;
-  return id;
-}
-
-size_t FragmentLayers::slot(const Id& id) const {
-  uint64_t w[4];
-  std::memcpy(w, id.src.b.data(), 16);
-  std::memcpy(w + 2, id.dst.b.data(), 16);
-  uint64_t h = (uint64_t{id.frag_id} << 8 | id.proto) * 0x9e3779b97f4a7c15ull;
-  for (uint64_t v : w) {
-    h ^= v;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 31;
-  }
-  return static_cast<size_t>(h % table_.size());
-}
-
 FragmentLayers::Outcome FragmentLayers::apply(packet::PacketInfo& p, uint64_t now_ns) {
   const int f = fragmented_layer(p);
   if (f < 0) return Outcome::kNone;
-  const Id id = id_of(p.ip[f]);
+  const FragmentId id = FragmentId::of(p.ip[f]);
   Entry& e = table_[slot(id)];
   if (p.ip[f].frag_offset == 0) {
     e.id = id;

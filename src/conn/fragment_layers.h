@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "conn/fragment_id.h"
 #include "packet/packet_info.h"
 
 namespace tmach::conn {
@@ -34,25 +35,14 @@ class FragmentLayers {
   // this packet), and the first fragment's inner layers are appended (with has_l4 false).
   Outcome apply(packet::PacketInfo& p, uint64_t now_ns);
 
-  // The index of the fragmented layer of `p`, or -1. A non-first fragment stops the decoder,
-  // so it is the innermost; a first fragment can have layers (a tunnel) behind it.
-  static int fragmented_layer(const packet::PacketInfo& p);
-
  private:
-  struct Id {
-    packet::IpAddr src, dst;
-    uint32_t frag_id = 0;
-    uint8_t proto = 0;
-    bool operator==(const Id&) const = default;
-  };
   struct Entry {
-    Id id;
+    FragmentId id;
     uint64_t expires = 0;  // 0: empty
     uint8_t count = 0;     // layers[0] is the fragmented layer itself, then those inside it
     packet::IpLayer layers[packet::PacketInfo::kMaxIpLayers];
   };
-  static Id id_of(const packet::IpLayer& l);
-  size_t slot(const Id& id) const;
+  size_t slot(const FragmentId& id) const { return static_cast<size_t>(id.hash() % table_.size()); }
 
   std::vector<Entry> table_;
   uint64_t ttl_;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "conn/flow_key.h"
+#include "conn/fragment_id.h"
 #include "packet/packet_info.h"
 
 namespace tmach::conn {
@@ -37,19 +38,12 @@ class FragmentTable {
   uint64_t misses() const { return misses_; }  // later fragments without (ports 0)
 
  private:
-  struct Id {
-    packet::IpAddr src, dst;
-    uint32_t frag_id = 0;
-    uint8_t proto = 0;
-    bool operator==(const Id&) const = default;
-  };
   struct Entry {
-    Id id;
+    FragmentId id;
     uint64_t expires = 0;  // 0: empty
     KeyedPacket key{};
   };
-  static Id id_of(const packet::IpLayer& l);
-  size_t slot(const Id& id) const;
+  size_t slot(const FragmentId& id) const { return static_cast<size_t>(id.hash() % table_.size()); }
 
   std::vector<Entry> table_;
   uint64_t ttl_;

@@ -2,23 +2,9 @@
 
 #include <cstring>
 
+#include "conn/hash_mix.h"
+
 namespace tmach::conn {
-namespace {
-
-uint64_t mix(uint64_t h, uint64_t v) {
-  h ^= v;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 31;
-  return h;
-}
-
-uint64_t mix_addr(uint64_t h, const packet::IpAddr& a) {
-  uint64_t w[2];
-  std::memcpy(w, a.b.data(), 16);
-  return mix(mix(h, w[0]), w[1]);
-}
-
-}  // namespace
 
 SaPairTable::SaPairTable(size_t slots, uint64_t ttl_ns)
     : sas_(slots ? slots : 1), open_(slots ? slots : 1), ttl_(ttl_ns) {}

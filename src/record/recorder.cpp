@@ -117,7 +117,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   // its datagram through its fragment memory, which must see every fragment in order
   // (IndexBuilder::add_packet) — one place for that, shared with recovery.
   const store::IndexKeys* keys = nullptr;
-  if (conn::FragmentLayers::fragmented_layer(info) < 0) {
+  if (conn::fragmented_layer(info) < 0) {
     store::index_keys(info, index_keys_);
     keys = &index_keys_;
   }

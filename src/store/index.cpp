@@ -111,7 +111,7 @@ void IndexBuilder::add_keys(uint32_t ord, const packet::PacketInfo& p) {
 
 void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, conn::FragmentLayers* frags,
                               uint64_t ts_ns) {
-  if (!frags || conn::FragmentLayers::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
+  if (!frags || conn::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
   packet::PacketInfo full = p;
   switch (frags->apply(full, ts_ns)) {
     case conn::FragmentLayers::Outcome::kOrphan:

@@ -1,0 +1,27 @@
+#include "conn/fragment_id.h"
+
+#include "conn/hash_mix.h"
+
+namespace tmach::conn {
+
+FragmentId FragmentId::of(const packet::IpLayer& l) {
+  FragmentId id;
+  id.src = l.src;
+  id.dst = l.dst;
+  id.frag_id = l.frag_id;
+  id.proto = l.version == 4 ? l.header_proto : l.proto;
+  return id;
+}
+
+uint64_t FragmentId::hash() const {
+  return mix_addr(mix_addr((uint64_t{frag_id} << 8 | proto) * 0x9e3779b97f4a7c15ull, src), dst);
+}
+
+int fragmented_layer(const packet::PacketInfo& p) {
+  const int n = p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
+  for (int i = 0; i < n; ++i)
+    if (p.ip[i].fragment) return i;
+  return -1;
+}
+
+}  // namespace tmach::conn
