@@ -369,11 +369,8 @@ void Frontend::query_routes() {
       ctx->id = next_id_++;
       std::string path = httplib::append_query_params("/api/v1/query", forward_params(req, {"require_all"}));
       ctx->fs = start_fetches(cfg_, which, path, 4u << 20);
-      for (auto& f : ctx->fs->f) {
-        wc_[f->idx]->requests++;
-        f->wait_started(
-            ctx->t0 + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(f->timeout_s)));
-      }
+      for (auto& f : ctx->fs->f) wc_[f->idx]->requests++;
+      ctx->fs->wait_started(ctx->t0);
       // A filter every worker refuses is the client's error, not a missing worker.
       for (auto& f : ctx->fs->f) {
         std::lock_guard lk(f->mu);
@@ -751,23 +748,9 @@ void Frontend::subscribe_routes() {
     auto ctx = std::make_shared<Ctx>();
     ctx->active = &active_subs_;
     ctx->q = q;
-    ctx->fs = std::make_shared<FetchSet>();
-    for (size_t i : which) {
-      auto f = std::make_unique<Fetch>();
-      f->idx = i;
-      f->url = cfg_.workers[i].url;
-      f->timeout_s = cfg_.workers[i].timeout_s;
-      f->cl = make_client(cfg_.workers[i]);
-      f->cl->set_read_timeout(24 * 3600);  // a subscription may stay quiet for long
-      f->q = q;                            // one queue for all: packets interleave as they come
-      f->close_queue = false;
-      ctx->fs->f.push_back(std::move(f));
-    }
-    for (auto& f : ctx->fs->f) f->th = std::thread([fp = f.get(), path] { fp->run(path); });
-    auto t0 = clk::now();
-    for (auto& f : ctx->fs->f)
-      f->wait_started(t0 +
-                      std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(f->timeout_s)));
+    // One queue for all: packets interleave as they come; a subscription may stay quiet for long.
+    ctx->fs = start_fetches(cfg_, which, path, 0, q, 24 * 3600);
+    ctx->fs->wait_started(clk::now());
     json missing = json::object();
     size_t started = 0;
     for (auto& f : ctx->fs->f) {

@@ -157,8 +157,15 @@ void FetchSet::end() {
 }
 
 // Starts one fetch per worker of `which` for `path`.
+void FetchSet::wait_started(clk::time_point t0) {
+  for (auto& x : f)
+    x->wait_started(t0 +
+                    std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(x->timeout_s)));
+}
+
 std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
-                                        const std::string& path, size_t queue_bytes) {
+                                        const std::string& path, size_t queue_bytes,
+                                        std::shared_ptr<PacketQueue> shared, double read_timeout_s) {
   auto fs = std::make_shared<FetchSet>();
   for (size_t i : which) {
     auto f = std::make_unique<Fetch>();
@@ -169,10 +176,16 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
     // The front-end's own waits decide and name the cause: Fetch::wait_started until the
     // answer starts (the worker's timeout), merge_next after (the query's time limit); the
     // socket's limit is a second line, a little after the longer of the two.
-    double t = std::max(cfg.workers[i].timeout_s, cfg.query_timeout_s) + 1;
+    double t =
+        read_timeout_s > 0 ? read_timeout_s : std::max(cfg.workers[i].timeout_s, cfg.query_timeout_s) + 1;
     f->cl->set_read_timeout(static_cast<time_t>(t),
                             static_cast<time_t>((t - static_cast<double>(static_cast<time_t>(t))) * 1e6));
-    f->q = std::make_shared<PacketQueue>(queue_bytes);
+    if (shared) {
+      f->q = shared;
+      f->close_queue = false;
+    } else {
+      f->q = std::make_shared<PacketQueue>(queue_bytes);
+    }
     fs->f.push_back(std::move(f));
   }
   for (auto& f : fs->f) f->th = std::thread([p = f.get(), path] { p->run(path); });

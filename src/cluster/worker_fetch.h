@@ -86,11 +86,18 @@ struct FetchSet {
   std::vector<std::unique_ptr<Fetch>> f;
   ~FetchSet() { end(); }
   void end();
+  // Waits for every fetch's answer to start, each until `t0` plus its worker's timeout.
+  void wait_started(std::chrono::steady_clock::time_point t0);
 };
 
-// Starts one fetch per worker of `which` for `path`, each with a queue of `queue_bytes`.
+// Starts one fetch per worker of `which` for `path`, each with a queue of `queue_bytes` —
+// or, with `shared`, all into that one queue (a subscription: packets interleave as they
+// come; the queue is then its owner's to close). `read_timeout_s` > 0 sets the socket's
+// read limit; 0: a little after the longer of the worker's timeout and the query's.
 std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
-                                        const std::string& path, size_t queue_bytes);
+                                        const std::string& path, size_t queue_bytes,
+                                        std::shared_ptr<PacketQueue> shared = nullptr,
+                                        double read_timeout_s = 0);
 // The missing workers of a fetch set, as {url: reason}.
 nlohmann::json missing_of(FetchSet& fs);
 
