@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <thread>
 
 #include "cluster/flow_merge.h"
 #include "cluster/pcap_merge.h"
