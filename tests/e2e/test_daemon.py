@@ -16,9 +16,8 @@ import time
 import unittest
 import urllib.error
 import urllib.request
-import uuid
 
-from tmtest import write_pcap, TM, StoreTest, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+from tmtest import write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
 
 SEND, CAPTURE = "tmsend", "tmcap"
 REPLAY = corpus("mixed", "bro.org.pcap")
@@ -263,27 +262,9 @@ class Live(Serve):
     """tm serve capturing on a veth end inside a namespace of its own."""
 
     def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("live capture needs root (network namespace, veth, packet socket)")
-        for tool in ("ip", "tcpreplay", "tcpdump", "curl"):
-            if not shutil.which(tool):
-                self.skipTest("%s is not installed" % tool)
+        self.ns, self.ifindex = veth_namespace(self, "tmdaemon", SEND, CAPTURE, ("ip", "tcpreplay", "tcpdump", "curl"))
         super().setUp()
-        self.ns = "tmdaemon-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
-        p = subprocess.run(["ip", "netns", "add", self.ns], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if p.returncode != 0:
-            self.skipTest("cannot create a network namespace (ip netns add): %s" %
-                          p.stderr.decode(errors="replace").strip())
-        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
         self.prefix = ["ip", "netns", "exec", self.ns]
-        self.client("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1", check=False)
-        self.client("ip", "link", "add", SEND, "type", "veth", "peer", "name", CAPTURE)
-        for ifc in ("lo", SEND, CAPTURE):
-            self.client("ip", "link", "set", ifc, "up")
-        out = self.client("ip", "-o", "link", "show", CAPTURE).stdout.decode()
-        self.ifindex = int(out.split(":", 1)[0])
 
     def start_live(self, *args):
         self.start_serve("--interface", CAPTURE, *args)
@@ -294,14 +275,7 @@ class Live(Serve):
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             self.alive("starting")
-            try:
-                with open("/proc/%d/maps" % self.proc.pid) as f:
-                    mapped = set(re.findall(r"socket:\[(\d+)\]", f.read()))
-                with open("/proc/%d/net/packet" % self.proc.pid) as f:
-                    rows = [line.split() for line in f.read().splitlines()[1:]]
-            except OSError:
-                mapped, rows = set(), []
-            if any(len(r) >= 9 and r[8] in mapped and int(r[4]) == self.ifindex and r[5] == "1" for r in rows):
+            if capturing(self.proc.pid, self.ifindex):
                 return
             time.sleep(0.05)
         self.fail("tm serve did not start capturing within %d s:\n%s" % (WAIT, self.stderr()))

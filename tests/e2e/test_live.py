@@ -6,14 +6,12 @@ import json
 import os
 import sys
 import re
-import shutil
 import signal
 import subprocess
 import time
 import unittest
-import uuid
 
-from tmtest import TM, StoreTest, corpus, read_pcap, run, store_segments, tcpdump_packets, tm
+from tmtest import TM, StoreTest, capturing, veth_namespace, corpus, read_pcap, run, store_segments, tcpdump_packets, tm
 
 SEND, CAPTURE = "tmsend", "tmcap"  # the veth pair, both ends inside the test's namespace
 FILES = [corpus("mixed", "wikipedia.pcap"), corpus("mixed", "bro.org.pcap")]
@@ -46,28 +44,8 @@ def pcap_bytes(files):
 
 class Live(StoreTest):
     def setUp(self):
-        if os.geteuid() != 0:
-            self.skipTest("live capture needs root (network namespace, veth, packet socket)")
-        for tool in ("ip", "tcpreplay", "tcpdump"):
-            if not shutil.which(tool):
-                self.skipTest("%s is not installed" % tool)
+        self.ns, self.ifindex = veth_namespace(self, "tmtest", SEND, CAPTURE)
         super().setUp()
-        self.ns = "tmtest-%d-%s" % (os.getpid(), uuid.uuid4().hex[:8])
-        p = subprocess.run(["ip", "netns", "add", self.ns], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if p.returncode != 0:
-            self.skipTest("cannot create a network namespace (ip netns add): %s" %
-                          p.stderr.decode(errors="replace").strip())
-        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
-        # No IPv6 (router solicitations, DAD) and no IPv4 address (ARP, IGMP): the capture end must see only
-        # what tcpreplay sends. Best effort: without IPv6 in the kernel there is nothing to switch off.
-        self.sysctl("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-        self.ns_run("ip", "link", "add", SEND, "type", "veth", "peer", "name", CAPTURE)
-        self.sysctl(*["net.ipv6.conf.%s.disable_ipv6=1" % i for i in (SEND, CAPTURE)])
-        for ifc in (SEND, CAPTURE):
-            self.ns_run("ip", "link", "set", ifc, "up")
-        out = self.ns_run("ip", "-o", "link", "show", CAPTURE).stdout.decode()
-        self.ifindex = int(out.split(":", 1)[0])
         self.proc = None
 
     def ns_run(self, *args, check=True):
@@ -104,19 +82,10 @@ class Live(StoreTest):
     def wait_capturing(self):
         """Until tm's packet socket is bound to the capture end, running, with its ring mapped: from then on
         the kernel keeps every packet for it, however late tm's loop starts reading."""
-        pid = self.proc.pid
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             self.alive("starting")
-            try:
-                with open("/proc/%d/maps" % pid) as f:
-                    mapped = set(re.findall(r"socket:\[(\d+)\]", f.read()))
-                with open("/proc/%d/net/packet" % pid) as f:  # the namespace of the process
-                    rows = [line.split() for line in f.read().splitlines()[1:]]
-            except OSError:
-                mapped, rows = set(), []
-            # sk RefCnt Type Proto Iface R Rmem User Inode
-            if any(len(r) >= 9 and r[8] in mapped and int(r[4]) == self.ifindex and r[5] == "1" for r in rows):
+            if capturing(self.proc.pid, self.ifindex):
                 return
             time.sleep(0.05)
         self.fail("tm did not start capturing on %s within %d s:\n%s" % (CAPTURE, WAIT, self.stderr()))

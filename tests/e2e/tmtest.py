@@ -3,11 +3,13 @@ compare its answers with tcpdump's."""
 import glob
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
 import tempfile
 import unittest
+import uuid
 
 TM = os.environ.get("TM_BIN", os.path.join(os.path.dirname(__file__), "../../build/tm"))
 CORPUS = os.environ.get("TM_CORPUS", os.path.join(os.path.dirname(__file__), "../../../shared/corpus"))
@@ -130,6 +132,47 @@ def conn_of(frame):
     a, b = (src, sp), (dst, dp)
     key = (proto,) + (min(a, b), max(a, b))
     return key, control
+
+
+def veth_namespace(test, tag, send, capture, tools=("ip", "tcpreplay", "tcpdump")):
+    """For a live-capture test: skips it without root or `tools`; otherwise creates a network namespace
+    (deleted at the test's cleanup) holding a veth pair `send` - `capture`, both up with lo, and no IPv6
+    (router solicitations, DAD) nor IPv4 address (ARP, IGMP): the capture end sees only what is sent on
+    `send`. Returns (namespace, ifindex of `capture`). Call it before creating anything else to clean."""
+    if os.geteuid() != 0:
+        test.skipTest("live capture needs root (network namespace, veth, packet socket)")
+    for tool in tools:
+        if not shutil.which(tool):
+            test.skipTest("%s is not installed" % tool)
+    ns = "%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:8])
+    p = subprocess.run(["ip", "netns", "add", ns], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        test.skipTest("cannot create a network namespace (ip netns add): %s" % p.stderr.decode(errors="replace").strip())
+    test.addCleanup(subprocess.run, ["ip", "netns", "del", ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ns_run = ["ip", "netns", "exec", ns]
+    # Best effort: without IPv6 in the kernel there is nothing to switch off.
+    run(ns_run + ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
+        check=False)
+    run(ns_run + ["ip", "link", "add", send, "type", "veth", "peer", "name", capture])
+    run(ns_run + ["sysctl", "-q", "-w"] + ["net.ipv6.conf.%s.disable_ipv6=1" % i for i in (send, capture)], check=False)
+    for ifc in ("lo", send, capture):
+        run(ns_run + ["ip", "link", "set", ifc, "up"])
+    out = run(ns_run + ["ip", "-o", "link", "show", capture]).stdout.decode()
+    return ns, int(out.split(":", 1)[0])
+
+
+def capturing(pid, ifindex):
+    """True once process `pid` has a packet socket bound to interface `ifindex`, running, with its ring
+    mapped: from then on the kernel keeps every packet for it, however late its loop starts reading."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            mapped = set(re.findall(r"socket:\[(\d+)\]", f.read()))
+        with open("/proc/%d/net/packet" % pid) as f:  # the namespace of the process
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+    except OSError:
+        return False
+    # sk RefCnt Type Proto Iface R Rmem User Inode
+    return any(len(r) >= 9 and r[8] in mapped and int(r[4]) == ifindex and r[5] == "1" for r in rows)
 
 
 class StoreTest(unittest.TestCase):
