@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "conn/fragment_layers.h"
+#include "corpus_packets.h"
 #include "packet/decoder.h"
 #include "query/packet_filter.h"
 #include "query/parser.h"
@@ -25,24 +26,8 @@ using namespace tmach;
 using packet::PacketInfo;
 using Outcome = conn::FragmentLayers::Outcome;
 
-struct Pkt {
-  std::vector<uint8_t> data;
-  uint32_t linktype;
-};
-
-std::vector<Pkt> read(const std::string& rel) {
-  std::vector<Pkt> out;
-  char err[PCAP_ERRBUF_SIZE];
-  pcap_t* p = pcap_open_offline((std::string(TM_CORPUS_DIR) + "/" + rel).c_str(), err);
-  EXPECT_NE(p, nullptr) << rel << ": " << err;
-  if (!p) return out;
-  pcap_pkthdr* h;
-  const u_char* d;
-  while (pcap_next_ex(p, &h, &d) == 1)
-    out.push_back({std::vector<uint8_t>(d, d + h->caplen), uint32_t(pcap_datalink(p))});
-  pcap_close(p);
-  return out;
-}
+using tmtest::Pkt;
+using tmtest::read;
 
 PacketInfo dec(const Pkt& p) {
   PacketInfo pi;

@@ -14,6 +14,7 @@
 
 #include "conn/flow_key.h"
 #include "conn/fragment_table.h"
+#include "corpus_packets.h"
 #include "packet/decoder.h"
 #include "query/eval.h"
 #include "query/parser.h"
@@ -26,23 +27,8 @@ using packet::IpAddr;
 using packet::PacketInfo;
 using Bytes = std::vector<uint8_t>;
 
-struct Pkt {
-  Bytes data;
-  int linktype;
-};
-
-std::vector<Pkt> read(const std::string& rel) {
-  std::vector<Pkt> out;
-  char err[PCAP_ERRBUF_SIZE];
-  pcap_t* p = pcap_open_offline((std::string(TM_CORPUS_DIR) + "/" + rel).c_str(), err);
-  EXPECT_NE(p, nullptr) << rel << ": " << err;
-  if (!p) return out;
-  pcap_pkthdr* h;
-  const u_char* d;
-  while (pcap_next_ex(p, &h, &d) == 1) out.push_back({Bytes(d, d + h->caplen), pcap_datalink(p)});
-  pcap_close(p);
-  return out;
-}
+using tmtest::Pkt;
+using tmtest::read;
 
 PacketInfo dec(const Pkt& p, size_t len = SIZE_MAX) {
   len = std::min(len, p.data.size());
@@ -266,7 +252,7 @@ TEST(Tunnels, DepthLimit) {
   };
   Bytes pkt = v6(59, {});
   for (int i = 0; i < 4; ++i) pkt = v6(41, pkt);
-  PacketInfo pi = dec(Pkt{pkt, int(packet::kLinkIpv6)});
+  PacketInfo pi = dec(Pkt{pkt, packet::kLinkIpv6});
   EXPECT_EQ(pi.ip_count, PacketInfo::kMaxIpLayers);
   EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
   EXPECT_STREQ(pi.anomaly, "tunnel_too_deep");
