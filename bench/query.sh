@@ -64,32 +64,7 @@ trap 'rm -rf "$tmp"' EXIT
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }  # bash 5: no fork, microseconds
-
-# json FILE PATH: a value from a JSON file, e.g. json stats.json total.pcap_bytes
-json() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[k]
-print(json.dumps(v) if isinstance(v, (list, dict)) else v)
-EOF
-}
-
-# evict FILE...: drop the files from the page cache (written back first).
-evict() {
-  python3 - "$@" <<'EOF'
-import os, sys
-for p in sys.argv[1:]:
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-EOF
-}
+source "$here/lib.sh"  # now_us, json, evict, info_value
 
 warm() { cat "$@" >/dev/null; }
 
@@ -121,7 +96,6 @@ need_space() {
   fi
 }
 
-info_value() { sed -n "s/^$2: //p" "$1" | head -1; }
 
 # ---------------------------------------------------------------------------------------------
 # The capture (cached).

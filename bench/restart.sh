@@ -60,38 +60,10 @@ trap 'rm -rf "$tmp"' EXIT
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }  # bash 5: no fork, microseconds
-
-# json FILE PATH: a value from a JSON file, e.g. json stats.json total.segments
-json() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[k]
-print(json.dumps(v) if isinstance(v, (list, dict)) else v)
-EOF
-}
-
-# evict DIR: drop every file under DIR from the page cache (written back first).
-evict() {
-  python3 - "$1" <<'EOF'
-import os, sys
-for root, _, files in os.walk(sys.argv[1]):
-    for f in files:
-        fd = os.open(os.path.join(root, f), os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-EOF
-}
+source "$here/lib.sh"  # now_us, json, evict, info_value
 
 # warm DIR: read every file under DIR
 warm() { find "$1" -type f -exec cat {} + >/dev/null; }
-
-info_value() { sed -n "s/^$2: //p" "$1" | head -1; }
 
 # measure LOG CMD...: runs CMD (stdout and stderr to LOG); sets WALL_US and RSS_KB; dies on failure
 measure() {

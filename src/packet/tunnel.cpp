@@ -25,58 +25,32 @@ enum : uint16_t {
   kPortMplsUdp = 6635,
 };
 
-// The tunnel a UDP port stands for, or kTunnelNone.
-uint8_t udp_tunnel(uint16_t port) {
-  switch (port) {
-    case kPortL2tp:
-      return kTunnelL2tp;
-    case kPortGtpu:
-      return kTunnelGtp;
-    case kPortTeredo:
-      return kTunnelTeredo;
-    case kPortGreUdp:
-      return kTunnelGre;
-    case kPortVxlan:
-    case kPortVxlanGpe:
-      return kTunnelVxlan;
-    case kPortAyiya:
-      return kTunnelAyiya;
-    case kPortGeneve:
-      return kTunnelGeneve;
-    case kPortMplsUdp:
-      return kTunnelMplsUdp;
-    default:
-      return kTunnelNone;
-  }
+// MPLS-in-UDP (RFC 7510): the label stack follows the UDP header directly.
+DecodeStatus parse_mpls_udp(const uint8_t*, uint32_t, uint32_t off, PacketInfo&, Encap& e) {
+  e.what = Encap::kMpls;
+  e.type = kEthMplsUc;
+  e.off = off;
+  return DecodeStatus::kOk;
 }
 
-DecodeStatus parse_udp_tunnel(uint16_t port, const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out,
-                              Encap& e) {
-  switch (port) {
-    case kPortL2tp:
-      return parse_l2tp(d, lim, off, out, e);
-    case kPortGtpu:
-      return parse_gtpu(d, lim, off, out, e);
-    case kPortTeredo:
-      return parse_teredo(d, lim, off, out, e);
-    case kPortGreUdp:
-      return parse_gre(d, lim, off, out, e);
-    case kPortVxlan:
-      return parse_vxlan(d, lim, off, out, e);
-    case kPortVxlanGpe:
-      return parse_vxlan_gpe(d, lim, off, out, e);
-    case kPortAyiya:
-      return parse_ayiya(d, lim, off, out, e);
-    case kPortGeneve:
-      return parse_geneve(d, lim, off, out, e);
-    case kPortMplsUdp:
-      e.what = Encap::kMpls;
-      e.type = kEthMplsUc;
-      e.off = off;
-      return DecodeStatus::kOk;
-    default:
-      return DecodeStatus::kOk;
-  }
+// The tunnels UDP ports stand for: the kind counted and indexed, and its header's parser.
+struct UdpTunnel {
+  uint16_t port;
+  uint8_t kind;
+  DecodeStatus (*parse)(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo& out, Encap& e);
+};
+constexpr UdpTunnel kUdpTunnels[] = {
+    {kPortL2tp, kTunnelL2tp, parse_l2tp},           {kPortGtpu, kTunnelGtp, parse_gtpu},
+    {kPortTeredo, kTunnelTeredo, parse_teredo},     {kPortGreUdp, kTunnelGre, parse_gre},
+    {kPortVxlan, kTunnelVxlan, parse_vxlan},        {kPortVxlanGpe, kTunnelVxlan, parse_vxlan_gpe},
+    {kPortAyiya, kTunnelAyiya, parse_ayiya},        {kPortGeneve, kTunnelGeneve, parse_geneve},
+    {kPortMplsUdp, kTunnelMplsUdp, parse_mpls_udp},
+};
+
+const UdpTunnel* udp_tunnel(uint16_t port) {
+  for (const auto& t : kUdpTunnels)
+    if (t.port == port) return &t;
+  return nullptr;
 }
 
 // ESP: SPI(4) sequence(4); AH: next header(1) length(1) reserved(2) SPI(4).
@@ -122,12 +96,12 @@ DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, 
       break;
     case kProtoUdp: {
       if (!l.has_l4) return DecodeStatus::kOk;
-      uint16_t port = l.dport;
-      kind = udp_tunnel(port);
-      if (kind == kTunnelNone) kind = udp_tunnel(port = l.sport);
-      if (kind == kTunnelNone) return DecodeStatus::kOk;
+      const UdpTunnel* t = udp_tunnel(l.dport);
+      if (!t) t = udp_tunnel(l.sport);
+      if (!t) return DecodeStatus::kOk;
+      kind = t->kind;
       const uint32_t end = pl.off + 8 + l.l4_payload;
-      s = parse_udp_tunnel(port, d, end < lim ? end : lim, pl.off + 8, out, e);
+      s = t->parse(d, end < lim ? end : lim, pl.off + 8, out, e);
       break;
     }
     default:
