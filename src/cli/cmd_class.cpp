@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "server/client.h"
 
 namespace tmach::cli {
@@ -16,8 +17,7 @@ Runner add_class(CLI::App& app) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--server", o->c.url, "URL of tm serve (http://HOST:PORT)")->required();
-  app.add_option("--token-file", o->c.token_file, "file holding the API bearer token");
+  add_server_options(app, o->c, true);
   app.require_subcommand(1);
   auto* set =
       app.add_subcommand("set", "give a host's connections a class (new ones, and ongoing ones from now)");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "server/client.h"
 
 namespace tmach::cli {
@@ -19,8 +20,7 @@ Runner add_connections(CLI::App& app) {
          resume_timeout = false;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--server", o->c.url, "URL of tm serve (http://HOST:PORT)")->required();
-  app.add_option("--token-file", o->c.token_file, "file holding the API bearer token");
+  add_server_options(app, o->c, true);
   app.add_option("filter", o->filter, "connections by addresses, ports, protocols (tcpdump syntax)");
   app.add_option("--top", o->top, "the N largest by bytes (0 = all)")->capture_default_str();
   app.add_flag("--json", o->json, "JSON output");

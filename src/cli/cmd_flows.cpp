@@ -24,8 +24,7 @@ Runner add_flows(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-s,--store", o->store, "store directory");
-  app.add_option("--server", o->server.url, "ask a running tm serve instead (http://HOST:PORT)");
-  app.add_option("--token-file", o->server.token_file, "file holding the API bearer token (--server)");
+  add_server_options(app, o->server, false);
   app.add_option("filter", o->filter, "filter on addresses, ports, protocols (tcpdump syntax)");
   app.add_option("--from", o->from, "flows active at or after this time");
   app.add_option("--to", o->to, "flows active before this time");

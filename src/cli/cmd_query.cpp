@@ -131,8 +131,7 @@ Runner add_query(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-s,--store", o->store, "store directory");
-  app.add_option("--server", o->server.url, "ask a running tm serve instead (http://HOST:PORT)");
-  app.add_option("--token-file", o->server.token_file, "file holding the API bearer token (--server)");
+  add_server_options(app, o->server, false);
   app.add_option("filter", o->filter, "tcpdump filter expression (quote it, or give it as several words)");
   app.add_option("-w,--write", o->out, "write the answer as pcap to FILE ('-' = stdout)");
   app.add_option("--from", o->from,

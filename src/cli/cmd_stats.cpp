@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "server/client.h"
 #include "server/store_stats.h"
 #include "store/catalog.h"
@@ -22,9 +23,7 @@ Runner add_stats(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-s,--store", o->store, "store directory");
-  app.add_option("--server", o->server.url,
-                 "ask a running tm serve instead (http://HOST:PORT): its live counters too");
-  app.add_option("--token-file", o->server.token_file, "file holding the API bearer token (--server)");
+  add_server_options(app, o->server, false, ": its live counters too");
   app.add_flag("--json", o->json, "JSON output");
   app.add_flag("--layers", o->layers,
                "packets per layer type: IPv4/IPv6, ARP, other EtherTypes, tunnels, undecoded");

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "server/client.h"
 
 namespace tmach::cli {
@@ -17,8 +18,7 @@ Runner add_subscribe(CLI::App& app) {
     std::string out, history;
   };
   auto o = std::make_shared<Opts>();
-  app.add_option("--server", o->c.url, "URL of tm serve (http://HOST:PORT)")->required();
-  app.add_option("--token-file", o->c.token_file, "file holding the API bearer token");
+  add_server_options(app, o->c, true);
   app.add_option("filter", o->filter, "tcpdump filter expression");
   app.add_option("--history-from", o->history, "first the stored packets since this time, then the new ones");
   app.add_option("-w,--write", o->out, "pcap output FILE ('-' = stdout)")->required();

@@ -9,6 +9,18 @@
 
 namespace tmach::cli {
 
+void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, const char* what) {
+  if (required) {
+    app.add_option("--server", c.url, "URL of tm serve (http://HOST:PORT)")->required();
+    app.add_option("--token-file", c.token_file, "file holding the API bearer token");
+  } else {
+    std::string help = "ask a running tm serve instead (http://HOST:PORT)";
+    help += what;
+    app.add_option("--server", c.url, help);
+    app.add_option("--token-file", c.token_file, "file holding the API bearer token (--server)");
+  }
+}
+
 void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("-c,--config", o.config_path, "TOML config file (see README: Configuration)");
   app.add_option("-s,--store", o.store, "store directory (overrides store.path)");

@@ -9,6 +9,7 @@
 #include "capture/source.h"
 #include "cluster/balance.h"
 #include "config/config.h"
+#include "server/client.h"
 
 namespace tmach::cli {
 
@@ -32,6 +33,9 @@ struct RecordOptions {
 };
 
 void add_config_options(CLI::App& app, RecordOptions& o);
+// --server URL and --token-file for commands that talk to tm serve / tm frontend: required
+// (the command only exists over the API) or an alternative to --store (`what` says to what).
+void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, const char* what = "");
 // The configured live interfaces, opened (buffer, snaplen, capture filter from the config).
 std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg);
 
