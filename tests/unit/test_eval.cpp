@@ -13,6 +13,7 @@
 #include "packet/packet_info.h"
 #include "query/eval.h"
 #include "query/parser.h"
+#include "test_addr.h"
 
 namespace tmach::query {
 namespace {
@@ -21,12 +22,7 @@ using packet::IpAddr;
 using packet::IpLayer;
 using packet::PacketInfo;
 
-IpAddr A(const char* s) {
-  uint8_t b[16];
-  if (inet_pton(AF_INET, s, b) == 1) return IpAddr::v4(b);
-  EXPECT_EQ(inet_pton(AF_INET6, s, b), 1) << s;
-  return IpAddr::v6(b);
-}
+using tmtest::A;
 
 bool M(std::string_view filter, const PacketInfo& p) {
   ParseResult r = parse_expr(filter);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "query/parser.h"
+#include "test_addr.h"
 
 namespace tmach::query {
 namespace {
@@ -17,12 +18,7 @@ using packet::IpAddr;
 using Kind = Predicate::Kind;
 using RK = ParseResult::Kind;
 
-IpAddr A(const char* s) {
-  uint8_t b[16];
-  if (inet_pton(AF_INET, s, b) == 1) return IpAddr::v4(b);
-  EXPECT_EQ(inet_pton(AF_INET6, s, b), 1) << s;
-  return IpAddr::v6(b);
-}
+using tmtest::A;
 
 Expr E(std::string_view s) {
   ParseResult r = parse_expr(s);

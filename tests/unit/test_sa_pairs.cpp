@@ -11,6 +11,7 @@
 #include "conn/conn_keyer.h"
 #include "conn/sa_pairs.h"
 #include "packet/decoder.h"
+#include "test_addr.h"
 
 namespace {
 
@@ -18,12 +19,7 @@ using namespace tmach;
 using packet::IpAddr;
 using packet::PacketInfo;
 
-IpAddr A(const char* s) {
-  uint8_t b[16];
-  if (inet_pton(AF_INET, s, b) == 1) return IpAddr::v4(b);
-  EXPECT_EQ(inet_pton(AF_INET6, s, b), 1) << s;
-  return IpAddr::v6(b);
-}
+using tmtest::A;
 
 // An ESP (or AH) packet src -> dst with `spi`, optionally inside an IP-in-IP tunnel between
 // `outer_a` and `outer_b`.

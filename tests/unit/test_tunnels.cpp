@@ -18,6 +18,7 @@
 #include "packet/decoder.h"
 #include "query/eval.h"
 #include "query/parser.h"
+#include "test_addr.h"
 
 namespace {
 
@@ -39,12 +40,7 @@ PacketInfo dec(const Pkt& p, size_t len = SIZE_MAX) {
   return pi;
 }
 
-IpAddr A(const char* s) {
-  uint8_t b[16];
-  if (inet_pton(AF_INET, s, b) == 1) return IpAddr::v4(b);
-  EXPECT_EQ(inet_pton(AF_INET6, s, b), 1) << s;
-  return IpAddr::v6(b);
-}
+using tmtest::A;
 
 bool M(const char* filter, const PacketInfo& p) {
   auto r = query::parse_expr(filter);
