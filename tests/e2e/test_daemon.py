@@ -17,18 +17,11 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tmtest import write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+from tmtest import LONG_TIMEOUTS, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
 
 SEND, CAPTURE = "tmsend", "tmcap"
 REPLAY = corpus("mixed", "bro.org.pcap")
 WAIT = 60
-LONG_TIMEOUTS = """
-[connections]
-tcp_timeout = "1d"
-tcp_closed_timeout = "1d"
-udp_timeout = "1d"
-other_timeout = "1d"
-"""
 
 
 def strip_ts(pkts):

@@ -11,17 +11,10 @@ import subprocess
 import time
 import unittest
 
-from tmtest import TM, StoreTest, capturing, veth_namespace, corpus, read_pcap, run, store_segments, tcpdump_packets, tm
+from tmtest import LONG_TIMEOUTS, TM, StoreTest, capturing, veth_namespace, corpus, read_pcap, run, store_segments, tcpdump_packets, tm
 
 SEND, CAPTURE = "tmsend", "tmcap"  # the veth pair, both ends inside the test's namespace
 FILES = [corpus("mixed", "wikipedia.pcap"), corpus("mixed", "bro.org.pcap")]
-LONG_TIMEOUTS = """
-[connections]
-tcp_timeout = "1d"
-tcp_closed_timeout = "1d"
-udp_timeout = "1d"
-other_timeout = "1d"
-"""
 WAIT = 60  # seconds: the most any step may take on a loaded machine; a healthy run needs about 1 s
 
 

@@ -3,20 +3,13 @@ import os
 import subprocess
 import unittest
 
-from tmtest import (StoreTest, conn_of, corpus, corpus_files, read_pcap, record, run, store_segments,
+from tmtest import (LONG_TIMEOUTS, StoreTest, conn_of, corpus, corpus_files, read_pcap, record, run, store_segments,
                     tcpdump_packets, tm)
 
 MIXED = ["bro.org.pcap", "ssh.pcap", "smb3_multichannel.pcap", "1000-requests-one-dropped-response.pcap",
          "chromium-115.0.5790.110-google-de-fragmented.pcap", "wikipedia.pcap", "afs.pcap", "dhcp_flood.pcap",
          "nmap-vsn.pcap", "var-services-std-ports.pcap", "echo-connections.pcap"]
 
-LONG_TIMEOUTS = """
-[connections]
-tcp_timeout = "1d"
-tcp_closed_timeout = "1d"
-udp_timeout = "1d"
-other_timeout = "1d"
-"""
 
 
 def total(summary, key):

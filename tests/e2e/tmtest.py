@@ -134,6 +134,16 @@ def conn_of(frame):
     return key, control
 
 
+# A config that keeps every connection open for the length of a test (no inactivity expiry).
+LONG_TIMEOUTS = """
+[connections]
+tcp_timeout = "1d"
+tcp_closed_timeout = "1d"
+udp_timeout = "1d"
+other_timeout = "1d"
+"""
+
+
 def veth_namespace(test, tag, send, capture, tools=("ip", "tcpreplay", "tcpdump")):
     """For a live-capture test: skips it without root or `tools`; otherwise creates a network namespace
     (deleted at the test's cleanup) holding a veth pair `send` - `capture`, both up with lo, and no IPv6
