@@ -1,0 +1,39 @@
+# Helpers the benchmark scripts share (sourced by query.sh and restart.sh).
+
+now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }  # bash 5: no fork, microseconds
+
+# json FILE PATH: a value from a JSON file, e.g. json stats.json total.pcap_bytes
+json() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v[k]
+print(json.dumps(v) if isinstance(v, (list, dict)) else v)
+PY
+}
+
+# evict PATH...: drop files, and every file under directories, from the page cache (written back first).
+evict() {
+  python3 - "$@" <<'PY'
+import os, sys
+def files(p):
+    if os.path.isdir(p):
+        for root, _, names in os.walk(p):
+            for n in names:
+                yield os.path.join(root, n)
+    else:
+        yield p
+for arg in sys.argv[1:]:
+    for p in files(arg):
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+PY
+}
+
+# info_value FILE KEY: the value of a "KEY: value" line of a generator .info file
+info_value() { sed -n "s/^$2: //p" "$1" | head -1; }
