@@ -8,18 +8,12 @@ namespace tmach::conn {
 
 Classifier::Classifier(const std::vector<config::ClassConfig>& classes) : classes_(classes) {
   // Compile for Ethernet now so that a bad filter is reported at start, with its class.
-  pcap_t* p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144, PCAP_TSTAMP_PRECISION_NANO);
   for (const auto& c : classes_) {
     if (c.filter.empty()) continue;
-    bpf_program prog;
-    if (pcap_compile(p, &prog, c.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-      std::string err = pcap_geterr(p);
-      pcap_close(p);
+    std::string err = query::bpf_compile_error(c.filter);
+    if (!err.empty())
       throw config::ConfigError(fmt::format("class '{}': filter '{}': {}", c.name, c.filter, err));
-    }
-    pcap_freecode(&prog);
   }
-  pcap_close(p);
 }
 
 Classifier::~Classifier() {

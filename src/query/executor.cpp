@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <pcap/pcap.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -232,16 +231,8 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
   QueryStats st;
   if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
   if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
-    // Validate once up front so a bad filter is an error, not an empty answer.
-    pcap_t* p = pcap_open_dead(DLT_EN10MB, 262144);
-    bpf_program prog;
-    if (pcap_compile(p, &prog, q.text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-      std::string err = pcap_geterr(p);
-      pcap_close(p);
-      throw std::runtime_error(fmt::format("filter: {}", err));
-    }
-    pcap_freecode(&prog);
-    pcap_close(p);
+    std::string err = bpf_compile_error(q.text);
+    if (!err.empty()) throw std::runtime_error(fmt::format("filter: {}", err));
   }
   std::vector<const store::SegmentInfo*> segs;
   for (const auto& s : cat.segments) {

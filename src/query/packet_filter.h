@@ -18,6 +18,10 @@ namespace tmach::query {
 // The DLT libpcap wants for a LINKTYPE_* value (they differ for raw IP: 101 vs DLT_RAW).
 int dlt_for_linktype(uint32_t linktype);
 
+// libpcap's error compiling `text` for Ethernet, or "" when it compiles: how a filter is
+// checked up front (a class's, a query's), so that a bad one is an error, not an empty answer.
+std::string bpf_compile_error(const std::string& text);
+
 class PacketFilter {
  public:
   PacketFilter(std::string text, const ParseResult& parsed);

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <pcap/pcap.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -10,6 +9,7 @@
 
 #include "flow/flow_query.h"
 #include "query/executor.h"
+#include "query/packet_filter.h"
 #include "server/flow_format.h"
 #include "server/store_stats.h"
 #include "server/subscription.h"
@@ -30,15 +30,8 @@ query::QuerySpec parse_spec(const httplib::Request& req, const char* from_name =
   if (q.parsed.kind == query::ParseResult::Kind::kError)
     throw ApiError(400, query::format_error(q.text, q.parsed));
   if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly) {
-    pcap_t* p = pcap_open_dead(DLT_EN10MB, 262144);
-    bpf_program prog;
-    if (pcap_compile(p, &prog, q.text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
-      std::string err = pcap_geterr(p);
-      pcap_close(p);
-      throw ApiError(400, fmt::format("filter: {}", err));
-    }
-    pcap_freecode(&prog);
-    pcap_close(p);
+    std::string err = query::bpf_compile_error(q.text);
+    if (!err.empty()) throw ApiError(400, fmt::format("filter: {}", err));
   }
   uint64_t now = util::now_ns();
   std::string err;
