@@ -17,7 +17,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tmtest import LONG_TIMEOUTS, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+from tmtest import LONG_TIMEOUTS, TmProcess, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
 
 SEND, CAPTURE = "tmsend", "tmcap"
 REPLAY = corpus("mixed", "bro.org.pcap")
@@ -72,8 +72,9 @@ def parse_prometheus(text):
     return samples
 
 
-class Serve(StoreTest):
+class Serve(TmProcess, StoreTest):
     """A tm serve process (read-only or live) and requests to its API."""
+    proc_name = "tm serve"
 
     prefix = []  # command prefix (ip netns exec NS) for tm and its clients
 
@@ -93,19 +94,6 @@ class Serve(StoreTest):
                 return
             time.sleep(0.05)
         self.fail("tm serve did not answer /health within %d s" % WAIT)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
-
-    def alive(self, what):
-        if self.proc.poll() is not None:
-            self.fail("tm serve exited (%d) while %s:\n%s" % (self.proc.returncode, what, self.stderr()))
 
     def client(self, *args, check=True):
         return run(self.prefix + [str(a) for a in args], check=check)

@@ -11,7 +11,7 @@ import subprocess
 import time
 import unittest
 
-from tmtest import LONG_TIMEOUTS, TM, StoreTest, capturing, veth_namespace, corpus, read_pcap, run, store_segments, tcpdump_packets, tm
+from tmtest import LONG_TIMEOUTS, TmProcess, TM, StoreTest, capturing, veth_namespace, corpus, read_pcap, run, store_segments, tcpdump_packets, tm
 
 SEND, CAPTURE = "tmsend", "tmcap"  # the veth pair, both ends inside the test's namespace
 FILES = [corpus("mixed", "wikipedia.pcap"), corpus("mixed", "bro.org.pcap")]
@@ -35,7 +35,7 @@ def pcap_bytes(files):
     return 24 + sum(16 + cap for f in files for _, cap, _, _ in read_pcap(f))
 
 
-class Live(StoreTest):
+class Live(TmProcess, StoreTest):
     def setUp(self):
         self.ns, self.ifindex = veth_namespace(self, "tmtest", SEND, CAPTURE)
         super().setUp()
@@ -58,19 +58,6 @@ class Live(StoreTest):
         self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err)  # ip netns exec execs tm: same pid
         self.addCleanup(self.kill)
         self.wait_capturing()
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
-
-    def alive(self, what):
-        if self.proc.poll() is not None:
-            self.fail("tm exited (%d) while %s:\n%s" % (self.proc.returncode, what, self.stderr()))
 
     def wait_capturing(self):
         """Until tm's packet socket is bound to the capture end, running, with its ring mapped: from then on

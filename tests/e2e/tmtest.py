@@ -185,6 +185,24 @@ def capturing(pid, ifindex):
     return any(len(r) >= 9 and r[8] in mapped and int(r[4]) == ifindex and r[5] == "1" for r in rows)
 
 
+class TmProcess:
+    """For a test driving one tm process: self.proc (Popen), its stderr in the file self.err."""
+    proc_name = "tm"
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def alive(self, what):
+        if self.proc.poll() is not None:
+            self.fail("%s exited (%d) while %s:\n%s" % (self.proc_name, self.proc.returncode, what, self.stderr()))
+
+
 class StoreTest(unittest.TestCase):
     """A test with a fresh temporary directory, removed afterwards."""
 
