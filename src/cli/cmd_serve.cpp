@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -416,6 +417,46 @@ class Daemon : public server::Backend {
   const cluster::ShareFilter* share_ = nullptr;
 };
 
+// The thread serving the API, which a shutdown waits for only so long: a client that stops
+// reading leaves its query's thread blocked in send() for the write timeout (as long as a query
+// may last, see server/api.cpp), and SIGTERM must not wait for that once the store is flushed.
+class ApiThread {
+ public:
+  explicit ApiThread(server::ApiServer& api)
+      : t_([this, &api] {
+          api.serve();
+          finished_.set_value();
+        }) {}
+  // True when the thread ended within `grace` (joined); false when it is left running
+  // (detached): the caller then ends the process without destroying the server under it.
+  bool join_within(std::chrono::seconds grace) {
+    if (done_.wait_for(grace) != std::future_status::ready) {
+      t_.detach();
+      return false;
+    }
+    t_.join();
+    return true;
+  }
+  bool ended() const { return done_.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+
+ private:
+  std::promise<void> finished_;
+  std::future<void> done_ = finished_.get_future();
+  std::thread t_;
+};
+
+constexpr std::chrono::seconds kShutdownGrace{5};
+
+// After a shutdown that left a query's thread blocked (ApiThread::join_within): everything is
+// flushed, so end now; returning would destroy the API server under that thread.
+[[noreturn]] void exit_leaving_blocked_query(int rc) {
+  spdlog::warn("a query's client stopped reading; not waiting for it to end");
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  std::_Exit(rc);
+}
+
 }  // namespace
 
 // After the capture devices and the listening socket are open, nothing needs root: become
@@ -517,13 +558,18 @@ Runner add_serve(CLI::App& app) {
       server::ApiServer api(ao, nullptr);
       api.bind();
       std::cerr << fmt::format("tm serve: serving {} read-only on {}\n", cfg.store, o->listen);
+      std::atomic<bool> stop{false};
       std::thread sig_thread([&] {
         wait_stop();
+        stop = true;
         api.stop();
       });
-      api.serve();
-      pthread_kill(sig_thread.native_handle(), SIGTERM);
+      ApiThread api_thread(api);
+      while (!stop && !api_thread.ended()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      bool api_ended = api_thread.join_within(kShutdownGrace);
+      if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);
       sig_thread.join();
+      if (!api_ended) exit_leaving_blocked_query(0);
       return 0;
     }
 
@@ -548,7 +594,7 @@ Runner add_serve(CLI::App& app) {
       api.stop();
     });
     writer.start();
-    std::thread api_thread([&] { api.serve(); });
+    ApiThread api_thread(api);
     std::cerr << fmt::format("tm serve: recording {} into {}, API on {}\n", fmt::join(cfg.interfaces, ","),
                              cfg.store, o->listen);
     std::vector<capture::RawPacket> batch(256);
@@ -570,7 +616,7 @@ Runner add_serve(CLI::App& app) {
       rc = 1;
       api.stop();
     }
-    api_thread.join();
+    bool api_ended = api_thread.join_within(kShutdownGrace);
     rec.finish();
     writer.finish();
     if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);
@@ -579,6 +625,7 @@ Runner add_serve(CLI::App& app) {
       std::cerr << "tm serve: writer: " << writer.error() << "\n";
       rc = 1;
     }
+    if (!api_ended) exit_leaving_blocked_query(rc);
     return rc;
   };
 }
