@@ -12,6 +12,10 @@
 # posix_fadvise(DONTNEED); dentries and inodes stay cached, so "cold-ish"), then the best of
 # QUERY_RUNS warm runs (the latency figure), then `tcpdump -r SEG -w OUT FILTER` over every
 # segment file with a warm page cache. tm's answer and tcpdump's must hold the same packets.
+# Then the same queries through the daemon: `tm serve --store STORE` (read-only) and
+# bench/api_latency.py, which sends each query QUERY_RUNS times over one kept-alive HTTP
+# connection (as an IDS asking for a host's history would) and times each answer to its last
+# byte: no process start-up in that figure.
 # Prints latency, candidates read, matches, tcpdump's time and the speedup, plus the index size
 # relative to the pcap data (`tm stats --json`).
 #
@@ -175,6 +179,17 @@ declare -A FILTER=(
   [dns]="port 53 and udp"
 )
 
+# The daemon, read-only on the store, for the API figures.
+api_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$TM_BIN" serve --store "$store" --listen "127.0.0.1:$api_port" 2>"$tmp/serve.log" &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for ((i = 0; i < 100; i++)); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$api_port/health')" 2>/dev/null && break
+  kill -0 $serve_pid 2>/dev/null || die "tm serve --store $store exited: $(cat "$tmp/serve.log")"
+  sleep 0.1
+done
+
 # tm_query NAME OUT: one run; sets WALL_US, CAND, MATCH, SELF_MS
 tm_query() {
   local name=$1 out=$2 t0 t1 line
@@ -215,6 +230,10 @@ for name in "${names[@]}"; do
   median_us=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
   cand=$CAND match=$MATCH
 
+  log "$name: through tm serve's API, best of $QUERY_RUNS"
+  read -r api_us api_median_us api_count < <(python3 "$here/api_latency.py" "http://127.0.0.1:$api_port" "$filter" "$QUERY_RUNS") ||
+    die "api_latency.py failed for '$filter' (tm serve: $(tail -n 5 "$tmp/serve.log"))"
+
   log "$name: tcpdump -r over ${#segs[@]} segment files (warm)"
   warm "${segs[@]}"
   i=0
@@ -233,7 +252,10 @@ for name in "${names[@]}"; do
   td_count=$(pcap_count "${tdouts[@]}")
   tm_count=$(pcap_count "$out")
   check=ok
-  if [[ $td_count != "$match" || $tm_count != "$match" ]]; then
+  if [[ $api_count != "$match" ]]; then
+    check="API COUNT MISMATCH"
+    FAILS+=("$name: tm query matched $match, the API answered $api_count packets")
+  elif [[ $td_count != "$match" || $tm_count != "$match" ]]; then
     check="COUNT MISMATCH"
     FAILS+=("$name: tm reported $match matched and wrote $tm_count packets; tcpdump found $td_count")
   elif [[ $(pcap_digest "$out") != "$(pcap_digest "${tdouts[@]}")" ]]; then
@@ -241,7 +263,7 @@ for name in "${names[@]}"; do
     FAILS+=("$name: same count ($match) but tm's packets differ from tcpdump's")
   fi
   rm -f "${tdouts[@]}" "$out"
-  ROWS+=("$name	$best_us	$median_us	$best_self	$cold_us	$cand	$match	$td_us	$td_count	$check")
+  ROWS+=("$name	$best_us	$median_us	$best_self	$cold_us	$cand	$match	$td_us	$td_count	$check	$api_us	$api_median_us")
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -256,24 +278,28 @@ done
              b / 1e9, p, seed, n, s, pb / 1e9, note }'
   echo "tm: wall time of the whole process incl. start-up (warm = page cache holds the store, best" \
     "and median of $QUERY_RUNS; cold = store files evicted with fadvise first)."
+  echo "api: the same query through tm serve (read-only on the store), over one kept-alive HTTP connection, best and median of $QUERY_RUNS (bench/api_latency.py)."
   echo "tcpdump: 'tcpdump -r SEG -w OUT FILTER' for each of the ${#segs[@]} segment files, warm page cache, one run."
-  printf '%-11s %10s %10s %9s %9s %11s %10s %10s %10s %9s  %s\n' \
-    query "warm ms" "median ms" "self ms" "cold ms" candidates matched "tcpdump s" "td pkts" speedup check
+  printf '%-11s %10s %10s %9s %9s %11s %10s %10s %10s %9s %9s %9s %9s  %s\n' \
+    query "warm ms" "median ms" "self ms" "cold ms" candidates matched "tcpdump s" "td pkts" speedup \
+    "api ms" "api med" "api x" check
   for row in "${ROWS[@]}"; do
-    IFS=$'\t' read -r name best med self cold cand match td tdc check <<<"$row"
+    IFS=$'\t' read -r name best med self cold cand match td tdc check api apimed <<<"$row"
     awk -v n="$name" -v b="$best" -v m="$med" -v s="$self" -v c="$cold" -v ca="$cand" -v ma="$match" \
-      -v t="$td" -v tc="$tdc" -v ch="$check" 'BEGIN {
-        printf "%-11s %10.1f %10.1f %9.1f %9.1f %11d %10d %10.2f %10d %8.0fx  %s\n",
-               n, b / 1e3, m / 1e3, s, c / 1e3, ca, ma, t / 1e6, tc, t / b, ch }'
+      -v t="$td" -v tc="$tdc" -v ch="$check" -v a="$api" -v am="$apimed" 'BEGIN {
+        printf "%-11s %10.1f %10.1f %9.1f %9.1f %11d %10d %10.2f %10d %8.0fx %9.2f %9.2f %8.0fx  %s\n",
+               n, b / 1e3, m / 1e3, s, c / 1e3, ca, ma, t / 1e6, tc, t / b, a / 1e3, am / 1e3, t / a, ch }'
   done
   for name in "${names[@]}"; do printf '  %-11s %s\n' "$name" "${FILTER[$name]}"; done
   awk -v i="$index_total" -v p="$pcap_total" 'BEGIN {
     r = 100 * i / p
     printf "index: %.1f MB for %.2f GB of pcap = %.2f%% (target <= 5%%: %s)\n", i / 1e6, p / 1e9, r, (r <= 5 ? "met" : "MISSED") }'
-  IFS=$'\t' read -r _ best _ _ _ _ _ td _ _ <<<"${ROWS[0]}"
-  awk -v b="$best" -v t="$td" 'BEGIN {
+  IFS=$'\t' read -r _ best _ _ _ _ _ td _ _ api _ <<<"${ROWS[0]}"
+  awk -v b="$best" -v t="$td" -v a="$api" 'BEGIN {
     printf "one connection: %.1f ms warm (target < 50 ms: %s), %.0fx faster than the tcpdump scan (target >= 1000x: %s)\n",
-           b / 1e3, (b < 50000 ? "met" : "MISSED"), t / b, (t / b >= 1000 ? "met" : "MISSED") }'
+           b / 1e3, (b < 50000 ? "met" : "MISSED"), t / b, (t / b >= 1000 ? "met" : "MISSED")
+    printf "one connection through the API: %.2f ms, %.0fx faster than the tcpdump scan (target >= 1000x: %s)\n",
+           a / 1e3, t / a, (t / a >= 1000 ? "met" : "MISSED") }'
   for f in "${FAILS[@]}"; do echo "MISMATCH: $f"; done
 } | tee "$results"
 
