@@ -91,6 +91,9 @@ class SidecarView : public IndexLookup {
 
  private:
   SidecarView() = default;
+  struct FreeDCtx {
+    void operator()(ZSTD_DCtx* c) const;
+  };
   // The sorted keys of one field: the fence read and checked at first use, each block of
   // keys read and checked when a lookup first lands in it.
   struct Keys {
@@ -121,19 +124,23 @@ class SidecarView : public IndexLookup {
   // Pieces are read with pread, not through a mapping: a narrow query reads a few KB from
   // each of many sidecars, and mapping them cost more in page-table work (fault-around,
   // munmap) than the reads (bench: see the commit that made the change).
+  static constexpr size_t kHeadRead = 4096;  // header + section table (+ what follows)
   std::string path_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  std::vector<uint8_t> head_;  // the first kHeadRead bytes of the file
   SegmentMeta meta_;
   std::vector<Section> sections_;
   mutable std::vector<Keys> keys_ = std::vector<Keys>(8);
   mutable std::vector<uint8_t> offset_table_;
   mutable std::vector<uint32_t> block_offsets_;
   mutable uint32_t block_ = UINT32_MAX;
-  struct FreeDCtx {
-    void operator()(ZSTD_DCtx* c) const;
+  struct CachedRef {
+    Field f;
+    uint32_t i;
+    BitmapRef ref;
   };
-  mutable std::unique_ptr<ZSTD_DCtx, FreeDCtx> dctx_;  // reused for every offset block
+  mutable std::vector<CachedRef> ref_cache_;
   mutable std::vector<uint8_t> raw_, zbuf_, blobs_;
 };
 
