@@ -123,6 +123,7 @@ struct SegmentMatches {
   std::vector<uint8_t> kept;
   std::vector<Match> matches;
   size_t next = 0;
+  bool in_order = false;  // matches were found in time order (a monotonic segment's file order)
 
   const uint8_t* match_record(const Match& m) const {
     return file ? file->base() + m.off : kept.data() + m.off;
@@ -191,12 +192,29 @@ class Engine {
     // bitmaps of the fields the filter names, and the offsets when there are candidates.
     std::unique_ptr<store::SidecarView> view;
     Roaring cand;
+    // A catalog of names only (Catalog::Depth::kNames) leaves to us what it did not check:
+    // the pcap's size against the sidecar's (a mismatch: scanned), and the time range.
+    uint64_t pcap_bytes = seg.pcap_bytes;
+    if (!seg.headers_read) {
+      struct stat st;
+      if (::stat(seg.pcap_path().c_str(), &st) != 0)
+        throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", seg.pcap_path()));
+      pcap_bytes = static_cast<uint64_t>(st.st_size);
+    }
     try {
       view = store::SidecarView::open(seg.idx_path());
-      uint32_t n = static_cast<uint32_t>(view->meta().packets);
+      const store::SegmentMeta& m = view->meta();
+      if (m.pcap_bytes != pcap_bytes)
+        throw store::SidecarError(fmt::format("{}: describes {} bytes of pcap, the file has {}",
+                                              seg.idx_path(), m.pcap_bytes, pcap_bytes));
+      if (m.last_ts < q_.from_ns || m.first_ts >= q_.to_ns) {
+        ++st_.segments_skipped_time;
+        return true;
+      }
+      uint32_t n = static_cast<uint32_t>(m.packets);
       // The directory turns the time range into an ordinal range (monotonic segments only).
       uint32_t lo = 0, hi = n;
-      if (seg.meta.monotonic && (q_.from_ns > seg.meta.first_ts || q_.to_ns <= seg.meta.last_ts)) {
+      if (m.monotonic && (q_.from_ns > m.first_ts || q_.to_ns <= m.last_ts)) {
         for (const auto& d : view->directory()) {
           if (d.ts_ns < q_.from_ns) lo = d.ordinal;
           if (d.ts_ns >= q_.to_ns) {
@@ -256,6 +274,7 @@ class Engine {
       check(sm, off, ts, rec + 16, h[2], h[3]);
     }
     ++st_.segments_indexed;
+    sm.in_order = view->meta().monotonic;
     return true;
   }
 
@@ -295,6 +314,7 @@ class Engine {
       check(sm, off, ts, data, caplen, wirelen);
     });
     if (r.header_ok) sm.linktype = r.linktype;
+    sm.in_order = seg.state == store::SegmentInfo::State::kSealed && seg.headers_read && seg.meta.monotonic;
   }
 
   std::unique_ptr<SegmentMatches> open(const store::SegmentInfo& seg, size_t order) {
@@ -306,7 +326,10 @@ class Engine {
       bool done = false;
       orphans_.clear();
       first_seen_ = false;
-      if (seg.state == store::SegmentInfo::State::kSealed) done = through_index(seg, *sm);
+      if (seg.state == store::SegmentInfo::State::kSealed)
+        done = through_index(seg, *sm);
+      else if (seg.state == store::SegmentInfo::State::kBadSidecar)
+        st_.warnings.push_back(fmt::format("{} (segment scanned instead)", seg.problem));
       if (!done) {
         if (!sm->file) sm->file = std::make_unique<MappedFile>(seg.pcap_path());
         by_scan(seg, *sm);
@@ -318,7 +341,7 @@ class Engine {
       sm->kept.clear();
       return sm;
     }
-    if (!seg.meta.monotonic || seg.state != store::SegmentInfo::State::kSealed || late_fragments)
+    if (!sm->in_order || late_fragments)
       std::sort(sm->matches.begin(), sm->matches.end(),
                 [](const Match& a, const Match& b) { return a.ts != b.ts ? a.ts < b.ts : a.off < b.off; });
     st_.matched += sm->matches.size();

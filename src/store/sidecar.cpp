@@ -260,12 +260,14 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
   return pos;
 }
 
-SegmentMeta read_sidecar_meta(const std::string& path) {
+SegmentMeta read_sidecar_meta(const std::string& path, uint64_t* file_bytes) {
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
   if (f.fd < 0) throw SidecarError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  Header h = read_header(f.fd, path);
   struct stat st;
-  if (fstat(f.fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != sizeof(h) + h.body_zstd)
+  bool have_size = fstat(f.fd, &st) == 0;
+  if (have_size && file_bytes) *file_bytes = static_cast<uint64_t>(st.st_size);
+  Header h = read_header(f.fd, path);
+  if (have_size && static_cast<uint64_t>(st.st_size) != sizeof(h) + h.body_zstd)
     throw SidecarError(
         fmt::format("{}: size {} does not match its header ({})", path, st.st_size, sizeof(h) + h.body_zstd));
   return meta_of(h);

@@ -50,8 +50,9 @@ struct SidecarBody {
 // Returns the bytes written. Throws SidecarError on I/O failure.
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body);
 
-// Reads and checks the header only (128 bytes).
-SegmentMeta read_sidecar_meta(const std::string& path);
+// Reads and checks the header only (128 bytes). `file_bytes`: set to the file's size (even
+// when the header is then refused).
+SegmentMeta read_sidecar_meta(const std::string& path, uint64_t* file_bytes = nullptr);
 // Reads and checks everything.
 SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta = nullptr);
 
