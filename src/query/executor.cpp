@@ -243,7 +243,7 @@ class Engine {
       return false;
     }
     // Only now, with candidates, is the pcap opened: most segments of a narrow query have none.
-    if (cand.cardinality() <= std::max<uint64_t>(16, seg.pcap_bytes / kPcapBytesPerReadCandidate))
+    if (cand.cardinality() <= std::max<uint64_t>(16, pcap_bytes / kPcapBytesPerReadCandidate))
       sm.reader = std::make_unique<RecordReader>(seg.pcap_path());
     else
       sm.file = std::make_unique<MappedFile>(seg.pcap_path());
