@@ -54,11 +54,10 @@ class MappedFile {
 // each first touch of a mapped page is a fault that maps its neighbours too (fault-around).
 class RecordReader {
  public:
-  explicit RecordReader(const std::string& path) : path_(path) {
+  // `size`: the file's size, known already (checked against the sidecar).
+  RecordReader(const std::string& path, uint64_t size) : path_(path), size_(size) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", path));
-    struct stat st;
-    if (fstat(fd_, &st) == 0) size_ = static_cast<uint64_t>(st.st_size);
   }
   ~RecordReader() { ::close(fd_); }
   RecordReader(const RecordReader&) = delete;
@@ -244,7 +243,7 @@ class Engine {
     }
     // Only now, with candidates, is the pcap opened: most segments of a narrow query have none.
     if (cand.cardinality() <= std::max<uint64_t>(16, pcap_bytes / kPcapBytesPerReadCandidate))
-      sm.reader = std::make_unique<RecordReader>(seg.pcap_path());
+      sm.reader = std::make_unique<RecordReader>(seg.pcap_path(), pcap_bytes);
     else
       sm.file = std::make_unique<MappedFile>(seg.pcap_path());
     const uint8_t* base = sm.file ? sm.file->base() : nullptr;
