@@ -242,9 +242,12 @@ class Engine {
       return false;
     }
     // Only now, with candidates, is the pcap opened: most segments of a narrow query have none.
-    if (cand.cardinality() <= std::max<uint64_t>(16, pcap_bytes / kPcapBytesPerReadCandidate))
+    if (cand.cardinality() <= std::max<uint64_t>(16, pcap_bytes / kPcapBytesPerReadCandidate)) {
       sm.reader = std::make_unique<RecordReader>(seg.pcap_path(), pcap_bytes);
-    else
+      // Room for the copies at once: growing by doubling copied them again and faulted in
+      // twice the pages (what is reserved but not used is never touched).
+      sm.kept.reserve(cand.cardinality() * RecordReader::kRecordGuess);
+    } else
       sm.file = std::make_unique<MappedFile>(seg.pcap_path());
     const uint8_t* base = sm.file ? sm.file->base() : nullptr;
     uint64_t size = sm.file ? sm.file->size() : sm.reader->size();
