@@ -205,7 +205,8 @@ Runner add_query(CLI::App& app) {
     if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
     q.classes = o->classes;
     auto t0 = std::chrono::steady_clock::now();
-    store::Catalog cat = store::Catalog::scan(o->store);
+    // Names only: the executor checks each sidecar it opens (and skips by its time range).
+    store::Catalog cat = store::Catalog::scan(o->store, store::Catalog::Depth::kNames);
     for (auto& c : q.classes)
       if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
         throw std::runtime_error(fmt::format("no class '{}' in store {}", c, o->store));

@@ -2,12 +2,13 @@
 
 namespace tmach::conn {
 
-FragmentLayers::FragmentLayers(size_t slots, uint64_t ttl_ns) : table_(slots ? slots : 1), ttl_(ttl_ns) {}
+FragmentLayers::FragmentLayers(size_t slots, uint64_t ttl_ns) : slots_(slots ? slots : 1), ttl_(ttl_ns) {}
 
 FragmentLayers::Outcome FragmentLayers::apply(packet::PacketInfo& p, uint64_t now_ns) {
   const int f = fragmented_layer(p);
   if (f < 0) return Outcome::kNone;
   const FragmentId id = FragmentId::of(p.ip[f]);
+  if (table_.empty()) table_.resize(slots_);
   Entry& e = table_[slot(id)];
   if (p.ip[f].frag_offset == 0) {
     e.id = id;

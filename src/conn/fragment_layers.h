@@ -9,7 +9,8 @@
 //
 // Keyed by the fragmented layer's (src, dst, protocol, fragment id). Bounded: a fixed,
 // direct-mapped array (a new datagram overwrites whatever shared its slot); an entry is used
-// for `ttl_ns` after its first fragment. No allocation after construction. Not thread-safe.
+// for `ttl_ns` after its first fragment. One allocation, at the first fragment (a query over
+// traffic without fragments then never pays for the ~380 KB table). Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -42,9 +43,10 @@ class FragmentLayers {
     uint8_t count = 0;     // layers[0] is the fragmented layer itself, then those inside it
     packet::IpLayer layers[packet::PacketInfo::kMaxIpLayers];
   };
-  size_t slot(const FragmentId& id) const { return static_cast<size_t>(id.hash() % table_.size()); }
+  size_t slot(const FragmentId& id) const { return static_cast<size_t>(id.hash() % slots_); }
 
-  std::vector<Entry> table_;
+  size_t slots_;
+  std::vector<Entry> table_;  // slots_ entries once a fragment was seen
   uint64_t ttl_;
 };
 

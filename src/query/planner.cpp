@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 namespace tmach::query {
 namespace {
 
@@ -95,9 +99,65 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
   return c;
 }
 
-}  // namespace
+// Bytes of bitmap the lookups of `p` read (IndexLookup's estimate).
+uint64_t pred_cost(const Predicate& p, const store::IndexLookup& ix) {
+  using K = Predicate::Kind;
+  using store::Field;
+  switch (p.kind) {
+    case K::kHost:
+      return ix.addr_cost(p.addr.b);
+    case K::kNet:
+      return ix.addr_prefix_cost(p.addr, p.prefix_bits);
+    case K::kPort:
+    case K::kPortRange:
+      return ix.scalar_cost(Field::kPort, p.port_lo, p.port_hi);
+    case K::kProto:
+      return ix.scalar_cost(Field::kProto, p.proto, p.proto);
+    case K::kFamily: {
+      uint32_t key = p.family == 6 ? store::kNetV6 : store::kNetV4;
+      return ix.scalar_cost(Field::kNet, key, key);
+    }
+    case K::kArp:
+      return ix.scalar_cost(Field::kNet, store::kNetArp, store::kNetArp);
+    case K::kVlan: {
+      uint32_t key = p.vlan < 0 ? store::kAnyVlan : static_cast<uint32_t>(p.vlan);
+      return ix.scalar_cost(Field::kVlan, key, key);
+    }
+    case K::kTunnel:  // a handful of ports and protocols: rare, read them
+    case K::kSpi:
+      return 0;
+  }
+  return 0;
+}
 
-Candidates plan_segment(const Expr& e, const store::IndexLookup& ix, uint32_t n) {
+uint64_t universe_cost(uint32_t n) { return n / 8 + 8; }
+
+uint64_t plan_cost(const Expr& e, const store::IndexLookup& ix, uint32_t n) {
+  switch (e.op) {
+    case Expr::Op::kTrue:
+      return universe_cost(n);
+    case Expr::Op::kPred:
+      return pred_cost(e.pred, ix);
+    case Expr::Op::kNot:
+      return universe_cost(n) + plan_cost(e.kids[0], ix, n);
+    case Expr::Op::kAnd:
+    case Expr::Op::kOr: {
+      uint64_t c = 0;
+      for (const Expr& k : e.kids) c += plan_cost(k, ix, n);
+      return c;
+    }
+  }
+  return 0;
+}
+
+// `widen`: a superset is acceptable here (not under a `not`), so an AND may stop before
+// its costly terms once the cheap ones left few candidates: re-checking a candidate on its
+// bytes costs about as much as reading kBitmapBytesPerCandidate bytes of bitmap.
+// (Measured on the bench store: `port 80` and `tcp` are ~100 KB bitmaps per 256 MiB
+// segment; after `host A and host B and port P` a segment has a handful of candidates.)
+constexpr uint64_t kBitmapBytesPerCandidate = 4096;
+
+Candidates plan(const Expr& e, const store::IndexLookup& ix, uint32_t n, bool widen) {
   switch (e.op) {
     case Expr::Op::kTrue: {
       Candidates c;
@@ -107,25 +167,36 @@ Candidates plan_segment(const Expr& e, const store::IndexLookup& ix, uint32_t n)
     case Expr::Op::kPred:
       return plan_pred(e.pred, ix, n);
     case Expr::Op::kAnd: {
-      Candidates c = plan_segment(e.kids[0], ix, n);
-      for (size_t i = 1; i < e.kids.size() && !c.set.isEmpty(); ++i) {
-        Candidates k = plan_segment(e.kids[i], ix, n);
+      // Cheapest terms first: the running intersection only shrinks.
+      std::vector<std::pair<uint64_t, const Expr*>> terms;
+      terms.reserve(e.kids.size());
+      for (const Expr& k : e.kids) terms.emplace_back(plan_cost(k, ix, n), &k);
+      std::stable_sort(terms.begin(), terms.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      Candidates c = plan(*terms[0].second, ix, n, widen);
+      for (size_t i = 1; i < terms.size() && !c.set.isEmpty(); ++i) {
+        if (widen && terms[i].first > kBitmapBytesPerCandidate * c.set.cardinality()) {
+          c.exact = false;  // this term and the costlier ones are left to the re-check
+          break;
+        }
+        Candidates k = plan(*terms[i].second, ix, n, widen);
         c.set &= k.set;
         c.exact = c.exact && k.exact;
       }
       return c;
     }
     case Expr::Op::kOr: {
-      Candidates c = plan_segment(e.kids[0], ix, n);
+      Candidates c = plan(e.kids[0], ix, n, widen);
       for (size_t i = 1; i < e.kids.size(); ++i) {
-        Candidates k = plan_segment(e.kids[i], ix, n);
+        Candidates k = plan(e.kids[i], ix, n, widen);
         c.set |= k.set;
         c.exact = c.exact && k.exact;
       }
       return c;
     }
     case Expr::Op::kNot: {
-      Candidates k = plan_segment(e.kids[0], ix, n);
+      // The complement needs the exact set: nothing under a `not` is widened.
+      Candidates k = plan(e.kids[0], ix, n, false);
       Candidates c;
       c.set = universe(n);
       if (k.exact) {
@@ -137,6 +208,12 @@ Candidates plan_segment(const Expr& e, const store::IndexLookup& ix, uint32_t n)
     }
   }
   return {};
+}
+
+}  // namespace
+
+Candidates plan_segment(const Expr& e, const store::IndexLookup& ix, uint32_t n) {
+  return plan(e, ix, n, true);
 }
 
 namespace {

@@ -202,7 +202,8 @@ void ApiServer::routes() {
     try {
       if (live_ && !live_->sync())
         spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
-      ctx->cat = store::Catalog::scan(o_.store);
+      // Names only: the executor checks each sidecar it opens (as tm query does).
+      ctx->cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
       for (auto& c : q.classes)
         if (std::find(ctx->cat.classes.begin(), ctx->cat.classes.end(), c) == ctx->cat.classes.end())
           throw ApiError(400, fmt::format("no class '{}' in the store", c));

@@ -1,10 +1,13 @@
 #include "store/catalog.h"
 
+#include <dirent.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include "store/layout.h"
 #include "store/sidecar.h"
@@ -12,10 +15,91 @@
 namespace fs = std::filesystem;
 
 namespace tmach::store {
+namespace {
+
+uint64_t size_of(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+// A directory entry is a regular file (or, when the file system does not say, stat says so).
+bool is_regular(const std::string& dir, const dirent* e) {
+  if (e->d_type == DT_REG) return true;
+  if (e->d_type != DT_UNKNOWN) return false;
+  struct stat st;
+  return ::stat((dir + "/" + e->d_name).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// One class directory's segments. With `headers`, every sidecar's header is read and checked
+// against its pcap's size; without, only names are listed (see Catalog::Depth).
+void scan_class(Catalog& c, const std::string& name, const std::string& dir, Catalog::Depth depth) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) throw std::runtime_error(fmt::format("cannot list {}", dir));
+  // base name -> which of .pcap/.idx exist (readdir, not std::filesystem: a store may hold
+  // tens of thousands of segments, and this loop is most of what listing them costs)
+  struct Have {
+    bool pcap = false, idx = false;
+    SegmentName n;
+  };
+  std::unordered_map<std::string, Have> seen;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view fn = e->d_name;
+    if (fn == "." || fn == "..") continue;
+    size_t dot = fn.rfind('.');
+    std::string_view stem = dot == std::string_view::npos ? fn : fn.substr(0, dot);
+    std::string_view ext = dot == std::string_view::npos ? std::string_view() : fn.substr(dot);
+    std::optional<SegmentName> sn;
+    if ((ext == ".pcap" || ext == ".idx") && (sn = parse_segment_name(stem)) && is_regular(dir, e)) {
+      Have& h = seen[std::string(stem)];
+      h.n = *sn;
+      (ext == ".pcap" ? h.pcap : h.idx) = true;
+    } else if (ext == ".tmp" && parse_segment_name(stem.substr(0, std::min(stem.size(), stem.rfind('.')))) &&
+               is_regular(dir, e)) {
+      // A sidecar whose write was interrupted: ours, harmless, replaced at the next seal/recovery.
+    } else {
+      c.foreign.push_back(dir + "/" + std::string(fn));
+    }
+  }
+  ::closedir(d);
+  for (auto& [stem, have] : seen) {
+    std::string base = dir + "/" + stem;
+    if (!have.pcap) {  // sidecar without its pcap (pcap deleted by hand?): not a segment
+      c.foreign.push_back(base + ".idx");
+      continue;
+    }
+    SegmentInfo s;
+    s.cls = name;
+    s.base = base;
+    s.meta.seq = have.n.seq;
+    s.meta.first_ts = have.n.first_ns;
+    s.meta.linktype = have.n.linktype;
+    if (!have.idx) {
+      s.state = SegmentInfo::State::kOpen;
+      s.pcap_bytes = size_of(base + ".pcap");  // bounds a scan of a file being written
+    } else if (depth == Catalog::Depth::kNames) {
+      s.headers_read = false;
+    } else {
+      s.pcap_bytes = size_of(base + ".pcap");
+      try {
+        SegmentMeta m = read_sidecar_meta(base + ".idx", &s.idx_bytes);
+        if (m.pcap_bytes != s.pcap_bytes)
+          throw SidecarError(fmt::format("{}.idx describes {} bytes of pcap, the file has {}", base,
+                                         m.pcap_bytes, s.pcap_bytes));
+        s.meta = m;
+      } catch (const SidecarError& e) {
+        s.state = SegmentInfo::State::kBadSidecar;
+        s.problem = e.what();
+      }
+    }
+    c.segments.push_back(std::move(s));
+  }
+}
+
+}  // namespace
 
 bool is_store_dir(const std::string& root) { return fs::exists(fs::path(root) / kStoreMarker); }
 
-Catalog Catalog::scan(const std::string& root) {
+Catalog Catalog::scan(const std::string& root, Depth depth) {
   Catalog c;
   c.root = root;
   std::error_code ec;
@@ -34,51 +118,7 @@ Catalog Catalog::scan(const std::string& root) {
       continue;
     }
     c.classes.push_back(name);
-    // base name -> which of .pcap/.idx exist
-    std::map<std::string, std::pair<bool, bool>> seen;
-    for (const auto& f : fs::directory_iterator(top.path())) {
-      std::string fn = f.path().filename().string();
-      std::string stem = f.path().stem().string(), ext = f.path().extension().string();
-      if (f.is_regular_file() && parse_segment_name(stem) && (ext == ".pcap" || ext == ".idx")) {
-        auto& s = seen[stem];
-        (ext == ".pcap" ? s.first : s.second) = true;
-      } else if (f.is_regular_file() && ext == ".tmp" && parse_segment_name(fs::path(stem).stem().string())) {
-        // A sidecar whose write was interrupted: ours, harmless, replaced at the next seal/recovery.
-      } else {
-        c.foreign.push_back(f.path().string());
-      }
-    }
-    for (auto& [stem, have] : seen) {
-      std::string base = (top.path() / stem).string();
-      if (!have.first) {  // sidecar without its pcap (pcap deleted by hand?): not a segment
-        c.foreign.push_back(base + ".idx");
-        continue;
-      }
-      SegmentInfo s;
-      s.cls = name;
-      s.base = base;
-      auto sn = parse_segment_name(stem);
-      s.meta.seq = sn->seq;
-      s.meta.first_ts = sn->first_ns;
-      s.meta.linktype = sn->linktype;
-      s.pcap_bytes = fs::file_size(base + ".pcap", ec);
-      if (!have.second) {
-        s.state = SegmentInfo::State::kOpen;
-      } else {
-        s.idx_bytes = fs::file_size(base + ".idx", ec);
-        try {
-          SegmentMeta m = read_sidecar_meta(base + ".idx");
-          if (m.pcap_bytes != s.pcap_bytes)
-            throw SidecarError(fmt::format("{}.idx describes {} bytes of pcap, the file has {}", base,
-                                           m.pcap_bytes, s.pcap_bytes));
-          s.meta = m;
-        } catch (const SidecarError& e) {
-          s.state = SegmentInfo::State::kBadSidecar;
-          s.problem = e.what();
-        }
-      }
-      c.segments.push_back(std::move(s));
-    }
+    scan_class(c, name, top.path().string(), depth);
   }
   std::sort(c.classes.begin(), c.classes.end());
   std::sort(c.segments.begin(), c.segments.end(), [](const SegmentInfo& a, const SegmentInfo& b) {

@@ -23,13 +23,17 @@ struct SegmentInfo {
   uint64_t idx_bytes = 0;
   State state = State::kSealed;
   std::string problem;  // why the sidecar was refused
+  // false (Catalog::Depth::kNames): a segment with a sidecar is listed as kSealed from its
+  // name alone — meta holds only seq, first_ts and linktype, pcap_bytes and idx_bytes are 0
+  // — and whoever opens the sidecar checks it (the query executor does).
+  bool headers_read = true;
 
   std::string pcap_path() const { return base + ".pcap"; }
   std::string idx_path() const { return base + ".idx"; }
   uint64_t disk_bytes() const { return pcap_bytes + idx_bytes; }
   // Time bounds usable for pruning: unknown ends are open.
   uint64_t lo_ts() const { return meta.first_ts; }
-  uint64_t hi_ts() const { return state == State::kSealed ? meta.last_ts : UINT64_MAX; }
+  uint64_t hi_ts() const { return state == State::kSealed && headers_read ? meta.last_ts : UINT64_MAX; }
 };
 
 struct Catalog {
@@ -38,8 +42,13 @@ struct Catalog {
   std::vector<std::string> foreign;   // files and directories the store did not write
   std::vector<std::string> classes;   // class directories present
 
+  enum class Depth {
+    kHeaders,  // every sidecar's header read and checked against its pcap's size
+    kNames,    // names only (a query, which opens the sidecars it needs anyway): for a store
+               // of many small segments, reading every header was a third of a query's time
+  };
   // Scans `root`. Throws std::runtime_error if it does not exist or is not a tm store.
-  static Catalog scan(const std::string& root);
+  static Catalog scan(const std::string& root, Depth depth = Depth::kHeaders);
 };
 
 // True when `root` holds a STORE marker (or is an empty/new directory).

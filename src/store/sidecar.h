@@ -10,13 +10,14 @@
 //                    packets) with a table of each block's position and CRC;
 //                    per field the sorted keys, a fence (first key and CRC of every block of
 //                    256 keys) and the bitmaps (portable CRoaring, each with size and CRC).
-// A query maps the file and reads only the pieces its plan needs, checking the CRC of each
+// A query reads (pread) only the pieces its plan needs, checking the CRC of each
 // piece it reads: per lookup the fence, one key block and one bitmap; per candidate the
 // offset block holding it — so what a lookup costs barely depends on the segment's size.
 // A sidecar of another version or with a bad CRC is refused (SidecarError), never trusted:
 // the caller scans or rebuilds from the pcap.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -49,8 +50,9 @@ struct SidecarBody {
 // Returns the bytes written. Throws SidecarError on I/O failure.
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body);
 
-// Reads and checks the header only (128 bytes).
-SegmentMeta read_sidecar_meta(const std::string& path);
+// Reads and checks the header only (128 bytes). `file_bytes`: set to the file's size (even
+// when the header is then refused).
+SegmentMeta read_sidecar_meta(const std::string& path, uint64_t* file_bytes = nullptr);
 // Reads and checks everything.
 SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta = nullptr);
 
@@ -68,6 +70,9 @@ class SidecarView : public IndexLookup {
   Roaring addr(const AddrKey& key) const override;
   Roaring addr_prefix(const packet::IpAddr& net, unsigned bits) const override;
   Roaring scalar(Field f, uint32_t lo, uint32_t hi) const override;
+  uint64_t addr_cost(const AddrKey& key) const override;
+  uint64_t addr_prefix_cost(const packet::IpAddr& net, unsigned bits) const override;
+  uint64_t scalar_cost(Field f, uint32_t lo, uint32_t hi) const override;
   SegmentIndex all() const;  // every bitmap (tests, tools)
   // Every key of a scalar field with the number of packets carrying it (statistics).
   std::vector<std::pair<uint32_t, uint64_t>> counts(Field f) const;
@@ -79,17 +84,27 @@ class SidecarView : public IndexLookup {
     uint64_t offset, stored, raw;
     uint32_t crc, pad;
   };
+  struct BitmapRef {
+    uint64_t offset;  // within the bitmap section, after the reference table
+    uint32_t size;
+    uint32_t crc;
+  };
 
  private:
   SidecarView() = default;
-  // The sorted keys of one field, checked lazily block by block.
+  struct FreeDCtx {
+    void operator()(ZSTD_DCtx* c) const;
+  };
+  // The sorted keys of one field: the fence read and checked at first use, each block of
+  // keys read and checked when a lookup first lands in it.
   struct Keys {
     bool loaded = false;
-    const uint8_t* base = nullptr;   // n keys of klen bytes
-    const uint8_t* fence = nullptr;  // per block: first key, CRC of the block
+    uint64_t offset = 0;         // of the keys section: n keys of klen bytes
+    std::vector<uint8_t> fence;  // per block: first key, CRC of the block
     uint32_t n = 0, klen = 0;
-    mutable std::vector<uint8_t> checked;  // per block
+    mutable std::vector<std::vector<uint8_t>> blocks;  // per block; empty until read
   };
+  void read_at(uint64_t off, void* dst, size_t n) const;  // exactly n bytes or SidecarError
   const Section* section(uint32_t id) const;
   const Section& need(uint32_t id) const;
   std::vector<uint8_t> load(uint32_t id) const;  // a whole section, checked
@@ -97,23 +112,37 @@ class SidecarView : public IndexLookup {
   const uint8_t* key_at(const Keys& k, uint32_t i) const;
   // First key not below `key` (addresses compare bytewise, scalars as little-endian uint32).
   uint32_t lower_bound(const Keys& k, const uint8_t* key, bool bytewise) const;
-  Roaring bitmap(Field f, uint32_t i) const;
+  uint32_t addr_slot(const AddrKey& key) const;  // UINT32_MAX when absent
+  std::pair<uint32_t, uint32_t> addr_range(const packet::IpAddr& net, unsigned bits) const;
+  std::pair<uint32_t, uint32_t> scalar_range(Field f, uint32_t lo, uint32_t hi) const;
+  std::vector<BitmapRef> refs(Field f, uint32_t i0, uint32_t i1) const;  // unchecked
+  uint64_t cost(Field f, uint32_t i0, uint32_t i1) const;
+  // The bitmaps of keys i0..i1-1, read in one piece and each checked, in key order.
+  void bitmaps(Field f, uint32_t i0, uint32_t i1, const std::function<void(uint32_t, Roaring&&)>& fn) const;
+  Roaring union_of(Field f, uint32_t i0, uint32_t i1) const;
   void load_offset_block(uint32_t b) const;
 
+  // Pieces are read with pread, not through a mapping: a narrow query reads a few KB from
+  // each of many sidecars, and mapping them cost more in page-table work (fault-around,
+  // munmap) than the reads (bench: see the commit that made the change).
+  static constexpr size_t kHeadRead = 4096;  // header + section table (+ what follows)
   std::string path_;
-  const uint8_t* base_ = nullptr;
-  size_t size_ = 0;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::vector<uint8_t> head_;  // the first kHeadRead bytes of the file
   SegmentMeta meta_;
   std::vector<Section> sections_;
   mutable std::vector<Keys> keys_ = std::vector<Keys>(8);
   mutable std::vector<uint8_t> offset_table_;
   mutable std::vector<uint32_t> block_offsets_;
   mutable uint32_t block_ = UINT32_MAX;
-  struct FreeDCtx {
-    void operator()(ZSTD_DCtx* c) const;
+  struct CachedRef {
+    Field f;
+    uint32_t i;
+    BitmapRef ref;
   };
-  mutable std::unique_ptr<ZSTD_DCtx, FreeDCtx> dctx_;  // reused for every offset block
-  mutable std::vector<uint8_t> raw_;
+  mutable std::vector<CachedRef> ref_cache_;
+  mutable std::vector<uint8_t> raw_, zbuf_, blobs_;
 };
 
 }  // namespace tmach::store

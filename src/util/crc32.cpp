@@ -3,10 +3,14 @@
 #include <array>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace tmach::util {
 namespace {
 // Slicing-by-8: eight tables let the loop consume 8 bytes per step (about 4x the classic
-// byte-at-a-time loop), which matters because queries check every index piece they read.
+// byte-at-a-time loop). The portable path, and the tail of the carry-less one.
 using Tables = std::array<std::array<uint32_t, 256>, 8>;
 constexpr Tables make_tables() {
   Tables t{};
@@ -20,11 +24,9 @@ constexpr Tables make_tables() {
   return t;
 }
 constexpr Tables kT = make_tables();
-}  // namespace
 
-uint32_t crc32(const void* data, size_t len, uint32_t crc) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  crc = ~crc;
+// On the raw (pre-inverted) register.
+uint32_t crc32_tables(const uint8_t* p, size_t len, uint32_t crc) {
   while (len >= 8) {
     uint32_t a, b;
     std::memcpy(&a, p, 4);
@@ -36,6 +38,105 @@ uint32_t crc32(const void* data, size_t len, uint32_t crc) {
     len -= 8;
   }
   while (len--) crc = kT[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
-  return ~crc;
+  return crc;
+}
+
+#if defined(__x86_64__)
+// Carry-less multiplication folding (Intel, "Fast CRC Computation for Generic Polynomials
+// Using PCLMULQDQ", 2009; the bit-reflected constants of zlib/Chromium's crc32_simd): four
+// 128-bit lanes fold 64 bytes per step, then one lane, then a Barrett reduction. About 5x
+// the tables on this machine; a query checks the CRC of every index piece it reads.
+// `len` >= 64 and a multiple of 16; `crc` is the raw register.
+__attribute__((target("pclmul,sse4.1"))) uint32_t crc32_clmul(const uint8_t* buf, size_t len, uint32_t crc) {
+  alignas(16) static const uint64_t k1k2[] = {0x0154442bd4, 0x01c6e41596};
+  alignas(16) static const uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
+  alignas(16) static const uint64_t k5k0[] = {0x0163cd6124, 0x0000000000};
+  alignas(16) static const uint64_t poly[] = {0x01db710641, 0x01f7011641};
+  auto load = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8;
+  x1 = load(buf);
+  x2 = load(buf + 16);
+  x3 = load(buf + 32);
+  x4 = load(buf + 48);
+  x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128(static_cast<int>(crc)));
+  x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(k1k2));
+  buf += 64;
+  len -= 64;
+  while (len >= 64) {
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x6 = _mm_clmulepi64_si128(x2, x0, 0x00);
+    x7 = _mm_clmulepi64_si128(x3, x0, 0x00);
+    x8 = _mm_clmulepi64_si128(x4, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x2 = _mm_clmulepi64_si128(x2, x0, 0x11);
+    x3 = _mm_clmulepi64_si128(x3, x0, 0x11);
+    x4 = _mm_clmulepi64_si128(x4, x0, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), load(buf));
+    x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), load(buf + 16));
+    x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), load(buf + 32));
+    x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), load(buf + 48));
+    buf += 64;
+    len -= 64;
+  }
+  // Fold the four lanes into one.
+  x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));
+  for (__m128i next : {x2, x3, x4}) {
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, next), x5);
+  }
+  while (len >= 16) {
+    x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
+    x1 = _mm_xor_si128(_mm_xor_si128(x1, load(buf)), x5);
+    buf += 16;
+    len -= 16;
+  }
+  // 128 -> 64 bits.
+  x2 = _mm_clmulepi64_si128(x1, x0, 0x10);
+  x3 = _mm_setr_epi32(~0, 0, ~0, 0);
+  x1 = _mm_srli_si128(x1, 8);
+  x1 = _mm_xor_si128(x1, x2);
+  x0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(k5k0));
+  x2 = _mm_srli_si128(x1, 4);
+  x1 = _mm_and_si128(x1, x3);
+  x1 = _mm_clmulepi64_si128(x1, x0, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  // Barrett reduction to 32 bits.
+  x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(poly));
+  x2 = _mm_and_si128(x1, x3);
+  x2 = _mm_clmulepi64_si128(x2, x0, 0x10);
+  x2 = _mm_and_si128(x2, x3);
+  x2 = _mm_clmulepi64_si128(x2, x0, 0x00);
+  x1 = _mm_xor_si128(x1, x2);
+  return static_cast<uint32_t>(_mm_extract_epi32(x1, 1));
+}
+
+bool have_clmul() {
+  static const bool yes = [] {
+    __builtin_cpu_init();  // (may run before the constructor that would do it)
+    return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  }();
+  return yes;
+}
+#endif
+}  // namespace
+
+uint32_t crc32_portable(const void* data, size_t len, uint32_t crc) {
+  return ~crc32_tables(static_cast<const uint8_t*>(data), len, ~crc);
+}
+
+uint32_t crc32(const void* data, size_t len, uint32_t crc) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  crc = ~crc;
+#if defined(__x86_64__)
+  if (len >= 64 && have_clmul()) {
+    size_t chunk = len & ~size_t{15};
+    crc = crc32_clmul(p, chunk, crc);
+    p += chunk;
+    len -= chunk;
+  }
+#endif
+  return ~crc32_tables(p, len, crc);
 }
 }  // namespace tmach::util

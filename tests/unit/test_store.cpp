@@ -360,3 +360,49 @@ TEST(Catalog, ForeignFilesReportedNotAdopted) {
   EXPECT_EQ(cat.segments.size(), 0u);
   EXPECT_EQ(cat.foreign.size(), 2u);
 }
+
+// A catalog of names only lists the same segments as one that reads every header, leaving
+// their time range open and their sizes to whoever opens them (the query executor).
+TEST(Catalog, NamesOnlyListsTheSameSegments) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  std::ofstream(d.p / "STORE") << "x";
+  std::string sealed = (d.p / "default" / "00000001-1000-lt1").string();
+  {
+    store::SegmentWriter w(sealed, 1, 1, store::WriterOptions{});
+    for (int i = 0; i < 10; ++i) {
+      auto f = udp_frame(1, 2, 1000, 53, i);
+      w.append(1000 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(),
+               static_cast<uint32_t>(f.size()));
+    }
+    w.seal();
+  }
+  std::string open = (d.p / "default" / "00000002-2000-lt1").string();
+  fs::copy_file(sealed + ".pcap", open + ".pcap");
+  std::ofstream(open + ".idx.tmp") << "interrupted";
+  std::ofstream(d.p / "default" / "notes.txt") << "mine";
+
+  auto full = store::Catalog::scan(d.p.string());
+  auto names = store::Catalog::scan(d.p.string(), store::Catalog::Depth::kNames);
+  ASSERT_EQ(full.segments.size(), 2u);
+  ASSERT_EQ(names.segments.size(), 2u);
+  EXPECT_EQ(full.foreign, names.foreign);
+  EXPECT_EQ(names.foreign.size(), 1u);
+  EXPECT_EQ(full.classes, names.classes);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(full.segments[i].base, names.segments[i].base);
+    EXPECT_EQ(full.segments[i].state, names.segments[i].state);
+    EXPECT_EQ(full.segments[i].lo_ts(), names.segments[i].lo_ts());
+  }
+  const auto& f0 = full.segments[0];
+  const auto& n0 = names.segments[0];
+  EXPECT_TRUE(f0.headers_read);
+  EXPECT_EQ(f0.meta.packets, 10u);
+  EXPECT_EQ(f0.hi_ts(), 1009u);
+  EXPECT_EQ(f0.pcap_bytes, fs::file_size(sealed + ".pcap"));
+  EXPECT_FALSE(n0.headers_read);
+  EXPECT_EQ(n0.hi_ts(), UINT64_MAX);  // unknown until its sidecar is opened
+  // The segment being written is bounded by its size in both.
+  EXPECT_EQ(full.segments[1].state, store::SegmentInfo::State::kOpen);
+  EXPECT_EQ(names.segments[1].pcap_bytes, fs::file_size(open + ".pcap"));
+}
