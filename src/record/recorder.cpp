@@ -31,8 +31,9 @@ Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
 }
 
 void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_full) {
-  // Two passes per small batch: decode and hash everything, asking the CPU to fetch each
-  // connection's table slot, then do the lookups once those cache misses are under way.
+  // Three passes per small batch: decode and hash everything, asking the CPU to fetch each
+  // connection's index slot; then, those slots loaded, ask for the entries they name; then
+  // do the lookups once those cache misses are under way.
   for (size_t base = 0; base < n; base += kBatch) {
     size_t m = std::min(kBatch, n - base);
     for (size_t i = 0; i < m; ++i) {
@@ -41,6 +42,8 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
       keys_[i] = keyer_.key(infos_[i], pk.ts_ns);
       if (keys_[i]) table_.prefetch(keys_[i]->hash);
     }
+    for (size_t i = 0; i < m; ++i)
+      if (keys_[i]) table_.prefetch_entry(keys_[i]->hash);
     for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
