@@ -164,6 +164,29 @@ std::map<std::string, uint64_t> StoreWriter::open_segment_bytes() const {
 void StoreWriter::finish() {
   if (finished_) return;
   finished_ = true;
+  // The flow records are all pushed (the capture side ended its connections before this):
+  // the last of them are written and the last flow file sealed on a thread of its own,
+  // alongside the writer thread's last drain of the rings and the seal of the last segments
+  // below, rather than after them.
+  flows_finishing_ = true;
+  std::exception_ptr flows_failure;
+  std::thread flows_finisher;
+  if (flows_) {
+    flows_finisher = std::thread([&] {
+      try {
+        std::lock_guard lk(flows_mu_);
+        flows_->finish();
+      } catch (...) {
+        flows_failure = std::current_exception();
+      }
+    });
+  }
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_flows{flows_finisher};
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   if (sealer_.joinable()) {
@@ -188,7 +211,8 @@ void StoreWriter::finish() {
     for (uint32_t lt : lts) seal(static_cast<uint16_t>(c), lt);
   }
   enforce_budgets();
-  if (flows_) flows_->finish();
+  flows_finisher.join();
+  if (flows_failure) std::rethrow_exception(flows_failure);
 }
 
 void StoreWriter::run() {
@@ -203,9 +227,11 @@ void StoreWriter::run() {
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
-      if (flows_)
+      if (flows_ && !flows_finishing_.load(std::memory_order_acquire)) {
+        std::lock_guard lk(flows_mu_);
         flows_->drain(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+      }
       if (now - last_flush > std::chrono::milliseconds(500)) {
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)

@@ -142,6 +142,10 @@ class StoreWriter {
   int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // finish() takes the flow records over from the writer thread (flows_finishing_), which
+  // drains them only under flows_mu_ while it does not.
+  std::atomic<bool> flows_finishing_{false};
+  std::mutex flows_mu_;
   struct Sealing {
     uint16_t cls;
     std::unique_ptr<SegmentWriter> w;
