@@ -32,7 +32,7 @@ ConnEntry* ConnTable::find(const FlowKey& key, uint64_t hash) {
     if (s.pos1 == 0) return nullptr;
     if (s.tag == tag) {
       ConnEntry& e = entries_[s.pos1 - 1];
-      if (e.hash == hash && e.key == key) return &e;
+      if (e.key == key) return &e;
     }
   }
 }
@@ -46,7 +46,7 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t now, bool& 
     if (s.pos1 == 0) break;
     if (s.tag == tag) {
       ConnEntry& e = entries_[s.pos1 - 1];
-      if (e.hash == kp.hash && e.key == kp.key) return &e;
+      if (e.key == kp.key) return &e;
     }
   }
   if (size_ >= max_) {
@@ -66,7 +66,6 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t now, bool& 
   e = ConnEntry{};
   e.used = 1;
   e.key = kp.key;
-  e.hash = kp.hash;
   e.orig_is_a = kp.src_is_a ? 1 : 0;
   e.first_ts = e.last_ts = now;
   ++stats_.created;
@@ -82,7 +81,7 @@ size_t ConnTable::slot_of(uint64_t hash, uint32_t pos) const {
 
 void ConnTable::erase_entry(size_t pos) {
   // Backward-shift deletion of the entry's slot.
-  size_t i = slot_of(entries_[pos].hash, static_cast<uint32_t>(pos));
+  size_t i = slot_of(entries_[pos].hash(), static_cast<uint32_t>(pos));
   size_t j = i;
   for (;;) {
     j = (j + 1) & mask_;
@@ -99,7 +98,7 @@ void ConnTable::erase_entry(size_t pos) {
   // Keep the entries dense: the last one takes the freed place.
   const size_t last = --size_;
   if (pos != last) {
-    index_[slot_of(entries_[last].hash, static_cast<uint32_t>(last))].pos1 = static_cast<uint32_t>(pos + 1);
+    index_[slot_of(entries_[last].hash(), static_cast<uint32_t>(last))].pos1 = static_cast<uint32_t>(pos + 1);
     entries_[pos] = entries_[last];
   }
   entries_[last].used = 0;

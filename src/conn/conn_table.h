@@ -5,7 +5,7 @@
 // last), and an open-addressed index over them (linear probing, backward-shift deletion)
 // whose 8-byte slots hold the upper half of the entry's hash and its position. The index is
 // sized for a load of 0.7 at max_connections, as the entries themselves used to be; keeping
-// the 144-byte entries out of it means the memory a run touches (and the expiry sweep
+// the 128-byte entries out of it means the memory a run touches (and the expiry sweep
 // reads) grows with the connections actually open, not with the configured maximum.
 //
 // Expiry is incremental: expire_step() looks at a bounded slice of the entries, so the
@@ -31,7 +31,7 @@ struct Timeouts {
 
 // Zero-filled memory is an empty entry (no default member initializers: the table lives in
 // HugeArray, which hands out zeroed pages).
-struct ConnEntry {
+struct alignas(64) ConnEntry {
   FlowKey key;
   uint8_t used;
   uint8_t orig_is_a;  // side a sent the first packet we saw
@@ -42,17 +42,21 @@ struct ConnEntry {
   uint8_t suspend_cutoff;   // per-connection control (daemon): record it whole
   uint8_t suspend_timeout;  // per-connection control: never expire by inactivity
   uint16_t cls;             // storage class, decided on the first packet
-  uint64_t hash;
   uint64_t first_ts, last_ts;
-  uint64_t cutoff_ts;  // time the cutoff was reached
-  uint64_t bytes;      // wire bytes, both directions (what the cutoff counts)
-  uint64_t pkts[2];    // by direction (0 = originator)
-  uint64_t wire[2];
+  uint64_t cutoff_ts;   // time the cutoff was reached
+  uint64_t pkts[2];     // by direction (0 = originator)
+  uint64_t wire[2];     // wire bytes by direction
   uint64_t stored;      // packets stored
   uint64_t interim_ts;  // when the last interim flow record was written
 
   bool closed() const { return rst_seen || fin_seen == 3; }
+  // Wire bytes, both directions: what the cutoff counts.
+  uint64_t bytes() const { return wire[0] + wire[1]; }
+  // The key's hash (KeyedPacket::hash), recomputed rather than stored: an entry is two
+  // cache lines.
+  uint64_t hash() const { return hash_key(key); }
 };
+static_assert(sizeof(ConnEntry) == 128);
 
 enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown };
 
@@ -76,9 +80,8 @@ class ConnTable {
   ConnEntry* find(const FlowKey& key, uint64_t hash);
   // Starts loading the index slot of `hash` into the cache (the caller looks it up soon).
   void prefetch(uint64_t hash) const { __builtin_prefetch(&index_[home(tag_of(hash))]); }
-  // Once the slot is in the cache: starts loading the entry it names, if any (all the cache
-  // lines it spans: the lookup reads the key and hash, the packet path then updates the
-  // counters further on).
+  // Once the slot is in the cache: starts loading the entry it names, if any (both its cache
+  // lines: the lookup reads the key, the packet path then updates the counters further on).
   void prefetch_entry(uint64_t hash) const {
     const uint32_t tag = tag_of(hash);
     for (size_t i = home(tag);; i = (i + 1) & mask_) {
@@ -88,7 +91,6 @@ class ConnTable {
         const char* p = reinterpret_cast<const char*>(&entries_[s.pos1 - 1]);
         __builtin_prefetch(p, 1);
         __builtin_prefetch(p + 64, 1);
-        __builtin_prefetch(p + sizeof(ConnEntry) - 1, 1);
         return;
       }
     }
