@@ -571,6 +571,7 @@ Runner add_serve(CLI::App& app) {
       api.stop();
     }
     api_thread.join();
+    writer.hold_flows();
     rec.finish();
     writer.finish();
     if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);

@@ -64,6 +64,10 @@ class StoreWriter {
   const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
 
   void start();
+  // End of input is near: from now on the writer thread leaves the flow records to finish(),
+  // which writes them on a thread of its own while the writer thread drains the rings. Call
+  // before ending the connections (each of which pushes its flow record).
+  void hold_flows() { flows_finishing_.store(true, std::memory_order_release); }
   // Drains the rings, seals every open segment, stops the thread. Idempotent.
   void finish();
 
