@@ -113,6 +113,7 @@ Runner add_record(CLI::App& app) {
     }
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());
+    writer.hold_flows();  // the flow records of the connections ended now: written by finish()
     rec.finish();
     double capture_cpu = util::thread_cpu_seconds();
     writer.finish();

@@ -617,6 +617,7 @@ Runner add_serve(CLI::App& app) {
       api.stop();
     }
     bool api_ended = api_thread.join_within(kShutdownGrace);
+    writer.hold_flows();
     rec.finish();
     writer.finish();
     if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);

@@ -6,9 +6,11 @@
 namespace tmach::conn {
 
 ConnTable::ConnTable(size_t max_connections, Timeouts t, EndCallback on_end)
-    : max_(std::max<size_t>(max_connections, 16)), to_(t), on_end_(std::move(on_end)) {
+    // Positions are 32-bit in the index, and so are home slots (the upper half of the hash).
+    : max_(std::clamp<size_t>(max_connections, 16, size_t{1} << 30)), to_(t), on_end_(std::move(on_end)) {
   size_t cap = std::bit_ceil(static_cast<size_t>(static_cast<double>(max_) / 0.7) + 1);
-  slots_ = util::HugeArray<ConnEntry>(cap);
+  index_ = util::HugeArray<Slot>(cap);
+  entries_ = util::HugeArray<ConnEntry>(max_);
   mask_ = cap - 1;
 }
 
@@ -24,86 +26,111 @@ uint64_t ConnTable::timeout_of(const ConnEntry& e) const {
 }
 
 ConnEntry* ConnTable::find(const FlowKey& key, uint64_t hash) {
-  for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
-    ConnEntry& e = slots_[i];
-    if (!e.used) return nullptr;
-    if (e.hash == hash && e.key == key) return &e;
+  const uint32_t tag = tag_of(hash);
+  for (size_t i = home(tag);; i = (i + 1) & mask_) {
+    const Slot s = index_[i];
+    if (s.pos1 == 0) return nullptr;
+    if (s.tag == tag) {
+      ConnEntry& e = entries_[s.pos1 - 1];
+      if (e.key == key) return &e;
+    }
   }
 }
 
 ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created) {
   created = false;
-  size_t i = kp.hash & mask_;
+  const uint32_t tag = tag_of(kp.hash);
+  size_t i = home(tag);
   for (;; i = (i + 1) & mask_) {
-    ConnEntry& e = slots_[i];
-    if (!e.used) break;
-    if (e.hash == kp.hash && e.key == kp.key) return &e;
+    const Slot s = index_[i];
+    if (s.pos1 == 0) break;
+    if (s.tag == tag) {
+      ConnEntry& e = entries_[s.pos1 - 1];
+      if (e.key == kp.key) return &e;
+    }
   }
   if (size_ >= max_) {
     // Full: end idle connections over a larger slice, then look for a slot again
     // (the probe position may have moved because of backward shifts).
-    expire_step(now, std::min<size_t>(slots_.size(), 65536));
+    expire_step(now, std::min<size_t>(index_.size(), 65536));
     if (size_ >= max_) {
       ++stats_.untracked;
       return nullptr;
     }
-    i = kp.hash & mask_;
-    while (slots_[i].used) i = (i + 1) & mask_;
+    i = home(tag);
+    while (index_[i].pos1 != 0) i = (i + 1) & mask_;
   }
-  ConnEntry& e = slots_[i];
+  const size_t pos = size_++;
+  index_[i] = Slot{tag, static_cast<uint32_t>(pos + 1)};
+  ConnEntry& e = entries_[pos];
   e = ConnEntry{};
   e.used = 1;
   e.key = kp.key;
-  e.hash = kp.hash;
   e.orig_is_a = kp.src_is_a ? 1 : 0;
   e.first_ts = e.last_ts = now;
-  ++size_;
   ++stats_.created;
   stats_.peak = std::max<uint64_t>(stats_.peak, size_);
   created = true;
   return &e;
 }
 
-void ConnTable::erase_at(size_t i) {
+size_t ConnTable::slot_of(uint64_t hash, uint32_t pos) const {
+  for (size_t i = home(tag_of(hash));; i = (i + 1) & mask_)
+    if (index_[i].pos1 == pos + 1) return i;  // (an entry always has its slot)
+}
+
+void ConnTable::erase_entry(size_t pos) {
+  // Backward-shift deletion of the entry's slot.
+  size_t i = slot_of(entries_[pos].hash(), static_cast<uint32_t>(pos));
   size_t j = i;
   for (;;) {
     j = (j + 1) & mask_;
-    if (!slots_[j].used) break;
-    size_t home = slots_[j].hash & mask_;
-    // Move slots_[j] into the hole at i unless its home lies cyclically in (i, j].
-    bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
+    if (index_[j].pos1 == 0) break;
+    size_t h = home(index_[j].tag);
+    // Move index_[j] into the hole at i unless its home lies cyclically in (i, j].
+    bool stays = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
     if (!stays) {
-      slots_[i] = slots_[j];
+      index_[i] = index_[j];
       i = j;
     }
   }
-  slots_[i].used = 0;
-  --size_;
+  index_[i] = Slot{0, 0};
+  // Keep the entries dense: the last one takes the freed place.
+  const size_t last = --size_;
+  if (pos != last) {
+    index_[slot_of(entries_[last].hash(), static_cast<uint32_t>(last))].pos1 = static_cast<uint32_t>(pos + 1);
+    entries_[pos] = entries_[last];
+  }
+  entries_[last].used = 0;
 }
 
 void ConnTable::expire_step(uint64_t now, size_t slots) {
-  size_t seen = 0;
-  while (seen < slots && size_ > 0) {
-    ConnEntry& e = slots_[cursor_];
-    if (e.used && !e.suspend_timeout && now > e.last_ts && now - e.last_ts > timeout_of(e)) {
+  // The entries a sweep of `slots` index slots would have met: each connection is looked
+  // at as often as when the entries were the slots.
+  size_t n = std::max<size_t>(
+      1, static_cast<size_t>((static_cast<unsigned __int128>(slots) * size_ + index_.size() - 1) /
+                             index_.size()));
+  for (size_t seen = 0; seen < n && size_ > 0; ++seen) {
+    if (cursor_ >= size_) cursor_ = 0;
+    ConnEntry& e = entries_[cursor_];
+    if (!e.suspend_timeout && now > e.last_ts && now - e.last_ts > timeout_of(e)) {
       if (on_end_) on_end_(e, EndReason::kTimeout);
       ++stats_.expired;
-      erase_at(cursor_);  // a later entry may shift into this slot: look at it again
-      ++seen;
+      erase_entry(cursor_);  // the last entry moves here: look at it next
       continue;
     }
-    cursor_ = (cursor_ + 1) & mask_;
-    ++seen;
+    ++cursor_;
   }
 }
 
 void ConnTable::end_all() {
-  for (auto& e : slots_) {
-    if (!e.used) continue;
-    if (on_end_) on_end_(e, EndReason::kShutdown);
-    e.used = 0;
+  for (size_t i = 0; i < size_; ++i) {
+    if (on_end_) on_end_(entries_[i], EndReason::kShutdown);
+    entries_[i].used = 0;
   }
+  for (auto& s : index_) s = Slot{0, 0};
   size_ = 0;
+  cursor_ = 0;
 }
 
 }  // namespace tmach::conn

@@ -1,9 +1,16 @@
-// The connection table: one entry per bidirectional connection, open-addressed (linear
-// probing, backward-shift deletion), with its memory fixed at construction.
+// The connection table: one entry per bidirectional connection, with its memory fixed at
+// construction.
 //
-// Expiry is incremental: expire_step() looks at a bounded slice of slots, so the packet
-// path never stalls on a table-wide sweep. Entry pointers are valid until the next call
-// that inserts or expires.
+// Two arrays: the entries, kept dense (entry i < size(); an ended one is replaced by the
+// last), and an open-addressed index over them (linear probing, backward-shift deletion)
+// whose 8-byte slots hold the upper half of the entry's hash and its position. The index is
+// sized for a load of 0.7 at max_connections, as the entries themselves used to be; keeping
+// the 128-byte entries out of it means the memory a run touches (and the expiry sweep
+// reads) grows with the connections actually open, not with the configured maximum.
+//
+// Expiry is incremental: expire_step() looks at a bounded slice of the entries, so the
+// packet path never stalls on a table-wide sweep. Entry pointers are valid until the next
+// call that inserts or expires.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +31,7 @@ struct Timeouts {
 
 // Zero-filled memory is an empty entry (no default member initializers: the table lives in
 // HugeArray, which hands out zeroed pages).
-struct ConnEntry {
+struct alignas(64) ConnEntry {
   FlowKey key;
   uint8_t used;
   uint8_t orig_is_a;  // side a sent the first packet we saw
@@ -35,17 +42,21 @@ struct ConnEntry {
   uint8_t suspend_cutoff;   // per-connection control (daemon): record it whole
   uint8_t suspend_timeout;  // per-connection control: never expire by inactivity
   uint16_t cls;             // storage class, decided on the first packet
-  uint64_t hash;
   uint64_t first_ts, last_ts;
-  uint64_t cutoff_ts;  // time the cutoff was reached
-  uint64_t bytes;      // wire bytes, both directions (what the cutoff counts)
-  uint64_t pkts[2];    // by direction (0 = originator)
-  uint64_t wire[2];
+  uint64_t cutoff_ts;   // time the cutoff was reached
+  uint64_t pkts[2];     // by direction (0 = originator)
+  uint64_t wire[2];     // wire bytes by direction
   uint64_t stored;      // packets stored
   uint64_t interim_ts;  // when the last interim flow record was written
 
   bool closed() const { return rst_seen || fin_seen == 3; }
+  // Wire bytes, both directions: what the cutoff counts.
+  uint64_t bytes() const { return wire[0] + wire[1]; }
+  // The key's hash (KeyedPacket::hash), recomputed rather than stored: an entry is two
+  // cache lines.
+  uint64_t hash() const { return hash_key(key); }
 };
+static_assert(sizeof(ConnEntry) == 128);
 
 enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown };
 
@@ -67,43 +78,64 @@ class ConnTable {
   // full even after an aggressive expiry pass: the caller stores such packets untracked.
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created);
   ConnEntry* find(const FlowKey& key, uint64_t hash);
-  // Starts loading the home slot of `hash` into the cache (the caller looks it up soon): all
-  // the cache lines an entry spans (it is not line-aligned), since the lookup reads the key
-  // and hash and the packet path then updates the counters further on.
-  void prefetch(uint64_t hash) const {
-    const char* p = reinterpret_cast<const char*>(&slots_[hash & mask_]);
-    __builtin_prefetch(p, 1);
-    __builtin_prefetch(p + 64, 1);
-    __builtin_prefetch(p + sizeof(ConnEntry) - 1, 1);
+  // Starts loading the index slot of `hash` into the cache (the caller looks it up soon).
+  void prefetch(uint64_t hash) const { __builtin_prefetch(&index_[home(tag_of(hash))]); }
+  // Once the slot is in the cache: starts loading the entry it names, if any (both its cache
+  // lines: the lookup reads the key, the packet path then updates the counters further on).
+  void prefetch_entry(uint64_t hash) const {
+    const uint32_t tag = tag_of(hash);
+    for (size_t i = home(tag);; i = (i + 1) & mask_) {
+      const Slot s = index_[i];
+      if (s.pos1 == 0) return;
+      if (s.tag == tag) {
+        const char* p = reinterpret_cast<const char*>(&entries_[s.pos1 - 1]);
+        __builtin_prefetch(p, 1);
+        __builtin_prefetch(p + 64, 1);
+        return;
+      }
+    }
   }
 
-  // Examines up to `slots` slots from a rotating cursor and ends idle connections.
+  // Advances the expiry sweep by `slots` index slots' worth (the entries a sweep of that
+  // many slots would have met: slots * size() / capacity(), at least one), ending idle
+  // connections. expire_step(now, capacity()) looks at every entry.
   void expire_step(uint64_t now, size_t slots);
   // Ends every connection (shutdown), oldest state first is not guaranteed.
   void end_all();
 
   size_t size() const { return size_; }
-  size_t capacity() const { return slots_.size(); }
+  size_t capacity() const { return index_.size(); }  // index slots
   size_t max_connections() const { return max_; }
-  size_t memory_bytes() const { return slots_.size() * sizeof(ConnEntry); }
+  size_t memory_bytes() const { return index_.size() * sizeof(Slot) + entries_.size() * sizeof(ConnEntry); }
   const ConnTableStats& stats() const { return stats_; }
   uint64_t timeout_of(const ConnEntry& e) const;
 
   template <class F>
   void for_each(F&& f) const {
-    for (const auto& e : slots_)
-      if (e.used) f(e);
+    for (size_t i = 0; i < size_; ++i) f(entries_[i]);
   }
   template <class F>
   void for_each_mutable(F&& f) {
-    for (auto& e : slots_)
-      if (e.used) f(e);
+    for (size_t i = 0; i < size_; ++i) f(entries_[i]);
   }
 
  private:
-  void erase_at(size_t i);
+  // An index slot: zero is empty. `tag` is the upper half of the entry's hash (its home
+  // slot is tag & mask_, so backward-shift deletion needs no entry); `pos1` is the entry's
+  // position plus one.
+  struct Slot {
+    uint32_t tag;
+    uint32_t pos1;
+  };
+  static uint32_t tag_of(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
+  size_t home(uint32_t tag) const { return tag & mask_; }
+  // The index slot naming entry `pos` (whose hash is `hash`).
+  size_t slot_of(uint64_t hash, uint32_t pos) const;
+  // Ends entry `pos`: removes its slot, moves the last entry into its place.
+  void erase_entry(size_t pos);
 
-  util::HugeArray<ConnEntry> slots_;
+  util::HugeArray<Slot> index_;
+  util::HugeArray<ConnEntry> entries_;  // [0, size_) in use
   size_t mask_;
   size_t max_;
   size_t size_ = 0;

@@ -76,8 +76,9 @@ void FlowFileWriter::add(const FlowRecord& r) {
 void FlowFileWriter::flush_block() {
   if (pending_.empty()) return;
   size_t raw = pending_.size() * sizeof(FlowRecord);
-  std::vector<uint8_t> z(ZSTD_compressBound(raw) + 16);
-  size_t zn = ZSTD_compress(z.data() + 16, z.size() - 16, pending_.data(), raw, 3);
+  std::vector<uint8_t>& z = block_;
+  if (z.size() < ZSTD_compressBound(raw) + 16) z.resize(ZSTD_compressBound(raw) + 16);
+  size_t zn = ZSTD_compress(z.data() + 16, z.size() - 16, pending_.data(), raw, 1);
   if (ZSTD_isError(zn)) throw std::runtime_error("flow block compression failed");
   uint32_t hdr[4] = {kBlockMagic, static_cast<uint32_t>(pending_.size()), static_cast<uint32_t>(zn),
                      util::crc32(z.data() + 16, zn)};

@@ -47,6 +47,7 @@ class FlowFileWriter {
   int fd_ = -1;
   uint64_t file_bytes_ = 0;
   std::vector<FlowRecord> pending_;
+  std::vector<uint8_t> block_;  // a compressed block being written (kept: one allocation, not one a block)
   store::SegmentMeta meta_;
   store::IndexBuilder builder_;
 };

@@ -41,7 +41,7 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
     r.bytes[d] = e.wire[d];
   }
   r.stored = e.stored;
-  uint64_t h = e.hash ^ (e.first_ts * 0x9e3779b97f4a7c15ull);
+  uint64_t h = e.hash() ^ (e.first_ts * 0x9e3779b97f4a7c15ull);
   h ^= h >> 31;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 29;

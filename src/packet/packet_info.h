@@ -44,9 +44,20 @@ struct IpAddr {
     uint8_t mask = static_cast<uint8_t>(0xff00u >> rest);
     return (b[full] & mask) == (net.b[full] & mask);
   }
-  bool operator==(const IpAddr& o) const { return b == o.b; }
-  bool operator!=(const IpAddr& o) const { return b != o.b; }
-  bool operator<(const IpAddr& o) const { return b < o.b; }
+  // Two 64-bit words each (the byte order of a lexicographic compare: big-endian), not
+  // memcmp calls: the connection key orders its two addresses for every packet.
+  bool operator==(const IpAddr& o) const { return word(0) == o.word(0) && word(1) == o.word(1); }
+  bool operator!=(const IpAddr& o) const { return !(*this == o); }
+  bool operator<(const IpAddr& o) const {
+    const uint64_t x = word(0), y = o.word(0);
+    if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y);
+    return __builtin_bswap64(word(1)) < __builtin_bswap64(o.word(1));
+  }
+  uint64_t word(int i) const {
+    uint64_t w;
+    std::memcpy(&w, b.data() + 8 * i, 8);
+    return w;
+  }
   std::string str() const;  // "10.0.0.1" or "2001:db8::1"
 };
 

@@ -31,8 +31,9 @@ Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
 }
 
 void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_full) {
-  // Two passes per small batch: decode and hash everything, asking the CPU to fetch each
-  // connection's table slot, then do the lookups once those cache misses are under way.
+  // Three passes per small batch: decode and hash everything, asking the CPU to fetch each
+  // connection's index slot; then, those slots loaded, ask for the entries they name; then
+  // do the lookups once those cache misses are under way.
   for (size_t base = 0; base < n; base += kBatch) {
     size_t m = std::min(kBatch, n - base);
     for (size_t i = 0; i < m; ++i) {
@@ -41,6 +42,8 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
       keys_[i] = keyer_.key(infos_[i], pk.ts_ns);
       if (keys_[i]) table_.prefetch(keys_[i]->hash);
     }
+    for (size_t i = 0; i < m; ++i)
+      if (keys_[i]) table_.prefetch_entry(keys_[i]->hash);
     for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
@@ -67,7 +70,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       cls = e->cls;
       const packet::IpLayer& l = *info.inner();
       int dir = (kp->src_is_a == static_cast<bool>(e->orig_is_a)) ? 0 : 1;
-      if (!e->suspend_cutoff && e->bytes >= cutoff_[cls]) {
+      if (!e->suspend_cutoff && e->bytes() >= cutoff_[cls]) {
         store = false;
         if (cfg_.keep_tcp_control && l.proto == packet::kProtoTcp && l.has_l4 && l.l4_payload == 0 &&
             (l.tcp_flags & (packet::kTcpSyn | packet::kTcpFin | packet::kTcpRst))) {
@@ -79,7 +82,6 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
           e->cutoff_ts = pk.ts_ns;
         }
       }
-      e->bytes += pk.wirelen;
       e->pkts[dir]++;
       e->wire[dir] += pk.wirelen;
       if (pk.ts_ns > e->last_ts) e->last_ts = pk.ts_ns;
@@ -147,7 +149,8 @@ size_t Recorder::set_host_class(const packet::IpAddr& host, uint16_t cls) {
   host_class_[host] = cls;
   std::vector<std::pair<conn::FlowKey, uint64_t>> hit;
   table_.for_each([&](const conn::ConnEntry& e) {
-    if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls) hit.emplace_back(e.key, e.hash);
+    if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls)
+      hit.emplace_back(e.key, e.hash());
   });
   for (auto& [k, h] : hit)
     if (conn::ConnEntry* e = table_.find(k, h)) e->cls = cls;

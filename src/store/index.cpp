@@ -140,11 +140,11 @@ SegmentIndex IndexBuilder::build() const {
   // Group the log by slot: count, prefix sums, scatter. Ordinals stay ascending per slot
   // (but for a fragment indexed again when its first arrived: addMany takes any order).
   std::vector<uint32_t> start(nslots_ + 1, 0);
-  for (const Entry& e : log_) ++start[e.slot + 1];
+  log_.for_each([&](const Entry& e) { ++start[e.slot + 1]; });
   for (size_t i = 1; i <= nslots_; ++i) start[i] += start[i - 1];
   std::vector<uint32_t> ords(log_.size());
   std::vector<uint32_t> fill(start.begin(), start.end() - 1);
-  for (const Entry& e : log_) ords[fill[e.slot]++] = e.ord;
+  log_.for_each([&](const Entry& e) { ords[fill[e.slot]++] = e.ord; });
   std::vector<Roaring> bm(nslots_);
   for (size_t i = 0; i < nslots_; ++i) {
     bm[i].addMany(start[i + 1] - start[i], ords.data() + start[i]);

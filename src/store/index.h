@@ -15,10 +15,12 @@
 // - kVlan:  every VLAN id, plus kAnyVlan for tagged frames.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <roaring/roaring.hh>
 #include <string>
 #include <unordered_map>
@@ -135,8 +137,36 @@ class IndexBuilder {
   };
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
+  // (slot, ordinal) in packet order (a fragment's first may add an earlier ordinal). In
+  // fixed chunks rather than one vector: growing never copies (a segment's log is tens of
+  // MB), and clear() keeps the chunks for the builder's next segment.
+  class EntryLog {
+   public:
+    void push_back(Entry e) {
+      const size_t c = size_ / kChunk;
+      if (c == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<Entry[]>(kChunk));
+      chunks_[c][size_ % kChunk] = e;
+      ++size_;
+    }
+    size_t size() const { return size_; }
+    void clear() { size_ = 0; }
+    template <class F>
+    void for_each(F&& f) const {
+      for (size_t c = 0; c * kChunk < size_; ++c) {
+        const Entry* p = chunks_[c].get();
+        const size_t n = std::min(kChunk, size_ - c * kChunk);
+        for (size_t i = 0; i < n; ++i) f(p[i]);
+      }
+    }
+
+   private:
+    static constexpr size_t kChunk = size_t{1} << 16;  // entries (512 KiB)
+    std::vector<std::unique_ptr<Entry[]>> chunks_;
+    size_t size_ = 0;
+  };
+
   std::vector<Orphan> orphans_;
-  std::vector<Entry> log_;  // (slot, ordinal) in packet order (a fragment's first may add an earlier ordinal)
+  EntryLog log_;
   size_t nslots_ = 0;
   std::vector<int32_t> direct_;                    // encoded port/protocol/VLAN key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear

@@ -29,13 +29,26 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   size_t pos = head % cap_;
   size_t tail_room = cap_ - pos;
   // A record that does not fit in the tail is preceded by a skip marker covering the tail.
-  uint64_t total = need <= tail_room ? need : tail_room + need;
   if (need > cap_ / 2) return false;  // cannot be placed reliably
+  bool wrap = need > tail_room;
+  if (!wrap && pos >= kSoftWrap && cap_ >= 2 * kSoftWrap) {
+    // Past the first few MiB: start again at offset 0 if the consumer has freed it (it keeps
+    // up), so the ring's working set stays small and in the caches, and the rest of its
+    // memory is only touched when the writer falls behind. The consumer's position is
+    // looked up at most every 64 KiB here (it is another core's cache line).
+    wrap = head + tail_room + need - cached_tail_ <= cap_;
+    if (!wrap && head - tail_checked_ >= (64u << 10)) {
+      tail_checked_ = head;
+      cached_tail_ = tail_.load(std::memory_order_acquire);
+      wrap = head + tail_room + need - cached_tail_ <= cap_;
+    }
+  }
+  uint64_t total = wrap ? tail_room + need : need;
   if (head + total - cached_tail_ > cap_) {
     cached_tail_ = tail_.load(std::memory_order_acquire);
     if (head + total - cached_tail_ > cap_) return false;
   }
-  if (need > tail_room) {
+  if (wrap) {
     // tail_room is a multiple of 8 and >= 8, so a header's size field fits.
     uint32_t skip = 0;
     std::memcpy(buf_.begin() + pos, &skip, sizeof(skip));

@@ -3,7 +3,8 @@
 // The capture thread appends (try_push never blocks, never allocates); the writer thread
 // reads records in place and releases them. Memory is fixed at construction: the class's
 // RAM budget. A record never wraps: when it does not fit before the end, a skip marker
-// fills the tail and the record starts at offset 0.
+// fills the tail and the record starts at offset 0. While the consumer keeps up, the producer
+// wraps that way as soon as it is kSoftWrap bytes in (see try_push).
 //
 // A record is its header, the packet's index keys in packed form (index_keys.h: the capture
 // thread decoded the packet already, so the writer only copies and indexes), then the frame.
@@ -74,7 +75,9 @@ class Ring {
   size_t cap_;
   // head_/tail_ count bytes ever written/released (monotonic); position = value % cap_.
   alignas(64) std::atomic<uint64_t> head_{0};
+  static constexpr size_t kSoftWrap = 4u << 20;
   uint64_t cached_tail_ = 0;
+  uint64_t tail_checked_ = 0;  // producer: head when cached_tail_ was last refreshed for a soft wrap
   uint64_t high_water_ = 0;
   uint64_t prefetched_head_ = 0;  // producer: lines asked for (for writing) up to here
   alignas(64) std::atomic<uint64_t> tail_{0};

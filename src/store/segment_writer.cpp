@@ -173,6 +173,10 @@ uint64_t SegmentWriter::seal() {
   meta_.pcap_bytes = file_bytes_;
   body_.index = builder_.finish();
   uint64_t n = write_sidecar(base_ + ".idx", meta_, body_);
+  // Free the bitmaps and offsets here, on the thread that seals (the sealer thread), rather
+  // than in the destructor, which runs on the writer thread: freeing a segment's thousands of
+  // bitmap containers is a good part of a seal's work.
+  body_ = SidecarBody{};
   sealed_ = true;
   ::close(fd_);
   fd_ = -1;

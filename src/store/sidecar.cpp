@@ -198,7 +198,7 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
       size_t n = std::min<size_t>(body.offsets.size() - at, kOffsetsPerBlock);
       std::vector<uint8_t> raw = delta_code(body.offsets.data() + at, n);
       std::vector<uint8_t> z(ZSTD_compressBound(raw.size()));
-      size_t zn = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 3);
+      size_t zn = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1);
       if (ZSTD_isError(zn))
         throw SidecarError(fmt::format("{}: compression failed: {}", path, ZSTD_getErrorName(zn)));
       table.put(OffsetBlock{blocks.buf.size(), static_cast<uint32_t>(zn), static_cast<uint32_t>(raw.size()),

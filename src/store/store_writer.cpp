@@ -161,11 +161,65 @@ std::map<std::string, uint64_t> StoreWriter::open_segment_bytes() const {
   return m;
 }
 
+void StoreWriter::hold_flows() {
+  if (flows_finishing_.exchange(true, std::memory_order_acq_rel) || !flows_) return;
+  flows_thread_ = std::thread([this] {
+    try {
+      // Waits for a drain the writer thread may have begun before it saw flows_finishing_.
+      std::lock_guard lk(flows_mu_);
+      while (!flows_closed_.load(std::memory_order_acquire)) {
+        flows_->drain(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::steady_clock::now().time_since_epoch())
+                                                .count()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      flows_->finish();  // what was pushed last, and the seal
+    } catch (...) {
+      flows_failure_ = std::current_exception();
+    }
+  });
+}
+
 void StoreWriter::finish() {
   if (finished_) return;
   finished_ = true;
+  // The flow records are all pushed now (the capture side ended its connections before
+  // this): the flow thread writes the last of them and seals the last flow file alongside
+  // the writer thread's last drain of the rings and the seal of the last segments below,
+  // rather than after them.
+  hold_flows();
+  flows_closed_.store(true, std::memory_order_release);
+  struct Join {
+    std::thread& t;
+    ~Join() {
+      if (t.joinable()) t.join();
+    }
+  } join_flows{flows_thread_};
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  // The segments still open are sealed here and now, while the sealer thread finishes the
+  // ones handed to it before (it is often still busy with the previous segment when the
+  // input ends), rather than after it; they are accounted after those, in order.
+  struct Last {
+    uint16_t cls;
+    std::unique_ptr<SegmentWriter> w;
+    uint64_t idx = 0;
+  };
+  std::vector<Last> last;
+  std::exception_ptr last_failure;
+  if (error_.empty()) {
+    try {
+      for (size_t c = 0; c < classes_.size(); ++c) {
+        const auto cls = static_cast<uint16_t>(c);
+        drain(cls, SIZE_MAX);
+        for (auto& [lt, w] : state_[c].open) last.push_back(Last{cls, std::move(w)});
+        state_[c].open.clear();
+      }
+      for (Last& l : last) l.idx = l.w->seal();
+    } catch (...) {
+      last_failure = std::current_exception();
+    }
+  }
   if (sealer_.joinable()) {
     try {
       if (error_.empty()) collect_seals(true);
@@ -180,15 +234,12 @@ void StoreWriter::finish() {
     sealer_.join();
     seal_async_ = false;
   }
+  if (last_failure) std::rethrow_exception(last_failure);
   if (!error_.empty()) return;
-  for (size_t c = 0; c < classes_.size(); ++c) {
-    drain(static_cast<uint16_t>(c), SIZE_MAX);
-    std::vector<uint32_t> lts;
-    for (auto& [lt, w] : state_[c].open) lts.push_back(lt);
-    for (uint32_t lt : lts) seal(static_cast<uint16_t>(c), lt);
-  }
+  for (Last& l : last) sealed_segment(l.cls, *l.w, l.idx);
   enforce_budgets();
-  if (flows_) flows_->finish();
+  if (flows_thread_.joinable()) flows_thread_.join();
+  if (flows_failure_) std::rethrow_exception(flows_failure_);
 }
 
 void StoreWriter::run() {
@@ -203,9 +254,11 @@ void StoreWriter::run() {
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
-      if (flows_)
+      if (flows_ && !flows_finishing_.load(std::memory_order_acquire)) {
+        std::lock_guard lk(flows_mu_);
         flows_->drain(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+      }
       if (now - last_flush > std::chrono::milliseconds(500)) {
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)

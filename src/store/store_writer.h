@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -64,6 +65,11 @@ class StoreWriter {
   const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
 
   void start();
+  // End of input is near: from now on the flow records are written and the last flow file
+  // sealed on a thread of their own, which drains them as they come until finish(), while
+  // the writer thread drains the rings. Call before ending the connections (each of which
+  // pushes its flow record); finish() does it otherwise. Once.
+  void hold_flows();
   // Drains the rings, seals every open segment, stops the thread. Idempotent.
   void finish();
 
@@ -142,6 +148,14 @@ class StoreWriter {
   int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // hold_flows() takes the flow records over from the writer thread (flows_finishing_), which
+  // drains them only under flows_mu_ while it does not; flows_thread_ drains them until
+  // finish() says every record is pushed (flows_closed_).
+  std::atomic<bool> flows_finishing_{false};
+  std::atomic<bool> flows_closed_{false};
+  std::mutex flows_mu_;
+  std::thread flows_thread_;
+  std::exception_ptr flows_failure_;
   struct Sealing {
     uint16_t cls;
     std::unique_ptr<SegmentWriter> w;

@@ -82,6 +82,67 @@ TEST(Ring, FullRingRefusesWithoutBlocking) {
   EXPECT_TRUE(r.try_push(1, 1, 1500, data.data(), 1500));
 }
 
+// A consumer that keeps up: the producer starts again at offset 0 a few MiB in (soft wrap),
+// so the records stay in the first few MiB of a large ring, in order.
+TEST(Ring, KeptUpRingStaysInItsFirstMegabytes) {
+  store::Ring r(64u << 20);
+  std::vector<uint8_t> data(1500);
+  const uint8_t* lowest = nullptr;
+  const uint8_t* highest = nullptr;
+  for (uint64_t i = 0; i < 40000; ++i) {  // 60 MB through the ring
+    data[0] = static_cast<uint8_t>(i);
+    uint32_t len = 60 + static_cast<uint32_t>((i * 37) % 1440);
+    ASSERT_TRUE(r.try_push(i, 1, len, data.data(), len));
+    const store::RecordHeader* h = r.front();
+    ASSERT_NE(h, nullptr);
+    ASSERT_EQ(h->ts_ns, i);
+    ASSERT_EQ(h->caplen, len);
+    ASSERT_EQ(r.payload(h)[0], static_cast<uint8_t>(i));
+    const auto* p = reinterpret_cast<const uint8_t*>(h);
+    if (!lowest || p < lowest) lowest = p;
+    if (!highest || p > highest) highest = p;
+    r.pop();
+  }
+  EXPECT_EQ(r.front(), nullptr);
+  EXPECT_LT(static_cast<size_t>(highest - lowest), (4u << 20) + 2048);
+}
+
+// A consumer that falls behind: the producer goes on past the soft-wrap point and fills the
+// whole ring before it refuses anything; the records come out in order across both wraps.
+TEST(Ring, LaggingConsumerGetsTheWholeRing) {
+  store::Ring r(16u << 20);
+  std::vector<uint8_t> data(1500);
+  uint64_t pushed = 0, popped = 0;
+  auto push = [&] {
+    data[0] = static_cast<uint8_t>(pushed);
+    if (!r.try_push(pushed, 1, 1500, data.data(), 1500)) return false;
+    ++pushed;
+    return true;
+  };
+  auto pop_some = [&](uint64_t n) {
+    for (uint64_t k = 0; k < n; ++k) {
+      const store::RecordHeader* h = r.front();
+      ASSERT_NE(h, nullptr);
+      ASSERT_EQ(h->ts_ns, popped);
+      ASSERT_EQ(r.payload(h)[0], static_cast<uint8_t>(popped));
+      r.pop();
+      ++popped;
+    }
+  };
+  while (push()) {
+  }
+  EXPECT_GT(r.used() + 2000, r.capacity());  // full: nothing refused before the end
+  uint64_t first_fill = pushed;
+  for (int round = 0; round < 20; ++round) {  // behind by most of the ring, and catching up
+    pop_some((pushed - popped) / 2 + 1);
+    while (push()) {
+    }
+  }
+  pop_some(pushed - popped);
+  EXPECT_EQ(r.front(), nullptr);
+  EXPECT_GT(pushed, 3 * first_fill);
+}
+
 // The writer writes frames from the ring and releases them afterwards: until release(),
 // consumed records keep their bytes and their room.
 TEST(Ring, ConsumedRecordsStayUntilReleased) {
