@@ -28,11 +28,6 @@ CASES = [
 
 
 class Fragments(StoreTest):
-    def answer(self, store, flt):
-        out = self.path("answer.pcap")
-        tm("query", "--store", store, "-w", out, "-q", flt)
-        return tcpdump_packets(out)
-
     def test_port_query_returns_every_fragment(self):
         for n, (name, flt, want, tcpdump_want) in enumerate(CASES):
             with self.subTest(file=name, filter=flt):
@@ -43,7 +38,7 @@ class Fragments(StoreTest):
                 self.assertEqual(tcpdump_says, [every[i] for i in tcpdump_want])
                 store = self.path("s%d" % n)
                 record(store, [src], "--cutoff", "none")
-                self.assertSamePackets(self.answer(store, flt), [every[i] for i in want], flt)
+                self.assertSamePackets(self.query_packets(store, flt), [every[i] for i in want], flt)
 
     def test_out_of_order_and_across_segments(self):
         frames = read_pcap(corpus("ipv4", "fragmented-3.pcap"))
@@ -55,20 +50,20 @@ class Fragments(StoreTest):
         every = tcpdump_packets(path)
         self.assertEqual(len(tcpdump_packets(path, "port 21")), 1)
         record(self.path("ooo"), [path], "--cutoff", "none")
-        self.assertSamePackets(self.answer(self.path("ooo"), "port 21"), every)
+        self.assertSamePackets(self.query_packets(self.path("ooo"), "port 21"), every)
         # Segments of ~4 KiB: the 1514-byte fragments span three segments.
         src = corpus("ipv4", "fragmented-3.pcap")
         store = self.path("small")
         record(store, [src], "--cutoff", "none", "--segment-size", "4k")
         self.assertGreater(len(store_segments(store)), 2)
-        self.assertSamePackets(self.answer(store, "port 21"), tcpdump_packets(src))
+        self.assertSamePackets(self.query_packets(store, "port 21"), tcpdump_packets(src))
 
     def test_bpf_filters_keep_tcpdump_semantics(self):
         src = corpus("ipv4", "fragmented-3.pcap")
         record(self.store, [src], "--cutoff", "none")
         flt = "tcp dst port 21 and greater 0"  # `greater` is not planned: a libpcap scan
         self.assertIn("scan with libpcap BPF", tm("query", "--store", self.store, "--explain", flt).stdout.decode())
-        self.assertSamePackets(self.answer(self.store, flt), tcpdump_packets(src, flt))
+        self.assertSamePackets(self.query_packets(self.store, flt), tcpdump_packets(src, flt))
         self.assertEqual(len(tcpdump_packets(src, flt)), 1)
 
 

@@ -137,11 +137,6 @@ class FragmentOracle:
 
 
 class QueryOracle(StoreTest):
-    def query(self, store, flt, *extra):
-        out = self.path("answer.pcap")
-        tm("query", "--store", store, "-w", out, "-q", *extra, flt)
-        return tcpdump_packets(out)
-
     def test_filters_equal_tcpdump_cutoff_none(self):
         stores = {}
         for name in FILES:
@@ -156,7 +151,7 @@ class QueryOracle(StoreTest):
                 with self.subTest(file=name, filter=flt):
                     # BPF scans keep tcpdump's semantics (BPF knows nothing of fragments).
                     want = tcpdump_packets(src, flt) if flt in BPF_FILTERS else oracle.answer(flt)
-                    got = self.query(stores[name], flt)
+                    got = self.query_packets(stores[name], flt)
                     self.assertSamePackets(got, want)
                     nonempty += bool(want)
         self.assertGreater(nonempty, 80, "the filters must select something on most files")
@@ -172,7 +167,7 @@ class QueryOracle(StoreTest):
                 want = []
                 for seg in segs:
                     want += tcpdump_packets(seg, flt)
-                self.assertSamePackets(self.query(store, flt), want)
+                self.assertSamePackets(self.query_packets(store, flt), want)
 
     def test_explain_names_indexes_and_fallback(self):
         record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none", "--segment-size", "64k")

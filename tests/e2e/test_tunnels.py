@@ -41,22 +41,17 @@ CASES = [
 
 
 class Tunnels(StoreTest):
-    def query(self, store, flt):
-        out = self.path("answer.pcap")
-        tm("query", "--store", store, "-w", out, "-q", flt)
-        return tcpdump_packets(out)
-
     def test_inner_and_outer_addresses(self):
         for name, inner, n_inner, outer, n_outer in CASES:
             with self.subTest(file=name):
                 store = self.path("s-" + name)
                 record(store, [corpus("tunnels", name)], "--cutoff", "none")
-                self.assertEqual(len(self.query(store, "host " + inner)), n_inner)
-                self.assertEqual(len(self.query(store, "inner host " + inner)), n_inner)
-                self.assertEqual(len(self.query(store, "outer host " + inner)), 0)
-                self.assertEqual(len(self.query(store, "host " + outer)), n_outer)
-                self.assertEqual(len(self.query(store, "outer host " + outer)), n_outer)
-                self.assertEqual(len(self.query(store, "tunnel and host " + inner)), n_inner)
+                self.assertEqual(len(self.query_packets(store, "host " + inner)), n_inner)
+                self.assertEqual(len(self.query_packets(store, "inner host " + inner)), n_inner)
+                self.assertEqual(len(self.query_packets(store, "outer host " + inner)), 0)
+                self.assertEqual(len(self.query_packets(store, "host " + outer)), n_outer)
+                self.assertEqual(len(self.query_packets(store, "outer host " + outer)), n_outer)
+                self.assertEqual(len(self.query_packets(store, "tunnel and host " + inner)), n_inner)
 
     def test_tunnel_selectors(self):
         store = self.path("s")
@@ -64,14 +59,14 @@ class Tunnels(StoreTest):
                "--cutoff", "none")
         # vxlan.pcap: 10 packets, 2 of them ARP inside VXLAN (no inner IP layer):
         # tshark -r tunnels/vxlan.pcap -Y 'vxlan && !arp' | wc -l -> 8
-        self.assertEqual(len(self.query(store, "vxlan")), 8)
-        self.assertEqual(len(self.query(store, "vxlan 123")), 8)
-        self.assertEqual(len(self.query(store, "vxlan 7")), 0)
+        self.assertEqual(len(self.query_packets(store, "vxlan")), 8)
+        self.assertEqual(len(self.query_packets(store, "vxlan 123")), 8)
+        self.assertEqual(len(self.query_packets(store, "vxlan 7")), 0)
         # tshark -r tunnels/geneve.pcap -Y geneve | wc -l -> 6
-        self.assertEqual(len(self.query(store, "geneve")), 6)
+        self.assertEqual(len(self.query_packets(store, "geneve")), 6)
         # tshark -r tunnels/gre-sample.pcap -Y gre | wc -l -> 40
-        self.assertEqual(len(self.query(store, "tunnel gre")), 40)
-        self.assertEqual(len(self.query(store, "tunnel")), 8 + 6 + 40)
+        self.assertEqual(len(self.query_packets(store, "tunnel gre")), 40)
+        self.assertEqual(len(self.query_packets(store, "tunnel")), 8 + 6 + 40)
 
     def test_every_capture_is_stored(self):
         for folder in ("tunnels", "ipv6", "ipv4", "link", "nonip"):
@@ -82,7 +77,7 @@ class Tunnels(StoreTest):
                     store = self.path("all-" + folder + "-" + os.path.basename(path))
                     record(store, [path], "--cutoff", "none")
                     want = len(tcpdump_packets(path))
-                    self.assertEqual(len(self.query(store, "")), want)
+                    self.assertEqual(len(self.query_packets(store, "")), want)
 
 
 def ipv4_header(proto, src, dst, payload):
@@ -115,11 +110,6 @@ def l2tpv3_capture(path):
 
 
 class L2tpv3(StoreTest):
-    def query(self, store, flt):
-        out = self.path("answer.pcap")
-        tm("query", "--store", store, "-w", out, "-q", flt)
-        return tcpdump_packets(out)
-
     def test_over_ip_with_a_cookie(self):
         # The corpus has no L2TPv3 capture: a crafted one, whose counts tshark confirms
         # (python3 -c 'import test_tunnels as t; t.l2tpv3_capture("/tmp/l3.pcap")';
@@ -129,11 +119,11 @@ class L2tpv3(StoreTest):
         path = self.path("l2tpv3.pcap")
         l2tpv3_capture(path)
         record(self.store, [path], "--cutoff", "none")
-        self.assertEqual(len(self.query(self.store, "host 10.0.0.7")), 5)
-        self.assertEqual(len(self.query(self.store, "inner udp port 2000")), 5)
-        self.assertEqual(len(self.query(self.store, "outer host 192.0.2.1")), 6)
-        self.assertEqual(len(self.query(self.store, "tunnel l2tp")), 5)
-        self.assertEqual(len(self.query(self.store, "ip proto 115")), 6)
+        self.assertEqual(len(self.query_packets(self.store, "host 10.0.0.7")), 5)
+        self.assertEqual(len(self.query_packets(self.store, "inner udp port 2000")), 5)
+        self.assertEqual(len(self.query_packets(self.store, "outer host 192.0.2.1")), 6)
+        self.assertEqual(len(self.query_packets(self.store, "tunnel l2tp")), 5)
+        self.assertEqual(len(self.query_packets(self.store, "ip proto 115")), 6)
 
 
 class IpsecPairs(StoreTest):
@@ -168,12 +158,7 @@ class IpsecPairs(StoreTest):
         self.assertEqual(keep, 3)
         s = record(self.path("b"), [path], "--cutoff", str(cutoff))
         self.assertEqual(s["connections"], 1)
-        self.assertEqual(len(self.query_all(self.path("b"))), keep)
-
-    def query_all(self, store):
-        out = self.path("all.pcap")
-        tm("query", "--store", store, "-w", out, "-q", "")
-        return tcpdump_packets(out)
+        self.assertEqual(len(self.query_packets(self.path("b"), "")), keep)
 
     def test_corpus_sa_connections(self):
         # tshark -r nonip/ip6_esp.pcap -T fields -e ipv6.src -e ipv6.dst -e esp.spi | sort -u | wc -l

@@ -224,3 +224,9 @@ class StoreTest(unittest.TestCase):
 
     def path(self, name):
         return os.path.join(self.tmp, name)
+
+    def query_packets(self, store, flt, *extra):
+        """tm query's answer on a store, as tcpdump_packets() prints it."""
+        out = self.path("answer.pcap")
+        tm("query", "--store", store, "-w", out, "-q", *extra, flt)
+        return tcpdump_packets(out)
