@@ -19,6 +19,7 @@
 #include "query/planner.h"
 #include "store/pcap_scan.h"
 #include "store/sidecar.h"
+#include "util/pread_full.h"
 
 namespace tmach::query {
 namespace {
@@ -76,7 +77,6 @@ class RecordReader {
     if (off + 16 + caplen > pos_ + len_) fill(off, 16 + caplen);
     return buf_.data() + (off - pos_);
   }
-  bool holds(uint64_t off) const { return off >= pos_ && off + 16 <= pos_ + len_; }
 
   // Enough for most records (an Ethernet frame and its header): reading more costs copying.
   static constexpr size_t kRecordGuess = 2048;
@@ -85,15 +85,11 @@ class RecordReader {
   void fill(uint64_t off, size_t want) {
     want = static_cast<size_t>(std::min<uint64_t>(want, size_ - off));
     if (buf_.size() < want) buf_.resize(want);
-    size_t got = 0;
-    while (got < want) {
-      ssize_t r = pread(fd_, buf_.data() + got, want - got, static_cast<off_t>(off + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) throw std::runtime_error(fmt::format("{}: read failed (truncated meanwhile?)", path_));
-      got += static_cast<size_t>(r);
-    }
+    ssize_t got = util::pread_full(fd_, buf_.data(), want, off);
+    if (got < 0 || static_cast<size_t>(got) < want)
+      throw std::runtime_error(fmt::format("{}: read failed (truncated meanwhile?)", path_));
     pos_ = off;
-    len_ = got;
+    len_ = want;
   }
   std::string path_;
   int fd_ = -1;

@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "util/crc32.h"
+#include "util/pread_full.h"
 
 namespace tmach::store {
 namespace {
@@ -60,16 +61,9 @@ void write_all(int fd, const void* p, size_t n, const std::string& path) {
 
 // Reads up to `n` bytes at `off` (fewer only at the end of the file).
 size_t pread_full(int fd, void* dst, size_t n, uint64_t off, const std::string& path) {
-  auto* d = static_cast<uint8_t*>(dst);
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = pread(fd, d + got, n - got, static_cast<off_t>(off + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) throw SidecarError(fmt::format("{}: read failed: {}", path, std::strerror(errno)));
-    if (r == 0) break;
-    got += static_cast<size_t>(r);
-  }
-  return got;
+  ssize_t got = util::pread_full(fd, dst, n, off);
+  if (got < 0) throw SidecarError(fmt::format("{}: read failed: {}", path, std::strerror(errno)));
+  return static_cast<size_t>(got);
 }
 
 Header parse_header(const uint8_t* p, size_t got, const std::string& path) {
