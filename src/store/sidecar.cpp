@@ -504,6 +504,8 @@ std::vector<SidecarView::BitmapRef> SidecarView::refs(Field f, uint32_t i0, uint
   std::vector<BitmapRef> r(i1 - i0);
   if (!r.empty())
     read_at(b.offset + static_cast<uint64_t>(i0) * sizeof(BitmapRef), r.data(), r.size() * sizeof(BitmapRef));
+  // Bounded: a view serves one segment of one query, whose filter names a few keys.
+  if (r.size() == 1 && ref_cache_.size() < 64) ref_cache_.push_back({f, i0, r[0]});
   return r;
 }
 
