@@ -64,7 +64,6 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t now, bool& 
   index_[i] = Slot{tag, static_cast<uint32_t>(pos + 1)};
   ConnEntry& e = entries_[pos];
   e = ConnEntry{};
-  e.used = 1;
   e.key = kp.key;
   e.orig_is_a = kp.src_is_a ? 1 : 0;
   e.first_ts = e.last_ts = now;
@@ -101,7 +100,6 @@ void ConnTable::erase_entry(size_t pos) {
     index_[slot_of(entries_[last].hash(), static_cast<uint32_t>(last))].pos1 = static_cast<uint32_t>(pos + 1);
     entries_[pos] = entries_[last];
   }
-  entries_[last].used = 0;
 }
 
 void ConnTable::expire_step(uint64_t now, size_t slots) {
@@ -126,7 +124,6 @@ void ConnTable::expire_step(uint64_t now, size_t slots) {
 void ConnTable::end_all() {
   for (size_t i = 0; i < size_; ++i) {
     if (on_end_) on_end_(entries_[i], EndReason::kShutdown);
-    entries_[i].used = 0;
   }
   for (auto& s : index_) s = Slot{0, 0};
   size_ = 0;

@@ -29,11 +29,10 @@ struct Timeouts {
   uint64_t other_ns = 60ull * 1000000000;
 };
 
-// Zero-filled memory is an empty entry (no default member initializers: the table lives in
-// HugeArray, which hands out zeroed pages).
+// The live entries are the table's first size() (dense); a new one starts all zero
+// (ConnEntry{}), which is why there are no default member initializers.
 struct alignas(64) ConnEntry {
   FlowKey key;
-  uint8_t used;
   uint8_t orig_is_a;  // side a sent the first packet we saw
   uint8_t cut;        // cutoff reached
   uint8_t fin_seen;   // bit 0: originator FIN, bit 1: responder FIN
