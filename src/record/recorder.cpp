@@ -147,14 +147,14 @@ void Recorder::apply_host_class(conn::ConnEntry& e) {
 
 size_t Recorder::set_host_class(const packet::IpAddr& host, uint16_t cls) {
   host_class_[host] = cls;
-  std::vector<std::pair<conn::FlowKey, uint64_t>> hit;
-  table_.for_each([&](const conn::ConnEntry& e) {
-    if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls)
-      hit.emplace_back(e.key, e.hash());
+  size_t moved = 0;
+  table_.for_each_mutable([&](conn::ConnEntry& e) {
+    if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls) {
+      e.cls = cls;
+      ++moved;
+    }
   });
-  for (auto& [k, h] : hit)
-    if (conn::ConnEntry* e = table_.find(k, h)) e->cls = cls;
-  return hit.size();
+  return moved;
 }
 
 void Recorder::clear_host_class(const packet::IpAddr& host) { host_class_.erase(host); }
