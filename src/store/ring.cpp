@@ -32,26 +32,29 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   if (need > cap_ / 2) return false;  // cannot be placed reliably
   bool wrap = need > tail_room;
   if (!wrap && pos >= kSoftWrap && cap_ >= 2 * kSoftWrap) {
-    // Past the first few MiB: start again at offset 0 if the consumer has freed it (it keeps
-    // up), so the ring's working set stays small and in the caches, and the rest of its
-    // memory is only touched when the writer falls behind. The consumer's position is
-    // looked up at most every 64 KiB here (it is another core's cache line).
-    wrap = head + tail_room + need - cached_tail_ <= cap_;
-    if (!wrap && head - tail_checked_ >= (64u << 10)) {
+    // Past the first few MiB: start again at offset 0 once the consumer has released every
+    // record, so the ring's working set stays small and in the caches, and the rest of its
+    // memory is only touched when the writer falls behind. Only then: until the consumer
+    // passes the skip marker, records can use only the first `pos` bytes, so wrapping with a
+    // backlog would refuse packets the ring has room for. The consumer's position is looked
+    // up at most every 64 KiB here (it is another core's cache line).
+    if (cached_tail_ != head && head - tail_checked_ >= (64u << 10)) {
       tail_checked_ = head;
-      cached_tail_ = tail_.load(std::memory_order_acquire);
-      wrap = head + tail_room + need - cached_tail_ <= cap_;
+      refresh_tail(head);
     }
+    wrap = cached_tail_ == head && tail_room + need <= cap_;
   }
   uint64_t total = wrap ? tail_room + need : need;
   if (head + total - cached_tail_ > cap_) {
-    cached_tail_ = tail_.load(std::memory_order_acquire);
+    refresh_tail(head);
     if (head + total - cached_tail_ > cap_) return false;
   }
   if (wrap) {
     // tail_room is a multiple of 8 and >= 8, so a header's size field fits.
     uint32_t skip = 0;
     std::memcpy(buf_.begin() + pos, &skip, sizeof(skip));
+    gap_at_ = head;
+    gap_ = tail_room;
     head += tail_room;
     pos = 0;
   }
@@ -65,9 +68,17 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   std::memcpy(rec + sizeof(h) + keys_bytes, data, caplen);
   head += need;
   head_.store(head, std::memory_order_release);
-  uint64_t used = head - cached_tail_;
-  if (used > high_water_) high_water_ = used;
   return true;
+}
+
+void Ring::refresh_tail(uint64_t head) {
+  cached_tail_ = tail_.load(std::memory_order_acquire);
+  // Bytes held by records: the tail skipped at the last wrap (up to the whole ring but the
+  // first few MiB, after a soft wrap) holds none, though it lies between tail and head until
+  // the consumer passes its marker.
+  uint64_t used = head - cached_tail_;
+  if (cached_tail_ <= gap_at_ && gap_at_ + gap_ <= head) used -= gap_;
+  if (used > high_water_) high_water_ = used;
 }
 
 const RecordHeader* Ring::front() {

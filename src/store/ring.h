@@ -62,12 +62,16 @@ class Ring {
   size_t used() const {
     return static_cast<size_t>(head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire));
   }
+  // The most bytes records held, sampled whenever the producer looks up the consumer's
+  // position (at least once per ring's worth of data, and whenever the ring looks full).
   uint64_t high_water() const { return high_water_; }
 
  private:
   // Prefetches the lines from `done` (advanced) to a few KiB past `at` (ring positions).
   void prefetch_ahead(uint64_t at, uint64_t& done, bool write) const;
   static uint32_t record_size(uint32_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~7u; }
+  // Producer: reloads cached_tail_ and samples the high-water mark.
+  void refresh_tail(uint64_t head);
 
   // Huge pages where the kernel allows (fewer TLB misses on a ring of tens of MB), committed
   // as touched rather than zeroed up front.
@@ -79,7 +83,8 @@ class Ring {
   uint64_t cached_tail_ = 0;
   uint64_t tail_checked_ = 0;  // producer: head when cached_tail_ was last refreshed for a soft wrap
   uint64_t high_water_ = 0;
-  uint64_t prefetched_head_ = 0;  // producer: lines asked for (for writing) up to here
+  uint64_t gap_at_ = 0, gap_ = 0;  // producer: where the last wrap's skipped tail starts, its bytes
+  uint64_t prefetched_head_ = 0;   // producer: lines asked for (for writing) up to here
   alignas(64) std::atomic<uint64_t> tail_{0};
   uint64_t read_ = 0;             // consumer: bytes consumed (>= tail_, which counts those released)
   uint64_t prefetched_read_ = 0;  // consumer: lines asked for up to here

@@ -105,6 +105,33 @@ TEST(Ring, KeptUpRingStaysInItsFirstMegabytes) {
   }
   EXPECT_EQ(r.front(), nullptr);
   EXPECT_LT(static_cast<size_t>(highest - lowest), (4u << 20) + 2048);
+  // Records never held more than one at a time; the skipped tails hold none.
+  EXPECT_LE(r.high_water(), 2048u);
+}
+
+// A consumer that lags a little when the producer passes the soft-wrap point, then stops: the
+// ring still takes records until it is full, not only until the records wrapped to offset 0
+// reach the backlog (about 4 MiB).
+TEST(Ring, SoftWrapNeverShrinksTheRing) {
+  store::Ring r(16u << 20);
+  std::vector<uint8_t> data(1500);
+  uint64_t pushed = 0;
+  size_t backlog = 0;
+  while (pushed < 6000) {  // ~9 MB: past the soft-wrap point, the consumer 1 MiB behind
+    ASSERT_TRUE(r.try_push(pushed++, 1, 1500, data.data(), 1500));
+    backlog += 1500;
+    while (backlog > (1u << 20)) {
+      ASSERT_NE(r.front(), nullptr);
+      r.pop();
+      backlog -= 1500;
+    }
+  }
+  while (r.try_push(pushed, 1, 1500, data.data(), 1500)) ++pushed;
+  size_t held = 0;
+  for (; r.front() != nullptr; r.pop()) ++held;
+  const size_t record = (sizeof(store::RecordHeader) + 1500 + 7) & ~size_t{7};
+  EXPECT_GT((held + 2) * record, r.capacity());
+  EXPECT_GT(r.high_water() + 2 * record, r.capacity());
 }
 
 // A consumer that falls behind: the producer goes on past the soft-wrap point and fills the
@@ -132,6 +159,7 @@ TEST(Ring, LaggingConsumerGetsTheWholeRing) {
   while (push()) {
   }
   EXPECT_GT(r.used() + 2000, r.capacity());  // full: nothing refused before the end
+  EXPECT_GT(r.high_water() + 2000, r.capacity());
   uint64_t first_fill = pushed;
   for (int round = 0; round < 20; ++round) {  // behind by most of the ring, and catching up
     pop_some((pushed - popped) / 2 + 1);
