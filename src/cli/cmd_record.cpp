@@ -15,6 +15,8 @@
 #include "cli/summary.h"
 #include "record/recorder.h"
 #include "store/store_writer.h"
+#include "util/allocator_tuning.h"
+#include "util/prefaulter.h"
 #include "util/thread_cpu.h"
 
 namespace tmach::cli {
@@ -49,6 +51,7 @@ Runner add_record(CLI::App& app) {
     std::vector<std::unique_ptr<capture::PacketSource>> file_sources;
     for (auto& path : o->reads) file_sources.push_back(capture::open_file_source(path));
 
+    util::tune_allocator_for_recording();
     store::StoreWriter writer(cfg, cfg.classes);
     const auto& ad = writer.adopt_report();
     if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
@@ -76,6 +79,16 @@ Runner add_record(CLI::App& app) {
       if (auto* c = current.load()) c->stop();
     });
 
+    // The rings first (the capture thread fills them from the start), then the connection
+    // table's index and its first 32 MiB of entries (~250k connections).
+    util::Prefaulter prefault;
+    {
+      std::vector<std::pair<void*, size_t>> hot;
+      for (size_t c = 0; c < cfg.classes.size(); ++c)
+        hot.push_back(writer.ring_mutable(static_cast<uint16_t>(c)).memory());
+      for (auto& r : rec.table_mutable().hot_memory(32u << 20)) hot.push_back(r);
+      prefault.start(std::move(hot));
+    }
     writer.start();
     auto t0 = std::chrono::steady_clock::now();
     std::vector<capture::RawPacket> batch(256);
@@ -111,6 +124,7 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
+    prefault.stop();
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());
     writer.hold_flows();  // the flow records of the connections ended now: written by finish()

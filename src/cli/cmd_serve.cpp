@@ -32,6 +32,7 @@
 #include "server/api.h"
 #include "server/subscription.h"
 #include "store/store_writer.h"
+#include "util/allocator_tuning.h"
 #include "util/timespec.h"
 
 namespace tmach::cli {
@@ -573,6 +574,7 @@ Runner add_serve(CLI::App& app) {
       return 0;
     }
 
+    util::tune_allocator_for_recording();
     store::StoreWriter writer(cfg, cfg.classes);
     const auto& ad = writer.adopt_report();
     if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);

@@ -13,6 +13,7 @@
 // call that inserts or expires.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -107,6 +108,12 @@ class ConnTable {
   size_t max_connections() const { return max_; }
   size_t memory_bytes() const { return index_.size() * sizeof(Slot) + entries_.size() * sizeof(ConnEntry); }
   const ConnTableStats& stats() const { return stats_; }
+  // The memory a run is sure to touch (for util::Prefaulter): the whole index (every new
+  // connection lands somewhere in it), and the first `entry_bytes` of the entries.
+  std::vector<std::pair<void*, size_t>> hot_memory(size_t entry_bytes) {
+    return {{index_.begin(), index_.mapped_bytes()},
+            {entries_.begin(), std::min(entry_bytes, entries_.mapped_bytes())}};
+  }
   uint64_t timeout_of(const ConnEntry& e) const;
 
   template <class F>

@@ -74,9 +74,15 @@ FlowStoreWriter::~FlowStoreWriter() {
   }
 }
 
-void FlowStoreWriter::push(const FlowRecord& r) {
+void FlowStoreWriter::push(std::vector<FlowRecord>& block) {
+  if (block.empty()) return;
   std::lock_guard<std::mutex> lk(mu_);
-  pending_.push_back(r);
+  pending_.push_back(std::move(block));
+  block.clear();  // (a moved-from vector is valid but unspecified)
+  if (!spare_.empty()) {
+    block.swap(spare_.back());
+    spare_.pop_back();
+  }
 }
 
 void FlowStoreWriter::drain(uint64_t now_wall_ns) {
@@ -84,16 +90,26 @@ void FlowStoreWriter::drain(uint64_t now_wall_ns) {
     std::lock_guard<std::mutex> lk(mu_);
     batch_.swap(pending_);
   }
-  for (const FlowRecord& r : batch_) {
-    if (!cur_) {
-      store::SegmentName n{next_seq_++, r.first_ts, 0};
-      cur_ = std::make_unique<FlowFileWriter>((fs::path(dir_) / store::segment_base_name(n)).string(), n.seq,
-                                              classes_);
+  for (auto& block : batch_) {
+    for (const FlowRecord& r : block) {
+      if (!cur_) {
+        store::SegmentName n{next_seq_++, r.first_ts, 0};
+        cur_ = std::make_unique<FlowFileWriter>((fs::path(dir_) / store::segment_base_name(n)).string(),
+                                                n.seq, classes_);
+      }
+      cur_->add(r);
+      ++written_;
+      newest_ts_ = std::max(newest_ts_, r.last_ts);
+      if (cur_->file_bytes() >= cfg_.flow_file_size) seal_current();
     }
-    cur_->add(r);
-    ++written_;
-    newest_ts_ = std::max(newest_ts_, r.last_ts);
-    if (cur_->file_bytes() >= cfg_.flow_file_size) seal_current();
+    block.clear();
+  }
+  if (!batch_.empty()) {
+    // A few emptied blocks go back for reuse (their memory is already paged in); the rest,
+    // after a burst of endings, are freed.
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& block : batch_)
+      if (spare_.size() < kSpareBlocks) spare_.push_back(std::move(block));
   }
   batch_.clear();
   // A block a second keeps recent records readable by `tm flows` (and crash-safe).

@@ -23,7 +23,7 @@ Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
                                                                      : flow::EndState::kTimeout;
                if (why == conn::EndReason::kShutdown && e.closed())
                  st = e.rst_seen ? flow::EndState::kRst : flow::EndState::kFin;
-               writer_.push_flow(flow::make_record(e, st));
+               add_flow(flow::make_record(e, st));
              }),
       per_class_(cfg.classes.size()) {
   for (const auto& c : cfg_.classes) cutoff_.push_back(c.cutoff);
@@ -47,6 +47,7 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
     for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
+  writer_.push_flows(flows_out_);  // what ended in this batch, on its way
 }
 
 void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
@@ -94,7 +95,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       if (pk.ts_ns >= e->first_ts + interim_ns_ &&
           pk.ts_ns >= std::max(e->interim_ts, e->first_ts) + interim_ns_) {
         e->interim_ts = pk.ts_ns;  // a long-lived connection: visible in the flow records while open
-        writer_.push_flow(flow::make_record(*e, flow::EndState::kOpen));
+        add_flow(flow::make_record(*e, flow::EndState::kOpen));
       }
     } else {
       totals_.untracked++;
@@ -137,7 +138,10 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   }
 }
 
-void Recorder::finish() { table_.end_all(); }
+void Recorder::finish() {
+  table_.end_all();
+  writer_.push_flows(flows_out_);
+}
 
 void Recorder::apply_host_class(conn::ConnEntry& e) {
   auto it = host_class_.find(e.key.a);

@@ -17,6 +17,8 @@
 #include "conn/conn_keyer.h"
 #include "conn/conn_table.h"
 #include "conn/flow_key.h"
+#include "flow/flow_record.h"
+#include "flow/flow_store.h"
 #include "packet/packet_info.h"
 #include "store/index_keys.h"
 #include "store/store_writer.h"
@@ -83,13 +85,20 @@ class Recorder {
   void handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
               const std::optional<conn::KeyedPacket>& kp, bool wait_when_full);
 
+  // Flow records of the connections ended or reported (interim) since the last hand-over.
+  void add_flow(const flow::FlowRecord& r) {
+    flows_out_.push_back(r);
+    if (flows_out_.size() >= flow::FlowStoreWriter::kBlockRecords) writer_.push_flows(flows_out_);
+  }
+  std::vector<flow::FlowRecord> flows_out_;
+
   config::Config cfg_;
   store::StoreWriter& writer_;
   std::vector<packet::PacketInfo> infos_ = std::vector<packet::PacketInfo>(kBatch);
   std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
   conn::Classifier classifier_;
   conn::ConnTable table_;
-  conn::ConnKeyer keyer_;  // fragments join their first one's connection, ESP/AH SA pairs one
+  conn::ConnKeyer keyer_;        // fragments join their first one's connection, ESP/AH SA pairs one
   store::IndexKeys index_keys_;  // of the packet being pushed (scratch)
   std::vector<ClassCounters> per_class_;
   std::vector<uint64_t> cutoff_;

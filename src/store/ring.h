@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "store/index_keys.h"
 #include "util/huge_array.h"
@@ -59,6 +60,8 @@ class Ring {
   }
 
   size_t capacity() const { return cap_; }
+  // The ring's memory (for util::Prefaulter).
+  std::pair<void*, size_t> memory() { return {buf_.begin(), buf_.mapped_bytes()}; }
   size_t used() const {
     return static_cast<size_t>(head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire));
   }

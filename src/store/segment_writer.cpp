@@ -93,27 +93,38 @@ void SegmentWriter::write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t
 
 void SegmentWriter::append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
                                     const IndexKeys& keys) {
-  if (n_in_place_ == kMaxInPlace) throw std::logic_error("SegmentWriter: in-place batch full, flush() first");
+  if (in_place_full()) throw std::logic_error("SegmentWriter: in-place batch full, flush() first");
   if (n_in_place_ == 0) {
-    if (!in_place_hdrs_) {
-      in_place_hdrs_ = std::make_unique<PcapRecordHeader[]>(kMaxInPlace);
-      iov_.reserve(2 * kMaxInPlace + 1);
+    if (!gather_) {
+      gather_ = std::make_unique_for_overwrite<uint8_t[]>(kGatherBytes);
+      iov_.reserve(kMaxIov);
     }
     iov_.clear();
     if (!buf_.empty()) iov_.push_back(iovec{buf_.data(), buf_.size()});
+    gather_used_ = gather_run_ = 0;
   }
   builder_.add(note_packet(ts_ns, wirelen, caplen), keys);
-  PcapRecordHeader& rh = in_place_hdrs_[n_in_place_++];
-  rh = PcapRecordHeader{static_cast<uint32_t>(ts_ns / 1000000000ull),
-                        static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
-  iov_.push_back(iovec{&rh, sizeof(rh)});
-  iov_.push_back(iovec{const_cast<uint8_t*>(data), caplen});
+  ++n_in_place_;
+  const PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
+                            static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
+  std::memcpy(gather_.get() + gather_used_, &rh, sizeof(rh));
+  gather_used_ += sizeof(rh);
+  if (caplen < kCopyBelow) {
+    std::memcpy(gather_.get() + gather_used_, data, caplen);
+    gather_used_ += caplen;
+  } else {
+    iov_.push_back(iovec{gather_.get() + gather_run_, gather_used_ - gather_run_});
+    iov_.push_back(iovec{const_cast<uint8_t*>(data), caplen});
+    gather_run_ = gather_used_;
+  }
   if (opts_.fsync_bytes && unsynced_bytes() >= opts_.fsync_bytes) fsync_data();
 }
 
 void SegmentWriter::flush() {
   if (n_in_place_) {
-    // One writev() for buf_ and the frames where they lie; a short write resumes mid-iovec.
+    // One writev() for buf_ and the batch; a short write resumes mid-iovec.
+    if (gather_used_ > gather_run_)
+      iov_.push_back(iovec{gather_.get() + gather_run_, gather_used_ - gather_run_});
     iovec* v = iov_.data();
     size_t n = iov_.size();
     while (n > 0) {

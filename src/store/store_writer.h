@@ -63,6 +63,7 @@ class StoreWriter {
     return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
   }
   const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
+  Ring& ring_mutable(uint16_t cls) { return *rings_[cls]; }  // (for util::Prefaulter)
 
   void start();
   // End of input is near: from now on the flow records are written and the last flow file
@@ -74,9 +75,13 @@ class StoreWriter {
   void finish();
 
   const ClassWriteStats& stats(uint16_t cls) const { return *stats_[cls]; }
-  // Flow records (any thread; written by the writer thread). No-op when flows are disabled.
-  void push_flow(const flow::FlowRecord& r) {
-    if (flows_) flows_->push(r);
+  // Flow records (any thread; written by the writer thread), a block at a time
+  // (FlowStoreWriter::push: `block` comes back empty). Dropped when flows are disabled.
+  void push_flows(std::vector<flow::FlowRecord>& block) {
+    if (flows_)
+      flows_->push(block);
+    else
+      block.clear();
   }
   uint64_t flow_records_written() const { return flows_ ? flows_->records_written() : 0; }
   // Test hook: the writer sleeps this long per packet, to simulate a slow disk.

@@ -43,6 +43,7 @@ class HugeArray {
   T& operator[](size_t i) { return data_[i]; }
   const T& operator[](size_t i) const { return data_[i]; }
   size_t size() const { return n_; }
+  size_t mapped_bytes() const { return bytes_; }  // n * sizeof(T), rounded up to 2 MiB
   T* begin() { return data_; }
   T* end() { return data_ + n_; }
   const T* begin() const { return data_; }

@@ -205,7 +205,7 @@ TEST(Segment, InPlaceAppendsWriteTheSameFile) {
   std::vector<std::vector<uint8_t>> frames;
   for (int i = 0; i < 1300; ++i)
     frames.push_back(udp_frame(static_cast<uint8_t>(1 + i % 7), 9, static_cast<uint16_t>(1000 + i % 11), 53,
-                               static_cast<size_t>(i % 300)));
+                               static_cast<size_t>(i % 5 == 0 ? 400 + i % 1000 : i % 300)));  // copied or not
   {
     store::SegmentWriter a(copied, 1, 1, o), b(in_place, 2, 1, o);
     packet::PacketInfo info;
