@@ -4,11 +4,16 @@
 
 namespace tmach::store {
 
-void Ring::prefetch_ahead(uint64_t at, uint64_t& done, bool write) const {
+void Ring::prefetch_ahead(uint64_t at, size_t pos, uint64_t& done, bool write) const {
   constexpr uint64_t kAhead = 4096;
   if (done < at) done = at & ~uint64_t{63};
+  // The offset of byte count `done` is pos + (done - at), done - at being in [-63, kAhead +
+  // 64): cap_ is a multiple of 64, so pos and at agree modulo 64 and the sum is never
+  // negative; and it passes the end of the ring at most once (cap_ > kAhead + 64).
   for (; done < at + kAhead; done += 64) {
-    const uint8_t* p = buf_.begin() + done % cap_;
+    size_t off = pos + static_cast<size_t>(done - (at & ~uint64_t{63})) - (at & 63);
+    if (off >= cap_) off -= cap_;
+    const uint8_t* p = buf_.begin() + off;
     if (write)
       __builtin_prefetch(p, 1);
     else
@@ -16,7 +21,7 @@ void Ring::prefetch_ahead(uint64_t at, uint64_t& done, bool write) const {
   }
 }
 
-Ring::Ring(size_t bytes) : cap_(std::max<size_t>((bytes + 7) & ~size_t{7}, 1u << 16)) {
+Ring::Ring(size_t bytes) : cap_(std::max<size_t>((bytes + 63) & ~size_t{63}, 1u << 16)) {
   buf_ = util::HugeArray<uint8_t>(cap_);
 }
 
@@ -26,7 +31,7 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   if (caplen > cap_) return false;  // (keeps the sum below from overflowing)
   uint32_t need = record_size(keys_bytes + caplen);
   uint64_t head = head_.load(std::memory_order_relaxed);
-  size_t pos = head % cap_;
+  size_t pos = hpos_;
   size_t tail_room = cap_ - pos;
   // A record that does not fit in the tail is preceded by a skip marker covering the tail.
   if (need > cap_ / 2) return false;  // cannot be placed reliably
@@ -60,13 +65,14 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   }
   // Both threads stream through the ring, which is far larger than the caches, and the
   // hardware prefetcher stops at every 4 KiB boundary: ask for the lines a little ahead.
-  prefetch_ahead(head, prefetched_head_, true);
+  prefetch_ahead(head, pos, prefetched_head_, true);
   RecordHeader h{need, caplen, wirelen, linktype, ts_ns, keys_bytes, 0};
   uint8_t* rec = buf_.begin() + pos;
   std::memcpy(rec, &h, sizeof(h));
   if (keys) keys->pack(rec + sizeof(h));
   std::memcpy(rec + sizeof(h) + keys_bytes, data, caplen);
   head += need;
+  hpos_ = advance(pos, need);
   head_.store(head, std::memory_order_release);
   return true;
 }
@@ -87,20 +93,15 @@ const RecordHeader* Ring::front() {
       cached_head_ = head_.load(std::memory_order_acquire);
       if (read_ == cached_head_) return nullptr;
     }
-    size_t pos = read_ % cap_;
-    const auto* h = reinterpret_cast<const RecordHeader*>(buf_.begin() + pos);
+    const auto* h = reinterpret_cast<const RecordHeader*>(buf_.begin() + rpos_);
     if (h->size == 0) {  // skip marker: the record starts at offset 0
-      read_ += cap_ - pos;
+      read_ += cap_ - rpos_;
+      rpos_ = 0;
       continue;
     }
-    prefetch_ahead(read_, prefetched_read_, false);
+    prefetch_ahead(read_, rpos_, prefetched_read_, false);
     return h;
   }
-}
-
-void Ring::consume() {
-  const auto* h = reinterpret_cast<const RecordHeader*>(buf_.begin() + read_ % cap_);
-  read_ += h->size;
 }
 
 }  // namespace tmach::store
