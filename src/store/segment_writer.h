@@ -107,6 +107,7 @@ class SegmentWriter {
   uint64_t writeback_start_ = 0;  // writeback started for [0, writeback_start_)
   void start_writeback();
   uint64_t last_dir_offset_ = 0;
+  uint64_t next_dir_ord_ = 0;  // every directory_every-th packet has an entry
   SegmentMeta meta_;
   SidecarBody body_;  // directory + offsets filled here; index built by builder_
   IndexBuilder builder_;

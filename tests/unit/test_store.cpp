@@ -321,6 +321,7 @@ TEST(Segment, WriteSealReadBackAndIndexes) {
   store::SidecarBody b = store::read_sidecar_body(base + ".idx");
   EXPECT_EQ(b.offsets.size(), 100u);
   EXPECT_EQ(b.directory.size(), 10u);
+  for (size_t i = 0; i < b.directory.size(); ++i) EXPECT_EQ(b.directory[i].ordinal, 10 * i);  // every 10th
   EXPECT_EQ(b.offsets[0], 24u);
   uint8_t a1[4] = {10, 0, 0, 1};
   auto it = b.index.addr.find(packet::IpAddr::v4(a1).b);
