@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -114,9 +115,14 @@ void StoreWriter::adopt() {
 
 void StoreWriter::start() {
   seal_async_ = true;
-  sealer_ = std::thread([this] { sealer_loop(); });
+  // Named threads (top -H, perf): which part of the recorder uses the CPU.
+  sealer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tm-sealer");
+    sealer_loop();
+  });
   running_ = true;
   thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tm-writer");
     run();
     running_ = false;
     serve_syncs();  // the last requests still get their flush (or fail fast)
@@ -164,6 +170,7 @@ std::map<std::string, uint64_t> StoreWriter::open_segment_bytes() const {
 void StoreWriter::hold_flows() {
   if (flows_finishing_.exchange(true, std::memory_order_acq_rel) || !flows_) return;
   flows_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "tm-flows");
     try {
       // Waits for a drain the writer thread may have begun before it saw flows_finishing_.
       std::lock_guard lk(flows_mu_);

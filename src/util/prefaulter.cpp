@@ -1,5 +1,6 @@
 #include "util/prefaulter.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@ namespace tmach::util {
 void Prefaulter::start(std::vector<std::pair<void*, size_t>> regions) {
   if (thread_.joinable()) return;
   thread_ = std::thread([this, regions = std::move(regions)] {
+    pthread_setname_np(pthread_self(), "tm-prefault");
     constexpr size_t kPiece = size_t{2} << 20;
     for (auto [p, n] : regions) {
       auto* at = static_cast<uint8_t*>(p);
