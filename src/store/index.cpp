@@ -1,6 +1,7 @@
 #include "store/index.h"
 
 #include "conn/fragment_layers.h"
+#include "store/roaring_writer.h"
 
 namespace tmach::store {
 
@@ -187,7 +188,9 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
       }
     if (unordered) std::sort(first, last);
     if (dup) last = std::unique(first, last);
-    return PostingIndex::Span{b, static_cast<uint32_t>(last - first)};
+    const size_t n = static_cast<size_t>(last - first);
+    return PostingIndex::Span{b, static_cast<uint32_t>(n),
+                              static_cast<uint32_t>(roaring_portable_size(first, n))};
   };
 
   out.addr.clear();

@@ -87,6 +87,9 @@ struct SegmentIndex {
 struct PostingIndex {
   struct Span {
     uint32_t begin, size;  // within ords
+    // The bitmap's serialized size (roaring_portable_size), found while the ordinals were
+    // at hand: the sidecar writer visits keys in key order, all over the ordinals.
+    uint32_t bytes;
   };
   std::vector<uint32_t> ords;  // may be longer than what the spans cover (kept memory)
   std::vector<std::pair<AddrKey, Span>> addr;

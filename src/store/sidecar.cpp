@@ -140,10 +140,11 @@ using Sections = std::vector<std::pair<uint32_t, std::vector<uint8_t>>>;  // id,
 // The sections of one field from its keys in order: `items` is a sequence of (key, bitmap)
 // of any kind, `put_key(Writer&, key)` writes a key, `blob_size(bitmap)` and
 // `write_blob(bitmap, uint8_t* out)` serialise its bitmap (portable CRoaring). The bitmaps
-// are written in place into the section, sized once up front.
-template <class Items, class KeyWriter, class BlobSize, class BlobWrite>
+// are written in place into the section, sized once up front. `prefetch(bitmap)` is called
+// a few keys ahead of write_blob: key order is not the order of the bitmaps in memory.
+template <class Items, class KeyWriter, class BlobSize, class BlobWrite, class Prefetch>
 void put_field(Sections& secs, Field f, const Items& items, KeyWriter put_key, BlobSize blob_size,
-               BlobWrite write_blob) {
+               BlobWrite write_blob, Prefetch prefetch) {
   Writer keys, fence;
   const size_t klen = key_len(f);
   keys.buf.reserve(items.size() * klen);
@@ -164,8 +165,12 @@ void put_field(Sections& secs, Field f, const Items& items, KeyWriter put_key, B
   }
   const size_t table = refs.size() * sizeof(BitmapRef);
   std::vector<uint8_t> bms(table + blob_bytes);
+  constexpr size_t kAhead = 8;
+  auto ahead = items.begin();
+  for (size_t a = 0; a < kAhead && ahead != items.end(); ++a, ++ahead) prefetch(ahead->second);
   size_t i = 0;
   for (const auto& [k, b] : items) {
+    if (ahead != items.end()) prefetch((ahead++)->second);
     BitmapRef& r = refs[i++];
     uint8_t* blob = bms.data() + table + r.offset;
     write_blob(b, blob);
@@ -279,15 +284,16 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
                        const PostingIndex& ix) {
   return write_sections(path, meta, directory, offsets, [&](Sections& secs) {
-    auto size = [&](PostingIndex::Span s) { return roaring_portable_size(ix.ords.data() + s.begin, s.size); };
+    auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
     auto write = [&](PostingIndex::Span s, uint8_t* out) {
       roaring_portable_write(ix.ords.data() + s.begin, s.size, out);
     };
-    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write);
-    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write);
-    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write);
-    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write);
-    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write);
+    auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
+    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
+    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
   });
 }
 
@@ -295,12 +301,13 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
   return write_sections(path, meta, body.directory, body.offsets, [&](Sections& secs) {
     auto size = [](const Roaring& b) { return b.getSizeInBytes(true); };
     auto write = [](const Roaring& b, uint8_t* out) { b.write(reinterpret_cast<char*>(out), true); };
+    auto prefetch = [](const Roaring&) {};
     const SegmentIndex& ix = body.index;
-    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write);
-    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write);
-    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write);
-    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write);
-    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write);
+    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
+    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
   });
 }
 
