@@ -163,7 +163,7 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   end.assign(nslots_, 0);
   log_.for_each([&](const Entry& e) { ++end[e.slot]; });
   uint32_t sum = 0;
-  for (auto& n : end) {
+  for (uint32_t& n : end) {
     const uint32_t c = n;
     n = sum;
     sum += c;
@@ -225,23 +225,10 @@ SegmentIndex IndexBuilder::snapshot() const {
   return to_segment_index(p);
 }
 
-const std::vector<std::pair<uint32_t, PostingIndex::Span>>& PostingIndex::scalar(Field f) const {
-  switch (f) {
-    case Field::kPort:
-      return port;
-    case Field::kProto:
-      return proto;
-    case Field::kNet:
-      return net;
-    default:
-      return vlan;
-  }
-}
-
 SegmentIndex to_segment_index(const PostingIndex& p) {
   auto bitmap = [&](PostingIndex::Span s) {
     Roaring r;
-    r.addMany(s.size, p.ords.data() + s.begin);
+    r.addMany(s.size, p.of(s).data());
     r.runOptimize();
     return r;
   };

@@ -97,7 +97,6 @@ struct PostingIndex {
   std::vector<uint32_t> slot_end;  // IndexBuilder's scratch while grouping (kept memory)
 
   std::span<const uint32_t> of(Span s) const { return {ords.data() + s.begin, s.size}; }
-  const std::vector<std::pair<uint32_t, Span>>& scalar(Field f) const;
 };
 
 // The same as Roaring bitmaps, made as a sidecar read back holds them (addMany, runOptimize).
@@ -206,8 +205,8 @@ class IndexBuilder {
   size_t v4_used_ = 0;
   unsigned v4_shift_ = 0;  // 64 - log2(v4_.size())
   size_t v4_home(uint32_t k) const { return static_cast<size_t>((k * 0x9e3779b97f4a7c15ull) >> v4_shift_); }
-  std::vector<std::pair<AddrKey, int32_t>>
-      addr_keys_;          // every address key and its slot, for build_postings()
+  // Every address key and its slot, for build_postings().
+  std::vector<std::pair<AddrKey, int32_t>> addr_keys_;
   PostingIndex postings_;  // finish_postings()'s result
 };
 

@@ -286,7 +286,7 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
   return write_sections(path, meta, directory, offsets, [&](Sections& secs) {
     auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
     auto write = [&](PostingIndex::Span s, uint8_t* out) {
-      roaring_portable_write(ix.ords.data() + s.begin, s.size, out);
+      roaring_portable_write(ix.of(s).data(), s.size, out);
     };
     auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
     put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
