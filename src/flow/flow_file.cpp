@@ -94,11 +94,9 @@ uint64_t FlowFileWriter::seal() {
   ::close(fd_);
   fd_ = -1;
   meta_.pcap_bytes = file_bytes_;
-  store::SidecarBody body;
-  body.offsets.resize(meta_.packets);
-  for (uint32_t i = 0; i < meta_.packets; ++i) body.offsets[i] = i;  // record ordinals
-  body.index = builder_.finish();
-  return store::write_sidecar(base_ + ".idx", meta_, body);
+  std::vector<uint32_t> offsets(meta_.packets);
+  for (uint32_t i = 0; i < meta_.packets; ++i) offsets[i] = i;  // record ordinals
+  return store::write_sidecar(base_ + ".idx", meta_, {}, offsets, builder_.finish_postings());
 }
 
 FlowFileContents read_flow_file(const std::string& path) {
@@ -159,18 +157,17 @@ uint64_t recover_flow_file(const std::string& base) {
     throw std::runtime_error(fmt::format("cannot truncate {}.flows: {}", base, std::strerror(errno)));
   store::SegmentMeta meta;
   store::IndexBuilder b;
-  store::SidecarBody body;
+  std::vector<uint32_t> offsets;
   for (uint32_t i = 0; i < c.records.size(); ++i) {
     const FlowRecord& r = c.records[i];
     if (i == 0 || r.first_ts < meta.first_ts) meta.first_ts = r.first_ts;
     if (r.last_ts > meta.last_ts) meta.last_ts = r.last_ts;
     b.add_packet(i, as_packet(r));
-    body.offsets.push_back(i);
+    offsets.push_back(i);
   }
   meta.packets = c.records.size();
   meta.pcap_bytes = c.valid_end;
-  body.index = b.finish();
-  store::write_sidecar(base + ".idx", meta, body);
+  store::write_sidecar(base + ".idx", meta, {}, offsets, b.finish_postings());
   return c.records.size();
 }
 

@@ -1,6 +1,7 @@
 #include "store/index.h"
 
 #include "conn/fragment_layers.h"
+#include "store/roaring_writer.h"
 
 namespace tmach::store {
 
@@ -136,42 +137,108 @@ void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, conn::F
   add_keys(ord, full);
 }
 
-SegmentIndex IndexBuilder::build() const {
-  // Group the log by slot: count, prefix sums, scatter. Ordinals stay ascending per slot
-  // (but for a fragment indexed again when its first arrived: addMany takes any order).
-  std::vector<uint32_t> start(nslots_ + 1, 0);
-  log_.for_each([&](const Entry& e) { ++start[e.slot + 1]; });
-  for (size_t i = 1; i <= nslots_; ++i) start[i] += start[i - 1];
-  std::vector<uint32_t> ords(log_.size());
-  std::vector<uint32_t> fill(start.begin(), start.end() - 1);
-  log_.for_each([&](const Entry& e) { ords[fill[e.slot]++] = e.ord; });
-  std::vector<Roaring> bm(nslots_);
-  for (size_t i = 0; i < nslots_; ++i) {
-    bm[i].addMany(start[i + 1] - start[i], ords.data() + start[i]);
-    bm[i].runOptimize();
+namespace {
+
+// Bytewise order of 16-byte keys (std::array's operator<, SegmentIndex's map order) as two
+// big-endian 64-bit words.
+struct AddrOrder {
+  static std::pair<uint64_t, uint64_t> words(const AddrKey& k) {
+    uint64_t a, b;
+    std::memcpy(&a, k.data(), 8);
+    std::memcpy(&b, k.data() + 8, 8);
+    return {__builtin_bswap64(a), __builtin_bswap64(b)};
   }
-  auto take = [&](int32_t slot) -> Roaring { return std::move(bm[static_cast<size_t>(slot)]); };
-  SegmentIndex s;
-  for (const auto& [k, slot] : addr_keys_) s.addr.emplace(k, take(slot));
+  bool operator()(const std::pair<AddrKey, PostingIndex::Span>& x,
+                  const std::pair<AddrKey, PostingIndex::Span>& y) const {
+    return words(x.first) < words(y.first);
+  }
+};
+
+}  // namespace
+
+void IndexBuilder::build_postings(PostingIndex& out) const {
+  // Group the log by slot: count, prefix sums, scatter. After the scatter slot_end[s] is
+  // where slot s ends, and so where slot s + 1 begins.
+  std::vector<uint32_t>& end = out.slot_end;
+  end.assign(nslots_, 0);
+  log_.for_each([&](const Entry& e) { ++end[e.slot]; });
+  uint32_t sum = 0;
+  for (uint32_t& n : end) {
+    const uint32_t c = n;
+    n = sum;
+    sum += c;
+  }
+  if (out.ords.size() < log_.size()) out.ords.resize(log_.size());
+  uint32_t* ords = out.ords.data();
+  log_.for_each([&](const Entry& e) { ords[end[e.slot]++] = e.ord; });
+
+  // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
+  // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
+  // arrived adds an earlier ordinal: such spans are sorted (if need be) and de-duplicated.
+  auto span = [&](int32_t slot) {
+    const size_t s = static_cast<size_t>(slot);
+    const uint32_t b = s == 0 ? 0 : end[s - 1];
+    uint32_t* first = ords + b;
+    uint32_t* last = ords + end[s];
+    bool dup = false, unordered = false;
+    for (uint32_t* p = first + 1; p < last; ++p)
+      if (p[0] <= p[-1]) {
+        dup = true;
+        unordered |= p[0] < p[-1];
+      }
+    if (unordered) std::sort(first, last);
+    if (dup) last = std::unique(first, last);
+    const size_t n = static_cast<size_t>(last - first);
+    return PostingIndex::Span{b, static_cast<uint32_t>(n),
+                              static_cast<uint32_t>(roaring_portable_size(first, n))};
+  };
+
+  out.addr.clear();
+  out.addr.reserve(addr_keys_.size());
+  for (const auto& [k, slot] : addr_keys_) out.addr.emplace_back(k, span(slot));
+  std::sort(out.addr.begin(), out.addr.end(), AddrOrder{});
+  for (auto* f : {&out.port, &out.proto, &out.net, &out.vlan}) f->clear();
   for (uint32_t k = 0; k < kScalarProtoBase; ++k)
-    if (direct_[k] >= 0) s.port.emplace(k, take(direct_[k]));
+    if (direct_[k] >= 0) out.port.emplace_back(k, span(direct_[k]));
   for (uint32_t k = 0; k < 256; ++k)
-    if (direct_[kScalarProtoBase + k] >= 0) s.proto.emplace(k, take(direct_[kScalarProtoBase + k]));
+    if (direct_[kScalarProtoBase + k] >= 0) out.proto.emplace_back(k, span(direct_[kScalarProtoBase + k]));
   for (uint32_t k = 0; k < 4096; ++k)
-    if (direct_[kScalarVlanBase + k] >= 0) s.vlan.emplace(k, take(direct_[kScalarVlanBase + k]));
-  if (direct_[kScalarVlanBase + 4096] >= 0) s.vlan.emplace(kAnyVlan, take(direct_[kScalarVlanBase + 4096]));
+    if (direct_[kScalarVlanBase + k] >= 0) out.vlan.emplace_back(k, span(direct_[kScalarVlanBase + k]));
+  if (direct_[kScalarVlanBase + 4096] >= 0)
+    out.vlan.emplace_back(kAnyVlan, span(direct_[kScalarVlanBase + 4096]));
   for (auto& [k, v] : net_)
-    if (v >= 0) s.net.emplace(k, take(v));
-  return s;
+    if (v >= 0) out.net.emplace_back(k, span(v));
+  std::sort(out.net.begin(), out.net.end(), [](auto& x, auto& y) { return x.first < y.first; });
 }
 
-SegmentIndex IndexBuilder::finish() {
-  SegmentIndex s = build();
+const PostingIndex& IndexBuilder::finish_postings() {
+  build_postings(postings_);
   clear();
-  return s;
+  return postings_;
 }
 
-SegmentIndex IndexBuilder::snapshot() const { return build(); }
+SegmentIndex IndexBuilder::finish() { return to_segment_index(finish_postings()); }
+
+SegmentIndex IndexBuilder::snapshot() const {
+  PostingIndex p;
+  build_postings(p);
+  return to_segment_index(p);
+}
+
+SegmentIndex to_segment_index(const PostingIndex& p) {
+  auto bitmap = [&](PostingIndex::Span s) {
+    Roaring r;
+    r.addMany(s.size, p.of(s).data());
+    r.runOptimize();
+    return r;
+  };
+  SegmentIndex ix;
+  for (const auto& [k, s] : p.addr) ix.addr.emplace_hint(ix.addr.end(), k, bitmap(s));
+  for (auto [from, to] : {std::pair{&p.port, &ix.port}, std::pair{&p.proto, &ix.proto},
+                          std::pair{&p.net, &ix.net}, std::pair{&p.vlan, &ix.vlan}})
+    for (const auto& [k, s] : *from) to->emplace_hint(to->end(), k, bitmap(s));
+  return ix;
+}
 
 void IndexBuilder::clear() {
   orphans_.clear();

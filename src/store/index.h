@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <roaring/roaring.hh>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -78,12 +79,35 @@ struct SegmentIndex {
   size_t memory_bytes() const;
 };
 
+// A segment's indexes as plain postings: per field every key in SegmentIndex's order
+// (addresses bytewise, scalars numerically), each once, with the ascending, duplicate-free
+// ordinals of the packets carrying it; all ordinals in one array. What IndexBuilder groups its
+// log into: the sealer writes the sidecar straight from it (roaring_writer.h) rather than
+// through a Roaring bitmap per key, and frees one array instead of thousands of containers.
+struct PostingIndex {
+  struct Span {
+    uint32_t begin, size;  // within ords
+    // The bitmap's serialized size (roaring_portable_size), found while the ordinals were
+    // at hand: the sidecar writer visits keys in key order, all over the ordinals.
+    uint32_t bytes;
+  };
+  std::vector<uint32_t> ords;  // may be longer than what the spans cover (kept memory)
+  std::vector<std::pair<AddrKey, Span>> addr;
+  std::vector<std::pair<uint32_t, Span>> port, proto, net, vlan;
+  std::vector<uint32_t> slot_end;  // IndexBuilder's scratch while grouping (kept memory)
+
+  std::span<const uint32_t> of(Span s) const { return {ords.data() + s.begin, s.size}; }
+};
+
+// The same as Roaring bitmaps, made as a sidecar read back holds them (addMany, runOptimize).
+SegmentIndex to_segment_index(const PostingIndex& p);
+
 // Builds a segment's indexes as packets are appended. Per packet it finds each key's slot
 // through flat tables (one direct array for ports, protocols and VLANs, one open-addressed
 // probe per address: 4-byte keys for IPv4, 16-byte ones for the rest) and appends
 // (slot, ordinal) to one sequential log — no per-key containers are touched on the packet
-// path. finish()/snapshot() group the log by slot (a counting sort; ordinals stay ascending)
-// and make each bitmap in one addMany.
+// path. Sealing groups the log by slot into postings (a counting sort; ordinals stay
+// ascending but where a fragment was indexed again, or a packet carries a key twice).
 // (A per-flow variant, indexing each connection's keys once, was measured slower on the
 // benchmark traffic: most connections are a handful of packets, and the per-flow
 // allocations cost more than the lookups they save.)
@@ -101,9 +125,15 @@ class IndexBuilder {
   // as decoded.
   void add_packet(uint32_t ordinal, const packet::PacketInfo& p, conn::FragmentLayers* frags = nullptr,
                   uint64_t ts_ns = 0);
-  SegmentIndex finish();          // builds the bitmaps; the builder is empty afterwards
+  // The postings of everything added, grouped into `out` (whose memory is reused).
+  void build_postings(PostingIndex& out) const;
+  // The same into the builder's own PostingIndex, which keeps its memory for the builder's
+  // next segment; the builder is empty afterwards. The reference stays valid until the next
+  // finish_postings() or the builder's end; add() does not touch it.
+  const PostingIndex& finish_postings();
+  SegmentIndex finish();          // as Roaring bitmaps; the builder is empty afterwards
   SegmentIndex snapshot() const;  // the same, keeping the state (segment being written)
-  void clear();
+  void clear();                   // empties the builder, keeping its memory
 
  private:
   struct V6Slot {
@@ -128,7 +158,6 @@ class IndexBuilder {
   int32_t& v6_slot(const AddrKey& k);
   int32_t& v4_slot(uint32_t k);
   int32_t& net_slot(uint32_t key);
-  SegmentIndex build() const;
 
   static constexpr size_t kMaxOrphans = 64;
   struct Orphan {  // a later fragment whose first was not seen yet
@@ -176,7 +205,9 @@ class IndexBuilder {
   size_t v4_used_ = 0;
   unsigned v4_shift_ = 0;  // 64 - log2(v4_.size())
   size_t v4_home(uint32_t k) const { return static_cast<size_t>((k * 0x9e3779b97f4a7c15ull) >> v4_shift_); }
-  std::vector<std::pair<AddrKey, int32_t>> addr_keys_;  // every address key and its slot, for build()
+  // Every address key and its slot, for build_postings().
+  std::vector<std::pair<AddrKey, int32_t>> addr_keys_;
+  PostingIndex postings_;  // finish_postings()'s result
 };
 
 }  // namespace tmach::store

@@ -20,7 +20,8 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   RecoveryResult res;
   SegmentMeta meta;
   meta.seq = seg.meta.seq;
-  SidecarBody body;
+  std::vector<DirEntry> directory;
+  std::vector<uint32_t> offsets;  // of each record
   IndexBuilder builder;
   conn::FragmentLayers frags;  // fragments within the segment (an earlier one's are not known here)
   uint64_t last_dir = 0;
@@ -37,10 +38,10 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
       meta.last_ts = std::max(meta.last_ts, ts);
     }
     if (ord == 0 || ord % directory_every == 0 || off - last_dir >= directory_bytes) {
-      body.directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts});
+      directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts});
       last_dir = off;
     }
-    body.offsets.push_back(static_cast<uint32_t>(off));
+    offsets.push_back(static_cast<uint32_t>(off));
     packet::decode(linktype, data, caplen, info);
     builder.add_packet(ord, info, &frags, ts);
     meta.packets++;
@@ -61,8 +62,7 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   }
   meta.linktype = sr.linktype;
   meta.pcap_bytes = sr.valid_end;
-  body.index = builder.finish();
-  res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, body);
+  res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, directory, offsets, builder.finish_postings());
   res.packets = meta.packets;
   seg.meta = meta;
   seg.pcap_bytes = meta.pcap_bytes;

@@ -183,11 +183,12 @@ void SegmentWriter::fsync_data() {
 uint64_t SegmentWriter::seal() {
   fsync_data();
   meta_.pcap_bytes = file_bytes_;
-  body_.index = builder_.finish();
-  uint64_t n = write_sidecar(base_ + ".idx", meta_, body_);
-  // Free the bitmaps and offsets here, on the thread that seals (the sealer thread), rather
-  // than in the destructor, which runs on the writer thread: freeing a segment's thousands of
-  // bitmap containers is a good part of a seal's work.
+  // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
+  // the postings stay with the builder, whose memory the next segment reuses.
+  uint64_t n =
+      write_sidecar(base_ + ".idx", meta_, body_.directory, body_.offsets, builder_.finish_postings());
+  // Free the directory and offsets here, on the thread that seals (the sealer thread), rather
+  // than in the destructor, which runs on the writer thread.
   body_ = SidecarBody{};
   sealed_ = true;
   ::close(fd_);

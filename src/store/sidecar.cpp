@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "store/roaring_writer.h"
 #include "util/crc32.h"
 #include "util/pread_full.h"
 
@@ -134,29 +135,55 @@ struct OffsetBlock {
 
 using BitmapRef = SidecarView::BitmapRef;
 
-template <class Map, class KeyWriter>
-void put_field(std::vector<std::pair<uint32_t, std::vector<uint8_t>>>& secs, Field f, const Map& m,
-               KeyWriter kw) {
-  Writer keys, bms, blobs, fence;
-  for (auto& [k, b] : m) kw(keys, k);
-  size_t klen = key_len(f);
+using Sections = std::vector<std::pair<uint32_t, std::vector<uint8_t>>>;  // id, raw bytes
+
+// The sections of one field from its keys in order: `items` is a sequence of (key, bitmap)
+// of any kind, `put_key(Writer&, key)` writes a key, `blob_size(bitmap)` and
+// `write_blob(bitmap, uint8_t* out)` serialise its bitmap (portable CRoaring). The bitmaps
+// are written in place into the section, sized once up front. `prefetch(bitmap)` is called
+// a few keys ahead of write_blob: key order is not the order of the bitmaps in memory.
+template <class Items, class KeyWriter, class BlobSize, class BlobWrite, class Prefetch>
+void put_field(Sections& secs, Field f, const Items& items, KeyWriter put_key, BlobSize blob_size,
+               BlobWrite write_blob, Prefetch prefetch) {
+  Writer keys, fence;
+  const size_t klen = key_len(f);
+  keys.buf.reserve(items.size() * klen);
+  for (const auto& [k, b] : items) put_key(keys, k);
   for (size_t at = 0; at < keys.buf.size(); at += klen * kKeysPerBlock) {
     size_t len = std::min(keys.buf.size() - at, klen * kKeysPerBlock);
     fence.bytes(keys.buf.data() + at, klen);
     fence.put<uint32_t>(util::crc32(keys.buf.data() + at, len));
   }
-  for (auto& [k, b] : m) {
-    std::vector<char> blob(b.getSizeInBytes(true));
-    b.write(blob.data(), true);
-    bms.put(BitmapRef{blobs.buf.size(), static_cast<uint32_t>(blob.size()),
-                      util::crc32(blob.data(), blob.size())});
-    blobs.bytes(blob.data(), blob.size());
+  // The bitmap section: a reference (offset after the table, size, CRC) per key, then the blobs.
+  std::vector<BitmapRef> refs;
+  refs.reserve(items.size());
+  uint64_t blob_bytes = 0;
+  for (const auto& [k, b] : items) {
+    const size_t n = blob_size(b);
+    refs.push_back(BitmapRef{blob_bytes, static_cast<uint32_t>(n), 0});
+    blob_bytes += n;
   }
-  bms.bytes(blobs.buf.data(), blobs.buf.size());
+  const size_t table = refs.size() * sizeof(BitmapRef);
+  std::vector<uint8_t> bms(table + blob_bytes);
+  constexpr size_t kAhead = 8;
+  auto ahead = items.begin();
+  for (size_t a = 0; a < kAhead && ahead != items.end(); ++a, ++ahead) prefetch(ahead->second);
+  size_t i = 0;
+  for (const auto& [k, b] : items) {
+    if (ahead != items.end()) prefetch((ahead++)->second);
+    BitmapRef& r = refs[i++];
+    uint8_t* blob = bms.data() + table + r.offset;
+    write_blob(b, blob);
+    r.crc = util::crc32(blob, r.size);
+  }
+  if (table) std::memcpy(bms.data(), refs.data(), table);
   secs.emplace_back(kSecKeys + static_cast<uint32_t>(f), std::move(keys.buf));
   secs.emplace_back(kSecFence + static_cast<uint32_t>(f), std::move(fence.buf));
-  secs.emplace_back(kSecBitmaps + static_cast<uint32_t>(f), std::move(bms.buf));
+  secs.emplace_back(kSecBitmaps + static_cast<uint32_t>(f), std::move(bms));
 }
+
+void put_addr_key(Writer& w, const AddrKey& k) { w.bytes(k.data(), 16); }
+void put_scalar_key(Writer& w, uint32_t k) { w.put<uint32_t>(k); }
 
 // Offsets as differences from the previous one (record lengths): two bytes each, which
 // zstd then packs further; 0xffff escapes a full 4-byte value. Each block starts from 0,
@@ -177,20 +204,23 @@ std::vector<uint8_t> delta_code(const uint32_t* off, size_t n) {
   return std::move(w.buf);
 }
 
-}  // namespace
-
-uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body) {
-  std::vector<std::pair<uint32_t, std::vector<uint8_t>>> secs;  // id, raw bytes
+// Writes a sidecar: the directory and offsets sections, then `put_indexes(Sections&)` adds
+// the index sections (put_field per field).
+template <class PutIndexes>
+uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
+                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
+                        PutIndexes put_indexes) {
+  Sections secs;
   {
     Writer w;
-    for (auto& d : body.directory) w.put(d);
+    for (auto& d : directory) w.put(d);
     secs.emplace_back(kSecDirectory, std::move(w.buf));
   }
   {
     Writer table, blocks;
-    for (size_t at = 0; at < body.offsets.size(); at += kOffsetsPerBlock) {
-      size_t n = std::min<size_t>(body.offsets.size() - at, kOffsetsPerBlock);
-      std::vector<uint8_t> raw = delta_code(body.offsets.data() + at, n);
+    for (size_t at = 0; at < offsets.size(); at += kOffsetsPerBlock) {
+      size_t n = std::min<size_t>(offsets.size() - at, kOffsetsPerBlock);
+      std::vector<uint8_t> raw = delta_code(offsets.data() + at, n);
       std::vector<uint8_t> z(ZSTD_compressBound(raw.size()));
       size_t zn = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1);
       if (ZSTD_isError(zn))
@@ -202,13 +232,7 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
     secs.emplace_back(kSecOffsetTable, std::move(table.buf));
     secs.emplace_back(kSecOffsets, std::move(blocks.buf));
   }
-  const SegmentIndex& ix = body.index;
-  auto scalar = [](Writer& w, const uint32_t& k) { w.put<uint32_t>(k); };
-  put_field(secs, Field::kAddr, ix.addr, [](Writer& w, const AddrKey& k) { w.bytes(k.data(), 16); });
-  put_field(secs, Field::kPort, ix.port, scalar);
-  put_field(secs, Field::kProto, ix.proto, scalar);
-  put_field(secs, Field::kNet, ix.net, scalar);
-  put_field(secs, Field::kVlan, ix.vlan, scalar);
+  put_indexes(secs);
 
   std::vector<SidecarView::Section> table(secs.size());
   std::vector<std::vector<uint8_t>> stored(secs.size());
@@ -252,6 +276,39 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
   Fd d{::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (d.fd >= 0) fsync(d.fd);
   return pos;
+}
+
+}  // namespace
+
+uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
+                       const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
+                       const PostingIndex& ix) {
+  return write_sections(path, meta, directory, offsets, [&](Sections& secs) {
+    auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
+    auto write = [&](PostingIndex::Span s, uint8_t* out) {
+      roaring_portable_write(ix.of(s).data(), s.size, out);
+    };
+    auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
+    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
+    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
+  });
+}
+
+uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body) {
+  return write_sections(path, meta, body.directory, body.offsets, [&](Sections& secs) {
+    auto size = [](const Roaring& b) { return b.getSizeInBytes(true); };
+    auto write = [](const Roaring& b, uint8_t* out) { b.write(reinterpret_cast<char*>(out), true); };
+    auto prefetch = [](const Roaring&) {};
+    const SegmentIndex& ix = body.index;
+    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
+    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
+    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
+  });
 }
 
 SegmentMeta read_sidecar_meta(const std::string& path, uint64_t* file_bytes) {

@@ -48,6 +48,12 @@ struct SidecarBody {
 
 // Writes atomically: to "PATH.tmp", fsync, rename over PATH, fsync the directory.
 // Returns the bytes written. Throws SidecarError on I/O failure.
+// From postings (what the sealer has): each bitmap serialised straight from its ordinals.
+uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
+                       const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
+                       const PostingIndex& index);
+// From Roaring bitmaps (e.g. an index read back, or made by hand): the same bytes for the
+// same sets.
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body);
 
 // Reads and checks the header only (128 bytes). `file_bytes`: set to the file's size (even
