@@ -93,14 +93,24 @@ int32_t& IndexBuilder::net_slot(uint32_t key) {
 }
 
 void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
-  for (int i = 0; i < k.n_v4; ++i) append_entry(v4_slot(k.v4[i]), ord);
-  for (int i = 0; i < k.n_v6; ++i) append_entry(v6_slot(k.v6[i]), ord);
+  if (next_ord_ == first_ord_ && out_of_sequence_.empty()) first_ord_ = next_ord_ = ord;  // the first
+  // A few ordinals skipped (no caller here does) stay in sequence as packets without keys.
+  for (; ord > next_ord_ && ord - next_ord_ < 1024; ++next_ord_) counts_.push_back(0);
+  in_sequence_ = ord == next_ord_;
+  ord_ = ord;
+  count_ = 0;
+  for (int i = 0; i < k.n_v4; ++i) append_entry(v4_slot(k.v4[i]));
+  for (int i = 0; i < k.n_v6; ++i) append_entry(v6_slot(k.v6[i]));
   for (int i = 0; i < k.n_scalars; ++i) {
     const uint32_t s = k.scalars[i];
     if (s & kScalarNetFlag)
-      append_entry(net_slot(s & ~kScalarNetFlag), ord);
+      append_entry(net_slot(s & ~kScalarNetFlag));
     else if (s < kScalarDirectEnd)
-      append_entry(direct_[s], ord);
+      append_entry(direct_[s]);
+  }
+  if (in_sequence_) {
+    counts_.push_back(static_cast<uint8_t>(count_));
+    ++next_ord_;
   }
 }
 
@@ -161,16 +171,34 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   // where slot s ends, and so where slot s + 1 begins.
   std::vector<uint32_t>& end = out.slot_end;
   end.assign(nslots_, 0);
-  log_.for_each([&](const Entry& e) { ++end[e.slot]; });
+  slots_.for_each([&](uint32_t s) { ++end[s]; });
+  for (const Entry& e : out_of_sequence_) ++end[e.slot];
   uint32_t sum = 0;
   for (uint32_t& n : end) {
     const uint32_t c = n;
     n = sum;
     sum += c;
   }
-  if (out.ords.size() < log_.size()) out.ords.resize(log_.size());
+  const size_t entries = slots_.size() + out_of_sequence_.size();
+  if (out.ords.size() < entries) out.ords.resize(entries);
   uint32_t* ords = out.ords.data();
-  log_.for_each([&](const Entry& e) { ords[end[e.slot]++] = e.ord; });
+  // The slots in sequence, each packet's `count` of them with its ordinal.
+  {
+    uint32_t ord = first_ord_, left = 0;
+    size_t c = 0;
+    std::vector<uint8_t> counts;  // (read in step with the slots: flattened once)
+    counts.reserve(counts_.size());
+    counts_.for_each([&](uint8_t n) { counts.push_back(n); });
+    slots_.for_each([&](uint32_t s) {
+      while (left == 0) {
+        left = counts[c++];
+        ord = first_ord_ + static_cast<uint32_t>(c - 1);
+      }
+      ords[end[s]++] = ord;
+      --left;
+    });
+  }
+  for (const Entry& e : out_of_sequence_) ords[end[e.slot]++] = e.ord;
 
   // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
   // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
@@ -242,7 +270,10 @@ SegmentIndex to_segment_index(const PostingIndex& p) {
 
 void IndexBuilder::clear() {
   orphans_.clear();
-  log_.clear();
+  slots_.clear();
+  counts_.clear();
+  out_of_sequence_.clear();
+  first_ord_ = next_ord_ = 0;
   nslots_ = 0;
   direct_.assign(kScalarDirectEnd, -1);
   net_.clear();

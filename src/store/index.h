@@ -152,8 +152,15 @@ class IndexBuilder {
     if (slot < 0) slot = static_cast<int32_t>(nslots_++);
     return slot;
   }
-  void append_entry(int32_t& slot, uint32_t ord) {
-    log_.push_back(Entry{static_cast<uint32_t>(ensure(slot)), ord});
+  // One key of the packet being added (see add()).
+  void append_entry(int32_t& slot) {
+    const auto s = static_cast<uint32_t>(ensure(slot));
+    if (in_sequence_) {
+      slots_.push_back(s);
+      ++count_;
+    } else {
+      out_of_sequence_.push_back(Entry{s, ord_});
+    }
   }
   int32_t& v6_slot(const AddrKey& k);
   int32_t& v4_slot(uint32_t k);
@@ -166,15 +173,15 @@ class IndexBuilder {
   };
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
-  // (slot, ordinal) in packet order (a fragment's first may add an earlier ordinal). In
-  // fixed chunks rather than one vector: growing never copies (a segment's log is tens of
-  // MB), and clear() keeps the chunks for the builder's next segment.
-  class EntryLog {
+  // Appends in fixed chunks rather than one vector: growing never copies (a segment's log is
+  // tens of MB), and clear() keeps the chunks for the builder's next segment.
+  template <class T, size_t kChunk>
+  class ChunkLog {
    public:
-    void push_back(Entry e) {
+    void push_back(T v) {
       const size_t c = size_ / kChunk;
-      if (c == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<Entry[]>(kChunk));
-      chunks_[c][size_ % kChunk] = e;
+      if (c == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+      chunks_[c][size_ % kChunk] = v;
       ++size_;
     }
     size_t size() const { return size_; }
@@ -182,20 +189,32 @@ class IndexBuilder {
     template <class F>
     void for_each(F&& f) const {
       for (size_t c = 0; c * kChunk < size_; ++c) {
-        const Entry* p = chunks_[c].get();
+        const T* p = chunks_[c].get();
         const size_t n = std::min(kChunk, size_ - c * kChunk);
         for (size_t i = 0; i < n; ++i) f(p[i]);
       }
     }
 
    private:
-    static constexpr size_t kChunk = size_t{1} << 16;  // entries (512 KiB)
-    std::vector<std::unique_ptr<Entry[]>> chunks_;
+    std::vector<std::unique_ptr<T[]>> chunks_;
     size_t size_ = 0;
   };
 
+  // The log of what was added: packets given in sequence (ordinal first_ord_, first_ord_ + 1,
+  // ...) as their keys' slots and, per packet, how many — 4 bytes a key and 1 a packet
+  // rather than an (slot, ordinal) pair of 8 bytes a key: the log is the builder's memory,
+  // most of it touched for the first time, and what the seal's counting sort reads twice.
+  // A packet out of sequence (a later fragment indexed again when its first arrived) goes to
+  // out_of_sequence_ as pairs.
+  ChunkLog<uint32_t, size_t{1} << 17> slots_;  // 512 KiB chunks
+  ChunkLog<uint8_t, size_t{1} << 19> counts_;  // 512 KiB chunks; a packet has < 256 keys
+  std::vector<Entry> out_of_sequence_;
+  uint32_t first_ord_ = 0, next_ord_ = 0;  // next_ord_ - first_ord_ packets in sequence
+  bool in_sequence_ = true;                // add(): the packet being added
+  uint32_t ord_ = 0;                       // add(): its ordinal
+  uint32_t count_ = 0;                     // add(): its keys so far
+
   std::vector<Orphan> orphans_;
-  EntryLog log_;
   size_t nslots_ = 0;
   std::vector<int32_t> direct_;                    // encoded port/protocol/VLAN key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear
