@@ -2,15 +2,21 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 #include "store/sidecar.h"
 #include "util/crc32.h"
@@ -37,6 +43,78 @@ void write_all(int fd, const void* p, size_t n, const std::string& path) {
 
 }  // namespace
 
+// The write-behind thread: blocks in order, a few at most waiting (the producer waits beyond
+// that, so memory stays bounded), emptied blocks handed back for reuse.
+class FlowFileWriter::Behind {
+ public:
+  explicit Behind(FlowFileWriter& w) : w_(w), t_([this] { run(); }) {}
+  ~Behind() {
+    try {
+      finish();
+    } catch (...) {
+    }
+  }
+  // Takes `block` (leaving it empty, with a reused block's capacity when there is one).
+  void push(std::vector<FlowRecord>& block) {
+    std::unique_lock lk(mu_);
+    room_.wait(lk, [&] { return queue_.size() < kMaxQueued || failed_; });
+    if (failed_) std::rethrow_exception(failed_);
+    queue_.push_back(std::move(block));
+    block.clear();
+    if (!spare_.empty()) {
+      block.swap(spare_.back());
+      spare_.pop_back();
+    }
+    work_.notify_one();
+  }
+  // Writes what is queued, ends the thread; rethrows its failure.
+  void finish() {
+    {
+      std::lock_guard lk(mu_);
+      closing_ = true;
+    }
+    work_.notify_one();
+    if (t_.joinable()) t_.join();
+    if (failed_) std::rethrow_exception(std::exchange(failed_, nullptr));
+  }
+
+ private:
+  static constexpr size_t kMaxQueued = 8;
+  void run() {
+    pthread_setname_np(pthread_self(), "tm-flowzip");
+    std::vector<uint8_t> scratch;
+    std::unique_lock lk(mu_);
+    for (;;) {
+      work_.wait(lk, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;
+      std::vector<FlowRecord> block = std::move(queue_.front());
+      queue_.pop_front();
+      lk.unlock();
+      try {
+        w_.write_block(block, scratch);
+      } catch (...) {
+        lk.lock();
+        failed_ = std::current_exception();
+        room_.notify_all();
+        return;
+      }
+      block.clear();
+      lk.lock();
+      spare_.push_back(std::move(block));
+      room_.notify_one();
+    }
+  }
+
+  FlowFileWriter& w_;
+  std::mutex mu_;
+  std::condition_variable work_, room_;
+  std::deque<std::vector<FlowRecord>> queue_;
+  std::vector<std::vector<FlowRecord>> spare_;
+  bool closing_ = false;
+  std::exception_ptr failed_;
+  std::thread t_;  // last: starts once the rest is built
+};
+
 FlowFileWriter::FlowFileWriter(std::string base, uint64_t seq, const std::vector<std::string>& classes)
     : base_(std::move(base)) {
   std::string path = base_ + ".flows";
@@ -57,10 +135,15 @@ FlowFileWriter::~FlowFileWriter() {
   if (fd_ >= 0) {
     try {
       flush_block();
+      if (behind_) behind_->finish();
     } catch (...) {
     }
     ::close(fd_);
   }
+}
+
+void FlowFileWriter::write_behind() {
+  if (!behind_) behind_ = std::make_unique<Behind>(*this);
 }
 
 void FlowFileWriter::add(const FlowRecord& r) {
@@ -75,21 +158,32 @@ void FlowFileWriter::add(const FlowRecord& r) {
 
 void FlowFileWriter::flush_block() {
   if (pending_.empty()) return;
-  size_t raw = pending_.size() * sizeof(FlowRecord);
-  std::vector<uint8_t>& z = block_;
+  if (behind_) {
+    behind_->push(pending_);
+    return;
+  }
+  write_block(pending_, block_);
+  pending_.clear();
+}
+
+void FlowFileWriter::write_block(const std::vector<FlowRecord>& records, std::vector<uint8_t>& z) {
+  size_t raw = records.size() * sizeof(FlowRecord);
   if (z.size() < ZSTD_compressBound(raw) + 16) z.resize(ZSTD_compressBound(raw) + 16);
-  size_t zn = ZSTD_compress(z.data() + 16, z.size() - 16, pending_.data(), raw, 1);
+  size_t zn = ZSTD_compress(z.data() + 16, z.size() - 16, records.data(), raw, 1);
   if (ZSTD_isError(zn)) throw std::runtime_error("flow block compression failed");
-  uint32_t hdr[4] = {kBlockMagic, static_cast<uint32_t>(pending_.size()), static_cast<uint32_t>(zn),
+  uint32_t hdr[4] = {kBlockMagic, static_cast<uint32_t>(records.size()), static_cast<uint32_t>(zn),
                      util::crc32(z.data() + 16, zn)};
   std::memcpy(z.data(), hdr, 16);
   write_all(fd_, z.data(), zn + 16, base_ + ".flows");
-  file_bytes_ += zn + 16;
-  pending_.clear();
+  file_bytes_.fetch_add(zn + 16, std::memory_order_relaxed);
 }
 
 uint64_t FlowFileWriter::seal() {
   flush_block();
+  if (behind_) {
+    behind_->finish();
+    behind_.reset();
+  }
   ::fdatasync(fd_);
   ::close(fd_);
   fd_ = -1;

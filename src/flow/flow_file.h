@@ -5,6 +5,7 @@
 // indexes over record ordinals).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,16 +39,26 @@ class FlowFileWriter {
   void add(const FlowRecord& r);
   void flush_block();  // compress and write what is buffered
   uint64_t seal();     // flush, fsync, write the sidecar; returns its size
-  uint64_t file_bytes() const { return file_bytes_; }
+  // From now on each block is compressed and written by a thread of its own while the caller
+  // indexes the next: at a recorder's shutdown every open connection's record comes at once
+  // (hundreds of thousands on the bench capture), and compressing them took as long as the
+  // rest of their writing. seal() waits for that thread. Once.
+  void write_behind();
+  uint64_t file_bytes() const { return file_bytes_.load(std::memory_order_relaxed); }
   const std::string& base() const { return base_; }
   const store::SegmentMeta& meta() const { return meta_; }
 
  private:
+  // Compresses and writes one block (the caller's thread, or write_behind()'s).
+  void write_block(const std::vector<FlowRecord>& records, std::vector<uint8_t>& scratch);
+  class Behind;
+
   std::string base_;
   int fd_ = -1;
-  uint64_t file_bytes_ = 0;
+  std::atomic<uint64_t> file_bytes_{0};
   std::vector<FlowRecord> pending_;
   std::vector<uint8_t> block_;  // a compressed block being written (kept: one allocation, not one a block)
+  std::unique_ptr<Behind> behind_;
   store::SegmentMeta meta_;
   store::IndexBuilder builder_;
 };

@@ -96,6 +96,7 @@ void FlowStoreWriter::drain(uint64_t now_wall_ns) {
         store::SegmentName n{next_seq_++, r.first_ts, 0};
         cur_ = std::make_unique<FlowFileWriter>((fs::path(dir_) / store::segment_base_name(n)).string(),
                                                 n.seq, classes_);
+        if (write_behind_) cur_->write_behind();
       }
       cur_->add(r);
       ++written_;
@@ -117,6 +118,11 @@ void FlowStoreWriter::drain(uint64_t now_wall_ns) {
     cur_->flush_block();
     last_block_ns_ = now_wall_ns;
   }
+}
+
+void FlowStoreWriter::write_behind() {
+  write_behind_ = true;
+  if (cur_) cur_->write_behind();
 }
 
 void FlowStoreWriter::finish() {

@@ -41,6 +41,9 @@ class FlowStoreWriter {
   static constexpr size_t kBlockRecords = 4096;  // what a producer should gather before push()
   void drain(uint64_t now_wall_ns);  // writer thread: write what was pushed; flush a block each second
   void finish();                     // writer thread or after it stopped: seal the current file
+  // The thread that drains from now on indexes while another compresses and writes
+  // (FlowFileWriter::write_behind): for the shutdown's burst of records.
+  void write_behind();
 
   uint64_t records_written() const { return written_; }
   uint64_t disk_bytes() const { return sealed_bytes_ + (cur_ ? cur_->file_bytes() : 0); }
@@ -69,6 +72,7 @@ class FlowStoreWriter {
   uint64_t newest_ts_ = 0;
   uint64_t last_block_ns_ = 0;
   uint64_t written_ = 0;
+  bool write_behind_ = false;
 };
 
 }  // namespace tmach::flow

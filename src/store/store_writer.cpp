@@ -174,6 +174,7 @@ void StoreWriter::hold_flows() {
     try {
       // Waits for a drain the writer thread may have begun before it saw flows_finishing_.
       std::lock_guard lk(flows_mu_);
+      flows_->write_behind();
       while (!flows_closed_.load(std::memory_order_acquire)) {
         flows_->drain(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                 std::chrono::steady_clock::now().time_since_epoch())
