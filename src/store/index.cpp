@@ -171,7 +171,16 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   // where slot s ends, and so where slot s + 1 begins.
   std::vector<uint32_t>& end = out.slot_end;
   end.assign(nslots_, 0);
-  slots_.for_each([&](uint32_t s) { ++end[s]; });
+  // Both passes touch end[] (and the scatter ords[]) at random, and a segment's slots are
+  // more than the caches hold: ask for those lines a few keys ahead. (Measured on
+  // ingest-heavy: the scatter's loads and stores of end[] and ords[] were most of the seal.)
+  constexpr size_t kAhead = 16;
+  slots_.for_each_chunk([&](const uint32_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) __builtin_prefetch(&end[p[i + kAhead]], 1);
+      ++end[p[i]];
+    }
+  });
   for (const Entry& e : out_of_sequence_) ++end[e.slot];
   uint32_t sum = 0;
   for (uint32_t& n : end) {
@@ -189,13 +198,18 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
     std::vector<uint8_t> counts;  // (read in step with the slots: flattened once)
     counts.reserve(counts_.size());
     counts_.for_each([&](uint8_t n) { counts.push_back(n); });
-    slots_.for_each([&](uint32_t s) {
-      while (left == 0) {
-        left = counts[c++];
-        ord = first_ord_ + static_cast<uint32_t>(c - 1);
+    slots_.for_each_chunk([&](const uint32_t* p, size_t n) {
+      for (size_t i = 0; i < n; ++i) {
+        if (i + kAhead < n) __builtin_prefetch(&end[p[i + kAhead]], 1);
+        // (end[] of that key may still move before we get there: the line is what counts)
+        if (i + kAhead / 2 < n) __builtin_prefetch(&ords[end[p[i + kAhead / 2]]], 1);
+        while (left == 0) {
+          left = counts[c++];
+          ord = first_ord_ + static_cast<uint32_t>(c - 1);
+        }
+        ords[end[p[i]]++] = ord;
+        --left;
       }
-      ords[end[s]++] = ord;
-      --left;
     });
   }
   for (const Entry& e : out_of_sequence_) ords[end[e.slot]++] = e.ord;

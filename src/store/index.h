@@ -188,11 +188,14 @@ class IndexBuilder {
     void clear() { size_ = 0; }
     template <class F>
     void for_each(F&& f) const {
-      for (size_t c = 0; c * kChunk < size_; ++c) {
-        const T* p = chunks_[c].get();
-        const size_t n = std::min(kChunk, size_ - c * kChunk);
+      for_each_chunk([&](const T* p, size_t n) {
         for (size_t i = 0; i < n; ++i) f(p[i]);
-      }
+      });
+    }
+    // f(pointer, count) per chunk, in order.
+    template <class F>
+    void for_each_chunk(F&& f) const {
+      for (size_t c = 0; c * kChunk < size_; ++c) f(chunks_[c].get(), std::min(kChunk, size_ - c * kChunk));
     }
 
    private:
