@@ -85,11 +85,12 @@ int32_t& IndexBuilder::v4_slot(uint32_t k) {
   }
 }
 
-int32_t& IndexBuilder::net_slot(uint32_t key) {
-  for (auto& [k, v] : net_)
-    if (k == key) return v;
+size_t IndexBuilder::net_index(uint32_t key) {
+  for (size_t i = 0; i < net_.size(); ++i)
+    if (net_[i].first == key) return i;
   net_.emplace_back(key, -1);
-  return net_.back().second;
+  net_list_.push_back(-1);
+  return net_.size() - 1;
 }
 
 void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
@@ -103,15 +104,31 @@ void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
   for (int i = 0; i < k.n_v6; ++i) append_entry(v6_slot(k.v6[i]));
   for (int i = 0; i < k.n_scalars; ++i) {
     const uint32_t s = k.scalars[i];
-    if (s & kScalarNetFlag)
-      append_entry(net_slot(s & ~kScalarNetFlag));
-    else if (s < kScalarDirectEnd)
+    if (s & kScalarNetFlag) {
+      const size_t at = net_index(s & ~kScalarNetFlag);
+      append_to_list(net_list_[at], net_[at].second);
+    } else if (s >= kScalarProtoBase && s < kScalarVlanBase) {
+      append_to_list(proto_list_[s - kScalarProtoBase], direct_[s]);
+    } else if (s < kScalarDirectEnd) {
       append_entry(direct_[s]);
+    }
   }
   if (in_sequence_) {
     counts_.push_back(static_cast<uint8_t>(count_));
     ++next_ord_;
   }
+}
+
+void IndexBuilder::append_to_list(int32_t& list, int32_t& slot) {
+  if (list < 0) {
+    list = static_cast<int32_t>(lists_.size());
+    lists_.push_back(List{static_cast<uint32_t>(ensure(slot)), {}});
+    if (!spare_lists_.empty()) {
+      lists_.back().ords.swap(spare_lists_.back());
+      spare_lists_.pop_back();
+    }
+  }
+  lists_[static_cast<size_t>(list)].ords.push_back(ord_);
 }
 
 void IndexBuilder::add_keys(uint32_t ord, const packet::PacketInfo& p) {
@@ -182,13 +199,15 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
     }
   });
   for (const Entry& e : out_of_sequence_) ++end[e.slot];
+  for (const List& l : lists_) end[l.slot] += static_cast<uint32_t>(l.ords.size());
   uint32_t sum = 0;
   for (uint32_t& n : end) {
     const uint32_t c = n;
     n = sum;
     sum += c;
   }
-  const size_t entries = slots_.size() + out_of_sequence_.size();
+  size_t entries = slots_.size() + out_of_sequence_.size();
+  for (const List& l : lists_) entries += l.ords.size();
   if (out.ords.size() < entries) out.ords.resize(entries);
   uint32_t* ords = out.ords.data();
   // The slots in sequence, each packet's `count` of them with its ordinal.
@@ -213,6 +232,10 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
     });
   }
   for (const Entry& e : out_of_sequence_) ords[end[e.slot]++] = e.ord;
+  for (const List& l : lists_) {  // a list's slot has no other entries
+    std::memcpy(ords + end[l.slot], l.ords.data(), l.ords.size() * sizeof(uint32_t));
+    end[l.slot] += static_cast<uint32_t>(l.ords.size());
+  }
 
   // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
   // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
@@ -291,6 +314,13 @@ void IndexBuilder::clear() {
   nslots_ = 0;
   direct_.assign(kScalarDirectEnd, -1);
   net_.clear();
+  for (List& l : lists_) {
+    l.ords.clear();
+    spare_lists_.push_back(std::move(l.ords));
+  }
+  lists_.clear();
+  proto_list_.assign(256, -1);
+  net_list_.clear();
   v6_.assign(256, V6Slot{{}, -1});
   v6_used_ = 0;
   v4_.assign(1024, V4Slot{0, -1});

@@ -164,7 +164,7 @@ class IndexBuilder {
   }
   int32_t& v6_slot(const AddrKey& k);
   int32_t& v4_slot(uint32_t k);
-  int32_t& net_slot(uint32_t key);
+  size_t net_index(uint32_t key);  // in net_ (added if new)
 
   static constexpr size_t kMaxOrphans = 64;
   struct Orphan {  // a later fragment whose first was not seen yet
@@ -221,7 +221,21 @@ class IndexBuilder {
   size_t nslots_ = 0;
   std::vector<int32_t> direct_;                    // encoded port/protocol/VLAN key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear
-  std::vector<V6Slot> v6_;                         // open addressing, power of two
+
+  // Protocols and network-layer kinds: a handful of keys, each carried by a large share of the
+  // packets (one of each per IP layer). Their ordinals are appended to a list per key as they
+  // come, a sequential write, rather than logged: the seal's counting sort then reads and
+  // scatters a third fewer entries (build/micro_seal), and copies these lists whole.
+  struct List {
+    uint32_t slot;
+    std::vector<uint32_t> ords;
+  };
+  void append_to_list(int32_t& list, int32_t& slot);
+  std::vector<List> lists_;
+  std::vector<std::vector<uint32_t>> spare_lists_;  // cleared lists' memory, for the next segment
+  std::vector<int32_t> proto_list_;                 // protocol -> index in lists_, -1 = none yet
+  std::vector<int32_t> net_list_;                   // net_[i] -> index in lists_, -1 = none yet
+  std::vector<V6Slot> v6_;                          // open addressing, power of two
   size_t v6_used_ = 0;
   std::vector<V4Slot> v4_;  // open addressing, power of two, multiplicative hash
   size_t v4_used_ = 0;
