@@ -17,20 +17,12 @@
 #include "store/index.h"
 #include "store/index_keys.h"
 #include "store/sidecar.h"
+#include "temp_dir.h"
 
 using namespace tmach;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path p;
-  TempDir() {
-    char tmpl[] = "/tmp/tm-unit-XXXXXX";
-    p = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(p); }
-};
 
 std::vector<char> slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -15,19 +15,12 @@
 #include "store/ring.h"
 #include "store/segment_writer.h"
 #include "store/sidecar.h"
+#include "temp_dir.h"
 
 using namespace tmach;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path p;
-  TempDir() {
-    char tmpl[] = "/tmp/tm-unit-XXXXXX";
-    p = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(p); }
-};
 
 // Ethernet/IPv4/UDP frame 10.0.0.<a> -> 10.0.0.<b>, ports sp -> dp, `pad` payload bytes.
 std::vector<uint8_t> udp_frame(uint8_t a, uint8_t b, uint16_t sp, uint16_t dp, size_t pad = 0) {
