@@ -105,7 +105,9 @@ class MmapPcapSource : public PacketSource {
   size_t released_ = 0;
   size_t populated_ = 0;
   size_t prefetched_ = 24;
-  static constexpr size_t kPrefetchAhead = 8192;
+  // 32 KiB rather than 8: interleaved runs on ingest-heavy, capture-thread CPU 0.84-0.88 s
+  // against 0.89-0.93 s (neutral on ingest-small).
+  static constexpr size_t kPrefetchAhead = 32768;
   bool done_ = false;
   std::string warning_;
 };
