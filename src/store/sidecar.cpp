@@ -633,15 +633,17 @@ std::pair<uint32_t, uint32_t> SidecarView::scalar_range(Field f, uint32_t lo_key
   return {i, e};
 }
 
-uint32_t SidecarView::addr_slot(const AddrKey& key) const {
+std::pair<uint32_t, uint32_t> SidecarView::addr_keys(const AddrKey& key) const {
   const Keys& k = keys(Field::kAddr);
   uint32_t i = lower_bound(k, key.data(), true);
-  return i < k.n && std::memcmp(key_at(k, i), key.data(), 16) == 0 ? i : UINT32_MAX;
+  return i < k.n && std::memcmp(key_at(k, i), key.data(), 16) == 0 ? std::pair{i, i + 1} : std::pair{i, i};
 }
 
+// Each lookup is a key range ([first, end), the functions above) given to union_of() for
+// its bitmap or to cost() for what reading it takes.
 Roaring SidecarView::addr(const AddrKey& key) const {
-  uint32_t i = addr_slot(key);
-  return i == UINT32_MAX ? Roaring() : union_of(Field::kAddr, i, i + 1);
+  auto [i, e] = addr_keys(key);
+  return union_of(Field::kAddr, i, e);
 }
 
 Roaring SidecarView::addr_prefix(const packet::IpAddr& net, unsigned bits) const {
@@ -655,14 +657,15 @@ Roaring SidecarView::scalar(Field f, uint32_t lo_key, uint32_t hi_key) const {
 }
 
 uint64_t SidecarView::cost(Field f, uint32_t i0, uint32_t i1) const {
+  if (i0 >= i1) return 0;  // (as union_of: nothing to read)
   uint64_t n = 0;
   for (const BitmapRef& r : refs(f, i0, i1)) n += r.size;
   return n;
 }
 
 uint64_t SidecarView::addr_cost(const AddrKey& key) const {
-  uint32_t i = addr_slot(key);
-  return i == UINT32_MAX ? 0 : cost(Field::kAddr, i, i + 1);
+  auto [i, e] = addr_keys(key);
+  return cost(Field::kAddr, i, e);
 }
 
 uint64_t SidecarView::addr_prefix_cost(const packet::IpAddr& net, unsigned bits) const {

@@ -118,7 +118,7 @@ class SidecarView : public IndexLookup {
   const uint8_t* key_at(const Keys& k, uint32_t i) const;
   // First key not below `key` (addresses compare bytewise, scalars as little-endian uint32).
   uint32_t lower_bound(const Keys& k, const uint8_t* key, bool bytewise) const;
-  uint32_t addr_slot(const AddrKey& key) const;  // UINT32_MAX when absent
+  std::pair<uint32_t, uint32_t> addr_keys(const AddrKey& key) const;  // [i, i + 1), or empty
   std::pair<uint32_t, uint32_t> addr_range(const packet::IpAddr& net, unsigned bits) const;
   std::pair<uint32_t, uint32_t> scalar_range(Field f, uint32_t lo, uint32_t hi) const;
   std::vector<BitmapRef> refs(Field f, uint32_t i0, uint32_t i1) const;  // unchecked
