@@ -213,17 +213,14 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   // The slots in sequence, each packet's `count` of them with its ordinal.
   {
     uint32_t ord = first_ord_, left = 0;
-    size_t c = 0;
-    std::vector<uint8_t> counts;  // (read in step with the slots: flattened once)
-    counts.reserve(counts_.size());
-    counts_.for_each([&](uint8_t n) { counts.push_back(n); });
+    size_t c = 0;  // packets begun
     slots_.for_each_chunk([&](const uint32_t* p, size_t n) {
       for (size_t i = 0; i < n; ++i) {
         if (i + kAhead < n) __builtin_prefetch(&end[p[i + kAhead]], 1);
         // (end[] of that key may still move before we get there: the line is what counts)
         if (i + kAhead / 2 < n) __builtin_prefetch(&ords[end[p[i + kAhead / 2]]], 1);
         while (left == 0) {
-          left = counts[c++];
+          left = counts_[c++];
           ord = first_ord_ + static_cast<uint32_t>(c - 1);
         }
         ords[end[p[i]]++] = ord;

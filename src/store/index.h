@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -177,6 +178,8 @@ class IndexBuilder {
   // tens of MB), and clear() keeps the chunks for the builder's next segment.
   template <class T, size_t kChunk>
   class ChunkLog {
+    static_assert(std::has_single_bit(kChunk));
+
    public:
     void push_back(T v) {
       const size_t c = size_ / kChunk;
@@ -185,6 +188,7 @@ class IndexBuilder {
       ++size_;
     }
     size_t size() const { return size_; }
+    T operator[](size_t i) const { return chunks_[i / kChunk][i % kChunk]; }  // (kChunk: a power of two)
     void clear() { size_ = 0; }
     template <class F>
     void for_each(F&& f) const {

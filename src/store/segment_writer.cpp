@@ -54,7 +54,8 @@ uint32_t SegmentWriter::note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t c
     if (ts_ns < meta_.first_ts) meta_.first_ts = ts_ns;
     if (ts_ns > meta_.last_ts) meta_.last_ts = ts_ns;
   }
-  if (ord == next_dir_ord_ || off - last_dir_offset_ >= opts_.directory_bytes || ord == 0) {
+  if (ord == next_dir_ord_ ||
+      off - last_dir_offset_ >= opts_.directory_bytes) {               // (ordinal 0 is the first target)
     if (ord == next_dir_ord_) next_dir_ord_ += opts_.directory_every;  // (a division per packet otherwise)
     body_.directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts_ns});
     last_dir_offset_ = off;
