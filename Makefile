@@ -6,6 +6,11 @@ FUZZ_SECONDS ?= 60
 TM_CORPUS  ?= $(abspath ../shared/corpus)
 JOBS       ?= $(shell nproc)
 TM         := $(BUILD)/tm
+# ccache, when installed (not required): paths relative to the checkout, so that several
+# checkouts (git worktrees) share compiled objects.
+CCACHE     := $(shell command -v ccache 2>/dev/null)
+LAUNCHER   := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: all setup build build-asan demo test test-release test-asan bench fuzz format clean
 
@@ -15,11 +20,11 @@ setup:
 	@./scripts/setup.sh
 
 build: setup
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(LAUNCHER) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: setup
-	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON >/dev/null
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON $(LAUNCHER) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j$(JOBS)
 
 # Records the shipped sample with a 15k cutoff, shows the store, answers a query.
