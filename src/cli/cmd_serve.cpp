@@ -324,7 +324,7 @@ class Daemon : public server::Backend {
     // In the writer thread, right after a flush: from now on every appended packet is offered
     // to `s`; everything before is on disk, in the segments and sizes noted here.
     struct Seam {
-      std::map<std::string, uint64_t> open;
+      std::map<std::pair<std::string, uint64_t>, uint64_t> open;  // by class and sequence number
       std::map<std::string, uint64_t> next_seq;
     };
     auto seam = std::make_shared<Seam>();
@@ -341,7 +341,7 @@ class Daemon : public server::Backend {
     for (auto& seg : cat.segments) {
       auto ns = seam->next_seq.find(seg.cls);
       if (ns != seam->next_seq.end() && seg.meta.seq >= ns->second) continue;  // begun after the seam
-      auto op = seam->open.find(seg.base);
+      auto op = seam->open.find({seg.cls, seg.meta.seq});
       if (op != seam->open.end()) {
         seg.state = store::SegmentInfo::State::kOpen;  // scanned, up to its size at the seam
         seg.pcap_bytes = op->second;

@@ -315,29 +315,46 @@ class Engine {
     sm.in_order = seg.state == store::SegmentInfo::State::kSealed && seg.headers_read && seg.meta.monotonic;
   }
 
-  std::unique_ptr<SegmentMatches> open(const store::SegmentInfo& seg, size_t order) {
+  std::unique_ptr<SegmentMatches> open(const store::SegmentInfo& listed, size_t order) {
     auto sm = std::make_unique<SegmentMatches>();
     sm->order = order;
-    sm->linktype = seg.meta.linktype;
+    sm->linktype = listed.meta.linktype;
     bool late_fragments = false;
-    try {
-      bool done = false;
-      orphans_.clear();
-      first_seen_ = false;
-      if (seg.state == store::SegmentInfo::State::kSealed)
-        done = through_index(seg, *sm);
-      else if (seg.state == store::SegmentInfo::State::kBadSidecar)
-        st_.warnings.push_back(fmt::format("{} (segment scanned instead)", seg.problem));
-      if (!done) {
-        if (!sm->file) sm->file = std::make_unique<MappedFile>(seg.pcap_path());
-        by_scan(seg, *sm);
+    store::SegmentInfo moved;  // the segment under its new name, when renamed since listed
+    const store::SegmentInfo* segp = &listed;
+    for (int attempt = 0;; ++attempt) {
+      const store::SegmentInfo& seg = *segp;
+      try {
+        bool done = false;
+        orphans_.clear();
+        first_seen_ = false;
+        if (seg.state == store::SegmentInfo::State::kSealed)
+          done = through_index(seg, *sm);
+        else if (seg.state == store::SegmentInfo::State::kBadSidecar)
+          st_.warnings.push_back(fmt::format("{} (segment scanned instead)", seg.problem));
+        if (!done) {
+          if (!sm->file) sm->file = std::make_unique<MappedFile>(seg.pcap_path());
+          by_scan(seg, *sm);
+        }
+        late_fragments = recheck_orphans(*sm);
+        break;
+      } catch (const std::exception& e) {
+        sm->matches.clear();
+        sm->kept.clear();
+        sm->file.reset();
+        sm->reader.reset();
+        // A segment being written is renamed when older packets arrive and when sealed
+        // (its name tells its smallest timestamp): look for it under its new name, once.
+        if (attempt == 0 && ::access(seg.pcap_path().c_str(), F_OK) != 0) {
+          moved = listed;
+          if (store::relocate(moved)) {
+            segp = &moved;
+            continue;
+          }
+        }
+        st_.warnings.push_back(e.what());
+        return sm;
       }
-      late_fragments = recheck_orphans(*sm);
-    } catch (const std::exception& e) {
-      st_.warnings.push_back(e.what());
-      sm->matches.clear();
-      sm->kept.clear();
-      return sm;
     }
     if (!sm->in_order || late_fragments)
       std::sort(sm->matches.begin(), sm->matches.end(),

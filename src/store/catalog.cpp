@@ -61,6 +61,26 @@ void scan_class(Catalog& c, const std::string& name, const std::string& dir, Cat
     }
   }
   ::closedir(d);
+  // A segment renamed while the directory was read (see relocate()) may be listed under both
+  // names: the one that no longer exists goes.
+  std::unordered_map<uint64_t, std::string> by_seq;
+  for (auto it = seen.begin(); it != seen.end();) {
+    auto [other, fresh] = by_seq.emplace(it->second.n.seq, it->first);
+    if (fresh) {
+      ++it;
+      continue;
+    }
+    struct stat st;
+    if (::stat((dir + "/" + it->first + ".pcap").c_str(), &st) != 0) {
+      it = seen.erase(it);
+    } else if (::stat((dir + "/" + other->second + ".pcap").c_str(), &st) != 0) {
+      seen.erase(other->second);  // (other iterators stay valid)
+      other->second = it->first;
+      ++it;
+    } else {
+      ++it;
+    }
+  }
   for (auto& [stem, have] : seen) {
     std::string base = dir + "/" + stem;
     if (!have.pcap) {  // sidecar without its pcap (pcap deleted by hand?): not a segment
@@ -96,6 +116,27 @@ void scan_class(Catalog& c, const std::string& name, const std::string& dir, Cat
 }
 
 }  // namespace
+
+bool relocate(SegmentInfo& seg) {
+  fs::path base(seg.base);
+  std::string dir = base.parent_path().string();
+  auto was = parse_segment_name(base.filename().string());
+  if (!was) return false;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return false;
+  std::string found;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view fn = e->d_name;
+    if (!fn.ends_with(".pcap")) continue;
+    fn.remove_suffix(5);
+    auto n = parse_segment_name(fn);
+    if (n && n->seq == was->seq && n->linktype == was->linktype) found = dir + "/" + std::string(fn);
+  }
+  ::closedir(d);
+  if (found.empty() || found == seg.base) return false;
+  seg.base = found;
+  return true;
+}
 
 bool is_store_dir(const std::string& root) { return fs::exists(fs::path(root) / kStoreMarker); }
 

@@ -51,6 +51,12 @@ struct Catalog {
   static Catalog scan(const std::string& root, Depth depth = Depth::kHeaders);
 };
 
+// A segment's name carries its smallest timestamp, so a segment being written is renamed
+// when an older packet arrives, and once more when sealed (SegmentWriter). A reader that
+// listed it under its former name finds it again here: true when `seg.base` now names the
+// files of the same class, sequence number and link type.
+bool relocate(SegmentInfo& seg);
+
 // True when `root` holds a STORE marker (or is an empty/new directory).
 bool is_store_dir(const std::string& root);
 

@@ -11,6 +11,7 @@
 #include "conn/fragment_layers.h"
 #include "packet/decoder.h"
 #include "store/index.h"
+#include "store/layout.h"
 #include "store/pcap_scan.h"
 #include "store/sidecar.h"
 
@@ -62,6 +63,20 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   }
   meta.linktype = sr.linktype;
   meta.pcap_bytes = sr.valid_end;
+  // The name tells the smallest timestamp (a segment being written may have had a mere lower
+  // bound, or a crash came between a seal's rename and its sidecar).
+  std::filesystem::path base(seg.base);
+  auto name = parse_segment_name(base.filename().string());
+  if (name && name->first_ns != meta.first_ts) {
+    std::string to =
+        (base.parent_path() / segment_base_name({meta.seq, meta.first_ts, name->linktype})).string();
+    if (::rename(seg.pcap_path().c_str(), (to + ".pcap").c_str()) != 0)
+      throw std::runtime_error(
+          fmt::format("cannot rename {} to {}.pcap: {}", seg.pcap_path(), to, std::strerror(errno)));
+    std::error_code ec;
+    std::filesystem::remove(seg.idx_path(), ec);  // a refused sidecar under the old name
+    seg.base = to;
+  }
   res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, directory, offsets, builder.finish_postings());
   res.packets = meta.packets;
   seg.meta = meta;

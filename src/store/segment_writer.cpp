@@ -6,9 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "packet/decoder.h"
+#include "store/layout.h"
 #include "store/pcap_format.h"
 
 namespace tmach::store {
@@ -25,6 +27,10 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
   buf_.reserve(opts_.buffer_bytes + 65536 + 16);
   meta_.seq = seq;
   meta_.linktype = linktype;
+  if (auto n = parse_segment_name(std::filesystem::path(base_).filename().string())) {
+    renamable_ = true;
+    name_ts_ = n->first_ns;
+  }
   PcapFileHeader fh;
   fh.linktype = linktype;
   const auto* p = reinterpret_cast<const uint8_t*>(&fh);
@@ -45,6 +51,7 @@ SegmentWriter::~SegmentWriter() {
 }
 
 uint32_t SegmentWriter::note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t caplen) {
+  if (ts_ns < name_ts_ && renamable_) rename_to(ts_ns - ts_ns % kRenameGrain);  // (throws before any change)
   uint32_t ord = static_cast<uint32_t>(meta_.packets);
   uint64_t off = file_bytes_;
   if (meta_.packets == 0) {
@@ -181,9 +188,22 @@ void SegmentWriter::fsync_data() {
   synced_bytes_ = file_bytes_;
 }
 
+void SegmentWriter::rename_to(uint64_t name_ts) {
+  SegmentName n{meta_.seq, name_ts, meta_.linktype};
+  std::string to = (std::filesystem::path(base_).parent_path() / segment_base_name(n)).string();
+  if (::rename((base_ + ".pcap").c_str(), (to + ".pcap").c_str()) != 0)
+    throw std::runtime_error(
+        fmt::format("cannot rename {}.pcap to {}.pcap: {}", base_, to, std::strerror(errno)));
+  base_ = std::move(to);
+  name_ts_ = name_ts;
+}
+
 uint64_t SegmentWriter::seal() {
   fsync_data();
   meta_.pcap_bytes = file_bytes_;
+  // The name tells the smallest timestamp exactly once sealed (the sidecar's rename below
+  // fsyncs the directory, which makes this rename durable too).
+  if (renamable_ && meta_.packets > 0 && meta_.first_ts != name_ts_) rename_to(meta_.first_ts);
   // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
   // the postings stay with the builder, whose memory the next segment reuses.
   uint64_t n =

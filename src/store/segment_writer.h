@@ -38,6 +38,11 @@ struct WriterOptions {
 class SegmentWriter {
  public:
   // Creates `base + ".pcap"` and writes the file header. Throws std::runtime_error naming the path.
+  // When `base` is a segment name (store/layout.h), the name's time stays a lower bound of
+  // every timestamp in the file: a packet older than it renames the file being written (to
+  // that packet's time, rounded down to the minute, so that input running backwards renames
+  // once a minute of its time at most), and seal() renames it to the exact smallest
+  // timestamp. A name that is no segment name is never changed.
   // `builder` (empty) may come from an earlier segment (take_builder()): it keeps the memory
   // it grew to, so the next segment does not grow it again from nothing.
   SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts,
@@ -72,7 +77,7 @@ class SegmentWriter {
   uint64_t file_bytes() const { return file_bytes_; }  // including what is still buffered
   uint64_t packets() const { return meta_.packets; }
   const SegmentMeta& meta() const { return meta_; }
-  const std::string& base() const { return base_; }
+  const std::string& base() const { return base_; }  // changes when the file is renamed (above)
   uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
   // Queries of the segment being written: a copy of what it holds so far.
   SidecarBody snapshot() const;
@@ -84,6 +89,9 @@ class SegmentWriter {
   WriterOptions opts_;
   int fd_ = -1;
   uint32_t note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t caplen);  // its ordinal
+  void rename_to(uint64_t name_ts);  // the segment's files get the name with this time
+  bool renamable_ = false;           // base_ is a segment name
+  uint64_t name_ts_ = 0;             // the time in base_'s name (when renamable_)
   void write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen);
 
   std::vector<uint8_t> buf_;  // bytes to write before the in-place frames (file header, copied packets)
@@ -94,6 +102,7 @@ class SegmentWriter {
   // 80-byte (200-byte) packets as two iovecs each took 518 (384) ms of CPU, copied into a
   // 1 MiB buffer and written whole 353 (322) ms (a throwaway writev benchmark, perf stat).
   static constexpr uint32_t kCopyBelow = 512;
+  static constexpr uint64_t kRenameGrain = 60'000'000'000ull;  // a minute
   static constexpr size_t kGatherBytes = size_t{1} << 20;
   static constexpr size_t kMaxIov = 1024;  // IOV_MAX
   size_t n_in_place_ = 0;

@@ -160,10 +160,10 @@ void StoreWriter::serve_syncs() {
   sync_cv_.notify_all();
 }
 
-std::map<std::string, uint64_t> StoreWriter::open_segment_bytes() const {
-  std::map<std::string, uint64_t> m;
-  for (auto& st : state_)
-    for (auto& [lt, w] : st.open) m[w->base()] = w->file_bytes();
+std::map<std::pair<std::string, uint64_t>, uint64_t> StoreWriter::open_segment_bytes() const {
+  std::map<std::pair<std::string, uint64_t>, uint64_t> m;
+  for (size_t c = 0; c < state_.size(); ++c)
+    for (auto& [lt, w] : state_[c].open) m[{classes_[c].name, w->meta().seq}] = w->file_bytes();
   return m;
 }
 

@@ -100,8 +100,9 @@ class StoreWriter {
                                             const uint8_t* data, uint32_t caplen)>;
   void set_observer(PacketObserver obs) { observer_ = std::move(obs); }  // before start()
   void enable_observer(bool on) { observe_.store(on, std::memory_order_relaxed); }
-  // Writer thread only (e.g. inside a sync fn): the file bytes of every open segment, by base path.
-  std::map<std::string, uint64_t> open_segment_bytes() const;
+  // Writer thread only (e.g. inside a sync fn): the file bytes of every open segment, by class
+  // name and sequence number (not by path: an open segment is renamed when older packets come).
+  std::map<std::pair<std::string, uint64_t>, uint64_t> open_segment_bytes() const;
   // Writer thread only: the sequence number the class's next segment will get.
   uint64_t next_seq(uint16_t cls) const { return state_[cls].next_seq; }
 

@@ -180,7 +180,7 @@ TEST(FragmentLayers, SegmentWriterAndRecoveryIndexEveryFragment) {
       w.flush();  // no seal: as if the process died
   };
   const std::string sealed = (dir / "default" / "00000001-1000-lt1").string();
-  const std::string crashed = (dir / "default" / "00000002-2000-lt1").string();
+  const std::string crashed = (dir / "default" / "00000002-1000-lt1").string();
   write(sealed, 1, true);
   write(crashed, 2, false);
   store::Catalog cat = store::Catalog::scan(dir.string());

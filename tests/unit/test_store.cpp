@@ -236,7 +236,7 @@ TEST(Ring, ConsumedRecordsStayUntilReleased) {
 // give the same file and sidecar as copying every frame.
 TEST(Segment, InPlaceAppendsWriteTheSameFile) {
   TempDir d;
-  std::string copied = (d.p / "00000001-0-lt1").string(), in_place = (d.p / "00000002-0-lt1").string();
+  std::string copied = (d.p / "00000001-100-lt1").string(), in_place = (d.p / "00000002-100-lt1").string();
   store::WriterOptions o;
   o.buffer_bytes = 4096;  // several flushes of copied packets too
   std::vector<std::vector<uint8_t>> frames;
@@ -293,7 +293,7 @@ TEST(Layout, Names) {
 
 TEST(Segment, WriteSealReadBackAndIndexes) {
   TempDir d;
-  std::string base = (d.p / "00000001-0-lt1").string();
+  std::string base = (d.p / "00000001-1000-lt1").string();
   store::WriterOptions o;
   o.directory_every = 10;
   {
@@ -532,4 +532,80 @@ TEST(Catalog, NamesOnlyListsTheSameSegments) {
   // The segment being written is bounded by its size in both.
   EXPECT_EQ(full.segments[1].state, store::SegmentInfo::State::kOpen);
   EXPECT_EQ(names.segments[1].pcap_bytes, fs::file_size(open + ".pcap"));
+}
+
+// A segment's name carries a lower bound of its timestamps while written, and its smallest
+// timestamp once sealed, wherever the oldest packet is in the file.
+TEST(Segment, NameTellsTheSmallestTimestamp) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  std::ofstream(d.p / "STORE") << "tm store format 1\n";
+  const uint64_t s = 1000000000ull;
+  std::string first = (d.p / "default" / store::segment_base_name({7, 5000 * s, 1})).string();
+  store::SegmentWriter w(first, 7, 1, {});
+  auto add = [&](uint64_t ts) {
+    auto f = udp_frame(1, 2, 3, 4, 10);
+    w.append(ts, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+  };
+  add(5000 * s);
+  add(5001 * s);
+  EXPECT_EQ(w.base(), first);  // in order: no rename
+  add(4000 * s + 500);         // older than the name: renamed to its minute
+  std::string minute = (d.p / "default" / store::segment_base_name({7, 3960 * s, 1})).string();
+  EXPECT_EQ(w.base(), minute);
+  EXPECT_TRUE(fs::exists(minute + ".pcap"));
+  EXPECT_FALSE(fs::exists(first + ".pcap"));
+  add(3990 * s);  // older than the packet, not than the name: stays
+  EXPECT_EQ(w.base(), minute);
+  w.seal();
+  std::string exact = (d.p / "default" / store::segment_base_name({7, 3990 * s, 1})).string();
+  EXPECT_EQ(w.base(), exact);
+  EXPECT_TRUE(fs::exists(exact + ".pcap"));
+  EXPECT_TRUE(fs::exists(exact + ".idx"));
+  EXPECT_FALSE(fs::exists(minute + ".pcap"));
+  auto m = store::read_sidecar_meta(exact + ".idx");
+  EXPECT_EQ(m.first_ts, 3990 * s);
+  EXPECT_EQ(m.last_ts, 5001 * s);
+  EXPECT_FALSE(m.monotonic);
+  // A reader that listed the segment under a former name finds it again.
+  store::SegmentInfo listed;
+  listed.cls = "default";
+  listed.base = first;
+  EXPECT_TRUE(store::relocate(listed));
+  EXPECT_EQ(listed.base, exact);
+  EXPECT_FALSE(store::relocate(listed));  // already right
+  auto cat = store::Catalog::scan(d.p.string(), store::Catalog::Depth::kNames);
+  ASSERT_EQ(cat.segments.size(), 1u);
+  EXPECT_EQ(cat.segments[0].lo_ts(), 3990 * s);
+}
+
+// A segment left by a crash, holding packets older than its name, is renamed when recovered.
+TEST(Recovery, RenamesToTheSmallestTimestamp) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  std::ofstream(d.p / "STORE") << "tm store format 1\n";
+  std::string base = (d.p / "default" / "00000002-900-lt1").string();
+  {
+    store::SegmentWriter w(base, 2, 1, {});
+    for (uint64_t ts : {900, 950, 100, 920}) {
+      auto f = udp_frame(1, 2, 3, 4, 10);
+      w.append(ts, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+    }
+    w.flush();
+    base = w.base();  // renamed to a lower bound when 100 came
+  }                   // no seal: as if the process died
+  EXPECT_EQ(fs::path(base).filename().string(), "00000002-0-lt1");
+  store::Catalog cat = store::Catalog::scan(d.p.string());
+  ASSERT_EQ(cat.segments.size(), 1u);
+  ASSERT_EQ(cat.segments[0].state, store::SegmentInfo::State::kOpen);
+  store::recover_segment(cat.segments[0]);
+  std::string want = (d.p / "default" / "00000002-100-lt1").string();
+  EXPECT_EQ(cat.segments[0].base, want);
+  EXPECT_TRUE(fs::exists(want + ".idx"));
+  EXPECT_FALSE(fs::exists(base + ".pcap"));
+  auto again = store::Catalog::scan(d.p.string());
+  ASSERT_EQ(again.segments.size(), 1u);
+  EXPECT_EQ(again.segments[0].state, store::SegmentInfo::State::kSealed);
+  EXPECT_EQ(again.segments[0].lo_ts(), 100u);
+  EXPECT_EQ(again.segments[0].hi_ts(), 950u);
 }
