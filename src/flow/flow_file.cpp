@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -51,7 +52,8 @@ class FlowFileWriter::Behind {
   ~Behind() {
     try {
       finish();
-    } catch (...) {
+    } catch (const std::exception& e) {  // (finish() reports it when called first)
+      spdlog::error("flow file writer: {}", e.what());
     }
   }
   // Takes `block` (leaving it empty, with a reused block's capacity when there is one).
@@ -136,7 +138,8 @@ FlowFileWriter::~FlowFileWriter() {
     try {
       flush_block();
       if (behind_) behind_->finish();
-    } catch (...) {
+    } catch (const std::exception& e) {  // (close() reports it when called first)
+      spdlog::error("{}.flows: {}", base_, e.what());
     }
     ::close(fd_);
   }

@@ -18,14 +18,12 @@ namespace {
 
 // Oldest packet time still on disk, per class name.
 std::map<std::string, uint64_t> oldest_packets(const std::string& store) {
+  // (A store that cannot be listed throws: every flow marked "packets: no" would be a wrong answer.)
   std::map<std::string, uint64_t> m;
-  try {
-    store::Catalog cat = store::Catalog::scan(store);
-    for (const auto& s : cat.segments) {
-      auto it = m.find(s.cls);
-      if (it == m.end() || s.lo_ts() < it->second) m[s.cls] = s.lo_ts();
-    }
-  } catch (...) {
+  store::Catalog cat = store::Catalog::scan(store);
+  for (const auto& s : cat.segments) {
+    auto it = m.find(s.cls);
+    if (it == m.end() || s.lo_ts() < it->second) m[s.cls] = s.lo_ts();
   }
   return m;
 }
@@ -51,8 +49,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
     throw std::runtime_error(
         fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
                     parsed.unplanned));
-  store::Catalog::scan(store);  // a clear error for a missing or foreign directory
-  auto old = oldest_packets(store);
+  auto old = oldest_packets(store);  // (also: a clear error for a missing or foreign directory)
   std::unordered_map<uint64_t, FlowRow> newest;
   for (const auto& fi : scan_flow_files(store)) {
     ++st.files;

@@ -1,6 +1,7 @@
 #include "flow/flow_store.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -70,7 +71,8 @@ FlowStoreWriter::FlowStoreWriter(const config::Config& cfg, std::vector<std::str
 FlowStoreWriter::~FlowStoreWriter() {
   try {
     finish();
-  } catch (...) {
+  } catch (const std::exception& e) {  // (finish() reports it when called first)
+    spdlog::error("flow records: {}", e.what());
   }
 }
 

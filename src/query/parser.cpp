@@ -16,6 +16,7 @@
 #include "query/parser.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 
 #include <algorithm>
 #include <bit>
@@ -175,66 +176,16 @@ bool pq_of(Kw k, PQ* out) {
   }
 }
 
-// Port names. libpcap resolves them through the system's services database, and a name
-// listed for only one of tcp/udp then means that protocol only (`port http` is
-// `tcp port 80`, `udp port http` is an error). This table follows Debian's netbase
-// /etc/services so that tm answers as tcpdump does there. "dhcp" is tm's own alias of
-// bootps (not in netbase; libpcap rejects it).
-struct PortName {
-  const char* name;
-  uint16_t port;
-  bool tcp, udp;
-};
-constexpr PortName kPortNames[] = {
-    {"ftp-data", 20, true, false},
-    {"ftp", 21, true, false},
-    {"ssh", 22, true, false},
-    {"telnet", 23, true, false},
-    {"smtp", 25, true, false},
-    {"mail", 25, true, false},
-    {"domain", 53, true, true},
-    {"bootps", 67, false, true},
-    {"dhcp", 67, false, true},
-    {"bootpc", 68, false, true},
-    {"tftp", 69, false, true},
-    {"http", 80, true, false},
-    {"www", 80, true, false},
-    {"kerberos", 88, true, true},
-    {"pop3", 110, true, false},
-    {"pop-3", 110, true, false},
-    {"ntp", 123, false, true},
-    {"netbios-ns", 137, false, true},
-    {"netbios-dgm", 138, false, true},
-    {"netbios-ssn", 139, true, false},
-    {"imap2", 143, true, false},
-    {"imap", 143, true, false},
-    {"snmp", 161, true, true},
-    {"snmp-trap", 162, true, true},
-    {"snmptrap", 162, true, true},
-    {"bgp", 179, true, false},
-    {"ldap", 389, true, true},
-    {"https", 443, true, true},
-    {"microsoft-ds", 445, true, false},
-    {"isakmp", 500, false, true},
-    {"syslog", 514, false, true},
-    {"submission", 587, true, false},
-    {"ldaps", 636, true, true},
-    {"rsync", 873, true, false},
-    {"imaps", 993, true, false},
-    {"pop3s", 995, true, false},
-    {"openvpn", 1194, true, true},
-    {"radius", 1812, true, true},
-    {"nfs", 2049, true, true},
-    {"mysql", 3306, true, false},
-    {"ms-wbt-server", 3389, true, false},
-    {"ipsec-nat-t", 4500, false, true},
-    {"sip", 5060, true, true},
-    {"mdns", 5353, false, true},
-    {"postgresql", 5432, true, false},
-    {"postgres", 5432, true, false},
-    {"http-alt", 8080, true, false},
-    {"webcache", 8080, true, false},
-};
+// Port names are resolved through the system's services database, as libpcap's
+// pcap_nametoport() does: a name listed for only one of tcp/udp then means that protocol only
+// (`port http` is `tcp port 80`, `udp port http` is an error). "dhcp" is tm's own alias of
+// bootps (not in Debian's netbase; libpcap rejects it).
+int service_port(const std::string& name, const char* proto) {
+  servent se, *res = nullptr;
+  char buf[4096];
+  if (getservbyname_r(name.c_str(), proto, &se, buf, sizeof buf, &res) != 0 || !res) return -1;
+  return ntohs(static_cast<uint16_t>(res->s_port));
+}
 
 // IP protocol names and aliases as in /etc/protocols (case-sensitive, like getprotobyname).
 struct ProtoName {
@@ -1002,12 +953,21 @@ class Parser {
       *real = 0;
       return true;
     }
-    for (const auto& p : kPortNames) {
-      if (s == p.name) {
-        *port = p.port;
-        *real = p.tcp && p.udp ? 0 : p.tcp ? packet::kProtoTcp : packet::kProtoUdp;
-        return true;
-      }
+    if (s == "dhcp") {
+      *port = 67;
+      *real = packet::kProtoUdp;
+      return true;
+    }
+    int tcp = service_port(s, "tcp"), udp = service_port(s, "udp");
+    if (tcp >= 0) {  // (as libpcap: the tcp port wins when the two differ)
+      *port = uint32_t(tcp);
+      *real = udp == tcp ? 0 : packet::kProtoTcp;
+      return true;
+    }
+    if (udp >= 0) {
+      *port = uint32_t(udp);
+      *real = packet::kProtoUdp;
+      return true;
     }
     return false;
   }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -43,7 +44,8 @@ SegmentWriter::~SegmentWriter() {
     if (!sealed_) {
       try {
         flush();
-      } catch (...) {
+      } catch (const std::exception& e) {  // (the data is lost either way; say so)
+        spdlog::error("{}", e.what());
       }
     }
     ::close(fd_);

@@ -3,8 +3,13 @@
 // canonical text round trips, and agreement with libpcap on what is valid at all.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <pcap/pcap.h>
+#include <netinet/in.h>
+#include <pcap/namedb.h>
+#include <pcap/pcap.h>  // (before namedb.h, which needs its macros)
 
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -157,6 +162,36 @@ TEST(Parser, Port) {
   EXPECT_EQ(Pred("sctp port 3868"), Port(3868, 3868, 132));
 }
 
+// Every name and alias of /etc/services means what libpcap's own pcap_nametoport() says.
+TEST(Parser, EveryServicesNameAsLibpcapResolvesIt) {
+  std::ifstream in("/etc/services");
+  ASSERT_TRUE(in) << "/etc/services (Debian's netbase) is missing";
+  std::set<std::string> names;
+  std::string line, w;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line.substr(0, line.find('#')));
+    for (int i = 0; ls >> w; ++i)
+      if (i != 1) names.insert(w);  // (the second word is port/proto)
+  }
+  size_t checked = 0;
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+  for (const auto& name : names) {
+    int port = -1, proto = -1;
+    if (!pcap_nametoport(name.c_str(), &port, &proto)) continue;  // e.g. sctp-only
+    bpf_program prog;
+    std::string f = "port " + name;
+    if (pcap_compile(dead, &prog, f.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) continue;  // a keyword (ipx)
+    pcap_freecode(&prog);
+    auto r = parse_expr("port " + name);
+    ASSERT_EQ(r.kind, RK::kIndexed) << name;
+    uint8_t real = proto == IPPROTO_TCP ? 6 : proto == IPPROTO_UDP ? 17 : 0;
+    EXPECT_EQ(Pred("port " + name), Port(uint32_t(port), uint32_t(port), real)) << name;
+    ++checked;
+  }
+  pcap_close(dead);
+  EXPECT_GT(checked, 100u);
+}
+
 TEST(Parser, PortNamesFollowTheServicesDatabase) {
   // Names listed for tcp only mean tcp only, as libpcap resolves them.
   EXPECT_EQ(Pred("port http"), Port(80, 80, 6));
@@ -170,7 +205,7 @@ TEST(Parser, PortNamesFollowTheServicesDatabase) {
   EXPECT_EQ(Pred("port dhcp"), Port(67, 67, 17));
   EXPECT_EQ(Pred("port bootpc"), Port(68, 68, 17));
   EXPECT_EQ(Pred("port tftp"), Port(69, 69, 17));
-  EXPECT_EQ(Pred("port syslog"), Port(514, 514, 17));
+  EXPECT_EQ(Pred("port syslog"), Port(514, 514, 0));  // udp's syslog and an alias of tcp's shell
   EXPECT_EQ(Pred("port snmp"), Port(161, 161, 0));
   EXPECT_EQ(Pred("port ldap"), Port(389, 389, 0));
   EXPECT_EQ(Pred("port ftp"), Port(21, 21, 6));
@@ -178,6 +213,7 @@ TEST(Parser, PortNamesFollowTheServicesDatabase) {
   EXPECT_EQ(Pred("port telnet"), Port(23, 23, 6));
   EXPECT_EQ(Pred("port bgp"), Port(179, 179, 6));
   EXPECT_EQ(Pred("port imap"), Port(143, 143, 6));
+  EXPECT_EQ(Pred("port finger"), Port(79, 79, 6));  // (not in the hand table of old)
   EXPECT_EQ(Pred("port pop3"), Port(110, 110, 6));
   EXPECT_EQ(Pred("tcp port \\http"), Port(80, 80, 6));
 }
