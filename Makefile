@@ -1,6 +1,7 @@
 # Time Machine (tm). `make demo` and `make test` set up a fresh Debian machine themselves.
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 TM_CORPUS  ?= $(abspath ../shared/corpus)
@@ -12,7 +13,7 @@ CCACHE     := $(shell command -v ccache 2>/dev/null)
 LAUNCHER   := $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=$(CCACHE))
 export CCACHE_BASEDIR := $(CURDIR)
 
-.PHONY: all setup build build-asan demo test test-release test-asan bench fuzz format clean
+.PHONY: all setup build build-asan build-tsan demo test test-release test-asan test-tsan bench fuzz format clean
 
 all: build
 
@@ -27,18 +28,26 @@ build-asan: setup
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DTM_SANITIZE=ON $(LAUNCHER) >/dev/null
 	@cmake --build $(BUILD_ASAN) -j$(JOBS)
 
+build-tsan: setup
+	@cmake -S . -B $(BUILD_TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTM_TSAN=ON $(LAUNCHER) >/dev/null
+	@cmake --build $(BUILD_TSAN) -j$(JOBS)
+
 # Records the shipped sample with a 15k cutoff, shows the store, answers a query.
 demo: build
 	@./scripts/demo.sh $(TM)
 
-# Unit and end-to-end tests, in the release build and again under ASan+UBSan.
-test: test-release test-asan
+# Unit and end-to-end tests, in the release build, again under ASan+UBSan, and again under
+# ThreadSanitizer.
+test: test-release test-asan test-tsan
 
 test-release: build
 	@cd $(BUILD) && ctest --output-on-failure -j2
 
 test-asan: build-asan
 	@cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j2
+
+test-tsan: build-tsan
+	@cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j2
 
 bench: build
 	@TM_BIN=$(abspath $(TM)) GEN_BIN=$(abspath $(BUILD)/gen_traffic) ./bench/run.sh
@@ -62,4 +71,4 @@ format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) demo-store demo-answer.pcap
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ) demo-store demo-answer.pcap

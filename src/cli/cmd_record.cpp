@@ -118,7 +118,7 @@ Runner add_record(CLI::App& app) {
             if (n == 0) break;
             if (share) n = share->keep(batch.data(), n);
             rec.process(batch.data(), n, wait_mode);
-            if (!writer.error().empty()) throw std::runtime_error("writer failed: " + writer.error());
+            if (writer.failed()) throw std::runtime_error("writer failed: " + writer.error());
           }
           current = nullptr;
           if (!src->warning().empty()) warnings.push_back(src->warning());
@@ -139,7 +139,7 @@ Runner add_record(CLI::App& app) {
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait
     sig_thread.join();
     for (auto& w : warnings) std::cerr << "tm record: warning: " << w << "\n";
-    if (!writer.error().empty()) {
+    if (writer.failed()) {
       std::cerr << "tm record: writer: " << writer.error() << "\n";
       rc = 1;
     }

@@ -624,7 +624,7 @@ Runner add_serve(CLI::App& app) {
     writer.finish();
     if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);
     sig_thread.join();
-    if (!writer.error().empty()) {
+    if (writer.failed()) {
       std::cerr << "tm serve: writer: " << writer.error() << "\n";
       rc = 1;
     }

@@ -148,7 +148,7 @@ void StoreWriter::serve_syncs() {
     sync_pending_ = 0;
   }
   if (tasks.empty()) return;
-  if (error_.empty()) {
+  if (!failed()) {
     for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
     for (auto& st : state_)
       for (auto& [lt, w] : st.open) w->flush();
@@ -215,7 +215,7 @@ void StoreWriter::finish() {
   };
   std::vector<Last> last;
   std::exception_ptr last_failure;
-  if (error_.empty()) {
+  if (!failed()) {
     try {
       for (size_t c = 0; c < classes_.size(); ++c) {
         const auto cls = static_cast<uint16_t>(c);
@@ -230,9 +230,9 @@ void StoreWriter::finish() {
   }
   if (sealer_.joinable()) {
     try {
-      if (error_.empty()) collect_seals(true);
+      if (!failed()) collect_seals(true);
     } catch (const std::exception& e) {
-      error_ = e.what();
+      set_error(e.what());
     }
     {
       std::lock_guard lk(seal_mu_);
@@ -243,11 +243,17 @@ void StoreWriter::finish() {
     seal_async_ = false;
   }
   if (last_failure) std::rethrow_exception(last_failure);
-  if (!error_.empty()) return;
+  if (!!failed()) return;
   for (Last& l : last) sealed_segment(l.cls, *l.w, l.idx);
   enforce_budgets();
   if (flows_thread_.joinable()) flows_thread_.join();
   if (flows_failure_) std::rethrow_exception(flows_failure_);
+}
+
+void StoreWriter::set_error(const std::string& what) {
+  std::lock_guard lk(error_mu_);
+  if (error_.empty()) error_ = what.empty() ? "unknown error" : what;
+  failed_.store(true, std::memory_order_release);
 }
 
 void StoreWriter::run() {
@@ -289,7 +295,7 @@ void StoreWriter::run() {
       }
     }
   } catch (const std::exception& e) {
-    error_ = e.what();
+    set_error(e.what());
     spdlog::error("writer thread stopped: {}", e.what());
   }
 }

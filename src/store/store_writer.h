@@ -86,7 +86,12 @@ class StoreWriter {
   uint64_t flow_records_written() const { return flows_ ? flows_->records_written() : 0; }
   // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
-  const std::string& error() const { return error_; }  // non-empty if the writer thread failed
+  // Non-empty if the writer thread failed (any thread; a copy, taken under a lock).
+  std::string error() const {
+    std::lock_guard lk(error_mu_);
+    return error_;
+  }
+  bool failed() const { return failed_.load(std::memory_order_acquire); }  // error() is not empty
   // CPU seconds the writer thread used; final once finish() has returned.
   double cpu_seconds() const { return cpu_seconds_.load(std::memory_order_relaxed); }
 
@@ -179,7 +184,10 @@ class StoreWriter {
   bool finished_ = false;
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
-  std::string error_;
+  void set_error(const std::string& what);  // the first error stays
+  mutable std::mutex error_mu_;
+  std::string error_;  // guarded by error_mu_
+  std::atomic<bool> failed_{false};
 
   void serve_syncs();
   struct SyncTask {

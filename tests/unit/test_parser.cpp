@@ -4,8 +4,8 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pcap.h>  // (sorts before pcap/namedb.h, which needs its macros)
 #include <pcap/namedb.h>
-#include <pcap/pcap.h>  // (before namedb.h, which needs its macros)
 
 #include <fstream>
 #include <set>
