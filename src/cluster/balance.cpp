@@ -59,7 +59,7 @@ uint64_t packet_hash(Scheme scheme, const packet::PacketInfo& p, const uint8_t* 
     if (l.fragment || p.ip_count > 1 || !l.has_ports) return flow_hash(l.src, l.dst, 0, 0, 0);
     return flow_hash(l.src, l.dst, l.sport, l.dport, l.proto);
   }
-  if (p.arp) return flow_hash(p.arp_spa, p.arp_tpa, 0, 0, 0);
+  if (p.arp_addrs) return flow_hash(p.arp_spa, p.arp_tpa, 0, 0, 0);
   if (p.has_eth && static_cast<uint32_t>(p.eth_offset) + 12 <= caplen) {
     // MACs in the 16-byte address form (zero-padded): another value space than IP's
     // v4-mapped and v6 addresses, hashed the same way.

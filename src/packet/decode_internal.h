@@ -38,6 +38,8 @@ enum : uint16_t {
   kEthPpp = 0x880b,   // PPP (PPTP's enhanced GRE)
   kEthWccp = 0x883e,  // WCCP redirect header, then IPv4
   kEthNsh = 0x894f,
+  kEthFabricPath = 0x8903,  // Cisco FabricPath: FTAG/TTL, then the classic Ethernet frame
+  kEthCmd = 0x8909,         // Cisco MetaData (security group tag), then an EtherType
 };
 
 inline uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
@@ -80,6 +82,11 @@ DecodeStatus decode_ethernet(const uint8_t* d, uint32_t cap, uint32_t off, Packe
 // The payload of EtherType `type` at `off`: VLAN tags, LLC/SNAP, MPLS, ARP, IPv4, IPv6.
 // Used by Ethernet and by link types that carry an EtherType (Linux SLL/SLL2).
 DecodeStatus decode_ethertype(const uint8_t* d, uint32_t cap, uint32_t off, uint16_t type, PacketInfo& out);
+// An 802.2 LLC header at `off` (a frame without an EtherType: 802.3, FDDI): SNAP with an
+// EtherType OUI continues down the EtherType chain; other LLC frames are non-IP.
+inline DecodeStatus decode_llc(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out) {
+  return decode_ethertype(d, cap, off, 0, out);  // a type below 0x0600 is an 802.3 length: LLC follows
+}
 // An MPLS label stack at `off`, then IPv4/IPv6 by the version nibble.
 DecodeStatus decode_mpls(const uint8_t* d, uint32_t cap, uint32_t off, uint16_t type, PacketInfo& out);
 
@@ -109,7 +116,7 @@ DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, 
 
 // What a tunnel header says follows it.
 struct Encap {
-  enum What : uint8_t { kNone, kIp, kEthernet, kEthertype, kMpls, kPpp };
+  enum What : uint8_t { kNone, kIp, kEthernet, kEthertype, kMpls, kPpp, kIeee80211 };
   What what = kNone;    // kNone: not this tunnel after all (or nothing decodable inside)
   uint32_t off = 0;     // offset of the inner frame
   uint16_t type = 0;    // kEthertype / kMpls: the EtherType

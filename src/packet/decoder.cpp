@@ -51,6 +51,16 @@ DecodeStatus decode_chdlc(const uint8_t* d, uint32_t cap, PacketInfo& out) {
   }
 }
 
+// FDDI: frame control(1) destination(6) source(6), then LLC (SNAP carries the EtherType).
+// Only LLC frames (frame control format bits 01) carry data; SMT and MAC frames do not.
+DecodeStatus decode_fddi(const uint8_t* d, uint32_t cap, PacketInfo& out) {
+  if (cap < 13) return truncated(out, "fddi_truncated");
+  if ((d[0] & 0x30) != 0x10) return not_ip(out, 0);
+  out.has_eth = true;  // 48-bit MAC addresses, as Ethernet's
+  out.eth_offset = 1;
+  return decode_llc(d, cap, 13, out);
+}
+
 // NFLOG: family(1) version(1) resource id(2), then TLVs: length(2, little-endian,
 // including the 4-byte TLV header), type(2), value, padded to 4 bytes. Type 9 is the packet.
 DecodeStatus decode_nflog(const uint8_t* d, uint32_t cap, PacketInfo& out) {
@@ -84,6 +94,8 @@ DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, Pac
       return decode_ethernet(data, caplen, 0, out);
     case kLinkNull:
       return decode_loopback(data, caplen, true, out);
+    case kLinkFddi:
+      return decode_fddi(data, caplen, out);
     case kLinkLoop:
       return decode_loopback(data, caplen, false, out);
     case kLinkPpp:

@@ -19,6 +19,7 @@ enum : uint32_t {
   kLinkNull = 0,  // BSD loopback, host-order 4-byte family
   kLinkEthernet = 1,
   kLinkPpp = 9,
+  kLinkFddi = 10,  // FDDI: frame control, destination and source MAC, then 802.2 LLC
   kLinkRaw = 101,  // raw IP (v4 or v6 by version nibble)
   kLinkCHdlc = 104,
   kLinkIeee80211 = 105,  // 802.11 frames without a radio header

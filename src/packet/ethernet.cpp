@@ -1,22 +1,28 @@
 // Ethernet and the EtherType chain: 802.1Q/802.1ad VLAN tags (any depth), 802.1ah PBB,
-// VN-Tag, 802.3 length frames with LLC/SNAP, MPLS label stacks, PPPoE sessions, ARP/RARP,
-// then IPv4/IPv6.
+// VN-Tag, Cisco FabricPath and MetaData, 802.3 length frames with LLC/SNAP, MPLS label
+// stacks, PPPoE sessions, ARP/RARP, then IPv4/IPv6.
 #include "packet/decode_internal.h"
 
 namespace tmach::packet::detail {
 namespace {
 
-// ARP/RARP (RFC 826). The addresses are kept for the Ethernet + IPv4 form only.
+// ARP/RARP (RFC 826): hardware type(2) protocol type(2) hardware length(1) protocol
+// length(1) operation(2), then sender hardware and protocol address, target hardware and
+// protocol address. Every frame of these EtherTypes is `arp`, whatever its lengths or cut;
+// the protocol addresses are kept for IPv4 (protocol length 4) with a 6-byte hardware
+// address (Ethernet, 802 LANs), or the 20-byte one of IP over InfiniBand (RFC 4391).
 DecodeStatus decode_arp(const uint8_t* d, uint32_t cap, uint32_t off, uint16_t type, PacketInfo& out) {
+  constexpr uint16_t kHrdInfiniband = 32;
   out.ethertype = type;
+  out.arp = true;
   if (off + 8 > cap) return truncated(out, "arp_truncated");
   const uint8_t* p = d + off;
-  uint32_t hlen = p[4], plen = p[5];
+  const uint32_t hlen = p[4], plen = p[5];
   if (off + 8 + 2 * (hlen + plen) > cap) return truncated(out, "arp_truncated");
-  if (rd16(p) == 1 && rd16(p + 2) == kEthIpv4 && hlen == 6 && plen == 4) {
-    out.arp = true;
-    out.arp_spa = IpAddr::v4(p + 14);
-    out.arp_tpa = IpAddr::v4(p + 24);
+  if (rd16(p + 2) == kEthIpv4 && plen == 4 && (hlen == 6 || (rd16(p) == kHrdInfiniband && hlen == 20))) {
+    out.arp_addrs = true;
+    out.arp_spa = IpAddr::v4(p + 8 + hlen);
+    out.arp_tpa = IpAddr::v4(p + 8 + 2 * hlen + 4);
   }
   return not_ip(out, type);
 }
@@ -68,6 +74,16 @@ DecodeStatus decode_ethertype(const uint8_t* d, uint32_t cap, uint32_t off, uint
         if (off + 6 > cap) return truncated(out, "vntag_truncated");
         type = rd16(d + off + 4);
         off += 6;
+        continue;
+      case kEthFabricPath:  // FTAG/TTL (2), then the classic Ethernet frame: destination, source, type
+        if (off + 16 > cap) return truncated(out, "fabricpath_truncated");
+        type = rd16(d + off + 14);
+        off += 16;
+        continue;
+      case kEthCmd:  // version(1) length(1) option length/type(2) SGT(2), then the EtherType
+        if (off + 8 > cap) return truncated(out, "cmd_truncated");
+        type = rd16(d + off + 6);
+        off += 8;
         continue;
       case kEthPppoeSess:  // version/type(1) code(1) session(2) length(2), then PPP's protocol
         if (off + 6 > cap) return truncated(out, "pppoe_truncated");

@@ -1,6 +1,7 @@
 // GRE (RFC 2784, keys and sequence numbers RFC 2890), PPTP's enhanced GRE v1 (RFC 2637)
 // with PPP inside, and what GRE carries besides IP: transparent Ethernet bridging, ERSPAN
-// type I/II/III (mirrored Ethernet), WCCP redirection, MPLS and any EtherType.
+// type I/II/III (mirrored Ethernet), WCCP redirection, Cisco MetaData, Aruba's 802.11
+// frames, MPLS and any EtherType.
 #include "packet/decode_internal.h"
 
 namespace tmach::packet::detail {
@@ -8,6 +9,10 @@ namespace {
 
 enum : uint8_t { kC = 0x80, kR = 0x40, kK = 0x20, kS = 0x10 };
 enum : uint8_t { kAck = 0x80 };  // second byte, v1 only
+
+// Aruba access points tunnel 802.11 frames to their controller in GRE with protocol types
+// 0x8200, 0x8210, ... 0x8370 (as Wireshark's packet-gre.h lists them).
+bool aruba_80211(uint16_t proto) { return proto >= 0x8200 && proto <= 0x8370 && (proto & 0x000f) == 0; }
 
 }  // namespace
 
@@ -67,13 +72,19 @@ DecodeStatus parse_gre(const uint8_t* d, uint32_t lim, uint32_t off, PacketInfo&
     case kEthPpp:
       e.what = Encap::kPpp;
       break;
+    case kEthCmd:  // in GRE the next protocol comes first: type(2) version(1) length(1) option(2) SGT(2)
+      if (off + 8 > lim) return truncated(out, "cmd_truncated");
+      e.what = Encap::kEthertype;
+      e.type = rd16(d + off);
+      off += 8;
+      break;
     case kEthWccp:  // a 4-byte redirect header, unless IPv4 follows at once (older routers)
       if ((d[off] >> 4) != 4) off += 4;
       e.what = Encap::kIp;
       e.version = 4;
       break;
     default:  // IPv4, IPv6, MPLS, VLAN, ARP, ...: the EtherType chain
-      e.what = Encap::kEthertype;
+      e.what = aruba_80211(proto) ? Encap::kIeee80211 : Encap::kEthertype;
       e.type = proto;
       break;
   }

@@ -159,9 +159,12 @@ struct FrameInfo {
   uint16_t vlans[kMaxVlans] = {};  // VLAN ids, outermost first
   uint8_t mpls_count = 0;
 
-  // ARP / RARP (Ethernet + IPv4 form): sender and target protocol addresses.
+  // ARP / RARP: `arp` for every frame of EtherType 0x0806 or 0x8035 (whatever its hardware
+  // and protocol, even cut short); `arp_addrs` when it also gave the sender and target
+  // protocol addresses (IPv4 with 6-byte hardware addresses, or IP over InfiniBand's 20).
   bool arp = false;
-  IpAddr arp_spa, arp_tpa;
+  bool arp_addrs = false;
+  IpAddr arp_spa, arp_tpa;  // valid if arp_addrs
 
   uint8_t ip_count = 0;
 };

@@ -130,6 +130,9 @@ DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, 
     case Encap::kPpp:
       s = decode_ppp(d, lim, e.off, out);
       break;
+    case Encap::kIeee80211:
+      s = decode_ieee80211(d, lim, e.off, out);
+      break;
     case Encap::kNone:
       break;
   }

@@ -62,7 +62,8 @@ Range range(const Predicate& pr, const PacketInfo& p) {
 }
 
 // host / net. An IPv4 one without `ip` (family 0) also tests the sender and target
-// protocol addresses of ARP and RARP frames, as libpcap's does.
+// protocol addresses of ARP and RARP frames, as libpcap's does (those the decoder read:
+// PacketInfo::arp_addrs).
 bool addr_matches(const Predicate& pr, const PacketInfo& p) {
   const bool net = pr.kind == Kind::kNet;
   auto hit = [&](const IpAddr& a) { return net ? a.in_prefix(pr.addr, pr.prefix_bits) : a == pr.addr; };
@@ -73,7 +74,7 @@ bool addr_matches(const Predicate& pr, const PacketInfo& p) {
     const IpLayer& l = p.ip[i];
     if (l.version == version && by_dir(pr.dir, hit(l.src), hit(l.dst))) return true;
   }
-  return v4 && pr.family == 0 && pr.layer == Predicate::Layer::kAny && p.arp &&
+  return v4 && pr.family == 0 && pr.layer == Predicate::Layer::kAny && p.arp_addrs &&
          by_dir(pr.dir, hit(p.arp_spa), hit(p.arp_tpa));
 }
 
@@ -137,7 +138,7 @@ bool matches(const Predicate& pr, const PacketInfo& p) {
       for (int i = 0; i < layers(p); ++i)
         if (p.ip[i].has_spi && p.ip[i].spi == pr.spi) return true;
       return false;
-    case Kind::kArp:
+    case Kind::kArp:  // every ARP/RARP frame, as libpcap's `arp` (EtherType 0x0806) is every one
       return p.arp;
     case Kind::kVlan: {
       const int n = std::min<int>(p.vlan_count, PacketInfo::kMaxVlans);

@@ -82,7 +82,7 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
       break;
     case K::kArp:
       c.set = ix.scalar(store::Field::kNet, store::kNetArp, store::kNetArp);
-      c.exact = false;  // the index groups every EtherType-0x0806 frame; `arp` needs a decodable one
+      // Exact: the index key and `arp` are both every ARP/RARP frame (index_keys.cpp, eval.cpp).
       break;
     case K::kVlan: {
       uint32_t key = p.vlan < 0 ? store::kAnyVlan : static_cast<uint32_t>(p.vlan);
@@ -249,7 +249,7 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
       if ((p.kind == K::kHost || p.kind == K::kNet) && (p.dir != Dir::kAny || p.family)) exact = false;
       if ((p.kind == K::kPort || p.kind == K::kPortRange) && (p.dir != Dir::kAny || p.l4)) exact = false;
       if (p.kind == K::kProto && p.family) exact = false;
-      if (p.kind == K::kArp || p.kind == K::kTunnel || p.kind == K::kSpi) exact = false;
+      if (p.kind == K::kTunnel || p.kind == K::kSpi) exact = false;
       if (p.layer != Predicate::Layer::kAny) exact = false;
       out += fmt::format("{}{}: {}{}{}\n", pad, p.str(), index, how, exact ? "" : ", re-checked per packet");
       return;

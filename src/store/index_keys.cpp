@@ -37,9 +37,11 @@ void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
       *s++ = l.dport;
     }
   }
-  if (p.arp) {
-    add_addr(k, p.arp_spa);
-    add_addr(k, p.arp_tpa);
+  if (p.arp) {  // as the evaluator: `arp` is every ARP/RARP frame, `host` its addresses if read
+    if (p.arp_addrs) {
+      add_addr(k, p.arp_spa);
+      add_addr(k, p.arp_tpa);
+    }
     *s++ = kScalarNetFlag | kNetArp;
   }
   if (p.ip_count == 0 && !p.arp) *s++ = kScalarNetFlag | p.ethertype;  // 0 when nothing was decoded

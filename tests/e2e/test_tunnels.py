@@ -167,6 +167,146 @@ class IpsecPairs(StoreTest):
                                 "--cutoff", "none")["connections"], 13)
 
 
+def udp_datagram(src, dst, sport, dport, n=8):
+    return ipv4_header(17, src, dst, struct.pack(">HHHH", sport, dport, 8 + n, 0) + b"u" * n)
+
+
+def arp_body(op, spa, tpa, htype=1, hlen=6):
+    return struct.pack(">HHBBH", htype, 0x0800, hlen, 4, op) + b"\xaa" * hlen + bytes(spa) + b"\0" * hlen + bytes(tpa)
+
+
+SNAP = b"\xaa\xaa\x03\0\0\0"
+HOSTS = ((10, 1, 1, 1), (10, 1, 1, 2), (10, 1, 1, 3))
+
+
+def classic_frames():
+    """Ethernet frames between three hosts: UDP 53 and 123, and ARP (the building blocks of the
+    FabricPath and FDDI captures below)."""
+    a, b, c = HOSTS
+    eth = b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02"
+    frames = [eth + b"\x08\x00" + udp_datagram(a, b, 1000, 53), eth + b"\x08\x00" + udp_datagram(b, a, 53, 1000),
+              eth + b"\x08\x00" + udp_datagram(a, c, 2000, 123), eth + b"\x08\x06" + arp_body(1, c, a),
+              eth + b"\x81\x00\x00\x07\x08\x00" + udp_datagram(c, b, 3000, 53)]
+    return frames
+
+
+def stamp(frames):
+    return [(10**9 * (i + 1), len(f), len(f), f) for i, f in enumerate(frames)]
+
+
+FILTERS = ["host 10.1.1.1", "host 10.1.1.3", "udp port 53", "port 123", "arp", "src host 10.1.1.2", ""]
+
+
+class DecodingCompleteness(StoreTest):
+    """Protocols found on captures the tests had not seen: each decoded down to its inner
+    addresses, compared with tcpdump where tcpdump can see them."""
+
+    def count(self, store, flt):
+        return len(self.query_packets(store, flt))
+
+    def test_cisco_metadata_in_gre(self):
+        path = corpus("tunnels", "various_gre.pcap")
+        record(self.store, [path], "--cutoff", "none")
+        # tshark -r tunnels/various_gre.pcap -Y 'ip.addr==172.17.1.54' | wc -l -> 11 (ICMP and PIM
+        # inside GRE protocol 0x8909; tcpdump does not look inside GRE)
+        self.assertEqual(self.count(self.store, "host 172.17.1.54"), 11)
+        self.assertEqual(self.count(self.store, "inner icmp"), 10)  # tshark ... -Y 'cmd && icmp' -> 10
+        # tshark -r tunnels/various_gre.pcap -Y cmd | wc -l -> 20 (8 of them carry a GRE keepalive)
+        self.assertEqual(self.count(self.store, "tunnel gre"), 20)
+        # The outer layer is unchanged: every GRE packet, as tcpdump finds them behind their VLAN tag.
+        self.assertEqual(self.count(self.store, "outer host 10.172.64.6"),
+                         len(tcpdump_packets(path, "vlan and host 10.172.64.6")))
+
+    def test_aruba_gre_carries_80211(self):
+        # Aruba access points send 802.11 frames in GRE protocol 0x8200..0x8370: here each UDP
+        # datagram of classic_frames() in an 802.11 data frame (to the DS), GRE protocol 0x8200
+        # and 0x8370 alternately, between 192.0.2.1 and 192.0.2.2. The same 802.11 frames alone
+        # (link type 105) are what tcpdump can filter: the inner answers must be its answers.
+        wlan, grefr = [], []
+        for i, f in enumerate(classic_frames()):
+            at = 14 if f[12:14] in (b"\x08\x00", b"\x08\x06") else 18
+            w = b"\x08\x01\0\0" + b"\x01" * 18 + b"\0\0" + SNAP + f[at - 2:at] + f[at:]
+            wlan.append(w)
+            gre = struct.pack(">HH", 0, 0x8200 if i % 2 == 0 else 0x8370) + w
+            grefr.append(b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x08\x00" + ipv4_header(47, (192, 0, 2, 1), (192, 0, 2, 2), gre))
+        plain, tunnelled = self.path("wlan.pcap"), self.path("aruba.pcap")
+        write_pcap(plain, stamp(wlan), linktype=105)
+        write_pcap(tunnelled, stamp(grefr))
+        record(self.store, [tunnelled], "--cutoff", "none")
+        for flt in FILTERS:
+            with self.subTest(filter=flt):
+                want = len(tcpdump_packets(plain, flt or None))
+                self.assertEqual(self.count(self.store, flt), want)
+        self.assertEqual(self.count(self.store, "tunnel gre"), 4)  # the 4 IP frames
+        self.assertEqual(self.count(self.store, "outer host 192.0.2.1"), 5)
+
+    def test_fabricpath(self):
+        # FabricPath (EtherType 0x8903): outer MACs, 0x8903, FTAG/TTL, then the classic frame.
+        # tcpdump does not decode it: compare with tcpdump on the classic frames themselves.
+        classic = classic_frames()
+        fp = [b"\x02\0\0\0\0\x0a\x02\0\0\0\0\x0b\x89\x03\x00\x3f" + f for f in classic]
+        plain, wrapped = self.path("classic.pcap"), self.path("fabricpath.pcap")
+        write_pcap(plain, stamp(classic))
+        write_pcap(wrapped, stamp(fp))
+        self.assertEqual(len(tcpdump_packets(wrapped, "host 10.1.1.1")), 0)  # why the comparison is indirect
+        record(self.store, [wrapped], "--cutoff", "none")
+        for flt in FILTERS + ["vlan 7"]:
+            with self.subTest(filter=flt):
+                # tm decodes through VLAN tags always; libpcap needs `vlan and` for the tagged frame.
+                both = "(%s) or (vlan and (%s))" % (flt, flt) if flt else None
+                self.assertEqual(self.count(self.store, flt), len(tcpdump_packets(plain, both)))
+
+    def test_fddi(self):
+        # Link type 10: frame control 0x50 (LLC), destination and source MAC, LLC/SNAP, then the
+        # EtherType's payload; one SMT frame (frame control 0x41) with nothing decodable.
+        # tcpdump filters FDDI itself.
+        frames = []
+        for f in classic_frames():
+            if f[12:14] == b"\x81\x00":
+                continue  # no VLAN tags on FDDI
+            frames.append(b"\x50" + f[:12] + SNAP + f[12:])
+        frames.append(b"\x41" + b"\x01" * 12 + b"\0" * 20)
+        path = self.path("fddi.pcap")
+        write_pcap(path, stamp(frames), linktype=10)
+        record(self.store, [path], "--cutoff", "none")
+        for flt in FILTERS:
+            with self.subTest(filter=flt):
+                want = len(tcpdump_packets(path, flt or None))
+                self.assertEqual(self.count(self.store, flt), want)
+                if flt:
+                    self.assertGreater(want, 0)
+
+    def test_arp_over_infiniband(self):
+        record(self.store, [corpus("link", "ipoib.pcap")], "--cutoff", "none")
+        # tcpdump cannot filter IP over InfiniBand ("link-layer type filtering not implemented"):
+        # tshark -r link/ipoib.pcap -Y arp | wc -l -> 4;
+        # tshark -r link/ipoib.pcap -Y 'ip.addr==192.168.56.10 || arp.src.proto_ipv4==192.168.56.10
+        #   || arp.dst.proto_ipv4==192.168.56.10' | wc -l -> 30 (all: 26 ICMP, 4 ARP)
+        self.assertEqual(self.count(self.store, "arp"), 4)
+        self.assertEqual(self.count(self.store, "arp and host 192.168.56.24"), 4)
+        self.assertEqual(self.count(self.store, "host 192.168.56.10"), 30)
+
+    def test_arp_is_every_arp_frame(self):
+        # tm's `arp` is libpcap's `arp or rarp` (README), of any hardware/protocol length.
+        sll2 = corpus("link", "linux_dlt_sll2.pcap")  # one ARP request, one RARP request
+        record(self.path("a"), [sll2], "--cutoff", "none")
+        self.assertEqual(self.count(self.path("a"), "arp"), len(tcpdump_packets(sll2, "arp or rarp")))
+        # One ARP frame behind an 802.1ad tag, hardware type 0x3030, hardware length 14: tcpdump
+        # needs `vlan and` (tm decodes through tags); its addresses are not read (length not 6).
+        odd = corpus("malformed", "arp-too-long-tha.pcap")
+        record(self.path("b"), [odd], "--cutoff", "none")
+        self.assertEqual(self.count(self.path("b"), "arp"), len(tcpdump_packets(odd, "vlan and arp")))
+        self.assertEqual(self.count(self.path("b"), "host 48.48.48.48"), 0)
+        # Four ARP frames behind LLC/SNAP (hardware type 6): libpcap's `arp` looks at the
+        # Ethernet type field only and finds none; tshark -r pcapng/snap-arp.pcapng -Y arp -> 4,
+        # -Y 'arp.src.proto_ipv4==10.0.0.1 || arp.dst.proto_ipv4==10.0.0.1' -> 4.
+        snap = corpus("pcapng", "snap-arp.pcapng")
+        record(self.path("c"), [snap], "--cutoff", "none")
+        self.assertEqual(self.count(self.path("c"), "arp"), 4)
+        self.assertEqual(self.count(self.path("c"), "host 10.0.0.1"), 4)
+        self.assertEqual(self.count(self.path("c"), "not arp"), 0)
+
+
 class LayerStats(StoreTest):
     """tm stats --layers: what the link carries, per layer type."""
 

@@ -594,16 +594,79 @@ TEST(Decoder, ArpAndRarp) {
   EXPECT_TRUE(pi.arp);
   EXPECT_EQ(pi.arp_tpa, ip("10.1.2.3"));
 
-  // Another hardware type: counted, addresses not kept.
-  pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(6, 0x0800, 8, 4, 1, "1.2.3.4", "5.6.7.8")));
-  EXPECT_EQ(pi.status, DecodeStatus::kNotIp);
-  EXPECT_FALSE(pi.arp);
+  EXPECT_TRUE(pi.arp_addrs);
 
-  pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(1, 0x0800, 6, 4, 1, "1.2.3.4", "5.6.7.8")),
-           14 + 27);
+  // Another hardware type with 6-byte addresses (802 LANs, ARP behind SNAP): addresses kept.
+  pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(6, 0x0800, 6, 4, 1, "1.2.3.4", "5.6.7.8")));
+  EXPECT_TRUE(pi.arp);
+  EXPECT_TRUE(pi.arp_addrs);
+  EXPECT_EQ(pi.arp_spa, ip("1.2.3.4"));
+  EXPECT_EQ(pi.arp_tpa, ip("5.6.7.8"));
+
+  // Unusual lengths: still `arp` (libpcap's `arp` is the EtherType), addresses not read.
+  for (uint16_t type : {0x0806, 0x8035}) {
+    pi = dec(tmach::packet::kLinkEthernet, cat(eth(type), arp(6, 0x0800, 8, 4, 1, "1.2.3.4", "5.6.7.8")));
+    EXPECT_EQ(pi.status, DecodeStatus::kNotIp);
+    EXPECT_EQ(pi.ethertype, type);
+    EXPECT_TRUE(pi.arp);
+    EXPECT_FALSE(pi.arp_addrs);
+    EXPECT_EQ(pi.arp_spa, IpAddr{});
+  }
+  pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(1, 0x0800, 6, 16, 1, "1.2.3.4", "5.6.7.8")));
+  EXPECT_TRUE(pi.arp);
+  EXPECT_FALSE(pi.arp_addrs);
+  pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(1, 0x86dd, 6, 4, 1, "1.2.3.4", "5.6.7.8")));
+  EXPECT_TRUE(pi.arp);
+  EXPECT_FALSE(pi.arp_addrs);
+  // IP over InfiniBand (RFC 4391): hardware type 32, 20-byte hardware addresses.
+  pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(32, 0x0800, 20, 4, 2, "10.0.0.9", "10.0.0.8")));
+  EXPECT_TRUE(pi.arp_addrs);
+  EXPECT_EQ(pi.arp_spa, ip("10.0.0.9"));
+  EXPECT_EQ(pi.arp_tpa, ip("10.0.0.8"));
+
+  // Cut short: `arp` all the same, without addresses.
+  for (size_t len : {size_t{14}, size_t{14 + 7}, size_t{14 + 27}}) {
+    pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0806), arp(1, 0x0800, 6, 4, 1, "1.2.3.4", "5.6.7.8")),
+             len);
+    EXPECT_EQ(pi.status, DecodeStatus::kTruncated) << len;
+    EXPECT_STREQ(pi.anomaly, "arp_truncated");
+    EXPECT_TRUE(pi.arp) << len;
+    EXPECT_FALSE(pi.arp_addrs) << len;
+  }
+}
+
+TEST(Decoder, FabricPathAndCiscoMetadata) {
+  Bytes ip_pkt = ipv4({}, tcp(1, 2, 0));
+  // FabricPath: outer MACs, 0x8903, FTAG/TTL, then the classic frame (here VLAN-tagged).
+  Bytes fp = cat(eth(0x8903), Bytes{0x00, 0x3f}, Bytes{0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 1, 2, 3, 4, 5, 6});
+  PacketInfo pi = dec(tmach::packet::kLinkEthernet, cat(fp, be16(0x0800), ip_pkt));
+  ASSERT_EQ(pi.status, DecodeStatus::kOk) << (pi.anomaly ? pi.anomaly : "");
+  EXPECT_EQ(pi.ethertype, 0x0800);
+  EXPECT_EQ(pi.ip[0].l3_offset, 30);
+  EXPECT_EQ(pi.eth_offset, 0);  // the outer header
+  pi = dec(tmach::packet::kLinkEthernet, cat(fp, be16(0x8100), vlan(7, 0x0800), ip_pkt));
+  ASSERT_EQ(pi.status, DecodeStatus::kOk);
+  EXPECT_EQ(pi.vlan_count, 1);
+  EXPECT_EQ(pi.ip[0].l3_offset, 34);
+  for (size_t len = 14; len < 30; ++len) {
+    pi = dec(tmach::packet::kLinkEthernet, cat(fp, be16(0x0800), ip_pkt), len);
+    EXPECT_EQ(pi.status, DecodeStatus::kTruncated) << len;
+    EXPECT_STREQ(pi.anomaly, "fabricpath_truncated") << len;
+  }
+
+  // Cisco MetaData on Ethernet: version, length, option, SGT, then the EtherType.
+  Bytes cmd = cat(eth(0x8909), Bytes{1, 1, 0, 1, 0, 42});
+  pi = dec(tmach::packet::kLinkEthernet, cat(cmd, be16(0x0800), ip_pkt));
+  ASSERT_EQ(pi.status, DecodeStatus::kOk) << (pi.anomaly ? pi.anomaly : "");
+  EXPECT_EQ(pi.ip[0].l3_offset, 22);
+  EXPECT_EQ(pi.ip[0].sport, 1);
+  pi = dec(tmach::packet::kLinkEthernet,
+           cat(cmd, be16(0x0806), arp(1, 0x0800, 6, 4, 1, "1.2.3.4", "5.6.7.8")));
+  EXPECT_TRUE(pi.arp_addrs);
+  EXPECT_EQ(pi.ethertype, 0x0806);
+  pi = dec(tmach::packet::kLinkEthernet, cat(cmd, be16(0x0800), ip_pkt), 21);
   EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
-  EXPECT_STREQ(pi.anomaly, "arp_truncated");
-  EXPECT_FALSE(pi.arp);
+  EXPECT_STREQ(pi.anomaly, "cmd_truncated");
 }
 
 TEST(Decoder, LlcSnapAndOtherEthertypes) {
@@ -783,13 +846,47 @@ TEST(DecoderLink, Nflog) {
   EXPECT_EQ(dec(kLinkNflog, cat(hdr4, tlv(9, kV4)), 6).status, DecodeStatus::kTruncated);
 }
 
+TEST(DecoderLink, Fddi) {
+  using namespace tmach::packet;
+  // Frame control 0x50 (asynchronous LLC), destination, source, then LLC/SNAP.
+  Bytes mac = {0x50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  Bytes snap = {0xaa, 0xaa, 0x03, 0, 0, 0};
+  PacketInfo pi = dec(kLinkFddi, cat(mac, snap, be16(0x0800), kV4));
+  ASSERT_EQ(pi.status, DecodeStatus::kOk) << (pi.anomaly ? pi.anomaly : "");
+  ASSERT_EQ(pi.ip_count, 1);
+  EXPECT_EQ(pi.ip[0].l3_offset, 21);
+  EXPECT_EQ(pi.ip[0].sport, 1111);
+  EXPECT_EQ(pi.ethertype, 0x0800);
+  EXPECT_TRUE(pi.has_eth);
+  EXPECT_EQ(pi.eth_offset, 1);
+  expect_v6_udp(dec(kLinkFddi, cat(mac, snap, be16(0x86dd), kV6)), 21);
+  pi = dec(kLinkFddi, cat(mac, snap, be16(0x0806), arp(6, 0x0800, 6, 4, 1, "10.1.1.1", "10.1.1.2")));
+  EXPECT_EQ(pi.status, DecodeStatus::kNotIp);
+  EXPECT_TRUE(pi.arp_addrs);
+  EXPECT_EQ(pi.arp_tpa, ip("10.1.1.2"));
+  // Other LLC (spanning tree), and SMT frames (format bits 00): non-IP.
+  pi = dec(kLinkFddi, cat(mac, Bytes{0x42, 0x42, 0x03}, zeros(35)));
+  EXPECT_EQ(pi.status, DecodeStatus::kNotIp);
+  Bytes smt = mac;
+  smt[0] = 0x41;
+  pi = dec(kLinkFddi, cat(smt, snap, be16(0x0800), kV4));
+  EXPECT_EQ(pi.status, DecodeStatus::kNotIp);
+  EXPECT_EQ(pi.ip_count, 0);
+  pi = dec(kLinkFddi, mac, 12);
+  EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
+  EXPECT_STREQ(pi.anomaly, "fddi_truncated");
+  pi = dec(kLinkFddi, cat(mac, snap, be16(0x0800), kV4), 13 + 7);
+  EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
+  EXPECT_STREQ(pi.anomaly, "snap_truncated");
+}
+
 TEST(DecoderLink, UnsupportedAndEmpty) {
   using namespace tmach::packet;
   PacketInfo pi = dec(160, cat(zeros(20), kV4));  // an unknown link type
   EXPECT_EQ(pi.status, DecodeStatus::kUnsupportedLink);
   EXPECT_NE(pi.anomaly, nullptr);
   // Nothing captured at all: no read, a clean status.
-  for (uint32_t lt : {0u, 1u, 9u, 12u, 14u, 50u, 101u, 104u, 108u, 113u, 228u, 229u, 239u, 276u}) {
+  for (uint32_t lt : {0u, 1u, 9u, 10u, 12u, 14u, 50u, 101u, 104u, 108u, 113u, 228u, 229u, 239u, 276u}) {
     PacketInfo e;
     DecodeStatus s = decode(lt, nullptr, 0, e);
     EXPECT_EQ(s, DecodeStatus::kTruncated) << lt;
@@ -1106,10 +1203,13 @@ Seen parse_tcpdump_line(const std::string& line) {
     i = j + 1;
   }
   for (size_t i = 1; i < t.size(); ++i) {
-    if (t[i] == "ARP," && i + 5 < t.size() && t[i + 1] == "Request" && t[i + 2] == "who-has" &&
-        t[i + 4] == "tell") {
+    // "ARP, Request who-has T tell S", with the target's hardware address after T when
+    // it is not all zeros: "who-has T (00:ff:...) tell S" (IP over InfiniBand).
+    const size_t hw = i + 4 < t.size() && t[i + 4].front() == '(' ? 1 : 0;
+    if (t[i] == "ARP," && i + 5 + hw < t.size() && t[i + 1] == "Request" && t[i + 2] == "who-has" &&
+        t[i + 4 + hw] == "tell") {
       int port;
-      std::string sender = t[i + 5];
+      std::string sender = t[i + 5 + hw];
       if (sender.back() == ',') sender.pop_back();
       s.arp_request = parse_endpoint(t[i + 3], s.arp_tpa, port) && parse_endpoint(sender, s.arp_spa, port);
       return s;
@@ -1185,6 +1285,8 @@ TEST(DecoderOracle, MatchesTcpdump) {
       "pcapng/bgp-role.pcapng",
       "pcapng/start-with-server.pcapng",
       "nonip/ip6_esp.pcap",
+      "link/ipoib.pcap",         // ARP with 20-byte hardware addresses
+      "pcapng/snap-arp.pcapng",  // ARP behind LLC/SNAP, hardware type 6
   };
   size_t total = 0;
   for (const char* rel : files) {
@@ -1201,6 +1303,7 @@ TEST(DecoderOracle, MatchesTcpdump) {
       Seen s = parse_tcpdump_line(lines[i]);
       if (s.arp_request) {
         EXPECT_TRUE(pi.arp);
+        EXPECT_TRUE(pi.arp_addrs);
         EXPECT_EQ(pi.arp_spa, s.arp_spa);
         EXPECT_EQ(pi.arp_tpa, s.arp_tpa);
         ++compared;

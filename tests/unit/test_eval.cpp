@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "packet/decoder.h"
 #include "packet/packet_info.h"
 #include "query/eval.h"
 #include "query/parser.h"
@@ -201,6 +202,7 @@ Frame arp(std::string name, uint16_t op, const char* spa, const char* tpa, std::
   Frame f = ethernet(std::move(name), rarp ? 0x8035 : 0x0806, a, vlans);
   f.info.status = packet::DecodeStatus::kNotIp;
   f.info.arp = true;
+  f.info.arp_addrs = true;
   f.info.arp_spa = s;
   f.info.arp_tpa = t;
   return f;
@@ -622,6 +624,53 @@ TEST(EvalOracle, AgreesWithLibpcapOnVlanFilters) {
   std::vector<Frame> frames = plain_frames();
   for (Frame& f : tagged_frames()) frames.push_back(std::move(f));
   for (const char* filter : kVlanFilters) EXPECT_GT(check_against_bpf(filter, frames), 0) << filter;
+}
+
+// ARP and RARP frames of every shape, decoded by the decoder: tm's `arp` is libpcap's `arp or
+// rarp` (the EtherType alone), and `host` finds the protocol addresses libpcap finds in the
+// 6/4 form (libpcap reads them at fixed offsets; tm reads no addresses at other lengths).
+TEST(EvalOracle, ArpOfAnyShapeIsArp) {
+  struct Shape {
+    uint16_t ethertype, htype, ptype;
+    uint8_t hlen, plen;
+    size_t cut;  // bytes of the ARP body kept
+  };
+  const Shape shapes[] = {
+      {0x0806, 1, 0x0800, 6, 4, 28},   {0x8035, 1, 0x0800, 6, 4, 28},  {0x0806, 6, 0x0800, 6, 4, 28},
+      {0x0806, 1, 0x0800, 8, 4, 32},   {0x8035, 1, 0x0800, 14, 4, 36}, {0x0806, 0x3030, 0x0800, 14, 4, 44},
+      {0x0806, 32, 0x0800, 20, 4, 56}, {0x0806, 1, 0x86dd, 6, 16, 52}, {0x0806, 1, 0x0800, 6, 4, 7},
+  };
+  int arp_hits = 0;
+  for (const Shape& sh : shapes) {
+    std::vector<uint8_t> b = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    put16(b, sh.ethertype);
+    put16(b, sh.htype);
+    put16(b, sh.ptype);
+    b.push_back(sh.hlen);
+    b.push_back(sh.plen);
+    put16(b, 1);
+    for (int i = 0; i < 2; ++i) {  // sender, then target: hardware address, then 10.0.0.1 / 10.0.0.2
+      b.insert(b.end(), sh.hlen, 0xaa);
+      for (int k = 0; k < sh.plen; ++k) b.push_back(k == 0 ? 10 : k == sh.plen - 1 ? uint8_t(1 + i) : 0);
+    }
+    b.resize(14 + std::min<size_t>(sh.cut, b.size() - 14));
+    PacketInfo p;
+    packet::decode(packet::kLinkEthernet, b.data(), uint32_t(b.size()), p);
+    const std::string what = "ethertype " + std::to_string(sh.ethertype) + " hlen " +
+                             std::to_string(sh.hlen) + " plen " + std::to_string(sh.plen) + " cut " +
+                             std::to_string(sh.cut);
+    EXPECT_TRUE(M("arp", p)) << what;
+    EXPECT_EQ(M("arp", p), Bpf("arp or rarp").match(b)) << what;
+    EXPECT_TRUE(M("not ip and not ip6", p)) << what;
+    arp_hits += M("arp", p);
+    const bool usual = sh.hlen == 6 && sh.plen == 4 && sh.ptype == 0x0800 && sh.cut >= 28;
+    EXPECT_EQ(p.arp_addrs, usual || (sh.htype == 32 && sh.cut >= 56)) << what;
+    if (usual) {
+      for (const char* f : {"host 10.0.0.1", "src host 10.0.0.1", "dst host 10.0.0.2", "host 10.0.0.3"})
+        EXPECT_EQ(M(f, p), Bpf(f).match(b)) << f << " on " << what;
+    }
+  }
+  EXPECT_EQ(arp_hits, int(std::size(shapes)));
 }
 
 // Random token strings over a vocabulary aimed at the frames above: every one that both

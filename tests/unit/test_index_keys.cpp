@@ -39,8 +39,10 @@ struct Reference {
       }
     }
     if (p.arp) {
-      addr[p.arp_spa.b].insert(ord);
-      addr[p.arp_tpa.b].insert(ord);
+      if (p.arp_addrs) {
+        addr[p.arp_spa.b].insert(ord);
+        addr[p.arp_tpa.b].insert(ord);
+      }
       net[store::kNetArp].insert(ord);
     }
     if (p.ip_count == 0 && !p.arp) net[p.ethertype].insert(ord);

@@ -72,6 +72,8 @@ const Case kCases[] = {
     {"tunnels/erspanII.pcap", 1, 2, packet::kTunnelGre, "23.0.0.2", "23.0.0.3", 1},
     {"tunnels/wccp_redirect_gre.pcap", 1, 2, packet::kTunnelGre, "10.254.127.195", "10.254.108.228", 6},
     {"tunnels/gre-over-udp-4754.pcap", 1, 2, packet::kTunnelGre, "172.17.0.2", "1.1.1.1", 17},
+    // GRE protocol 0x8909: Cisco MetaData (security group tag), then IPv4.
+    {"tunnels/various_gre.pcap", 25, 2, packet::kTunnelGre, "172.17.1.54", "172.17.1.55", 1, 0x28},
     {"tunnels/vxlan.pcap", 3, 2, packet::kTunnelVxlan, "10.0.0.1", "10.0.0.2", 1, 123},
     {"tunnels/vxlan-encapsulated-http.pcap", 1, 2, packet::kTunnelVxlan, "172.16.11.201", "54.86.237.188", 6,
      1},
@@ -210,6 +212,122 @@ TEST(Tunnels, LinkTypes) {
       EXPECT_GT(with_host, 0u);
     }
   }
+}
+
+// Ethernet / IPv4 / GRE with protocol `proto` / `payload`.
+Bytes eth_ip_gre(uint16_t proto, const Bytes& payload) {
+  Bytes f = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00};
+  const size_t total = 20 + 4 + payload.size();
+  Bytes ip = {0x45,
+              0,
+              uint8_t(total >> 8),
+              uint8_t(total),
+              0,
+              1,
+              0,
+              0,
+              64,
+              packet::kProtoGre,
+              0,
+              0,
+              192,
+              0,
+              2,
+              1,
+              192,
+              0,
+              2,
+              2};
+  f.insert(f.end(), ip.begin(), ip.end());
+  Bytes gre = {0, 0, uint8_t(proto >> 8), uint8_t(proto)};
+  f.insert(f.end(), gre.begin(), gre.end());
+  f.insert(f.end(), payload.begin(), payload.end());
+  return f;
+}
+
+// An 802.11 data frame (to the DS) carrying IPv4/UDP 10.9.0.1:5000 -> 10.9.0.2:53.
+Bytes wlan_udp() {
+  Bytes f = {0x08, 0x01, 0, 0};                 // data, to DS; duration
+  for (int i = 0; i < 18; ++i) f.push_back(1);  // three addresses
+  f.push_back(0);                               // sequence
+  f.push_back(0);
+  Bytes llc = {0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00};
+  Bytes ip = {0x45, 0,    0,    28, 0,  1, 0, 0, 64, packet::kProtoUdp, 0, 0, 10, 9, 0, 1, 10, 9, 0,
+              2,    0x13, 0x88, 0,  53, 0, 8, 0, 0};
+  f.insert(f.end(), llc.begin(), llc.end());
+  f.insert(f.end(), ip.begin(), ip.end());
+  return f;
+}
+
+TEST(Tunnels, ArubaGreCarries80211) {
+  for (uint16_t proto : {0x8200, 0x8210, 0x82f0, 0x8370}) {
+    SCOPED_TRACE(proto);
+    const Pkt p{eth_ip_gre(proto, wlan_udp()), packet::kLinkEthernet};
+    PacketInfo pi = dec(p);
+    ASSERT_EQ(pi.status, DecodeStatus::kOk) << (pi.anomaly ? pi.anomaly : "");
+    ASSERT_EQ(pi.ip_count, 2);
+    EXPECT_EQ(pi.ip[1].tunnel, packet::kTunnelGre);
+    EXPECT_EQ(pi.ip[1].src, A("10.9.0.1"));
+    EXPECT_EQ(pi.ip[1].dport, 53);
+    EXPECT_TRUE(M("inner udp port 53 and tunnel gre", pi));
+    // Every prefix: no over-read; the inner layer is lost only with a non-ok status.
+    for (size_t len = 0; len < p.data.size(); ++len) {
+      PacketInfo c = dec(p, len);
+      if (c.ip_count < 2) {
+        EXPECT_NE(c.status, DecodeStatus::kOk) << len;
+      }
+    }
+  }
+  // A management frame (beacon) inside: the packet is its outer layer.
+  Bytes beacon = wlan_udp();
+  beacon[0] = 0x80;
+  PacketInfo pi = dec(Pkt{eth_ip_gre(0x8200, beacon), packet::kLinkEthernet});
+  EXPECT_EQ(pi.status, DecodeStatus::kOk);
+  EXPECT_EQ(pi.ip_count, 1);
+  // Protocol types beside Aruba's (0x8201, 0x8380) are not 802.11.
+  for (uint16_t proto : {0x8201, 0x8380}) {
+    pi = dec(Pkt{eth_ip_gre(proto, wlan_udp()), packet::kLinkEthernet});
+    EXPECT_EQ(pi.ip_count, 1) << proto;
+  }
+}
+
+TEST(Tunnels, CiscoMetadataInGre) {
+  // various_gre.pcap: 20 packets in GRE with Cisco MetaData: 12 with ICMP or PIM inside, 8 with
+  // an inner GRE keepalive (tshark -r tunnels/various_gre.pcap -Y cmd | wc -l -> 20).
+  size_t cmd = 0;
+  for (const auto& p : read("tunnels/various_gre.pcap")) {
+    PacketInfo pi = dec(p);
+    EXPECT_NE(pi.status, DecodeStatus::kMalformed);
+    cmd += pi.ip_count == 2 && pi.ip[1].tunnel == packet::kTunnelGre;
+  }
+  EXPECT_EQ(cmd, 20u);
+  // Crafted: the next protocol comes first in GRE's form of the header; cut inside it.
+  Bytes ip = {0x45, 0,    0,    28, 0,  1, 0, 0, 64, packet::kProtoUdp, 0, 0, 10, 9, 0, 1, 10, 9, 0,
+              2,    0x13, 0x88, 0,  53, 0, 8, 0, 0};
+  Bytes hdr = {0x08, 0x00, 1, 1, 0, 1, 0, 7};
+  hdr.insert(hdr.end(), ip.begin(), ip.end());
+  const Pkt p{eth_ip_gre(0x8909, hdr), packet::kLinkEthernet};
+  PacketInfo pi = dec(p);
+  ASSERT_EQ(pi.ip_count, 2);
+  EXPECT_EQ(pi.ip[1].dst, A("10.9.0.2"));
+  pi = dec(p, 14 + 20 + 4 + 7);
+  EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
+  EXPECT_STREQ(pi.anomaly, "cmd_truncated");
+}
+
+TEST(Tunnels, ArpOverInfiniband) {
+  // ipoib.pcap: 4 ARP packets between 192.168.56.10 and 192.168.56.24 with 20-byte hardware
+  // addresses (tshark -r link/ipoib.pcap -Y arp | wc -l -> 4).
+  size_t arp = 0, host = 0;
+  for (const auto& p : read("link/ipoib.pcap")) {
+    PacketInfo pi = dec(p);
+    if (!pi.arp) continue;
+    ++arp;
+    EXPECT_TRUE(pi.arp_addrs);
+    host += M("host 192.168.56.24 and host 192.168.56.10 and arp", pi);
+  }
+  EXPECT_EQ(arp, 4u);
+  EXPECT_EQ(host, 4u);
 }
 
 // Every prefix of a tunnelled packet: no over-read, layers only ever lost from the inside.
