@@ -37,7 +37,8 @@ ImportSession::ImportSession(const std::string& store_dir, const std::vector<std
     in.path = p;
     in.fp = fingerprint_file(p);
     if (in.fp && !force) {
-      if (const auto* r = log.find(*in.fp)) {
+      // A file without packets stored nothing: reading it again doubles nothing.
+      if (const auto* r = log.find(*in.fp); r && r->packets > 0) {
         in.skip = true;
         if (r->complete)
           err << fmt::format(
@@ -87,7 +88,7 @@ void ImportSession::commit() {
   uint64_t now = util::now_ns();
   for (auto& in : inputs_) {
     if (in.skip || !in.fp) continue;
-    if (!in.ended && in.packets == 0) continue;  // nothing of it is in the store
+    if (in.packets == 0) continue;  // nothing of it is in the store: reading it again doubles nothing
     ImportRecord r;
     r.fp = *in.fp;
     std::error_code ec;

@@ -51,7 +51,8 @@ class ImportSession {
   // Reading is over: takes where each source stopped (sources[i] reads input i).
   void stopped(const std::vector<std::unique_ptr<capture::PacketSource>>& sources);
   // Once everything read is sealed in the store: logs the inputs read to their end as
-  // imported, and one read in part (a signal, a read error) as partial with its counts.
+  // imported, and one read in part (a signal, a read error) as partial with its counts;
+  // one that gave no packet is not logged (reading it again doubles nothing).
   // Throws std::runtime_error naming the log.
   void commit();
   // `signal`: the one that stopped the run (0: none). A signal that came once every input

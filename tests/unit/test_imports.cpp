@@ -261,3 +261,20 @@ TEST(ImportSession, InterruptedImportIsLoggedAsPartial) {
   EXPECT_NE(err.str().find("partly imported"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find("2 packets"), std::string::npos) << err.str();
 }
+
+TEST(ImportSession, FileWithoutPacketsIsNotLogged) {
+  TempDir d;
+  std::string store = (d.p / "store").string();
+  fs::create_directory(store);
+  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  write_file(d.p / "empty.pcap", random_bytes(24, 7));
+  std::vector<std::string> paths = {(d.p / "empty.pcap").string()};
+  for (int run = 0; run < 2; ++run) {
+    std::ostringstream err;
+    store::ImportSession s(store, paths, false, err);
+    EXPECT_FALSE(s.skip(0)) << "run " << run << ": " << err.str();
+    s.ended(0);
+    s.commit();
+  }
+  EXPECT_TRUE(store::ImportLog::load(store).records.empty());
+}
