@@ -60,6 +60,11 @@ class PcapHandleSource : public PacketSource {
   std::string name() const override { return name_; }
   bool is_live() const override { return live_; }
   std::string warning() const override { return warning_; }
+  std::optional<uint64_t> bytes_read() const override {
+    if (live_) return std::nullopt;
+    long pos = ftell(pcap_file(p_));  // -1 for a pipe (stdin)
+    return pos < 0 ? std::nullopt : std::optional<uint64_t>(static_cast<uint64_t>(pos));
+  }
   void stop() override {
     stopped_ = true;
     pcap_breakloop(p_);

@@ -93,6 +93,7 @@ class MmapPcapSource : public PacketSource {
   }
   std::string name() const override { return path_; }
   std::string warning() const override { return warning_; }
+  std::optional<uint64_t> bytes_read() const override { return pos_; }
 
  private:
   std::string path_;

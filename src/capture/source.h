@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ class PacketSource {
   virtual void stop() {}
   // Non-empty when the source ended early on damaged input (e.g. "truncated record at offset 123").
   virtual std::string warning() const { return {}; }
+  // Files: how many bytes of the input were consumed so far (libpcap: up to its read-ahead);
+  // nullopt when not known (stdin, live).
+  virtual std::optional<uint64_t> bytes_read() const { return std::nullopt; }
 };
 
 // Opens a capture file: classic pcap through mmap (fast path), anything else (pcapng,

@@ -14,6 +14,7 @@
 #include "cli/options.h"
 #include "cli/summary.h"
 #include "record/recorder.h"
+#include "store/import_session.h"
 #include "store/store_writer.h"
 #include "util/allocator_tuning.h"
 #include "util/prefaulter.h"
@@ -26,6 +27,9 @@ Runner add_record(CLI::App& app) {
   add_config_options(app, *o);
   app.add_option("-r,--read", o->reads,
                  "capture file (pcap or pcapng; '-' = stdin); repeat for several, read in order");
+  app.add_flag(
+      "--force", o->force,
+      "record a --read file even if the store has already imported it (its packets are stored twice)");
   app.add_option("-i,--interface", o->interfaces, "live interface; repeatable");
   app.add_flag("--json", o->json, "print the summary as JSON");
   app.add_option("--test-writer-delay-us", o->test_delay_us, "testing: slow the writer down (per packet)")
@@ -50,6 +54,14 @@ Runner add_record(CLI::App& app) {
     // Open every input before touching the store: a typo in a path must not create a store.
     std::vector<std::unique_ptr<capture::PacketSource>> file_sources;
     for (auto& path : o->reads) file_sources.push_back(capture::open_file_source(path));
+    // Files the store has already imported are skipped (stderr says so) unless --force.
+    store::ImportSession imports(cfg.store, o->reads, o->force, std::cerr);
+    if (imports.all_skipped()) {
+      std::cerr << fmt::format(
+          "tm record: nothing recorded: every input was already imported into {} (in whole or in part)\n",
+          cfg.store);
+      return 1;
+    }
 
     util::tune_allocator_for_recording();
     store::StoreWriter writer(cfg, cfg.classes);
@@ -69,11 +81,14 @@ Runner add_record(CLI::App& app) {
     std::vector<std::unique_ptr<capture::PacketSource>> live_sources;
     if (live) live_sources = open_live_sources(cfg);
     std::atomic<bool> stop{false};
+    std::atomic<bool> ending{false};
+    std::atomic<int> got_signal{0};
     std::atomic<capture::PacketSource*> current{nullptr};
     std::thread sig_thread([&] {
       int sig;
       sigwait(&set, &sig);
-      if (sig == 0) return;  // woken by ourselves at the end
+      if (ending) return;  // woken by ourselves at the end
+      got_signal = sig;
       stop = true;
       for (auto& s : live_sources) s->stop();
       if (auto* c = current.load()) c->stop();
@@ -110,12 +125,18 @@ Runner add_record(CLI::App& app) {
           }
         }
       } else {
-        for (auto& src : file_sources) {
+        for (size_t i = 0; i < file_sources.size(); ++i) {
+          auto& src = file_sources[i];
           if (stop) break;
+          if (imports.skip(i)) continue;
           current = src.get();
           while (!stop) {
             size_t n = src->next_batch(batch.data(), batch.size());
-            if (n == 0) break;
+            if (n == 0) {
+              if (!stop) imports.ended(i);
+              break;
+            }
+            imports.note(i, batch.data(), n);
             if (share) n = share->keep(batch.data(), n);
             rec.process(batch.data(), n, wait_mode);
             if (writer.failed()) throw std::runtime_error("writer failed: " + writer.error());
@@ -128,6 +149,7 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
+    imports.stopped(file_sources);
     prefault.stop();
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());
@@ -136,14 +158,27 @@ Runner add_record(CLI::App& app) {
     double capture_cpu = util::thread_cpu_seconds();
     writer.finish();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ending = true;
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait
     sig_thread.join();
     for (auto& w : warnings) std::cerr << "tm record: warning: " << w << "\n";
     if (writer.failed()) {
       std::cerr << "tm record: writer: " << writer.error() << "\n";
       rc = 1;
+    } else if (!live) {
+      try {
+        imports.commit();  // what was read is sealed: log it (a file read in part as partial)
+      } catch (const std::exception& e) {
+        std::cerr << "tm record: " << e.what() << "\n";
+        rc = 1;
+      }
     }
-    print_record_summary(std::cout, rec, writer, kstats, secs, capture_cpu, o->json, share.get());
+    // A signal ends a live capture normally; for files it means input was left unread.
+    store::ImportReport input = imports.report(live ? 0 : got_signal.load());
+    print_record_summary(std::cout, rec, writer, kstats, secs, capture_cpu, o->json, share.get(),
+                         live ? nullptr : &input);
+    if (input.interrupted()) std::cerr << "tm record: " << interrupted_line(input) << "\n";
+    if (input.interrupted() && rc == 0) rc = 128 + input.signal;
     return rc;
   };
 }

@@ -24,6 +24,7 @@ struct RecordOptions {
   std::vector<std::string> interfaces;
   std::vector<std::string> reads;
   bool json = false;
+  bool force = false;  // tm record: record files the store has already imported
   uint32_t test_delay_us = 0;
   // One worker of an N-way split (tm record/serve --worker-id I --workers N): keeps the
   // packets whose balancing hash mod N is I (cluster/balance.h).

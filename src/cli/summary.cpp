@@ -1,6 +1,8 @@
 #include "cli/summary.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
@@ -32,9 +34,46 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
   };
 }
 
+namespace {
+
+std::string signal_name(int sig) {
+  if (sig == SIGINT) return "SIGINT";
+  if (sig == SIGTERM) return "SIGTERM";
+  return fmt::format("signal {}", sig);
+}
+
+}  // namespace
+
+std::string interrupted_line(const store::ImportReport& in) {
+  std::string s = fmt::format("interrupted by {} after {} packets", signal_name(in.signal), in.packets_read);
+  if (in.bytes_read && in.bytes_total)
+    s += fmt::format(": {} of {} bytes of input read", *in.bytes_read, *in.bytes_total);
+  else if (in.bytes_read)
+    s += fmt::format(": {} bytes of input read (total size unknown)", *in.bytes_read);
+  else
+    s += ": input size unknown (stdin)";
+  s += fmt::format(", {} of {} inputs complete; what was read is stored", in.files_complete, in.files);
+  return s;
+}
+
+namespace {
+
+nlohmann::json input_json(const store::ImportReport& in) {
+  nlohmann::json j = {{"files", in.files},
+                      {"files_complete", in.files_complete},
+                      {"packets_read", in.packets_read},
+                      {"bytes_read", in.bytes_read ? nlohmann::json(*in.bytes_read) : nlohmann::json()},
+                      {"bytes_total", in.bytes_total ? nlohmann::json(*in.bytes_total) : nlohmann::json()},
+                      {"skipped_already_imported", in.skipped}};
+  j["signal"] = in.interrupted() ? nlohmann::json(signal_name(in.signal)) : nlohmann::json();
+  return j;
+}
+
+}  // namespace
+
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
-                          bool json, const cluster::ShareFilter* share) {
+                          bool json, const cluster::ShareFilter* share, const store::ImportReport* input) {
   const auto& t = rec.counters();
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0;
   for (auto& k : kernel) {
@@ -67,9 +106,14 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
       j["classes"][cls[i].name] = class_json(cls[i], c, w, writer.ring(static_cast<uint16_t>(i)));
     }
     if (share) j["worker_share"] = share_json(*share);
+    j["interrupted"] = input && input->interrupted();
+    if (input) j["input"] = input_json(*input);
     os << j.dump(2) << "\n";
     return;
   }
+  if (input && input->interrupted()) os << interrupted_line(*input) << "\n";
+  if (input && !input->skipped.empty())
+    os << fmt::format("skipped (already imported): {}\n", fmt::join(input->skipped, ", "));
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
                     util::format_size(t.bytes), seconds,
                     seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0,

@@ -8,6 +8,7 @@
 #include "capture/source.h"
 #include "cluster/balance.h"
 #include "record/recorder.h"
+#include "store/import_session.h"
 #include "store/store_writer.h"
 
 namespace tmach::cli {
@@ -16,9 +17,14 @@ namespace tmach::cli {
 nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
                           const store::ClassWriteStats& w, const store::Ring& ring);
 
+// `input`: for a file import, what was skipped and whether a signal cut the run short.
 void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
-                          bool json, const cluster::ShareFilter* share = nullptr);
+                          bool json, const cluster::ShareFilter* share = nullptr,
+                          const store::ImportReport* input = nullptr);
+
+// "interrupted by SIGINT after N packets: X of Y bytes of input read, k of n inputs complete; ...".
+std::string interrupted_line(const store::ImportReport& input);
 
 // What a worker of an N-way split kept and left to the others (JSON), for the summary and stats.
 nlohmann::json share_json(const cluster::ShareFilter& share);

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "store/imports.h"
 #include "store/layout.h"
 #include "store/sidecar.h"
 
@@ -151,7 +152,7 @@ Catalog Catalog::scan(const std::string& root, Depth depth) {
         fmt::format("{} is not a tm store (no {} file); record into it first", root, kStoreMarker));
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
-    if (name == kStoreMarker || name == kLockFile || name == "flows" ||
+    if (name == kStoreMarker || name == kLockFile || name == kImportLog || name == "flows" ||
         name.starts_with("dynamic-classes.json"))
       continue;
     if (!top.is_directory()) {

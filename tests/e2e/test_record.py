@@ -1,9 +1,14 @@
 """tm record end to end: what goes into the store, the cutoff rule, budgets, every corpus file."""
+import json
 import os
+import re
+import shutil
+import signal
 import subprocess
+import time
 import unittest
 
-from tmtest import (LONG_TIMEOUTS, StoreTest, conn_of, corpus, corpus_files, read_pcap, record, run, store_segments,
+from tmtest import (LONG_TIMEOUTS, TM, StoreTest, conn_of, corpus, corpus_files, read_pcap, record, run, store_segments,
                     tcpdump_packets, tm)
 
 MIXED = ["bro.org.pcap", "ssh.pcap", "smb3_multichannel.pcap", "1000-requests-one-dropped-response.pcap",
@@ -150,7 +155,8 @@ class Sources(StoreTest):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])
         with open(os.path.join(self.store, "LOCK"), "r+") as lk:
             fcntl.flock(lk, fcntl.LOCK_EX)
-            p = tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"), check=False)
+            p = tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"), "--force",
+                   check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("in use", p.stderr.decode())
 
@@ -224,6 +230,131 @@ class Config(StoreTest):
         for seg in store_segments(self.store, "ssh"):
             got += tcpdump_packets(seg)
         self.assertSamePackets(got, ssh)
+
+
+def query_count(store, flt="ip or not ip"):
+    return int(tm("query", "--store", store, "--count", "-q", flt).stdout)
+
+
+def store_files(store):
+    """Every file of the store with its size, the import log aside."""
+    out = {}
+    for root, _, files in os.walk(store):
+        for f in files:
+            if f not in ("imports.jsonl", "LOCK"):
+                p = os.path.join(root, f)
+                out[os.path.relpath(p, store)] = os.path.getsize(p)
+    return out
+
+
+class Reimport(StoreTest):
+    SRC = corpus("mixed", "wikipedia.pcap")  # 136 packets
+
+    def test_same_file_again_is_refused_and_force_records_it_again(self):
+        first = record(self.store, [self.SRC], "--cutoff", "none")
+        n = query_count(self.store)
+        self.assertEqual(n, first["packets"])
+        self.assertGreater(n, 0)
+        before = store_files(self.store)
+        # The same bytes under another name: still the same file.
+        copy = self.path("renamed.pcap")
+        shutil.copyfile(self.SRC, copy)
+        p = record(self.store, [copy], "--cutoff", "none", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        err = p.stderr.decode()
+        self.assertIn("renamed.pcap: already imported into " + self.store, err)
+        self.assertIn(os.path.abspath(self.SRC), err)  # as what it was imported
+        self.assertIn("%d packets" % n, err)
+        self.assertIn("--force", err)
+        self.assertEqual(store_files(self.store), before)
+        self.assertEqual(query_count(self.store), n)
+        # --force: recorded again, every packet twice.
+        again = record(self.store, [copy], "--cutoff", "none", "--force")
+        self.assertEqual(again["packets"], n)
+        self.assertFalse(again["interrupted"])
+        self.assertEqual(query_count(self.store), 2 * n)
+
+    def test_several_inputs_skip_only_those_imported(self):
+        other = corpus("mixed", "nmap-vsn.pcap")
+        record(self.store, [self.SRC], "--cutoff", "none")
+        n = query_count(self.store)
+        p = tm("record", "--store", self.store, "--json", "--cutoff", "none", "--read", self.SRC, "--read", other,
+               "--read", other)
+        s = json.loads(p.stdout)
+        err = p.stderr.decode()
+        self.assertIn("skipping %s: already imported" % self.SRC, err)
+        self.assertIn("skipping %s: the same file as %s" % (other, other), err)
+        self.assertEqual(s["input"]["skipped_already_imported"], [self.SRC, other])
+        self.assertEqual(s["input"]["files"], 1)
+        self.assertEqual(s["packets"], len(read_pcap(other)))
+        self.assertEqual(query_count(self.store), n + len(read_pcap(other)))
+
+    def test_stdin_is_recorded_every_time(self):
+        for i in (1, 2):
+            with open(self.SRC, "rb") as f:
+                p = subprocess.run([TM, "record", "--store", self.store, "--read", "-", "--cutoff", "none"], stdin=f,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn(b"already imported", p.stderr)
+            self.assertEqual(query_count(self.store), i * 136)
+
+
+class Interrupted(StoreTest):
+    SRC = corpus("mixed", "echo-connections.pcap")  # 82582 packets
+
+    def start(self, *extra):
+        """tm record on SRC with a slow writer, signalled once its first segment exists."""
+        args = [TM, "record", "--store", self.store, "--read", self.SRC, "--cutoff", "none", "--ram-budget", "1m",
+                "--test-writer-delay-us", "50"] + list(extra)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 20
+        while not store_segments(self.store):
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                self.fail("tm record wrote no segment: %r" % (proc.communicate(),))
+            time.sleep(0.01)
+        return proc
+
+    def check_store_answers(self, stored):
+        self.assertGreater(stored, 0)
+        self.assertLess(stored, len(read_pcap(self.SRC)), "the signal came too late to interrupt anything")
+        self.assertEqual(query_count(self.store), stored)
+        self.assertEqual(sum(len(read_pcap(p)) for p in store_segments(self.store)), stored)
+        # The file read in part is logged as such: recording it again is refused, saying so.
+        p = tm("record", "--store", self.store, "--read", self.SRC, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("partly imported", p.stderr.decode())
+        # Everything was sealed: the next recorder has nothing to recover.
+        p = tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"))
+        self.assertNotIn("recovered", p.stderr.decode())
+
+    def test_sigint_exits_130_and_says_interrupted(self):
+        proc = self.start()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 130, err)
+        text = out.decode()
+        m = re.search(r"^interrupted by SIGINT after (\d+) packets: (\d+) of (\d+) bytes of input read, 0 of 1 inputs "
+                      r"complete", text, re.M)
+        self.assertTrue(m, text)
+        self.assertEqual(int(m.group(3)), os.path.getsize(self.SRC))
+        self.assertLess(int(m.group(2)), int(m.group(3)))
+        row = [line.split() for line in text.splitlines() if line.startswith("default ")][0]
+        stored = int(row[3])  # class cutoff seen stored ...
+        self.assertEqual(stored, int(m.group(1)))  # --cutoff none: every packet read is stored
+        self.check_store_answers(stored)
+
+    def test_sigterm_exits_143_and_json_says_interrupted(self):
+        proc = self.start("--json")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 143, err)
+        s = json.loads(out)
+        self.assertTrue(s["interrupted"])
+        self.assertEqual(s["input"]["signal"], "SIGTERM")
+        self.assertEqual(s["input"]["files_complete"], 0)
+        self.assertEqual(s["input"]["packets_read"], s["packets"])
+        self.check_store_answers(s["classes"]["default"]["stored_packets"])
 
 
 if __name__ == "__main__":

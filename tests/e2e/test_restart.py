@@ -34,7 +34,7 @@ class Restart(StoreTest):
 
     def test_sequence_continues(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")], "--cutoff", "none")
-        record(self.store, [corpus("mixed", "wikipedia.pcap")], "--cutoff", "none")
+        record(self.store, [corpus("mixed", "wikipedia.pcap")], "--cutoff", "none", "--force")
         names = [os.path.basename(p) for p in store_segments(self.store)]
         self.assertEqual([n[:8] for n in names], ["00000001", "00000002"])
 

@@ -1,0 +1,135 @@
+#include "store/import_session.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "store/catalog.h"
+#include "util/timespec.h"
+
+namespace fs = std::filesystem;
+
+namespace tmach::store {
+namespace {
+
+// "2026-11-25 13:00:00 UTC": the seconds are enough to tell imports apart.
+std::string when(uint64_t ns) {
+  std::string t = util::format_time(ns);  // 2026-11-25T13:00:00.123456789Z
+  return t.substr(0, 10) + " " + t.substr(11, 8) + " UTC";
+}
+
+std::string describe(const ImportRecord& r) {
+  std::string s = fmt::format("as {}: {} packets", r.path, r.packets);
+  if (r.packets)
+    s += fmt::format(", {} .. {}", util::format_time(r.first_ts_ns), util::format_time(r.last_ts_ns));
+  return s;
+}
+
+}  // namespace
+
+ImportSession::ImportSession(const std::string& store_dir, const std::vector<std::string>& paths, bool force,
+                             std::ostream& err)
+    : store_dir_(store_dir) {
+  ImportLog log;
+  if (!paths.empty() && is_store_dir(store_dir)) log = ImportLog::load(store_dir);
+  for (auto& p : paths) {
+    Input in;
+    in.path = p;
+    in.fp = fingerprint_file(p);
+    if (in.fp && !force) {
+      // A file without packets stored nothing: reading it again doubles nothing.
+      if (const auto* r = log.find(*in.fp); r && r->packets > 0) {
+        in.skip = true;
+        if (r->complete)
+          err << fmt::format(
+              "tm record: skipping {}: already imported into {} on {} ({}); nothing recorded from it "
+              "(--force "
+              "records it again)\n",
+              p, store_dir, when(r->imported_at_ns), describe(*r));
+        else
+          err << fmt::format(
+              "tm record: skipping {}: partly imported into {} on {} ({}, interrupted after {} of {} bytes); "
+              "recording it again would store those packets twice (--force records the whole file again)\n",
+              p, store_dir, when(r->imported_at_ns), describe(*r), r->bytes_read, r->fp.size);
+      } else {
+        for (auto& before : inputs_)
+          if (before.fp && *before.fp == *in.fp && !before.skip) {
+            in.skip = true;
+            err << fmt::format(
+                "tm record: skipping {}: the same file as {}, given before it in this run (--force records "
+                "it twice)\n",
+                p, before.path);
+            break;
+          }
+      }
+    }
+    inputs_.push_back(std::move(in));
+  }
+}
+
+bool ImportSession::all_skipped() const {
+  for (auto& in : inputs_)
+    if (!in.skip) return false;
+  return !inputs_.empty();
+}
+
+void ImportSession::stopped(const std::vector<std::unique_ptr<capture::PacketSource>>& sources) {
+  for (size_t i = 0; i < inputs_.size() && i < sources.size(); ++i) {
+    auto& in = inputs_[i];
+    if (in.ended && in.fp)
+      in.offset = in.fp->size;
+    else if (!in.skip)
+      in.offset = sources[i]->bytes_read();
+  }
+}
+
+void ImportSession::commit() {
+  std::vector<ImportRecord> recs;
+  uint64_t now = util::now_ns();
+  for (auto& in : inputs_) {
+    if (in.skip || !in.fp) continue;
+    if (in.packets == 0) continue;  // nothing of it is in the store: reading it again doubles nothing
+    ImportRecord r;
+    r.fp = *in.fp;
+    std::error_code ec;
+    auto abs = fs::absolute(in.path, ec);
+    r.path = ec ? in.path : abs.lexically_normal().string();
+    r.imported_at_ns = now;
+    r.packets = in.packets;
+    r.first_ts_ns = in.first_ts;
+    r.last_ts_ns = in.last_ts;
+    r.complete = in.ended;
+    r.bytes_read = in.ended ? in.fp->size : in.offset.value_or(0);
+    recs.push_back(std::move(r));
+  }
+  append_imports(store_dir_, recs);
+}
+
+ImportReport ImportSession::report(int signal) const {
+  ImportReport rep;
+  bool bytes_known = true, total_known = true;
+  uint64_t bytes = 0, total = 0;
+  for (auto& in : inputs_) {
+    if (in.skip) {
+      rep.skipped.push_back(in.path);
+      continue;
+    }
+    ++rep.files;
+    rep.packets_read += in.packets;
+    if (in.ended) ++rep.files_complete;
+    if (in.fp)
+      total += in.fp->size;
+    else
+      total_known = false;
+    if (in.offset)
+      bytes += *in.offset;
+    else if (in.packets || in.ended)
+      bytes_known = false;
+  }
+  if (bytes_known) rep.bytes_read = bytes;
+  if (total_known) rep.bytes_total = total;
+  if (signal && rep.files_complete < rep.files) rep.signal = signal;
+  return rep;
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,209 @@
+#include "store/imports.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace fs = std::filesystem;
+
+namespace tmach::store {
+
+uint64_t hash64(const void* data, size_t len, uint64_t seed) {
+  constexpr uint64_t m = 0xc6a4a7935bd1e995ull;
+  constexpr int r = 47;
+  uint64_t h = seed ^ (len * m);
+  const auto* p = static_cast<const uint8_t*>(data);
+  const uint8_t* end = p + (len & ~static_cast<size_t>(7));
+  for (; p != end; p += 8) {
+    uint64_t k;
+    std::memcpy(&k, p, 8);
+    k *= m;
+    k ^= k >> r;
+    k *= m;
+    h ^= k;
+    h *= m;
+  }
+  size_t rest = len & 7;
+  if (rest) {
+    uint64_t k = 0;
+    std::memcpy(&k, p, rest);
+    h ^= k;
+    h *= m;
+  }
+  h ^= h >> r;
+  h *= m;
+  h ^= h >> r;
+  return h;
+}
+
+namespace {
+
+// Reads exactly `len` bytes at `off`; throws naming the path.
+void pread_exact(int fd, const std::string& path, uint8_t* buf, size_t len, uint64_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = ::pread(fd, buf + got, len - got, static_cast<off_t>(off + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      throw std::runtime_error(
+          fmt::format("cannot read {} at offset {}: {}", path, off + got, std::strerror(errno)));
+    if (n == 0)
+      throw std::runtime_error(
+          fmt::format("{}: ends at {} bytes while being read (is it being written?)", path, off + got));
+    got += static_cast<size_t>(n);
+  }
+}
+
+std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
+
+std::string log_path(const std::string& store_dir) { return (fs::path(store_dir) / kImportLog).string(); }
+
+}  // namespace
+
+std::optional<FileFingerprint> fingerprint_file(const std::string& path) {
+  if (path == "-") return std::nullopt;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    throw std::runtime_error(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  if (!S_ISREG(st.st_mode)) return std::nullopt;
+  FileFingerprint fp;
+  fp.size = static_cast<uint64_t>(st.st_size);
+  size_t span = static_cast<size_t>(std::min<uint64_t>(fp.size, kFingerprintSpan));
+  std::vector<uint8_t> buf(span);
+  pread_exact(fd, path, buf.data(), span, 0);
+  fp.head_hash = hash64(buf.data(), span);
+  pread_exact(fd, path, buf.data(), span, fp.size - span);
+  fp.tail_hash = hash64(buf.data(), span, 1);
+  return fp;
+}
+
+std::string to_json_line(const ImportRecord& r) {
+  nlohmann::json j = {
+      {"size", r.fp.size},
+      {"head_hash", hex64(r.fp.head_hash)},
+      {"tail_hash", hex64(r.fp.tail_hash)},
+      {"path", r.path},
+      {"imported_at", r.imported_at_ns},
+      {"packets", r.packets},
+      {"first_ts", r.first_ts_ns},
+      {"last_ts", r.last_ts_ns},
+      {"complete", r.complete},
+      {"bytes_read", r.bytes_read},
+  };
+  // A path need not be UTF-8: replace what is not rather than fail.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<ImportRecord> parse_import_line(std::string_view line) {
+  auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  try {
+    ImportRecord r;
+    r.fp.size = j.at("size").get<uint64_t>();
+    auto hash = [&](const char* key) -> std::optional<uint64_t> {
+      std::string s = j.at(key).get<std::string>();
+      if (s.size() != 16) return std::nullopt;
+      size_t used = 0;
+      uint64_t v = std::stoull(s, &used, 16);
+      if (used != s.size()) return std::nullopt;
+      return v;
+    };
+    auto head = hash("head_hash"), tail = hash("tail_hash");
+    if (!head || !tail) return std::nullopt;
+    r.fp.head_hash = *head;
+    r.fp.tail_hash = *tail;
+    r.path = j.at("path").get<std::string>();
+    r.imported_at_ns = j.at("imported_at").get<uint64_t>();
+    r.packets = j.at("packets").get<uint64_t>();
+    r.first_ts_ns = j.at("first_ts").get<uint64_t>();
+    r.last_ts_ns = j.at("last_ts").get<uint64_t>();
+    r.complete = j.at("complete").get<bool>();
+    r.bytes_read = j.at("bytes_read").get<uint64_t>();
+    return r;
+  } catch (const std::exception&) {  // a key missing or of the wrong type, a bad hex digit
+    return std::nullopt;
+  }
+}
+
+ImportLog ImportLog::load(const std::string& store_dir) {
+  ImportLog log;
+  std::string path = log_path(store_dir);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return log;
+    throw std::runtime_error(fmt::format("cannot read {}", path));
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    if (auto r = parse_import_line(line))
+      log.records.push_back(std::move(*r));
+    else
+      ++log.bad_lines;
+  }
+  if (in.bad()) throw std::runtime_error(fmt::format("cannot read {}", path));
+  return log;
+}
+
+const ImportRecord* ImportLog::find(const FileFingerprint& fp) const {
+  const ImportRecord* partial = nullptr;
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (!(it->fp == fp)) continue;
+    if (it->complete) return &*it;
+    if (!partial) partial = &*it;
+  }
+  return partial;
+}
+
+void append_imports(const std::string& store_dir, const std::vector<ImportRecord>& records) {
+  if (records.empty()) return;
+  std::string path = log_path(store_dir);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    throw std::runtime_error(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  std::string text;
+  if (st.st_size > 0) {  // a last line cut short (crash during an append) stays a line of its own
+    char last = 0;
+    if (::pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') text += '\n';
+  }
+  for (auto& r : records) text += to_json_line(r) + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0)
+    throw std::runtime_error(fmt::format("cannot sync {}: {}", path, std::strerror(errno)));
+  if (st.st_size == 0) {  // new file: its directory entry must survive a crash too
+    int dfd = ::open(store_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+}
+
+}  // namespace tmach::store
