@@ -57,10 +57,12 @@ bench: build
 # (crafted frames of what the corpus lacks, e.g. L2TPv3).
 # The grown corpus stays in $(BUILD_FUZZ)/corpus for the next run; a finding stops the run
 # and leaves crash-* in $(BUILD_FUZZ) (reproduce: $(BUILD_FUZZ)/decoder_fuzz crash-...).
-fuzz:
+# The seed extractor reads captures with Debian's python3-dpkt (installed by setup), hence
+# Debian's python3: a python3 earlier in PATH (pyenv, a venv) may not see it.
+fuzz: setup
 	@cmake -S fuzz -B $(BUILD_FUZZ) -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j$(JOBS)
-	@python3 fuzz/extract_seeds.py $(TM_CORPUS) $(BUILD_FUZZ)/seeds/decoder
+	@/usr/bin/python3 fuzz/extract_seeds.py $(TM_CORPUS) $(BUILD_FUZZ)/seeds/decoder
 	@mkdir -p $(BUILD_FUZZ)/corpus/decoder $(BUILD_FUZZ)/corpus/query
 	cd $(BUILD_FUZZ) && ./decoder_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  corpus/decoder seeds/decoder $(CURDIR)/fuzz/seeds/decoder

@@ -50,6 +50,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "util/file_io.h"
+#include "util/pcap.h"
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
@@ -189,14 +192,10 @@ struct Output {
       n = 0;
       return;
     }
-    size_t done = 0;
-    while (done < n) {
-      const ssize_t w = ::write(fd, buf.data() + done, n - done);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        die(std::string("write: ") + std::strerror(errno));
-      }
-      done += static_cast<size_t>(w);
+    try {
+      tmach::util::write_all(fd, buf.data(), n, "the output");
+    } catch (const std::exception& e) {
+      die(e.what());
     }
     n = 0;
   }
@@ -714,9 +713,9 @@ uint32_t Generator::end_frame(size_t frame, size_t wire) {
   if (wire > frame) std::memset(pkt_ + 16 + frame, 0, wire - frame);
   const auto rel = static_cast<uint64_t>(t_ns_ - t0_ns_);
   const uint64_t ts = start_ns_ + (out_.discard ? 0 : rel);
-  const uint32_t hdr[4] = {static_cast<uint32_t>(ts / 1000000000u), static_cast<uint32_t>(ts % 1000000000u),
-                           static_cast<uint32_t>(wire), static_cast<uint32_t>(wire)};
-  std::memcpy(pkt_, hdr, 16);  // host byte order, as the file header
+  const auto hdr =
+      tmach::util::pcap::record_header(ts, static_cast<uint32_t>(wire), static_cast<uint32_t>(wire));
+  std::memcpy(pkt_, &hdr, sizeof(hdr));
   out_.commit(16 + wire);
   t_ns_ += static_cast<double>(wire) * ns_per_byte_;
   if (!out_.discard) {
@@ -1141,15 +1140,10 @@ void Generator::run(int fd, uint64_t target) {
   target_ = target;
   out_.fd = fd;
   // pcap global header, nanosecond resolution
-  const uint32_t magic = 0xa1b23c4d;
-  uint8_t gh[24];
-  std::memcpy(gh, &magic, 4);
-  const uint16_t ver[2] = {2, 4};
-  std::memcpy(gh + 4, ver, 4);
-  const uint32_t rest[4] = {0, 0, 65535, 1};  // thiszone, sigfigs, snaplen, LINKTYPE_ETHERNET
-  std::memcpy(gh + 8, rest, 16);
-  std::memcpy(out_.reserve(24), gh, 24);
-  out_.commit(24);
+  tmach::util::pcap::FileHeader gh;  // LINKTYPE_ETHERNET
+  gh.snaplen = 65535;
+  std::memcpy(out_.reserve(sizeof(gh)), &gh, sizeof(gh));
+  out_.commit(sizeof(gh));
   out_.flush();
 
   out_.discard = true;

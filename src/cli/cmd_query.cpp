@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -13,58 +14,20 @@
 #include "query/planner.h"
 #include "server/client.h"
 #include "store/catalog.h"
-#include "store/pcap_format.h"
+#include "util/file_io.h"
+#include "util/pcap.h"
 #include "util/timespec.h"
 
 namespace tmach::cli {
 namespace {
 
-// Writes matches as a nanosecond pcap. The link type is that of the first packet; packets
-// of another link type cannot share the file and are counted instead.
-class PcapOut {
- public:
-  explicit PcapOut(std::FILE* f) : f_(f) { std::setvbuf(f_, nullptr, _IOFBF, 1 << 20); }
-  void write(const query::OutPacket& p) {
-    if (!header_) {
-      store::PcapFileHeader fh;
-      fh.linktype = p.linktype;
-      put(&fh, sizeof(fh));
-      linktype_ = p.linktype;
-      header_ = true;
-    }
-    if (p.linktype != linktype_) {
-      ++other_link_;
-      return;
-    }
-    store::PcapRecordHeader rh{static_cast<uint32_t>(p.ts_ns / 1000000000ull),
-                               static_cast<uint32_t>(p.ts_ns % 1000000000ull), p.caplen, p.wirelen};
-    put(&rh, sizeof(rh));
-    put(p.data, p.caplen);
-    ++written_;
-  }
-  // An empty answer is still a valid pcap file (Ethernet).
-  void finish() {
-    if (!header_) {
-      store::PcapFileHeader fh;
-      put(&fh, sizeof(fh));
-      header_ = true;
-    }
-    if (std::fflush(f_) != 0) throw std::runtime_error("write failed (disk full, or the reader went away)");
-  }
-  uint64_t other_link() const { return other_link_; }
-  uint32_t linktype() const { return linktype_; }
-  uint64_t written() const { return written_; }
-
- private:
-  void put(const void* p, size_t n) {
-    if (std::fwrite(p, 1, n, f_) != n)
-      throw std::runtime_error("write failed (disk full, or the reader went away)");
-  }
-  std::FILE* f_;
-  bool header_ = false;
-  uint32_t linktype_ = 1;
-  uint64_t other_link_ = 0, written_ = 0;
-};
+// Writes matches as a nanosecond pcap to `f`'s descriptor, in 1 MiB writes (util/pcap.h: the
+// link type is that of the first packet; packets of another link type cannot share the file
+// and are counted instead).
+std::unique_ptr<util::pcap::Writer> pcap_out(std::FILE* f, const std::string& name) {
+  return std::make_unique<util::pcap::Writer>(
+      [fd = fileno(f), name](const char* p, size_t n) { util::write_all(fd, p, n, name); }, 1 << 20);
+}
 
 // After a --server answer: warns about the workers a tm frontend reports missing, before the
 // answer (header) and during it (its query status). True when nothing is missing.
@@ -212,16 +175,16 @@ Runner add_query(CLI::App& app) {
         throw std::runtime_error(fmt::format("no class '{}' in store {}", c, o->store));
 
     std::FILE* f = nullptr;
-    std::unique_ptr<PcapOut> out;
+    std::unique_ptr<util::pcap::Writer> out;
     if (!o->explain && !o->count) {
       f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
       if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
-      out = std::make_unique<PcapOut>(f);
+      out = pcap_out(f, o->out == "-" ? "standard output" : o->out);
     }
     uint64_t counted = 0;
     query::QueryStats st = query::run_query(cat, q, [&](const query::OutPacket& p) {
       ++counted;
-      if (out) out->write(p);
+      if (out) out->write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
     });
     if (out) {
       out->finish();

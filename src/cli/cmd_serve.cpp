@@ -33,6 +33,7 @@
 #include "server/subscription.h"
 #include "store/store_writer.h"
 #include "util/allocator_tuning.h"
+#include "util/file_io.h"
 #include "util/timespec.h"
 
 namespace tmach::cli {
@@ -375,22 +376,15 @@ class Daemon : public server::Backend {
     e["expires"] = d.expires_ns ? json(util::format_time(d.expires_ns)) : json(nullptr);
     return e;
   }
-  // mu_ held. Written to a temporary file and renamed: a crash leaves the old or the new list.
+  // mu_ held. Replaced atomically (file and directory fsynced): a crash leaves the old or the new list.
   void persist() {
     json j = json::array();
     for (auto& [h, d] : dyn_) j.push_back(entry(h, d));
-    std::string tmp = path_ + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << j.dump(2) << "\n";
-      if (!f) {
-        spdlog::error("cannot write {}", tmp);
-        return;
-      }
+    try {
+      util::replace_file_atomic(path_, j.dump(2) + "\n");
+    } catch (const std::exception& e) {
+      spdlog::error("cannot write {}: {}", path_, e.what());
     }
-    std::error_code ec;
-    fs::rename(tmp, path_, ec);
-    if (ec) spdlog::error("cannot write {}: {}", path_, ec.message());
   }
 
   struct Snapshot {

@@ -15,7 +15,6 @@
 #include "query/parser.h"
 #include "server/api.h"
 #include "server/flow_format.h"
-#include "store/pcap_format.h"
 
 namespace tmach::cluster {
 namespace {
@@ -81,52 +80,11 @@ void add_stats(json& into, const json& from) {
   }
 }
 
-// Nanosecond pcap into an HTTP sink, as a worker writes it (server/api.cpp): the link type
-// is the first packet's; packets of another link type cannot share the stream and are
-// counted instead.
-class PcapSinkWriter {
- public:
-  explicit PcapSinkWriter(httplib::DataSink& s) : sink_(s) { buf_.reserve(1 << 16); }
-  void write(const MergePacket& p) {
-    if (!header_) header(p.linktype);
-    if (p.linktype != linktype_) {
-      ++other_link_;
-      return;
-    }
-    store::PcapRecordHeader rh{static_cast<uint32_t>(p.ts_ns / 1000000000ull),
-                               static_cast<uint32_t>(p.ts_ns % 1000000000ull),
-                               static_cast<uint32_t>(p.data.size()), p.wirelen};
-    buf_.append(reinterpret_cast<const char*>(&rh), sizeof(rh));
-    buf_.append(p.data);
-    ++packets_;
-    if (buf_.size() >= (1 << 16)) flush();
-  }
-  void flush() {
-    if (buf_.empty()) return;
-    if (!sink_.write(buf_.data(), buf_.size())) throw std::runtime_error("client went away");
-    buf_.clear();
-  }
-  void finish() {
-    if (!header_) header(1);  // an empty answer is still a valid (Ethernet) pcap
-    flush();
-  }
-  uint64_t packets() const { return packets_; }
-  uint64_t other_link() const { return other_link_; }
-
- private:
-  void header(uint32_t lt) {
-    store::PcapFileHeader fh;
-    fh.linktype = lt;
-    buf_.append(reinterpret_cast<const char*>(&fh), sizeof(fh));
-    linktype_ = lt;
-    header_ = true;
-  }
-  httplib::DataSink& sink_;
-  std::string buf_;
-  bool header_ = false;
-  uint32_t linktype_ = 1;
-  uint64_t packets_ = 0, other_link_ = 0;
-};
+// One merged packet into a pcap answer (server::pcap_answer).
+void write_packet(util::pcap::Writer& out, const MergePacket& p) {
+  out.write(p.ts_ns, p.linktype, static_cast<uint32_t>(p.data.size()), p.wirelen,
+            reinterpret_cast<const uint8_t*>(p.data.data()));
+}
 
 void set_missing_headers(httplib::Response& res, const json& missing) {
   std::string urls, reasons;
@@ -408,7 +366,7 @@ void Frontend::query_routes() {
     res.set_chunked_content_provider(
         "application/vnd.tcpdump.pcap",
         [this, ctx, require_all, which](size_t, httplib::DataSink& sink) {
-          PcapSinkWriter out(sink);
+          util::pcap::Writer out = server::pcap_answer(sink);
           std::vector<PacketQueue*> qs;
           // Every queue, also of a worker that failed mid-answer: what it sent before is valid.
           for (auto& f : ctx->fs->f) qs.push_back(f->q.get());
@@ -432,7 +390,7 @@ void Frontend::query_routes() {
                 f.give_up();
               }
               if (!i) break;
-              out.write(qs[*i]->pop());
+              write_packet(out, qs[*i]->pop());
               if (stopping_ || clk::now() - ctx->t0 > limit) {
                 cut = true;
                 why_cut = stopping_ ? "shutting down" : "query time limit";
@@ -770,7 +728,7 @@ void Frontend::subscribe_routes() {
     res.set_chunked_content_provider(
         "application/vnd.tcpdump.pcap",
         [this, ctx](size_t, httplib::DataSink& sink) {
-          PcapSinkWriter out(sink);
+          util::pcap::Writer out = server::pcap_answer(sink);
           try {
             while (!stopping_) {
               bool any_running = false;
@@ -780,7 +738,7 @@ void Frontend::subscribe_routes() {
               }
               bool got = false;
               while (ctx->q->wait_head(clk::now() + std::chrono::milliseconds(200))) {
-                out.write(ctx->q->pop());
+                write_packet(out, ctx->q->pop());
                 got = true;
                 if (ctx->q->bytes() == 0) break;
               }

@@ -1,38 +1,6 @@
 #include "cluster/pcap_merge.h"
 
-#include <cstring>
-
 namespace tmach::cluster {
-
-uint32_t PcapStreamParser::u32(size_t at) const {
-  uint32_t v;
-  std::memcpy(&v, buf_.data() + at, 4);
-  return swap_ ? __builtin_bswap32(v) : v;
-}
-
-bool PcapStreamParser::parse_header() {
-  uint32_t magic;
-  std::memcpy(&magic, buf_.data(), 4);
-  switch (magic) {
-    case 0xa1b2c3d4:
-      break;
-    case 0xa1b23c4d:
-      nsec_ = true;
-      break;
-    case 0xd4c3b2a1:
-      swap_ = true;
-      break;
-    case 0x4d3cb2a1:
-      swap_ = nsec_ = true;
-      break;
-    default:
-      error_ = "not a pcap stream (bad magic)";
-      return false;
-  }
-  linktype_ = u32(20) & 0x0fffffff;  // the upper bits may carry FCS information
-  header_ = true;
-  return true;
-}
 
 bool PacketQueue::push(MergePacket&& p) {
   std::unique_lock lk(mu_);

@@ -1,6 +1,6 @@
 // The pieces of the front-end's time-ordered merge of pcap answers, apart from HTTP:
 //  - PcapStreamParser: turns the bytes of one pcap answer, in chunks as they arrive, into
-//    packets (either byte order, micro- or nanosecond timestamps).
+//    packets (either byte order, micro- or nanosecond timestamps; util/pcap.h reads them).
 //  - PacketQueue: a bounded queue of one worker's packets between its fetching thread and
 //    the merging thread. Bounded by bytes: a fast worker waits (and, through TCP, so does
 //    its server) while the merge waits for a slower one; memory stays at workers x limit.
@@ -16,6 +16,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "util/pcap.h"
 
 namespace tmach::cluster {
 
@@ -34,42 +36,43 @@ class PcapStreamParser {
   bool feed(const char* p, size_t n, Emit&& emit) {
     buf_.append(p, n);
     size_t pos = 0;
-    if (!header_) {
-      if (buf_.size() < 24) return true;
-      if (!parse_header()) return false;
-      pos = 24;
-    }
-    while (buf_.size() - pos >= 16) {
-      uint32_t s = u32(pos), frac = u32(pos + 4), cap = u32(pos + 8), wire = u32(pos + 12);
-      if (cap > (1u << 26)) {
-        error_ = "record larger than 64 MiB: not a pcap stream";
+    if (!format_) {
+      if (buf_.size() < sizeof(util::pcap::FileHeader)) return true;
+      format_ = util::pcap::parse_file_header(reinterpret_cast<const uint8_t*>(buf_.data()));
+      if (!format_) {
+        error_ = "not a pcap stream (bad magic)";
         return false;
       }
-      if (buf_.size() - pos - 16 < cap) break;
+      pos = sizeof(util::pcap::FileHeader);
+    }
+    util::pcap::RecordCursor cur(reinterpret_cast<const uint8_t*>(buf_.data()), buf_.size(), *format_, pos,
+                                 1u << 26);
+    util::pcap::Record r;
+    util::pcap::RecordCursor::Step step;
+    while ((step = cur.next(r)) == util::pcap::RecordCursor::Step::kRecord) {
       MergePacket m;
-      m.ts_ns =
-          static_cast<uint64_t>(s) * 1000000000ull + (nsec_ ? frac : static_cast<uint64_t>(frac) * 1000);
-      m.wirelen = wire;
-      m.linktype = linktype_;
-      m.data.assign(buf_, pos + 16, cap);
-      pos += 16 + cap;
+      m.ts_ns = r.ts_ns;
+      m.wirelen = r.wirelen;
+      m.linktype = format_->linktype;
+      m.data.assign(reinterpret_cast<const char*>(r.data), r.caplen);
       emit(std::move(m));
     }
-    buf_.erase(0, pos);
+    if (step == util::pcap::RecordCursor::Step::kTooLarge) {
+      error_ = "record larger than 64 MiB: not a pcap stream";
+      return false;
+    }
+    buf_.erase(0, cur.pos());
     return true;
   }
-  bool has_header() const { return header_; }
-  uint32_t linktype() const { return linktype_; }
+  bool has_header() const { return format_.has_value(); }
+  uint32_t linktype() const { return format_ ? format_->linktype : 0; }
   // Bytes of an incomplete record (or header) left at the end: non-zero when a stream ends cut.
   size_t pending() const { return buf_.size(); }
   const std::string& error() const { return error_; }
 
  private:
-  bool parse_header();
-  uint32_t u32(size_t at) const;
   std::string buf_;
-  bool header_ = false, swap_ = false, nsec_ = false;
-  uint32_t linktype_ = 0;
+  std::optional<util::pcap::Format> format_;
   std::string error_;
 };
 

@@ -21,6 +21,7 @@
 
 #include "store/sidecar.h"
 #include "util/crc32.h"
+#include "util/file_io.h"
 
 namespace tmach::flow {
 namespace {
@@ -28,19 +29,6 @@ namespace {
 constexpr char kMagic[8] = {'T', 'M', 'F', 'L', 'O', 'W', 0, 1};
 constexpr uint32_t kBlockMagic = 0x4b4f4c42;  // "BLOK"
 constexpr size_t kBlockRecords = 4096;
-
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  while (n) {
-    ssize_t r = ::write(fd, b, n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(fmt::format("write to {} failed: {}", path, std::strerror(errno)));
-    }
-    b += r;
-    n -= static_cast<size_t>(r);
-  }
-}
 
 }  // namespace
 
@@ -125,9 +113,9 @@ FlowFileWriter::FlowFileWriter(std::string base, uint64_t seq, const std::vector
   std::string names;
   for (auto& c : classes) names += c + '\0';
   uint32_t n = static_cast<uint32_t>(names.size());
-  write_all(fd_, kMagic, 8, path);
-  write_all(fd_, &n, 4, path);
-  write_all(fd_, names.data(), names.size(), path);
+  util::write_all(fd_, kMagic, 8, path);
+  util::write_all(fd_, &n, 4, path);
+  util::write_all(fd_, names.data(), names.size(), path);
   file_bytes_ = 12 + names.size();
   meta_.seq = seq;
   meta_.linktype = 0;
@@ -177,7 +165,7 @@ void FlowFileWriter::write_block(const std::vector<FlowRecord>& records, std::ve
   uint32_t hdr[4] = {kBlockMagic, static_cast<uint32_t>(records.size()), static_cast<uint32_t>(zn),
                      util::crc32(z.data() + 16, zn)};
   std::memcpy(z.data(), hdr, 16);
-  write_all(fd_, z.data(), zn + 16, base_ + ".flows");
+  util::write_all(fd_, z.data(), zn + 16, base_ + ".flows");
   file_bytes_.fetch_add(zn + 16, std::memory_order_relaxed);
 }
 

@@ -19,7 +19,7 @@
 #include "query/planner.h"
 #include "store/pcap_scan.h"
 #include "store/sidecar.h"
-#include "util/pread_full.h"
+#include "util/file_io.h"
 
 namespace tmach::query {
 namespace {

@@ -13,7 +13,6 @@
 #include "server/flow_format.h"
 #include "server/store_stats.h"
 #include "server/subscription.h"
-#include "store/pcap_format.h"
 #include "util/timespec.h"
 #include "util/units.h"
 
@@ -47,53 +46,6 @@ query::QuerySpec parse_spec(const httplib::Request& req, const char* from_name =
     q.classes.push_back(req.get_param_value("class", i));
   return q;
 }
-
-// Nanosecond pcap into an HTTP sink, in 64 KiB chunks. The link type is the first packet's;
-// packets of another link type cannot share the stream and are counted instead.
-class PcapStream {
- public:
-  explicit PcapStream(httplib::DataSink& s) : sink_(s) { buf_.reserve(1 << 16); }
-  void write(uint64_t ts, uint32_t linktype, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
-    if (!header_) header(linktype);
-    if (linktype != linktype_) {
-      ++other_link_;
-      return;
-    }
-    store::PcapRecordHeader rh{static_cast<uint32_t>(ts / 1000000000ull),
-                               static_cast<uint32_t>(ts % 1000000000ull), caplen, wirelen};
-    buf_.append(reinterpret_cast<const char*>(&rh), sizeof(rh));
-    buf_.append(reinterpret_cast<const char*>(data), caplen);
-    ++packets_;
-    if (buf_.size() >= (1 << 16)) flush();
-  }
-  void header(uint32_t linktype) {
-    store::PcapFileHeader fh;
-    fh.linktype = linktype;
-    buf_.append(reinterpret_cast<const char*>(&fh), sizeof(fh));
-    linktype_ = linktype;
-    header_ = true;
-  }
-  void flush() {
-    if (buf_.empty()) return;
-    if (!sink_.write(buf_.data(), buf_.size())) throw std::runtime_error("client went away");
-    bytes_ += buf_.size();
-    buf_.clear();
-  }
-  void finish() {
-    if (!header_) header(1);  // an empty answer is still a valid (Ethernet) pcap
-    flush();
-  }
-  uint64_t packets() const { return packets_; }
-  uint64_t bytes() const { return bytes_; }
-  uint64_t other_link() const { return other_link_; }
-
- private:
-  httplib::DataSink& sink_;
-  std::string buf_;
-  bool header_ = false;
-  uint32_t linktype_ = 1;
-  uint64_t packets_ = 0, bytes_ = 0, other_link_ = 0;
-};
 
 struct Abort {};
 
@@ -216,7 +168,7 @@ void ApiServer::routes() {
     res.set_chunked_content_provider(
         "application/vnd.tcpdump.pcap",
         [this, ctx](size_t, httplib::DataSink& sink) {
-          PcapStream out(sink);
+          util::pcap::Writer out = pcap_answer(sink);
           auto limit = std::chrono::duration<double>(o_.query_seconds);
           uint64_t n = 0;
           try {
@@ -464,7 +416,7 @@ void ApiServer::routes() {
         "application/vnd.tcpdump.pcap",
         [this, sub, hq, history, snap = std::make_shared<store::Catalog>(std::move(snap))](
             size_t, httplib::DataSink& sink) {
-          PcapStream out(sink);
+          util::pcap::Writer out = pcap_answer(sink);
           auto t0 = clk::now();
           auto limit = std::chrono::duration<double>(o_.subscription_seconds);
           try {

@@ -24,6 +24,12 @@ bool const_time_equal(const std::string& a, const std::string& b) {
   return d == 0;
 }
 
+util::pcap::Writer pcap_answer(httplib::DataSink& sink) {
+  return util::pcap::Writer([&sink](const char* p, size_t n) {
+    if (!sink.write(p, n)) throw std::runtime_error("client went away");
+  });
+}
+
 std::string param(const httplib::Request& req, const char* name) {
   return req.has_param(name) ? req.get_param_value(name) : std::string();
 }

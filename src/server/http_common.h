@@ -1,5 +1,5 @@
 // What the recorder's API (tm serve) and the cluster front-end (tm frontend) answer alike:
-// errors as JSON, the bearer-token check, request parameters.
+// errors as JSON, the bearer-token check, request parameters, pcap answers.
 #pragma once
 
 #include <atomic>
@@ -9,10 +9,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "util/pcap.h"
+
 namespace httplib {
 class Server;
 struct Request;
 struct Response;
+class DataSink;
 }  // namespace httplib
 
 namespace tmach::server {
@@ -33,6 +36,11 @@ bool const_time_equal(const std::string& a, const std::string& b);
 // A query parameter, or "" when absent; a flag parameter ("1", "true", "yes").
 std::string param(const httplib::Request& req, const char* name);
 bool flag_param(const httplib::Request& req, const char* name);
+
+// A nanosecond pcap answer into a chunked response, in 64 KiB chunks (util/pcap.h: the link
+// type is the first packet's; packets of another link type are counted instead). Writing
+// throws std::runtime_error("client went away") when the client is gone.
+util::pcap::Writer pcap_answer(httplib::DataSink& sink);
 
 // Timeouts, request size limit, bearer token (`token`, compared in constant time; /health
 // stays open; none when empty), JSON answers for unknown endpoints and for exceptions

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "util/pcap.h"
+
 namespace tmach::store {
 
 ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
@@ -31,39 +33,20 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
   if (map == MAP_FAILED)
     throw std::runtime_error(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
   const auto* base = static_cast<const uint8_t*>(map);
-  uint32_t magic;
-  std::memcpy(&magic, base, 4);
-  bool swap = false, nsec = false;
-  if (magic == 0xa1b23c4d)
-    nsec = true;
-  else if (magic == 0xa1b2c3d4)
-    nsec = false;
-  else if (magic == 0x4d3cb2a1)
-    swap = nsec = true;
-  else if (magic == 0xd4c3b2a1)
-    swap = true;
-  else {
+  auto format = util::pcap::parse_file_header(base);
+  if (!format) {
     munmap(map, r.file_size);
     return r;
   }
   r.header_ok = true;
-  std::memcpy(&r.linktype, base + 20, 4);
-  if (swap) r.linktype = __builtin_bswap32(r.linktype);
-  r.linktype &= 0x0fffffff;
-  uint64_t pos = 24;
-  while (pos + 16 <= r.file_size) {
-    uint32_t h[4];
-    std::memcpy(h, base + pos, 16);
-    if (swap)
-      for (auto& v : h) v = __builtin_bswap32(v);
-    if (h[2] > (16u << 20) || pos + 16 + h[2] > r.file_size) break;
-    uint64_t ts =
-        static_cast<uint64_t>(h[0]) * 1000000000ull + (nsec ? h[1] : static_cast<uint64_t>(h[1]) * 1000);
-    if (visit) visit(pos, ts, h[2], h[3], base + pos + 16);
+  r.linktype = format->linktype;
+  util::pcap::RecordCursor cur(base, r.file_size, *format);
+  util::pcap::Record rec;
+  while (cur.next(rec) == util::pcap::RecordCursor::Step::kRecord) {
+    if (visit) visit(rec.offset, rec.ts_ns, rec.caplen, rec.wirelen, rec.data);
     ++r.packets;
-    pos += 16 + h[2];
   }
-  r.valid_end = pos;
+  r.valid_end = cur.pos();
   munmap(map, r.file_size);
   return r;
 }

@@ -12,7 +12,8 @@
 
 #include "packet/decoder.h"
 #include "store/layout.h"
-#include "store/pcap_format.h"
+#include "util/file_io.h"
+#include "util/pcap.h"
 
 namespace tmach::store {
 
@@ -32,7 +33,7 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
     renamable_ = true;
     name_ts_ = n->first_ns;
   }
-  PcapFileHeader fh;
+  util::pcap::FileHeader fh;
   fh.linktype = linktype;
   const auto* p = reinterpret_cast<const uint8_t*>(&fh);
   buf_.insert(buf_.end(), p, p + sizeof(fh));
@@ -70,7 +71,7 @@ uint32_t SegmentWriter::note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t c
     last_dir_offset_ = off;
   }
   body_.offsets.push_back(static_cast<uint32_t>(off));
-  file_bytes_ += sizeof(PcapRecordHeader) + caplen;
+  file_bytes_ += sizeof(util::pcap::RecordHeader) + caplen;
   meta_.packets++;
   meta_.wire_bytes += wirelen;
   return ord;
@@ -93,8 +94,7 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
 
 void SegmentWriter::write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
   if (n_in_place_) flush();  // buf_ is part of the pending writev: keep the order
-  PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
-                      static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
+  const util::pcap::RecordHeader rh = util::pcap::record_header(ts_ns, caplen, wirelen);
   const auto* p = reinterpret_cast<const uint8_t*>(&rh);
   buf_.insert(buf_.end(), p, p + sizeof(rh));
   buf_.insert(buf_.end(), data, data + caplen);
@@ -116,8 +116,7 @@ void SegmentWriter::append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint
   }
   builder_.add(note_packet(ts_ns, wirelen, caplen), keys);
   ++n_in_place_;
-  const PcapRecordHeader rh{static_cast<uint32_t>(ts_ns / 1000000000ull),
-                            static_cast<uint32_t>(ts_ns % 1000000000ull), caplen, wirelen};
+  const util::pcap::RecordHeader rh = util::pcap::record_header(ts_ns, caplen, wirelen);
   std::memcpy(gather_.get() + gather_used_, &rh, sizeof(rh));
   gather_used_ += sizeof(rh);
   if (caplen < kCopyBelow) {
@@ -162,16 +161,8 @@ void SegmentWriter::flush() {
     start_writeback();
     return;
   }
-  size_t done = 0;
-  while (done < buf_.size()) {
-    ssize_t r = ::write(fd_, buf_.data() + done, buf_.size() - done);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(errno)));
-    }
-    done += static_cast<size_t>(r);
-    written_bytes_ += static_cast<uint64_t>(r);
-  }
+  util::write_all(fd_, buf_.data(), buf_.size(), base_ + ".pcap");
+  written_bytes_ += buf_.size();
   buf_.clear();
   start_writeback();
 }

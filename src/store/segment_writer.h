@@ -13,9 +13,9 @@
 
 #include "conn/fragment_layers.h"
 #include "store/index.h"
-#include "store/pcap_format.h"
 #include "store/segment_meta.h"
 #include "store/sidecar.h"
+#include "util/pcap.h"
 
 namespace tmach::store {
 
@@ -65,8 +65,8 @@ class SegmentWriter {
   bool has_in_place() const { return n_in_place_ > 0; }
   // True when the in-place batch is full: flush() now (append_in_place() would throw).
   bool in_place_full() const {
-    return n_in_place_ > 0 &&
-           (gather_used_ + sizeof(PcapRecordHeader) + kCopyBelow > kGatherBytes || iov_.size() + 3 > kMaxIov);
+    return n_in_place_ > 0 && (gather_used_ + sizeof(util::pcap::RecordHeader) + kCopyBelow > kGatherBytes ||
+                               iov_.size() + 3 > kMaxIov);
   }
   // Makes everything appended so far visible to readers of the file (a write(), no fsync).
   void flush();

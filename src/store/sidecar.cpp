@@ -9,11 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "store/roaring_writer.h"
 #include "util/crc32.h"
-#include "util/pread_full.h"
+#include "util/file_io.h"
 
 namespace tmach::store {
 namespace {
@@ -46,19 +45,6 @@ class Writer {
   }
   std::vector<uint8_t> buf;
 };
-
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    ssize_t r = ::write(fd, b, n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      throw SidecarError(fmt::format("{}: write failed: {}", path, std::strerror(errno)));
-    }
-    b += r;
-    n -= static_cast<size_t>(r);
-  }
-}
 
 // Reads up to `n` bytes at `off` (fewer only at the end of the file).
 size_t pread_full(int fd, void* dst, size_t n, uint64_t off, const std::string& path) {
@@ -263,18 +249,15 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
   h.body_crc = util::crc32(table.data(), table.size() * sizeof(SidecarView::Section));
   h.header_crc = util::crc32(&h, sizeof(h));
 
-  std::string tmp = path + ".tmp";
-  Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-  if (f.fd < 0) throw SidecarError(fmt::format("{}: cannot create: {}", tmp, std::strerror(errno)));
-  write_all(f.fd, &h, sizeof(h), tmp);
-  write_all(f.fd, table.data(), table.size() * sizeof(SidecarView::Section), tmp);
-  for (auto& st : stored) write_all(f.fd, st.data(), st.size(), tmp);
-  if (fsync(f.fd) != 0) throw SidecarError(fmt::format("{}: fsync failed: {}", tmp, std::strerror(errno)));
-  if (::rename(tmp.c_str(), path.c_str()) != 0)
-    throw SidecarError(fmt::format("{}: rename failed: {}", path, std::strerror(errno)));
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  Fd d{::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd >= 0) fsync(d.fd);
+  try {
+    util::replace_file_atomic(path, [&](int fd, const std::string& tmp) {
+      util::write_all(fd, &h, sizeof(h), tmp);
+      util::write_all(fd, table.data(), table.size() * sizeof(SidecarView::Section), tmp);
+      for (auto& st : stored) util::write_all(fd, st.data(), st.size(), tmp);
+    });
+  } catch (const util::IoError& e) {
+    throw SidecarError(e.what());
+  }
   return pos;
 }
 

@@ -22,7 +22,7 @@
 #include "query/eval.h"
 #include "query/parser.h"
 #include "server/flow_format.h"
-#include "store/pcap_format.h"
+#include "util/pcap.h"
 
 namespace tmach::cluster {
 namespace {
@@ -268,16 +268,11 @@ TEST(Selection, SoundOnCorpusPackets) {
 
 std::string pcap_bytes(const std::vector<std::pair<uint64_t, std::string>>& pkts, uint32_t linktype = 1) {
   std::string s;
-  store::PcapFileHeader fh;
-  fh.linktype = linktype;
-  s.append(reinterpret_cast<const char*>(&fh), sizeof(fh));
-  for (auto& [ts, d] : pkts) {
-    store::PcapRecordHeader rh{static_cast<uint32_t>(ts / 1000000000ull),
-                               static_cast<uint32_t>(ts % 1000000000ull), static_cast<uint32_t>(d.size()),
-                               static_cast<uint32_t>(d.size()) + 4};
-    s.append(reinterpret_cast<const char*>(&rh), sizeof(rh));
-    s += d;
-  }
+  util::pcap::Writer w([&](const char* p, size_t n) { s.append(p, n); });
+  for (auto& [ts, d] : pkts)
+    w.write(ts, linktype, static_cast<uint32_t>(d.size()), static_cast<uint32_t>(d.size()) + 4,
+            reinterpret_cast<const uint8_t*>(d.data()));
+  w.finish();
   return s;
 }
 

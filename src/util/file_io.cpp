@@ -1,0 +1,79 @@
+#include "util/file_io.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace tmach::util {
+
+void write_all(int fd, const void* p, size_t n, const std::string& path) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  while (n > 0) {
+    ssize_t r = ::write(fd, b, n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(errno)));
+    }
+    b += r;
+    n -= static_cast<size_t>(r);
+  }
+}
+
+ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off) {
+  auto* d = static_cast<uint8_t*>(dst);
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, d + got, n - got, static_cast<off_t>(off + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+namespace {
+
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+void replace_file_atomic(const std::string& path,
+                         const std::function<void(int fd, const std::string& tmp)>& fill) {
+  const std::string tmp = path + ".tmp";
+  try {
+    {
+      Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+      if (f.fd < 0) throw IoError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+      fill(f.fd, tmp);
+      if (::fsync(f.fd) != 0) throw IoError(fmt::format("fsync of {} failed: {}", tmp, std::strerror(errno)));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      throw IoError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  // The rename is durable once the directory is.
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  const char* dir = parent.empty() ? "." : parent.c_str();
+  Fd d{::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (d.fd < 0 || ::fsync(d.fd) != 0)
+    throw IoError(fmt::format("fsync of directory {} failed: {}", dir, std::strerror(errno)));
+}
+
+void replace_file_atomic(const std::string& path, std::string_view content) {
+  replace_file_atomic(
+      path, [&](int fd, const std::string& tmp) { write_all(fd, content.data(), content.size(), tmp); });
+}
+
+}  // namespace tmach::util

@@ -1,0 +1,37 @@
+// File I/O that every writer and reader of the store needs, written once: write(2) until done,
+// pread(2) until done, and the atomic replacement of a file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace tmach::util {
+
+class IoError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// write(2) until all `n` bytes are written (retrying on EINTR and short writes). Throws
+// IoError naming `path` (what the descriptor is, for the message) on any other error.
+void write_all(int fd, const void* p, size_t n, const std::string& path);
+
+// pread(2) until `n` bytes are read, the file ends, or an error other than EINTR.
+// The bytes read (fewer than `n` only at the end of the file), or -1 with errno set.
+ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off);
+
+// Gives `path` new content so that readers, and the file system after a crash, see either
+// the old content or the new, never a mix: `fill(fd, tmp)` writes the content (write_all) to
+// `path + ".tmp"` in the same directory, which is fsynced and renamed over `path`, and then
+// the directory is fsynced. Throws IoError (the temporary file is removed) when any step fails.
+void replace_file_atomic(const std::string& path,
+                         const std::function<void(int fd, const std::string& tmp)>& fill);
+void replace_file_atomic(const std::string& path, std::string_view content);
+
+}  // namespace tmach::util
