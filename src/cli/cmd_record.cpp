@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "capture/merge_source.h"
 #include "capture/source.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -25,7 +26,8 @@ Runner add_record(CLI::App& app) {
   auto o = std::make_shared<RecordOptions>();
   add_config_options(app, *o);
   app.add_option("-r,--read", o->reads,
-                 "capture file (pcap or pcapng; '-' = stdin); repeat for several, read in order");
+                 "capture file (pcap or pcapng; '-' = stdin); repeat for several: they are merged by "
+                 "timestamp into one timeline");
   app.add_option("-i,--interface", o->interfaces, "live interface; repeatable");
   app.add_flag("--json", o->json, "print the summary as JSON");
   app.add_option("--test-writer-delay-us", o->test_delay_us, "testing: slow the writer down (per packet)")
@@ -50,6 +52,8 @@ Runner add_record(CLI::App& app) {
     // Open every input before touching the store: a typo in a path must not create a store.
     std::vector<std::unique_ptr<capture::PacketSource>> file_sources;
     for (auto& path : o->reads) file_sources.push_back(capture::open_file_source(path));
+    // Several files are read as one timeline, merged by timestamp (one file passes through).
+    capture::MergeSource files(std::move(file_sources));
 
     util::tune_allocator_for_recording();
     store::StoreWriter writer(cfg, cfg.classes);
@@ -110,24 +114,22 @@ Runner add_record(CLI::App& app) {
           }
         }
       } else {
-        for (auto& src : file_sources) {
-          if (stop) break;
-          current = src.get();
-          while (!stop) {
-            size_t n = src->next_batch(batch.data(), batch.size());
-            if (n == 0) break;
-            if (share) n = share->keep(batch.data(), n);
-            rec.process(batch.data(), n, wait_mode);
-            if (!writer.error().empty()) throw std::runtime_error("writer failed: " + writer.error());
-          }
-          current = nullptr;
-          if (!src->warning().empty()) warnings.push_back(src->warning());
+        current = &files;
+        while (!stop) {
+          size_t n = files.next_batch(batch.data(), batch.size());
+          if (n == 0) break;
+          if (share) n = share->keep(batch.data(), n);
+          rec.process(batch.data(), n, wait_mode);
+          if (!writer.error().empty()) throw std::runtime_error("writer failed: " + writer.error());
         }
       }
     } catch (const std::exception& e) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
+    current = nullptr;
+    for (auto& src : files.inputs())
+      if (!src->warning().empty()) warnings.push_back(src->warning());
     prefault.stop();
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());
