@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "capture/merge_source.h"
 #include "capture/source.h"
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -26,7 +27,8 @@ Runner add_record(CLI::App& app) {
   auto o = std::make_shared<RecordOptions>();
   add_config_options(app, *o);
   app.add_option("-r,--read", o->reads,
-                 "capture file (pcap or pcapng; '-' = stdin); repeat for several, read in order");
+                 "capture file (pcap or pcapng; '-' = stdin); repeat for several: they are merged by "
+                 "timestamp into one timeline");
   app.add_flag(
       "--force", o->force,
       "record a --read file even if the store has already imported it (its packets are stored twice)");
@@ -62,6 +64,17 @@ Runner add_record(CLI::App& app) {
           cfg.store);
       return 1;
     }
+    // The other files are read as one timeline, merged by timestamp (one file passes through).
+    std::vector<uint32_t> input_of;  // merged input k reads --read input_of[k]
+    std::vector<const capture::PacketSource*> by_input(o->reads.size());  // (null: skipped)
+    std::vector<std::unique_ptr<capture::PacketSource>> to_read;
+    for (size_t i = 0; i < file_sources.size(); ++i) {
+      if (imports.skip(i)) continue;
+      by_input[i] = file_sources[i].get();
+      input_of.push_back(static_cast<uint32_t>(i));
+      to_read.push_back(std::move(file_sources[i]));
+    }
+    capture::MergeSource files(std::move(to_read));
 
     util::tune_allocator_for_recording();
     store::StoreWriter writer(cfg, cfg.classes);
@@ -125,31 +138,32 @@ Runner add_record(CLI::App& app) {
           }
         }
       } else {
-        for (size_t i = 0; i < file_sources.size(); ++i) {
-          auto& src = file_sources[i];
-          if (stop) break;
-          if (imports.skip(i)) continue;
-          current = src.get();
-          while (!stop) {
-            size_t n = src->next_batch(batch.data(), batch.size());
-            if (n == 0) {
-              if (!stop) imports.ended(i);
-              break;
+        current = &files;
+        std::vector<uint32_t> from(batch.size());
+        std::vector<bool> ended(input_of.size());
+        while (!stop) {
+          size_t n = files.next_batch(batch.data(), batch.size(), from.data());
+          for (size_t j = 0; j < n; ++j) imports.note(input_of[from[j]], &batch[j], 1);
+          // An input at its end (not one stopped by a signal: stop is set before that).
+          for (size_t k = 0; k < input_of.size(); ++k)
+            if (!ended[k] && files.finished(k) && !stop) {
+              ended[k] = true;
+              imports.ended(input_of[k]);
             }
-            imports.note(i, batch.data(), n);
-            if (share) n = share->keep(batch.data(), n);
-            rec.process(batch.data(), n, wait_mode);
-            if (writer.failed()) throw std::runtime_error("writer failed: " + writer.error());
-          }
-          current = nullptr;
-          if (!src->warning().empty()) warnings.push_back(src->warning());
+          if (n == 0) break;
+          if (share) n = share->keep(batch.data(), n);
+          rec.process(batch.data(), n, wait_mode);
+          if (writer.failed()) throw std::runtime_error("writer failed: " + writer.error());
         }
       }
     } catch (const std::exception& e) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
-    imports.stopped(file_sources);
+    current = nullptr;
+    if (!live) imports.stopped(by_input);
+    for (auto& src : files.inputs())
+      if (!src->warning().empty()) warnings.push_back(src->warning());
     prefault.stop();
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());

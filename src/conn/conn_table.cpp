@@ -37,7 +37,7 @@ ConnEntry* ConnTable::find(const FlowKey& key, uint64_t hash) {
   }
 }
 
-ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created) {
+ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created) {
   created = false;
   const uint32_t tag = tag_of(kp.hash);
   size_t i = home(tag);
@@ -66,7 +66,8 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t now, bool& 
   e = ConnEntry{};
   e.key = kp.key;
   e.orig_is_a = kp.src_is_a ? 1 : 0;
-  e.first_ts = e.last_ts = now;
+  e.first_ts = e.last_ts = ts;
+  e.born_clock = e.active_clock = std::max(ts, now);
   ++stats_.created;
   stats_.peak = std::max<uint64_t>(stats_.peak, size_);
   created = true;
@@ -111,7 +112,7 @@ void ConnTable::expire_step(uint64_t now, size_t slots) {
   for (size_t seen = 0; seen < n && size_ > 0; ++seen) {
     if (cursor_ >= size_) cursor_ = 0;
     ConnEntry& e = entries_[cursor_];
-    if (!e.suspend_timeout && now > e.last_ts && now - e.last_ts > timeout_of(e)) {
+    if (!e.suspend_timeout && now > e.active_clock && now - e.active_clock > timeout_of(e)) {
       if (on_end_) on_end_(e, EndReason::kTimeout);
       ++stats_.expired;
       erase_entry(cursor_);  // the last entry moves here: look at it next

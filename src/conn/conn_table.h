@@ -32,22 +32,30 @@ struct Timeouts {
 
 // The live entries are the table's first size() (dense); a new one starts all zero
 // (ConnEntry{}), which is why there are no default member initializers.
+//
+// Two clocks: the packets' own times (first_ts/last_ts: the smallest and largest timestamp
+// of the connection's packets, what its flow record says) and the recorder's clock, the
+// newest timestamp seen so far, which never goes backwards (born_clock/active_clock). Idleness is
+// measured on the clock, so a packet older than others already seen (input out of time order)
+// neither expires nor splits its connection.
 struct alignas(64) ConnEntry {
   FlowKey key;
-  uint8_t orig_is_a;  // side a sent the first packet we saw
-  uint8_t cut;        // cutoff reached
-  uint8_t fin_seen;   // bit 0: originator FIN, bit 1: responder FIN
-  uint8_t rst_seen;
-  uint8_t tcp_flags[2];     // OR of TCP flags, by direction (0 = originator)
-  uint8_t suspend_cutoff;   // per-connection control (daemon): record it whole
-  uint8_t suspend_timeout;  // per-connection control: never expire by inactivity
-  uint16_t cls;             // storage class, decided on the first packet
-  uint64_t first_ts, last_ts;
-  uint64_t cutoff_ts;   // time the cutoff was reached
-  uint64_t pkts[2];     // by direction (0 = originator)
-  uint64_t wire[2];     // wire bytes by direction
-  uint64_t stored;      // packets stored
-  uint64_t interim_ts;  // when the last interim flow record was written
+  uint8_t tcp_flags[2];  // OR of TCP flags, by direction (0 = originator)
+  // Flags and the class, packed into two bytes so that an entry keeps to two cache lines.
+  uint8_t orig_is_a : 1;  // side a sent the first packet we saw
+  uint8_t cut : 1;        // cutoff reached
+  uint8_t fin_seen : 2;   // bit 0: originator FIN, bit 1: responder FIN
+  uint8_t rst_seen : 1;
+  uint8_t suspend_cutoff : 1;   // per-connection control (daemon): record it whole
+  uint8_t suspend_timeout : 1;  // per-connection control: never expire by inactivity
+  uint16_t cls : 9;             // storage class, decided on the first packet (< kMaxClasses)
+  uint64_t first_ts, last_ts;   // smallest and largest packet timestamp
+  uint64_t born_clock;          // the clock when the entry was created (the flow id's seed)
+  uint64_t active_clock;        // the clock at its last packet: idle since then
+  uint64_t cutoff_ts;           // time the cutoff was reached
+  uint64_t pkts[2];             // by direction (0 = originator)
+  uint64_t wire[2];             // wire bytes by direction
+  uint64_t stored;              // packets stored
 
   bool closed() const { return rst_seen || fin_seen == 3; }
   // Wire bytes, both directions: what the cutoff counts.
@@ -57,6 +65,8 @@ struct alignas(64) ConnEntry {
   uint64_t hash() const { return hash_key(key); }
 };
 static_assert(sizeof(ConnEntry) == 128);
+// The classes a ConnEntry can name (ConnEntry::cls).
+inline constexpr size_t kMaxClasses = 512;
 
 enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown };
 
@@ -74,9 +84,15 @@ class ConnTable {
   // `max_connections` bounds the memory: the slot array holds max/0.7 entries.
   ConnTable(size_t max_connections, Timeouts t, EndCallback on_end = {});
 
-  // Finds the entry of `kp`, or creates it (created = true). Returns null when the table is
-  // full even after an aggressive expiry pass: the caller stores such packets untracked.
-  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created);
+  // Finds the entry of `kp`, or creates it (created = true) with first_ts = last_ts = `ts`
+  // (the packet's time) and born_clock = active_clock = `now` (the clock: the newest time
+  // seen, >= ts). Returns null when the table is full even after an aggressive expiry pass:
+  // the caller stores such packets untracked.
+  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created);
+  // The same for input in time order (the packet's time is the clock).
+  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created) {
+    return find_or_insert(kp, now, now, created);
+  }
   ConnEntry* find(const FlowKey& key, uint64_t hash);
   // Starts loading the index slot of `hash` into the cache (the caller looks it up soon).
   void prefetch(uint64_t hash) const { __builtin_prefetch(&index_[home(tag_of(hash))]); }
@@ -98,7 +114,8 @@ class ConnTable {
 
   // Advances the expiry sweep by `slots` index slots' worth (the entries a sweep of that
   // many slots would have met: slots * size() / capacity(), at least one), ending idle
-  // connections. expire_step(now, capacity()) looks at every entry.
+  // connections: those idle (active_clock) for longer than their timeout at clock `now`.
+  // expire_step(now, capacity()) looks at every entry.
   void expire_step(uint64_t now, size_t slots);
   // Ends every connection (shutdown), oldest state first is not guaranteed.
   void end_all();

@@ -41,7 +41,10 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
     r.bytes[d] = e.wire[d];
   }
   r.stored = e.stored;
-  uint64_t h = e.hash() ^ (e.first_ts * 0x9e3779b97f4a7c15ull);
+  // The clock at the connection's creation, not first_ts: a packet older than the first one
+  // seen lowers first_ts, and the id must stay the one its interim records had. (For input
+  // in time order the two are the same.)
+  uint64_t h = e.hash() ^ (e.born_clock * 0x9e3779b97f4a7c15ull);
   h ^= h >> 31;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 29;

@@ -1,6 +1,9 @@
 #include "record/recorder.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 #include "conn/flow_key.h"
@@ -27,7 +30,9 @@ Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
              }),
       per_class_(cfg.classes.size()) {
   for (const auto& c : cfg_.classes) cutoff_.push_back(c.cutoff);
-  interim_ns_ = cfg_.flow_interim_ns;
+  interim_ns_ = std::max<uint64_t>(1, cfg_.flow_interim_ns);
+  if (cfg_.classes.size() > conn::kMaxClasses)
+    throw std::runtime_error(fmt::format("at most {} classes", conn::kMaxClasses));
 }
 
 void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_full) {
@@ -36,10 +41,12 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
   // do the lookups once those cache misses are under way.
   for (size_t base = 0; base < n; base += kBatch) {
     size_t m = std::min(kBatch, n - base);
+    uint64_t clock = now_;  // as handle() will advance it: the fragment and SA memories' time
     for (size_t i = 0; i < m; ++i) {
       const capture::RawPacket& pk = pkts[base + i];
       packet::decode(pk.linktype, pk.data, pk.caplen, infos_[i]);
-      keys_[i] = keyer_.key(infos_[i], pk.ts_ns);
+      clock = std::max(clock, pk.ts_ns);
+      keys_[i] = keyer_.key(infos_[i], clock);
       if (keys_[i]) table_.prefetch(keys_[i]->hash);
     }
     for (size_t i = 0; i < m; ++i)
@@ -54,14 +61,14 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
                       const std::optional<conn::KeyedPacket>& kp, bool wait_when_full) {
   totals_.packets++;
   totals_.bytes += pk.wirelen;
-  if (pk.ts_ns > now_) now_ = pk.ts_ns;
+  if (pk.ts_ns > now_) now_ = pk.ts_ns;  // the clock: the newest time seen, never backwards
   totals_.status[static_cast<int>(info.status)]++;
 
   uint16_t cls;
   bool store = true;
   if (kp) {
     bool created;
-    conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, created);
+    conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, now_, created);
     if (e) {
       if (created) {
         e->cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
@@ -86,17 +93,22 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       e->pkts[dir]++;
       e->wire[dir] += pk.wirelen;
       if (pk.ts_ns > e->last_ts) e->last_ts = pk.ts_ns;
+      if (pk.ts_ns < e->first_ts) e->first_ts = pk.ts_ns;
+      const uint64_t before = e->active_clock;
+      e->active_clock = now_;
       if (l.proto == packet::kProtoTcp && l.has_l4) {
         e->tcp_flags[dir] |= l.tcp_flags;
         if (l.tcp_flags & packet::kTcpFin) e->fin_seen |= static_cast<uint8_t>(1 << dir);
         if (l.tcp_flags & packet::kTcpRst) e->rst_seen = 1;
       }
       if (store) e->stored++;
-      if (pk.ts_ns >= e->first_ts + interim_ns_ &&
-          pk.ts_ns >= std::max(e->interim_ts, e->first_ts) + interim_ns_) {
-        e->interim_ts = pk.ts_ns;  // a long-lived connection: visible in the flow records while open
+      // A long-lived connection is visible in the flow records while open: an interim record
+      // each time its age on the clock (which never goes backwards) passes a multiple of the
+      // interval, i.e. floor(age / interval) grew since its last packet. (The first test
+      // spares short connections the division.)
+      if (now_ - e->born_clock >= interim_ns_ &&
+          (before - e->born_clock) % interim_ns_ + (now_ - before) >= interim_ns_)
         add_flow(flow::make_record(*e, flow::EndState::kOpen));
-      }
     } else {
       totals_.untracked++;
       cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);

@@ -73,12 +73,12 @@ bool ImportSession::all_skipped() const {
   return !inputs_.empty();
 }
 
-void ImportSession::stopped(const std::vector<std::unique_ptr<capture::PacketSource>>& sources) {
+void ImportSession::stopped(const std::vector<const capture::PacketSource*>& sources) {
   for (size_t i = 0; i < inputs_.size() && i < sources.size(); ++i) {
     auto& in = inputs_[i];
     if (in.ended && in.fp)
       in.offset = in.fp->size;
-    else if (!in.skip)
+    else if (!in.skip && sources[i])
       in.offset = sources[i]->bytes_read();
   }
 }

@@ -48,8 +48,9 @@ class ImportSession {
   }
   // Input i was read to its end.
   void ended(size_t i) { inputs_[i].ended = true; }
-  // Reading is over: takes where each source stopped (sources[i] reads input i).
-  void stopped(const std::vector<std::unique_ptr<capture::PacketSource>>& sources);
+  // Reading is over: takes where each source stopped (sources[i] reads input i; null for a
+  // skipped one).
+  void stopped(const std::vector<const capture::PacketSource*>& sources);
   // Once everything read is sealed in the store: logs the inputs read to their end as
   // imported, and one read in part (a signal, a read error) as partial with its counts;
   // one that gave no packet is not logged (reading it again doubles nothing).

@@ -137,3 +137,38 @@ TEST(ConnTable, ManyInsertsAndExpiriesKeepEveryEntryFindable) {
   EXPECT_EQ(found, t.size());
   EXPECT_LE(t.size(), 5000u);
 }
+
+TEST(ConnTable, IdlenessIsMeasuredOnTheClockNotOnPacketTimes) {
+  conn::Timeouts to;
+  to.tcp_ns = 100 * kSec;
+  conn::ConnTable t(100, to);
+  bool c;
+  // A packet from t = 10 s while the clock (newest time seen) is at 1000 s.
+  auto* e = t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 10, 20)), 10 * kSec, 1000 * kSec, c);
+  ASSERT_TRUE(e && c);
+  EXPECT_EQ(e->first_ts, 10 * kSec);
+  EXPECT_EQ(e->last_ts, 10 * kSec);
+  EXPECT_EQ(e->active_clock, 1000 * kSec);
+  t.expire_step(1000 * kSec, t.capacity());
+  t.expire_step(1099 * kSec, t.capacity());
+  EXPECT_EQ(t.size(), 1u);
+  t.expire_step(1101 * kSec, t.capacity());
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(ConnTable, EntryFlagsAndClassDoNotOverlap) {
+  // The flags and the class share two bytes (bit-fields): setting one leaves the others.
+  conn::ConnTable t(100, conn::Timeouts{});
+  bool c;
+  auto* e = t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 10, 20)), 0, c);
+  e->cls = conn::kMaxClasses - 1;
+  e->fin_seen |= 2;
+  e->suspend_timeout = 1;
+  EXPECT_EQ(e->cls, conn::kMaxClasses - 1);
+  EXPECT_EQ(e->fin_seen, 2);
+  EXPECT_EQ(e->cut, 0);
+  EXPECT_EQ(e->rst_seen, 0);
+  EXPECT_EQ(e->suspend_cutoff, 0);
+  EXPECT_EQ(e->suspend_timeout, 1);
+  EXPECT_EQ(e->orig_is_a, 1);
+}

@@ -3,6 +3,8 @@
 
 #include <filesystem>
 
+#include "flow/flow_file.h"
+#include "flow/flow_record.h"
 #include "record/recorder.h"
 #include "store/pcap_scan.h"
 
@@ -114,4 +116,134 @@ TEST(Recorder, NoCutoffStoresEverything) {
   w.finish();
   EXPECT_EQ(rec.class_counters()[0].stored_packets, 1000u);
   EXPECT_EQ(fx.stored_timestamps().size(), 1000u);
+}
+
+namespace {
+
+// tcp_frame() between 10.0.0.1:`sport` and 10.0.0.2:80, from 10.0.0.1.
+std::vector<uint8_t> tcp_frame_from(uint16_t sport, size_t payload = 0) {
+  auto f = tcp_frame(true, 0x10, payload);
+  f[34] = static_cast<uint8_t>(sport >> 8), f[35] = static_cast<uint8_t>(sport);
+  return f;
+}
+
+// Every flow record the store holds, interim ones included, in file order.
+std::vector<flow::FlowRecord> all_flow_records(const fs::path& store) {
+  std::vector<fs::path> files;
+  for (auto& f : fs::recursive_directory_iterator(store))
+    if (f.path().extension() == ".flows") files.push_back(f.path());
+  std::sort(files.begin(), files.end());
+  std::vector<flow::FlowRecord> out;
+  for (auto& p : files)
+    for (auto& r : flow::read_flow_file(p.string()).records) out.push_back(r);
+  return out;
+}
+
+struct TimedFrame {
+  uint64_t ts;
+  const std::vector<uint8_t>* frame;
+};
+
+// Hands the packets over one per batch, as a slow reader would: the expiry sweep runs
+// between any two of them.
+void feed_one_by_one(record::Recorder& rec, const std::vector<TimedFrame>& pkts) {
+  for (auto& p : pkts) {
+    capture::RawPacket pk{p.ts, static_cast<uint32_t>(p.frame->size()),
+                          static_cast<uint32_t>(p.frame->size()), 1, p.frame->data()};
+    rec.process(&pk, 1, true);
+  }
+}
+
+constexpr uint64_t kS = 1000000000ull;
+
+}  // namespace
+
+TEST(Recorder, PacketsOlderThanTheClockNeitherExpireNorSplitTheirConnection) {
+  // As in a capture whose timestamps jump back years: connection A at t = 1000 s, then the
+  // packets of connection B from t = 10 s, then an A packet older than A's first one. The
+  // clock stays at 1000 s: B is idle for no time at all between its packets.
+  Fixture fx(UINT64_MAX);
+  fx.cfg.max_connections = 16;  // a small table: each sweep step looks at every entry
+  store::StoreWriter w(fx.cfg, fx.cfg.classes);
+  record::Recorder rec(fx.cfg, w);
+  w.start();
+  auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
+  feed_one_by_one(rec, {{1000 * kS, &a},
+                        {1001 * kS, &a},
+                        {10 * kS, &b},
+                        {11 * kS, &b},
+                        {12 * kS, &b},
+                        {13 * kS, &b},
+                        {5 * kS, &a},
+                        {14 * kS, &b}});
+  EXPECT_EQ(rec.table().size(), 2u);
+  EXPECT_EQ(rec.table().stats().expired, 0u);
+  w.hold_flows();
+  rec.finish();
+  w.finish();
+  auto recs = all_flow_records(fx.cfg.store);
+  ASSERT_EQ(recs.size(), 2u);
+  std::sort(recs.begin(), recs.end(), [](auto& x, auto& y) { return x.orig_port < y.orig_port; });
+  EXPECT_EQ(recs[0].orig_port, 1000);
+  EXPECT_EQ(recs[0].pkts[0], 3u);
+  EXPECT_EQ(recs[0].first_ts, 5 * kS);  // the smallest of its packets' times
+  EXPECT_EQ(recs[0].last_ts, 1001 * kS);
+  EXPECT_EQ(recs[1].orig_port, 2000);
+  EXPECT_EQ(recs[1].pkts[0], 5u);
+  EXPECT_EQ(recs[1].first_ts, 10 * kS);
+  EXPECT_EQ(recs[1].last_ts, 14 * kS);
+  EXPECT_EQ(recs[1].end, static_cast<uint8_t>(flow::EndState::kShutdown));
+}
+
+TEST(Recorder, IdleTimeIsMeasuredOnTheClock) {
+  // B's packets are old, but B ends by timeout once the clock has moved on past its timeout
+  // since B's last packet (not since B's own last timestamp).
+  Fixture fx(UINT64_MAX);
+  fx.cfg.max_connections = 16;
+  fx.cfg.timeouts.tcp_ns = 100 * kS;
+  store::StoreWriter w(fx.cfg, fx.cfg.classes);
+  record::Recorder rec(fx.cfg, w);
+  w.start();
+  auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
+  feed_one_by_one(rec, {{1000 * kS, &a}, {10 * kS, &b}, {1090 * kS, &a}, {1099 * kS, &a}});
+  EXPECT_EQ(rec.table().size(), 2u);  // B idle for 99 s of the clock
+  feed_one_by_one(rec, {{1101 * kS, &a}, {1102 * kS, &a}});
+  EXPECT_EQ(rec.table().size(), 1u);  // B idle for 101 s: ended
+  w.hold_flows();
+  rec.finish();
+  w.finish();
+}
+
+TEST(Recorder, InterimRecordsKeepTheIdWhenAnOlderPacketComes) {
+  Fixture fx(UINT64_MAX);
+  fx.cfg.flow_interim_ns = 10 * kS;
+  store::StoreWriter w(fx.cfg, fx.cfg.classes);
+  record::Recorder rec(fx.cfg, w);
+  w.start();
+  auto a = tcp_frame_from(1000);
+  // Created at 100 s; 50 s and 90 s are older than its first packet; interim records when its
+  // age on the clock passes 10 s (at 112) and 20 s (at 125), not for the old packets.
+  feed_one_by_one(rec, {{100 * kS, &a},
+                        {105 * kS, &a},
+                        {50 * kS, &a},
+                        {112 * kS, &a},
+                        {90 * kS, &a},
+                        {125 * kS, &a},
+                        {126 * kS, &a}});
+  w.hold_flows();
+  rec.finish();
+  w.finish();
+  auto recs = all_flow_records(fx.cfg.store);
+  ASSERT_EQ(recs.size(), 3u);
+  EXPECT_EQ(recs[0].end, static_cast<uint8_t>(flow::EndState::kOpen));
+  EXPECT_EQ(recs[0].pkts[0], 4u);
+  EXPECT_EQ(recs[0].first_ts, 50 * kS);
+  EXPECT_EQ(recs[1].end, static_cast<uint8_t>(flow::EndState::kOpen));
+  EXPECT_EQ(recs[1].pkts[0], 6u);
+  EXPECT_EQ(recs[2].end, static_cast<uint8_t>(flow::EndState::kShutdown));
+  EXPECT_EQ(recs[2].pkts[0], 7u);
+  EXPECT_EQ(recs[2].first_ts, 50 * kS);
+  EXPECT_EQ(recs[2].last_ts, 126 * kS);
+  EXPECT_EQ(recs[0].id, recs[2].id);
+  EXPECT_EQ(recs[1].id, recs[2].id);
 }
