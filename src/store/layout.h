@@ -3,7 +3,8 @@
 //   LOCK                                    flock()ed by the recorder that owns the store
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.pcap   a segment (nanosecond pcap)
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.idx    its sidecar, present once sealed
-// The sequence number orders a class's segments; first_ns is the first packet's time.
+// The sequence number orders a class's segments; first_ns is the smallest packet timestamp
+// in the segment (a lower bound while it is written: see SegmentWriter, docs/FORMAT.md).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """End-to-end: a port query on a fragmented connection returns every fragment of it (later
-fragments are judged as their datagram, README "Fragments"), in order, also when the
+fragments are judged as their datagram, docs/USAGE.md "Fragments"), in order, also when the
 fragments arrive out of order or span segments; BPF-only filters keep tcpdump's answer.
 Expected packets are named by their position in the capture, read off `tcpdump -v -nr FILE`
 (the command is next to each case)."""

@@ -1,7 +1,7 @@
 """tm query end to end: answers equal tcpdump's on the original capture, byte for byte and in
 order — with one deliberate difference: a later IP fragment is judged as its datagram (as its
 first fragment), so `port 7001` also returns the later fragments of port-7001 datagrams
-(README "Fragments"). The oracle computes that from tcpdump's answer and the fragment headers
+(docs/USAGE.md "Fragments"). The oracle computes that from tcpdump's answer and the fragment headers
 read here, not from tm."""
 import os
 import struct

@@ -287,7 +287,7 @@ class DecodingCompleteness(StoreTest):
         self.assertEqual(self.count(self.store, "host 192.168.56.10"), 30)
 
     def test_arp_is_every_arp_frame(self):
-        # tm's `arp` is libpcap's `arp or rarp` (README), of any hardware/protocol length.
+        # tm's `arp` is libpcap's `arp or rarp` (docs/USAGE.md), of any hardware/protocol length.
         sll2 = corpus("link", "linux_dlt_sll2.pcap")  # one ARP request, one RARP request
         record(self.path("a"), [sll2], "--cutoff", "none")
         self.assertEqual(self.count(self.path("a"), "arp"), len(tcpdump_packets(sll2, "arp or rarp")))

@@ -712,7 +712,7 @@ TEST(EvalOracle, RandomFiltersAgree) {
 }
 
 // Where tm knowingly answers differently from tcpdump; if one of these starts to agree,
-// the README's "Query semantics" section needs updating too.
+// docs/USAGE.md's "Query language and its semantics" section needs updating too.
 TEST(EvalOracle, DocumentedDifferences) {
   auto differs = [](const char* filter, const Frame& f) {
     Bpf bpf(filter);
