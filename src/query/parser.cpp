@@ -1,4 +1,6 @@
-// tcpdump filter syntax -> Expr, after libpcap's grammar.y and gencode.c.
+// tcpdump filter syntax -> Expr: the recursive-descent grammar, after libpcap's grammar.y.
+// What each construct means is built by parser_qualifiers.cpp (after gencode.c); the names
+// a filter may use are looked up by parser_names.cpp; both declared in parser_internal.h.
 //
 // The grammar, as libpcap has it (only the parts tm plans):
 //   expr  : term | expr and term | expr and id | expr or term | expr or id
@@ -16,20 +18,20 @@
 #include "query/parser.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <exception>
 #include <utility>
 #include <vector>
 
 #include "query/lexer.h"
+#include "query/parser_internal.h"
 
 namespace tmach::query {
 namespace {
 
+using namespace detail;
 using lex::Kw;
 using lex::Tok;
 using lex::Token;
@@ -38,289 +40,6 @@ using Kind = Predicate::Kind;
 
 constexpr int kMaxDepth = 200;
 
-// Protocol qualifier (libpcap's pqual), as far as tm plans them.
-enum class PQ : uint8_t {
-  kDefault,
-  kIp,
-  kIp6,
-  kArp,
-  kRarp,
-  kTcp,
-  kUdp,
-  kSctp,
-  kIcmp,
-  kIcmp6,
-  kIgmp,
-  kEsp,
-  kAh
-};
-// Address qualifier (libpcap's aqual, plus `proto`).
-enum class AQ : uint8_t { kDefault, kHost, kNet, kPort, kPortRange, kProto };
-
-// The qualifiers an id is read with. valid == false is libpcap's `qerr`: nothing to reuse.
-struct Qual {
-  bool valid = false;
-  PQ proto = PQ::kDefault;
-  Dir dir = Dir::kAny;
-  AQ addr = AQ::kDefault;
-  Predicate::Layer layer = Predicate::Layer::kAny;  // tm: inner/outer, reused like the others
-};
-
-// Restricts every layer-aware predicate of `e` to one layer (`inner`/`outer`).
-void apply_layer(Expr& e, Predicate::Layer layer) {
-  if (layer == Predicate::Layer::kAny) return;
-  if (e.op == Expr::Op::kPred) {
-    switch (e.pred.kind) {
-      case Kind::kHost:
-      case Kind::kNet:
-      case Kind::kPort:
-      case Kind::kPortRange:
-      case Kind::kProto:
-      case Kind::kFamily:
-        if (e.pred.layer == Predicate::Layer::kAny) e.pred.layer = layer;
-        break;
-      default:
-        break;
-    }
-  }
-  for (Expr& k : e.kids) apply_layer(k, layer);
-}
-
-// Tunnel names of `tunnel NAME` and of the bare selectors (`vxlan`, `gtp`, ...).
-bool tunnel_of(const std::string& s, uint8_t* kind) {
-  for (uint8_t k = 1; k < packet::kTunnelKinds; ++k) {
-    if (s == packet::tunnel_name(k)) {
-      *kind = k;
-      return true;
-    }
-  }
-  if (s == "geneve" || s == "vxlan-gpe") {
-    *kind = s == "geneve" ? packet::kTunnelGeneve : packet::kTunnelVxlan;
-    return true;
-  }
-  return false;
-}
-
-const char* pq_name(PQ p) {
-  switch (p) {
-    case PQ::kDefault:
-      return "";
-    case PQ::kIp:
-      return "ip";
-    case PQ::kIp6:
-      return "ip6";
-    case PQ::kArp:
-      return "arp";
-    case PQ::kRarp:
-      return "rarp";
-    case PQ::kTcp:
-      return "tcp";
-    case PQ::kUdp:
-      return "udp";
-    case PQ::kSctp:
-      return "sctp";
-    case PQ::kIcmp:
-      return "icmp";
-    case PQ::kIcmp6:
-      return "icmp6";
-    case PQ::kIgmp:
-      return "igmp";
-    case PQ::kEsp:
-      return "esp";
-    case PQ::kAh:
-      return "ah";
-  }
-  return "";
-}
-
-bool pq_of(Kw k, PQ* out) {
-  switch (k) {
-    case Kw::kIp:
-      *out = PQ::kIp;
-      return true;
-    case Kw::kIp6:
-      *out = PQ::kIp6;
-      return true;
-    case Kw::kArp:
-      *out = PQ::kArp;
-      return true;
-    case Kw::kRarp:
-      *out = PQ::kRarp;
-      return true;
-    case Kw::kTcp:
-      *out = PQ::kTcp;
-      return true;
-    case Kw::kUdp:
-      *out = PQ::kUdp;
-      return true;
-    case Kw::kSctp:
-      *out = PQ::kSctp;
-      return true;
-    case Kw::kIcmp:
-      *out = PQ::kIcmp;
-      return true;
-    case Kw::kIcmp6:
-      *out = PQ::kIcmp6;
-      return true;
-    case Kw::kIgmp:
-      *out = PQ::kIgmp;
-      return true;
-    case Kw::kEsp:
-      *out = PQ::kEsp;
-      return true;
-    case Kw::kAh:
-      *out = PQ::kAh;
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Port names are resolved through the system's services database, as libpcap's
-// pcap_nametoport() does: a name listed for only one of tcp/udp then means that protocol only
-// (`port http` is `tcp port 80`, `udp port http` is an error). "dhcp" is tm's own alias of
-// bootps (not in Debian's netbase; libpcap rejects it).
-int service_port(const std::string& name, const char* proto) {
-  servent se, *res = nullptr;
-  char buf[4096];
-  if (getservbyname_r(name.c_str(), proto, &se, buf, sizeof buf, &res) != 0 || !res) return -1;
-  return ntohs(static_cast<uint16_t>(res->s_port));
-}
-
-// IP protocol names and aliases as in /etc/protocols (case-sensitive, like getprotobyname).
-struct ProtoName {
-  const char* name;
-  uint8_t num;
-};
-constexpr ProtoName kProtoNames[] = {
-    {"ip", 0},
-    {"IP", 0},
-    {"hopopt", 0},
-    {"HOPOPT", 0},
-    {"icmp", 1},
-    {"ICMP", 1},
-    {"igmp", 2},
-    {"IGMP", 2},
-    {"ggp", 3},
-    {"GGP", 3},
-    {"ipencap", 4},
-    {"IP-ENCAP", 4},
-    {"st", 5},
-    {"ST", 5},
-    {"tcp", 6},
-    {"TCP", 6},
-    {"egp", 8},
-    {"EGP", 8},
-    {"igp", 9},
-    {"IGP", 9},
-    {"pup", 12},
-    {"PUP", 12},
-    {"udp", 17},
-    {"UDP", 17},
-    {"hmp", 20},
-    {"HMP", 20},
-    {"xns-idp", 22},
-    {"XNS-IDP", 22},
-    {"rdp", 27},
-    {"RDP", 27},
-    {"iso-tp4", 29},
-    {"ISO-TP4", 29},
-    {"dccp", 33},
-    {"DCCP", 33},
-    {"xtp", 36},
-    {"XTP", 36},
-    {"ddp", 37},
-    {"DDP", 37},
-    {"idpr-cmtp", 38},
-    {"IDPR-CMTP", 38},
-    {"ipv6", 41},
-    {"IPv6", 41},
-    {"ipv6-route", 43},
-    {"IPv6-Route", 43},
-    {"ipv6-frag", 44},
-    {"IPv6-Frag", 44},
-    {"idrp", 45},
-    {"IDRP", 45},
-    {"rsvp", 46},
-    {"RSVP", 46},
-    {"gre", 47},
-    {"GRE", 47},
-    {"esp", 50},
-    {"IPSEC-ESP", 50},
-    {"ah", 51},
-    {"IPSEC-AH", 51},
-    {"skip", 57},
-    {"SKIP", 57},
-    {"ipv6-icmp", 58},
-    {"IPv6-ICMP", 58},
-    {"ipv6-nonxt", 59},
-    {"IPv6-NoNxt", 59},
-    {"ipv6-opts", 60},
-    {"IPv6-Opts", 60},
-    {"rspf", 73},
-    {"RSPF", 73},
-    {"CPHB", 73},
-    {"vmtp", 81},
-    {"VMTP", 81},
-    {"eigrp", 88},
-    {"EIGRP", 88},
-    {"ospf", 89},
-    {"OSPFIGP", 89},
-    {"ax.25", 93},
-    {"AX.25", 93},
-    {"ipip", 94},
-    {"IPIP", 94},
-    {"etherip", 97},
-    {"ETHERIP", 97},
-    {"encap", 98},
-    {"ENCAP", 98},
-    {"pim", 103},
-    {"PIM", 103},
-    {"ipcomp", 108},
-    {"IPCOMP", 108},
-    {"vrrp", 112},
-    {"VRRP", 112},
-    {"l2tp", 115},
-    {"L2TP", 115},
-    {"isis", 124},
-    {"ISIS", 124},
-    {"sctp", 132},
-    {"SCTP", 132},
-    {"fc", 133},
-    {"FC", 133},
-    {"mobility-header", 135},
-    {"Mobility-Header", 135},
-    {"udplite", 136},
-    {"UDPLite", 136},
-    {"mpls-in-ip", 137},
-    {"MPLS-in-IP", 137},
-    {"manet", 138},
-    {"hip", 139},
-    {"HIP", 139},
-    {"shim6", 140},
-    {"Shim6", 140},
-    {"wesp", 141},
-    {"WESP", 141},
-    {"rohc", 142},
-    {"ROHC", 142},
-    {"ethernet", 143},
-    {"Ethernet", 143},
-};
-
-// Thrown inside the parser; parse_expr() turns it into the ParseResult.
-struct Abort {
-  ParseResult::Kind kind;
-  std::string msg;  // kError: the message; kBpfOnly: the unplanned keyword
-  size_t pos;
-};
-
-[[noreturn]] void fail(size_t pos, std::string msg) {
-  throw Abort{ParseResult::Kind::kError, std::move(msg), pos};
-}
-[[noreturn]] void bpf_only(std::string what, size_t pos) {
-  throw Abort{ParseResult::Kind::kBpfOnly, std::move(what), pos};
-}
-
 std::string describe(const Token& t) {
   if (t.kind == Tok::kEnd) return "end of filter";
   std::string s = "'";  // built step by step: GCC 12 warns (falsely, -Wrestrict) on "'" + std::string
@@ -328,101 +47,6 @@ std::string describe(const Token& t) {
   s += t.text;
   s += '\'';
   return s;
-}
-
-// libpcap's __pcap_atoin(): 2 to 4 decimal parts of at most 255; *bits = 8 per part.
-bool atoin(const std::string& s, uint32_t* v, int* bits) {
-  uint32_t a = 0;
-  int len = 0;
-  size_t i = 0;
-  for (;;) {
-    uint32_t n = 0;
-    size_t digits = 0;
-    while (i < s.size() && s[i] != '.') {
-      if (s[i] < '0' || s[i] > '9') return false;
-      n = n * 10 + uint32_t(s[i] - '0');
-      if (n > 255) return false;
-      ++i;
-      ++digits;
-    }
-    if (digits == 0) return false;
-    a = (a << 8) | n;
-    len += 8;
-    if (i == s.size()) break;
-    ++i;
-  }
-  *v = a;
-  *bits = len;
-  return true;
-}
-
-IpAddr v4addr(uint32_t v) {
-  uint8_t b[4] = {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)};
-  return IpAddr::v4(b);
-}
-
-Expr negate(Expr e) {
-  Expr n;
-  n.op = Expr::Op::kNot;
-  n.kids.push_back(std::move(e));
-  return n;
-}
-
-// a and b, flattening nested and's (or or's): the tree has one node per run of equal ops.
-Expr combine(Expr::Op op, Expr l, Expr r) {
-  Expr e;
-  e.op = op;
-  for (Expr* x : {&l, &r}) {
-    if (x->op == op) {
-      for (Expr& k : x->kids) e.kids.push_back(std::move(k));
-    } else {
-      e.kids.push_back(std::move(*x));
-    }
-  }
-  return e;
-}
-
-Predicate proto_pred(uint8_t proto, uint8_t family) {
-  Predicate p;
-  p.kind = Kind::kProto;
-  p.proto = proto;
-  p.family = family;
-  return p;
-}
-
-// What a bare protocol keyword means (gencode.c gen_proto_abbrev()).
-Expr abbrev(PQ pq) {
-  Predicate p;
-  switch (pq) {
-    case PQ::kIp:
-    case PQ::kIp6:
-      p.kind = Kind::kFamily;
-      p.family = pq == PQ::kIp ? 4 : 6;
-      return Expr::leaf(p);
-    case PQ::kArp:
-    case PQ::kRarp:  // tm does not tell RARP from ARP
-      p.kind = Kind::kArp;
-      return Expr::leaf(p);
-    case PQ::kTcp:
-      return Expr::leaf(proto_pred(packet::kProtoTcp, 0));
-    case PQ::kUdp:
-      return Expr::leaf(proto_pred(packet::kProtoUdp, 0));
-    case PQ::kSctp:
-      return Expr::leaf(proto_pred(packet::kProtoSctp, 0));
-    case PQ::kIcmp:
-      return Expr::leaf(proto_pred(packet::kProtoIcmp, 4));
-    case PQ::kIcmp6:
-      return Expr::leaf(proto_pred(packet::kProtoIcmp6, 6));
-    case PQ::kIgmp:
-      return Expr::leaf(proto_pred(packet::kProtoIgmp, 4));
-    case PQ::kEsp:
-      return Expr::leaf(proto_pred(packet::kProtoEsp, 0));
-    case PQ::kAh:
-      return Expr::leaf(proto_pred(packet::kProtoAh, 0));
-    case PQ::kDefault:
-      break;
-  }
-  return Expr::truth();
 }
 
 class Parser {
@@ -617,36 +241,6 @@ class Parser {
     return id(q, depth);
   }
 
-  // Combinations libpcap rejects whatever value follows (gencode.c's messages).
-  static void check_qualifiers(const Qual& q, size_t pos) {
-    const std::string name = pq_name(q.proto);
-    switch (q.addr) {
-      case AQ::kDefault:
-      case AQ::kHost:
-      case AQ::kNet:
-        switch (q.proto) {
-          case PQ::kDefault:
-          case PQ::kIp:
-          case PQ::kIp6:
-          case PQ::kArp:
-          case PQ::kRarp:
-            return;
-          default:
-            fail(pos, "'" + name + "' modifier applied to " + (q.addr == AQ::kNet ? "net" : "host"));
-        }
-      case AQ::kPort:
-      case AQ::kPortRange:
-        if (q.proto == PQ::kDefault || q.proto == PQ::kTcp || q.proto == PQ::kUdp || q.proto == PQ::kSctp)
-          return;
-        fail(pos, std::string("illegal qualifier of '") + (q.addr == AQ::kPort ? "port" : "portrange") + "'");
-      case AQ::kProto:
-        if (q.proto == PQ::kDefault || q.proto == PQ::kIp || q.proto == PQ::kIp6) return;
-        if (q.proto == PQ::kArp || q.proto == PQ::kRarp)
-          fail(pos, name + " does not encapsulate another protocol");
-        fail(pos, "'" + name + " proto' is bogus");
-    }
-  }
-
   // An optional id after a tunnel name: VNI, TEID, GRE key (`vxlan 123`).
   void tunnel_id(Predicate& p) {
     if (peek().kind == Tok::kNum) p.tunnel_id = take().num;
@@ -699,29 +293,6 @@ class Parser {
     return r;
   }
 
-  static const char* expected(const Qual& q) {
-    if (!q.valid) return "an address";
-    switch (q.addr) {
-      case AQ::kNet:
-        return "a network address";
-      case AQ::kPort:
-        return "a port number or name";
-      case AQ::kPortRange:
-        return "a port range like 1024-65535";
-      case AQ::kProto:
-        return "a protocol number or name";
-      default:
-        return "an address";
-    }
-  }
-
-  static Qual host_qual() {
-    Qual q;
-    q.valid = true;
-    q.addr = AQ::kHost;
-    return q;
-  }
-
   std::pair<Expr, Qual> value(const Qual& q) {
     const Token& t = peek();
     switch (t.kind) {
@@ -762,116 +333,6 @@ class Parser {
         fail(t.pos, std::string("expected ") + expected(q) + " at end of filter");
       default:
         fail(t.pos, std::string("expected ") + expected(q) + " instead of " + describe(t));
-    }
-  }
-
-  // A v4 address/network already shifted into place, with its mask (gencode.c gen_ncode()).
-  static Expr v4_expr(uint32_t v, uint32_t mask, const Qual& q, size_t pos) {
-    Predicate p;
-    p.dir = q.dir;
-    p.addr = v4addr(v & mask);
-    if (mask == 0xffffffffu && q.addr != AQ::kNet) {
-      p.kind = Kind::kHost;
-    } else {
-      p.kind = Kind::kNet;
-      p.prefix_bits = uint8_t(96 + std::popcount(mask));
-    }
-    return with_family(p, q, false, pos);
-  }
-
-  // Applies ip/ip6/arp to a host or net predicate.
-  static Expr with_family(Predicate p, const Qual& q, bool v6, size_t pos) {
-    switch (q.proto) {
-      case PQ::kDefault:
-        p.family = v6 ? 6 : 0;
-        return Expr::leaf(p);
-      case PQ::kIp:
-        if (v6) fail(pos, "'ip' modifier applied to an IPv6 address");
-        p.family = 4;
-        return Expr::leaf(p);
-      case PQ::kIp6:
-        if (!v6) fail(pos, "'ip6' modifier applied to an IPv4 address");
-        p.family = 6;
-        return Expr::leaf(p);
-      case PQ::kArp:
-      case PQ::kRarp: {
-        if (v6) fail(pos, std::string("'") + pq_name(q.proto) + "' modifier applied to an IPv6 address");
-        // `arp host A` is exactly `arp and host A`: an ARP frame has no IP layer.
-        p.family = 0;
-        Predicate arp;
-        arp.kind = Kind::kArp;
-        return combine(Expr::Op::kAnd, Expr::leaf(arp), Expr::leaf(p));
-      }
-      default:
-        fail(pos, std::string("'") + pq_name(q.proto) + "' modifier applied to host");
-    }
-  }
-
-  static uint8_t l4_of(PQ pq) {
-    switch (pq) {
-      case PQ::kTcp:
-        return packet::kProtoTcp;
-      case PQ::kUdp:
-        return packet::kProtoUdp;
-      case PQ::kSctp:
-        return packet::kProtoSctp;
-      default:
-        return 0;
-    }
-  }
-
-  static Expr port_value(const Qual& q, uint32_t lo, uint32_t hi, uint8_t l4) {
-    Predicate p;
-    p.kind = q.addr == AQ::kPort ? Kind::kPort : Kind::kPortRange;
-    p.dir = q.dir;
-    if (lo > hi) std::swap(lo, hi);
-    p.port_lo = uint16_t(lo);
-    p.port_hi = uint16_t(hi);
-    p.l4 = l4;
-    return Expr::leaf(p);
-  }
-
-  static Expr proto_value(const Qual& q, uint8_t num) {
-    return Expr::leaf(proto_pred(num, q.proto == PQ::kIp ? 4 : q.proto == PQ::kIp6 ? 6 : 0));
-  }
-
-  static Expr num_value(const Qual& q, const Token& t) {
-    uint32_t v = t.num;
-    if (!q.valid) fail(t.pos, "a number needs a keyword before it (host, net, port, portrange, proto)");
-    switch (q.addr) {
-      case AQ::kDefault:
-      case AQ::kHost:  // a 32-bit IPv4 address written as one number
-        return v4_expr(v, 0xffffffffu, q, t.pos);
-      case AQ::kNet: {  // libpcap's short net number: "net 10" is 10.0.0.0/8
-        uint32_t m = 0xffffffffu;
-        while (v && (v & 0xff000000u) == 0) {
-          v <<= 8;
-          m <<= 8;
-        }
-        return v4_expr(v, m, q, t.pos);
-      }
-      case AQ::kPort:
-      case AQ::kPortRange:
-        if (v > 65535) fail(t.pos, "illegal port number " + std::to_string(v) + " > 65535");
-        return port_value(q, v, v, l4_of(q.proto));
-      case AQ::kProto:
-        // libpcap accepts any number here (and then never matches above 255).
-        if (v > 255) fail(t.pos, "protocol number " + std::to_string(v) + " > 255");
-        return proto_value(q, uint8_t(v));
-    }
-    return Expr::truth();
-  }
-
-  static void reject_addr_for(const Qual& q, size_t pos, const char* what) {
-    switch (q.addr) {
-      case AQ::kPort:
-        fail(pos, std::string("'port' modifier applied to ") + what);
-      case AQ::kPortRange:
-        fail(pos, std::string("'portrange' modifier applied to ") + what);
-      case AQ::kProto:
-        fail(pos, std::string("'proto' modifier applied to ") + what);
-      default:
-        return;
     }
   }
 
@@ -945,51 +406,6 @@ class Parser {
     return with_family(p, q, true, t.pos);
   }
 
-  // (port, real protocol: 0 = tcp, udp or sctp; 6; 17), after libpcap's pcap_nametoport().
-  static bool lookup_port(const std::string& s, uint32_t* port, uint8_t* real) {
-    if (!s.empty() && s.size() <= 9 &&
-        std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      *port = uint32_t(std::stoul(s));
-      *real = 0;
-      return true;
-    }
-    if (s == "dhcp") {
-      *port = 67;
-      *real = packet::kProtoUdp;
-      return true;
-    }
-    int tcp = service_port(s, "tcp"), udp = service_port(s, "udp");
-    if (tcp >= 0) {  // (as libpcap: the tcp port wins when the two differ)
-      *port = uint32_t(tcp);
-      *real = udp == tcp ? 0 : packet::kProtoTcp;
-      return true;
-    }
-    if (udp >= 0) {
-      *port = uint32_t(udp);
-      *real = packet::kProtoUdp;
-      return true;
-    }
-    return false;
-  }
-
-  // gencode.c: a name that is tcp-only (udp-only) cannot be used with `udp` (`tcp`).
-  static uint8_t restrict_proto(uint8_t real, PQ pq, size_t pos, const std::string& what) {
-    switch (pq) {
-      case PQ::kTcp:
-        if (real == packet::kProtoUdp) fail(pos, what + " is udp");
-        return packet::kProtoTcp;
-      case PQ::kUdp:
-        if (real == packet::kProtoTcp) fail(pos, what + " is tcp");
-        return packet::kProtoUdp;
-      case PQ::kSctp:
-        if (real == packet::kProtoTcp) fail(pos, what + " is tcp");
-        if (real == packet::kProtoUdp) fail(pos, what + " is udp");
-        return packet::kProtoSctp;
-      default:
-        return real;
-    }
-  }
-
   std::pair<Expr, Qual> id_value(const Qual& q, const Token& t) {
     const std::string& s = t.text;
     if (q.valid && q.addr == AQ::kPort) {
@@ -1013,8 +429,8 @@ class Parser {
       return {port_value(q, lo, hi, real), q};
     }
     if (q.valid && q.addr == AQ::kProto) {
-      for (const auto& p : kProtoNames)
-        if (s == p.name) return {proto_value(q, p.num), q};
+      uint8_t num;
+      if (ip_proto_of(s, &num)) return {proto_value(q, num), q};
       fail(t.pos, "unknown ip proto '" + s + "'");
     }
     // tm extension: `gre` as a protocol keyword (libpcap has none; it means ip or ip6 proto 47).
