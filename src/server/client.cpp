@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "server/listen.h"
 
 namespace tmach::server {
 namespace {
@@ -16,11 +17,7 @@ std::unique_ptr<httplib::Client> make(const ClientOptions& c) {
   cl->set_read_timeout(24 * 3600);  // a subscription may stay quiet for long
   cl->set_keep_alive(false);
   if (!c.token_file.empty()) {
-    std::ifstream f(c.token_file);
-    if (!f) throw std::runtime_error("--token-file: cannot read " + c.token_file);
-    std::string tok;
-    std::getline(f, tok);
-    while (!tok.empty() && isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
+    std::string tok = read_token_file(c.token_file, "--token-file");
     cl->set_bearer_token_auth(tok);
   }
   return cl;
