@@ -14,10 +14,8 @@
 #include "util/timespec.h"
 
 namespace tmach::server {
-namespace {
-
 // --from/--to (the names are the command line's: only the CLI asks a LocalService so far).
-void parse_times(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns) {
+void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns) {
   uint64_t now = util::now_ns();
   for (auto [flag, text, dst] : {std::tuple{"--from", &from, &from_ns}, std::tuple{"--to", &to, &to_ns}}) {
     if (text->empty()) continue;
@@ -27,6 +25,8 @@ void parse_times(const std::string& from, const std::string& to, uint64_t& from_
     *dst = *t;
   }
 }
+
+namespace {
 
 query::ParseResult parse_filter(const std::string& text) {
   query::ParseResult pr = query::parse_expr(text);
@@ -44,7 +44,7 @@ std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, con
   query::QuerySpec q;
   q.text = r.filter;
   q.parsed = parse_filter(q.text);
-  parse_times(r.from, r.to, q.from_ns, q.to_ns);
+  parse_time_range(r.from, r.to, q.from_ns, q.to_ns);
   if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
   q.classes = r.classes;
   auto t0 = std::chrono::steady_clock::now();
@@ -75,7 +75,7 @@ std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, con
 std::string LocalService::flows(const FlowRequest& r, const ByteSink& sink, const Warn& warn) {
   query::ParseResult pr = parse_filter(r.filter);
   uint64_t from = 0, to = UINT64_MAX;
-  parse_times(r.from, r.to, from, to);
+  parse_time_range(r.from, r.to, from, to);
   flow::FlowQueryStats st;
   auto rows = flow::query_flows(store_, pr, from, to, st);
   top_flows(rows, r.top, r.by);
