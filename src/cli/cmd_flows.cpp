@@ -9,7 +9,8 @@
 #include "cli/options.h"
 #include "flow/flow_query.h"
 #include "server/client.h"
-#include "server/flow_format.h"
+#include "server/http_service.h"
+#include "server/local_service.h"
 #include "util/timespec.h"
 
 namespace tmach::cli {
@@ -41,38 +42,23 @@ Runner add_flows(CLI::App& app) {
     for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
-    if (!o->server.url.empty()) {
-      server::Params p{{"filter", text}, {"format", o->format}, {"by", o->by}};
-      if (!o->from.empty()) p.emplace("from", o->from);
-      if (!o->to.empty()) p.emplace("to", o->to);
-      if (o->top) p.emplace("top", std::to_string(o->top));
-      if (o->require_all) p.emplace("require_all", "1");
-      auto r = server::api_get(o->server, "/api/v1/flows", p, stdout);
-      if (r.status == 400) {
-        std::cerr << r.error << "\n";
-        return 2;
-      }
-      if (!r.error.empty()) throw std::runtime_error(r.error);
-      if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
-        std::cerr << "tm flows: warning: workers missing from the answer: " << m << "\n";
-      return 0;
-    }
-    query::ParseResult pr = query::parse_expr(text);
-    if (pr.kind == query::ParseResult::Kind::kError) {
-      std::cerr << query::format_error(text, pr) << "\n";
+    std::unique_ptr<server::Service> svc;
+    if (o->server.url.empty())
+      svc = std::make_unique<server::LocalService>(o->store);
+    else
+      svc = std::make_unique<server::HttpService>(o->server);
+    server::FlowRequest r{text, o->from, o->to, o->format, o->by, o->top, o->require_all};
+    std::string summary;
+    try {
+      summary = svc->flows(
+          r, [](const char* p, size_t n) { std::cout.write(p, static_cast<std::streamsize>(n)); },
+          [](const std::string& w) { std::cerr << "tm flows: warning: " << w << "\n"; });
+    } catch (const server::BadRequest& e) {
+      std::cerr << e.what() << "\n";
       return 2;
     }
-    uint64_t from = 0, to = UINT64_MAX;
-    parse_time_range(o->from, o->to, from, to);
-    flow::FlowQueryStats st;
-    auto rows = flow::query_flows(o->store, pr, from, to, st);
-    server::top_flows(rows, o->top, o->by);
-    std::cout << server::render_flows(rows, o->format);
-    for (auto& w : st.warnings) std::cerr << "tm flows: warning: " << w << "\n";
-    if (!o->quiet)
-      std::cerr << fmt::format(
-          "tm flows: {} files ({} by index, {} scanned, {} skipped by time), {} records read, {} flows\n",
-          st.files, st.files_indexed, st.files_scanned, st.files_skipped, st.candidates, rows.size());
+    std::cout.flush();
+    if (!o->quiet && !summary.empty()) std::cerr << "tm flows: " << summary << "\n";
     return 0;
   };
 }

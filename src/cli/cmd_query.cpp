@@ -13,6 +13,8 @@
 #include "query/executor.h"
 #include "query/planner.h"
 #include "server/client.h"
+#include "server/http_service.h"
+#include "server/local_service.h"
 #include "store/catalog.h"
 #include "util/file_io.h"
 #include "util/pcap.h"
@@ -21,40 +23,25 @@
 namespace tmach::cli {
 namespace {
 
-// Writes matches as a nanosecond pcap to `f`'s descriptor, in 1 MiB writes (util/pcap.h: the
-// link type is that of the first packet; packets of another link type cannot share the file
-// and are counted instead).
-std::unique_ptr<util::pcap::Writer> pcap_out(std::FILE* f, const std::string& name) {
-  return std::make_unique<util::pcap::Writer>(
-      [fd = fileno(f), name](const char* p, size_t n) { util::write_all(fd, p, n, name); }, 1 << 20);
-}
+// The answer's file, opened when its first bytes come (a refused query leaves no file).
+class OutFile {
+ public:
+  explicit OutFile(std::string path) : path_(std::move(path)) {}
+  ~OutFile() {
+    if (f_ && f_ != stdout) std::fclose(f_);
+  }
+  void write(const char* p, size_t n) {
+    if (!f_) {
+      f_ = path_ == "-" ? stdout : std::fopen(path_.c_str(), "wb");
+      if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path_, std::strerror(errno)));
+    }
+    util::write_all(fileno(f_), p, n, path_ == "-" ? "standard output" : path_);
+  }
 
-// After a --server answer: warns about the workers a tm frontend reports missing, before the
-// answer (header) and during it (its query status). True when nothing is missing.
-bool report_missing_workers(const server::ClientOptions& c, const server::ClientResult& r) {
-  bool complete = true;
-  std::string before = r.header("X-TM-Missing-Reasons");
-  if (!before.empty()) {
-    std::cerr << "tm query: warning: workers missing from the answer: " << before << "\n";
-    complete = false;
-  }
-  std::string id = r.header("X-TM-Query-Id");
-  if (id.empty()) return complete;
-  auto st = server::api_get(c, "/api/v1/cluster/queries/" + id, {}, nullptr);
-  auto j = nlohmann::json::parse(st.body, nullptr, false);
-  if (st.status != 200 || !j.is_object()) {
-    std::cerr << "tm query: warning: the front-end's status of query " << id << " is unknown\n";
-    return false;
-  }
-  for (auto& [url, why] : j["missing"].items()) {
-    if (before.find(url) != std::string::npos) continue;
-    std::cerr << "tm query: warning: worker " << url
-              << " failed during the answer: " << why.get<std::string>() << "\n";
-    complete = false;
-  }
-  if (j.contains("cut")) complete = false;
-  return complete;
-}
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+};
 
 // --explain --server: a tm frontend shows which workers a query would ask.
 int explain_frontend(const server::ClientOptions& c, const std::string& filter) {
@@ -115,33 +102,8 @@ Runner add_query(CLI::App& app) {
     query::QuerySpec q;
     for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
     if (!o->server.url.empty() && o->explain) return explain_frontend(o->server, q.text);
-    if (!o->server.url.empty()) {
-      if (o->count || o->flow_id) throw std::runtime_error("--count and --flow need --store");
-      server::Params p{{"filter", q.text}};
-      if (!o->from.empty()) p.emplace("from", o->from);
-      if (!o->to.empty()) p.emplace("to", o->to);
-      for (auto& c : o->classes) p.emplace("class", c);
-      if (o->require_all) p.emplace("require_all", "1");
-      std::FILE* f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
-      if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
-      auto t0 = std::chrono::steady_clock::now();
-      auto r = server::api_get(o->server, "/api/v1/query", p, f);
-      if (f != stdout) std::fclose(f);
-      if (r.status == 400) {
-        std::cerr << r.error << "\n";
-        return 2;
-      }
-      // A tm frontend names the workers missing from the answer (cluster/frontend.h).
-      bool complete = report_missing_workers(o->server, r);
-      if (!r.error.empty()) throw std::runtime_error(r.error);
-      if (o->require_all && !complete)
-        throw std::runtime_error("--require-all: the answer is missing workers (see above)");
-      if (!o->quiet)
-        std::cerr << fmt::format(
-            "tm query: answered by {} in {:.1f} ms\n", o->server.url,
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      return 0;
-    }
+    if (!o->server.url.empty() && (o->count || o->flow_id))
+      throw std::runtime_error("--count and --flow need --store");
     if (o->flow_id) {
       // A flow is its endpoints, ports and protocol over its lifetime.
       flow::FlowRow row;
@@ -159,6 +121,26 @@ Runner add_query(CLI::App& app) {
         o->to = fmt::format("{}.{:09}", end / 1000000000ull, end % 1000000000ull);
       }
     }
+    if (!o->explain && !o->count) {
+      std::unique_ptr<server::Service> svc;
+      if (o->server.url.empty())
+        svc = std::make_unique<server::LocalService>(o->store);
+      else
+        svc = std::make_unique<server::HttpService>(o->server);
+      server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all};
+      OutFile out(o->out);
+      std::string summary;
+      try {
+        summary = svc->query(
+            r, [&](const char* p, size_t n) { out.write(p, n); },
+            [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; });
+      } catch (const server::BadRequest& e) {
+        std::cerr << e.what() << "\n";
+        return 2;
+      }
+      if (!o->quiet) std::cerr << "tm query: " << summary << "\n";
+      return 0;
+    }
     q.parsed = query::parse_expr(q.text);
     if (q.parsed.kind == query::ParseResult::Kind::kError) {
       std::cerr << query::format_error(q.text, q.parsed) << "\n";
@@ -174,22 +156,9 @@ Runner add_query(CLI::App& app) {
       if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
         throw std::runtime_error(fmt::format("no class '{}' in store {}", c, o->store));
 
-    std::FILE* f = nullptr;
-    std::unique_ptr<util::pcap::Writer> out;
-    if (!o->explain && !o->count) {
-      f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
-      if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
-      out = pcap_out(f, o->out == "-" ? "standard output" : o->out);
-    }
+    // --explain and --count: the store's own figures (a Service answers packets only).
     uint64_t counted = 0;
-    query::QueryStats st = query::run_query(cat, q, [&](const query::OutPacket& p) {
-      ++counted;
-      if (out) out->write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
-    });
-    if (out) {
-      out->finish();
-      if (f != stdout) std::fclose(f);
-    }
+    query::QueryStats st = query::run_query(cat, q, [&](const query::OutPacket&) { ++counted; });
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (o->explain) {
       std::cout << "filter: " << (q.text.empty() ? "(all packets)" : q.text) << "\n";
@@ -215,15 +184,10 @@ Runner add_query(CLI::App& app) {
       std::cout << counted << "\n";
     }
     for (auto& w : st.warnings) std::cerr << "tm query: warning: " << w << "\n";
-    if (out && out->other_link())
-      std::cerr << fmt::format(
-          "tm query: warning: {} matching packets of another link type than {} were left out\n",
-          out->other_link(), out->linktype());
     if (!o->quiet && !o->explain)
       std::cerr << fmt::format(
           "tm query: {} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} "
-          "matched, "
-          "{:.1f} ms\n",
+          "matched, {:.1f} ms\n",
           st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
           st.segments_skipped_time, st.candidates, st.matched, ms);
     return 0;

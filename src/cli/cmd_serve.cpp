@@ -30,6 +30,7 @@
 #include "query/eval.h"
 #include "record/recorder.h"
 #include "server/api.h"
+#include "server/listen.h"
 #include "server/subscription.h"
 #include "store/store_writer.h"
 #include "util/allocator_tuning.h"
@@ -47,12 +48,6 @@ std::optional<packet::IpAddr> parse_host(const std::string& s) {
   if (inet_pton(AF_INET, s.c_str(), b) == 1) return packet::IpAddr::v4(b);
   if (inet_pton(AF_INET6, s.c_str(), b) == 1) return packet::IpAddr::v6(b);
   return std::nullopt;
-}
-
-bool is_loopback(const std::string& host) {
-  if (host == "localhost" || host == "::1") return true;
-  uint8_t b[4];
-  return inet_pton(AF_INET, host.c_str(), b) == 1 && b[0] == 127;
 }
 
 // The capture side of the daemon, as the API sees it.
@@ -497,25 +492,11 @@ Runner add_serve(CLI::App& app) {
     if (o->user.empty()) o->user = cfg.user;
     server::ApiOptions ao;
     ao.store = cfg.store;
-    auto colon = o->listen.rfind(':');
-    if (colon == std::string::npos) throw std::runtime_error("--listen: expected HOST:PORT");
-    ao.host = o->listen.substr(0, colon);
-    if (ao.host.size() > 2 && ao.host.front() == '[' && ao.host.back() == ']')
-      ao.host = ao.host.substr(1, ao.host.size() - 2);
-    try {
-      ao.port = std::stoi(o->listen.substr(colon + 1));
-    } catch (...) {
-      throw std::runtime_error("--listen: bad port in " + o->listen);
-    }
-    if (!o->token_file.empty()) {
-      std::ifstream f(o->token_file);
-      if (!f) throw std::runtime_error("--token-file: cannot read " + o->token_file);
-      std::getline(f, ao.token);
-      while (!ao.token.empty() && isspace(static_cast<unsigned char>(ao.token.back()))) ao.token.pop_back();
-      if (ao.token.empty()) throw std::runtime_error("--token-file: " + o->token_file + " is empty");
-    }
-    if (!is_loopback(ao.host) && ao.token.empty())
-      throw std::runtime_error("--listen " + o->listen + " is not a loopback address: give --token-file");
+    server::HostPort addr = server::parse_host_port(o->listen, "--listen");
+    ao.host = addr.host;
+    ao.port = addr.port;
+    if (!o->token_file.empty()) ao.token = server::read_token_file(o->token_file, "--token-file");
+    server::require_token_off_loopback(o->listen, ao.token, "--listen", "--token-file");
     ao.max_queries = o->max_queries;
     ao.max_subscriptions = o->max_subs;
     ao.query_seconds = o->query_seconds;

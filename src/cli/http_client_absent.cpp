@@ -15,6 +15,10 @@ namespace {
 }  // namespace
 
 ClientResult api_get(const ClientOptions&, const std::string&, const Params&, std::FILE*) { absent(); }
+ClientResult api_get(const ClientOptions&, const std::string&, const Params&,
+                     const std::function<bool(const char*, size_t)>&) {
+  absent();
+}
 ClientResult api_post(const ClientOptions&, const std::string&, const std::string&) { absent(); }
 ClientResult api_delete(const ClientOptions&, const std::string&) { absent(); }
 

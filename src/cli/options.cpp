@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <tuple>
 
+#include "server/local_service.h"
 #include "util/timespec.h"
 #include "util/units.h"
 
@@ -67,14 +67,7 @@ std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const conf
 }
 
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns) {
-  uint64_t now = util::now_ns();
-  for (auto [flag, text, dst] : {std::tuple{"--from", &from, &from_ns}, std::tuple{"--to", &to, &to_ns}}) {
-    if (text->empty()) continue;
-    std::string err;
-    auto t = util::parse_time(*text, now, &err);
-    if (!t) throw std::runtime_error(std::string(flag) + ": " + err);
-    *dst = *t;
-  }
+  server::parse_time_range(from, to, from_ns, to_ns);
 }
 
 config::Config build_config(const RecordOptions& o) {

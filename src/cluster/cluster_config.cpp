@@ -1,6 +1,5 @@
 #include "cluster/cluster_config.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -8,6 +7,7 @@
 #include <set>
 
 #include "config/config.h"
+#include "server/listen.h"
 #include "util/units.h"
 
 namespace tmach::cluster {
@@ -102,22 +102,6 @@ ClusterConfig from_table(const toml::table& root, const std::string& file) {
   return c;
 }
 
-std::string read_token(const std::string& path, const std::string& what) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error(fmt::format("{}: cannot read {}", what, path));
-  std::string tok;
-  std::getline(f, tok);
-  while (!tok.empty() && isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
-  if (tok.empty()) throw std::runtime_error(fmt::format("{}: {} is empty", what, path));
-  return tok;
-}
-
-bool loopback(const std::string& host) {
-  if (host == "localhost" || host == "::1") return true;
-  uint8_t b[4];
-  return inet_pton(AF_INET, host.c_str(), b) == 1 && b[0] == 127;
-}
-
 }  // namespace
 
 ClusterConfig load_cluster_config_string(const std::string& text, const std::string& name) {
@@ -144,17 +128,13 @@ void finalize_cluster_config(ClusterConfig& c) {
     if (w.url.rfind("http://", 0) != 0)
       throw std::runtime_error(fmt::format("worker {}: '{}' is not an http://HOST:PORT URL", i, w.url));
     while (!w.url.empty() && w.url.back() == '/') w.url.pop_back();
-    if (!w.token_file.empty()) w.token = read_token(w.token_file, fmt::format("worker {} token_file", i));
+    if (!w.token_file.empty())
+      w.token = server::read_token_file(w.token_file, fmt::format("worker {} token_file", i));
     if (w.timeout_s <= 0) w.timeout_s = c.timeout_s;
   }
   c.balance.workers = static_cast<uint32_t>(c.workers.size());
-  if (!c.token_file.empty()) c.token = read_token(c.token_file, "token_file");
-  auto colon = c.listen.rfind(':');
-  if (colon == std::string::npos) throw std::runtime_error("listen: expected HOST:PORT");
-  std::string host = c.listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (!loopback(host) && c.token.empty())
-    throw std::runtime_error("listen " + c.listen + " is not a loopback address: give a token_file");
+  if (!c.token_file.empty()) c.token = server::read_token_file(c.token_file, "token_file");
+  server::require_token_off_loopback(c.listen, c.token, "listen", "a token_file");
 }
 
 }  // namespace tmach::cluster

@@ -1,6 +1,6 @@
 // Flow answers of several workers made into one, as a single worker would give it: the
-// rows read back from the workers' JSON lines, sorted as query_flows() sorts (first time,
-// then id), ranked by top_flows() and rendered by render_flows() (server/flow_format.h).
+// rows read back from the workers' JSON lines (server::parse_flow_lines), sorted as query_flows() sorts
+// (first time, then id), ranked by top_flows() and rendered by render_flows() (server/flow_format.h).
 //
 // --top N over the union asks each worker for its own top N only. That is exact because a
 // flow record lives at one worker and is ranked by its own value (bytes, packets,
@@ -10,7 +10,6 @@
 // (say, bytes per host) would need every worker's full set instead.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,10 +17,6 @@
 
 namespace tmach::cluster {
 
-// One object of GET /api/v1/flows?format=json back into a row. Throws std::runtime_error.
-flow::FlowRow flow_row_from_json(const nlohmann::json& j);
-// A whole JSON-lines answer.
-std::vector<flow::FlowRow> parse_flow_lines(const std::string& body);
 // The union, in query_flows() order, then top_flows(top, by).
 std::vector<flow::FlowRow> merge_flows(std::vector<std::vector<flow::FlowRow>> parts, size_t top,
                                        const std::string& by);

@@ -15,6 +15,7 @@
 #include "query/parser.h"
 #include "server/api.h"
 #include "server/flow_format.h"
+#include "server/listen.h"
 
 namespace tmach::cluster {
 namespace {
@@ -168,16 +169,8 @@ Frontend::Frontend(ClusterConfig cfg) : cfg_(std::move(cfg)), svr_(std::make_uni
 Frontend::~Frontend() = default;
 
 void Frontend::bind() {
-  auto colon = cfg_.listen.rfind(':');
-  std::string host = cfg_.listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  int port = 0;
-  try {
-    port = std::stoi(cfg_.listen.substr(colon + 1));
-  } catch (...) {
-    throw std::runtime_error("listen: bad port in " + cfg_.listen);
-  }
-  if (!svr_->bind_to_port(host, port))
+  server::HostPort a = server::parse_host_port(cfg_.listen, "listen");
+  if (!svr_->bind_to_port(a.host, a.port))
     throw std::runtime_error(fmt::format("cannot listen on {} (address in use, or not local)", cfg_.listen));
 }
 
@@ -247,15 +240,6 @@ std::string Frontend::share_mismatch() {
   return "";
 }
 
-void Frontend::admit() {
-  if (active_.fetch_add(1) >= cfg_.max_queries) {
-    active_--;
-    rejected_++;
-    throw server::ApiError(
-        503, fmt::format("too many concurrent queries (limit {}); try again later", cfg_.max_queries));
-  }
-}
-
 void Frontend::routes() {
   auto& s = *svr_;
   server::install_common_handlers(s, cfg_.token, http_requests_, 60);
@@ -273,7 +257,7 @@ void Frontend::report_routes() {
   auto& s = *svr_;
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     json j = {{"status", "ok"}, {"frontend", true}, {"workers", cfg_.workers.size()}};
-    res.set_content(j.dump() + "\n", "application/json");
+    res.set_content(j.dump() + "\n", server::kJsonType);
   });
 
   // The cluster as configured, and the outcome of recent packet queries (by X-TM-Query-Id).
@@ -287,7 +271,7 @@ void Frontend::report_routes() {
                               {"url", cfg_.workers[i].url},
                               {"timeout", cfg_.workers[i].timeout_s},
                               {"up", wc_[i]->up.load()}});
-    res.set_content(j.dump(2) + "\n", "application/json");
+    res.set_content(j.dump(2) + "\n", server::kJsonType);
   });
   s.Get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
     uint64_t id = std::stoull(req.matches[1].str());
@@ -295,14 +279,14 @@ void Frontend::report_routes() {
     auto it = status_.find(id);
     if (it == status_.end())
       throw server::ApiError(404, fmt::format("no query {} (still running, or forgotten)", id));
-    res.set_content(it->second.dump() + "\n", "application/json");
+    res.set_content(it->second.dump() + "\n", server::kJsonType);
   });
 
   s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
     auto pr = parse_filter(req);
     json j = explain_json(cfg_, pr, select(pr, cfg_.balance));
     j["filter"] = param(req, "filter");
-    res.set_content(j.dump(2) + "\n", "application/json");
+    res.set_content(j.dump(2) + "\n", server::kJsonType);
   });
 }
 
@@ -315,7 +299,7 @@ void Frontend::query_routes() {
     bool require_all = flag_param(req, "require_all");
     Selection sel = select(pr, cfg_.balance);
     std::vector<size_t> which = chosen(cfg_, sel);
-    admit();
+    queries_admit_.admit();
     struct Ctx {
       std::shared_ptr<FetchSet> fs;
       uint64_t id = 0;
@@ -359,12 +343,12 @@ void Frontend::query_routes() {
       if (!missing.empty())
         spdlog::warn("query '{}': workers missing: {}", param(req, "filter"), missing.dump());
     } catch (...) {
-      active_--;
+      queries_admit_.release();
       throw;
     }
     queries_++;
     res.set_chunked_content_provider(
-        "application/vnd.tcpdump.pcap",
+        server::kPcapType,
         [this, ctx, require_all, which](size_t, httplib::DataSink& sink) {
           util::pcap::Writer out = server::pcap_answer(sink);
           std::vector<PacketQueue*> qs;
@@ -435,7 +419,7 @@ void Frontend::query_routes() {
         },
         [this, ctx](bool) {
           ctx->fs->end();
-          active_--;
+          queries_admit_.release();
         });
   });
 }
@@ -445,30 +429,18 @@ void Frontend::flow_routes() {
   // Flows: every selected worker's matching records (its top N for --top), merged.
   s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     auto pr = parse_filter(req);
-    std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
-    if (format.empty()) format = "json";
-    if (by.empty()) by = "bytes";
-    if (format != "json" && format != "csv" && format != "text")
-      throw server::ApiError(400, "format: json, csv or text");
-    if (by != "bytes" && by != "packets" && by != "duration")
-      throw server::ApiError(400, "by: bytes, packets or duration");
-    size_t ntop = 0;
-    if (!top.empty()) {
-      char* end = nullptr;
-      ntop = std::strtoull(top.c_str(), &end, 10);
-      if (*end || top[0] == '-') throw server::ApiError(400, "top: a number");
-    }
+    server::FlowParams fp = server::flow_params(req);
     // Flow records carry the innermost addresses; the hash is of the outermost layer: the
     // selection applies only where the two are the same (no tunnels).
     BalanceInfo b = cfg_.balance;
     if (b.tunnels) b.known = false;
     std::vector<size_t> which = chosen(cfg_, select(pr, b));
     bool require_all = flag_param(req, "require_all");
-    admit();
+    queries_admit_.admit();
     struct Release {
-      std::atomic<int>& a;
-      ~Release() { a--; }
-    } release{active_};
+      server::Admission& a;
+      ~Release() { a.release(); }
+    } release{queries_admit_};
     httplib::Params p = forward_params(req, {"require_all", "format"}, {{"format", "json"}});
     std::string path = httplib::append_query_params("/api/v1/flows", p);
     auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
@@ -481,17 +453,15 @@ void Frontend::flow_routes() {
         missing[cfg_.workers[which[k]].url] = r.error;
         continue;
       }
-      parts.push_back(parse_flow_lines(r.body));
+      parts.push_back(server::parse_flow_lines(r.body));
     }
     if (!missing.empty() && require_all)
       throw server::ApiError(503, fmt::format("--require-all: workers did not answer: {}", missing.dump()));
-    auto rows = merge_flows(std::move(parts), ntop, by);
+    auto rows = merge_flows(std::move(parts), fp.top, fp.by);
     flow_queries_++;
     res.set_header("X-TM-Workers", urls_of(cfg_, which));
     set_missing_headers(res, missing);
-    res.set_content(server::render_flows(rows, format), format == "json"  ? "application/x-ndjson"
-                                                        : format == "csv" ? "text/csv"
-                                                                          : "text/plain");
+    res.set_content(server::render_flows(rows, fp.format), server::flow_content_type(fp.format));
   });
 }
 
@@ -504,8 +474,8 @@ void Frontend::stats_routes() {
     j["frontend"] = {{"queries", queries_.load()},
                      {"flow_queries", flow_queries_.load()},
                      {"partial_answers", partial_.load()},
-                     {"queries_rejected", rejected_.load()},
-                     {"active_queries", active_.load()}};
+                     {"queries_rejected", queries_admit_.rejected() + subs_admit_.rejected()},
+                     {"active_queries", queries_admit_.active()}};
     j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
     j["workers"] = json::array();
     j["down"] = json::array();
@@ -525,7 +495,7 @@ void Frontend::stats_routes() {
     }
     j["store"] = store.is_null() ? json::object() : store;  // totals over the workers that answered
     if (!capture.is_null()) j["capture"] = capture;
-    res.set_content(j.dump(2) + "\n", "application/json");
+    res.set_content(j.dump(2) + "\n", server::kJsonType);
   });
 
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -550,11 +520,11 @@ void Frontend::stats_routes() {
     m.add("tm_frontend_partial_answers_total", "counter", "Answers without one or more workers.",
           static_cast<double>(partial_.load()));
     m.add("tm_queries_rejected_total", "counter", "Queries refused: too many at once.",
-          static_cast<double>(rejected_.load()));
-    m.add("tm_queries_active", "gauge", "Queries running now.", active_.load());
+          static_cast<double>(queries_admit_.rejected() + subs_admit_.rejected()));
+    m.add("tm_queries_active", "gauge", "Queries running now.", queries_admit_.active());
     m.add("tm_http_requests_total", "counter", "HTTP requests received.",
           static_cast<double>(http_requests_.load()));
-    res.set_content(m.text(), "text/plain; version=0.0.4");
+    res.set_content(m.text(), server::kMetricsType);
   });
 }
 
@@ -564,7 +534,7 @@ void Frontend::state_routes() {
   s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     std::string path = httplib::append_query_params("/api/v1/classes", forward_params(req, {}));
     std::string body = req.body, type = req.get_header_value("Content-Type");
-    if (type.empty()) type = "application/json";
+    if (type.empty()) type = server::kJsonType;
     auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
                            [&](httplib::Client& c) { return c.Post(path, body, type.c_str()); });
     json w = per_worker(cfg_, replies);
@@ -581,7 +551,7 @@ void Frontend::state_routes() {
     json j = json::parse(replies[0].body, nullptr, false);
     if (!j.is_object()) j = json::object();
     j["workers"] = w;
-    res.set_content(j.dump() + "\n", "application/json");
+    res.set_content(j.dump() + "\n", server::kJsonType);
   });
   s.Get("/api/v1/classes", [this](const httplib::Request&, httplib::Response& res) {
     auto replies =
@@ -613,7 +583,7 @@ void Frontend::state_routes() {
     for (size_t i = 0; i < replies.size(); ++i)
       if (!replies[i].ok()) missing += (missing.empty() ? "" : " ") + cfg_.workers[i].url;
     if (!missing.empty()) res.set_header("X-TM-Missing-Workers", missing);
-    res.set_content(out.dump(2) + "\n", "application/json");
+    res.set_content(out.dump(2) + "\n", server::kJsonType);
   });
   auto del = [this](const std::string& host, httplib::Response& res) {
     if (host.empty()) throw server::ApiError(400, "give the host");
@@ -624,7 +594,7 @@ void Frontend::state_routes() {
     if (!removed)
       return json_error(res, 404, fmt::format("no dynamic class for host {} on any worker", host),
                         {{"workers", w}});
-    res.set_content(json{{"removed", host}, {"workers", w}}.dump() + "\n", "application/json");
+    res.set_content(json{{"removed", host}, {"workers", w}}.dump() + "\n", server::kJsonType);
   };
   s.Delete("/api/v1/classes",
            [del](const httplib::Request& req, httplib::Response& res) { del(param(req, "host"), res); });
@@ -657,13 +627,13 @@ void Frontend::state_routes() {
     size_t top = 0;
     if (std::string t = param(req, "top"); !t.empty()) top = std::strtoull(t.c_str(), nullptr, 10);
     if (top && all.size() > top) all.erase(all.begin() + static_cast<long>(top), all.end());
-    res.set_content(all.dump(2) + "\n", "application/json");
+    res.set_content(all.dump(2) + "\n", server::kJsonType);
   });
   s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
     std::string path = httplib::append_query_params("/api/v1/connections/control", forward_params(req, {}));
     std::string body = req.body;
     auto replies = fan_out(cfg_, wc_, all_workers(cfg_),
-                           [&](httplib::Client& c) { return c.Post(path, body, "application/json"); });
+                           [&](httplib::Client& c) { return c.Post(path, body, server::kJsonType); });
     uint64_t n = 0;
     for (auto& r : replies)
       if (r.ok()) n += json::parse(r.body, nullptr, false).value("connections", uint64_t{0});
@@ -671,7 +641,7 @@ void Frontend::state_routes() {
       return json_error(res, fail_status(replies), "no worker applied the control",
                         {{"workers", per_worker(cfg_, replies)}});
     res.set_content(json{{"connections", n}, {"workers", per_worker(cfg_, replies)}}.dump() + "\n",
-                    "application/json");
+                    server::kJsonType);
   });
 }
 
@@ -681,29 +651,24 @@ void Frontend::subscribe_routes() {
   // own order is kept; across workers, arrival order at the front-end).
   s.Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
     parse_filter(req);
-    if (active_subs_.fetch_add(1) >= cfg_.max_subscriptions) {
-      active_subs_--;
-      rejected_++;
-      throw server::ApiError(
-          503, fmt::format("too many subscriptions (limit {}); try again later", cfg_.max_subscriptions));
-    }
+    subs_admit_.admit();
     auto q = std::make_shared<PacketQueue>(64u << 20);
     std::string path = httplib::append_query_params("/api/v1/subscribe", forward_params(req, {}));
     auto which = all_workers(cfg_);
     struct Ctx {
       std::shared_ptr<FetchSet> fs;
       std::shared_ptr<PacketQueue> q;
-      std::atomic<int>* active;
+      server::Admission* active;
       // The shared queue is cancelled first, so a fetch blocked on it wakes before the fetch
       // set joins its thread (on every path: error, end, client gone).
       ~Ctx() {
         if (q) q->cancel();
         fs.reset();
-        (*active)--;
+        active->release();
       }
     };
     auto ctx = std::make_shared<Ctx>();
-    ctx->active = &active_subs_;
+    ctx->active = &subs_admit_;
     ctx->q = q;
     // One queue for all: packets interleave as they come; a subscription may stay quiet for long.
     ctx->fs = start_fetches(cfg_, which, path, 0, q, 24 * 3600);
@@ -726,7 +691,7 @@ void Frontend::subscribe_routes() {
     }
     set_missing_headers(res, missing);
     res.set_chunked_content_provider(
-        "application/vnd.tcpdump.pcap",
+        server::kPcapType,
         [this, ctx](size_t, httplib::DataSink& sink) {
           util::pcap::Writer out = server::pcap_answer(sink);
           try {

@@ -19,6 +19,7 @@
 
 #include "cluster/cluster_config.h"
 #include "cluster/worker_fetch.h"
+#include "server/http_common.h"
 
 namespace httplib {
 class Server;
@@ -42,7 +43,6 @@ class Frontend {
   void stats_routes();
   void state_routes();
   void subscribe_routes();
-  void admit();  // one more query running, or ApiError(503) beyond max_queries
   // select_workers(), unless a worker reports a share (tm serve --worker-id) other than the
   // configuration gives it: then every worker, and why.
   Selection select(const query::ParseResult& pr, const BalanceInfo& b);
@@ -52,9 +52,9 @@ class Frontend {
   std::unique_ptr<httplib::Server> svr_;
   std::vector<std::unique_ptr<WorkerCounters>> wc_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> active_{0}, active_subs_{0};
-  std::atomic<uint64_t> queries_{0}, flow_queries_{0}, partial_{0}, rejected_{0}, http_requests_{0},
-      next_id_{1};
+  server::Admission queries_admit_{"concurrent queries", cfg_.max_queries};  // packet and flow queries
+  server::Admission subs_admit_{"subscriptions", cfg_.max_subscriptions};
+  std::atomic<uint64_t> queries_{0}, flow_queries_{0}, partial_{0}, http_requests_{0}, next_id_{1};
   std::mutex status_mu_;
   std::map<uint64_t, nlohmann::json> status_;  // the last query answers' outcome, by id
   std::deque<uint64_t> status_order_;

@@ -133,17 +133,12 @@ void ApiServer::routes() {
 
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     nlohmann::json j = {{"status", "ok"}, {"live", live_ != nullptr}, {"store", o_.store}};
-    res.set_content(j.dump() + "\n", "application/json");
+    res.set_content(j.dump() + "\n", kJsonType);
   });
 
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     query::QuerySpec q = parse_spec(req);
-    if (active_queries_.fetch_add(1) >= o_.max_queries) {
-      active_queries_--;
-      queries_rejected_++;
-      throw ApiError(503,
-                     fmt::format("too many concurrent queries (limit {}); try again later", o_.max_queries));
-    }
+    queries_admit_.admit();
     struct Ctx {
       store::Catalog cat;
       query::QuerySpec q;
@@ -160,13 +155,13 @@ void ApiServer::routes() {
         if (std::find(ctx->cat.classes.begin(), ctx->cat.classes.end(), c) == ctx->cat.classes.end())
           throw ApiError(400, fmt::format("no class '{}' in the store", c));
     } catch (...) {
-      active_queries_--;
+      queries_admit_.release();
       throw;
     }
     ctx->q = std::move(q);
     queries_++;
     res.set_chunked_content_provider(
-        "application/vnd.tcpdump.pcap",
+        kPcapType,
         [this, ctx](size_t, httplib::DataSink& sink) {
           util::pcap::Writer out = pcap_answer(sink);
           auto limit = std::chrono::duration<double>(o_.query_seconds);
@@ -194,7 +189,7 @@ void ApiServer::routes() {
           return false;
         },
         [this, ctx](bool) {
-          active_queries_--;
+          queries_admit_.release();
           if (!ctx->ok) query_errors_++;
           observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
         });
@@ -202,39 +197,20 @@ void ApiServer::routes() {
 
   s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     query::QuerySpec q = parse_spec(req);
-    std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
-    if (format.empty()) format = "json";
-    if (by.empty()) by = "bytes";
-    if (format != "json" && format != "csv" && format != "text")
-      throw ApiError(400, "format: json, csv or text");
-    if (by != "bytes" && by != "packets" && by != "duration")
-      throw ApiError(400, "by: bytes, packets or duration");
-    size_t ntop = 0;
-    if (!top.empty()) {
-      char* end = nullptr;
-      ntop = std::strtoull(top.c_str(), &end, 10);
-      if (*end || top[0] == '-') throw ApiError(400, "top: a number");
-    }
-    if (active_queries_.fetch_add(1) >= o_.max_queries) {
-      active_queries_--;
-      queries_rejected_++;
-      throw ApiError(503,
-                     fmt::format("too many concurrent queries (limit {}); try again later", o_.max_queries));
-    }
+    FlowParams fp = flow_params(req);
+    queries_admit_.admit();
     auto t0 = clk::now();
     try {
       flow::FlowQueryStats st;
       auto rows = flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st);
-      top_flows(rows, ntop, by);
-      res.set_content(render_flows(rows, format), format == "json"  ? "application/x-ndjson"
-                                                  : format == "csv" ? "text/csv"
-                                                                    : "text/plain");
+      top_flows(rows, fp.top, fp.by);
+      res.set_content(render_flows(rows, fp.format), flow_content_type(fp.format));
       for (auto& w : st.warnings) spdlog::warn("flows: {}", w);
     } catch (...) {
-      active_queries_--;
+      queries_admit_.release();
       throw;
     }
-    active_queries_--;
+    queries_admit_.release();
     flow_queries_++;
     observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
   });
@@ -248,10 +224,10 @@ void ApiServer::routes() {
     j["api"] = {{"queries", queries_.load()},
                 {"flow_queries", flow_queries_.load()},
                 {"queries_failed", query_errors_.load()},
-                {"queries_rejected", queries_rejected_.load()},
-                {"active_queries", active_queries_.load()},
-                {"active_subscriptions", active_subs_.load()}};
-    res.set_content(j.dump(2) + "\n", "application/json");
+                {"queries_rejected", queries_admit_.rejected()},
+                {"active_queries", queries_admit_.active()},
+                {"active_subscriptions", subs_admit_.active()}};
+    res.set_content(j.dump(2) + "\n", kJsonType);
   });
 
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -277,8 +253,8 @@ void ApiServer::routes() {
     m.add("tm_queries_failed_total", "counter", "Queries cut off or failed while streaming.",
           static_cast<double>(query_errors_.load()));
     m.add("tm_queries_rejected_total", "counter", "Queries refused: too many at once.",
-          static_cast<double>(queries_rejected_.load()));
-    m.add("tm_queries_active", "gauge", "Queries running now.", active_queries_.load());
+          static_cast<double>(queries_admit_.rejected()));
+    m.add("tm_queries_active", "gauge", "Queries running now.", queries_admit_.active());
     m.add("tm_query_packets_total", "counter", "Packets sent in query answers.",
           static_cast<double>(query_packets_));
     {
@@ -292,12 +268,12 @@ void ApiServer::routes() {
       m.add(h, "histogram", help, lat_sum_, {}, "_sum");
       m.add(h, "histogram", help, static_cast<double>(lat_count_), {}, "_count");
     }
-    m.add("tm_subscriptions_active", "gauge", "Live subscriptions now.", active_subs_.load());
+    m.add("tm_subscriptions_active", "gauge", "Live subscriptions now.", subs_admit_.active());
     m.add("tm_subscriptions_total", "counter", "Subscriptions started.",
           static_cast<double>(subs_total_.load()));
     m.add("tm_http_requests_total", "counter", "HTTP requests received.",
           static_cast<double>(http_requests_.load()));
-    res.set_content(m.text(), "text/plain; version=0.0.4");
+    res.set_content(m.text(), kMetricsType);
   });
 
   // Dynamic classes.
@@ -322,17 +298,17 @@ void ApiServer::routes() {
         throw ApiError(400, fmt::format("for: '{}' is not a duration (examples: 30m, 2h, 7d)", dur));
       for_ns = *d;
     }
-    res.set_content(live_->class_set(host, cls, for_ns).dump() + "\n", "application/json");
+    res.set_content(live_->class_set(host, cls, for_ns).dump() + "\n", kJsonType);
   });
   s.Get("/api/v1/classes", [this, need_live](const httplib::Request&, httplib::Response& res) {
     need_live();
-    res.set_content(live_->class_list().dump(2) + "\n", "application/json");
+    res.set_content(live_->class_list().dump(2) + "\n", kJsonType);
   });
   auto del = [this, need_live](const std::string& host, httplib::Response& res) {
     need_live();
     if (host.empty()) throw ApiError(400, "give the host");
     if (!live_->class_remove(host)) throw ApiError(404, fmt::format("no dynamic class for host {}", host));
-    res.set_content(nlohmann::json{{"removed", host}}.dump() + "\n", "application/json");
+    res.set_content(nlohmann::json{{"removed", host}}.dump() + "\n", kJsonType);
   };
   s.Delete("/api/v1/classes",
            [del](const httplib::Request& req, httplib::Response& res) { del(param(req, "host"), res); });
@@ -356,20 +332,19 @@ void ApiServer::routes() {
     if (v == "0" || v == "false" || v == "no") return 0;
     throw ApiError(400, fmt::format("{}: expected true or false", name));
   };
-  s.Get("/api/v1/connections",
-        [this, need_live, conn_filter](const httplib::Request& req, httplib::Response& res) {
-          need_live();
-          size_t top = 0;
-          if (std::string t = param(req, "top"); !t.empty()) {
-            try {
-              top = std::stoul(t);
-            } catch (...) {
-              throw ApiError(400, "top: expected a number");
-            }
-          }
-          res.set_content(live_->connections(conn_filter(param(req, "filter")), top).dump(2) + "\n",
-                          "application/json");
-        });
+  s.Get("/api/v1/connections", [this, need_live, conn_filter](const httplib::Request& req,
+                                                              httplib::Response& res) {
+    need_live();
+    size_t top = 0;
+    if (std::string t = param(req, "top"); !t.empty()) {
+      try {
+        top = std::stoul(t);
+      } catch (...) {
+        throw ApiError(400, "top: expected a number");
+      }
+    }
+    res.set_content(live_->connections(conn_filter(param(req, "filter")), top).dump(2) + "\n", kJsonType);
+  });
   s.Post("/api/v1/connections/control",
          [this, need_live, conn_filter, flag](const httplib::Request& req, httplib::Response& res) {
            need_live();
@@ -390,7 +365,7 @@ void ApiServer::routes() {
            if (sc < 0 && st < 0)
              throw ApiError(400, "give suspend_cutoff and/or suspend_timeout (true/false)");
            if (text.empty()) throw ApiError(400, "give a filter naming the connection(s)");
-           res.set_content(live_->control(conn_filter(text), sc, st).dump() + "\n", "application/json");
+           res.set_content(live_->control(conn_filter(text), sc, st).dump() + "\n", kJsonType);
          });
 
   // Subscriptions: optional history, then new packets as the writer appends them.
@@ -398,22 +373,19 @@ void ApiServer::routes() {
     need_live();
     query::QuerySpec q = parse_spec(req, "history_from");
     bool history = req.has_param("history_from");
-    if (active_subs_.fetch_add(1) >= o_.max_subscriptions) {
-      active_subs_--;
-      throw ApiError(503, fmt::format("too many subscriptions (limit {})", o_.max_subscriptions));
-    }
+    subs_admit_.admit();
     auto sub = std::make_shared<Subscriber>(q, 64u << 20);
     store::Catalog snap;
     try {
       snap = live_->subscribe(sub);
     } catch (...) {
-      active_subs_--;
+      subs_admit_.release();
       throw;
     }
     subs_total_++;
     auto hq = std::make_shared<query::QuerySpec>(q);
     res.set_chunked_content_provider(
-        "application/vnd.tcpdump.pcap",
+        kPcapType,
         [this, sub, hq, history, snap = std::make_shared<store::Catalog>(std::move(snap))](
             size_t, httplib::DataSink& sink) {
           util::pcap::Writer out = pcap_answer(sink);
@@ -453,7 +425,7 @@ void ApiServer::routes() {
           if (sub->overflow())
             spdlog::warn("subscription '{}': {} packets lost (the client read too slowly)", sub->spec().text,
                          sub->overflow());
-          active_subs_--;
+          subs_admit_.release();
         });
   });
 }

@@ -98,8 +98,9 @@ class ApiServer {
   Backend* live_;
   std::unique_ptr<httplib::Server> svr_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int> active_queries_{0}, active_subs_{0};
-  std::atomic<uint64_t> queries_{0}, query_errors_{0}, queries_rejected_{0}, flow_queries_{0};
+  Admission queries_admit_{"concurrent queries", o_.max_queries};  // /query and /flows
+  Admission subs_admit_{"subscriptions", o_.max_subscriptions};    // /subscribe
+  std::atomic<uint64_t> queries_{0}, query_errors_{0}, flow_queries_{0};
   std::atomic<uint64_t> query_packets_{0}, query_bytes_{0}, subs_total_{0}, http_requests_{0};
   std::mutex lat_mu_;
   std::vector<double> lat_bounds_ = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};

@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "server/listen.h"
 
 namespace tmach::server {
 namespace {
@@ -16,11 +17,7 @@ std::unique_ptr<httplib::Client> make(const ClientOptions& c) {
   cl->set_read_timeout(24 * 3600);  // a subscription may stay quiet for long
   cl->set_keep_alive(false);
   if (!c.token_file.empty()) {
-    std::ifstream f(c.token_file);
-    if (!f) throw std::runtime_error("--token-file: cannot read " + c.token_file);
-    std::string tok;
-    std::getline(f, tok);
-    while (!tok.empty() && isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
+    std::string tok = read_token_file(c.token_file, "--token-file");
     cl->set_bearer_token_auth(tok);
   }
   return cl;
@@ -43,6 +40,19 @@ void finish(ClientResult& r, const httplib::Result& res, const ClientOptions& c)
 }  // namespace
 
 ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params, std::FILE* out) {
+  if (!out) return api_get(c, path, params, std::function<bool(const char*, size_t)>());
+  bool write_failed = false;
+  ClientResult r = api_get(c, path, params, [&](const char* data, size_t n) {
+    write_failed = std::fwrite(data, 1, n, out) != n;
+    return !write_failed;
+  });
+  if (write_failed) r.error = "write failed (disk full, or the reader went away)";
+  if (r.status == 200 && r.error.empty() && std::fflush(out) != 0) r.error = "write failed";
+  return r;
+}
+
+ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params,
+                     const std::function<bool(const char*, size_t)>& out) {
   auto cl = make(c);
   ClientResult r;
   httplib::Params p(params.begin(), params.end());
@@ -64,13 +74,14 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
           r.body.append(data, n);
           return true;
         }
-        if (std::fwrite(data, 1, n, out) != n) {
+        try {
+          if (out(data, n)) return true;
           r.error = "write failed (disk full, or the reader went away)";
-          return false;
+        } catch (const std::exception& e) {
+          r.error = e.what();
         }
-        return true;
+        return false;
       });
-  if (res && out && status == 200 && std::fflush(out) != 0) r.error = "write failed";
   if (!res && status == 200 && r.error.empty())
     r.error = "the server ended the answer early (stopped, or the query hit its time limit)";
   if (res) res->body = r.body;

@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -30,6 +31,9 @@ using Params = std::multimap<std::string, std::string>;
 // GET path?params; the body goes to `out` as it arrives when the status is 200 (out may be
 // null: kept in the result).
 ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params, std::FILE* out);
+// The same into `sink` (it returns false, or throws, to stop reading: r.error says why).
+ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params,
+                     const std::function<bool(const char*, size_t)>& sink);
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body);
 ClientResult api_delete(const ClientOptions& c, const std::string& path);
 

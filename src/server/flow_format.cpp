@@ -1,50 +1,98 @@
 #include "server/flow_format.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
 
 #include "util/timespec.h"
 
 namespace tmach::server {
 namespace {
 
+// One table each for the names flow answers use, written and read back through the same.
+constexpr std::pair<char, uint8_t> kFlagLetters[] = {{'S', 0x02}, {'A', 0x10}, {'P', 0x08},
+                                                     {'F', 0x01}, {'R', 0x04}, {'U', 0x20}};
+constexpr std::pair<const char*, uint8_t> kProtoNames[] = {
+    {"tcp", 6}, {"udp", 17}, {"icmp", 1}, {"icmp6", 58}, {"sctp", 132}};
+constexpr std::pair<const char*, flow::FlowRow::Packets> kPacketsNames[] = {
+    {"yes", flow::FlowRow::Packets::kAll},
+    {"some", flow::FlowRow::Packets::kSome},
+    {"no", flow::FlowRow::Packets::kNone}};
+
 std::string flags_str(uint8_t f) {
   std::string s;
-  if (f & 0x02) s += 'S';
-  if (f & 0x10) s += 'A';
-  if (f & 0x08) s += 'P';
-  if (f & 0x01) s += 'F';
-  if (f & 0x04) s += 'R';
-  if (f & 0x20) s += 'U';
+  for (auto [c, bit] : kFlagLetters)
+    if (f & bit) s += c;
   return s.empty() ? "-" : s;
 }
 
-const char* proto_name(uint8_t p) {
-  switch (p) {
-    case 6:
-      return "tcp";
-    case 17:
-      return "udp";
-    case 1:
-      return "icmp";
-    case 58:
-      return "icmp6";
-    case 132:
-      return "sctp";
-    default:
-      return nullptr;
-  }
+uint8_t flags_of(const std::string& s) {
+  uint8_t f = 0;
+  for (char c : s)
+    for (auto [letter, bit] : kFlagLetters)
+      if (c == letter) f |= bit;
+  return f;
 }
 
 std::string proto_str(uint8_t p) {
-  const char* n = proto_name(p);
-  return n ? n : fmt::format("{}", p);
+  for (auto [n, v] : kProtoNames)
+    if (v == p) return n;
+  return fmt::format("{}", p);
+}
+
+uint8_t proto_of(const std::string& s) {
+  for (auto [n, v] : kProtoNames)
+    if (s == n) return v;
+  size_t used = 0;
+  int v = -1;
+  try {
+    v = std::stoi(s, &used);
+  } catch (...) {
+  }
+  if (used != s.size() || v < 0 || v > 255) throw std::runtime_error("flow proto: '" + s + "'");
+  return static_cast<uint8_t>(v);
 }
 
 const char* packets_str(flow::FlowRow::Packets p) {
-  return p == flow::FlowRow::Packets::kAll ? "yes" : p == flow::FlowRow::Packets::kSome ? "some" : "no";
+  for (auto [n, v] : kPacketsNames)
+    if (v == p) return n;
+  return "no";
+}
+
+flow::FlowRow::Packets packets_of(const std::string& s) {
+  for (auto [n, v] : kPacketsNames)
+    if (s == n) return v;
+  throw std::runtime_error("flow packets_on_disk: '" + s + "'");
+}
+
+uint8_t end_of(const std::string& s) {
+  for (uint8_t e = 0; e <= 4; ++e)
+    if (s == flow::to_string(static_cast<flow::EndState>(e))) return e;
+  throw std::runtime_error("flow state: '" + s + "'");
+}
+
+uint64_t time_of(const nlohmann::json& v, const char* what) {
+  std::string err;
+  auto t = util::parse_time(v.get<std::string>(), 0, &err);
+  if (!t) throw std::runtime_error(fmt::format("flow {}: {}", what, err));
+  return *t;
+}
+
+packet::IpAddr addr_of(const std::string& s, uint8_t& version) {
+  uint8_t b[16];
+  if (inet_pton(AF_INET, s.c_str(), b) == 1) {
+    version = 4;
+    return packet::IpAddr::v4(b);
+  }
+  if (inet_pton(AF_INET6, s.c_str(), b) == 1) {
+    version = 6;
+    return packet::IpAddr::v6(b);
+  }
+  throw std::runtime_error("flow address: '" + s + "'");
 }
 
 std::string endpoint(const packet::IpAddr& a, uint16_t port, bool ports, bool v6) {
@@ -52,7 +100,9 @@ std::string endpoint(const packet::IpAddr& a, uint16_t port, bool ports, bool v6
   return v6 ? fmt::format("[{}]:{}", a.str(), port) : fmt::format("{}:{}", a.str(), port);
 }
 
-nlohmann::json to_json(const flow::FlowRow& r) {
+}  // namespace
+
+nlohmann::json flow_to_json(const flow::FlowRow& r) {
   const auto& f = r.rec;
   return {
       {"id", f.id},
@@ -79,7 +129,52 @@ nlohmann::json to_json(const flow::FlowRow& r) {
       {"packets_on_disk", packets_str(r.packets)}};
 }
 
-}  // namespace
+flow::FlowRow flow_from_json(const nlohmann::json& j) {
+  flow::FlowRow r;
+  flow::FlowRecord& f = r.rec;
+  f = flow::FlowRecord{};
+  f.id = j.at("id").get<uint64_t>();
+  f.first_ts = time_of(j.at("first"), "first");
+  f.last_ts = time_of(j.at("last"), "last");
+  f.proto = proto_of(j.at("proto").get<std::string>());
+  uint8_t v = 0;
+  f.orig = addr_of(j.at("orig_addr").get<std::string>(), v);
+  f.resp = addr_of(j.at("resp_addr").get<std::string>(), v);
+  f.version = v;
+  f.orig_port = j.at("orig_port").get<uint16_t>();
+  f.resp_port = j.at("resp_port").get<uint16_t>();
+  f.pkts[0] = j.at("orig_pkts").get<uint64_t>();
+  f.bytes[0] = j.at("orig_bytes").get<uint64_t>();
+  f.pkts[1] = j.at("resp_pkts").get<uint64_t>();
+  f.bytes[1] = j.at("resp_bytes").get<uint64_t>();
+  f.tcp_flags[0] = flags_of(j.at("orig_flags").get<std::string>());
+  f.tcp_flags[1] = flags_of(j.at("resp_flags").get<std::string>());
+  f.end = end_of(j.at("state").get<std::string>());
+  f.cut = j.at("cut").get<bool>() ? 1 : 0;
+  f.cutoff_ts = j.at("cutoff_time").is_string() ? time_of(j["cutoff_time"], "cutoff_time") : 0;
+  f.tunnel = j.at("tunnel").get<uint32_t>();
+  f.stored = j.at("stored_pkts").get<uint64_t>();
+  r.cls = j.at("class").get<std::string>();
+  r.packets = packets_of(j.at("packets_on_disk").get<std::string>());
+  return r;
+}
+
+std::vector<flow::FlowRow> parse_flow_lines(const std::string& body) {
+  std::vector<flow::FlowRow> rows;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) throw std::runtime_error("flow answer: a line is not a JSON object");
+    rows.push_back(flow_from_json(j));
+  }
+  return rows;
+}
+
+const char* flow_content_type(const std::string& format) {
+  return format == "json" ? "application/x-ndjson" : format == "csv" ? "text/csv" : "text/plain";
+}
 
 void top_flows(std::vector<flow::FlowRow>& rows, size_t top, const std::string& by) {
   if (!top) return;
@@ -95,7 +190,7 @@ void top_flows(std::vector<flow::FlowRow>& rows, size_t top, const std::string& 
 std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::string& format) {
   std::string o;
   if (format == "json") {
-    for (auto& r : rows) o += to_json(r).dump() + "\n";
+    for (auto& r : rows) o += flow_to_json(r).dump() + "\n";
   } else if (format == "csv") {
     static const char* cols[] = {
         "id",         "first",      "last",        "duration",       "proto",      "orig_addr",
@@ -105,7 +200,7 @@ std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::stri
     for (size_t i = 0; i < std::size(cols); ++i) o += std::string(i ? "," : "") + cols[i];
     o += "\n";
     for (auto& r : rows) {
-      auto j = to_json(r);
+      auto j = flow_to_json(r);
       for (size_t i = 0; i < std::size(cols); ++i) {
         const auto& v = j[cols[i]];
         o += std::string(i ? "," : "") + (v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump());

@@ -1,6 +1,9 @@
-// Renders flow query answers (tm flows and GET /api/v1/flows share it, so both give the same text).
+// Flow query answers, rendered and read back in one place: tm flows, GET /api/v1/flows and the
+// front-end (which reads its workers' JSON lines back into rows to merge them) share it, so
+// the JSON written and the JSON parsed use the same names and tables.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -12,5 +15,14 @@ namespace tmach::server {
 void top_flows(std::vector<flow::FlowRow>& rows, size_t top, const std::string& by);
 // format: "text" (a table), "json" (one object a line) or "csv" (with a header line).
 std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::string& format);
+// The HTTP content type of an answer in `format`.
+const char* flow_content_type(const std::string& format);
+
+// The flow-record JSON codec: one object of a json-format answer, and back.
+// flow_from_json throws std::runtime_error or nlohmann::json::exception on a bad object.
+nlohmann::json flow_to_json(const flow::FlowRow& r);
+flow::FlowRow flow_from_json(const nlohmann::json& j);
+// A whole JSON-lines answer (empty lines skipped).
+std::vector<flow::FlowRow> parse_flow_lines(const std::string& body);
 
 }  // namespace tmach::server

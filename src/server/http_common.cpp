@@ -7,10 +7,35 @@
 
 namespace tmach::server {
 
+void Admission::admit() {
+  if (active_.fetch_add(1) >= limit_) {
+    active_--;
+    rejected_++;
+    throw ApiError(503, fmt::format("too many {} (limit {}); try again later", what_, limit_));
+  }
+}
+
+FlowParams flow_params(const httplib::Request& req) {
+  FlowParams p;
+  std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
+  if (!format.empty()) p.format = format;
+  if (!by.empty()) p.by = by;
+  if (p.format != "json" && p.format != "csv" && p.format != "text")
+    throw ApiError(400, "format: json, csv or text");
+  if (p.by != "bytes" && p.by != "packets" && p.by != "duration")
+    throw ApiError(400, "by: bytes, packets or duration");
+  if (!top.empty()) {
+    char* end = nullptr;
+    p.top = std::strtoull(top.c_str(), &end, 10);
+    if (*end || top[0] == '-') throw ApiError(400, "top: a number");
+  }
+  return p;
+}
+
 void json_error(httplib::Response& res, int status, const std::string& msg, nlohmann::json extra) {
   res.status = status;
   extra["error"] = msg;
-  res.set_content(extra.dump() + "\n", "application/json");
+  res.set_content(extra.dump() + "\n", kJsonType);
 }
 
 bool const_time_equal(const std::string& a, const std::string& b) {

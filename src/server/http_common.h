@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "util/pcap.h"
 
@@ -25,6 +26,36 @@ struct ApiError : std::runtime_error {
   ApiError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
   int status;
 };
+
+// Content types of the answers.
+inline constexpr const char* kJsonType = "application/json";
+inline constexpr const char* kPcapType = "application/vnd.tcpdump.pcap";
+inline constexpr const char* kMetricsType = "text/plain; version=0.0.4";
+
+// Admission control: at most `limit` requests of a kind at once; beyond, 503.
+class Admission {
+ public:
+  Admission(std::string what, int limit) : what_(std::move(what)), limit_(limit) {}
+  // One more running, or ApiError(503) "too many <what> (limit N); try again later".
+  void admit();
+  void release() { active_--; }
+  int active() const { return active_.load(); }
+  uint64_t rejected() const { return rejected_.load(); }
+
+ private:
+  std::string what_;
+  int limit_;
+  std::atomic<int> active_{0};
+  std::atomic<uint64_t> rejected_{0};
+};
+
+// The flow answer's parameters: format (json, csv, text; default json), by (bytes, packets,
+// duration; default bytes), top (a number; 0 = all). ApiError(400) when one is bad.
+struct FlowParams {
+  std::string format = "json", by = "bytes";
+  size_t top = 0;
+};
+FlowParams flow_params(const httplib::Request& req);
 
 // Answers {"error": msg, ...extra} with `status`.
 void json_error(httplib::Response& res, int status, const std::string& msg,

@@ -400,7 +400,7 @@ TEST(FlowMerge, JsonRoundTripAndTopOverUnion) {
         return a.rec.first_ts != b.rec.first_ts ? a.rec.first_ts < b.rec.first_ts : a.rec.id < b.rec.id;
       });
       server::top_flows(p, 10, by);
-      answers.push_back(parse_flow_lines(server::render_flows(p, "json")));
+      answers.push_back(server::parse_flow_lines(server::render_flows(p, "json")));
     }
     auto got = merge_flows(answers, 10, by);
     for (const char* fmt : {"json", "csv", "text"})

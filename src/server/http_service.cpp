@@ -1,0 +1,77 @@
+#include "server/http_service.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+namespace tmach::server {
+namespace {
+
+bool to_sink(const ByteSink& out, const char* data, size_t n) {
+  out(data, n);
+  return true;
+}
+
+// After an answer: the workers a tm frontend reports missing, before the answer (header) and
+// during it (its query status). True when nothing is missing.
+bool report_missing_workers(const ClientOptions& c, const ClientResult& r, const Warn& warn) {
+  bool complete = true;
+  std::string before = r.header("X-TM-Missing-Reasons");
+  if (!before.empty()) {
+    warn("workers missing from the answer: " + before);
+    complete = false;
+  }
+  std::string id = r.header("X-TM-Query-Id");
+  if (id.empty()) return complete;
+  auto st = api_get(c, "/api/v1/cluster/queries/" + id, {}, nullptr);
+  auto j = nlohmann::json::parse(st.body, nullptr, false);
+  if (st.status != 200 || !j.is_object()) {
+    warn("the front-end's status of query " + id + " is unknown");
+    return false;
+  }
+  for (auto& [url, why] : j["missing"].items()) {
+    if (before.find(url) != std::string::npos) continue;
+    warn("worker " + url + " failed during the answer: " + why.get<std::string>());
+    complete = false;
+  }
+  if (j.contains("cut")) complete = false;
+  return complete;
+}
+
+}  // namespace
+
+std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const Warn& warn) {
+  Params p{{"filter", q.filter}};
+  if (!q.from.empty()) p.emplace("from", q.from);
+  if (!q.to.empty()) p.emplace("to", q.to);
+  for (auto& c : q.classes) p.emplace("class", c);
+  if (q.require_all) p.emplace("require_all", "1");
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = api_get(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
+  if (r.status == 400) throw BadRequest(r.error);
+  // A tm frontend names the workers missing from the answer (cluster/frontend.h).
+  bool complete = report_missing_workers(c_, r, warn);
+  if (!r.error.empty()) throw std::runtime_error(r.error);
+  if (q.require_all && !complete)
+    throw std::runtime_error("--require-all: the answer is missing workers (see above)");
+  return fmt::format(
+      "answered by {} in {:.1f} ms", c_.url,
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+}
+
+std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) {
+  Params p{{"filter", q.filter}, {"format", q.format}, {"by", q.by}};
+  if (!q.from.empty()) p.emplace("from", q.from);
+  if (!q.to.empty()) p.emplace("to", q.to);
+  if (q.top) p.emplace("top", std::to_string(q.top));
+  if (q.require_all) p.emplace("require_all", "1");
+  auto r = api_get(c_, "/api/v1/flows", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
+  if (r.status == 400) throw BadRequest(r.error);
+  if (!r.error.empty()) throw std::runtime_error(r.error);
+  if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
+    warn("workers missing from the answer: " + m);
+  return "";
+}
+
+}  // namespace tmach::server
