@@ -14,6 +14,8 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/summary.h"
+#include "config/component_options.h"
+#include "flow/flow_drain.h"
 #include "record/recorder.h"
 #include "store/import_session.h"
 #include "store/store_writer.h"
@@ -77,8 +79,16 @@ Runner add_record(CLI::App& app) {
     capture::MergeSource files(std::move(to_read));
 
     util::tune_allocator_for_recording();
-    store::StoreWriter writer(cfg, cfg.classes);
-    const auto& ad = writer.adopt_report();
+    store::StoreWriter writer(config::store_options(cfg));
+    std::vector<std::string> flow_problems;
+    std::unique_ptr<flow::FlowDrain> flows;
+    if (cfg.flows) {
+      flows = std::make_unique<flow::FlowDrain>(config::flow_options(cfg), config::class_names(cfg),
+                                                &flow_problems);
+      writer.set_tick([f = flows.get()](uint64_t now) { f->tick(now); });
+    }
+    auto ad = writer.adopt_report();
+    ad.problems.insert(ad.problems.end(), flow_problems.begin(), flow_problems.end());
     if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
     if (ad.recovered)
       std::cerr << fmt::format(
@@ -89,7 +99,7 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm record: warning: " << p << "\n";
     if (o->test_delay_us) writer.set_test_delay_us(o->test_delay_us);
-    record::Recorder rec(cfg, writer);
+    record::Recorder rec(cfg, writer, flows.get());
 
     std::vector<std::unique_ptr<capture::PacketSource>> live_sources;
     if (live) live_sources = open_live_sources(cfg);
@@ -167,10 +177,15 @@ Runner add_record(CLI::App& app) {
     prefault.stop();
     std::vector<capture::SourceStats> kstats;
     for (auto& s : live_sources) kstats.push_back(s->stats());
-    writer.hold_flows();  // the flow records of the connections ended now: written by finish()
+    if (flows) flows->hold();  // the flow records of the connections ended now: written on tm-flows
     rec.finish();
     double capture_cpu = util::thread_cpu_seconds();
+    if (flows) flows->close();
     writer.finish();
+    if (flows && writer.failed())
+      flows->join_quietly();
+    else if (flows)
+      flows->join();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ending = true;
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait

@@ -26,6 +26,8 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/summary.h"
+#include "config/component_options.h"
+#include "flow/flow_drain.h"
 #include "flow/flow_record.h"
 #include "query/eval.h"
 #include "record/recorder.h"
@@ -569,12 +571,20 @@ Runner add_serve(CLI::App& app) {
     }
 
     util::tune_allocator_for_recording();
-    store::StoreWriter writer(cfg, cfg.classes);
-    const auto& ad = writer.adopt_report();
+    store::StoreWriter writer(config::store_options(cfg));
+    std::vector<std::string> flow_problems;
+    std::unique_ptr<flow::FlowDrain> flows;
+    if (cfg.flows) {
+      flows = std::make_unique<flow::FlowDrain>(config::flow_options(cfg), config::class_names(cfg),
+                                                &flow_problems);
+      writer.set_tick([f = flows.get()](uint64_t now) { f->tick(now); });
+    }
+    auto ad = writer.adopt_report();
+    ad.problems.insert(ad.problems.end(), flow_problems.begin(), flow_problems.end());
     if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);
     for (auto& f : ad.foreign) std::cerr << "tm serve: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm serve: warning: " << p << "\n";
-    record::Recorder rec(cfg, writer);
+    record::Recorder rec(cfg, writer, flows.get());
     Daemon daemon(cfg, writer, rec);
     daemon.set_share(share.get());
     daemon.load_classes();
@@ -613,9 +623,14 @@ Runner add_serve(CLI::App& app) {
       api.stop();
     }
     bool api_ended = api_thread.join_within(kShutdownGrace);
-    writer.hold_flows();
+    if (flows) flows->hold();  // the flow records of the connections ended now: written on tm-flows
     rec.finish();
+    if (flows) flows->close();
     writer.finish();
+    if (flows && writer.failed())
+      flows->join_quietly();
+    else if (flows)
+      flows->join();
     if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);
     sig_thread.join();
     if (writer.failed()) {
