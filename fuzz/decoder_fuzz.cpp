@@ -12,9 +12,9 @@
 
 #include "conn/conn_keyer.h"
 #include "conn/flow_key.h"
-#include "conn/fragment_layers.h"
 #include "fuzz/link_types.h"
 #include "packet/decoder.h"
+#include "packet/fragment_layers.h"
 #include "query/eval.h"
 #include "query/parser.h"
 
@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Persistent across inputs, like the recorder's and the query's: later fragments meet
   // earlier first fragments, ESP/AH SAs meet their reverse.
   static conn::ConnKeyer keyer;
-  static conn::FragmentLayers frag_layers(64);
+  static packet::FragmentLayers frag_layers(64);
   static uint64_t now = 0;
   now += 1'000'000;
   if (keyer.key(info, now)) CHECK(conn::make_key(info).has_value());

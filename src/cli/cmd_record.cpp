@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <chrono>
 #include <iostream>
 #include <thread>
 
@@ -14,12 +13,8 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/summary.h"
-#include "record/recorder.h"
+#include "record/session.h"
 #include "store/import_session.h"
-#include "store/store_writer.h"
-#include "util/allocator_tuning.h"
-#include "util/prefaulter.h"
-#include "util/thread_cpu.h"
 
 namespace tmach::cli {
 
@@ -74,11 +69,14 @@ Runner add_record(CLI::App& app) {
       input_of.push_back(static_cast<uint32_t>(i));
       to_read.push_back(std::move(file_sources[i]));
     }
-    capture::MergeSource files(std::move(to_read));
+    auto files = std::make_unique<capture::MergeSource>(std::move(to_read));
 
-    util::tune_allocator_for_recording();
-    store::StoreWriter writer(cfg, cfg.classes);
-    const auto& ad = writer.adopt_report();
+    record::SessionOptions so;
+    so.live = live;
+    so.test_delay_us = o->test_delay_us;
+    if (share) so.keep = [f = share.get()](capture::RawPacket* p, size_t n) { return f->keep(p, n); };
+    record::Session session(cfg, std::move(so));
+    const auto& ad = session.adopt_report();
     if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
     if (ad.recovered)
       std::cerr << fmt::format(
@@ -88,96 +86,42 @@ Runner add_record(CLI::App& app) {
     for (auto& f : ad.foreign)
       std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm record: warning: " << p << "\n";
-    if (o->test_delay_us) writer.set_test_delay_us(o->test_delay_us);
-    record::Recorder rec(cfg, writer);
 
-    std::vector<std::unique_ptr<capture::PacketSource>> live_sources;
-    if (live) live_sources = open_live_sources(cfg);
-    std::atomic<bool> stop{false};
+    if (live)
+      session.set_live_sources(open_live_sources(cfg));
+    else
+      session.set_files(std::move(files), std::move(input_of), &imports);
     std::atomic<bool> ending{false};
     std::atomic<int> got_signal{0};
-    std::atomic<capture::PacketSource*> current{nullptr};
     std::thread sig_thread([&] {
       int sig;
       sigwait(&set, &sig);
       if (ending) return;  // woken by ourselves at the end
       got_signal = sig;
-      stop = true;
-      for (auto& s : live_sources) s->stop();
-      if (auto* c = current.load()) c->stop();
+      session.stop();
     });
 
-    // The rings' first 32 MiB first (the capture thread fills them from the start; while the
-    // writer keeps up it stays in their first few MiB, and the bench captures' high-water
-    // marks were 12 and 31 MB), then the connection table's index and its first 32 MiB of
-    // entries (~250k connections).
-    util::Prefaulter prefault;
-    {
-      std::vector<std::pair<void*, size_t>> hot;
-      for (size_t c = 0; c < cfg.classes.size(); ++c) {
-        auto [p, n] = writer.ring_mutable(static_cast<uint16_t>(c)).memory();
-        hot.emplace_back(p, std::min<size_t>(n, 32u << 20));
-      }
-      for (auto& r : rec.table_mutable().hot_memory(32u << 20)) hot.push_back(r);
-      prefault.start(std::move(hot));
-    }
-    writer.start();
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<capture::RawPacket> batch(256);
+    session.start();
     std::vector<std::string> warnings;
-    bool wait_mode =
-        cfg.when_full == config::WhenFull::kWait || (cfg.when_full == config::WhenFull::kAuto && !live);
     int rc = 0;
     try {
-      if (live) {
-        while (!stop) {
-          for (auto& s : live_sources) {
-            size_t n = s->next_batch(batch.data(), batch.size());
-            if (share) n = share->keep(batch.data(), n);
-            rec.process(batch.data(), n, wait_mode);
-          }
-        }
-      } else {
-        current = &files;
-        std::vector<uint32_t> from(batch.size());
-        std::vector<bool> ended(input_of.size());
-        while (!stop) {
-          size_t n = files.next_batch(batch.data(), batch.size(), from.data());
-          for (size_t j = 0; j < n; ++j) imports.note(input_of[from[j]], &batch[j], 1);
-          // An input at its end (not one stopped by a signal: stop is set before that).
-          for (size_t k = 0; k < input_of.size(); ++k)
-            if (!ended[k] && files.finished(k) && !stop) {
-              ended[k] = true;
-              imports.ended(input_of[k]);
-            }
-          if (n == 0) break;
-          if (share) n = share->keep(batch.data(), n);
-          rec.process(batch.data(), n, wait_mode);
-          if (writer.failed()) throw std::runtime_error("writer failed: " + writer.error());
-        }
-      }
+      session.run();
     } catch (const std::exception& e) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
-    current = nullptr;
-    if (!live) imports.stopped(by_input);
-    for (auto& src : files.inputs())
-      if (!src->warning().empty()) warnings.push_back(src->warning());
-    prefault.stop();
-    std::vector<capture::SourceStats> kstats;
-    for (auto& s : live_sources) kstats.push_back(s->stats());
-    writer.hold_flows();  // the flow records of the connections ended now: written by finish()
-    rec.finish();
-    double capture_cpu = util::thread_cpu_seconds();
-    writer.finish();
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!live) {
+      imports.stopped(by_input);
+      for (auto& src : session.files()->inputs())
+        if (!src->warning().empty()) warnings.push_back(src->warning());
+    }
+    session.finish();
     ending = true;
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait
     sig_thread.join();
     for (auto& w : warnings) std::cerr << "tm record: warning: " << w << "\n";
-    if (writer.failed()) {
-      std::cerr << "tm record: writer: " << writer.error() << "\n";
+    if (session.writer().failed()) {
+      std::cerr << "tm record: writer: " << session.writer().error() << "\n";
       rc = 1;
     } else if (!live) {
       try {
@@ -189,7 +133,8 @@ Runner add_record(CLI::App& app) {
     }
     // A signal ends a live capture normally; for files it means input was left unread.
     store::ImportReport input = imports.report(live ? 0 : got_signal.load());
-    print_record_summary(std::cout, rec, writer, kstats, secs, capture_cpu, o->json, share.get(),
+    print_record_summary(std::cout, session.recorder(), session.writer(), session.source_stats(),
+                         session.seconds(), session.capture_cpu_seconds(), o->json, share.get(),
                          live ? nullptr : &input);
     if (input.interrupted()) std::cerr << "tm record: " << interrupted_line(input) << "\n";
     if (input.interrupted() && rc == 0) rc = 128 + input.signal;

@@ -29,11 +29,11 @@
 #include "flow/flow_record.h"
 #include "query/eval.h"
 #include "record/recorder.h"
+#include "record/session.h"
 #include "server/api.h"
 #include "server/listen.h"
 #include "server/subscription.h"
 #include "store/store_writer.h"
-#include "util/allocator_tuning.h"
 #include "util/file_io.h"
 #include "util/timespec.h"
 
@@ -549,58 +549,49 @@ Runner add_serve(CLI::App& app) {
       return 0;
     }
 
-    util::tune_allocator_for_recording();
-    store::StoreWriter writer(cfg, cfg.classes);
-    const auto& ad = writer.adopt_report();
+    record::SessionOptions so;
+    so.live = true;
+    if (share) so.keep = [f = share.get()](capture::RawPacket* p, size_t n) { return f->keep(p, n); };
+    record::Session session(cfg, std::move(so));
+    const auto& ad = session.adopt_report();
     if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);
     for (auto& f : ad.foreign) std::cerr << "tm serve: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm serve: warning: " << p << "\n";
-    record::Recorder rec(cfg, writer);
-    Daemon daemon(cfg, writer, rec);
+    Daemon daemon(cfg, session.writer(), session.recorder());
     daemon.set_share(share.get());
     daemon.load_classes();
-    std::vector<std::unique_ptr<capture::PacketSource>> sources = open_live_sources(cfg);
+    session.set_live_sources(open_live_sources(cfg));
     server::ApiServer api(ao, &daemon);
     api.bind();
     if (!o->user.empty()) drop_privileges(o->user, cfg.store);
-    std::atomic<bool> stop{false};
     std::thread sig_thread([&] {
       wait_stop();
-      stop = true;
-      for (auto& s : sources) s->stop();
+      session.stop();
       api.stop();
     });
-    writer.start();
+    session.start();
     ApiThread api_thread(api);
     std::cerr << fmt::format("tm serve: recording {} into {}, API on {}\n", fmt::join(cfg.interfaces, ","),
                              cfg.store, o->listen);
-    std::vector<capture::RawPacket> batch(256);
-    bool wait_mode = cfg.when_full == config::WhenFull::kWait;
     int rc = 0;
     try {
-      while (!stop) {
-        for (auto& s : sources) {
-          size_t n = s->next_batch(batch.data(), batch.size());
-          if (share) n = share->keep(batch.data(), n);
-          std::lock_guard table_lock(daemon.table_mutex());  // per batch, not per packet
-          daemon.apply_commands();
-          rec.process(batch.data(), n, wait_mode);
-          daemon.publish(sources);
-        }
-      }
+      session.run([&](const std::function<void()>& record_batch) {
+        std::lock_guard table_lock(daemon.table_mutex());  // per batch, not per packet
+        daemon.apply_commands();
+        record_batch();
+        daemon.publish(session.live_sources());
+      });
     } catch (const std::exception& e) {
       std::cerr << "tm serve: " << e.what() << "\n";
       rc = 1;
       api.stop();
     }
     bool api_ended = api_thread.join_within(kShutdownGrace);
-    writer.hold_flows();
-    rec.finish();
-    writer.finish();
-    if (!stop) pthread_kill(sig_thread.native_handle(), SIGTERM);
+    session.finish();
+    if (!session.stopping()) pthread_kill(sig_thread.native_handle(), SIGTERM);
     sig_thread.join();
-    if (writer.failed()) {
-      std::cerr << "tm serve: writer: " << writer.error() << "\n";
+    if (session.writer().failed()) {
+      std::cerr << "tm serve: writer: " << session.writer().error() << "\n";
       rc = 1;
     }
     if (!api_ended) exit_leaving_blocked_query(rc);

@@ -1,8 +1,11 @@
 #include "conn/flow_key.h"
 
-#include "conn/hash_mix.h"
+#include "packet/hash_mix.h"
 
 namespace tmach::conn {
+
+using packet::mix;
+using packet::mix_addr;
 namespace {
 
 // Ids that are the same in both directions of a tunnel (see flow_key.h).

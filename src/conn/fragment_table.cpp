@@ -5,7 +5,7 @@ namespace {
 
 // The fragmented layer of `p`, or null.
 const packet::IpLayer* fragmented(const packet::PacketInfo& p) {
-  int i = fragmented_layer(p);
+  int i = packet::fragmented_layer(p);
   return i < 0 ? nullptr : &p.ip[i];
 }
 
@@ -16,7 +16,7 @@ FragmentTable::FragmentTable(size_t slots, uint64_t ttl_ns) : table_(slots ? slo
 void FragmentTable::note(const packet::PacketInfo& p, const KeyedPacket& k, uint64_t now_ns) {
   const packet::IpLayer* l = fragmented(p);
   if (!l || l->frag_offset != 0) return;
-  FragmentId id = FragmentId::of(*l);
+  packet::FragmentId id = packet::FragmentId::of(*l);
   Entry& e = table_[slot(id)];
   e.id = id;
   e.expires = now_ns + ttl_;
@@ -27,7 +27,7 @@ void FragmentTable::note(const packet::PacketInfo& p, const KeyedPacket& k, uint
 std::optional<KeyedPacket> FragmentTable::lookup(const packet::PacketInfo& p, uint64_t now_ns) const {
   const packet::IpLayer* l = fragmented(p);
   if (!l || l->frag_offset == 0) return std::nullopt;
-  FragmentId id = FragmentId::of(*l);
+  packet::FragmentId id = packet::FragmentId::of(*l);
   const Entry& e = table_[slot(id)];
   if (e.expires == 0 || now_ns > e.expires || !(e.id == id)) return std::nullopt;
   return e.key;

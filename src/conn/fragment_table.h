@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "conn/flow_key.h"
-#include "conn/fragment_id.h"
+#include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 
 namespace tmach::conn {
@@ -39,11 +39,11 @@ class FragmentTable {
 
  private:
   struct Entry {
-    FragmentId id;
+    packet::FragmentId id;
     uint64_t expires = 0;  // 0: empty
     KeyedPacket key{};
   };
-  size_t slot(const FragmentId& id) const { return static_cast<size_t>(id.hash() % table_.size()); }
+  size_t slot(const packet::FragmentId& id) const { return static_cast<size_t>(id.hash() % table_.size()); }
 
   std::vector<Entry> table_;
   uint64_t ttl_;

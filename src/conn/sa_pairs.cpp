@@ -2,9 +2,12 @@
 
 #include <cstring>
 
-#include "conn/hash_mix.h"
+#include "packet/hash_mix.h"
 
 namespace tmach::conn {
+
+using packet::mix;
+using packet::mix_addr;
 
 SaPairTable::SaPairTable(size_t slots, uint64_t ttl_ns)
     : sas_(slots ? slots : 1), open_(slots ? slots : 1), ttl_(ttl_ns) {}

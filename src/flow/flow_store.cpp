@@ -42,11 +42,13 @@ std::vector<FlowFileInfo> scan_flow_files(const std::string& store_root) {
   return out;
 }
 
-FlowStoreWriter::FlowStoreWriter(const config::Config& cfg, std::vector<std::string> class_names,
+FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> class_names,
                                  std::vector<std::string>* problems)
-    : cfg_(cfg), dir_((fs::path(cfg.store) / kFlowDir).string()), classes_(std::move(class_names)) {
+    : cfg_(std::move(opts)),
+      dir_((fs::path(cfg_.store) / kFlowDir).string()),
+      classes_(std::move(class_names)) {
   fs::create_directories(dir_);
-  for (auto& fi : scan_flow_files(cfg.store)) {
+  for (auto& fi : scan_flow_files(cfg_.store)) {
     if (!fi.sealed) {
       try {
         uint64_t n = recover_flow_file(fi.base);
@@ -103,7 +105,7 @@ void FlowStoreWriter::drain(uint64_t now_wall_ns) {
       cur_->add(r);
       ++written_;
       newest_ts_ = std::max(newest_ts_, r.last_ts);
-      if (cur_->file_bytes() >= cfg_.flow_file_size) seal_current();
+      if (cur_->file_bytes() >= cfg_.file_size) seal_current();
     }
     block.clear();
   }
@@ -153,10 +155,10 @@ void FlowStoreWriter::enforce() {
     sealed_bytes_ -= sealed_.front().bytes;
     sealed_.pop_front();
   };
-  while (!sealed_.empty() && sealed_bytes_ > cfg_.flow_disk_budget) drop();
-  if (cfg_.flow_max_age_ns)
-    while (!sealed_.empty() && newest_ts_ > cfg_.flow_max_age_ns &&
-           sealed_.front().last_ts < newest_ts_ - cfg_.flow_max_age_ns)
+  while (!sealed_.empty() && sealed_bytes_ > cfg_.disk_budget) drop();
+  if (cfg_.max_age_ns)
+    while (!sealed_.empty() && newest_ts_ > cfg_.max_age_ns &&
+           sealed_.front().last_ts < newest_ts_ - cfg_.max_age_ns)
       drop();
 }
 

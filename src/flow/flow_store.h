@@ -9,11 +9,18 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
 #include "flow/flow_file.h"
 #include "store/segment_meta.h"
 
 namespace tmach::flow {
+
+// The flow writer's options (config/component_options.h maps a config::Config into them).
+struct FlowOptions {
+  std::string store;                  // the store root; the files go to its flows/ directory
+  uint64_t disk_budget = 1ull << 30;  // all flow files
+  uint64_t max_age_ns = 0;            // 0: no age limit, only the budget
+  uint64_t file_size = 16ull << 20;   // a file is sealed at this size
+};
 
 struct FlowFileInfo {
   std::string base;         // path without extension
@@ -29,8 +36,7 @@ std::vector<FlowFileInfo> scan_flow_files(const std::string& store_root);
 class FlowStoreWriter {
  public:
   // Adopts existing flow files (recovering unsealed ones) and applies the budget.
-  FlowStoreWriter(const config::Config& cfg, std::vector<std::string> class_names,
-                  std::vector<std::string>* problems);
+  FlowStoreWriter(FlowOptions opts, std::vector<std::string> class_names, std::vector<std::string>* problems);
   ~FlowStoreWriter();
 
   // Any thread: hands over a block of records, in the order they ended, and gives `block`
@@ -53,7 +59,7 @@ class FlowStoreWriter {
   void seal_current();
   void enforce();
 
-  config::Config cfg_;
+  FlowOptions cfg_;
   std::string dir_;
   std::vector<std::string> classes_;
   std::mutex mu_;

@@ -15,7 +15,7 @@
 //  - Layers: `inner`/`outer` restrict host/net/port/proto/ip/ip6 to the innermost or the
 //    outermost IP layer; tunnel selectors look at how each layer was reached.
 //  - Fragments: the caller may let a later fragment inherit its first fragment's ports and
-//    inner layers (conn/fragment_layers.h) before evaluating; then `port` matches it.
+//    inner layers (packet/fragment_layers.h) before evaluating; then `port` matches it.
 #include "query/eval.h"
 
 #include <algorithm>

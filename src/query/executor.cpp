@@ -140,11 +140,11 @@ class Engine {
              uint32_t wirelen) {
     if (ts < q_.from_ns || ts >= q_.to_ns) return;
     ++st_.candidates;
-    conn::FragmentLayers::Outcome o;
+    packet::FragmentLayers::Outcome o;
     const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o);
     if (hit) keep(sm, off, ts, data, caplen);
-    if (o == conn::FragmentLayers::Outcome::kFirst) first_seen_ = true;
-    if (!hit && o == conn::FragmentLayers::Outcome::kOrphan && orphans_.size() < kMaxOrphans)
+    if (o == packet::FragmentLayers::Outcome::kFirst) first_seen_ = true;
+    if (!hit && o == packet::FragmentLayers::Outcome::kOrphan && orphans_.size() < kMaxOrphans)
       orphans_.push_back(Match{ts, off});
   }
 
@@ -168,9 +168,9 @@ class Engine {
         if (!rec) continue;
         uint32_t h[4];
         std::memcpy(h, rec, 16);
-        conn::FragmentLayers::Outcome o;
+        packet::FragmentLayers::Outcome o;
         if (filter_.matches(sm.linktype, rec + 16, h[2], h[3], frags_, m.ts, o) &&
-            o == conn::FragmentLayers::Outcome::kInherited) {
+            o == packet::FragmentLayers::Outcome::kInherited) {
           keep(sm, m.off, m.ts, rec + 16, h[2]);
           added = true;
         }
@@ -367,7 +367,7 @@ class Engine {
   const QuerySpec& q_;
   QueryStats& st_;
   PacketFilter filter_{q_.text, q_.parsed};
-  conn::FragmentLayers frags_;
+  packet::FragmentLayers frags_;
   static constexpr size_t kMaxOrphans = 4096;
   std::vector<Match> orphans_;  // this segment's later fragments whose first was not seen yet
   bool first_seen_ = false;     // this segment had a first fragment
@@ -380,7 +380,7 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
   QueryStats st;
   if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
   if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
-    std::string err = bpf_compile_error(q.text);
+    std::string err = packet::bpf_compile_error(q.text);
     if (!err.empty()) throw std::runtime_error(fmt::format("filter: {}", err));
   }
   std::vector<const store::SegmentInfo*> segs;

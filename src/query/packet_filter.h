@@ -3,29 +3,22 @@
 // of candidates) and by live subscriptions. Not thread-safe: one per reader.
 #pragma once
 
-#include <pcap/pcap.h>
-
 #include <cstdint>
-#include <map>
 #include <string>
 
-#include "conn/fragment_layers.h"
+#include "packet/bpf.h"
+#include "packet/fragment_layers.h"
 #include "packet/packet_info.h"
 #include "query/parser.h"
 
 namespace tmach::query {
 
-// The DLT libpcap wants for a LINKTYPE_* value (they differ for raw IP: 101 vs DLT_RAW).
-int dlt_for_linktype(uint32_t linktype);
-
-// libpcap's error compiling `text` for Ethernet, or "" when it compiles: how a filter is
-// checked up front (a class's, a query's), so that a bad one is an error, not an empty answer.
-std::string bpf_compile_error(const std::string& text);
+// (packet/bpf.h; named here too for the query's callers)
+using packet::bpf_compile_error;
 
 class PacketFilter {
  public:
   PacketFilter(std::string text, const ParseResult& parsed);
-  ~PacketFilter();
   PacketFilter(const PacketFilter&) = delete;
   PacketFilter& operator=(const PacketFilter&) = delete;
 
@@ -34,16 +27,15 @@ class PacketFilter {
   bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   // The same for a query's re-check, frames in capture order: a later fragment whose first
   // fragment `frags` remembers is matched as its datagram (its ports and inner layers; see
-  // conn/fragment_layers.h), and `outcome` says what `frags` made of the frame. A BPF
+  // packet/fragment_layers.h), and `outcome` says what `frags` made of the frame. A BPF
   // filter keeps tcpdump's semantics (BPF knows nothing of fragments): outcome kNone.
   bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
-               conn::FragmentLayers& frags, uint64_t ts_ns, conn::FragmentLayers::Outcome& outcome);
+               packet::FragmentLayers& frags, uint64_t ts_ns, packet::FragmentLayers::Outcome& outcome);
 
  private:
-  std::string text_;
   const ParseResult& parsed_;
   packet::PacketInfo info_;
-  std::map<uint32_t, std::pair<bpf_program, bool>> progs_;  // per link type; false: did not compile
+  packet::BpfPrograms bpf_;  // the text, when it is a BPF filter
 };
 
 }  // namespace tmach::query

@@ -7,15 +7,16 @@
 #include <thread>
 
 #include "conn/flow_key.h"
-#include "conn/fragment_layers.h"
 #include "flow/flow_record.h"
 #include "packet/decoder.h"
+#include "packet/fragment_layers.h"
 
 namespace tmach::record {
 
-Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer)
+Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows)
     : cfg_(cfg),
       writer_(writer),
+      flows_(flows),
       classifier_(cfg.classes),
       table_(cfg.max_connections, cfg.timeouts,
              [this](const conn::ConnEntry& e, conn::EndReason why) {
@@ -54,7 +55,7 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
     for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
-  writer_.push_flows(flows_out_);  // what ended in this batch, on its way
+  push_flows();  // what ended in this batch, on its way
 }
 
 void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
@@ -132,7 +133,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   // its datagram through its fragment memory, which must see every fragment in order
   // (IndexBuilder::add_packet) — one place for that, shared with recovery.
   const store::IndexKeys* keys = nullptr;
-  if (conn::fragmented_layer(info) < 0) {
+  if (packet::fragmented_layer(info) < 0) {
     store::index_keys(info, index_keys_);
     keys = &index_keys_;
   }
@@ -152,7 +153,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
 
 void Recorder::finish() {
   table_.end_all();
-  writer_.push_flows(flows_out_);
+  push_flows();
 }
 
 void Recorder::apply_host_class(conn::ConnEntry& e) {

@@ -13,13 +13,13 @@
 
 #include "capture/source.h"
 #include "config/config.h"
-#include "conn/classifier.h"
 #include "conn/conn_keyer.h"
 #include "conn/conn_table.h"
 #include "conn/flow_key.h"
+#include "flow/flow_drain.h"
 #include "flow/flow_record.h"
-#include "flow/flow_store.h"
 #include "packet/packet_info.h"
+#include "record/classifier.h"
 #include "store/index_keys.h"
 #include "store/store_writer.h"
 
@@ -45,7 +45,8 @@ struct RecorderCounters {
 
 class Recorder {
  public:
-  Recorder(const config::Config& cfg, store::StoreWriter& writer);
+  // The packets go to `writer`, the flow records to `flows` (null: flow records are off).
+  Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows);
 
   // `wait_when_full`: block until the writer makes room instead of dropping (file input).
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
@@ -88,15 +89,22 @@ class Recorder {
   // Flow records of the connections ended or reported (interim) since the last hand-over.
   void add_flow(const flow::FlowRecord& r) {
     flows_out_.push_back(r);
-    if (flows_out_.size() >= flow::FlowStoreWriter::kBlockRecords) writer_.push_flows(flows_out_);
+    if (flows_out_.size() >= flow::FlowStoreWriter::kBlockRecords) push_flows();
+  }
+  void push_flows() {
+    if (flows_)
+      flows_->push(flows_out_);
+    else
+      flows_out_.clear();
   }
   std::vector<flow::FlowRecord> flows_out_;
 
   config::Config cfg_;
   store::StoreWriter& writer_;
+  flow::FlowDrain* flows_;
   std::vector<packet::PacketInfo> infos_ = std::vector<packet::PacketInfo>(kBatch);
   std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
-  conn::Classifier classifier_;
+  Classifier classifier_;
   conn::ConnTable table_;
   conn::ConnKeyer keyer_;        // fragments join their first one's connection, ESP/AH SA pairs one
   store::IndexKeys index_keys_;  // of the packet being pushed (scratch)

@@ -9,7 +9,7 @@ Subscriber::~Subscriber() = default;
 
 bool Subscriber::match(uint64_t ts_ns, uint32_t linktype, const uint8_t* data, uint32_t caplen,
                        uint32_t wirelen) {
-  conn::FragmentLayers::Outcome o;  // (a fragment that comes before its first one is not held back)
+  packet::FragmentLayers::Outcome o;  // (a fragment that comes before its first one is not held back)
   return filter_.matches(linktype, data, caplen, wirelen, frags_, ts_ns, o);
 }
 

@@ -36,8 +36,8 @@ class Subscriber {
   bool match(uint64_t ts_ns, uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   query::QuerySpec q_;
   size_t max_bytes_;
-  query::PacketFilter filter_;  // after q_: it refers to q_'s text and parse
-  conn::FragmentLayers frags_;  // later fragments match as their datagram, as in queries
+  query::PacketFilter filter_;    // after q_: it refers to q_'s text and parse
+  packet::FragmentLayers frags_;  // later fragments match as their datagram, as in queries
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<SubPacket> q_pk_;

@@ -1,6 +1,6 @@
 #include "store/index.h"
 
-#include "conn/fragment_layers.h"
+#include "packet/fragment_layers.h"
 #include "store/roaring_writer.h"
 
 namespace tmach::store {
@@ -137,20 +137,20 @@ void IndexBuilder::add_keys(uint32_t ord, const packet::PacketInfo& p) {
   add(ord, k);
 }
 
-void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, conn::FragmentLayers* frags,
+void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, packet::FragmentLayers* frags,
                               uint64_t ts_ns) {
-  if (!frags || conn::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
+  if (!frags || packet::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
   packet::PacketInfo full = p;
   switch (frags->apply(full, ts_ns)) {
-    case conn::FragmentLayers::Outcome::kOrphan:
+    case packet::FragmentLayers::Outcome::kOrphan:
       if (orphans_.size() == kMaxOrphans) orphans_.erase(orphans_.begin());
       orphans_.push_back(Orphan{ord, p});
       break;
-    case conn::FragmentLayers::Outcome::kFirst:
+    case packet::FragmentLayers::Outcome::kFirst:
       // Later fragments of this datagram that came first: index them as the datagram now.
       for (size_t i = 0; i < orphans_.size();) {
         packet::PacketInfo o = orphans_[i].info;
-        if (frags->apply(o, ts_ns) == conn::FragmentLayers::Outcome::kInherited) {
+        if (frags->apply(o, ts_ns) == packet::FragmentLayers::Outcome::kInherited) {
           add_keys(orphans_[i].ordinal, o);
           orphans_.erase(orphans_.begin() + static_cast<std::ptrdiff_t>(i));
         } else {

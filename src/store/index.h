@@ -31,7 +31,7 @@
 #include "packet/packet_info.h"
 #include "store/index_keys.h"
 
-namespace tmach::conn {
+namespace tmach::packet {
 class FragmentLayers;
 }
 
@@ -120,11 +120,11 @@ class IndexBuilder {
   void add(uint32_t ordinal, const IndexKeys& keys);
   // The same from a decoded packet. With `frags` (one memory per store writer, shared by its
   // segments, fed in capture order with `ts_ns`), a later fragment is indexed as its
-  // datagram: with its first fragment's ports and inner layers (conn/fragment_layers.h). A
+  // datagram: with its first fragment's ports and inner layers (packet/fragment_layers.h). A
   // later fragment that comes before its first one in the same segment is indexed again
   // when the first arrives (up to kMaxOrphans waiting). Without `frags`, packets are indexed
   // as decoded.
-  void add_packet(uint32_t ordinal, const packet::PacketInfo& p, conn::FragmentLayers* frags = nullptr,
+  void add_packet(uint32_t ordinal, const packet::PacketInfo& p, packet::FragmentLayers* frags = nullptr,
                   uint64_t ts_ns = 0);
   // The postings of everything added, grouped into `out` (whose memory is reused).
   void build_postings(PostingIndex& out) const;

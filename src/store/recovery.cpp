@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "conn/fragment_layers.h"
 #include "packet/decoder.h"
+#include "packet/fragment_layers.h"
 #include "store/index.h"
 #include "store/layout.h"
 #include "store/pcap_scan.h"
@@ -24,7 +24,7 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   std::vector<DirEntry> directory;
   std::vector<uint32_t> offsets;  // of each record
   IndexBuilder builder;
-  conn::FragmentLayers frags;  // fragments within the segment (an earlier one's are not known here)
+  packet::FragmentLayers frags;  // fragments within the segment (an earlier one's are not known here)
   uint64_t last_dir = 0;
   packet::PacketInfo info;
   uint32_t linktype = seg.meta.linktype;

@@ -20,7 +20,7 @@ namespace tmach::store {
 SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, WriterOptions opts,
                              IndexBuilder builder)
     : base_(std::move(base)), opts_(std::move(opts)), builder_(std::move(builder)) {
-  if (!opts_.fragments) opts_.fragments = std::make_shared<conn::FragmentLayers>();
+  if (!opts_.fragments) opts_.fragments = std::make_shared<packet::FragmentLayers>();
   builder_.clear();
   body_.offsets.reserve(opts_.expect_packets);
   std::string path = base_ + ".pcap";

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "conn/fragment_layers.h"
+#include "packet/fragment_layers.h"
 #include "store/index.h"
 #include "store/segment_meta.h"
 #include "store/sidecar.h"
@@ -27,7 +27,7 @@ struct WriterOptions {
   // Lets later fragments be indexed as their datagram (IndexBuilder::add_packet), also when
   // the first fragment is in an earlier segment: one per store writer, shared by its
   // segments. Null: the segment writer keeps its own (fragments within the segment).
-  std::shared_ptr<conn::FragmentLayers> fragments;
+  std::shared_ptr<packet::FragmentLayers> fragments;
   size_t expect_packets = 0;  // room reserved for per-packet offsets up front (e.g. the last segment's count)
   // Start the kernel's writeback of every this many bytes written (sync_file_range, no
   // wait), so that seal()'s fdatasync finds little left to write: the writer thread does

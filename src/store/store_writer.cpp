@@ -19,34 +19,34 @@ namespace fs = std::filesystem;
 
 namespace tmach::store {
 
-StoreWriter::StoreWriter(const config::Config& cfg, const std::vector<config::ClassConfig>& classes)
-    : cfg_(cfg), classes_(classes) {
+StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)) {
+  const StoreOptions& cfg = opts_;
   wopts_.directory_every = cfg.directory_every;
   wopts_.directory_bytes = cfg.directory_bytes;
   wopts_.fsync_bytes = cfg.fsync_bytes;
-  wopts_.fragments = std::make_shared<conn::FragmentLayers>();  // later fragments indexed as their datagram
+  wopts_.fragments = std::make_shared<packet::FragmentLayers>();  // later fragments indexed as their datagram
   std::error_code ec;
-  fs::create_directories(cfg.store, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", cfg.store, ec.message()));
-  fs::path marker = fs::path(cfg.store) / kStoreMarker;
+  fs::create_directories(cfg.dir, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", cfg.dir, ec.message()));
+  fs::path marker = fs::path(cfg.dir) / kStoreMarker;
   if (!fs::exists(marker)) {
     // Refuse to turn a directory with other content into a store: it would mix files.
-    for (const auto& e : fs::directory_iterator(cfg.store)) {
+    for (const auto& e : fs::directory_iterator(cfg.dir)) {
       (void)e;
       throw std::runtime_error(
-          fmt::format("{} is not empty and not a tm store (no {} file): refusing to write into it", cfg.store,
+          fmt::format("{} is not empty and not a tm store (no {} file): refusing to write into it", cfg.dir,
                       kStoreMarker));
     }
     std::ofstream(marker) << "tm store format " << kStoreFormat << "\n";
   }
-  std::string lock = (fs::path(cfg.store) / kLockFile).string();
+  std::string lock = (fs::path(cfg.dir) / kLockFile).string();
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (lock_fd_ >= 0) ::close(lock_fd_);
     lock_fd_ = -1;
     throw std::runtime_error(
         fmt::format("store {} is in use by another recorder (lock {} is held); tm query can still read it",
-                    cfg.store, lock));
+                    cfg.dir, lock));
   }
   if (ftruncate(lock_fd_, 0) == 0) {
     std::string pid = fmt::format("{}\n", getpid());
@@ -57,17 +57,12 @@ StoreWriter::StoreWriter(const config::Config& cfg, const std::vector<config::Cl
   for (size_t i = 0; i < classes_.size(); ++i) {
     rings_.push_back(std::make_unique<Ring>(classes_[i].ram_budget));
     stats_.push_back(std::make_unique<ClassWriteStats>());
-    state_[i].dir = (fs::path(cfg.store) / classes_[i].name).string();
+    state_[i].dir = (fs::path(cfg.dir) / classes_[i].name).string();
     fs::create_directories(state_[i].dir, ec);
     if (ec) throw std::runtime_error(fmt::format("cannot create {}: {}", state_[i].dir, ec.message()));
   }
   adopt();
   enforce_budgets();
-  if (cfg.flows) {
-    std::vector<std::string> names;
-    for (auto& c : classes_) names.push_back(c.name);
-    flows_ = std::make_unique<flow::FlowStoreWriter>(cfg, names, &adopt_.problems);
-  }
 }
 
 StoreWriter::~StoreWriter() {
@@ -80,7 +75,7 @@ StoreWriter::~StoreWriter() {
 }
 
 void StoreWriter::adopt() {
-  Catalog cat = Catalog::scan(cfg_.store);
+  Catalog cat = Catalog::scan(opts_.dir);
   adopt_.foreign = cat.foreign;
   for (auto& seg : cat.segments) {
     int cls = -1;
@@ -91,7 +86,7 @@ void StoreWriter::adopt() {
       try {
         if (seg.state == SegmentInfo::State::kBadSidecar)
           adopt_.problems.push_back(seg.problem + " (rebuilt)");
-        RecoveryResult r = recover_segment(seg, cfg_.directory_every, cfg_.directory_bytes);
+        RecoveryResult r = recover_segment(seg, opts_.directory_every, opts_.directory_bytes);
         adopt_.truncated_bytes += r.truncated_bytes;
         ++adopt_.recovered;
         if (r.removed_empty) continue;
@@ -167,42 +162,9 @@ std::map<std::pair<std::string, uint64_t>, uint64_t> StoreWriter::open_segment_b
   return m;
 }
 
-void StoreWriter::hold_flows() {
-  if (flows_finishing_.exchange(true, std::memory_order_acq_rel) || !flows_) return;
-  flows_thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "tm-flows");
-    try {
-      // Waits for a drain the writer thread may have begun before it saw flows_finishing_.
-      std::lock_guard lk(flows_mu_);
-      flows_->write_behind();
-      while (!flows_closed_.load(std::memory_order_acquire)) {
-        flows_->drain(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::steady_clock::now().time_since_epoch())
-                                                .count()));
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-      flows_->finish();  // what was pushed last, and the seal
-    } catch (...) {
-      flows_failure_ = std::current_exception();
-    }
-  });
-}
-
 void StoreWriter::finish() {
   if (finished_) return;
   finished_ = true;
-  // The flow records are all pushed now (the capture side ended its connections before
-  // this): the flow thread writes the last of them and seals the last flow file alongside
-  // the writer thread's last drain of the rings and the seal of the last segments below,
-  // rather than after them.
-  hold_flows();
-  flows_closed_.store(true, std::memory_order_release);
-  struct Join {
-    std::thread& t;
-    ~Join() {
-      if (t.joinable()) t.join();
-    }
-  } join_flows{flows_thread_};
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   // The segments still open are sealed here and now, while the sealer thread finishes the
@@ -246,8 +208,6 @@ void StoreWriter::finish() {
   if (!!failed()) return;
   for (Last& l : last) sealed_segment(l.cls, *l.w, l.idx);
   enforce_budgets();
-  if (flows_thread_.joinable()) flows_thread_.join();
-  if (flows_failure_) std::rethrow_exception(flows_failure_);
 }
 
 void StoreWriter::set_error(const std::string& what) {
@@ -268,18 +228,16 @@ void StoreWriter::run() {
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
-      if (flows_ && !flows_finishing_.load(std::memory_order_acquire)) {
-        std::lock_guard lk(flows_mu_);
-        flows_->drain(static_cast<uint64_t>(
+      if (tick_)
+        tick_(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
-      }
       if (now - last_flush > std::chrono::milliseconds(500)) {
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)
           for (auto& [lt, w] : st.open) w->flush();
         last_flush = now;
       }
-      if (cfg_.fsync_interval_ns && now - last_sync > std::chrono::nanoseconds(cfg_.fsync_interval_ns)) {
+      if (opts_.fsync_interval_ns && now - last_sync > std::chrono::nanoseconds(opts_.fsync_interval_ns)) {
         for (auto& st : state_)
           for (auto& [lt, w] : st.open) w->fsync_data();
         last_sync = now;
@@ -312,7 +270,7 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     if (!h) break;
     auto it = st.open.find(h->linktype);
     if (it != st.open.end() && it->second->packets() > 0 &&
-        it->second->file_bytes() + 16 + h->caplen > cfg_.segment_size) {
+        it->second->file_bytes() + 16 + h->caplen > opts_.segment_size) {
       s.written_packets += pk;
       s.written_bytes += by;
       pk = by = 0;
@@ -483,7 +441,7 @@ void StoreWriter::enforce_budgets() {
     while (!st.sealed.empty() && st.sealed_bytes > classes_[c].disk_budget)
       evict_oldest(static_cast<uint16_t>(c));
   }
-  if (cfg_.disk_budget == UINT64_MAX) return;
+  if (opts_.disk_budget == UINT64_MAX) return;
   for (;;) {
     uint64_t total = 0;
     int oldest = -1;
@@ -493,7 +451,7 @@ void StoreWriter::enforce_budgets() {
           (oldest < 0 || state_[c].sealed.front().first_ts < state_[oldest].sealed.front().first_ts))
         oldest = static_cast<int>(c);
     }
-    if (total <= cfg_.disk_budget || oldest < 0) break;
+    if (total <= opts_.disk_budget || oldest < 0) break;
     evict_oldest(static_cast<uint16_t>(oldest));
   }
 }

@@ -20,13 +20,30 @@
 #include <thread>
 #include <vector>
 
-#include "config/config.h"
-#include "flow/flow_store.h"
 #include "store/catalog.h"
 #include "store/ring.h"
 #include "store/segment_writer.h"
 
 namespace tmach::store {
+
+// What the writer is told about a class (config/ fills it from the TOML [[class]] tables).
+struct ClassOptions {
+  std::string name;
+  uint64_t ram_budget = 64ull << 20;  // its RAM ring
+  uint64_t disk_budget = UINT64_MAX;  // its sealed segments
+};
+
+// The writer's options (config/component_options.h maps a config::Config into them).
+struct StoreOptions {
+  std::string dir;  // the store root
+  uint64_t segment_size = 256ull << 20;
+  uint64_t disk_budget = UINT64_MAX;      // global, over all classes
+  uint32_t directory_every = 4096;        // a directory entry every n packets ...
+  uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
+  uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel
+  uint64_t fsync_bytes = 0;
+  std::vector<ClassOptions> classes;  // in precedence order; the catch-all last
+};
 
 struct ClassWriteStats {
   std::atomic<uint64_t> written_packets{0};
@@ -51,7 +68,7 @@ class StoreWriter {
  public:
   // Opens (creating if needed) and locks the store, adopts what it holds (recovering open
   // segments), and applies the budgets. Throws std::runtime_error (e.g. store locked).
-  StoreWriter(const config::Config& cfg, const std::vector<config::ClassConfig>& classes);
+  explicit StoreWriter(StoreOptions opts);
   ~StoreWriter();
 
   const AdoptReport& adopt_report() const { return adopt_; }
@@ -65,25 +82,14 @@ class StoreWriter {
   const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
   Ring& ring_mutable(uint16_t cls) { return *rings_[cls]; }  // (for util::Prefaulter)
 
+  // `tick`, if any, runs on the writer thread once per turn of its loop with the monotonic
+  // time in ns (the flow writer drains there while recording: flow::FlowDrain). Before start().
+  void set_tick(std::function<void(uint64_t now_ns)> tick) { tick_ = std::move(tick); }
   void start();
-  // End of input is near: from now on the flow records are written and the last flow file
-  // sealed on a thread of their own, which drains them as they come until finish(), while
-  // the writer thread drains the rings. Call before ending the connections (each of which
-  // pushes its flow record); finish() does it otherwise. Once.
-  void hold_flows();
   // Drains the rings, seals every open segment, stops the thread. Idempotent.
   void finish();
 
   const ClassWriteStats& stats(uint16_t cls) const { return *stats_[cls]; }
-  // Flow records (any thread; written by the writer thread), a block at a time
-  // (FlowStoreWriter::push: `block` comes back empty). Dropped when flows are disabled.
-  void push_flows(std::vector<flow::FlowRecord>& block) {
-    if (flows_)
-      flows_->push(block);
-    else
-      block.clear();
-  }
-  uint64_t flow_records_written() const { return flows_ ? flows_->records_written() : 0; }
   // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
   // Non-empty if the writer thread failed (any thread; a copy, taken under a lock).
@@ -149,24 +155,15 @@ class StoreWriter {
   void update_disk_stat(uint16_t cls);
   void adopt();
 
-  config::Config cfg_;
-  std::vector<config::ClassConfig> classes_;
+  StoreOptions opts_;
+  const std::vector<ClassOptions>& classes_ = opts_.classes;
   std::vector<std::unique_ptr<Ring>> rings_;
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;
-  std::unique_ptr<flow::FlowStoreWriter> flows_;
   int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  // hold_flows() takes the flow records over from the writer thread (flows_finishing_), which
-  // drains them only under flows_mu_ while it does not; flows_thread_ drains them until
-  // finish() says every record is pushed (flows_closed_).
-  std::atomic<bool> flows_finishing_{false};
-  std::atomic<bool> flows_closed_{false};
-  std::mutex flows_mu_;
-  std::thread flows_thread_;
-  std::exception_ptr flows_failure_;
   struct Sealing {
     uint16_t cls;
     std::unique_ptr<SegmentWriter> w;
@@ -200,6 +197,7 @@ class StoreWriter {
   std::atomic<uint32_t> sync_pending_{0};
   std::atomic<bool> running_{false};
   PacketObserver observer_;
+  std::function<void(uint64_t)> tick_;
   std::atomic<bool> observe_{false};
   std::atomic<double> cpu_seconds_{0.0};
 };

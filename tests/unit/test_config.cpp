@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
-#include "conn/classifier.h"
+#include "record/classifier.h"
 
 using namespace tmach;
 
@@ -10,7 +10,7 @@ std::string error_of(const std::string& text) {
   try {
     auto c = config::load_config_string(text, "tm.toml");
     config::finalize_classes(c);
-    conn::Classifier cl(c.classes);
+    record::Classifier cl(c.classes);
   } catch (const config::ConfigError& e) {
     return e.what();
   }
@@ -86,7 +86,7 @@ precedence = 1
 )",
                                       "tm.toml");
   config::finalize_classes(c);
-  conn::Classifier cl(c.classes);
+  record::Classifier cl(c.classes);
   // Ethernet + IPv4 + TCP 1.2.3.4:1000 -> 5.6.7.8:80
   uint8_t f[54] = {0};
   f[12] = 0x08;

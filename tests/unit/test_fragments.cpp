@@ -1,4 +1,4 @@
-// Later fragments as their datagram (conn/fragment_layers.h): inheritance of ports, SPI and
+// Later fragments as their datagram (packet/fragment_layers.h): inheritance of ports, SPI and
 // inner layers from the first fragment; orphans; expiry; the index builder indexing them
 // (also out of order); the query re-check (PacketFilter) matching them.
 #include <gtest/gtest.h>
@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "conn/fragment_layers.h"
 #include "corpus_packets.h"
 #include "packet/decoder.h"
+#include "packet/fragment_layers.h"
 #include "query/packet_filter.h"
 #include "query/parser.h"
 #include "store/catalog.h"
@@ -24,7 +24,7 @@ namespace {
 
 using namespace tmach;
 using packet::PacketInfo;
-using Outcome = conn::FragmentLayers::Outcome;
+using Outcome = packet::FragmentLayers::Outcome;
 
 using tmtest::Pkt;
 using tmtest::read;
@@ -40,7 +40,7 @@ PacketInfo dec(const Pkt& p) {
 TEST(FragmentLayers, LaterFragmentsInheritTheFirstOnesPorts) {
   auto pkts = read("ipv4/fragmented-3.pcap");
   ASSERT_EQ(pkts.size(), 5u);
-  conn::FragmentLayers fl;
+  packet::FragmentLayers fl;
   PacketInfo first = dec(pkts[0]);
   EXPECT_EQ(fl.apply(first, 1), Outcome::kFirst);
   for (size_t i = 1; i < pkts.size(); ++i) {
@@ -64,7 +64,7 @@ TEST(FragmentLayers, LaterFragmentsInheritTheFirstOnesPorts) {
 
 TEST(FragmentLayers, Expiry) {
   auto pkts = read("ipv4/fragmented-3.pcap");
-  conn::FragmentLayers fl(16, 100);
+  packet::FragmentLayers fl(16, 100);
   PacketInfo first = dec(pkts[0]), later = dec(pkts[1]);
   EXPECT_EQ(fl.apply(first, 1000), Outcome::kFirst);
   EXPECT_EQ(fl.apply(later, 1101), Outcome::kOrphan);
@@ -74,7 +74,7 @@ TEST(FragmentLayers, Expiry) {
 // fragment gets the first one's inner layer (tcpdump -v: id 11505 offset 0 then 1480).
 TEST(FragmentLayers, TunnelFragmentedOutsideGetsItsInnerLayers) {
   auto pkts = read("tunnels/gtp1_gn_normal_incl_fragmentation.pcap");
-  conn::FragmentLayers fl;
+  packet::FragmentLayers fl;
   size_t inherited = 0;
   uint64_t t = 0;
   std::vector<PacketInfo> firsts;
@@ -103,7 +103,7 @@ TEST(FragmentLayers, TunnelFragmentedOutsideGetsItsInnerLayers) {
 TEST(FragmentLayers, IndexBuilderIndexesLaterFragmentsAlsoOutOfOrder) {
   auto pkts = read("ipv4/fragmented-3.pcap");
   const size_t order[] = {1, 2, 0, 3, 4};  // two later fragments before the first
-  conn::FragmentLayers fl;
+  packet::FragmentLayers fl;
   store::IndexBuilder with, without;
   for (uint32_t ord = 0; ord < 5; ++ord) {
     PacketInfo pi = dec(pkts[order[ord]]);
@@ -128,7 +128,7 @@ TEST(FragmentLayers, PacketFilterMatchesLaterFragments) {
     query::ParseResult pr = query::parse_expr(text);
     ASSERT_EQ(pr.kind, query::ParseResult::Kind::kIndexed);
     query::PacketFilter f(text, pr);
-    conn::FragmentLayers fl;
+    packet::FragmentLayers fl;
     size_t n = 0;
     for (const auto& p : pkts) {
       Outcome o;
@@ -138,7 +138,7 @@ TEST(FragmentLayers, PacketFilterMatchesLaterFragments) {
   }
   query::ParseResult none = query::parse_expr("port 80");
   query::PacketFilter f80("port 80", none);
-  conn::FragmentLayers fl;
+  packet::FragmentLayers fl;
   for (const auto& p : pkts) {
     Outcome o;
     EXPECT_FALSE(
@@ -148,7 +148,7 @@ TEST(FragmentLayers, PacketFilterMatchesLaterFragments) {
   query::ParseResult bpf = query::parse_expr("tcp dst port 21 and greater 0");
   ASSERT_EQ(bpf.kind, query::ParseResult::Kind::kBpfOnly);
   query::PacketFilter fb("tcp dst port 21 and greater 0", bpf);
-  conn::FragmentLayers fl2;
+  packet::FragmentLayers fl2;
   size_t n = 0;
   for (const auto& p : pkts) {
     Outcome o;

@@ -3,6 +3,8 @@
 
 #include <filesystem>
 
+#include "config/component_options.h"
+#include "flow/flow_drain.h"
 #include "flow/flow_file.h"
 #include "flow/flow_record.h"
 #include "record/recorder.h"
@@ -58,8 +60,10 @@ std::vector<uint8_t> tcp_frame(bool fwd, uint8_t flags, size_t payload) {
 
 TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
   Fixture fx(1000);
-  store::StoreWriter w(fx.cfg, fx.cfg.classes);
-  record::Recorder rec(fx.cfg, w);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
   w.start();
   std::vector<std::vector<uint8_t>> frames;
   frames.push_back(tcp_frame(true, 0x02, 0));     // SYN, 54 bytes: before = 0
@@ -76,7 +80,9 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
                                     static_cast<uint32_t>(frames[i].size()), 1, frames[i].data()});
   rec.process(pk.data(), pk.size(), true);
   rec.finish();
+  fl.close();
   w.finish();
+  fl.join();
   const auto& c = rec.class_counters()[0];
   EXPECT_EQ(c.seen_packets, 8u);
   EXPECT_EQ(c.stored_packets, 5u);
@@ -88,8 +94,10 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
 
 TEST(Recorder, WireLengthNotCapturedLengthCounts) {
   Fixture fx(1000);
-  store::StoreWriter w(fx.cfg, fx.cfg.classes);
-  record::Recorder rec(fx.cfg, w);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
   w.start();
   auto f = tcp_frame(true, 0x10, 10);
   // Captured 64 bytes of 1500-byte packets (a snaplen): the first crosses the cutoff alone.
@@ -97,15 +105,19 @@ TEST(Recorder, WireLengthNotCapturedLengthCounts) {
   for (int i = 0; i < 3; ++i)
     pk.push_back(capture::RawPacket{static_cast<uint64_t>(i), 64, 1500, 1, f.data()});
   rec.process(pk.data(), pk.size(), true);
+  fl.close();
   w.finish();
+  fl.join();
   EXPECT_EQ(rec.class_counters()[0].stored_packets, 1u);
   EXPECT_EQ(rec.class_counters()[0].cut_packets, 2u);
 }
 
 TEST(Recorder, NoCutoffStoresEverything) {
   Fixture fx(UINT64_MAX);
-  store::StoreWriter w(fx.cfg, fx.cfg.classes);
-  record::Recorder rec(fx.cfg, w);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
   w.start();
   auto f = tcp_frame(true, 0x10, 1400);
   std::vector<capture::RawPacket> pk;
@@ -113,7 +125,9 @@ TEST(Recorder, NoCutoffStoresEverything) {
     pk.push_back(capture::RawPacket{static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()),
                                     static_cast<uint32_t>(f.size()), 1, f.data()});
   rec.process(pk.data(), pk.size(), true);
+  fl.close();
   w.finish();
+  fl.join();
   EXPECT_EQ(rec.class_counters()[0].stored_packets, 1000u);
   EXPECT_EQ(fx.stored_timestamps().size(), 1000u);
 }
@@ -164,8 +178,10 @@ TEST(Recorder, PacketsOlderThanTheClockNeitherExpireNorSplitTheirConnection) {
   // clock stays at 1000 s: B is idle for no time at all between its packets.
   Fixture fx(UINT64_MAX);
   fx.cfg.max_connections = 16;  // a small table: each sweep step looks at every entry
-  store::StoreWriter w(fx.cfg, fx.cfg.classes);
-  record::Recorder rec(fx.cfg, w);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
   w.start();
   auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
   feed_one_by_one(rec, {{1000 * kS, &a},
@@ -178,9 +194,11 @@ TEST(Recorder, PacketsOlderThanTheClockNeitherExpireNorSplitTheirConnection) {
                         {14 * kS, &b}});
   EXPECT_EQ(rec.table().size(), 2u);
   EXPECT_EQ(rec.table().stats().expired, 0u);
-  w.hold_flows();
+  fl.hold();
   rec.finish();
+  fl.close();
   w.finish();
+  fl.join();
   auto recs = all_flow_records(fx.cfg.store);
   ASSERT_EQ(recs.size(), 2u);
   std::sort(recs.begin(), recs.end(), [](auto& x, auto& y) { return x.orig_port < y.orig_port; });
@@ -201,24 +219,30 @@ TEST(Recorder, IdleTimeIsMeasuredOnTheClock) {
   Fixture fx(UINT64_MAX);
   fx.cfg.max_connections = 16;
   fx.cfg.timeouts.tcp_ns = 100 * kS;
-  store::StoreWriter w(fx.cfg, fx.cfg.classes);
-  record::Recorder rec(fx.cfg, w);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
   w.start();
   auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
   feed_one_by_one(rec, {{1000 * kS, &a}, {10 * kS, &b}, {1090 * kS, &a}, {1099 * kS, &a}});
   EXPECT_EQ(rec.table().size(), 2u);  // B idle for 99 s of the clock
   feed_one_by_one(rec, {{1101 * kS, &a}, {1102 * kS, &a}});
   EXPECT_EQ(rec.table().size(), 1u);  // B idle for 101 s: ended
-  w.hold_flows();
+  fl.hold();
   rec.finish();
+  fl.close();
   w.finish();
+  fl.join();
 }
 
 TEST(Recorder, InterimRecordsKeepTheIdWhenAnOlderPacketComes) {
   Fixture fx(UINT64_MAX);
   fx.cfg.flow_interim_ns = 10 * kS;
-  store::StoreWriter w(fx.cfg, fx.cfg.classes);
-  record::Recorder rec(fx.cfg, w);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
   w.start();
   auto a = tcp_frame_from(1000);
   // Created at 100 s; 50 s and 90 s are older than its first packet; interim records when its
@@ -230,9 +254,11 @@ TEST(Recorder, InterimRecordsKeepTheIdWhenAnOlderPacketComes) {
                         {90 * kS, &a},
                         {125 * kS, &a},
                         {126 * kS, &a}});
-  w.hold_flows();
+  fl.hold();
   rec.finish();
+  fl.close();
   w.finish();
+  fl.join();
   auto recs = all_flow_records(fx.cfg.store);
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].end, static_cast<uint8_t>(flow::EndState::kOpen));

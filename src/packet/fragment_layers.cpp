@@ -1,6 +1,6 @@
-#include "conn/fragment_layers.h"
+#include "packet/fragment_layers.h"
 
-namespace tmach::conn {
+namespace tmach::packet {
 
 FragmentLayers::FragmentLayers(size_t slots, uint64_t ttl_ns) : slots_(slots ? slots : 1), ttl_(ttl_ns) {}
 
@@ -37,4 +37,4 @@ FragmentLayers::Outcome FragmentLayers::apply(packet::PacketInfo& p, uint64_t no
   return Outcome::kInherited;
 }
 
-}  // namespace tmach::conn
+}  // namespace tmach::packet

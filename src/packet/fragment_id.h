@@ -8,7 +8,7 @@
 
 #include "packet/packet_info.h"
 
-namespace tmach::conn {
+namespace tmach::packet {
 
 struct FragmentId {
   packet::IpAddr src, dst;
@@ -24,4 +24,4 @@ struct FragmentId {
 // so it is the innermost; a first fragment can have layers (a tunnel) behind it.
 int fragmented_layer(const packet::PacketInfo& p);
 
-}  // namespace tmach::conn
+}  // namespace tmach::packet

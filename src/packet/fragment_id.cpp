@@ -1,8 +1,8 @@
-#include "conn/fragment_id.h"
+#include "packet/fragment_id.h"
 
-#include "conn/hash_mix.h"
+#include "packet/hash_mix.h"
 
-namespace tmach::conn {
+namespace tmach::packet {
 
 FragmentId FragmentId::of(const packet::IpLayer& l) {
   FragmentId id;
@@ -24,4 +24,4 @@ int fragmented_layer(const packet::PacketInfo& p) {
   return -1;
 }
 
-}  // namespace tmach::conn
+}  // namespace tmach::packet

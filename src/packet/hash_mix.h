@@ -8,7 +8,7 @@
 
 #include "packet/packet_info.h"
 
-namespace tmach::conn {
+namespace tmach::packet {
 
 inline uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v;
@@ -23,4 +23,4 @@ inline uint64_t mix_addr(uint64_t h, const packet::IpAddr& a) {
   return mix(mix(h, w[0]), w[1]);
 }
 
-}  // namespace tmach::conn
+}  // namespace tmach::packet

@@ -16,10 +16,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "conn/fragment_id.h"
+#include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 
-namespace tmach::conn {
+namespace tmach::packet {
 
 class FragmentLayers {
  public:
@@ -50,4 +50,4 @@ class FragmentLayers {
   uint64_t ttl_;
 };
 
-}  // namespace tmach::conn
+}  // namespace tmach::packet

@@ -1,0 +1,57 @@
+// Who writes the flow records, and on which thread: while recording, the store writer's
+// thread drains them between its rings (tick(), through StoreWriter::set_tick); from hold()
+// on — the end of input, when a recorder's shutdown ends every connection at once — a
+// thread of its own (tm-flows) drains them as they come and indexes while another
+// compresses (FlowStoreWriter::write_behind), alongside the last drain and seal of the
+// packet segments rather than after them; close() says every record is pushed, join()
+// waits for the last flow file to be sealed.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "flow/flow_store.h"
+
+namespace tmach::flow {
+
+class FlowDrain {
+ public:
+  // Opens the store's flow files (FlowStoreWriter: adopts, recovers, applies the budget).
+  FlowDrain(FlowOptions opts, std::vector<std::string> class_names, std::vector<std::string>* problems);
+  ~FlowDrain();  // close() and join(), reporting a failure in the log
+  FlowDrain(const FlowDrain&) = delete;
+  FlowDrain& operator=(const FlowDrain&) = delete;
+
+  // Any thread (FlowStoreWriter::push): `block` comes back empty.
+  void push(std::vector<FlowRecord>& block) { writer_->push(block); }
+  // The writer thread, each turn: writes what was pushed, unless hold() took over.
+  void tick(uint64_t now_ns);
+  // End of input is near: from now on the records are written on tm-flows. Once (later calls do nothing).
+  void hold();
+  // Every record is pushed: tm-flows writes the last ones and seals the file (hold() if not yet).
+  void close();
+  // Waits for tm-flows; rethrows its failure. Idempotent.
+  void join();
+  // The same, dropping a failure (when the packet side failed first and reports that).
+  void join_quietly();
+
+  uint64_t records_written() const { return writer_->records_written(); }
+
+ private:
+  std::unique_ptr<FlowStoreWriter> writer_;
+  // tick() drains only under mu_ and only until hold() (finishing_); the thread takes mu_
+  // first, so it waits for a drain the writer thread may have begun before it saw finishing_.
+  std::atomic<bool> finishing_{false};
+  std::atomic<bool> closed_{false};
+  std::mutex mu_;
+  std::thread thread_;
+  std::exception_ptr failure_;
+};
+
+}  // namespace tmach::flow

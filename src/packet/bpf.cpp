@@ -1,0 +1,49 @@
+#include "packet/bpf.h"
+
+namespace tmach::packet {
+
+int dlt_for_linktype(uint32_t linktype) { return linktype == 101 ? DLT_RAW : static_cast<int>(linktype); }
+
+std::string bpf_compile_error(const std::string& text) {
+  pcap_t* p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144, PCAP_TSTAMP_PRECISION_NANO);
+  bpf_program prog;
+  std::string err;
+  if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    err = pcap_geterr(p);
+  else
+    pcap_freecode(&prog);
+  pcap_close(p);
+  return err;
+}
+
+BpfPrograms::BpfPrograms(std::vector<std::string> filters) : filters_(std::move(filters)) {}
+
+BpfPrograms::~BpfPrograms() {
+  for (auto& [lt, c] : by_link_)
+    for (size_t i = 0; i < c->progs_.size(); ++i)
+      if (c->mode_[i] == Compiled::kProgram) pcap_freecode(&c->progs_[i]);
+}
+
+const BpfPrograms::Compiled& BpfPrograms::compile(uint32_t linktype) {
+  auto it = by_link_.find(linktype);
+  if (it == by_link_.end()) {
+    auto c = std::make_unique<Compiled>();
+    c->progs_.resize(filters_.size());
+    c->mode_.resize(filters_.size(), Compiled::kAll);
+    pcap_t* p =
+        pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
+    for (size_t i = 0; i < filters_.size(); ++i) {
+      if (filters_[i].empty()) continue;
+      c->mode_[i] = pcap_compile(p, &c->progs_[i], filters_[i].c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0
+                        ? Compiled::kProgram
+                        : Compiled::kNever;
+    }
+    pcap_close(p);
+    it = by_link_.emplace(linktype, std::move(c)).first;
+  }
+  last_link_ = linktype;
+  last_ = it->second.get();
+  return *last_;
+}
+
+}  // namespace tmach::packet

@@ -1,0 +1,147 @@
+#include "record/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "config/component_options.h"
+#include "util/allocator_tuning.h"
+#include "util/thread_cpu.h"
+
+namespace tmach::record {
+
+Session::Session(const config::Config& cfg, SessionOptions opts)
+    : cfg_(cfg),
+      opts_(std::move(opts)),
+      wait_mode_(cfg.when_full == config::WhenFull::kWait ||
+                 (cfg.when_full == config::WhenFull::kAuto && !opts_.live)) {
+  util::tune_allocator_for_recording();
+  // The store first: it is locked before anything in it is touched.
+  writer_ = std::make_unique<store::StoreWriter>(config::store_options(cfg_));
+  adopt_ = writer_->adopt_report();
+  if (cfg_.flows) {
+    flows_ = std::make_unique<flow::FlowDrain>(config::flow_options(cfg_), config::class_names(cfg_),
+                                               &adopt_.problems);
+    writer_->set_tick([f = flows_.get()](uint64_t now_ns) { f->tick(now_ns); });
+  }
+  if (opts_.test_delay_us) writer_->set_test_delay_us(opts_.test_delay_us);
+  rec_ = std::make_unique<Recorder>(cfg_, *writer_, flows_.get());
+}
+
+Session::~Session() {
+  try {
+    finish();
+  } catch (const std::exception& e) {
+    spdlog::error("recording session: {}", e.what());
+  }
+}
+
+void Session::set_live_sources(std::vector<std::unique_ptr<capture::PacketSource>> sources) {
+  live_ = std::move(sources);
+}
+
+void Session::set_files(std::unique_ptr<capture::MergeSource> files, std::vector<uint32_t> input_of,
+                        store::ImportSession* imports) {
+  files_ = std::move(files);
+  input_of_ = std::move(input_of);
+  imports_ = imports;
+}
+
+void Session::start() {
+  // The rings' first 32 MiB first (the capture thread fills them from the start; while the
+  // writer keeps up it stays in their first few MiB, and the bench captures' high-water
+  // marks were 12 and 31 MB), then the connection table's index and its first 32 MiB of
+  // entries (~250k connections).
+  std::vector<std::pair<void*, size_t>> hot;
+  for (size_t c = 0; c < cfg_.classes.size(); ++c) {
+    auto [p, n] = writer_->ring_mutable(static_cast<uint16_t>(c)).memory();
+    hot.emplace_back(p, std::min<size_t>(n, 32u << 20));
+  }
+  for (auto& r : rec_->table_mutable().hot_memory(32u << 20)) hot.push_back(r);
+  prefault_.start(std::move(hot));
+  writer_->start();
+  started_ = true;
+  t0_ = std::chrono::steady_clock::now();
+}
+
+void Session::stop() {
+  stop_.store(true, std::memory_order_release);
+  for (auto& s : live_) s->stop();
+  if (auto* c = current_.load()) c->stop();
+}
+
+void Session::run(const Around& around) {
+  if (files_)
+    run_files();
+  else
+    run_live(around);
+}
+
+void Session::run_live(const Around& around) {
+  std::vector<capture::RawPacket> batch(256);
+  while (!stopping()) {
+    for (auto& s : live_) {
+      size_t n = s->next_batch(batch.data(), batch.size());
+      if (opts_.keep) n = opts_.keep(batch.data(), n);
+      if (around)
+        around([&] { rec_->process(batch.data(), n, wait_mode_); });
+      else
+        rec_->process(batch.data(), n, wait_mode_);
+    }
+  }
+}
+
+void Session::run_files() {
+  struct Current {  // the signal thread stops the file being read, while it is read
+    std::atomic<capture::PacketSource*>& c;
+    ~Current() { c = nullptr; }
+  } current{current_};
+  current_ = files_.get();
+  std::vector<capture::RawPacket> batch(256);
+  std::vector<uint32_t> from(batch.size());
+  std::vector<bool> ended(input_of_.size());
+  while (!stopping()) {
+    size_t n = files_->next_batch(batch.data(), batch.size(), from.data());
+    if (imports_) {
+      for (size_t j = 0; j < n; ++j) imports_->note(input_of_[from[j]], &batch[j], 1);
+      // An input at its end (not one stopped by a signal: stop_ is set before that).
+      for (size_t k = 0; k < input_of_.size(); ++k)
+        if (!ended[k] && files_->finished(k) && !stopping()) {
+          ended[k] = true;
+          imports_->ended(input_of_[k]);
+        }
+    }
+    if (n == 0) break;
+    if (opts_.keep) n = opts_.keep(batch.data(), n);
+    rec_->process(batch.data(), n, wait_mode_);
+    if (writer_->failed()) throw std::runtime_error("writer failed: " + writer_->error());
+  }
+}
+
+void Session::finish() {
+  if (finished_) return;
+  finished_ = true;
+  prefault_.stop();
+  for (auto& s : live_) kstats_.push_back(s->stats());
+  // The flow records of the connections ended now are written on tm-flows, alongside the
+  // writer's last drain of the rings and seal of the last segments rather than after them.
+  if (flows_) flows_->hold();
+  rec_->finish();
+  capture_cpu_ = util::thread_cpu_seconds();
+  if (flows_) flows_->close();  // every flow record is pushed
+  try {
+    writer_->finish();
+  } catch (...) {
+    if (flows_) flows_->join_quietly();
+    throw;
+  }
+  if (flows_) {
+    if (writer_->failed())
+      flows_->join_quietly();  // the writer's error is the one reported
+    else
+      flows_->join();
+  }
+  if (started_) seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+}  // namespace tmach::record

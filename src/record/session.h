@@ -1,0 +1,115 @@
+// A recording session: everything `tm record` and `tm serve` run to record, and the one
+// place that knows the order of start-up and shutdown.
+//
+// It owns the store writer (tm-writer, tm-sealer), the flow writer (flow::FlowDrain: on
+// tm-writer, then tm-flows), the recorder, the prefaulter (tm-prefault) and the input
+// (live sources, or files merged into one timeline, counted into the import log); the
+// share filter of a split is applied to each batch (SessionOptions::keep). The capture side
+// runs on the thread that calls run() and finish().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capture/merge_source.h"
+#include "capture/source.h"
+#include "config/config.h"
+#include "flow/flow_drain.h"
+#include "record/recorder.h"
+#include "store/import_session.h"
+#include "store/store_writer.h"
+#include "util/prefaulter.h"
+
+namespace tmach::record {
+
+struct SessionOptions {
+  bool live = false;           // live interfaces, not files (when_full "auto": drop, not wait)
+  uint32_t test_delay_us = 0;  // testing: the writer sleeps this long per packet
+  // Applied to every batch before the recorder sees it (a worker's share of a split:
+  // cluster::ShareFilter::keep), or empty. Returns the packets kept, moved to the front.
+  std::function<size_t(capture::RawPacket*, size_t)> keep;
+};
+
+class Session {
+ public:
+  // Opens and locks the store (adopting and recovering what it holds), its flow files and
+  // the recorder. Throws (e.g. the store is locked, a class filter does not compile).
+  Session(const config::Config& cfg, SessionOptions opts);
+  ~Session();  // finish() if it was not called; errors are logged
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // What opening the store found; the flow files' problems are among `problems`.
+  const store::AdoptReport& adopt_report() const { return adopt_; }
+  store::StoreWriter& writer() { return *writer_; }
+  const store::StoreWriter& writer() const { return *writer_; }
+  Recorder& recorder() { return *rec_; }
+  const Recorder& recorder() const { return *rec_; }
+
+  // The input, before start(): live sources, or files read as one timeline. For files,
+  // merged input k is --read input_of[k] of the import log `imports` (which must outlive
+  // the session): each packet is noted to its input, and each input read to its end.
+  void set_live_sources(std::vector<std::unique_ptr<capture::PacketSource>> sources);
+  void set_files(std::unique_ptr<capture::MergeSource> files, std::vector<uint32_t> input_of,
+                 store::ImportSession* imports);
+  const std::vector<std::unique_ptr<capture::PacketSource>>& live_sources() const { return live_; }
+  const capture::MergeSource* files() const { return files_.get(); }
+
+  // Starts the prefaulter and the writer; the session's clock (seconds()) starts here.
+  void start();
+  // Reads the input into the recorder until it ends or stop() is called; throws on a read
+  // error or (files) when the writer failed. `around`, if given, is called for each batch of
+  // a live source with the function that records it (the daemon's per-batch hooks, under its
+  // lock); the share filter has been applied before.
+  using Around = std::function<void(const std::function<void()>& record_batch)>;
+  void run(const Around& around = {});
+  // Any thread (the signal thread): run() returns soon; live sources and the file being read
+  // are stopped.
+  void stop();
+  bool stopping() const { return stop_.load(std::memory_order_acquire); }
+
+  // The shutdown, in its one order: the prefaulter stops; the live sources' kernel counters
+  // are taken; the flow writer moves to tm-flows; the recorder ends every connection (their
+  // flow records); the writer drains the rings and seals the last segments while tm-flows
+  // writes the last flow records and seals the last flow file; both are waited for.
+  // Rethrows the writer's or the flow writer's failure (the writer's error() is separate:
+  // see writer().failed()). Once; later calls do nothing.
+  void finish();
+
+  // After finish(): the live sources' kernel counters, the seconds from start() to the end
+  // of finish(), and the CPU seconds of the capture thread (the one that ran run()).
+  const std::vector<capture::SourceStats>& source_stats() const { return kstats_; }
+  double seconds() const { return seconds_; }
+  double capture_cpu_seconds() const { return capture_cpu_; }
+
+ private:
+  void run_live(const Around& around);
+  void run_files();
+
+  config::Config cfg_;
+  SessionOptions opts_;
+  bool wait_mode_;
+  // Declared so that the writer (whose thread calls into the flow drain) goes before it.
+  std::unique_ptr<flow::FlowDrain> flows_;
+  std::unique_ptr<store::StoreWriter> writer_;
+  std::unique_ptr<Recorder> rec_;
+  store::AdoptReport adopt_;
+  std::vector<std::unique_ptr<capture::PacketSource>> live_;
+  std::unique_ptr<capture::MergeSource> files_;
+  std::vector<uint32_t> input_of_;
+  store::ImportSession* imports_ = nullptr;
+  std::atomic<capture::PacketSource*> current_{nullptr};  // the file source being read
+  std::atomic<bool> stop_{false};
+  util::Prefaulter prefault_;
+  std::chrono::steady_clock::time_point t0_;
+  bool started_ = false, finished_ = false;
+  std::vector<capture::SourceStats> kstats_;
+  double seconds_ = 0, capture_cpu_ = 0;
+};
+
+}  // namespace tmach::record
