@@ -130,7 +130,8 @@ done
   declare -A rate=()
   for name in flood-normal flood-syn; do
     pk=$(info_value "$BENCH_DIR/$name.pcap.info" packets)
-    nc=$(($(info_value "$BENCH_DIR/$name.pcap.info" connections) + $(info_value "$BENCH_DIR/$name.pcap.info" flood-connections || true)))
+    fc=$(info_value "$BENCH_DIR/$name.pcap.info" flood-connections)
+    nc=$(($(info_value "$BENCH_DIR/$name.pcap.info" connections) + ${fc:-0}))
     for tool in tm tcpdump; do
       want "$tool" || continue
       runs=${times[$name.$tool]}
