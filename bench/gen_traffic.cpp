@@ -1,7 +1,7 @@
 // gen_traffic: synthetic pcap generator for tm benchmarks.
 //
 //   gen_traffic --out FILE --bytes N[k|m|g] [--seed S] [--small] [--start EPOCH_SECONDS]
-//               [--rate-gbps R] [--shape A]
+//               [--rate-gbps R] [--shape A] [--flood F]
 //
 // Sizes take binary suffixes (1g = 2^30 bytes); the file ends at the first packet boundary at or
 // after N bytes. --start defaults to 1700000000, --seed to 1.
@@ -18,6 +18,12 @@
 //
 // --small writes only 64..128-byte frames (short TCP exchanges, DNS, NTP, small UDP) for a
 // packets-per-second test.
+//
+// --flood F adds a SYN flood: F spoofed TCP SYNs (60-byte frames, on average, F may be
+// fractional) after each packet of the traffic above, every one a new connection (sources
+// counted through 198.18.0.0/15 and ports 1024..65535, so none repeats within 8 G SYNs) to one
+// server's port 80, and never answered. The rest of the traffic is the same bytes as without
+// --flood, only later on the clock (the SYNs take their share of the line rate).
 //
 // The output is a nanosecond pcap (magic 0xa1b23c4d, snaplen 65535, LINKTYPE_ETHERNET,
 // caplen == len) whose timestamps advance at the given line rate (default 1 Gbit/s) from --start.
@@ -359,9 +365,10 @@ std::string addr_str(const Host& h) {
 // ---------------------------------------------------------------------------------------------
 class Generator {
  public:
-  Generator(uint64_t seed, bool small, uint64_t start_ns, double rate_gbps, double shape)
+  Generator(uint64_t seed, bool small, uint64_t start_ns, double rate_gbps, double shape, double flood)
       : rng_(seed),
         small_(small),
+        flood_(flood),
         shape_(shape),
         start_ns_(start_ns),
         ns_per_byte_(8.0 / rate_gbps),
@@ -399,12 +406,16 @@ class Generator {
                        uint8_t*& l4);
   uint32_t end_frame(size_t frame, size_t wire);
   uint32_t skip_frame(Conn& c, size_t l4len);
+  void emit_flood_syn();
   size_t dns_message(Conn& c, bool response, uint8_t* p);
   size_t http_header(const Conn& c, int d, uint64_t msg, char* out);
   void sift_down(size_t i);
 
   Rng rng_;
   bool small_;
+  double flood_;          // SYNs per packet of the normal traffic (--flood)
+  double flood_acc_ = 0;  // SYNs owed
+  uint64_t flood_sent_ = 0;
   double shape_;
   uint64_t start_ns_;
   double ns_per_byte_;
@@ -731,6 +742,45 @@ uint32_t Generator::skip_frame(Conn& c, size_t l4len) {
   out_.discarded += 16 + wire;
   t_ns_ += static_cast<double>(wire) * ns_per_byte_;
   return static_cast<uint32_t>(wire);
+}
+
+// One SYN of the flood: a new connection from a source that never repeats (--flood).
+void Generator::emit_flood_syn() {
+  const uint64_t i = flood_sent_++;
+  const Host& victim = hosts_[by_family_[0][0]];
+  const size_t frame = 14 + 20 + 20, wire = 60;
+  pkt_ = out_.reserve(16 + wire);
+  uint8_t* e = pkt_ + 16;
+  std::memcpy(e, victim.mac, 6);
+  const uint8_t src_mac[6] = {0x02, 0xf1, 0x00, 0xd0, 0x00, 0x01};
+  std::memcpy(e + 6, src_mac, 6);
+  put16(e + 12, 0x0800);
+  uint8_t* ip = e + 14;
+  const uint32_t src = 0xc6120000u | static_cast<uint32_t>(i % 131072);  // 198.18.0.0/15
+  const auto sport = static_cast<uint16_t>(1024 + (i / 131072) % 64512);
+  ip[0] = 0x45;
+  ip[1] = 0;
+  put16(ip + 2, 40);
+  put16(ip + 4, static_cast<uint32_t>(i));
+  put16(ip + 6, 0);
+  ip[8] = 250;
+  ip[9] = 6;
+  put16(ip + 10, 0);
+  put32(ip + 12, src);
+  std::memcpy(ip + 16, victim.addr, 4);
+  put16(ip + 10, fold(sum16(ip, 20)));
+  uint8_t* t = ip + 20;
+  put16(t, sport);
+  put16(t + 2, 80);
+  put32(t + 4, static_cast<uint32_t>(i * 2654435761u));
+  put32(t + 8, 0);
+  t[12] = 5 << 4;
+  t[13] = kSynF;
+  put16(t + 14, 1024);
+  put32(t + 16, 0);
+  put16(t + 16, fold(sum16(ip + 12, 8) + 6 + 20 + sum16(t, 20)));
+  if (wire > frame) std::memset(e + frame, 0, wire - frame);
+  end_frame(frame, wire);
 }
 
 // Copies the payload (special bytes first, the rest from the payload block) and returns its sum.
@@ -1162,6 +1212,9 @@ void Generator::run(int fd, uint64_t target) {
     const bool counted = !out_.discard;
     uint32_t len = 0;
     const bool alive = step(c, len);
+    if (counted && flood_ > 0) {
+      for (flood_acc_ += flood_; flood_acc_ >= 1 && out_.total < target; flood_acc_ -= 1) emit_flood_syn();
+    }
     if (counted && c.pkts_out++ == 0) {
       ++conns_seen_;
       if (c.proto == 6 && !first_.valid) first_ = {true, c.ch, c.sh, c.cport, c.sport, 0, 0};
@@ -1195,6 +1248,7 @@ void Generator::report() const {
   std::printf("tcp-connections: %llu\n", static_cast<unsigned long long>(tcp_seen_));
   std::printf("udp-connections: %llu\n", static_cast<unsigned long long>(udp_seen_));
   std::printf("ipv6-connections: %llu\n", static_cast<unsigned long long>(v6_seen_));
+  if (flood_ > 0) std::printf("flood-connections: %llu\n", static_cast<unsigned long long>(flood_sent_));
   std::printf("duration-seconds: %.6f\n", dur / 1e9);
   std::printf("first-ts: %llu.%09llu\n", static_cast<unsigned long long>(start_ns_ / 1000000000u),
               static_cast<unsigned long long>(start_ns_ % 1000000000u));
@@ -1228,8 +1282,9 @@ uint64_t parse_size(const char* s) {
 void usage() {
   std::fprintf(stderr,
                "usage: gen_traffic --out FILE --bytes N[k|m|g] [--seed S] [--small]\n"
-               "                   [--start EPOCH_SECONDS] [--rate-gbps R] [--shape A]\n"
-               "  --shape A  Pareto tail index of connection sizes (default 1.1)\n");
+               "                   [--start EPOCH_SECONDS] [--rate-gbps R] [--shape A] [--flood F]\n"
+               "  --shape A  Pareto tail index of connection sizes (default 1.1)\n"
+               "  --flood F  F new-connection SYNs per packet of the traffic (a SYN flood)\n");
   std::exit(2);
 }
 
@@ -1239,7 +1294,7 @@ int main(int argc, char** argv) {
   std::string out;
   uint64_t bytes = 0, seed = 1;
   bool small = false;
-  double start = 1700000000.0, rate = 1.0, shape = kDefaultShape;
+  double start = 1700000000.0, rate = 1.0, shape = kDefaultShape, flood = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto val = [&]() -> const char* {
@@ -1260,6 +1315,8 @@ int main(int argc, char** argv) {
       rate = std::strtod(val(), nullptr);
     } else if (a == "--shape") {
       shape = std::strtod(val(), nullptr);
+    } else if (a == "--flood") {
+      flood = std::strtod(val(), nullptr);
     } else if (a == "--version") {
       std::printf("gen_traffic %d\n", kVersion);
       return 0;
@@ -1274,11 +1331,12 @@ int main(int argc, char** argv) {
   if (!(rate > 0)) die("--rate-gbps must be positive");
   if (!(shape > 0.5 && shape < 5)) die("--shape must be in (0.5, 5)");
   if (!(start >= 0) || start > 4e9) die("--start out of range");
+  if (!(flood >= 0 && flood <= 1000)) die("--flood must be in [0, 1000]");
 
   const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) die("cannot open " + out + ": " + std::strerror(errno));
   const auto t0 = std::chrono::steady_clock::now();
-  Generator gen(seed, small, static_cast<uint64_t>(std::llround(start * 1e9)), rate, shape);
+  Generator gen(seed, small, static_cast<uint64_t>(std::llround(start * 1e9)), rate, shape, flood);
   gen.run(fd, bytes);
   if (::close(fd) != 0) die(std::string("close: ") + std::strerror(errno));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -129,6 +129,7 @@ class Daemon : public server::Backend {
       snap_.share_other = share_->other_packets();
     }
     snap_.conns_created = rec_.table().stats().created;
+    snap_.conns_evicted = rec_.table().stats().evicted;
     auto now = std::chrono::steady_clock::now();
     if (now - last_kstats_ >= std::chrono::milliseconds(100) || snap_.kernel.size() != sources.size()) {
       last_kstats_ = now;
@@ -214,6 +215,9 @@ class Daemon : public server::Backend {
     m.add("tm_kernel_packets_dropped_total", "counter", "", static_cast<double>(ki),
           {{"where", "interface"}});
     m.add("tm_connections_active", "gauge", "Connections tracked now.", static_cast<double>(snap_.conns));
+    m.add("tm_connections_evicted_total", "counter",
+          "Connections ended early: the connection table was full.",
+          static_cast<double>(snap_.conns_evicted));
     m.add("tm_dynamic_classes", "gauge", "Hosts with a dynamic class.", static_cast<double>(dyn_.size()));
     m.add("tm_subscription_overflow_total", "counter", "Packets lost by slow subscribers.",
           static_cast<double>(sub_overflow_.load()));
@@ -386,7 +390,7 @@ class Daemon : public server::Backend {
     std::vector<record::ClassCounters> cls;
     record::RecorderCounters tot;
     size_t conns = 0;
-    uint64_t conns_created = 0;
+    uint64_t conns_created = 0, conns_evicted = 0;
     std::vector<capture::SourceStats> kernel;
     uint64_t share_kept = 0, share_other = 0;
   };

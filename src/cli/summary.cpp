@@ -90,6 +90,15 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     j["bytes"] = t.bytes;
     j["connections"] = rec.table().stats().created;
     j["untracked_packets"] = t.untracked;
+    // Table pressure: `evicted` connections were ended early to make room for new ones (each
+    // still has its flow record); `expired` ended by inactivity.
+    const auto& ts = rec.table().stats();
+    j["connection_table"] = {{"max", rec.table().max_connections()},
+                             {"peak", ts.peak},
+                             {"open", rec.table().size()},
+                             {"expired", ts.expired},
+                             {"evicted", ts.evicted},
+                             {"untracked", ts.untracked}};
     j["non_ip_packets"] = t.non_ip;
     // Wait mode (file input): how often the capture thread found a ring full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
@@ -149,6 +158,10 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
+  if (rec.table().stats().evicted)
+    os << fmt::format(
+        "connection table full ({} connections): {} idle connections ended early to make room\n",
+        rec.table().max_connections(), rec.table().stats().evicted);
   if (t.untracked)
     os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
   if (share)

@@ -46,14 +46,16 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_
     if (s.pos1 == 0) break;
     if (s.tag == tag) {
       ConnEntry& e = entries_[s.pos1 - 1];
-      if (e.key == kp.key) return &e;
+      if (e.key == kp.key) {
+        if (!e.referenced) e.referenced = 1;  // (a store only once per turn of the hand)
+        return &e;
+      }
     }
   }
   if (size_ >= max_) {
-    // Full: end idle connections over a larger slice, then look for a slot again
-    // (the probe position may have moved because of backward shifts).
-    expire_step(now, std::min<size_t>(index_.size(), 65536));
-    if (size_ >= max_) {
+    // Full: end one idle connection, then look for a slot again (the probe position may
+    // have moved because of backward shifts).
+    if (!evict_one(now)) {
       ++stats_.untracked;
       return nullptr;
     }
@@ -122,6 +124,36 @@ void ConnTable::expire_step(uint64_t now, size_t slots) {
   }
 }
 
+bool ConnTable::evict_one(uint64_t now) {
+  // The last entry is the newest (inserts append) and is what erase_entry() moves into the
+  // freed place; the hand skips it and steps past a freed place, so one-packet connections
+  // leave in the order they came.
+  const size_t n = size_ - 1;
+  size_t idlest = SIZE_MAX;
+  for (size_t k = 0; k < kEvictScan; ++k) {
+    if (hand_ >= n) hand_ = 0;
+    ConnEntry& e = entries_[hand_];
+    ++stats_.hand_steps;
+    if (!e.suspend_timeout) {
+      const bool timed_out = now > e.active_clock && now - e.active_clock > timeout_of(e);
+      if (timed_out || !e.referenced) {
+        if (on_end_) on_end_(e, timed_out ? EndReason::kTimeout : EndReason::kTableFull);
+        ++(timed_out ? stats_.expired : stats_.evicted);
+        erase_entry(hand_++);
+        return true;
+      }
+      e.referenced = 0;  // a second chance: it stays unless idle when the hand comes back
+      if (idlest == SIZE_MAX || e.active_clock < entries_[idlest].active_clock) idlest = hand_;
+    }
+    ++hand_;
+  }
+  if (idlest == SIZE_MAX) return false;  // every entry looked at is never to be ended
+  if (on_end_) on_end_(entries_[idlest], EndReason::kTableFull);
+  ++stats_.evicted;
+  erase_entry(idlest);
+  return true;
+}
+
 void ConnTable::end_all() {
   for (size_t i = 0; i < size_; ++i) {
     if (on_end_) on_end_(entries_[i], EndReason::kShutdown);
@@ -129,6 +161,7 @@ void ConnTable::end_all() {
   for (auto& s : index_) s = Slot{0, 0};
   size_ = 0;
   cursor_ = 0;
+  hand_ = 0;
 }
 
 }  // namespace tmach::conn

@@ -11,6 +11,19 @@
 // Expiry is incremental: expire_step() looks at a bounded slice of the entries, so the
 // packet path never stalls on a table-wide sweep. Entry pointers are valid until the next
 // call that inserts or expires.
+//
+// A full table makes room by eviction, CLOCK (second chance) style: a hand walks the
+// entries; one whose connection had a packet since the hand last passed it (`referenced`,
+// set by find_or_insert) loses that mark and stays, one idle since then (or timed out) is
+// ended, with EndReason::kTableFull (kTimeout if it had timed out anyway), and the new
+// connection takes its place. So a flood of one-packet connections replaces its own oldest
+// entries in arrival order, while a connection with a packet in each turn of the hand
+// (roughly max_connections new connections) keeps its entry. Each entry the hand looks at
+// either makes room or uses up a mark some packet set, so the work is O(1) amortised per
+// packet whatever the traffic, with no table-wide scan; and it looks at no more than
+// kEvictScan entries per new connection: if all of them were referenced it ends the idlest
+// of them (smallest active_clock). Only entries with suspend_timeout are never evicted: when
+// the hand meets nothing else, the new connection is refused (untracked).
 #pragma once
 
 #include <algorithm>
@@ -47,7 +60,7 @@ struct alignas(64) ConnEntry {
   uint8_t fin_seen : 2;   // bit 0: originator FIN, bit 1: responder FIN
   uint8_t rst_seen : 1;
   uint8_t suspend_cutoff : 1;   // per-connection control (daemon): record it whole
-  uint8_t suspend_timeout : 1;  // per-connection control: never expire by inactivity
+  uint8_t suspend_timeout : 1;  // per-connection control: never expire by inactivity (nor evict)
   uint16_t cls : 9;             // storage class, decided on the first packet (< kMaxClasses)
   uint64_t first_ts, last_ts;   // smallest and largest packet timestamp
   uint64_t born_clock;          // the clock when the entry was created (the flow id's seed)
@@ -55,7 +68,10 @@ struct alignas(64) ConnEntry {
   uint64_t cutoff_ts;           // time the cutoff was reached
   uint64_t pkts[2];             // by direction (0 = originator)
   uint64_t wire[2];             // wire bytes by direction
-  uint64_t stored;              // packets stored
+  uint64_t stored : 63;         // packets stored
+  // A packet since the eviction hand last passed (its CLOCK mark): a bit of the word every
+  // packet writes anyway (an entry has no byte to spare).
+  uint64_t referenced : 1;
 
   bool closed() const { return rst_seen || fin_seen == 3; }
   // Wire bytes, both directions: what the cutoff counts.
@@ -72,8 +88,10 @@ enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown };
 
 struct ConnTableStats {
   uint64_t created = 0;
-  uint64_t expired = 0;
-  uint64_t untracked = 0;  // new connections not tracked because the table was full
+  uint64_t expired = 0;     // ended by inactivity (the sweep, or the eviction hand finding it timed out)
+  uint64_t evicted = 0;     // ended to make room: the table was full (EndReason::kTableFull)
+  uint64_t untracked = 0;   // lookups of a new connection refused: full of never-evicted entries
+  uint64_t hand_steps = 0;  // entries the eviction hand looked at (its work; <= kEvictScan per insert)
   uint64_t peak = 0;
 };
 
@@ -84,10 +102,15 @@ class ConnTable {
   // `max_connections` bounds the memory: the slot array holds max/0.7 entries.
   ConnTable(size_t max_connections, Timeouts t, EndCallback on_end = {});
 
-  // Finds the entry of `kp`, or creates it (created = true) with first_ts = last_ts = `ts`
-  // (the packet's time) and born_clock = active_clock = `now` (the clock: the newest time
-  // seen, >= ts). Returns null when the table is full even after an aggressive expiry pass:
-  // the caller stores such packets untracked.
+  // The most entries the eviction hand looks at to make room for one new connection (a
+  // bound on the worst case; the amortised work is about one entry per new connection).
+  static constexpr size_t kEvictScan = 1024;
+
+  // Finds the entry of `kp` (marking it referenced), or creates it (created = true) with
+  // first_ts = last_ts = `ts` (the packet's time) and born_clock = active_clock = `now` (the
+  // clock: the newest time seen, >= ts), ending an idle entry first when the table is full
+  // (see the top). Returns null only when the table is full and the hand met nothing but
+  // entries with suspend_timeout: the caller stores such packets untracked.
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created);
   // The same for input in time order (the packet's time is the clock).
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created) {
@@ -156,13 +179,16 @@ class ConnTable {
   size_t slot_of(uint64_t hash, uint32_t pos) const;
   // Ends entry `pos`: removes its slot, moves the last entry into its place.
   void erase_entry(size_t pos);
+  // Makes room for one entry in a full table (see the top). False: nothing could be ended.
+  bool evict_one(uint64_t now);
 
   util::HugeArray<Slot> index_;
   util::HugeArray<ConnEntry> entries_;  // [0, size_) in use
   size_t mask_;
   size_t max_;
   size_t size_ = 0;
-  size_t cursor_ = 0;
+  size_t cursor_ = 0;  // the expiry sweep's position
+  size_t hand_ = 0;    // the eviction hand's position
   Timeouts to_;
   EndCallback on_end_;
   ConnTableStats stats_;

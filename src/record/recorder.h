@@ -38,7 +38,7 @@ struct ClassCounters {
 struct RecorderCounters {
   uint64_t packets = 0, bytes = 0;
   uint64_t status[5] = {0, 0, 0, 0, 0};  // by packet::DecodeStatus
-  uint64_t untracked = 0;                // stored without cutoff: connection table full
+  uint64_t untracked = 0;                // stored without cutoff: table full of never-evicted entries
   uint64_t ring_waits = 0;               // wait mode: times the capture thread waited for the writer
   uint64_t non_ip = 0;
 };

@@ -99,16 +99,28 @@ TEST(ConnTable, SuspendedTimeoutNeverExpires) {
   EXPECT_EQ(t.size(), 1u);
 }
 
-TEST(ConnTable, FullTableRefusesNewConnectionsButKeepsOld) {
-  conn::ConnTable t(16, conn::Timeouts{});
+TEST(ConnTable, FullTableEndsAnIdleConnectionForANewOneAndKeepsActiveOnes) {
+  std::vector<std::pair<uint16_t, conn::EndReason>> ended;
+  conn::ConnTable t(16, conn::Timeouts{}, [&](const conn::ConnEntry& e, conn::EndReason r) {
+    ended.emplace_back(std::max(e.key.port_a, e.key.port_b), r);
+  });
   bool c;
   for (uint32_t i = 0; i < 16; ++i)
     ASSERT_TRUE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1000 + i, 80)), 0, c));
-  EXPECT_EQ(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 5000, 80)), 1, c), nullptr);
-  EXPECT_EQ(t.stats().untracked, 1u);
-  EXPECT_NE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1003, 80)), 1, c), nullptr);
-  // Once old connections time out there is room again.
-  EXPECT_NE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 5000, 80)), 1000 * kSec, c), nullptr);
+  // 1000 had a second packet: the hand passes it by, 1001 is ended instead.
+  EXPECT_FALSE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1000, 80)), 1, c) == nullptr || c);
+  EXPECT_TRUE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 5000, 80)), 1, c) && c);
+  EXPECT_EQ(t.size(), 16u);
+  EXPECT_EQ(t.stats().evicted, 1u);
+  EXPECT_EQ(t.stats().untracked, 0u);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].first, 1001);
+  EXPECT_EQ(ended[0].second, conn::EndReason::kTableFull);
+  // A connection the hand finds timed out ends as such (kTimeout), not as evicted.
+  EXPECT_TRUE(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 5001, 80)), 1000 * kSec, c) && c);
+  ASSERT_EQ(ended.size(), 2u);
+  EXPECT_EQ(ended[1].second, conn::EndReason::kTimeout);
+  EXPECT_EQ(t.stats().expired, 1u);
 }
 
 TEST(ConnTable, ManyInsertsAndExpiriesKeepEveryEntryFindable) {
@@ -171,4 +183,135 @@ TEST(ConnTable, EntryFlagsAndClassDoNotOverlap) {
   EXPECT_EQ(e->suspend_cutoff, 0);
   EXPECT_EQ(e->suspend_timeout, 1);
   EXPECT_EQ(e->orig_is_a, 1);
+}
+
+namespace {
+
+// A table of `max` entries under a SYN flood: `established` connections (ports 1..n to
+// 10.0.0.1:443) each with a packet every `every` flood SYNs, `syns` one-packet connections
+// from distinct sources. The clock advances 1 µs a packet.
+struct Flood {
+  std::vector<std::pair<uint64_t, conn::EndReason>> ended;  // (born_clock, why)
+  std::set<uint32_t> ended_established;
+  conn::ConnTable t;
+  uint64_t now = 0;
+  explicit Flood(size_t max)
+      : t(max, conn::Timeouts{}, [this](const conn::ConnEntry& e, conn::EndReason r) {
+          ended.emplace_back(e.born_clock, r);
+          if (e.key.port_a == 443 || e.key.port_b == 443)
+            ended_established.insert(std::min(e.key.port_a, e.key.port_b));
+        }) {}
+  conn::ConnEntry* packet(uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp, bool& created) {
+    now += 1000;
+    return t.find_or_insert(*conn::make_key(tcp_packet(src, dst, sp, dp)), now, created);
+  }
+  conn::ConnEntry* syn(uint32_t i, bool& created) {
+    return packet(0xc6120000u + (i & 0xffff), 0x0a000001, static_cast<uint16_t>(1024 + (i >> 16)), 80,
+                  created);
+  }
+  conn::ConnEntry* established(uint16_t port, bool& created) {
+    return packet(0x0a000002, 0x0a000001, port, 443, created);
+  }
+};
+
+}  // namespace
+
+TEST(ConnTable, FloodEvictsTheIdlestWithBoundedWorkPerNewConnection) {
+  // A full table of idle connections, then a flood: every new connection is tracked (the
+  // table makes room instead of refusing it), the one ended for it is the idlest (here the
+  // oldest, since every connection has one packet), and the hand looks at a bounded number
+  // of entries for each, not at the table.
+  constexpr size_t kMax = 1000;
+  Flood f(kMax);
+  bool c;
+  for (uint32_t i = 0; i < kMax; ++i) ASSERT_TRUE(f.syn(i, c) && c);
+  ASSERT_EQ(f.t.size(), kMax);
+  for (uint32_t i = kMax; i < 20 * kMax; ++i) {
+    const uint64_t steps = f.t.stats().hand_steps;
+    auto* e = f.syn(i, c);
+    ASSERT_TRUE(e && c) << i;
+    ASSERT_EQ(f.t.stats().hand_steps - steps, 1u) << i;  // the first entry it meets is idle
+  }
+  EXPECT_EQ(f.t.size(), kMax);
+  EXPECT_EQ(f.t.stats().untracked, 0u);
+  EXPECT_EQ(f.t.stats().evicted, 19 * kMax);
+  EXPECT_EQ(f.t.stats().created, 20 * kMax);
+  ASSERT_EQ(f.ended.size(), 19 * kMax);
+  // Ended oldest first: the k-th connection ended was among the first k + 1 created (the
+  // dense table moves entries, so the order may be off by the one freshly created).
+  size_t out_of_order = 0;
+  for (size_t k = 0; k < f.ended.size(); ++k) {
+    EXPECT_EQ(f.ended[k].second, conn::EndReason::kTableFull);
+    const uint64_t born_index = f.ended[k].first / 1000 - 1;
+    if (born_index > k + 1) ++out_of_order;
+  }
+  EXPECT_EQ(out_of_order, 0u);
+  // What is left are the newest kMax connections.
+  for (uint32_t i = 19 * kMax; i < 20 * kMax; ++i) {
+    auto k = *conn::make_key(
+        tcp_packet(0xc6120000u + (i & 0xffff), 0x0a000001, static_cast<uint16_t>(1024 + (i >> 16)), 80));
+    EXPECT_TRUE(f.t.find(k.key, k.hash)) << i;
+  }
+}
+
+TEST(ConnTable, EstablishedConnectionsWithRecentActivitySurviveAFlood) {
+  // 200 established connections, each with a packet every 100 new flood connections (the
+  // table turns over every ~1000): a flood of 100 times the table's size ends none of them,
+  // and their counters go on in one entry.
+  constexpr size_t kMax = 1000;
+  constexpr uint16_t kEstablished = 200;
+  Flood f(kMax);
+  bool c;
+  for (uint16_t p = 1; p <= kEstablished; ++p) ASSERT_TRUE(f.established(p, c) && c);
+  uint16_t next = 1;
+  for (uint32_t i = 0; i < 100 * kMax; ++i) {
+    ASSERT_TRUE(f.syn(i, c) && c);
+    for (int k = 0; k < 2; ++k) {  // two established packets per SYN: each one every 100 SYNs
+      auto* e = f.established(next, c);
+      ASSERT_TRUE(e);
+      EXPECT_FALSE(c) << "established connection " << next << " was evicted";
+      e->pkts[0]++;
+      next = static_cast<uint16_t>(next % kEstablished + 1);
+    }
+  }
+  // The hand's work, amortised: one look per connection it ends plus one per mark a packet
+  // set (at most one per packet), not a scan of the table.
+  EXPECT_LE(f.t.stats().hand_steps, f.t.stats().evicted + 2 * 100 * kMax);
+  EXPECT_TRUE(f.ended_established.empty())
+      << f.ended_established.size() << " established ended, first " << *f.ended_established.begin();
+  EXPECT_GT(f.t.stats().evicted, 99 * kMax - kEstablished);
+  EXPECT_EQ(f.t.stats().untracked, 0u);
+  for (uint16_t p = 1; p <= kEstablished; ++p) {
+    auto k = *conn::make_key(tcp_packet(0x0a000002, 0x0a000001, p, 443));
+    auto* e = f.t.find(k.key, k.hash);
+    ASSERT_TRUE(e) << p;
+    EXPECT_GE(e->pkts[0], 1000u) << p;
+  }
+}
+
+TEST(ConnTable, AConnectionIdleForLongerThanATurnOfTheHandIsEvicted) {
+  // The other side of the bargain: one idle while the flood turns the table over twice is
+  // ended (kTableFull, its flow record written), and comes back as a new entry.
+  constexpr size_t kMax = 100;
+  Flood f(kMax);
+  bool c;
+  ASSERT_TRUE(f.established(7, c) && c);
+  ASSERT_TRUE(f.established(7, c) && !c);  // referenced: one second chance
+  for (uint32_t i = 0; i < 3 * kMax; ++i) ASSERT_TRUE(f.syn(i, c));
+  EXPECT_EQ(f.ended_established, std::set<uint32_t>{7});
+  ASSERT_TRUE(f.established(7, c));
+  EXPECT_TRUE(c);
+}
+
+TEST(ConnTable, FullOfSuspendedConnectionsLeavesNewOnesUntracked) {
+  // Connections whose timeout is suspended (per-connection control) are never evicted: a
+  // table full of them refuses new connections, still with bounded work.
+  conn::ConnTable t(16, conn::Timeouts{});
+  bool c;
+  for (uint32_t i = 0; i < 16; ++i)
+    t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 1000 + i, 80)), 0, c)->suspend_timeout = 1;
+  EXPECT_EQ(t.find_or_insert(*conn::make_key(tcp_packet(1, 2, 5000, 80)), 1, c), nullptr);
+  EXPECT_EQ(t.stats().untracked, 1u);
+  EXPECT_EQ(t.stats().evicted, 0u);
+  EXPECT_LE(t.stats().hand_steps, conn::ConnTable::kEvictScan);
 }
