@@ -5,7 +5,8 @@
 # Environment: passed through to the steps (see the header of each script), plus
 #   TM_BIN, GEN_BIN  tm and gen_traffic binaries (default: build/tm, build/gen_traffic)
 #   BENCH_DIR        captures, stores and results (default: bench/data; git-ignored, reused)
-#   BENCH_STEPS      steps to run, in order (default "ingest query restart micro")
+#   BENCH_STEPS      steps to run, in order (default "ingest query restart micro live";
+#                    live needs root and skips itself without it)
 #
 # A failing step does not stop the others; run.sh then exits 1 and names it.
 set -euo pipefail
@@ -15,7 +16,7 @@ repo=$(dirname "$here")
 export TM_BIN=${TM_BIN:-$repo/build/tm}
 export GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
 export BENCH_DIR=${BENCH_DIR:-$here/data}
-BENCH_STEPS=${BENCH_STEPS:-ingest query restart micro}
+BENCH_STEPS=${BENCH_STEPS:-ingest query restart micro live}
 
 die() { echo "run.sh: error: $*" >&2; exit 1; }
 

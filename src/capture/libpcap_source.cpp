@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "capture/afpacket_source.h"
 #include "capture/mmap_pcap_source.h"
 #include "capture/source.h"
 
@@ -145,7 +146,7 @@ std::unique_ptr<PacketSource> open_file_source(const std::string& path) {
   return std::make_unique<PcapHandleSource>(p, path == "-" ? "stdin" : path, false);
 }
 
-std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
+std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& o) {
   char err[PCAP_ERRBUF_SIZE] = {0};
   pcap_t* p = pcap_create(o.interface.c_str(), err);
   if (!p) throw SourceError(fmt::format("interface {}: {}", o.interface, err));
@@ -171,6 +172,14 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
       fail("cannot set capture filter");
     }
     pcap_freecode(&prog);
+  }
+  if (o.fanout_group != 0) {
+    try {
+      join_fanout(pcap_fileno(p), o.interface, o.fanout_group);  // libpcap's packet socket
+    } catch (...) {
+      pcap_close(p);
+      throw;
+    }
   }
   return std::make_unique<PcapHandleSource>(p, o.interface, true, o.idle_wait_ms);
 }

@@ -30,6 +30,7 @@ struct SourceStats {
   uint64_t kernel_received = 0;  // live: packets the kernel saw (pcap_stats ps_recv)
   uint64_t kernel_dropped = 0;   // live: dropped by the kernel buffer (ps_drop)
   uint64_t iface_dropped = 0;    // live: dropped by the interface/driver (ps_ifdrop)
+  uint64_t ring_freezes = 0;     // live, AF_PACKET: times the kernel found its ring full (tp_freeze_q_cnt)
 };
 
 class PacketSource {
@@ -58,14 +59,27 @@ class PacketSource {
 // stdin "-") through libpcap.
 std::unique_ptr<PacketSource> open_file_source(const std::string& path);
 
+// How a live interface is read: AF_PACKET TPACKET_V3 directly (Linux, Ethernet interfaces, no
+// capture filter), or libpcap. kAuto takes AF_PACKET where it can, libpcap otherwise; kAfPacket
+// fails where AF_PACKET cannot be used.
+enum class LiveMethod { kAuto, kAfPacket, kLibpcap };
+
 struct LiveOptions {
   std::string interface;
+  LiveMethod method = LiveMethod::kAuto;
   uint64_t buffer_bytes = 256ull << 20;  // kernel ring (TPACKET_V3) size
   int snaplen = 262144;
   bool promisc = true;
   std::string bpf;        // optional capture filter
   int idle_wait_ms = 20;  // an idle link returns an empty batch after this long
+  // Linux: joins PACKET_FANOUT group (1..65535; 0 = none) in hash mode, so that the sockets of
+  // one group on one interface (in one network namespace) share its packets, each connection's
+  // both directions on one socket.
+  int fanout_group = 0;
 };
+// Chooses the method (LiveOptions::method) and opens the interface.
 std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
+// The libpcap method itself (libpcap_source.cpp).
+std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& opts);
 
 }  // namespace tmach::capture

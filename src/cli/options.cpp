@@ -61,6 +61,9 @@ std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const conf
     lo.buffer_bytes = cfg.capture_buffer;
     lo.snaplen = cfg.snaplen;
     lo.bpf = cfg.capture_filter;
+    lo.method = cfg.capture_method == "afpacket"  ? capture::LiveMethod::kAfPacket
+                : cfg.capture_method == "libpcap" ? capture::LiveMethod::kLibpcap
+                                                  : capture::LiveMethod::kAuto;
     sources.push_back(capture::open_live_source(lo));
   }
   return sources;

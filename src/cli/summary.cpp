@@ -75,8 +75,9 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share, const store::ImportReport* input) {
   const auto& t = rec.counters();
-  uint64_t kdrop = 0, kifdrop = 0, krecv = 0;
+  uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0;
   for (auto& k : kernel) {
+    kfreeze += k.ring_freezes;
     kdrop += k.kernel_dropped;
     kifdrop += k.iface_dropped;
     krecv += k.kernel_received;
@@ -106,7 +107,8 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     // CPU seconds per thread: compared with `seconds`, they say which thread bounded the run.
     j["capture_cpu_seconds"] = capture_cpu;
     j["writer_cpu_seconds"] = writer.cpu_seconds();
-    j["kernel"] = {{"received", krecv}, {"dropped", kdrop}, {"interface_dropped", kifdrop}};
+    j["kernel"] = {
+        {"received", krecv}, {"dropped", kdrop}, {"interface_dropped", kifdrop}, {"ring_freezes", kfreeze}};
     for (int s = 0; s < 5; ++s)
       j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];
     for (size_t i = 0; i < cls.size(); ++i) {

@@ -148,7 +148,7 @@ Config from_table(const toml::table& root, const std::string& file) {
       ctx.fail(s->get("when_ring_full"), "store.when_ring_full", "expected \"auto\", \"drop\" or \"wait\"");
   }
   if (auto* s = sub_table(ctx, root, "capture")) {
-    check_known(ctx, *s, "capture", {"interfaces", "buffer_size", "snaplen", "filter"});
+    check_known(ctx, *s, "capture", {"interfaces", "buffer_size", "snaplen", "filter", "method"});
     if (const toml::node* n = s->get("interfaces")) {
       if (!n->is_array()) ctx.fail(n, "capture.interfaces", "expected an array of interface names");
       for (auto&& v : *n->as_array()) {
@@ -160,6 +160,9 @@ Config from_table(const toml::table& root, const std::string& file) {
     c.capture_buffer = get_size(ctx, *s, "buffer_size", "capture", c.capture_buffer);
     c.snaplen = static_cast<int>(get_int(ctx, *s, "snaplen", "capture", c.snaplen, 64, 262144));
     c.capture_filter = get_string(ctx, *s, "filter", "capture", "");
+    c.capture_method = get_string(ctx, *s, "method", "capture", "auto");
+    if (c.capture_method != "auto" && c.capture_method != "afpacket" && c.capture_method != "libpcap")
+      ctx.fail(s->get("method"), "capture.method", "expected \"auto\", \"afpacket\" or \"libpcap\"");
   }
   if (auto* s = sub_table(ctx, root, "connections")) {
     check_known(

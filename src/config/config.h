@@ -34,6 +34,7 @@ struct Config {
   uint64_t capture_buffer = 256ull << 20;
   int snaplen = 262144;
   std::string capture_filter;
+  std::string capture_method = "auto";  // "auto", "afpacket" or "libpcap" (capture::LiveMethod)
 
   uint64_t segment_size = 256ull << 20;
   uint64_t disk_budget = UINT64_MAX;      // global, over all classes

@@ -1,5 +1,6 @@
 """tm record on a live interface, end to end: a real capture replayed with tcpreplay over a veth pair
-inside a network namespace of its own, recorded through libpcap, stopped by SIGINT or SIGTERM.
+inside a network namespace of its own, recorded with the default capture method (AF_PACKET on a veth;
+test_afpacket.py also runs libpcap), stopped by SIGINT or SIGTERM.
 
 Needs root, `ip netns` and tcpreplay; skips (saying why) otherwise."""
 import json

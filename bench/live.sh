@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Live benchmark: a generated capture replayed with tcpreplay over a veth pair, inside a private
+# network namespace, at a list of rates and at top speed, into `tcpdump -w` and into
+# `tm record -i` (cutoff none and 15k, capture methods libpcap and afpacket), one after the
+# other. Prints per rate and per tool: packets sent, received by the capture socket (the kernel's
+# count), kept (tcpdump: written; tm: taken in, stored or cut by the cutoff), dropped by the
+# kernel (ring full), dropped by tm (its ring to the writer full), and lost before any socket
+# (sent but never received: the veth's per-CPU backlog, netdev_max_backlog).
+#
+# Needs root, ip, tcpreplay and tcpdump; without them it says so and exits 0 (a skipped step).
+#
+# Environment:
+#   TM_BIN, GEN_BIN, BENCH_DIR  as for the other steps (see run.sh)
+#   LIVE_SIZE    size of the generated capture (default 1g; gen_traffic, reused while unchanged)
+#   LIVE_RATES   rates: pps:N (tcpreplay --pps), mbps:N (--mbps), top (--topspeed)
+#                (default "pps:100000 pps:300000 pps:500000 top")
+#   LIVE_TOOLS   any of tcpdump tm:METHOD:CUTOFF (METHOD libpcap|afpacket, CUTOFF none|15k|...)
+#                (default "tcpdump tm:libpcap:none tm:afpacket:none tm:libpcap:15k tm:afpacket:15k")
+#   LIVE_BUFFER  kernel buffer of every capture (default 256m: tm's default capture.buffer_size;
+#                tcpdump -B gets the same)
+#   BENCH_SEED   generator seed (default 1)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+TM_BIN=${TM_BIN:-$repo/build/tm}
+GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
+BENCH_DIR=${BENCH_DIR:-$here/data}
+LIVE_SIZE=${LIVE_SIZE:-1g}
+LIVE_RATES=${LIVE_RATES:-pps:100000 pps:300000 pps:500000 top}
+LIVE_TOOLS=${LIVE_TOOLS:-tcpdump tm:libpcap:none tm:afpacket:none tm:libpcap:15k tm:afpacket:15k}
+LIVE_BUFFER=${LIVE_BUFFER:-256m}
+BENCH_SEED=${BENCH_SEED:-1}
+
+die() { echo "live.sh: error: $*" >&2; exit 1; }
+log() { echo "live.sh: $*" >&2; }
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+if [[ $(id -u) != 0 ]]; then log "skipped: needs root (network namespace, veth, packet sockets)"; exit 0; fi
+for t in ip tcpreplay tcpdump python3; do
+  command -v $t >/dev/null || { log "skipped: $t is not installed"; exit 0; }
+done
+[[ -x $TM_BIN ]] || die "TM_BIN=$TM_BIN is not an executable"
+[[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable"
+buffer_bytes=$(python3 -c "import sys; s=sys.argv[1].lower(); m={'k':1<<10,'m':1<<20,'g':1<<30}; print(int(s[:-1])*m[s[-1]] if s[-1] in m else int(s))" "$LIVE_BUFFER")
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+results=$BENCH_DIR/live-results.txt
+
+# (as in ingest.sh and restart.sh: a candidate for lib.sh)
+# gen_capture NAME SIZE [gen_traffic options...]: makes $BENCH_DIR/NAME.pcap and NAME.pcap.info
+# unless both exist with the same parameters and the file has the recorded size.
+gen_capture() {
+  local name=$1 size=$2
+  shift 2
+  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info
+  local params version
+  version=$("$GEN_BIN" --version 2>/dev/null || echo "gen_traffic ?")
+  params="--bytes $size --seed $BENCH_SEED${*:+ $*} ($version)"
+  if [[ -f $file && -f $info ]]; then
+    local old_params old_bytes
+    old_params=$(sed -n 's/^params: //p' "$info")
+    old_bytes=$(sed -n 's/^bytes: //p' "$info")
+    if [[ $old_params == "$params" && $old_bytes == "$(stat -c %s "$file")" ]]; then
+      log "reusing $file ($params)"
+      return
+    fi
+  fi
+  log "generating $file ($params)"
+  rm -f "$file" "$info"
+  "$GEN_BIN" --out "$file.tmp" --bytes "$size" --seed "$BENCH_SEED" "$@" >"$info.tmp" ||
+    die "gen_traffic failed for $file"
+  echo "params: $params" >>"$info.tmp"
+  mv "$info.tmp" "$info"
+  mv "$file.tmp" "$file"
+}
+
+gen_capture live "$LIVE_SIZE"
+capture=$BENCH_DIR/live.pcap
+packets=$(info_value "$capture.info" packets)
+
+ns=tmbench-live-$$
+work=$BENCH_DIR/live-work.$$
+cap_pid=""
+cleanup() {
+  if [[ -n $cap_pid ]] && kill -0 "$cap_pid" 2>/dev/null; then kill "$cap_pid" 2>/dev/null || true; wait "$cap_pid" 2>/dev/null || true; fi
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work"
+in_ns() { ip netns exec "$ns" "$@"; }
+ip netns add "$ns"
+in_ns sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 || true
+in_ns ip link add tmbsend type veth peer name tmbcap
+for i in lo tmbsend tmbcap; do in_ns ip link set "$i" up; done
+ifindex=$(in_ns ip -o link show tmbcap | cut -d: -f1)
+
+# wait_capturing PID: until PID has a packet socket bound to tmbcap, running, with its ring mapped
+wait_capturing() {
+  python3 - "$1" "$ifindex" <<'PY' || die "the capture (pid $1) did not start"
+import re, sys, time
+pid, ifindex = int(sys.argv[1]), sys.argv[2]
+for _ in range(1200):
+    try:
+        mapped = set(re.findall(r"socket:\[(\d+)\]", open("/proc/%d/maps" % pid).read()))
+        rows = [l.split() for l in open("/proc/%d/net/packet" % pid).read().splitlines()[1:]]
+        if any(len(r) >= 9 and r[8] in mapped and r[4] == ifindex and r[5] == "1" for r in rows):
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.05)
+sys.exit(1)
+PY
+}
+
+# run_one RATE TOOL: prints "sent received kept kdrop tmdrop mbps"
+run_one() {
+  local rate=$1 tool=$2 out=$work/out err=$work/err store=$work/store
+  rm -rf "$store" "$work/dump.pcap"
+  if [[ $tool == tcpdump ]]; then
+    ip netns exec "$ns" tcpdump -i tmbcap -s 0 -B $((buffer_bytes >> 10)) -w "$work/dump.pcap" >"$out" 2>"$err" &
+  else
+    local method cutoff
+    IFS=: read -r _ method cutoff <<<"$tool"
+    printf '[capture]\nmethod = "%s"\nbuffer_size = "%s"\n' "$method" "$LIVE_BUFFER" >"$work/tm.toml"
+    ip netns exec "$ns" "$TM_BIN" record --store "$store" --interface tmbcap --json --cutoff "$cutoff" \
+      --config "$work/tm.toml" >"$out" 2>"$err" &
+  fi
+  cap_pid=$!  # ip netns exec execs the capture: same pid
+  wait_capturing "$cap_pid"
+  local args=()
+  case $rate in
+    top) args=(--topspeed) ;;
+    pps:*) args=(--pps "${rate#pps:}") ;;
+    mbps:*) args=(--mbps "${rate#mbps:}") ;;
+    *) die "rate '$rate': expected pps:N, mbps:N or top" ;;
+  esac
+  local sent mbps replay
+  replay=$(in_ns tcpreplay -i tmbsend "${args[@]}" "$capture" 2>&1)
+  sent=$(sed -n 's/^[[:space:]]*Successful packets:[[:space:]]*//p' <<<"$replay")
+  mbps=$(sed -n 's/^[[:space:]]*Rated:.*, \([0-9.]*\) Mbps.*/\1/p' <<<"$replay" | head -1)
+  sleep 2  # the capture's last blocks and its writer
+  kill -INT "$cap_pid"
+  wait "$cap_pid" || die "$tool exited with an error: $(cat "$err")"
+  cap_pid=""
+  if [[ $tool == tcpdump ]]; then
+    local kept recv kdrop
+    kept=$(sed -n 's/^\([0-9]*\) packets captured.*/\1/p' "$err")
+    recv=$(sed -n 's/^\([0-9]*\) packets received by filter.*/\1/p' "$err")
+    kdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$err")
+    echo "$sent $recv $kept $kdrop 0 ${mbps:-?}"
+  else
+    python3 - "$out" "$sent" "${mbps:-?}" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["classes"]["default"]
+print(sys.argv[2], s["kernel"]["received"], s["packets"] - c["dropped_ring_full"], s["kernel"]["dropped"],
+      c["dropped_ring_full"], sys.argv[3])
+PY
+  fi
+  rm -rf "$store" "$work/dump.pcap"
+}
+
+{
+  echo "Live capture: $capture ($packets packets, $(stat -c %s "$capture") bytes), veth in a namespace,"
+  echo "kernel buffer $LIVE_BUFFER each, $(nproc) CPUs; loss = sent - kept"
+  printf '%-10s %-20s %8s %10s %10s %10s %10s %10s %10s %7s\n' rate tool Mbit/s sent received kept kern_drop tm_drop pre_sock loss%
+} | tee "$results"
+for rate in $LIVE_RATES; do
+  for tool in $LIVE_TOOLS; do
+    read -r sent recv kept kdrop tdrop mbps < <(run_one "$rate" "$tool")
+    pre=$((sent - recv))
+    loss=$(python3 -c "import sys; s,k=int(sys.argv[1]),int(sys.argv[2]); print('%.2f' % (100.0*(s-k)/s if s else 0))" "$sent" "$kept")
+    printf '%-10s %-20s %8s %10s %10s %10s %10s %10s %10s %7s\n' "$rate" "$tool" "$mbps" "$sent" "$recv" "$kept" "$kdrop" "$tdrop" "$pre" "$loss" |
+      tee -a "$results"
+  done
+done

@@ -1,0 +1,353 @@
+// Live capture on AF_PACKET with a TPACKET_V3 block ring (see afpacket_source.h).
+//
+// The kernel fills blocks of the ring with packets and hands a block to user space when it is
+// full or when its retire timer fires (so an idle link still hands packets on). next_batch()
+// walks the current block; the block goes back to the kernel at the following next_batch()
+// call, so a batch's bytes stay valid until then (the contract of PacketSource). A batch
+// spans one block at most.
+#include "capture/afpacket_source.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#ifdef __linux__
+#include <arpa/inet.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#endif
+
+namespace tmach::capture {
+
+#ifdef __linux__
+namespace {
+
+constexpr uint32_t kLinktypeEthernet = 1;
+constexpr uint32_t kVlanTagLen = 4;
+constexpr uint32_t kMacAddrsLen = 12;      // destination and source MAC: the tag goes after them
+constexpr uint32_t kBlockSize = 1u << 20;  // ring block, unless the buffer is small
+constexpr unsigned kRetireTimeoutMs = 4;   // an idle link's partly filled block is handed on after this
+
+std::string errno_text(int e) {
+  const char* name = strerrorname_np(e);
+  return fmt::format("{} ({})", strerror(e), name ? name : std::to_string(e));
+}
+
+[[noreturn]] void fail(const std::string& ifc, const std::string& what, int e) {
+  throw SourceError(fmt::format("interface {}: {}: {}", ifc, what, errno_text(e)));
+}
+
+// The interface's index and ARPHRD_* type. Returns false (errno set) when it cannot be looked up.
+bool lookup_interface(const std::string& ifc, int& index, int& hwtype) {
+  if (ifc.empty() || ifc.size() >= IFNAMSIZ) {
+    errno = ENODEV;
+    return false;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  memcpy(ifr.ifr_name, ifc.data(), ifc.size());
+  bool ok = ioctl(fd, SIOCGIFINDEX, &ifr) == 0;
+  if (ok) index = ifr.ifr_ifindex;
+  ok = ok && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0;
+  if (ok) hwtype = ifr.ifr_hwaddr.sa_family;
+  int e = errno;
+  close(fd);
+  errno = e;
+  return ok;
+}
+
+// Packets the interface's driver dropped, as libpcap counts them (ps_ifdrop): since the start.
+uint64_t interface_rx_dropped(const std::string& ifc) {
+  std::ifstream f("/sys/class/net/" + ifc + "/statistics/rx_dropped");
+  uint64_t v = 0;
+  f >> v;
+  return v;
+}
+
+class AfPacketSource : public PacketSource {
+ public:
+  explicit AfPacketSource(const LiveOptions& o)
+      : name_(o.interface), snaplen_(static_cast<uint32_t>(o.snaplen)), idle_wait_ms_(o.idle_wait_ms) {
+    try {
+      open(o);
+    } catch (...) {
+      cleanup();
+      throw;
+    }
+  }
+  ~AfPacketSource() override { cleanup(); }
+
+  size_t next_batch(RawPacket* out, size_t max) override {
+    if (release_pending_) release_current();
+    bool waited = false;
+    while (!in_block_) {
+      auto* bd = block(cur_);
+      if (__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
+        left_ = bd->hdr.bh1.num_pkts;
+        pkt_ = reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt;
+        in_block_ = true;
+        if (left_ == 0) release_current();  // nothing in it: next block
+        continue;
+      }
+      if (waited || stopped_.load(std::memory_order_relaxed)) return 0;
+      wait();
+      waited = true;
+    }
+    size_t n = 0;
+    while (n < max && left_ > 0) {
+      auto* h = reinterpret_cast<tpacket3_hdr*>(pkt_);
+      out[n++] = to_raw(h);
+      pkt_ += h->tp_next_offset;
+      --left_;
+    }
+    // The block goes back to the kernel at the next call: the batch points into it.
+    if (left_ == 0) release_pending_ = true;
+    return n;
+  }
+
+  std::string name() const override { return name_; }
+  bool is_live() const override { return true; }
+  void stop() override { stopped_ = true; }
+
+  SourceStats stats() const override {
+    // PACKET_STATISTICS resets the kernel's counters at each read: add them up here.
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    struct tpacket_stats_v3 st;
+    memset(&st, 0, sizeof(st));
+    socklen_t len = sizeof(st);
+    if (fd_ >= 0 && getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+      received_ += st.tp_packets;  // includes the dropped ones
+      dropped_ += st.tp_drops;
+      freezes_ += st.tp_freeze_q_cnt;
+    }
+    SourceStats s;
+    s.kernel_received = received_;
+    s.kernel_dropped = dropped_;
+    s.ring_freezes = freezes_;
+    uint64_t ifd = interface_rx_dropped(name_);
+    s.iface_dropped = ifd > ifdrop_base_ ? ifd - ifdrop_base_ : 0;
+    return s;
+  }
+
+ private:
+  void open(const LiveOptions& o) {
+    int ifindex = 0, hwtype = 0;
+    if (!lookup_interface(o.interface, ifindex, hwtype))
+      fail(name_, "cannot find it (ioctl SIOCGIFINDEX)", errno);
+    if (hwtype != ARPHRD_ETHER)
+      throw SourceError(
+          fmt::format("interface {}: not Ethernet (ARPHRD type {}): AF_PACKET capture reads "
+                      "Ethernet interfaces only (capture.method = \"libpcap\" reads others)",
+                      name_, hwtype));
+    // Protocol 0: nothing is queued before the ring is set up and the socket bound below.
+    fd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) fail(name_, "socket(AF_PACKET, SOCK_RAW) (needs CAP_NET_RAW)", errno);
+    int version = TPACKET_V3;
+    if (setsockopt(fd_, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) != 0)
+      fail(name_, "setsockopt(PACKET_VERSION, TPACKET_V3)", errno);
+    // Room in front of each frame for the VLAN tag that the kernel took out (see to_raw()).
+    unsigned reserve = kVlanTagLen;
+    if (setsockopt(fd_, SOL_PACKET, PACKET_RESERVE, &reserve, sizeof(reserve)) != 0)
+      fail(name_, "setsockopt(PACKET_RESERVE)", errno);
+    if (snaplen_ < 262144) {
+      // The kernel copies at most what a socket filter returns: keep the ring for snaplen bytes.
+      struct sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, snaplen_}};
+      struct sock_fprog prog {
+        1, code
+      };
+      if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0)
+        fail(name_, "setsockopt(SO_ATTACH_FILTER) of the snaplen filter", errno);
+    }
+    setup_ring(o.buffer_bytes);
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) != 0)
+      fail(name_, "bind(AF_PACKET)", errno);
+    if (o.promisc) {
+      struct packet_mreq mr;
+      memset(&mr, 0, sizeof(mr));
+      mr.mr_ifindex = ifindex;
+      mr.mr_type = PACKET_MR_PROMISC;
+      if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0)
+        fail(name_, "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)", errno);
+    }
+    if (o.fanout_group != 0) join_fanout(fd_, name_, o.fanout_group);
+    ifdrop_base_ = interface_rx_dropped(name_);
+  }
+
+  void setup_ring(uint64_t buffer_bytes) {
+    // A frame holds the headers, the reserve and snaplen bytes; a block holds one frame at
+    // least. Blocks of 1 MiB, smaller for a small buffer (8 blocks at least where possible).
+    uint32_t frame = TPACKET_ALIGN(TPACKET3_HDRLEN + 16 + kVlanTagLen + snaplen_);
+    uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+    uint32_t bs = kBlockSize;
+    while (bs < frame) bs *= 2;
+    while (bs / 2 >= frame && bs / 2 >= page && buffer_bytes / bs < 8) bs /= 2;
+    uint64_t nr = std::max<uint64_t>(2, buffer_bytes / bs);
+    nr = std::min<uint64_t>(nr, (1ull << 31) / bs);  // the kernel takes an int-sized ring
+    struct tpacket_req3 req;
+    memset(&req, 0, sizeof(req));
+    req.tp_block_size = bs;
+    req.tp_block_nr = static_cast<unsigned>(nr);
+    req.tp_frame_size = frame;
+    req.tp_frame_nr = static_cast<unsigned>((bs / frame) * nr);
+    req.tp_retire_blk_tov = kRetireTimeoutMs;
+    if (setsockopt(fd_, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0)
+      fail(name_, fmt::format("setsockopt(PACKET_RX_RING, {} blocks of {} bytes)", nr, bs), errno);
+    block_size_ = bs;
+    block_nr_ = static_cast<uint32_t>(nr);
+    ring_len_ = static_cast<size_t>(bs) * nr;
+    void* m = mmap(nullptr, ring_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (m == MAP_FAILED) fail(name_, fmt::format("mmap of the {} byte packet ring", ring_len_), errno);
+    ring_ = static_cast<uint8_t*>(m);
+  }
+
+  void cleanup() {
+    if (ring_) munmap(ring_, ring_len_);
+    ring_ = nullptr;
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+  tpacket_block_desc* block(uint32_t i) const {
+    return reinterpret_cast<tpacket_block_desc*>(ring_ + static_cast<size_t>(i) * block_size_);
+  }
+
+  void release_current() {
+    __atomic_store_n(&block(cur_)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    cur_ = (cur_ + 1) % block_nr_;
+    in_block_ = false;
+    release_pending_ = false;
+  }
+
+  // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
+  void wait() {
+    struct pollfd pfd {
+      fd_, POLLIN, 0
+    };
+    int rc = poll(&pfd, 1, idle_wait_ms_);
+    if (rc < 0 && errno != EINTR) fail(name_, "poll", errno);
+    if (rc > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
+      int err = 0;
+      socklen_t len = sizeof(err);
+      if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail(name_, "getsockopt(SO_ERROR)", errno);
+      if (err != 0) fail(name_, "capture socket error", err);
+      if (pfd.revents & POLLNVAL) fail(name_, "poll", EBADF);
+    }
+  }
+
+  RawPacket to_raw(tpacket3_hdr* h) const {
+    uint8_t* mac = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
+    uint32_t caplen = h->tp_snaplen, wirelen = h->tp_len;
+    // The kernel took the outer VLAN tag out of the frame into tp_vlan_tci: put it back where
+    // it was on the wire (as libpcap does), into the reserve in front of the frame.
+    if ((h->tp_status & TP_STATUS_VLAN_VALID) && caplen >= kMacAddrsLen) {
+      uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
+      memmove(mac - kVlanTagLen, mac, kMacAddrsLen);
+      mac -= kVlanTagLen;
+      uint16_t tag[2] = {htons(tpid), htons(h->hv1.tp_vlan_tci)};
+      memcpy(mac + kMacAddrsLen, tag, sizeof(tag));
+      caplen += kVlanTagLen;
+      wirelen += kVlanTagLen;
+    }
+    if (caplen > snaplen_) caplen = snaplen_;
+    return RawPacket{static_cast<uint64_t>(h->tp_sec) * 1000000000ull + h->tp_nsec, caplen,
+                     std::max(wirelen, caplen), kLinktypeEthernet, mac};
+  }
+
+  std::string name_;
+  uint32_t snaplen_;
+  int idle_wait_ms_;
+  int fd_ = -1;
+  uint8_t* ring_ = nullptr;
+  size_t ring_len_ = 0;
+  uint32_t block_size_ = 0, block_nr_ = 0;
+  uint32_t cur_ = 0;  // the block being read or waited for
+  bool in_block_ = false;
+  bool release_pending_ = false;
+  uint8_t* pkt_ = nullptr;  // next packet of the current block
+  uint32_t left_ = 0;       // packets of the current block not handed out yet
+  std::atomic<bool> stopped_{false};
+  uint64_t ifdrop_base_ = 0;
+  mutable std::mutex stats_mu_;
+  mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0;
+};
+
+}  // namespace
+
+void join_fanout(int fd, const std::string& ifc, int group) {
+  if (group < 1 || group > 0xffff)
+    throw SourceError(fmt::format("interface {}: fanout group {} is not in 1..65535", ifc, group));
+  // No PACKET_FANOUT_FLAG_DEFRAG: with it the kernel hands the socket the reassembled datagram
+  // instead of the fragments that were on the wire. Without it, the flow hash of a fragment
+  // covers its addresses and protocol only (no ports): the fragments of a datagram stay
+  // together, possibly on another socket than the unfragmented packets of their connection.
+  int arg = group | (PACKET_FANOUT_HASH << 16);
+  if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0)
+    fail(ifc,
+         fmt::format("setsockopt(PACKET_FANOUT, group {}, hash) (a group is per interface and mode; EINVAL: "
+                     "the group exists with another interface or mode)",
+                     group),
+         errno);
+}
+
+std::string afpacket_unusable(const LiveOptions& o) {
+  if (!o.bpf.empty()) return "a capture filter is set (capture filters go through libpcap)";
+  int ifindex = 0, hwtype = 0;
+  if (!lookup_interface(o.interface, ifindex, hwtype)) {
+    int e = errno;
+    if (o.method == LiveMethod::kAfPacket) fail(o.interface, "cannot find it (ioctl SIOCGIFINDEX)", e);
+    return fmt::format("cannot look the interface up: {}", errno_text(e));  // e.g. libpcap's "any"
+  }
+  if (hwtype != ARPHRD_ETHER) return fmt::format("not an Ethernet interface (ARPHRD type {})", hwtype);
+  return {};
+}
+
+std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& o) {
+  return std::make_unique<AfPacketSource>(o);
+}
+
+#else  // not Linux
+
+std::string afpacket_unusable(const LiveOptions&) { return "AF_PACKET exists on Linux only"; }
+
+std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& o) {
+  throw SourceError(fmt::format("interface {}: AF_PACKET capture exists on Linux only", o.interface));
+}
+
+void join_fanout(int, const std::string& ifc, int) {
+  throw SourceError(fmt::format("interface {}: PACKET_FANOUT exists on Linux only", ifc));
+}
+
+#endif
+
+std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
+  if (o.method == LiveMethod::kLibpcap) return open_libpcap_live_source(o);
+  std::string why = afpacket_unusable(o);
+  if (why.empty()) return open_afpacket_source(o);
+  if (o.method == LiveMethod::kAfPacket)
+    throw SourceError(
+        fmt::format("interface {}: capture.method = \"afpacket\" cannot be used: {}", o.interface, why));
+  return open_libpcap_live_source(o);
+}
+
+}  // namespace tmach::capture

@@ -1,0 +1,27 @@
+// Live capture on Linux AF_PACKET sockets with a TPACKET_V3 ring (blocks of packets mapped into
+// memory, handed back to the kernel block by block), as Stenographer and Arkime read.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "capture/source.h"
+
+namespace tmach::capture {
+
+// Empty when `opts` can be read through AF_PACKET directly; otherwise why not (the interface is
+// not Ethernet, a capture filter is set, not Linux, ...). Throws SourceError when the interface
+// cannot be looked up and `opts.method` asks for AF_PACKET.
+std::string afpacket_unusable(const LiveOptions& opts);
+
+// Opens `opts.interface` on a TPACKET_V3 ring. Throws SourceError naming the interface, the
+// system call and errno.
+std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& opts);
+
+// Joins packet socket `fd` (bound to `interface`) to PACKET_FANOUT group `group` in hash mode
+// (the kernel's flow hash, symmetric: both directions of a TCP/UDP connection on one socket;
+// IPv4 fragments by addresses only, see the .cpp). Also used on libpcap's socket. Throws
+// SourceError.
+void join_fanout(int fd, const std::string& interface, int group);
+
+}  // namespace tmach::capture

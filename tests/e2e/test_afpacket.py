@@ -1,0 +1,210 @@
+"""Live capture through AF_PACKET TPACKET_V3 (capture.method = "afpacket"), end to end: corpus captures,
+VLAN-tagged ones among them, replayed with tcpreplay over a veth pair in a network namespace of the test's
+own, recorded by `tm record -i` and by `tcpdump -w` side by side; and PACKET_FANOUT: two sockets of one
+group (build/afpacket_dump) share a replay, every packet once, each connection on one socket.
+
+Needs root, `ip netns` and tcpreplay; skips (saying why) otherwise."""
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from tmtest import (TM, StoreTest, TmProcess, capturing, conn_of, corpus, read_pcap, run, store_segments,
+                    veth_namespace)
+
+SEND, CAPTURE = "tmsend", "tmcap"
+WAIT = 60  # seconds: the most any step may take on a loaded machine
+PLAIN = [corpus("mixed", "bro.org.pcap"), corpus("mixed", "wikipedia.pcap")]
+# Outer 802.1Q and 802.1ad tags (the kernel takes the outer one out of the frame), stacked tags, one
+# frame of 1526 bytes.
+VLAN = [corpus("link", f) for f in ("icmp_dot1q.pcap", "q-in-q.pcap", "802.1ad_QinQ.pcap", "vlan-qinqinq.pcap")]
+DUMP = os.path.join(os.path.dirname(TM), "afpacket_dump")
+
+
+def frames(files):
+    return [rec[3] for f in files for rec in read_pcap(f)]
+
+
+def tagged(fs):
+    return sum(1 for f in fs if f[12:14] in (b"\x81\x00", b"\x88\xa8"))
+
+
+class AfPacket(TmProcess, StoreTest):
+    def setUp(self):
+        self.ns, self.ifindex = veth_namespace(self, "tmafp", SEND, CAPTURE)
+        super().setUp()
+        self.proc = None
+        for ifc in (SEND, CAPTURE):  # room for the 1526-byte frame of vlan-qinqinq.pcap
+            self.ns_run("ip", "link", "set", ifc, "mtu", "9000")
+
+    def ns_run(self, *args, check=True):
+        return run(["ip", "netns", "exec", self.ns] + list(args), check=check)
+
+    def spawn(self, name, args):
+        """Starts `args` in the namespace with stdout and stderr in files; killed at cleanup."""
+        out, err = open(self.path(name + ".out"), "w+b"), open(self.path(name + ".err"), "w+b")
+        self.addCleanup(err.close)
+        self.addCleanup(out.close)
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns] + args, stdout=out, stderr=err)
+        p.out, p.err = out, err
+
+        def kill():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.addCleanup(kill)
+        return p
+
+    def wait_capturing(self, p, what):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                p.err.seek(0)
+                self.fail("%s exited (%d) while starting:\n%s" % (what, p.returncode, p.err.read().decode()))
+            if capturing(p.pid, self.ifindex):
+                return
+            time.sleep(0.05)
+        self.fail("%s did not start capturing on %s within %d s" % (what, CAPTURE, WAIT))
+
+    def wait_size(self, paths, nbytes, what):
+        deadline = time.monotonic() + WAIT
+        have = 0
+        while time.monotonic() < deadline:
+            have = sum(os.path.getsize(p) for p in paths() if os.path.exists(p))
+            if have >= nbytes:
+                return
+            time.sleep(0.05)
+        self.fail("%s: %d of %d bytes written %d s after the replay" % (what, have, nbytes, WAIT))
+
+    def stop(self, p, what):
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.fail("%s still running %d s after SIGINT" % (what, WAIT))
+        p.err.seek(0)
+        self.assertEqual(rc, 0, "%s exit code:\n%s" % (what, p.err.read().decode(errors="replace")))
+        p.out.seek(0)
+        return p.out.read().decode()
+
+    def replay(self, files):
+        # A modest rate: at top speed the kernel's per-CPU backlog may drop packets between the veth ends.
+        p = self.ns_run("tcpreplay", "-i", SEND, "--mbps", "50", *files)
+        text = p.stdout.decode(errors="replace")
+        want = sum(len(read_pcap(f)) for f in files)
+        m = re.search(r"Successful packets:\s+(\d+)", text)
+        self.assertTrue(m and int(m.group(1)) == want, "tcpreplay did not send all %d packets:\n%s" % (want, text))
+
+    # --- tm record ----------------------------------------------------------------------------------------
+
+    def record_live(self, method, files):
+        """tm record -i with capture.method = `method` and tcpdump -w on the same interface, one replay of
+        `files`: both hold the replayed frames, byte for byte, in order."""
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write('[capture]\nmethod = "%s"\n' % method)
+        tm = self.spawn("tm", [TM, "record", "--store", self.store, "--interface", CAPTURE, "--json", "--config", cfg,
+                               "--cutoff", "none"])
+        self.wait_capturing(tm, "tm record")
+        dump = self.path("tcpdump.pcap")
+        td = self.spawn("tcpdump", ["tcpdump", "-i", CAPTURE, "-s", "0", "-U", "-w", dump, "--time-stamp-precision",
+                                    "nano"])
+        self.wait_capturing(td, "tcpdump")
+        want = frames(files)
+        self.replay(files)
+        size = 24 + sum(16 + len(f) for f in want)
+        self.wait_size(lambda: store_segments(self.store), size, "tm")
+        self.wait_size(lambda: [dump], size, "tcpdump")
+        s = json.loads(self.stop(tm, "tm record"))
+        self.stop(td, "tcpdump")
+        got = [rec[3] for seg in store_segments(self.store) for rec in read_pcap(seg)]
+        by_tcpdump = [rec[3] for rec in read_pcap(dump)]
+        self.assertEqual(len(by_tcpdump), len(want), "tcpdump -w on the interface")
+        self.assertEqual(by_tcpdump, want, "tcpdump -w on the interface vs the replayed files")
+        self.assertEqual(len(got), len(want), "packets stored by tm (%s)" % method)
+        for i, (g, w) in enumerate(zip(got, want)):
+            self.assertEqual(g, w, "frame %d stored by tm (%s) differs from the one replayed" % (i, method))
+        self.assertEqual(tagged(got), tagged(want))
+        self.assertEqual(s["packets"], len(want))
+        self.assertEqual(s["classes"]["default"]["stored_packets"], len(want))
+        self.assertEqual(s["kernel"]["dropped"], 0)
+        self.assertGreaterEqual(s["kernel"]["received"], len(want))
+        return s
+
+    def test_afpacket_stores_the_frames_as_replayed_vlan_tags_included(self):
+        files = PLAIN + VLAN
+        self.assertGreater(tagged(frames(VLAN)), 30)
+        s = self.record_live("afpacket", files)
+        self.assertEqual(s["kernel"]["ring_freezes"], 0)
+
+    def test_libpcap_method_stores_the_same(self):
+        self.record_live("libpcap", PLAIN + VLAN)
+
+    def test_afpacket_method_refuses_what_it_cannot_read(self):
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write('[capture]\nmethod = "afpacket"\nfilter = "tcp"\n')
+        p = self.ns_run(TM, "record", "--store", self.store, "--interface", CAPTURE, "--config", cfg, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('interface tmcap: capture.method = "afpacket" cannot be used: a capture filter is set',
+                      p.stderr.decode())
+        with open(cfg, "w") as f:
+            f.write('[capture]\nmethod = "pfring"\n')
+        p = self.ns_run(TM, "record", "--store", self.store, "--interface", CAPTURE, "--config", cfg, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("capture.method", p.stderr.decode())
+
+    # --- fanout -------------------------------------------------------------------------------------------
+
+    def fanout(self, method, files):
+        if not os.access(DUMP, os.X_OK):
+            self.skipTest("%s is not built" % DUMP)
+        prefix = self.path("fanout")
+        paths = [prefix + ".0.pcap", prefix + ".1.pcap"]
+        p = self.spawn("dump", [DUMP, CAPTURE, "4711", "2", prefix, method])
+        self.wait_capturing(p, "afpacket_dump")
+        deadline = time.monotonic() + WAIT  # "ready": every socket bound (capturing() sees one of them)
+        while True:
+            with open(p.out.name, "rb") as f:
+                if b"ready" in f.read():
+                    break
+            self.assertLess(time.monotonic(), deadline, "afpacket_dump not ready")
+            time.sleep(0.05)
+        want = frames(files)
+        self.replay(files)
+        self.wait_size(lambda: paths, 2 * 24 + sum(16 + len(f) for f in want), "afpacket_dump")
+        stats = [json.loads(line) for line in self.stop(p, "afpacket_dump").splitlines() if line.startswith("{")]
+        got = [[rec[3] for rec in read_pcap(path)] for path in paths]
+        self.assertEqual([s["packets"] for s in stats], [len(g) for g in got])
+        self.assertEqual(sum(s["kernel_dropped"] for s in stats), 0)
+        # Every frame exactly once over the two sockets.
+        self.assertEqual(collections.Counter(got[0] + got[1]), collections.Counter(want))
+        self.assertTrue(got[0] and got[1], "one socket got nothing: %d and %d frames" % tuple(map(len, got)))
+        # Each connection (both directions) on one socket.
+        where = collections.defaultdict(set)
+        for sock, fs in enumerate(got):
+            for f in fs:
+                c = conn_of(f)
+                if c and c[0][0] in (6, 17):
+                    where[c[0]].add(sock)
+        split = [k for k, s in where.items() if len(s) > 1]
+        self.assertGreater(len(where), 20)
+        self.assertEqual(split, [], "connections split over the two sockets")
+
+    def test_fanout_two_afpacket_sockets_share_a_replay_by_connection(self):
+        self.fanout("afpacket", PLAIN + VLAN)
+
+    def test_fanout_on_libpcap_sockets(self):
+        self.fanout("libpcap", PLAIN)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False).result
+    if result.testsRun and len(result.skipped) == result.testsRun:
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)

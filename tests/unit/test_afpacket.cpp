@@ -1,0 +1,428 @@
+// AF_PACKET TPACKET_V3 capture (src/capture/afpacket_source.cpp) on a veth pair in a network
+// namespace of the test's own: frames sent on one end with a raw packet socket are read on the
+// other. Needs root and `ip`; skipped otherwise. Each test runs in a forked child that leaves
+// the test process's namespace alone.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "capture/afpacket_source.h"
+#include "capture/source.h"
+
+namespace tmach::capture {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+constexpr const char* kSend = "tmua";
+constexpr const char* kCap = "tmub";
+constexpr int kSkip = 77;
+
+// Runs `body` in a forked child in a fresh network namespace holding the veth pair kSend-kCap,
+// both up, without IPv6 (no router solicitations): the capture end sees only what is sent.
+// Returns the child's exit status: 0 passed, kSkip could not set up, else failed.
+int in_netns(const std::function<void()>& body) {
+  if (geteuid() != 0) return kSkip;
+  if (system("command -v ip >/dev/null 2>&1") != 0) return kSkip;
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNET) != 0) _exit(kSkip);
+    if (system("sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "
+               ">/dev/null 2>&1; ip link add tmua type veth peer name tmub && ip link set tmua up && "
+               "ip link set tmub up") != 0)
+      _exit(kSkip);
+    try {
+      body();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "exception: " << e.what();
+    }
+    fflush(stdout);
+    _exit(::testing::Test::HasFailure() ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define RUN_IN_NETNS(...)                                                            \
+  do {                                                                               \
+    int rc_ = in_netns(__VA_ARGS__);                                                 \
+    if (rc_ == kSkip) GTEST_SKIP() << "needs root, `ip` and network namespaces";     \
+    EXPECT_EQ(rc_, 0) << "the test's child process failed (its messages are above)"; \
+  } while (0)
+
+class Sender {
+ public:
+  Sender() {
+    fd_ = socket(AF_PACKET, SOCK_RAW, 0);
+    EXPECT_GE(fd_, 0) << strerror(errno);
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = static_cast<int>(if_nametoindex(kSend));
+    EXPECT_EQ(bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)), 0) << strerror(errno);
+  }
+  ~Sender() { close(fd_); }
+  void send(const Bytes& f) { ASSERT_EQ(::send(fd_, f.data(), f.size(), 0), static_cast<ssize_t>(f.size())); }
+
+ private:
+  int fd_ = -1;
+};
+
+void put16(Bytes& b, uint16_t v) {
+  b.push_back(static_cast<uint8_t>(v >> 8));
+  b.push_back(static_cast<uint8_t>(v));
+}
+void put32(Bytes& b, uint32_t v) {
+  put16(b, static_cast<uint16_t>(v >> 16));
+  put16(b, static_cast<uint16_t>(v));
+}
+
+struct FrameSpec {
+  std::vector<std::pair<uint16_t, uint16_t>> tags;  // (TPID, TCI), outermost first
+  bool v6 = false;
+  uint8_t proto = 17;  // UDP or TCP (6)
+  uint32_t src = 0x0a000001, dst = 0x0a000002;
+  uint16_t sport = 1000, dport = 2000;
+  uint32_t seq = 0;  // in the payload: which frame this is
+  size_t payload = 40;
+};
+
+// An Ethernet frame with our marker source MAC 02:74:6d:00:00:01.
+Bytes frame(const FrameSpec& s) {
+  Bytes f = {0x02, 0x74, 0x6d, 0, 0, 2, 0x02, 0x74, 0x6d, 0, 0, 1};
+  for (auto [tpid, tci] : s.tags) {
+    put16(f, tpid);
+    put16(f, tci);
+  }
+  Bytes l4;
+  put16(l4, s.sport);
+  put16(l4, s.dport);
+  if (s.proto == 6) {
+    put32(l4, s.seq);
+    put32(l4, 0);
+    put16(l4, 0x5010);  // header length 20, ACK
+    put16(l4, 65535);
+    put32(l4, 0);
+  } else {
+    put16(l4, static_cast<uint16_t>(8 + s.payload + 4));
+    put16(l4, 0);
+  }
+  put32(l4, s.seq);
+  for (size_t i = 0; i < s.payload; ++i) l4.push_back(static_cast<uint8_t>(i));
+  if (!s.v6) {
+    put16(f, 0x0800);
+    put16(f, 0x4500);
+    put16(f, static_cast<uint16_t>(20 + l4.size()));
+    put32(f, 0x00004000);  // id 0, DF
+    f.push_back(64);
+    f.push_back(s.proto);
+    put16(f, 0);
+    put32(f, s.src);
+    put32(f, s.dst);
+  } else {
+    put16(f, 0x86dd);
+    put32(f, 0x60000000);
+    put16(f, static_cast<uint16_t>(l4.size()));
+    f.push_back(s.proto);
+    f.push_back(64);
+    for (uint32_t a : {s.src, s.dst}) {
+      put32(f, 0x20010db8);
+      put32(f, 0);
+      put32(f, 0);
+      put32(f, a);
+    }
+  }
+  f.insert(f.end(), l4.begin(), l4.end());
+  return f;
+}
+
+struct Got {
+  Bytes data;
+  uint32_t wirelen, linktype;
+  uint64_t ts_ns;
+};
+
+bool ours(const RawPacket& p) {
+  return p.caplen >= 12 && p.data[6] == 0x02 && p.data[7] == 0x74 && p.data[8] == 0x6d;
+}
+
+// Reads until `want` of our frames came or a long idle spell (a guard against hanging, no timing).
+std::vector<Got> read_frames(PacketSource& src, size_t want) {
+  std::vector<Got> got;
+  RawPacket batch[64];
+  for (int idle = 0; got.size() < want && idle < 250;) {
+    size_t n = src.next_batch(batch, 64);
+    idle = n == 0 ? idle + 1 : 0;
+    for (size_t i = 0; i < n; ++i)
+      if (ours(batch[i]))
+        got.push_back({Bytes(batch[i].data, batch[i].data + batch[i].caplen), batch[i].wirelen,
+                       batch[i].linktype, batch[i].ts_ns});
+  }
+  return got;
+}
+
+LiveOptions options(int snaplen = 262144, uint64_t buffer = 4 << 20) {
+  LiveOptions o;
+  o.interface = kCap;
+  o.method = LiveMethod::kAfPacket;
+  o.snaplen = snaplen;
+  o.buffer_bytes = buffer;
+  return o;
+}
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+TEST(AfPacket, FramesAsOnTheWireWithVlanTagsPutBack) {
+  RUN_IN_NETNS([] {
+    auto src = open_live_source(options());
+    ASSERT_TRUE(src->is_live());
+    std::vector<Bytes> sent;
+    FrameSpec plain;
+    sent.push_back(frame(plain));
+    FrameSpec vlan;
+    vlan.tags = {{0x8100, 0x602a}};  // priority 3, VLAN 42: the kernel takes it into tp_vlan_tci
+    sent.push_back(frame(vlan));
+    FrameSpec qinq;
+    qinq.tags = {{0x88a8, 0x0064}, {0x8100, 0x0007}};  // 802.1ad outer tag (tp_vlan_tpid), inner in the frame
+    sent.push_back(frame(qinq));
+    FrameSpec prio;
+    prio.tags = {{0x8100, 0xe000}};  // priority tag only: VLAN 0
+    sent.push_back(frame(prio));
+    FrameSpec big;
+    big.payload = 1400;
+    big.tags = {{0x8100, 5}};
+    sent.push_back(frame(big));
+    uint64_t before = now_ns();
+    Sender tx;
+    for (auto& f : sent) tx.send(f);
+    auto got = read_frames(*src, sent.size());
+    uint64_t after = now_ns();
+    ASSERT_EQ(got.size(), sent.size());
+    for (size_t i = 0; i < sent.size(); ++i) {
+      EXPECT_EQ(got[i].data, sent[i]) << "frame " << i;
+      EXPECT_EQ(got[i].wirelen, sent[i].size()) << "frame " << i;
+      EXPECT_EQ(got[i].linktype, 1u);
+      EXPECT_GE(got[i].ts_ns, before);
+      EXPECT_LE(got[i].ts_ns, after);
+    }
+    auto st = src->stats();
+    EXPECT_GE(st.kernel_received, sent.size());
+    EXPECT_EQ(st.kernel_dropped, 0u);
+  });
+}
+
+TEST(AfPacket, SnaplenCutsFramesAfterTheTagIsBack) {
+  RUN_IN_NETNS([] {
+    auto src = open_live_source(options(64));
+    FrameSpec s;
+    s.payload = 900;
+    Bytes plain = frame(s);
+    s.tags = {{0x8100, 9}};
+    Bytes tagged = frame(s);
+    Sender tx;
+    tx.send(plain);
+    tx.send(tagged);
+    auto got = read_frames(*src, 2);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0].data, Bytes(plain.begin(), plain.begin() + 64));
+    EXPECT_EQ(got[0].wirelen, plain.size());
+    EXPECT_EQ(got[1].data, Bytes(tagged.begin(), tagged.begin() + 64));
+    EXPECT_EQ(got[1].wirelen, tagged.size());
+  });
+}
+
+TEST(AfPacket, RingFullDropsAreCountedAndAddUp) {
+  RUN_IN_NETNS([] {
+    // A ring of a few small blocks, not read while the frames arrive: the kernel drops.
+    auto src = open_live_source(options(128, 64 << 10));
+    constexpr size_t kSent = 3000;
+    Sender tx;
+    FrameSpec s;
+    for (size_t i = 0; i < kSent; ++i) {
+      s.seq = static_cast<uint32_t>(i);
+      tx.send(frame(s));
+    }
+    auto first = src->stats();  // PACKET_STATISTICS resets the kernel's counters: they must add up here
+    auto got = read_frames(*src, kSent - first.kernel_dropped);
+    auto second = src->stats();
+    EXPECT_GT(first.kernel_dropped, 0u);
+    EXPECT_GT(first.ring_freezes, 0u);
+    EXPECT_EQ(second.kernel_dropped, first.kernel_dropped);
+    EXPECT_EQ(second.kernel_received, kSent);
+    EXPECT_EQ(got.size() + second.kernel_dropped, kSent);
+    // What came through came in order, each frame once (the sequence number follows the UDP header).
+    auto seq = [](const Bytes& d) { return ntohl(*reinterpret_cast<const uint32_t*>(&d[14 + 20 + 8])); };
+    for (size_t i = 1; i < got.size(); ++i) EXPECT_LT(seq(got[i - 1].data), seq(got[i].data));
+  });
+}
+
+// The frame's (flow, sequence) from its addresses, ports and payload tag.
+struct Key {
+  uint32_t lo, hi;
+  uint16_t plo, phi;
+  bool v6;
+  auto operator<=>(const Key&) const = default;
+};
+
+TEST(AfPacket, FanoutPutsBothDirectionsOfAConnectionOnOneSocket) {
+  RUN_IN_NETNS([] {
+    auto o = options();
+    o.fanout_group = 4242;
+    auto a = open_live_source(o);
+    auto b = open_live_source(o);
+    // 64 connections, IPv4 and IPv6, TCP and UDP, 3 frames each way.
+    std::vector<std::pair<Key, Bytes>> sent;
+    for (uint32_t c = 0; c < 64; ++c) {
+      for (int dir = 0; dir < 2; ++dir)
+        for (uint32_t k = 0; k < 3; ++k) {
+          FrameSpec s;
+          s.v6 = c % 2;
+          s.proto = c % 4 < 2 ? 6 : 17;
+          uint32_t h1 = 0x0a000000 + c * 7 + 1, h2 = 0xc0a80000 + c * 13 + 2;
+          uint16_t p1 = static_cast<uint16_t>(30000 + c), p2 = static_cast<uint16_t>(c % 3 ? 443 : 53);
+          s.src = dir ? h2 : h1;
+          s.dst = dir ? h1 : h2;
+          s.sport = dir ? p2 : p1;
+          s.dport = dir ? p1 : p2;
+          s.seq = static_cast<uint32_t>(sent.size());
+          sent.push_back({Key{h1, h2, p1, p2, s.v6}, frame(s)});
+        }
+    }
+    Sender tx;
+    for (auto& [k, f] : sent) tx.send(f);
+    auto text = [](const uint8_t* d, size_t n) { return std::string(reinterpret_cast<const char*>(d), n); };
+    std::map<std::string, size_t> index;  // frame bytes -> position in `sent`
+    for (size_t i = 0; i < sent.size(); ++i) index[text(sent[i].second.data(), sent[i].second.size())] = i;
+    std::vector<int> seen(sent.size(), 0);
+    std::map<Key, std::set<int>> sockets;
+    size_t total = 0;
+    RawPacket batch[64];
+    PacketSource* srcs[2] = {a.get(), b.get()};
+    for (int idle = 0; total < sent.size() && idle < 250;) {
+      size_t got_round = 0;
+      for (int which = 0; which < 2; ++which) {
+        size_t n = srcs[which]->next_batch(batch, 64);
+        for (size_t i = 0; i < n; ++i) {
+          if (!ours(batch[i])) continue;
+          auto it = index.find(text(batch[i].data, batch[i].caplen));
+          ASSERT_NE(it, index.end()) << "a frame that was not sent";
+          ++seen[it->second];
+          sockets[sent[it->second].first].insert(which);
+          ++total;
+          ++got_round;
+        }
+      }
+      idle = got_round == 0 ? idle + 1 : 0;
+    }
+    for (size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(seen[i], 1) << "frame " << i;
+    std::set<int> used;
+    for (auto& [k, s] : sockets) {
+      EXPECT_EQ(s.size(), 1u) << "a connection's frames on both sockets";
+      used.insert(s.begin(), s.end());
+    }
+    EXPECT_EQ(used.size(), 2u) << "64 connections, all on one socket";
+  });
+}
+
+// No PACKET_FANOUT_FLAG_DEFRAG: with it, the socket got one reassembled datagram instead of the
+// two fragments sent.
+TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
+  RUN_IN_NETNS([] {
+    auto o = options();
+    o.fanout_group = 77;
+    auto a = open_live_source(o);
+    auto b = open_live_source(o);
+    FrameSpec s;
+    s.payload = 1000;
+    Bytes whole = frame(s);  // cut into two fragments at 512 bytes of IP payload
+    Bytes f1(whole.begin(), whole.begin() + 14 + 20 + 512), f2(whole.begin(), whole.begin() + 14 + 20);
+    f2.insert(f2.end(), whole.begin() + 14 + 20 + 512, whole.end());
+    auto set_ip = [](Bytes& f, uint16_t frag) {
+      uint16_t len = static_cast<uint16_t>(f.size() - 14);
+      f[16] = static_cast<uint8_t>(len >> 8);
+      f[17] = static_cast<uint8_t>(len);
+      f[18] = 0;
+      f[19] = 0;
+      f[20] = static_cast<uint8_t>(frag >> 8);
+      f[21] = static_cast<uint8_t>(frag);
+    };
+    set_ip(f1, 0x2000);  // more fragments, offset 0
+    set_ip(f2, 512 / 8);
+    Sender tx;
+    tx.send(f1);
+    tx.send(f2);
+    std::vector<Bytes> got;
+    std::set<int> sockets;
+    RawPacket batch[8];
+    PacketSource* srcs[2] = {a.get(), b.get()};
+    for (int idle = 0; got.size() < 2 && idle < 50;) {
+      size_t n = 0;
+      for (int which = 0; which < 2; ++which) {
+        size_t k = srcs[which]->next_batch(batch, 8);
+        n += k;
+        for (size_t i = 0; i < k; ++i)
+          if (ours(batch[i])) {
+            got.emplace_back(batch[i].data, batch[i].data + batch[i].caplen);
+            sockets.insert(which);
+          }
+      }
+      idle = n ? 0 : idle + 1;
+    }
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0], f1);
+    EXPECT_EQ(got[1], f2);
+    EXPECT_EQ(sockets.size(), 1u) << "the fragments of one datagram on both sockets";
+  });
+}
+
+TEST(AfPacket, MethodChoice) {
+  // No root needed: the interface is only looked up. `lo` is not Ethernet.
+  LiveOptions o;
+  o.interface = "lo";
+  EXPECT_NE(afpacket_unusable(o).find("not an Ethernet"), std::string::npos);
+  o.method = LiveMethod::kAfPacket;
+  try {
+    open_live_source(o);
+    ADD_FAILURE() << "capture.method = afpacket opened a loopback interface";
+  } catch (const SourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("interface lo: capture.method = \"afpacket\" cannot be used"),
+              std::string::npos)
+        << e.what();
+  }
+  o.interface = "tm-no-such-if0";
+  try {
+    afpacket_unusable(o);
+    ADD_FAILURE() << "no error for a missing interface";
+  } catch (const SourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("interface tm-no-such-if0: cannot find it (ioctl SIOCGIFINDEX): "),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("ENODEV"), std::string::npos) << e.what();
+  }
+  o.method = LiveMethod::kAuto;
+  EXPECT_NE(afpacket_unusable(o), "");  // auto: libpcap then says what is wrong
+  o.interface = "lo";
+  o.bpf = "tcp";
+  EXPECT_NE(afpacket_unusable(o).find("capture filter"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tmach::capture
