@@ -22,7 +22,7 @@ void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, 
 }
 
 void add_config_options(CLI::App& app, RecordOptions& o) {
-  app.add_option("-c,--config", o.config_path, "TOML config file (see README: Configuration)");
+  app.add_option("-c,--config", o.config_path, "TOML config file (see docs/CONFIG.md)");
   app.add_option("-s,--store", o.store, "store directory (overrides store.path)");
   app.add_option("--cutoff", o.cutoff, "connection cutoff for every class: bytes with k/m/g, or 'none'");
   app.add_option("--segment-size", o.segment_size, "rotate segments at this size (default 256m)");

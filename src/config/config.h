@@ -40,7 +40,7 @@ struct Config {
   uint64_t disk_budget = UINT64_MAX;      // global, over all classes
   uint32_t directory_every = 4096;        // a directory entry every n packets ...
   uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
-  uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel (see README "Crash safety")
+  uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel (see docs/DESIGN.md "Crash safety")
   uint64_t fsync_bytes = 0;
 
   size_t max_connections = 1000000;

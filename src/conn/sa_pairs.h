@@ -7,7 +7,7 @@
 //   still unpaired and was seen within `ttl_ns`. The pair is named by the SPI of the SA seen
 //   first; an SA that finds no partner is named by its own SPI (and waits for one).
 //
-// Limits (documented in README "Tunnels and layers"): several SAs opened at once between the
+// Limits (documented in docs/USAGE.md "Tunnels and layers"): several SAs opened at once between the
 // same two hosts pair in arrival order, which may not be IKE's pairing; an SA idle longer
 // than the ttl, or pushed out of the fixed table by a colliding one, is paired afresh when it
 // resumes (it may then start a new connection); a one-way SA stays a connection of its own.

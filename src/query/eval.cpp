@@ -2,7 +2,7 @@
 // on the IP layers of the packet. Every IP-level predicate holds when ANY IP layer
 // satisfies it, so tunnelled packets match on outer and inner headers alike.
 //
-// Where tm deliberately differs from tcpdump (see README "Query semantics"):
+// Where tm deliberately differs from tcpdump (see docs/USAGE.md "Query language and its semantics"):
 //  - IPv6 extension headers: libpcap's `ip6 proto N` (and `tcp`, `udp`, `port`, ...)
 //    looks only at the fixed header's next-header field and at one fragment header, so
 //    TCP behind a hop-by-hop or routing header is not `tcp` to tcpdump. tm follows the
@@ -81,7 +81,7 @@ bool addr_matches(const Predicate& pr, const PacketInfo& p) {
 // port / portrange: TCP, UDP or SCTP only (never DCCP, as in libpcap). A fragment other
 // than the first has no ports from the decoder (libpcap tests the IPv4 fragment offset is
 // 0); it has them only when they were inherited from its first fragment (FragmentLayers,
-// which the query re-check and the index builder apply: README "Fragments").
+// which the query re-check and the index builder apply: docs/USAGE.md "Fragments").
 bool port_matches(const Predicate& pr, const PacketInfo& p) {
   auto in = [&](uint16_t port) { return port >= pr.port_lo && port <= pr.port_hi; };
   const Range r = range(pr, p);

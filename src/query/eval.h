@@ -7,7 +7,7 @@
 namespace tmach::query {
 
 // True when the packet satisfies the expression, with tcpdump's semantics for packets
-// tcpdump understands (see README "Query semantics"), extended to every IP layer: a
+// tcpdump understands (see docs/USAGE.md "Query language and its semantics"), extended to every IP layer: a
 // host/net/port/proto predicate holds when any IP layer of the packet satisfies it.
 bool matches(const Expr& e, const packet::PacketInfo& p);
 bool matches(const Predicate& pr, const packet::PacketInfo& p);
