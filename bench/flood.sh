@@ -49,27 +49,9 @@ mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 source "$here/lib.sh"
 
-# gen_capture NAME [gen_traffic options...]: $BENCH_DIR/NAME.pcap and NAME.pcap.info, reused
-# while the parameters match.
-gen_capture() {
-  local name=$1
-  shift
-  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info params
-  params="--bytes $BENCH_FLOOD_BYTES --seed $BENCH_SEED $* ($("$GEN_BIN" --version))"
-  if [[ -f $file && -f $info && $(sed -n 's/^params: //p' "$info") == "$params" ]]; then
-    log "reusing $file ($params)"
-    return
-  fi
-  log "generating $file ($params)"
-  "$GEN_BIN" --out "$file.tmp" --bytes "$BENCH_FLOOD_BYTES" --seed "$BENCH_SEED" "$@" >"$info.tmp" ||
-    die "gen_traffic failed for $file"
-  echo "params: $params" >>"$info.tmp"
-  mv "$info.tmp" "$info"
-  mv "$file.tmp" "$file"
-}
 
-gen_capture flood-normal --small
-gen_capture flood-syn --small --flood "$BENCH_FLOOD"
+gen_capture flood-normal "$BENCH_FLOOD_BYTES" --small
+gen_capture flood-syn "$BENCH_FLOOD_BYTES" --small --flood "$BENCH_FLOOD"
 flood_conns=$(info_value "$BENCH_DIR/flood-syn.pcap.info" flood-connections)
 
 conf=$BENCH_DIR/flood.conf

@@ -23,6 +23,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+source "$here/lib.sh"  # gen_capture, ...
 repo=$(dirname "$here")
 TM_BIN=${TM_BIN:-$repo/build/tm}
 GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
@@ -58,32 +60,6 @@ if [[ ${BENCH_FORCE_POLL:-0} == 1 ]]; then TIME_BIN=""; fi  # test the fallback
 # ---------------------------------------------------------------------------------------------
 # Captures.
 
-# gen_capture NAME SIZE [gen_traffic options...]: makes $BENCH_DIR/NAME.pcap and NAME.pcap.info
-# unless both exist with the same parameters and the file has the recorded size.
-gen_capture() {
-  local name=$1 size=$2
-  shift 2
-  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info
-  local params version
-  version=$("$GEN_BIN" --version 2>/dev/null || echo "gen_traffic ?")
-  params="--bytes $size --seed $BENCH_SEED${*:+ $*} ($version)"
-  if [[ -f $file && -f $info ]]; then
-    local old_params old_bytes
-    old_params=$(sed -n 's/^params: //p' "$info")
-    old_bytes=$(sed -n 's/^bytes: //p' "$info")
-    if [[ $old_params == "$params" && $old_bytes == "$(stat -c %s "$file")" ]]; then
-      log "reusing $file ($params)"
-      return
-    fi
-  fi
-  log "generating $file ($params)"
-  rm -f "$file" "$info"
-  "$GEN_BIN" --out "$file.tmp" --bytes "$size" --seed "$BENCH_SEED" "$@" >"$info.tmp" ||
-    die "gen_traffic failed for $file"
-  echo "params: $params" >>"$info.tmp"
-  mv "$info.tmp" "$info"
-  mv "$file.tmp" "$file"
-}
 
 info_value() { sed -n "s/^$2: //p" "$1.info" 2>/dev/null | head -1; }
 

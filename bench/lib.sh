@@ -37,3 +37,28 @@ PY
 
 # info_value FILE KEY: the value of a "KEY: value" line of a generator .info file
 info_value() { sed -n "s/^$2: //p" "$1" | head -1; }
+
+# gen_capture NAME SIZE [gen_traffic options...]: makes $BENCH_DIR/NAME.pcap and NAME.pcap.info
+# with $GEN_BIN (seed $GEN_SEED, else $BENCH_SEED, else 1) unless both exist with the same
+# parameters and the file has the recorded size. Uses the caller's log and die.
+gen_capture() {
+  local name=$1 size=$2
+  shift 2
+  local seed=${GEN_SEED:-${BENCH_SEED:-1}}
+  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info
+  local params version
+  version=$("$GEN_BIN" --version 2>/dev/null || echo "gen_traffic ?")
+  params="--bytes $size --seed $seed${*:+ $*} ($version)"
+  if [[ -f $file && -f $info && $(info_value "$info" params) == "$params" &&
+    $(info_value "$info" bytes) == "$(stat -c %s "$file")" ]]; then
+    log "reusing $file ($params)"
+    return
+  fi
+  log "generating $file ($params)"
+  rm -f "$file" "$info"
+  "$GEN_BIN" --out "$file.tmp" --bytes "$size" --seed "$seed" "$@" >"$info.tmp" ||
+    die "gen_traffic failed for $file"
+  echo "params: $params" >>"$info.tmp"
+  mv "$info.tmp" "$info"
+  mv "$file.tmp" "$file"
+}

@@ -48,34 +48,6 @@ mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 results=$BENCH_DIR/live-results.txt
 
-# (as in ingest.sh and restart.sh: a candidate for lib.sh)
-# gen_capture NAME SIZE [gen_traffic options...]: makes $BENCH_DIR/NAME.pcap and NAME.pcap.info
-# unless both exist with the same parameters and the file has the recorded size.
-gen_capture() {
-  local name=$1 size=$2
-  shift 2
-  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info
-  local params version
-  version=$("$GEN_BIN" --version 2>/dev/null || echo "gen_traffic ?")
-  params="--bytes $size --seed $BENCH_SEED${*:+ $*} ($version)"
-  if [[ -f $file && -f $info ]]; then
-    local old_params old_bytes
-    old_params=$(sed -n 's/^params: //p' "$info")
-    old_bytes=$(sed -n 's/^bytes: //p' "$info")
-    if [[ $old_params == "$params" && $old_bytes == "$(stat -c %s "$file")" ]]; then
-      log "reusing $file ($params)"
-      return
-    fi
-  fi
-  log "generating $file ($params)"
-  rm -f "$file" "$info"
-  "$GEN_BIN" --out "$file.tmp" --bytes "$size" --seed "$BENCH_SEED" "$@" >"$info.tmp" ||
-    die "gen_traffic failed for $file"
-  echo "params: $params" >>"$info.tmp"
-  mv "$info.tmp" "$info"
-  mv "$file.tmp" "$file"
-}
-
 gen_capture live "$LIVE_SIZE"
 capture=$BENCH_DIR/live.pcap
 packets=$(info_value "$capture.info" packets)

@@ -60,7 +60,8 @@ trap 'rm -rf "$tmp"' EXIT
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-source "$here/lib.sh"  # now_us, json, evict, info_value
+source "$here/lib.sh"  # now_us, json, evict, info_value, gen_capture
+GEN_SEED=$RESTART_SEED
 
 # warm DIR: read every file under DIR
 warm() { find "$1" -type f -exec cat {} + >/dev/null; }
@@ -88,25 +89,6 @@ measure() {
 gen_version=$("$GEN_BIN" --out /dev/null --bytes 1 --small 2>/dev/null | sed -n 's/^generator: //p')
 tm_version=$("$TM_BIN" --version 2>&1 | head -1)
 
-# gen_capture NAME SIZE [gen_traffic options...]: $BENCH_DIR/NAME.pcap (+ .info), cached
-gen_capture() {
-  local name=$1 size=$2
-  shift 2
-  local file=$BENCH_DIR/$name.pcap info=$BENCH_DIR/$name.pcap.info
-  local params="--bytes $size --seed $RESTART_SEED${*:+ $*} (${gen_version:-gen_traffic ?})"
-  if [[ -f $file && -f $info && $(info_value "$info" params) == "$params" &&
-    $(info_value "$info" bytes) == "$(stat -c %s "$file")" ]]; then
-    log "reusing $file ($params)"
-    return
-  fi
-  log "generating $file ($params)"
-  rm -f "$file" "$info"
-  "$GEN_BIN" --out "$file.tmp" --bytes "$size" --seed "$RESTART_SEED" "$@" >"$info.tmp" ||
-    die "gen_traffic failed for $file"
-  echo "params: $params" >>"$info.tmp"
-  mv "$info.tmp" "$info"
-  mv "$file.tmp" "$file"
-}
 
 # build_store NAME: $BENCH_DIR/store-NAME from $BENCH_DIR/NAME.pcap, cached (stamp + packet count)
 build_store() {
