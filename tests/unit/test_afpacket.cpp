@@ -269,7 +269,11 @@ TEST(AfPacket, RingFullDropsAreCountedAndAddUp) {
     EXPECT_EQ(second.kernel_received, kSent);
     EXPECT_EQ(got.size() + second.kernel_dropped, kSent);
     // What came through came in order, each frame once (the sequence number follows the UDP header).
-    auto seq = [](const Bytes& d) { return ntohl(*reinterpret_cast<const uint32_t*>(&d[14 + 20 + 8])); };
+    auto seq = [](const Bytes& d) {
+      uint32_t v;
+      std::memcpy(&v, &d[14 + 20 + 8], 4);  // (unaligned in the frame)
+      return ntohl(v);
+    };
     for (size_t i = 1; i < got.size(); ++i) EXPECT_LT(seq(got[i - 1].data), seq(got[i].data));
   });
 }
