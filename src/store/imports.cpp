@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "util/file_io.h"
+
 namespace fs = std::filesystem;
 
 namespace tmach::store {
@@ -46,20 +48,14 @@ uint64_t hash64(const void* data, size_t len, uint64_t seed) {
 
 namespace {
 
-// Reads exactly `len` bytes at `off`; throws naming the path.
+// Reads exactly `len` bytes at `off` (util::pread_full); throws naming the path.
 void pread_exact(int fd, const std::string& path, uint8_t* buf, size_t len, uint64_t off) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t n = ::pread(fd, buf + got, len - got, static_cast<off_t>(off + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      throw std::runtime_error(
-          fmt::format("cannot read {} at offset {}: {}", path, off + got, std::strerror(errno)));
-    if (n == 0)
-      throw std::runtime_error(
-          fmt::format("{}: ends at {} bytes while being read (is it being written?)", path, off + got));
-    got += static_cast<size_t>(n);
-  }
+  ssize_t n = util::pread_full(fd, buf, len, off);
+  if (n < 0)
+    throw std::runtime_error(fmt::format("cannot read {} at offset {}: {}", path, off, std::strerror(errno)));
+  if (static_cast<size_t>(n) < len)
+    throw std::runtime_error(
+        fmt::format("{}: ends at {} bytes while being read (is it being written?)", path, off + n));
 }
 
 std::string hex64(uint64_t v) { return fmt::format("{:016x}", v); }
@@ -188,13 +184,7 @@ void append_imports(const std::string& store_dir, const std::vector<ImportRecord
     if (::pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') text += '\n';
   }
   for (auto& r : records) text += to_json_line(r) + "\n";
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-    done += static_cast<size_t>(n);
-  }
+  util::write_all(fd, text.data(), text.size(), path);  // (IoError is a runtime_error)
   if (::fsync(fd) != 0)
     throw std::runtime_error(fmt::format("cannot sync {}: {}", path, std::strerror(errno)));
   if (st.st_size == 0) {  // new file: its directory entry must survive a crash too
