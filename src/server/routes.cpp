@@ -42,6 +42,22 @@ int flag(const std::string& v, const char* name) {
   throw BadRequest(fmt::format("{}: expected true or false", name));
 }
 
+// Admits a request of `a`'s kind and opens its answer (when refused: released, rethrown); the
+// answer's headers go into `res`. The caller releases `a` once the answer has ended.
+template <typename Open>
+std::unique_ptr<Stream> open_admitted(Admission& a, httplib::Response& res, Open&& open) {
+  a.admit();
+  std::unique_ptr<Stream> s;
+  try {
+    s = open();
+  } catch (...) {
+    a.release();
+    throw;
+  }
+  for (auto& [k, v] : s->headers) res.set_header(k, v);
+  return s;
+}
+
 }  // namespace
 
 HttpApi::HttpApi(Service& svc, RouteOptions o)
@@ -118,15 +134,8 @@ void HttpApi::query_routes() {
     };
     auto ctx = std::make_shared<Ctx>();
     ctx->filter = q.filter;
-    queries_admit_.admit();
-    try {
-      ctx->stream = svc_.open_query(q);
-    } catch (...) {
-      queries_admit_.release();
-      throw;
-    }
+    ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
     queries_++;
-    for (auto& [k, v] : ctx->stream->headers) res.set_header(k, v);
     res.set_chunked_content_provider(
         kPcapType,
         [this, ctx](size_t, httplib::DataSink& sink) {
@@ -164,17 +173,15 @@ void HttpApi::query_routes() {
     FlowRequest q{
         param(req, "filter"),          param(req, "from"), param(req, "to"), fp.format, fp.by, fp.top,
         flag_param(req, "require_all")};
-    queries_admit_.admit();
+    auto t0 = clk::now();
+    auto stream = open_admitted(queries_admit_, res, [&] { return svc_.open_flows(q); });
     struct Release {
       Admission& a;
       ~Release() { a.release(); }
     } release{queries_admit_};
-    auto t0 = clk::now();
-    auto stream = svc_.open_flows(q);
     std::string text;
     stream->run([&](const char* d, size_t n) { text.append(d, n); },
                 [](const std::string& w) { spdlog::warn("flows: {}", w); }, [] { return std::string(); });
-    for (auto& [k, v] : stream->headers) res.set_header(k, v);
     res.set_content(std::move(text), flow_content_type(fp.format));
     flow_queries_++;
     observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
@@ -243,15 +250,8 @@ void HttpApi::subscribe_routes() {
     };
     auto ctx = std::make_shared<Ctx>();
     ctx->filter = q.filter;
-    subs_admit_.admit();
-    try {
-      ctx->stream = svc_.open_subscription(q);
-    } catch (...) {
-      subs_admit_.release();
-      throw;
-    }
+    ctx->stream = open_admitted(subs_admit_, res, [&] { return svc_.open_subscription(q); });
     subs_total_++;
-    for (auto& [k, v] : ctx->stream->headers) res.set_header(k, v);
     res.set_chunked_content_provider(
         kPcapType,
         [this, ctx](size_t, httplib::DataSink& sink) {
