@@ -278,7 +278,7 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
     which.assign(sel.workers.begin(), sel.workers.end());
   auto t0 = clk::now();
   uint64_t id = next_id_++;
-  auto p = params({{"from", q.from}, {"to", q.to}}, q.classes);
+  auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}}, q.classes);
   p.emplace("filter", q.filter);
   std::string path = httplib::append_query_params("/api/v1/query", p);
   auto fs = start_fetches(cfg_, which, path, 4u << 20);
@@ -343,7 +343,8 @@ std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowReq
     which = all_workers();
   else
     which.assign(sel.workers.begin(), sel.workers.end());
-  auto p = params({{"from", q.from}, {"to", q.to}, {"by", q.by}, {"format", "json"}});
+  auto p = params(
+      {{"from", q.from}, {"to", q.to}, {"by", q.by}, {"format", "json"}, {"community_id", q.community_id}});
   p.emplace("filter", q.filter);
   if (q.top) p.emplace("top", std::to_string(q.top));
   std::string path = httplib::append_query_params("/api/v1/flows", p);

@@ -151,4 +151,11 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
   return o;
 }
 
+std::string community_filter(const std::string& store, const std::string& id) {
+  FlowQueryStats st;
+  auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st);
+  keep_community_id(rows, id);
+  return connections_filter(rows);
+}
+
 }  // namespace tmach::flow

@@ -47,6 +47,7 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
   if (!q.to.empty()) p.emplace("to", q.to);
   for (auto& c : q.classes) p.emplace("class", c);
   if (q.require_all) p.emplace("require_all", "1");
+  if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   auto t0 = std::chrono::steady_clock::now();
   auto r = api_get(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
@@ -66,6 +67,7 @@ std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const 
   if (!q.to.empty()) p.emplace("to", q.to);
   if (q.top) p.emplace("top", std::to_string(q.top));
   if (q.require_all) p.emplace("require_all", "1");
+  if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   auto r = api_get(c_, "/api/v1/flows", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
   if (!r.error.empty()) throw std::runtime_error(r.error);

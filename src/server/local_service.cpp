@@ -7,9 +7,11 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 #include <tuple>
 
 #include "flow/flow_query.h"
+#include "packet/community_id.h"
 #include "query/packet_filter.h"
 #include "server/flow_format.h"
 #include "server/metrics.h"
@@ -50,9 +52,10 @@ void check_stop(uint64_t& n, const StopCheck& stop) {
 
 class QueryStream : public Stream {
  public:
-  QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk)
-      : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk) {}
+  QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, std::string note = {})
+      : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk), note_(std::move(note)) {}
   std::string run(const ByteSink& sink, const Warn& warn, const StopCheck& stop) override {
+    if (!note_.empty()) warn(note_);
     // util/pcap.h: the link type is that of the first packet; packets of another link type
     // cannot share the stream and are counted instead.
     util::pcap::Writer out(sink, chunk_);
@@ -79,6 +82,7 @@ class QueryStream : public Stream {
   store::Catalog cat_;
   query::QuerySpec q_;
   size_t chunk_;
+  std::string note_;  // a warning known before the answer (a Community ID with no connection)
   clk::time_point t0_ = clk::now();
 };
 
@@ -183,8 +187,26 @@ Backend& LocalService::need_live() const {
   return *o_.live;
 }
 
+void LocalService::check_community_id(const std::string& id) const {
+  if (!id.empty() && !packet::is_community_id(id))
+    throw BadRequest(
+        fmt::format("community_id: '{}' is not a version-1 Community ID (1: and 28 base64 "
+                    "characters, as 1:wCb3OG7yAFWelaUydu0D+125CLM=)",
+                    id));
+}
+
 std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
-  query::QuerySpec q = spec(r.filter, r.from, "from", r.to, true);
+  // An empty answer, not an error, when no connection has the Community ID: in a cluster,
+  // every worker but one has none.
+  check_community_id(r.community_id);
+  std::string conns = r.community_id.empty() ? "" : flow::community_filter(o_.store, r.community_id);
+  std::string filter =
+      conns.empty() || r.filter.empty() ? conns + r.filter : fmt::format("({}) and ({})", conns, r.filter);
+  query::QuerySpec q = spec(filter, r.from, "from", r.to, true);
+  if (!r.community_id.empty() && conns.empty())
+    return std::make_unique<QueryStream>(
+        store::Catalog{}, std::move(q), o_.write_chunk,
+        fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id));
   q.classes = r.classes;
   if (o_.live && !o_.live->sync())
     spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
@@ -206,6 +228,8 @@ std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
   query::QuerySpec q = spec(r.filter, r.from, "from", r.to, o_.naming == LocalOptions::Naming::kParameters);
   flow::FlowQueryStats st;
   auto rows = flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st);
+  check_community_id(r.community_id);
+  if (!r.community_id.empty()) flow::keep_community_id(rows, r.community_id);
   top_flows(rows, r.top, r.by);
   std::string summary =
       fmt::format("{} files ({} by index, {} scanned, {} skipped by time), {} records read, {} flows",

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "query/executor.h"
@@ -49,6 +50,9 @@ class LocalService : public Service {
                         const std::string& to, bool check_order) const;
   [[noreturn]] void refuse(const std::string& option_text, const std::string& param_text) const;
   Backend& need_live() const;
+  // BadRequest unless `id` is empty or a Community ID.
+  void check_community_id(const std::string& id) const;
+
   LocalOptions o_;
 };
 

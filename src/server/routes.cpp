@@ -124,8 +124,9 @@ void HttpApi::query_routes() {
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
-    QueryRequest q{param(req, "filter"), param(req, "from"), param(req, "to"), classes_of(req),
-                   flag_param(req, "require_all")};
+    QueryRequest q{
+        param(req, "filter"),           param(req, "from"),        param(req, "to"), classes_of(req),
+        flag_param(req, "require_all"), param(req, "community_id")};
     struct Ctx {
       std::unique_ptr<Stream> stream;
       std::string filter;
@@ -171,8 +172,8 @@ void HttpApi::query_routes() {
   s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     FlowParams fp = flow_params(req);
     FlowRequest q{
-        param(req, "filter"),          param(req, "from"), param(req, "to"), fp.format, fp.by, fp.top,
-        flag_param(req, "require_all")};
+        param(req, "filter"),           param(req, "from"),        param(req, "to"), fp.format, fp.by, fp.top,
+        flag_param(req, "require_all"), param(req, "community_id")};
     auto t0 = clk::now();
     auto stream = open_admitted(queries_admit_, res, [&] { return svc_.open_flows(q); });
     struct Release {

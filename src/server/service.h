@@ -68,6 +68,9 @@ struct QueryRequest {
   std::string filter, from, to;  // as given; empty: all packets, no bound
   std::vector<std::string> classes;
   bool require_all = false;  // a tm frontend: fail unless every worker answers in full
+  // A Community ID ("1:..."): only the packets of the connections whose flow records have it
+  // (and match `filter`). Empty: no such restriction.
+  std::string community_id;
 };
 
 struct FlowRequest {
@@ -75,6 +78,7 @@ struct FlowRequest {
   std::string format = "text", by = "bytes";  // text, json, csv; bytes, packets, duration
   size_t top = 0;                             // 0: all
   bool require_all = false;
+  std::string community_id;  // only the flows with this Community ID; empty: all
 };
 
 // New packets as they are recorded; with `history`, first the stored ones since history_from.
