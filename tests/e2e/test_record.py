@@ -116,6 +116,11 @@ class EveryCorpusFile(StoreTest):
                 import json
                 s = json.loads(p.stdout)
                 read_by_tcpdump = len(read_pcap(copy)) if os.path.exists(copy) else 0
+                if td.returncode != 0 and src.endswith(".pcapng"):
+                    # tm reads pcapng itself, as tshark does, where libpcap gives up (interfaces of
+                    # different snapshot lengths): tshark is the oracle then.
+                    tshark = run(["tshark", "-r", src, "-T", "fields", "-e", "frame.number"], check=False)
+                    read_by_tcpdump = len(tshark.stdout.split())
                 self.assertEqual(s["packets"], read_by_tcpdump)
                 self.assertEqual(s["packets"], total(s, "stored_packets") + total(s, "cut_packets") +
                                  total(s, "dropped_ring_full"))
