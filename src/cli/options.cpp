@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-
 #include "server/local_service.h"
 #include "util/timespec.h"
 #include "util/units.h"
@@ -103,6 +102,11 @@ config::Config build_config(const RecordOptions& o) {
     uint64_t v = size_opt(o.ram_budget, "--ram-budget");
     if (v < (1u << 20) || v == util::kUnlimited)
       throw config::ConfigError("--ram-budget: between 1m and a finite size");
+    if (v > config::physical_memory() / c.classes.size())
+      throw config::ConfigError(
+          fmt::format("--ram-budget: {} for each of {} class(es) is more than this machine's "
+                      "memory ({} bytes)",
+                      o.ram_budget, c.classes.size(), config::physical_memory()));
     for (auto& cc : c.classes) cc.ram_budget = v;
   }
   return c;
