@@ -105,7 +105,11 @@ ApiServer::ApiServer(ApiOptions o, Backend* live)
 ApiServer::~ApiServer() = default;
 
 void ApiServer::bind() {
-  if (!svr_->bind_to_port(o_.host, o_.port))
+  if (o_.port == 0) {
+    o_.port = svr_->bind_to_any_port(o_.host);
+    if (o_.port > 0) return;
+  }
+  if (o_.port <= 0 || !svr_->bind_to_port(o_.host, o_.port))
     throw std::runtime_error(
         fmt::format("cannot listen on {}:{} (address in use, or not local)", o_.host, o_.port));
 }

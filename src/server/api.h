@@ -85,8 +85,9 @@ class ApiServer {
   // `live` may be null: the store is served read-only.
   ApiServer(ApiOptions o, Backend* live);
   ~ApiServer();
-  // Binds the listening socket; throws std::runtime_error when it cannot.
+  // Binds the listening socket (port 0: one the system picks); throws std::runtime_error when it cannot.
   void bind();
+  int port() const { return o_.port; }  // after bind(): the port bound
   // Serves until stop() (blocking).
   void serve();
   // Stops listening, ends running queries and subscriptions soon.

@@ -137,5 +137,49 @@ class Pipe(StoreTest):
             err.close()
 
 
+class CommandLine(StoreTest):
+    """Numbers and ports out of range are refused naming the option; port 0 says which port was bound."""
+
+    def test_numbers_out_of_range_name_the_option(self):
+        tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"))
+        cases = [
+            (["query", "--store", self.store, "--from", "99999999999999999999", "-w", "/dev/null"],
+             "--from: bad time '99999999999999999999': epoch seconds out of range"),
+            (["query", "--store", self.store, "--flow", "99999999999999999999999", "-w", "/dev/null"],
+             "--flow: 99999999999999999999999 is out of range"),
+            (["flows", "--store", self.store, "--top", "-5"], "--top: '-5' is not a whole number"),
+            (["serve", "--store", self.store, "--listen", "127.0.0.1:99999"],
+             "--listen: bad port '99999' in 127.0.0.1:99999: expected 0 to 65535"),
+            (["serve", "--store", self.store, "--max-queries", "99999999999"], "--max-queries: 99999999999 is out of range"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = tm(*args, check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(want, p.stderr.decode())
+
+    def test_port_0_prints_the_port_bound(self):
+        import urllib.request
+        tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"))
+        err = open(self.path("serve.err"), "w+b")
+        proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "127.0.0.1:0"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline, port = time.time() + 10, None
+            while time.time() < deadline and port is None:
+                time.sleep(0.05)
+                err.seek(0)
+                m = re.search(rb"read-only on 127\.0\.0\.1:(\d+)", err.read())
+                port = int(m.group(1)) if m else None
+            self.assertIsNotNone(port, "tm serve says where it listens")
+            self.assertNotEqual(port, 0)
+            with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=5) as r:
+                self.assertEqual(json.loads(r.read())["status"], "ok")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            err.close()
+
+
 if __name__ == "__main__":
     unittest.main()
