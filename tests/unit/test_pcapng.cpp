@@ -1,13 +1,17 @@
 // capture/pcapng.h and capture/stream_source.h: pcapng read by tm itself, damaged blocks
 // skipped and reported with their offsets, files of which nothing can be read refused.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "capture/pcapng.h"
 #include "capture/source.h"
+#include "capture/stream_source.h"
 #include "temp_dir.h"
 
 using namespace tmach;
@@ -214,4 +218,30 @@ TEST(ClassicPcap, AFileWhoseFirstRecordIsDamagedIsRefused) {
   std::string path = write(d, "cut.pcap", hdr + rec + std::string(10, 'x'));
   EXPECT_THROW(capture::open_file_source(path), capture::SourceError);
   EXPECT_NO_THROW(capture::open_file_source(write(d, "empty.pcap", hdr)));
+}
+
+// A pipe that stays open: what came is handed on after a short idle time, and stop() ends a
+// wait for more at once (what tm record --read - needs for SIGTERM on an idle pipe).
+TEST(StreamSource, IdlePipeHandsOnItsPacketsAndStopEndsTheWait) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Ng f;
+  f.shb();
+  f.idb(1, 65535);
+  for (int i = 0; i < 3; ++i) f.epb(0, 1700000000000000ull + i, frame(i));
+  ASSERT_EQ(write(fds[1], f.out.data(), f.out.size()), static_cast<ssize_t>(f.out.size()));
+  auto src = capture::open_stream_source(fds[0], "pipe");
+  std::vector<capture::RawPacket> batch(256);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(src->next_batch(batch.data(), batch.size()), 3u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    src->stop();
+  });
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(src->next_batch(batch.data(), batch.size()), 0u);  // blocked on the idle pipe until stop()
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(500));
+  stopper.join();
+  close(fds[1]);
 }
