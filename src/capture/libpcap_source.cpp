@@ -1,14 +1,21 @@
-// Sources read through libpcap: pcapng and stdin files, and live interfaces.
+// Sources read through libpcap: live interfaces, and capture files of formats tm does not read
+// itself (open_file_source() picks the reader).
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 
 #include "capture/afpacket_source.h"
 #include "capture/mmap_pcap_source.h"
+#include "capture/pcapng.h"
 #include "capture/source.h"
+#include "capture/stream_source.h"
 
 namespace tmach::capture {
 namespace {
@@ -137,13 +144,26 @@ class PcapHandleSource : public PacketSource {
 }  // namespace
 
 std::unique_ptr<PacketSource> open_file_source(const std::string& path) {
-  if (path != "-") {
-    if (auto s = open_mmap_pcap(path)) return s;
+  // Classic pcap files through mmap; pcapng files, stdin and pipes through tm's own reader
+  // (stream_source.h); libpcap for what is left (its other formats, and its error text).
+  if (path == "-") {
+    int fd = dup(0);
+    if (fd < 0) throw SourceError(fmt::format("cannot read stdin: {}", std::strerror(errno)));
+    return open_stream_source(fd, "stdin");
   }
+  if (auto s = open_mmap_pcap(path)) return s;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw SourceError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  struct stat st;
+  uint8_t magic[4];
+  if (fstat(fd, &st) == 0 &&
+      (!S_ISREG(st.st_mode) || (pread(fd, magic, 4, 0) == 4 && pcapng::is_pcapng(magic))))
+    return open_stream_source(fd, path);
+  close(fd);
   char err[PCAP_ERRBUF_SIZE] = {0};
   pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
-  if (!p) throw SourceError(fmt::format("cannot read {}: {}", path == "-" ? "stdin" : path, err));
-  return std::make_unique<PcapHandleSource>(p, path == "-" ? "stdin" : path, false);
+  if (!p) throw SourceError(fmt::format("cannot read {}: {}", path, err));
+  return std::make_unique<PcapHandleSource>(p, path, false);
 }
 
 std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& o) {

@@ -142,6 +142,25 @@ std::unique_ptr<PacketSource> open_mmap_pcap(const std::string& path) {
     close(fd);
     return nullptr;
   }
+  if (st.st_size > 24) {  // a file of which no packet can be read is refused here (as tcpdump does)
+    uint32_t rec[4] = {0, 0, 0, 0};
+    size_t got = static_cast<size_t>(std::min<off_t>(st.st_size - 24, 16));
+    std::string why;
+    if (got < 16 || pread(fd, rec, 16, 24) != 16) {
+      why = fmt::format("truncated record header at offset 24 ({} bytes left)", got);
+    } else {
+      uint32_t caplen = swap ? bswap(rec[2]) : rec[2];
+      if (caplen > kMaxRecord)
+        why = fmt::format("corrupt record at offset 24 (captured length {})", caplen);
+      else if (40 + static_cast<uint64_t>(caplen) > static_cast<uint64_t>(st.st_size))
+        why = fmt::format("truncated record at offset 24 (needs {} bytes, {} left)", 16 + caplen,
+                          st.st_size - 24);
+    }
+    if (!why.empty()) {
+      close(fd);
+      throw SourceError(fmt::format("{}: no packet could be read: {}", path, why));
+    }
+  }
   uint32_t linktype;
   std::memcpy(&linktype, hdr + 20, 4);
   if (swap) linktype = bswap(linktype);

@@ -55,8 +55,10 @@ class PacketSource {
   virtual std::optional<uint64_t> bytes_read() const { return std::nullopt; }
 };
 
-// Opens a capture file: classic pcap through mmap (fast path), anything else (pcapng,
-// stdin "-") through libpcap.
+// Opens a capture file: classic pcap through mmap (fast path), pcapng, stdin ("-") and pipes
+// through tm's own reader (stream_source.h: damaged parts skipped and reported), other formats
+// through libpcap. Throws SourceError for a file that cannot be read, or of which no packet
+// can be read.
 std::unique_ptr<PacketSource> open_file_source(const std::string& path);
 
 // How a live interface is read: AF_PACKET TPACKET_V3 directly (Linux, Ethernet interfaces, no

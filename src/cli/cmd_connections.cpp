@@ -22,7 +22,9 @@ Runner add_connections(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   add_server_options(app, o->c, true);
   app.add_option("filter", o->filter, "connections by addresses, ports, protocols (tcpdump syntax)");
-  app.add_option("--top", o->top, "the N largest by bytes (0 = all)")->capture_default_str();
+  app.add_option("--top", o->top, "the N largest by bytes (0 = all)")
+      ->capture_default_str()
+      ->check(whole_number(0, 1000000000));
   app.add_flag("--json", o->json, "JSON output");
   app.add_flag("--suspend-cutoff", o->suspend_cutoff, "record the matching connections whole from now on");
   app.add_flag("--resume-cutoff", o->resume_cutoff, "apply their class's cutoff again");

@@ -31,7 +31,7 @@ Runner add_flows(CLI::App& app) {
   app.add_option("--to", o->to, "flows active before this time");
   app.add_option("--format", o->format, "text (default), json (one object a line), csv")
       ->check(CLI::IsMember({"text", "json", "csv"}));
-  app.add_option("--top", o->top, "only the N largest flows");
+  app.add_option("--top", o->top, "only the N largest flows")->check(whole_number(0, 1000000000));
   app.add_option("--by", o->by, "what --top ranks by: bytes, packets, duration")
       ->check(CLI::IsMember({"bytes", "packets", "duration"}));
   app.add_option("--community-id", o->community_id, "only the flows with this Community ID (1:...)");

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cluster/cluster_config.h"
 #include "cluster/frontend.h"
 
@@ -34,9 +35,12 @@ Runner add_frontend(CLI::App& app) {
   app.add_flag("--no-tunnels", o->no_tunnels,
                "the link carries no tunnels: plain host/port filters select workers too");
   app.add_option("--timeout", o->timeout,
-                 "per worker: seconds to wait for its answer, or for more of it (30)");
-  app.add_option("--query-timeout", o->query_timeout, "seconds a whole query may run (300)");
-  app.add_option("--max-queries", o->max_queries, "concurrent packet and flow queries; beyond: 503 (8)");
+                 "per worker: seconds to wait for its answer, or for more of it (30)")
+      ->check(seconds_upto(1e7));
+  app.add_option("--query-timeout", o->query_timeout, "seconds a whole query may run (300)")
+      ->check(seconds_upto(1e7));
+  app.add_option("--max-queries", o->max_queries, "concurrent packet and flow queries; beyond: 503 (8)")
+      ->check(whole_number(1, 1024));
   return [o]() -> int {
     cluster::ClusterConfig c =
         o->config.empty() ? cluster::ClusterConfig{} : cluster::load_cluster_config(o->config);

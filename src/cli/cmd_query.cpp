@@ -95,7 +95,8 @@ Runner add_query(CLI::App& app) {
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker it asks answers in full");
-  app.add_option("--flow", o->flow_id, "the packets of one flow (its id from tm flows), while still on disk");
+  app.add_option("--flow", o->flow_id, "the packets of one flow (its id from tm flows), while still on disk")
+      ->check(whole_number(1, UINT64_MAX));
   app.add_option(
       "--community-id", o->community_id,
       "the packets of the connection(s) with this Community ID (1:..., as Zeek and Suricata log it)");

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <thread>
@@ -119,7 +120,11 @@ Runner add_record(CLI::App& app) {
     ending = true;
     pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait
     sig_thread.join();
-    for (auto& w : warnings) std::cerr << "tm record: warning: " << w << "\n";
+    for (auto& w : warnings)  // (a source's warning may be several lines: one per damaged part)
+      for (size_t at = 0, nl; at < w.size(); at = nl + 1) {
+        nl = std::min(w.find('\n', at), w.size());
+        std::cerr << "tm record: warning: " << w.substr(at, nl - at) << "\n";
+      }
     if (session.writer().failed()) {
       std::cerr << "tm record: writer: " << session.writer().error() << "\n";
       rc = 1;

@@ -482,9 +482,12 @@ Runner add_serve(CLI::App& app) {
                  "live interface; repeatable (none: serve the store read-only)");
   app.add_option("--listen", o->listen, "API address HOST:PORT (default 127.0.0.1:8910, or server.listen)");
   app.add_option("--token-file", o->token_file, "file holding the API bearer token (required off loopback)");
-  app.add_option("--max-queries", o->max_queries, "concurrent queries; beyond: 503 (default 4)");
-  app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503 (default 8)");
-  app.add_option("--query-timeout", o->query_seconds, "seconds a query may run (default 300)");
+  app.add_option("--max-queries", o->max_queries, "concurrent queries; beyond: 503 (default 4)")
+      ->check(whole_number(1, 1024));
+  app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503 (default 8)")
+      ->check(whole_number(0, 1024));
+  app.add_option("--query-timeout", o->query_seconds, "seconds a query may run (default 300)")
+      ->check(seconds_upto(1e7));
   app.add_option("--user", o->user, "drop privileges to this user once the interfaces are open");
   return [o]() -> int {
     config::Config cfg = build_config(o->rec);
@@ -538,7 +541,8 @@ Runner add_serve(CLI::App& app) {
       store::Catalog::scan(cfg.store);  // must exist and be a store
       server::ApiServer api(ao, nullptr);
       api.bind();
-      std::cerr << fmt::format("tm serve: serving {} read-only on {}\n", cfg.store, o->listen);
+      std::cerr << fmt::format("tm serve: serving {} read-only on {}\n", cfg.store,
+                               server::format_host_port(addr.host, api.port()));
       std::atomic<bool> stop{false};
       std::thread sig_thread([&] {
         wait_stop();
@@ -577,7 +581,7 @@ Runner add_serve(CLI::App& app) {
     session.start();
     ApiThread api_thread(api);
     std::cerr << fmt::format("tm serve: recording {} into {}, API on {}\n", fmt::join(cfg.interfaces, ","),
-                             cfg.store, o->listen);
+                             cfg.store, server::format_host_port(addr.host, api.port()));
     int rc = 0;
     try {
       session.run([&](const std::function<void()>& record_batch) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+#include <cmath>
 
 #include "server/local_service.h"
 #include "util/timespec.h"
@@ -21,6 +23,34 @@ void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, 
   }
 }
 
+CLI::Validator whole_number(uint64_t lo, uint64_t hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        uint64_t v = 0;
+        auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || r.ptr != s.data() + s.size() ||
+            (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
+          return fmt::format("'{}' is not a whole number from {} to {}", s, lo, hi);
+        if (r.ec == std::errc::result_out_of_range || v < lo || v > hi)
+          return fmt::format("{} is out of range: from {} to {}", s, lo, hi);
+        return "";
+      },
+      fmt::format("INT in [{} - {}]", lo, hi));
+}
+
+CLI::Validator seconds_upto(double hi) {
+  return CLI::Validator(
+      [hi](std::string& s) -> std::string {
+        char* end = nullptr;
+        double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v) || v < 0)
+          return fmt::format("'{}' is not a number of seconds (0 or more)", s);
+        if (v > hi) return fmt::format("{} is out of range: at most {} seconds", s, hi);
+        return "";
+      },
+      fmt::format("SECONDS in [0 - {}]", hi));
+}
+
 void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("-c,--config", o.config_path, "TOML config file (see docs/CONFIG.md)");
   app.add_option("-s,--store", o.store, "store directory (overrides store.path)");
@@ -29,8 +59,10 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("--disk-budget", o.disk_budget, "disk budget of the whole store (e.g. 10g)");
   app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
   app.add_option("--when-ring-full", o.when_full, "auto (wait for files, drop live), drop, or wait");
-  app.add_option("--worker-id", o.worker_id, "one worker of a split: keep only this worker's share (0..N-1)");
-  app.add_option("--workers", o.workers, "the number of workers the traffic is split between");
+  app.add_option("--worker-id", o.worker_id, "one worker of a split: keep only this worker's share (0..N-1)")
+      ->check(whole_number(0, 65535));
+  app.add_option("--workers", o.workers, "the number of workers the traffic is split between")
+      ->check(whole_number(1, 65536));
   app.add_option("--balance", o.balance, "how the split hashes packets: pair (default) or 5tuple")
       ->check(CLI::IsMember({"pair", "5tuple"}));
 }
@@ -103,6 +135,11 @@ config::Config build_config(const RecordOptions& o) {
     uint64_t v = size_opt(o.ram_budget, "--ram-budget");
     if (v < (1u << 20) || v == util::kUnlimited)
       throw config::ConfigError("--ram-budget: between 1m and a finite size");
+    if (v > config::physical_memory() / c.classes.size())
+      throw config::ConfigError(
+          fmt::format("--ram-budget: {} for each of {} class(es) is more than this machine's "
+                      "memory ({} bytes)",
+                      o.ram_budget, c.classes.size(), config::physical_memory()));
     for (auto& cc : c.classes) cc.ram_budget = v;
   }
   return c;

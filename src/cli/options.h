@@ -34,6 +34,11 @@ struct RecordOptions {
 };
 
 void add_config_options(CLI::App& app, RecordOptions& o);
+// Checks of numeric options, run on the text before CLI11 converts it (CLI11 took "-5" for an
+// unsigned option and let values out of range wrap or saturate): the error names the option
+// and says what it takes, e.g. "--top: '-5' is not a whole number from 0 to 1000000000".
+CLI::Validator whole_number(uint64_t lo, uint64_t hi);
+CLI::Validator seconds_upto(double hi);
 // --server URL and --token-file for commands that talk to tm serve / tm frontend: required
 // (the command only exists over the API) or an alternative to --store (`what` says to what).
 void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, const char* what = "");

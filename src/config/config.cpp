@@ -1,11 +1,15 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
+#include "packet/bpf.h"
 #include "util/units.h"
 
 namespace tmach::config {
@@ -39,6 +43,7 @@ uint64_t get_amount(const Ctx& ctx, const toml::table& t, const char* key, const
   if (n->type() == toml::node_type::integer) {
     int64_t i = *n->value<int64_t>();
     if (i < 0) ctx.fail(n, full, "must not be negative");
+    if (static_cast<uint64_t>(i) > UINT64_MAX / unit) ctx.fail(n, full, fmt::format("{} is too large", i));
     return static_cast<uint64_t>(i) * unit;
   }
   if (n->type() == toml::node_type::string) {
@@ -96,6 +101,60 @@ const toml::table* sub_table(const Ctx& ctx, const toml::table& root, const char
   return n->as_table();
 }
 
+constexpr uint64_t kMaxSegment = 3ull << 30;  // record offsets are 32-bit
+
+int line_of(const toml::table& t, const char* key) {
+  const toml::node* n = t.get(key);
+  return static_cast<int>((n ? n->source() : t.source()).begin.line);
+}
+
+// Classes that compete for the same packets. A class is tried before another of lower
+// precedence, and before a later one of the same precedence (file order). So a second
+// catch-all, or a filter written twice, never gets a packet: an error naming both. Two
+// different filters of equal precedence may both match a packet, which then goes to the one
+// written first: a warning naming both (give them different precedences to say which wins).
+void check_overlaps(const Ctx& ctx, Config& c, const std::vector<const toml::table*>& tables) {
+  auto norm = [](const std::string& f) {  // white space runs as one space
+    std::string out;
+    bool space = false;
+    for (char ch : f) {
+      if (std::isspace(static_cast<unsigned char>(ch))) {
+        space = !out.empty();
+        continue;
+      }
+      if (space) out += ' ';
+      space = false;
+      out += ch;
+    }
+    return out;
+  };
+  auto named = [&](size_t k) {
+    return fmt::format("class '{}' (line {})", c.classes[k].name, line_of(*tables[k], "name"));
+  };
+  for (size_t j = 1; j < c.classes.size(); ++j)
+    for (size_t i = 0; i < j; ++i) {
+      const ClassConfig &a = c.classes[i], &b = c.classes[j];
+      if (norm(a.filter) == norm(b.filter)) {
+        size_t first = a.precedence >= b.precedence ? i : j, never = first == i ? j : i;
+        const toml::table& t = *tables[never];
+        ctx.fail(t.get("filter") ? t.get("filter") : t.get("name"),
+                 fmt::format("class '{}'", c.classes[never].name),
+                 fmt::format(
+                     "{}: {} takes all its packets first",
+                     a.filter.empty() ? "a second catch-all (no filter)" : "the same filter as another class",
+                     named(first)));
+      }
+      if (a.precedence == b.precedence && !a.filter.empty() && !b.filter.empty()) {
+        std::string w = fmt::format(
+            "{}:{}: {} and {} have the same precedence ({}) and their filters may both match a packet, "
+            "which then goes to '{}' (file order): give them different precedences to choose",
+            ctx.file, line_of(*tables[j], "name"), named(i), named(j), a.precedence, a.name);
+        c.warnings.push_back(w);
+        spdlog::warn("{}", w);
+      }
+    }
+}
+
 Config from_table(const toml::table& root, const std::string& file) {
   Ctx ctx{file};
   Config c;
@@ -130,7 +189,8 @@ Config from_table(const toml::table& root, const std::string& file) {
                  "fsync_interval", "fsync_bytes", "when_ring_full"});
     c.store = get_string(ctx, *s, "path", "store", c.store);
     c.segment_size = get_size(ctx, *s, "segment_size", "store", c.segment_size);
-    if (c.segment_size < 4096) ctx.fail(s->get("segment_size"), "store.segment_size", "must be at least 4k");
+    if (c.segment_size < 4096 || c.segment_size > kMaxSegment)
+      ctx.fail(s->get("segment_size"), "store.segment_size", "must be between 4k and 3g");
     c.disk_budget = get_size(ctx, *s, "disk_budget", "store", c.disk_budget);
     c.directory_every =
         static_cast<uint32_t>(get_int(ctx, *s, "directory_every", "store", c.directory_every, 1, 1 << 30));
@@ -158,8 +218,14 @@ Config from_table(const toml::table& root, const std::string& file) {
       }
     }
     c.capture_buffer = get_size(ctx, *s, "buffer_size", "capture", c.capture_buffer);
+    if (c.capture_buffer > physical_memory())
+      ctx.fail(s->get("buffer_size"), "capture.buffer_size",
+               fmt::format("{} bytes is more than this machine's memory ({} bytes)", c.capture_buffer,
+                           physical_memory()));
     c.snaplen = static_cast<int>(get_int(ctx, *s, "snaplen", "capture", c.snaplen, 64, 262144));
     c.capture_filter = get_string(ctx, *s, "filter", "capture", "");
+    if (std::string err = packet::bpf_compile_error(c.capture_filter); !err.empty())
+      ctx.fail(s->get("filter"), "capture.filter", err);
     c.capture_method = get_string(ctx, *s, "method", "capture", "auto");
     if (c.capture_method != "auto" && c.capture_method != "afpacket" && c.capture_method != "libpcap")
       ctx.fail(s->get("method"), "capture.method", "expected \"auto\", \"afpacket\" or \"libpcap\"");
@@ -178,6 +244,8 @@ Config from_table(const toml::table& root, const std::string& file) {
   }
   if (const toml::node* n = root.get("class")) {
     if (!n->is_array_of_tables()) ctx.fail(n, "class", "expected [[class]] tables");
+    std::vector<const toml::table*> tables;
+    uint64_t ram = 0;
     for (auto&& v : *n->as_array()) {
       const toml::table& t = *v.as_table();
       ClassConfig cc;
@@ -190,20 +258,39 @@ Config from_table(const toml::table& root, const std::string& file) {
       for (char ch : cc.name)
         if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
           ctx.fail(t.get("name"), where + ".name", "use letters, digits, '-' and '_' only");
+      for (size_t j = 0; j < tables.size(); ++j)
+        if (c.classes[j].name == cc.name)
+          ctx.fail(t.get("name"), where + ".name",
+                   fmt::format("defined twice (first at line {})", line_of(*tables[j], "name")));
       cc.filter = get_string(ctx, t, "filter", where, "");
+      if (std::string err = packet::bpf_compile_error(cc.filter); !cc.filter.empty() && !err.empty())
+        ctx.fail(t.get("filter"), where + ".filter", fmt::format("'{}': {}", cc.filter, err));
       cc.cutoff = get_size(ctx, t, "cutoff", where, cc.cutoff);
       cc.ram_budget = get_size(ctx, t, "ram_budget", where, cc.ram_budget);
       if (cc.ram_budget < (1u << 20) || cc.ram_budget == util::kUnlimited)
         ctx.fail(t.get("ram_budget"), where + ".ram_budget", "must be between 1m and a finite size");
+      ram += cc.ram_budget;
+      if (ram > physical_memory())
+        ctx.fail(
+            t.get("ram_budget") ? t.get("ram_budget") : &v, where + ".ram_budget",
+            fmt::format("the classes' RAM rings would take {} bytes, more than this machine's memory ({})",
+                        ram, physical_memory()));
       cc.disk_budget = get_size(ctx, t, "disk_budget", where, cc.disk_budget);
       cc.precedence = static_cast<int>(get_int(ctx, t, "precedence", where, 0, -1000000, 1000000));
       c.classes.push_back(cc);
+      tables.push_back(&t);
     }
+    check_overlaps(ctx, c, tables);
   }
   return c;
 }
 
 }  // namespace
+
+uint64_t physical_memory() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
+}
 
 Config load_config_string(const std::string& text, const std::string& name) {
   toml::table root;

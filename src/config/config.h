@@ -63,8 +63,12 @@ struct Config {
   uint64_t flow_file_size = 16ull << 20;
   uint64_t flow_interim_ns = 300ull * 1000000000;  // interim record of a long connection every ...
 
-  std::vector<ClassConfig> classes;  // after load: sorted by precedence, a catch-all last
+  std::vector<ClassConfig> classes;   // after load: sorted by precedence, a catch-all last
+  std::vector<std::string> warnings;  // doubtful but valid settings (also logged when loaded)
 };
+
+// This machine's memory in bytes: what RAM rings and capture buffers may not exceed.
+uint64_t physical_memory();
 
 // Reads a TOML file over the defaults. Throws ConfigError.
 Config load_config_file(const std::string& path);

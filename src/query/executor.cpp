@@ -247,10 +247,15 @@ class Engine {
       sm.file = std::make_unique<MappedFile>(seg.pcap_path());
     const uint8_t* base = sm.file ? sm.file->base() : nullptr;
     uint64_t size = sm.file ? sm.file->size() : sm.reader->size();
-    std::vector<uint64_t> offs;
+    // Each candidate's record: where the index puts it (offs), and where the next one begins (ends).
+    std::vector<uint64_t> offs, ends;
     offs.reserve(cand.cardinality());
+    ends.reserve(cand.cardinality());
     try {
-      for (uint32_t ord : cand) offs.push_back(view->offset(ord));
+      for (uint32_t ord : cand) {
+        offs.push_back(view->offset(ord));
+        ends.push_back(ord + 1 < view->meta().packets ? view->offset(ord + 1) : pcap_bytes);
+      }
     } catch (const std::exception& e) {
       st_.warnings.push_back(fmt::format("{} (segment scanned instead)", e.what()));
       return fail(sm);
@@ -262,11 +267,15 @@ class Engine {
         return fail(sm);
       }
       const uint8_t* rec = base ? base + off : sm.reader->record(off, read_window(offs, i));
-      uint32_t h[4];
+      uint32_t h[4] = {0, 0, 0, 0};
       if (rec) std::memcpy(h, rec, 16);
-      if (!rec || h[2] > (16u << 20) || off + 16 + h[2] > size) {
-        st_.warnings.push_back(fmt::format("{}: index points at a damaged record", seg.pcap_path()));
-        return fail(sm);
+      // The index knows where the next record starts: a record header that disagrees is damaged.
+      // It is reported and skipped; the other candidates are found by their own offsets.
+      if (!rec || ends[i] < off + 16 || h[2] != ends[i] - off - 16) {
+        st_.warnings.push_back(fmt::format(
+            "{}: damaged record at offset {} (captured length {}, the index leaves room for {}): skipped",
+            seg.pcap_path(), off, h[2], ends[i] < off + 16 ? 0 : ends[i] - off - 16));
+        continue;
       }
       uint64_t ts = static_cast<uint64_t>(h[0]) * 1000000000ull + h[1];
       check(sm, off, ts, rec + 16, h[2], h[3]);

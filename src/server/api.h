@@ -30,8 +30,10 @@ class ApiServer {
   // `live` may be null: the store is served read-only.
   ApiServer(ApiOptions o, Backend* live)
       : o_(std::move(o)), svc_(local_options(o_, live)), http_(svc_, route_options(o_)) {}
-  // Binds the listening socket; throws std::runtime_error when it cannot.
-  void bind() { http_.bind(o_.host, o_.port, fmt::format("{}:{}", o_.host, o_.port)); }
+  // Binds the listening socket (port 0: one the system picks); throws std::runtime_error
+  // when it cannot.
+  void bind() { o_.port = http_.bind(o_.host, o_.port, fmt::format("{}:{}", o_.host, o_.port)); }
+  int port() const { return o_.port; }  // after bind(): the port bound
   // Serves until stop() (blocking).
   void serve() { http_.serve(); }
   // Stops listening, ends running queries and subscriptions soon.

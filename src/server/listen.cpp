@@ -1,7 +1,9 @@
 #include "server/listen.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <stdexcept>
@@ -16,15 +18,19 @@ HostPort parse_host_port(const std::string& text, const std::string& what) {
   if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']')
     a.host = a.host.substr(1, a.host.size() - 2);
   std::string port = text.substr(colon + 1);
-  size_t used = 0;
-  try {
-    a.port = std::stoi(port, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != port.size() || a.port < 0 || a.port > 65535)
-    throw std::runtime_error(what + ": bad port in " + text);
+  // Digits only (std::stoi took "+80", " 80" and, cast to 16 bits elsewhere, 99999 as 34463).
+  bool digits = !port.empty() && port.size() <= 5 &&
+                std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoi(port) > 65535)
+    throw std::runtime_error(
+        fmt::format("{}: bad port '{}' in {}: expected 0 to 65535 (0: any free port)", what, port, text));
+  a.port = std::stoi(port);
   return a;
+}
+
+std::string format_host_port(const std::string& host, int port) {
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
+                                             : fmt::format("{}:{}", host, port);
 }
 
 bool is_loopback(const std::string& host) {

@@ -13,8 +13,12 @@ struct HostPort {
 };
 
 // "HOST:PORT" or "[IPV6]:PORT". Throws std::runtime_error "<what>: expected HOST:PORT" or
-// "<what>: bad port in <text>".
+// "<what>: bad port '<port>' in <text>: ...".
+// The port is 0 to 65535, digits only (0: the system picks a free port; say which with
+// format_host_port once bound).
 HostPort parse_host_port(const std::string& text, const std::string& what);
+// "HOST:PORT", or "[HOST]:PORT" for an IPv6 address.
+std::string format_host_port(const std::string& host, int port);
 
 // localhost, ::1 and 127.0.0.0/8.
 bool is_loopback(const std::string& host);

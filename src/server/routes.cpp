@@ -79,9 +79,14 @@ HttpApi::HttpApi(Service& svc, RouteOptions o)
 
 HttpApi::~HttpApi() = default;
 
-void HttpApi::bind(const std::string& host, int port, const std::string& as_written) {
-  if (!svr_->bind_to_port(host, port))
+int HttpApi::bind(const std::string& host, int port, const std::string& as_written) {
+  if (port == 0) {
+    int got = svr_->bind_to_any_port(host);
+    if (got > 0) return got;
+  }
+  if (port <= 0 || !svr_->bind_to_port(host, port))
     throw std::runtime_error(fmt::format("cannot listen on {} (address in use, or not local)", as_written));
+  return port;
 }
 
 void HttpApi::serve() { svr_->listen_after_bind(); }

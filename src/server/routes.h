@@ -40,7 +40,8 @@ class HttpApi {
   // The server, for the routes of one kind of server only (the front-end's /api/v1/cluster).
   httplib::Server& server() { return *svr_; }
   // Binds the listening socket; throws std::runtime_error naming `as_written` when it cannot.
-  void bind(const std::string& host, int port, const std::string& as_written);
+  // Returns the port bound (the system's choice for port 0).
+  int bind(const std::string& host, int port, const std::string& as_written);
   void serve();  // blocks until stop()
   void stop();   // stops listening, ends running queries and subscriptions soon
   ApiCounters counters();

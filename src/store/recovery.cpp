@@ -87,4 +87,16 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   return res;
 }
 
+std::string check_sealed_sidecar(SegmentInfo& seg) {
+  std::string why = verify_sidecar(seg.idx_path());
+  if (why.empty()) return {};
+  ScanResult sr = scan_pcap(seg.pcap_path(), nullptr);
+  if (sr.header_ok && sr.valid_end < sr.file_size)
+    return fmt::format("{}; not rebuilt: {} has a damaged record at offset {} (a rebuild would cut {} bytes)",
+                       why, seg.pcap_path(), sr.valid_end, sr.file_size - sr.valid_end);
+  seg.state = SegmentInfo::State::kBadSidecar;
+  seg.problem = why;
+  return {};
+}
+
 }  // namespace tmach::store

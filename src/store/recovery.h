@@ -19,4 +19,11 @@ struct RecoveryResult {
 RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every = 4096,
                                uint64_t directory_bytes = 4ull << 20);
 
+// For a sealed segment at start: checks every section of its sidecar (verify_sidecar). A
+// damaged one turns `seg` into kBadSidecar (its problem says why), for recover_segment to
+// rebuild — unless its pcap has a damaged record before its end, which a rebuild would cut
+// off: then `seg` stays as it is (queries scan it) and the returned text says so. Returns ""
+// when the sidecar is sound or will be rebuilt.
+std::string check_sealed_sidecar(SegmentInfo& seg);
+
 }  // namespace tmach::store

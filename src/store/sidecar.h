@@ -61,6 +61,10 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
 SegmentMeta read_sidecar_meta(const std::string& path, uint64_t* file_bytes = nullptr);
 // Reads and checks everything.
 SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta = nullptr);
+// Checks the header, the section table and every section's CRC (reading the whole file):
+// "" when sound, else what is wrong. What `tm record` does to every sealed sidecar at start,
+// so that damage past the header (which queries only meet piece by piece) gets rebuilt.
+std::string verify_sidecar(const std::string& path);
 
 // A sidecar mapped read-only; pieces are read and checked on demand. Throws SidecarError
 // (from open() or any accessor) when what it reads is damaged.

@@ -484,4 +484,13 @@ SidecarBody read_sidecar_body(const std::string& path, SegmentMeta* meta) {
   return b;
 }
 
+std::string verify_sidecar(const std::string& path) {
+  try {
+    SidecarView::open(path)->verify_all();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return {};
+}
+
 }  // namespace tmach::store

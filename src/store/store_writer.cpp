@@ -81,6 +81,8 @@ void StoreWriter::adopt() {
     int cls = -1;
     for (size_t i = 0; i < classes_.size(); ++i)
       if (classes_[i].name == seg.cls) cls = static_cast<int>(i);
+    if (seg.state == SegmentInfo::State::kSealed)  // damage past a sidecar's header: rebuilt below
+      if (std::string p = check_sealed_sidecar(seg); !p.empty()) adopt_.problems.push_back(p);
     if (seg.state != SegmentInfo::State::kSealed) {
       // Only this process may write here (we hold the lock), so an open segment is a crash leftover.
       try {

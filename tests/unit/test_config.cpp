@@ -64,11 +64,12 @@ TEST(Config, ErrorsNameLineAndKey) {
             std::string::npos);
   EXPECT_NE(error_of("nonsense = 1\n").find("tm.toml:1: nonsense: unknown key"), std::string::npos);
   EXPECT_NE(error_of("[store\n").find("tm.toml:1"), std::string::npos);
-  EXPECT_NE(error_of("[[class]]\nname = \"a\"\n[[class]]\nname = \"a\"\n").find("defined twice"),
-            std::string::npos);
+  EXPECT_EQ(error_of("[[class]]\nname = \"a\"\n[[class]]\nname = \"a\"\n"),
+            "tm.toml:4: class 'a'.name: defined twice (first at line 2)");
   EXPECT_NE(error_of("[[class]]\nfilter = \"tcp\"\n").find("needs a name"), std::string::npos);
-  EXPECT_NE(error_of("[[class]]\nname = \"bad\"\nfilter = \"port port\"\n").find("class 'bad': filter"),
-            std::string::npos);
+  EXPECT_EQ(error_of("[[class]]\nname = \"bad\"\nfilter = \"port port\"\n")
+                .rfind("tm.toml:3: class 'bad'.filter: 'port port': ", 0),
+            0u);
   EXPECT_NE(error_of("[[class]]\nname = \"x y\"\n").find("letters, digits"), std::string::npos);
   EXPECT_NE(error_of("[[class]]\nname = \"r\"\nram_budget = \"1k\"\n").find("ram_budget"), std::string::npos);
 }
@@ -104,4 +105,38 @@ precedence = 1
   EXPECT_EQ(c.classes[cl.classify(1, f, sizeof f, sizeof f)].name, "tcp");
   f[23] = 17;
   EXPECT_EQ(c.classes[cl.classify(1, f, sizeof f, sizeof f)].name, "default");
+}
+
+// What used to pass unchecked, or was found only once the store was open: each names file, line and key.
+TEST(Config, FiltersNamesAndSizesCheckedWithTheirLines) {
+  EXPECT_EQ(error_of("[capture]\nfilter = \"tcp port\"\n").rfind("tm.toml:2: capture.filter: ", 0), 0u);
+  EXPECT_EQ(error_of("[store]\nsegment_size = \"4g\"\n"),
+            "tm.toml:2: store.segment_size: must be between 4k and 3g");
+  EXPECT_EQ(error_of("[connections]\ntcp_timeout = 9223372036854775807\n"),
+            "tm.toml:2: connections.tcp_timeout: 9223372036854775807 is too large");
+  EXPECT_EQ(error_of("[capture]\nbuffer_size = \"1000t\"\n").rfind("tm.toml:2: capture.buffer_size: ", 0),
+            0u);
+  EXPECT_EQ(error_of("[[class]]\nname = \"a\"\nram_budget = \"1000t\"\n")
+                .rfind("tm.toml:3: class 'a'.ram_budget: ", 0),
+            0u);
+  // A second catch-all and a filter written twice: the class that would never get a packet.
+  EXPECT_EQ(
+      error_of("[[class]]\nname = \"a\"\n[[class]]\nname = \"b\"\nprecedence = 1\n"),
+      "tm.toml:2: class 'a': a second catch-all (no filter): class 'b' (line 4) takes all its packets first");
+  EXPECT_EQ(error_of("[[class]]\nname = \"a\"\nfilter = \"tcp  port 22\"\n[[class]]\nname = \"b\"\n"
+                     "filter = \"tcp port 22\"\n"),
+            "tm.toml:6: class 'b': the same filter as another class: class 'a' (line 2) takes all its "
+            "packets first");
+}
+
+TEST(Config, EqualPrecedenceFiltersThatMayOverlapAreAWarningNamingBoth) {
+  auto c = config::load_config_string(
+      "[[class]]\nname = \"web\"\nfilter = \"tcp port 80\"\n[[class]]\nname = \"lan\"\n"
+      "filter = \"net 10.0.0.0/8\"\n[[class]]\nname = \"ssh\"\nfilter = \"tcp port 22\"\nprecedence = 5\n",
+      "tm.toml");
+  ASSERT_EQ(c.warnings.size(), 1u);
+  EXPECT_EQ(c.warnings[0],
+            "tm.toml:5: class 'web' (line 2) and class 'lan' (line 5) have the same precedence (0) and their "
+            "filters may both match a packet, which then goes to 'web' (file order): give them different "
+            "precedences to choose");
 }

@@ -34,14 +34,18 @@ TEST(HostPort, RejectsMissingOrBadPortNamingTheOption) {
   } catch (const std::runtime_error& e) {
     EXPECT_STREQ(e.what(), "--listen: expected HOST:PORT");
   }
-  for (const char* bad : {"h:", "h:x", "h:80x", "h:-1", "h:65536"}) {
+  for (std::string bad :
+       {"h:", "h:x", "h:80x", "h:-1", "h:65536", "h:99999", "h:+80", "h: 80", "h:0080000"}) {
     try {
       parse_host_port(bad, "listen");
       FAIL() << bad << " accepted";
     } catch (const std::runtime_error& e) {
-      EXPECT_EQ(std::string(e.what()), std::string("listen: bad port in ") + bad);
+      EXPECT_EQ(std::string(e.what()), "listen: bad port '" + bad.substr(2) + "' in " + bad +
+                                           ": expected 0 to 65535 (0: any free port)");
     }
   }
+  EXPECT_EQ(format_host_port("::1", 8910), "[::1]:8910");
+  EXPECT_EQ(format_host_port("127.0.0.1", 0), "127.0.0.1:0");
 }
 
 TEST(Loopback, OnlyLoopbackAddressesCount) {

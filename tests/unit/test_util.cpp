@@ -49,6 +49,9 @@ TEST(Time, Forms) {
   EXPECT_FALSE(util::parse_time("yesterday", now, &err));
   EXPECT_NE(err.find("yesterday"), std::string::npos);
   EXPECT_FALSE(util::parse_time("2025-13-01", now, &err));
+  // Too many digits for a number: an answer, not std::stoull's exception.
+  EXPECT_FALSE(util::parse_time("99999999999999999999999", now, &err));
+  EXPECT_NE(err.find("epoch seconds out of range"), std::string::npos) << err;
   EXPECT_EQ(util::format_time(now + 5), "2025-11-25T13:30:00.000000005Z");
 }
 

@@ -1,0 +1,86 @@
+"""Damage inside a sealed segment: a sidecar damaged past its header is rebuilt by the next tm record; a
+damaged record header in a pcap whose index is intact costs that record only (the index's offsets find the
+others), and is reported rather than returned with a wrong length."""
+import os
+import struct
+
+from tmtest import StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm
+
+
+class DamagedSidecarBody(StoreTest):
+    def test_damage_past_the_header_is_rebuilt_at_the_next_record(self):
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none", "--segment-size", "64k")
+        idx = store_segments(self.store)[0][:-5] + ".idx"
+        size = os.path.getsize(idx)
+        with open(idx, "r+b") as f:  # the last byte: a section no header check reads
+            f.seek(size - 1)
+            c = f.read(1)
+            f.seek(size - 1)
+            f.write(bytes([c[0] ^ 0x20]))
+        with open(idx, "rb") as f:
+            damaged = f.read()
+        p = tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"))
+        err = p.stderr.decode()
+        self.assertIn(os.path.basename(idx), err)
+        self.assertIn("checksum mismatch (rebuilt)", err)
+        with open(idx, "rb") as f:
+            self.assertNotEqual(f.read(), damaged)
+        p = tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"), "--force")
+        self.assertNotIn("rebuilt", p.stderr.decode(), "sound once rebuilt")
+        out = self.path("q.pcap")
+        q = tm("query", "--store", self.store, "-q", "-w", out, "host 10.0.2.15")
+        self.assertEqual(q.stderr.decode(), "")
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(src, "host 10.0.2.15"))
+
+
+    def test_a_rebuild_that_would_cut_the_pcap_is_not_done(self):
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        seg = store_segments(self.store)[0]
+        idx, size = seg[:-5] + ".idx", os.path.getsize(seg)
+        with open(idx, "r+b") as f:
+            f.seek(-1, os.SEEK_END)
+            c = f.read(1)
+            f.seek(-1, os.SEEK_END)
+            f.write(bytes([c[0] ^ 0x20]))
+        with open(seg, "r+b") as f:  # the first record's captured length
+            f.seek(24 + 8)
+            f.write(struct.pack("<I", 0x7fffff00))
+        p = tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"))
+        self.assertIn("not rebuilt: %s has a damaged record at offset 24" % seg, p.stderr.decode())
+        self.assertEqual(os.path.getsize(seg), size, "nothing cut")
+
+
+class DamagedRecordHeader(StoreTest):
+    def damage(self, k, caplen_of):
+        """Records bro.org.pcap into one segment and rewrites the captured length of its record k."""
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        seg = store_segments(self.store)[0]
+        recs = read_pcap(seg)
+        off = 24 + sum(16 + cap for ts, cap, wire, d in recs[:k])
+        with open(seg, "r+b") as f:
+            f.seek(off + 8)
+            f.write(struct.pack("<I", caplen_of(recs[k][1])))
+        return src, off
+
+    def check(self, k, caplen_of):
+        src, off = self.damage(k, caplen_of)
+        out = self.path("q.pcap")
+        p = tm("query", "--store", self.store, "-q", "-w", out, "")
+        err = p.stderr.decode()
+        self.assertIn("damaged record at offset %d" % off, err)
+        want = tcpdump_packets(src)
+        self.assertSamePackets(tcpdump_packets(out), want[:k] + want[k + 1:])
+
+    def test_impossible_length_costs_that_record_only(self):
+        self.check(100, lambda cap: 0x7fffff00)
+
+    def test_plausible_but_wrong_length_is_reported_not_returned_cut(self):
+        self.check(100, lambda cap: cap - 10)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

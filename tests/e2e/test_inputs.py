@@ -1,0 +1,185 @@
+"""Hostile or awkward input to tm record: damaged pcapng files (every unreadable part warned with its
+offset and counted, a file of which nothing can be read refused), and a capture read from a pipe that
+stays open (packets stored within a second, SIGTERM ends the run at once)."""
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import time
+import unittest
+
+from tmtest import TM, StoreTest, corpus, read_pcap, run, store_segments, tm
+
+
+def block(btype, body):
+    body += b"\0" * (-len(body) % 4)
+    n = len(body) + 12
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def shb():
+    return block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def idb(linktype=1, snaplen=65535):
+    return block(1, struct.pack("<HHI", linktype, 0, snaplen))
+
+
+def epb(ifid, ts_ns, data):
+    us = ts_ns // 1000
+    return block(6, struct.pack("<IIIII", ifid, us >> 32, us & 0xffffffff, len(data), len(data)) + data)
+
+
+def tshark_count(path):
+    p = run(["tshark", "-r", path, "-T", "fields", "-e", "frame.number"], check=False)
+    return len(p.stdout.split())
+
+
+class DamagedPcapng(StoreTest):
+    def frames(self, n=10):
+        return [(ts - ts % 1000, data) for ts, cap, wire, data in read_pcap(corpus("mixed", "wikipedia.pcap"))[:n]]
+
+    def record(self, path, *extra):
+        return tm("record", "--store", self.store, "--read", path, "--json", "--cutoff", "none", *extra, check=False)
+
+    def test_bad_block_before_the_first_packet_loses_nothing_else(self):
+        frames = self.frames()
+        head = shb() + idb()
+        bad = struct.pack("<II", 4, 7) + b"garbage!"  # a name resolution block of impossible length
+        path = self.path("bad.pcapng")
+        with open(path, "wb") as f:
+            f.write(head + bad + b"".join(epb(0, ts, d) for ts, d in frames))
+        # libpcap stops there: tcpdump reads none of the 10 packets.
+        self.assertEqual(run(["tcpdump", "-r", path], check=False).stdout.count(b"\n"), 0)
+        p = self.record(path)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(json.loads(p.stdout)["packets"], 10)
+        self.assertIn("offset %d" % len(head), err)
+        self.assertIn("1 unreadable part(s) skipped (%d bytes" % len(bad), err)
+        got = [(ts, d) for seg in store_segments(self.store) for ts, cap, wire, d in read_pcap(seg)]
+        self.assertEqual(got, frames)
+
+    def test_packets_of_undefined_interfaces_are_counted(self):
+        frames = self.frames(4)
+        path = self.path("ifaces.pcapng")
+        with open(path, "wb") as f:
+            f.write(shb() + idb() + b"".join(epb(i % 2 * 5, ts, d) for i, (ts, d) in enumerate(frames)))
+        p = self.record(path)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(json.loads(p.stdout)["packets"], 2)
+        self.assertIn("interface 5", err)
+        self.assertIn("2 unreadable part(s) skipped", err)
+
+    def test_a_file_of_which_nothing_can_be_read_is_an_error(self):
+        frames = self.frames(3)
+        for name, content in [("no-idb.pcapng", shb() + b"".join(epb(0, ts, d) for ts, d in frames)),
+                              ("garbage.pcapng", shb() + b"\x01\x00\x00\x00\xff\xff\xff\x7f" + b"x" * 100)]:
+            with self.subTest(file=name):
+                path = self.path(name)
+                with open(path, "wb") as f:
+                    f.write(content)
+                p = self.record(path)
+                err = p.stderr.decode()
+                self.assertEqual(p.returncode, 1, err)
+                self.assertIn(name, err)
+                self.assertIn("no packet could be read", err)
+                self.assertFalse(os.path.exists(self.store), "the store is not touched")
+
+    def test_interfaces_of_different_snapshot_lengths_are_read_as_tshark_does(self):
+        src = corpus("pcapng", "gap-data-missing.pcapng")
+        self.assertNotEqual(run(["tcpdump", "-r", src], check=False).returncode, 0)  # libpcap refuses it
+        p = self.record(src)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(json.loads(p.stdout)["packets"], tshark_count(src))
+
+
+class Pipe(StoreTest):
+    """`--read -` on a pipe that stays open: what came is stored within a second, SIGTERM ends tm at once."""
+
+    def test_idle_pipe_packets_stored_and_sigterm_prompt(self):
+        src = corpus("mixed", "wikipedia.pcap")
+        with open(src, "rb") as f:
+            data = f.read()
+        frames = read_pcap(src)[:5]
+        size = 24 + sum(16 + cap for ts, cap, wire, d in frames)
+        r, w = os.pipe()
+        err = open(self.path("stderr"), "w+b")
+        proc = subprocess.Popen([TM, "record", "--store", self.store, "--read", "-", "--json", "--cutoff", "none"],
+                                stdin=r, stdout=subprocess.PIPE, stderr=err)
+        os.close(r)
+        try:
+            os.write(w, data[:size])  # five packets, and the pipe stays open
+            deadline, got = time.time() + 1.0, 0
+            while time.time() < deadline and got < 5:
+                time.sleep(0.05)
+                q = tm("query", "--store", self.store, "-w", self.path("a.pcap"), "-q", "ip or not ip", check=False)
+                if q.returncode == 0 and os.path.exists(self.path("a.pcap")):
+                    got = len(read_pcap(self.path("a.pcap")))
+            self.assertEqual(got, 5, "the store shows the packets within a second")
+            t0 = time.time()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=10)
+            self.assertLess(time.time() - t0, 2.0, "SIGTERM ends tm promptly")
+            err.seek(0)
+            self.assertEqual(proc.returncode, 143, err.read().decode())
+            self.assertEqual(json.loads(out)["classes"]["default"]["stored_packets"], 5)
+            stored = [x for seg in store_segments(self.store) for x in read_pcap(seg)]
+            self.assertEqual([(ts, d) for ts, c, wl, d in stored], [(ts, d) for ts, c, wl, d in frames])
+        finally:
+            os.close(w)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            err.close()
+
+
+class CommandLine(StoreTest):
+    """Numbers and ports out of range are refused naming the option; port 0 says which port was bound."""
+
+    def test_numbers_out_of_range_name_the_option(self):
+        tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"))
+        cases = [
+            (["query", "--store", self.store, "--from", "99999999999999999999", "-w", "/dev/null"],
+             "--from: bad time '99999999999999999999': epoch seconds out of range"),
+            (["query", "--store", self.store, "--flow", "99999999999999999999999", "-w", "/dev/null"],
+             "--flow: 99999999999999999999999 is out of range"),
+            (["flows", "--store", self.store, "--top", "-5"], "--top: '-5' is not a whole number"),
+            (["serve", "--store", self.store, "--listen", "127.0.0.1:99999"],
+             "--listen: bad port '99999' in 127.0.0.1:99999: expected 0 to 65535"),
+            (["serve", "--store", self.store, "--max-queries", "99999999999"], "--max-queries: 99999999999 is out of range"),
+        ]
+        for args, want in cases:
+            with self.subTest(args=args):
+                p = tm(*args, check=False)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(want, p.stderr.decode())
+
+    def test_port_0_prints_the_port_bound(self):
+        import urllib.request
+        tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"))
+        err = open(self.path("serve.err"), "w+b")
+        proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "127.0.0.1:0"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            deadline, port = time.time() + 10, None
+            while time.time() < deadline and port is None:
+                time.sleep(0.05)
+                err.seek(0)
+                m = re.search(rb"read-only on 127\.0\.0\.1:(\d+)", err.read())
+                port = int(m.group(1)) if m else None
+            self.assertIsNotNone(port, "tm serve says where it listens")
+            self.assertNotEqual(port, 0)
+            with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=5) as r:
+                self.assertEqual(json.loads(r.read())["status"], "ok")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            err.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
