@@ -11,6 +11,7 @@
 #include "query/executor.h"
 #include "query/packet_filter.h"
 #include "server/flow_format.h"
+#include "server/http_limits.h"
 #include "server/store_stats.h"
 #include "server/subscription.h"
 #include "util/timespec.h"
@@ -137,6 +138,7 @@ void ApiServer::routes() {
   });
 
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
+    limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
     query::QuerySpec q = parse_spec(req);
     queries_admit_.admit();
     struct Ctx {
@@ -284,11 +286,10 @@ void ApiServer::routes() {
     need_live();
     std::string host = param(req, "host"), cls = param(req, "class"), dur = param(req, "for");
     if (!req.body.empty() && req.body[0] == '{') {
-      auto j = nlohmann::json::parse(req.body, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) throw ApiError(400, "body: not a JSON object");
-      host = j.value("host", host);
-      cls = j.value("class", cls);
-      dur = j.value("for", dur);
+      auto j = json_body(req);
+      host = json_string(j, "host", host);
+      cls = json_string(j, "class", cls);
+      dur = json_string(j, "for", dur);
     }
     if (host.empty() || cls.empty()) throw ApiError(400, "give host and class (and optionally for=DURATION)");
     uint64_t for_ns = 0;
