@@ -275,6 +275,26 @@ void refuse(httplib::Response& res, int status, const std::string& msg) {
 
 HttpLimitCounters& http_limit_counters() { return g_counters; }
 
+std::vector<HttpLimitMetric> http_limit_metrics() {
+  auto& c = g_counters;
+  return {
+      {"tm_http_connections_total", "HTTP connections accepted.", c.connections.load()},
+      {"tm_http_connections_rejected_total", "HTTP connections answered 503: every connection busy.",
+       c.rejected.load()},
+      {"tm_http_connections_evicted_total",
+       "HTTP connections closed at the connection cap while waiting for their request header.",
+       c.evicted.load()},
+      {"tm_http_header_timeouts_total",
+       "HTTP connections closed: request header or body not complete in time.", c.header_timeouts.load()},
+      {"tm_http_answer_timeouts_total",
+       "HTTP answers cut off: the client did not read them by their deadline.", c.answer_timeouts.load()},
+      {"tm_http_bodies_refused_total", "HTTP requests refused for their body (411, 413).",
+       c.bodies_refused.load()},
+      {"tm_http_bad_text_total",
+       "HTTP requests refused: NUL byte or invalid UTF-8 in the path or a parameter.", c.bad_text.load()},
+  };
+}
+
 void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
   auto read_us = static_cast<int64_t>(l.read_seconds * 1e6);
   s.set_read_timeout(read_us / 1000000, read_us % 1000000);

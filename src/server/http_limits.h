@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace httplib {
 class Server;
@@ -55,6 +56,15 @@ struct HttpLimitCounters {
   std::atomic<uint64_t> bad_text{0};         // 400: NUL or invalid UTF-8 in a parameter
 };
 HttpLimitCounters& http_limit_counters();
+// The same as Prometheus counters: tm_http_connections_total, tm_http_connections_rejected_total,
+// ..._evicted_total, tm_http_header_timeouts_total, tm_http_answer_timeouts_total,
+// tm_http_bodies_refused_total, tm_http_bad_text_total.
+struct HttpLimitMetric {
+  const char* name;
+  const char* help;
+  uint64_t value;
+};
+std::vector<HttpLimitMetric> http_limit_metrics();
 
 // Installs the connection queue (svr.new_task_queue), timeouts and payload limit. The
 // per-request checks are run by install_common_handlers' pre-routing handler through

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -133,6 +134,7 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
   }
   if (epoch && dots <= 1 && s[0] != '.') {
     size_t dot = s.find('.');
+    if (std::min(dot, s.size()) > 10) return fail("epoch seconds out of range");  // stoull would throw
     uint64_t secs = std::stoull(s.substr(0, dot));
     uint64_t frac = 0;
     if (dot != std::string::npos) {

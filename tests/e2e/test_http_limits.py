@@ -41,6 +41,7 @@ class Limits(test_daemon.Serve):
 
     def connect(self, rcvbuf=None):
         s = socket.socket()
+        s.settimeout(10)  # fail, not hang, when the server does not take or answer it
         if rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.connect(("127.0.0.1", self.port))
@@ -183,13 +184,17 @@ class Limits(test_daemon.Serve):
                            ("/api/v1/flows?filter=tcp&from=%ff", "from"),
                            ("/api/v1/query?filter=tcp&class=a%00b", "class"),
                            ("/api/v1/flows?top=99999999999999999999", "top"),
-                           ("/api/v1/flows?top=-1", "top")):
+                           ("/api/v1/flows?top=-1", "top"),
+                           ("/api/v1/query?filter=tcp&from=99999999999999999999", "from")):
             code, body = self.timed("GET", path)
             self.assertEqual(code, 400, path)
             self.assertTrue(json.loads(body)["error"].startswith(name + ": "), (path, body))
         code, body = self.timed("DELETE", "/api/v1/classes/10.0.0.6%00junk")
         self.assertEqual(code, 400)
         self.assertIn("path: contains a NUL byte", json.loads(body)["error"])
+        code, body = self.timed("GET", "/metrics")
+        m = test_daemon.parse_prometheus(body.decode())
+        self.assertEqual(m["tm_http_bad_text_total"][0][1], 5)
         self.alive("bad text")
 
 

@@ -15,6 +15,7 @@
 
 #include "server/http_common.h"
 #include "server/http_limits.h"
+#include "util/timespec.h"
 
 namespace tmach::server {
 namespace {
@@ -64,6 +65,13 @@ TEST(Params, TextWithNulRefusedNamingTheParameter) {
     EXPECT_EQ(e.status, 400);
     EXPECT_STREQ(e.what(), "filter: contains a NUL byte");
   }
+}
+
+TEST(TimeParam, EpochSecondsOutOfRangeIsAnErrorNotAnException) {
+  std::string err;
+  EXPECT_EQ(util::parse_time("99999999999999999999", 0, &err), std::nullopt);
+  EXPECT_NE(err.find("epoch seconds out of range"), std::string::npos) << err;
+  EXPECT_EQ(util::parse_time("9999999999.5", 0, &err), std::nullopt);
 }
 
 TEST(JsonBody, StringsCheckedTypesNamed) {
