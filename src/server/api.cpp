@@ -275,6 +275,7 @@ void ApiServer::routes() {
           static_cast<double>(subs_total_.load()));
     m.add("tm_http_requests_total", "counter", "HTTP requests received.",
           static_cast<double>(http_requests_.load()));
+    for (auto& x : http_limit_metrics()) m.add(x.name, "counter", x.help, static_cast<double>(x.value));
     res.set_content(m.text(), kMetricsType);
   });
 
