@@ -105,8 +105,11 @@ void cut(Conn& c, std::atomic<uint64_t>* counter, const char* why) {
   if (fstat(c.fd, &st) != 0 || st.st_ino != c.ino) return;
   ::shutdown(c.fd, SHUT_RDWR);
   if (counter) {
-    (*counter)++;
-    spdlog::info("http: closed a connection: {}", why);
+    uint64_t n = ++*counter;
+    // At most a line a second: under a flood of slow clients, the count says how many.
+    static std::atomic<int64_t> last{0};
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(clk::now().time_since_epoch()).count();
+    if (last.exchange(now) != now) spdlog::info("http: closed a connection: {} ({} so far)", why, n);
   }
 }
 
@@ -305,6 +308,18 @@ void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
     *listen_fd = fd;
   });
   s.new_task_queue = [l, listen_fd] { return new ConnQueue(l, listen_fd->load()); };
+  // A client that asks before sending its body (Expect: 100-continue) is refused before it
+  // sends a byte of a body too large (httplib would answer 100 Continue to anything).
+  s.set_expect_100_continue_handler([l](const httplib::Request& req, httplib::Response& res) {
+    std::string v = req.get_header_value("Content-Length");
+    if (req.has_header("Transfer-Encoding") ||
+        (!v.empty() && (v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos ||
+                        std::stoull(v) > l.max_body_bytes))) {
+      check_request_limits(req, res, l);  // fills the 411/413/400 answer
+      return res.status;
+    }
+    return 100;
+  });
   s.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) { answer_starts(res); });
   s.set_logger([](const httplib::Request&, const httplib::Response&) { answer_written(); });
 }

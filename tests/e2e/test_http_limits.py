@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_daemon  # noqa: E402
 from tmtest import corpus_files, record  # noqa: E402
 
-QUERY_TIMEOUT = 3
+QUERY_TIMEOUT = 4
 
 
 class Limits(test_daemon.Serve):
@@ -109,7 +109,7 @@ class Limits(test_daemon.Serve):
         for _ in range(5):
             code, body = self.timed("GET", "/health")
             self.assertEqual(code, 200)
-            time.sleep(0.2)
+            time.sleep(0.1)
         code, body = self.timed("GET", "/api/v1/stats")
         self.assertEqual(json.loads(body)["api"]["active_queries"], 4)
         code, _ = self.timed("GET", "/api/v1/query?filter=tcp%20port%2080")
@@ -157,6 +157,11 @@ class Limits(test_daemon.Serve):
                           b"a" * (4 << 20))
         self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
         self.assertIn(b"request body too large", answer)
+        # Asked first (Expect: 100-continue): refused before any byte of the body is sent.
+        s = self.connect()
+        s.sendall(b"POST /api/v1/classes HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
         # POST: too large (413, not 401 for the missing token), chunked (411).
         answer = self.raw(b"POST /api/v1/classes HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n",
                           b"{" + b" " * 65536)
