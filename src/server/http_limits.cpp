@@ -39,6 +39,9 @@ namespace {
 using clk = std::chrono::steady_clock;
 constexpr clk::time_point kNever = clk::time_point::max();
 constexpr double kKeepAliveSeconds = 5;  // httplib's CPPHTTPLIB_KEEPALIVE_TIMEOUT_SECOND
+// At shutdown, answers still being written this long after it began are cut off (tm serve
+// waits 5 s for its API thread before it ends without it).
+constexpr auto kStopGrace = std::chrono::seconds(2);
 
 // The kernel's struct tcp_info (linux/tcp.h, which clashes with glibc's netinet/tcp.h) up to
 // tcpi_bytes_received; its layout only ever grows at the end.
@@ -83,6 +86,7 @@ struct State {
   std::list<Conn> conns;
   size_t live = 0;  // connection threads running
   bool stopping = false, watch_stop = false;
+  clk::time_point stop_at;  // when stopping began
 };
 
 thread_local State* t_state = nullptr;
@@ -188,9 +192,12 @@ class ConnQueue : public httplib::TaskQueue {
     {
       std::unique_lock lk(st_->mu);
       st_->stopping = true;
+      st_->stop_at = clk::now();
       for (auto& c : st_->conns)
         if (c.phase == Phase::kHeader) cut(c, nullptr, "");
-      // Answers in progress end on their own (the servers' stop flags; httplib's write timeout).
+      // Answers in progress end on their own (the servers' stop flags), or are cut by the
+      // watchdog after kStopGrace: one blocked on a client that does not read would otherwise
+      // wait for httplib's write timeout.
       st_->cv.wait(lk, [&] { return st_->live == 0; });
       st_->watch_stop = true;
       st_->cv.notify_all();
@@ -224,7 +231,9 @@ class ConnQueue : public httplib::TaskQueue {
       auto now = clk::now();
       for (auto& c : s.conns) {
         if (c.shut || c.fd < 0) continue;
-        if (s.stopping && c.phase == Phase::kHeader) {
+        if (s.stopping && (c.phase != Phase::kAnswer || now - s.stop_at > kStopGrace)) {
+          if (c.phase == Phase::kAnswer)
+            spdlog::warn("http: shutting down: an answer's client does not read; cut");
           cut(c, nullptr, "");
           continue;
         }

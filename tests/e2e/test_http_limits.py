@@ -147,6 +147,24 @@ class Limits(test_daemon.Serve):
         self.assertEqual(code, 200)
         self.alive("slow clients")
 
+    def test_sigterm_cuts_a_stalled_answer(self):
+        shutil.rmtree(self.store)
+        record(self.store, [f for f in corpus_files("mixed") if f.endswith(".pcap")], "--cutoff", "none")
+        self.start_serve()
+        s = self.connect(rcvbuf=4096)
+        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(1000)
+        deadline = time.monotonic() + 10
+        while json.loads(self.timed("GET", "/api/v1/stats")[1])["api"]["active_queries"] != 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        time.sleep(1.5)  # the server has filled the socket's buffers: its write blocks
+        t0 = time.monotonic()
+        self.stop()  # exit status 0
+        self.assertLess(time.monotonic() - t0, 4.5)
+        # The blocked answer was cut and the API thread ended: no exit around it.
+        self.assertNotIn("not waiting for it to end", self.stderr())
+
     def test_request_bodies_capped_before_authentication(self):
         tok = self.path("token")
         with open(tok, "w") as f:
