@@ -94,6 +94,8 @@ util::pcap::Writer pcap_answer(httplib::DataSink& sink);
 // open; none when empty), JSON answers for unknown endpoints and for exceptions (ApiError's
 // status; 400 for std::invalid_argument, std::out_of_range and JSON errors, which only a
 // client's input can raise in a route; else 500); counts every request in `requests`.
+// It owns the server's new_task_queue, socket options, pre- and post-routing handlers, logger
+// and Expect: 100-continue handler: set none of them after it (the limits depend on them).
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s);
 

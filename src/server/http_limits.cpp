@@ -61,9 +61,15 @@ bool tcp_info(int fd, TcpInfo& ti) {
   return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &n) == 0 && n >= sizeof ti;
 }
 
-uint64_t bytes_received(int fd) {
+// Bytes the server has read from the socket: received minus what still waits in the kernel.
+// Header size is counted in these, so that a legit body that arrived with the header and
+// waits to be read does not count as header.
+uint64_t bytes_read(int fd) {
   TcpInfo ti;
-  return fd >= 0 && tcp_info(fd, ti) ? ti.bytes_received : 0;
+  if (fd < 0 || !tcp_info(fd, ti)) return 0;
+  int queued = 0;
+  if (ioctl(fd, FIONREAD, &queued) != 0 || queued < 0) queued = 0;
+  return ti.bytes_received - std::min<uint64_t>(ti.bytes_received, static_cast<uint64_t>(queued));
 }
 
 enum class Phase { kHeader, kBody, kAnswer };
@@ -73,7 +79,7 @@ struct Conn {
   ino_t ino = 0;
   Phase phase = Phase::kHeader;
   clk::time_point deadline = kNever;
-  uint64_t rx0 = 0;  // bytes received when the header phase began
+  uint64_t rx0 = 0;  // bytes read (bytes_read) when the header phase began
   bool close_after = false, shut = false;
 };
 
@@ -237,7 +243,7 @@ class ConnQueue : public httplib::TaskQueue {
           cut(c, nullptr, "");
           continue;
         }
-        if (c.phase == Phase::kHeader && bytes_received(c.fd) - c.rx0 > s.lim.max_header_bytes) {
+        if (c.phase == Phase::kHeader && bytes_read(c.fd) - c.rx0 > s.lim.max_header_bytes) {
           cut(c, &g_counters.header_timeouts,
               fmt::format("request header larger than {} bytes", s.lim.max_header_bytes).c_str());
           continue;
@@ -440,7 +446,7 @@ void answer_written() {
   }
   c.phase = Phase::kHeader;
   c.deadline = after(kKeepAliveSeconds + t_state->lim.header_seconds);
-  c.rx0 = bytes_received(c.fd);
+  c.rx0 = bytes_read(c.fd);
 }
 
 void limit_answer_time(double seconds) {

@@ -208,6 +208,41 @@ TEST_F(Served, OversizedBodyRefusedBeforeTheTokenAndTheConnectionClosed) {
   EXPECT_NE(answer.find("request body too large"), std::string::npos);
 }
 
+TEST_F(Served, EndlessRequestLineCutNotBuffered) {
+  start("");
+  int fd = raw_socket();
+  std::string junk(64 << 10, 'a');
+  (void)!send(fd, "GET /", 5, MSG_NOSIGNAL);
+  auto t0 = std::chrono::steady_clock::now();
+  size_t sent = 0;
+  bool closed = false;  // by the server: its FIN (an answer, if any, is a 400)
+  while (!closed && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    ssize_t n = send(fd, junk.data(), junk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) sent += static_cast<size_t>(n);
+    char buf[4096];
+    ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    closed = r == 0 || (r < 0 && errno != EAGAIN) || (r > 0 && std::string(buf, 12) == "HTTP/1.1 400");
+    if (n <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_LT(sent, size_t{256} << 20);
+}
+
+TEST_F(Served, BodyAtTheCapArrivingWithItsHeaderIsTaken) {
+  start("");
+  std::string body = "{\"host\": \"a\"" + std::string((1 << 20) - 13, ' ') + "}";
+  ASSERT_EQ(body.size(), size_t{1} << 20);
+  int fd = raw_socket();
+  std::string msg = "POST /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
+  std::string answer = read_all(fd, 5);
+  close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 200);
+}
+
 TEST_F(Served, StalledHeaderDoesNotBlockOthers) {
   start("");
   std::vector<int> slow;
