@@ -255,11 +255,14 @@ class ConnQueue : public httplib::TaskQueue {
                 fmt::format("request header not complete within {} s", s.lim.header_seconds).c_str());
             break;
           case Phase::kBody: {
-            // Data within the read timeout: the client is still trickling its body. Else the
-            // body came long ago and the handler is slow (a stalled client is ended by
-            // httplib's read timeout): look again later.
+            // Past the deadline and data came in the last moments (2 s): the client is
+            // still sending its body, trickling. Else it sent nothing lately: the body came
+            // whole and the handler is slow; look again a second later (a client that sends
+            // nothing at all is ended by httplib's read timeout; one that trickles a byte
+            // just within it is caught on one of these looks).
             TcpInfo ti;
-            if (tcp_info(c.fd, ti) && ti.last_data_recv < s.lim.read_seconds * 1000)
+            double recent_ms = std::min(2000.0, s.lim.header_seconds * 500);
+            if (tcp_info(c.fd, ti) && ti.last_data_recv < recent_ms)
               cut(c, &g_counters.header_timeouts, "request body not complete in time");
             else
               c.deadline = now + std::chrono::seconds(1);

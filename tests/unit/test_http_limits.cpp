@@ -259,5 +259,63 @@ TEST_F(Served, StalledHeaderDoesNotBlockOthers) {
   for (int fd : slow) close(fd);
 }
 
+// Short limits through install_connection_limits itself: a body trickled slowly is cut at its
+// deadline; a body that came whole, to a slow handler, is not.
+TEST(BodyDeadline, TrickledBodyCutSlowHandlerNot) {
+  HttpLimits lim;
+  lim.header_seconds = 1;
+  lim.read_seconds = 5;
+  httplib::Server svr;
+  install_connection_limits(svr, lim);
+  svr.set_pre_routing_handler([lim](const httplib::Request& req, httplib::Response& res) {
+    return check_request_limits(req, res, lim) ? httplib::Server::HandlerResponse::Handled
+                                               : httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.Post("/slow", [](const httplib::Request& req, httplib::Response& res) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    res.set_content(req.body, "text/plain");
+  });
+  int port = svr.bind_to_any_port("127.0.0.1");
+  std::thread thr([&] { svr.listen_after_bind(); });
+  while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto connect_to = [&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{6, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+  };
+  // Whole body, slow handler: answered.
+  int fd = connect_to();
+  std::string msg = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+  ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
+  char buf[4096];
+  ssize_t n = recv(fd, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 200");
+  close(fd);
+  // A body trickled a byte every 0.3 s: the connection is closed at about 1 s.
+  fd = connect_to();
+  msg = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+  ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
+  auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    (void)!send(fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    closed = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+  close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+  svr.stop();
+  thr.join();
+}
+
 }  // namespace
 }  // namespace tmach::server
