@@ -233,7 +233,8 @@ class ConnQueue : public httplib::TaskQueue {
   static void watch(State& s) {
     std::unique_lock lk(s.mu);
     while (!s.watch_stop) {
-      s.cv.wait_for(lk, std::chrono::milliseconds(100));
+      // A tick every 100 ms (cv also tells shutdown() of each connection's end: not a tick).
+      s.cv.wait_until(lk, clk::now() + std::chrono::milliseconds(100), [&] { return s.watch_stop; });
       auto now = clk::now();
       for (auto& c : s.conns) {
         if (c.shut || c.fd < 0) continue;
