@@ -18,7 +18,6 @@ server::RouteOptions route_options(const ClusterConfig& c) {
   // Every streaming query and subscription holds a server thread for its whole length: room
   // for all of them plus a few for health, stats and query status, which must not queue
   // behind them.
-  r.threads = static_cast<size_t>(c.max_queries + c.max_subscriptions + 4);
   return r;
 }
 

@@ -4,6 +4,10 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include "server/http_limits.h"
 
 namespace tmach::server {
 
@@ -24,11 +28,7 @@ FlowParams flow_params(const httplib::Request& req) {
     throw BadRequest("format: json, csv or text");
   if (p.by != "bytes" && p.by != "packets" && p.by != "duration")
     throw BadRequest("by: bytes, packets or duration");
-  if (!top.empty()) {
-    char* end = nullptr;
-    p.top = std::strtoull(top.c_str(), &end, 10);
-    if (*end || top[0] == '-') throw BadRequest("top: a number");
-  }
+  p.top = param_u64(req, "top", UINT64_MAX);
   return p;
 }
 
@@ -56,8 +56,80 @@ ByteSink chunk_sink(httplib::DataSink& sink) {
 }
 
 std::string param(const httplib::Request& req, const char* name) {
-  return req.has_param(name) ? req.get_param_value(name) : std::string();
+  if (!req.has_param(name)) return std::string();
+  std::string v = req.get_param_value(name);
+  if (std::string why = text_problem(v); !why.empty()) throw ApiError(400, fmt::format("{}: {}", name, why));
+  return v;
 }
+
+uint64_t param_u64(const httplib::Request& req, const char* name, uint64_t max, uint64_t def) {
+  std::string v = param(req, name);
+  if (v.empty()) return def;
+  uint64_t x = 0;
+  bool ok = v.find_first_not_of("0123456789") == std::string::npos;
+  for (size_t i = 0; ok && i < v.size(); ++i) {
+    unsigned d = static_cast<unsigned>(v[i] - '0');
+    ok = x <= (max - d) / 10;
+    x = x * 10 + d;
+  }
+  if (!ok) throw ApiError(400, fmt::format("{}: expected a number from 0 to {}", name, max));
+  return x;
+}
+
+namespace {
+void check_json_text(const nlohmann::json& j, const std::string& where) {
+  if (j.is_string()) {
+    if (std::string why = text_problem(j.get_ref<const std::string&>()); !why.empty())
+      throw ApiError(400, fmt::format("{}: {}", where, why));
+  } else if (j.is_object()) {
+    for (auto& [k, v] : j.items()) {
+      if (std::string why = text_problem(k); !why.empty())
+        throw ApiError(400, fmt::format("body: a key {}", why));
+      check_json_text(v, where.empty() || where == "body" ? k : where + "." + k);
+    }
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) check_json_text(j[i], fmt::format("{}[{}]", where, i));
+  }
+}
+}  // namespace
+
+nlohmann::json json_body(const httplib::Request& req) {
+  auto j = nlohmann::json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw ApiError(400, "body: not a JSON object");
+  check_json_text(j, "body");
+  return j;
+}
+
+std::string json_string(const nlohmann::json& j, const char* key, const std::string& def) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return def;
+  if (!it->is_string()) throw ApiError(400, fmt::format("{}: expected a string", key));
+  const auto& v = it->get_ref<const std::string&>();
+  if (std::string why = text_problem(v); !why.empty()) throw ApiError(400, fmt::format("{}: {}", key, why));
+  return v;
+}
+
+std::optional<bool> json_bool(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return std::nullopt;
+  if (!it->is_boolean()) throw ApiError(400, fmt::format("{}: expected true or false", key));
+  return it->get<bool>();
+}
+
+namespace {
+// "Bearer TOKEN", the scheme in any case (RFC 7235: schemes are case-insensitive), one or
+// more spaces after it. The token itself is compared in constant time.
+bool bearer_matches(const std::string& auth, const std::string& token) {
+  static const std::string scheme = "bearer";
+  if (auth.size() <= scheme.size()) return false;
+  for (size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(auth[i])) != scheme[i]) return false;
+  size_t p = scheme.size();
+  if (auth[p] != ' ') return false;
+  while (p < auth.size() && auth[p] == ' ') p++;
+  return const_time_equal(auth.substr(p), token);
+}
+}  // namespace
 
 bool flag_param(const httplib::Request& req, const char* name) {
   std::string v = param(req, name);
@@ -66,17 +138,19 @@ bool flag_param(const httplib::Request& req, const char* name) {
 
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s) {
-  s.set_read_timeout(30);
+  HttpLimits limits;
+  install_connection_limits(s, limits);
   s.set_write_timeout(write_timeout_s);
   // An answer is written in pieces (headers, then chunks): with Nagle's algorithm a small last
   // piece waits for the client's delayed ACK, 40 ms on Linux, ten times a one-connection query.
   s.set_tcp_nodelay(true);
-  s.set_payload_max_length(1 << 20);
-  s.set_pre_routing_handler([token, &requests](const httplib::Request& req, httplib::Response& res) {
+  s.set_pre_routing_handler([token, &requests, limits](const httplib::Request& req, httplib::Response& res) {
     requests++;
+    // Limits first: a body is refused before the token is looked at.
+    if (check_request_limits(req, res, limits)) return httplib::Server::HandlerResponse::Handled;
     if (token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     std::string auth = req.get_header_value("Authorization");
-    if (!const_time_equal(auth, "Bearer " + token)) {
+    if (!bearer_matches(auth, token)) {
       res.set_header("WWW-Authenticate", "Bearer");
       json_error(res, 401, auth.empty() ? "missing bearer token" : "wrong bearer token");
       return httplib::Server::HandlerResponse::Handled;
@@ -95,6 +169,14 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
       std::rethrow_exception(ep);
     } catch (const ServiceError& e) {
       json_error(res, e.status, e.what(), e.detail.is_object() ? e.detail : nlohmann::json::object());
+    } catch (const nlohmann::json::exception& e) {
+      // A JSON body of the wrong shape (a route that did not check a member's type).
+      json_error(res, 400, fmt::format("body: {}", e.what()));
+    } catch (const std::invalid_argument& e) {
+      // std::sto* on a parameter a route did not check (param_u64 says which one).
+      json_error(res, 400, fmt::format("a number in the request is not valid ({})", e.what()));
+    } catch (const std::out_of_range& e) {
+      json_error(res, 400, fmt::format("a number in the request is out of range ({})", e.what()));
     } catch (const std::exception& e) {
       json_error(res, 500, e.what());
     } catch (...) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <ctime>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -61,17 +62,36 @@ void json_error(httplib::Response& res, int status, const std::string& msg,
 // Compares without an early exit (the length is not secret, the content is).
 bool const_time_equal(const std::string& a, const std::string& b);
 
-// A query parameter, or "" when absent; a flag parameter ("1", "true", "yes").
+// A query (or form) parameter, or "" when absent; a flag parameter ("1", "true", "yes").
+// ApiError(400) "NAME: contains a NUL byte" / "NAME: not valid UTF-8".
 std::string param(const httplib::Request& req, const char* name);
 bool flag_param(const httplib::Request& req, const char* name);
+
+// A whole-number parameter: `def` when absent, else a decimal number from 0 to `max`, or
+// ApiError(400) "NAME: expected a number from 0 to MAX".
+uint64_t param_u64(const httplib::Request& req, const char* name, uint64_t max, uint64_t def = 0);
+
+// The request body as a JSON object, every string in it (keys included) checked for NUL bytes
+// and valid UTF-8: ApiError(400) "body: not a JSON object" / "KEY: contains a NUL byte".
+nlohmann::json json_body(const httplib::Request& req);
+// Members of a JSON object: `def` when absent (or null), else the value of the expected type,
+// or ApiError(400) "KEY: expected a string" / "KEY: expected true or false".
+std::string json_string(const nlohmann::json& j, const char* key, const std::string& def = "");
+std::optional<bool> json_bool(const nlohmann::json& j, const char* key);
 
 // Writes into a chunked response; throws std::runtime_error("client went away") when the
 // client is gone.
 ByteSink chunk_sink(httplib::DataSink& sink);
 
-// Timeouts, request size limit, bearer token (`token`, compared in constant time; /health
-// stays open; none when empty), JSON answers for unknown endpoints and for exceptions
-// (a ServiceError's status and detail, else 500); counts every request in `requests`.
+// Connection limits and timeouts (http_limits.h: a thread per connection up to a cap,
+// header and answer deadlines, request bodies capped before authentication, NUL bytes and
+// invalid UTF-8 in the path and query parameters refused), bearer token (`token`,
+// "Authorization: Bearer" in any case of the scheme, compared in constant time; /health stays
+// open; none when empty), JSON answers for unknown endpoints and for exceptions (ApiError's
+// status; 400 for std::invalid_argument, std::out_of_range and JSON errors, which only a
+// client's input can raise in a route; else 500); counts every request in `requests`.
+// It owns the server's new_task_queue, socket options, pre- and post-routing handlers, logger
+// and Expect: 100-continue handler: set none of them after it (the limits depend on them).
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s);
 

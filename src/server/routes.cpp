@@ -5,8 +5,12 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 
 #include "server/flow_format.h"
+#include "server/http_common.h"
+#include "server/http_limits.h"
+#include "server/metrics.h"
 
 namespace tmach::server {
 namespace {
@@ -26,12 +30,11 @@ std::vector<std::string> classes_of(const httplib::Request& req) {
   return v;
 }
 
-// A POST's JSON body ({...}), or null when it has none (the parameters are in the query string).
+// A POST's JSON body ({...}, every string checked: http_common.h), or null when it has none
+// (the parameters are in the query string).
 json body_object(const httplib::Request& req) {
   if (req.body.empty() || req.body[0] != '{') return nullptr;
-  auto j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw BadRequest("body: not a JSON object");
-  return j;
+  return json_body(req);
 }
 
 // true/false parameters: 1, 0, or -1 when absent.
@@ -62,7 +65,6 @@ std::unique_ptr<Stream> open_admitted(Admission& a, httplib::Response& res, Open
 
 HttpApi::HttpApi(Service& svc, RouteOptions o)
     : svc_(svc), o_(std::move(o)), svr_(std::make_unique<httplib::Server>()) {
-  if (o_.threads) svr_->new_task_queue = [n = o_.threads] { return new httplib::ThreadPool(n); };
   install_common_handlers(*svr_, o_.token, http_requests_, o_.write_timeout_s);
   auto& s = *svr_;
   s.Get("/health",
@@ -70,7 +72,9 @@ HttpApi::HttpApi(Service& svc, RouteOptions o)
   s.Get("/api/v1/stats",
         [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.stats(counters()), 2); });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(svc_.metrics(counters()), kMetricsType);
+    Metrics limits;  // what the connection limits did (http_limits.h), process-wide
+    for (auto& x : http_limit_metrics()) limits.add(x.name, "counter", x.help, static_cast<double>(x.value));
+    res.set_content(svc_.metrics(counters()) + limits.text(), kMetricsType);
   });
   query_routes();
   state_routes();
@@ -129,6 +133,7 @@ void HttpApi::query_routes() {
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
+    limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
     QueryRequest q{
         param(req, "filter"),           param(req, "from"),        param(req, "to"), classes_of(req),
         flag_param(req, "require_all"), param(req, "community_id")};
@@ -202,9 +207,9 @@ void HttpApi::state_routes() {
   s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     ClassRequest r{param(req, "host"), param(req, "class"), param(req, "for")};
     if (json j = body_object(req); !j.is_null()) {
-      r.host = j.value("host", r.host);
-      r.cls = j.value("class", r.cls);
-      r.for_text = j.value("for", r.for_text);
+      r.host = json_string(j, "host", r.host);
+      r.cls = json_string(j, "class", r.cls);
+      r.for_text = json_string(j, "for", r.for_text);
     }
     reply(res, svc_.class_set(r), -1);
   });
@@ -218,27 +223,17 @@ void HttpApi::state_routes() {
   });
 
   s.Get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
-    ConnectionsRequest r{param(req, "filter"), 0};
-    if (std::string t = param(req, "top"); !t.empty()) {
-      try {
-        r.top = std::stoul(t);
-      } catch (...) {
-        throw BadRequest("top: expected a number");
-      }
-    }
+    ConnectionsRequest r{param(req, "filter"), param_u64(req, "top", SIZE_MAX)};
     reply(res, svc_.connections(r), 2);
   });
   s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
     ControlRequest r{param(req, "filter"), flag(param(req, "suspend_cutoff"), "suspend_cutoff"),
                      flag(param(req, "suspend_timeout"), "suspend_timeout")};
     if (json j = body_object(req); !j.is_null()) {
-      r.filter = j.value("filter", r.filter);
+      r.filter = json_string(j, "filter", r.filter);
       for (auto [key, dst] :
            {std::pair{"suspend_cutoff", &r.suspend_cutoff}, std::pair{"suspend_timeout", &r.suspend_timeout}})
-        if (j.contains(key)) {
-          if (!j[key].is_boolean()) throw BadRequest(fmt::format("{}: expected true or false", key));
-          *dst = j[key].get<bool>() ? 1 : 0;
-        }
+        if (std::optional<bool> b = json_bool(j, key)) *dst = *b ? 1 : 0;
     }
     reply(res, svc_.control(r), -1);
   });

@@ -30,7 +30,6 @@ struct RouteOptions {
   double query_seconds = 300;           // a packet query running longer is cut off
   double subscription_seconds = 86400;  // a subscription lasting longer is ended
   time_t write_timeout_s = 60;          // how long a client may stop reading
-  size_t threads = 0;                   // server threads; 0: cpp-httplib's default
 };
 
 class HttpApi {

@@ -1,0 +1,225 @@
+"""tm serve's HTTP limits against hostile and unlucky clients (issue 19, items 3, 4, 5, 7 and
+the bearer scheme): slowloris connections and clients that stop reading a query while /health
+and a small query still answer within a second; request bodies capped before
+authentication; NUL bytes and invalid UTF-8 refused naming the parameter; numbers out of
+range answered 400."""
+import http.client
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_daemon  # noqa: E402
+from tmtest import corpus_files, record  # noqa: E402
+
+QUERY_TIMEOUT = 4
+
+
+class Limits(test_daemon.Serve):
+    def setUp(self):
+        super().setUp()
+        record(self.store, [test_daemon.REPLAY], "--cutoff", "none")
+
+    def timed(self, method, path, body=None, headers=None, limit=1.0):
+        """(status, body) of a request that must be answered within `limit` seconds."""
+        t0 = time.monotonic()
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=limit + 1)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+        finally:
+            c.close()
+        took = time.monotonic() - t0
+        self.assertLess(took, limit, "%s %s took %.2f s" % (method, path, took))
+        return r.status, data
+
+    def connect(self, rcvbuf=None):
+        s = socket.socket()
+        s.settimeout(10)  # fail, not hang, when the server does not take or answer it
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.connect(("127.0.0.1", self.port))
+        self.addCleanup(s.close)
+        return s
+
+    def raw(self, head, body):
+        """The answer to `head` followed by as much of `body` as the server takes (it may stop
+        reading and close): everything read until the server closes, within 5 s."""
+        s = self.connect()
+        s.sendall(head)
+        try:
+            for i in range(0, len(body), 65536):
+                s.send(body[i:i + 65536], socket.MSG_DONTWAIT)
+        except OSError:
+            pass
+        s.settimeout(5)
+        answer = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                answer += d
+        except (ConnectionResetError, socket.timeout):
+            pass
+        return answer
+
+    def test_slow_clients_do_not_starve_others(self):
+        shutil.rmtree(self.store)
+        files = [f for f in corpus_files("mixed") if f.endswith(".pcap")]
+        record(self.store, files, "--cutoff", "none")  # answers of several MB: they stall
+        self.start_serve("--max-queries", "4", "--query-timeout", str(QUERY_TIMEOUT))
+
+        # 300 slowloris connections (more than the connection cap), one header byte a second.
+        slow = [self.connect() for _ in range(300)]
+        for s in slow:
+            s.sendall(b"GET /health HTTP/1.1\r\n")
+        stop = threading.Event()
+
+        def drip():
+            while not stop.wait(1):
+                for s in slow:
+                    try:
+                        s.send(b"X", socket.MSG_DONTWAIT)
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=drip)
+        t.start()
+        self.addCleanup(t.join)
+        self.addCleanup(stop.set)
+
+        # Four clients that read 1000 bytes of a large answer and stop: every query slot.
+        readers = []
+        for _ in range(4):
+            s = self.connect(rcvbuf=4096)
+            s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while len(got) < 1000:
+                got += s.recv(1000 - len(got))
+            readers.append(s)
+        t_stalled = time.monotonic()
+
+        for _ in range(5):
+            code, body = self.timed("GET", "/health")
+            self.assertEqual(code, 200)
+            time.sleep(0.1)
+        code, body = self.timed("GET", "/api/v1/stats")
+        self.assertEqual(json.loads(body)["api"]["active_queries"], 4)
+        code, _ = self.timed("GET", "/api/v1/query?filter=tcp%20port%2080")
+        self.assertEqual(code, 503)  # all slots held, for now
+
+        # --query-timeout ends the stalled answers and frees their slots.
+        while True:
+            code, _ = self.timed("GET", "/api/v1/query?filter=tcp%20port%2080")
+            if code == 200:
+                break
+            self.assertEqual(code, 503)
+            self.assertLess(time.monotonic() - t_stalled, QUERY_TIMEOUT + 4, "stalled queries kept their slots")
+            time.sleep(0.2)
+        for s in readers:  # the server closed them: reading ends (EOF or reset) after what was sent
+            s.settimeout(5)
+            try:
+                while s.recv(1 << 20):
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+
+        # The slowloris connections are closed once their header is overdue (10 s).
+        time.sleep(max(0.0, 12 - (time.monotonic() - t_stalled)))
+        closed = 0
+        for s in slow:
+            s.settimeout(0.5)
+            try:
+                closed += s.recv(100) == b""
+            except ConnectionResetError:
+                closed += 1
+            except socket.timeout:
+                pass
+        self.assertEqual(closed, len(slow))
+        code, _ = self.timed("GET", "/health")
+        self.assertEqual(code, 200)
+        self.alive("slow clients")
+
+    def test_sigterm_cuts_a_stalled_answer(self):
+        shutil.rmtree(self.store)
+        record(self.store, [f for f in corpus_files("mixed") if f.endswith(".pcap")], "--cutoff", "none")
+        self.start_serve()
+        s = self.connect(rcvbuf=4096)
+        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(1000)
+        deadline = time.monotonic() + 10
+        while json.loads(self.timed("GET", "/api/v1/stats")[1])["api"]["active_queries"] != 1:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        time.sleep(1.5)  # the server has filled the socket's buffers: its write blocks
+        t0 = time.monotonic()
+        self.stop()  # exit status 0
+        self.assertLess(time.monotonic() - t0, 4.5)
+        # The blocked answer was cut and the API thread ended: no exit around it.
+        self.assertNotIn("not waiting for it to end", self.stderr())
+
+    def test_request_bodies_capped_before_authentication(self):
+        tok = self.path("token")
+        with open(tok, "w") as f:
+            f.write("s3cret\n")
+        self.start_serve("--token-file", tok)
+        # A 1 GB body announced on GET /health: refused at once, never read.
+        answer = self.raw(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n",
+                          b"a" * (4 << 20))
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
+        self.assertIn(b"request body too large", answer)
+        # Asked first (Expect: 100-continue): refused before any byte of the body is sent.
+        s = self.connect()
+        s.sendall(b"POST /api/v1/classes HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
+        # POST: too large (413, not 401 for the missing token), chunked (411).
+        answer = self.raw(b"POST /api/v1/classes HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n",
+                          b"{" + b" " * 65536)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
+        self.assertIn("error", json.loads(answer.split(b"\r\n\r\n", 1)[1]))
+        code, body = self.timed("POST", "/api/v1/classes", body=iter([b"{}"]),
+                                headers={"Transfer-Encoding": "chunked"})
+        self.assertEqual(code, 411)
+        # POST without Content-Length: no body (it used to wait for the client to close).
+        s = self.connect()
+        s.sendall(b"POST /api/v1/classes?host=10.0.0.1&class=default HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer s3cret\r\n\r\n")
+        s.settimeout(1)
+        self.assertIn(b" 409 ", s.recv(4096).split(b"\r\n")[0] + b" ")  # read-only store
+        # The scheme in any case (RFC 7235).
+        for auth in ("Bearer s3cret", "bearer s3cret", "BEARER s3cret"):
+            self.assertEqual(self.timed("GET", "/api/v1/stats", headers={"Authorization": auth})[0], 200, auth)
+        self.assertEqual(self.timed("GET", "/api/v1/stats", headers={"Authorization": "Bearer nope"})[0], 401)
+        self.alive("bodies")
+
+    def test_nul_bytes_invalid_utf8_and_numbers(self):
+        self.start_serve()
+        for path, name in (("/api/v1/query?filter=udp%00(((garbage", "filter"),
+                           ("/api/v1/query?filter=%00", "filter"),
+                           ("/api/v1/flows?filter=tcp&from=%ff", "from"),
+                           ("/api/v1/query?filter=tcp&class=a%00b", "class"),
+                           ("/api/v1/flows?top=99999999999999999999", "top"),
+                           ("/api/v1/flows?top=-1", "top"),
+                           ("/api/v1/query?filter=tcp&from=99999999999999999999", "from")):
+            code, body = self.timed("GET", path)
+            self.assertEqual(code, 400, path)
+            self.assertTrue(json.loads(body)["error"].startswith(name + ": "), (path, body))
+        code, body = self.timed("DELETE", "/api/v1/classes/10.0.0.6%00junk")
+        self.assertEqual(code, 400)
+        self.assertIn("path: contains a NUL byte", json.loads(body)["error"])
+        code, body = self.timed("GET", "/metrics")
+        m = test_daemon.parse_prometheus(body.decode())
+        self.assertEqual(m["tm_http_bad_text_total"][0][1], 5)
+        self.alive("bad text")
+
+
+if __name__ == "__main__":
+    unittest.main()
