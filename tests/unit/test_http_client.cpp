@@ -1,7 +1,9 @@
-// The HTTP/1.1 client of tm's commands (server/http_client.h): against a scripted socket
-// server (exact bytes: framings, truncation, errors).
+// The HTTP/1.1 client of tm's commands (server/http_client.h, server/client.h): against a
+// scripted socket server (exact bytes: framings, truncation, errors) and against cpp-httplib's
+// server, which tm serve and tm frontend run.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "server/client.h"
 #include "server/http_client.h"
 
 namespace tmach::server {
@@ -332,6 +335,104 @@ TEST(HttpClient, Urls) {
   EXPECT_EQ(url_encode("a b+c/~_.-"), "a%20b%2Bc%2F~_.-");
   EXPECT_EQ(with_query("/p", {}), "/p");
   EXPECT_EQ(with_query("/p?x=1", {{"y", "2"}}), "/p?x=1&y=2");
+}
+
+// server/client.h over the same client: status, errors as the CLI prints them.
+TEST(ApiClient, ErrorsReadAsTheServersMessage) {
+  {
+    ScriptedServer srv([](int fd, const std::string&) {
+      std::string b = "{\"error\":\"too many queries (limit 8); try again later\"}\n";
+      put(fd,
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b);
+    });
+    ASSERT_TRUE(srv.ok());
+    std::string got;
+    auto r = api_get({"http://127.0.0.1:" + std::to_string(srv.port()), ""}, "/api/v1/query",
+                     {{"filter", "tcp"}}, [&](const char* p, size_t n) {
+                       got.append(p, n);
+                       return true;
+                     });
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.error, "server answered 503: too many queries (limit 8); try again later");
+    EXPECT_EQ(got, "");  // an error's body never reaches the answer's sink
+  }
+  {
+    ScriptedServer srv([](int fd, const std::string&) {
+      std::string b = "{\"error\":\"syntax error at 'x'\"}";
+      put(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b);
+    });
+    ASSERT_TRUE(srv.ok());
+    auto r = api_get({"http://127.0.0.1:" + std::to_string(srv.port()), ""}, "/api/v1/query", {}, nullptr);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(r.error, "syntax error at 'x'");  // the user's own mistake: printed alone
+  }
+  {
+    ScriptedServer srv([](int fd, const std::string&) {
+      put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npcap\r\n");
+    });
+    ASSERT_TRUE(srv.ok());
+    std::string got;
+    auto r = api_get({"http://127.0.0.1:" + std::to_string(srv.port()), ""}, "/api/v1/query", {},
+                     [&](const char* p, size_t n) {
+                       got.append(p, n);
+                       return true;
+                     });
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.error.rfind("the server ended the answer early", 0), 0u) << r.error;
+  }
+  EXPECT_THROW(api_get({"not a url", ""}, "/", {}, nullptr), std::runtime_error);
+}
+
+// Against cpp-httplib's server (what tm serve and tm frontend run): a streamed (chunked)
+// answer, a fixed one, the token.
+TEST(ApiClient, AgainstHttplibServer) {
+  httplib::Server s;
+  s.Get("/stream", [](const httplib::Request& req, httplib::Response& res) {
+    int n = std::stoi(req.get_param_value("n"));
+    res.set_chunked_content_provider("application/octet-stream", [n](size_t, httplib::DataSink& sink) {
+      for (int i = 0; i < n; ++i) {
+        std::string piece(1000 + i, static_cast<char>('a' + i % 26));
+        if (!sink.write(piece.data(), piece.size())) return false;
+      }
+      sink.done();
+      return true;
+    });
+  });
+  s.Post("/echo", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_content(req.get_header_value("Authorization") + "|" + req.get_param_value("q") + "|" + req.body,
+                    "text/plain");
+  });
+  int port = s.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread t([&] { s.listen_after_bind(); });
+  while (!s.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ClientOptions c{"http://127.0.0.1:" + std::to_string(port), ""};
+  std::string got;
+  auto r = api_get(c, "/stream", {{"n", "300"}}, [&](const char* p, size_t n) {
+    got.append(p, n);
+    return true;
+  });
+  std::string want;
+  for (int i = 0; i < 300; ++i) want += std::string(1000 + i, static_cast<char>('a' + i % 26));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(got, want);
+  HttpRequest req;
+  req.method = "POST";
+  req.target = with_query("/echo", {{"q", "host ::1 and port 80"}});
+  req.body = "payload";
+  req.bearer_token = "tok";
+  Got g;
+  http_request(local(port), req, g.resp, [&](const char* p, size_t n) {
+    g.body.append(p, n);
+    return true;
+  });
+  EXPECT_EQ(g.resp.status, 200);
+  EXPECT_EQ(g.body, "Bearer tok|host ::1 and port 80|payload");
+  auto missing = api_get(c, "/nowhere", {}, nullptr);
+  EXPECT_EQ(missing.status, 404);
+  s.stop();
+  t.join();
 }
 
 }  // namespace
