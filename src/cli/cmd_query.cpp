@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/options.h"
+#include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "query/executor.h"
 #include "query/planner.h"

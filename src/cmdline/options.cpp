@@ -1,7 +1,6 @@
-#include "cli/options.h"
+#include "cmdline/options.h"
 
 #include <fmt/format.h>
-
 
 #include "server/local_service.h"
 #include "util/timespec.h"

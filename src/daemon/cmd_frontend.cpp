@@ -6,9 +6,9 @@
 #include <iostream>
 #include <thread>
 
-#include "cli/commands.h"
 #include "cluster/cluster_config.h"
 #include "cluster/frontend.h"
+#include "daemon/commands.h"
 
 namespace tmach::cli {
 
