@@ -53,6 +53,7 @@ ClientResult exchange(const ClientOptions& c, HttpRequest req,
     });
   } catch (const HttpError& e) {
     r.status = resp.status;
+    r.headers = resp.headers;  // a tm frontend's query id: what went missing (HttpService)
     if (resp.status == 200)
       r.error = fmt::format(
           "the server ended the answer early (stopped, or the query hit its time limit): {}", e.what());

@@ -368,7 +368,7 @@ TEST(ApiClient, ErrorsReadAsTheServersMessage) {
   }
   {
     ScriptedServer srv([](int fd, const std::string&) {
-      put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npcap\r\n");
+      put(fd, "HTTP/1.1 200 OK\r\nX-TM-Query-Id: q7\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npcap\r\n");
     });
     ASSERT_TRUE(srv.ok());
     std::string got;
@@ -379,6 +379,8 @@ TEST(ApiClient, ErrorsReadAsTheServersMessage) {
                      });
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.error.rfind("the server ended the answer early", 0), 0u) << r.error;
+    EXPECT_EQ(got, "pcap");
+    EXPECT_EQ(r.header("X-TM-Query-Id"), "q7");  // a tm frontend's: what went missing
   }
   EXPECT_THROW(api_get({"not a url", ""}, "/", {}, nullptr), std::runtime_error);
 }
