@@ -1,13 +1,12 @@
-// The tm subcommands. Each registers its options on a CLI11 app and returns what runs it, which
-// returns the exit code. (`serve` and `frontend` are tm-daemon's: daemon/commands.h.)
+// The tm subcommands. Each registers its options on a CLI11 app and returns what runs it
+// (cmdline/program.h). (`serve` and `frontend` are tm-daemon's: daemon/commands.h.)
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <functional>
+
+#include "cmdline/program.h"
 
 namespace tmach::cli {
-
-using Runner = std::function<int()>;
 
 Runner add_record(CLI::App& app);
 Runner add_stats(CLI::App& app);
