@@ -17,7 +17,7 @@ namespace tmach::cli {
 
 Runner add_flows(CLI::App& app) {
   struct Opts {
-    std::string store, from, to, format = "text", by = "bytes";
+    std::string store, from, to, format = "text", by = "bytes", community_id;
     std::vector<std::string> filter;
     size_t top = 0;
     bool quiet = false, require_all = false;
@@ -34,6 +34,7 @@ Runner add_flows(CLI::App& app) {
   app.add_option("--top", o->top, "only the N largest flows");
   app.add_option("--by", o->by, "what --top ranks by: bytes, packets, duration")
       ->check(CLI::IsMember({"bytes", "packets", "duration"}));
+  app.add_option("--community-id", o->community_id, "only the flows with this Community ID (1:...)");
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker answers");
@@ -47,7 +48,7 @@ Runner add_flows(CLI::App& app) {
       svc = std::make_unique<server::LocalService>(o->store);
     else
       svc = std::make_unique<server::HttpService>(o->server);
-    server::FlowRequest r{text, o->from, o->to, o->format, o->by, o->top, o->require_all};
+    server::FlowRequest r{text, o->from, o->to, o->format, o->by, o->top, o->require_all, o->community_id};
     std::string summary;
     try {
       summary = svc->flows(

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cmdline/options.h"
 #include "flow/flow_query.h"
+#include "packet/community_id.h"
 #include "query/executor.h"
 #include "query/planner.h"
 #include "server/client.h"
@@ -77,6 +78,7 @@ Runner add_query(CLI::App& app) {
     std::vector<std::string> classes;
     bool explain = false, count = false, quiet = false, require_all = false;
     uint64_t flow_id = 0;
+    std::string community_id;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -94,6 +96,9 @@ Runner add_query(CLI::App& app) {
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker it asks answers in full");
   app.add_option("--flow", o->flow_id, "the packets of one flow (its id from tm flows), while still on disk");
+  app.add_option(
+      "--community-id", o->community_id,
+      "the packets of the connection(s) with this Community ID (1:..., as Zeek and Suricata log it)");
   return [o]() -> int {
     if (!o->explain && !o->count && o->out.empty())
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
@@ -110,9 +115,7 @@ Runner add_query(CLI::App& app) {
       if (!flow::find_flow(o->store, o->flow_id, row))
         throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
       const auto& f = row.rec;
-      std::string ft = fmt::format("host {} and host {} and proto {}", f.orig.str(), f.resp.str(), f.proto);
-      if (f.proto == 6 || f.proto == 17 || f.proto == 132)
-        ft += fmt::format(" and port {} and port {}", f.orig_port, f.resp_port);
+      std::string ft = flow::connections_filter({row});
       q.text = q.text.empty() ? ft : fmt::format("({}) and ({})", ft, q.text);
       if (o->from.empty())
         o->from = fmt::format("{}.{:09}", f.first_ts / 1000000000ull, f.first_ts % 1000000000ull);
@@ -127,7 +130,7 @@ Runner add_query(CLI::App& app) {
         svc = std::make_unique<server::LocalService>(o->store);
       else
         svc = std::make_unique<server::HttpService>(o->server);
-      server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all};
+      server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all, o->community_id};
       OutFile out(o->out);
       std::string summary;
       try {
@@ -140,6 +143,18 @@ Runner add_query(CLI::App& app) {
       }
       if (!o->quiet) std::cerr << "tm query: " << summary << "\n";
       return 0;
+    }
+    if (!o->community_id.empty()) {  // --count, --explain: the store's own figures
+      if (!packet::is_community_id(o->community_id))
+        throw std::runtime_error(
+            fmt::format("--community-id: '{}' is not a version-1 Community ID", o->community_id));
+      std::string conns = flow::community_filter(o->store, o->community_id);
+      if (conns.empty()) {
+        std::cerr << fmt::format("tm query: warning: no flow record of store {} has Community ID {}\n",
+                                 o->store, o->community_id);
+        conns = "ip and not ip";  // nothing
+      }
+      q.text = q.text.empty() ? conns : fmt::format("({}) and ({})", conns, q.text);
     }
     q.parsed = query::parse_expr(q.text);
     if (q.parsed.kind == query::ParseResult::Kind::kError) {

@@ -32,6 +32,7 @@
 #include "record/session.h"
 #include "server/api.h"
 #include "server/listen.h"
+#include "server/metrics.h"
 #include "server/subscription.h"
 #include "store/store_writer.h"
 #include "util/file_io.h"
@@ -225,12 +226,12 @@ class Daemon : public server::Backend {
 
   json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) override {
     auto a = parse_host(host);
-    if (!a) throw server::ApiError(400, fmt::format("host: '{}' is not an IPv4 or IPv6 address", host));
+    if (!a) throw server::BadRequest(fmt::format("host: '{}' is not an IPv4 or IPv6 address", host));
     int ci = class_index(cls);
     if (ci < 0) {
       std::string names;
       for (auto& c : cfg_.classes) names += (names.empty() ? "" : ", ") + c.name;
-      throw server::ApiError(400, fmt::format("class: no class '{}' configured (classes: {})", cls, names));
+      throw server::BadRequest(fmt::format("class: no class '{}' configured (classes: {})", cls, names));
     }
     uint64_t exp = for_ns ? util::now_ns() + for_ns : 0;
     std::lock_guard lk(mu_);
@@ -335,7 +336,7 @@ class Daemon : public server::Backend {
       for (size_t i = 0; i < cfg_.classes.size(); ++i)
         seam->next_seq[cfg_.classes[i].name] = writer_.next_seq(static_cast<uint16_t>(i));
     });
-    if (!ok) throw server::ApiError(503, "the writer did not answer (shutting down?)");
+    if (!ok) throw server::Unavailable("the writer did not answer (shutting down?)");
     store::Catalog cat = store::Catalog::scan(cfg_.store);
     std::vector<store::SegmentInfo> keep;
     for (auto& seg : cat.segments) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "flow/flow_file.h"
@@ -119,6 +120,42 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
       return true;
     }
   return false;
+}
+
+void keep_community_id(std::vector<FlowRow>& rows, const std::string& id) {
+  std::erase_if(rows, [&](const FlowRow& r) { return community_id(r.rec) != id; });
+}
+
+std::string connections_filter(const std::vector<FlowRow>& rows) {
+  std::set<std::string> terms;  // one term per 5-tuple, however many records name it
+  for (auto& r : rows) {
+    const FlowRecord& f = r.rec;
+    const char* proto = f.proto == packet::kProtoTcp    ? "tcp"
+                        : f.proto == packet::kProtoUdp  ? "udp"
+                        : f.proto == packet::kProtoSctp ? "sctp"
+                                                        : nullptr;
+    // Both directions, each with its own ports: "host A and host B and port a and port b" would
+    // also take A:b <-> B:a, another connection.
+    std::string a = f.orig.str(), b = f.resp.str();
+    std::string t = proto
+                        ? fmt::format(
+                              "{0} and ((src host {1} and src port {2} and dst host {3} and dst port {4}) or "
+                              "(src host {3} and src port {4} and dst host {1} and dst port {2}))",
+                              proto, a, f.orig_port, b, f.resp_port)
+                        : fmt::format("{} proto {} and host {} and host {}", f.version == 6 ? "ip6" : "ip",
+                                      f.proto, a, b);
+    terms.insert("(" + t + ")");
+  }
+  std::string o;
+  for (auto& t : terms) o += (o.empty() ? "" : " or ") + t;
+  return o;
+}
+
+std::string community_filter(const std::string& store, const std::string& id) {
+  FlowQueryStats st;
+  auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st);
+  keep_community_id(rows, id);
+  return connections_filter(rows);
 }
 
 }  // namespace tmach::flow

@@ -31,4 +31,13 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
 // The record with this id, if any flow file still has it.
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
 
+// Keeps the rows whose Community ID (seed 0) is `id`.
+void keep_community_id(std::vector<FlowRow>& rows, const std::string& id);
+// A filter (tcpdump syntax) for the packets of these rows' connections: their protocol,
+// addresses and ports, or'ed. Empty when `rows` is.
+std::string connections_filter(const std::vector<FlowRow>& rows);
+// connections_filter() of every flow record of `store` with Community ID `id` (whenever it
+// was seen: the ID names a 5-tuple); empty when none has it.
+std::string community_filter(const std::string& store, const std::string& id);
+
 }  // namespace tmach::flow

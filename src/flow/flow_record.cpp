@@ -1,5 +1,7 @@
 #include "flow/flow_record.h"
 
+#include "packet/community_id.h"
+
 namespace tmach::flow {
 
 const char* to_string(EndState s) {
@@ -68,6 +70,12 @@ packet::PacketInfo as_packet(const FlowRecord& r) {
   l.tcp_flags = static_cast<uint8_t>(r.tcp_flags[0] | r.tcp_flags[1]);
   p.ethertype = r.version == 4 ? 0x0800 : 0x86dd;
   return p;
+}
+
+std::string community_id(const FlowRecord& r, uint16_t seed) {
+  if (r.proto == packet::kProtoIcmp || r.proto == packet::kProtoIcmp6) return {};
+  return packet::community_id_v1(packet::CommunityTuple{r.orig, r.resp, r.proto, r.orig_port, r.resp_port},
+                                 seed);
 }
 
 }  // namespace tmach::flow

@@ -43,5 +43,8 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end);
 // A decoded-packet view of the record, so the query evaluator and the index builder apply
 // to flows as they are: one IP layer with the endpoints, ports and protocol.
 packet::PacketInfo as_packet(const FlowRecord& r);
+// The record's Community ID v1 (packet/community_id.h) with `seed`; empty for ICMP and
+// ICMPv6, whose connection in tm covers every type between two hosts (the ID needs one).
+std::string community_id(const FlowRecord& r, uint16_t seed = 0);
 
 }  // namespace tmach::flow

@@ -104,6 +104,7 @@ std::string endpoint(const packet::IpAddr& a, uint16_t port, bool ports, bool v6
 
 nlohmann::json flow_to_json(const flow::FlowRow& r) {
   const auto& f = r.rec;
+  std::string cid = flow::community_id(f);
   return {
       {"id", f.id},
       {"first", util::format_time(f.first_ts)},
@@ -126,7 +127,8 @@ nlohmann::json flow_to_json(const flow::FlowRow& r) {
       {"class", r.cls},
       {"tunnel", f.tunnel},
       {"stored_pkts", f.stored},
-      {"packets_on_disk", packets_str(r.packets)}};
+      {"packets_on_disk", packets_str(r.packets)},
+      {"community_id", cid.empty() ? nlohmann::json(nullptr) : nlohmann::json(cid)}};
 }
 
 flow::FlowRow flow_from_json(const nlohmann::json& j) {
@@ -193,10 +195,10 @@ std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::stri
     for (auto& r : rows) o += flow_to_json(r).dump() + "\n";
   } else if (format == "csv") {
     static const char* cols[] = {
-        "id",         "first",      "last",        "duration",       "proto",      "orig_addr",
-        "orig_port",  "resp_addr",  "resp_port",   "orig_pkts",      "orig_bytes", "resp_pkts",
-        "resp_bytes", "orig_flags", "resp_flags",  "state",          "cut",        "cutoff_time",
-        "class",      "tunnel",     "stored_pkts", "packets_on_disk"};
+        "id",         "first",      "last",        "duration",        "proto",       "orig_addr",
+        "orig_port",  "resp_addr",  "resp_port",   "orig_pkts",       "orig_bytes",  "resp_pkts",
+        "resp_bytes", "orig_flags", "resp_flags",  "state",           "cut",         "cutoff_time",
+        "class",      "tunnel",     "stored_pkts", "packets_on_disk", "community_id"};
     for (size_t i = 0; i < std::size(cols); ++i) o += std::string(i ? "," : "") + cols[i];
     o += "\n";
     for (auto& r : rows) {

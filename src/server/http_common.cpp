@@ -11,7 +11,7 @@ void Admission::admit() {
   if (active_.fetch_add(1) >= limit_) {
     active_--;
     rejected_++;
-    throw ApiError(503, fmt::format("too many {} (limit {}); try again later", what_, limit_));
+    throw Unavailable(fmt::format("too many {} (limit {}); try again later", what_, limit_));
   }
 }
 
@@ -21,13 +21,13 @@ FlowParams flow_params(const httplib::Request& req) {
   if (!format.empty()) p.format = format;
   if (!by.empty()) p.by = by;
   if (p.format != "json" && p.format != "csv" && p.format != "text")
-    throw ApiError(400, "format: json, csv or text");
+    throw BadRequest("format: json, csv or text");
   if (p.by != "bytes" && p.by != "packets" && p.by != "duration")
-    throw ApiError(400, "by: bytes, packets or duration");
+    throw BadRequest("by: bytes, packets or duration");
   if (!top.empty()) {
     char* end = nullptr;
     p.top = std::strtoull(top.c_str(), &end, 10);
-    if (*end || top[0] == '-') throw ApiError(400, "top: a number");
+    if (*end || top[0] == '-') throw BadRequest("top: a number");
   }
   return p;
 }
@@ -49,10 +49,10 @@ bool const_time_equal(const std::string& a, const std::string& b) {
   return d == 0;
 }
 
-util::pcap::Writer pcap_answer(httplib::DataSink& sink) {
-  return util::pcap::Writer([&sink](const char* p, size_t n) {
+ByteSink chunk_sink(httplib::DataSink& sink) {
+  return [&sink](const char* p, size_t n) {
     if (!sink.write(p, n)) throw std::runtime_error("client went away");
-  });
+  };
 }
 
 std::string param(const httplib::Request& req, const char* name) {
@@ -93,8 +93,8 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     try {
       std::rethrow_exception(ep);
-    } catch (const ApiError& e) {
-      json_error(res, e.status, e.what());
+    } catch (const ServiceError& e) {
+      json_error(res, e.status, e.what(), e.detail.is_object() ? e.detail : nlohmann::json::object());
     } catch (const std::exception& e) {
       json_error(res, 500, e.what());
     } catch (...) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <utility>
 
-#include "util/pcap.h"
+#include "server/service.h"
 
 namespace httplib {
 class Server;
@@ -21,11 +21,8 @@ class DataSink;
 
 namespace tmach::server {
 
-// A request the API could not honour: HTTP status and message.
-struct ApiError : std::runtime_error {
-  ApiError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
-  int status;
-};
+// A request the API could not honour: HTTP status and message (service.h).
+using ApiError = ServiceError;
 
 // Content types of the answers.
 inline constexpr const char* kJsonType = "application/json";
@@ -36,7 +33,7 @@ inline constexpr const char* kMetricsType = "text/plain; version=0.0.4";
 class Admission {
  public:
   Admission(std::string what, int limit) : what_(std::move(what)), limit_(limit) {}
-  // One more running, or ApiError(503) "too many <what> (limit N); try again later".
+  // One more running, or Unavailable (503) "too many <what> (limit N); try again later".
   void admit();
   void release() { active_--; }
   int active() const { return active_.load(); }
@@ -50,7 +47,7 @@ class Admission {
 };
 
 // The flow answer's parameters: format (json, csv, text; default json), by (bytes, packets,
-// duration; default bytes), top (a number; 0 = all). ApiError(400) when one is bad.
+// duration; default bytes), top (a number; 0 = all). BadRequest when one is bad.
 struct FlowParams {
   std::string format = "json", by = "bytes";
   size_t top = 0;
@@ -68,14 +65,13 @@ bool const_time_equal(const std::string& a, const std::string& b);
 std::string param(const httplib::Request& req, const char* name);
 bool flag_param(const httplib::Request& req, const char* name);
 
-// A nanosecond pcap answer into a chunked response, in 64 KiB chunks (util/pcap.h: the link
-// type is the first packet's; packets of another link type are counted instead). Writing
-// throws std::runtime_error("client went away") when the client is gone.
-util::pcap::Writer pcap_answer(httplib::DataSink& sink);
+// Writes into a chunked response; throws std::runtime_error("client went away") when the
+// client is gone.
+ByteSink chunk_sink(httplib::DataSink& sink);
 
 // Timeouts, request size limit, bearer token (`token`, compared in constant time; /health
 // stays open; none when empty), JSON answers for unknown endpoints and for exceptions
-// (ApiError's status, else 500); counts every request in `requests`.
+// (a ServiceError's status and detail, else 500); counts every request in `requests`.
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s);
 

@@ -47,6 +47,7 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
   if (!q.to.empty()) p.emplace("to", q.to);
   for (auto& c : q.classes) p.emplace("class", c);
   if (q.require_all) p.emplace("require_all", "1");
+  if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   auto t0 = std::chrono::steady_clock::now();
   auto r = api_get(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
@@ -66,12 +67,92 @@ std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const 
   if (!q.to.empty()) p.emplace("to", q.to);
   if (q.top) p.emplace("top", std::to_string(q.top));
   if (q.require_all) p.emplace("require_all", "1");
+  if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   auto r = api_get(c_, "/api/v1/flows", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
   if (!r.error.empty()) throw std::runtime_error(r.error);
   if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
     warn("workers missing from the answer: " + m);
   return "";
+}
+
+namespace {
+
+// A plain answer: its body, or the server's error with its status.
+const ClientResult& checked(const ClientResult& r) {
+  if (r.status == 0) throw std::runtime_error(r.error);
+  if (r.status < 200 || r.status >= 300) throw_for_status(r.status, r.error);
+  return r;
+}
+
+Reply json_reply(const ClientResult& r) {
+  auto j = nlohmann::json::parse(checked(r).body, nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error("the server's answer is not JSON");
+  return {std::move(j), {}};
+}
+
+class SubscriptionStream : public Stream {
+ public:
+  SubscriptionStream(ClientOptions c, Params p) : c_(std::move(c)), p_(std::move(p)) {}
+  std::string run(const ByteSink& out, const Warn&, const StopCheck& stop) override {
+    bool stopped = false;
+    auto r = api_get(c_, "/api/v1/subscribe", p_, [&](const char* d, size_t n) {
+      if (!stop().empty()) return !(stopped = true);
+      out(d, n);
+      return true;
+    });
+    if (stopped) return "";
+    if (r.status != 200 && r.status != 0) throw_for_status(r.status, r.error);
+    if (!r.error.empty()) throw std::runtime_error(r.error);
+    return "";
+  }
+
+ private:
+  ClientOptions c_;
+  Params p_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stream> HttpService::open_subscription(const SubscribeRequest& q) {
+  Params p{{"filter", q.filter}};
+  if (q.history) p.emplace("history_from", q.history_from);
+  if (!q.to.empty()) p.emplace("to", q.to);
+  for (auto& c : q.classes) p.emplace("class", c);
+  return std::make_unique<SubscriptionStream>(c_, std::move(p));
+}
+
+Reply HttpService::health() { return json_reply(api_get(c_, "/health", {}, nullptr)); }
+
+Reply HttpService::stats(const ApiCounters&) { return json_reply(api_get(c_, "/api/v1/stats", {}, nullptr)); }
+
+std::string HttpService::metrics(const ApiCounters&) {
+  return checked(api_get(c_, "/metrics", {}, nullptr)).body;
+}
+
+Reply HttpService::class_set(const ClassRequest& r) {
+  nlohmann::json b = {{"host", r.host}, {"class", r.cls}};
+  if (!r.for_text.empty()) b["for"] = r.for_text;
+  return json_reply(api_post(c_, "/api/v1/classes", b.dump()));
+}
+
+Reply HttpService::class_list() { return json_reply(api_get(c_, "/api/v1/classes", {}, nullptr)); }
+
+Reply HttpService::class_remove(const std::string& host) {
+  return json_reply(api_delete(c_, "/api/v1/classes/" + host));
+}
+
+Reply HttpService::connections(const ConnectionsRequest& r) {
+  Params p{{"filter", r.filter}};
+  if (r.top) p.emplace("top", std::to_string(r.top));
+  return json_reply(api_get(c_, "/api/v1/connections", p, nullptr));
+}
+
+Reply HttpService::control(const ControlRequest& r) {
+  nlohmann::json b = {{"filter", r.filter}};
+  if (r.suspend_cutoff >= 0) b["suspend_cutoff"] = r.suspend_cutoff == 1;
+  if (r.suspend_timeout >= 0) b["suspend_timeout"] = r.suspend_timeout == 1;
+  return json_reply(api_post(c_, "/api/v1/connections/control", b.dump()));
 }
 
 }  // namespace tmach::server

@@ -11,6 +11,16 @@ class HttpService : public Service {
   explicit HttpService(ClientOptions c) : c_(std::move(c)) {}
   std::string query(const QueryRequest& q, const ByteSink& out, const Warn& warn) override;
   std::string flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) override;
+  // The rest of the API, each a request to the server (its status kept: throw_for_status).
+  std::unique_ptr<Stream> open_subscription(const SubscribeRequest& q) override;
+  Reply health() override;
+  Reply stats(const ApiCounters& api) override;  // the server's own counters; `api` unused
+  std::string metrics(const ApiCounters& api) override;
+  Reply class_set(const ClassRequest& r) override;
+  Reply class_list() override;
+  Reply class_remove(const std::string& host) override;
+  Reply connections(const ConnectionsRequest& r) override;
+  Reply control(const ControlRequest& r) override;
 
  private:
   ClientOptions c_;

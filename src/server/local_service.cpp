@@ -1,20 +1,29 @@
 #include "server/local_service.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
 #include <tuple>
 
 #include "flow/flow_query.h"
-#include "query/executor.h"
+#include "packet/community_id.h"
+#include "query/packet_filter.h"
 #include "server/flow_format.h"
+#include "server/metrics.h"
+#include "server/store_stats.h"
+#include "server/subscription.h"
 #include "store/catalog.h"
 #include "util/pcap.h"
 #include "util/timespec.h"
+#include "util/units.h"
 
 namespace tmach::server {
-// --from/--to (the names are the command line's: only the CLI asks a LocalService so far).
+// --from/--to (the command line's names).
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns) {
   uint64_t now = util::now_ns();
   for (auto [flag, text, dst] : {std::tuple{"--from", &from, &from_ns}, std::tuple{"--to", &to, &to_ns}}) {
@@ -28,63 +37,309 @@ void parse_time_range(const std::string& from, const std::string& to, uint64_t& 
 
 namespace {
 
-query::ParseResult parse_filter(const std::string& text) {
-  query::ParseResult pr = query::parse_expr(text);
-  if (pr.kind == query::ParseResult::Kind::kError) throw BadRequest(query::format_error(text, pr));
-  return pr;
+using clk = std::chrono::steady_clock;
+using nlohmann::json;
+
+double ms_since(clk::time_point t0) {
+  return std::chrono::duration<double, std::milli>(clk::now() - t0).count();
 }
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+// Every 256 packets: has the transport asked to stop?
+void check_stop(uint64_t& n, const StopCheck& stop) {
+  if ((++n & 255) != 0) return;
+  if (std::string why = stop(); !why.empty()) throw Cancelled(why);
+}
+
+class QueryStream : public Stream {
+ public:
+  QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, std::string note = {})
+      : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk), note_(std::move(note)) {}
+  std::string run(const ByteSink& sink, const Warn& warn, const StopCheck& stop) override {
+    if (!note_.empty()) warn(note_);
+    // util/pcap.h: the link type is that of the first packet; packets of another link type
+    // cannot share the stream and are counted instead.
+    util::pcap::Writer out(sink, chunk_);
+    uint64_t n = 0;
+    query::QueryStats st = query::run_query(cat_, q_, [&](const query::OutPacket& p) {
+      check_stop(n, stop);
+      out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
+    });
+    out.finish();
+    packets = out.packets();
+    double ms = ms_since(t0_);
+    for (auto& w : st.warnings) warn(w);
+    if (out.other_link())
+      warn(fmt::format("{} matching packets of another link type than {} were left out", out.other_link(),
+                       out.linktype()));
+    return fmt::format(
+        "{} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
+        "{:.1f} ms",
+        st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
+        st.segments_skipped_time, st.candidates, st.matched, ms);
+  }
+
+ private:
+  store::Catalog cat_;
+  query::QuerySpec q_;
+  size_t chunk_;
+  std::string note_;  // a warning known before the answer (a Community ID with no connection)
+  clk::time_point t0_ = clk::now();
+};
+
+// A flow answer is complete before it is written: its errors come when it is opened.
+class TextStream : public Stream {
+ public:
+  TextStream(std::string text, std::vector<std::string> warnings, std::string summary)
+      : text_(std::move(text)), warnings_(std::move(warnings)), summary_(std::move(summary)) {}
+  std::string run(const ByteSink& out, const Warn& warn, const StopCheck&) override {
+    out(text_.data(), text_.size());
+    for (auto& w : warnings_) warn(w);
+    return summary_;
+  }
+
+ private:
+  std::string text_;
+  std::vector<std::string> warnings_;
+  std::string summary_;
+};
+
+// Optional history, then new packets as the writer appends them; unsubscribes when destroyed.
+class SubscriptionStream : public Stream {
+ public:
+  SubscriptionStream(Backend& live, std::shared_ptr<Subscriber> sub, store::Catalog snap, bool history,
+                     size_t chunk)
+      : live_(live), sub_(std::move(sub)), snap_(std::move(snap)), history_(history), chunk_(chunk) {}
+  ~SubscriptionStream() override {
+    live_.unsubscribe(sub_);
+    if (sub_->overflow())
+      spdlog::warn("subscription '{}': {} packets lost (the client read too slowly)", sub_->spec().text,
+                   sub_->overflow());
+  }
+  // Ends normally when `stop` says stop (the end of a subscription); Cancelled only while
+  // the history is written.
+  std::string run(const ByteSink& sink, const Warn&, const StopCheck& stop) override {
+    util::pcap::Writer out(sink, chunk_);
+    if (history_) {
+      query::QuerySpec h = sub_->spec();
+      h.to_ns = UINT64_MAX;
+      uint64_t n = 0;
+      query::run_query(snap_, h, [&](const query::OutPacket& p) {
+        check_stop(n, stop);
+        out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
+      });
+      out.flush();
+    }
+    std::deque<SubPacket> batch;
+    while (stop().empty()) {
+      sub_->take(batch, std::chrono::milliseconds(200));
+      for (auto& p : batch)
+        out.write(p.ts_ns, p.linktype, static_cast<uint32_t>(p.data.size()), p.wirelen,
+                  reinterpret_cast<const uint8_t*>(p.data.data()));
+      batch.clear();
+      out.flush();
+    }
+    out.finish();
+    packets = out.packets();
+    return fmt::format("{} packets", packets);
+  }
+
+ private:
+  Backend& live_;
+  std::shared_ptr<Subscriber> sub_;
+  store::Catalog snap_;
+  bool history_;
+  size_t chunk_;
+};
+
+}  // namespace
+
+void LocalService::refuse(const std::string& option_text, const std::string& param_text) const {
+  if (o_.naming == LocalOptions::Naming::kOptions) throw std::runtime_error(option_text);
+  throw BadRequest(param_text);
+}
+
+query::QuerySpec LocalService::spec(const std::string& filter, const std::string& from, const char* from_name,
+                                    const std::string& to, bool check_order) const {
+  bool api = o_.naming == LocalOptions::Naming::kParameters;
+  query::QuerySpec q;
+  q.text = filter;
+  q.parsed = query::parse_expr(q.text);
+  if (q.parsed.kind == query::ParseResult::Kind::kError)
+    throw BadRequest(query::format_error(q.text, q.parsed));
+  if (api && q.parsed.kind == query::ParseResult::Kind::kBpfOnly) {
+    std::string err = query::bpf_compile_error(q.text);
+    if (!err.empty()) throw BadRequest(fmt::format("filter: {}", err));
+  }
+  uint64_t now = util::now_ns();
+  for (auto [name, text, dst] : {std::tuple{from_name, &from, &q.from_ns}, std::tuple{"to", &to, &q.to_ns}}) {
+    if (text->empty()) continue;
+    std::string err;
+    auto t = util::parse_time(*text, now, &err);
+    if (!t) refuse(fmt::format("--{}: {}", name, err), fmt::format("{}: {}", name, err));
+    *dst = *t;
+  }
+  if (check_order && q.from_ns > q.to_ns) refuse("--from is after --to", "from is after to");
+  return q;
+}
+
+Backend& LocalService::need_live() const {
+  if (!o_.live) throw Conflict("this tm serve does not capture (read-only store): no dynamic classes");
+  return *o_.live;
+}
+
+void LocalService::check_community_id(const std::string& id) const {
+  if (!id.empty() && !packet::is_community_id(id))
+    throw BadRequest(
+        fmt::format("community_id: '{}' is not a version-1 Community ID (1: and 28 base64 "
+                    "characters, as 1:wCb3OG7yAFWelaUydu0D+125CLM=)",
+                    id));
+}
+
+std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
+  // An empty answer, not an error, when no connection has the Community ID: in a cluster,
+  // every worker but one has none.
+  check_community_id(r.community_id);
+  std::string conns = r.community_id.empty() ? "" : flow::community_filter(o_.store, r.community_id);
+  std::string filter =
+      conns.empty() || r.filter.empty() ? conns + r.filter : fmt::format("({}) and ({})", conns, r.filter);
+  query::QuerySpec q = spec(filter, r.from, "from", r.to, true);
+  if (!r.community_id.empty() && conns.empty())
+    return std::make_unique<QueryStream>(
+        store::Catalog{}, std::move(q), o_.write_chunk,
+        fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id));
+  q.classes = r.classes;
+  if (o_.live && !o_.live->sync())
+    spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
+  // Names only: the executor checks each sidecar it opens (and skips by its time range).
+  store::Catalog cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
+  for (auto& c : q.classes)
+    if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
+      refuse(fmt::format("no class '{}' in store {}", c, o_.store),
+             fmt::format("no class '{}' in the store", c));
+  return std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk);
+}
+
+std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, const Warn& warn) {
+  return open_query(r)->run(sink, warn, [] { return std::string(); });
+}
+
+std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
+  // (The command line has always taken from after to as an empty window for flows.)
+  query::QuerySpec q = spec(r.filter, r.from, "from", r.to, o_.naming == LocalOptions::Naming::kParameters);
+  flow::FlowQueryStats st;
+  auto rows = flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st);
+  check_community_id(r.community_id);
+  if (!r.community_id.empty()) flow::keep_community_id(rows, r.community_id);
+  top_flows(rows, r.top, r.by);
+  std::string summary =
+      fmt::format("{} files ({} by index, {} scanned, {} skipped by time), {} records read, {} flows",
+                  st.files, st.files_indexed, st.files_scanned, st.files_skipped, st.candidates, rows.size());
+  return std::make_unique<TextStream>(render_flows(rows, r.format), std::move(st.warnings),
+                                      std::move(summary));
+}
+
+std::string LocalService::flows(const FlowRequest& r, const ByteSink& sink, const Warn& warn) {
+  return open_flows(r)->run(sink, warn, [] { return std::string(); });
+}
+
+std::unique_ptr<Stream> LocalService::open_subscription(const SubscribeRequest& r) {
+  Backend& live = need_live();
+  query::QuerySpec q = spec(r.filter, r.history_from, "history_from", r.to, true);
+  q.classes = r.classes;
+  auto sub = std::make_shared<Subscriber>(q, o_.subscription_queue);
+  store::Catalog snap = live.subscribe(sub);
+  return std::make_unique<SubscriptionStream>(live, std::move(sub), std::move(snap), r.history,
+                                              o_.write_chunk);
+}
+
+Reply LocalService::health() {
+  return {json{{"status", "ok"}, {"live", o_.live != nullptr}, {"store", o_.store}}, {}};
+}
+
+Reply LocalService::stats(const ApiCounters& api) {
+  json j;
+  j["store"] = catalog_json(store::Catalog::scan(o_.store));
+  j["store_path"] = o_.store;
+  j["live"] = o_.live != nullptr;
+  if (o_.live) j["capture"] = o_.live->stats();
+  j["api"] = {{"queries", api.queries},
+              {"flow_queries", api.flow_queries},
+              {"queries_failed", api.queries_failed},
+              {"queries_rejected", api.queries_rejected},
+              {"active_queries", api.active_queries},
+              {"active_subscriptions", api.active_subscriptions}};
+  return {std::move(j), {}};
+}
+
+std::string LocalService::metrics(const ApiCounters& api) {
+  Metrics m;
+  if (o_.live) o_.live->metrics(m);
+  store::Catalog cat = store::Catalog::scan(o_.store);
+  std::map<std::string, std::pair<uint64_t, uint64_t>> seg;  // class -> segments, bytes
+  for (auto& c : cat.classes) seg[c];
+  for (auto& sg : cat.segments) {
+    seg[sg.cls].first++;
+    seg[sg.cls].second += sg.disk_bytes();
+  }
+  for (auto& [c, v] : seg) {
+    m.add("tm_store_segments", "gauge", "Segments in the store, by class.", static_cast<double>(v.first),
+          {{"class", c}});
+    m.add("tm_store_disk_bytes", "gauge", "Disk use of the store (pcap and sidecars), by class.",
+          static_cast<double>(v.second), {{"class", c}});
+  }
+  add_api_metrics(m, api, api.queries_rejected);
+  return m.text();
+}
+
+Reply LocalService::class_set(const ClassRequest& r) {
+  Backend& live = need_live();
+  if (r.host.empty() || r.cls.empty()) throw BadRequest("give host and class (and optionally for=DURATION)");
+  uint64_t for_ns = 0;
+  if (!r.for_text.empty()) {
+    auto d = util::parse_duration_ns(r.for_text);
+    if (!d || *d == 0)
+      throw BadRequest(fmt::format("for: '{}' is not a duration (examples: 30m, 2h, 7d)", r.for_text));
+    for_ns = *d;
+  }
+  return {live.class_set(r.host, r.cls, for_ns), {}};
+}
+
+Reply LocalService::class_list() { return {need_live().class_list(), {}}; }
+
+Reply LocalService::class_remove(const std::string& host) {
+  Backend& live = need_live();
+  if (host.empty()) throw BadRequest("give the host");
+  if (!live.class_remove(host)) throw NotFound(fmt::format("no dynamic class for host {}", host));
+  return {json{{"removed", host}}, {}};
+}
+
+namespace {
+
+// Connections are selected by what the connection table keys them by.
+query::Expr conn_filter(const std::string& text) {
+  query::ParseResult pr = query::parse_expr(text);
+  if (pr.kind == query::ParseResult::Kind::kError) throw BadRequest(query::format_error(text, pr));
+  if (pr.kind == query::ParseResult::Kind::kBpfOnly)
+    throw BadRequest(
+        fmt::format("filter: connections are selected by addresses, ports and protocols; "
+                    "'{}' is not one of those",
+                    pr.unplanned));
+  return pr.expr;
 }
 
 }  // namespace
 
-std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, const Warn& warn) {
-  query::QuerySpec q;
-  q.text = r.filter;
-  q.parsed = parse_filter(q.text);
-  parse_time_range(r.from, r.to, q.from_ns, q.to_ns);
-  if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
-  q.classes = r.classes;
-  auto t0 = std::chrono::steady_clock::now();
-  // Names only: the executor checks each sidecar it opens (and skips by its time range).
-  store::Catalog cat = store::Catalog::scan(store_, store::Catalog::Depth::kNames);
-  for (auto& c : q.classes)
-    if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
-      throw std::runtime_error(fmt::format("no class '{}' in store {}", c, store_));
-  // util/pcap.h: the link type is that of the first packet; packets of another link type
-  // cannot share the stream and are counted instead. 1 MiB writes.
-  util::pcap::Writer out(sink, 1 << 20);
-  query::QueryStats st = query::run_query(cat, q, [&](const query::OutPacket& p) {
-    out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
-  });
-  out.finish();
-  double ms = ms_since(t0);
-  for (auto& w : st.warnings) warn(w);
-  if (out.other_link())
-    warn(fmt::format("{} matching packets of another link type than {} were left out", out.other_link(),
-                     out.linktype()));
-  return fmt::format(
-      "{} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, {:.1f} "
-      "ms",
-      st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
-      st.segments_skipped_time, st.candidates, st.matched, ms);
+Reply LocalService::connections(const ConnectionsRequest& r) {
+  Backend& live = need_live();
+  return {live.connections(conn_filter(r.filter), r.top), {}};
 }
 
-std::string LocalService::flows(const FlowRequest& r, const ByteSink& sink, const Warn& warn) {
-  query::ParseResult pr = parse_filter(r.filter);
-  uint64_t from = 0, to = UINT64_MAX;
-  parse_time_range(r.from, r.to, from, to);
-  flow::FlowQueryStats st;
-  auto rows = flow::query_flows(store_, pr, from, to, st);
-  top_flows(rows, r.top, r.by);
-  std::string text = render_flows(rows, r.format);
-  sink(text.data(), text.size());
-  for (auto& w : st.warnings) warn(w);
-  return fmt::format("{} files ({} by index, {} scanned, {} skipped by time), {} records read, {} flows",
-                     st.files, st.files_indexed, st.files_scanned, st.files_skipped, st.candidates,
-                     rows.size());
+Reply LocalService::control(const ControlRequest& r) {
+  Backend& live = need_live();
+  if (r.suspend_cutoff < 0 && r.suspend_timeout < 0)
+    throw BadRequest("give suspend_cutoff and/or suspend_timeout (true/false)");
+  if (r.filter.empty()) throw BadRequest("give a filter naming the connection(s)");
+  return {live.control(conn_filter(r.filter), r.suspend_cutoff, r.suspend_timeout), {}};
 }
 
 }  // namespace tmach::server

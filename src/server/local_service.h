@@ -1,9 +1,13 @@
-// The Service over a store directory on this machine (tm query/flows --store).
+// The Service over a store directory on this machine: tm query/flows --store, and tm serve's
+// API, which gives it the live capture's hooks (live.h) when it records.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "query/executor.h"
+#include "server/live.h"
 #include "server/service.h"
 
 namespace tmach::server {
@@ -11,14 +15,45 @@ namespace tmach::server {
 // --from/--to values (empty: leave the bound as it is), relative to now; throws naming the option.
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns);
 
+struct LocalOptions {
+  std::string store;
+  Backend* live = nullptr;  // tm serve -i; null: the store alone (read-only: no dynamic classes)
+  // How errors name what was asked: as the command line's options (--from; std::runtime_error,
+  // exit code 1) or as the API's parameters (from; BadRequest, 400).
+  enum class Naming { kOptions, kParameters } naming = Naming::kOptions;
+  size_t write_chunk = 1 << 20;           // bytes per write of a pcap answer
+  size_t subscription_queue = 64u << 20;  // bytes a slow subscriber may fall behind
+};
+
 class LocalService : public Service {
  public:
-  explicit LocalService(std::string store) : store_(std::move(store)) {}
+  explicit LocalService(std::string store) : LocalService(LocalOptions{std::move(store)}) {}
+  explicit LocalService(LocalOptions o) : o_(std::move(o)) {}
   std::string query(const QueryRequest& q, const ByteSink& out, const Warn& warn) override;
   std::string flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) override;
+  std::unique_ptr<Stream> open_query(const QueryRequest& q) override;
+  std::unique_ptr<Stream> open_flows(const FlowRequest& q) override;
+  std::unique_ptr<Stream> open_subscription(const SubscribeRequest& q) override;
+  Reply health() override;
+  Reply stats(const ApiCounters& api) override;
+  std::string metrics(const ApiCounters& api) override;
+  Reply class_set(const ClassRequest& r) override;
+  Reply class_list() override;
+  Reply class_remove(const std::string& host) override;
+  Reply connections(const ConnectionsRequest& r) override;
+  Reply control(const ControlRequest& r) override;
 
  private:
-  std::string store_;
+  // filter, times and classes -> a query; errors named as o_.naming says. `check_order`:
+  // from after to is an error.
+  query::QuerySpec spec(const std::string& filter, const std::string& from, const char* from_name,
+                        const std::string& to, bool check_order) const;
+  [[noreturn]] void refuse(const std::string& option_text, const std::string& param_text) const;
+  Backend& need_live() const;
+  // BadRequest unless `id` is empty or a Community ID.
+  void check_community_id(const std::string& id) const;
+
+  LocalOptions o_;
 };
 
 }  // namespace tmach::server

@@ -4,6 +4,7 @@
 
 #include <pcap/pcap.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -15,9 +16,15 @@
 #include "packet/packet_info.h"
 #include "query/executor.h"
 #include "query/packet_filter.h"
-#include "server/api.h"
 
 namespace tmach::server {
+
+// A packet handed to a subscription (copied: owned by the queue).
+struct SubPacket {
+  uint64_t ts_ns;
+  uint32_t linktype, wirelen;
+  std::string data;
+};
 
 class Subscriber {
  public:

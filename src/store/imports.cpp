@@ -66,18 +66,13 @@ std::string log_path(const std::string& store_dir) { return (fs::path(store_dir)
 
 std::optional<FileFingerprint> fingerprint_file(const std::string& path) {
   if (path == "-") return std::nullopt;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0)
-    throw std::runtime_error(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
-  if (!S_ISREG(st.st_mode)) return std::nullopt;
+  util::UniqueFd f = util::open_file(path, O_RDONLY);
+  const int fd = f.get();
+  bool regular = false;
+  uint64_t size = util::file_size(fd, path, &regular);
+  if (!regular) return std::nullopt;
   FileFingerprint fp;
-  fp.size = static_cast<uint64_t>(st.st_size);
+  fp.size = size;
   size_t span = static_cast<size_t>(std::min<uint64_t>(fp.size, kFingerprintSpan));
   std::vector<uint8_t> buf(span);
   pread_exact(fd, path, buf.data(), span, 0);
@@ -169,25 +164,19 @@ const ImportRecord* ImportLog::find(const FileFingerprint& fp) const {
 void append_imports(const std::string& store_dir, const std::vector<ImportRecord>& records) {
   if (records.empty()) return;
   std::string path = log_path(store_dir);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0)
-    throw std::runtime_error(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  util::UniqueFd f = util::open_file(path, O_RDWR | O_CREAT | O_APPEND);
+  const int fd = f.get();
+  const uint64_t old_size = util::file_size(fd, path);
   std::string text;
-  if (st.st_size > 0) {  // a last line cut short (crash during an append) stays a line of its own
+  if (old_size > 0) {  // a last line cut short (crash during an append) stays a line of its own
     char last = 0;
-    if (::pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') text += '\n';
+    if (util::pread_full(fd, &last, 1, old_size - 1) == 1 && last != '\n') text += '\n';
   }
   for (auto& r : records) text += to_json_line(r) + "\n";
   util::write_all(fd, text.data(), text.size(), path);  // (IoError is a runtime_error)
   if (::fsync(fd) != 0)
     throw std::runtime_error(fmt::format("cannot sync {}: {}", path, std::strerror(errno)));
-  if (st.st_size == 0) {  // new file: its directory entry must survive a crash too
+  if (old_size == 0) {  // new file: its directory entry must survive a crash too
     int dfd = ::open(store_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       ::fsync(dfd);

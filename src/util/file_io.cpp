@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,26 +37,41 @@ ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off) {
   return static_cast<ssize_t>(got);
 }
 
-namespace {
-
-struct Fd {
-  int fd;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
   }
-};
+  return *this;
+}
 
-}  // namespace
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd open_file(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) throw IoError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  return UniqueFd(fd);
+}
+
+uint64_t file_size(int fd, const std::string& path, bool* regular) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) throw IoError(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  if (regular) *regular = S_ISREG(st.st_mode);
+  return static_cast<uint64_t>(st.st_size);
+}
 
 void replace_file_atomic(const std::string& path,
                          const std::function<void(int fd, const std::string& tmp)>& fill) {
   const std::string tmp = path + ".tmp";
   try {
     {
-      Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-      if (f.fd < 0) throw IoError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
-      fill(f.fd, tmp);
-      if (::fsync(f.fd) != 0) throw IoError(fmt::format("fsync of {} failed: {}", tmp, std::strerror(errno)));
+      UniqueFd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (f.get() < 0) throw IoError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+      fill(f.get(), tmp);
+      if (::fsync(f.get()) != 0)
+        throw IoError(fmt::format("fsync of {} failed: {}", tmp, std::strerror(errno)));
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0)
       throw IoError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
@@ -66,8 +82,8 @@ void replace_file_atomic(const std::string& path,
   // The rename is durable once the directory is.
   const std::string parent = std::filesystem::path(path).parent_path().string();
   const char* dir = parent.empty() ? "." : parent.c_str();
-  Fd d{::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (d.fd < 0 || ::fsync(d.fd) != 0)
+  UniqueFd d(::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.get() < 0 || ::fsync(d.get()) != 0)
     throw IoError(fmt::format("fsync of directory {} failed: {}", dir, std::strerror(errno)));
 }
 

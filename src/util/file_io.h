@@ -18,6 +18,32 @@ class IoError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An open file descriptor, closed when it goes out of scope.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) noexcept : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+// open(2) with O_CLOEXEC added; throws IoError "cannot open PATH: why".
+UniqueFd open_file(const std::string& path, int flags, mode_t mode = 0644);
+// The size of an open file (fstat); throws IoError "cannot stat PATH: why". `regular` (when
+// given) says whether it is a regular file.
+uint64_t file_size(int fd, const std::string& path, bool* regular = nullptr);
+
 // write(2) until all `n` bytes are written (retrying on EINTR and short writes). Throws
 // IoError naming `path` (what the descriptor is, for the message) on any other error.
 void write_all(int fd, const void* p, size_t n, const std::string& path);

@@ -1,0 +1,447 @@
+// ClusterService: packet queries, flows, subscriptions, worker selection and the front-end's
+// own reports (cluster_state.cpp has stats, metrics, classes and connections).
+#include "cluster/cluster_service.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "cluster/flow_merge.h"
+#include "cluster/pcap_merge.h"
+#include "cluster/worker_fetch.h"
+#include "query/parser.h"
+#include "server/flow_format.h"
+
+namespace tmach::cluster {
+namespace {
+
+using clk = std::chrono::steady_clock;
+using nlohmann::json;
+
+// One merged packet into a pcap answer.
+void write_packet(util::pcap::Writer& out, const MergePacket& p) {
+  out.write(p.ts_ns, p.linktype, static_cast<uint32_t>(p.data.size()), p.wirelen,
+            reinterpret_cast<const uint8_t*>(p.data.data()));
+}
+
+void add_missing_headers(server::Headers& h, const json& missing) {
+  std::string urls, reasons;
+  for (auto& [u, r] : missing.items()) {
+    urls += (urls.empty() ? "" : " ") + u;
+    reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", u, r.get<std::string>());
+  }
+  if (!urls.empty()) {
+    h.emplace_back("X-TM-Missing-Workers", urls);
+    h.emplace_back("X-TM-Missing-Reasons", one_line(reasons));
+  }
+}
+
+std::string reasons_of(const json& missing) {
+  std::string m;
+  for (auto& [u, r] : missing.items())
+    m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
+  return m;
+}
+
+std::string urls_of(const ClusterConfig& cfg, const std::vector<size_t>& which) {
+  std::string s;
+  for (size_t i : which) s += (s.empty() ? "" : " ") + cfg.workers[i].url;
+  return s;
+}
+
+// The filter, parsed; BadRequest on a syntax error.
+query::ParseResult parse_filter(const std::string& text) {
+  query::ParseResult pr = query::parse_expr(text);
+  if (pr.kind == query::ParseResult::Kind::kError) throw server::BadRequest(query::format_error(text, pr));
+  return pr;
+}
+
+// The parameters of a worker's request: `set` (empty values left out), each class.
+httplib::Params params(std::initializer_list<std::pair<const char*, std::string>> set,
+                       const std::vector<std::string>& classes = {}) {
+  httplib::Params p;
+  for (auto& [k, v] : set)
+    if (!v.empty()) p.emplace(k, v);
+  for (auto& c : classes) p.emplace("class", c);
+  return p;
+}
+
+}  // namespace
+
+ClusterService::ClusterService(ClusterConfig cfg) : cfg_(std::move(cfg)) {
+  for (size_t i = 0; i < cfg_.workers.size(); ++i) wc_.push_back(std::make_unique<WorkerCounters>());
+}
+
+ClusterService::~ClusterService() = default;
+
+std::vector<size_t> ClusterService::all_workers() const {
+  std::vector<size_t> v(cfg_.workers.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = i;
+  return v;
+}
+
+void ClusterService::remember(uint64_t id, json status) {
+  std::lock_guard lk(status_mu_);
+  status_[id] = std::move(status);
+  status_order_.push_back(id);
+  while (status_order_.size() > 1024) {
+    status_.erase(status_order_.front());
+    status_order_.pop_front();
+  }
+}
+
+Selection ClusterService::select(const query::ParseResult& pr, const BalanceInfo& b) {
+  Selection sel = select_workers(pr, b);
+  if (sel.all) return sel;
+  std::string why = share_mismatch();
+  if (why.empty()) return sel;
+  Selection all;
+  all.why = why + ": every worker";
+  return all;
+}
+
+// The configuration's worker order and scheme are what selection trusts: a worker that knows
+// its share (tm serve --worker-id) is asked once, and a disagreement turns selection off
+// (asking everyone stays right). Workers recorded offline (tm record --worker-id, then a
+// read-only tm serve) cannot say: they are trusted.
+std::string ClusterService::share_mismatch() {
+  std::lock_guard lk(share_mu_);
+  if (!share_why_.empty()) return share_why_;
+  share_checked_.resize(cfg_.workers.size(), 0);
+  share_retry_.resize(cfg_.workers.size());
+  for (size_t i = 0; i < cfg_.workers.size(); ++i) {
+    if (share_checked_[i] || clk::now() < share_retry_[i]) continue;
+    auto cl = make_client(cfg_.workers[i]);
+    cl->set_connection_timeout(1);
+    cl->set_read_timeout(1);
+    auto r = cl->Get("/api/v1/stats");
+    if (!r || r->status != 200) {  // down or slow: asked again later, not on every query
+      share_retry_[i] = clk::now() + std::chrono::seconds(30);
+      continue;
+    }
+    share_checked_[i] = 1;
+    json j = json::parse(r->body, nullptr, false);
+    if (!j.is_object() || !j.contains("capture") || !j["capture"].is_object() ||
+        !j["capture"].contains("worker_share"))
+      continue;
+    const json& ws = j["capture"]["worker_share"];
+    uint64_t id = ws.value("worker_id", uint64_t{0}), n = ws.value("workers", uint64_t{0});
+    std::string scheme = ws.value("balance", std::string());
+    std::string want = scheme_name(cfg_.balance.scheme);
+    if (id != i || n != cfg_.workers.size() || scheme != want) {
+      share_why_ = fmt::format(
+          "worker {} ({}) records share {} of {} by {}, the configuration makes it {} of {} by {}", i,
+          cfg_.workers[i].url, id, n, scheme, i, cfg_.workers.size(), want);
+      spdlog::error("{}: worker selection off", share_why_);
+      return share_why_;
+    }
+  }
+  return "";
+}
+
+json ClusterService::cluster_json() const {
+  json j;
+  j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
+  j["tunnels"] = cfg_.balance.tunnels;
+  j["workers"] = json::array();
+  for (size_t i = 0; i < cfg_.workers.size(); ++i)
+    j["workers"].push_back({{"id", i},
+                            {"url", cfg_.workers[i].url},
+                            {"timeout", cfg_.workers[i].timeout_s},
+                            {"up", wc_[i]->up.load()}});
+  return j;
+}
+
+json ClusterService::query_status(uint64_t id) {
+  std::lock_guard lk(status_mu_);
+  auto it = status_.find(id);
+  if (it == status_.end())
+    throw server::NotFound(fmt::format("no query {} (still running, or forgotten)", id));
+  return it->second;
+}
+
+json ClusterService::explain(const std::string& filter) {
+  auto pr = parse_filter(filter);
+  Selection sel = select(pr, cfg_.balance);
+  json j;
+  j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
+  j["tunnels"] = cfg_.balance.tunnels;
+  j["all"] = sel.all;
+  j["why"] = sel.why;
+  j["workers"] = json::array();
+  for (size_t i = 0; i < cfg_.workers.size(); ++i)
+    if (sel.all || std::find(sel.workers.begin(), sel.workers.end(), i) != sel.workers.end())
+      j["workers"].push_back({{"id", i}, {"url", cfg_.workers[i].url}});
+  j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
+  j["filter"] = filter;
+  return j;
+}
+
+// A packet query under way: the workers' answers, merged by timestamp as they stream in.
+class ClusterService::QueryStream : public server::Stream {
+ public:
+  QueryStream(ClusterService& cs, std::shared_ptr<FetchSet> fs, uint64_t id, clk::time_point t0,
+              bool require_all)
+      : cs_(cs), fs_(std::move(fs)), id_(id), t0_(t0), require_all_(require_all) {}
+  ~QueryStream() override { fs_->end(); }
+
+  std::string run(const server::ByteSink& sink, const server::Warn& warn,
+                  const server::StopCheck& stop) override {
+    util::pcap::Writer out(sink);
+    std::vector<PacketQueue*> qs;
+    // Every queue, also of a worker that failed mid-answer: what it sent before is valid.
+    for (auto& f : fs_->f) qs.push_back(f->q.get());
+    // A started answer may be silent for long: a worker scanning weeks for a rare match sends
+    // nothing until it finds 64 KiB or ends. Only the query's own time limit ends the wait (a
+    // dead worker's socket closes long before).
+    double limit_s = cs_.cfg_.query_timeout_s;
+    auto end = t0_ + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(limit_s));
+    bool cut = false, stopped = false;
+    std::string why_cut;
+    try {
+      for (;;) {
+        std::vector<size_t> stuck;
+        auto i = merge_next(qs, std::max(end - clk::now(), clk::duration::zero()), &stuck);
+        for (size_t k : stuck) {
+          Fetch& f = *fs_->f[k];
+          {
+            std::lock_guard lk(f.mu);
+            f.reason = fmt::format("no data before the query time limit ({} s)", limit_s);
+          }
+          f.give_up();
+        }
+        if (!i) break;
+        write_packet(out, qs[*i]->pop());
+        if (std::string why = stop(); !why.empty()) {
+          cut = stopped = true;
+          why_cut = why;
+          break;
+        }
+      }
+      if (!cut) out.finish();
+    } catch (const std::exception& e) {
+      cut = true;
+      why_cut = e.what();
+    }
+    fs_->end();
+    packets = out.packets();
+    json missing = missing_of(*fs_);
+    json st = {{"id", id_},
+               {"done", true},
+               {"complete", missing.empty() && !cut},
+               {"workers", json::array()},
+               {"missing", missing},
+               {"packets", out.packets()},
+               {"other_link_type", out.other_link()}};
+    for (auto& f : fs_->f) {
+      st["workers"].push_back({{"url", f->url}, {"packets", f->packets}, {"ok", !missing.contains(f->url)}});
+      cs_.wc_[f->idx]->packets += f->packets;
+    }
+    if (cut) st["cut"] = why_cut;
+    cs_.remember(id_, st);
+    if (out.other_link()) warn(fmt::format("{} packets of another link type left out", out.other_link()));
+    bool mid = false;
+    for (auto& f : fs_->f) {
+      std::lock_guard lk(f->mu);
+      if (f->started && missing.contains(f->url)) mid = true;
+    }
+    if (mid) {
+      cs_.partial_++;
+      warn(fmt::format("workers failed mid-answer: {}", missing.dump()));
+    }
+    // The client sees an incomplete answer.
+    if (stopped) throw server::Cancelled(why_cut);
+    if (cut) throw std::runtime_error(why_cut);
+    if (mid && require_all_) throw std::runtime_error("--require-all: workers failed mid-answer");
+    return fmt::format("{} packets from {} workers", out.packets(), fs_->f.size() - missing.size());
+  }
+
+ private:
+  ClusterService& cs_;
+  std::shared_ptr<FetchSet> fs_;
+  uint64_t id_;
+  clk::time_point t0_;
+  bool require_all_;
+};
+
+// Packet queries: fan out, wait for every worker's answer status (bounded by its time limit),
+// then merge the streams by timestamp.
+std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRequest& q) {
+  auto pr = parse_filter(q.filter);
+  std::vector<size_t> which;
+  if (Selection sel = select(pr, cfg_.balance); sel.all)
+    which = all_workers();
+  else
+    which.assign(sel.workers.begin(), sel.workers.end());
+  auto t0 = clk::now();
+  uint64_t id = next_id_++;
+  auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}}, q.classes);
+  p.emplace("filter", q.filter);
+  std::string path = httplib::append_query_params("/api/v1/query", p);
+  auto fs = start_fetches(cfg_, which, path, 4u << 20);
+  for (auto& f : fs->f) wc_[f->idx]->requests++;
+  fs->wait_started(t0);
+  // A filter every worker refuses is the client's error, not a missing worker.
+  for (auto& f : fs->f) {
+    std::lock_guard lk(f->mu);
+    if (f->status == 400) throw server::BadRequest(error_text(400, f->error_body));
+  }
+  json missing = missing_of(*fs);
+  for (auto& f : fs->f) {
+    wc_[f->idx]->up = f->status != 0;
+    if (missing.contains(f->url)) wc_[f->idx]->failures++;
+  }
+  if (missing.size() == which.size())  // an empty answer would look like "no match"
+    throw server::ServiceError(502, fmt::format("no worker answered: {}", reasons_of(missing)));
+  if (!missing.empty() && q.require_all) {
+    partial_++;
+    throw server::Unavailable(fmt::format("--require-all: {} of {} workers did not answer: {}",
+                                          missing.size(), which.size(), reasons_of(missing)));
+  }
+  auto s = std::make_unique<QueryStream>(*this, std::move(fs), id, t0, q.require_all);
+  s->headers.emplace_back("X-TM-Query-Id", std::to_string(id));
+  s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));
+  add_missing_headers(s->headers, missing);
+  if (!missing.empty()) spdlog::warn("query '{}': workers missing: {}", q.filter, missing.dump());
+  return s;
+}
+
+std::string ClusterService::query(const server::QueryRequest& q, const server::ByteSink& out,
+                                  const server::Warn& warn) {
+  return open_query(q)->run(out, warn, [] { return std::string(); });
+}
+
+namespace {
+
+// A flow answer, merged before it is written.
+class TextStream : public server::Stream {
+ public:
+  explicit TextStream(std::string text) : text_(std::move(text)) {}
+  std::string run(const server::ByteSink& out, const server::Warn&, const server::StopCheck&) override {
+    out(text_.data(), text_.size());
+    return "";
+  }
+
+ private:
+  std::string text_;
+};
+
+}  // namespace
+
+// Flows: every selected worker's matching records (its top N for --top), merged.
+std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowRequest& q) {
+  auto pr = parse_filter(q.filter);
+  // Flow records carry the innermost addresses; the hash is of the outermost layer: the
+  // selection applies only where the two are the same (no tunnels).
+  BalanceInfo b = cfg_.balance;
+  if (b.tunnels) b.known = false;
+  std::vector<size_t> which;
+  if (Selection sel = select(pr, b); sel.all)
+    which = all_workers();
+  else
+    which.assign(sel.workers.begin(), sel.workers.end());
+  auto p = params(
+      {{"from", q.from}, {"to", q.to}, {"by", q.by}, {"format", "json"}, {"community_id", q.community_id}});
+  p.emplace("filter", q.filter);
+  if (q.top) p.emplace("top", std::to_string(q.top));
+  std::string path = httplib::append_query_params("/api/v1/flows", p);
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
+  json missing = json::object();
+  std::vector<std::vector<flow::FlowRow>> parts;
+  for (size_t k = 0; k < which.size(); ++k) {
+    auto& r = replies[k];
+    if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
+    if (!r.ok()) {
+      missing[cfg_.workers[which[k]].url] = r.error;
+      continue;
+    }
+    parts.push_back(server::parse_flow_lines(r.body));
+  }
+  if (!missing.empty() && q.require_all)
+    throw server::Unavailable(fmt::format("--require-all: workers did not answer: {}", missing.dump()));
+  auto rows = merge_flows(std::move(parts), q.top, q.by);
+  auto s = std::make_unique<TextStream>(server::render_flows(rows, q.format));
+  s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));
+  add_missing_headers(s->headers, missing);
+  return s;
+}
+
+std::string ClusterService::flows(const server::FlowRequest& q, const server::ByteSink& out,
+                                  const server::Warn& warn) {
+  auto s = open_flows(q);
+  for (auto& [k, v] : s->headers)
+    if (k == "X-TM-Missing-Reasons") warn("workers missing from the answer: " + v);
+  return s->run(out, warn, [] { return std::string(); });
+}
+
+// Every worker's live stream into one queue: packets interleave as they come.
+class ClusterService::SubscriptionStream : public server::Stream {
+ public:
+  SubscriptionStream(std::shared_ptr<PacketQueue> q, std::shared_ptr<FetchSet> fs)
+      : q_(std::move(q)), fs_(std::move(fs)) {}
+  // The shared queue is cancelled first, so a fetch blocked on it wakes before the fetch set
+  // joins its thread (on every path: error, end, client gone).
+  ~SubscriptionStream() override {
+    q_->cancel();
+    for (auto& f : fs_->f) f->give_up();
+    fs_->end();
+  }
+  // Ends normally when `stop` says stop, or when no worker streams any more.
+  std::string run(const server::ByteSink& sink, const server::Warn&, const server::StopCheck& stop) override {
+    util::pcap::Writer out(sink);
+    while (stop().empty()) {
+      bool any_running = false;
+      for (auto& f : fs_->f) {
+        std::lock_guard lk(f->mu);
+        any_running |= f->state == Fetch::State::kStreaming || f->state == Fetch::State::kWaiting;
+      }
+      bool got = false;
+      while (q_->wait_head(clk::now() + std::chrono::milliseconds(200))) {
+        write_packet(out, q_->pop());
+        got = true;
+        if (q_->bytes() == 0) break;
+      }
+      out.flush();
+      if (!any_running && !got) break;
+    }
+    out.finish();
+    packets = out.packets();
+    return fmt::format("{} packets", packets);
+  }
+
+ private:
+  std::shared_ptr<PacketQueue> q_;
+  std::shared_ptr<FetchSet> fs_;
+};
+
+std::unique_ptr<server::Stream> ClusterService::open_subscription(const server::SubscribeRequest& q) {
+  parse_filter(q.filter);
+  auto p = params({{"to", q.to}}, q.classes);
+  p.emplace("filter", q.filter);
+  if (q.history) p.emplace("history_from", q.history_from);
+  std::string path = httplib::append_query_params("/api/v1/subscribe", p);
+  auto queue = std::make_shared<PacketQueue>(64u << 20);
+  // One queue for all; a subscription may stay quiet for long.
+  auto fs = start_fetches(cfg_, all_workers(), path, 0, queue, 24 * 3600);
+  auto s = std::make_unique<SubscriptionStream>(queue, fs);  // from here on, ended by its destructor
+  fs->wait_started(clk::now());
+  json missing = json::object();
+  size_t started = 0;
+  for (auto& f : fs->f) {
+    std::lock_guard lk(f->mu);
+    if (f->status == 400) throw server::BadRequest(error_text(400, f->error_body));
+    if (f->started)
+      ++started;
+    else
+      missing[f->url] = f->reason;
+  }
+  if (!started)
+    throw server::ServiceError(502, "no worker accepted the subscription: " + reasons_of(missing));
+  add_missing_headers(s->headers, missing);
+  return s;
+}
+
+}  // namespace tmach::cluster

@@ -1,0 +1,40 @@
+// What tm serve adds to a LocalService when it captures: the live part of the answers (its
+// counters, dynamic classes, the connection table, subscriptions to new packets). Every
+// method is called from API threads. The implementation is the daemon's (cli/cmd_serve.cpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "query/expr.h"
+#include "store/catalog.h"
+
+namespace tmach::server {
+
+class Metrics;
+class Subscriber;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Makes every packet captured so far visible on disk (rings drained, buffers flushed).
+  virtual bool sync() = 0;
+  virtual nlohmann::json stats() = 0;
+  virtual void metrics(Metrics& m) = 0;
+  // Dynamic classes. Throw ServiceError (service.h) for bad input.
+  virtual nlohmann::json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) = 0;
+  virtual nlohmann::json class_list() = 0;
+  virtual bool class_remove(const std::string& host) = 0;
+  // Registers `s` in the writer thread right after a flush; returns the store as it was on
+  // disk at that moment (open segments limited to their size then). Throws ServiceError.
+  virtual store::Catalog subscribe(const std::shared_ptr<Subscriber>& s) = 0;
+  virtual void unsubscribe(const std::shared_ptr<Subscriber>& s) = 0;
+  // Active connections matching `e`, largest first (top 0 = all); and per-connection
+  // controls on them: suspend (1) or resume (0) the cutoff / the inactivity timeout, -1 = keep.
+  virtual nlohmann::json connections(const query::Expr& e, size_t top) = 0;
+  virtual nlohmann::json control(const query::Expr& e, int suspend_cutoff, int suspend_timeout) = 0;
+};
+
+}  // namespace tmach::server

@@ -1,0 +1,286 @@
+#include "server/routes.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "server/flow_format.h"
+
+namespace tmach::server {
+namespace {
+
+using clk = std::chrono::steady_clock;
+using nlohmann::json;
+
+void reply(httplib::Response& res, const Reply& r, int indent) {
+  for (auto& [k, v] : r.headers) res.set_header(k, v);
+  res.set_content(r.body.dump(indent) + "\n", kJsonType);
+}
+
+std::vector<std::string> classes_of(const httplib::Request& req) {
+  std::vector<std::string> v;
+  for (size_t i = 0; i < req.get_param_value_count("class"); ++i)
+    v.push_back(req.get_param_value("class", i));
+  return v;
+}
+
+// A POST's JSON body ({...}), or null when it has none (the parameters are in the query string).
+json body_object(const httplib::Request& req) {
+  if (req.body.empty() || req.body[0] != '{') return nullptr;
+  auto j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw BadRequest("body: not a JSON object");
+  return j;
+}
+
+// true/false parameters: 1, 0, or -1 when absent.
+int flag(const std::string& v, const char* name) {
+  if (v.empty()) return -1;
+  if (v == "1" || v == "true" || v == "yes") return 1;
+  if (v == "0" || v == "false" || v == "no") return 0;
+  throw BadRequest(fmt::format("{}: expected true or false", name));
+}
+
+// Admits a request of `a`'s kind and opens its answer (when refused: released, rethrown); the
+// answer's headers go into `res`. The caller releases `a` once the answer has ended.
+template <typename Open>
+std::unique_ptr<Stream> open_admitted(Admission& a, httplib::Response& res, Open&& open) {
+  a.admit();
+  std::unique_ptr<Stream> s;
+  try {
+    s = open();
+  } catch (...) {
+    a.release();
+    throw;
+  }
+  for (auto& [k, v] : s->headers) res.set_header(k, v);
+  return s;
+}
+
+}  // namespace
+
+HttpApi::HttpApi(Service& svc, RouteOptions o)
+    : svc_(svc), o_(std::move(o)), svr_(std::make_unique<httplib::Server>()) {
+  if (o_.threads) svr_->new_task_queue = [n = o_.threads] { return new httplib::ThreadPool(n); };
+  install_common_handlers(*svr_, o_.token, http_requests_, o_.write_timeout_s);
+  auto& s = *svr_;
+  s.Get("/health",
+        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.health(), -1); });
+  s.Get("/api/v1/stats",
+        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.stats(counters()), 2); });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(svc_.metrics(counters()), kMetricsType);
+  });
+  query_routes();
+  state_routes();
+  subscribe_routes();
+}
+
+HttpApi::~HttpApi() = default;
+
+void HttpApi::bind(const std::string& host, int port, const std::string& as_written) {
+  if (!svr_->bind_to_port(host, port))
+    throw std::runtime_error(fmt::format("cannot listen on {} (address in use, or not local)", as_written));
+}
+
+void HttpApi::serve() { svr_->listen_after_bind(); }
+
+void HttpApi::stop() {
+  stopping_ = true;
+  svr_->stop();
+}
+
+void HttpApi::observe_latency(double s) {
+  std::lock_guard lk(lat_mu_);
+  for (size_t i = 0; i < lat_bounds_.size(); ++i)
+    if (s <= lat_bounds_[i]) lat_buckets_[i]++;
+  lat_count_++;
+  lat_sum_ += s;
+}
+
+ApiCounters HttpApi::counters() {
+  ApiCounters c;
+  c.queries = queries_;
+  c.flow_queries = flow_queries_;
+  c.queries_failed = query_errors_;
+  c.queries_rejected = queries_admit_.rejected();
+  c.subscriptions_rejected = subs_admit_.rejected();
+  c.query_packets = query_packets_;
+  c.subscriptions = subs_total_;
+  c.http_requests = http_requests_;
+  c.active_queries = queries_admit_.active();
+  c.active_subscriptions = subs_admit_.active();
+  std::lock_guard lk(lat_mu_);
+  c.latency_bounds = lat_bounds_;
+  c.latency_buckets = lat_buckets_;
+  c.latency_count = lat_count_;
+  c.latency_sum = lat_sum_;
+  return c;
+}
+
+void HttpApi::query_routes() {
+  auto& s = *svr_;
+  // Packet queries: the request is checked (and its errors answered) before the answer
+  // starts; then it streams, cut at the time limit or at shutdown.
+  s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
+    QueryRequest q{
+        param(req, "filter"),           param(req, "from"),        param(req, "to"), classes_of(req),
+        flag_param(req, "require_all"), param(req, "community_id")};
+    struct Ctx {
+      std::unique_ptr<Stream> stream;
+      std::string filter;
+      clk::time_point t0 = clk::now();
+      bool ok = false;
+    };
+    auto ctx = std::make_shared<Ctx>();
+    ctx->filter = q.filter;
+    ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
+    queries_++;
+    res.set_chunked_content_provider(
+        kPcapType,
+        [this, ctx](size_t, httplib::DataSink& sink) {
+          auto limit = std::chrono::duration<double>(o_.query_seconds);
+          auto stop = [this, ctx, limit]() -> std::string {
+            if (stopping_) return "shutting down";
+            if (clk::now() - ctx->t0 > limit) return "time limit";
+            return "";
+          };
+          auto warn = [ctx](const std::string& w) { spdlog::warn("query '{}': {}", ctx->filter, w); };
+          try {
+            ctx->stream->run(chunk_sink(sink), warn, stop);
+            query_packets_ += ctx->stream->packets;
+            ctx->ok = true;
+            sink.done();
+            return true;
+          } catch (const Cancelled& e) {
+            spdlog::warn("query '{}' cut off ({})", ctx->filter, e.what());
+          } catch (const std::exception& e) {
+            spdlog::info("query '{}' ended: {}", ctx->filter, e.what());
+          }
+          return false;  // the client sees an incomplete answer
+        },
+        [this, ctx](bool) {
+          ctx->stream.reset();
+          queries_admit_.release();
+          if (!ctx->ok) query_errors_++;
+          observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
+        });
+  });
+
+  // Flows: answered whole (the answerer ranks them before the first is sent).
+  s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
+    FlowParams fp = flow_params(req);
+    FlowRequest q{
+        param(req, "filter"),           param(req, "from"),        param(req, "to"), fp.format, fp.by, fp.top,
+        flag_param(req, "require_all"), param(req, "community_id")};
+    auto t0 = clk::now();
+    auto stream = open_admitted(queries_admit_, res, [&] { return svc_.open_flows(q); });
+    struct Release {
+      Admission& a;
+      ~Release() { a.release(); }
+    } release{queries_admit_};
+    std::string text;
+    stream->run([&](const char* d, size_t n) { text.append(d, n); },
+                [](const std::string& w) { spdlog::warn("flows: {}", w); }, [] { return std::string(); });
+    res.set_content(std::move(text), flow_content_type(fp.format));
+    flow_queries_++;
+    observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+  });
+}
+
+// Dynamic classes and per-connection controls (as an IDS needs them). Parameters in the query
+// string or, for POST, as a JSON body: {"host": ..., "class": ..., "for": "2h"};
+// {"filter": ..., "suspend_cutoff": true, "suspend_timeout": false}.
+void HttpApi::state_routes() {
+  auto& s = *svr_;
+  s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+    ClassRequest r{param(req, "host"), param(req, "class"), param(req, "for")};
+    if (json j = body_object(req); !j.is_null()) {
+      r.host = j.value("host", r.host);
+      r.cls = j.value("class", r.cls);
+      r.for_text = j.value("for", r.for_text);
+    }
+    reply(res, svc_.class_set(r), -1);
+  });
+  s.Get("/api/v1/classes",
+        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.class_list(), 2); });
+  s.Delete("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+    reply(res, svc_.class_remove(param(req, "host")), -1);
+  });
+  s.Delete(R"(/api/v1/classes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    reply(res, svc_.class_remove(req.matches[1].str()), -1);
+  });
+
+  s.Get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
+    ConnectionsRequest r{param(req, "filter"), 0};
+    if (std::string t = param(req, "top"); !t.empty()) {
+      try {
+        r.top = std::stoul(t);
+      } catch (...) {
+        throw BadRequest("top: expected a number");
+      }
+    }
+    reply(res, svc_.connections(r), 2);
+  });
+  s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
+    ControlRequest r{param(req, "filter"), flag(param(req, "suspend_cutoff"), "suspend_cutoff"),
+                     flag(param(req, "suspend_timeout"), "suspend_timeout")};
+    if (json j = body_object(req); !j.is_null()) {
+      r.filter = j.value("filter", r.filter);
+      for (auto [key, dst] :
+           {std::pair{"suspend_cutoff", &r.suspend_cutoff}, std::pair{"suspend_timeout", &r.suspend_timeout}})
+        if (j.contains(key)) {
+          if (!j[key].is_boolean()) throw BadRequest(fmt::format("{}: expected true or false", key));
+          *dst = j[key].get<bool>() ? 1 : 0;
+        }
+    }
+    reply(res, svc_.control(r), -1);
+  });
+}
+
+// Subscriptions: optional history, then new packets as they are recorded, until the client
+// goes, the time limit, or shutdown.
+void HttpApi::subscribe_routes() {
+  svr_->Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
+    SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"), classes_of(req),
+                       req.has_param("history_from")};
+    struct Ctx {
+      std::unique_ptr<Stream> stream;
+      std::string filter;
+    };
+    auto ctx = std::make_shared<Ctx>();
+    ctx->filter = q.filter;
+    ctx->stream = open_admitted(subs_admit_, res, [&] { return svc_.open_subscription(q); });
+    subs_total_++;
+    res.set_chunked_content_provider(
+        kPcapType,
+        [this, ctx](size_t, httplib::DataSink& sink) {
+          auto t0 = clk::now();
+          auto limit = std::chrono::duration<double>(o_.subscription_seconds);
+          auto stop = [&]() -> std::string {
+            if (stopping_) return "shutting down";
+            if (clk::now() - t0 >= limit) return "time limit";
+            if (!sink.is_writable()) return "client went away";
+            return "";
+          };
+          try {
+            ctx->stream->run(
+                chunk_sink(sink),
+                [ctx](const std::string& w) { spdlog::warn("subscription '{}': {}", ctx->filter, w); }, stop);
+            sink.done();
+            return true;
+          } catch (const Cancelled&) {
+          } catch (const std::exception& e) {
+            spdlog::info("subscription '{}' ended: {}", ctx->filter, e.what());
+          }
+          return false;
+        },
+        [this, ctx](bool) {
+          ctx->stream.reset();  // unsubscribes
+          subs_admit_.release();
+        });
+  });
+}
+
+}  // namespace tmach::server

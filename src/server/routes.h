@@ -1,0 +1,68 @@
+// The HTTP API, written once over a Service (service.h): tm serve gives it a LocalService,
+// tm frontend a cluster::ClusterService. Here is all that is HTTP: parameters and JSON bodies
+// into requests, admission control (503), content types, the bearer token, ServiceError into
+// status codes and JSON errors, streamed answers as chunked responses with the query time
+// limit and the cut at shutdown, the request counters and the latency histogram (which the
+// Service places in its stats and metrics).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "server/http_common.h"
+#include "server/service.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace tmach::server {
+
+struct RouteOptions {
+  std::string token;                    // bearer token; empty: no authentication
+  int max_queries = 4;                  // concurrent /query and /flows; beyond: 503
+  int max_subscriptions = 8;            // concurrent /subscribe; beyond: 503
+  double query_seconds = 300;           // a packet query running longer is cut off
+  double subscription_seconds = 86400;  // a subscription lasting longer is ended
+  time_t write_timeout_s = 60;          // how long a client may stop reading
+  size_t threads = 0;                   // server threads; 0: cpp-httplib's default
+};
+
+class HttpApi {
+ public:
+  HttpApi(Service& svc, RouteOptions o);
+  ~HttpApi();
+  // The server, for the routes of one kind of server only (the front-end's /api/v1/cluster).
+  httplib::Server& server() { return *svr_; }
+  // Binds the listening socket; throws std::runtime_error naming `as_written` when it cannot.
+  void bind(const std::string& host, int port, const std::string& as_written);
+  void serve();  // blocks until stop()
+  void stop();   // stops listening, ends running queries and subscriptions soon
+  ApiCounters counters();
+
+ private:
+  void query_routes();
+  void state_routes();
+  void subscribe_routes();
+  void observe_latency(double s);
+  Service& svc_;
+  RouteOptions o_;
+  std::unique_ptr<httplib::Server> svr_;
+  std::atomic<bool> stopping_{false};
+  Admission queries_admit_{"concurrent queries", o_.max_queries};  // /query and /flows
+  Admission subs_admit_{"subscriptions", o_.max_subscriptions};    // /subscribe
+  std::atomic<uint64_t> queries_{0}, query_errors_{0}, flow_queries_{0};
+  std::atomic<uint64_t> query_packets_{0}, subs_total_{0}, http_requests_{0};
+  std::mutex lat_mu_;
+  std::vector<double> lat_bounds_ = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
+  std::vector<uint64_t> lat_buckets_ = std::vector<uint64_t>(8, 0);
+  uint64_t lat_count_ = 0;
+  double lat_sum_ = 0;
+};
+
+}  // namespace tmach::server

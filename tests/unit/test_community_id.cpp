@@ -1,0 +1,105 @@
+// Community ID v1 against the published vectors (Zeek's and the spec's baseline), and the
+// SHA-1 / base64 underneath against FIPS 180 and RFC 4648.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "packet/community_id.h"
+#include "test_addr.h"
+#include "util/sha1.h"
+
+namespace {
+
+using tmach::packet::community_id_v1;
+using tmach::packet::CommunityTuple;
+
+std::string hex(const std::array<uint8_t, 20>& h) {
+  std::string o;
+  for (uint8_t b : h) {
+    static const char* d = "0123456789abcdef";
+    o += d[b >> 4];
+    o += d[b & 15];
+  }
+  return o;
+}
+
+CommunityTuple tuple(const char* a, uint16_t pa, const char* b, uint16_t pb, uint8_t proto) {
+  return CommunityTuple{tmtest::A(a), tmtest::A(b), proto, pa, pb};
+}
+
+TEST(Sha1, Fips180Vectors) {
+  EXPECT_EQ(hex(tmach::util::sha1("", 0)), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(hex(tmach::util::sha1("abc", 3)), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  std::string m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  EXPECT_EQ(hex(tmach::util::sha1(m.data(), m.size())), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  // A million 'a' fed in uneven pieces: exercises the block carry-over.
+  tmach::util::Sha1 s;
+  std::string a(999, 'a');
+  size_t left = 1000000;
+  while (left) {
+    size_t n = std::min(left, a.size());
+    s.update(a.data(), n);
+    left -= n;
+  }
+  EXPECT_EQ(hex(s.finish()), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+}
+
+TEST(Base64, Rfc4648Vectors) {
+  auto b = [](const char* s) { return tmach::util::base64(reinterpret_cast<const uint8_t*>(s), strlen(s)); };
+  EXPECT_EQ(b(""), "");
+  EXPECT_EQ(b("f"), "Zg==");
+  EXPECT_EQ(b("fo"), "Zm8=");
+  EXPECT_EQ(b("foo"), "Zm9v");
+  EXPECT_EQ(b("foob"), "Zm9vYg==");
+  EXPECT_EQ(b("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(b("foobar"), "Zm9vYmFy");
+}
+
+TEST(CommunityId, PublishedVectorsSeed0) {
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 1122, "5.6.7.8", 3344, 6)), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 1122, "5.6.7.8", 3344, 17)), "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=");
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 8, "5.6.7.8", 0, 1)), "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=");
+  EXPECT_EQ(community_id_v1(tuple("fe80:1:203:405:607:809:a0b:c0d", 128,
+                                  "fe80:1011:1213:1415:1617:1819:1a1b:1c1d", 0, 58)),
+            "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=");
+  // A protocol without ports (RSVP): addresses and protocol only.
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 0, "5.6.7.8", 0, 46)), "1:ikv3kmf89luf73WPz1jOs49S768=");
+}
+
+TEST(CommunityId, PublishedVectorsSeed1) {
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 1122, "5.6.7.8", 3344, 6), 1), "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk=");
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 1122, "5.6.7.8", 3344, 17), 1),
+            "1:OShq+iKDAMVouh/4bMxB9Sz4amw=");
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 8, "5.6.7.8", 0, 1), 1), "1:9pr4ZGTICiuZoIh90RRYE2RyXpU=");
+  EXPECT_EQ(community_id_v1(tuple("fe80:1:203:405:607:809:a0b:c0d", 128,
+                                  "fe80:1011:1213:1415:1617:1819:1a1b:1c1d", 129, 58),
+                            1),
+            "1:IO27GQzPuCtNnwFvjWALMHu5tJE=");
+}
+
+TEST(CommunityId, BothDirectionsHashTheSame) {
+  EXPECT_EQ(community_id_v1(tuple("5.6.7.8", 3344, "1.2.3.4", 1122, 6)), "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+  EXPECT_EQ(community_id_v1(tuple("5.6.7.8", 3344, "1.2.3.4", 1122, 17)), "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg=");
+  // The echo reply names the same flow as the request.
+  EXPECT_EQ(community_id_v1(tuple("5.6.7.8", 0, "1.2.3.4", 0, 1)), "1:crodRHL2FEsHjbv3UkRrfbs4bZ0=");
+  EXPECT_EQ(community_id_v1(tuple("fe80:1011:1213:1415:1617:1819:1a1b:1c1d", 129,
+                                  "fe80:1:203:405:607:809:a0b:c0d", 0, 58)),
+            "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=");
+  // Same address on both sides: ordered by port.
+  EXPECT_EQ(community_id_v1(tuple("10.0.0.1", 80, "10.0.0.1", 5000, 6)),
+            community_id_v1(tuple("10.0.0.1", 5000, "10.0.0.1", 80, 6)));
+  // A one-way ICMP type (destination unreachable) is not reordered: the two directions differ.
+  EXPECT_NE(community_id_v1(tuple("1.2.3.4", 3, "5.6.7.8", 1, 1)),
+            community_id_v1(tuple("5.6.7.8", 3, "1.2.3.4", 1, 1)));
+}
+
+TEST(CommunityId, Syntax) {
+  EXPECT_TRUE(tmach::packet::is_community_id("1:wCb3OG7yAFWelaUydu0D+125CLM="));
+  EXPECT_FALSE(tmach::packet::is_community_id("1:wCb3OG7yAFWelaUydu0D+125CLM"));
+  EXPECT_FALSE(tmach::packet::is_community_id("2:wCb3OG7yAFWelaUydu0D+125CLM="));
+  EXPECT_FALSE(tmach::packet::is_community_id("1:wCb3OG7yAFWelaUydu0D-125CLM="));
+  EXPECT_FALSE(tmach::packet::is_community_id(""));
+}
+
+}  // namespace

@@ -1,0 +1,249 @@
+// The HTTP routes written once over a Service (server/routes.h): requests built from
+// parameters and JSON bodies, ServiceError into status and JSON error, streamed answers and
+// their time limit, the transport's counters; and how a LocalService names its errors.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "server/local_service.h"
+#include "server/routes.h"
+
+namespace tmach::server {
+namespace {
+
+using nlohmann::json;
+
+// A stream of `n` bytes of 'x', or, with n = 0, one that writes until told to stop.
+class FakeStream : public Stream {
+ public:
+  explicit FakeStream(size_t n) : n_(n) {}
+  std::string run(const ByteSink& out, const Warn&, const StopCheck& stop) override {
+    if (n_) {
+      std::string s(n_, 'x');
+      out(s.data(), s.size());
+      packets = 3;
+      return "done";
+    }
+    for (;;) {
+      if (std::string why = stop(); !why.empty()) throw Cancelled(why);
+      out("y", 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
+ private:
+  size_t n_;
+};
+
+// Records what the routes asked; answers what the test set.
+class FakeService : public Service {
+ public:
+  QueryRequest last_query;
+  ControlRequest last_control;
+  ClassRequest last_class;
+  ApiCounters last_counters;
+  size_t stream_bytes = 5;
+  std::string query(const QueryRequest&, const ByteSink&, const Warn&) override { return ""; }
+  std::string flows(const FlowRequest&, const ByteSink&, const Warn&) override { return ""; }
+  std::unique_ptr<Stream> open_query(const QueryRequest& q) override {
+    last_query = q;
+    if (q.filter == "bad") throw BadRequest("filter: bad");
+    auto s = std::make_unique<FakeStream>(stream_bytes);
+    s->headers.emplace_back("X-Test", "yes");
+    return s;
+  }
+  std::unique_ptr<Stream> open_subscription(const SubscribeRequest&) override { throw Conflict("read-only"); }
+  Reply health() override { throw std::runtime_error("broken"); }
+  Reply stats(const ApiCounters& api) override {
+    last_counters = api;
+    return {json{{"queries", api.queries}}, {}};
+  }
+  std::string metrics(const ApiCounters&) override { return "m 1\n"; }
+  Reply class_set(const ClassRequest& r) override {
+    last_class = r;
+    return {json{{"host", r.host}}, {}};
+  }
+  Reply class_list() override { return {json::array(), {{"X-TM-Missing-Workers", "http://w"}}}; }
+  Reply class_remove(const std::string& host) override {
+    throw NotFound("no dynamic class for host " + host, {{"workers", json::array({"w1"})}});
+  }
+  Reply connections(const ConnectionsRequest& r) override { return {json{{"top", r.top}}, {}}; }
+  Reply control(const ControlRequest& r) override {
+    last_control = r;
+    return {json{{"connections", 0}}, {}};
+  }
+};
+
+class Routes : public ::testing::Test {
+ protected:
+  void start(RouteOptions o = {}) {
+    api = std::make_unique<HttpApi>(svc, o);
+    port = api->server().bind_to_any_port("127.0.0.1");
+    ASSERT_GT(port, 0);
+    th = std::thread([this] { api->serve(); });
+    for (int i = 0; i < 200 && !api->server().is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  void TearDown() override {
+    if (api) api->stop();
+    if (th.joinable()) th.join();
+  }
+  httplib::Client client() { return httplib::Client("127.0.0.1", port); }
+  FakeService svc;
+  std::unique_ptr<HttpApi> api;
+  std::thread th;
+  int port = 0;
+};
+
+TEST_F(Routes, QueryParametersHeadersAndCounters) {
+  start();
+  auto c = client();
+  auto r = c.Get("/api/v1/query?filter=tcp&from=1h%20ago&class=a&class=b&require_all=1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "xxxxx");
+  EXPECT_EQ(r->get_header_value("X-Test"), "yes");
+  EXPECT_EQ(r->get_header_value("Content-Type"), kPcapType);
+  EXPECT_EQ(svc.last_query.filter, "tcp");
+  EXPECT_EQ(svc.last_query.from, "1h ago");
+  EXPECT_EQ(svc.last_query.classes, (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(svc.last_query.require_all);
+  // A refused request: its status before any answer, and nothing counted as started.
+  r = c.Get("/api/v1/query?filter=bad");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"], "filter: bad");
+  for (int i = 0; i < 100 && api->counters().latency_count == 0; ++i)  // counted once the answer ended
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ApiCounters n = api->counters();
+  EXPECT_EQ(n.queries, 1u);
+  EXPECT_EQ(n.query_packets, 3u);
+  EXPECT_EQ(n.queries_failed, 0u);
+  EXPECT_EQ(n.active_queries, 0);
+  EXPECT_EQ(n.latency_count, 1u);
+  r = c.Get("/api/v1/stats");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json::parse(r->body)["queries"], 1);
+  EXPECT_GE(svc.last_counters.http_requests, 3u);
+}
+
+TEST_F(Routes, TimeLimitCutsAStreamAndCountsIt) {
+  RouteOptions o;
+  o.query_seconds = 0.1;
+  svc.stream_bytes = 0;
+  start(o);
+  auto c = client();
+  auto r = c.Get("/api/v1/query?filter=");
+  EXPECT_FALSE(r && r->status == 200 && r->body.size() > 1000);  // cut, not endless
+  for (int i = 0; i < 100 && api->counters().latency_count == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(api->counters().queries_failed, 1u);
+}
+
+TEST_F(Routes, ServiceErrorsBecomeStatusAndJson) {
+  start();
+  auto c = client();
+  auto r = c.Delete("/api/v1/classes/10.0.0.1");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  auto j = json::parse(r->body);
+  EXPECT_EQ(j["error"], "no dynamic class for host 10.0.0.1");
+  EXPECT_EQ(j["workers"], json::array({"w1"}));
+  r = c.Get("/api/v1/subscribe?filter=tcp");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 409);
+  r = c.Get("/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(json::parse(r->body)["error"], "broken");
+  r = c.Get("/api/v1/classes");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("X-TM-Missing-Workers"), "http://w");
+  r = c.Get("/api/v1/connections?top=x");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = c.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "m 1\n");
+}
+
+TEST_F(Routes, JsonBodiesAndQueryStrings) {
+  start();
+  auto c = client();
+  auto r = c.Post("/api/v1/classes?for=1h", R"({"host": "10.0.0.1", "class": "web"})", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(svc.last_class.host, "10.0.0.1");
+  EXPECT_EQ(svc.last_class.cls, "web");
+  EXPECT_EQ(svc.last_class.for_text, "1h");
+  r = c.Post("/api/v1/connections/control?suspend_timeout=no",
+             R"({"filter": "host 10.0.0.1", "suspend_cutoff": true})", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(svc.last_control.filter, "host 10.0.0.1");
+  EXPECT_EQ(svc.last_control.suspend_cutoff, 1);
+  EXPECT_EQ(svc.last_control.suspend_timeout, 0);
+  r = c.Post("/api/v1/connections/control", R"({"filter": "tcp", "suspend_cutoff": "yes"})", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  r = c.Post("/api/v1/classes", "[1]", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);  // not an object body: the query string's parameters
+  r = c.Post("/api/v1/classes", "{nope", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+}
+
+TEST(ServiceErrors, ThrowForStatusGivesTheKind) {
+  EXPECT_THROW(throw_for_status(400, "x"), BadRequest);
+  EXPECT_THROW(throw_for_status(404, "x"), NotFound);
+  EXPECT_THROW(throw_for_status(409, "x"), Conflict);
+  EXPECT_THROW(throw_for_status(503, "x"), Unavailable);
+  try {
+    throw_for_status(502, "gone", {{"workers", 1}});
+  } catch (const ServiceError& e) {
+    EXPECT_EQ(e.status, 502);
+    EXPECT_EQ(e.detail["workers"], 1);
+  }
+}
+
+TEST(LocalServiceErrors, NamedAsOptionsOrAsParameters) {
+  LocalOptions o;
+  o.store = "/nonexistent";
+  LocalService cli(o);
+  o.naming = LocalOptions::Naming::kParameters;
+  LocalService api(o);
+  EXPECT_THROW(cli.open_query({"host and", "", "", {}, false, ""}), BadRequest);
+  EXPECT_THROW(api.open_query({"host and", "", "", {}, false, ""}), BadRequest);
+  try {
+    cli.open_query({"tcp", "yesterday-ish", "", {}, false, ""});
+    FAIL();
+  } catch (const BadRequest&) {
+    FAIL() << "the command line's bad time is not a 400";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--from: ", 0), 0u) << e.what();
+  }
+  try {
+    api.open_query({"tcp", "yesterday-ish", "", {}, false, ""});
+    FAIL();
+  } catch (const BadRequest& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("from: ", 0), 0u) << e.what();
+  }
+  try {
+    api.open_query({"tcp", "2026-01-02", "2026-01-01", {}, false, ""});
+    FAIL();
+  } catch (const BadRequest& e) {
+    EXPECT_STREQ(e.what(), "from is after to");
+  }
+  // Read-only: no dynamic classes, no connections, no subscriptions.
+  EXPECT_THROW(api.class_list(), Conflict);
+  EXPECT_THROW(api.control({"tcp", 1, -1}), Conflict);
+  EXPECT_THROW(api.open_subscription({"tcp", "", "", {}, false}), Conflict);
+  EXPECT_EQ(api.health().body["live"], false);
+}
+
+}  // namespace
+}  // namespace tmach::server
