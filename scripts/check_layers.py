@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The folders of src/ in layers: a file may include only its own folder and the folders
-left of its own in ORDER. Prints every include that breaks the order (file:line) and exits 1;
+left of its own in ORDER, and never a folder APART from its own. Prints every include that
+breaks the order (file:line) and exits 1;
 also when a folder of src/ is not in ORDER. Run at every build (CMake target check_layers)
 and as the test `layers`.
 
@@ -13,7 +14,10 @@ import sys
 import tempfile
 
 ORDER = ['util', 'packet', 'capture', 'conn', 'store', 'query', 'flow', 'config', 'record', 'server',
-         'cluster', 'cli']
+         'cluster', 'cmdline', 'daemon', 'cli']
+# The two programs are built from their own folders (daemon/: tm-daemon, cli/: tm) and
+# neither includes the other: tm must not link what only the daemons need (cpp-httplib).
+APART = {('cli', 'daemon')}
 INCLUDE = re.compile(r'\s*#\s*include\s+"([^/"]+)/')
 
 
@@ -36,7 +40,10 @@ def violations(src):
                         if not m or m.group(1) == d or m.group(1) not in folders:
                             continue
                         to = m.group(1)
-                        if to not in rank or rank[to] > rank[d]:
+                        if (d, to) in APART:
+                            out.append(f'{path}:{n}: {d}/ includes {to}/: the two programs are built '
+                                       f'apart (scripts/check_layers.py APART)')
+                        elif to not in rank or rank[to] > rank[d]:
                             out.append(f'{path}:{n}: {d}/ includes {to}/, which is not below it '
                                        f'(order: {", ".join(ORDER)})')
     return out
@@ -56,6 +63,11 @@ def self_test():
         write('flow/e.h', '#include "store/c.h"\n')
         v = violations(t)
         assert len(v) == 1 and 'store/d.cpp:2' in v[0] and 'includes flow/' in v[0], v
+        write('daemon/g.h', '#pragma once\n')
+        write('cli/h.cpp', '#include "daemon/g.h"\n')
+        v = violations(t)
+        assert len(v) == 2 and any('cli/h.cpp:1' in x and 'built apart' in x for x in v), v
+        os.remove(os.path.join(t, 'cli/h.cpp'))
         write('newdir/f.h', '#pragma once\n')
         v = violations(t)
         assert len(v) == 2 and any('newdir: folder not in the layer order' in x for x in v), v

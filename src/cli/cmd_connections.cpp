@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/options.h"
+#include "cmdline/options.h"
 #include "server/client.h"
 
 namespace tmach::cli {

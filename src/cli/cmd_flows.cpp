@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/options.h"
+#include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "server/client.h"
 #include "server/http_service.h"

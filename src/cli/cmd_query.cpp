@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/options.h"
+#include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "packet/community_id.h"
 #include "query/executor.h"

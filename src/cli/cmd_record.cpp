@@ -12,8 +12,8 @@
 #include "capture/merge_source.h"
 #include "capture/source.h"
 #include "cli/commands.h"
-#include "cli/options.h"
-#include "cli/summary.h"
+#include "cmdline/options.h"
+#include "cmdline/summary.h"
 #include "record/session.h"
 #include "store/import_session.h"
 

@@ -1,77 +1,52 @@
 // tm: the Time Machine command line.
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include <unistd.h>
 
-#include <CLI/CLI.hpp>
-#include <iostream>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
 
 #include "cli/commands.h"
-#include "cli/http_handover.h"
-#include "store/sidecar.h"
+#include "cmdline/program.h"
 
-// Commands that only exist over the HTTP API are compiled into tm-http alone; tm registers
-// them (for --help) and hands them over (cli/http_handover.h).
-#ifdef TM_WITH_HTTP
-#define HTTP_ONLY(add) (add)
-#else
-#define HTTP_ONLY(add) nullptr
-#endif
+namespace {
+
+// `tm serve` and `tm frontend` are the daemons, a program of their own (src/daemon/): it links
+// cpp-httplib's server, which tm does not load (docs/DESIGN.md, "Two executables"). tm
+// replaces itself by tm-daemon, found next to its own executable, with the same arguments:
+// the process id stays, so signals and exit codes are the daemon's own, and argv[0] stays
+// what the user typed, so usage and messages keep saying "tm". Throws when it cannot.
+[[noreturn]] void exec_tm_daemon(char** argv) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw std::runtime_error("cannot find this executable (/proc/self/exe): " + ec.message());
+  std::string path = (self.parent_path() / "tm-daemon").string();
+  ::execv(path.c_str(), argv);
+  throw std::runtime_error(fmt::format("runs in tm-daemon, which should be next to tm: cannot execute {}: {}",
+                                       path, std::strerror(errno)));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{
-      "tm - Time Machine: records the first bytes of every connection, answers queries in milliseconds"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", fmt::format("tm 0.2 (sidecar format {})", tmach::store::kSidecarVersion));
-  std::string log_level = "warn";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
-  struct Command {
-    CLI::App* sub;
-    tmach::cli::Runner run;
-    bool http_only;  // registered by name only: runs in tm-http
-  };
-  std::vector<Command> cmds;
-  auto reg = [&](const char* name, const char* help, tmach::cli::Runner (*add)(CLI::App&)) {
-    CLI::App* sub = app.add_subcommand(name, help);
-    if (add != nullptr) {
-      cmds.push_back({sub, add(*sub), false});
-    } else {
-      sub->prefix_command();  // its options, --help included, are tm-http's to parse
-      cmds.push_back({sub, nullptr, true});
-    }
-  };
-  reg("record", "record capture files or a live interface into a store", tmach::cli::add_record);
-  reg("query", "extract the packets matching a filter from a store, as pcap", tmach::cli::add_query);
-  reg("flows", "flow records (a summary of every connection) matching a filter", tmach::cli::add_flows);
-  reg("stats", "show what a store holds", tmach::cli::add_stats);
-  reg("serve", "record live interfaces and serve the HTTP API (or serve a store read-only)",
-      HTTP_ONLY(tmach::cli::add_serve));
-  reg("class", "set, list or remove dynamic classes of a running tm serve", HTTP_ONLY(tmach::cli::add_class));
-  reg("connections", "active connections of a running tm serve; suspend a connection's cutoff or timeout",
-      HTTP_ONLY(tmach::cli::add_connections));
-  reg("subscribe", "stream new packets matching a filter from a running tm serve, as pcap",
-      HTTP_ONLY(tmach::cli::add_subscribe));
-  reg("frontend", "one API in front of several tm serve workers: queries fan out and merge by time",
-      HTTP_ONLY(tmach::cli::add_frontend));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  spdlog::set_default_logger(spdlog::stderr_color_mt("tm"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
-  for (auto& [sub, run, http_only] : cmds) {
-    if (!sub->parsed()) continue;
-    try {
-#ifndef TM_WITH_HTTP
-      if (tmach::cli::needs_http(*sub, http_only)) tmach::cli::hand_over_to_tm_http(argv);
-#endif
-      return run();
-    } catch (const std::exception& e) {
-      std::cerr << "tm " << sub->get_name() << ": " << e.what() << "\n";
-      return 1;
-    }
-  }
-  return 2;
+  using namespace tmach::cli;
+  Program tm(
+      "tm - Time Machine: records the first bytes of every connection, answers queries in milliseconds");
+  auto daemon = [argv]() -> int { exec_tm_daemon(argv); };
+  tm.command("record", "record capture files or a live interface into a store", add_record);
+  tm.command("query", "extract the packets matching a filter from a store, as pcap", add_query);
+  tm.command("flows", "flow records (a summary of every connection) matching a filter", add_flows);
+  tm.command("stats", "show what a store holds", add_stats);
+  tm.passthrough("serve", "record live interfaces and serve the HTTP API (or serve a store read-only)",
+                 daemon);
+  tm.command("class", "set, list or remove dynamic classes of a running tm serve", add_class);
+  tm.command("connections",
+             "active connections of a running tm serve; suspend a connection's cutoff or timeout",
+             add_connections);
+  tm.command("subscribe", "stream new packets matching a filter from a running tm serve, as pcap",
+             add_subscribe);
+  tm.passthrough("frontend",
+                 "one API in front of several tm serve workers: queries fan out and merge by time", daemon);
+  return tm.main(argc, argv);
 }

@@ -1,40 +1,81 @@
 #include "server/client.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include <nlohmann/json.hpp>
 
+#include "server/http_client.h"
 #include "server/listen.h"
 
 namespace tmach::server {
 namespace {
 
-std::unique_ptr<httplib::Client> make(const ClientOptions& c) {
-  auto cl = std::make_unique<httplib::Client>(c.url);
-  if (!cl->is_valid()) throw std::runtime_error("--server: '" + c.url + "' is not a URL (http://HOST:PORT)");
-  cl->set_connection_timeout(10);
-  cl->set_read_timeout(24 * 3600);  // a subscription may stay quiet for long
-  cl->set_keep_alive(false);
-  if (!c.token_file.empty()) {
-    std::string tok = read_token_file(c.token_file, "--token-file");
-    cl->set_bearer_token_auth(tok);
+struct Target {
+  HostPort at;
+  std::string token;
+};
+
+Target target(const ClientOptions& c) {
+  Target t;
+  try {
+    t.at = parse_http_url(c.url);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("--server: ") + e.what());
   }
-  return cl;
+  if (!c.token_file.empty()) t.token = read_token_file(c.token_file, "--token-file");
+  return t;
 }
 
-void finish(ClientResult& r, const httplib::Result& res, const ClientOptions& c) {
-  if (!res) {
-    r.status = 0;
-    if (r.error.empty()) r.error = fmt::format("cannot reach {}: {}", c.url, httplib::to_string(res.error()));
-    return;
+// Sends `req`; a status other than 200/201 leaves the server's {"error": ...} (or its body)
+// in r.error: as it is for 400 (the user's request refused, printed alone), else as "server
+// answered N: ...". The body goes to `out` when the status is 200 and `out` is set, else into
+// r.body.
+ClientResult exchange(const ClientOptions& c, HttpRequest req,
+                      const std::function<bool(const char*, size_t)>& out) {
+  Target t = target(c);
+  req.bearer_token = t.token;
+  ClientResult r;
+  HttpResponse resp;
+  bool complete = true;
+  try {
+    complete = http_request(t.at, req, resp, [&](const char* data, size_t n) {
+      if (resp.status != 200 || !out) {
+        r.body.append(data, n);
+        return true;
+      }
+      try {
+        if (out(data, n)) return true;
+        r.error = "write failed (disk full, or the reader went away)";
+      } catch (const std::exception& e) {
+        r.error = e.what();
+      }
+      return false;
+    });
+  } catch (const HttpError& e) {
+    r.status = resp.status;
+    r.headers = resp.headers;  // a tm frontend's query id: what went missing (HttpService)
+    if (resp.status == 200)
+      r.error = fmt::format(
+          "the server ended the answer early (stopped, or the query hit its time limit): {}", e.what());
+    else
+      r.error = e.what();
+    return r;
   }
-  r.status = res->status;
+  r.status = resp.status;
+  r.headers = resp.headers;
+  if (!complete && r.error.empty()) r.error = "stopped reading the answer";
   if (r.status != 200 && r.status != 201 && r.error.empty()) {
-    auto j = nlohmann::json::parse(res->body, nullptr, false);
-    r.error = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : res->body;
-    if (r.error.empty()) r.error = fmt::format("HTTP {}", r.status);
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    std::string msg = j.is_object() && j.contains("error") && j["error"].is_string()
+                          ? j["error"].get<std::string>()
+                          : r.body;
+    while (!msg.empty() && std::isspace(static_cast<unsigned char>(msg.back()))) msg.pop_back();
+    if (r.status == 400 && !msg.empty())
+      r.error = msg;
+    else
+      r.error = fmt::format("server answered {}{}{}", r.status, msg.empty() ? "" : ": ", msg);
   }
+  return r;
 }
 
 }  // namespace
@@ -53,59 +94,25 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
 
 ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params,
                      const std::function<bool(const char*, size_t)>& out) {
-  auto cl = make(c);
-  ClientResult r;
-  httplib::Params p(params.begin(), params.end());
-  std::string full = httplib::append_query_params(path, p);
-  int status = 0;
-  auto res = cl->Get(
-      full,
-      [&](const httplib::Response& resp) {
-        status = resp.status;
-        for (auto& [k, v] : resp.headers) {
-          std::string lower = k;
-          for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          r.headers.emplace(lower, v);
-        }
-        return true;
-      },
-      [&](const char* data, size_t n) {
-        if (status != 200 || !out) {
-          r.body.append(data, n);
-          return true;
-        }
-        try {
-          if (out(data, n)) return true;
-          r.error = "write failed (disk full, or the reader went away)";
-        } catch (const std::exception& e) {
-          r.error = e.what();
-        }
-        return false;
-      });
-  if (!res && status == 200 && r.error.empty())
-    r.error = "the server ended the answer early (stopped, or the query hit its time limit)";
-  if (res) res->body = r.body;
-  finish(r, res, c);
-  if (!res && status) r.status = status;
-  return r;
+  HttpRequest req;
+  req.target = with_query(path, params);
+  return exchange(c, std::move(req), out);
 }
 
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body) {
-  auto cl = make(c);
-  ClientResult r;
-  auto res = cl->Post(path, json_body, "application/json");
-  if (res) r.body = res->body;
-  finish(r, res, c);
-  return r;
+  HttpRequest req;
+  req.method = "POST";
+  req.target = path;
+  req.body = json_body;
+  req.content_type = "application/json";
+  return exchange(c, std::move(req), nullptr);
 }
 
 ClientResult api_delete(const ClientOptions& c, const std::string& path) {
-  auto cl = make(c);
-  ClientResult r;
-  auto res = cl->Delete(path);
-  if (res) r.body = res->body;
-  finish(r, res, c);
-  return r;
+  HttpRequest req;
+  req.method = "DELETE";
+  req.target = path;
+  return exchange(c, std::move(req), nullptr);
 }
 
 }  // namespace tmach::server

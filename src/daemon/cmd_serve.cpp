@@ -23,9 +23,9 @@
 #include <thread>
 
 #include "capture/source.h"
-#include "cli/commands.h"
-#include "cli/options.h"
-#include "cli/summary.h"
+#include "cmdline/options.h"
+#include "cmdline/summary.h"
+#include "daemon/commands.h"
 #include "flow/flow_record.h"
 #include "query/eval.h"
 #include "record/recorder.h"

@@ -1,4 +1,6 @@
-// Command-line options shared by the recording commands, and how they override the config.
+// Command-line options shared by tm and tm-daemon (src/cmdline/: what both programs need of the
+// command line, in namespace tmach::cli as their commands): the recording commands' options
+// (tm record, tm serve) and how they override the config; the clients' --server/--token-file.
 #pragma once
 
 #include <CLI/CLI.hpp>

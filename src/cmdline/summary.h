@@ -1,4 +1,5 @@
-// The end-of-run summary of tm record: every packet accounted for, per class.
+// The end-of-run summary of tm record: every packet accounted for, per class (its class JSON is
+// tm serve's stats too).
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "cli/options.h"
+#include "cmdline/options.h"
 
 #include <fmt/format.h>
 

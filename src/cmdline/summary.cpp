@@ -1,4 +1,4 @@
-#include "cli/summary.h"
+#include "cmdline/summary.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>

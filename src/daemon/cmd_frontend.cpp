@@ -6,10 +6,10 @@
 #include <iostream>
 #include <thread>
 
-#include "cli/commands.h"
-#include "cli/options.h"
+#include "cmdline/options.h"
 #include "cluster/cluster_config.h"
 #include "cluster/frontend.h"
+#include "daemon/commands.h"
 
 namespace tmach::cli {
 

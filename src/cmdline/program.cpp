@@ -1,0 +1,73 @@
+#include "cmdline/program.h"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "store/sidecar.h"
+
+namespace tmach::cli {
+
+void Program::command(const char* name, const char* help, Runner (*add)(CLI::App&)) {
+  cmds_.push_back({name, help, add, nullptr});
+}
+
+void Program::passthrough(const char* name, const char* help, Runner run) {
+  cmds_.push_back({name, help, nullptr, std::move(run)});
+}
+
+std::unique_ptr<CLI::App> Program::make_app(const Command* with_options, Runner* run) {
+  auto app = std::make_unique<CLI::App>(description_);
+  app->require_subcommand(1);
+  app->set_version_flag("--version", fmt::format("tm 0.2 (sidecar format {})", store::kSidecarVersion));
+  app->add_option("--log-level", log_level_, "trace, debug, info, warn, error")->capture_default_str();
+  for (auto& c : cmds_) {
+    CLI::App* sub = app->add_subcommand(c.name, c.help);
+    if (&c == with_options) {
+      *run = c.add(*sub);
+    } else {
+      sub->prefix_command();  // by name only: the rest of the line is its own
+      sub->set_help_flag();
+    }
+  }
+  return app;
+}
+
+int Program::run_guarded(const std::string& name, const Runner& run) {
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    std::cerr << "tm " << name << ": " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int Program::main(int argc, char** argv) {
+  const Command* given = nullptr;
+  {
+    auto probe = make_app(nullptr, nullptr);
+    try {
+      probe->parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return probe->exit(e);  // --help, --version, an unknown command
+    }
+    for (auto& c : cmds_)
+      if (probe->get_subcommand(c.name)->parsed()) given = &c;
+  }
+  if (!given) return 2;
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tm"));
+  spdlog::set_level(spdlog::level::from_str(log_level_));
+  if (!given->add) return run_guarded(given->name, given->run);
+  Runner run;
+  auto app = make_app(given, &run);
+  try {
+    app->parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app->exit(e);
+  }
+  return run_guarded(given->name, run);
+}
+
+}  // namespace tmach::cli

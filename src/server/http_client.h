@@ -1,0 +1,66 @@
+// A small HTTP/1.1 client over POSIX sockets: how tm's commands talk to a running tm serve or
+// tm frontend (tm query/flows/stats --server, class, connections, subscribe). No HTTP library,
+// so that `tm` starts without loading one (docs/DESIGN.md, "Two executables"). Plain HTTP,
+// one request per connection (Connection: close); the answer's body is handed over as it
+// arrives, whatever its framing (Content-Length, chunked, or until the server closes).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "server/listen.h"
+
+namespace tmach::server {
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string target = "/";  // path and query string, already encoded (with_query)
+  std::string body;          // sent with Content-Length when not empty, or for POST/PUT
+  std::string content_type;  // of the body
+  std::string bearer_token;  // Authorization: Bearer, when not empty
+};
+
+struct HttpResponse {
+  int status = 0;  // 0 until the status line is read
+  std::string reason;
+  std::multimap<std::string, std::string> headers;  // names in lower case
+  // The first value of header `name` (any case), or "".
+  std::string header(std::string name) const;
+};
+
+struct HttpTimeouts {
+  int connect_ms = 10'000;
+  int read_ms = 24 * 3600 * 1000;  // each wait for more of the answer (a subscription may stay quiet)
+};
+
+// The transport failed: "cannot connect to HOST:PORT: ...", or after connecting
+// "HOST:PORT: ..." (a send or receive error, a timeout, a malformed answer, or a body that
+// ended before its length or last chunk: never a silently short answer).
+struct HttpError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Receives the body as it arrives; returns false to stop reading.
+using BodySink = std::function<bool(const char* data, size_t n)>;
+
+// Connects to `to` (a name or an address, IPv4 or IPv6), sends `req`, reads the status line
+// and headers into `resp` (complete before the first call of `body`), then the decoded body
+// into `body` (may be null: the body is read and dropped). Returns true when the whole body
+// was read, false when `body` returned false (the connection is closed then). Throws
+// HttpError; an exception thrown by `body` passes through.
+bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp, const BodySink& body,
+                  const HttpTimeouts& t = {});
+
+// Percent-encoding of a query component (all but A-Z a-z 0-9 - . _ ~).
+std::string url_encode(const std::string& s);
+// path?k=v&... with keys and values encoded; `path` alone when there are none.
+std::string with_query(const std::string& path, const std::multimap<std::string, std::string>& params);
+// "http://HOST:PORT" (the scheme optional, a trailing '/' allowed, IPv6 in brackets, port 80
+// when absent). Throws std::runtime_error "'URL' is not a URL (http://HOST:PORT)".
+HostPort parse_http_url(const std::string& url);
+// "HOST:PORT", IPv6 in brackets.
+std::string host_port_text(const HostPort& hp);
+
+}  // namespace tmach::server
