@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 ORDER = ['util', 'packet', 'capture', 'conn', 'store', 'query', 'flow', 'config', 'record', 'server',
-         'cluster', 'cli']
+         'ids', 'cluster', 'cli']
 INCLUDE = re.compile(r'\s*#\s*include\s+"([^/"]+)/')
 
 
