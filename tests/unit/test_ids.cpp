@@ -1,5 +1,5 @@
-// IDS alerts in (Suricata EVE JSON, Zeek notice.log/conn.log in JSON and TSV) and the log
-// follower (growth, rotation, truncation).
+// IDS alerts in (Suricata EVE JSON, Zeek notice.log/conn.log in JSON and TSV), the log follower
+// (growth, rotation, truncation) and the evidence writer over a fake Service.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -7,8 +7,12 @@
 #include <sstream>
 
 #include "ids/alert.h"
+#include "ids/evidence.h"
 #include "ids/log_follower.h"
+#include "packet/community_id.h"
+#include "server/flow_format.h"
 #include "temp_dir.h"
+#include "util/pcap.h"
 
 namespace tmach::ids {
 namespace {
@@ -255,6 +259,213 @@ TEST(LogFollower, OnceReadsTheLastLineWithoutNewlineAndThrowsOnAMissingFile) {
   EXPECT_EQ(l.poll(f), 2u);
   LogFollower missing((t.p / "none").string(), false);
   EXPECT_THROW(l.poll(missing), std::runtime_error);
+}
+
+// A Service answering from a fixed set of flow records and, for any query, `packets` packets.
+class FakeService : public server::Service {
+ public:
+  std::vector<flow::FlowRow> rows;
+  size_t packets = 3;
+  std::vector<server::QueryRequest> queries;
+  std::vector<server::FlowRequest> flow_requests;
+  std::string query(const server::QueryRequest& q, const server::ByteSink& out,
+                    const server::Warn&) override {
+    queries.push_back(q);
+    util::pcap::Writer w(out);
+    uint8_t frame[60] = {};
+    for (size_t i = 0; i < packets; ++i)
+      w.write(1000 + i, util::pcap::kLinkEthernet, sizeof(frame), sizeof(frame), frame);
+    w.finish();
+    return "";
+  }
+  std::string flows(const server::FlowRequest& q, const server::ByteSink& out, const server::Warn&) override {
+    flow_requests.push_back(q);
+    std::string s = server::render_flows(rows, "json");
+    out(s.data(), s.size());
+    return "";
+  }
+};
+
+flow::FlowRow row(uint64_t id, uint64_t first, uint64_t last) {
+  flow::FlowRow r;
+  r.rec = flow::FlowRecord{};
+  r.rec.id = id;
+  r.rec.first_ts = first;
+  r.rec.last_ts = last;
+  r.rec.orig = v4("10.0.0.5");
+  r.rec.resp = v4("192.0.2.7");
+  r.rec.orig_port = 49152;
+  r.rec.resp_port = 443;
+  r.rec.proto = 6;
+  r.rec.version = 4;
+  r.rec.end = 1;
+  r.rec.stored = 3;
+  r.rec.pkts[0] = 2;
+  r.rec.pkts[1] = 1;
+  r.cls = "default";
+  r.packets = flow::FlowRow::Packets::kAll;
+  return r;
+}
+
+Alert alert(const std::string& id, uint64_t ts, const std::string& sig) {
+  Alert a;
+  a.source = Alert::Source::kSuricata;
+  a.id = id;
+  a.ts_ns = ts;
+  a.has_tuple = true;
+  a.src = v4("192.0.2.7");  // the responder's packet raised it: either direction joins
+  a.dst = v4("10.0.0.5");
+  a.src_port = 443;
+  a.dst_port = 49152;
+  a.proto = 6;
+  a.name = sig;
+  a.event = {{"alert", {{"signature", sig}}}, {"timestamp", ts}};
+  return a;
+}
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+constexpr uint64_t kS = 1000000000ull;
+
+TEST(EvidenceWriter, JoinsByCommunityIdWritesPcapAndJsonOnceForRepeatedAlertsAndIsIdempotent) {
+  TempDir t;
+  FakeService svc;
+  auto other = row(7, 100 * kS, 200 * kS);
+  other.rec.resp_port = 444;  // another connection of the same hosts: not joined
+  svc.rows = {other, row(8, 1000 * kS, 1010 * kS), row(9, 1200 * kS, 1300 * kS)};
+  std::vector<std::string> warnings;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+  std::vector<Alert> alerts = {alert("42", 1005 * kS, "one"), alert("42", 1006 * kS, "two")};
+  alerts[0].community_id = packet::community_id_v1({alerts[0].src, alerts[0].dst, 6, 443, 49152});
+  EXPECT_EQ(w.write("42", alerts, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_TRUE(warnings.empty()) << warnings[0];
+  ASSERT_EQ(svc.queries.size(), 1u);
+  EXPECT_EQ(svc.queries[0].filter,
+            "host 192.0.2.7 and host 10.0.0.5 and proto 6 and port 443 and port 49152");
+  EXPECT_EQ(svc.queries[0].from, "1000.000000000");  // the record's span
+  EXPECT_EQ(svc.queries[0].to, "1010.000000001");
+  EXPECT_EQ(svc.flow_requests[0].from, "705.000000000");  // the alerts ± 5 minutes
+  auto j = read_json(t.p / "out" / "42.json");
+  EXPECT_EQ(j["id"], "42");
+  EXPECT_EQ(j["flow"]["id"], 8u);
+  EXPECT_EQ(j["connection"]["community_id"], alerts[0].community_id);
+  EXPECT_EQ(j["alerts"].size(), 2u);
+  EXPECT_EQ(j["evidence"]["found"], true);
+  EXPECT_EQ(j["evidence"]["packets"], 3u);
+  EXPECT_EQ(j["evidence"]["pcap"], "42.pcap");
+  EXPECT_EQ(j["evidence"]["cut_off"], false);
+  EXPECT_EQ(j["evidence"]["other_flows"],
+            nlohmann::json::array({9}));  // within the window, further away in time
+  EXPECT_EQ(slurp(t.p / "out" / "42.pcap").size(), 24u + 3 * (16 + 60));
+  std::string first_json = slurp(t.p / "out" / "42.json");
+  // Again, and once more with one alert seen before: nothing doubled, the same files.
+  EXPECT_EQ(w.write("42", alerts, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(w.write("42", {alerts[1]}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(slurp(t.p / "out" / "42.json"), first_json);
+  EXPECT_EQ(w.write("42", {alert("42", 1007 * kS, "three")}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(read_json(t.p / "out" / "42.json")["alerts"].size(), 3u);
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "42.pcap.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "42.json.tmp"));
+}
+
+TEST(EvidenceWriter, NoFlowRecordWaitsThenWritesNotFoundWithoutPcap) {
+  TempDir t;
+  FakeService svc;
+  svc.rows = {row(8, 1000 * kS, 1010 * kS)};
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Alert a = alert("43", 9000 * kS, "late");  // far from the record
+  EXPECT_EQ(w.write("43", {a}, false), EvidenceWriter::Outcome::kWaiting);
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.json"));
+  EXPECT_EQ(w.write("43", {a}, true), EvidenceWriter::Outcome::kNotFound);
+  auto j = read_json(t.p / "out" / "43.json");
+  EXPECT_EQ(j["evidence"]["found"], false);
+  EXPECT_NE(j["evidence"]["why"].get<std::string>().find("no flow record"), std::string::npos);
+  EXPECT_TRUE(j["flow"].is_null());
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.pcap"));
+  EXPECT_TRUE(svc.queries.empty());
+  EXPECT_EQ(w.stats().not_found, 1u);
+}
+
+TEST(EvidenceWriter, AMismatchingCommunityIdIsWarnedAndEvictedPacketsKeepTheEarlierPcap) {
+  TempDir t;
+  FakeService svc;
+  svc.rows = {row(8, 1000 * kS, 1010 * kS)};
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  std::vector<std::string> warnings;
+  EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+  Alert a = alert("44", 1000 * kS, "x");
+  a.community_id = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  EXPECT_EQ(w.write("44", {a}, true), EvidenceWriter::Outcome::kWritten);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("community_id 1:AAAAAAAAAAAAAAAAAAAAAAAAAAA= is not"), std::string::npos);
+  std::string pcap = slurp(t.p / "out" / "44.pcap");
+  svc.packets = 1;  // evicted since
+  EXPECT_EQ(w.write("44", {a}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(slurp(t.p / "out" / "44.pcap"), pcap);
+  auto j = read_json(t.p / "out" / "44.json");
+  EXPECT_EQ(j["evidence"]["packets"], 3u);
+  EXPECT_NE(j["evidence"]["note"].get<std::string>().find("the store now has 1"), std::string::npos);
+  EXPECT_EQ(w.stats().kept_earlier, 1u);
+}
+
+TEST(EvidenceWriter, AHostOnlyNoticeGetsItsPacketsWithinTheWindow) {
+  TempDir t;
+  FakeService svc;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  o.window_ns = 60 * kS;
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Alert a;
+  a.source = Alert::Source::kZeekNotice;
+  a.ts_ns = 1000 * kS;
+  a.src = v4("10.0.0.9");
+  a.name = "Scan::Port_Scan";
+  EXPECT_EQ(w.write("scan", {a}, true), EvidenceWriter::Outcome::kWritten);
+  ASSERT_EQ(svc.queries.size(), 1u);
+  EXPECT_TRUE(svc.flow_requests.empty());
+  EXPECT_EQ(svc.queries[0].filter, "host 10.0.0.9");
+  EXPECT_EQ(svc.queries[0].from, "940.000000000");
+  EXPECT_EQ(svc.queries[0].to, "1060.000000001");
+  auto j = read_json(t.p / "out" / "scan.json");
+  EXPECT_EQ(j["connection"]["host"], "10.0.0.9");
+}
+
+TEST(EvidenceRun, GroupsByNameRunsActionsPerAlertAndRetriesUntilTheWait) {
+  TempDir t;
+  FakeService svc;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
+  size_t acted = 0;
+  run.add_action([&](const Alert&) { ++acted; });
+  run.add(alert("50", 1000 * kS, "a"));
+  run.add(alert("50", 1001 * kS, "b"));
+  EXPECT_EQ(acted, 2u);
+  EXPECT_EQ(run.process(false), 1u);  // no flow record yet: waits
+  EXPECT_EQ(svc.flow_requests.size(), 1u);
+  EXPECT_EQ(run.process(false), 1u);  // too soon to ask again
+  EXPECT_EQ(svc.flow_requests.size(), 1u);
+  svc.rows = {row(8, 999 * kS, 1010 * kS)};
+  EXPECT_EQ(run.process(true), 0u);
+  auto j = read_json(t.p / "out" / "50.json");
+  EXPECT_EQ(j["alerts"].size(), 2u);
+  EXPECT_EQ(j["evidence"]["found"], true);
 }
 
 }  // namespace
