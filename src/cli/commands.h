@@ -17,5 +17,6 @@ Runner add_serve(CLI::App& app);
 Runner add_class(CLI::App& app);
 Runner add_subscribe(CLI::App& app);
 Runner add_frontend(CLI::App& app);
+Runner add_evidence(CLI::App& app);
 
 }  // namespace tmach::cli

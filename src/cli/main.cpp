@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   reg("query", "extract the packets matching a filter from a store, as pcap", tmach::cli::add_query);
   reg("flows", "flow records (a summary of every connection) matching a filter", tmach::cli::add_flows);
   reg("stats", "show what a store holds", tmach::cli::add_stats);
+  reg("evidence", "the packets of each Suricata or Zeek alert's connection, as pcap and JSON",
+      tmach::cli::add_evidence);
   reg("serve", "record live interfaces and serve the HTTP API (or serve a store read-only)",
       HTTP_ONLY(tmach::cli::add_serve));
   reg("class", "set, list or remove dynamic classes of a running tm serve", HTTP_ONLY(tmach::cli::add_class));
