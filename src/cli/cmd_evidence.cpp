@@ -124,6 +124,9 @@ Runner add_evidence(CLI::App& app) {
     auto warn = [](const std::string& w) { std::cerr << "tm evidence: warning: " << w << "\n"; };
     ids::EvidenceWriter writer(*svc, eo, warn);
     ids::EvidenceRun run(writer, wait, warn);
+    // A single pass stops between two connections' evidence; following, a signal ends the
+    // polling, and what still waits is then written as not found.
+    if (!o->follow) run.set_stop([&] { return wait_for_signal(std::chrono::nanoseconds(0)); });
     // --keep (the alert's hosts into a class without cutoff on the live recorder) belongs here,
     // as run.add_action(...), once the server offers dynamic classes through its Service.
 
@@ -139,6 +142,7 @@ Runner add_evidence(CLI::App& app) {
     auto read = [&](Input& in) {
       in.log->poll(
           [&](std::string_view line, size_t n) {
+            if (stopped_by) return;
             auto a = in.reader->line(line, n);
             if (!a) return;
             if (a->ts_ns < from || a->ts_ns >= to) {
@@ -159,7 +163,7 @@ Runner add_evidence(CLI::App& app) {
         read(in);
         if (wait_for_signal(std::chrono::nanoseconds(0))) break;
       }
-      if (!stopped_by) run.process(true);
+      run.process(true);
     } else {
       for (;;) {
         for (auto& in : inputs) read(in);

@@ -340,6 +340,7 @@ void EvidenceRun::add(Alert a) {
 
 size_t EvidenceRun::process(bool final) {
   for (auto it = pending_.begin(); it != pending_.end();) {
+    if (stop_ && stop_()) break;
     auto now = Clock::now();
     Pending& p = it->second;
     if (!final && now < p.next_try) {

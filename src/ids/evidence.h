@@ -75,6 +75,8 @@ class EvidenceRun {
   EvidenceRun(EvidenceWriter& w, Clock::duration wait, server::Warn warn)
       : w_(w), wait_(wait), warn_(std::move(warn)) {}
   void add_action(AlertAction a) { actions_.push_back(std::move(a)); }
+  // Asked before each connection's evidence: true ends process() early (an interrupted run).
+  void set_stop(std::function<bool()> stop) { stop_ = std::move(stop); }
   // A new alert: its actions run now, its evidence at the next process().
   void add(Alert a);
   // Writes the evidence of what was added; with `final` (a single pass, or the end) nothing is
@@ -94,6 +96,7 @@ class EvidenceRun {
   server::Warn warn_;
   uint64_t errors_ = 0;
   std::vector<AlertAction> actions_;
+  std::function<bool()> stop_;
   std::map<std::string, Pending> pending_;
 };
 
