@@ -85,6 +85,10 @@ Runner add_evidence(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--community-id-seed", o->seed, "the Community ID seed the IDS uses (default 0)");
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  app.footer(
+      "An alert's connection is found among tm's flow records by Community ID; <id> is its Suricata flow_id "
+      "or Zeek uid, and repeated alerts of one connection share the pair of files. Running it again "
+      "updates the files, never duplicates. See docs/USAGE.md, \"Evidence for IDS alerts\".");
   return [o]() -> int {
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
