@@ -27,7 +27,8 @@ namespace tmach::cli {
 namespace {
 
 constexpr auto kPollInterval = std::chrono::milliseconds(500);
-// A single pass writes the evidence of this many alerts at a time (grouped by connection).
+// The evidence of a large log is written this many alerts at a time (grouped by connection), so
+// that a long log (or, following, one with a long past) is not held in memory whole.
 constexpr uint64_t kBatch = 10000;
 
 struct Input {
@@ -154,8 +155,7 @@ Runner add_evidence(CLI::App& app) {
               return;
             }
             run.add(std::move(*a));
-            // A single pass over a large log: the evidence a batch at a time.
-            if (!o->follow && ++added % kBatch == 0) run.process(true);
+            if (++added % kBatch == 0) run.process(!o->follow);
           },
           [&](const std::string& why) {
             warn(fmt::format("{}: {}: reading the new file from its start", in.log->path(), why));
