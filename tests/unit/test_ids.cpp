@@ -423,6 +423,33 @@ TEST(EvidenceWriter, AMismatchingCommunityIdIsWarnedAndEvictedPacketsKeepTheEarl
   EXPECT_EQ(w.stats().kept_earlier, 1u);
 }
 
+TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
+  TempDir t;
+  FakeService svc;
+  auto icmp = row(10, 1000 * kS, 1001 * kS);
+  icmp.rec.proto = 1;
+  icmp.rec.orig_port = icmp.rec.resp_port = 0;
+  svc.rows = {icmp, row(11, 1000 * kS, 1010 * kS)};
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Alert ping = alert("p", 1000 * kS, "ping");
+  ping.proto = 1;
+  ping.src_port = 8;  // echo request
+  ping.dst_port = 0;
+  EXPECT_EQ(w.write("p", {ping}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(svc.queries.back().filter, "host 192.0.2.7 and host 10.0.0.5 and proto 1");
+  EXPECT_EQ(read_json(t.p / "out" / "p.json")["flow"]["id"], 10u);
+  Alert notice = alert("n", 1005 * kS, "");
+  notice.source = Alert::Source::kZeekNotice;
+  notice.proto = 0;  // the notice does not say: the record that joins does
+  EXPECT_EQ(w.write("n", {notice}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(svc.flow_requests.back().filter, "host 192.0.2.7 and host 10.0.0.5 and port 443 and port 49152");
+  EXPECT_EQ(svc.queries.back().filter,
+            "host 192.0.2.7 and host 10.0.0.5 and proto 6 and port 443 and port 49152");
+  EXPECT_EQ(read_json(t.p / "out" / "n.json")["flow"]["id"], 11u);
+}
+
 TEST(EvidenceWriter, AHostOnlyNoticeGetsItsPacketsWithinTheWindow) {
   TempDir t;
   FakeService svc;
