@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 ORDER = ['util', 'packet', 'capture', 'conn', 'store', 'query', 'flow', 'config', 'record', 'server',
-         'cluster', 'cmdline', 'daemon', 'cli']
+         'ids', 'cluster', 'cmdline', 'daemon', 'cli']
 # The two programs are built from their own folders (daemon/: tm-daemon, cli/: tm) and
 # neither includes the other: tm must not link what only the daemons need (cpp-httplib).
 APART = {('cli', 'daemon')}

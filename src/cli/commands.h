@@ -15,5 +15,6 @@ Runner add_flows(CLI::App& app);
 Runner add_connections(CLI::App& app);
 Runner add_class(CLI::App& app);
 Runner add_subscribe(CLI::App& app);
+Runner add_evidence(CLI::App& app);
 
 }  // namespace tmach::cli

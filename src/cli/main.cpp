@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   tm.command("query", "extract the packets matching a filter from a store, as pcap", add_query);
   tm.command("flows", "flow records (a summary of every connection) matching a filter", add_flows);
   tm.command("stats", "show what a store holds", add_stats);
+  tm.command("evidence", "the packets of each Suricata or Zeek alert's connection, as pcap and JSON",
+             add_evidence);
   tm.passthrough("serve", "record live interfaces and serve the HTTP API (or serve a store read-only)",
                  daemon);
   tm.command("class", "set, list or remove dynamic classes of a running tm serve", add_class);

@@ -1,0 +1,203 @@
+// tm evidence: for each alert of Suricata (EVE JSON) or Zeek (notice.log, conn.log), the packets
+// of its connection as tm stored them and a JSON of what was found (ids/evidence.h); read once
+// or followed as the logs grow.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cmdline/options.h"
+#include "ids/alert.h"
+#include "ids/evidence.h"
+#include "ids/log_follower.h"
+#include "server/client.h"
+#include "server/http_service.h"
+#include "server/local_service.h"
+#include "util/units.h"
+
+namespace tmach::cli {
+namespace {
+
+constexpr auto kPollInterval = std::chrono::milliseconds(500);
+// The evidence of a large log is written this many alerts at a time (grouped by connection), so
+// that a long log (or, following, one with a long past) is not held in memory whole.
+constexpr uint64_t kBatch = 10000;
+
+struct Input {
+  std::unique_ptr<ids::LogFollower> log;
+  std::unique_ptr<ids::AlertReader> reader;
+};
+
+uint64_t duration_option(const std::string& flag, const std::string& text) {
+  auto d = util::parse_duration_ns(text);
+  if (!d) throw std::runtime_error(fmt::format("{}: bad duration '{}' (30s, 5m, 2h)", flag, text));
+  return *d;
+}
+
+// One tm evidence at a time per directory: two would write the same temporary files.
+int lock_out_dir(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  std::string path = (std::filesystem::path(dir) / ".tm-evidence.lock").string();
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    throw std::runtime_error(fmt::format("{} is in use by another tm evidence", dir));
+  }
+  return fd;  // held until the process ends
+}
+
+}  // namespace
+
+Runner add_evidence(CLI::App& app) {
+  struct Opts {
+    std::string store, out, from, to, window = "5m", wait = "30s";
+    std::vector<std::string> eve, zeek;
+    bool follow = false, quiet = false;
+    uint16_t seed = 0;
+    server::ClientOptions server;
+  };
+  auto o = std::make_shared<Opts>();
+  app.add_option("-s,--store", o->store, "store directory");
+  add_server_options(app, o->server, false);
+  app.add_option("--eve", o->eve, "Suricata EVE JSON log (its alert events); may be repeated");
+  app.add_option("--zeek", o->zeek, "Zeek notice.log or conn.log, JSON or TSV; may be repeated");
+  app.add_option("-o,--out", o->out, "directory for the evidence: <id>.pcap and <id>.json per connection")
+      ->required();
+  app.add_option(
+         "--window", o->window,
+         "look for the alert's flow record within this of its time; a host's packets: this either side")
+      ->capture_default_str();
+  app.add_option("--from", o->from, "only alerts at or after this time (ISO-8601, epoch seconds, '2h ago')");
+  app.add_option("--to", o->to, "only alerts before this time");
+  app.add_flag("-f,--follow", o->follow,
+               "keep reading the logs as they grow, across rotation, until SIGINT/SIGTERM");
+  app.add_option("--wait", o->wait,
+                 "--follow: ask this long for the flow record of an alert's connection (it may not have "
+                 "ended yet) before writing it as not found")
+      ->capture_default_str();
+  app.add_option("--community-id-seed", o->seed, "the Community ID seed the IDS uses (default 0)");
+  app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  app.footer(
+      "An alert's connection is found among tm's flow records by Community ID; <id> is its Suricata flow_id "
+      "or Zeek uid, and repeated alerts of one connection share the pair of files. Running it again "
+      "updates the files, never duplicates. See docs/USAGE.md, \"Evidence for IDS alerts\".");
+  return [o]() -> int {
+    if (o->store.empty() == o->server.url.empty())
+      throw std::runtime_error("give --store DIR or --server URL");
+    if (o->eve.empty() && o->zeek.empty())
+      throw std::runtime_error("give the alerts: --eve FILE or --zeek FILE");
+    ids::EvidenceOptions eo;
+    eo.out_dir = o->out;
+    eo.window_ns = duration_option("--window", o->window);
+    eo.seed = o->seed;
+    auto wait = std::chrono::nanoseconds(duration_option("--wait", o->wait));
+    uint64_t from = 0, to = UINT64_MAX;
+    parse_time_range(o->from, o->to, from, to);
+    if (from > to) throw std::runtime_error("--from is after --to");
+
+    // SIGINT/SIGTERM end the run between two alerts' evidence, never within one: blocked here
+    // (and in every thread started from now on), taken by sigtimedwait() below.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    int stopped_by = 0;
+    auto wait_for_signal = [&](std::chrono::nanoseconds d) {
+      if (stopped_by) return true;
+      timespec ts{static_cast<time_t>(d.count() / 1000000000), static_cast<long>(d.count() % 1000000000)};
+      int s = sigtimedwait(&stop_signals, nullptr, &ts);
+      if (s > 0) stopped_by = s;
+      return stopped_by != 0;
+    };
+
+    lock_out_dir(o->out);
+    std::unique_ptr<server::Service> svc;
+    if (o->server.url.empty())
+      svc = std::make_unique<server::LocalService>(o->store);
+    else
+      svc = std::make_unique<server::HttpService>(o->server);
+    auto warn = [](const std::string& w) { std::cerr << "tm evidence: warning: " << w << "\n"; };
+    ids::EvidenceWriter writer(*svc, eo, warn);
+    ids::EvidenceRun run(writer, wait, warn);
+    // A single pass stops between two connections' evidence; following, a signal ends the
+    // polling, and what still waits is then written as not found.
+    if (!o->follow) run.set_stop([&] { return wait_for_signal(std::chrono::nanoseconds(0)); });
+    // --keep (the alert's hosts into a class without cutoff on the live recorder) belongs here,
+    // as run.add_action(...), once the server offers dynamic classes through its Service.
+
+    std::vector<Input> inputs;
+    for (auto& f : o->eve)
+      inputs.push_back({std::make_unique<ids::LogFollower>(f, o->follow),
+                        std::make_unique<ids::AlertReader>(ids::AlertReader::Format::kEve, f, warn)});
+    for (auto& f : o->zeek)
+      inputs.push_back({std::make_unique<ids::LogFollower>(f, o->follow),
+                        std::make_unique<ids::AlertReader>(ids::AlertReader::Format::kZeek, f, warn)});
+
+    uint64_t outside = 0, added = 0;
+    auto read = [&](Input& in) {
+      in.log->poll(
+          [&](std::string_view line, size_t n) {
+            if (stopped_by) return;
+            auto a = in.reader->line(line, n);
+            if (!a) return;
+            if (a->ts_ns < from || a->ts_ns >= to) {
+              ++outside;
+              return;
+            }
+            run.add(std::move(*a));
+            if (++added % kBatch == 0) run.process(!o->follow);
+          },
+          [&](const std::string& why) {
+            warn(fmt::format("{}: {}: reading the new file from its start", in.log->path(), why));
+            in.reader->reset();
+          });
+    };
+    if (!o->follow) {
+      for (auto& in : inputs) {
+        read(in);
+        if (wait_for_signal(std::chrono::nanoseconds(0))) break;
+      }
+      run.process(true);
+    } else {
+      for (;;) {
+        for (auto& in : inputs) read(in);
+        run.process(false);
+        if (wait_for_signal(kPollInterval)) break;
+      }
+      run.process(true);  // what still waits for its flow record: written as not found now
+    }
+
+    if (!o->quiet) {
+      for (auto& in : inputs) {
+        const auto& c = in.reader->counts();
+        std::cerr << fmt::format("tm evidence: {}: {} lines read, {} alerts, {} ignored, {} skipped\n",
+                                 in.reader->file(), c.lines, c.alerts, c.ignored, c.skipped);
+      }
+      const auto& st = writer.stats();
+      std::cerr << fmt::format(
+          "tm evidence: {} alerts{}; in {}: {} evidence JSON written, {} pcaps of {} packets, {} without "
+          "packets (the JSON says why){}{}{}\n",
+          st.alerts, outside ? fmt::format(" ({} more outside --from/--to)", outside) : "", o->out,
+          st.written, st.pcaps, st.packets, st.not_found,
+          st.kept_earlier
+              ? fmt::format(", {} earlier pcaps kept (the store has fewer packets now)", st.kept_earlier)
+              : "",
+          run.errors() ? fmt::format(", {} not written (see the warnings)", run.errors()) : "",
+          stopped_by && !o->follow ? ", interrupted" : "");
+    }
+    if (stopped_by && !o->follow) return 128 + stopped_by;
+    return run.errors() ? 1 : 0;
+  };
+}
+
+}  // namespace tmach::cli

@@ -1,0 +1,381 @@
+#include "ids/evidence.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "flow/flow_record.h"
+#include "packet/community_id.h"
+#include "server/flow_format.h"
+#include "util/file_io.h"
+#include "util/timespec.h"
+
+namespace tmach::ids {
+namespace {
+
+constexpr uint64_t kSecond = 1000000000ull;
+
+// A time as the Service's --from/--to take it (epoch seconds, exact to the nanosecond).
+std::string ns_text(uint64_t ns) { return fmt::format("{}.{:09}", ns / kSecond, ns % kSecond); }
+
+bool has_ports(uint8_t proto) {
+  return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
+}
+
+nlohmann::json proto_json(uint8_t proto) {
+  switch (proto) {
+    case 0:
+      return nullptr;
+    case packet::kProtoTcp:
+      return "tcp";
+    case packet::kProtoUdp:
+      return "udp";
+    case packet::kProtoIcmp:
+      return "icmp";
+    case packet::kProtoIcmp6:
+      return "icmp6";
+    case packet::kProtoSctp:
+      return "sctp";
+    default:
+      return proto;
+  }
+}
+
+// The alert's tuple for the Community ID, with `proto` (the alert's, or a record's when the
+// alert does not say).
+packet::CommunityTuple tuple_of(const Alert& a, uint8_t proto) {
+  packet::CommunityTuple t;
+  t.src = a.src;
+  t.dst = a.dst;
+  t.proto = proto;
+  t.src_port = a.src_port;
+  t.dst_port = a.dst_port;
+  return t;
+}
+
+// tm's filter for the packets of the alert's connection (as `tm query --flow` writes it).
+std::string tuple_filter(const Alert& a, uint8_t proto) {
+  std::string f = fmt::format("host {} and host {}", a.src.str(), a.dst.str());
+  if (proto) f += fmt::format(" and proto {}", proto);
+  if (has_ports(proto) || (proto == 0 && (a.src_port || a.dst_port)))
+    f += fmt::format(" and port {} and port {}", a.src_port, a.dst_port);
+  return f;
+}
+
+// Whether a flow record is the alert's connection: by Community ID; an ICMP record has none
+// (tm's ICMP connection spans every type between two hosts): by hosts and protocol.
+bool joins(const Alert& a, const flow::FlowRecord& r, uint16_t seed) {
+  if (a.proto && a.proto != r.proto) return false;
+  std::string rc = flow::community_id(r, seed);
+  if (!rc.empty()) return rc == packet::community_id_v1(tuple_of(a, r.proto), seed);
+  return (r.orig == a.src && r.resp == a.dst) || (r.orig == a.dst && r.resp == a.src);
+}
+
+// How far a record's time span is from the alerts' [lo, hi]; 0 when they overlap.
+uint64_t distance(const flow::FlowRecord& r, uint64_t lo, uint64_t hi) {
+  if (r.last_ts < lo) return lo - r.last_ts;
+  if (r.first_ts > hi) return r.first_ts - hi;
+  return 0;
+}
+
+// Counts the packets of a pcap stream as it passes.
+class PcapCounter {
+ public:
+  void feed(const char* p, size_t n) {
+    while (n > 0) {
+      if (skip_ > 0) {
+        size_t k = static_cast<size_t>(std::min<uint64_t>(skip_, n));
+        skip_ -= k;
+        p += k;
+        n -= k;
+        continue;
+      }
+      size_t want = (file_header_ ? 16 : 24) - hdr_.size();
+      size_t k = std::min(want, n);
+      hdr_.append(p, k);
+      p += k;
+      n -= k;
+      if (hdr_.size() < (file_header_ ? 16u : 24u)) continue;
+      if (!file_header_) {
+        uint32_t magic;
+        std::memcpy(&magic, hdr_.data(), 4);
+        swapped_ = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+        file_header_ = true;
+      } else {
+        uint32_t caplen;
+        std::memcpy(&caplen, hdr_.data() + 8, 4);
+        if (swapped_) caplen = __builtin_bswap32(caplen);
+        skip_ = caplen;
+        ++packets_;
+      }
+      hdr_.clear();
+    }
+  }
+  uint64_t packets() const { return packets_; }
+
+ private:
+  std::string hdr_;
+  bool file_header_ = false, swapped_ = false;
+  uint64_t skip_ = 0, packets_ = 0;
+};
+
+struct KeepEarlier {};  // thrown out of the pcap's fill: the earlier file stays
+
+nlohmann::json read_json(const std::string& path, const server::Warn& warn) {
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (!j.is_object() || !j.contains("alerts") || !j["alerts"].is_array()) {
+    warn(path + " is not tm evidence JSON: replaced");
+    return nullptr;
+  }
+  return j;
+}
+
+}  // namespace
+
+EvidenceWriter::EvidenceWriter(server::Service& svc, EvidenceOptions o, server::Warn warn)
+    : svc_(svc), o_(std::move(o)), warn_(std::move(warn)) {
+  std::filesystem::create_directories(o_.out_dir);
+}
+
+EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std::vector<Alert>& alerts,
+                                              bool give_up) {
+  const Alert& a = alerts.front();
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (auto& x : alerts) {
+    lo = std::min(lo, x.ts_ns);
+    hi = std::max(hi, x.ts_ns);
+  }
+  const uint64_t win_lo = lo > o_.window_ns ? lo - o_.window_ns : 0;
+  const uint64_t win_hi = hi + o_.window_ns + 1;
+  std::vector<std::string> warnings;
+  server::Warn warn = [&](const std::string& w) {
+    warnings.push_back(w);
+    warn_(name + ": " + w);
+  };
+
+  nlohmann::json connection;
+  nlohmann::json flow_json = nullptr;
+  nlohmann::json evidence = nlohmann::json::object();
+  std::vector<uint64_t> others;
+  server::QueryRequest q;
+  uint64_t q_from = 0, q_to = 0;  // its time range, [from, to)
+  std::string why;                // why no packets, when none
+  uint64_t stored = 0;
+  bool have_flow = false;
+  if (a.has_tuple) {
+    connection = {{"proto", proto_json(a.proto)},
+                  {"src", a.src.str()},
+                  {"src_port", a.src_port},
+                  {"dst", a.dst.str()},
+                  {"dst_port", a.dst_port}};
+    if (a.proto) {
+      std::string cid = packet::community_id_v1(tuple_of(a, a.proto), o_.seed);
+      connection["community_id"] = cid;
+      for (auto& x : alerts)
+        if (!x.community_id.empty() && x.community_id != cid) {
+          warn(
+              fmt::format("the alert's community_id {} is not {}, computed from its tuple (another seed? "
+                          "--community-id-seed)",
+                          x.community_id, cid));
+          break;
+        }
+    }
+    // tm's flow records of this tuple near the alerts.
+    server::FlowRequest fq;
+    fq.filter = tuple_filter(a, a.proto);
+    fq.from = ns_text(win_lo);
+    fq.to = ns_text(win_hi);
+    fq.format = "json";
+    std::string body;
+    svc_.flows(
+        fq, [&](const char* d, size_t n) { body.append(d, n); }, warn);
+    std::istringstream lines(body);
+    std::string line;
+    const flow::FlowRow* best = nullptr;
+    std::vector<std::pair<flow::FlowRow, nlohmann::json>> rows;
+    while (std::getline(lines, line)) {
+      if (line.empty()) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object()) throw std::runtime_error("flow answer: a line is not a JSON object");
+      flow::FlowRow row = server::flow_from_json(j);
+      if (joins(a, row.rec, o_.seed) && distance(row.rec, lo, hi) <= o_.window_ns)
+        rows.emplace_back(std::move(row), std::move(j));
+    }
+    size_t best_i = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (!best || distance(rows[i].first.rec, lo, hi) < distance(best->rec, lo, hi)) {
+        best = &rows[i].first;
+        best_i = i;
+      }
+    }
+    if (!best) {
+      if (!give_up) return Outcome::kWaiting;
+      why = fmt::format("no flow record of this connection from {} to {} (the alert ± --window)",
+                        util::format_time(win_lo), util::format_time(win_hi - 1));
+    } else {
+      have_flow = true;
+      const flow::FlowRecord& r = best->rec;
+      flow_json = rows[best_i].second;
+      for (size_t i = 0; i < rows.size(); ++i)
+        if (i != best_i) others.push_back(rows[i].first.rec.id);
+      stored = r.stored;
+      q.filter = tuple_filter(a, r.proto);
+      q_from = r.first_ts;
+      q_to = r.last_ts + 1;
+      evidence["cut_off"] = r.cut != 0;
+      evidence["packets_stored"] = r.stored;
+      if (flow_json.contains("packets_on_disk")) evidence["packets_on_disk"] = flow_json["packets_on_disk"];
+      if (!others.empty()) evidence["other_flows"] = others;
+    }
+  } else {
+    connection = {{"host", a.src.str()}};
+    q.filter = "host " + a.src.str();
+    q_from = win_lo;
+    q_to = win_hi;
+  }
+  q.from = ns_text(q_from);
+  q.to = ns_text(q_to);
+
+  const std::string base = (std::filesystem::path(o_.out_dir) / name).string();
+  nlohmann::json old = read_json(base + ".json", warn_);
+  uint64_t earlier = 0;
+  if (old.is_object() && old["evidence"].is_object() && old["evidence"]["packets"].is_number_unsigned() &&
+      std::filesystem::exists(base + ".pcap"))
+    earlier = old["evidence"]["packets"].get<uint64_t>();
+
+  uint64_t packets = 0;
+  bool keep_earlier = false;
+  if (!q.filter.empty()) {
+    PcapCounter counter;
+    try {
+      util::replace_file_atomic(base + ".pcap", [&](int fd, const std::string& tmp) {
+        svc_.query(
+            q,
+            [&](const char* d, size_t n) {
+              counter.feed(d, n);
+              util::write_all(fd, d, n, tmp);
+            },
+            warn);
+        if (counter.packets() == 0 || counter.packets() < earlier) throw KeepEarlier{};
+      });
+      ++stats_.pcaps;
+    } catch (const KeepEarlier&) {
+      keep_earlier = earlier > 0;
+    }
+    packets = counter.packets();
+    if (packets == 0 && why.empty()) {
+      if (!a.has_tuple)
+        why = "no packet of this host from " + util::format_time(win_lo) + " to " +
+              util::format_time(win_hi - 1);
+      else if (stored == 0)
+        why = "tm stored no packet of this connection (its flow record says so)";
+      else
+        why = fmt::format("the {} packets tm stored of this connection are no longer on disk", stored);
+    }
+  }
+
+  // The alerts: those of the earlier evidence, and each new one once.
+  nlohmann::json list = old.is_object() ? old["alerts"] : nlohmann::json::array();
+  for (auto& x : alerts) {
+    nlohmann::json j = alert_to_json(x);
+    bool seen = std::any_of(list.begin(), list.end(), [&](const nlohmann::json& y) {
+      return y.is_object() && y.value("source", "") == j["source"] && y.contains("event") &&
+             y["event"] == j["event"];
+    });
+    if (!seen) list.push_back(std::move(j));
+  }
+  stats_.alerts += alerts.size();
+
+  nlohmann::json out;
+  if (keep_earlier) {
+    // The store holds fewer packets of it than the earlier evidence has (evicted since): keep that.
+    out = old;
+    out["alerts"] = list;
+    out["evidence"]["note"] =
+        fmt::format("kept the earlier pcap of {} packets: the store now has {}", earlier, packets);
+    ++stats_.kept_earlier;
+  } else {
+    evidence["found"] = packets > 0;
+    if (packets == 0) evidence["why"] = why;
+    evidence["pcap"] = packets > 0 ? nlohmann::json(name + ".pcap") : nlohmann::json(nullptr);
+    evidence["packets"] = packets;
+    if (have_flow && stored > packets) evidence["packets_missing"] = stored - packets;
+    if (!q.filter.empty()) {
+      evidence["filter"] = q.filter;
+      evidence["from"] = util::format_time(q_from);
+      evidence["to"] = util::format_time(q_to);
+    }
+    if (!warnings.empty()) evidence["warnings"] = warnings;
+    out = {{"id", name},
+           {"connection", connection},
+           {"alerts", list},
+           {"flow", flow_json},
+           {"evidence", evidence}};
+    if (packets > 0)
+      stats_.packets += packets;
+    else
+      ++stats_.not_found;
+  }
+  util::replace_file_atomic(base + ".json", out.dump(2) + "\n");
+  ++stats_.written;
+  return keep_earlier || packets > 0 ? Outcome::kWritten : Outcome::kNotFound;
+}
+
+void EvidenceRun::add(Alert a) {
+  for (auto& act : actions_) act(a);
+  std::string name = evidence_name(a);
+  auto now = Clock::now();
+  auto [it, fresh] = pending_.try_emplace(name);
+  if (fresh) it->second.first_seen = it->second.next_try = now;
+  it->second.alerts.push_back(std::move(a));
+}
+
+size_t EvidenceRun::process(bool final) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (stop_ && stop_()) break;
+    auto now = Clock::now();
+    Pending& p = it->second;
+    if (!final && now < p.next_try) {
+      ++it;
+      continue;
+    }
+    bool give_up = final || now - p.first_seen >= wait_;
+    EvidenceWriter::Outcome out;
+    try {
+      out = w_.write(it->first, p.alerts, give_up);
+    } catch (const util::IoError&) {
+      throw;  // the evidence directory: nothing else would fare better
+    } catch (const server::BadRequest&) {
+      throw;
+    } catch (const std::exception& e) {
+      // The Service failed (a tm serve restarting, say): asked again later while there is time.
+      warn_(fmt::format("{}: {}{}", it->first, e.what(),
+                        give_up ? ": no evidence written" : ": will ask again"));
+      if (give_up) {
+        ++errors_;
+        it = pending_.erase(it);
+        continue;
+      }
+      out = EvidenceWriter::Outcome::kWaiting;
+    }
+    if (out == EvidenceWriter::Outcome::kWaiting) {
+      p.pause = std::min<Clock::duration>(
+          std::max<Clock::duration>(p.pause * 2, std::chrono::milliseconds(500)), std::chrono::seconds(5));
+      p.next_try = now + p.pause;
+      ++it;
+    } else {
+      it = pending_.erase(it);
+    }
+  }
+  return pending_.size();
+}
+
+}  // namespace tmach::ids

@@ -1,0 +1,510 @@
+// IDS alerts in (Suricata EVE JSON, Zeek notice.log/conn.log in JSON and TSV), the log follower
+// (growth, rotation, truncation) and the evidence writer over a fake Service.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "ids/alert.h"
+#include "ids/evidence.h"
+#include "ids/log_follower.h"
+#include "packet/community_id.h"
+#include "server/flow_format.h"
+#include "temp_dir.h"
+#include "util/pcap.h"
+
+namespace tmach::ids {
+namespace {
+
+packet::IpAddr v4(const char* s) {
+  uint8_t b[4];
+  EXPECT_EQ(sscanf(s, "%hhu.%hhu.%hhu.%hhu", &b[0], &b[1], &b[2], &b[3]), 4);
+  return packet::IpAddr::v4(b);
+}
+
+struct Reader {
+  std::vector<std::string> warnings;
+  AlertReader r;
+  explicit Reader(AlertReader::Format f)
+      : r(f, "log", [this](const std::string& w) { warnings.push_back(w); }) {}
+  std::vector<Alert> lines(const std::string& text) {
+    std::vector<Alert> out;
+    std::istringstream in(text);
+    std::string line;
+    size_t n = 0;
+    while (std::getline(in, line))
+      if (auto a = r.line(line, ++n)) out.push_back(*a);
+    return out;
+  }
+};
+
+// The layout of Suricata's documented alert (docs.suricata.io, "Eve JSON Format"), with the
+// community_id Suricata adds when community-id is enabled.
+const char* kEveAlert =
+    R"({"timestamp":"2017-04-07T22:24:37.251547+0100","flow_id":586497171462735,"pcap_cnt":53381,)"
+    R"("event_type":"alert","src_ip":"192.168.2.14","src_port":50096,"dest_ip":"209.53.113.5",)"
+    R"("dest_port":80,"proto":"TCP","community_id":"1:abc","metadata":{"flowbits":["http.dottedquadhost"]},)"
+    R"("tx_id":4,"alert":{"action":"allowed","gid":1,"signature_id":2018358,"rev":10,)"
+    R"("signature":"ET HUNTING GENERIC SUSPICIOUS POST to Dotted Quad with Fake Browser 1",)"
+    R"("category":"Potentially Bad Traffic","severity":2},"app_proto":"http"})";
+
+TEST(EveReader, ReadsAnAlertsTupleTimeIdAndSignature) {
+  Reader rd(AlertReader::Format::kEve);
+  auto a = rd.lines(kEveAlert);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].source, Alert::Source::kSuricata);
+  EXPECT_EQ(a[0].id, "586497171462735");
+  EXPECT_EQ(a[0].ts_ns, 1491600277251547000ull);  // +0100 taken into account
+  EXPECT_TRUE(a[0].has_tuple);
+  EXPECT_EQ(a[0].src, v4("192.168.2.14"));
+  EXPECT_EQ(a[0].dst, v4("209.53.113.5"));
+  EXPECT_EQ(a[0].src_port, 50096);
+  EXPECT_EQ(a[0].dst_port, 80);
+  EXPECT_EQ(a[0].proto, 6);
+  EXPECT_EQ(a[0].community_id, "1:abc");
+  EXPECT_EQ(a[0].signature_id, 2018358u);
+  EXPECT_EQ(a[0].severity, 2);
+  EXPECT_EQ(a[0].name, "ET HUNTING GENERIC SUSPICIOUS POST to Dotted Quad with Fake Browser 1");
+  EXPECT_EQ(a[0].line, 1u);
+  EXPECT_EQ(evidence_name(a[0]), "586497171462735");
+  EXPECT_TRUE(rd.warnings.empty());
+}
+
+TEST(EveReader, IcmpAndIpv6AlertsOtherEventsIgnoredBadLinesSkippedWithFileAndLine) {
+  Reader rd(AlertReader::Format::kEve);
+  auto a = rd.lines(
+      R"({"timestamp":"2026-11-25T13:00:00.5+0000","flow_id":1,"event_type":"flow","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","proto":"UDP"})"
+      "\n"
+      R"({"timestamp":"2026-11-25T13:00:01.000000+0000","flow_id":2,"event_type":"alert","src_ip":"10.0.0.1","dest_ip":"10.0.0.2","proto":"ICMP","icmp_type":8,"icmp_code":0,"alert":{"signature":"ping","signature_id":1,"severity":3}})"
+      "\n"
+      "{\"timestamp\": broken\n"
+      "\n"
+      R"({"timestamp":"2026-11-25T13:00:02+0000","event_type":"alert","src_ip":"10.0.0.1","proto":"TCP"})"
+      "\n"
+      R"({"timestamp":"2026-11-25T13:00:03.25+0000","flow_id":18446744073709551615,"event_type":"alert","src_ip":"2001:0db8:0000:0000:0000:0000:0000:0001","src_port":53,"dest_ip":"2001:db8::2","dest_port":5353,"proto":"UDP","alert":{"signature":"v6"}})"
+      "\n"
+      R"({"timestamp":"2026-11-25T13:00:04+0000","event_type":"alert","src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","proto":"TCP"})"
+      "\n");
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].proto, 1);
+  EXPECT_EQ(a[0].src_port, 8);  // ICMP type and code in the ports' place, as the Community ID has them
+  EXPECT_EQ(a[0].dst_port, 0);
+  EXPECT_EQ(a[0].line, 2u);
+  EXPECT_EQ(a[1].proto, 17);
+  EXPECT_FALSE(a[1].src.is_v4());
+  EXPECT_EQ(a[1].src.str(), "2001:db8::1");
+  EXPECT_EQ(a[1].id, "18446744073709551615");
+  EXPECT_EQ(a[1].ts_ns % 1000000000ull, 250000000ull);
+  const auto& c = rd.r.counts();
+  EXPECT_EQ(c.lines, 7u);
+  EXPECT_EQ(c.alerts, 2u);
+  EXPECT_EQ(c.ignored, 2u);  // the flow event, the empty line
+  EXPECT_EQ(c.skipped, 3u);
+  ASSERT_EQ(rd.warnings.size(), 3u);
+  EXPECT_EQ(rd.warnings[0].rfind("log:3: ", 0), 0u) << rd.warnings[0];
+  EXPECT_EQ(rd.warnings[1].rfind("log:5: ", 0), 0u) << rd.warnings[1];
+  EXPECT_NE(rd.warnings[2].find("log:7: TCP alert without dest_port"), std::string::npos) << rd.warnings[2];
+}
+
+// Zeek's ASCII writer: the header, then tab-separated fields; '-' unset, '(empty)' empty.
+const char* kNoticeTsv =
+    "#separator \\x09\n"
+    "#set_separator\t,\n"
+    "#empty_field\t(empty)\n"
+    "#unset_field\t-\n"
+    "#path\tnotice\n"
+    "#open\t2020-02-01-00-00-00\n"
+    "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tfuid\tfile_mime_type\tfile_"
+    "desc\tproto\tnote\t"
+    "msg\tsub\tsrc\tdst\tp\tn\tpeer_descr\tactions\temail_dest\tsuppress_for\n"
+    "#types\ttime\tstring\taddr\tport\taddr\tport\tstring\tstring\tstring\tenum\tenum\tstring\tstring\taddr\t"
+    "addr\tport\tcount\tstring\tset[enum]\tset[string]\tinterval\n"
+    "1580515200.123456\tCHhAvVGS1DHFjwGM9\t10.0.0.5\t49152\t192.0.2.7\t443\t-\t-\t-\ttcp\t"
+    "SSL::Invalid_Server_Cert\tSSL certificate validation failed\\x09(unable to get local "
+    "issuer)\tCN=example\t"
+    "10.0.0.5\t192.0.2.7\t443\t-\t-\tNotice::ACTION_LOG\t(empty)\t3600.000000\n"
+    "1580515300.000000\t-\t-\t-\t-\t-\t-\t-\t-\t-\tScan::Port_Scan\t10.0.0.9 scanned at least 15 unique "
+    "ports\t"
+    "local\t10.0.0.9\t192.0.2.8\t-\t-\t-\tNotice::ACTION_LOG\t(empty)\t3600.000000\n"
+    "1580515400.000000\tCfoo\t10.0.0.5\n"
+    "#close\t2020-02-01-01-00-00\n";
+
+TEST(ZeekReader, NoticeTsvWithAConnectionAndAHostOnlyNotice) {
+  Reader rd(AlertReader::Format::kZeek);
+  auto a = rd.lines(kNoticeTsv);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].source, Alert::Source::kZeekNotice);
+  EXPECT_EQ(a[0].id, "CHhAvVGS1DHFjwGM9");
+  EXPECT_EQ(a[0].ts_ns, 1580515200123456000ull);
+  EXPECT_TRUE(a[0].has_tuple);
+  EXPECT_EQ(a[0].src, v4("10.0.0.5"));
+  EXPECT_EQ(a[0].src_port, 49152);
+  EXPECT_EQ(a[0].dst, v4("192.0.2.7"));
+  EXPECT_EQ(a[0].dst_port, 443);
+  EXPECT_EQ(a[0].proto, 6);
+  EXPECT_EQ(a[0].name, "SSL::Invalid_Server_Cert");
+  EXPECT_EQ(a[0].message, "SSL certificate validation failed\t(unable to get local issuer)");
+  EXPECT_EQ(a[0].event["email_dest"], "");    // (empty)
+  EXPECT_FALSE(a[0].event.contains("fuid"));  // unset
+  EXPECT_FALSE(a[1].has_tuple);
+  EXPECT_EQ(a[1].src, v4("10.0.0.9"));
+  EXPECT_EQ(a[1].id, "");
+  EXPECT_EQ(evidence_name(a[1]), "Scan__Port_Scan_10.0.0.9_1580515300");
+  EXPECT_EQ(rd.r.counts().skipped, 1u);
+  ASSERT_EQ(rd.warnings.size(), 1u);
+  EXPECT_NE(rd.warnings[0].find("log:11: 3 fields where the #fields header names 21"), std::string::npos)
+      << rd.warnings[0];
+  EXPECT_EQ(rd.r.counts().ignored, 9u);  // header lines
+}
+
+TEST(ZeekReader, ConnTsvAndJsonLinesAndALineBeforeAnyHeader) {
+  Reader rd(AlertReader::Format::kZeek);
+  auto a = rd.lines(
+      "1580515200.1\tCx\t10.0.0.5\n"
+      "#separator \\x09\n"
+      "#path\tconn\n"
+      "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\t"
+      "resp_bytes\tconn_state\tlocal_orig\tlocal_resp\tmissed_bytes\thistory\torig_pkts\torig_ip_bytes\tresp_"
+      "pkts\t"
+      "resp_ip_bytes\ttunnel_parents\n"
+      "1580515200.100000\tC4J4Th3PJpwUYZZ6gc\t2001:db8::5\t5353\tff02::fb\t5353\tudp\tdns\t-\t-\t-\tS0\t-\t-"
+      "\t0\tD\t"
+      "1\t100\t0\t0\t(empty)\n"
+      R"({"ts":1580515201.25,"uid":"CjSNGy1Rq0AG3oSl0f","id.orig_h":"10.0.0.7","id.orig_p":33000,"id.resp_h":"10.0.0.8","id.resp_p":22,"proto":"tcp","conn_state":"SF"})"
+      "\n"
+      R"({"ts":"2020-02-01T00:00:02.000001Z","uid":"N1","id.orig_h":"10.0.0.7","id.orig_p":8,"id.resp_h":"10.0.0.8","id.resp_p":0,"proto":"icmp","note":"Weird::Activity","msg":"x"})"
+      "\n"
+      R"({"ts":1580515203,"note":"Software::Vulnerable_Version","msg":"no host"})"
+      "\n");
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].source, Alert::Source::kZeekConn);
+  EXPECT_EQ(a[0].proto, 17);
+  EXPECT_EQ(a[0].src.str(), "2001:db8::5");
+  EXPECT_EQ(a[0].dst_port, 5353);
+  EXPECT_EQ(a[1].id, "CjSNGy1Rq0AG3oSl0f");
+  EXPECT_EQ(a[1].ts_ns, 1580515201250000000ull);
+  EXPECT_EQ(a[1].dst_port, 22);
+  EXPECT_EQ(a[2].source, Alert::Source::kZeekNotice);
+  EXPECT_EQ(a[2].proto, 1);
+  EXPECT_EQ(a[2].ts_ns, 1580515202000001000ull);
+  ASSERT_EQ(rd.warnings.size(), 2u);
+  EXPECT_NE(rd.warnings[0].find("log:1: a Zeek log line before any #fields header"), std::string::npos);
+  EXPECT_NE(rd.warnings[1].find("log:8: notice names neither a connection"), std::string::npos);
+}
+
+TEST(EvidenceName, KeepsFileNameCharactersOnly) {
+  Alert a;
+  a.id = "../x y/z";
+  EXPECT_EQ(evidence_name(a), "_._x_y_z");
+  a.id = "";
+  a.community_id = "1:LQU9qZlK+B5F3KDmev6m5PMibrg=";
+  EXPECT_EQ(evidence_name(a), "1_LQU9qZlK_B5F3KDmev6m5PMibrg_");
+  a.id = std::string(300, 'C');
+  EXPECT_EQ(evidence_name(a).size(), 128u);
+}
+
+void append(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream f(p, std::ios::app | std::ios::binary);
+  f << s;
+}
+
+struct Lines {
+  std::vector<std::pair<std::string, size_t>> got;
+  std::vector<std::string> news;
+  size_t poll(LogFollower& f) {
+    return f.poll([&](std::string_view l, size_t n) { got.emplace_back(std::string(l), n); },
+                  [&](const std::string& why) { news.push_back(why); });
+  }
+};
+
+TEST(LogFollower, GrowsHoldsAPartialLineSurvivesRenameAndTruncation) {
+  TempDir t;
+  auto p = t.p / "eve.json";
+  LogFollower f(p.string(), true);
+  Lines l;
+  EXPECT_EQ(l.poll(f), 0u);  // not there yet: waited for
+  append(p, "a\nb");
+  EXPECT_EQ(l.poll(f), 1u);
+  append(p, "c\n");
+  EXPECT_EQ(l.poll(f), 1u);
+  ASSERT_EQ(l.got.size(), 2u);
+  EXPECT_EQ(l.got[1], (std::pair<std::string, size_t>{"bc", 2}));
+  // Rotation: renamed (written to once more), then a new file.
+  std::filesystem::rename(p, t.p / "eve.json.1");
+  append(t.p / "eve.json.1", "d\n");
+  EXPECT_EQ(l.poll(f), 1u);  // the old file, still read
+  append(t.p / "eve.json.1", "e");
+  append(p, "new1\nnew2\n");
+  EXPECT_EQ(l.poll(f), 3u);  // e (the old file's last line), then the new file
+  ASSERT_EQ(l.news.size(), 1u);
+  EXPECT_EQ(l.news[0], "rotated");
+  EXPECT_EQ(l.got[3], (std::pair<std::string, size_t>{"e", 4}));
+  EXPECT_EQ(l.got[4], (std::pair<std::string, size_t>{"new1", 1}));
+  // Truncated in place (copytruncate).
+  std::filesystem::resize_file(p, 0);
+  append(p, "t\n");
+  EXPECT_EQ(l.poll(f), 1u);
+  EXPECT_EQ(l.news.back(), "truncated");
+  EXPECT_EQ(l.got.back(), (std::pair<std::string, size_t>{"t", 1}));
+  EXPECT_EQ(l.poll(f), 0u);
+}
+
+TEST(LogFollower, OnceReadsTheLastLineWithoutNewlineAndThrowsOnAMissingFile) {
+  TempDir t;
+  auto p = t.p / "notice.log";
+  append(p, "x\ny");
+  LogFollower f(p.string(), false);
+  Lines l;
+  EXPECT_EQ(l.poll(f), 2u);
+  LogFollower missing((t.p / "none").string(), false);
+  EXPECT_THROW(l.poll(missing), std::runtime_error);
+}
+
+// A Service answering from a fixed set of flow records and, for any query, `packets` packets.
+class FakeService : public server::Service {
+ public:
+  std::vector<flow::FlowRow> rows;
+  size_t packets = 3;
+  std::vector<server::QueryRequest> queries;
+  std::vector<server::FlowRequest> flow_requests;
+  std::string query(const server::QueryRequest& q, const server::ByteSink& out,
+                    const server::Warn&) override {
+    queries.push_back(q);
+    util::pcap::Writer w(out);
+    uint8_t frame[60] = {};
+    for (size_t i = 0; i < packets; ++i)
+      w.write(1000 + i, util::pcap::kLinkEthernet, sizeof(frame), sizeof(frame), frame);
+    w.finish();
+    return "";
+  }
+  std::string flows(const server::FlowRequest& q, const server::ByteSink& out, const server::Warn&) override {
+    flow_requests.push_back(q);
+    std::string s = server::render_flows(rows, "json");
+    out(s.data(), s.size());
+    return "";
+  }
+  // The rest of the interface: evidence does not ask for it.
+  [[noreturn]] static void unused() { throw std::logic_error("FakeService: not used by evidence"); }
+  std::unique_ptr<server::Stream> open_subscription(const server::SubscribeRequest&) override { unused(); }
+  server::Reply health() override { unused(); }
+  server::Reply stats(const server::ApiCounters&) override { unused(); }
+  std::string metrics(const server::ApiCounters&) override { unused(); }
+  server::Reply class_set(const server::ClassRequest&) override { unused(); }
+  server::Reply class_list() override { unused(); }
+  server::Reply class_remove(const std::string&) override { unused(); }
+  server::Reply connections(const server::ConnectionsRequest&) override { unused(); }
+  server::Reply control(const server::ControlRequest&) override { unused(); }
+};
+
+flow::FlowRow row(uint64_t id, uint64_t first, uint64_t last) {
+  flow::FlowRow r;
+  r.rec = flow::FlowRecord{};
+  r.rec.id = id;
+  r.rec.first_ts = first;
+  r.rec.last_ts = last;
+  r.rec.orig = v4("10.0.0.5");
+  r.rec.resp = v4("192.0.2.7");
+  r.rec.orig_port = 49152;
+  r.rec.resp_port = 443;
+  r.rec.proto = 6;
+  r.rec.version = 4;
+  r.rec.end = 1;
+  r.rec.stored = 3;
+  r.rec.pkts[0] = 2;
+  r.rec.pkts[1] = 1;
+  r.cls = "default";
+  r.packets = flow::FlowRow::Packets::kAll;
+  return r;
+}
+
+Alert alert(const std::string& id, uint64_t ts, const std::string& sig) {
+  Alert a;
+  a.source = Alert::Source::kSuricata;
+  a.id = id;
+  a.ts_ns = ts;
+  a.has_tuple = true;
+  a.src = v4("192.0.2.7");  // the responder's packet raised it: either direction joins
+  a.dst = v4("10.0.0.5");
+  a.src_port = 443;
+  a.dst_port = 49152;
+  a.proto = 6;
+  a.name = sig;
+  a.event = {{"alert", {{"signature", sig}}}, {"timestamp", ts}};
+  return a;
+}
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+constexpr uint64_t kS = 1000000000ull;
+
+TEST(EvidenceWriter, JoinsByCommunityIdWritesPcapAndJsonOnceForRepeatedAlertsAndIsIdempotent) {
+  TempDir t;
+  FakeService svc;
+  auto other = row(7, 100 * kS, 200 * kS);
+  other.rec.resp_port = 444;  // another connection of the same hosts: not joined
+  svc.rows = {other, row(8, 1000 * kS, 1010 * kS), row(9, 1200 * kS, 1300 * kS)};
+  std::vector<std::string> warnings;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+  std::vector<Alert> alerts = {alert("42", 1005 * kS, "one"), alert("42", 1006 * kS, "two")};
+  alerts[0].community_id = packet::community_id_v1({alerts[0].src, alerts[0].dst, 6, 443, 49152});
+  EXPECT_EQ(w.write("42", alerts, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_TRUE(warnings.empty()) << warnings[0];
+  ASSERT_EQ(svc.queries.size(), 1u);
+  EXPECT_EQ(svc.queries[0].filter,
+            "host 192.0.2.7 and host 10.0.0.5 and proto 6 and port 443 and port 49152");
+  EXPECT_EQ(svc.queries[0].from, "1000.000000000");  // the record's span
+  EXPECT_EQ(svc.queries[0].to, "1010.000000001");
+  EXPECT_EQ(svc.flow_requests[0].from, "705.000000000");  // the alerts ± 5 minutes
+  auto j = read_json(t.p / "out" / "42.json");
+  EXPECT_EQ(j["id"], "42");
+  EXPECT_EQ(j["flow"]["id"], 8u);
+  EXPECT_EQ(j["connection"]["community_id"], alerts[0].community_id);
+  EXPECT_EQ(j["alerts"].size(), 2u);
+  EXPECT_EQ(j["evidence"]["found"], true);
+  EXPECT_EQ(j["evidence"]["packets"], 3u);
+  EXPECT_EQ(j["evidence"]["pcap"], "42.pcap");
+  EXPECT_EQ(j["evidence"]["cut_off"], false);
+  EXPECT_EQ(j["evidence"]["other_flows"],
+            nlohmann::json::array({9}));  // within the window, further away in time
+  EXPECT_EQ(slurp(t.p / "out" / "42.pcap").size(), 24u + 3 * (16 + 60));
+  std::string first_json = slurp(t.p / "out" / "42.json");
+  // Again, and once more with one alert seen before: nothing doubled, the same files.
+  EXPECT_EQ(w.write("42", alerts, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(w.write("42", {alerts[1]}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(slurp(t.p / "out" / "42.json"), first_json);
+  EXPECT_EQ(w.write("42", {alert("42", 1007 * kS, "three")}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(read_json(t.p / "out" / "42.json")["alerts"].size(), 3u);
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "42.pcap.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "42.json.tmp"));
+}
+
+TEST(EvidenceWriter, NoFlowRecordWaitsThenWritesNotFoundWithoutPcap) {
+  TempDir t;
+  FakeService svc;
+  svc.rows = {row(8, 1000 * kS, 1010 * kS)};
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Alert a = alert("43", 9000 * kS, "late");  // far from the record
+  EXPECT_EQ(w.write("43", {a}, false), EvidenceWriter::Outcome::kWaiting);
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.json"));
+  EXPECT_EQ(w.write("43", {a}, true), EvidenceWriter::Outcome::kNotFound);
+  auto j = read_json(t.p / "out" / "43.json");
+  EXPECT_EQ(j["evidence"]["found"], false);
+  EXPECT_NE(j["evidence"]["why"].get<std::string>().find("no flow record"), std::string::npos);
+  EXPECT_TRUE(j["flow"].is_null());
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.pcap"));
+  EXPECT_TRUE(svc.queries.empty());
+  EXPECT_EQ(w.stats().not_found, 1u);
+}
+
+TEST(EvidenceWriter, AMismatchingCommunityIdIsWarnedAndEvictedPacketsKeepTheEarlierPcap) {
+  TempDir t;
+  FakeService svc;
+  svc.rows = {row(8, 1000 * kS, 1010 * kS)};
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  std::vector<std::string> warnings;
+  EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+  Alert a = alert("44", 1000 * kS, "x");
+  a.community_id = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  EXPECT_EQ(w.write("44", {a}, true), EvidenceWriter::Outcome::kWritten);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("community_id 1:AAAAAAAAAAAAAAAAAAAAAAAAAAA= is not"), std::string::npos);
+  std::string pcap = slurp(t.p / "out" / "44.pcap");
+  svc.packets = 1;  // evicted since
+  EXPECT_EQ(w.write("44", {a}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(slurp(t.p / "out" / "44.pcap"), pcap);
+  auto j = read_json(t.p / "out" / "44.json");
+  EXPECT_EQ(j["evidence"]["packets"], 3u);
+  EXPECT_NE(j["evidence"]["note"].get<std::string>().find("the store now has 1"), std::string::npos);
+  EXPECT_EQ(w.stats().kept_earlier, 1u);
+}
+
+TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
+  TempDir t;
+  FakeService svc;
+  auto icmp = row(10, 1000 * kS, 1001 * kS);
+  icmp.rec.proto = 1;
+  icmp.rec.orig_port = icmp.rec.resp_port = 0;
+  svc.rows = {icmp, row(11, 1000 * kS, 1010 * kS)};
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Alert ping = alert("p", 1000 * kS, "ping");
+  ping.proto = 1;
+  ping.src_port = 8;  // echo request
+  ping.dst_port = 0;
+  EXPECT_EQ(w.write("p", {ping}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(svc.queries.back().filter, "host 192.0.2.7 and host 10.0.0.5 and proto 1");
+  EXPECT_EQ(read_json(t.p / "out" / "p.json")["flow"]["id"], 10u);
+  Alert notice = alert("n", 1005 * kS, "");
+  notice.source = Alert::Source::kZeekNotice;
+  notice.proto = 0;  // the notice does not say: the record that joins does
+  EXPECT_EQ(w.write("n", {notice}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_EQ(svc.flow_requests.back().filter, "host 192.0.2.7 and host 10.0.0.5 and port 443 and port 49152");
+  EXPECT_EQ(svc.queries.back().filter,
+            "host 192.0.2.7 and host 10.0.0.5 and proto 6 and port 443 and port 49152");
+  EXPECT_EQ(read_json(t.p / "out" / "n.json")["flow"]["id"], 11u);
+}
+
+TEST(EvidenceWriter, AHostOnlyNoticeGetsItsPacketsWithinTheWindow) {
+  TempDir t;
+  FakeService svc;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  o.window_ns = 60 * kS;
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Alert a;
+  a.source = Alert::Source::kZeekNotice;
+  a.ts_ns = 1000 * kS;
+  a.src = v4("10.0.0.9");
+  a.name = "Scan::Port_Scan";
+  EXPECT_EQ(w.write("scan", {a}, true), EvidenceWriter::Outcome::kWritten);
+  ASSERT_EQ(svc.queries.size(), 1u);
+  EXPECT_TRUE(svc.flow_requests.empty());
+  EXPECT_EQ(svc.queries[0].filter, "host 10.0.0.9");
+  EXPECT_EQ(svc.queries[0].from, "940.000000000");
+  EXPECT_EQ(svc.queries[0].to, "1060.000000001");
+  auto j = read_json(t.p / "out" / "scan.json");
+  EXPECT_EQ(j["connection"]["host"], "10.0.0.9");
+}
+
+TEST(EvidenceRun, GroupsByNameRunsActionsPerAlertAndRetriesUntilTheWait) {
+  TempDir t;
+  FakeService svc;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
+  size_t acted = 0;
+  run.add_action([&](const Alert&) { ++acted; });
+  run.add(alert("50", 1000 * kS, "a"));
+  run.add(alert("50", 1001 * kS, "b"));
+  EXPECT_EQ(acted, 2u);
+  EXPECT_EQ(run.process(false), 1u);  // no flow record yet: waits
+  EXPECT_EQ(svc.flow_requests.size(), 1u);
+  EXPECT_EQ(run.process(false), 1u);  // too soon to ask again
+  EXPECT_EQ(svc.flow_requests.size(), 1u);
+  svc.rows = {row(8, 999 * kS, 1010 * kS)};
+  EXPECT_EQ(run.process(true), 0u);
+  auto j = read_json(t.p / "out" / "50.json");
+  EXPECT_EQ(j["alerts"].size(), 2u);
+  EXPECT_EQ(j["evidence"]["found"], true);
+}
+
+}  // namespace
+}  // namespace tmach::ids
