@@ -1,6 +1,7 @@
-// The store's writing side: one RAM ring per class, one writer thread that drains them into
-// segments, seals and rotates segments, and keeps each class and the store inside their
-// disk budgets by deleting whole oldest segments.
+// The store's writing side: one RAM ring per class and the drain loop — one writer thread
+// (tm-writer) that drains the rings into segments and rotates them. The units it drives:
+// the store directory (StoreDir: open, lock, marker, adopt, recover), the sealer (Sealer:
+// the tm-sealer thread) and the disk rings (DiskRing: each class's and the store's budget).
 //
 // Thread model: push() is called by the capture thread only; everything else in the
 // writer thread, except stats() (atomic counters) and the constructor/finish().
@@ -21,8 +22,11 @@
 #include <vector>
 
 #include "store/catalog.h"
+#include "store/disk_ring.h"
 #include "store/ring.h"
+#include "store/sealer.h"
 #include "store/segment_writer.h"
+#include "store/store_dir.h"
 
 namespace tmach::store {
 
@@ -54,14 +58,6 @@ struct ClassWriteStats {
   std::atomic<uint64_t> disk_bytes{0};  // sealed segments + sidecars + open segments
   std::atomic<uint64_t> segments{0};
   std::atomic<uint64_t> sidecar_bytes{0};
-};
-
-struct AdoptReport {
-  size_t segments = 0;   // sealed segments adopted from their sidecars
-  size_t recovered = 0;  // open or damaged segments rebuilt from their pcap
-  uint64_t truncated_bytes = 0;
-  std::vector<std::string> foreign;  // left alone
-  std::vector<std::string> problems;
 };
 
 class StoreWriter {
@@ -118,17 +114,11 @@ class StoreWriter {
   uint64_t next_seq(uint16_t cls) const { return state_[cls].next_seq; }
 
  private:
-  struct Sealed {
-    std::string base;
-    uint64_t bytes;
-    uint64_t first_ts;
-  };
   struct ClassState {
     std::string dir;
     uint64_t next_seq = 1;
     std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
-    std::deque<Sealed> sealed;                                // oldest first
-    uint64_t sealed_bytes = 0;
+    DiskRing sealed{{".idx", ".pcap"}};                       // oldest first
     // What the last sealed segment leaves the next one: its index builder's memory, and its
     // packet count (room for the offsets). Growing both from nothing for every segment cost
     // page faults and copies of tens of MB.
@@ -140,44 +130,29 @@ class StoreWriter {
   bool drain(uint16_t cls, size_t max);
   // Writes the frames the class's open segments hold in place, then gives their ring memory back.
   void release_written(uint16_t cls);
-  // Seals the class's open segment of that link type. While the writer thread runs, the
-  // index build and sidecar write happen on the sealer thread, so the rings keep draining
-  // (a seal of a 256 MiB segment takes long enough to fill a ring); at most kMaxSealing
-  // segments are in flight, and they are accounted in the order they were handed over.
+  // Seals the class's open segment of that link type: on the sealer thread while the writer
+  // thread runs (the rings keep draining), else here.
   void seal(uint16_t cls, uint32_t linktype);
   void sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx_bytes);  // the bookkeeping after a seal
   // Accounts the seals the sealer finished; with `wait_all`, waits for every one in flight.
   // Rethrows a seal's error.
   void collect_seals(bool wait_all);
-  void sealer_loop();
   void enforce_budgets();
-  void evict_oldest(uint16_t cls);
+  void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);
   void adopt();
 
   StoreOptions opts_;
   const std::vector<ClassOptions>& classes_ = opts_.classes;
+  StoreDir dir_;
   std::vector<std::unique_ptr<Ring>> rings_;
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;
-  int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  struct Sealing {
-    uint16_t cls;
-    std::unique_ptr<SegmentWriter> w;
-    uint64_t idx_bytes = 0;
-    std::string error;
-    bool done = false;
-  };
-  static constexpr size_t kMaxSealing = 2;
-  std::thread sealer_;
-  std::mutex seal_mu_;
-  std::condition_variable seal_cv_;
-  std::deque<std::unique_ptr<Sealing>> sealing_;  // handed over, oldest first (done or not)
-  bool seal_stop_ = false;
-  bool seal_async_ = false;  // the sealer runs (between start() and finish())
+  Sealer sealer_;
+  Sealer::OnSealed on_sealed_;
   bool finished_ = false;
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
