@@ -2,8 +2,6 @@
 
 #include <pthread.h>
 
-#include <stdexcept>
-
 namespace tmach::store {
 
 void Sealer::start() {
@@ -49,7 +47,6 @@ void Sealer::collect(bool wait_all, const OnSealed& on_sealed) {
       j = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    if (!j->error.empty()) throw std::runtime_error(j->error);
     on_sealed(j->s);
   }
 }
@@ -90,7 +87,7 @@ void Sealer::loop() {
     }
     lk.lock();
     next->s.idx_bytes = idx;
-    next->error = std::move(err);
+    next->s.error = std::move(err);
     next->done = true;
     cv_.notify_all();
   }

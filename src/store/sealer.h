@@ -29,6 +29,7 @@ class Sealer {
     uint16_t cls;
     std::unique_ptr<SegmentWriter> w;
     uint64_t idx_bytes = 0;
+    std::string error;  // the seal failed (the pcap is whole: it was flushed before)
   };
   using OnSealed = std::function<void(Sealed&)>;
 
@@ -43,7 +44,7 @@ class Sealer {
   // flight, gives back finished seals (collect) and waits for the oldest.
   void hand_over(uint16_t cls, std::unique_ptr<SegmentWriter> w, const OnSealed& on_sealed);
   // Gives back the finished seals, oldest first, up to the first unfinished one; with
-  // `wait_all`, waits for every one in flight. Throws a seal's error (std::runtime_error).
+  // `wait_all`, waits for every one in flight. A failed seal is given back with its error.
   void collect(bool wait_all, const OnSealed& on_sealed);
   // Ends the thread once every queued seal is done (they are not given back). Idempotent.
   void stop();
@@ -51,7 +52,6 @@ class Sealer {
  private:
   struct Job {
     Sealed s;
-    std::string error;
     bool done = false;
   };
   void loop();

@@ -63,6 +63,8 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
   report.foreign = cat.foreign;
   std::vector<SegmentInfo> kept;
   for (auto& seg : cat.segments) {
+    uint64_t& next = report.next_seq[seg.cls];
+    next = std::max(next, seg.meta.seq + 1);
     if (seg.state != SegmentInfo::State::kSealed) {
       try {
         if (seg.state == SegmentInfo::State::kBadSidecar)

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct AdoptReport {
   uint64_t truncated_bytes = 0;
   std::vector<std::string> foreign;  // left alone
   std::vector<std::string> problems;
+  // By class: past the largest sequence number found, whatever became of its segment (also
+  // one that could not be recovered): a number is never given twice.
+  std::map<std::string, uint64_t> next_seq;
 };
 
 class StoreDir {

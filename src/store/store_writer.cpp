@@ -8,7 +8,9 @@
 #include <filesystem>
 
 #include "store/layout.h"
+#include "util/pcap.h"
 #include "util/thread_cpu.h"
+#include "util/units.h"
 
 namespace fs = std::filesystem;
 
@@ -20,12 +22,21 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
   wopts_.directory_bytes = cfg.directory_bytes;
   wopts_.fsync_bytes = cfg.fsync_bytes;
   wopts_.fragments = std::make_shared<packet::FragmentLayers>();  // later fragments indexed as their datagram
-  on_sealed_ = [this](Sealer::Sealed& s) { sealed_segment(s.cls, *s.w, s.idx_bytes); };
+  on_sealed_ = [this](Sealer::Sealed& s) {
+    if (!s.error.empty()) {
+      // Its pcap is whole (flushed before the seal): live, it stays deletable; the next
+      // start writes its sidecar.
+      if (opts_.evict_when_full) add_unsealed(s.cls, s.w->base());
+      throw std::runtime_error(s.error);
+    }
+    sealed_segment(s.cls, *s.w, s.idx_bytes);
+  };
   state_.resize(classes_.size());
   for (size_t i = 0; i < classes_.size(); ++i) {
     rings_.push_back(std::make_unique<Ring>(classes_[i].ram_budget));
     stats_.push_back(std::make_unique<ClassWriteStats>());
     state_[i].dir = dir_.class_dir(classes_[i].name);
+    state_[i].segment_size = segment_size_for(i);
   }
   adopt();
   enforce_budgets();
@@ -39,6 +50,19 @@ StoreWriter::~StoreWriter() {
   }
 }
 
+uint64_t StoreWriter::segment_size_for(size_t cls) {
+  // A segment larger than its budget would be deleted as soon as it is sealed: the store
+  // would keep nothing. Such a class gets segments of a quarter of its budget.
+  uint64_t size = opts_.segment_size;
+  uint64_t budget = std::min(opts_.disk_budget, classes_[cls].disk_budget);
+  if (size <= budget) return size;
+  uint64_t smaller = std::max<uint64_t>(budget / 4, 4096);
+  adopt_.problems.push_back(fmt::format(
+      "segment size {} is larger than the disk budget of class '{}' ({}): its segments are cut at {}",
+      util::format_size(size), classes_[cls].name, util::format_size(budget), util::format_size(smaller)));
+  return smaller;
+}
+
 void StoreWriter::adopt() {
   for (auto& seg : dir_.adopt(opts_.directory_every, opts_.directory_bytes, adopt_)) {
     int cls = -1;
@@ -46,12 +70,17 @@ void StoreWriter::adopt() {
       if (classes_[i].name == seg.cls) cls = static_cast<int>(i);
     if (cls < 0) continue;  // a class no longer configured: kept, queryable, not budgeted here
     ClassState& st = state_[cls];
-    st.next_seq = std::max(st.next_seq, seg.meta.seq + 1);
     st.sealed.add(DiskRing::File{seg.base, seg.disk_bytes(), seg.meta.first_ts, seg.meta.last_ts});
     stats_[cls]->segments++;
     stats_[cls]->sidecar_bytes += seg.idx_bytes;
   }
-  for (size_t i = 0; i < classes_.size(); ++i) update_disk_stat(static_cast<uint16_t>(i));
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    // Past every sequence number the class's directory holds or held (also a segment that
+    // could not be recovered, or was set aside): a number is never given twice.
+    auto it = adopt_.next_seq.find(classes_[i].name);
+    if (it != adopt_.next_seq.end()) state_[i].next_seq = std::max(state_[i].next_seq, it->second);
+    update_disk_stat(static_cast<uint16_t>(i));
+  }
 }
 
 void StoreWriter::start() {
@@ -84,16 +113,24 @@ void StoreWriter::serve_syncs() {
     sync_pending_ = 0;
   }
   if (tasks.empty()) return;
-  if (!failed()) {
-    for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
-    for (auto& st : state_)
-      for (auto& [lt, w] : st.open) w->flush();
+  std::exception_ptr failure;  // (the tasks are answered first)
+  if (!failed() && !waiting_for_room_) {
+    try {
+      for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
+      for (auto& st : state_)
+        for (auto& [lt, w] : st.open) w->flush();
+    } catch (...) {
+      failure = std::current_exception();
+    }
   }
   for (auto& t : tasks)
     if (t->fn) t->fn();
-  std::lock_guard lk(sync_mu_);
-  for (auto& t : tasks) t->done = true;
-  sync_cv_.notify_all();
+  {
+    std::lock_guard lk(sync_mu_);
+    for (auto& t : tasks) t->done = true;
+    sync_cv_.notify_all();
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 std::map<std::pair<std::string, uint64_t>, uint64_t> StoreWriter::open_segment_bytes() const {
@@ -126,9 +163,21 @@ void StoreWriter::finish() {
         for (auto& [lt, w] : state_[c].open) last.push_back(Last{cls, std::move(w)});
         state_[c].open.clear();
       }
-      for (Last& l : last) l.idx = l.w->seal();
+      for (Last& l : last) {
+        l.idx = l.w->seal();
+        note_closed(l.cls, *l.w);
+      }
     } catch (...) {
       last_failure = std::current_exception();
+      // What reached the disk stays there, cut back to complete records; the counters say so.
+      std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut;
+      for (Last& l : last)
+        if (!l.w->closed()) {
+          cut_segment(l.cls, *l.w);
+          cut.emplace_back(l.cls, std::move(l.w));
+        }
+      for (auto& c : cut_open_segments()) cut.push_back(std::move(c));
+      keep_cut(std::move(cut));
     }
   }
   if (sealer_.running()) {
@@ -138,6 +187,16 @@ void StoreWriter::finish() {
       set_error(e.what());
     }
     sealer_.stop();
+  }
+  if (last_failure && opts_.evict_when_full) {
+    // Live: the last drain met a full disk; what it could write is sealed or left to recovery.
+    try {
+      std::rethrow_exception(last_failure);
+    } catch (const std::exception& e) {
+      set_error(e.what());
+      spdlog::error("writer: {}", e.what());
+      return;
+    }
   }
   if (last_failure) std::rethrow_exception(last_failure);
   if (!!failed()) return;
@@ -155,11 +214,17 @@ void StoreWriter::run() {
   using clock = std::chrono::steady_clock;
   auto last_flush = clock::now();
   auto last_sync = clock::now();
+  auto last_try = clock::now();
   uint32_t idle_us = 100;
-  try {
-    for (;;) {
-      bool progress = false;
-      for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+  for (;;) {
+    bool progress = false;
+    try {
+      if (waiting_for_room_ && clock::now() - last_try >= std::chrono::seconds(1)) {
+        last_try = clock::now();
+        waiting_for_room_ = !make_room("");
+      }
+      if (!waiting_for_room_)
+        for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
@@ -177,19 +242,26 @@ void StoreWriter::run() {
           for (auto& [lt, w] : st.open) w->fsync_data();
         last_sync = now;
       }
-      if (!progress) {
-        if (stop_.load(std::memory_order_acquire)) break;
-        // Idle: back off from 200 us to 2 ms, so an idle recorder costs no CPU to speak of
-        // while a ring is still drained long before it can fill (64 MiB at 10 Gbit/s ~ 50 ms).
-        idle_us = std::min<uint32_t>(idle_us * 2, 2000);
-        std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
-      } else {
-        idle_us = 100;
+    } catch (const std::exception& e) {
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      if (!opts_.evict_when_full) {
+        set_error(e.what());
+        spdlog::error("writer thread stopped: {}", e.what());
+        keep_cut(cut_open_segments());  // the counters say what is on disk
+        return;
       }
+      last_try = clock::now();
+      waiting_for_room_ = !make_room(e.what());
     }
-  } catch (const std::exception& e) {
-    set_error(e.what());
-    spdlog::error("writer thread stopped: {}", e.what());
+    if (!progress) {
+      if (stop_.load(std::memory_order_acquire)) break;
+      // Idle: back off from 200 us to 2 ms, so an idle recorder costs no CPU to speak of
+      // while a ring is still drained long before it can fill (64 MiB at 10 Gbit/s ~ 50 ms).
+      idle_us = std::min<uint32_t>(idle_us * 2, 2000);
+      std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
+    } else {
+      idle_us = 100;
+    }
   }
 }
 
@@ -205,7 +277,7 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     if (!h) break;
     auto it = st.open.find(h->linktype);
     if (it != st.open.end() && it->second->packets() > 0 &&
-        it->second->file_bytes() + 16 + h->caplen > opts_.segment_size) {
+        it->second->file_bytes() + 16 + h->caplen > st.segment_size) {
       s.written_packets += pk;
       s.written_bytes += by;
       pk = by = 0;
@@ -264,14 +336,18 @@ void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
   ClassState& st = state_[cls];
   auto it = st.open.find(linktype);
   if (it == st.open.end()) return;
-  std::unique_ptr<SegmentWriter> w = std::move(it->second);
-  st.open.erase(it);
   if (!sealer_.running()) {
+    std::unique_ptr<SegmentWriter> w = std::move(it->second);
+    st.open.erase(it);
     uint64_t idx = w->seal();
+    note_closed(cls, *w);
     sealed_segment(cls, *w, idx);
     return;
   }
-  w->flush();  // every frame in the file now: the ring memory it came from may be reused
+  it->second->flush();  // every frame in the file now: the ring memory it came from may be reused
+  std::unique_ptr<SegmentWriter> w = std::move(it->second);
+  st.open.erase(it);
+  note_closed(cls, *w);
   sealer_.hand_over(cls, std::move(w), on_sealed_);
 }
 
@@ -284,6 +360,11 @@ void StoreWriter::sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx) {
   stats_[cls]->sidecar_bytes += idx;
   enforce_budgets();
   update_disk_stat(cls);
+}
+
+void StoreWriter::note_closed(uint16_t cls, const SegmentWriter& w) {
+  state_[cls].closed_packets += w.packets();
+  state_[cls].closed_bytes += w.file_bytes() - sizeof(util::pcap::FileHeader);
 }
 
 void StoreWriter::collect_seals(bool wait_all) { sealer_.collect(wait_all, on_sealed_); }

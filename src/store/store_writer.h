@@ -46,12 +46,19 @@ struct StoreOptions {
   uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
   uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel
   uint64_t fsync_bytes = 0;
+  // When a write fails (a full disk): false — the writer stops and reports it (error(); tm
+  // record reading files); true — it deletes the oldest segments to make room and goes on,
+  // or, with nothing left to delete, reports the problem (problem()) and tries again every
+  // second (live capture).
+  bool evict_when_full = false;
   std::vector<ClassOptions> classes;  // in precedence order; the catch-all last
 };
 
 struct ClassWriteStats {
+  // Packets written to segments (after a failed write: the complete records on disk).
   std::atomic<uint64_t> written_packets{0};
   std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
+  std::atomic<uint64_t> lost_packets{0};   // taken from the ring but never on disk: a failed write
   std::atomic<uint64_t> segments_sealed{0};
   std::atomic<uint64_t> segments_evicted{0};
   std::atomic<uint64_t> bytes_evicted{0};
@@ -94,6 +101,13 @@ class StoreWriter {
     return error_;
   }
   bool failed() const { return failed_.load(std::memory_order_acquire); }  // error() is not empty
+  // Any thread: why the writer cannot write now, "" while it can (evict_when_full: it keeps
+  // trying; else error()). And how many writes failed since the start.
+  std::string problem() const {
+    std::lock_guard lk(error_mu_);
+    return error_.empty() ? problem_ : error_;
+  }
+  uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
   // CPU seconds the writer thread used; final once finish() has returned.
   double cpu_seconds() const { return cpu_seconds_.load(std::memory_order_relaxed); }
 
@@ -124,6 +138,10 @@ class StoreWriter {
     // page faults and copies of tens of MB.
     std::vector<IndexBuilder> spare_builders;
     uint64_t last_packets = 0;
+    uint64_t segment_size = 0;  // the store's, or less for a small disk budget
+    // Packets (and their record bytes) of the segments that left `open` whole: what is on
+    // disk, whatever happens to the open ones.
+    uint64_t closed_packets = 0, closed_bytes = 0;
   };
 
   void run();
@@ -141,6 +159,19 @@ class StoreWriter {
   void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);
   void adopt();
+  uint64_t segment_size_for(size_t cls);
+  void note_closed(uint16_t cls, const SegmentWriter& w);
+  // After a failed write (store_writer_full.cpp): the open segments are cut back to their
+  // complete records and closed; the counters say what is on disk. Returns the cut ones.
+  std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut_open_segments();
+  void cut_segment(uint16_t cls, SegmentWriter& w);
+  // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
+  void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
+  // evict_when_full: makes room after a failed write (seals what was cut, deletes the oldest
+  // segments); true when there is room to go on.
+  bool make_room(const std::string& what);
+  bool room_to_write() const;  // the file system has the room make_room() aims at
+  void add_unsealed(uint16_t cls, const std::string& base);  // a pcap left without sidecar, deletable
 
   StoreOptions opts_;
   const std::vector<ClassOptions>& classes_ = opts_.classes;
@@ -154,12 +185,16 @@ class StoreWriter {
   Sealer sealer_;
   Sealer::OnSealed on_sealed_;
   bool finished_ = false;
+  bool waiting_for_room_ = false;  // writer thread: a full disk, nothing left to delete
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
   void set_error(const std::string& what);  // the first error stays
   mutable std::mutex error_mu_;
-  std::string error_;  // guarded by error_mu_
+  std::string error_;    // guarded by error_mu_
+  std::string problem_;  // guarded by error_mu_: the write problem evict_when_full goes on with
+  void set_problem(const std::string& what);
   std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> write_errors_{0};
 
   void serve_syncs();
   struct SyncTask {
