@@ -24,9 +24,8 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
   wopts_.fragments = std::make_shared<packet::FragmentLayers>();  // later fragments indexed as their datagram
   on_sealed_ = [this](Sealer::Sealed& s) {
     if (!s.error.empty()) {
-      // Its pcap is whole (flushed before the seal): live, it stays deletable; the next
-      // start writes its sidecar.
-      if (opts_.evict_when_full) add_unsealed(s.cls, s.w->base());
+      // Its pcap is whole (flushed before the seal): live, make_room() seals it again.
+      if (opts_.evict_when_full) unsealed_.emplace_back(s.cls, s.w->base());
       throw std::runtime_error(s.error);
     }
     sealed_segment(s.cls, *s.w, s.idx_bytes);

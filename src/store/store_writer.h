@@ -186,6 +186,7 @@ class StoreWriter {
   Sealer::OnSealed on_sealed_;
   bool finished_ = false;
   bool waiting_for_room_ = false;  // writer thread: a full disk, nothing left to delete
+  std::vector<std::pair<uint16_t, std::string>> unsealed_;  // writer thread: seals that failed (class, base)
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
   void set_error(const std::string& what);  // the first error stays

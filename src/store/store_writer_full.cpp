@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 
 #include <filesystem>
+#include <utility>
 
 #include "store/layout.h"
 #include "store/recovery.h"
@@ -76,8 +77,9 @@ bool StoreWriter::room_to_write() const {
   uint64_t total = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
   uint64_t seg = 0;
   for (auto& st : state_) seg = std::max(seg, st.segment_size);
-  // Room for a segment and its sidecar, or a quarter of a small file system.
-  return free >= std::min(seg + seg / 8, total / 4);
+  // Room for the segment being written and those being sealed, with their sidecars; or half
+  // of a small file system.
+  return free >= std::min((Sealer::kMaxInFlight + 1) * (seg + seg / 8), total / 2);
 }
 
 bool StoreWriter::make_room(const std::string& what) {
@@ -98,12 +100,14 @@ bool StoreWriter::make_room(const std::string& what) {
   }
   // What was cut is sealed from its file (as a crash leftover is), or stays a plain pcap that
   // queries scan and the next start seals; either way it may be deleted for room later.
-  for (auto& [cls, w] : cut) {
+  for (auto& [cls, w] : cut) unsealed_.emplace_back(cls, w->base());
+  for (auto& [cls, base] : std::exchange(unsealed_, {})) {
     SegmentInfo seg;
     seg.cls = classes_[cls].name;
-    seg.base = w->base();
-    seg.meta.seq = w->meta().seq;
-    seg.meta.linktype = w->meta().linktype;
+    seg.base = base;
+    auto name = parse_segment_name(fs::path(base).filename().string());
+    seg.meta.seq = name ? name->seq : 0;
+    seg.meta.linktype = name ? name->linktype : 0;
     seg.state = SegmentInfo::State::kOpen;
     try {
       RecoveryResult r = recover_segment(seg, opts_.directory_every, opts_.directory_bytes);
