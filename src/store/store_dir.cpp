@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include "store/layout.h"
 #include "store/recovery.h"
+#include "util/file_io.h"
 
 namespace fs = std::filesystem;
 
@@ -23,13 +23,16 @@ StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
   fs::path marker = fs::path(root_) / kStoreMarker;
   if (!fs::exists(marker)) {
     // Refuse to turn a directory with other content into a store: it would mix files.
+    if (looks_like_store(root_)) throw std::runtime_error(missing_marker_hint(root_));
     for (const auto& e : fs::directory_iterator(root_)) {
       (void)e;
       throw std::runtime_error(fmt::format(
           "{} is not empty and not a tm store (no {} file): refusing to write into it", root_, kStoreMarker));
     }
-    std::ofstream(marker) << "tm store format " << kStoreFormat << "\n";
+    // Atomic, so that a crash (or a full disk) never leaves an empty marker behind.
+    util::replace_file_atomic(marker.string(), store_marker_text());
   }
+  check_store_marker(root_);
   std::string lock = (fs::path(root_) / kLockFile).string();
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -57,6 +60,21 @@ std::string StoreDir::class_dir(const std::string& cls) const {
   return dir;
 }
 
+std::string StoreDir::quarantine(const SegmentInfo& seg) {
+  fs::path dir = fs::path(root_) / kQuarantineDir / seg.cls;
+  fs::create_directories(dir);
+  std::string moved;
+  for (const std::string& from : {seg.pcap_path(), seg.idx_path()}) {
+    if (!fs::exists(from)) continue;
+    fs::path to = dir / fs::path(from).filename();
+    for (int i = 1; fs::exists(to); ++i)
+      to = dir / fmt::format("{}.{}", fs::path(from).filename().string(), i);
+    fs::rename(from, to);  // (throws: the caller reports it and leaves the file)
+    if (moved.empty()) moved = to.string();
+  }
+  return moved;
+}
+
 std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t directory_bytes,
                                          AdoptReport& report) {
   Catalog cat = Catalog::scan(root_);
@@ -70,6 +88,12 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
         if (seg.state == SegmentInfo::State::kBadSidecar)
           report.problems.push_back(seg.problem + " (rebuilt)");
         RecoveryResult r = recover_segment(seg, directory_every, directory_bytes);
+        if (r.not_pcap) {
+          report.problems.push_back(
+              fmt::format("{}: not a pcap file: moved to {} (its sequence number is not used again)",
+                          seg.pcap_path(), quarantine(seg)));
+          continue;
+        }
         report.truncated_bytes += r.truncated_bytes;
         ++report.recovered;
         if (r.removed_empty) continue;

@@ -47,6 +47,10 @@ class StoreDir {
   std::vector<SegmentInfo> adopt(uint32_t directory_every, uint64_t directory_bytes, AdoptReport& report);
 
  private:
+  // Moves a segment's files to quarantine/<class>/ (never over another file); returns where
+  // the pcap went.
+  std::string quarantine(const SegmentInfo& seg);
+
   std::string root_;
   int lock_fd_ = -1;
 };

@@ -109,9 +109,14 @@ bool StoreWriter::make_room(const std::string& what) {
     seg.meta.seq = name ? name->seq : 0;
     seg.meta.linktype = name ? name->linktype : 0;
     seg.state = SegmentInfo::State::kOpen;
+    std::error_code ec;
     try {
       RecoveryResult r = recover_segment(seg, opts_.directory_every, opts_.directory_bytes);
-      if (r.removed_empty) {
+      if (r.not_pcap) {  // not one whole file header: ours, written just now
+        fs::remove(seg.pcap_path(), ec);
+        fs::remove(seg.idx_path(), ec);
+      }
+      if (r.removed_empty || r.not_pcap) {
         stats_[cls]->segments--;
         continue;
       }
@@ -119,8 +124,7 @@ bool StoreWriter::make_room(const std::string& what) {
       stats_[cls]->segments_sealed++;
       stats_[cls]->sidecar_bytes += seg.idx_bytes;
       update_disk_stat(cls);
-    } catch (const std::exception& e) {
-      std::error_code ec;
+    } catch (const std::exception&) {  // (no room for its sidecar yet)
       fs::remove(seg.idx_path() + ".tmp", ec);
       add_unsealed(cls, seg.base);
     }
