@@ -7,9 +7,12 @@ import glob
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 import unittest
+import urllib.request
 
 from tmtest import StoreTest, TM, corpus_files, read_pcap, record, run, store_segments, tm
 
@@ -21,7 +24,7 @@ def records_on_disk(store):
     return sum(len(read_pcap(f)) for f in glob.glob(os.path.join(store, "*", "*.pcap")))
 
 
-class SmallDisk(StoreTest):
+class TmpfsStore(StoreTest):
     """A store on a tmpfs of `size` (unmounted at cleanup)."""
     size = "4m"
 
@@ -38,6 +41,8 @@ class SmallDisk(StoreTest):
         self.addCleanup(subprocess.run, ["umount", "-l", self.mnt])
         self.store = os.path.join(self.mnt, "store")
 
+
+class SmallDisk(TmpfsStore):
     def record_full(self, *extra):
         args = ["record", "--store", self.store, "--cutoff", "none", "--disk-budget", "1g"] + list(extra)
         for f in INPUT:
@@ -78,6 +83,86 @@ class SmallDisk(StoreTest):
         seqs = [os.path.basename(f).split("-")[0] for f in store_segments(self.store)]
         self.assertEqual(len(seqs), len(set(seqs)), "a sequence number twice: %s" % sorted(
             set(os.listdir(os.path.join(self.store, "default"))) - before))
+
+
+class LiveDiskFull(TmpfsStore):
+    """tm serve -i lo on a full disk: it deletes its oldest segments, or says it cannot write
+    (stats writer_error, /metrics tm_writer_error) and writes again once there is room."""
+    size = "6m"
+
+    def serve(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.err = open(self.path("serve.err"), "w+b")
+        self.addCleanup(self.err.close)
+        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "-i", "lo", "--segment-size", "512k",
+                                      "--listen", "127.0.0.1:%d" % port], stdout=subprocess.DEVNULL, stderr=self.err)
+        self.addCleanup(lambda: (self.proc.poll() is None and self.proc.kill(), self.proc.wait()))
+        self.url = "http://127.0.0.1:%d" % port
+        self.until(lambda: self.get("/health") is not None, "serve answers /health")
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            return None
+
+    def stats(self):
+        return json.loads(self.get("/api/v1/stats"))["capture"]
+
+    def metric(self, name):
+        m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % name, self.get("/metrics"), re.M)
+        return float(m.group(1)) if m else None
+
+    def until(self, ok, what, seconds=10, traffic=False):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                self.err.seek(0)
+                self.fail("tm serve exited (%d): %s" % (self.proc.returncode, self.err.read().decode()))
+            if traffic:
+                self.send(2 << 20)
+            if ok():
+                return
+            time.sleep(0.1)
+        self.err.seek(0)
+        self.fail("not within %d s: %s\n%s" % (seconds, what, self.err.read().decode()[-3000:]))
+
+    def send(self, nbytes):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(nbytes // 8000):
+                s.sendto(b"x" * 8000, ("127.0.0.1", 9))
+
+    def test_oldest_segments_make_room(self):
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve()
+        self.until(lambda: self.metric("tm_segments_evicted_total") > 0, "segments deleted for room",
+                   seconds=30, traffic=True)
+        self.assertEqual(self.stats()["writer_error"], "")
+        self.assertEqual(self.metric("tm_writer_error"), 0)
+        self.assertGreater(self.metric("tm_writer_write_errors_total"), 0)
+
+    def test_nothing_to_delete_reports_and_retries(self):
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve()
+        ballast = os.path.join(self.mnt, "ballast")
+        with open(ballast, "wb") as f:
+            try:
+                for _ in range(16):
+                    f.write(b"b" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        self.until(lambda: self.stats()["writer_error"] != "", "writer_error reported", traffic=True)
+        self.assertIn("No space left", self.stats()["writer_error"])
+        self.assertEqual(self.metric("tm_writer_error"), 1)
+        os.remove(ballast)
+        self.until(lambda: self.stats()["writer_error"] == "", "writing again", traffic=True)
+        self.assertEqual(self.metric("tm_writer_error"), 0)
 
 
 class SegmentLargerThanBudget(StoreTest):
