@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "packet/packet_info.h"
+#include "util/pcap.h"
 #include "util/units.h"
 
 namespace tmach::cli {
@@ -83,7 +84,19 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     krecv += k.kernel_received;
   }
   const auto& cls = rec.classes();
-  const auto& cc = rec.class_counters();
+  // After the writer failed (a full disk), "stored" is what is on disk: complete records;
+  // the rest of what was handed to the store is counted as lost.
+  std::vector<record::ClassCounters> cc = rec.class_counters();
+  uint64_t lost = 0;
+  const bool write_errors = writer.failed() || writer.write_errors() > 0;
+  if (write_errors)
+    for (size_t i = 0; i < cc.size(); ++i) {
+      const auto& w = writer.stats(static_cast<uint16_t>(i));
+      uint64_t pk = w.written_packets.load(), by = w.written_bytes.load();
+      lost += cc[i].stored_packets - std::min(cc[i].stored_packets, pk);
+      cc[i].stored_packets = pk;
+      cc[i].stored_bytes = by - pk * sizeof(util::pcap::RecordHeader);
+    }
   if (json) {
     nlohmann::json j;
     j["seconds"] = seconds;
@@ -117,6 +130,9 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
       j["classes"][cls[i].name] = class_json(cls[i], c, w, writer.ring(static_cast<uint16_t>(i)));
     }
     if (share) j["worker_share"] = share_json(*share);
+    if (write_errors)
+      j["writer"] = {
+          {"error", writer.error()}, {"write_errors", writer.write_errors()}, {"lost_packets", lost}};
     j["interrupted"] = input && input->interrupted();
     if (input) j["input"] = input_json(*input);
     os << j.dump(2) << "\n";
@@ -157,6 +173,9 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     kept += c.control_kept;
   }
   os << fmt::format("dropped: ring full {}, kernel {}, interface {}\n", dropped, kdrop, kifdrop);
+  if (write_errors)
+    os << fmt::format("lost: {} packets handed to the store were not written ({} failed writes{}{})\n", lost,
+                      writer.write_errors(), writer.failed() ? "; writer: " : "", writer.error());
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);

@@ -142,6 +142,7 @@ class Daemon : public server::Backend {
   // --- API threads ------------------------------------------------------------------------------------
   bool sync() override { return writer_.sync(std::chrono::milliseconds(2000)); }
 
+  std::string problem() override { return writer_.problem(); }
   json stats() override {
     std::lock_guard lk(mu_);
     json j;
@@ -157,7 +158,7 @@ class Daemon : public server::Backend {
     j["connections_active"] = snap_.conns;
     j["connections"] = snap_.conns_created;
     j["kernel"] = {{"received", kr}, {"dropped", kd}, {"interface_dropped", ki}};
-    j["writer_error"] = writer_.error();
+    j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
     j["dynamic_classes"] = dyn_.size();
     if (share_) {
       j["worker_share"] = {{"worker_id", share_->worker_id()},
@@ -202,7 +203,15 @@ class Daemon : public server::Backend {
             l);
       m.add("tm_segments_evicted_total", "counter", "Segments deleted to keep the disk budget, by class.",
             d(w.segments_evicted.load()), l);
+      m.add("tm_packets_dropped_total", "counter", "", d(w.lost_packets.load()),
+            {{"class", cfg_.classes[i].name}, {"reason", "write_error"}});
     }
+    m.add("tm_writer_error", "gauge",
+          "1 while the writer cannot write (a full disk: see /api/v1/stats writer_error).",
+          writer_.problem().empty() ? 0.0 : 1.0);
+    m.add("tm_writer_write_errors_total", "counter",
+          "Writes that failed (each deleted segments or waited for room).",
+          static_cast<double>(writer_.write_errors()));
     uint64_t kd = 0, ki = 0, kr = 0;
     for (auto& k : snap_.kernel) {
       kd += k.kernel_dropped;

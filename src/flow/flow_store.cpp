@@ -64,8 +64,7 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
     }
     next_seq_ = std::max(next_seq_, fi.meta.seq + 1);
     newest_ts_ = std::max(newest_ts_, fi.meta.last_ts);
-    sealed_.push_back(Sealed{fi.base, fi.bytes, fi.meta.last_ts});
-    sealed_bytes_ += fi.bytes;
+    sealed_.add(store::DiskRing::File{fi.base, fi.bytes, fi.meta.first_ts, fi.meta.last_ts});
   }
   enforce();
 }
@@ -141,25 +140,15 @@ void FlowStoreWriter::seal_current() {
     return;
   }
   uint64_t idx = cur_->seal();
-  sealed_.push_back(Sealed{cur_->base(), cur_->file_bytes() + idx, cur_->meta().last_ts});
-  sealed_bytes_ += cur_->file_bytes() + idx;
+  sealed_.add(store::DiskRing::File{cur_->base(), cur_->file_bytes() + idx, cur_->meta().first_ts,
+                                    cur_->meta().last_ts});
   cur_.reset();
   enforce();
 }
 
 void FlowStoreWriter::enforce() {
-  auto drop = [&] {
-    std::error_code ec;
-    fs::remove(sealed_.front().base + ".idx", ec);
-    fs::remove(sealed_.front().base + ".flows", ec);
-    sealed_bytes_ -= sealed_.front().bytes;
-    sealed_.pop_front();
-  };
-  while (!sealed_.empty() && sealed_bytes_ > cfg_.disk_budget) drop();
-  if (cfg_.max_age_ns)
-    while (!sealed_.empty() && newest_ts_ > cfg_.max_age_ns &&
-           sealed_.front().last_ts < newest_ts_ - cfg_.max_age_ns)
-      drop();
+  sealed_.evict_over(cfg_.disk_budget);
+  if (cfg_.max_age_ns) sealed_.evict_older(newest_ts_, cfg_.max_age_ns);
 }
 
 }  // namespace tmach::flow

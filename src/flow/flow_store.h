@@ -3,13 +3,13 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "flow/flow_file.h"
+#include "store/disk_ring.h"
 #include "store/segment_meta.h"
 
 namespace tmach::flow {
@@ -52,7 +52,7 @@ class FlowStoreWriter {
   void write_behind();
 
   uint64_t records_written() const { return written_; }
-  uint64_t disk_bytes() const { return sealed_bytes_ + (cur_ ? cur_->file_bytes() : 0); }
+  uint64_t disk_bytes() const { return sealed_.bytes() + (cur_ ? cur_->file_bytes() : 0); }
 
  private:
   static constexpr size_t kSpareBlocks = 16;
@@ -67,13 +67,7 @@ class FlowStoreWriter {
   std::vector<std::vector<FlowRecord>> spare_;    // written blocks, emptied, for push() to reuse
   std::vector<std::vector<FlowRecord>> batch_;
   std::unique_ptr<FlowFileWriter> cur_;
-  struct Sealed {
-    std::string base;
-    uint64_t bytes;
-    uint64_t last_ts;
-  };
-  std::deque<Sealed> sealed_;
-  uint64_t sealed_bytes_ = 0;
+  store::DiskRing sealed_{{".idx", ".flows"}};  // oldest first, inside the budget and age
   uint64_t next_seq_ = 1;
   uint64_t newest_ts_ = 0;
   uint64_t last_block_ns_ = 0;

@@ -17,7 +17,9 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
                  (cfg.when_full == config::WhenFull::kAuto && !opts_.live)) {
   util::tune_allocator_for_recording();
   // The store first: it is locked before anything in it is touched.
-  writer_ = std::make_unique<store::StoreWriter>(config::store_options(cfg_));
+  store::StoreOptions so = config::store_options(cfg_);
+  so.evict_when_full = opts_.live;  // live: a full disk costs the oldest segments, not the recording
+  writer_ = std::make_unique<store::StoreWriter>(std::move(so));
   adopt_ = writer_->adopt_report();
   if (cfg_.flows) {
     flows_ = std::make_unique<flow::FlowDrain>(config::flow_options(cfg_), config::class_names(cfg_),

@@ -22,6 +22,9 @@ class Backend {
   // Makes every packet captured so far visible on disk (rings drained, buffers flushed).
   virtual bool sync() = 0;
   virtual nlohmann::json stats() = 0;
+  // Why the recording is not healthy now (the writer cannot write: a full disk it waits out),
+  // or empty.
+  virtual std::string problem() { return {}; }
   virtual void metrics(Metrics& m) = 0;
   // Dynamic classes. Throw ServiceError (service.h) for bad input.
   virtual nlohmann::json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) = 0;

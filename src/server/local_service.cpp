@@ -253,6 +253,9 @@ std::unique_ptr<Stream> LocalService::open_subscription(const SubscribeRequest& 
 }
 
 Reply LocalService::health() {
+  // 503 while the recording cannot store what it captures, so that a monitor sees it.
+  if (std::string p = o_.live ? o_.live->problem() : ""; !p.empty())
+    throw Unavailable(p, json{{"status", "degraded"}, {"live", true}, {"store", o_.store}});
   return {json{{"status", "ok"}, {"live", o_.live != nullptr}, {"store", o_.store}}, {}};
 }
 

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string_view>
 #include <unordered_map>
 
@@ -141,19 +144,67 @@ bool relocate(SegmentInfo& seg) {
 
 bool is_store_dir(const std::string& root) { return fs::exists(fs::path(root) / kStoreMarker); }
 
+std::string store_marker_text() { return fmt::format("tm store format {}\n", kStoreFormat); }
+
+bool looks_like_store(const std::string& root) {
+  std::error_code ec;
+  for (const auto& top : fs::directory_iterator(root, ec)) {
+    std::string name = top.path().filename().string();
+    if (name == kLockFile || name == kImportLog) return true;
+    if (!top.is_directory(ec)) continue;
+    for (const auto& f : fs::directory_iterator(top.path(), ec)) {
+      auto ext = f.path().extension();
+      if ((ext == ".pcap" || ext == ".idx" || ext == ".flows") &&
+          parse_segment_name(f.path().stem().string()))
+        return true;
+    }
+  }
+  return false;
+}
+
+std::string missing_marker_hint(const std::string& root) {
+  return fmt::format(
+      "{} holds tm segments but no {} marker (deleted?); if it is a tm store, mark it as one again: "
+      "printf 'tm store format {}\\n' > {}",
+      root, kStoreMarker, kStoreFormat, (fs::path(root) / kStoreMarker).string());
+}
+
+void check_store_marker(const std::string& root) {
+  std::string path = (fs::path(root) / kStoreMarker).string();
+  std::ifstream f(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (!f.good() && !f.eof()) throw std::runtime_error(fmt::format("cannot read {}", path));
+  if (text == store_marker_text()) return;
+  unsigned v = 0;
+  char nl = 0;
+  if (std::sscanf(text.c_str(), "tm store format %u%c", &v, &nl) == 2 && nl == '\n')
+    throw std::runtime_error(fmt::format("{} is a tm store of format {}; this tm reads and writes format {}",
+                                         root, v, kStoreFormat));
+  std::string shown = text.substr(0, 40);
+  for (char& c : shown)
+    if (c < 0x20 || c > 0x7e) c = '.';
+  throw std::runtime_error(fmt::format(
+      "{} {}: refusing to use {} as a store; a tm store's marker holds 'tm store format {}'", path,
+      text.empty() ? "is empty" : fmt::format("does not hold a tm store marker (it holds '{}')", shown), root,
+      kStoreFormat));
+}
+
 Catalog Catalog::scan(const std::string& root, Depth depth) {
   Catalog c;
   c.root = root;
   std::error_code ec;
   if (!fs::is_directory(root, ec))
     throw std::runtime_error(fmt::format("store {} does not exist (or is not a directory)", root));
-  if (!is_store_dir(root))
+  if (!is_store_dir(root)) {
+    if (looks_like_store(root)) throw std::runtime_error(missing_marker_hint(root));
     throw std::runtime_error(
         fmt::format("{} is not a tm store (no {} file); record into it first", root, kStoreMarker));
+  }
+  check_store_marker(root);
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
     if (name == kStoreMarker || name == kLockFile || name == kImportLog || name == "flows" ||
-        name.starts_with("dynamic-classes.json"))
+        name == kQuarantineDir || name.starts_with("dynamic-classes.json"))
       continue;
     if (!top.is_directory()) {
       c.foreign.push_back(top.path().string());

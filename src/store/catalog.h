@@ -59,5 +59,14 @@ bool relocate(SegmentInfo& seg);
 
 // True when `root` holds a STORE marker (or is an empty/new directory).
 bool is_store_dir(const std::string& root);
+// The STORE marker of this tm's format (kStoreFormat), a line of text.
+std::string store_marker_text();
+// Throws std::runtime_error, saying what it found, when `root`'s STORE marker is not this
+// format's: empty (a crash as it was created), another format, or something else entirely.
+void check_store_marker(const std::string& root);
+// For a directory without marker: true when it holds what a store would (segments, LOCK, the
+// import log), and the message that says how to mark it as a store again.
+bool looks_like_store(const std::string& root);
+std::string missing_marker_hint(const std::string& root);
 
 }  // namespace tmach::store

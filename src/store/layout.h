@@ -1,6 +1,7 @@
 // Names of things in a store directory:
 //   STORE                                   marker with the store format version
 //   LOCK                                    flock()ed by the recorder that owns the store
+//   quarantine/<class>/                     files named as segments that are no pcap, set aside
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.pcap   a segment (nanosecond pcap)
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.idx    its sidecar, present once sealed
 // The sequence number orders a class's segments; first_ns is the smallest packet timestamp
@@ -16,6 +17,8 @@ namespace tmach::store {
 
 inline constexpr const char* kStoreMarker = "STORE";
 inline constexpr const char* kLockFile = "LOCK";
+// Files named as segments that are no pcap go to <store>/quarantine/<class>/, never deleted.
+inline constexpr const char* kQuarantineDir = "quarantine";
 inline constexpr int kStoreFormat = 1;
 
 struct SegmentName {

@@ -48,6 +48,10 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
     meta.packets++;
     meta.wire_bytes += wirelen;
   });
+  if (!sr.header_ok && sr.file_size > 0) {
+    res.not_pcap = true;  // not ours to delete
+    return res;
+  }
   if (!sr.header_ok || sr.packets == 0) {
     // Nothing recoverable (a crash before the first packet reached disk): remove it.
     std::error_code ec;

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -208,6 +210,36 @@ uint64_t SegmentWriter::seal() {
   ::close(fd_);
   fd_ = -1;
   return n;
+}
+
+SegmentWriter::Cut SegmentWriter::cut_to_complete() {
+  Cut cut;
+  if (fd_ < 0) return cut;
+  constexpr uint64_t kHeader = sizeof(util::pcap::FileHeader);
+  struct stat st;
+  uint64_t on_disk = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : written_bytes_;
+  // Record i ends where record i+1 starts; the last one at file_bytes_.
+  const auto& off = body_.offsets;
+  uint64_t end = std::min(on_disk, kHeader);
+  if (file_bytes_ <= on_disk) {
+    cut.packets = off.size();
+    end = file_bytes_;
+  } else if (!off.empty()) {
+    auto it = std::upper_bound(off.begin() + 1, off.end(), on_disk);
+    cut.packets = static_cast<uint64_t>(it - (off.begin() + 1));
+    if (cut.packets) end = off[cut.packets];
+  }
+  if (on_disk > end && ::ftruncate(fd_, static_cast<off_t>(end)) != 0)
+    spdlog::warn("cannot cut {}.pcap back to its last complete record: {}", base_, std::strerror(errno));
+  cut.record_bytes = end > kHeader ? end - kHeader : 0;
+  ::close(fd_);
+  fd_ = -1;
+  buf_.clear();
+  iov_.clear();
+  n_in_place_ = 0;
+  gather_used_ = gather_run_ = 0;
+  file_bytes_ = written_bytes_ = end;
+  return cut;
 }
 
 SidecarBody SegmentWriter::snapshot() const {

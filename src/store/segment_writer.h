@@ -81,6 +81,15 @@ class SegmentWriter {
   uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
   // Queries of the segment being written: a copy of what it holds so far.
   SidecarBody snapshot() const;
+  // After a failed write (a full disk): cuts the file back to its last complete record, drops
+  // what was not written, and closes it; the writer writes nothing more (its index is not
+  // trusted: recovery rebuilds the sidecar from the file). Returns what the file holds.
+  struct Cut {
+    uint64_t packets = 0;       // complete records in the file
+    uint64_t record_bytes = 0;  // their bytes, record headers included (not the file header)
+  };
+  Cut cut_to_complete();
+  bool closed() const { return fd_ < 0; }  // sealed, or cut
   // After seal(): the (empty) index builder, for the next segment.
   IndexBuilder take_builder() { return std::move(builder_); }
 

@@ -1,65 +1,41 @@
 #include "store/store_writer.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 
 #include "store/layout.h"
-#include "store/recovery.h"
+#include "util/pcap.h"
 #include "util/thread_cpu.h"
+#include "util/units.h"
 
 namespace fs = std::filesystem;
 
 namespace tmach::store {
 
-StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)) {
+StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_.dir) {
   const StoreOptions& cfg = opts_;
   wopts_.directory_every = cfg.directory_every;
   wopts_.directory_bytes = cfg.directory_bytes;
   wopts_.fsync_bytes = cfg.fsync_bytes;
   wopts_.fragments = std::make_shared<packet::FragmentLayers>();  // later fragments indexed as their datagram
-  std::error_code ec;
-  fs::create_directories(cfg.dir, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", cfg.dir, ec.message()));
-  fs::path marker = fs::path(cfg.dir) / kStoreMarker;
-  if (!fs::exists(marker)) {
-    // Refuse to turn a directory with other content into a store: it would mix files.
-    for (const auto& e : fs::directory_iterator(cfg.dir)) {
-      (void)e;
-      throw std::runtime_error(
-          fmt::format("{} is not empty and not a tm store (no {} file): refusing to write into it", cfg.dir,
-                      kStoreMarker));
+  on_sealed_ = [this](Sealer::Sealed& s) {
+    if (!s.error.empty()) {
+      // Its pcap is whole (flushed before the seal): live, make_room() seals it again.
+      if (opts_.evict_when_full) unsealed_.emplace_back(s.cls, s.w->base());
+      throw std::runtime_error(s.error);
     }
-    std::ofstream(marker) << "tm store format " << kStoreFormat << "\n";
-  }
-  std::string lock = (fs::path(cfg.dir) / kLockFile).string();
-  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (lock_fd_ >= 0) ::close(lock_fd_);
-    lock_fd_ = -1;
-    throw std::runtime_error(
-        fmt::format("store {} is in use by another recorder (lock {} is held); tm query can still read it",
-                    cfg.dir, lock));
-  }
-  if (ftruncate(lock_fd_, 0) == 0) {
-    std::string pid = fmt::format("{}\n", getpid());
-    if (::write(lock_fd_, pid.data(), pid.size()) < 0) {
-    }
-  }
+    sealed_segment(s.cls, *s.w, s.idx_bytes);
+  };
   state_.resize(classes_.size());
   for (size_t i = 0; i < classes_.size(); ++i) {
     rings_.push_back(std::make_unique<Ring>(classes_[i].ram_budget));
     stats_.push_back(std::make_unique<ClassWriteStats>());
-    state_[i].dir = (fs::path(cfg.dir) / classes_[i].name).string();
-    fs::create_directories(state_[i].dir, ec);
-    if (ec) throw std::runtime_error(fmt::format("cannot create {}: {}", state_[i].dir, ec.message()));
+    state_[i].dir = dir_.class_dir(classes_[i].name);
+    state_[i].segment_size = segment_size_for(i);
   }
   adopt();
   enforce_budgets();
@@ -71,52 +47,43 @@ StoreWriter::~StoreWriter() {
   } catch (const std::exception& e) {
     spdlog::error("store writer: {}", e.what());
   }
-  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+uint64_t StoreWriter::segment_size_for(size_t cls) {
+  // A segment larger than its budget would be deleted as soon as it is sealed: the store
+  // would keep nothing. Such a class gets segments of a quarter of its budget.
+  uint64_t size = opts_.segment_size;
+  uint64_t budget = std::min(opts_.disk_budget, classes_[cls].disk_budget);
+  if (size <= budget) return size;
+  uint64_t smaller = std::max<uint64_t>(budget / 4, 4096);
+  adopt_.problems.push_back(fmt::format(
+      "segment size {} is larger than the disk budget of class '{}' ({}): its segments are cut at {}",
+      util::format_size(size), classes_[cls].name, util::format_size(budget), util::format_size(smaller)));
+  return smaller;
 }
 
 void StoreWriter::adopt() {
-  Catalog cat = Catalog::scan(opts_.dir);
-  adopt_.foreign = cat.foreign;
-  for (auto& seg : cat.segments) {
+  for (auto& seg : dir_.adopt(opts_.directory_every, opts_.directory_bytes, adopt_)) {
     int cls = -1;
     for (size_t i = 0; i < classes_.size(); ++i)
       if (classes_[i].name == seg.cls) cls = static_cast<int>(i);
-    if (seg.state == SegmentInfo::State::kSealed)  // damage past a sidecar's header: rebuilt below
-      if (std::string p = check_sealed_sidecar(seg); !p.empty()) adopt_.problems.push_back(p);
-    if (seg.state != SegmentInfo::State::kSealed) {
-      // Only this process may write here (we hold the lock), so an open segment is a crash leftover.
-      try {
-        if (seg.state == SegmentInfo::State::kBadSidecar)
-          adopt_.problems.push_back(seg.problem + " (rebuilt)");
-        RecoveryResult r = recover_segment(seg, opts_.directory_every, opts_.directory_bytes);
-        adopt_.truncated_bytes += r.truncated_bytes;
-        ++adopt_.recovered;
-        if (r.removed_empty) continue;
-      } catch (const std::exception& e) {
-        adopt_.problems.push_back(fmt::format("{}: cannot recover: {}", seg.pcap_path(), e.what()));
-        continue;
-      }
-    } else {
-      ++adopt_.segments;
-    }
     if (cls < 0) continue;  // a class no longer configured: kept, queryable, not budgeted here
     ClassState& st = state_[cls];
-    st.next_seq = std::max(st.next_seq, seg.meta.seq + 1);
-    st.sealed.push_back(Sealed{seg.base, seg.disk_bytes(), seg.meta.first_ts});
-    st.sealed_bytes += seg.disk_bytes();
+    st.sealed.add(DiskRing::File{seg.base, seg.disk_bytes(), seg.meta.first_ts, seg.meta.last_ts});
     stats_[cls]->segments++;
     stats_[cls]->sidecar_bytes += seg.idx_bytes;
   }
-  for (size_t i = 0; i < classes_.size(); ++i) update_disk_stat(static_cast<uint16_t>(i));
+  for (size_t i = 0; i < classes_.size(); ++i) {
+    // Past every sequence number the class's directory holds or held (also a segment that
+    // could not be recovered, or was set aside): a number is never given twice.
+    auto it = adopt_.next_seq.find(classes_[i].name);
+    if (it != adopt_.next_seq.end()) state_[i].next_seq = std::max(state_[i].next_seq, it->second);
+    update_disk_stat(static_cast<uint16_t>(i));
+  }
 }
 
 void StoreWriter::start() {
-  seal_async_ = true;
-  // Named threads (top -H, perf): which part of the recorder uses the CPU.
-  sealer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "tm-sealer");
-    sealer_loop();
-  });
+  sealer_.start();
   running_ = true;
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "tm-writer");
@@ -145,16 +112,24 @@ void StoreWriter::serve_syncs() {
     sync_pending_ = 0;
   }
   if (tasks.empty()) return;
-  if (!failed()) {
-    for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
-    for (auto& st : state_)
-      for (auto& [lt, w] : st.open) w->flush();
+  std::exception_ptr failure;  // (the tasks are answered first)
+  if (!failed() && !waiting_for_room_) {
+    try {
+      for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
+      for (auto& st : state_)
+        for (auto& [lt, w] : st.open) w->flush();
+    } catch (...) {
+      failure = std::current_exception();
+    }
   }
   for (auto& t : tasks)
     if (t->fn) t->fn();
-  std::lock_guard lk(sync_mu_);
-  for (auto& t : tasks) t->done = true;
-  sync_cv_.notify_all();
+  {
+    std::lock_guard lk(sync_mu_);
+    for (auto& t : tasks) t->done = true;
+    sync_cv_.notify_all();
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 std::map<std::pair<std::string, uint64_t>, uint64_t> StoreWriter::open_segment_bytes() const {
@@ -187,24 +162,40 @@ void StoreWriter::finish() {
         for (auto& [lt, w] : state_[c].open) last.push_back(Last{cls, std::move(w)});
         state_[c].open.clear();
       }
-      for (Last& l : last) l.idx = l.w->seal();
+      for (Last& l : last) {
+        l.idx = l.w->seal();
+        note_closed(l.cls, *l.w);
+      }
     } catch (...) {
       last_failure = std::current_exception();
+      // What reached the disk stays there, cut back to complete records; the counters say so.
+      std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut;
+      for (Last& l : last)
+        if (!l.w->closed()) {
+          cut_segment(l.cls, *l.w);
+          cut.emplace_back(l.cls, std::move(l.w));
+        }
+      for (auto& c : cut_open_segments()) cut.push_back(std::move(c));
+      keep_cut(std::move(cut));
     }
   }
-  if (sealer_.joinable()) {
+  if (sealer_.running()) {
     try {
       if (!failed()) collect_seals(true);
     } catch (const std::exception& e) {
       set_error(e.what());
     }
-    {
-      std::lock_guard lk(seal_mu_);
-      seal_stop_ = true;
+    sealer_.stop();
+  }
+  if (last_failure && opts_.evict_when_full) {
+    // Live: the last drain met a full disk; what it could write is sealed or left to recovery.
+    try {
+      std::rethrow_exception(last_failure);
+    } catch (const std::exception& e) {
+      set_error(e.what());
+      spdlog::error("writer: {}", e.what());
+      return;
     }
-    seal_cv_.notify_all();
-    sealer_.join();
-    seal_async_ = false;
   }
   if (last_failure) std::rethrow_exception(last_failure);
   if (!!failed()) return;
@@ -222,11 +213,17 @@ void StoreWriter::run() {
   using clock = std::chrono::steady_clock;
   auto last_flush = clock::now();
   auto last_sync = clock::now();
+  auto last_try = clock::now();
   uint32_t idle_us = 100;
-  try {
-    for (;;) {
-      bool progress = false;
-      for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+  for (;;) {
+    bool progress = false;
+    try {
+      if (waiting_for_room_ && clock::now() - last_try >= std::chrono::seconds(1)) {
+        last_try = clock::now();
+        waiting_for_room_ = !make_room("");
+      }
+      if (!waiting_for_room_)
+        for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
@@ -244,19 +241,26 @@ void StoreWriter::run() {
           for (auto& [lt, w] : st.open) w->fsync_data();
         last_sync = now;
       }
-      if (!progress) {
-        if (stop_.load(std::memory_order_acquire)) break;
-        // Idle: back off from 200 us to 2 ms, so an idle recorder costs no CPU to speak of
-        // while a ring is still drained long before it can fill (64 MiB at 10 Gbit/s ~ 50 ms).
-        idle_us = std::min<uint32_t>(idle_us * 2, 2000);
-        std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
-      } else {
-        idle_us = 100;
+    } catch (const std::exception& e) {
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      if (!opts_.evict_when_full) {
+        set_error(e.what());
+        spdlog::error("writer thread stopped: {}", e.what());
+        keep_cut(cut_open_segments());  // the counters say what is on disk
+        return;
       }
+      last_try = clock::now();
+      waiting_for_room_ = !make_room(e.what());
     }
-  } catch (const std::exception& e) {
-    set_error(e.what());
-    spdlog::error("writer thread stopped: {}", e.what());
+    if (!progress) {
+      if (stop_.load(std::memory_order_acquire)) break;
+      // Idle: back off from 200 us to 2 ms, so an idle recorder costs no CPU to speak of
+      // while a ring is still drained long before it can fill (64 MiB at 10 Gbit/s ~ 50 ms).
+      idle_us = std::min<uint32_t>(idle_us * 2, 2000);
+      std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
+    } else {
+      idle_us = 100;
+    }
   }
 }
 
@@ -272,7 +276,7 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     if (!h) break;
     auto it = st.open.find(h->linktype);
     if (it != st.open.end() && it->second->packets() > 0 &&
-        it->second->file_bytes() + 16 + h->caplen > opts_.segment_size) {
+        it->second->file_bytes() + 16 + h->caplen > st.segment_size) {
       s.written_packets += pk;
       s.written_bytes += by;
       pk = by = 0;
@@ -331,137 +335,62 @@ void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
   ClassState& st = state_[cls];
   auto it = st.open.find(linktype);
   if (it == st.open.end()) return;
-  std::unique_ptr<SegmentWriter> w = std::move(it->second);
-  st.open.erase(it);
-  if (!seal_async_) {
+  if (!sealer_.running()) {
+    std::unique_ptr<SegmentWriter> w = std::move(it->second);
+    st.open.erase(it);
     uint64_t idx = w->seal();
+    note_closed(cls, *w);
     sealed_segment(cls, *w, idx);
     return;
   }
-  w->flush();  // every frame in the file now: the ring memory it came from may be reused
-  {
-    std::unique_lock lk(seal_mu_);
-    auto s = std::make_unique<Sealing>();
-    s->cls = cls;
-    s->w = std::move(w);
-    sealing_.push_back(std::move(s));
-  }
-  seal_cv_.notify_all();
-  // Bounded: beyond kMaxSealing in flight, wait for the oldest.
-  for (;;) {
-    {
-      std::lock_guard lk(seal_mu_);
-      if (sealing_.size() <= kMaxSealing) break;
-    }
-    collect_seals(false);
-    std::unique_lock lk(seal_mu_);
-    if (sealing_.size() > kMaxSealing && !sealing_.front()->done)
-      seal_cv_.wait(lk, [&] { return sealing_.front()->done; });
-  }
+  it->second->flush();  // every frame in the file now: the ring memory it came from may be reused
+  std::unique_ptr<SegmentWriter> w = std::move(it->second);
+  st.open.erase(it);
+  note_closed(cls, *w);
+  sealer_.hand_over(cls, std::move(w), on_sealed_);
 }
 
 void StoreWriter::sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx) {
   ClassState& st = state_[cls];
   st.last_packets = w.packets();
   st.spare_builders.push_back(w.take_builder());
-  st.sealed.push_back(Sealed{w.base(), w.file_bytes() + idx, w.meta().first_ts});
-  st.sealed_bytes += w.file_bytes() + idx;
+  st.sealed.add(DiskRing::File{w.base(), w.file_bytes() + idx, w.meta().first_ts, w.meta().last_ts});
   stats_[cls]->segments_sealed++;
   stats_[cls]->sidecar_bytes += idx;
   enforce_budgets();
   update_disk_stat(cls);
 }
 
-void StoreWriter::collect_seals(bool wait_all) {
-  for (;;) {
-    std::unique_ptr<Sealing> s;
-    {
-      std::unique_lock lk(seal_mu_);
-      if (sealing_.empty()) return;
-      if (!sealing_.front()->done) {
-        if (!wait_all) return;
-        seal_cv_.wait(lk, [&] { return sealing_.front()->done; });
-      }
-      s = std::move(sealing_.front());
-      sealing_.pop_front();
-    }
-    if (!s->error.empty()) throw std::runtime_error(s->error);
-    sealed_segment(s->cls, *s->w, s->idx_bytes);
-  }
+void StoreWriter::note_closed(uint16_t cls, const SegmentWriter& w) {
+  state_[cls].closed_packets += w.packets();
+  state_[cls].closed_bytes += w.file_bytes() - sizeof(util::pcap::FileHeader);
 }
 
-void StoreWriter::sealer_loop() {
-  std::unique_lock lk(seal_mu_);
-  for (;;) {
-    Sealing* next = nullptr;
-    for (auto& s : sealing_)
-      if (!s->done) {
-        next = s.get();
-        break;
-      }
-    if (!next) {
-      if (seal_stop_) return;
-      seal_cv_.wait(lk);
-      continue;
-    }
-    lk.unlock();
-    // Only this thread touches the segment writer until `done`; the writer thread holds
-    // nothing of it but the pointer.
-    uint64_t idx = 0;
-    std::string err;
-    try {
-      idx = next->w->seal();
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-    lk.lock();
-    next->idx_bytes = idx;
-    next->error = std::move(err);
-    next->done = true;
-    seal_cv_.notify_all();
-  }
-}
+void StoreWriter::collect_seals(bool wait_all) { sealer_.collect(wait_all, on_sealed_); }
 
-void StoreWriter::evict_oldest(uint16_t cls) {
-  ClassState& st = state_[cls];
-  Sealed s = st.sealed.front();
-  st.sealed.pop_front();
-  st.sealed_bytes -= s.bytes;
-  std::error_code ec;
-  // Sidecar first: a pcap without sidecar would be "recovered" at the next start.
-  fs::remove(s.base + ".idx", ec);
-  fs::remove(s.base + ".pcap", ec);
+void StoreWriter::evicted(uint16_t cls, const DiskRing::File& f) {
   stats_[cls]->segments_evicted++;
-  stats_[cls]->bytes_evicted += s.bytes;
+  stats_[cls]->bytes_evicted += f.bytes;
   stats_[cls]->segments--;
   update_disk_stat(cls);
 }
 
 void StoreWriter::enforce_budgets() {
   for (size_t c = 0; c < classes_.size(); ++c) {
-    ClassState& st = state_[c];
-    while (!st.sealed.empty() && st.sealed_bytes > classes_[c].disk_budget)
-      evict_oldest(static_cast<uint16_t>(c));
+    const auto cls = static_cast<uint16_t>(c);
+    state_[c].sealed.evict_over(classes_[c].disk_budget, [&](const DiskRing::File& f) { evicted(cls, f); });
   }
   if (opts_.disk_budget == UINT64_MAX) return;
-  for (;;) {
-    uint64_t total = 0;
-    int oldest = -1;
-    for (size_t c = 0; c < classes_.size(); ++c) {
-      total += state_[c].sealed_bytes;
-      if (!state_[c].sealed.empty() &&
-          (oldest < 0 || state_[c].sealed.front().first_ts < state_[oldest].sealed.front().first_ts))
-        oldest = static_cast<int>(c);
-    }
-    if (total <= opts_.disk_budget || oldest < 0) break;
-    evict_oldest(static_cast<uint16_t>(oldest));
-  }
+  std::vector<DiskRing*> rings;
+  for (auto& st : state_) rings.push_back(&st.sealed);
+  evict_over(rings, opts_.disk_budget,
+             [&](size_t c, const DiskRing::File& f) { evicted(static_cast<uint16_t>(c), f); });
 }
 
 void StoreWriter::update_disk_stat(uint16_t cls) {
   uint64_t open = 0;
   for (auto& [lt, w] : state_[cls].open) open += w->file_bytes();
-  stats_[cls]->disk_bytes = state_[cls].sealed_bytes + open;
+  stats_[cls]->disk_bytes = state_[cls].sealed.bytes() + open;
 }
 
 }  // namespace tmach::store

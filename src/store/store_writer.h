@@ -1,6 +1,7 @@
-// The store's writing side: one RAM ring per class, one writer thread that drains them into
-// segments, seals and rotates segments, and keeps each class and the store inside their
-// disk budgets by deleting whole oldest segments.
+// The store's writing side: one RAM ring per class and the drain loop — one writer thread
+// (tm-writer) that drains the rings into segments and rotates them. The units it drives:
+// the store directory (StoreDir: open, lock, marker, adopt, recover), the sealer (Sealer:
+// the tm-sealer thread) and the disk rings (DiskRing: each class's and the store's budget).
 //
 // Thread model: push() is called by the capture thread only; everything else in the
 // writer thread, except stats() (atomic counters) and the constructor/finish().
@@ -21,8 +22,11 @@
 #include <vector>
 
 #include "store/catalog.h"
+#include "store/disk_ring.h"
 #include "store/ring.h"
+#include "store/sealer.h"
 #include "store/segment_writer.h"
+#include "store/store_dir.h"
 
 namespace tmach::store {
 
@@ -42,26 +46,25 @@ struct StoreOptions {
   uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
   uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel
   uint64_t fsync_bytes = 0;
+  // When a write fails (a full disk): false — the writer stops and reports it (error(); tm
+  // record reading files); true — it deletes the oldest segments to make room and goes on,
+  // or, with nothing left to delete, reports the problem (problem()) and tries again every
+  // second (live capture).
+  bool evict_when_full = false;
   std::vector<ClassOptions> classes;  // in precedence order; the catch-all last
 };
 
 struct ClassWriteStats {
+  // Packets written to segments (after a failed write: the complete records on disk).
   std::atomic<uint64_t> written_packets{0};
   std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
+  std::atomic<uint64_t> lost_packets{0};   // taken from the ring but never on disk: a failed write
   std::atomic<uint64_t> segments_sealed{0};
   std::atomic<uint64_t> segments_evicted{0};
   std::atomic<uint64_t> bytes_evicted{0};
   std::atomic<uint64_t> disk_bytes{0};  // sealed segments + sidecars + open segments
   std::atomic<uint64_t> segments{0};
   std::atomic<uint64_t> sidecar_bytes{0};
-};
-
-struct AdoptReport {
-  size_t segments = 0;   // sealed segments adopted from their sidecars
-  size_t recovered = 0;  // open or damaged segments rebuilt from their pcap
-  uint64_t truncated_bytes = 0;
-  std::vector<std::string> foreign;  // left alone
-  std::vector<std::string> problems;
 };
 
 class StoreWriter {
@@ -98,6 +101,13 @@ class StoreWriter {
     return error_;
   }
   bool failed() const { return failed_.load(std::memory_order_acquire); }  // error() is not empty
+  // Any thread: why the writer cannot write now, "" while it can (evict_when_full: it keeps
+  // trying; else error()). And how many writes failed since the start.
+  std::string problem() const {
+    std::lock_guard lk(error_mu_);
+    return error_.empty() ? problem_ : error_;
+  }
+  uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
   // CPU seconds the writer thread used; final once finish() has returned.
   double cpu_seconds() const { return cpu_seconds_.load(std::memory_order_relaxed); }
 
@@ -118,73 +128,74 @@ class StoreWriter {
   uint64_t next_seq(uint16_t cls) const { return state_[cls].next_seq; }
 
  private:
-  struct Sealed {
-    std::string base;
-    uint64_t bytes;
-    uint64_t first_ts;
-  };
   struct ClassState {
     std::string dir;
     uint64_t next_seq = 1;
     std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
-    std::deque<Sealed> sealed;                                // oldest first
-    uint64_t sealed_bytes = 0;
+    DiskRing sealed{{".idx", ".pcap"}};                       // oldest first
     // What the last sealed segment leaves the next one: its index builder's memory, and its
     // packet count (room for the offsets). Growing both from nothing for every segment cost
     // page faults and copies of tens of MB.
     std::vector<IndexBuilder> spare_builders;
     uint64_t last_packets = 0;
+    uint64_t segment_size = 0;  // the store's, or less for a small disk budget
+    // Packets (and their record bytes) of the segments that left `open` whole: what is on
+    // disk, whatever happens to the open ones.
+    uint64_t closed_packets = 0, closed_bytes = 0;
   };
 
   void run();
   bool drain(uint16_t cls, size_t max);
   // Writes the frames the class's open segments hold in place, then gives their ring memory back.
   void release_written(uint16_t cls);
-  // Seals the class's open segment of that link type. While the writer thread runs, the
-  // index build and sidecar write happen on the sealer thread, so the rings keep draining
-  // (a seal of a 256 MiB segment takes long enough to fill a ring); at most kMaxSealing
-  // segments are in flight, and they are accounted in the order they were handed over.
+  // Seals the class's open segment of that link type: on the sealer thread while the writer
+  // thread runs (the rings keep draining), else here.
   void seal(uint16_t cls, uint32_t linktype);
   void sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx_bytes);  // the bookkeeping after a seal
   // Accounts the seals the sealer finished; with `wait_all`, waits for every one in flight.
   // Rethrows a seal's error.
   void collect_seals(bool wait_all);
-  void sealer_loop();
   void enforce_budgets();
-  void evict_oldest(uint16_t cls);
+  void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);
   void adopt();
+  uint64_t segment_size_for(size_t cls);
+  void note_closed(uint16_t cls, const SegmentWriter& w);
+  // After a failed write (store_writer_full.cpp): the open segments are cut back to their
+  // complete records and closed; the counters say what is on disk. Returns the cut ones.
+  std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut_open_segments();
+  void cut_segment(uint16_t cls, SegmentWriter& w);
+  // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
+  void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
+  // evict_when_full: makes room after a failed write (seals what was cut, deletes the oldest
+  // segments); true when there is room to go on.
+  bool make_room(const std::string& what);
+  bool room_to_write() const;  // the file system has the room make_room() aims at
+  void add_unsealed(uint16_t cls, const std::string& base);  // a pcap left without sidecar, deletable
 
   StoreOptions opts_;
   const std::vector<ClassOptions>& classes_ = opts_.classes;
+  StoreDir dir_;
   std::vector<std::unique_ptr<Ring>> rings_;
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;
-  int lock_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> stop_{false};
-  struct Sealing {
-    uint16_t cls;
-    std::unique_ptr<SegmentWriter> w;
-    uint64_t idx_bytes = 0;
-    std::string error;
-    bool done = false;
-  };
-  static constexpr size_t kMaxSealing = 2;
-  std::thread sealer_;
-  std::mutex seal_mu_;
-  std::condition_variable seal_cv_;
-  std::deque<std::unique_ptr<Sealing>> sealing_;  // handed over, oldest first (done or not)
-  bool seal_stop_ = false;
-  bool seal_async_ = false;  // the sealer runs (between start() and finish())
+  Sealer sealer_;
+  Sealer::OnSealed on_sealed_;
   bool finished_ = false;
+  bool waiting_for_room_ = false;  // writer thread: a full disk, nothing left to delete
+  std::vector<std::pair<uint16_t, std::string>> unsealed_;  // writer thread: seals that failed (class, base)
   uint32_t test_delay_us_ = 0;
   AdoptReport adopt_;
   void set_error(const std::string& what);  // the first error stays
   mutable std::mutex error_mu_;
-  std::string error_;  // guarded by error_mu_
+  std::string error_;    // guarded by error_mu_
+  std::string problem_;  // guarded by error_mu_: the write problem evict_when_full goes on with
+  void set_problem(const std::string& what);
   std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> write_errors_{0};
 
   void serve_syncs();
   struct SyncTask {

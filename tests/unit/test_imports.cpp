@@ -168,7 +168,7 @@ TEST(Imports, MissingLogIsEmpty) {
 
 TEST(Imports, CatalogTreatsTheLogAsOurs) {
   TempDir d;
-  write_file(d.p / "STORE", "1\n");
+  write_file(d.p / "STORE", "tm store format 1\n");
   store::append_imports(d.p.string(), {record_of({1, 2, 3}, "/x/a.pcap")});
   write_file(d.p / "stray.txt", "x");
   auto c = store::Catalog::scan(d.p.string());

@@ -480,7 +480,7 @@ TEST(Recovery, CutsIncompleteRecordAndRebuildsSidecar) {
 TEST(Catalog, ForeignFilesReportedNotAdopted) {
   TempDir d;
   fs::create_directories(d.p / "default");
-  std::ofstream(d.p / "STORE") << "x";
+  std::ofstream(d.p / "STORE") << "tm store format 1\n";
   std::ofstream(d.p / "default" / "notes.txt") << "mine";
   std::ofstream(d.p / "README") << "mine";
   auto cat = store::Catalog::scan(d.p.string());
@@ -493,7 +493,7 @@ TEST(Catalog, ForeignFilesReportedNotAdopted) {
 TEST(Catalog, NamesOnlyListsTheSameSegments) {
   TempDir d;
   fs::create_directories(d.p / "default");
-  std::ofstream(d.p / "STORE") << "x";
+  std::ofstream(d.p / "STORE") << "tm store format 1\n";
   std::string sealed = (d.p / "default" / "00000001-1000-lt1").string();
   {
     store::SegmentWriter w(sealed, 1, 1, store::WriterOptions{});

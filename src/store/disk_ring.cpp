@@ -1,0 +1,52 @@
+#include "store/disk_ring.h"
+
+#include <filesystem>
+
+namespace tmach::store {
+
+void DiskRing::add(File f) {
+  bytes_ += f.bytes;
+  files_.push_back(std::move(f));
+}
+
+DiskRing::File DiskRing::evict_oldest() {
+  File f = std::move(files_.front());
+  files_.pop_front();
+  bytes_ -= f.bytes;
+  std::error_code ec;
+  for (const auto& e : ext_) std::filesystem::remove(f.base + e, ec);
+  return f;
+}
+
+void DiskRing::evict_over(uint64_t budget, const OnEvict& on_evict) {
+  while (!files_.empty() && bytes_ > budget) {
+    File f = evict_oldest();
+    if (on_evict) on_evict(f);
+  }
+}
+
+void DiskRing::evict_older(uint64_t newest_ts, uint64_t max_age, const OnEvict& on_evict) {
+  while (!files_.empty() && newest_ts > max_age && files_.front().last_ts < newest_ts - max_age) {
+    File f = evict_oldest();
+    if (on_evict) on_evict(f);
+  }
+}
+
+void evict_over(std::span<DiskRing* const> rings, uint64_t budget,
+                const std::function<void(size_t ring, const DiskRing::File&)>& on_evict) {
+  for (;;) {
+    uint64_t total = 0;
+    int oldest = -1;
+    for (size_t i = 0; i < rings.size(); ++i) {
+      total += rings[i]->bytes();
+      if (!rings[i]->empty() &&
+          (oldest < 0 || rings[i]->oldest().first_ts < rings[oldest]->oldest().first_ts))
+        oldest = static_cast<int>(i);
+    }
+    if (total <= budget || oldest < 0) return;
+    DiskRing::File f = rings[oldest]->evict_oldest();
+    on_evict(static_cast<size_t>(oldest), f);
+  }
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,66 @@
+// The sealer: a thread of its own (tm-sealer) that seals the segments the writer thread
+// hands over — index build, sidecar write, fsync — while the writer goes on draining the
+// rings (a seal of a 256 MiB segment takes long enough to fill a ring). At most
+// kMaxInFlight segments are in flight; they are given back in the order they were handed
+// over, on the writer thread, which does the bookkeeping.
+//
+// Thread model: start(), hand_over(), collect() and stop() on the writer's side (the writer
+// thread, or the thread that finishes after it); seal() runs on tm-sealer. The queue is
+// guarded by mu_; a segment writer is touched by tm-sealer alone until it is done.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "store/segment_writer.h"
+
+namespace tmach::store {
+
+class Sealer {
+ public:
+  static constexpr size_t kMaxInFlight = 2;
+  struct Sealed {
+    uint16_t cls;
+    std::unique_ptr<SegmentWriter> w;
+    uint64_t idx_bytes = 0;
+    std::string error;  // the seal failed (the pcap is whole: it was flushed before)
+  };
+  using OnSealed = std::function<void(Sealed&)>;
+
+  Sealer() = default;
+  ~Sealer() { stop(); }
+  Sealer(const Sealer&) = delete;
+  Sealer& operator=(const Sealer&) = delete;
+
+  void start();
+  bool running() const { return thread_.joinable(); }
+  // Queues `w` (flushed: its frames are in the file) for sealing. Beyond kMaxInFlight in
+  // flight, gives back finished seals (collect) and waits for the oldest.
+  void hand_over(uint16_t cls, std::unique_ptr<SegmentWriter> w, const OnSealed& on_sealed);
+  // Gives back the finished seals, oldest first, up to the first unfinished one; with
+  // `wait_all`, waits for every one in flight. A failed seal is given back with its error.
+  void collect(bool wait_all, const OnSealed& on_sealed);
+  // Ends the thread once every queued seal is done (they are not given back). Idempotent.
+  void stop();
+
+ private:
+  struct Job {
+    Sealed s;
+    bool done = false;
+  };
+  void loop();
+
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Job>> jobs_;  // handed over, oldest first (done or not); guarded by mu_
+  bool stop_ = false;                      // guarded by mu_
+};
+
+}  // namespace tmach::store

@@ -1,0 +1,114 @@
+#include "store/store_dir.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "store/layout.h"
+#include "store/recovery.h"
+#include "util/file_io.h"
+
+namespace fs = std::filesystem;
+
+namespace tmach::store {
+
+StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", root_, ec.message()));
+  fs::path marker = fs::path(root_) / kStoreMarker;
+  if (!fs::exists(marker)) {
+    // Refuse to turn a directory with other content into a store: it would mix files.
+    if (looks_like_store(root_)) throw std::runtime_error(missing_marker_hint(root_));
+    for (const auto& e : fs::directory_iterator(root_)) {
+      (void)e;
+      throw std::runtime_error(fmt::format(
+          "{} is not empty and not a tm store (no {} file): refusing to write into it", root_, kStoreMarker));
+    }
+    // Atomic, so that a crash (or a full disk) never leaves an empty marker behind.
+    util::replace_file_atomic(marker.string(), store_marker_text());
+  }
+  check_store_marker(root_);
+  std::string lock = (fs::path(root_) / kLockFile).string();
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw std::runtime_error(fmt::format(
+        "store {} is in use by another recorder (lock {} is held); tm query can still read it", root_, lock));
+  }
+  if (ftruncate(lock_fd_, 0) == 0) {
+    std::string pid = fmt::format("{}\n", getpid());
+    if (::write(lock_fd_, pid.data(), pid.size()) < 0) {
+    }
+  }
+}
+
+StoreDir::~StoreDir() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::string StoreDir::class_dir(const std::string& cls) const {
+  std::string dir = (fs::path(root_) / cls).string();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot create {}: {}", dir, ec.message()));
+  return dir;
+}
+
+std::string StoreDir::quarantine(const SegmentInfo& seg) {
+  fs::path dir = fs::path(root_) / kQuarantineDir / seg.cls;
+  fs::create_directories(dir);
+  std::string moved;
+  for (const std::string& from : {seg.pcap_path(), seg.idx_path()}) {
+    if (!fs::exists(from)) continue;
+    fs::path to = dir / fs::path(from).filename();
+    for (int i = 1; fs::exists(to); ++i)
+      to = dir / fmt::format("{}.{}", fs::path(from).filename().string(), i);
+    fs::rename(from, to);  // (throws: the caller reports it and leaves the file)
+    if (moved.empty()) moved = to.string();
+  }
+  return moved;
+}
+
+std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t directory_bytes,
+                                         AdoptReport& report) {
+  Catalog cat = Catalog::scan(root_);
+  report.foreign = cat.foreign;
+  std::vector<SegmentInfo> kept;
+  for (auto& seg : cat.segments) {
+    uint64_t& next = report.next_seq[seg.cls];
+    next = std::max(next, seg.meta.seq + 1);
+    if (seg.state == SegmentInfo::State::kSealed)  // damage past a sidecar's header: rebuilt below
+      if (std::string p = check_sealed_sidecar(seg); !p.empty()) report.problems.push_back(p);
+    if (seg.state != SegmentInfo::State::kSealed) {
+      try {
+        if (seg.state == SegmentInfo::State::kBadSidecar)
+          report.problems.push_back(seg.problem + " (rebuilt)");
+        RecoveryResult r = recover_segment(seg, directory_every, directory_bytes);
+        if (r.not_pcap) {
+          report.problems.push_back(
+              fmt::format("{}: not a pcap file: moved to {} (its sequence number is not used again)",
+                          seg.pcap_path(), quarantine(seg)));
+          continue;
+        }
+        report.truncated_bytes += r.truncated_bytes;
+        ++report.recovered;
+        if (r.removed_empty) continue;
+      } catch (const std::exception& e) {
+        report.problems.push_back(fmt::format("{}: cannot recover: {}", seg.pcap_path(), e.what()));
+        continue;
+      }
+    } else {
+      ++report.segments;
+    }
+    kept.push_back(std::move(seg));
+  }
+  return kept;
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,147 @@
+// StoreWriter on a full disk: what a failed write leaves is cut back to complete records and
+// counted as it is on disk; live (StoreOptions::evict_when_full), the oldest segments are
+// deleted to make room, or the writer reports the problem and tries again every second.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <filesystem>
+#include <utility>
+
+#include "store/layout.h"
+#include "store/recovery.h"
+#include "store/store_writer.h"
+#include "util/pcap.h"
+#include "util/units.h"
+
+namespace fs = std::filesystem;
+
+namespace tmach::store {
+
+void StoreWriter::set_problem(const std::string& what) {
+  std::lock_guard lk(error_mu_);
+  problem_ = what;
+}
+
+void StoreWriter::cut_segment(uint16_t cls, SegmentWriter& w) {
+  if (w.closed()) return;
+  uint64_t appended = w.packets();
+  SegmentWriter::Cut c = w.cut_to_complete();
+  state_[cls].closed_packets += c.packets;
+  state_[cls].closed_bytes += c.record_bytes;
+  stats_[cls]->lost_packets += appended - c.packets;
+}
+
+std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> StoreWriter::cut_open_segments() {
+  std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut;
+  for (size_t c = 0; c < state_.size(); ++c) {
+    const auto cls = static_cast<uint16_t>(c);
+    ClassState& st = state_[c];
+    for (auto& [lt, w] : st.open) {
+      cut_segment(cls, *w);
+      cut.emplace_back(cls, std::move(w));
+    }
+    st.open.clear();
+    rings_[c]->release();  // the frames taken for the failed write are gone
+    stats_[c]->written_packets = st.closed_packets;
+    stats_[c]->written_bytes = st.closed_bytes;
+    update_disk_stat(cls);
+  }
+  return cut;
+}
+
+void StoreWriter::add_unsealed(uint16_t cls, const std::string& base) {
+  std::error_code ec;
+  uint64_t bytes = fs::file_size(base + ".pcap", ec);
+  auto name = parse_segment_name(fs::path(base).filename().string());
+  state_[cls].sealed.add(DiskRing::File{base, ec ? 0 : bytes, name ? name->first_ns : 0, 0});
+  update_disk_stat(cls);
+}
+
+void StoreWriter::keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut) {
+  for (auto& [cls, w] : cut) {
+    std::error_code ec;
+    if (fs::file_size(w->base() + ".pcap", ec) <= sizeof(util::pcap::FileHeader) && !ec) {
+      fs::remove(w->base() + ".pcap", ec);  // not one packet in it
+      stats_[cls]->segments--;
+    } else {
+      add_unsealed(cls, w->base());
+    }
+  }
+}
+
+bool StoreWriter::room_to_write() const {
+  struct statvfs v;
+  if (::statvfs(opts_.dir.c_str(), &v) != 0) return true;  // (the next write tells)
+  uint64_t free = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  uint64_t total = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  uint64_t seg = 0;
+  for (auto& st : state_) seg = std::max(seg, st.segment_size);
+  // Room for the segment being written and those being sealed, with their sidecars; or half
+  // of a small file system.
+  return free >= std::min((Sealer::kMaxInFlight + 1) * (seg + seg / 8), total / 2);
+}
+
+bool StoreWriter::make_room(const std::string& what) {
+  auto cut = cut_open_segments();
+  // The oldest segments of any class go first, until there is room.
+  size_t evicted_now = 0;
+  std::vector<DiskRing*> rings;
+  for (auto& st : state_) rings.push_back(&st.sealed);
+  while (!room_to_write()) {
+    int oldest = -1;
+    for (size_t c = 0; c < rings.size(); ++c)
+      if (!rings[c]->empty() &&
+          (oldest < 0 || rings[c]->oldest().first_ts < rings[oldest]->oldest().first_ts))
+        oldest = static_cast<int>(c);
+    if (oldest < 0) break;
+    evicted(static_cast<uint16_t>(oldest), rings[oldest]->evict_oldest());
+    ++evicted_now;
+  }
+  // What was cut is sealed from its file (as a crash leftover is), or stays a plain pcap that
+  // queries scan and the next start seals; either way it may be deleted for room later.
+  for (auto& [cls, w] : cut) unsealed_.emplace_back(cls, w->base());
+  for (auto& [cls, base] : std::exchange(unsealed_, {})) {
+    SegmentInfo seg;
+    seg.cls = classes_[cls].name;
+    seg.base = base;
+    auto name = parse_segment_name(fs::path(base).filename().string());
+    seg.meta.seq = name ? name->seq : 0;
+    seg.meta.linktype = name ? name->linktype : 0;
+    seg.state = SegmentInfo::State::kOpen;
+    std::error_code ec;
+    try {
+      RecoveryResult r = recover_segment(seg, opts_.directory_every, opts_.directory_bytes);
+      if (r.not_pcap) {  // not one whole file header: ours, written just now
+        fs::remove(seg.pcap_path(), ec);
+        fs::remove(seg.idx_path(), ec);
+      }
+      if (r.removed_empty || r.not_pcap) {
+        stats_[cls]->segments--;
+        continue;
+      }
+      state_[cls].sealed.add(DiskRing::File{seg.base, seg.disk_bytes(), seg.meta.first_ts, seg.meta.last_ts});
+      stats_[cls]->segments_sealed++;
+      stats_[cls]->sidecar_bytes += seg.idx_bytes;
+      update_disk_stat(cls);
+    } catch (const std::exception&) {  // (no room for its sidecar yet)
+      fs::remove(seg.idx_path() + ".tmp", ec);
+      add_unsealed(cls, seg.base);
+    }
+  }
+  bool room = room_to_write();
+  if (!what.empty()) spdlog::warn("writer: {}; {} oldest segment(s) deleted to make room", what, evicted_now);
+  bool was = !problem().empty();
+  if (room) {
+    if (was) spdlog::warn("writer: room on disk again, writing");
+    set_problem("");
+  } else {
+    std::string p = what.empty() ? problem() : fmt::format("{} (nothing left to delete)", what);
+    if (!was)
+      spdlog::error("writer: {}; packets are dropped until there is room again (retrying every second)", p);
+    set_problem(p);
+  }
+  return room;
+}
+
+}  // namespace tmach::store

@@ -1,0 +1,201 @@
+"""A full disk (issue 19): the counters say what is on disk, a second recorder leaves nothing
+behind, and a segment larger than the disk budget does not empty the store.
+
+The disk-full tests mount a small tmpfs as the store's file system: they need root and skip
+(exit 77 when nothing ran) otherwise."""
+import glob
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from tmtest import StoreTest, TM, corpus_files, read_pcap, record, run, store_segments, tm
+
+INPUT = corpus_files("mixed")  # ~16 MB of pcap
+
+
+def records_on_disk(store):
+    """Complete pcap records in every segment of every class."""
+    return sum(len(read_pcap(f)) for f in glob.glob(os.path.join(store, "*", "*.pcap")))
+
+
+class TmpfsStore(StoreTest):
+    """A store on a tmpfs of `size` (unmounted at cleanup)."""
+    size = "4m"
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("mounting a tmpfs needs root")
+        self.mnt = self.path("mnt")
+        os.mkdir(self.mnt)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + self.size, "tmpfs", self.mnt],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: %s" % p.stderr.decode(errors="replace").strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mnt])
+        self.store = os.path.join(self.mnt, "store")
+
+
+class SmallDisk(TmpfsStore):
+    def record_full(self, *extra):
+        args = ["record", "--store", self.store, "--cutoff", "none", "--disk-budget", "1g"] + list(extra)
+        for f in INPUT:
+            args += ["--read", f]
+        return run([TM] + args, check=False)
+
+    def test_stored_is_what_is_on_disk(self):
+        p = self.record_full("--json")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("No space left on device", p.stderr.decode())
+        j = json.loads(p.stdout)
+        c = j["classes"]["default"]
+        on_disk = records_on_disk(self.store)
+        self.assertGreater(on_disk, 0)
+        self.assertEqual(c["stored_packets"], on_disk, "--json stored_packets")
+        self.assertEqual(c["written_packets"], on_disk, "--json written_packets")
+        self.assertEqual(c["stored_packets"] + j["writer"]["lost_packets"] + c["dropped_ring_full"],
+                         c["seen_packets"] - c["cut_packets"])
+
+    def test_summary_stored_is_what_is_on_disk(self):
+        p = self.record_full()
+        self.assertEqual(p.returncode, 1)
+        out = p.stdout.decode()
+        row = re.search(r"^default\s+\S+\s+(\d+)\s+(\d+)", out, re.M)
+        self.assertIsNotNone(row, out)
+        self.assertEqual(int(row.group(2)), records_on_disk(self.store), out)
+        self.assertIn("lost:", out)
+
+    def test_second_record_leaves_nothing_behind(self):
+        self.record_full()
+        before = set(os.listdir(os.path.join(self.store, "default")))
+        p = run([TM, "record", "--store", self.store, "--cutoff", "none", "--read", INPUT[0]], check=False)
+        self.assertEqual(p.returncode, 1, p.stderr.decode())
+        files = sorted(glob.glob(os.path.join(self.store, "**", "*"), recursive=True))
+        self.assertEqual([f for f in files if f.endswith(".tmp")], [], "temporary files left")
+        self.assertEqual([f for f in files if f.endswith(".pcap") and os.path.getsize(f) == 0], [],
+                         "empty segments left")
+        seqs = [os.path.basename(f).split("-")[0] for f in store_segments(self.store)]
+        self.assertEqual(len(seqs), len(set(seqs)), "a sequence number twice: %s" % sorted(
+            set(os.listdir(os.path.join(self.store, "default"))) - before))
+
+
+class LiveDiskFull(TmpfsStore):
+    """tm serve -i lo on a full disk: it deletes its oldest segments, or says it cannot write
+    (stats writer_error, /metrics tm_writer_error) and writes again once there is room."""
+    size = "6m"
+
+    def serve(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.err = open(self.path("serve.err"), "w+b")
+        self.addCleanup(self.err.close)
+        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "-i", "lo", "--segment-size", "512k",
+                                      "--listen", "127.0.0.1:%d" % port], stdout=subprocess.DEVNULL, stderr=self.err)
+        self.addCleanup(lambda: (self.proc.poll() is None and self.proc.kill(), self.proc.wait()))
+        self.url = "http://127.0.0.1:%d" % port
+        self.until(lambda: self.get("/health") is not None, "serve answers /health")
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            return None
+
+    def health(self):
+        """(HTTP status, JSON body) of /health."""
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def stats(self):
+        return json.loads(self.get("/api/v1/stats"))["capture"]
+
+    def metric(self, name):
+        m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % name, self.get("/metrics"), re.M)
+        return float(m.group(1)) if m else None
+
+    def until(self, ok, what, seconds=10, traffic=False):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                self.err.seek(0)
+                self.fail("tm serve exited (%d): %s" % (self.proc.returncode, self.err.read().decode()))
+            if traffic:
+                self.send(2 << 20)
+            if ok():
+                return
+            time.sleep(0.1)
+        self.err.seek(0)
+        self.fail("not within %d s: %s\n%s" % (seconds, what, self.err.read().decode()[-3000:]))
+
+    def send(self, nbytes):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(nbytes // 8000):
+                s.sendto(b"x" * 8000, ("127.0.0.1", 9))
+
+    def test_oldest_segments_make_room(self):
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve()
+        self.until(lambda: self.metric("tm_segments_evicted_total") > 0, "segments deleted for room",
+                   seconds=30, traffic=True)
+        self.assertEqual(self.stats()["writer_error"], "")
+        self.assertEqual(self.metric("tm_writer_error"), 0)
+        self.assertGreater(self.metric("tm_writer_write_errors_total"), 0)
+
+    def test_nothing_to_delete_reports_and_retries(self):
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve()
+        ballast = os.path.join(self.mnt, "ballast")
+        with open(ballast, "wb") as f:
+            try:
+                for _ in range(16):
+                    f.write(b"b" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        self.until(lambda: self.stats()["writer_error"] != "", "writer_error reported", traffic=True)
+        self.assertIn("No space left", self.stats()["writer_error"])
+        self.assertEqual(self.metric("tm_writer_error"), 1)
+        status, body = self.health()  # a monitor sees it: 503, degraded, with the reason
+        self.assertEqual(status, 503)
+        self.assertEqual(body["status"], "degraded")
+        self.assertIn("No space left", body["error"])
+        os.remove(ballast)
+        self.until(lambda: self.stats()["writer_error"] == "", "writing again", traffic=True)
+        self.assertEqual(self.metric("tm_writer_error"), 0)
+        self.assertEqual(self.health(), (200, {"status": "ok", "live": True, "store": self.store}))
+
+
+class SegmentLargerThanBudget(StoreTest):
+    def test_shrunk_with_a_warning(self):
+        args = ["record", "--store", self.store, "--cutoff", "none", "--disk-budget", "4m",
+                "--segment-size", "64m", "--json"]
+        for f in INPUT:
+            args += ["--read", f]
+        p = run([TM] + args)
+        self.assertIn("larger than the disk budget", p.stderr.decode())
+        segs = store_segments(self.store)
+        self.assertGreater(len(segs), 0, "the store kept nothing")
+        size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(self.store, "default", "*")))
+        self.assertLessEqual(size, 4 << 20)
+        self.assertGreater(size, 2 << 20)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False).result
+    if result.testsRun and len(result.skipped) == result.testsRun:
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -1,0 +1,116 @@
+// The store writer on a full disk, live (StoreOptions::evict_when_full): it deletes the
+// oldest segments to make room, or reports the problem and tries again. Each test mounts a
+// small tmpfs (root only; skipped otherwise).
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "store/catalog.h"
+#include "store/store_writer.h"
+#include "temp_dir.h"
+
+using namespace tmach;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Tmpfs {
+  TempDir d;
+  bool ok = false;
+  explicit Tmpfs(const char* size) {
+    if (geteuid() != 0) return;
+    ok = ::mount("tmpfs", d.p.c_str(), "tmpfs", 0, (std::string("size=") + size).c_str()) == 0;
+  }
+  ~Tmpfs() {
+    if (ok) ::umount2(d.p.c_str(), MNT_DETACH);
+  }
+};
+
+store::StoreOptions live_options(const fs::path& dir) {
+  store::StoreOptions o;
+  o.dir = dir.string();
+  o.segment_size = 512 << 10;
+  o.evict_when_full = true;
+  o.classes.push_back(store::ClassOptions{"default", 4 << 20, UINT64_MAX});
+  return o;
+}
+
+// Pushes `n` frames of 1000 bytes (waiting while the ring is full, as file input does).
+void push(store::StoreWriter& w, uint64_t& ts, int n) {
+  std::vector<uint8_t> frame(1000, 0x42);
+  for (int i = 0; i < n; ++i, ts += 1000)
+    while (!w.push(0, ts, 1, 1000, frame.data(), 1000, nullptr))
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+bool within(std::chrono::milliseconds t, const std::function<bool()>& ok) {
+  auto end = std::chrono::steady_clock::now() + t;
+  while (!ok()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST(StoreFull, LiveWriterDeletesOldestSegmentsToMakeRoom) {
+  Tmpfs t("6m");
+  if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
+  store::StoreWriter w(live_options(t.d.p / "store"));
+  w.start();
+  uint64_t ts = 1'000'000'000;
+  push(w, ts, 30000);  // 30 MB through a 6 MB file system
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(5000)));
+  EXPECT_FALSE(w.failed()) << w.error();
+  EXPECT_GT(w.write_errors(), 0u);
+  EXPECT_GT(w.stats(0).segments_evicted.load(), 0u);
+  EXPECT_EQ(w.problem(), "");
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+  // What is left is whole: every segment sealed, the newest packets among them.
+  store::Catalog cat = store::Catalog::scan((t.d.p / "store").string());
+  ASSERT_FALSE(cat.segments.empty());
+  uint64_t packets = 0;
+  for (auto& s : cat.segments) {
+    EXPECT_EQ(s.state, store::SegmentInfo::State::kSealed) << s.base << ": " << s.problem;
+    packets += s.meta.packets;
+  }
+  EXPECT_GT(cat.segments.front().meta.first_ts, 1'000'000'000u);  // the oldest went
+  EXPECT_GT(cat.segments.back().meta.last_ts, ts - 1000 * 1000);  // the newest stayed
+  EXPECT_EQ(cat.foreign, std::vector<std::string>{});
+  EXPECT_LE(w.stats(0).lost_packets.load() + packets, 30000u);
+}
+
+TEST(StoreFull, LiveWriterWithNothingToDeleteReportsAndTriesAgain) {
+  Tmpfs t("4m");
+  if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
+  store::StoreWriter w(live_options(t.d.p / "store"));
+  // Someone else's file fills the disk: nothing of the store's to delete.
+  fs::path ballast = t.d.p / "ballast";
+  {
+    std::ofstream f(ballast, std::ios::binary);
+    std::vector<char> mb(1 << 20, 'x');
+    for (int i = 0; i < 8 && f; ++i) f.write(mb.data(), mb.size());
+  }
+  w.start();
+  uint64_t ts = 1'000'000'000;
+  push(w, ts, 200);
+  ASSERT_TRUE(within(std::chrono::milliseconds(3000), [&] { return !w.problem().empty(); }));
+  EXPECT_NE(w.problem().find("No space left"), std::string::npos) << w.problem();
+  EXPECT_FALSE(w.failed());  // still running, still trying
+  fs::remove(ballast);
+  ASSERT_TRUE(within(std::chrono::milliseconds(3000), [&] { return w.problem().empty(); }));
+  push(w, ts, 200);
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(3000)));
+  EXPECT_GE(w.stats(0).written_packets.load(), 200u);
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+}
