@@ -12,7 +12,8 @@
 namespace tmach::cli {
 
 nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
-                          const store::ClassWriteStats& w, const store::Ring& ring) {
+                          const store::StoreWriter& writer, uint16_t cls) {
+  const store::ClassWriteStats& w = writer.stats(cls);
   return {
       {"cutoff", cfg.cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cfg.cutoff)},
       {"seen_packets", c.seen_packets},
@@ -28,9 +29,9 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
       {"segments", w.segments.load()},
       {"segments_evicted", w.segments_evicted.load()},
       {"disk_bytes", w.disk_bytes.load()},
-      {"ring_used", ring.used()},
-      {"ring_capacity", ring.capacity()},
-      {"ring_high_water", ring.high_water()},
+      {"ring_used", writer.ram_used(cls)},
+      {"ring_capacity", writer.ram_capacity(cls)},
+      {"ring_high_water", writer.ram_high_water(cls)},
   };
 }
 
@@ -71,10 +72,11 @@ nlohmann::json input_json(const store::ImportReport& in) {
 
 }  // namespace
 
-void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
+void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
+                          const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share, const store::ImportReport* input) {
-  const auto& t = rec.counters();
+  const auto& t = rec.tot;
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0;
   for (auto& k : kernel) {
     kfreeze += k.ring_freezes;
@@ -82,24 +84,20 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     kifdrop += k.iface_dropped;
     krecv += k.kernel_received;
   }
-  const auto& cls = rec.classes();
-  const auto& cc = rec.class_counters();
+  const auto& cls = classes;
+  const auto& cc = rec.cls;
   if (json) {
     nlohmann::json j;
     j["seconds"] = seconds;
     j["packets"] = t.packets;
     j["bytes"] = t.bytes;
-    j["connections"] = rec.table().stats().created;
+    j["connections"] = rec.table.created;
     j["untracked_packets"] = t.untracked;
     // Table pressure: `evicted` connections were ended early to make room for new ones (each
     // still has its flow record); `expired` ended by inactivity.
-    const auto& ts = rec.table().stats();
-    j["connection_table"] = {{"max", rec.table().max_connections()},
-                             {"peak", ts.peak},
-                             {"open", rec.table().size()},
-                             {"expired", ts.expired},
-                             {"evicted", ts.evicted},
-                             {"untracked", ts.untracked}};
+    const auto& ts = rec.table;
+    j["connection_table"] = {{"max", rec.table_max},  {"peak", ts.peak},       {"open", rec.table_open},
+                             {"expired", ts.expired}, {"evicted", ts.evicted}, {"untracked", ts.untracked}};
     j["non_ip_packets"] = t.non_ip;
     // Wait mode (file input): how often the capture thread found a ring full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
@@ -113,8 +111,7 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
       j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];
     for (size_t i = 0; i < cls.size(); ++i) {
       const auto& c = cc[i];
-      const auto& w = writer.stats(static_cast<uint16_t>(i));
-      j["classes"][cls[i].name] = class_json(cls[i], c, w, writer.ring(static_cast<uint16_t>(i)));
+      j["classes"][cls[i].name] = class_json(cls[i], c, writer, static_cast<uint16_t>(i));
     }
     if (share) j["worker_share"] = share_json(*share);
     j["interrupted"] = input && input->interrupted();
@@ -127,8 +124,7 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     os << fmt::format("skipped (already imported): {}\n", fmt::join(input->skipped, ", "));
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
                     util::format_size(t.bytes), seconds,
-                    seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0,
-                    rec.table().stats().created);
+                    seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0, rec.table.created);
   os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", "class", "cutoff",
                     "seen", "stored", "cut off", "dropped", "conns", "disk", "segments");
   for (size_t i = 0; i < cls.size(); ++i) {
@@ -160,10 +156,10 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
-  if (rec.table().stats().evicted)
+  if (rec.table.evicted)
     os << fmt::format(
         "connection table full ({} connections): {} idle connections ended early to make room\n",
-        rec.table().max_connections(), rec.table().stats().evicted);
+        rec.table_max, rec.table.evicted);
   if (t.untracked)
     os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
   if (share)

@@ -2,8 +2,12 @@
 // segments, seals and rotates segments, and keeps each class and the store inside their
 // disk budgets by deleting whole oldest segments.
 //
-// Thread model: push() is called by the capture thread only; everything else in the
-// writer thread, except stats() (atomic counters) and the constructor/finish().
+// Thread model: push() is called by the capture threads only, each producer (capture thread)
+// with its own ring per class; everything else in the writer thread, except stats() (atomic
+// counters), the ram_*() gauges and the constructor/finish(). A producer's packets go to
+// segments of their own (a class has an open segment per producer and link type), so each
+// segment is written from one ring and keeps its producer's time order; queries merge
+// segments by time.
 #pragma once
 
 #include <atomic>
@@ -43,6 +47,7 @@ struct StoreOptions {
   uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel
   uint64_t fsync_bytes = 0;
   std::vector<ClassOptions> classes;  // in precedence order; the catch-all last
+  uint16_t producers = 1;             // capture threads: a ring per class for each
 };
 
 struct ClassWriteStats {
@@ -73,14 +78,27 @@ class StoreWriter {
 
   const AdoptReport& adopt_report() const { return adopt_; }
 
-  // Capture thread: copies a packet and its index keys (index_keys() of its decoded form;
-  // null: the writer decodes it) into its class's ring. False when the ring is full.
+  // Capture thread `producer` (< StoreOptions::producers, one thread each): copies a packet and
+  // its index keys (index_keys() of its decoded form; null: the writer decodes it) into its
+  // ring of the class. False when the ring is full.
+  bool push(uint16_t producer, uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
+            const uint8_t* data, uint32_t caplen, const IndexKeys* keys) {
+    return rings_[ring_of(producer, cls)]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
+  }
   bool push(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
             uint32_t caplen, const IndexKeys* keys) {
-    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
+    return push(0, cls, ts_ns, linktype, wirelen, data, caplen, keys);
   }
-  const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
-  Ring& ring_mutable(uint16_t cls) { return *rings_[cls]; }  // (for util::Prefaulter)
+  uint16_t producers() const { return opts_.producers; }
+  const Ring& ring(uint16_t producer, uint16_t cls) const { return *rings_[ring_of(producer, cls)]; }
+  Ring& ring_mutable(uint16_t producer, uint16_t cls) {
+    return *rings_[ring_of(producer, cls)];
+  }  // (prefaulter)
+  // The class's RAM buffer over all producers (any thread): bytes held now, its size, and the
+  // most bytes held (sampled, see Ring::high_water).
+  uint64_t ram_used(uint16_t cls) const;
+  uint64_t ram_capacity(uint16_t cls) const;
+  uint64_t ram_high_water(uint16_t cls) const;
 
   // `tick`, if any, runs on the writer thread once per turn of its loop with the monotonic
   // time in ns (the flow writer drains there while recording: flow::FlowDrain). Before start().
@@ -123,10 +141,15 @@ class StoreWriter {
     uint64_t bytes;
     uint64_t first_ts;
   };
+  size_t ring_of(uint16_t producer, uint16_t cls) const { return size_t{producer} * classes_.size() + cls; }
+  // An open segment's key: its producer and link type.
+  static uint64_t open_key(uint16_t producer, uint32_t linktype) {
+    return uint64_t{producer} << 32 | linktype;
+  }
   struct ClassState {
     std::string dir;
     uint64_t next_seq = 1;
-    std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
+    std::map<uint64_t, std::unique_ptr<SegmentWriter>> open;  // by open_key(producer, link type)
     std::deque<Sealed> sealed;                                // oldest first
     uint64_t sealed_bytes = 0;
     // What the last sealed segment leaves the next one: its index builder's memory, and its
@@ -137,14 +160,16 @@ class StoreWriter {
   };
 
   void run();
-  bool drain(uint16_t cls, size_t max);
-  // Writes the frames the class's open segments hold in place, then gives their ring memory back.
-  void release_written(uint16_t cls);
-  // Seals the class's open segment of that link type. While the writer thread runs, the
+  bool drain(uint16_t cls, size_t max);  // every producer's ring of the class, up to max records each
+  bool drain(uint16_t producer, uint16_t cls, size_t max);
+  // Writes the frames the class's open segments hold in place, then gives the producer's ring
+  // memory back.
+  void release_written(uint16_t producer, uint16_t cls);
+  // Seals the class's open segment of that key (open_key). While the writer thread runs, the
   // index build and sidecar write happen on the sealer thread, so the rings keep draining
   // (a seal of a 256 MiB segment takes long enough to fill a ring); at most kMaxSealing
   // segments are in flight, and they are accounted in the order they were handed over.
-  void seal(uint16_t cls, uint32_t linktype);
+  void seal(uint16_t cls, uint64_t key);
   void sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx_bytes);  // the bookkeeping after a seal
   // Accounts the seals the sealer finished; with `wait_all`, waits for every one in flight.
   // Rethrows a seal's error.
@@ -157,7 +182,7 @@ class StoreWriter {
 
   StoreOptions opts_;
   const std::vector<ClassOptions>& classes_ = opts_.classes;
-  std::vector<std::unique_ptr<Ring>> rings_;
+  std::vector<std::unique_ptr<Ring>> rings_;  // ring_of(producer, class)
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;
