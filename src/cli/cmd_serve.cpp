@@ -194,9 +194,14 @@ class Daemon : public server::Backend {
             d(c.cut_bytes), l);
       m.add("tm_packets_dropped_total", "counter", "Packets lost in tm, by class and reason.",
             d(c.dropped_ring_full), {{"class", cfg_.classes[i].name}, {"reason", "ring_full"}});
-      m.add("tm_ram_bytes", "gauge", "RAM ring use, by class.", d(writer_.ram_used(static_cast<uint16_t>(i))),
-            l);
-      m.add("tm_ram_capacity_bytes", "gauge", "RAM ring size, by class.",
+      m.add("tm_packets_dropped_total", "counter", "", d(c.dropped_too_large),
+            {{"class", cfg_.classes[i].name}, {"reason", "too_large"}});
+      m.add("tm_ram_bytes", "gauge", "RAM buffer fill: bytes of packets not written yet, by class.",
+            d(writer_.ram_used(static_cast<uint16_t>(i))), l);
+      m.add("tm_ram_high_water_bytes", "gauge",
+            "RAM buffer: the most of it lent to the rings at once, by class.",
+            d(writer_.ram_high_water(static_cast<uint16_t>(i))), l);
+      m.add("tm_ram_capacity_bytes", "gauge", "RAM buffer size (ram_budget), by class.",
             d(writer_.ram_capacity(static_cast<uint16_t>(i))), l);
       m.add("tm_disk_bytes", "gauge", "Disk use written by this recorder, by class.", d(w.disk_bytes.load()),
             l);

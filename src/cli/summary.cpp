@@ -23,6 +23,7 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
       {"cut_packets", c.cut_packets},
       {"cut_bytes", c.cut_bytes},
       {"dropped_ring_full", c.dropped_ring_full},
+      {"dropped_too_large", c.dropped_too_large},
       {"tcp_control_kept", c.control_kept},
       {"connections", c.connections},
       {"written_packets", w.written_packets.load()},
@@ -147,12 +148,14 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
         for (auto& c : cc) s += c.cut_bytes;
         return util::format_size(s);
       }());
-  uint64_t dropped = 0, kept = 0;
+  uint64_t dropped = 0, too_large = 0, kept = 0;
   for (auto& c : cc) {
     dropped += c.dropped_ring_full;
+    too_large += c.dropped_too_large;
     kept += c.control_kept;
   }
   os << fmt::format("dropped: ring full {}, kernel {}, interface {}\n", dropped, kdrop, kifdrop);
+  if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);

@@ -25,6 +25,7 @@ void add(RecorderTotals& t, const RecorderTotals& o) {
     a.cut_packets += b.cut_packets;
     a.cut_bytes += b.cut_bytes;
     a.dropped_ring_full += b.dropped_ring_full;
+    a.dropped_too_large += b.dropped_too_large;
     a.control_kept += b.control_kept;
     a.connections += b.connections;
     a.connections_cut += b.connections_cut;
@@ -182,7 +183,8 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
     keys = &index_keys_;
   }
   bool pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
-  while (!pushed && wait_when_full && writer_.error().empty()) {
+  const bool never = !pushed && writer_.too_large(cls, pk.caplen, keys);
+  while (!pushed && !never && wait_when_full && writer_.error().empty()) {
     totals_.ring_waits++;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
     pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
@@ -190,6 +192,8 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   if (pushed) {
     cc.stored_packets++;
     cc.stored_bytes += pk.caplen;
+  } else if (never) {
+    cc.dropped_too_large++;
   } else {
     cc.dropped_ring_full++;
   }

@@ -29,7 +29,8 @@ struct ClassCounters {
   uint64_t seen_packets = 0, seen_bytes = 0;      // wire bytes
   uint64_t stored_packets = 0, stored_bytes = 0;  // handed to the writer (captured bytes)
   uint64_t cut_packets = 0, cut_bytes = 0;        // beyond the connection cutoff
-  uint64_t dropped_ring_full = 0;                 // packets lost because the RAM ring was full
+  uint64_t dropped_ring_full = 0;                 // packets lost because the class's RAM buffer was full
+  uint64_t dropped_too_large = 0;                 // packets lost because larger than a chunk of it
   uint64_t control_kept = 0;                      // TCP SYN/FIN/RST kept after the cutoff
   uint64_t connections = 0;
   uint64_t connections_cut = 0;

@@ -75,11 +75,10 @@ void Session::start() {
   // entries (~250k connections).
   std::vector<std::pair<void*, size_t>> hot;
   const size_t ways = shards_.size();
-  for (uint16_t p = 0; p < ways; ++p)
-    for (size_t c = 0; c < cfg_.classes.size(); ++c) {
-      auto [m, n] = writer_->ring_mutable(p, static_cast<uint16_t>(c)).memory();
-      hot.emplace_back(m, std::min<size_t>(n, (32u << 20) / ways));
-    }
+  for (size_t c = 0; c < cfg_.classes.size(); ++c) {
+    auto [m, n] = writer_->ram_memory(static_cast<uint16_t>(c));
+    hot.emplace_back(m, std::min<size_t>(n, 32u << 20));
+  }
   for (auto& s : shards_)
     for (auto& r : s.rec->table_mutable().hot_memory((32u << 20) / ways)) hot.push_back(r);
   prefault_.start(std::move(hot));

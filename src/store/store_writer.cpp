@@ -55,10 +55,11 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)) {
   }
   state_.resize(classes_.size());
   if (opts_.producers < 1) opts_.producers = 1;
-  // A class's RAM budget is shared by its producers' rings.
+  // A class's RAM budget is one pool of chunks, lent to its producers' rings as they need them.
+  for (size_t i = 0; i < classes_.size(); ++i)
+    pools_.push_back(std::make_unique<BufferPool>(classes_[i].ram_budget, opts_.producers));
   for (uint16_t p = 0; p < opts_.producers; ++p)
-    for (size_t i = 0; i < classes_.size(); ++i)
-      rings_.push_back(std::make_unique<Ring>(classes_[i].ram_budget / opts_.producers));
+    for (size_t i = 0; i < classes_.size(); ++i) rings_.push_back(std::make_unique<Ring>(*pools_[i]));
   for (size_t i = 0; i < classes_.size(); ++i) {
     stats_.push_back(std::make_unique<ClassWriteStats>());
     state_[i].dir = (fs::path(cfg.dir) / classes_[i].name).string();
@@ -268,17 +269,9 @@ uint64_t StoreWriter::ram_used(uint16_t cls) const {
   return n;
 }
 
-uint64_t StoreWriter::ram_capacity(uint16_t cls) const {
-  uint64_t n = 0;
-  for (uint16_t p = 0; p < opts_.producers; ++p) n += ring(p, cls).capacity();
-  return n;
-}
+uint64_t StoreWriter::ram_capacity(uint16_t cls) const { return pools_[cls]->capacity(); }
 
-uint64_t StoreWriter::ram_high_water(uint16_t cls) const {
-  uint64_t n = 0;
-  for (uint16_t p = 0; p < opts_.producers; ++p) n += ring(p, cls).high_water();
-  return n;
-}
+uint64_t StoreWriter::ram_high_water(uint16_t cls) const { return pools_[cls]->high_water(); }
 
 bool StoreWriter::drain(uint16_t cls, size_t max) {
   bool any = false;

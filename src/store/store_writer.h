@@ -80,7 +80,7 @@ class StoreWriter {
 
   // Capture thread `producer` (< StoreOptions::producers, one thread each): copies a packet and
   // its index keys (index_keys() of its decoded form; null: the writer decodes it) into its
-  // ring of the class. False when the ring is full.
+  // ring of the class. False when the class's RAM buffer is full (or too_large()).
   bool push(uint16_t producer, uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
             const uint8_t* data, uint32_t caplen, const IndexKeys* keys) {
     return rings_[ring_of(producer, cls)]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
@@ -90,12 +90,19 @@ class StoreWriter {
     return push(0, cls, ts_ns, linktype, wirelen, data, caplen, keys);
   }
   uint16_t producers() const { return opts_.producers; }
+  // Whether push() can never take this frame: larger than a chunk of the class's RAM buffer.
+  bool too_large(uint16_t cls, uint32_t caplen, const IndexKeys* keys) const {
+    return rings_[cls]->too_large(caplen, keys);
+  }
+  // The class's RAM buffer (for util::Prefaulter): its chunks in the order they are first lent.
+  std::pair<void*, size_t> ram_memory(uint16_t cls) { return pools_[cls]->memory(); }
   const Ring& ring(uint16_t producer, uint16_t cls) const { return *rings_[ring_of(producer, cls)]; }
   Ring& ring_mutable(uint16_t producer, uint16_t cls) {
     return *rings_[ring_of(producer, cls)];
   }  // (prefaulter)
-  // The class's RAM buffer over all producers (any thread): bytes held now, its size, and the
-  // most bytes held (sampled, see Ring::high_water).
+  // The class's RAM buffer (ram_budget), shared by its producers' rings (any thread): bytes of
+  // records held now (pushed, not yet written), its size, and the most it ever lent out at once
+  // (whole chunks: BufferPool::high_water).
   uint64_t ram_used(uint16_t cls) const;
   uint64_t ram_capacity(uint16_t cls) const;
   uint64_t ram_high_water(uint16_t cls) const;
@@ -182,7 +189,8 @@ class StoreWriter {
 
   StoreOptions opts_;
   const std::vector<ClassOptions>& classes_ = opts_.classes;
-  std::vector<std::unique_ptr<Ring>> rings_;  // ring_of(producer, class)
+  std::vector<std::unique_ptr<BufferPool>> pools_;  // by class: its ram_budget
+  std::vector<std::unique_ptr<Ring>> rings_;        // ring_of(producer, class), lending from pools_[class]
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;
