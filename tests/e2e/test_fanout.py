@@ -134,6 +134,42 @@ class Fanout(TmProcess, StoreTest):
                                 "with 2 capture threads, one wrote nothing: %s" % self.segments(two))
         self.assertEqual(s2["connection_table"]["max"], s1["connection_table"]["max"])
 
+    def test_serve_with_two_capture_threads_sums_its_shards(self):
+        files = PLAIN
+        offline = self.path("offline")
+        record(offline, files, "--config", self.cfg)
+        want = self.stored(offline)
+        store = self.path("served")
+        tm = self.spawn("serve", [TM, "serve", "--store", store, "--interface", CAPTURE, "--config", self.cfg,
+                                  "--capture-threads", "2", "--listen", "127.0.0.1:18911"])
+        deadline = time.monotonic() + WAIT
+        while sockets_capturing(tm.pid, self.ifindex) < 2:
+            self.assertIsNone(tm.poll(), "tm serve exited while starting")
+            self.assertLess(time.monotonic(), deadline, "tm serve: 2 sockets not capturing")
+            time.sleep(0.05)
+        self.replay(files)
+        get = ("import sys, urllib.request; "
+               "sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:18911' + sys.argv[1]).read().decode())")
+        sent = len(frames(files))
+        deadline = time.monotonic() + WAIT
+        while True:
+            st = json.loads(self.ns_run("python3", "-c", get, "/api/v1/stats").stdout)["capture"]
+            if st["packets"] >= sent:
+                break
+            self.assertLess(time.monotonic(), deadline, "tm serve saw %d of %d packets" % (st["packets"], sent))
+            time.sleep(0.1)
+        self.assertEqual(st["packets"], sent)
+        for c in CLASSES:
+            self.assertEqual(st["classes"][c]["stored_packets"], sum(want[c].values()), "class %s" % c)
+            self.assertEqual(st["classes"][c]["dropped_ring_full"], 0)
+        metrics = self.ns_run("python3", "-c", get, "/metrics").stdout.decode()
+        self.assertIn('tm_packets_dropped_total{class="default",reason="ring_full"} 0', metrics)
+        self.assertIn("tm_ram_high_water_bytes", metrics)
+        self.stop(tm, "tm serve")
+        got = self.stored(store)
+        for c in CLASSES:
+            self.assertEqual(got[c], want[c], "class %s: tm serve with 2 capture threads vs offline" % c)
+
 
 if __name__ == "__main__":
     result = unittest.main(exit=False).result
