@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Live benchmark: a generated capture replayed with tcpreplay over a veth pair, inside a private
 # network namespace, at a list of rates and at top speed, into `tcpdump -w` and into
-# `tm record -i` (cutoff none and 15k, capture methods libpcap and afpacket), one after the
-# other. Prints per rate and per tool: packets sent, received by the capture socket (the kernel's
+# `tm record -i` (cutoff none and 15k, capture methods libpcap and afpacket, 1 and 2 capture
+# threads), one after the other, idle and with a neighbour writing large files at nice 19 (disk
+# writeback pressure, as on a sensor that also rotates logs). Prints per rate and per tool: packets sent, received by the capture socket (the kernel's
 # count), kept (tcpdump: written; tm: taken in, stored or cut by the cutoff), dropped by the
 # kernel (ring full), dropped by tm (its ring to the writer full), and lost before any socket
 # (sent but never received: the veth's per-CPU backlog, netdev_max_backlog).
@@ -14,8 +15,12 @@
 #   LIVE_SIZE    size of the generated capture (default 1g; gen_traffic, reused while unchanged)
 #   LIVE_RATES   rates: pps:N (tcpreplay --pps), mbps:N (--mbps), top (--topspeed)
 #                (default "pps:100000 pps:300000 pps:500000 top")
-#   LIVE_TOOLS   any of tcpdump tm:METHOD:CUTOFF (METHOD libpcap|afpacket, CUTOFF none|15k|...)
-#                (default "tcpdump tm:libpcap:none tm:afpacket:none tm:libpcap:15k tm:afpacket:15k")
+#   LIVE_TOOLS   any of tcpdump tm:METHOD:CUTOFF[:THREADS] (METHOD libpcap|afpacket, CUTOFF
+#                none|15k|..., THREADS capture threads, default 1)
+#                (default "tcpdump tm:libpcap:none tm:afpacket:none tm:afpacket:none:2 tm:libpcap:15k
+#                tm:afpacket:15k tm:afpacket:15k:2")
+#   LIVE_LOADS   any of idle neighbour (default "idle neighbour"): neighbour runs a loop writing
+#                LIVE_NEIGHBOUR_SIZE files (default 1536m) at nice 19 beside each run
 #   LIVE_BUFFER  kernel buffer of every capture (default 256m: tm's default capture.buffer_size;
 #                tcpdump -B gets the same)
 #   BENCH_SEED   generator seed (default 1)
@@ -28,7 +33,9 @@ GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
 BENCH_DIR=${BENCH_DIR:-$here/data}
 LIVE_SIZE=${LIVE_SIZE:-1g}
 LIVE_RATES=${LIVE_RATES:-pps:100000 pps:300000 pps:500000 top}
-LIVE_TOOLS=${LIVE_TOOLS:-tcpdump tm:libpcap:none tm:afpacket:none tm:libpcap:15k tm:afpacket:15k}
+LIVE_TOOLS=${LIVE_TOOLS:-tcpdump tm:libpcap:none tm:afpacket:none tm:afpacket:none:2 tm:libpcap:15k tm:afpacket:15k tm:afpacket:15k:2}
+LIVE_LOADS=${LIVE_LOADS:-idle neighbour}
+LIVE_NEIGHBOUR_SIZE=${LIVE_NEIGHBOUR_SIZE:-1536m}
 LIVE_BUFFER=${LIVE_BUFFER:-256m}
 BENCH_SEED=${BENCH_SEED:-1}
 
@@ -56,6 +63,7 @@ ns=tmbench-live-$$
 work=$BENCH_DIR/live-work.$$
 cap_pid=""
 cleanup() {
+  stop_neighbour
   if [[ -n $cap_pid ]] && kill -0 "$cap_pid" 2>/dev/null; then kill "$cap_pid" 2>/dev/null || true; wait "$cap_pid" 2>/dev/null || true; fi
   ip netns del "$ns" 2>/dev/null || true
   rm -rf "$work"
@@ -94,9 +102,10 @@ run_one() {
   if [[ $tool == tcpdump ]]; then
     ip netns exec "$ns" tcpdump -i tmbcap -s 0 -B $((buffer_bytes >> 10)) -w "$work/dump.pcap" >"$out" 2>"$err" &
   else
-    local method cutoff
-    IFS=: read -r _ method cutoff <<<"$tool"
-    printf '[capture]\nmethod = "%s"\nbuffer_size = "%s"\n' "$method" "$LIVE_BUFFER" >"$work/tm.toml"
+    local method cutoff threads
+    IFS=: read -r _ method cutoff threads <<<"$tool"
+    printf '[capture]\nmethod = "%s"\nbuffer_size = "%s"\nthreads = %s\n' "$method" "$LIVE_BUFFER" "${threads:-1}" \
+      >"$work/tm.toml"
     ip netns exec "$ns" "$TM_BIN" record --store "$store" --interface tmbcap --json --cutoff "$cutoff" \
       --config "$work/tm.toml" >"$out" 2>"$err" &
   fi
@@ -127,25 +136,49 @@ run_one() {
     python3 - "$out" "$sent" "${mbps:-?}" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-c = s["classes"]["default"]
-print(sys.argv[2], s["kernel"]["received"], s["packets"] - c["dropped_ring_full"], s["kernel"]["dropped"],
-      c["dropped_ring_full"], sys.argv[3])
+drop = sum(c["dropped_ring_full"] + c.get("dropped_too_large", 0) for c in s["classes"].values())
+print(sys.argv[2], s["kernel"]["received"], s["packets"] - drop, s["kernel"]["dropped"], drop, sys.argv[3])
 PY
   fi
   rm -rf "$store" "$work/dump.pcap"
 }
 
+# The neighbour: writes large files over and over at nice 19 until killed (its own process group).
+neighbour_pid=""
+start_neighbour() {
+  local mb
+  mb=$(python3 -c "import sys; v=sys.argv[1].lower(); m={'k':1/1024,'m':1,'g':1024}; print(int(float(v[:-1])*m[v[-1]]) if v[-1] in m else int(v)>>20)" "$LIVE_NEIGHBOUR_SIZE")
+  setsid nice -n 19 bash -c "while :; do dd if=/dev/zero of='$work/neighbour.bin' bs=1M count=$mb conv=fsync status=none; rm -f '$work/neighbour.bin'; done" &
+  neighbour_pid=$!
+  sleep 1
+}
+stop_neighbour() {
+  [[ -n $neighbour_pid ]] || return 0
+  kill -- -"$neighbour_pid" 2>/dev/null || true
+  wait "$neighbour_pid" 2>/dev/null || true
+  neighbour_pid=""
+  rm -f "$work/neighbour.bin"
+}
+
 {
   echo "Live capture: $capture ($packets packets, $(stat -c %s "$capture") bytes), veth in a namespace,"
   echo "kernel buffer $LIVE_BUFFER each, $(nproc) CPUs; loss = sent - kept"
-  printf '%-10s %-20s %8s %10s %10s %10s %10s %10s %10s %7s\n' rate tool Mbit/s sent received kept kern_drop tm_drop pre_sock loss%
+  printf '%-10s %-10s %-22s %8s %10s %10s %10s %10s %10s %10s %7s\n' load rate tool Mbit/s sent received kept kern_drop tm_drop pre_sock loss%
 } | tee "$results"
-for rate in $LIVE_RATES; do
-  for tool in $LIVE_TOOLS; do
-    read -r sent recv kept kdrop tdrop mbps < <(run_one "$rate" "$tool")
-    pre=$((sent - recv))
-    loss=$(python3 -c "import sys; s,k=int(sys.argv[1]),int(sys.argv[2]); print('%.2f' % (100.0*(s-k)/s if s else 0))" "$sent" "$kept")
-    printf '%-10s %-20s %8s %10s %10s %10s %10s %10s %10s %7s\n' "$rate" "$tool" "$mbps" "$sent" "$recv" "$kept" "$kdrop" "$tdrop" "$pre" "$loss" |
-      tee -a "$results"
+for load in $LIVE_LOADS; do
+  case $load in
+    idle) ;;
+    neighbour) start_neighbour ;;
+    *) die "load '$load': expected idle or neighbour" ;;
+  esac
+  for rate in $LIVE_RATES; do
+    for tool in $LIVE_TOOLS; do
+      read -r sent recv kept kdrop tdrop mbps < <(run_one "$rate" "$tool")
+      pre=$((sent - recv))
+      loss=$(python3 -c "import sys; s,k=int(sys.argv[1]),int(sys.argv[2]); print('%.2f' % (100.0*(s-k)/s if s else 0))" "$sent" "$kept")
+      printf '%-10s %-10s %-22s %8s %10s %10s %10s %10s %10s %10s %7s\n' "$load" "$rate" "$tool" "$mbps" "$sent" "$recv" "$kept" "$kdrop" "$tdrop" "$pre" "$loss" |
+        tee -a "$results"
+    done
   done
+  stop_neighbour
 done

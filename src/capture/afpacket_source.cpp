@@ -124,6 +124,7 @@ class AfPacketSource : public PacketSource {
   std::string name() const override { return name_; }
   bool is_live() const override { return true; }
   void stop() override { stopped_ = true; }
+  int fanout_group() const override { return fanout_; }
 
   SourceStats stats() const override {
     // PACKET_STATISTICS resets the kernel's counters at each read: add them up here.
@@ -190,7 +191,7 @@ class AfPacketSource : public PacketSource {
       if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0)
         fail(name_, "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)", errno);
     }
-    if (o.fanout_group != 0) join_fanout(fd_, name_, o.fanout_group);
+    if (o.fanout_group != 0) fanout_ = join_fanout(fd_, name_, o.fanout_group);
     ifdrop_base_ = interface_rx_dropped(name_);
   }
 
@@ -278,6 +279,7 @@ class AfPacketSource : public PacketSource {
   uint32_t snaplen_;
   int idle_wait_ms_;
   int fd_ = -1;
+  int fanout_ = -1;
   uint8_t* ring_ = nullptr;
   size_t ring_len_ = 0;
   uint32_t block_size_ = 0, block_nr_ = 0;
@@ -294,20 +296,33 @@ class AfPacketSource : public PacketSource {
 
 }  // namespace
 
-void join_fanout(int fd, const std::string& ifc, int group) {
-  if (group < 1 || group > 0xffff)
+int join_fanout(int fd, const std::string& ifc, int group) {
+  if ((group & ~0xffff) == kFanoutId)
+    group &= 0xffff;  // exactly this id (0 is one the kernel may pick for a new group)
+  else if (group != kNewFanoutGroup && (group < 1 || group > 0xffff))
     throw SourceError(fmt::format("interface {}: fanout group {} is not in 1..65535", ifc, group));
   // No PACKET_FANOUT_FLAG_DEFRAG: with it the kernel hands the socket the reassembled datagram
   // instead of the fragments that were on the wire. Without it, the flow hash of a fragment
   // covers its addresses and protocol only (no ports): the fragments of a datagram stay
   // together, possibly on another socket than the unfragmented packets of their connection.
-  int arg = group | (PACKET_FANOUT_HASH << 16);
+  // A new group: PACKET_FANOUT_FLAG_UNIQUEID has the kernel choose an id no other group in the
+  // network namespace uses (so two recorders never share one by accident), read back below.
+  int arg = group == kNewFanoutGroup ? (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16
+                                     : group | (PACKET_FANOUT_HASH << 16);
   if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0)
     fail(ifc,
-         fmt::format("setsockopt(PACKET_FANOUT, group {}, hash) (a group is per interface and mode; EINVAL: "
-                     "the group exists with another interface or mode)",
-                     group),
+         group == kNewFanoutGroup
+             ? std::string("setsockopt(PACKET_FANOUT, new group, hash)")
+             : fmt::format("setsockopt(PACKET_FANOUT, group {}, hash) (a group is per interface and mode; "
+                           "EINVAL: the group exists with another interface or mode)",
+                           group),
          errno);
+  if (group != kNewFanoutGroup) return group;
+  int got = 0;
+  socklen_t len = sizeof(got);
+  if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &got, &len) != 0)
+    fail(ifc, "getsockopt(PACKET_FANOUT) of the new group", errno);
+  return got & 0xffff;
 }
 
 std::string afpacket_unusable(const LiveOptions& o) {
@@ -334,7 +349,7 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& o) {
   throw SourceError(fmt::format("interface {}: AF_PACKET capture exists on Linux only", o.interface));
 }
 
-void join_fanout(int, const std::string& ifc, int) {
+int join_fanout(int, const std::string& ifc, int) {
   throw SourceError(fmt::format("interface {}: PACKET_FANOUT exists on Linux only", ifc));
 }
 
@@ -348,6 +363,21 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
     throw SourceError(
         fmt::format("interface {}: capture.method = \"afpacket\" cannot be used: {}", o.interface, why));
   return open_libpcap_live_source(o);
+}
+
+std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& o, int n) {
+  std::vector<std::unique_ptr<PacketSource>> out;
+  if (n <= 1) {
+    out.push_back(open_live_source(o));
+    return out;
+  }
+  LiveOptions m = o;
+  if (m.fanout_group == 0) m.fanout_group = kNewFanoutGroup;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(open_live_source(m));
+    if (i == 0) m.fanout_group = kFanoutId | out[0]->fanout_group();  // the others join its group
+  }
+  return out;
 }
 
 }  // namespace tmach::capture

@@ -20,8 +20,9 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& opts);
 
 // Joins packet socket `fd` (bound to `interface`) to PACKET_FANOUT group `group` in hash mode
 // (the kernel's flow hash, symmetric: both directions of a TCP/UDP connection on one socket;
-// IPv4 fragments by addresses only, see the .cpp). Also used on libpcap's socket. Throws
-// SourceError.
-void join_fanout(int fd, const std::string& interface, int group);
+// IPv4 fragments by addresses only, see the .cpp), or to a new group with an id of the
+// kernel's choosing (kNewFanoutGroup). Returns the group's id. Also used on libpcap's socket.
+// Throws SourceError.
+int join_fanout(int fd, const std::string& interface, int group);
 
 }  // namespace tmach::capture

@@ -29,6 +29,8 @@ class PcapHandleSource : public PacketSource {
     nsec_ = pcap_get_tstamp_precision(p_) == PCAP_TSTAMP_PRECISION_NANO;
   }
   ~PcapHandleSource() override { pcap_close(p_); }
+  int fanout_group() const override { return fanout_; }
+  int fanout_ = -1;  // set by open_libpcap_live_source
 
   size_t next_batch(RawPacket* out, size_t max) override {
     // Packets handed out must stay valid until the next call; libpcap reuses its buffer
@@ -193,15 +195,18 @@ std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& o) {
     }
     pcap_freecode(&prog);
   }
+  int group = -1;
   if (o.fanout_group != 0) {
     try {
-      join_fanout(pcap_fileno(p), o.interface, o.fanout_group);  // libpcap's packet socket
+      group = join_fanout(pcap_fileno(p), o.interface, o.fanout_group);  // libpcap's packet socket
     } catch (...) {
       pcap_close(p);
       throw;
     }
   }
-  return std::make_unique<PcapHandleSource>(p, o.interface, true, o.idle_wait_ms);
+  auto s = std::make_unique<PcapHandleSource>(p, o.interface, true, o.idle_wait_ms);
+  s->fanout_ = group;
+  return s;
 }
 
 }  // namespace tmach::capture

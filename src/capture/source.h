@@ -48,6 +48,9 @@ class PacketSource {
   // Asks a blocking live source to return 0 soon. Safe to call from a signal handler's
   // helper thread (not from the handler itself).
   virtual void stop() {}
+  // Live, Linux: the id of the PACKET_FANOUT group the source's socket joined (0..65535: the
+  // kernel may pick 0 for a new group), or -1 when none.
+  virtual int fanout_group() const { return -1; }
   // Non-empty when the source ended early on damaged input (e.g. "truncated record at offset 123").
   virtual std::string warning() const { return {}; }
   // Files: how many bytes of the input were consumed so far (libpcap: up to its read-ahead);
@@ -74,13 +77,20 @@ struct LiveOptions {
   bool promisc = true;
   std::string bpf;        // optional capture filter
   int idle_wait_ms = 20;  // an idle link returns an empty batch after this long
-  // Linux: joins PACKET_FANOUT group (1..65535; 0 = none) in hash mode, so that the sockets of
-  // one group on one interface (in one network namespace) share its packets, each connection's
-  // both directions on one socket.
+  // Linux: joins PACKET_FANOUT group (1..65535; 0 = none; kNewFanoutGroup: a new group whose id
+  // the kernel chooses, PacketSource::fanout_group(); kFanoutId | id: the group of exactly that
+  // id, 0 included) in hash mode, so that the sockets of one group on one interface (in one
+  // network namespace) share its packets, each connection's both directions on one socket.
   int fanout_group = 0;
 };
+constexpr int kNewFanoutGroup = -1;
+constexpr int kFanoutId = 1 << 16;
 // Chooses the method (LiveOptions::method) and opens the interface.
 std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
+// `n` sources on the interface (one per capture thread): n > 1 joins them to one PACKET_FANOUT
+// group in hash mode (opts.fanout_group, or a new one), so that each gets its share of the
+// interface's packets, each connection (both directions) on one of them.
+std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& opts, int n);
 // The libpcap method itself (libpcap_source.cpp).
 std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& opts);
 

@@ -138,7 +138,7 @@ Runner add_record(CLI::App& app) {
     }
     // A signal ends a live capture normally; for files it means input was left unread.
     store::ImportReport input = imports.report(live ? 0 : got_signal.load());
-    print_record_summary(std::cout, session.recorder(), session.writer(), session.source_stats(),
+    print_record_summary(std::cout, session.totals(), cfg.classes, session.writer(), session.source_stats(),
                          session.seconds(), session.capture_cpu_seconds(), o->json, share.get(),
                          live ? nullptr : &input);
     if (input.interrupted()) std::cerr << "tm record: " << interrupted_line(input) << "\n";

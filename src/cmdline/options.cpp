@@ -59,6 +59,10 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("--disk-budget", o.disk_budget, "disk budget of the whole store (e.g. 10g)");
   app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
   app.add_option("--when-ring-full", o.when_full, "auto (wait for files, drop live), drop, or wait");
+  app.add_option(
+         "--capture-threads", o.capture_threads,
+         "live capture threads, in one AF_PACKET fanout group per interface (overrides capture.threads)")
+      ->check(CLI::Range(1, config::kMaxCaptureThreads));
   app.add_option("--worker-id", o.worker_id, "one worker of a split: keep only this worker's share (0..N-1)")
       ->check(whole_number(0, 65535));
   app.add_option("--workers", o.workers, "the number of workers the traffic is split between")
@@ -96,7 +100,7 @@ std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const conf
     lo.method = cfg.capture_method == "afpacket"  ? capture::LiveMethod::kAfPacket
                 : cfg.capture_method == "libpcap" ? capture::LiveMethod::kLibpcap
                                                   : capture::LiveMethod::kAuto;
-    sources.push_back(capture::open_live_source(lo));
+    for (auto& s : capture::open_live_group(lo, cfg.capture_threads)) sources.push_back(std::move(s));
   }
   return sources;
 }
@@ -110,6 +114,7 @@ config::Config build_config(const RecordOptions& o) {
   if (!o.store.empty()) c.store = o.store;
   if (c.store.empty()) throw config::ConfigError("no store: give --store DIR or store.path in the config");
   if (!o.interfaces.empty()) c.interfaces = o.interfaces;
+  if (o.capture_threads > 0) c.capture_threads = o.capture_threads;
   if (!o.segment_size.empty()) {
     c.segment_size = size_opt(o.segment_size, "--segment-size");
     if (c.segment_size < 4096) throw config::ConfigError("--segment-size: must be at least 4k");

@@ -24,6 +24,7 @@ struct RecordOptions {
   std::string ram_budget;
   std::string when_full;
   std::vector<std::string> interfaces;
+  int capture_threads = 0;  // 0: capture.threads of the config
   std::vector<std::string> reads;
   bool json = false;
   bool force = false;  // tm record: record files the store has already imported
@@ -44,7 +45,9 @@ CLI::Validator seconds_upto(double hi);
 // --server URL and --token-file for commands that talk to tm serve / tm frontend: required
 // (the command only exists over the API) or an alternative to --store (`what` says to what).
 void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, const char* what = "");
-// The configured live interfaces, opened (buffer, snaplen, capture filter from the config).
+// The configured live interfaces, opened (buffer, snaplen, capture filter from the config):
+// capture.threads sockets of each, in one fanout group per interface, one after the other
+// (record::Session::set_live_sources gives socket i of each interface to capture thread i).
 std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg);
 
 // --from/--to values (empty: leave the bound as it is); throws naming the option.

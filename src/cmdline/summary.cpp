@@ -13,7 +13,8 @@
 namespace tmach::cli {
 
 nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
-                          const store::ClassWriteStats& w, const store::Ring& ring) {
+                          const store::StoreWriter& writer, uint16_t cls) {
+  const store::ClassWriteStats& w = writer.stats(cls);
   return {
       {"cutoff", cfg.cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cfg.cutoff)},
       {"seen_packets", c.seen_packets},
@@ -23,15 +24,16 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCou
       {"cut_packets", c.cut_packets},
       {"cut_bytes", c.cut_bytes},
       {"dropped_ring_full", c.dropped_ring_full},
+      {"dropped_too_large", c.dropped_too_large},
       {"tcp_control_kept", c.control_kept},
       {"connections", c.connections},
       {"written_packets", w.written_packets.load()},
       {"segments", w.segments.load()},
       {"segments_evicted", w.segments_evicted.load()},
       {"disk_bytes", w.disk_bytes.load()},
-      {"ring_used", ring.used()},
-      {"ring_capacity", ring.capacity()},
-      {"ring_high_water", ring.high_water()},
+      {"ring_used", writer.ram_used(cls)},
+      {"ring_capacity", writer.ram_capacity(cls)},
+      {"ring_high_water", writer.ram_high_water(cls)},
   };
 }
 
@@ -72,10 +74,11 @@ nlohmann::json input_json(const store::ImportReport& in) {
 
 }  // namespace
 
-void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
+void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
+                          const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share, const store::ImportReport* input) {
-  const auto& t = rec.counters();
+  const auto& t = rec.tot;
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0;
   for (auto& k : kernel) {
     kfreeze += k.ring_freezes;
@@ -83,10 +86,10 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     kifdrop += k.iface_dropped;
     krecv += k.kernel_received;
   }
-  const auto& cls = rec.classes();
+  const auto& cls = classes;
   // After the writer failed (a full disk), "stored" is what is on disk: complete records;
   // the rest of what was handed to the store is counted as lost.
-  std::vector<record::ClassCounters> cc = rec.class_counters();
+  std::vector<record::ClassCounters> cc = rec.cls;
   uint64_t lost = 0;
   const bool write_errors = writer.failed() || writer.write_errors() > 0;
   if (write_errors)
@@ -102,17 +105,13 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     j["seconds"] = seconds;
     j["packets"] = t.packets;
     j["bytes"] = t.bytes;
-    j["connections"] = rec.table().stats().created;
+    j["connections"] = rec.table.created;
     j["untracked_packets"] = t.untracked;
     // Table pressure: `evicted` connections were ended early to make room for new ones (each
     // still has its flow record); `expired` ended by inactivity.
-    const auto& ts = rec.table().stats();
-    j["connection_table"] = {{"max", rec.table().max_connections()},
-                             {"peak", ts.peak},
-                             {"open", rec.table().size()},
-                             {"expired", ts.expired},
-                             {"evicted", ts.evicted},
-                             {"untracked", ts.untracked}};
+    const auto& ts = rec.table;
+    j["connection_table"] = {{"max", rec.table_max},  {"peak", ts.peak},       {"open", rec.table_open},
+                             {"expired", ts.expired}, {"evicted", ts.evicted}, {"untracked", ts.untracked}};
     j["non_ip_packets"] = t.non_ip;
     // Wait mode (file input): how often the capture thread found a ring full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
@@ -126,8 +125,7 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
       j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];
     for (size_t i = 0; i < cls.size(); ++i) {
       const auto& c = cc[i];
-      const auto& w = writer.stats(static_cast<uint16_t>(i));
-      j["classes"][cls[i].name] = class_json(cls[i], c, w, writer.ring(static_cast<uint16_t>(i)));
+      j["classes"][cls[i].name] = class_json(cls[i], c, writer, static_cast<uint16_t>(i));
     }
     if (share) j["worker_share"] = share_json(*share);
     if (write_errors)
@@ -143,8 +141,7 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
     os << fmt::format("skipped (already imported): {}\n", fmt::join(input->skipped, ", "));
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
                     util::format_size(t.bytes), seconds,
-                    seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0,
-                    rec.table().stats().created);
+                    seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0, rec.table.created);
   os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", "class", "cutoff",
                     "seen", "stored", "cut off", "dropped", "conns", "disk", "segments");
   for (size_t i = 0; i < cls.size(); ++i) {
@@ -167,22 +164,24 @@ void print_record_summary(std::ostream& os, const record::Recorder& rec, const s
         for (auto& c : cc) s += c.cut_bytes;
         return util::format_size(s);
       }());
-  uint64_t dropped = 0, kept = 0;
+  uint64_t dropped = 0, too_large = 0, kept = 0;
   for (auto& c : cc) {
     dropped += c.dropped_ring_full;
+    too_large += c.dropped_too_large;
     kept += c.control_kept;
   }
   os << fmt::format("dropped: ring full {}, kernel {}, interface {}\n", dropped, kdrop, kifdrop);
   if (write_errors)
     os << fmt::format("lost: {} packets handed to the store were not written ({} failed writes{}{})\n", lost,
                       writer.write_errors(), writer.failed() ? "; writer: " : "", writer.error());
+  if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
-  if (rec.table().stats().evicted)
+  if (rec.table.evicted)
     os << fmt::format(
         "connection table full ({} connections): {} idle connections ended early to make room\n",
-        rec.table().max_connections(), rec.table().stats().evicted);
+        rec.table_max, rec.table.evicted);
   if (t.untracked)
     os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
   if (share)

@@ -15,11 +15,14 @@
 namespace tmach::cli {
 
 // One class's counters as JSON: shared by the record summary and the daemon's stats.
+// `cls` is the class's index in the writer.
 nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
-                          const store::ClassWriteStats& w, const store::Ring& ring);
+                          const store::StoreWriter& writer, uint16_t cls);
 
 // `input`: for a file import, what was skipped and whether a signal cut the run short.
-void print_record_summary(std::ostream& os, const record::Recorder& rec, const store::StoreWriter& writer,
+// `rec`: every capture thread's counters added up (record::Session::totals).
+void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
+                          const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share = nullptr,
                           const store::ImportReport* input = nullptr);

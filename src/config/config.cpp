@@ -208,7 +208,7 @@ Config from_table(const toml::table& root, const std::string& file) {
       ctx.fail(s->get("when_ring_full"), "store.when_ring_full", "expected \"auto\", \"drop\" or \"wait\"");
   }
   if (auto* s = sub_table(ctx, root, "capture")) {
-    check_known(ctx, *s, "capture", {"interfaces", "buffer_size", "snaplen", "filter", "method"});
+    check_known(ctx, *s, "capture", {"interfaces", "buffer_size", "snaplen", "filter", "method", "threads"});
     if (const toml::node* n = s->get("interfaces")) {
       if (!n->is_array()) ctx.fail(n, "capture.interfaces", "expected an array of interface names");
       for (auto&& v : *n->as_array()) {
@@ -229,6 +229,8 @@ Config from_table(const toml::table& root, const std::string& file) {
     c.capture_method = get_string(ctx, *s, "method", "capture", "auto");
     if (c.capture_method != "auto" && c.capture_method != "afpacket" && c.capture_method != "libpcap")
       ctx.fail(s->get("method"), "capture.method", "expected \"auto\", \"afpacket\" or \"libpcap\"");
+    c.capture_threads =
+        static_cast<int>(get_int(ctx, *s, "threads", "capture", c.capture_threads, 1, kMaxCaptureThreads));
   }
   if (auto* s = sub_table(ctx, root, "connections")) {
     check_known(

@@ -25,6 +25,8 @@ struct ClassConfig {
   int precedence = 0;  // higher is tried first
 };
 
+constexpr int kMaxCaptureThreads = 64;
+
 enum class WhenFull { kAuto, kDrop, kWait };  // auto: wait when reading files, drop when live
 
 struct Config {
@@ -35,6 +37,9 @@ struct Config {
   int snaplen = 262144;
   std::string capture_filter;
   std::string capture_method = "auto";  // "auto", "afpacket" or "libpcap" (capture::LiveMethod)
+  // Live capture threads: each reads its own socket of one PACKET_FANOUT group per interface
+  // and has its own connection-table shard and RAM rings (record::Session).
+  int capture_threads = 1;
 
   uint64_t segment_size = 256ull << 20;
   uint64_t disk_budget = UINT64_MAX;      // global, over all classes

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -54,8 +55,9 @@ std::optional<packet::IpAddr> parse_host(const std::string& s) {
 // The capture side of the daemon, as the API sees it.
 class Daemon : public server::Backend {
  public:
-  Daemon(const config::Config& cfg, store::StoreWriter& w, record::Recorder& r)
-      : cfg_(cfg), writer_(w), rec_(r) {
+  // One recorder per capture thread (shard); each shard's hooks run on its own thread.
+  Daemon(const config::Config& cfg, store::StoreWriter& w, std::vector<record::Recorder*> recs)
+      : cfg_(cfg), writer_(w), recs_(std::move(recs)), shards_(recs_.size()) {
     path_ = (fs::path(cfg.store) / "dynamic-classes.json").string();
     writer_.set_observer(
         [this](uint16_t cls, uint64_t ts, uint32_t lt, uint32_t wl, const uint8_t* d, uint32_t cl) {
@@ -66,8 +68,8 @@ class Daemon : public server::Backend {
   // This worker's share of a split (--worker-id), or null. Read in publish() only.
   void set_share(const cluster::ShareFilter* s) { share_ = s; }
 
-  // --- capture thread ---------------------------------------------------------------------------------
-  void load_classes() {
+  // --- capture threads --------------------------------------------------------------------------------
+  void load_classes() {  // before they start
     std::ifstream f(path_);
     if (!f) return;
     json j = json::parse(f, nullptr, false);
@@ -84,26 +86,28 @@ class Daemon : public server::Backend {
       int ci = class_index(cls);
       if (!a || ci < 0 || (exp && exp <= now)) continue;
       dyn_[host] = Dyn{static_cast<uint16_t>(ci), exp};
-      rec_.set_host_class(*a, static_cast<uint16_t>(ci));
+      for (auto* r : recs_) r->set_host_class(*a, static_cast<uint16_t>(ci));
     }
     spdlog::info("{} dynamic classes restored", dyn_.size());
   }
 
   // Before each batch: applies what the API asked for (a live source blocks while the link is
   // idle, so this runs right after the next packets arrive and before they are processed).
-  void apply_commands() {
-    if (!pending_.load(std::memory_order_acquire)) return;
-    std::vector<std::function<void()>> cmds;
+  void apply_commands(size_t shard) {
+    Shard& sh = shards_[shard];
+    if (!sh.pending.load(std::memory_order_acquire)) return;
+    std::vector<Command> cmds;
     {
       std::lock_guard lk(mu_);
-      cmds.swap(cmds_);
-      pending_ = false;
+      cmds.swap(sh.cmds);
+      sh.pending = false;
     }
-    for (auto& c : cmds) c();
+    for (auto& c : cmds) c(*recs_[shard]);
   }
 
-  // After each batch: expires dynamic classes, publishes the counters for the API.
-  void publish(const std::vector<std::unique_ptr<capture::PacketSource>>& sources) {
+  // After each batch of the shard: expires dynamic classes (for every shard: commands), publishes
+  // the shard's counters for the API.
+  void publish(size_t shard, const std::vector<capture::PacketSource*>& sources) {
     uint64_t wall = util::now_ns();
     std::lock_guard lk(mu_);
     if (next_expiry_ <= wall) {
@@ -111,7 +115,8 @@ class Daemon : public server::Backend {
       next_expiry_ = UINT64_MAX;
       for (auto it = dyn_.begin(); it != dyn_.end();) {
         if (it->second.expires_ns && it->second.expires_ns <= wall) {
-          if (auto a = parse_host(it->first)) rec_.clear_host_class(*a);
+          if (auto a = parse_host(it->first))
+            command([addr = *a](record::Recorder& r) { r.clear_host_class(addr); });
           spdlog::info("dynamic class of {} expired", it->first);
           it = dyn_.erase(it);
           changed = true;
@@ -122,20 +127,17 @@ class Daemon : public server::Backend {
       }
       if (changed) persist();
     }
-    snap_.cls = rec_.class_counters();
-    snap_.tot = rec_.counters();
-    snap_.conns = rec_.table().size();
+    Shard& sh = shards_[shard];
+    sh.totals = record::totals({recs_[shard]});
     if (share_) {
-      snap_.share_kept = share_->kept_packets();
-      snap_.share_other = share_->other_packets();
+      share_kept_ = share_->kept_packets();
+      share_other_ = share_->other_packets();
     }
-    snap_.conns_created = rec_.table().stats().created;
-    snap_.conns_evicted = rec_.table().stats().evicted;
     auto now = std::chrono::steady_clock::now();
-    if (now - last_kstats_ >= std::chrono::milliseconds(100) || snap_.kernel.size() != sources.size()) {
-      last_kstats_ = now;
-      snap_.kernel.clear();
-      for (auto& s : sources) snap_.kernel.push_back(s->stats());
+    if (now - sh.last_kstats >= std::chrono::milliseconds(100) || sh.kernel.size() != sources.size()) {
+      sh.last_kstats = now;
+      sh.kernel.clear();
+      for (auto* s : sources) sh.kernel.push_back(s->stats());
     }
   }
 
@@ -145,18 +147,19 @@ class Daemon : public server::Backend {
   std::string problem() override { return writer_.problem(); }
   json stats() override {
     std::lock_guard lk(mu_);
+    const Snapshot snap = snapshot();
     json j;
     uint64_t kd = 0, kr = 0, ki = 0;
-    for (auto& k : snap_.kernel) {
+    for (auto& k : snap.kernel) {
       kd += k.kernel_dropped;
       kr += k.kernel_received;
       ki += k.iface_dropped;
     }
     j["interfaces"] = cfg_.interfaces;
-    j["packets"] = snap_.tot.packets;
-    j["bytes"] = snap_.tot.bytes;
-    j["connections_active"] = snap_.conns;
-    j["connections"] = snap_.conns_created;
+    j["packets"] = snap.t.tot.packets;
+    j["bytes"] = snap.t.tot.bytes;
+    j["connections_active"] = snap.t.table_open;
+    j["connections"] = snap.t.table.created;
     j["kernel"] = {{"received", kr}, {"dropped", kd}, {"interface_dropped", ki}};
     j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
     j["dynamic_classes"] = dyn_.size();
@@ -164,22 +167,20 @@ class Daemon : public server::Backend {
       j["worker_share"] = {{"worker_id", share_->worker_id()},
                            {"workers", share_->workers()},
                            {"balance", cluster::scheme_name(share_->scheme())},
-                           {"kept_packets", snap_.share_kept},
-                           {"other_workers_packets", snap_.share_other}};
+                           {"kept_packets", share_kept_},
+                           {"other_workers_packets", share_other_}};
     }
-    for (size_t i = 0; i < cfg_.classes.size() && i < snap_.cls.size(); ++i) {
-      const auto& c = snap_.cls[i];
-      const auto& w = writer_.stats(static_cast<uint16_t>(i));
-      const auto& r = writer_.ring(static_cast<uint16_t>(i));
-      j["classes"][cfg_.classes[i].name] = class_json(cfg_.classes[i], c, w, r);
-    }
+    for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i)
+      j["classes"][cfg_.classes[i].name] =
+          class_json(cfg_.classes[i], snap.t.cls[i], writer_, static_cast<uint16_t>(i));
     return j;
   }
 
   void metrics(server::Metrics& m) override {
     std::lock_guard lk(mu_);
-    for (size_t i = 0; i < cfg_.classes.size() && i < snap_.cls.size(); ++i) {
-      const auto& c = snap_.cls[i];
+    const Snapshot snap = snapshot();
+    for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i) {
+      const auto& c = snap.t.cls[i];
       const auto& w = writer_.stats(static_cast<uint16_t>(i));
       std::vector<std::pair<std::string, std::string>> l = {{"class", cfg_.classes[i].name}};
       auto d = [](uint64_t v) { return static_cast<double>(v); };
@@ -195,10 +196,15 @@ class Daemon : public server::Backend {
             d(c.cut_bytes), l);
       m.add("tm_packets_dropped_total", "counter", "Packets lost in tm, by class and reason.",
             d(c.dropped_ring_full), {{"class", cfg_.classes[i].name}, {"reason", "ring_full"}});
-      m.add("tm_ram_bytes", "gauge", "RAM ring use, by class.",
-            d(writer_.ring(static_cast<uint16_t>(i)).used()), l);
-      m.add("tm_ram_capacity_bytes", "gauge", "RAM ring size, by class.",
-            d(writer_.ring(static_cast<uint16_t>(i)).capacity()), l);
+      m.add("tm_packets_dropped_total", "counter", "", d(c.dropped_too_large),
+            {{"class", cfg_.classes[i].name}, {"reason", "too_large"}});
+      m.add("tm_ram_bytes", "gauge", "RAM buffer fill: bytes of packets not written yet, by class.",
+            d(writer_.ram_used(static_cast<uint16_t>(i))), l);
+      m.add("tm_ram_high_water_bytes", "gauge",
+            "RAM buffer: the most of it lent to the rings at once, by class.",
+            d(writer_.ram_high_water(static_cast<uint16_t>(i))), l);
+      m.add("tm_ram_capacity_bytes", "gauge", "RAM buffer size (ram_budget), by class.",
+            d(writer_.ram_capacity(static_cast<uint16_t>(i))), l);
       m.add("tm_disk_bytes", "gauge", "Disk use written by this recorder, by class.", d(w.disk_bytes.load()),
             l);
       m.add("tm_segments_evicted_total", "counter", "Segments deleted to keep the disk budget, by class.",
@@ -213,7 +219,7 @@ class Daemon : public server::Backend {
           "Writes that failed (each deleted segments or waited for room).",
           static_cast<double>(writer_.write_errors()));
     uint64_t kd = 0, ki = 0, kr = 0;
-    for (auto& k : snap_.kernel) {
+    for (auto& k : snap.kernel) {
       kd += k.kernel_dropped;
       ki += k.iface_dropped;
       kr += k.kernel_received;
@@ -224,10 +230,11 @@ class Daemon : public server::Backend {
           static_cast<double>(kd), {{"where", "kernel"}});
     m.add("tm_kernel_packets_dropped_total", "counter", "", static_cast<double>(ki),
           {{"where", "interface"}});
-    m.add("tm_connections_active", "gauge", "Connections tracked now.", static_cast<double>(snap_.conns));
+    m.add("tm_connections_active", "gauge", "Connections tracked now.",
+          static_cast<double>(snap.t.table_open));
     m.add("tm_connections_evicted_total", "counter",
           "Connections ended early: the connection table was full.",
-          static_cast<double>(snap_.conns_evicted));
+          static_cast<double>(snap.t.table.evicted));
     m.add("tm_dynamic_classes", "gauge", "Hosts with a dynamic class.", static_cast<double>(dyn_.size()));
     m.add("tm_subscription_overflow_total", "counter", "Packets lost by slow subscribers.",
           static_cast<double>(sub_overflow_.load()));
@@ -247,21 +254,20 @@ class Daemon : public server::Backend {
     dyn_[host] = Dyn{static_cast<uint16_t>(ci), exp};
     if (exp) next_expiry_ = std::min(next_expiry_, exp);
     persist();
-    cmds_.push_back([this, addr = *a, ci] { rec_.set_host_class(addr, static_cast<uint16_t>(ci)); });
-    pending_ = true;
+    command([addr = *a, ci](record::Recorder& r) { r.set_host_class(addr, static_cast<uint16_t>(ci)); });
     return entry(host, dyn_[host]);
   }
 
-  // Per-connection controls: the API thread takes the table lock, which the capture thread
-  // holds only while it processes a batch.
-  std::mutex& table_mutex() { return table_mu_; }
+  // Per-connection controls: the API thread takes a shard's table lock, which its capture
+  // thread holds only while it processes a batch.
+  std::mutex& table_mutex(size_t shard) { return shards_[shard].table_mu; }
 
   json connections(const query::Expr& e, size_t top) override {
     std::vector<flow::FlowRecord> rows;
     std::vector<std::array<uint8_t, 2>> flags;
-    {
-      std::lock_guard lk(table_mu_);
-      rec_.table().for_each([&](const conn::ConnEntry& c) {
+    for (size_t i = 0; i < recs_.size(); ++i) {
+      std::lock_guard lk(shards_[i].table_mu);
+      recs_[i]->table().for_each([&](const conn::ConnEntry& c) {
         flow::FlowRecord r = flow::make_record(c, flow::EndState::kOpen);
         if (!query::matches(e, flow::as_packet(r))) return;
         rows.push_back(r);
@@ -297,13 +303,15 @@ class Daemon : public server::Backend {
 
   json control(const query::Expr& e, int suspend_cutoff, int suspend_timeout) override {
     size_t n = 0;
-    std::lock_guard lk(table_mu_);
-    rec_.table_mutable().for_each_mutable([&](conn::ConnEntry& c) {
-      if (!query::matches(e, flow::as_packet(flow::make_record(c, flow::EndState::kOpen)))) return;
-      if (suspend_cutoff >= 0) c.suspend_cutoff = static_cast<uint8_t>(suspend_cutoff);
-      if (suspend_timeout >= 0) c.suspend_timeout = static_cast<uint8_t>(suspend_timeout);
-      ++n;
-    });
+    for (size_t i = 0; i < recs_.size(); ++i) {
+      std::lock_guard lk(shards_[i].table_mu);
+      recs_[i]->table_mutable().for_each_mutable([&](conn::ConnEntry& c) {
+        if (!query::matches(e, flow::as_packet(flow::make_record(c, flow::EndState::kOpen)))) return;
+        if (suspend_cutoff >= 0) c.suspend_cutoff = static_cast<uint8_t>(suspend_cutoff);
+        if (suspend_timeout >= 0) c.suspend_timeout = static_cast<uint8_t>(suspend_timeout);
+        ++n;
+      });
+    }
     return {{"connections", n}};
   }
 
@@ -324,8 +332,7 @@ class Daemon : public server::Backend {
     dyn_.erase(it);
     persist();
     if (auto a = parse_host(host)) {
-      cmds_.push_back([this, addr = *a] { rec_.clear_host_class(addr); });
-      pending_ = true;
+      command([addr = *a](record::Recorder& r) { r.clear_host_class(addr); });
     }
     return true;
   }
@@ -396,25 +403,44 @@ class Daemon : public server::Backend {
     }
   }
 
-  struct Snapshot {
-    std::vector<record::ClassCounters> cls;
-    record::RecorderCounters tot;
-    size_t conns = 0;
-    uint64_t conns_created = 0, conns_evicted = 0;
+  // A dynamic-class change, applied by each shard's capture thread to its recorder before its
+  // next batch.
+  using Command = std::function<void(record::Recorder&)>;
+  struct Shard {
+    std::vector<Command> cmds;  // mu_
+    std::atomic<bool> pending{false};
+    std::mutex table_mu;
+    record::RecorderTotals totals;  // mu_: published after each batch
     std::vector<capture::SourceStats> kernel;
-    uint64_t share_kept = 0, share_other = 0;
+    std::chrono::steady_clock::time_point last_kstats{};
   };
+  // mu_ held.
+  void command(const Command& c) {
+    for (auto& sh : shards_) {
+      sh.cmds.push_back(c);
+      sh.pending = true;
+    }
+  }
+  struct Snapshot {
+    record::RecorderTotals t;  // every shard's published counters added up
+    std::vector<capture::SourceStats> kernel;
+  };
+  Snapshot snapshot() const {  // mu_ held
+    Snapshot s;
+    for (auto& sh : shards_) {
+      record::add(s.t, sh.totals);
+      s.kernel.insert(s.kernel.end(), sh.kernel.begin(), sh.kernel.end());
+    }
+    return s;
+  }
   const config::Config& cfg_;
   store::StoreWriter& writer_;
-  record::Recorder& rec_;
+  std::vector<record::Recorder*> recs_;
+  std::deque<Shard> shards_;  // by shard (deque: Shard holds a mutex)
   std::string path_;
   std::mutex mu_;
   std::map<std::string, Dyn> dyn_;
-  std::vector<std::function<void()>> cmds_;
-  std::atomic<bool> pending_{false};
-  std::mutex table_mu_;
-  Snapshot snap_;
-  std::chrono::steady_clock::time_point last_kstats_{};
+  uint64_t share_kept_ = 0, share_other_ = 0;              // mu_
   uint64_t next_expiry_ = 0;                               // mu_
   std::vector<std::shared_ptr<server::Subscriber>> subs_;  // writer thread only
   std::atomic<uint64_t> sub_overflow_{0};
@@ -575,7 +601,9 @@ Runner add_serve(CLI::App& app) {
     if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);
     for (auto& f : ad.foreign) std::cerr << "tm serve: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm serve: warning: " << p << "\n";
-    Daemon daemon(cfg, session.writer(), session.recorder());
+    std::vector<record::Recorder*> recs;
+    for (size_t i = 0; i < session.shards(); ++i) recs.push_back(&session.recorder(i));
+    Daemon daemon(cfg, session.writer(), std::move(recs));
     daemon.set_share(share.get());
     daemon.load_classes();
     session.set_live_sources(open_live_sources(cfg));
@@ -593,11 +621,11 @@ Runner add_serve(CLI::App& app) {
                              cfg.store, server::format_host_port(addr.host, api.port()));
     int rc = 0;
     try {
-      session.run([&](const std::function<void()>& record_batch) {
-        std::lock_guard table_lock(daemon.table_mutex());  // per batch, not per packet
-        daemon.apply_commands();
+      session.run([&](size_t shard, const std::function<void()>& record_batch) {
+        std::lock_guard table_lock(daemon.table_mutex(shard));  // per batch, not per packet
+        daemon.apply_commands(shard);
         record_batch();
-        daemon.publish(session.live_sources());
+        daemon.publish(shard, session.shard_sources(shard));
       });
     } catch (const std::exception& e) {
       std::cerr << "tm serve: " << e.what() << "\n";

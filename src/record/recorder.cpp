@@ -13,12 +13,57 @@
 
 namespace tmach::record {
 
-Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows)
+void add(RecorderTotals& t, const RecorderTotals& o) {
+  if (t.cls.size() < o.cls.size()) t.cls.resize(o.cls.size());
+  for (size_t i = 0; i < o.cls.size(); ++i) {
+    ClassCounters& a = t.cls[i];
+    const ClassCounters& b = o.cls[i];
+    a.seen_packets += b.seen_packets;
+    a.seen_bytes += b.seen_bytes;
+    a.stored_packets += b.stored_packets;
+    a.stored_bytes += b.stored_bytes;
+    a.cut_packets += b.cut_packets;
+    a.cut_bytes += b.cut_bytes;
+    a.dropped_ring_full += b.dropped_ring_full;
+    a.dropped_too_large += b.dropped_too_large;
+    a.control_kept += b.control_kept;
+    a.connections += b.connections;
+    a.connections_cut += b.connections_cut;
+  }
+  const RecorderCounters& c = o.tot;
+  t.tot.packets += c.packets;
+  t.tot.bytes += c.bytes;
+  for (size_t i = 0; i < std::size(c.status); ++i) t.tot.status[i] += c.status[i];
+  t.tot.untracked += c.untracked;
+  t.tot.ring_waits += c.ring_waits;
+  t.tot.non_ip += c.non_ip;
+  const conn::ConnTableStats& s = o.table;
+  t.table.created += s.created;
+  t.table.expired += s.expired;
+  t.table.evicted += s.evicted;
+  t.table.untracked += s.untracked;
+  t.table.hand_steps += s.hand_steps;
+  t.table.peak += s.peak;
+  t.table_max += o.table_max;
+  t.table_open += o.table_open;
+}
+
+RecorderTotals totals(const std::vector<const Recorder*>& recs) {
+  RecorderTotals t;
+  for (const Recorder* r : recs)
+    add(t, RecorderTotals{r->class_counters(), r->counters(), r->table().stats(),
+                          r->table().max_connections(), r->table().size()});
+  return t;
+}
+
+Recorder::Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows,
+                   uint16_t shard, uint16_t shards)
     : cfg_(cfg),
       writer_(writer),
       flows_(flows),
+      shard_(shard),
       classifier_(cfg.classes),
-      table_(cfg.max_connections, cfg.timeouts,
+      table_(std::max<size_t>(16, cfg.max_connections / std::max<uint16_t>(1, shards)), cfg.timeouts,
              [this](const conn::ConnEntry& e, conn::EndReason why) {
                if (e.cut) per_class_[e.cls].connections_cut++;
                flow::EndState st = why == conn::EndReason::kShutdown ? flow::EndState::kShutdown
@@ -137,15 +182,18 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
     store::index_keys(info, index_keys_);
     keys = &index_keys_;
   }
-  bool pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
-  while (!pushed && wait_when_full && writer_.error().empty()) {
+  bool pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
+  const bool never = !pushed && writer_.too_large(cls, pk.caplen, keys);
+  while (!pushed && !never && wait_when_full && writer_.error().empty()) {
     totals_.ring_waits++;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
-    pushed = writer_.push(cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
+    pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
   }
   if (pushed) {
     cc.stored_packets++;
     cc.stored_bytes += pk.caplen;
+  } else if (never) {
+    cc.dropped_too_large++;
   } else {
     cc.dropped_ring_full++;
   }

@@ -29,7 +29,8 @@ struct ClassCounters {
   uint64_t seen_packets = 0, seen_bytes = 0;      // wire bytes
   uint64_t stored_packets = 0, stored_bytes = 0;  // handed to the writer (captured bytes)
   uint64_t cut_packets = 0, cut_bytes = 0;        // beyond the connection cutoff
-  uint64_t dropped_ring_full = 0;                 // packets lost because the RAM ring was full
+  uint64_t dropped_ring_full = 0;                 // packets lost because the class's RAM buffer was full
+  uint64_t dropped_too_large = 0;                 // packets lost because larger than a chunk of it
   uint64_t control_kept = 0;                      // TCP SYN/FIN/RST kept after the cutoff
   uint64_t connections = 0;
   uint64_t connections_cut = 0;
@@ -43,10 +44,25 @@ struct RecorderCounters {
   uint64_t non_ip = 0;
 };
 
+// The counters of several recorders (a session's shards, one per capture thread) added up.
+struct RecorderTotals {
+  std::vector<ClassCounters> cls;
+  RecorderCounters tot;
+  conn::ConnTableStats table;  // peak: the sum of the shards' peaks
+  uint64_t table_max = 0, table_open = 0;
+};
+
+class Recorder;
+RecorderTotals totals(const std::vector<const Recorder*>& recs);
+void add(RecorderTotals& to, const RecorderTotals& from);
+
 class Recorder {
  public:
-  // The packets go to `writer`, the flow records to `flows` (null: flow records are off).
-  Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows);
+  // The packets go to `writer` (as its producer `shard`, of `shards` capture threads), the
+  // flow records to `flows` (null: flow records are off). A shard's connection table holds
+  // connections.max / shards.
+  Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows, uint16_t shard = 0,
+           uint16_t shards = 1);
 
   // `wait_when_full`: block until the writer makes room instead of dropping (file input).
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
@@ -102,6 +118,7 @@ class Recorder {
   config::Config cfg_;
   store::StoreWriter& writer_;
   flow::FlowDrain* flows_;
+  uint16_t shard_;
   std::vector<packet::PacketInfo> infos_ = std::vector<packet::PacketInfo>(kBatch);
   std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
   Classifier classifier_;

@@ -1,8 +1,13 @@
 #include "record/session.h"
 
+#include <fmt/format.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <exception>
 #include <stdexcept>
+#include <thread>
 
 #include "config/component_options.h"
 #include "util/allocator_tuning.h"
@@ -16,9 +21,15 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
       wait_mode_(cfg.when_full == config::WhenFull::kWait ||
                  (cfg.when_full == config::WhenFull::kAuto && !opts_.live)) {
   util::tune_allocator_for_recording();
+  const auto n =
+      static_cast<uint16_t>(opts_.live ? std::clamp(cfg_.capture_threads, 1, config::kMaxCaptureThreads) : 1);
+  if (n > 1 && opts_.keep)
+    throw std::runtime_error(
+        "capture.threads > 1 cannot be combined with a worker's share (--worker-id) yet");
   // The store first: it is locked before anything in it is touched.
   store::StoreOptions so = config::store_options(cfg_);
   so.evict_when_full = opts_.live;  // live: a full disk costs the oldest segments, not the recording
+  so.producers = n;
   writer_ = std::make_unique<store::StoreWriter>(std::move(so));
   adopt_ = writer_->adopt_report();
   if (cfg_.flows) {
@@ -27,7 +38,15 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
     writer_->set_tick([f = flows_.get()](uint64_t now_ns) { f->tick(now_ns); });
   }
   if (opts_.test_delay_us) writer_->set_test_delay_us(opts_.test_delay_us);
-  rec_ = std::make_unique<Recorder>(cfg_, *writer_, flows_.get());
+  shards_.resize(n);
+  for (uint16_t i = 0; i < n; ++i)
+    shards_[i].rec = std::make_unique<Recorder>(cfg_, *writer_, flows_.get(), i, n);
+}
+
+RecorderTotals Session::totals() const {
+  std::vector<const Recorder*> recs;
+  for (const auto& s : shards_) recs.push_back(s.rec.get());
+  return record::totals(recs);
 }
 
 Session::~Session() {
@@ -40,6 +59,7 @@ Session::~Session() {
 
 void Session::set_live_sources(std::vector<std::unique_ptr<capture::PacketSource>> sources) {
   live_ = std::move(sources);
+  for (size_t k = 0; k < live_.size(); ++k) shards_[k % shards_.size()].sources.push_back(live_[k].get());
 }
 
 void Session::set_files(std::unique_ptr<capture::MergeSource> files, std::vector<uint32_t> input_of,
@@ -55,11 +75,13 @@ void Session::start() {
   // marks were 12 and 31 MB), then the connection table's index and its first 32 MiB of
   // entries (~250k connections).
   std::vector<std::pair<void*, size_t>> hot;
+  const size_t ways = shards_.size();
   for (size_t c = 0; c < cfg_.classes.size(); ++c) {
-    auto [p, n] = writer_->ring_mutable(static_cast<uint16_t>(c)).memory();
-    hot.emplace_back(p, std::min<size_t>(n, 32u << 20));
+    auto [m, n] = writer_->ram_memory(static_cast<uint16_t>(c));
+    hot.emplace_back(m, std::min<size_t>(n, 32u << 20));
   }
-  for (auto& r : rec_->table_mutable().hot_memory(32u << 20)) hot.push_back(r);
+  for (auto& s : shards_)
+    for (auto& r : s.rec->table_mutable().hot_memory((32u << 20) / ways)) hot.push_back(r);
   prefault_.start(std::move(hot));
   writer_->start();
   started_ = true;
@@ -80,15 +102,44 @@ void Session::run(const Around& around) {
 }
 
 void Session::run_live(const Around& around) {
+  if (shards_.size() == 1) return run_shard(0, around);
+  // Shards 1.. on threads of their own, shard 0 here; the first failure stops them all and
+  // is rethrown once every thread is joined.
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> failed(shards_.size());
+  for (size_t i = 1; i < shards_.size(); ++i)
+    threads.emplace_back([this, i, &around, &failed] {
+      pthread_setname_np(pthread_self(), fmt::format("tm-capture-{}", i).substr(0, 15).c_str());
+      try {
+        run_shard(i, around);
+      } catch (...) {
+        failed[i] = std::current_exception();
+        stop();
+      }
+      shards_[i].cpu = util::thread_cpu_seconds();
+    });
+  try {
+    run_shard(0, around);
+  } catch (...) {
+    failed[0] = std::current_exception();
+    stop();
+  }
+  for (auto& t : threads) t.join();
+  for (auto& f : failed)
+    if (f) std::rethrow_exception(f);
+}
+
+void Session::run_shard(size_t i, const Around& around) {
+  Recorder& rec = *shards_[i].rec;
   std::vector<capture::RawPacket> batch(256);
   while (!stopping()) {
-    for (auto& s : live_) {
+    for (capture::PacketSource* s : shards_[i].sources) {
       size_t n = s->next_batch(batch.data(), batch.size());
       if (opts_.keep) n = opts_.keep(batch.data(), n);
       if (around)
-        around([&] { rec_->process(batch.data(), n, wait_mode_); });
+        around(i, [&] { rec.process(batch.data(), n, wait_mode_); });
       else
-        rec_->process(batch.data(), n, wait_mode_);
+        rec.process(batch.data(), n, wait_mode_);
     }
   }
 }
@@ -115,7 +166,7 @@ void Session::run_files() {
     }
     if (n == 0) break;
     if (opts_.keep) n = opts_.keep(batch.data(), n);
-    rec_->process(batch.data(), n, wait_mode_);
+    shards_[0].rec->process(batch.data(), n, wait_mode_);
     if (writer_->failed()) throw std::runtime_error("writer failed: " + writer_->error());
   }
 }
@@ -128,8 +179,9 @@ void Session::finish() {
   // The flow records of the connections ended now are written on tm-flows, alongside the
   // writer's last drain of the rings and seal of the last segments rather than after them.
   if (flows_) flows_->hold();
-  rec_->finish();
+  for (auto& s : shards_) s.rec->finish();
   capture_cpu_ = util::thread_cpu_seconds();
+  for (auto& s : shards_) capture_cpu_ += s.cpu;
   if (flows_) flows_->close();  // every flow record is pushed
   try {
     writer_->finish();

@@ -5,7 +5,10 @@
 // tm-writer, then tm-flows), the recorder, the prefaulter (tm-prefault) and the input
 // (live sources, or files merged into one timeline, counted into the import log); the
 // share filter of a split is applied to each batch (SessionOptions::keep). The capture side
-// runs on the thread that calls run() and finish().
+// runs on the thread that calls run() and finish(); live, with capture.threads = N > 1, run()
+// starts N - 1 more capture threads (tm-capture-<i>) and joins them before it returns: shard i
+// has its own sources (its socket of each interface's fanout group), its own recorder
+// (connection-table shard) and its own rings in the store writer (producer i).
 #pragma once
 
 #include <atomic>
@@ -48,16 +51,26 @@ class Session {
   const store::AdoptReport& adopt_report() const { return adopt_; }
   store::StoreWriter& writer() { return *writer_; }
   const store::StoreWriter& writer() const { return *writer_; }
-  Recorder& recorder() { return *rec_; }
-  const Recorder& recorder() const { return *rec_; }
+  // The recorders, one per shard (capture thread); recorder() is shard 0's.
+  Recorder& recorder() { return *shards_[0].rec; }
+  const Recorder& recorder() const { return *shards_[0].rec; }
+  size_t shards() const { return shards_.size(); }
+  Recorder& recorder(size_t shard) { return *shards_[shard].rec; }
+  // Every shard's counters added up; once run() returned (they are the capture threads' own).
+  RecorderTotals totals() const;
 
-  // The input, before start(): live sources, or files read as one timeline. For files,
+  // The input, before start(): live sources (shard i reads sources i, i + shards(), ...: give
+  // each interface's sockets one after the other, as capture::open_live_group returns them,
+  // and shard i gets socket i of each), or files read as one timeline. For files,
   // merged input k is --read input_of[k] of the import log `imports` (which must outlive
   // the session): each packet is noted to its input, and each input read to its end.
   void set_live_sources(std::vector<std::unique_ptr<capture::PacketSource>> sources);
   void set_files(std::unique_ptr<capture::MergeSource> files, std::vector<uint32_t> input_of,
                  store::ImportSession* imports);
   const std::vector<std::unique_ptr<capture::PacketSource>>& live_sources() const { return live_; }
+  const std::vector<capture::PacketSource*>& shard_sources(size_t shard) const {
+    return shards_[shard].sources;
+  }
   const capture::MergeSource* files() const { return files_.get(); }
 
   // Starts the prefaulter and the writer; the session's clock (seconds()) starts here.
@@ -65,8 +78,9 @@ class Session {
   // Reads the input into the recorder until it ends or stop() is called; throws on a read
   // error or (files) when the writer failed. `around`, if given, is called for each batch of
   // a live source with the function that records it (the daemon's per-batch hooks, under its
-  // lock); the share filter has been applied before.
-  using Around = std::function<void(const std::function<void()>& record_batch)>;
+  // lock); the share filter has been applied before. With several shards it is called on each
+  // shard's capture thread, with the shard's index.
+  using Around = std::function<void(size_t shard, const std::function<void()>& record_batch)>;
   void run(const Around& around = {});
   // Any thread (the signal thread): run() returns soon; live sources and the file being read
   // are stopped.
@@ -82,14 +96,22 @@ class Session {
   void finish();
 
   // After finish(): the live sources' kernel counters, the seconds from start() to the end
-  // of finish(), and the CPU seconds of the capture thread (the one that ran run()).
+  // of finish(), and the CPU seconds of the capture threads (the one that ran run(), and the
+  // shards' own).
   const std::vector<capture::SourceStats>& source_stats() const { return kstats_; }
   double seconds() const { return seconds_; }
   double capture_cpu_seconds() const { return capture_cpu_; }
 
  private:
   void run_live(const Around& around);
+  void run_shard(size_t i, const Around& around);
   void run_files();
+
+  struct Shard {
+    std::unique_ptr<Recorder> rec;
+    std::vector<capture::PacketSource*> sources;
+    double cpu = 0;  // a thread of its own: its CPU seconds once it ended
+  };
 
   config::Config cfg_;
   SessionOptions opts_;
@@ -97,7 +119,7 @@ class Session {
   // Declared so that the writer (whose thread calls into the flow drain) goes before it.
   std::unique_ptr<flow::FlowDrain> flows_;
   std::unique_ptr<store::StoreWriter> writer_;
-  std::unique_ptr<Recorder> rec_;
+  std::vector<Shard> shards_;
   store::AdoptReport adopt_;
   std::vector<std::unique_ptr<capture::PacketSource>> live_;
   std::unique_ptr<capture::MergeSource> files_;

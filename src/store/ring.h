@@ -1,10 +1,17 @@
-// A single-producer, single-consumer ring of packet records in one fixed block of RAM.
+// The RAM buffer between the capture threads and the writer thread: a class's RAM budget
+// (BufferPool) in chunks, lent to single-producer, single-consumer rings of packet records (one
+// ring per capture thread).
 //
-// The capture thread appends (try_push never blocks, never allocates); the writer thread
-// reads records in place and releases them. Memory is fixed at construction: the class's
-// RAM budget. A record never wraps: when it does not fit before the end, a skip marker
-// fills the tail and the record starts at offset 0. While the consumer keeps up, the producer
-// wraps that way as soon as it is kSoftWrap bytes in (see try_push).
+// A ring is a queue of chunks. The capture thread appends records to its current chunk
+// (try_push never blocks, never allocates); when one does not fit, it takes another chunk from
+// the pool (a skip marker closes the last one) and goes on there. The writer thread reads
+// records in place, chunk after chunk, and gives each chunk it passed back to the pool at
+// release(). So the buffer is elastic: while the writer keeps up, a ring holds two chunks that
+// take turns (the pool hands out the chunk given back last: its lines are still in the caches);
+// when the writer falls behind, one ring may borrow every free chunk of the budget, whichever
+// capture thread has the burst; a push is refused only when its ring's chunk is full and no
+// chunk is free (the whole budget held, less the unused tails of chunks, and the consumed head of
+// the chunk the writer is in), or when the record is larger than a chunk.
 //
 // A record is its header, the packet's index keys in packed form (index_keys.h: the capture
 // thread decoded the packet already, so the writer only copies and indexes), then the frame.
@@ -14,7 +21,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "store/index_keys.h"
 #include "util/huge_array.h"
@@ -22,7 +31,7 @@
 namespace tmach::store {
 
 struct RecordHeader {
-  uint32_t size;  // bytes of this record, header included, rounded up to 8; 0 = skip to start
+  uint32_t size;  // bytes of this record, header included, rounded up to 8; 0 = skip to the next chunk
   uint32_t caplen;
   uint32_t wirelen;
   uint32_t linktype;
@@ -32,14 +41,58 @@ struct RecordHeader {
 };
 static_assert(sizeof(RecordHeader) == 32);
 
+// A RAM budget in equal chunks, shared by the rings of one class (any thread; a mutex taken once
+// per chunk).
+class BufferPool {
+ public:
+  // `bytes` in chunks of 1 MiB, or of an eighth of a small budget (16 KiB at least); at least
+  // two chunks per ring that will use it (`rings`).
+  explicit BufferPool(size_t bytes, size_t rings = 1);
+
+  size_t chunk_bytes() const { return chunk_; }
+  uint32_t chunks() const { return n_; }
+  size_t capacity() const { return size_t{n_} * chunk_; }
+  uint8_t* chunk(uint32_t i) { return buf_.begin() + size_t{i} * chunk_; }
+  const uint8_t* chunk(uint32_t i) const { return buf_.begin() + size_t{i} * chunk_; }
+  // A free chunk, the one given back last; false when every chunk is lent.
+  bool acquire(uint32_t& id);
+  void give_back(const uint32_t* ids, size_t n);
+  // The buffer's fill: bytes of the chunks lent now, and the most ever lent at once.
+  uint64_t held_bytes() const { return uint64_t{held_.load(std::memory_order_relaxed)} * chunk_; }
+  uint64_t high_water() const { return uint64_t{peak_.load(std::memory_order_relaxed)} * chunk_; }
+  // The memory (for util::Prefaulter), chunks in the order acquire() first hands them out.
+  std::pair<void*, size_t> memory() { return {buf_.begin(), buf_.mapped_bytes()}; }
+
+ private:
+  // Huge pages where the kernel allows (fewer TLB misses), committed as touched rather than
+  // zeroed up front.
+  util::HugeArray<uint8_t> buf_;
+  size_t chunk_;
+  uint32_t n_;
+  std::mutex mu_;
+  std::vector<uint32_t> free_;  // mu_; the back is handed out next
+  std::atomic<uint32_t> held_{0}, peak_{0};
+};
+
 class Ring {
  public:
+  // A ring lending chunks of `pool` (which must outlive it).
+  explicit Ring(BufferPool& pool);
+  // A ring with a pool of its own of `bytes`.
   explicit Ring(size_t bytes);
+  ~Ring();
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
 
   // Copies one packet (and its index keys, if given) in. Returns false, copying nothing, when
-  // there is no room.
+  // there is no room (or the record is larger than a chunk: too_large()).
   bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
                 const IndexKeys* keys = nullptr);
+  // Whether a record of this frame could never be pushed (larger than a chunk).
+  bool too_large(uint32_t caplen, const IndexKeys* keys) const {
+    return record_size((keys ? static_cast<uint32_t>(keys->packed_bytes()) : 0) + uint64_t{caplen}) >
+           pool_->chunk_bytes();
+  }
 
   // Consumer side: the oldest record not consumed yet, or null when there is none. Valid
   // until its memory is released.
@@ -52,60 +105,60 @@ class Ring {
   // Consumes the front record. Its memory stays as it is (the producer cannot reuse it) until
   // release(): the writer hands frames to write() straight from the ring.
   void consume() {
-    const uint32_t n = reinterpret_cast<const RecordHeader*>(buf_.begin() + rpos_)->size;
+    const uint32_t n = reinterpret_cast<const RecordHeader*>(pool_->chunk(rchunk_) + rpos_)->size;
     read_ += n;
-    rpos_ = advance(rpos_, n);
+    rpos_ += n;
   }
-  // Gives the memory of every consumed record back to the producer.
-  void release() { tail_.store(read_, std::memory_order_release); }
+  // Gives the memory of every consumed record back: the chunks passed, to the pool.
+  void release();
   void pop() {
     consume();
     release();
   }
 
-  size_t capacity() const { return cap_; }
-  // The ring's memory (for util::Prefaulter).
-  std::pair<void*, size_t> memory() { return {buf_.begin(), buf_.mapped_bytes()}; }
+  // The pool's size (the class's budget, shared by its rings).
+  size_t capacity() const { return pool_->capacity(); }
+  // The memory of the pool (for util::Prefaulter).
+  std::pair<void*, size_t> memory() { return pool_->memory(); }
+  const BufferPool& pool() const { return *pool_; }
+  // Bytes of records pushed and not released yet (any thread).
   size_t used() const {
-    return static_cast<size_t>(head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire));
+    return static_cast<size_t>(head_.load(std::memory_order_acquire) -
+                               released_.load(std::memory_order_acquire));
   }
-  // The most bytes records held, sampled whenever the producer looks up the consumer's
-  // position (at least once per ring's worth of data, and whenever the ring looks full).
-  uint64_t high_water() const { return high_water_; }
+  // The most bytes records held, sampled whenever the producer changes chunks or is refused.
+  uint64_t high_water() const { return high_water_.load(std::memory_order_relaxed); }
 
  private:
-  // Prefetches the lines from `done` (advanced) to a few KiB past `at` (byte counts), `at`
-  // being at offset `pos` in the ring.
-  void prefetch_ahead(uint64_t at, size_t pos, uint64_t& done, bool write) const;
-  // Offset `pos` moved on by `n` bytes (n <= cap_): positions are kept as offsets next to
-  // the byte counts, because `count % cap_` is a 64-bit division (cap_ is any multiple of
-  // 64), and that was a good part of each side's cost per packet.
-  size_t advance(size_t pos, size_t n) const {
-    pos += n;
-    return pos >= cap_ ? pos - cap_ : pos;
-  }
-  static uint32_t record_size(uint32_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~7u; }
-  // Producer: reloads cached_tail_ and samples the high-water mark.
-  void refresh_tail(uint64_t head);
+  static constexpr uint32_t kNone = UINT32_MAX;
+  static uint64_t record_size(uint64_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~uint64_t{7}; }
+  // Asks for the lines from `done` (advanced) to a few KiB past `pos`, within the chunk.
+  static void prefetch_ahead(const uint8_t* chunk, size_t chunk_bytes, size_t pos, size_t& done, bool write);
+  void sample_high_water(uint64_t head);
 
-  // Huge pages where the kernel allows (fewer TLB misses on a ring of tens of MB), committed
-  // as touched rather than zeroed up front.
-  util::HugeArray<uint8_t> buf_;
-  size_t cap_;
-  // head_/tail_ count bytes ever written/released (monotonic); position = value % cap_.
-  alignas(64) std::atomic<uint64_t> head_{0};
-  size_t hpos_ = 0;  // producer: head_ % cap_
-  static constexpr size_t kSoftWrap = 4u << 20;
-  uint64_t cached_tail_ = 0;
-  uint64_t tail_checked_ = 0;  // producer: head when cached_tail_ was last refreshed for a soft wrap
-  uint64_t high_water_ = 0;
-  uint64_t gap_at_ = 0, gap_ = 0;  // producer: where the last wrap's skipped tail starts, its bytes
-  uint64_t prefetched_head_ = 0;   // producer: lines asked for (for writing) up to here
-  alignas(64) std::atomic<uint64_t> tail_{0};
-  uint64_t read_ = 0;             // consumer: bytes consumed (>= tail_, which counts those released)
-  size_t rpos_ = 0;               // consumer: read_ % cap_
-  uint64_t prefetched_read_ = 0;  // consumer: lines asked for up to here
+  std::unique_ptr<BufferPool> own_;  // Ring(bytes)
+  BufferPool* pool_;
+  // The chunks of the ring in order, as ids: written by the producer before it publishes the
+  // records in them (head_), read by the consumer as it reaches them. Never more than the pool's
+  // chunks are in the ring, so a slot is rewritten only once the consumer read it (and gave its
+  // chunk, or a later one, back through the pool's mutex).
+  std::vector<uint32_t> slots_;
+  // Producer.
+  alignas(64) std::atomic<uint64_t> head_{0};  // bytes of records pushed
+  uint32_t wchunk_ = kNone;                    // the chunk being filled
+  size_t wpos_ = 0;                            // offset in it
+  size_t prefetched_w_ = 0;
+  uint64_t wslot_ = 0;  // slots written
+  std::atomic<uint64_t> high_water_{0};
+  // Consumer.
+  alignas(64) std::atomic<uint64_t> released_{0};  // bytes of records released
+  uint64_t read_ = 0;                              // bytes of records consumed
   uint64_t cached_head_ = 0;
+  uint32_t rchunk_ = kNone;  // the chunk being read
+  size_t rpos_ = 0;
+  size_t prefetched_r_ = 0;
+  uint64_t rslot_ = 0;            // slots read
+  std::vector<uint32_t> passed_;  // chunks read to their end, given back at release()
 };
 
 }  // namespace tmach::store

@@ -31,8 +31,13 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
     sealed_segment(s.cls, *s.w, s.idx_bytes);
   };
   state_.resize(classes_.size());
+  if (opts_.producers < 1) opts_.producers = 1;
+  // A class's RAM budget is one pool of chunks, lent to its producers' rings as they need them.
+  for (size_t i = 0; i < classes_.size(); ++i)
+    pools_.push_back(std::make_unique<BufferPool>(classes_[i].ram_budget, opts_.producers));
+  for (uint16_t p = 0; p < opts_.producers; ++p)
+    for (size_t i = 0; i < classes_.size(); ++i) rings_.push_back(std::make_unique<Ring>(*pools_[i]));
   for (size_t i = 0; i < classes_.size(); ++i) {
-    rings_.push_back(std::make_unique<Ring>(classes_[i].ram_budget));
     stats_.push_back(std::make_unique<ClassWriteStats>());
     state_[i].dir = dir_.class_dir(classes_[i].name);
     state_[i].segment_size = segment_size_for(i);
@@ -115,7 +120,7 @@ void StoreWriter::serve_syncs() {
   std::exception_ptr failure;  // (the tasks are answered first)
   if (!failed() && !waiting_for_room_) {
     try {
-      for (size_t c = 0; c < rings_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
+      for (size_t c = 0; c < classes_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
       for (auto& st : state_)
         for (auto& [lt, w] : st.open) w->flush();
     } catch (...) {
@@ -223,7 +228,7 @@ void StoreWriter::run() {
         waiting_for_room_ = !make_room("");
       }
       if (!waiting_for_room_)
-        for (size_t c = 0; c < rings_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+        for (size_t c = 0; c < classes_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
@@ -264,8 +269,24 @@ void StoreWriter::run() {
   }
 }
 
+uint64_t StoreWriter::ram_used(uint16_t cls) const {
+  uint64_t n = 0;
+  for (uint16_t p = 0; p < opts_.producers; ++p) n += ring(p, cls).used();
+  return n;
+}
+
+uint64_t StoreWriter::ram_capacity(uint16_t cls) const { return pools_[cls]->capacity(); }
+
+uint64_t StoreWriter::ram_high_water(uint16_t cls) const { return pools_[cls]->high_water(); }
+
 bool StoreWriter::drain(uint16_t cls, size_t max) {
-  Ring& ring = *rings_[cls];
+  bool any = false;
+  for (uint16_t p = 0; p < opts_.producers; ++p) any |= drain(p, cls, max);
+  return any;
+}
+
+bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
+  Ring& ring = *rings_[ring_of(producer, cls)];
   ClassState& st = state_[cls];
   ClassWriteStats& s = *stats_[cls];
   size_t n = 0;
@@ -274,13 +295,14 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
   while (n < max) {
     const RecordHeader* h = ring.front();
     if (!h) break;
-    auto it = st.open.find(h->linktype);
+    const uint64_t key = open_key(producer, h->linktype);
+    auto it = st.open.find(key);
     if (it != st.open.end() && it->second->packets() > 0 &&
         it->second->file_bytes() + 16 + h->caplen > st.segment_size) {
       s.written_packets += pk;
       s.written_bytes += by;
       pk = by = 0;
-      seal(cls, h->linktype);
+      seal(cls, key);
       it = st.open.end();
     }
     if (it == st.open.end()) {
@@ -293,14 +315,12 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
         b = std::move(st.spare_builders.back());
         st.spare_builders.pop_back();
       }
-      it = st.open
-               .emplace(h->linktype,
-                        std::make_unique<SegmentWriter>(base, name.seq, h->linktype, o, std::move(b)))
+      it = st.open.emplace(key, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, o, std::move(b)))
                .first;
       s.segments++;
     }
     SegmentWriter& w = *it->second;
-    if (w.in_place_full()) release_written(cls);
+    if (w.in_place_full()) release_written(producer, cls);
     // The frame goes to the file from the ring (no copy); its ring memory is released once
     // written (release_written).
     if (h->keys_bytes && keys.unpack(ring.packed_keys(h), h->keys_bytes))
@@ -314,26 +334,26 @@ bool StoreWriter::drain(uint16_t cls, size_t max) {
     ring.consume();
     ++n;
     if (test_delay_us_) {
-      release_written(cls);  // the test's slow disk: room comes back packet by packet
+      release_written(producer, cls);  // the test's slow disk: room comes back packet by packet
       std::this_thread::sleep_for(std::chrono::microseconds(test_delay_us_));
     }
   }
-  release_written(cls);
+  release_written(producer, cls);
   s.written_packets += pk;
   s.written_bytes += by;
   if (n) update_disk_stat(cls);
   return n > 0;
 }
 
-void StoreWriter::release_written(uint16_t cls) {
-  for (auto& [lt, w] : state_[cls].open)
+void StoreWriter::release_written(uint16_t producer, uint16_t cls) {
+  for (auto& [key, w] : state_[cls].open)
     if (w->has_in_place()) w->flush();
-  rings_[cls]->release();
+  rings_[ring_of(producer, cls)]->release();
 }
 
-void StoreWriter::seal(uint16_t cls, uint32_t linktype) {
+void StoreWriter::seal(uint16_t cls, uint64_t key) {
   ClassState& st = state_[cls];
-  auto it = st.open.find(linktype);
+  auto it = st.open.find(key);
   if (it == st.open.end()) return;
   if (!sealer_.running()) {
     std::unique_ptr<SegmentWriter> w = std::move(it->second);

@@ -3,8 +3,12 @@
 // the store directory (StoreDir: open, lock, marker, adopt, recover), the sealer (Sealer:
 // the tm-sealer thread) and the disk rings (DiskRing: each class's and the store's budget).
 //
-// Thread model: push() is called by the capture thread only; everything else in the
-// writer thread, except stats() (atomic counters) and the constructor/finish().
+// Thread model: push() is called by the capture threads only, each producer (capture thread)
+// with its own ring per class; everything else in the writer thread, except stats() (atomic
+// counters), the ram_*() gauges and the constructor/finish(). A producer's packets go to
+// segments of their own (a class has an open segment per producer and link type), so each
+// segment is written from one ring and keeps its producer's time order; queries merge
+// segments by time.
 #pragma once
 
 #include <atomic>
@@ -52,6 +56,7 @@ struct StoreOptions {
   // second (live capture).
   bool evict_when_full = false;
   std::vector<ClassOptions> classes;  // in precedence order; the catch-all last
+  uint16_t producers = 1;             // capture threads: a ring per class for each
 };
 
 struct ClassWriteStats {
@@ -76,14 +81,34 @@ class StoreWriter {
 
   const AdoptReport& adopt_report() const { return adopt_; }
 
-  // Capture thread: copies a packet and its index keys (index_keys() of its decoded form;
-  // null: the writer decodes it) into its class's ring. False when the ring is full.
+  // Capture thread `producer` (< StoreOptions::producers, one thread each): copies a packet and
+  // its index keys (index_keys() of its decoded form; null: the writer decodes it) into its
+  // ring of the class. False when the class's RAM buffer is full (or too_large()).
+  bool push(uint16_t producer, uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
+            const uint8_t* data, uint32_t caplen, const IndexKeys* keys) {
+    return rings_[ring_of(producer, cls)]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
+  }
   bool push(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
             uint32_t caplen, const IndexKeys* keys) {
-    return rings_[cls]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
+    return push(0, cls, ts_ns, linktype, wirelen, data, caplen, keys);
   }
-  const Ring& ring(uint16_t cls) const { return *rings_[cls]; }
-  Ring& ring_mutable(uint16_t cls) { return *rings_[cls]; }  // (for util::Prefaulter)
+  uint16_t producers() const { return opts_.producers; }
+  // Whether push() can never take this frame: larger than a chunk of the class's RAM buffer.
+  bool too_large(uint16_t cls, uint32_t caplen, const IndexKeys* keys) const {
+    return rings_[cls]->too_large(caplen, keys);
+  }
+  // The class's RAM buffer (for util::Prefaulter): its chunks in the order they are first lent.
+  std::pair<void*, size_t> ram_memory(uint16_t cls) { return pools_[cls]->memory(); }
+  const Ring& ring(uint16_t producer, uint16_t cls) const { return *rings_[ring_of(producer, cls)]; }
+  Ring& ring_mutable(uint16_t producer, uint16_t cls) {
+    return *rings_[ring_of(producer, cls)];
+  }  // (prefaulter)
+  // The class's RAM buffer (ram_budget), shared by its producers' rings (any thread): bytes of
+  // records held now (pushed, not yet written), its size, and the most it ever lent out at once
+  // (whole chunks: BufferPool::high_water).
+  uint64_t ram_used(uint16_t cls) const;
+  uint64_t ram_capacity(uint16_t cls) const;
+  uint64_t ram_high_water(uint16_t cls) const;
 
   // `tick`, if any, runs on the writer thread once per turn of its loop with the monotonic
   // time in ns (the flow writer drains there while recording: flow::FlowDrain). Before start().
@@ -128,10 +153,15 @@ class StoreWriter {
   uint64_t next_seq(uint16_t cls) const { return state_[cls].next_seq; }
 
  private:
+  size_t ring_of(uint16_t producer, uint16_t cls) const { return size_t{producer} * classes_.size() + cls; }
+  // An open segment's key: its producer and link type.
+  static uint64_t open_key(uint16_t producer, uint32_t linktype) {
+    return uint64_t{producer} << 32 | linktype;
+  }
   struct ClassState {
     std::string dir;
     uint64_t next_seq = 1;
-    std::map<uint32_t, std::unique_ptr<SegmentWriter>> open;  // by link type
+    std::map<uint64_t, std::unique_ptr<SegmentWriter>> open;  // by open_key(producer, link type)
     DiskRing sealed{{".idx", ".pcap"}};                       // oldest first
     // What the last sealed segment leaves the next one: its index builder's memory, and its
     // packet count (room for the offsets). Growing both from nothing for every segment cost
@@ -145,12 +175,14 @@ class StoreWriter {
   };
 
   void run();
-  bool drain(uint16_t cls, size_t max);
-  // Writes the frames the class's open segments hold in place, then gives their ring memory back.
-  void release_written(uint16_t cls);
-  // Seals the class's open segment of that link type: on the sealer thread while the writer
-  // thread runs (the rings keep draining), else here.
-  void seal(uint16_t cls, uint32_t linktype);
+  bool drain(uint16_t cls, size_t max);  // every producer's ring of the class, up to max records each
+  bool drain(uint16_t producer, uint16_t cls, size_t max);
+  // Writes the frames the class's open segments hold in place, then gives the producer's ring
+  // memory back.
+  void release_written(uint16_t producer, uint16_t cls);
+  // Seals the class's open segment of that key (open_key): on the sealer thread while the
+  // writer thread runs (the rings keep draining), else here.
+  void seal(uint16_t cls, uint64_t key);
   void sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx_bytes);  // the bookkeeping after a seal
   // Accounts the seals the sealer finished; with `wait_all`, waits for every one in flight.
   // Rethrows a seal's error.
@@ -176,7 +208,8 @@ class StoreWriter {
   StoreOptions opts_;
   const std::vector<ClassOptions>& classes_ = opts_.classes;
   StoreDir dir_;
-  std::vector<std::unique_ptr<Ring>> rings_;
+  std::vector<std::unique_ptr<BufferPool>> pools_;  // by class: its ram_budget
+  std::vector<std::unique_ptr<Ring>> rings_;        // ring_of(producer, class), lending from pools_[class]
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
   WriterOptions wopts_;

@@ -114,13 +114,60 @@ TEST(Ring, FullRingRefusesWithoutBlocking) {
   while (r.try_push(1, 1, 1500, data.data(), 1500)) ++ok;
   EXPECT_GT(ok, 30);
   EXPECT_LE(r.used(), r.capacity());
-  r.front();
-  r.pop();
-  EXPECT_TRUE(r.try_push(1, 1, 1500, data.data(), 1500));
+  EXPECT_FALSE(r.too_large(1500, nullptr));
+  // Room comes back a chunk at a time: once the consumer passed the first one.
+  const size_t per_chunk = r.pool().chunk_bytes() / ((sizeof(store::RecordHeader) + 1500 + 7) & ~size_t{7});
+  size_t popped = 0;
+  while (!r.try_push(1, 1, 1500, data.data(), 1500)) {
+    ASSERT_NE(r.front(), nullptr);
+    r.pop();
+    ++popped;
+  }
+  EXPECT_LE(popped, per_chunk + 1);
 }
 
-// A consumer that keeps up: the producer starts again at offset 0 a few MiB in (soft wrap),
-// so the records stay in the first few MiB of a large ring, in order.
+TEST(Ring, RecordLargerThanAChunkIsRefusedAsTooLarge) {
+  store::Ring r(1 << 16);  // chunks of 16 KiB
+  std::vector<uint8_t> data(20000);
+  EXPECT_TRUE(r.too_large(20000, nullptr));
+  EXPECT_FALSE(r.try_push(1, 1, 20000, data.data(), 20000));
+  EXPECT_TRUE(r.try_push(1, 1, 9000, data.data(), 9000));
+  EXPECT_EQ(r.used(), (sizeof(store::RecordHeader) + 9000 + 7) & ~size_t{7});
+}
+
+// Two producers' rings lend from one pool: a burst on one may take every free chunk (the whole
+// budget, less a chunk's unused tail), the other is refused only while none is free, and gets
+// one as soon as the writer gives chunks back.
+TEST(Ring, RingsShareTheirClassBudget) {
+  store::BufferPool pool(1 << 20, 2);
+  store::Ring a(pool), b(pool);
+  EXPECT_EQ(pool.capacity(), 1u << 20);
+  std::vector<uint8_t> data(1500);
+  const size_t record = (sizeof(store::RecordHeader) + 1500 + 7) & ~size_t{7};
+  uint64_t pushed = 0;
+  while (a.try_push(pushed, 1, 1500, data.data(), 1500)) ++pushed;
+  EXPECT_EQ(pool.held_bytes(), pool.capacity());
+  EXPECT_EQ(pool.high_water(), pool.capacity());
+  EXPECT_GT(a.used() + pool.chunks() * record, pool.capacity());
+  EXPECT_FALSE(b.try_push(0, 1, 1500, data.data(), 1500));
+  for (uint64_t i = 0; i < pushed; ++i) {
+    const store::RecordHeader* h = a.front();
+    ASSERT_NE(h, nullptr);
+    ASSERT_EQ(h->ts_ns, i);
+    a.consume();
+  }
+  EXPECT_EQ(a.front(), nullptr);
+  EXPECT_FALSE(b.try_push(0, 1, 1500, data.data(), 1500));  // consumed, not released yet
+  a.release();
+  EXPECT_EQ(a.used(), 0u);
+  EXPECT_TRUE(b.try_push(0, 1, 1500, data.data(), 1500));
+  EXPECT_LT(pool.held_bytes(), pool.capacity());
+  ASSERT_NE(b.front(), nullptr);
+  b.pop();
+}
+
+// A consumer that keeps up: the producer's ring takes turns with two chunks (the pool lends the
+// one given back last), so the records stay in the same 2 MiB of a large buffer, in order.
 TEST(Ring, KeptUpRingStaysInItsFirstMegabytes) {
   store::Ring r(64u << 20);
   std::vector<uint8_t> data(1500);
@@ -141,15 +188,15 @@ TEST(Ring, KeptUpRingStaysInItsFirstMegabytes) {
     r.pop();
   }
   EXPECT_EQ(r.front(), nullptr);
-  EXPECT_LT(static_cast<size_t>(highest - lowest), (4u << 20) + 2048);
+  EXPECT_LT(static_cast<size_t>(highest - lowest), 2 * r.pool().chunk_bytes());
+  EXPECT_EQ(r.pool().high_water(), 2 * r.pool().chunk_bytes());
   // Records never held more than one at a time; the skipped tails hold none.
   EXPECT_LE(r.high_water(), 2048u);
 }
 
-// A consumer that lags a little when the producer passes the soft-wrap point, then stops: the
-// ring still takes records until it is full, not only until the records wrapped to offset 0
-// reach the backlog (about 4 MiB).
-TEST(Ring, SoftWrapNeverShrinksTheRing) {
+// A consumer that lags a little, then stops: the ring still takes records until the whole
+// budget is lent, less the chunks' unused tails and the consumed head of the consumer's chunk.
+TEST(Ring, LaggingConsumerStillGetsTheBudget) {
   store::Ring r(16u << 20);
   std::vector<uint8_t> data(1500);
   uint64_t pushed = 0;
@@ -167,8 +214,10 @@ TEST(Ring, SoftWrapNeverShrinksTheRing) {
   size_t held = 0;
   for (; r.front() != nullptr; r.pop()) ++held;
   const size_t record = (sizeof(store::RecordHeader) + 1500 + 7) & ~size_t{7};
-  EXPECT_GT((held + 2) * record, r.capacity());
-  EXPECT_GT(r.high_water() + 2 * record, r.capacity());
+  const size_t slack = r.pool().chunk_bytes() + r.pool().chunks() * record;
+  EXPECT_GT(held * record + slack, r.capacity());
+  EXPECT_GT(r.high_water() + slack, r.capacity());
+  EXPECT_EQ(r.pool().high_water(), r.capacity());
 }
 
 // A consumer that falls behind: the producer goes on past the soft-wrap point and fills the
@@ -195,8 +244,9 @@ TEST(Ring, LaggingConsumerGetsTheWholeRing) {
   };
   while (push()) {
   }
-  EXPECT_GT(r.used() + 2000, r.capacity());  // full: nothing refused before the end
-  EXPECT_GT(r.high_water() + 2000, r.capacity());
+  // Full: nothing refused before the end (but the chunks' unused tails).
+  EXPECT_GT(r.used() + r.pool().chunks() * 2000, r.capacity());
+  EXPECT_GT(r.high_water() + r.pool().chunks() * 2000, r.capacity());
   uint64_t first_fill = pushed;
   for (int round = 0; round < 20; ++round) {  // behind by most of the ring, and catching up
     pop_some((pushed - popped) / 2 + 1);

@@ -1,0 +1,178 @@
+"""Several capture threads (capture.threads / --capture-threads): tm record -i with 2 capture threads, each
+reading its own AF_PACKET socket of one PACKET_FANOUT group, with its own connection-table shard and RAM rings,
+against the same replay recorded with 1 thread and the same files recorded offline: every packet stored exactly
+once, each connection's packets in one class and cut by one cutoff count (the stored sets are equal), and both
+threads wrote segments of their own.
+
+Needs root, `ip netns` and tcpreplay; skips (saying why) otherwise."""
+import collections
+import glob
+import json
+import os
+import sys
+import time
+import unittest
+
+import test_afpacket
+from test_afpacket import CAPTURE, PLAIN, SEND, WAIT, frames
+from tmtest import TM, StoreTest, TmProcess, conn_of, read_pcap, record, veth_namespace
+
+# Two classes with small cutoffs: many connections are cut, and a connection counted in two shards (or
+# classified twice) would store more packets than with one thread.
+CONFIG = """
+[capture]
+method = "afpacket"
+
+[[class]]
+name = "web"
+filter = "tcp port 80"
+cutoff = "6k"
+
+[[class]]
+name = "default"
+cutoff = "3k"
+"""
+CLASSES = ("web", "default")
+
+
+def sockets_capturing(pid, ifindex):
+    """How many packet sockets process `pid` has bound to `ifindex`, running, with their ring mapped."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            mapped = set(l.split("socket:[")[1].split("]")[0] for l in f if "socket:[" in l)
+        with open("/proc/%d/net/packet" % pid) as f:
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+    except OSError:
+        return 0
+    return sum(1 for r in rows if len(r) >= 9 and r[8] in mapped and int(r[4]) == ifindex and r[5] == "1")
+
+
+class Fanout(TmProcess, StoreTest):
+    spawn = test_afpacket.AfPacket.spawn
+    ns_run = test_afpacket.AfPacket.ns_run
+    stop = test_afpacket.AfPacket.stop
+    replay = test_afpacket.AfPacket.replay
+    wait_size = test_afpacket.AfPacket.wait_size
+
+    def setUp(self):
+        self.ns, self.ifindex = veth_namespace(self, "tmfan", SEND, CAPTURE)
+        super().setUp()
+        self.proc = None
+        self.cfg = self.path("tm.toml")
+        with open(self.cfg, "w") as f:
+            f.write(CONFIG)
+
+    def segments(self, store):
+        return sorted(p for c in CLASSES for p in glob.glob(os.path.join(store, c, "*.pcap")))
+
+    def stored(self, store):
+        """{class: Counter of frames}"""
+        out = {}
+        for c in CLASSES:
+            out[c] = collections.Counter(rec[3] for p in sorted(glob.glob(os.path.join(store, c, "*.pcap")))
+                                         for rec in read_pcap(p))
+        return out
+
+    def live(self, threads, files):
+        store = self.path("store%d" % threads)
+        tm = self.spawn("tm%d" % threads, [TM, "record", "--store", store, "--interface", CAPTURE, "--json",
+                                           "--config", self.cfg, "--capture-threads", str(threads)])
+        deadline = time.monotonic() + WAIT
+        while sockets_capturing(tm.pid, self.ifindex) < threads:
+            if tm.poll() is not None:
+                tm.err.seek(0)
+                self.fail("tm record exited while starting:\n%s" % tm.err.read().decode())
+            self.assertLess(time.monotonic(), deadline, "tm record: %d sockets not capturing" % threads)
+            time.sleep(0.05)
+        self.replay(files)
+        want = len(frames(files))
+        # Wait until every packet was seen and written (cutoffs: the stored ones are fewer than the sent).
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            n = sum(len(read_pcap(p)) for p in self.segments(store))
+            if n and n == getattr(self, "expect_stored", -1):
+                break
+            time.sleep(0.1)
+        s = json.loads(self.stop(tm, "tm record (%d threads)" % threads))
+        self.assertEqual(s["packets"], want, "packets seen with %d capture threads" % threads)
+        self.assertEqual(s["kernel"]["dropped"], 0)
+        for c in CLASSES:
+            self.assertEqual(s["classes"][c]["dropped_ring_full"], 0)
+        return store, s
+
+    def test_two_capture_threads_store_what_one_stores(self):
+        files = PLAIN
+        offline = self.path("offline")
+        record(offline, files, "--config", self.cfg)
+        want = self.stored(offline)
+        self.expect_stored = sum(sum(c.values()) for c in want.values())
+        self.assertGreater(sum(want["web"].values()), 0)
+        self.assertGreater(sum(want["default"].values()), 0)
+        self.assertLess(self.expect_stored, len(frames(files)), "the cutoffs cut nothing")
+
+        one, s1 = self.live(1, files)
+        two, s2 = self.live(2, files)
+        got1, got2 = self.stored(one), self.stored(two)
+        for c in CLASSES:
+            self.assertEqual(got1[c], want[c], "class %s: 1 capture thread vs the files recorded offline" % c)
+            self.assertEqual(got2[c], want[c], "class %s: 2 capture threads vs the files recorded offline" % c)
+            self.assertEqual(max(got2[c].values()), max(want[c].values()), "a frame stored twice")
+        for k in ("stored_packets", "cut_packets", "connections", "seen_packets"):
+            for c in CLASSES:
+                self.assertEqual(s2["classes"][c][k], s1["classes"][c][k], "%s of class %s" % (k, c))
+        # Each connection's packets in one class.
+        where = collections.defaultdict(set)
+        for c in CLASSES:
+            for f in got2[c]:
+                k = conn_of(f)
+                if k:
+                    where[k[0]].add(c)
+        self.assertGreater(len(where), 20)
+        self.assertEqual([k for k, cs in where.items() if len(cs) > 1], [], "connections stored in two classes")
+        # Both threads wrote: each has segments of its own (a producer's packets go to its own segments).
+        self.assertGreaterEqual(len(self.segments(two)), len(self.segments(one)) + 1,
+                                "with 2 capture threads, one wrote nothing: %s" % self.segments(two))
+        self.assertEqual(s2["connection_table"]["max"], s1["connection_table"]["max"])
+
+    def test_serve_with_two_capture_threads_sums_its_shards(self):
+        files = PLAIN
+        offline = self.path("offline")
+        record(offline, files, "--config", self.cfg)
+        want = self.stored(offline)
+        store = self.path("served")
+        tm = self.spawn("serve", [TM, "serve", "--store", store, "--interface", CAPTURE, "--config", self.cfg,
+                                  "--capture-threads", "2", "--listen", "127.0.0.1:18911"])
+        deadline = time.monotonic() + WAIT
+        while sockets_capturing(tm.pid, self.ifindex) < 2:
+            self.assertIsNone(tm.poll(), "tm serve exited while starting")
+            self.assertLess(time.monotonic(), deadline, "tm serve: 2 sockets not capturing")
+            time.sleep(0.05)
+        self.replay(files)
+        get = ("import sys, urllib.request; "
+               "sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:18911' + sys.argv[1]).read().decode())")
+        sent = len(frames(files))
+        deadline = time.monotonic() + WAIT
+        while True:
+            st = json.loads(self.ns_run("python3", "-c", get, "/api/v1/stats").stdout)["capture"]
+            if st["packets"] >= sent:
+                break
+            self.assertLess(time.monotonic(), deadline, "tm serve saw %d of %d packets" % (st["packets"], sent))
+            time.sleep(0.1)
+        self.assertEqual(st["packets"], sent)
+        for c in CLASSES:
+            self.assertEqual(st["classes"][c]["stored_packets"], sum(want[c].values()), "class %s" % c)
+            self.assertEqual(st["classes"][c]["dropped_ring_full"], 0)
+        metrics = self.ns_run("python3", "-c", get, "/metrics").stdout.decode()
+        self.assertIn('tm_packets_dropped_total{class="default",reason="ring_full"} 0', metrics)
+        self.assertIn("tm_ram_high_water_bytes", metrics)
+        self.stop(tm, "tm serve")
+        got = self.stored(store)
+        for c in CLASSES:
+            self.assertEqual(got[c], want[c], "class %s: tm serve with 2 capture threads vs offline" % c)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False).result
+    if result.testsRun and len(result.skipped) == result.testsRun:
+        sys.exit(77)
+    sys.exit(0 if result.wasSuccessful() else 1)
