@@ -23,11 +23,7 @@
 #   BENCH_TIMEOUT       seconds after which a tm run is stopped and reported as such (default 600)
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-TM_BIN=${TM_BIN:-$repo/build/tm}
-GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
-BENCH_DIR=${BENCH_DIR:-$here/data}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
 BENCH_TOOLS=${BENCH_TOOLS:-tm tcpdump}
 BENCH_FLOOD_BYTES=${BENCH_FLOOD_BYTES:-400m}
 BENCH_FLOOD=${BENCH_FLOOD:-2}
@@ -37,8 +33,6 @@ BENCH_CUTOFF=${BENCH_CUTOFF:-15k}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 
-die() { echo "flood.sh: error: $*" >&2; exit 1; }
-log() { echo "flood.sh: $*" >&2; }
 want() { [[ " $BENCH_TOOLS " == *" $1 "* ]]; }
 
 [[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable (build the gen_traffic target)"
@@ -47,7 +41,6 @@ if want tcpdump; then command -v tcpdump >/dev/null || die "tcpdump not found (s
 [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
 mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-source "$here/lib.sh"
 
 
 gen_capture flood-normal "$BENCH_FLOOD_BYTES" --small

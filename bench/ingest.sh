@@ -22,13 +22,7 @@
 # benchmark uses) is saved next to them as CAPTURE.info.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=lib.sh
-source "$here/lib.sh"  # gen_capture, ...
-repo=$(dirname "$here")
-TM_BIN=${TM_BIN:-$repo/build/tm}
-GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
-BENCH_DIR=${BENCH_DIR:-$here/data}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
 BENCH_TOOLS=${BENCH_TOOLS:-tm tcpdump}
 BENCH_BIG=${BENCH_BIG:-1g}
 BENCH_SMALL=${BENCH_SMALL:-300m}
@@ -37,8 +31,6 @@ BENCH_CUTOFF=${BENCH_CUTOFF:-15k}
 BENCH_RUNS=${BENCH_RUNS:-1}
 BENCH_KEEP_STORE=${BENCH_KEEP_STORE:-0}
 
-die() { echo "ingest.sh: error: $*" >&2; exit 1; }
-log() { echo "ingest.sh: $*" >&2; }
 
 want() { [[ " $BENCH_TOOLS " == *" $1 "* ]]; }
 

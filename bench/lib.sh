@@ -1,4 +1,16 @@
-# Helpers the benchmark scripts share (sourced by query.sh and restart.sh).
+# What the benchmark scripts share, sourced by each before anything else:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# sets here (the bench/ folder), repo, TM_BIN, GEN_BIN and BENCH_DIR (each overridable from
+# the environment), die and log prefixed with the script's name, and the helpers below.
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+TM_BIN=${TM_BIN:-$repo/build/tm}
+GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
+BENCH_DIR=${BENCH_DIR:-$here/data}
+bench_name=$(basename "${BASH_SOURCE[1]:-bench}")
+die() { echo "$bench_name: error: $*" >&2; exit 1; }
+log() { echo "$bench_name: $*" >&2; }
 
 now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }  # bash 5: no fork, microseconds
 

@@ -26,11 +26,7 @@
 #   BENCH_SEED   generator seed (default 1)
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-TM_BIN=${TM_BIN:-$repo/build/tm}
-GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
-BENCH_DIR=${BENCH_DIR:-$here/data}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
 LIVE_SIZE=${LIVE_SIZE:-1g}
 LIVE_RATES=${LIVE_RATES:-pps:100000 pps:300000 pps:500000 top}
 LIVE_TOOLS=${LIVE_TOOLS:-tcpdump tm:libpcap:none tm:afpacket:none tm:afpacket:none:2 tm:libpcap:15k tm:afpacket:15k tm:afpacket:15k:2}
@@ -39,10 +35,6 @@ LIVE_NEIGHBOUR_SIZE=${LIVE_NEIGHBOUR_SIZE:-1536m}
 LIVE_BUFFER=${LIVE_BUFFER:-256m}
 BENCH_SEED=${BENCH_SEED:-1}
 
-die() { echo "live.sh: error: $*" >&2; exit 1; }
-log() { echo "live.sh: $*" >&2; }
-# shellcheck source=lib.sh
-source "$here/lib.sh"
 
 if [[ $(id -u) != 0 ]]; then log "skipped: needs root (network namespace, veth, packet sockets)"; exit 0; fi
 for t in ip tcpreplay tcpdump python3; do

@@ -33,19 +33,13 @@
 set -euo pipefail
 export LC_ALL=C  # '.' in EPOCHREALTIME and printf
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-TM_BIN=${TM_BIN:-$repo/build/tm}
-GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
-BENCH_DIR=${BENCH_DIR:-$here/data}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
 QUERY_BYTES=${QUERY_BYTES:-5g}
 QUERY_SEED=${QUERY_SEED:-7}
 QUERY_SEGMENT=${QUERY_SEGMENT:-256m}
 QUERY_RUNS=${QUERY_RUNS:-5}
 QUERY_MIN_FREE_GB=${QUERY_MIN_FREE_GB:-15}
 
-die() { echo "query.sh: error: $*" >&2; exit 1; }
-log() { echo "query.sh: $*" >&2; }
 
 [[ -x $TM_BIN ]] || die "TM_BIN=$TM_BIN is not an executable (build the tm target)"
 [[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable (build the gen_traffic target)"
@@ -68,7 +62,6 @@ trap 'rm -rf "$tmp"' EXIT
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-source "$here/lib.sh"  # now_us, json, evict, info_value
 
 warm() { cat "$@" >/dev/null; }
 

@@ -28,18 +28,12 @@
 set -euo pipefail
 export LC_ALL=C  # '.' in EPOCHREALTIME and printf
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(dirname "$here")
-TM_BIN=${TM_BIN:-$repo/build/tm}
-GEN_BIN=${GEN_BIN:-$repo/build/gen_traffic}
-BENCH_DIR=${BENCH_DIR:-$here/data}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
 RESTART_SIZES=${RESTART_SIZES:-350m 700m}
 RESTART_SEGMENT=${RESTART_SEGMENT:-64k}
 RESTART_SEED=${RESTART_SEED:-11}
 RESTART_RUNS=${RESTART_RUNS:-3}
 
-die() { echo "restart.sh: error: $*" >&2; exit 1; }
-log() { echo "restart.sh: $*" >&2; }
 
 [[ -x $TM_BIN ]] || die "TM_BIN=$TM_BIN is not an executable (build the tm target)"
 [[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable (build the gen_traffic target)"
@@ -60,7 +54,6 @@ trap 'rm -rf "$tmp"' EXIT
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-source "$here/lib.sh"  # now_us, json, evict, info_value, gen_capture
 GEN_SEED=$RESTART_SEED
 
 # warm DIR: read every file under DIR

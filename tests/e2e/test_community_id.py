@@ -1,12 +1,11 @@
 """Community ID on flow records: the same IDs tshark's Community ID postdissector computes."""
 import json
-import socket
 import subprocess
 import time
 import unittest
 import urllib.request
 
-from tmtest import TM, StoreTest, corpus, record, tcpdump_packets, tm
+from tmtest import TM, free_port, StoreTest, corpus, record, tcpdump_packets, tm
 
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
 FILES = [("mixed", "bro.org.pcap"), ("mixed", "ssh.pcap"), ("mixed", "var-services-std-ports.pcap"),
@@ -107,14 +106,6 @@ class CommunityIdOracle(StoreTest):
         finally:
             server.terminate()
             server.wait(30)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_health(url):

@@ -17,7 +17,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tmtest import LONG_TIMEOUTS, TmProcess, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+from tmtest import free_port, LONG_TIMEOUTS, TmProcess, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
 
 SEND, CAPTURE = "tmsend", "tmcap"
 REPLAY = corpus("mixed", "bro.org.pcap")
@@ -26,14 +26,6 @@ WAIT = 60
 
 def strip_ts(pkts):
     return [p.split(" ", 1)[1] for p in pkts]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 METRIC_LINE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*"'

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import tempfile
@@ -14,6 +15,15 @@ import uuid
 TM = os.environ.get("TM_BIN", os.path.join(os.path.dirname(__file__), "../../build/tm"))
 CORPUS = os.environ.get("TM_CORPUS", os.path.join(os.path.dirname(__file__), "../../../shared/corpus"))
 SOURCE = os.environ.get("TM_SOURCE", os.path.join(os.path.dirname(__file__), "../.."))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 free at the moment of the call."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def corpus(*parts):
