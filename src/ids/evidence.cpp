@@ -332,15 +332,18 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
 }
 
 void EvidenceRun::add(Alert a) {
+  // The actions first: one that throws leaves no entry without its alert behind.
+  nlohmann::json extra = nlohmann::json::object();
+  for (auto& act : actions_) {
+    nlohmann::json j = act(a);
+    if (j.is_object())
+      for (auto& [k, v] : j.items()) extra[k] = std::move(v);
+  }
   std::string name = evidence_name(a);
   auto now = Clock::now();
   auto [it, fresh] = pending_.try_emplace(name);
   if (fresh) it->second.first_seen = it->second.next_try = now;
-  for (auto& act : actions_) {
-    nlohmann::json j = act(a);
-    if (j.is_object())
-      for (auto& [k, v] : j.items()) it->second.extra[k] = v;
-  }
+  for (auto& [k, v] : extra.items()) it->second.extra[k] = std::move(v);
   it->second.alerts.push_back(std::move(a));
 }
 

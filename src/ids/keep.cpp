@@ -133,7 +133,10 @@ nlohmann::json Keeper::keep(const Alert& a, Clock::time_point now) {
         server::Reply r = svc_.control({f, 1, -1});
         conns_[f] = Held{now, ""};
         ++stats_.controls;
-        kept["connections_suspended"] = r.body.is_object() ? r.body.value("connections", uint64_t{0}) : 0;
+        const bool counted = r.body.is_object() && r.body.contains("connections") &&
+                             r.body["connections"].is_number_integer() &&
+                             r.body["connections"].get<int64_t>() >= 0;
+        kept["connections_suspended"] = counted ? r.body["connections"].get<uint64_t>() : uint64_t{0};
       } catch (const std::exception& e) {
         failed("suspending the connection's cutoff", e);
       }
