@@ -17,6 +17,7 @@
 #include "cmdline/options.h"
 #include "ids/alert.h"
 #include "ids/evidence.h"
+#include "ids/keep.h"
 #include "ids/log_follower.h"
 #include "server/client.h"
 #include "server/http_service.h"
@@ -60,6 +61,7 @@ int lock_out_dir(const std::string& dir) {
 Runner add_evidence(CLI::App& app) {
   struct Opts {
     std::string store, out, from, to, window = "5m", wait = "30s";
+    std::string keep, scope = "host", keep_class;
     std::vector<std::string> eve, zeek;
     bool follow = false, quiet = false;
     uint16_t seed = 0;
@@ -84,6 +86,16 @@ Runner add_evidence(CLI::App& app) {
                  "--follow: ask this long for the flow record of an alert's connection (it may not have "
                  "ended yet) before writing it as not found")
       ->capture_default_str();
+  app.add_option("--keep", o->keep,
+                 "--server: keep each alert's suspect whole for this long: its hosts into a class without "
+                 "cutoff (reverted by the server after that), the live connection's cutoff suspended");
+  app.add_option("--scope", o->scope,
+                 "--keep: host (the alert's hosts and its connection) or conn (only the connection)")
+      ->check(CLI::IsMember({"host", "conn"}))
+      ->capture_default_str();
+  app.add_option(
+      "--keep-class", o->keep_class,
+      "--keep: the class for the hosts (default: the first class without cutoff the server reports)");
   app.add_option("--community-id-seed", o->seed, "the Community ID seed the IDS uses (default 0)");
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
   app.footer(
@@ -95,6 +107,19 @@ Runner add_evidence(CLI::App& app) {
       throw std::runtime_error("give --store DIR or --server URL");
     if (o->eve.empty() && o->zeek.empty())
       throw std::runtime_error("give the alerts: --eve FILE or --zeek FILE");
+    ids::KeepOptions ko;
+    if (!o->keep.empty()) {
+      if (o->server.url.empty())
+        throw std::runtime_error(
+            "--keep needs --server URL (a running tm serve -i): a store has no live capture to keep anything "
+            "in");
+      ko.keep_ns = duration_option("--keep", o->keep);
+      if (ko.keep_ns < 1000000000ull) throw std::runtime_error("--keep: at least 1s");
+      ko.scope = o->scope == "conn" ? ids::KeepOptions::Scope::kConn : ids::KeepOptions::Scope::kHost;
+      ko.cls = o->keep_class;
+    } else if (!o->keep_class.empty() || o->scope != "host") {
+      throw std::runtime_error("--scope and --keep-class go with --keep DURATION");
+    }
     ids::EvidenceOptions eo;
     eo.out_dir = o->out;
     eo.window_ns = duration_option("--window", o->window);
@@ -132,8 +157,16 @@ Runner add_evidence(CLI::App& app) {
     // A single pass stops between two connections' evidence; following, a signal ends the
     // polling, and what still waits is then written as not found.
     if (!o->follow) run.set_stop([&] { return wait_for_signal(std::chrono::nanoseconds(0)); });
-    // --keep (the alert's hosts into a class without cutoff on the live recorder) belongs here,
-    // as run.add_action(...), once the server offers dynamic classes through its Service.
+    // --keep: the alert's hosts into a class without cutoff on the live recorder (the class is
+    // checked first: a server without one is refused before any alert is read).
+    std::unique_ptr<ids::Keeper> keeper;
+    if (ko.keep_ns) {
+      keeper = std::make_unique<ids::Keeper>(*svc, ko, warn);
+      keeper->start();
+      run.add_action([k = keeper.get()](const ids::Alert& a) {
+        return nlohmann::json{{"kept", k->keep(a)}};
+      });
+    }
 
     std::vector<Input> inputs;
     for (auto& f : o->eve)
@@ -194,6 +227,13 @@ Runner add_evidence(CLI::App& app) {
               : "",
           run.errors() ? fmt::format(", {} not written (see the warnings)", run.errors()) : "",
           stopped_by && !o->follow ? ", interrupted" : "");
+      if (keeper) {
+        const auto& ks = keeper->stats();
+        std::cerr << fmt::format(
+            "tm evidence: --keep {}: {} class requests{}, {} connection controls, {} failed\n", o->keep,
+            ks.class_requests, keeper->cls().empty() ? "" : fmt::format(" (class {})", keeper->cls()),
+            ks.controls, ks.failed);
+      }
     }
     if (stopped_by && !o->follow) return 128 + stopped_by;
     return run.errors() ? 1 : 0;

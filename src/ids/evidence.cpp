@@ -146,7 +146,7 @@ EvidenceWriter::EvidenceWriter(server::Service& svc, EvidenceOptions o, server::
 }
 
 EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std::vector<Alert>& alerts,
-                                              bool give_up) {
+                                              bool give_up, const nlohmann::json& extra) {
   const Alert& a = alerts.front();
   uint64_t lo = UINT64_MAX, hi = 0;
   for (auto& x : alerts) {
@@ -324,17 +324,26 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     else
       ++stats_.not_found;
   }
+  if (extra.is_object())
+    for (auto& [k, v] : extra.items()) out[k] = v;
   util::replace_file_atomic(base + ".json", out.dump(2) + "\n");
   ++stats_.written;
   return keep_earlier || packets > 0 ? Outcome::kWritten : Outcome::kNotFound;
 }
 
 void EvidenceRun::add(Alert a) {
-  for (auto& act : actions_) act(a);
+  // The actions first: one that throws leaves no entry without its alert behind.
+  nlohmann::json extra = nlohmann::json::object();
+  for (auto& act : actions_) {
+    nlohmann::json j = act(a);
+    if (j.is_object())
+      for (auto& [k, v] : j.items()) extra[k] = std::move(v);
+  }
   std::string name = evidence_name(a);
   auto now = Clock::now();
   auto [it, fresh] = pending_.try_emplace(name);
   if (fresh) it->second.first_seen = it->second.next_try = now;
+  for (auto& [k, v] : extra.items()) it->second.extra[k] = std::move(v);
   it->second.alerts.push_back(std::move(a));
 }
 
@@ -350,7 +359,7 @@ size_t EvidenceRun::process(bool final) {
     bool give_up = final || now - p.first_seen >= wait_;
     EvidenceWriter::Outcome out;
     try {
-      out = w_.write(it->first, p.alerts, give_up);
+      out = w_.write(it->first, p.alerts, give_up, p.extra);
     } catch (const util::IoError&) {
       throw;  // the evidence directory: nothing else would fare better
     } catch (const server::BadRequest&) {

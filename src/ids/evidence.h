@@ -49,8 +49,11 @@ class EvidenceWriter {
 
   // Writes or updates the evidence `name` for these alerts (all of one connection or host).
   // When `give_up` is false and the connection has no flow record (yet), nothing is written
-  // and kWaiting is returned. Throws on a failing Service or file system.
-  Outcome write(const std::string& name, const std::vector<Alert>& alerts, bool give_up);
+  // and kWaiting is returned. `extra`: fields set in the JSON as they are (what the alerts'
+  // actions did: "kept"), replacing an earlier evidence's. Throws on a failing Service or file
+  // system.
+  Outcome write(const std::string& name, const std::vector<Alert>& alerts, bool give_up,
+                const nlohmann::json& extra = nlohmann::json::object());
   const EvidenceStats& stats() const { return stats_; }
 
  private:
@@ -62,7 +65,9 @@ class EvidenceWriter {
 
 // Done once for each alert as it is read, before its evidence is looked for: the one place for
 // an action on the live recorder (`--keep`: the alert's hosts into a class without cutoff).
-using AlertAction = std::function<void(const Alert&)>;
+// Returns fields for the evidence JSON (an object: {"kept": ...}; null: none), a later alert's
+// replacing an earlier one's.
+using AlertAction = std::function<nlohmann::json(const Alert&)>;
 
 // Groups the alerts read by evidence name (repeated alerts of one connection: one evidence
 // pair listing them all) and writes their evidence; following a log, an alert whose
@@ -88,6 +93,7 @@ class EvidenceRun {
  private:
   struct Pending {
     std::vector<Alert> alerts;
+    nlohmann::json extra = nlohmann::json::object();  // the actions' fields
     Clock::time_point first_seen, next_try;
     Clock::duration pause{};
   };

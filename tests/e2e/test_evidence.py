@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 
-from tmtest import TM, StoreTest, corpus, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, TmProcess, corpus, record, run, tcpdump_packets, tm
 
 SRC = corpus("mixed", "var-services-std-ports.pcap")  # IPv4 TCP and UDP, IPv6 UDP (mDNS)
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
@@ -340,6 +340,121 @@ class Evidence(StoreTest):
         self.assertIn("6 alerts", err)
         for i in range(5):
             self.check_found(out, str(3000 + i), c[i])  # each alert once: none read twice
+
+
+
+
+KEEP_CONFIG = ('[connections]\nudp_timeout = "1h"\n\n'
+               '[[class]]\nname = "suspect"\nfilter = "ip proto 253"  # selects nothing: only the hosts put there\n'
+               'cutoff = "none"\nprecedence = 10\n\n'
+               '[[class]]\nname = "default"\ncutoff = "4k"\n')
+
+
+class KeepLive(StoreTest, TmProcess):
+    """tm evidence --server --keep on a live tm serve -i lo with a class without cutoff: an alert for a
+    UDP connection on lo puts its host into that class (listed with its expiry), and the packets of the
+    connection sent after the alert, beyond the default class's cutoff, are stored."""
+    proc_name = "tm serve"
+
+    def serve(self, config):
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write(config)
+        self.url = "http://127.0.0.1:%d" % free_port()
+        self.err = open(self.path("serve.err"), "w+b")
+        self.addCleanup(self.err.close)
+        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "-i", "lo", "--config", cfg,
+                                      "--listen", self.url[len("http://"):]], stdout=subprocess.DEVNULL,
+                                     stderr=self.err)
+        self.addCleanup(self.kill)
+        self.until(lambda: self.get("/health") is not None, "serve answers /health")
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as r:
+                return json.loads(r.read())
+        except OSError:
+            return None
+
+    def until(self, ok, what, seconds=15):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.alive(what)
+            if ok():
+                return
+            time.sleep(0.1)
+        self.fail("not within %d s: %s\n%s" % (seconds, what, self.stderr()[-3000:]))
+
+    def stored(self, port, marker):
+        """The stored packets of the test's UDP connection (to `port`) whose payload holds `marker`."""
+        out = self.path("answer.pcap")
+        tm("query", "--server", self.url, "-w", out, "-q", "udp and port %d" % port)
+        return sum(1 for p in tcpdump_packets(out) if marker.hex() in p.replace(" ", "").replace("\n", ""))
+
+    def test_keep_host_stores_the_rest_of_the_connection_uncut(self):
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve(KEEP_CONFIG)
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(rx.close)
+        rx.bind(("127.0.0.1", 0))
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(tx.close)
+        tx.bind(("127.0.0.1", 0))
+        sport, dport = tx.getsockname()[1], rx.getsockname()[1]
+        for _ in range(10):  # 10 kB: past the default class's 4k cutoff
+            tx.sendto(b"before" + b"b" * 994, ("127.0.0.1", dport))
+        flt = "udp and port %d" % dport
+
+        def cut():
+            c = self.get("/api/v1/connections?filter=" + urllib.request.quote(flt))
+            return bool(c) and c[0]["cut"]
+        self.until(cut, "the connection reached its cutoff")
+
+        eve = self.path("eve.json")
+        now = time.time()
+        with open(eve, "w") as f:
+            f.write(eve_line({"src": "127.0.0.1", "dst": "127.0.0.1", "sport": sport, "dport": dport,
+                              "proto": "udp"}, 777, "%d.%06d" % (int(now), int(now % 1 * 1e6)), "keep me"))
+        out = self.path("out")
+        p = tm("evidence", "--server", self.url, "--eve", eve, "--out", out, "--keep", "10m")
+        self.assertIn("--keep 10m: 1 class requests (class suspect), 1 connection controls, 0 failed",
+                      p.stderr.decode())
+        with open(os.path.join(out, "777.json")) as f:
+            kept = json.load(f)["kept"]
+        self.assertEqual(kept["hosts"], ["127.0.0.1"])
+        self.assertEqual(kept["class"], "suspect")
+        self.assertIsNotNone(kept["until"])
+        self.assertEqual(kept["connections_suspended"], 1)
+        self.assertNotIn("error", kept)
+        classes = self.get("/api/v1/classes")
+        self.assertEqual([(c["host"], c["class"]) for c in classes], [("127.0.0.1", "suspect")])
+        self.assertIsNotNone(classes[0]["expires"])
+        self.assertGreater(classes[0]["expires_ns"], (now + 9 * 60) * 1e9)
+        # A second run (a burst is remembered within one run only) refreshes the entry: still one.
+        tm("evidence", "--server", self.url, "--eve", eve, "--out", self.path("out2"), "--keep", "10m")
+        self.assertEqual(len(self.get("/api/v1/classes")), 1)
+
+        self.assertEqual(self.stored(dport, b"before"), 4)  # cut at 4k
+        for _ in range(20):  # 20 kB more, after the alert: kept whole
+            tx.sendto(b"after!" + b"a" * 994, ("127.0.0.1", dport))
+        self.until(lambda: self.stored(dport, b"after!") == 20, "the 20 packets after the alert stored")
+
+    def test_refused_without_a_class_without_cutoff_or_without_server(self):
+        eve = self.path("eve.json")
+        with open(eve, "w") as f:
+            f.write(eve_line(ABSENT, 1, "1764075600.000000", "x"))
+        p = tm("evidence", "--store", self.store, "--eve", eve, "--out", self.path("o"), "--keep", "1h", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--keep needs --server", p.stderr.decode())
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve('[[class]]\nname = "default"\ncutoff = "4k"\n')
+        p = tm("evidence", "--server", self.url, "--eve", eve, "--out", self.path("o"), "--keep", "1h", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('no class without cutoff', p.stderr.decode())
+        self.assertIn('[[class]] name = "suspect"', p.stderr.decode())
+        self.assertFalse(os.path.exists(self.path("o/1.json")))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 
 #include "ids/alert.h"
 #include "ids/evidence.h"
+#include "ids/keep.h"
 #include "ids/log_follower.h"
 #include "packet/community_id.h"
 #include "server/flow_format.h"
@@ -284,17 +285,33 @@ class FakeService : public server::Service {
     out(s.data(), s.size());
     return "";
   }
+  // --keep: the server's stats (its classes), and the class and control requests, recorded;
+  // `refuse` (a status): class_set and control throw that ServiceError.
+  nlohmann::json stats_body = {
+      {"live", true},
+      {"capture", {{"classes", {{"default", {{"cutoff", 15360}}}, {"suspect", {{"cutoff", "none"}}}}}}}};
+  std::vector<server::ClassRequest> class_sets;
+  std::vector<server::ControlRequest> controls;
+  int refuse = 0;
+  server::Reply stats(const server::ApiCounters&) override { return {stats_body, {}}; }
+  server::Reply class_set(const server::ClassRequest& r) override {
+    if (refuse) server::throw_for_status(refuse, "refused");
+    class_sets.push_back(r);
+    return {{{"host", r.host}, {"class", r.cls}, {"expires", "2026-12-02T12:00:00Z"}}, {}};
+  }
+  server::Reply control(const server::ControlRequest& r) override {
+    if (refuse) server::throw_for_status(refuse, "refused");
+    controls.push_back(r);
+    return {{{"connections", 1}}, {}};
+  }
   // The rest of the interface: evidence does not ask for it.
   [[noreturn]] static void unused() { throw std::logic_error("FakeService: not used by evidence"); }
   std::unique_ptr<server::Stream> open_subscription(const server::SubscribeRequest&) override { unused(); }
   server::Reply health() override { unused(); }
-  server::Reply stats(const server::ApiCounters&) override { unused(); }
   std::string metrics(const server::ApiCounters&) override { unused(); }
-  server::Reply class_set(const server::ClassRequest&) override { unused(); }
   server::Reply class_list() override { unused(); }
   server::Reply class_remove(const std::string&) override { unused(); }
   server::Reply connections(const server::ConnectionsRequest&) override { unused(); }
-  server::Reply control(const server::ControlRequest&) override { unused(); }
 };
 
 flow::FlowRow row(uint64_t id, uint64_t first, uint64_t last) {
@@ -491,7 +508,10 @@ TEST(EvidenceRun, GroupsByNameRunsActionsPerAlertAndRetriesUntilTheWait) {
   EvidenceWriter w(svc, o, [](const std::string&) {});
   EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
   size_t acted = 0;
-  run.add_action([&](const Alert&) { ++acted; });
+  run.add_action([&](const Alert&) {
+    ++acted;
+    return nlohmann::json();
+  });
   run.add(alert("50", 1000 * kS, "a"));
   run.add(alert("50", 1001 * kS, "b"));
   EXPECT_EQ(acted, 2u);
@@ -504,6 +524,146 @@ TEST(EvidenceRun, GroupsByNameRunsActionsPerAlertAndRetriesUntilTheWait) {
   auto j = read_json(t.p / "out" / "50.json");
   EXPECT_EQ(j["alerts"].size(), 2u);
   EXPECT_EQ(j["evidence"]["found"], true);
+}
+
+KeepOptions keep_opts(uint64_t keep_ns, KeepOptions::Scope scope = KeepOptions::Scope::kHost) {
+  KeepOptions o;
+  o.keep_ns = keep_ns;
+  o.scope = scope;
+  return o;
+}
+
+TEST(Keeper, TakesTheFirstClassWithoutCutoffAndRefusesAServerWithoutOneOrWithoutLiveCapture) {
+  FakeService svc;
+  std::vector<std::string> warnings;
+  auto warn = [&](const std::string& w) { warnings.push_back(w); };
+  EXPECT_EQ(Keeper(svc, keep_opts(3600 * kS), warn).start(), "suspect");
+  KeepOptions named = keep_opts(3600 * kS);
+  named.cls = "nosuch";
+  try {
+    Keeper(svc, named, warn).start();
+    FAIL() << "an unknown --keep-class accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no class 'nosuch' (its classes: default (cutoff 15360), suspect"),
+              std::string::npos)
+        << e.what();
+  }
+  named.cls = "default";  // has a cutoff: taken, with a warning
+  EXPECT_EQ(Keeper(svc, named, warn).start(), "default");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("has a cutoff"), std::string::npos);
+  svc.stats_body["capture"]["classes"].erase("suspect");
+  try {
+    Keeper(svc, keep_opts(3600 * kS), warn).start();
+    FAIL() << "a server without a class without cutoff accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("[[class]] name = \"suspect\""), std::string::npos) << e.what();
+  }
+  svc.stats_body = {{"live", false}};
+  EXPECT_THROW(Keeper(svc, keep_opts(3600 * kS, KeepOptions::Scope::kConn), warn).start(),
+               std::runtime_error);
+  EXPECT_TRUE(svc.class_sets.empty());
+}
+
+TEST(Keeper, ConnectionFilterTakesBothDirectionsWithTheirOwnPorts) {
+  Alert a = alert("1", 0, "x");
+  EXPECT_EQ(Keeper::connection_filter(a),
+            "(tcp and ((src host 192.0.2.7 and src port 443 and dst host 10.0.0.5 and dst port 49152) or "
+            "(src host 10.0.0.5 and src port 49152 and dst host 192.0.2.7 and dst port 443)))");
+  a.proto = 1;
+  EXPECT_EQ(Keeper::connection_filter(a), "(ip proto 1 and host 192.0.2.7 and host 10.0.0.5)");
+  a.proto = 0;  // a notice that does not say: TCP, UDP or SCTP
+  std::string f = Keeper::connection_filter(a);
+  EXPECT_NE(f.find(" or (tcp and"), std::string::npos);
+  EXPECT_NE(f.find(" or (udp and"), std::string::npos);
+  EXPECT_NE(f.find("(sctp and"), std::string::npos);  // sorted terms
+}
+
+TEST(Keeper, ABurstOfAlertsOnOneHostMakesOneClassEntryRefreshedAtMostEveryTenthOfKeep) {
+  FakeService svc;
+  Keeper k(svc, keep_opts(100 * kS), [](const std::string&) {});
+  k.start();
+  auto t0 = Keeper::Clock::time_point{} + std::chrono::hours(1);
+  auto j = k.keep(alert("1", 0, "a"), t0);
+  ASSERT_EQ(svc.class_sets.size(), 2u);  // both hosts of the alert
+  EXPECT_EQ(svc.class_sets[0].host, "192.0.2.7");
+  EXPECT_EQ(svc.class_sets[1].host, "10.0.0.5");
+  EXPECT_EQ(svc.class_sets[0].cls, "suspect");
+  EXPECT_EQ(svc.class_sets[0].for_text, "100s");
+  ASSERT_EQ(svc.controls.size(), 1u);  // and the live connection's cutoff suspended
+  EXPECT_EQ(svc.controls[0].suspend_cutoff, 1);
+  EXPECT_EQ(svc.controls[0].suspend_timeout, -1);
+  EXPECT_EQ(svc.controls[0].filter, Keeper::connection_filter(alert("1", 0, "a")));
+  EXPECT_EQ(j["hosts"], nlohmann::json::array({"192.0.2.7", "10.0.0.5"}));
+  EXPECT_EQ(j["class"], "suspect");
+  EXPECT_EQ(j["until"], "2026-12-02T12:00:00Z");
+  EXPECT_EQ(j["requests"], 3u);
+  EXPECT_FALSE(j.contains("error"));
+  for (int i = 1; i < 50; ++i) j = k.keep(alert("1", 0, "a"), t0 + std::chrono::milliseconds(100 * i));
+  EXPECT_EQ(svc.class_sets.size(), 2u);  // within keep/10: nothing asked again
+  EXPECT_EQ(svc.controls.size(), 1u);
+  EXPECT_EQ(j["requests"], 0u);
+  EXPECT_EQ(j["hosts"].size(), 2u);  // still reported as kept
+  EXPECT_EQ(j["until"], "2026-12-02T12:00:00Z");
+  k.keep(alert("1", 0, "a"), t0 + std::chrono::seconds(10));  // keep/10 later: refreshed once
+  EXPECT_EQ(svc.class_sets.size(), 4u);
+  EXPECT_EQ(svc.controls.size(), 2u);
+  EXPECT_EQ(k.stats().class_requests, 4u);
+  EXPECT_EQ(k.stats().controls, 2u);
+}
+
+TEST(Keeper, ConnectionScopeSuspendsOnlyTheConnectionAndAHostNoticeKeepsNothing) {
+  FakeService svc;
+  std::vector<std::string> warnings;
+  Keeper k(svc, keep_opts(100 * kS, KeepOptions::Scope::kConn),
+           [&](const std::string& w) { warnings.push_back(w); });
+  k.start();
+  auto j = k.keep(alert("1", 0, "a"));
+  EXPECT_TRUE(svc.class_sets.empty());
+  ASSERT_EQ(svc.controls.size(), 1u);
+  EXPECT_EQ(j["scope"], "conn");
+  EXPECT_EQ(j["connections_suspended"], 1u);
+  Alert host;
+  host.source = Alert::Source::kZeekNotice;
+  host.src = v4("10.0.0.9");
+  j = k.keep(host);
+  EXPECT_EQ(svc.controls.size(), 1u);
+  EXPECT_NE(j["error"].get<std::string>().find("names no connection"), std::string::npos);
+}
+
+TEST(Keeper, ServerErrorsAreReportedPerAlertInTheEvidenceJsonAndOnStderrNeverThrown) {
+  TempDir t;
+  FakeService svc;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  std::vector<std::string> warnings;
+  auto warn = [&](const std::string& w) { warnings.push_back(w); };
+  EvidenceWriter w(svc, o, warn);
+  EvidenceRun run(w, std::chrono::hours(1), warn);
+  Keeper k(svc, keep_opts(3600 * kS), warn);
+  k.start();
+  run.add_action([&](const Alert& a) { return nlohmann::json{{"kept", k.keep(a)}}; });
+  svc.rows = {row(8, 999 * kS, 1010 * kS)};
+  svc.refuse = 409;  // a read-only store
+  run.add(alert("60", 1000 * kS, "a"));
+  svc.refuse = 0;
+  run.add(alert("61", 1000 * kS, "b"));  // the same hosts: now kept
+  EXPECT_EQ(run.process(true), 0u);
+  auto bad = read_json(t.p / "out" / "60.json")["kept"];
+  ASSERT_TRUE(bad["error"].is_array()) << bad.dump();
+  EXPECT_EQ(bad["error"].size(), 3u);  // two hosts, one connection
+  EXPECT_NE(bad["error"][0].get<std::string>().find("refused (409)"), std::string::npos) << bad.dump();
+  EXPECT_TRUE(bad["hosts"].empty());
+  EXPECT_TRUE(bad["until"].is_null());
+  EXPECT_EQ(std::count_if(warnings.begin(), warnings.end(),
+                          [](const std::string& s) { return s.rfind("60: --keep: ", 0) == 0; }),
+            3);
+  auto good = read_json(t.p / "out" / "61.json")["kept"];
+  EXPECT_FALSE(good.contains("error"));
+  EXPECT_EQ(good["hosts"].size(), 2u);  // failed ones are asked again at the next alert
+  EXPECT_EQ(good["requests"], 3u);
+  EXPECT_EQ(good["class"], "suspect");
+  EXPECT_EQ(k.stats().failed, 3u);
 }
 
 }  // namespace
