@@ -1,5 +1,6 @@
 """tm flows --format zeek|zeek-json: a Zeek conn.log that zeek-cut and conn.log readers take."""
 import json
+import os
 import shutil
 import subprocess
 import unittest
@@ -10,6 +11,17 @@ CONN_FIELDS = ["ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", 
                "orig_bytes", "resp_bytes", "conn_state", "local_orig", "local_resp", "missed_bytes", "history",
                "orig_pkts", "orig_ip_bytes", "resp_pkts", "resp_ip_bytes", "tunnel_parents"]
 STATES = {"S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH"}
+
+B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def uid_of(flow_id):
+    s = ""
+    while True:
+        s = B62[flow_id % 62] + s
+        flow_id //= 62
+        if not flow_id:
+            return "C" + s
 
 
 class ZeekConnLog(StoreTest):
@@ -49,6 +61,19 @@ class ZeekConnLog(StoreTest):
                                check=True)
             cut = [l.split("\t") for l in p.stdout.decode().splitlines()]
             self.assertEqual(len(cut), len(rows))
+
+        # tm's own Zeek reader (tm evidence) takes the log and finds each connection's flow again.
+        log = self.path("conn.log")
+        with open(log, "w") as f:
+            f.write(out)
+        ev = self.path("evidence")
+        tm("evidence", "--store", self.store, "--zeek", log, "--out", ev)
+        for r in rows[:5]:
+            v = dict(zip(fields, r))
+            with open(os.path.join(ev, v["uid"] + ".json")) as f:
+                j = json.load(f)
+            self.assertEqual(uid_of(j["flow"]["id"]), v["uid"])
+            self.assertGreater(os.path.getsize(os.path.join(ev, v["uid"] + ".pcap")), 24)
 
         js = [json.loads(l) for l in
               tm("flows", "--store", self.store, "--format", "zeek-json", "-q").stdout.decode().splitlines()]
