@@ -338,15 +338,20 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
 
 uint64_t disk_budget_bytes(uint64_t bytes, double percent, const std::string& path) {
   if (percent <= 0) return bytes;
-  std::filesystem::path p = std::filesystem::absolute(path.empty() ? "." : path);
   std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(path.empty() ? "." : path, ec);
+  if (ec) p = path.empty() ? "." : path;
   while (!std::filesystem::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
   struct statvfs st {};
   if (statvfs(p.c_str(), &st) != 0)
     throw ConfigError(fmt::format("disk_budget {}%: cannot measure the file system of '{}': {}", percent,
                                   p.string(), std::strerror(errno)));
   double total = static_cast<double>(st.f_blocks) * static_cast<double>(st.f_frsize);
-  return static_cast<uint64_t>(total * percent / 100.0);
+  double share = total * percent / 100.0;
+  uint64_t budget = share >= 0x1p64 ? UINT64_MAX : static_cast<uint64_t>(share);
+  spdlog::info("disk budget {}% of the file system of {} ({}): {} bytes, measured now, at start", percent,
+               p.string(), util::format_size(static_cast<uint64_t>(total)), budget);
+  return budget;
 }
 
 uint64_t physical_memory() {
