@@ -39,6 +39,7 @@ constexpr Column kColumns[] = {
     {"resp_pkts", "count"},
     {"resp_ip_bytes", "count"},
     {"tunnel_parents", "set[string]"},
+    {"ip_proto", "count"},  // Zeek 7.1 and later (position: named columns, read by name)
     {"community_id", "string"},
     {"tm_orig_wire_bytes", "count"},
     {"tm_resp_wire_bytes", "count"},
@@ -113,6 +114,7 @@ std::vector<Cell> cells(const flow::FlowRow& row) {
   c.push_back(count(f.pkts[1]));
   c.push_back(unset());  // resp_ip_bytes
   c.push_back(unset());  // tunnel_parents: tm keeps only a hash
+  c.push_back(count(f.proto));
   c.push_back(str(flow::community_id(f)));
   c.push_back(count(f.bytes[0]));
   c.push_back(count(f.bytes[1]));

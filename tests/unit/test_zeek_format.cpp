@@ -124,6 +124,7 @@ TEST(ZeekFormat, TsvHasZeeksHeaderAndUnsetPayloadBytes) {
   EXPECT_EQ(v["conn_state"], "SF");
   EXPECT_EQ(v["history"], "ShAaDdFf");
   EXPECT_EQ(v["orig_pkts"], "5");
+  EXPECT_EQ(v["ip_proto"], "6");
   EXPECT_EQ(v["tm_orig_wire_bytes"], "300");
   EXPECT_EQ(v["tm_resp_wire_bytes"], "5000");
   EXPECT_EQ(v["tm_cut"], "F");
