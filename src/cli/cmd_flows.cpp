@@ -29,8 +29,9 @@ Runner add_flows(CLI::App& app) {
   app.add_option("filter", o->filter, "filter on addresses, ports, protocols (tcpdump syntax)");
   app.add_option("--from", o->from, "flows active at or after this time");
   app.add_option("--to", o->to, "flows active before this time");
-  app.add_option("--format", o->format, "text (default), json (one object a line), csv")
-      ->check(CLI::IsMember({"text", "json", "csv"}));
+  app.add_option("--format", o->format,
+                 "text (default), json (one object a line), csv, zeek (Zeek's conn.log), zeek-json")
+      ->check(CLI::IsMember({"text", "json", "csv", "zeek", "zeek-json"}));
   app.add_option("--top", o->top, "only the N largest flows")->check(whole_number(0, 1000000000));
   app.add_option("--by", o->by, "what --top ranks by: bytes, packets, duration")
       ->check(CLI::IsMember({"bytes", "packets", "duration"}));

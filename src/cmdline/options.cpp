@@ -56,7 +56,8 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("-s,--store", o.store, "store directory (overrides store.path)");
   app.add_option("--cutoff", o.cutoff, "connection cutoff for every class: bytes with k/m/g, or 'none'");
   app.add_option("--segment-size", o.segment_size, "rotate segments at this size (default 256m)");
-  app.add_option("--disk-budget", o.disk_budget, "disk budget of the whole store (e.g. 10g)");
+  app.add_option("--disk-budget", o.disk_budget,
+                 "disk budget of the whole store (e.g. 10g, or 80% of its file system)");
   app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
   app.add_option("--when-ring-full", o.when_full, "auto (wait for files, drop live), drop, or wait");
   app.add_option(
@@ -120,7 +121,11 @@ config::Config build_config(const RecordOptions& o) {
     if (c.segment_size < 4096) throw config::ConfigError("--segment-size: must be at least 4k");
   }
   if (c.segment_size > (3ull << 30)) throw config::ConfigError("segment size: at most 3g");
-  if (!o.disk_budget.empty()) c.disk_budget = size_opt(o.disk_budget, "--disk-budget");
+  if (!o.disk_budget.empty() &&
+      !config::parse_disk_budget(o.disk_budget, c.disk_budget, c.disk_budget_percent))
+    throw config::ConfigError(
+        fmt::format("--disk-budget: '{}' is not a size or a share of the file system (examples: 500g, 80%)",
+                    o.disk_budget));
   if (!o.when_full.empty()) {
     if (o.when_full == "auto")
       c.when_full = config::WhenFull::kAuto;

@@ -2,10 +2,15 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -85,6 +90,23 @@ std::string get_string(const Ctx& ctx, const toml::table& t, const char* key, co
   auto s = n->value<std::string>();
   if (!s || n->type() != toml::node_type::string) ctx.fail(n, where + "." + key, "expected a string");
   return *s;
+}
+
+// A disk budget: a size as get_size, or a string "N%" of the store's file system.
+void get_budget(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
+                uint64_t& bytes, double& percent) {
+  const toml::node* n = t.get(key);
+  if (!n) return;
+  if (n->type() == toml::node_type::string) {
+    auto s = *n->value<std::string>();
+    if (!parse_disk_budget(s, bytes, percent))
+      ctx.fail(
+          n, where + "." + key,
+          fmt::format("'{}' is not a size or a share of the file system (examples: 500g, none, 80%)", s));
+    return;
+  }
+  bytes = get_size(ctx, t, key, where, bytes);
+  percent = 0;
 }
 
 bool get_bool(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, bool def) {
@@ -186,12 +208,13 @@ Config from_table(const toml::table& root, const std::string& file) {
   if (auto* s = sub_table(ctx, root, "store")) {
     check_known(ctx, *s, "store",
                 {"path", "segment_size", "disk_budget", "directory_every", "directory_bytes",
-                 "fsync_interval", "fsync_bytes", "when_ring_full"});
+                 "fsync_interval", "fsync_bytes", "when_ring_full", "max_age"});
     c.store = get_string(ctx, *s, "path", "store", c.store);
     c.segment_size = get_size(ctx, *s, "segment_size", "store", c.segment_size);
     if (c.segment_size < 4096 || c.segment_size > kMaxSegment)
       ctx.fail(s->get("segment_size"), "store.segment_size", "must be between 4k and 3g");
-    c.disk_budget = get_size(ctx, *s, "disk_budget", "store", c.disk_budget);
+    get_budget(ctx, *s, "disk_budget", "store", c.disk_budget, c.disk_budget_percent);
+    c.max_age_ns = get_duration(ctx, *s, "max_age", "store", c.max_age_ns);
     c.directory_every =
         static_cast<uint32_t>(get_int(ctx, *s, "directory_every", "store", c.directory_every, 1, 1 << 30));
     c.directory_bytes = get_size(ctx, *s, "directory_bytes", "store", c.directory_bytes);
@@ -253,7 +276,8 @@ Config from_table(const toml::table& root, const std::string& file) {
       ClassConfig cc;
       cc.name = get_string(ctx, t, "name", "class", "");
       std::string where = cc.name.empty() ? "class" : fmt::format("class '{}'", cc.name);
-      check_known(ctx, t, where, {"name", "filter", "cutoff", "ram_budget", "disk_budget", "precedence"});
+      check_known(ctx, t, where,
+                  {"name", "filter", "cutoff", "ram_budget", "disk_budget", "max_age", "precedence"});
       if (cc.name.empty()) ctx.fail(&v, "class.name", "every [[class]] needs a name");
       if (cc.name == "flows")
         ctx.fail(t.get("name"), where + ".name", "'flows' is reserved for flow records");
@@ -277,7 +301,8 @@ Config from_table(const toml::table& root, const std::string& file) {
             t.get("ram_budget") ? t.get("ram_budget") : &v, where + ".ram_budget",
             fmt::format("the classes' RAM rings would take {} bytes, more than this machine's memory ({})",
                         ram, physical_memory()));
-      cc.disk_budget = get_size(ctx, t, "disk_budget", where, cc.disk_budget);
+      get_budget(ctx, t, "disk_budget", where, cc.disk_budget, cc.disk_budget_percent);
+      cc.max_age_ns = get_duration(ctx, t, "max_age", where, cc.max_age_ns);
       cc.precedence = static_cast<int>(get_int(ctx, t, "precedence", where, 0, -1000000, 1000000));
       c.classes.push_back(cc);
       tables.push_back(&t);
@@ -288,6 +313,46 @@ Config from_table(const toml::table& root, const std::string& file) {
 }
 
 }  // namespace
+
+bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
+  if (!s.empty() && s.back() == '%') {
+    std::string num = s.substr(0, s.size() - 1);
+    size_t used = 0;
+    double p = 0;
+    try {
+      p = std::stod(num, &used);
+    } catch (...) {
+      return false;
+    }
+    if (used != num.size() || num.empty() || !std::isfinite(p) || p <= 0 || p > 100) return false;
+    percent = p;
+    bytes = UINT64_MAX;
+    return true;
+  }
+  auto v = util::parse_size(s);
+  if (!v) return false;
+  bytes = *v;
+  percent = 0;
+  return true;
+}
+
+uint64_t disk_budget_bytes(uint64_t bytes, double percent, const std::string& path) {
+  if (percent <= 0) return bytes;
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(path.empty() ? "." : path, ec);
+  if (ec) p = path.empty() ? "." : path;
+  while (!std::filesystem::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  struct statvfs st {};
+  if (statvfs(p.c_str(), &st) != 0)
+    throw ConfigError(fmt::format("disk_budget {}%: cannot measure the file system of '{}': {}", percent,
+                                  p.string(), std::strerror(errno)));
+  double total = static_cast<double>(st.f_blocks) * static_cast<double>(st.f_frsize);
+  double share = total * percent / 100.0;
+  uint64_t budget = share >= 0x1p64 ? UINT64_MAX : static_cast<uint64_t>(share);
+  spdlog::info("disk budget {}% of the file system of {} ({}): {} bytes, measured now, at start", percent,
+               p.string(), util::format_size(static_cast<uint64_t>(total)), budget);
+  return budget;
+}
 
 uint64_t physical_memory() {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);

@@ -22,7 +22,9 @@ struct ClassConfig {
   uint64_t cutoff = 15 * 1024;  // bytes per connection; util::kUnlimited = none
   uint64_t ram_budget = 64ull << 20;
   uint64_t disk_budget = UINT64_MAX;
-  int precedence = 0;  // higher is tried first
+  double disk_budget_percent = 0;  // > 0: "80%" of the store's file system (see disk_budget_bytes)
+  uint64_t max_age_ns = 0;         // 0: no age limit; else segments older than this are evicted
+  int precedence = 0;              // higher is tried first
 };
 
 constexpr int kMaxCaptureThreads = 64;
@@ -43,6 +45,8 @@ struct Config {
 
   uint64_t segment_size = 256ull << 20;
   uint64_t disk_budget = UINT64_MAX;      // global, over all classes
+  double disk_budget_percent = 0;         // > 0: a share of the store's file system instead
+  uint64_t max_age_ns = 0;                // [store] max_age: every class's packets; 0 = none
   uint32_t directory_every = 4096;        // a directory entry every n packets ...
   uint64_t directory_bytes = 4ull << 20;  // ... and at least every this many bytes
   uint64_t fsync_interval_ns = 0;         // 0 = leave it to the kernel (see docs/DESIGN.md "Crash safety")
@@ -71,6 +75,14 @@ struct Config {
   std::vector<ClassConfig> classes;   // after load: sorted by precedence, a catch-all last
   std::vector<std::string> warnings;  // doubtful but valid settings (also logged when loaded)
 };
+
+// A disk budget as written: a size ("500g", "none") or a share of the file system ("80%").
+// Returns false if `s` is neither; sets exactly one of bytes (percent = 0) or percent.
+bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent);
+// The bytes of a budget: `bytes`, or `percent` of the size of the file system holding `path`
+// (the nearest existing parent directory if `path` does not exist yet), measured now: at
+// start. Throws ConfigError if that file system cannot be asked.
+uint64_t disk_budget_bytes(uint64_t bytes, double percent, const std::string& path);
 
 // This machine's memory in bytes: what RAM rings and capture buffers may not exceed.
 uint64_t physical_memory();

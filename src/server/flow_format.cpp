@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 
+#include "server/zeek_format.h"
 #include "util/timespec.h"
 
 namespace tmach::server {
@@ -175,7 +177,9 @@ std::vector<flow::FlowRow> parse_flow_lines(const std::string& body) {
 }
 
 const char* flow_content_type(const std::string& format) {
-  return format == "json" ? "application/x-ndjson" : format == "csv" ? "text/csv" : "text/plain";
+  return format == "json" || format == "zeek-json" ? "application/x-ndjson"
+         : format == "csv"                         ? "text/csv"
+                                                   : "text/plain";
 }
 
 void top_flows(std::vector<flow::FlowRow>& rows, size_t top, const std::string& by) {
@@ -190,6 +194,8 @@ void top_flows(std::vector<flow::FlowRow>& rows, size_t top, const std::string& 
 }
 
 std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::string& format) {
+  if (format == "zeek") return render_zeek_tsv(rows, static_cast<int64_t>(std::time(nullptr)));
+  if (format == "zeek-json") return render_zeek_json(rows);
   std::string o;
   if (format == "json") {
     for (auto& r : rows) o += flow_to_json(r).dump() + "\n";

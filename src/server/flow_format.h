@@ -13,7 +13,8 @@ namespace tmach::server {
 
 // Keeps the `top` largest rows by `by` (bytes, packets, duration) when top > 0.
 void top_flows(std::vector<flow::FlowRow>& rows, size_t top, const std::string& by);
-// format: "text" (a table), "json" (one object a line) or "csv" (with a header line).
+// format: "text" (a table), "json" (one object a line), "csv" (with a header line), "zeek"
+// (Zeek's conn.log TSV) or "zeek-json" (Zeek's JSON conn.log): server/zeek_format.h.
 std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::string& format);
 // The HTTP content type of an answer in `format`.
 const char* flow_content_type(const std::string& format);

@@ -24,8 +24,9 @@ FlowParams flow_params(const httplib::Request& req) {
   std::string format = param(req, "format"), by = param(req, "by"), top = param(req, "top");
   if (!format.empty()) p.format = format;
   if (!by.empty()) p.by = by;
-  if (p.format != "json" && p.format != "csv" && p.format != "text")
-    throw BadRequest("format: json, csv or text");
+  if (p.format != "json" && p.format != "csv" && p.format != "text" && p.format != "zeek" &&
+      p.format != "zeek-json")
+    throw BadRequest("format: json, csv, text, zeek or zeek-json");
   if (p.by != "bytes" && p.by != "packets" && p.by != "duration")
     throw BadRequest("by: bytes, packets or duration");
   p.top = param_u64(req, "top", UINT64_MAX);

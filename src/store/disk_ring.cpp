@@ -1,11 +1,13 @@
 #include "store/disk_ring.h"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace tmach::store {
 
 void DiskRing::add(File f) {
   bytes_ += f.bytes;
+  newest_ts_ = std::max(newest_ts_, f.last_ts);
   files_.push_back(std::move(f));
 }
 

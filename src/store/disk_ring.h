@@ -1,6 +1,6 @@
-// A disk ring: files of one kind kept oldest first inside a byte budget (and, for flow
-// files, an age), the oldest deleted whole to make room — each class's packet segments,
-// the store's global budget over all classes, and the flow files.
+// A disk ring: files of one kind kept oldest first inside a byte budget (and, optionally, an
+// age: flow files, and each class's segments with max_age), the oldest deleted whole to make room — each
+// class's packet segments, the store's global budget over all classes, and the flow files.
 //
 // Not thread-safe: each ring belongs to one writer thread.
 #pragma once
@@ -32,6 +32,8 @@ class DiskRing {
   bool empty() const { return files_.empty(); }
   size_t size() const { return files_.size(); }
   uint64_t bytes() const { return bytes_; }
+  // The newest last_ts of any file ever added (kept after eviction): the ring's clock.
+  uint64_t newest_ts() const { return newest_ts_; }
   const File& oldest() const { return files_.front(); }
 
   // Deletes the oldest file (every part; a part already gone is no error) and returns it.
@@ -45,6 +47,7 @@ class DiskRing {
   std::vector<std::string> ext_;
   std::deque<File> files_;  // oldest first
   uint64_t bytes_ = 0;
+  uint64_t newest_ts_ = 0;
 };
 
 // A budget over several rings (the store's global budget over its classes): evicts the file

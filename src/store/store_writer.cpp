@@ -396,8 +396,15 @@ void StoreWriter::evicted(uint16_t cls, const DiskRing::File& f) {
 }
 
 void StoreWriter::enforce_budgets() {
+  // max_age is measured on the recorder's clock: the newest packet of any sealed segment (so
+  // that reading old capture files ages by their own time, not by the wall clock).
+  uint64_t newest = 0;
+  for (auto& st : state_) newest = std::max(newest, st.sealed.newest_ts());
   for (size_t c = 0; c < classes_.size(); ++c) {
     const auto cls = static_cast<uint16_t>(c);
+    if (classes_[c].max_age_ns)
+      state_[c].sealed.evict_older(newest, classes_[c].max_age_ns,
+                                   [&](const DiskRing::File& f) { evicted(cls, f); });
     state_[c].sealed.evict_over(classes_[c].disk_budget, [&](const DiskRing::File& f) { evicted(cls, f); });
   }
   if (opts_.disk_budget == UINT64_MAX) return;

@@ -39,6 +39,7 @@ struct ClassOptions {
   std::string name;
   uint64_t ram_budget = 64ull << 20;  // its RAM ring
   uint64_t disk_budget = UINT64_MAX;  // its sealed segments
+  uint64_t max_age_ns = 0;            // > 0: sealed segments whose newest packet is older are evicted
 };
 
 // The writer's options (config/component_options.h maps a config::Config into them).

@@ -127,6 +127,11 @@ class Api(Serve):
             a = self.tm("flows", "--server", self.url, *args).stdout
             b = self.tm("flows", "--store", self.store, *args).stdout
             self.assertEqual(a, b, args)
+        # Zeek's conn.log through the API (format=zeek): the same but for the #open/#close times.
+        logs = [self.tm("flows", where, url, "--format", "zeek").stdout.decode().splitlines()
+                for where, url in (("--server", self.url), ("--store", self.store))]
+        self.assertEqual(*[[l for l in x if not l.startswith(("#open", "#close"))] for x in logs])
+        self.assertEqual(logs[0][4], "#path\tconn")
         a = self.tm("stats", "--server", self.url, "--json").stdout
         b = self.tm("stats", "--store", self.store, "--json").stdout
         self.assertEqual(json.loads(a), json.loads(b))

@@ -140,3 +140,60 @@ TEST(Config, EqualPrecedenceFiltersThatMayOverlapAreAWarningNamingBoth) {
             "filters may both match a packet, which then goes to 'web' (file order): give them different "
             "precedences to choose");
 }
+
+TEST(Config, DiskBudgetAsShareOfTheFileSystemAndMaxAge) {
+  auto c = config::load_config_string(R"(
+[store]
+path = "/tmp/tm-no-such-store/x"
+disk_budget = "80%"
+max_age = "7d"
+[[class]]
+name = "web"
+filter = "tcp port 80"
+disk_budget = "12.5%"
+max_age = "1d"
+[[class]]
+name = "rest"
+disk_budget = "1g"
+)",
+                                      "tm.toml");
+  EXPECT_DOUBLE_EQ(c.disk_budget_percent, 80);
+  EXPECT_EQ(c.max_age_ns, 7ull * 86400 * 1000000000);
+  config::finalize_classes(c);
+  ASSERT_EQ(c.classes.size(), 2u);
+  EXPECT_DOUBLE_EQ(c.classes[0].disk_budget_percent, 12.5);
+  EXPECT_EQ(c.classes[0].max_age_ns, 86400ull * 1000000000);
+  EXPECT_EQ(c.classes[1].disk_budget, 1ull << 30);
+  EXPECT_EQ(c.classes[1].disk_budget_percent, 0);
+  EXPECT_EQ(c.classes[1].max_age_ns, 0u);
+  // The store does not exist: its nearest existing parent's file system is measured.
+  uint64_t fs = config::disk_budget_bytes(UINT64_MAX, 100, "/tmp/tm-no-such-store/x");
+  EXPECT_GT(fs, 0u);
+  uint64_t share = config::disk_budget_bytes(UINT64_MAX, 80, "/tmp/tm-no-such-store/x");
+  EXPECT_NEAR(static_cast<double>(share), static_cast<double>(fs) * 0.8, static_cast<double>(fs) * 0.001);
+  EXPECT_EQ(config::disk_budget_bytes(1234, 0, "/tmp"), 1234u);
+
+  uint64_t bytes = 0;
+  double pct = 0;
+  EXPECT_TRUE(config::parse_disk_budget("80%", bytes, pct));
+  EXPECT_DOUBLE_EQ(pct, 80);
+  EXPECT_TRUE(config::parse_disk_budget("10g", bytes, pct));
+  EXPECT_EQ(bytes, 10ull << 30);
+  EXPECT_EQ(pct, 0);
+  for (const char* bad : {"0%", "101%", "%", "x%", "80 %", "-5%", "nan%"})
+    EXPECT_FALSE(config::parse_disk_budget(bad, bytes, pct)) << bad;
+}
+
+TEST(Config, DiskBudgetAndMaxAgeErrorsNameLineAndKey) {
+  EXPECT_EQ(
+      error_of("[store]\ndisk_budget = \"120%\"\n"),
+      "tm.toml:2: store.disk_budget: '120%' is not a size or a share of the file system (examples: 500g, "
+      "none, 80%)");
+  EXPECT_EQ(error_of("[store]\nmax_age = \"soon\"\n"),
+            "tm.toml:2: store.max_age: 'soon' is not a duration (examples: 30s, 5m, 2h)");
+  EXPECT_EQ(error_of("[[class]]\nname = \"a\"\n\nmax_age = true\n"),
+            "tm.toml:4: class 'a'.max_age: expected a duration such as \"5m\" or a number of seconds");
+  EXPECT_EQ(error_of("[[class]]\nname = \"a\"\ndisk_budget = \"half\"\n"),
+            "tm.toml:3: class 'a'.disk_budget: 'half' is not a size or a share of the file system (examples: "
+            "500g, none, 80%)");
+}

@@ -8,6 +8,7 @@
 
 #include "packet/decoder.h"
 #include "store/catalog.h"
+#include "store/disk_ring.h"
 #include "store/index_keys.h"
 #include "store/layout.h"
 #include "store/pcap_scan.h"
@@ -658,4 +659,23 @@ TEST(Recovery, RenamesToTheSmallestTimestamp) {
   EXPECT_EQ(again.segments[0].state, store::SegmentInfo::State::kSealed);
   EXPECT_EQ(again.segments[0].lo_ts(), 100u);
   EXPECT_EQ(again.segments[0].hi_ts(), 950u);
+}
+
+TEST(DiskRing, MaxAgeOnTheRingsClockKeptAfterEviction) {
+  // Files that are not there: evicting them is no error. The clock is the newest last_ts added.
+  store::DiskRing ring({".idx", ".pcap"});
+  const uint64_t day = 86400ull * 1000000000;
+  ring.add({"/nonexistent/a", 10, 1 * day, 2 * day});
+  ring.add({"/nonexistent/b", 10, 2 * day, 3 * day});
+  ring.add({"/nonexistent/c", 10, 40 * day, 41 * day});
+  EXPECT_EQ(ring.newest_ts(), 41 * day);
+  std::vector<std::string> gone;
+  ring.evict_older(ring.newest_ts(), 30 * day,
+                   [&](const store::DiskRing::File& f) { gone.push_back(f.base); });
+  EXPECT_EQ(gone, (std::vector<std::string>{"/nonexistent/a", "/nonexistent/b"}));
+  EXPECT_EQ(ring.size(), 1u);
+  EXPECT_EQ(ring.bytes(), 10u);
+  ring.evict_over(0);
+  EXPECT_TRUE(ring.empty());
+  EXPECT_EQ(ring.newest_ts(), 41 * day);  // the clock does not go back when files go
 }
