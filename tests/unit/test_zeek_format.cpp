@@ -140,6 +140,8 @@ TEST(ZeekFormat, TsvHasZeeksHeaderAndUnsetPayloadBytes) {
   EXPECT_EQ(j["tm_cut"], false);
   EXPECT_FALSE(j.contains("orig_bytes"));  // unset fields are left out, as Zeek's JSON logs do
   for (size_t i = 1; i < fields.size(); ++i)
-    if (v[fields[i]] != "-") EXPECT_TRUE(j.contains(fields[i])) << fields[i];
+    if (v[fields[i]] != "-") {
+      EXPECT_TRUE(j.contains(fields[i])) << fields[i];
+    }
   EXPECT_STREQ(server::flow_content_type("zeek-json"), "application/x-ndjson");
 }
