@@ -164,7 +164,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   nlohmann::json connection;
   nlohmann::json flow_json = nullptr;
   nlohmann::json evidence = nlohmann::json::object();
-  std::vector<uint64_t> others;
+  std::vector<std::string> others;
   server::QueryRequest q;
   uint64_t q_from = 0, q_to = 0;  // its time range, [from, to)
   std::string why;                // why no packets, when none
@@ -225,7 +225,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
       const flow::FlowRecord& r = best->rec;
       flow_json = rows[best_i].second;
       for (size_t i = 0; i < rows.size(); ++i)
-        if (i != best_i) others.push_back(rows[i].first.rec.id);
+        if (i != best_i)
+          others.push_back(std::to_string(rows[i].first.rec.id));  // (as the flow JSON: a string)
       stored = r.stored;
       q.filter = tuple_filter(a, r.proto);
       q_from = r.first_ts;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -108,7 +109,9 @@ nlohmann::json flow_to_json(const flow::FlowRow& r) {
   const auto& f = r.rec;
   std::string cid = flow::community_id(f);
   return {
-      {"id", f.id},
+      // A string: ids use all 64 bits, beyond the 2^53 a JSON number keeps exactly in most
+      // readers (jq, JavaScript) — a rounded id names no flow.
+      {"id", std::to_string(f.id)},
       {"first", util::format_time(f.first_ts)},
       {"last", util::format_time(f.last_ts)},
       {"duration", static_cast<double>(f.last_ts - f.first_ts) / 1e9},
@@ -133,11 +136,27 @@ nlohmann::json flow_to_json(const flow::FlowRow& r) {
       {"community_id", cid.empty() ? nlohmann::json(nullptr) : nlohmann::json(cid)}};
 }
 
+namespace {
+
+// A flow id as written (a decimal string), or as a number (what older tm wrote).
+uint64_t id_of(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  const std::string& s = v.get_ref<const std::string&>();  // (throws type_error otherwise)
+  uint64_t id = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty())
+    throw std::runtime_error("flow id: '" + s + "' is not a number");
+  return id;
+}
+
+}  // namespace
+
 flow::FlowRow flow_from_json(const nlohmann::json& j) {
   flow::FlowRow r;
   flow::FlowRecord& f = r.rec;
   f = flow::FlowRecord{};
-  f.id = j.at("id").get<uint64_t>();
+  f.id = id_of(j.at("id"));
   f.first_ts = time_of(j.at("first"), "first");
   f.last_ts = time_of(j.at("last"), "last");
   f.proto = proto_of(j.at("proto").get<std::string>());

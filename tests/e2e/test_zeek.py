@@ -16,6 +16,7 @@ B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def uid_of(flow_id):
+    flow_id = int(flow_id)  # the flow JSON writes ids as strings
     s = ""
     while True:
         s = B62[flow_id % 62] + s

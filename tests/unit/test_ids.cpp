@@ -387,7 +387,7 @@ TEST(EvidenceWriter, JoinsByCommunityIdWritesPcapAndJsonOnceForRepeatedAlertsAnd
   EXPECT_EQ(svc.flow_requests[0].from, "705.000000000");  // the alerts ± 5 minutes
   auto j = read_json(t.p / "out" / "42.json");
   EXPECT_EQ(j["id"], "42");
-  EXPECT_EQ(j["flow"]["id"], 8u);
+  EXPECT_EQ(j["flow"]["id"], "8");
   EXPECT_EQ(j["connection"]["community_id"], alerts[0].community_id);
   EXPECT_EQ(j["alerts"].size(), 2u);
   EXPECT_EQ(j["evidence"]["found"], true);
@@ -395,7 +395,7 @@ TEST(EvidenceWriter, JoinsByCommunityIdWritesPcapAndJsonOnceForRepeatedAlertsAnd
   EXPECT_EQ(j["evidence"]["pcap"], "42.pcap");
   EXPECT_EQ(j["evidence"]["cut_off"], false);
   EXPECT_EQ(j["evidence"]["other_flows"],
-            nlohmann::json::array({9}));  // within the window, further away in time
+            nlohmann::json::array({"9"}));  // within the window, further away in time
   EXPECT_EQ(slurp(t.p / "out" / "42.pcap").size(), 24u + 3 * (16 + 60));
   std::string first_json = slurp(t.p / "out" / "42.json");
   // Again, and once more with one alert seen before: nothing doubled, the same files.
@@ -467,7 +467,7 @@ TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
   ping.dst_port = 0;
   EXPECT_EQ(w.write("p", {ping}, true), EvidenceWriter::Outcome::kWritten);
   EXPECT_EQ(svc.queries.back().filter, "host 192.0.2.7 and host 10.0.0.5 and proto 1");
-  EXPECT_EQ(read_json(t.p / "out" / "p.json")["flow"]["id"], 10u);
+  EXPECT_EQ(read_json(t.p / "out" / "p.json")["flow"]["id"], "10");
   Alert notice = alert("n", 1005 * kS, "");
   notice.source = Alert::Source::kZeekNotice;
   notice.proto = 0;  // the notice does not say: the record that joins does
@@ -475,7 +475,7 @@ TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
   EXPECT_EQ(svc.flow_requests.back().filter, "host 192.0.2.7 and host 10.0.0.5 and port 443 and port 49152");
   EXPECT_EQ(svc.queries.back().filter,
             "host 192.0.2.7 and host 10.0.0.5 and proto 6 and port 443 and port 49152");
-  EXPECT_EQ(read_json(t.p / "out" / "n.json")["flow"]["id"], 11u);
+  EXPECT_EQ(read_json(t.p / "out" / "n.json")["flow"]["id"], "11");
 }
 
 TEST(EvidenceWriter, AHostOnlyNoticeGetsItsPacketsWithinTheWindow) {

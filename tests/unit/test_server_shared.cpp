@@ -180,6 +180,21 @@ TEST(FlowCodec, RoundTripsEveryField) {
   for (const char* f : {"json", "csv", "text"}) EXPECT_EQ(render_flows(back, f), render_flows(rows, f)) << f;
 }
 
+TEST(FlowCodec, IdsAreStringsExactBeyond2To53) {
+  flow::FlowRow r = row(1, "10.0.0.1", "10.0.0.2", 6);
+  r.rec.id = 18446744073709551557ull;  // a double would round it to ...551616
+  auto j = flow_to_json(r);
+  ASSERT_TRUE(j["id"].is_string());
+  EXPECT_EQ(j["id"], "18446744073709551557");
+  EXPECT_EQ(flow_from_json(j).rec.id, r.rec.id);
+  j["id"] = 12345;  // as earlier versions wrote it
+  EXPECT_EQ(flow_from_json(j).rec.id, 12345u);
+  for (const char* bad : {"", "12a", "-1", "99999999999999999999"}) {
+    j["id"] = bad;
+    EXPECT_ANY_THROW(flow_from_json(j)) << bad;
+  }
+}
+
 TEST(FlowCodec, RejectsBadFields) {
   auto j = flow_to_json(row(1, "10.0.0.1", "10.0.0.2", 6));
   for (auto [k, v] : {std::pair{"state", "sideways"}, std::pair{"orig_addr", "10.0.0"},
