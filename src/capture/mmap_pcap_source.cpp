@@ -9,27 +9,25 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+
+#include "util/pcap.h"
 
 namespace tmach::capture {
 namespace {
 
-constexpr uint32_t kMagicUsec = 0xa1b2c3d4;
-constexpr uint32_t kMagicNsec = 0xa1b23c4d;
 constexpr uint32_t kMaxRecord = 16u << 20;  // larger records mean a damaged file
-
-inline uint32_t bswap(uint32_t v) { return __builtin_bswap32(v); }
+using util::pcap::RecordCursor;
 
 class MmapPcapSource : public PacketSource {
  public:
-  MmapPcapSource(std::string path, int fd, const uint8_t* base, size_t size, bool swap, bool nsec,
-                 uint32_t linktype)
+  MmapPcapSource(std::string path, int fd, const uint8_t* base, size_t size, util::pcap::Format f)
       : path_(std::move(path)),
         fd_(fd),
         base_(base),
         size_(size),
-        swap_(swap),
-        nsec_(nsec),
-        linktype_(linktype) {}
+        linktype_(f.linktype),
+        cur_(base, size, f, sizeof(util::pcap::FileHeader), kMaxRecord) {}
   ~MmapPcapSource() override {
     if (base_ && size_) munmap(const_cast<uint8_t*>(base_), size_);
     if (fd_ >= 0) close(fd_);
@@ -38,34 +36,15 @@ class MmapPcapSource : public PacketSource {
   size_t next_batch(RawPacket* out, size_t max) override {
     size_t n = 0;
     while (n < max && !done_) {
-      if (pos_ + 16 > size_) {
-        if (pos_ != size_)
-          warning_ = fmt::format("{}: truncated record header at offset {} ({} bytes left)", path_, pos_,
-                                 size_ - pos_);
-        done_ = true;
+      util::pcap::Record r;
+      RecordCursor::Step step = cur_.next(r);
+      if (step != RecordCursor::Step::kRecord) {
+        stop(step);
         break;
       }
-      uint32_t hdr[4];
-      std::memcpy(hdr, base_ + pos_, 16);
-      if (swap_)
-        for (auto& v : hdr) v = bswap(v);
-      uint32_t caplen = hdr[2], wirelen = hdr[3];
-      if (caplen > kMaxRecord) {
-        warning_ = fmt::format("{}: corrupt record at offset {} (captured length {})", path_, pos_, caplen);
-        done_ = true;
-        break;
-      }
-      if (pos_ + 16 + caplen > size_) {
-        warning_ = fmt::format("{}: truncated record at offset {} (needs {} bytes, {} left)", path_, pos_,
-                               16 + caplen, size_ - pos_);
-        done_ = true;
-        break;
-      }
-      if (wirelen < caplen) wirelen = caplen;  // as libpcap: the wire length is at least what was captured
-      uint64_t frac = nsec_ ? hdr[1] : static_cast<uint64_t>(hdr[1]) * 1000;
-      out[n++] = RawPacket{static_cast<uint64_t>(hdr[0]) * 1000000000ull + frac, caplen, wirelen, linktype_,
-                           base_ + pos_ + 16};
-      pos_ += 16 + caplen;
+      // As libpcap: the wire length is at least what was captured.
+      out[n++] = RawPacket{r.ts_ns, r.caplen, std::max(r.wirelen, r.caplen), linktype_, r.data};
+      pos_ = cur_.pos();
       // The records are read once, in order, from memory the cache has never seen: ask for
       // every line a little ahead, so the next header (and the frame the recorder decodes and
       // copies next) is not a cache miss each. (The hardware prefetcher stops at page
@@ -96,12 +75,31 @@ class MmapPcapSource : public PacketSource {
   std::optional<uint64_t> bytes_read() const override { return pos_; }
 
  private:
+  // The end of the records: the file's end, or damage (warned with its offset).
+  void stop(RecordCursor::Step step) {
+    done_ = true;
+    const uint64_t at = cur_.pos(), left = size_ - at;
+    if (step == RecordCursor::Step::kEnd) return;
+    uint32_t caplen = 0;
+    if (left >= sizeof(util::pcap::RecordHeader)) {
+      std::memcpy(&caplen, base_ + at + 8, 4);
+      if (cur_.format().swap) caplen = __builtin_bswap32(caplen);
+    }
+    if (step == RecordCursor::Step::kTooLarge)
+      warning_ = fmt::format("{}: corrupt record at offset {} (captured length {})", path_, at, caplen);
+    else if (left < sizeof(util::pcap::RecordHeader))
+      warning_ = fmt::format("{}: truncated record header at offset {} ({} bytes left)", path_, at, left);
+    else
+      warning_ = fmt::format("{}: truncated record at offset {} (needs {} bytes, {} left)", path_, at,
+                             16 + uint64_t{caplen}, left);
+  }
+
   std::string path_;
   int fd_;
   const uint8_t* base_;
   size_t size_;
-  bool swap_, nsec_;
   uint32_t linktype_;
+  RecordCursor cur_;
   size_t pos_ = 24;
   size_t released_ = 0;
   size_t populated_ = 0;
@@ -128,20 +126,12 @@ std::unique_ptr<PacketSource> open_mmap_pcap(const std::string& path) {
     close(fd);
     return nullptr;  // let libpcap produce its own error text
   }
-  uint32_t magic;
-  std::memcpy(&magic, hdr, 4);
-  bool swap = false, nsec = false;
-  if (magic == kMagicUsec) {
-  } else if (magic == kMagicNsec) {
-    nsec = true;
-  } else if (bswap(magic) == kMagicUsec) {
-    swap = true;
-  } else if (bswap(magic) == kMagicNsec) {
-    swap = nsec = true;
-  } else {
+  std::optional<util::pcap::Format> f = util::pcap::parse_file_header(hdr);
+  if (!f) {
     close(fd);
-    return nullptr;
+    return nullptr;  // no classic pcap: libpcap (or the pcapng reader) handles it
   }
+  const bool swap = f->swap;
   if (st.st_size > 24) {  // a file of which no packet can be read is refused here (as tcpdump does)
     uint32_t rec[4] = {0, 0, 0, 0};
     size_t got = static_cast<size_t>(std::min<off_t>(st.st_size - 24, 16));
@@ -149,7 +139,7 @@ std::unique_ptr<PacketSource> open_mmap_pcap(const std::string& path) {
     if (got < 16 || pread(fd, rec, 16, 24) != 16) {
       why = fmt::format("truncated record header at offset 24 ({} bytes left)", got);
     } else {
-      uint32_t caplen = swap ? bswap(rec[2]) : rec[2];
+      uint32_t caplen = swap ? __builtin_bswap32(rec[2]) : rec[2];
       if (caplen > kMaxRecord)
         why = fmt::format("corrupt record at offset 24 (captured length {})", caplen);
       else if (40 + static_cast<uint64_t>(caplen) > static_cast<uint64_t>(st.st_size))
@@ -161,10 +151,6 @@ std::unique_ptr<PacketSource> open_mmap_pcap(const std::string& path) {
       throw SourceError(fmt::format("{}: no packet could be read: {}", path, why));
     }
   }
-  uint32_t linktype;
-  std::memcpy(&linktype, hdr + 20, 4);
-  if (swap) linktype = bswap(linktype);
-  linktype &= 0x0fffffff;  // upper bits carry FCS information, not the link type
   size_t size = static_cast<size_t>(st.st_size);
   void* base = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   if (base == MAP_FAILED) {
@@ -172,8 +158,7 @@ std::unique_ptr<PacketSource> open_mmap_pcap(const std::string& path) {
     throw SourceError(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
   }
   madvise(base, size, MADV_SEQUENTIAL);
-  return std::make_unique<MmapPcapSource>(path, fd, static_cast<const uint8_t*>(base), size, swap, nsec,
-                                          linktype);
+  return std::make_unique<MmapPcapSource>(path, fd, static_cast<const uint8_t*>(base), size, *f);
 }
 
 }  // namespace tmach::capture
