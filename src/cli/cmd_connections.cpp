@@ -31,8 +31,7 @@ Runner add_connections(CLI::App& app) {
   app.add_flag("--suspend-timeout", o->suspend_timeout, "never end them by inactivity");
   app.add_flag("--resume-timeout", o->resume_timeout, "inactivity timeouts apply again");
   return [o]() -> int {
-    std::string text;
-    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
+    std::string text = filter_text(o->filter);
     server::HttpService svc(o->c);
     nlohmann::json j;
     bool control = o->suspend_cutoff || o->resume_cutoff || o->suspend_timeout || o->resume_timeout;

@@ -36,8 +36,7 @@ Runner add_flows(CLI::App& app) {
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker answers");
   return [o]() -> int {
-    std::string text;
-    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
+    std::string text = filter_text(o->filter);
     std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
     server::FlowRequest r{text, o->from, o->to, o->format, o->by, o->top, o->require_all, o->community_id};
     std::string summary;

@@ -104,7 +104,7 @@ Runner add_query(CLI::App& app) {
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
-    for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
+    q.text = filter_text(o->filter);
     if (!o->server.url.empty() && o->explain) return explain_frontend(o->server, q.text);
     if (!o->server.url.empty() && (o->count || o->flow_id))
       throw std::runtime_error("--count and --flow need --store");

@@ -24,8 +24,7 @@ Runner add_subscribe(CLI::App& app) {
   app.add_option("--history-from", o->history, "first the stored packets since this time, then the new ones");
   app.add_option("-w,--write", o->out, "pcap output FILE ('-' = stdout)")->required();
   return [o]() -> int {
-    std::string text;
-    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
+    std::string text = filter_text(o->filter);
     server::SubscribeRequest q;
     q.filter = text;
     q.history = !o->history.empty();

@@ -72,6 +72,12 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
       ->check(CLI::IsMember({"pair", "5tuple"}));
 }
 
+std::string filter_text(const std::vector<std::string>& words) {
+  std::string text;
+  for (size_t i = 0; i < words.size(); ++i) text += (i ? " " : "") + words[i];
+  return text;
+}
+
 std::unique_ptr<server::Service> open_service(const std::string& store, const server::ClientOptions& server) {
   if (store.empty() == server.url.empty()) throw std::runtime_error("give --store DIR or --server URL");
   if (server.url.empty()) return std::make_unique<server::LocalService>(store);

@@ -119,12 +119,7 @@ json LiveBackend::stats() {
   std::lock_guard lk(mu_);
   const Snapshot snap = snapshot();
   json j;
-  uint64_t kd = 0, kr = 0, ki = 0;
-  for (auto& k : snap.kernel) {
-    kd += k.kernel_dropped;
-    kr += k.kernel_received;
-    ki += k.iface_dropped;
-  }
+  const uint64_t kd = snap.kernel_dropped, kr = snap.kernel_received, ki = snap.iface_dropped;
   j["interfaces"] = cfg_.interfaces;
   j["packets"] = snap.t.tot.packets;
   j["bytes"] = snap.t.tot.bytes;
@@ -188,12 +183,7 @@ void LiveBackend::metrics(Metrics& m) {
   m.add("tm_writer_write_errors_total", "counter",
         "Writes that failed (each deleted segments or waited for room).",
         static_cast<double>(writer_.write_errors()));
-  uint64_t kd = 0, ki = 0, kr = 0;
-  for (auto& k : snap.kernel) {
-    kd += k.kernel_dropped;
-    ki += k.iface_dropped;
-    kr += k.kernel_received;
-  }
+  const uint64_t kd = snap.kernel_dropped, kr = snap.kernel_received, ki = snap.iface_dropped;
   m.add("tm_kernel_packets_received_total", "counter", "Packets the kernel delivered to the capture.",
         static_cast<double>(kr));
   m.add("tm_kernel_packets_dropped_total", "counter", "Packets dropped by the kernel or the interface.",
@@ -370,7 +360,11 @@ LiveBackend::Snapshot LiveBackend::snapshot() const {
   Snapshot s;
   for (auto& sh : shards_) {
     record::add(s.t, sh.totals);
-    s.kernel.insert(s.kernel.end(), sh.kernel.begin(), sh.kernel.end());
+    for (auto& k : sh.kernel) {
+      s.kernel_received += k.kernel_received;
+      s.kernel_dropped += k.kernel_dropped;
+      s.iface_dropped += k.iface_dropped;
+    }
   }
   return s;
 }

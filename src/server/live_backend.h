@@ -87,7 +87,7 @@ class LiveBackend : public Backend {
   };
   struct Snapshot {
     record::RecorderTotals t;  // every shard's published counters added up
-    std::vector<capture::SourceStats> kernel;
+    uint64_t kernel_received = 0, kernel_dropped = 0, iface_dropped = 0;  // of every source
   };
 
   int class_index(const std::string& name) const;
