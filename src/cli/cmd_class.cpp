@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "cmdline/options.h"
-#include "server/client.h"
+#include "server/http_service.h"
 
 namespace tmach::cli {
 
@@ -29,19 +29,14 @@ Runner add_class(CLI::App& app) {
   auto* rm = app.add_subcommand("remove", "end a host's dynamic class");
   rm->add_option("host", o->host, "IPv4 or IPv6 address")->required();
   return [o, set, list, rm]() -> int {
-    server::ClientResult r;
-    if (set->parsed()) {
-      nlohmann::json b = {{"host", o->host}, {"class", o->cls}};
-      if (!o->dur.empty()) b["for"] = o->dur;
-      r = server::api_post(o->c, "/api/v1/classes", b.dump());
-    } else if (list->parsed()) {
-      r = server::api_get(o->c, "/api/v1/classes", {}, nullptr);
-    } else if (rm->parsed()) {
-      r = server::api_delete(o->c, "/api/v1/classes/" + o->host);
-    }
-    if (!r.error.empty() || r.status != 200)
-      throw std::runtime_error(r.error.empty() ? "request failed" : r.error);
-    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    server::HttpService svc(o->c);
+    nlohmann::json j;
+    if (set->parsed())
+      j = svc.class_set({o->host, o->cls, o->dur}).body;
+    else if (list->parsed())
+      j = svc.class_list().body;
+    else if (rm->parsed())
+      svc.class_remove(o->host);
     if (set->parsed()) {
       std::cout << fmt::format("{}: class {}{}\n", j.value("host", o->host), j.value("class", o->cls),
                                j["expires"].is_string() ? " until " + j["expires"].get<std::string>() : "");

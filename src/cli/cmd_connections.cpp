@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "cmdline/options.h"
-#include "server/client.h"
+#include "server/http_service.h"
 
 namespace tmach::cli {
 
@@ -31,25 +31,21 @@ Runner add_connections(CLI::App& app) {
   app.add_flag("--suspend-timeout", o->suspend_timeout, "never end them by inactivity");
   app.add_flag("--resume-timeout", o->resume_timeout, "inactivity timeouts apply again");
   return [o]() -> int {
-    std::string text;
-    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
-    server::ClientResult r;
+    std::string text = filter_text(o->filter);
+    server::HttpService svc(o->c);
+    nlohmann::json j;
     bool control = o->suspend_cutoff || o->resume_cutoff || o->suspend_timeout || o->resume_timeout;
     if (control) {
       if ((o->suspend_cutoff && o->resume_cutoff) || (o->suspend_timeout && o->resume_timeout))
         throw std::runtime_error("suspend and resume together make no sense");
       if (text.empty()) throw std::runtime_error("name the connection(s) with a filter");
-      nlohmann::json b = {{"filter", text}};
-      if (o->suspend_cutoff || o->resume_cutoff) b["suspend_cutoff"] = o->suspend_cutoff;
-      if (o->suspend_timeout || o->resume_timeout) b["suspend_timeout"] = o->suspend_timeout;
-      r = server::api_post(o->c, "/api/v1/connections/control", b.dump());
+      auto flag = [](bool suspend, bool resume) { return suspend ? 1 : resume ? 0 : -1; };
+      j = svc.control({text, flag(o->suspend_cutoff, o->resume_cutoff),
+                       flag(o->suspend_timeout, o->resume_timeout)})
+              .body;
     } else {
-      r = server::api_get(o->c, "/api/v1/connections", {{"filter", text}, {"top", std::to_string(o->top)}},
-                          nullptr);
+      j = svc.connections({text, o->top}).body;
     }
-    if (!r.error.empty()) throw std::runtime_error(r.error);
-    auto j = nlohmann::json::parse(r.body, nullptr, false);
-    if (j.is_discarded()) throw std::runtime_error("the server's answer is not JSON");
     if (control || o->json) {
       std::cout << j.dump(control ? -1 : 2) << "\n";
       return 0;

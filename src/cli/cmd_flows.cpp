@@ -8,9 +8,6 @@
 #include "cli/commands.h"
 #include "cmdline/options.h"
 #include "flow/flow_query.h"
-#include "server/client.h"
-#include "server/http_service.h"
-#include "server/local_service.h"
 #include "util/timespec.h"
 
 namespace tmach::cli {
@@ -40,15 +37,8 @@ Runner add_flows(CLI::App& app) {
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker answers");
   return [o]() -> int {
-    std::string text;
-    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
-    if (o->store.empty() == o->server.url.empty())
-      throw std::runtime_error("give --store DIR or --server URL");
-    std::unique_ptr<server::Service> svc;
-    if (o->server.url.empty())
-      svc = std::make_unique<server::LocalService>(o->store);
-    else
-      svc = std::make_unique<server::HttpService>(o->server);
+    std::string text = filter_text(o->filter);
+    std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
     server::FlowRequest r{text, o->from, o->to, o->format, o->by, o->top, o->require_all, o->community_id};
     std::string summary;
     try {

@@ -14,8 +14,6 @@
 #include "query/executor.h"
 #include "query/planner.h"
 #include "server/client.h"
-#include "server/http_service.h"
-#include "server/local_service.h"
 #include "store/catalog.h"
 #include "util/file_io.h"
 #include "util/pcap.h"
@@ -106,7 +104,7 @@ Runner add_query(CLI::App& app) {
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
-    for (size_t i = 0; i < o->filter.size(); ++i) q.text += (i ? " " : "") + o->filter[i];
+    q.text = filter_text(o->filter);
     if (!o->server.url.empty() && o->explain) return explain_frontend(o->server, q.text);
     if (!o->server.url.empty() && (o->count || o->flow_id))
       throw std::runtime_error("--count and --flow need --store");
@@ -126,11 +124,7 @@ Runner add_query(CLI::App& app) {
       }
     }
     if (!o->explain && !o->count) {
-      std::unique_ptr<server::Service> svc;
-      if (o->server.url.empty())
-        svc = std::make_unique<server::LocalService>(o->store);
-      else
-        svc = std::make_unique<server::HttpService>(o->server);
+      std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
       server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all, o->community_id};
       OutFile out(o->out);
       std::string summary;

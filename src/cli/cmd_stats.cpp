@@ -7,7 +7,6 @@
 
 #include "cli/commands.h"
 #include "cmdline/options.h"
-#include "server/client.h"
 #include "server/store_stats.h"
 #include "store/catalog.h"
 #include "util/timespec.h"
@@ -28,21 +27,16 @@ Runner add_stats(CLI::App& app) {
   app.add_flag("--layers", o->layers,
                "packets per layer type: IPv4/IPv6, ARP, other EtherTypes, tunnels, undecoded");
   return [o]() -> int {
-    if (o->store.empty() == o->server.url.empty())
-      throw std::runtime_error("give --store DIR or --server URL");
+    std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
+    nlohmann::json all = svc->stats({}).body;
     if (!o->server.url.empty()) {
-      auto r = server::api_get(o->server, "/api/v1/stats", {}, nullptr);
-      if (!r.error.empty()) throw std::runtime_error(r.error);
-      auto j = nlohmann::json::parse(r.body, nullptr, false);
-      if (j.is_discarded()) throw std::runtime_error("the server's answer is not JSON");
       // --json: the store part, as tm stats --store --json prints it; otherwise everything.
-      std::cout << (o->json ? j["store"] : j).dump(2) << "\n";
+      std::cout << (o->json ? all["store"] : all).dump(2) << "\n";
       return 0;
     }
-    store::Catalog cat = store::Catalog::scan(o->store);
-    // One aggregation (server/store_stats.h) serves --json, the text table and the daemon.
-    nlohmann::json j = server::catalog_json(cat);
-    if (o->layers) j["layers"] = server::layers_json(cat);
+    // The store's part (server/store_stats.h: one aggregation for --json, the table, the daemon).
+    nlohmann::json j = std::move(all["store"]);
+    if (o->layers) j["layers"] = server::layers_json(store::Catalog::scan(o->store));
     if (o->json) {
       std::cout << j.dump(2) << "\n";
       return 0;
@@ -68,7 +62,8 @@ Runner add_stats(CLI::App& app) {
           util::format_size(a["pcap_bytes"]), util::format_size(a["index_bytes"]), span(a));
     if (total["open"].get<uint64_t>())
       std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
-    for (auto& f : cat.foreign) std::cout << "foreign (not written by tm, left alone): " << f << "\n";
+    for (auto& f : j["foreign_files"])
+      std::cout << "foreign (not written by tm, left alone): " << f.get<std::string>() << "\n";
     if (o->layers) {
       std::cout << "packets per layer type (a packet counts once per kind of layer it carries):\n";
       for (auto& [k, v] : j["layers"].items())

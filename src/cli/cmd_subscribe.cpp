@@ -4,10 +4,11 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include "cli/commands.h"
 #include "cmdline/options.h"
-#include "server/client.h"
+#include "server/http_service.h"
 
 namespace tmach::cli {
 
@@ -23,17 +24,25 @@ Runner add_subscribe(CLI::App& app) {
   app.add_option("--history-from", o->history, "first the stored packets since this time, then the new ones");
   app.add_option("-w,--write", o->out, "pcap output FILE ('-' = stdout)")->required();
   return [o]() -> int {
-    server::Params p;
-    std::string text;
-    for (size_t i = 0; i < o->filter.size(); ++i) text += (i ? " " : "") + o->filter[i];
-    p.emplace("filter", text);
-    if (!o->history.empty()) p.emplace("history_from", o->history);
+    std::string text = filter_text(o->filter);
+    server::SubscribeRequest q;
+    q.filter = text;
+    q.history = !o->history.empty();
+    q.history_from = o->history;
+    server::HttpService svc(o->c);
+    auto stream = svc.open_subscription(q);
     std::FILE* f = o->out == "-" ? stdout : std::fopen(o->out.c_str(), "wb");
     if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", o->out, std::strerror(errno)));
+    auto close = [](std::FILE* p) { std::fclose(p); };
+    std::unique_ptr<std::FILE, decltype(close)> closer(f == stdout ? nullptr : f, close);
     std::setvbuf(f, nullptr, _IONBF, 0);  // each chunk reaches the reader as it arrives
-    auto r = server::api_get(o->c, "/api/v1/subscribe", p, f);
-    if (f != stdout) std::fclose(f);
-    if (!r.error.empty()) throw std::runtime_error(r.error);
+    stream->run(
+        [f](const char* d, size_t n) {
+          if (std::fwrite(d, 1, n, f) != n)
+            throw std::runtime_error("write failed (disk full, or the reader went away)");
+        },
+        [](const std::string&) {}, [] { return std::string(); });
+    if (std::fflush(f) != 0) throw std::runtime_error("write failed");
     return 0;
   };
 }

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "server/http_service.h"
 #include "server/local_service.h"
 #include "util/timespec.h"
 #include "util/units.h"
@@ -70,6 +71,18 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
       ->check(whole_number(1, 65536));
   app.add_option("--balance", o.balance, "how the split hashes packets: pair (default) or 5tuple")
       ->check(CLI::IsMember({"pair", "5tuple"}));
+}
+
+std::string filter_text(const std::vector<std::string>& words) {
+  std::string text;
+  for (size_t i = 0; i < words.size(); ++i) text += (i ? " " : "") + words[i];
+  return text;
+}
+
+std::unique_ptr<server::Service> open_service(const std::string& store, const server::ClientOptions& server) {
+  if (store.empty() == server.url.empty()) throw std::runtime_error("give --store DIR or --server URL");
+  if (server.url.empty()) return std::make_unique<server::LocalService>(store);
+  return std::make_unique<server::HttpService>(server);
 }
 
 std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o) {

@@ -12,6 +12,7 @@
 #include "cluster/balance.h"
 #include "config/config.h"
 #include "server/client.h"
+#include "server/service.h"
 
 namespace tmach::cli {
 
@@ -45,6 +46,11 @@ CLI::Validator seconds_upto(double hi);
 // --server URL and --token-file for commands that talk to tm serve / tm frontend: required
 // (the command only exists over the API) or an alternative to --store (`what` says to what).
 void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, const char* what = "");
+// A filter given as several words on the command line, as one text.
+std::string filter_text(const std::vector<std::string>& words);
+// The Service a command with --store DIR or --server URL asks: a LocalService over the store or
+// an HttpService to the server. Throws "give --store DIR or --server URL" unless exactly one.
+std::unique_ptr<server::Service> open_service(const std::string& store, const server::ClientOptions& server);
 // The configured live interfaces, opened (buffer, snaplen, capture filter from the config):
 // capture.threads sockets of each, in one fanout group per interface, one after the other
 // (record::Session::set_live_sources gives socket i of each interface to capture thread i).

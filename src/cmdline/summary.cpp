@@ -7,35 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "packet/packet_info.h"
+#include "record/class_stats.h"
 #include "util/pcap.h"
 #include "util/units.h"
 
 namespace tmach::cli {
-
-nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
-                          const store::StoreWriter& writer, uint16_t cls) {
-  const store::ClassWriteStats& w = writer.stats(cls);
-  return {
-      {"cutoff", cfg.cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cfg.cutoff)},
-      {"seen_packets", c.seen_packets},
-      {"seen_bytes", c.seen_bytes},
-      {"stored_packets", c.stored_packets},
-      {"stored_bytes", c.stored_bytes},
-      {"cut_packets", c.cut_packets},
-      {"cut_bytes", c.cut_bytes},
-      {"dropped_ring_full", c.dropped_ring_full},
-      {"dropped_too_large", c.dropped_too_large},
-      {"tcp_control_kept", c.control_kept},
-      {"connections", c.connections},
-      {"written_packets", w.written_packets.load()},
-      {"segments", w.segments.load()},
-      {"segments_evicted", w.segments_evicted.load()},
-      {"disk_bytes", w.disk_bytes.load()},
-      {"ring_used", writer.ram_used(cls)},
-      {"ring_capacity", writer.ram_capacity(cls)},
-      {"ring_high_water", writer.ram_high_water(cls)},
-  };
-}
 
 namespace {
 
@@ -125,7 +101,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
       j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];
     for (size_t i = 0; i < cls.size(); ++i) {
       const auto& c = cc[i];
-      j["classes"][cls[i].name] = class_json(cls[i], c, writer, static_cast<uint16_t>(i));
+      j["classes"][cls[i].name] = record::class_json(cls[i], c, writer, static_cast<uint16_t>(i));
     }
     if (share) j["worker_share"] = share_json(*share);
     if (write_errors)

@@ -1,5 +1,5 @@
-// The end-of-run summary of tm record: every packet accounted for, per class (its class JSON is
-// tm serve's stats too).
+// The end-of-run summary of tm record: every packet accounted for, per class (its class JSON,
+// record/class_stats.h, is tm serve's stats too).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -13,11 +13,6 @@
 #include "store/store_writer.h"
 
 namespace tmach::cli {
-
-// One class's counters as JSON: shared by the record summary and the daemon's stats.
-// `cls` is the class's index in the writer.
-nlohmann::json class_json(const config::ClassConfig& cfg, const record::ClassCounters& c,
-                          const store::StoreWriter& writer, uint16_t cls);
 
 // `input`: for a file import, what was skipped and whether a signal cut the run short.
 // `rec`: every capture thread's counters added up (record::Session::totals).

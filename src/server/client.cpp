@@ -80,18 +80,6 @@ ClientResult exchange(const ClientOptions& c, HttpRequest req,
 
 }  // namespace
 
-ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params, std::FILE* out) {
-  if (!out) return api_get(c, path, params, std::function<bool(const char*, size_t)>());
-  bool write_failed = false;
-  ClientResult r = api_get(c, path, params, [&](const char* data, size_t n) {
-    write_failed = std::fwrite(data, 1, n, out) != n;
-    return !write_failed;
-  });
-  if (write_failed) r.error = "write failed (disk full, or the reader went away)";
-  if (r.status == 200 && r.error.empty() && std::fflush(out) != 0) r.error = "write failed";
-  return r;
-}
-
 ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params,
                      const std::function<bool(const char*, size_t)>& out) {
   HttpRequest req;

@@ -1,8 +1,8 @@
-// The CLI's side of the API: tm query/flows/stats --server, tm class, tm subscribe.
+// Requests to the API of a running tm serve / tm frontend: what HttpService (http_service.h)
+// is made of, and tm query --explain --server (the front-end's /api/v1/explain).
 #pragma once
 
 #include <cctype>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
@@ -28,10 +28,8 @@ struct ClientResult {
 
 using Params = std::multimap<std::string, std::string>;
 
-// GET path?params; the body goes to `out` as it arrives when the status is 200 (out may be
-// null: kept in the result).
-ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params, std::FILE* out);
-// The same into `sink` (it returns false, or throws, to stop reading: r.error says why).
+// GET path?params; the body goes to `sink` as it arrives when the status is 200 (sink may be
+// null: kept in the result). The sink returns false, or throws, to stop reading: r.error says why.
 ClientResult api_get(const ClientOptions& c, const std::string& path, const Params& params,
                      const std::function<bool(const char*, size_t)>& sink);
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body);

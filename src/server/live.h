@@ -1,6 +1,7 @@
 // What tm serve adds to a LocalService when it captures: the live part of the answers (its
 // counters, dynamic classes, the connection table, subscriptions to new packets). Every
-// method is called from API threads. The implementation is the daemon's (cli/cmd_serve.cpp).
+// method is called from API threads. The implementation over a record::Session is
+// LiveBackend (live_backend.h).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,32 @@
+#include "record/class_stats.h"
+
+#include "util/units.h"
+
+namespace tmach::record {
+
+nlohmann::json class_json(const config::ClassConfig& cfg, const ClassCounters& c,
+                          const store::StoreWriter& writer, uint16_t cls) {
+  const store::ClassWriteStats& w = writer.stats(cls);
+  return {
+      {"cutoff", cfg.cutoff == util::kUnlimited ? nlohmann::json("none") : nlohmann::json(cfg.cutoff)},
+      {"seen_packets", c.seen_packets},
+      {"seen_bytes", c.seen_bytes},
+      {"stored_packets", c.stored_packets},
+      {"stored_bytes", c.stored_bytes},
+      {"cut_packets", c.cut_packets},
+      {"cut_bytes", c.cut_bytes},
+      {"dropped_ring_full", c.dropped_ring_full},
+      {"dropped_too_large", c.dropped_too_large},
+      {"tcp_control_kept", c.control_kept},
+      {"connections", c.connections},
+      {"written_packets", w.written_packets.load()},
+      {"segments", w.segments.load()},
+      {"segments_evicted", w.segments_evicted.load()},
+      {"disk_bytes", w.disk_bytes.load()},
+      {"ring_used", writer.ram_used(cls)},
+      {"ring_capacity", writer.ram_capacity(cls)},
+      {"ring_high_water", writer.ram_high_water(cls)},
+  };
+}
+
+}  // namespace tmach::record
