@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.request
 
-from tmtest import TM, StoreTest, TmProcess, corpus, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, free_port, TmProcess, corpus, record, run, tcpdump_packets, tm
 
 SRC = corpus("mixed", "var-services-std-ports.pcap")  # IPv4 TCP and UDP, IPv6 UDP (mDNS)
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
@@ -99,14 +99,6 @@ def tcpdump_filter(c):
 def slurp(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Evidence(StoreTest):
