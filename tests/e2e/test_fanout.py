@@ -89,7 +89,8 @@ class Fanout(TmProcess, StoreTest):
         # Wait until every packet was seen and written (cutoffs: the stored ones are fewer than the sent).
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            n = sum(len(read_pcap(p)) for p in self.segments(store))
+            # A segment just opened may not hold its file header yet: count it as empty while polling.
+            n = sum(len(read_pcap(p)) for p in self.segments(store) if os.path.getsize(p) >= 24)
             if n and n == getattr(self, "expect_stored", -1):
                 break
             time.sleep(0.1)
