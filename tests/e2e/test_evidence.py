@@ -517,7 +517,9 @@ class KeepLive(NetnsTest, TmProcess, StoreTest):
         self.send_udp("c", 40002, 5002, b"later!", 10)
         self.send_udp("a3", 40000, 5000, b"late!!", 5)
         self.until(lambda: self.stored(5000, b"late!!") == 5, "the suspended connection's late packets stored")
-        self.until(lambda: self.stored(5002, b"later!") >= 4, "the connection after expiry stored")
+        conn = "/api/v1/connections?filter=" + urllib.request.quote("udp and port 5002")
+        self.until(lambda: (self.get(conn) or [{"packets": 0}])[0]["packets"] == 10,
+                   "the connection after expiry seen whole by the capture")
         self.assertEqual(self.stored(5002, b"later!"), 4, "a new connection after --keep expired is cut again")
 
     def test_refused_without_a_class_without_cutoff_or_without_server(self):
