@@ -53,10 +53,12 @@ function raise_class(host: addr)
 		}
 	}
 
-# Percent-encodes what a tcpdump filter holds that a query string must not carry as is.
+# Percent-encodes what the filters built here hold that a query string must not carry as is
+# (spaces; ':' of IPv6 addresses; parentheses, kept out of the shell's way).
 function qs(s: string): string
 	{
-	return gsub(gsub(gsub(gsub(s, /%/, "%25"), / /, "%20"), /:/, "%3A"), /\//, "%2F");
+	return gsub(gsub(gsub(gsub(gsub(gsub(s, /%/, "%25"), / /, "%20"), /:/, "%3A"), /\//, "%2F"), /\(/, "%28"),
+	            /\)/, "%29");
 	}
 
 function fetch(name: string, filter: string, from: time, to: time)
@@ -75,6 +77,27 @@ function fetch(name: string, filter: string, from: time, to: time)
 		}
 	}
 
+# tm's filter for the packets of a connection. Zeek's ICMP "ports" are the type and code, which
+# tcpdump's `port` does not match (and Zeek says icmp for ICMPv6 too): an ICMP connection is its
+# hosts; a protocol Zeek does not know ("unknown") is no tcpdump keyword: the hosts alone.
+function connection_filter(id: conn_id): string
+	{
+	local hosts = fmt("host %s and host %s", id$orig_h, id$resp_h);
+	switch ( get_port_transport_proto(id$resp_p) )
+		{
+		case tcp:
+			return fmt("tcp and %s and port %d and port %d", hosts, port_to_count(id$orig_p),
+			           port_to_count(id$resp_p));
+		case udp:
+			return fmt("udp and %s and port %d and port %d", hosts, port_to_count(id$orig_p),
+			           port_to_count(id$resp_p));
+		case icmp:
+			return fmt("(icmp or icmp6) and %s", hosts);
+		default:
+			return hosts;
+		}
+	}
+
 hook Notice::policy(n: Notice::Info)
 	{
 	if ( |notices| > 0 && n$note !in notices )
@@ -82,9 +105,7 @@ hook Notice::policy(n: Notice::Info)
 	if ( n?$id )
 		{
 		raise_class(n$id$orig_h);
-		local proto = get_port_transport_proto(n$id$resp_p);
-		local f = fmt("%s and host %s and host %s and port %d and port %d", proto, n$id$orig_h,
-		              n$id$resp_h, port_to_count(n$id$orig_p), port_to_count(n$id$resp_p));
+		local f = connection_filter(n$id);
 		local start = n?$conn ? n$conn$start_time : n$ts - window;
 		fetch(n?$uid ? n$uid : fmt("notice-%.0f", time_to_double(n$ts)), f, start, n$ts + window);
 		}

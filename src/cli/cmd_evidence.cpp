@@ -19,9 +19,11 @@
 #include "ids/evidence.h"
 #include "ids/keep.h"
 #include "ids/log_follower.h"
+#include "ids/report.h"
 #include "server/client.h"
 #include "server/http_service.h"
 #include "server/local_service.h"
+#include "util/file_io.h"
 #include "util/units.h"
 
 namespace tmach::cli {
@@ -35,6 +37,7 @@ constexpr uint64_t kBatch = 10000;
 struct Input {
   std::unique_ptr<ids::LogFollower> log;
   std::unique_ptr<ids::AlertReader> reader;
+  const char* format;
 };
 
 uint64_t duration_option(const std::string& flag, const std::string& text) {
@@ -61,9 +64,9 @@ int lock_out_dir(const std::string& dir) {
 Runner add_evidence(CLI::App& app) {
   struct Opts {
     std::string store, out, from, to, window = "5m", wait = "30s";
-    std::string keep, scope = "host", keep_class;
+    std::string keep, scope = "host", keep_class, metrics_file;
     std::vector<std::string> eve, zeek;
-    bool follow = false, quiet = false;
+    bool follow = false, quiet = false, json = false;
     uint16_t seed = 0;
     server::ClientOptions server;
   };
@@ -98,6 +101,12 @@ Runner add_evidence(CLI::App& app) {
       "--keep: the class for the hosts (default: the first class without cutoff the server reports)");
   app.add_option("--community-id-seed", o->seed, "the Community ID seed the IDS uses (default 0)");
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
+  app.add_flag("--json", o->json, "print the summary (what was read, written and kept) as JSON on stdout");
+  app.add_option(
+      "--metrics-file", o->metrics_file,
+      "write the counts as Prometheus text to this file (node_exporter textfile collector: name it "
+      "*.prom), replaced atomically whenever they change (following: checked every 0.5 s) and at the "
+      "end");
   app.footer(
       "An alert's connection is found among tm's flow records by Community ID; <id> is its Suricata flow_id "
       "or Zeek uid, and repeated alerts of one connection share the pair of files. Running it again "
@@ -171,12 +180,35 @@ Runner add_evidence(CLI::App& app) {
     std::vector<Input> inputs;
     for (auto& f : o->eve)
       inputs.push_back({std::make_unique<ids::LogFollower>(f, o->follow),
-                        std::make_unique<ids::AlertReader>(ids::AlertReader::Format::kEve, f, warn)});
+                        std::make_unique<ids::AlertReader>(ids::AlertReader::Format::kEve, f, warn), "eve"});
     for (auto& f : o->zeek)
       inputs.push_back({std::make_unique<ids::LogFollower>(f, o->follow),
-                        std::make_unique<ids::AlertReader>(ids::AlertReader::Format::kZeek, f, warn)});
+                        std::make_unique<ids::AlertReader>(ids::AlertReader::Format::kZeek, f, warn),
+                        "zeek"});
 
     uint64_t outside = 0, added = 0;
+    auto report = [&] {
+      ids::RunReport r;
+      for (auto& in : inputs) r.logs.push_back({in.reader->file(), in.format, in.reader->counts()});
+      r.outside = outside;
+      r.evidence = writer.stats();
+      r.waiting = run.waiting_alerts();
+      r.errors = run.errors();
+      if (keeper) {
+        r.keep = keeper->stats();
+        r.keep_class = keeper->cls();
+      }
+      return r;
+    };
+    std::string metrics_written;
+    auto write_metrics = [&] {
+      if (o->metrics_file.empty()) return;
+      std::string text = ids::report_prometheus(report());
+      if (text == metrics_written) return;
+      util::replace_file_atomic(o->metrics_file, text);
+      metrics_written = std::move(text);
+    };
+    write_metrics();  // a bad path fails here, before any alert is read
     auto read = [&](Input& in) {
       in.log->poll(
           [&](std::string_view line, size_t n) {
@@ -205,10 +237,13 @@ Runner add_evidence(CLI::App& app) {
       for (;;) {
         for (auto& in : inputs) read(in);
         run.process(false);
+        write_metrics();
         if (wait_for_signal(kPollInterval)) break;
       }
       run.process(true);  // what still waits for its flow record: written as not found now
     }
+    write_metrics();
+    if (o->json) std::cout << ids::report_json(report()).dump(2) << "\n";
 
     if (!o->quiet) {
       for (auto& in : inputs) {
@@ -219,9 +254,9 @@ Runner add_evidence(CLI::App& app) {
       const auto& st = writer.stats();
       std::cerr << fmt::format(
           "tm evidence: {} alerts{}; in {}: {} evidence JSON written, {} pcaps of {} packets, {} without "
-          "packets (the JSON says why){}{}{}\n",
+          "packets ({} alerts; the JSON says why){}{}{}\n",
           st.alerts, outside ? fmt::format(" ({} more outside --from/--to)", outside) : "", o->out,
-          st.written, st.pcaps, st.packets, st.not_found,
+          st.written, st.pcaps, st.packets, st.not_found, st.alerts_without_packets,
           st.kept_earlier
               ? fmt::format(", {} earlier pcaps kept (the store has fewer packets now)", st.kept_earlier)
               : "",
@@ -230,9 +265,10 @@ Runner add_evidence(CLI::App& app) {
       if (keeper) {
         const auto& ks = keeper->stats();
         std::cerr << fmt::format(
-            "tm evidence: --keep {}: {} class requests{}, {} connection controls, {} failed\n", o->keep,
-            ks.class_requests, keeper->cls().empty() ? "" : fmt::format(" (class {})", keeper->cls()),
-            ks.controls, ks.failed);
+            "tm evidence: --keep {}: {} hosts raised, {} class requests{}, {} connection controls, {} "
+            "failed\n",
+            o->keep, ks.hosts_raised, ks.class_requests,
+            keeper->cls().empty() ? "" : fmt::format(" (class {})", keeper->cls()), ks.controls, ks.failed);
       }
     }
     if (stopped_by && !o->follow) return 128 + stopped_by;

@@ -11,6 +11,7 @@
 #include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "packet/community_id.h"
+#include "query/combine.h"
 #include "query/executor.h"
 #include "query/planner.h"
 #include "server/client.h"
@@ -115,7 +116,7 @@ Runner add_query(CLI::App& app) {
         throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
       const auto& f = row.rec;
       std::string ft = flow::connections_filter({row});
-      q.text = q.text.empty() ? ft : fmt::format("({}) and ({})", ft, q.text);
+      q.text = query::and_filters(ft, q.text, "--flow", "filter");
       if (o->from.empty())
         o->from = fmt::format("{}.{:09}", f.first_ts / 1000000000ull, f.first_ts % 1000000000ull);
       if (o->to.empty()) {
@@ -149,7 +150,7 @@ Runner add_query(CLI::App& app) {
                                  o->store, o->community_id);
         conns = "ip and not ip";  // nothing
       }
-      q.text = q.text.empty() ? conns : fmt::format("({}) and ({})", conns, q.text);
+      q.text = query::and_filters(conns, q.text, "--community-id", "filter");
     }
     q.parsed = query::parse_expr(q.text);
     if (q.parsed.kind == query::ParseResult::Kind::kError) {

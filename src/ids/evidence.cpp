@@ -322,8 +322,10 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
            {"evidence", evidence}};
     if (packets > 0)
       stats_.packets += packets;
-    else
+    else {
       ++stats_.not_found;
+      stats_.alerts_without_packets += alerts.size();
+    }
   }
   if (extra.is_object())
     for (auto& [k, v] : extra.items()) out[k] = v;
@@ -346,6 +348,12 @@ void EvidenceRun::add(Alert a) {
   if (fresh) it->second.first_seen = it->second.next_try = now;
   for (auto& [k, v] : extra.items()) it->second.extra[k] = std::move(v);
   it->second.alerts.push_back(std::move(a));
+}
+
+uint64_t EvidenceRun::waiting_alerts() const {
+  uint64_t n = 0;
+  for (auto& [name, p] : pending_) n += p.alerts.size();
+  return n;
 }
 
 size_t EvidenceRun::process(bool final) {

@@ -34,12 +34,13 @@ struct EvidenceOptions {
 };
 
 struct EvidenceStats {
-  uint64_t alerts = 0;        // alerts handled
-  uint64_t written = 0;       // evidence JSON files written (new or updated)
-  uint64_t pcaps = 0;         // pcaps written
-  uint64_t packets = 0;       // packets in them
-  uint64_t not_found = 0;     // evidence without packets (the JSON says why)
-  uint64_t kept_earlier = 0;  // earlier evidence with more packets kept
+  uint64_t alerts = 0;                  // alerts handled
+  uint64_t written = 0;                 // evidence JSON files written (new or updated)
+  uint64_t pcaps = 0;                   // pcaps written
+  uint64_t packets = 0;                 // packets in them
+  uint64_t not_found = 0;               // evidence without packets (the JSON says why)
+  uint64_t alerts_without_packets = 0;  // the alerts of that evidence
+  uint64_t kept_earlier = 0;            // earlier evidence with more packets kept
 };
 
 class EvidenceWriter {
@@ -87,7 +88,8 @@ class EvidenceRun {
   // Writes the evidence of what was added; with `final` (a single pass, or the end) nothing is
   // left waiting. Returns how many alerts still wait.
   size_t process(bool final);
-  size_t waiting() const { return pending_.size(); }
+  size_t waiting() const { return pending_.size(); }  // connections (evidence names)
+  uint64_t waiting_alerts() const;                    // their alerts
   uint64_t errors() const { return errors_; }
 
  private:

@@ -107,6 +107,7 @@ nlohmann::json Keeper::keep(const Alert& a, Clock::time_point now) {
           std::string u = r.body.is_object() && r.body.contains("expires") && r.body["expires"].is_string()
                               ? r.body["expires"].get<std::string>()
                               : util::format_time(util::now_ns() + o_.keep_ns);
+          if (!hosts_.count(h)) ++stats_.hosts_raised;
           hosts_[h] = Held{now, u};
           ++stats_.class_requests;
         } catch (const std::exception& e) {

@@ -28,7 +28,8 @@ struct KeepOptions {
 };
 
 struct KeepStats {
-  uint64_t class_requests = 0;  // class_set requests that succeeded
+  uint64_t hosts_raised = 0;    // hosts put into the class (a refresh of one already put: not counted)
+  uint64_t class_requests = 0;  // class_set requests that succeeded (refreshes included)
   uint64_t controls = 0;        // control requests (cutoff suspended) that succeeded
   uint64_t failed = 0;          // requests that failed
 };

@@ -12,6 +12,7 @@
 
 #include "flow/flow_query.h"
 #include "packet/community_id.h"
+#include "query/combine.h"
 #include "query/packet_filter.h"
 #include "server/flow_format.h"
 #include "server/metrics.h"
@@ -200,8 +201,12 @@ std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
   // every worker but one has none.
   check_community_id(r.community_id);
   std::string conns = r.community_id.empty() ? "" : flow::community_filter(o_.store, r.community_id);
-  std::string filter =
-      conns.empty() || r.filter.empty() ? conns + r.filter : fmt::format("({}) and ({})", conns, r.filter);
+  std::string filter;
+  try {
+    filter = query::and_filters(conns, r.filter, "community_id", "filter");
+  } catch (const std::invalid_argument& e) {
+    throw BadRequest(e.what());
+  }
   query::QuerySpec q = spec(filter, r.from, "from", r.to, true);
   if (!r.community_id.empty() && conns.empty())
     return std::make_unique<QueryStream>(

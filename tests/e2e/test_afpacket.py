@@ -7,15 +7,11 @@ Needs root, `ip netns` and tcpreplay; skips (saying why) otherwise."""
 import collections
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import time
 import unittest
 
-from tmtest import (TM, StoreTest, TmProcess, capturing, conn_of, corpus, read_pcap, run, store_segments,
-                    veth_namespace)
+from tmtest import TM, NetnsTest, StoreTest, TmProcess, conn_of, corpus, read_pcap, store_segments
 
 SEND, CAPTURE = "tmsend", "tmcap"
 WAIT = 60  # seconds: the most any step may take on a loaded machine
@@ -34,71 +30,13 @@ def tagged(fs):
     return sum(1 for f in fs if f[12:14] in (b"\x81\x00", b"\x88\xa8"))
 
 
-class AfPacket(TmProcess, StoreTest):
+class AfPacket(NetnsTest, TmProcess, StoreTest):
     def setUp(self):
-        self.ns, self.ifindex = veth_namespace(self, "tmafp", SEND, CAPTURE)
+        self.netns("tmafp")
         super().setUp()
         self.proc = None
         for ifc in (SEND, CAPTURE):  # room for the 1526-byte frame of vlan-qinqinq.pcap
             self.ns_run("ip", "link", "set", ifc, "mtu", "9000")
-
-    def ns_run(self, *args, check=True):
-        return run(["ip", "netns", "exec", self.ns] + list(args), check=check)
-
-    def spawn(self, name, args):
-        """Starts `args` in the namespace with stdout and stderr in files; killed at cleanup."""
-        out, err = open(self.path(name + ".out"), "w+b"), open(self.path(name + ".err"), "w+b")
-        self.addCleanup(err.close)
-        self.addCleanup(out.close)
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns] + args, stdout=out, stderr=err)
-        p.out, p.err = out, err
-
-        def kill():
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        self.addCleanup(kill)
-        return p
-
-    def wait_capturing(self, p, what):
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if p.poll() is not None:
-                p.err.seek(0)
-                self.fail("%s exited (%d) while starting:\n%s" % (what, p.returncode, p.err.read().decode()))
-            if capturing(p.pid, self.ifindex):
-                return
-            time.sleep(0.05)
-        self.fail("%s did not start capturing on %s within %d s" % (what, CAPTURE, WAIT))
-
-    def wait_size(self, paths, nbytes, what):
-        deadline = time.monotonic() + WAIT
-        have = 0
-        while time.monotonic() < deadline:
-            have = sum(os.path.getsize(p) for p in paths() if os.path.exists(p))
-            if have >= nbytes:
-                return
-            time.sleep(0.05)
-        self.fail("%s: %d of %d bytes written %d s after the replay" % (what, have, nbytes, WAIT))
-
-    def stop(self, p, what):
-        p.send_signal(signal.SIGINT)
-        try:
-            rc = p.wait(timeout=WAIT)
-        except subprocess.TimeoutExpired:
-            self.fail("%s still running %d s after SIGINT" % (what, WAIT))
-        p.err.seek(0)
-        self.assertEqual(rc, 0, "%s exit code:\n%s" % (what, p.err.read().decode(errors="replace")))
-        p.out.seek(0)
-        return p.out.read().decode()
-
-    def replay(self, files):
-        # A modest rate: at top speed the kernel's per-CPU backlog may drop packets between the veth ends.
-        p = self.ns_run("tcpreplay", "-i", SEND, "--mbps", "50", *files)
-        text = p.stdout.decode(errors="replace")
-        want = sum(len(read_pcap(f)) for f in files)
-        m = re.search(r"Successful packets:\s+(\d+)", text)
-        self.assertTrue(m and int(m.group(1)) == want, "tcpreplay did not send all %d packets:\n%s" % (want, text))
 
     # --- tm record ----------------------------------------------------------------------------------------
 

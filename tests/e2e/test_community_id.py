@@ -91,6 +91,24 @@ class CommunityIdOracle(StoreTest):
                     # With a filter as well: and'ed.
                     tm("query", "--store", store, "--community-id", cid, "-w", out, "-q", "src host " + a)
                     self.assertEqual(tcpdump_packets(out), tcpdump_packets(src, "(%s) and src host %s" % (exact, a)))
+                    # An `or` in the filter keeps its precedence (query/combine.h): the connection's packets
+                    # from a or from another host c, i.e. from a only; read plainly, every packet of c too.
+                    others = [x["orig_addr"] for x in rows if x["orig_addr"] not in (a, b)]
+                    self.assertTrue(others)
+                    wide = "src host %s or src host %s" % (a, others[0])
+                    want_a = tcpdump_packets(src, "(%s) and (%s)" % (exact, wide))
+                    self.assertLess(len(want_a), len(tcpdump_packets(src, "%s and %s" % (exact, wide))))
+                    for where in (("--store", store), ("--server", url)):
+                        tm("query", *where, "--community-id", cid, "-w", out, "-q", wide)
+                        self.assertEqual(tcpdump_packets(out), want_a, where[0])
+                    n = tm("query", "--store", store, "--community-id", cid, "--count", "-q", wide).stdout
+                    self.assertEqual(int(n), len(want_a))
+                    # A filter whose parentheses do not balance would close the selector's: refused.
+                    for where in (("--store", store, "-w", out), ("--server", url, "-w", out),
+                                  ("--store", store, "--count")):
+                        p = tm("query", *where, "--community-id", cid, "-q", "port 1) or (port 2", check=False)
+                        self.assertNotEqual(p.returncode, 0, where)
+                        self.assertIn(b"closes no '('", p.stderr, where)
             # A well-formed ID nobody has: an empty answer with a warning; a malformed one: refused.
             p = tm("query", "--store", store, "--community-id", "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "--count",
                    check=False)

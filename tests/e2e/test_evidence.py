@@ -7,11 +7,13 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 import urllib.request
 
-from tmtest import TM, StoreTest, free_port, TmProcess, corpus, record, run, tcpdump_packets, tm
+from tmtest import (TM, NetnsTest, StoreTest, TmProcess, corpus, free_port, read_pcap, record, run, tcpdump_packets, tm,
+                    write_pcap)
 
 SRC = corpus("mixed", "var-services-std-ports.pcap")  # IPv4 TCP and UDP, IPv6 UDP (mDNS)
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
@@ -96,6 +98,20 @@ def tcpdump_filter(c):
                                                                    c["dport"])
 
 
+def prom(path):
+    """The samples of a Prometheus text file: {'name{labels}': value}; every family with HELP and TYPE."""
+    samples, typed = {}, set()
+    with open(path) as f:
+        for line in f.read().splitlines():
+            if line.startswith("# TYPE "):
+                typed.add(line.split()[2])
+            elif line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                assert key.split("{")[0] in typed, "no TYPE before " + line
+                samples[key] = float(value)
+    return samples
+
+
 def slurp(path):
     with open(path, "rb") as f:
         return f.read()
@@ -157,13 +173,37 @@ class Evidence(StoreTest):
             f.write(eve_line(ABSENT, 999, self.conns[0]["times"][0], "not in the store", with_cid=False))
             f.write('{"timestamp": "2026-12-02T10:00:00+0000", "event_type": "alert", "src_ip": \n')  # malformed
         out = self.path("out")
-        p = self.evidence("--eve", eve, "--out", out)
+        metrics = self.path("tm-evidence.prom")
+        p = self.evidence("--eve", eve, "--out", out, "--json", "--metrics-file", metrics)
         err = p.stderr.decode()
         n = len(self.conns)
         self.assertIn("eve.json:%d: not a JSON object: skipped" % (n + 4), err)
         self.assertIn("%d lines read, %d alerts, 1 ignored, 1 skipped" % (n + 4, n + 2), err)
         self.assertIn("%d pcaps" % n, err)
-        self.assertIn("1 without packets", err)
+        self.assertIn("1 without packets (1 alerts;", err)
+        # The counts, against the input: n connections' alerts, a second alert on the first, one absent;
+        # one malformed line, one event of another type; the packets are tcpdump's for each connection.
+        packets = sum(len(tcpdump_packets(SRC, tcpdump_filter(c))) for c in self.conns)
+        summary = json.loads(p.stdout)
+        self.assertEqual(summary["logs"], [{"file": eve, "format": "eve", "lines": n + 4, "alerts": n + 2,
+                                            "ignored": 1, "skipped": 1}])
+        want = {"alerts_read": n + 2, "alerts_skipped": 1, "alerts_outside_range": 0, "alerts": n + 2,
+                "evidence_written": n + 1, "pcaps": n, "packets": packets, "evidence_without_packets": 1,
+                "alerts_without_packets": 1, "kept_earlier": 0, "waiting": 0, "errors": 0}
+        self.assertEqual({k: summary[k] for k in want}, want)
+        self.assertNotIn("keep", summary)
+        log = '{log="%s",format="eve"}' % eve
+        got = prom(metrics)
+        self.assertEqual({k: got[k] for k in ("tm_evidence_log_lines_total" + log, "tm_evidence_alerts_read_total" + log,
+                                              "tm_evidence_lines_ignored_total" + log,
+                                              "tm_evidence_alerts_skipped_total" + log)},
+                         {"tm_evidence_log_lines_total" + log: n + 4, "tm_evidence_alerts_read_total" + log: n + 2,
+                          "tm_evidence_lines_ignored_total" + log: 1, "tm_evidence_alerts_skipped_total" + log: 1})
+        for k, v in (("alerts", n + 2), ("written", n + 1), ("pcaps", n), ("packets", packets),
+                     ("without_packets", 1), ("alerts_without_packets", 1), ("errors", 0)):
+            self.assertEqual(got["tm_evidence_%s_total" % k], v, k)
+        self.assertEqual(got["tm_evidence_waiting"], 0)
+        self.assertFalse(os.path.exists(metrics + ".tmp"))
         for i, c in enumerate(self.conns):
             with self.subTest(conn=c["cid"]):
                 j = self.check_found(out, str(1000 + i), c, alerts=2 if i == 0 else 1)
@@ -293,10 +333,18 @@ class Evidence(StoreTest):
         write(eve, eve_line(c[0], 3000, c[0]["times"][0], "first"))
         errf = open(self.path("err"), "w+b")
         self.addCleanup(errf.close)
+        metrics = self.path("tm-evidence.prom")
         proc = subprocess.Popen([TM, "evidence", "--store", self.store, "--eve", eve, "--out", out, "--follow",
-                                 "--wait", "2s"], stdout=subprocess.DEVNULL, stderr=errf)
+                                 "--wait", "2s", "--metrics-file", metrics], stdout=subprocess.DEVNULL, stderr=errf)
         self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
         wait_for("3000")
+        # While following, the metrics file is rewritten as the counts change (atomically: never partial).
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(metrics) or prom(metrics).get("tm_evidence_pcaps_total") != 1:
+            self.assertIsNone(proc.poll(), "tm evidence exited")
+            self.assertLess(time.monotonic(), deadline, "no metrics of the first alert after %d s" % WAIT)
+            time.sleep(0.05)
+        self.assertEqual(prom(metrics)['tm_evidence_alerts_read_total{log="%s",format="eve"}' % eve], 1)
         # Growth, a line written in two parts.
         line = eve_line(c[1], 3001, c[1]["times"][0], "grown")
         write(eve, line[:40])
@@ -330,6 +378,16 @@ class Evidence(StoreTest):
         self.assertIn("rotated: reading the new file from its start", err)
         self.assertIn("truncated: reading the new file from its start", err)
         self.assertIn("6 alerts", err)
+        # The last counts, across the rotation and the truncation: 6 alerts read, 5 with packets, 1 without.
+        got = prom(metrics)
+        self.assertEqual(got['tm_evidence_alerts_read_total{log="%s",format="eve"}' % eve], 6)
+        self.assertEqual(got['tm_evidence_lines_ignored_total{log="%s",format="eve"}' % eve], 1)  # the pad
+        self.assertEqual(got["tm_evidence_alerts_total"], 6)
+        self.assertEqual(got["tm_evidence_pcaps_total"], 5)
+        self.assertEqual(got["tm_evidence_alerts_without_packets_total"], 1)
+        self.assertEqual(got["tm_evidence_waiting"], 0)
+        self.assertEqual(got["tm_evidence_packets_total"],
+                         sum(len(tcpdump_packets(SRC, tcpdump_filter(c[i]))) for i in range(5)))
         for i in range(5):
             self.check_found(out, str(3000 + i), c[i])  # each alert once: none read twice
 
@@ -342,33 +400,51 @@ KEEP_CONFIG = ('[connections]\nudp_timeout = "1h"\n\n'
                '[[class]]\nname = "default"\ncutoff = "4k"\n')
 
 
-class KeepLive(StoreTest, TmProcess):
-    """tm evidence --server --keep on a live tm serve -i lo with a class without cutoff: an alert for a
-    UDP connection on lo puts its host into that class (listed with its expiry), and the packets of the
-    connection sent after the alert, beyond the default class's cutoff, are stored."""
+SUSPECT, PEER = "10.9.0.1", "10.9.0.2"
+
+
+def udp_frame(src, dst, sport, dport, payload):
+    """Ethernet / IPv4 / UDP (checksum 0: none) as the replayed pcaps carry it."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                               socket.inet_aton(src), socket.inet_aton(dst)))
+    s = sum(struct.unpack("!10H", bytes(ip)))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    ip[10:12] = struct.pack("!H", ~s & 0xffff)
+    return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x08\x00" + bytes(ip) + udp
+
+
+class KeepLive(NetnsTest, TmProcess, StoreTest):
+    """tm evidence --server --keep against a tm serve capturing, in a network namespace of the test's own,
+    the traffic tcpreplay sends over a veth pair, with a class without cutoff and a default class cut at 4k:
+    an alert on a UDP connection already past its cutoff puts both its hosts into that class for --keep and
+    suspends the connection's cutoff; the connection's later packets and a new connection of the hosts are
+    stored whole; once --keep has passed the class entries are gone (the API, /metrics) and the hosts' next
+    new connection is cut again, while the suspended connection stays whole."""
     proc_name = "tm serve"
+    KEEP = 10  # seconds
 
     def serve(self, config):
+        self.netns("tmkeep")
         cfg = self.path("tm.toml")
         with open(cfg, "w") as f:
             f.write(config)
-        self.url = "http://127.0.0.1:%d" % free_port()
-        self.err = open(self.path("serve.err"), "w+b")
-        self.addCleanup(self.err.close)
-        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "-i", "lo", "--config", cfg,
-                                      "--listen", self.url[len("http://"):]], stdout=subprocess.DEVNULL,
-                                     stderr=self.err)
-        self.addCleanup(self.kill)
+        self.url = "http://127.0.0.1:8910"  # in the namespace: nothing else listens there
+        self.proc = self.spawn("serve", [TM, "serve", "--store", self.store, "-i", self.capture, "--config", cfg,
+                                         "--listen", "127.0.0.1:8910"])
+        self.err = self.proc.err
+        self.wait_capturing(self.proc, "tm serve")
         self.until(lambda: self.get("/health") is not None, "serve answers /health")
 
-    def get(self, path):
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as r:
-                return json.loads(r.read())
-        except OSError:
+    def get(self, path, raw=False):
+        """GET inside the namespace: the parsed JSON (the text with raw), None when it does not answer."""
+        p = self.ns_run("curl", "-sf", "--max-time", "10", self.url + path, check=False)
+        if p.returncode != 0:
             return None
+        return p.stdout.decode() if raw else json.loads(p.stdout)
 
-    def until(self, ok, what, seconds=15):
+    def until(self, ok, what, seconds=WAIT):
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.alive(what)
@@ -377,60 +453,74 @@ class KeepLive(StoreTest, TmProcess):
             time.sleep(0.1)
         self.fail("not within %d s: %s\n%s" % (seconds, what, self.stderr()[-3000:]))
 
-    def stored(self, port, marker):
-        """The stored packets of the test's UDP connection (to `port`) whose payload holds `marker`."""
+    def send_udp(self, name, sport, dport, marker, n):
+        """Replays n UDP packets SUSPECT:sport -> PEER:dport of 1000 payload bytes starting with `marker`."""
+        path = self.path(name + ".pcap")
+        f = udp_frame(SUSPECT, PEER, sport, dport, marker + b"x" * (1000 - len(marker)))
+        write_pcap(path, [(1_700_000_000 * 10**9 + i * 10**6, len(f), len(f), f) for i in range(n)])
+        self.replay([path])
+
+    def stored(self, dport, marker):
+        """The stored packets of the test's UDP connection to `dport` whose payload starts with `marker`."""
         out = self.path("answer.pcap")
-        tm("query", "--server", self.url, "-w", out, "-q", "udp and port %d" % port)
-        return sum(1 for p in tcpdump_packets(out) if marker.hex() in p.replace(" ", "").replace("\n", ""))
+        self.ns_run(TM, "query", "--server", self.url, "-w", out, "-q", "udp and port %d" % dport)
+        return sum(1 for rec in read_pcap(out) if rec[3][42:42 + len(marker)] == marker)
 
-    def test_keep_host_stores_the_rest_of_the_connection_uncut(self):
-        if os.geteuid() != 0:
-            self.skipTest("live capture on lo needs root")
+    def test_keep_stores_the_suspect_uncut_until_it_expires(self):
         self.serve(KEEP_CONFIG)
-        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(rx.close)
-        rx.bind(("127.0.0.1", 0))
-        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(tx.close)
-        tx.bind(("127.0.0.1", 0))
-        sport, dport = tx.getsockname()[1], rx.getsockname()[1]
-        for _ in range(10):  # 10 kB: past the default class's 4k cutoff
-            tx.sendto(b"before" + b"b" * 994, ("127.0.0.1", dport))
-        flt = "udp and port %d" % dport
-
-        def cut():
-            c = self.get("/api/v1/connections?filter=" + urllib.request.quote(flt))
-            return bool(c) and c[0]["cut"]
-        self.until(cut, "the connection reached its cutoff")
+        self.send_udp("a1", 40000, 5000, b"before", 10)  # 10 kB: past the default class's 4k cutoff
+        flt = urllib.request.quote("udp and port 5000")
+        self.until(lambda: (self.get("/api/v1/connections?filter=" + flt) or [{"cut": False}])[0]["cut"],
+                   "the connection reached its cutoff")
+        self.until(lambda: self.stored(5000, b"before") == 4, "its first 4 kB stored")
 
         eve = self.path("eve.json")
         now = time.time()
         with open(eve, "w") as f:
-            f.write(eve_line({"src": "127.0.0.1", "dst": "127.0.0.1", "sport": sport, "dport": dport,
-                              "proto": "udp"}, 777, "%d.%06d" % (int(now), int(now % 1 * 1e6)), "keep me"))
-        out = self.path("out")
-        p = tm("evidence", "--server", self.url, "--eve", eve, "--out", out, "--keep", "10m")
-        self.assertIn("--keep 10m: 1 class requests (class suspect), 1 connection controls, 0 failed",
-                      p.stderr.decode())
+            f.write(eve_line({"src": SUSPECT, "dst": PEER, "sport": 40000, "dport": 5000, "proto": "udp"}, 777,
+                             "%d.%06d" % (int(now), int(now % 1 * 1e6)), "keep me"))
+        out, metrics = self.path("out"), self.path("evidence.prom")
+        p = self.ns_run(TM, "evidence", "--server", self.url, "--eve", eve, "--out", out, "--keep",
+                        "%ds" % self.KEEP, "--json", "--metrics-file", metrics)
+        self.assertIn("--keep %ds: 2 hosts raised, 2 class requests (class suspect), 1 connection controls, 0 failed"
+                      % self.KEEP, p.stderr.decode())
+        self.assertEqual(json.loads(p.stdout)["keep"], {"class": "suspect", "hosts_raised": 2, "class_requests": 2,
+                                                        "controls": 1, "failed": 0})
+        got = prom(metrics)
+        self.assertEqual(got["tm_evidence_keep_hosts_raised_total"], 2)
+        self.assertEqual(got["tm_evidence_keep_controls_total"], 1)
         with open(os.path.join(out, "777.json")) as f:
             kept = json.load(f)["kept"]
-        self.assertEqual(kept["hosts"], ["127.0.0.1"])
+        self.assertEqual(kept["hosts"], [SUSPECT, PEER])
         self.assertEqual(kept["class"], "suspect")
-        self.assertIsNotNone(kept["until"])
         self.assertEqual(kept["connections_suspended"], 1)
         self.assertNotIn("error", kept)
         classes = self.get("/api/v1/classes")
-        self.assertEqual([(c["host"], c["class"]) for c in classes], [("127.0.0.1", "suspect")])
-        self.assertIsNotNone(classes[0]["expires"])
-        self.assertGreater(classes[0]["expires_ns"], (now + 9 * 60) * 1e9)
-        # A second run (a burst is remembered within one run only) refreshes the entry: still one.
-        tm("evidence", "--server", self.url, "--eve", eve, "--out", self.path("out2"), "--keep", "10m")
-        self.assertEqual(len(self.get("/api/v1/classes")), 1)
+        self.assertEqual(sorted((c["host"], c["class"]) for c in classes), [(SUSPECT, "suspect"), (PEER, "suspect")])
+        expires = min(c["expires_ns"] for c in classes) / 1e9
+        self.assertGreater(expires, now + self.KEEP - 1)
+        self.assertIn("tm_dynamic_classes 2\n", self.get("/metrics", raw=True))
 
-        self.assertEqual(self.stored(dport, b"before"), 4)  # cut at 4k
-        for _ in range(20):  # 20 kB more, after the alert: kept whole
-            tx.sendto(b"after!" + b"a" * 994, ("127.0.0.1", dport))
-        self.until(lambda: self.stored(dport, b"after!") == 20, "the 20 packets after the alert stored")
+        # After the alert: the rest of the connection, and a new connection of the suspect, stored whole.
+        self.send_udp("a2", 40000, 5000, b"after!", 20)
+        self.send_udp("b", 40001, 5001, b"newcon", 10)
+        self.assertLess(time.time(), expires, "too slow: --keep %ds expired before the replay ended" % self.KEEP)
+        self.until(lambda: self.stored(5000, b"after!") == 20, "the 20 packets after the alert stored")
+        self.until(lambda: self.stored(5001, b"newcon") == 10, "the new connection stored whole")
+        self.assertEqual(self.stored(5000, b"before"), 4)  # what was cut before the alert stays cut
+
+        # After --keep: the entries are gone, the suspect's next new connection is cut at 4k again; the
+        # suspended connection is still recorded whole (a control lasts as long as the connection).
+        self.until(lambda: self.get("/api/v1/classes") == [], "the class entries expired", self.KEEP + WAIT)
+        self.until(lambda: "tm_dynamic_classes 0\n" in (self.get("/metrics", raw=True) or ""),
+                   "the expiry applied by the capture thread")
+        self.send_udp("c", 40002, 5002, b"later!", 10)
+        self.send_udp("a3", 40000, 5000, b"late!!", 5)
+        self.until(lambda: self.stored(5000, b"late!!") == 5, "the suspended connection's late packets stored")
+        conn = "/api/v1/connections?filter=" + urllib.request.quote("udp and port 5002")
+        self.until(lambda: (self.get(conn) or [{"packets": 0}])[0]["packets"] == 10,
+                   "the connection after expiry seen whole by the capture")
+        self.assertEqual(self.stored(5002, b"later!"), 4, "a new connection after --keep expired is cut again")
 
     def test_refused_without_a_class_without_cutoff_or_without_server(self):
         eve = self.path("eve.json")
@@ -439,10 +529,9 @@ class KeepLive(StoreTest, TmProcess):
         p = tm("evidence", "--store", self.store, "--eve", eve, "--out", self.path("o"), "--keep", "1h", check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--keep needs --server", p.stderr.decode())
-        if os.geteuid() != 0:
-            self.skipTest("live capture on lo needs root")
         self.serve('[[class]]\nname = "default"\ncutoff = "4k"\n')
-        p = tm("evidence", "--server", self.url, "--eve", eve, "--out", self.path("o"), "--keep", "1h", check=False)
+        p = self.ns_run(TM, "evidence", "--server", self.url, "--eve", eve, "--out", self.path("o"), "--keep", "1h",
+                        check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('no class without cutoff', p.stderr.decode())
         self.assertIn('[[class]] name = "suspect"', p.stderr.decode())

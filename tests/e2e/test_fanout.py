@@ -13,9 +13,8 @@ import sys
 import time
 import unittest
 
-import test_afpacket
-from test_afpacket import CAPTURE, PLAIN, SEND, WAIT, frames
-from tmtest import TM, StoreTest, TmProcess, conn_of, read_pcap, record, veth_namespace
+from test_afpacket import CAPTURE, PLAIN, WAIT, frames
+from tmtest import TM, NetnsTest, StoreTest, TmProcess, conn_of, read_pcap, record
 
 # Two classes with small cutoffs: many connections are cut, and a connection counted in two shards (or
 # classified twice) would store more packets than with one thread.
@@ -47,15 +46,9 @@ def sockets_capturing(pid, ifindex):
     return sum(1 for r in rows if len(r) >= 9 and r[8] in mapped and int(r[4]) == ifindex and r[5] == "1")
 
 
-class Fanout(TmProcess, StoreTest):
-    spawn = test_afpacket.AfPacket.spawn
-    ns_run = test_afpacket.AfPacket.ns_run
-    stop = test_afpacket.AfPacket.stop
-    replay = test_afpacket.AfPacket.replay
-    wait_size = test_afpacket.AfPacket.wait_size
-
+class Fanout(NetnsTest, TmProcess, StoreTest):
     def setUp(self):
-        self.ns, self.ifindex = veth_namespace(self, "tmfan", SEND, CAPTURE)
+        self.netns("tmfan")
         super().setUp()
         self.proc = None
         self.cfg = self.path("tm.toml")

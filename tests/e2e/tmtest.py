@@ -5,10 +5,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import tempfile
+import time
 import unittest
 import uuid
 
@@ -193,6 +195,75 @@ def capturing(pid, ifindex):
         return False
     # sk RefCnt Type Proto Iface R Rmem User Inode
     return any(len(r) >= 9 and r[8] in mapped and int(r[4]) == ifindex and r[5] == "1" for r in rows)
+
+
+class NetnsTest:
+    """For a test capturing in a namespace of its own: call self.netns(tag) first (veth_namespace: skips
+    without root or tools), then spawn the programs inside it, wait until they capture, replay into it."""
+    send, capture = "tmsend", "tmcap"  # the veth pair, both ends inside the namespace
+    wait = 60  # seconds: the most any step may take on a loaded machine
+
+    def netns(self, tag):
+        self.ns, self.ifindex = veth_namespace(self, tag, self.send, self.capture)
+
+    def ns_run(self, *args, check=True):
+        return run(["ip", "netns", "exec", self.ns] + list(args), check=check)
+
+    def spawn(self, name, args):
+        """Starts `args` in the namespace with stdout and stderr in files; killed at cleanup."""
+        out, err = open(self.path(name + ".out"), "w+b"), open(self.path(name + ".err"), "w+b")
+        self.addCleanup(err.close)
+        self.addCleanup(out.close)
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns] + args, stdout=out, stderr=err)
+        p.out, p.err = out, err
+
+        def kill():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.addCleanup(kill)
+        return p
+
+    def wait_capturing(self, p, what):
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                p.err.seek(0)
+                self.fail("%s exited (%d) while starting:\n%s" % (what, p.returncode, p.err.read().decode()))
+            if capturing(p.pid, self.ifindex):
+                return
+            time.sleep(0.05)
+        self.fail("%s did not start capturing on %s within %d s" % (what, self.capture, self.wait))
+
+    def wait_size(self, paths, nbytes, what):
+        deadline = time.monotonic() + self.wait
+        have = 0
+        while time.monotonic() < deadline:
+            have = sum(os.path.getsize(p) for p in paths() if os.path.exists(p))
+            if have >= nbytes:
+                return
+            time.sleep(0.05)
+        self.fail("%s: %d of %d bytes written %d s after the replay" % (what, have, nbytes, self.wait))
+
+    def stop(self, p, what):
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(timeout=self.wait)
+        except subprocess.TimeoutExpired:
+            self.fail("%s still running %d s after SIGINT" % (what, self.wait))
+        p.err.seek(0)
+        self.assertEqual(rc, 0, "%s exit code:\n%s" % (what, p.err.read().decode(errors="replace")))
+        p.out.seek(0)
+        return p.out.read().decode()
+
+    def replay(self, files):
+        """tcpreplay of `files` on the sending end, checked to have sent every packet."""
+        # A modest rate: at top speed the kernel's per-CPU backlog may drop packets between the veth ends.
+        p = self.ns_run("tcpreplay", "-i", self.send, "--mbps", "50", *files)
+        text = p.stdout.decode(errors="replace")
+        want = sum(len(read_pcap(f)) for f in files)
+        m = re.search(r"Successful packets:\s+(\d+)", text)
+        self.assertTrue(m and int(m.group(1)) == want, "tcpreplay did not send all %d packets:\n%s" % (want, text))
 
 
 class TmProcess:
