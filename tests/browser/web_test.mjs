@@ -6,6 +6,7 @@
 // playwright-core is found in PW_DIR (the build directory's browser-tests/node_modules).
 import { createRequire } from "node:module";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 
 const [scenario, url, outdir, token = "", filter = ""] = process.argv.slice(2);
 const require = createRequire(path.join(process.env.PW_DIR || ".", "package.json"));
@@ -104,6 +105,27 @@ try {
     await page.click(`#dyn tr[data-host="${host}"] button.remove`);
     await page.waitForSelector(`#dyn tr[data-host="${host}"]`, { state: "detached" });
     out.api_after_remove = await page.evaluate(async () => (await fetch("/api/v1/classes")).json());
+
+    // A subscription: packets sent while it runs appear in the page (REPLAY: the command that sends them).
+    await page.fill("#s-filter", "tcp");
+    await page.click("#s-start");
+    await page.waitForFunction(() => document.querySelector("#s-status").textContent.startsWith("subscribed"));
+    const replay = JSON.parse(process.env.REPLAY || "[]");
+    execFileSync(replay[0], replay.slice(1), { stdio: "ignore" });
+    await page.waitForFunction(() => /subscribed: [1-9]/.test(document.querySelector("#s-status").textContent));
+    out.subscribed_lines = (await page.textContent("#s-packets")).split("\n");
+    await shot("web-live-subscription.png");
+    await page.click("#s-stop");
+
+    // The connections the replay left, and a per-connection control from the page.
+    await page.click("#c-form button[type=submit]");
+    await page.waitForFunction(() => document.querySelectorAll("#conns tbody tr").length > 0);
+    out.connections_shown = await page.$$eval("#conns tbody tr", (r) => r.length);
+    out.suspended_conn = await page.getAttribute("#conns tbody tr:first-child", "data-conn");
+    await page.click("#conns tbody tr:first-child td.cutoff button");
+    await page.waitForFunction(() => document.querySelector("#conns tbody tr:first-child td.cutoff").textContent.startsWith("suspended"));
+    out.api_connections = await page.evaluate(async () => (await fetch("/api/v1/connections")).json());
+    await shot("web-live-connections.png");
   }
 } catch (e) {
   out.failure = String(e && e.stack || e);

@@ -196,6 +196,8 @@ class Web(TmProcess, StoreTest):
         p = self.spawn(["serve", "--store", self.store, "--config", self.conf, "-i", "tmwcap",
                         "--listen", "127.0.0.1:%d" % port], "serve", prefix)
         self.wait_health(url, p, prefix)
+        os.environ["REPLAY"] = json.dumps(["tcpreplay", "-q", "-i", "tmwsend", "--mbps", "10", corpus("mixed", "bro.org.pcap")])
+        self.addCleanup(os.environ.pop, "REPLAY", None)
         out = self.browse("live", url, "", "web", prefix=prefix)
         self.assertIn("recording", out["mode"])
         self.assertFalse(out["live_readonly"])
@@ -203,6 +205,20 @@ class Web(TmProcess, StoreTest):
         self.assertEqual([(d["host"], d["class"]) for d in out["api_after_add"]], [("10.99.0.7", "web")])
         self.assertIsNotNone(out["api_after_add"][0]["expires"])
         self.assertEqual(out["api_after_remove"], [])
+        # The subscription showed the replayed TCP packets, one line each.
+        sent = [p for p in tcpdump_packets(corpus("mixed", "bro.org.pcap"), "tcp")]
+        self.assertGreater(len(out["subscribed_lines"]), 0)
+        self.assertLessEqual(len(out["subscribed_lines"]), min(200, len(sent)))
+        for line in out["subscribed_lines"]:
+            self.assertRegex(line, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} IP6? .* > .*: TCP .*length \d+$")
+        # The connections table, and the cutoff of its first (largest) connection suspended from the page.
+        self.assertGreater(out["connections_shown"], 0)
+        conns = out["api_connections"]
+        self.assertGreaterEqual(len(conns), out["connections_shown"])
+        key = lambda c: "%s %d %s %d" % (c["orig_addr"], c["orig_port"], c["resp_addr"], c["resp_port"])
+        self.assertIn(out["suspended_conn"], [key(c) for c in conns])
+        for c in conns:
+            self.assertEqual(c["cutoff_suspended"], key(c) == out["suspended_conn"], c)
 
 
 if __name__ == "__main__":

@@ -45,12 +45,12 @@ async function conns() {
     for (const c of Array.isArray(list) ? list : list.connections || []) {
       c.proto = PROTO[c.proto] || c.proto;
       const toggle = (key, on) => el("button", { type: "button", onclick: () => control(c, key, !on) }, on ? "resume" : "suspend");
-      tb.append(el("tr", {},
+      tb.append(el("tr", { "data-conn": `${c.orig_addr} ${c.orig_port} ${c.resp_addr} ${c.resp_port}` },
         el("td", {}, c.proto), el("td", {}, `${c.orig_addr}:${c.orig_port}`), el("td", {}, `${c.resp_addr}:${c.resp_port}`),
         el("td", { class: "num" }, fmtNum(c.packets)), el("td", { class: "num" }, fmtBytes(c.bytes)),
         el("td", { class: "num" }, fmtNum(c.stored_packets)), el("td", {}, c.class), el("td", {}, c.cut ? "cut" : ""),
-        el("td", {}, c.cutoff_suspended ? "suspended " : "", toggle("suspend_cutoff", c.cutoff_suspended)),
-        el("td", {}, c.timeout_suspended ? "suspended " : "", toggle("suspend_timeout", c.timeout_suspended))));
+        el("td", { class: "cutoff" }, c.cutoff_suspended ? "suspended " : "", toggle("suspend_cutoff", c.cutoff_suspended)),
+        el("td", { class: "timeout" }, c.timeout_suspended ? "suspended " : "", toggle("suspend_timeout", c.timeout_suspended))));
     }
   } catch (e) { err.textContent = e.message; }
 }
