@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "query/packet_filter.h"
 #include "query/parser.h"
 #include "query/planner.h"
 
@@ -104,6 +105,9 @@ Reply Service::explain(const QueryRequest& q) {
     j["parsed"] = pr.expr.str();
     j["plan"] = "indexes, then every candidate re-checked on its bytes\n" + query::explain_plan(pr.expr);
   } else {
+    // As a query checks it (LocalService): libpcap's own error for what it cannot compile.
+    if (std::string err = query::bpf_compile_error(q.filter); !err.empty())
+      throw BadRequest("filter: " + err);
     j["kind"] = "scan";
     j["unplanned"] = pr.unplanned;
     j["plan"] =

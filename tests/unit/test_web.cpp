@@ -141,6 +141,11 @@ TEST_F(Web, ExplainCountHistoryAndDownloadName) {
   r = c.Get("/api/v1/explain?filter=tcp%5B13%5D%20%26%202%20!%3D%200");
   ASSERT_TRUE(r);
   EXPECT_EQ(json::parse(r->body)["kind"], "scan");
+  r = c.Get("/api/v1/explain?filter=tcp%5B13%5D%20%26%20");  // "tcp[13] & ": libpcap's own error
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find("can't parse filter expression"),
+            std::string::npos);
   r = c.Get("/api/v1/explain?filter=host%20and");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
