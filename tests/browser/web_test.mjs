@@ -46,6 +46,7 @@ try {
     out.classes = await page.$$eval("#classes tbody tr[data-class]", (rows) =>
       Object.fromEntries(rows.map((r) => [r.dataset.class, r.querySelector("td.reach").innerText])));
     out.flows_reach = await page.textContent("#flows-reach");
+    out.workers = await page.$$eval("#worker-table tbody tr", (rows) => rows.map((r) => r.innerText));
     await shot("web-overview.png");
 
     // Query: plan as you type, count, preview, download

@@ -174,6 +174,7 @@ class Web(TmProcess, StoreTest):
         self.assertTrue(out["login_shown"])
         self.assertIn("read-only", out["mode"])
         self.assertTrue(out["live_readonly"])
+        self.assertEqual(out["workers"], [])
         self.check_store_pages(out, token, "")
 
         # The same pages through a tm frontend in front of that tm serve.
@@ -186,6 +187,11 @@ class Web(TmProcess, StoreTest):
         self.wait_health(furl, fe)
         out = self.browse("store", furl, "", FILTER, shot_prefix="frontend-")
         self.assertIn("cluster front-end", out["mode"])
+        # Each worker's state: the one worker, up, serving its store read-only.
+        self.assertEqual(len(out["workers"]), 1, out["workers"])
+        self.assertIn(url, out["workers"][0])
+        self.assertIn("read-only", out["workers"][0])
+        self.assertTrue(out["live_readonly"])  # no worker records
         self.check_store_pages(out, "", "frontend-")
 
     def test_dynamic_class_on_a_capturing_serve(self):
