@@ -19,3 +19,7 @@ echo "== tm query --store $STORE 'host $HOST and tcp' -w demo-answer.pcap; tcpdu
 "$TM" query --store "$STORE" "host $HOST and tcp" -w demo-answer.pcap
 tcpdump -nn -r demo-answer.pcap 2>/dev/null | head -n 15
 echo "($(tcpdump -nn -r demo-answer.pcap 2>/dev/null | wc -l) packets in demo-answer.pcap)"
+echo
+echo "== the web page: start the API over the demo store (read-only), then open the URL"
+echo "   $TM serve --store $STORE --listen 127.0.0.1:8910"
+echo "   http://127.0.0.1:8910/"

@@ -56,6 +56,8 @@ int explain_frontend(const server::ClientOptions& c, const std::string& filter) 
   if (!r.error.empty()) throw std::runtime_error(r.error);
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (!j.is_object()) throw std::runtime_error("the server's answer is not JSON");
+  if (!j.contains("workers"))  // a tm serve's plan alone: the figures need the store
+    throw std::runtime_error(c.url + " is a tm serve, not a tm frontend: --explain needs --store there");
   std::cout << "filter: " << (filter.empty() ? "(all packets)" : filter) << "\n";
   if (j["parsed"].is_string()) std::cout << "parsed: " << j["parsed"].get<std::string>() << "\n";
   std::cout << fmt::format("cluster: balance {}, tunnels {}\n",

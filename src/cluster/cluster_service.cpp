@@ -163,7 +163,9 @@ json ClusterService::query_status(uint64_t id) {
   return it->second;
 }
 
-json ClusterService::explain(const std::string& filter) {
+server::Reply ClusterService::explain(const server::QueryRequest& q) {
+  const std::string& filter = q.filter;
+  server::Reply plan = Service::explain(q);
   auto pr = parse_filter(filter);
   Selection sel = select(pr, cfg_.balance);
   json j;
@@ -177,7 +179,9 @@ json ClusterService::explain(const std::string& filter) {
       j["workers"].push_back({{"id", i}, {"url", cfg_.workers[i].url}});
   j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
   j["filter"] = filter;
-  return j;
+  for (auto& [k, v] : plan.body.items())
+    if (!j.contains(k) || j[k].is_null()) j[k] = v;
+  return {std::move(j), {}};
 }
 
 // A packet query under way: the workers' answers, merged by timestamp as they stream in.

@@ -57,7 +57,8 @@ class ClusterService : public server::Service {
   // workers a filter asks and why.
   nlohmann::json cluster_json() const;
   nlohmann::json query_status(uint64_t id);
-  nlohmann::json explain(const std::string& filter);
+  // The plan (Service::explain) and which workers the query would ask.
+  server::Reply explain(const server::QueryRequest& q) override;
 
  private:
   class QueryStream;

@@ -93,7 +93,7 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
   j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
   j["workers"] = json::array();
   j["down"] = json::array();
-  json store, capture;
+  json store, capture, flows;
   for (size_t k = 0; k < which.size(); ++k) {
     json w = {{"id", k}, {"url", cfg_.workers[k].url}, {"up", replies[k].ok()}};
     if (replies[k].ok()) {
@@ -101,6 +101,7 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
       w["stats"] = body;
       if (body.is_object() && body.contains("store")) add_stats(store, body["store"]);
       if (body.is_object() && body.contains("capture")) add_stats(capture, body["capture"]);
+      if (body.is_object() && body.contains("flows")) add_stats(flows, body["flows"]);
     } else {
       w["error"] = replies[k].error;
       j["down"].push_back(cfg_.workers[k].url);
@@ -109,6 +110,7 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
   }
   j["store"] = store.is_null() ? json::object() : store;  // totals over the workers that answered
   if (!capture.is_null()) j["capture"] = capture;
+  if (!flows.is_null()) j["flows"] = flows;  // the flow records' reach over the workers
   return {std::move(j), {}};
 }
 

@@ -35,9 +35,6 @@ Frontend::Frontend(ClusterConfig cfg) : svc_(std::move(cfg)), http_(svc_, route_
   s.Get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
     res.set_content(svc_.query_status(std::stoull(req.matches[1].str())).dump() + "\n", server::kJsonType);
   });
-  s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
-    json_reply(res, svc_.explain(server::param(req, "filter")));
-  });
 }
 
 Frontend::~Frontend() = default;

@@ -1,5 +1,7 @@
 #include "record/class_stats.h"
 
+#include <fmt/format.h>
+
 #include "util/units.h"
 
 namespace tmach::record {
@@ -26,6 +28,10 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const ClassCounters& c
       {"ring_used", writer.ram_used(cls)},
       {"ring_capacity", writer.ram_capacity(cls)},
       {"ring_high_water", writer.ram_high_water(cls)},
+      {"disk_budget", cfg.disk_budget_percent > 0
+                          ? nlohmann::json(fmt::format("{}%", cfg.disk_budget_percent))
+                      : cfg.disk_budget == UINT64_MAX ? nlohmann::json("none")
+                                                      : nlohmann::json(cfg.disk_budget)},
   };
 }
 

@@ -118,6 +118,9 @@ std::optional<bool> json_bool(const nlohmann::json& j, const char* key) {
 }
 
 namespace {
+// The web page's own files ("/", "/static/..."): no token (they hold none; the page asks for it).
+bool is_web_page(const std::string& path) { return path == "/" || path.rfind("/static/", 0) == 0; }
+
 // "Bearer TOKEN", the scheme in any case (RFC 7235: schemes are case-insensitive), one or
 // more spaces after it. The token itself is compared in constant time.
 bool bearer_matches(const std::string& auth, const std::string& token) {
@@ -149,7 +152,8 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
     requests++;
     // Limits first: a body is refused before the token is looked at.
     if (check_request_limits(req, res, limits)) return httplib::Server::HandlerResponse::Handled;
-    if (token.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    if (token.empty() || req.path == "/health" || is_web_page(req.path))
+      return httplib::Server::HandlerResponse::Unhandled;
     std::string auth = req.get_header_value("Authorization");
     if (!bearer_matches(auth, token)) {
       res.set_header("WWW-Authenticate", "Bearer");

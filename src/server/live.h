@@ -39,6 +39,8 @@ class Backend {
   // controls on them: suspend (1) or resume (0) the cutoff / the inactivity timeout, -1 = keep.
   virtual nlohmann::json connections(const query::Expr& e, size_t top) = 0;
   virtual nlohmann::json control(const query::Expr& e, int suspend_cutoff, int suspend_timeout) = 0;
+  // Recent rates (rate_history.h), or null when none are kept.
+  virtual nlohmann::json history() { return nullptr; }
 };
 
 }  // namespace tmach::server

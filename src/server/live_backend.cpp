@@ -41,6 +41,27 @@ LiveBackend::LiveBackend(const config::Config& cfg, store::StoreWriter& w,
       [this](uint16_t cls, uint64_t ts, uint32_t lt, uint32_t wl, const uint8_t* d, uint32_t cl) {
         for (auto& s : subs_) s->offer(cls, ts, lt, wl, d, cl);
       });
+  history_ = std::make_unique<RateHistory>([this] { return rate_sample(); }, std::chrono::seconds(10), 1080);
+}
+
+json LiveBackend::rate_sample() {
+  std::lock_guard lk(mu_);
+  const Snapshot snap = snapshot();
+  json j{{"classes", json::object()}, {"kernel_dropped", snap.kernel_dropped + snap.iface_dropped}};
+  for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i) {
+    const auto& c = snap.t.cls[i];
+    auto ci = static_cast<uint16_t>(i);
+    j["classes"][cfg_.classes[i].name] = {{"seen_packets", c.seen_packets},
+                                          {"seen_bytes", c.seen_bytes},
+                                          {"stored_packets", c.stored_packets},
+                                          {"stored_bytes", c.stored_bytes},
+                                          {"cut_packets", c.cut_packets},
+                                          {"cut_bytes", c.cut_bytes},
+                                          {"dropped_packets", c.dropped_ring_full + c.dropped_too_large +
+                                                                  writer_.stats(ci).lost_packets.load()},
+                                          {"ring_used", writer_.ram_used(ci)}};
+  }
+  return j;
 }
 
 void LiveBackend::load_classes() {
@@ -121,6 +142,7 @@ json LiveBackend::stats() {
   json j;
   const uint64_t kd = snap.kernel_dropped, kr = snap.kernel_received, ki = snap.iface_dropped;
   j["interfaces"] = cfg_.interfaces;
+  j["capture_threads"] = shards_.size();
   j["packets"] = snap.t.tot.packets;
   j["bytes"] = snap.t.tot.bytes;
   j["connections_active"] = snap.t.table_open;

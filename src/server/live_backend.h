@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "record/recorder.h"
 #include "server/live.h"
+#include "server/rate_history.h"
 #include "store/store_writer.h"
 
 namespace tmach::server {
@@ -68,6 +69,7 @@ class LiveBackend : public Backend {
   void unsubscribe(const std::shared_ptr<Subscriber>& s) override;
   nlohmann::json connections(const query::Expr& e, size_t top) override;
   nlohmann::json control(const query::Expr& e, int suspend_cutoff, int suspend_timeout) override;
+  nlohmann::json history() override { return history_->json(); }
 
  private:
   struct Dyn {
@@ -95,6 +97,7 @@ class LiveBackend : public Backend {
   void persist();                  // mu_ held
   void command(const Command& c);  // mu_ held
   Snapshot snapshot() const;       // mu_ held
+  nlohmann::json rate_sample();    // the history thread: cumulative counters now
 
   const config::Config& cfg_;
   store::StoreWriter& writer_;
@@ -108,6 +111,9 @@ class LiveBackend : public Backend {
   std::vector<std::shared_ptr<Subscriber>> subs_;  // writer thread only
   std::atomic<uint64_t> sub_overflow_{0};
   WorkerShare share_;  // workers == 0: no split
+  // The rates of the last 3 hours, every 10 s, for the web page (tm-history thread); last, so
+  // that it stops before anything it reads is destroyed.
+  std::unique_ptr<RateHistory> history_;
 };
 
 }  // namespace tmach::server

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "flow/flow_query.h"
+#include "flow/flow_store.h"
 #include "packet/community_id.h"
 #include "query/combine.h"
 #include "query/packet_filter.h"
@@ -268,6 +269,21 @@ Reply LocalService::stats(const ApiCounters& api) {
   json j;
   j["store"] = catalog_json(store::Catalog::scan(o_.store));
   j["store_path"] = o_.store;
+  {  // how far back the flow records reach
+    uint64_t files = 0, records = 0, bytes = 0, first = UINT64_MAX, last = 0;
+    for (auto& f : flow::scan_flow_files(o_.store)) {
+      ++files;
+      bytes += f.bytes;
+      if (f.meta.first_ts) first = std::min(first, f.meta.first_ts);
+      if (f.sealed) {
+        records += f.meta.packets;
+        last = std::max(last, f.meta.last_ts);
+      }
+    }
+    j["flows"] = {{"files", files}, {"records", records}, {"disk_bytes", bytes}};
+    if (first != UINT64_MAX) j["flows"]["first_ns"] = first;
+    if (last) j["flows"]["last_ns"] = last;
+  }
   j["live"] = o_.live != nullptr;
   if (o_.live) j["capture"] = o_.live->stats();
   j["api"] = {{"queries", api.queries},
@@ -310,6 +326,12 @@ Reply LocalService::class_set(const ClassRequest& r) {
     for_ns = *d;
   }
   return {live.class_set(r.host, r.cls, for_ns), {}};
+}
+
+Reply LocalService::history() {
+  if (o_.live)
+    if (json h = o_.live->history(); !h.is_null()) return {std::move(h), {}};
+  return Service::history();
 }
 
 Reply LocalService::class_list() { return {need_live().class_list(), {}}; }

@@ -42,6 +42,7 @@ class LocalService : public Service {
   Reply class_remove(const std::string& host) override;
   Reply connections(const ConnectionsRequest& r) override;
   Reply control(const ControlRequest& r) override;
+  Reply history() override;
 
  private:
   // filter, times and classes -> a query; errors named as o_.naming says. `check_order`:

@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <chrono>
 #include <optional>
 
@@ -11,6 +12,7 @@
 #include "server/http_common.h"
 #include "server/http_limits.h"
 #include "server/metrics.h"
+#include "server/web_assets.h"
 
 namespace tmach::server {
 namespace {
@@ -61,6 +63,32 @@ std::unique_ptr<Stream> open_admitted(Admission& a, httplib::Response& res, Open
   return s;
 }
 
+// A download's file name: "tm-FILTER-FROM-TO.pcap", every character but letters, digits, '.'
+// and '-' as '_' (no quoting issue, no path), the filter cut to 80 characters.
+std::string download_name(const std::string& filter, const std::string& from, const std::string& to) {
+  auto clean = [](const std::string& t, size_t max) {
+    std::string o;
+    for (unsigned char c : t) {
+      if (o.size() >= max) break;
+      bool keep = std::isalnum(c) || c == '.' || c == '-';
+      if (keep)
+        o += static_cast<char>(c);
+      else if (o.empty() || o.back() != '_')
+        o += '_';
+    }
+    while (!o.empty() && o.back() == '_') o.pop_back();
+    return o;
+  };
+  std::string n = "tm-";
+  n.append(filter.empty() ? std::string("all") : clean(filter, 80));
+  n.append("-");
+  n.append(from.empty() ? std::string("start") : clean(from, 40));
+  n.append("-");
+  n.append(to.empty() ? std::string("end") : clean(to, 40));
+  n.append(".pcap");
+  return n;
+}
+
 }  // namespace
 
 HttpApi::HttpApi(Service& svc, RouteOptions o)
@@ -79,6 +107,7 @@ HttpApi::HttpApi(Service& svc, RouteOptions o)
   query_routes();
   state_routes();
   subscribe_routes();
+  web_routes();
 }
 
 HttpApi::~HttpApi() = default;
@@ -146,6 +175,8 @@ void HttpApi::query_routes() {
     auto ctx = std::make_shared<Ctx>();
     ctx->filter = q.filter;
     ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
+    res.set_header("Content-Disposition",
+                   fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
     queries_++;
     res.set_chunked_content_provider(
         kPcapType,
@@ -177,6 +208,40 @@ void HttpApi::query_routes() {
           observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
         });
   });
+
+  // The plan of a filter (tm query --explain's, without running it), and a query's count.
+  s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
+    QueryRequest q;
+    q.filter = param(req, "filter");
+    q.from = param(req, "from");
+    q.to = param(req, "to");
+    q.classes = classes_of(req);
+    reply(res, svc_.explain(q), 2);
+  });
+  s.Get("/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
+    limit_answer_time(o_.query_seconds + 1);
+    QueryRequest q{
+        param(req, "filter"),           param(req, "from"),        param(req, "to"), classes_of(req),
+        flag_param(req, "require_all"), param(req, "community_id")};
+    auto t0 = clk::now();
+    queries_admit_.admit();
+    struct Release {
+      Admission& a;
+      ~Release() { a.release(); }
+    } release{queries_admit_};
+    auto limit = std::chrono::duration<double>(o_.query_seconds);
+    reply(res,
+          svc_.count(q,
+                     [&]() -> std::string {
+                       if (stopping_) return "shutting down";
+                       if (clk::now() - t0 > limit) return "time limit";
+                       return "";
+                     }),
+          -1);
+    observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+  });
+  s.Get("/api/v1/history",
+        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.history(), -1); });
 
   // Flows: answered whole (the answerer ranks them before the first is sent).
   s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
@@ -280,6 +345,37 @@ void HttpApi::subscribe_routes() {
           ctx->stream.reset();  // unsubscribes
           subs_admit_.release();
         });
+  });
+}
+
+// The web page (web_assets.h: embedded at build time): "/" and "/static/NAME", open without
+// the token (the page asks for it and sends it with every API request). Revalidated by ETag
+// at each load, so that a new tm-daemon is never shown with an old page.
+void HttpApi::web_routes() {
+  auto serve = [](const httplib::Request& req, httplib::Response& res, const WebAsset* a) {
+    if (!a) {
+      json_error(res, 404, "no such file: " + req.path);
+      return;
+    }
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("ETag", a->etag);
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+                   "frame-ancestors 'none'");
+    if (req.get_header_value("If-None-Match") == a->etag) {
+      res.status = 304;
+      return;
+    }
+    res.set_content(reinterpret_cast<const char*>(a->data), a->size, a->type);
+  };
+  svr_->Get("/", [serve](const httplib::Request& req, httplib::Response& res) {
+    serve(req, res, find_web_asset("index.html"));
+  });
+  svr_->Get(R"(/static/([A-Za-z0-9._-]+))", [serve](const httplib::Request& req, httplib::Response& res) {
+    serve(req, res, find_web_asset(req.matches[1].str()));
   });
 }
 

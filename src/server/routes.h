@@ -49,6 +49,7 @@ class HttpApi {
   void query_routes();
   void state_routes();
   void subscribe_routes();
+  void web_routes();
   void observe_latency(double s);
   Service& svc_;
   RouteOptions o_;

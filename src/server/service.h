@@ -164,6 +164,17 @@ class Service {
   virtual Reply class_remove(const std::string& host) = 0;  // NotFound when it has none
   virtual Reply connections(const ConnectionsRequest& r) = 0;
   virtual Reply control(const ControlRequest& r) = 0;
+
+  // What tm query --explain shows of a filter, without running it: {"filter", "kind"
+  // ("all", "indexed" or "scan"), "parsed", "plan" (the planner's lines), "unplanned"}.
+  // BadRequest with the parser's caret message for a syntax error. (A tm frontend adds
+  // which workers it would ask.)
+  virtual Reply explain(const QueryRequest& q);
+  // {"packets": N}: how many packets query(q) answers, counted as they stream (none sent).
+  virtual Reply count(const QueryRequest& q, const StopCheck& stop);
+  // Recent rates, one sample per interval (history.h): {"interval_s", "samples": [...]};
+  // no samples where nothing records (a read-only store, a tm frontend).
+  virtual Reply history();
 };
 
 }  // namespace tmach::server

@@ -1,0 +1,198 @@
+// The web page's server side: the embedded files at / and /static/ (no token, content types,
+// ETag revalidation), the routes the page uses (explain, count, history, the download's file
+// name) over a Service, and the rate history.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "server/rate_history.h"
+#include "server/routes.h"
+#include "server/web_assets.h"
+
+namespace tmach::server {
+namespace {
+
+using nlohmann::json;
+
+// A pcap of `n` packets of 60 bytes, handed out in pieces of 7 bytes (a count must not depend on
+// how the stream is cut).
+class PcapStream : public Stream {
+ public:
+  explicit PcapStream(int n) : n_(n) {}
+  std::string run(const ByteSink& out, const Warn&, const StopCheck&) override {
+    std::string s(24, '\0');
+    uint32_t magic = 0xa1b23c4d, lt = 1;
+    std::memcpy(s.data(), &magic, 4);
+    std::memcpy(s.data() + 20, &lt, 4);
+    for (int i = 0; i < n_; ++i) {
+      char h[16] = {};
+      uint32_t len = 60;
+      std::memcpy(h + 8, &len, 4);
+      std::memcpy(h + 12, &len, 4);
+      s.append(h, 16);
+      s.append(60, 'p');
+    }
+    for (size_t o = 0; o < s.size(); o += 7) out(s.data() + o, std::min<size_t>(7, s.size() - o));
+    packets = static_cast<uint64_t>(n_);
+    return "ok";
+  }
+
+ private:
+  int n_;
+};
+
+class FakeService : public Service {
+ public:
+  std::string query(const QueryRequest&, const ByteSink&, const Warn&) override { return ""; }
+  std::string flows(const FlowRequest&, const ByteSink&, const Warn&) override { return ""; }
+  std::unique_ptr<Stream> open_query(const QueryRequest&) override { return std::make_unique<PcapStream>(5); }
+  std::unique_ptr<Stream> open_subscription(const SubscribeRequest&) override { throw Conflict("read-only"); }
+  Reply health() override { return {json{{"status", "ok"}}, {}}; }
+  Reply stats(const ApiCounters&) override { return {json{{"live", false}}, {}}; }
+  std::string metrics(const ApiCounters&) override { return ""; }
+  Reply class_set(const ClassRequest&) override { throw Conflict("read-only"); }
+  Reply class_list() override { throw Conflict("read-only"); }
+  Reply class_remove(const std::string&) override { throw Conflict("read-only"); }
+  Reply connections(const ConnectionsRequest&) override { throw Conflict("read-only"); }
+  Reply control(const ControlRequest&) override { throw Conflict("read-only"); }
+};
+
+class Web : public ::testing::Test {
+ protected:
+  void start(RouteOptions o = {}) {
+    api = std::make_unique<HttpApi>(svc, o);
+    port = api->server().bind_to_any_port("127.0.0.1");
+    ASSERT_GT(port, 0);
+    th = std::thread([this] { api->serve(); });
+    for (int i = 0; i < 200 && !api->server().is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  void TearDown() override {
+    if (api) api->stop();
+    if (th.joinable()) th.join();
+  }
+  httplib::Client client() { return httplib::Client("127.0.0.1", port); }
+  FakeService svc;
+  std::unique_ptr<HttpApi> api;
+  std::thread th;
+  int port = 0;
+};
+
+TEST(WebAssets, EmbeddedAtBuildTime) {
+  for (const char* n : {"index.html", "app.js", "style.css", "overview.js", "query.js", "flows.js", "live.js",
+                        "pcap.js", "uPlot.iife.min.js", "uPlot.min.css"}) {
+    const WebAsset* a = find_web_asset(n);
+    ASSERT_NE(a, nullptr) << n;
+    EXPECT_GT(a->size, 0u) << n;
+    EXPECT_EQ(a->etag[0], '"') << n;
+  }
+  EXPECT_EQ(find_web_asset("nope.js"), nullptr);
+  EXPECT_EQ(std::string(find_web_asset("app.js")->type), "text/javascript; charset=utf-8");
+}
+
+TEST_F(Web, PageWithoutTokenApiWithIt) {
+  RouteOptions o;
+  o.token = "t0k";
+  start(o);
+  auto c = client();
+  auto r = c.Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(r->body.find("/static/app.js"), std::string::npos);
+  EXPECT_NE(r->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos);
+  r = c.Get("/static/app.js");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  std::string etag = r->get_header_value("ETag");
+  EXPECT_EQ(r->get_header_value("Cache-Control"), "no-cache");
+  r = c.Get("/static/app.js", {{"If-None-Match", etag}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 304);
+  EXPECT_TRUE(r->body.empty());
+  r = c.Get("/static/missing.js");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = c.Get("/static/../api/v1/stats");
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->status, 200);
+  r = c.Get("/api/v1/stats");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = c.Get("/api/v1/stats", {{"Authorization", "Bearer t0k"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(Web, ExplainCountHistoryAndDownloadName) {
+  start();
+  auto c = client();
+  auto r = c.Get("/api/v1/explain?filter=host%2010.0.0.5%20and%20port%2080");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["kind"], "indexed");
+  EXPECT_NE(j["plan"].get<std::string>().find("indexes"), std::string::npos);
+  r = c.Get("/api/v1/explain?filter=tcp%5B13%5D%20%26%202%20!%3D%200");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json::parse(r->body)["kind"], "scan");
+  r = c.Get("/api/v1/explain?filter=tcp%5B13%5D%20%26%20");  // "tcp[13] & ": libpcap's own error
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find("can't parse filter expression"),
+            std::string::npos);
+  r = c.Get("/api/v1/explain?filter=host%20and");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find('^'), std::string::npos);
+  r = c.Get("/api/v1/explain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json::parse(r->body)["kind"], "all");
+
+  r = c.Get("/api/v1/count?filter=tcp");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["packets"], 5);
+
+  r = c.Get("/api/v1/history");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(json::parse(r->body)["samples"].size(), 0u);
+
+  r = c.Get("/api/v1/query?filter=host%2010.0.0.5%20and%20port%20443&from=2026-11-25T13:00:00Z&to=15m%20ago");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("Content-Disposition"),
+            "attachment; filename=\"tm-host_10.0.0.5_and_port_443-2026-11-25T13_00_00Z-15m_ago.pcap\"");
+  r = c.Get("/api/v1/query?filter=%22%2F..%2F%22");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("Content-Disposition"), "attachment; filename=\"tm-_..-start-end.pcap\"");
+}
+
+TEST(RateHistory, RatesBetweenSamplesBounded) {
+  std::atomic<uint64_t> n{0};
+  RateHistory h(
+      [&n] {
+        uint64_t v = n += 1000;
+        return json{{"classes", {{"web", {{"stored_packets", v}, {"cut_packets", v / 2}, {"ring_used", 7}}}}},
+                    {"kernel_dropped", 0}};
+      },
+      std::chrono::hours(1), 3);  // the thread takes the first sample; the test the others
+  for (int i = 0; i < 200 && n == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 5; ++i) h.sample_now();
+  json j = h.json();
+  ASSERT_EQ(j["samples"].size(), 3u);  // bounded: the oldest dropped
+  auto& s = j["samples"].back();
+  EXPECT_GT(s["classes"]["web"]["stored_pps"].get<double>(), 0);
+  EXPECT_GT(s["classes"]["web"]["stored_pps"].get<double>(), s["classes"]["web"]["cut_pps"].get<double>());
+  EXPECT_EQ(s["classes"]["web"]["ring_used"], 7);
+  EXPECT_EQ(s["classes"]["web"]["dropped_pps"], 0.0);
+  EXPECT_LT(j["samples"][0]["t_ns"].get<uint64_t>(), s["t_ns"].get<uint64_t>());
+}
+
+}  // namespace
+}  // namespace tmach::server
