@@ -131,6 +131,7 @@ class Reader {
         return r > 0;
       }
       ssize_t r = ::recv(fd_, buf_ + end_, sizeof buf_ - end_, 0);
+      got_ |= r > 0;
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) fail(std::string("receive: ") + std::strerror(errno));
       end_ += static_cast<size_t>(r);
@@ -149,7 +150,9 @@ class Reader {
         return s;
       }
       if (avail() >= kMaxLine) fail(std::string("a line of more than 16 KiB in ") + in);
-      if (!fill()) fail(std::string("the connection closed in ") + in);
+      if (!fill())
+        fail(std::string("the connection closed in ") + in +
+             (got_ || tls_ ? "" : " (nothing was answered: an https:// server? then give https://)"));
     }
   }
 
@@ -158,7 +161,8 @@ class Reader {
  private:
   static constexpr size_t kMaxLine = 16 << 10;
   int fd_;
-  TlsClient* tls_;  // null: plain HTTP
+  TlsClient* tls_;    // null: plain HTTP
+  bool got_ = false;  // a byte was received
   const std::string& where_;
   int read_ms_;
   char buf_[64 << 10];

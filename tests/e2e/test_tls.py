@@ -222,6 +222,9 @@ class Tls(TmProcess, StoreTest):
         r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url.replace("https", "http") + "/health"],
                 check=False)
         self.assertNotEqual(r.stdout, b"200")
+        r = tm("stats", "--server", url.replace("https", "http"), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("an https:// server?", r.stderr.decode())
         r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", self.pem("ca.pem"),
                  url + "/health"])
         self.assertEqual(r.stdout, b"200")
