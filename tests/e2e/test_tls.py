@@ -28,7 +28,7 @@ def openssl(*args, cwd):
 def make_pki(d):
     """ca.pem/ca.key, server.pem/server.key (127.0.0.1, ::1, localhost), client.pem/client.key
     (signed by ca), other-ca.pem (a CA that signed nothing here), wrongname.pem/.key (signed by
-    ca, for other.example only)."""
+    ca, for other.example only), expired.pem/.key (signed by ca, expired in 2020)."""
     def ca(name):
         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                 "-keyout", name + ".key", "-out", name + ".pem", "-days", "2", "-subj", "/CN=tm test " + name,
@@ -47,6 +47,17 @@ def make_pki(d):
     leaf("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
     leaf("client", "tm test client", "extendedKeyUsage=clientAuth\n")
     leaf("wrongname", "other.example", "subjectAltName=DNS:other.example\nextendedKeyUsage=serverAuth\n")
+    # expired.pem/.key: valid on 1 January 2020 only.
+    with open(os.path.join(d, "expired.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+                "default_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n")
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("01\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "expired.key",
+            "-out", "expired.csr", "-subj", "/CN=expired", cwd=d)
+    openssl("ca", "-batch", "-config", "expired.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in", "expired.csr",
+            "-out", "expired.pem", "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-notext", cwd=d)
 
 
 @unittest.skipUnless(shutil.which("openssl") and shutil.which("curl"), "needs the openssl and curl commands")
@@ -280,7 +291,8 @@ class Tls(TmProcess, StoreTest):
         def serve_with(lines):
             with open(conf, "w") as f:
                 f.write("[server]\nlisten = \"127.0.0.1:%d\"\n" % free_port() + lines)
-            return tm("serve", "--store", self.store, "--config", conf, check=False)
+            # (A file not refused would leave tm serve running: the timeout fails the test.)
+            return run([TM, "serve", "--store", self.store, "--config", conf], check=False, timeout=WAIT)
 
         p = serve_with('tls_cert = "%s"\ntls_key = "%s"\n' % (self.path("missing.pem"), self.pem("server.key")))
         self.assertNotEqual(p.returncode, 0)
@@ -299,6 +311,10 @@ class Tls(TmProcess, StoreTest):
         p = serve_with('tls_cert = "%s"\ntls_key = "%s"\ntls_client_ca = "%s"\n' % (
             self.pem("server.pem"), self.pem("server.key"), self.path("nope.pem")))
         self.assertIn("%s:5: server.tls_client_ca: cannot read" % conf, p.stderr.decode())
+        # An expired certificate (signed by `openssl ca`, which can date it in the past).
+        p = serve_with('tls_cert = "%s"\ntls_key = "%s"\n' % (self.pem("expired.pem"), self.pem("expired.key")))
+        self.assertIn("%s:3: server.tls_cert: the certificate in %s has expired" % (conf, self.pem("expired.pem")),
+                      p.stderr.decode())
         # The command line names its option.
         p = tm("serve", "--store", self.store, "--listen", "127.0.0.1:%d" % free_port(), "--tls-cert",
                self.pem("server.pem"), "--tls-key", self.pem("other-ca.key"), check=False)
