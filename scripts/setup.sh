@@ -3,9 +3,9 @@
 # Idempotent: packages already present are not reinstalled; apt-get runs only when one is missing.
 set -eu
 PKGS="build-essential cmake pkg-config libpcap-dev libroaring-dev libzstd-dev liblz4-dev \
-libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev \
+libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcpp-httplib-dev libssl-dev \
 libgtest-dev libgmock-dev libbenchmark-dev tcpdump tshark tcpreplay iproute2 python3 python3-dpkt clang-format netbase \
-chromium nodejs"
+chromium nodejs openssl curl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <set>
+#include <tuple>
 
 #include "config/config.h"
 #include "server/listen.h"
@@ -50,14 +51,26 @@ std::string str(const std::string& file, const toml::table& t, const char* key, 
 
 ClusterConfig from_table(const toml::table& root, const std::string& file) {
   ClusterConfig c;
-  static const std::set<std::string> known = {"listen",      "token_file",        "balance",
-                                              "tunnels",     "timeout",           "query_timeout",
-                                              "max_queries", "max_subscriptions", "worker"};
+  static const std::set<std::string> known = {
+      "listen",        "token_file",    "balance",           "tunnels",     "timeout",
+      "query_timeout", "max_queries",   "max_subscriptions", "worker",      "tls_cert",
+      "tls_key",       "tls_client_ca", "worker_ca",         "worker_cert", "worker_key"};
   for (auto& [k, v] : root)
     if (!known.count(std::string(k.str())))
       throw ConfigError(fmt::format("{}: unknown key '{}'", where(file, v, ""), k.str()));
   c.listen = str(file, root, "listen", "", c.listen);
   c.token_file = str(file, root, "token_file", "", "");
+  for (auto [key, val, at] : {std::tuple{"tls_cert", &c.tls.cert, &c.tls.cert_what},
+                              std::tuple{"tls_key", &c.tls.key, &c.tls.key_what},
+                              std::tuple{"tls_client_ca", &c.tls.client_ca, &c.tls.client_ca_what},
+                              std::tuple{"worker_ca", &c.worker_ca, (std::string*)nullptr},
+                              std::tuple{"worker_cert", &c.worker_cert, (std::string*)nullptr},
+                              std::tuple{"worker_key", &c.worker_key, (std::string*)nullptr}})
+    if (const toml::node* n = root.get(key)) {
+      *val = str(file, root, key, "", "");
+      if (val->empty()) throw ConfigError(fmt::format("{}{}: empty: give a file", where(file, *n, ""), key));
+      if (at) *at = where(file, *n, key);
+    }
   if (const toml::node* n = root.get("balance")) {
     auto s = n->value<std::string>();
     auto sc = s ? parse_scheme(*s) : std::nullopt;
@@ -89,13 +102,17 @@ ClusterConfig from_table(const toml::table& root, const std::string& file) {
       if (!t) throw ConfigError(fmt::format("{}worker: expected [[worker]] tables", where(file, e, "")));
       std::string ctx = fmt::format("worker {}", c.workers.size());
       for (auto& [k, v] : *t)
-        if (k.str() != "url" && k.str() != "token_file" && k.str() != "timeout")
+        if (k.str() != "url" && k.str() != "token_file" && k.str() != "timeout" && k.str() != "ca" &&
+            k.str() != "cert" && k.str() != "key")
           throw ConfigError(fmt::format("{}.{}: unknown key", where(file, v, ctx), k.str()));
       WorkerConfig w;
       w.url = str(file, *t, "url", ctx, "");
       if (w.url.empty()) throw ConfigError(fmt::format("{}: give its url", where(file, e, ctx)));
       w.token_file = str(file, *t, "token_file", ctx, "");
       w.timeout_s = duration_s(file, *t, "timeout", ctx, 0);
+      w.ca = str(file, *t, "ca", ctx, "");
+      w.cert = str(file, *t, "cert", ctx, "");
+      w.key = str(file, *t, "key", ctx, "");
       c.workers.push_back(w);
     }
   }
@@ -125,8 +142,17 @@ void finalize_cluster_config(ClusterConfig& c) {
     throw std::runtime_error("no workers: give --worker URL (repeatable) or [[worker]] in --config");
   for (size_t i = 0; i < c.workers.size(); ++i) {
     auto& w = c.workers[i];
-    if (w.url.rfind("http://", 0) != 0)
-      throw std::runtime_error(fmt::format("worker {}: '{}' is not an http://HOST:PORT URL", i, w.url));
+    if (w.url.rfind("http://", 0) != 0 && w.url.rfind("https://", 0) != 0)
+      throw std::runtime_error(
+          fmt::format("worker {}: '{}' is not an http://HOST:PORT or https://HOST:PORT URL", i, w.url));
+    if (w.ca.empty()) w.ca = c.worker_ca;
+    if (w.cert.empty()) w.cert = c.worker_cert;
+    if (w.key.empty()) w.key = c.worker_key;
+    if (w.cert.empty() != w.key.empty())
+      throw std::runtime_error(fmt::format("worker {}: a client certificate needs both cert and key", i));
+    for (auto [what, f] : {std::pair{"ca", &w.ca}, std::pair{"cert", &w.cert}, std::pair{"key", &w.key}})
+      if (!f->empty() && !std::ifstream(*f))
+        throw std::runtime_error(fmt::format("worker {} {}: cannot read {}", i, what, *f));
     while (!w.url.empty() && w.url.back() == '/') w.url.pop_back();
     if (!w.token_file.empty())
       w.token = server::read_token_file(w.token_file, fmt::format("worker {} token_file", i));

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cluster/selection.h"
+#include "server/listen.h"
 
 namespace tmach::cluster {
 
@@ -15,16 +16,22 @@ struct WorkerConfig {
   std::string token_file;  // its bearer token, if it has one
   std::string token;       // read from token_file
   double timeout_s = 0;    // 0: the cluster's default
+  // https:// workers: the CA that signed their certificates (empty: the system's), and a
+  // client certificate and key for workers that require one (mutual TLS). Empty: the
+  // cluster's worker_ca / worker_cert / worker_key.
+  std::string ca, cert, key;
 };
 
 struct ClusterConfig {
   std::string listen = "127.0.0.1:8920";
   std::string token_file;  // the front-end's own bearer token
   std::string token;
-  std::vector<WorkerConfig> workers;  // in worker-id order when `balance` is set
-  BalanceInfo balance;                // known = a scheme was given
-  double timeout_s = 30;              // per worker: until its answer starts (headers)
-  double query_timeout_s = 300;       // a whole query; also how long a started answer may be silent
+  server::TlsFiles tls;  // the front-end's own HTTPS (tls_cert, tls_key, tls_client_ca)
+  std::string worker_ca, worker_cert, worker_key;  // for every https:// worker (WorkerConfig)
+  std::vector<WorkerConfig> workers;               // in worker-id order when `balance` is set
+  BalanceInfo balance;                             // known = a scheme was given
+  double timeout_s = 30;                           // per worker: until its answer starts (headers)
+  double query_timeout_s = 300;  // a whole query; also how long a started answer may be silent
   int max_queries = 8;
   int max_subscriptions = 8;  // concurrent subscriptions through the front-end; beyond: 503
 };

@@ -11,6 +11,7 @@ namespace {
 server::RouteOptions route_options(const ClusterConfig& c) {
   server::RouteOptions r;
   r.token = c.token;
+  r.tls = c.tls;
   r.max_queries = c.max_queries;
   r.max_subscriptions = c.max_subscriptions;
   r.query_seconds = c.query_timeout_s;

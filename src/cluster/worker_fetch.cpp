@@ -17,7 +17,14 @@ std::string one_line(std::string s) {
 }
 
 std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
-  auto cl = std::make_unique<httplib::Client>(w.url);
+  // An https:// URL gives an SSLClient (Debian's cpp-httplib is built with OpenSSL): the
+  // worker's certificate is verified, against w.ca or the system's CAs, and its host name.
+  auto cl = w.cert.empty() ? std::make_unique<httplib::Client>(w.url)
+                           : std::make_unique<httplib::Client>(w.url, w.cert, w.key);
+  if (w.url.rfind("https://", 0) == 0) {
+    cl->enable_server_certificate_verification(true);
+    if (!w.ca.empty()) cl->set_ca_cert_path(w.ca.c_str());
+  }
   auto whole = static_cast<time_t>(w.timeout_s);
   auto usec = static_cast<time_t>((w.timeout_s - static_cast<double>(whole)) * 1e6);
   cl->set_connection_timeout(whole, usec);
@@ -26,6 +33,21 @@ std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
   cl->set_keep_alive(false);
   if (!w.token.empty()) cl->set_bearer_token_auth(w.token);
   return cl;
+}
+
+// httplib's error, with what to check for the TLS ones.
+static std::string error_name(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::SSLServerVerification:
+      return "its TLS certificate was not accepted: not signed by the CA given (ca / worker_ca in the "
+             "cluster config, else the system's), expired, or not for its host name";
+    case httplib::Error::SSLConnection:
+      return "TLS handshake failed (not an https:// server, or it requires a client certificate: cert/key)";
+    case httplib::Error::SSLLoadingCerts:
+      return "cannot load the TLS CA or client certificate files";
+    default:
+      return httplib::to_string(e);
+  }
 }
 
 // The error text of a worker's non-2xx answer ({"error": ...} or the raw body).
@@ -49,7 +71,7 @@ std::vector<Reply> fan_out(const ClusterConfig& cfg, std::vector<std::unique_ptr
         auto cl = make_client(cfg.workers[i]);
         auto res = req(*cl);
         if (!res) {
-          r.error = fmt::format("no answer ({})", httplib::to_string(res.error()));
+          r.error = fmt::format("no answer ({})", error_name(res.error()));
         } else {
           r.status = res->status;
           r.body = res->body;
@@ -104,9 +126,8 @@ void Fetch::run(const std::string& path_and_query) {
     state = State::kFailed;
   } else if (!res) {
     if (reason.empty())
-      reason = started
-                   ? fmt::format("answer cut after {} packets ({})", packets, httplib::to_string(res.error()))
-                   : fmt::format("no answer ({})", httplib::to_string(res.error()));
+      reason = started ? fmt::format("answer cut after {} packets ({})", packets, error_name(res.error()))
+                       : fmt::format("no answer ({})", error_name(res.error()));
     state = State::kFailed;
   } else if (status != 200) {
     reason = fmt::format("HTTP {}: {}", status, error_text(status, error_body));

@@ -13,11 +13,15 @@
 namespace tmach::cli {
 
 void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, const char* what) {
+  app.add_option("--ca", c.ca,
+                 "https:// server: PEM file of the CA that signed its certificate (default: the system's)");
+  app.add_option("--cert", c.cert, "https:// server requiring one: client certificate (PEM)");
+  app.add_option("--key", c.key, "the private key of --cert (PEM)");
   if (required) {
-    app.add_option("--server", c.url, "URL of tm serve (http://HOST:PORT)")->required();
+    app.add_option("--server", c.url, "URL of tm serve (http://HOST:PORT or https://HOST:PORT)")->required();
     app.add_option("--token-file", c.token_file, "file holding the API bearer token");
   } else {
-    std::string help = "ask a running tm serve instead (http://HOST:PORT)";
+    std::string help = "ask a running tm serve instead (http://HOST:PORT or https://...)";
     help += what;
     app.add_option("--server", c.url, help);
     app.add_option("--token-file", c.token_file, "file holding the API bearer token (--server)");
@@ -81,6 +85,8 @@ std::string filter_text(const std::vector<std::string>& words) {
 
 std::unique_ptr<server::Service> open_service(const std::string& store, const server::ClientOptions& server) {
   if (store.empty() == server.url.empty()) throw std::runtime_error("give --store DIR or --server URL");
+  if (server.url.empty() && !(server.ca.empty() && server.cert.empty() && server.key.empty()))
+    throw std::runtime_error("--ca, --cert and --key are for an https:// --server");
   if (server.url.empty()) return std::make_unique<server::LocalService>(store);
   return std::make_unique<server::HttpService>(server);
 }

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "packet/bpf.h"
 #include "util/units.h"
@@ -184,7 +185,8 @@ Config from_table(const toml::table& root, const std::string& file) {
   check_known(ctx, root, "", {"store", "capture", "connections", "class", "flows", "server"});
   if (auto* s = sub_table(ctx, root, "server")) {
     check_known(ctx, *s, "server",
-                {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user"});
+                {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user",
+                 "tls_cert", "tls_key", "tls_client_ca"});
     c.listen = get_string(ctx, *s, "listen", "server", c.listen);
     if (c.listen.rfind(':') == std::string::npos)
       ctx.fail(s->get("listen"), "server.listen", "expected HOST:PORT");
@@ -194,6 +196,15 @@ Config from_table(const toml::table& root, const std::string& file) {
         static_cast<int>(get_int(ctx, *s, "max_subscriptions", "server", c.max_subscriptions, 0, 1024));
     c.query_timeout_ns = get_duration(ctx, *s, "query_timeout", "server", c.query_timeout_ns);
     c.user = get_string(ctx, *s, "user", "server", c.user);
+    // TLS files: read (and checked) by tm serve, whose errors name them as here.
+    for (auto [key, val, at] : {std::tuple{"tls_cert", &c.tls_cert, &c.tls_cert_at},
+                                std::tuple{"tls_key", &c.tls_key, &c.tls_key_at},
+                                std::tuple{"tls_client_ca", &c.tls_client_ca, &c.tls_client_ca_at}})
+      if (const toml::node* n = s->get(key)) {
+        *val = get_string(ctx, *s, key, "server", "");
+        if (val->empty()) ctx.fail(n, std::string("server.") + key, "empty: give a file");
+        *at = fmt::format("{}:{}: server.{}", ctx.file, n->source().begin.line, key);
+      }
   }
   if (auto* s = sub_table(ctx, root, "flows")) {
     check_known(ctx, *s, "flows", {"enabled", "disk_budget", "max_age", "file_size", "interim_interval"});

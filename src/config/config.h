@@ -64,6 +64,10 @@ struct Config {
   int max_subscriptions = 8;
   uint64_t query_timeout_ns = 300ull * 1000000000;
   std::string user;
+  // TLS (PEM files; no TLS when tls_cert is empty). *_at: where each was set, for errors
+  // ("tm.toml:12: server.tls_cert").
+  std::string tls_cert, tls_key, tls_client_ca;
+  std::string tls_cert_at, tls_key_at, tls_client_ca_at;
 
   // Flow records: their own files, budget and age limit (store/flows/).
   bool flows = true;

@@ -6,9 +6,9 @@
 #include <iostream>
 #include <thread>
 
-#include "cmdline/options.h"
 #include "cluster/cluster_config.h"
 #include "cluster/frontend.h"
+#include "cmdline/options.h"
 #include "daemon/commands.h"
 
 namespace tmach::cli {
@@ -20,6 +20,8 @@ Runner add_frontend(CLI::App& app) {
     double timeout = 0, query_timeout = 0;
     int max_queries = 0;
     bool no_tunnels = false;
+    server::TlsFiles tls;
+    std::string worker_ca, worker_cert, worker_key;
   };
   auto o = std::make_shared<Opts>();
   app.add_option("-c,--config", o->config, "cluster TOML file (see contrib/cluster.toml)");
@@ -41,12 +43,24 @@ Runner add_frontend(CLI::App& app) {
       ->check(seconds_upto(1e7));
   app.add_option("--max-queries", o->max_queries, "concurrent packet and flow queries; beyond: 503 (8)")
       ->check(whole_number(1, 1024));
+  app.add_option("--tls-cert", o->tls.cert, "serve HTTPS: PEM certificate (chain) file (or tls_cert)");
+  app.add_option("--tls-key", o->tls.key, "PEM private key of --tls-cert (or tls_key)");
+  app.add_option("--tls-client-ca", o->tls.client_ca,
+                 "mutual TLS: clients must present a certificate this PEM CA signed (or tls_client_ca)");
+  app.add_option("--worker-ca", o->worker_ca,
+                 "https:// workers: PEM CA their certificates are checked against (default: the system's)");
+  app.add_option("--worker-cert", o->worker_cert, "client certificate (PEM) for workers that require one");
+  app.add_option("--worker-key", o->worker_key, "PEM private key of --worker-cert");
   return [o]() -> int {
     cluster::ClusterConfig c =
         o->config.empty() ? cluster::ClusterConfig{} : cluster::load_cluster_config(o->config);
     if (!o->workers.empty()) {
       if (!c.workers.empty()) throw std::runtime_error("give workers in --config or with --worker, not both");
-      for (auto& u : o->workers) c.workers.push_back({u, "", "", 0});
+      for (auto& u : o->workers) {
+        cluster::WorkerConfig w;
+        w.url = u;
+        c.workers.push_back(w);
+      }
     }
     if (!o->worker_tokens.empty()) {
       if (o->worker_tokens.size() != 1 && o->worker_tokens.size() != c.workers.size())
@@ -56,6 +70,11 @@ Runner add_frontend(CLI::App& app) {
     }
     if (!o->listen.empty()) c.listen = o->listen;
     if (!o->token_file.empty()) c.token_file = o->token_file;
+    // The command line's TLS files replace the config's, all three together.
+    if (!o->tls.cert.empty() || !o->tls.key.empty() || !o->tls.client_ca.empty()) c.tls = o->tls;
+    if (!o->worker_ca.empty()) c.worker_ca = o->worker_ca;
+    if (!o->worker_cert.empty()) c.worker_cert = o->worker_cert;
+    if (!o->worker_key.empty()) c.worker_key = o->worker_key;
     if (!o->balance.empty()) {
       c.balance.known = true;
       c.balance.scheme = *cluster::parse_scheme(o->balance);

@@ -16,6 +16,7 @@
 #include <future>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include "cmdline/options.h"
 #include "daemon/commands.h"
@@ -23,6 +24,7 @@
 #include "server/api.h"
 #include "server/listen.h"
 #include "server/live_backend.h"
+#include "server/tls_server.h"
 
 namespace tmach::cli {
 namespace {
@@ -90,6 +92,7 @@ Runner add_serve(CLI::App& app) {
     int max_queries = 0, max_subs = -1;
     double query_seconds = 0;
     std::string user;
+    server::TlsFiles tls;
   };
   auto o = std::make_shared<Opts>();
   add_config_options(app, o->rec);
@@ -104,6 +107,11 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--query-timeout", o->query_seconds, "seconds a query may run (default 300)")
       ->check(seconds_upto(1e7));
   app.add_option("--user", o->user, "drop privileges to this user once the interfaces are open");
+  app.add_option("--tls-cert", o->tls.cert, "serve HTTPS: PEM certificate (chain) file (or server.tls_cert)");
+  app.add_option("--tls-key", o->tls.key, "PEM private key of --tls-cert (or server.tls_key)");
+  app.add_option(
+      "--tls-client-ca", o->tls.client_ca,
+      "mutual TLS: clients must present a certificate this PEM CA signed (or server.tls_client_ca)");
   return [o]() -> int {
     config::Config cfg = build_config(o->rec);
     // The command line overrides the config's [server] section.
@@ -113,6 +121,15 @@ Runner add_serve(CLI::App& app) {
     if (o->max_subs < 0) o->max_subs = cfg.max_subscriptions;
     if (o->query_seconds <= 0) o->query_seconds = static_cast<double>(cfg.query_timeout_ns) / 1e9;
     if (o->user.empty()) o->user = cfg.user;
+    for (auto [v, what, from, from_at] :
+         {std::tuple{&o->tls.cert, &o->tls.cert_what, &cfg.tls_cert, &cfg.tls_cert_at},
+          std::tuple{&o->tls.key, &o->tls.key_what, &cfg.tls_key, &cfg.tls_key_at},
+          std::tuple{&o->tls.client_ca, &o->tls.client_ca_what, &cfg.tls_client_ca, &cfg.tls_client_ca_at}})
+      if (v->empty() && !from->empty()) {
+        *v = *from;
+        *what = *from_at;
+      }
+    server::check_tls_files(o->tls);  // before capture starts: a bad file fails at once
     server::ApiOptions ao;
     ao.store = cfg.store;
     server::HostPort addr = server::parse_host_port(o->listen, "--listen");
@@ -123,6 +140,7 @@ Runner add_serve(CLI::App& app) {
     ao.max_queries = o->max_queries;
     ao.max_subscriptions = o->max_subs;
     ao.query_seconds = o->query_seconds;
+    ao.tls = o->tls;
     bool live = !cfg.interfaces.empty();
     auto share = make_share_filter(o->rec);
     if (share && !live)
@@ -156,8 +174,9 @@ Runner add_serve(CLI::App& app) {
       store::Catalog::scan(cfg.store);  // must exist and be a store
       server::ApiServer api(ao, nullptr);
       api.bind();
-      std::cerr << fmt::format("tm serve: serving {} read-only on {}\n", cfg.store,
-                               server::format_host_port(addr.host, api.port()));
+      std::cerr << fmt::format("tm serve: serving {} read-only on {}{}\n", cfg.store,
+                               server::format_host_port(addr.host, api.port()),
+                               ao.tls.on() ? " (HTTPS)" : "");
       std::atomic<bool> stop{false};
       std::thread sig_thread([&] {
         wait_stop();
@@ -201,8 +220,9 @@ Runner add_serve(CLI::App& app) {
     });
     session.start();
     ApiThread api_thread(api);
-    std::cerr << fmt::format("tm serve: recording {} into {}, API on {}\n", fmt::join(cfg.interfaces, ","),
-                             cfg.store, server::format_host_port(addr.host, api.port()));
+    std::cerr << fmt::format("tm serve: recording {} into {}, API on {}{}\n", fmt::join(cfg.interfaces, ","),
+                             cfg.store, server::format_host_port(addr.host, api.port()),
+                             ao.tls.on() ? " (HTTPS)" : "");
     int rc = 0;
     try {
       session.run([&](size_t shard, const std::function<void()>& record_batch) {

@@ -23,6 +23,7 @@ struct ApiOptions {
   int max_subscriptions = 8;            // concurrent /subscribe; beyond: 503
   double query_seconds = 300;           // a query running longer is cut off
   double subscription_seconds = 86400;  // a subscription lasting longer is ended
+  TlsFiles tls;                         // HTTPS when tls.on()
 };
 
 class ApiServer {
@@ -55,6 +56,7 @@ class ApiServer {
     r.max_subscriptions = o.max_subscriptions;
     r.query_seconds = o.query_seconds;
     r.subscription_seconds = o.subscription_seconds;
+    r.tls = o.tls;
     // A client (a cluster front-end merging this answer with a slower worker's) may stop
     // reading for as long as a query may last: only then is the answer cut.
     r.write_timeout_s = static_cast<time_t>(std::max(60.0, o.query_seconds));

@@ -13,6 +13,8 @@ namespace {
 struct Target {
   HostPort at;
   std::string token;
+  bool tls = false;
+  TlsClientFiles files;
 };
 
 Target target(const ClientOptions& c) {
@@ -23,6 +25,10 @@ Target target(const ClientOptions& c) {
     throw std::runtime_error(std::string("--server: ") + e.what());
   }
   if (!c.token_file.empty()) t.token = read_token_file(c.token_file, "--token-file");
+  t.tls = is_https_url(c.url);
+  if (!t.tls && !(c.ca.empty() && c.cert.empty() && c.key.empty()))
+    throw std::runtime_error("--ca, --cert and --key are for https:// servers; --server is " + c.url);
+  t.files = {c.ca, c.cert, c.key};
   return t;
 }
 
@@ -38,19 +44,22 @@ ClientResult exchange(const ClientOptions& c, HttpRequest req,
   HttpResponse resp;
   bool complete = true;
   try {
-    complete = http_request(t.at, req, resp, [&](const char* data, size_t n) {
-      if (resp.status != 200 || !out) {
-        r.body.append(data, n);
-        return true;
-      }
-      try {
-        if (out(data, n)) return true;
-        r.error = "write failed (disk full, or the reader went away)";
-      } catch (const std::exception& e) {
-        r.error = e.what();
-      }
-      return false;
-    });
+    complete = http_request(
+        t.at, req, resp,
+        [&](const char* data, size_t n) {
+          if (resp.status != 200 || !out) {
+            r.body.append(data, n);
+            return true;
+          }
+          try {
+            if (out(data, n)) return true;
+            r.error = "write failed (disk full, or the reader went away)";
+          } catch (const std::exception& e) {
+            r.error = e.what();
+          }
+          return false;
+        },
+        {}, t.tls ? &t.files : nullptr);
   } catch (const HttpError& e) {
     r.status = resp.status;
     r.headers = resp.headers;  // a tm frontend's query id: what went missing (HttpService)

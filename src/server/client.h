@@ -12,6 +12,9 @@ namespace tmach::server {
 struct ClientOptions {
   std::string url;         // http://HOST:PORT
   std::string token_file;  // bearer token, if any
+  // https:// servers (tls_client.h): the CA that signed the server's certificate (empty: the
+  // system's CAs); a client certificate and key for servers that require one.
+  std::string ca, cert, key;
 };
 
 struct ClientResult {

@@ -11,6 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+
+#include "server/tls_client.h"
 
 namespace tmach::server {
 namespace {
@@ -94,7 +97,8 @@ void connect_to(Fd& s, const HostPort& to, const std::string& where, const HttpT
 // The answer as a stream: a buffer refilled from the socket, each wait bounded by read_ms.
 class Reader {
  public:
-  Reader(int fd, const std::string& where, int read_ms) : fd_(fd), where_(where), read_ms_(read_ms) {}
+  Reader(int fd, TlsClient* tls, const std::string& where, int read_ms)
+      : fd_(fd), tls_(tls), where_(where), read_ms_(read_ms) {}
 
   size_t avail() const { return end_ - pos_; }
   const char* data() const { return buf_ + pos_; }
@@ -109,12 +113,25 @@ class Reader {
       pos_ = 0;
     }
     for (;;) {
-      pollfd p{fd_, POLLIN, 0};
-      int n = ::poll(&p, 1, read_ms_);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail(std::string("poll: ") + std::strerror(errno));
-      if (n == 0) fail("no answer within " + std::to_string(read_ms_ / 1000) + " s");
+      if (!tls_ || tls_->pending() == 0) {
+        pollfd p{fd_, POLLIN, 0};
+        int n = ::poll(&p, 1, read_ms_);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail(std::string("poll: ") + std::strerror(errno));
+        if (n == 0) fail("no answer within " + std::to_string(read_ms_ / 1000) + " s");
+      }
+      if (tls_) {
+        size_t r = 0;
+        try {
+          r = tls_->read(buf_ + end_, sizeof buf_ - end_);
+        } catch (const std::runtime_error& e) {
+          fail(e.what());
+        }
+        end_ += r;
+        return r > 0;
+      }
       ssize_t r = ::recv(fd_, buf_ + end_, sizeof buf_ - end_, 0);
+      got_ |= r > 0;
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) fail(std::string("receive: ") + std::strerror(errno));
       end_ += static_cast<size_t>(r);
@@ -133,7 +150,9 @@ class Reader {
         return s;
       }
       if (avail() >= kMaxLine) fail(std::string("a line of more than 16 KiB in ") + in);
-      if (!fill()) fail(std::string("the connection closed in ") + in);
+      if (!fill())
+        fail(std::string("the connection closed in ") + in +
+             (got_ || tls_ ? "" : " (nothing was answered: an https:// server? then give https://)"));
     }
   }
 
@@ -142,13 +161,23 @@ class Reader {
  private:
   static constexpr size_t kMaxLine = 16 << 10;
   int fd_;
+  TlsClient* tls_;    // null: plain HTTP
+  bool got_ = false;  // a byte was received
   const std::string& where_;
   int read_ms_;
   char buf_[64 << 10];
   size_t pos_ = 0, end_ = 0;
 };
 
-void send_all(int fd, const std::string& s, const std::string& where) {
+void send_all(int fd, TlsClient* tls, const std::string& s, const std::string& where) {
+  if (tls) {
+    try {
+      tls->write(s.data(), s.size());
+    } catch (const std::runtime_error& e) {
+      throw HttpError(where + ": " + e.what());
+    }
+    return;
+  }
   size_t off = 0;
   while (off < s.size()) {
     ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
@@ -233,11 +262,18 @@ std::string with_query(const std::string& path, const std::multimap<std::string,
   return t;
 }
 
+bool is_https_url(const std::string& url) { return lower(url.substr(0, 8)) == "https://"; }
+
 HostPort parse_http_url(const std::string& url) {
-  auto bad = [&] { return std::runtime_error("'" + url + "' is not a URL (http://HOST:PORT)"); };
+  auto bad = [&] {
+    return std::runtime_error("'" + url + "' is not a URL (http://HOST:PORT or https://HOST:PORT)");
+  };
   std::string s = url;
+  bool https = is_https_url(url);
   if (lower(s.substr(0, 7)) == "http://")
     s = s.substr(7);
+  else if (https)
+    s = s.substr(8);
   else if (s.find("://") != std::string::npos)
     throw bad();
   if (!s.empty() && s.back() == '/') s.pop_back();
@@ -261,7 +297,7 @@ HostPort parse_http_url(const std::string& url) {
     }
     if (hp.host.empty()) throw bad();
   }
-  hp.port = 80;
+  hp.port = https ? 443 : 80;
   if (!port.empty()) {
     if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) throw bad();
     hp.port = std::stoi(port);
@@ -271,15 +307,27 @@ HostPort parse_http_url(const std::string& url) {
 }
 
 bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp, const BodySink& body,
-                  const HttpTimeouts& t) {
+                  const HttpTimeouts& t, const TlsClientFiles* tls_files) {
   const std::string where = host_port_text(to);
   Fd s;
   connect_to(s, to, where, t);
-  {
+  auto timeout = [&](int opt, int ms) {
     struct timeval tv {
-      t.read_ms / 1000, (t.read_ms % 1000) * 1000
+      ms / 1000, (ms % 1000) * 1000
     };
-    ::setsockopt(s.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    ::setsockopt(s.fd, SOL_SOCKET, opt, &tv, sizeof tv);
+  };
+  timeout(SO_SNDTIMEO, t.read_ms);
+  std::unique_ptr<TlsClient> tls;
+  if (tls_files) {
+    // The handshake within the connect time; then each read within read_ms, as over TCP.
+    timeout(SO_RCVTIMEO, t.connect_ms);
+    try {
+      tls = std::make_unique<TlsClient>(s.fd, to.host, *tls_files);
+    } catch (const std::runtime_error& e) {
+      throw HttpError("cannot connect to " + where + ": " + e.what());
+    }
+    timeout(SO_RCVTIMEO, t.read_ms);
   }
   std::string head = req.method + " " + req.target + " HTTP/1.1\r\nHost: " + where +
                      "\r\nUser-Agent: tm\r\nAccept: */*\r\nConnection: close\r\n";
@@ -289,9 +337,9 @@ bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp
     head += "Content-Length: " + std::to_string(req.body.size()) + "\r\n";
   }
   head += "\r\n";
-  send_all(s.fd, head + req.body, where);
+  send_all(s.fd, tls.get(), head + req.body, where);
 
-  Reader rd(s.fd, where, t.read_ms);
+  Reader rd(s.fd, tls.get(), where, t.read_ms);
   const char* in_head = "the status line or headers";
   for (;;) {  // interim answers (1xx) are skipped
     resp = HttpResponse{};

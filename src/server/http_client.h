@@ -1,7 +1,7 @@
 // A small HTTP/1.1 client over POSIX sockets: how tm's commands talk to a running tm serve or
 // tm frontend (tm query/flows/stats --server, class, connections, subscribe). No HTTP library,
-// so that `tm` starts without loading one (docs/DESIGN.md, "Two executables"). Plain HTTP,
-// one request per connection (Connection: close); the answer's body is handed over as it
+// so that `tm` starts without loading one (docs/DESIGN.md, "Two executables"). HTTP or HTTPS
+// (tls_client.h), one request per connection (Connection: close); the answer's body is handed over as it
 // arrives, whatever its framing (Content-Length, chunked, or until the server closes).
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "server/listen.h"
+#include "server/tls_client.h"
 
 namespace tmach::server {
 
@@ -50,16 +51,21 @@ using BodySink = std::function<bool(const char* data, size_t n)>;
 // into `body` (may be null: the body is read and dropped). Returns true when the whole body
 // was read, false when `body` returned false (the connection is closed then). Throws
 // HttpError; an exception thrown by `body` passes through.
+// With `tls` (an https:// URL), over TLS: the server's certificate verified (tls_client.h);
+// a failed handshake or verification is "cannot connect to HOST:PORT: <why>".
 bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp, const BodySink& body,
-                  const HttpTimeouts& t = {});
+                  const HttpTimeouts& t = {}, const TlsClientFiles* tls = nullptr);
 
 // Percent-encoding of a query component (all but A-Z a-z 0-9 - . _ ~).
 std::string url_encode(const std::string& s);
 // path?k=v&... with keys and values encoded; `path` alone when there are none.
 std::string with_query(const std::string& path, const std::multimap<std::string, std::string>& params);
-// "http://HOST:PORT" (the scheme optional, a trailing '/' allowed, IPv6 in brackets, port 80
-// when absent). Throws std::runtime_error "'URL' is not a URL (http://HOST:PORT)".
+// "http://HOST:PORT" or "https://HOST:PORT" (the scheme optional: http; a trailing '/'
+// allowed, IPv6 in brackets, port 80 or 443 when absent). Throws std::runtime_error
+// "'URL' is not a URL (http://HOST:PORT or https://HOST:PORT)".
 HostPort parse_http_url(const std::string& url);
+// Whether `url` starts with https:// (any case).
+bool is_https_url(const std::string& url);
 // "HOST:PORT", IPv6 in brackets.
 std::string host_port_text(const HostPort& hp);
 

@@ -135,7 +135,7 @@ class ConnQueue : public httplib::TaskQueue {
   // `listen_fd`: the listening socket, bound by now (httplib creates the queue as it starts
   // serving). httplib listens with a backlog of 5: a burst of connections (slowloris, or
   // many clients at once) would have further SYNs dropped and retried after a second.
-  ConnQueue(const HttpLimits& l, int listen_fd) : st_(std::make_shared<State>(l)) {
+  ConnQueue(const HttpLimits& l, int listen_fd, bool tls) : st_(std::make_shared<State>(l)), tls_(tls) {
     int on = 0;
     socklen_t n = sizeof on;
     if (listen_fd >= 0 && getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &n) == 0 && on)
@@ -158,7 +158,7 @@ class ConnQueue : public httplib::TaskQueue {
         g_counters.evicted++;
       } else if (fd >= 0) {
         lk.unlock();
-        reject(fd);
+        reject(fd, tls_);
         return;
       }
     }
@@ -189,7 +189,7 @@ class ConnQueue : public httplib::TaskQueue {
       st_->live--;
       lk.unlock();
       spdlog::warn("http: cannot start a connection thread: {}", e.what());
-      if (fd >= 0) reject(fd);
+      if (fd >= 0) reject(fd, tls_);
     }
   }
 
@@ -212,8 +212,9 @@ class ConnQueue : public httplib::TaskQueue {
   }
 
  private:
-  // Beyond the cap with every connection busy answering: a short 503, never blocking.
-  static void reject(int fd) {
+  // Beyond the cap with every connection busy answering: a short 503, never blocking (over
+  // TLS, closed without one: the answer would need a handshake first).
+  static void reject(int fd, bool tls) {
     g_counters.rejected++;
     static std::atomic<int64_t> last_log{0};
     int64_t now = std::chrono::duration_cast<std::chrono::seconds>(clk::now().time_since_epoch()).count();
@@ -225,7 +226,7 @@ class ConnQueue : public httplib::TaskQueue {
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
         "{}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
         body.size(), body);
-    (void)!::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!tls) (void)!::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     ::shutdown(fd, SHUT_WR);
     ::close(fd);
   }
@@ -279,6 +280,7 @@ class ConnQueue : public httplib::TaskQueue {
   }
 
   std::shared_ptr<State> st_;
+  bool tls_;
   std::thread watchdog_;
 };
 
@@ -326,7 +328,10 @@ void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
     httplib::default_socket_options(fd);
     *listen_fd = fd;
   });
-  s.new_task_queue = [l, listen_fd] { return new ConnQueue(l, listen_fd->load()); };
+  // Over TLS (httplib::SSLServer) the handshake runs on the connection's thread, in the
+  // header phase: its deadline and size limit hold for the handshake too.
+  bool tls = dynamic_cast<httplib::SSLServer*>(&s) != nullptr;
+  s.new_task_queue = [l, listen_fd, tls] { return new ConnQueue(l, listen_fd->load(), tls); };
   // A client that asks before sending its body (Expect: 100-continue) is refused before it
   // sends a byte of a body too large (httplib would answer 100 Continue to anything).
   s.set_expect_100_continue_handler([l](const httplib::Request& req, httplib::Response& res) {

@@ -20,6 +20,16 @@ HostPort parse_host_port(const std::string& text, const std::string& what);
 // "HOST:PORT", or "[HOST]:PORT" for an IPv6 address.
 std::string format_host_port(const std::string& host, int port);
 
+// TLS on the API's listening socket (tm serve, tm frontend): PEM files. No TLS when `cert`
+// is empty. With `client_ca`, clients must present a certificate that CA signed (mutual
+// TLS). The *_what labels name each file's origin in errors ("--tls-cert", or
+// "tm.toml:12: server.tls_cert").
+struct TlsFiles {
+  std::string cert, key, client_ca;
+  std::string cert_what = "--tls-cert", key_what = "--tls-key", client_ca_what = "--tls-client-ca";
+  bool on() const { return !cert.empty(); }
+};
+
 // localhost, ::1 and 127.0.0.0/8.
 bool is_loopback(const std::string& host);
 

@@ -13,6 +13,7 @@
 #include "server/http_limits.h"
 #include "server/metrics.h"
 #include "server/web_assets.h"
+#include "server/tls_server.h"
 
 namespace tmach::server {
 namespace {
@@ -91,8 +92,7 @@ std::string download_name(const std::string& filter, const std::string& from, co
 
 }  // namespace
 
-HttpApi::HttpApi(Service& svc, RouteOptions o)
-    : svc_(svc), o_(std::move(o)), svr_(std::make_unique<httplib::Server>()) {
+HttpApi::HttpApi(Service& svc, RouteOptions o) : svc_(svc), o_(std::move(o)), svr_(make_http_server(o_.tls)) {
   install_common_handlers(*svr_, o_.token, http_requests_, o_.write_timeout_s);
   auto& s = *svr_;
   s.Get("/health",
@@ -113,6 +113,11 @@ HttpApi::HttpApi(Service& svc, RouteOptions o)
 HttpApi::~HttpApi() = default;
 
 int HttpApi::bind(const std::string& host, int port, const std::string& as_written) {
+  if (!o_.tls.on() && !is_loopback(host))
+    spdlog::warn(
+        "the API listens on {} without TLS: its bearer token and every answer travel in clear (give a TLS "
+        "certificate: --tls-cert/--tls-key, or tls_cert/tls_key in the config)",
+        as_written);
   if (port == 0) {
     int got = svr_->bind_to_any_port(host);
     if (got > 0) return got;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "server/http_common.h"
+#include "server/listen.h"
 #include "server/service.h"
 
 namespace httplib {
@@ -30,6 +31,7 @@ struct RouteOptions {
   double query_seconds = 300;           // a packet query running longer is cut off
   double subscription_seconds = 86400;  // a subscription lasting longer is ended
   time_t write_timeout_s = 60;          // how long a client may stop reading
+  TlsFiles tls;                         // HTTPS when tls.on() (tls_server.h)
 };
 
 class HttpApi {

@@ -441,5 +441,39 @@ timeout = 7
   EXPECT_THROW(finalize_cluster_config(none), std::runtime_error);
 }
 
+TEST(ClusterConfig, TlsKeys) {
+  // The files must exist (finalize checks they can be read): this file stands in for all.
+  std::string f = __FILE__;
+  auto c = load_cluster_config_string("tls_cert = \"" + f + "\"\ntls_key = \"k.pem\"\nworker_ca = \"" + f +
+                                          "\"\n[[worker]]\nurl = \"https://w1:8910\"\n[[worker]]\nurl = "
+                                          "\"http://w2:8910\"\nca = \"" +
+                                          f + "\"\ncert = \"" + f + "\"\nkey = \"" + f + "\"\n",
+                                      "c.toml");
+  EXPECT_EQ(c.tls.cert, f);
+  EXPECT_EQ(c.tls.cert_what, "c.toml:1: tls_cert");
+  EXPECT_EQ(c.tls.key_what, "c.toml:2: tls_key");
+  finalize_cluster_config(c);
+  EXPECT_EQ(c.workers[0].ca, f);  // the cluster's worker_ca
+  EXPECT_EQ(c.workers[0].cert, "");
+  EXPECT_EQ(c.workers[1].cert, f);
+  try {
+    load_cluster_config_string("worker_ca = \"\"\n", "c.toml");
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), "c.toml:1: worker_ca: empty: give a file");
+  }
+  auto half =
+      load_cluster_config_string("[[worker]]\nurl = \"https://w1:1\"\ncert = \"" + f + "\"\n", "c.toml");
+  EXPECT_THROW(finalize_cluster_config(half), std::runtime_error);  // a cert without its key
+  auto missing = load_cluster_config_string(
+      "worker_ca = \"/nonexistent/ca.pem\"\n[[worker]]\nurl = \"https://w1:1\"\n", "c.toml");
+  try {
+    finalize_cluster_config(missing);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "worker 0 ca: cannot read /nonexistent/ca.pem");
+  }
+}
+
 }  // namespace
 }  // namespace tmach::cluster

@@ -20,6 +20,12 @@
 namespace tmach::server {
 namespace {
 
+ClientOptions client_at(const std::string& url) {
+  ClientOptions c;
+  c.url = url;
+  return c;
+}
+
 // Accepts one connection on loopback, reads the request (headers and a Content-Length body),
 // then runs `answer` with the socket and the request's bytes.
 class ScriptedServer {
@@ -322,14 +328,21 @@ TEST(HttpClient, Urls) {
   EXPECT_EQ(u.host, "2001:db8::1");
   EXPECT_EQ(u.port, 8910);
   EXPECT_EQ(parse_http_url("localhost").port, 80);
+  EXPECT_FALSE(is_https_url("http://h:1"));
+  EXPECT_TRUE(is_https_url("HTTPS://h:1"));
+  u = parse_http_url("https://w1.example:8443/");
+  EXPECT_EQ(u.host, "w1.example");
+  EXPECT_EQ(u.port, 8443);
+  EXPECT_EQ(parse_http_url("https://[::1]").port, 443);
   for (const char* bad :
-       {"", "https://h:1", "ftp://h", "http://", "http://h:", "http://h:0", "http://h:99999", "http://h:8x",
-        "http://h:1/api", "http://[::1", "http://[::1]x", "http://u@h:1"}) {
+       {"", "https://", "https://h:1/x", "ftp://h", "http://", "http://h:", "http://h:0", "http://h:99999",
+        "http://h:8x", "http://h:1/api", "http://[::1", "http://[::1]x", "http://u@h:1"}) {
     try {
       parse_http_url(bad);
       FAIL() << bad << " accepted";
     } catch (const std::runtime_error& e) {
-      EXPECT_EQ(std::string(e.what()), std::string("'") + bad + "' is not a URL (http://HOST:PORT)");
+      EXPECT_EQ(std::string(e.what()),
+                std::string("'") + bad + "' is not a URL (http://HOST:PORT or https://HOST:PORT)");
     }
   }
   EXPECT_EQ(url_encode("a b+c/~_.-"), "a%20b%2Bc%2F~_.-");
@@ -347,7 +360,7 @@ TEST(ApiClient, ErrorsReadAsTheServersMessage) {
     });
     ASSERT_TRUE(srv.ok());
     std::string got;
-    auto r = api_get({"http://127.0.0.1:" + std::to_string(srv.port()), ""}, "/api/v1/query",
+    auto r = api_get(client_at("http://127.0.0.1:" + std::to_string(srv.port())), "/api/v1/query",
                      {{"filter", "tcp"}}, [&](const char* p, size_t n) {
                        got.append(p, n);
                        return true;
@@ -362,7 +375,8 @@ TEST(ApiClient, ErrorsReadAsTheServersMessage) {
       put(fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: " + std::to_string(b.size()) + "\r\n\r\n" + b);
     });
     ASSERT_TRUE(srv.ok());
-    auto r = api_get({"http://127.0.0.1:" + std::to_string(srv.port()), ""}, "/api/v1/query", {}, nullptr);
+    auto r =
+        api_get(client_at("http://127.0.0.1:" + std::to_string(srv.port())), "/api/v1/query", {}, nullptr);
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(r.error, "syntax error at 'x'");  // the user's own mistake: printed alone
   }
@@ -372,7 +386,7 @@ TEST(ApiClient, ErrorsReadAsTheServersMessage) {
     });
     ASSERT_TRUE(srv.ok());
     std::string got;
-    auto r = api_get({"http://127.0.0.1:" + std::to_string(srv.port()), ""}, "/api/v1/query", {},
+    auto r = api_get(client_at("http://127.0.0.1:" + std::to_string(srv.port())), "/api/v1/query", {},
                      [&](const char* p, size_t n) {
                        got.append(p, n);
                        return true;
@@ -382,7 +396,7 @@ TEST(ApiClient, ErrorsReadAsTheServersMessage) {
     EXPECT_EQ(got, "pcap");
     EXPECT_EQ(r.header("X-TM-Query-Id"), "q7");  // a tm frontend's: what went missing
   }
-  EXPECT_THROW(api_get({"not a url", ""}, "/", {}, nullptr), std::runtime_error);
+  EXPECT_THROW(api_get(client_at("not a url"), "/", {}, nullptr), std::runtime_error);
 }
 
 // Against cpp-httplib's server (what tm serve and tm frontend run): a streamed (chunked)
@@ -408,7 +422,7 @@ TEST(ApiClient, AgainstHttplibServer) {
   ASSERT_GT(port, 0);
   std::thread t([&] { s.listen_after_bind(); });
   while (!s.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ClientOptions c{"http://127.0.0.1:" + std::to_string(port), ""};
+  ClientOptions c = client_at("http://127.0.0.1:" + std::to_string(port));
   std::string got;
   auto r = api_get(c, "/stream", {{"n", "300"}}, [&](const char* p, size_t n) {
     got.append(p, n);
