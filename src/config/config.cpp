@@ -184,7 +184,8 @@ Config from_table(const toml::table& root, const std::string& file) {
   check_known(ctx, root, "", {"store", "capture", "connections", "class", "flows", "server"});
   if (auto* s = sub_table(ctx, root, "server")) {
     check_known(ctx, *s, "server",
-                {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user"});
+                {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user",
+                 "status_interval"});
     c.listen = get_string(ctx, *s, "listen", "server", c.listen);
     if (c.listen.rfind(':') == std::string::npos)
       ctx.fail(s->get("listen"), "server.listen", "expected HOST:PORT");
@@ -194,6 +195,7 @@ Config from_table(const toml::table& root, const std::string& file) {
         static_cast<int>(get_int(ctx, *s, "max_subscriptions", "server", c.max_subscriptions, 0, 1024));
     c.query_timeout_ns = get_duration(ctx, *s, "query_timeout", "server", c.query_timeout_ns);
     c.user = get_string(ctx, *s, "user", "server", c.user);
+    c.status_interval_ns = get_duration(ctx, *s, "status_interval", "server", c.status_interval_ns);
   }
   if (auto* s = sub_table(ctx, root, "flows")) {
     check_known(ctx, *s, "flows", {"enabled", "disk_budget", "max_age", "file_size", "interim_interval"});

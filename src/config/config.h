@@ -64,6 +64,7 @@ struct Config {
   int max_subscriptions = 8;
   uint64_t query_timeout_ns = 300ull * 1000000000;
   std::string user;
+  uint64_t status_interval_ns = 60ull * 1000000000;  // tm serve's one-line status in the log; 0: none
 
   // Flow records: their own files, budget and age limit (store/flows/).
   bool flows = true;

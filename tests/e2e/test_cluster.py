@@ -176,7 +176,7 @@ class Faults(Cluster):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(self.workers[1], p.stderr.decode())
         # Stats name the worker that is down and total the others.
-        st = json.loads(tm("stats", "--server", self.fe).stdout)
+        st = json.loads(tm("stats", "--server", self.fe, "--format", "api").stdout)
         self.assertEqual(st["down"], [self.workers[1]])
         self.assertEqual(st["store"]["total"]["packets"],
                          len(read_pcap(self.src)) - len(self.share_packets(1)))
@@ -352,7 +352,7 @@ class Live(Cluster):
         tm("class", "--server", fe, "remove", "10.9.8.7")
         for url in self.workers:
             self.assertEqual(json.loads(tm("class", "--server", url, "list", "--json").stdout), [])
-        st = json.loads(tm("stats", "--server", fe).stdout)
+        st = json.loads(tm("stats", "--server", fe, "--format", "api").stdout)
         self.assertEqual([w["stats"]["capture"]["worker_share"]["worker_id"] for w in st["workers"]], [0, 1, 2])
         self.assertEqual(st["down"], [])
         # A subscription through the front-end: new UDP datagrams on lo, from whichever worker keeps them.
