@@ -375,8 +375,9 @@ class Live(Cluster):
 
 class Mixed(Cluster):
     def test_other_link_type_is_left_out_and_counted_as_a_worker_does(self):
-        # Two workers with different link types: the answer takes the first packet's link type
-        # (as one worker's answer does) and counts the other's packets in the query status.
+        # Two workers with different link types, a pcap asked for (format=pcap; by default the answer
+        # is pcapng, test_pcapng.py): the answer takes the first packet's link type (as one worker's
+        # answer does) and counts the other's packets in the query status.
         eth, raw = corpus("mixed", "wikipedia.pcap"), corpus("link", "rotation.pcap")
         stores = []
         for i, src in enumerate((eth, raw)):
@@ -385,11 +386,11 @@ class Mixed(Cluster):
         self.start_workers(stores)
         fe = self.start_frontend(balance=None)
         out = self.path("a.pcap")
-        p = tm("query", "--server", fe, "-w", out, "")
+        p = tm("query", "--server", fe, "--format", "pcap", "-w", out, "")
         first, other = sorted((eth, raw), key=lambda f: read_pcap(f)[0][0])
         self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(first))
         qid = None
-        for line in run(["curl", "-s", "-D", "-", "-o", "/dev/null", fe + "/api/v1/query?filter="]).stdout.decode().splitlines():
+        for line in run(["curl", "-s", "-D", "-", "-o", "/dev/null", fe + "/api/v1/query?filter=&format=pcap"]).stdout.decode().splitlines():
             if line.lower().startswith("x-tm-query-id:"):
                 qid = line.split(":", 1)[1].strip()
         self.assertTrue(qid)
