@@ -16,6 +16,7 @@ Runner add_connections(CLI::App& app) {
     server::ClientOptions c;
     std::vector<std::string> filter;
     size_t top = 20;
+    std::string format = "text";
     bool json = false, suspend_cutoff = false, resume_cutoff = false, suspend_timeout = false,
          resume_timeout = false;
   };
@@ -25,7 +26,9 @@ Runner add_connections(CLI::App& app) {
   app.add_option("--top", o->top, "the N largest by bytes (0 = all)")
       ->capture_default_str()
       ->check(whole_number(0, 1000000000));
-  app.add_flag("--json", o->json, "JSON output");
+  app.add_option("--format", o->format, "text (a table), json (an array of objects) or csv")
+      ->check(CLI::IsMember({"text", "json", "csv"}));
+  app.add_flag("--json", o->json, "the same as --format json");
   app.add_flag("--suspend-cutoff", o->suspend_cutoff, "record the matching connections whole from now on");
   app.add_flag("--resume-cutoff", o->resume_cutoff, "apply their class's cutoff again");
   app.add_flag("--suspend-timeout", o->suspend_timeout, "never end them by inactivity");
@@ -46,8 +49,21 @@ Runner add_connections(CLI::App& app) {
     } else {
       j = svc.connections({text, o->top}).body;
     }
-    if (control || o->json) {
+    if (o->json) o->format = "json";
+    if (control || o->format == "json") {
       std::cout << j.dump(control ? -1 : 2) << "\n";
+      return 0;
+    }
+    if (o->format == "csv") {
+      std::cout << "orig_addr,orig_port,resp_addr,resp_port,proto,packets,bytes,stored_packets,class,cut,"
+                   "cutoff_suspended,timeout_suspended\n";
+      for (auto& c : j)
+        std::cout << fmt::format(
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n", c["orig_addr"].get<std::string>(),
+            c["orig_port"].get<int>(), c["resp_addr"].get<std::string>(), c["resp_port"].get<int>(),
+            c["proto"].get<std::string>(), c["packets"].get<uint64_t>(), c["bytes"].get<uint64_t>(),
+            c["stored_packets"].get<uint64_t>(), c["class"].get<std::string>(), c["cut"].get<bool>(),
+            c["cutoff_suspended"].get<bool>(), c["timeout_suspended"].get<bool>());
       return 0;
     }
     std::cout << fmt::format("{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n", "originator",
@@ -60,7 +76,7 @@ Runner add_connections(CLI::App& app) {
           "{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n",
           fmt::format("{}:{}", c["orig_addr"].get<std::string>(), c["orig_port"].get<int>()),
           fmt::format("{}:{}", c["resp_addr"].get<std::string>(), c["resp_port"].get<int>()),
-          c["proto"].get<int>(), c["packets"].get<uint64_t>(), c["bytes"].get<uint64_t>(),
+          c["proto"].get<std::string>(), c["packets"].get<uint64_t>(), c["bytes"].get<uint64_t>(),
           c["stored_packets"].get<uint64_t>(), c["class"].get<std::string>(),
           c["cut"].get<bool>() ? "yes" : "no", ctl.empty() ? "-" : ctl);
     }

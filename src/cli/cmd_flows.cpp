@@ -17,7 +17,7 @@ Runner add_flows(CLI::App& app) {
     std::string store, from, to, format = "text", by = "bytes", community_id;
     std::vector<std::string> filter;
     size_t top = 0;
-    bool quiet = false, require_all = false;
+    bool quiet = false, require_all = false, json = false;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -29,6 +29,7 @@ Runner add_flows(CLI::App& app) {
   app.add_option("--format", o->format,
                  "text (default), json (one object a line), csv, zeek (Zeek's conn.log), zeek-json")
       ->check(CLI::IsMember({"text", "json", "csv", "zeek", "zeek-json"}));
+  app.add_flag("--json", o->json, "the same as --format json");
   app.add_option("--top", o->top, "only the N largest flows")->check(whole_number(0, 1000000000));
   app.add_option("--by", o->by, "what --top ranks by: bytes, packets, duration")
       ->check(CLI::IsMember({"bytes", "packets", "duration"}));
@@ -38,6 +39,7 @@ Runner add_flows(CLI::App& app) {
                "--server is a tm frontend: fail unless every worker answers");
   return [o]() -> int {
     std::string text = filter_text(o->filter);
+    if (o->json) o->format = "json";
     std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
     server::FlowRequest r{text, o->from, o->to, o->format, o->by, o->top, o->require_all, o->community_id};
     std::string summary;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cluster/pcap_merge.h"
 #include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "packet/community_id.h"
@@ -79,7 +80,7 @@ Runner add_query(CLI::App& app) {
     std::vector<std::string> classes;
     bool explain = false, count = false, quiet = false, require_all = false;
     uint64_t flow_id = 0;
-    std::string community_id;
+    std::string community_id, format;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -87,6 +88,10 @@ Runner add_query(CLI::App& app) {
   add_server_options(app, o->server, false);
   app.add_option("filter", o->filter, "tcpdump filter expression (quote it, or give it as several words)");
   app.add_option("-w,--write", o->out, "write the answer as pcap to FILE ('-' = stdout)");
+  app.add_option("--format", o->format,
+                 "pcap or pcapng; default: pcapng when the store's segments in the query's classes and "
+                 "time range hold more than one link type, else pcap")
+      ->check(CLI::IsMember({"pcap", "pcapng"}));
   app.add_option("--from", o->from,
                  "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')");
   app.add_option("--to", o->to, "end of the time range, exclusive");
@@ -109,8 +114,36 @@ Runner add_query(CLI::App& app) {
     query::QuerySpec q;
     q.text = filter_text(o->filter);
     if (!o->server.url.empty() && o->explain) return explain_frontend(o->server, q.text);
-    if (!o->server.url.empty() && (o->count || o->flow_id))
-      throw std::runtime_error("--count and --flow need --store");
+    if (!o->server.url.empty() && o->flow_id) throw std::runtime_error("--flow needs --store");
+    if (!o->server.url.empty() && o->count) {
+      // The server's answer, counted as it streams (pcap or pcapng): nothing is written.
+      auto svc = open_service(o->store, o->server);
+      server::QueryRequest r{q.text,
+                             o->from,
+                             o->to,
+                             o->classes,
+                             o->require_all,
+                             o->community_id,
+                             o->format.empty() ? "pcapng" : o->format};
+      cluster::PcapStreamParser parser;
+      uint64_t counted = 0;
+      std::string summary;
+      try {
+        summary = svc->query(
+            r,
+            [&](const char* p, size_t n) {
+              if (!parser.feed(p, n, [&](cluster::MergePacket&&) { ++counted; }))
+                throw std::runtime_error("the server's answer: " + parser.error());
+            },
+            [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; });
+      } catch (const server::BadRequest& e) {
+        std::cerr << e.what() << "\n";
+        return 2;
+      }
+      std::cout << counted << "\n";
+      if (!o->quiet) std::cerr << "tm query: " << summary << "\n";
+      return 0;
+    }
     if (o->flow_id) {
       // A flow is its endpoints, ports and protocol over its lifetime.
       flow::FlowRow row;
@@ -128,7 +161,7 @@ Runner add_query(CLI::App& app) {
     }
     if (!o->explain && !o->count) {
       std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
-      server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all, o->community_id};
+      server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all, o->community_id, o->format};
       OutFile out(o->out);
       std::string summary;
       try {

@@ -3,10 +3,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "capture/merge_source.h"
@@ -16,8 +21,54 @@
 #include "cmdline/summary.h"
 #include "record/session.h"
 #include "store/import_session.h"
+#include "util/units.h"
 
 namespace tmach::cli {
+namespace {
+
+// The progress line of an import on a terminal: bytes read of the total, packets/s, the time
+// left; rewritten in place (\r) at most 4 times a second on stderr, and only when stderr is a
+// terminal (a log or a pipe gets nothing). Runs on the capture thread, after each batch.
+class Progress {
+ public:
+  Progress(const record::Session& s, uint64_t total)
+      : s_(s), total_(total), on_(isatty(STDERR_FILENO) == 1) {}
+  void tick() {
+    if (!on_) return;
+    auto now = clk::now();
+    if (now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    uint64_t bytes = 0;
+    for (auto& in : s_.files()->inputs()) bytes += in->bytes_read().value_or(0);
+    uint64_t packets = s_.recorder().counters().packets;
+    double secs = std::chrono::duration<double>(now - t0_).count();
+    std::string line = fmt::format("tm record: {}", util::format_size(bytes));
+    if (total_) line += fmt::format(" of {} ({:.0f}%)", util::format_size(total_), 100.0 * bytes / total_);
+    line += fmt::format(" read, {} packets, {:.0f} packets/s", packets, secs > 0 ? packets / secs : 0.0);
+    if (total_ && bytes && bytes < total_ && secs >= 1) {
+      auto left =
+          static_cast<uint64_t>(secs * static_cast<double>(total_ - bytes) / static_cast<double>(bytes));
+      line += fmt::format(", ETA {}:{:02}:{:02}", left / 3600, left / 60 % 60, left % 60);
+    }
+    std::cerr << "\r" << line << "\033[K" << std::flush;
+    shown_ = true;
+  }
+  // Clears the line before the summary.
+  void end() {
+    if (shown_) std::cerr << "\r\033[K" << std::flush;
+    shown_ = false;
+  }
+
+ private:
+  using clk = std::chrono::steady_clock;
+  const record::Session& s_;
+  uint64_t total_;  // 0: unknown (stdin)
+  bool on_;
+  bool shown_ = false;
+  clk::time_point t0_ = clk::now(), last_ = t0_;
+};
+
+}  // namespace
 
 Runner add_record(CLI::App& app) {
   auto o = std::make_shared<RecordOptions>();
@@ -29,10 +80,14 @@ Runner add_record(CLI::App& app) {
       "--force", o->force,
       "record a --read file even if the store has already imported it (its packets are stored twice)");
   app.add_option("-i,--interface", o->interfaces, "live interface; repeatable");
-  app.add_flag("--json", o->json, "print the summary as JSON");
+  auto format = std::make_shared<std::string>("text");
+  app.add_option("--format", *format, "the summary as text, json, or csv (one line per class)")
+      ->check(CLI::IsMember({"text", "json", "csv"}));
+  app.add_flag("--json", o->json, "the same as --format json");
   app.add_option("--test-writer-delay-us", o->test_delay_us, "testing: slow the writer down (per packet)")
       ->group("");
-  return [o]() -> int {
+  return [o, format]() -> int {
+    if (o->json) *format = "json";
     config::Config cfg = build_config(*o);
     if (o->reads.empty() && cfg.interfaces.empty())
       throw std::runtime_error(
@@ -72,11 +127,25 @@ Runner add_record(CLI::App& app) {
     }
     auto files = std::make_unique<capture::MergeSource>(std::move(to_read));
 
+    // The progress line's total: the sizes of the files to read (unknown with stdin or a pipe).
+    uint64_t total = 0;
+    for (size_t i = 0; i < o->reads.size(); ++i) {
+      if (imports.skip(i)) continue;
+      struct stat st {};
+      if (o->reads[i] == "-" || ::stat(o->reads[i].c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        total = 0;
+        break;
+      }
+      total += static_cast<uint64_t>(st.st_size);
+    }
+    std::unique_ptr<Progress> progress;
     record::SessionOptions so;
     so.live = live;
     so.test_delay_us = o->test_delay_us;
     if (share) so.keep = [f = share.get()](capture::RawPacket* p, size_t n) { return f->keep(p, n); };
+    if (!live) so.file_batch = [&progress] { progress->tick(); };
     record::Session session(cfg, std::move(so));
+    if (!live) progress = std::make_unique<Progress>(session, total);
     const auto& ad = session.adopt_report();
     if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
     if (ad.recovered)
@@ -111,6 +180,7 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
+    if (progress) progress->end();
     if (!live) {
       imports.stopped(by_input);
       for (auto& src : session.files()->inputs())
@@ -138,9 +208,27 @@ Runner add_record(CLI::App& app) {
     }
     // A signal ends a live capture normally; for files it means input was left unread.
     store::ImportReport input = imports.report(live ? 0 : got_signal.load());
-    print_record_summary(std::cout, session.totals(), cfg.classes, session.writer(), session.source_stats(),
-                         session.seconds(), session.capture_cpu_seconds(), o->json, share.get(),
+    std::ostringstream summary;
+    print_record_summary(summary, session.totals(), cfg.classes, session.writer(), session.source_stats(),
+                         session.seconds(), session.capture_cpu_seconds(), *format != "text", share.get(),
                          live ? nullptr : &input);
+    if (*format == "csv") {  // the classes of the JSON summary, one line each
+      auto j = nlohmann::json::parse(summary.str());
+      static const char* kCols[] = {"seen_packets", "seen_bytes", "stored_packets",    "stored_bytes",
+                                    "cut_packets",  "cut_bytes",  "dropped_ring_full", "dropped_too_large",
+                                    "connections",  "segments",   "segments_evicted",  "disk_bytes"};
+      std::cout << "class,cutoff";
+      for (auto* c : kCols) std::cout << "," << c;
+      std::cout << "\n";
+      for (auto& [name, c] : j["classes"].items()) {
+        std::cout << name << ","
+                  << (c["cutoff"].is_string() ? c["cutoff"].get<std::string>() : c["cutoff"].dump());
+        for (auto* k : kCols) std::cout << "," << c.value(k, uint64_t{0});
+        std::cout << "\n";
+      }
+    } else {
+      std::cout << summary.str();
+    }
     if (input.interrupted()) std::cerr << "tm record: " << interrupted_line(input) << "\n";
     if (input.interrupted() && rc == 0) rc = 128 + input.signal;
     return rc;

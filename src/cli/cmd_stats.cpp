@@ -16,29 +16,55 @@ namespace tmach::cli {
 
 Runner add_stats(CLI::App& app) {
   struct Opts {
-    std::string store;
+    std::string store, format = "text";
     bool json = false, layers = false;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
+  auto where_of = [](const Opts& x) { return x.server.url.empty() ? x.store : x.server.url; };
   app.add_option("-s,--store", o->store, "store directory");
   add_server_options(app, o->server, false, ": its live counters too");
-  app.add_flag("--json", o->json, "JSON output");
+  app.add_option("--format", o->format,
+                 "text; json (the store's figures, and a tm serve's live counters); csv (one line per "
+                 "class); api (the whole document GET /api/v1/stats answers: API counters, a front-end's "
+                 "workers)")
+      ->check(CLI::IsMember({"text", "json", "csv", "api"}));
+  app.add_flag("--json", o->json, "the same as --format json");
   app.add_flag("--layers", o->layers,
-               "packets per layer type: IPv4/IPv6, ARP, other EtherTypes, tunnels, undecoded");
-  return [o]() -> int {
+               "packets per layer type: IPv4/IPv6, ARP, other EtherTypes, tunnels, undecoded (--store only)");
+  return [o, where_of]() -> int {
+    if (o->json) o->format = "json";
+    if (o->layers && !o->server.url.empty()) throw std::runtime_error("--layers needs --store");
     std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
     nlohmann::json all = svc->stats({}).body;
-    if (!o->server.url.empty()) {
-      // --json: the store part, as tm stats --store --json prints it; otherwise everything.
-      std::cout << (o->json ? all["store"] : all).dump(2) << "\n";
+    if (o->format == "api") {
+      std::cout << all.dump(2) << "\n";
       return 0;
     }
-    // The store's part (server/store_stats.h: one aggregation for --json, the table, the daemon).
+    // The store's part (server/store_stats.h: one aggregation for --json, the table, the daemon),
+    // the same whether asked of the store or of a tm serve; a tm serve adds its live counters.
     nlohmann::json j = std::move(all["store"]);
+    if (!j.is_object() || !j.contains("total") || !j.contains("classes"))
+      throw std::runtime_error(where_of(*o) + " answered stats without a store (no worker answered?)");
     if (o->layers) j["layers"] = server::layers_json(store::Catalog::scan(o->store));
-    if (o->json) {
+    if (all.contains("capture") && all["capture"].is_object()) j["capture"] = all["capture"];
+    const std::string where = where_of(*o);
+    if (o->format == "json") {
       std::cout << j.dump(2) << "\n";
+      return 0;
+    }
+    auto first_last = [](const nlohmann::json& a) {
+      return std::pair<uint64_t, uint64_t>{a.value("first_ns", uint64_t{0}), a.value("last_ns", uint64_t{0})};
+    };
+    if (o->format == "csv") {
+      std::cout << "class,segments,open,bad_sidecar,packets,pcap_bytes,index_bytes,first_ns,last_ns\n";
+      for (auto& [name, a] : j["classes"].items()) {
+        auto [f, l] = first_last(a);
+        std::cout << fmt::format("{},{},{},{},{},{},{},{},{}\n", name, a["segments"].get<uint64_t>(),
+                                 a["open"].get<uint64_t>(), a["bad_sidecar"].get<uint64_t>(),
+                                 a["packets"].get<uint64_t>(), a["pcap_bytes"].get<uint64_t>(),
+                                 a["index_bytes"].get<uint64_t>(), f, l);
+      }
       return 0;
     }
     auto span = [](const nlohmann::json& a) {
@@ -49,7 +75,7 @@ Runner add_stats(CLI::App& app) {
     const nlohmann::json& total = j["total"];
     uint64_t pcap = total["pcap_bytes"], idx = total["index_bytes"];
     std::cout << fmt::format("store {}: {} segments, {} packets, pcap {}, indexes {} ({:.2f}% of pcap)\n",
-                             o->store, total["segments"].get<uint64_t>(), total["packets"].get<uint64_t>(),
+                             where, total["segments"].get<uint64_t>(), total["packets"].get<uint64_t>(),
                              util::format_size(pcap), util::format_size(idx),
                              pcap ? 100.0 * static_cast<double>(idx) / static_cast<double>(pcap) : 0);
     std::cout << "time span: " << span(total) << "\n";
@@ -62,6 +88,18 @@ Runner add_stats(CLI::App& app) {
           util::format_size(a["pcap_bytes"]), util::format_size(a["index_bytes"]), span(a));
     if (total["open"].get<uint64_t>())
       std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
+    if (j.contains("flows")) {
+      const auto& f = j["flows"];
+      std::cout << fmt::format("flow records: {} in {} files ({} being written), {}, reach {}\n",
+                               f["records"].get<uint64_t>(), f["files"].get<uint64_t>(),
+                               f["open_files"].get<uint64_t>(), util::format_size(f["bytes"]), span(f));
+    }
+    if (j.contains("capture")) {
+      const auto& c = j["capture"];
+      std::cout << fmt::format("live capture: {} packets, {} connections active, kernel drops {}\n",
+                               c.value("packets", uint64_t{0}), c.value("connections_active", uint64_t{0}),
+                               c["kernel"].value("dropped", uint64_t{0}));
+    }
     for (auto& f : j["foreign_files"])
       std::cout << "foreign (not written by tm, left alone): " << f.get<std::string>() << "\n";
     if (o->layers) {

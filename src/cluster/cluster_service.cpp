@@ -8,12 +8,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <set>
+#include <string_view>
 
 #include "cluster/flow_merge.h"
 #include "cluster/pcap_merge.h"
 #include "cluster/worker_fetch.h"
 #include "query/parser.h"
 #include "server/flow_format.h"
+#include "util/pcapng_writer.h"
 
 namespace tmach::cluster {
 namespace {
@@ -22,7 +26,8 @@ using clk = std::chrono::steady_clock;
 using nlohmann::json;
 
 // One merged packet into a pcap answer.
-void write_packet(util::pcap::Writer& out, const MergePacket& p) {
+template <typename W>
+void write_packet(W& out, const MergePacket& p) {
   out.write(p.ts_ns, p.linktype, static_cast<uint32_t>(p.data.size()), p.wirelen,
             reinterpret_cast<const uint8_t*>(p.data.data()));
 }
@@ -188,13 +193,15 @@ server::Reply ClusterService::explain(const server::QueryRequest& q) {
 class ClusterService::QueryStream : public server::Stream {
  public:
   QueryStream(ClusterService& cs, std::shared_ptr<FetchSet> fs, uint64_t id, clk::time_point t0,
-              bool require_all)
-      : cs_(cs), fs_(std::move(fs)), id_(id), t0_(t0), require_all_(require_all) {}
+              bool require_all, util::pcap::Output output)
+      : cs_(cs), fs_(std::move(fs)), id_(id), t0_(t0), require_all_(require_all), output_(output) {
+    content_type = util::pcap::output_content_type(output);
+  }
   ~QueryStream() override { fs_->end(); }
 
   std::string run(const server::ByteSink& sink, const server::Warn& warn,
                   const server::StopCheck& stop) override {
-    util::pcap::Writer out(sink);
+    util::pcap::AnswerWriter out(output_, sink);
     std::vector<PacketQueue*> qs;
     // Every queue, also of a worker that failed mid-answer: what it sent before is valid.
     for (auto& f : fs_->f) qs.push_back(f->q.get());
@@ -246,7 +253,9 @@ class ClusterService::QueryStream : public server::Stream {
     }
     if (cut) st["cut"] = why_cut;
     cs_.remember(id_, st);
-    if (out.other_link()) warn(fmt::format("{} packets of another link type left out", out.other_link()));
+    if (out.other_link())
+      warn(fmt::format("{} packets of another link type left out (format=pcapng keeps them)",
+                       out.other_link()));
     bool mid = false;
     for (auto& f : fs_->f) {
       std::lock_guard lk(f->mu);
@@ -260,7 +269,8 @@ class ClusterService::QueryStream : public server::Stream {
     if (stopped) throw server::Cancelled(why_cut);
     if (cut) throw std::runtime_error(why_cut);
     if (mid && require_all_) throw std::runtime_error("--require-all: workers failed mid-answer");
-    return fmt::format("{} packets from {} workers", out.packets(), fs_->f.size() - missing.size());
+    return fmt::format("{} packets from {} workers; written as {}", out.packets(),
+                       fs_->f.size() - missing.size(), out.describe());
   }
 
  private:
@@ -269,11 +279,15 @@ class ClusterService::QueryStream : public server::Stream {
   uint64_t id_;
   clk::time_point t0_;
   bool require_all_;
+  util::pcap::Output output_;
 };
 
 // Packet queries: fan out, wait for every worker's answer status (bounded by its time limit),
 // then merge the streams by timestamp.
 std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRequest& q) {
+  std::optional<util::pcap::Output> forced;
+  if (!q.format.empty() && !(forced = util::pcap::parse_output(q.format)))
+    throw server::BadRequest(fmt::format("format: '{}' is not pcap or pcapng", q.format));
   auto pr = parse_filter(q.filter);
   std::vector<size_t> which;
   if (Selection sel = select(pr, cfg_.balance); sel.all)
@@ -282,7 +296,13 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
     which.assign(sel.workers.begin(), sel.workers.end());
   auto t0 = clk::now();
   uint64_t id = next_id_++;
-  auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}}, q.classes);
+  // The workers answer in pcapng unless pcap is asked for: a worker's packets of several link
+  // types then all reach the merge, which writes pcap or pcapng (below).
+  auto p = params({{"from", q.from},
+                   {"to", q.to},
+                   {"community_id", q.community_id},
+                   {"format", forced == util::pcap::Output::kPcap ? "pcap" : "pcapng"}},
+                  q.classes);
   p.emplace("filter", q.filter);
   std::string path = httplib::append_query_params("/api/v1/query", p);
   auto fs = start_fetches(cfg_, which, path, 4u << 20);
@@ -305,7 +325,21 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
     throw server::Unavailable(fmt::format("--require-all: {} of {} workers did not answer: {}",
                                           missing.size(), which.size(), reasons_of(missing)));
   }
-  auto s = std::make_unique<QueryStream>(*this, std::move(fs), id, t0, q.require_all);
+  // Auto: pcapng when the workers' answers may hold more than one link type between them (each
+  // names the link types of the segments it reads, before its first packet).
+  std::set<std::string> links;
+  for (auto& f : fs->f) {
+    std::lock_guard lk(f->mu);
+    if (!f->started) continue;
+    std::string_view v = f->link_types;
+    while (!v.empty()) {
+      size_t c = v.find(',');
+      links.emplace(v.substr(0, c));
+      v = c == std::string_view::npos ? std::string_view() : v.substr(c + 1);
+    }
+  }
+  auto output = forced.value_or(links.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap);
+  auto s = std::make_unique<QueryStream>(*this, std::move(fs), id, t0, q.require_all, output);
   s->headers.emplace_back("X-TM-Query-Id", std::to_string(id));
   s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));
   add_missing_headers(s->headers, missing);

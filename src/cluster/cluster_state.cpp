@@ -9,6 +9,7 @@
 #include "cluster/worker_fetch.h"
 #include "server/http_common.h"
 #include "server/metrics.h"
+#include "util/timespec.h"
 
 namespace tmach::cluster {
 namespace {
@@ -34,11 +35,13 @@ void add_stats(json& into, const json& from) {
     } else if (v.is_array() && d.is_array()) {
       for (auto& e : v) d.push_back(e);
     } else if (v.is_number_unsigned() && d.is_number_unsigned()) {
-      if (k == "first_ns")
+      if (k == "first_ns") {
         d = std::min(d.get<uint64_t>(), v.get<uint64_t>());
-      else if (k == "last_ns")
+        into["first"] = util::format_time(d.get<uint64_t>());  // (its ISO-8601 twin)
+      } else if (k == "last_ns") {
         d = std::max(d.get<uint64_t>(), v.get<uint64_t>());
-      else
+        if (d.get<uint64_t>()) into["last"] = util::format_time(d.get<uint64_t>());
+      } else
         d = d.get<uint64_t>() + v.get<uint64_t>();
     }
   }

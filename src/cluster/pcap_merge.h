@@ -1,6 +1,7 @@
 // The pieces of the front-end's time-ordered merge of pcap answers, apart from HTTP:
-//  - PcapStreamParser: turns the bytes of one pcap answer, in chunks as they arrive, into
-//    packets (either byte order, micro- or nanosecond timestamps; util/pcap.h reads them).
+//  - PcapStreamParser: turns the bytes of one pcap or pcapng answer, in chunks as they arrive,
+//    into packets (either byte order, micro- or nanosecond timestamps; util/pcap.h and
+//    capture/pcapng.h read them), each with its link type.
 //  - PacketQueue: a bounded queue of one worker's packets between its fetching thread and
 //    the merging thread. Bounded by bytes: a fast worker waits (and, through TCP, so does
 //    its server) while the merge waits for a slower one; memory stays at workers x limit.
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/pcapng.h"
 #include "util/pcap.h"
 
 namespace tmach::cluster {
@@ -31,11 +33,17 @@ struct MergePacket {
 class PcapStreamParser {
  public:
   // Feeds the next bytes; calls emit(MergePacket&&) for each complete record. Returns false
-  // (and sets error()) when the stream is not a pcap.
+  // (and sets error()) when the stream is not a pcap. A pcapng stream (a worker's answer of
+  // several link types) is read by capture/pcapng.h, each packet with its interface's link type.
   template <typename Emit>
   bool feed(const char* p, size_t n, Emit&& emit) {
     buf_.append(p, n);
     size_t pos = 0;
+    if (!format_ && !ng_) {
+      if (buf_.size() < 4) return true;
+      if (capture::pcapng::is_pcapng(reinterpret_cast<const uint8_t*>(buf_.data()))) ng_.emplace();
+    }
+    if (ng_) return feed_ng(emit);
     if (!format_) {
       if (buf_.size() < sizeof(util::pcap::FileHeader)) return true;
       format_ = util::pcap::parse_file_header(reinterpret_cast<const uint8_t*>(buf_.data()));
@@ -64,14 +72,41 @@ class PcapStreamParser {
     buf_.erase(0, cur.pos());
     return true;
   }
-  bool has_header() const { return format_.has_value(); }
-  uint32_t linktype() const { return format_ ? format_->linktype : 0; }
+  bool has_header() const { return format_.has_value() || ng_header_; }
+  uint32_t linktype() const { return format_ ? format_->linktype : 0; }  // of a classic pcap
   // Bytes of an incomplete record (or header) left at the end: non-zero when a stream ends cut.
   size_t pending() const { return buf_.size(); }
   const std::string& error() const { return error_; }
 
  private:
+  template <typename Emit>
+  bool feed_ng(Emit& emit) {
+    size_t pos = 0;
+    for (;;) {
+      auto s = ng_->next(reinterpret_cast<const uint8_t*>(buf_.data()) + pos, buf_.size() - pos, false);
+      if (s.kind == capture::pcapng::Step::kNeed || s.kind == capture::pcapng::Step::kEnd) break;
+      if (s.kind == capture::pcapng::Step::kSkip) {
+        error_ = "damaged pcapng stream: " + s.why;
+        return false;
+      }
+      if (s.kind == capture::pcapng::Step::kPacket) {
+        MergePacket m;
+        m.ts_ns = s.ts_ns;
+        m.wirelen = s.wirelen;
+        m.linktype = s.linktype;
+        m.data.assign(reinterpret_cast<const char*>(s.data), s.caplen);
+        emit(std::move(m));
+      }
+      ng_header_ = true;
+      pos += s.consumed;
+    }
+    buf_.erase(0, pos);
+    return true;
+  }
+
   std::string buf_;
+  std::optional<capture::pcapng::Parser> ng_;
+  bool ng_header_ = false;  // a pcapng block was read
   std::optional<util::pcap::Format> format_;
   std::string error_;
 };

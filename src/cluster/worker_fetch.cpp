@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "server/service.h"
+
 namespace tmach::cluster {
 
 using clk = std::chrono::steady_clock;
@@ -96,6 +98,7 @@ void Fetch::run(const std::string& path_and_query) {
         std::lock_guard lk(mu);
         status = r.status;
         if (status == 200) {
+          link_types = r.get_header_value(server::kLinkTypesHeader);
           started = true;
           state = State::kStreaming;
           cv.notify_all();
@@ -133,7 +136,7 @@ void Fetch::run(const std::string& path_and_query) {
     reason = fmt::format("HTTP {}: {}", status, error_text(status, error_body));
     state = State::kFailed;
   } else if (!parser.has_header() || parser.pending()) {
-    reason = "answer ended inside a pcap record";
+    reason = "answer ended inside a pcap record or pcapng block";
     state = State::kFailed;
   } else {
     state = State::kDone;

@@ -66,6 +66,7 @@ struct Fetch {
   int status = 0;                 // mu
   std::string reason;             // mu: why it failed
   std::string error_body;         // non-200 body
+  std::string link_types;         // mu: the answer's X-TM-Link-Types ("1,113"; server/service.h)
   std::atomic<bool> cancelled{false};
   bool close_queue = true;  // false when several fetches share one queue (subscriptions)
   uint64_t packets = 0;

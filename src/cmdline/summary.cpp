@@ -118,6 +118,32 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
                     util::format_size(t.bytes), seconds,
                     seconds > 0 ? static_cast<double>(t.packets) / seconds : 0.0, rec.table.created);
+  {
+    uint64_t seen = 0, stored = 0, cut = 0, cut_bytes = 0, drop = 0, ev_segs = 0, ev_bytes = 0;
+    for (size_t i = 0; i < cc.size(); ++i) {
+      seen += cc[i].seen_packets;
+      stored += cc[i].stored_packets;
+      cut += cc[i].cut_packets;
+      cut_bytes += cc[i].cut_bytes;
+      drop += cc[i].dropped_ring_full + cc[i].dropped_too_large;
+      const auto& w = writer.stats(static_cast<uint16_t>(i));
+      ev_segs += w.segments_evicted.load();
+      ev_bytes += w.bytes_evicted.load();
+    }
+    os << fmt::format("stored {} of {} packets ({} cut off by the connection cutoff, {} dropped)", stored,
+                      seen, cut, drop);
+    if (ev_segs)
+      os << fmt::format("; {} segments ({}) evicted by the disk budget or max_age", ev_segs,
+                        util::format_size(ev_bytes));
+    os << "\n";
+    // An import cut by the cutoff surprises who imports evidence: say what it left out and how
+    // to keep everything.
+    if (input && cut)
+      os << fmt::format(
+          "note: the connection cutoff left out {} packets ({}) past the first bytes of their "
+          "connections; to keep every packet, record with --cutoff none\n",
+          cut, util::format_size(cut_bytes));
+  }
   os << fmt::format("{:<14} {:>8} {:>12} {:>12} {:>12} {:>12} {:>10} {:>11} {:>9}\n", "class", "cutoff",
                     "seen", "stored", "cut off", "dropped", "conns", "disk", "segments");
   for (size_t i = 0; i < cls.size(); ++i) {

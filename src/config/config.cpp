@@ -186,7 +186,7 @@ Config from_table(const toml::table& root, const std::string& file) {
   if (auto* s = sub_table(ctx, root, "server")) {
     check_known(ctx, *s, "server",
                 {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user",
-                 "tls_cert", "tls_key", "tls_client_ca"});
+                 "tls_cert", "tls_key", "tls_client_ca", "status_interval"});
     c.listen = get_string(ctx, *s, "listen", "server", c.listen);
     if (c.listen.rfind(':') == std::string::npos)
       ctx.fail(s->get("listen"), "server.listen", "expected HOST:PORT");
@@ -205,6 +205,7 @@ Config from_table(const toml::table& root, const std::string& file) {
         if (val->empty()) ctx.fail(n, std::string("server.") + key, "empty: give a file");
         *at = fmt::format("{}:{}: server.{}", ctx.file, n->source().begin.line, key);
       }
+    c.status_interval_ns = get_duration(ctx, *s, "status_interval", "server", c.status_interval_ns);
   }
   if (auto* s = sub_table(ctx, root, "flows")) {
     check_known(ctx, *s, "flows", {"enabled", "disk_budget", "max_age", "file_size", "interim_interval"});

@@ -12,9 +12,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <future>
 #include <iostream>
+#include <mutex>
 #include <thread>
 #include <tuple>
 
@@ -25,6 +27,8 @@
 #include "server/listen.h"
 #include "server/live_backend.h"
 #include "server/tls_server.h"
+#include "util/timespec.h"
+#include "util/units.h"
 
 namespace tmach::cli {
 namespace {
@@ -69,6 +73,65 @@ constexpr std::chrono::seconds kShutdownGrace{5};
   std::_Exit(rc);
 }
 
+// The one-line status of a recording tm serve, from its stats (what /api/v1/stats answers).
+std::string status_line(const nlohmann::json& j) {
+  uint64_t stored = 0, cut = 0, dropped = 0, disk = 0, evicted = 0;
+  if (j.contains("classes"))
+    for (auto& [name, c] : j["classes"].items()) {
+      stored += c.value("stored_packets", uint64_t{0});
+      cut += c.value("cut_packets", uint64_t{0});
+      dropped += c.value("dropped_ring_full", uint64_t{0}) + c.value("dropped_too_large", uint64_t{0});
+      disk += c.value("disk_bytes", uint64_t{0});
+      evicted += c.value("segments_evicted", uint64_t{0});
+    }
+  const nlohmann::json k = j.value("kernel", nlohmann::json::object());
+  std::string line = fmt::format(
+      "status: {} packets ({}), {} stored, {} cut off, dropped: {} in tm, {} kernel, {} interface; disk {}, "
+      "{} segments evicted; {} connections active",
+      j.value("packets", uint64_t{0}), util::format_size(j.value("bytes", uint64_t{0})), stored, cut, dropped,
+      k.value("dropped", uint64_t{0}), k.value("interface_dropped", uint64_t{0}), util::format_size(disk),
+      evicted, j.value("connections_active", uint64_t{0}));
+  if (std::string e = j.value("writer_error", std::string()); !e.empty()) line += "; writer: " + e;
+  return line;
+}
+
+// A line of tm serve's own log on stderr, whatever --log-level says (start, status, stop), with
+// the time it was written.
+void say(const std::string& what) {
+  std::cerr << fmt::format("tm serve: {} {}\n", util::format_time(util::now_ns()), what) << std::flush;
+}
+
+// tm-status: logs status_line() every `interval` until stopped (tm serve's end).
+class StatusLogger {
+ public:
+  StatusLogger(server::LiveBackend& b, std::chrono::nanoseconds interval) {
+    if (interval.count() <= 0) return;
+    t_ = std::thread([this, &b, interval] {
+      std::unique_lock lk(mu_);
+      while (!cv_.wait_for(lk, interval, [this] { return stop_; })) {
+        lk.unlock();
+        say(status_line(b.stats()));
+        lk.lock();
+      }
+    });
+  }
+  ~StatusLogger() { stop(); }
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (t_.joinable()) t_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread t_;
+};
+
 }  // namespace
 
 // After the capture devices and the listening socket are open, nothing needs root: become
@@ -93,6 +156,7 @@ Runner add_serve(CLI::App& app) {
     double query_seconds = 0;
     std::string user;
     server::TlsFiles tls;
+    double status_seconds = -1;
   };
   auto o = std::make_shared<Opts>();
   add_config_options(app, o->rec);
@@ -112,6 +176,11 @@ Runner add_serve(CLI::App& app) {
   app.add_option(
       "--tls-client-ca", o->tls.client_ca,
       "mutual TLS: clients must present a certificate this PEM CA signed (or server.tls_client_ca)");
+  app.add_option(
+         "--status-interval", o->status_seconds,
+         "seconds between one-line status logs while recording (default 60, or server.status_interval; "
+         "0: none)")
+      ->check(seconds_upto(1e7));
   return [o]() -> int {
     config::Config cfg = build_config(o->rec);
     // The command line overrides the config's [server] section.
@@ -223,6 +292,10 @@ Runner add_serve(CLI::App& app) {
     std::cerr << fmt::format("tm serve: recording {} into {}, API on {}{}\n", fmt::join(cfg.interfaces, ","),
                              cfg.store, server::format_host_port(addr.host, api.port()),
                              ao.tls.on() ? " (HTTPS)" : "");
+    auto interval = o->status_seconds >= 0
+                        ? std::chrono::nanoseconds(static_cast<int64_t>(o->status_seconds * 1e9))
+                        : std::chrono::nanoseconds(cfg.status_interval_ns);
+    StatusLogger status(backend, interval);
     int rc = 0;
     try {
       session.run([&](size_t shard, const std::function<void()>& record_batch) {
@@ -236,6 +309,8 @@ Runner add_serve(CLI::App& app) {
       rc = 1;
       api.stop();
     }
+    say(fmt::format("stopping: {}", session.stopping() ? "asked to (signal)" : "the capture ended"));
+    status.stop();
     bool api_ended = api_thread.join_within(kShutdownGrace);
     session.finish();
     if (!session.stopping()) pthread_kill(sig_thread.native_handle(), SIGTERM);
@@ -244,6 +319,7 @@ Runner add_serve(CLI::App& app) {
       std::cerr << "tm serve: writer: " << session.writer().error() << "\n";
       rc = 1;
     }
+    say("stopped; at the end: " + status_line(backend.stats()));
     if (!api_ended) exit_leaving_blocked_query(rc);
     return rc;
   };

@@ -166,6 +166,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   nlohmann::json evidence = nlohmann::json::object();
   std::vector<std::string> others;
   server::QueryRequest q;
+  q.format = "pcap";  // evidence files are pcap (one connection: one link type)
   uint64_t q_from = 0, q_to = 0;  // its time range, [from, to)
   std::string why;                // why no packets, when none
   uint64_t stored = 0;

@@ -168,6 +168,7 @@ void Session::run_files() {
     if (opts_.keep) n = opts_.keep(batch.data(), n);
     shards_[0].rec->process(batch.data(), n, wait_mode_);
     if (writer_->failed()) throw std::runtime_error("writer failed: " + writer_->error());
+    if (opts_.file_batch) opts_.file_batch();
   }
 }
 

@@ -36,6 +36,9 @@ struct SessionOptions {
   // Applied to every batch before the recorder sees it (a worker's share of a split:
   // cluster::ShareFilter::keep), or empty. Returns the packets kept, moved to the front.
   std::function<size_t(capture::RawPacket*, size_t)> keep;
+  // Files: called on the capture thread after each batch is recorded (tm record's progress
+  // line), or empty.
+  std::function<void()> file_batch;
 };
 
 class Session {

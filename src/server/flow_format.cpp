@@ -105,6 +105,8 @@ std::string endpoint(const packet::IpAddr& a, uint16_t port, bool ports, bool v6
 
 }  // namespace
 
+std::string proto_name(uint8_t p) { return proto_str(p); }
+
 nlohmann::json flow_to_json(const flow::FlowRow& r) {
   const auto& f = r.rec;
   std::string cid = flow::community_id(f);
@@ -114,6 +116,8 @@ nlohmann::json flow_to_json(const flow::FlowRow& r) {
       {"id", std::to_string(f.id)},
       {"first", util::format_time(f.first_ts)},
       {"last", util::format_time(f.last_ts)},
+      {"first_ns", f.first_ts},
+      {"last_ns", f.last_ts},
       {"duration", static_cast<double>(f.last_ts - f.first_ts) / 1e9},
       {"proto", proto_str(f.proto)},
       {"orig_addr", f.orig.str()},

@@ -19,6 +19,9 @@ std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::stri
 // The HTTP content type of an answer in `format`.
 const char* flow_content_type(const std::string& format);
 
+// An IP protocol's name as flow answers write it ("tcp", "udp", "icmp6", ...; else its number).
+std::string proto_name(uint8_t p);
+
 // The flow-record JSON codec: one object of a json-format answer, and back.
 // flow_from_json throws std::runtime_error or nlohmann::json::exception on a bad object.
 nlohmann::json flow_to_json(const flow::FlowRow& r);

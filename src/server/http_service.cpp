@@ -48,6 +48,7 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
   for (auto& c : q.classes) p.emplace("class", c);
   if (q.require_all) p.emplace("require_all", "1");
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
+  if (!q.format.empty()) p.emplace("format", q.format);
   auto t0 = std::chrono::steady_clock::now();
   auto r = api_get(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
@@ -56,9 +57,9 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
   if (!r.error.empty()) throw std::runtime_error(r.error);
   if (q.require_all && !complete)
     throw std::runtime_error("--require-all: the answer is missing workers (see above)");
-  return fmt::format(
-      "answered by {} in {:.1f} ms", c_.url,
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  return fmt::format("answered by {} in {:.1f} ms; written as {}", c_.url,
+                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
+                     r.header("Content-Type").starts_with("application/x-pcapng") ? "pcapng" : "pcap");
 }
 
 std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) {

@@ -12,6 +12,7 @@
 #include "flow/flow_record.h"
 #include "query/eval.h"
 #include "record/class_stats.h"
+#include "server/flow_format.h"
 #include "server/metrics.h"
 #include "server/service.h"
 #include "server/subscription.h"
@@ -260,7 +261,9 @@ json LiveBackend::connections(const query::Expr& e, size_t top) {
     out.push_back({{"id", r.id},
                    {"first", util::format_time(r.first_ts)},
                    {"last", util::format_time(r.last_ts)},
-                   {"proto", r.proto},
+                   {"first_ns", r.first_ts},
+                   {"last_ns", r.last_ts},
+                   {"proto", proto_name(r.proto)},
                    {"orig_addr", r.orig.str()},
                    {"orig_port", r.orig_port},
                    {"resp_addr", r.resp.str()},

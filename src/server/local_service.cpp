@@ -1,6 +1,7 @@
 #include "server/local_service.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "flow/flow_query.h"
@@ -21,6 +23,7 @@
 #include "server/subscription.h"
 #include "store/catalog.h"
 #include "util/pcap.h"
+#include "util/pcapng_writer.h"
 #include "util/timespec.h"
 #include "util/units.h"
 
@@ -54,13 +57,16 @@ void check_stop(uint64_t& n, const StopCheck& stop) {
 
 class QueryStream : public Stream {
  public:
-  QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, std::string note = {})
-      : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk), note_(std::move(note)) {}
+  QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, util::pcap::Output output,
+              std::string note = {})
+      : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk), output_(output), note_(std::move(note)) {
+    content_type = util::pcap::output_content_type(output);
+  }
   std::string run(const ByteSink& sink, const Warn& warn, const StopCheck& stop) override {
     if (!note_.empty()) warn(note_);
-    // util/pcap.h: the link type is that of the first packet; packets of another link type
-    // cannot share the stream and are counted instead.
-    util::pcap::Writer out(sink, chunk_);
+    // util/pcap.h: a pcap's link type is that of the first packet; packets of another link
+    // type cannot share the stream and are counted instead. A pcapng takes them all.
+    util::pcap::AnswerWriter out(output_, sink, chunk_);
     uint64_t n = 0;
     query::QueryStats st = query::run_query(cat_, q_, [&](const query::OutPacket& p) {
       check_stop(n, stop);
@@ -71,19 +77,21 @@ class QueryStream : public Stream {
     double ms = ms_since(t0_);
     for (auto& w : st.warnings) warn(w);
     if (out.other_link())
-      warn(fmt::format("{} matching packets of another link type than {} were left out", out.other_link(),
-                       out.linktype()));
+      warn(fmt::format(
+          "{} matching packets of another link type than {} were left out (--format pcapng keeps them)",
+          out.other_link(), out.linktype()));
     return fmt::format(
         "{} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
-        "{:.1f} ms",
+        "{:.1f} ms; written as {}",
         st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
-        st.segments_skipped_time, st.candidates, st.matched, ms);
+        st.segments_skipped_time, st.candidates, st.matched, ms, out.describe());
   }
 
  private:
   store::Catalog cat_;
   query::QuerySpec q_;
   size_t chunk_;
+  util::pcap::Output output_;
   std::string note_;  // a warning known before the answer (a Community ID with no connection)
   clk::time_point t0_ = clk::now();
 };
@@ -198,6 +206,13 @@ void LocalService::check_community_id(const std::string& id) const {
 }
 
 std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
+  std::optional<util::pcap::Output> forced;
+  if (!r.format.empty()) {
+    forced = util::pcap::parse_output(r.format);
+    if (!forced)
+      refuse(fmt::format("--format: '{}' is not pcap or pcapng", r.format),
+             fmt::format("format: '{}' is not pcap or pcapng", r.format));
+  }
   // An empty answer, not an error, when no connection has the Community ID: in a cluster,
   // every worker but one has none.
   check_community_id(r.community_id);
@@ -211,7 +226,7 @@ std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
   query::QuerySpec q = spec(filter, r.from, "from", r.to, true);
   if (!r.community_id.empty() && conns.empty())
     return std::make_unique<QueryStream>(
-        store::Catalog{}, std::move(q), o_.write_chunk,
+        store::Catalog{}, std::move(q), o_.write_chunk, forced.value_or(util::pcap::Output::kPcap),
         fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id));
   q.classes = r.classes;
   if (o_.live && !o_.live->sync())
@@ -222,7 +237,18 @@ std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
     if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),
              fmt::format("no class '{}' in the store", c));
-  return std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk);
+  // The link types of the segments the query may read (by class, and by time as far as the
+  // names tell: a segment's name holds its first timestamp): more than one, and the answer is
+  // a pcapng unless the request says otherwise. A tm frontend reads them from the header.
+  std::set<uint32_t> links;
+  for (auto& s : cat.segments)
+    if ((q.classes.empty() || std::find(q.classes.begin(), q.classes.end(), s.cls) != q.classes.end()) &&
+        s.lo_ts() < q.to_ns)
+      links.insert(s.meta.linktype);
+  auto output = forced.value_or(links.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap);
+  auto stream = std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output);
+  stream->headers.emplace_back(kLinkTypesHeader, fmt::format("{}", fmt::join(links, ",")));
+  return stream;
 }
 
 std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, const Warn& warn) {
@@ -232,6 +258,11 @@ std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, con
 std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
   // (The command line has always taken from after to as an empty window for flows.)
   query::QuerySpec q = spec(r.filter, r.from, "from", r.to, o_.naming == LocalOptions::Naming::kParameters);
+  // A filter on packets' bytes cannot be answered by flow records: the client's error (400).
+  if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
+    throw BadRequest(fmt::format(
+        "filter: flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
+        q.parsed.unplanned));
   flow::FlowQueryStats st;
   auto rows = flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st);
   check_community_id(r.community_id);
@@ -265,9 +296,38 @@ Reply LocalService::health() {
   return {json{{"status", "ok"}, {"live", o_.live != nullptr}, {"store", o_.store}}, {}};
 }
 
+namespace {
+
+// The flow records a store holds: files, records (of the sealed files), bytes, reach in time.
+json flows_json(const std::vector<flow::FlowFileInfo>& files) {
+  uint64_t records = 0, bytes = 0, open = 0, first = UINT64_MAX, last = 0;
+  for (auto& f : files) {
+    bytes += f.bytes;
+    if (!f.sealed) {
+      ++open;
+      first = std::min(first, f.meta.first_ts);
+      continue;
+    }
+    records += f.meta.packets;
+    first = std::min(first, f.meta.first_ts);
+    last = std::max(last, f.meta.last_ts);
+  }
+  json j = {{"files", files.size()}, {"open_files", open}, {"records", records}, {"bytes", bytes}};
+  if (!files.empty()) {
+    j["first_ns"] = first;
+    j["last_ns"] = last;
+    j["first"] = util::format_time(first);
+    j["last"] = last ? json(util::format_time(last)) : json(nullptr);
+  }
+  return j;
+}
+
+}  // namespace
+
 Reply LocalService::stats(const ApiCounters& api) {
   json j;
   j["store"] = catalog_json(store::Catalog::scan(o_.store));
+  j["store"]["flows"] = flows_json(flow::scan_flow_files(o_.store));
   j["store_path"] = o_.store;
   {  // how far back the flow records reach
     uint64_t files = 0, records = 0, bytes = 0, first = UINT64_MAX, last = 0;

@@ -4,16 +4,20 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <initializer_list>
 #include <optional>
+#include <string_view>
+#include <vector>
 
 #include "server/flow_format.h"
 #include "server/http_common.h"
 #include "server/http_limits.h"
 #include "server/metrics.h"
-#include "server/web_assets.h"
 #include "server/tls_server.h"
+#include "server/web_assets.h"
 
 namespace tmach::server {
 namespace {
@@ -38,6 +42,34 @@ std::vector<std::string> classes_of(const httplib::Request& req) {
 json body_object(const httplib::Request& req) {
   if (req.body.empty() || req.body[0] != '{') return nullptr;
   return json_body(req);
+}
+
+// A parameter a route does not take is refused (400), not ignored: an ignored `flow=` once
+// streamed the whole TCP traffic.
+// (A JSON body that came as a form — curl -d — is in req.params as junk: then only the query
+// string's names are checked.)
+void only_params(const httplib::Request& req, std::initializer_list<std::string_view> known) {
+  std::vector<std::string> names;
+  if (!req.body.empty() && req.body[0] == '{') {
+    size_t q = req.target.find('?');
+    std::string_view qs =
+        q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
+    while (!qs.empty()) {
+      size_t amp = qs.find('&');
+      std::string_view kv = qs.substr(0, amp);
+      if (!kv.empty()) names.emplace_back(kv.substr(0, kv.find('=')));
+      qs = amp == std::string_view::npos ? std::string_view() : qs.substr(amp + 1);
+    }
+  } else {
+    for (auto& [k, v] : req.params) names.push_back(k);
+  }
+  for (auto& k : names)
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      std::string list;
+      for (auto n : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", n);
+      throw BadRequest(fmt::format("unknown parameter '{}' for {} {} (it takes: {})", k, req.method, req.path,
+                                   list.empty() ? "none" : list));
+    }
 }
 
 // true/false parameters: 1, 0, or -1 when absent.
@@ -168,9 +200,10 @@ void HttpApi::query_routes() {
   // starts; then it streams, cut at the time limit or at shutdown.
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
     QueryRequest q{
-        param(req, "filter"),           param(req, "from"),        param(req, "to"), classes_of(req),
-        flag_param(req, "require_all"), param(req, "community_id")};
+        param(req, "filter"),           param(req, "from"),         param(req, "to"),    classes_of(req),
+        flag_param(req, "require_all"), param(req, "community_id"), param(req, "format")};
     struct Ctx {
       std::unique_ptr<Stream> stream;
       std::string filter;
@@ -184,7 +217,7 @@ void HttpApi::query_routes() {
                    fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
     queries_++;
     res.set_chunked_content_provider(
-        kPcapType,
+        ctx->stream->content_type.empty() ? kPcapType : ctx->stream->content_type.c_str(),
         [this, ctx](size_t, httplib::DataSink& sink) {
           auto limit = std::chrono::duration<double>(o_.query_seconds);
           auto stop = [this, ctx, limit]() -> std::string {
@@ -250,6 +283,7 @@ void HttpApi::query_routes() {
 
   // Flows: answered whole (the answerer ranks them before the first is sent).
   s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"filter", "from", "to", "format", "by", "top", "require_all", "community_id"});
     FlowParams fp = flow_params(req);
     FlowRequest q{
         param(req, "filter"),           param(req, "from"),        param(req, "to"), fp.format, fp.by, fp.top,
@@ -275,6 +309,7 @@ void HttpApi::query_routes() {
 void HttpApi::state_routes() {
   auto& s = *svr_;
   s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"host", "class", "for"});
     ClassRequest r{param(req, "host"), param(req, "class"), param(req, "for")};
     if (json j = body_object(req); !j.is_null()) {
       r.host = json_string(j, "host", r.host);
@@ -286,6 +321,7 @@ void HttpApi::state_routes() {
   s.Get("/api/v1/classes",
         [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.class_list(), 2); });
   s.Delete("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"host"});
     reply(res, svc_.class_remove(param(req, "host")), -1);
   });
   s.Delete(R"(/api/v1/classes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
@@ -293,10 +329,12 @@ void HttpApi::state_routes() {
   });
 
   s.Get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"filter", "top"});
     ConnectionsRequest r{param(req, "filter"), param_u64(req, "top", SIZE_MAX)};
     reply(res, svc_.connections(r), 2);
   });
   s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"filter", "suspend_cutoff", "suspend_timeout"});
     ControlRequest r{param(req, "filter"), flag(param(req, "suspend_cutoff"), "suspend_cutoff"),
                      flag(param(req, "suspend_timeout"), "suspend_timeout")};
     if (json j = body_object(req); !j.is_null()) {
@@ -313,6 +351,7 @@ void HttpApi::state_routes() {
 // goes, the time limit, or shutdown.
 void HttpApi::subscribe_routes() {
   svr_->Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"filter", "history_from", "to", "class"});
     SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"), classes_of(req),
                        req.has_param("history_from")};
     struct Ctx {

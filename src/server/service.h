@@ -63,6 +63,9 @@ struct Cancelled : std::runtime_error {
 };
 // What a transport sends with an answer (HTTP headers: a front-end names its workers there).
 using Headers = std::vector<std::pair<std::string, std::string>>;
+// A packet answer's header: the link types of the segments it may hold ("1,113"), so that a
+// tm frontend knows before the first packet whether the merged answer needs pcapng.
+inline constexpr const char* kLinkTypesHeader = "X-TM-Link-Types";
 
 struct QueryRequest {
   std::string filter, from, to;  // as given; empty: all packets, no bound
@@ -71,6 +74,9 @@ struct QueryRequest {
   // A Community ID ("1:..."): only the packets of the connections whose flow records have it
   // (and match `filter`). Empty: no such restriction.
   std::string community_id;
+  // The answer's format: "pcap", "pcapng", or empty (auto): pcapng when the segments the query
+  // may read hold more than one link type, else pcap (util/pcapng_writer.h).
+  std::string format;
 };
 
 struct FlowRequest {
@@ -132,15 +138,17 @@ class Stream {
   // Writes the answer into `out`, asking `stop` every few packets. Returns the summary line.
   // Throws Cancelled when `stop` ended it, or std::runtime_error when it failed midway.
   virtual std::string run(const ByteSink& out, const Warn& warn, const StopCheck& stop) = 0;
-  Headers headers;       // known once opened: sent ahead of the data
-  uint64_t packets = 0;  // after run(): packets written (packet answers)
+  Headers headers;           // known once opened: sent ahead of the data
+  std::string content_type;  // of a packet answer, known once opened; empty: classic pcap
+  uint64_t packets = 0;      // after run(): packets written (packet answers)
 };
 
 class Service {
  public:
   virtual ~Service() = default;
-  // The matching packets, in time order, as one nanosecond pcap stream into `out`. Returns
-  // the summary line. Throws BadRequest, or std::runtime_error.
+  // The matching packets, in time order, as one nanosecond pcap (or pcapng: q.format) stream
+  // into `out`. Returns the summary line, which names the format. Throws BadRequest, or
+  // std::runtime_error.
   virtual std::string query(const QueryRequest& q, const ByteSink& out, const Warn& warn) = 0;
   // The matching flow records, rendered in q.format into `out`. Returns the summary line
   // (empty when there is none to give).

@@ -7,6 +7,7 @@
 #include "packet/packet_info.h"
 #include "store/index.h"
 #include "store/sidecar.h"
+#include "util/timespec.h"
 
 namespace tmach::server {
 
@@ -43,6 +44,8 @@ nlohmann::json catalog_json(const store::Catalog& cat) {
     if (a.first != UINT64_MAX) {
       d["first_ns"] = a.first;
       d["last_ns"] = a.last;
+      d["first"] = util::format_time(a.first);
+      d["last"] = a.last ? nlohmann::json(util::format_time(a.last)) : nlohmann::json(nullptr);
     }
     d["index_ratio"] = a.pcap ? static_cast<double>(a.idx) / static_cast<double>(a.pcap) : 0.0;
   };

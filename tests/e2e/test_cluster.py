@@ -176,7 +176,7 @@ class Faults(Cluster):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(self.workers[1], p.stderr.decode())
         # Stats name the worker that is down and total the others.
-        st = json.loads(tm("stats", "--server", self.fe).stdout)
+        st = json.loads(tm("stats", "--server", self.fe, "--format", "api").stdout)
         self.assertEqual(st["down"], [self.workers[1]])
         self.assertEqual(st["store"]["total"]["packets"],
                          len(read_pcap(self.src)) - len(self.share_packets(1)))
@@ -352,7 +352,7 @@ class Live(Cluster):
         tm("class", "--server", fe, "remove", "10.9.8.7")
         for url in self.workers:
             self.assertEqual(json.loads(tm("class", "--server", url, "list", "--json").stdout), [])
-        st = json.loads(tm("stats", "--server", fe).stdout)
+        st = json.loads(tm("stats", "--server", fe, "--format", "api").stdout)
         self.assertEqual([w["stats"]["capture"]["worker_share"]["worker_id"] for w in st["workers"]], [0, 1, 2])
         self.assertEqual(st["down"], [])
         # A subscription through the front-end: new UDP datagrams on lo, from whichever worker keeps them.
@@ -375,8 +375,9 @@ class Live(Cluster):
 
 class Mixed(Cluster):
     def test_other_link_type_is_left_out_and_counted_as_a_worker_does(self):
-        # Two workers with different link types: the answer takes the first packet's link type
-        # (as one worker's answer does) and counts the other's packets in the query status.
+        # Two workers with different link types, a pcap asked for (format=pcap; by default the answer
+        # is pcapng, test_pcapng.py): the answer takes the first packet's link type (as one worker's
+        # answer does) and counts the other's packets in the query status.
         eth, raw = corpus("mixed", "wikipedia.pcap"), corpus("link", "rotation.pcap")
         stores = []
         for i, src in enumerate((eth, raw)):
@@ -385,11 +386,11 @@ class Mixed(Cluster):
         self.start_workers(stores)
         fe = self.start_frontend(balance=None)
         out = self.path("a.pcap")
-        p = tm("query", "--server", fe, "-w", out, "")
+        p = tm("query", "--server", fe, "--format", "pcap", "-w", out, "")
         first, other = sorted((eth, raw), key=lambda f: read_pcap(f)[0][0])
         self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(first))
         qid = None
-        for line in run(["curl", "-s", "-D", "-", "-o", "/dev/null", fe + "/api/v1/query?filter="]).stdout.decode().splitlines():
+        for line in run(["curl", "-s", "-D", "-", "-o", "/dev/null", fe + "/api/v1/query?filter=&format=pcap"]).stdout.decode().splitlines():
             if line.lower().startswith("x-tm-query-id:"):
                 qid = line.split(":", 1)[1].strip()
         self.assertTrue(qid)

@@ -286,7 +286,7 @@ class Live(Serve):
         for flt in ("", "tcp port 80", "host 192.150.187.43 and tcp[13] & 2 != 0"):
             want = strip_ts(tcpdump_packets(REPLAY, flt or None))
             self.assertSamePackets(self.query_until(flt, want), want, "query %r through the API" % flt)
-        stats = json.loads(self.tm("stats", "--server", self.url).stdout)
+        stats = json.loads(self.tm("stats", "--server", self.url, "--format", "api").stdout)
         self.assertEqual(stats["capture"]["packets"], len(list(read_pcap(REPLAY))))
         m = parse_prometheus(self.curl("/metrics")[1].decode())
         self.assertEqual(sum(v for _, v in m["tm_packets_seen_total"]), stats["capture"]["packets"])
@@ -365,7 +365,7 @@ cutoff = "2k"
         want = strip_ts(tcpdump_packets(REPLAY, "host " + host))
         got = self.query_until("host " + host, want)
         self.assertSamePackets(got, want, "a suspicious host's connections are kept whole")
-        stats = json.loads(self.tm("stats", "--server", self.url).stdout)["capture"]["classes"]
+        stats = json.loads(self.tm("stats", "--server", self.url, "--format", "api").stdout)["capture"]["classes"]
         self.assertEqual(stats["suspicious"]["stored_packets"], len(want))
         # Without the dynamic class, the same traffic keeps far less of that host (2k per connection).
         offline = self.path("offline")
@@ -392,7 +392,7 @@ cutoff = "2k"
         self.start_live("--config", cfg, "--cutoff", "2k")
         self.replay(half_a)
         deadline = time.monotonic() + WAIT
-        while json.loads(self.tm("stats", "--server", self.url).stdout)["capture"]["packets"] < 300:
+        while json.loads(self.tm("stats", "--server", self.url, "--format", "api").stdout)["capture"]["packets"] < 300:
             self.assertLess(time.monotonic(), deadline, "the first half did not arrive")
             time.sleep(0.1)
         rows = json.loads(self.tm("connections", "--server", self.url, "--json", "--top", "3").stdout)

@@ -218,10 +218,10 @@ TEST(LocalServiceErrors, NamedAsOptionsOrAsParameters) {
   LocalService cli(o);
   o.naming = LocalOptions::Naming::kParameters;
   LocalService api(o);
-  EXPECT_THROW(cli.open_query({"host and", "", "", {}, false, ""}), BadRequest);
-  EXPECT_THROW(api.open_query({"host and", "", "", {}, false, ""}), BadRequest);
+  EXPECT_THROW(cli.open_query({"host and", "", "", {}, false, "", ""}), BadRequest);
+  EXPECT_THROW(api.open_query({"host and", "", "", {}, false, "", ""}), BadRequest);
   try {
-    cli.open_query({"tcp", "yesterday-ish", "", {}, false, ""});
+    cli.open_query({"tcp", "yesterday-ish", "", {}, false, "", ""});
     FAIL();
   } catch (const BadRequest&) {
     FAIL() << "the command line's bad time is not a 400";
@@ -229,13 +229,13 @@ TEST(LocalServiceErrors, NamedAsOptionsOrAsParameters) {
     EXPECT_EQ(std::string(e.what()).rfind("--from: ", 0), 0u) << e.what();
   }
   try {
-    api.open_query({"tcp", "yesterday-ish", "", {}, false, ""});
+    api.open_query({"tcp", "yesterday-ish", "", {}, false, "", ""});
     FAIL();
   } catch (const BadRequest& e) {
     EXPECT_EQ(std::string(e.what()).rfind("from: ", 0), 0u) << e.what();
   }
   try {
-    api.open_query({"tcp", "2026-01-02", "2026-01-01", {}, false, ""});
+    api.open_query({"tcp", "2026-01-02", "2026-01-01", {}, false, "", ""});
     FAIL();
   } catch (const BadRequest& e) {
     EXPECT_STREQ(e.what(), "from is after to");

@@ -1,0 +1,156 @@
+"""Query answers of several link types (issue 18 item 3): a store recorded from corpus captures of
+Ethernet, raw IP and Linux cooked capture answers a query over all of them as pcapng (one interface
+per link type, nanosecond timestamps) that tshark reads packet for packet and byte for byte as the
+inputs hold them; --format pcap keeps the old behaviour (one link type, a warning); an answer of one
+link type in pcapng is read by tcpdump as well (libpcap 1.10 reads no pcapng whose interfaces differ
+in link type). The same through the HTTP API (format=, Content-Type) and a tm frontend's merge."""
+import json
+import os
+import subprocess
+import unittest
+
+from test_cluster import Cluster
+from tmtest import TM, corpus, read_pcap, record, run, tcpdump_packets, tm, free_port
+
+ETH = corpus("link", "icmp_dot1q.pcap")      # link type 1, 2008
+RAW = corpus("link", "rotation.pcap")        # link type 101, 2011
+SLL = corpus("link", "linuxsll-arp.pcap")    # link type 113, 2020
+INPUTS = [(ETH, 1), (RAW, 101), (SLL, 113)]
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+def input_packets(files):
+    """(ts_ns, wirelen, bytes) of every packet of the inputs, in time order (ties: by bytes)."""
+    out = []
+    for f in files:
+        out += [(ts, wire, data) for ts, cap, wire, data in read_pcap(f)]
+    return sorted(out)
+
+
+def tshark_packets(path):
+    """(ts_ns, wirelen, bytes) per packet as tshark reads the file, and the interfaces' link types."""
+    p = run(["tshark", "-r", path, "-T", "json", "-x"])
+    pkts, ifaces = [], set()
+    for pk in json.loads(p.stdout):
+        layers = pk["_source"]["layers"]
+        frame = layers["frame"]
+        s, frac = frame["frame.time_epoch"].split(".")
+        ts = int(s) * 10**9 + int(frac.ljust(9, "0")[:9])
+        raw = layers["frame_raw"]
+        raw = raw[0] if isinstance(raw, list) else raw
+        pkts.append((ts, int(frame["frame.len"]), bytes.fromhex(raw)))
+        ifaces.add(frame.get("frame.interface_id"))
+    return pkts, ifaces
+
+
+def time_range(path):
+    """--from/--to (epoch seconds with nanoseconds) covering exactly the packets of a capture."""
+    ts = [t for t, _, _, _ in read_pcap(path)]
+    lo, hi = min(ts), max(ts) + 1
+    return "%d.%09d" % (lo // 10**9, lo % 10**9), "%d.%09d" % (hi // 10**9, hi % 10**9)
+
+
+class MixedLinkTypes(Cluster):
+    def setUp(self):
+        super().setUp()
+        s = record(self.store, [f for f, _ in INPUTS], "--cutoff", "none")
+        self.assertEqual(s["packets"], sum(len(read_pcap(f)) for f, _ in INPUTS))
+
+    def check_all(self, out, what):
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(4), PCAPNG_MAGIC, what + ": not a pcapng")
+        got, ifaces = tshark_packets(out)
+        want = input_packets([f for f, _ in INPUTS])
+        self.assertEqual(len(got), len(want), what + ": packet count")
+        self.assertEqual(sum(len(d) for _, _, d in got), sum(len(d) for _, _, d in want), what + ": bytes")
+        self.assertEqual(sorted(got), want, what)
+        self.assertEqual(ifaces, {"0", "1", "2"}, what + ": one interface per link type")
+
+    def test_auto_writes_pcapng_with_every_packet(self):
+        out = self.path("all.pcapng")
+        p = tm("query", "--store", self.store, "-w", out)
+        err = p.stderr.decode()
+        self.assertIn("written as pcapng (link types 1, 101, 113)", err)
+        self.assertNotIn("left out", err)
+        self.check_all(out, "auto")
+        p = tm("query", "--store", self.store, "--format", "pcapng", "-w", out)
+        self.check_all(out, "--format pcapng")
+
+    def test_format_pcap_keeps_one_link_type_and_warns(self):
+        out = self.path("eth.pcap")
+        p = tm("query", "--store", self.store, "--format", "pcap", "-w", out)
+        err = p.stderr.decode()
+        self.assertIn("32 matching packets of another link type than 1 were left out", err)
+        self.assertIn("written as pcap (link type 1)", err)
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(ETH), "--format pcap")
+        p = tm("query", "--store", self.store, "--format", "pcap-ng", "-w", out, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("pcap-ng", p.stderr.decode())
+
+    def test_one_link_type_in_pcapng_is_read_by_tcpdump(self):
+        for f, lt in INPUTS:
+            with self.subTest(input=os.path.basename(f)):
+                lo, hi = time_range(f)
+                out = self.path("one.pcapng")
+                p = tm("query", "--store", self.store, "--format", "pcapng", "--from", lo, "--to", hi, "-w", out)
+                self.assertIn("written as pcapng (link type %d)" % lt, p.stderr.decode())
+                self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(f), "tcpdump -r")
+                got, _ = tshark_packets(out)
+                self.assertEqual(got, input_packets([f]))
+        # Auto over the oldest capture's time alone: its segments hold one link type, a pcap.
+        lo, hi = time_range(ETH)
+        out = self.path("first.pcap")
+        p = tm("query", "--store", self.store, "--from", lo, "--to", hi, "-w", out)
+        self.assertIn("written as pcap (link type 1)", p.stderr.decode())
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(ETH))
+
+    def test_http_api_and_tm_query_server(self):
+        self.start_workers([self.store])
+        url = self.workers[0]
+        for fmt_param, ctype in (("", "application/x-pcapng"), ("&format=pcapng", "application/x-pcapng"),
+                                 ("&format=pcap", "application/vnd.tcpdump.pcap")):
+            with self.subTest(format=fmt_param):
+                out = self.path("http.out")
+                p = run(["curl", "-s", "-o", out, "-w", "%{http_code} %{content_type}",
+                         url + "/api/v1/query?filter=" + fmt_param])
+                self.assertEqual(p.stdout.decode(), "200 " + ctype)
+                if ctype == "application/x-pcapng":
+                    self.check_all(out, "HTTP" + fmt_param)
+                else:
+                    self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(ETH))
+        p = run(["curl", "-s", "-w", " %{http_code}", url + "/api/v1/query?format=pcapng2"])
+        self.assertTrue(p.stdout.decode().endswith(" 400"), p.stdout)
+        self.assertIn("format", p.stdout.decode())
+        out = self.path("server.pcapng")
+        p = tm("query", "--server", url, "-w", out)
+        self.assertIn("written as pcapng", p.stderr.decode())
+        self.check_all(out, "tm query --server")
+
+    def test_frontend_merges_workers_of_different_link_types(self):
+        # Worker 0 holds Ethernet and raw IP, worker 1 Linux cooked: one answer of all three.
+        w0, w1 = self.path("w0"), self.path("w1")
+        record(w0, [ETH, RAW], "--cutoff", "none")
+        record(w1, [SLL], "--cutoff", "none")
+        self.start_workers([w0, w1])
+        fe = self.start_frontend(balance=None)
+        out = self.path("fe.pcapng")
+        p = tm("query", "--server", fe, "-w", out)
+        self.assertIn("written as pcapng", p.stderr.decode())
+        self.check_all(out, "frontend auto")
+        p = run(["curl", "-s", "-o", out, "-w", "%{http_code} %{content_type}", fe + "/api/v1/query?format=pcapng"])
+        self.assertEqual(p.stdout.decode(), "200 application/x-pcapng")
+        self.check_all(out, "frontend format=pcapng")
+        # pcap asked for: the first link type's packets, the others counted and named.
+        out = self.path("fe.pcap")
+        p = tm("query", "--server", fe, "--format", "pcap", "-w", out)
+        self.assertIn("written as pcap", p.stderr.decode())
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(ETH), "frontend --format pcap")
+        # One worker's link type only (a time range that excludes the others): plain pcap.
+        lo, hi = time_range(SLL)
+        out = self.path("fe-sll")
+        p = tm("query", "--server", fe, "--from", lo, "--to", hi, "-w", out)
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(SLL), "frontend, one link type")
+
+
+if __name__ == "__main__":
+    unittest.main()
