@@ -122,16 +122,28 @@ std::string download_name(const std::string& filter, const std::string& from, co
   return n;
 }
 
+// A packet query's parameters (query, count, explain: each route checks which it takes).
+QueryRequest query_request(const httplib::Request& req) {
+  return QueryRequest{
+      param(req, "filter"),           param(req, "from"),         param(req, "to"),    classes_of(req),
+      flag_param(req, "require_all"), param(req, "community_id"), param(req, "format")};
+}
+
 }  // namespace
 
 HttpApi::HttpApi(Service& svc, RouteOptions o) : svc_(svc), o_(std::move(o)), svr_(make_http_server(o_.tls)) {
   install_common_handlers(*svr_, o_.token, http_requests_, o_.write_timeout_s);
   auto& s = *svr_;
-  s.Get("/health",
-        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.health(), -1); });
-  s.Get("/api/v1/stats",
-        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.stats(counters()), 2); });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
+    reply(res, svc_.health(), -1);
+  });
+  s.Get("/api/v1/stats", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
+    reply(res, svc_.stats(counters()), 2);
+  });
+  s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
     Metrics limits;  // what the connection limits did (http_limits.h), process-wide
     for (auto& x : http_limit_metrics()) limits.add(x.name, "counter", x.help, static_cast<double>(x.value));
     res.set_content(svc_.metrics(counters()) + limits.text(), kMetricsType);
@@ -201,9 +213,7 @@ void HttpApi::query_routes() {
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
     only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
-    QueryRequest q{
-        param(req, "filter"),           param(req, "from"),         param(req, "to"),    classes_of(req),
-        flag_param(req, "require_all"), param(req, "community_id"), param(req, "format")};
+    QueryRequest q = query_request(req);
     struct Ctx {
       std::unique_ptr<Stream> stream;
       std::string filter;
@@ -249,18 +259,13 @@ void HttpApi::query_routes() {
 
   // The plan of a filter (tm query --explain's, without running it), and a query's count.
   s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
-    QueryRequest q;
-    q.filter = param(req, "filter");
-    q.from = param(req, "from");
-    q.to = param(req, "to");
-    q.classes = classes_of(req);
-    reply(res, svc_.explain(q), 2);
+    only_params(req, {"filter", "from", "to", "class"});
+    reply(res, svc_.explain(query_request(req)), 2);
   });
   s.Get("/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);
-    QueryRequest q{
-        param(req, "filter"),           param(req, "from"),        param(req, "to"), classes_of(req),
-        flag_param(req, "require_all"), param(req, "community_id")};
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id"});
+    QueryRequest q = query_request(req);
     auto t0 = clk::now();
     queries_admit_.admit();
     struct Release {
@@ -278,8 +283,10 @@ void HttpApi::query_routes() {
           -1);
     observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
   });
-  s.Get("/api/v1/history",
-        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.history(), -1); });
+  s.Get("/api/v1/history", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
+    reply(res, svc_.history(), -1);
+  });
 
   // Flows: answered whole (the answerer ranks them before the first is sent).
   s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
