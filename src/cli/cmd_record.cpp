@@ -15,6 +15,7 @@
 #include "cmdline/options.h"
 #include "cmdline/summary.h"
 #include "record/session.h"
+#include "store/catalog.h"
 #include "store/import_session.h"
 
 namespace tmach::cli {
@@ -28,12 +29,20 @@ Runner add_record(CLI::App& app) {
   app.add_flag(
       "--force", o->force,
       "record a --read file even if the store has already imported it (its packets are stored twice)");
+  app.add_flag("--repair", o->repair,
+               "first mark the store as one again if it lost its STORE marker (after checking that it "
+               "holds a store's files only); without --read or --interface, only that");
   app.add_option("-i,--interface", o->interfaces, "live interface; repeatable");
   app.add_flag("--json", o->json, "print the summary as JSON");
   app.add_option("--test-writer-delay-us", o->test_delay_us, "testing: slow the writer down (per packet)")
       ->group("");
   return [o]() -> int {
     config::Config cfg = build_config(*o);
+    if (o->repair) {
+      if (std::string did = store::repair_store_marker(cfg.store); !did.empty())
+        std::cerr << "tm record: " << did << "\n";
+      if (o->reads.empty() && cfg.interfaces.empty()) return 0;
+    }
     if (o->reads.empty() && cfg.interfaces.empty())
       throw std::runtime_error(
           "nothing to record: give --read FILE or --interface IFACE (or capture.interfaces)");
@@ -78,7 +87,10 @@ Runner add_record(CLI::App& app) {
     if (share) so.keep = [f = share.get()](capture::RawPacket* p, size_t n) { return f->keep(p, n); };
     record::Session session(cfg, std::move(so));
     const auto& ad = session.adopt_report();
-    if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
+    if (ad.segments)
+      spdlog::info(
+          "adopted {} sealed segments; sidecars checked whole: {} ({} bytes; the others are known sound)",
+          ad.segments, ad.verified, ad.verified_bytes);
     if (ad.recovered)
       std::cerr << fmt::format(
           "tm record: recovered {} segment(s) left without a sealed sidecar ({} bytes of "
