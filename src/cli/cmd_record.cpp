@@ -20,6 +20,7 @@
 #include "cmdline/options.h"
 #include "cmdline/summary.h"
 #include "record/session.h"
+#include "store/catalog.h"
 #include "store/import_session.h"
 #include "util/units.h"
 
@@ -79,6 +80,9 @@ Runner add_record(CLI::App& app) {
   app.add_flag(
       "--force", o->force,
       "record a --read file even if the store has already imported it (its packets are stored twice)");
+  app.add_flag("--repair", o->repair,
+               "first mark the store as one again if it lost its STORE marker (after checking that it "
+               "holds a store's files only); without --read or --interface, only that");
   app.add_option("-i,--interface", o->interfaces, "live interface; repeatable");
   auto format = std::make_shared<std::string>("text");
   app.add_option("--format", *format, "the summary as text, json, or csv (one line per class)")
@@ -89,6 +93,11 @@ Runner add_record(CLI::App& app) {
   return [o, format]() -> int {
     if (o->json) *format = "json";
     config::Config cfg = build_config(*o);
+    if (o->repair) {
+      if (std::string did = store::repair_store_marker(cfg.store); !did.empty())
+        std::cerr << "tm record: " << did << "\n";
+      if (o->reads.empty() && cfg.interfaces.empty()) return 0;
+    }
     if (o->reads.empty() && cfg.interfaces.empty())
       throw std::runtime_error(
           "nothing to record: give --read FILE or --interface IFACE (or capture.interfaces)");
@@ -147,7 +156,10 @@ Runner add_record(CLI::App& app) {
     record::Session session(cfg, std::move(so));
     if (!live) progress = std::make_unique<Progress>(session, total);
     const auto& ad = session.adopt_report();
-    if (ad.segments) spdlog::info("adopted {} sealed segments", ad.segments);
+    if (ad.segments)
+      spdlog::info(
+          "adopted {} sealed segments; sidecars checked whole: {} ({} bytes; the others are known sound)",
+          ad.segments, ad.verified, ad.verified_bytes);
     if (ad.recovered)
       std::cerr << fmt::format(
           "tm record: recovered {} segment(s) left without a sealed sidecar ({} bytes of "

@@ -28,7 +28,8 @@ struct RecordOptions {
   int capture_threads = 0;  // 0: capture.threads of the config
   std::vector<std::string> reads;
   bool json = false;
-  bool force = false;  // tm record: record files the store has already imported
+  bool force = false;   // tm record: record files the store has already imported
+  bool repair = false;  // tm record: give a store that lost its STORE marker a new one
   uint32_t test_delay_us = 0;
   // One worker of an N-way split (tm record/serve --worker-id I --workers N): keeps the
   // packets whose balancing hash mod N is I (cluster/balance.h).

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -21,6 +22,8 @@
 namespace {
 // The socket the calling thread accepted last (see accept() below); -1 when unknown.
 thread_local int t_accepted = -1;
+// The socket httplib created last on this thread for listening (its socket_options hook).
+thread_local int t_socket = -1;
 }  // namespace
 
 // cpp-httplib's accept loop calls accept() through the dynamic linker, so this definition is
@@ -96,6 +99,8 @@ struct State {
 };
 
 thread_local State* t_state = nullptr;
+// A route asked for the allocator's free memory to be given back (trim_memory_after_connection).
+std::atomic<bool> g_trim{false};
 thread_local Conn* t_conn = nullptr;
 
 HttpLimitCounters g_counters;
@@ -132,14 +137,7 @@ size_t open_conns(const State& s) {
 // Each connection on a thread of its own, up to the cap; a watchdog enforces the deadlines.
 class ConnQueue : public httplib::TaskQueue {
  public:
-  // `listen_fd`: the listening socket, bound by now (httplib creates the queue as it starts
-  // serving). httplib listens with a backlog of 5: a burst of connections (slowloris, or
-  // many clients at once) would have further SYNs dropped and retried after a second.
-  ConnQueue(const HttpLimits& l, int listen_fd, bool tls) : st_(std::make_shared<State>(l)), tls_(tls) {
-    int on = 0;
-    socklen_t n = sizeof on;
-    if (listen_fd >= 0 && getsockopt(listen_fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &n) == 0 && on)
-      ::listen(listen_fd, SOMAXCONN);
+  ConnQueue(const HttpLimits& l, bool tls) : st_(std::make_shared<State>(l)), tls_(tls) {
     watchdog_ = std::thread([st = st_] { watch(*st); });
   }
   ~ConnQueue() override { shutdown(); }
@@ -179,6 +177,8 @@ class ConnQueue : public httplib::TaskQueue {
         }
         t_conn = nullptr;
         t_state = nullptr;
+        // (every request and answer of the connection is freed by now)
+        if (g_trim.exchange(false, std::memory_order_relaxed)) malloc_trim(0);
         std::lock_guard g(st->mu);
         st->conns.erase(it);
         st->live--;
@@ -319,19 +319,35 @@ std::vector<HttpLimitMetric> http_limit_metrics() {
   };
 }
 
+int bind_listening(httplib::Server& s, const std::string& host, int port) {
+  t_socket = -1;
+  int got = port == 0 ? s.bind_to_any_port(host) : s.bind_to_port(host, port) ? port : -1;
+  // httplib has listened with a backlog of 5: a burst of connections (slowloris, or many
+  // clients at once) would have further SYNs dropped and retried after a second. Raised here,
+  // before any thread serves the socket (raising it later, from the serving thread, raced
+  // with Server::stop()'s close of the socket).
+  int on = 0;
+  socklen_t n = sizeof on;
+  if (got > 0 && t_socket >= 0 && getsockopt(t_socket, SOL_SOCKET, SO_ACCEPTCONN, &on, &n) == 0 && on)
+    ::listen(t_socket, SOMAXCONN);
+  t_socket = -1;
+  return got;
+}
+
+void trim_memory_after_connection() { g_trim.store(true, std::memory_order_relaxed); }
+
 void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
   auto read_us = static_cast<int64_t>(l.read_seconds * 1e6);
   s.set_read_timeout(read_us / 1000000, read_us % 1000000);
   s.set_payload_max_length(l.max_body_bytes);
-  auto listen_fd = std::make_shared<std::atomic<int>>(-1);
-  s.set_socket_options([listen_fd](int fd) {
+  s.set_socket_options([](int fd) {
     httplib::default_socket_options(fd);
-    *listen_fd = fd;
+    t_socket = fd;
   });
   // Over TLS (httplib::SSLServer) the handshake runs on the connection's thread, in the
   // header phase: its deadline and size limit hold for the handshake too.
   bool tls = dynamic_cast<httplib::SSLServer*>(&s) != nullptr;
-  s.new_task_queue = [l, listen_fd, tls] { return new ConnQueue(l, listen_fd->load(), tls); };
+  s.new_task_queue = [l, tls] { return new ConnQueue(l, tls); };
   // A client that asks before sending its body (Expect: 100-continue) is refused before it
   // sends a byte of a body too large (httplib would answer 100 Continue to anything).
   s.set_expect_100_continue_handler([l](const httplib::Request& req, httplib::Response& res) {

@@ -71,6 +71,11 @@ std::vector<HttpLimitMetric> http_limit_metrics();
 // check_request_limits, and the end of each answer is reported by answer_written.
 void install_connection_limits(httplib::Server& s, const HttpLimits& l);
 
+// Binds `s` to host:port (0: any free port) as bind_to_port/bind_to_any_port do, then raises
+// the listening backlog from httplib's 5 to SOMAXCONN, before any thread serves the socket.
+// Needs install_connection_limits first. Returns the port bound, or -1.
+int bind_listening(httplib::Server& s, const std::string& host, int port);
+
 // The request's own limits, checked before authentication: its body (size, framing), its
 // text (path and query parameters: no NUL byte, valid UTF-8). Fills `res` and returns true
 // when the request is refused (the connection is then closed after the answer).
@@ -84,6 +89,11 @@ void answer_written();
 // blocked on a client that does not read is cut off (its socket shut down; the write fails
 // and the handler ends as if the client had gone). Call from the route's thread.
 void limit_answer_time(double seconds);
+
+// The allocator's free memory is given back to the system (malloc_trim) when the current
+// connection ends: for answers that build large structures (flows), whose freed memory glibc
+// would otherwise keep in the arenas of the threads that used it.
+void trim_memory_after_connection();
 
 // Closes the current connection once its answer is written (no further request on it).
 void close_after_answer();

@@ -162,13 +162,10 @@ int HttpApi::bind(const std::string& host, int port, const std::string& as_writt
         "the API listens on {} without TLS: its bearer token and every answer travel in clear (give a TLS "
         "certificate: --tls-cert/--tls-key, or tls_cert/tls_key in the config)",
         as_written);
-  if (port == 0) {
-    int got = svr_->bind_to_any_port(host);
-    if (got > 0) return got;
-  }
-  if (port <= 0 || !svr_->bind_to_port(host, port))
+  int got = port < 0 ? -1 : bind_listening(*svr_, host, port);
+  if (got <= 0)
     throw std::runtime_error(fmt::format("cannot listen on {} (address in use, or not local)", as_written));
-  return port;
+  return got;
 }
 
 void HttpApi::serve() { svr_->listen_after_bind(); }
@@ -305,6 +302,7 @@ void HttpApi::query_routes() {
     stream->run([&](const char* d, size_t n) { text.append(d, n); },
                 [](const std::string& w) { spdlog::warn("flows: {}", w); }, [] { return std::string(); });
     res.set_content(std::move(text), flow_content_type(fp.format));
+    trim_memory_after_connection();  // what ranking the flows took is given back
     flow_queries_++;
     observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
   });

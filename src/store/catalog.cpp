@@ -15,6 +15,8 @@
 #include "store/imports.h"
 #include "store/layout.h"
 #include "store/sidecar.h"
+#include "store/verified.h"
+#include "util/file_io.h"
 
 namespace fs = std::filesystem;
 
@@ -165,8 +167,46 @@ bool looks_like_store(const std::string& root) {
 std::string missing_marker_hint(const std::string& root) {
   return fmt::format(
       "{} holds tm segments but no {} marker (deleted?); if it is a tm store, mark it as one again: "
-      "printf 'tm store format {}\\n' > {}",
-      root, kStoreMarker, kStoreFormat, (fs::path(root) / kStoreMarker).string());
+      "tm record --store {} --repair",
+      root, kStoreMarker, root);
+}
+
+std::string repair_store_marker(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw std::runtime_error(fmt::format("{} is not a directory", root));
+  fs::path marker = fs::path(root) / kStoreMarker;
+  if (fs::exists(marker, ec)) {
+    check_store_marker(root);
+    return "";
+  }
+  auto refuse = [&](const fs::path& p, const char* why) {
+    throw std::runtime_error(
+        fmt::format("cannot repair {}: {} {}; is this a tm store? (nothing changed)", root, p.string(), why));
+  };
+  size_t segments = 0;
+  for (const auto& top : fs::directory_iterator(root)) {
+    std::string name = top.path().filename().string();
+    if (name == kLockFile || name == kImportLog || name == "flows" || name == kQuarantineDir ||
+        name.starts_with("dynamic-classes.json") || name == kVerifiedFile ||
+        name == std::string(kVerifiedFile) + ".tmp")
+      continue;
+    if (!top.is_directory()) refuse(top.path(), "does not belong to a store");
+    for (const auto& f : fs::directory_iterator(top.path())) {
+      std::string fn = f.path().filename().string();
+      std::string stem = f.path().stem().string();
+      auto ext = f.path().extension();
+      if (ext == ".tmp") stem = fs::path(stem).stem().string();  // an interrupted sidecar: "NAME.idx.tmp"
+      if ((ext != ".pcap" && ext != ".idx" && ext != ".tmp") || !parse_segment_name(stem) ||
+          !f.is_regular_file())
+        refuse(f.path(), "is not a segment file");
+      segments += ext == ".pcap";
+    }
+  }
+  if (segments == 0)
+    throw std::runtime_error(
+        fmt::format("cannot repair {}: it holds no segment (a new store needs no repair)", root));
+  util::replace_file_atomic(marker.string(), store_marker_text());
+  return fmt::format("{} marked as a tm store again ({} segment(s) found)", root, segments);
 }
 
 void check_store_marker(const std::string& root) {
@@ -204,7 +244,8 @@ Catalog Catalog::scan(const std::string& root, Depth depth) {
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
     if (name == kStoreMarker || name == kLockFile || name == kImportLog || name == "flows" ||
-        name == kQuarantineDir || name.starts_with("dynamic-classes.json"))
+        name == kQuarantineDir || name.starts_with("dynamic-classes.json") || name == kVerifiedFile ||
+        name == std::string(kVerifiedFile) + ".tmp")
       continue;
     if (!top.is_directory()) {
       c.foreign.push_back(top.path().string());

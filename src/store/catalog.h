@@ -68,5 +68,11 @@ void check_store_marker(const std::string& root);
 // import log), and the message that says how to mark it as a store again.
 bool looks_like_store(const std::string& root);
 std::string missing_marker_hint(const std::string& root);
+// `tm record --repair`: gives a store that lost its STORE marker a new one, after checking
+// that it holds a store's files only (at least one segment; top level: class directories
+// of segment files, LOCK, the import log, flows/, quarantine/, dynamic classes, VERIFIED).
+// Returns what it did ("" when the marker was there); throws std::runtime_error naming the
+// first file that does not belong to a store (nothing changed).
+std::string repair_store_marker(const std::string& root);
 
 }  // namespace tmach::store

@@ -1,6 +1,7 @@
 // Names of things in a store directory:
 //   STORE                                   marker with the store format version
 //   LOCK                                    flock()ed by the recorder that owns the store
+//   VERIFIED                                the sidecars known sound (store/verified.h)
 //   quarantine/<class>/                     files named as segments that are no pcap, set aside
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.pcap   a segment (nanosecond pcap)
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.idx    its sidecar, present once sealed

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "store/catalog.h"
+#include "store/verified.h"
 
 namespace tmach::store {
 
@@ -18,6 +19,10 @@ namespace tmach::store {
 struct AdoptReport {
   size_t segments = 0;   // sealed segments adopted from their sidecars
   size_t recovered = 0;  // open or damaged segments rebuilt from their pcap
+  // Sealed sidecars checked whole (every section's CRC): those not known sound (see
+  // verified.h), i.e. new since the last clean stop, or changed. The others are not read.
+  size_t verified = 0;
+  uint64_t verified_bytes = 0;
   uint64_t truncated_bytes = 0;
   std::vector<std::string> foreign;  // left alone
   std::vector<std::string> problems;
@@ -44,7 +49,14 @@ class StoreDir {
   // this process may write here (it holds the lock), so an open segment is a crash
   // leftover. Returns every segment left (sealed, in catalog order: by class, then
   // sequence number); fills `report`.
+  // A sealed sidecar not known sound (verified.h) is checked whole and rebuilt when damaged;
+  // afterwards every sealed sidecar kept is recorded as sound (the VERIFIED file rewritten).
   std::vector<SegmentInfo> adopt(uint32_t directory_every, uint64_t directory_bytes, AdoptReport& report);
+
+  // The sidecars known sound: the writer adds those it seals, forgets those it deletes, and
+  // saves at a clean stop (save_verified() warns instead of throwing).
+  VerifiedSidecars& verified() { return verified_; }
+  void save_verified();
 
  private:
   // Moves a segment's files to quarantine/<class>/ (never over another file); returns where
@@ -53,6 +65,7 @@ class StoreDir {
 
   std::string root_;
   int lock_fd_ = -1;
+  VerifiedSidecars verified_;
 };
 
 }  // namespace tmach::store

@@ -206,6 +206,7 @@ void StoreWriter::finish() {
   if (!!failed()) return;
   for (Last& l : last) sealed_segment(l.cls, *l.w, l.idx);
   enforce_budgets();
+  dir_.save_verified();  // a clean stop: the next start checks no sidecar this run wrote
 }
 
 void StoreWriter::set_error(const std::string& what) {
@@ -375,6 +376,7 @@ void StoreWriter::sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx) {
   st.last_packets = w.packets();
   st.spare_builders.push_back(w.take_builder());
   st.sealed.add(DiskRing::File{w.base(), w.file_bytes() + idx, w.meta().first_ts, w.meta().last_ts});
+  dir_.verified().add(w.base() + ".idx");  // written from memory: sound
   stats_[cls]->segments_sealed++;
   stats_[cls]->sidecar_bytes += idx;
   enforce_budgets();
@@ -389,6 +391,7 @@ void StoreWriter::note_closed(uint16_t cls, const SegmentWriter& w) {
 void StoreWriter::collect_seals(bool wait_all) { sealer_.collect(wait_all, on_sealed_); }
 
 void StoreWriter::evicted(uint16_t cls, const DiskRing::File& f) {
+  dir_.verified().forget(f.base + ".idx");
   stats_[cls]->segments_evicted++;
   stats_[cls]->bytes_evicted += f.bytes;
   stats_[cls]->segments--;

@@ -121,6 +121,7 @@ bool StoreWriter::make_room(const std::string& what) {
         continue;
       }
       state_[cls].sealed.add(DiskRing::File{seg.base, seg.disk_bytes(), seg.meta.first_ts, seg.meta.last_ts});
+      dir_.verified().add(seg.idx_path());
       stats_[cls]->segments_sealed++;
       stats_[cls]->sidecar_bytes += seg.idx_bytes;
       update_disk_stat(cls);

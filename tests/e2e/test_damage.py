@@ -2,6 +2,7 @@
 damaged record header in a pcap whose index is intact costs that record only (the index's offsets find the
 others), and is reported rather than returned with a wrong length."""
 import os
+import re
 import struct
 
 from tmtest import StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm
@@ -34,6 +35,27 @@ class DamagedSidecarBody(StoreTest):
         self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(src, "host 10.0.2.15"))
 
 
+    def test_a_clean_restart_checks_no_sidecar_known_sound(self):
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none", "--segment-size", "64k")
+        n = len(store_segments(self.store))
+        self.assertGreater(n, 4)
+
+        def checked(*extra):
+            p = tm("--log-level", "info", "record", "--store", self.store, "--read",
+                   corpus("malformed", "empty.pcap"), *extra)
+            m = re.search(r"adopted (\d+) sealed segments; sidecars checked whole: (\d+)", p.stderr.decode())
+            self.assertIsNotNone(m, p.stderr.decode())
+            self.assertEqual(int(m.group(1)), n)
+            return int(m.group(2))
+
+        # Those sealed in the file system's last clock tick before the stop may be checked once more.
+        self.assertLess(checked(), n)
+        self.assertEqual(checked("--force"), 0)
+        os.remove(os.path.join(self.store, "VERIFIED"))  # nothing known: every one is checked
+        self.assertEqual(checked("--force"), n)
+        self.assertEqual(checked("--force"), 0)
+
     def test_a_rebuild_that_would_cut_the_pcap_is_not_done(self):
         src = corpus("mixed", "bro.org.pcap")
         record(self.store, [src], "--cutoff", "none")
@@ -65,10 +87,10 @@ class DamagedRecordHeader(StoreTest):
             f.write(struct.pack("<I", caplen_of(recs[k][1])))
         return src, off
 
-    def check(self, k, caplen_of):
+    def check(self, k, caplen_of, flt=""):
         src, off = self.damage(k, caplen_of)
         out = self.path("q.pcap")
-        p = tm("query", "--store", self.store, "-q", "-w", out, "")
+        p = tm("query", "--store", self.store, "-q", "-w", out, flt)
         err = p.stderr.decode()
         self.assertIn("damaged record at offset %d" % off, err)
         want = tcpdump_packets(src)
@@ -79,6 +101,10 @@ class DamagedRecordHeader(StoreTest):
 
     def test_plausible_but_wrong_length_is_reported_not_returned_cut(self):
         self.check(100, lambda cap: cap - 10)
+
+    def test_a_filter_libpcap_answers_also_resynchronises(self):
+        # 'greater 0' is no index field: every record is read by the index's offsets and BPF-checked.
+        self.check(100, lambda cap: 0x7fffff00, "greater 0")
 
 
 if __name__ == "__main__":

@@ -42,11 +42,32 @@ class Marker(StoreTest):
         self.refused("no STORE marker")
         p = tm("record", "--store", self.store, "--read", B, check=False)
         hint = p.stderr.decode().split("mark it as one again: ", 1)[1].strip()
-        self.assertTrue(hint.startswith("printf "), hint)
-        os.system(hint)  # the hint, as given
+        self.assertEqual(hint, "tm record --store %s --repair" % self.store)
+        p = tm("record", "--store", self.store, "--repair")  # the hint, as given
+        self.assertIn("marked as a tm store again (1 segment(s) found)", p.stderr.decode())
         s = record(self.store, [B])
         self.assertGreater(s["classes"]["default"]["stored_packets"], 0)
         self.assertEqual(len(store_segments(self.store)), 2)
+        p = tm("record", "--store", self.store, "--repair", "--read", corpus("mixed", "wikipedia.pcap"))
+        self.assertNotIn("marked", p.stderr.decode(), "a store with its marker needs no repair")
+        self.assertEqual(len(store_segments(self.store)), 3)
+
+    def test_repair_refuses_what_is_not_a_store(self):
+        record(self.store, [A])
+        os.remove(os.path.join(self.store, "STORE"))
+        stray = os.path.join(self.store, "default", "notes.txt")
+        with open(stray, "w") as f:
+            f.write("mine\n")
+        p = tm("record", "--store", self.store, "--repair", "--read", B, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cannot repair %s: %s is not a segment file" % (self.store, stray), p.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.store, "STORE")), "nothing changed")
+        self.assertEqual(len(store_segments(self.store)), 1)
+        empty = self.path("empty-dir")
+        os.mkdir(empty)
+        p = tm("record", "--store", empty, "--repair", check=False)
+        self.assertIn("holds no segment", p.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(empty, "STORE")))
 
 
 class Quarantine(StoreTest):
