@@ -53,11 +53,9 @@ if [[ ${BENCH_FORCE_POLL:-0} == 1 ]]; then TIME_BIN=""; fi  # test the fallback
 # Captures.
 
 
-info_value() { sed -n "s/^$2: //p" "$1.info" 2>/dev/null | head -1; }
-
 packet_count() {
   local n
-  n=$(info_value "$1" packets)
+  n=$(info_value "$1.info" packets 2>/dev/null)
   if [[ -z $n ]] && command -v capinfos >/dev/null; then
     n=$(capinfos -M -c "$1" | sed -n 's/^Number of packets: *//p')
   fi

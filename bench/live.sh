@@ -24,6 +24,8 @@
 #   LIVE_BUFFER  kernel buffer of every capture (default 256m: tm's default capture.buffer_size;
 #                tcpdump -B gets the same)
 #   BENCH_SEED   generator seed (default 1)
+# Last, per load and tool, the loss-free rate: the highest listed rate at which nothing was lost.
+# RSS_MiB is the capture's peak resident memory (VmHWM) just before it is stopped.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
@@ -115,6 +117,8 @@ run_one() {
   sent=$(sed -n 's/^[[:space:]]*Successful packets:[[:space:]]*//p' <<<"$replay")
   mbps=$(sed -n 's/^[[:space:]]*Rated:.*, \([0-9.]*\) Mbps.*/\1/p' <<<"$replay" | head -1)
   sleep 2  # the capture's last blocks and its writer
+  local rss
+  rss=$(awk '/^VmHWM:/ {print $2}' "/proc/$cap_pid/status" 2>/dev/null)  # peak RSS (kB) before it stops
   kill -INT "$cap_pid"
   wait "$cap_pid" || die "$tool exited with an error: $(cat "$err")"
   cap_pid=""
@@ -123,13 +127,13 @@ run_one() {
     kept=$(sed -n 's/^\([0-9]*\) packets captured.*/\1/p' "$err")
     recv=$(sed -n 's/^\([0-9]*\) packets received by filter.*/\1/p' "$err")
     kdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$err")
-    echo "$sent $recv $kept $kdrop 0 ${mbps:-?}"
+    echo "$sent $recv $kept $kdrop 0 ${mbps:-?} ${rss:-0}"
   else
-    python3 - "$out" "$sent" "${mbps:-?}" <<'PY'
+    python3 - "$out" "$sent" "${mbps:-?}" "${rss:-0}" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 drop = sum(c["dropped_ring_full"] + c.get("dropped_too_large", 0) for c in s["classes"].values())
-print(sys.argv[2], s["kernel"]["received"], s["packets"] - drop, s["kernel"]["dropped"], drop, sys.argv[3])
+print(sys.argv[2], s["kernel"]["received"], s["packets"] - drop, s["kernel"]["dropped"], drop, sys.argv[3], sys.argv[4])
 PY
   fi
   rm -rf "$store" "$work/dump.pcap"
@@ -155,8 +159,9 @@ stop_neighbour() {
 {
   echo "Live capture: $capture ($packets packets, $(stat -c %s "$capture") bytes), veth in a namespace,"
   echo "kernel buffer $LIVE_BUFFER each, $(nproc) CPUs; loss = sent - kept"
-  printf '%-10s %-10s %-22s %8s %10s %10s %10s %10s %10s %10s %7s\n' load rate tool Mbit/s sent received kept kern_drop tm_drop pre_sock loss%
+  printf '%-10s %-10s %-22s %8s %10s %10s %10s %10s %10s %10s %7s %8s\n' load rate tool Mbit/s sent received kept kern_drop tm_drop pre_sock loss% RSS_MiB
 } | tee "$results"
+declare -A LOSSFREE  # load/tool -> the highest rate (in LIVE_RATES order) at which nothing was lost
 for load in $LIVE_LOADS; do
   case $load in
     idle) ;;
@@ -165,12 +170,22 @@ for load in $LIVE_LOADS; do
   esac
   for rate in $LIVE_RATES; do
     for tool in $LIVE_TOOLS; do
-      read -r sent recv kept kdrop tdrop mbps < <(run_one "$rate" "$tool")
+      read -r sent recv kept kdrop tdrop mbps rss < <(run_one "$rate" "$tool")
       pre=$((sent - recv))
       loss=$(python3 -c "import sys; s,k=int(sys.argv[1]),int(sys.argv[2]); print('%.2f' % (100.0*(s-k)/s if s else 0))" "$sent" "$kept")
-      printf '%-10s %-10s %-22s %8s %10s %10s %10s %10s %10s %10s %7s\n' "$load" "$rate" "$tool" "$mbps" "$sent" "$recv" "$kept" "$kdrop" "$tdrop" "$pre" "$loss" |
+      rss_mib=$(awk -v k="${rss:-0}" 'BEGIN {printf "%.1f", k / 1024}')
+      printf '%-10s %-10s %-22s %8s %10s %10s %10s %10s %10s %10s %7s %8s\n' "$load" "$rate" "$tool" "$mbps" "$sent" "$recv" "$kept" "$kdrop" "$tdrop" "$pre" "$loss" "$rss_mib" |
         tee -a "$results"
+      if ((sent > 0 && kept == sent)); then LOSSFREE[$load/$tool]="$rate (${mbps} Mbit/s)"; fi
     done
   done
   stop_neighbour
 done
+{
+  echo "Loss-free rate (the highest of LIVE_RATES at which every sent packet was kept; RSS: peak before the stop):"
+  for load in $LIVE_LOADS; do
+    for tool in $LIVE_TOOLS; do
+      printf '  %-10s %-22s %s\n' "$load" "$tool" "${LOSSFREE[$load/$tool]:-none}"
+    done
+  done
+} | tee -a "$results"

@@ -104,7 +104,10 @@ Runner add_record(CLI::App& app) {
     if (!o->reads.empty() && !cfg.interfaces.empty())
       throw std::runtime_error("give either --read or --interface, not both");
     bool live = o->reads.empty();
-    auto share = make_share_filter(*o);
+    // A worker of a split: recording files, it keeps its share by the balancing hash; live, it
+    // joins the workers' fanout group on each interface and the kernel gives it its share.
+    const bool fanout_worker = live && worker_split(*o);
+    auto share = live ? nullptr : make_share_filter(*o);
 
     // Signals are taken by a thread of their own (sigwait), which asks the sources to stop.
     sigset_t set;
@@ -169,10 +172,16 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";
     for (auto& p : ad.problems) std::cerr << "tm record: warning: " << p << "\n";
 
-    if (live)
-      session.set_live_sources(open_live_sources(cfg));
-    else
+    if (live) {
+      session.set_live_sources(open_live_sources(cfg, fanout_worker ? o.get() : nullptr));
+      if (fanout_worker)
+        for (auto& ifc : cfg.interfaces)
+          std::cerr << fmt::format("tm record: worker {} of {}: a member of fanout group {} on {}\n",
+                                   o->worker_id, o->workers,
+                                   worker_fanout_group(ifc, o->workers, o->cluster_key), ifc);
+    } else {
       session.set_files(std::move(files), std::move(input_of), &imports);
+    }
     std::atomic<bool> ending{false};
     std::atomic<int> got_signal{0};
     std::thread sig_thread([&] {

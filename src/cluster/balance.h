@@ -55,7 +55,8 @@ inline uint32_t worker_of(uint64_t hash, uint32_t workers) {
   return workers ? static_cast<uint32_t>(hash % workers) : 0;
 }
 
-// Keeps this worker's share of a packet stream: every process of an N-worker split reads
+// Keeps this worker's share of a packet stream (files; live workers share a PACKET_FANOUT group
+// instead, cmdline/options.h): every process of an N-worker split reads
 // all packets, decodes each one once more (the cost of splitting in user space; AF_PACKET
 // fanout would have the kernel do it, and would need this same hash to agree with the
 // front-end's worker selection), and keeps those whose hash mod N is its id.

@@ -75,6 +75,9 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
       ->check(whole_number(1, 65536));
   app.add_option("--balance", o.balance, "how the split hashes packets: pair (default) or 5tuple")
       ->check(CLI::IsMember({"pair", "5tuple"}));
+  app.add_option(
+      "--cluster-key", o.cluster_key,
+      "live workers on one host: the key naming their fanout group on each interface (default tm)");
 }
 
 std::string filter_text(const std::vector<std::string>& words) {
@@ -91,10 +94,28 @@ std::unique_ptr<server::Service> open_service(const std::string& store, const se
   return std::make_unique<server::HttpService>(server);
 }
 
-std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o) {
-  if (o.worker_id < 0 && o.workers == 0) return nullptr;
+bool worker_split(const RecordOptions& o) {
+  if (o.worker_id < 0 && o.workers == 0) return false;
   if (o.workers < 1 || o.worker_id < 0 || o.worker_id >= o.workers)
     throw std::runtime_error("--worker-id I --workers N: give both, with 0 <= I < N");
+  if (o.cluster_key.empty()) throw std::runtime_error("--cluster-key: must not be empty");
+  return true;
+}
+
+int worker_fanout_group(const std::string& interface, int workers, const std::string& cluster_key) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, 64 bits, folded to 16
+  auto mix = [&h](const std::string& s) {
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+    h = (h ^ 0xff) * 0x100000001b3ull;  // separator: ("ab", "c") is not ("a", "bc")
+  };
+  mix(interface);
+  mix(std::to_string(workers));
+  mix(cluster_key);
+  return static_cast<int>((h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) & 0xffff);
+}
+
+std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o) {
+  if (!worker_split(o)) return nullptr;
   return std::make_unique<cluster::ShareFilter>(static_cast<uint32_t>(o.worker_id),
                                                 static_cast<uint32_t>(o.workers),
                                                 *cluster::parse_scheme(o.balance));
@@ -109,7 +130,8 @@ uint64_t size_opt(const std::string& v, const char* flag) {
 }
 }  // namespace
 
-std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg) {
+std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg,
+                                                                      const RecordOptions* worker_split) {
   std::vector<std::unique_ptr<capture::PacketSource>> sources;
   for (auto& ifc : cfg.interfaces) {
     capture::LiveOptions lo;
@@ -120,6 +142,9 @@ std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const conf
     lo.method = cfg.capture_method == "afpacket"  ? capture::LiveMethod::kAfPacket
                 : cfg.capture_method == "libpcap" ? capture::LiveMethod::kLibpcap
                                                   : capture::LiveMethod::kAuto;
+    if (worker_split)
+      lo.fanout_group =
+          capture::kFanoutId | worker_fanout_group(ifc, worker_split->workers, worker_split->cluster_key);
     for (auto& s : capture::open_live_group(lo, cfg.capture_threads)) sources.push_back(std::move(s));
   }
   return sources;

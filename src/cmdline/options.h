@@ -33,9 +33,13 @@ struct RecordOptions {
   uint32_t test_delay_us = 0;
   // One worker of an N-way split (tm record/serve --worker-id I --workers N): keeps the
   // packets whose balancing hash mod N is I (cluster/balance.h).
+  // Live, the workers on one host share each interface through one PACKET_FANOUT group
+  // instead (the kernel gives each its share of the connections): the group's id is derived
+  // from the interface, the number of workers and this key (worker_fanout_group).
   int worker_id = -1;
   int workers = 0;
   std::string balance = "pair";
+  std::string cluster_key = "tm";
 };
 
 void add_config_options(CLI::App& app, RecordOptions& o);
@@ -55,12 +59,22 @@ std::unique_ptr<server::Service> open_service(const std::string& store, const se
 // The configured live interfaces, opened (buffer, snaplen, capture filter from the config):
 // capture.threads sockets of each, in one fanout group per interface, one after the other
 // (record::Session::set_live_sources gives socket i of each interface to capture thread i).
-std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg);
+// With a `worker_split` (--worker-id/--workers, live), every socket joins the fanout group
+// worker_fanout_group() names, shared with the other workers on this host.
+std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(
+    const config::Config& cfg, const RecordOptions* worker_split = nullptr);
+// The PACKET_FANOUT group id (0..65535) of a cluster's workers on `interface`: a fixed function
+// (FNV-1a) of the interface's name, the number of workers and the cluster key, so that every
+// worker of one cluster joins the same group and another cluster (another key) its own.
+int worker_fanout_group(const std::string& interface, int workers, const std::string& cluster_key);
 
 // --from/--to values (empty: leave the bound as it is); throws naming the option.
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns);
 
-// --worker-id/--workers/--balance: the share filter, or null when not splitting. Throws.
+// Whether --worker-id/--workers split the traffic; throws unless both are given, 0 <= I < N.
+bool worker_split(const RecordOptions& o);
+// --worker-id/--workers/--balance: the share filter, or null when not splitting. Throws. For
+// files only: live, a worker is a fanout member (open_live_sources) and filters nothing.
 std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o);
 
 // Defaults, then the config file, then the command line. Throws config::ConfigError.

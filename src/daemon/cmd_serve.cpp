@@ -211,8 +211,9 @@ Runner add_serve(CLI::App& app) {
     ao.query_seconds = o->query_seconds;
     ao.tls = o->tls;
     bool live = !cfg.interfaces.empty();
-    auto share = make_share_filter(o->rec);
-    if (share && !live)
+    // Live, a worker joins the workers' fanout group on each interface (open_live_sources): the
+    // kernel gives it its share, nothing is filtered here.
+    if (worker_split(o->rec) && !live)
       throw std::runtime_error(
           "--worker-id splits live capture; a store served read-only was split when it was recorded");
 
@@ -263,7 +264,6 @@ Runner add_serve(CLI::App& app) {
 
     record::SessionOptions so;
     so.live = true;
-    if (share) so.keep = [f = share.get()](capture::RawPacket* p, size_t n) { return f->keep(p, n); };
     record::Session session(cfg, std::move(so));
     const auto& ad = session.adopt_report();
     if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);
@@ -272,13 +272,13 @@ Runner add_serve(CLI::App& app) {
     std::vector<record::Recorder*> recs;
     for (size_t i = 0; i < session.shards(); ++i) recs.push_back(&session.recorder(i));
     server::LiveBackend backend(cfg, session.writer(), std::move(recs));
-    if (share)
+    // "fanout": the kernel's flow hash, not the cluster's balance scheme, decides which worker
+    // records a connection, so a front-end asks every worker (ClusterService::share_mismatch).
+    if (worker_split(o->rec))
       backend.set_share(
-          {share->worker_id(), share->workers(), cluster::scheme_name(share->scheme()), [f = share.get()] {
-             return server::WorkerShare::Counts{f->kept_packets(), f->other_packets()};
-           }});
+          {static_cast<uint32_t>(o->rec.worker_id), static_cast<uint32_t>(o->rec.workers), "fanout", {}});
     backend.load_classes();
-    session.set_live_sources(open_live_sources(cfg));
+    session.set_live_sources(open_live_sources(cfg, worker_split(o->rec) ? &o->rec : nullptr));
     server::ApiServer api(ao, &backend);
     api.bind();
     if (!o->user.empty()) drop_privileges(o->user, cfg.store);

@@ -25,7 +25,8 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
       static_cast<uint16_t>(opts_.live ? std::clamp(cfg_.capture_threads, 1, config::kMaxCaptureThreads) : 1);
   if (n > 1 && opts_.keep)
     throw std::runtime_error(
-        "capture.threads > 1 cannot be combined with a worker's share (--worker-id) yet");
+        "capture.threads > 1 cannot be combined with a share filter (cluster::ShareFilter keeps one "
+        "thread's counters); live workers split by PACKET_FANOUT instead (--worker-id with --interface)");
   // The store first: it is locked before anything in it is touched.
   store::StoreOptions so = config::store_options(cfg_);
   so.evict_when_full = opts_.live;  // live: a full disk costs the oldest segments, not the recording

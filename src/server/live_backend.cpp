@@ -152,11 +152,13 @@ json LiveBackend::stats() {
   j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
   j["dynamic_classes"] = dyn_.size();
   if (share_.workers) {
+    // Without counts (a fanout member): every packet seen is this worker's, and what the
+    // kernel gave the others is not known here.
     j["worker_share"] = {{"worker_id", share_.worker_id},
                          {"workers", share_.workers},
                          {"balance", share_.balance},
-                         {"kept_packets", share_kept_},
-                         {"other_workers_packets", share_other_}};
+                         {"kept_packets", share_.counts ? share_kept_ : snap.t.tot.packets},
+                         {"other_workers_packets", share_.counts ? json(share_other_) : json(nullptr)}};
   }
   for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i)
     j["classes"][cfg_.classes[i].name] =

@@ -33,7 +33,7 @@ struct WorkerShare {
   struct Counts {
     uint64_t kept_packets = 0, other_packets = 0;
   };
-  std::function<Counts()> counts;
+  std::function<Counts()> counts;  // empty: a fanout member, whose share the kernel picks
 };
 
 class LiveBackend : public Backend {

@@ -28,23 +28,35 @@ size_t SegmentIndex::memory_bytes() const {
 
 IndexBuilder::IndexBuilder() { clear(); }
 
-int32_t& IndexBuilder::v6_slot(const AddrKey& k) {
-  if (v6_used_ * 2 >= v6_.size()) {
-    std::vector<V6Slot> old(v6_.size() * 2, V6Slot{{}, -1});
-    old.swap(v6_);
-    size_t m = v6_.size() - 1;
-    for (const auto& s : old)
-      if (s.slot >= 0)
-        for (size_t i = AddrKeyHash{}(s.key) & m;; i = (i + 1) & m)
-          if (v6_[i].slot < 0) {
-            v6_[i] = s;
-            break;
-          }
-  }
+namespace {
+
+// Doubles an open-addressed table (cold: a segment's tables reach their size early), placing
+// every used slot again by `home` (which sees the new size).
+template <class Table, class Home>
+[[gnu::noinline, gnu::cold]] void grow_table(Table& t, Home&& home) {
+  Table old(t.size() * 2, typename Table::value_type{{}, -1});
+  old.swap(t);
+  const size_t m = t.size() - 1;
+  for (const auto& s : old)
+    if (s.slot >= 0)
+      for (size_t i = home(s.key);; i = (i + 1) & m)
+        if (t[i].slot < 0) {
+          t[i] = s;
+          break;
+        }
+}
+
+}  // namespace
+
+// v6_slot and v4_slot run for every address of every packet, from add() only (this file):
+// inlined there, the growth out of line.
+[[gnu::always_inline]] inline int32_t& IndexBuilder::v6_slot(const AddrKey& k) {
+  if (v6_used_ * 2 >= v6_.size()) [[unlikely]]
+    grow_table(v6_, [this](const AddrKey& key) { return AddrKeyHash{}(key) & (v6_.size() - 1); });
   size_t m = v6_.size() - 1;
   for (size_t i = AddrKeyHash{}(k)&m;; i = (i + 1) & m) {
     V6Slot& s = v6_[i];
-    if (s.slot < 0) {
+    if (s.slot < 0) [[unlikely]] {
       s.key = k;
       ++v6_used_;
       ensure(s.slot);
@@ -55,23 +67,15 @@ int32_t& IndexBuilder::v6_slot(const AddrKey& k) {
   }
 }
 
-int32_t& IndexBuilder::v4_slot(uint32_t k) {
-  if (v4_used_ * 2 >= v4_.size()) {
-    std::vector<V4Slot> old(v4_.size() * 2, V4Slot{0, -1});
-    old.swap(v4_);
+[[gnu::always_inline]] inline int32_t& IndexBuilder::v4_slot(uint32_t k) {
+  if (v4_used_ * 2 >= v4_.size()) [[unlikely]] {
     --v4_shift_;
-    for (const auto& s : old)
-      if (s.slot >= 0)
-        for (size_t i = v4_home(s.key);; i = (i + 1) & (v4_.size() - 1))
-          if (v4_[i].slot < 0) {
-            v4_[i] = s;
-            break;
-          }
+    grow_table(v4_, [this](uint32_t key) { return v4_home(key); });
   }
   const size_t m = v4_.size() - 1;
   for (size_t i = v4_home(k);; i = (i + 1) & m) {
     V4Slot& s = v4_[i];
-    if (s.slot < 0) {
+    if (s.slot < 0) [[unlikely]] {
       s.key = k;
       ++v4_used_;
       ensure(s.slot);
@@ -85,12 +89,25 @@ int32_t& IndexBuilder::v4_slot(uint32_t k) {
   }
 }
 
-size_t IndexBuilder::net_index(uint32_t key) {
+// net_index and append_to_list, like the slots above, run per packet from add() only.
+[[gnu::always_inline]] inline size_t IndexBuilder::net_index(uint32_t key) {
   for (size_t i = 0; i < net_.size(); ++i)
     if (net_[i].first == key) return i;
   net_.emplace_back(key, -1);
   net_list_.push_back(-1);
   return net_.size() - 1;
+}
+
+[[gnu::always_inline]] inline void IndexBuilder::append_to_list(int32_t& list, int32_t& slot) {
+  if (list < 0) [[unlikely]] {
+    list = static_cast<int32_t>(lists_.size());
+    lists_.push_back(List{static_cast<uint32_t>(ensure(slot)), {}});
+    if (!spare_lists_.empty()) {
+      lists_.back().ords.swap(spare_lists_.back());
+      spare_lists_.pop_back();
+    }
+  }
+  lists_[static_cast<size_t>(list)].ords.push_back(ord_);
 }
 
 void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
@@ -117,18 +134,6 @@ void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
     counts_.push_back(static_cast<uint8_t>(count_));
     ++next_ord_;
   }
-}
-
-void IndexBuilder::append_to_list(int32_t& list, int32_t& slot) {
-  if (list < 0) {
-    list = static_cast<int32_t>(lists_.size());
-    lists_.push_back(List{static_cast<uint32_t>(ensure(slot)), {}});
-    if (!spare_lists_.empty()) {
-      lists_.back().ords.swap(spare_lists_.back());
-      spare_lists_.pop_back();
-    }
-  }
-  lists_[static_cast<size_t>(list)].ords.push_back(ord_);
 }
 
 void IndexBuilder::add_keys(uint32_t ord, const packet::PacketInfo& p) {

@@ -55,7 +55,9 @@ SegmentWriter::~SegmentWriter() {
   }
 }
 
-uint32_t SegmentWriter::note_packet(uint64_t ts_ns, uint32_t wirelen, uint32_t caplen) {
+// Per packet, from the appends below only (this file): inlined there.
+[[gnu::always_inline]] inline uint32_t SegmentWriter::note_packet(uint64_t ts_ns, uint32_t wirelen,
+                                                                  uint32_t caplen) {
   if (ts_ns < name_ts_ && renamable_) rename_to(ts_ns - ts_ns % kRenameGrain);  // (throws before any change)
   uint32_t ord = static_cast<uint32_t>(meta_.packets);
   uint64_t off = file_bytes_;

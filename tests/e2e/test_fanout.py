@@ -164,6 +164,62 @@ class Fanout(NetnsTest, TmProcess, StoreTest):
         for c in CLASSES:
             self.assertEqual(got[c], want[c], "class %s: tm serve with 2 capture threads vs offline" % c)
 
+    def test_cluster_workers_share_one_fanout_group(self):
+        """Two cluster workers on one host (tm record -i --worker-id 0/1 --workers 2, worker 0 with 2 capture
+        threads) join one fanout group: together they store what one recorder beside them stores, each
+        connection in exactly one worker (cut by that worker's count alone), and each got a share."""
+        files = PLAIN
+        offline = self.path("offline")
+        record(offline, files, "--config", self.cfg)
+        want = self.stored(offline)
+        expect = sum(sum(c.values()) for c in want.values())
+        sent = len(frames(files))
+        runs = {"single": [], "w0": ["--worker-id", "0", "--workers", "2", "--capture-threads", "2"],
+                "w1": ["--worker-id", "1", "--workers", "2"]}
+        sockets = {"single": 1, "w0": 2, "w1": 1}
+        procs, stores = {}, {}
+        for name, extra in runs.items():
+            stores[name] = self.path("store-" + name)
+            procs[name] = self.spawn(name, [TM, "record", "--store", stores[name], "--interface", CAPTURE, "--json",
+                                            "--config", self.cfg] + extra)
+        deadline = time.monotonic() + WAIT
+        for name, p in procs.items():
+            while sockets_capturing(p.pid, self.ifindex) < sockets[name]:
+                if p.poll() is not None:
+                    p.err.seek(0)
+                    self.fail("%s exited while starting:\n%s" % (name, p.err.read().decode()))
+                self.assertLess(time.monotonic(), deadline, "%s: sockets not capturing" % name)
+                time.sleep(0.05)
+        self.replay(files)
+
+        def count(name):
+            return sum(len(read_pcap(p)) for p in self.segments(stores[name]) if os.path.getsize(p) >= 24)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and (count("single") != expect or count("w0") + count("w1") != expect):
+            time.sleep(0.1)
+        s = {name: json.loads(self.stop(p, name)) for name, p in procs.items()}
+        self.assertEqual(s["single"]["packets"], sent)
+        self.assertEqual(s["w0"]["packets"] + s["w1"]["packets"], sent, "each packet seen by exactly one worker")
+        self.assertGreater(s["w0"]["packets"], 0, "worker 0 got no share")
+        self.assertGreater(s["w1"]["packets"], 0, "worker 1 got no share")
+        for name in s:
+            self.assertEqual(s[name]["kernel"]["dropped"], 0, name)
+        got = {name: self.stored(stores[name]) for name in stores}
+        for c in CLASSES:
+            self.assertEqual(got["single"][c], want[c], "class %s: the single recorder vs offline" % c)
+            self.assertEqual(got["w0"][c] + got["w1"][c], want[c], "class %s: the two workers vs offline" % c)
+        # Each connection in one worker only.
+        where = collections.defaultdict(set)
+        for name in ("w0", "w1"):
+            for c in CLASSES:
+                for f in got[name][c]:
+                    k = conn_of(f)
+                    if k:
+                        where[k[0]].add(name)
+        self.assertGreater(len(where), 20)
+        self.assertEqual([k for k, ws in where.items() if len(ws) > 1], [], "connections recorded by both workers")
+        self.assertTrue(any(ws == {"w0"} for ws in where.values()) and any(ws == {"w1"} for ws in where.values()))
+
 
 if __name__ == "__main__":
     result = unittest.main(exit=False).result
