@@ -22,23 +22,9 @@ WAIT = 60
 class Cluster(StoreTest):
     """Workers (tm serve) and a front-end (tm frontend) as processes of this test."""
 
-    def setUp(self):
-        super().setUp()
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        super().tearDown()
 
     def spawn(self, args, name):
-        err = open(self.path(name + ".err"), "w+b")
-        self.addCleanup(err.close)
-        p = subprocess.Popen([TM] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=err)
-        self.procs.append(p)
-        return p
+        return self.spawn_process([TM] + list(args), name)
 
     def wait_health(self, url, proc, name):
         deadline = time.monotonic() + WAIT

@@ -81,24 +81,13 @@ class Tls(TmProcess, StoreTest):
     def setUp(self):
         super().setUp()
         self.store = self.recorded
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        super().tearDown()
 
     def pem(self, name):
         return os.path.join(self.pki, name)
 
     def spawn(self, args, name):
-        err = open(self.path(name + ".err"), "w+b")
-        self.addCleanup(err.close)
-        p = subprocess.Popen([TM] + [str(a) for a in args], stdout=subprocess.DEVNULL, stderr=err)
-        self.procs.append(p)
-        return p, err
+        p = self.spawn_process([TM] + list(args), name)
+        return p, p.errfile
 
     def errtext(self, err):
         err.seek(0)

@@ -57,22 +57,9 @@ class Web(TmProcess, StoreTest):
         self.conf = self.path("tm.toml")
         with open(self.conf, "w") as f:
             f.write(CONFIG)
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        super().tearDown()
 
     def spawn(self, args, name, prefix=()):
-        err = open(self.path(name + ".err"), "w+b")
-        self.addCleanup(err.close)
-        p = subprocess.Popen(list(prefix) + [TM] + args, stdout=subprocess.DEVNULL, stderr=err)
-        self.procs.append(p)
-        p.errfile = err
-        return p
+        return self.spawn_process(list(prefix) + [TM] + args, name)
 
     def wait_health(self, url, p, prefix=()):
         deadline = time.monotonic() + WAIT

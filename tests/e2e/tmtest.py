@@ -299,9 +299,23 @@ class StoreTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="tm-e2e-")
         self.store = os.path.join(self.tmp, "store")
+        self.procs = []  # what spawn_process started: killed at tearDown if still running
 
     def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def spawn_process(self, argv, name):
+        """Starts argv with its stderr in NAME.err (open as p.errfile), stdout discarded."""
+        err = open(self.path(name + ".err"), "w+b")
+        self.addCleanup(err.close)
+        p = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=err)
+        p.errfile = err
+        self.procs.append(p)
+        return p
 
     def path(self, name):
         return os.path.join(self.tmp, name)

@@ -24,6 +24,13 @@ using packet::IpLayer;
 using packet::PacketInfo;
 using tmtest::A;
 
+// Whether `filter` (one the index can plan) matches p.
+inline bool M(std::string_view filter, const PacketInfo& p) {
+  ParseResult r = parse_expr(filter);
+  EXPECT_EQ(r.kind, ParseResult::Kind::kIndexed) << filter << ": " << r.error << r.unplanned;
+  return matches(r.expr, p);
+}
+
 // ---------------------------------------------------------------------------------------
 // Frame builder: bytes on the wire plus the PacketInfo the decoder produces for them.
 

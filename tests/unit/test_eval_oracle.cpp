@@ -11,18 +11,6 @@ namespace {
 
 using namespace eval_frames;
 
-using packet::IpAddr;
-using packet::IpLayer;
-using packet::PacketInfo;
-
-using tmtest::A;
-
-bool M(std::string_view filter, const PacketInfo& p) {
-  ParseResult r = parse_expr(filter);
-  EXPECT_EQ(r.kind, ParseResult::Kind::kIndexed) << filter << ": " << r.error << r.unplanned;
-  return matches(r.expr, p);
-}
-
 // ---------------------------------------------------------------------------------------
 // Oracle: libpcap's BPF on the bytes against tm on the PacketInfo.
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "served_api.h"
 #include "server/local_service.h"
 #include "server/routes.h"
 
@@ -77,26 +78,7 @@ class FakeService : public Service {
   }
 };
 
-class Routes : public ::testing::Test {
- protected:
-  void start(RouteOptions o = {}) {
-    api = std::make_unique<HttpApi>(svc, o);
-    port = api->server().bind_to_any_port("127.0.0.1");
-    ASSERT_GT(port, 0);
-    th = std::thread([this] { api->serve(); });
-    for (int i = 0; i < 200 && !api->server().is_running(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  void TearDown() override {
-    if (api) api->stop();
-    if (th.joinable()) th.join();
-  }
-  httplib::Client client() { return httplib::Client("127.0.0.1", port); }
-  FakeService svc;
-  std::unique_ptr<HttpApi> api;
-  std::thread th;
-  int port = 0;
-};
+using Routes = ServedApi<FakeService>;
 
 TEST_F(Routes, QueryParametersHeadersAndCounters) {
   start();
