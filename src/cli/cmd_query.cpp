@@ -44,12 +44,12 @@ class OutFile {
   std::FILE* f_ = nullptr;
 };
 
-// --explain --server: a tm frontend shows which workers a query would ask.
-int explain_frontend(const server::ClientOptions& c, const std::string& filter) {
+// --explain --server: the server's plan of the filter (its /api/v1/explain, the same plan
+// --store prints, without the store's figures); a tm frontend adds which workers it would ask.
+int explain_remote(const server::ClientOptions& c, const std::string& filter) {
   auto r = server::api_get(c, "/api/v1/explain", {{"filter", filter}}, nullptr);
   if (r.status == 404)
-    throw std::runtime_error(c.url +
-                             " has no /api/v1/explain (a tm serve worker): --explain needs --store there");
+    throw std::runtime_error(c.url + " has no /api/v1/explain (an older tm): --explain needs --store there");
   if (r.status == 400) {
     std::cerr << r.error << "\n";
     return 2;
@@ -57,10 +57,16 @@ int explain_frontend(const server::ClientOptions& c, const std::string& filter) 
   if (!r.error.empty()) throw std::runtime_error(r.error);
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   if (!j.is_object()) throw std::runtime_error("the server's answer is not JSON");
-  if (!j.contains("workers"))  // a tm serve's plan alone: the figures need the store
-    throw std::runtime_error(c.url + " is a tm serve, not a tm frontend: --explain needs --store there");
   std::cout << "filter: " << (filter.empty() ? "(all packets)" : filter) << "\n";
   if (j["parsed"].is_string()) std::cout << "parsed: " << j["parsed"].get<std::string>() << "\n";
+  if (j["plan"].is_string()) {
+    std::string plan = j["plan"].get<std::string>();
+    std::cout << "plan: " << plan << (plan.empty() || plan.back() != '\n' ? "\n" : "");
+  }
+  if (!j.contains("workers")) {  // a tm serve: the segment and candidate figures need the store
+    std::cout << "(segments and candidates: tm query --store on the server's host)\n";
+    return 0;
+  }
   std::cout << fmt::format("cluster: balance {}, tunnels {}\n",
                            j["balance"].is_string() ? j["balance"].get<std::string>() : "unknown",
                            j["tunnels"].get<bool>() ? "possible" : "none");
@@ -113,7 +119,7 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
     q.text = filter_text(o->filter);
-    if (!o->server.url.empty() && o->explain) return explain_frontend(o->server, q.text);
+    if (!o->server.url.empty() && o->explain) return explain_remote(o->server, q.text);
     if (!o->server.url.empty() && o->flow_id) throw std::runtime_error("--flow needs --store");
     if (!o->server.url.empty() && o->count) {
       // The server's answer, counted as it streams (pcap or pcapng): nothing is written.

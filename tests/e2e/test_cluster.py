@@ -239,10 +239,18 @@ class Selection(Cluster):
         out = tm("query", "--server", fe, "--explain", "host 131.151.32.21 and host 131.151.1.59").stdout.decode()
         self.assertIn("workers asked: %d" % N, out)
 
-    def test_explain_on_a_worker_says_so(self):
-        p = tm("query", "--server", self.workers[0], "--explain", "tcp", check=False)
-        self.assertNotEqual(p.returncode, 0)
-        self.assertIn("--store", p.stderr.decode())
+    def test_explain_on_a_worker_gives_its_plan(self):
+        # A tm serve answers the plan (the one --store prints) and says where the figures are.
+        out = tm("query", "--server", self.workers[0], "--explain", "host 10.0.2.15 and not port 22").stdout.decode()
+        self.assertIn("address index", out)
+        self.assertIn("port index", out)
+        self.assertIn("--store on the server's host", out)
+        self.assertNotIn("workers asked", out)
+        out = tm("query", "--server", self.workers[0], "--explain", "tcp[13] & 2 != 0").stdout.decode()
+        self.assertIn("scan with libpcap BPF", out)
+        p = tm("query", "--server", self.workers[0], "--explain", "port 99999x", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("^", p.stderr.decode())
 
 
 class FiveTuple(Cluster):
