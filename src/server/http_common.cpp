@@ -120,6 +120,11 @@ std::optional<bool> json_bool(const nlohmann::json& j, const char* key) {
 namespace {
 // The web page's own files ("/", "/static/..."): no token (they hold none; the page asks for it).
 bool is_web_page(const std::string& path) { return path == "/" || path.rfind("/static/", 0) == 0; }
+// A download by ticket (routes.cpp, download_tickets.h): the ticket, which only a request with
+// the token obtains, is its credential; a browser's own download cannot send a header.
+bool is_ticket_download(const httplib::Request& req) {
+  return req.method == "GET" && req.path.rfind("/api/v1/download/", 0) == 0;
+}
 
 // "Bearer TOKEN", the scheme in any case (RFC 7235: schemes are case-insensitive), one or
 // more spaces after it. The token itself is compared in constant time.
@@ -152,7 +157,7 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
     requests++;
     // Limits first: a body is refused before the token is looked at.
     if (check_request_limits(req, res, limits)) return httplib::Server::HandlerResponse::Handled;
-    if (token.empty() || req.path == "/health" || is_web_page(req.path))
+    if (token.empty() || req.path == "/health" || is_web_page(req.path) || is_ticket_download(req))
       return httplib::Server::HandlerResponse::Unhandled;
     std::string auth = req.get_header_value("Authorization");
     if (!bearer_matches(auth, token)) {

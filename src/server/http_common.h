@@ -87,7 +87,8 @@ ByteSink chunk_sink(httplib::DataSink& sink);
 // header and answer deadlines, request bodies capped before authentication, NUL bytes and
 // invalid UTF-8 in the path and query parameters refused), bearer token (`token`,
 // "Authorization: Bearer" in any case of the scheme, compared in constant time; /health stays
-// open; none when empty), JSON answers for unknown endpoints and for exceptions (ApiError's
+// open, and so do the web page and GET /api/v1/download/TICKET, whose ticket is its credential;
+// none when empty), JSON answers for unknown endpoints and for exceptions (ApiError's
 // status; 400 for std::invalid_argument, std::out_of_range and JSON errors, which only a
 // client's input can raise in a route; else 500); counts every request in `requests`.
 // It owns the server's new_task_queue, socket options, pre- and post-routing handlers, logger

@@ -203,56 +203,62 @@ ApiCounters HttpApi::counters() {
   return c;
 }
 
+// A packet query's answer: opened (its errors answered) before it starts, then streamed, cut
+// at the time limit or at shutdown; named for a browser's download.
+void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
+  limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
+  struct Ctx {
+    std::unique_ptr<Stream> stream;
+    std::string filter;
+    clk::time_point t0 = clk::now();
+    bool ok = false;
+  };
+  auto ctx = std::make_shared<Ctx>();
+  ctx->filter = q.filter;
+  ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
+  res.set_header("Content-Disposition",
+                 fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
+  queries_++;
+  res.set_chunked_content_provider(
+      ctx->stream->content_type.empty() ? kPcapType : ctx->stream->content_type.c_str(),
+      [this, ctx](size_t, httplib::DataSink& sink) {
+        auto limit = std::chrono::duration<double>(o_.query_seconds);
+        auto stop = [this, ctx, limit]() -> std::string {
+          if (stopping_) return "shutting down";
+          if (clk::now() - ctx->t0 > limit) return "time limit";
+          return "";
+        };
+        auto warn = [ctx](const std::string& w) { spdlog::warn("query '{}': {}", ctx->filter, w); };
+        try {
+          ctx->stream->run(chunk_sink(sink), warn, stop);
+          query_packets_ += ctx->stream->packets;
+          ctx->ok = true;
+          sink.done();
+          return true;
+        } catch (const Cancelled& e) {
+          spdlog::warn("query '{}' cut off ({})", ctx->filter, e.what());
+        } catch (const std::exception& e) {
+          spdlog::info("query '{}' ended: {}", ctx->filter, e.what());
+        }
+        return false;  // the client sees an incomplete answer
+      },
+      [this, ctx](bool) {
+        ctx->stream.reset();
+        queries_admit_.release();
+        if (!ctx->ok) query_errors_++;
+        observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
+      });
+}
+
 void HttpApi::query_routes() {
   auto& s = *svr_;
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
   s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
-    limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
     only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
-    QueryRequest q = query_request(req);
-    struct Ctx {
-      std::unique_ptr<Stream> stream;
-      std::string filter;
-      clk::time_point t0 = clk::now();
-      bool ok = false;
-    };
-    auto ctx = std::make_shared<Ctx>();
-    ctx->filter = q.filter;
-    ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
-    res.set_header("Content-Disposition",
-                   fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
-    queries_++;
-    res.set_chunked_content_provider(
-        ctx->stream->content_type.empty() ? kPcapType : ctx->stream->content_type.c_str(),
-        [this, ctx](size_t, httplib::DataSink& sink) {
-          auto limit = std::chrono::duration<double>(o_.query_seconds);
-          auto stop = [this, ctx, limit]() -> std::string {
-            if (stopping_) return "shutting down";
-            if (clk::now() - ctx->t0 > limit) return "time limit";
-            return "";
-          };
-          auto warn = [ctx](const std::string& w) { spdlog::warn("query '{}': {}", ctx->filter, w); };
-          try {
-            ctx->stream->run(chunk_sink(sink), warn, stop);
-            query_packets_ += ctx->stream->packets;
-            ctx->ok = true;
-            sink.done();
-            return true;
-          } catch (const Cancelled& e) {
-            spdlog::warn("query '{}' cut off ({})", ctx->filter, e.what());
-          } catch (const std::exception& e) {
-            spdlog::info("query '{}' ended: {}", ctx->filter, e.what());
-          }
-          return false;  // the client sees an incomplete answer
-        },
-        [this, ctx](bool) {
-          ctx->stream.reset();
-          queries_admit_.release();
-          if (!ctx->ok) query_errors_++;
-          observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
-        });
+    stream_query(res, query_request(req));
   });
+  download_routes();
 
   // The plan of a filter (tm query --explain's, without running it), and a query's count.
   s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
@@ -305,6 +311,46 @@ void HttpApi::query_routes() {
     trim_memory_after_connection();  // what ranking the flows took is given back
     flow_queries_++;
     observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+  });
+}
+
+// Downloads a browser streams to disk itself (download_tickets.h): POST /api/v1/download, with
+// the token, takes a packet query's parameters (query string, form or JSON body) and answers a
+// one-time ticket bound to them; GET /api/v1/download/TICKET (no token: the ticket is the
+// credential, exempted in http_common.cpp) streams that query's answer as /api/v1/query would.
+void HttpApi::download_routes() {
+  auto& s = *svr_;
+  s.Post("/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
+    QueryRequest q = query_request(req);
+    if (json j = body_object(req); !j.is_null()) {
+      for (auto [key, dst] :
+           {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
+            std::pair{"community_id", &q.community_id}, std::pair{"format", &q.format}})
+        *dst = json_string(j, key, *dst);
+      if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
+      if (auto it = j.find("class"); it != j.end() && !it->is_null()) {
+        json list = it->is_array() ? *it : json::array({*it});
+        for (auto& c : list) {
+          if (!c.is_string()) throw BadRequest("class: expected a string or an array of strings");
+          q.classes.push_back(c.get<std::string>());
+        }
+      }
+    }
+    svc_.explain(q);  // a bad filter is refused now, not when the browser fetches the ticket
+    std::string name = download_name(q.filter, q.from, q.to);
+    std::string t = tickets_.issue(std::move(q));
+    auto ttl = std::chrono::duration_cast<std::chrono::seconds>(tickets_.ttl()).count();
+    res.set_header("Cache-Control", "no-store");
+    reply(res,
+          {json{{"ticket", t}, {"url", "/api/v1/download/" + t}, {"expires_s", ttl}, {"name", name}}, {}},
+          -1);
+  });
+  s.Get(R"(/api/v1/download/([^/]*))", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
+    QueryRequest q = tickets_.redeem(req.matches[1].str());
+    res.set_header("Cache-Control", "no-store");
+    stream_query(res, std::move(q));
   });
 }
 

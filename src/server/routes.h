@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "server/download_tickets.h"
 #include "server/http_common.h"
 #include "server/listen.h"
 #include "server/service.h"
@@ -49,6 +50,8 @@ class HttpApi {
 
  private:
   void query_routes();
+  void download_routes();
+  void stream_query(httplib::Response& res, QueryRequest q);
   void state_routes();
   void subscribe_routes();
   void web_routes();
@@ -58,6 +61,7 @@ class HttpApi {
   std::unique_ptr<httplib::Server> svr_;
   std::atomic<bool> stopping_{false};
   Admission queries_admit_{"concurrent queries", o_.max_queries};  // /query and /flows
+  DownloadTickets tickets_;                                        // /api/v1/download
   Admission subs_admit_{"subscriptions", o_.max_subscriptions};    // /subscribe
   std::atomic<uint64_t> queries_{0}, query_errors_{0}, flow_queries_{0};
   std::atomic<uint64_t> query_packets_{0}, subs_total_{0}, http_requests_{0};
