@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "cluster/flow_merge.h"
+#include "cluster/history_merge.h"
 #include "cluster/pcap_merge.h"
 #include "cluster/worker_fetch.h"
 #include "query/parser.h"
@@ -187,6 +188,31 @@ server::Reply ClusterService::explain(const server::QueryRequest& q) {
   for (auto& [k, v] : plan.body.items())
     if (!j.contains(k) || j[k].is_null()) j[k] = v;
   return {std::move(j), {}};
+}
+
+// The rate history of the cluster: every worker's, summed on the 10 s grid.
+server::Reply ClusterService::history() {
+  auto which = all_workers();
+  auto replies = fan_out(cfg_, wc_, which, [](httplib::Client& c) { return c.Get("/api/v1/history"); });
+  std::vector<json> parts;
+  json answered = json::array(), missing = json::object();
+  for (size_t k = 0; k < which.size(); ++k) {
+    const std::string& url = cfg_.workers[which[k]].url;
+    json body = replies[k].ok() ? json::parse(replies[k].body, nullptr, false) : json();
+    if (!replies[k].ok() || !body.is_object()) {
+      missing[url] = replies[k].ok() ? "its history is not a JSON object" : replies[k].error;
+      continue;
+    }
+    parts.push_back(std::move(body));
+    answered.push_back(url);
+  }
+  if (parts.empty())
+    throw server::ServiceError(502, fmt::format("no worker answered: {}", reasons_of(missing)));
+  server::Reply r{merge_histories(parts), {}};
+  r.body["workers"] = std::move(answered);
+  r.body["missing"] = missing;
+  add_missing_headers(r.headers, missing);
+  return r;
 }
 
 // A packet query under way: the workers' answers, merged by timestamp as they stream in.

@@ -59,6 +59,10 @@ class ClusterService : public server::Service {
   nlohmann::json query_status(uint64_t id);
   // The plan (Service::explain) and which workers the query would ask.
   server::Reply explain(const server::QueryRequest& q) override;
+  // The workers' rate histories summed (history_merge.h), with "workers" (the URLs that
+  // answered) and "missing" ({URL: why}; also as X-TM-Missing-Workers/-Reasons headers); 502
+  // when no worker answers.
+  server::Reply history() override;
 
  private:
   class QueryStream;
