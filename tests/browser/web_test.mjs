@@ -3,6 +3,8 @@
 // Usage: node web_test.mjs SCENARIO URL OUTDIR [TOKEN] [FILTER]
 //   store: login, overview, query (count, preview, download), bad filter, flows sort, live (read-only)
 //   live:  add and remove a dynamic class on a capturing tm serve
+//   chart: a tm frontend's overview shows the rate chart of its recording workers; with the chart
+//          library blocked, the same rates as a table
 // playwright-core is found in PW_DIR (the build directory's browser-tests/node_modules).
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -61,6 +63,7 @@ try {
     out.preview = (await page.textContent("#q-preview")).split("\n");
     const [dl] = await Promise.all([page.waitForEvent("download"), page.click("#q-download")]);
     out.download_name = dl.suggestedFilename();
+    out.download_url = dl.url();  // (the browser's own download: not among the page's requests)
     await dl.saveAs(path.join(outdir, prefix + "web-query.pcap"));
     await shot("web-query.png");
 
@@ -127,6 +130,39 @@ try {
     await page.waitForFunction(() => document.querySelector("#conns tbody tr:first-child td.cutoff").textContent.startsWith("suspended"));
     out.api_connections = await page.evaluate(async () => (await fetch("/api/v1/connections")).json());
     await shot("web-live-connections.png");
+  } else if (scenario === "chart") {
+    // The chart: once the front-end's summed history has a sample with stored packets, the page
+    // draws it (a uPlot canvas); then the same history as a table when uPlot cannot load.
+    const stored = () => page.evaluate(async () => {
+      const h = await (await fetch("/api/v1/history")).json();
+      return h.samples.filter((s) => Object.values(s.classes).some((c) => c.stored_pps > 0)).length;
+    });
+    const deadline = Date.now() + 180000;  // two 10 s samples of each worker, on a loaded machine
+    while ((await stored()) < 2) {  // (two: a line in the screenshot)
+      if (Date.now() > deadline) throw new Error("no rate sample with stored packets from the front-end");
+      await page.waitForTimeout(1000);
+    }
+    const before = Number(await page.evaluate(async () => (await (await fetch("/api/v1/history")).json()).samples.length));
+    await page.waitForFunction((n) => Number(document.querySelector("#chart").dataset.samples || 0) >= n, before);
+    await page.waitForSelector("#chart .uplot canvas");
+    out.mode = await page.textContent("#mode");
+    out.chart_samples = Number(await page.getAttribute("#chart", "data-samples"));
+    out.chart_note = await page.textContent("#chart-note");
+    out.chart_series = await page.$$eval("#chart .u-legend .u-series th", (ths) => ths.map((t) => t.innerText.trim()).filter((t) => t));
+    out.workers = await page.$$eval("#worker-table tbody tr", (rows) => rows.map((r) => r.innerText));
+    await shot("web-overview.png");
+
+    const p2 = await ctx.newPage();
+    p2.setDefaultTimeout(T);
+    p2.on("pageerror", (e) => out.errors.push(String(e)));
+    await p2.route("**/static/uPlot.iife.min.js", (r) => r.abort());
+    await p2.goto(url + "/");
+    await p2.waitForSelector("#rate-table tbody tr");
+    out.table_uplot = await p2.evaluate(() => typeof window.uPlot);
+    out.table_head = await p2.$$eval("#rate-table thead th", (ths) => ths.map((t) => t.innerText));
+    out.table_rows = await p2.$$eval("#rate-table tbody tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.innerText)));
+    out.table_history = await p2.evaluate(async () => (await fetch("/api/v1/history")).json());
+    await p2.screenshot({ path: path.join(outdir, prefix + "web-overview-table.png"), fullPage: true });
   }
 } catch (e) {
   out.failure = String(e && e.stack || e);

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from tmtest import TM, StoreTest, TmProcess, corpus, free_port, read_pcap, record, run, tcpdump_packets, tm, veth_namespace
@@ -120,6 +121,18 @@ class Web(TmProcess, StoreTest):
         self.assertEqual(out["flows_sort1_dir"], "descending")
         self.assertEqual(out["flows_sort2"], sorted(out["flows_unsorted"]))
         self.assertEqual(out["flows_sort2_dir"], "ascending")
+        # The download: a ticket asked for with the token (POST /api/v1/download), then the browser's
+        # own GET of the ticket's URL (streamed to disk), which holds the ticket, not the token, and
+        # is good once.
+        posts = [u for u in out["urls"] if u["url"].endswith("/api/v1/download")]
+        self.assertEqual(len(posts), 1, out["urls"])
+        self.assertRegex(out["download_url"], r"/api/v1/download/[0-9a-f]{32}$")
+        if token:
+            self.assertNotIn(token, out["download_url"])
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(out["download_url"])
+        self.assertEqual(e.exception.code, 410)
+        self.assertIn("used already", json.loads(e.exception.read())["error"])
         # The token: in the header of every API request, never in a URL.
         api = [u for u in out["urls"] if "/api/" in u["url"]]
         self.assertTrue(api)
@@ -212,6 +225,97 @@ class Web(TmProcess, StoreTest):
         self.assertIn(out["suspended_conn"], [key(c) for c in conns])
         for c in conns:
             self.assertEqual(c["cutoff_suspended"], key(c) == out["suspended_conn"], c)
+
+    def test_frontend_rate_chart(self):
+        """A tm frontend's overview: the rate chart of its workers' summed histories (two tm serve recording
+        the same replay in a namespace, and a third worker that is down, named as missing); the sum checked
+        against the workers' own histories; the table shown instead when the chart library cannot load."""
+        ns, _ = veth_namespace(self, "tmwch", "tmcsend", "tmccap")
+        prefix = ["ip", "netns", "exec", ns]
+        urls = []
+        for i in range(2):
+            port = free_port()
+            urls.append("http://127.0.0.1:%d" % port)
+            p = self.spawn(["serve", "--store", self.path("store%d" % i), "--config", self.conf, "-i", "tmccap",
+                            "--listen", "127.0.0.1:%d" % port], "serve%d" % i, prefix)
+            self.wait_health(urls[-1], p, prefix)
+        down = "http://127.0.0.1:%d" % free_port()  # nothing listens there
+        conf = self.path("cluster.toml")
+        with open(conf, "w") as f:
+            f.write('timeout = "10s"\n' + "".join('[[worker]]\nurl = "%s"\n' % u for u in urls + [down]))
+        fport = free_port()
+        furl = "http://127.0.0.1:%d" % fport
+        fe = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % fport], "frontend", prefix)
+        self.wait_health(furl, fe, prefix)
+        # Traffic all along (the workers take a sample every 10 s), slow enough for a loaded machine.
+        self.spawn_process(prefix + ["tcpreplay", "-q", "-i", "tmcsend", "--pps", "200", "--loop", "0",
+                                     corpus("mixed", "bro.org.pcap")], "replay")
+
+        out = self.browse("chart", furl, "", prefix=prefix, shot_prefix="frontend-live-")
+        self.assertIn("cluster front-end", out["mode"])
+        self.assertGreater(out["chart_samples"], 0)
+        self.assertIn("web stored pkt/s", out["chart_series"])
+        self.assertIn("The sum of 2 workers; without %s" % down, out["chart_note"])
+        self.assertEqual(len(out["workers"]), 3, out["workers"])
+
+        # The API: the front-end's history is the sum of its workers' on the 10 s grid.
+        h, headers = self.ns_get(prefix, furl + "/api/v1/history")
+        self.assertEqual(h["workers"], urls)
+        self.assertEqual(list(h["missing"]), [down])
+        self.assertEqual(headers.get("X-TM-Missing-Workers"), down)
+        self.assertIn(down + ": ", headers.get("X-TM-Missing-Reasons"))
+        self.assertEqual(h["interval_s"], 10)
+        parts = [self.ns_get(prefix, u + "/api/v1/history")[0] for u in urls]  # taken after: they hold more
+        grid = 10 * 10**9
+        cells = []
+        for part in parts:
+            c = {}
+            for smp in part["samples"]:
+                c.setdefault(smp["t_ns"] // grid * grid, []).append(smp)
+            cells.append(c)
+        self.assertGreater(len(h["samples"]), 0)
+        stored = 0
+        for smp in h["samples"]:
+            self.assertEqual(smp["t_ns"] % grid, 0)
+            mine = [c[smp["t_ns"]] for c in cells if smp["t_ns"] in c]
+            self.assertEqual(smp["workers"], len(mine), smp)
+            for cls in ("web", "default"):
+                for key in ("stored_pps", "cut_pps", "seen_bps", "dropped_pps"):
+                    want = sum(sum(x["classes"][cls][key] for x in ss) / len(ss) for ss in mine)
+                    self.assertAlmostEqual(smp["classes"][cls][key], want, delta=1e-6 * max(1, want), msg=(cls, key, smp))
+            stored += smp["classes"]["web"]["stored_pps"] + smp["classes"]["default"]["stored_pps"]
+        self.assertGreater(stored, 0)
+
+        # Without uPlot (blocked in the browser): a table of the same rates, newest 30 samples.
+        self.assertEqual(out["table_uplot"], "undefined")
+        head = out["table_head"]
+        self.assertEqual(head[0], "time")
+        self.assertIn("web stored pkt/s", head)
+        hist = {datetime.datetime.fromtimestamp(smp["t_ns"] / 1e9, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"): smp
+                for smp in out["table_history"]["samples"]}  # taken after the table: holds every row's time
+        self.assertGreater(len(out["table_rows"]), 0)
+        self.assertLessEqual(len(out["table_rows"]), 30)
+        col = head.index("web stored pkt/s")
+        for row in out["table_rows"]:
+            self.assertIn(row[0], hist)
+            want = hist[row[0]]["classes"]["web"]["stored_pps"]
+            self.assertAlmostEqual(rate_value(row[col]), want, delta=0.06 * want + 0.06, msg=row)
+
+    def ns_get(self, prefix, url):
+        """GET url from inside the namespace: (JSON body, headers)."""
+        code = ("import json,sys,urllib.request; r=urllib.request.urlopen(sys.argv[1], timeout=30); "
+                "print(json.dumps([json.loads(r.read()), dict(r.headers)]))")
+        body, headers = json.loads(run(list(prefix) + ["python3", "-c", code, url]).stdout)
+        return body, headers
+
+
+def rate_value(text):
+    """The number the page's fmtRate wrote ("12.3 k", "1.05 M", "7.5")."""
+    text = text.strip()
+    for suffix, k in ((" M", 1e6), (" k", 1e3)):
+        if text.endswith(suffix):
+            return float(text[:-len(suffix)]) * k
+    return float(text)
 
 
 if __name__ == "__main__":

@@ -80,18 +80,18 @@ export function ago(ns, nowMs = Date.now()) {
   return parts.join(" ") + " ago";
 }
 
-// A download of an API answer under the server's Content-Disposition file name: fetched with
-// the token (a plain link could not send it), then handed to the browser as a blob.
-export async function download(path, p) {
-  const res = await api(path, p);
-  const cd = res.headers.get("Content-Disposition") || "";
-  const m = /filename="([^"]+)"/.exec(cd);
-  const blob = await res.blob();
-  const a = el("a", { href: URL.createObjectURL(blob), download: m ? m[1] : "tm.pcap" });
+// A packet query's pcap, downloaded by the browser itself (streamed to disk, any size): the page
+// asks for a one-time ticket bound to the query (POST /api/v1/download, the token in the header
+// as always), then follows the ticket's URL, which holds the ticket, never the token, and is
+// good for this one download within a minute. The file is named by the server
+// (Content-Disposition).
+export async function download(p) {
+  const t = await apiJson("/api/v1/download", null, { method: "POST", body: new URLSearchParams(p) });
+  const a = el("a", { href: t.url, download: t.name, hidden: true });
   document.body.append(a);
   a.click();
-  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 60000);
-  return { name: a.download, size: blob.size };
+  a.remove();
+  return { name: t.name };
 }
 
 function showLogin(msg) {

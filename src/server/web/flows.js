@@ -78,7 +78,7 @@ function render() {
     }
     const onDisk = r.packets_on_disk && !/^no/.test(r.packets_on_disk);
     tr.append(el("td", {}, onDisk
-      ? el("a", { href: "#flows", class: "dl", onclick: (ev) => { ev.preventDefault(); download("/api/v1/query", flowQuery(r)).catch((e) => { $("#f-error").textContent = e.message; }); } }, "pcap")
+      ? el("a", { href: "#flows", class: "dl", onclick: (ev) => { ev.preventDefault(); download(flowQuery(r)).catch((e) => { $("#f-error").textContent = e.message; }); } }, "pcap")
       : el("span", { class: "note" }, "evicted")));
     tb.append(tr);
   }

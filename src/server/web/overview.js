@@ -104,13 +104,23 @@ function renderWorkers(s) {
 function renderChart(history, names) {
   const box = $("#chart");
   const samples = history.samples || [];
+  // A front-end's history is the sum of its workers' (those that answered).
+  const missing = Object.entries(history.missing || {});
+  const note = $("#chart-note");
+  note.textContent = !history.workers ? ""
+    : `The sum of ${history.workers.length} worker${history.workers.length === 1 ? "" : "s"}` +
+      (missing.length ? `; without ${missing.map(([u, why]) => `${u} (${why})`).join(", ")}.` : ".");
+  note.classList.toggle("bad", missing.length > 0);
   if (!samples.length) {
+    delete box.dataset.samples;
     if (chart) { chart.destroy(); chart = null; }
     box.replaceChildren(el("p", { class: "note" }, history.interval_s
       ? `No rate sample yet (one every ${history.interval_s} s).`
-      : "No rate history: nothing is recorded here (read-only store or front-end)."));
+      : history.workers ? "No rate history: no worker records (read-only stores)."
+      : "No rate history: nothing is recorded here (read-only store)."));
     return;
   }
+  box.dataset.samples = samples.length;  // (what the browser test waits for)
   const xs = samples.map((s) => Number(BigInt(s.t_ns) / 1000000n) / 1000);
   const series = [{}], data = [xs];
   for (const n of names) {
@@ -125,7 +135,8 @@ function renderChart(history, names) {
     for (let i = Math.max(0, xs.length - 30); i < xs.length; i++)
       tb.append(el("tr", {}, el("td", {}, new Date(xs[i] * 1000).toISOString()), ...data.slice(1).map((d) => el("td", { class: "num" }, fmtRate(d[i] || 0)))));
     t.append(tb);
-    box.replaceChildren(el("p", { class: "note" }, "(The chart library was not available when tm was built: rates as a table.)"), t);
+    t.id = "rate-table";
+    box.replaceChildren(el("p", { class: "note" }, "(No chart library: it was not installed when tm was built, or the browser could not load it. The rates as a table.)"), t);
     return;
   }
   const key = series.map((s) => s.label).join("|");
@@ -134,7 +145,9 @@ function renderChart(history, names) {
   box.replaceChildren();
   chartKey = key;
   chart = new window.uPlot({ width: Math.min(1100, box.clientWidth || 900), height: 260, series,
-    axes: [{}, { label: "packets/s" }], scales: { x: { time: true } } }, data, box);
+    axes: [{}, { label: "packets/s" }],
+    // At least the last 10 minutes: a single sample would otherwise span years.
+    scales: { x: { time: true, range: (u, min, max) => [Math.min(min, max - 600), max + (history.interval_s || 10)] } } }, data, box);
 }
 
 const palette = ["#1f6feb", "#d97706", "#16a34a", "#9333ea", "#dc2626", "#0891b2"];

@@ -1,6 +1,6 @@
 // Query: the filter's plan as you type (/api/v1/explain, tm query --explain's), a time range,
 // the count first (/api/v1/count), then the pcap download and a first-packets preview.
-import { $, api, apiJson, params, download, fmtNum, fmtBytes } from "./app.js";
+import { $, api, apiJson, params, download, fmtNum } from "./app.js";
 import { readPackets, oneLine } from "./pcap.js";
 
 let explainTimer = null, explainSeq = 0, lastRun = null;
@@ -25,8 +25,8 @@ export function init() {
   $("#q-download").addEventListener("click", async () => {
     if (!lastRun) return;
     try {
-      const d = await download("/api/v1/query", lastRun);
-      $("#q-result").textContent += ` — downloaded ${d.name} (${fmtBytes(d.size)})`;
+      const d = await download(lastRun);
+      $("#q-result").textContent += ` — downloading ${d.name}`;
     } catch (e) { $("#q-error").textContent = e.message; }
   });
   explain();
