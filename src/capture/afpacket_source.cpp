@@ -39,8 +39,16 @@ namespace {
 constexpr uint32_t kLinktypeEthernet = 1;
 constexpr uint32_t kVlanTagLen = 4;
 constexpr uint32_t kMacAddrsLen = 12;      // destination and source MAC: the tag goes after them
-constexpr uint32_t kBlockSize = 1u << 20;  // ring block, unless the buffer is small
-constexpr unsigned kRetireTimeoutMs = 4;   // an idle link's partly filled block is handed on after this
+// The ring's blocks. The kernel hands a block on when it is full or when its retire timer
+// fires, and a block handed on holds only what came in meanwhile: at a rate r the ring holds
+// block_nr * min(block_size, r * timeout) bytes, so blocks too large for the timer leave most
+// of capture.buffer_size unused exactly when it is needed — a capture thread waiting for its
+// writer (when_ring_full = wait) leaves the overflow in this ring. With the smallest block a
+// frame fits in (128 KiB at least; 512 KiB at the default snaplen) and 50 ms, the whole
+// buffer is used above ~10 MB/s and below that it holds block_nr * 50 ms (25 s for 256 MiB);
+// an idle link's packets reach tm within 50 ms (libpcap's ring, as tm opens it: 100 ms).
+constexpr uint32_t kMinBlockSize = 128u << 10;
+constexpr unsigned kRetireTimeoutMs = 50;
 
 std::string errno_text(int e) {
   const char* name = strerrorname_np(e);
@@ -197,10 +205,11 @@ class AfPacketSource : public PacketSource {
 
   void setup_ring(uint64_t buffer_bytes) {
     // A frame holds the headers, the reserve and snaplen bytes; a block holds one frame at
-    // least. Blocks of 1 MiB, smaller for a small buffer (8 blocks at least where possible).
+    // least: the smallest such power of two, 128 KiB at least (see kMinBlockSize), smaller for
+    // a small buffer (8 blocks at least where possible).
     uint32_t frame = TPACKET_ALIGN(TPACKET3_HDRLEN + 16 + kVlanTagLen + snaplen_);
     uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-    uint32_t bs = kBlockSize;
+    uint32_t bs = std::max(kMinBlockSize, page);
     while (bs < frame) bs *= 2;
     while (bs / 2 >= frame && bs / 2 >= page && buffer_bytes / bs < 8) bs /= 2;
     uint64_t nr = std::max<uint64_t>(2, buffer_bytes / bs);

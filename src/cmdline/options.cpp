@@ -64,7 +64,9 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
   app.add_option("--disk-budget", o.disk_budget,
                  "disk budget of the whole store (e.g. 10g, or 80% of its file system)");
   app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
-  app.add_option("--when-ring-full", o.when_full, "auto (wait for files, drop live), drop, or wait");
+  app.add_option(
+      "--when-ring-full", o.when_full,
+      "wait (auto, the default: a live capture leaves the overflow in the kernel's buffer) or drop");
   app.add_option(
          "--capture-threads", o.capture_threads,
          "live capture threads, in one AF_PACKET fanout group per interface (overrides capture.threads)")

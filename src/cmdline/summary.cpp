@@ -89,7 +89,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     j["connection_table"] = {{"max", rec.table_max},  {"peak", ts.peak},       {"open", rec.table_open},
                              {"expired", ts.expired}, {"evicted", ts.evicted}, {"untracked", ts.untracked}};
     j["non_ip_packets"] = t.non_ip;
-    // Wait mode (file input): how often the capture thread found a ring full and waited for
+    // Wait mode (the default): how often the capture thread found the budget full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
     j["ring_waits"] = t.ring_waits;
     // CPU seconds per thread: compared with `seconds`, they say which thread bounded the run.

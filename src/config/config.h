@@ -29,7 +29,7 @@ struct ClassConfig {
 
 constexpr int kMaxCaptureThreads = 64;
 
-enum class WhenFull { kAuto, kDrop, kWait };  // auto: wait when reading files, drop when live
+enum class WhenFull { kAuto, kDrop, kWait };  // auto = wait (see docs/DESIGN.md, the elastic buffer)
 
 struct Config {
   std::string source_file;  // the TOML file the values came from, if any

@@ -18,8 +18,10 @@ namespace tmach::record {
 Session::Session(const config::Config& cfg, SessionOptions opts)
     : cfg_(cfg),
       opts_(std::move(opts)),
-      wait_mode_(cfg.when_full == config::WhenFull::kWait ||
-                 (cfg.when_full == config::WhenFull::kAuto && !opts_.live)) {
+      // auto waits too: reading files nothing is gained by losing data that is not going away;
+      // live, a capture thread that waits leaves the overflow in the kernel's capture buffer
+      // (capture.buffer_size), which the kernel drops from only once that is full too.
+      wait_mode_(cfg.when_full != config::WhenFull::kDrop) {
   util::tune_allocator_for_recording();
   const auto n =
       static_cast<uint16_t>(opts_.live ? std::clamp(cfg_.capture_threads, 1, config::kMaxCaptureThreads) : 1);
