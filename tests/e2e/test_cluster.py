@@ -389,6 +389,13 @@ class Mixed(Cluster):
         self.assertEqual(st["packets"], len(read_pcap(first)))
         self.assertTrue(st["complete"])
         del p
+        # The front-end's own routes refuse a parameter they do not take, as every route does.
+        for path, name in (("/api/v1/cluster?verbose=1", "verbose"), ("/api/v1/cluster/queries/%s?x=1" % qid, "x")):
+            body, code = run(["curl", "-s", "-w", "\n%{http_code}", fe + path]).stdout.decode().rsplit("\n", 1)
+            self.assertEqual(code, "400", path)
+            self.assertIn("unknown parameter '%s' for GET" % name, json.loads(body)["error"])
+        self.assertEqual(run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", fe + "/api/v1/cluster"]).stdout,
+                         b"200")
 
 
 class Tokens(Cluster):
