@@ -44,9 +44,9 @@ Frontend::Frontend(ClusterConfig cfg) : svc_(std::move(cfg)), http_(svc_, route_
 
 Frontend::~Frontend() = default;
 
-void Frontend::bind() {
+std::string Frontend::bind() {
   server::HostPort a = server::parse_host_port(svc_.config().listen, "listen");
-  http_.bind(a.host, a.port, svc_.config().listen);
+  return server::format_host_port(a.host, http_.bind(a.host, a.port, svc_.config().listen));
 }
 
 void Frontend::serve() { http_.serve(); }

@@ -10,9 +10,9 @@ import subprocess
 import time
 import unittest
 
-from test_daemon import free_port, parse_prometheus
+from test_daemon import parse_prometheus
 from test_query import BPF_FILTERS, FILES, FILTERS, FragmentOracle
-from tmtest import TM, StoreTest, corpus, read_pcap, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, tcpdump_packets, tm
 
 N = 3
 TIMEOUT = 3  # the front-end's per-worker time limit, seconds
@@ -55,13 +55,14 @@ class Cluster(StoreTest):
         return stores
 
     def start_workers(self, stores, extra=()):
+        """tm serve on each store, on a port of the system's choice (--listen 127.0.0.1:0, the port read
+        from what it prints: no race with other test suites for a port picked beforehand)."""
         self.workers, self.worker_procs = [], []
         for i, store in enumerate(stores):
-            port = free_port()
-            url = "http://127.0.0.1:%d" % port
-            p = self.spawn(["serve", "--store", store, "--listen", "127.0.0.1:%d" % port] + list(extra), "w%d" % i)
-            self.workers.append(url)
+            p = self.spawn(["serve", "--store", store, "--listen", "127.0.0.1:0"] + list(extra), "w%d" % i)
             self.worker_procs.append(p)
+        for i, p in enumerate(self.worker_procs):
+            self.workers.append("http://127.0.0.1:%d" % listening_port(p, p.errfile, "worker %d" % i))
         for i, (url, p) in enumerate(zip(self.workers, self.worker_procs)):
             self.wait_health(url, p, "w%d" % i)
 
@@ -73,10 +74,10 @@ class Cluster(StoreTest):
             f.write("tunnels = %s\ntimeout = \"%ds\"\n" % ("true" if tunnels else "false", TIMEOUT))
             for url in self.workers:
                 f.write('[[worker]]\nurl = "%s"\n' % url)
-        port = free_port()
-        url = "http://127.0.0.1:%d" % port
-        p = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % port] + list(extra), "fe")
-        self.wait_health(url, p, "fe")
+        name = "fe%d" % len(self.procs)
+        p = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:0"] + list(extra), name)
+        url = "http://127.0.0.1:%d" % listening_port(p, p.errfile, "tm frontend")
+        self.wait_health(url, p, name)
         return url
 
     def query(self, fe, flt, *extra, check=True):
@@ -314,11 +315,9 @@ class Live(Cluster):
             self.skipTest("live capture on lo needs root")
         self.workers, self.worker_procs = [], []
         for i in range(N):
-            port = free_port()
-            url = "http://127.0.0.1:%d" % port
             p = self.spawn(["serve", "--store", self.path("live%d" % i), "-i", "lo", "--listen",
-                            "127.0.0.1:%d" % port, "--worker-id", i, "--workers", N], "w%d" % i)
-            self.workers.append(url)
+                            "127.0.0.1:0", "--worker-id", i, "--workers", N], "w%d" % i)
+            self.workers.append("http://127.0.0.1:%d" % listening_port(p, p.errfile, "worker %d" % i))
             self.worker_procs.append(p)
         for i, (url, p) in enumerate(zip(self.workers, self.worker_procs)):
             self.wait_health(url, p, "w%d" % i)

@@ -14,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from tmtest import free_port, TM, StoreTest, TmProcess, corpus, record, run, tm, read_pcap
+from tmtest import free_port, listening_port, TM, StoreTest, TmProcess, corpus, record, run, tm, read_pcap
 
 REPLAY = corpus("mixed", "bro.org.pcap")
 WAIT = 60
@@ -107,11 +107,10 @@ class Tls(TmProcess, StoreTest):
 
     def serve_tls(self, *extra, cert="server"):
         """A read-only tm serve over HTTPS; returns its https:// URL (with 127.0.0.1)."""
-        port = free_port()
-        self.proc, self.err = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:%d" % port,
+        self.proc, self.err = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:0",
                                           "--tls-cert", self.pem(cert + ".pem"), "--tls-key", self.pem(cert + ".key")]
                                          + list(extra), "serve%d" % len(self.procs))
-        url = "https://127.0.0.1:%d" % port
+        url = "https://127.0.0.1:%d" % listening_port(self.proc, self.err, "tm serve")
         client = ["--cert", self.pem("client.pem"), "--key", self.pem("client.key")] if extra else []
         # (A certificate for another name: curl is told not to check, only to see it is up.)
         check = ["--cacert", self.pem("ca.pem")] if cert == "server" else ["--insecure"]
@@ -330,10 +329,9 @@ class Tls(TmProcess, StoreTest):
         with open(conf, "w") as f:
             f.write('worker_ca = "%s"\nworker_cert = "%s"\nworker_key = "%s"\n[[worker]]\nurl = "%s"\n' % (
                 self.pem("ca.pem"), self.pem("client.pem"), self.pem("client.key"), worker))
-        port = free_port()
-        fe = "https://127.0.0.1:%d" % port
-        p, err = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % port,
+        p, err = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:0",
                              "--tls-cert", self.pem("server.pem"), "--tls-key", self.pem("server.key")], "fe")
+        fe = "https://127.0.0.1:%d" % listening_port(p, err, "tm frontend")
         self.wait_health(fe, p, err, "--cacert", self.pem("ca.pem"))
         _, got = self.remote_answer(fe, "--ca", self.pem("ca.pem"))
         self.assertEqual(read_pcap(self.path("remote.pcap")), read_pcap(self.path("local.pcap")))
@@ -341,8 +339,8 @@ class Tls(TmProcess, StoreTest):
         # A worker whose certificate the front-end cannot verify is reported, not trusted.
         with open(conf, "w") as f:
             f.write('worker_ca = "%s"\n[[worker]]\nurl = "%s"\n' % (self.pem("other-ca.pem"), worker))
-        port = free_port()
-        p, err = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % port], "fe2")
+        p, err = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:0"], "fe2")
+        port = listening_port(p, err, "tm frontend")
         self.wait_health("http://127.0.0.1:%d" % port, p, err)
         r = tm("query", "--server", "http://127.0.0.1:%d" % port, "-w", self.path("x.pcap"), FILTER, check=False)
         self.assertNotEqual(r.returncode, 0)
