@@ -176,6 +176,40 @@ class Faults(Cluster):
         up = {l["worker"]: v for l, v in m["tm_frontend_worker_up"]}
         self.assertEqual(up, {self.workers[0]: 1, self.workers[1]: 0, self.workers[2]: 1})
 
+    def count(self, where, flt, *extra, check=True):
+        p = tm("query", *where, "--count", *extra, flt, check=check)
+        return (int(p.stdout) if p.returncode == 0 else None), p
+
+    def test_count_with_a_worker_down(self):
+        # All up: the front-end's count (/api/v1/count, counted on its side) is tcpdump's on the whole
+        # capture, and the sum of each worker's, by tm serve and from its store.
+        for flt in ("", "udp", "host 131.151.32.21"):
+            want = len(tcpdump_packets(self.src, flt or None))
+            self.assertGreater(want, 0, flt)
+            self.assertEqual(self.count(("--server", self.fe), flt)[0], want, flt)
+            shares = [self.count(("--store", s), flt)[0] for s in self.stores]
+            self.assertEqual([self.count(("--server", w), flt)[0] for w in self.workers], shares, flt)
+            self.assertEqual(sum(shares), want, flt)
+        self.worker_procs[1].kill()
+        self.worker_procs[1].wait()
+        for flt in ("", "udp"):
+            got, p = self.count(("--server", self.fe), flt)
+            self.assertEqual(got, len(tcpdump_packets(self.src, flt or None)) - self.count(("--store", self.stores[1]), flt)[0])
+            err = p.stderr.decode()
+            self.assertIn("tm query: warning: workers missing from the answer: " + self.workers[1], err)
+            self.assertNotIn(self.workers[0], err)
+            got, p = self.count(("--server", self.fe), flt, "--require-all", check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIsNone(got)
+            self.assertIn("--require-all", p.stderr.decode())
+            self.assertIn(self.workers[1], p.stderr.decode())
+            self.assertEqual(p.stdout, b"")
+        # The API's own answer: the missing worker in the headers, a 503 with require_all.
+        p = run(["curl", "-s", "-D", "-", self.fe + "/api/v1/count?filter=udp"])
+        self.assertIn("x-tm-missing-workers: " + self.workers[1], p.stdout.decode().lower())
+        p = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", self.fe + "/api/v1/count?require_all=1"])
+        self.assertEqual(p.stdout, b"503")
+
     def test_stuck_worker_does_not_hang_the_answer(self):
         self.worker_procs[2].send_signal(signal.SIGSTOP)
         try:
@@ -452,6 +486,21 @@ class MidStream(Cluster):
                 pos = whole.index(pk, pos) + 1
         p, _ = self.query(fe, "", "--require-all", check=False)
         self.assertNotEqual(p.returncode, 0)
+        # Counted on the front-end: the same workers named (a header, or the count's warnings), what
+        # they sent counted; --require-all an error without a number.
+        p = tm("query", "--server", fe, "--count", "")
+        err = p.stderr.decode()
+        for i in range(N):
+            if sizes[i] > 256:
+                self.assertIn(self.workers[i], err)
+            else:
+                self.assertNotIn(self.workers[i], err)
+        self.assertLess(int(p.stdout), len(whole))
+        self.assertGreaterEqual(int(p.stdout), sum(n for n in sizes if n <= 256))
+        p = tm("query", "--server", fe, "--count", "--require-all", "", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--require-all", p.stderr.decode())
+        self.assertEqual(p.stdout, b"")
 
 
 if __name__ == "__main__":
