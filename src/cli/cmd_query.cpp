@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cluster/pcap_merge.h"
 #include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "packet/community_id.h"
@@ -121,35 +120,6 @@ Runner add_query(CLI::App& app) {
     q.text = filter_text(o->filter);
     if (!o->server.url.empty() && o->explain) return explain_remote(o->server, q.text);
     if (!o->server.url.empty() && o->flow_id) throw std::runtime_error("--flow needs --store");
-    if (!o->server.url.empty() && o->count) {
-      // The server's answer, counted as it streams (pcap or pcapng): nothing is written.
-      auto svc = open_service(o->store, o->server);
-      server::QueryRequest r{q.text,
-                             o->from,
-                             o->to,
-                             o->classes,
-                             o->require_all,
-                             o->community_id,
-                             o->format.empty() ? "pcapng" : o->format};
-      cluster::PcapStreamParser parser;
-      uint64_t counted = 0;
-      std::string summary;
-      try {
-        summary = svc->query(
-            r,
-            [&](const char* p, size_t n) {
-              if (!parser.feed(p, n, [&](cluster::MergePacket&&) { ++counted; }))
-                throw std::runtime_error("the server's answer: " + parser.error());
-            },
-            [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; });
-      } catch (const server::BadRequest& e) {
-        std::cerr << e.what() << "\n";
-        return 2;
-      }
-      std::cout << counted << "\n";
-      if (!o->quiet) std::cerr << "tm query: " << summary << "\n";
-      return 0;
-    }
     if (o->flow_id) {
       // A flow is its endpoints, ports and protocol over its lifetime.
       flow::FlowRow row;
@@ -165,23 +135,32 @@ Runner add_query(CLI::App& app) {
         o->to = fmt::format("{}.{:09}", end / 1000000000ull, end % 1000000000ull);
       }
     }
-    if (!o->explain && !o->count) {
+    if (!o->explain) {
+      // The answer, or (--count) how many packets it holds: one path for --store and --server
+      // (a server counts on its side: /api/v1/count).
       std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
       server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all, o->community_id, o->format};
-      OutFile out(o->out);
+      auto warn = [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; };
       std::string summary;
       try {
-        summary = svc->query(
-            r, [&](const char* p, size_t n) { out.write(p, n); },
-            [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; });
+        if (o->count) {
+          server::Reply c = svc->count(r, [] { return std::string(); });
+          for (auto& w : c.body["warnings"]) warn(w.get<std::string>());
+          std::cout << c.body["packets"].get<uint64_t>() << "\n";
+          summary = c.body["summary"].is_string() ? c.body["summary"].get<std::string>() : "";
+        } else {
+          OutFile out(o->out);
+          summary = svc->query(
+              r, [&](const char* p, size_t n) { out.write(p, n); }, warn);
+        }
       } catch (const server::BadRequest& e) {
         std::cerr << e.what() << "\n";
         return 2;
       }
-      if (!o->quiet) std::cerr << "tm query: " << summary << "\n";
+      if (!o->quiet && !summary.empty()) std::cerr << "tm query: " << summary << "\n";
       return 0;
     }
-    if (!o->community_id.empty()) {  // --count, --explain: the store's own figures
+    if (!o->community_id.empty()) {  // --explain: the store's own figures
       if (!packet::is_community_id(o->community_id))
         throw std::runtime_error(
             fmt::format("--community-id: '{}' is not a version-1 Community ID", o->community_id));
@@ -208,40 +187,28 @@ Runner add_query(CLI::App& app) {
       if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
         throw std::runtime_error(fmt::format("no class '{}' in store {}", c, o->store));
 
-    // --explain and --count: the store's own figures (a Service answers packets only).
-    uint64_t counted = 0;
-    query::QueryStats st = query::run_query(cat, q, [&](const query::OutPacket&) { ++counted; });
+    // --explain: the store's own figures (a Service answers packets only).
+    query::QueryStats st = query::run_query(cat, q, [](const query::OutPacket&) {});
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (o->explain) {
-      std::cout << "filter: " << (q.text.empty() ? "(all packets)" : q.text) << "\n";
-      if (q.parsed.kind == query::ParseResult::Kind::kIndexed) {
-        std::cout << "parsed: " << q.parsed.expr.str() << "\n";
-        std::cout << "plan: indexes, then every candidate re-checked on its bytes\n"
-                  << query::explain_plan(q.parsed.expr);
-      } else {
-        std::cout << fmt::format(
-            "plan: scan with libpcap BPF ('{}' is not indexed); the time range bounds the scan\n",
-            q.parsed.unplanned);
-      }
-      std::cout << fmt::format("time range: {} .. {}\n", q.from_ns ? util::format_time(q.from_ns) : "start",
-                               q.to_ns != UINT64_MAX ? util::format_time(q.to_ns) : "end");
+    std::cout << "filter: " << (q.text.empty() ? "(all packets)" : q.text) << "\n";
+    if (q.parsed.kind == query::ParseResult::Kind::kIndexed) {
+      std::cout << "parsed: " << q.parsed.expr.str() << "\n";
+      std::cout << "plan: indexes, then every candidate re-checked on its bytes\n"
+                << query::explain_plan(q.parsed.expr);
+    } else {
       std::cout << fmt::format(
-          "segments: {} in store, {} skipped by time, {} through indexes ({} with no candidate), {} "
-          "scanned\n",
-          st.segments_total, st.segments_skipped_time, st.segments_indexed, st.segments_empty,
-          st.segments_scanned);
-      std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", st.candidates, st.matched,
-                               ms);
-    } else if (o->count) {
-      std::cout << counted << "\n";
+          "plan: scan with libpcap BPF ('{}' is not indexed); the time range bounds the scan\n",
+          q.parsed.unplanned);
     }
+    std::cout << fmt::format("time range: {} .. {}\n", q.from_ns ? util::format_time(q.from_ns) : "start",
+                             q.to_ns != UINT64_MAX ? util::format_time(q.to_ns) : "end");
+    std::cout << fmt::format(
+        "segments: {} in store, {} skipped by time, {} through indexes ({} with no candidate), {} "
+        "scanned\n",
+        st.segments_total, st.segments_skipped_time, st.segments_indexed, st.segments_empty,
+        st.segments_scanned);
+    std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", st.candidates, st.matched, ms);
     for (auto& w : st.warnings) std::cerr << "tm query: warning: " << w << "\n";
-    if (!o->quiet && !o->explain)
-      std::cerr << fmt::format(
-          "tm query: {} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} "
-          "matched, {:.1f} ms\n",
-          st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
-          st.segments_skipped_time, st.candidates, st.matched, ms);
     return 0;
   };
 }

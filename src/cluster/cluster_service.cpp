@@ -294,7 +294,8 @@ class ClusterService::QueryStream : public server::Stream {
     // The client sees an incomplete answer.
     if (stopped) throw server::Cancelled(why_cut);
     if (cut) throw std::runtime_error(why_cut);
-    if (mid && require_all_) throw std::runtime_error("--require-all: workers failed mid-answer");
+    if (mid && require_all_)  // (a 503 where the answer is not streamed yet: /api/v1/count)
+      throw server::Unavailable("--require-all: workers failed mid-answer: " + reasons_of(missing));
     return fmt::format("{} packets from {} workers; written as {}", out.packets(),
                        fs_->f.size() - missing.size(), out.describe());
   }

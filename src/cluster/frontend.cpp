@@ -31,18 +31,22 @@ void json_reply(httplib::Response& res, const nlohmann::json& j) {
 Frontend::Frontend(ClusterConfig cfg) : svc_(std::move(cfg)), http_(svc_, route_options(svc_.config())) {
   auto& s = http_.server();
   // The cluster as configured, and the outcome of recent packet queries (by X-TM-Query-Id).
-  s.Get("/api/v1/cluster",
-        [this](const httplib::Request&, httplib::Response& res) { json_reply(res, svc_.cluster_json()); });
+  // Neither takes a parameter: one given is refused (400), as on every route (routes.cpp).
+  s.Get("/api/v1/cluster", [this](const httplib::Request& req, httplib::Response& res) {
+    server::only_params(req, {});
+    json_reply(res, svc_.cluster_json());
+  });
   s.Get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+    server::only_params(req, {});
     res.set_content(svc_.query_status(std::stoull(req.matches[1].str())).dump() + "\n", server::kJsonType);
   });
 }
 
 Frontend::~Frontend() = default;
 
-void Frontend::bind() {
+std::string Frontend::bind() {
   server::HostPort a = server::parse_host_port(svc_.config().listen, "listen");
-  http_.bind(a.host, a.port, svc_.config().listen);
+  return server::format_host_port(a.host, http_.bind(a.host, a.port, svc_.config().listen));
 }
 
 void Frontend::serve() { http_.serve(); }

@@ -14,7 +14,9 @@ class Frontend {
  public:
   explicit Frontend(ClusterConfig cfg);
   ~Frontend();
-  void bind();   // throws std::runtime_error when the address cannot be bound
+  // Binds the listening socket; returns the address bound as HOST:PORT (the port the system
+  // chose for port 0). Throws std::runtime_error when the address cannot be bound.
+  std::string bind();
   void serve();  // blocks until stop()
   void stop();
 

@@ -27,7 +27,7 @@ store::StoreOptions store_options(const Config& cfg) {
 flow::FlowOptions flow_options(const Config& cfg) {
   flow::FlowOptions o;
   o.store = cfg.store;
-  o.disk_budget = cfg.flow_disk_budget;
+  o.disk_budget = disk_budget_bytes(cfg.flow_disk_budget, cfg.flow_disk_budget_percent, cfg.store);
   o.max_age_ns = cfg.flow_max_age_ns;
   o.file_size = cfg.flow_file_size;
   return o;

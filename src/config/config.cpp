@@ -210,7 +210,7 @@ Config from_table(const toml::table& root, const std::string& file) {
   if (auto* s = sub_table(ctx, root, "flows")) {
     check_known(ctx, *s, "flows", {"enabled", "disk_budget", "max_age", "file_size", "interim_interval"});
     c.flows = get_bool(ctx, *s, "enabled", "flows", c.flows);
-    c.flow_disk_budget = get_size(ctx, *s, "disk_budget", "flows", c.flow_disk_budget);
+    get_budget(ctx, *s, "disk_budget", "flows", c.flow_disk_budget, c.flow_disk_budget_percent);
     c.flow_max_age_ns = get_duration(ctx, *s, "max_age", "flows", c.flow_max_age_ns);
     c.flow_file_size = get_size(ctx, *s, "file_size", "flows", c.flow_file_size);
     c.flow_interim_ns = get_duration(ctx, *s, "interim_interval", "flows", c.flow_interim_ns);

@@ -73,7 +73,8 @@ struct Config {
   // Flow records: their own files, budget and age limit (store/flows/).
   bool flows = true;
   uint64_t flow_disk_budget = 1ull << 30;
-  uint64_t flow_max_age_ns = 0;  // 0: no age limit, only the budget
+  double flow_disk_budget_percent = 0;  // > 0: "5%" of the store's file system instead
+  uint64_t flow_max_age_ns = 0;         // 0: no age limit, only the budget
   uint64_t flow_file_size = 16ull << 20;
   uint64_t flow_interim_ns = 300ull * 1000000000;  // interim record of a long connection every ...
 

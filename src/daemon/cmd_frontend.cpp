@@ -95,12 +95,12 @@ Runner add_frontend(CLI::App& app) {
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     cluster::Frontend fe(c);
-    fe.bind();
-    std::cerr << fmt::format("tm frontend: {} workers{}, API on {}\n", c.workers.size(),
+    std::string bound = fe.bind();  // with port 0: the port the system chose
+    std::cerr << fmt::format("tm frontend: {} workers{}, API on {}{}\n", c.workers.size(),
                              c.balance.known
                                  ? fmt::format(" (balance {})", cluster::scheme_name(c.balance.scheme))
                                  : std::string(),
-                             c.listen);
+                             bound, c.tls.on() ? " (HTTPS)" : "");
     std::thread sig_thread([&] {
       int sig = 0;
       do sigwait(&set, &sig);

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
 #include <stdexcept>
+#include <string_view>
+#include <vector>
 
 #include "server/http_limits.h"
 
@@ -139,6 +142,34 @@ bool bearer_matches(const std::string& auth, const std::string& token) {
   return const_time_equal(auth.substr(p), token);
 }
 }  // namespace
+
+// A parameter a route does not take is refused (400), not ignored: an ignored `flow=` once
+// streamed the whole TCP traffic.
+// (A JSON body that came as a form — curl -d — is in req.params as junk: then only the query
+// string's names are checked.)
+void only_params(const httplib::Request& req, std::initializer_list<std::string_view> known) {
+  std::vector<std::string> names;
+  if (!req.body.empty() && req.body[0] == '{') {
+    size_t q = req.target.find('?');
+    std::string_view qs =
+        q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
+    while (!qs.empty()) {
+      size_t amp = qs.find('&');
+      std::string_view kv = qs.substr(0, amp);
+      if (!kv.empty()) names.emplace_back(kv.substr(0, kv.find('=')));
+      qs = amp == std::string_view::npos ? std::string_view() : qs.substr(amp + 1);
+    }
+  } else {
+    for (auto& [k, v] : req.params) names.push_back(k);
+  }
+  for (auto& k : names)
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      std::string list;
+      for (auto n : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", n);
+      throw BadRequest(fmt::format("unknown parameter '{}' for {} {} (it takes: {})", k, req.method, req.path,
+                                   list.empty() ? "none" : list));
+    }
+}
 
 bool flag_param(const httplib::Request& req, const char* name) {
   std::string v = param(req, name);

@@ -5,10 +5,12 @@
 #include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "server/service.h"
@@ -66,6 +68,11 @@ bool const_time_equal(const std::string& a, const std::string& b);
 // ApiError(400) "NAME: contains a NUL byte" / "NAME: not valid UTF-8".
 std::string param(const httplib::Request& req, const char* name);
 bool flag_param(const httplib::Request& req, const char* name);
+
+// Refuses a parameter the route does not take (ApiError 400 "unknown parameter 'X' for GET
+// PATH (it takes: ...)"), not ignoring it: an ignored `flow=` once streamed the whole TCP
+// traffic. Every route calls it, with the names it takes.
+void only_params(const httplib::Request& req, std::initializer_list<std::string_view> known);
 
 // A whole-number parameter: `def` when absent, else a decimal number from 0 to `max`, or
 // ApiError(400) "NAME: expected a number from 0 to MAX".

@@ -1,17 +1,18 @@
 #include "server/http_limits.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <httplib.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -78,8 +79,10 @@ uint64_t bytes_read(int fd) {
 enum class Phase { kHeader, kBody, kAnswer };
 
 struct Conn {
+  // The watchdog's own duplicate of the connection's socket (closed under State::mu when the
+  // connection's thread ends): httplib closes its descriptor without that lock, and the number
+  // may then be handed to the next socket opened; this one keeps naming this connection's.
   int fd = -1;
-  ino_t ino = 0;
   Phase phase = Phase::kHeader;
   clk::time_point deadline = kNever;
   uint64_t rx0 = 0;  // bytes read (bytes_read) when the header phase began
@@ -104,20 +107,24 @@ std::atomic<bool> g_trim{false};
 thread_local Conn* t_conn = nullptr;
 
 HttpLimitCounters g_counters;
+// Tests only (set_cut_hook_for_test): called by cut() just before it shuts a socket down.
+std::function<void(int)> g_cut_hook;
 
 clk::time_point after(double seconds) {
   seconds = std::min(seconds, 1e9);
   return clk::now() + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(seconds));
 }
 
-// Shuts the connection's socket down (under State::mu) if it is still the socket registered:
-// its thread's reads and writes then fail at once. The inode check guards against a socket
-// number that httplib has closed and the kernel handed out again.
+// Shuts the connection's socket down (under State::mu), through the watchdog's own descriptor
+// of it: its thread's reads and writes then fail at once. (Through httplib's descriptor, a cut
+// could reach another connection: httplib closes it without this lock, and a socket accepted
+// next may get the same number before the shutdown. Checking the inode first left that window
+// open between the check and the shutdown.) Once httplib has closed its own, the shutdown of a
+// connection that ended anyway does nothing more.
 void cut(Conn& c, std::atomic<uint64_t>* counter, const char* why) {
   if (c.shut || c.fd < 0) return;
   c.shut = true;
-  struct stat st;
-  if (fstat(c.fd, &st) != 0 || st.st_ino != c.ino) return;
+  if (g_cut_hook) g_cut_hook(c.fd);
   ::shutdown(c.fd, SHUT_RDWR);
   if (counter) {
     uint64_t n = ++*counter;
@@ -161,9 +168,11 @@ class ConnQueue : public httplib::TaskQueue {
       }
     }
     Conn c;
-    c.fd = fd;
-    struct stat sb;
-    if (fd >= 0 && fstat(fd, &sb) == 0) c.ino = sb.st_ino;
+    if (fd >= 0 && (c.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {  // out of descriptors
+      lk.unlock();
+      reject(fd, tls_);
+      return;
+    }
     c.deadline = after(st_->lim.header_seconds);
     auto it = st_->conns.insert(st_->conns.end(), c);
     st_->live++;
@@ -180,11 +189,13 @@ class ConnQueue : public httplib::TaskQueue {
         // (every request and answer of the connection is freed by now)
         if (g_trim.exchange(false, std::memory_order_relaxed)) malloc_trim(0);
         std::lock_guard g(st->mu);
+        if (it->fd >= 0) ::close(it->fd);
         st->conns.erase(it);
         st->live--;
         st->cv.notify_all();
       }).detach();
     } catch (const std::system_error& e) {  // no thread to be had
+      if (it->fd >= 0) ::close(it->fd);
       st_->conns.erase(it);
       st_->live--;
       lk.unlock();
@@ -333,6 +344,8 @@ int bind_listening(httplib::Server& s, const std::string& host, int port) {
   t_socket = -1;
   return got;
 }
+
+void set_cut_hook_for_test(std::function<void(int)> hook) { g_cut_hook = std::move(hook); }
 
 void trim_memory_after_connection() { g_trim.store(true, std::memory_order_relaxed); }
 

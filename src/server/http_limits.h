@@ -9,13 +9,16 @@
 // library calls through the dynamic linker; it calls accept4() and remembers the socket for
 // the accepting thread), and a watchdog thread shuts down (shutdown(2)) the socket of a
 // connection past its deadline: the connection's thread then sees its reads and writes fail
-// and ends, which frees it (and a query's slot) at once.
+// and ends, which frees it (and a query's slot) at once. The watchdog holds a duplicate
+// descriptor of each connection's socket (one more descriptor per connection), so that a cut
+// never reaches a socket that took the number of one httplib has just closed.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,6 +100,11 @@ void trim_memory_after_connection();
 
 // Closes the current connection once its answer is written (no further request on it).
 void close_after_answer();
+
+// Tests only: `hook` is called with the socket a connection is cut by (under the limits' lock,
+// on the watchdog's or the connection's thread) just before it is shut down; empty: none. Set
+// it while no server runs.
+void set_cut_hook_for_test(std::function<void(int)> hook);
 
 // The text checks: "" when `s` is valid UTF-8 without NUL bytes, else why not.
 std::string text_problem(const std::string& s);

@@ -39,16 +39,22 @@ bool report_missing_workers(const ClientOptions& c, const ClientResult& r, const
   return complete;
 }
 
-}  // namespace
-
-std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const Warn& warn) {
+// A packet query's parameters (format: only where the route takes it).
+Params query_params(const QueryRequest& q, bool with_format) {
   Params p{{"filter", q.filter}};
   if (!q.from.empty()) p.emplace("from", q.from);
   if (!q.to.empty()) p.emplace("to", q.to);
   for (auto& c : q.classes) p.emplace("class", c);
   if (q.require_all) p.emplace("require_all", "1");
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
-  if (!q.format.empty()) p.emplace("format", q.format);
+  if (with_format && !q.format.empty()) p.emplace("format", q.format);
+  return p;
+}
+
+}  // namespace
+
+std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const Warn& warn) {
+  Params p = query_params(q, true);
   auto t0 = std::chrono::steady_clock::now();
   auto r = api_get(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
@@ -60,6 +66,28 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
   return fmt::format("answered by {} in {:.1f} ms; written as {}", c_.url,
                      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count(),
                      r.header("Content-Type").starts_with("application/x-pcapng") ? "pcapng" : "pcap");
+}
+
+Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
+  auto r = api_get(c_, "/api/v1/count", query_params(q, false), nullptr);
+  if (r.status == 404 && r.error.find("/api/v1/count") != std::string::npos)
+    throw std::runtime_error(c_.url + " has no /api/v1/count (an older tm): --count needs --store there");
+  if (r.status == 0) throw std::runtime_error(r.error);
+  if (r.status < 200 || r.status >= 300) throw_for_status(r.status, r.error);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object() || !j["packets"].is_number_unsigned())
+    throw std::runtime_error("the server's count is not {\"packets\": N}");
+  if (!j["warnings"].is_array()) j["warnings"] = nlohmann::json::array();
+  j["summary"] =
+      "counted by " + c_.url + (j["summary"].is_string() ? ": " + j["summary"].get<std::string>() : "");
+  // The workers missing when the answer began (a tm frontend; those that failed during it
+  // are in the body's warnings: the front-end collected them while it counted).
+  if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
+    j["warnings"].insert(j["warnings"].begin(), "workers missing from the answer: " + m);
+  Headers h;
+  for (const char* k : {"X-TM-Query-Id", "X-TM-Workers", "X-TM-Missing-Workers", "X-TM-Missing-Reasons"})
+    if (std::string v = r.header(k); !v.empty()) h.emplace_back(k, v);
+  return {std::move(j), std::move(h)};
 }
 
 std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) {

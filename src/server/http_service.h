@@ -11,6 +11,10 @@ class HttpService : public Service {
   explicit HttpService(ClientOptions c) : c_(std::move(c)) {}
   std::string query(const QueryRequest& q, const ByteSink& out, const Warn& warn) override;
   std::string flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) override;
+  // The server's /api/v1/count: its body, with a front-end's missing workers (its
+  // X-TM-Missing-Reasons header) added to "warnings"; its refusals (400, --require-all's 503)
+  // thrown with their status. `stop` is not asked (the server's time limit holds).
+  Reply count(const QueryRequest& q, const StopCheck& stop) override;
   // The rest of the API, each a request to the server (its status kept: throw_for_status).
   std::unique_ptr<Stream> open_subscription(const SubscribeRequest& q) override;
   Reply health() override;

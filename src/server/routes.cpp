@@ -44,34 +44,6 @@ json body_object(const httplib::Request& req) {
   return json_body(req);
 }
 
-// A parameter a route does not take is refused (400), not ignored: an ignored `flow=` once
-// streamed the whole TCP traffic.
-// (A JSON body that came as a form — curl -d — is in req.params as junk: then only the query
-// string's names are checked.)
-void only_params(const httplib::Request& req, std::initializer_list<std::string_view> known) {
-  std::vector<std::string> names;
-  if (!req.body.empty() && req.body[0] == '{') {
-    size_t q = req.target.find('?');
-    std::string_view qs =
-        q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
-    while (!qs.empty()) {
-      size_t amp = qs.find('&');
-      std::string_view kv = qs.substr(0, amp);
-      if (!kv.empty()) names.emplace_back(kv.substr(0, kv.find('=')));
-      qs = amp == std::string_view::npos ? std::string_view() : qs.substr(amp + 1);
-    }
-  } else {
-    for (auto& [k, v] : req.params) names.push_back(k);
-  }
-  for (auto& k : names)
-    if (std::find(known.begin(), known.end(), k) == known.end()) {
-      std::string list;
-      for (auto n : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", n);
-      throw BadRequest(fmt::format("unknown parameter '{}' for {} {} (it takes: {})", k, req.method, req.path,
-                                   list.empty() ? "none" : list));
-    }
-}
-
 // true/false parameters: 1, 0, or -1 when absent.
 int flag(const std::string& v, const char* name) {
   if (v.empty()) return -1;
@@ -369,13 +341,16 @@ void HttpApi::state_routes() {
     }
     reply(res, svc_.class_set(r), -1);
   });
-  s.Get("/api/v1/classes",
-        [this](const httplib::Request&, httplib::Response& res) { reply(res, svc_.class_list(), 2); });
+  s.Get("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
+    reply(res, svc_.class_list(), 2);
+  });
   s.Delete("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"host"});
     reply(res, svc_.class_remove(param(req, "host")), -1);
   });
   s.Delete(R"(/api/v1/classes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
     reply(res, svc_.class_remove(req.matches[1].str()), -1);
   });
 

@@ -178,7 +178,10 @@ class Service {
   // BadRequest with the parser's caret message for a syntax error. (A tm frontend adds
   // which workers it would ask.)
   virtual Reply explain(const QueryRequest& q);
-  // {"packets": N}: how many packets query(q) answers, counted as they stream (none sent).
+  // {"packets": N, "summary", "warnings": [...]}: how many packets query(q) answers (every link
+  // type: pcapng unless q.format says pcap), counted as they stream (none sent), with the
+  // answer's warnings and headers (a front-end's missing workers). Throws as open_query and
+  // Stream::run do. The default needs open_query's stream to count its packets (`packets`).
   virtual Reply count(const QueryRequest& q, const StopCheck& stop);
   // Recent rates, one sample per interval (history.h): {"interval_s", "samples": [...]};
   // no samples where nothing records (a read-only store, a tm frontend).

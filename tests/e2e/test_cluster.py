@@ -10,9 +10,9 @@ import subprocess
 import time
 import unittest
 
-from test_daemon import free_port, parse_prometheus
+from test_daemon import parse_prometheus
 from test_query import BPF_FILTERS, FILES, FILTERS, FragmentOracle
-from tmtest import TM, StoreTest, corpus, read_pcap, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, tcpdump_packets, tm
 
 N = 3
 TIMEOUT = 3  # the front-end's per-worker time limit, seconds
@@ -55,13 +55,14 @@ class Cluster(StoreTest):
         return stores
 
     def start_workers(self, stores, extra=()):
+        """tm serve on each store, on a port of the system's choice (--listen 127.0.0.1:0, the port read
+        from what it prints: no race with other test suites for a port picked beforehand)."""
         self.workers, self.worker_procs = [], []
         for i, store in enumerate(stores):
-            port = free_port()
-            url = "http://127.0.0.1:%d" % port
-            p = self.spawn(["serve", "--store", store, "--listen", "127.0.0.1:%d" % port] + list(extra), "w%d" % i)
-            self.workers.append(url)
+            p = self.spawn(["serve", "--store", store, "--listen", "127.0.0.1:0"] + list(extra), "w%d" % i)
             self.worker_procs.append(p)
+        for i, p in enumerate(self.worker_procs):
+            self.workers.append("http://127.0.0.1:%d" % listening_port(p, p.errfile, "worker %d" % i))
         for i, (url, p) in enumerate(zip(self.workers, self.worker_procs)):
             self.wait_health(url, p, "w%d" % i)
 
@@ -73,10 +74,10 @@ class Cluster(StoreTest):
             f.write("tunnels = %s\ntimeout = \"%ds\"\n" % ("true" if tunnels else "false", TIMEOUT))
             for url in self.workers:
                 f.write('[[worker]]\nurl = "%s"\n' % url)
-        port = free_port()
-        url = "http://127.0.0.1:%d" % port
-        p = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % port] + list(extra), "fe")
-        self.wait_health(url, p, "fe")
+        name = "fe%d" % len(self.procs)
+        p = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:0"] + list(extra), name)
+        url = "http://127.0.0.1:%d" % listening_port(p, p.errfile, "tm frontend")
+        self.wait_health(url, p, name)
         return url
 
     def query(self, fe, flt, *extra, check=True):
@@ -174,6 +175,40 @@ class Faults(Cluster):
         m = parse_prometheus(run(["curl", "-s", self.fe + "/metrics"]).stdout.decode())
         up = {l["worker"]: v for l, v in m["tm_frontend_worker_up"]}
         self.assertEqual(up, {self.workers[0]: 1, self.workers[1]: 0, self.workers[2]: 1})
+
+    def count(self, where, flt, *extra, check=True):
+        p = tm("query", *where, "--count", *extra, flt, check=check)
+        return (int(p.stdout) if p.returncode == 0 else None), p
+
+    def test_count_with_a_worker_down(self):
+        # All up: the front-end's count (/api/v1/count, counted on its side) is tcpdump's on the whole
+        # capture, and the sum of each worker's, by tm serve and from its store.
+        for flt in ("", "udp", "host 131.151.32.21"):
+            want = len(tcpdump_packets(self.src, flt or None))
+            self.assertGreater(want, 0, flt)
+            self.assertEqual(self.count(("--server", self.fe), flt)[0], want, flt)
+            shares = [self.count(("--store", s), flt)[0] for s in self.stores]
+            self.assertEqual([self.count(("--server", w), flt)[0] for w in self.workers], shares, flt)
+            self.assertEqual(sum(shares), want, flt)
+        self.worker_procs[1].kill()
+        self.worker_procs[1].wait()
+        for flt in ("", "udp"):
+            got, p = self.count(("--server", self.fe), flt)
+            self.assertEqual(got, len(tcpdump_packets(self.src, flt or None)) - self.count(("--store", self.stores[1]), flt)[0])
+            err = p.stderr.decode()
+            self.assertIn("tm query: warning: workers missing from the answer: " + self.workers[1], err)
+            self.assertNotIn(self.workers[0], err)
+            got, p = self.count(("--server", self.fe), flt, "--require-all", check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIsNone(got)
+            self.assertIn("--require-all", p.stderr.decode())
+            self.assertIn(self.workers[1], p.stderr.decode())
+            self.assertEqual(p.stdout, b"")
+        # The API's own answer: the missing worker in the headers, a 503 with require_all.
+        p = run(["curl", "-s", "-D", "-", self.fe + "/api/v1/count?filter=udp"])
+        self.assertIn("x-tm-missing-workers: " + self.workers[1], p.stdout.decode().lower())
+        p = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", self.fe + "/api/v1/count?require_all=1"])
+        self.assertEqual(p.stdout, b"503")
 
     def test_stuck_worker_does_not_hang_the_answer(self):
         self.worker_procs[2].send_signal(signal.SIGSTOP)
@@ -314,11 +349,9 @@ class Live(Cluster):
             self.skipTest("live capture on lo needs root")
         self.workers, self.worker_procs = [], []
         for i in range(N):
-            port = free_port()
-            url = "http://127.0.0.1:%d" % port
             p = self.spawn(["serve", "--store", self.path("live%d" % i), "-i", "lo", "--listen",
-                            "127.0.0.1:%d" % port, "--worker-id", i, "--workers", N], "w%d" % i)
-            self.workers.append(url)
+                            "127.0.0.1:0", "--worker-id", i, "--workers", N], "w%d" % i)
+            self.workers.append("http://127.0.0.1:%d" % listening_port(p, p.errfile, "worker %d" % i))
             self.worker_procs.append(p)
         for i, (url, p) in enumerate(zip(self.workers, self.worker_procs)):
             self.wait_health(url, p, "w%d" % i)
@@ -389,6 +422,13 @@ class Mixed(Cluster):
         self.assertEqual(st["packets"], len(read_pcap(first)))
         self.assertTrue(st["complete"])
         del p
+        # The front-end's own routes refuse a parameter they do not take, as every route does.
+        for path, name in (("/api/v1/cluster?verbose=1", "verbose"), ("/api/v1/cluster/queries/%s?x=1" % qid, "x")):
+            body, code = run(["curl", "-s", "-w", "\n%{http_code}", fe + path]).stdout.decode().rsplit("\n", 1)
+            self.assertEqual(code, "400", path)
+            self.assertIn("unknown parameter '%s' for GET" % name, json.loads(body)["error"])
+        self.assertEqual(run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", fe + "/api/v1/cluster"]).stdout,
+                         b"200")
 
 
 class Tokens(Cluster):
@@ -446,6 +486,21 @@ class MidStream(Cluster):
                 pos = whole.index(pk, pos) + 1
         p, _ = self.query(fe, "", "--require-all", check=False)
         self.assertNotEqual(p.returncode, 0)
+        # Counted on the front-end: the same workers named (a header, or the count's warnings), what
+        # they sent counted; --require-all an error without a number.
+        p = tm("query", "--server", fe, "--count", "")
+        err = p.stderr.decode()
+        for i in range(N):
+            if sizes[i] > 256:
+                self.assertIn(self.workers[i], err)
+            else:
+                self.assertNotIn(self.workers[i], err)
+        self.assertLess(int(p.stdout), len(whole))
+        self.assertGreaterEqual(int(p.stdout), sum(n for n in sizes if n <= 256))
+        p = tm("query", "--server", fe, "--count", "--require-all", "", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--require-all", p.stderr.decode())
+        self.assertEqual(p.stdout, b"")
 
 
 if __name__ == "__main__":

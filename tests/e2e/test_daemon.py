@@ -17,7 +17,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tmtest import free_port, LONG_TIMEOUTS, TmProcess, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
+from tmtest import free_port, listening_port, LONG_TIMEOUTS, TmProcess, write_pcap, TM, StoreTest, capturing, veth_namespace, corpus, corpus_files, read_pcap, record, run, tcpdump_packets
 
 SEND, CAPTURE = "tmsend", "tmcap"
 REPLAY = corpus("mixed", "bro.org.pcap")
@@ -71,13 +71,14 @@ class Serve(TmProcess, StoreTest):
     prefix = []  # command prefix (ip netns exec NS) for tm and its clients
 
     def start_serve(self, *args, wait_live=False):
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
         self.err = open(self.path("serve.err"), "w+b")
         self.addCleanup(self.err.close)
-        cmd = self.prefix + [TM, "serve", "--store", self.store, "--listen", "127.0.0.1:%d" % self.port] + list(args)
+        # Port 0: the system's choice, read from the start line (no race with other suites for a free port).
+        cmd = self.prefix + [TM, "serve", "--store", self.store, "--listen", "127.0.0.1:0"] + list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.err)
         self.addCleanup(self.kill)
+        self.port = listening_port(self.proc, self.err, "tm serve", WAIT)
+        self.url = "http://127.0.0.1:%d" % self.port
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             self.alive("starting")
@@ -175,10 +176,12 @@ class Api(Serve):
         self.start_serve("--token-file", tok)  # loopback too: with a token, every request needs it
         port = self.port
         self.kill()
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "0.0.0.0:%d" % self.port,
+        self.err = open(self.path("serve-any.err"), "w+b")
+        self.addCleanup(self.err.close)
+        self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "0.0.0.0:0",
                                       "--token-file", tok], stdout=subprocess.DEVNULL, stderr=self.err)
+        self.port = listening_port(self.proc, self.err, "tm serve", WAIT)
+        self.url = "http://127.0.0.1:%d" % self.port
         deadline = time.monotonic() + WAIT
         while self.curl("/health")[0] != 200 and time.monotonic() < deadline:
             self.alive("starting")

@@ -125,6 +125,11 @@ class MixedLinkTypes(Cluster):
         p = tm("query", "--server", url, "-w", out)
         self.assertIn("written as pcapng", p.stderr.decode())
         self.check_all(out, "tm query --server")
+        # Counted, every link type, whoever counts (/api/v1/count once read the pcapng answer it counts as pcap).
+        total = sum(len(read_pcap(f)) for f, _ in INPUTS)
+        self.assertEqual(json.loads(run(["curl", "-s", url + "/api/v1/count"]).stdout)["packets"], total)
+        for where in (("--store", self.store), ("--server", url)):
+            self.assertEqual(int(tm("query", *where, "--count", "-q").stdout), total, where[0])
 
     def test_frontend_merges_workers_of_different_link_types(self):
         # Worker 0 holds Ethernet and raw IP, worker 1 Linux cooked: one answer of all three.
@@ -137,6 +142,8 @@ class MixedLinkTypes(Cluster):
         p = tm("query", "--server", fe, "-w", out)
         self.assertIn("written as pcapng", p.stderr.decode())
         self.check_all(out, "frontend auto")
+        self.assertEqual(int(tm("query", "--server", fe, "--count", "-q").stdout),
+                         sum(len(read_pcap(f)) for f, _ in INPUTS))
         p = run(["curl", "-s", "-o", out, "-w", "%{http_code} %{content_type}", fe + "/api/v1/query?format=pcapng"])
         self.assertEqual(p.stdout.decode(), "200 application/x-pcapng")
         self.check_all(out, "frontend format=pcapng")

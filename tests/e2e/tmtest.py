@@ -28,6 +28,29 @@ def free_port():
     return port
 
 
+# What tm serve and tm frontend print once their socket is bound ("... read-only on HOST:PORT",
+# "... API on HOST:PORT"): the port the system chose for --listen HOST:0.
+LISTENING = re.compile(rb"(?:read-only on|API on) (?:\[[^\]]*\]|[^\s:]+):(\d+)")
+
+
+def listening_port(proc, errfile, what, wait=60):
+    """The port a tm serve / tm frontend started with --listen HOST:0 bound, read from its stderr (an open
+    file); fails naming `what` if it exits first or says nothing within `wait` s. Unlike free_port(), no
+    other process can take the port between the choice and the bind."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        errfile.seek(0)
+        text = errfile.read()
+        m = LISTENING.search(text)
+        if m:
+            return int(m.group(1))
+        if proc.poll() is not None:
+            raise AssertionError("%s exited (%d) before listening: %s" % (what, proc.returncode,
+                                                                          text.decode(errors="replace")))
+        time.sleep(0.02)
+    raise AssertionError("%s did not say where it listens within %d s" % (what, wait))
+
+
 def corpus(*parts):
     return os.path.join(CORPUS, *parts)
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "config/component_options.h"
 #include "config/config.h"
 #include "record/classifier.h"
 
@@ -182,6 +183,27 @@ disk_budget = "1g"
   EXPECT_EQ(pct, 0);
   for (const char* bad : {"0%", "101%", "%", "x%", "80 %", "-5%", "nan%"})
     EXPECT_FALSE(config::parse_disk_budget(bad, bytes, pct)) << bad;
+}
+
+TEST(Config, FlowDiskBudgetAsShareOfTheFileSystem) {
+  auto c = config::load_config_string(
+      "[store]\npath = \"/tmp/tm-no-such-store/x\"\n[flows]\ndisk_budget = \"5%\"\n", "tm.toml");
+  EXPECT_DOUBLE_EQ(c.flow_disk_budget_percent, 5);
+  uint64_t fs = config::disk_budget_bytes(UINT64_MAX, 100, "/tmp/tm-no-such-store/x");
+  uint64_t got = config::flow_options(c).disk_budget;
+  EXPECT_NEAR(static_cast<double>(got), static_cast<double>(fs) * 0.05, static_cast<double>(fs) * 0.001);
+  // A size, as a string or a number of bytes, stays a size.
+  c = config::load_config_string("[flows]\ndisk_budget = \"2g\"\n", "tm.toml");
+  EXPECT_EQ(c.flow_disk_budget, 2ull << 30);
+  EXPECT_EQ(c.flow_disk_budget_percent, 0);
+  EXPECT_EQ(config::flow_options(c).disk_budget, 2ull << 30);
+  c = config::load_config_string("[flows]\ndisk_budget = 1048576\n", "tm.toml");
+  EXPECT_EQ(config::flow_options(c).disk_budget, 1ull << 20);
+  EXPECT_EQ(error_of("[flows]\n\ndisk_budget = \"150%\"\n"),
+            "tm.toml:3: flows.disk_budget: '150%' is not a size or a share of the file system (examples: "
+            "500g, none, 80%)");
+  EXPECT_EQ(error_of("[flows]\ndisk_budget = true\n"),
+            "tm.toml:2: flows.disk_budget: expected a size such as \"64m\" or a number of bytes");
 }
 
 TEST(Config, DiskBudgetAndMaxAgeErrorsNameLineAndKey) {

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -315,6 +316,60 @@ TEST(BodyDeadline, TrickledBodyCutSlowHandlerNot) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
   svr.stop();
   thr.join();
+}
+
+// The watchdog cuts a connection through its socket. A connection that ends on its own at that
+// moment (here: httplib's read timeout) closes its socket, and the next socket opened in the
+// process may get the same number: the cut must still reach the connection it meant, never
+// the new socket (once, a TLS handshake right after a cut failed: curl exit 35). The test hook
+// holds the cut until the connection has ended and its number has been taken again.
+TEST(ConnectionCut, NeverReachesASocketWhoseNumberWasReused) {
+  HttpLimits lim;
+  lim.header_seconds = 0.2;  // the watchdog cuts a silent connection after 0.2 s,
+  lim.read_seconds = 1;      // httplib's own read timeout ends it after 1 s
+  std::atomic<int> silent{-1}, fresh{-1};
+  std::atomic<bool> ended_first{false};
+  int port = 0;
+  auto connect_to = [&] {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+  };
+  set_cut_hook_for_test([&](int) {
+    if (silent < 0 || fresh >= 0) return;  // the first cut only: the silent connection's
+    char b;
+    ended_first = recv(silent, &b, 1, 0) == 0;                    // httplib's FIN at its read timeout...
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ...and its close right after
+    fresh = connect_to();  // the lowest free number: the one httplib closed
+  });
+  httplib::Server svr;
+  install_connection_limits(svr, lim);
+  svr.Get("/health",
+          [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+  port = svr.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread thr([&] { svr.listen_after_bind(); });
+  while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  silent = connect_to();  // sends nothing
+  while (fresh < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(ended_first);
+  std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  EXPECT_EQ(send(fresh, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fresh, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << "the new connection was cut: '" << answer << "'";
+  close(fresh);
+  close(silent);
+  svr.stop();
+  thr.join();
+  set_cut_hook_for_test({});
 }
 
 }  // namespace
