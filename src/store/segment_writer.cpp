@@ -205,6 +205,7 @@ uint64_t SegmentWriter::seal() {
   // the postings stay with the builder, whose memory the next segment reuses.
   uint64_t n =
       write_sidecar(base_ + ".idx", meta_, body_.directory, body_.offsets, builder_.finish_postings());
+  seal_peak_bytes_ = memory_bytes() + n;  // (the sidecar was built in memory whole)
   // Free the directory and offsets here, on the thread that seals (the sealer thread), rather
   // than in the destructor, which runs on the writer thread.
   body_ = SidecarBody{};
@@ -242,6 +243,12 @@ SegmentWriter::Cut SegmentWriter::cut_to_complete() {
   gather_used_ = gather_run_ = 0;
   file_bytes_ = written_bytes_ = end;
   return cut;
+}
+
+uint64_t SegmentWriter::memory_bytes() const {
+  return builder_.memory_bytes() + uint64_t{body_.offsets.capacity()} * sizeof(uint32_t) +
+         uint64_t{body_.directory.capacity()} * sizeof(DirEntry) + buf_.capacity() +
+         (gather_ ? kGatherBytes : 0) + uint64_t{iov_.capacity()} * sizeof(iovec);
 }
 
 SidecarBody SegmentWriter::snapshot() const {
