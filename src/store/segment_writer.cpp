@@ -28,7 +28,8 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
-  buf_.reserve(opts_.buffer_bytes + 65536 + 16);
+  // (buf_ grows only where packets are copied rather than written in place — fragments,
+  // recovery: reserving its 4 MiB up front cost every open segment that much resident memory.)
   meta_.seq = seq;
   meta_.linktype = linktype;
   if (auto n = parse_segment_name(std::filesystem::path(base_).filename().string())) {
