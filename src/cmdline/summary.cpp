@@ -53,7 +53,8 @@ nlohmann::json input_json(const store::ImportReport& in) {
 void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
-                          bool json, const cluster::ShareFilter* share, const store::ImportReport* input) {
+                          bool json, const cluster::ShareFilter* share, const store::ImportReport* input,
+                          const record::MemoryReport* memory) {
   const auto& t = rec.tot;
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0;
   for (auto& k : kernel) {
@@ -109,6 +110,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
           {"error", writer.error()}, {"write_errors", writer.write_errors()}, {"lost_packets", lost}};
     j["interrupted"] = input && input->interrupted();
     if (input) j["input"] = input_json(*input);
+    if (memory) j["memory"] = record::memory_json(*memory);
     os << j.dump(2) << "\n";
     return;
   }
@@ -186,6 +188,16 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
         rec.table_max, rec.table.evicted);
   if (t.untracked)
     os << fmt::format("untracked (connection table full, stored without cutoff): {}\n", t.untracked);
+  if (memory) {
+    const auto& m = *memory;
+    os << fmt::format(
+        "memory: peak {} resident (RAM buffers {} of {}, connection tables {}, index building {} at its "
+        "peak{})\n",
+        util::format_size(m.process.peak_rss), util::format_size(m.ram_buffers),
+        util::format_size(m.ram_budget), util::format_size(m.connection_tables),
+        util::format_size(m.index_building_peak),
+        m.kernel_rings ? fmt::format(", kernel rings {}", util::format_size(m.kernel_rings)) : std::string());
+  }
   if (share)
     os << fmt::format(
         "worker {} of {} (balance {}): {} packets were this worker's share; {} packets ({}) left to the "

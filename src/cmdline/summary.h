@@ -9,6 +9,7 @@
 #include "capture/source.h"
 #include "cluster/balance.h"
 #include "record/recorder.h"
+#include "record/session.h"
 #include "store/import_session.h"
 #include "store/store_writer.h"
 
@@ -20,7 +21,8 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share = nullptr,
-                          const store::ImportReport* input = nullptr);
+                          const store::ImportReport* input = nullptr,
+                          const record::MemoryReport* memory = nullptr);
 
 // "interrupted by SIGINT after N packets: X of Y bytes of input read, k of n inputs complete; ...".
 std::string interrupted_line(const store::ImportReport& input);

@@ -147,6 +147,10 @@ class ConnTable {
   size_t capacity() const { return index_.size(); }  // index slots
   size_t max_connections() const { return max_; }
   size_t memory_bytes() const { return index_.size() * sizeof(Slot) + entries_.size() * sizeof(ConnEntry); }
+  // The memory as mapped (2 MiB pages): the index, committed whole at start, and the entries,
+  // committed as the table first fills them (up to the peak of connections open at once).
+  size_t index_mapped_bytes() const { return index_.mapped_bytes(); }
+  size_t entries_mapped_bytes() const { return entries_.mapped_bytes(); }
   const ConnTableStats& stats() const { return stats_; }
   // The memory a run is sure to touch (for util::Prefaulter): the whole index (every new
   // connection lands somewhere in it), and the first `entry_bytes` of the entries.

@@ -35,4 +35,21 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const ClassCounters& c
   };
 }
 
+nlohmann::json memory_json(const MemoryReport& m) {
+  return {
+      {"peak_rss", m.process.peak_rss},
+      {"rss", m.process.rss},
+      {"rss_anon", m.process.rss_anon},
+      {"rss_file", m.process.rss_file},
+      {"rss_shmem", m.process.rss_shmem},
+      {"ram_buffers", m.ram_buffers},
+      {"ram_budget", m.ram_budget},
+      {"connection_tables", m.connection_tables},
+      {"connection_tables_max", m.connection_tables_max},
+      {"index_building", m.index_building},
+      {"index_building_peak", m.index_building_peak},
+      {"kernel_rings", m.kernel_rings},
+  };
+}
+
 }  // namespace tmach::record

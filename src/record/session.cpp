@@ -72,6 +72,38 @@ void Session::set_files(std::unique_ptr<capture::MergeSource> files, std::vector
   imports_ = imports;
 }
 
+namespace {
+// What start() makes resident ahead of use: each class's RAM buffer's first bytes, and the
+// first bytes of the connection tables' entries (split between the shards).
+constexpr size_t kPrefaultBytes = 32u << 20;
+constexpr size_t kHugePage = 2u << 20;
+uint64_t huge_pages(uint64_t bytes) { return (bytes + kHugePage - 1) & ~uint64_t{kHugePage - 1}; }
+}  // namespace
+
+MemoryReport Session::memory() const {
+  MemoryReport m;
+  m.process = util::process_memory();
+  for (size_t c = 0; c < cfg_.classes.size(); ++c) {
+    const auto cls = static_cast<uint16_t>(c);
+    const uint64_t cap = writer_->ram_capacity(cls);
+    m.ram_budget += cap;
+    m.ram_buffers +=
+        std::min(cap, huge_pages(std::max<uint64_t>(writer_->ram_high_water(cls), kPrefaultBytes)));
+  }
+  for (const auto& s : shards_) {
+    const conn::ConnTable& t = s.rec->table();
+    const uint64_t entries =
+        std::max<uint64_t>(t.stats().peak * sizeof(conn::ConnEntry), kPrefaultBytes / shards_.size());
+    m.connection_tables +=
+        t.index_mapped_bytes() + std::min<uint64_t>(t.entries_mapped_bytes(), huge_pages(entries));
+    m.connection_tables_max += t.index_mapped_bytes() + t.entries_mapped_bytes();
+  }
+  m.index_building = writer_->index_memory();
+  m.index_building_peak = writer_->index_memory_peak();
+  m.kernel_rings = uint64_t{cfg_.capture_buffer} * live_.size();
+  return m;
+}
+
 void Session::start() {
   // The rings' first 32 MiB first (the capture thread fills them from the start; while the
   // writer keeps up it stays in their first few MiB, and the bench captures' high-water
@@ -81,10 +113,10 @@ void Session::start() {
   const size_t ways = shards_.size();
   for (size_t c = 0; c < cfg_.classes.size(); ++c) {
     auto [m, n] = writer_->ram_memory(static_cast<uint16_t>(c));
-    hot.emplace_back(m, std::min<size_t>(n, 32u << 20));
+    hot.emplace_back(m, std::min<size_t>(n, kPrefaultBytes));
   }
   for (auto& s : shards_)
-    for (auto& r : s.rec->table_mutable().hot_memory((32u << 20) / ways)) hot.push_back(r);
+    for (auto& r : s.rec->table_mutable().hot_memory(kPrefaultBytes / ways)) hot.push_back(r);
   prefault_.start(std::move(hot));
   writer_->start();
   started_ = true;

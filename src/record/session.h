@@ -27,6 +27,7 @@
 #include "store/import_session.h"
 #include "store/store_writer.h"
 #include "util/prefaulter.h"
+#include "util/proc_memory.h"
 
 namespace tmach::record {
 
@@ -39,6 +40,21 @@ struct SessionOptions {
   // Files: called on the capture thread after each batch is recorded (tm record's progress
   // line), or empty.
   std::function<void()> file_batch;
+};
+
+// The memory a recording holds, by part, in bytes (docs/DESIGN.md, "Memory").
+struct MemoryReport {
+  util::ProcessMemory process;  // the kernel's figures for the whole process
+  // The classes' RAM buffers: resident (the part made resident at start, or as much as was
+  // ever lent at once, whichever is more) and configured (their ram_budgets).
+  uint64_t ram_buffers = 0, ram_budget = 0;
+  // The connection tables (every shard): resident (the index, and the entries of the most
+  // connections open at once) and reserved (connections.max entries).
+  uint64_t connection_tables = 0, connection_tables_max = 0;
+  // Index building (StoreWriter::index_memory): now and at its peak; the most segments open at once.
+  uint64_t index_building = 0, index_building_peak = 0;
+  // Live: the kernel's packet rings (capture.buffer_size per socket) mapped into the process.
+  uint64_t kernel_rings = 0;
 };
 
 class Session {
@@ -97,6 +113,10 @@ class Session {
   // Rethrows the writer's or the flow writer's failure (the writer's error() is separate:
   // see writer().failed()). Once; later calls do nothing.
   void finish();
+
+  // The memory by part. Once run() has returned (the shards' connection tables are their
+  // capture threads' until then).
+  MemoryReport memory() const;
 
   // After finish(): the live sources' kernel counters, the seconds from start() to the end
   // of finish(), and the CPU seconds of the capture threads (the one that ran run(), and the

@@ -17,6 +17,7 @@
 #include "server/service.h"
 #include "server/subscription.h"
 #include "util/file_io.h"
+#include "util/proc_memory.h"
 #include "util/timespec.h"
 
 namespace tmach::server {
@@ -150,6 +151,13 @@ json LiveBackend::stats() {
   j["connections"] = snap.t.table.created;
   j["kernel"] = {{"received", kr}, {"dropped", kd}, {"interface_dropped", ki}};
   j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
+  {
+    const util::ProcessMemory pm = util::process_memory();  // (the parts: docs/DESIGN.md, "Memory")
+    j["memory"] = {{"peak_rss", pm.peak_rss},
+                   {"rss", pm.rss},
+                   {"index_building", writer_.index_memory()},
+                   {"index_building_peak", writer_.index_memory_peak()}};
+  }
   j["dynamic_classes"] = dyn_.size();
   if (share_.workers) {
     // Without counts (a fanout member): every packet seen is this worker's, and what the
@@ -201,6 +209,16 @@ void LiveBackend::metrics(Metrics& m) {
           d(w.segments_evicted.load()), l);
     m.add("tm_packets_dropped_total", "counter", "", d(w.lost_packets.load()),
           {{"class", cfg_.classes[i].name}, {"reason", "write_error"}});
+  }
+  {
+    const util::ProcessMemory pm = util::process_memory();
+    const auto d = [](uint64_t v) { return static_cast<double>(v); };
+    m.add("tm_memory_bytes", "gauge", "Memory by part: the process's resident set, index building.",
+          d(pm.rss), {{"part", "resident"}});
+    m.add("tm_memory_bytes", "", "", d(writer_.index_memory()), {{"part", "index_building"}});
+    m.add("tm_memory_peak_bytes", "gauge", "The most memory by part since the start.", d(pm.peak_rss),
+          {{"part", "resident"}});
+    m.add("tm_memory_peak_bytes", "", "", d(writer_.index_memory_peak()), {{"part", "index_building"}});
   }
   m.add("tm_writer_error", "gauge",
         "1 while the writer cannot write (a full disk: see /api/v1/stats writer_error).",

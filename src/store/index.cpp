@@ -117,6 +117,7 @@ void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
   in_sequence_ = ord == next_ord_;
   ord_ = ord;
   count_ = 0;
+  entries_ += uint64_t{k.n_v4} + k.n_v6 + k.n_scalars;
   for (int i = 0; i < k.n_v4; ++i) append_entry(v4_slot(k.v4[i]));
   for (int i = 0; i < k.n_v6; ++i) append_entry(v6_slot(k.v6[i]));
   for (int i = 0; i < k.n_scalars; ++i) {
@@ -307,7 +308,20 @@ SegmentIndex to_segment_index(const PostingIndex& p) {
   return ix;
 }
 
+uint64_t IndexBuilder::memory_bytes() const {
+  auto vec = [](const auto& v) { return uint64_t{v.capacity()} * sizeof(v[0]); };
+  uint64_t n = slots_.memory_bytes() + counts_.memory_bytes() + vec(out_of_sequence_) + vec(orphans_);
+  for (const List& l : lists_) n += vec(l.ords);
+  for (const auto& l : spare_lists_) n += vec(l);
+  n += vec(lists_) + vec(spare_lists_) + vec(direct_) + vec(net_) + vec(proto_list_) + vec(net_list_);
+  n += vec(v6_) + vec(v4_) + vec(addr_keys_);
+  const PostingIndex& p = postings_;
+  n += vec(p.ords) + vec(p.addr) + vec(p.port) + vec(p.proto) + vec(p.net) + vec(p.vlan) + vec(p.slot_end);
+  return n;
+}
+
 void IndexBuilder::clear() {
+  entries_ = 0;
   orphans_.clear();
   slots_.clear();
   counts_.clear();

@@ -136,6 +136,14 @@ class IndexBuilder {
   SegmentIndex snapshot() const;  // the same, keeping the state (segment being written)
   void clear();                   // empties the builder, keeping its memory
 
+  // Index keys added so far (every key of every packet added, as given): what the log and the
+  // postings grow with, 4 bytes each. The store writer seals a segment early when they reach
+  // its cap (StoreWriter: segment_size / 8).
+  uint64_t entries() const { return entries_; }
+  // The heap memory the builder holds (allocated capacity: the log, the lists, the tables,
+  // and the postings it keeps for its next segment), for the memory accounting.
+  uint64_t memory_bytes() const;
+
  private:
   struct V6Slot {
     AddrKey key;
@@ -189,6 +197,9 @@ class IndexBuilder {
     }
     size_t size() const { return size_; }
     T operator[](size_t i) const { return chunks_[i / kChunk][i % kChunk]; }  // (kChunk: a power of two)
+    size_t memory_bytes() const {
+      return chunks_.size() * kChunk * sizeof(T) + chunks_.capacity() * sizeof(void*);
+    }
     void clear() { size_ = 0; }
     template <class F>
     void for_each(F&& f) const {
@@ -220,6 +231,7 @@ class IndexBuilder {
   bool in_sequence_ = true;                // add(): the packet being added
   uint32_t ord_ = 0;                       // add(): its ordinal
   uint32_t count_ = 0;                     // add(): its keys so far
+  uint64_t entries_ = 0;                   // entries()
 
   std::vector<Orphan> orphans_;
   size_t nslots_ = 0;

@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 namespace tmach::store {
 
 void Sealer::start() {
@@ -17,8 +19,10 @@ void Sealer::hand_over(uint16_t cls, std::unique_ptr<SegmentWriter> w, const OnS
     std::unique_lock lk(mu_);
     auto j = std::make_unique<Job>();
     j->s.cls = cls;
+    j->bytes = w->memory_bytes();
     j->s.w = std::move(w);
     jobs_.push_back(std::move(j));
+    update_gauge();
   }
   cv_.notify_all();
   // Bounded: beyond kMaxInFlight in flight, wait for the oldest.
@@ -46,6 +50,7 @@ void Sealer::collect(bool wait_all, const OnSealed& on_sealed) {
       }
       j = std::move(jobs_.front());
       jobs_.pop_front();
+      update_gauge();
     }
     on_sealed(j->s);
   }
@@ -59,6 +64,13 @@ void Sealer::stop() {
   }
   cv_.notify_all();
   thread_.join();
+}
+
+void Sealer::update_gauge(uint64_t extra) {
+  if (!gauge_) return;
+  uint64_t n = extra;
+  for (const auto& j : jobs_) n += j->bytes;
+  gauge_->set(part_, n);
 }
 
 void Sealer::loop() {
@@ -86,6 +98,14 @@ void Sealer::loop() {
       err = e.what();
     }
     lk.lock();
+    if (err.empty()) {
+      // The seal's peak (its log, postings, offsets and sidecar at once), then what it keeps.
+      const uint64_t before = next->bytes;
+      next->bytes = 0;
+      update_gauge(std::max(before, next->s.w->seal_peak_bytes()));
+      next->bytes = next->s.w->memory_bytes();
+      update_gauge();
+    }
     next->s.idx_bytes = idx;
     next->s.error = std::move(err);
     next->done = true;

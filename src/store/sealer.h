@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "store/segment_writer.h"
+#include "util/memory_gauge.h"
 
 namespace tmach::store {
 
@@ -38,6 +39,14 @@ class Sealer {
   Sealer(const Sealer&) = delete;
   Sealer& operator=(const Sealer&) = delete;
 
+  // The heap memory of the segments in its hands (handed over, not yet given back) is kept in
+  // part `part` of `gauge` (before start()): a segment's memory as handed over, during its seal
+  // the peak of it (the builder's log and postings, the offsets, the sidecar's bytes), then what
+  // it holds until given back.
+  void set_gauge(util::MemoryGauge* gauge, size_t part) {
+    gauge_ = gauge;
+    part_ = part;
+  }
   void start();
   bool running() const { return thread_.joinable(); }
   // Queues `w` (flushed: its frames are in the file) for sealing. Beyond kMaxInFlight in
@@ -53,8 +62,12 @@ class Sealer {
   struct Job {
     Sealed s;
     bool done = false;
+    uint64_t bytes = 0;  // its memory (guarded by mu_)
   };
   void loop();
+  void update_gauge(uint64_t extra = 0);  // under mu_: the jobs' bytes (+ extra) into the gauge
+  util::MemoryGauge* gauge_ = nullptr;
+  size_t part_ = 0;
 
   std::thread thread_;
   std::mutex mu_;

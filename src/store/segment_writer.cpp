@@ -28,7 +28,8 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
-  buf_.reserve(opts_.buffer_bytes + 65536 + 16);
+  // (buf_ grows only where packets are copied rather than written in place — fragments,
+  // recovery: reserving its 4 MiB up front cost every open segment that much resident memory.)
   meta_.seq = seq;
   meta_.linktype = linktype;
   if (auto n = parse_segment_name(std::filesystem::path(base_).filename().string())) {
@@ -205,6 +206,7 @@ uint64_t SegmentWriter::seal() {
   // the postings stay with the builder, whose memory the next segment reuses.
   uint64_t n =
       write_sidecar(base_ + ".idx", meta_, body_.directory, body_.offsets, builder_.finish_postings());
+  seal_peak_bytes_ = memory_bytes() + n;  // (the sidecar was built in memory whole)
   // Free the directory and offsets here, on the thread that seals (the sealer thread), rather
   // than in the destructor, which runs on the writer thread.
   body_ = SidecarBody{};
@@ -242,6 +244,12 @@ SegmentWriter::Cut SegmentWriter::cut_to_complete() {
   gather_used_ = gather_run_ = 0;
   file_bytes_ = written_bytes_ = end;
   return cut;
+}
+
+uint64_t SegmentWriter::memory_bytes() const {
+  return builder_.memory_bytes() + uint64_t{body_.offsets.capacity()} * sizeof(uint32_t) +
+         uint64_t{body_.directory.capacity()} * sizeof(DirEntry) + buf_.capacity() +
+         (gather_ ? kGatherBytes : 0) + uint64_t{iov_.capacity()} * sizeof(iovec);
 }
 
 SidecarBody SegmentWriter::snapshot() const {

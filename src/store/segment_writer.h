@@ -76,6 +76,13 @@ class SegmentWriter {
 
   uint64_t file_bytes() const { return file_bytes_; }  // including what is still buffered
   uint64_t packets() const { return meta_.packets; }
+  uint64_t index_entries() const { return builder_.entries(); }  // IndexBuilder::entries()
+  // The heap memory the writer holds: its index builder, the packets' offsets and directory,
+  // its write buffers (the memory accounting; StoreWriter::index_memory).
+  uint64_t memory_bytes() const;
+  // After seal(): the memory it held at its peak (memory_bytes() with the postings built and
+  // the sidecar's bytes, before the offsets were freed).
+  uint64_t seal_peak_bytes() const { return seal_peak_bytes_; }
   const SegmentMeta& meta() const { return meta_; }
   const std::string& base() const { return base_; }  // changes when the file is renamed (above)
   uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
@@ -130,6 +137,7 @@ class SegmentWriter {
   SidecarBody body_;  // directory + offsets filled here; index built by builder_
   IndexBuilder builder_;
   bool sealed_ = false;
+  uint64_t seal_peak_bytes_ = 0;
 };
 
 }  // namespace tmach::store

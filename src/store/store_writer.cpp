@@ -41,7 +41,9 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
     stats_.push_back(std::make_unique<ClassWriteStats>());
     state_[i].dir = dir_.class_dir(classes_[i].name);
     state_[i].segment_size = segment_size_for(i);
+    state_[i].key_cap = index_key_cap(state_[i].segment_size);
   }
+  sealer_.set_gauge(&index_mem_, kSealerPart);
   adopt();
   enforce_budgets();
 }
@@ -167,9 +169,17 @@ void StoreWriter::finish() {
         for (auto& [lt, w] : state_[c].open) last.push_back(Last{cls, std::move(w)});
         state_[c].open.clear();
       }
-      for (Last& l : last) {
+      for (size_t i = 0; i < last.size(); ++i) {
+        Last& l = last[i];
         l.idx = l.w->seal();
         note_closed(l.cls, *l.w);
+        // The memory at this seal's peak: the spare builders, every last segment, this one at its peak.
+        update_index_memory();
+        uint64_t n = index_mem_.part(kWriterPart);
+        for (size_t k = 0; k < last.size(); ++k)
+          n += k == i ? std::max(last[k].w->seal_peak_bytes(), last[k].w->memory_bytes())
+                      : last[k].w->memory_bytes();
+        index_mem_.set(kWriterPart, n);
       }
     } catch (...) {
       last_failure = std::current_exception();
@@ -306,7 +316,9 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
       w = it == st.open.end() ? nullptr : it->second.get();
       wkey = key;
     }
-    if (w && w->packets() > 0 && w->file_bytes() + 16 + h->caplen > st.segment_size) {
+    // Full: the segment's size, or (tiny frames carrying many keys) its index's keys.
+    if (w && w->packets() > 0 &&
+        (w->file_bytes() + 16 + h->caplen > st.segment_size || w->index_entries() >= st.key_cap)) {
       s.written_packets += pk;
       s.written_bytes += by;
       pk = by = 0;
@@ -319,9 +331,9 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
       WriterOptions o = wopts_;
       o.expect_packets = st.last_packets + st.last_packets / 8;
       IndexBuilder b;
-      if (!st.spare_builders.empty()) {
-        b = std::move(st.spare_builders.back());
-        st.spare_builders.pop_back();
+      if (!spare_builders_.empty()) {
+        b = std::move(spare_builders_.back());
+        spare_builders_.pop_back();
       }
       w = st.open.emplace(key, std::make_unique<SegmentWriter>(base, name.seq, h->linktype, o, std::move(b)))
               .first->second.get();
@@ -348,8 +360,19 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
   release_written(producer, cls);
   s.written_packets += pk;
   s.written_bytes += by;
-  if (n) update_disk_stat(cls);
+  if (n) {
+    update_disk_stat(cls);
+    update_index_memory();
+  }
   return n > 0;
+}
+
+void StoreWriter::update_index_memory() {
+  uint64_t n = 0;
+  for (const ClassState& st : state_)
+    for (const auto& [key, w] : st.open) n += w->memory_bytes();
+  for (const IndexBuilder& b : spare_builders_) n += b.memory_bytes();
+  index_mem_.set(kWriterPart, n);
 }
 
 void StoreWriter::release_written(uint16_t producer, uint16_t cls) {
@@ -367,6 +390,8 @@ void StoreWriter::seal(uint16_t cls, uint64_t key) {
     st.open.erase(it);
     uint64_t idx = w->seal();
     note_closed(cls, *w);
+    update_index_memory();
+    index_mem_.set(kWriterPart, index_mem_.part(kWriterPart) + w->seal_peak_bytes());  // (its peak)
     sealed_segment(cls, *w, idx);
     return;
   }
@@ -374,13 +399,15 @@ void StoreWriter::seal(uint16_t cls, uint64_t key) {
   std::unique_ptr<SegmentWriter> w = std::move(it->second);
   st.open.erase(it);
   note_closed(cls, *w);
+  update_index_memory();  // (w is the sealer's from here: its memory moves to the sealer's part)
   sealer_.hand_over(cls, std::move(w), on_sealed_);
 }
 
 void StoreWriter::sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx) {
   ClassState& st = state_[cls];
   st.last_packets = w.packets();
-  st.spare_builders.push_back(w.take_builder());
+  spare_builders_.push_back(w.take_builder());
+  update_index_memory();
   st.sealed.add(DiskRing::File{w.base(), w.file_bytes() + idx, w.meta().first_ts, w.meta().last_ts});
   dir_.verified().add(w.base() + ".idx");  // written from memory: sound
   stats_[cls]->segments_sealed++;

@@ -11,6 +11,7 @@
 // segments by time.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,6 +32,7 @@
 #include "store/sealer.h"
 #include "store/segment_writer.h"
 #include "store/store_dir.h"
+#include "util/memory_gauge.h"
 
 namespace tmach::store {
 
@@ -134,6 +136,14 @@ class StoreWriter {
     return error_.empty() ? problem_ : error_;
   }
   uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
+  // The heap memory of index building (any thread): the open segments (index builder, offsets,
+  // write buffers), the segments with the sealer, and the builders kept for the next segments;
+  // now and at its peak. A segment is sealed when it reaches segment_size, or when its index
+  // holds segment_size / 8 keys (index_key_cap), so each is bounded by the segment size
+  // (docs/DESIGN.md, "Memory").
+  uint64_t index_memory() const { return index_mem_.now(); }
+  uint64_t index_memory_peak() const { return index_mem_.peak(); }
+  static uint64_t index_key_cap(uint64_t segment_size) { return std::max<uint64_t>(segment_size / 8, 4096); }
   // CPU seconds the writer thread used; final once finish() has returned.
   double cpu_seconds() const { return cpu_seconds_.load(std::memory_order_relaxed); }
 
@@ -164,12 +174,11 @@ class StoreWriter {
     uint64_t next_seq = 1;
     std::map<uint64_t, std::unique_ptr<SegmentWriter>> open;  // by open_key(producer, link type)
     DiskRing sealed{{".idx", ".pcap"}};                       // oldest first
-    // What the last sealed segment leaves the next one: its index builder's memory, and its
-    // packet count (room for the offsets). Growing both from nothing for every segment cost
-    // page faults and copies of tens of MB.
-    std::vector<IndexBuilder> spare_builders;
+    // What the last sealed segment leaves the next one: its packet count (room for the
+    // offsets; its index builder goes to spare_builders_).
     uint64_t last_packets = 0;
     uint64_t segment_size = 0;  // the store's, or less for a small disk budget
+    uint64_t key_cap = 0;       // index_key_cap(segment_size)
     // Packets (and their record bytes) of the segments that left `open` whole: what is on
     // disk, whatever happens to the open ones.
     uint64_t closed_packets = 0, closed_bytes = 0;
@@ -191,6 +200,7 @@ class StoreWriter {
   void enforce_budgets();
   void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);
+  void update_index_memory();  // writer thread: its part of index_mem_
   void adopt();
   uint64_t segment_size_for(size_t cls);
   void note_closed(uint16_t cls, const SegmentWriter& w);
@@ -213,9 +223,18 @@ class StoreWriter {
   std::vector<std::unique_ptr<Ring>> rings_;        // ring_of(producer, class), lending from pools_[class]
   std::vector<std::unique_ptr<ClassWriteStats>> stats_;
   std::deque<ClassState> state_;  // deque: ClassState is not copyable
+  // The index builders of sealed segments, with the memory they grew to, for the next segments
+  // of any class (growing it from nothing for every segment cost page faults and copies of
+  // tens of MB). Shared by the classes, so that no more builders exist than segments were
+  // open or sealing at once (docs/DESIGN.md, "Memory"). Writer thread.
+  std::vector<IndexBuilder> spare_builders_;
   WriterOptions wopts_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // Index building's memory: part kWriterPart set by the writer thread (open segments, spare
+  // builders), kSealerPart by the sealer (the segments in its hands).
+  static constexpr size_t kWriterPart = 0, kSealerPart = 1;
+  util::MemoryGauge index_mem_;
   Sealer sealer_;
   Sealer::OnSealed on_sealed_;
   bool finished_ = false;
