@@ -6,30 +6,15 @@ the test tells the two apart.
 
 Needs root, `ip netns` and tcpreplay; skips (saying why) otherwise."""
 import json
-import struct
 import sys
 import unittest
 
-from tmtest import TM, NetnsTest, StoreTest, read_pcap, store_segments, write_pcap
+from tmtest import TM, NetnsTest, StoreTest, read_pcap, store_segments
 
-FRAMES = 3000
-FRAME = 1000  # bytes: a 3 MB burst, three times the budget
-BUDGET = "1m"
+from test_elastic import FRAMES, burst  # 3000 distinct UDP frames of 1000 bytes: a 3 MB burst
+
+BUDGET = "1m"  # a third of the burst
 DELAY_US = "1000"  # the writer takes >= 3 s for the burst, the replay (50 Mbit/s) about 0.5 s
-
-
-def burst(path):
-    """FRAMES UDP frames of FRAME bytes over 50 connections, each frame distinct."""
-    frames = []
-    for i in range(FRAMES):
-        payload = struct.pack(">I", i) + bytes([i % 251]) * (FRAME - 46)
-        udp = struct.pack(">HHHH", 10000 + i % 50, 53, 8 + len(payload), 0) + payload
-        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0, bytes([10, 0, 0, 1]),
-                         bytes([10, 0, 1, 2])) + udp
-        eth = b"\x02\x00\x00\x00\x00\x02" + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip
-        frames.append((1_700_000_000 * 10**9 + i * 1000, len(eth), len(eth), eth))
-    write_pcap(path, frames)
-    return [f[3] for f in frames]
 
 
 class Backpressure(NetnsTest, StoreTest):

@@ -6,12 +6,30 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "server/routes.h"
 
 namespace tmach::server {
+
+// A nanosecond pcap (link type 1) of `n` records of `len` bytes of `fill`, for fake services.
+inline std::string fake_pcap(int n, uint32_t len, char fill) {
+  std::string s(24, '\0');
+  uint32_t magic = 0xa1b23c4d, lt = 1;
+  std::memcpy(s.data(), &magic, 4);
+  std::memcpy(s.data() + 20, &lt, 4);
+  for (int i = 0; i < n; ++i) {
+    char h[16] = {};
+    std::memcpy(h + 8, &len, 4);
+    std::memcpy(h + 12, &len, 4);
+    s.append(h, 16);
+    s.append(len, fill);
+  }
+  return s;
+}
 
 template <class Svc>
 class ServedApi : public ::testing::Test {

@@ -95,18 +95,7 @@ class RecordingService : public Service {
       std::lock_guard lk(mu);
       last_ = q;
     }
-    std::string s(24, '\0');
-    uint32_t magic = 0xa1b23c4d, lt = 1;
-    std::memcpy(s.data(), &magic, 4);
-    std::memcpy(s.data() + 20, &lt, 4);
-    for (int i = 0; i < 3; ++i) {
-      char h[16] = {};
-      uint32_t len = 40;
-      std::memcpy(h + 8, &len, 4);
-      std::memcpy(h + 12, &len, 4);
-      s.append(h, 16);
-      s.append(40, 'x');
-    }
+    std::string s = fake_pcap(3, 40, 'x');
     out(s.data(), s.size());
     return "3 packets";
   }

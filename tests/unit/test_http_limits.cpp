@@ -21,6 +21,19 @@
 namespace tmach::server {
 namespace {
 
+// A client socket connected to 127.0.0.1:port, its reads timing out after `timeout_s` seconds.
+int connect_loopback(int port, long timeout_s) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  timeval tv{timeout_s, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
 TEST(TextProblem, NulAndInvalidUtf8) {
   EXPECT_EQ(text_problem("host 10.0.0.5 and port 80"), "");
   EXPECT_EQ(text_problem("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "");
@@ -279,17 +292,7 @@ TEST(BodyDeadline, TrickledBodyCutSlowHandlerNot) {
   int port = svr.bind_to_any_port("127.0.0.1");
   std::thread thr([&] { svr.listen_after_bind(); });
   while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  auto connect_to = [&] {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    timeval tv{6, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-  };
+  auto connect_to = [&] { return connect_loopback(port, 6); };
   // Whole body, slow handler: answered.
   int fd = connect_to();
   std::string msg = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
@@ -330,17 +333,7 @@ TEST(ConnectionCut, NeverReachesASocketWhoseNumberWasReused) {
   std::atomic<int> silent{-1}, fresh{-1};
   std::atomic<bool> ended_first{false};
   int port = 0;
-  auto connect_to = [&] {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    timeval tv{10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return fd;
-  };
+  auto connect_to = [&] { return connect_loopback(port, 10); };
   set_cut_hook_for_test([&](int) {
     if (silent < 0 || fresh >= 0) return;  // the first cut only: the silent connection's
     char b;

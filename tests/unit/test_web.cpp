@@ -26,18 +26,7 @@ class PcapStream : public Stream {
  public:
   explicit PcapStream(int n) : n_(n) {}
   std::string run(const ByteSink& out, const Warn&, const StopCheck&) override {
-    std::string s(24, '\0');
-    uint32_t magic = 0xa1b23c4d, lt = 1;
-    std::memcpy(s.data(), &magic, 4);
-    std::memcpy(s.data() + 20, &lt, 4);
-    for (int i = 0; i < n_; ++i) {
-      char h[16] = {};
-      uint32_t len = 60;
-      std::memcpy(h + 8, &len, 4);
-      std::memcpy(h + 12, &len, 4);
-      s.append(h, 16);
-      s.append(60, 'p');
-    }
+    std::string s = fake_pcap(n_, 60, 'p');
     for (size_t o = 0; o < s.size(); o += 7) out(s.data() + o, std::min<size_t>(7, s.size() - o));
     packets = static_cast<uint64_t>(n_);
     return "ok";
