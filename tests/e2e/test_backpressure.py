@@ -52,7 +52,9 @@ class Backpressure(NetnsTest, StoreTest):
         s = json.loads(self.stop(tm, "tm record"))
         c = s["classes"]["default"]
         self.assertGreater(c["dropped_ring_full"], 0)
-        self.assertEqual(c["stored_packets"] + c["dropped_ring_full"], FRAMES)
+        # SIGINT may come before tm took in the burst's last frames from the kernel: what it took in adds up.
+        self.assertLessEqual(c["seen_packets"], FRAMES)
+        self.assertEqual(c["stored_packets"] + c["dropped_ring_full"], c["seen_packets"])
         self.assertEqual(s.get("ring_waits", 0), 0)
 
 
