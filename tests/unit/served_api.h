@@ -8,12 +8,30 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "server/routes.h"
 
 namespace tmach::server {
+
+// A service with nothing to serve, for fakes to override what their test needs: empty answers,
+// health ok, stats {}, and Conflict ("read-only") for the live-only calls.
+class StubService : public Service {
+ public:
+  std::string query(const QueryRequest&, const ByteSink&, const Warn&) override { return ""; }
+  std::string flows(const FlowRequest&, const ByteSink&, const Warn&) override { return ""; }
+  std::unique_ptr<Stream> open_subscription(const SubscribeRequest&) override { throw Conflict("read-only"); }
+  Reply health() override { return {nlohmann::json{{"status", "ok"}}, {}}; }
+  Reply stats(const ApiCounters&) override { return {nlohmann::json::object(), {}}; }
+  std::string metrics(const ApiCounters&) override { return ""; }
+  Reply class_set(const ClassRequest&) override { throw Conflict("read-only"); }
+  Reply class_list() override { throw Conflict("read-only"); }
+  Reply class_remove(const std::string&) override { throw Conflict("read-only"); }
+  Reply connections(const ConnectionsRequest&) override { throw Conflict("read-only"); }
+  Reply control(const ControlRequest&) override { throw Conflict("read-only"); }
+};
 
 // A nanosecond pcap (link type 1) of `n` records of `len` bytes of `fill`, for fake services.
 inline std::string fake_pcap(int n, uint32_t len, char fill) {

@@ -88,7 +88,7 @@ TEST(DownloadTickets, BoundedAndRandom) {
 }
 
 // A service answering every query with a 3-packet pcap, remembering the last request.
-class RecordingService : public Service {
+class RecordingService : public StubService {
  public:
   std::string query(const QueryRequest& q, const ByteSink& out, const Warn&) override {
     {
@@ -99,16 +99,6 @@ class RecordingService : public Service {
     out(s.data(), s.size());
     return "3 packets";
   }
-  std::string flows(const FlowRequest&, const ByteSink&, const Warn&) override { return ""; }
-  std::unique_ptr<Stream> open_subscription(const SubscribeRequest&) override { throw Conflict("read-only"); }
-  Reply health() override { return {json{{"status", "ok"}}, {}}; }
-  Reply stats(const ApiCounters&) override { return {json::object(), {}}; }
-  std::string metrics(const ApiCounters&) override { return ""; }
-  Reply class_set(const ClassRequest&) override { throw Conflict("read-only"); }
-  Reply class_list() override { throw Conflict("read-only"); }
-  Reply class_remove(const std::string&) override { throw Conflict("read-only"); }
-  Reply connections(const ConnectionsRequest&) override { throw Conflict("read-only"); }
-  Reply control(const ControlRequest&) override { throw Conflict("read-only"); }
   QueryRequest last() {
     std::lock_guard lk(mu);
     return last_;

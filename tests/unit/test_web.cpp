@@ -36,20 +36,10 @@ class PcapStream : public Stream {
   int n_;
 };
 
-class FakeService : public Service {
+class FakeService : public StubService {
  public:
-  std::string query(const QueryRequest&, const ByteSink&, const Warn&) override { return ""; }
-  std::string flows(const FlowRequest&, const ByteSink&, const Warn&) override { return ""; }
   std::unique_ptr<Stream> open_query(const QueryRequest&) override { return std::make_unique<PcapStream>(5); }
-  std::unique_ptr<Stream> open_subscription(const SubscribeRequest&) override { throw Conflict("read-only"); }
-  Reply health() override { return {json{{"status", "ok"}}, {}}; }
   Reply stats(const ApiCounters&) override { return {json{{"live", false}}, {}}; }
-  std::string metrics(const ApiCounters&) override { return ""; }
-  Reply class_set(const ClassRequest&) override { throw Conflict("read-only"); }
-  Reply class_list() override { throw Conflict("read-only"); }
-  Reply class_remove(const std::string&) override { throw Conflict("read-only"); }
-  Reply connections(const ConnectionsRequest&) override { throw Conflict("read-only"); }
-  Reply control(const ControlRequest&) override { throw Conflict("read-only"); }
 };
 
 using Web = ServedApi<FakeService>;
