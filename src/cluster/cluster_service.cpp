@@ -296,8 +296,9 @@ class ClusterService::QueryStream : public server::Stream {
     if (cut) throw std::runtime_error(why_cut);
     if (mid && require_all_)  // (a 503 where the answer is not streamed yet: /api/v1/count)
       throw server::Unavailable("--require-all: workers failed mid-answer: " + reasons_of(missing));
-    return fmt::format("{} packets from {} workers; written as {}", out.packets(),
-                       fs_->f.size() - missing.size(), out.describe());
+    const size_t answered = fs_->f.size() - missing.size();
+    return fmt::format("{} packets from {} worker{}; written as {}", out.packets(), answered,
+                       answered == 1 ? "" : "s", out.describe());
   }
 
  private:
