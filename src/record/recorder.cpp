@@ -184,12 +184,20 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   }
   bool pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
   const bool never = !pushed && writer_.too_large(cls, pk.caplen, keys);
-  while (!pushed && !never && wait_when_full && writer_.error().empty()) {
-    totals_.ring_waits++;
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-    pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
+  if (!pushed && !never && wait_when_full && !stalled_) {
+    const auto since = std::chrono::steady_clock::now();
+    while (!pushed && writer_.error().empty()) {
+      if (stall_limit_.count() && std::chrono::steady_clock::now() - since > stall_limit_) {
+        stalled_ = true;
+        break;
+      }
+      totals_.ring_waits++;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
+    }
   }
   if (pushed) {
+    stalled_ = false;
     cc.stored_packets++;
     cc.stored_bytes += pk.caplen;
   } else if (never) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -64,8 +65,13 @@ class Recorder {
   Recorder(const config::Config& cfg, store::StoreWriter& writer, flow::FlowDrain* flows, uint16_t shard = 0,
            uint16_t shards = 1);
 
-  // `wait_when_full`: block until the writer makes room instead of dropping (file input).
+  // `wait_when_full`: block until the writer makes room instead of dropping.
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
+  // Live capture: once the writer has made no room for `d` while a packet waits (a full disk
+  // with nothing to evict; shutdown behind such a stall), that packet and the next ones are
+  // dropped (counted, dropped_ring_full) without waiting until a push succeeds again, so the
+  // capture thread still counts, serves its commands and stops. Zero (files): wait for ever.
+  void set_stall_limit(std::chrono::nanoseconds d) { stall_limit_ = d; }
   // Ends every connection at shutdown (each leaves its flow record).
   void finish();
 
@@ -97,6 +103,9 @@ class Recorder {
   };
   void apply_host_class(conn::ConnEntry& e);
   std::unordered_map<packet::IpAddr, uint16_t, AddrHash, AddrEq> host_class_;
+
+  std::chrono::nanoseconds stall_limit_{0};
+  bool stalled_ = false;  // the last wait hit stall_limit_ and no push succeeded since
 
   static constexpr size_t kBatch = 64;
   void handle(const capture::RawPacket& pk, const packet::PacketInfo& info,

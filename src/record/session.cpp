@@ -15,6 +15,13 @@
 
 namespace tmach::record {
 
+namespace {
+// Live: how long a packet waits for a writer that makes no room at all before the capture
+// thread drops instead (Recorder::set_stall_limit). Far longer than a slow disk's hiccup
+// (the writer frees room packet by packet while it writes), short enough to stop promptly.
+constexpr std::chrono::seconds kLiveStallLimit{2};
+}  // namespace
+
 Session::Session(const config::Config& cfg, SessionOptions opts)
     : cfg_(cfg),
       opts_(std::move(opts)),
@@ -42,8 +49,10 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
   }
   if (opts_.test_delay_us) writer_->set_test_delay_us(opts_.test_delay_us);
   shards_.resize(n);
-  for (uint16_t i = 0; i < n; ++i)
+  for (uint16_t i = 0; i < n; ++i) {
     shards_[i].rec = std::make_unique<Recorder>(cfg_, *writer_, flows_.get(), i, n);
+    if (opts_.live) shards_[i].rec->set_stall_limit(kLiveStallLimit);
+  }
 }
 
 RecorderTotals Session::totals() const {

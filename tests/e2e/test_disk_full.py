@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -91,14 +92,14 @@ class LiveDiskFull(TmpfsStore):
     (stats writer_error, /metrics tm_writer_error) and writes again once there is room."""
     size = "6m"
 
-    def serve(self):
+    def serve(self, *extra):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.err = open(self.path("serve.err"), "w+b")
         self.addCleanup(self.err.close)
         self.proc = subprocess.Popen([TM, "serve", "--store", self.store, "-i", "lo", "--segment-size", "512k",
-                                      "--listen", "127.0.0.1:%d" % port], stdout=subprocess.DEVNULL, stderr=self.err)
+                                      "--listen", "127.0.0.1:%d" % port, *extra], stdout=subprocess.DEVNULL, stderr=self.err)
         self.addCleanup(lambda: (self.proc.poll() is None and self.proc.kill(), self.proc.wait()))
         self.url = "http://127.0.0.1:%d" % port
         self.until(lambda: self.get("/health") is not None, "serve answers /health")
@@ -159,14 +160,7 @@ class LiveDiskFull(TmpfsStore):
         if os.geteuid() != 0:
             self.skipTest("live capture on lo needs root")
         self.serve()
-        ballast = os.path.join(self.mnt, "ballast")
-        with open(ballast, "wb") as f:
-            try:
-                for _ in range(16):
-                    f.write(b"b" * (1 << 20))
-                    f.flush()
-            except OSError:
-                pass
+        ballast = self.fill_disk()
         self.until(lambda: self.stats()["writer_error"] != "", "writer_error reported", traffic=True)
         self.assertIn("No space left", self.stats()["writer_error"])
         self.assertEqual(self.metric("tm_writer_error"), 1)
@@ -178,6 +172,39 @@ class LiveDiskFull(TmpfsStore):
         self.until(lambda: self.stats()["writer_error"] == "", "writing again", traffic=True)
         self.assertEqual(self.metric("tm_writer_error"), 0)
         self.assertEqual(self.health(), (200, {"status": "ok", "live": True, "store": self.store}))
+
+    def test_stop_is_not_held_up_by_a_writer_that_cannot_write(self):
+        # Live, a full RAM budget makes the capture thread wait for the writer; a writer that makes no room
+        # at all (nothing left to delete) must not keep it waiting: after a short while it drops, counted,
+        # and SIGINT still stops tm serve.
+        if os.geteuid() != 0:
+            self.skipTest("live capture on lo needs root")
+        self.serve("--ram-budget", "1m")
+        self.fill_disk()
+        self.until(lambda: self.stats()["writer_error"] != "", "writer_error reported", traffic=True)
+        self.until(lambda: self.ring_full_drops() > 0, "packets dropped once the writer made no room", seconds=30,
+                   traffic=True)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail("tm serve still running 30 s after SIGINT while its writer could not write")
+
+    def ring_full_drops(self):
+        text = self.get("/metrics") or ""
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("tm_packets_dropped_total{") and 'reason="ring_full"' in line)
+
+    def fill_disk(self):
+        ballast = os.path.join(self.mnt, "ballast")
+        with open(ballast, "wb") as f:
+            try:
+                for _ in range(16):
+                    f.write(b"b" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        return ballast
 
 
 class SegmentLargerThanBudget(StoreTest):
