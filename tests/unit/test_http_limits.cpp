@@ -258,6 +258,9 @@ TEST_F(Served, BodyAtTheCapArrivingWithItsHeaderIsTaken) {
 }
 
 TEST_F(Served, StalledHeaderDoesNotBlockOthers) {
+  // The stalled connections would hold their threads until the 10 s header deadline: a server
+  // whose threads they took cannot answer within the client's 5 s read timeout (no tighter
+  // timing: a 1 s bound here failed once on a loaded machine).
   start("");
   std::vector<int> slow;
   for (int i = 0; i < 40; ++i) {  // more than httplib's default pool of 8 threads
@@ -265,11 +268,9 @@ TEST_F(Served, StalledHeaderDoesNotBlockOthers) {
     (void)!send(fd, "GET /health HTTP/1.1\r\nHo", 24, MSG_NOSIGNAL);
     slow.push_back(fd);
   }
-  auto t0 = std::chrono::steady_clock::now();
   auto r = get("/health");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r) << "no answer while 40 connections stall in their header";
   EXPECT_EQ(r->status, 200);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
   for (int fd : slow) close(fd);
 }
 
