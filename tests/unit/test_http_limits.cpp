@@ -21,7 +21,8 @@
 namespace tmach::server {
 namespace {
 
-// A client socket connected to 127.0.0.1:port, its reads timing out after `timeout_s` seconds.
+// A client socket connected to 127.0.0.1:port, its reads timing out after `timeout_s` seconds
+// (0: never).
 int connect_loopback(int port, long timeout_s) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -153,13 +154,7 @@ class Served : public ::testing::Test {
     return cl.Get(path.c_str(), h);
   }
   int raw_socket() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port_));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    return fd;
+    return connect_loopback(port_, 0);  // (a zero timeout: reads block, the socket's default)
   }
   static std::string read_all(int fd, int timeout_s) {
     timeval tv{timeout_s, 0};
