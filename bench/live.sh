@@ -92,6 +92,7 @@ PY
 # run_one RATE TOOL: prints "sent received kept kdrop tmdrop mbps"
 run_one() {
   local rate=$1 tool=$2 out=$work/out err=$work/err store=$work/store
+  local result
   rm -rf "$store" "$work/dump.pcap"
   if [[ $tool == tcpdump ]]; then
     ip netns exec "$ns" tcpdump -i tmbcap -s 0 -B $((buffer_bytes >> 10)) -w "$work/dump.pcap" >"$out" 2>"$err" &
@@ -127,16 +128,21 @@ run_one() {
     kept=$(sed -n 's/^\([0-9]*\) packets captured.*/\1/p' "$err")
     recv=$(sed -n 's/^\([0-9]*\) packets received by filter.*/\1/p' "$err")
     kdrop=$(sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$err")
-    echo "$sent $recv $kept $kdrop 0 ${mbps:-?} ${rss:-0}"
+    result="$sent $recv $kept $kdrop 0 ${mbps:-?} ${rss:-0}"
   else
-    python3 - "$out" "$sent" "${mbps:-?}" "${rss:-0}" <<'PY'
+    result=$(python3 - "$out" "$sent" "${mbps:-?}" "${rss:-0}" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 drop = sum(c["dropped_ring_full"] + c.get("dropped_too_large", 0) for c in s["classes"].values())
 print(sys.argv[2], s["kernel"]["received"], s["packets"] - drop, s["kernel"]["dropped"], drop, sys.argv[3], sys.argv[4])
 PY
+    )
   fi
+  # Deleted before the result is printed: the caller reads the line and starts the next run at
+  # once, whose capture must not meet this store still being deleted (two rm -rf of one tree
+  # printed "Directory not empty", and could delete files of the next run's store).
   rm -rf "$store" "$work/dump.pcap"
+  echo "$result"
 }
 
 # The neighbour: writes large files over and over at nice 19 until killed (its own process group).
