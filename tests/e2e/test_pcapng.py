@@ -10,7 +10,7 @@ import subprocess
 import unittest
 
 from test_cluster import Cluster
-from tmtest import TM, corpus, read_pcap, record, run, tcpdump_packets, tm, free_port
+from tmtest import TM, corpus, read_pcap, record, run, tcpdump_packets, tm
 
 ETH = corpus("link", "icmp_dot1q.pcap")      # link type 1, 2008
 RAW = corpus("link", "rotation.pcap")        # link type 101, 2011
