@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -37,12 +38,19 @@ void add_scaled(json& into, const json& from, double k) {
 
 }  // namespace
 
+// A worker's interval and capacity are believed only within these bounds: anything else (a
+// negative, huge or infinite number from a broken worker) would make the grid or the bound
+// nonsense, and its conversion to an integer undefined.
+constexpr double kMaxIntervalS = 86400;  // a day
+constexpr double kMaxCapacity = 1e7;
+
 json merge_histories(const std::vector<json>& parts) {
   double interval_s = 0;
   uint64_t capacity = 0;
   for (auto& h : parts) {
-    interval_s = std::max(interval_s, num(h, "interval_s"));
-    capacity = std::max(capacity, static_cast<uint64_t>(num(h, "capacity")));
+    double i = num(h, "interval_s"), c = num(h, "capacity");
+    if (i > 0 && i <= kMaxIntervalS) interval_s = std::max(interval_s, i);
+    if (c >= 0 && c <= kMaxCapacity) capacity = std::max(capacity, static_cast<uint64_t>(c));
   }
   json out{{"interval_s", interval_s}, {"capacity", capacity}, {"samples", json::array()}};
   if (interval_s <= 0) return out;
@@ -55,6 +63,7 @@ json merge_histories(const std::vector<json>& parts) {
   std::map<uint64_t, Cell> cells;
   uint64_t end = UINT64_MAX;  // the earliest of the workers' newest cells
   for (auto& h : parts) {
+    if (double i = num(h, "interval_s"); !(i > 0 && i <= kMaxIntervalS)) continue;  // (not believed)
     std::map<uint64_t, std::vector<const json*>> mine;
     for (auto& s : samples_of(h)) {
       if (!s.is_object() || !s.contains("t_ns") || !s["t_ns"].is_number_unsigned()) continue;
@@ -80,7 +89,9 @@ json merge_histories(const std::vector<json>& parts) {
     for (auto& [k, v] : c.sum.items()) s[k] = v;
     out["samples"].push_back(std::move(s));
   }
-  while (capacity && out["samples"].size() > capacity) out["samples"].erase(out["samples"].begin());
+  json& samples = out["samples"];
+  if (capacity && samples.size() > capacity)  // the newest `capacity` (one erase: no quadratic trim)
+    samples.erase(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(samples.size() - capacity));
   return out;
 }
 

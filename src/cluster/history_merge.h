@@ -14,6 +14,8 @@ namespace tmach::cluster {
 // kernel_dropped_pps. Each merged sample says how many workers it holds ("workers"). The cells
 // after the earliest of the workers' newest cells are left out (a worker that has not taken its
 // sample there yet would show as a dip). interval_s 0 and no samples when no part records.
+// An interval outside (0, 1 day] or a capacity outside [0, 1e7] is not believed (that part
+// counts as not recording; its capacity as none).
 nlohmann::json merge_histories(const std::vector<nlohmann::json>& parts);
 
 }  // namespace tmach::cluster

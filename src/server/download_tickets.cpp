@@ -82,7 +82,15 @@ QueryRequest DownloadTickets::redeem(const std::string& ticket) {
     throw ServiceError(410, fmt::format("this download ticket expired (a ticket lasts {} s)",
                                         std::chrono::duration_cast<std::chrono::seconds>(ttl_).count()));
   hit->used = true;
-  return std::move(hit->q);
+  return hit->q;  // (kept: give_back may make it good again)
+}
+
+void DownloadTickets::give_back(const std::string& ticket) {
+  std::lock_guard lk(mu_);
+  Entry* hit = nullptr;
+  for (auto& e : entries_)
+    if (same(e.ticket, ticket)) hit = &e;
+  if (hit) hit->used = false;
 }
 
 size_t DownloadTickets::pending() {

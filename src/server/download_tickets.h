@@ -30,6 +30,9 @@ class DownloadTickets {
   // The request of `ticket`, which is used up by this call. NotFound (404) for a ticket never
   // issued (or long forgotten), ServiceError 410 for one already used or expired.
   QueryRequest redeem(const std::string& ticket);
+  // Makes a redeemed ticket good again when its answer could not start (503: the store busy,
+  // every worker down; nothing was downloaded), until it expires as before.
+  void give_back(const std::string& ticket);
   // Tickets issued and neither used nor expired.
   size_t pending();
   Clock::duration ttl() const { return ttl_; }

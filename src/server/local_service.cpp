@@ -55,12 +55,40 @@ void check_stop(uint64_t& n, const StopCheck& stop) {
   if (std::string why = stop(); !why.empty()) throw Cancelled(why);
 }
 
+}  // namespace
+
+// A packet query's answer (open_query), which can also only count (count).
 class QueryStream : public Stream {
  public:
   QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, util::pcap::Output output,
               std::string note = {})
       : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk), output_(output), note_(std::move(note)) {
     content_type = util::pcap::output_content_type(output);
+  }
+  // Counts what run() would write, writing nothing (no copy of any packet): the packets, and
+  // with a pcap answer those of another link type than the first packet's, as run() leaves
+  // them out. Returns the summary without the format.
+  std::string count(const Warn& warn, const StopCheck& stop) {
+    if (!note_.empty()) warn(note_);
+    const bool pcap = output_ == util::pcap::Output::kPcap;
+    uint64_t n = 0, kept = 0, other = 0;
+    std::optional<uint32_t> link;  // a pcap answer's: the first packet's
+    query::QueryStats st = query::run_query(cat_, q_, [&](const query::OutPacket& p) {
+      check_stop(n, stop);
+      if (!link) link = p.linktype;
+      if (!pcap || p.linktype == *link)
+        ++kept;
+      else
+        ++other;
+    });
+    packets = kept;
+    double ms = ms_since(t0_);
+    for (auto& w : st.warnings) warn(w);
+    if (other)
+      warn(fmt::format(
+          "{} matching packets of another link type than {} were left out (--format pcapng keeps them)",
+          other, *link));
+    return summary(st, ms);
   }
   std::string run(const ByteSink& sink, const Warn& warn, const StopCheck& stop) override {
     if (!note_.empty()) warn(note_);
@@ -80,14 +108,17 @@ class QueryStream : public Stream {
       warn(fmt::format(
           "{} matching packets of another link type than {} were left out (--format pcapng keeps them)",
           out.other_link(), out.linktype()));
-    return fmt::format(
-        "{} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
-        "{:.1f} ms; written as {}",
-        st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
-        st.segments_skipped_time, st.candidates, st.matched, ms, out.describe());
+    return summary(st, ms) + "; written as " + out.describe();
   }
 
  private:
+  std::string summary(const query::QueryStats& st, double ms) const {
+    return fmt::format(
+        "{} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
+        "{:.1f} ms",
+        st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
+        st.segments_skipped_time, st.candidates, st.matched, ms);
+  }
   store::Catalog cat_;
   query::QuerySpec q_;
   size_t chunk_;
@@ -95,6 +126,8 @@ class QueryStream : public Stream {
   std::string note_;  // a warning known before the answer (a Community ID with no connection)
   clk::time_point t0_ = clk::now();
 };
+
+namespace {
 
 // A flow answer is complete before it is written: its errors come when it is opened.
 class TextStream : public Stream {
@@ -205,7 +238,20 @@ void LocalService::check_community_id(const std::string& id) const {
                     id));
 }
 
-std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) {
+std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) { return open_packets(r); }
+
+// The count of what open_query(q) would answer as pcapng (or q.format), without building the
+// answer: the same query, each matching packet counted, none copied.
+Reply LocalService::count(const QueryRequest& q, const StopCheck& stop) {
+  QueryRequest all = q;
+  if (all.format.empty()) all.format = "pcapng";  // every link type counted (as Service::count)
+  std::unique_ptr<QueryStream> s = open_packets(all);
+  json warnings = json::array();
+  std::string summary = s->count([&](const std::string& w) { warnings.push_back(w); }, stop);
+  return {json{{"packets", s->packets}, {"summary", summary}, {"warnings", std::move(warnings)}}, s->headers};
+}
+
+std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   std::optional<util::pcap::Output> forced;
   if (!r.format.empty()) {
     forced = util::pcap::parse_output(r.format);

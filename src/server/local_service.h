@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -11,6 +12,8 @@
 #include "server/service.h"
 
 namespace tmach::server {
+
+class QueryStream;
 
 // --from/--to values (empty: leave the bound as it is), relative to now; throws naming the option.
 void parse_time_range(const std::string& from, const std::string& to, uint64_t& from_ns, uint64_t& to_ns);
@@ -43,8 +46,12 @@ class LocalService : public Service {
   Reply connections(const ConnectionsRequest& r) override;
   Reply control(const ControlRequest& r) override;
   Reply history() override;
+  // Counts without building the answer (no copy of a packet); the same count as Service::count.
+  Reply count(const QueryRequest& q, const StopCheck& stop) override;
 
  private:
+  // open_query's stream, which can also only count.
+  std::unique_ptr<QueryStream> open_packets(const QueryRequest& r);
   // filter, times and classes -> a query; errors named as o_.naming says. `check_order`:
   // from after to is an error.
   query::QuerySpec spec(const std::string& filter, const std::string& from, const char* from_name,

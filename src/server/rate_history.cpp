@@ -29,8 +29,15 @@ void RateHistory::loop() {
     lk.unlock();
     sample_now();
     lk.lock();
-    cv_.wait_for(lk, interval_, [this] { return stop_; });
+    cv_.wait_for(lk, wait_after(util::now_ns(), interval_), [this] { return stop_; });
   }
+}
+
+std::chrono::nanoseconds RateHistory::wait_after(uint64_t now_ns, std::chrono::milliseconds interval) {
+  const auto i = static_cast<uint64_t>(std::max<int64_t>(1, std::chrono::nanoseconds(interval).count()));
+  uint64_t w = i - now_ns % i;
+  if (w < i / 10) w += i;  // (the first sample, taken at the start, just before a tick)
+  return std::chrono::nanoseconds(w);
 }
 
 void RateHistory::sample_now() {

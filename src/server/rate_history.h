@@ -1,7 +1,8 @@
 // A small in-memory history of a recorder's rates for the web page's chart (GET
-// /api/v1/history): every `interval` a thread of its own (tm-history) takes the cumulative
-// counters and keeps the rates since the previous sample, in a bounded ring (the oldest sample
-// is dropped). Nothing is written to disk: the history starts with the process.
+// /api/v1/history): every `interval`, on the epoch's grid of it, a thread of its own
+// (tm-history) takes the cumulative counters and keeps the rates since the previous sample,
+// in a bounded ring (the oldest sample is dropped). Nothing is written to disk: the history
+// starts with the process.
 #pragma once
 
 #include <chrono>
@@ -33,6 +34,12 @@ class RateHistory {
   // One sample now (the thread's step; tests call it directly). The sampler is called under
   // a mutex of this history, one call at a time.
   void sample_now();
+  // How long the thread waits after a sample taken at `now_ns` (epoch): to the next multiple
+  // of `interval` since the epoch at least a tenth of it away. Samples so land one in each
+  // cell of the front-end's grid (cluster/history_merge.h); waiting a whole interval after
+  // each sample drifted later by the sample's own time, until a cell had none (a dip in the
+  // cluster's sum).
+  static std::chrono::nanoseconds wait_after(uint64_t now_ns, std::chrono::milliseconds interval);
 
  private:
   void loop();

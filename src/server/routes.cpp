@@ -320,9 +320,15 @@ void HttpApi::download_routes() {
   });
   s.Get(R"(/api/v1/download/([^/]*))", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
-    QueryRequest q = tickets_.redeem(req.matches[1].str());
+    const std::string ticket = req.matches[1].str();
+    QueryRequest q = tickets_.redeem(ticket);
     res.set_header("Cache-Control", "no-store");
-    stream_query(res, std::move(q));
+    try {
+      stream_query(res, std::move(q));
+    } catch (...) {
+      tickets_.give_back(ticket);  // the answer did not start: nothing was downloaded
+      throw;
+    }
   });
 }
 

@@ -5,7 +5,7 @@ import time
 import unittest
 import urllib.request
 
-from tmtest import TM, free_port, StoreTest, corpus, record, tcpdump_packets, tm
+from tmtest import TM, listening_port, StoreTest, corpus, record, tcpdump_packets, tm
 
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
 FILES = [("mixed", "bro.org.pcap"), ("mixed", "ssh.pcap"), ("mixed", "var-services-std-ports.pcap"),
@@ -60,11 +60,12 @@ class CommunityIdOracle(StoreTest):
                 .splitlines()]
         picks = [r for r in rows if r["proto"] in ("tcp", "udp")][:3]
         self.assertTrue(picks)
-        port = free_port()
-        server = subprocess.Popen([TM, "serve", "--store", store, "--listen", "127.0.0.1:%d" % port],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        err = open(self.path("serve.err"), "w+b")
+        self.addCleanup(err.close)
+        server = subprocess.Popen([TM, "serve", "--store", store, "--listen", "127.0.0.1:0"],
+                                  stdout=subprocess.DEVNULL, stderr=err)
         try:
-            url = "http://127.0.0.1:%d" % port
+            url = "http://127.0.0.1:%d" % listening_port(server, err, "tm serve")
             wait_health(url)
             for r in picks:
                 cid = r["community_id"]

@@ -12,7 +12,7 @@ import subprocess
 import time
 import urllib.request
 
-from tmtest import (TM, NetnsTest, StoreTest, TmProcess, corpus, free_port, read_pcap, record, run, tcpdump_packets, tm,
+from tmtest import (TM, NetnsTest, StoreTest, TmProcess, corpus, listening_port, read_pcap, record, run, tcpdump_packets, tm,
                     write_pcap)
 
 SRC = corpus("mixed", "var-services-std-ports.pcap")  # IPv4 TCP and UDP, IPv6 UDP (mDNS)
@@ -291,12 +291,12 @@ class Evidence(StoreTest):
             for i, c in enumerate(self.conns[:3]):
                 f.write(eve_line(c, 2000 + i, c["times"][0], "s%d" % i))
             f.write(eve_line(ABSENT, 2999, self.conns[0]["times"][0], "absent", with_cid=False))
-        port = free_port()
         err = open(self.path("serve.err"), "w+b")
         self.addCleanup(err.close)
-        proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "127.0.0.1:%d" % port],
+        proc = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "127.0.0.1:0"],
                                 stdout=subprocess.DEVNULL, stderr=err)
         self.addCleanup(lambda: (proc.poll() is None and proc.kill(), proc.wait()))
+        port = listening_port(proc, err, "tm serve", WAIT)
         deadline = time.monotonic() + WAIT
         while True:
             try:

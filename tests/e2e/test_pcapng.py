@@ -10,7 +10,7 @@ import subprocess
 import unittest
 
 from test_cluster import Cluster
-from tmtest import TM, corpus, read_pcap, record, run, tcpdump_packets, tm, free_port
+from tmtest import TM, corpus, read_pcap, record, run, tcpdump_packets, tm
 
 ETH = corpus("link", "icmp_dot1q.pcap")      # link type 1, 2008
 RAW = corpus("link", "rotation.pcap")        # link type 101, 2011
@@ -103,6 +103,15 @@ class MixedLinkTypes(Cluster):
         p = tm("query", "--store", self.store, "--from", lo, "--to", hi, "-w", out)
         self.assertIn("written as pcap (link type 1)", p.stderr.decode())
         self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(ETH))
+        # A count of the pcap answer (the first link type's packets) is what that answer holds, with the
+        # same warning naming the packets it leaves out.
+        out = self.path("all.pcap")
+        w = tm("query", "--store", self.store, "--format", "pcap", "-w", out, "-q")
+        c = tm("query", "--store", self.store, "--format", "pcap", "--count", "-q")
+        self.assertEqual(int(c.stdout), len(read_pcap(out)))
+        self.assertEqual(int(c.stdout), len(read_pcap(ETH)))
+        self.assertIn("of another link type than 1 were left out", c.stderr.decode())
+        self.assertEqual(c.stderr, w.stderr)
 
     def test_http_api_and_tm_query_server(self):
         self.start_workers([self.store])

@@ -14,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from tmtest import free_port, listening_port, TM, StoreTest, TmProcess, corpus, record, run, tm, read_pcap
+from tmtest import listening_port, TM, StoreTest, TmProcess, corpus, record, run, tm, read_pcap
 
 REPLAY = corpus("mixed", "bro.org.pcap")
 WAIT = 60
@@ -146,8 +146,8 @@ class Tls(TmProcess, StoreTest):
         st = json.loads(tm("stats", "--server", url, "--ca", self.pem("ca.pem"), "--json").stdout)
         self.assertIsInstance(st, dict)
         # And over plain HTTP, the same bytes.
-        port2 = free_port()
-        p, err = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:%d" % port2], "plain")
+        p, err = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:0"], "plain")
+        port2 = listening_port(p, err, "tm serve")
         self.wait_health("http://127.0.0.1:%d" % port2, p, err)
         _, plain = self.remote_answer("http://127.0.0.1:%d" % port2)
         self.assertEqual(plain, want)
@@ -259,19 +259,18 @@ class Tls(TmProcess, StoreTest):
         tok = self.path("token")
         with open(tok, "w") as f:
             f.write("s3cret\n")
-        port = free_port()
-        p, err = self.spawn(["serve", "--store", self.store, "--listen", "0.0.0.0:%d" % port, "--token-file", tok],
-                            "open")
+        p, err = self.spawn(["serve", "--store", self.store, "--listen", "0.0.0.0:0", "--token-file", tok], "open")
+        port = listening_port(p, err, "tm serve")
         self.wait_health("http://127.0.0.1:%d" % port, p, err)
         self.assertIn("travel in clear", self.errtext(err))
-        port = free_port()
-        p, err = self.spawn(["serve", "--store", self.store, "--listen", "0.0.0.0:%d" % port, "--token-file", tok,
+        p, err = self.spawn(["serve", "--store", self.store, "--listen", "0.0.0.0:0", "--token-file", tok,
                              "--tls-cert", self.pem("server.pem"), "--tls-key", self.pem("server.key")], "tls")
+        port = listening_port(p, err, "tm serve")
         self.wait_health("https://127.0.0.1:%d" % port, p, err, "--cacert", self.pem("ca.pem"))
         self.assertNotIn("in clear", self.errtext(err))
         # Loopback without TLS: no warning.
-        port = free_port()
-        p, err = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:%d" % port], "lo")
+        p, err = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:0"], "lo")
+        port = listening_port(p, err, "tm serve")
         self.wait_health("http://127.0.0.1:%d" % port, p, err)
         self.assertNotIn("in clear", self.errtext(err))
 
@@ -280,7 +279,7 @@ class Tls(TmProcess, StoreTest):
 
         def serve_with(lines):
             with open(conf, "w") as f:
-                f.write("[server]\nlisten = \"127.0.0.1:%d\"\n" % free_port() + lines)
+                f.write("[server]\nlisten = \"127.0.0.1:0\"\n" + lines)
             # (A file not refused would leave tm serve running: the timeout fails the test.)
             return run([TM, "serve", "--store", self.store, "--config", conf], check=False, timeout=WAIT)
 
@@ -306,15 +305,15 @@ class Tls(TmProcess, StoreTest):
         self.assertIn("%s:3: server.tls_cert: the certificate in %s has expired" % (conf, self.pem("expired.pem")),
                       p.stderr.decode())
         # The command line names its option.
-        p = tm("serve", "--store", self.store, "--listen", "127.0.0.1:%d" % free_port(), "--tls-cert",
+        p = tm("serve", "--store", self.store, "--listen", "127.0.0.1:0", "--tls-cert",
                self.pem("server.pem"), "--tls-key", self.pem("other-ca.key"), check=False)
         self.assertIn("--tls-key: the key in", p.stderr.decode())
         # And a config that serves TLS works.
-        port = free_port()
         with open(conf, "w") as f:
-            f.write('[server]\nlisten = "127.0.0.1:%d"\ntls_cert = "%s"\ntls_key = "%s"\n' % (
-                port, self.pem("server.pem"), self.pem("server.key")))
+            f.write('[server]\nlisten = "127.0.0.1:0"\ntls_cert = "%s"\ntls_key = "%s"\n' % (
+                self.pem("server.pem"), self.pem("server.key")))
         p, err = self.spawn(["serve", "--store", self.store, "--config", conf], "conf")
+        port = listening_port(p, err, "tm serve")
         self.wait_health("https://127.0.0.1:%d" % port, p, err, "--cacert", self.pem("ca.pem"))
 
     def test_frontend_with_an_https_worker(self):

@@ -17,7 +17,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tmtest import TM, StoreTest, TmProcess, corpus, free_port, read_pcap, record, run, tcpdump_packets, tm, veth_namespace
+from tmtest import TM, StoreTest, TmProcess, corpus, listening_port, read_pcap, record, run, tcpdump_packets, tm, veth_namespace
 
 BUILD = os.path.dirname(os.path.abspath(TM))
 PW_DIR = os.path.join(BUILD, "browser-tests")
@@ -61,6 +61,15 @@ class Web(TmProcess, StoreTest):
 
     def spawn(self, args, name, prefix=()):
         return self.spawn_process(list(prefix) + [TM] + args, name)
+
+    def serve(self, args, name, prefix=()):
+        """Starts `tm ARGS --listen 127.0.0.1:0` (tm serve or tm frontend), reads the port it bound from
+        what it prints and waits for /health there: (url, process). No other suite can take the port
+        between its choice and the bind."""
+        p = self.spawn(args + ["--listen", "127.0.0.1:0"], name, prefix)
+        url = "http://127.0.0.1:%d" % listening_port(p, p.errfile, name, WAIT)
+        self.wait_health(url, p, prefix)
+        return url, p
 
     def wait_health(self, url, p, prefix=()):
         deadline = time.monotonic() + WAIT
@@ -151,10 +160,7 @@ class Web(TmProcess, StoreTest):
         tf = self.path("token")
         with open(tf, "w") as f:
             f.write(token + "\n")
-        port = free_port()
-        url = "http://127.0.0.1:%d" % port
-        p = self.spawn(["serve", "--store", self.store, "--listen", "127.0.0.1:%d" % port, "--token-file", tf], "serve")
-        self.wait_health(url, p)
+        url, p = self.serve(["serve", "--store", self.store, "--token-file", tf], "serve")
         # The page itself needs no token; the API does.
         with urllib.request.urlopen(url + "/") as r:
             self.assertTrue(r.headers["Content-Type"].startswith("text/html"))
@@ -181,10 +187,7 @@ class Web(TmProcess, StoreTest):
         conf = self.path("cluster.toml")
         with open(conf, "w") as f:
             f.write('timeout = "30s"\n[[worker]]\nurl = "%s"\ntoken_file = "%s"\n' % (url, tf))
-        fport = free_port()
-        furl = "http://127.0.0.1:%d" % fport
-        fe = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % fport], "frontend")
-        self.wait_health(furl, fe)
+        furl, fe = self.serve(["frontend", "--config", conf], "frontend")
         out = self.browse("store", furl, "", FILTER, shot_prefix="frontend-")
         self.assertIn("cluster front-end", out["mode"])
         # Each worker's state: the one worker, up, serving its store read-only.
@@ -197,11 +200,7 @@ class Web(TmProcess, StoreTest):
     def test_dynamic_class_on_a_capturing_serve(self):
         ns, _ = veth_namespace(self, "tmweb", "tmwsend", "tmwcap")
         prefix = ["ip", "netns", "exec", ns]
-        port = free_port()
-        url = "http://127.0.0.1:%d" % port
-        p = self.spawn(["serve", "--store", self.store, "--config", self.conf, "-i", "tmwcap",
-                        "--listen", "127.0.0.1:%d" % port], "serve", prefix)
-        self.wait_health(url, p, prefix)
+        url, p = self.serve(["serve", "--store", self.store, "--config", self.conf, "-i", "tmwcap"], "serve", prefix)
         os.environ["REPLAY"] = json.dumps(["tcpreplay", "-q", "-i", "tmwsend", "--mbps", "10", corpus("mixed", "bro.org.pcap")])
         self.addCleanup(os.environ.pop, "REPLAY", None)
         out = self.browse("live", url, "", "web", prefix=prefix)
@@ -234,19 +233,16 @@ class Web(TmProcess, StoreTest):
         prefix = ["ip", "netns", "exec", ns]
         urls = []
         for i in range(2):
-            port = free_port()
-            urls.append("http://127.0.0.1:%d" % port)
-            p = self.spawn(["serve", "--store", self.path("store%d" % i), "--config", self.conf, "-i", "tmccap",
-                            "--listen", "127.0.0.1:%d" % port], "serve%d" % i, prefix)
-            self.wait_health(urls[-1], p, prefix)
-        down = "http://127.0.0.1:%d" % free_port()  # nothing listens there
+            u, _ = self.serve(["serve", "--store", self.path("store%d" % i), "--config", self.conf, "-i", "tmccap"],
+                              "serve%d" % i, prefix)
+            urls.append(u)
+        # Nothing listens there: the front-end runs in the test's own network namespace, where only
+        # this test's processes listen, on ports the system chose (never 1).
+        down = "http://127.0.0.1:1"
         conf = self.path("cluster.toml")
         with open(conf, "w") as f:
             f.write('timeout = "10s"\n' + "".join('[[worker]]\nurl = "%s"\n' % u for u in urls + [down]))
-        fport = free_port()
-        furl = "http://127.0.0.1:%d" % fport
-        fe = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % fport], "frontend", prefix)
-        self.wait_health(furl, fe, prefix)
+        furl, fe = self.serve(["frontend", "--config", conf], "frontend", prefix)
         # Traffic all along (the workers take a sample every 10 s), slow enough for a loaded machine.
         self.spawn_process(prefix + ["tcpreplay", "-q", "-i", "tmcsend", "--pps", "200", "--loop", "0",
                                      corpus("mixed", "bro.org.pcap")], "replay")

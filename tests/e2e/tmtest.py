@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import tempfile
@@ -19,15 +18,6 @@ CORPUS = os.environ.get("TM_CORPUS", os.path.join(os.path.dirname(__file__), "..
 SOURCE = os.environ.get("TM_SOURCE", os.path.join(os.path.dirname(__file__), "../.."))
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 free at the moment of the call."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # What tm serve and tm frontend print once their socket is bound ("... read-only on HOST:PORT",
 # "... API on HOST:PORT"): the port the system chose for --listen HOST:0.
 LISTENING = re.compile(rb"(?:read-only on|API on) (?:\[[^\]]*\]|[^\s:]+):(\d+)")
@@ -35,8 +25,8 @@ LISTENING = re.compile(rb"(?:read-only on|API on) (?:\[[^\]]*\]|[^\s:]+):(\d+)")
 
 def listening_port(proc, errfile, what, wait=60):
     """The port a tm serve / tm frontend started with --listen HOST:0 bound, read from its stderr (an open
-    file); fails naming `what` if it exits first or says nothing within `wait` s. Unlike free_port(), no
-    other process can take the port between the choice and the bind."""
+    file); fails naming `what` if it exits first or says nothing within `wait` s. No other process can take
+    the port between its choice and the bind (as one could with a port found free beforehand)."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         errfile.seek(0)

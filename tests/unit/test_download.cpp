@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -180,6 +181,39 @@ TEST_F(Download, JsonBodyAndRefusals) {
   r = c.Post("/api/v1/download", R"({"class": [1]})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
+}
+
+// A service whose first query cannot open (every worker down, or the store busy: 503), then
+// answers as RecordingService does.
+class FirstOpenFailsService : public RecordingService {
+ public:
+  std::unique_ptr<Stream> open_query(const QueryRequest& q) override {
+    if (!failed.exchange(true)) throw Unavailable("no worker answered (test)");
+    return RecordingService::open_query(q);
+  }
+  std::atomic<bool> failed{false};
+};
+
+using DownloadRetry = ServedApi<FirstOpenFailsService>;
+
+TEST_F(DownloadRetry, ATicketWhoseAnswerCouldNotStartIsNotUsedUp) {
+  start();
+  auto c = client();
+  auto r = c.Post("/api/v1/download", "filter=tcp", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string url = json::parse(r->body)["url"];
+  r = c.Get(url);  // the answer cannot start: the error says why, nothing was downloaded
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find("no worker answered"), std::string::npos);
+  r = c.Get(url);  // so the ticket is still good for its one download
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body.size(), 24u + 3 * 56);
+  r = c.Get(url);  // and then used
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 410);
 }
 
 }  // namespace

@@ -69,5 +69,26 @@ TEST(HistoryMerge, WorkersThatDoNotRecord) {
   EXPECT_EQ(m["samples"].size(), 2u);
 }
 
+TEST(HistoryMerge, ImplausibleNumbersFromAWorkerAreNotTrusted) {
+  // A worker's interval or capacity that is no sane number (negative, huge, not finite) is
+  // not the grid nor the bound: the other workers' history is merged as if it were not there.
+  json a = history({sample(kT0 + 3 * kS, 10), sample(kT0 + 13 * kS, 20)});
+  for (json bad : {json(1e30), json(-10), json(1e300 * 1e300)}) {
+    json h = {{"interval_s", bad}, {"capacity", bad}, {"samples", {sample(kT0 + 5 * kS, 1000)}}};
+    json m = merge_histories({a, h});
+    EXPECT_EQ(m["interval_s"], 10.0) << bad;
+    EXPECT_EQ(m["capacity"], 1080) << bad;
+    ASSERT_EQ(m["samples"].size(), 2u) << bad;
+    EXPECT_EQ(m["samples"][1]["t_ns"], kT0 + 10 * kS) << bad;
+    EXPECT_DOUBLE_EQ(m["samples"][1]["classes"]["web"]["stored_pps"].get<double>(), 20) << bad;
+  }
+  // A capacity below the samples keeps the newest ones.
+  json small = a;
+  small["capacity"] = 1;
+  json m = merge_histories({small});
+  ASSERT_EQ(m["samples"].size(), 1u);
+  EXPECT_EQ(m["samples"][0]["t_ns"], kT0 + 10 * kS);
+}
+
 }  // namespace
 }  // namespace tmach::cluster

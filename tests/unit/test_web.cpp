@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -153,6 +154,28 @@ TEST(RateHistory, RatesBetweenSamplesBounded) {
   EXPECT_EQ(s["classes"]["web"]["ring_used"], 7);
   EXPECT_EQ(s["classes"]["web"]["dropped_pps"], 0.0);
   EXPECT_LT(j["samples"][0]["t_ns"].get<uint64_t>(), s["t_ns"].get<uint64_t>());
+}
+
+TEST(RateHistory, SamplesKeepToTheGridOneInEachCell) {
+  using std::chrono::milliseconds;
+  const uint64_t s = 1000000000ull, t0 = 1764700000ull * s;  // a multiple of 10 s
+  const milliseconds i(10000);
+  EXPECT_EQ(RateHistory::wait_after(t0 + 3 * s / 1000, i).count(), 10 * s - 3 * s / 1000);
+  EXPECT_EQ(RateHistory::wait_after(t0, i).count(), 10 * s);
+  EXPECT_EQ(RateHistory::wait_after(t0 + 9 * s + 999 * s / 1000, i).count(),
+            10 * s + s / 1000);  // the next one
+  // A sampler that takes 7 ms each time (a loaded machine), started at an odd time, over a
+  // day: each 10 s cell of the epoch's grid gets exactly one sample. (A whole interval waited
+  // after each sample moved them 7 ms later each time: a cell without any every ~4 hours.)
+  uint64_t t = t0 + 4321 * s / 1000;
+  std::map<uint64_t, int> cells;
+  for (int k = 0; k < 8640; ++k) {
+    t += 7 * s / 1000;  // the sample's own time
+    cells[t / (10 * s)]++;
+    t += static_cast<uint64_t>(RateHistory::wait_after(t, i).count());
+  }
+  EXPECT_EQ(cells.size(), 8640u);
+  EXPECT_EQ(cells.rbegin()->first - cells.begin()->first + 1, 8640u);  // no cell left out
 }
 
 }  // namespace
