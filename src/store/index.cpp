@@ -266,11 +266,15 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
   // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
   // arrived adds an earlier ordinal: such spans are sorted (if need be) and de-duplicated.
+  // Sizing the bitmap checks the order on the way (most spans are in order): one pass.
   auto span = [&](int32_t slot) {
     const size_t s = static_cast<size_t>(slot);
     const uint32_t b = s == 0 ? 0 : end[s - 1];
     uint32_t* first = ords + b;
     uint32_t* last = ords + end[s];
+    const size_t bytes = roaring_portable_size_if_ascending(first, static_cast<size_t>(last - first));
+    if (bytes)
+      return PostingIndex::Span{b, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
     bool dup = false, unordered = false;
     for (uint32_t* p = first + 1; p < last; ++p)
       if (p[0] <= p[-1]) {
