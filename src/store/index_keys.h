@@ -40,6 +40,10 @@ struct IndexKeys {
   size_t packed_bytes() const { return 4 + 4 * size_t{n_v4} + 16 * size_t{n_v6} + 4 * size_t{n_scalars}; }
   // Writes packed_bytes() bytes at `out` (any alignment).
   void pack(uint8_t* out) const;
+  // The same where kMaxPackedBytes are writable at `out` (the bytes past packed_bytes() are
+  // left undefined: the ring writes the frame there next): the usual two IPv4 addresses and
+  // up to eight scalars as one fixed-size copy each rather than a loop.
+  void pack_with_slack(uint8_t* out) const;
   // Reads what pack() wrote; `avail` bytes are readable at `in`. False (keys left empty) when
   // they do not hold a whole packed form.
   bool unpack(const uint8_t* in, size_t avail);
