@@ -121,6 +121,9 @@ class ConnTable {
   void prefetch(uint64_t hash) const { __builtin_prefetch(&index_[home(tag_of(hash))]); }
   // Once the slot is in the cache: starts loading the entry it names, if any (both its cache
   // lines: the lookup reads the key, the packet path then updates the counters further on).
+  // The probe loop's only effect is the prefetch, which the compiler does not count as one:
+  // under GCC's default -ffinite-loops it deleted the loop as dead code. The empty volatile
+  // asm naming the entry is an effect it must keep (it emits no instruction).
   void prefetch_entry(uint64_t hash) const {
     const uint32_t tag = tag_of(hash);
     for (size_t i = home(tag);; i = (i + 1) & mask_) {
@@ -130,6 +133,7 @@ class ConnTable {
         const char* p = reinterpret_cast<const char*>(&entries_[s.pos1 - 1]);
         __builtin_prefetch(p, 1);
         __builtin_prefetch(p + 64, 1);
+        asm volatile("" : : "r"(p));
         return;
       }
     }

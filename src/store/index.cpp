@@ -110,30 +110,53 @@ template <class Table, class Home>
   lists_[static_cast<size_t>(list)].ords.push_back(ord_);
 }
 
-void IndexBuilder::add(uint32_t ord, const IndexKeys& k) {
+void IndexBuilder::add(uint32_t ord, const KeysView& k) {
   if (next_ord_ == first_ord_ && out_of_sequence_.empty()) first_ord_ = next_ord_ = ord;  // the first
   // A few ordinals skipped (no caller here does) stay in sequence as packets without keys.
   for (; ord > next_ord_ && ord - next_ord_ < 1024; ++next_ord_) counts_.push_back(0);
-  in_sequence_ = ord == next_ord_;
+  const bool in_sequence = ord == next_ord_;
   ord_ = ord;
-  count_ = 0;
-  entries_ += uint64_t{k.n_v4} + k.n_v6 + k.n_scalars;
-  for (int i = 0; i < k.n_v4; ++i) append_entry(v4_slot(k.v4[i]));
-  for (int i = 0; i < k.n_v6; ++i) append_entry(v6_slot(k.v6[i]));
-  for (int i = 0; i < k.n_scalars; ++i) {
-    const uint32_t s = k.scalars[i];
+  const size_t keys = size_t{k.n_v4} + k.n_v6 + k.n_scalars;
+  entries_ += keys;
+  // The slots of the logged keys (all but the listed ones) go straight into the log when its
+  // chunk has room for every key of the packet (almost always), else through `local`. Local
+  // copies throughout: a member written per key is a store the compiler must keep, and
+  // reload after every store to the log.
+  uint32_t local[2 * IndexKeys::kMaxAddrs + IndexKeys::kMaxScalars];
+  uint32_t* out = in_sequence ? slots_.room(keys) : nullptr;
+  if (!out) out = local;
+  uint32_t n = 0;
+  for (size_t i = 0; i < k.n_v4; ++i) {
+    uint32_t a;
+    std::memcpy(&a, k.v4 + 4 * i, 4);
+    out[n++] = static_cast<uint32_t>(ensure(v4_slot(a)));
+  }
+  for (size_t i = 0; i < k.n_v6; ++i) {
+    AddrKey a;
+    std::memcpy(a.data(), k.v6 + 16 * i, 16);
+    out[n++] = static_cast<uint32_t>(ensure(v6_slot(a)));
+  }
+  for (size_t i = 0; i < k.n_scalars; ++i) {
+    uint32_t s;
+    std::memcpy(&s, k.scalars + 4 * i, 4);
     if (s & kScalarNetFlag) {
       const size_t at = net_index(s & ~kScalarNetFlag);
       append_to_list(net_list_[at], net_[at].second);
     } else if (s >= kScalarProtoBase && s < kScalarVlanBase) {
       append_to_list(proto_list_[s - kScalarProtoBase], direct_[s]);
     } else if (s < kScalarDirectEnd) {
-      append_entry(direct_[s]);
+      out[n++] = static_cast<uint32_t>(ensure(direct_[s]));
     }
   }
-  if (in_sequence_) {
-    counts_.push_back(static_cast<uint8_t>(count_));
+  if (in_sequence) {
+    if (out != local)
+      slots_.commit(n);
+    else
+      for (uint32_t i = 0; i < n; ++i) slots_.push_back(local[i]);
+    counts_.push_back(static_cast<uint8_t>(n));
     ++next_ord_;
+  } else {
+    for (uint32_t i = 0; i < n; ++i) out_of_sequence_.push_back(Entry{local[i], ord});
   }
 }
 
@@ -243,11 +266,15 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
   // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
   // arrived adds an earlier ordinal: such spans are sorted (if need be) and de-duplicated.
+  // Sizing the bitmap checks the order on the way (most spans are in order): one pass.
   auto span = [&](int32_t slot) {
     const size_t s = static_cast<size_t>(slot);
     const uint32_t b = s == 0 ? 0 : end[s - 1];
     uint32_t* first = ords + b;
     uint32_t* last = ords + end[s];
+    const size_t bytes = roaring_portable_size_if_ascending(first, static_cast<size_t>(last - first));
+    if (bytes)
+      return PostingIndex::Span{b, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
     bool dup = false, unordered = false;
     for (uint32_t* p = first + 1; p < last; ++p)
       if (p[0] <= p[-1]) {

@@ -117,7 +117,9 @@ class IndexBuilder {
   IndexBuilder();
   // The packet's keys as index_keys() computed them (index_keys.h): the recorder's capture
   // thread computes them for every packet that is not an IP fragment.
-  void add(uint32_t ordinal, const IndexKeys& keys);
+  void add(uint32_t ordinal, const IndexKeys& keys) { add(ordinal, KeysView::of(keys)); }
+  // The same from a view of them (the store writer's: the packed form in the RAM ring).
+  void add(uint32_t ordinal, const KeysView& keys);
   // The same from a decoded packet. With `frags` (one memory per store writer, shared by its
   // segments, fed in capture order with `ts_ns`), a later fragment is indexed as its
   // datagram: with its first fragment's ports and inner layers (packet/fragment_layers.h). A
@@ -161,16 +163,6 @@ class IndexBuilder {
     if (slot < 0) slot = static_cast<int32_t>(nslots_++);
     return slot;
   }
-  // One key of the packet being added (see add()).
-  void append_entry(int32_t& slot) {
-    const auto s = static_cast<uint32_t>(ensure(slot));
-    if (in_sequence_) {
-      slots_.push_back(s);
-      ++count_;
-    } else {
-      out_of_sequence_.push_back(Entry{s, ord_});
-    }
-  }
   int32_t& v6_slot(const AddrKey& k);
   int32_t& v4_slot(uint32_t k);
   size_t net_index(uint32_t key);  // in net_ (added if new)
@@ -196,6 +188,13 @@ class IndexBuilder {
       ++size_;
     }
     size_t size() const { return size_; }
+    // Where `n` more values go when the current chunk has room for them (write them there,
+    // then commit() as many as were written), else null (push_back() them).
+    T* room(size_t n) {
+      const size_t c = size_ / kChunk, at = size_ % kChunk;
+      return c < chunks_.size() && at + n <= kChunk ? chunks_[c].get() + at : nullptr;
+    }
+    void commit(size_t n) { size_ += n; }
     T operator[](size_t i) const { return chunks_[i / kChunk][i % kChunk]; }  // (kChunk: a power of two)
     size_t memory_bytes() const {
       return chunks_.size() * kChunk * sizeof(T) + chunks_.capacity() * sizeof(void*);
@@ -228,9 +227,7 @@ class IndexBuilder {
   ChunkLog<uint8_t, size_t{1} << 19> counts_;  // 512 KiB chunks; a packet has < 256 keys
   std::vector<Entry> out_of_sequence_;
   uint32_t first_ord_ = 0, next_ord_ = 0;  // next_ord_ - first_ord_ packets in sequence
-  bool in_sequence_ = true;                // add(): the packet being added
   uint32_t ord_ = 0;                       // add(): its ordinal
-  uint32_t count_ = 0;                     // add(): its keys so far
   uint64_t entries_ = 0;                   // entries()
 
   std::vector<Orphan> orphans_;

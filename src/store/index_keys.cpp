@@ -65,18 +65,35 @@ void IndexKeys::pack(uint8_t* out) const {
   for (int i = 0; i < n_scalars; ++i, o += 4) std::memcpy(o, &scalars[i], 4);
 }
 
+void IndexKeys::pack_with_slack(uint8_t* out) const {
+  constexpr int kV4Block = 2, kScalarBlock = 8;
+  out[0] = n_v4;
+  out[1] = n_v6;
+  out[2] = n_scalars;
+  out[3] = 0;
+  uint8_t* o = out + 4;
+  // (the blocks may copy entries past the counts: bytes the form does not cover)
+  std::memcpy(o, v4, 4 * kV4Block);
+  for (int i = kV4Block; i < n_v4; ++i) std::memcpy(o + 4 * i, &v4[i], 4);
+  o += 4 * size_t{n_v4};
+  for (int i = 0; i < n_v6; ++i, o += 16) std::memcpy(o, v6[i].data(), 16);
+  std::memcpy(o, scalars, 4 * kScalarBlock);
+  for (int i = kScalarBlock; i < n_scalars; ++i) std::memcpy(o + 4 * i, &scalars[i], 4);
+  // The furthest byte written: 4 + max(8, 4 * n_v4) + 16 * n_v6 + max(32, 4 * n_scalars).
+  static_assert(4 + 4 * kV4Block + 16 * kMaxAddrs + 4 * kScalarBlock <= kMaxPackedBytes);
+  static_assert(kV4Block <= kMaxAddrs && kScalarBlock <= kMaxScalars);
+}
+
 bool IndexKeys::unpack(const uint8_t* in, size_t avail) {
   n_v4 = n_v6 = n_scalars = 0;
-  if (avail < 4 || in[0] > kMaxAddrs || in[1] > kMaxAddrs || in[2] > kMaxScalars) return false;
-  const int nv4 = in[0], nv6 = in[1], ns = in[2];
-  if (4 + 4 * size_t(nv4) + 16 * size_t(nv6) + 4 * size_t(ns) > avail) return false;
-  const uint8_t* p = in + 4;
-  for (int i = 0; i < nv4; ++i, p += 4) std::memcpy(&v4[i], p, 4);
-  for (int i = 0; i < nv6; ++i, p += 16) std::memcpy(v6[i].data(), p, 16);
-  for (int i = 0; i < ns; ++i, p += 4) std::memcpy(&scalars[i], p, 4);
-  n_v4 = static_cast<uint8_t>(nv4);
-  n_v6 = static_cast<uint8_t>(nv6);
-  n_scalars = static_cast<uint8_t>(ns);
+  KeysView v;
+  if (!v.read(in, avail)) return false;
+  for (int i = 0; i < v.n_v4; ++i) std::memcpy(&v4[i], v.v4 + 4 * i, 4);
+  for (int i = 0; i < v.n_v6; ++i) std::memcpy(v6[i].data(), v.v6 + 16 * i, 16);
+  for (int i = 0; i < v.n_scalars; ++i) std::memcpy(&scalars[i], v.scalars + 4 * i, 4);
+  n_v4 = v.n_v4;
+  n_v6 = v.n_v6;
+  n_scalars = v.n_scalars;
   return true;
 }
 

@@ -40,9 +40,44 @@ struct IndexKeys {
   size_t packed_bytes() const { return 4 + 4 * size_t{n_v4} + 16 * size_t{n_v6} + 4 * size_t{n_scalars}; }
   // Writes packed_bytes() bytes at `out` (any alignment).
   void pack(uint8_t* out) const;
+  // The same where kMaxPackedBytes are writable at `out` (the bytes past packed_bytes() are
+  // left undefined: the ring writes the frame there next): the usual two IPv4 addresses and
+  // up to eight scalars as one fixed-size copy each rather than a loop.
+  void pack_with_slack(uint8_t* out) const;
   // Reads what pack() wrote; `avail` bytes are readable at `in`. False (keys left empty) when
   // they do not hold a whole packed form.
   bool unpack(const uint8_t* in, size_t avail);
+};
+
+// pack()'s bytes read where they are (the store writer indexes straight from the RAM ring,
+// with no copy into an IndexKeys), or an IndexKeys' arrays: the counts and where each kind of
+// key starts, unaligned (read with memcpy).
+struct KeysView {
+  uint8_t n_v4 = 0, n_v6 = 0, n_scalars = 0;
+  const uint8_t* v4 = nullptr;       // n_v4 * 4 bytes
+  const uint8_t* v6 = nullptr;       // n_v6 * 16 bytes
+  const uint8_t* scalars = nullptr;  // n_scalars * 4 bytes
+
+  static KeysView of(const IndexKeys& k) {
+    return {k.n_v4,
+            k.n_v6,
+            k.n_scalars,
+            reinterpret_cast<const uint8_t*>(k.v4),
+            reinterpret_cast<const uint8_t*>(k.v6),
+            reinterpret_cast<const uint8_t*>(k.scalars)};
+  }
+  // Views what pack() wrote; `avail` bytes are readable at `in`. False (the view left empty)
+  // when they do not hold a whole packed form (IndexKeys::unpack's checks).
+  bool read(const uint8_t* in, size_t avail) {
+    *this = {};
+    if (avail < 4 || in[0] > IndexKeys::kMaxAddrs || in[1] > IndexKeys::kMaxAddrs ||
+        in[2] > IndexKeys::kMaxScalars)
+      return false;
+    const size_t nv4 = in[0], nv6 = in[1], ns = in[2];
+    if (4 + 4 * nv4 + 16 * nv6 + 4 * ns > avail) return false;
+    *this = {in[0], in[1], in[2], in + 4, in + 4 + 4 * nv4, in + 4 + 4 * nv4 + 16 * nv6};
+    return true;
+  }
 };
 
 // The keys of a decoded packet (the only place that decides them).

@@ -93,7 +93,12 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   RecordHeader h{need, caplen, wirelen, linktype, ts_ns, keys_bytes, 0};
   uint8_t* rec = base + wpos_;
   std::memcpy(rec, &h, sizeof(h));
-  if (keys) keys->pack(rec + sizeof(h));
+  if (keys) {
+    if (chunk - wpos_ - sizeof(h) >= IndexKeys::kMaxPackedBytes)  // (the frame overwrites the slack)
+      keys->pack_with_slack(rec + sizeof(h));
+    else
+      keys->pack(rec + sizeof(h));
+  }
   std::memcpy(rec + sizeof(h) + keys_bytes, data, caplen);
   wpos_ += need;
   head_.store(head + need, std::memory_order_release);

@@ -42,12 +42,22 @@ struct Container {
 // convert_run_optimize turns an array into runs when 2 + 4 * runs < 2 + 2 * card
 // (run_container_serialized_size_in_bytes against array_container_serialized_size_in_bytes)
 // and a bitset when 2 + 4 * runs < 8192 (bitset_container_serialized_size_in_bytes).
-inline Container scan(const uint32_t* v, size_t n, size_t i) {
+// With kCheck, a value not greater than the one before it stops the scan (ascending = false).
+template <bool kCheck = false>
+inline Container scan(const uint32_t* v, size_t n, size_t i, bool* ascending = nullptr) {
   const uint32_t key = v[i] >> 16;
   const uint32_t last = key << 16 | 0xffff;  // the container's largest possible value
   size_t j = i + 1;
   uint32_t runs = 1;
-  for (; j < n && v[j] <= last; ++j) runs += v[j] != v[j - 1] + 1;
+  for (; j < n && v[j] <= last; ++j) {
+    if constexpr (kCheck) {
+      if (v[j] <= v[j - 1]) [[unlikely]] {
+        *ascending = false;
+        break;
+      }
+    }
+    runs += v[j] != v[j - 1] + 1;
+  }
   Container c{static_cast<uint32_t>(i), static_cast<uint32_t>(j - i), runs, static_cast<uint16_t>(key),
               Kind::kArray};
   const size_t as_run = 2 + 4 * size_t{runs};
@@ -110,6 +120,22 @@ size_t roaring_portable_size(const uint32_t* vals, size_t n) {
   bool has_run = false;
   for (size_t i = 0; i < n;) {
     const Container c = scan(vals, n, i);
+    ++containers;
+    data += c.bytes();
+    has_run |= c.kind == Kind::kRun;
+    i += c.card;
+  }
+  return header_bytes(containers, has_run) + data;
+}
+
+size_t roaring_portable_size_if_ascending(const uint32_t* vals, size_t n) {
+  size_t containers = 0, data = 0;
+  bool has_run = false, ascending = true;
+  for (size_t i = 0; i < n;) {
+    // (a container's first value is above the last one's largest possible value: only the
+    // values within a container need the check)
+    const Container c = scan<true>(vals, n, i, &ascending);
+    if (!ascending) return 0;
     ++containers;
     data += c.bytes();
     has_run |= c.kind == Kind::kRun;

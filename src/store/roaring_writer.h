@@ -21,6 +21,10 @@ namespace tmach::store {
 // `vals`: strictly ascending (sorted, no duplicates); n may be 0.
 // The size in bytes of the serialization (what Roaring::getSizeInBytes(true) returns).
 size_t roaring_portable_size(const uint32_t* vals, size_t n);
+// The same for values that may not be strictly ascending, checked while sizing (one pass
+// where a check and the size were two): 0 when some value is not greater than the one
+// before it (no serialization is that small), and the caller sorts and de-duplicates.
+size_t roaring_portable_size_if_ascending(const uint32_t* vals, size_t n);
 // Writes the serialization to `out`, which must hold roaring_portable_size(vals, n) bytes.
 // Returns the bytes written (that size).
 size_t roaring_portable_write(const uint32_t* vals, size_t n, uint8_t* out);

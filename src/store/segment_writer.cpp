@@ -108,7 +108,7 @@ void SegmentWriter::write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t
 }
 
 void SegmentWriter::append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
-                                    const IndexKeys& keys) {
+                                    const KeysView& keys) {
   if (in_place_full()) throw std::logic_error("SegmentWriter: in-place batch full, flush() first");
   if (n_in_place_ == 0) {
     if (!gather_) {

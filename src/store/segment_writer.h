@@ -60,7 +60,11 @@ class SegmentWriter {
   // from where it is, so it must stay valid and unchanged until flush() (or seal()) returns.
   // The writer thread uses it with frames in the RAM ring, releasing them after the flush.
   void append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
-                       const IndexKeys& keys);
+                       const KeysView& keys);
+  void append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
+                       const IndexKeys& keys) {
+    append_in_place(ts_ns, wirelen, data, caplen, KeysView::of(keys));
+  }
   // True when frames appended in place wait for flush().
   bool has_in_place() const { return n_in_place_ > 0; }
   // True when the in-place batch is full: flush() now (append_in_place() would throw).

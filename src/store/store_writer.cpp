@@ -302,7 +302,7 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
   ClassWriteStats& s = *stats_[cls];
   size_t n = 0;
   uint64_t pk = 0, by = 0;
-  IndexKeys keys;
+  KeysView keys;  // the packed keys where they are in the ring
   // The open segment of `wkey`, looked up again only when the link type changes (a map lookup
   // per packet was a measurable share of the writer's time on small frames).
   SegmentWriter* w = nullptr;
@@ -342,7 +342,7 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
     if (w->in_place_full()) release_written(producer, cls);
     // The frame goes to the file from the ring (no copy); its ring memory is released once
     // written (release_written).
-    if (h->keys_bytes && keys.unpack(ring.packed_keys(h), h->keys_bytes))
+    if (h->keys_bytes && keys.read(ring.packed_keys(h), h->keys_bytes))
       w->append_in_place(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
     else
       w->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys

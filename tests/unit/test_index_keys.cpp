@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <pcap/pcap.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -164,4 +165,33 @@ TEST(IndexKeys, UnpackRefusesWhatIsNotAWholePackedForm) {
   for (size_t n = 0; n < buf.size(); ++n) EXPECT_FALSE(u.unpack(buf.data(), n)) << n;
   buf[1] = 200;  // more addresses than a packet can have
   EXPECT_FALSE(u.unpack(buf.data(), buf.size()));
+}
+
+// pack_with_slack() writes the bytes pack() writes, for every count of keys either side of its
+// fixed-size blocks, and nothing past kMaxPackedBytes.
+TEST(IndexKeys, PackWithSlackWritesWhatPackWrites) {
+  using store::IndexKeys;
+  for (int nv4 : {0, 1, 2, 3, IndexKeys::kMaxAddrs})
+    for (int nv6 : {0, 1, IndexKeys::kMaxAddrs})
+      for (int ns : {0, 1, 7, 8, 9, IndexKeys::kMaxScalars}) {
+        IndexKeys k;
+        k.n_v4 = static_cast<uint8_t>(nv4);
+        k.n_v6 = static_cast<uint8_t>(nv6);
+        k.n_scalars = static_cast<uint8_t>(ns);
+        for (int i = 0; i < IndexKeys::kMaxAddrs; ++i) {
+          k.v4[i] = 0x01020304u * static_cast<uint32_t>(i + 1);
+          for (int j = 0; j < 16; ++j) k.v6[i][j] = static_cast<uint8_t>(i * 16 + j + 1);
+        }
+        for (int i = 0; i < IndexKeys::kMaxScalars; ++i)
+          k.scalars[i] = 0x10001u * static_cast<uint32_t>(i + 7);
+        std::vector<uint8_t> want(k.packed_bytes());
+        k.pack(want.data());
+        std::vector<uint8_t> got(IndexKeys::kMaxPackedBytes + 16, 0xa5);
+        k.pack_with_slack(got.data());
+        ASSERT_TRUE(std::equal(want.begin(), want.end(), got.begin())) << nv4 << " " << nv6 << " " << ns;
+        for (size_t i = IndexKeys::kMaxPackedBytes; i < got.size(); ++i) ASSERT_EQ(got[i], 0xa5) << i;
+        IndexKeys u;
+        ASSERT_TRUE(u.unpack(got.data(), k.packed_bytes()));
+        ASSERT_EQ(u.n_scalars, ns);
+      }
 }

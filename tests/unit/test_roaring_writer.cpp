@@ -33,6 +33,7 @@ void expect_same_as_croaring(std::vector<uint32_t> v, const std::string& what) {
   const std::vector<char> want = croaring_bytes(v);
   const size_t size = store::roaring_portable_size(v.data(), v.size());
   ASSERT_EQ(size, want.size()) << what << " (" << v.size() << " values)";
+  ASSERT_EQ(store::roaring_portable_size_if_ascending(v.data(), v.size()), size) << what;
   std::vector<uint8_t> got(size + 16, 0xa5);  // guard bytes: nothing written past the size
   ASSERT_EQ(store::roaring_portable_write(v.data(), v.size(), got.data()), size) << what;
   for (size_t i = size; i < got.size(); ++i) ASSERT_EQ(got[i], 0xa5) << what << ": wrote past its size";
@@ -65,6 +66,24 @@ TEST(RoaringWriter, EmptyAndSingleValues) {
     expect_same_as_croaring({x}, "single " + std::to_string(x));
   expect_same_as_croaring({0, 65535, 65536, 0xffffffffu}, "container edges");
   expect_same_as_croaring({0xfffffffeu, 0xffffffffu}, "last two");
+}
+
+// Values not strictly ascending: 0 (the caller sorts and de-duplicates), wherever the
+// offending value is: first or last of a container, or in a later one.
+TEST(RoaringWriter, SizeIfAscendingRefusesUnsortedOrDuplicates) {
+  const std::vector<std::vector<uint32_t>> bad = {{5, 5},
+                                                  {1, 2, 3, 3},
+                                                  {3, 2},
+                                                  {70000, 5},
+                                                  {5, 70000, 70000},
+                                                  {0, 65536, 65535},
+                                                  {1, 2, 100000, 100001, 99999}};
+  for (const auto& v : bad)
+    EXPECT_EQ(store::roaring_portable_size_if_ascending(v.data(), v.size()), 0u) << v.size() << " values";
+  std::vector<uint32_t> v = range(0, 10000, 3);
+  EXPECT_NE(store::roaring_portable_size_if_ascending(v.data(), v.size()), 0u);
+  v.push_back(v.back());
+  EXPECT_EQ(store::roaring_portable_size_if_ascending(v.data(), v.size()), 0u);
 }
 
 TEST(RoaringWriter, ArrayAndBitsetBoundary) {
