@@ -1,5 +1,7 @@
 #include "conn/conn_keyer.h"
 
+#include "packet/fragment_id.h"
+
 namespace tmach::conn {
 
 std::optional<KeyedPacket> ConnKeyer::key(const packet::PacketInfo& p, uint64_t now_ns) {
@@ -9,6 +11,8 @@ std::optional<KeyedPacket> ConnKeyer::key(const packet::PacketInfo& p, uint64_t 
     frags_.note(p, *k, now_ns);  // a first fragment of a large ESP datagram: its later ones follow
     return k;
   }
+  // Not a fragment (most packets): make_key(), which FragmentTable::key() would call too.
+  if (packet::fragmented_layer(p) < 0) return make_key(p);
   return frags_.key(p, now_ns);
 }
 

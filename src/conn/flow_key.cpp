@@ -1,5 +1,8 @@
 #include "conn/flow_key.h"
 
+#include <bit>
+#include <cstddef>
+
 #include "packet/hash_mix.h"
 
 namespace tmach::conn {
@@ -49,26 +52,26 @@ uint32_t tunnel_hash_sa(const packet::PacketInfo& p, bool with_sa, uint32_t sa) 
   return finish(h);
 }
 
+static_assert(std::endian::native == std::endian::little, "key_of() builds FlowKey's words in registers");
+static_assert(offsetof(FlowKey, port_a) == 32 && offsetof(FlowKey, port_b) == 34 &&
+              offsetof(FlowKey, proto) == 36 && offsetof(FlowKey, tunnel) == 40);
+
+// The key is built as the six words that hash_key() reads (in registers, not a FlowKey
+// built field by field and read back for the hash), then stored once.
 KeyedPacket key_of(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint16_t dp) {
-  KeyedPacket kp;
-  FlowKey& k = kp.key;
-  k.proto = l.proto;
-  k.tunnel = tunnel;
   // Order the endpoints so both directions give the same key.
-  bool src_first = l.src < l.dst || (l.src == l.dst && sp <= dp);
-  if (src_first) {
-    k.a = l.src;
-    k.b = l.dst;
-    k.port_a = sp;
-    k.port_b = dp;
-  } else {
-    k.a = l.dst;
-    k.b = l.src;
-    k.port_a = dp;
-    k.port_b = sp;
-  }
+  const bool src_first = l.src < l.dst || (l.src == l.dst && sp <= dp);
+  const packet::IpAddr& a = src_first ? l.src : l.dst;
+  const packet::IpAddr& b = src_first ? l.dst : l.src;
+  const uint64_t port_a = src_first ? sp : dp, port_b = src_first ? dp : sp;
+  const uint64_t w[6] = {
+      a.word(0), a.word(1), b.word(0), b.word(1), port_a | port_b << 16 | uint64_t{l.proto} << 32,
+      tunnel};  // pad bytes 37..39 are 0
+  KeyedPacket kp;
+  std::memcpy(static_cast<void*>(&kp.key), w, 40);
+  kp.key.tunnel = tunnel;
   kp.src_is_a = src_first;
-  kp.hash = hash_key(k);
+  kp.hash = hash_words(w);
   return kp;
 }
 
@@ -95,7 +98,9 @@ std::optional<KeyedPacket> make_sa_key(const packet::PacketInfo& p, uint32_t sa)
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sp, uint16_t dp) {
   const packet::IpLayer* l = p.inner();
   if (!l) return std::nullopt;
-  return key_of(*l, tunnel_hash(p), sp, dp);
+  // One plain layer without an SA (most packets): tunnel_hash() is 0 without its call.
+  const uint32_t tunnel = p.ip_count == 1 && !has_sa(*l) ? 0 : tunnel_hash(p);
+  return key_of(*l, tunnel, sp, dp);
 }
 
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {

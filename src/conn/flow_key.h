@@ -58,12 +58,8 @@ uint32_t path_hash(const packet::PacketInfo& p);
 // than by its own SPI.
 std::optional<KeyedPacket> make_sa_key(const packet::PacketInfo& p, uint32_t sa);
 
-inline uint64_t hash_key(const FlowKey& k) {
-  uint64_t w[6];
-  std::memcpy(w, &k, 40);
-  uint32_t t;
-  std::memcpy(&t, reinterpret_cast<const uint8_t*>(&k) + 40, 4);
-  w[5] = t;
+// hash_key() of a key given as its five 8-byte words and its tunnel (w[5]).
+inline uint64_t hash_words(const uint64_t (&w)[6]) {
   uint64_t h = 0x9e3779b97f4a7c15ull;
   for (uint64_t v : w) {
     h ^= v;
@@ -71,6 +67,15 @@ inline uint64_t hash_key(const FlowKey& k) {
     h ^= h >> 31;
   }
   return h;
+}
+
+inline uint64_t hash_key(const FlowKey& k) {
+  uint64_t w[6];
+  std::memcpy(w, &k, 40);
+  uint32_t t;
+  std::memcpy(&t, reinterpret_cast<const uint8_t*>(&k) + 40, 4);
+  w[5] = t;
+  return hash_words(w);
 }
 
 }  // namespace tmach::conn

@@ -17,11 +17,4 @@ uint64_t FragmentId::hash() const {
   return mix_addr(mix_addr((uint64_t{frag_id} << 8 | proto) * 0x9e3779b97f4a7c15ull, src), dst);
 }
 
-int fragmented_layer(const packet::PacketInfo& p) {
-  const int n = p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
-  for (int i = 0; i < n; ++i)
-    if (p.ip[i].fragment) return i;
-  return -1;
-}
-
 }  // namespace tmach::packet

@@ -21,7 +21,13 @@ struct FragmentId {
 };
 
 // The index of the fragmented layer of `p`, or -1. A non-first fragment stops the decoder,
-// so it is the innermost; a first fragment can have layers (a tunnel) behind it.
-int fragmented_layer(const packet::PacketInfo& p);
+// so it is the innermost; a first fragment can have layers (a tunnel) behind it. Inline:
+// every captured packet asks (the connection keyer, the recorder).
+inline int fragmented_layer(const packet::PacketInfo& p) {
+  const int n = p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
+  for (int i = 0; i < n; ++i)
+    if (p.ip[i].fragment) return i;
+  return -1;
+}
 
 }  // namespace tmach::packet

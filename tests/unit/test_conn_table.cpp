@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 
+#include "conn/conn_keyer.h"
 #include "conn/conn_table.h"
 #include "conn/flow_key.h"
 
@@ -314,4 +316,86 @@ TEST(ConnTable, FullOfSuspendedConnectionsLeavesNewOnesUntracked) {
   EXPECT_EQ(t.stats().untracked, 1u);
   EXPECT_EQ(t.stats().evicted, 0u);
   EXPECT_LE(t.stats().hand_steps, conn::ConnTable::kEvictScan);
+}
+
+namespace {
+
+// The key as make_key() built it field by field before it built the words in registers
+// (flow_key.cpp key_of): the register form must give the same bytes and the same hash.
+conn::KeyedPacket field_by_field(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint16_t dp) {
+  conn::KeyedPacket kp{};
+  conn::FlowKey& k = kp.key;
+  k.proto = l.proto;
+  k.tunnel = tunnel;
+  const bool src_first = l.src < l.dst || (l.src == l.dst && sp <= dp);
+  k.a = src_first ? l.src : l.dst;
+  k.b = src_first ? l.dst : l.src;
+  k.port_a = src_first ? sp : dp;
+  k.port_b = src_first ? dp : sp;
+  kp.src_is_a = src_first;
+  kp.hash = conn::hash_key(k);
+  return kp;
+}
+
+void expect_same(const conn::KeyedPacket& got, const conn::KeyedPacket& want) {
+  EXPECT_EQ(std::memcmp(&got.key, &want.key, sizeof(conn::FlowKey)), 0);
+  EXPECT_EQ(got.hash, want.hash);
+  EXPECT_EQ(got.src_is_a, want.src_is_a);
+}
+
+}  // namespace
+
+TEST(FlowKey, RegisterBuiltKeyIsTheFieldByFieldOne) {
+  // Both orders of the addresses, equal addresses with both orders of the ports, and a
+  // protocol and tunnel in the high bytes.
+  const packet::PacketInfo ps[] = {
+      tcp_packet(0x0a000001, 0x0a000002, 1234, 80), tcp_packet(0xc0a80001, 0x0a000002, 40000, 443),
+      tcp_packet(0x0a000001, 0x0a000001, 9, 8), tcp_packet(0x0a000001, 0x0a000001, 8, 9)};
+  for (const auto& p : ps) {
+    auto k = conn::make_key(p);
+    ASSERT_TRUE(k);
+    expect_same(*k, field_by_field(p.ip[0], 0, p.ip[0].sport, p.ip[0].dport));
+    auto kp = conn::make_key(p, 7, 65535);
+    ASSERT_TRUE(kp);
+    expect_same(*kp, field_by_field(p.ip[0], 0, 7, 65535));
+  }
+  // A tunnelled packet: the inner layer's key with the (nonzero) tunnel hash.
+  packet::PacketInfo t = tcp_packet(0x0a000001, 0x0a000002, 1, 2);
+  t.ip[1] = tcp_packet(0xac100001, 0xac100002, 5000, 53).ip[0];
+  t.ip[1].proto = packet::kProtoUdp;
+  t.ip[1].tunnel = packet::kTunnelVxlan;
+  t.ip[1].tunnel_id = 42;
+  t.ip_count = 2;
+  auto kt = conn::make_key(t);
+  ASSERT_TRUE(kt);
+  EXPECT_NE(conn::tunnel_hash(t), 0u);
+  expect_same(*kt, field_by_field(t.ip[1], conn::tunnel_hash(t), 5000, 53));
+}
+
+TEST(FlowKey, KeyerFastPathForNonFragmentsMatchesTheFragmentTable) {
+  // A plain packet: ConnKeyer's fast path (no fragment memory) gives what FragmentTable gives.
+  conn::ConnKeyer keyer;
+  conn::FragmentTable frags;
+  packet::PacketInfo p = tcp_packet(0x0a000001, 0x0a000002, 1234, 80);
+  expect_same(*keyer.key(p, 1), *frags.key(p, 1));
+  expect_same(*keyer.key(p, 1), *conn::make_key(p));
+  // A first fragment and a later one (no ports): the slow path, the later one gets the
+  // first one's key.
+  packet::PacketInfo first = p;
+  first.ip[0].fragment = true;
+  first.ip[0].frag_id = 77;
+  packet::PacketInfo later = first;
+  later.ip[0].frag_offset = 185;
+  later.ip[0].has_l4 = later.ip[0].has_ports = false;
+  later.ip[0].sport = later.ip[0].dport = 0;
+  auto k1 = keyer.key(first, 2);
+  auto k2 = keyer.key(later, 3);
+  ASSERT_TRUE(k1 && k2);
+  expect_same(*k1, *conn::make_key(p));
+  expect_same(*k2, *k1);
+  EXPECT_EQ(keyer.fragments().hits(), 1u);
+  // Without the first, the later fragment gets ports 0, as make_key() gives it.
+  conn::ConnKeyer fresh;
+  expect_same(*fresh.key(later, 3), *conn::make_key(later));
+  EXPECT_NE(conn::make_key(later)->hash, k1->hash);
 }
