@@ -214,7 +214,7 @@ uint64_t SegmentWriter::seal(bool two_threads) {
   }
   // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
   // the postings stay with the builder, whose memory the next segment reuses.
-  const PostingIndex& postings = builder_.finish_postings();
+  const PostingIndex& postings = builder_.finish_postings(two_threads);
   EncodedOffsets offsets = two_threads ? ahead.get() : encode_offsets(base_ + ".idx", body_.offsets);
   synced_bytes_ = file_bytes_;
   meta_.pcap_bytes = file_bytes_;
