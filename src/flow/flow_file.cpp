@@ -8,6 +8,10 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -26,11 +30,81 @@
 namespace tmach::flow {
 namespace {
 
-constexpr char kMagic[8] = {'T', 'M', 'F', 'L', 'O', 'W', 0, 1};
+// The last byte is the format's version: 1 = a block holds the records as they are in
+// memory; 2 = a block holds them byte-transposed (every record's byte 0, then every
+// record's byte 1, ...): each field's bytes side by side, which zstd packs 11% smaller in
+// 30% fewer instructions (docs/FORMAT.md). Both are read; only 2 is written.
+constexpr char kMagic[7] = {'T', 'M', 'F', 'L', 'O', 'W', 0};
+constexpr uint8_t kVersionRows = 1, kVersionColumns = 2;
 constexpr uint32_t kBlockMagic = 0x4b4f4c42;  // "BLOK"
 constexpr size_t kBlockRecords = 4096;
+constexpr size_t kRecordBytes = sizeof(FlowRecord);
+
+// dst[j * dstride + i] = src[i * sstride + j] for i, j < 16: a 16 x 16 byte matrix turned,
+// with SSE2's unpacks where there is SSE2 (a sixth of the byte-by-byte loop's instructions).
+inline void transpose16(const uint8_t* src, size_t sstride, uint8_t* dst, size_t dstride) {
+#if defined(__SSE2__)
+  __m128i a[16], b[16];
+  for (size_t i = 0; i < 16; ++i) a[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i * sstride));
+  // b[k]: 16-bit lane c = rows 2k, 2k+1 of column c; b[k + 8]: of column 8 + c
+  for (size_t k = 0; k < 8; ++k) {
+    b[k] = _mm_unpacklo_epi8(a[2 * k], a[2 * k + 1]);
+    b[k + 8] = _mm_unpackhi_epi8(a[2 * k], a[2 * k + 1]);
+  }
+  // a[g + k] (g = 0, 4, 8, 12): 32-bit lane c = rows 4k .. 4k+3 of column g + c
+  for (size_t h = 0; h < 16; h += 8)
+    for (size_t k = 0; k < 4; ++k) {
+      a[h + k] = _mm_unpacklo_epi16(b[h + 2 * k], b[h + 2 * k + 1]);
+      a[h + k + 4] = _mm_unpackhi_epi16(b[h + 2 * k], b[h + 2 * k + 1]);
+    }
+  for (size_t g = 0; g < 16; g += 4) {
+    // 64-bit lane c: rows 0..7 (lo) or 8..15 (hi) of column g + c, or g + 2 + c (…2)
+    const __m128i lo = _mm_unpacklo_epi32(a[g], a[g + 1]), lo2 = _mm_unpackhi_epi32(a[g], a[g + 1]),
+                  hi = _mm_unpacklo_epi32(a[g + 2], a[g + 3]), hi2 = _mm_unpackhi_epi32(a[g + 2], a[g + 3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + g * dstride), _mm_unpacklo_epi64(lo, hi));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (g + 1) * dstride), _mm_unpackhi_epi64(lo, hi));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (g + 2) * dstride), _mm_unpacklo_epi64(lo2, hi2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (g + 3) * dstride), _mm_unpackhi_epi64(lo2, hi2));
+  }
+#else
+  for (size_t i = 0; i < 16; ++i)
+    for (size_t j = 0; j < 16; ++j) dst[j * dstride + i] = src[i * sstride + j];
+#endif
+}
+
+// Byte j of record i goes to out[j * n + i].
+void transpose(const FlowRecord* records, size_t n, uint8_t* out) {
+  const auto* in = reinterpret_cast<const uint8_t*>(records);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t c = 0; c < kRecordBytes; c += 16)
+      transpose16(in + i * kRecordBytes + c, kRecordBytes, out + c * n + i, n);
+  for (; i < n; ++i)
+    for (size_t j = 0; j < kRecordBytes; ++j) out[j * n + i] = in[i * kRecordBytes + j];
+}
+
+void untranspose(const uint8_t* in, size_t n, FlowRecord* records) {
+  auto* out = reinterpret_cast<uint8_t*>(records);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (size_t c = 0; c < kRecordBytes; c += 16)
+      transpose16(in + c * n + i, n, out + i * kRecordBytes + c, kRecordBytes);
+  for (; i < n; ++i)
+    for (size_t j = 0; j < kRecordBytes; ++j) out[i * kRecordBytes + j] = in[j * n + i];
+}
 
 }  // namespace
+
+// What compressing a block needs, kept from block to block by the thread compressing them.
+struct FlowFileWriter::Scratch {
+  Scratch() : cctx(ZSTD_createCCtx()) {}  // (write_block() fails when it is null)
+  ~Scratch() { ZSTD_freeCCtx(cctx); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ZSTD_CCtx* cctx;
+  std::vector<uint8_t> columns;  // the block transposed
+  std::vector<uint8_t> z;        // the block compressed, after its header
+};
 
 // The write-behind thread: blocks in order, a few at most waiting (the producer waits beyond
 // that, so memory stays bounded), emptied blocks handed back for reuse.
@@ -72,7 +146,7 @@ class FlowFileWriter::Behind {
   static constexpr size_t kMaxQueued = 8;
   void run() {
     pthread_setname_np(pthread_self(), "tm-flowzip");
-    std::vector<uint8_t> scratch;
+    Scratch scratch;
     std::unique_lock lk(mu_);
     for (;;) {
       work_.wait(lk, [&] { return !queue_.empty() || closing_; });
@@ -113,7 +187,8 @@ FlowFileWriter::FlowFileWriter(std::string base, uint64_t seq, const std::vector
   std::string names;
   for (auto& c : classes) names += c + '\0';
   uint32_t n = static_cast<uint32_t>(names.size());
-  util::write_all(fd_, kMagic, 8, path);
+  util::write_all(fd_, kMagic, 7, path);
+  util::write_all(fd_, &kVersionColumns, 1, path);
   util::write_all(fd_, &n, 4, path);
   util::write_all(fd_, names.data(), names.size(), path);
   file_bytes_ = 12 + names.size();
@@ -153,14 +228,19 @@ void FlowFileWriter::flush_block() {
     behind_->push(pending_);
     return;
   }
-  write_block(pending_, block_);
+  if (!scratch_) scratch_ = std::make_unique<Scratch>();
+  write_block(pending_, *scratch_);
   pending_.clear();
 }
 
-void FlowFileWriter::write_block(const std::vector<FlowRecord>& records, std::vector<uint8_t>& z) {
-  size_t raw = records.size() * sizeof(FlowRecord);
+void FlowFileWriter::write_block(const std::vector<FlowRecord>& records, Scratch& s) {
+  if (!s.cctx) throw std::runtime_error("flow block compression failed: no memory for its context");
+  const size_t raw = records.size() * kRecordBytes;
+  if (s.columns.size() < raw) s.columns.resize(raw);
+  transpose(records.data(), records.size(), s.columns.data());
+  std::vector<uint8_t>& z = s.z;
   if (z.size() < ZSTD_compressBound(raw) + 16) z.resize(ZSTD_compressBound(raw) + 16);
-  size_t zn = ZSTD_compress(z.data() + 16, z.size() - 16, records.data(), raw, 1);
+  size_t zn = ZSTD_compressCCtx(s.cctx, z.data() + 16, z.size() - 16, s.columns.data(), raw, 1);
   if (ZSTD_isError(zn)) throw std::runtime_error("flow block compression failed");
   uint32_t hdr[4] = {kBlockMagic, static_cast<uint32_t>(records.size()), static_cast<uint32_t>(zn),
                      util::crc32(z.data() + 16, zn)};
@@ -190,8 +270,13 @@ FlowFileContents read_flow_file(const std::string& path) {
   std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   FlowFileContents c;
   c.file_size = buf.size();
-  if (buf.size() < 12 || std::memcmp(buf.data(), kMagic, 8) != 0)
+  if (buf.size() < 12 || std::memcmp(buf.data(), kMagic, 7) != 0)
     throw std::runtime_error(fmt::format("{}: not a tm flow file", path));
+  const uint8_t version = buf[7];
+  if (version != kVersionRows && version != kVersionColumns)
+    throw std::runtime_error(
+        fmt::format("{}: flow file format version {} (this tm reads {} and {}): written by a newer tm", path,
+                    version, kVersionRows, kVersionColumns));
   uint32_t n;
   std::memcpy(&n, buf.data() + 8, 4);
   if (12 + static_cast<uint64_t>(n) > buf.size())
@@ -205,6 +290,7 @@ FlowFileContents read_flow_file(const std::string& path) {
   }
   size_t pos = 12 + n;
   c.valid_end = pos;
+  std::vector<uint8_t> columns;  // a block of version 2, before it is transposed back
   while (pos < buf.size()) {
     uint32_t hdr[4];
     if (pos + 16 > buf.size()) {
@@ -222,9 +308,16 @@ FlowFileContents read_flow_file(const std::string& path) {
     }
     size_t old = c.records.size();
     c.records.resize(old + hdr[1]);
-    size_t got =
-        ZSTD_decompress(c.records.data() + old, hdr[1] * sizeof(FlowRecord), buf.data() + pos + 16, hdr[2]);
-    if (ZSTD_isError(got) || got != hdr[1] * sizeof(FlowRecord)) {
+    const size_t raw = hdr[1] * kRecordBytes;
+    void* to = c.records.data() + old;
+    if (version == kVersionColumns) {
+      if (columns.size() < raw) columns.resize(raw);
+      to = columns.data();
+    }
+    size_t got = ZSTD_decompress(to, raw, buf.data() + pos + 16, hdr[2]);
+    if (!ZSTD_isError(got) && got == raw && version == kVersionColumns)
+      untranspose(columns.data(), hdr[1], c.records.data() + old);
+    if (ZSTD_isError(got) || got != raw) {
       c.records.resize(old);
       c.problem = fmt::format("{}: block at offset {} does not decompress", path, pos);
       break;

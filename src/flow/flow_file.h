@@ -1,5 +1,5 @@
 // Flow files: "<store>/flows/<seq:08>-<first_ns>-lt0.flows", a header naming the classes,
-// then blocks of zstd-compressed FlowRecords, each with its own length and CRC, so a file
+// then blocks of zstd-compressed, byte-transposed FlowRecords, each with its own length and CRC, so a file
 // cut short by a crash is read up to its last complete block. A sealed file has a sidecar
 // ("...idx", the same format as packet segments: time range, and address/port/protocol
 // indexes over record ordinals).
@@ -50,14 +50,16 @@ class FlowFileWriter {
 
  private:
   // Compresses and writes one block (the caller's thread, or write_behind()'s).
-  void write_block(const std::vector<FlowRecord>& records, std::vector<uint8_t>& scratch);
+  struct Scratch;
+  void write_block(const std::vector<FlowRecord>& records, Scratch& scratch);
   class Behind;
 
   std::string base_;
   int fd_ = -1;
   std::atomic<uint64_t> file_bytes_{0};
   std::vector<FlowRecord> pending_;
-  std::vector<uint8_t> block_;  // a compressed block being written (kept: one allocation, not one a block)
+  std::unique_ptr<Scratch>
+      scratch_;  // for blocks written inline (kept: one context and allocation, not one a block)
   std::unique_ptr<Behind> behind_;
   store::SegmentMeta meta_;
   store::IndexBuilder builder_;

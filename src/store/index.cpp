@@ -1,5 +1,7 @@
 #include "store/index.h"
 
+#include <future>
+
 #include "packet/fragment_layers.h"
 #include "store/roaring_writer.h"
 
@@ -212,7 +214,7 @@ struct AddrOrder {
 
 }  // namespace
 
-void IndexBuilder::build_postings(PostingIndex& out) const {
+void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   // Group the log by slot: count, prefix sums, scatter. After the scatter slot_end[s] is
   // where slot s ends, and so where slot s + 1 begins.
   std::vector<uint32_t>& end = out.slot_end;
@@ -288,10 +290,20 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
                               static_cast<uint32_t>(roaring_portable_size(first, n))};
   };
 
-  out.addr.clear();
-  out.addr.reserve(addr_keys_.size());
-  for (const auto& [k, slot] : addr_keys_) out.addr.emplace_back(k, span(slot));
-  std::sort(out.addr.begin(), out.addr.end(), AddrOrder{});
+  // The address keys' spans, sorted by key; with two threads on a helper (a std::async task,
+  // joined below) while this thread does the scalar keys': spans of different slots touch
+  // disjoint ranges of ords, and each side fills vectors of its own.
+  auto addr_spans = [&] {
+    out.addr.clear();
+    out.addr.reserve(addr_keys_.size());
+    for (const auto& [k, slot] : addr_keys_) out.addr.emplace_back(k, span(slot));
+    std::sort(out.addr.begin(), out.addr.end(), AddrOrder{});
+  };
+  std::future<void> addr_done;
+  if (two_threads)
+    addr_done = std::async(std::launch::async, addr_spans);
+  else
+    addr_spans();
   for (auto* f : {&out.port, &out.proto, &out.net, &out.vlan}) f->clear();
   for (uint32_t k = 0; k < kScalarProtoBase; ++k)
     if (direct_[k] >= 0) out.port.emplace_back(k, span(direct_[k]));
@@ -304,10 +316,11 @@ void IndexBuilder::build_postings(PostingIndex& out) const {
   for (auto& [k, v] : net_)
     if (v >= 0) out.net.emplace_back(k, span(v));
   std::sort(out.net.begin(), out.net.end(), [](auto& x, auto& y) { return x.first < y.first; });
+  if (two_threads) addr_done.get();  // (rethrows the helper's failure)
 }
 
-const PostingIndex& IndexBuilder::finish_postings() {
-  build_postings(postings_);
+const PostingIndex& IndexBuilder::finish_postings(bool two_threads) {
+  build_postings(postings_, two_threads);
   clear();
   return postings_;
 }

@@ -129,11 +129,13 @@ class IndexBuilder {
   void add_packet(uint32_t ordinal, const packet::PacketInfo& p, packet::FragmentLayers* frags = nullptr,
                   uint64_t ts_ns = 0);
   // The postings of everything added, grouped into `out` (whose memory is reused).
-  void build_postings(PostingIndex& out) const;
+  void build_postings(PostingIndex& out, bool two_threads = false) const;
   // The same into the builder's own PostingIndex, which keeps its memory for the builder's
   // next segment; the builder is empty afterwards. The reference stays valid until the next
   // finish_postings() or the builder's end; add() does not touch it.
-  const PostingIndex& finish_postings();
+  // With `two_threads`, the address keys' spans are made and sorted on a helper thread (a
+  // std::async task, joined before it returns) while this one makes the scalar keys'.
+  const PostingIndex& finish_postings(bool two_threads = false);
   SegmentIndex finish();          // as Roaring bitmaps; the builder is empty afterwards
   SegmentIndex snapshot() const;  // the same, keeping the state (segment being written)
   void clear();                   // empties the builder, keeping its memory

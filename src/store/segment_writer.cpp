@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <stdexcept>
 
 #include "packet/decoder.h"
@@ -196,16 +197,32 @@ void SegmentWriter::rename_to(uint64_t name_ts) {
   name_ts_ = name_ts;
 }
 
-uint64_t SegmentWriter::seal() {
-  fsync_data();
+uint64_t SegmentWriter::seal(bool two_threads) {
+  // With two threads, a helper (a std::async task, joined below) waits for the data to reach
+  // the disk and encodes the offsets while this thread builds the postings, and
+  // write_sidecar then splits the index sections between the two. The helper reads fd_ and
+  // body_.offsets, which nothing changes until it is joined. The sidecar is the same.
+  std::future<EncodedOffsets> ahead;
+  if (two_threads) {
+    flush();
+    ahead = std::async(std::launch::async, [fd = fd_, path = base_ + ".idx", &offsets = body_.offsets] {
+      ::fdatasync(fd);
+      return encode_offsets(path, offsets);
+    });
+  } else {
+    fsync_data();
+  }
+  // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
+  // the postings stay with the builder, whose memory the next segment reuses.
+  const PostingIndex& postings = builder_.finish_postings(two_threads);
+  EncodedOffsets offsets = two_threads ? ahead.get() : encode_offsets(base_ + ".idx", body_.offsets);
+  synced_bytes_ = file_bytes_;
   meta_.pcap_bytes = file_bytes_;
   // The name tells the smallest timestamp exactly once sealed (the sidecar's rename below
   // fsyncs the directory, which makes this rename durable too).
   if (renamable_ && meta_.packets > 0 && meta_.first_ts != name_ts_) rename_to(meta_.first_ts);
-  // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
-  // the postings stay with the builder, whose memory the next segment reuses.
   uint64_t n =
-      write_sidecar(base_ + ".idx", meta_, body_.directory, body_.offsets, builder_.finish_postings());
+      write_sidecar(base_ + ".idx", meta_, body_.directory, std::move(offsets), postings, two_threads);
   seal_peak_bytes_ = memory_bytes() + n;  // (the sidecar was built in memory whole)
   // Free the directory and offsets here, on the thread that seals (the sealer thread), rather
   // than in the destructor, which runs on the writer thread.

@@ -75,8 +75,11 @@ class SegmentWriter {
   // Makes everything appended so far visible to readers of the file (a write(), no fsync).
   void flush();
   void fsync_data();
-  // Flushes, fsyncs, writes the sidecar atomically. Returns its size in bytes.
-  uint64_t seal();
+  // Flushes, fsyncs, writes the sidecar atomically. Returns its size in bytes. With
+  // `two_threads` (the last seals at a recorder's end, which nothing else waits to run
+  // beside), a helper thread fsyncs and encodes the offsets while this one builds the
+  // postings, then serialises some of the index sections: the same sidecar, sooner.
+  uint64_t seal(bool two_threads = false);
 
   uint64_t file_bytes() const { return file_bytes_; }  // including what is still buffered
   uint64_t packets() const { return meta_.packets; }

@@ -52,6 +52,19 @@ struct SidecarBody {
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
                        const PostingIndex& index);
+// The offsets sections (kSecOffsetTable, kSecOffsets) of a sidecar, encoded ahead: they
+// depend on the offsets only, so a sealer may encode them while it builds the postings.
+// `path` names the sidecar in errors. Throws SidecarError.
+struct EncodedOffsets {
+  std::vector<uint8_t> table, blocks;
+};
+EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets);
+// The same bytes, from the offsets encoded ahead; with `two_threads`, the scalar fields'
+// sections are serialised on a helper thread (a std::async task, joined before this
+// returns) while this one serialises the addresses'.
+uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
+                       const std::vector<DirEntry>& directory, EncodedOffsets offsets,
+                       const PostingIndex& index, bool two_threads);
 // From Roaring bitmaps (e.g. an index read back, or made by hand): the same bytes for the
 // same sets.
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body);

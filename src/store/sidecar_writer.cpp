@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
+#include <memory>
 
 #include "store/roaring_writer.h"
 #include "store/sidecar.h"
@@ -86,28 +88,36 @@ void put_scalar_key(Writer& w, uint32_t k) { w.put<uint32_t>(k); }
 
 // Offsets as differences from the previous one (record lengths): two bytes each, which
 // zstd then packs further; 0xffff escapes a full 4-byte value. Each block starts from 0,
-// so it decodes alone.
-std::vector<uint8_t> delta_code(const uint32_t* off, size_t n) {
-  Writer w;
+// so it decodes alone. Writes to `out` (room for 6 bytes an offset); returns the bytes.
+size_t delta_code(const uint32_t* off, size_t n, uint8_t* out) {
+  uint8_t* p = out;
   uint32_t prev = 0;
   for (size_t i = 0; i < n; ++i) {
-    uint32_t d = off[i] - prev;
+    const uint32_t d = off[i] - prev;
     if (d < 0xffff) {
-      w.put<uint16_t>(static_cast<uint16_t>(d));
+      const auto d16 = static_cast<uint16_t>(d);
+      std::memcpy(p, &d16, 2);
+      p += 2;
     } else {
-      w.put<uint16_t>(0xffff);
-      w.put<uint32_t>(d);
+      const uint16_t esc = 0xffff;
+      std::memcpy(p, &esc, 2);
+      std::memcpy(p + 2, &d, 4);
+      p += 6;
     }
     prev = off[i];
   }
-  return std::move(w.buf);
+  return static_cast<size_t>(p - out);
 }
+
+struct FreeCCtx {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
 
 // Writes a sidecar: the directory and offsets sections, then `put_indexes(Sections&)` adds
 // the index sections (put_field per field).
 template <class PutIndexes>
 uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
-                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
+                        const std::vector<DirEntry>& directory, EncodedOffsets offsets,
                         PutIndexes put_indexes) {
   Sections secs;
   {
@@ -115,22 +125,8 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
     for (auto& d : directory) w.put(d);
     secs.emplace_back(kSecDirectory, std::move(w.buf));
   }
-  {
-    Writer table, blocks;
-    for (size_t at = 0; at < offsets.size(); at += kOffsetsPerBlock) {
-      size_t n = std::min<size_t>(offsets.size() - at, kOffsetsPerBlock);
-      std::vector<uint8_t> raw = delta_code(offsets.data() + at, n);
-      std::vector<uint8_t> z(ZSTD_compressBound(raw.size()));
-      size_t zn = ZSTD_compress(z.data(), z.size(), raw.data(), raw.size(), 1);
-      if (ZSTD_isError(zn))
-        throw SidecarError(fmt::format("{}: compression failed: {}", path, ZSTD_getErrorName(zn)));
-      table.put(OffsetBlock{blocks.buf.size(), static_cast<uint32_t>(zn), static_cast<uint32_t>(raw.size()),
-                            util::crc32(z.data(), zn), 0});
-      blocks.bytes(z.data(), zn);
-    }
-    secs.emplace_back(kSecOffsetTable, std::move(table.buf));
-    secs.emplace_back(kSecOffsets, std::move(blocks.buf));
-  }
+  secs.emplace_back(kSecOffsetTable, std::move(offsets.table));
+  secs.emplace_back(kSecOffsets, std::move(offsets.blocks));
   put_indexes(secs);
 
   std::vector<SidecarView::Section> table(secs.size());
@@ -174,27 +170,82 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
   return pos;
 }
 
+// The index sections of the scalar fields (all but addresses).
+void put_scalar_fields(Sections& secs, const PostingIndex& ix) {
+  auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
+  auto write = [&](PostingIndex::Span s, uint8_t* out) {
+    roaring_portable_write(ix.of(s).data(), s.size, out);
+  };
+  auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
+  put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
+  put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
+  put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
+  put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
+}
+
 }  // namespace
+
+EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets) {
+  EncodedOffsets out;
+  if (offsets.empty()) return out;
+  // One context for every block (ZSTD_compress makes and frees one a call: most of the
+  // cost of blocks this small), and one buffer for the differences and one for a block.
+  std::unique_ptr<ZSTD_CCtx, FreeCCtx> cctx(ZSTD_createCCtx());
+  if (!cctx) throw SidecarError(fmt::format("{}: compression failed: no memory for its context", path));
+  const size_t nblocks = (offsets.size() + kOffsetsPerBlock - 1) / kOffsetsPerBlock;
+  std::vector<uint8_t> raw(6 * size_t{kOffsetsPerBlock}), z(ZSTD_compressBound(raw.size()));
+  out.table.resize(nblocks * sizeof(OffsetBlock));
+  out.blocks.reserve(offsets.size());  // (about a byte an offset once compressed: grows if need be)
+  for (size_t b = 0, at = 0; at < offsets.size(); ++b, at += kOffsetsPerBlock) {
+    const size_t n = std::min<size_t>(offsets.size() - at, kOffsetsPerBlock);
+    const size_t rn = delta_code(offsets.data() + at, n, raw.data());
+    const size_t zn = ZSTD_compressCCtx(cctx.get(), z.data(), z.size(), raw.data(), rn, 1);
+    if (ZSTD_isError(zn))
+      throw SidecarError(fmt::format("{}: compression failed: {}", path, ZSTD_getErrorName(zn)));
+    const OffsetBlock ob{out.blocks.size(), static_cast<uint32_t>(zn), static_cast<uint32_t>(rn),
+                         util::crc32(z.data(), zn), 0};
+    std::memcpy(out.table.data() + b * sizeof(OffsetBlock), &ob, sizeof ob);
+    out.blocks.insert(out.blocks.end(), z.data(), z.data() + zn);
+  }
+  return out;
+}
 
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
                        const PostingIndex& ix) {
-  return write_sections(path, meta, directory, offsets, [&](Sections& secs) {
+  return write_sidecar(path, meta, directory, encode_offsets(path, offsets), ix, false);
+}
+
+uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
+                       const std::vector<DirEntry>& directory, EncodedOffsets offsets, const PostingIndex& ix,
+                       bool two_threads) {
+  return write_sections(path, meta, directory, std::move(offsets), [&](Sections& secs) {
+    // The scalar fields on a helper thread while this one writes the addresses' sections (the
+    // helper reads `ix`, which neither changes meanwhile, and fills its own `Sections`).
+    std::future<Sections> scalars;
+    if (two_threads)
+      scalars = std::async(std::launch::async, [&ix] {
+        Sections s;
+        put_scalar_fields(s, ix);
+        return s;
+      });
     auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
     auto write = [&](PostingIndex::Span s, uint8_t* out) {
       roaring_portable_write(ix.of(s).data(), s.size, out);
     };
     auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
     put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
-    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
-    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
-    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
-    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
+    if (!two_threads) {
+      put_scalar_fields(secs, ix);
+      return;
+    }
+    Sections rest = scalars.get();  // (rethrows the helper's failure)
+    for (auto& sec : rest) secs.push_back(std::move(sec));
   });
 }
 
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body) {
-  return write_sections(path, meta, body.directory, body.offsets, [&](Sections& secs) {
+  return write_sections(path, meta, body.directory, encode_offsets(path, body.offsets), [&](Sections& secs) {
     auto size = [](const Roaring& b) { return b.getSizeInBytes(true); };
     auto write = [](const Roaring& b, uint8_t* out) { b.write(reinterpret_cast<char*>(out), true); };
     auto prefetch = [](const Roaring&) {};

@@ -171,7 +171,7 @@ void StoreWriter::finish() {
       }
       for (size_t i = 0; i < last.size(); ++i) {
         Last& l = last[i];
-        l.idx = l.w->seal();
+        l.idx = l.w->seal(/*two_threads=*/true);  // (the capture has ended: a core is free)
         note_closed(l.cls, *l.w);
         // The memory at this seal's peak: the spare builders, every last segment, this one at its peak.
         update_index_memory();

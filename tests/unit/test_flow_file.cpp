@@ -1,12 +1,16 @@
 #include <gtest/gtest.h>
+#include <zstd.h>
 
 #include <cstring>
+#include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "flow/flow_file.h"
 #include "store/sidecar.h"
 #include "temp_dir.h"
+#include "util/crc32.h"
 
 using namespace tmach;
 
@@ -64,6 +68,79 @@ TEST(FlowFile, WriteBehindWritesTheSameFile) {
   EXPECT_EQ(sx.offsets, sy.offsets);
   ASSERT_EQ(sx.index.addr.size(), sy.index.addr.size());
   for (const auto& [k, bm] : sx.index.addr) EXPECT_TRUE(bm == sy.index.addr.at(k));
+}
+
+// A flow file in format version `version` (the last byte of the magic) with `blocks` of
+// records compressed as they are in memory: version 1 is how tm wrote flow files before
+// their blocks were byte-transposed.
+void write_rows_file(const std::string& path, uint8_t version,
+                     const std::vector<std::vector<flow::FlowRecord>>& blocks) {
+  std::ofstream out(path, std::ios::binary);
+  const char magic[8] = {'T', 'M', 'F', 'L', 'O', 'W', 0, static_cast<char>(version)};
+  const std::string names = std::string("default") + '\0';
+  const uint32_t n = static_cast<uint32_t>(names.size());
+  out.write(magic, 8);
+  out.write(reinterpret_cast<const char*>(&n), 4);
+  out.write(names.data(), n);
+  for (const auto& b : blocks) {
+    const size_t raw = b.size() * sizeof(flow::FlowRecord);
+    std::vector<uint8_t> z(ZSTD_compressBound(raw));
+    const size_t zn = ZSTD_compress(z.data(), z.size(), b.data(), raw, 1);
+    ASSERT_FALSE(ZSTD_isError(zn));
+    const uint32_t hdr[4] = {0x4b4f4c42, static_cast<uint32_t>(b.size()), static_cast<uint32_t>(zn),
+                             util::crc32(z.data(), zn)};
+    out.write(reinterpret_cast<const char*>(hdr), 16);
+    out.write(reinterpret_cast<const char*>(z.data()), static_cast<std::streamsize>(zn));
+  }
+}
+
+// Files of version 1 (records compressed as they are) are still read, record for record,
+// and the same records written now (version 2, byte-transposed blocks) read back the same.
+TEST(FlowFile, ReadsVersionOneFilesAndWritesVersionTwo) {
+  TempDir d;
+  std::vector<std::vector<flow::FlowRecord>> blocks(2);
+  for (size_t i = 0; i < 4096; ++i) blocks[0].push_back(record(i));
+  for (size_t i = 4096; i < 4096 + 77; ++i) blocks[1].push_back(record(i));
+  const std::string v1 = (d.p / "old.flows").string();
+  write_rows_file(v1, 1, blocks);
+  const std::string base = (d.p / "00000001-1000-lt0").string();
+  {
+    flow::FlowFileWriter w(base, 1, {"default"});
+    for (auto& b : blocks)
+      for (auto& r : b) w.add(r);
+    w.seal();
+  }
+  flow::FlowFileContents old = flow::read_flow_file(v1), now = flow::read_flow_file(base + ".flows");
+  EXPECT_TRUE(old.problem.empty()) << old.problem;
+  EXPECT_TRUE(now.problem.empty()) << now.problem;
+  EXPECT_EQ(old.classes, std::vector<std::string>{"default"});
+  EXPECT_EQ(old.valid_end, old.file_size);
+  ASSERT_EQ(old.records.size(), 4096u + 77);
+  ASSERT_EQ(now.records.size(), 4096u + 77);
+  for (size_t i = 0; i < old.records.size(); ++i) {
+    const flow::FlowRecord want = record(i);
+    ASSERT_EQ(std::memcmp(&old.records[i], &want, sizeof want), 0) << "record " << i;
+    ASSERT_EQ(std::memcmp(&now.records[i], &want, sizeof want), 0) << "record " << i;
+  }
+  std::ifstream in(base + ".flows", std::ios::binary);
+  char magic[8];
+  in.read(magic, 8);
+  EXPECT_EQ(magic[7], 2);
+  // The blocks are not stored as version 1 would store them.
+  EXPECT_NE(std::filesystem::file_size(base + ".flows"), std::filesystem::file_size(v1));
+}
+
+// A version this tm does not know is refused with an error naming it, not read as garbage.
+TEST(FlowFile, RefusesAnUnknownVersion) {
+  TempDir d;
+  const std::string v3 = (d.p / "new.flows").string();
+  write_rows_file(v3, 3, {{record(1)}});
+  try {
+    flow::read_flow_file(v3);
+    FAIL() << "read a version 3 file";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("version 3"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
