@@ -4,6 +4,17 @@
 
 namespace tmach::conn {
 
+bool ConnKeyer::key(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out) {
+  // Not a fragment, not ESP/AH (most packets): make_key(), which FragmentTable::key() would
+  // call too.
+  const packet::IpLayer* in = p.inner();
+  const bool sa = in && in->has_spi && (in->proto == packet::kProtoEsp || in->proto == packet::kProtoAh);
+  if (!sa && packet::fragmented_layer(p) < 0) return make_key(p, out);
+  const std::optional<KeyedPacket> k = key(p, now_ns);
+  if (k) out = *k;
+  return k.has_value();
+}
+
 std::optional<KeyedPacket> ConnKeyer::key(const packet::PacketInfo& p, uint64_t now_ns) {
   const packet::IpLayer* in = p.inner();
   if (in && in->has_spi && (in->proto == packet::kProtoEsp || in->proto == packet::kProtoAh)) {

@@ -19,6 +19,9 @@ class ConnKeyer {
  public:
   // nullopt for frames without IP.
   std::optional<KeyedPacket> key(const packet::PacketInfo& p, uint64_t now_ns);
+  // The same written straight into `out` (the recorder's batch array: no optional copied per
+  // packet); false, `out` left as it was, for frames without IP.
+  bool key(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out);
 
   const FragmentTable& fragments() const { return frags_; }
   const SaPairTable& sa_pairs() const { return sas_; }

@@ -58,7 +58,7 @@ static_assert(offsetof(FlowKey, port_a) == 32 && offsetof(FlowKey, port_b) == 34
 
 // The key is built as the six words that hash_key() reads (in registers, not a FlowKey
 // built field by field and read back for the hash), then stored once.
-KeyedPacket key_of(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint16_t dp) {
+void key_of(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint16_t dp, KeyedPacket& kp) {
   // Order the endpoints so both directions give the same key.
   const bool src_first = l.src < l.dst || (l.src == l.dst && sp <= dp);
   const packet::IpAddr& a = src_first ? l.src : l.dst;
@@ -67,11 +67,15 @@ KeyedPacket key_of(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint1
   const uint64_t w[6] = {
       a.word(0), a.word(1), b.word(0), b.word(1), port_a | port_b << 16 | uint64_t{l.proto} << 32,
       tunnel};  // pad bytes 37..39 are 0
-  KeyedPacket kp;
   std::memcpy(static_cast<void*>(&kp.key), w, 40);
   kp.key.tunnel = tunnel;
   kp.src_is_a = src_first;
   kp.hash = hash_words(w);
+}
+
+KeyedPacket key_of(const packet::IpLayer& l, uint32_t tunnel, uint16_t sp, uint16_t dp) {
+  KeyedPacket kp;
+  key_of(l, tunnel, sp, dp, kp);
   return kp;
 }
 
@@ -103,12 +107,22 @@ std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sp, ui
   return key_of(*l, tunnel, sp, dp);
 }
 
-std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {
+bool make_key(const packet::PacketInfo& p, KeyedPacket& out) {
   const packet::IpLayer* l = p.inner();
-  if (!l) return std::nullopt;
+  if (!l) return false;
   // The body of make_key(p, sp, dp) rather than a call to it (one call less per packet).
   const uint32_t tunnel = p.ip_count == 1 && !has_sa(*l) ? 0 : tunnel_hash(p);
-  return l->has_ports ? key_of(*l, tunnel, l->sport, l->dport) : key_of(*l, tunnel, 0, 0);
+  if (l->has_ports)
+    key_of(*l, tunnel, l->sport, l->dport, out);
+  else
+    key_of(*l, tunnel, 0, 0, out);
+  return true;
+}
+
+std::optional<KeyedPacket> make_key(const packet::PacketInfo& p) {
+  KeyedPacket kp;
+  if (!make_key(p, kp)) return std::nullopt;
+  return kp;
 }
 
 }  // namespace tmach::conn

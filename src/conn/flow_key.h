@@ -46,6 +46,9 @@ struct KeyedPacket {
 // - Non-first fragments carry no ports: they get ports 0 unless the caller fills them from
 //   a FragmentTable (fragment_table.h) and pass them to the second form.
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p);
+// The same written straight into `out` (no optional to copy out of); false, `out` left as it
+// was, for frames without IP.
+bool make_key(const packet::PacketInfo& p, KeyedPacket& out);
 // The same with the innermost layer's ports given (a non-first fragment whose first
 // fragment was seen: FragmentTable::lookup()).
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sport, uint16_t dport);

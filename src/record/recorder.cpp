@@ -92,19 +92,20 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
       const capture::RawPacket& pk = pkts[base + i];
       packet::decode(pk.linktype, pk.data, pk.caplen, infos_[i]);
       clock = std::max(clock, pk.ts_ns);
-      keys_[i] = keyer_.key(infos_[i], clock);
-      if (keys_[i]) table_.prefetch(keys_[i]->hash);
+      keyed_[i] = keyer_.key(infos_[i], clock, keys_[i]);
+      if (keyed_[i]) table_.prefetch(keys_[i].hash);
     }
     for (size_t i = 0; i < m; ++i)
-      if (keys_[i]) table_.prefetch_entry(keys_[i]->hash);
-    for (size_t i = 0; i < m; ++i) handle(pkts[base + i], infos_[i], keys_[i], wait_when_full);
+      if (keyed_[i]) table_.prefetch_entry(keys_[i].hash);
+    for (size_t i = 0; i < m; ++i)
+      handle(pkts[base + i], infos_[i], keyed_[i] ? &keys_[i] : nullptr, wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
   push_flows();  // what ended in this batch, on its way
 }
 
 void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
-                      const std::optional<conn::KeyedPacket>& kp, bool wait_when_full) {
+                      const conn::KeyedPacket* kp, bool wait_when_full) {
   totals_.packets++;
   totals_.bytes += pk.wirelen;
   if (pk.ts_ns > now_) now_ = pk.ts_ns;  // the clock: the newest time seen, never backwards

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -108,8 +107,8 @@ class Recorder {
   bool stalled_ = false;  // the last wait hit stall_limit_ and no push succeeded since
 
   static constexpr size_t kBatch = 64;
-  void handle(const capture::RawPacket& pk, const packet::PacketInfo& info,
-              const std::optional<conn::KeyedPacket>& kp, bool wait_when_full);
+  void handle(const capture::RawPacket& pk, const packet::PacketInfo& info, const conn::KeyedPacket* kp,
+              bool wait_when_full);
 
   // Flow records of the connections ended or reported (interim) since the last hand-over.
   void add_flow(const flow::FlowRecord& r) {
@@ -129,7 +128,9 @@ class Recorder {
   flow::FlowDrain* flows_;
   uint16_t shard_;
   std::vector<packet::PacketInfo> infos_ = std::vector<packet::PacketInfo>(kBatch);
-  std::vector<std::optional<conn::KeyedPacket>> keys_ = std::vector<std::optional<conn::KeyedPacket>>(kBatch);
+  // The batch's connection keys, written in place by the keyer; keyed_[i]: packet i has one (IP).
+  std::vector<conn::KeyedPacket> keys_ = std::vector<conn::KeyedPacket>(kBatch);
+  std::array<bool, kBatch> keyed_{};
   Classifier classifier_;
   conn::ConnTable table_;
   conn::ConnKeyer keyer_;        // fragments join their first one's connection, ESP/AH SA pairs one

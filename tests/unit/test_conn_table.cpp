@@ -399,3 +399,42 @@ TEST(FlowKey, KeyerFastPathForNonFragmentsMatchesTheFragmentTable) {
   expect_same(*fresh.key(later, 3), *conn::make_key(later));
   EXPECT_NE(conn::make_key(later)->hash, k1->hash);
 }
+
+TEST(FlowKey, KeyerInPlaceFormGivesWhatTheOptionalFormGives) {
+  // key(p, now, out), the recorder's, against key(p, now) on a twin keyer fed the same
+  // packets: plain, fragments (first, later), ESP both ways (SA pairing), and a frame without IP.
+  packet::PacketInfo plain = tcp_packet(0x0a000001, 0x0a000002, 1234, 80);
+  packet::PacketInfo first = plain;
+  first.ip[0].fragment = true;
+  first.ip[0].frag_id = 9;
+  packet::PacketInfo later = first;
+  later.ip[0].frag_offset = 185;
+  later.ip[0].has_l4 = later.ip[0].has_ports = false;
+  later.ip[0].sport = later.ip[0].dport = 0;
+  packet::PacketInfo esp_ab = tcp_packet(0x0a000003, 0x0a000004, 0, 0);
+  esp_ab.ip[0].proto = esp_ab.ip[0].header_proto = packet::kProtoEsp;
+  esp_ab.ip[0].has_l4 = esp_ab.ip[0].has_ports = false;
+  esp_ab.ip[0].has_spi = true;
+  esp_ab.ip[0].spi = 0x1111;
+  packet::PacketInfo esp_ba = esp_ab;
+  std::swap(esp_ba.ip[0].src, esp_ba.ip[0].dst);
+  esp_ba.ip[0].spi = 0x2222;
+  packet::PacketInfo non_ip;
+  conn::ConnKeyer in_place, optional;
+  uint64_t t = 1;
+  for (const packet::PacketInfo* p : {&plain, &first, &later, &esp_ab, &esp_ba, &esp_ab, &non_ip, &later}) {
+    conn::KeyedPacket out{};
+    out.hash = 12345;  // left as it was when there is no key
+    const bool got = in_place.key(*p, t, out);
+    const auto want = optional.key(*p, t);
+    ASSERT_EQ(got, want.has_value());
+    if (got)
+      expect_same(out, *want);
+    else
+      EXPECT_EQ(out.hash, 12345u);
+    ++t;
+  }
+  EXPECT_EQ(in_place.fragments().hits(), optional.fragments().hits());
+  EXPECT_EQ(in_place.fragments().hits(), 2u);
+  EXPECT_EQ(in_place.sa_pairs().paired(), 1u);
+}
