@@ -32,11 +32,13 @@ void BufferPool::give_back(const uint32_t* ids, size_t n) {
   held_.store(held_.load(std::memory_order_relaxed) - static_cast<uint32_t>(n), std::memory_order_relaxed);
 }
 
-Ring::Ring(BufferPool& pool) : pool_(&pool), slots_(size_t{pool.chunks()} + 1) {
+Ring::Ring(BufferPool& pool)
+    : pool_(&pool), chunk_bytes_(pool.chunk_bytes()), slots_(size_t{pool.chunks()} + 1) {
   passed_.reserve(pool.chunks());
 }
 
-Ring::Ring(size_t bytes) : own_(std::make_unique<BufferPool>(bytes)), pool_(own_.get()) {
+Ring::Ring(size_t bytes)
+    : own_(std::make_unique<BufferPool>(bytes)), pool_(own_.get()), chunk_bytes_(pool_->chunk_bytes()) {
   slots_.resize(size_t{pool_->chunks()} + 1);
   passed_.reserve(pool_->chunks());
 }
@@ -65,7 +67,7 @@ void Ring::sample_high_water(uint64_t head) {
 bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
                     const IndexKeys* keys) {
   const uint32_t keys_bytes = keys ? static_cast<uint32_t>(keys->packed_bytes()) : 0;
-  const size_t chunk = pool_->chunk_bytes();
+  const size_t chunk = chunk_bytes_;
   const uint64_t need64 = record_size(uint64_t{keys_bytes} + caplen);
   if (need64 > chunk) return false;  // too_large()
   const auto need = static_cast<uint32_t>(need64);
@@ -80,15 +82,16 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
     // multiple of 8; at the chunk's very end the consumer moves on by itself).
     if (wchunk_ != kNone && wpos_ < chunk) {
       const uint32_t skip = 0;
-      std::memcpy(pool_->chunk(wchunk_) + wpos_, &skip, sizeof(skip));
+      std::memcpy(wbase_ + wpos_, &skip, sizeof(skip));
     }
     slots_[wslot_++ % slots_.size()] = id;
     wchunk_ = id;
+    wbase_ = pool_->chunk(id);
     wpos_ = 0;
     prefetched_w_ = 0;
     sample_high_water(head);
   }
-  uint8_t* base = pool_->chunk(wchunk_);
+  uint8_t* base = wbase_;
   prefetch_ahead(base, chunk, wpos_, prefetched_w_, true);
   RecordHeader h{need, caplen, wirelen, linktype, ts_ns, keys_bytes, 0};
   uint8_t* rec = base + wpos_;
@@ -106,7 +109,7 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
 }
 
 const RecordHeader* Ring::front() {
-  const size_t chunk = pool_->chunk_bytes();
+  const size_t chunk = chunk_bytes_;
   for (;;) {
     if (read_ == cached_head_) {
       cached_head_ = head_.load(std::memory_order_acquire);
@@ -114,14 +117,15 @@ const RecordHeader* Ring::front() {
     }
     // A record is there: in the chunk being read, or (past its end or its skip marker) in the next.
     if (rchunk_ != kNone && rpos_ < chunk) {
-      const auto* h = reinterpret_cast<const RecordHeader*>(pool_->chunk(rchunk_) + rpos_);
+      const auto* h = reinterpret_cast<const RecordHeader*>(rbase_ + rpos_);
       if (h->size != 0) {
-        prefetch_ahead(pool_->chunk(rchunk_), chunk, rpos_, prefetched_r_, false);
+        prefetch_ahead(rbase_, chunk, rpos_, prefetched_r_, false);
         return h;
       }
     }
     if (rchunk_ != kNone) passed_.push_back(rchunk_);
     rchunk_ = slots_[rslot_++ % slots_.size()];
+    rbase_ = pool_->chunk(rchunk_);
     rpos_ = 0;
     prefetched_r_ = 0;
   }

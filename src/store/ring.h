@@ -105,7 +105,7 @@ class Ring {
   // Consumes the front record. Its memory stays as it is (the producer cannot reuse it) until
   // release(): the writer hands frames to write() straight from the ring.
   void consume() {
-    const uint32_t n = reinterpret_cast<const RecordHeader*>(pool_->chunk(rchunk_) + rpos_)->size;
+    const uint32_t n = reinterpret_cast<const RecordHeader*>(rbase_ + rpos_)->size;
     read_ += n;
     rpos_ += n;
   }
@@ -138,6 +138,7 @@ class Ring {
 
   std::unique_ptr<BufferPool> own_;  // Ring(bytes)
   BufferPool* pool_;
+  size_t chunk_bytes_;  // pool_->chunk_bytes(), read per push without the pointer
   // The chunks of the ring in order, as ids: written by the producer before it publishes the
   // records in them (head_), read by the consumer as it reaches them. Never more than the pool's
   // chunks are in the ring, so a slot is rewritten only once the consumer read it (and gave its
@@ -146,6 +147,7 @@ class Ring {
   // Producer.
   alignas(64) std::atomic<uint64_t> head_{0};  // bytes of records pushed
   uint32_t wchunk_ = kNone;                    // the chunk being filled
+  uint8_t* wbase_ = nullptr;                   // its memory (pool_->chunk(wchunk_))
   size_t wpos_ = 0;                            // offset in it
   size_t prefetched_w_ = 0;
   uint64_t wslot_ = 0;  // slots written
@@ -154,7 +156,8 @@ class Ring {
   alignas(64) std::atomic<uint64_t> released_{0};  // bytes of records released
   uint64_t read_ = 0;                              // bytes of records consumed
   uint64_t cached_head_ = 0;
-  uint32_t rchunk_ = kNone;  // the chunk being read
+  uint32_t rchunk_ = kNone;         // the chunk being read
+  const uint8_t* rbase_ = nullptr;  // its memory (pool_->chunk(rchunk_))
   size_t rpos_ = 0;
   size_t prefetched_r_ = 0;
   uint64_t rslot_ = 0;            // slots read
