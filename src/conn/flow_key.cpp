@@ -39,10 +39,6 @@ int layer_count(const packet::PacketInfo& p) {
   return p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
 }
 
-bool has_sa(const packet::IpLayer& l) {
-  return l.has_spi && (l.proto == packet::kProtoEsp || l.proto == packet::kProtoAh);
-}
-
 // tunnel_hash() with the SA named `sa` (the SPI itself, or its pair's name) when `with_sa`.
 uint32_t tunnel_hash_sa(const packet::PacketInfo& p, bool with_sa, uint32_t sa) {
   const int n = layer_count(p);
@@ -99,19 +95,23 @@ std::optional<KeyedPacket> make_sa_key(const packet::PacketInfo& p, uint32_t sa)
   return key_of(*l, tunnel_hash_sa(p, true, sa), 0, 0);
 }
 
+// tunnel_hash(p) for p's inner layer `l`: one plain layer without an SA (most packets) is 0
+// without the call.
+static uint32_t tunnel_of(const packet::PacketInfo& p, const packet::IpLayer& l) {
+  return p.ip_count == 1 && !has_sa(l) ? 0 : tunnel_hash(p);
+}
+
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p, uint16_t sp, uint16_t dp) {
   const packet::IpLayer* l = p.inner();
   if (!l) return std::nullopt;
-  // One plain layer without an SA (most packets): tunnel_hash() is 0 without its call.
-  const uint32_t tunnel = p.ip_count == 1 && !has_sa(*l) ? 0 : tunnel_hash(p);
-  return key_of(*l, tunnel, sp, dp);
+  return key_of(*l, tunnel_of(p, *l), sp, dp);
 }
 
 bool make_key(const packet::PacketInfo& p, KeyedPacket& out) {
   const packet::IpLayer* l = p.inner();
   if (!l) return false;
   // The body of make_key(p, sp, dp) rather than a call to it (one call less per packet).
-  const uint32_t tunnel = p.ip_count == 1 && !has_sa(*l) ? 0 : tunnel_hash(p);
+  const uint32_t tunnel = tunnel_of(p, *l);
   if (l->has_ports)
     key_of(*l, tunnel, l->sport, l->dport, out);
   else

@@ -45,6 +45,10 @@ struct KeyedPacket {
 //   directions of an SA pair share a connection (SaPairTable, sa_pairs.h; ConnKeyer).
 // - Non-first fragments carry no ports: they get ports 0 unless the caller fills them from
 //   a FragmentTable (fragment_table.h) and pass them to the second form.
+// An ESP or AH layer with its SPI: keyed by its SA (make_sa_key), not by ports.
+inline bool has_sa(const packet::IpLayer& l) {
+  return l.has_spi && (l.proto == packet::kProtoEsp || l.proto == packet::kProtoAh);
+}
 std::optional<KeyedPacket> make_key(const packet::PacketInfo& p);
 // The same written straight into `out` (no optional to copy out of); false, `out` left as it
 // was, for frames without IP.
