@@ -130,8 +130,7 @@ uint8_t* write_container(const uint32_t* v, const Container& c, uint8_t* p) {
     case Kind::kArray:
       for (; b != e; ++b) p = put16(p, *b);
       return p;
-    case Kind::kBitset:
-    {
+    case Kind::kBitset: {
       // A 64-bit word at a time (the values ascend: each word is stored once, when the next
       // value leaves it), rather than a byte read and written back per value.
       std::memset(p, 0, kBitsetBytes);
