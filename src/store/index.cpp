@@ -224,10 +224,12 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   // ingest-heavy: the scatter's loads and stores of end[] and ords[] were most of the seal.)
   constexpr size_t kAhead = 16;
   slots_.for_each_chunk([&](const uint32_t* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) __builtin_prefetch(&end[p[i + kAhead]], 1);
+    size_t i = 0;
+    for (; i + kAhead < n; ++i) {
+      __builtin_prefetch(&end[p[i + kAhead]], 1);
       ++end[p[i]];
     }
+    for (; i < n; ++i) ++end[p[i]];
   });
   for (const Entry& e : out_of_sequence_) ++end[e.slot];
   for (const List& l : lists_) end[l.slot] += static_cast<uint32_t>(l.ords.size());
@@ -241,21 +243,34 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   for (const List& l : lists_) entries += l.ords.size();
   if (out.ords.size() < entries) out.ords.resize(entries);
   uint32_t* ords = out.ords.data();
-  // The slots in sequence, each packet's `count` of them with its ordinal.
+  // The slots in sequence, each packet's `count` of them with its ordinal: packet by packet,
+  // the slots read through a cursor over the log's chunks. A packet whose slots and the
+  // prefetches' reach lie within the current chunk (nearly all) takes the short loop.
   {
-    uint32_t ord = first_ord_, left = 0;
-    size_t c = 0;  // packets begun
-    slots_.for_each_chunk([&](const uint32_t* p, size_t n) {
-      for (size_t i = 0; i < n; ++i) {
-        if (i + kAhead < n) __builtin_prefetch(&end[p[i + kAhead]], 1);
-        // (end[] of that key may still move before we get there: the line is what counts)
-        if (i + kAhead / 2 < n) __builtin_prefetch(&ords[end[p[i + kAhead / 2]]], 1);
-        while (left == 0) {
-          left = counts_[c++];
-          ord = first_ord_ + static_cast<uint32_t>(c - 1);
+    const uint32_t* p = nullptr;
+    size_t at = 0, n = 0, next_chunk = 0;  // the cursor: p[at], of n in chunk next_chunk - 1
+    uint32_t ord = first_ord_;
+    counts_.for_each_chunk([&](const uint8_t* cnt, size_t m) {
+      for (size_t k = 0; k < m; ++k, ++ord) {
+        size_t c = cnt[k];
+        if (at + c + kAhead <= n) [[likely]] {
+          for (; c; --c, ++at) {
+            __builtin_prefetch(&end[p[at + kAhead]], 1);
+            // (end[] of that key may still move before we get there: the line is what counts)
+            __builtin_prefetch(&ords[end[p[at + kAhead / 2]]], 1);
+            ords[end[p[at]]++] = ord;
+          }
+          continue;
         }
-        ords[end[p[i]]++] = ord;
-        --left;
+        for (; c; --c, ++at) {
+          while (at == n) {  // (a packet's slots may straddle two chunks)
+            p = slots_.chunk(next_chunk++, n);
+            at = 0;
+          }
+          if (at + kAhead < n) __builtin_prefetch(&end[p[at + kAhead]], 1);
+          if (at + kAhead / 2 < n) __builtin_prefetch(&ords[end[p[at + kAhead / 2]]], 1);
+          ords[end[p[at]]++] = ord;
+        }
       }
     });
   }

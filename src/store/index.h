@@ -208,6 +208,15 @@ class IndexBuilder {
         for (size_t i = 0; i < n; ++i) f(p[i]);
       });
     }
+    // Chunk c's values and how many of them are in use (its pointer is null past the end).
+    const T* chunk(size_t c, size_t& n) const {
+      if (c * kChunk >= size_) {
+        n = 0;
+        return nullptr;
+      }
+      n = std::min(kChunk, size_ - c * kChunk);
+      return chunks_[c].get();
+    }
     // f(pointer, count) per chunk, in order.
     template <class F>
     void for_each_chunk(F&& f) const {

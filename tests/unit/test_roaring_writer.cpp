@@ -187,3 +187,62 @@ TEST(RoaringWriter, RandomSetsOfMixedDensity) {
     if (testing::Test::HasFatalFailure()) return;
   }
 }
+
+// A container's end is found by binary search within the 65536 values it can hold, and its
+// run breaks are counted four values at a time with a scalar tail: every length of a short
+// container (tails of 0 to 3), and containers ending exactly at the search's limit.
+TEST(RoaringWriter, ContainerEndsAndVectorTails) {
+  for (uint32_t len = 1; len <= 13; ++len) {
+    expect_same_as_croaring(range(65536 - len, len), "run ending at 65535, length " + std::to_string(len));
+    expect_same_as_croaring(range(65536 - len, 2 * len),
+                            "run across the boundary, length " + std::to_string(len));
+    expect_same_as_croaring(range(5, len, 2), "spread, length " + std::to_string(len));
+    auto v = range(5, len);
+    v.back() += 1;  // a break in the last value (the scalar tail or the last vector)
+    expect_same_as_croaring(v, "break at the end, length " + std::to_string(len));
+  }
+  // A full container (65536 values: the search's limit) then one more value or container.
+  auto full = range(0, 65536);
+  full.push_back(65536);
+  expect_same_as_croaring(full, "full container, one value in the next");
+  full.push_back(3 << 16);
+  expect_same_as_croaring(full, "full container, then two more containers");
+  // 65535 values (one missing) then the next container's first.
+  auto holed = range(0, 65536);
+  holed.erase(holed.begin() + 40000);
+  holed.push_back(65536);
+  expect_same_as_croaring(holed, "65535 values, then the next container");
+}
+
+// Bitsets are written a 64-bit word at a time: values at word edges (63, 64), the first and
+// last word of the container, and words left empty between.
+TEST(RoaringWriter, BitsetWordEdges) {
+  std::vector<uint32_t> v;
+  for (uint32_t w = 0; w < 1024; w += 1 + w % 3)
+    for (uint32_t b : {0u, 1u, 31u, 32u, 62u, 63u}) v.push_back(w * 64 + b);
+  expect_same_as_croaring(v, "word edges, key 0");
+  for (uint32_t& x : v) x |= 9u << 16;
+  expect_same_as_croaring(v, "word edges, key 9");
+  // Dense with gaps, over two containers (the second's bitset starts at its own first word).
+  std::vector<uint32_t> d;
+  for (uint32_t x = 100; x < 3 * 65536; ++x)
+    if (x % 7 != 0) d.push_back(x);
+  expect_same_as_croaring(d, "six of seven, three containers");
+}
+
+// Not ascending where only the search's limit sees it: a 65537th value for one key.
+TEST(RoaringWriter, SizeIfAscendingRefusesAnOverfullContainer) {
+  auto v = range(0, 65536);
+  v.push_back(65535);
+  EXPECT_EQ(store::roaring_portable_size_if_ascending(v.data(), v.size()), 0u);
+  v.back() = 65536;
+  EXPECT_NE(store::roaring_portable_size_if_ascending(v.data(), v.size()), 0u);
+  auto w = range(0, 65536);
+  w.push_back(5);  // back into the first container after it was full
+  EXPECT_EQ(store::roaring_portable_size_if_ascending(w.data(), w.size()), 0u);
+  auto u = range(0, 100);
+  u[50] = 49;  // a duplicate inside a vector of four
+  EXPECT_EQ(store::roaring_portable_size_if_ascending(u.data(), u.size()), 0u);
+  u[50] = 1000;  // a value out of order, then smaller ones
+  EXPECT_EQ(store::roaring_portable_size_if_ascending(u.data(), u.size()), 0u);
+}
