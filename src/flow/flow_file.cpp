@@ -216,7 +216,9 @@ void FlowFileWriter::add(const FlowRecord& r) {
   uint32_t ord = static_cast<uint32_t>(meta_.packets);
   if (ord == 0 || r.first_ts < meta_.first_ts) meta_.first_ts = r.first_ts;
   if (r.last_ts > meta_.last_ts) meta_.last_ts = r.last_ts;
-  builder_.add_packet(ord, as_packet(r));
+  store::IndexKeys keys;
+  index_keys(r, keys);
+  builder_.add(ord, keys);
   pending_.push_back(r);
   meta_.packets++;
   if (pending_.size() >= kBlockRecords) flush_block();
@@ -340,7 +342,9 @@ uint64_t recover_flow_file(const std::string& base) {
     const FlowRecord& r = c.records[i];
     if (i == 0 || r.first_ts < meta.first_ts) meta.first_ts = r.first_ts;
     if (r.last_ts > meta.last_ts) meta.last_ts = r.last_ts;
-    b.add_packet(i, as_packet(r));
+    store::IndexKeys keys;
+    index_keys(r, keys);
+    b.add(i, keys);
     offsets.push_back(i);
   }
   meta.packets = c.records.size();

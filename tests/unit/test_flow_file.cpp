@@ -144,3 +144,44 @@ TEST(FlowFile, RefusesAnUnknownVersion) {
 }
 
 }  // namespace
+
+// The flow writer indexes a record by flow::index_keys(r), built from its fields: the same
+// keys, in the same order, as the general index_keys() gives the record's packet view (what
+// it indexed before, and what `tm flows` filters evaluate).
+TEST(FlowFile, RecordKeysAreThoseOfItsPacketView) {
+  auto same = [](const store::IndexKeys& a, const store::IndexKeys& b) {
+    if (a.n_v4 != b.n_v4 || a.n_v6 != b.n_v6 || a.n_scalars != b.n_scalars) return false;
+    for (int i = 0; i < a.n_v4; ++i)
+      if (a.v4[i] != b.v4[i]) return false;
+    for (int i = 0; i < a.n_v6; ++i)
+      if (a.v6[i] != b.v6[i]) return false;
+    for (int i = 0; i < a.n_scalars; ++i)
+      if (a.scalars[i] != b.scalars[i]) return false;
+    return true;
+  };
+  uint8_t v6a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t v6b[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34};
+  uint8_t v4a[4] = {10, 1, 2, 3};
+  const packet::IpAddr addrs[] = {packet::IpAddr::v4(v4a), packet::IpAddr::v6(v6a), packet::IpAddr::v6(v6b)};
+  const uint8_t protos[] = {6, 17, 132, 1, 58, 47, 50, 0, 255};
+  int cases = 0;
+  for (const auto& o : addrs)
+    for (const auto& r : addrs)
+      for (uint8_t proto : protos) {
+        flow::FlowRecord rec = record(static_cast<uint64_t>(cases));
+        rec.orig = o;
+        rec.resp = r;
+        rec.version = o.is_v4() && r.is_v4() ? 4 : 6;
+        rec.proto = proto;
+        rec.orig_port = static_cast<uint16_t>(40000 + cases);
+        rec.resp_port = 443;
+        rec.tcp_flags[0] = 0x12;
+        rec.tunnel = cases % 2 ? 7 : 0;  // (a flow's packet view has no tunnel layer)
+        store::IndexKeys direct, general;
+        flow::index_keys(rec, direct);
+        store::index_keys(flow::as_packet(rec), general);
+        EXPECT_TRUE(same(direct, general)) << "case " << cases << " proto " << int{proto};
+        EXPECT_EQ(direct.n_scalars, proto == 6 || proto == 17 || proto == 132 ? 4 : 2);
+        ++cases;
+      }
+}
