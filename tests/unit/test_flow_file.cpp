@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flow/flow_file.h"
+#include "flow/flow_store.h"
 #include "store/sidecar.h"
 #include "temp_dir.h"
 #include "util/crc32.h"
@@ -184,4 +185,28 @@ TEST(FlowFile, RecordKeysAreThoseOfItsPacketView) {
         EXPECT_EQ(direct.n_scalars, proto == 6 || proto == 17 || proto == 132 ? 4 : 2);
         ++cases;
       }
+}
+
+// push() gives the producer's block back with room for a whole block, recycled or new, so
+// the producer never grows one record by record; what it pushed is written in order.
+TEST(FlowFile, PushGivesBackRoomForABlock) {
+  TempDir d;
+  flow::FlowOptions o;
+  o.store = d.p.string();
+  flow::FlowStoreWriter w(o, {"default"}, nullptr);
+  std::vector<flow::FlowRecord> block;
+  for (uint64_t round = 0; round < 3; ++round) {
+    for (uint64_t i = 0; i < 10; ++i) block.push_back(record(round * 10 + i));
+    w.push(block);
+    EXPECT_TRUE(block.empty());
+    EXPECT_GE(block.capacity(), flow::FlowStoreWriter::kBlockRecords) << "round " << round;
+    if (round == 1) w.drain(0);  // spares come back from here on
+  }
+  w.finish();
+  EXPECT_EQ(w.records_written(), 30u);
+  auto files = flow::scan_flow_files(d.p.string());
+  ASSERT_EQ(files.size(), 1u);
+  auto c = flow::read_flow_file(files[0].base + ".flows");
+  ASSERT_EQ(c.records.size(), 30u);
+  for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(c.records[i].id, record(i).id);
 }
