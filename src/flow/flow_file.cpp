@@ -118,7 +118,7 @@ class FlowFileWriter::Behind {
       spdlog::error("flow file writer: {}", e.what());
     }
   }
-  // Takes `block` (leaving it empty, with a reused block's capacity when there is one).
+  // Takes `block` (leaving it empty, with a reused block's capacity or else room for kBlockRecords).
   void push(std::vector<FlowRecord>& block) {
     std::unique_lock lk(mu_);
     room_.wait(lk, [&] { return queue_.size() < kMaxQueued || failed_; });
@@ -128,6 +128,8 @@ class FlowFileWriter::Behind {
     if (!spare_.empty()) {
       block.swap(spare_.back());
       spare_.pop_back();
+    } else {
+      block.reserve(kBlockRecords);  // (not grown record by record: a dozen reallocations and copies)
     }
     work_.notify_one();
   }
@@ -194,6 +196,7 @@ FlowFileWriter::FlowFileWriter(std::string base, uint64_t seq, const std::vector
   file_bytes_ = 12 + names.size();
   meta_.seq = seq;
   meta_.linktype = 0;
+  pending_.reserve(kBlockRecords);  // (its first block not grown record by record either)
 }
 
 FlowFileWriter::~FlowFileWriter() {
