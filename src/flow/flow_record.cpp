@@ -1,8 +1,27 @@
 #include "flow/flow_record.h"
 
+#include <cstring>
+
 #include "packet/community_id.h"
+#include "store/index.h"
 
 namespace tmach::flow {
+
+namespace {
+
+bool has_ports(uint8_t proto) {
+  return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
+}
+
+void add_addr(store::IndexKeys& k, const packet::IpAddr& a) {
+  // (as store::index_keys: by the 16-byte form, so a v4-mapped address is an IPv4 key)
+  if (a.is_v4())
+    std::memcpy(&k.v4[k.n_v4++], a.b.data() + 12, 4);
+  else
+    k.v6[k.n_v6++] = a.b;
+}
+
+}  // namespace
 
 const char* to_string(EndState s) {
   switch (s) {
@@ -62,7 +81,7 @@ packet::PacketInfo as_packet(const FlowRecord& r) {
   l.src = r.orig;
   l.dst = r.resp;
   l.proto = l.header_proto = r.proto;
-  bool ports = r.proto == packet::kProtoTcp || r.proto == packet::kProtoUdp || r.proto == packet::kProtoSctp;
+  bool ports = has_ports(r.proto);
   l.has_l4 = true;
   l.has_ports = ports;
   l.sport = r.orig_port;
@@ -70,6 +89,20 @@ packet::PacketInfo as_packet(const FlowRecord& r) {
   l.tcp_flags = static_cast<uint8_t>(r.tcp_flags[0] | r.tcp_flags[1]);
   p.ethertype = r.version == 4 ? 0x0800 : 0x86dd;
   return p;
+}
+
+void index_keys(const FlowRecord& r, store::IndexKeys& k) {
+  k.n_v4 = k.n_v6 = 0;
+  add_addr(k, r.orig);
+  add_addr(k, r.resp);
+  k.scalars[0] = store::kScalarProtoBase + r.proto;
+  k.scalars[1] = store::kScalarNetFlag | (r.version == 4 ? store::kNetV4 : store::kNetV6);
+  k.n_scalars = 2;
+  if (has_ports(r.proto)) {
+    k.scalars[2] = r.orig_port;
+    k.scalars[3] = r.resp_port;
+    k.n_scalars = 4;
+  }
 }
 
 std::string community_id(const FlowRecord& r, uint16_t seed) {

@@ -7,6 +7,7 @@
 
 #include "conn/conn_table.h"
 #include "packet/packet_info.h"
+#include "store/index_keys.h"
 
 namespace tmach::flow {
 
@@ -43,6 +44,11 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end);
 // A decoded-packet view of the record, so the query evaluator and the index builder apply
 // to flows as they are: one IP layer with the endpoints, ports and protocol.
 packet::PacketInfo as_packet(const FlowRecord& r);
+// The keys a flow file indexes the record under: store::index_keys(as_packet(r)), in the
+// same order, built from the record's fields. The flow writer indexes every record; the
+// PacketInfo (most of a kilobyte to initialise) and the general key walk cost it four
+// times what the keys themselves do.
+void index_keys(const FlowRecord& r, store::IndexKeys& out);
 // The record's Community ID v1 (packet/community_id.h) with `seed`; empty for ICMP and
 // ICMPv6, whose connection in tm covers every type between two hosts (the ID needs one).
 std::string community_id(const FlowRecord& r, uint16_t seed = 0);

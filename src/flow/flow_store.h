@@ -40,7 +40,7 @@ class FlowStoreWriter {
   ~FlowStoreWriter();
 
   // Any thread: hands over a block of records, in the order they ended, and gives `block`
-  // back empty (with a recycled block's capacity when there is one). Records travel in
+  // back empty, with a recycled block's capacity or else room for kBlockRecords. Records travel in
   // blocks because a recorder's shutdown ends hundreds of thousands of connections at once:
   // one lock and no copy per block, rather than per record into one ever-growing vector.
   void push(std::vector<FlowRecord>& block);

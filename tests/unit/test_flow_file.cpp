@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flow/flow_file.h"
+#include "flow/flow_store.h"
 #include "store/sidecar.h"
 #include "temp_dir.h"
 #include "util/crc32.h"
@@ -144,3 +145,68 @@ TEST(FlowFile, RefusesAnUnknownVersion) {
 }
 
 }  // namespace
+
+// The flow writer indexes a record by flow::index_keys(r), built from its fields: the same
+// keys, in the same order, as the general index_keys() gives the record's packet view (what
+// it indexed before, and what `tm flows` filters evaluate).
+TEST(FlowFile, RecordKeysAreThoseOfItsPacketView) {
+  auto same = [](const store::IndexKeys& a, const store::IndexKeys& b) {
+    if (a.n_v4 != b.n_v4 || a.n_v6 != b.n_v6 || a.n_scalars != b.n_scalars) return false;
+    for (int i = 0; i < a.n_v4; ++i)
+      if (a.v4[i] != b.v4[i]) return false;
+    for (int i = 0; i < a.n_v6; ++i)
+      if (a.v6[i] != b.v6[i]) return false;
+    for (int i = 0; i < a.n_scalars; ++i)
+      if (a.scalars[i] != b.scalars[i]) return false;
+    return true;
+  };
+  uint8_t v6a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  uint8_t v6b[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34};
+  uint8_t v4a[4] = {10, 1, 2, 3};
+  const packet::IpAddr addrs[] = {packet::IpAddr::v4(v4a), packet::IpAddr::v6(v6a), packet::IpAddr::v6(v6b)};
+  const uint8_t protos[] = {6, 17, 132, 1, 58, 47, 50, 0, 255};
+  int cases = 0;
+  for (const auto& o : addrs)
+    for (const auto& r : addrs)
+      for (uint8_t proto : protos) {
+        flow::FlowRecord rec = record(static_cast<uint64_t>(cases));
+        rec.orig = o;
+        rec.resp = r;
+        rec.version = o.is_v4() && r.is_v4() ? 4 : 6;
+        rec.proto = proto;
+        rec.orig_port = static_cast<uint16_t>(40000 + cases);
+        rec.resp_port = 443;
+        rec.tcp_flags[0] = 0x12;
+        rec.tunnel = cases % 2 ? 7 : 0;  // (a flow's packet view has no tunnel layer)
+        store::IndexKeys direct, general;
+        flow::index_keys(rec, direct);
+        store::index_keys(flow::as_packet(rec), general);
+        EXPECT_TRUE(same(direct, general)) << "case " << cases << " proto " << int{proto};
+        EXPECT_EQ(direct.n_scalars, proto == 6 || proto == 17 || proto == 132 ? 4 : 2);
+        ++cases;
+      }
+}
+
+// push() gives the producer's block back with room for a whole block, recycled or new, so
+// the producer never grows one record by record; what it pushed is written in order.
+TEST(FlowFile, PushGivesBackRoomForABlock) {
+  TempDir d;
+  flow::FlowOptions o;
+  o.store = d.p.string();
+  flow::FlowStoreWriter w(o, {"default"}, nullptr);
+  std::vector<flow::FlowRecord> block;
+  for (uint64_t round = 0; round < 3; ++round) {
+    for (uint64_t i = 0; i < 10; ++i) block.push_back(record(round * 10 + i));
+    w.push(block);
+    EXPECT_TRUE(block.empty());
+    EXPECT_GE(block.capacity(), flow::FlowStoreWriter::kBlockRecords) << "round " << round;
+    if (round == 1) w.drain(0);  // spares come back from here on
+  }
+  w.finish();
+  EXPECT_EQ(w.records_written(), 30u);
+  auto files = flow::scan_flow_files(d.p.string());
+  ASSERT_EQ(files.size(), 1u);
+  auto c = flow::read_flow_file(files[0].base + ".flows");
+  ASSERT_EQ(c.records.size(), 30u);
+  for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(c.records[i].id, record(i).id);
+}
