@@ -178,12 +178,16 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   // IP fragments (rare) go without: the writer decodes them and indexes a later fragment as
   // its datagram through its fragment memory, which must see every fragment in order
   // (IndexBuilder::add_packet) — one place for that, shared with recovery.
+  // The keys go straight into the ring record; only a refused push (rare) needs them apart.
+  const bool whole = packet::fragmented_layer(info) < 0;
   const store::IndexKeys* keys = nullptr;
-  if (packet::fragmented_layer(info) < 0) {
+  bool pushed =
+      whole ? writer_.push_decoded(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, info)
+            : writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, nullptr);
+  if (!pushed && whole) {
     store::index_keys(info, index_keys_);
     keys = &index_keys_;
   }
-  bool pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
   const bool never = !pushed && writer_.too_large(cls, pk.caplen, keys);
   if (!pushed && !never && wait_when_full && !stalled_) {
     const auto since = std::chrono::steady_clock::now();

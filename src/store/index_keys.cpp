@@ -51,6 +51,91 @@ void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
   k.n_scalars = static_cast<uint8_t>(s - k.scalars);
 }
 
+namespace {
+
+// A layer's scalar keys at `s` (as index_keys()); returns the end.
+uint8_t* put_layer_scalars(const packet::IpLayer& l, uint8_t* s) {
+  auto put = [&s](uint32_t v) {
+    std::memcpy(s, &v, 4);
+    s += 4;
+  };
+  put(kScalarProtoBase + l.proto);
+  put(kScalarNetFlag | (l.version == 4 ? kNetV4 : kNetV6));
+  if (l.tunnel) put(kScalarNetFlag | (kNetTunnel + l.tunnel));
+  if (l.has_ports &&
+      (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
+    put(l.sport);
+    put(l.dport);
+  }
+  return s;
+}
+
+}  // namespace
+
+size_t pack_index_keys(const packet::PacketInfo& p, uint8_t* out) {
+  // Most packets: one IP layer of two IPv4 addresses, nothing else.
+  if (p.ip_count == 1 && !p.arp && p.vlan_count == 0 && p.ip[0].src.is_v4() && p.ip[0].dst.is_v4()) {
+    std::memcpy(out + 4, p.ip[0].src.b.data() + 12, 4);
+    std::memcpy(out + 8, p.ip[0].dst.b.data() + 12, 4);
+    uint8_t* const end = put_layer_scalars(p.ip[0], out + 12);
+    out[0] = 2;
+    out[1] = 0;
+    out[2] = static_cast<uint8_t>((end - (out + 12)) / 4);
+    out[3] = 0;
+    return static_cast<size_t>(end - out);
+  }
+  // The packed form puts every IPv4 (v4-mapped) address before the others, and the scalars
+  // after both: classify the addresses first, so each key is written once, in its place.
+  // Walks the layers as index_keys() does; keep the two in step.
+  const packet::IpAddr* addrs[IndexKeys::kMaxAddrs];
+  int na = 0;
+  const int nl =
+      p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
+  for (int i = 0; i < nl; ++i) {
+    addrs[na++] = &p.ip[i].src;
+    addrs[na++] = &p.ip[i].dst;
+  }
+  if (p.arp && p.arp_addrs) {
+    addrs[na++] = &p.arp_spa;
+    addrs[na++] = &p.arp_tpa;
+  }
+  uint32_t v4_mask = 0;
+  int n_v4 = 0;
+  for (int i = 0; i < na; ++i)
+    if (addrs[i]->is_v4()) {
+      v4_mask |= 1u << i;
+      ++n_v4;
+    }
+  uint8_t* o4 = out + 4;
+  uint8_t* o6 = o4 + 4 * n_v4;
+  for (int i = 0; i < na; ++i) {
+    if (v4_mask >> i & 1) {
+      std::memcpy(o4, addrs[i]->b.data() + 12, 4);
+      o4 += 4;
+    } else {
+      std::memcpy(o6, addrs[i]->b.data(), 16);
+      o6 += 16;
+    }
+  }
+  uint8_t* const s0 = o6;
+  uint8_t* s = s0;
+  auto put = [&s](uint32_t v) {
+    std::memcpy(s, &v, 4);
+    s += 4;
+  };
+  for (int i = 0; i < nl; ++i) s = put_layer_scalars(p.ip[i], s);
+  if (p.arp) put(kScalarNetFlag | kNetArp);
+  if (p.ip_count == 0 && !p.arp) put(kScalarNetFlag | p.ethertype);
+  const int nv = p.vlan_count < packet::PacketInfo::kMaxVlans ? p.vlan_count : packet::PacketInfo::kMaxVlans;
+  for (int i = 0; i < nv; ++i) put(kScalarVlanBase + (p.vlans[i] & 0xfffu));
+  if (p.vlan_count) put(kScalarVlanBase + 4096);
+  out[0] = static_cast<uint8_t>(n_v4);
+  out[1] = static_cast<uint8_t>(na - n_v4);
+  out[2] = static_cast<uint8_t>((s - s0) / 4);
+  out[3] = 0;
+  return static_cast<size_t>(s - out);
+}
+
 // pack()/unpack() run once per stored packet on each side of the ring, with a handful of
 // keys: element-wise copies of fixed size, which compile to plain moves (a memcpy of variable
 // length became `rep movs`, whose start-up cost was most of their time).

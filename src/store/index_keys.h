@@ -83,4 +83,10 @@ struct KeysView {
 // The keys of a decoded packet (the only place that decides them).
 void index_keys(const packet::PacketInfo& p, IndexKeys& out);
 
+// index_keys() then pack() in one step, for the capture thread: writes the packed form of p's
+// keys straight at `out` (where kMaxPackedBytes are writable: a ring record) and returns its
+// size, with no IndexKeys in between to fill and copy. The same bytes as pack() of
+// index_keys() (tested), so the layout KeysView reads is unchanged.
+size_t pack_index_keys(const packet::PacketInfo& p, uint8_t* out);
+
 }  // namespace tmach::store

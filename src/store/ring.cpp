@@ -108,6 +108,30 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
   return true;
 }
 
+bool Ring::try_push_decoded(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
+                            uint32_t caplen, const packet::PacketInfo& info) {
+  const size_t chunk = chunk_bytes_;
+  // The keys' size is known once they are written: in place when any size fits; otherwise (a
+  // chunk's last records, or none yet) through an IndexKeys, whose exact size decides as
+  // before whether the record still fits or opens the next chunk.
+  if (wchunk_ != kNone && chunk - wpos_ >= record_size(uint64_t{IndexKeys::kMaxPackedBytes} + caplen)) {
+    uint8_t* base = wbase_;
+    prefetch_ahead(base, chunk, wpos_, prefetched_w_, true);
+    uint8_t* rec = base + wpos_;
+    const auto keys_bytes = static_cast<uint32_t>(pack_index_keys(info, rec + sizeof(RecordHeader)));
+    const auto need = static_cast<uint32_t>(record_size(uint64_t{keys_bytes} + caplen));
+    const RecordHeader h{need, caplen, wirelen, linktype, ts_ns, keys_bytes, 0};
+    std::memcpy(rec, &h, sizeof(h));
+    std::memcpy(rec + sizeof(h) + keys_bytes, data, caplen);
+    wpos_ += need;
+    head_.store(head_.load(std::memory_order_relaxed) + need, std::memory_order_release);
+    return true;
+  }
+  IndexKeys keys;
+  index_keys(info, keys);
+  return try_push(ts_ns, linktype, wirelen, data, caplen, &keys);
+}
+
 const RecordHeader* Ring::front() {
   const size_t chunk = chunk_bytes_;
   for (;;) {

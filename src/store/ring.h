@@ -88,6 +88,12 @@ class Ring {
   // there is no room (or the record is larger than a chunk: too_large()).
   bool try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
                 const IndexKeys* keys = nullptr);
+  // The same with the keys of `info` (index_keys()), computed straight into the record when
+  // the chunk has room for their largest packed form: the capture thread's path, which saves
+  // filling an IndexKeys and copying it. The ring then holds the same bytes as try_push() of
+  // index_keys(info) (near a chunk's end it takes that path, so records change chunks alike).
+  bool try_push_decoded(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
+                        uint32_t caplen, const packet::PacketInfo& info);
   // Whether a record of this frame could never be pushed (larger than a chunk).
   bool too_large(uint32_t caplen, const IndexKeys* keys) const {
     return record_size((keys ? static_cast<uint32_t>(keys->packed_bytes()) : 0) + uint64_t{caplen}) >
