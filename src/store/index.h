@@ -25,7 +25,9 @@
 #include <roaring/roaring.hh>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "packet/packet_info.h"
@@ -85,6 +87,31 @@ struct SegmentIndex {
 // ordinals of the packets carrying it; all ordinals in one array. What IndexBuilder groups its
 // log into: the sealer writes the sidecar straight from it (roaring_writer.h) rather than
 // through a Roaring bitmap per key, and frees one array instead of thousands of containers.
+// An allocator whose resize() leaves new elements uninitialised (default-initialised): for
+// buffers that are then fully overwritten, where the zero fill was a pass over fresh pages
+// of its own (the seal's page faults were mostly that memset).
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <class U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    std::allocator_traits<std::allocator<T>>::construct(static_cast<std::allocator<T>&>(*this), p,
+                                                        std::forward<Args>(args)...);
+  }
+};
+template <class T>
+using UninitVector = std::vector<T, DefaultInitAllocator<T>>;
+
 struct PostingIndex {
   struct Span {
     uint32_t begin, size;  // within ords
@@ -92,7 +119,9 @@ struct PostingIndex {
     // at hand: the sidecar writer visits keys in key order, all over the ordinals.
     uint32_t bytes;
   };
-  std::vector<uint32_t> ords;  // may be longer than what the spans cover (kept memory)
+  // May be longer than what the spans cover (kept memory); grown without a zero fill, as
+  // the grouping writes every entry.
+  UninitVector<uint32_t> ords;
   std::vector<std::pair<AddrKey, Span>> addr;
   std::vector<std::pair<uint32_t, Span>> port, proto, net, vlan;
   std::vector<uint32_t> slot_end;  // IndexBuilder's scratch while grouping (kept memory)

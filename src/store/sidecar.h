@@ -56,7 +56,7 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
 // depend on the offsets only, so a sealer may encode them while it builds the postings.
 // `path` names the sidecar in errors. Throws SidecarError.
 struct EncodedOffsets {
-  std::vector<uint8_t> table, blocks;
+  UninitVector<uint8_t> table, blocks;  // (the table is sized, then written over)
 };
 EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets);
 // The same bytes, from the offsets encoded ahead; with `two_threads`, the scalar fields'

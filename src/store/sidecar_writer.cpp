@@ -31,12 +31,13 @@ class Writer {
     const auto* b = static_cast<const uint8_t*>(p);
     buf.insert(buf.end(), b, b + n);
   }
-  std::vector<uint8_t> buf;
+  UninitVector<uint8_t> buf;
 };
 
 using BitmapRef = SidecarView::BitmapRef;
 
-using Sections = std::vector<std::pair<uint32_t, std::vector<uint8_t>>>;  // id, raw bytes
+// id, raw bytes. (Sized without a zero fill: each is then written over in full.)
+using Sections = std::vector<std::pair<uint32_t, UninitVector<uint8_t>>>;
 
 // The sections of one field from its keys in order: `items` is a sequence of (key, bitmap)
 // of any kind, `put_key(Writer&, key)` writes a key, `blob_size(bitmap)` and
@@ -65,7 +66,7 @@ void put_field(Sections& secs, Field f, const Items& items, KeyWriter put_key, B
     blob_bytes += n;
   }
   const size_t table = refs.size() * sizeof(BitmapRef);
-  std::vector<uint8_t> bms(table + blob_bytes);
+  UninitVector<uint8_t> bms(table + blob_bytes);  // (the table and every blob, in full)
   constexpr size_t kAhead = 8;
   auto ahead = items.begin();
   for (size_t a = 0; a < kAhead && ahead != items.end(); ++a, ++ahead) prefetch(ahead->second);
@@ -130,7 +131,7 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
   put_indexes(secs);
 
   std::vector<SidecarView::Section> table(secs.size());
-  std::vector<std::vector<uint8_t>> stored(secs.size());
+  std::vector<UninitVector<uint8_t>> stored(secs.size());
   uint64_t pos = kSidecarHeaderSize + table.size() * sizeof(SidecarView::Section);
   for (size_t i = 0; i < secs.size(); ++i) {
     auto& [id, raw] = secs[i];

@@ -46,7 +46,9 @@ uint32_t crc32_tables(const uint8_t* p, size_t len, uint32_t crc) {
 // Using PCLMULQDQ", 2009; the bit-reflected constants of zlib/Chromium's crc32_simd): four
 // 128-bit lanes fold 64 bytes per step, then one lane, then a Barrett reduction. About 5x
 // the tables on this machine; a query checks the CRC of every index piece it reads.
-// `len` >= 64 and a multiple of 16; `crc` is the raw register.
+// `len` >= 16 and a multiple of 16; `crc` is the raw register. Below 64 bytes one lane from
+// the start: the sidecar checksums a bitmap blob each, mostly a few dozen bytes, where the
+// tables' 8-byte steps cost more than one fold per 16 bytes and the fixed reduction.
 __attribute__((target("pclmul,sse4.1"))) uint32_t crc32_clmul(const uint8_t* buf, size_t len, uint32_t crc) {
   alignas(16) static const uint64_t k1k2[] = {0x0154442bd4, 0x01c6e41596};
   alignas(16) static const uint64_t k3k4[] = {0x01751997d0, 0x00ccaa009e};
@@ -54,6 +56,13 @@ __attribute__((target("pclmul,sse4.1"))) uint32_t crc32_clmul(const uint8_t* buf
   alignas(16) static const uint64_t poly[] = {0x01db710641, 0x01f7011641};
   auto load = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
   __m128i x0, x1, x2, x3, x4, x5, x6, x7, x8;
+  if (len < 64) {
+    x1 = _mm_xor_si128(load(buf), _mm_cvtsi32_si128(static_cast<int>(crc)));
+    x0 = _mm_load_si128(reinterpret_cast<const __m128i*>(k3k4));
+    buf += 16;
+    len -= 16;
+    goto one_lane;
+  }
   x1 = load(buf);
   x2 = load(buf + 16);
   x3 = load(buf + 32);
@@ -85,6 +94,7 @@ __attribute__((target("pclmul,sse4.1"))) uint32_t crc32_clmul(const uint8_t* buf
     x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
     x1 = _mm_xor_si128(_mm_xor_si128(x1, next), x5);
   }
+one_lane:
   while (len >= 16) {
     x5 = _mm_clmulepi64_si128(x1, x0, 0x00);
     x1 = _mm_clmulepi64_si128(x1, x0, 0x11);
@@ -130,7 +140,7 @@ uint32_t crc32(const void* data, size_t len, uint32_t crc) {
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;
 #if defined(__x86_64__)
-  if (len >= 64 && have_clmul()) {
+  if (len >= 16 && have_clmul()) {
     size_t chunk = len & ~size_t{15};
     crc = crc32_clmul(p, chunk, crc);
     p += chunk;
