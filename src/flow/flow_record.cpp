@@ -13,14 +13,6 @@ bool has_ports(uint8_t proto) {
   return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
 }
 
-void add_addr(store::IndexKeys& k, const packet::IpAddr& a) {
-  // (as store::index_keys: by the 16-byte form, so a v4-mapped address is an IPv4 key)
-  if (a.is_v4())
-    std::memcpy(&k.v4[k.n_v4++], a.b.data() + 12, 4);
-  else
-    k.v6[k.n_v6++] = a.b;
-}
-
 }  // namespace
 
 const char* to_string(EndState s) {
@@ -73,36 +65,36 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
   return r;
 }
 
-packet::PacketInfo as_packet(const FlowRecord& r) {
-  packet::PacketInfo p;
-  p.ip_count = 1;
-  packet::IpLayer& l = p.ip[0];
+namespace {
+
+// The one IP layer a flow record describes (its key's outer layer: no tunnel).
+packet::IpLayer layer_of(const FlowRecord& r) {
+  packet::IpLayer l;
   l.version = r.version;
   l.src = r.orig;
   l.dst = r.resp;
   l.proto = l.header_proto = r.proto;
-  bool ports = has_ports(r.proto);
   l.has_l4 = true;
-  l.has_ports = ports;
+  l.has_ports = has_ports(r.proto);
   l.sport = r.orig_port;
   l.dport = r.resp_port;
   l.tcp_flags = static_cast<uint8_t>(r.tcp_flags[0] | r.tcp_flags[1]);
+  return l;
+}
+
+}  // namespace
+
+packet::PacketInfo as_packet(const FlowRecord& r) {
+  packet::PacketInfo p;
+  p.ip_count = 1;
+  p.ip[0] = layer_of(r);
   p.ethertype = r.version == 4 ? 0x0800 : 0x86dd;
   return p;
 }
 
 void index_keys(const FlowRecord& r, store::IndexKeys& k) {
-  k.n_v4 = k.n_v6 = 0;
-  add_addr(k, r.orig);
-  add_addr(k, r.resp);
-  k.scalars[0] = store::kScalarProtoBase + r.proto;
-  k.scalars[1] = store::kScalarNetFlag | (r.version == 4 ? store::kNetV4 : store::kNetV6);
-  k.n_scalars = 2;
-  if (has_ports(r.proto)) {
-    k.scalars[2] = r.orig_port;
-    k.scalars[3] = r.resp_port;
-    k.n_scalars = 4;
-  }
+  k.n_v4 = k.n_v6 = k.n_scalars = 0;
+  store::add_layer_keys(layer_of(r), k);
 }
 
 std::string community_id(const FlowRecord& r, uint16_t seed) {

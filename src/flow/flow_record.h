@@ -45,9 +45,8 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end);
 // to flows as they are: one IP layer with the endpoints, ports and protocol.
 packet::PacketInfo as_packet(const FlowRecord& r);
 // The keys a flow file indexes the record under: store::index_keys(as_packet(r)), in the
-// same order, built from the record's fields. The flow writer indexes every record; the
-// PacketInfo (most of a kilobyte to initialise) and the general key walk cost it four
-// times what the keys themselves do.
+// same order — store::add_layer_keys() of the record's one IP layer, without the PacketInfo
+// (most of a kilobyte to initialise) the flow writer would otherwise fill for every record.
 void index_keys(const FlowRecord& r, store::IndexKeys& out);
 // The record's Community ID v1 (packet/community_id.h) with `seed`; empty for ICMP and
 // ICMPv6, whose connection in tm covers every type between two hosts (the ID needs one).

@@ -17,26 +17,36 @@ void add_addr(IndexKeys& k, const packet::IpAddr& a) {
   }
 }
 
+// The scalar keys of one IP layer, in order, each given to put(uint32_t): the one place that
+// decides them, for add_layer_keys() and pack_index_keys()'s fast path.
+template <class Put>
+void put_layer_scalars(const packet::IpLayer& l, Put&& put) {
+  put(kScalarProtoBase + l.proto);
+  put(kScalarNetFlag | (l.version == 4 ? kNetV4 : kNetV6));
+  if (l.tunnel) put(kScalarNetFlag | (kNetTunnel + l.tunnel));
+  if (l.has_ports &&
+      (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
+    put(uint32_t{l.sport});
+    put(uint32_t{l.dport});
+  }
+}
+
 }  // namespace
+
+void add_layer_keys(const packet::IpLayer& l, IndexKeys& k) {
+  add_addr(k, l.src);
+  add_addr(k, l.dst);
+  uint32_t* s = k.scalars + k.n_scalars;
+  put_layer_scalars(l, [&s](uint32_t v) { *s++ = v; });
+  k.n_scalars = static_cast<uint8_t>(s - k.scalars);
+}
 
 void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
   k.n_v4 = k.n_v6 = k.n_scalars = 0;
-  uint32_t* s = k.scalars;
   const int nl =
       p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
-  for (int i = 0; i < nl; ++i) {
-    const packet::IpLayer& l = p.ip[i];
-    add_addr(k, l.src);
-    add_addr(k, l.dst);
-    *s++ = kScalarProtoBase + l.proto;
-    *s++ = kScalarNetFlag | (l.version == 4 ? kNetV4 : kNetV6);
-    if (l.tunnel) *s++ = kScalarNetFlag | (kNetTunnel + l.tunnel);
-    if (l.has_ports &&
-        (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
-      *s++ = l.sport;
-      *s++ = l.dport;
-    }
-  }
+  for (int i = 0; i < nl; ++i) add_layer_keys(p.ip[i], k);
+  uint32_t* s = k.scalars + k.n_scalars;
   if (p.arp) {  // as the evaluator: `arp` is every ARP/RARP frame, `host` its addresses if read
     if (p.arp_addrs) {
       add_addr(k, p.arp_spa);
@@ -51,89 +61,28 @@ void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
   k.n_scalars = static_cast<uint8_t>(s - k.scalars);
 }
 
-namespace {
-
-// A layer's scalar keys at `s` (as index_keys()); returns the end.
-uint8_t* put_layer_scalars(const packet::IpLayer& l, uint8_t* s) {
-  auto put = [&s](uint32_t v) {
-    std::memcpy(s, &v, 4);
-    s += 4;
-  };
-  put(kScalarProtoBase + l.proto);
-  put(kScalarNetFlag | (l.version == 4 ? kNetV4 : kNetV6));
-  if (l.tunnel) put(kScalarNetFlag | (kNetTunnel + l.tunnel));
-  if (l.has_ports &&
-      (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
-    put(l.sport);
-    put(l.dport);
-  }
-  return s;
-}
-
-}  // namespace
-
 size_t pack_index_keys(const packet::PacketInfo& p, uint8_t* out) {
-  // Most packets: one IP layer of two IPv4 addresses, nothing else.
+  // Most packets: one IP layer of two IPv4 addresses, nothing else — what index_keys() makes
+  // of them (its two addresses, then put_layer_scalars()), written in the packed form directly.
   if (p.ip_count == 1 && !p.arp && p.vlan_count == 0 && p.ip[0].src.is_v4() && p.ip[0].dst.is_v4()) {
     std::memcpy(out + 4, p.ip[0].src.b.data() + 12, 4);
     std::memcpy(out + 8, p.ip[0].dst.b.data() + 12, 4);
-    uint8_t* const end = put_layer_scalars(p.ip[0], out + 12);
+    uint8_t* s = out + 12;
+    put_layer_scalars(p.ip[0], [&s](uint32_t v) {
+      std::memcpy(s, &v, 4);
+      s += 4;
+    });
     out[0] = 2;
     out[1] = 0;
-    out[2] = static_cast<uint8_t>((end - (out + 12)) / 4);
+    out[2] = static_cast<uint8_t>((s - (out + 12)) / 4);
     out[3] = 0;
-    return static_cast<size_t>(end - out);
+    return static_cast<size_t>(s - out);
   }
-  // The packed form puts every IPv4 (v4-mapped) address before the others, and the scalars
-  // after both: classify the addresses first, so each key is written once, in its place.
-  // Walks the layers as index_keys() does; keep the two in step.
-  const packet::IpAddr* addrs[IndexKeys::kMaxAddrs];
-  int na = 0;
-  const int nl =
-      p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers;
-  for (int i = 0; i < nl; ++i) {
-    addrs[na++] = &p.ip[i].src;
-    addrs[na++] = &p.ip[i].dst;
-  }
-  if (p.arp && p.arp_addrs) {
-    addrs[na++] = &p.arp_spa;
-    addrs[na++] = &p.arp_tpa;
-  }
-  uint32_t v4_mask = 0;
-  int n_v4 = 0;
-  for (int i = 0; i < na; ++i)
-    if (addrs[i]->is_v4()) {
-      v4_mask |= 1u << i;
-      ++n_v4;
-    }
-  uint8_t* o4 = out + 4;
-  uint8_t* o6 = o4 + 4 * n_v4;
-  for (int i = 0; i < na; ++i) {
-    if (v4_mask >> i & 1) {
-      std::memcpy(o4, addrs[i]->b.data() + 12, 4);
-      o4 += 4;
-    } else {
-      std::memcpy(o6, addrs[i]->b.data(), 16);
-      o6 += 16;
-    }
-  }
-  uint8_t* const s0 = o6;
-  uint8_t* s = s0;
-  auto put = [&s](uint32_t v) {
-    std::memcpy(s, &v, 4);
-    s += 4;
-  };
-  for (int i = 0; i < nl; ++i) s = put_layer_scalars(p.ip[i], s);
-  if (p.arp) put(kScalarNetFlag | kNetArp);
-  if (p.ip_count == 0 && !p.arp) put(kScalarNetFlag | p.ethertype);
-  const int nv = p.vlan_count < packet::PacketInfo::kMaxVlans ? p.vlan_count : packet::PacketInfo::kMaxVlans;
-  for (int i = 0; i < nv; ++i) put(kScalarVlanBase + (p.vlans[i] & 0xfffu));
-  if (p.vlan_count) put(kScalarVlanBase + 4096);
-  out[0] = static_cast<uint8_t>(n_v4);
-  out[1] = static_cast<uint8_t>(na - n_v4);
-  out[2] = static_cast<uint8_t>((s - s0) / 4);
-  out[3] = 0;
-  return static_cast<size_t>(s - out);
+  // The rest (IPv6, tunnels, VLANs, ARP, other frames): through index_keys().
+  IndexKeys k;
+  index_keys(p, k);
+  k.pack(out);
+  return k.packed_bytes();
 }
 
 // pack()/unpack() run once per stored packet on each side of the ring, with a handful of

@@ -82,11 +82,16 @@ struct KeysView {
 
 // The keys of a decoded packet (the only place that decides them).
 void index_keys(const packet::PacketInfo& p, IndexKeys& out);
+// What index_keys() adds for one IP layer (its two addresses, then its protocol, network kind,
+// tunnel kind and ports), appended to `k`: also how a flow file indexes the one layer its
+// record describes (flow::index_keys).
+void add_layer_keys(const packet::IpLayer& l, IndexKeys& k);
 
 // index_keys() then pack() in one step, for the capture thread: writes the packed form of p's
 // keys straight at `out` (where kMaxPackedBytes are writable: a ring record) and returns its
-// size, with no IndexKeys in between to fill and copy. The same bytes as pack() of
-// index_keys() (tested), so the layout KeysView reads is unchanged.
+// size, with no IndexKeys in between to fill and copy for the usual packet (one IPv4 layer;
+// others go through index_keys()). The same bytes as pack() of index_keys() (tested), so the
+// layout KeysView reads is unchanged.
 size_t pack_index_keys(const packet::PacketInfo& p, uint8_t* out);
 
 }  // namespace tmach::store
