@@ -32,6 +32,7 @@
 
 #include "packet/packet_info.h"
 #include "store/index_keys.h"
+#include "util/huge_alloc.h"
 
 namespace tmach::packet {
 class FragmentLayers;
@@ -89,9 +90,10 @@ struct SegmentIndex {
 // through a Roaring bitmap per key, and frees one array instead of thousands of containers.
 // An allocator whose resize() leaves new elements uninitialised (default-initialised): for
 // buffers that are then fully overwritten, where the zero fill was a pass over fresh pages
-// of its own (the seal's page faults were mostly that memset).
+// of its own (the seal's page faults were mostly that memset). Buffers of 2 MiB and more
+// are in huge pages (util::HugeAllocator): these are the postings and sidecar sections.
 template <class T>
-struct DefaultInitAllocator : std::allocator<T> {
+struct DefaultInitAllocator : util::HugeAllocator<T> {
   template <class U>
   struct rebind {
     using other = DefaultInitAllocator<U>;
@@ -105,8 +107,7 @@ struct DefaultInitAllocator : std::allocator<T> {
   }
   template <class U, class... Args>
   void construct(U* p, Args&&... args) {
-    std::allocator_traits<std::allocator<T>>::construct(static_cast<std::allocator<T>&>(*this), p,
-                                                        std::forward<Args>(args)...);
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
 };
 template <class T>
@@ -206,15 +207,21 @@ class IndexBuilder {
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
   // Appends in fixed chunks rather than one vector: growing never copies (a segment's log is
-  // tens of MB), and clear() keeps the chunks for the builder's next segment.
+  // tens of MB), and clear() keeps the chunks for the builder's next segment. A chunk is one
+  // huge page (util::huge_alloc): one page fault where 4 KiB pages took 512.
   template <class T, size_t kChunk>
   class ChunkLog {
     static_assert(std::has_single_bit(kChunk));
+    static_assert(std::is_trivially_copyable_v<T>);
+    struct Free {
+      void operator()(T* p) const noexcept { util::huge_free(p, kChunk * sizeof(T)); }
+    };
 
    public:
     void push_back(T v) {
       const size_t c = size_ / kChunk;
-      if (c == chunks_.size()) chunks_.push_back(std::make_unique_for_overwrite<T[]>(kChunk));
+      if (c == chunks_.size())
+        chunks_.push_back(std::unique_ptr<T[], Free>(static_cast<T*>(util::huge_alloc(kChunk * sizeof(T)))));
       chunks_[c][size_ % kChunk] = v;
       ++size_;
     }
@@ -253,7 +260,7 @@ class IndexBuilder {
     }
 
    private:
-    std::vector<std::unique_ptr<T[]>> chunks_;
+    std::vector<std::unique_ptr<T[], Free>> chunks_;
     size_t size_ = 0;
   };
 
@@ -263,8 +270,8 @@ class IndexBuilder {
   // most of it touched for the first time, and what the seal's counting sort reads twice.
   // A packet out of sequence (a later fragment indexed again when its first arrived) goes to
   // out_of_sequence_ as pairs.
-  ChunkLog<uint32_t, size_t{1} << 17> slots_;  // 512 KiB chunks
-  ChunkLog<uint8_t, size_t{1} << 19> counts_;  // 512 KiB chunks; a packet has < 256 keys
+  ChunkLog<uint32_t, size_t{1} << 19> slots_;  // 2 MiB chunks
+  ChunkLog<uint8_t, size_t{1} << 21> counts_;  // 2 MiB chunks; a packet has < 256 keys
   std::vector<Entry> out_of_sequence_;
   uint32_t first_ord_ = 0, next_ord_ = 0;  // next_ord_ - first_ord_ packets in sequence
   uint32_t ord_ = 0;                       // add(): its ordinal
