@@ -132,7 +132,7 @@ bool Ring::try_push(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const u
 }
 
 bool Ring::try_push_decoded(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
-                            uint32_t caplen, const packet::PacketInfo& info) {
+                            uint32_t caplen, const packet::PacketInfo& info, IndexKeys& keys) {
   // The keys' size is known once they are written: in place when any size fits; otherwise (a
   // chunk's last records, or no chunk yet: wpos_ == chunk) through an IndexKeys, whose exact
   // size decides as before whether the record still fits or opens the next chunk.
@@ -141,7 +141,6 @@ bool Ring::try_push_decoded(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
                [&](uint8_t* at) { return static_cast<uint32_t>(pack_index_keys(info, at)); });
     return true;
   }
-  IndexKeys keys;
   index_keys(info, keys);
   return try_push(ts_ns, linktype, wirelen, data, caplen, &keys);
 }

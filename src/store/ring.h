@@ -91,9 +91,11 @@ class Ring {
   // The same with the keys of `info` (index_keys()), computed straight into the record when
   // the chunk has room for their largest packed form: the capture thread's path, which saves
   // filling an IndexKeys and copying it. The ring then holds the same bytes as try_push() of
-  // index_keys(info) (near a chunk's end it takes that path, so records change chunks alike).
+  // index_keys(info): near a chunk's end (or before the first chunk) it fills `keys` and takes
+  // that path, so records change chunks alike. Only that path refuses: after a refusal `keys`
+  // holds index_keys(info), for the caller's too_large() and retries (not computed twice).
   bool try_push_decoded(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
-                        uint32_t caplen, const packet::PacketInfo& info);
+                        uint32_t caplen, const packet::PacketInfo& info, IndexKeys& keys);
   // Whether a record of this frame could never be pushed (larger than a chunk).
   bool too_large(uint32_t caplen, const IndexKeys* keys) const {
     return record_size((keys ? static_cast<uint32_t>(keys->packed_bytes()) : 0) + uint64_t{caplen}) >
