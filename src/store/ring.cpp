@@ -76,7 +76,7 @@ inline void Ring::put_record(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen
   uint8_t* rec = base + wpos_;
   // The header field by field, the caller's fields before the keys (so they need not be kept
   // across the call that packs them): a RecordHeader built whole went through the vector
-  // registers and the stack, a dozen more instructions a packet.
+  // registers and the stack: with it, nine more instructions a packet (callgrind, small30).
   const auto put = [rec](size_t at, auto v) { std::memcpy(rec + at, &v, sizeof(v)); };
   put(offsetof(RecordHeader, caplen), caplen);
   put(offsetof(RecordHeader, wirelen), wirelen);
