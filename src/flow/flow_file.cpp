@@ -23,6 +23,7 @@
 #include <thread>
 #include <utility>
 
+#include "flow/block_pool.h"
 #include "store/sidecar.h"
 #include "util/crc32.h"
 #include "util/file_io.h"
@@ -124,13 +125,7 @@ class FlowFileWriter::Behind {
     room_.wait(lk, [&] { return queue_.size() < kMaxQueued || failed_; });
     if (failed_) std::rethrow_exception(failed_);
     queue_.push_back(std::move(block));
-    block.clear();
-    if (!spare_.empty()) {
-      block.swap(spare_.back());
-      spare_.pop_back();
-    } else {
-      block.reserve(kBlockRecords);  // (not grown record by record: a dozen reallocations and copies)
-    }
+    block = spare_.take();
     work_.notify_one();
   }
   // Writes what is queued, ends the thread; rethrows its failure.
@@ -164,9 +159,8 @@ class FlowFileWriter::Behind {
         room_.notify_all();
         return;
       }
-      block.clear();
       lk.lock();
-      spare_.push_back(std::move(block));
+      spare_.give_back(block);
       room_.notify_one();
     }
   }
@@ -175,7 +169,9 @@ class FlowFileWriter::Behind {
   std::mutex mu_;
   std::condition_variable work_, room_;
   std::deque<std::vector<FlowRecord>> queue_;
-  std::vector<std::vector<FlowRecord>> spare_;
+  // Emptied blocks: never more than can be out at once (the queue's and the one being written),
+  // so none is freed before the end.
+  BlockPool spare_{kBlockRecords, kMaxQueued + 1};
   bool closing_ = false;
   std::exception_ptr failed_;
   std::thread t_;  // last: starts once the rest is built

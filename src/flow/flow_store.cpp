@@ -81,16 +81,7 @@ void FlowStoreWriter::push(std::vector<FlowRecord>& block) {
   if (block.empty()) return;
   std::lock_guard<std::mutex> lk(mu_);
   pending_.push_back(std::move(block));
-  block.clear();  // (a moved-from vector is valid but unspecified)
-  if (!spare_.empty()) {
-    block.swap(spare_.back());
-    spare_.pop_back();
-  } else {
-    // A whole block's room at once: at a shutdown the producer outruns the writer, no spare
-    // comes back, and growing each block from nothing (a dozen reallocations) copied every
-    // record twice more on the producer's thread. (Pages not written stay unmapped.)
-    block.reserve(kBlockRecords);
-  }
+  block = spare_.take();
 }
 
 void FlowStoreWriter::drain(uint64_t now_wall_ns) {
@@ -117,8 +108,7 @@ void FlowStoreWriter::drain(uint64_t now_wall_ns) {
     // A few emptied blocks go back for reuse (their memory is already paged in); the rest,
     // after a burst of endings, are freed.
     std::lock_guard<std::mutex> lk(mu_);
-    for (auto& block : batch_)
-      if (spare_.size() < kSpareBlocks) spare_.push_back(std::move(block));
+    for (auto& block : batch_) spare_.give_back(block);
   }
   batch_.clear();
   // A block a second keeps recent records readable by `tm flows` (and crash-safe).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "flow/block_pool.h"
 #include "flow/flow_file.h"
 #include "store/disk_ring.h"
 #include "store/segment_meta.h"
@@ -64,7 +65,7 @@ class FlowStoreWriter {
   std::vector<std::string> classes_;
   std::mutex mu_;
   std::vector<std::vector<FlowRecord>> pending_;  // blocks pushed, not written yet
-  std::vector<std::vector<FlowRecord>> spare_;    // written blocks, emptied, for push() to reuse
+  BlockPool spare_{kBlockRecords, kSpareBlocks};  // mu_; written blocks, for push() to reuse
   std::vector<std::vector<FlowRecord>> batch_;
   std::unique_ptr<FlowFileWriter> cur_;
   store::DiskRing sealed_{{".idx", ".flows"}};  // oldest first, inside the budget and age

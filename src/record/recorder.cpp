@@ -178,27 +178,29 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   // IP fragments (rare) go without: the writer decodes them and indexes a later fragment as
   // its datagram through its fragment memory, which must see every fragment in order
   // (IndexBuilder::add_packet) — one place for that, shared with recovery.
-  // The keys go straight into the ring record; only a refused push (rare) needs them apart.
+  // The keys go straight into the ring record. A refused push (rare) has them in index_keys_
+  // (only the ring's fallback refuses, and it computed them there): for too_large() and the
+  // retries, without a second index_keys().
   const bool whole = packet::fragmented_layer(info) < 0;
-  const store::IndexKeys* keys = nullptr;
   bool pushed =
-      whole ? writer_.push_decoded(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, info)
+      whole ? writer_.push_decoded(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, info,
+                                   index_keys_)
             : writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, nullptr);
-  if (!pushed && whole) {
-    store::index_keys(info, index_keys_);
-    keys = &index_keys_;
-  }
-  const bool never = !pushed && writer_.too_large(cls, pk.caplen, keys);
-  if (!pushed && !never && wait_when_full && !stalled_) {
-    const auto since = std::chrono::steady_clock::now();
-    while (!pushed && writer_.error().empty()) {
-      if (stall_limit_.count() && std::chrono::steady_clock::now() - since > stall_limit_) {
-        stalled_ = true;
-        break;
+  bool never = false;
+  if (!pushed) {
+    const store::IndexKeys* keys = whole ? &index_keys_ : nullptr;
+    never = writer_.too_large(cls, pk.caplen, keys);
+    if (!never && wait_when_full && !stalled_) {
+      const auto since = std::chrono::steady_clock::now();
+      while (!pushed && writer_.error().empty()) {
+        if (stall_limit_.count() && std::chrono::steady_clock::now() - since > stall_limit_) {
+          stalled_ = true;
+          break;
+        }
+        totals_.ring_waits++;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
       }
-      totals_.ring_waits++;
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      pushed = writer_.push(shard_, cls, pk.ts_ns, pk.linktype, pk.wirelen, pk.data, pk.caplen, keys);
     }
   }
   if (pushed) {

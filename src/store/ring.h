@@ -91,9 +91,11 @@ class Ring {
   // The same with the keys of `info` (index_keys()), computed straight into the record when
   // the chunk has room for their largest packed form: the capture thread's path, which saves
   // filling an IndexKeys and copying it. The ring then holds the same bytes as try_push() of
-  // index_keys(info) (near a chunk's end it takes that path, so records change chunks alike).
+  // index_keys(info): near a chunk's end (or before the first chunk) it fills `keys` and takes
+  // that path, so records change chunks alike. Only that path refuses: after a refusal `keys`
+  // holds index_keys(info), for the caller's too_large() and retries (not computed twice).
   bool try_push_decoded(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
-                        uint32_t caplen, const packet::PacketInfo& info);
+                        uint32_t caplen, const packet::PacketInfo& info, IndexKeys& keys);
   // Whether a record of this frame could never be pushed (larger than a chunk).
   bool too_large(uint32_t caplen, const IndexKeys* keys) const {
     return record_size((keys ? static_cast<uint32_t>(keys->packed_bytes()) : 0) + uint64_t{caplen}) >
@@ -140,6 +142,13 @@ class Ring {
   static uint64_t record_size(uint64_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~uint64_t{7}; }
   // Asks for the lines from `done` (advanced) to a few KiB past `pos`, within the chunk.
   static void prefetch_ahead(const uint8_t* chunk, size_t chunk_bytes, size_t pos, size_t& done, bool write);
+  // Writes a record at wpos_ of the chunk being filled, which the caller saw has room for it
+  // (with the most keys put_keys may write): its header, its keys (put_keys(at) writes them and
+  // returns their packed size), the frame; then publishes it. try_push() and try_push_decoded()
+  // differ only in how they write the keys (defined and inlined in ring.cpp: the fast path).
+  template <class PutKeys>
+  [[gnu::always_inline]] inline void put_record(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
+                                                const uint8_t* data, uint32_t caplen, PutKeys put_keys);
   void sample_high_water(uint64_t head);
 
   std::unique_ptr<BufferPool> own_;  // Ring(bytes)
@@ -152,9 +161,8 @@ class Ring {
   std::vector<uint32_t> slots_;
   // Producer.
   alignas(64) std::atomic<uint64_t> head_{0};  // bytes of records pushed
-  uint32_t wchunk_ = kNone;                    // the chunk being filled
-  uint8_t* wbase_ = nullptr;                   // its memory (pool_->chunk(wchunk_))
-  size_t wpos_ = 0;                            // offset in it
+  uint8_t* wbase_ = nullptr;                   // the memory of the chunk being filled
+  size_t wpos_;  // offset in it; chunk_bytes_ before the first (as full: one test for both)
   size_t prefetched_w_ = 0;
   uint64_t wslot_ = 0;  // slots written
   std::atomic<uint64_t> high_water_{0};

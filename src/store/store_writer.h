@@ -92,10 +92,11 @@ class StoreWriter {
     return rings_[ring_of(producer, cls)]->try_push(ts_ns, linktype, wirelen, data, caplen, keys);
   }
   // The same with the keys of the decoded packet, computed straight into the ring
-  // (Ring::try_push_decoded).
+  // (Ring::try_push_decoded: when it refuses, `keys` holds them).
   bool push_decoded(uint16_t producer, uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen,
-                    const uint8_t* data, uint32_t caplen, const packet::PacketInfo& info) {
-    return rings_[ring_of(producer, cls)]->try_push_decoded(ts_ns, linktype, wirelen, data, caplen, info);
+                    const uint8_t* data, uint32_t caplen, const packet::PacketInfo& info, IndexKeys& keys) {
+    return rings_[ring_of(producer, cls)]->try_push_decoded(ts_ns, linktype, wirelen, data, caplen, info,
+                                                            keys);
   }
   bool push(uint16_t cls, uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
             uint32_t caplen, const IndexKeys* keys) {

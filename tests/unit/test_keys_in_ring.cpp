@@ -118,12 +118,13 @@ TEST(KeysInRing, TryPushDecodedPlacesRecordsAsTryPush) {
   const auto* new_mem = static_cast<const uint8_t*>(in_place.memory().first);
   uint64_t ts = 0;
   size_t pushed = 0, fallbacks = 0;
+  store::IndexKeys spill;
   for_each_corpus_packet(
       [&](uint32_t lt, const uint8_t* d, uint32_t caplen, uint32_t len, const packet::PacketInfo& p) {
         store::IndexKeys k;
         store::index_keys(p, k);
         const bool a = old_way.try_push(ts, lt, len, d, caplen, &k);
-        const bool b = in_place.try_push_decoded(ts, lt, len, d, caplen, p);
+        const bool b = in_place.try_push_decoded(ts, lt, len, d, caplen, p, spill);
         ++ts;
         ASSERT_EQ(a, b);
         if (!a) return;  // larger than a chunk
@@ -145,4 +146,70 @@ TEST(KeysInRing, TryPushDecodedPlacesRecordsAsTryPush) {
       });
   EXPECT_GE(pushed, 100000u);
   EXPECT_GE(fallbacks, 10u);
+}
+
+namespace {
+
+// One IPv4 TCP layer from 10.0.0.<a> to 10.0.0.<a + 1>.
+packet::PacketInfo tcp_info(int a) {
+  packet::PacketInfo p;
+  p.ip_count = 1;
+  packet::IpLayer& l = p.ip[0];
+  l.version = 4;
+  l.src = addr(a, true);
+  l.dst = addr(a + 1, true);
+  l.proto = packet::kProtoTcp;
+  l.has_ports = true;
+  l.sport = 1000;
+  l.dport = 80;
+  return p;
+}
+
+std::vector<uint8_t> packed(const store::IndexKeys& k) {
+  std::vector<uint8_t> b(k.packed_bytes());
+  k.pack(b.data());
+  return b;
+}
+
+}  // namespace
+
+// A refused try_push_decoded() leaves index_keys(info) in its `keys` (the recorder's too_large()
+// and retries use them rather than computing them again): when the ring is full, and when the
+// frame is larger than a chunk.
+TEST(KeysInRing, RefusedPushDecodedHandsBackTheKeys) {
+  store::Ring r(1 << 16);  // 16 KiB chunks
+  ASSERT_EQ(r.pool().chunk_bytes(), 16u << 10);
+  store::IndexKeys want, got;
+  std::vector<uint8_t> frame(20000, 0);
+
+  const packet::PacketInfo big = tcp_info(7);
+  store::index_keys(big, want);
+  store::index_keys(tcp_info(100), got);  // other keys, to be written over
+  ASSERT_NE(packed(got), packed(want));
+  EXPECT_FALSE(r.try_push_decoded(1, 1, 20000, frame.data(), 20000, big, got));
+  EXPECT_EQ(packed(got), packed(want));
+  EXPECT_TRUE(r.too_large(20000, &got));
+  EXPECT_EQ(r.used(), 0u);
+
+  size_t n = 0;
+  for (;; ++n) {
+    const packet::PacketInfo p = tcp_info(static_cast<int>(n % 50));
+    store::index_keys(tcp_info(200), got);
+    if (!r.try_push_decoded(n, 1, 1500, frame.data(), 1500, p, got)) {
+      store::index_keys(p, want);
+      EXPECT_EQ(packed(got), packed(want));
+      EXPECT_FALSE(r.too_large(1500, &got));
+      break;
+    }
+    ASSERT_LT(n, 1000u);
+  }
+  EXPECT_GT(n, 30u);
+  // Room again once the writer passed a chunk: the keys handed back push as try_push() does.
+  size_t popped = 0;
+  while (!r.try_push(n, 1, 1500, frame.data(), 1500, &got)) {
+    ASSERT_NE(r.front(), nullptr);
+    r.pop();
+    ASSERT_LT(++popped, 100u);
+  }
+  EXPECT_GT(popped, 0u);
 }
