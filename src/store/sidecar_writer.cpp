@@ -245,10 +245,18 @@ EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_
   };
   // The sequences' last one ends the block (its remaining literals, no match); literals are
   // Huffman-coded whatever the level says.
-  check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_blockDelimiters, ZSTD_sf_explicitBlockDelimiters));
-  check(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_literalCompressionMode, ZSTD_ps_enable));
+  const bool sequences =
+      !ZSTD_isError(
+          ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_blockDelimiters, ZSTD_sf_explicitBlockDelimiters)) &&
+      !ZSTD_isError(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_literalCompressionMode, ZSTD_ps_enable));
   const size_t nblocks = (offsets.size() + kOffsetsPerBlock - 1) / kOffsetsPerBlock;
   std::vector<uint8_t> raw(6 * size_t{kOffsetsPerBlock}), z(ZSTD_compressBound(raw.size()));
+  std::unique_ptr<ZSTD_CCtx, FreeCCtx> plain;  // the fallback's context, made if it is needed
+  auto fallback = [&] {
+    if (!plain) plain.reset(ZSTD_createCCtx());
+    if (!plain) throw SidecarError(fmt::format("{}: compression failed: no memory for its context", path));
+    return plain.get();
+  };
   std::vector<ZSTD_Sequence> seqs;
   seqs.reserve(kOffsetsPerBlock / kMinRun + 2);
   out.table.resize(nblocks * sizeof(OffsetBlock));
@@ -256,8 +264,17 @@ EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_
   for (size_t b = 0, at = 0; at < offsets.size(); ++b, at += kOffsetsPerBlock) {
     const size_t n = std::min<size_t>(offsets.size() - at, kOffsetsPerBlock);
     const size_t rn = delta_code(offsets.data() + at, n, raw.data(), seqs);
-    const size_t zn = check(
-        ZSTD_compressSequences(cctx.get(), z.data(), z.size(), seqs.data(), seqs.size(), raw.data(), rn));
+    size_t zn = 0;
+    bool done = false;
+    if (sequences) {
+      zn = ZSTD_compressSequences(cctx.get(), z.data(), z.size(), seqs.data(), seqs.size(), raw.data(), rn);
+      done = !ZSTD_isError(zn);
+    }
+    if (!done) [[unlikely]] {
+      // The experimental API refusing (a libzstd other than the one built against, say) costs
+      // the seal its speed, not the index: the same block through the stable API, level 1.
+      zn = check(ZSTD_compressCCtx(fallback(), z.data(), z.size(), raw.data(), rn, 1));
+    }
     const OffsetBlock ob{out.blocks.size(), static_cast<uint32_t>(zn), static_cast<uint32_t>(rn),
                          util::crc32(z.data(), zn), 0};
     std::memcpy(out.table.data() + b * sizeof(OffsetBlock), &ob, sizeof ob);
