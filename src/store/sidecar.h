@@ -58,7 +58,13 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
 struct EncodedOffsets {
   UninitVector<uint8_t> table, blocks;  // (the table is sized, then written over)
 };
-EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets);
+// How the blocks are compressed (both are plain zstd frames, read alike): kRuns gives zstd
+// the runs of one difference as matches (ZSTD_compressSequences, experimental API), and
+// falls back to kStable (ZSTD_compressCCtx level 1) for a block it refuses; kStable is that
+// fallback alone (for its test).
+enum class OffsetsCoding { kRuns, kStable };
+EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets,
+                              OffsetsCoding coding = OffsetsCoding::kRuns);
 // The same bytes, from the offsets encoded ahead; with `two_threads`, the scalar fields'
 // sections are serialised on a helper thread (a std::async task, joined before this
 // returns) while this one serialises the addresses'.

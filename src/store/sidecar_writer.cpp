@@ -225,7 +225,8 @@ void put_scalar_fields(Sections& secs, const PostingIndex& ix) {
 
 }  // namespace
 
-EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets) {
+EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets,
+                              OffsetsCoding coding) {
   EncodedOffsets out;
   if (offsets.empty()) return out;
   // Each block is a zstd frame whose matches are given (delta_code's runs), so zstd does no
@@ -246,6 +247,7 @@ EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_
   // The sequences' last one ends the block (its remaining literals, no match); literals are
   // Huffman-coded whatever the level says.
   const bool sequences =
+      coding == OffsetsCoding::kRuns &&
       !ZSTD_isError(
           ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_blockDelimiters, ZSTD_sf_explicitBlockDelimiters)) &&
       !ZSTD_isError(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_literalCompressionMode, ZSTD_ps_enable));

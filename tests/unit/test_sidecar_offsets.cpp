@@ -66,10 +66,12 @@ void check_blocks(const store::EncodedOffsets& enc, const std::vector<uint32_t>&
 
 // Encodes `off`, checks every block against the reference and reads the offsets back
 // through a sidecar. Returns the stored bytes of the blocks.
-size_t check_round_trip(const std::vector<uint32_t>& off) {
-  SCOPED_TRACE(testing::Message() << off.size() << " offsets");
-  const store::EncodedOffsets enc = store::encode_offsets("test.idx", off);
+size_t check_round_trip(const std::vector<uint32_t>& off,
+                        store::OffsetsCoding coding = store::OffsetsCoding::kRuns) {
+  SCOPED_TRACE(testing::Message() << off.size() << " offsets, coding " << static_cast<int>(coding));
+  const store::EncodedOffsets enc = store::encode_offsets("test.idx", off, coding);
   check_blocks(enc, off);
+  if (coding != store::OffsetsCoding::kRuns) return enc.blocks.size();  // (the sidecar writes kRuns)
 
   TempDir d;
   const std::string path = (d.p / "offsets.idx").string();
@@ -148,4 +150,21 @@ TEST(SidecarOffsets, CompressesRepeatedSizesAndStoresNoise) {
   EXPECT_LT(check_round_trip(offsets(n, [](size_t) { return uint32_t{76}; })), 5 * 64u);
   // Differences of random bytes: no worse than raw plus a small frame overhead per block.
   EXPECT_LT(check_round_trip(offsets(n, [&](size_t) { return 1 + rng() % 0xfffe; })), n * 2 + 5 * 64);
+}
+
+TEST(SidecarOffsets, StableFallbackDecodesAlike) {
+  // The path a block takes when the experimental sequence API refuses it: plain level-1 frames
+  // of the same bytes, whatever the differences.
+  std::mt19937 rng(4);
+  const auto stable = store::OffsetsCoding::kStable;
+  check_round_trip({}, stable);
+  for (size_t n : {size_t{1}, size_t{kOffsetsPerBlock}, 2 * size_t{kOffsetsPerBlock} + 3})
+    check_round_trip(offsets(n, [&](size_t) { return 16 + 60 + rng() % 1450; }), stable);
+  const uint32_t edge[] = {0xfffe, 0xffff, 0x10000, 76, 76, 76, 76, 76, 76, 76, 76, 76};
+  check_round_trip(offsets(kOffsetsPerBlock + 9, [&](size_t i) { return edge[i % 12]; }), stable);
+  // Its blocks differ from the runs' (so the test reaches the other path), the offsets do not.
+  const auto off =
+      offsets(kOffsetsPerBlock, [&](size_t i) { return i % 100 < 50 ? 82u : 16 + rng() % 1500; });
+  EXPECT_FALSE(store::encode_offsets("a.idx", off, stable).blocks ==
+               store::encode_offsets("b.idx", off, store::OffsetsCoding::kRuns).blocks);
 }
