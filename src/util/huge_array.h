@@ -3,11 +3,11 @@
 // 2 MiB pages remove most of its TLB misses. Pages are only committed when touched.
 #pragma once
 
-#include <sys/mman.h>
-
 #include <cstddef>
 #include <new>
 #include <type_traits>
+
+#include "util/huge_alloc.h"
 
 namespace tmach::util {
 
@@ -20,15 +20,12 @@ class HugeArray {
  public:
   HugeArray() = default;
   explicit HugeArray(size_t n) : n_(n) {
-    bytes_ = (n * sizeof(T) + (2u << 20) - 1) & ~static_cast<size_t>((2u << 20) - 1);
+    bytes_ = (n * sizeof(T) + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
     if (bytes_ == 0) return;
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    madvise(p, bytes_, MADV_HUGEPAGE);
-    data_ = static_cast<T*>(p);
+    data_ = static_cast<T*>(huge_alloc(bytes_));
   }
   ~HugeArray() {
-    if (data_) munmap(data_, bytes_);
+    if (data_) huge_free(data_, bytes_);
   }
   HugeArray(const HugeArray&) = delete;
   HugeArray& operator=(const HugeArray&) = delete;
