@@ -101,12 +101,13 @@ void put_scalar_key(Writer& w, uint32_t k) { w.put<uint32_t>(k); }
 // literals), then the block's closing one (its remaining literals, no match).
 constexpr size_t kMinRun = 8;
 
-// The sequence of the run of `run` repeats of the difference `d` that ends at byte `p`,
-// with the literals from `lit` before it.
-void add_run(std::vector<ZSTD_Sequence>& seqs, size_t p, size_t lit, size_t run, uint32_t d) {
+// The sequence of the run of `run` repeats of the difference `d` that ends at byte `p`, with
+// the literals from `lit` before it; `lit` then moves to `p`.
+void add_run(std::vector<ZSTD_Sequence>& seqs, size_t p, size_t& lit, size_t run, uint32_t d) {
   const size_t entry = d < 0xffff ? 2 : 6, match = run * entry;
   seqs.push_back(ZSTD_Sequence{static_cast<unsigned>(entry), static_cast<unsigned>(p - match - lit),
                                static_cast<unsigned>(match), 0});
+  lit = p;
 }
 
 // Not inlined: within encode_offsets the loop's variables were spilled to the stack (25
@@ -123,10 +124,7 @@ __attribute__((noinline)) size_t delta_code(const uint32_t* off, size_t n, uint8
     if (d == prev_d) {
       ++run;
     } else {
-      if (run >= kMinRun) {
-        add_run(seqs, p, lit, run, prev_d);
-        lit = p;
-      }
+      if (run >= kMinRun) add_run(seqs, p, lit, run, prev_d);
       run = 0;
       prev_d = d;
     }
@@ -141,10 +139,7 @@ __attribute__((noinline)) size_t delta_code(const uint32_t* off, size_t n, uint8
       p += 6;
     }
   }
-  if (run >= kMinRun) {
-    add_run(seqs, p, lit, run, prev_d);
-    lit = p;
-  }
+  if (run >= kMinRun) add_run(seqs, p, lit, run, prev_d);
   seqs.push_back(ZSTD_Sequence{0, static_cast<unsigned>(p - lit), 0, 0});
   return p;
 }
@@ -253,12 +248,6 @@ EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_
       !ZSTD_isError(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_literalCompressionMode, ZSTD_ps_enable));
   const size_t nblocks = (offsets.size() + kOffsetsPerBlock - 1) / kOffsetsPerBlock;
   std::vector<uint8_t> raw(6 * size_t{kOffsetsPerBlock}), z(ZSTD_compressBound(raw.size()));
-  std::unique_ptr<ZSTD_CCtx, FreeCCtx> plain;  // the fallback's context, made if it is needed
-  auto fallback = [&] {
-    if (!plain) plain.reset(ZSTD_createCCtx());
-    if (!plain) throw SidecarError(fmt::format("{}: compression failed: no memory for its context", path));
-    return plain.get();
-  };
   std::vector<ZSTD_Sequence> seqs;
   seqs.reserve(kOffsetsPerBlock / kMinRun + 2);
   out.table.resize(nblocks * sizeof(OffsetBlock));
@@ -274,8 +263,9 @@ EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_
     }
     if (!done) [[unlikely]] {
       // The experimental API refusing (a libzstd other than the one built against, say) costs
-      // the seal its speed, not the index: the same block through the stable API, level 1.
-      zn = check(ZSTD_compressCCtx(fallback(), z.data(), z.size(), raw.data(), rn, 1));
+      // the seal its speed, not the index: the same block through the stable API, level 1, on
+      // the same context (ZSTD_compressCCtx ignores the advanced parameters set above).
+      zn = check(ZSTD_compressCCtx(cctx.get(), z.data(), z.size(), raw.data(), rn, 1));
     }
     const OffsetBlock ob{out.blocks.size(), static_cast<uint32_t>(zn), static_cast<uint32_t>(rn),
                          util::crc32(z.data(), zn), 0};
