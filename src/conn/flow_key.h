@@ -16,14 +16,21 @@ struct FlowKey {
   uint8_t pad[3] = {0, 0, 0};
   uint32_t tunnel = 0;  // hash of the outer layers' path (and of the SPI for ESP/AH); 0 for plain traffic
 
-  bool operator==(const FlowKey& o) const {  // bytewise, as five words and one half-word
-    uint64_t x[5], y[5];
+  // Bytewise, as five words and one half-word, loaded straight from both keys (words copied
+  // into local arrays first were spilled to the stack and read back).
+  bool operator==(const FlowKey& o) const {
+    const auto* x = reinterpret_cast<const uint8_t*>(this);
+    const auto* y = reinterpret_cast<const uint8_t*>(&o);
+    auto w = [](const uint8_t* p) {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    };
     uint32_t s, t;
-    std::memcpy(x, this, 40);
-    std::memcpy(y, &o, 40);
-    std::memcpy(&s, reinterpret_cast<const uint8_t*>(this) + 40, 4);
-    std::memcpy(&t, reinterpret_cast<const uint8_t*>(&o) + 40, 4);
-    return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (s ^ t)) == 0;
+    std::memcpy(&s, x + 40, 4);
+    std::memcpy(&t, y + 40, 4);
+    return ((w(x) ^ w(y)) | (w(x + 8) ^ w(y + 8)) | (w(x + 16) ^ w(y + 16)) | (w(x + 24) ^ w(y + 24)) |
+            (w(x + 32) ^ w(y + 32)) | (s ^ t)) == 0;
   }
 };
 static_assert(sizeof(FlowKey) == 44);

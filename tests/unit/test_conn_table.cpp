@@ -327,7 +327,8 @@ conn::KeyedPacket field_by_field(const packet::IpLayer& l, uint32_t tunnel, uint
   conn::FlowKey& k = kp.key;
   k.proto = l.proto;
   k.tunnel = tunnel;
-  const bool src_first = l.src < l.dst || (l.src == l.dst && sp <= dp);
+  // (std::array's bytewise order, not IpAddr's word compare that key_of() shares)
+  const bool src_first = l.src.b < l.dst.b || (l.src.b == l.dst.b && sp <= dp);
   k.a = src_first ? l.src : l.dst;
   k.b = src_first ? l.dst : l.src;
   k.port_a = src_first ? sp : dp;
@@ -359,6 +360,17 @@ TEST(FlowKey, RegisterBuiltKeyIsTheFieldByFieldOne) {
     ASSERT_TRUE(kp);
     expect_same(*kp, field_by_field(p.ip[0], 0, 7, 65535));
   }
+  // IPv6 addresses that differ in their first eight bytes either way, and only in their last
+  // eight (the order is bytewise: a 128-bit compare, high word first).
+  const uint8_t lo[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0, 0, 9};
+  const uint8_t hi[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1};
+  const uint8_t lo2[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0, 1, 0};
+  for (auto [s, d] : {std::pair{lo, hi}, std::pair{hi, lo}, std::pair{lo, lo2}, std::pair{lo2, lo}}) {
+    packet::PacketInfo p = tcp_packet(1, 2, 443, 50000);
+    p.ip[0].src = packet::IpAddr::v6(s);
+    p.ip[0].dst = packet::IpAddr::v6(d);
+    expect_same(*conn::make_key(p), field_by_field(p.ip[0], 0, 443, 50000));
+  }
   // A tunnelled packet: the inner layer's key with the (nonzero) tunnel hash.
   packet::PacketInfo t = tcp_packet(0x0a000001, 0x0a000002, 1, 2);
   t.ip[1] = tcp_packet(0xac100001, 0xac100002, 5000, 53).ip[0];
@@ -370,6 +382,22 @@ TEST(FlowKey, RegisterBuiltKeyIsTheFieldByFieldOne) {
   ASSERT_TRUE(kt);
   EXPECT_NE(conn::tunnel_hash(t), 0u);
   expect_same(*kt, field_by_field(t.ip[1], conn::tunnel_hash(t), 5000, 53));
+}
+
+TEST(FlowKey, EqualityLooksAtEveryByteButThePadding) {
+  conn::FlowKey k = conn::make_key(tcp_packet(0x0a000001, 0x0a000002, 1234, 80))->key;
+  k.tunnel = 0x01020304;
+  conn::FlowKey same = k;
+  same.pad[0] = 0;  // (the padding is always 0: the keys compare it too)
+  EXPECT_TRUE(k == same);
+  // One byte changed anywhere in the addresses, ports, protocol or tunnel: a different key.
+  for (size_t at : {size_t{0}, size_t{7}, size_t{8}, size_t{15}, size_t{16}, size_t{31}, size_t{32},
+                    size_t{35}, size_t{36}, size_t{40}, size_t{43}}) {
+    conn::FlowKey other = k;
+    reinterpret_cast<uint8_t*>(&other)[at] ^= 0x10;
+    EXPECT_FALSE(k == other) << "byte " << at;
+    EXPECT_FALSE(other == k) << "byte " << at;
+  }
 }
 
 TEST(FlowKey, KeyerFastPathForNonFragmentsMatchesTheFragmentTable) {
