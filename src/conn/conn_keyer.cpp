@@ -4,7 +4,7 @@
 
 namespace tmach::conn {
 
-bool ConnKeyer::key(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out) {
+bool ConnKeyer::key_rare(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out) {
   const packet::IpLayer* in = p.inner();
   if (in && has_sa(*in)) {
     out = *make_sa_key(p, sas_.pair_id(*in, path_hash(p), now_ns));

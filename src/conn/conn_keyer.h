@@ -21,12 +21,19 @@ class ConnKeyer {
   std::optional<KeyedPacket> key(const packet::PacketInfo& p, uint64_t now_ns);
   // The same written straight into `out` (the recorder's batch array: no optional copied per
   // packet); false, `out` left as it was, for frames without IP.
-  bool key(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out);
+  bool key(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out) {
+    // Most packets: one IP layer, not a fragment, no SA: make_key() without the call here
+    // (which kept a frame and five registers for the rare paths).
+    if (p.ip_count == 1 && !p.ip[0].fragment && !has_sa(p.ip[0])) return make_key(p, out);
+    return key_rare(p, now_ns, out);
+  }
 
   const FragmentTable& fragments() const { return frags_; }
   const SaPairTable& sa_pairs() const { return sas_; }
 
  private:
+  bool key_rare(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out);
+
   FragmentTable frags_;
   SaPairTable sas_;
 };
