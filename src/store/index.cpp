@@ -385,9 +385,11 @@ void IndexBuilder::clear() {
   nslots_ = 0;
   direct_.assign(kScalarDirectEnd, -1);
   net_.clear();
-  for (List& l : lists_) {
-    l.ords.clear();
-    spare_lists_.push_back(std::move(l.ords));
+  // Last first: the next segment's first list (most often the same key, as common as it was
+  // here) gets this one's memory back.
+  for (auto l = lists_.rbegin(); l != lists_.rend(); ++l) {
+    l->ords.clear();
+    spare_lists_.push_back(std::move(l->ords));
   }
   lists_.clear();
   proto_list_.assign(256, -1);

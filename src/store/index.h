@@ -286,16 +286,19 @@ class IndexBuilder {
   // packets (one of each per IP layer). Their ordinals are appended to a list per key as they
   // come, a sequential write, rather than logged: the seal's counting sort then reads and
   // scatters a third fewer entries (build/micro_seal), and copies these lists whole.
+  // A list grows by remapping its pages rather than copying them (util::HugeVector): the
+  // common ones hold nearly every packet, tens of MB a segment.
   struct List {
     uint32_t slot;
-    std::vector<uint32_t> ords;
+    util::HugeVector<uint32_t> ords;
   };
   void append_to_list(int32_t& list, int32_t& slot);
   std::vector<List> lists_;
-  std::vector<std::vector<uint32_t>> spare_lists_;  // cleared lists' memory, for the next segment
-  std::vector<int32_t> proto_list_;                 // protocol -> index in lists_, -1 = none yet
-  std::vector<int32_t> net_list_;                   // net_[i] -> index in lists_, -1 = none yet
-  std::vector<V6Slot> v6_;                          // open addressing, power of two
+  // Cleared lists' memory, for the next segment.
+  std::vector<util::HugeVector<uint32_t>> spare_lists_;
+  std::vector<int32_t> proto_list_;  // protocol -> index in lists_, -1 = none yet
+  std::vector<int32_t> net_list_;    // net_[i] -> index in lists_, -1 = none yet
+  std::vector<V6Slot> v6_;           // open addressing, power of two
   size_t v6_used_ = 0;
   std::vector<V4Slot> v4_;  // open addressing, power of two, multiplicative hash
   size_t v4_used_ = 0;

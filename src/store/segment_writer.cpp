@@ -25,7 +25,7 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
     : base_(std::move(base)), opts_(std::move(opts)), builder_(std::move(builder)) {
   if (!opts_.fragments) opts_.fragments = std::make_shared<packet::FragmentLayers>();
   builder_.clear();
-  body_.offsets.reserve(opts_.expect_packets);
+  offsets_.reserve(opts_.expect_packets);
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
@@ -76,7 +76,7 @@ SegmentWriter::~SegmentWriter() {
     body_.directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts_ns});
     last_dir_offset_ = off;
   }
-  body_.offsets.push_back(static_cast<uint32_t>(off));
+  offsets_.push_back(static_cast<uint32_t>(off));
   file_bytes_ += sizeof(util::pcap::RecordHeader) + caplen;
   meta_.packets++;
   meta_.wire_bytes += wirelen;
@@ -201,11 +201,11 @@ uint64_t SegmentWriter::seal(bool two_threads) {
   // With two threads, a helper (a std::async task, joined below) waits for the data to reach
   // the disk and encodes the offsets while this thread builds the postings, and
   // write_sidecar then splits the index sections between the two. The helper reads fd_ and
-  // body_.offsets, which nothing changes until it is joined. The sidecar is the same.
+  // offsets_, which nothing changes until it is joined. The sidecar is the same.
   std::future<EncodedOffsets> ahead;
   if (two_threads) {
     flush();
-    ahead = std::async(std::launch::async, [fd = fd_, path = base_ + ".idx", &offsets = body_.offsets] {
+    ahead = std::async(std::launch::async, [fd = fd_, path = base_ + ".idx", &offsets = offsets_] {
       ::fdatasync(fd);
       return encode_offsets(path, offsets);
     });
@@ -215,7 +215,7 @@ uint64_t SegmentWriter::seal(bool two_threads) {
   // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
   // the postings stay with the builder, whose memory the next segment reuses.
   const PostingIndex& postings = builder_.finish_postings(two_threads);
-  EncodedOffsets offsets = two_threads ? ahead.get() : encode_offsets(base_ + ".idx", body_.offsets);
+  EncodedOffsets offsets = two_threads ? ahead.get() : encode_offsets(base_ + ".idx", offsets_);
   synced_bytes_ = file_bytes_;
   meta_.pcap_bytes = file_bytes_;
   // The name tells the smallest timestamp exactly once sealed (the sidecar's rename below
@@ -227,6 +227,7 @@ uint64_t SegmentWriter::seal(bool two_threads) {
   // Free the directory and offsets here, on the thread that seals (the sealer thread), rather
   // than in the destructor, which runs on the writer thread.
   body_ = SidecarBody{};
+  offsets_ = util::HugeVector<uint32_t>{};
   sealed_ = true;
   ::close(fd_);
   fd_ = -1;
@@ -240,7 +241,7 @@ SegmentWriter::Cut SegmentWriter::cut_to_complete() {
   struct stat st;
   uint64_t on_disk = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : written_bytes_;
   // Record i ends where record i+1 starts; the last one at file_bytes_.
-  const auto& off = body_.offsets;
+  const auto& off = offsets_;
   uint64_t end = std::min(on_disk, kHeader);
   if (file_bytes_ <= on_disk) {
     cut.packets = off.size();
@@ -264,7 +265,7 @@ SegmentWriter::Cut SegmentWriter::cut_to_complete() {
 }
 
 uint64_t SegmentWriter::memory_bytes() const {
-  return builder_.memory_bytes() + uint64_t{body_.offsets.capacity()} * sizeof(uint32_t) +
+  return builder_.memory_bytes() + uint64_t{offsets_.capacity()} * sizeof(uint32_t) +
          uint64_t{body_.directory.capacity()} * sizeof(DirEntry) + buf_.capacity() +
          (gather_ ? kGatherBytes : 0) + uint64_t{iov_.capacity()} * sizeof(iovec);
 }
@@ -272,7 +273,7 @@ uint64_t SegmentWriter::memory_bytes() const {
 SidecarBody SegmentWriter::snapshot() const {
   SidecarBody b;
   b.directory = body_.directory;
-  b.offsets = body_.offsets;
+  b.offsets.assign(offsets_.begin(), offsets_.end());
   b.index = builder_.snapshot();
   return b;
 }

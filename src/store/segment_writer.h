@@ -15,6 +15,7 @@
 #include "store/index.h"
 #include "store/segment_meta.h"
 #include "store/sidecar.h"
+#include "util/huge_alloc.h"
 #include "util/pcap.h"
 
 namespace tmach::store {
@@ -141,7 +142,10 @@ class SegmentWriter {
   uint64_t last_dir_offset_ = 0;
   uint64_t next_dir_ord_ = 0;  // every directory_every-th packet has an entry
   SegmentMeta meta_;
-  SidecarBody body_;  // directory + offsets filled here; index built by builder_
+  SidecarBody body_;  // the directory filled here (its offsets unused: offsets_)
+  // Each packet's file offset: growing by remapping rather than copying (util::HugeVector),
+  // as a segment's millions of offsets are tens of MB.
+  util::HugeVector<uint32_t> offsets_;
   IndexBuilder builder_;
   bool sealed_ = false;
   uint64_t seal_peak_bytes_ = 0;

@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -63,7 +64,7 @@ struct EncodedOffsets {
 // falls back to kStable (ZSTD_compressCCtx level 1) for a block it refuses; kStable is that
 // fallback alone (for its test).
 enum class OffsetsCoding { kRuns, kStable };
-EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets,
+EncodedOffsets encode_offsets(const std::string& path, std::span<const uint32_t> offsets,
                               OffsetsCoding coding = OffsetsCoding::kRuns);
 // The same bytes, from the offsets encoded ahead; with `two_threads`, the scalar fields'
 // sections are serialised on a helper thread (a std::async task, joined before this

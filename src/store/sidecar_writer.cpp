@@ -220,7 +220,7 @@ void put_scalar_fields(Sections& secs, const PostingIndex& ix) {
 
 }  // namespace
 
-EncodedOffsets encode_offsets(const std::string& path, const std::vector<uint32_t>& offsets,
+EncodedOffsets encode_offsets(const std::string& path, std::span<const uint32_t> offsets,
                               OffsetsCoding coding) {
   EncodedOffsets out;
   if (offsets.empty()) return out;

@@ -1,6 +1,8 @@
 // util::huge_alloc / HugeAllocator: the large buffers' allocator (index log, postings, sidecar).
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -56,4 +58,80 @@ TEST(HugeAlloc, UninitVectorKeepsWhatItHolds) {
   store::UninitVector<uint32_t> w(5, 42u);
   EXPECT_EQ(w[4], 42u);
   EXPECT_TRUE(v.get_allocator() == w.get_allocator());
+}
+
+TEST(HugeAlloc, ReallocKeepsContentsWhereverItGoes) {
+  const size_t mb2 = util::kHugePageBytes;
+  auto* p = static_cast<uint8_t*>(util::huge_alloc(mb2));
+  for (size_t i = 0; i < mb2; i += 4096) p[i] = static_cast<uint8_t>(i / 4096 + 1);
+  // Something mapped right after it: it cannot grow where it is, so it moves.
+  void* blocker =
+      mmap(p + mb2, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  const bool blocked = blocker == p + mb2;
+  auto* q = static_cast<uint8_t*>(util::huge_realloc(p, mb2, 3 * mb2));
+  if (blocked) {
+    EXPECT_NE(q, p);
+  }
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(q) % mb2, 0u);
+  bool same = true;
+  for (size_t i = 0; i < mb2; i += 4096) same &= q[i] == static_cast<uint8_t>(i / 4096 + 1);
+  EXPECT_TRUE(same);
+  EXPECT_EQ(q[3 * mb2 - 1], 0);  // the grown part: fresh, zero, writable
+  q[3 * mb2 - 1] = 7;
+  // Shrinking keeps the start (and what is in it).
+  auto* r = static_cast<uint8_t*>(util::huge_realloc(q, 3 * mb2, mb2 + 1));
+  EXPECT_EQ(r, q);
+  EXPECT_EQ(r[4096], 2);
+  util::huge_free(r, 2 * mb2);
+  if (blocker != MAP_FAILED) munmap(blocker, 4096);
+}
+
+TEST(HugeAlloc, HugeVectorGrowsWithoutLosingValues) {
+  util::HugeVector<uint32_t> v;
+  EXPECT_TRUE(v.empty());
+  const size_t n = 5 * util::kHugePageBytes / sizeof(uint32_t) + 3;  // heap, then huge, then remapped
+  bool aligned = true;
+  for (size_t i = 0; i < n; ++i) {
+    v.push_back(static_cast<uint32_t>(i * 2654435761u));
+    if (v.capacity() * sizeof(uint32_t) >= util::kHugePageBytes)
+      aligned &= reinterpret_cast<uintptr_t>(v.data()) % util::kHugePageBytes == 0;
+  }
+  EXPECT_TRUE(aligned);
+  ASSERT_EQ(v.size(), n);
+  bool same = true;
+  for (size_t i = 0; i < n; ++i) same &= v[i] == static_cast<uint32_t>(i * 2654435761u);
+  EXPECT_TRUE(same);
+  EXPECT_EQ(v.back(), static_cast<uint32_t>((n - 1) * 2654435761u));
+  // Capacity doubles (the memory accounting counts it): never more than twice what is held,
+  // once past the first huge page.
+  EXPECT_LE(v.capacity(), 2 * n);
+  EXPECT_EQ(v.capacity() * sizeof(uint32_t) % util::kHugePageBytes, 0u);
+
+  util::HugeVector<uint32_t> c = v;  // a copy: the same values, its own memory
+  EXPECT_NE(c.data(), v.data());
+  EXPECT_TRUE(std::equal(c.begin(), c.end(), v.begin(), v.end()));
+  const uint32_t* at = v.data();
+  const size_t cap = v.capacity();
+  util::HugeVector<uint32_t> m = std::move(v);  // a move: the same memory
+  EXPECT_EQ(m.data(), at);
+  EXPECT_TRUE(v.empty());
+  m.clear();  // keeps the memory
+  EXPECT_EQ(m.capacity(), cap);
+  m.push_back(9);
+  EXPECT_EQ(m.data(), at);
+  EXPECT_EQ(m[0], 9u);
+  m.swap(c);
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(m.size(), n);
+
+  util::HugeVector<uint32_t> small;
+  small.reserve(10);
+  EXPECT_GE(small.capacity(), 10u);
+  const uint32_t three[] = {1, 2, 3};
+  small.assign(std::begin(three), std::end(three));
+  EXPECT_EQ(small.size(), 3u);
+  EXPECT_EQ(small[2], 3u);
+  small = m;  // copy-assign over a small one: grows into huge pages
+  EXPECT_EQ(small.size(), n);
+  EXPECT_EQ(small[n - 1], m[n - 1]);
 }
