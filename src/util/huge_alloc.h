@@ -73,6 +73,9 @@ template <class T>
 class HugeVector {
   static_assert(std::is_trivially_copyable_v<T>);
   static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  // (whole values fill the 2 MiB pages exactly: a capacity rounded to them stays >= 2 MiB, so
+  // release() frees a buffer the way grow() got it)
+  static_assert(kHugePageBytes % sizeof(T) == 0);
 
  public:
   using value_type = T;
