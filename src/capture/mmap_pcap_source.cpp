@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "util/pcap.h"
+#include "util/prefetch.h"
 
 namespace tmach::capture {
 namespace {
@@ -45,23 +46,9 @@ class MmapPcapSource : public PacketSource {
       // As libpcap: the wire length is at least what was captured.
       out[n++] = RawPacket{r.ts_ns, r.caplen, std::max(r.wirelen, r.caplen), linktype_, r.data};
       pos_ = cur_.pos();
-      // The records are read once, in order, from memory the cache has never seen: ask for
-      // every line a little ahead, so the next header (and the frame the recorder decodes and
-      // copies next) is not a cache miss each. (The hardware prefetcher stops at page
-      // boundaries and does not follow variable-size records.)
-      // Three lines per record without a test (a record of a minimum-size frame spans two or
-      // three; a prefetch is never a fault, and one of a line already asked for costs next to
-      // nothing), then the rest of a larger record's: a loop run a varying number of times per
-      // record was a mispredicted branch on most records of small frames.
-      const size_t ahead = std::min(pos_ + kPrefetchAhead, size_);
-      __builtin_prefetch(base_ + prefetched_);
-      __builtin_prefetch(base_ + prefetched_ + 64);
-      __builtin_prefetch(base_ + prefetched_ + 128);
-      prefetched_ = std::max(prefetched_, std::min(prefetched_ + 192, ahead));
-      while (prefetched_ < ahead) {
-        __builtin_prefetch(base_ + prefetched_);
-        prefetched_ += 64;
-      }
+      // Ask for the lines ahead: the next header, and the frame the recorder decodes and
+      // copies next, are not a cache miss each.
+      util::prefetch_ahead<util::PrefetchFor::kRead>(base_, pos_, kPrefetchAhead, size_, prefetched_);
     }
     // Map the window ahead in one call (MADV_POPULATE_READ) rather than by a page fault
     // every few records, and release what lies behind: the mapping's resident size stays a

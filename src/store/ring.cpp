@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "util/prefetch.h"
+
 namespace tmach::store {
 
 BufferPool::BufferPool(size_t bytes, size_t rings) {
@@ -49,29 +51,6 @@ Ring::Ring(size_t bytes)
 
 Ring::~Ring() = default;
 
-void Ring::prefetch_ahead(const uint8_t* chunk, size_t chunk_bytes, size_t pos, size_t& done, bool write) {
-  // Both threads stream through chunks far larger than the caches would keep for them, and the
-  // hardware prefetcher stops at every 4 KiB boundary: ask for the lines a little ahead.
-  // Three lines per record without a test (a record of a minimum-size frame spans two or
-  // three; a prefetch is never a fault, and one of a line already asked for costs next to
-  // nothing), then the rest of a larger record's: a loop run a varying number of times per
-  // record was a mispredicted branch on most records of small frames.
-  constexpr size_t kAhead = 4096;
-  if (done < pos) done = pos & ~size_t{63};
-  const size_t end = std::min(chunk_bytes, pos + kAhead);
-  auto ask = [&](size_t at) {
-    if (write)
-      __builtin_prefetch(chunk + at, 1);
-    else
-      __builtin_prefetch(chunk + at, 0);
-  };
-  ask(done);
-  ask(done + 64);
-  ask(done + 128);
-  done = std::max(done, std::min(done + 192, end));
-  for (; done < end; done += 64) ask(done);
-}
-
 void Ring::sample_high_water(uint64_t head) {
   const uint64_t used = head - released_.load(std::memory_order_acquire);
   if (used > high_water_.load(std::memory_order_relaxed)) high_water_.store(used, std::memory_order_relaxed);
@@ -81,7 +60,7 @@ template <class PutKeys>
 inline void Ring::put_record(uint64_t ts_ns, uint32_t linktype, uint32_t wirelen, const uint8_t* data,
                              uint32_t caplen, PutKeys put_keys) {
   uint8_t* base = wbase_;
-  prefetch_ahead(base, chunk_bytes_, wpos_, prefetched_w_, true);
+  util::prefetch_ahead<util::PrefetchFor::kWrite>(base, wpos_, kPrefetchAhead, chunk_bytes_, prefetched_w_);
   uint8_t* rec = base + wpos_;
   // The header field by field, the caller's fields before the keys (so they need not be kept
   // across the call that packs them): a RecordHeader built whole went through the vector
@@ -165,7 +144,7 @@ const RecordHeader* Ring::front() {
     if (rchunk_ != kNone && rpos_ < chunk) {
       const auto* h = reinterpret_cast<const RecordHeader*>(rbase_ + rpos_);
       if (h->size != 0) {
-        prefetch_ahead(rbase_, chunk, rpos_, prefetched_r_, false);
+        util::prefetch_ahead<util::PrefetchFor::kRead>(rbase_, rpos_, kPrefetchAhead, chunk, prefetched_r_);
         return h;
       }
     }

@@ -140,8 +140,8 @@ class Ring {
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
   static uint64_t record_size(uint64_t bytes) { return (sizeof(RecordHeader) + bytes + 7) & ~uint64_t{7}; }
-  // Asks for the lines from `done` (advanced) to a few KiB past `pos`, within the chunk.
-  static void prefetch_ahead(const uint8_t* chunk, size_t chunk_bytes, size_t pos, size_t& done, bool write);
+  // How far past a record both sides ask for the chunk's lines (util::prefetch_ahead).
+  static constexpr size_t kPrefetchAhead = 4096;
   // Writes a record at wpos_ of the chunk being filled, which the caller saw has room for it
   // (with the most keys put_keys may write): its header, its keys (put_keys(at) writes them and
   // returns their packed size), the frame; then publishes it. try_push() and try_push_decoded()
