@@ -232,15 +232,13 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
     for (; i < n; ++i) ++end[p[i]];
   });
   for (const Entry& e : out_of_sequence_) ++end[e.slot];
-  for (const List& l : lists_) end[l.slot] += static_cast<uint32_t>(l.ords.size());
   uint32_t sum = 0;
   for (uint32_t& n : end) {
     const uint32_t c = n;
     n = sum;
     sum += c;
   }
-  size_t entries = slots_.size() + out_of_sequence_.size();
-  for (const List& l : lists_) entries += l.ords.size();
+  const size_t entries = slots_.size() + out_of_sequence_.size();
   if (out.ords.size() < entries) out.ords.resize(entries);
   uint32_t* ords = out.ords.data();
   // The slots in sequence, each packet's `count` of them with its ordinal: packet by packet,
@@ -275,10 +273,6 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
     });
   }
   for (const Entry& e : out_of_sequence_) ords[end[e.slot]++] = e.ord;
-  for (const List& l : lists_) {  // a list's slot has no other entries
-    std::memcpy(ords + end[l.slot], l.ords.data(), l.ords.size() * sizeof(uint32_t));
-    end[l.slot] += static_cast<uint32_t>(l.ords.size());
-  }
 
   // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
   // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
@@ -291,7 +285,7 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
     uint32_t* last = ords + end[s];
     const size_t bytes = roaring_portable_size_if_ascending(first, static_cast<size_t>(last - first));
     if (bytes)
-      return PostingIndex::Span{b, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
+      return PostingIndex::Span{first, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
     bool dup = false, unordered = false;
     for (uint32_t* p = first + 1; p < last; ++p)
       if (p[0] <= p[-1]) {
@@ -301,9 +295,34 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
     if (unordered) std::sort(first, last);
     if (dup) last = std::unique(first, last);
     const size_t n = static_cast<size_t>(last - first);
-    return PostingIndex::Span{b, static_cast<uint32_t>(n),
+    return PostingIndex::Span{first, static_cast<uint32_t>(n),
                               static_cast<uint32_t>(roaring_portable_size(first, n))};
   };
+
+  // The protocols' and network kinds' postings are their lists (a list's slot has no entries
+  // in the log): used where they are when ascending without repeats, as they nearly always
+  // are (copying them was a pass over a few ordinals a packet, into memory of its own);
+  // otherwise copied into `unordered`, then sorted and de-duplicated there.
+  std::vector<PostingIndex::Span> listed(lists_.size());
+  size_t unordered = 0;
+  for (size_t i = 0; i < lists_.size(); ++i) {
+    const util::HugeVector<uint32_t>& o = lists_[i].ords;
+    const size_t bytes = roaring_portable_size_if_ascending(o.data(), o.size());
+    listed[i] = PostingIndex::Span{o.data(), static_cast<uint32_t>(o.size()), static_cast<uint32_t>(bytes)};
+    if (bytes == 0) unordered += o.size();
+  }
+  if (out.unordered.size() < unordered) out.unordered.resize(unordered);
+  for (size_t i = 0, at = 0; i < lists_.size(); ++i) {
+    if (listed[i].bytes != 0) continue;
+    uint32_t* first = out.unordered.data() + at;
+    uint32_t* last = std::copy_n(listed[i].data, listed[i].size, first);
+    at += listed[i].size;
+    std::sort(first, last);
+    last = std::unique(first, last);
+    const size_t n = static_cast<size_t>(last - first);
+    listed[i] = PostingIndex::Span{first, static_cast<uint32_t>(n),
+                                   static_cast<uint32_t>(roaring_portable_size(first, n))};
+  }
 
   // The address keys' spans, sorted by key; with two threads on a helper (a std::async task,
   // joined below) while this thread does the scalar keys': spans of different slots touch
@@ -323,13 +342,13 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   for (uint32_t k = 0; k < kScalarProtoBase; ++k)
     if (direct_[k] >= 0) out.port.emplace_back(k, span(direct_[k]));
   for (uint32_t k = 0; k < 256; ++k)
-    if (direct_[kScalarProtoBase + k] >= 0) out.proto.emplace_back(k, span(direct_[kScalarProtoBase + k]));
+    if (proto_list_[k] >= 0) out.proto.emplace_back(k, listed[static_cast<size_t>(proto_list_[k])]);
   for (uint32_t k = 0; k < 4096; ++k)
     if (direct_[kScalarVlanBase + k] >= 0) out.vlan.emplace_back(k, span(direct_[kScalarVlanBase + k]));
   if (direct_[kScalarVlanBase + 4096] >= 0)
     out.vlan.emplace_back(kAnyVlan, span(direct_[kScalarVlanBase + 4096]));
-  for (auto& [k, v] : net_)
-    if (v >= 0) out.net.emplace_back(k, span(v));
+  for (size_t i = 0; i < net_.size(); ++i)
+    if (net_list_[i] >= 0) out.net.emplace_back(net_[i].first, listed[static_cast<size_t>(net_list_[i])]);
   std::sort(out.net.begin(), out.net.end(), [](auto& x, auto& y) { return x.first < y.first; });
   if (two_threads) addr_done.get();  // (rethrows the helper's failure)
 }
@@ -371,7 +390,8 @@ uint64_t IndexBuilder::memory_bytes() const {
   n += vec(lists_) + vec(spare_lists_) + vec(direct_) + vec(net_) + vec(proto_list_) + vec(net_list_);
   n += vec(v6_) + vec(v4_) + vec(addr_keys_);
   const PostingIndex& p = postings_;
-  n += vec(p.ords) + vec(p.addr) + vec(p.port) + vec(p.proto) + vec(p.net) + vec(p.vlan) + vec(p.slot_end);
+  n += vec(p.ords) + vec(p.unordered) + vec(p.addr) + vec(p.port) + vec(p.proto) + vec(p.net) + vec(p.vlan) +
+       vec(p.slot_end);
   return n;
 }
 

@@ -113,21 +113,34 @@ struct DefaultInitAllocator : util::HugeAllocator<T> {
 template <class T>
 using UninitVector = std::vector<T, DefaultInitAllocator<T>>;
 
+//
+// A span's ordinals are in `ords`, in `unordered`, or (a protocol's or network kind's, nearly
+// always) in the builder's own list of them, used where it is: the postings made by an
+// IndexBuilder are valid until its next add() or its end, and are not to be copied.
 struct PostingIndex {
   struct Span {
-    uint32_t begin, size;  // within ords
+    const uint32_t* data;
+    uint32_t size;
     // The bitmap's serialized size (roaring_portable_size), found while the ordinals were
     // at hand: the sidecar writer visits keys in key order, all over the ordinals.
     uint32_t bytes;
   };
+  PostingIndex() = default;
+  PostingIndex(const PostingIndex&) = delete;  // (a copy's spans would point into the original)
+  PostingIndex& operator=(const PostingIndex&) = delete;
+  PostingIndex(PostingIndex&&) = default;  // (the vectors' memory moves with them)
+  PostingIndex& operator=(PostingIndex&&) = default;
   // May be longer than what the spans cover (kept memory); grown without a zero fill, as
   // the grouping writes every entry.
   UninitVector<uint32_t> ords;
+  // The lists that were not ascending (a packet carrying a protocol twice, or a fragment
+  // indexed again): copied here, sorted and de-duplicated (kept memory).
+  UninitVector<uint32_t> unordered;
   std::vector<std::pair<AddrKey, Span>> addr;
   std::vector<std::pair<uint32_t, Span>> port, proto, net, vlan;
   std::vector<uint32_t> slot_end;  // IndexBuilder's scratch while grouping (kept memory)
 
-  std::span<const uint32_t> of(Span s) const { return {ords.data() + s.begin, s.size}; }
+  static std::span<const uint32_t> of(Span s) { return {s.data, s.size}; }
 };
 
 // The same as Roaring bitmaps, made as a sidecar read back holds them (addMany, runOptimize).
@@ -161,8 +174,8 @@ class IndexBuilder {
   // The postings of everything added, grouped into `out` (whose memory is reused).
   void build_postings(PostingIndex& out, bool two_threads = false) const;
   // The same into the builder's own PostingIndex, which keeps its memory for the builder's
-  // next segment; the builder is empty afterwards. The reference stays valid until the next
-  // finish_postings() or the builder's end; add() does not touch it.
+  // next segment; the builder is empty afterwards. The reference stays valid until the
+  // builder's next add() or finish_postings(), or its end.
   // With `two_threads`, the address keys' spans are made and sorted on a helper thread (a
   // std::async task, joined before it returns) while this one makes the scalar keys'.
   const PostingIndex& finish_postings(bool two_threads = false);

@@ -211,7 +211,7 @@ void put_scalar_fields(Sections& secs, const PostingIndex& ix) {
   auto write = [&](PostingIndex::Span s, uint8_t* out) {
     roaring_portable_write(ix.of(s).data(), s.size, out);
   };
-  auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
+  auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(s.data); };
   put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
   put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
   put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
@@ -298,7 +298,7 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
     auto write = [&](PostingIndex::Span s, uint8_t* out) {
       roaring_portable_write(ix.of(s).data(), s.size, out);
     };
-    auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(ix.ords.data() + s.begin); };
+    auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(s.data); };
     put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
     if (!two_threads) {
       put_scalar_fields(secs, ix);
