@@ -88,6 +88,8 @@ try {
 
     // Live: a read-only store says so
     await page.click("nav a[data-page=live]");
+    // (the page is shown, and set up, by the hashchange handler: after the click returns)
+    await page.waitForSelector("#page-live", { state: "visible" });
     out.live_readonly = await page.isVisible("#live-readonly");
     await shot("web-live-readonly.png");
     out.session_token = await page.evaluate(() => sessionStorage.getItem("tm-token") !== null);
@@ -95,6 +97,8 @@ try {
     await page.waitForFunction(() => document.querySelectorAll("#classes tbody tr[data-class]").length >= 1);
     out.mode = await page.textContent("#mode");
     await page.click("nav a[data-page=live]");
+    // (the page is shown, and set up, by the hashchange handler: after the click returns)
+    await page.waitForSelector("#page-live", { state: "visible" });
     out.live_readonly = await page.isVisible("#live-readonly");
     const host = "10.99.0.7";
     await page.fill("#d-host", host);
