@@ -71,16 +71,19 @@ in_ns ip link add tmbsend type veth peer name tmbcap
 for i in lo tmbsend tmbcap; do in_ns ip link set "$i" up; done
 ifindex=$(in_ns ip -o link show tmbcap | cut -d: -f1)
 
-# wait_capturing PID: until PID has a packet socket bound to tmbcap, running, with its ring mapped
+# wait_capturing PID [N]: until PID has N (default 1) packet sockets bound to tmbcap, running,
+# with their rings mapped (a capture with N threads starts once all of its sockets are in their
+# fanout group: what comes before is not captured)
 wait_capturing() {
-  python3 - "$1" "$ifindex" <<'PY' || die "the capture (pid $1) did not start"
+  python3 - "$1" "$ifindex" "${2:-1}" <<'PY' || die "the capture (pid $1) did not start"
 import re, sys, time
-pid, ifindex = int(sys.argv[1]), sys.argv[2]
+pid, ifindex, want = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for _ in range(1200):
     try:
         mapped = set(re.findall(r"socket:\[(\d+)\]", open("/proc/%d/maps" % pid).read()))
         rows = [l.split() for l in open("/proc/%d/net/packet" % pid).read().splitlines()[1:]]
-        if any(len(r) >= 9 and r[8] in mapped and r[4] == ifindex and r[5] == "1" for r in rows):
+        if sum(len(r) >= 9 and r[8] in mapped and r[4] == ifindex and r[5] == "1" for r in rows) >= want:
+            time.sleep(0.1)  # (the last one joined its group, then the start is set)
             sys.exit(0)
     except OSError:
         pass
@@ -105,7 +108,7 @@ run_one() {
       --config "$work/tm.toml" >"$out" 2>"$err" &
   fi
   cap_pid=$!  # ip netns exec execs the capture: same pid
-  wait_capturing "$cap_pid"
+  if [[ $tool == tcpdump ]]; then wait_capturing "$cap_pid"; else wait_capturing "$cap_pid" "${threads:-1}"; fi
   local args=()
   case $rate in
     top) args=(--topspeed) ;;

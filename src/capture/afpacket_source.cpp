@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #ifdef __linux__
 #include <arpa/inet.h>
@@ -38,7 +39,7 @@ namespace {
 
 constexpr uint32_t kLinktypeEthernet = 1;
 constexpr uint32_t kVlanTagLen = 4;
-constexpr uint32_t kMacAddrsLen = 12;      // destination and source MAC: the tag goes after them
+constexpr uint32_t kMacAddrsLen = 12;  // destination and source MAC: the tag goes after them
 // The ring's blocks. The kernel hands a block on when it is full or when its retire timer
 // fires, and a block handed on holds only what came in meanwhile: at a rate r the ring holds
 // block_nr * min(block_size, r * timeout) bytes, so blocks too large for the timer leave most
@@ -120,9 +121,11 @@ class AfPacketSource : public PacketSource {
     size_t n = 0;
     while (n < max && left_ > 0) {
       auto* h = reinterpret_cast<tpacket3_hdr*>(pkt_);
-      out[n++] = to_raw(h);
       pkt_ += h->tp_next_offset;
       --left_;
+      if (join_ns_ != 0 && before_join(h)) [[unlikely]]
+        continue;
+      out[n++] = to_raw(h);
     }
     // The block goes back to the kernel at the next call: the batch points into it.
     if (left_ == 0) release_pending_ = true;
@@ -133,6 +136,9 @@ class AfPacketSource : public PacketSource {
   bool is_live() const override { return true; }
   void stop() override { stopped_ = true; }
   int fanout_group() const override { return fanout_; }
+  void start_at(uint64_t realtime_ns) override {
+    if (fanout_ >= 0) join_ns_ = std::max(join_ns_, realtime_ns);
+  }
 
   SourceStats stats() const override {
     // PACKET_STATISTICS resets the kernel's counters at each read: add them up here.
@@ -146,7 +152,10 @@ class AfPacketSource : public PacketSource {
       freezes_ += st.tp_freeze_q_cnt;
     }
     SourceStats s;
-    s.kernel_received = received_;
+    // (the packets discarded as queued before the socket joined its fanout group were not
+    // captured: the group's other sockets had them)
+    const uint64_t early = before_join_.load(std::memory_order_relaxed);
+    s.kernel_received = received_ > early ? received_ - early : 0;
     s.kernel_dropped = dropped_;
     s.ring_freezes = freezes_;
     uint64_t ifd = interface_rx_dropped(name_);
@@ -189,8 +198,19 @@ class AfPacketSource : public PacketSource {
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ALL);
     sll.sll_ifindex = ifindex;
+    // Once bound, the socket receives every packet of the interface until it joins its fanout
+    // group, while the group's sockets (other capture threads, other cluster workers on this
+    // host) receive them too: at a start amid traffic, each of those would be stored twice.
+    // So the group is joined right after binding, and what the socket holds with a timestamp
+    // from before the join is discarded (before_join()), as Suricata does at its start: a
+    // packet that reached this socket outside the group was stamped before the join ended.
+    // (open_live_group() then moves every socket's start to when the last one joined.)
     if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) != 0)
       fail(name_, "bind(AF_PACKET)", errno);
+    if (o.fanout_group != 0) {
+      fanout_ = join_fanout(fd_, name_, o.fanout_group);
+      join_ns_ = realtime_ns();
+    }
     if (o.promisc) {
       struct packet_mreq mr;
       memset(&mr, 0, sizeof(mr));
@@ -199,7 +219,6 @@ class AfPacketSource : public PacketSource {
       if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0)
         fail(name_, "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)", errno);
     }
-    if (o.fanout_group != 0) fanout_ = join_fanout(fd_, name_, o.fanout_group);
     ifdrop_base_ = interface_rx_dropped(name_);
   }
 
@@ -265,6 +284,24 @@ class AfPacketSource : public PacketSource {
     }
   }
 
+  static uint64_t realtime_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  }
+  // A fanout member's frame stamped before it joined its group, or before start_at()
+  // (counted in before_join_). The check ends with the first frame stamped a second after the join, so
+  // that a later step of the clock never discards anything.
+  bool before_join(const tpacket3_hdr* h) {
+    const uint64_t ts = static_cast<uint64_t>(h->tp_sec) * 1000000000ull + h->tp_nsec;
+    if (ts < join_ns_) {
+      before_join_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (ts >= join_ns_ + 1000000000ull) join_ns_ = 0;
+    return false;
+  }
+
   RawPacket to_raw(tpacket3_hdr* h) const {
     uint8_t* mac = reinterpret_cast<uint8_t*>(h) + h->tp_mac;
     uint32_t caplen = h->tp_snaplen, wirelen = h->tp_len;
@@ -298,6 +335,8 @@ class AfPacketSource : public PacketSource {
   uint8_t* pkt_ = nullptr;  // next packet of the current block
   uint32_t left_ = 0;       // packets of the current block not handed out yet
   std::atomic<bool> stopped_{false};
+  uint64_t join_ns_ = 0;  // a fanout member: its start (before_join()), until a second after it
+  std::atomic<uint64_t> before_join_{0};
   uint64_t ifdrop_base_ = 0;
   mutable std::mutex stats_mu_;
   mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0;
@@ -386,6 +425,13 @@ std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& o,
     out.push_back(open_live_source(m));
     if (i == 0) m.fanout_group = kFanoutId | out[0]->fanout_group();  // the others join its group
   }
+  // The capture starts once the group is whole, on every socket: from then on each packet
+  // reaches exactly one of them (before, the first ones had every packet to themselves).
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  const uint64_t start =
+      static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
+  for (auto& src : out) src->start_at(start);
   return out;
 }
 

@@ -51,6 +51,9 @@ class PacketSource {
   // Live, Linux: the id of the PACKET_FANOUT group the source's socket joined (0..65535: the
   // kernel may pick 0 for a new group), or -1 when none.
   virtual int fanout_group() const { return -1; }
+  // Live, a fanout member: packets stamped before `realtime_ns` (CLOCK_REALTIME) are not
+  // captured (discarded, not counted as received). AF_PACKET only (libpcap: ignored).
+  virtual void start_at(uint64_t /*realtime_ns*/) {}
   // Non-empty when the source ended early on damaged input (e.g. "truncated record at offset 123").
   virtual std::string warning() const { return {}; }
   // Files: how many bytes of the input were consumed so far (libpcap: up to its read-ahead);
