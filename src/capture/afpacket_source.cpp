@@ -30,6 +30,8 @@
 #include <atomic>
 #include <fstream>
 #include <mutex>
+
+#include "capture/start_gate.h"
 #endif
 
 namespace tmach::capture {
@@ -103,6 +105,7 @@ class AfPacketSource : public PacketSource {
   ~AfPacketSource() override { cleanup(); }
 
   size_t next_batch(RawPacket* out, size_t max) override {
+    gate_.tick();
     if (release_pending_) release_current();
     bool waited = false;
     while (!in_block_) {
@@ -123,7 +126,7 @@ class AfPacketSource : public PacketSource {
       auto* h = reinterpret_cast<tpacket3_hdr*>(pkt_);
       pkt_ += h->tp_next_offset;
       --left_;
-      if (join_ns_ != 0 && before_join(h)) [[unlikely]]
+      if (gate_.discard(frame_ns(h))) [[unlikely]]
         continue;
       out[n++] = to_raw(h);
     }
@@ -137,7 +140,7 @@ class AfPacketSource : public PacketSource {
   void stop() override { stopped_ = true; }
   int fanout_group() const override { return fanout_; }
   void start_at(uint64_t realtime_ns) override {
-    if (fanout_ >= 0) join_ns_ = std::max(join_ns_, realtime_ns);
+    if (fanout_ >= 0) gate_.set(realtime_ns);
   }
 
   SourceStats stats() const override {
@@ -154,8 +157,10 @@ class AfPacketSource : public PacketSource {
     SourceStats s;
     // (the packets discarded as queued before the socket joined its fanout group were not
     // captured: the group's other sockets had them)
-    const uint64_t early = before_join_.load(std::memory_order_relaxed);
-    s.kernel_received = received_ > early ? received_ - early : 0;
+    const uint64_t early = gate_.discarded();
+    // (never less than reported before: the discarded ones are counted as they are read)
+    reported_received_ = std::max(reported_received_, received_ > early ? received_ - early : 0);
+    s.kernel_received = reported_received_;
     s.kernel_dropped = dropped_;
     s.ring_freezes = freezes_;
     uint64_t ifd = interface_rx_dropped(name_);
@@ -198,18 +203,13 @@ class AfPacketSource : public PacketSource {
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ALL);
     sll.sll_ifindex = ifindex;
-    // Once bound, the socket receives every packet of the interface until it joins its fanout
-    // group, while the group's sockets (other capture threads, other cluster workers on this
-    // host) receive them too: at a start amid traffic, each of those would be stored twice.
-    // So the group is joined right after binding, and what the socket holds with a timestamp
-    // from before the join is discarded (before_join()), as Suricata does at its start: a
-    // packet that reached this socket outside the group was stamped before the join ended.
-    // (open_live_group() then moves every socket's start to when the last one joined.)
+    // Once bound, the socket receives every packet until it joins its fanout group (StartGate):
+    // the group is joined right after binding, and the capture starts when it has joined.
     if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) != 0)
       fail(name_, "bind(AF_PACKET)", errno);
     if (o.fanout_group != 0) {
       fanout_ = join_fanout(fd_, name_, o.fanout_group);
-      join_ns_ = realtime_ns();
+      gate_.set(StartGate::now_ns(CLOCK_REALTIME));
     }
     if (o.promisc) {
       struct packet_mreq mr;
@@ -284,22 +284,8 @@ class AfPacketSource : public PacketSource {
     }
   }
 
-  static uint64_t realtime_ns() {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-  }
-  // A fanout member's frame stamped before it joined its group, or before start_at()
-  // (counted in before_join_). The check ends with the first frame stamped a second after the join, so
-  // that a later step of the clock never discards anything.
-  bool before_join(const tpacket3_hdr* h) {
-    const uint64_t ts = static_cast<uint64_t>(h->tp_sec) * 1000000000ull + h->tp_nsec;
-    if (ts < join_ns_) {
-      before_join_.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    if (ts >= join_ns_ + 1000000000ull) join_ns_ = 0;
-    return false;
+  static uint64_t frame_ns(const tpacket3_hdr* h) {
+    return static_cast<uint64_t>(h->tp_sec) * 1000000000ull + h->tp_nsec;
   }
 
   RawPacket to_raw(tpacket3_hdr* h) const {
@@ -335,11 +321,10 @@ class AfPacketSource : public PacketSource {
   uint8_t* pkt_ = nullptr;  // next packet of the current block
   uint32_t left_ = 0;       // packets of the current block not handed out yet
   std::atomic<bool> stopped_{false};
-  uint64_t join_ns_ = 0;  // a fanout member: its start (before_join()), until a second after it
-  std::atomic<uint64_t> before_join_{0};
+  StartGate gate_;  // a fanout member: discards what came before its start
   uint64_t ifdrop_base_ = 0;
   mutable std::mutex stats_mu_;
-  mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0;
+  mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0, reported_received_ = 0;
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "capture/mmap_pcap_source.h"
 #include "capture/pcapng.h"
 #include "capture/source.h"
+#include "capture/start_gate.h"
 #include "capture/stream_source.h"
 
 namespace tmach::capture {
@@ -31,6 +32,9 @@ class PcapHandleSource : public PacketSource {
   ~PcapHandleSource() override { pcap_close(p_); }
   int fanout_group() const override { return fanout_; }
   int fanout_ = -1;  // set by open_libpcap_live_source
+  void start_at(uint64_t realtime_ns) override {
+    if (fanout_ >= 0) gate_.set(realtime_ns);
+  }
 
   size_t next_batch(RawPacket* out, size_t max) override {
     // Packets handed out must stay valid until the next call; libpcap reuses its buffer
@@ -83,7 +87,11 @@ class PcapHandleSource : public PacketSource {
     SourceStats s;
     struct pcap_stat ps;
     if (live_ && pcap_stats(p_, &ps) == 0) {
-      s.kernel_received = ps.ps_recv;
+      // (less what the start gate discarded, never less than reported before)
+      const uint64_t early = gate_.discarded();
+      reported_received_ =
+          std::max<uint64_t>(reported_received_, ps.ps_recv > early ? ps.ps_recv - early : 0);
+      s.kernel_received = reported_received_;
       s.kernel_dropped = ps.ps_drop;
       s.iface_dropped = ps.ps_ifdrop;
     }
@@ -106,11 +114,14 @@ class PcapHandleSource : public PacketSource {
       auto* c = reinterpret_cast<Ctx*>(user);
       uint64_t frac =
           c->self->nsec_ ? static_cast<uint64_t>(h->ts.tv_usec) : static_cast<uint64_t>(h->ts.tv_usec) * 1000;
+      const uint64_t ts = static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac;
+      if (c->self->gate_.discard(ts)) [[unlikely]]
+        return;
       c->offs->push_back(c->self->arena_.size());
       c->self->arena_.insert(c->self->arena_.end(), data, data + h->caplen);
-      c->out[c->n++] = RawPacket{static_cast<uint64_t>(h->ts.tv_sec) * 1000000000ull + frac, h->caplen,
-                                 std::max(h->len, h->caplen), c->self->linktype_, nullptr};
+      c->out[c->n++] = RawPacket{ts, h->caplen, std::max(h->len, h->caplen), c->self->linktype_, nullptr};
     };
+    gate_.tick();
     // The handle is non-blocking: take what the ring holds; when it holds nothing, wait for the
     // socket at most idle_wait_ms and return (possibly with nothing). A blocking read would
     // never return on an idle link (TPACKET_V3 polls without a timeout), stalling the other
@@ -131,6 +142,8 @@ class PcapHandleSource : public PacketSource {
   }
 
   pcap_t* p_;
+  StartGate gate_;  // a fanout member: discards what came before its start
+  mutable uint64_t reported_received_ = 0;
   std::string name_;
   bool live_;
   int idle_wait_ms_ = 20;
@@ -206,6 +219,7 @@ std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& o) {
   }
   auto s = std::make_unique<PcapHandleSource>(p, o.interface, true, o.idle_wait_ms);
   s->fanout_ = group;
+  s->start_at(StartGate::now_ns(CLOCK_REALTIME));  // (a fanout member only: see StartGate)
   return s;
 }
 

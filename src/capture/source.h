@@ -52,7 +52,8 @@ class PacketSource {
   // kernel may pick 0 for a new group), or -1 when none.
   virtual int fanout_group() const { return -1; }
   // Live, a fanout member: packets stamped before `realtime_ns` (CLOCK_REALTIME) are not
-  // captured (discarded, not counted as received). AF_PACKET only (libpcap: ignored).
+  // captured (discarded, not counted as received; capture/start_gate.h). Before the source's
+  // thread starts.
   virtual void start_at(uint64_t /*realtime_ns*/) {}
   // Non-empty when the source ended early on damaged input (e.g. "truncated record at offset 123").
   virtual std::string warning() const { return {}; }

@@ -1,0 +1,58 @@
+// Where a fanout member's capture starts. A packet socket bound to an interface receives all of
+// its packets until it joins its PACKET_FANOUT group, while the group's sockets receive them
+// too: started amid traffic, those packets would be stored twice. So a member discards what it
+// holds stamped before it joined (or before the start of its whole group: start_at()), as
+// Suricata does at its start. A packet that reached the socket outside the group was stamped
+// before the join ended, and the socket's ring keeps the kernel's delivery order.
+//
+// Used by the source's capture thread (discard(), tick()); set() before that thread starts;
+// discarded() from any thread.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+
+namespace tmach::capture {
+
+class StartGate {
+ public:
+  static uint64_t now_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  }
+  // Frames stamped (CLOCK_REALTIME) before `realtime_ns` are not captured; a later start wins.
+  void set(uint64_t realtime_ns) {
+    start_ns_ = std::max(start_ns_, realtime_ns);
+    until_mono_ns_ = now_ns(CLOCK_MONOTONIC) + kOpenNs;
+  }
+  // True for a frame from before the start (counted). The gate opens for good at the first
+  // frame stamped at or after the start (the ring is in delivery order: what follows came
+  // through the group) or, on an idle socket, kOpenNs after set() (tick()): a later step of
+  // the clock never discards anything.
+  bool discard(uint64_t ts_ns) {
+    if (start_ns_ == 0) [[likely]]
+      return false;
+    if (ts_ns < start_ns_) {
+      discarded_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    start_ns_ = 0;
+    return false;
+  }
+  // Once per batch.
+  void tick() {
+    if (start_ns_ != 0 && now_ns(CLOCK_MONOTONIC) >= until_mono_ns_) start_ns_ = 0;
+  }
+  uint64_t discarded() const { return discarded_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr uint64_t kOpenNs = 1000000000ull;
+  uint64_t start_ns_ = 0;  // 0: open
+  uint64_t until_mono_ns_ = 0;
+  std::atomic<uint64_t> discarded_{0};
+};
+
+}  // namespace tmach::capture
