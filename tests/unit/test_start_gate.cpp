@@ -1,0 +1,56 @@
+// capture::StartGate: what a fanout member discards at its start.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "capture/start_gate.h"
+
+namespace tmach::capture {
+namespace {
+
+TEST(StartGate, OpenUntilSet) {
+  StartGate g;
+  EXPECT_FALSE(g.discard(0));
+  EXPECT_FALSE(g.discard(1));
+  EXPECT_EQ(g.discarded(), 0u);
+}
+
+TEST(StartGate, DiscardsWhatCameBeforeTheStartThenOpensForGood) {
+  StartGate g;
+  g.set(1000);
+  EXPECT_TRUE(g.discard(10));
+  EXPECT_TRUE(g.discard(999));
+  EXPECT_EQ(g.discarded(), 2u);
+  EXPECT_FALSE(g.discard(1000));  // the first frame from the start on opens it
+  // Later frames stamped earlier (another CPU's stamp, a clock stepped back) are kept.
+  EXPECT_FALSE(g.discard(999));
+  EXPECT_FALSE(g.discard(5));
+  EXPECT_EQ(g.discarded(), 2u);
+}
+
+TEST(StartGate, TheLaterStartWins) {
+  StartGate g;
+  g.set(2000);  // the socket joined
+  g.set(1500);  // (an earlier start does not move it back)
+  EXPECT_TRUE(g.discard(1999));
+  g.set(3000);  // the group's last socket joined
+  EXPECT_TRUE(g.discard(2500));
+  EXPECT_FALSE(g.discard(3000));
+  EXPECT_EQ(g.discarded(), 2u);
+}
+
+TEST(StartGate, AnIdleSocketOpensASecondAfterTheStart) {
+  StartGate g;
+  g.set(StartGate::now_ns(CLOCK_REALTIME) + 3600ull * 1000000000ull);  // as after a clock step back
+  g.tick();
+  EXPECT_TRUE(g.discard(1));  // within the second: still closed
+  // A second later (monotonic), tick() opens it: nothing more is discarded.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  g.tick();
+  EXPECT_FALSE(g.discard(1));
+  EXPECT_EQ(g.discarded(), 1u);
+}
+
+}  // namespace
+}  // namespace tmach::capture
