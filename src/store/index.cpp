@@ -102,8 +102,9 @@ template <class Table, class Home>
 
 [[gnu::always_inline]] inline void IndexBuilder::append_to_list(int32_t& list, int32_t& slot) {
   if (list < 0) [[unlikely]] {
-    list = static_cast<int32_t>(lists_.size());
+    // (`list` set once the list exists: build_postings() takes every one set as an index)
     lists_.push_back(List{static_cast<uint32_t>(ensure(slot)), {}});
+    list = static_cast<int32_t>(lists_.size() - 1);
     if (!spare_lists_.empty()) {
       lists_.back().ords.swap(spare_lists_.back());
       spare_lists_.pop_back();
