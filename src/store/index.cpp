@@ -279,14 +279,8 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
   // arrived adds an earlier ordinal: such spans are sorted (if need be) and de-duplicated.
   // Sizing the bitmap checks the order on the way (most spans are in order): one pass.
-  auto span = [&](int32_t slot) {
-    const size_t s = static_cast<size_t>(slot);
-    const uint32_t b = s == 0 ? 0 : end[s - 1];
-    uint32_t* first = ords + b;
-    uint32_t* last = ords + end[s];
-    const size_t bytes = roaring_portable_size_if_ascending(first, static_cast<size_t>(last - first));
-    if (bytes)
-      return PostingIndex::Span{first, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
+  // (ordinals found not ascending: sorted if need be and de-duplicated where they are)
+  auto ordered = [](uint32_t* first, uint32_t* last) {
     bool dup = false, unordered = false;
     for (uint32_t* p = first + 1; p < last; ++p)
       if (p[0] <= p[-1]) {
@@ -298,6 +292,15 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
     const size_t n = static_cast<size_t>(last - first);
     return PostingIndex::Span{first, static_cast<uint32_t>(n),
                               static_cast<uint32_t>(roaring_portable_size(first, n))};
+  };
+  auto span = [&](int32_t slot) {
+    const size_t s = static_cast<size_t>(slot);
+    uint32_t* first = ords + (s == 0 ? 0 : end[s - 1]);
+    uint32_t* last = ords + end[s];
+    const size_t bytes = roaring_portable_size_if_ascending(first, static_cast<size_t>(last - first));
+    if (bytes)
+      return PostingIndex::Span{first, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
+    return ordered(first, last);
   };
 
   // The protocols' and network kinds' postings are their lists (a list's slot has no entries
@@ -316,13 +319,8 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   for (size_t i = 0, at = 0; i < lists_.size(); ++i) {
     if (listed[i].bytes != 0) continue;
     uint32_t* first = out.unordered.data() + at;
-    uint32_t* last = std::copy_n(listed[i].data, listed[i].size, first);
     at += listed[i].size;
-    std::sort(first, last);
-    last = std::unique(first, last);
-    const size_t n = static_cast<size_t>(last - first);
-    listed[i] = PostingIndex::Span{first, static_cast<uint32_t>(n),
-                                   static_cast<uint32_t>(roaring_portable_size(first, n))};
+    listed[i] = ordered(first, std::copy_n(listed[i].data, listed[i].size, first));
   }
 
   // The address keys' spans, sorted by key; with two threads on a helper (a std::async task,
