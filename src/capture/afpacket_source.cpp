@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 
 #ifdef __linux__
 #include <arpa/inet.h>
@@ -30,9 +29,9 @@
 #include <atomic>
 #include <fstream>
 #include <mutex>
+#endif
 
 #include "capture/start_gate.h"
-#endif
 
 namespace tmach::capture {
 
@@ -155,12 +154,7 @@ class AfPacketSource : public PacketSource {
       freezes_ += st.tp_freeze_q_cnt;
     }
     SourceStats s;
-    // (the packets discarded as queued before the socket joined its fanout group were not
-    // captured: the group's other sockets had them)
-    const uint64_t early = gate_.discarded();
-    // (never less than reported before: the discarded ones are counted as they are read)
-    reported_received_ = std::max(reported_received_, received_ > early ? received_ - early : 0);
-    s.kernel_received = reported_received_;
+    s.kernel_received = gate_.received(received_);
     s.kernel_dropped = dropped_;
     s.ring_freezes = freezes_;
     uint64_t ifd = interface_rx_dropped(name_);
@@ -324,7 +318,7 @@ class AfPacketSource : public PacketSource {
   StartGate gate_;  // a fanout member: discards what came before its start
   uint64_t ifdrop_base_ = 0;
   mutable std::mutex stats_mu_;
-  mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0, reported_received_ = 0;
+  mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0;
 };
 
 }  // namespace
@@ -412,10 +406,7 @@ std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& o,
   }
   // The capture starts once the group is whole, on every socket: from then on each packet
   // reaches exactly one of them (before, the first ones had every packet to themselves).
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  const uint64_t start =
-      static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
+  const uint64_t start = StartGate::now_ns(CLOCK_REALTIME);
   for (auto& src : out) src->start_at(start);
   return out;
 }

@@ -87,11 +87,7 @@ class PcapHandleSource : public PacketSource {
     SourceStats s;
     struct pcap_stat ps;
     if (live_ && pcap_stats(p_, &ps) == 0) {
-      // (less what the start gate discarded, never less than reported before)
-      const uint64_t early = gate_.discarded();
-      reported_received_ =
-          std::max<uint64_t>(reported_received_, ps.ps_recv > early ? ps.ps_recv - early : 0);
-      s.kernel_received = reported_received_;
+      s.kernel_received = gate_.received(ps.ps_recv);
       s.kernel_dropped = ps.ps_drop;
       s.iface_dropped = ps.ps_ifdrop;
     }
@@ -143,7 +139,6 @@ class PcapHandleSource : public PacketSource {
 
   pcap_t* p_;
   StartGate gate_;  // a fanout member: discards what came before its start
-  mutable uint64_t reported_received_ = 0;
   std::string name_;
   bool live_;
   int idle_wait_ms_ = 20;

@@ -6,7 +6,7 @@
 // before the join ended, and the socket's ring keeps the kernel's delivery order.
 //
 // Used by the source's capture thread (discard(), tick()); set() before that thread starts;
-// discarded() from any thread.
+// discarded() from any thread; received() where the source's stats() runs.
 #pragma once
 
 #include <algorithm>
@@ -47,12 +47,22 @@ class StartGate {
     if (start_ns_ != 0 && now_ns(CLOCK_MONOTONIC) >= until_mono_ns_) start_ns_ = 0;
   }
   uint64_t discarded() const { return discarded_.load(std::memory_order_relaxed); }
+  // The kernel's count of packets received, less those discarded here (not captured: the
+  // group's other sockets had them), never less than returned before (the kernel counts them
+  // when they are queued, discard() as they are read). On the thread that reads the source's
+  // statistics.
+  uint64_t received(uint64_t kernel_received) const {
+    const uint64_t early = discarded();
+    reported_ = std::max(reported_, kernel_received > early ? kernel_received - early : 0);
+    return reported_;
+  }
 
  private:
   static constexpr uint64_t kOpenNs = 1000000000ull;
   uint64_t start_ns_ = 0;  // 0: open
   uint64_t until_mono_ns_ = 0;
   std::atomic<uint64_t> discarded_{0};
+  mutable uint64_t reported_ = 0;  // received()
 };
 
 }  // namespace tmach::capture

@@ -40,6 +40,17 @@ TEST(StartGate, TheLaterStartWins) {
   EXPECT_EQ(g.discarded(), 2u);
 }
 
+TEST(StartGate, ReceivedIsTheKernelsCountLessTheDiscardedAndNeverGoesDown) {
+  StartGate g;
+  EXPECT_EQ(g.received(5), 5u);
+  g.set(1000);
+  EXPECT_EQ(g.received(10), 10u);  // queued, not read yet
+  EXPECT_TRUE(g.discard(1));
+  EXPECT_TRUE(g.discard(2));
+  EXPECT_EQ(g.received(10), 10u);  // (8 would go down)
+  EXPECT_EQ(g.received(14), 12u);
+}
+
 TEST(StartGate, AnIdleSocketOpensASecondAfterTheStart) {
   StartGate g;
   g.set(StartGate::now_ns(CLOCK_REALTIME) + 3600ull * 1000000000ull);  // as after a clock step back
