@@ -30,16 +30,24 @@ void FlowDrain::hold() {
   if (finishing_.exchange(true, std::memory_order_acq_rel)) return;
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "tm-flows");
+    // The producers wait for this thread while it drains (bounded), and never after it.
+    struct Unbound {
+      FlowStoreWriter& w;
+      ~Unbound() { w.bound(false); }
+    } unbound{*writer_};
     try {
       // Waits for a drain the writer thread may have begun before it saw finishing_.
       std::lock_guard lk(mu_);
       writer_->write_behind();
+      writer_->bound(true);
       while (!closed_.load(std::memory_order_acquire)) {
-        writer_->drain(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 std::chrono::steady_clock::now().time_since_epoch())
-                                                 .count()));
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        const size_t blocks =
+            writer_->drain(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                     std::chrono::steady_clock::now().time_since_epoch())
+                                                     .count()));
+        if (blocks == 0) writer_->wait_for_push(std::chrono::milliseconds(1));  // (close() comes unannounced)
       }
+      writer_->bound(false);
       writer_->finish();  // what was pushed last, and the seal
     } catch (...) {
       failure_ = std::current_exception();

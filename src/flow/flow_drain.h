@@ -3,8 +3,9 @@
 // on — the end of input, when a recorder's shutdown ends every connection at once — a
 // thread of its own (tm-flows) drains them as they come and indexes while another
 // compresses (FlowStoreWriter::write_behind), alongside the last drain and seal of the
-// packet segments rather than after them; close() says every record is pushed, join()
-// waits for the last flow file to be sealed.
+// packet segments rather than after them, holding the producer to a few blocks ahead
+// (FlowStoreWriter::bound) so the burst reuses their memory; close() says every record is
+// pushed, join() waits for the last flow file to be sealed.
 #pragma once
 
 #include <atomic>

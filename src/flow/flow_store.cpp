@@ -79,16 +79,33 @@ FlowStoreWriter::~FlowStoreWriter() {
 
 void FlowStoreWriter::push(std::vector<FlowRecord>& block) {
   if (block.empty()) return;
-  std::lock_guard<std::mutex> lk(mu_);
+  std::unique_lock<std::mutex> lk(mu_);
+  room_.wait(lk, [&] { return !bounded_ || pending_.size() < kMaxPending; });
   pending_.push_back(std::move(block));
   block = spare_.take();
+  pushed_.notify_one();
 }
 
-void FlowStoreWriter::drain(uint64_t now_wall_ns) {
+void FlowStoreWriter::bound(bool on) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    bounded_ = on;
+  }
+  room_.notify_all();
+}
+
+void FlowStoreWriter::wait_for_push(std::chrono::milliseconds most) {
+  std::unique_lock<std::mutex> lk(mu_);
+  pushed_.wait_for(lk, most, [&] { return !pending_.empty(); });
+}
+
+size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     batch_.swap(pending_);
   }
+  room_.notify_all();
+  const size_t blocks = batch_.size();
   for (auto& block : batch_) {
     for (const FlowRecord& r : block) {
       if (!cur_) {
@@ -116,6 +133,7 @@ void FlowStoreWriter::drain(uint64_t now_wall_ns) {
     cur_->flush_block();
     last_block_ns_ = now_wall_ns;
   }
+  return blocks;
 }
 
 void FlowStoreWriter::write_behind() {

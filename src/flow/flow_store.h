@@ -2,6 +2,8 @@
 // rotates files, keeps them inside their budget and age, and recovers crash leftovers.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -44,10 +46,23 @@ class FlowStoreWriter {
   // back empty, with a recycled block's capacity or else room for kBlockRecords. Records travel in
   // blocks because a recorder's shutdown ends hundreds of thousands of connections at once:
   // one lock and no copy per block, rather than per record into one ever-growing vector.
+  // While bounded (below), waits until fewer than kMaxPending blocks are pending.
   void push(std::vector<FlowRecord>& block);
   static constexpr size_t kBlockRecords = 4096;  // what a producer should gather before push()
-  void drain(uint64_t now_wall_ns);  // writer thread: write what was pushed; flush a block each second
-  void finish();                     // writer thread or after it stopped: seal the current file
+  // Writer thread: writes what was pushed (returns how many blocks); flushes a block each second.
+  size_t drain(uint64_t now_wall_ns);
+  // From bound(true) on, push() waits while kMaxPending blocks are pending: for the shutdown,
+  // when a thread of its own drains as blocks come (FlowDrain::hold) and the recorder ends
+  // every connection at once. The burst then cycles through a few blocks, whose pages are in
+  // already, rather than holding every record at once (a connection table's worth: up to
+  // connections.max x 128 bytes, all memory never touched before). Never while capturing:
+  // a capture thread does not wait. bound(false) (the draining thread's end, by failure too)
+  // lets every push through again.
+  void bound(bool on);
+  static constexpr size_t kMaxPending = 4;  // (kSpareBlocks keeps a whole drained batch for reuse)
+  // Waits until a block is pending, at most `most` (the draining thread, between drains).
+  void wait_for_push(std::chrono::milliseconds most);
+  void finish();  // writer thread or after it stopped: seal the current file
   // The thread that drains from now on indexes while another compresses and writes
   // (FlowFileWriter::write_behind): for the shutdown's burst of records.
   void write_behind();
@@ -66,6 +81,8 @@ class FlowStoreWriter {
   std::mutex mu_;
   std::vector<std::vector<FlowRecord>> pending_;  // blocks pushed, not written yet
   BlockPool spare_{kBlockRecords, kSpareBlocks};  // mu_; written blocks, for push() to reuse
+  bool bounded_ = false;                          // mu_
+  std::condition_variable room_, pushed_;         // mu_: below kMaxPending, or unbounded; a push
   std::vector<std::vector<FlowRecord>> batch_;
   std::unique_ptr<FlowFileWriter> cur_;
   store::DiskRing sealed_{{".idx", ".flows"}};  // oldest first, inside the budget and age
