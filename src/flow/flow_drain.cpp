@@ -23,6 +23,7 @@ FlowDrain::~FlowDrain() {
 void FlowDrain::tick(uint64_t now_ns) {
   if (finishing_.load(std::memory_order_acquire)) return;
   std::lock_guard lk(mu_);
+  if (finishing_.load(std::memory_order_acquire)) return;  // (tm-flows drains from now on)
   writer_->drain(now_ns);
 }
 
@@ -37,7 +38,7 @@ void FlowDrain::hold() {
     } unbound{*writer_};
     try {
       // Waits for a drain the writer thread may have begun before it saw finishing_.
-      std::lock_guard lk(mu_);
+      { std::lock_guard lk(mu_); }
       writer_->write_behind();
       writer_->bound(true);
       while (!closed_.load(std::memory_order_acquire)) {

@@ -29,7 +29,8 @@ class FlowDrain {
   FlowDrain(const FlowDrain&) = delete;
   FlowDrain& operator=(const FlowDrain&) = delete;
 
-  // Any thread (FlowStoreWriter::push): `block` comes back empty.
+  // Any thread but tm-flows (FlowStoreWriter::push): `block` comes back empty. From hold() on
+  // it may wait for tm-flows to drain (a few blocks ahead at most).
   void push(std::vector<FlowRecord>& block) { writer_->push(block); }
   // The writer thread, each turn: writes what was pushed, unless hold() took over.
   void tick(uint64_t now_ns);
@@ -46,8 +47,10 @@ class FlowDrain {
 
  private:
   std::unique_ptr<FlowStoreWriter> writer_;
-  // tick() drains only under mu_ and only until hold() (finishing_); the thread takes mu_
-  // first, so it waits for a drain the writer thread may have begun before it saw finishing_.
+  // tick() drains only under mu_ and only until hold() (finishing_, checked again under mu_);
+  // tm-flows takes mu_ once at its start, so it waits for a drain the writer thread may have
+  // begun before it saw finishing_, and does not hold it after (a tick() then would wait for
+  // tm-flows to end, delaying the writer's last drain of the rings).
   std::atomic<bool> finishing_{false};
   std::atomic<bool> closed_{false};
   std::mutex mu_;

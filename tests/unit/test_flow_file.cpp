@@ -234,13 +234,21 @@ TEST(FlowFile, BoundedPushWaitsForTheDrain) {
     }
   };
   std::thread t(produce, kMax + 1, 0);
-  // The producer stops at kMax pushed (a broken bound lets it push all long before this).
-  for (int i = 0; i < 200 && pushed.load() < kMax; ++i)
+  // The producer pushes kMax blocks, then waits (a broken bound lets it push the last one too).
+  // (Polls with a generous cap: under a sanitizer on a busy machine the thread may start late.)
+  for (int i = 0; i < 10000 && pushed.load() < kMax; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(pushed.load(), kMax);
-  EXPECT_EQ(w.drain(0), kMax);  // takes them: room again
+  // Drains take them, and the producer goes on.
+  size_t drained = 0;
+  for (int i = 0; i < 10000 && pushed.load() < kMax + 1; ++i) {
+    drained += w.drain(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   t.join();
+  drained += w.drain(0);
+  EXPECT_EQ(drained, kMax + 1);
   EXPECT_EQ(pushed.load(), kMax + 1);
   // Unbounded: a producer that pushed kMax blocks more is not held (bound(false) also wakes one
   // already waiting: the same predicate).
@@ -265,16 +273,21 @@ TEST(FlowFile, UnboundWakesAWaitingProducer) {
   flow::FlowStoreWriter w(o, {"default"}, nullptr);
   constexpr size_t kMax = flow::FlowStoreWriter::kMaxPending;
   w.bound(true);
+  std::atomic<size_t> pushed{0};
   std::atomic<bool> done{false};
   std::thread t([&] {
     std::vector<flow::FlowRecord> block;
     for (size_t b = 0; b <= kMax; ++b) {
       block.push_back(record(b));
       w.push(block);
+      pushed.fetch_add(1);
     }
     done = true;
   });
+  for (int i = 0; i < 10000 && pushed.load() < kMax; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(pushed.load(), kMax);  // waiting for room
   EXPECT_FALSE(done.load());
   w.bound(false);
   t.join();
