@@ -131,8 +131,10 @@ class Ring {
   const BufferPool& pool() const { return *pool_; }
   // Bytes of records pushed and not released yet (any thread).
   size_t used() const {
-    return static_cast<size_t>(head_.load(std::memory_order_acquire) -
-                               released_.load(std::memory_order_acquire));
+    // released_ first: it never passes head_, so a push and a release between the two loads
+    // cannot make it larger than the head read (which wrapped the difference to ~2^64).
+    const uint64_t released = released_.load(std::memory_order_acquire);
+    return static_cast<size_t>(head_.load(std::memory_order_acquire) - released);
   }
   // The most bytes records held, sampled whenever the producer changes chunks or is refused.
   uint64_t high_water() const { return high_water_.load(std::memory_order_relaxed); }

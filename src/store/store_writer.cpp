@@ -96,7 +96,14 @@ void StoreWriter::start() {
     pthread_setname_np(pthread_self(), "tm-writer");
     run();
     running_ = false;
-    serve_syncs();  // the last requests still get their flush (or fail fast)
+    try {
+      serve_syncs();  // the last requests still get their flush (or fail fast)
+    } catch (const std::exception& e) {
+      // (a drain for them failed, the disk full: finish() drains again, and cuts and reports
+      // what it cannot write; escaping this thread would end the process)
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("writer: the last sync requests: {}", e.what());
+    }
     cpu_seconds_.store(util::thread_cpu_seconds(), std::memory_order_relaxed);
   });
 }
@@ -342,10 +349,20 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
     if (w->in_place_full()) release_written(producer, cls);
     // The frame goes to the file from the ring (no copy); its ring memory is released once
     // written (release_written).
-    if (h->keys_bytes && keys.read(ring.packed_keys(h), h->keys_bytes))
-      w->append_in_place(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
-    else
-      w->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
+    const uint64_t noted = w->packets();
+    try {
+      if (h->keys_bytes && keys.read(ring.packed_keys(h), h->keys_bytes))
+        w->append_in_place(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
+      else
+        w->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
+    } catch (...) {
+      // A write failed once the segment had counted the packet (its buffer flushed as it was
+      // appended): cutting the segment back counts it lost, so it is not written again from
+      // the ring (it was then counted twice, lost and written), as the consumed packets of
+      // a failed in-place batch are not.
+      if (w->packets() != noted) ring.consume();
+      throw;
+    }
     if (observe_.load(std::memory_order_relaxed))
       observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
     ++pk;

@@ -42,7 +42,8 @@ std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> StoreWriter::cu
       cut.emplace_back(cls, std::move(w));
     }
     st.open.clear();
-    rings_[c]->release();  // the frames taken for the failed write are gone
+    for (uint16_t p = 0; p < opts_.producers; ++p)
+      rings_[ring_of(p, cls)]->release();  // the frames taken for the failed write are gone
     stats_[c]->written_packets = st.closed_packets;
     stats_[c]->written_bytes = st.closed_bytes;
     update_disk_stat(cls);

@@ -87,6 +87,8 @@ TEST(StoreFull, LiveWriterDeletesOldestSegmentsToMakeRoom) {
   EXPECT_GT(cat.segments.back().meta.last_ts, ts - 1000 * 1000);  // the newest stayed
   EXPECT_EQ(cat.foreign, std::vector<std::string>{});
   EXPECT_LE(w.stats(0).lost_packets.load() + packets, 30000u);
+  // Every packet counted once: written (then kept or evicted) or lost (cut off a failed write).
+  EXPECT_EQ(w.stats(0).written_packets.load() + w.stats(0).lost_packets.load(), 30000u);
 }
 
 TEST(StoreFull, LiveWriterWithNothingToDeleteReportsAndTriesAgain) {
@@ -113,4 +115,23 @@ TEST(StoreFull, LiveWriterWithNothingToDeleteReportsAndTriesAgain) {
   EXPECT_GE(w.stats(0).written_packets.load(), 200u);
   w.finish();
   EXPECT_FALSE(w.failed()) << w.error();
+}
+
+// A write that fails within a segment (its buffer flushed as a packet is appended, not at the
+// seal): the packet being appended is counted once, lost or written, not both (it was
+// counted lost with the segment cut back and then written again from the ring).
+TEST(StoreFull, APacketWhoseWriteFailedIsCountedOnce) {
+  Tmpfs t("6m");
+  if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
+  store::StoreOptions o = live_options(t.d.p / "store");
+  o.segment_size = 5 << 20;  // above the writer's 4 MiB buffer: flushed while appending
+  store::StoreWriter w(o);
+  w.start();
+  uint64_t ts = 1'000'000'000;
+  push(w, ts, 30000);
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(5000)));
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+  EXPECT_GT(w.write_errors(), 0u);
+  EXPECT_EQ(w.stats(0).written_packets.load() + w.stats(0).lost_packets.load(), 30000u);
 }
