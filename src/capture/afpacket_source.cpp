@@ -93,7 +93,10 @@ uint64_t interface_rx_dropped(const std::string& ifc) {
 class AfPacketSource : public PacketSource {
  public:
   explicit AfPacketSource(const LiveOptions& o)
-      : name_(o.interface), snaplen_(static_cast<uint32_t>(o.snaplen)), idle_wait_ms_(o.idle_wait_ms) {
+      : name_(o.interface),
+        snaplen_(static_cast<uint32_t>(o.snaplen)),
+        idle_wait_ms_(o.idle_wait_ms),
+        interface_drops_(o.interface_drops) {
     try {
       open(o);
     } catch (...) {
@@ -105,6 +108,10 @@ class AfPacketSource : public PacketSource {
 
   size_t next_batch(RawPacket* out, size_t max) override {
     gate_.tick();
+    if (pace_.due()) {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      add_kernel_counts();
+    }
     if (release_pending_) release_current();
     bool waited = false;
     while (!in_block_) {
@@ -143,22 +150,16 @@ class AfPacketSource : public PacketSource {
   }
 
   SourceStats stats() const override {
-    // PACKET_STATISTICS resets the kernel's counters at each read: add them up here.
     std::lock_guard<std::mutex> lock(stats_mu_);
-    struct tpacket_stats_v3 st;
-    memset(&st, 0, sizeof(st));
-    socklen_t len = sizeof(st);
-    if (fd_ >= 0 && getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
-      received_ += st.tp_packets;  // includes the dropped ones
-      dropped_ += st.tp_drops;
-      freezes_ += st.tp_freeze_q_cnt;
-    }
+    add_kernel_counts();
     SourceStats s;
     s.kernel_received = gate_.received(received_);
     s.kernel_dropped = dropped_;
     s.ring_freezes = freezes_;
-    uint64_t ifd = interface_rx_dropped(name_);
-    s.iface_dropped = ifd > ifdrop_base_ ? ifd - ifdrop_base_ : 0;
+    if (interface_drops_) {
+      uint64_t ifd = interface_rx_dropped(name_);
+      s.iface_dropped = ifd > ifdrop_base_ ? ifd - ifdrop_base_ : 0;
+    }
     return s;
   }
 
@@ -263,6 +264,19 @@ class AfPacketSource : public PacketSource {
   }
 
   // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
+  // PACKET_STATISTICS resets the kernel's counters at each read: added up here (under
+  // stats_mu_), on the capture thread once a second too (StatsPace: they are 32-bit).
+  void add_kernel_counts() const {
+    struct tpacket_stats_v3 st;
+    memset(&st, 0, sizeof(st));
+    socklen_t len = sizeof(st);
+    if (fd_ >= 0 && getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+      received_ += st.tp_packets;  // includes the dropped ones
+      dropped_ += st.tp_drops;
+      freezes_ += st.tp_freeze_q_cnt;
+    }
+  }
+
   void wait() {
     struct pollfd pfd {
       fd_, POLLIN, 0
@@ -304,6 +318,7 @@ class AfPacketSource : public PacketSource {
   std::string name_;
   uint32_t snaplen_;
   int idle_wait_ms_;
+  bool interface_drops_;  // LiveOptions::interface_drops
   int fd_ = -1;
   int fanout_ = -1;
   uint8_t* ring_ = nullptr;
@@ -318,6 +333,7 @@ class AfPacketSource : public PacketSource {
   StartGate gate_;  // a fanout member: discards what came before its start
   uint64_t ifdrop_base_ = 0;
   mutable std::mutex stats_mu_;
+  StatsPace pace_;  // the capture thread's reads of the counters
   mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0;
 };
 
@@ -402,7 +418,10 @@ std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& o,
   if (m.fanout_group == 0) m.fanout_group = kNewFanoutGroup;
   for (int i = 0; i < n; ++i) {
     out.push_back(open_live_source(m));
-    if (i == 0) m.fanout_group = kFanoutId | out[0]->fanout_group();  // the others join its group
+    if (i == 0) {
+      m.fanout_group = kFanoutId | out[0]->fanout_group();  // the others join its group
+      m.interface_drops = false;                            // (the first reports them)
+    }
   }
   // The capture starts once the group is whole, on every socket: from then on each packet
   // reaches exactly one of them (before, the first ones had every packet to themselves).

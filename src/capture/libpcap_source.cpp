@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "capture/afpacket_source.h"
 #include "capture/mmap_pcap_source.h"
@@ -31,7 +32,8 @@ class PcapHandleSource : public PacketSource {
   }
   ~PcapHandleSource() override { pcap_close(p_); }
   int fanout_group() const override { return fanout_; }
-  int fanout_ = -1;  // set by open_libpcap_live_source
+  int fanout_ = -1;              // set by open_libpcap_live_source
+  bool interface_drops_ = true;  // the same (LiveOptions::interface_drops)
   void start_at(uint64_t realtime_ns) override {
     if (fanout_ >= 0) gate_.set(realtime_ns);
   }
@@ -85,12 +87,12 @@ class PcapHandleSource : public PacketSource {
   }
   SourceStats stats() const override {
     SourceStats s;
-    struct pcap_stat ps;
-    if (live_ && pcap_stats(p_, &ps) == 0) {
-      s.kernel_received = gate_.received(ps.ps_recv);
-      s.kernel_dropped = ps.ps_drop;
-      s.iface_dropped = ps.ps_ifdrop;
-    }
+    if (!live_) return s;
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    add_counts();
+    s.kernel_received = gate_.received(recv_.total);
+    s.kernel_dropped = drop_.total;
+    if (interface_drops_) s.iface_dropped = ifdrop_.total;
     return s;
   }
 
@@ -118,6 +120,10 @@ class PcapHandleSource : public PacketSource {
       c->out[c->n++] = RawPacket{ts, h->caplen, std::max(h->len, h->caplen), c->self->linktype_, nullptr};
     };
     gate_.tick();
+    if (pace_.due()) {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      add_counts();
+    }
     // The handle is non-blocking: take what the ring holds; when it holds nothing, wait for the
     // socket at most idle_wait_ms and return (possibly with nothing). A blocking read would
     // never return on an idle link (TPACKET_V3 polls without a timeout), stalling the other
@@ -137,7 +143,21 @@ class PcapHandleSource : public PacketSource {
     return ctx.n;
   }
 
+  // pcap_stats' totals are 32-bit (u_int) and wrap: their moves are added up here (under
+  // stats_mu_, which also keeps two threads out of pcap_stats at once), on the capture thread
+  // once a second too (StatsPace), so the totals go on past 2^32.
+  void add_counts() const {
+    struct pcap_stat ps;
+    if (pcap_stats(p_, &ps) != 0) return;
+    recv_.update(ps.ps_recv);
+    drop_.update(ps.ps_drop);
+    ifdrop_.update(ps.ps_ifdrop);
+  }
+
   pcap_t* p_;
+  mutable std::mutex stats_mu_;
+  mutable WrappingTotal recv_, drop_, ifdrop_;
+  StatsPace pace_;  // the capture thread's reads of the counters
   StartGate gate_;  // a fanout member: discards what came before its start
   std::string name_;
   bool live_;
@@ -214,6 +234,7 @@ std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& o) {
   }
   auto s = std::make_unique<PcapHandleSource>(p, o.interface, true, o.idle_wait_ms);
   s->fanout_ = group;
+  s->interface_drops_ = o.interface_drops;
   s->start_at(StartGate::now_ns(CLOCK_REALTIME));  // (a fanout member only: see StartGate)
   return s;
 }

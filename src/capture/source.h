@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -31,6 +32,38 @@ struct SourceStats {
   uint64_t kernel_dropped = 0;   // live: dropped by the kernel buffer (ps_drop)
   uint64_t iface_dropped = 0;    // live: dropped by the interface/driver (ps_ifdrop)
   uint64_t ring_freezes = 0;     // live, AF_PACKET: times the kernel found its ring full (tp_freeze_q_cnt)
+};
+
+// A live source's kernel counters are 32-bit (PACKET_STATISTICS between two reads, libpcap's
+// pcap_stat totals): read and added up into 64-bit totals at least this often, by its capture
+// thread (StatsPace) as well as whenever stats() is asked, so a long capture's totals never wrap
+// (2^32 packets: 72 minutes at 1 Mpps).
+inline constexpr uint64_t kStatsEveryNs = 1000000000ull;
+class StatsPace {
+ public:
+  // Once per batch: true when the counters are due (CLOCK_MONOTONIC_COARSE, a few ns).
+  bool due() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    if (now < next_ns_) return false;
+    next_ns_ = now + kStatsEveryNs;
+    return true;
+  }
+
+ private:
+  uint64_t next_ns_ = 0;
+};
+
+// A 32-bit count that wraps (libpcap's pcap_stat totals), added up into 64 bits: read less
+// than 2^32 counts apart, the total never wraps.
+struct WrappingTotal {
+  uint64_t total = 0;
+  uint32_t last = 0;
+  void update(uint32_t now) {
+    total += static_cast<uint32_t>(now - last);
+    last = now;
+  }
 };
 
 class PacketSource {
@@ -86,6 +119,10 @@ struct LiveOptions {
   // id, 0 included) in hash mode, so that the sockets of one group on one interface (in one
   // network namespace) share its packets, each connection's both directions on one socket.
   int fanout_group = 0;
+  // Whether stats() reports the interface's own drops (SourceStats::iface_dropped): they are
+  // the whole interface's, so of a group's sockets only the first does (open_live_group), or
+  // they would be counted once per capture thread.
+  bool interface_drops = true;
 };
 constexpr int kNewFanoutGroup = -1;
 constexpr int kFanoutId = 1 << 16;

@@ -26,12 +26,15 @@ class StartGate {
   // Frames stamped (CLOCK_REALTIME) before `realtime_ns` are not captured; a later start wins.
   void set(uint64_t realtime_ns) {
     start_ns_ = std::max(start_ns_, realtime_ns);
-    until_mono_ns_ = now_ns(CLOCK_MONOTONIC) + kOpenNs;
+    until_mono_ns_ = 0;  // (the second counts from the socket's first read: tick())
   }
   // True for a frame from before the start (counted). The gate opens for good at the first
   // frame stamped at or after the start (the ring is in delivery order: what follows came
-  // through the group) or, on an idle socket, kOpenNs after set() (tick()): a later step of
-  // the clock never discards anything.
+  // through the group) or, on an idle socket, kOpenNs after its capture thread first read it
+  // (tick()): a later step of the clock never discards anything. Counted from that read, not
+  // from set(): the sources of several interfaces are set up one after another (rings of
+  // hundreds of MB each) before any is read, and a gate that opened meanwhile would let the
+  // frames from before the join through, stored twice.
   bool discard(uint64_t ts_ns) {
     if (start_ns_ == 0) [[likely]]
       return false;
@@ -42,9 +45,15 @@ class StartGate {
     start_ns_ = 0;
     return false;
   }
-  // Once per batch.
+  // Once per batch, before reading.
   void tick() {
-    if (start_ns_ != 0 && now_ns(CLOCK_MONOTONIC) >= until_mono_ns_) start_ns_ = 0;
+    if (start_ns_ == 0) [[likely]]
+      return;
+    const uint64_t now = now_ns(CLOCK_MONOTONIC);
+    if (until_mono_ns_ == 0)
+      until_mono_ns_ = now + kOpenNs;
+    else if (now >= until_mono_ns_)
+      start_ns_ = 0;
   }
   uint64_t discarded() const { return discarded_.load(std::memory_order_relaxed); }
   // The kernel's count of packets received, less those discarded here (not captured: the
@@ -59,8 +68,8 @@ class StartGate {
 
  private:
   static constexpr uint64_t kOpenNs = 1000000000ull;
-  uint64_t start_ns_ = 0;  // 0: open
-  uint64_t until_mono_ns_ = 0;
+  uint64_t start_ns_ = 0;       // 0: open
+  uint64_t until_mono_ns_ = 0;  // 0: not read since set()
   std::atomic<uint64_t> discarded_{0};
   mutable uint64_t reported_ = 0;  // received()
 };

@@ -1,9 +1,11 @@
-// capture::StartGate: what a fanout member discards at its start.
+// capture::StartGate (what a fanout member discards at its start) and the live sources' counter
+// helpers (source.h).
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
+#include "capture/source.h"
 #include "capture/start_gate.h"
 
 namespace tmach::capture {
@@ -51,7 +53,21 @@ TEST(StartGate, ReceivedIsTheKernelsCountLessTheDiscardedAndNeverGoesDown) {
   EXPECT_EQ(g.received(14), 12u);
 }
 
-TEST(StartGate, AnIdleSocketOpensASecondAfterTheStart) {
+// The second counts from the first read, not from set(): a socket set up long before its
+// capture thread first reads it (the next interface's rings being made meanwhile) still
+// discards what it holds from before its start.
+TEST(StartGate, TheSecondCountsFromTheFirstRead) {
+  StartGate g;
+  g.set(StartGate::now_ns(CLOCK_REALTIME) + 3600ull * 1000000000ull);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // set up, not read yet
+  g.tick();                                                      // the first read
+  EXPECT_TRUE(g.discard(1));
+  g.tick();
+  EXPECT_TRUE(g.discard(2));
+  EXPECT_EQ(g.discarded(), 2u);
+}
+
+TEST(StartGate, AnIdleSocketOpensASecondAfterItsFirstRead) {
   StartGate g;
   g.set(StartGate::now_ns(CLOCK_REALTIME) + 3600ull * 1000000000ull);  // as after a clock step back
   g.tick();
@@ -61,6 +77,24 @@ TEST(StartGate, AnIdleSocketOpensASecondAfterTheStart) {
   g.tick();
   EXPECT_FALSE(g.discard(1));
   EXPECT_EQ(g.discarded(), 1u);
+}
+
+// libpcap's 32-bit totals, added up across their wrap (a long capture: 2^32 packets).
+TEST(WrappingTotal, GoesOnPastTheWrap) {
+  WrappingTotal t;
+  t.update(0xfffffff0u);
+  EXPECT_EQ(t.total, 0xfffffff0u);
+  t.update(0x10u);  // wrapped: 0x20 more
+  EXPECT_EQ(t.total, 0x100000010ull);
+  t.update(0x10u);  // unchanged
+  EXPECT_EQ(t.total, 0x100000010ull);
+}
+
+// The capture thread reads the counters at once, then not again within the period.
+TEST(StatsPace, DueAtOnceThenOncePerPeriod) {
+  StatsPace p;
+  EXPECT_TRUE(p.due());
+  EXPECT_FALSE(p.due());
 }
 
 }  // namespace
