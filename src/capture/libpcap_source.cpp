@@ -128,6 +128,16 @@ class PcapHandleSource : public PacketSource {
     // socket at most idle_wait_ms and return (possibly with nothing). A blocking read would
     // never return on an idle link (TPACKET_V3 polls without a timeout), stalling the other
     // interfaces, the daemon's commands and its counters.
+    if (stopped_.load(std::memory_order_relaxed)) {
+      // Stopped (the session reads what is left): what the ring holds, without waiting. The
+      // first dispatch after pcap_breakloop() returns at once, clearing its flag.
+      for (int round = 0; round < 2 && ctx.n == 0; ++round) {
+        int rc = pcap_dispatch(p_, static_cast<int>(max), cb, reinterpret_cast<u_char*>(&ctx));
+        if (rc == PCAP_ERROR_BREAK) continue;
+        if (rc < 0) throw SourceError(fmt::format("{}: {}", name_, pcap_geterr(p_)));
+        break;
+      }
+    }
     for (int round = 0; round < 2 && ctx.n == 0 && !stopped_.load(std::memory_order_relaxed); ++round) {
       int rc = pcap_dispatch(p_, static_cast<int>(max), cb, reinterpret_cast<u_char*>(&ctx));
       if (rc == PCAP_ERROR_BREAK) break;  // stop(): what was handed out so far is still returned

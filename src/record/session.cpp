@@ -16,6 +16,8 @@
 namespace tmach::record {
 
 namespace {
+// Live: how long a capture thread goes on reading what its sockets hold once stopped.
+constexpr std::chrono::seconds kDrainAtStop{5};
 // Live: how long a packet waits for a writer that makes no room at all before the capture
 // thread drops instead (Recorder::set_stall_limit). Far longer than a slow disk's hiccup
 // (the writer frees room packet by packet while it writes), short enough to stop promptly.
@@ -176,15 +178,25 @@ void Session::run_live(const Around& around) {
 void Session::run_shard(size_t i, const Around& around) {
   Recorder& rec = *shards_[i].rec;
   std::vector<capture::RawPacket> batch(256);
-  while (!stopping()) {
-    for (capture::PacketSource* s : shards_[i].sources) {
-      size_t n = s->next_batch(batch.data(), batch.size());
-      if (opts_.keep) n = opts_.keep(batch.data(), n);
-      if (around)
-        around(i, [&] { rec.process(batch.data(), n, wait_mode_); });
-      else
-        rec.process(batch.data(), n, wait_mode_);
-    }
+  auto take = [&](capture::PacketSource* s) {
+    size_t n = s->next_batch(batch.data(), batch.size());
+    const bool any = n > 0;
+    if (opts_.keep) n = opts_.keep(batch.data(), n);
+    if (around)
+      around(i, [&] { rec.process(batch.data(), n, wait_mode_); });
+    else
+      rec.process(batch.data(), n, wait_mode_);
+    return any;
+  };
+  while (!stopping())
+    for (capture::PacketSource* s : shards_[i].sources) take(s);
+  // Stopped: what the kernel had queued before the stop is read too (it arrived before it; in
+  // wait mode up to a capture buffer of it, which stopping at once left unread and counted
+  // nowhere), for at most kDrainAtStop. A stopped source returns what it holds, then nothing.
+  const auto until = std::chrono::steady_clock::now() + kDrainAtStop;
+  for (bool more = true; more && std::chrono::steady_clock::now() < until;) {
+    more = false;
+    for (capture::PacketSource* s : shards_[i].sources) more |= take(s);
   }
 }
 
