@@ -25,6 +25,7 @@ class StartGate {
   }
   // Frames stamped (CLOCK_REALTIME) before `realtime_ns` are not captured; a later start wins.
   void set(uint64_t realtime_ns) {
+    opened_.store(false, std::memory_order_relaxed);
     start_ns_ = std::max(start_ns_, realtime_ns);
     until_mono_ns_ = 0;  // (the second counts from the socket's first read: tick())
   }
@@ -42,7 +43,7 @@ class StartGate {
       discarded_.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
-    start_ns_ = 0;
+    open();
     return false;
   }
   // Once per batch, before reading.
@@ -53,14 +54,17 @@ class StartGate {
     if (until_mono_ns_ == 0)
       until_mono_ns_ = now + kOpenNs;
     else if (now >= until_mono_ns_)
-      start_ns_ = 0;
+      open();
   }
   uint64_t discarded() const { return discarded_.load(std::memory_order_relaxed); }
   // The kernel's count of packets received, less those discarded here (not captured: the
   // group's other sockets had them), never less than returned before (the kernel counts them
   // when they are queued, discard() as they are read). On the thread that reads the source's
   // statistics.
+  // Until the gate opens, what the kernel counted may include frames still to be discarded: the
+  // count stays where it was rather than rise by them for good.
   uint64_t received(uint64_t kernel_received) const {
+    if (!opened_.load(std::memory_order_acquire)) return reported_;
     const uint64_t early = discarded();
     reported_ = std::max(reported_, kernel_received > early ? kernel_received - early : 0);
     return reported_;
@@ -68,8 +72,13 @@ class StartGate {
 
  private:
   static constexpr uint64_t kOpenNs = 1000000000ull;
-  uint64_t start_ns_ = 0;       // 0: open
-  uint64_t until_mono_ns_ = 0;  // 0: not read since set()
+  void open() {
+    start_ns_ = 0;
+    opened_.store(true, std::memory_order_release);  // (after every discard: received())
+  }
+  uint64_t start_ns_ = 0;           // 0: open
+  std::atomic<bool> opened_{true};  // start_ns_ == 0, for received() on another thread
+  uint64_t until_mono_ns_ = 0;      // 0: not read since set()
   std::atomic<uint64_t> discarded_{0};
   mutable uint64_t reported_ = 0;  // received()
 };

@@ -144,9 +144,13 @@ std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const conf
     lo.method = cfg.capture_method == "afpacket"  ? capture::LiveMethod::kAfPacket
                 : cfg.capture_method == "libpcap" ? capture::LiveMethod::kLibpcap
                                                   : capture::LiveMethod::kAuto;
-    if (worker_split)
+    if (worker_split) {
       lo.fanout_group =
           capture::kFanoutId | worker_fanout_group(ifc, worker_split->workers, worker_split->cluster_key);
+      // The interface's drops are the whole interface's: worker 0 alone reports them (the
+      // frontend adds the workers' counters up).
+      lo.interface_drops = worker_split->worker_id == 0;
+    }
     for (auto& s : capture::open_live_group(lo, cfg.capture_threads)) sources.push_back(std::move(s));
   }
   return sources;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "capture/start_gate.h"
 #include "config/component_options.h"
 #include "util/allocator_tuning.h"
 #include "util/thread_cpu.h"
@@ -18,6 +19,9 @@ namespace tmach::record {
 namespace {
 // Live: how long a capture thread goes on reading what its sockets hold once stopped.
 constexpr std::chrono::seconds kDrainAtStop{5};
+// The longest a ring block waits for more frames before the kernel hands it over
+// (afpacket_source.cpp kRetireTimeoutMs, libpcap's timeout), and a little more.
+constexpr std::chrono::milliseconds kRetireAtStop{120};
 // Live: how long a packet waits for a writer that makes no room at all before the capture
 // thread drops instead (Recorder::set_stall_limit). Far longer than a slow disk's hiccup
 // (the writer frees room packet by packet while it writes), short enough to stop promptly.
@@ -135,6 +139,8 @@ void Session::start() {
 }
 
 void Session::stop() {
+  uint64_t expected = 0;
+  stop_ns_.compare_exchange_strong(expected, capture::StartGate::now_ns(CLOCK_REALTIME));
   stop_.store(true, std::memory_order_release);
   for (auto& s : live_) s->stop();
   if (auto* c = current_.load()) c->stop();
@@ -178,25 +184,57 @@ void Session::run_live(const Around& around) {
 void Session::run_shard(size_t i, const Around& around) {
   Recorder& rec = *shards_[i].rec;
   std::vector<capture::RawPacket> batch(256);
-  auto take = [&](capture::PacketSource* s) {
-    size_t n = s->next_batch(batch.data(), batch.size());
-    const bool any = n > 0;
+  // A batch of source `s`, up to its first frame stamped at `before_ns` or later (none such
+  // while capturing): how many it read, and whether it showed such a later frame.
+  struct Took {
+    size_t got;
+    bool past;
+  };
+  auto take = [&](capture::PacketSource* s, uint64_t before_ns) {
+    const size_t got = s->next_batch(batch.data(), batch.size());
+    size_t n = got;
+    bool past = false;
+    if (before_ns != UINT64_MAX) {
+      n = 0;
+      while (n < got && batch[n].ts_ns < before_ns) ++n;
+      past = n < got;
+    }
     if (opts_.keep) n = opts_.keep(batch.data(), n);
     if (around)
       around(i, [&] { rec.process(batch.data(), n, wait_mode_); });
     else
       rec.process(batch.data(), n, wait_mode_);
-    return any;
+    return Took{got, past};
   };
   while (!stopping())
-    for (capture::PacketSource* s : shards_[i].sources) take(s);
+    for (capture::PacketSource* s : shards_[i].sources) take(s, UINT64_MAX);
   // Stopped: what the kernel had queued before the stop is read too (it arrived before it; in
   // wait mode up to a capture buffer of it, which stopping at once left unread and counted
-  // nowhere), for at most kDrainAtStop. A stopped source returns what it holds, then nothing.
+  // nowhere): frames stamped before the stop, each socket until it shows a later one or
+  // nothing more, for at most kDrainAtStop. (A stopped source returns what it holds, then
+  // nothing; a busy link's frames from after the stop are not captured.)
+  // The kernel hands a ring block over once full or at its retire timeout (AF_PACKET 50 ms,
+  // libpcap 100 ms): after a first empty read the sockets are read again kRetireAtStop later,
+  // for the frames of a block still being filled at the stop.
+  const uint64_t stop_ns = stop_ns_.load();
+  std::vector<capture::PacketSource*> left = shards_[i].sources;
   const auto until = std::chrono::steady_clock::now() + kDrainAtStop;
-  for (bool more = true; more && std::chrono::steady_clock::now() < until;) {
-    more = false;
-    for (capture::PacketSource* s : shards_[i].sources) more |= take(s);
+  bool retired = false;
+  while (!left.empty() && std::chrono::steady_clock::now() < until) {
+    bool any = false;
+    for (size_t k = 0; k < left.size();) {
+      const Took t = take(left[k], stop_ns);
+      any |= t.got > 0;
+      if (t.past || (t.got == 0 && retired))
+        left.erase(left.begin() + static_cast<long>(k));
+      else
+        ++k;
+    }
+    if (!any) {
+      if (retired) break;
+      std::this_thread::sleep_for(kRetireAtStop);
+      retired = true;
+    }
   }
 }
 

@@ -150,6 +150,7 @@ class Session {
   store::ImportSession* imports_ = nullptr;
   std::atomic<capture::PacketSource*> current_{nullptr};  // the file source being read
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> stop_ns_{0};  // CLOCK_REALTIME of stop(): the drain takes what came before
   util::Prefaulter prefault_;
   std::chrono::steady_clock::time_point t0_;
   bool started_ = false, finished_ = false;

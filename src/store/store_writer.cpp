@@ -99,10 +99,14 @@ void StoreWriter::start() {
     try {
       serve_syncs();  // the last requests still get their flush (or fail fast)
     } catch (const std::exception& e) {
-      // (a drain for them failed, the disk full: finish() drains again, and cuts and reports
-      // what it cannot write; escaping this thread would end the process)
+      // (a drain for them failed, the disk full: escaping this thread would end the process)
+      // The open segments are cut back to their complete records, as a failure in the loop
+      // does (a write that threw may have left part of its bytes: writing them again would
+      // break the file); finish() drains the rest into new ones, and cuts and reports what it
+      // cannot write.
       write_errors_.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("writer: the last sync requests: {}", e.what());
+      keep_cut(cut_open_segments());
     }
     cpu_seconds_.store(util::thread_cpu_seconds(), std::memory_order_relaxed);
   });
