@@ -214,50 +214,64 @@ TEST(FlowFile, PushGivesBackRoomForABlock) {
   for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(c.records[i].id, record(i).id);
 }
 
-// Bounded (the shutdown, drained by a thread of its own), a producer waits once kMaxPending
-// blocks are pending, goes on when a drain takes them, and never waits once unbounded again
-// (the draining thread's end); every record is written, in order.
-TEST(FlowFile, BoundedPushWaitsForTheDrain) {
+// A flow store writer bounded as at a shutdown (FlowStoreWriter::bound), and a producer of
+// blocks of one record each, counting its pushes.
+struct Bounded {
+  static constexpr size_t kMax = flow::FlowStoreWriter::kMaxPending;
   TempDir d;
-  flow::FlowOptions o;
-  o.store = d.p.string();
-  flow::FlowStoreWriter w(o, {"default"}, nullptr);
-  constexpr size_t kMax = flow::FlowStoreWriter::kMaxPending;
-  w.bound(true);
+  flow::FlowStoreWriter w{[this] {
+                            flow::FlowOptions o;
+                            o.store = d.p.string();
+                            return o;
+                          }(),
+                          {"default"},
+                          nullptr};
   std::atomic<size_t> pushed{0};
-  auto produce = [&](size_t blocks, uint64_t first) {
+  Bounded() { w.bound(true); }
+  void produce(size_t blocks, uint64_t first) {
     std::vector<flow::FlowRecord> block;
     for (size_t b = 0; b < blocks; ++b) {
       block.push_back(record(first + b));
       w.push(block);
       pushed.fetch_add(1);
     }
-  };
-  std::thread t(produce, kMax + 1, 0);
-  // The producer pushes kMax blocks, then waits (a broken bound lets it push the last one too).
-  // (Polls with a generous cap: under a sanitizer on a busy machine the thread may start late.)
-  for (int i = 0; i < 10000 && pushed.load() < kMax; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(pushed.load(), kMax);
+  }
+  // Waits until kMax blocks are pushed, then a little more (a producer not held pushes on);
+  // polls with a generous cap: under a sanitizer on a busy machine the thread may start late.
+  void settle() {
+    for (int i = 0; i < 10000 && pushed.load() < kMax; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+};
+
+// Bounded (the shutdown, drained by a thread of its own), a producer waits once kMaxPending
+// blocks are pending, goes on when a drain takes them, and never waits once unbounded again
+// (the draining thread's end); every record is written, in order.
+TEST(FlowFile, BoundedPushWaitsForTheDrain) {
+  Bounded b;
+  constexpr size_t kMax = Bounded::kMax;
+  std::thread t([&] { b.produce(kMax + 1, 0); });
+  b.settle();
+  EXPECT_EQ(b.pushed.load(), kMax);  // held (a broken bound lets it push the last one too)
   // Drains take them, and the producer goes on.
   size_t drained = 0;
-  for (int i = 0; i < 10000 && pushed.load() < kMax + 1; ++i) {
-    drained += w.drain(0);
+  for (int i = 0; i < 10000 && b.pushed.load() < kMax + 1; ++i) {
+    drained += b.w.drain(0);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   t.join();
-  drained += w.drain(0);
+  drained += b.w.drain(0);
   EXPECT_EQ(drained, kMax + 1);
-  EXPECT_EQ(pushed.load(), kMax + 1);
+  EXPECT_EQ(b.pushed.load(), kMax + 1);
   // Unbounded: a producer that pushed kMax blocks more is not held (bound(false) also wakes one
   // already waiting: the same predicate).
-  w.bound(false);
-  produce(2 * kMax, kMax + 1);
-  EXPECT_EQ(pushed.load(), 3 * kMax + 1);
-  w.finish();
-  EXPECT_EQ(w.records_written(), 3 * kMax + 1);
-  auto files = flow::scan_flow_files(d.p.string());
+  b.w.bound(false);
+  b.produce(2 * kMax, kMax + 1);
+  EXPECT_EQ(b.pushed.load(), 3 * kMax + 1);
+  b.w.finish();
+  EXPECT_EQ(b.w.records_written(), 3 * kMax + 1);
+  auto files = flow::scan_flow_files(b.d.p.string());
   ASSERT_EQ(files.size(), 1u);
   auto c = flow::read_flow_file(files[0].base + ".flows");
   ASSERT_EQ(c.records.size(), 3 * kMax + 1);
@@ -267,31 +281,19 @@ TEST(FlowFile, BoundedPushWaitsForTheDrain) {
 // bound(false) wakes a producer waiting on a full bound (the draining thread failed or ended:
 // nothing will drain, and the producer must not wait for ever).
 TEST(FlowFile, UnboundWakesAWaitingProducer) {
-  TempDir d;
-  flow::FlowOptions o;
-  o.store = d.p.string();
-  flow::FlowStoreWriter w(o, {"default"}, nullptr);
-  constexpr size_t kMax = flow::FlowStoreWriter::kMaxPending;
-  w.bound(true);
-  std::atomic<size_t> pushed{0};
+  Bounded b;
+  constexpr size_t kMax = Bounded::kMax;
   std::atomic<bool> done{false};
   std::thread t([&] {
-    std::vector<flow::FlowRecord> block;
-    for (size_t b = 0; b <= kMax; ++b) {
-      block.push_back(record(b));
-      w.push(block);
-      pushed.fetch_add(1);
-    }
+    b.produce(kMax + 1, 0);
     done = true;
   });
-  for (int i = 0; i < 10000 && pushed.load() < kMax; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(pushed.load(), kMax);  // waiting for room
+  b.settle();
+  EXPECT_EQ(b.pushed.load(), kMax);  // waiting for room
   EXPECT_FALSE(done.load());
-  w.bound(false);
+  b.w.bound(false);
   t.join();
   EXPECT_TRUE(done.load());
-  w.finish();
-  EXPECT_EQ(w.records_written(), kMax + 1);
+  b.w.finish();
+  EXPECT_EQ(b.w.records_written(), kMax + 1);
 }
