@@ -263,7 +263,6 @@ class AfPacketSource : public PacketSource {
     release_pending_ = false;
   }
 
-  // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
   // PACKET_STATISTICS resets the kernel's counters at each read: added up here (under
   // stats_mu_), on the capture thread once a second too (StatsPace: they are 32-bit).
   void add_kernel_counts() const {
@@ -277,6 +276,7 @@ class AfPacketSource : public PacketSource {
     }
   }
 
+  // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
   void wait() {
     struct pollfd pfd {
       fd_, POLLIN, 0

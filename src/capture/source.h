@@ -3,12 +3,13 @@
 #pragma once
 
 #include <cstdint>
-#include <ctime>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "capture/start_gate.h"
 
 namespace tmach::capture {
 
@@ -43,9 +44,7 @@ class StatsPace {
  public:
   // Once per batch: true when the counters are due (CLOCK_MONOTONIC_COARSE, a few ns).
   bool due() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+    const uint64_t now = StartGate::now_ns(CLOCK_MONOTONIC_COARSE);
     if (now < next_ns_) return false;
     next_ns_ = now + kStatsEveryNs;
     return true;

@@ -48,8 +48,7 @@ void FlowDrain::hold() {
                                                      .count()));
         if (blocks == 0) writer_->wait_for_push(std::chrono::milliseconds(1));  // (close() comes unannounced)
       }
-      writer_->bound(false);
-      writer_->finish();  // what was pushed last, and the seal
+      writer_->finish();  // what was pushed last, and the seal (every record is pushed: unbounded or not)
     } catch (...) {
       failure_ = std::current_exception();
     }

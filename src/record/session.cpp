@@ -9,10 +9,10 @@
 #include <stdexcept>
 #include <thread>
 
-#include "capture/start_gate.h"
 #include "config/component_options.h"
 #include "util/allocator_tuning.h"
 #include "util/thread_cpu.h"
+#include "util/timespec.h"
 
 namespace tmach::record {
 
@@ -140,7 +140,7 @@ void Session::start() {
 
 void Session::stop() {
   uint64_t expected = 0;
-  stop_ns_.compare_exchange_strong(expected, capture::StartGate::now_ns(CLOCK_REALTIME));
+  stop_ns_.compare_exchange_strong(expected, util::now_ns());
   stop_.store(true, std::memory_order_release);
   for (auto& s : live_) s->stop();
   if (auto* c = current_.load()) c->stop();
