@@ -33,6 +33,7 @@ bool stamp_of(const std::string& path, VerifiedSidecars::Stamp& s) {
 void VerifiedSidecars::load(const std::string& root) {
   root_ = root;
   stamps_.clear();
+  changed_ = false;
   std::string path = (fs::path(root) / kVerifiedFile).string();
   Stamp file;
   if (!stamp_of(path, file)) return;
@@ -70,16 +71,19 @@ bool VerifiedSidecars::known(const std::string& idx_path) const {
 
 void VerifiedSidecars::add(const std::string& idx_path) {
   Stamp s;
-  if (stamp_of(idx_path, s))
-    stamps_[key(idx_path)] = s;
-  else
-    forget(idx_path);
+  if (!stamp_of(idx_path, s)) return forget(idx_path);
+  Stamp& at = stamps_[key(idx_path)];
+  // Unchanged and trusted: nothing to write. A stamp as recent as the file (not trusted, see
+  // known()) is written again too, so that the file's new time covers it.
+  if (at == s && at.mtime_ns < saved_ns_) return;
+  at = s;
+  changed_ = true;
 }
 
-void VerifiedSidecars::forget(const std::string& idx_path) { stamps_.erase(key(idx_path)); }
+void VerifiedSidecars::forget(const std::string& idx_path) { changed_ |= stamps_.erase(key(idx_path)) != 0; }
 
-void VerifiedSidecars::save() const {
-  if (root_.empty()) return;
+void VerifiedSidecars::save() {
+  if (root_.empty() || !changed_) return;
   std::vector<std::pair<std::string, Stamp>> sorted(stamps_.begin(), stamps_.end());
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::string text = fmt::format("{}\n", kFirstLine);
@@ -88,7 +92,8 @@ void VerifiedSidecars::save() const {
     if (::stat((fs::path(root_) / k).c_str(), &st) != 0) continue;  // deleted meanwhile
     text += fmt::format("{} {} {} {}\n", s.size, s.mtime_ns, s.ino, k);
   }
-  util::replace_file_atomic((fs::path(root_) / kVerifiedFile).string(), text);
+  util::replace_file_atomic((fs::path(root_) / kVerifiedFile).string(), text, util::Durable::kNo);
+  changed_ = false;
 }
 
 }  // namespace tmach::store

@@ -10,6 +10,9 @@
 // As git does with its index ("racy clean"), a sidecar modified no earlier than the VERIFIED
 // file was written is not trusted: a change within one tick of the file system's clock after
 // its stamp would leave its time as it was. So the few sealed just before a stop are checked.
+// The file is a cache: losing it costs a check of every sidecar, never a wrong answer (a stamp
+// matches only the file it was taken of). So it is not fsynced, and not rewritten when nothing
+// changed (a start that finds every sidecar known, or a new empty store, writes nothing).
 //
 // Not thread-safe: owned by StoreDir, used by the thread that owns the store writer.
 #pragma once
@@ -36,14 +39,16 @@ class VerifiedSidecars {
   void add(const std::string& idx_path);
   void forget(const std::string& idx_path);
   size_t size() const { return stamps_.size(); }
-  // Rewrites <root>/VERIFIED; entries whose sidecar is gone are left out. Throws util::IoError.
-  void save() const;
+  // Rewrites <root>/VERIFIED when a sidecar was added or forgotten since load() or the last
+  // save(); entries whose sidecar is gone are left out. Throws util::IoError.
+  void save();
 
  private:
   std::string key(const std::string& idx_path) const;  // relative to the root when inside it
   std::string root_;
   uint64_t saved_ns_ = 0;                          // the modification time of the VERIFIED file loaded
   std::unordered_map<std::string, Stamp> stamps_;  // by key
+  bool changed_ = false;                           // since load() or save()
 };
 
 }  // namespace tmach::store

@@ -63,14 +63,14 @@ uint64_t file_size(int fd, const std::string& path, bool* regular) {
 }
 
 void replace_file_atomic(const std::string& path,
-                         const std::function<void(int fd, const std::string& tmp)>& fill) {
+                         const std::function<void(int fd, const std::string& tmp)>& fill, Durable durable) {
   const std::string tmp = path + ".tmp";
   try {
     {
       UniqueFd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
       if (f.get() < 0) throw IoError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
       fill(f.get(), tmp);
-      if (::fsync(f.get()) != 0)
+      if (durable == Durable::kYes && ::fsync(f.get()) != 0)
         throw IoError(fmt::format("fsync of {} failed: {}", tmp, std::strerror(errno)));
     }
     if (::rename(tmp.c_str(), path.c_str()) != 0)
@@ -79,6 +79,7 @@ void replace_file_atomic(const std::string& path,
     ::unlink(tmp.c_str());
     throw;
   }
+  if (durable == Durable::kNo) return;
   // The rename is durable once the directory is.
   const std::string parent = std::filesystem::path(path).parent_path().string();
   const char* dir = parent.empty() ? "." : parent.c_str();
@@ -87,9 +88,10 @@ void replace_file_atomic(const std::string& path,
     throw IoError(fmt::format("fsync of directory {} failed: {}", dir, std::strerror(errno)));
 }
 
-void replace_file_atomic(const std::string& path, std::string_view content) {
+void replace_file_atomic(const std::string& path, std::string_view content, Durable durable) {
   replace_file_atomic(
-      path, [&](int fd, const std::string& tmp) { write_all(fd, content.data(), content.size(), tmp); });
+      path, [&](int fd, const std::string& tmp) { write_all(fd, content.data(), content.size(), tmp); },
+      durable);
 }
 
 }  // namespace tmach::util

@@ -56,8 +56,12 @@ ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off);
 // the old content or the new, never a mix: `fill(fd, tmp)` writes the content (write_all) to
 // `path + ".tmp"` in the same directory, which is fsynced and renamed over `path`, and then
 // the directory is fsynced. Throws IoError (the temporary file is removed) when any step fails.
+// Durable::kNo leaves out both fsyncs, for a cache whose loss costs only time (readers still see
+// the old content or the new; after a crash the file may be either, or empty).
+enum class Durable { kYes, kNo };
 void replace_file_atomic(const std::string& path,
-                         const std::function<void(int fd, const std::string& tmp)>& fill);
-void replace_file_atomic(const std::string& path, std::string_view content);
+                         const std::function<void(int fd, const std::string& tmp)>& fill,
+                         Durable durable = Durable::kYes);
+void replace_file_atomic(const std::string& path, std::string_view content, Durable durable = Durable::kYes);
 
 }  // namespace tmach::util
