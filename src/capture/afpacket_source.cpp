@@ -8,6 +8,7 @@
 #include "capture/afpacket_source.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -32,6 +33,7 @@
 #endif
 
 #include "capture/start_gate.h"
+#include "capture/tpacket_block.h"
 
 namespace tmach::capture {
 
@@ -117,10 +119,9 @@ class AfPacketSource : public PacketSource {
     while (!in_block_) {
       auto* bd = block(cur_);
       if (__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
-        left_ = bd->hdr.bh1.num_pkts;
-        pkt_ = reinterpret_cast<uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt;
+        frames_.start(reinterpret_cast<uint8_t*>(bd), block_size_, kVlanTagLen);
         in_block_ = true;
-        if (left_ == 0) release_current();  // nothing in it: next block
+        if (frames_.left() == 0) release_current();  // nothing in it: next block
         continue;
       }
       if (waited || stopped_.load(std::memory_order_relaxed)) return 0;
@@ -128,16 +129,19 @@ class AfPacketSource : public PacketSource {
       waited = true;
     }
     size_t n = 0;
-    while (n < max && left_ > 0) {
-      auto* h = reinterpret_cast<tpacket3_hdr*>(pkt_);
-      pkt_ += h->tp_next_offset;
-      --left_;
+    while (n < max) {
+      tpacket3_hdr* h = frames_.next();
+      if (!h) break;
       if (gate_.discard(frame_ns(h))) [[unlikely]]
         continue;
       out[n++] = to_raw(h);
     }
-    // The block goes back to the kernel at the next call: the batch points into it.
-    if (left_ == 0) release_pending_ = true;
+    if (frames_.left() == 0) {
+      if (frames_.damaged() > 0) [[unlikely]]
+        count_damaged();
+      // The block goes back to the kernel at the next call: the batch points into it.
+      release_pending_ = true;
+    }
     return n;
   }
 
@@ -156,6 +160,7 @@ class AfPacketSource : public PacketSource {
     s.kernel_received = gate_.received(received_);
     s.kernel_dropped = dropped_;
     s.ring_freezes = freezes_;
+    s.ring_damaged = damaged_;
     if (interface_drops_) {
       uint64_t ifd = interface_rx_dropped(name_);
       s.iface_dropped = ifd > ifdrop_base_ ? ifd - ifdrop_base_ : 0;
@@ -263,6 +268,27 @@ class AfPacketSource : public PacketSource {
     release_pending_ = false;
   }
 
+  // A block whose frames' offsets were impossible (TpacketBlock): what it held past the first
+  // such frame is lost, counted in SourceStats::ring_damaged. Logged at the first block only:
+  // a ring that is damaged once (a kernel bug, memory scribbled on) is likely to be again, and
+  // a line per block would flood the log. Not an exception: the other blocks are still good.
+  void count_damaged() {
+    const uint32_t k = frames_.damaged();
+    uint64_t total;
+    {
+      std::lock_guard<std::mutex> lock(stats_mu_);
+      total = damaged_ += k;
+    }
+    if (!damaged_logged_) {
+      damaged_logged_ = true;
+      spdlog::warn(
+          "interface {}: block {} of the AF_PACKET ring ({} bytes) holds a frame whose offsets are "
+          "impossible (outside the block, or overlapping the frame before): its last {} frame(s) skipped "
+          "unread (counted as kernel.ring_damaged, {} so far; not logged again)",
+          name_, cur_, block_size_, k, total);
+    }
+  }
+
   // PACKET_STATISTICS resets the kernel's counters at each read: added up here (under
   // stats_mu_), on the capture thread once a second too (StatsPace: they are 32-bit).
   void add_kernel_counts() const {
@@ -327,14 +353,15 @@ class AfPacketSource : public PacketSource {
   uint32_t cur_ = 0;  // the block being read or waited for
   bool in_block_ = false;
   bool release_pending_ = false;
-  uint8_t* pkt_ = nullptr;  // next packet of the current block
-  uint32_t left_ = 0;       // packets of the current block not handed out yet
+  TpacketBlock frames_;  // the current block's frames not handed out yet
+  bool damaged_logged_ = false;
   std::atomic<bool> stopped_{false};
   StartGate gate_;  // a fanout member: discards what came before its start
   uint64_t ifdrop_base_ = 0;
   mutable std::mutex stats_mu_;
   StatsPace pace_;  // the capture thread's reads of the counters
   mutable uint64_t received_ = 0, dropped_ = 0, freezes_ = 0;
+  uint64_t damaged_ = 0;  // stats_mu_
 };
 
 }  // namespace

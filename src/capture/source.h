@@ -33,6 +33,9 @@ struct SourceStats {
   uint64_t kernel_dropped = 0;   // live: dropped by the kernel buffer (ps_drop)
   uint64_t iface_dropped = 0;    // live: dropped by the interface/driver (ps_ifdrop)
   uint64_t ring_freezes = 0;     // live, AF_PACKET: times the kernel found its ring full (tp_freeze_q_cnt)
+  // Live, AF_PACKET: frames of ring blocks whose layout was impossible (an offset pointing outside
+  // the block: capture/tpacket_block.h), skipped unread. The kernel counted them as received.
+  uint64_t ring_damaged = 0;
 };
 
 // A live source's kernel counters are 32-bit (PACKET_STATISTICS between two reads, libpcap's

@@ -56,9 +56,10 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           bool json, const cluster::ShareFilter* share, const store::ImportReport* input,
                           const record::MemoryReport* memory) {
   const auto& t = rec.tot;
-  uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0;
+  uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0, kdamaged = 0;
   for (auto& k : kernel) {
     kfreeze += k.ring_freezes;
+    kdamaged += k.ring_damaged;
     kdrop += k.kernel_dropped;
     kifdrop += k.iface_dropped;
     krecv += k.kernel_received;
@@ -96,8 +97,11 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     // CPU seconds per thread: compared with `seconds`, they say which thread bounded the run.
     j["capture_cpu_seconds"] = capture_cpu;
     j["writer_cpu_seconds"] = writer.cpu_seconds();
-    j["kernel"] = {
-        {"received", krecv}, {"dropped", kdrop}, {"interface_dropped", kifdrop}, {"ring_freezes", kfreeze}};
+    j["kernel"] = {{"received", krecv},
+                   {"dropped", kdrop},
+                   {"interface_dropped", kifdrop},
+                   {"ring_freezes", kfreeze},
+                   {"ring_damaged", kdamaged}};
     for (int s = 0; s < 5; ++s)
       j["decode"][packet::to_string(static_cast<packet::DecodeStatus>(s))] = t.status[s];
     for (size_t i = 0; i < cls.size(); ++i) {
