@@ -303,18 +303,17 @@ class AfPacketSource : public PacketSource {
   }
 
   // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
+  // A poll() that returns at once for nothing still takes the whole wait (wait_capture_socket).
   void wait() {
-    struct pollfd pfd {
-      fd_, POLLIN, 0
-    };
-    int rc = poll(&pfd, 1, idle_wait_ms_);
-    if (rc < 0 && errno != EINTR) fail(name_, "poll", errno);
-    if (rc > 0 && (pfd.revents & (POLLERR | POLLNVAL))) {
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail(name_, "getsockopt(SO_ERROR)", errno);
-      if (err != 0) fail(name_, "capture socket error", err);
-      if (pfd.revents & POLLNVAL) fail(name_, "poll", EBADF);
+    if (wait_capture_socket(fd_, idle_wait_ms_, name_) != SocketWait::kNoErrorPending) [[likely]]
+      return;
+    if (!pollerr_logged_) {
+      pollerr_logged_ = true;
+      spdlog::warn(
+          "interface {}: poll() returned at once on the capture socket with nothing to read and no error "
+          "pending (POLLERR with SO_ERROR 0, or POLLHUP): its error queue was read and the idle wait taken "
+          "in full (not logged again)",
+          name_);
     }
   }
 
@@ -355,6 +354,7 @@ class AfPacketSource : public PacketSource {
   bool release_pending_ = false;
   TpacketBlock frames_;  // the current block's frames not handed out yet
   bool damaged_logged_ = false;
+  bool pollerr_logged_ = false;
   std::atomic<bool> stopped_{false};
   StartGate gate_;  // a fanout member: discards what came before its start
   uint64_t ifdrop_base_ = 0;
@@ -365,6 +365,53 @@ class AfPacketSource : public PacketSource {
 };
 
 }  // namespace
+
+SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc) {
+  const uint64_t t0 = StartGate::now_ns(CLOCK_MONOTONIC);
+  struct pollfd pfd {
+    fd, POLLIN, 0
+  };
+  int rc = poll(&pfd, 1, timeout_ms);
+  if (rc < 0 && errno != EINTR) fail(ifc, "poll", errno);
+  if (rc <= 0) return SocketWait::kTimedOut;
+  if (pfd.revents & (POLLERR | POLLNVAL)) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail(ifc, "getsockopt(SO_ERROR)", errno);
+    if (err != 0) fail(ifc, "capture socket error", err);
+    if (pfd.revents & POLLNVAL) fail(ifc, "poll", EBADF);
+  }
+  if (pfd.revents & POLLIN) return SocketWait::kReadable;
+  // poll() returned at once with nothing to read and no error pending: POLLERR for what waits in
+  // the socket's error queue (notifications such as transmit timestamps: poll reports them until
+  // they are read, SO_ERROR does not clear them), or POLLHUP. Returning now, the capture thread
+  // would call again at once and spin at full CPU for as long as that lasts: the queue is read
+  // (a bounded number of entries: more may keep coming), and the rest of the wait taken anyway.
+  for (int i = 0; i < 64; ++i) {
+    uint8_t data[64], control[512];
+    struct iovec iov {
+      data, sizeof(data)
+    };
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+  }
+  const uint64_t want_ns = timeout_ms > 0 ? static_cast<uint64_t>(timeout_ms) * 1000000 : 0;
+  const uint64_t waited_ns = StartGate::now_ns(CLOCK_MONOTONIC) - t0;
+  if (waited_ns < want_ns) {
+    const uint64_t rest = want_ns - waited_ns;
+    struct timespec ts {
+      static_cast<time_t>(rest / 1000000000), static_cast<long>(rest % 1000000000)
+    };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+  }
+  return SocketWait::kNoErrorPending;
+}
 
 int join_fanout(int fd, const std::string& ifc, int group) {
   if ((group & ~0xffff) == kFanoutId)
@@ -421,6 +468,10 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& o) {
 
 int join_fanout(int, const std::string& ifc, int) {
   throw SourceError(fmt::format("interface {}: PACKET_FANOUT exists on Linux only", ifc));
+}
+
+SocketWait wait_capture_socket(int, int, const std::string& ifc) {
+  throw SourceError(fmt::format("interface {}: AF_PACKET capture exists on Linux only", ifc));
 }
 
 #endif

@@ -25,4 +25,12 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& opts);
 // Throws SourceError.
 int join_fanout(int fd, const std::string& interface, int group);
 
+// Waits up to `timeout_ms` for capture socket `fd` (of `interface`) to have something to read.
+// Throws SourceError when the socket has an error (SO_ERROR: the interface went down or away)
+// or is not open. kNoErrorPending: poll() returned at once with nothing to read and no error
+// (POLLERR for the socket's error queue, or POLLHUP): the error queue was read and the call
+// still took `timeout_ms`, so a caller that calls again at once does not spin.
+enum class SocketWait { kReadable, kTimedOut, kNoErrorPending };
+SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& interface);
+
 }  // namespace tmach::capture

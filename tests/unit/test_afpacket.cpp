@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -395,6 +397,57 @@ TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
     EXPECT_EQ(got[1], f2);
     EXPECT_EQ(sockets.size(), 1u) << "the fragments of one datagram on both sockets";
   });
+}
+
+// The capture socket's wait (wait_capture_socket) on a UDP socket with IP_RECVERR (no root
+// needed): an ICMP port unreachable for what it sent sets the socket's error and queues the ICMP
+// error in its error queue. The error is fatal, as on a capture socket; once SO_ERROR has read
+// it, poll() still reports POLLERR (for the queue) at once, with no error: the wait must neither
+// return at once (the capture thread, idle, would call it again and again at full CPU) nor leave
+// the queue as it is.
+TEST(AfPacket, PollerrWithNoErrorPendingIsNoBusyLoop) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  int on = 1;
+  ASSERT_EQ(setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)), 0) << strerror(errno);
+  // A loopback port nobody listens on: one just bound, then closed.
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof(to));
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(bind(probe, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+  socklen_t tolen = sizeof(to);
+  ASSERT_EQ(getsockname(probe, reinterpret_cast<struct sockaddr*>(&to), &tolen), 0);
+  close(probe);
+  ASSERT_EQ(connect(fd, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+  ASSERT_EQ(send(fd, "x", 1, 0), 1) << strerror(errno);
+  struct pollfd pfd {
+    fd, POLLIN, 0
+  };
+  ASSERT_EQ(poll(&pfd, 1, 5000), 1) << "no ICMP error came back";
+  ASSERT_TRUE(pfd.revents & POLLERR);
+
+  try {
+    wait_capture_socket(fd, 20, "tm-test0");
+    ADD_FAILURE() << "a socket error (ECONNREFUSED) was not fatal";
+  } catch (const SourceError& e) {
+    EXPECT_NE(std::string(e.what()).find("interface tm-test0: capture socket error: "), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("ECONNREFUSED"), std::string::npos) << e.what();
+  }
+  pfd.revents = 0;
+  ASSERT_EQ(poll(&pfd, 1, 0), 1);
+  ASSERT_TRUE(pfd.revents & POLLERR) << "the error queue is empty: nothing left to test";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait_capture_socket(fd, 20, "tm-test0"), SocketWait::kNoErrorPending);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(wait_capture_socket(fd, 20, "tm-test0"), SocketWait::kTimedOut);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, std::chrono::milliseconds(95)) << "5 waits of 20 ms returned early";
+  pfd.revents = 0;
+  EXPECT_EQ(poll(&pfd, 1, 0), 0) << "revents " << pfd.revents << ": the error queue was not read";
+  close(fd);
 }
 
 TEST(AfPacket, MethodChoice) {
