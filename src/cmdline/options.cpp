@@ -202,6 +202,16 @@ config::Config build_config(const RecordOptions& o) {
                       o.ram_budget, c.classes.size(), config::physical_memory()));
     for (auto& cc : c.classes) cc.ram_budget = v;
   }
+  // --capture-threads or --ram-budget may have made a class's budget smaller than its capture
+  // threads' rings take (the config file's own values were checked as it was read).
+  const uint64_t need = config::min_ram_budget(c.capture_threads);
+  for (const auto& cc : c.classes)
+    if (cc.ram_budget < need)
+      throw config::ConfigError(fmt::format(
+          "{}: class '{}': a RAM budget of {} bytes is less than the {} bytes ({}) that the RAM rings of {} "
+          "capture threads take at least: raise ram_budget or use fewer capture threads",
+          !o.ram_budget.empty() ? "--ram-budget" : "--capture-threads", cc.name, cc.ram_budget, need,
+          util::format_size(need), c.capture_threads));
   return c;
 }
 

@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "packet/bpf.h"
+#include "store/ring.h"
 #include "util/units.h"
 
 namespace tmach::config {
@@ -182,6 +183,7 @@ Config from_table(const toml::table& root, const std::string& file) {
   Ctx ctx{file};
   Config c;
   c.source_file = file;
+  int threads_line = 0;  // capture.threads (0: not set)
   check_known(ctx, root, "", {"store", "capture", "connections", "class", "flows", "server"});
   if (auto* s = sub_table(ctx, root, "server")) {
     check_known(ctx, *s, "server",
@@ -266,6 +268,7 @@ Config from_table(const toml::table& root, const std::string& file) {
       ctx.fail(s->get("method"), "capture.method", "expected \"auto\", \"afpacket\" or \"libpcap\"");
     c.capture_threads =
         static_cast<int>(get_int(ctx, *s, "threads", "capture", c.capture_threads, 1, kMaxCaptureThreads));
+    if (s->get("threads")) threads_line = line_of(*s, "threads");
   }
   if (auto* s = sub_table(ctx, root, "connections")) {
     check_known(
@@ -307,6 +310,18 @@ Config from_table(const toml::table& root, const std::string& file) {
       cc.ram_budget = get_size(ctx, t, "ram_budget", where, cc.ram_budget);
       if (cc.ram_budget < (1u << 20) || cc.ram_budget == util::kUnlimited)
         ctx.fail(t.get("ram_budget"), where + ".ram_budget", "must be between 1m and a finite size");
+      // Each capture thread has its ring of the class's RAM buffer, of two chunks at least: below
+      // that the buffer would take more than the budget says (when the threads are set on the
+      // command line instead, cmdline/options.cpp checks).
+      if (const uint64_t need = min_ram_budget(c.capture_threads); cc.ram_budget < need)
+        ctx.fail(
+            t.get("ram_budget") ? t.get("ram_budget") : &v, where + ".ram_budget",
+            fmt::format("{} bytes is less than the {} bytes ({}) that the RAM rings of capture.threads = "
+                        "{}{} take at least (two chunks of {} per capture thread): raise it or use "
+                        "fewer capture threads",
+                        cc.ram_budget, need, util::format_size(need), c.capture_threads,
+                        threads_line ? fmt::format(" (line {})", threads_line) : std::string(),
+                        util::format_size(store::BufferPool::kMinChunk)));
       ram += cc.ram_budget;
       if (ram > physical_memory())
         ctx.fail(
@@ -364,6 +379,10 @@ uint64_t disk_budget_bytes(uint64_t bytes, double percent, const std::string& pa
   spdlog::info("disk budget {}% of the file system of {} ({}): {} bytes, measured now, at start", percent,
                p.string(), util::format_size(static_cast<uint64_t>(total)), budget);
   return budget;
+}
+
+uint64_t min_ram_budget(int capture_threads) {
+  return store::BufferPool::min_bytes(static_cast<size_t>(std::max(capture_threads, 1)));
 }
 
 uint64_t physical_memory() {

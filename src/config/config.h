@@ -28,6 +28,10 @@ struct ClassConfig {
 };
 
 constexpr int kMaxCaptureThreads = 64;
+// The least ram_budget a class can have with `capture_threads` capture threads: each has a ring
+// of the class's RAM buffer, which holds two of its chunks at least (store::BufferPool), and
+// a smaller budget would be exceeded.
+uint64_t min_ram_budget(int capture_threads);
 
 enum class WhenFull { kAuto, kDrop, kWait };  // auto = wait (see docs/DESIGN.md, the elastic buffer)
 

@@ -10,7 +10,7 @@ namespace tmach::store {
 BufferPool::BufferPool(size_t bytes, size_t rings) {
   const size_t want = std::max<size_t>(8, 2 * rings);
   size_t c = 1u << 20;
-  while (c > (16u << 10) && bytes / c < want) c /= 2;
+  while (c > kMinChunk && bytes / c < want) c /= 2;
   chunk_ = c;
   n_ = static_cast<uint32_t>(std::max<size_t>(std::max<size_t>(2, 2 * rings), bytes / c));
   buf_ = util::HugeArray<uint8_t>(size_t{n_} * chunk_);

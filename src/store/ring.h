@@ -45,9 +45,14 @@ static_assert(sizeof(RecordHeader) == 32);
 // per chunk).
 class BufferPool {
  public:
-  // `bytes` in chunks of 1 MiB, or of an eighth of a small budget (16 KiB at least); at least
-  // two chunks per ring that will use it (`rings`).
+  // `bytes` in chunks of 1 MiB, or of an eighth of a small budget (kMinChunk at least); at least
+  // two chunks per ring that will use it (`rings`): more than `bytes` when they are fewer than
+  // min_bytes(rings).
   explicit BufferPool(size_t bytes, size_t rings = 1);
+  static constexpr size_t kMinChunk = 16u << 10;
+  // The least budget that `rings` rings' two chunks each fit in; a pool of a smaller budget takes
+  // that much anyway (the configuration refuses such budgets: config::min_ram_budget).
+  static constexpr uint64_t min_bytes(size_t rings) { return uint64_t{2} * (rings ? rings : 1) * kMinChunk; }
 
   size_t chunk_bytes() const { return chunk_; }
   uint32_t chunks() const { return n_; }

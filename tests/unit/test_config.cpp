@@ -3,6 +3,7 @@
 #include "config/component_options.h"
 #include "config/config.h"
 #include "record/classifier.h"
+#include "store/ring.h"
 
 using namespace tmach;
 
@@ -128,6 +129,41 @@ TEST(Config, FiltersNamesAndSizesCheckedWithTheirLines) {
                      "filter = \"tcp port 22\"\n"),
             "tm.toml:6: class 'b': the same filter as another class: class 'a' (line 2) takes all its "
             "packets first");
+}
+
+// Each capture thread has a ring of each class's RAM buffer, of two chunks (16 KiB at least)
+// at least: with many threads a small ram_budget would be exceeded, silently. An error naming
+// the class's ram_budget, its line, capture.threads and its line, and the least budget.
+TEST(Config, RamBudgetTooSmallForTheCaptureThreads) {
+  EXPECT_EQ(
+      error_of("[capture]\nthreads = 40\n[[class]]\nname = \"a\"\nram_budget = \"1m\"\n"),
+      "tm.toml:5: class 'a'.ram_budget: 1048576 bytes is less than the 1310720 bytes (1.2 MiB) that the "
+      "RAM rings of capture.threads = 40 (line 2) take at least (two chunks of 16.0 KiB per capture "
+      "thread): raise it or use fewer capture threads");
+  // The same with the class first in the file.
+  EXPECT_EQ(
+      error_of("[[class]]\nname = \"a\"\nram_budget = 1048576\n[capture]\nthreads = 64\n")
+          .rfind("tm.toml:3: class 'a'.ram_budget: 1048576 bytes is less than the 2097152 bytes (2.0 MiB) "
+                 "that the RAM rings of capture.threads = 64 (line 5) take at least",
+                 0),
+      0u);
+  // 32 threads: 32 rings of two 16 KiB chunks are 1 MiB, the smallest budget.
+  EXPECT_EQ(error_of("[capture]\nthreads = 32\n[[class]]\nname = \"a\"\nram_budget = \"1m\"\n"), "");
+  EXPECT_NE(error_of("[capture]\nthreads = 33\n[[class]]\nname = \"a\"\nram_budget = \"1m\"\n"), "");
+  EXPECT_EQ(error_of("[capture]\nthreads = 64\n[[class]]\nname = \"a\"\nram_budget = \"2m\"\n"), "");
+  EXPECT_EQ(error_of("[capture]\nthreads = 64\n[[class]]\nname = \"a\"\n"), "");  // the default 64m
+}
+
+// config::min_ram_budget is where the RAM pool (store::BufferPool) stays within its budget.
+TEST(Config, MinRamBudgetIsWhereTheRamPoolFitsItsBudget) {
+  for (int threads = 1; threads <= config::kMaxCaptureThreads; ++threads) {
+    const uint64_t need = config::min_ram_budget(threads);
+    for (uint64_t budget : {need - 1, need, need + 1, uint64_t{1} << 20, (uint64_t{1} << 20) + 12345}) {
+      if (budget < (1u << 20)) continue;  // below the smallest ram_budget
+      store::BufferPool pool(budget, static_cast<size_t>(threads));
+      EXPECT_EQ(pool.capacity() <= budget, budget >= need) << threads << " threads, budget " << budget;
+    }
+  }
 }
 
 TEST(Config, EqualPrecedenceFiltersThatMayOverlapAreAWarningNamingBoth) {
