@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,15 +143,32 @@ class PcapHandleSource : public PacketSource {
       int rc = pcap_dispatch(p_, static_cast<int>(max), cb, reinterpret_cast<u_char*>(&ctx));
       if (rc == PCAP_ERROR_BREAK) break;  // stop(): what was handed out so far is still returned
       if (rc < 0) throw SourceError(fmt::format("{}: {}", name_, pcap_geterr(p_)));
-      if (ctx.n == 0 && round == 0 && fd_ >= 0) {
-        struct pollfd pfd {
-          fd_, POLLIN, 0
-        };
-        poll(&pfd, 1, idle_wait_ms_);
-      }
+      if (ctx.n == 0 && round == 0 && fd_ >= 0) wait_for_socket();
     }
     for (size_t i = 0; i < ctx.n; ++i) out[i].data = arena_.data() + offs[i];
     return ctx.n;
+  }
+
+  // Waits up to idle_wait_ms for the handle's socket. On Linux as the AF_PACKET source waits
+  // (wait_capture_socket): a socket error fails the capture, and a poll() that returns at once
+  // with nothing to read (POLLERR for the socket's error queue, SO_ERROR 0) still takes the whole
+  // wait, where a plain poll() had the capture thread call again at once and spin.
+  void wait_for_socket() {
+#ifdef __linux__
+    if (wait_capture_socket(fd_, idle_wait_ms_, name_) == SocketWait::kNoErrorPending && !pollerr_logged_) {
+      pollerr_logged_ = true;
+      spdlog::warn(
+          "{}: poll() returned at once on the capture socket with nothing to read and no error pending "
+          "(POLLERR with SO_ERROR 0, or POLLHUP): its error queue was read and the idle wait taken in full "
+          "(not logged again)",
+          name_);
+    }
+#else
+    struct pollfd pfd {
+      fd_, POLLIN, 0
+    };
+    poll(&pfd, 1, idle_wait_ms_);
+#endif
   }
 
   // pcap_stats' totals are 32-bit (u_int) and wrap: their moves are added up here (under
@@ -173,6 +191,7 @@ class PcapHandleSource : public PacketSource {
   bool live_;
   int idle_wait_ms_ = 20;
   int fd_ = -1;
+  bool pollerr_logged_ = false;
   bool nsec_ = false;
   bool done_ = false;
   uint32_t linktype_ = 0;
