@@ -178,7 +178,8 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     too_large += c.dropped_too_large;
     kept += c.control_kept;
   }
-  os << fmt::format("dropped: ring full {}, kernel {}, interface {}\n", dropped, kdrop, kifdrop);
+  os << fmt::format("dropped: ring full {}, kernel {}, interface {}{}\n", dropped, kdrop, kifdrop,
+                    kdamaged ? fmt::format(", damaged AF_PACKET ring blocks {}", kdamaged) : std::string());
   if (write_errors)
     os << fmt::format("lost: {} packets handed to the store were not written ({} failed writes{}{})\n", lost,
                       writer.write_errors(), writer.failed() ? "; writer: " : "", writer.error());

@@ -149,7 +149,8 @@ json LiveBackend::stats() {
   j["bytes"] = snap.t.tot.bytes;
   j["connections_active"] = snap.t.table_open;
   j["connections"] = snap.t.table.created;
-  j["kernel"] = {{"received", kr}, {"dropped", kd}, {"interface_dropped", ki}};
+  j["kernel"] = {
+      {"received", kr}, {"dropped", kd}, {"interface_dropped", ki}, {"ring_damaged", snap.ring_damaged}};
   j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
   {
     const util::ProcessMemory pm = util::process_memory();  // (the parts: docs/DESIGN.md, "Memory")
@@ -232,6 +233,9 @@ void LiveBackend::metrics(Metrics& m) {
   m.add("tm_kernel_packets_dropped_total", "counter", "Packets dropped by the kernel or the interface.",
         static_cast<double>(kd), {{"where", "kernel"}});
   m.add("tm_kernel_packets_dropped_total", "counter", "", static_cast<double>(ki), {{"where", "interface"}});
+  // (frames of AF_PACKET ring blocks whose offsets were impossible: never expected, see USAGE)
+  m.add("tm_kernel_packets_dropped_total", "counter", "", static_cast<double>(snap.ring_damaged),
+        {{"where", "ring_damaged"}});
   m.add("tm_connections_active", "gauge", "Connections tracked now.", static_cast<double>(snap.t.table_open));
   m.add("tm_connections_evicted_total", "counter", "Connections ended early: the connection table was full.",
         static_cast<double>(snap.t.table.evicted));
@@ -409,6 +413,7 @@ LiveBackend::Snapshot LiveBackend::snapshot() const {
       s.kernel_received += k.kernel_received;
       s.kernel_dropped += k.kernel_dropped;
       s.iface_dropped += k.iface_dropped;
+      s.ring_damaged += k.ring_damaged;
     }
   }
   return s;

@@ -90,6 +90,7 @@ class LiveBackend : public Backend {
   struct Snapshot {
     record::RecorderTotals t;  // every shard's published counters added up
     uint64_t kernel_received = 0, kernel_dropped = 0, iface_dropped = 0;  // of every source
+    uint64_t ring_damaged = 0;  // frames of AF_PACKET ring blocks skipped as impossible
   };
 
   int class_index(const std::string& name) const;

@@ -79,6 +79,7 @@ class AfPacket(NetnsTest, TmProcess, StoreTest):
         self.assertGreater(tagged(frames(VLAN)), 30)
         s = self.record_live("afpacket", files)
         self.assertEqual(s["kernel"]["ring_freezes"], 0)
+        self.assertEqual(s["kernel"]["ring_damaged"], 0)  # no frame the kernel wrote taken for damage
 
     def test_libpcap_method_stores_the_same(self):
         self.record_live("libpcap", PLAIN + VLAN)

@@ -92,6 +92,7 @@ class Fanout(NetnsTest, TmProcess, StoreTest):
         s = json.loads(self.stop(tm, "tm record (%d threads)" % threads))
         self.assertEqual(s["packets"], want, "packets seen with %d capture threads" % threads)
         self.assertEqual(s["kernel"]["dropped"], 0)
+        self.assertEqual(s["kernel"]["ring_damaged"], 0)
         for c in CLASSES:
             self.assertEqual(s["classes"][c]["dropped_ring_full"], 0)
         return store, s
