@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <ostream>
 #include <vector>
 
 #include "capture/tpacket_block.h"
@@ -53,6 +54,12 @@ struct Block {
   struct Walk {
     std::vector<uint32_t> offsets;  // of the frames called back
     uint32_t damaged;
+    bool operator==(const Walk&) const = default;
+    friend void PrintTo(const Walk& w, std::ostream* os) {
+      *os << "frames at {";
+      for (uint32_t o : w.offsets) *os << " " << o;
+      *os << " }, " << w.damaged << " damaged";
+    }
   };
   Walk walk() {
     Walk w;
@@ -80,25 +87,19 @@ TEST(TpacketBlock, WalksTheKernelsLayout) {
   Block b(4096);
   std::vector<uint32_t> want;
   for (uint32_t len : {60u, 1514u, 61u, 64u}) want.push_back(b.add(len));
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, want);
-  EXPECT_EQ(w.damaged, 0u);
+  EXPECT_EQ(b.walk(), (Block::Walk{want, 0u}));
 }
 
 TEST(TpacketBlock, AFrameEndingAtTheBlocksLastByte) {
   Block b(4096);
   const uint32_t off = b.add(100);
   b.add(4096 - b.next - kMac);  // its data ends exactly at the block's end
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, (std::vector<uint32_t>{off, off + ((kMac + 100 + 7) & ~7u)}));
-  EXPECT_EQ(w.damaged, 0u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{off, off + ((kMac + 100 + 7) & ~7u)}, 0u}));
 }
 
 TEST(TpacketBlock, EmptyBlock) {
   Block b(4096);
-  auto w = b.walk();
-  EXPECT_TRUE(w.offsets.empty());
-  EXPECT_EQ(w.damaged, 0u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{}, 0u}));
 }
 
 TEST(TpacketBlock, NextOffsetPastTheBlock) {
@@ -108,9 +109,7 @@ TEST(TpacketBlock, NextOffsetPastTheBlock) {
   b.add(60);
   b.add(60);
   b.at(c)->tp_next_offset = 4096 - c;  // the third frame would start at the block's end
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, (std::vector<uint32_t>{a, c}));
-  EXPECT_EQ(w.damaged, 2u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{a, c}, 2u}));
 }
 
 TEST(TpacketBlock, HeaderCrossingTheBlocksEnd) {
@@ -118,9 +117,7 @@ TEST(TpacketBlock, HeaderCrossingTheBlocksEnd) {
   const uint32_t a = b.add(60);
   b.add(60);
   b.at(a)->tp_next_offset = 4096 - 16 - a;  // 16 bytes left: less than a header
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, (std::vector<uint32_t>{a}));
-  EXPECT_EQ(w.damaged, 1u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{a}, 1u}));
 }
 
 TEST(TpacketBlock, SnaplenPastTheBlock) {
@@ -128,19 +125,15 @@ TEST(TpacketBlock, SnaplenPastTheBlock) {
   const uint32_t a = b.add(60);
   const uint32_t c = b.add(60);
   b.add(60);
-  b.at(c)->tp_snaplen = 4096;  // its data would run 4 KiB past the block
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, (std::vector<uint32_t>{a}));
-  EXPECT_EQ(w.damaged, 2u);  // that frame and the one after it
+  b.at(c)->tp_snaplen = 4096;                   // its data would run 4 KiB past the block
+  EXPECT_EQ(b.walk(), (Block::Walk{{a}, 2u}));  // that frame and the one after it damaged
 }
 
 TEST(TpacketBlock, MacOffsetPastTheBlock) {
   Block b(4096);
   const uint32_t a = b.add(60);
   b.at(a)->tp_mac = 0xfff0;
-  auto w = b.walk();
-  EXPECT_TRUE(w.offsets.empty());
-  EXPECT_EQ(w.damaged, 1u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{}, 1u}));
 }
 
 TEST(TpacketBlock, MacOffsetInsideTheHeader) {
@@ -148,9 +141,7 @@ TEST(TpacketBlock, MacOffsetInsideTheHeader) {
   Block b(4096);
   const uint32_t a = b.add(60);
   b.at(a)->tp_mac = sizeof(tpacket3_hdr);
-  auto w = b.walk();
-  EXPECT_TRUE(w.offsets.empty());
-  EXPECT_EQ(w.damaged, 1u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{}, 1u}));
 }
 
 TEST(TpacketBlock, ZeroNextOffsetWithFramesLeft) {
@@ -160,9 +151,7 @@ TEST(TpacketBlock, ZeroNextOffsetWithFramesLeft) {
   b.add(60);
   b.add(60);
   b.at(a)->tp_next_offset = 0;
-  auto w = b.walk();
-  EXPECT_TRUE(w.offsets.empty());
-  EXPECT_EQ(w.damaged, 3u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{}, 3u}));
 }
 
 TEST(TpacketBlock, NextFrameInsideThisOnesData) {
@@ -170,9 +159,7 @@ TEST(TpacketBlock, NextFrameInsideThisOnesData) {
   const uint32_t a = b.add(200);
   b.add(60);
   b.at(a)->tp_next_offset = (kMac + 8 + 7) & ~7u;  // aligned, in bounds, inside the first frame's data
-  auto w = b.walk();
-  EXPECT_TRUE(w.offsets.empty());
-  EXPECT_EQ(w.damaged, 2u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{}, 2u}));
 }
 
 TEST(TpacketBlock, MisalignedNextFrame) {
@@ -180,9 +167,7 @@ TEST(TpacketBlock, MisalignedNextFrame) {
   const uint32_t a = b.add(60);
   b.add(60);
   b.at(a)->tp_next_offset += 4;
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, (std::vector<uint32_t>{a}));
-  EXPECT_EQ(w.damaged, 1u);
+  EXPECT_EQ(b.walk(), (Block::Walk{{a}, 1u}));
 }
 
 TEST(TpacketBlock, MoreFramesClaimedThanTheBlockHolds) {
@@ -192,9 +177,7 @@ TEST(TpacketBlock, MoreFramesClaimedThanTheBlockHolds) {
   std::vector<uint32_t> want;
   for (int i = 0; i < 3; ++i) want.push_back(b.add(60));
   b.desc()->hdr.bh1.num_pkts = 1000000;
-  auto w = b.walk();
-  EXPECT_EQ(w.offsets, (std::vector<uint32_t>{want[0], want[1]}));
-  EXPECT_EQ(w.damaged, 1000000u - 2);
+  EXPECT_EQ(b.walk(), (Block::Walk{{want[0], want[1]}, 1000000u - 2}));
 
   // The same with every frame pointing on to the next, up to the block's end.
   Block full(4096);
@@ -202,9 +185,7 @@ TEST(TpacketBlock, MoreFramesClaimedThanTheBlockHolds) {
   while (full.next + kMac + 60 <= 4096) want.push_back(full.add(60));
   full.at(want.back())->tp_next_offset = (kMac + 60 + 7) & ~7u;  // on past the block
   full.desc()->hdr.bh1.num_pkts = 1000000;
-  w = full.walk();
-  EXPECT_EQ(w.offsets, want);
-  EXPECT_EQ(w.damaged, 1000000u - want.size());
+  EXPECT_EQ(full.walk(), (Block::Walk{want, static_cast<uint32_t>(1000000u - want.size())}));
 }
 
 TEST(TpacketBlock, FirstFrameOutsideTheBlock) {
@@ -212,9 +193,7 @@ TEST(TpacketBlock, FirstFrameOutsideTheBlock) {
   b.add(60);
   for (uint32_t first : {0u, 8u, 4096u, 4090u, 0xfffffff8u}) {
     b.desc()->hdr.bh1.offset_to_first_pkt = first;
-    auto w = b.walk();
-    EXPECT_TRUE(w.offsets.empty()) << first;
-    EXPECT_EQ(w.damaged, 1u) << first;
+    EXPECT_EQ(b.walk(), (Block::Walk{{}, 1u})) << first;
   }
 }
 

@@ -38,6 +38,13 @@ struct Verified : ::testing::Test {
     write_file(idx, "sidecar");
     age(idx, std::chrono::seconds(60));  // older than any VERIFIED written below
   }
+  // A run that wrote (or checked) the sidecar and recorded it.
+  void record_sound() {
+    VerifiedSidecars v;
+    v.load(dir.p.string());
+    v.add(idx.string());
+    v.save();
+  }
 };
 
 }  // namespace
@@ -50,12 +57,7 @@ TEST_F(Verified, ANewStoreWithNothingToRecordWritesNoFile) {
 }
 
 TEST_F(Verified, AStartThatFindsEverySidecarKnownDoesNotRewriteIt) {
-  {
-    VerifiedSidecars v;
-    v.load(dir.p.string());
-    v.add(idx.string());
-    v.save();
-  }
+  record_sound();
   ASSERT_TRUE(fs::exists(file));
   age(file, std::chrono::seconds(10));
   const uint64_t before = mtime_ns(file);
@@ -68,12 +70,7 @@ TEST_F(Verified, AStartThatFindsEverySidecarKnownDoesNotRewriteIt) {
 }
 
 TEST_F(Verified, ARacySidecarIsWrittenAgainSoTheNextStartTrustsIt) {
-  {
-    VerifiedSidecars v;
-    v.load(dir.p.string());
-    v.add(idx.string());
-    v.save();
-  }
+  record_sound();
   // The file written in the same clock tick as the sidecar: its stamp is not trusted.
   age(file, std::chrono::seconds(120));
   {
@@ -89,12 +86,7 @@ TEST_F(Verified, ARacySidecarIsWrittenAgainSoTheNextStartTrustsIt) {
 }
 
 TEST_F(Verified, ForgettingASidecarRewritesTheFile) {
-  {
-    VerifiedSidecars v;
-    v.load(dir.p.string());
-    v.add(idx.string());
-    v.save();
-  }
+  record_sound();
   age(file, std::chrono::seconds(10));
   {
     VerifiedSidecars v;
@@ -109,12 +101,7 @@ TEST_F(Verified, ForgettingASidecarRewritesTheFile) {
 }
 
 TEST_F(Verified, AChangedSidecarIsNotKnown) {
-  {
-    VerifiedSidecars v;
-    v.load(dir.p.string());
-    v.add(idx.string());
-    v.save();
-  }
+  record_sound();
   write_file(idx, "sidecar, rewritten");
   age(idx, std::chrono::seconds(60));
   VerifiedSidecars v;
