@@ -366,7 +366,7 @@ class AfPacketSource : public PacketSource {
 
 }  // namespace
 
-SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc) {
+SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc, SocketOwner owner) {
   const uint64_t t0 = StartGate::now_ns(CLOCK_MONOTONIC);
   struct pollfd pfd {
     fd, POLLIN, 0
@@ -374,20 +374,26 @@ SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc) {
   int rc = poll(&pfd, 1, timeout_ms);
   if (rc < 0 && errno != EINTR) fail(ifc, "poll", errno);
   if (rc <= 0) return SocketWait::kTimedOut;
-  if (pfd.revents & (POLLERR | POLLNVAL)) {
+  if (pfd.revents & POLLNVAL) fail(ifc, "poll", EBADF);
+  // Our own AF_PACKET socket: its only pending error is ENETDOWN (the interface went down or
+  // away), fatal. A libpcap handle's socket is left to libpcap, which reads SO_ERROR itself and
+  // tolerates some (a netlink socket's ENOBUFS on overflow, counted): reading it here would
+  // clear it and end a capture libpcap carries on.
+  if (owner == SocketOwner::kAfPacket && (pfd.revents & POLLERR)) {
     int err = 0;
     socklen_t len = sizeof(err);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail(ifc, "getsockopt(SO_ERROR)", errno);
     if (err != 0) fail(ifc, "capture socket error", err);
-    if (pfd.revents & POLLNVAL) fail(ifc, "poll", EBADF);
   }
   if (pfd.revents & POLLIN) return SocketWait::kReadable;
   // poll() returned at once with nothing to read and no error pending: POLLERR for what waits in
   // the socket's error queue (notifications such as transmit timestamps: poll reports them until
   // they are read, SO_ERROR does not clear them), or POLLHUP. Returning now, the capture thread
-  // would call again at once and spin at full CPU for as long as that lasts: the queue is read
-  // (a bounded number of entries: more may keep coming), and the rest of the wait taken anyway.
-  for (int i = 0; i < 64; ++i) {
+  // would call again at once and spin at full CPU for as long as that lasts: the rest of the wait
+  // is taken anyway. An AF_PACKET socket's error queue is read too (a bounded number of entries:
+  // more may keep coming); not another kind's, where MSG_ERRQUEUE may be ignored and the read
+  // take packets (netlink, unix).
+  for (int i = 0; owner == SocketOwner::kAfPacket && i < 64; ++i) {
     uint8_t data[64], control[512];
     struct iovec iov {
       data, sizeof(data)
@@ -470,7 +476,7 @@ int join_fanout(int, const std::string& ifc, int) {
   throw SourceError(fmt::format("interface {}: PACKET_FANOUT exists on Linux only", ifc));
 }
 
-SocketWait wait_capture_socket(int, int, const std::string& ifc) {
+SocketWait wait_capture_socket(int, int, const std::string& ifc, SocketOwner) {
   throw SourceError(fmt::format("interface {}: AF_PACKET capture exists on Linux only", ifc));
 }
 

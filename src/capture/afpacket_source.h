@@ -26,11 +26,15 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& opts);
 int join_fanout(int fd, const std::string& interface, int group);
 
 // Waits up to `timeout_ms` for capture socket `fd` (of `interface`) to have something to read.
-// Throws SourceError when the socket has an error (SO_ERROR: the interface went down or away)
-// or is not open. kNoErrorPending: poll() returned at once with nothing to read and no error
-// (POLLERR for the socket's error queue, or POLLHUP): the error queue was read and the call
-// still took `timeout_ms`, so a caller that calls again at once does not spin.
+// Throws SourceError when the socket is not open, and (kAfPacket: tm's own AF_PACKET socket)
+// when it has an error (SO_ERROR: the interface went down or away); a libpcap handle's socket
+// (kLibpcap) has its errors read by libpcap. kNoErrorPending: poll() returned at once with
+// nothing to read and no error (POLLERR for the socket's error queue, or POLLHUP): an AF_PACKET
+// socket's error queue was read, and the call still took `timeout_ms`, so a caller that calls
+// again at once does not spin.
 enum class SocketWait { kReadable, kTimedOut, kNoErrorPending };
-SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& interface);
+enum class SocketOwner { kAfPacket, kLibpcap };
+SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& interface,
+                               SocketOwner owner = SocketOwner::kAfPacket);
 
 }  // namespace tmach::capture

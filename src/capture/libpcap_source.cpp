@@ -149,18 +149,19 @@ class PcapHandleSource : public PacketSource {
     return ctx.n;
   }
 
-  // Waits up to idle_wait_ms for the handle's socket. On Linux as the AF_PACKET source waits
-  // (wait_capture_socket): a socket error fails the capture, and a poll() that returns at once
-  // with nothing to read (POLLERR for the socket's error queue, SO_ERROR 0) still takes the whole
-  // wait, where a plain poll() had the capture thread call again at once and spin.
+  // Waits up to idle_wait_ms for the handle's socket. On Linux through wait_capture_socket: a
+  // poll() that returns at once with nothing to read (POLLERR, POLLHUP) still takes the whole
+  // wait, where a plain poll() had the capture thread call again at once and spin. The socket's
+  // errors are libpcap's to read (pcap_dispatch reports those that end the capture).
   void wait_for_socket() {
 #ifdef __linux__
-    if (wait_capture_socket(fd_, idle_wait_ms_, name_) == SocketWait::kNoErrorPending && !pollerr_logged_) {
+    if (wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kLibpcap) ==
+            SocketWait::kNoErrorPending &&
+        !pollerr_logged_) {
       pollerr_logged_ = true;
       spdlog::warn(
           "{}: poll() returned at once on the capture socket with nothing to read and no error pending "
-          "(POLLERR with SO_ERROR 0, or POLLHUP): its error queue was read and the idle wait taken in full "
-          "(not logged again)",
+          "(POLLERR or POLLHUP): the idle wait taken in full (not logged again)",
           name_);
     }
 #else

@@ -13,6 +13,7 @@
 // after this frame's data; the last frame of a block has tp_next_offset 0.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #ifdef __linux__
@@ -29,6 +30,7 @@ class TpacketBlock {
     size_ = size;
     reserve_ = reserve;
     damaged_ = 0;
+    read_end_ = sizeof(tpacket_block_desc);
     if (size < sizeof(tpacket_block_desc)) {
       left_ = 0;
       return;
@@ -58,6 +60,7 @@ class TpacketBlock {
       off_ = off + h->tp_next_offset;  // (may be past the block: checked at the next frame)
     }
     --left_;
+    read_end_ = off + end;
     return h;
   }
 
@@ -69,8 +72,12 @@ class TpacketBlock {
  private:
   static constexpr uint64_t kFrameAlign = 8;
 
+  // The frames left are counted damaged, but no more than the block could hold after the last
+  // frame handed out (num_pkts itself may be what is damaged: up to 2^32).
   tpacket3_hdr* give_up() {
-    damaged_ = left_;
+    const uint64_t min_frame = (sizeof(tpacket3_hdr) + reserve_ + kFrameAlign - 1) & ~(kFrameAlign - 1);
+    const uint64_t rest = read_end_ < size_ ? size_ - read_end_ : 0;
+    damaged_ = static_cast<uint32_t>(std::min<uint64_t>(left_, std::max<uint64_t>(1, rest / min_frame)));
     left_ = 0;
     return nullptr;
   }
@@ -78,7 +85,8 @@ class TpacketBlock {
   uint8_t* block_ = nullptr;
   uint64_t size_ = 0;
   uint32_t reserve_ = 0;
-  uint64_t off_ = 0;  // the next frame's offset in the block (checked before it is read)
+  uint64_t off_ = 0;       // the next frame's offset in the block (checked before it is read)
+  uint64_t read_end_ = 0;  // where the data of the last frame handed out ends (or the descriptor)
   uint32_t left_ = 0;
   uint32_t damaged_ = 0;
 };

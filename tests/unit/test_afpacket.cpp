@@ -405,29 +405,43 @@ TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
 // it, poll() still reports POLLERR (for the queue) at once, with no error: the wait must neither
 // return at once (the capture thread, idle, would call it again and again at full CPU) nor leave
 // the queue as it is.
-TEST(AfPacket, PollerrWithNoErrorPendingIsNoBusyLoop) {
+namespace {
+
+// A UDP socket (IP_RECVERR) whose datagram to a closed loopback port came back as an ICMP
+// error: SO_ERROR set (ECONNREFUSED) and the error queued; poll() reports POLLERR.
+int socket_with_an_error() {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0) << strerror(errno);
+  EXPECT_GE(fd, 0) << strerror(errno);
   int on = 1;
-  ASSERT_EQ(setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)), 0) << strerror(errno);
+  EXPECT_EQ(setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof(on)), 0) << strerror(errno);
   // A loopback port nobody listens on: one just bound, then closed.
   struct sockaddr_in to;
   memset(&to, 0, sizeof(to));
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_EQ(bind(probe, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+  EXPECT_EQ(bind(probe, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
   socklen_t tolen = sizeof(to);
-  ASSERT_EQ(getsockname(probe, reinterpret_cast<struct sockaddr*>(&to), &tolen), 0);
+  EXPECT_EQ(getsockname(probe, reinterpret_cast<struct sockaddr*>(&to), &tolen), 0);
   close(probe);
-  ASSERT_EQ(connect(fd, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
-  ASSERT_EQ(send(fd, "x", 1, 0), 1) << strerror(errno);
+  EXPECT_EQ(connect(fd, reinterpret_cast<struct sockaddr*>(&to), sizeof(to)), 0) << strerror(errno);
+  EXPECT_EQ(send(fd, "x", 1, 0), 1) << strerror(errno);
   struct pollfd pfd {
     fd, POLLIN, 0
   };
-  ASSERT_EQ(poll(&pfd, 1, 5000), 1) << "no ICMP error came back";
-  ASSERT_TRUE(pfd.revents & POLLERR);
+  EXPECT_EQ(poll(&pfd, 1, 5000), 1) << "no ICMP error came back";
+  EXPECT_TRUE(pfd.revents & POLLERR);
+  return fd;
+}
 
+}  // namespace
+
+TEST(AfPacket, PollerrWithNoErrorPendingIsNoBusyLoop) {
+  const int fd = socket_with_an_error();
+  ASSERT_GE(fd, 0);
+  struct pollfd pfd {
+    fd, POLLIN, 0
+  };
   try {
     wait_capture_socket(fd, 20, "tm-test0");
     ADD_FAILURE() << "a socket error (ECONNREFUSED) was not fatal";
@@ -447,6 +461,27 @@ TEST(AfPacket, PollerrWithNoErrorPendingIsNoBusyLoop) {
   EXPECT_GE(took, std::chrono::milliseconds(95)) << "5 waits of 20 ms returned early";
   pfd.revents = 0;
   EXPECT_EQ(poll(&pfd, 1, 0), 0) << "revents " << pfd.revents << ": the error queue was not read";
+  close(fd);
+}
+
+// A libpcap handle's socket: its errors are libpcap's to read (it tolerates some, as a netlink
+// socket's ENOBUFS), so the wait neither fails on them nor clears them, and reads no error
+// queue (on other kinds of socket MSG_ERRQUEUE may read packets); it still takes the whole wait.
+TEST(AfPacket, ALibpcapSocketsErrorsAreLeftToLibpcap) {
+  const int fd = socket_with_an_error();
+  ASSERT_GE(fd, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(wait_capture_socket(fd, 20, "tm-test0", SocketOwner::kLibpcap), SocketWait::kNoErrorPending);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(19)) << "returned at once";
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+  EXPECT_EQ(err, ECONNREFUSED) << "the socket's error was read (cleared) by the wait";
+  struct pollfd pfd {
+    fd, POLLIN, 0
+  };
+  EXPECT_EQ(poll(&pfd, 1, 0), 1);
+  EXPECT_TRUE(pfd.revents & POLLERR) << "the error queue was read";
   close(fd);
 }
 
