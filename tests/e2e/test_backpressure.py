@@ -6,7 +6,9 @@ the test tells the two apart.
 
 Needs root, `ip netns` and tcpreplay; skips (saying why) otherwise."""
 import json
+import subprocess
 import sys
+import time
 import unittest
 
 from tmtest import TM, NetnsTest, StoreTest, read_pcap, store_segments
@@ -77,6 +79,43 @@ class Backpressure(NetnsTest, StoreTest):
         self.assertEqual(s["kernel"]["dropped"], 0)
         self.assertEqual(len(got), FRAMES)
         self.assertEqual(got, want)
+
+    def test_stopped_amid_continuous_traffic_stores_nothing_from_after_the_stop(self):
+        # Traffic goes on through the stop: the drain reads what arrived before it, and ends at the first frame
+        # stamped after it (it used to go on capturing a busy link's frames for its whole 5 s).
+        for method in ("afpacket", "libpcap"):
+            with self.subTest(method=method):
+                self.stop_amid_traffic(method)
+
+    def stop_amid_traffic(self, method):
+        self.store = self.path("store-traffic-%s" % method)
+        pcap = self.path("burst.pcap")
+        burst(pcap)
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write('[capture]\nmethod = "%s"\n' % method)
+        tm = self.spawn("tm", [TM, "record", "--store", self.store, "--interface", self.capture, "--json", "--config",
+                               cfg, "--cutoff", "none"])
+        self.wait_capturing(tm, "tm record")
+        replay = subprocess.Popen(["ip", "netns", "exec", self.ns, "tcpreplay", "-i", self.send, "--mbps", "100",
+                                   "--loop", "0", pcap], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.wait_size(lambda: store_segments(self.store), 24 + 5000 * 1016, "tm")  # traffic is flowing
+            stop_ns = time.time_ns()
+            s = json.loads(self.stop(tm, "tm record"))
+        finally:
+            replay.kill()
+            replay.wait()
+        c = s["classes"]["default"]
+        stamps = [rec[0] for seg in store_segments(self.store) for rec in read_pcap(seg)]
+        self.assertEqual(len(stamps), c["stored_packets"])
+        self.assertEqual(c["stored_packets"], c["seen_packets"])
+        self.assertEqual(c["dropped_ring_full"], 0)
+        # The stop's own time is taken when tm handles SIGINT, a little after stop_ns: 2 s is ample for that, and
+        # far below the drain's 5 s.
+        late = sum(1 for t in stamps if t > stop_ns + 2 * 10**9)
+        self.assertEqual(late, 0, "%d frames stamped more than 2 s after the stop were stored (the last %.3f s after)"
+                         % (late, (max(stamps) - stop_ns) / 1e9 if stamps else 0))
 
     def test_drop_mode_loses_the_same_burst(self):
         tm, want = self.record_burst("--when-ring-full", "drop")
