@@ -57,15 +57,19 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
     default:
       break;
   }
+  // An IPv4 address's key also holds the IPv6 layers carrying it v4-mapped (::ffff:a.b.c.d: one
+  // key for both forms, index_keys.cpp), which `host a.b.c.d` does not match: exact only where
+  // the segment has no IPv6 layer (else its complement under a `not` would lose those packets).
+  const auto no_ipv6 = [&] { return ix.scalar_cost(store::Field::kNet, store::kNetV6, store::kNetV6) == 0; };
   switch (p.kind) {
     case K::kHost: {
       c.set = ix.addr(p.addr.b);
-      c.exact = p.dir == Dir::kAny && p.family == 0;
+      c.exact = p.dir == Dir::kAny && p.family == 0 && no_ipv6();
       break;
     }
     case K::kNet:
       c.set = ix.addr_prefix(p.addr, p.prefix_bits);
-      c.exact = p.dir == Dir::kAny && p.family == 0;
+      c.exact = p.dir == Dir::kAny && p.family == 0 && no_ipv6();
       break;
     case K::kPort:
     case K::kPortRange:

@@ -83,5 +83,20 @@ TEST(Planner, NothingUnderANotIsWidened) {
   EXPECT_TRUE(d.set.contains(10) && d.set.contains(12));
 }
 
+TEST(Planner, AnIpv4HostIsNotExactWhereTheSegmentHasIpv6) {
+  // The key of 10.0.0.1 also holds IPv6 layers carrying ::ffff:10.0.0.1, which `host 10.0.0.1`
+  // does not match: with IPv6 in the segment, `not host 10.0.0.1` must keep them for the
+  // re-check (it dropped them from the complement: a wrong answer).
+  store::SegmentIndex ix = make_index();
+  EXPECT_TRUE(plan(ix, "host 10.0.0.1").exact);  // no IPv6 layer at all: the key is exact
+  EXPECT_TRUE(plan(ix, "not net 10.0.0.0/24").exact);
+  ix.net.emplace(store::kNetV6, of({11}));
+  EXPECT_FALSE(plan(ix, "host 10.0.0.1").exact);
+  EXPECT_FALSE(plan(ix, "net 10.0.0.0/24").exact);
+  Candidates c = plan(ix, "not host 10.0.0.1");
+  EXPECT_FALSE(c.exact);
+  EXPECT_TRUE(c.set.contains(11)) << "an IPv6 packet with ::ffff:10.0.0.1 left out of the complement";
+}
+
 }  // namespace
 }  // namespace tmach::query
