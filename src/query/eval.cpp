@@ -11,7 +11,7 @@
 //  - VLAN: libpcap's `vlan` shifts the offsets of what follows it and only untagged
 //    frames match `host`, `tcp`, ... without it; tm decodes through VLAN tags always, and
 //    `vlan N` matches any of the frame's tags rather than the next one.
-//  - `arp` also matches RARP frames (tm does not tell them apart); `rarp` means `arp`.
+//  - `arp` also matches RARP frames; `rarp` only RARP frames (EtherType 0x8035).
 //  - Layers: `inner`/`outer` restrict host/net/port/proto/ip/ip6 to the innermost or the
 //    outermost IP layer; tunnel selectors look at how each layer was reached.
 //  - Fragments: the caller may let a later fragment inherit its first fragment's ports and
@@ -27,6 +27,8 @@ using packet::IpAddr;
 using packet::IpLayer;
 using packet::PacketInfo;
 using Kind = Predicate::Kind;
+
+constexpr uint16_t kEtherTypeRarp = 0x8035;
 
 bool by_dir(Dir d, bool src, bool dst) {
   switch (d) {
@@ -139,7 +141,7 @@ bool matches(const Predicate& pr, const PacketInfo& p) {
         if (p.ip[i].has_spi && p.ip[i].spi == pr.spi) return true;
       return false;
     case Kind::kArp:  // every ARP/RARP frame, as libpcap's `arp` (EtherType 0x0806) is every one
-      return p.arp;
+      return p.arp && (!pr.rarp || p.ethertype == kEtherTypeRarp);
     case Kind::kVlan: {
       const int n = std::min<int>(p.vlan_count, PacketInfo::kMaxVlans);
       if (pr.vlan < 0) return p.vlan_count > 0;

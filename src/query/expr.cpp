@@ -109,7 +109,7 @@ std::string Predicate::str() const {
     case Kind::kFamily:
       return family == 4 ? "ip" : family == 6 ? "ip6" : "(ip or ip6)";
     case Kind::kArp:
-      return "arp";
+      return rarp ? "rarp" : "arp";
     case Kind::kVlan:
       return vlan < 0 ? "vlan" : "vlan " + std::to_string(vlan);
     case Kind::kTunnel:

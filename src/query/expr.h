@@ -23,7 +23,7 @@ struct Predicate {
     kPortRange,  // port_lo..port_hi inclusive, dir, l4
     kProto,      // transport protocol number `proto`, family (0 = ip or ip6, 4, 6)
     kFamily,     // family 4 (ip) or 6 (ip6): the packet has an IP layer of that version
-    kArp,        // ARP or RARP frame
+    kArp,        // ARP or RARP frame (`rarp`: RARP only)
     kVlan,       // vlan id `vlan` (or any VLAN tag when vlan < 0)
     kTunnel,     // a layer reached through tunnel kind `tunnel` (0: any), with id `tunnel_id` (>= 0)
     kSpi,        // an ESP or AH header with SPI `spi`
@@ -47,6 +47,7 @@ struct Predicate {
   uint8_t tunnel = 0;         // kTunnel: packet::TunnelKind, 0 = any tunnel
   int64_t tunnel_id = -1;     // kTunnel: VNI (vxlan/geneve), TEID (gtp), key (gre); -1 any
   uint32_t spi = 0;           // kSpi
+  bool rarp = false;          // kArp: RARP frames only (EtherType 0x8035); `arp` is both
 
   std::string str() const;  // canonical text, for --explain
 

@@ -94,8 +94,9 @@ Expr abbrev(PQ pq) {
       p.family = pq == PQ::kIp ? 4 : 6;
       return Expr::leaf(p);
     case PQ::kArp:
-    case PQ::kRarp:  // tm does not tell RARP from ARP
+    case PQ::kRarp:  // `arp` is every ARP or RARP frame, `rarp` only RARP (libpcap's two EtherTypes)
       p.kind = Kind::kArp;
+      p.rarp = pq == PQ::kRarp;
       return Expr::leaf(p);
     case PQ::kTcp:
       return Expr::leaf(proto_pred(packet::kProtoTcp, 0));
@@ -203,10 +204,12 @@ Expr with_family(Predicate p, const Qual& q, bool v6, size_t pos) {
     case PQ::kArp:
     case PQ::kRarp: {
       if (v6) fail(pos, std::string("'") + pq_name(q.proto) + "' modifier applied to an IPv6 address");
-      // `arp host A` is exactly `arp and host A`: an ARP frame has no IP layer.
+      // `arp host A` is exactly `arp and host A`: an ARP frame has no IP layer (`rarp host A`
+      // likewise).
       p.family = 0;
       Predicate arp;
       arp.kind = Kind::kArp;
+      arp.rarp = q.proto == PQ::kRarp;
       return combine(Expr::Op::kAnd, Expr::leaf(arp), Expr::leaf(p));
     }
     default:

@@ -86,7 +86,9 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
       break;
     case K::kArp:
       c.set = ix.scalar(store::Field::kNet, store::kNetArp, store::kNetArp);
-      // Exact: the index key and `arp` are both every ARP/RARP frame (index_keys.cpp, eval.cpp).
+      // Exact for `arp`: the index key and `arp` are both every ARP/RARP frame (index_keys.cpp,
+      // eval.cpp); `rarp` is re-checked for its EtherType.
+      c.exact = !p.rarp;
       break;
     case K::kVlan: {
       uint32_t key = p.vlan < 0 ? store::kAnyVlan : static_cast<uint32_t>(p.vlan);
@@ -254,6 +256,7 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
       if ((p.kind == K::kPort || p.kind == K::kPortRange) && (p.dir != Dir::kAny || p.l4)) exact = false;
       if (p.kind == K::kProto && p.family) exact = false;
       if (p.kind == K::kTunnel || p.kind == K::kSpi) exact = false;
+      if (p.kind == K::kArp && p.rarp) exact = false;
       if (p.layer != Predicate::Layer::kAny) exact = false;
       out += fmt::format("{}{}: {}{}{}\n", pad, p.str(), index, how, exact ? "" : ", re-checked per packet");
       return;

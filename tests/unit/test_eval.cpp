@@ -92,7 +92,7 @@ TEST(Eval, Ipv4MappedLiteralMatchesOnlyIpv6Headers) {
 TEST(Eval, Arp) {
   const PacketInfo p = arp("arp", 1, "10.0.0.1", "10.0.0.254").info;
   EXPECT_TRUE(M("arp", p));
-  EXPECT_TRUE(M("rarp", p));
+  EXPECT_FALSE(M("rarp", p));  // (an ARP frame; `rarp` is RARP frames only, as libpcap's)
   EXPECT_TRUE(M("host 10.0.0.1", p));
   EXPECT_TRUE(M("src host 10.0.0.1", p));  // sender protocol address
   EXPECT_FALSE(M("dst host 10.0.0.1", p));

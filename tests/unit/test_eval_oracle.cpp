@@ -261,6 +261,8 @@ TEST(EvalOracle, ArpOfAnyShapeIsArp) {
                              std::to_string(sh.cut);
     EXPECT_TRUE(M("arp", p)) << what;
     EXPECT_EQ(M("arp", p), Bpf("arp or rarp").match(b)) << what;
+    EXPECT_EQ(M("rarp", p), Bpf("rarp").match(b)) << what;
+    EXPECT_EQ(M("rarp host 10.0.0.1", p), Bpf("rarp host 10.0.0.1").match(b)) << what;
     EXPECT_TRUE(M("not ip and not ip6", p)) << what;
     arp_hits += M("arp", p);
     const bool usual = sh.hlen == 6 && sh.plen == 4 && sh.ptype == 0x0800 && sh.cut >= 28;

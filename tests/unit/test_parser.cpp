@@ -112,7 +112,8 @@ TEST(Parser, Host) {
 
 TEST(Parser, ArpHostIsArpAndHost) {
   EXPECT_EQ(E("arp host 10.0.0.1"), E("arp and host 10.0.0.1"));
-  EXPECT_EQ(E("rarp host 10.0.0.1"), E("arp and host 10.0.0.1"));
+  EXPECT_EQ(E("rarp host 10.0.0.1"), E("rarp and host 10.0.0.1"));
+  EXPECT_NE(E("rarp host 10.0.0.1"), E("arp and host 10.0.0.1"));
   EXPECT_EQ(E("arp src host 10.0.0.1"), E("arp and src host 10.0.0.1"));
   EXPECT_EQ(E("arp net 10.0.0.0/8"), E("arp and net 10.0.0.0/8"));
 }
@@ -248,6 +249,8 @@ TEST(Parser, ProtocolKeywords) {
   EXPECT_EQ(Pred("ip6").family, 6);
   EXPECT_EQ(Pred("arp").kind, Kind::kArp);
   EXPECT_EQ(Pred("rarp").kind, Kind::kArp);
+  EXPECT_FALSE(Pred("arp").rarp);
+  EXPECT_TRUE(Pred("rarp").rarp);
 }
 
 TEST(Parser, ProtoNumbersAndNames) {
