@@ -30,13 +30,17 @@ const BpfPrograms::Compiled& BpfPrograms::compile(uint32_t linktype) {
     auto c = std::make_unique<Compiled>();
     c->progs_.resize(filters_.size());
     c->mode_.resize(filters_.size(), Compiled::kAll);
+    c->errors_.resize(filters_.size());
     pcap_t* p =
         pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
     for (size_t i = 0; i < filters_.size(); ++i) {
       if (filters_[i].empty()) continue;
-      c->mode_[i] = pcap_compile(p, &c->progs_[i], filters_[i].c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0
-                        ? Compiled::kProgram
-                        : Compiled::kNever;
+      if (pcap_compile(p, &c->progs_[i], filters_[i].c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0) {
+        c->mode_[i] = Compiled::kProgram;
+      } else {
+        c->mode_[i] = Compiled::kNever;
+        c->errors_[i] = pcap_geterr(p);
+      }
     }
     pcap_close(p);
     it = by_link_.emplace(linktype, std::move(c)).first;

@@ -37,12 +37,15 @@ class BpfPrograms {
       if (mode_[i] == kAll) return true;
       return mode_[i] == kProgram && bpf_filter(progs_[i].bf_insns, data, wirelen, caplen) != 0;
     }
+    // Filter i could not be compiled for this link type: libpcap's error, else "".
+    const std::string& error(size_t i) const { return errors_[i]; }
 
    private:
     friend class BpfPrograms;
     enum Mode : uint8_t { kAll = 0, kProgram = 1, kNever = 2 };
     std::vector<bpf_program> progs_;  // per filter; compiled when mode_ is kProgram
     std::vector<uint8_t> mode_;
+    std::vector<std::string> errors_;  // per filter; set when mode_ is kNever
   };
   const Compiled& for_link(uint32_t linktype) {
     if (linktype == last_link_) return *last_;

@@ -365,6 +365,9 @@ class Engine {
         return sm;
       }
     }
+    for (std::string& w : filter_.problems())
+      if (std::find(st_.warnings.begin(), st_.warnings.end(), w) == st_.warnings.end())
+        st_.warnings.push_back(std::move(w));
     if (!sm->in_order || late_fragments)
       std::sort(sm->matches.begin(), sm->matches.end(),
                 [](const Match& a, const Match& b) { return a.ts != b.ts ? a.ts < b.ts : a.off < b.off; });

@@ -1,5 +1,7 @@
 #include "query/packet_filter.h"
 
+#include <fmt/format.h>
+
 #include "packet/decoder.h"
 #include "query/eval.h"
 
@@ -23,7 +25,19 @@ bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t capl
     packet::decode(linktype, data, caplen, info_);
     return query::matches(parsed_.expr, info_);
   }
-  return bpf_.for_link(linktype).matches(0, data, caplen, wirelen);
+  const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);
+  if (!c.error(0).empty()) [[unlikely]]
+    uncompiled_.emplace(linktype, c.error(0));
+  return c.matches(0, data, caplen, wirelen);
+}
+
+std::vector<std::string> PacketFilter::problems() const {
+  std::vector<std::string> out;
+  for (const auto& [linktype, err] : uncompiled_)
+    out.push_back(fmt::format(
+        "the filter cannot be applied to packets of link type {} (libpcap: {}): none of them was matched",
+        linktype, err));
+  return out;
 }
 
 }  // namespace tmach::query

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "packet/bpf.h"
 #include "packet/fragment_layers.h"
@@ -31,11 +33,16 @@ class PacketFilter {
   // filter keeps tcpdump's semantics (BPF knows nothing of fragments): outcome kNone.
   bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
                packet::FragmentLayers& frags, uint64_t ts_ns, packet::FragmentLayers::Outcome& outcome);
+  // Per link type whose frames the BPF filter was asked about but libpcap could not compile it
+  // for (e.g. NFLOG, where libpcap filters nothing; tcpdump refuses the file): what to tell the
+  // user, as their frames were answered "no match" without being looked at.
+  std::vector<std::string> problems() const;
 
  private:
   const ParseResult& parsed_;
   packet::PacketInfo info_;
-  packet::BpfPrograms bpf_;  // the text, when it is a BPF filter
+  packet::BpfPrograms bpf_;                     // the text, when it is a BPF filter
+  std::map<uint32_t, std::string> uncompiled_;  // link type -> libpcap's error (problems())
 };
 
 }  // namespace tmach::query

@@ -2,6 +2,7 @@
 // test_eval_oracle.cpp.
 
 #include "eval_frames.h"
+#include "query/packet_filter.h"
 
 namespace tmach::query {
 namespace {
@@ -213,3 +214,21 @@ TEST(Eval, EmptyOperands) {
 
 }  // namespace
 }  // namespace tmach::query
+
+// A BPF filter libpcap cannot compile for a link type (NFLOG: libpcap filters nothing there,
+// tcpdump refuses the file) matches none of its frames, and says so: a query answering 0 for
+// them would be silently wrong.
+TEST(PacketFilter, ALinkTypeLibpcapCannotFilterIsReported) {
+  const char* text = "tcp[13] & 2 != 0";
+  tmach::query::ParseResult parsed = tmach::query::parse_expr(text);
+  ASSERT_EQ(parsed.kind, tmach::query::ParseResult::Kind::kBpfOnly);
+  tmach::query::PacketFilter f(text, parsed);
+  const std::vector<uint8_t> frame(64, 0);
+  EXPECT_FALSE(f.matches(1, frame.data(), 64, 64));  // Ethernet: compiled, evaluated
+  EXPECT_TRUE(f.problems().empty());
+  EXPECT_FALSE(f.matches(239, frame.data(), 64, 64));  // NFLOG
+  EXPECT_FALSE(f.matches(239, frame.data(), 64, 64));
+  ASSERT_EQ(f.problems().size(), 1u);
+  EXPECT_NE(f.problems()[0].find("link type 239 (libpcap: "), std::string::npos) << f.problems()[0];
+  EXPECT_NE(f.problems()[0].find("NFLOG"), std::string::npos) << f.problems()[0];
+}
