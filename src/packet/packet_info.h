@@ -114,6 +114,13 @@ struct IpLayer {
   uint32_t spi = 0;
 };
 
+// The IPv6 extension headers the decoder follows to the transport protocol (ipv6.cpp): an
+// IpLayer's `proto` is never one of them (unless the chain was cut short), its `header_proto`
+// may be.
+constexpr bool is_ipv6_extension_header(uint8_t nh) {
+  return nh == 0 || nh == 43 || nh == 44 || nh == 60 || nh == 135;
+}
+
 // What carried an IP layer inside the previous one (IpLayer::tunnel).
 enum TunnelKind : uint8_t {
   kTunnelNone = 0,

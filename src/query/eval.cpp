@@ -106,7 +106,10 @@ bool proto_matches(const Predicate& pr, const PacketInfo& p) {
   for (int i = r.lo; i < r.hi; ++i) {
     const IpLayer& l = p.ip[i];
     if (l.version == 4 && pr.family != 6 && l.header_proto == pr.proto) return true;
-    if (l.version == 6 && pr.family != 4 && l.proto == pr.proto) return true;
+    // IPv6: the protocol after the extension headers (tm follows the chain), or the fixed
+    // header's next header (libpcap's `ip6 proto N`: `ip6 proto 44` is its fragment test, which
+    // the chain's end alone never matched).
+    if (l.version == 6 && pr.family != 4 && (l.proto == pr.proto || l.header_proto == pr.proto)) return true;
   }
   return false;
 }

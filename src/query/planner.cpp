@@ -79,6 +79,13 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
     case K::kProto:
       c.set = ix.scalar(store::Field::kProto, p.proto, p.proto);
       c.exact = p.family == 0;
+      // An IPv6 extension header (`ip6 proto 44`) is matched in the fixed header's next header
+      // (eval.cpp), which the index does not hold (its key is the chain's end): every IPv6
+      // packet is a candidate.
+      if (p.family != 4 && packet::is_ipv6_extension_header(p.proto)) {
+        c.set |= ix.scalar(store::Field::kNet, store::kNetV6, store::kNetV6);
+        c.exact = false;
+      }
       break;
     case K::kFamily:
       c.set = ix.scalar(store::Field::kNet, p.family == 6 ? store::kNetV6 : store::kNetV4,
@@ -118,7 +125,10 @@ uint64_t pred_cost(const Predicate& p, const store::IndexLookup& ix) {
     case K::kPortRange:
       return ix.scalar_cost(Field::kPort, p.port_lo, p.port_hi);
     case K::kProto:
-      return ix.scalar_cost(Field::kProto, p.proto, p.proto);
+      return ix.scalar_cost(Field::kProto, p.proto, p.proto) +
+             (p.family != 4 && packet::is_ipv6_extension_header(p.proto)
+                  ? ix.scalar_cost(Field::kNet, store::kNetV6, store::kNetV6)
+                  : 0);
     case K::kFamily: {
       uint32_t key = p.family == 6 ? store::kNetV6 : store::kNetV4;
       return ix.scalar_cost(Field::kNet, key, key);
@@ -257,6 +267,7 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
       if (p.kind == K::kProto && p.family) exact = false;
       if (p.kind == K::kTunnel || p.kind == K::kSpi) exact = false;
       if (p.kind == K::kArp && p.rarp) exact = false;
+      if (p.kind == K::kProto && p.family != 4 && packet::is_ipv6_extension_header(p.proto)) exact = false;
       if (p.layer != Predicate::Layer::kAny) exact = false;
       out += fmt::format("{}{}: {}{}{}\n", pad, p.str(), index, how, exact ? "" : ", re-checked per packet");
       return;

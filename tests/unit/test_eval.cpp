@@ -199,7 +199,9 @@ TEST(Eval, Ipv6ExtensionHeadersAreFollowed) {
   EXPECT_TRUE(M("tcp", p));
   EXPECT_TRUE(M("ip6 proto 6", p));
   EXPECT_TRUE(M("tcp port 80", p));
-  EXPECT_FALSE(M("ip6 proto 0", p));
+  // And, as libpcap's, `ip6 proto 0`: the fixed header's next header is the hop-by-hop header.
+  EXPECT_TRUE(M("ip6 proto 0", p));
+  EXPECT_FALSE(M("ip6 proto 43", p));
 }
 
 TEST(Eval, EmptyOperands) {

@@ -130,6 +130,8 @@ const char* const kPlainFilters[] = {
     "proto \\gre",
     "ip proto 17",
     "ip6 proto 58",
+    "ip6 proto 44",  // libpcap's fragment test: the fixed header's next header
+    "proto 44",
     "ip proto \\tcp",
     "ip6 proto \\udp",
     "proto 33",
