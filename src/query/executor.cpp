@@ -135,7 +135,8 @@ class Engine {
   // Re-checks the record at `off` (its bytes at `data`); a match joins sm.matches. A later
   // fragment is matched as its datagram when its first fragment was re-checked before (in
   // this segment or an earlier one: frags_ lives as long as the query); one whose first
-  // was not seen yet waits in orphans_ for the end of the segment, in case it comes later.
+  // was not seen yet is judged as it is, and waits in orphans_ for the end of the segment, in
+  // case its first comes later and the verdict changes (either way: under a `not` too).
   void check(SegmentMatches& sm, uint64_t off, uint64_t ts, const uint8_t* data, uint32_t caplen,
              uint32_t wirelen) {
     if (ts < q_.from_ns || ts >= q_.to_ns) return;
@@ -144,8 +145,8 @@ class Engine {
     const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o);
     if (hit) keep(sm, off, ts, data, caplen);
     if (o == packet::FragmentLayers::Outcome::kFirst) first_seen_ = true;
-    if (!hit && o == packet::FragmentLayers::Outcome::kOrphan && orphans_.size() < kMaxOrphans)
-      orphans_.push_back(Match{ts, off});
+    if (o == packet::FragmentLayers::Outcome::kOrphan && orphans_.size() < kMaxOrphans)
+      orphans_.push_back(Orphan{Match{ts, off}, hit ? sm.matches.size() - 1 : Orphan::kNotKept});
   }
 
   // A match joins the segment's list; read through the reader, its bytes are copied.
@@ -158,24 +159,33 @@ class Engine {
     sm.kept.insert(sm.kept.end(), data - 16, data + caplen);
   }
 
-  // After a segment: its orphans whose first fragment came later in it. Returns true when
-  // some matched (appended out of order).
+  // After a segment: its orphans whose first fragment came later in it, judged again as their
+  // datagram: one that matches now joins the matches, one that matched as it was leaves them
+  // (so that F and `not F` never both hold for it). Returns true when some were added (out of
+  // order).
   bool recheck_orphans(SegmentMatches& sm) {
     bool added = false;
+    std::vector<size_t> dropped;  // positions in sm.matches
     if (first_seen_) {
-      for (const Match& m : orphans_) {
-        const uint8_t* rec = sm.file_record(m.off);
-        if (!rec) continue;
+      for (const Orphan& m : orphans_) {
+        const uint8_t* rec = sm.file_record(m.at.off);
+        if (!rec) continue;  // (read through the reader: its verdict as it was stands)
         uint32_t h[4];
         std::memcpy(h, rec, 16);
         packet::FragmentLayers::Outcome o;
-        if (filter_.matches(sm.linktype, rec + 16, h[2], h[3], frags_, m.ts, o) &&
-            o == packet::FragmentLayers::Outcome::kInherited) {
-          keep(sm, m.off, m.ts, rec + 16, h[2]);
+        const bool hit = filter_.matches(sm.linktype, rec + 16, h[2], h[3], frags_, m.at.ts, o);
+        if (o != packet::FragmentLayers::Outcome::kInherited) continue;  // its first is still unseen
+        if (hit && m.kept == Orphan::kNotKept) {
+          keep(sm, m.at.off, m.at.ts, rec + 16, h[2]);
           added = true;
+        } else if (!hit && m.kept != Orphan::kNotKept) {
+          dropped.push_back(m.kept);
         }
       }
     }
+    std::sort(dropped.begin(), dropped.end());
+    for (auto it = dropped.rbegin(); it != dropped.rend(); ++it)
+      sm.matches.erase(sm.matches.begin() + static_cast<std::ptrdiff_t>(*it));
     orphans_.clear();
     first_seen_ = false;
     return added;
@@ -381,8 +391,13 @@ class Engine {
   PacketFilter filter_{q_.text, q_.parsed};
   packet::FragmentLayers frags_;
   static constexpr size_t kMaxOrphans = 4096;
-  std::vector<Match> orphans_;  // this segment's later fragments whose first was not seen yet
-  bool first_seen_ = false;     // this segment had a first fragment
+  struct Orphan {
+    static constexpr size_t kNotKept = SIZE_MAX;
+    Match at;
+    size_t kept;  // its position in the segment's matches when it matched as it was, else kNotKept
+  };
+  std::vector<Orphan> orphans_;  // this segment's later fragments whose first was not seen yet
+  bool first_seen_ = false;      // this segment had a first fragment
 };
 
 }  // namespace

@@ -51,6 +51,11 @@ class Fragments(StoreTest):
         self.assertEqual(len(tcpdump_packets(path, "port 21")), 1)
         record(self.path("ooo"), [path], "--cutoff", "none")
         self.assertSamePackets(self.query_packets(self.path("ooo"), "port 21"), every)
+        # Filters re-checked per packet: the later fragments are judged as their datagram once its
+        # first fragment comes, under a `not` too (they matched both F and `not F` before).
+        for flt in ("tcp src port 1265", "tcp dst port 21"):
+            self.assertSamePackets(self.query_packets(self.path("ooo"), flt), every, flt)
+            self.assertSamePackets(self.query_packets(self.path("ooo"), "not (%s)" % flt), [], "not " + flt)
         # Segments of ~4 KiB: the 1514-byte fragments span three segments.
         src = corpus("ipv4", "fragmented-3.pcap")
         store = self.path("small")
