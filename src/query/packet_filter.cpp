@@ -27,7 +27,7 @@ bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t capl
   }
   const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);
   if (!c.error(0).empty()) [[unlikely]]
-    uncompiled_.emplace(linktype, c.error(0));
+    uncompiled_.try_emplace(linktype, c.error(0));  // (no node built once the link type is noted)
   return c.matches(0, data, caplen, wirelen);
 }
 
