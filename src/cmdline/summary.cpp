@@ -91,6 +91,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     j["connection_table"] = {{"max", rec.table_max},  {"peak", ts.peak},       {"open", rec.table_open},
                              {"expired", ts.expired}, {"evicted", ts.evicted}, {"untracked", ts.untracked}};
     j["non_ip_packets"] = t.non_ip;
+    j["records_cut_to_snaplen"] = t.cut_to_snaplen;
     // Wait mode (the default): how often the capture thread found the budget full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
     j["ring_waits"] = t.ring_waits;
@@ -186,6 +187,10 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
+  if (t.cut_to_snaplen)
+    os << fmt::format(
+        "records longer than {} bytes (the most tcpdump and Wireshark read) stored cut to that length: {}\n",
+        util::pcap::kSnaplen, t.cut_to_snaplen);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
   if (rec.table.evicted)
     os << fmt::format(

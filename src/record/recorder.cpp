@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -10,6 +11,7 @@
 #include "flow/flow_record.h"
 #include "packet/decoder.h"
 #include "packet/fragment_layers.h"
+#include "util/pcap.h"
 
 namespace tmach::record {
 
@@ -37,6 +39,7 @@ void add(RecorderTotals& t, const RecorderTotals& o) {
   t.tot.untracked += c.untracked;
   t.tot.ring_waits += c.ring_waits;
   t.tot.non_ip += c.non_ip;
+  t.tot.cut_to_snaplen += c.cut_to_snaplen;
   const conn::ConnTableStats& s = o.table;
   t.table.created += s.created;
   t.table.expired += s.expired;
@@ -89,7 +92,15 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
     size_t m = std::min(kBatch, n - base);
     uint64_t clock = now_;  // as handle() will advance it: the fragment and SA memories' time
     for (size_t i = 0; i < m; ++i) {
-      const capture::RawPacket& pk = pkts[base + i];
+      batch_[i] = &pkts[base + i];
+      if (batch_[i]->caplen > util::pcap::kSnaplen) [[unlikely]] {
+        clipped_[i] = *batch_[i];
+        clipped_[i].wirelen = std::max(batch_[i]->wirelen, batch_[i]->caplen);
+        clipped_[i].caplen = util::pcap::kSnaplen;
+        batch_[i] = &clipped_[i];
+        totals_.cut_to_snaplen++;
+      }
+      const capture::RawPacket& pk = *batch_[i];
       packet::decode(pk.linktype, pk.data, pk.caplen, infos_[i]);
       clock = std::max(clock, pk.ts_ns);
       keyed_[i] = keyer_.key(infos_[i], clock, keys_[i]);
@@ -98,7 +109,7 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
     for (size_t i = 0; i < m; ++i)
       if (keyed_[i]) table_.prefetch_entry(keys_[i].hash);
     for (size_t i = 0; i < m; ++i)
-      handle(pkts[base + i], infos_[i], keyed_[i] ? &keys_[i] : nullptr, wait_when_full);
+      handle(*batch_[i], infos_[i], keyed_[i] ? &keys_[i] : nullptr, wait_when_full);
   }
   table_.expire_step(now_, 2 * n + 64);
   push_flows();  // what ended in this batch, on its way

@@ -42,6 +42,10 @@ struct RecorderCounters {
   uint64_t untracked = 0;                // stored without cutoff: table full of never-evicted entries
   uint64_t ring_waits = 0;               // wait mode: times the capture thread waited for the writer
   uint64_t non_ip = 0;
+  // Records longer than util::pcap::kSnaplen (262144, the most tcpdump and Wireshark read) in
+  // the input: stored cut to it, as a capture with that snaplen would have them, so that every
+  // answer stays readable (libpcap refuses a file holding one).
+  uint64_t cut_to_snaplen = 0;
 };
 
 // The counters of several recorders (a session's shards, one per capture thread) added up.
@@ -131,6 +135,8 @@ class Recorder {
   // The batch's connection keys, written in place by the keyer; keyed_[i]: packet i has one (IP).
   std::vector<conn::KeyedPacket> keys_ = std::vector<conn::KeyedPacket>(kBatch);
   std::array<bool, kBatch> keyed_{};
+  std::array<capture::RawPacket, kBatch> clipped_{};  // a record cut to kSnaplen, when one was
+  std::array<const capture::RawPacket*, kBatch> batch_{};
   Classifier classifier_;
   conn::ConnTable table_;
   conn::ConnKeyer keyer_;        // fragments join their first one's connection, ESP/AH SA pairs one

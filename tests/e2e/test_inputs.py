@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from tmtest import TM, StoreTest, corpus, read_pcap, run, store_segments, tm
+from tmtest import TM, StoreTest, corpus, read_pcap, record, run, store_segments, tcpdump_packets, tm
 
 
 def block(btype, body):
@@ -95,6 +95,36 @@ class DamagedPcapng(StoreTest):
         p = self.record(src)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertEqual(json.loads(p.stdout)["packets"], tshark_count(src))
+
+
+class OversizeRecords(StoreTest):
+    """A record longer than 262144 bytes (written by a tool with a larger snaplen, or BIG TCP on
+    loopback): libpcap and Wireshark refuse it, so tm stores it cut to 262144 bytes, as a capture
+    with that snaplen would hold it, and says so. Its answers stay readable."""
+
+    def test_a_record_longer_than_262144_bytes_is_stored_cut_to_it(self):
+        frames = [(ts - ts % 1000, cap, wire, d) for ts, cap, wire, d in
+                  read_pcap(corpus("mixed", "wikipedia.pcap"))[:3]]
+        big = bytearray(frames[1][3]) + bytes(range(256)) * 1200  # 307,200 bytes past the headers
+        frames[1] = (frames[1][0], len(big), len(big), bytes(big))
+        path = self.path("oversize.pcap")
+        with open(path, "wb") as f:  # a microsecond pcap whose header claims a 512 KiB snaplen
+            f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 524288, 1))
+            for ts, cap, wire, d in frames:
+                f.write(struct.pack("<IIII", ts // 10**9, ts % 10**9 // 1000, cap, wire) + d)
+        self.assertNotEqual(run(["tcpdump", "-r", path], check=False).returncode, 0)  # libpcap refuses it
+        j = record(self.store, [path], "--cutoff", "none")
+        self.assertEqual(j["packets"], 3)
+        self.assertEqual(j["records_cut_to_snaplen"], 1)
+        answer = self.path("answer.pcap")
+        tm("query", "--store", self.store, "-w", answer, "-q", "ip or ip6")
+        got = read_pcap(answer)
+        self.assertEqual([(ts, cap, wire) for ts, cap, wire, d in got],
+                         [(frames[0][0], frames[0][1], frames[0][2]), (frames[1][0], 262144, len(big)),
+                          (frames[2][0], frames[2][1], frames[2][2])])
+        self.assertEqual(got[1][3], big[:262144])
+        self.assertEqual(len(tcpdump_packets(answer)), 3)  # readable by libpcap
+        self.assertEqual(tshark_count(answer), 3)  # and by Wireshark
 
 
 class Pipe(StoreTest):

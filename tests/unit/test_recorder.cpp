@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "config/component_options.h"
@@ -130,6 +131,50 @@ TEST(Recorder, NoCutoffStoresEverything) {
   fl.join();
   EXPECT_EQ(rec.class_counters()[0].stored_packets, 1000u);
   EXPECT_EQ(fx.stored_timestamps().size(), 1000u);
+}
+
+// A record longer than tcpdump's and Wireshark's limit (262144 bytes; a pcap written by a
+// tool with a larger snaplen, or BIG TCP on loopback) is stored cut to it, as a capture with
+// that snaplen would hold it: an answer holding the whole record would be refused by both.
+TEST(Recorder, ARecordLongerThanTheSnaplenLimitIsStoredCutToIt) {
+  Fixture fx(UINT64_MAX);
+  fx.cfg.classes[0].ram_budget = 16 << 20;
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
+  w.start();
+  auto small = tcp_frame(true, 0x10, 10);
+  auto big = tcp_frame(true, 0x10, 300000 - 54);
+  std::vector<capture::RawPacket> pk;
+  pk.push_back(capture::RawPacket{1, static_cast<uint32_t>(small.size()), static_cast<uint32_t>(small.size()),
+                                  1, small.data()});
+  pk.push_back(capture::RawPacket{2, 300000, 300000, 1, big.data()});
+  pk.push_back(capture::RawPacket{3, static_cast<uint32_t>(small.size()), static_cast<uint32_t>(small.size()),
+                                  1, small.data()});
+  rec.process(pk.data(), pk.size(), true);
+  rec.finish();
+  fl.close();
+  w.finish();
+  fl.join();
+  EXPECT_EQ(rec.counters().cut_to_snaplen, 1u);
+  EXPECT_EQ(rec.class_counters()[0].stored_packets, 3u);
+  std::vector<std::pair<uint32_t, uint32_t>> lens;  // (caplen, wirelen) by time
+  std::vector<uint64_t> ts;
+  for (auto& f : fs::directory_iterator(fx.dir / "store" / "default"))
+    if (f.path().extension() == ".pcap") {
+      store::scan_pcap(f.path().string(),
+                       [&](uint64_t, uint64_t t, uint32_t cap, uint32_t wire, const uint8_t* d) {
+                         ts.push_back(t);
+                         lens.emplace_back(cap, wire);
+                         if (t == 2) {
+                           EXPECT_EQ(std::memcmp(d, big.data(), cap), 0);
+                         }
+                       });
+    }
+  ASSERT_EQ(ts, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(lens[1], (std::pair<uint32_t, uint32_t>{262144, 300000}));
+  EXPECT_EQ(lens[0].first, small.size());
 }
 
 namespace {
