@@ -4,6 +4,7 @@
 // any sink.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -116,6 +117,12 @@ class Writer {
     if (linktype != linktype_) {
       ++other_link_;
       return false;
+    }
+    // The file's snaplen: no reader takes a longer record (a store written before the
+    // recorder cut such records holds them whole).
+    if (caplen > kSnaplen) {
+      wirelen = std::max(wirelen, caplen);
+      caplen = kSnaplen;
     }
     const RecordHeader rh = record_header(ts_ns, caplen, wirelen);
     buf_.append(reinterpret_cast<const char*>(&rh), sizeof(rh));

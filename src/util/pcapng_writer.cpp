@@ -61,6 +61,10 @@ bool Writer::write(uint64_t ts_ns, uint32_t linktype, uint32_t caplen, uint32_t 
     last_if_ = interface(linktype);
     last_link_ = linktype;
   }
+  if (caplen > pcap::kSnaplen) {  // the interface's snaplen (as pcap::Writer)
+    wirelen = std::max(wirelen, caplen);
+    caplen = pcap::kSnaplen;
+  }
   const uint32_t pad = (4 - caplen % 4) % 4;
   const uint32_t len = 4 + 4 + 4 + 4 + 4 + 4 + 4 + caplen + pad + 4;
   u32(kBlockEnhanced);
