@@ -22,6 +22,7 @@
 #include "record/session.h"
 #include "store/catalog.h"
 #include "store/import_session.h"
+#include "util/sigwait_joiner.h"
 #include "util/units.h"
 
 namespace tmach::cli {
@@ -158,6 +159,8 @@ Runner add_record(CLI::App& app) {
     if (!live) so.file_batch = [&progress] { progress->tick(); };
     record::Session session(cfg, std::move(so));
     if (!live) progress = std::make_unique<Progress>(session, total);
+    // Before any packet is stored: a run killed from here on is known to the next one.
+    if (!live) imports.begin();
     const auto& ad = session.adopt_report();
     if (ad.segments)
       spdlog::info(
@@ -191,6 +194,7 @@ Runner add_record(CLI::App& app) {
       got_signal = sig;
       session.stop();
     });
+    util::SigwaitJoiner end_sig_thread(sig_thread, &ending);  // (on every way out)
 
     session.start();
     std::vector<std::string> warnings;
@@ -207,10 +211,13 @@ Runner add_record(CLI::App& app) {
       for (auto& src : session.files()->inputs())
         if (!src->warning().empty()) warnings.push_back(src->warning());
     }
-    session.finish();
-    ending = true;
-    pthread_kill(sig_thread.native_handle(), SIGTERM);  // unblock sigwait
-    sig_thread.join();
+    try {
+      session.finish();
+    } catch (const std::exception& e) {  // (the flow records: the packets are sealed)
+      std::cerr << "tm record: " << e.what() << "\n";
+      rc = 1;
+    }
+    end_sig_thread.end();
     for (auto& w : warnings)  // (a source's warning may be several lines: one per damaged part)
       for (size_t at = 0, nl; at < w.size(); at = nl + 1) {
         nl = std::min(w.find('\n', at), w.size());

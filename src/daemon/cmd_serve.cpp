@@ -27,6 +27,7 @@
 #include "server/listen.h"
 #include "server/live_backend.h"
 #include "server/tls_server.h"
+#include "util/sigwait_joiner.h"
 #include "util/timespec.h"
 #include "util/units.h"
 
@@ -287,6 +288,7 @@ Runner add_serve(CLI::App& app) {
       session.stop();
       api.stop();
     });
+    util::SigwaitJoiner end_sig_thread(sig_thread);  // (on every way out)
     session.start();
     ApiThread api_thread(api);
     std::cerr << fmt::format("tm serve: recording {} into {}, API on {}{}\n", fmt::join(cfg.interfaces, ","),
@@ -312,9 +314,13 @@ Runner add_serve(CLI::App& app) {
     say(fmt::format("stopping: {}", session.stopping() ? "asked to (signal)" : "the capture ended"));
     status.stop();
     bool api_ended = api_thread.join_within(kShutdownGrace);
-    session.finish();
-    if (!session.stopping()) pthread_kill(sig_thread.native_handle(), SIGTERM);
-    sig_thread.join();
+    try {
+      session.finish();
+    } catch (const std::exception& e) {  // (the flow records: the packets are sealed)
+      std::cerr << "tm serve: " << e.what() << "\n";
+      rc = 1;
+    }
+    end_sig_thread.end();
     if (session.writer().failed()) {
       std::cerr << "tm serve: writer: " << session.writer().error() << "\n";
       rc = 1;

@@ -49,6 +49,9 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
       classes_(std::move(class_names)) {
   fs::create_directories(dir_);
   for (auto& fi : scan_flow_files(cfg_.store)) {
+    // Its number is taken even when it cannot be read: a new file of that name could not be
+    // made (O_EXCL), and the one there is left as it is.
+    next_seq_ = std::max(next_seq_, fi.meta.seq + 1);
     if (!fi.sealed) {
       try {
         uint64_t n = recover_flow_file(fi.base);

@@ -38,9 +38,15 @@ ImportSession::ImportSession(const std::string& store_dir, const std::vector<std
     in.fp = fingerprint_file(p);
     if (in.fp && !force) {
       // A file without packets stored nothing: reading it again doubles nothing.
-      if (const auto* r = log.find(*in.fp); r && r->packets > 0) {
+      if (const auto* r = log.find(*in.fp)) {
         in.skip = true;
-        if (r->complete)
+        if (r->begun)
+          err << fmt::format(
+              "tm record: skipping {}: an import of it into {} began on {} (as {}) and has no end logged "
+              "(the run was killed, crashed or could not write); the part of it stored before that would be "
+              "stored twice (--force records the whole file again)\n",
+              p, store_dir, when(r->imported_at_ns), r->path);
+        else if (r->complete)
           err << fmt::format(
               "tm record: skipping {}: already imported into {} on {} ({}); nothing recorded from it "
               "(--force "
@@ -83,17 +89,45 @@ void ImportSession::stopped(const std::vector<const capture::PacketSource*>& sou
   }
 }
 
+namespace {
+
+std::string absolute_path(const std::string& p) {
+  std::error_code ec;
+  auto abs = fs::absolute(p, ec);
+  return ec ? p : abs.lexically_normal().string();
+}
+
+}  // namespace
+
+void ImportSession::begin() {
+  std::vector<ImportRecord> recs;
+  run_ = util::now_ns();
+  for (auto& in : inputs_) {
+    if (in.skip || !in.fp) continue;
+    ImportRecord r;
+    r.fp = *in.fp;
+    r.path = absolute_path(in.path);
+    r.imported_at_ns = run_;
+    r.complete = false;
+    r.run = run_;
+    r.begun = true;
+    recs.push_back(std::move(r));
+  }
+  append_imports(store_dir_, recs);
+}
+
 void ImportSession::commit() {
   std::vector<ImportRecord> recs;
   uint64_t now = util::now_ns();
   for (auto& in : inputs_) {
     if (in.skip || !in.fp) continue;
-    if (in.packets == 0) continue;  // nothing of it is in the store: reading it again doubles nothing
+    // Nothing of it is in the store: reading it again doubles nothing (logged only to end
+    // its begun line).
+    if (in.packets == 0 && !run_) continue;
     ImportRecord r;
     r.fp = *in.fp;
-    std::error_code ec;
-    auto abs = fs::absolute(in.path, ec);
-    r.path = ec ? in.path : abs.lexically_normal().string();
+    r.path = absolute_path(in.path);
+    r.run = run_;
     r.imported_at_ns = now;
     r.packets = in.packets;
     r.first_ts_ns = in.first_ts;

@@ -51,10 +51,14 @@ class ImportSession {
   // Reading is over: takes where each source stopped (sources[i] reads input i; null for a
   // skipped one).
   void stopped(const std::vector<const capture::PacketSource*>& sources);
+  // Before the first packet is stored (the store exists): logs a `begun` line for each input
+  // to read that can be identified, so that a run killed before commit() is known by the next
+  // one (ImportRecord::begun). Throws std::runtime_error naming the log.
+  void begin();
   // Once everything read is sealed in the store: logs the inputs read to their end as
   // imported, and one read in part (a signal, a read error) as partial with its counts;
-  // one that gave no packet is not logged (reading it again doubles nothing).
-  // Throws std::runtime_error naming the log.
+  // one that gave no packet is logged only to end its begun line (reading it again doubles
+  // nothing). Throws std::runtime_error naming the log.
   void commit();
   // `signal`: the one that stopped the run (0: none). A signal that came once every input
   // was read interrupted nothing.
@@ -71,6 +75,7 @@ class ImportSession {
   };
   std::string store_dir_;
   std::vector<Input> inputs_;
+  uint64_t run_ = 0;  // begin()'s wall clock (0: not begun)
 };
 
 }  // namespace tmach::store

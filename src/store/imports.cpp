@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -95,6 +96,8 @@ std::string to_json_line(const ImportRecord& r) {
       {"complete", r.complete},
       {"bytes_read", r.bytes_read},
   };
+  if (r.run) j["run"] = r.run;
+  if (r.begun) j["begun"] = true;
   // A path need not be UTF-8: replace what is not rather than fail.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -124,6 +127,8 @@ std::optional<ImportRecord> parse_import_line(std::string_view line) {
     r.last_ts_ns = j.at("last_ts").get<uint64_t>();
     r.complete = j.at("complete").get<bool>();
     r.bytes_read = j.at("bytes_read").get<uint64_t>();
+    r.run = j.value("run", uint64_t{0});  // (absent in older logs)
+    r.begun = j.value("begun", false);
     return r;
   } catch (const std::exception&) {  // a key missing or of the wrong type, a bad hex digit
     return std::nullopt;
@@ -153,8 +158,15 @@ ImportLog ImportLog::load(const std::string& store_dir) {
 
 const ImportRecord* ImportLog::find(const FileFingerprint& fp) const {
   const ImportRecord* partial = nullptr;
+  std::vector<uint64_t> ended;  // the runs whose end line came (seen first: newest first)
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     if (!(it->fp == fp)) continue;
+    if (it->begun) {
+      if (!partial && std::find(ended.begin(), ended.end(), it->run) == ended.end()) partial = &*it;
+      continue;
+    }
+    if (it->run) ended.push_back(it->run);
+    if (it->packets == 0) continue;  // (it stored nothing: an end line only)
     if (it->complete) return &*it;
     if (!partial) partial = &*it;
   }

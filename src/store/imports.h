@@ -45,6 +45,13 @@ struct ImportRecord {
   uint64_t last_ts_ns = 0;
   bool complete = true;     // false: the import was interrupted after `packets` packets
   uint64_t bytes_read = 0;  // of fp.size (== fp.size when complete)
+  // The run that read it: the wall clock when it began (0 in logs written before runs were
+  // logged). A run logs a `begun` line for each file before it stores any packet of it, and
+  // an end line (complete or partial, with the same `run`) once its packets are sealed: a
+  // begun line no end line follows is an import that was killed, crashed or failed to write,
+  // with an unknown part of the file in the store.
+  uint64_t run = 0;
+  bool begun = false;
 };
 
 // One line of the log (no newline), and back; nullopt when the line is not a whole record.
@@ -58,8 +65,10 @@ struct ImportLog {
   // Reads STORE_DIR/imports.jsonl; empty when there is none. Throws std::runtime_error
   // naming the file when it exists but cannot be read.
   static ImportLog load(const std::string& store_dir);
-  // The record of a file with this fingerprint: the latest complete one, else the latest
-  // partial one, else null.
+  // The record that says a file with this fingerprint is in the store, in whole or in part:
+  // the latest complete one with packets, else the latest of the partial ones with packets
+  // and the begun lines no end line followed; null when there is none (never imported, or
+  // every import of it stored no packet).
   const ImportRecord* find(const FileFingerprint& fp) const;
 };
 

@@ -48,7 +48,8 @@ class Crash(StoreTest):
         for attempt in range(4):
             with self.subTest(attempt=attempt):
                 p = subprocess.Popen([TM, "record", "--store", self.store, "--read", src, "--cutoff", "none",
-                                      "--segment-size", "64k", "--disk-budget", "2m", "--test-writer-delay-us", "15"],
+                                      "--segment-size", "64k", "--disk-budget", "2m", "--test-writer-delay-us", "15",
+                                      "--force"],  # (the attempt before left the file begun)
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 d = os.path.join(self.store, "default")
                 # Kill at a random moment after the first segment is sealed (waited for rather
@@ -90,6 +91,47 @@ class Crash(StoreTest):
         self.assertGreater(recovered, 0, "no kill landed while a segment was open: the test proved nothing")
         self.assertGreater(had_sealed, 0)
 
+
+    def test_an_import_killed_midway_is_not_stored_twice_by_the_next_run(self):
+        """kill -9 of an import: the next `tm record` of the same file refuses it (its first part is in the
+        store already) rather than storing that part twice; --force records it whole again, and a leftover
+        flow file that cannot be read does not stop that run."""
+        src = corpus("mixed", "echo-connections.pcap")
+        n = len(tcpdump_packets(src))
+        p = subprocess.Popen([TM, "record", "--store", self.store, "--read", src, "--cutoff", "none",
+                              "--segment-size", "64k", "--test-writer-delay-us", "200"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        d = os.path.join(self.store, "default")
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline and not (
+                os.path.isdir(d) and any(f.endswith(".idx") for f in os.listdir(d))):
+            time.sleep(0.01)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        self.assertEqual(p.returncode, -signal.SIGKILL, "the import ended before the kill: the test proved nothing")
+        # What a kill leaves at worst in the flow files: one cut short before its header's end.
+        flows = os.path.join(self.store, "flows")
+        os.makedirs(flows, exist_ok=True)
+        for f in os.listdir(flows):
+            if f.endswith(".idx"):
+                os.remove(os.path.join(flows, f))
+        with open(os.path.join(flows, "00000009-1000000000-lt0.flows"), "wb") as f:
+            f.write(b"TMFLOW\0")
+        stored = int(tm("query", "--store", self.store, "-q", "--count", "").stdout)
+        self.assertGreater(stored, 0)
+        self.assertLess(stored, n)
+        again = tm("record", "--store", self.store, "--read", src, "--cutoff", "none", check=False)
+        err = again.stderr.decode()
+        self.assertEqual(again.returncode, 1, err)
+        self.assertIn("has no end logged", err)
+        self.assertEqual(int(tm("query", "--store", self.store, "-q", "--count", "").stdout), stored)
+        forced = tm("record", "--store", self.store, "--read", src, "--cutoff", "none", "--force", check=False)
+        self.assertEqual(forced.returncode, 0, forced.stderr.decode())
+        self.assertEqual(int(tm("query", "--store", self.store, "-q", "--count", "").stdout), stored + n)
+        # That run ended its import: a next one says the file is imported, whole.
+        third = tm("record", "--store", self.store, "--read", src, "--cutoff", "none", check=False)
+        self.assertEqual(third.returncode, 1)
+        self.assertIn("already imported", third.stderr.decode())
 
 class DamagedFiles(StoreTest):
     def test_corrupt_sidecars_rebuilt_foreign_files_left_alone(self):

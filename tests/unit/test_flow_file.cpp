@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "flow/flow_file.h"
 #include "flow/flow_store.h"
+#include "store/layout.h"
 #include "store/sidecar.h"
 #include "temp_dir.h"
 #include "util/crc32.h"
@@ -212,6 +214,33 @@ TEST(FlowFile, PushGivesBackRoomForABlock) {
   auto c = flow::read_flow_file(files[0].base + ".flows");
   ASSERT_EQ(c.records.size(), 30u);
   for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(c.records[i].id, record(i).id);
+}
+
+// A flow file a killed run left cut short before its header's end cannot be read or rebuilt:
+// it is left as it is, and its number is not used again (a new file of the same name, the
+// same input's first flow, could not be created: the run used to end in std::terminate).
+TEST(FlowFile, AnUnreadableLeftoverKeepsItsNumber) {
+  TempDir d;
+  flow::FlowOptions o;
+  o.store = d.p.string();
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  const std::string left =
+      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
+          .string();
+  { std::ofstream(left + ".flows", std::ios::binary) << "TMFLOW"; }
+  std::vector<std::string> problems;
+  flow::FlowStoreWriter w(o, {"default"}, &problems);
+  EXPECT_EQ(problems.size(), 1u);
+  std::vector<flow::FlowRecord> block = {record(0), record(1)};
+  w.push(block);
+  EXPECT_NO_THROW(w.finish());
+  EXPECT_EQ(w.records_written(), 2u);
+  auto files = flow::scan_flow_files(d.p.string());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].base, left);
+  EXPECT_FALSE(files[0].sealed);
+  EXPECT_EQ(files[1].meta.seq, 2u);
+  EXPECT_EQ(flow::read_flow_file(files[1].base + ".flows").records.size(), 2u);
 }
 
 // A flow store writer bounded as at a shutdown (FlowStoreWriter::bound), and a producer of

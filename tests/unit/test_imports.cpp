@@ -278,3 +278,74 @@ TEST(ImportSession, FileWithoutPacketsIsNotLogged) {
   }
   EXPECT_TRUE(store::ImportLog::load(store).records.empty());
 }
+
+// A run killed after it began storing a file's packets logs no end line: the next run knows
+// the file is in the store in part (its begun line) and refuses it rather than store that
+// part twice.
+TEST(ImportSession, AnImportThatBeganAndNeverEndedIsRefused) {
+  TempDir d;
+  std::string store = (d.p / "store").string();
+  fs::create_directory(store);
+  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  write_file(d.p / "a.pcap", random_bytes(4096, 8));
+  std::vector<std::string> paths = {(d.p / "a.pcap").string()};
+  {
+    std::ostringstream err;
+    store::ImportSession s(store, paths, false, err);
+    s.begin();
+    capture::RawPacket p[2] = {pkt(10), pkt(20)};
+    s.note(0, p, 2);  // ... and the run is killed: no commit()
+  }
+  {
+    std::ostringstream err;
+    store::ImportSession again(store, paths, false, err);
+    EXPECT_TRUE(again.all_skipped());
+    EXPECT_NE(err.str().find("has no end logged"), std::string::npos) << err.str();
+  }
+  {
+    std::ostringstream err;
+    store::ImportSession forced(store, paths, true, err);
+    EXPECT_FALSE(forced.skip(0));
+    forced.begin();
+    capture::RawPacket p[3] = {pkt(10), pkt(20), pkt(30)};
+    forced.note(0, p, 3);
+    forced.ended(0);
+    forced.commit();
+  }
+  std::ostringstream err;
+  store::ImportSession third(store, paths, false, err);
+  EXPECT_TRUE(third.all_skipped());
+  EXPECT_NE(err.str().find("already imported"), std::string::npos) << err.str();
+  auto log = store::ImportLog::load(store);
+  ASSERT_EQ(log.records.size(), 3u);
+  EXPECT_TRUE(log.records[0].begun);
+  EXPECT_TRUE(log.records[1].begun);
+  EXPECT_FALSE(log.records[2].begun);
+  EXPECT_EQ(log.records[2].run, log.records[1].run);
+}
+
+// A run that began a file and stored nothing of it (no packet) ends its begun line: the file
+// is not refused next time. A run that ended in part (a signal) is refused as partial.
+TEST(ImportSession, ABegunImportIsEndedByItsRunsEndLine) {
+  TempDir d;
+  std::string store = (d.p / "store").string();
+  fs::create_directory(store);
+  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  write_file(d.p / "empty.pcap", random_bytes(24, 9));
+  write_file(d.p / "b.pcap", random_bytes(4096, 10));
+  std::vector<std::string> paths = {(d.p / "empty.pcap").string(), (d.p / "b.pcap").string()};
+  {
+    std::ostringstream err;
+    store::ImportSession s(store, paths, false, err);
+    s.begin();
+    s.ended(0);
+    capture::RawPacket p[1] = {pkt(10)};
+    s.note(1, p, 1);  // b: interrupted by a signal after a packet
+    s.commit();
+  }
+  std::ostringstream err;
+  store::ImportSession again(store, paths, false, err);
+  EXPECT_FALSE(again.skip(0)) << err.str();
+  EXPECT_TRUE(again.skip(1));
+  EXPECT_NE(err.str().find("partly imported"), std::string::npos) << err.str();
+}
