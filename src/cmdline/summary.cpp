@@ -92,6 +92,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                              {"expired", ts.expired}, {"evicted", ts.evicted}, {"untracked", ts.untracked}};
     j["non_ip_packets"] = t.non_ip;
     j["records_cut_to_snaplen"] = t.cut_to_snaplen;
+    j["packets_outside_pcap_time"] = t.outside_pcap_time;
     // Wait mode (the default): how often the capture thread found the budget full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
     j["ring_waits"] = t.ring_waits;
@@ -187,6 +188,11 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);
+  if (t.outside_pcap_time)
+    os << fmt::format(
+        "not recorded: {} packets stamped outside the times a pcap record holds (1970-01-01 to "
+        "2106-02-07 06:28:15 UTC)\n",
+        t.outside_pcap_time);
   if (t.cut_to_snaplen)
     os << fmt::format(
         "records longer than {} bytes (the most tcpdump and Wireshark read) stored cut to that length: {}\n",

@@ -40,6 +40,7 @@ void add(RecorderTotals& t, const RecorderTotals& o) {
   t.tot.ring_waits += c.ring_waits;
   t.tot.non_ip += c.non_ip;
   t.tot.cut_to_snaplen += c.cut_to_snaplen;
+  t.tot.outside_pcap_time += c.outside_pcap_time;
   const conn::ConnTableStats& s = o.table;
   t.table.created += s.created;
   t.table.expired += s.expired;
@@ -89,10 +90,17 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
   // connection's index slot; then, those slots loaded, ask for the entries they name; then
   // do the lookups once those cache misses are under way.
   for (size_t base = 0; base < n; base += kBatch) {
-    size_t m = std::min(kBatch, n - base);
+    const size_t in_batch = std::min(kBatch, n - base);
+    size_t m = 0;           // the batch's packets to record (batch_[0..m))
     uint64_t clock = now_;  // as handle() will advance it: the fragment and SA memories' time
-    for (size_t i = 0; i < m; ++i) {
-      batch_[i] = &pkts[base + i];
+    for (size_t j = 0; j < in_batch; ++j) {
+      const size_t i = m;
+      batch_[i] = &pkts[base + j];
+      if (batch_[i]->ts_ns >= util::pcap::kTimeLimitNs) [[unlikely]] {
+        totals_.outside_pcap_time++;  // (a pcapng time past 2106, or before 1970: saturated)
+        continue;
+      }
+      ++m;
       if (batch_[i]->caplen > util::pcap::kSnaplen) [[unlikely]] {
         clipped_[i] = *batch_[i];
         clipped_[i].wirelen = std::max(batch_[i]->wirelen, batch_[i]->caplen);

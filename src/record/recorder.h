@@ -46,6 +46,10 @@ struct RecorderCounters {
   // the input: stored cut to it, as a capture with that snaplen would have them, so that every
   // answer stays readable (libpcap refuses a file holding one).
   uint64_t cut_to_snaplen = 0;
+  // Packets stamped where a pcap record's time cannot go (from 2106-02-07 06:28:16 UTC on: its
+  // seconds are 32 bits; a pcapng time before 1970 comes saturated there): not recorded, as
+  // their segment would hold another time than the index. Not in `packets`.
+  uint64_t outside_pcap_time = 0;
 };
 
 // The counters of several recorders (a session's shards, one per capture thread) added up.

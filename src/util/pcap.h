@@ -16,6 +16,8 @@ namespace tmach::util::pcap {
 inline constexpr uint32_t kMagicUsec = 0xa1b2c3d4;
 inline constexpr uint32_t kMagicNsec = 0xa1b23c4d;
 inline constexpr uint32_t kSnaplen = 262144;
+// The first time a record cannot hold (its seconds are 32 bits): 2106-02-07 06:28:16 UTC.
+inline constexpr uint64_t kTimeLimitNs = (uint64_t{1} << 32) * 1000000000ull;
 inline constexpr uint32_t kLinkEthernet = 1;
 
 // As tm writes it: nanosecond magic, native (little-endian) order.

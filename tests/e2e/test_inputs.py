@@ -127,6 +127,42 @@ class OversizeRecords(StoreTest):
         self.assertEqual(tshark_count(answer), 3)  # and by Wireshark
 
 
+class TimesOutsidePcap(StoreTest):
+    """A pcap record's seconds are 32 bits: a packet stamped from 2106-02-07 06:28:16 UTC on (a pcapng time),
+    or before 1970 (a pcapng interface's negative if_tsoffset), cannot be stored with its time. It is not
+    recorded, and the summary counts it, rather than stored with a wrapped time that the index contradicts."""
+
+    def test_a_time_past_2106_is_counted_not_stored(self):
+        src = corpus("pcapng", "time_2107.pcapng")
+        self.assertEqual(run(["tshark", "-r", src, "-T", "fields", "-e", "frame.time_epoch"]).stdout.split(),
+                         [b"4323283200.000000000"])  # 2107-01-01
+        p = tm("record", "--store", self.store, "--read", src, "--cutoff", "none")
+        self.assertIn("not recorded: 1 packets stamped outside", p.stdout.decode())
+        j = record(self.path("s2"), [src], "--cutoff", "none")
+        self.assertEqual(j["packets_outside_pcap_time"], 1)
+        self.assertEqual(j["packets"], 0)
+
+    def test_a_time_before_1970_is_counted_not_stored(self):
+        frames = [(ts - ts % 1000, d) for ts, cap, wire, d in read_pcap(corpus("mixed", "wikipedia.pcap"))[:2]]
+        offset = -(frames[0][0] // 10**9) - 100  # the first packet 100 s before 1970, the second after it
+        frames[1] = (frames[0][0] + 200 * 10**9, frames[1][1])
+        opt = struct.pack("<HHq", 14, 8, offset) + struct.pack("<HH", 0, 0)  # if_tsoffset, opt_endofopt
+        path = self.path("negative.pcapng")
+        with open(path, "wb") as f:
+            f.write(shb() + block(1, struct.pack("<HHI", 1, 0, 65535) + opt) +
+                    b"".join(epb(0, ts, d) for ts, d in frames))
+        times = run(["tshark", "-r", path, "-T", "fields", "-e", "frame.time_epoch"]).stdout.split()
+        self.assertEqual(len(times), 2)
+        self.assertTrue(times[0].startswith(b"-"), times)
+        j = record(self.store, [path], "--cutoff", "none")
+        self.assertEqual(j["packets_outside_pcap_time"], 1)
+        self.assertEqual(j["packets"], 1)
+        answer = self.path("answer.pcap")
+        tm("query", "--store", self.store, "-w", answer, "-q", "")
+        got = run(["tshark", "-r", answer, "-T", "fields", "-e", "frame.time_epoch"]).stdout.split()
+        self.assertEqual(got, times[1:])
+
+
 class Pipe(StoreTest):
     """`--read -` on a pipe that stays open: what came is stored within a second, SIGTERM ends tm at once."""
 

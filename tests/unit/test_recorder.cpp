@@ -10,6 +10,7 @@
 #include "flow/flow_record.h"
 #include "record/recorder.h"
 #include "store/pcap_scan.h"
+#include "util/pcap.h"
 
 using namespace tmach;
 namespace fs = std::filesystem;
@@ -131,6 +132,33 @@ TEST(Recorder, NoCutoffStoresEverything) {
   fl.join();
   EXPECT_EQ(rec.class_counters()[0].stored_packets, 1000u);
   EXPECT_EQ(fx.stored_timestamps().size(), 1000u);
+}
+
+// A packet stamped where a pcap record's 32-bit seconds cannot go (2106-02-07 06:28:16 on; a
+// pcapng time before 1970 comes saturated to the largest time) is not recorded, and counted:
+// its segment would hold another time (wrapped) than its index.
+TEST(Recorder, APacketStampedWhereAPcapRecordCannotGoIsCountedNotStored) {
+  Fixture fx(UINT64_MAX);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
+  w.start();
+  auto f = tcp_frame(true, 0x10, 10);
+  const uint64_t last = util::pcap::kTimeLimitNs - 1;  // 2106-02-07 06:28:15.999999999
+  std::vector<capture::RawPacket> pk;
+  for (uint64_t ts : {uint64_t{5}, util::pcap::kTimeLimitNs, last, UINT64_MAX, uint64_t{6}})
+    pk.push_back(capture::RawPacket{ts, static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), 1,
+                                    f.data()});
+  rec.process(pk.data(), pk.size(), true);
+  rec.finish();
+  fl.close();
+  w.finish();
+  fl.join();
+  EXPECT_EQ(rec.counters().outside_pcap_time, 2u);
+  EXPECT_EQ(rec.counters().packets, 3u);
+  EXPECT_EQ(rec.class_counters()[0].stored_packets, 3u);
+  EXPECT_EQ(fx.stored_timestamps(), (std::vector<uint64_t>{5, 6, last}));
 }
 
 // A record longer than tcpdump's and Wireshark's limit (262144 bytes; a pcap written by a
