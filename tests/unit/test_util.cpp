@@ -49,6 +49,15 @@ TEST(Time, Forms) {
   EXPECT_FALSE(util::parse_time("yesterday", now, &err));
   EXPECT_NE(err.find("yesterday"), std::string::npos);
   EXPECT_FALSE(util::parse_time("2025-13-01", now, &err));
+  // A day past its month's end is refused, not carried into the next month.
+  EXPECT_FALSE(util::parse_time("2023-02-30", now, &err));
+  EXPECT_NE(err.find("2023-02-30"), std::string::npos) << err;
+  EXPECT_FALSE(util::parse_time("2023-02-29T10:00:00Z", now, &err));
+  EXPECT_FALSE(util::parse_time("2100-02-29", now, &err));
+  EXPECT_FALSE(util::parse_time("2025-04-31", now, &err));
+  EXPECT_TRUE(util::parse_time("2024-02-29", now, &err));
+  EXPECT_TRUE(util::parse_time("2000-02-29", now, &err));
+  EXPECT_TRUE(util::parse_time("2025-12-31T23:59:59Z", now, &err));
   // Too many digits for a number: an answer, not std::stoull's exception.
   EXPECT_FALSE(util::parse_time("99999999999999999999999", now, &err));
   EXPECT_NE(err.find("epoch seconds out of range"), std::string::npos) << err;
