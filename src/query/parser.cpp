@@ -243,7 +243,23 @@ class Parser {
 
   // An optional id after a tunnel name: VNI, TEID, GRE key (`vxlan 123`).
   void tunnel_id(Predicate& p) {
-    if (peek().kind == Tok::kNum) p.tunnel_id = take().num;
+    if (peek().kind != Tok::kNum) return;
+    const Token& n = peek();
+    const std::string name = packet::tunnel_name(p.tunnel);
+    switch (p.tunnel) {
+      case packet::kTunnelVxlan:
+      case packet::kTunnelGeneve:  // a 24-bit VNI
+        if (n.num > 0xffffff)
+          fail(n.pos, name + " VNI " + std::to_string(n.num) + " greater than maximum 16777215");
+        break;
+      case packet::kTunnelGre:  // key or PPTP call id; TEID; tunnel << 16 | session or session
+      case packet::kTunnelGtp:
+      case packet::kTunnelL2tp:
+        break;
+      default:
+        fail(n.pos, "'" + name + "' takes no identifier (only vxlan, geneve, gtp, gre and l2tp have one)");
+    }
+    p.tunnel_id = take().num;
   }
 
   // vlan [num], where num may sit in parentheses.

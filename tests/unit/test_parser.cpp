@@ -690,6 +690,19 @@ TEST(Parser, LayersTunnelsAndSpi) {
   }
   EXPECT_EQ(parse_expr("spi").kind, RK::kError);
   EXPECT_EQ(parse_expr("inner").kind, RK::kError);
+  // An identifier no packet can carry is an error, not a filter that never matches.
+  EXPECT_EQ(S("vxlan 16777215"), "tunnel vxlan 16777215");
+  EXPECT_EQ(S("gtp 4294967295"), "tunnel gtp 4294967295");
+  for (const char* t : {"vxlan 16777216", "geneve 0x1000000", "tunnel vxlan 99999999"}) {
+    auto r = parse_expr(t);
+    EXPECT_EQ(r.kind, RK::kError) << t;
+    EXPECT_NE(r.error.find("greater than maximum 16777215"), std::string::npos) << t << ": " << r.error;
+  }
+  for (const char* t : {"teredo 5", "ipip 1", "tunnel ayiya 2"}) {
+    auto r = parse_expr(t);
+    EXPECT_EQ(r.kind, RK::kError) << t;
+    EXPECT_NE(r.error.find("takes no identifier"), std::string::npos) << t << ": " << r.error;
+  }
 }
 
 }  // namespace tmach::query
