@@ -17,8 +17,9 @@ enum : uint8_t {
 DecodeStatus decode_ipv6(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out, IpPayload& pl) {
   if (off + 1 > cap) return truncated(out, "ipv6_truncated");
   const uint8_t* p = d + off;
-  if ((p[0] >> 4) != 6) return malformed(out, "ipv6_bad_version");
-  if (off + 40 > cap) return truncated(out, "ipv6_truncated");
+  const bool bad_version = (p[0] >> 4) != 6;
+  if (off + 40 > cap)
+    return bad_version ? malformed(out, "ipv6_bad_version") : truncated(out, "ipv6_truncated");
 
   IpLayer& l = out.ip[out.ip_count++];
   l = IpLayer{};
@@ -28,6 +29,10 @@ DecodeStatus decode_ipv6(const uint8_t* d, uint32_t cap, uint32_t off, PacketInf
   l.dst = IpAddr::v6(p + 24);
   uint8_t nh = p[6];
   l.header_proto = l.proto = nh;
+  // Another version under IPv6's EtherType (PPP protocol, ...): the layer is its addresses and
+  // the fixed header's next header, where libpcap's `host`, `net`, `ip6 proto` read them, and
+  // nothing more — no extension header walked, no transport, no tunnel.
+  if (bad_version) return malformed(out, "ipv6_bad_version");
 
   uint32_t plen = rd16(p + 4);
   // A jumbogram (RFC 2675: payload length 0, real length in a hop-by-hop option) or a

@@ -8,6 +8,25 @@ namespace {
 
 using namespace decoder_frames;
 
+// What a malformed fixed IP header gives: its addresses and protocol byte, nothing more.
+void expect_malformed_layer(const IpLayer& l, uint8_t version, const IpAddr& src, const IpAddr& dst,
+                            uint8_t proto, uint16_t l3_offset) {
+  EXPECT_EQ(l.version, version);
+  EXPECT_EQ(l.src, src);
+  EXPECT_EQ(l.dst, dst);
+  EXPECT_EQ(l.header_proto, proto);
+  EXPECT_EQ(l.proto, proto);
+  EXPECT_EQ(l.l3_offset, l3_offset);
+  EXPECT_FALSE(l.fragment);
+  EXPECT_EQ(l.frag_offset, 0);
+  EXPECT_EQ(l.frag_id, 0u);
+  EXPECT_FALSE(l.has_l4);
+  EXPECT_FALSE(l.has_ports);
+  EXPECT_EQ(l.l4_payload, 0u);
+  EXPECT_EQ(l.tunnel, 0);
+  EXPECT_FALSE(l.has_spi);
+}
+
 TEST(Decoder, EthernetIpv4Tcp) {
   Bytes f =
       cat(eth(0x0800), ipv4({}, tcp(40000, 443, tmach::packet::kTcpSyn | tmach::packet::kTcpAck, 100, 8)));
@@ -118,14 +137,16 @@ TEST(Decoder, Ipv4LengthAndHeaderErrors) {
   pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0800), ipv4(h, payload)));
   EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
   EXPECT_STREQ(pi.anomaly, "ipv4_bad_ihl");
-  EXPECT_EQ(pi.ip_count, 0);
+  ASSERT_EQ(pi.ip_count, 1);  // the addresses at their fixed offsets, as libpcap's `host` reads them
+  expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoTcp, 14);
 
   h = V4{};
   h.version = 5;
   pi = dec(tmach::packet::kLinkEthernet, cat(eth(0x0800), ipv4(h, payload)));
   EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
   EXPECT_STREQ(pi.anomaly, "ipv4_bad_version");
-  EXPECT_EQ(pi.ip_count, 0);
+  ASSERT_EQ(pi.ip_count, 1);
+  expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoTcp, 14);
   EXPECT_EQ(pi.ethertype, 0x0800);
 
   h = V4{};
@@ -324,6 +345,131 @@ TEST(Decoder, Ipv6JumbogramAndLengthErrors) {
   pi = dec(tmach::packet::kLinkEthernet, bad);
   EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
   EXPECT_STREQ(pi.anomaly, "ipv6_bad_version");
+  ASSERT_EQ(pi.ip_count, 1);  // the addresses at their fixed offsets, as libpcap's `host` reads them
+  expect_malformed_layer(pi.ip[0], 6, ip("2001:db8::1"), ip("2001:db8::2"), tmach::packet::kProtoTcp, 14);
+  EXPECT_EQ(pi.ethertype, 0x86dd);
+}
+
+// A fixed IP header with an impossible field (a version nibble that is not the one its
+// EtherType, PPP protocol or link type declares; an IPv4 header length below 5; a total
+// length below the header's) keeps its layer with the addresses and the protocol byte at their
+// fixed offsets, as libpcap's `host`, `net`, `ip proto` read them, and nothing else: no
+// transport, no fragment, no tunnel, no extension header followed. Fewer bytes than the fixed
+// header: no layer, the same anomaly.
+TEST(Decoder, MalformedFixedHeaderKeepsAddresses) {
+  using tmach::packet::kLinkEthernet;
+  const Bytes udp_payload = udp(53, 4789, 8);
+  for (uint8_t ihl = 0; ihl < 5; ++ihl) {
+    for (uint8_t version : {4, 0, 6, 15}) {
+      V4 h;
+      h.ihl = ihl;
+      h.version = version;
+      h.proto = tmach::packet::kProtoUdp;
+      h.frag = 0x2000 | 185;  // a later fragment, if it were read
+      SCOPED_TRACE("ihl " + std::to_string(ihl) + " version " + std::to_string(version));
+      Bytes f = cat(eth(0x0800), ipv4(h, udp_payload));
+      PacketInfo pi = dec(kLinkEthernet, f);
+      EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
+      EXPECT_STREQ(pi.anomaly, version != 4 ? "ipv4_bad_version" : "ipv4_bad_ihl");
+      ASSERT_EQ(pi.ip_count, 1);
+      expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoUdp, 14);
+      EXPECT_EQ(pi.ethertype, 0x0800);
+      // Exactly the fixed header captured: the layer; one byte less: none.
+      pi = dec(kLinkEthernet, f, 14 + 20);
+      EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
+      ASSERT_EQ(pi.ip_count, 1);
+      EXPECT_EQ(pi.ip[0].dst, ip("10.0.0.2"));
+      pi = dec(kLinkEthernet, f, 14 + 19);
+      EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
+      EXPECT_STREQ(pi.anomaly, version != 4 ? "ipv4_bad_version" : "ipv4_bad_ihl");
+      EXPECT_EQ(pi.ip_count, 0);
+    }
+  }
+  // A version-4 header with a valid length but a bad version (5..15, 0..3): same.
+  V4 bv;
+  bv.version = 9;
+  bv.ihl = 6;
+  PacketInfo pi = dec(kLinkEthernet, cat(eth(0x0800), ipv4(bv, tcp(1, 2, tmach::packet::kTcpSyn))));
+  EXPECT_STREQ(pi.anomaly, "ipv4_bad_version");
+  ASSERT_EQ(pi.ip_count, 1);
+  expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoTcp, 14);
+
+  // Total length below the header length (the anomaly it always had): not a fragment either.
+  V4 tl;
+  tl.total = 19;
+  tl.frag = 0x2000;
+  pi = dec(kLinkEthernet, cat(eth(0x0800), ipv4(tl, tcp(1, 2, tmach::packet::kTcpSyn))));
+  EXPECT_STREQ(pi.anomaly, "ipv4_bad_total_length");
+  ASSERT_EQ(pi.ip_count, 1);
+  expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoTcp, 14);
+
+  // No tunnel is followed: IP-in-IP, GRE behind a malformed header stay one layer.
+  for (uint8_t proto : {tmach::packet::kProtoIpIp, tmach::packet::kProtoGre, tmach::packet::kProtoIpv6}) {
+    V4 outer;
+    outer.proto = proto;
+    outer.ihl = 3;
+    Bytes inner = proto == tmach::packet::kProtoGre    ? cat(Bytes{0, 0, 0x08, 0x00}, ipv4({}, tcp(1, 2, 0)))
+                  : proto == tmach::packet::kProtoIpv6 ? ipv6(6, tcp(1, 2, 0))
+                                                       : ipv4({}, tcp(1, 2, 0));
+    pi = dec(kLinkEthernet, cat(eth(0x0800), ipv4(outer, inner)));
+    EXPECT_STREQ(pi.anomaly, "ipv4_bad_ihl");
+    ASSERT_EQ(pi.ip_count, 1) << int(proto);
+    expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), proto, 14);
+  }
+
+  // Inside a tunnel the same rule: the carrier (IP protocol 4 here) said IPv4, as an EtherType
+  // does. The outer layers stay as they were.
+  V4 carrier;
+  carrier.proto = tmach::packet::kProtoIpIp;
+  V4 inner_bad;
+  inner_bad.ihl = 2;
+  inner_bad.src = "192.0.2.1";
+  inner_bad.dst = "192.0.2.2";
+  pi = dec(kLinkEthernet, cat(eth(0x0800), ipv4(carrier, ipv4(inner_bad, tcp(1, 2, 0)))));
+  EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
+  EXPECT_STREQ(pi.anomaly, "ipv4_bad_ihl");
+  ASSERT_EQ(pi.ip_count, 2);
+  EXPECT_EQ(pi.ip[0].dst, ip("10.0.0.2"));
+  EXPECT_EQ(pi.ip[1].tunnel, tmach::packet::kTunnelIpIp);
+  EXPECT_EQ(pi.ip[1].src, ip("192.0.2.1"));
+  EXPECT_EQ(pi.ip[1].dst, ip("192.0.2.2"));
+  EXPECT_EQ(pi.ip[1].proto, tmach::packet::kProtoTcp);
+  EXPECT_FALSE(pi.ip[1].has_ports);
+  EXPECT_FALSE(pi.ip[1].fragment);
+
+  // IPv6 under EtherType 0x86dd with another version: the fixed header's next header is the
+  // protocol (no extension header walked, as libpcap's `ip6 proto` reads ip6[6]).
+  for (uint8_t version : {0, 4, 7, 15}) {
+    SCOPED_TRACE("ipv6 version " + std::to_string(version));
+    Bytes f = cat(eth(0x86dd), ipv6(0, cat(ext6(44, 0), frag6(17, 0, true, 7), udp(1, 2, 8)), -1,
+                                    "2001:db8::5", "2001:db8::9"));
+    f[14] = static_cast<uint8_t>(version << 4);
+    pi = dec(kLinkEthernet, f);
+    EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
+    EXPECT_STREQ(pi.anomaly, "ipv6_bad_version");
+    ASSERT_EQ(pi.ip_count, 1);
+    expect_malformed_layer(pi.ip[0], 6, ip("2001:db8::5"), ip("2001:db8::9"), 0, 14);
+    pi = dec(kLinkEthernet, f, 14 + 40);
+    EXPECT_EQ(pi.ip_count, 1);
+    pi = dec(kLinkEthernet, f, 14 + 39);
+    EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
+    EXPECT_STREQ(pi.anomaly, "ipv6_bad_version");
+    EXPECT_EQ(pi.ip_count, 0);
+  }
+
+  // Behind VLAN tags and in PPP the same (the version is the carrier's); on raw IP links the
+  // version nibble itself says v4 or v6, as libpcap's DLT_RAW: a bad one is no layer.
+  V4 v5;
+  v5.version = 5;
+  pi = dec(kLinkEthernet, cat(eth(0x8100), vlan(7, 0x0800), ipv4(v5, tcp(1, 2, 0))));
+  ASSERT_EQ(pi.ip_count, 1);
+  expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoTcp, 18);
+  pi = dec(tmach::packet::kLinkPpp, cat(Bytes{0xff, 0x03, 0x00, 0x21}, ipv4(v5, tcp(1, 2, 0))));
+  ASSERT_EQ(pi.ip_count, 1);
+  expect_malformed_layer(pi.ip[0], 4, ip("10.0.0.1"), ip("10.0.0.2"), tmach::packet::kProtoTcp, 4);
+  pi = dec(tmach::packet::kLinkRaw, ipv4(v5, tcp(1, 2, 0)));
+  EXPECT_STREQ(pi.anomaly, "ip_bad_version");
+  EXPECT_EQ(pi.ip_count, 0);
 }
 
 // ---------------------------------------------------------------- Ethernet encapsulations

@@ -134,6 +134,40 @@ TEST(Recorder, NoCutoffStoresEverything) {
   EXPECT_EQ(fx.stored_timestamps().size(), 1000u);
 }
 
+// A malformed IPv4 header (header length 4) keeps its addresses and protocol but no ports: in
+// the connection table it is what a packet cut before its TCP ports is, the connection
+// (10.0.0.1, 10.0.0.2, TCP, no ports), counted against the cutoff apart from the real one.
+TEST(Recorder, MalformedIpHeaderIsCountedAsItsAddressesWithoutPorts) {
+  Fixture fx(1000);
+  store::StoreWriter w(config::store_options(fx.cfg));
+  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
+  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
+  record::Recorder rec(fx.cfg, w, &fl);
+  w.start();
+  auto syn = tcp_frame(true, 0x02, 0);
+  auto bad_ihl = tcp_frame(true, 0x10, 546);  // 600 bytes
+  bad_ihl[14] = 0x44;
+  auto cut = tcp_frame(true, 0x10, 546);  // captured up to 3 bytes into TCP: no ports
+  std::vector<capture::RawPacket> pk = {
+      {100, static_cast<uint32_t>(syn.size()), static_cast<uint32_t>(syn.size()), 1, syn.data()},
+      {101, 600, 600, 1, bad_ihl.data()},      // before = 0: stored
+      {102, 14 + 20 + 3, 600, 1, cut.data()},  // before = 600: stored
+      {103, 600, 600, 1, bad_ihl.data()},      // before = 1200: cut
+      {104, static_cast<uint32_t>(syn.size()), static_cast<uint32_t>(syn.size()), 1, syn.data()},
+  };
+  rec.process(pk.data(), pk.size(), true);
+  rec.finish();
+  fl.close();
+  w.finish();
+  fl.join();
+  const auto& c = rec.class_counters()[0];
+  EXPECT_EQ(c.seen_packets, 5u);
+  EXPECT_EQ(c.connections, 2u);
+  EXPECT_EQ(c.stored_packets, 4u);
+  EXPECT_EQ(c.cut_packets, 1u);
+  EXPECT_EQ(fx.stored_timestamps(), (std::vector<uint64_t>{100, 101, 102, 104}));
+}
+
 // A packet stamped where a pcap record's 32-bit seconds cannot go (2106-02-07 06:28:16 on; a
 // pcapng time before 1970 comes saturated to the largest time) is not recorded, and counted:
 // its segment would hold another time (wrapped) than its index.
