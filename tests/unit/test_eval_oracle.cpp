@@ -66,6 +66,66 @@ std::vector<Frame> tagged_frames() {
   return f;
 }
 
+// `f` with byte `at` of its IP header set to `value` (and cut to `cut` bytes), and the
+// PacketInfo the decoder gives for the result rather than the one built with it.
+Frame malformed(std::string name, Frame f, size_t at, uint8_t value, size_t cut = SIZE_MAX) {
+  f.name = std::move(name);
+  f.bytes[14 + at] = value;
+  if (cut < f.bytes.size()) f.bytes.resize(cut);
+  f.info = PacketInfo{};
+  packet::decode(packet::kLinkEthernet, f.bytes.data(), uint32_t(f.bytes.size()), f.info);
+  return f;
+}
+
+// Fixed IP headers with an impossible version (for their EtherType) or IPv4 header length,
+// each complete (20 / 40 bytes). The ports are where no filter below looks for them: tm reads
+// none behind such a header, libpcap reads them where the header length puts them
+// (DocumentedDifferences).
+std::vector<Frame> malformed_frames() {
+  std::vector<Frame> f;
+  f.push_back(malformed("ipv4 version 6", v4("", "10.0.0.1", "192.168.1.2", tcp(12345, 443)), 0, 0x65));
+  f.push_back(malformed("ipv4 version 0 udp", v4("", "10.0.0.5", "8.8.8.8", udp(5353, 5353)), 0, 0x05));
+  f.push_back(malformed("ipv4 version 15 igmp",
+                        v4("", "172.16.0.1", "10.0.0.1", opaque(2, {0x11, 0, 0, 0, 0, 0, 0, 0})), 0, 0xf5));
+  // libpcap's ports at IP + 16 (the destination address): 2560 > 1.
+  f.push_back(malformed("ipv4 ihl 4", v4("", "192.168.1.2", "10.0.0.1", tcp(80, 12345)), 0, 0x44));
+  // libpcap's ports at IP + 0: 16384 > 32.
+  f.push_back(malformed("ipv4 ihl 0 udp", v4("", "10.0.0.9", "10.0.0.1", udp(80, 80)), 0, 0x40));
+  f.push_back(malformed("ipv4 ihl 1 icmp", v4("", "10.0.0.1", "10.0.0.1", icmp(8)), 0, 0x41));
+  f.push_back(
+      malformed("ipv6 version 4", v6("", "2001:db8::1", "2001:db8:1::2", tcp(443, 50000, 0x18)), 0, 0x40));
+  f.push_back(malformed("ipv6 version 0 udp", v6("", "fe80::1", "2001:db8::1", udp(546, 547)), 0, 0x00));
+  f.push_back(malformed("ipv6 version 7 icmp6", v6("", "2001:db8::2", "2001:db8::99", icmp6(128)), 0, 0x70));
+  return f;
+}
+
+const char* const kMalformedFilters[] = {
+    "host 10.0.0.1",
+    "src host 10.0.0.1",
+    "dst host 10.0.0.1",
+    "src host 192.168.1.2",
+    "net 10.0.0.0/24",
+    "src net 192.168.1.0/24",
+    "ip host 10.0.0.1",
+    "ip proto 6",
+    "ip proto 17",
+    "ip proto 2",
+    "icmp",
+    "tcp",
+    "udp",
+    "ip",
+    "ip6",
+    "not ip",
+    "ip6 host 2001:db8::1",
+    "host 2001:db8::1",
+    "src host fe80::1",
+    "net 2001:db8::/32",
+    "ip6 proto 58",
+    "icmp6",
+    "ip6 and tcp",
+    "tcp port 80",
+};
+
 const char* const kPlainFilters[] = {
     "host 10.0.0.1",
     "src host 10.0.0.1",
@@ -228,6 +288,30 @@ TEST(EvalOracle, AgreesWithLibpcapOnVlanFilters) {
   for (const char* filter : kVlanFilters) EXPECT_GT(check_against_bpf(filter, frames), 0) << filter;
 }
 
+// A malformed fixed IP header (a version nibble other than its EtherType's, an IPv4 header
+// length below 5) is found by its addresses and protocol byte, as libpcap finds it: libpcap's
+// `host`, `net`, `ip proto`, `ip`, `ip6` read the EtherType and fixed offsets only.
+TEST(EvalOracle, MalformedIpHeadersAgreeWithLibpcap) {
+  const std::vector<Frame> bad = malformed_frames();
+  std::vector<Frame> frames = bad;
+  for (Frame& f : plain_frames()) frames.push_back(std::move(f));
+  for (const Frame& f : bad) {
+    EXPECT_EQ(f.info.status, packet::DecodeStatus::kMalformed) << f.name;
+    EXPECT_EQ(f.info.ip_count, 1) << f.name;
+  }
+  for (const char* filter : kMalformedFilters) {
+    check_against_bpf(filter, frames);
+    // Each filter but the port one finds some of the malformed frames (and not all).
+    const int hits = check_against_bpf(filter, bad);
+    if (std::string_view(filter) == "tcp port 80") {
+      EXPECT_EQ(hits, 0);
+    } else {
+      EXPECT_GT(hits, 0) << filter;
+      EXPECT_LT(hits, int(bad.size())) << filter;
+    }
+  }
+}
+
 // ARP and RARP frames of every shape, decoded by the decoder: tm's `arp` is libpcap's `arp or
 // rarp` (the EtherType alone), and `host` finds the protocol addresses libpcap finds in the
 // 6/4 form (libpcap reads them at fixed offsets; tm reads no addresses at other lengths).
@@ -338,6 +422,26 @@ TEST(EvalOracle, DocumentedDifferences) {
   // `arp` is ARP or RARP.
   Frame rarp = arp("rarp", 3, "10.0.0.1", "10.0.0.2", {}, true);
   EXPECT_TRUE(differs("arp", rarp));
+  // Behind a malformed IP header tm reads no transport header; libpcap reads the ports where the
+  // header length, even an impossible one, puts them.
+  Frame bad_version = malformed("ipv4 version 5", v4("", "10.0.0.1", "10.0.0.2", tcp(1234, 80)), 0, 0x55);
+  EXPECT_FALSE(differs("tcp port 80", bad_version));
+  EXPECT_TRUE(M("host 10.0.0.1 and tcp", bad_version.info));
+  Frame bad_ihl = malformed("ipv4 ihl 4", v4("", "10.0.0.1", "0.80.0.1", tcp(1, 2)), 0, 0x44);
+  EXPECT_FALSE(differs("tcp port 80", bad_ihl));  // libpcap's ports: the destination address, 80 > 1
+  Frame bad_v6 = malformed("ipv6 version 0", v6("", "2001:db8::1", "2001:db8::2", tcp(80, 1234)), 0, 0x00);
+  EXPECT_FALSE(differs("tcp port 80", bad_v6));
+  // A frame cut inside its fixed IP header has no IP layer; libpcap's `ip` / `ip6` are the
+  // EtherType, and its tests of the bytes that were captured still hold.
+  Frame cut4 = malformed("ipv4 version 5 cut", v4("", "10.0.0.1", "10.0.0.2", tcp(1, 2)), 0, 0x55, 14 + 19);
+  EXPECT_EQ(cut4.info.ip_count, 0);
+  EXPECT_FALSE(differs("ip", cut4));
+  EXPECT_FALSE(differs("ip proto 6", cut4));
+  EXPECT_FALSE(differs("src host 10.0.0.1", cut4));
+  Frame cut6 = malformed("ipv6 cut", v6("", "2001:db8::1", "2001:db8::2", tcp(1, 2)), 0, 0x60, 14 + 39);
+  EXPECT_EQ(cut6.info.ip_count, 0);
+  EXPECT_FALSE(differs("ip6", cut6));
+  EXPECT_FALSE(differs("ip6 src host 2001:db8::1", cut6));
 }
 
 }  // namespace
