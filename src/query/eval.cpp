@@ -16,6 +16,9 @@
 //    outermost IP layer; tunnel selectors look at how each layer was reached.
 //  - Fragments: the caller may let a later fragment inherit its first fragment's ports and
 //    inner layers (packet/fragment_layers.h) before evaluating; then `port` matches it.
+//  - Malformed IP headers (impossible version or IPv4 header length): the decoder gives the
+//    layer its addresses and protocol byte only, so `host`, `net`, `ip proto` match as
+//    libpcap's, but `port` never does (libpcap reads ports where the bad header length puts them).
 #include "query/eval.h"
 
 #include <algorithm>
