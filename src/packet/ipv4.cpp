@@ -9,6 +9,11 @@ DecodeStatus decode_ipv4(const uint8_t* d, uint32_t cap, uint32_t off, PacketInf
   const uint32_t hlen = (p[0] & 0x0f) * 4u;
   const char* bad = (p[0] >> 4) != 4 ? "ipv4_bad_version" : hlen < 20 ? "ipv4_bad_ihl" : nullptr;
   if (off + 20 > cap) return bad ? malformed(out, bad) : truncated(out, "ipv4_truncated");
+  // Inside a tunnel such bytes are more likely a payload taken for the tunnel than an IP header
+  // (junk on UDP 4789 that passed VXLAN's checks): the packet stays its outer layers, as before
+  // (a layer of garbage addresses would be its innermost flow: the connection and cutoff).
+  // libpcap's filters look at the outer headers only.
+  if (bad && out.ip_count > 0) return malformed(out, bad);
 
   IpLayer& l = out.ip[out.ip_count++];
   l = IpLayer{};

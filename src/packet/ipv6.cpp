@@ -20,6 +20,7 @@ DecodeStatus decode_ipv6(const uint8_t* d, uint32_t cap, uint32_t off, PacketInf
   const bool bad_version = (p[0] >> 4) != 6;
   if (off + 40 > cap)
     return bad_version ? malformed(out, "ipv6_bad_version") : truncated(out, "ipv6_truncated");
+  if (bad_version && out.ip_count > 0) return malformed(out, "ipv6_bad_version");  // (as IPv4's)
 
   IpLayer& l = out.ip[out.ip_count++];
   l = IpLayer{};
