@@ -40,6 +40,30 @@ struct Fixture {
   }
 };
 
+// A recorder over a store writer and flow drain, as a session makes them; end() shuts them down
+// in the session's order.
+struct Rig {
+  store::StoreWriter w;
+  flow::FlowDrain fl;
+  record::Recorder rec;
+  explicit Rig(const config::Config& cfg)
+      : w(config::store_options(cfg)),
+        fl(config::flow_options(cfg), config::class_names(cfg), nullptr),
+        rec(cfg, w, &fl) {
+    w.set_tick([this](uint64_t t) { fl.tick(t); });
+    w.start();
+  }
+  void process(std::vector<capture::RawPacket>& pk) { rec.process(pk.data(), pk.size(), true); }
+  // `hold`: the flow writer moves to its own thread first (Session::finish).
+  void end(bool finish_recorder = true, bool hold = false) {
+    if (hold) fl.hold();
+    if (finish_recorder) rec.finish();
+    fl.close();
+    w.finish();
+    fl.join();
+  }
+};
+
 // Ethernet/IPv4/TCP between 10.0.0.1:1000 and 10.0.0.2:80; `fwd` picks the direction.
 std::vector<uint8_t> tcp_frame(bool fwd, uint8_t flags, size_t payload) {
   std::vector<uint8_t> f(54 + payload, 0);
@@ -62,11 +86,7 @@ std::vector<uint8_t> tcp_frame(bool fwd, uint8_t flags, size_t payload) {
 
 TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
   Fixture fx(1000);
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   std::vector<std::vector<uint8_t>> frames;
   frames.push_back(tcp_frame(true, 0x02, 0));     // SYN, 54 bytes: before = 0
   frames.push_back(tcp_frame(false, 0x12, 0));    // SYN-ACK: before = 54
@@ -80,12 +100,9 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
   for (size_t i = 0; i < frames.size(); ++i)
     pk.push_back(capture::RawPacket{100 + i, static_cast<uint32_t>(frames[i].size()),
                                     static_cast<uint32_t>(frames[i].size()), 1, frames[i].data()});
-  rec.process(pk.data(), pk.size(), true);
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
-  const auto& c = rec.class_counters()[0];
+  r.process(pk);
+  r.end();
+  const auto& c = r.rec.class_counters()[0];
   EXPECT_EQ(c.seen_packets, 8u);
   EXPECT_EQ(c.stored_packets, 5u);
   EXPECT_EQ(c.cut_packets, 3u);
@@ -96,41 +113,29 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
 
 TEST(Recorder, WireLengthNotCapturedLengthCounts) {
   Fixture fx(1000);
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto f = tcp_frame(true, 0x10, 10);
   // Captured 64 bytes of 1500-byte packets (a snaplen): the first crosses the cutoff alone.
   std::vector<capture::RawPacket> pk;
   for (int i = 0; i < 3; ++i)
     pk.push_back(capture::RawPacket{static_cast<uint64_t>(i), 64, 1500, 1, f.data()});
-  rec.process(pk.data(), pk.size(), true);
-  fl.close();
-  w.finish();
-  fl.join();
-  EXPECT_EQ(rec.class_counters()[0].stored_packets, 1u);
-  EXPECT_EQ(rec.class_counters()[0].cut_packets, 2u);
+  r.process(pk);
+  r.end(false);
+  EXPECT_EQ(r.rec.class_counters()[0].stored_packets, 1u);
+  EXPECT_EQ(r.rec.class_counters()[0].cut_packets, 2u);
 }
 
 TEST(Recorder, NoCutoffStoresEverything) {
   Fixture fx(UINT64_MAX);
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto f = tcp_frame(true, 0x10, 1400);
   std::vector<capture::RawPacket> pk;
   for (int i = 0; i < 1000; ++i)
     pk.push_back(capture::RawPacket{static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()),
                                     static_cast<uint32_t>(f.size()), 1, f.data()});
-  rec.process(pk.data(), pk.size(), true);
-  fl.close();
-  w.finish();
-  fl.join();
-  EXPECT_EQ(rec.class_counters()[0].stored_packets, 1000u);
+  r.process(pk);
+  r.end(false);
+  EXPECT_EQ(r.rec.class_counters()[0].stored_packets, 1000u);
   EXPECT_EQ(fx.stored_timestamps().size(), 1000u);
 }
 
@@ -139,11 +144,7 @@ TEST(Recorder, NoCutoffStoresEverything) {
 // (10.0.0.1, 10.0.0.2, TCP, no ports), counted against the cutoff apart from the real one.
 TEST(Recorder, MalformedIpHeaderIsCountedAsItsAddressesWithoutPorts) {
   Fixture fx(1000);
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto syn = tcp_frame(true, 0x02, 0);
   auto bad_ihl = tcp_frame(true, 0x10, 546);  // 600 bytes
   bad_ihl[14] = 0x44;
@@ -155,12 +156,9 @@ TEST(Recorder, MalformedIpHeaderIsCountedAsItsAddressesWithoutPorts) {
       {103, 600, 600, 1, bad_ihl.data()},      // before = 1200: cut
       {104, static_cast<uint32_t>(syn.size()), static_cast<uint32_t>(syn.size()), 1, syn.data()},
   };
-  rec.process(pk.data(), pk.size(), true);
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
-  const auto& c = rec.class_counters()[0];
+  r.process(pk);
+  r.end();
+  const auto& c = r.rec.class_counters()[0];
   EXPECT_EQ(c.seen_packets, 5u);
   EXPECT_EQ(c.connections, 2u);
   EXPECT_EQ(c.stored_packets, 4u);
@@ -173,25 +171,18 @@ TEST(Recorder, MalformedIpHeaderIsCountedAsItsAddressesWithoutPorts) {
 // its segment would hold another time (wrapped) than its index.
 TEST(Recorder, APacketStampedWhereAPcapRecordCannotGoIsCountedNotStored) {
   Fixture fx(UINT64_MAX);
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto f = tcp_frame(true, 0x10, 10);
   const uint64_t last = util::pcap::kTimeLimitNs - 1;  // 2106-02-07 06:28:15.999999999
   std::vector<capture::RawPacket> pk;
   for (uint64_t ts : {uint64_t{5}, util::pcap::kTimeLimitNs, last, UINT64_MAX, uint64_t{6}})
     pk.push_back(capture::RawPacket{ts, static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), 1,
                                     f.data()});
-  rec.process(pk.data(), pk.size(), true);
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
-  EXPECT_EQ(rec.counters().outside_pcap_time, 2u);
-  EXPECT_EQ(rec.counters().packets, 3u);
-  EXPECT_EQ(rec.class_counters()[0].stored_packets, 3u);
+  r.process(pk);
+  r.end();
+  EXPECT_EQ(r.rec.counters().outside_pcap_time, 2u);
+  EXPECT_EQ(r.rec.counters().packets, 3u);
+  EXPECT_EQ(r.rec.class_counters()[0].stored_packets, 3u);
   EXPECT_EQ(fx.stored_timestamps(), (std::vector<uint64_t>{5, 6, last}));
 }
 
@@ -201,11 +192,7 @@ TEST(Recorder, APacketStampedWhereAPcapRecordCannotGoIsCountedNotStored) {
 TEST(Recorder, ARecordLongerThanTheSnaplenLimitIsStoredCutToIt) {
   Fixture fx(UINT64_MAX);
   fx.cfg.classes[0].ram_budget = 16 << 20;
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto small = tcp_frame(true, 0x10, 10);
   auto big = tcp_frame(true, 0x10, 300000 - 54);
   std::vector<capture::RawPacket> pk;
@@ -214,13 +201,10 @@ TEST(Recorder, ARecordLongerThanTheSnaplenLimitIsStoredCutToIt) {
   pk.push_back(capture::RawPacket{2, 300000, 300000, 1, big.data()});
   pk.push_back(capture::RawPacket{3, static_cast<uint32_t>(small.size()), static_cast<uint32_t>(small.size()),
                                   1, small.data()});
-  rec.process(pk.data(), pk.size(), true);
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
-  EXPECT_EQ(rec.counters().cut_to_snaplen, 1u);
-  EXPECT_EQ(rec.class_counters()[0].stored_packets, 3u);
+  r.process(pk);
+  r.end();
+  EXPECT_EQ(r.rec.counters().cut_to_snaplen, 1u);
+  EXPECT_EQ(r.rec.class_counters()[0].stored_packets, 3u);
   std::vector<std::pair<uint32_t, uint32_t>> lens;  // (caplen, wirelen) by time
   std::vector<uint64_t> ts;
   for (auto& f : fs::directory_iterator(fx.dir / "store" / "default"))
@@ -285,27 +269,19 @@ TEST(Recorder, PacketsOlderThanTheClockNeitherExpireNorSplitTheirConnection) {
   // clock stays at 1000 s: B is idle for no time at all between its packets.
   Fixture fx(UINT64_MAX);
   fx.cfg.max_connections = 16;  // a small table: each sweep step looks at every entry
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
-  feed_one_by_one(rec, {{1000 * kS, &a},
-                        {1001 * kS, &a},
-                        {10 * kS, &b},
-                        {11 * kS, &b},
-                        {12 * kS, &b},
-                        {13 * kS, &b},
-                        {5 * kS, &a},
-                        {14 * kS, &b}});
-  EXPECT_EQ(rec.table().size(), 2u);
-  EXPECT_EQ(rec.table().stats().expired, 0u);
-  fl.hold();
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
+  feed_one_by_one(r.rec, {{1000 * kS, &a},
+                          {1001 * kS, &a},
+                          {10 * kS, &b},
+                          {11 * kS, &b},
+                          {12 * kS, &b},
+                          {13 * kS, &b},
+                          {5 * kS, &a},
+                          {14 * kS, &b}});
+  EXPECT_EQ(r.rec.table().size(), 2u);
+  EXPECT_EQ(r.rec.table().stats().expired, 0u);
+  r.end(true, true);
   auto recs = all_flow_records(fx.cfg.store);
   ASSERT_EQ(recs.size(), 2u);
   std::sort(recs.begin(), recs.end(), [](auto& x, auto& y) { return x.orig_port < y.orig_port; });
@@ -326,46 +302,30 @@ TEST(Recorder, IdleTimeIsMeasuredOnTheClock) {
   Fixture fx(UINT64_MAX);
   fx.cfg.max_connections = 16;
   fx.cfg.timeouts.tcp_ns = 100 * kS;
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
-  feed_one_by_one(rec, {{1000 * kS, &a}, {10 * kS, &b}, {1090 * kS, &a}, {1099 * kS, &a}});
-  EXPECT_EQ(rec.table().size(), 2u);  // B idle for 99 s of the clock
-  feed_one_by_one(rec, {{1101 * kS, &a}, {1102 * kS, &a}});
-  EXPECT_EQ(rec.table().size(), 1u);  // B idle for 101 s: ended
-  fl.hold();
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
+  feed_one_by_one(r.rec, {{1000 * kS, &a}, {10 * kS, &b}, {1090 * kS, &a}, {1099 * kS, &a}});
+  EXPECT_EQ(r.rec.table().size(), 2u);  // B idle for 99 s of the clock
+  feed_one_by_one(r.rec, {{1101 * kS, &a}, {1102 * kS, &a}});
+  EXPECT_EQ(r.rec.table().size(), 1u);  // B idle for 101 s: ended
+  r.end(true, true);
 }
 
 TEST(Recorder, InterimRecordsKeepTheIdWhenAnOlderPacketComes) {
   Fixture fx(UINT64_MAX);
   fx.cfg.flow_interim_ns = 10 * kS;
-  store::StoreWriter w(config::store_options(fx.cfg));
-  flow::FlowDrain fl(config::flow_options(fx.cfg), config::class_names(fx.cfg), nullptr);
-  w.set_tick([&fl](uint64_t t) { fl.tick(t); });
-  record::Recorder rec(fx.cfg, w, &fl);
-  w.start();
+  Rig r(fx.cfg);
   auto a = tcp_frame_from(1000);
   // Created at 100 s; 50 s and 90 s are older than its first packet; interim records when its
   // age on the clock passes 10 s (at 112) and 20 s (at 125), not for the old packets.
-  feed_one_by_one(rec, {{100 * kS, &a},
-                        {105 * kS, &a},
-                        {50 * kS, &a},
-                        {112 * kS, &a},
-                        {90 * kS, &a},
-                        {125 * kS, &a},
-                        {126 * kS, &a}});
-  fl.hold();
-  rec.finish();
-  fl.close();
-  w.finish();
-  fl.join();
+  feed_one_by_one(r.rec, {{100 * kS, &a},
+                          {105 * kS, &a},
+                          {50 * kS, &a},
+                          {112 * kS, &a},
+                          {90 * kS, &a},
+                          {125 * kS, &a},
+                          {126 * kS, &a}});
+  r.end(true, true);
   auto recs = all_flow_records(fx.cfg.store);
   ASSERT_EQ(recs.size(), 3u);
   EXPECT_EQ(recs[0].end, static_cast<uint8_t>(flow::EndState::kOpen));
