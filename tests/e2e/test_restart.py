@@ -9,6 +9,14 @@ import time
 from tmtest import (write_pcap, TM, StoreTest, corpus, read_pcap, record, run, store_segments, tcpdump_packets, tm)
 
 
+def wait_first_sealed(p, d, most=60):
+    """Until recorder P has sealed a segment in class directory D (or ended, or MOST seconds passed)."""
+    deadline = time.monotonic() + most
+    while p.poll() is None and time.monotonic() < deadline and not (
+            os.path.isdir(d) and any(f.endswith(".idx") for f in os.listdir(d))):
+        time.sleep(0.01)
+
+
 class Restart(StoreTest):
     def test_half_then_half_equals_whole(self):
         src = corpus("mixed", "bro.org.pcap")
@@ -54,10 +62,7 @@ class Crash(StoreTest):
                 d = os.path.join(self.store, "default")
                 # Kill at a random moment after the first segment is sealed (waited for rather
                 # than guessed: a sanitizer build on a loaded machine starts slowly).
-                deadline = time.monotonic() + 60
-                while p.poll() is None and time.monotonic() < deadline and not (
-                        os.path.isdir(d) and any(f.endswith(".idx") for f in os.listdir(d))):
-                    time.sleep(0.02)
+                wait_first_sealed(p, d)
                 time.sleep(rnd.random() * 0.8)
                 sealed = {}
                 if os.path.isdir(d):
@@ -102,10 +107,7 @@ class Crash(StoreTest):
                               "--segment-size", "64k", "--test-writer-delay-us", "200"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         d = os.path.join(self.store, "default")
-        deadline = time.monotonic() + 60
-        while p.poll() is None and time.monotonic() < deadline and not (
-                os.path.isdir(d) and any(f.endswith(".idx") for f in os.listdir(d))):
-            time.sleep(0.01)
+        wait_first_sealed(p, d)
         p.send_signal(signal.SIGKILL)
         p.wait()
         self.assertEqual(p.returncode, -signal.SIGKILL, "the import ended before the kill: the test proved nothing")

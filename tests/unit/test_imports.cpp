@@ -181,13 +181,19 @@ namespace {
 
 capture::RawPacket pkt(uint64_t ts) { return capture::RawPacket{ts, 0, 0, 1, nullptr}; }
 
+// An empty store in the temporary directory (its STORE file, as a recorder writes it).
+std::string new_store(const TempDir& d) {
+  const std::string store = (d.p / "store").string();
+  fs::create_directory(store);
+  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  return store;
+}
+
 }  // namespace
 
 TEST(ImportSession, SkipsWhatTheStoreImportedWhateverItsName) {
   TempDir d;
-  std::string store = (d.p / "store").string();
-  fs::create_directory(store);
-  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  const std::string store = new_store(d);
   write_file(d.p / "a.pcap", random_bytes(4096, 3));
   write_file(d.p / "copy-of-a.pcap", random_bytes(4096, 3));
   write_file(d.p / "b.pcap", random_bytes(4096, 4));
@@ -221,9 +227,7 @@ TEST(ImportSession, SkipsWhatTheStoreImportedWhateverItsName) {
 
 TEST(ImportSession, InterruptedImportIsLoggedAsPartial) {
   TempDir d;
-  std::string store = (d.p / "store").string();
-  fs::create_directory(store);
-  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  const std::string store = new_store(d);
   write_file(d.p / "a.pcap", random_bytes(4096, 5));
   write_file(d.p / "b.pcap", random_bytes(4096, 6));
   std::vector<std::string> paths = {(d.p / "a.pcap").string(), (d.p / "b.pcap").string()};
@@ -264,9 +268,7 @@ TEST(ImportSession, InterruptedImportIsLoggedAsPartial) {
 
 TEST(ImportSession, FileWithoutPacketsIsNotLogged) {
   TempDir d;
-  std::string store = (d.p / "store").string();
-  fs::create_directory(store);
-  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  const std::string store = new_store(d);
   write_file(d.p / "empty.pcap", random_bytes(24, 7));
   std::vector<std::string> paths = {(d.p / "empty.pcap").string()};
   for (int run = 0; run < 2; ++run) {
@@ -284,9 +286,7 @@ TEST(ImportSession, FileWithoutPacketsIsNotLogged) {
 // part twice.
 TEST(ImportSession, AnImportThatBeganAndNeverEndedIsRefused) {
   TempDir d;
-  std::string store = (d.p / "store").string();
-  fs::create_directory(store);
-  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  const std::string store = new_store(d);
   write_file(d.p / "a.pcap", random_bytes(4096, 8));
   std::vector<std::string> paths = {(d.p / "a.pcap").string()};
   {
@@ -328,9 +328,7 @@ TEST(ImportSession, AnImportThatBeganAndNeverEndedIsRefused) {
 // is not refused next time. A run that ended in part (a signal) is refused as partial.
 TEST(ImportSession, ABegunImportIsEndedByItsRunsEndLine) {
   TempDir d;
-  std::string store = (d.p / "store").string();
-  fs::create_directory(store);
-  write_file(fs::path(store) / "STORE", "tm store format 1\n");
+  const std::string store = new_store(d);
   write_file(d.p / "empty.pcap", random_bytes(24, 9));
   write_file(d.p / "b.pcap", random_bytes(4096, 10));
   std::vector<std::string> paths = {(d.p / "empty.pcap").string(), (d.p / "b.pcap").string()};
