@@ -25,6 +25,10 @@ uint64_t ConnTable::timeout_of(const ConnEntry& e) const {
   }
 }
 
+bool ConnTable::timed_out(const ConnEntry& e, uint64_t now) const {
+  return !e.suspend_timeout && now > e.active_clock && now - e.active_clock > timeout_of(e);
+}
+
 ConnEntry* ConnTable::find(const FlowKey& key, uint64_t hash) {
   const uint32_t tag = tag_of(hash);
   for (size_t i = home(tag);; i = (i + 1) & mask_) {
@@ -41,18 +45,32 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_
   created = false;
   const uint32_t tag = tag_of(kp.hash);
   size_t i = home(tag);
+  bool ended = false;
   for (;; i = (i + 1) & mask_) {
     const Slot s = index_[i];
     if (s.pos1 == 0) break;
     if (s.tag == tag) {
       ConnEntry& e = entries_[s.pos1 - 1];
       if (e.key == kp.key) {
-        if (!e.referenced) e.referenced = 1;  // (a store only once per turn of the hand)
-        return &e;
+        if (!timed_out(e, now)) [[likely]] {
+          if (!e.referenced) e.referenced = 1;  // (a store only once per turn of the hand)
+          return &e;
+        }
+        // Idle past its timeout on the clock, where the sweep has not come yet (it visits a
+        // few entries a packet): that connection ended, and this packet starts another, as it
+        // would had the sweep come first (an NTP or DNS 5-tuple used again an hour later).
+        if (on_end_) on_end_(e, EndReason::kTimeout);
+        ++stats_.expired;
+        erase_entry(s.pos1 - 1);
+        ended = true;
+        break;
       }
     }
   }
-  if (size_ >= max_) {
+  if (ended) {  // (the deletion shifted slots back: look for a free one again)
+    i = home(tag);
+    while (index_[i].pos1 != 0) i = (i + 1) & mask_;
+  } else if (size_ >= max_) {
     // Full: end one idle connection, then look for a slot again (the probe position may
     // have moved because of backward shifts).
     if (!evict_one(now)) {
@@ -114,7 +132,7 @@ void ConnTable::expire_step(uint64_t now, size_t slots) {
   for (size_t seen = 0; seen < n && size_ > 0; ++seen) {
     if (cursor_ >= size_) cursor_ = 0;
     ConnEntry& e = entries_[cursor_];
-    if (!e.suspend_timeout && now > e.active_clock && now - e.active_clock > timeout_of(e)) {
+    if (timed_out(e, now)) {
       if (on_end_) on_end_(e, EndReason::kTimeout);
       ++stats_.expired;
       erase_entry(cursor_);  // the last entry moves here: look at it next
@@ -154,9 +172,13 @@ bool ConnTable::evict_one(uint64_t now) {
   return true;
 }
 
-void ConnTable::end_all() {
+void ConnTable::end_all(uint64_t now) {
   for (size_t i = 0; i < size_; ++i) {
-    if (on_end_) on_end_(entries_[i], EndReason::kShutdown);
+    // One idle past its timeout ended by it, whether the sweep came to it or not (a record's
+    // end state must not depend on the sweep's progress: on how the input was split).
+    const bool idle = timed_out(entries_[i], now);
+    if (on_end_) on_end_(entries_[i], idle ? EndReason::kTimeout : EndReason::kShutdown);
+    if (idle) ++stats_.expired;
   }
   for (auto& s : index_) s = Slot{0, 0};
   size_ = 0;

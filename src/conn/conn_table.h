@@ -109,8 +109,10 @@ class ConnTable {
   // Finds the entry of `kp` (marking it referenced), or creates it (created = true) with
   // first_ts = last_ts = `ts` (the packet's time) and born_clock = active_clock = `now` (the
   // clock: the newest time seen, >= ts), ending an idle entry first when the table is full
-  // (see the top). Returns null only when the table is full and the hand met nothing but
-  // entries with suspend_timeout: the caller stores such packets untracked.
+  // (see the top). An entry found idle past its timeout at `now` (the sweep had not come to
+  // it yet) is ended by it first, and the packet starts a new connection. Returns null only
+  // when the table is full and the hand met nothing but entries with suspend_timeout: the
+  // caller stores such packets untracked.
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created);
   // The same for input in time order (the packet's time is the clock).
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created) {
@@ -144,8 +146,9 @@ class ConnTable {
   // connections: those idle (active_clock) for longer than their timeout at clock `now`.
   // expire_step(now, capacity()) looks at every entry.
   void expire_step(uint64_t now, size_t slots);
-  // Ends every connection (shutdown), oldest state first is not guaranteed.
-  void end_all();
+  // Ends every connection: those idle past their timeout at clock `now` by it (kTimeout),
+  // the others by the shutdown. Oldest state first is not guaranteed.
+  void end_all(uint64_t now);
 
   size_t size() const { return size_; }
   size_t capacity() const { return index_.size(); }  // index slots
@@ -163,6 +166,8 @@ class ConnTable {
             {entries_.begin(), std::min(entry_bytes, entries_.mapped_bytes())}};
   }
   uint64_t timeout_of(const ConnEntry& e) const;
+  // Idle past its timeout at clock `now` (never with suspend_timeout).
+  bool timed_out(const ConnEntry& e, uint64_t now) const;
 
   template <class F>
   void for_each(F&& f) const {

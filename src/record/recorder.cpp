@@ -234,7 +234,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
 }
 
 void Recorder::finish() {
-  table_.end_all();
+  table_.end_all(now_);
   push_flows();
 }
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -87,6 +88,41 @@ TEST(ConnTable, ExpiresByStateTimeout) {
   EXPECT_EQ(ended.size(), 1u);
   t.expire_step(101 * kSec, t.capacity());
   EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.stats().expired, 2u);
+}
+
+// A connection idle past its timeout whose 5-tuple comes back before the sweep came to it
+// (no expire_step in between here) is ended by its timeout, and the packet starts another:
+// the same connections and end states as had the sweep come first. At the end, one idle past
+// its timeout ends by it, not by the shutdown.
+TEST(ConnTable, ALookupEndsAConnectionIdlePastItsTimeout) {
+  conn::Timeouts to;
+  to.tcp_ns = 100 * kSec;
+  std::vector<std::pair<uint64_t, conn::EndReason>> ended;  // (first_ts, why)
+  conn::ConnTable t(100, to,
+                    [&](const conn::ConnEntry& e, conn::EndReason r) { ended.emplace_back(e.first_ts, r); });
+  bool c;
+  const auto key = *conn::make_key(tcp_packet(1, 2, 10, 20));
+  auto* first = t.find_or_insert(key, 0, c);
+  EXPECT_TRUE(c);
+  t.find_or_insert(*conn::make_key(tcp_packet(5, 6, 10, 20)), 50 * kSec, c);  // another, still active
+  EXPECT_EQ(t.find_or_insert(key, 100 * kSec, c), first);  // 100 s idle: not past the timeout
+  EXPECT_FALSE(c);
+  auto* again = t.find_or_insert(key, 201 * kSec, c);  // 101 s idle
+  EXPECT_TRUE(c);
+  EXPECT_EQ(again->first_ts, 201 * kSec);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0], (std::pair<uint64_t, conn::EndReason>{0, conn::EndReason::kTimeout}));
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(t.stats().expired, 1u);
+  EXPECT_EQ(t.stats().created, 3u);
+  EXPECT_EQ(t.find(key.key, key.hash), again);  // findable after the deletion's shifts
+  // At the clock 250 s: the one from 50 s is idle 200 s (timeout), the new one 49 s (shutdown).
+  t.end_all(250 * kSec);
+  ASSERT_EQ(ended.size(), 3u);
+  std::sort(ended.begin() + 1, ended.end());
+  EXPECT_EQ(ended[1], (std::pair<uint64_t, conn::EndReason>{50 * kSec, conn::EndReason::kTimeout}));
+  EXPECT_EQ(ended[2], (std::pair<uint64_t, conn::EndReason>{201 * kSec, conn::EndReason::kShutdown}));
   EXPECT_EQ(t.stats().expired, 2u);
 }
 
