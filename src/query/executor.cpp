@@ -20,6 +20,7 @@
 #include "store/pcap_scan.h"
 #include "store/sidecar.h"
 #include "util/file_io.h"
+#include "util/pcap.h"
 
 namespace tmach::query {
 namespace {
@@ -322,15 +323,33 @@ class Engine {
     sm.reader.reset();
     orphans_.clear();  // (a scan after a failed index read starts over)
     ++st_.segments_scanned;
-    // The file may be growing (being written): only complete records are visited.
-    store::ScanResult r = store::scan_pcap(seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen,
-                                                                uint32_t wirelen, const uint8_t* data) {
-      if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
-      // ... or after the catalog was taken (a consistent snapshot, e.g. a subscription's history)
-      if (seg.state == store::SegmentInfo::State::kOpen && off + 16 + caplen > seg.pcap_bytes) return;
-      check(sm, off, ts, data, caplen, wirelen);
-    });
+    // The file may be growing (being written): only complete records are visited, up to its
+    // size when the catalog was taken (a consistent snapshot, e.g. a subscription's history).
+    const bool open = seg.state == store::SegmentInfo::State::kOpen;
+    store::ScanOptions so;
+    so.min_ts = store::name_min_ts(seg.pcap_path());
+    if (open) so.limit = seg.pcap_bytes;
+    store::ScanResult r = store::scan_pcap(
+        seg.pcap_path(),
+        [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
+          if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
+          check(sm, off, ts, data, caplen, wirelen);
+        },
+        so);
     if (r.header_ok) sm.linktype = r.linktype;
+    // What a scan cannot read is said, as the index's damaged records are (a segment being
+    // written may be empty, or end in a record being written).
+    if (!r.header_ok && (!open || r.file_size >= sizeof(util::pcap::FileHeader)))
+      st_.warnings.push_back(fmt::format("{}: no pcap file header: segment unreadable ({} bytes not read)",
+                                         seg.pcap_path(), r.file_size));
+    else if (r.end == store::ScanResult::End::kDamaged)
+      st_.warnings.push_back(fmt::format(
+          "{}: damaged record at offset {} ({}): without an index the records after it cannot be found ({} "
+          "bytes not read)",
+          seg.pcap_path(), r.valid_end, r.damage, r.unread()));
+    else if (r.end == store::ScanResult::End::kIncomplete && !open)
+      st_.warnings.push_back(fmt::format("{}: cut short in a record at offset {} ({} bytes not read)",
+                                         seg.pcap_path(), r.valid_end, r.unread()));
     sm.in_order = seg.state == store::SegmentInfo::State::kSealed && seg.headers_read && seg.meta.monotonic;
   }
 

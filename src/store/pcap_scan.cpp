@@ -6,15 +6,65 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <stdexcept>
 
+#include "store/layout.h"
 #include "util/pcap.h"
+#include "util/timespec.h"
 
 namespace tmach::store {
+namespace {
 
-ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
+// The most a recorder ever stored of one record (before records were cut to the snaplen).
+constexpr uint32_t kMaxStored = 16u << 20;
+// Records this close in time are taken as neighbours (see the look-ahead in scan_pcap).
+constexpr uint64_t kNear = 3600ull * 1000000000ull;
+
+struct Header {
+  uint64_t ts_ns;
+  uint32_t caplen, wirelen;
+};
+
+Header read_header(const uint8_t* p, const util::pcap::Format& f) {
+  uint32_t h[4];
+  std::memcpy(h, p, sizeof(h));
+  if (f.swap)
+    for (auto& v : h) v = __builtin_bswap32(v);
+  uint64_t ts =
+      static_cast<uint64_t>(h[0]) * 1000000000ull + (f.nsec ? h[1] : static_cast<uint64_t>(h[1]) * 1000);
+  return Header{ts, h[2], h[3]};
+}
+
+// What makes a record header one tm never writes (pcap_scan.h), or nothing.
+std::optional<std::string> header_problem(const Header& h, uint64_t min_ts) {
+  if (h.caplen > kMaxStored) return fmt::format("captured length {}, more than tm ever stored", h.caplen);
+  if (h.caplen > h.wirelen)
+    return fmt::format("captured length {} larger than its wire length {}", h.caplen, h.wirelen);
+  if (h.ts_ns < min_ts)
+    return fmt::format("time {} older than the segment's name says ({})", util::format_time(h.ts_ns),
+                       util::format_time(min_ts));
+  return std::nullopt;
+}
+
+bool all_zero(const uint8_t* p, uint64_t n) {
+  for (uint64_t i = 0; i < n; ++i)
+    if (p[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+uint64_t name_min_ts(const std::string& pcap_path) {
+  auto n = parse_segment_name(std::filesystem::path(pcap_path).stem().string());
+  return n ? n->first_ns : 0;
+}
+
+ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit, const ScanOptions& opts) {
   ScanResult r;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
@@ -24,7 +74,8 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
     throw std::runtime_error(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
   }
   r.file_size = static_cast<uint64_t>(st.st_size);
-  if (r.file_size < 24) {
+  r.scanned_end = std::min(r.file_size, opts.limit);
+  if (r.file_size < sizeof(util::pcap::FileHeader)) {
     ::close(fd);
     return r;
   }
@@ -40,13 +91,57 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit) {
   }
   r.header_ok = true;
   r.linktype = format->linktype;
-  util::pcap::RecordCursor cur(base, r.file_size, *format);
-  util::pcap::Record rec;
-  while (cur.next(rec) == util::pcap::RecordCursor::Step::kRecord) {
-    if (visit) visit(rec.offset, rec.ts_ns, rec.caplen, rec.wirelen, rec.data);
+  const uint64_t end = r.scanned_end;
+  uint64_t pos = std::min<uint64_t>(sizeof(util::pcap::FileHeader), end);
+  auto stop = [&](ScanResult::End why, std::string damage = {}) {
+    r.end = why;
+    r.damage = std::move(damage);
+  };
+  while (pos < end) {
+    if (end - pos < sizeof(util::pcap::RecordHeader)) {
+      stop(ScanResult::End::kIncomplete);
+      break;
+    }
+    const Header h = read_header(base + pos, *format);
+    if (auto why = header_problem(h, opts.min_ts)) {
+      // Zeros to the end: a tail a crash left unwritten, not damage.
+      if (all_zero(base + pos, end - pos))
+        stop(ScanResult::End::kIncomplete);
+      else
+        stop(ScanResult::End::kDamaged, std::move(*why));
+      break;
+    }
+    const uint64_t next = pos + sizeof(util::pcap::RecordHeader) + h.caplen;
+    if (next > end) {
+      // Cut short: a crash, or a write under way. A longer record than tm stores now is no
+      // record cut short by a crash but a damaged length (whatever follows it would be lost).
+      if (h.caplen > util::pcap::kSnaplen)
+        stop(ScanResult::End::kDamaged,
+             fmt::format("captured length {}, more than tm stores ({}), and the file ends before it",
+                         h.caplen, util::pcap::kSnaplen));
+      else
+        stop(ScanResult::End::kIncomplete);
+      break;
+    }
+    // The record after it must be one too (or the file ends, or what is left is a tail cut
+    // short): otherwise this record's length, or that header, is damaged. A header there whose
+    // time is near this record's is where a record begins (bytes read at a wrong place rarely
+    // hold such a time): its own fields are damaged, and this record is sound.
+    if (end - next >= sizeof(util::pcap::RecordHeader)) {
+      const Header n = read_header(base + next, *format);
+      const bool near = n.ts_ns >= opts.min_ts && n.ts_ns + kNear >= h.ts_ns && n.ts_ns <= h.ts_ns + kNear;
+      if (auto why = header_problem(n, opts.min_ts); why && !near && !all_zero(base + next, end - next)) {
+        stop(ScanResult::End::kDamaged,
+             fmt::format("captured length {}, which leads to no record at offset {}: {}", h.caplen, next,
+                         *why));
+        break;
+      }
+    }
+    if (visit) visit(pos, h.ts_ns, h.caplen, h.wirelen, base + pos + sizeof(util::pcap::RecordHeader));
     ++r.packets;
+    pos = next;
   }
-  r.valid_end = cur.pos();
+  r.valid_end = pos;
   munmap(map, r.file_size);
   return r;
 }

@@ -28,28 +28,46 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   uint64_t last_dir = 0;
   packet::PacketInfo info;
   uint32_t linktype = seg.meta.linktype;
-  ScanResult sr = scan_pcap(seg.pcap_path(), [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen,
-                                                 const uint8_t* data) {
-    uint32_t ord = static_cast<uint32_t>(meta.packets);
-    if (ord == 0) {
-      meta.first_ts = meta.last_ts = ts;
-    } else {
-      if (ts < meta.last_ts) meta.monotonic = false;
-      meta.first_ts = std::min(meta.first_ts, ts);
-      meta.last_ts = std::max(meta.last_ts, ts);
-    }
-    if (ord == 0 || ord % directory_every == 0 || off - last_dir >= directory_bytes) {
-      directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts});
-      last_dir = off;
-    }
-    offsets.push_back(static_cast<uint32_t>(off));
-    packet::decode(linktype, data, caplen, info);
-    builder.add_packet(ord, info, &frags, ts);
-    meta.packets++;
-    meta.wire_bytes += wirelen;
-  });
+  ScanOptions so;
+  so.min_ts = name_min_ts(seg.pcap_path());
+  ScanResult sr = scan_pcap(
+      seg.pcap_path(),
+      [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
+        uint32_t ord = static_cast<uint32_t>(meta.packets);
+        if (ord == 0) {
+          meta.first_ts = meta.last_ts = ts;
+        } else {
+          if (ts < meta.last_ts) meta.monotonic = false;
+          meta.first_ts = std::min(meta.first_ts, ts);
+          meta.last_ts = std::max(meta.last_ts, ts);
+        }
+        if (ord == 0 || ord % directory_every == 0 || off - last_dir >= directory_bytes) {
+          directory.push_back(DirEntry{ord, static_cast<uint32_t>(off), ts});
+          last_dir = off;
+        }
+        offsets.push_back(static_cast<uint32_t>(off));
+        packet::decode(linktype, data, caplen, info);
+        builder.add_packet(ord, info, &frags, ts);
+        meta.packets++;
+        meta.wire_bytes += wirelen;
+      },
+      so);
   if (!sr.header_ok && sr.file_size > 0) {
     res.not_pcap = true;  // not ours to delete
+    return res;
+  }
+  if (sr.end == ScanResult::End::kDamaged) {
+    // Cutting the file there would lose what follows the damage, and a sidecar describes the
+    // whole file: the segment stays as it is (queries scan it up to the damage), with its
+    // name, a lower bound of its times (what is past the damage is not known).
+    res.damaged = fmt::format(
+        "{}: damaged record at offset {} ({}): not indexed and not cut (that would lose the {} bytes from "
+        "there); queries scan its {} packets before it",
+        seg.pcap_path(), sr.valid_end, sr.damage, sr.unread(), sr.packets);
+    seg.meta.packets = meta.packets;
+    seg.meta.wire_bytes = meta.wire_bytes;
+    if (meta.packets) seg.meta.last_ts = meta.last_ts;
+    seg.pcap_bytes = sr.file_size;
     return res;
   }
   if (!sr.header_ok || sr.packets == 0) {
@@ -94,10 +112,17 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
 std::string check_sealed_sidecar(SegmentInfo& seg) {
   std::string why = verify_sidecar(seg.idx_path());
   if (why.empty()) return {};
-  ScanResult sr = scan_pcap(seg.pcap_path(), nullptr);
+  ScanOptions so;
+  so.min_ts = name_min_ts(seg.pcap_path());
+  ScanResult sr = scan_pcap(seg.pcap_path(), nullptr, so);
+  if (sr.header_ok && sr.end == ScanResult::End::kDamaged)
+    return fmt::format(
+        "{}; not rebuilt: {} has a damaged record at offset {} ({}; a rebuild would cut {} bytes)", why,
+        seg.pcap_path(), sr.valid_end, sr.damage, sr.unread());
   if (sr.header_ok && sr.valid_end < sr.file_size)
-    return fmt::format("{}; not rebuilt: {} has a damaged record at offset {} (a rebuild would cut {} bytes)",
-                       why, seg.pcap_path(), sr.valid_end, sr.file_size - sr.valid_end);
+    return fmt::format(
+        "{}; not rebuilt: {} is cut short in a record at offset {} (a rebuild would cut {} bytes)", why,
+        seg.pcap_path(), sr.valid_end, sr.unread());
   seg.state = SegmentInfo::State::kBadSidecar;
   seg.problem = why;
   return {};

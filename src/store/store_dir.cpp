@@ -98,8 +98,7 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
     }
     if (seg.state != SegmentInfo::State::kSealed) {
       try {
-        if (seg.state == SegmentInfo::State::kBadSidecar)
-          report.problems.push_back(seg.problem + " (rebuilt)");
+        std::string bad_sidecar = seg.state == SegmentInfo::State::kBadSidecar ? seg.problem : "";
         RecoveryResult r = recover_segment(seg, directory_every, directory_bytes);
         if (r.not_pcap) {
           report.problems.push_back(
@@ -107,6 +106,13 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
                           seg.pcap_path(), quarantine(seg)));
           continue;
         }
+        if (!r.damaged.empty()) {  // left as it is (and reported again at every start)
+          if (!bad_sidecar.empty()) report.problems.push_back(bad_sidecar + " (not rebuilt: below)");
+          report.problems.push_back(r.damaged);
+          kept.push_back(std::move(seg));
+          continue;
+        }
+        if (!bad_sidecar.empty()) report.problems.push_back(bad_sidecar + " (rebuilt)");
         report.truncated_bytes += r.truncated_bytes;
         ++report.recovered;
         if (r.removed_empty) continue;

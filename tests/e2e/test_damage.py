@@ -1,6 +1,7 @@
 """Damage inside a sealed segment: a sidecar damaged past its header is rebuilt by the next tm record; a
 damaged record header in a pcap whose index is intact costs that record only (the index's offsets find the
-others), and is reported rather than returned with a wrong length."""
+others), and is reported rather than returned with a wrong length. A segment without sidecar (what a crash
+leaves) is scanned up to a record tm never writes, reported with its offset, and left as it is by recovery."""
 import os
 import re
 import struct
@@ -105,6 +106,84 @@ class DamagedRecordHeader(StoreTest):
     def test_a_filter_libpcap_answers_also_resynchronises(self):
         # 'greater 0' is no index field: every record is read by the index's offsets and BPF-checked.
         self.check(100, lambda cap: 0x7fffff00, "greater 0")
+
+
+class UnindexedSegment(StoreTest):
+    """Damage in a segment without its sidecar: the query scans it up to the damage and says so."""
+
+    def setUp(self):
+        super().setUp()
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none", "--segment-size", "128k")
+        segs = store_segments(self.store)
+        self.assertGreater(len(segs), 2)
+        self.seg = segs[1]
+        self.others = [r for s in segs if s != self.seg for r in read_pcap(s)]
+        self.recs = read_pcap(self.seg)
+        self.offs = []
+        off = 24
+        for ts, cap, wire, d in self.recs:
+            self.offs.append(off)
+            off += 16 + cap
+        os.remove(self.seg[:-5] + ".idx")  # as a crash leaves it (or a lost sidecar)
+
+    def poke(self, off, data):
+        with open(self.seg, "r+b") as f:
+            f.seek(off)
+            f.write(data)
+
+    def answer(self):
+        """The query's answer (records) and warnings, the answer checked to hold no record that was not stored."""
+        out = self.path("q.pcap")
+        p = tm("query", "--store", self.store, "-q", "-w", out)
+        got = read_pcap(out)
+        stored = set((ts, d) for ts, cap, wire, d in self.others + self.recs)
+        for ts, cap, wire, d in got:
+            self.assertTrue((ts, d) in stored, "a record answered that was never stored (garbled): time %d, "
+                            "%d bytes" % (ts, cap))
+        return got, p.stderr.decode()
+
+    def expect_answered(self, got, k):
+        """All other segments' records and the first k records of the damaged one."""
+        key = lambda r: (r[0], r[3])
+        self.assertEqual(sorted(map(key, got)), sorted(map(key, self.others + self.recs[:k])))
+
+    def test_a_grown_captured_length_is_reported_and_nothing_garbled_answered(self):
+        k = len(self.recs) // 2
+        ts, cap, wire, d = self.recs[k]
+        self.assertEqual(cap, wire)
+        self.poke(self.offs[k] + 8, struct.pack("<I", cap + 40))
+        got, err = self.answer()
+        self.assertIn("%s: damaged record at offset %d (captured length %d larger than its wire length %d)" % (
+            self.seg, self.offs[k], cap + 40, wire), err)
+        self.expect_answered(got, k)
+
+    def test_a_damaged_magic_makes_the_segment_unreadable_and_says_so(self):
+        self.poke(0, b"\0")
+        got, err = self.answer()
+        self.assertIn("%s: no pcap file header: segment unreadable" % self.seg, err)
+        self.expect_answered(got, 0)
+
+    def test_zeros_are_no_packets_and_recovery_neither_cuts_nor_renames(self):
+        size = os.path.getsize(self.seg)
+        at = size // 3
+        self.poke(at, bytes(4096))
+        k = max(i for i, o in enumerate(self.offs) if o <= at)  # the record the zeros begin in
+        got, err = self.answer()
+        m = re.search(re.escape(self.seg) + r": damaged record at offset (\d+) \(", err)
+        self.assertIsNotNone(m, err)
+        bad = self.offs.index(int(m.group(1)))
+        self.assertIn(bad, (k - 1, k), "the record the zeros begin in (or the one whose length leads there)")
+        self.expect_answered(got, bad)
+        self.assertFalse([r for r in got if r[0] < 10**18], "no packet of 1970")
+        p = tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"))
+        self.assertIn("%s: damaged record at offset %d" % (self.seg, self.offs[bad]), p.stderr.decode())
+        self.assertIn("not indexed and not cut", p.stderr.decode())
+        self.assertTrue(os.path.exists(self.seg), "not renamed (to time 0)")
+        self.assertEqual(os.path.getsize(self.seg), size, "nothing cut")
+        self.assertFalse(os.path.exists(self.seg[:-5] + ".idx"))
+        got2, err2 = self.answer()
+        self.assertIn("damaged record at offset %d" % self.offs[bad], err2)
+        self.expect_answered(got2, bad)
 
 
 if __name__ == "__main__":

@@ -661,6 +661,153 @@ TEST(Recovery, RenamesToTheSmallestTimestamp) {
   EXPECT_EQ(again.segments[0].hi_ts(), 950u);
 }
 
+namespace {
+
+// A segment of 20 UDP records (100 payload bytes each, at 1000 s + i) left as a crash leaves
+// it (no sidecar), in class "default" of store `d`; returns its base path.
+std::string unsealed_segment(const fs::path& d, uint64_t seq = 1) {
+  fs::create_directories(d / "default");
+  std::ofstream(d / "STORE") << "tm store format 1\n";
+  const uint64_t s = 1000000000ull;
+  std::string base = (d / "default" / store::segment_base_name({seq, 1000 * s, 1})).string();
+  store::SegmentWriter w(base, seq, 1, {});
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto f = udp_frame(1, 2, 3, 4, 100);
+    w.append(1000 * s + i, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+  }
+  w.flush();
+  return base;
+}
+
+constexpr uint64_t kRec = 16 + 142;  // one record of unsealed_segment()
+
+void poke(const std::string& path, uint64_t off, const std::string& bytes) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(off));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string u32(uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); }
+
+struct Scanned {
+  store::ScanResult r;
+  std::vector<uint64_t> offs;
+};
+Scanned scan(const std::string& pcap) {
+  Scanned s;
+  store::ScanOptions o;
+  o.min_ts = store::name_min_ts(pcap);
+  s.r = store::scan_pcap(
+      pcap, [&](uint64_t off, uint64_t, uint32_t, uint32_t, const uint8_t*) { s.offs.push_back(off); }, o);
+  return s;
+}
+
+}  // namespace
+
+// A scan of a segment (what a query of a segment without sidecar, and recovery, read) stops at
+// a record tm never writes, says what is wrong and where, and visits nothing from there.
+TEST(Scan, StopsAtARecordTmNeverWrites) {
+  TempDir d;
+  std::string pcap = unsealed_segment(d.p) + ".pcap";
+  const uint64_t size = fs::file_size(pcap), at = 24 + 10 * kRec;
+  {
+    Scanned s = scan(pcap);
+    EXPECT_EQ(s.r.end, store::ScanResult::End::kClean);
+    EXPECT_EQ(s.offs.size(), 20u);
+  }
+  fs::copy_file(pcap, d.p / "good");
+  auto restore = [&] { fs::copy_file(d.p / "good", pcap, fs::copy_options::overwrite_existing); };
+  auto expect_damage_at = [&](uint64_t off, const char* what) {
+    Scanned s = scan(pcap);
+    EXPECT_EQ(s.r.end, store::ScanResult::End::kDamaged) << what;
+    EXPECT_EQ(s.r.valid_end, off) << what;
+    EXPECT_EQ(s.r.unread(), size - off) << what;
+    EXPECT_EQ(s.offs.size(), (off - 24) / kRec) << what;
+    EXPECT_FALSE(s.r.damage.empty()) << what;
+    restore();
+  };
+  poke(pcap, at + 8, u32(142 + 40));  // captured length grown past the wire length
+  expect_damage_at(at, "caplen > wirelen");
+  poke(pcap, at + 8, u32(142 + 40) + u32(142 + 40));  // both grown: the next header is garbage
+  expect_damage_at(at, "a length that leads to no record");
+  poke(pcap, at + 8, u32(20u << 20) + u32(20u << 20));  // more than tm ever stored
+  expect_damage_at(at, "caplen > 16 MiB");
+  poke(pcap, at, u32(999));  // older than the segment's name (1000 s)
+  expect_damage_at(at - kRec, "older than the name (the record before it leads there)");
+  poke(pcap, at + 5, std::string(2 * kRec, '\0'));  // zeros in the middle
+  expect_damage_at(at, "zeros");
+  // Zeros to the end are a tail a crash left unwritten, not damage.
+  poke(pcap, at, std::string(size - at, '\0'));
+  {
+    Scanned s = scan(pcap);
+    EXPECT_EQ(s.r.end, store::ScanResult::End::kIncomplete);
+    EXPECT_EQ(s.r.valid_end, at);
+    EXPECT_EQ(s.offs.size(), 10u);
+  }
+  restore();
+  poke(pcap, 0, std::string(1, '\0'));  // the magic
+  {
+    Scanned s = scan(pcap);
+    EXPECT_FALSE(s.r.header_ok);
+    EXPECT_TRUE(s.offs.empty());
+  }
+}
+
+// What tm does store is no damage: empty frames, times out of order, and (written before the
+// recorder cut them to the snaplen) records longer than 262144 bytes.
+TEST(Scan, AcceptsWhatTmStores) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  const uint64_t s = 1000000000ull;
+  std::string base = (d.p / "default" / store::segment_base_name({1, 1000 * s, 1})).string();
+  {
+    store::SegmentWriter w(base, 1, 1, {});
+    auto f = udp_frame(1, 2, 3, 4, 100);
+    std::vector<uint8_t> big(300000, 0xab);
+    w.append(1005 * s, 60, f.data(), 0);  // an empty frame
+    w.append(1001 * s, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+    w.append(1000 * s, 400000, big.data(), static_cast<uint32_t>(big.size()));
+    w.append(1002 * s, 0, f.data(), 0);  // wire length 0 too
+    w.append(1003 * s, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+    w.append(1004 * s, static_cast<uint32_t>(big.size()), big.data(), static_cast<uint32_t>(big.size()));
+    w.flush();
+  }
+  Scanned sc = scan(base + ".pcap");
+  EXPECT_EQ(sc.r.end, store::ScanResult::End::kClean);
+  EXPECT_EQ(sc.offs.size(), 6u);
+  EXPECT_EQ(sc.r.valid_end, fs::file_size(base + ".pcap"));
+}
+
+// Recovery leaves a segment damaged before its end as it is: cutting it there would lose
+// what follows, and its name stays (zeros are no packets of time 0 to rename it by).
+TEST(Recovery, LeavesADamagedSegmentAsItIs) {
+  TempDir d;
+  std::string base = unsealed_segment(d.p, 4);
+  const uint64_t size = fs::file_size(base + ".pcap");
+  poke(base + ".pcap", 24 + 10 * kRec + 5, std::string(2 * kRec, '\0'));
+  store::Catalog cat = store::Catalog::scan(d.p.string());
+  ASSERT_EQ(cat.segments.size(), 1u);
+  store::SegmentInfo seg = cat.segments[0];
+  auto r = store::recover_segment(seg);
+  EXPECT_NE(r.damaged.find("damaged record at offset " + std::to_string(24 + 10 * kRec)), std::string::npos)
+      << r.damaged;
+  EXPECT_EQ(fs::file_size(base + ".pcap"), size);
+  EXPECT_FALSE(fs::exists(base + ".idx"));
+  EXPECT_EQ(seg.base, base);
+  EXPECT_EQ(seg.state, store::SegmentInfo::State::kOpen);
+  EXPECT_EQ(seg.meta.packets, 10u);
+  // A tail of zeros (space a crash left unwritten) is cut, as a record cut short is.
+  fs::resize_file(base + ".pcap", 24 + 10 * kRec + 5);
+  poke(base + ".pcap", 24 + 10 * kRec, std::string(5, '\0'));
+  fs::resize_file(base + ".pcap", size);
+  r = store::recover_segment(seg);
+  EXPECT_TRUE(r.damaged.empty()) << r.damaged;
+  EXPECT_EQ(r.packets, 10u);
+  EXPECT_EQ(fs::file_size(base + ".pcap"), 24 + 10 * kRec);
+  EXPECT_EQ(seg.base, base);  // its smallest time is its name's
+  EXPECT_TRUE(fs::exists(base + ".idx"));
+}
+
 TEST(DiskRing, MaxAgeOnTheRingsClockKeptAfterEviction) {
   // Files that are not there: evicting them is no error. The clock is the newest last_ts added.
   store::DiskRing ring({".idx", ".pcap"});
