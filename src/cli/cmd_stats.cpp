@@ -102,6 +102,9 @@ Runner add_stats(CLI::App& app) {
     }
     for (auto& f : j["foreign_files"])
       std::cout << "foreign (not written by tm, left alone): " << f.get<std::string>() << "\n";
+    if (j.contains("missing_segments"))
+      for (auto& f : j["missing_segments"])
+        std::cout << "missing (its sidecar is there, its packets are lost): " << f.get<std::string>() << "\n";
     if (o->layers) {
       std::cout << "packets per layer type (a packet counts once per kind of layer it carries):\n";
       for (auto& [k, v] : j["layers"].items())

@@ -440,6 +440,14 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
     }
     segs.push_back(&s);
   }
+  // A segment whose pcap is lost while its sidecar stays: its packets cannot be answered.
+  for (const auto& s : cat.missing) {
+    if (!q.classes.empty() && std::find(q.classes.begin(), q.classes.end(), s.cls) == q.classes.end())
+      continue;
+    if (s.lo_ts() >= q.to_ns) continue;
+    st.warnings.push_back(fmt::format("{}: missing (its sidecar {} is there): its packets are not answered",
+                                      s.pcap_path(), s.idx_path()));
+  }
   std::stable_sort(segs.begin(), segs.end(), [](const store::SegmentInfo* a, const store::SegmentInfo* b) {
     return a->lo_ts() < b->lo_ts();
   });

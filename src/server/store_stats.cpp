@@ -53,6 +53,8 @@ nlohmann::json catalog_json(const store::Catalog& cat) {
   j["classes"] = nlohmann::json::object();
   for (auto& [name, a] : by) put(j["classes"][name], a);
   j["foreign_files"] = cat.foreign;
+  j["missing_segments"] = nlohmann::json::array();  // a sidecar is there, its pcap is not
+  for (const auto& m : cat.missing) j["missing_segments"].push_back(m.pcap_path());
   return j;
 }
 

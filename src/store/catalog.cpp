@@ -89,16 +89,28 @@ void scan_class(Catalog& c, const std::string& name, const std::string& dir, Cat
   }
   for (auto& [stem, have] : seen) {
     std::string base = dir + "/" + stem;
-    if (!have.pcap) {  // sidecar without its pcap (pcap deleted by hand?): not a segment
-      c.foreign.push_back(base + ".idx");
-      continue;
-    }
     SegmentInfo s;
     s.cls = name;
     s.base = base;
     s.meta.seq = have.n.seq;
     s.meta.first_ts = have.n.first_ns;
     s.meta.linktype = have.n.linktype;
+    if (!have.pcap) {
+      // A sidecar without its pcap: the segment's packets are lost — unless the listing raced
+      // a seal (the pcap was renamed before its sidecar was written) or an eviction (the
+      // sidecar goes first, then the pcap): the pcap is there now, or the sidecar is gone.
+      struct stat st;
+      if (::stat((base + ".pcap").c_str(), &st) == 0)
+        have.pcap = true;
+      else if (::stat((base + ".idx").c_str(), &st) != 0)
+        continue;
+      else {
+        s.idx_bytes = static_cast<uint64_t>(st.st_size);
+        s.headers_read = false;
+        c.missing.push_back(std::move(s));
+        continue;
+      }
+    }
     if (!have.idx) {
       s.state = SegmentInfo::State::kOpen;
       s.pcap_bytes = size_of(base + ".pcap");  // bounds a scan of a file being written
@@ -255,9 +267,11 @@ Catalog Catalog::scan(const std::string& root, Depth depth) {
     scan_class(c, name, top.path().string(), depth);
   }
   std::sort(c.classes.begin(), c.classes.end());
-  std::sort(c.segments.begin(), c.segments.end(), [](const SegmentInfo& a, const SegmentInfo& b) {
+  auto by_seq = [](const SegmentInfo& a, const SegmentInfo& b) {
     return a.cls != b.cls ? a.cls < b.cls : a.meta.seq < b.meta.seq;
-  });
+  };
+  std::sort(c.segments.begin(), c.segments.end(), by_seq);
+  std::sort(c.missing.begin(), c.missing.end(), by_seq);
   std::sort(c.foreign.begin(), c.foreign.end());
   return c;
 }

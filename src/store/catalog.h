@@ -40,7 +40,11 @@ struct Catalog {
   std::string root;
   std::vector<SegmentInfo> segments;  // by class, then sequence number
   std::vector<std::string> foreign;   // files and directories the store did not write
-  std::vector<std::string> classes;   // class directories present
+  // Sidecars whose segment's pcap is missing (lost, or removed by hand): their packets are
+  // gone. Each as a segment would be listed (its sequence number, time and link type from the
+  // name), never in `segments`.
+  std::vector<SegmentInfo> missing;
+  std::vector<std::string> classes;  // class directories present
 
   enum class Depth {
     kHeaders,  // every sidecar's header read and checked against its pcap's size

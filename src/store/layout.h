@@ -2,7 +2,8 @@
 //   STORE                                   marker with the store format version
 //   LOCK                                    flock()ed by the recorder that owns the store
 //   VERIFIED                                the sidecars known sound (store/verified.h)
-//   quarantine/<class>/                     files named as segments that are no pcap, set aside
+//   quarantine/<class>/                     set aside: files named as segments that are no pcap,
+//                                           sidecars whose pcap is missing
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.pcap   a segment (nanosecond pcap)
 //   <class>/<seq:08>-<first_ns>-lt<linktype>.idx    its sidecar, present once sealed
 // The sequence number orders a class's segments; first_ns is the smallest packet timestamp
@@ -18,7 +19,8 @@ namespace tmach::store {
 
 inline constexpr const char* kStoreMarker = "STORE";
 inline constexpr const char* kLockFile = "LOCK";
-// Files named as segments that are no pcap go to <store>/quarantine/<class>/, never deleted.
+// Files named as segments that are no pcap, and sidecars whose pcap is missing, go to
+// <store>/quarantine/<class>/, never deleted.
 inline constexpr const char* kQuarantineDir = "quarantine";
 inline constexpr int kStoreFormat = 1;
 

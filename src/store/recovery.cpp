@@ -92,11 +92,12 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
   if (name && name->first_ns != meta.first_ts) {
     std::string to =
         (base.parent_path() / segment_base_name({meta.seq, meta.first_ts, name->linktype})).string();
+    // A refused sidecar under the old name goes first: a sidecar is never left without its pcap.
+    std::error_code ec;
+    std::filesystem::remove(seg.idx_path(), ec);
     if (::rename(seg.pcap_path().c_str(), (to + ".pcap").c_str()) != 0)
       throw std::runtime_error(
           fmt::format("cannot rename {} to {}.pcap: {}", seg.pcap_path(), to, std::strerror(errno)));
-    std::error_code ec;
-    std::filesystem::remove(seg.idx_path(), ec);  // a refused sidecar under the old name
     seg.base = to;
   }
   res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, directory, offsets, builder.finish_postings());

@@ -11,7 +11,9 @@
 
 #include "store/layout.h"
 #include "store/recovery.h"
+#include "store/sidecar.h"
 #include "util/file_io.h"
+#include "util/timespec.h"
 
 namespace fs = std::filesystem;
 
@@ -128,6 +130,28 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
     else if (!verified_.known(seg.idx_path()))
       verified_.add(seg.idx_path());
     kept.push_back(std::move(seg));
+  }
+  // A sidecar whose pcap is missing indexes nothing: it is set aside (never deleted, and its
+  // sequence number is not given again), saying what was lost.
+  for (auto& seg : cat.missing) {
+    uint64_t& next = report.next_seq[seg.cls];
+    next = std::max(next, seg.meta.seq + 1);
+    std::string lost = "its packets are lost";
+    try {
+      SegmentMeta m = read_sidecar_meta(seg.idx_path());
+      lost = fmt::format("its {} packets, {} to {}, are lost", m.packets, util::format_time(m.first_ts),
+                         util::format_time(m.last_ts));
+    } catch (const std::exception&) {
+    }
+    try {
+      report.problems.push_back(
+          fmt::format("{} is missing ({}): its sidecar, which indexes nothing now, "
+                      "is moved to {}",
+                      seg.pcap_path(), lost, quarantine(seg)));
+    } catch (const std::exception& e) {
+      report.problems.push_back(fmt::format("{} is missing ({}): its sidecar {} is left as it is ({})",
+                                            seg.pcap_path(), lost, seg.idx_path(), e.what()));
+    }
   }
   save_verified();
   return kept;

@@ -1,7 +1,8 @@
 """Damage inside a sealed segment: a sidecar damaged past its header is rebuilt by the next tm record; a
 damaged record header in a pcap whose index is intact costs that record only (the index's offsets find the
 others), and is reported rather than returned with a wrong length. A segment without sidecar (what a crash
-leaves) is scanned up to a record tm never writes, reported with its offset, and left as it is by recovery."""
+leaves) is scanned up to a record tm never writes, reported with its offset, and left as it is by recovery; a
+sidecar whose pcap is lost is reported as a missing segment."""
 import os
 import re
 import struct
@@ -184,6 +185,27 @@ class UnindexedSegment(StoreTest):
         got2, err2 = self.answer()
         self.assertIn("damaged record at offset %d" % self.offs[bad], err2)
         self.expect_answered(got2, bad)
+
+
+class SegmentPcapLost(StoreTest):
+    def test_a_sidecar_without_its_pcap_is_a_missing_segment(self):
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none", "--segment-size", "128k")
+        seg = store_segments(self.store)[1]
+        idx = seg[:-5] + ".idx"
+        n = len(read_pcap(seg))
+        os.remove(seg)
+        p = tm("query", "--store", self.store, "--count")
+        self.assertIn("%s: missing (its sidecar %s is there)" % (seg, idx), p.stderr.decode())
+        p = tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"))
+        err = p.stderr.decode()
+        self.assertNotIn("not written by tm", err)
+        moved = os.path.join(self.store, "quarantine", "default", os.path.basename(idx))
+        self.assertIn("%s is missing (its %d packets" % (seg, n), err)
+        self.assertIn("moved to %s" % moved, err)
+        self.assertTrue(os.path.exists(moved), "set aside, not deleted")
+        self.assertFalse(os.path.exists(idx))
+        p = tm("query", "--store", self.store, "--count")
+        self.assertNotIn("warning", p.stderr.decode(), "reported once set aside")
 
 
 if __name__ == "__main__":

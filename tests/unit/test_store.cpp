@@ -808,6 +808,24 @@ TEST(Recovery, LeavesADamagedSegmentAsItIs) {
   EXPECT_TRUE(fs::exists(base + ".idx"));
 }
 
+// A sidecar whose pcap is missing is no foreign file: the catalog lists it as a missing segment.
+TEST(Catalog, SidecarWithoutItsPcapIsAMissingSegment) {
+  TempDir d;
+  std::string base = unsealed_segment(d.p, 2);
+  store::Catalog cat = store::Catalog::scan(d.p.string());
+  store::recover_segment(cat.segments[0]);
+  fs::remove(base + ".pcap");
+  for (auto depth : {store::Catalog::Depth::kHeaders, store::Catalog::Depth::kNames}) {
+    cat = store::Catalog::scan(d.p.string(), depth);
+    EXPECT_TRUE(cat.segments.empty());
+    EXPECT_TRUE(cat.foreign.empty());
+    ASSERT_EQ(cat.missing.size(), 1u);
+    EXPECT_EQ(cat.missing[0].base, base);
+    EXPECT_EQ(cat.missing[0].meta.seq, 2u);
+    EXPECT_EQ(cat.missing[0].cls, "default");
+  }
+}
+
 TEST(DiskRing, MaxAgeOnTheRingsClockKeptAfterEviction) {
   // Files that are not there: evicting them is no error. The clock is the newest last_ts added.
   store::DiskRing ring({".idx", ".pcap"});
