@@ -176,6 +176,11 @@ bool flag_param(const httplib::Request& req, const char* name) {
   return v == "1" || v == "true" || v == "yes";
 }
 
+void form_params(const httplib::Request& req) {
+  if (req.get_header_value("Content-Type") != kDeferredFormType) return;
+  httplib::detail::parse_query_text(req.body, const_cast<httplib::Request&>(req).params);
+}
+
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s) {
   HttpLimits limits;
@@ -202,6 +207,18 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
     if (!res.body.empty()) return;
     if (res.status == 404)
       json_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
+    else if (res.status == 414)  // (httplib answers it before it parses the request: no path)
+      json_error(res, 414,
+                 fmt::format("request URI too long: the request line is limited to {} bytes; send the "
+                             "parameters in a POST body instead (a form or JSON, up to {} bytes): POST "
+                             "/api/v1/query, /api/v1/count, /api/v1/explain and /api/v1/download take "
+                             "the parameters of their GET",
+                             kMaxRequestLine, HttpLimits{}.max_body_bytes));
+    else if (res.status == 400)  // (by httplib, which reads no further: routes' 400s have a body)
+      json_error(res, 400,
+                 fmt::format("malformed request: httplib could not read its header (each header line is "
+                             "limited to {} bytes)",
+                             kMaxRequestLine));
     else
       json_error(res, res.status, fmt::format("HTTP {}", res.status));
   });

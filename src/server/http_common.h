@@ -69,6 +69,11 @@ bool const_time_equal(const std::string& a, const std::string& b);
 std::string param(const httplib::Request& req, const char* name);
 bool flag_param(const httplib::Request& req, const char* name);
 
+// A form body's parameters (application/x-www-form-urlencoded, which http_limits.cpp has
+// httplib read as a plain body: up to the body limit, not httplib's 8 KiB) join the query
+// string's in req.params. Every POST route calls it first (routes.cpp: post()).
+void form_params(const httplib::Request& req);
+
 // Refuses a parameter the route does not take (ApiError 400 "unknown parameter 'X' for GET
 // PATH (it takes: ...)"), not ignoring it: an ignored `flow=` once streamed the whole TCP
 // traffic. Every route calls it, with the names it takes.

@@ -434,6 +434,16 @@ bool check_request_limits(const httplib::Request& req, httplib::Response& res, c
   }
   bool reads_body = is_method(req, {"POST", "PUT", "PATCH", "DELETE"});
   if (length > 0 && !reads_body) close_after_answer();  // a GET's body: never read, never parsed
+  // A form body: read by httplib as a plain one (its own form limit is 8 KiB, answered with a
+  // bare 413), parsed by the route (form_params): forms are taken up to max_body_bytes too.
+  if (reads_body) {
+    auto ct = const_cast<httplib::Request&>(req).headers.find("Content-Type");
+    if (ct != req.headers.end()) {
+      std::string v = ct->second.substr(0, 33);
+      std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (v == "application/x-www-form-urlencoded") ct->second = kDeferredFormType;
+    }
+  }
 
   // Text: the path (decoded) and every query parameter.
   auto bad = [&](const std::string& what, const std::string& why) {

@@ -106,6 +106,18 @@ void close_after_answer();
 // it while no server runs.
 void set_cut_hook_for_test(std::function<void(int)> hook);
 
+// A form body (application/x-www-form-urlencoded) is read by httplib as a plain body, under
+// this Content-Type, which check_request_limits gives it: httplib 0.11.4 (a shared library:
+// its CPPHTTPLIB_FORM_URL_ENCODED_PAYLOAD_MAX_LENGTH cannot be raised) refuses a form over
+// 8 KiB with a bare 413, while the body limit here is max_body_bytes. The routes parse it
+// (form_params, http_common.h).
+inline constexpr const char* kDeferredFormType = "application/x-tm-deferred-form";
+
+// httplib's own limit on the request line (CPPHTTPLIB_REQUEST_URI_MAX_LENGTH in the shared
+// library): a longer one is answered 414 before it is parsed. Each header line has the same
+// limit (CPPHTTPLIB_HEADER_MAX_LENGTH): a longer one is a 400.
+inline constexpr size_t kMaxRequestLine = 8192;
+
 // The text checks: "" when `s` is valid UTF-8 without NUL bytes, else why not.
 std::string text_problem(const std::string& s);
 

@@ -52,6 +52,21 @@ int flag(const std::string& v, const char* name) {
   throw BadRequest(fmt::format("{}: expected true or false", name));
 }
 
+// A POST route: its form body's parameters first join the query string's (form_params).
+void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handler h) {
+  s.Post(pattern, [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+    form_params(req);
+    h(req, res);
+  });
+}
+
+// A packet query's route, as GET and as POST (its parameters in a form or JSON body: a filter
+// longer than the request line's limit).
+void get_and_post(httplib::Server& s, const std::string& pattern, const httplib::Server::Handler& h) {
+  s.Get(pattern, h);
+  post(s, pattern, h);
+}
+
 // Admits a request of `a`'s kind and opens its answer (when refused: released, rethrown); the
 // answer's headers go into `res`. The caller releases `a` once the answer has ended.
 template <typename Open>
@@ -94,11 +109,27 @@ std::string download_name(const std::string& filter, const std::string& from, co
   return n;
 }
 
-// A packet query's parameters (query, count, explain: each route checks which it takes).
+// A packet query's parameters (query, count, explain, download: each route checks which it
+// takes, only_params): the query string's and a form body's, then a JSON body's members.
 QueryRequest query_request(const httplib::Request& req) {
-  return QueryRequest{
+  QueryRequest q{
       param(req, "filter"),           param(req, "from"),         param(req, "to"),    classes_of(req),
       flag_param(req, "require_all"), param(req, "community_id"), param(req, "format")};
+  if (json j = body_object(req); !j.is_null()) {
+    for (auto [key, dst] :
+         {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
+          std::pair{"community_id", &q.community_id}, std::pair{"format", &q.format}})
+      *dst = json_string(j, key, *dst);
+    if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
+    if (auto it = j.find("class"); it != j.end() && !it->is_null()) {
+      json list = it->is_array() ? *it : json::array({*it});
+      for (auto& c : list) {
+        if (!c.is_string()) throw BadRequest("class: expected a string or an array of strings");
+        q.classes.push_back(c.get<std::string>());
+      }
+    }
+  }
+  return q;
 }
 
 }  // namespace
@@ -226,18 +257,18 @@ void HttpApi::query_routes() {
   auto& s = *svr_;
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
-  s.Get("/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
+  get_and_post(s, "/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
     stream_query(res, query_request(req));
   });
   download_routes();
 
   // The plan of a filter (tm query --explain's, without running it), and a query's count.
-  s.Get("/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
+  get_and_post(s, "/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "class"});
     reply(res, svc_.explain(query_request(req)), 2);
   });
-  s.Get("/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
+  get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);
     only_params(req, {"filter", "from", "to", "class", "require_all", "community_id"});
     QueryRequest q = query_request(req);
@@ -292,23 +323,9 @@ void HttpApi::query_routes() {
 // credential, exempted in http_common.cpp) streams that query's answer as /api/v1/query would.
 void HttpApi::download_routes() {
   auto& s = *svr_;
-  s.Post("/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
+  post(s, "/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
     QueryRequest q = query_request(req);
-    if (json j = body_object(req); !j.is_null()) {
-      for (auto [key, dst] :
-           {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
-            std::pair{"community_id", &q.community_id}, std::pair{"format", &q.format}})
-        *dst = json_string(j, key, *dst);
-      if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
-      if (auto it = j.find("class"); it != j.end() && !it->is_null()) {
-        json list = it->is_array() ? *it : json::array({*it});
-        for (auto& c : list) {
-          if (!c.is_string()) throw BadRequest("class: expected a string or an array of strings");
-          q.classes.push_back(c.get<std::string>());
-        }
-      }
-    }
     svc_.explain(q);  // a bad filter is refused now, not when the browser fetches the ticket
     std::string name = download_name(q.filter, q.from, q.to);
     std::string t = tickets_.issue(std::move(q));
@@ -337,7 +354,7 @@ void HttpApi::download_routes() {
 // {"filter": ..., "suspend_cutoff": true, "suspend_timeout": false}.
 void HttpApi::state_routes() {
   auto& s = *svr_;
-  s.Post("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+  post(s, "/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"host", "class", "for"});
     ClassRequest r{param(req, "host"), param(req, "class"), param(req, "for")};
     if (json j = body_object(req); !j.is_null()) {
@@ -365,7 +382,7 @@ void HttpApi::state_routes() {
     ConnectionsRequest r{param(req, "filter"), param_u64(req, "top", SIZE_MAX)};
     reply(res, svc_.connections(r), 2);
   });
-  s.Post("/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
+  post(s, "/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "suspend_cutoff", "suspend_timeout"});
     ControlRequest r{param(req, "filter"), flag(param(req, "suspend_cutoff"), "suspend_cutoff"),
                      flag(param(req, "suspend_timeout"), "suspend_timeout")};

@@ -220,6 +220,52 @@ class Limits(test_daemon.Serve):
         self.assertEqual(m["tm_http_bad_text_total"][0][1], 5)
         self.alive("bad text")
 
+    def long_filter(self, name, repeat):
+        """A file holding "host 10.0.0.1 or ... or tcp" (host 10.0.0.1 is in no packet)."""
+        f = self.path(name)
+        with open(f, "w") as out:
+            out.write("host 10.0.0.1 or " * repeat + "tcp")
+        return f
+
+    def test_form_bodies_taken_up_to_the_body_limit(self):
+        """A form body over 8 KiB was a bare 413 "HTTP 413" (httplib's own form limit), where a
+        JSON body is taken up to 1 MiB (the web page posts a form)."""
+        self.start_serve()
+        f = self.long_filter("f.txt", 600)  # 10 KB
+        code, body = self.curl("/api/v1/download", "-X", "POST", "--data-urlencode", "filter@" + f)
+        self.assertEqual(code, 200, body)
+        code, by_ticket = self.curl(json.loads(body)["url"])
+        self.assertEqual(code, 200)
+        self.assertEqual(by_ticket, self.curl("/api/v1/query?filter=tcp")[1])
+        # Over the body limit: the 413 names the size and the limit.
+        big = self.long_filter("big.txt", 70000)
+        code, body = self.curl("/api/v1/download", "-X", "POST", "--data-urlencode", "filter@" + big)
+        self.assertEqual(code, 413)
+        self.assertIn("(limit 1048576)", json.loads(body)["error"])
+        self.alive("form bodies")
+
+    def test_uri_too_long_says_so_and_post_takes_the_filter(self):
+        """A URI over 8 KiB was a bare 414 "HTTP 414", and no route but /api/v1/download took
+        the filter in a body."""
+        self.start_serve()
+        f = self.long_filter("f.txt", 600)
+        code, body = self.curl("/api/v1/count", "-G", "--data-urlencode", "filter@" + f)
+        self.assertEqual(code, 414)
+        err = json.loads(body)["error"]
+        for words in ("URI too long", "8192", "POST"):
+            self.assertIn(words, err)
+        code, tcp = self.curl("/api/v1/count?filter=tcp")
+        code, body = self.curl("/api/v1/count", "--data-urlencode", "filter@" + f)
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(body)["packets"], json.loads(tcp)["packets"])
+        with open(f) as x:
+            code, body = self.curl("/api/v1/explain", "-H", "Content-Type: application/json",
+                                   "--data-binary", json.dumps({"filter": x.read()}))
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(body)["kind"], "indexed")
+        self.alive("long URI")
+
+
 
 if __name__ == "__main__":
     unittest.main()
