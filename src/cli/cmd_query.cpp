@@ -45,8 +45,14 @@ class OutFile {
 
 // --explain --server: the server's plan of the filter (its /api/v1/explain, the same plan
 // --store prints, without the store's figures); a tm frontend adds which workers it would ask.
-int explain_remote(const server::ClientOptions& c, const std::string& filter) {
-  auto r = server::api_get(c, "/api/v1/explain", {{"filter", filter}}, nullptr);
+// The time range and classes go with it: the server checks them as it checks a query's.
+int explain_remote(const server::ClientOptions& c, const std::string& filter, const std::string& from,
+                   const std::string& to, const std::vector<std::string>& classes) {
+  server::Params p{{"filter", filter}};
+  if (!from.empty()) p.emplace("from", from);
+  if (!to.empty()) p.emplace("to", to);
+  for (auto& cl : classes) p.emplace("class", cl);
+  auto r = server::api_get(c, "/api/v1/explain", p, nullptr);
   if (r.status == 404)
     throw std::runtime_error(c.url + " has no /api/v1/explain (an older tm): --explain needs --store there");
   if (r.status == 400) {
@@ -118,7 +124,8 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
     q.text = filter_text(o->filter);
-    if (!o->server.url.empty() && o->explain) return explain_remote(o->server, q.text);
+    if (!o->server.url.empty() && o->explain)
+      return explain_remote(o->server, q.text, o->from, o->to, o->classes);
     if (!o->server.url.empty() && o->flow_id) throw std::runtime_error("--flow needs --store");
     if (o->flow_id) {
       // A flow is its endpoints, ports and protocol over its lifetime.

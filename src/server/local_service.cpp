@@ -251,11 +251,20 @@ Reply LocalService::count(const QueryRequest& q, const StopCheck& stop) {
   return {json{{"packets", s->packets}, {"summary", summary}, {"warnings", std::move(warnings)}}, s->headers};
 }
 
-std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
+// A packet query's request checked and parsed, for the answer (open_packets) and for its plan
+// (explain) alike: format, Community ID, filter, times and their order, classes.
+struct LocalService::PacketQuery {
+  query::QuerySpec q;
   std::optional<util::pcap::Output> forced;
+  bool no_connection = false;  // a Community ID that no flow record has: an empty answer
+  store::Catalog cat;          // (names only) scanned after the live writer's flush, when `sync`
+};
+
+LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool sync) const {
+  PacketQuery p;
   if (!r.format.empty()) {
-    forced = util::pcap::parse_output(r.format);
-    if (!forced)
+    p.forced = util::pcap::parse_output(r.format);
+    if (!p.forced)
       refuse(fmt::format("--format: '{}' is not pcap or pcapng", r.format),
              fmt::format("format: '{}' is not pcap or pcapng", r.format));
   }
@@ -269,20 +278,39 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   } catch (const std::invalid_argument& e) {
     throw BadRequest(e.what());
   }
-  query::QuerySpec q = spec(filter, r.from, "from", r.to, true);
-  if (!r.community_id.empty() && conns.empty())
+  p.q = spec(filter, r.from, "from", r.to, true);
+  if (!r.community_id.empty() && conns.empty()) {
+    p.no_connection = true;
+    return p;
+  }
+  p.q.classes = r.classes;
+  if (sync && o_.live && !o_.live->sync())
+    spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
+  // Names only: the executor checks each sidecar it opens (and skips by its time range).
+  p.cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
+  for (auto& c : p.q.classes)
+    if (std::find(p.cat.classes.begin(), p.cat.classes.end(), c) == p.cat.classes.end())
+      refuse(fmt::format("no class '{}' in store {}", c, o_.store),
+             fmt::format("no class '{}' in the store", c));
+  return p;
+}
+
+// The plan of the filter, once the request is checked as a query checks it (a bad time, a
+// time range backwards, an unknown class: refused here as there).
+Reply LocalService::explain(const QueryRequest& r) {
+  packet_query(r, false);
+  return Service::explain(r);
+}
+
+std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
+  PacketQuery p = packet_query(r, true);
+  query::QuerySpec& q = p.q;
+  std::optional<util::pcap::Output>& forced = p.forced;
+  if (p.no_connection)
     return std::make_unique<QueryStream>(
         store::Catalog{}, std::move(q), o_.write_chunk, forced.value_or(util::pcap::Output::kPcap),
         fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id));
-  q.classes = r.classes;
-  if (o_.live && !o_.live->sync())
-    spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
-  // Names only: the executor checks each sidecar it opens (and skips by its time range).
-  store::Catalog cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
-  for (auto& c : q.classes)
-    if (std::find(cat.classes.begin(), cat.classes.end(), c) == cat.classes.end())
-      refuse(fmt::format("no class '{}' in store {}", c, o_.store),
-             fmt::format("no class '{}' in the store", c));
+  store::Catalog& cat = p.cat;
   // The link types of the segments the query may read (by class, and by time as far as the
   // names tell: a segment's name holds its first timestamp): more than one, and the answer is
   // a pcapng unless the request says otherwise. A tm frontend reads them from the header.

@@ -48,8 +48,14 @@ class LocalService : public Service {
   Reply history() override;
   // Counts without building the answer (no copy of a packet); the same count as Service::count.
   Reply count(const QueryRequest& q, const StopCheck& stop) override;
+  // Service::explain, the request checked first as open_query checks it.
+  Reply explain(const QueryRequest& q) override;
 
  private:
+  struct PacketQuery;
+  // A packet query's request checked and parsed (open_packets and explain); `sync`: the live
+  // writer flushes first (the answer's catalog then holds the packets still in RAM).
+  PacketQuery packet_query(const QueryRequest& r, bool sync) const;
   // open_query's stream, which can also only count.
   std::unique_ptr<QueryStream> open_packets(const QueryRequest& r);
   // filter, times and classes -> a query; errors named as o_.naming says. `check_order`:

@@ -265,6 +265,23 @@ class Limits(test_daemon.Serve):
         self.assertEqual(json.loads(body)["kind"], "indexed")
         self.alive("long URI")
 
+    def test_explain_checks_the_request_as_a_query_does(self):
+        """/api/v1/explain answered 200 to a bad time, a time range backwards and an unknown
+        class, which /api/v1/query and tm query --store --explain refuse."""
+        self.start_serve()
+        for path, start in (("/api/v1/explain?filter=tcp&from=abc", "from: "),
+                            ("/api/v1/explain?filter=tcp&to=abc", "to: "),
+                            ("/api/v1/explain?filter=tcp&class=nosuch", "no class 'nosuch'"),
+                            ("/api/v1/explain?filter=tcp&from=2026-01-02&to=2026-01-01", "from is after to")):
+            code, body = self.curl(path)
+            self.assertEqual(code, 400, path)
+            self.assertTrue(json.loads(body)["error"].startswith(start), (path, body))
+        self.assertEqual(self.curl("/api/v1/explain?filter=tcp&class=default&from=1h%20ago")[0], 200)
+        # tm query --explain sends the time range and classes with --server too.
+        p = self.tm("query", "--server", self.url, "--explain", "--from", "abc", "tcp", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"from: ", p.stderr)
+        self.alive("explain")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,19 @@
 // their time limit, the transport's counters; and how a LocalService names its errors.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "served_api.h"
 #include "server/local_service.h"
 #include "server/routes.h"
+#include "store/catalog.h"
 
 namespace tmach::server {
 namespace {
@@ -283,6 +289,32 @@ TEST(LocalServiceErrors, NamedAsOptionsOrAsParameters) {
   EXPECT_THROW(api.control({"tcp", 1, -1}), Conflict);
   EXPECT_THROW(api.open_subscription({"tcp", "", "", {}, false}), Conflict);
   EXPECT_EQ(api.health().body["live"], false);
+}
+
+// /api/v1/explain checked only the filter: a bad time, a time range backwards and an unknown
+// class were answered 200 where the query refuses them. It checks them as the query does.
+TEST(LocalServiceErrors, ExplainChecksTheRequestAsTheQueryDoes) {
+  auto dir = std::filesystem::temp_directory_path() / ("tm-explain-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "default");
+  std::ofstream(dir / "STORE") << store::store_marker_text();
+  LocalOptions o;
+  o.store = dir.string();
+  o.naming = LocalOptions::Naming::kParameters;
+  LocalService api(o);
+  EXPECT_EQ(api.explain({"tcp", "1h ago", "", {"default"}, false, "", ""}).body["kind"], "indexed");
+  for (auto [from, to, cls, why] :
+       {std::tuple{"abc", "", "", "from: "}, std::tuple{"", "tomorrow-ish", "", "to: "},
+        std::tuple{"2026-01-02", "2026-01-01", "", "from is after to"},
+        std::tuple{"", "", "nosuch", "no class 'nosuch' in the store"}}) {
+    try {
+      api.explain({"tcp", from, to, cls[0] ? std::vector<std::string>{cls} : std::vector<std::string>{},
+                   false, "", ""});
+      ADD_FAILURE() << "explain took " << from << " " << to << " " << cls;
+    } catch (const BadRequest& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(why, 0), 0u) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
