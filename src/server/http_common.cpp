@@ -61,6 +61,8 @@ ByteSink chunk_sink(httplib::DataSink& sink) {
 
 std::string param(const httplib::Request& req, const char* name) {
   if (!req.has_param(name)) return std::string();
+  if (size_t n = req.get_param_value_count(name); n > 1)
+    throw ApiError(400, fmt::format("{}: given {} times (it takes one value)", name, n));
   std::string v = req.get_param_value(name);
   if (std::string why = text_problem(v); !why.empty()) throw ApiError(400, fmt::format("{}: {}", name, why));
   return v;
@@ -171,9 +173,16 @@ void only_params(const httplib::Request& req, std::initializer_list<std::string_
     }
 }
 
-bool flag_param(const httplib::Request& req, const char* name) {
+std::optional<bool> bool_param(const httplib::Request& req, const char* name) {
   std::string v = param(req, name);
-  return v == "1" || v == "true" || v == "yes";
+  if (v.empty()) return std::nullopt;
+  if (v == "1" || v == "true" || v == "yes") return true;
+  if (v == "0" || v == "false" || v == "no") return false;
+  throw ApiError(400, fmt::format("{}: expected true or false (1, 0, true, false, yes, no)", name));
+}
+
+bool flag_param(const httplib::Request& req, const char* name) {
+  return bool_param(req, name).value_or(false);
 }
 
 void form_params(const httplib::Request& req) {

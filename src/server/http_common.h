@@ -64,10 +64,14 @@ void json_error(httplib::Response& res, int status, const std::string& msg,
 // Compares without an early exit (the length is not secret, the content is).
 bool const_time_equal(const std::string& a, const std::string& b);
 
-// A query (or form) parameter, or "" when absent; a flag parameter ("1", "true", "yes").
-// ApiError(400) "NAME: contains a NUL byte" / "NAME: not valid UTF-8".
+// A query (or form) parameter, or "" when absent. ApiError(400) "NAME: contains a NUL byte" /
+// "NAME: not valid UTF-8", and "NAME: given N times (it takes one value)": a second value is
+// not silently dropped (only `class` takes several: each route reads those itself).
 std::string param(const httplib::Request& req, const char* name);
-bool flag_param(const httplib::Request& req, const char* name);
+// A true/false parameter: 1, true, yes / 0, false, no; nullopt when absent or empty; else
+// ApiError(400) "NAME: expected true or false (1, 0, true, false, yes, no)".
+std::optional<bool> bool_param(const httplib::Request& req, const char* name);
+bool flag_param(const httplib::Request& req, const char* name);  // bool_param, false when absent
 
 // A form body's parameters (application/x-www-form-urlencoded, which http_limits.cpp has
 // httplib read as a plain body: up to the body limit, not httplib's 8 KiB) join the query

@@ -44,12 +44,10 @@ json body_object(const httplib::Request& req) {
   return json_body(req);
 }
 
-// true/false parameters: 1, 0, or -1 when absent.
-int flag(const std::string& v, const char* name) {
-  if (v.empty()) return -1;
-  if (v == "1" || v == "true" || v == "yes") return 1;
-  if (v == "0" || v == "false" || v == "no") return 0;
-  throw BadRequest(fmt::format("{}: expected true or false", name));
+// true/false parameters (bool_param): 1, 0, or -1 when absent.
+int flag(const httplib::Request& req, const char* name) {
+  std::optional<bool> b = bool_param(req, name);
+  return b ? (*b ? 1 : 0) : -1;
 }
 
 // A POST route: its form body's parameters first join the query string's (form_params).
@@ -384,8 +382,7 @@ void HttpApi::state_routes() {
   });
   post(s, "/api/v1/connections/control", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "suspend_cutoff", "suspend_timeout"});
-    ControlRequest r{param(req, "filter"), flag(param(req, "suspend_cutoff"), "suspend_cutoff"),
-                     flag(param(req, "suspend_timeout"), "suspend_timeout")};
+    ControlRequest r{param(req, "filter"), flag(req, "suspend_cutoff"), flag(req, "suspend_timeout")};
     if (json j = body_object(req); !j.is_null()) {
       r.filter = json_string(j, "filter", r.filter);
       for (auto [key, dst] :

@@ -283,6 +283,19 @@ class Limits(test_daemon.Serve):
         self.assertIn(b"from: ", p.stderr)
         self.alive("explain")
 
+    def test_repeated_parameters_and_bad_flags_refused(self):
+        """A second filter= was silently dropped (the answer of the first), require_all=maybe
+        taken as false."""
+        self.start_serve()
+        for path, error in (("/api/v1/query?filter=tcp&filter=udp", "filter: given 2 times (it takes one value)"),
+                            ("/api/v1/count?filter=tcp&require_all=maybe",
+                             "require_all: expected true or false (1, 0, true, false, yes, no)")):
+            code, body = self.curl(path)
+            self.assertEqual(code, 400, path)
+            self.assertEqual(json.loads(body)["error"], error)
+        self.assertEqual(self.curl("/api/v1/count?filter=tcp&require_all=no&class=default")[0], 200)
+        self.alive("parameters")
+
 
 if __name__ == "__main__":
     unittest.main()

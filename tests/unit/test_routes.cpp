@@ -243,6 +243,37 @@ TEST_F(Routes, UriTooLongSaysSoAndPostTakesTheFilter) {
   EXPECT_EQ(json::parse(r->body)["kind"], "indexed");
 }
 
+// A second value of a single-valued parameter was silently dropped, and a flag took any word
+// ("maybe" as false): both are 400s naming the parameter.
+TEST_F(Routes, RepeatedParametersAndBadFlagsRefusedNamingThem) {
+  start();
+  auto c = client();
+  auto error_of = [&](const char* path) {
+    auto r = c.Get(path);
+    EXPECT_TRUE(r);
+    if (!r) return std::string();
+    EXPECT_EQ(r->status, 400) << path;
+    return json::parse(r->body)["error"].get<std::string>();
+  };
+  EXPECT_EQ(error_of("/api/v1/query?filter=tcp&filter=udp"), "filter: given 2 times (it takes one value)");
+  EXPECT_EQ(error_of("/api/v1/count?filter=tcp&from=1h%20ago&from=2h%20ago"),
+            "from: given 2 times (it takes one value)");
+  EXPECT_EQ(error_of("/api/v1/query?filter=tcp&require_all=maybe"),
+            "require_all: expected true or false (1, 0, true, false, yes, no)");
+  EXPECT_EQ(error_of("/api/v1/flows?top=1&top=2"), "top: given 2 times (it takes one value)");
+  auto r = c.Post("/api/v1/connections/control?filter=tcp&suspend_cutoff=maybe", "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"],
+            "suspend_cutoff: expected true or false (1, 0, true, false, yes, no)");
+  // Still taken: several classes, and the flag's words.
+  r = c.Get("/api/v1/query?filter=tcp&class=a&class=b&require_all=no");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_FALSE(svc.last_query.require_all);
+  EXPECT_EQ(svc.last_query.classes.size(), 2u);
+}
+
 TEST(ServiceErrors, ThrowForStatusGivesTheKind) {
   EXPECT_THROW(throw_for_status(400, "x"), BadRequest);
   EXPECT_THROW(throw_for_status(404, "x"), NotFound);
