@@ -39,6 +39,23 @@ bool report_missing_workers(const ClientOptions& c, const ClientResult& r, const
   return complete;
 }
 
+// After a pcap answer: the warnings the server found while it wrote it (a filter libpcap cannot
+// compile for a link type, a damaged index), which the pcap had no room for: the answer's
+// X-TM-Answer-Id names them (GET /api/v1/answers/ID). An older server sends no such header.
+void report_answer_warnings(const ClientOptions& c, const ClientResult& r, const Warn& warn) {
+  std::string id = r.header("X-TM-Answer-Id");
+  if (id.empty()) return;
+  auto a = api_get(c, "/api/v1/answers/" + id, {}, nullptr);
+  auto j = nlohmann::json::parse(a.body, nullptr, false);
+  if (a.status != 200 || !j.is_object() || !j["warnings"].is_array()) {
+    warn("the server's warnings of this answer are unknown (" + (a.error.empty() ? "no answer" : a.error) +
+         ")");
+    return;
+  }
+  for (auto& w : j["warnings"])
+    if (w.is_string()) warn(w.get<std::string>());
+}
+
 // A packet query's parameters (format: only where the route takes it).
 Params query_params(const QueryRequest& q, bool with_format) {
   Params p{{"filter", q.filter}};
@@ -61,6 +78,7 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
   // A tm frontend names the workers missing from the answer (cluster/frontend.h).
   bool complete = report_missing_workers(c_, r, warn);
   if (!r.error.empty()) throw std::runtime_error(r.error);
+  report_answer_warnings(c_, r, warn);
   if (q.require_all && !complete)
     throw std::runtime_error("--require-all: the answer is missing workers (see above)");
   return fmt::format("answered by {} in {:.1f} ms; written as {}", c_.url,

@@ -213,10 +213,17 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
     std::string filter;
     clk::time_point t0 = clk::now();
     bool ok = false;
+    uint64_t id = 0;                    // X-TM-Answer-Id
+    std::vector<std::string> warnings;  // kept for GET /api/v1/answers/ID
   };
   auto ctx = std::make_shared<Ctx>();
   ctx->filter = q.filter;
   ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
+  {
+    std::lock_guard lk(answers_mu_);
+    ctx->id = next_answer_++;
+  }
+  res.set_header("X-TM-Answer-Id", std::to_string(ctx->id));
   res.set_header("Content-Disposition",
                  fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
   queries_++;
@@ -229,11 +236,15 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
           if (clk::now() - ctx->t0 > limit) return "time limit";
           return "";
         };
-        auto warn = [ctx](const std::string& w) { spdlog::warn("query '{}': {}", ctx->filter, w); };
+        auto warn = [ctx](const std::string& w) {
+          spdlog::warn("query '{}': {}", ctx->filter, w);
+          ctx->warnings.push_back(w);
+        };
         try {
           ctx->stream->run(chunk_sink(sink), warn, stop);
           query_packets_ += ctx->stream->packets;
           ctx->ok = true;
+          keep_warnings(ctx->id, std::move(ctx->warnings));  // before the last chunk: the client asks next
           sink.done();
           return true;
         } catch (const Cancelled& e) {
@@ -244,11 +255,24 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
         return false;  // the client sees an incomplete answer
       },
       [this, ctx](bool) {
+        if (!ctx->ok) keep_warnings(ctx->id, std::move(ctx->warnings));
         ctx->stream.reset();
         queries_admit_.release();
         if (!ctx->ok) query_errors_++;
         observe_latency(std::chrono::duration<double>(clk::now() - ctx->t0).count());
       });
+}
+
+void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings) {
+  constexpr size_t kMax = 100;  // per answer (one per damaged segment could be thousands)
+  if (warnings.size() > kMax) {
+    size_t more = warnings.size() - kMax;
+    warnings.resize(kMax);
+    warnings.push_back(fmt::format("... and {} more warnings (in the server's log)", more));
+  }
+  std::lock_guard lk(answers_mu_);
+  answers_.emplace_back(id, std::move(warnings));
+  while (answers_.size() > kKeptAnswers) answers_.pop_front();
 }
 
 void HttpApi::query_routes() {
@@ -260,6 +284,16 @@ void HttpApi::query_routes() {
     stream_query(res, query_request(req));
   });
   download_routes();
+  // The warnings of a packet answer (its X-TM-Answer-Id), once it has ended.
+  s.Get(R"(/api/v1/answers/(\d{1,19}))", [this](const httplib::Request& req, httplib::Response& res) {
+    only_params(req, {});
+    uint64_t id = std::stoull(req.matches[1].str());
+    std::lock_guard lk(answers_mu_);
+    for (auto& [n, w] : answers_)
+      if (n == id) return reply(res, {json{{"id", id}, {"warnings", w}}, {}}, -1);
+    throw NotFound(fmt::format("no answer {} (still being written, or forgotten: the last {} are kept)", id,
+                               kKeptAnswers));
+  });
 
   // The plan of a filter (tm query --explain's, without running it), and a query's count.
   get_and_post(s, "/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {

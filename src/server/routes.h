@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -52,6 +53,8 @@ class HttpApi {
   void query_routes();
   void download_routes();
   void stream_query(httplib::Response& res, QueryRequest q);
+  // A packet answer's warnings, kept for its client to ask for (GET /api/v1/answers/ID).
+  void keep_warnings(uint64_t id, std::vector<std::string> warnings);
   void state_routes();
   void subscribe_routes();
   void web_routes();
@@ -64,6 +67,13 @@ class HttpApi {
   DownloadTickets tickets_;                                        // /api/v1/download
   Admission subs_admit_{"subscriptions", o_.max_subscriptions};    // /subscribe
   std::atomic<uint64_t> queries_{0}, query_errors_{0}, flow_queries_{0};
+  // The warnings of the last packet answers (a pcap answer has no room for them, and httplib
+  // 0.11.4 sends no trailer): the answer's X-TM-Answer-Id names them, for the client to fetch
+  // once the answer has ended (tm query --server -w prints them as --store does).
+  static constexpr size_t kKeptAnswers = 1024;
+  std::mutex answers_mu_;
+  uint64_t next_answer_ = 1;
+  std::deque<std::pair<uint64_t, std::vector<std::string>>> answers_;  // oldest first
   std::atomic<uint64_t> query_packets_{0}, subs_total_{0}, http_requests_{0};
   std::mutex lat_mu_;
   std::vector<double> lat_bounds_ = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};

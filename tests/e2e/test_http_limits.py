@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_daemon  # noqa: E402
-from tmtest import corpus_files, record  # noqa: E402
+from tmtest import corpus, corpus_files, record  # noqa: E402
 
 QUERY_TIMEOUT = 4
 
@@ -295,6 +295,25 @@ class Limits(test_daemon.Serve):
             self.assertEqual(json.loads(body)["error"], error)
         self.assertEqual(self.curl("/api/v1/count?filter=tcp&require_all=no&class=default")[0], 200)
         self.alive("parameters")
+
+    def test_query_warnings_reach_the_client_of_a_pcap_answer(self):
+        """A filter libpcap cannot compile for a link type of the store (NFLOG): tm query --store
+        -w and --server --count warn, --server -w did not (the pcap answer had no room for it)."""
+        shutil.rmtree(self.store)
+        record(self.store, [corpus("mixed", "ssh.pcap"), corpus("link", "rotation.pcap")], "--cutoff", "none")
+        self.start_serve()
+        flt = "ether host 00:00:00:00:00:00"
+        warnings = {}
+        for how in (["--store", self.store, "-w", self.path("a.pcap")],
+                    ["--server", self.url, "--count"],
+                    ["--server", self.url, "-w", self.path("b.pcap")]):
+            err = self.tm("query", *how, flt).stderr.decode()
+            warnings[how[0] + how[2]] = [l for l in err.splitlines() if "warning" in l]
+        self.assertTrue(warnings["--store-w"], warnings)
+        self.assertIn("link type", warnings["--store-w"][0])
+        self.assertEqual(warnings["--server-w"], warnings["--store-w"])
+        self.assertEqual(warnings["--server--count"], warnings["--store-w"])
+        self.alive("warnings")
 
 
 if __name__ == "__main__":

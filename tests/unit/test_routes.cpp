@@ -1,6 +1,7 @@
 // The HTTP routes written once over a Service (server/routes.h): requests built from
 // parameters and JSON bodies, ServiceError into status and JSON error, streamed answers and
 // their time limit, the transport's counters; and how a LocalService names its errors.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <tuple>
 
 #include "served_api.h"
+#include "server/http_service.h"
 #include "server/local_service.h"
 #include "server/routes.h"
 #include "store/catalog.h"
@@ -26,10 +28,11 @@ using nlohmann::json;
 class FakeStream : public Stream {
  public:
   explicit FakeStream(size_t n) : n_(n) {}
-  std::string run(const ByteSink& out, const Warn&, const StopCheck& stop) override {
+  std::string run(const ByteSink& out, const Warn& warn, const StopCheck& stop) override {
     if (n_) {
       std::string s(n_, 'x');
       out(s.data(), s.size());
+      warn("found while writing");  // (as a filter libpcap cannot compile for a link type)
       packets = 3;
       return "done";
     }
@@ -272,6 +275,35 @@ TEST_F(Routes, RepeatedParametersAndBadFlagsRefusedNamingThem) {
   EXPECT_EQ(r->status, 200);
   EXPECT_FALSE(svc.last_query.require_all);
   EXPECT_EQ(svc.last_query.classes.size(), 2u);
+}
+
+// The warnings found while a pcap answer was written reached the server's log only: tm query
+// --server -w printed none (--store and --count do). The answer names them (X-TM-Answer-Id),
+// its client fetches them once it has ended (GET /api/v1/answers/ID) and warns as --store does.
+TEST_F(Routes, PcapAnswersWarningsReachTheClient) {
+  start();
+  auto c = client();
+  auto r = c.Get("/api/v1/query?filter=tcp");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  std::string id = r->get_header_value("X-TM-Answer-Id");
+  ASSERT_FALSE(id.empty());
+  r = c.Get(("/api/v1/answers/" + id).c_str());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["warnings"], json::array({"found while writing"}));
+  r = c.Get("/api/v1/answers/999999");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  // The CLI's client (tm query --server -w).
+  HttpService http(ClientOptions{fmt::format("http://127.0.0.1:{}", port)});
+  std::vector<std::string> warned;
+  std::string got;
+  http.query(
+      QueryRequest{"tcp", "", "", {}, false, "", ""}, [&](const char* d, size_t n) { got.append(d, n); },
+      [&](const std::string& w) { warned.push_back(w); });
+  EXPECT_EQ(got, "xxxxx");
+  EXPECT_EQ(warned, std::vector<std::string>{"found while writing"});
 }
 
 TEST(ServiceErrors, ThrowForStatusGivesTheKind) {
