@@ -296,7 +296,9 @@ TEST_F(Routes, PcapAnswersWarningsReachTheClient) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
   // The CLI's client (tm query --server -w).
-  HttpService http(ClientOptions{fmt::format("http://127.0.0.1:{}", port)});
+  ClientOptions co;
+  co.url = fmt::format("http://127.0.0.1:{}", port);
+  HttpService http(co);
   std::vector<std::string> warned;
   std::string got;
   http.query(
