@@ -30,6 +30,25 @@ struct Ctx {
   }
 };
 
+// No string of the file (no key either) may hold a NUL (\u0000): every consumer (libpcap's
+// filter compiler, paths, messages) would take it for the string's end, and use the rest of it
+// as if it were the whole (a class filter "tcp\u0000 and port 22" would take all TCP).
+void check_no_nul(const Ctx& ctx, const toml::node& n, const std::string& where) {
+  if (const auto* s = n.as_string()) {
+    if (s->get().find('\0') != std::string::npos)
+      ctx.fail(&n, where, "a string may not contain a NUL (\\u0000)");
+  } else if (const auto* t = n.as_table()) {
+    for (auto&& [k, v] : *t) {
+      std::string name = where.empty() ? std::string(k.str()) : where + "." + std::string(k.str());
+      if (k.str().find('\0') != std::string_view::npos)
+        ctx.fail(&v, where.empty() ? "(a key)" : where, "a key may not contain a NUL (\\u0000)");
+      check_no_nul(ctx, v, name);
+    }
+  } else if (const auto* a = n.as_array()) {
+    for (size_t i = 0; i < a->size(); ++i) check_no_nul(ctx, *a->get(i), fmt::format("{}[{}]", where, i));
+  }
+}
+
 void check_known(const Ctx& ctx, const toml::table& t, const std::string& where,
                  std::initializer_list<const char*> known) {
   for (auto&& [k, v] : t) {
@@ -181,6 +200,7 @@ void check_overlaps(const Ctx& ctx, Config& c, const std::vector<const toml::tab
 
 Config from_table(const toml::table& root, const std::string& file) {
   Ctx ctx{file};
+  check_no_nul(ctx, root, "");
   Config c;
   c.source_file = file;
   int threads_line = 0;  // capture.threads (0: not set)

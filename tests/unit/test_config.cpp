@@ -74,6 +74,13 @@ TEST(Config, ErrorsNameLineAndKey) {
             0u);
   EXPECT_NE(error_of("[[class]]\nname = \"x y\"\n").find("letters, digits"), std::string::npos);
   EXPECT_NE(error_of("[[class]]\nname = \"r\"\nram_budget = \"1k\"\n").find("ram_budget"), std::string::npos);
+  // A NUL in a string would cut it for every consumer (the filter "tcp" alone, a path's prefix).
+  EXPECT_EQ(error_of("[[class]]\nname = \"ssh\"\nfilter = \"tcp\\u0000 and port 22\"\n"),
+            "tm.toml:3: class[0].filter: a string may not contain a NUL (\\u0000)");
+  EXPECT_EQ(error_of("[store]\npath = \"a\\u0000b\"\n"),
+            "tm.toml:2: store.path: a string may not contain a NUL (\\u0000)");
+  EXPECT_EQ(error_of("[capture]\ninterfaces = [\"eth0\", \"e\\u0000\"]\n"),
+            "tm.toml:2: capture.interfaces[1]: a string may not contain a NUL (\\u0000)");
 }
 
 TEST(Classifier, FirstMatchByPrecedence) {
