@@ -46,12 +46,21 @@ LiveBackend::LiveBackend(const config::Config& cfg, store::StoreWriter& w,
   history_ = std::make_unique<RateHistory>([this] { return rate_sample(); }, std::chrono::seconds(10), 1080);
 }
 
+namespace {
+// A class's counters in a snapshot: zeros until a capture thread first published (every class
+// is in every answer and history sample from the start, so that they can be summed).
+const record::ClassCounters& class_counters(const record::RecorderTotals& t, size_t cls) {
+  static const record::ClassCounters kNone{};
+  return cls < t.cls.size() ? t.cls[cls] : kNone;
+}
+}  // namespace
+
 json LiveBackend::rate_sample() {
   std::lock_guard lk(mu_);
   const Snapshot snap = snapshot();
   json j{{"classes", json::object()}, {"kernel_dropped", snap.kernel_dropped + snap.iface_dropped}};
-  for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i) {
-    const auto& c = snap.t.cls[i];
+  for (size_t i = 0; i < cfg_.classes.size(); ++i) {
+    const auto& c = class_counters(snap.t, i);
     auto ci = static_cast<uint16_t>(i);
     j["classes"][cfg_.classes[i].name] = {{"seen_packets", c.seen_packets},
                                           {"seen_bytes", c.seen_bytes},
@@ -169,17 +178,17 @@ json LiveBackend::stats() {
                          {"kept_packets", share_.counts ? share_kept_ : snap.t.tot.packets},
                          {"other_workers_packets", share_.counts ? json(share_other_) : json(nullptr)}};
   }
-  for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i)
+  for (size_t i = 0; i < cfg_.classes.size(); ++i)
     j["classes"][cfg_.classes[i].name] =
-        record::class_json(cfg_.classes[i], snap.t.cls[i], writer_, static_cast<uint16_t>(i));
+        record::class_json(cfg_.classes[i], class_counters(snap.t, i), writer_, static_cast<uint16_t>(i));
   return j;
 }
 
 void LiveBackend::metrics(Metrics& m) {
   std::lock_guard lk(mu_);
   const Snapshot snap = snapshot();
-  for (size_t i = 0; i < cfg_.classes.size() && i < snap.t.cls.size(); ++i) {
-    const auto& c = snap.t.cls[i];
+  for (size_t i = 0; i < cfg_.classes.size(); ++i) {
+    const auto& c = class_counters(snap.t, i);
     const auto& w = writer_.stats(static_cast<uint16_t>(i));
     std::vector<std::pair<std::string, std::string>> l = {{"class", cfg_.classes[i].name}};
     auto d = [](uint64_t v) { return static_cast<double>(v); };
