@@ -64,10 +64,12 @@ Cell str(const std::string& s) {
 }
 Cell count(uint64_t v) { return {true, fmt::format("{}", v), v}; }
 Cell boolean(bool b) { return {true, b ? "T" : "F", b}; }
-// Zeek writes times and intervals with 6 decimals (microseconds).
+// Zeek writes times and intervals with 6 decimals (microseconds); its JSON the double of
+// seconds + microseconds / 1e6, so that a join of the two forms on `ts` holds (the double of
+// the nanoseconds differs below the microsecond: 1308930691.0350442 against .035044).
 Cell seconds(uint64_t ns) {
-  return {true, fmt::format("{}.{:06}", ns / 1000000000, ns % 1000000000 / 1000),
-          static_cast<double>(ns) / 1e9};
+  const uint64_t s = ns / 1000000000, us = ns % 1000000000 / 1000;
+  return {true, fmt::format("{}.{:06}", s, us), static_cast<double>(s) + static_cast<double>(us) / 1e6};
 }
 
 const char* zeek_proto(uint8_t p) {
@@ -96,9 +98,12 @@ std::vector<Cell> cells(const flow::FlowRow& row) {
   c.push_back(seconds(f.first_ts));
   c.push_back(str(zeek_uid(f.id)));
   c.push_back(str(f.orig.str()));
-  c.push_back(count(f.orig_port));
+  // Ports only where the protocol has them: Zeek's ICMP rows hold the type and code there,
+  // which tm's record (one for the whole exchange, of any types) does not know: unset.
+  const bool ports = f.proto == 6 || f.proto == 17 || f.proto == 132 || f.proto == 33;
+  c.push_back(ports ? count(f.orig_port) : unset());
   c.push_back(str(f.resp.str()));
-  c.push_back(count(f.resp_port));
+  c.push_back(ports ? count(f.resp_port) : unset());
   c.push_back(str(zeek_proto(f.proto)));
   c.push_back(unset());                       // service: tm does not identify protocols
   c.push_back(dur ? seconds(dur) : unset());  // as Zeek: no duration for a single instant

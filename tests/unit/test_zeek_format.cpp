@@ -133,7 +133,9 @@ TEST(ZeekFormat, TsvHasZeeksHeaderAndUnsetPayloadBytes) {
   EXPECT_EQ(v["community_id"].rfind("1:", 0), 0u);
 
   auto j = nlohmann::json::parse(server::render_flows({row}, "zeek-json"));
-  EXPECT_DOUBLE_EQ(j["ts"].get<double>(), 1700000000.123456789);
+  // The JSON's ts is the TSV's microseconds, as Zeek's (a join of the two on ts holds).
+  EXPECT_EQ(j["ts"].get<double>(), std::stod(v["ts"]));
+  EXPECT_EQ(j["duration"].get<double>(), std::stod(v["duration"]));
   EXPECT_EQ(j["id.orig_h"], "10.0.0.1");
   EXPECT_EQ(j["id.orig_p"], 40000);
   EXPECT_EQ(j["conn_state"], "SF");
@@ -144,4 +146,26 @@ TEST(ZeekFormat, TsvHasZeeksHeaderAndUnsetPayloadBytes) {
       EXPECT_TRUE(j.contains(fields[i])) << fields[i];
     }
   EXPECT_STREQ(server::flow_content_type("zeek-json"), "application/x-ndjson");
+}
+
+// ICMP: tm's record holds no type or code (one record for the exchange, of any types), where
+// Zeek's conn.log puts them in the port columns: unset, never 0/0 (which reads "echo reply").
+TEST(ZeekFormat, IcmpRowsLeaveThePortColumnsUnset) {
+  flow::FlowRow row;
+  row.rec = tcp(0, 0, 5, 5);
+  row.rec.proto = 1;
+  row.rec.orig_port = row.rec.resp_port = 0;
+  row.rec.first_ts = 1308930691035044200ull;  // a time whose double is not its microseconds'
+  auto lines = split(server::render_flows({row}, "zeek"), '\n');
+  auto fields = split(lines[6], '\t'), row0 = split(lines[8], '\t');
+  std::map<std::string, std::string> v;
+  for (size_t i = 1; i < fields.size(); ++i) v[fields[i]] = row0[i - 1];
+  EXPECT_EQ(v["proto"], "icmp");
+  EXPECT_EQ(v["id.orig_p"], "-");
+  EXPECT_EQ(v["id.resp_p"], "-");
+  EXPECT_EQ(v["ts"], "1308930691.035044");
+  auto j = nlohmann::json::parse(server::render_flows({row}, "zeek-json"));
+  EXPECT_FALSE(j.contains("id.orig_p"));
+  EXPECT_FALSE(j.contains("id.resp_p"));
+  EXPECT_EQ(j["ts"].dump(), "1308930691.035044");
 }
