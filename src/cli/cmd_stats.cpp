@@ -17,7 +17,7 @@ namespace tmach::cli {
 Runner add_stats(CLI::App& app) {
   struct Opts {
     std::string store, format = "text";
-    bool json = false, layers = false;
+    bool json = false, layers = false, require_all = false;
     server::ClientOptions server;
   };
   auto o = std::make_shared<Opts>();
@@ -30,6 +30,8 @@ Runner add_stats(CLI::App& app) {
                  "workers)")
       ->check(CLI::IsMember({"text", "json", "csv", "api"}));
   app.add_flag("--json", o->json, "the same as --format json");
+  app.add_flag("--require-all", o->require_all,
+               "--server is a tm frontend: fail unless every worker answers");
   app.add_flag("--layers", o->layers,
                "packets per layer type: IPv4/IPv6, ARP, other EtherTypes, tunnels, undecoded (--store only)");
   return [o, where_of]() -> int {
@@ -37,6 +39,27 @@ Runner add_stats(CLI::App& app) {
     if (o->layers && !o->server.url.empty()) throw std::runtime_error("--layers needs --store");
     std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
     nlohmann::json all = svc->stats({}).body;
+    // A tm frontend's workers that did not answer ({url: why}; "down", URLs only, from an older
+    // one): the totals are without them. Named as a packet query names them; --require-all, or
+    // none answering, fails.
+    nlohmann::json missing = nlohmann::json::object();
+    if (all.contains("missing") && all["missing"].is_object())
+      missing = all["missing"];
+    else if (all.contains("down") && all["down"].is_array())
+      for (auto& u : all["down"])
+        if (u.is_string()) missing[u.get<std::string>()] = "down";
+    std::string reasons;
+    for (auto& [u, r] : missing.items())
+      reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", u,
+                             r.is_string() ? r.get<std::string>() : r.dump());
+    if (!missing.empty() && all.contains("workers") && all["workers"].is_array() &&
+        missing.size() >= all["workers"].size())
+      throw std::runtime_error(fmt::format("{}: no worker answered: {}", where_of(*o), reasons));
+    if (!missing.empty() && o->require_all)
+      throw std::runtime_error(fmt::format("--require-all: {} of {} workers did not answer: {}",
+                                           missing.size(), all["workers"].size(), reasons));
+    if (!missing.empty())
+      std::cerr << "tm stats: warning: workers missing from the answer: " << reasons << "\n";
     if (o->format == "api") {
       std::cout << all.dump(2) << "\n";
       return 0;
@@ -46,6 +69,7 @@ Runner add_stats(CLI::App& app) {
     nlohmann::json j = std::move(all["store"]);
     if (!j.is_object() || !j.contains("total") || !j.contains("classes"))
       throw std::runtime_error(where_of(*o) + " answered stats without a store (no worker answered?)");
+    if (!missing.empty()) j["missing"] = missing;  // (--format json: the totals are without them)
     if (o->layers) j["layers"] = server::layers_json(store::Catalog::scan(o->store));
     if (all.contains("capture") && all["capture"].is_object()) j["capture"] = all["capture"];
     const std::string where = where_of(*o);
@@ -79,6 +103,9 @@ Runner add_stats(CLI::App& app) {
                              util::format_size(pcap), util::format_size(idx),
                              pcap ? 100.0 * static_cast<double>(idx) / static_cast<double>(pcap) : 0);
     std::cout << "time span: " << span(total) << "\n";
+    if (!missing.empty())
+      std::cout << fmt::format("without {} of {} workers (not answering): {}\n", missing.size(),
+                               all["workers"].size(), reasons);
     std::cout << fmt::format("{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", "class", "segments",
                              "open", "bad", "packets", "pcap", "indexes", "time span");
     for (auto& [name, a] : j["classes"].items())

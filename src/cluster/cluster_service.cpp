@@ -33,25 +33,6 @@ void write_packet(W& out, const MergePacket& p) {
             reinterpret_cast<const uint8_t*>(p.data.data()));
 }
 
-void add_missing_headers(server::Headers& h, const json& missing) {
-  std::string urls, reasons;
-  for (auto& [u, r] : missing.items()) {
-    urls += (urls.empty() ? "" : " ") + u;
-    reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", u, r.get<std::string>());
-  }
-  if (!urls.empty()) {
-    h.emplace_back("X-TM-Missing-Workers", urls);
-    h.emplace_back("X-TM-Missing-Reasons", one_line(reasons));
-  }
-}
-
-std::string reasons_of(const json& missing) {
-  std::string m;
-  for (auto& [u, r] : missing.items())
-    m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
-  return m;
-}
-
 std::string urls_of(const ClusterConfig& cfg, const std::vector<size_t>& which) {
   std::string s;
   for (size_t i : which) s += (s.empty() ? "" : " ") + cfg.workers[i].url;
@@ -96,6 +77,21 @@ void ClusterService::remember(uint64_t id, json status) {
   while (status_order_.size() > 1024) {
     status_.erase(status_order_.front());
     status_order_.pop_front();
+  }
+}
+
+// The one rule of every answer put together from several workers (packet queries, counts,
+// flows, history; stats names its missing workers the same way): none answered is a 502, not
+// an empty answer that would read as "nothing there"; some did not and the client asked for
+// all (require_all) is a 503; else the answer goes on, naming them (missing headers).
+void ClusterService::check_answered(const json& missing, size_t asked, bool require_all) {
+  if (missing.empty()) return;
+  if (missing.size() >= asked)
+    throw server::ServiceError(502, fmt::format("no worker answered: {}", reasons_of(missing)));
+  if (require_all) {
+    partial_++;
+    throw server::Unavailable(fmt::format("--require-all: {} of {} workers did not answer: {}",
+                                          missing.size(), asked, reasons_of(missing)));
   }
 }
 
@@ -195,19 +191,19 @@ server::Reply ClusterService::history() {
   auto which = all_workers();
   auto replies = fan_out(cfg_, wc_, which, [](httplib::Client& c) { return c.Get("/api/v1/history"); });
   std::vector<json> parts;
-  json answered = json::array(), missing = json::object();
+  json answered = json::array(), missing = missing_of(cfg_, which, replies);
   for (size_t k = 0; k < which.size(); ++k) {
     const std::string& url = cfg_.workers[which[k]].url;
-    json body = replies[k].ok() ? json::parse(replies[k].body, nullptr, false) : json();
-    if (!replies[k].ok() || !body.is_object()) {
-      missing[url] = replies[k].ok() ? "its history is not a JSON object" : replies[k].error;
+    if (!replies[k].ok()) continue;
+    json body = json::parse(replies[k].body, nullptr, false);
+    if (!body.is_object()) {
+      missing[url] = "its history is not a JSON object";
       continue;
     }
     parts.push_back(std::move(body));
     answered.push_back(url);
   }
-  if (parts.empty())
-    throw server::ServiceError(502, fmt::format("no worker answered: {}", reasons_of(missing)));
+  check_answered(missing, which.size(), false);
   server::Reply r{merge_histories(parts), {}};
   r.body["workers"] = std::move(answered);
   r.body["missing"] = missing;
@@ -346,13 +342,7 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
     wc_[f->idx]->up = f->status != 0;
     if (missing.contains(f->url)) wc_[f->idx]->failures++;
   }
-  if (missing.size() == which.size())  // an empty answer would look like "no match"
-    throw server::ServiceError(502, fmt::format("no worker answered: {}", reasons_of(missing)));
-  if (!missing.empty() && q.require_all) {
-    partial_++;
-    throw server::Unavailable(fmt::format("--require-all: {} of {} workers did not answer: {}",
-                                          missing.size(), which.size(), reasons_of(missing)));
-  }
+  check_answered(missing, which.size(), q.require_all);
   // Auto: pcapng when the workers' answers may hold more than one link type between them (each
   // names the link types of the segments it reads, before its first packet).
   std::set<std::string> links;
@@ -415,19 +405,14 @@ std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowReq
   if (q.top) p.emplace("top", std::to_string(q.top));
   std::string path = httplib::append_query_params("/api/v1/flows", p);
   auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
-  json missing = json::object();
   std::vector<std::vector<flow::FlowRow>> parts;
-  for (size_t k = 0; k < which.size(); ++k) {
-    auto& r = replies[k];
+  for (auto& r : replies) {
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
-    if (!r.ok()) {
-      missing[cfg_.workers[which[k]].url] = r.error;
-      continue;
-    }
-    parts.push_back(server::parse_flow_lines(r.body));
+    if (r.ok()) parts.push_back(server::parse_flow_lines(r.body));
   }
-  if (!missing.empty() && q.require_all)
-    throw server::Unavailable(fmt::format("--require-all: workers did not answer: {}", missing.dump()));
+  // With every worker down an empty table would read as "no such flows".
+  json missing = missing_of(cfg_, which, replies);
+  check_answered(missing, which.size(), q.require_all);
   auto rows = merge_flows(std::move(parts), q.top, q.by);
   auto s = std::make_unique<TextStream>(server::render_flows(rows, q.format));
   s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));

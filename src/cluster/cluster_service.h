@@ -72,6 +72,9 @@ class ClusterService : public server::Service {
   Selection select(const query::ParseResult& pr, const BalanceInfo& b);
   std::string share_mismatch();  // "" when every worker that reports its share agrees
   void remember(uint64_t id, nlohmann::json status);
+  // What an answer does about its workers that did not answer, `missing` ({url: why} of
+  // missing_of()) of `asked`: throws when none did (502) or when all were required (503).
+  void check_answered(const nlohmann::json& missing, size_t asked, bool require_all);
   std::vector<size_t> all_workers() const;
   ClusterConfig cfg_;
   std::vector<std::unique_ptr<WorkerCounters>> wc_;

@@ -80,7 +80,14 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
   j["store"] = store.is_null() ? json::object() : store;  // totals over the workers that answered
   if (!capture.is_null()) j["capture"] = capture;
   if (!flows.is_null()) j["flows"] = flows;  // the flow records' reach over the workers
-  return {std::move(j), {}};
+  // Which workers answered, as a packet query or flows names them (missing_of()): the totals
+  // are without them. Still 200 when none did: this is also the page that says who is down
+  // (tm stats --server refuses to print totals of no worker).
+  json missing = missing_of(cfg_, which, replies);
+  server::Reply r{std::move(j), {}};
+  add_missing_headers(r.headers, missing);
+  r.body["missing"] = std::move(missing);
+  return r;
 }
 
 std::string ClusterService::metrics(const server::ApiCounters& api) {

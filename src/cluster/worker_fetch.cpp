@@ -227,4 +227,28 @@ json missing_of(FetchSet& fs) {
   return m;
 }
 
+json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& which,
+                const std::vector<Reply>& replies) {
+  json m = json::object();
+  for (size_t k = 0; k < which.size(); ++k)
+    if (!replies[k].ok()) m[cfg.workers[which[k]].url] = replies[k].error;
+  return m;
+}
+
+void add_missing_headers(server::Headers& h, const json& missing) {
+  std::string urls;
+  for (auto& [u, r] : missing.items()) urls += (urls.empty() ? "" : " ") + u;
+  if (!urls.empty()) {
+    h.emplace_back("X-TM-Missing-Workers", urls);
+    h.emplace_back("X-TM-Missing-Reasons", one_line(reasons_of(missing)));
+  }
+}
+
+std::string reasons_of(const json& missing) {
+  std::string m;
+  for (auto& [u, r] : missing.items())
+    m += fmt::format("{}{}: {}", m.empty() ? "" : "; ", u, r.get<std::string>());
+  return m;
+}
+
 }  // namespace tmach::cluster

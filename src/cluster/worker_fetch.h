@@ -19,6 +19,7 @@
 
 #include "cluster/cluster_config.h"
 #include "cluster/pcap_merge.h"
+#include "server/service.h"
 
 namespace tmach::cluster {
 
@@ -99,7 +100,16 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
                                         const std::string& path, size_t queue_bytes,
                                         std::shared_ptr<PacketQueue> shared = nullptr,
                                         double read_timeout_s = 0);
-// The missing workers of a fetch set, as {url: reason}.
+// Which workers answered: those that did not, as {url: reason} (empty when all did). One
+// definition for every route that asks several workers: a fetch set's (packet queries), or
+// the plain replies to the workers of `which` (flows, stats, history).
 nlohmann::json missing_of(FetchSet& fs);
+nlohmann::json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& which,
+                          const std::vector<Reply>& replies);
+// "url: why; url: why" of missing_of()'s answer.
+std::string reasons_of(const nlohmann::json& missing);
+// An answer's X-TM-Missing-Workers ("url url") and X-TM-Missing-Reasons (reasons_of()) headers,
+// when any is missing: what tm query/flows --server warn of.
+void add_missing_headers(server::Headers& h, const nlohmann::json& missing);
 
 }  // namespace tmach::cluster

@@ -176,6 +176,61 @@ class Faults(Cluster):
         up = {l["worker"]: v for l, v in m["tm_frontend_worker_up"]}
         self.assertEqual(up, {self.workers[0]: 1, self.workers[1]: 0, self.workers[2]: 1})
 
+    def test_stats_name_a_worker_down(self):
+        # Totals without a worker are named as such, as a packet query names it: a warning (and, in
+        # JSON, "missing"), the text says it; --require-all fails. With none answering: no totals.
+        self.worker_procs[1].kill()
+        self.worker_procs[1].wait()
+        want = len(read_pcap(self.src)) - len(self.share_packets(1))
+        warning = "tm stats: warning: workers missing from the answer: " + self.workers[1] + ": "
+        p = tm("stats", "--server", self.fe)
+        self.assertIn(warning, p.stderr.decode())
+        self.assertIn("without 1 of 3 workers (not answering): " + self.workers[1], p.stdout.decode())
+        self.assertIn(" %d packets" % want, p.stdout.decode())
+        p = tm("stats", "--server", self.fe, "--format", "json")
+        self.assertIn(warning, p.stderr.decode())
+        j = json.loads(p.stdout)
+        self.assertEqual(list(j["missing"]), [self.workers[1]])
+        self.assertEqual(j["total"]["packets"], want)
+        p = tm("stats", "--server", self.fe, "--format", "csv")
+        self.assertIn(warning, p.stderr.decode())
+        self.assertTrue(p.stdout.startswith(b"class,"))
+        p = tm("stats", "--server", self.fe, "--require-all", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.stdout, b"")
+        self.assertIn("--require-all: 1 of 3 workers did not answer: " + self.workers[1], p.stderr.decode())
+        # The API: the missing worker, why, in the body and the headers (as a query's).
+        p = run(["curl", "-s", "-D", "-", self.fe + "/api/v1/stats"]).stdout.decode()
+        self.assertIn("x-tm-missing-workers: " + self.workers[1], p.lower())
+        body = json.loads(p[p.index("\r\n\r\n") + 4:])
+        self.assertEqual(list(body["missing"]), [self.workers[1]])
+        self.assertEqual(body["down"], [self.workers[1]])
+        for w in (0, 2):
+            self.worker_procs[w].kill()
+            self.worker_procs[w].wait()
+        p = tm("stats", "--server", self.fe, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no worker answered", p.stderr.decode())
+        for url in self.workers:
+            self.assertIn(url, p.stderr.decode())
+
+    def test_flows_with_every_worker_down(self):
+        # An empty table would read as "no such flows": a 502 naming the workers, as a query's.
+        for proc in self.worker_procs:
+            proc.kill()
+            proc.wait()
+        for args in ((), ("--require-all",), ("--top", "3")):
+            p = tm("flows", "--server", self.fe, *args, check=False)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertEqual(p.stdout, b"", args)
+            err = p.stderr.decode()
+            self.assertIn("no worker answered", err, args)
+            for url in self.workers:
+                self.assertIn(url, err, args)
+        for path in ("/api/v1/flows", "/api/v1/query?filter=", "/api/v1/count"):
+            p = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", self.fe + path])
+            self.assertEqual(p.stdout, b"502", path)
+
     def count(self, where, flt, *extra, check=True):
         p = tm("query", *where, "--count", *extra, flt, check=check)
         return (int(p.stdout) if p.returncode == 0 else None), p
