@@ -254,9 +254,12 @@ Runner add_evidence(CLI::App& app) {
       const auto& st = writer.stats();
       std::cerr << fmt::format(
           "tm evidence: {} alerts{}; in {}: {} evidence JSON written, {} pcaps of {} packets, {} without "
-          "packets ({} alerts; the JSON says why){}{}{}\n",
+          "packets ({} alerts; the JSON says why){}{}{}{}\n",
           st.alerts, outside ? fmt::format(" ({} more outside --from/--to)", outside) : "", o->out,
           st.written, st.pcaps, st.packets, st.not_found, st.alerts_without_packets,
+          st.unknown
+              ? fmt::format(", {} of them unknown (a worker of the front-end did not answer)", st.unknown)
+              : "",
           st.kept_earlier
               ? fmt::format(", {} earlier pcaps kept (the store has fewer packets now)", st.kept_earlier)
               : "",
@@ -272,7 +275,8 @@ Runner add_evidence(CLI::App& app) {
       }
     }
     if (stopped_by && !o->follow) return 128 + stopped_by;
-    return run.errors() ? 1 : 0;
+    // Evidence left unknown (a worker did not answer) is not an answer: as errors, exit 1.
+    return run.errors() || writer.stats().unknown ? 1 : 0;
   };
 }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "flow/flow_record.h"
 #include "packet/community_id.h"
@@ -21,6 +22,15 @@ constexpr uint64_t kSecond = 1000000000ull;
 
 // A time as the Service's --from/--to take it (epoch seconds, exact to the nanosecond).
 std::string ns_text(uint64_t ns) { return fmt::format("{}.{:09}", ns / kSecond, ns % kSecond); }
+
+// A tm frontend's answer without some of its workers names them in a warning: those missing
+// when it began (X-TM-Missing-Reasons, as tm query/flows --server warn of it) and those that
+// failed during a packet answer. What they hold is unknown, not absent.
+constexpr std::string_view kMissingAtStart = "workers missing from the answer: ";
+bool names_missing_workers(const std::string& w) {
+  return w.starts_with(kMissingAtStart) ||
+         (w.starts_with("worker ") && w.find(" failed during the answer: ") != std::string::npos);
+}
 
 bool has_ports(uint8_t proto) {
   return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
@@ -156,7 +166,11 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   const uint64_t win_lo = lo > o_.window_ns ? lo - o_.window_ns : 0;
   const uint64_t win_hi = hi + o_.window_ns + 1;
   std::vector<std::string> warnings;
+  std::string missing;  // the front-end's workers an answer was without (names_missing_workers)
   server::Warn warn = [&](const std::string& w) {
+    if (names_missing_workers(w))
+      missing += (missing.empty() ? "" : "; ") +
+                 (w.starts_with(kMissingAtStart) ? w.substr(kMissingAtStart.size()) : w);
     warnings.push_back(w);
     warn_(name + ": " + w);
   };
@@ -166,9 +180,10 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   nlohmann::json evidence = nlohmann::json::object();
   std::vector<std::string> others;
   server::QueryRequest q;
-  q.format = "pcap";  // evidence files are pcap (one connection: one link type)
+  q.format = "pcap";              // evidence files are pcap (one connection: one link type)
   uint64_t q_from = 0, q_to = 0;  // its time range, [from, to)
   std::string why;                // why no packets, when none
+  bool unknown = false;           // none, but a worker that may hold them did not answer
   uint64_t stored = 0;
   bool have_flow = false;
   if (a.has_tuple) {
@@ -219,8 +234,13 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     }
     if (!best) {
       if (!give_up) return Outcome::kWaiting;
-      why = fmt::format("no flow record of this connection from {} to {} (the alert ± --window)",
-                        util::format_time(win_lo), util::format_time(win_hi - 1));
+      if (!missing.empty()) {
+        unknown = true;
+        why = fmt::format("unknown: its flow record may be at a worker that did not answer ({})", missing);
+      } else {
+        why = fmt::format("no flow record of this connection from {} to {} (the alert ± --window)",
+                          util::format_time(win_lo), util::format_time(win_hi - 1));
+      }
     } else {
       have_flow = true;
       const flow::FlowRecord& r = best->rec;
@@ -274,7 +294,10 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     }
     packets = counter.packets();
     if (packets == 0 && why.empty()) {
-      if (!a.has_tuple)
+      if (!missing.empty()) {
+        unknown = true;
+        why = fmt::format("unknown: its packets may be at a worker that did not answer ({})", missing);
+      } else if (!a.has_tuple)
         why = "no packet of this host from " + util::format_time(win_lo) + " to " +
               util::format_time(win_hi - 1);
       else if (stored == 0)
@@ -307,6 +330,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   } else {
     evidence["found"] = packets > 0;
     if (packets == 0) evidence["why"] = why;
+    if (unknown) evidence["unknown"] = true;
     evidence["pcap"] = packets > 0 ? nlohmann::json(name + ".pcap") : nlohmann::json(nullptr);
     evidence["packets"] = packets;
     if (have_flow && stored > packets) evidence["packets_missing"] = stored - packets;
@@ -325,6 +349,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
       stats_.packets += packets;
     else {
       ++stats_.not_found;
+      if (unknown) ++stats_.unknown;
       stats_.alerts_without_packets += alerts.size();
     }
   }

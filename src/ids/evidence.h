@@ -40,6 +40,7 @@ struct EvidenceStats {
   uint64_t packets = 0;                 // packets in them
   uint64_t not_found = 0;               // evidence without packets (the JSON says why)
   uint64_t alerts_without_packets = 0;  // the alerts of that evidence
+  uint64_t unknown = 0;                 // of not_found: a tm frontend's worker did not answer
   uint64_t kept_earlier = 0;            // earlier evidence with more packets kept
 };
 

@@ -28,6 +28,7 @@ nlohmann::json report_json(const RunReport& r) {
                       {"packets", e.packets},
                       {"evidence_without_packets", e.not_found},
                       {"alerts_without_packets", e.alerts_without_packets},
+                      {"evidence_unknown", e.unknown},
                       {"kept_earlier", e.kept_earlier},
                       {"waiting", r.waiting},
                       {"errors", r.errors}};
@@ -63,6 +64,9 @@ std::string report_prometheus(const RunReport& r) {
   m.add("tm_evidence_packets_total", "counter", "Packets in the evidence pcaps written.", d(e.packets));
   m.add("tm_evidence_without_packets_total", "counter",
         "Evidence written without packets (the JSON says why).", d(e.not_found));
+  m.add("tm_evidence_unknown_total", "counter",
+        "Evidence without packets because a tm frontend's worker that may hold them did not answer.",
+        d(e.unknown));
   m.add("tm_evidence_alerts_without_packets_total", "counter", "Alerts whose evidence has no packets.",
         d(e.alerts_without_packets));
   m.add("tm_evidence_kept_earlier_total", "counter",

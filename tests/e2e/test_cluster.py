@@ -231,6 +231,46 @@ class Faults(Cluster):
             p = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", self.fe + path])
             self.assertEqual(p.stdout, b"502", path)
 
+    def test_evidence_with_the_connections_worker_down(self):
+        # The worker holding an alert's connection is down: the evidence is unknown (that worker named
+        # as why), not "no flow record"; tm evidence says so and exits 1.
+        rows = [json.loads(l) for l in tm("flows", "--store", self.stores[1], "--format", "json", "-q").stdout.splitlines()]
+        rows = [r for r in rows if r["proto"] in ("tcp", "udp")]
+        self.assertTrue(rows)
+        r = rows[0]
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(r["first_ns"] // 10**9))
+        eve = self.path("eve.json")
+        with open(eve, "w") as f:
+            f.write(json.dumps({"timestamp": "%s.%06d+0000" % (t, r["first_ns"] % 10**9 // 1000), "flow_id": 7,
+                                "event_type": "alert", "src_ip": r["orig_addr"], "src_port": r["orig_port"],
+                                "dest_ip": r["resp_addr"], "dest_port": r["resp_port"], "proto": r["proto"].upper(),
+                                "alert": {"signature": "t", "signature_id": 1, "severity": 1}}) + "\n")
+        def evidence(out):
+            with open(os.path.join(out, "7.json")) as f:
+                return json.load(f)["evidence"]
+        fe_all = self.start_frontend(balance=None)  # asks every worker (self.fe: the connection's only)
+        out = self.path("ev-all")
+        tm("evidence", "--server", fe_all, "--eve", eve, "--out", out)
+        self.assertTrue(evidence(out)["found"])
+        self.worker_procs[1].kill()
+        self.worker_procs[1].wait()
+        # Only the down worker asked (selection): no answer at all (502), nothing written, exit 1.
+        p = tm("evidence", "--server", self.fe, "--eve", eve, "--out", self.path("ev-sel"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no worker answered: " + self.workers[1], p.stderr.decode())
+        self.assertFalse(os.path.exists(os.path.join(self.path("ev-sel"), "7.json")))
+        # Every worker asked, the others answer: unknown, naming the worker.
+        out = self.path("ev-down")
+        p = tm("evidence", "--server", fe_all, "--eve", eve, "--out", out, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("1 of them unknown (a worker of the front-end did not answer)", p.stderr.decode())
+        ev = evidence(out)
+        self.assertFalse(ev["found"])
+        self.assertTrue(ev["unknown"])
+        self.assertTrue(ev["why"].startswith("unknown: its flow record may be at a worker that did not answer"), ev["why"])
+        self.assertIn(self.workers[1], ev["why"])
+        self.assertNotIn("no flow record of this connection", ev["why"])
+
     def count(self, where, flt, *extra, check=True):
         p = tm("query", *where, "--count", *extra, flt, check=check)
         return (int(p.stdout) if p.returncode == 0 else None), p
