@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cluster/pcap_merge.h"
 #include "cmdline/options.h"
 #include "flow/flow_query.h"
 #include "packet/community_id.h"
@@ -18,6 +19,7 @@
 #include "store/catalog.h"
 #include "util/file_io.h"
 #include "util/pcap.h"
+#include "util/pcapng_writer.h"
 #include "util/timespec.h"
 
 namespace tmach::cli {
@@ -155,6 +157,32 @@ Runner add_query(CLI::App& app) {
           for (auto& w : c.body["warnings"]) warn(w.get<std::string>());
           std::cout << c.body["packets"].get<uint64_t>() << "\n";
           summary = c.body["summary"].is_string() ? c.body["summary"].get<std::string>() : "";
+        } else if (!o->server.url.empty() && o->format == "pcap") {
+          // A pcap asked of a server: its answer asked as pcapng, written as pcap here, so that the
+          // packets a pcap cannot take (another link type than the first packet's) are counted and
+          // warned of as with --store (a server's own pcap would leave them out unsaid).
+          OutFile out(o->out);
+          util::pcap::AnswerWriter pcap(util::pcap::Output::kPcap,
+                                        [&](const char* p, size_t n) { out.write(p, n); });
+          cluster::PcapStreamParser parser;
+          r.format = "pcapng";
+          summary = svc->query(
+              r,
+              [&](const char* p, size_t n) {
+                bool ok = parser.feed(p, n, [&](cluster::MergePacket&& m) {
+                  pcap.write(m.ts_ns, m.linktype, static_cast<uint32_t>(m.data.size()), m.wirelen,
+                             reinterpret_cast<const uint8_t*>(m.data.data()));
+                });
+                if (!ok) throw std::runtime_error(o->server.url + "'s answer: " + parser.error());
+              },
+              warn);
+          pcap.finish();
+          if (pcap.other_link())
+            warn(fmt::format(
+                "{} matching packets of another link type than {} were left out (--format pcapng keeps them)",
+                pcap.other_link(), pcap.linktype()));
+          if (size_t k = summary.rfind("; written as "); k != std::string::npos)
+            summary = summary.substr(0, k) + "; written as " + pcap.describe();
         } else {
           OutFile out(o->out);
           summary = svc->query(

@@ -320,12 +320,10 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
     which.assign(sel.workers.begin(), sel.workers.end());
   auto t0 = clk::now();
   uint64_t id = next_id_++;
-  // The workers answer in pcapng unless pcap is asked for: a worker's packets of several link
-  // types then all reach the merge, which writes pcap or pcapng (below).
-  auto p = params({{"from", q.from},
-                   {"to", q.to},
-                   {"community_id", q.community_id},
-                   {"format", forced == util::pcap::Output::kPcap ? "pcap" : "pcapng"}},
+  // The workers answer in pcapng, also when pcap is asked for: a worker's packets of several
+  // link types then all reach the merge, which writes pcap or pcapng (below) and so counts
+  // what a pcap leaves out (a worker asked for pcap would leave them out uncounted).
+  auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}, {"format", "pcapng"}},
                   q.classes);
   p.emplace("filter", q.filter);
   std::string path = httplib::append_query_params("/api/v1/query", p);

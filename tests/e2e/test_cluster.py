@@ -525,6 +525,36 @@ class Mixed(Cluster):
         self.assertEqual(run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", fe + "/api/v1/cluster"]).stdout,
                          b"200")
 
+    def test_pcap_over_a_server_counts_other_link_types(self):
+        # A store of two link types, a pcap asked for: what it leaves out is counted and warned of,
+        # the same through a worker or a front-end as from the store (tm query --store).
+        eth, raw = corpus("mixed", "wikipedia.pcap"), corpus("link", "rotation.pcap")
+        store = self.path("two")
+        record(store, [eth, raw], "--cutoff", "none")
+        first, other = sorted((eth, raw), key=lambda f: read_pcap(f)[0][0])
+        self.start_workers([store])
+        fe = self.start_frontend(balance=None)
+        warning = "tm query: warning: %d matching packets of another link type than" % len(read_pcap(other))
+        want = None
+        for where in (("--store", store), ("--server", self.workers[0]), ("--server", fe)):
+            out = self.path("o.pcap")
+            p = tm("query", *where, "--format", "pcap", "-w", out, "")
+            self.assertIn(warning, p.stderr.decode(), where)
+            with open(out, "rb") as f:
+                got = f.read()
+            if want is None:
+                want = got
+            self.assertEqual(got, want, where)  # byte for byte the store's answer
+        self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(first))
+        # The front-end's own pcap (the API's format=pcap) counts them in its query status.
+        qid = None
+        for line in run(["curl", "-s", "-D", "-", "-o", "/dev/null", fe + "/api/v1/query?filter=&format=pcap"]).stdout.decode().splitlines():
+            if line.lower().startswith("x-tm-query-id:"):
+                qid = line.split(":", 1)[1].strip()
+        st = json.loads(run(["curl", "-s", fe + "/api/v1/cluster/queries/" + qid]).stdout)
+        self.assertEqual(st["other_link_type"], len(read_pcap(other)))
+        self.assertEqual(st["packets"], len(read_pcap(first)))
+
 
 class Tokens(Cluster):
     def test_worker_tokens_and_the_front_ends_own(self):
