@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -157,6 +160,20 @@ void finalize_cluster_config(ClusterConfig& c) {
     if (!w.token_file.empty())
       w.token = server::read_token_file(w.token_file, fmt::format("worker {} token_file", i));
     if (w.timeout_s <= 0) w.timeout_s = c.timeout_s;
+  }
+  // The same worker twice would answer every packet and flow twice (and take two shares of the
+  // balance): refused. URLs are compared as written, less trailing slashes (above) and the case
+  // of the scheme and host; another name of the same host is not recognised.
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < c.workers.size(); ++i) {
+    std::string key = c.workers[i].url;
+    size_t host_end = key.find('/', key.find("://") + 3);
+    for (size_t k = 0; k < std::min(host_end, key.size()); ++k)
+      key[k] = static_cast<char>(std::tolower(static_cast<unsigned char>(key[k])));
+    auto [it, fresh] = seen.emplace(key, i);
+    if (!fresh)
+      throw std::runtime_error(fmt::format("worker {}: '{}' is worker {} again (each worker once)", i,
+                                           c.workers[i].url, it->second));
   }
   c.balance.workers = static_cast<uint32_t>(c.workers.size());
   if (!c.token_file.empty()) c.token = server::read_token_file(c.token_file, "token_file");

@@ -441,6 +441,33 @@ timeout = 7
   EXPECT_THROW(finalize_cluster_config(none), std::runtime_error);
 }
 
+// The same worker twice would answer everything twice: refused, naming it (a trailing slash or
+// the case of the host does not make it another).
+TEST(ClusterConfig, SameWorkerTwiceIsRefused) {
+  auto worker = [](std::string url) {
+    WorkerConfig w;
+    w.url = std::move(url);
+    return w;
+  };
+  for (std::string second : {"http://w1:8910", "http://w1:8910/", "http://W1:8910"}) {
+    ClusterConfig c;
+    c.workers.push_back(worker("http://w1:8910"));
+    c.workers.push_back(worker("http://w2:8910"));
+    c.workers.push_back(worker(second));
+    try {
+      finalize_cluster_config(c);
+      FAIL() << second;
+    } catch (const std::runtime_error& e) {
+      while (second.back() == '/') second.pop_back();
+      EXPECT_EQ(std::string(e.what()), "worker 2: '" + second + "' is worker 0 again (each worker once)");
+    }
+  }
+  ClusterConfig other;  // another port is another worker
+  other.workers.push_back(worker("http://w1:8910"));
+  other.workers.push_back(worker("http://w1:8911"));
+  EXPECT_NO_THROW(finalize_cluster_config(other));
+}
+
 TEST(ClusterConfig, TlsKeys) {
   // The files must exist (finalize checks they can be read): this file stands in for all.
   std::string f = __FILE__;
