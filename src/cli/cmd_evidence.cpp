@@ -211,8 +211,9 @@ Runner add_evidence(CLI::App& app) {
     write_metrics();  // a bad path fails here, before any alert is read
     auto read = [&](Input& in) {
       in.log->poll(
-          [&](std::string_view line, size_t n) {
+          [&](std::string_view line, size_t n, uint64_t too_long) {
             if (stopped_by) return;
+            if (too_long) return in.reader->too_long(n, too_long);
             auto a = in.reader->line(line, n);
             if (!a) return;
             if (a->ts_ns < from || a->ts_ns >= to) {

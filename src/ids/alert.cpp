@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "ids/log_follower.h"
 #include "util/timespec.h"
 
 namespace tmach::ids {
@@ -192,6 +193,12 @@ std::optional<Alert> AlertReader::skip(size_t lineno, const std::string& why) {
   ++counts_.skipped;
   warn_(fmt::format("{}:{}: {}: skipped", file_, lineno, why));
   return std::nullopt;
+}
+
+void AlertReader::too_long(size_t lineno, uint64_t bytes) {
+  ++counts_.lines;
+  skip(lineno, fmt::format("a line of {} bytes, longer than the {} a line is read up to", bytes,
+                           LogFollower::kMaxLine));
 }
 
 std::optional<Alert> AlertReader::line(std::string_view text, size_t lineno) {

@@ -67,6 +67,8 @@ class AlertReader {
   // One line without its newline, numbered from 1 in its file. An alert, or nullopt (the line
   // was ignored, or skipped: then warned as "FILE:LINE: why").
   std::optional<Alert> line(std::string_view text, size_t lineno);
+  // A line too long to be read (LogFollower::kMaxLine), of `bytes` bytes: warned and skipped.
+  void too_long(size_t lineno, uint64_t bytes);
   void reset();
   const ReadCounts& counts() const { return counts_; }
   const std::string& file() const { return file_; }

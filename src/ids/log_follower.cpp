@@ -8,16 +8,11 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 #include "util/file_io.h"
 
 namespace tmach::ids {
-namespace {
-// A "line" this long without a newline is given as it is (a reader will call it malformed)
-// rather than held without bound.
-constexpr size_t kMaxLine = 4 << 20;
-}  // namespace
-
 LogFollower::~LogFollower() { close_file(); }
 
 void LogFollower::close_file() {
@@ -43,6 +38,7 @@ bool LogFollower::open_file() {
   offset_ = 0;
   lineno_ = 0;
   partial_.clear();
+  overlong_ = 0;
   return true;
 }
 
@@ -58,17 +54,27 @@ size_t LogFollower::drain(const OnLine& on_line) {
     for (;;) {
       size_t nl = chunk.find('\n');
       if (nl == std::string_view::npos) {
-        partial_.append(chunk);
-        if (partial_.size() >= kMaxLine) lines += flush_partial(on_line);
+        if (overlong_) {
+          overlong_ += chunk.size();
+        } else {
+          partial_.append(chunk);
+          if (partial_.size() >= kMaxLine) {  // not kept: only its length, up to its end
+            overlong_ = partial_.size();
+            std::string().swap(partial_);
+          }
+        }
         break;
       }
       ++lineno_;
       ++lines;
-      if (partial_.empty()) {
-        on_line(chunk.substr(0, nl), lineno_);
+      if (overlong_) {
+        on_line({}, lineno_, overlong_ + nl);
+        overlong_ = 0;
+      } else if (partial_.empty()) {
+        on_line(chunk.substr(0, nl), lineno_, 0);
       } else {
         partial_.append(chunk.substr(0, nl));
-        on_line(partial_, lineno_);
+        on_line(partial_, lineno_, 0);
         partial_.clear();
       }
       chunk.remove_prefix(nl + 1);
@@ -79,9 +85,9 @@ size_t LogFollower::drain(const OnLine& on_line) {
 }
 
 size_t LogFollower::flush_partial(const OnLine& on_line) {
-  if (partial_.empty()) return 0;
+  if (partial_.empty() && !overlong_) return 0;
   ++lineno_;
-  on_line(partial_, lineno_);
+  on_line(partial_, lineno_, std::exchange(overlong_, 0));
   partial_.clear();
   return 1;
 }
@@ -114,6 +120,7 @@ size_t LogFollower::poll(const OnLine& on_line, const OnNewFile& on_new_file) {
     offset_ = 0;
     lineno_ = 0;
     partial_.clear();
+    overlong_ = 0;
     on_new_file("truncated");
     lines += drain(on_line);
   }

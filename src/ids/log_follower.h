@@ -15,7 +15,9 @@ namespace tmach::ids {
 
 class LogFollower {
  public:
-  using OnLine = std::function<void(std::string_view line, size_t lineno)>;
+  // A line longer than kMaxLine is not kept: `line` is empty and `too_long` its length (else 0).
+  using OnLine = std::function<void(std::string_view line, size_t lineno, uint64_t too_long)>;
+  static constexpr size_t kMaxLine = 4 << 20;
   // Called when a new file begins under the path (rotated, recreated or truncated), before its
   // first line: a reader forgets what it knew of the old one (a Zeek header).
   using OnNewFile = std::function<void(const std::string& why)>;
@@ -47,7 +49,8 @@ class LogFollower {
   uint64_t offset_ = 0;
   size_t lineno_ = 0;
   bool opened_before_ = false;
-  std::string partial_;  // the bytes after the last newline
+  std::string partial_;    // the bytes after the last newline
+  uint64_t overlong_ = 0;  // the length so far of a line past kMaxLine (its bytes not kept)
 };
 
 }  // namespace tmach::ids

@@ -88,6 +88,7 @@ std::optional<uint64_t> parse_iso(std::string_view s) {
         } else {
           return std::nullopt;
         }
+        if (oh > 23 || om > 59) return std::nullopt;  // (+9900 is no UTC offset)
         offset_s = sign * (oh * 3600 + om * 60);
         i = s.size();
       }
@@ -101,7 +102,8 @@ std::optional<uint64_t> parse_iso(std::string_view s) {
   if (d > kDays[mo - 1] + (mo == 2 && leap)) return std::nullopt;
   int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
-  if (secs < 0) return std::nullopt;
+  // Before 1970, or past what nanoseconds since it hold in 64 bits (2554): not a time of ours.
+  if (secs < 0 || static_cast<uint64_t>(secs) >= UINT64_MAX / 1000000000ull) return std::nullopt;
   return static_cast<uint64_t>(secs) * 1000000000ull + frac_ns;
 }
 

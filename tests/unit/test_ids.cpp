@@ -1,5 +1,6 @@
 // IDS alerts in (Suricata EVE JSON, Zeek notice.log/conn.log in JSON and TSV), the log follower
 // (growth, rotation, truncation) and the evidence writer over a fake Service.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -214,8 +215,11 @@ struct Lines {
   std::vector<std::pair<std::string, size_t>> got;
   std::vector<std::string> news;
   size_t poll(LogFollower& f) {
-    return f.poll([&](std::string_view l, size_t n) { got.emplace_back(std::string(l), n); },
-                  [&](const std::string& why) { news.push_back(why); });
+    return f.poll(
+        [&](std::string_view l, size_t n, uint64_t too_long) {
+          got.emplace_back(too_long ? fmt::format("<{} bytes>", too_long) : std::string(l), n);
+        },
+        [&](const std::string& why) { news.push_back(why); });
   }
 };
 
@@ -249,6 +253,27 @@ TEST(LogFollower, GrowsHoldsAPartialLineSurvivesRenameAndTruncation) {
   EXPECT_EQ(l.news.back(), "truncated");
   EXPECT_EQ(l.got.back(), (std::pair<std::string, size_t>{"t", 1}));
   EXPECT_EQ(l.poll(f), 0u);
+}
+
+// A line longer than kMaxLine is one line, given by its length (its bytes not held), however
+// it arrives: the lines after it keep their numbers.
+TEST(LogFollower, ALineTooLongIsOneLineGivenByItsLength) {
+  for (bool follow : {false, true}) {
+    SCOPED_TRACE(follow ? "follow" : "once");
+    TempDir t;
+    auto p = t.p / "eve.json";
+    const std::string big(LogFollower::kMaxLine + 100000, 'A');
+    append(p, "first\n" + big.substr(0, 3000000));
+    LogFollower f(p.string(), follow);
+    Lines l;
+    if (follow) l.poll(f);                               // the long line's first part: held
+    append(p, big.substr(3000000) + "\nthird\n" + big);  // and a last one without newline
+    l.poll(f);
+    std::vector<std::pair<std::string, size_t>> want = {
+        {"first", 1}, {fmt::format("<{} bytes>", big.size()), 2}, {"third", 3}};
+    if (!follow) want.emplace_back(fmt::format("<{} bytes>", big.size()), 4);  // (once: the last line too)
+    EXPECT_EQ(l.got, want);
+  }
 }
 
 TEST(LogFollower, OnceReadsTheLastLineWithoutNewlineAndThrowsOnAMissingFile) {

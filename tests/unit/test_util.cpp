@@ -58,6 +58,11 @@ TEST(Time, Forms) {
   EXPECT_TRUE(util::parse_time("2024-02-29", now, &err));
   EXPECT_TRUE(util::parse_time("2000-02-29", now, &err));
   EXPECT_TRUE(util::parse_time("2025-12-31T23:59:59Z", now, &err));
+  // A year whose nanoseconds overflow 64 bits, or an offset that is none: refused, not wrapped.
+  EXPECT_FALSE(util::parse_time("9999-12-31T23:59:59Z", now, &err));
+  EXPECT_FALSE(util::parse_time("2014-01-14T17:04:05+9900", now, &err));
+  EXPECT_FALSE(util::parse_time("2014-01-14T17:04:05+05:60", now, &err));
+  EXPECT_EQ(util::parse_time("2014-01-14T17:04:05+0530", now, &err), 1389699245ull * 1000000000ull);
   // Too many digits for a number: an answer, not std::stoull's exception.
   EXPECT_FALSE(util::parse_time("99999999999999999999999", now, &err));
   EXPECT_NE(err.find("epoch seconds out of range"), std::string::npos) << err;
