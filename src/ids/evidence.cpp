@@ -275,6 +275,9 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
 
   uint64_t packets = 0;
   bool keep_earlier = false;
+  // The workers the packet query was without, not those the flow query was: a flow record
+  // found at one worker while another was down says nothing of where its packets are.
+  missing.clear();
   if (!q.filter.empty()) {
     PcapCounter counter;
     try {
@@ -331,6 +334,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     evidence["found"] = packets > 0;
     if (packets == 0) evidence["why"] = why;
     if (unknown) evidence["unknown"] = true;
+    // Packets found, but a worker that may hold more did not answer: the pcap may be partial.
+    if (packets > 0 && !missing.empty()) evidence["workers_missing"] = missing;
     evidence["pcap"] = packets > 0 ? nlohmann::json(name + ".pcap") : nlohmann::json(nullptr);
     evidence["packets"] = packets;
     if (have_flow && stored > packets) evidence["packets_missing"] = stored - packets;

@@ -294,9 +294,11 @@ class FakeService : public server::Service {
   size_t packets = 3;
   std::vector<server::QueryRequest> queries;
   std::vector<server::FlowRequest> flow_requests;
+  std::string query_warning, flows_warning;  // given to the Warn of each query / flows call
   std::string query(const server::QueryRequest& q, const server::ByteSink& out,
-                    const server::Warn&) override {
+                    const server::Warn& warn) override {
     queries.push_back(q);
+    if (!query_warning.empty()) warn(query_warning);
     util::pcap::Writer w(out);
     uint8_t frame[60] = {};
     for (size_t i = 0; i < packets; ++i)
@@ -304,8 +306,10 @@ class FakeService : public server::Service {
     w.finish();
     return "";
   }
-  std::string flows(const server::FlowRequest& q, const server::ByteSink& out, const server::Warn&) override {
+  std::string flows(const server::FlowRequest& q, const server::ByteSink& out,
+                    const server::Warn& warn) override {
     flow_requests.push_back(q);
+    if (!flows_warning.empty()) warn(flows_warning);
     std::string s = server::render_flows(rows, "json");
     out(s.data(), s.size());
     return "";
@@ -451,6 +455,39 @@ TEST(EvidenceWriter, NoFlowRecordWaitsThenWritesNotFoundWithoutPcap) {
   EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.pcap"));
   EXPECT_TRUE(svc.queries.empty());
   EXPECT_EQ(w.stats().not_found, 1u);
+}
+
+// Through a front-end: a worker missing from the flow answer, the flow record found at another
+// worker with no packets left is "no longer on disk", not "unknown" (the flow query's missing
+// worker says nothing of its packets); a worker missing from the packet answer makes it
+// unknown, and found packets with a worker missing are marked as perhaps partial.
+TEST(EvidenceWriter, OnlyThePacketQuerysMissingWorkersMakePacketsUnknown) {
+  TempDir t;
+  FakeService svc;
+  svc.rows = {row(8, 1000 * kS, 1010 * kS)};
+  svc.packets = 0;
+  svc.flows_warning = "workers missing from the answer: http://w2:1 (connection refused)";
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  w.write("1", {alert("1", 1005 * kS, "s")}, true);
+  auto j = read_json(t.p / "out" / "1.json");
+  EXPECT_FALSE(j["evidence"].contains("unknown")) << j.dump();
+  EXPECT_NE(j["evidence"]["why"].get<std::string>().find("no longer on disk"), std::string::npos) << j.dump();
+
+  svc.flows_warning.clear();
+  svc.query_warning = "workers missing from the answer: http://w2:1 (connection refused)";
+  w.write("2", {alert("2", 1005 * kS, "s")}, true);
+  j = read_json(t.p / "out" / "2.json");
+  EXPECT_EQ(j["evidence"]["unknown"], true) << j.dump();
+  EXPECT_NE(j["evidence"]["why"].get<std::string>().find("http://w2:1"), std::string::npos) << j.dump();
+
+  svc.packets = 2;
+  w.write("3", {alert("3", 1005 * kS, "s")}, true);
+  j = read_json(t.p / "out" / "3.json");
+  EXPECT_EQ(j["evidence"]["packets"], 2);
+  EXPECT_NE(j["evidence"]["workers_missing"].get<std::string>().find("http://w2:1"), std::string::npos)
+      << j.dump();
 }
 
 TEST(EvidenceWriter, AMismatchingCommunityIdIsWarnedAndEvictedPacketsKeepTheEarlierPcap) {
