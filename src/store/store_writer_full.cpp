@@ -121,6 +121,11 @@ bool StoreWriter::make_room(const std::string& what) {
         stats_[cls]->segments--;
         continue;
       }
+      if (!r.damaged.empty()) {  // left as it is, unsealed (recovery.h): queries scan it up to there
+        spdlog::warn("writer: {}", r.damaged);
+        add_unsealed(cls, seg.base);
+        continue;
+      }
       state_[cls].sealed.add(DiskRing::File{seg.base, seg.disk_bytes(), seg.meta.first_ts, seg.meta.last_ts});
       dir_.verified().add(seg.idx_path());
       stats_[cls]->segments_sealed++;
