@@ -45,9 +45,14 @@ std::optional<std::string> header_problem(const Header& h, uint64_t min_ts) {
   if (h.caplen > kMaxStored) return fmt::format("captured length {}, more than tm ever stored", h.caplen);
   if (h.caplen > h.wirelen)
     return fmt::format("captured length {} larger than its wire length {}", h.caplen, h.wirelen);
-  if (h.ts_ns < min_ts)
-    return fmt::format("time {} older than the segment's name says ({})", util::format_time(h.ts_ns),
-                       util::format_time(min_ts));
+  // The writer renames a segment before it writes an older packet (since ca4f488, 2026-12-02),
+  // so its name is a lower bound; a segment written before that is named by its first packet,
+  // and may hold older ones, as may a renamed segment whose new name a power cut lost. So a
+  // record is damage only when it is older than the name by more than kNear: zeros (time 0)
+  // and garbage, not an out-of-order packet of an older segment.
+  if (h.ts_ns + kNear < min_ts)
+    return fmt::format("time {} older than the segment's name says ({}) by more than an hour",
+                       util::format_time(h.ts_ns), util::format_time(min_ts));
   return std::nullopt;
 }
 

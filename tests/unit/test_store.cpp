@@ -663,17 +663,17 @@ TEST(Recovery, RenamesToTheSmallestTimestamp) {
 
 namespace {
 
-// A segment of 20 UDP records (100 payload bytes each, at 1000 s + i) left as a crash leaves
+// A segment of 20 UDP records (100 payload bytes each, at 10000 s + i) left as a crash leaves
 // it (no sidecar), in class "default" of store `d`; returns its base path.
 std::string unsealed_segment(const fs::path& d, uint64_t seq = 1) {
   fs::create_directories(d / "default");
   std::ofstream(d / "STORE") << "tm store format 1\n";
   const uint64_t s = 1000000000ull;
-  std::string base = (d / "default" / store::segment_base_name({seq, 1000 * s, 1})).string();
+  std::string base = (d / "default" / store::segment_base_name({seq, 10000 * s, 1})).string();
   store::SegmentWriter w(base, seq, 1, {});
   for (uint64_t i = 0; i < 20; ++i) {
     auto f = udp_frame(1, 2, 3, 4, 100);
-    w.append(1000 * s + i, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+    w.append(10000 * s + i, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
   }
   w.flush();
   return base;
@@ -732,8 +732,17 @@ TEST(Scan, StopsAtARecordTmNeverWrites) {
   expect_damage_at(at, "a length that leads to no record");
   poke(pcap, at + 8, u32(20u << 20) + u32(20u << 20));  // more than tm ever stored
   expect_damage_at(at, "caplen > 16 MiB");
-  poke(pcap, at, u32(999));  // older than the segment's name (1000 s)
+  poke(pcap, at, u32(999));  // older than the segment's name (10000 s) by more than an hour
   expect_damage_at(at - kRec, "older than the name (the record before it leads there)");
+  // Older than the name by less: an out-of-order packet of a segment written before names were
+  // lower bounds (or renamed, the rename lost by a power cut), not damage.
+  poke(pcap, at, u32(10000 - 600));
+  {
+    Scanned s = scan(pcap);
+    EXPECT_EQ(s.r.end, store::ScanResult::End::kClean);
+    EXPECT_EQ(s.offs.size(), 20u);
+    restore();
+  }
   poke(pcap, at + 5, std::string(2 * kRec, '\0'));  // zeros in the middle
   expect_damage_at(at, "zeros");
   // Zeros to the end are a tail a crash left unwritten, not damage.
