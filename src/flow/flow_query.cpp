@@ -137,13 +137,18 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
     // Both directions, each with its own ports: "host A and host B and port a and port b" would
     // also take A:b <-> B:a, another connection.
     std::string a = f.orig.str(), b = f.resp.str();
-    std::string t = proto
-                        ? fmt::format(
-                              "{0} and ((src host {1} and src port {2} and dst host {3} and dst port {4}) or "
-                              "(src host {3} and src port {4} and dst host {1} and dst port {2}))",
-                              proto, a, f.orig_port, b, f.resp_port)
-                        : fmt::format("{} proto {} and host {} and host {}", f.version == 6 ? "ip6" : "ip",
-                                      f.proto, a, b);
+    // Ports 0 and 0: the connection of the pair's packets without ports (a later fragment
+    // whose first fragment was not seen, a transport header cut off) or with both ports 0.
+    // `port 0` matches neither of the first: packets with no port of 1-65535.
+    const bool portless = proto && f.orig_port == 0 && f.resp_port == 0;
+    std::string t =
+        portless ? fmt::format("{} and host {} and host {} and not portrange 1-65535", proto, a, b)
+        : proto  ? fmt::format(
+                       "{0} and ((src host {1} and src port {2} and dst host {3} and dst port {4}) or "
+                        "(src host {3} and src port {4} and dst host {1} and dst port {2}))",
+                       proto, a, f.orig_port, b, f.resp_port)
+                : fmt::format("{} proto {} and host {} and host {}", f.version == 6 ? "ip6" : "ip", f.proto,
+                              a, b);
     terms.insert("(" + t + ")");
   }
   std::string o;

@@ -4,6 +4,7 @@ fragments are judged as their datagram, docs/USAGE.md "Fragments"), in order, al
 fragments arrive out of order or span segments; BPF-only filters keep tcpdump's answer.
 Expected packets are named by their position in the capture, read off `tcpdump -v -nr FILE`
 (the command is next to each case)."""
+import json
 import unittest
 
 from tmtest import StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm, write_pcap
@@ -39,6 +40,21 @@ class Fragments(StoreTest):
                 store = self.path("s%d" % n)
                 record(store, [src], "--cutoff", "none")
                 self.assertSamePackets(self.query_packets(store, flt), [every[i] for i in want], flt)
+
+    def test_a_later_fragment_without_its_first_is_found_by_its_flow(self):
+        # tcpdump -nn -r ipv6/ipv6-fragmented-dns.pcap: #3 (from 0) is a later fragment (2896|342) whose
+        # first was not captured. Its flow record has no ports (0 and 0); `tm query --flow` used to look
+        # for `port 0` and find nothing, and evidence called its packet "no longer on disk".
+        src = corpus("ipv6", "ipv6-fragmented-dns.pcap")
+        every = tcpdump_packets(src)
+        self.assertIn("frag (2896|342)", every[3])
+        record(self.store, [src], "--cutoff", "none")
+        flows = [json.loads(line) for line in tm("flows", "--store", self.store, "--format", "json").stdout.splitlines()]
+        portless = [f for f in flows if f["orig_port"] == 0 and f["resp_port"] == 0]
+        self.assertEqual(len(portless), 1, flows)
+        out = self.path("flow.pcap")
+        tm("query", "--store", self.store, "--flow", portless[0]["id"], "-w", out, "-q")
+        self.assertSamePackets(tcpdump_packets(out), [every[3]])
 
     def test_out_of_order_and_across_segments(self):
         frames = read_pcap(corpus("ipv4", "fragmented-3.pcap"))
