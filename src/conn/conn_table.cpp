@@ -153,7 +153,7 @@ bool ConnTable::evict_one(uint64_t now) {
     ConnEntry& e = entries_[hand_];
     ++stats_.hand_steps;
     if (!e.suspend_timeout) {
-      const bool timed_out = now > e.active_clock && now - e.active_clock > timeout_of(e);
+      const bool timed_out = this->timed_out(e, now);
       if (timed_out || !e.referenced) {
         if (on_end_) on_end_(e, timed_out ? EndReason::kTimeout : EndReason::kTableFull);
         ++(timed_out ? stats_.expired : stats_.evicted);
