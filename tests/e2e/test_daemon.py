@@ -200,6 +200,12 @@ class Api(Serve):
         s.connect(("127.0.0.1", self.port))
         s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
         self.addCleanup(s.close)
+        # Only once the server has admitted it does it hold a slot: a request sent next could
+        # otherwise take the slot first and this one be refused.
+        deadline = time.monotonic() + WAIT
+        while json.loads(self.curl("/api/v1/stats")[1])["api"]["active_queries"] != 1:
+            self.assertLess(time.monotonic(), deadline, "the stalled query was never admitted")
+            time.sleep(0.05)
         return s
 
     def big_store(self):
@@ -211,13 +217,7 @@ class Api(Serve):
         self.big_store()
         self.start_serve("--max-queries", "1")
         s = self.stalled_query()
-        deadline = time.monotonic() + WAIT
-        code = 0
-        while time.monotonic() < deadline:
-            code, body = self.curl("/api/v1/query?filter=tcp")
-            if code == 503:
-                break
-            time.sleep(0.1)
+        code, body = self.curl("/api/v1/query?filter=tcp")
         self.assertEqual(code, 503)
         self.assertIn("error", json.loads(body))
         s.close()
@@ -230,10 +230,6 @@ class Api(Serve):
         self.big_store()
         self.start_serve()
         self.stalled_query()
-        deadline = time.monotonic() + WAIT
-        while json.loads(self.curl("/api/v1/stats")[1])["api"]["active_queries"] != 1:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.05)
         t0 = time.monotonic()
         self.stop(signal.SIGTERM)
         self.assertLess(time.monotonic() - t0, 10)
