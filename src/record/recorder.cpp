@@ -233,6 +233,13 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   }
 }
 
+void Recorder::advance(uint64_t ts_ns, size_t n) {
+  if (n == 0) return;
+  if (ts_ns < util::pcap::kTimeLimitNs && ts_ns > now_) now_ = ts_ns;  // (as handle() does)
+  table_.expire_step(now_, 2 * n);
+  push_flows();
+}
+
 void Recorder::finish() {
   table_.end_all(now_);
   push_flows();

@@ -79,6 +79,12 @@ class Recorder {
   // dropped (counted, dropped_ring_full) without waiting until a push succeeds again, so the
   // capture thread still counts, serves its commands and stops. Zero (files): wait for ever.
   void set_stall_limit(std::chrono::nanoseconds d) { stall_limit_ = d; }
+  // Time seen in `n` packets that are not this recorder's (a worker's split: the other
+  // workers' share, left out before process()), the newest at `ts_ns`: the clock and the
+  // expiry sweep advance as a single recorder's would, so connections time out, and end at
+  // finish(), as they would there (a connection idle at the end ends as a timeout, not a
+  // shutdown, whoever saw the last packet).
+  void advance(uint64_t ts_ns, size_t n);
   // Ends every connection at shutdown (each leaves its flow record).
   void finish();
 

@@ -26,6 +26,12 @@ constexpr std::chrono::milliseconds kRetireAtStop{120};
 // thread drops instead (Recorder::set_stall_limit). Far longer than a slow disk's hiccup
 // (the writer frees room packet by packet while it writes), short enough to stop promptly.
 constexpr std::chrono::seconds kLiveStallLimit{2};
+// The newest time of a batch (0 if empty).
+uint64_t newest_ts(const capture::RawPacket* p, size_t n) {
+  uint64_t t = 0;
+  for (size_t i = 0; i < n; ++i) t = std::max(t, p[i].ts_ns);
+  return t;
+}
 }  // namespace
 
 Session::Session(const config::Config& cfg, SessionOptions opts)
@@ -199,11 +205,17 @@ void Session::run_shard(size_t i, const Around& around) {
       while (n < got && batch[n].ts_ns < before_ns) ++n;
       past = n < got;
     }
+    const size_t all = n;
+    const uint64_t newest = opts_.keep ? newest_ts(batch.data(), all) : 0;
     if (opts_.keep) n = opts_.keep(batch.data(), n);
-    if (around)
-      around(i, [&] { rec.process(batch.data(), n, wait_mode_); });
-    else
+    auto process = [&] {
       rec.process(batch.data(), n, wait_mode_);
+      rec.advance(newest, all - n);  // (the other workers' share: their time)
+    };
+    if (around)
+      around(i, process);
+    else
+      process();
     return Took{got, past};
   };
   while (!stopping())
@@ -259,8 +271,11 @@ void Session::run_files() {
         }
     }
     if (n == 0) break;
+    const size_t all = n;
+    const uint64_t newest = opts_.keep ? newest_ts(batch.data(), all) : 0;
     if (opts_.keep) n = opts_.keep(batch.data(), n);
     shards_[0].rec->process(batch.data(), n, wait_mode_);
+    shards_[0].rec->advance(newest, all - n);  // (the other workers' share: their time)
     if (writer_->failed()) throw std::runtime_error("writer failed: " + writer_->error());
     if (opts_.file_batch) opts_.file_batch();
   }

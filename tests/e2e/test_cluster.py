@@ -413,6 +413,23 @@ class FiveTuple(Cluster):
 
 
 class Flows(Cluster):
+    def test_split_flow_records_equal_a_single_stores(self):
+        # Each worker reads the whole input and keeps its share; its clock advances with the others'
+        # packets too, so a connection idle at the end ends as a timeout at every worker, as in a
+        # single store (afs.pcap: one UDP connection said 'shutdown' at the worker that saw its last
+        # packet, whose own clock had stopped there).
+        src = corpus("mixed", "afs.pcap")
+        single = self.path("single")
+        record(single, [src], "--cutoff", "none", "--segment-size", "64k")
+
+        def flows(store):
+            return [json.loads(l) for l in tm("flows", "--store", store, "--format", "json", "-q").stdout.splitlines()]
+        want = sorted(flows(single), key=lambda r: (r["first_ns"], r["id"]))
+        got = sorted((r for s in self.record_shares(src) for r in flows(s)), key=lambda r: (r["first_ns"], r["id"]))
+        self.assertGreater(len(want), 10)
+        self.assertEqual([r for r in got if r not in want], [], "flow records of the split, not of the single store")
+        self.assertEqual(got, want)
+
     def test_flows_are_the_union_and_top_is_over_it(self):
         src = corpus("mixed", "smb3_multichannel.pcap")
         stores = self.record_shares(src)
