@@ -138,8 +138,13 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
       ev_segs += w.segments_evicted.load();
       ev_bytes += w.bytes_evicted.load();
     }
-    os << fmt::format("stored {} of {} packets ({} cut off by the connection cutoff, {} dropped)", stored,
-                      seen, cut, drop);
+    // Live: what the kernel dropped never reached a class, but it is part of what was sent: the
+    // headline counts it (the interface's own drops stay on the "dropped:" line below: a
+    // driver's count may include frames the capture still saw).
+    os << fmt::format("stored {} of {} packets ({} cut off by the connection cutoff, {} dropped", stored,
+                      seen + kdrop, cut, drop + kdrop);
+    if (kdrop) os << fmt::format(": {} by the kernel before tm saw them, {} by tm", kdrop, drop);
+    os << ")";
     if (ev_segs)
       os << fmt::format("; {} segments ({}) evicted by the disk budget or max_age", ev_segs,
                         util::format_size(ev_bytes));

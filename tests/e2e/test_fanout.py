@@ -9,6 +9,7 @@ import collections
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -178,26 +179,24 @@ class Fanout(NetnsTest, TmProcess, StoreTest):
             full = sum(c["dropped_ring_full"] for c in s["classes"].values())
             self.assertEqual(s["packets"], n + full, "%s: packets counted vs stored" % method)
 
-    def test_kernel_drops_of_two_sockets_are_counted_once_each(self):
-        # A writer slowed down (test hook) behind a 1 MiB RAM budget, in wait mode: the capture threads
-        # wait for it, their kernel rings (1 MiB each) fill and the kernel drops. Every frame sent is
-        # either seen by tm or counted as dropped by the kernel in one of the two sockets: nothing is lost
-        # in silence, and nothing is counted twice. What was seen is stored (cutoff none), once.
+    def drop_run(self, name, threads, fmt):
+        """A replay into tm record with a writer slowed down (test hook) behind a 1 MiB RAM budget, in
+        wait mode, and 1 MiB kernel rings: the capture threads wait for the writer, their rings fill and
+        the kernel drops. Returns (frames sent, tm's summary as printed, the store)."""
         src = corpus("mixed", "echo-connections.pcap")  # 82 k small frames, ~90 k packets/s at 50 Mbit/s
         with open(self.cfg, "w") as f:
             f.write('[capture]\nmethod = "afpacket"\nbuffer_size = "1m"\nsnaplen = 2048\n')
-        store = self.path("drops")
-        tm = self.spawn("drops", [TM, "record", "--store", store, "--interface", CAPTURE, "--json", "--config",
-                                  self.cfg, "--cutoff", "none", "--capture-threads", "2", "--ram-budget", "1m",
-                                  "--test-writer-delay-us", "20"])
+        store = self.path(name)
+        tm = self.spawn(name, [TM, "record", "--store", store, "--interface", CAPTURE, "--format", fmt, "--config",
+                               self.cfg, "--cutoff", "none", "--capture-threads", str(threads), "--ram-budget", "1m",
+                               "--test-writer-delay-us", "20"])
         deadline = time.monotonic() + WAIT
-        while sockets_capturing(tm.pid, self.ifindex) < 2:
+        while sockets_capturing(tm.pid, self.ifindex) < threads:
             self.assertIsNone(tm.poll(), "tm record exited while starting")
-            self.assertLess(time.monotonic(), deadline, "tm record: 2 sockets not capturing")
+            self.assertLess(time.monotonic(), deadline, "tm record: %d sockets not capturing" % threads)
             time.sleep(0.05)
         time.sleep(0.2)  # (as in live())
         self.replay([src])
-        sent = frames([src])
         # Wait until the writer has stored all that was seen: the stored count stops growing.
         last, deadline = -1, time.monotonic() + WAIT
         while True:
@@ -207,7 +206,14 @@ class Fanout(NetnsTest, TmProcess, StoreTest):
             self.assertLess(time.monotonic(), deadline, "the writer did not catch up")
             last = n
             time.sleep(1)
-        s = json.loads(self.stop(tm, "tm record (slow writer, small kernel rings)"))
+        return frames([src]), self.stop(tm, "tm record (slow writer, small kernel rings)"), store
+
+    def test_kernel_drops_of_two_sockets_are_counted_once_each(self):
+        # Every frame sent is either seen by tm or counted as dropped by the kernel in one of the two
+        # sockets: nothing is lost in silence, and nothing is counted twice. What was seen is stored
+        # (cutoff none), once.
+        sent, out, store = self.drop_run("drops", 2, "json")
+        s = json.loads(out)
         k = s["kernel"]
         self.assertGreater(k["dropped"], 0, "nothing dropped: the test did not fill the kernel rings")
         self.assertEqual(s["packets"] + k["dropped"], len(sent), "frames sent = seen + dropped by the kernel: %s" % k)
@@ -217,6 +223,21 @@ class Fanout(NetnsTest, TmProcess, StoreTest):
                                      for rec in read_pcap(p))
         self.assertEqual(sum(stored.values()), s["packets"], "every frame seen is stored")
         self.assertEqual(stored - collections.Counter(sent), collections.Counter(), "a frame stored that was not sent")
+
+    def test_the_summary_headline_counts_the_kernels_drops(self):
+        # "stored X of Y packets (..., D dropped...)": Y is what was sent, D includes what the kernel
+        # dropped before tm saw it (the headline said "0 dropped" while the kernel had dropped most).
+        sent, out, store = self.drop_run("headline", 1, "text")
+        text = out.decode() if isinstance(out, bytes) else out
+        m = re.search(r"stored (\d+) of (\d+) packets \(0 cut off by the connection cutoff, (\d+) dropped: "
+                      r"(\d+) by the kernel before tm saw them, 0 by tm\)", text)
+        self.assertTrue(m, text)
+        stored, of, dropped, kernel = map(int, m.groups())
+        self.assertEqual(of, len(sent), text)
+        self.assertGreater(dropped, 0, text)
+        self.assertEqual(dropped, kernel, text)
+        self.assertEqual(stored + dropped, len(sent), text)
+        self.assertIn("dropped: ring full 0, kernel %d, interface 0" % kernel, text)
 
     def test_serve_with_two_capture_threads_sums_its_shards(self):
         files = PLAIN
