@@ -291,7 +291,7 @@ json LiveBackend::connections(const query::Expr& e, size_t top) {
   json out = json::array();
   for (size_t i : order) {
     const auto& r = rows[i];
-    out.push_back({{"id", r.id},
+    out.push_back({{"id", std::to_string(r.id)},  // (a string, as in flow records: 64 bits)
                    {"first", util::format_time(r.first_ts)},
                    {"last", util::format_time(r.last_ts)},
                    {"first_ns", r.first_ts},

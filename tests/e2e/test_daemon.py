@@ -418,6 +418,12 @@ cutoff = "2k"
         p = self.curl("/api/v1/connections?filter=tcp%5B13%5D")
         self.assertEqual(p[0], 400)
         self.stop(signal.SIGTERM)
+        # The connection's id is its flow id, a decimal string as in flow records (a JSON number of 64
+        # bits is rounded by JavaScript and jq).
+        self.assertIsInstance(big["id"], str)
+        flows = [json.loads(l) for l in self.tm("flows", "--store", self.store, "--format", "json", "-q", conn)
+                 .stdout.splitlines()]
+        self.assertEqual([f["id"] for f in flows], [big["id"]])
 
     def test_dynamic_classes_survive_restart(self):
         self.start_live()
