@@ -188,13 +188,7 @@ void append_imports(const std::string& store_dir, const std::vector<ImportRecord
   util::write_all(fd, text.data(), text.size(), path);  // (IoError is a runtime_error)
   if (::fsync(fd) != 0)
     throw std::runtime_error(fmt::format("cannot sync {}: {}", path, std::strerror(errno)));
-  if (old_size == 0) {  // new file: its directory entry must survive a crash too
-    int dfd = ::open(store_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
+  if (old_size == 0) util::fsync_dir(store_dir);  // new file: its directory entry must survive a crash too
 }
 
 }  // namespace tmach::store

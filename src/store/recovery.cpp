@@ -1,5 +1,6 @@
 #include "store/recovery.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "store/layout.h"
 #include "store/pcap_scan.h"
 #include "store/sidecar.h"
+#include "util/file_io.h"
 
 namespace tmach::store {
 
@@ -99,6 +101,14 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
       throw std::runtime_error(
           fmt::format("cannot rename {} to {}.pcap: {}", seg.pcap_path(), to, std::strerror(errno)));
     seg.base = to;
+  }
+  {
+    // The sidecar vouches for the packets, so they reach the disk before it (a recorder that
+    // was killed, rather than cut off by a power cut, left them in the page cache). Its write
+    // fsyncs the directory, which makes the rename above durable too.
+    util::UniqueFd f = util::open_file(seg.pcap_path(), O_RDONLY);
+    if (::fdatasync(f.get()) != 0)
+      throw std::runtime_error(fmt::format("cannot sync {}: {}", seg.pcap_path(), std::strerror(errno)));
   }
   res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, directory, offsets, builder.finish_postings());
   res.packets = meta.packets;

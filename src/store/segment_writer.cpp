@@ -35,7 +35,7 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
   meta_.linktype = linktype;
   if (auto n = parse_segment_name(std::filesystem::path(base_).filename().string())) {
     renamable_ = true;
-    name_ts_ = n->first_ns;
+    name_ts_ = durable_name_ts_ = n->first_ns;
   }
   util::pcap::FileHeader fh;
   fh.linktype = linktype;
@@ -181,10 +181,20 @@ void SegmentWriter::start_writeback() {
   writeback_start_ = written_bytes_;
 }
 
-void SegmentWriter::fsync_data() {
+void SegmentWriter::sync_file() {
   flush();
   ::fdatasync(fd_);
   synced_bytes_ = file_bytes_;
+}
+
+void SegmentWriter::fsync_data() {
+  sync_file();
+  // The data synced is found after a power cut only under a name that survives it: once per
+  // segment, and once after each rename since.
+  if (dir_synced_) return;
+  util::fsync_dir(util::parent_dir(base_));
+  dir_synced_ = true;
+  durable_name_ts_ = name_ts_;
 }
 
 void SegmentWriter::rename_to(uint64_t name_ts) {
@@ -195,6 +205,14 @@ void SegmentWriter::rename_to(uint64_t name_ts) {
         fmt::format("cannot rename {}.pcap to {}.pcap: {}", base_, to, std::strerror(errno)));
   base_ = std::move(to);
   name_ts_ = name_ts;
+  dir_synced_ = false;
+  // Lost, this rename would leave a name newer than packets the file may hold after the power
+  // cut: beyond what recovery tolerates, it is made durable now (see durable_name_ts_).
+  if (name_ts_ + kDurableSlack < durable_name_ts_) {
+    util::fsync_dir(util::parent_dir(base_));
+    dir_synced_ = true;
+    durable_name_ts_ = name_ts_;
+  }
 }
 
 uint64_t SegmentWriter::seal(bool two_threads) {
@@ -210,7 +228,7 @@ uint64_t SegmentWriter::seal(bool two_threads) {
       return encode_offsets(path, offsets);
     });
   } else {
-    fsync_data();
+    sync_file();  // (the sidecar's write fsyncs the directory)
   }
   // The bitmaps are serialised straight from the builder's postings (no Roaring objects);
   // the postings stay with the builder, whose memory the next segment reuses.

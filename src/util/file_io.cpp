@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -62,6 +63,25 @@ uint64_t file_size(int fd, const std::string& path, bool* regular) {
   return static_cast<uint64_t>(st.st_size);
 }
 
+namespace {
+std::atomic<uint64_t> g_fsync_dir_calls{0};
+}  // namespace
+
+void fsync_dir(const std::string& dir) {
+  g_fsync_dir_calls.fetch_add(1, std::memory_order_relaxed);
+  const char* d = dir.empty() ? "." : dir.c_str();
+  UniqueFd f(::open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (f.get() < 0 || ::fsync(f.get()) != 0)
+    throw IoError(fmt::format("fsync of directory {} failed: {}", d, std::strerror(errno)));
+}
+
+std::string parent_dir(const std::string& path) {
+  std::string p = std::filesystem::path(path).parent_path().string();
+  return p.empty() ? "." : p;
+}
+
+uint64_t fsync_dir_calls() { return g_fsync_dir_calls.load(std::memory_order_relaxed); }
+
 void replace_file_atomic(const std::string& path,
                          const std::function<void(int fd, const std::string& tmp)>& fill, Durable durable) {
   const std::string tmp = path + ".tmp";
@@ -80,12 +100,7 @@ void replace_file_atomic(const std::string& path,
     throw;
   }
   if (durable == Durable::kNo) return;
-  // The rename is durable once the directory is.
-  const std::string parent = std::filesystem::path(path).parent_path().string();
-  const char* dir = parent.empty() ? "." : parent.c_str();
-  UniqueFd d(::open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.get() < 0 || ::fsync(d.get()) != 0)
-    throw IoError(fmt::format("fsync of directory {} failed: {}", dir, std::strerror(errno)));
+  fsync_dir(parent_dir(path));  // the rename is durable once the directory is
 }
 
 void replace_file_atomic(const std::string& path, std::string_view content, Durable durable) {

@@ -48,6 +48,14 @@ uint64_t file_size(int fd, const std::string& path, bool* regular = nullptr);
 // IoError naming `path` (what the descriptor is, for the message) on any other error.
 void write_all(int fd, const void* p, size_t n, const std::string& path);
 
+// fsync(2) of the directory `dir` ("" is "."): makes the entries created, renamed or removed in
+// it survive a power cut (a rename is durable only once its directory is). Throws IoError.
+void fsync_dir(const std::string& dir);
+// The directory of `path` ("." when it has none), for fsync_dir.
+std::string parent_dir(const std::string& path);
+// How many fsync_dir calls this process made (tests: that a rename is made durable, or not).
+uint64_t fsync_dir_calls();
+
 // pread(2) until `n` bytes are read, the file ends, or an error other than EINTR.
 // The bytes read (fewer than `n` only at the end of the file), or -1 with errno set.
 ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off);

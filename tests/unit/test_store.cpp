@@ -17,6 +17,7 @@
 #include "store/segment_writer.h"
 #include "store/sidecar.h"
 #include "temp_dir.h"
+#include "util/file_io.h"
 
 using namespace tmach;
 namespace fs = std::filesystem;
@@ -583,6 +584,37 @@ TEST(Catalog, NamesOnlyListsTheSameSegments) {
   // The segment being written is bounded by its size in both.
   EXPECT_EQ(full.segments[1].state, store::SegmentInfo::State::kOpen);
   EXPECT_EQ(names.segments[1].pcap_bytes, fs::file_size(open + ".pcap"));
+}
+
+// A rename to an older name whose loss on a power cut would leave the segment holding packets
+// more than recovery tolerates (an hour) older than its name is made durable at once (its
+// directory fsynced); one within half an hour is not (live capture renames a minute back at a
+// segment's start). fsync_data() makes the current name durable, once.
+TEST(Segment, ARenameFarBackIsMadeDurable) {
+  TempDir d;
+  fs::create_directories(d.p / "default");
+  const uint64_t s = 1000000000ull;
+  store::SegmentWriter w((d.p / "default" / store::segment_base_name({7, 10000 * s, 1})).string(), 7, 1, {});
+  auto add = [&](uint64_t ts) {
+    auto f = udp_frame(1, 2, 3, 4, 10);
+    w.append(ts, static_cast<uint32_t>(f.size()), f.data(), static_cast<uint32_t>(f.size()));
+  };
+  add(10000 * s);
+  const uint64_t before = util::fsync_dir_calls();
+  add(9000 * s);  // ~17 min back: renamed, not synced
+  EXPECT_EQ(w.base(), (d.p / "default" / store::segment_base_name({7, 9000 * s, 1})).string());
+  EXPECT_EQ(util::fsync_dir_calls(), before);
+  add(6000 * s);  // 67 min older than the name on disk (10000 s): synced
+  EXPECT_EQ(w.base(), (d.p / "default" / store::segment_base_name({7, 6000 * s, 1})).string());
+  EXPECT_EQ(util::fsync_dir_calls(), before + 1);
+  add(5000 * s);  // 17 min older than the name synced: not
+  EXPECT_EQ(util::fsync_dir_calls(), before + 1);
+  w.fsync_data();  // the data synced, and the name it is found under
+  EXPECT_EQ(util::fsync_dir_calls(), before + 2);
+  w.fsync_data();
+  EXPECT_EQ(util::fsync_dir_calls(), before + 2);
+  w.seal();  // the sidecar's write syncs the directory (and the pcap's last rename with it)
+  EXPECT_EQ(util::fsync_dir_calls(), before + 3);
 }
 
 // A segment's name carries a lower bound of its timestamps while written, and its smallest
