@@ -217,6 +217,9 @@ Runner add_record(CLI::App& app) {
       std::cerr << "tm record: " << e.what() << "\n";
       rc = 1;
     }
+    // A last segment left unsealed (a full disk; said on stderr as it happened): its packets
+    // are stored and queryable, but the disk needs attention, as any failed write does.
+    if (!session.writer().unsealed().empty()) rc = 1;
     end_sig_thread.end();
     for (auto& w : warnings)  // (a source's warning may be several lines: one per damaged part)
       for (size_t at = 0, nl; at < w.size(); at = nl + 1) {

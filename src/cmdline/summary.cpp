@@ -112,8 +112,10 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     }
     if (share) j["worker_share"] = share_json(*share);
     if (write_errors)
-      j["writer"] = {
-          {"error", writer.error()}, {"write_errors", writer.write_errors()}, {"lost_packets", lost}};
+      j["writer"] = {{"error", writer.error()},
+                     {"write_errors", writer.write_errors()},
+                     {"lost_packets", lost},
+                     {"unsealed", writer.unsealed()}};
     j["interrupted"] = input && input->interrupted();
     if (input) j["input"] = input_json(*input);
     if (memory) j["memory"] = record::memory_json(*memory);
@@ -190,6 +192,12 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
   if (write_errors)
     os << fmt::format("lost: {} packets handed to the store were not written ({} failed writes{}{})\n", lost,
                       writer.write_errors(), writer.failed() ? "; writer: " : "", writer.error());
+  if (const std::string u = writer.unsealed(); !u.empty()) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < cls.size(); ++i)
+      n += writer.stats(static_cast<uint16_t>(i)).segments_unsealed.load();
+    os << fmt::format("not indexed: {} segments ({})\n", n, u);
+  }
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);

@@ -24,6 +24,7 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const ClassCounters& c
       {"written_packets", w.written_packets.load()},
       {"segments", w.segments.load()},
       {"segments_evicted", w.segments_evicted.load()},
+      {"segments_unsealed", w.segments_unsealed.load()},
       {"disk_bytes", w.disk_bytes.load()},
       {"ring_used", writer.ram_used(cls)},
       {"ring_capacity", writer.ram_capacity(cls)},

@@ -169,6 +169,7 @@ void StoreWriter::finish() {
     uint16_t cls;
     std::unique_ptr<SegmentWriter> w;
     uint64_t idx = 0;
+    bool unsealed = false;  // its seal failed (last_seal_failed)
   };
   std::vector<Last> last;
   std::exception_ptr last_failure;
@@ -182,7 +183,15 @@ void StoreWriter::finish() {
       }
       for (size_t i = 0; i < last.size(); ++i) {
         Last& l = last[i];
-        l.idx = l.w->seal(/*two_threads=*/true);  // (the capture has ended: a core is free)
+        try {
+          l.idx = l.w->seal(/*two_threads=*/true);  // (the capture has ended: a core is free)
+        } catch (const std::exception& e) {
+          // A sidecar the full disk had no room for: the packets are stored, and the other
+          // last segments are still sealed.
+          last_seal_failed(l.cls, *l.w, e.what());
+          l.unsealed = true;
+          continue;
+        }
         note_closed(l.cls, *l.w);
         // The memory at this seal's peak: the spare builders, every last segment, this one at its peak.
         update_index_memory();
@@ -225,7 +234,8 @@ void StoreWriter::finish() {
   }
   if (last_failure) std::rethrow_exception(last_failure);
   if (!!failed()) return;
-  for (Last& l : last) sealed_segment(l.cls, *l.w, l.idx);
+  for (Last& l : last)
+    if (!l.unsealed) sealed_segment(l.cls, *l.w, l.idx);
   enforce_budgets();
   dir_.save_verified();  // a clean stop: the next start checks no sidecar this run wrote
 }

@@ -68,6 +68,9 @@ struct ClassWriteStats {
   std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
   std::atomic<uint64_t> lost_packets{0};   // taken from the ring but never on disk: a failed write
   std::atomic<uint64_t> segments_sealed{0};
+  // Left without a sidecar by a seal that failed at the end of the recording (a full disk):
+  // plain pcaps, which queries scan and the next start indexes (recovery).
+  std::atomic<uint64_t> segments_unsealed{0};
   std::atomic<uint64_t> segments_evicted{0};
   std::atomic<uint64_t> bytes_evicted{0};
   std::atomic<uint64_t> disk_bytes{0};  // sealed segments + sidecars + open segments
@@ -143,6 +146,12 @@ class StoreWriter {
     return error_.empty() ? problem_ : error_;
   }
   uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
+  // Any thread, once finish() has returned: why the last segments were not sealed (the first
+  // failure, naming the segment), "" when they were. They stay queryable (segments_unsealed).
+  std::string unsealed() const {
+    std::lock_guard lk(error_mu_);
+    return unsealed_why_;
+  }
   // The heap memory of index building (any thread): the open segments (index builder, offsets,
   // write buffers), the segments with the sealer, and the builders kept for the next segments;
   // now and at its peak. A segment is sealed when it reaches segment_size, or when its index
@@ -214,7 +223,10 @@ class StoreWriter {
   // After a failed write (store_writer_full.cpp): the open segments are cut back to their
   // complete records and closed; the counters say what is on disk. Returns the cut ones.
   std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut_open_segments();
-  void cut_segment(uint16_t cls, SegmentWriter& w);
+  SegmentWriter::Cut cut_segment(uint16_t cls, SegmentWriter& w);
+  // finish(): the seal of a last segment failed with `why`: it is cut back to complete
+  // records (if its flush failed), kept unsealed, counted and reported (unsealed()).
+  void last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why);
   // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
   void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
   // evict_when_full: makes room after a failed write (seals what was cut, deletes the oldest
@@ -251,8 +263,9 @@ class StoreWriter {
   AdoptReport adopt_;
   void set_error(const std::string& what);  // the first error stays
   mutable std::mutex error_mu_;
-  std::string error_;    // guarded by error_mu_
-  std::string problem_;  // guarded by error_mu_: the write problem evict_when_full goes on with
+  std::string error_;         // guarded by error_mu_
+  std::string problem_;       // guarded by error_mu_: the write problem evict_when_full goes on with
+  std::string unsealed_why_;  // guarded by error_mu_: see unsealed()
   void set_problem(const std::string& what);
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> write_errors_{0};

@@ -23,13 +23,47 @@ void StoreWriter::set_problem(const std::string& what) {
   problem_ = what;
 }
 
-void StoreWriter::cut_segment(uint16_t cls, SegmentWriter& w) {
-  if (w.closed()) return;
+SegmentWriter::Cut StoreWriter::cut_segment(uint16_t cls, SegmentWriter& w) {
+  if (w.closed()) return {};
   uint64_t appended = w.packets();
   SegmentWriter::Cut c = w.cut_to_complete();
   state_[cls].closed_packets += c.packets;
   state_[cls].closed_bytes += c.record_bytes;
   stats_[cls]->lost_packets += appended - c.packets;
+  return c;
+}
+
+void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why) {
+  write_errors_.fetch_add(1, std::memory_order_relaxed);
+  // seal() flushes and syncs the file before it writes the sidecar: usually every packet is
+  // in it. If that flush failed, the file is cut back to its complete records.
+  const uint64_t appended = w.packets();
+  const uint64_t appended_bytes = w.file_bytes() - sizeof(util::pcap::FileHeader);
+  SegmentWriter::Cut c = cut_segment(cls, w);
+  ClassWriteStats& s = *stats_[cls];
+  s.written_packets -= std::min<uint64_t>(s.written_packets, appended - c.packets);
+  s.written_bytes -=
+      std::min<uint64_t>(s.written_bytes, appended_bytes - std::min(appended_bytes, c.record_bytes));
+  std::error_code ec;
+  std::string what;
+  if (fs::file_size(w.base() + ".pcap", ec) <= sizeof(util::pcap::FileHeader) && !ec) {
+    fs::remove(w.base() + ".pcap", ec);  // not one packet in it
+    s.segments--;
+    what = fmt::format(
+        "the last segment {}.pcap was not sealed ({}) and, holding no complete packet, is removed", w.base(),
+        why);
+  } else {
+    add_unsealed(cls, w.base());
+    s.segments_unsealed++;
+    what = fmt::format(
+        "the last segment {}.pcap was not sealed ({}): its {} packets are stored but not indexed; queries "
+        "scan "
+        "it, and the next tm record or tm serve on this store indexes it",
+        w.base(), why, c.packets);
+  }
+  spdlog::error("store: {}", what);
+  std::lock_guard lk(error_mu_);
+  if (unsealed_why_.empty()) unsealed_why_ = what;
 }
 
 std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> StoreWriter::cut_open_segments() {

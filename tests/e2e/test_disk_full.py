@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tmtest import StoreTest, TM, corpus_files, read_pcap, record, run, store_segments, tm
+from tmtest import StoreTest, TM, corpus, corpus_files, read_pcap, record, run, store_segments, tm
 
 INPUT = corpus_files("mixed")  # ~16 MB of pcap
 
@@ -85,6 +86,48 @@ class SmallDisk(TmpfsStore):
         seqs = [os.path.basename(f).split("-")[0] for f in store_segments(self.store)]
         self.assertEqual(len(seqs), len(set(seqs)), "a sequence number twice: %s" % sorted(
             set(os.listdir(os.path.join(self.store, "default"))) - before))
+
+
+class NoRoomForTheLastSidecar(TmpfsStore):
+    """The last segment's seal fails at the end of a recording (its sidecar cannot be created: a
+    tmpfs with few inodes, found by trying): the run says so and exits 1, the summary counts the
+    segment as unsealed, and its packets stay queryable; the next run on the store indexes it."""
+    size = "64m"
+
+    def record_until_the_sidecar_fails(self):
+        src = corpus("mixed", "1000-requests-one-dropped-response.pcap")
+        for inodes in range(6, 24):
+            shutil.rmtree(self.store, ignore_errors=True)
+            run(["mount", "-o", "remount,nr_inodes=%d" % inodes, self.mnt])
+            p = run([TM, "record", "--store", self.store, "--cutoff", "none", "--read", src, "--json"], check=False)
+            if re.search(r"default/\S+\.idx\.tmp: No space left on device", p.stderr.decode()):
+                return p
+        self.fail("no inode limit made the last seal fail")
+
+    def test_reported_counted_and_queryable(self):
+        p = self.record_until_the_sidecar_fails()
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("was not sealed", err)
+        self.assertIn("queries scan it", err)
+        j = json.loads(p.stdout)
+        c = j["classes"]["default"]
+        self.assertEqual(c["segments_unsealed"], 1)
+        self.assertIn("not sealed", j["writer"]["unsealed"])
+        self.assertEqual(j["writer"]["lost_packets"], 0)
+        self.assertEqual(c["stored_packets"], c["seen_packets"])
+        self.assertEqual(c["stored_packets"], records_on_disk(self.store))
+        segs = store_segments(self.store)
+        self.assertEqual(len(segs), 1)
+        self.assertFalse(os.path.exists(segs[0][:-5] + ".idx"))
+        q = run([TM, "query", "--store", self.store, "-q", "--count", ""])
+        self.assertEqual(int(q.stdout), c["stored_packets"])
+        # With room again, the next run indexes it.
+        run(["mount", "-o", "remount,nr_inodes=1000", self.mnt])
+        run([TM, "record", "--store", self.store, "--read", corpus("malformed", "empty.pcap")])
+        self.assertEqual(len(glob.glob(os.path.join(self.store, "default", "*.idx"))), 1)
+        q = run([TM, "query", "--store", self.store, "-q", "--count", ""])
+        self.assertEqual(int(q.stdout), c["stored_packets"])
 
 
 class LiveDiskFull(TmpfsStore):
