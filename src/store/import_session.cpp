@@ -46,17 +46,27 @@ ImportSession::ImportSession(const std::string& store_dir, const std::vector<std
               "(the run was killed, crashed or could not write); the part of it stored before that would be "
               "stored twice (--force records the whole file again)\n",
               p, store_dir, when(r->imported_at_ns), r->path);
-        else if (r->complete)
-          err << fmt::format(
-              "tm record: skipping {}: already imported into {} on {} ({}); nothing recorded from it "
-              "(--force "
-              "records it again)\n",
-              p, store_dir, when(r->imported_at_ns), describe(*r));
-        else
-          err << fmt::format(
-              "tm record: skipping {}: partly imported into {} on {} ({}, interrupted after {} of {} bytes); "
-              "recording it again would store those packets twice (--force records the whole file again)\n",
-              p, store_dir, when(r->imported_at_ns), describe(*r), r->bytes_read, r->fp.size);
+        else {
+          // A later run of it that was killed (--force) stored an unknown part of it once more.
+          std::string later;
+          if (const auto* k = log.unended_after(*in.fp, r))
+            later = fmt::format(
+                "; an import of it begun later, on {} (as {}), has no end logged (the run was killed, "
+                "crashed "
+                "or could not write): part of it may be in the store twice already",
+                when(k->imported_at_ns), k->path);
+          if (r->complete)
+            err << fmt::format(
+                "tm record: skipping {}: already imported into {} on {} ({}){}; nothing recorded from it "
+                "(--force records it again)\n",
+                p, store_dir, when(r->imported_at_ns), describe(*r), later);
+          else
+            err << fmt::format(
+                "tm record: skipping {}: partly imported into {} on {} ({}, interrupted after {} of {} "
+                "bytes){}; "
+                "recording it again would store those packets twice (--force records the whole file again)\n",
+                p, store_dir, when(r->imported_at_ns), describe(*r), r->bytes_read, r->fp.size, later);
+        }
       } else {
         for (auto& before : inputs_)
           if (before.fp && *before.fp == *in.fp && !before.skip) {

@@ -173,6 +173,19 @@ const ImportRecord* ImportLog::find(const FileFingerprint& fp) const {
   return partial;
 }
 
+const ImportRecord* ImportLog::unended_after(const FileFingerprint& fp, const ImportRecord* after) const {
+  std::vector<uint64_t> ended;
+  for (auto it = records.rbegin(); it != records.rend() && &*it != after; ++it) {
+    if (!(it->fp == fp)) continue;
+    if (!it->begun) {
+      if (it->run) ended.push_back(it->run);
+    } else if (std::find(ended.begin(), ended.end(), it->run) == ended.end()) {
+      return &*it;
+    }
+  }
+  return nullptr;
+}
+
 void append_imports(const std::string& store_dir, const std::vector<ImportRecord>& records) {
   if (records.empty()) return;
   std::string path = log_path(store_dir);

@@ -70,6 +70,10 @@ struct ImportLog {
   // and the begun lines no end line followed; null when there is none (never imported, or
   // every import of it stored no packet).
   const ImportRecord* find(const FileFingerprint& fp) const;
+  // The latest begun line for this fingerprint that no end line followed, logged after `after`
+  // (one of `records`, e.g. what find() returned): an import of the file killed since (a
+  // --force run after a complete import); null when there is none.
+  const ImportRecord* unended_after(const FileFingerprint& fp, const ImportRecord* after) const;
 };
 
 // Appends records to STORE_DIR/imports.jsonl in one write and fsyncs it (and the directory

@@ -324,6 +324,61 @@ TEST(ImportSession, AnImportThatBeganAndNeverEndedIsRefused) {
   EXPECT_EQ(log.records[2].run, log.records[1].run);
 }
 
+// A --force run after a complete import, killed midway, stored part of the file a second
+// time: the next run's skip message says so, not just that the file was imported whole.
+TEST(ImportSession, AKilledForcedRunAfterACompleteImportIsNamed) {
+  TempDir d;
+  const std::string store = new_store(d);
+  write_file(d.p / "a.pcap", random_bytes(4096, 11));
+  write_file(d.p / "b.pcap", random_bytes(4096, 12));
+  const std::string a = (d.p / "a.pcap").string(), b = (d.p / "b.pcap").string();
+  {
+    std::ostringstream err;
+    store::ImportSession s(store, {a, b}, false, err);
+    s.begin();
+    capture::RawPacket p[2] = {pkt(10), pkt(20)};
+    s.note(0, p, 2);
+    s.ended(0);
+    s.note(1, p, 2);
+    s.ended(1);
+    s.commit();
+  }
+  {
+    std::ostringstream err;
+    store::ImportSession forced(store, {a}, true, err);
+    forced.begin();
+    capture::RawPacket p[1] = {pkt(10)};
+    forced.note(0, p, 1);  // ... and the run is killed: no commit()
+  }
+  std::ostringstream err;
+  store::ImportSession next(store, {a, b}, false, err);
+  EXPECT_TRUE(next.all_skipped());
+  const std::string msg = err.str();
+  const size_t nl = msg.find('\n');
+  ASSERT_NE(nl, std::string::npos) << msg;
+  const std::string of_a = msg.substr(0, nl), of_b = msg.substr(nl + 1);
+  EXPECT_NE(of_a.find("already imported"), std::string::npos) << msg;
+  EXPECT_NE(of_a.find("has no end logged"), std::string::npos) << msg;
+  EXPECT_NE(of_a.find("twice"), std::string::npos) << msg;
+  // b was not touched by the killed run: its message is the plain one.
+  EXPECT_NE(of_b.find("already imported"), std::string::npos) << msg;
+  EXPECT_EQ(of_b.find("has no end logged"), std::string::npos) << msg;
+  // A later complete run ends the story: the killed one is before it.
+  {
+    std::ostringstream e2;
+    store::ImportSession forced(store, {a}, true, e2);
+    forced.begin();
+    capture::RawPacket p[2] = {pkt(10), pkt(20)};
+    forced.note(0, p, 2);
+    forced.ended(0);
+    forced.commit();
+  }
+  std::ostringstream e3;
+  store::ImportSession last(store, {a}, false, e3);
+  EXPECT_TRUE(last.all_skipped());
+  EXPECT_EQ(e3.str().find("has no end logged"), std::string::npos) << e3.str();
+}
+
 // A run that began a file and stored nothing of it (no packet) ends its begun line: the file
 // is not refused next time. A run that ended in part (a signal) is refused as partial.
 TEST(ImportSession, ABegunImportIsEndedByItsRunsEndLine) {
