@@ -134,6 +134,25 @@ class Crash(StoreTest):
         third = tm("record", "--store", self.store, "--read", src, "--cutoff", "none", check=False)
         self.assertEqual(third.returncode, 1)
         self.assertIn("already imported", third.stderr.decode())
+        self.assertNotIn("has no end logged", third.stderr.decode())
+        # A --force run killed in its turn stored part of the file once more: the next run's message says
+        # so, not only that the file was imported whole before.
+        sealed_before = len([f for f in os.listdir(d) if f.endswith(".idx")])
+        p = subprocess.Popen([TM, "record", "--store", self.store, "--read", src, "--cutoff", "none", "--force",
+                              "--segment-size", "64k", "--test-writer-delay-us", "200"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline and \
+                len([f for f in os.listdir(d) if f.endswith(".idx")]) <= sealed_before:
+            time.sleep(0.01)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        self.assertEqual(p.returncode, -signal.SIGKILL, "the forced import ended before the kill")
+        fourth = tm("record", "--store", self.store, "--read", src, "--cutoff", "none", check=False)
+        err = fourth.stderr.decode()
+        self.assertEqual(fourth.returncode, 1, err)
+        self.assertIn("already imported", err)
+        self.assertIn("has no end logged", err)
 
 class DamagedFiles(StoreTest):
     def test_corrupt_sidecars_rebuilt_foreign_files_left_alone(self):
