@@ -304,18 +304,7 @@ class AfPacketSource : public PacketSource {
 
   // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
   // A poll() that returns at once for nothing still takes the whole wait (wait_capture_socket).
-  void wait() {
-    if (wait_capture_socket(fd_, idle_wait_ms_, name_) != SocketWait::kNoErrorPending) [[likely]]
-      return;
-    if (!pollerr_logged_) {
-      pollerr_logged_ = true;
-      spdlog::warn(
-          "interface {}: poll() returned at once on the capture socket with nothing to read and no error "
-          "pending (POLLERR with SO_ERROR 0, or POLLHUP): its error queue was read and the idle wait taken "
-          "in full (not logged again)",
-          name_);
-    }
-  }
+  void wait() { wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kAfPacket, &pollerr_logged_); }
 
   static uint64_t frame_ns(const tpacket3_hdr* h) {
     return static_cast<uint64_t>(h->tp_sec) * 1000000000ull + h->tp_nsec;
@@ -366,7 +355,8 @@ class AfPacketSource : public PacketSource {
 
 }  // namespace
 
-SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc, SocketOwner owner) {
+SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc, SocketOwner owner,
+                               bool* warned) {
   const uint64_t t0 = StartGate::now_ns(CLOCK_MONOTONIC);
   struct pollfd pfd {
     fd, POLLIN, 0
@@ -415,6 +405,14 @@ SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc, S
     };
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+  }
+  if (warned && !*warned) {
+    *warned = true;
+    spdlog::warn(
+        "interface {}: poll() returned at once on the capture socket with nothing to read and no error "
+        "pending (POLLERR{}, or POLLHUP): {}the idle wait taken in full (not logged again)",
+        ifc, owner == SocketOwner::kAfPacket ? " with SO_ERROR 0" : "",
+        owner == SocketOwner::kAfPacket ? "its error queue was read and " : "");
   }
   return SocketWait::kNoErrorPending;
 }
@@ -476,7 +474,7 @@ int join_fanout(int, const std::string& ifc, int) {
   throw SourceError(fmt::format("interface {}: PACKET_FANOUT exists on Linux only", ifc));
 }
 
-SocketWait wait_capture_socket(int, int, const std::string& ifc, SocketOwner) {
+SocketWait wait_capture_socket(int, int, const std::string& ifc, SocketOwner, bool*) {
   throw SourceError(fmt::format("interface {}: AF_PACKET capture exists on Linux only", ifc));
 }
 

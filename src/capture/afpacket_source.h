@@ -31,10 +31,11 @@ int join_fanout(int fd, const std::string& interface, int group);
 // (kLibpcap) has its errors read by libpcap. kNoErrorPending: poll() returned at once with
 // nothing to read and no error (POLLERR for the socket's error queue, or POLLHUP): an AF_PACKET
 // socket's error queue was read, and the call still took `timeout_ms`, so a caller that calls
-// again at once does not spin.
+// again at once does not spin. With `warned` (the source's flag), kNoErrorPending is logged as
+// a warning the first time (*warned false), and *warned set.
 enum class SocketWait { kReadable, kTimedOut, kNoErrorPending };
 enum class SocketOwner { kAfPacket, kLibpcap };
 SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& interface,
-                               SocketOwner owner = SocketOwner::kAfPacket);
+                               SocketOwner owner = SocketOwner::kAfPacket, bool* warned = nullptr);
 
 }  // namespace tmach::capture

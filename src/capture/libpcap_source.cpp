@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <pcap/pcap.h>
 #include <poll.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,15 +154,7 @@ class PcapHandleSource : public PacketSource {
   // errors are libpcap's to read (pcap_dispatch reports those that end the capture).
   void wait_for_socket() {
 #ifdef __linux__
-    if (wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kLibpcap) ==
-            SocketWait::kNoErrorPending &&
-        !pollerr_logged_) {
-      pollerr_logged_ = true;
-      spdlog::warn(
-          "{}: poll() returned at once on the capture socket with nothing to read and no error pending "
-          "(POLLERR or POLLHUP): the idle wait taken in full (not logged again)",
-          name_);
-    }
+    wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kLibpcap, &pollerr_logged_);
 #else
     struct pollfd pfd {
       fd_, POLLIN, 0

@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <sstream>
 #include <vector>
 
 #include "capture/afpacket_source.h"
@@ -483,6 +486,28 @@ TEST(AfPacket, ALibpcapSocketsErrorsAreLeftToLibpcap) {
   EXPECT_EQ(poll(&pfd, 1, 0), 1);
   EXPECT_TRUE(pfd.revents & POLLERR) << "the error queue was read";
   close(fd);
+}
+
+// A wait that poll() ends at once for nothing is logged once per source (its flag), by
+// wait_capture_socket itself for both kinds of socket.
+TEST(AfPacket, APollThatReturnsAtOnceIsLoggedOnce) {
+  const int fd = socket_with_an_error();
+  ASSERT_GE(fd, 0);
+  std::ostringstream log;
+  auto before = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  bool warned = false;
+  for (int i = 0; i < 3; ++i)  // (libpcap's errors are left: each wait returns at once)
+    EXPECT_EQ(wait_capture_socket(fd, 5, "tm-test0", SocketOwner::kLibpcap, &warned),
+              SocketWait::kNoErrorPending);
+  spdlog::set_default_logger(before);
+  close(fd);
+  EXPECT_TRUE(warned);
+  const std::string text = log.str();
+  const std::string line = "interface tm-test0: poll() returned at once";
+  ASSERT_NE(text.find(line), std::string::npos) << text;
+  EXPECT_EQ(text.find(line, text.find(line) + 1), std::string::npos) << "logged twice: " << text;
 }
 
 TEST(AfPacket, MethodChoice) {
