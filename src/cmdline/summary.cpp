@@ -192,11 +192,17 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
   if (write_errors)
     os << fmt::format("lost: {} packets handed to the store were not written ({} failed writes{}{})\n", lost,
                       writer.write_errors(), writer.failed() ? "; writer: " : "", writer.error());
-  if (const std::string u = writer.unsealed(); !u.empty()) {
+  {
     uint64_t n = 0;
     for (size_t i = 0; i < cls.size(); ++i)
       n += writer.stats(static_cast<uint16_t>(i)).segments_unsealed.load();
-    os << fmt::format("not indexed: {} segments ({})\n", n, u);
+    const std::string u = writer.unsealed();
+    if (n)
+      os << fmt::format(
+          "not indexed: {} segments stored without a sidecar (queries scan them; the next tm record or tm "
+          "serve "
+          "on this store indexes them){}{}\n",
+          n, u.empty() ? "" : "; ", u);
   }
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <utility>
 
 #include "store/layout.h"
 #include "util/pcap.h"
@@ -24,8 +25,15 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
   wopts_.fragments = std::make_shared<packet::FragmentLayers>();  // later fragments indexed as their datagram
   on_sealed_ = [this](Sealer::Sealed& s) {
     if (!s.error.empty()) {
-      // Its pcap is whole (flushed before the seal): live, make_room() seals it again.
-      if (opts_.evict_when_full) unsealed_.emplace_back(s.cls, s.w->base());
+      // Its pcap is whole (flushed before the seal): live, make_room() seals it again; else
+      // the writer stops (the error below) and the pcap stays, scanned by queries, for the
+      // next start to index.
+      if (opts_.evict_when_full) {
+        unsealed_.emplace_back(s.cls, s.w->base());
+      } else {
+        add_unsealed(s.cls, s.w->base());
+        stats_[s.cls]->segments_unsealed++;
+      }
       throw std::runtime_error(s.error);
     }
     sealed_segment(s.cls, *s.w, s.idx_bytes);
@@ -215,12 +223,23 @@ void StoreWriter::finish() {
     }
   }
   if (sealer_.running()) {
-    try {
-      if (!failed()) collect_seals(true);
-    } catch (const std::exception& e) {
-      set_error(e.what());
+    // Every segment handed to the sealer is accounted, whether the writer failed or not: a
+    // seal that failed leaves its pcap unsealed (on_sealed_ counts it) and is an error, as
+    // any failed write is; the ones after it are still given back.
+    sealer_.stop();  // (once every queued seal is done)
+    for (bool more = true; more;) {
+      try {
+        collect_seals(true);
+        more = false;
+      } catch (const std::exception& e) {
+        set_error(e.what());
+      }
     }
-    sealer_.stop();
+  }
+  // Live: failed seals that make_room() has not tried again stay unsealed.
+  for (auto& [cls, base] : std::exchange(unsealed_, {})) {
+    add_unsealed(cls, base);
+    stats_[cls]->segments_unsealed++;
   }
   if (last_failure && opts_.evict_when_full) {
     // Live: the last drain met a full disk; what it could write is sealed or left to recovery.
@@ -233,9 +252,9 @@ void StoreWriter::finish() {
     }
   }
   if (last_failure) std::rethrow_exception(last_failure);
-  if (!!failed()) return;
-  for (Last& l : last)
+  for (Last& l : last)  // (sealed before a failure the sealer reported above: accounted all the same)
     if (!l.unsealed) sealed_segment(l.cls, *l.w, l.idx);
+  if (failed()) return;
   enforce_budgets();
   dir_.save_verified();  // a clean stop: the next start checks no sidecar this run wrote
 }

@@ -68,8 +68,9 @@ struct ClassWriteStats {
   std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
   std::atomic<uint64_t> lost_packets{0};   // taken from the ring but never on disk: a failed write
   std::atomic<uint64_t> segments_sealed{0};
-  // Left without a sidecar by a seal that failed at the end of the recording (a full disk):
-  // plain pcaps, which queries scan and the next start indexes (recovery).
+  // Left without a sidecar at the end of the run: a seal that failed (a full disk; live, a
+  // failed seal is tried again until the end), or cut after a failed write. Plain pcaps,
+  // which queries scan and the next start indexes (recovery).
   std::atomic<uint64_t> segments_unsealed{0};
   std::atomic<uint64_t> segments_evicted{0};
   std::atomic<uint64_t> bytes_evicted{0};
@@ -146,8 +147,8 @@ class StoreWriter {
     return error_.empty() ? problem_ : error_;
   }
   uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
-  // Any thread, once finish() has returned: why the last segments were not sealed (the first
-  // failure, naming the segment), "" when they were. They stay queryable (segments_unsealed).
+  // Any thread, once finish() has returned: why a last segment was not sealed (the first such
+  // failure, naming the segment), "" when they were. It stays queryable (segments_unsealed).
   std::string unsealed() const {
     std::lock_guard lk(error_mu_);
     return unsealed_why_;

@@ -45,23 +45,19 @@ void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::st
   s.written_bytes -=
       std::min<uint64_t>(s.written_bytes, appended_bytes - std::min(appended_bytes, c.record_bytes));
   std::error_code ec;
-  std::string what;
+  const std::string what = fmt::format("the last segment {}.pcap was not sealed ({})", w.base(), why);
   if (fs::file_size(w.base() + ".pcap", ec) <= sizeof(util::pcap::FileHeader) && !ec) {
     fs::remove(w.base() + ".pcap", ec);  // not one packet in it
     s.segments--;
-    what = fmt::format(
-        "the last segment {}.pcap was not sealed ({}) and, holding no complete packet, is removed", w.base(),
-        why);
+    spdlog::error("store: {} and, holding no complete packet, is removed", what);
   } else {
     add_unsealed(cls, w.base());
     s.segments_unsealed++;
-    what = fmt::format(
-        "the last segment {}.pcap was not sealed ({}): its {} packets are stored but not indexed; queries "
-        "scan "
-        "it, and the next tm record or tm serve on this store indexes it",
-        w.base(), why, c.packets);
+    spdlog::error(
+        "store: {}: its {} packets are stored but not indexed; queries scan it, and the next tm record or tm "
+        "serve on this store indexes it",
+        what, c.packets);
   }
-  spdlog::error("store: {}", what);
   std::lock_guard lk(error_mu_);
   if (unsealed_why_.empty()) unsealed_why_ = what;
 }
@@ -101,6 +97,7 @@ void StoreWriter::keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<Segme
       stats_[cls]->segments--;
     } else {
       add_unsealed(cls, w->base());
+      stats_[cls]->segments_unsealed++;  // (at the end of the run: nothing seals it before the next start)
     }
   }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "store/catalog.h"
+#include "store/layout.h"
 #include "store/store_writer.h"
 #include "temp_dir.h"
 
@@ -134,4 +135,42 @@ TEST(StoreFull, APacketWhoseWriteFailedIsCountedOnce) {
   EXPECT_FALSE(w.failed()) << w.error();
   EXPECT_GT(w.write_errors(), 0u);
   EXPECT_EQ(w.stats(0).written_packets.load() + w.stats(0).lost_packets.load(), 30000u);
+}
+
+// A seal that fails on the sealer thread while a file is read (its sidecar cannot be created:
+// a directory is in the way, no root needed) stops the writer, as any failed write; every
+// segment left without a sidecar is counted in segments_unsealed, and what is on disk in
+// written_packets (the seals still queued are given back, not dropped).
+TEST(StoreFull, EverySegmentLeftUnsealedIsCounted) {
+  TempDir d;
+  store::StoreOptions o;
+  o.dir = (d.p / "store").string();
+  o.segment_size = 512 << 10;
+  o.classes.push_back(store::ClassOptions{"default", 4 << 20, UINT64_MAX});
+  store::StoreWriter w(o);
+  const uint64_t first = 1'000'000'000;
+  const std::string seg1 = (d.p / "store" / "default" / store::segment_base_name({1, first, 1})).string();
+  fs::create_directories(seg1 + ".idx.tmp");  // its sidecar cannot be written
+  w.start();
+  std::vector<uint8_t> frame(1000, 0x42);
+  uint64_t ts = first;
+  for (int i = 0; i < 5000 && !w.failed(); ++i, ts += 1000)
+    while (!w.push(0, ts, 1, 1000, frame.data(), 1000, nullptr) && !w.failed())
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  w.finish();
+  EXPECT_TRUE(w.failed());
+  EXPECT_NE(w.error().find(".idx.tmp"), std::string::npos) << w.error();
+  fs::remove(seg1 + ".idx.tmp");
+  uint64_t unsealed = 0, on_disk = 0;
+  for (auto& e : fs::directory_iterator(d.p / "store" / "default")) {
+    if (e.path().extension() != ".pcap") continue;
+    std::string base = e.path().string();
+    base.resize(base.size() - 5);
+    if (!fs::exists(base + ".idx")) ++unsealed;
+    on_disk += (fs::file_size(e.path()) - 24) / (1000 + 16);
+  }
+  EXPECT_TRUE(fs::exists(seg1 + ".pcap"));
+  EXPECT_GT(unsealed, 0u);
+  EXPECT_EQ(w.stats(0).segments_unsealed.load(), unsealed);
+  EXPECT_EQ(w.stats(0).written_packets.load(), on_disk);
 }
