@@ -32,6 +32,7 @@
 #include <mutex>
 #endif
 
+#include "capture/fanout_program.h"
 #include "capture/start_gate.h"
 #include "capture/tpacket_block.h"
 
@@ -429,22 +430,38 @@ int join_fanout(int fd, const std::string& ifc, int group) {
     group &= 0xffff;  // exactly this id (0 is one the kernel may pick for a new group)
   else if (group != kNewFanoutGroup && (group < 1 || group > 0xffff))
     throw SourceError(fmt::format("interface {}: fanout group {} is not in 1..65535", ifc, group));
+  // Ethernet (and loopback, whose frames have an Ethernet header): the packets are spread by
+  // their IP addresses, unordered (fanout_program.h), so that every packet of a connection,
+  // its IP fragments included, reaches one socket. The kernel's flow hash (PACKET_FANOUT_HASH,
+  // for other interfaces) covers the ports of an unfragmented packet but not of a fragment.
   // No PACKET_FANOUT_FLAG_DEFRAG: with it the kernel hands the socket the reassembled datagram
-  // instead of the fragments that were on the wire. Without it, the flow hash of a fragment
-  // covers its addresses and protocol only (no ports): the fragments of a datagram stay
-  // together, possibly on another socket than the unfragmented packets of their connection.
+  // instead of the fragments that were on the wire.
   // A new group: PACKET_FANOUT_FLAG_UNIQUEID has the kernel choose an id no other group in the
   // network namespace uses (so two recorders never share one by accident), read back below.
-  int arg = group == kNewFanoutGroup ? (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16
-                                     : group | (PACKET_FANOUT_HASH << 16);
+  int ifindex = 0, hwtype = 0;
+  const bool by_hosts =
+      lookup_interface(ifc, ifindex, hwtype) && (hwtype == ARPHRD_ETHER || hwtype == ARPHRD_LOOPBACK);
+  const int mode = by_hosts ? PACKET_FANOUT_CBPF : PACKET_FANOUT_HASH;
+  const char* mode_name = by_hosts ? "cbpf" : "hash";
+  int arg = group == kNewFanoutGroup ? (mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16 : group | (mode << 16);
   if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0)
     fail(ifc,
          group == kNewFanoutGroup
-             ? std::string("setsockopt(PACKET_FANOUT, new group, hash)")
-             : fmt::format("setsockopt(PACKET_FANOUT, group {}, hash) (a group is per interface and mode; "
+             ? fmt::format("setsockopt(PACKET_FANOUT, new group, {})", mode_name)
+             : fmt::format("setsockopt(PACKET_FANOUT, group {}, {}) (a group is per interface and mode; "
                            "EINVAL: the group exists with another interface or mode)",
-                           group),
+                           group, mode_name),
          errno);
+  if (by_hosts) {
+    // The group's program (each member sets the same one). Until the first member has set it,
+    // the kernel gives every packet to the group's first socket.
+    static const std::vector<BpfInstruction> program = host_pair_fanout_program();
+    std::vector<sock_filter> code;
+    for (const BpfInstruction& i : program) code.push_back({i.code, i.jt, i.jf, i.k});
+    sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
+    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &prog, sizeof(prog)) != 0)
+      fail(ifc, "setsockopt(PACKET_FANOUT_DATA, the fanout program)", errno);
+  }
   if (group != kNewFanoutGroup) return group;
   int got = 0;
   socklen_t len = sizeof(got);

@@ -7,6 +7,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pcap/pcap.h>
 #include <poll.h>
 #include <sched.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "capture/afpacket_source.h"
+#include "capture/fanout_program.h"
 #include "capture/source.h"
 
 namespace tmach::capture {
@@ -351,6 +353,105 @@ TEST(AfPacket, FanoutPutsBothDirectionsOfAConnectionOnOneSocket) {
   });
 }
 
+// The fanout program (fanout_program.h), run by libpcap's interpreter as the kernel runs it: what
+// it returns for a frame.
+uint32_t fanout_of(const Bytes& f) {
+  static const std::vector<bpf_insn> prog = [] {
+    std::vector<bpf_insn> p;
+    for (const auto& i : host_pair_fanout_program()) {
+      uint32_t k = i.k;
+      if (BPF_CLASS(i.code) == BPF_LD && (BPF_MODE(i.code) == BPF_IND || BPF_MODE(i.code) == BPF_ABS))
+        k -= static_cast<uint32_t>(kFanoutLinkLayerOffset);  // (libpcap's data starts at the link layer)
+      p.push_back({i.code, i.jt, i.jf, k});
+    }
+    return p;
+  }();
+  return bpf_filter(prog.data(), f.data(), static_cast<u_int>(f.size()), static_cast<u_int>(f.size()));
+}
+
+// The IPv4 frame `f` (no tags) as an IP fragment: more fragments and/or an offset (8-byte units).
+Bytes as_fragment(Bytes f, bool more, uint16_t offset) {
+  uint16_t v = static_cast<uint16_t>((more ? 0x2000 : 0) | offset);
+  f[20] = static_cast<uint8_t>(v >> 8);
+  f[21] = static_cast<uint8_t>(v);
+  return f;
+}
+
+// `f` with its EtherType replaced by `head` (tags, shim headers, and the type of what follows).
+Bytes encapsulated(Bytes f, const Bytes& head) {
+  f.erase(f.begin() + 12, f.begin() + 14);
+  f.insert(f.begin() + 12, head.begin(), head.end());
+  return f;
+}
+
+TEST(FanoutProgram, EveryPacketBetweenTwoHostsGetsOneSocket) {
+  for (bool v6 : {false, true}) {
+    for (uint32_t c = 0; c < 32; ++c) {
+      SCOPED_TRACE(testing::Message() << (v6 ? "IPv6" : "IPv4") << " connection " << c);
+      FrameSpec s;
+      s.v6 = v6;
+      s.proto = c % 2 ? 6 : 17;
+      s.src = 0x0a000000 + c * 7 + 1;
+      s.dst = 0xc0a80000 + c * 13 + 2;
+      s.sport = static_cast<uint16_t>(30000 + c);
+      s.dport = 443;
+      const Bytes there = frame(s);
+      const uint32_t want = fanout_of(there);
+      std::swap(s.src, s.dst);
+      std::swap(s.sport, s.dport);
+      EXPECT_EQ(fanout_of(frame(s)), want) << "the other direction";
+      s.sport = 53;  // another connection of the same hosts
+      EXPECT_EQ(fanout_of(frame(s)), want) << "another connection of the two hosts";
+      const Bytes ip(there.begin() + 14, there.end());
+      const uint16_t type = v6 ? 0x86dd : 0x0800;
+      auto be16 = [](uint16_t v) { return Bytes{static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)}; };
+      auto cat = [](std::initializer_list<Bytes> parts) {
+        Bytes o;
+        for (const auto& p : parts) o.insert(o.end(), p.begin(), p.end());
+        return o;
+      };
+      EXPECT_EQ(fanout_of(encapsulated(there, cat({be16(0x8100), be16(5), be16(type)}))), want) << "VLAN";
+      EXPECT_EQ(
+          fanout_of(encapsulated(there, cat({be16(0x88a8), be16(5), be16(0x8100), be16(6), be16(type)}))),
+          want)
+          << "QinQ";
+      EXPECT_EQ(
+          fanout_of(encapsulated(there, cat({be16(0x8864), Bytes{0x11, 0, 0, 1},
+                                             be16(uint16_t(ip.size() + 2)), be16(v6 ? 0x0057 : 0x0021)}))),
+          want)
+          << "PPPoE";
+      EXPECT_EQ(
+          fanout_of(encapsulated(there, cat({be16(0x8847), Bytes{0, 0x10, 0, 64}, Bytes{0, 0x20, 1, 64}}))),
+          want)
+          << "two MPLS labels";
+      if (!v6) {
+        EXPECT_EQ(fanout_of(as_fragment(there, true, 0)), want) << "a first fragment";
+        EXPECT_EQ(fanout_of(as_fragment(there, false, 185)), want) << "a later fragment";
+      }
+    }
+  }
+}
+
+TEST(FanoutProgram, HostPairsAreSpreadAndTheRestGoesToTheFirstSocket) {
+  std::set<uint32_t> sockets;
+  for (uint32_t c = 0; c < 64; ++c) {
+    FrameSpec s;
+    s.src = 0x0a000000 + c;
+    sockets.insert(fanout_of(frame(s)) % 2);
+  }
+  EXPECT_EQ(sockets.size(), 2u) << "64 host pairs, all on one of 2 sockets";
+  Bytes arp = {0x02, 0x74, 0x6d, 0, 0, 2, 0x02, 0x74, 0x6d, 0, 0, 1, 0x08, 0x06};
+  arp.resize(60);
+  EXPECT_EQ(fanout_of(arp), 0u);
+  Bytes cut = frame(FrameSpec{});
+  cut.resize(14 + 14);  // before the addresses
+  EXPECT_EQ(fanout_of(cut), 0u);
+  Bytes mpls_deep = encapsulated(frame(FrameSpec{}),
+                                 {0x88, 0x47, 0, 0, 0, 64, 0, 0, 0, 64, 0,    0,
+                                  0,    64,   0, 0, 0, 64, 0, 0, 0, 64, 0x08, 0x00});  // 5 labels, no bottom
+  EXPECT_EQ(fanout_of(mpls_deep), 0u);
+}
+
 // No PACKET_FANOUT_FLAG_DEFRAG: with it, the socket got one reassembled datagram instead of the
 // two fragments sent.
 TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
@@ -399,6 +500,71 @@ TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
     EXPECT_EQ(got[0], f1);
     EXPECT_EQ(got[1], f2);
     EXPECT_EQ(sockets.size(), 1u) << "the fragments of one datagram on both sockets";
+  });
+}
+
+// The kernel's flow hash covers an unfragmented packet's ports but not a fragment's: a UDP
+// connection whose datagrams are sometimes fragmented was split between two sockets (two capture
+// threads, two connection entries, the cutoff counted twice). The fanout program hashes the
+// addresses only: each connection's frames, fragments or not, on one socket.
+TEST(AfPacket, FanoutKeepsAConnectionsFragmentsWithItsOtherPackets) {
+  RUN_IN_NETNS([] {
+    auto o = options();
+    o.fanout_group = 78;
+    auto a = open_live_source(o);
+    auto b = open_live_source(o);
+    std::map<std::string, uint32_t> conn_of;  // frame bytes -> connection
+    Sender tx;
+    for (uint32_t c = 0; c < 16; ++c) {
+      FrameSpec s;
+      s.src = 0x0a000000 + c * 7 + 1;
+      s.dst = 0xc0a80000 + c * 13 + 2;
+      s.sport = static_cast<uint16_t>(30000 + c);
+      s.seq = c;
+      Bytes small = frame(s);
+      s.payload = 1000;
+      Bytes whole = frame(s);
+      Bytes f1(whole.begin(), whole.begin() + 14 + 20 + 512), f2(whole.begin(), whole.begin() + 14 + 20);
+      f2.insert(f2.end(), whole.begin() + 14 + 20 + 512, whole.end());
+      for (auto [f, frag] : {std::pair{&f1, uint16_t{0x2000}}, std::pair{&f2, uint16_t{512 / 8}}}) {
+        uint16_t len = static_cast<uint16_t>(f->size() - 14);
+        (*f)[16] = static_cast<uint8_t>(len >> 8);
+        (*f)[17] = static_cast<uint8_t>(len);
+        (*f)[20] = static_cast<uint8_t>(frag >> 8);
+        (*f)[21] = static_cast<uint8_t>(frag);
+      }
+      for (const Bytes* f : {&small, &f1, &f2}) {
+        conn_of[std::string(f->begin(), f->end())] = c;
+        tx.send(*f);
+      }
+    }
+    std::map<uint32_t, std::set<int>> sockets;
+    size_t got = 0;
+    RawPacket batch[64];
+    PacketSource* srcs[2] = {a.get(), b.get()};
+    for (int idle = 0; got < conn_of.size() && idle < 250;) {
+      size_t n = 0;
+      for (int which = 0; which < 2; ++which) {
+        size_t k = srcs[which]->next_batch(batch, 64);
+        n += k;
+        for (size_t i = 0; i < k; ++i) {
+          if (!ours(batch[i])) continue;
+          auto it = conn_of.find(std::string(batch[i].data, batch[i].data + batch[i].caplen));
+          ASSERT_NE(it, conn_of.end()) << "a frame that was not sent";
+          sockets[it->second].insert(which);
+          ++got;
+        }
+      }
+      idle = n ? 0 : idle + 1;
+    }
+    ASSERT_EQ(got, conn_of.size());
+    std::set<int> used;
+    for (auto& [c, on] : sockets) {
+      EXPECT_EQ(on.size(), 1u) << "connection " << c
+                               << ": its fragments and its other packet on both sockets";
+      used.insert(on.begin(), on.end());
+    }
+    EXPECT_EQ(used.size(), 2u) << "16 connections of 16 host pairs, all on one socket";
   });
 }
 

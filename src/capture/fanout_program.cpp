@@ -1,0 +1,168 @@
+#include "capture/fanout_program.h"
+
+#include <pcap/pcap.h>  // (bpf.h with the types it needs)
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+namespace tmach::capture {
+namespace {
+
+// The fanout program runs where the socket's receive hook is called, before the hook moves the
+// packet's data back to its link-layer header: the data starts at the network header of a
+// received packet (at the link-layer header of a sent one). Loads relative to the link-layer
+// header whatever the data's start are the kernel's SKF_LL_OFF (-0x200000) + offset.
+constexpr uint32_t kLinkLayer = static_cast<uint32_t>(kFanoutLinkLayerOffset);
+
+// A little assembler: instructions in order, jumps to named labels resolved at the end
+// (classic BPF jumps forward only, conditional ones by at most 255 instructions).
+class Asm {
+ public:
+  // A packet load's offset is from the link-layer header: kLinkLayer + offset (below).
+  void op(uint16_t code, uint32_t k = 0) {
+    if (BPF_CLASS(code) == BPF_LD && (BPF_MODE(code) == BPF_IND || BPF_MODE(code) == BPF_ABS))
+      k += kLinkLayer;
+    code_.push_back(BPF_STMT(code, k));
+  }
+  // A conditional jump: to `yes` when the test holds, else to `no` ("" = the next instruction).
+  void jump(uint16_t code, uint32_t k, const std::string& yes, const std::string& no = "") {
+    fix_.push_back({code_.size(), yes, no});
+    code_.push_back(BPF_JUMP(code, k, 0, 0));
+  }
+  void go(const std::string& to) {  // unconditional
+    fix_.push_back({code_.size(), to, ""});
+    code_.push_back(BPF_STMT(BPF_JMP | BPF_JA, 0));
+  }
+  void label(const std::string& name) { at_[name] = code_.size(); }
+
+  std::vector<BpfInstruction> finish() {
+    for (const auto& f : fix_) {
+      bpf_insn& i = code_[f.at];
+      auto offset = [&](const std::string& to) -> uint32_t {
+        if (to.empty()) return 0;
+        const size_t target = at_.at(to);
+        if (target <= f.at) throw std::logic_error("fanout program: backward jump to " + to);
+        return static_cast<uint32_t>(target - f.at - 1);
+      };
+      if (BPF_OP(i.code) == BPF_JA) {
+        i.k = offset(f.yes);
+      } else {
+        const uint32_t jt = offset(f.yes), jf = offset(f.no);
+        if (jt > 255 || jf > 255) throw std::logic_error("fanout program: conditional jump too far");
+        i.jt = static_cast<u_char>(jt);
+        i.jf = static_cast<u_char>(jf);
+      }
+    }
+    std::vector<BpfInstruction> out;
+    for (const bpf_insn& i : code_) out.push_back({i.code, i.jt, i.jf, i.k});
+    return out;
+  }
+
+ private:
+  struct Fix {
+    size_t at;
+    std::string yes, no;
+  };
+  std::vector<bpf_insn> code_;
+  std::vector<Fix> fix_;
+  std::map<std::string, size_t> at_;
+};
+
+constexpr uint32_t kGolden = 0x9e3779b1u;  // the multiplier of Fibonacci hashing
+
+}  // namespace
+
+std::vector<BpfInstruction> host_pair_fanout_program() {
+  // X holds the offset of the EtherType (or PPP protocol, or 2 before an MPLS label): the layer
+  // after it starts at X + 2. Scratch: M[0] that offset, M[1] the XOR so far, M[2], M[3] temporaries.
+  Asm a;
+  a.op(BPF_LDX | BPF_IMM, 12);
+  a.op(BPF_LD | BPF_H | BPF_IND, 0);
+  for (const char* tag : {"vlan1", "vlan2"}) {  // up to two tags left in the frame
+    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, tag, "");
+    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, tag, "");
+    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x9100, tag, "type");
+    a.label(tag);
+    a.op(BPF_MISC | BPF_TXA);
+    a.op(BPF_ALU | BPF_ADD | BPF_K, 4);
+    a.op(BPF_MISC | BPF_TAX);
+    a.op(BPF_LD | BPF_H | BPF_IND, 0);
+  }
+  a.label("type");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, "v4");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, "v6");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8864, "pppoe");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8847, "mpls");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8848, "mpls");
+  a.op(BPF_RET | BPF_K, 0);
+
+  // PPPoE session: 6 bytes of header, then the 2-byte PPP protocol.
+  a.label("pppoe");
+  a.op(BPF_MISC | BPF_TXA);
+  a.op(BPF_ALU | BPF_ADD | BPF_K, 8);
+  a.op(BPF_MISC | BPF_TAX);
+  a.op(BPF_LD | BPF_H | BPF_IND, 0);
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0021, "v4");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0057, "v6");
+  a.op(BPF_RET | BPF_K, 0);
+
+  // MPLS: labels of 4 bytes from X + 2; the bottom one has bit 0 of its third byte set.
+  a.label("mpls");
+  for (int k = 0; k < 4; ++k) {
+    a.op(BPF_MISC | BPF_TXA);  // X += 4: the label's third byte (X + 4 before) is at X
+    a.op(BPF_ALU | BPF_ADD | BPF_K, 4);
+    a.op(BPF_MISC | BPF_TAX);
+    a.op(BPF_LD | BPF_B | BPF_IND, 0);
+    a.jump(BPF_JMP | BPF_JSET | BPF_K, 1, "ipver", k == 3 ? "none" : "");  // (then the next label at X + 2)
+  }
+  a.label("none");
+  a.op(BPF_RET | BPF_K, 0);
+  a.label("ipver");  // after the bottom label, at X + 2: the IP version
+  a.op(BPF_LD | BPF_B | BPF_IND, 2);
+  a.op(BPF_ALU | BPF_RSH | BPF_K, 4);
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 4, "v4");
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, 6, "v6");
+  a.op(BPF_RET | BPF_K, 0);
+
+  // IPv4 at X + 2: source at +12, destination at +16.
+  a.label("v4");
+  a.op(BPF_LD | BPF_W | BPF_IND, 2 + 12);
+  a.op(BPF_ST, 1);
+  a.op(BPF_LD | BPF_W | BPF_IND, 2 + 16);
+  a.op(BPF_LDX | BPF_MEM, 1);
+  a.op(BPF_ALU | BPF_XOR | BPF_X);
+  a.go("mix");
+
+  // IPv6 at X + 2: source at +8, destination at +24, four words each.
+  a.label("v6");
+  a.op(BPF_MISC | BPF_TXA);
+  a.op(BPF_ST, 0);
+  a.op(BPF_LD | BPF_IMM, 0);
+  a.op(BPF_ST, 1);
+  for (uint32_t w = 0; w < 4; ++w) {
+    a.op(BPF_LDX | BPF_MEM, 0);
+    a.op(BPF_LD | BPF_W | BPF_IND, 2 + 8 + 4 * w);
+    a.op(BPF_ST, 2);
+    a.op(BPF_LD | BPF_W | BPF_IND, 2 + 24 + 4 * w);
+    a.op(BPF_LDX | BPF_MEM, 2);
+    a.op(BPF_ALU | BPF_XOR | BPF_X);
+    a.op(BPF_LDX | BPF_MEM, 1);
+    a.op(BPF_ALU | BPF_XOR | BPF_X);
+    a.op(BPF_ST, 1);
+  }
+
+  // The XOR of the two addresses, mixed so that its low bits (the kernel takes it modulo the
+  // group's size) depend on all of them.
+  a.label("mix");
+  a.op(BPF_ALU | BPF_MUL | BPF_K, kGolden);
+  a.op(BPF_ST, 3);
+  a.op(BPF_ALU | BPF_RSH | BPF_K, 16);
+  a.op(BPF_LDX | BPF_MEM, 3);
+  a.op(BPF_ALU | BPF_XOR | BPF_X);
+  a.op(BPF_RET | BPF_A);
+  return a.finish();
+}
+
+}  // namespace tmach::capture
