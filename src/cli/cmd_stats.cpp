@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cmdline/options.h"
+#include "server/service.h"
 #include "server/store_stats.h"
 #include "store/catalog.h"
 #include "util/timespec.h"
@@ -59,7 +60,7 @@ Runner add_stats(CLI::App& app) {
       throw std::runtime_error(fmt::format("--require-all: {} of {} workers did not answer: {}",
                                            missing.size(), all["workers"].size(), reasons));
     if (!missing.empty())
-      std::cerr << "tm stats: warning: workers missing from the answer: " << reasons << "\n";
+      std::cerr << "tm stats: warning: " << server::missing_workers_warning(reasons) << "\n";
     if (o->format == "api") {
       std::cout << all.dump(2) << "\n";
       return 0;

@@ -422,7 +422,7 @@ std::string ClusterService::flows(const server::FlowRequest& q, const server::By
                                   const server::Warn& warn) {
   auto s = open_flows(q);
   for (auto& [k, v] : s->headers)
-    if (k == "X-TM-Missing-Reasons") warn("workers missing from the answer: " + v);
+    if (k == "X-TM-Missing-Reasons") warn(server::missing_workers_warning(v));
   return s->run(out, warn, [] { return std::string(); });
 }
 

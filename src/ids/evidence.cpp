@@ -6,12 +6,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string_view>
 
 #include "flow/flow_record.h"
 #include "packet/community_id.h"
 #include "server/flow_format.h"
+#include "server/service.h"
 #include "util/file_io.h"
 #include "util/timespec.h"
 
@@ -22,15 +24,6 @@ constexpr uint64_t kSecond = 1000000000ull;
 
 // A time as the Service's --from/--to take it (epoch seconds, exact to the nanosecond).
 std::string ns_text(uint64_t ns) { return fmt::format("{}.{:09}", ns / kSecond, ns % kSecond); }
-
-// A tm frontend's answer without some of its workers names them in a warning: those missing
-// when it began (X-TM-Missing-Reasons, as tm query/flows --server warn of it) and those that
-// failed during a packet answer. What they hold is unknown, not absent.
-constexpr std::string_view kMissingAtStart = "workers missing from the answer: ";
-bool names_missing_workers(const std::string& w) {
-  return w.starts_with(kMissingAtStart) ||
-         (w.starts_with("worker ") && w.find(" failed during the answer: ") != std::string::npos);
-}
 
 bool has_ports(uint8_t proto) {
   return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
@@ -166,11 +159,12 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   const uint64_t win_lo = lo > o_.window_ns ? lo - o_.window_ns : 0;
   const uint64_t win_hi = hi + o_.window_ns + 1;
   std::vector<std::string> warnings;
-  std::string missing;  // the front-end's workers an answer was without (names_missing_workers)
+  // The front-end's workers an answer was without, as its warnings name them (those missing
+  // when it began, those that failed during a packet answer): what they hold is unknown.
+  std::string missing;
   server::Warn warn = [&](const std::string& w) {
-    if (names_missing_workers(w))
-      missing += (missing.empty() ? "" : "; ") +
-                 (w.starts_with(kMissingAtStart) ? w.substr(kMissingAtStart.size()) : w);
+    if (std::optional<std::string> m = server::missing_workers_of(w))
+      missing += (missing.empty() ? "" : "; ") + *m;
     warnings.push_back(w);
     warn_(name + ": " + w);
   };

@@ -19,7 +19,7 @@ bool report_missing_workers(const ClientOptions& c, const ClientResult& r, const
   bool complete = true;
   std::string before = r.header("X-TM-Missing-Reasons");
   if (!before.empty()) {
-    warn("workers missing from the answer: " + before);
+    warn(missing_workers_warning(before));
     complete = false;
   }
   std::string id = r.header("X-TM-Query-Id");
@@ -32,7 +32,7 @@ bool report_missing_workers(const ClientOptions& c, const ClientResult& r, const
   }
   for (auto& [url, why] : j["missing"].items()) {
     if (before.find(url) != std::string::npos) continue;
-    warn("worker " + url + " failed during the answer: " + why.get<std::string>());
+    warn(worker_failed_warning(url, why.get<std::string>()));
     complete = false;
   }
   if (j.contains("cut")) complete = false;
@@ -101,7 +101,7 @@ Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
   // The workers missing when the answer began (a tm frontend; those that failed during it
   // are in the body's warnings: the front-end collected them while it counted).
   if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
-    j["warnings"].insert(j["warnings"].begin(), "workers missing from the answer: " + m);
+    j["warnings"].insert(j["warnings"].begin(), missing_workers_warning(m));
   Headers h;
   for (const char* k : {"X-TM-Query-Id", "X-TM-Workers", "X-TM-Missing-Workers", "X-TM-Missing-Reasons"})
     if (std::string v = r.header(k); !v.empty()) h.emplace_back(k, v);
@@ -118,8 +118,7 @@ std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const 
   auto r = api_get(c_, "/api/v1/flows", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
   if (!r.error.empty()) throw std::runtime_error(r.error);
-  if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty())
-    warn("workers missing from the answer: " + m);
+  if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty()) warn(missing_workers_warning(m));
   return "";
 }
 

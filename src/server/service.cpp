@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <string_view>
+
 #include "query/packet_filter.h"
 #include "query/parser.h"
 #include "query/planner.h"
@@ -40,6 +42,25 @@ void throw_for_status(int status, const std::string& m, nlohmann::json detail) {
     default:
       throw ServiceError(status, m, std::move(detail));
   }
+}
+
+namespace {
+constexpr std::string_view kMissingAtStart = "workers missing from the answer: ";
+constexpr std::string_view kFailedDuring = " failed during the answer: ";
+}  // namespace
+
+std::string missing_workers_warning(const std::string& reasons) {
+  return std::string(kMissingAtStart) + reasons;
+}
+
+std::string worker_failed_warning(const std::string& url, const std::string& why) {
+  return "worker " + url + std::string(kFailedDuring) + why;
+}
+
+std::optional<std::string> missing_workers_of(const std::string& w) {
+  if (w.starts_with(kMissingAtStart)) return w.substr(kMissingAtStart.size());
+  if (w.starts_with("worker ") && w.find(kFailedDuring) != std::string::npos) return w;
+  return std::nullopt;
 }
 
 std::unique_ptr<Stream> Service::open_query(const QueryRequest& q) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -61,6 +62,16 @@ using StopCheck = std::function<std::string()>;
 struct Cancelled : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// The warnings that name a tm frontend's workers missing from an answer (what they hold is
+// unknown, not absent): those missing when it began ("workers missing from the answer: URL:
+// why; ..."), and each that failed during a packet answer ("worker URL failed during the
+// answer: why"). Made by these functions and recognised by missing_workers_of() (tm evidence),
+// so that the two cannot drift apart.
+std::string missing_workers_warning(const std::string& reasons);
+std::string worker_failed_warning(const std::string& url, const std::string& why);
+// The workers (with why) a warning names missing, when it is one of the above; else nullopt.
+std::optional<std::string> missing_workers_of(const std::string& warning);
+
 // What a transport sends with an answer (HTTP headers: a front-end names its workers there).
 using Headers = std::vector<std::pair<std::string, std::string>>;
 // A packet answer's header: the link types of the segments it may hold ("1,113"), so that a

@@ -13,6 +13,7 @@
 #include "ids/log_follower.h"
 #include "packet/community_id.h"
 #include "server/flow_format.h"
+#include "server/service.h"
 #include "temp_dir.h"
 #include "util/pcap.h"
 
@@ -466,7 +467,7 @@ TEST(EvidenceWriter, OnlyThePacketQuerysMissingWorkersMakePacketsUnknown) {
   FakeService svc;
   svc.rows = {row(8, 1000 * kS, 1010 * kS)};
   svc.packets = 0;
-  svc.flows_warning = "workers missing from the answer: http://w2:1 (connection refused)";
+  svc.flows_warning = tmach::server::missing_workers_warning("http://w2:1 (connection refused)");
   EvidenceOptions o;
   o.out_dir = (t.p / "out").string();
   EvidenceWriter w(svc, o, [](const std::string&) {});
@@ -476,7 +477,7 @@ TEST(EvidenceWriter, OnlyThePacketQuerysMissingWorkersMakePacketsUnknown) {
   EXPECT_NE(j["evidence"]["why"].get<std::string>().find("no longer on disk"), std::string::npos) << j.dump();
 
   svc.flows_warning.clear();
-  svc.query_warning = "workers missing from the answer: http://w2:1 (connection refused)";
+  svc.query_warning = tmach::server::missing_workers_warning("http://w2:1 (connection refused)");
   w.write("2", {alert("2", 1005 * kS, "s")}, true);
   j = read_json(t.p / "out" / "2.json");
   EXPECT_EQ(j["evidence"]["unknown"], true) << j.dump();
@@ -488,6 +489,21 @@ TEST(EvidenceWriter, OnlyThePacketQuerysMissingWorkersMakePacketsUnknown) {
   EXPECT_EQ(j["evidence"]["packets"], 2);
   EXPECT_NE(j["evidence"]["workers_missing"].get<std::string>().find("http://w2:1"), std::string::npos)
       << j.dump();
+}
+
+// The warnings a front-end's answer names its missing workers in are made and recognised by
+// one pair of functions (server/service.h); a worker's own warning passed on by the front-end
+// ("worker URL: ...") names no missing worker.
+TEST(MissingWorkers, TheWarningsMadeAreTheWarningsRecognised) {
+  using namespace tmach::server;
+  EXPECT_EQ(missing_workers_of(missing_workers_warning("http://w2:1: connection refused")),
+            "http://w2:1: connection refused");
+  std::string failed = worker_failed_warning("http://w2:1", "answer cut after 3 packets");
+  EXPECT_EQ(missing_workers_of(failed), failed);
+  EXPECT_FALSE(
+      missing_workers_of("worker http://w2:1: /s/default/1.pcap: missing (its sidecar /s/default/1.idx "
+                         "is there)"));
+  EXPECT_FALSE(missing_workers_of("3 packets of another link type left out"));
 }
 
 TEST(EvidenceWriter, AMismatchingCommunityIdIsWarnedAndEvictedPacketsKeepTheEarlierPcap) {
