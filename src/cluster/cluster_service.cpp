@@ -261,6 +261,10 @@ class ClusterService::QueryStream : public server::Stream {
     }
     fs_->end();
     packets = out.packets();
+    // What the workers found while answering (a missing segment): the front-end's own
+    // warnings of this answer (GET /api/v1/answers/ID here), each naming its worker.
+    if (!stopped)
+      for (auto& w : answer_warnings(cs_.cfg_, *fs_)) warn(w);
     json missing = missing_of(*fs_);
     json st = {{"id", id_},
                {"done", true},

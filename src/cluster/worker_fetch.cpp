@@ -99,6 +99,7 @@ void Fetch::run(const std::string& path_and_query) {
         status = r.status;
         if (status == 200) {
           link_types = r.get_header_value(server::kLinkTypesHeader);
+          answer_id = r.get_header_value(server::kAnswerIdHeader);
           started = true;
           state = State::kStreaming;
           cv.notify_all();
@@ -225,6 +226,51 @@ json missing_of(FetchSet& fs) {
       m[f->url] = f->reason;
     }
   return m;
+}
+
+std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
+  std::vector<std::vector<std::string>> per(fs.f.size());
+  std::vector<std::thread> th;
+  for (size_t k = 0; k < fs.f.size(); ++k) {
+    Fetch& f = *fs.f[k];
+    std::string id;
+    {
+      std::lock_guard lk(f.mu);
+      // Only an answer that ended in full: the worker keeps its warnings when it ends it (one
+      // given up may still be running there; one cut is named missing already).
+      if (f.state != Fetch::State::kDone) continue;
+      id = f.answer_id;
+    }
+    if (id.empty()) continue;  // an older tm serve keeps none
+    th.emplace_back([&cfg, &f, &out = per[k], id] {
+      std::string why;
+      try {
+        auto cl = make_client(cfg.workers[f.idx]);
+        auto res = cl->Get("/api/v1/answers/" + id);
+        if (!res) {
+          why = fmt::format("no answer ({})", error_name(res.error()));
+        } else if (res->status != 200) {
+          why = fmt::format("HTTP {}: {}", res->status, error_text(res->status, res->body));
+        } else {
+          json j = json::parse(res->body, nullptr, false);
+          if (!j.is_object() || !j.contains("warnings") || !j["warnings"].is_array()) {
+            why = "not {\"warnings\": [...]}";
+          } else {
+            for (auto& w : j["warnings"])
+              if (w.is_string()) out.push_back(fmt::format("worker {}: {}", f.url, w.get<std::string>()));
+          }
+        }
+      } catch (const std::exception& e) {
+        why = e.what();
+      }
+      if (!why.empty())
+        out.push_back(fmt::format("worker {}: its warnings of this answer are unknown ({})", f.url, why));
+    });
+  }
+  for (auto& t : th) t.join();
+  std::vector<std::string> all;
+  for (auto& v : per) all.insert(all.end(), v.begin(), v.end());
+  return all;
 }
 
 json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& which,

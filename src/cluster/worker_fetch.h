@@ -68,6 +68,7 @@ struct Fetch {
   std::string reason;             // mu: why it failed
   std::string error_body;         // non-200 body
   std::string link_types;         // mu: the answer's X-TM-Link-Types ("1,113"; server/service.h)
+  std::string answer_id;          // mu: the answer's X-TM-Answer-Id (its warnings, answer_warnings())
   std::atomic<bool> cancelled{false};
   bool close_queue = true;  // false when several fetches share one queue (subscriptions)
   uint64_t packets = 0;
@@ -106,6 +107,11 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
 nlohmann::json missing_of(FetchSet& fs);
 nlohmann::json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& which,
                           const std::vector<Reply>& replies);
+// The warnings each worker whose answer ended in full found while writing it (a missing or
+// damaged segment; GET /api/v1/answers/ID on the worker, asked of all at once), in worker order,
+// each as "worker URL: warning"; a worker whose warnings cannot be had is named as such. The
+// fetches must have ended (FetchSet::end).
+std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs);
 // "url: why; url: why" of missing_of()'s answer.
 std::string reasons_of(const nlohmann::json& missing);
 // An answer's X-TM-Missing-Workers ("url url") and X-TM-Missing-Reasons (reasons_of()) headers,

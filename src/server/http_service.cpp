@@ -43,7 +43,7 @@ bool report_missing_workers(const ClientOptions& c, const ClientResult& r, const
 // compile for a link type, a damaged index), which the pcap had no room for: the answer's
 // X-TM-Answer-Id names them (GET /api/v1/answers/ID). An older server sends no such header.
 void report_answer_warnings(const ClientOptions& c, const ClientResult& r, const Warn& warn) {
-  std::string id = r.header("X-TM-Answer-Id");
+  std::string id = r.header(kAnswerIdHeader);
   if (id.empty()) return;
   auto a = api_get(c, "/api/v1/answers/" + id, {}, nullptr);
   auto j = nlohmann::json::parse(a.body, nullptr, false);

@@ -213,7 +213,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
     std::string filter;
     clk::time_point t0 = clk::now();
     bool ok = false;
-    uint64_t id = 0;                    // X-TM-Answer-Id
+    uint64_t id = 0;                    // kAnswerIdHeader
     std::vector<std::string> warnings;  // kept for GET /api/v1/answers/ID
   };
   auto ctx = std::make_shared<Ctx>();
@@ -223,7 +223,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
     std::lock_guard lk(answers_mu_);
     ctx->id = next_answer_++;
   }
-  res.set_header("X-TM-Answer-Id", std::to_string(ctx->id));
+  res.set_header(kAnswerIdHeader, std::to_string(ctx->id));
   res.set_header("Content-Disposition",
                  fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
   queries_++;

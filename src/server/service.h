@@ -77,6 +77,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 // A packet answer's header: the link types of the segments it may hold ("1,113"), so that a
 // tm frontend knows before the first packet whether the merged answer needs pcapng.
 inline constexpr const char* kLinkTypesHeader = "X-TM-Link-Types";
+// A packet answer's header: its number, under which the server keeps the warnings it found
+// while writing it once it has ended (GET /api/v1/answers/ID).
+inline constexpr const char* kAnswerIdHeader = "X-TM-Answer-Id";
 
 struct QueryRequest {
   std::string filter, from, to;  // as given; empty: all packets, no bound

@@ -12,7 +12,7 @@ import unittest
 
 from test_daemon import parse_prometheus
 from test_query import BPF_FILTERS, FILES, FILTERS, FragmentOracle
-from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, store_segments, tcpdump_packets, tm
 
 N = 3
 TIMEOUT = 3  # the front-end's per-worker time limit, seconds
@@ -643,6 +643,39 @@ class MidStream(Cluster):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--require-all", p.stderr.decode())
         self.assertEqual(p.stdout, b"")
+
+
+class WorkerWarnings(Cluster):
+    def test_a_workers_answer_warnings_reach_the_client(self):
+        # A worker that finds a segment missing (its pcap lost, its sidecar left) warns of it in its
+        # answer's warnings (GET /api/v1/answers/ID): the front-end fetches them when that worker's
+        # answer has ended and makes them its own, naming the worker; tm query and --count print them.
+        src = corpus("mixed", "afs.pcap")
+        self.stores = self.record_shares(src)
+        k = max(range(N), key=lambda i: len(store_segments(self.stores[i])))
+        segs = store_segments(self.stores[k])
+        self.assertGreater(len(segs), 1)
+        lost = read_pcap(segs[0])
+        os.remove(segs[0])
+        self.start_workers(self.stores)
+        fe = self.start_frontend()
+        direct = tm("query", "--server", self.workers[k], "-w", self.path("wk.pcap"), "").stderr.decode()
+        self.assertIn("missing (its sidecar", direct)  # what the worker itself warns of
+        want = "tm query: warning: worker %s: %s: missing (its sidecar %s is there)" % (
+            self.workers[k], segs[0], segs[0][:-5] + ".idx")
+        p, got = self.query(fe, "")
+        err = p.stderr.decode()
+        self.assertIn(want, err)
+        for i in range(N):
+            if i != k:
+                self.assertNotIn(self.workers[i], err)
+        self.assertEqual(len(got), len(read_pcap(src)) - len(lost))
+        p = tm("query", "--server", fe, "--count", "")
+        self.assertIn(want, p.stderr.decode())
+        self.assertEqual(int(p.stdout), len(got))
+        # A filter no packet of the lost segment matches still reads it: the warning again.
+        p, _ = self.query(fe, "udp")
+        self.assertIn(want, p.stderr.decode())
 
 
 if __name__ == "__main__":
