@@ -165,20 +165,47 @@ json ClusterService::query_status(uint64_t id) {
   return it->second;
 }
 
+// The plan, checked by the workers it would ask as they check a query (from, to, class: a
+// worker's 400 is the client's error, as for a query), with the format the answer would be
+// written in: as asked, else pcapng when the workers' answers may hold more than one link
+// type between them (their plans' link_types).
 server::Reply ClusterService::explain(const server::QueryRequest& q) {
+  std::optional<util::pcap::Output> forced;
+  if (!q.format.empty() && !(forced = util::pcap::parse_output(q.format)))
+    throw server::BadRequest(fmt::format("format: '{}' is not pcap or pcapng", q.format));
   const std::string& filter = q.filter;
   server::Reply plan = Service::explain(q);
   auto pr = parse_filter(filter);
   Selection sel = select(pr, cfg_.balance);
+  std::vector<size_t> which;
+  if (sel.all)
+    which = all_workers();
+  else
+    which.assign(sel.workers.begin(), sel.workers.end());
+  auto p = params({{"from", q.from}, {"to", q.to}}, q.classes);
+  p.emplace("filter", filter);
+  std::string path = httplib::append_query_params("/api/v1/explain", p);
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
+  std::set<uint64_t> links;
+  for (auto& r : replies) {
+    if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
+    json b = r.ok() ? json::parse(r.body, nullptr, false) : json();
+    if (b.is_object() && b.contains("link_types") && b["link_types"].is_array())
+      for (auto& l : b["link_types"])
+        if (l.is_number_unsigned()) links.insert(l.get<uint64_t>());
+  }
   json j;
   j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
   j["tunnels"] = cfg_.balance.tunnels;
   j["all"] = sel.all;
   j["why"] = sel.why;
   j["workers"] = json::array();
-  for (size_t i = 0; i < cfg_.workers.size(); ++i)
-    if (sel.all || std::find(sel.workers.begin(), sel.workers.end(), i) != sel.workers.end())
-      j["workers"].push_back({{"id", i}, {"url", cfg_.workers[i].url}});
+  for (size_t i : which) j["workers"].push_back({{"id", i}, {"url", cfg_.workers[i].url}});
+  // Those that did not answer did not check the request: the plan stands without them.
+  j["missing"] = missing_of(cfg_, which, replies);
+  j["format"] = util::pcap::output_name(
+      forced.value_or(links.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap));
+  j["link_types"] = links;
   j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
   j["filter"] = filter;
   for (auto& [k, v] : plan.body.items())

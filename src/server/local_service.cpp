@@ -258,6 +258,23 @@ struct LocalService::PacketQuery {
   std::optional<util::pcap::Output> forced;
   bool no_connection = false;  // a Community ID that no flow record has: an empty answer
   store::Catalog cat;          // (names only) scanned after the live writer's flush, when `sync`
+
+  // The link types of the segments the query may read (by class, and by time as far as the
+  // names tell: a segment's name holds its first timestamp). A tm frontend reads them from
+  // the answer's header (or its plan's) to choose its own format.
+  std::set<uint32_t> links() const {
+    std::set<uint32_t> l;
+    for (auto& s : cat.segments)
+      if ((q.classes.empty() || std::find(q.classes.begin(), q.classes.end(), s.cls) != q.classes.end()) &&
+          s.lo_ts() < q.to_ns)
+        l.insert(s.meta.linktype);
+    return l;
+  }
+  // The answer's format: as the request says, else pcapng when it may hold more than one link
+  // type, else pcap.
+  util::pcap::Output output(const std::set<uint32_t>& l) const {
+    return forced.value_or(l.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap);
+  }
 };
 
 LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool sync) const {
@@ -297,9 +314,15 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
 
 // The plan of the filter, once the request is checked as a query checks it (a bad time, a
 // time range backwards, an unknown class: refused here as there).
+// With the format the answer would be written in ("format": a browser download's name) and
+// the link types it may hold ("link_types": a tm frontend's choice of format).
 Reply LocalService::explain(const QueryRequest& r) {
-  packet_query(r, false);
-  return Service::explain(r);
+  PacketQuery p = packet_query(r, false);
+  Reply plan = Service::explain(r);
+  std::set<uint32_t> links = p.links();
+  plan.body["format"] = util::pcap::output_name(p.output(links));
+  plan.body["link_types"] = links;
+  return plan;
 }
 
 std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
@@ -311,15 +334,9 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
         store::Catalog{}, std::move(q), o_.write_chunk, forced.value_or(util::pcap::Output::kPcap),
         fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id));
   store::Catalog& cat = p.cat;
-  // The link types of the segments the query may read (by class, and by time as far as the
-  // names tell: a segment's name holds its first timestamp): more than one, and the answer is
-  // a pcapng unless the request says otherwise. A tm frontend reads them from the header.
-  std::set<uint32_t> links;
-  for (auto& s : cat.segments)
-    if ((q.classes.empty() || std::find(q.classes.begin(), q.classes.end(), s.cls) != q.classes.end()) &&
-        s.lo_ts() < q.to_ns)
-      links.insert(s.meta.linktype);
-  auto output = forced.value_or(links.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap);
+  // More than one link type, and the answer is a pcapng unless the request says otherwise.
+  std::set<uint32_t> links = p.links();
+  auto output = p.output(links);
   auto stream = std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output);
   stream->headers.emplace_back(kLinkTypesHeader, fmt::format("{}", fmt::join(links, ",")));
   return stream;

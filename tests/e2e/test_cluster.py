@@ -382,6 +382,36 @@ class Selection(Cluster):
         self.assertEqual(p.returncode, 2)
         self.assertIn("^", p.stderr.decode())
 
+    def test_explain_on_the_frontend_checks_the_request_as_a_worker(self):
+        # A bad or backwards time, an unknown class: the front-end's /api/v1/explain refuses it (400)
+        # with a worker's message, as its /api/v1/query does, and tm query --explain --server exits 2.
+        fe = self.start_frontend()
+        conn = "host 131.151.32.21 and host 131.151.1.59 and port 7001 and port 7000"
+        for flt in ("", conn):
+            cases = [([("from", "garbage")], "from: "), ([("to", "noon-ish")], "to: "),
+                     ([("from", "2020-01-02"), ("to", "2020-01-01")], "from is after to"),
+                     ([("class", "nosuch")], "no class 'nosuch'")]
+            for args, why in cases:
+                with self.subTest(filter=flt, args=args):
+                    q = [("filter", flt)] + list(args)
+                    answers = []
+                    for url in (self.workers[0], fe):
+                        for path in ("/api/v1/explain", "/api/v1/query"):
+                            p = run(["curl", "-s", "-w", "\n%{http_code}", "-G", url + path] +
+                                    sum((["--data-urlencode", "%s=%s" % kv] for kv in q), []))
+                            body, code = p.stdout.decode().rsplit("\n", 1)
+                            self.assertEqual(code, "400", (url, path, body))
+                            answers.append(json.loads(body)["error"])
+                    self.assertIn(why, answers[0])
+                    self.assertEqual(set(answers), {answers[0]}, answers)
+                    opts = sum((["--" + k, v] for k, v in args), [])
+                    p = tm("query", "--server", fe, "--explain", *opts, flt, check=False)
+                    self.assertEqual(p.returncode, 2, p.stderr)
+                    self.assertIn(answers[0], p.stderr.decode())
+        # A request the workers take: the plan, 200.
+        out = tm("query", "--server", fe, "--explain", "--from", "2000-01-01", conn).stdout.decode()
+        self.assertIn("workers asked: 1", out)
+
 
 class FiveTuple(Cluster):
     def test_5tuple_split_and_selection(self):
