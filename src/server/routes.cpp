@@ -18,6 +18,7 @@
 #include "server/metrics.h"
 #include "server/tls_server.h"
 #include "server/web_assets.h"
+#include "util/pcapng_writer.h"
 
 namespace tmach::server {
 namespace {
@@ -81,9 +82,11 @@ std::unique_ptr<Stream> open_admitted(Admission& a, httplib::Response& res, Open
   return s;
 }
 
-// A download's file name: "tm-FILTER-FROM-TO.pcap", every character but letters, digits, '.'
-// and '-' as '_' (no quoting issue, no path), the filter cut to 80 characters.
-std::string download_name(const std::string& filter, const std::string& from, const std::string& to) {
+// A download's file name: "tm-FILTER-FROM-TO.pcap" (".pcapng" for a pcapng answer), every
+// character but letters, digits, '.' and '-' as '_' (no quoting issue, no path), the filter cut
+// to 80 characters.
+std::string download_name(const std::string& filter, const std::string& from, const std::string& to,
+                          bool pcapng) {
   auto clean = [](const std::string& t, size_t max) {
     std::string o;
     for (unsigned char c : t) {
@@ -103,7 +106,7 @@ std::string download_name(const std::string& filter, const std::string& from, co
   n.append(from.empty() ? std::string("start") : clean(from, 40));
   n.append("-");
   n.append(to.empty() ? std::string("end") : clean(to, 40));
-  n.append(".pcap");
+  n.append(pcapng ? ".pcapng" : ".pcap");
   return n;
 }
 
@@ -224,8 +227,10 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
     ctx->id = next_answer_++;
   }
   res.set_header(kAnswerIdHeader, std::to_string(ctx->id));
+  const bool pcapng =
+      ctx->stream->content_type == util::pcap::output_content_type(util::pcap::Output::kPcapng);
   res.set_header("Content-Disposition",
-                 fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to)));
+                 fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to, pcapng)));
   queries_++;
   res.set_chunked_content_provider(
       ctx->stream->content_type.empty() ? kPcapType : ctx->stream->content_type.c_str(),
@@ -358,8 +363,10 @@ void HttpApi::download_routes() {
   post(s, "/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
     QueryRequest q = query_request(req);
-    svc_.explain(q);  // a bad filter is refused now, not when the browser fetches the ticket
-    std::string name = download_name(q.filter, q.from, q.to);
+    // A bad filter is refused now, not when the browser fetches the ticket; the plan says the
+    // format the answer will be written in (the Content-Disposition name of the download).
+    Reply plan = svc_.explain(q);
+    std::string name = download_name(q.filter, q.from, q.to, plan.body.value("format", "") == "pcapng");
     std::string t = tickets_.issue(std::move(q));
     auto ttl = std::chrono::duration_cast<std::chrono::seconds>(tickets_.ttl()).count();
     res.set_header("Cache-Control", "no-store");

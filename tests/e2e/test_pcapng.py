@@ -167,6 +167,44 @@ class MixedLinkTypes(Cluster):
         p = tm("query", "--server", fe, "--from", lo, "--to", hi, "-w", out)
         self.assertSamePackets(tcpdump_packets(out), tcpdump_packets(SLL), "frontend, one link type")
 
+    def download_names(self, url, params):
+        """The file names a browser is given for a query's answer: /api/v1/query's Content-Disposition,
+        a download ticket's "name" and the ticket's download's Content-Disposition."""
+        def disposition(u, *args):
+            p = run(["curl", "-s", "-D", "-", "-o", "/dev/null"] + list(args) + [u]).stdout.decode()
+            for line in p.splitlines():
+                if line.lower().startswith("content-disposition:"):
+                    return line.split('filename="', 1)[1].rstrip('"')
+            self.fail("no Content-Disposition from %s: %s" % (u, p))
+        q = "&".join("%s=%s" % kv for kv in params.items())
+        names = [disposition(url + "/api/v1/query?" + q)]
+        t = json.loads(run(["curl", "-s", "-X", "POST", url + "/api/v1/download?" + q]).stdout)
+        names += [t["name"], disposition(url + t["url"])]
+        return names
+
+    def test_download_names_end_in_the_answers_format(self):
+        # A pcapng answer (asked for, or auto with several link types) is named .pcapng for a browser;
+        # a pcap one .pcap: on tm serve, and on a tm frontend whose workers each hold one link type
+        # (the front-end's answer is pcapng: its plan takes the link types of theirs).
+        w0, w1 = self.path("w0"), self.path("w1")
+        record(w0, [ETH], "--cutoff", "none")
+        record(w1, [SLL], "--cutoff", "none")
+        self.start_workers([self.store, w0, w1])
+        served, worker0, worker1 = self.workers
+        self.workers = [worker0, worker1]
+        fe = self.start_frontend(balance=None)
+        lo, hi = time_range(ETH)  # the earliest: no segment of another link type begins before its end
+        for url in (served, fe):
+            for params, ext in (({}, ".pcapng"), ({"format": "pcapng"}, ".pcapng"), ({"format": "pcap"}, ".pcap"),
+                                ({"from": lo, "to": hi}, ".pcap")):
+                with self.subTest(url=url, params=params):
+                    names = self.download_names(url, params)
+                    for n in names:
+                        self.assertTrue(n.startswith("tm-all-") and n.endswith(ext) and not n.endswith(ext + "ng"),
+                                        (names, ext))
+        # Each worker alone: one link type, pcap (auto), as their answers are.
+        self.assertTrue(all(n.endswith(".pcap") for n in self.download_names(worker0, {})))
+
 
 if __name__ == "__main__":
     unittest.main()
