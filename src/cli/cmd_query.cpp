@@ -54,7 +54,7 @@ int explain_remote(const server::ClientOptions& c, const std::string& filter, co
   if (!from.empty()) p.emplace("from", from);
   if (!to.empty()) p.emplace("to", to);
   for (auto& cl : classes) p.emplace("class", cl);
-  auto r = server::api_get(c, "/api/v1/explain", p, nullptr);
+  auto r = server::api_query(c, "/api/v1/explain", p, nullptr);
   if (r.status == 404)
     throw std::runtime_error(c.url + " has no /api/v1/explain (an older tm): --explain needs --store there");
   if (r.status == 400) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/http_client.h"
+#include "server/http_limits.h"
 #include "server/listen.h"
 
 namespace tmach::server {
@@ -93,6 +94,20 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
                      const std::function<bool(const char*, size_t)>& out) {
   HttpRequest req;
   req.target = with_query(path, params);
+  return exchange(c, std::move(req), out);
+}
+
+ClientResult api_query(const ClientOptions& c, const std::string& path, const Params& params,
+                       const std::function<bool(const char*, size_t)>& out) {
+  HttpRequest req;
+  req.target = with_query(path, params);
+  // "GET " TARGET " HTTP/1.1": with room to spare.
+  if (req.target.size() + 64 > kMaxRequestLine) {
+    req.method = "POST";
+    req.body = with_query("", params).substr(1);  // "?k=v&..." without its '?'
+    req.content_type = "application/x-www-form-urlencoded";
+    req.target = path;
+  }
   return exchange(c, std::move(req), out);
 }
 

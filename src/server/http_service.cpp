@@ -73,7 +73,7 @@ Params query_params(const QueryRequest& q, bool with_format) {
 std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const Warn& warn) {
   Params p = query_params(q, true);
   auto t0 = std::chrono::steady_clock::now();
-  auto r = api_get(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
+  auto r = api_query(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
   // A tm frontend names the workers missing from the answer (cluster/frontend.h).
   bool complete = report_missing_workers(c_, r, warn);
@@ -87,7 +87,7 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
 }
 
 Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
-  auto r = api_get(c_, "/api/v1/count", query_params(q, false), nullptr);
+  auto r = api_query(c_, "/api/v1/count", query_params(q, false), nullptr);
   if (r.status == 404 && r.error.find("/api/v1/count") != std::string::npos)
     throw std::runtime_error(c_.url + " has no /api/v1/count (an older tm): --count needs --store there");
   if (r.status == 0) throw std::runtime_error(r.error);

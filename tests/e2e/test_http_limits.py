@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_daemon  # noqa: E402
-from tmtest import corpus, corpus_files, record  # noqa: E402
+from tmtest import corpus, corpus_files, read_pcap, record, tm  # noqa: E402
 
 QUERY_TIMEOUT = 4
 
@@ -264,6 +264,28 @@ class Limits(test_daemon.Serve):
         self.assertEqual(code, 200, body)
         self.assertEqual(json.loads(body)["kind"], "indexed")
         self.alive("long URI")
+
+    def test_tm_query_server_posts_a_filter_longer_than_a_uri(self):
+        """tm query --server sent every filter in the URI: one over 8 KiB got the server's 414
+        ("use POST") for an answer, a count and a plan. It now POSTs what a URI cannot hold."""
+        self.start_serve()
+        with open(self.long_filter("f.txt", 600)) as x:
+            flt = x.read()
+        self.assertGreater(len(flt), 8192)
+        want, got = self.path("store.pcap"), self.path("server.pcap")
+        tm("query", "--store", self.store, "-w", want, "-q", flt)
+        tm("query", "--server", self.url, "-w", got, flt)
+        with open(want, "rb") as a, open(got, "rb") as b:
+            want_bytes = a.read()
+            self.assertEqual(b.read(), want_bytes)
+        n = len(read_pcap(want))
+        self.assertGreater(n, 0)
+        self.assertEqual(int(tm("query", "--server", self.url, "--count", "-q", flt).stdout), n)
+        out = tm("query", "--server", self.url, "--explain", flt).stdout.decode()
+        self.assertIn("plan: indexes", out)
+        # A short one is still a GET (what a server older than the POST routes answers).
+        self.assertEqual(int(tm("query", "--server", self.url, "--count", "-q", "tcp").stdout), n)
+        self.alive("long filter from tm query")
 
     def test_explain_checks_the_request_as_a_query_does(self):
         """/api/v1/explain answered 200 to a bad time, a time range backwards and an unknown
