@@ -187,6 +187,9 @@ bool flag_param(const httplib::Request& req, const char* name) {
 
 void form_params(const httplib::Request& req) {
   if (req.get_header_value("Content-Type") != kDeferredFormType) return;
+  if (size_t n = static_cast<size_t>(std::count(req.body.begin(), req.body.end(), '&')) + 1;
+      n > kMaxFormParams)
+    throw BadRequest(fmt::format("form body: {} parameters (the limit is {})", n, kMaxFormParams));
   httplib::detail::parse_query_text(req.body, const_cast<httplib::Request&>(req).params);
 }
 
