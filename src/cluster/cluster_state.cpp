@@ -63,14 +63,22 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
   j["workers"] = json::array();
   j["down"] = json::array();
   json store, capture, flows;
+  // Which workers answered, as a packet query or flows names them (missing_of()): the totals
+  // are without them. A worker whose answer has no store object (not a tm serve's stats) is
+  // one of them: its figures are unknown, not nothing.
+  json missing = missing_of(cfg_, which, replies);
   for (size_t k = 0; k < which.size(); ++k) {
     json w = {{"id", k}, {"url", cfg_.workers[k].url}, {"up", replies[k].ok()}};
     if (replies[k].ok()) {
       json body = json::parse(replies[k].body, nullptr, false);
       w["stats"] = body;
-      if (body.is_object() && body.contains("store")) add_stats(store, body["store"]);
-      if (body.is_object() && body.contains("capture")) add_stats(capture, body["capture"]);
-      if (body.is_object() && body.contains("flows")) add_stats(flows, body["flows"]);
+      if (!body.is_object() || !body.contains("store") || !body["store"].is_object()) {
+        w["error"] = missing[cfg_.workers[k].url] = "its stats have no store object";
+      } else {
+        add_stats(store, body["store"]);
+        if (body.contains("capture")) add_stats(capture, body["capture"]);
+        if (body.contains("flows")) add_stats(flows, body["flows"]);
+      }
     } else {
       w["error"] = replies[k].error;
       j["down"].push_back(cfg_.workers[k].url);
@@ -80,10 +88,8 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
   j["store"] = store.is_null() ? json::object() : store;  // totals over the workers that answered
   if (!capture.is_null()) j["capture"] = capture;
   if (!flows.is_null()) j["flows"] = flows;  // the flow records' reach over the workers
-  // Which workers answered, as a packet query or flows names them (missing_of()): the totals
-  // are without them. Still 200 when none did: this is also the page that says who is down
-  // (tm stats --server refuses to print totals of no worker).
-  json missing = missing_of(cfg_, which, replies);
+  // Still 200 when none answered: this is also the page that says who is down (tm stats
+  // --server refuses to print totals of no worker).
   server::Reply r{std::move(j), {}};
   add_missing_headers(r.headers, missing);
   r.body["missing"] = std::move(missing);

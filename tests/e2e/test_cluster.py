@@ -675,6 +675,49 @@ class MidStream(Cluster):
         self.assertEqual(p.stdout, b"")
 
 
+class StatsWithoutStore(Cluster):
+    def test_a_worker_whose_stats_have_no_store_is_missing(self):
+        # A worker answering /api/v1/stats with 200 but no store object (not a tm serve's stats) was
+        # counted as answered: totals without it, no warning. It is named missing, as one down is.
+        import http.server
+        import threading
+
+        class NoStore(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({"api": {"queries": 0}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoStore)
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        self.addCleanup(fake.server_close)
+        self.addCleanup(fake.shutdown)
+        src = corpus("mixed", "afs.pcap")
+        self.stores = self.record_shares(src)
+        self.start_workers(self.stores[:2])
+        bad = "http://127.0.0.1:%d" % fake.server_address[1]
+        self.workers.append(bad)
+        fe = self.start_frontend(balance=None)
+        want = len(read_pcap(src)) - len(self.share_packets(2))
+        why = "%s: its stats have no store object" % bad
+        p = tm("stats", "--server", fe)
+        self.assertIn("tm stats: warning: workers missing from the answer: " + why, p.stderr.decode())
+        self.assertIn("without 1 of 3 workers (not answering): " + bad, p.stdout.decode())
+        self.assertIn(" %d packets" % want, p.stdout.decode())
+        j = json.loads(tm("stats", "--server", fe, "--format", "api").stdout)
+        self.assertEqual(list(j["missing"]), [bad])
+        self.assertEqual(j["store"]["total"]["packets"], want)
+        p = tm("stats", "--server", fe, "--require-all", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("--require-all: 1 of 3 workers did not answer: " + why, p.stderr.decode())
+
+
 class WorkerWarnings(Cluster):
     def test_a_workers_answer_warnings_reach_the_client(self):
         # A worker that finds a segment missing (its pcap lost, its sidecar left) warns of it in its
