@@ -184,8 +184,8 @@ server::Reply ClusterService::explain(const server::QueryRequest& q) {
     which.assign(sel.workers.begin(), sel.workers.end());
   auto p = params({{"from", q.from}, {"to", q.to}}, q.classes);
   p.emplace("filter", filter);
-  std::string path = httplib::append_query_params("/api/v1/explain", p);
-  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
+  const httplib::Request req = worker_request("/api/v1/explain", p, true);
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(req); });
   std::set<uint64_t> links;
   for (auto& r : replies) {
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
@@ -357,8 +357,7 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
   auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}, {"format", "pcapng"}},
                   q.classes);
   p.emplace("filter", q.filter);
-  std::string path = httplib::append_query_params("/api/v1/query", p);
-  auto fs = start_fetches(cfg_, which, path, 4u << 20);
+  auto fs = start_fetches(cfg_, which, worker_request("/api/v1/query", p, true), 4u << 20);
   for (auto& f : fs->f) wc_[f->idx]->requests++;
   fs->wait_started(t0);
   // A filter every worker refuses is the client's error, not a missing worker.
@@ -502,10 +501,10 @@ std::unique_ptr<server::Stream> ClusterService::open_subscription(const server::
   auto p = params({{"to", q.to}}, q.classes);
   p.emplace("filter", q.filter);
   if (q.history) p.emplace("history_from", q.history_from);
-  std::string path = httplib::append_query_params("/api/v1/subscribe", p);
+  const httplib::Request req = worker_request("/api/v1/subscribe", p, false);  // (GET only)
   auto queue = std::make_shared<PacketQueue>(64u << 20);
   // One queue for all; a subscription may stay quiet for long.
-  auto fs = start_fetches(cfg_, all_workers(), path, 0, queue, 24 * 3600);
+  auto fs = start_fetches(cfg_, all_workers(), req, 0, queue, 24 * 3600);
   auto s = std::make_unique<SubscriptionStream>(queue, fs);  // from here on, ended by its destructor
   fs->wait_started(clk::now());
   json missing = json::object();

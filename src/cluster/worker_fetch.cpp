@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "server/http_limits.h"
 #include "server/service.h"
 
 namespace tmach::cluster {
@@ -90,40 +91,40 @@ std::vector<Reply> fan_out(const ClusterConfig& cfg, std::vector<std::unique_ptr
   return out;
 }
 
-void Fetch::run(const std::string& path_and_query) {
+void Fetch::run(const httplib::Request& request) {
   PcapStreamParser parser;
-  auto res = cl->Get(
-      path_and_query,
-      [&](const httplib::Response& r) {
-        std::lock_guard lk(mu);
-        status = r.status;
-        if (status == 200) {
-          link_types = r.get_header_value(server::kLinkTypesHeader);
-          answer_id = r.get_header_value(server::kAnswerIdHeader);
-          started = true;
-          state = State::kStreaming;
-          cv.notify_all();
-        }
-        return true;
-      },
-      [&](const char* d, size_t n) {
-        if (status != 200) {
-          if (error_body.size() < 65536) error_body.append(d, n);
-          return true;
-        }
-        bool ok = parser.feed(d, n, [&](MergePacket&& m) {
-          if (cancelled || !q->push(std::move(m))) {
-            cancelled = true;
-            return;
-          }
-          ++packets;
-        });
-        if (!ok) {
-          std::lock_guard lk(mu);
-          reason = parser.error();
-        }
-        return ok && !cancelled;
-      });
+  httplib::Request req = request;
+  req.response_handler = [&](const httplib::Response& r) {
+    std::lock_guard lk(mu);
+    status = r.status;
+    if (status == 200) {
+      link_types = r.get_header_value(server::kLinkTypesHeader);
+      answer_id = r.get_header_value(server::kAnswerIdHeader);
+      started = true;
+      state = State::kStreaming;
+      cv.notify_all();
+    }
+    return true;
+  };
+  req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+    if (status != 200) {
+      if (error_body.size() < 65536) error_body.append(d, n);
+      return true;
+    }
+    bool ok = parser.feed(d, n, [&](MergePacket&& m) {
+      if (cancelled || !q->push(std::move(m))) {
+        cancelled = true;
+        return;
+      }
+      ++packets;
+    });
+    if (!ok) {
+      std::lock_guard lk(mu);
+      reason = parser.error();
+    }
+    return ok && !cancelled;
+  };
+  auto res = cl->send(req);
   std::lock_guard lk(mu);
   if (cancelled) {
     if (reason.empty()) reason = "given up by the front-end";
@@ -188,8 +189,22 @@ void FetchSet::wait_started(clk::time_point t0) {
                     std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(x->timeout_s)));
 }
 
+httplib::Request worker_request(const std::string& path, const httplib::Params& params, bool post_if_long) {
+  httplib::Request r;
+  r.method = "GET";
+  r.path = httplib::append_query_params(path, params);
+  // "GET " PATH " HTTP/1.1": with room to spare.
+  if (post_if_long && r.path.size() + 64 > server::kMaxRequestLine) {
+    r.method = "POST";
+    r.path = path;
+    r.body = httplib::detail::params_to_query_str(params);
+    r.set_header("Content-Type", "application/x-www-form-urlencoded");
+  }
+  return r;
+}
+
 std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
-                                        const std::string& path, size_t queue_bytes,
+                                        const httplib::Request& req, size_t queue_bytes,
                                         std::shared_ptr<PacketQueue> shared, double read_timeout_s) {
   auto fs = std::make_shared<FetchSet>();
   for (size_t i : which) {
@@ -213,7 +228,7 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
     }
     fs->f.push_back(std::move(f));
   }
-  for (auto& f : fs->f) f->th = std::thread([p = f.get(), path] { p->run(path); });
+  for (auto& f : fs->f) f->th = std::thread([p = f.get(), req] { p->run(req); });
   return fs;
 }
 

@@ -74,8 +74,9 @@ struct Fetch {
   uint64_t packets = 0;
   std::thread th;
 
-  // The thread's body: GET `path_and_query`, packets into `q`, the outcome into state/reason.
-  void run(const std::string& path_and_query);
+  // The thread's body: sends `req` (worker_request()), packets into `q`, the outcome into
+  // state/reason.
+  void run(const httplib::Request& req);
   // Waits until the worker has sent its answer's status (or failed), at most until
   // `deadline`. Returns false (and gives the worker up) when it has not.
   bool wait_started(std::chrono::steady_clock::time_point deadline);
@@ -93,12 +94,18 @@ struct FetchSet {
   void wait_started(std::chrono::steady_clock::time_point t0);
 };
 
-// Starts one fetch per worker of `which` for `path`, each with a queue of `queue_bytes` —
+// A request to a worker: GET path?params, or, with `post_if_long` when that request line would
+// be longer than a worker takes (kMaxRequestLine, server/http_limits.h: a long filter), a POST
+// of the parameters as a form body, which the packet query routes (/api/v1/query, /count,
+// /explain) take as their GET's.
+httplib::Request worker_request(const std::string& path, const httplib::Params& params, bool post_if_long);
+
+// Starts one fetch per worker of `which` for `req`, each with a queue of `queue_bytes` —
 // or, with `shared`, all into that one queue (a subscription: packets interleave as they
 // come; the queue is then its owner's to close). `read_timeout_s` > 0 sets the socket's
 // read limit; 0: a little after the longer of the worker's timeout and the query's.
 std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vector<size_t>& which,
-                                        const std::string& path, size_t queue_bytes,
+                                        const httplib::Request& req, size_t queue_bytes,
                                         std::shared_ptr<PacketQueue> shared = nullptr,
                                         double read_timeout_s = 0);
 // Which workers answered: those that did not, as {url: reason} (empty when all did). One

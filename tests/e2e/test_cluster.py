@@ -675,6 +675,28 @@ class MidStream(Cluster):
         self.assertEqual(p.stdout, b"")
 
 
+class LongFilter(Cluster):
+    def test_a_filter_longer_than_a_uri_reaches_the_workers(self):
+        # tm query --server POSTs a filter too long for a URI; the front-end passed it on to its
+        # workers in a URI, which they refused (414): "no worker answered". It now POSTs it too.
+        src = corpus("mixed", "afs.pcap")
+        self.stores = self.record_shares(src)
+        self.start_workers(self.stores)
+        fe = self.start_frontend()
+        flt = "host 192.0.2.1 or " * 500 + "udp"  # 192.0.2.1 (TEST-NET-1) is in no packet
+        self.assertGreater(len(flt), 8192)
+        want = tcpdump_packets(src, "udp")
+        self.assertTrue(want)
+        p, got = self.query(fe, flt)
+        self.assertSamePackets(got, want)
+        self.assertNotIn("warning", p.stderr.decode())
+        p = tm("query", "--server", fe, "--count", flt)
+        self.assertEqual(int(p.stdout), len(want))
+        self.assertNotIn("warning", p.stderr.decode())
+        out = tm("query", "--server", fe, "--explain", flt).stdout.decode()
+        self.assertIn("workers asked: %d" % N, out)
+
+
 class StatsWithoutStore(Cluster):
     def test_a_worker_whose_stats_have_no_store_is_missing(self):
         # A worker answering /api/v1/stats with 200 but no store object (not a tm serve's stats) was
