@@ -293,6 +293,50 @@ struct Key {
   auto operator<=>(const Key&) const = default;
 };
 
+// Reads the two sockets of a fanout group in turn until `want` of our frames came or a long
+// idle spell (a guard against hanging, no timing); `on` gets each of our frames and the socket
+// (0 or 1) it came from. Returns how many came.
+size_t read_fanout(PacketSource& a, PacketSource& b, size_t want,
+                   const std::function<void(const RawPacket&, int which)>& on) {
+  size_t total = 0;
+  RawPacket batch[64];
+  PacketSource* srcs[2] = {&a, &b};
+  for (int idle = 0; total < want && idle < 250;) {
+    size_t round = 0;
+    for (int which = 0; which < 2; ++which) {
+      size_t n = srcs[which]->next_batch(batch, 64);
+      for (size_t i = 0; i < n; ++i) {
+        if (!ours(batch[i])) continue;
+        on(batch[i], which);
+        ++total;
+        ++round;
+      }
+    }
+    idle = round == 0 ? idle + 1 : 0;
+  }
+  return total;
+}
+
+// The IPv4 frame `whole` (no tags) as its two fragments, cut after `at` bytes of IP payload (a
+// multiple of 8).
+std::pair<Bytes, Bytes> fragments_of(const Bytes& whole, size_t at) {
+  Bytes f1(whole.begin(), whole.begin() + static_cast<long>(14 + 20 + at));
+  Bytes f2(whole.begin(), whole.begin() + 14 + 20);
+  f2.insert(f2.end(), whole.begin() + static_cast<long>(14 + 20 + at), whole.end());
+  auto set_ip = [](Bytes& f, uint16_t frag) {
+    uint16_t len = static_cast<uint16_t>(f.size() - 14);
+    f[16] = static_cast<uint8_t>(len >> 8);
+    f[17] = static_cast<uint8_t>(len);
+    f[18] = 0;
+    f[19] = 0;
+    f[20] = static_cast<uint8_t>(frag >> 8);
+    f[21] = static_cast<uint8_t>(frag);
+  };
+  set_ip(f1, 0x2000);  // more fragments, offset 0
+  set_ip(f2, static_cast<uint16_t>(at / 8));
+  return {f1, f2};
+}
+
 TEST(AfPacket, FanoutPutsBothDirectionsOfAConnectionOnOneSocket) {
   RUN_IN_NETNS([] {
     auto o = options();
@@ -324,25 +368,12 @@ TEST(AfPacket, FanoutPutsBothDirectionsOfAConnectionOnOneSocket) {
     for (size_t i = 0; i < sent.size(); ++i) index[text(sent[i].second.data(), sent[i].second.size())] = i;
     std::vector<int> seen(sent.size(), 0);
     std::map<Key, std::set<int>> sockets;
-    size_t total = 0;
-    RawPacket batch[64];
-    PacketSource* srcs[2] = {a.get(), b.get()};
-    for (int idle = 0; total < sent.size() && idle < 250;) {
-      size_t got_round = 0;
-      for (int which = 0; which < 2; ++which) {
-        size_t n = srcs[which]->next_batch(batch, 64);
-        for (size_t i = 0; i < n; ++i) {
-          if (!ours(batch[i])) continue;
-          auto it = index.find(text(batch[i].data, batch[i].caplen));
-          ASSERT_NE(it, index.end()) << "a frame that was not sent";
-          ++seen[it->second];
-          sockets[sent[it->second].first].insert(which);
-          ++total;
-          ++got_round;
-        }
-      }
-      idle = got_round == 0 ? idle + 1 : 0;
-    }
+    read_fanout(*a, *b, sent.size(), [&](const RawPacket& p, int which) {
+      auto it = index.find(text(p.data, p.caplen));
+      ASSERT_NE(it, index.end()) << "a frame that was not sent";
+      ++seen[it->second];
+      sockets[sent[it->second].first].insert(which);
+    });
     for (size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(seen[i], 1) << "frame " << i;
     std::set<int> used;
     for (auto& [k, s] : sockets) {
@@ -462,40 +493,16 @@ TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
     auto b = open_live_source(o);
     FrameSpec s;
     s.payload = 1000;
-    Bytes whole = frame(s);  // cut into two fragments at 512 bytes of IP payload
-    Bytes f1(whole.begin(), whole.begin() + 14 + 20 + 512), f2(whole.begin(), whole.begin() + 14 + 20);
-    f2.insert(f2.end(), whole.begin() + 14 + 20 + 512, whole.end());
-    auto set_ip = [](Bytes& f, uint16_t frag) {
-      uint16_t len = static_cast<uint16_t>(f.size() - 14);
-      f[16] = static_cast<uint8_t>(len >> 8);
-      f[17] = static_cast<uint8_t>(len);
-      f[18] = 0;
-      f[19] = 0;
-      f[20] = static_cast<uint8_t>(frag >> 8);
-      f[21] = static_cast<uint8_t>(frag);
-    };
-    set_ip(f1, 0x2000);  // more fragments, offset 0
-    set_ip(f2, 512 / 8);
+    auto [f1, f2] = fragments_of(frame(s), 512);
     Sender tx;
     tx.send(f1);
     tx.send(f2);
     std::vector<Bytes> got;
     std::set<int> sockets;
-    RawPacket batch[8];
-    PacketSource* srcs[2] = {a.get(), b.get()};
-    for (int idle = 0; got.size() < 2 && idle < 50;) {
-      size_t n = 0;
-      for (int which = 0; which < 2; ++which) {
-        size_t k = srcs[which]->next_batch(batch, 8);
-        n += k;
-        for (size_t i = 0; i < k; ++i)
-          if (ours(batch[i])) {
-            got.emplace_back(batch[i].data, batch[i].data + batch[i].caplen);
-            sockets.insert(which);
-          }
-      }
-      idle = n ? 0 : idle + 1;
-    }
+    read_fanout(*a, *b, 2, [&](const RawPacket& p, int which) {
+      got.emplace_back(p.data, p.data + p.caplen);
+      sockets.insert(which);
+    });
     ASSERT_EQ(got.size(), 2u);
     EXPECT_EQ(got[0], f1);
     EXPECT_EQ(got[1], f2);
@@ -523,40 +530,18 @@ TEST(AfPacket, FanoutKeepsAConnectionsFragmentsWithItsOtherPackets) {
       s.seq = c;
       Bytes small = frame(s);
       s.payload = 1000;
-      Bytes whole = frame(s);
-      Bytes f1(whole.begin(), whole.begin() + 14 + 20 + 512), f2(whole.begin(), whole.begin() + 14 + 20);
-      f2.insert(f2.end(), whole.begin() + 14 + 20 + 512, whole.end());
-      for (auto [f, frag] : {std::pair{&f1, uint16_t{0x2000}}, std::pair{&f2, uint16_t{512 / 8}}}) {
-        uint16_t len = static_cast<uint16_t>(f->size() - 14);
-        (*f)[16] = static_cast<uint8_t>(len >> 8);
-        (*f)[17] = static_cast<uint8_t>(len);
-        (*f)[20] = static_cast<uint8_t>(frag >> 8);
-        (*f)[21] = static_cast<uint8_t>(frag);
-      }
+      auto [f1, f2] = fragments_of(frame(s), 512);
       for (const Bytes* f : {&small, &f1, &f2}) {
         conn_of[std::string(f->begin(), f->end())] = c;
         tx.send(*f);
       }
     }
     std::map<uint32_t, std::set<int>> sockets;
-    size_t got = 0;
-    RawPacket batch[64];
-    PacketSource* srcs[2] = {a.get(), b.get()};
-    for (int idle = 0; got < conn_of.size() && idle < 250;) {
-      size_t n = 0;
-      for (int which = 0; which < 2; ++which) {
-        size_t k = srcs[which]->next_batch(batch, 64);
-        n += k;
-        for (size_t i = 0; i < k; ++i) {
-          if (!ours(batch[i])) continue;
-          auto it = conn_of.find(std::string(batch[i].data, batch[i].data + batch[i].caplen));
-          ASSERT_NE(it, conn_of.end()) << "a frame that was not sent";
-          sockets[it->second].insert(which);
-          ++got;
-        }
-      }
-      idle = n ? 0 : idle + 1;
-    }
+    size_t got = read_fanout(*a, *b, conn_of.size(), [&](const RawPacket& p, int which) {
+      auto it = conn_of.find(std::string(p.data, p.data + p.caplen));
+      ASSERT_NE(it, conn_of.end()) << "a frame that was not sent";
+      sockets[it->second].insert(which);
+    });
     ASSERT_EQ(got, conn_of.size());
     std::set<int> used;
     for (auto& [c, on] : sockets) {
