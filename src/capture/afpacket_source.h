@@ -18,11 +18,12 @@ std::string afpacket_unusable(const LiveOptions& opts);
 // system call and errno.
 std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& opts);
 
-// Joins packet socket `fd` (bound to `interface`) to PACKET_FANOUT group `group` in hash mode
-// (the kernel's flow hash, symmetric: both directions of a TCP/UDP connection on one socket;
-// IPv4 fragments by addresses only, see the .cpp), or to a new group with an id of the
-// kernel's choosing (kNewFanoutGroup). Returns the group's id. Also used on libpcap's socket.
-// Throws SourceError.
+// Joins packet socket `fd` (bound to `interface`) to PACKET_FANOUT group `group`, or to a new
+// group with an id of the kernel's choosing (kNewFanoutGroup). On Ethernet and loopback the
+// group spreads packets by their IP address pair (PACKET_FANOUT_CBPF, fanout_program.h: every
+// packet of a connection, its fragments included, on one socket); on other interfaces by the
+// kernel's flow hash (PACKET_FANOUT_HASH: a fragment is hashed without ports). Returns the group's id. Also
+// used on libpcap's socket. Throws SourceError.
 int join_fanout(int fd, const std::string& interface, int group);
 
 // Waits up to `timeout_ms` for capture socket `fd` (of `interface`) to have something to read.

@@ -10,22 +10,11 @@
 namespace tmach::capture {
 namespace {
 
-// The fanout program runs where the socket's receive hook is called, before the hook moves the
-// packet's data back to its link-layer header: the data starts at the network header of a
-// received packet (at the link-layer header of a sent one). Loads relative to the link-layer
-// header whatever the data's start are the kernel's SKF_LL_OFF (-0x200000) + offset.
-constexpr uint32_t kLinkLayer = static_cast<uint32_t>(kFanoutLinkLayerOffset);
-
 // A little assembler: instructions in order, jumps to named labels resolved at the end
 // (classic BPF jumps forward only, conditional ones by at most 255 instructions).
 class Asm {
  public:
-  // A packet load's offset is from the link-layer header: kLinkLayer + offset (below).
-  void op(uint16_t code, uint32_t k = 0) {
-    if (BPF_CLASS(code) == BPF_LD && (BPF_MODE(code) == BPF_IND || BPF_MODE(code) == BPF_ABS))
-      k += kLinkLayer;
-    code_.push_back(BPF_STMT(code, k));
-  }
+  void op(uint16_t code, uint32_t k = 0) { code_.push_back(BPF_STMT(code, k)); }
   // A conditional jump: to `yes` when the test holds, else to `no` ("" = the next instruction).
   void jump(uint16_t code, uint32_t k, const std::string& yes, const std::string& no = "") {
     fix_.push_back({code_.size(), yes, no});
@@ -72,25 +61,51 @@ class Asm {
 
 constexpr uint32_t kGolden = 0x9e3779b1u;  // the multiplier of Fibonacci hashing
 
+// A = A ^ (A >> 16), with M[3] as scratch (X is lost).
+void fold(Asm& a) {
+  a.op(BPF_ST, 3);
+  a.op(BPF_ALU | BPF_RSH | BPF_K, 16);
+  a.op(BPF_LDX | BPF_MEM, 3);
+  a.op(BPF_ALU | BPF_XOR | BPF_X);
+}
+
 }  // namespace
 
 std::vector<BpfInstruction> host_pair_fanout_program() {
-  // X holds the offset of the EtherType (or PPP protocol, or 2 before an MPLS label): the layer
-  // after it starts at X + 2. Scratch: M[0] that offset, M[1] the XOR so far, M[2], M[3] temporaries.
+  // A holds a type (EtherType, or PPP protocol as an EtherType), X the offset where what it
+  // types starts: every load is at a non-negative offset from the data's start, which the
+  // kernel reads wherever the bytes are (a load relative to the link-layer header, SKF_LL_OFF,
+  // reads only the skb's linear part: a driver that leaves the IP header in a page fragment
+  // would have had every such packet on the first socket). Scratch: M[0] the layer's offset,
+  // M[1] the XOR so far, M[2], M[3] temporaries.
   Asm a;
-  a.op(BPF_LDX | BPF_IMM, 12);
-  a.op(BPF_LD | BPF_H | BPF_IND, 0);
-  for (const char* tag : {"vlan1", "vlan2"}) {  // up to two tags left in the frame
-    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, tag, "");
-    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, tag, "");
-    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x9100, tag, "type");
-    a.label(tag);
+  a.op(BPF_LD | BPF_W | BPF_ABS, kAncillaryPacketType);
+  a.jump(BPF_JMP | BPF_JEQ | BPF_K, kPacketOutgoing, "", "received");
+  // Sent by this host: the data starts at the link-layer header.
+  a.op(BPF_LDX | BPF_IMM, 14);
+  a.op(BPF_LD | BPF_H | BPF_ABS, 12);
+  a.go("type");
+  // Received: the data starts after the link-layer header (and after a VLAN tag the kernel took
+  // out of it); the type is the skb's protocol.
+  a.label("received");
+  a.op(BPF_LDX | BPF_IMM, 0);
+  a.op(BPF_LD | BPF_W | BPF_ABS, kAncillaryProtocol);
+
+  a.label("type");
+  for (int tag = 0; tag < 2; ++tag) {  // up to two VLAN tags left in the data
+    const std::string in = "tag" + std::to_string(tag), out = "type" + std::to_string(tag);
+    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8100, in);
+    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, in);
+    a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x9100, in, out);
+    a.label(in);  // the tag at X: TCI, then the type of what follows
+    a.op(BPF_LD | BPF_H | BPF_IND, 2);
+    a.op(BPF_ST, 2);
     a.op(BPF_MISC | BPF_TXA);
     a.op(BPF_ALU | BPF_ADD | BPF_K, 4);
     a.op(BPF_MISC | BPF_TAX);
-    a.op(BPF_LD | BPF_H | BPF_IND, 0);
+    a.op(BPF_LD | BPF_MEM, 2);
+    a.label(out);
   }
-  a.label("type");
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, "v4");
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x86dd, "v6");
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8864, "pppoe");
@@ -98,44 +113,48 @@ std::vector<BpfInstruction> host_pair_fanout_program() {
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x8848, "mpls");
   a.op(BPF_RET | BPF_K, 0);
 
-  // PPPoE session: 6 bytes of header, then the 2-byte PPP protocol.
+  // PPPoE session at X: 6 bytes of header, the 2-byte PPP protocol, then the IP layer.
   a.label("pppoe");
+  a.op(BPF_LD | BPF_H | BPF_IND, 6);
+  a.op(BPF_ST, 2);
   a.op(BPF_MISC | BPF_TXA);
   a.op(BPF_ALU | BPF_ADD | BPF_K, 8);
   a.op(BPF_MISC | BPF_TAX);
-  a.op(BPF_LD | BPF_H | BPF_IND, 0);
+  a.op(BPF_LD | BPF_MEM, 2);
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0021, "v4");
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0057, "v6");
   a.op(BPF_RET | BPF_K, 0);
 
-  // MPLS: labels of 4 bytes from X + 2; the bottom one has bit 0 of its third byte set.
+  // MPLS labels of 4 bytes from X; the bottom one has bit 0 of its third byte set.
   a.label("mpls");
   for (int k = 0; k < 4; ++k) {
-    a.op(BPF_MISC | BPF_TXA);  // X += 4: the label's third byte (X + 4 before) is at X
+    a.op(BPF_LD | BPF_B | BPF_IND, 2);
+    a.op(BPF_ST, 2);
+    a.op(BPF_MISC | BPF_TXA);
     a.op(BPF_ALU | BPF_ADD | BPF_K, 4);
     a.op(BPF_MISC | BPF_TAX);
-    a.op(BPF_LD | BPF_B | BPF_IND, 0);
-    a.jump(BPF_JMP | BPF_JSET | BPF_K, 1, "ipver", k == 3 ? "none" : "");  // (then the next label at X + 2)
+    a.op(BPF_LD | BPF_MEM, 2);
+    a.jump(BPF_JMP | BPF_JSET | BPF_K, 1, "ipver", k == 3 ? "none" : "");
   }
   a.label("none");
   a.op(BPF_RET | BPF_K, 0);
-  a.label("ipver");  // after the bottom label, at X + 2: the IP version
-  a.op(BPF_LD | BPF_B | BPF_IND, 2);
+  a.label("ipver");  // after the bottom label, at X: the IP version
+  a.op(BPF_LD | BPF_B | BPF_IND, 0);
   a.op(BPF_ALU | BPF_RSH | BPF_K, 4);
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 4, "v4");
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 6, "v6");
   a.op(BPF_RET | BPF_K, 0);
 
-  // IPv4 at X + 2: source at +12, destination at +16.
+  // IPv4 at X: source at +12, destination at +16.
   a.label("v4");
-  a.op(BPF_LD | BPF_W | BPF_IND, 2 + 12);
+  a.op(BPF_LD | BPF_W | BPF_IND, 12);
   a.op(BPF_ST, 1);
-  a.op(BPF_LD | BPF_W | BPF_IND, 2 + 16);
+  a.op(BPF_LD | BPF_W | BPF_IND, 16);
   a.op(BPF_LDX | BPF_MEM, 1);
   a.op(BPF_ALU | BPF_XOR | BPF_X);
   a.go("mix");
 
-  // IPv6 at X + 2: source at +8, destination at +24, four words each.
+  // IPv6 at X: source at +8, destination at +24, four words each.
   a.label("v6");
   a.op(BPF_MISC | BPF_TXA);
   a.op(BPF_ST, 0);
@@ -143,9 +162,9 @@ std::vector<BpfInstruction> host_pair_fanout_program() {
   a.op(BPF_ST, 1);
   for (uint32_t w = 0; w < 4; ++w) {
     a.op(BPF_LDX | BPF_MEM, 0);
-    a.op(BPF_LD | BPF_W | BPF_IND, 2 + 8 + 4 * w);
+    a.op(BPF_LD | BPF_W | BPF_IND, 8 + 4 * w);
     a.op(BPF_ST, 2);
-    a.op(BPF_LD | BPF_W | BPF_IND, 2 + 24 + 4 * w);
+    a.op(BPF_LD | BPF_W | BPF_IND, 24 + 4 * w);
     a.op(BPF_LDX | BPF_MEM, 2);
     a.op(BPF_ALU | BPF_XOR | BPF_X);
     a.op(BPF_LDX | BPF_MEM, 1);
@@ -153,14 +172,13 @@ std::vector<BpfInstruction> host_pair_fanout_program() {
     a.op(BPF_ST, 1);
   }
 
-  // The XOR of the two addresses, mixed so that its low bits (the kernel takes it modulo the
-  // group's size) depend on all of them.
+  // The XOR of the two addresses, mixed so that the low bits (the kernel takes the result
+  // modulo the group's size) depend on all of its bits: a product's bit i depends on the
+  // factor's bits 0..i only, so the high half is folded in before and after.
   a.label("mix");
+  fold(a);
   a.op(BPF_ALU | BPF_MUL | BPF_K, kGolden);
-  a.op(BPF_ST, 3);
-  a.op(BPF_ALU | BPF_RSH | BPF_K, 16);
-  a.op(BPF_LDX | BPF_MEM, 3);
-  a.op(BPF_ALU | BPF_XOR | BPF_X);
+  fold(a);
   a.op(BPF_RET | BPF_A);
   return a.finish();
 }

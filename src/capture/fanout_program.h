@@ -10,7 +10,7 @@
 // each counting its part against the cutoff and leaving a flow record of its own.
 //
 // Looked through: up to two VLAN tags left in the frame (802.1Q, 802.1ad, 0x9100; a tag the
-// driver took out of the frame is not there to skip), PPPoE sessions (PPP protocol IPv4 or
+// kernel took out of the frame is not there to skip), PPPoE sessions (PPP protocol IPv4 or
 // IPv6), and up to four MPLS labels (the IP version from the first nibble after the bottom
 // label). The addresses are the outermost IP layer's: tm's connection of a tunnelled packet is
 // its innermost flow, and a tunnel's packets share their outer addresses. Anything else (ARP,
@@ -31,10 +31,14 @@ struct BpfInstruction {
   uint32_t k;
 };
 
-// Its packet loads are relative to the link-layer header: offset + this (the kernel's
-// SKF_LL_OFF; the data a fanout program sees starts at the network header of a received packet).
-// An interpreter without it (libpcap's, for tests) takes the offset alone.
-inline constexpr int32_t kFanoutLinkLayerOffset = -0x200000;
+// Where the data it sees starts depends on the packet's direction, which it asks the kernel
+// (ancillary loads): a received packet's data starts at its network header (after the
+// link-layer header and any VLAN tag the kernel took out; the type is the skb's protocol), a
+// sent one's at its link-layer header. An interpreter without the ancillary loads (libpcap's,
+// for tests) must be given their values.
+inline constexpr uint32_t kAncillaryProtocol = 0xfffff000u;    // SKF_AD_OFF + SKF_AD_PROTOCOL
+inline constexpr uint32_t kAncillaryPacketType = 0xfffff004u;  // SKF_AD_OFF + SKF_AD_PKTTYPE
+inline constexpr uint32_t kPacketOutgoing = 4;                 // PACKET_OUTGOING
 
 std::vector<BpfInstruction> host_pair_fanout_program();
 

@@ -118,8 +118,8 @@ struct LiveOptions {
   int idle_wait_ms = 20;  // an idle link returns an empty batch after this long
   // Linux: joins PACKET_FANOUT group (1..65535; 0 = none; kNewFanoutGroup: a new group whose id
   // the kernel chooses, PacketSource::fanout_group(); kFanoutId | id: the group of exactly that
-  // id, 0 included) in hash mode, so that the sockets of one group on one interface (in one
-  // network namespace) share its packets, each connection's both directions on one socket.
+  // id, 0 included), so that the sockets of one group on one interface (in one network
+  // namespace) share its packets, each connection's on one socket (join_fanout).
   int fanout_group = 0;
   // Whether stats() reports the interface's own drops (SourceStats::iface_dropped): they are
   // the whole interface's, so of a group's sockets only the first does (open_live_group), or
@@ -131,8 +131,8 @@ constexpr int kFanoutId = 1 << 16;
 // Chooses the method (LiveOptions::method) and opens the interface.
 std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
 // `n` sources on the interface (one per capture thread): n > 1 joins them to one PACKET_FANOUT
-// group in hash mode (opts.fanout_group, or a new one), so that each gets its share of the
-// interface's packets, each connection (both directions) on one of them.
+// group (opts.fanout_group, or a new one; join_fanout), so that each gets its share of the
+// interface's packets, each connection (both directions, its IP fragments) on one of them.
 std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& opts, int n);
 // The libpcap method itself (libpcap_source.cpp).
 std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& opts);
