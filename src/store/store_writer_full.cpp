@@ -58,6 +58,10 @@ void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::st
         "serve on this store indexes it",
         what, c.packets);
   }
+  // Packets its flush could not write are lost: the writer has failed (as after any failed
+  // write), so that no input is logged as imported in whole (imports.jsonl).
+  if (c.packets < appended)
+    set_error(fmt::format("{}: {} of its packets were not written", what, appended - c.packets));
   std::lock_guard lk(error_mu_);
   if (unsealed_why_.empty()) unsealed_why_ = what;
 }
