@@ -11,6 +11,7 @@
 
 #include "config/component_options.h"
 #include "util/allocator_tuning.h"
+#include "util/pcap.h"
 #include "util/thread_cpu.h"
 #include "util/timespec.h"
 
@@ -26,10 +27,12 @@ constexpr std::chrono::milliseconds kRetireAtStop{120};
 // thread drops instead (Recorder::set_stall_limit). Far longer than a slow disk's hiccup
 // (the writer frees room packet by packet while it writes), short enough to stop promptly.
 constexpr std::chrono::seconds kLiveStallLimit{2};
-// The newest time of a batch (0 if empty).
+// The newest time of a batch that a pcap record can hold (0 if none): as the recorder's clock
+// takes it (a time it does not record does not move its clock either).
 uint64_t newest_ts(const capture::RawPacket* p, size_t n) {
   uint64_t t = 0;
-  for (size_t i = 0; i < n; ++i) t = std::max(t, p[i].ts_ns);
+  for (size_t i = 0; i < n; ++i)
+    if (p[i].ts_ns < util::pcap::kTimeLimitNs) t = std::max(t, p[i].ts_ns);
   return t;
 }
 }  // namespace
