@@ -261,6 +261,11 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
       std::string why;
       try {
         auto cl = make_client(cfg.workers[f.idx]);
+        // The answer is complete already: its warnings are a small, quick request, which must not
+        // hold the client's last chunk (and the query's slot) for a worker's whole timeout.
+        constexpr time_t kWarningsSeconds = 5;
+        cl->set_connection_timeout(kWarningsSeconds, 0);
+        cl->set_read_timeout(kWarningsSeconds, 0);
         auto res = cl->Get("/api/v1/answers/" + id);
         if (!res) {
           why = fmt::format("no answer ({})", error_name(res.error()));

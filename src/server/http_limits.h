@@ -114,8 +114,9 @@ void set_cut_hook_for_test(std::function<void(int)> hook);
 inline constexpr const char* kDeferredFormType = "application/x-tm-deferred-form";
 // A form body's parameters at most (every '&'-separated piece counts, empty ones too): a
 // longer one is a 400 before it is parsed (1 MiB of "&" would be half a million entries). No
-// route takes more than a few, and a class list not hundreds.
-inline constexpr size_t kMaxFormParams = 256;
+// route takes more than a few, but a class list may name every class (conn::kMaxClasses, 512),
+// each a `class` parameter.
+inline constexpr size_t kMaxFormParams = 1024;
 
 // httplib's own limit on the request line (CPPHTTPLIB_REQUEST_URI_MAX_LENGTH in the shared
 // library): a longer one is answered 414 before it is parsed. Each header line has the same
