@@ -263,9 +263,11 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
         auto cl = make_client(cfg.workers[f.idx]);
         // The answer is complete already: its warnings are a small, quick request, which must not
         // hold the client's last chunk (and the query's slot) for a worker's whole timeout.
-        constexpr time_t kWarningsSeconds = 5;
-        cl->set_connection_timeout(kWarningsSeconds, 0);
-        cl->set_read_timeout(kWarningsSeconds, 0);
+        const double t = cfg.workers[f.idx].timeout_s > 0 ? std::min(cfg.workers[f.idx].timeout_s, 5.0) : 5.0;
+        const auto sec = static_cast<time_t>(t);
+        const auto usec = static_cast<time_t>((t - static_cast<double>(sec)) * 1e6);
+        cl->set_connection_timeout(sec, usec);
+        cl->set_read_timeout(sec, usec);
         auto res = cl->Get("/api/v1/answers/" + id);
         if (!res) {
           why = fmt::format("no answer ({})", error_name(res.error()));

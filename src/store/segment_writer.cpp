@@ -186,7 +186,7 @@ namespace {
 // (a write-back error, EIO or ENOSPC on thin storage, shows here and nowhere else).
 void sync_or_throw(int fd, const std::string& path) {
   if (::fdatasync(fd) != 0)
-    throw util::IoError(fmt::format("fdatasync of {} failed: {}", path, std::strerror(errno)));
+    throw util::SyncError(fmt::format("fdatasync of {} failed: {}", path, std::strerror(errno)));
 }
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "store/layout.h"
+#include "util/file_io.h"
 #include "util/pcap.h"
 #include "util/thread_cpu.h"
 #include "util/units.h"
@@ -195,8 +196,8 @@ void StoreWriter::finish() {
           l.idx = l.w->seal(/*two_threads=*/true);  // (the capture has ended: a core is free)
         } catch (const std::exception& e) {
           // A sidecar the full disk had no room for: the packets are stored, and the other
-          // last segments are still sealed.
-          last_seal_failed(l.cls, *l.w, e.what());
+          // last segments are still sealed. A failed sync leaves them in doubt.
+          last_seal_failed(l.cls, *l.w, e.what(), dynamic_cast<const util::SyncError*>(&e) != nullptr);
           l.unsealed = true;
           continue;
         }

@@ -227,7 +227,8 @@ class StoreWriter {
   SegmentWriter::Cut cut_segment(uint16_t cls, SegmentWriter& w);
   // finish(): the seal of a last segment failed with `why`: it is cut back to complete
   // records (if its flush failed), kept unsealed, counted and reported (unsealed()).
-  void last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why);
+  // `in_doubt`: its data may not be on the disk (a failed fdatasync), which fails the writer too.
+  void last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why, bool in_doubt);
   // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
   void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
   // evict_when_full: makes room after a failed write (seals what was cut, deletes the oldest

@@ -33,7 +33,7 @@ SegmentWriter::Cut StoreWriter::cut_segment(uint16_t cls, SegmentWriter& w) {
   return c;
 }
 
-void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why) {
+void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why, bool in_doubt) {
   write_errors_.fetch_add(1, std::memory_order_relaxed);
   // seal() flushes and syncs the file before it writes the sidecar: usually every packet is
   // in it. If that flush failed, the file is cut back to its complete records.
@@ -58,10 +58,14 @@ void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::st
         "serve on this store indexes it",
         what, c.packets);
   }
-  // Packets its flush could not write are lost: the writer has failed (as after any failed
-  // write), so that no input is logged as imported in whole (imports.jsonl).
+  // Packets its flush could not write are lost, and after a failed sync none is known to be on
+  // the disk: the writer has failed (as after any failed write), so that no input is logged as
+  // imported in whole (imports.jsonl). (It then returns from finish() before the budgets and
+  // the verified list: the next start does both.)
   if (c.packets < appended)
     set_error(fmt::format("{}: {} of its packets were not written", what, appended - c.packets));
+  else if (in_doubt)
+    set_error(fmt::format("{}: its packets may not be on the disk", what));
   std::lock_guard lk(error_mu_);
   if (unsealed_why_.empty()) unsealed_why_ = what;
 }

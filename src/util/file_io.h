@@ -17,6 +17,12 @@ class IoError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// An fsync/fdatasync that failed: what was written may not be on the disk, whatever the file's
+// size says.
+class SyncError : public IoError {
+ public:
+  using IoError::IoError;
+};
 
 // An open file descriptor, closed when it goes out of scope.
 class UniqueFd {
