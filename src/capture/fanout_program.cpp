@@ -69,6 +69,16 @@ void fold(Asm& a) {
   a.op(BPF_ALU | BPF_XOR | BPF_X);
 }
 
+// A = the `size` (BPF_B, BPF_H) bytes at X + at; then X += by (M[2] as scratch).
+void load_and_skip(Asm& a, uint16_t size, uint32_t at, uint32_t by) {
+  a.op(BPF_LD | size | BPF_IND, at);
+  a.op(BPF_ST, 2);
+  a.op(BPF_MISC | BPF_TXA);
+  a.op(BPF_ALU | BPF_ADD | BPF_K, by);
+  a.op(BPF_MISC | BPF_TAX);
+  a.op(BPF_LD | BPF_MEM, 2);
+}
+
 }  // namespace
 
 std::vector<BpfInstruction> host_pair_fanout_program() {
@@ -98,12 +108,7 @@ std::vector<BpfInstruction> host_pair_fanout_program() {
     a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x88a8, in);
     a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x9100, in, out);
     a.label(in);  // the tag at X: TCI, then the type of what follows
-    a.op(BPF_LD | BPF_H | BPF_IND, 2);
-    a.op(BPF_ST, 2);
-    a.op(BPF_MISC | BPF_TXA);
-    a.op(BPF_ALU | BPF_ADD | BPF_K, 4);
-    a.op(BPF_MISC | BPF_TAX);
-    a.op(BPF_LD | BPF_MEM, 2);
+    load_and_skip(a, BPF_H, 2, 4);
     a.label(out);
   }
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0800, "v4");
@@ -115,12 +120,7 @@ std::vector<BpfInstruction> host_pair_fanout_program() {
 
   // PPPoE session at X: 6 bytes of header, the 2-byte PPP protocol, then the IP layer.
   a.label("pppoe");
-  a.op(BPF_LD | BPF_H | BPF_IND, 6);
-  a.op(BPF_ST, 2);
-  a.op(BPF_MISC | BPF_TXA);
-  a.op(BPF_ALU | BPF_ADD | BPF_K, 8);
-  a.op(BPF_MISC | BPF_TAX);
-  a.op(BPF_LD | BPF_MEM, 2);
+  load_and_skip(a, BPF_H, 6, 8);
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0021, "v4");
   a.jump(BPF_JMP | BPF_JEQ | BPF_K, 0x0057, "v6");
   a.op(BPF_RET | BPF_K, 0);
@@ -128,12 +128,7 @@ std::vector<BpfInstruction> host_pair_fanout_program() {
   // MPLS labels of 4 bytes from X; the bottom one has bit 0 of its third byte set.
   a.label("mpls");
   for (int k = 0; k < 4; ++k) {
-    a.op(BPF_LD | BPF_B | BPF_IND, 2);
-    a.op(BPF_ST, 2);
-    a.op(BPF_MISC | BPF_TXA);
-    a.op(BPF_ALU | BPF_ADD | BPF_K, 4);
-    a.op(BPF_MISC | BPF_TAX);
-    a.op(BPF_LD | BPF_MEM, 2);
+    load_and_skip(a, BPF_B, 2, 4);  // (the label's third byte)
     a.jump(BPF_JMP | BPF_JSET | BPF_K, 1, "ipver", k == 3 ? "none" : "");
   }
   a.label("none");
