@@ -107,8 +107,7 @@ RecoveryResult recover_segment(SegmentInfo& seg, uint32_t directory_every, uint6
     // was killed, rather than cut off by a power cut, left them in the page cache). Its write
     // fsyncs the directory, which makes the rename above durable too.
     util::UniqueFd f = util::open_file(seg.pcap_path(), O_RDONLY);
-    if (::fdatasync(f.get()) != 0)
-      throw std::runtime_error(fmt::format("cannot sync {}: {}", seg.pcap_path(), std::strerror(errno)));
+    util::fdatasync_or_throw(f.get(), seg.pcap_path());
   }
   res.sidecar_bytes = write_sidecar(seg.idx_path(), meta, directory, offsets, builder.finish_postings());
   res.packets = meta.packets;

@@ -181,18 +181,9 @@ void SegmentWriter::start_writeback() {
   writeback_start_ = written_bytes_;
 }
 
-namespace {
-// fdatasync, or IoError naming the file: a sidecar vouches only for data that reached the disk
-// (a write-back error, EIO or ENOSPC on thin storage, shows here and nowhere else).
-void sync_or_throw(int fd, const std::string& path) {
-  if (::fdatasync(fd) != 0)
-    throw util::SyncError(fmt::format("fdatasync of {} failed: {}", path, std::strerror(errno)));
-}
-}  // namespace
-
 void SegmentWriter::sync_file() {
   flush();
-  sync_or_throw(fd_, base_ + ".pcap");
+  util::fdatasync_or_throw(fd_, base_ + ".pcap");
   synced_bytes_ = file_bytes_;
 }
 
@@ -234,7 +225,7 @@ uint64_t SegmentWriter::seal(bool two_threads) {
     flush();
     ahead = std::async(std::launch::async,
                        [fd = fd_, pcap = base_ + ".pcap", path = base_ + ".idx", &offsets = offsets_] {
-                         sync_or_throw(fd, pcap);  // (rethrown by get() below)
+                         util::fdatasync_or_throw(fd, pcap);  // (rethrown by get() below)
                          return encode_offsets(path, offsets);
                        });
   } else {

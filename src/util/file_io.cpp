@@ -75,6 +75,11 @@ void fsync_dir(const std::string& dir) {
     throw IoError(fmt::format("fsync of directory {} failed: {}", d, std::strerror(errno)));
 }
 
+void fdatasync_or_throw(int fd, const std::string& path) {
+  if (::fdatasync(fd) != 0)
+    throw SyncError(fmt::format("fdatasync of {} failed: {}", path, std::strerror(errno)));
+}
+
 std::string parent_dir(const std::string& path) {
   std::string p = std::filesystem::path(path).parent_path().string();
   return p.empty() ? "." : p;

@@ -23,6 +23,9 @@ class SyncError : public IoError {
  public:
   using IoError::IoError;
 };
+// fdatasync(2) of `fd`, or SyncError naming `path` (a write-back error, EIO or ENOSPC on thin
+// storage, shows here and nowhere else).
+void fdatasync_or_throw(int fd, const std::string& path);
 
 // An open file descriptor, closed when it goes out of scope.
 class UniqueFd {
