@@ -193,8 +193,7 @@ httplib::Request worker_request(const std::string& path, const httplib::Params& 
   httplib::Request r;
   r.method = "GET";
   r.path = httplib::append_query_params(path, params);
-  // "GET " PATH " HTTP/1.1": with room to spare.
-  if (post_if_long && r.path.size() + 64 > server::kMaxRequestLine) {
+  if (post_if_long && !server::get_fits(r.path.size())) {
     r.method = "POST";
     r.path = path;
     r.body = httplib::detail::params_to_query_str(params);
@@ -260,14 +259,11 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
     th.emplace_back([&cfg, &f, &out = per[k], id] {
       std::string why;
       try {
-        auto cl = make_client(cfg.workers[f.idx]);
         // The answer is complete already: its warnings are a small, quick request, which must not
         // hold the client's last chunk (and the query's slot) for a worker's whole timeout.
-        const double t = cfg.workers[f.idx].timeout_s > 0 ? std::min(cfg.workers[f.idx].timeout_s, 5.0) : 5.0;
-        const auto sec = static_cast<time_t>(t);
-        const auto usec = static_cast<time_t>((t - static_cast<double>(sec)) * 1e6);
-        cl->set_connection_timeout(sec, usec);
-        cl->set_read_timeout(sec, usec);
+        WorkerConfig w = cfg.workers[f.idx];
+        w.timeout_s = std::min(w.timeout_s, 5.0);
+        auto cl = make_client(w);
         auto res = cl->Get("/api/v1/answers/" + id);
         if (!res) {
           why = fmt::format("no answer ({})", error_name(res.error()));

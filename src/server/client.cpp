@@ -101,8 +101,7 @@ ClientResult api_query(const ClientOptions& c, const std::string& path, const Pa
                        const std::function<bool(const char*, size_t)>& out) {
   HttpRequest req;
   req.target = with_query(path, params);
-  // "GET " TARGET " HTTP/1.1": with room to spare.
-  if (req.target.size() + 64 > kMaxRequestLine) {
+  if (!get_fits(req.target.size())) {
     req.method = "POST";
     req.body = with_query("", params).substr(1);  // "?k=v&..." without its '?'
     req.content_type = "application/x-www-form-urlencoded";

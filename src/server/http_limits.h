@@ -122,6 +122,10 @@ inline constexpr size_t kMaxFormParams = 1024;
 // library): a longer one is answered 414 before it is parsed. Each header line has the same
 // limit (CPPHTTPLIB_HEADER_MAX_LENGTH): a longer one is a 400.
 inline constexpr size_t kMaxRequestLine = 8192;
+// Whether a GET of `target` (path?query) fits that limit ("GET " TARGET " HTTP/1.1", with room
+// to spare); a client POSTs the parameters of one that does not (tm query --server, a front-end
+// asking its workers).
+inline bool get_fits(size_t target_bytes) { return target_bytes + 64 <= kMaxRequestLine; }
 
 // The text checks: "" when `s` is valid UTF-8 without NUL bytes, else why not.
 std::string text_problem(const std::string& s);
