@@ -293,6 +293,14 @@ struct Key {
   auto operator<=>(const Key&) const = default;
 };
 
+// Two sources on the test interface, members of fanout group `group`.
+std::pair<std::unique_ptr<PacketSource>, std::unique_ptr<PacketSource>> fanout_pair(int group) {
+  auto o = options();
+  o.fanout_group = group;
+  auto a = open_live_source(o);
+  return {std::move(a), open_live_source(o)};
+}
+
 // Reads the two sockets of a fanout group in turn until `want` of our frames came or a long
 // idle spell (a guard against hanging, no timing); `on` gets each of our frames and the socket
 // (0 or 1) it came from. Returns how many came.
@@ -339,10 +347,7 @@ std::pair<Bytes, Bytes> fragments_of(const Bytes& whole, size_t at) {
 
 TEST(AfPacket, FanoutPutsBothDirectionsOfAConnectionOnOneSocket) {
   RUN_IN_NETNS([] {
-    auto o = options();
-    o.fanout_group = 4242;
-    auto a = open_live_source(o);
-    auto b = open_live_source(o);
+    auto [a, b] = fanout_pair(4242);
     // 64 connections, IPv4 and IPv6, TCP and UDP, 3 frames each way.
     std::vector<std::pair<Key, Bytes>> sent;
     for (uint32_t c = 0; c < 64; ++c) {
@@ -515,10 +520,7 @@ TEST(FanoutProgram, HostPairsAreSpreadAndTheRestGoesToTheFirstSocket) {
 // two fragments sent.
 TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
   RUN_IN_NETNS([] {
-    auto o = options();
-    o.fanout_group = 77;
-    auto a = open_live_source(o);
-    auto b = open_live_source(o);
+    auto [a, b] = fanout_pair(77);
     FrameSpec s;
     s.payload = 1000;
     auto [f1, f2] = fragments_of(frame(s), 512);
@@ -544,10 +546,7 @@ TEST(AfPacket, FanoutKeepsIpv4FragmentsAsOnTheWireOnOneSocket) {
 // addresses only: each connection's frames, fragments or not, on one socket.
 TEST(AfPacket, FanoutKeepsAConnectionsFragmentsWithItsOtherPackets) {
   RUN_IN_NETNS([] {
-    auto o = options();
-    o.fanout_group = 78;
-    auto a = open_live_source(o);
-    auto b = open_live_source(o);
+    auto [a, b] = fanout_pair(78);
     std::map<std::string, uint32_t> conn_of;  // frame bytes -> connection
     Sender tx;
     for (uint32_t c = 0; c < 16; ++c) {
