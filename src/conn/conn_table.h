@@ -68,7 +68,10 @@ struct alignas(64) ConnEntry {
   uint64_t cutoff_ts;           // time the cutoff was reached
   uint64_t pkts[2];             // by direction (0 = originator)
   uint64_t wire[2];             // wire bytes by direction
-  uint64_t stored : 63;         // packets stored
+  uint64_t stored : 62;         // packets stored
+  // A TCP control packet (keep_tcp_control) was stored after the cutoff: the stored packets
+  // reach past cutoff_ts (the flow record's kFlowControlAfterCut).
+  uint64_t control_after_cut : 1;
   // A packet since the eviction hand last passed (its CLOCK mark): a bit of the word every
   // packet writes anyway (an entry has no byte to spare).
   uint64_t referenced : 1;

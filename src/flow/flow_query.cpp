@@ -35,8 +35,9 @@ FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls,
   auto it = old.find(cls);
   if (it == old.end()) return FlowRow::Packets::kNone;
   if (it->second <= r.first_ts) return FlowRow::Packets::kAll;
-  // Stored packets lie between the first packet and the cutoff (then only TCP control packets).
-  uint64_t last_stored = r.cutoff_ts ? r.cutoff_ts : r.last_ts;
+  // Stored packets lie between the first packet and the cutoff, or the last packet where TCP
+  // control packets were kept after the cutoff (its FIN or RST, most often the last).
+  uint64_t last_stored = r.cutoff_ts && !(r.flags & kFlowControlAfterCut) ? r.cutoff_ts : r.last_ts;
   return it->second <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
 }
 

@@ -20,6 +20,11 @@ enum class EndState : uint8_t {
 };
 const char* to_string(EndState s);
 
+// FlowRecord::flags. (Records written before December 2026 have none: the field was zero.)
+// A TCP control packet (SYN, FIN or RST without payload) was stored after the cutoff, so
+// stored packets reach past cutoff_ts, up to last_ts.
+inline constexpr uint64_t kFlowControlAfterCut = 1;
+
 struct FlowRecord {
   uint64_t id;  // stable identifier: hash of the connection key and its first timestamp
   uint64_t first_ts, last_ts;
@@ -36,7 +41,7 @@ struct FlowRecord {
   uint64_t pkts[2];      // per direction
   uint64_t bytes[2];     // wire bytes per direction
   uint64_t stored;       // packets stored
-  uint64_t reserved;     // zero; room for a later field without changing the block format
+  uint64_t flags;        // kFlow* bits; the others zero (room for later fields)
 };
 static_assert(sizeof(FlowRecord) == 128);
 

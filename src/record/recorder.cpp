@@ -149,6 +149,7 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
         if (cfg_.keep_tcp_control && l.proto == packet::kProtoTcp && l.has_l4 && l.l4_payload == 0 &&
             (l.tcp_flags & (packet::kTcpSyn | packet::kTcpFin | packet::kTcpRst))) {
           store = true;
+          e->control_after_cut = 1;
           per_class_[cls].control_kept++;
         }
         if (!e->cut) {

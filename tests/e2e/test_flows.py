@@ -93,6 +93,24 @@ class FlowCounts(StoreTest):
         self.assertLessEqual(len(want), f["orig_pkts"] + f["resp_pkts"])
         self.assertSamePackets(tcpdump_packets(out), want)
 
+    def test_control_packets_after_the_cutoff_are_on_disk(self):
+        # Cut at 1k, the connections' FINs are still stored (keep_tcp_control): where the budget
+        # evicted their first packets, their FINs are on disk, and the record must not say "no".
+        src = corpus("mixed", "echo-connections.pcap")
+        record(self.store, [src], "--cutoff", "1k", "--segment-size", "64k", "--disk-budget", "256k")
+        rows = self.flows(self.store, "tcp")
+        self.assertGreater(len(rows), 100)
+        self.assertTrue(all(r["cut"] for r in rows))
+        counted = 0
+        for r in rows[::10]:
+            n = int(tm("query", "--store", self.store, "--flow", str(r["id"]), "--count", "-q").stdout.decode())
+            with self.subTest(flow=r["id"], packets_on_disk=r["packets_on_disk"], on_disk=n):
+                self.assertEqual(r["packets_on_disk"] == "no", n == 0)
+                if r["packets_on_disk"] == "yes":
+                    self.assertEqual(n, r["stored_pkts"])
+            counted += n > 0
+        self.assertGreater(counted, 10)
+
     def test_filters_top_formats_and_errors(self):
         src = corpus("mixed", "var-services-std-ports.pcap")
         record(self.store, [src], "--cutoff", "2k")
