@@ -431,8 +431,8 @@ std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowReq
       {{"from", q.from}, {"to", q.to}, {"by", q.by}, {"format", "json"}, {"community_id", q.community_id}});
   p.emplace("filter", q.filter);
   if (q.top) p.emplace("top", std::to_string(q.top));
-  std::string path = httplib::append_query_params("/api/v1/flows", p);
-  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
+  const httplib::Request req = worker_request("/api/v1/flows", p, true);
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(req); });
   std::vector<std::vector<flow::FlowRow>> parts;
   for (auto& r : replies) {
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
@@ -501,7 +501,7 @@ std::unique_ptr<server::Stream> ClusterService::open_subscription(const server::
   auto p = params({{"to", q.to}}, q.classes);
   p.emplace("filter", q.filter);
   if (q.history) p.emplace("history_from", q.history_from);
-  const httplib::Request req = worker_request("/api/v1/subscribe", p, false);  // (GET only)
+  const httplib::Request req = worker_request("/api/v1/subscribe", p, true);
   auto queue = std::make_shared<PacketQueue>(64u << 20);
   // One queue for all; a subscription may stay quiet for long.
   auto fs = start_fetches(cfg_, all_workers(), req, 0, queue, 24 * 3600);

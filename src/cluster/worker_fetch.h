@@ -96,8 +96,8 @@ struct FetchSet {
 
 // A request to a worker: GET path?params, or, with `post_if_long` when that request line would
 // be longer than a worker takes (kMaxRequestLine, server/http_limits.h: a long filter), a POST
-// of the parameters as a form body, which the packet query routes (/api/v1/query, /count,
-// /explain) take as their GET's.
+// of the parameters as a form body, which the routes taking a filter (/api/v1/query, /count,
+// /explain, /flows, /subscribe) take as their GET's.
 httplib::Request worker_request(const std::string& path, const httplib::Params& params, bool post_if_long);
 
 // Starts one fetch per worker of `which` for `req`, each with a queue of `queue_bytes` —

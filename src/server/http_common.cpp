@@ -224,7 +224,8 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
                  fmt::format("request URI too long: the request line is limited to {} bytes; send the "
                              "parameters in a POST body instead (a form or JSON, up to {} bytes): POST "
                              "/api/v1/query, /api/v1/count, /api/v1/explain and /api/v1/download take "
-                             "the parameters of their GET",
+                             "the parameters of their GET, /api/v1/flows and /api/v1/subscribe too (a "
+                             "form body)",
                              kMaxRequestLine, HttpLimits{}.max_body_bytes));
     else if (res.status == 400)  // (by httplib, which reads no further: routes' 400s have a body)
       json_error(res, 400,

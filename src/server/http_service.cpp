@@ -115,7 +115,7 @@ std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const 
   if (q.top) p.emplace("top", std::to_string(q.top));
   if (q.require_all) p.emplace("require_all", "1");
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
-  auto r = api_get(c_, "/api/v1/flows", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
+  auto r = api_query(c_, "/api/v1/flows", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
   if (!r.error.empty()) throw std::runtime_error(r.error);
   if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty()) warn(missing_workers_warning(m));
@@ -142,7 +142,7 @@ class SubscriptionStream : public Stream {
   SubscriptionStream(ClientOptions c, Params p) : c_(std::move(c)), p_(std::move(p)) {}
   std::string run(const ByteSink& out, const Warn&, const StopCheck& stop) override {
     bool stopped = false;
-    auto r = api_get(c_, "/api/v1/subscribe", p_, [&](const char* d, size_t n) {
+    auto r = api_query(c_, "/api/v1/subscribe", p_, [&](const char* d, size_t n) {
       if (!stop().empty()) return !(stopped = true);
       out(d, n);
       return true;

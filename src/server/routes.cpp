@@ -59,8 +59,8 @@ void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handl
   });
 }
 
-// A packet query's route, as GET and as POST (its parameters in a form or JSON body: a filter
-// longer than the request line's limit).
+// A route taking a filter, as GET and as POST (its parameters in a form body, or a JSON one
+// where the handler reads it: a filter longer than the request line's limit).
 void get_and_post(httplib::Server& s, const std::string& pattern, const httplib::Server::Handler& h) {
   s.Get(pattern, h);
   post(s, pattern, h);
@@ -331,8 +331,9 @@ void HttpApi::query_routes() {
     reply(res, svc_.history(), -1);
   });
 
-  // Flows: answered whole (the answerer ranks them before the first is sent).
-  s.Get("/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
+  // Flows: answered whole (the answerer ranks them before the first is sent). As GET and as POST
+  // (a form body: a filter longer than the request line's limit).
+  get_and_post(s, "/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "format", "by", "top", "require_all", "community_id"});
     FlowParams fp = flow_params(req);
     FlowRequest q{
@@ -436,8 +437,9 @@ void HttpApi::state_routes() {
 
 // Subscriptions: optional history, then new packets as they are recorded, until the client
 // goes, the time limit, or shutdown.
+// As GET and as POST (a form body: a filter longer than the request line's limit).
 void HttpApi::subscribe_routes() {
-  svr_->Get("/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
+  get_and_post(*svr_, "/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "history_from", "to", "class"});
     SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"), classes_of(req),
                        req.has_param("history_from")};

@@ -695,6 +695,12 @@ class LongFilter(Cluster):
         self.assertNotIn("warning", p.stderr.decode())
         out = tm("query", "--server", fe, "--explain", flt).stdout.decode()
         self.assertIn("workers asked: %d" % N, out)
+        # Flow records likewise (the front-end asked its workers in a URI: 414 from each).
+        want = tm("flows", "--server", fe, "udp").stdout
+        self.assertGreater(len(want.splitlines()), 1)
+        p = tm("flows", "--server", fe, flt)
+        self.assertEqual(p.stdout, want)
+        self.assertNotIn("warning", p.stderr.decode())
 
 
 class StatsWithoutStore(Cluster):

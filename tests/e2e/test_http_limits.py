@@ -287,6 +287,26 @@ class Limits(test_daemon.Serve):
         self.assertEqual(int(tm("query", "--server", self.url, "--count", "-q", "tcp").stdout), n)
         self.alive("long filter from tm query")
 
+    def test_flows_and_subscribe_take_a_filter_longer_than_a_uri(self):
+        """/api/v1/flows and /api/v1/subscribe were GET only: tm flows --server with a filter over
+        8 KiB got the server's 414, and a POST was "no such endpoint". Both take a form POST now,
+        which tm flows --server sends when the GET would be too long."""
+        self.start_serve()
+        with open(self.long_filter("f.txt", 600)) as x:
+            flt = x.read()
+        want = tm("flows", "--store", self.store, "-q", flt).stdout
+        self.assertGreater(len(want.splitlines()), 1)
+        self.assertEqual(tm("flows", "--server", self.url, flt).stdout, want)
+        code, body = self.curl("/api/v1/flows", "--data-urlencode", "filter@" + self.path("f.txt"),
+                               "--data-urlencode", "format=text")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(body, want)
+        # A read-only server has no live packets to stream: the POST reaches the route, which says so.
+        code, body = self.curl("/api/v1/subscribe", "--data-urlencode", "filter@" + self.path("f.txt"))
+        self.assertEqual(code, 409, body)
+        self.assertNotIn("no such endpoint", json.loads(body)["error"])
+        self.alive("long filter for flows")
+
     def test_a_form_of_many_parameters_is_refused_before_it_is_parsed(self):
         """A form body of up to 1 MiB of empty parameters ("&&&...", "a=&a=&...") was parsed into
         half a million entries before the route refused it. Now over 1024 parameters is a 400
