@@ -38,9 +38,8 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
 // A request taking a filter (/api/v1/query, /count, /explain, /flows, /subscribe): api_get,
 // unless its request line would be longer than a server takes (kMaxRequestLine,
 // http_limits.h: a long filter); then a POST of the same parameters as a form body, which
-// those routes take as their GET's. Short
-// requests stay GETs: a server older than those POST routes answers them (and refused the
-// long GET with 414 as well).
+// those routes take as their GET's. Short requests stay GETs: a server older than those POST
+// routes answers them (and refused the long GET with 414 as well).
 ClientResult api_query(const ClientOptions& c, const std::string& path, const Params& params,
                        const std::function<bool(const char*, size_t)>& sink);
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body);
