@@ -51,9 +51,22 @@ int flag(const httplib::Request& req, const char* name) {
   return b ? (*b ? 1 : 0) : -1;
 }
 
-// A POST route: its form body's parameters first join the query string's (form_params).
-void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handler h) {
-  s.Post(pattern, [h = std::move(h)](const httplib::Request& req, httplib::Response& res) {
+// A POST route: its form body's parameters first join the query string's (form_params). A
+// body the route would not read — not a form, nor a JSON object where the route reads one
+// (`json`) — is refused (415) rather than ignored: the request would be answered without its
+// parameters (no filter: every packet or flow, every connection).
+void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handler h, bool json = true) {
+  s.Post(pattern, [h = std::move(h), json](const httplib::Request& req, httplib::Response& res) {
+    if (!req.body.empty() && req.get_header_value("Content-Type") != kDeferredFormType &&
+        !(json && req.body[0] == '{')) {
+      std::string type = req.get_header_value("Content-Type");
+      json_error(res, 415,
+                 fmt::format("request body: {} takes a form (application/x-www-form-urlencoded){}; this one "
+                             "is {}",
+                             req.path, json ? " or a JSON object" : "",
+                             type.empty() ? "without a Content-Type" : "'" + type + "'"));
+      return;
+    }
     form_params(req);
     h(req, res);
   });
@@ -64,6 +77,11 @@ void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handl
 void get_and_post(httplib::Server& s, const std::string& pattern, const httplib::Server::Handler& h) {
   s.Get(pattern, h);
   post(s, pattern, h);
+}
+// The same for a route that reads no JSON body (a form only).
+void get_and_post_form(httplib::Server& s, const std::string& pattern, const httplib::Server::Handler& h) {
+  s.Get(pattern, h);
+  post(s, pattern, h, false);
 }
 
 // Admits a request of `a`'s kind and opens its answer (when refused: released, rethrown); the
@@ -333,7 +351,7 @@ void HttpApi::query_routes() {
 
   // Flows: answered whole (the answerer ranks them before the first is sent). As GET and as POST
   // (a form body: a filter longer than the request line's limit).
-  get_and_post(s, "/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
+  get_and_post_form(s, "/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "format", "by", "top", "require_all", "community_id"});
     FlowParams fp = flow_params(req);
     FlowRequest q{
@@ -439,7 +457,7 @@ void HttpApi::state_routes() {
 // goes, the time limit, or shutdown.
 // As GET and as POST (a form body: a filter longer than the request line's limit).
 void HttpApi::subscribe_routes() {
-  get_and_post(*svr_, "/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
+  get_and_post_form(*svr_, "/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "history_from", "to", "class"});
     SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"), classes_of(req),
                        req.has_param("history_from")};

@@ -307,6 +307,27 @@ class Limits(test_daemon.Serve):
         self.assertNotIn("no such endpoint", json.loads(body)["error"])
         self.alive("long filter for flows")
 
+    def test_a_body_the_route_does_not_read_is_refused(self):
+        """A POST body that was neither a form nor a JSON object (text/plain "tcp") was ignored: the
+        count of every packet, 200. /api/v1/flows reads no JSON: a JSON body was ignored there
+        too (every flow). Both are 415 now, naming what the route takes."""
+        self.start_serve()
+        code, body = self.curl("/api/v1/count", "-H", "Content-Type: text/plain", "--data", "tcp")
+        self.assertEqual(code, 415, body)
+        self.assertIn("takes a form (application/x-www-form-urlencoded) or a JSON object; this one is "
+                      "'text/plain'", json.loads(body)["error"])
+        code, body = self.curl("/api/v1/flows", "-H", "Content-Type: application/json", "--data", '{"filter": "udp"}')
+        self.assertEqual(code, 415, body)
+        self.assertIn("/api/v1/flows takes a form", json.loads(body)["error"])
+        code, body = self.curl("/api/v1/connections/control", "-H", "Content-Type: text/plain", "--data", "x")
+        self.assertEqual(code, 415, body)
+        # What the routes read is still taken.
+        code, body = self.curl("/api/v1/count", "-H", "Content-Type: application/json", "--data", '{"filter": "tcp"}')
+        self.assertEqual(code, 200, body)
+        code, body = self.curl("/api/v1/flows", "--data", "filter=tcp")
+        self.assertEqual(code, 200, body)
+        self.alive("bodies not read")
+
     def test_a_form_of_many_parameters_is_refused_before_it_is_parsed(self):
         """A form body of up to 1 MiB of empty parameters ("&&&...", "a=&a=&...") was parsed into
         half a million entries before the route refused it. Now over 1024 parameters is a 400
