@@ -183,7 +183,10 @@ TEST_F(Routes, JsonBodiesAndQueryStrings) {
   EXPECT_EQ(r->status, 400);
   r = c.Post("/api/v1/classes", "[1]", kJsonType);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);  // not an object body: the query string's parameters
+  EXPECT_EQ(r->status, 415);  // not an object body: refused (it was ignored, as if absent)
+  r = c.Post("/api/v1/classes?host=10.0.0.1&class=web", "", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);  // no body: the query string's parameters
   r = c.Post("/api/v1/classes", "{nope", kJsonType);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
