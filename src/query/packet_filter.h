@@ -37,6 +37,9 @@ class PacketFilter {
   // for (e.g. NFLOG, where libpcap filters nothing; tcpdump refuses the file): what to tell the
   // user, as their frames were answered "no match" without being looked at.
   std::vector<std::string> problems() const;
+  // The frame the exact evaluator decoded last (with what `frags` gave it), valid until the next
+  // matches() call: the query's re-check asks it for a fragment's datagram.
+  const packet::PacketInfo& last() const { return info_; }
 
  private:
   const ParseResult& parsed_;

@@ -174,22 +174,42 @@ void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, packet:
   if (!frags || packet::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
   packet::PacketInfo full = p;
   switch (frags->apply(full, ts_ns)) {
-    case packet::FragmentLayers::Outcome::kOrphan:
-      if (orphans_.size() == kMaxOrphans) orphans_.erase(orphans_.begin());
-      orphans_.push_back(Orphan{ord, p});
+    case packet::FragmentLayers::Outcome::kOrphan: {
+      while (orphans_.size() >= kMaxOrphans && !orphan_order_.empty()) {  // the oldest goes
+        auto [id, seq] = orphan_order_.front();
+        orphan_order_.pop_front();
+        auto [from, to] = orphans_.equal_range(id);
+        for (auto it = from; it != to; ++it)
+          if (it->second.seq == seq) {
+            orphans_.erase(it);
+            break;
+          }
+      }
+      const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
+      orphans_.emplace(id, Orphan{ord, ++orphan_seq_, p});
+      orphan_order_.emplace_back(id, orphan_seq_);
       break;
-    case packet::FragmentLayers::Outcome::kFirst:
+    }
+    case packet::FragmentLayers::Outcome::kFirst: {
       // Later fragments of this datagram that came first: index them as the datagram now.
-      for (size_t i = 0; i < orphans_.size();) {
-        packet::PacketInfo o = orphans_[i].info;
+      auto [from, to] = orphans_.equal_range(packet::FragmentId::of(full.ip[packet::fragmented_layer(full)]));
+      for (auto it = from; it != to;) {
+        packet::PacketInfo o = it->second.info;
         if (frags->apply(o, ts_ns) == packet::FragmentLayers::Outcome::kInherited) {
-          add_keys(orphans_[i].ordinal, o);
-          orphans_.erase(orphans_.begin() + static_cast<std::ptrdiff_t>(i));
+          add_keys(it->second.ordinal, o);
+          it = orphans_.erase(it);
         } else {
-          ++i;
+          ++it;
         }
       }
+      // (orphan_order_ keeps the ones found here until they reach its front, or a prune)
+      if (orphan_order_.size() > 2 * kMaxOrphans)
+        std::erase_if(orphan_order_, [&](const auto& o) {
+          auto [f, t] = orphans_.equal_range(o.first);
+          return std::none_of(f, t, [&](const auto& x) { return x.second.seq == o.second; });
+        });
       break;
+    }
     default:
       break;
   }
@@ -383,7 +403,8 @@ SegmentIndex to_segment_index(const PostingIndex& p) {
 
 uint64_t IndexBuilder::memory_bytes() const {
   auto vec = [](const auto& v) { return uint64_t{v.capacity()} * sizeof(v[0]); };
-  uint64_t n = slots_.memory_bytes() + counts_.memory_bytes() + vec(out_of_sequence_) + vec(orphans_);
+  uint64_t n = slots_.memory_bytes() + counts_.memory_bytes() + vec(out_of_sequence_) +
+               orphans_.size() * (sizeof(Orphan) + sizeof(packet::FragmentId) + 32);
   for (const List& l : lists_) n += vec(l.ords);
   for (const auto& l : spare_lists_) n += vec(l);
   n += vec(lists_) + vec(spare_lists_) + vec(direct_) + vec(net_) + vec(proto_list_) + vec(net_list_);
@@ -397,6 +418,7 @@ uint64_t IndexBuilder::memory_bytes() const {
 void IndexBuilder::clear() {
   entries_ = 0;
   orphans_.clear();
+  orphan_order_.clear();
   slots_.clear();
   counts_.clear();
   out_of_sequence_.clear();

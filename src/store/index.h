@@ -20,6 +20,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <roaring/roaring.hh>
@@ -30,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 #include "store/index_keys.h"
 #include "util/huge_alloc.h"
@@ -212,10 +214,16 @@ class IndexBuilder {
   int32_t& v4_slot(uint32_t k);
   size_t net_index(uint32_t key);  // in net_ (added if new)
 
-  static constexpr size_t kMaxOrphans = 64;
+  // As many as the fragment memory's datagrams (packet/fragment_layers.h): a datagram whose
+  // later fragments all came first is indexed whole up to that many such datagrams at once.
+  static constexpr size_t kMaxOrphans = 4096;
   struct Orphan {  // a later fragment whose first was not seen yet
     uint32_t ordinal;
+    uint64_t seq;  // its place in orphan_order_
     packet::PacketInfo info;
+  };
+  struct FragmentIdHash {
+    size_t operator()(const packet::FragmentId& id) const { return static_cast<size_t>(id.hash()); }
   };
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
@@ -290,7 +298,11 @@ class IndexBuilder {
   uint32_t ord_ = 0;                       // add(): its ordinal
   uint64_t entries_ = 0;                   // entries()
 
-  std::vector<Orphan> orphans_;
+  // Waiting for their first fragment, by datagram: found at once when it comes (a scan of
+  // all of them per first fragment cost O(orphans) each); the oldest go first when full.
+  std::unordered_multimap<packet::FragmentId, Orphan, FragmentIdHash> orphans_;
+  std::deque<std::pair<packet::FragmentId, uint64_t>> orphan_order_;  // (id, seq), oldest first
+  uint64_t orphan_seq_ = 0;
   size_t nslots_ = 0;
   std::vector<int32_t> direct_;                    // encoded port/protocol/VLAN key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear

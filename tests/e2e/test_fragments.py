@@ -5,6 +5,7 @@ fragments arrive out of order or span segments; BPF-only filters keep tcpdump's 
 Expected packets are named by their position in the capture, read off `tcpdump -v -nr FILE`
 (the command is next to each case)."""
 import json
+import struct
 import unittest
 
 from tmtest import StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm, write_pcap
@@ -78,6 +79,41 @@ class Fragments(StoreTest):
         record(store, [src], "--cutoff", "none", "--segment-size", "4k")
         self.assertGreater(len(store_segments(store)), 2)
         self.assertSamePackets(self.query_packets(store, "port 21"), tcpdump_packets(src))
+
+    def test_many_datagrams_outstanding_at_once(self):
+        # 300 UDP datagrams of two fragments each, 10.0.0.1:2000+i -> 10.0.0.2:53: all first
+        # fragments then all later ones, all later ones then all first ones, and each later one
+        # just before its first. The fragment memory was a direct-mapped table of 1024 slots
+        # (datagrams whose ids collided lost their later fragments: ~40 of 300), the index
+        # builder waited for at most 64 firsts, and the query re-check judged its waiting
+        # fragments again only at the end of the segment, when colliding firsts had gone.
+        n = 300
+
+        def ip4(ident, flags_frag, payload):
+            hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, flags_frag, 64, 17, 0,
+                              bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+            return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + hdr + payload
+
+        firsts, laters = [], []
+        for i in range(n):
+            udp = struct.pack("!HHHH", 2000 + i, 53, 8 + 1200, 0) + bytes([i & 255]) * 1200
+            firsts.append(ip4(i + 1, 0x2000, udp[:600]))  # more fragments, offset 0
+            laters.append(ip4(i + 1, 600 // 8, udp[600:]))
+        orders = {"firsts-then-laters": firsts + laters, "laters-then-firsts": laters + firsts,
+                  "each-later-first": [f for i in range(n) for f in (laters[i], firsts[i])]}
+        for name, frames in orders.items():
+            with self.subTest(order=name):
+                path = self.path(name + ".pcap")
+                write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(frames)])
+                store = self.path("s-" + name)
+                record(store, [path], "--cutoff", "none")
+                every = tcpdump_packets(path)
+                self.assertEqual(len(every), 2 * n)
+                self.assertSamePackets(self.query_packets(store, "udp port 53"), every)
+                two = (firsts[10], laters[10], firsts[290], laters[290])
+                self.assertSamePackets(self.query_packets(store, "src port 2010 or src port 2290"),
+                                       [every[k] for k, f in enumerate(frames) if f in two])
+                self.assertSamePackets(self.query_packets(store, "not udp port 53"), [])
 
     def test_bpf_filters_keep_tcpdump_semantics(self):
         src = corpus("ipv4", "fragmented-3.pcap")

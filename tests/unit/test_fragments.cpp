@@ -70,6 +70,34 @@ TEST(FragmentLayers, Expiry) {
   EXPECT_EQ(fl.apply(later, 1101), Outcome::kOrphan);
 }
 
+// Up to its capacity, every datagram begun is remembered, whatever its id (a direct-mapped
+// table of 1024 slots lost ~40 of 300 outstanding datagrams to collisions); beyond it, the
+// oldest first fragment is forgotten first.
+TEST(FragmentLayers, RemembersEveryDatagramUpToItsCapacity) {
+  auto pkts = read("ipv4/fragmented-3.pcap");
+  for (size_t cap : {size_t{8}, size_t{4096}}) {
+    packet::FragmentLayers fl(cap);
+    const size_t n = cap + 1;
+    for (size_t i = 0; i < n; ++i) {
+      PacketInfo first = dec(pkts[0]);
+      first.ip[0].frag_id = static_cast<uint32_t>(7 * i + 1);
+      ASSERT_EQ(fl.apply(first, 1 + i), Outcome::kFirst);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      PacketInfo later = dec(pkts[1]);
+      later.ip[0].frag_id = static_cast<uint32_t>(7 * i + 1);
+      EXPECT_EQ(fl.apply(later, 100 + i), i == 0 ? Outcome::kOrphan : Outcome::kInherited) << cap << " " << i;
+    }
+    // A first fragment sent again is remembered once: it does not push another datagram out.
+    PacketInfo again = dec(pkts[0]);
+    again.ip[0].frag_id = 7 * 1 + 1;
+    EXPECT_EQ(fl.apply(again, 200), Outcome::kFirst);
+    PacketInfo later = dec(pkts[1]);
+    later.ip[0].frag_id = 7 * 2 + 1;
+    EXPECT_EQ(fl.apply(later, 201), Outcome::kInherited);
+  }
+}
+
 // A tunnel fragmented outside: GTP-U datagrams whose outer IPv4 is fragmented; a later
 // fragment gets the first one's inner layer (tcpdump -v: id 11505 offset 0 then 1480).
 TEST(FragmentLayers, TunnelFragmentedOutsideGetsItsInnerLayers) {
