@@ -39,6 +39,9 @@ struct KeyedPacket {
   FlowKey key;
   uint64_t hash;
   bool src_is_a;  // the packet travels from side a to side b
+  // A later fragment whose first fragment the keyer did not find (not seen, or forgotten):
+  // keyed without its ports, so its connection is not known (FragmentTable::key).
+  bool orphan_fragment;
 };
 
 // Builds the key of the innermost IP layer. Returns nullopt for frames without IP.

@@ -11,26 +11,19 @@ const packet::IpLayer* fragmented(const packet::PacketInfo& p) {
 
 }  // namespace
 
-FragmentTable::FragmentTable(size_t slots, uint64_t ttl_ns) : table_(slots ? slots : 1), ttl_(ttl_ns) {}
+FragmentTable::FragmentTable(size_t capacity, uint64_t ttl_ns) : memory_(capacity, ttl_ns) {}
 
 void FragmentTable::note(const packet::PacketInfo& p, const KeyedPacket& k, uint64_t now_ns) {
   const packet::IpLayer* l = fragmented(p);
   if (!l || l->frag_offset != 0) return;
-  packet::FragmentId id = packet::FragmentId::of(*l);
-  Entry& e = table_[slot(id)];
-  e.id = id;
-  e.expires = now_ns + ttl_;
-  if (e.expires == 0) e.expires = 1;
-  e.key = k;
+  memory_.remember(packet::FragmentId::of(*l), now_ns) = k;
 }
 
 std::optional<KeyedPacket> FragmentTable::lookup(const packet::PacketInfo& p, uint64_t now_ns) const {
   const packet::IpLayer* l = fragmented(p);
   if (!l || l->frag_offset == 0) return std::nullopt;
-  packet::FragmentId id = packet::FragmentId::of(*l);
-  const Entry& e = table_[slot(id)];
-  if (e.expires == 0 || now_ns > e.expires || !(e.id == id)) return std::nullopt;
-  return e.key;
+  if (const KeyedPacket* k = memory_.find(packet::FragmentId::of(*l), now_ns)) return *k;
+  return std::nullopt;
 }
 
 std::optional<KeyedPacket> FragmentTable::key(const packet::PacketInfo& p, uint64_t now_ns) {
@@ -42,7 +35,9 @@ std::optional<KeyedPacket> FragmentTable::key(const packet::PacketInfo& p, uint6
       return k;
     }
     ++misses_;
-    return make_key(p);
+    auto k = make_key(p);
+    if (k) k->orphan_fragment = true;
+    return k;
   }
   auto k = make_key(p);
   if (k) note(p, *k, now_ns);

@@ -2,10 +2,9 @@
 // datagram, so that its later fragments (no transport header: no ports, and for a tunnel
 // fragmented outside, no inner layers at all) join the same connection.
 //
-// Keyed by the fragmented layer's (src, dst, protocol, fragment id). Bounded: a fixed,
-// direct-mapped array (a new datagram overwrites whatever shared its slot), entries older
-// than `ttl_ns` are ignored. No allocation after construction. Not thread-safe: one per
-// packet-processing thread.
+// Keyed by the fragmented layer's (src, dst, protocol, fragment id), in a DatagramMemory
+// (packet/datagram_memory.h): the `capacity` datagrams begun last, each for `ttl_ns`.
+// Not thread-safe: one per packet-processing thread.
 //
 // Use per packet, in capture order:
 //   auto k = frags.key(info, ts_ns);   // instead of conn::make_key(info)
@@ -13,9 +12,9 @@
 
 #include <cstdint>
 #include <optional>
-#include <vector>
 
 #include "conn/flow_key.h"
+#include "packet/datagram_memory.h"
 #include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 
@@ -23,7 +22,7 @@ namespace tmach::conn {
 
 class FragmentTable {
  public:
-  explicit FragmentTable(size_t slots = 4096, uint64_t ttl_ns = 30'000'000'000ull);
+  explicit FragmentTable(size_t capacity = 4096, uint64_t ttl_ns = 30'000'000'000ull);
 
   // The packet's connection key: make_key(p), except for a non-first fragment whose first
   // fragment was noted within the ttl, which gets that first fragment's key. A first
@@ -38,15 +37,7 @@ class FragmentTable {
   uint64_t misses() const { return misses_; }  // later fragments without (ports 0)
 
  private:
-  struct Entry {
-    packet::FragmentId id;
-    uint64_t expires = 0;  // 0: empty
-    KeyedPacket key{};
-  };
-  size_t slot(const packet::FragmentId& id) const { return static_cast<size_t>(id.hash() % table_.size()); }
-
-  std::vector<Entry> table_;
-  uint64_t ttl_;
+  packet::DatagramMemory<KeyedPacket> memory_;
   uint64_t hits_ = 0, misses_ = 0;
 };
 

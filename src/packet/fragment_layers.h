@@ -7,19 +7,13 @@
 // its own memory for this (FragmentTable: keys only); this one keeps the decoded layers,
 // for the index builder (store/index.h) and the query re-check (query/packet_filter.h).
 //
-// Keyed by the fragmented layer's (src, dst, protocol, fragment id). Bounded: up to
-// `capacity` datagrams are remembered at once, whatever their ids (the oldest first fragment
-// is forgotten first), each for `ttl_ns` after its first fragment; so a later fragment finds
-// its first whenever fewer than `capacity` other datagrams began since. (A direct-mapped
-// table, as this was, lost datagrams to collisions: 6 of 100 outstanding at once, 362 of
-// 1000.) Memory grows with the datagrams remembered (~0.4 KB each). Not thread-safe.
+// Keyed by the fragmented layer's (src, dst, protocol, fragment id), in a DatagramMemory
+// (packet/datagram_memory.h): the `capacity` datagrams begun last, each for `ttl_ns`.
 #pragma once
 
 #include <cstdint>
-#include <deque>
-#include <unordered_map>
-#include <utility>
 
+#include "packet/datagram_memory.h"
 #include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 
@@ -42,21 +36,11 @@ class FragmentLayers {
   Outcome apply(packet::PacketInfo& p, uint64_t now_ns);
 
  private:
-  struct Entry {
-    uint64_t expires = 0;
-    uint64_t seq = 0;   // when it was (last) a first fragment: its place in order_
+  struct Layers {
     uint8_t count = 0;  // layers[0] is the fragmented layer itself, then those inside it
     packet::IpLayer layers[packet::PacketInfo::kMaxIpLayers];
   };
-  struct Hash {
-    size_t operator()(const FragmentId& id) const { return static_cast<size_t>(id.hash()); }
-  };
-
-  size_t capacity_;
-  uint64_t ttl_;
-  uint64_t seq_ = 0;
-  std::unordered_map<FragmentId, Entry, Hash> map_;
-  std::deque<std::pair<FragmentId, uint64_t>> order_;  // first fragments, oldest first (with their seq)
+  DatagramMemory<Layers> memory_;
 };
 
 }  // namespace tmach::packet

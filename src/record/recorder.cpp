@@ -144,7 +144,10 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       cls = e->cls;
       const packet::IpLayer& l = *info.inner();
       int dir = (kp->src_is_a == static_cast<bool>(e->orig_is_a)) ? 0 : 1;
-      if (!e->suspend_cutoff && e->bytes() >= cutoff_[cls]) {
+      // A later fragment whose first fragment was not found is kept whatever the count: its
+      // connection is not known (it is keyed by its addresses alone, with every other such
+      // fragment between them, and their sum must not cut connections that are far below).
+      if (!e->suspend_cutoff && !kp->orphan_fragment && e->bytes() >= cutoff_[cls]) {
         store = false;
         if (cfg_.keep_tcp_control && l.proto == packet::kProtoTcp && l.has_l4 && l.l4_payload == 0 &&
             (l.tcp_flags & (packet::kTcpSyn | packet::kTcpFin | packet::kTcpRst))) {
