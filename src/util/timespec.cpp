@@ -37,7 +37,14 @@ int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-std::optional<uint64_t> parse_iso(std::string_view s) {
+// Times are nanoseconds since 1970 in 64 bits: seconds below this (2554-07-21).
+constexpr uint64_t kMaxSeconds = UINT64_MAX / 1000000000ull;
+constexpr const char* kOutOfRange =
+    "out of range: times run from 1970-01-01T00:00:00Z to 2554-07-21 (nanoseconds since 1970 in 64 bits)";
+
+// An ISO-8601 time; nullopt for text that is not one, or (with *out_of_range set) for one
+// outside kMaxSeconds.
+std::optional<uint64_t> parse_iso(std::string_view s, bool* out_of_range) {
   int y, mo, d, h = 0, mi = 0, sec = 0;
   if (s.size() < 10 || s[4] != '-' || s[7] != '-') return std::nullopt;
   if (!all_digits(s.substr(0, 4)) || !all_digits(s.substr(5, 2)) || !all_digits(s.substr(8, 2)))
@@ -102,8 +109,12 @@ std::optional<uint64_t> parse_iso(std::string_view s) {
   if (d > kDays[mo - 1] + (mo == 2 && leap)) return std::nullopt;
   int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
   int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
-  // Before 1970, or past what nanoseconds since it hold in 64 bits (2554): not a time of ours.
-  if (secs < 0 || static_cast<uint64_t>(secs) >= UINT64_MAX / 1000000000ull) return std::nullopt;
+  // Before 1970, or past what nanoseconds since it hold in 64 bits (2554): a time, but not one
+  // of ours (said so, not "not ISO-8601").
+  if (secs < 0 || static_cast<uint64_t>(secs) >= kMaxSeconds) {
+    if (out_of_range) *out_of_range = true;
+    return std::nullopt;
+  }
   return static_cast<uint64_t>(secs) * 1000000000ull + frac_ns;
 }
 
@@ -140,7 +151,7 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
   }
   if (epoch && dots <= 1 && s[0] != '.') {
     size_t dot = s.find('.');
-    if (std::min(dot, s.size()) > 10) return fail("epoch seconds out of range");  // (std::stoull would throw)
+    if (std::min(dot, s.size()) > 11) return fail(kOutOfRange);  // (std::stoull would throw)
     uint64_t secs = std::stoull(s.substr(0, dot));
     uint64_t frac = 0;
     if (dot != std::string::npos) {
@@ -148,10 +159,12 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
       for (size_t i = dot + 1; i < s.size() && scale > 0; ++i, scale /= 10)
         frac += static_cast<uint64_t>(s[i] - '0') * scale;
     }
-    if (secs > 9000000000ull) return fail("epoch seconds out of range");
+    if (secs >= kMaxSeconds) return fail(kOutOfRange);
     return secs * 1000000000ull + frac;
   }
-  if (auto t = parse_iso(s)) return t;
+  bool out_of_range = false;
+  if (auto t = parse_iso(s, &out_of_range)) return t;
+  if (out_of_range) return fail(kOutOfRange);
   return fail(
       "expected ISO-8601 (2026-11-25T13:00:00Z), epoch seconds, 'now' or a relative time ('15m ago')");
 }

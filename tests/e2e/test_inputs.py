@@ -210,7 +210,7 @@ class CommandLine(StoreTest):
         tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"))
         cases = [
             (["query", "--store", self.store, "--from", "99999999999999999999", "-w", "/dev/null"],
-             "--from: bad time '99999999999999999999': epoch seconds out of range"),
+             "--from: bad time '99999999999999999999': out of range: times run from 1970-01-01T00:00:00Z to 2554-07-21"),
             (["query", "--store", self.store, "--flow", "99999999999999999999999", "-w", "/dev/null"],
              "--flow: 99999999999999999999999 is out of range"),
             (["flows", "--store", self.store, "--top", "-5"], "--top: '-5' is not a whole number"),

@@ -85,8 +85,27 @@ TEST(Params, TextWithNulRefusedNamingTheParameter) {
 TEST(TimeParam, EpochSecondsOutOfRangeIsAnErrorNotAnException) {
   std::string err;
   EXPECT_EQ(util::parse_time("99999999999999999999", 0, &err), std::nullopt);
-  EXPECT_NE(err.find("epoch seconds out of range"), std::string::npos) << err;
-  EXPECT_EQ(util::parse_time("9999999999.5", 0, &err), std::nullopt);
+  EXPECT_NE(err.find("out of range: times run from 1970-01-01T00:00:00Z to 2554-07-21"), std::string::npos)
+      << err;
+}
+
+// One range for every way of writing a time: nanoseconds since 1970 in 64 bits. An ISO time
+// outside it was "expected ISO-8601" (it is one), and one of 2262..2554 was taken while the
+// same instant in epoch seconds was refused (round 5 F9).
+TEST(TimeParam, OneRangeForIsoAndEpochSeconds) {
+  std::string err;
+  EXPECT_EQ(util::parse_time("9999999999.5", 0, &err), 9999999999500000000ull);
+  EXPECT_EQ(util::parse_time("2286-11-20T17:46:39.5Z", 0, &err), 9999999999500000000ull);
+  EXPECT_EQ(util::parse_time("10413792000", 0, &err), util::parse_time("2300-01-01T00:00:00Z", 0, &err));
+  EXPECT_EQ(util::parse_time("18446744072", 0, &err), 18446744072000000000ull);
+  for (const char* t :
+       {"18446744073", "99999999999", "1969-12-31T23:59:59Z", "2555-01-01T00:00:00Z", "3000-01-01"}) {
+    err.clear();
+    EXPECT_EQ(util::parse_time(t, 0, &err), std::nullopt) << t;
+    EXPECT_NE(err.find("out of range"), std::string::npos) << t << ": " << err;
+  }
+  EXPECT_EQ(util::parse_time("2025-13-01", 0, &err), std::nullopt);
+  EXPECT_NE(err.find("expected ISO-8601"), std::string::npos) << err;
 }
 
 TEST(JsonBody, StringsCheckedTypesNamed) {

@@ -65,7 +65,7 @@ TEST(Time, Forms) {
   EXPECT_EQ(util::parse_time("2014-01-14T17:04:05+0530", now, &err), 1389699245ull * 1000000000ull);
   // Too many digits for a number: an answer, not std::stoull's exception.
   EXPECT_FALSE(util::parse_time("99999999999999999999999", now, &err));
-  EXPECT_NE(err.find("epoch seconds out of range"), std::string::npos) << err;
+  EXPECT_NE(err.find("out of range: times run from 1970"), std::string::npos) << err;
   EXPECT_EQ(util::format_time(now + 5), "2025-11-25T13:30:00.000000005Z");
 }
 
