@@ -189,6 +189,10 @@ class IndexBuilder {
   // postings grow with, 4 bytes each. The store writer seals a segment early when they reach
   // its cap (StoreWriter: segment_size / 8).
   uint64_t entries() const { return entries_; }
+  // Distinct keys so far (slots: one per address, port, VLAN... seen in the segment). Each
+  // costs memory of its own, whatever its entries: a table slot, its place in the key list
+  // and the postings, a bitmap's header in the sidecar (~100 bytes).
+  uint64_t keys() const { return nslots_; }
   // The heap memory the builder holds (allocated capacity: the log, the lists, the tables,
   // and the postings it keeps for its next segment), for the memory accounting.
   uint64_t memory_bytes() const;

@@ -86,7 +86,12 @@ class SegmentWriter {
 
   uint64_t file_bytes() const { return file_bytes_; }  // including what is still buffered
   uint64_t packets() const { return meta_.packets; }
-  uint64_t index_entries() const { return builder_.entries(); }  // IndexBuilder::entries()
+  // What the store writer's key cap counts: IndexBuilder::entries(), plus kKeyWeight for each
+  // distinct key, so that a segment of mostly distinct keys (a scan, a flood of spoofed
+  // addresses: ~100 bytes each, where an entry is 4) is sealed before its index outgrows the
+  // bound (3 M packets of unique addresses built 963 MiB for a 256 MiB segment).
+  static constexpr uint64_t kKeyWeight = 24;
+  uint64_t index_entries() const { return builder_.entries() + kKeyWeight * builder_.keys(); }
   // The heap memory the writer holds: its index builder, the packets' offsets and directory,
   // its write buffers (the memory accounting; StoreWriter::index_memory).
   uint64_t memory_bytes() const;

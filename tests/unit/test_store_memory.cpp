@@ -10,6 +10,7 @@
 
 #include "store/catalog.h"
 #include "store/index.h"
+#include "store/segment_writer.h"
 #include "store/store_writer.h"
 #include "temp_dir.h"
 #include "util/memory_gauge.h"
@@ -72,6 +73,38 @@ TEST(IndexMemory, SegmentSealedWhenItsKeysReachAnEighthOfTheSegmentSize) {
   }
   EXPECT_EQ(packets, static_cast<uint64_t>(kPackets));
   EXPECT_EQ(segments, 3u);  // 1093 + 1093 + 814 packets (by size alone: one segment)
+}
+
+TEST(IndexMemory, DistinctKeysCountTowardsTheCap) {
+  // Every packet with two addresses never seen before (a scan, spoofed sources): 4 entries but 2
+  // new keys of ~100 bytes each. Counted as entries alone, 3 M such packets built 963 MiB of index
+  // for a 256 MiB segment (round 5 F3); each distinct key now counts kKeyWeight entries.
+  TempDir d;
+  const uint64_t size = 256 << 10;  // key cap: 32768
+  const int kPackets = 3000;
+  const uint64_t per_packet = 4 + 2 * store::SegmentWriter::kKeyWeight;
+  {
+    store::StoreWriter w(options(d.p, size));
+    w.start();
+    std::vector<uint8_t> frame(20, 0x42);
+    for (int i = 0; i < kPackets; ++i) {
+      store::IndexKeys k = many_keys(2, 2);
+      k.v4[0] = static_cast<uint32_t>(2 * i + 1);
+      k.v4[1] = static_cast<uint32_t>(2 * i + 2);
+      while (!w.push(0, 1'700'000'000'000'000'000ull + static_cast<uint64_t>(i) * 1000, 1, 20, frame.data(), 20,
+                     &k))
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    w.finish();
+  }
+  store::Catalog cat = store::Catalog::scan(d.p.string());
+  uint64_t packets = 0;
+  for (const auto& s : cat.segments) {
+    packets += s.meta.packets;
+    EXPECT_LE(s.meta.packets * per_packet, 32768u + per_packet + 2 * store::SegmentWriter::kKeyWeight) << s.base;
+  }
+  EXPECT_EQ(packets, static_cast<uint64_t>(kPackets));
+  EXPECT_GE(cat.segments.size(), static_cast<size_t>(kPackets * per_packet / 32768));  // (entries alone: 1)
 }
 
 TEST(IndexMemory, OrdinaryFramesAreSealedBySizeAlone) {
