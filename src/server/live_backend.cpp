@@ -217,6 +217,10 @@ void LiveBackend::metrics(Metrics& m) {
           l);
     m.add("tm_segments_evicted_total", "counter", "Segments deleted to keep the disk budget, by class.",
           d(w.segments_evicted.load()), l);
+    m.add("tm_segments_unsealed_total", "counter",
+          "Segments a failed seal left without a sidecar (queries scan them; the next start indexes them), "
+          "by class.",
+          d(w.segments_unsealed.load()), l);
     m.add("tm_packets_dropped_total", "counter", "", d(w.lost_packets.load()),
           {{"class", cfg_.classes[i].name}, {"reason", "write_error"}});
   }
