@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <utility>
+
+#include "util/file_io.h"
 
 namespace tmach::store {
 
@@ -16,8 +19,16 @@ DiskRing::File DiskRing::evict_oldest() {
   files_.pop_front();
   bytes_ -= f.bytes;
   std::error_code ec;
-  for (const auto& e : ext_) std::filesystem::remove(f.base + e, ec);
+  bool removed = false;
+  for (const auto& e : ext_) removed |= std::filesystem::remove(f.base + e, ec);
+  const std::string dir = util::parent_dir(f.base);
+  if (removed && std::find(unsynced_dirs_.begin(), unsynced_dirs_.end(), dir) == unsynced_dirs_.end())
+    unsynced_dirs_.push_back(dir);
   return f;
+}
+
+void DiskRing::make_evictions_durable() {
+  for (const std::string& dir : std::exchange(unsynced_dirs_, {})) util::fsync_dir(dir);
 }
 
 void DiskRing::evict_over(uint64_t budget, const OnEvict& on_evict) {
@@ -25,6 +36,7 @@ void DiskRing::evict_over(uint64_t budget, const OnEvict& on_evict) {
     File f = evict_oldest();
     if (on_evict) on_evict(f);
   }
+  make_evictions_durable();
 }
 
 void DiskRing::evict_older(uint64_t newest_ts, uint64_t max_age, const OnEvict& on_evict) {
@@ -32,6 +44,7 @@ void DiskRing::evict_older(uint64_t newest_ts, uint64_t max_age, const OnEvict& 
     File f = evict_oldest();
     if (on_evict) on_evict(f);
   }
+  make_evictions_durable();
 }
 
 void evict_over(std::span<DiskRing* const> rings, uint64_t budget,
@@ -45,10 +58,11 @@ void evict_over(std::span<DiskRing* const> rings, uint64_t budget,
           (oldest < 0 || rings[i]->oldest().first_ts < rings[oldest]->oldest().first_ts))
         oldest = static_cast<int>(i);
     }
-    if (total <= budget || oldest < 0) return;
+    if (total <= budget || oldest < 0) break;
     DiskRing::File f = rings[oldest]->evict_oldest();
     on_evict(static_cast<size_t>(oldest), f);
   }
+  for (DiskRing* r : rings) r->make_evictions_durable();
 }
 
 }  // namespace tmach::store

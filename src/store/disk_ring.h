@@ -37,21 +37,28 @@ class DiskRing {
   const File& oldest() const { return files_.front(); }
 
   // Deletes the oldest file (every part; a part already gone is no error) and returns it.
+  // The deletion is made durable by make_evictions_durable(), once for a batch.
   File evict_oldest();
-  // Evicts the oldest while the ring holds more than `budget` bytes.
+  // Evicts the oldest while the ring holds more than `budget` bytes, then makes that durable.
   void evict_over(uint64_t budget, const OnEvict& on_evict = {});
-  // Evicts the oldest while its last_ts is more than `max_age` older than `newest_ts`.
+  // Evicts the oldest while its last_ts is more than `max_age` older than `newest_ts`, then
+  // makes that durable.
   void evict_older(uint64_t newest_ts, uint64_t max_age, const OnEvict& on_evict = {});
+  // Syncs each directory a file was deleted from since the last call, once (else a power
+  // cut could bring evicted files back). Throws util::IoError naming the directory.
+  void make_evictions_durable();
 
  private:
   std::vector<std::string> ext_;
   std::deque<File> files_;  // oldest first
   uint64_t bytes_ = 0;
   uint64_t newest_ts_ = 0;
+  std::vector<std::string> unsynced_dirs_;  // where files were deleted since the last sync
 };
 
 // A budget over several rings (the store's global budget over its classes): evicts the file
-// with the oldest first_ts of any ring while they hold more than `budget` bytes together.
+// with the oldest first_ts of any ring while they hold more than `budget` bytes together,
+// then makes that durable (each ring's directories synced once).
 void evict_over(std::span<DiskRing* const> rings, uint64_t budget,
                 const std::function<void(size_t ring, const DiskRing::File&)>& on_evict);
 

@@ -18,6 +18,27 @@
 namespace fs = std::filesystem;
 
 namespace tmach::store {
+namespace {
+
+// Syncs the directories a quarantine move changed (`created`: it created `to_dir` under the
+// store `root`); a failure is a warning naming `moved`, as the move itself happened.
+void make_move_durable(const std::string& root, const fs::path& to_dir, const std::string& from_dir,
+                       bool created, const std::string& moved) {
+  // Without the syncs a power cut could bring the damaged files back into the class's
+  // directory (or lose them, the quarantine's own entries not on disk yet).
+  try {
+    util::fsync_dir(to_dir.string());
+    if (created) {  // quarantine/<class>/ is new, and perhaps quarantine/ with it
+      util::fsync_dir(to_dir.parent_path().string());
+      util::fsync_dir(root);
+    }
+    util::fsync_dir(from_dir);
+  } catch (const std::exception& e) {  // (moved all the same: the caller reports where to)
+    spdlog::warn("store: {} was moved, but the move may not survive a power cut: {}", moved, e.what());
+  }
+}
+
+}  // namespace
 
 StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
   std::error_code ec;
@@ -65,7 +86,7 @@ std::string StoreDir::class_dir(const std::string& cls) const {
 
 std::string StoreDir::quarantine(const SegmentInfo& seg) {
   fs::path dir = fs::path(root_) / kQuarantineDir / seg.cls;
-  fs::create_directories(dir);
+  const bool created = fs::create_directories(dir);
   std::string moved;
   for (const std::string& from : {seg.pcap_path(), seg.idx_path()}) {
     if (!fs::exists(from)) continue;
@@ -75,6 +96,7 @@ std::string StoreDir::quarantine(const SegmentInfo& seg) {
     fs::rename(from, to);  // (throws: the caller reports it and leaves the file)
     if (moved.empty()) moved = to.string();
   }
+  if (!moved.empty()) make_move_durable(root_, dir, util::parent_dir(seg.pcap_path()), created, moved);
   return moved;
 }
 

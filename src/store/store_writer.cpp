@@ -463,8 +463,8 @@ void StoreWriter::sealed_segment(uint16_t cls, SegmentWriter& w, uint64_t idx) {
   dir_.verified().add(w.base() + ".idx");  // written from memory: sound
   stats_[cls]->segments_sealed++;
   stats_[cls]->sidecar_bytes += idx;
+  update_disk_stat(cls);  // (before the budgets, which throw when their deletions cannot be synced)
   enforce_budgets();
-  update_disk_stat(cls);
 }
 
 void StoreWriter::note_closed(uint16_t cls, const SegmentWriter& w) {

@@ -138,6 +138,15 @@ bool StoreWriter::make_room(const std::string& what) {
     evicted(static_cast<uint16_t>(oldest), rings[oldest]->evict_oldest());
     ++evicted_now;
   }
+  // Once for the batch. A failure is a warning: the segments are deleted all the same, and
+  // this runs in run()'s error handler, which must not throw.
+  for (DiskRing* r : rings) {
+    try {
+      r->make_evictions_durable();
+    } catch (const std::exception& e) {
+      spdlog::warn("writer: {}: the deleted segments may come back after a power cut", e.what());
+    }
+  }
   // What was cut is sealed from its file (as a crash leftover is), or stays a plain pcap that
   // queries scan and the next start seals; either way it may be deleted for room later.
   for (auto& [cls, w] : cut) unsealed_.emplace_back(cls, w->base());

@@ -16,6 +16,7 @@
 #include "store/ring.h"
 #include "store/segment_writer.h"
 #include "store/sidecar.h"
+#include "store/store_dir.h"
 #include "temp_dir.h"
 #include "util/file_io.h"
 
@@ -884,4 +885,67 @@ TEST(DiskRing, MaxAgeOnTheRingsClockKeptAfterEviction) {
   ring.evict_over(0);
   EXPECT_TRUE(ring.empty());
   EXPECT_EQ(ring.newest_ts(), 41 * day);  // the clock does not go back when files go
+}
+
+// Evicted files are deleted durably: each directory they were deleted from is synced once a
+// batch is done (not once a file: eviction runs while recording), so that a power cut does not
+// bring them back; files already gone need no sync.
+TEST(DiskRing, AnEvictionBatchIsMadeDurableOnceADirectory) {
+  TempDir d;
+  auto file = [&](const std::string& cls, const std::string& name) {
+    fs::create_directories(d.p / cls);
+    for (const char* ext : {".idx", ".pcap"}) std::ofstream(d.p / cls / (name + ext)) << "x";
+    return (d.p / cls / name).string();
+  };
+  store::DiskRing a({".idx", ".pcap"}), b({".idx", ".pcap"});
+  for (int i = 1; i <= 4; ++i) a.add({file("a", std::to_string(i)), 10, i * 1000ull, i * 1000ull + 1});
+  b.add({file("b", "5"), 10, 5000, 5001});
+  const uint64_t before = util::fsync_dir_calls();
+  a.evict_over(20);  // two files, one directory
+  EXPECT_EQ(a.size(), 2u);
+  EXPECT_FALSE(fs::exists(d.p / "a" / "1.pcap"));
+  EXPECT_FALSE(fs::exists(d.p / "a" / "2.idx"));
+  EXPECT_EQ(util::fsync_dir_calls(), before + 1);
+  a.evict_over(20);  // nothing to evict
+  a.evict_older(a.newest_ts(), 1000000);
+  EXPECT_EQ(util::fsync_dir_calls(), before + 1);
+  a.evict_older(a.newest_ts(), 500);  // by age: the oldest left
+  EXPECT_EQ(a.size(), 1u);
+  EXPECT_EQ(util::fsync_dir_calls(), before + 2);
+  // The store's budget over two classes: each class's directory once.
+  std::vector<store::DiskRing*> rings{&a, &b};
+  store::evict_over(rings, 0, [](size_t, const store::DiskRing::File&) {});
+  EXPECT_TRUE(a.empty() && b.empty());
+  EXPECT_EQ(util::fsync_dir_calls(), before + 4);
+  store::DiskRing gone({".idx", ".pcap"});
+  gone.add({(d.p / "nowhere" / "7").string(), 10, 1, 2});
+  gone.evict_over(0);
+  EXPECT_EQ(util::fsync_dir_calls(), before + 4);
+}
+
+// A file set aside (a segment that is no pcap) is moved durably: the quarantine's directory
+// and the class's are synced, and the directories that held the quarantine's new entries.
+TEST(StoreDir, AQuarantineMoveIsMadeDurable) {
+  TempDir d;
+  const std::string root = (d.p / "store").string();
+  auto bogus = [&](uint64_t seq) {
+    fs::create_directories(d.p / "store" / "default");
+    std::ofstream(d.p / "store" / "default" / (store::segment_base_name({seq, 1000, 1}) + ".pcap"))
+        << "not a pcap, but named like a segment\n";
+  };
+  auto adopt_calls = [&] {
+    store::StoreDir dir(root);
+    store::AdoptReport report;
+    const uint64_t before = util::fsync_dir_calls();
+    dir.adopt(0, 0, report);
+    return util::fsync_dir_calls() - before;
+  };
+  EXPECT_EQ(adopt_calls(), 0u);  // (nothing moved: the control)
+  bogus(9);
+  EXPECT_EQ(adopt_calls(), 4u);  // quarantine/default/, quarantine/ and the store (both new), default/
+  EXPECT_FALSE(fs::exists(d.p / "store" / "default" / (store::segment_base_name({9, 1000, 1}) + ".pcap")));
+  EXPECT_TRUE(fs::exists(d.p / "store" / "quarantine" / "default" /
+                         (store::segment_base_name({9, 1000, 1}) + ".pcap")));
+  bogus(10);
+  EXPECT_EQ(adopt_calls(), 2u);  // quarantine/default/ and default/
 }
