@@ -30,6 +30,7 @@
 #include <atomic>
 #include <fstream>
 #include <mutex>
+#include <set>
 #endif
 
 #include "capture/fanout_program.h"
@@ -425,6 +426,42 @@ SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc, S
   return SocketWait::kNoErrorPending;
 }
 
+namespace {
+
+SetsockoptFn g_fanout_setsockopt = nullptr;  // tests: set_fanout_setsockopt_for_test
+
+int fanout_setsockopt(int fd, int name, const void* value, socklen_t len) {
+  return g_fanout_setsockopt ? g_fanout_setsockopt(fd, SOL_PACKET, name, value, len)
+                             : setsockopt(fd, SOL_PACKET, name, value, len);
+}
+
+// Whether the kernel knows PACKET_FANOUT_CBPF (Linux 4.3). PACKET_FANOUT_DATA came with it: a
+// socket in no fanout group is refused that option with EINVAL where it exists and with
+// ENOPROTOOPT where it does not. (Joining in CBPF mode fails with EINVAL on an older kernel,
+// but also where the group exists in another mode: that one stays an error.)
+bool kernel_has_fanout_cbpf(int fd) {
+  sock_fprog none{0, nullptr};
+  return fanout_setsockopt(fd, PACKET_FANOUT_DATA, &none, sizeof(none)) == 0 || errno != ENOPROTOOPT;
+}
+
+// Once per interface (each capture thread's socket falls back alike).
+void warn_fanout_by_hash(const std::string& ifc) {
+  static std::mutex mu;
+  static std::set<std::string> warned;
+  std::lock_guard lk(mu);
+  if (!warned.insert(ifc).second) return;
+  spdlog::warn(
+      "interface {}: this kernel has no PACKET_FANOUT_CBPF (Linux 4.3): the capture threads share its "
+      "packets by the kernel's flow hash (PACKET_FANOUT_HASH) instead of by IP address pair, so the IP "
+      "fragments of a connection may reach another thread than its other packets (each thread then counts "
+      "its part against the cutoff and writes a flow record of its own)",
+      ifc);
+}
+
+}  // namespace
+
+void set_fanout_setsockopt_for_test(SetsockoptFn fn) { g_fanout_setsockopt = fn; }
+
 int join_fanout(int fd, const std::string& ifc, int group) {
   if ((group & ~0xffff) == kFanoutId)
     group &= 0xffff;  // exactly this id (0 is one the kernel may pick for a new group)
@@ -438,20 +475,31 @@ int join_fanout(int fd, const std::string& ifc, int group) {
   // instead of the fragments that were on the wire.
   // A new group: PACKET_FANOUT_FLAG_UNIQUEID has the kernel choose an id no other group in the
   // network namespace uses (so two recorders never share one by accident), read back below.
+  // A kernel before 4.3 has no CBPF mode: the group falls back to the kernel's hash (every
+  // member alike), losing the fragments' place with their connection (warn_fanout_by_hash).
   int ifindex = 0, hwtype = 0;
-  const bool by_hosts =
+  bool by_hosts =
       lookup_interface(ifc, ifindex, hwtype) && (hwtype == ARPHRD_ETHER || hwtype == ARPHRD_LOOPBACK);
-  const int mode = by_hosts ? PACKET_FANOUT_CBPF : PACKET_FANOUT_HASH;
-  const char* mode_name = by_hosts ? "cbpf" : "hash";
-  int arg = group == kNewFanoutGroup ? (mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16 : group | (mode << 16);
-  if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof(arg)) != 0)
+  auto join = [&](int mode) {
+    int arg = group == kNewFanoutGroup ? (mode | PACKET_FANOUT_FLAG_UNIQUEID) << 16 : group | (mode << 16);
+    return fanout_setsockopt(fd, PACKET_FANOUT, &arg, sizeof(arg)) == 0;
+  };
+  auto join_failed = [&](const char* mode_name, int e) {
     fail(ifc,
          group == kNewFanoutGroup
              ? fmt::format("setsockopt(PACKET_FANOUT, new group, {})", mode_name)
              : fmt::format("setsockopt(PACKET_FANOUT, group {}, {}) (a group is per interface and mode; "
                            "EINVAL: the group exists with another interface or mode)",
                            group, mode_name),
-         errno);
+         e);
+  };
+  if (!join(by_hosts ? PACKET_FANOUT_CBPF : PACKET_FANOUT_HASH)) {
+    const int e = errno;
+    if (!by_hosts || e != EINVAL || kernel_has_fanout_cbpf(fd)) join_failed(by_hosts ? "cbpf" : "hash", e);
+    by_hosts = false;
+    if (!join(PACKET_FANOUT_HASH)) join_failed("hash, as the kernel has no cbpf", errno);
+    warn_fanout_by_hash(ifc);
+  }
   if (by_hosts) {
     // The group's program (each member sets the same one). Until the first member has set it,
     // the kernel gives every packet to the group's first socket.
@@ -459,7 +507,7 @@ int join_fanout(int fd, const std::string& ifc, int group) {
     std::vector<sock_filter> code;
     for (const BpfInstruction& i : program) code.push_back({i.code, i.jt, i.jf, i.k});
     sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
-    if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT_DATA, &prog, sizeof(prog)) != 0)
+    if (fanout_setsockopt(fd, PACKET_FANOUT_DATA, &prog, sizeof(prog)) != 0)
       fail(ifc, "setsockopt(PACKET_FANOUT_DATA, the fanout program)", errno);
   }
   if (group != kNewFanoutGroup) return group;
@@ -497,6 +545,8 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& o) {
 int join_fanout(int, const std::string& ifc, int) {
   throw SourceError(fmt::format("interface {}: PACKET_FANOUT exists on Linux only", ifc));
 }
+
+void set_fanout_setsockopt_for_test(SetsockoptFn) {}
 
 SocketWait wait_capture_socket(int, int, const std::string& ifc, SocketOwner, bool*) {
   throw SourceError(fmt::format("interface {}: AF_PACKET capture exists on Linux only", ifc));

@@ -2,6 +2,8 @@
 // memory, handed back to the kernel block by block), as Stenographer and Arkime read.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <memory>
 #include <string>
 
@@ -22,9 +24,15 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& opts);
 // group with an id of the kernel's choosing (kNewFanoutGroup). On Ethernet and loopback the
 // group spreads packets by their IP address pair (PACKET_FANOUT_CBPF, fanout_program.h: every
 // packet of a connection, its fragments included, on one socket); on other interfaces by the
-// kernel's flow hash (PACKET_FANOUT_HASH: a fragment is hashed without ports). Returns the group's id. Also
-// used on libpcap's socket. Throws SourceError.
+// kernel's flow hash (PACKET_FANOUT_HASH: a fragment is hashed without ports). A kernel before
+// 4.3 (no PACKET_FANOUT_CBPF: EINVAL, and PACKET_FANOUT_DATA unknown) gets the flow hash on
+// Ethernet too, with a warning once per interface. Returns the group's id. Also used on
+// libpcap's socket. Throws SourceError.
 int join_fanout(int fd, const std::string& interface, int group);
+// Tests: the setsockopt(2) join_fanout calls (nullptr: the system's), to answer as an older
+// kernel does.
+using SetsockoptFn = int (*)(int fd, int level, int name, const void* value, socklen_t len);
+void set_fanout_setsockopt_for_test(SetsockoptFn fn);
 
 // Waits up to `timeout_ms` for capture socket `fd` (of `interface`) to have something to read.
 // Throws SourceError when the socket is not open, and (kAfPacket: tm's own AF_PACKET socket)

@@ -4,6 +4,7 @@
 // the test process's namespace alone.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -577,6 +578,109 @@ TEST(AfPacket, FanoutKeepsAConnectionsFragmentsWithItsOtherPackets) {
       used.insert(on.begin(), on.end());
     }
     EXPECT_EQ(used.size(), 2u) << "16 connections of 16 host pairs, all on one socket";
+  });
+}
+
+// A kernel before 4.3, as join_fanout sees it (set_fanout_setsockopt_for_test): no CBPF fanout
+// mode (EINVAL) and no PACKET_FANOUT_DATA (ENOPROTOOPT); the rest goes to the real kernel.
+int kernel_without_cbpf(int fd, int level, int name, const void* value, socklen_t len) {
+  if (level == SOL_PACKET && name == PACKET_FANOUT &&
+      ((*static_cast<const int*>(value) >> 16) & 0xff) == PACKET_FANOUT_CBPF) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (level == SOL_PACKET && name == PACKET_FANOUT_DATA) {
+    errno = ENOPROTOOPT;
+    return -1;
+  }
+  return setsockopt(fd, level, name, value, len);
+}
+
+// Refuses a CBPF join for another reason than an old kernel.
+int cbpf_join_refused(int fd, int level, int name, const void* value, socklen_t len) {
+  if (level == SOL_PACKET && name == PACKET_FANOUT &&
+      ((*static_cast<const int*>(value) >> 16) & 0xff) == PACKET_FANOUT_CBPF) {
+    errno = ENOMEM;
+    return -1;
+  }
+  return setsockopt(fd, level, name, value, len);
+}
+
+// A packet socket bound to the capture end (what join_fanout is given).
+int bound_packet_socket() {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  EXPECT_GE(fd, 0) << strerror(errno);
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof(sll));
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = static_cast<int>(if_nametoindex(kCap));
+  EXPECT_EQ(bind(fd, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)), 0) << strerror(errno);
+  return fd;
+}
+
+// The mode of the fanout group `fd` is in (PACKET_FANOUT_HASH, _CBPF, ...).
+int fanout_mode(int fd) {
+  int v = 0;
+  socklen_t len = sizeof(v);
+  EXPECT_EQ(getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v, &len), 0) << strerror(errno);
+  return (v >> 16) & 0xff;
+}
+
+// std::string of what `body` logged.
+std::string logged(const std::function<void()>& body) {
+  std::ostringstream log;
+  auto before = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  body();
+  spdlog::set_default_logger(before);
+  return log.str();
+}
+
+// Before Linux 4.3 joining in CBPF mode fails with EINVAL: the group is made with the kernel's
+// flow hash instead, every member alike, with one warning that says what that loses. Any
+// other refusal stays an error, and so does EINVAL from a kernel that has CBPF (there it means
+// the group exists in another mode).
+TEST(AfPacket, FanoutFallsBackToTheFlowHashOnAKernelWithoutCbpf) {
+  RUN_IN_NETNS([] {
+    const int a = bound_packet_socket(), b = bound_packet_socket();
+    int group = 0;
+    set_fanout_setsockopt_for_test(kernel_without_cbpf);
+    const std::string log = logged([&] {
+      group = join_fanout(a, kCap, kNewFanoutGroup);
+      EXPECT_EQ(join_fanout(b, kCap, kFanoutId | group), group);
+    });
+    set_fanout_setsockopt_for_test(nullptr);
+    EXPECT_EQ(fanout_mode(a), PACKET_FANOUT_HASH);
+    EXPECT_EQ(fanout_mode(b), PACKET_FANOUT_HASH);
+    const std::string warning = "interface tmub: this kernel has no PACKET_FANOUT_CBPF";
+    ASSERT_NE(log.find(warning), std::string::npos) << log;
+    EXPECT_NE(log.find("fragments of a connection may reach another thread"), std::string::npos) << log;
+    EXPECT_EQ(log.find(warning, log.find(warning) + 1), std::string::npos) << "warned twice: " << log;
+
+    // This kernel has CBPF: its EINVAL for a group that exists in hash mode is an error.
+    const int c = bound_packet_socket();
+    try {
+      join_fanout(c, kCap, kFanoutId | group);
+      ADD_FAILURE() << "joined a hash group in cbpf mode";
+    } catch (const SourceError& e) {
+      EXPECT_NE(std::string(e.what()).find("EINVAL"), std::string::npos) << e.what();
+    }
+    set_fanout_setsockopt_for_test(cbpf_join_refused);
+    try {
+      join_fanout(c, kCap, kNewFanoutGroup);
+      ADD_FAILURE() << "fell back on ENOMEM";
+    } catch (const SourceError& e) {
+      EXPECT_NE(std::string(e.what()).find("setsockopt(PACKET_FANOUT, new group, cbpf): "), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("ENOMEM"), std::string::npos) << e.what();
+    }
+    set_fanout_setsockopt_for_test(nullptr);
+    EXPECT_EQ(fanout_mode(c), 0) << "in a group after refusals";
+    close(a);
+    close(b);
+    close(c);
   });
 }
 
