@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "util/file_io.h"
+
 namespace tmach::store {
 
 void Sealer::start() {
@@ -92,10 +94,12 @@ void Sealer::loop() {
     // nothing of it but the pointer.
     uint64_t idx = 0;
     std::string err;
+    int err_number = 0;
     try {
       idx = next->s.w->seal();
     } catch (const std::exception& e) {
       err = e.what();
+      err_number = util::error_number_of(e);
     }
     lk.lock();
     if (err.empty()) {
@@ -108,6 +112,7 @@ void Sealer::loop() {
     }
     next->s.idx_bytes = idx;
     next->s.error = std::move(err);
+    next->s.error_number = err_number;
     next->done = true;
     cv_.notify_all();
   }

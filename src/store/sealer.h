@@ -30,7 +30,8 @@ class Sealer {
     uint16_t cls;
     std::unique_ptr<SegmentWriter> w;
     uint64_t idx_bytes = 0;
-    std::string error;  // the seal failed (the pcap is whole: it was flushed before)
+    std::string error;     // the seal failed (the pcap is whole: it was flushed before)
+    int error_number = 0;  // its errno, 0 when not known (util::error_number_of)
   };
   using OnSealed = std::function<void(Sealed&)>;
 

@@ -28,7 +28,10 @@ SegmentWriter::SegmentWriter(std::string base, uint64_t seq, uint32_t linktype, 
   offsets_.reserve(opts_.expect_packets);
   std::string path = base_ + ".pcap";
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  if (fd_ < 0) {
+    const int e = errno;
+    throw util::IoError(fmt::format("cannot create {}: {}", path, std::strerror(e)), e);
+  }
   // (buf_ grows only where packets are copied rather than written in place — fragments,
   // recovery: reserving its 4 MiB up front cost every open segment that much resident memory.)
   meta_.seq = seq;
@@ -146,8 +149,9 @@ void SegmentWriter::flush() {
     while (n > 0) {
       ssize_t r = ::writev(fd_, v, static_cast<int>(n));
       if (r < 0) {
-        if (errno == EINTR) continue;
-        throw std::runtime_error(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(errno)));
+        const int e = errno;
+        if (e == EINTR) continue;
+        throw util::IoError(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(e)), e);
       }
       written_bytes_ += static_cast<uint64_t>(r);
       auto done = static_cast<size_t>(r);
@@ -200,9 +204,10 @@ void SegmentWriter::fsync_data() {
 void SegmentWriter::rename_to(uint64_t name_ts) {
   SegmentName n{meta_.seq, name_ts, meta_.linktype};
   std::string to = (std::filesystem::path(base_).parent_path() / segment_base_name(n)).string();
-  if (::rename((base_ + ".pcap").c_str(), (to + ".pcap").c_str()) != 0)
-    throw std::runtime_error(
-        fmt::format("cannot rename {}.pcap to {}.pcap: {}", base_, to, std::strerror(errno)));
+  if (::rename((base_ + ".pcap").c_str(), (to + ".pcap").c_str()) != 0) {
+    const int e = errno;
+    throw util::IoError(fmt::format("cannot rename {}.pcap to {}.pcap: {}", base_, to, std::strerror(e)), e);
+  }
   base_ = std::move(to);
   name_ts_ = name_ts;
   dir_synced_ = false;

@@ -48,7 +48,7 @@ struct SidecarBody {
 };
 
 // Writes atomically: to "PATH.tmp", fsync, rename over PATH, fsync the directory.
-// Returns the bytes written. Throws SidecarError on I/O failure.
+// Returns the bytes written. Throws util::IoError on I/O failure (naming the file, with its errno).
 // From postings (what the sealer has): each bitmap serialised straight from its ordinals.
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,

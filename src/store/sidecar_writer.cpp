@@ -193,15 +193,12 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
   h.body_crc = util::crc32(table.data(), table.size() * sizeof(SidecarView::Section));
   h.header_crc = util::crc32(&h, sizeof(h));
 
-  try {
-    util::replace_file_atomic(path, [&](int fd, const std::string& tmp) {
-      util::write_all(fd, &h, sizeof(h), tmp);
-      util::write_all(fd, table.data(), table.size() * sizeof(SidecarView::Section), tmp);
-      for (auto& st : stored) util::write_all(fd, st.data(), st.size(), tmp);
-    });
-  } catch (const util::IoError& e) {
-    throw SidecarError(e.what());
-  }
+  // (util::IoError as it is: its errno tells a full disk from other failures, StoreWriter::make_room)
+  util::replace_file_atomic(path, [&](int fd, const std::string& tmp) {
+    util::write_all(fd, &h, sizeof(h), tmp);
+    util::write_all(fd, table.data(), table.size() * sizeof(SidecarView::Section), tmp);
+    for (auto& st : stored) util::write_all(fd, st.data(), st.size(), tmp);
+  });
   return pos;
 }
 

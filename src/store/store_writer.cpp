@@ -35,6 +35,7 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
         add_unsealed(s.cls, s.w->base());
         stats_[s.cls]->segments_unsealed++;
       }
+      if (s.error_number) throw util::IoError(s.error, s.error_number);  // (make_room words it by its errno)
       throw std::runtime_error(s.error);
     }
     sealed_segment(s.cls, *s.w, s.idx_bytes);
@@ -277,7 +278,7 @@ void StoreWriter::run() {
     try {
       if (waiting_for_room_ && clock::now() - last_try >= std::chrono::seconds(1)) {
         last_try = clock::now();
-        waiting_for_room_ = !make_room("");
+        waiting_for_room_ = !make_room("", 0);
       }
       if (!waiting_for_room_)
         for (size_t c = 0; c < classes_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
@@ -307,7 +308,7 @@ void StoreWriter::run() {
         return;
       }
       last_try = clock::now();
-      waiting_for_room_ = !make_room(e.what());
+      waiting_for_room_ = !make_room(e.what(), util::error_number_of(e));
     }
     if (!progress) {
       if (stop_.load(std::memory_order_acquire)) break;

@@ -231,9 +231,11 @@ class StoreWriter {
   void last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why, bool in_doubt);
   // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
   void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
-  // evict_when_full: makes room after a failed write (seals what was cut, deletes the oldest
-  // segments); true when there is room to go on.
-  bool make_room(const std::string& what);
+  // evict_when_full: makes room after a failed write `what` (errno `err`, 0 when unknown; both
+  // empty/0 for a retry): seals what was cut, deletes the oldest segments while the disk is
+  // short of room; true when there is room to go on. Only ENOSPC and EDQUOT are worded as a
+  // full disk.
+  bool make_room(const std::string& what, int err);
   bool room_to_write() const;  // the file system has the room make_room() aims at
   void add_unsealed(uint16_t cls, const std::string& base);  // a pcap left without sidecar, deletable
 

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -122,7 +124,29 @@ bool StoreWriter::room_to_write() const {
   return free >= std::min((Sealer::kMaxInFlight + 1) * (seg + seg / 8), total / 2);
 }
 
-bool StoreWriter::make_room(const std::string& what) {
+namespace {
+
+// What make_room logs after the failed write `what` (errno `err`): a full disk (ENOSPC, and
+// EDQUOT, a quota's) is what deleting segments is for; any other error is said to be none,
+// by its name, with what became of the segments.
+bool full_disk(int err) { return err == ENOSPC || err == EDQUOT; }
+
+std::string write_failure_line(const std::string& what, int err, size_t evicted) {
+  if (full_disk(err)) return fmt::format("{}; {} oldest segment(s) deleted to make room", what, evicted);
+  std::string line = what;
+  if (err != 0) {
+    const char* name = strerrorname_np(err);
+    line += fmt::format(" ({}: a write error, not a full disk)", name ? name : std::to_string(err));
+  }
+  line += "; the open segments are kept up to their last complete packet";
+  if (evicted)
+    line += fmt::format(", and {} oldest segment(s) deleted: the disk is short of room too", evicted);
+  return line;
+}
+
+}  // namespace
+
+bool StoreWriter::make_room(const std::string& what, int err) {
   auto cut = cut_open_segments();
   // The oldest segments of any class go first, until there is room.
   size_t evicted_now = 0;
@@ -185,7 +209,9 @@ bool StoreWriter::make_room(const std::string& what) {
     }
   }
   bool room = room_to_write();
-  if (!what.empty()) spdlog::warn("writer: {}; {} oldest segment(s) deleted to make room", what, evicted_now);
+  if (!what.empty())
+    spdlog::log(full_disk(err) ? spdlog::level::warn : spdlog::level::err, "writer: {}",
+                write_failure_line(what, err, evicted_now));
   bool was = !problem().empty();
   if (room) {
     if (was) spdlog::warn("writer: room on disk again, writing");

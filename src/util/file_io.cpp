@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 namespace tmach::util {
 
@@ -17,8 +18,9 @@ void write_all(int fd, const void* p, size_t n, const std::string& path) {
   while (n > 0) {
     ssize_t r = ::write(fd, b, n);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(errno)));
+      const int e = errno;
+      if (e == EINTR) continue;
+      throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(e)), e);
     }
     b += r;
     n -= static_cast<size_t>(r);
@@ -52,15 +54,29 @@ UniqueFd::~UniqueFd() {
 
 UniqueFd open_file(const std::string& path, int flags, mode_t mode) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  if (fd < 0) throw IoError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (fd < 0) {
+    const int e = errno;
+    throw IoError(fmt::format("cannot open {}: {}", path, std::strerror(e)), e);
+  }
   return UniqueFd(fd);
 }
 
 uint64_t file_size(int fd, const std::string& path, bool* regular) {
   struct stat st;
-  if (::fstat(fd, &st) != 0) throw IoError(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    throw IoError(fmt::format("cannot stat {}: {}", path, std::strerror(e)), e);
+  }
   if (regular) *regular = S_ISREG(st.st_mode);
   return static_cast<uint64_t>(st.st_size);
+}
+
+int error_number_of(const std::exception& e) {
+  if (const auto* io = dynamic_cast<const IoError*>(&e)) return io->error_number();
+  if (const auto* sys = dynamic_cast<const std::system_error*>(&e))
+    if (sys->code().category() == std::generic_category() || sys->code().category() == std::system_category())
+      return sys->code().value();
+  return 0;
 }
 
 namespace {
@@ -71,13 +87,17 @@ void fsync_dir(const std::string& dir) {
   g_fsync_dir_calls.fetch_add(1, std::memory_order_relaxed);
   const char* d = dir.empty() ? "." : dir.c_str();
   UniqueFd f(::open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (f.get() < 0 || ::fsync(f.get()) != 0)
-    throw IoError(fmt::format("fsync of directory {} failed: {}", d, std::strerror(errno)));
+  if (f.get() < 0 || ::fsync(f.get()) != 0) {
+    const int e = errno;
+    throw IoError(fmt::format("fsync of directory {} failed: {}", d, std::strerror(e)), e);
+  }
 }
 
 void fdatasync_or_throw(int fd, const std::string& path) {
-  if (::fdatasync(fd) != 0)
-    throw SyncError(fmt::format("fdatasync of {} failed: {}", path, std::strerror(errno)));
+  if (::fdatasync(fd) != 0) {
+    const int e = errno;
+    throw SyncError(fmt::format("fdatasync of {} failed: {}", path, std::strerror(e)), e);
+  }
 }
 
 std::string parent_dir(const std::string& path) {
@@ -93,13 +113,20 @@ void replace_file_atomic(const std::string& path,
   try {
     {
       UniqueFd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (f.get() < 0) throw IoError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
+      if (f.get() < 0) {
+        const int e = errno;
+        throw IoError(fmt::format("cannot create {}: {}", tmp, std::strerror(e)), e);
+      }
       fill(f.get(), tmp);
-      if (durable == Durable::kYes && ::fsync(f.get()) != 0)
-        throw IoError(fmt::format("fsync of {} failed: {}", tmp, std::strerror(errno)));
+      if (durable == Durable::kYes && ::fsync(f.get()) != 0) {
+        const int e = errno;
+        throw IoError(fmt::format("fsync of {} failed: {}", tmp, std::strerror(e)), e);
+      }
     }
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      throw IoError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      const int e = errno;
+      throw IoError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(e)), e);
+    }
   } catch (...) {
     ::unlink(tmp.c_str());
     throw;

@@ -13,10 +13,20 @@
 
 namespace tmach::util {
 
+// A failed system call on a file: the message names the file and the error; error_number()
+// is its errno (0 when not known), for callers whose handling depends on it (a full disk).
 class IoError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit IoError(const std::string& what, int error_number = 0)
+      : std::runtime_error(what), errno_(error_number) {}
+  int error_number() const { return errno_; }
+
+ private:
+  int errno_;
 };
+// The errno an exception carries (an IoError's, a std::system_error's such as a
+// std::filesystem::filesystem_error), 0 when it carries none.
+int error_number_of(const std::exception& e);
 // An fsync/fdatasync that failed: what was written may not be on the disk, whatever the file's
 // size says.
 class SyncError : public IoError {

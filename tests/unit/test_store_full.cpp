@@ -2,13 +2,18 @@
 // oldest segments to make room, or reports the problem and tries again. Each test mounts a
 // small tmpfs (root only; skipped otherwise).
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -60,17 +65,90 @@ bool within(std::chrono::milliseconds t, const std::function<bool()>& ok) {
   return true;
 }
 
+// What spdlog logs while it lives (the default logger's output).
+struct LogCapture {
+  std::ostringstream text;
+  std::shared_ptr<spdlog::logger> before = spdlog::default_logger();
+  LogCapture() {
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(text)));
+  }
+  ~LogCapture() { spdlog::set_default_logger(before); }
+  std::string str() const { return text.str(); }
+};
+
+// A file size limit (RLIMIT_FSIZE) while it lives: a write past it fails with EFBIG ("File too
+// large"), SIGXFSZ ignored: a write error that is no full disk, without a seam.
+struct FileSizeLimit {
+  rlimit old{};
+  void (*old_handler)(int) = nullptr;
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &old);
+    old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{bytes, old.rlim_max};
+    setrlimit(RLIMIT_FSIZE, &lim);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+  }
+};
+
+// Every line of `log` that says a write failed for lack of room says what the writer did about
+// it (deleted segments, or had nothing left to delete): the wording of a full disk.
+void expect_full_disk_wording(const std::string& log) {
+  std::istringstream in(log);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("writer: ") == std::string::npos ||
+        line.find("No space left on device") == std::string::npos)
+      continue;
+    ++lines;
+    EXPECT_TRUE(line.find("to make room") != std::string::npos ||
+                line.find("(nothing left to delete)") != std::string::npos)
+        << line;
+    EXPECT_EQ(line.find("not a full disk"), std::string::npos) << line;
+  }
+  EXPECT_GT(lines, 0) << log;
+}
+
 }  // namespace
+
+// Live, a failed write that is no full disk is named as what it is (its file and error), not
+// as a lack of room; a full disk keeps its wording (LiveWriterDeletesOldestSegmentsToMakeRoom).
+TEST(StoreFull, AWriteErrorThatIsNoFullDiskIsNamedAsItIs) {
+  TempDir d;
+  store::StoreWriter w(live_options(d.p / "store"));  // (512 KiB segments)
+  LogCapture log;
+  {
+    FileSizeLimit limit(256 << 10);
+    w.start();
+    uint64_t ts = 1'000'000'000;
+    push(w, ts, 400);  // 400 KB: the first segment's write passes 256 KiB
+    ASSERT_TRUE(within(std::chrono::milliseconds(5000), [&] { return w.write_errors() > 0; }));
+    ASSERT_TRUE(w.sync(std::chrono::milliseconds(5000)));
+  }
+  w.finish();
+  const std::string text = log.str();
+  EXPECT_NE(text.find(".pcap failed: File too large (EFBIG: a write error, not a full disk)"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("to make room"), std::string::npos) << text;
+  EXPECT_EQ(w.problem(), "");  // room on the disk: nothing to report as a lack of it
+}
 
 TEST(StoreFull, LiveWriterDeletesOldestSegmentsToMakeRoom) {
   Tmpfs t("6m");
   if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
   store::StoreWriter w(live_options(t.d.p / "store"));
+  LogCapture log;
   w.start();
   uint64_t ts = 1'000'000'000;
   push(w, ts, 30000);  // 30 MB through a 6 MB file system
   ASSERT_TRUE(w.sync(std::chrono::milliseconds(5000)));
   EXPECT_FALSE(w.failed()) << w.error();
+  EXPECT_NE(log.str().find("No space left on device; "), std::string::npos) << log.str();
+  expect_full_disk_wording(log.str());
   EXPECT_GT(w.write_errors(), 0u);
   EXPECT_GT(w.stats(0).segments_evicted.load(), 0u);
   EXPECT_EQ(w.problem(), "");
@@ -127,6 +205,7 @@ TEST(StoreFull, APacketWhoseWriteFailedIsCountedOnce) {
   store::StoreOptions o = live_options(t.d.p / "store");
   o.segment_size = 5 << 20;  // above the writer's 4 MiB buffer: flushed while appending
   store::StoreWriter w(o);
+  LogCapture log;
   w.start();
   uint64_t ts = 1'000'000'000;
   push(w, ts, 30000);
@@ -134,6 +213,7 @@ TEST(StoreFull, APacketWhoseWriteFailedIsCountedOnce) {
   w.finish();
   EXPECT_FALSE(w.failed()) << w.error();
   EXPECT_GT(w.write_errors(), 0u);
+  expect_full_disk_wording(log.str());
   EXPECT_EQ(w.stats(0).written_packets.load() + w.stats(0).lost_packets.load(), 30000u);
 }
 
