@@ -243,7 +243,7 @@ Runner add_record(CLI::App& app) {
     const record::MemoryReport memory = session.memory();
     print_record_summary(summary, session.totals(), cfg.classes, session.writer(), session.source_stats(),
                          session.seconds(), session.capture_cpu_seconds(), *format != "text", share.get(),
-                         live ? nullptr : &input, &memory);
+                         live ? nullptr : &input, &memory, session.flow_files_unsealed());
     if (*format == "csv") {  // the classes of the JSON summary, one line each
       auto j = nlohmann::json::parse(summary.str());
       static const char* kCols[] = {"seen_packets", "seen_bytes", "stored_packets",    "stored_bytes",

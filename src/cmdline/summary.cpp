@@ -54,7 +54,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share, const store::ImportReport* input,
-                          const record::MemoryReport* memory) {
+                          const record::MemoryReport* memory, uint64_t flow_files_unsealed) {
   const auto& t = rec.tot;
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0, kdamaged = 0;
   for (auto& k : kernel) {
@@ -111,6 +111,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
       j["classes"][cls[i].name] = record::class_json(cls[i], c, writer, static_cast<uint16_t>(i));
     }
     if (share) j["worker_share"] = share_json(*share);
+    j["flow_files_unsealed"] = flow_files_unsealed;
     if (write_errors)
       j["writer"] = {{"error", writer.error()},
                      {"write_errors", writer.write_errors()},
@@ -204,6 +205,11 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
           "on this store indexes them){}{}\n",
           n, u.empty() ? "" : "; ", u);
   }
+  if (flow_files_unsealed)
+    os << fmt::format(
+        "not indexed: {} flow files stored without a sidecar (tm flows reads them; the next tm record or tm "
+        "serve on this store indexes them)\n",
+        flow_files_unsealed);
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);

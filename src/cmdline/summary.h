@@ -22,7 +22,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share = nullptr,
                           const store::ImportReport* input = nullptr,
-                          const record::MemoryReport* memory = nullptr);
+                          const record::MemoryReport* memory = nullptr, uint64_t flow_files_unsealed = 0);
 
 // "interrupted by SIGINT after N packets: X of Y bytes of input read, k of n inputs complete; ...".
 std::string interrupted_line(const store::ImportReport& input);

@@ -44,6 +44,7 @@ class FlowDrain {
   void join_quietly();
 
   uint64_t records_written() const { return writer_->records_written(); }
+  uint64_t files_unsealed() const { return writer_->files_unsealed(); }  // any thread
 
  private:
   std::unique_ptr<FlowStoreWriter> writer_;

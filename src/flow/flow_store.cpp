@@ -8,6 +8,7 @@
 
 #include "store/layout.h"
 #include "store/sidecar.h"
+#include "util/file_io.h"
 
 namespace fs = std::filesystem;
 
@@ -155,10 +156,25 @@ void FlowStoreWriter::seal_current() {
     cur_.reset();
     return;
   }
-  uint64_t idx = cur_->seal();
-  sealed_.add(store::DiskRing::File{cur_->base(), cur_->file_bytes() + idx, cur_->meta().first_ts,
-                                    cur_->meta().last_ts});
-  cur_.reset();
+  // Taken out first: the next record starts a new file whatever happens here (a failed seal
+  // left cur_ closed, and finish() in the destructor failed on it a second time).
+  std::unique_ptr<FlowFileWriter> f = std::move(cur_);
+  uint64_t idx = 0;
+  try {
+    idx = f->seal();
+  } catch (const std::exception& e) {
+    // Counted (files_unsealed) and kept as a deletable part of the budget, as a segment whose
+    // seal failed is; the failure is still the caller's (a failed write).
+    files_unsealed_.fetch_add(1, std::memory_order_relaxed);
+    std::error_code ec;
+    const uint64_t bytes = fs::file_size(f->base() + ".flows", ec);
+    sealed_.add(store::DiskRing::File{f->base(), ec ? 0 : bytes, f->meta().first_ts, f->meta().last_ts});
+    throw util::IoError(fmt::format("flow file {}.flows was not sealed (its records are stored, not indexed; "
+                                    "the next start indexes them): {}",
+                                    f->base(), e.what()),
+                        util::error_number_of(e));
+  }
+  sealed_.add(store::DiskRing::File{f->base(), f->file_bytes() + idx, f->meta().first_ts, f->meta().last_ts});
   enforce();
 }
 

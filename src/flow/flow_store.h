@@ -2,6 +2,7 @@
 // rotates files, keeps them inside their budget and age, and recovers crash leftovers.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -68,6 +69,10 @@ class FlowStoreWriter {
   void write_behind();
 
   uint64_t records_written() const { return written_; }
+  // Flow files whose seal failed (their sidecar not written: a full disk), any thread. Their
+  // records stay in the .flows file, which tm flows reads without an index and the next start
+  // indexes (recover_flow_file); they count against the budget as other flow files.
+  uint64_t files_unsealed() const { return files_unsealed_.load(std::memory_order_relaxed); }
   uint64_t disk_bytes() const { return sealed_.bytes() + (cur_ ? cur_->file_bytes() : 0); }
 
  private:
@@ -90,6 +95,7 @@ class FlowStoreWriter {
   uint64_t newest_ts_ = 0;
   uint64_t last_block_ns_ = 0;
   uint64_t written_ = 0;
+  std::atomic<uint64_t> files_unsealed_{0};
   bool write_behind_ = false;
 };
 

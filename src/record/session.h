@@ -70,6 +70,8 @@ class Session {
   const store::AdoptReport& adopt_report() const { return adopt_; }
   store::StoreWriter& writer() { return *writer_; }
   const store::StoreWriter& writer() const { return *writer_; }
+  // Flow files left without a sidecar (their seal failed), any thread; 0 without flow records.
+  uint64_t flow_files_unsealed() const { return flows_ ? flows_->files_unsealed() : 0; }
   // The recorders, one per shard (capture thread); recorder() is shard 0's.
   Recorder& recorder() { return *shards_[0].rec; }
   const Recorder& recorder() const { return *shards_[0].rec; }

@@ -161,6 +161,7 @@ json LiveBackend::stats() {
   j["kernel"] = {
       {"received", kr}, {"dropped", kd}, {"interface_dropped", ki}, {"ring_damaged", snap.ring_damaged}};
   j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
+  j["flow_files_unsealed"] = flow_files_unsealed_ ? flow_files_unsealed_() : 0;
   {
     const util::ProcessMemory pm = util::process_memory();  // (the parts: docs/DESIGN.md, "Memory")
     j["memory"] = {{"peak_rss", pm.peak_rss},
@@ -237,6 +238,9 @@ void LiveBackend::metrics(Metrics& m) {
   m.add("tm_writer_error", "gauge",
         "1 while the writer cannot write (a full disk: see /api/v1/stats writer_error).",
         writer_.problem().empty() ? 0.0 : 1.0);
+  m.add("tm_flow_files_unsealed_total", "counter",
+        "Flow files a failed seal left without a sidecar (tm flows reads them; the next start indexes them).",
+        static_cast<double>(flow_files_unsealed_ ? flow_files_unsealed_() : 0));
   m.add("tm_writer_write_errors_total", "counter",
         "Writes that failed (each deleted segments or waited for room).",
         static_cast<double>(writer_.write_errors()));

@@ -243,6 +243,51 @@ TEST(FlowFile, AnUnreadableLeftoverKeepsItsNumber) {
   EXPECT_EQ(flow::read_flow_file(files[1].base + ".flows").records.size(), 2u);
 }
 
+// A flow file whose seal fails (its sidecar cannot be written: a directory is in the way of its
+// temporary file, as a full disk would refuse it) is counted in files_unsealed and the error
+// is the caller's, naming the file; its records stay in the .flows file, the next file is a
+// new one, and the next start indexes the one left without a sidecar.
+TEST(FlowFile, AFlowFileWhoseSealFailedIsCounted) {
+  TempDir d;
+  flow::FlowOptions o;
+  o.store = d.p.string();
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  const std::string first =
+      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
+          .string();
+  std::filesystem::create_directories(first + ".idx.tmp");
+  {
+    flow::FlowStoreWriter w(o, {"default"}, nullptr);
+    std::vector<flow::FlowRecord> block = {record(0), record(1)};
+    w.push(block);
+    w.drain(0);
+    try {
+      w.finish();
+      ADD_FAILURE() << "the seal did not fail";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(first + ".flows was not sealed"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(".idx.tmp"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(w.files_unsealed(), 1u);
+    EXPECT_EQ(w.records_written(), 2u);
+    EXPECT_FALSE(std::filesystem::exists(first + ".idx"));
+    block = {record(2)};  // the next records go to a new file, which seals
+    w.push(block);
+    w.finish();
+    EXPECT_EQ(w.files_unsealed(), 1u);
+  }
+  std::filesystem::remove(first + ".idx.tmp");
+  std::vector<std::string> problems;
+  flow::FlowStoreWriter again(o, {"default"}, &problems);
+  EXPECT_EQ(problems, std::vector<std::string>{});
+  auto files = flow::scan_flow_files(d.p.string());
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].base, first);
+  EXPECT_TRUE(files[0].sealed);
+  EXPECT_EQ(files[0].meta.packets, 2u);
+  EXPECT_EQ(flow::read_flow_file(files[1].base + ".flows").records.size(), 1u);
+}
+
 // A flow store writer bounded as at a shutdown (FlowStoreWriter::bound), and a producer of
 // blocks of one record each, counting its pushes.
 struct Bounded {
