@@ -68,9 +68,9 @@ struct ClassWriteStats {
   std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
   std::atomic<uint64_t> lost_packets{0};   // taken from the ring but never on disk: a failed write
   std::atomic<uint64_t> segments_sealed{0};
-  // Left without a sidecar at the end of the run: a seal that failed (a full disk; live, a
-  // failed seal is tried again until the end), or cut after a failed write. Plain pcaps,
-  // which queries scan and the next start indexes (recovery).
+  // Left without a sidecar: a seal that failed (a full disk; live, make_room() tries it once
+  // more and counts it when that fails too, or finish() when none tried), or cut after a
+  // failed write. Plain pcaps, which queries scan and the next start indexes (recovery).
   std::atomic<uint64_t> segments_unsealed{0};
   std::atomic<uint64_t> segments_evicted{0};
   std::atomic<uint64_t> bytes_evicted{0};

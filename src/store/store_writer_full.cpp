@@ -196,6 +196,7 @@ bool StoreWriter::make_room(const std::string& what, int err) {
       if (!r.damaged.empty()) {  // left as it is, unsealed (recovery.h): queries scan it up to there
         spdlog::warn("writer: {}", r.damaged);
         add_unsealed(cls, seg.base);
+        stats_[cls]->segments_unsealed++;
         continue;
       }
       state_[cls].sealed.add(DiskRing::File{seg.base, seg.disk_bytes(), seg.meta.first_ts, seg.meta.last_ts});
@@ -204,8 +205,11 @@ bool StoreWriter::make_room(const std::string& what, int err) {
       stats_[cls]->sidecar_bytes += seg.idx_bytes;
       update_disk_stat(cls);
     } catch (const std::exception&) {  // (no room for its sidecar yet)
+      // Not tried again in this run: it stays without a sidecar until the next start (or its
+      // eviction), and is counted now, while the recording goes on (stats, /metrics).
       fs::remove(seg.idx_path() + ".tmp", ec);
       add_unsealed(cls, seg.base);
+      stats_[cls]->segments_unsealed++;
     }
   }
   bool room = room_to_write();

@@ -254,3 +254,28 @@ TEST(StoreFull, EverySegmentLeftUnsealedIsCounted) {
   EXPECT_EQ(w.stats(0).segments_unsealed.load(), unsealed);
   EXPECT_EQ(w.stats(0).written_packets.load(), on_disk);
 }
+
+// Live, a seal that failed is tried once more by make_room(); when that fails too the segment
+// stays a plain pcap until the next start, and is counted in segments_unsealed then, while the
+// recording goes on (the stats and /metrics show it), not at the end nor twice.
+TEST(StoreFull, LiveASegmentLeftUnsealedIsCountedWhileRecording) {
+  TempDir d;
+  store::StoreWriter w(live_options(d.p / "store"));  // (512 KiB segments)
+  const uint64_t first = 1'000'000'000;
+  const std::string seg1 = (d.p / "store" / "default" / store::segment_base_name({1, first, 1})).string();
+  fs::create_directories(seg1 +
+                         ".idx.tmp");  // its sidecar cannot be written (twice; make_room then removes it)
+  w.start();
+  uint64_t ts = first;
+  push(w, ts, 1000);  // ~1 MB: the first segment is sealed
+  ASSERT_TRUE(
+      within(std::chrono::milliseconds(5000), [&] { return w.stats(0).segments_unsealed.load() > 0; }))
+      << "segments_unsealed " << w.stats(0).segments_unsealed.load() << ", write errors " << w.write_errors();
+  EXPECT_EQ(w.stats(0).segments_unsealed.load(), 1u);
+  EXPECT_FALSE(w.failed()) << w.error();
+  push(w, ts, 1000);
+  w.finish();
+  EXPECT_EQ(w.stats(0).segments_unsealed.load(), 1u);
+  EXPECT_TRUE(fs::exists(seg1 + ".pcap"));
+  EXPECT_FALSE(fs::exists(seg1 + ".idx"));
+}
