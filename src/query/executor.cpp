@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <queue>
@@ -151,10 +152,13 @@ class Engine {
     packet::FragmentLayers::Outcome o;
     const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o);
     if (hit) keep(sm, off, ts, data, caplen);
-    if (o == packet::FragmentLayers::Outcome::kOrphan && orphans_.size() < kMaxOrphans) {
+    if (o == packet::FragmentLayers::Outcome::kOrphan) {
       const packet::PacketInfo& p = filter_.last();
       const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
-      waiting_.emplace(id.hash(), orphans_.size());
+      // At most kMaxOrphans waiting, the oldest forgotten first (as the index builder does),
+      // and those judged again or forgotten leave the front of the list: bounded memory.
+      while (waiting_.size() >= kMaxOrphans || orphans_.size() >= 4 * kMaxOrphans) forget_oldest_orphan();
+      waiting_.emplace(id.hash(), orphans_base_ + orphans_.size());
       orphans_.push_back(Orphan{Match{ts, off}, hit ? sm.matches.size() - 1 : Orphan::kNotKept, id});
     }
     if (o == packet::FragmentLayers::Outcome::kFirst) {
@@ -163,15 +167,20 @@ class Engine {
         const packet::PacketInfo& p = filter_.last();
         const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
         auto [from, to] = waiting_.equal_range(id.hash());
-        std::vector<size_t> now;
+        std::vector<uint64_t> now;
         for (auto it = from; it != to;)
-          if (orphans_[it->second].id == id) {
+          if (orphans_[it->second - orphans_base_].id == id) {
             now.push_back(it->second);
             it = waiting_.erase(it);
           } else {
             ++it;
           }
-        for (size_t i : now) recheck(sm, orphans_[i]);  // (each a matches() call: `p` is gone)
+        for (uint64_t n : now)
+          recheck(sm, orphans_[n - orphans_base_]);  // (each a matches() call: `p` is gone)
+        while (!orphans_.empty() && orphans_.front().done) {
+          orphans_.pop_front();
+          ++orphans_base_;
+        }
       }
     }
   }
@@ -224,7 +233,24 @@ class Engine {
     return added;
   }
 
+  // The oldest orphan leaves the list; still waiting, it is forgotten (its verdict as it was
+  // stands).
+  void forget_oldest_orphan() {
+    Orphan& m = orphans_.front();
+    if (!m.done) {
+      auto [from, to] = waiting_.equal_range(m.id.hash());
+      for (auto it = from; it != to; ++it)
+        if (it->second == orphans_base_) {
+          waiting_.erase(it);
+          break;
+        }
+    }
+    orphans_.pop_front();
+    ++orphans_base_;
+  }
+
   void forget_orphans() {
+    orphans_base_ += orphans_.size();
     orphans_.clear();
     waiting_.clear();
     dropped_.clear();
@@ -456,8 +482,11 @@ class Engine {
     packet::FragmentId id;  // its datagram
     bool done = false;      // judged again (recheck)
   };
-  std::vector<Orphan> orphans_;  // this segment's later fragments whose first was not seen yet
-  std::unordered_multimap<uint64_t, size_t> waiting_;  // FragmentId::hash -> orphans_ not judged again
+  // This segment's later fragments whose first was not seen when they were re-checked, from
+  // the oldest still kept; orphans_[i] is orphan number orphans_base_ + i.
+  std::deque<Orphan> orphans_;
+  uint64_t orphans_base_ = 0;
+  std::unordered_multimap<uint64_t, uint64_t> waiting_;  // FragmentId::hash -> number of one not judged again
   std::vector<size_t> dropped_;  // positions in the segment's matches of orphans that no longer match
   bool late_added_ = false;      // orphans joined the matches out of order
   bool first_seen_ = false;      // this segment had a first fragment

@@ -122,6 +122,17 @@ class Fragments(StoreTest):
                 self.assertSamePackets(self.query_packets(store, "src port 2010 or src port 2290"),
                                        [every[k] for k, f in enumerate(frames) if f in two])
                 self.assertSamePackets(self.query_packets(store, "not udp port 53"), [])
+        # More later-fragments-first in one segment than may wait at once (4096), each waiting only
+        # until its first comes: all are judged again (the re-check stopped keeping them after 4096
+        # in a segment, waiting or not: 10096 of 12000, and 1904 in 'not udp port 53').
+        _, _, orders = outstanding_datagrams(6000)
+        path = self.path("many.pcap")
+        frames = orders["each-later-first"]
+        write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(frames)])
+        store = self.path("s-many")
+        record(store, [path], "--cutoff", "none")
+        n = lambda flt: int(tm("query", "--store", store, "--count", "-q", flt).stdout)
+        self.assertEqual((n("udp port 53"), n("not udp port 53")), (12000, 0))
 
     def test_later_fragments_without_their_first_are_not_cut(self):
         # 1000 datagrams, each far below the 15k cutoff: every packet is stored. A later fragment
