@@ -110,20 +110,40 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
   }
   room_.notify_all();
   const size_t blocks = batch_.size();
-  for (auto& block : batch_) {
-    for (const FlowRecord& r : block) {
-      if (!cur_) {
-        store::SegmentName n{next_seq_++, r.first_ts, 0};
-        cur_ = std::make_unique<FlowFileWriter>((fs::path(dir_) / store::segment_base_name(n)).string(),
-                                                n.seq, classes_);
-        if (write_behind_) cur_->write_behind();
+  size_t bi = 0, done = 0;  // the block being written, and how many of its records are written
+  try {
+    for (; bi < batch_.size(); ++bi) {
+      auto& block = batch_[bi];
+      for (done = 0; done < block.size();) {
+        const FlowRecord& r = block[done];
+        if (!cur_) {
+          store::SegmentName n{next_seq_++, r.first_ts, 0};
+          cur_ = std::make_unique<FlowFileWriter>((fs::path(dir_) / store::segment_base_name(n)).string(),
+                                                  n.seq, classes_);
+          if (write_behind_) cur_->write_behind();
+        }
+        cur_->add(r);
+        ++done;
+        ++written_;
+        newest_ts_ = std::max(newest_ts_, r.last_ts);
+        if (cur_->file_bytes() >= cfg_.file_size) seal_current();
       }
-      cur_->add(r);
-      ++written_;
-      newest_ts_ = std::max(newest_ts_, r.last_ts);
-      if (cur_->file_bytes() >= cfg_.file_size) seal_current();
+      block.clear();
     }
-    block.clear();
+  } catch (...) {
+    // A failed write or seal (the writer thread goes on recording): what was written stays
+    // written, and the rest of the batch goes back before the blocks pushed since, in order,
+    // for the next drain (swapped back whole, it was written a second time).
+    batch_[bi].erase(batch_[bi].begin(), batch_[bi].begin() + static_cast<std::ptrdiff_t>(done));
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      pending_.insert(pending_.begin(),
+                      std::make_move_iterator(batch_.begin() + static_cast<std::ptrdiff_t>(bi)),
+                      std::make_move_iterator(batch_.end()));
+      for (size_t k = 0; k < bi; ++k) spare_.give_back(batch_[k]);
+    }
+    batch_.clear();
+    throw;
   }
   if (!batch_.empty()) {
     // A few emptied blocks go back for reuse (their memory is already paged in); the rest,

@@ -288,6 +288,36 @@ TEST(FlowFile, AFlowFileWhoseSealFailedIsCounted) {
   EXPECT_EQ(flow::read_flow_file(files[1].base + ".flows").records.size(), 1u);
 }
 
+// A seal that fails within a drain (the file reached file_size) while recording goes on: the
+// records already written are not written again (the whole batch was swapped back into the
+// queue and written a second time), and the rest follow in order.
+TEST(FlowFile, ASealFailedWithinADrainWritesNoRecordTwice) {
+  TempDir d;
+  flow::FlowOptions o;
+  o.store = d.p.string();
+  o.file_size = 1;  // a seal after every record
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  const std::string first =
+      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
+          .string();
+  std::filesystem::create_directories(first + ".idx.tmp");
+  {
+    flow::FlowStoreWriter w(o, {"default"}, nullptr);
+    std::vector<flow::FlowRecord> block = {record(0), record(1), record(2)};
+    w.push(block);
+    EXPECT_THROW(w.drain(0), std::exception);
+    EXPECT_EQ(w.records_written(), 1u);
+    w.drain(0);
+    w.finish();
+    EXPECT_EQ(w.records_written(), 3u);
+    EXPECT_EQ(w.files_unsealed(), 1u);
+  }
+  std::vector<uint64_t> ids;
+  for (const auto& f : flow::scan_flow_files(d.p.string()))
+    for (const auto& r : flow::read_flow_file(f.base + ".flows").records) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<uint64_t>{record(0).id, record(1).id, record(2).id}));
+}
+
 // A flow store writer bounded as at a shutdown (FlowStoreWriter::bound), and a producer of
 // blocks of one record each, counting its pushes.
 struct Bounded {
