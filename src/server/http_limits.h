@@ -126,6 +126,9 @@ inline constexpr size_t kMaxRequestLine = 8192;
 // to spare); a client POSTs the parameters of one that does not (tm query --server, a front-end
 // asking its workers).
 inline bool get_fits(size_t target_bytes) { return target_bytes + 64 <= kMaxRequestLine; }
+// The longest filter a subscription takes (routes.cpp): it is evaluated for every packet the
+// writer appends, not once per query.
+inline constexpr size_t kMaxSubscriptionFilter = 8192;
 
 // The text checks: "" when `s` is valid UTF-8 without NUL bytes, else why not.
 std::string text_problem(const std::string& s);

@@ -38,10 +38,16 @@ std::vector<std::string> classes_of(const httplib::Request& req) {
   return v;
 }
 
+// Whether a POST's body is a JSON object (its first character but white space is '{').
+bool json_object_body(const httplib::Request& req) {
+  const size_t at = req.body.find_first_not_of(" \t\r\n");
+  return at != std::string::npos && req.body[at] == '{';
+}
+
 // A POST's JSON body ({...}, every string checked: http_common.h), or null when it has none
 // (the parameters are in the query string).
 json body_object(const httplib::Request& req) {
-  if (req.body.empty() || req.body[0] != '{') return nullptr;
+  if (!json_object_body(req)) return nullptr;
   return json_body(req);
 }
 
@@ -57,8 +63,10 @@ int flag(const httplib::Request& req, const char* name) {
 // parameters (no filter: every packet or flow, every connection).
 void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handler h, bool json = true) {
   s.Post(pattern, [h = std::move(h), json](const httplib::Request& req, httplib::Response& res) {
-    if (!req.body.empty() && req.get_header_value("Content-Type") != kDeferredFormType &&
-        !(json && req.body[0] == '{')) {
+    // (A multipart form's parts are in req.files, its body empty: refused as well, as no route
+    // reads them.)
+    if ((!req.body.empty() || req.is_multipart_form_data()) &&
+        req.get_header_value("Content-Type") != kDeferredFormType && !(json && json_object_body(req))) {
       std::string type = req.get_header_value("Content-Type");
       json_error(res, 415,
                  fmt::format("request body: {} takes a form (application/x-www-form-urlencoded){}; this one "
@@ -461,6 +469,13 @@ void HttpApi::subscribe_routes() {
     only_params(req, {"filter", "history_from", "to", "class"});
     SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"), classes_of(req),
                        req.has_param("history_from")};
+    // A subscription's filter runs on every packet recorded, on the writer thread, for as long
+    // as it lasts: kept to what a GET's URI held (a POST takes up to 1 MiB).
+    if (q.filter.size() > kMaxSubscriptionFilter)
+      throw BadRequest(
+          fmt::format("filter: {} bytes; a subscription's filter runs on every packet recorded and "
+                      "is limited to {} bytes",
+                      q.filter.size(), kMaxSubscriptionFilter));
     struct Ctx {
       std::unique_ptr<Stream> stream;
       std::string filter;
