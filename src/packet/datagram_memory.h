@@ -64,7 +64,7 @@ class DatagramMemory {
     V value{};
   };
   struct Hash {
-    size_t operator()(const FragmentId& id) const { return static_cast<size_t>(id.hash()); }
+    size_t operator()(const FragmentId& id) const { return static_cast<size_t>(id.seeded_hash()); }
   };
 
   size_t capacity_;

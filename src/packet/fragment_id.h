@@ -18,6 +18,9 @@ struct FragmentId {
 
   static FragmentId of(const packet::IpLayer& l);
   uint64_t hash() const;
+  // hash() mixed with a seed drawn once per process: for hash tables keyed by fragment ids,
+  // which a sender chooses (fixed, colliding ids could make their chains long).
+  uint64_t seeded_hash() const;
 };
 
 // The index of the fragmented layer of `p`, or -1. A non-first fragment stops the decoder,

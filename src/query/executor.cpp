@@ -158,7 +158,7 @@ class Engine {
       // At most kMaxOrphans waiting, the oldest forgotten first (as the index builder does),
       // and those judged again or forgotten leave the front of the list: bounded memory.
       while (waiting_.size() >= kMaxOrphans || orphans_.size() >= 4 * kMaxOrphans) forget_oldest_orphan();
-      waiting_.emplace(id.hash(), orphans_base_ + orphans_.size());
+      waiting_.emplace(id.seeded_hash(), orphans_base_ + orphans_.size());
       orphans_.push_back(Orphan{Match{ts, off}, hit ? sm.matches.size() - 1 : Orphan::kNotKept, id});
     }
     if (o == packet::FragmentLayers::Outcome::kFirst) {
@@ -166,7 +166,7 @@ class Engine {
       if (!waiting_.empty()) {
         const packet::PacketInfo& p = filter_.last();
         const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
-        auto [from, to] = waiting_.equal_range(id.hash());
+        auto [from, to] = waiting_.equal_range(id.seeded_hash());
         std::vector<uint64_t> now;
         for (auto it = from; it != to;)
           if (orphans_[it->second - orphans_base_].id == id) {
@@ -238,7 +238,7 @@ class Engine {
   void forget_oldest_orphan() {
     Orphan& m = orphans_.front();
     if (!m.done) {
-      auto [from, to] = waiting_.equal_range(m.id.hash());
+      auto [from, to] = waiting_.equal_range(m.id.seeded_hash());
       for (auto it = from; it != to; ++it)
         if (it->second == orphans_base_) {
           waiting_.erase(it);
@@ -486,7 +486,7 @@ class Engine {
   // the oldest still kept; orphans_[i] is orphan number orphans_base_ + i.
   std::deque<Orphan> orphans_;
   uint64_t orphans_base_ = 0;
-  std::unordered_multimap<uint64_t, uint64_t> waiting_;  // FragmentId::hash -> number of one not judged again
+  std::unordered_multimap<uint64_t, uint64_t> waiting_;  // FragmentId::seeded_hash -> one not judged again
   std::vector<size_t> dropped_;  // positions in the segment's matches of orphans that no longer match
   bool late_added_ = false;      // orphans joined the matches out of order
   bool first_seen_ = false;      // this segment had a first fragment

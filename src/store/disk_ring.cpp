@@ -28,7 +28,12 @@ DiskRing::File DiskRing::evict_oldest() {
 }
 
 void DiskRing::make_evictions_durable() {
-  for (const std::string& dir : std::exchange(unsynced_dirs_, {})) util::fsync_dir(dir);
+  // Each directory leaves the list once synced: after a failed sync (thrown) the rest, and
+  // that one, are tried again at the next batch.
+  while (!unsynced_dirs_.empty()) {
+    util::fsync_dir(unsynced_dirs_.back());
+    unsynced_dirs_.pop_back();
+  }
 }
 
 void DiskRing::evict_over(uint64_t budget, const OnEvict& on_evict) {

@@ -227,7 +227,7 @@ class IndexBuilder {
     packet::PacketInfo info;
   };
   struct FragmentIdHash {
-    size_t operator()(const packet::FragmentId& id) const { return static_cast<size_t>(id.hash()); }
+    size_t operator()(const packet::FragmentId& id) const { return static_cast<size_t>(id.seeded_hash()); }
   };
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
