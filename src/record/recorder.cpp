@@ -144,10 +144,14 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       cls = e->cls;
       const packet::IpLayer& l = *info.inner();
       int dir = (kp->src_is_a == static_cast<bool>(e->orig_is_a)) ? 0 : 1;
-      // A later fragment whose first fragment was not found is kept whatever the count: its
-      // connection is not known (it is keyed by its addresses alone, with every other such
-      // fragment between them, and their sum must not cut connections that are far below).
-      if (!e->suspend_cutoff && !kp->orphan_fragment && e->bytes() >= cutoff_[cls]) {
+      // A later fragment whose first fragment was not found is kept up to kOrphanAllowance
+      // times the cutoff: its connection is not known (it is keyed by its addresses alone, with
+      // every other such fragment between them, and their sum must not cut connections that
+      // are far below), yet a flood of such fragments is not stored whole.
+      const uint64_t limit = !kp->orphan_fragment                           ? cutoff_[cls]
+                             : cutoff_[cls] > UINT64_MAX / kOrphanAllowance ? UINT64_MAX
+                                                                            : cutoff_[cls] * kOrphanAllowance;
+      if (!e->suspend_cutoff && e->bytes() >= limit) {
         store = false;
         if (cfg_.keep_tcp_control && l.proto == packet::kProtoTcp && l.has_l4 && l.l4_payload == 0 &&
             (l.tcp_flags & (packet::kTcpSyn | packet::kTcpFin | packet::kTcpRst))) {

@@ -66,6 +66,10 @@ void add(RecorderTotals& to, const RecorderTotals& from);
 
 class Recorder {
  public:
+  // Later IP fragments whose first fragment was not found are stored until their address
+  // pair's count reaches this many times the cutoff (docs/CONFIG.md, "The cutoff rule").
+  static constexpr uint64_t kOrphanAllowance = 64;
+
   // The packets go to `writer` (as its producer `shard`, of `shards` capture threads), the
   // flow records to `flows` (null: flow records are off). A shard's connection table holds
   // connections.max / shards.

@@ -150,6 +150,15 @@ class Fragments(StoreTest):
                 c = json.loads(out)["classes"]["default"]
                 self.assertEqual((c["seen_packets"], c["stored_packets"], c["cut_packets"]), (2 * n, 2 * n, 0))
                 self.assertSamePackets(self.query_packets(store, "ip"), tcpdump_packets(path))
+        # A flood of later fragments whose firsts never come is still cut, at 64 times the cutoff:
+        # 300 frames of 642 bytes at --cutoff 1k, stored while the pair's count is below 65536: 103.
+        _, laters, _ = outstanding_datagrams(300)
+        path = self.path("orphans.pcap")
+        write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(laters)])
+        self.assertEqual(len(laters[0]), 642)
+        out = tm("record", "--store", self.path("orphans"), "--read", path, "--cutoff", "1k", "--json").stdout
+        c = json.loads(out)["classes"]["default"]
+        self.assertEqual((c["stored_packets"], c["cut_packets"]), (103, 197))
 
     def test_bpf_filters_keep_tcpdump_semantics(self):
         src = corpus("ipv4", "fragmented-3.pcap")
