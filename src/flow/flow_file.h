@@ -14,7 +14,6 @@
 #include "flow/flow_record.h"
 #include "store/index.h"
 #include "store/segment_meta.h"
-#include "store/segment_writer.h"
 
 namespace tmach::flow {
 
@@ -46,11 +45,6 @@ class FlowFileWriter {
   // rest of their writing. seal() waits for that thread. Once.
   void write_behind();
   uint64_t file_bytes() const { return file_bytes_.load(std::memory_order_relaxed); }
-  // What the index built so far weighs, as a segment's key cap counts it
-  // (store::SegmentWriter::index_entries): its entries, and kKeyWeight per distinct key.
-  uint64_t index_entries() const {
-    return builder_.entries() + store::SegmentWriter::kKeyWeight * builder_.keys();
-  }
   const std::string& base() const { return base_; }
   const store::SegmentMeta& meta() const { return meta_; }
 

@@ -8,7 +8,6 @@
 
 #include "store/layout.h"
 #include "store/sidecar.h"
-#include "store/store_writer.h"
 #include "util/file_io.h"
 
 namespace fs = std::filesystem;
@@ -127,12 +126,7 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
         ++done;
         ++written_;
         newest_ts_ = std::max(newest_ts_, r.last_ts);
-        // At its size, or once its index (built in memory until the seal) reaches the key cap a
-        // segment of that size has: 16 MiB of compressed records is ~1 M connections, whose
-        // index took ~100 MiB of its own.
-        if (cur_->file_bytes() >= cfg_.file_size ||
-            cur_->index_entries() >= store::StoreWriter::index_key_cap(cfg_.file_size))
-          seal_current();
+        if (cur_->file_bytes() >= cfg_.file_size) seal_current();
       }
       block.clear();
     }

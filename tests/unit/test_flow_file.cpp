@@ -14,9 +14,7 @@
 #include "flow/flow_file.h"
 #include "flow/flow_store.h"
 #include "store/layout.h"
-#include "store/segment_writer.h"
 #include "store/sidecar.h"
-#include "store/store_writer.h"
 #include "temp_dir.h"
 #include "util/crc32.h"
 
@@ -318,39 +316,6 @@ TEST(FlowFile, ASealFailedWithinADrainWritesNoRecordTwice) {
   for (const auto& f : flow::scan_flow_files(d.p.string()))
     for (const auto& r : flow::read_flow_file(f.base + ".flows").records) ids.push_back(r.id);
   EXPECT_EQ(ids, (std::vector<uint64_t>{record(0).id, record(1).id, record(2).id}));
-}
-
-// A flow file is sealed at its size or once its index reaches the key cap of a segment of that
-// size: 16 MiB of compressed records held ~1 M connections, whose index (built in memory until
-// the seal) took ~100 MiB beyond the memory bound (round 5 F1: 1 M IPv6 connections, 542 MiB).
-TEST(FlowFile, AFlowFileIsSealedAtTheKeyCap) {
-  TempDir d;
-  flow::FlowOptions o;
-  o.store = d.p.string();
-  o.file_size = 64 << 10;  // key cap: 8192
-  const uint64_t cap = store::StoreWriter::index_key_cap(o.file_size);
-  ASSERT_EQ(cap, 8192u);
-  const int n = 3000;  // each a new address and port: ~2 new keys
-  {
-    flow::FlowStoreWriter w(o, {"default"}, nullptr);
-    std::vector<flow::FlowRecord> block;
-    for (int i = 0; i < n; ++i) block.push_back(record(static_cast<uint64_t>(i)));
-    w.push(block);
-    w.finish();
-  }
-  auto files = flow::scan_flow_files(d.p.string());
-  size_t records = 0;
-  for (const auto& f : files) {
-    const size_t in_file = flow::read_flow_file(f.base + ".flows").records.size();
-    records += in_file;
-    // A record adds its 6 keys and at most 3 new ones (address, port, and one more).
-    EXPECT_LE((in_file - 1) * (6 + 2 * store::SegmentWriter::kKeyWeight),
-              cap + 9 * store::SegmentWriter::kKeyWeight)
-        << f.base;
-    EXPECT_LT(std::filesystem::file_size(f.base + ".flows"), o.file_size) << f.base;
-  }
-  EXPECT_EQ(records, static_cast<size_t>(n));
-  EXPECT_GE(files.size(), 5u);  // (by size alone: one file)
 }
 
 // A flow store writer bounded as at a shutdown (FlowStoreWriter::bound), and a producer of
