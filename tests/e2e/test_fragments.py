@@ -49,6 +49,12 @@ def outstanding_datagrams(n):
     return firsts, laters, orders
 
 
+def frames_pcap(path, frames):
+    """Writes Ethernet frames to `path` as a pcap, 1 us apart; returns `path`."""
+    write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(frames)])
+    return path
+
+
 class Fragments(StoreTest):
     def test_port_query_returns_every_fragment(self):
         for n, (name, flt, want, tcpdump_want) in enumerate(CASES):
@@ -111,8 +117,7 @@ class Fragments(StoreTest):
         firsts, laters, orders = outstanding_datagrams(n)
         for name, frames in orders.items():
             with self.subTest(order=name):
-                path = self.path(name + ".pcap")
-                write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(frames)])
+                path = frames_pcap(self.path(name + ".pcap"), frames)
                 store = self.path("s-" + name)
                 record(store, [path], "--cutoff", "none")
                 every = tcpdump_packets(path)
@@ -126,9 +131,7 @@ class Fragments(StoreTest):
         # until its first comes: all are judged again (the re-check stopped keeping them after 4096
         # in a segment, waiting or not: 10096 of 12000, and 1904 in 'not udp port 53').
         _, _, orders = outstanding_datagrams(6000)
-        path = self.path("many.pcap")
-        frames = orders["each-later-first"]
-        write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(frames)])
+        path = frames_pcap(self.path("many.pcap"), orders["each-later-first"])
         store = self.path("s-many")
         record(store, [path], "--cutoff", "none")
         n = lambda flt: int(tm("query", "--store", store, "--count", "-q", flt).stdout)
@@ -143,8 +146,7 @@ class Fragments(StoreTest):
         _, _, orders = outstanding_datagrams(n)
         for name, frames in orders.items():
             with self.subTest(order=name):
-                path = self.path(name + ".pcap")
-                write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(frames)])
+                path = frames_pcap(self.path(name + ".pcap"), frames)
                 store = self.path("c-" + name)
                 out = tm("record", "--store", store, "--read", path, "--json").stdout
                 c = json.loads(out)["classes"]["default"]
@@ -153,8 +155,7 @@ class Fragments(StoreTest):
         # A flood of later fragments whose firsts never come is still cut, at 64 times the cutoff:
         # 300 frames of 642 bytes at --cutoff 1k, stored while the pair's count is below 65536: 103.
         _, laters, _ = outstanding_datagrams(300)
-        path = self.path("orphans.pcap")
-        write_pcap(path, [(10**18 + k * 1000, len(f), len(f), f) for k, f in enumerate(laters)])
+        path = frames_pcap(self.path("orphans.pcap"), laters)
         self.assertEqual(len(laters[0]), 642)
         out = tm("record", "--store", self.path("orphans"), "--read", path, "--cutoff", "1k", "--json").stdout
         c = json.loads(out)["classes"]["default"]

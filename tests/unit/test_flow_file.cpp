@@ -243,6 +243,17 @@ TEST(FlowFile, AnUnreadableLeftoverKeepsItsNumber) {
   EXPECT_EQ(flow::read_flow_file(files[1].base + ".flows").records.size(), 2u);
 }
 
+// The base name of the first flow file of a store in `d`, whose seal is made to fail: a directory
+// in the way of its sidecar's temporary file (as a full disk would refuse it).
+std::string block_first_seal(const TempDir& d) {
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  const std::string first =
+      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
+          .string();
+  std::filesystem::create_directories(first + ".idx.tmp");
+  return first;
+}
+
 // A flow file whose seal fails (its sidecar cannot be written: a directory is in the way of its
 // temporary file, as a full disk would refuse it) is counted in files_unsealed and the error
 // is the caller's, naming the file; its records stay in the .flows file, the next file is a
@@ -251,11 +262,7 @@ TEST(FlowFile, AFlowFileWhoseSealFailedIsCounted) {
   TempDir d;
   flow::FlowOptions o;
   o.store = d.p.string();
-  std::filesystem::create_directories(d.p / flow::kFlowDir);
-  const std::string first =
-      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
-          .string();
-  std::filesystem::create_directories(first + ".idx.tmp");
+  const std::string first = block_first_seal(d);
   {
     flow::FlowStoreWriter w(o, {"default"}, nullptr);
     std::vector<flow::FlowRecord> block = {record(0), record(1)};
@@ -296,11 +303,7 @@ TEST(FlowFile, ASealFailedWithinADrainWritesNoRecordTwice) {
   flow::FlowOptions o;
   o.store = d.p.string();
   o.file_size = 1;  // a seal after every record
-  std::filesystem::create_directories(d.p / flow::kFlowDir);
-  const std::string first =
-      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
-          .string();
-  std::filesystem::create_directories(first + ".idx.tmp");
+  block_first_seal(d);
   {
     flow::FlowStoreWriter w(o, {"default"}, nullptr);
     std::vector<flow::FlowRecord> block = {record(0), record(1), record(2)};

@@ -91,8 +91,8 @@ TEST(IndexMemory, DistinctKeysCountTowardsTheCap) {
       store::IndexKeys k = many_keys(2, 2);
       k.v4[0] = static_cast<uint32_t>(2 * i + 1);
       k.v4[1] = static_cast<uint32_t>(2 * i + 2);
-      while (!w.push(0, 1'700'000'000'000'000'000ull + static_cast<uint64_t>(i) * 1000, 1, 20, frame.data(), 20,
-                     &k))
+      while (!w.push(0, 1'700'000'000'000'000'000ull + static_cast<uint64_t>(i) * 1000, 1, 20, frame.data(),
+                     20, &k))
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
     w.finish();
@@ -101,7 +101,8 @@ TEST(IndexMemory, DistinctKeysCountTowardsTheCap) {
   uint64_t packets = 0;
   for (const auto& s : cat.segments) {
     packets += s.meta.packets;
-    EXPECT_LE(s.meta.packets * per_packet, 32768u + per_packet + 2 * store::SegmentWriter::kKeyWeight) << s.base;
+    EXPECT_LE(s.meta.packets * per_packet, 32768u + per_packet + 2 * store::SegmentWriter::kKeyWeight)
+        << s.base;
   }
   EXPECT_EQ(packets, static_cast<uint64_t>(kPackets));
   EXPECT_GE(cat.segments.size(), static_cast<size_t>(kPackets * per_packet / 32768));  // (entries alone: 1)
