@@ -104,28 +104,35 @@ constexpr size_t kHugePage = 2u << 20;
 uint64_t huge_pages(uint64_t bytes) { return (bytes + kHugePage - 1) & ~uint64_t{kHugePage - 1}; }
 }  // namespace
 
-MemoryReport Session::memory() const {
+MemoryReport memory_report(const config::Config& cfg, const store::StoreWriter& w,
+                           const std::vector<TableMemory>& tables, size_t sockets) {
   MemoryReport m;
   m.process = util::process_memory();
-  for (size_t c = 0; c < cfg_.classes.size(); ++c) {
+  for (size_t c = 0; c < cfg.classes.size(); ++c) {
     const auto cls = static_cast<uint16_t>(c);
-    const uint64_t cap = writer_->ram_capacity(cls);
+    const uint64_t cap = w.ram_capacity(cls);
     m.ram_budget += cap;
-    m.ram_buffers +=
-        std::min(cap, huge_pages(std::max<uint64_t>(writer_->ram_high_water(cls), kPrefaultBytes)));
+    m.ram_buffers += std::min(cap, huge_pages(std::max<uint64_t>(w.ram_high_water(cls), kPrefaultBytes)));
   }
+  for (const TableMemory& t : tables) {
+    const uint64_t entries =
+        std::max<uint64_t>(t.peak_connections * sizeof(conn::ConnEntry), kPrefaultBytes / tables.size());
+    m.connection_tables += t.index_mapped + std::min<uint64_t>(t.entries_mapped, huge_pages(entries));
+    m.connection_tables_max += t.index_mapped + t.entries_mapped;
+  }
+  m.index_building = w.index_memory();
+  m.index_building_peak = w.index_memory_peak();
+  m.kernel_rings = uint64_t{cfg.capture_buffer} * sockets;
+  return m;
+}
+
+MemoryReport Session::memory() const {
+  std::vector<TableMemory> tables;
   for (const auto& s : shards_) {
     const conn::ConnTable& t = s.rec->table();
-    const uint64_t entries =
-        std::max<uint64_t>(t.stats().peak * sizeof(conn::ConnEntry), kPrefaultBytes / shards_.size());
-    m.connection_tables +=
-        t.index_mapped_bytes() + std::min<uint64_t>(t.entries_mapped_bytes(), huge_pages(entries));
-    m.connection_tables_max += t.index_mapped_bytes() + t.entries_mapped_bytes();
+    tables.push_back({t.index_mapped_bytes(), t.entries_mapped_bytes(), t.stats().peak});
   }
-  m.index_building = writer_->index_memory();
-  m.index_building_peak = writer_->index_memory_peak();
-  m.kernel_rings = uint64_t{cfg_.capture_buffer} * live_.size();
-  return m;
+  return memory_report(cfg_, *writer_, tables, live_.size());
 }
 
 void Session::start() {

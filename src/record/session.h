@@ -57,6 +57,18 @@ struct MemoryReport {
   uint64_t kernel_rings = 0;
 };
 
+// A shard's connection table, as memory_report() counts it.
+struct TableMemory {
+  uint64_t index_mapped = 0, entries_mapped = 0;  // conn::ConnTable::*_mapped_bytes()
+  uint64_t peak_connections = 0;                  // the most connections open at once
+};
+// The parts of a recording's memory (docs/DESIGN.md, "Memory"), decided here for tm record
+// (Session::memory) and tm serve (its live backend's stats and metrics) alike: the process's
+// figures, the classes' RAM buffers of `w`, the connection tables, index building, and the
+// kernel rings of `sockets` live sockets.
+MemoryReport memory_report(const config::Config& cfg, const store::StoreWriter& w,
+                           const std::vector<TableMemory>& tables, size_t sockets);
+
 class Session {
  public:
   // Opens and locks the store (adopting and recovering what it holds), its flow files and

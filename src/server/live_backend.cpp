@@ -144,6 +144,17 @@ void LiveBackend::publish(size_t shard, const std::vector<capture::PacketSource*
   }
 }
 
+// mu_ held (the shards' published peaks); a table's mapped sizes are fixed at its construction.
+record::MemoryReport LiveBackend::memory() const {
+  std::vector<record::TableMemory> tables;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    const conn::ConnTable& t = recs_[i]->table();
+    tables.push_back({t.index_mapped_bytes(), t.entries_mapped_bytes(), shards_[i].totals.table.peak});
+  }
+  // (a socket per interface and capture thread)
+  return record::memory_report(cfg_, writer_, tables, cfg_.interfaces.size() * shards_.size());
+}
+
 bool LiveBackend::sync() { return writer_.sync(std::chrono::milliseconds(2000)); }
 
 std::string LiveBackend::problem() { return writer_.problem(); }
@@ -162,13 +173,7 @@ json LiveBackend::stats() {
       {"received", kr}, {"dropped", kd}, {"interface_dropped", ki}, {"ring_damaged", snap.ring_damaged}};
   j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
   j["flow_files_unsealed"] = flow_files_unsealed_ ? flow_files_unsealed_() : 0;
-  {
-    const util::ProcessMemory pm = util::process_memory();  // (the parts: docs/DESIGN.md, "Memory")
-    j["memory"] = {{"peak_rss", pm.peak_rss},
-                   {"rss", pm.rss},
-                   {"index_building", writer_.index_memory()},
-                   {"index_building_peak", writer_.index_memory_peak()}};
-  }
+  j["memory"] = record::memory_json(memory());  // (the parts: docs/DESIGN.md, "Memory")
   j["dynamic_classes"] = dyn_.size();
   if (share_.workers) {
     // Without counts (a fanout member): every packet seen is this worker's, and what the
@@ -226,14 +231,19 @@ void LiveBackend::metrics(Metrics& m) {
           {{"class", cfg_.classes[i].name}, {"reason", "write_error"}});
   }
   {
-    const util::ProcessMemory pm = util::process_memory();
+    const record::MemoryReport mr = memory();
     const auto d = [](uint64_t v) { return static_cast<double>(v); };
-    m.add("tm_memory_bytes", "gauge", "Memory by part: the process's resident set, index building.",
-          d(pm.rss), {{"part", "resident"}});
-    m.add("tm_memory_bytes", "", "", d(writer_.index_memory()), {{"part", "index_building"}});
-    m.add("tm_memory_peak_bytes", "gauge", "The most memory by part since the start.", d(pm.peak_rss),
+    m.add("tm_memory_bytes", "gauge",
+          "Memory by part: the process's resident set, RAM buffers, connection tables, index building, "
+          "kernel rings (docs/DESIGN.md, Memory).",
+          d(mr.process.rss), {{"part", "resident"}});
+    for (auto [part, v] :
+         {std::pair{"ram_buffers", mr.ram_buffers}, std::pair{"connection_tables", mr.connection_tables},
+          std::pair{"index_building", mr.index_building}, std::pair{"kernel_rings", mr.kernel_rings}})
+      m.add("tm_memory_bytes", "", "", d(v), {{"part", part}});
+    m.add("tm_memory_peak_bytes", "gauge", "The most memory by part since the start.", d(mr.process.peak_rss),
           {{"part", "resident"}});
-    m.add("tm_memory_peak_bytes", "", "", d(writer_.index_memory_peak()), {{"part", "index_building"}});
+    m.add("tm_memory_peak_bytes", "", "", d(mr.index_building_peak), {{"part", "index_building"}});
   }
   m.add("tm_writer_error", "gauge",
         "1 while the writer cannot write (a full disk: see /api/v1/stats writer_error).",

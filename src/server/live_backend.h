@@ -18,6 +18,7 @@
 #include "capture/source.h"
 #include "config/config.h"
 #include "record/recorder.h"
+#include "record/session.h"
 #include "server/live.h"
 #include "server/rate_history.h"
 #include "store/store_writer.h"
@@ -98,10 +99,11 @@ class LiveBackend : public Backend {
 
   int class_index(const std::string& name) const;
   nlohmann::json entry(const std::string& host, const Dyn& d) const;
-  void persist();                  // mu_ held
-  void command(const Command& c);  // mu_ held
-  Snapshot snapshot() const;       // mu_ held
-  nlohmann::json rate_sample();    // the history thread: cumulative counters now
+  void persist();                       // mu_ held
+  void command(const Command& c);       // mu_ held
+  Snapshot snapshot() const;            // mu_ held
+  record::MemoryReport memory() const;  // mu_ held
+  nlohmann::json rate_sample();         // the history thread: cumulative counters now
 
   const config::Config& cfg_;
   store::StoreWriter& writer_;

@@ -289,6 +289,16 @@ class Live(Serve):
         self.assertEqual(stats["capture"]["packets"], len(list(read_pcap(REPLAY))))
         m = parse_prometheus(self.curl("/metrics")[1].decode())
         self.assertEqual(sum(v for _, v in m["tm_packets_seen_total"]), stats["capture"]["packets"])
+        # The memory parts DESIGN.md names, as tm record --json reports them (tm serve gave resident and
+        # index building only).
+        mem = stats["capture"]["memory"]
+        for part in ("ram_buffers", "ram_budget", "connection_tables", "connection_tables_max", "kernel_rings"):
+            self.assertGreater(mem[part], 0, part)
+        self.assertLessEqual(mem["ram_buffers"], mem["ram_budget"])
+        self.assertLessEqual(mem["connection_tables"], mem["connection_tables_max"])
+        parts = {labels["part"]: v for labels, v in m["tm_memory_bytes"]}
+        self.assertEqual(set(parts), {"resident", "ram_buffers", "connection_tables", "index_building", "kernel_rings"})
+        self.assertEqual(parts["kernel_rings"], mem["kernel_rings"])
         self.stop(signal.SIGTERM)
 
     def test_subscription_receives_exactly_the_matching_packets(self):
