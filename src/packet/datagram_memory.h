@@ -11,15 +11,22 @@
 // to capacity entries. Not thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "packet/fragment_id.h"
 
 namespace tmach::packet {
+
+// For hash tables keyed by fragment ids (FragmentId::seeded_hash: a sender chooses the ids).
+struct FragmentIdHash {
+  size_t operator()(const FragmentId& id) const { return static_cast<size_t>(id.seeded_hash()); }
+};
 
 template <class V>
 class DatagramMemory {
@@ -63,15 +70,85 @@ class DatagramMemory {
     uint64_t seq = 0;  // its place in order_ (the last time it was remembered)
     V value{};
   };
-  struct Hash {
-    size_t operator()(const FragmentId& id) const { return static_cast<size_t>(id.seeded_hash()); }
-  };
-
   size_t capacity_;
   uint64_t ttl_;
   uint64_t seq_ = 0;
-  std::unordered_map<FragmentId, Entry, Hash> map_;
+  std::unordered_map<FragmentId, Entry, FragmentIdHash> map_;
   std::deque<std::pair<FragmentId, uint64_t>> order_;  // (datagram, seq), oldest first
+};
+
+// Later fragments that came before their datagram's first fragment, waiting for it: the index
+// builder's (their decoded packets) and the query re-check's (their place in the answer). Up to
+// `capacity` wait at once, the oldest forgotten first; each is found by its datagram when the
+// first fragment comes. Memory: at most 4 x capacity values (those taken out leave the front).
+template <class T>
+class WaitingFragments {
+ public:
+  explicit WaitingFragments(size_t capacity) : capacity_(capacity ? capacity : 1) {}
+
+  void add(const FragmentId& id, T v) {
+    while (by_id_.size() >= capacity_ || slots_.size() >= 4 * capacity_) forget_oldest();
+    by_id_.emplace(id, base_ + slots_.size());
+    slots_.push_back(Slot{id, std::move(v), true});
+  }
+  // f(value) for each one waiting for the datagram `id`, oldest first; those for which it
+  // returns true stop waiting.
+  template <class F>
+  void take(const FragmentId& id, F&& f) {
+    auto [from, to] = by_id_.equal_range(id);
+    std::vector<uint64_t> found;
+    for (auto it = from; it != to; ++it) found.push_back(it->second);
+    std::sort(found.begin(), found.end());
+    for (uint64_t n : found) {
+      Slot& s = slots_[n - base_];
+      if (!f(s.value)) continue;
+      s.waiting = false;
+      for (auto it = by_id_.find(id); it != by_id_.end() && it->first == id; ++it)
+        if (it->second == n) {
+          by_id_.erase(it);
+          break;
+        }
+    }
+    while (!slots_.empty() && !slots_.front().waiting) pop_front();
+  }
+  // f(value) for each one still waiting, oldest first.
+  template <class F>
+  void for_each(F&& f) {
+    for (Slot& s : slots_)
+      if (s.waiting) f(s.value);
+  }
+  size_t size() const { return by_id_.size(); }
+  void clear() {
+    base_ += slots_.size();
+    slots_.clear();
+    by_id_.clear();
+  }
+
+ private:
+  struct Slot {
+    FragmentId id;
+    T value;
+    bool waiting;
+  };
+  void forget_oldest() {
+    Slot& s = slots_.front();
+    if (s.waiting)
+      for (auto [it, to] = by_id_.equal_range(s.id); it != to; ++it)
+        if (it->second == base_) {
+          by_id_.erase(it);
+          break;
+        }
+    pop_front();
+  }
+  void pop_front() {
+    slots_.pop_front();
+    ++base_;
+  }
+
+  size_t capacity_;
+  std::deque<Slot> slots_;  // slots_[i] is number base_ + i, oldest first
+  uint64_t base_ = 0;
+  std::unordered_multimap<FragmentId, uint64_t, FragmentIdHash> by_id_;  // those waiting -> number
 };
 
 }  // namespace tmach::packet

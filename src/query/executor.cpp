@@ -9,13 +9,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <memory>
 #include <queue>
 #include <stdexcept>
-#include <unordered_map>
 
+#include "packet/datagram_memory.h"
 #include "packet/decoder.h"
 #include "query/packet_filter.h"
 #include "query/planner.h"
@@ -153,34 +152,20 @@ class Engine {
     const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o);
     if (hit) keep(sm, off, ts, data, caplen);
     if (o == packet::FragmentLayers::Outcome::kOrphan) {
+      // At most kMaxOrphans waiting, the oldest forgotten first (its verdict as it was stands),
+      // as the index builder keeps them.
       const packet::PacketInfo& p = filter_.last();
-      const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
-      // At most kMaxOrphans waiting, the oldest forgotten first (as the index builder does),
-      // and those judged again or forgotten leave the front of the list: bounded memory.
-      while (waiting_.size() >= kMaxOrphans || orphans_.size() >= 4 * kMaxOrphans) forget_oldest_orphan();
-      waiting_.emplace(id.seeded_hash(), orphans_base_ + orphans_.size());
-      orphans_.push_back(Orphan{Match{ts, off}, hit ? sm.matches.size() - 1 : Orphan::kNotKept, id});
+      orphans_.add(packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]),
+                   Orphan{Match{ts, off}, hit ? sm.matches.size() - 1 : Orphan::kNotKept});
     }
     if (o == packet::FragmentLayers::Outcome::kFirst) {
       first_seen_ = true;
-      if (!waiting_.empty()) {
+      if (orphans_.size()) {
         const packet::PacketInfo& p = filter_.last();
-        const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
-        auto [from, to] = waiting_.equal_range(id.seeded_hash());
-        std::vector<uint64_t> now;
-        for (auto it = from; it != to;)
-          if (orphans_[it->second - orphans_base_].id == id) {
-            now.push_back(it->second);
-            it = waiting_.erase(it);
-          } else {
-            ++it;
-          }
-        for (uint64_t n : now)
-          recheck(sm, orphans_[n - orphans_base_]);  // (each a matches() call: `p` is gone)
-        while (!orphans_.empty() && orphans_.front().done) {
-          orphans_.pop_front();
-          ++orphans_base_;
-        }
+        orphans_.take(packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]), [&](const Orphan& m) {
+          recheck(sm, m);  // (a matches() call: `p` is gone)
+          return true;
+        });
       }
     }
   }
@@ -188,8 +173,7 @@ class Engine {
   // An orphan judged again (its first fragment seen since): one that matches now joins the
   // matches, one that matched as it was leaves them at the end of the segment (dropped_:
   // positions in sm.matches, which must not move before then).
-  void recheck(SegmentMatches& sm, Orphan& m) {
-    m.done = true;
+  void recheck(SegmentMatches& sm, const Orphan& m) {
     const uint8_t* rec = sm.file_record(m.at.off);
     if (!rec) return;  // (read through the reader: its verdict as it was stands)
     uint32_t h[4];
@@ -222,9 +206,7 @@ class Engine {
   // (Those whose first came were judged at once, by check(); the rest are tried once more
   // here, which changes nothing unless frags_ learnt their first some other way.)
   bool recheck_orphans(SegmentMatches& sm) {
-    if (first_seen_)
-      for (Orphan& m : orphans_)
-        if (!m.done) recheck(sm, m);
+    if (first_seen_) orphans_.for_each([&](const Orphan& m) { recheck(sm, m); });
     std::sort(dropped_.begin(), dropped_.end());
     for (auto it = dropped_.rbegin(); it != dropped_.rend(); ++it)
       sm.matches.erase(sm.matches.begin() + static_cast<std::ptrdiff_t>(*it));
@@ -233,26 +215,8 @@ class Engine {
     return added;
   }
 
-  // The oldest orphan leaves the list; still waiting, it is forgotten (its verdict as it was
-  // stands).
-  void forget_oldest_orphan() {
-    Orphan& m = orphans_.front();
-    if (!m.done) {
-      auto [from, to] = waiting_.equal_range(m.id.seeded_hash());
-      for (auto it = from; it != to; ++it)
-        if (it->second == orphans_base_) {
-          waiting_.erase(it);
-          break;
-        }
-    }
-    orphans_.pop_front();
-    ++orphans_base_;
-  }
-
   void forget_orphans() {
-    orphans_base_ += orphans_.size();
     orphans_.clear();
-    waiting_.clear();
     dropped_.clear();
     late_added_ = false;
     first_seen_ = false;
@@ -478,15 +442,10 @@ class Engine {
   struct Orphan {
     static constexpr size_t kNotKept = SIZE_MAX;
     Match at;
-    size_t kept;            // its position in the segment's matches when it matched as it was, else kNotKept
-    packet::FragmentId id;  // its datagram
-    bool done = false;      // judged again (recheck)
+    size_t kept;  // its position in the segment's matches when it matched as it was, else kNotKept
   };
-  // This segment's later fragments whose first was not seen when they were re-checked, from
-  // the oldest still kept; orphans_[i] is orphan number orphans_base_ + i.
-  std::deque<Orphan> orphans_;
-  uint64_t orphans_base_ = 0;
-  std::unordered_multimap<uint64_t, uint64_t> waiting_;  // FragmentId::seeded_hash -> one not judged again
+  // This segment's later fragments whose first was not seen when they were re-checked.
+  packet::WaitingFragments<Orphan> orphans_{kMaxOrphans};
   std::vector<size_t> dropped_;  // positions in the segment's matches of orphans that no longer match
   bool late_added_ = false;      // orphans joined the matches out of order
   bool first_seen_ = false;      // this segment had a first fragment

@@ -174,42 +174,18 @@ void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, packet:
   if (!frags || packet::fragmented_layer(p) < 0) return add_keys(ord, p);  // the common case
   packet::PacketInfo full = p;
   switch (frags->apply(full, ts_ns)) {
-    case packet::FragmentLayers::Outcome::kOrphan: {
-      while (orphans_.size() >= kMaxOrphans && !orphan_order_.empty()) {  // the oldest goes
-        auto [id, seq] = orphan_order_.front();
-        orphan_order_.pop_front();
-        auto [from, to] = orphans_.equal_range(id);
-        for (auto it = from; it != to; ++it)
-          if (it->second.seq == seq) {
-            orphans_.erase(it);
-            break;
-          }
-      }
-      const packet::FragmentId id = packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]);
-      orphans_.emplace(id, Orphan{ord, ++orphan_seq_, p});
-      orphan_order_.emplace_back(id, orphan_seq_);
+    case packet::FragmentLayers::Outcome::kOrphan:
+      orphans_.add(packet::FragmentId::of(p.ip[packet::fragmented_layer(p)]), Orphan{ord, p});
       break;
-    }
-    case packet::FragmentLayers::Outcome::kFirst: {
+    case packet::FragmentLayers::Outcome::kFirst:
       // Later fragments of this datagram that came first: index them as the datagram now.
-      auto [from, to] = orphans_.equal_range(packet::FragmentId::of(full.ip[packet::fragmented_layer(full)]));
-      for (auto it = from; it != to;) {
-        packet::PacketInfo o = it->second.info;
-        if (frags->apply(o, ts_ns) == packet::FragmentLayers::Outcome::kInherited) {
-          add_keys(it->second.ordinal, o);
-          it = orphans_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      // (orphan_order_ keeps the ones found here until they reach its front, or a prune)
-      if (orphan_order_.size() > 2 * kMaxOrphans)
-        std::erase_if(orphan_order_, [&](const auto& o) {
-          auto [f, t] = orphans_.equal_range(o.first);
-          return std::none_of(f, t, [&](const auto& x) { return x.second.seq == o.second; });
-        });
+      orphans_.take(packet::FragmentId::of(full.ip[packet::fragmented_layer(full)]), [&](const Orphan& o) {
+        packet::PacketInfo info = o.info;
+        if (frags->apply(info, ts_ns) != packet::FragmentLayers::Outcome::kInherited) return false;
+        add_keys(o.ordinal, info);
+        return true;
+      });
       break;
-    }
     default:
       break;
   }
@@ -418,7 +394,6 @@ uint64_t IndexBuilder::memory_bytes() const {
 void IndexBuilder::clear() {
   entries_ = 0;
   orphans_.clear();
-  orphan_order_.clear();
   slots_.clear();
   counts_.clear();
   out_of_sequence_.clear();

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "packet/datagram_memory.h"
 #include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 #include "store/index_keys.h"
@@ -223,11 +224,7 @@ class IndexBuilder {
   static constexpr size_t kMaxOrphans = 4096;
   struct Orphan {  // a later fragment whose first was not seen yet
     uint32_t ordinal;
-    uint64_t seq;  // its place in orphan_order_
     packet::PacketInfo info;
-  };
-  struct FragmentIdHash {
-    size_t operator()(const packet::FragmentId& id) const { return static_cast<size_t>(id.seeded_hash()); }
   };
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
@@ -304,9 +301,7 @@ class IndexBuilder {
 
   // Waiting for their first fragment, by datagram: found at once when it comes (a scan of
   // all of them per first fragment cost O(orphans) each); the oldest go first when full.
-  std::unordered_multimap<packet::FragmentId, Orphan, FragmentIdHash> orphans_;
-  std::deque<std::pair<packet::FragmentId, uint64_t>> orphan_order_;  // (id, seq), oldest first
-  uint64_t orphan_seq_ = 0;
+  packet::WaitingFragments<Orphan> orphans_{kMaxOrphans};
   size_t nslots_ = 0;
   std::vector<int32_t> direct_;                    // encoded port/protocol/VLAN key -> slot
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear
