@@ -1,6 +1,8 @@
 #include "store/index.h"
 
+#include <algorithm>
 #include <future>
+#include <stdexcept>
 
 #include "packet/fragment_layers.h"
 #include "store/roaring_writer.h"
@@ -114,10 +116,20 @@ template <class Table, class Home>
 }
 
 void IndexBuilder::add(uint32_t ord, const KeysView& k) {
-  if (next_ord_ == first_ord_ && out_of_sequence_.empty()) first_ord_ = next_ord_ = ord;  // the first
-  // A few ordinals skipped (no caller here does) stay in sequence as packets without keys.
-  for (; ord > next_ord_ && ord - next_ord_ < 1024; ++next_ord_) counts_.push_back(0);
+  if (!any_) {  // the first
+    any_ = true;
+    first_ord_ = next_ord_ = ord;
+  }
+  // A few ordinals skipped (no caller here does) stay in sequence as packets without keys. After
+  // a gap of 1024 or more every later packet is out of sequence: right, but 8 bytes a key and
+  // merged at the seal (no caller skips ordinals).
+  for (; ord > next_ord_ && ord - next_ord_ < 1024; ++next_ord_) {
+    if ((next_ord_ & 0xffff) == 0 && next_ord_ != first_ord_) flush_window();
+    counts_.push_back(0);
+  }
   const bool in_sequence = ord == next_ord_;
+  if (in_sequence && (ord & 0xffff) == 0 && ord != first_ord_) [[unlikely]]
+    flush_window();  // a new window: the last one's containers are final
   ord_ = ord;
   const size_t keys = size_t{k.n_v4} + k.n_v6 + k.n_scalars;
   entries_ += keys;
@@ -126,8 +138,11 @@ void IndexBuilder::add(uint32_t ord, const KeysView& k) {
   // copies throughout: a member written per key is a store the compiler must keep, and
   // reload after every store to the log.
   uint32_t local[2 * IndexKeys::kMaxAddrs + IndexKeys::kMaxScalars];
-  uint32_t* out = in_sequence ? slots_.room(keys) : nullptr;
-  if (!out) out = local;
+  uint32_t* out = local;
+  if (in_sequence) {
+    slots_.reserve(slots_.size() + keys);
+    out = slots_.data() + slots_.size();
+  }
   uint32_t n = 0;
   for (size_t i = 0; i < k.n_v4; ++i) {
     uint32_t a;
@@ -142,20 +157,24 @@ void IndexBuilder::add(uint32_t ord, const KeysView& k) {
   for (size_t i = 0; i < k.n_scalars; ++i) {
     uint32_t s;
     std::memcpy(&s, k.scalars + 4 * i, 4);
+    // (a packet out of sequence has all its keys in `local`, its listed ones too)
     if (s & kScalarNetFlag) {
       const size_t at = net_index(s & ~kScalarNetFlag);
-      append_to_list(net_list_[at], net_[at].second);
+      if (in_sequence)
+        append_to_list(net_list_[at], net_[at].second);
+      else
+        out[n++] = static_cast<uint32_t>(ensure(net_[at].second));
     } else if (s >= kScalarProtoBase && s < kScalarVlanBase) {
-      append_to_list(proto_list_[s - kScalarProtoBase], direct_[s]);
+      if (in_sequence)
+        append_to_list(proto_list_[s - kScalarProtoBase], direct_[s]);
+      else
+        out[n++] = static_cast<uint32_t>(ensure(direct_[s]));
     } else if (s < kScalarDirectEnd) {
       out[n++] = static_cast<uint32_t>(ensure(direct_[s]));
     }
   }
   if (in_sequence) {
-    if (out != local)
-      slots_.commit(n);
-    else
-      for (uint32_t i = 0; i < n; ++i) slots_.push_back(local[i]);
+    slots_.resize_for_overwrite(slots_.size() + n);
     counts_.push_back(static_cast<uint8_t>(n));
     ++next_ord_;
   } else {
@@ -192,6 +211,99 @@ void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, packet:
   add_keys(ord, full);
 }
 
+void ContainerArena::next_chunk() {
+  if (!chunks_.empty()) ++cur_;
+  if (cur_ == chunks_.size()) {
+    // (references are 32-bit, in units of 2 bytes: 8 GiB, far above a segment's containers:
+    // at most one of 10 bytes for each of its segment_size / 8 keys)
+    if ((chunks_.size() + 1) * (kChunk / 2) > (uint64_t{1} << 32))
+      throw std::length_error("index arena full");
+    chunks_.emplace_back(static_cast<uint8_t*>(util::huge_alloc(kChunk)));
+    used_.push_back(0);
+  }
+  at_ = 0;
+}
+
+std::pair<uint32_t, RoaringContainer> IndexBuilder::write_container(uint32_t slot, uint32_t* ords, size_t n) {
+  // (a packet carrying the key twice gave its ordinal twice, next to each other)
+  n = static_cast<size_t>(std::unique(ords, ords + n) - ords);
+  const RoaringContainer c = roaring_container_shape(ords, n);
+  uint8_t* data = arena_.add(c, slot);
+  roaring_container_write(ords, n, c, data);
+  return {arena_.reference(data), c};
+}
+
+void IndexBuilder::add_container(uint32_t slot, uint32_t* ords, size_t n) {
+  const RoaringContainer c = write_container(slot, ords, n).second;
+  SlotState& st = slot_state_[slot];
+  ++st.containers;
+  st.data_bytes += c.bytes;
+  st.has_run |= c.kind == RoaringContainer::kRun;
+}
+
+void IndexBuilder::flush_window() {
+  if (slot_state_.size() < nslots_) slot_state_.resize(nslots_);
+  if (window_.size() < nslots_) window_.resize(nslots_, 0);
+  uint32_t* win = window_.data();
+  // Group the window's log by slot: count (noting the slots it touches), prefix sums over
+  // those, scatter. After the scatter win[s] is where slot s's ordinals end. Both passes
+  // touch win[] at random, over more slots than the caches hold: its lines are asked for a
+  // few keys ahead.
+  constexpr size_t kAhead = 16;
+  touched_.clear();
+  const uint32_t* p = slots_.data();
+  const size_t n = slots_.size();
+  {
+    size_t i = 0;
+    for (; i + kAhead < n; ++i) {
+      __builtin_prefetch(&win[p[i + kAhead]], 1);
+      if (win[p[i]]++ == 0) touched_.push_back(p[i]);
+    }
+    for (; i < n; ++i)
+      if (win[p[i]]++ == 0) touched_.push_back(p[i]);
+  }
+  uint32_t sum = 0;
+  for (uint32_t s : touched_) {
+    const uint32_t c = win[s];
+    win[s] = sum;
+    sum += c;
+  }
+  if (window_ords_.size() < sum) window_ords_.resize(sum);
+  uint32_t* ords = window_ords_.data();
+  {
+    size_t at = 0;
+    uint32_t ord = first_ord_;
+    for (const uint8_t c : counts_) {
+      for (const size_t e = at + c; at < e; ++at) {
+        if (at + kAhead < n) __builtin_prefetch(&win[p[at + kAhead]], 1);
+        ords[win[p[at]]++] = ord;
+      }
+      ++ord;
+    }
+  }
+  // Each touched slot's container, in the order they were touched: their states are as
+  // scattered as their slots, so asked for a few slots ahead (without it, the state's load was
+  // most of add_container's time: build/micro_seal).
+  uint32_t begin = 0;
+  const uint32_t* t = touched_.data();
+  for (size_t i = 0, nt = touched_.size(); i < nt; ++i) {
+    if (i + kAhead < nt) __builtin_prefetch(&slot_state_[t[i + kAhead]], 1);
+    const uint32_t s = t[i];
+    const uint32_t end = win[s];
+    win[s] = 0;
+    add_container(s, ords + begin, end - begin);
+    begin = end;
+  }
+  for (List& l : lists_)
+    if (!l.ords.empty()) {
+      add_container(l.slot, l.ords.data(), l.ords.size());
+      l.ords.clear();
+    }
+  slots_.clear();
+  counts_.clear();
+  first_ord_ = next_ord_;
+}
+
 namespace {
 
 // Bytewise order of 16-byte keys (std::array's operator<, SegmentIndex's map order) as two
@@ -211,117 +323,135 @@ struct AddrOrder {
 
 }  // namespace
 
-void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
-  // Group the log by slot: count, prefix sums, scatter. After the scatter slot_end[s] is
-  // where slot s ends, and so where slot s + 1 begins.
+template <class F>
+void IndexBuilder::for_each_scalar(F&& f) const {
+  for (uint32_t k = 0; k < kScalarProtoBase; ++k)
+    if (direct_[k] >= 0) f(Field::kPort, k, direct_[k]);
+  for (uint32_t k = 0; k < 256; ++k)
+    if (direct_[kScalarProtoBase + k] >= 0) f(Field::kProto, k, direct_[kScalarProtoBase + k]);
+  for (uint32_t k = 0; k < 4096; ++k)
+    if (direct_[kScalarVlanBase + k] >= 0) f(Field::kVlan, k, direct_[kScalarVlanBase + k]);
+  if (direct_[kScalarVlanBase + 4096] >= 0) f(Field::kVlan, kAnyVlan, direct_[kScalarVlanBase + 4096]);
+  for (const auto& [key, slot] : net_)
+    if (slot >= 0) f(Field::kNet, key, slot);
+}
+
+void PostingIndex::write(Span s, uint8_t* out) const {
+  // The containers' descriptions first (the header needs their count, types and sizes), on
+  // the stack for a key in up to kLocal windows.
+  constexpr size_t kLocal = 64;
+  RoaringContainer local[kLocal];
+  std::vector<RoaringContainer> more;
+  RoaringContainer* cs = local;
+  if (s.size > kLocal) {
+    more.resize(s.size);
+    cs = more.data();
+  }
+  bool has_run = false;
+  for (uint32_t i = 0; i < s.size; ++i) {
+    if (i + 4 < s.size) __builtin_prefetch(arena->record(s.data[i + 4]));
+    cs[i] = ContainerArena::container(arena->record(s.data[i]));
+    has_run |= cs[i].kind == RoaringContainer::kRun;
+  }
+  uint8_t* p = roaring_header_write({cs, s.size}, has_run, out);
+  for (uint32_t i = 0; i < s.size; ++i) {
+    std::memcpy(p, ContainerArena::data(arena->record(s.data[i])), cs[i].bytes);
+    p += cs[i].bytes;
+  }
+}
+
+void IndexBuilder::build_postings(bool two_threads) {
+  PostingIndex& out = postings_;
+  out.arena = &arena_;
+  if (slot_state_.size() < nslots_) slot_state_.resize(nslots_);
+  // Each slot's containers together, in the order they were made (their keys ascending): a
+  // counting sort of the arena's records by slot. After it end[s] is where slot s's end.
   std::vector<uint32_t>& end = out.slot_end;
-  end.assign(nslots_, 0);
-  // Both passes touch end[] (and the scatter ords[]) at random, and a segment's slots are
-  // more than the caches hold: ask for those lines a few keys ahead. (Measured on
-  // ingest-heavy: the scatter's loads and stores of end[] and ords[] were most of the seal.)
-  constexpr size_t kAhead = 16;
-  slots_.for_each_chunk([&](const uint32_t* p, size_t n) {
-    size_t i = 0;
-    for (; i + kAhead < n; ++i) {
-      __builtin_prefetch(&end[p[i + kAhead]], 1);
-      ++end[p[i]];
-    }
-    for (; i < n; ++i) ++end[p[i]];
-  });
-  for (const Entry& e : out_of_sequence_) ++end[e.slot];
+  end.resize(nslots_);
   uint32_t sum = 0;
-  for (uint32_t& n : end) {
-    const uint32_t c = n;
-    n = sum;
-    sum += c;
+  for (size_t s = 0; s < nslots_; ++s) {
+    end[s] = sum;
+    sum += slot_state_[s].containers;
   }
-  const size_t entries = slots_.size() + out_of_sequence_.size();
-  if (out.ords.size() < entries) out.ords.resize(entries);
-  uint32_t* ords = out.ords.data();
-  // The slots in sequence, each packet's `count` of them with its ordinal: packet by packet,
-  // the slots read through a cursor over the log's chunks. A packet whose slots and the
-  // prefetches' reach lie within the current chunk (nearly all) takes the short loop.
-  {
-    const uint32_t* p = nullptr;
-    size_t at = 0, n = 0, next_chunk = 0;  // the cursor: p[at], of n in chunk next_chunk - 1
-    uint32_t ord = first_ord_;
-    counts_.for_each_chunk([&](const uint8_t* cnt, size_t m) {
-      for (size_t k = 0; k < m; ++k, ++ord) {
-        size_t c = cnt[k];
-        if (at + c + kAhead <= n) [[likely]] {
-          for (; c; --c, ++at) {
-            __builtin_prefetch(&end[p[at + kAhead]], 1);
-            // (end[] of that key may still move before we get there: the line is what counts)
-            __builtin_prefetch(&ords[end[p[at + kAhead / 2]]], 1);
-            ords[end[p[at]]++] = ord;
-          }
-          continue;
-        }
-        for (; c; --c, ++at) {
-          while (at == n) {  // (a packet's slots may straddle two chunks)
-            p = slots_.chunk(next_chunk++, n);
-            at = 0;
-          }
-          if (at + kAhead < n) __builtin_prefetch(&end[p[at + kAhead]], 1);
-          if (at + kAhead / 2 < n) __builtin_prefetch(&ords[end[p[at + kAhead / 2]]], 1);
-          ords[end[p[at]]++] = ord;
-        }
-      }
-    });
-  }
-  for (const Entry& e : out_of_sequence_) ords[end[e.slot]++] = e.ord;
+  // Room behind them for the keys with packets out of sequence, whose references are made
+  // again (below): their containers, and at most one more for each such packet.
+  std::vector<Entry>& oos = out_of_sequence_;
+  std::sort(oos.begin(), oos.end(), [](const Entry& x, const Entry& y) {
+    return x.slot != y.slot ? x.slot < y.slot : x.ord < y.ord;
+  });
+  size_t room = sum + oos.size();
+  for (size_t i = 0; i < oos.size(); ++i)
+    if (i == 0 || oos[i].slot != oos[i - 1].slot) room += slot_state_[oos[i].slot].containers;
+  if (out.refs.size() < room) out.refs.resize(room);
+  uint32_t* refs = out.refs.data();
+  arena_.for_each(
+      [&](uint32_t ref, const RoaringContainer&, uint32_t slot, const uint8_t*) { refs[end[slot]++] = ref; });
 
-  // A slot's ordinals ascend, but a packet carrying the key twice (source port = destination
-  // port) adds its ordinal twice in a row, and a later fragment indexed again when its first
-  // arrived adds an earlier ordinal: such spans are sorted (if need be) and de-duplicated.
-  // Sizing the bitmap checks the order on the way (most spans are in order): one pass.
-  // (ordinals found not ascending: sorted if need be and de-duplicated where they are)
-  auto ordered = [](uint32_t* first, uint32_t* last) {
-    bool dup = false, unordered = false;
-    for (uint32_t* p = first + 1; p < last; ++p)
-      if (p[0] <= p[-1]) {
-        dup = true;
-        unordered |= p[0] < p[-1];
+  // Keys with packets indexed out of sequence (later fragments indexed again when their first
+  // arrived; rare): in each window where a key has such packets, its container (if any) and
+  // those packets make a new container, written to the arena; the key's other containers stay
+  // as they are. Its references then go behind everyone's, in window order.
+  std::unordered_map<uint32_t, PostingIndex::Span> merged;
+  if (!oos.empty()) {
+    uint32_t* at = refs + sum;
+    std::vector<uint32_t> vals;
+    for (size_t i = 0; i < oos.size();) {
+      const uint32_t slot = oos[i].slot;
+      const uint32_t* old = refs + end[slot] - slot_state_[slot].containers;
+      const uint32_t* old_end = refs + end[slot];
+      uint32_t* first = at;
+      size_t data_bytes = 0;
+      bool has_run = false;
+      auto put = [&](uint32_t ref, const RoaringContainer& c) {
+        *at++ = ref;
+        data_bytes += c.bytes;
+        has_run |= c.kind == RoaringContainer::kRun;
+      };
+      while (i < oos.size() && oos[i].slot == slot) {
+        const uint32_t window = oos[i].ord >> 16;
+        vals.clear();
+        for (; old != old_end; ++old) {  // the key's containers before the window, then its own
+          const uint8_t* r = arena_.record(*old);
+          const RoaringContainer c = ContainerArena::container(r);
+          if (c.key > window) break;
+          if (c.key < window) {
+            put(*old, c);
+            continue;
+          }
+          vals.resize(c.card_minus_1 + size_t{1});
+          roaring_container_decode(c, ContainerArena::data(r), vals.data());
+          ++old;
+          break;
+        }
+        const size_t from_container = vals.size();
+        for (; i < oos.size() && oos[i].slot == slot && oos[i].ord >> 16 == window; ++i)
+          vals.push_back(oos[i].ord);
+        // (both parts ascending: one merge; write_container drops the repeats: packets carrying
+        // the key twice, or already in)
+        std::inplace_merge(vals.begin(), vals.begin() + static_cast<std::ptrdiff_t>(from_container),
+                           vals.end());
+        const auto [ref, c] = write_container(slot, vals.data(), vals.size());
+        put(ref, c);
       }
-    if (unordered) std::sort(first, last);
-    if (dup) last = std::unique(first, last);
-    const size_t n = static_cast<size_t>(last - first);
-    return PostingIndex::Span{first, static_cast<uint32_t>(n),
-                              static_cast<uint32_t>(roaring_portable_size(first, n))};
-  };
+      for (; old != old_end; ++old) put(*old, ContainerArena::container(arena_.record(*old)));
+      const auto n = static_cast<uint32_t>(at - first);
+      merged.emplace(
+          slot,
+          PostingIndex::Span{first, n, static_cast<uint32_t>(roaring_header_size(n, has_run) + data_bytes)});
+    }
+  }
   auto span = [&](int32_t slot) {
-    const size_t s = static_cast<size_t>(slot);
-    uint32_t* first = ords + (s == 0 ? 0 : end[s - 1]);
-    uint32_t* last = ords + end[s];
-    const size_t bytes = roaring_portable_size_if_ascending(first, static_cast<size_t>(last - first));
-    if (bytes)
-      return PostingIndex::Span{first, static_cast<uint32_t>(last - first), static_cast<uint32_t>(bytes)};
-    return ordered(first, last);
+    const auto s = static_cast<uint32_t>(slot);
+    if (!merged.empty())
+      if (auto m = merged.find(s); m != merged.end()) return m->second;
+    const SlotState& st = slot_state_[s];
+    return PostingIndex::Span{
+        refs + end[s] - st.containers, st.containers,
+        static_cast<uint32_t>(roaring_header_size(st.containers, st.has_run) + st.data_bytes)};
   };
-
-  // The protocols' and network kinds' postings are their lists (a list's slot has no entries
-  // in the log): used where they are when ascending without repeats, as they nearly always
-  // are (copying them was a pass over a few ordinals a packet, into memory of its own);
-  // otherwise copied into `unordered`, then sorted and de-duplicated there.
-  std::vector<PostingIndex::Span> listed(lists_.size());
-  size_t unordered = 0;
-  for (size_t i = 0; i < lists_.size(); ++i) {
-    const util::HugeVector<uint32_t>& o = lists_[i].ords;
-    const size_t bytes = roaring_portable_size_if_ascending(o.data(), o.size());
-    listed[i] = PostingIndex::Span{o.data(), static_cast<uint32_t>(o.size()), static_cast<uint32_t>(bytes)};
-    if (bytes == 0) unordered += o.size();
-  }
-  if (out.unordered.size() < unordered) out.unordered.resize(unordered);
-  for (size_t i = 0, at = 0; i < lists_.size(); ++i) {
-    if (listed[i].bytes != 0) continue;
-    uint32_t* first = out.unordered.data() + at;
-    at += listed[i].size;
-    listed[i] = ordered(first, std::copy_n(listed[i].data, listed[i].size, first));
-  }
 
   // The address keys' spans, sorted by key; with two threads on a helper (a std::async task,
-  // joined below) while this thread does the scalar keys': spans of different slots touch
-  // disjoint ranges of ords, and each side fills vectors of its own.
+  // joined below) while this thread does the scalar keys' (each side fills vectors of its own).
   auto addr_spans = [&] {
     out.addr.clear();
     out.addr.reserve(addr_keys_.size());
@@ -334,40 +464,65 @@ void IndexBuilder::build_postings(PostingIndex& out, bool two_threads) const {
   else
     addr_spans();
   for (auto* f : {&out.port, &out.proto, &out.net, &out.vlan}) f->clear();
-  for (uint32_t k = 0; k < kScalarProtoBase; ++k)
-    if (direct_[k] >= 0) out.port.emplace_back(k, span(direct_[k]));
-  for (uint32_t k = 0; k < 256; ++k)
-    if (proto_list_[k] >= 0) out.proto.emplace_back(k, listed[static_cast<size_t>(proto_list_[k])]);
-  for (uint32_t k = 0; k < 4096; ++k)
-    if (direct_[kScalarVlanBase + k] >= 0) out.vlan.emplace_back(k, span(direct_[kScalarVlanBase + k]));
-  if (direct_[kScalarVlanBase + 4096] >= 0)
-    out.vlan.emplace_back(kAnyVlan, span(direct_[kScalarVlanBase + 4096]));
-  for (size_t i = 0; i < net_.size(); ++i)
-    if (net_list_[i] >= 0) out.net.emplace_back(net_[i].first, listed[static_cast<size_t>(net_list_[i])]);
+  for_each_scalar([&](Field f, uint32_t key, int32_t slot) {
+    (f == Field::kPort    ? out.port
+     : f == Field::kProto ? out.proto
+     : f == Field::kVlan  ? out.vlan
+                          : out.net)
+        .emplace_back(key, span(slot));
+  });
   std::sort(out.net.begin(), out.net.end(), [](auto& x, auto& y) { return x.first < y.first; });
   if (two_threads) addr_done.get();  // (rethrows the helper's failure)
 }
 
 const PostingIndex& IndexBuilder::finish_postings(bool two_threads) {
-  build_postings(postings_, two_threads);
-  clear();
+  flush_window();
+  build_postings(two_threads);
+  clear();  // (keeps the arena's contents until the next add(): the postings refer to them)
   return postings_;
 }
 
 SegmentIndex IndexBuilder::finish() { return to_segment_index(finish_postings()); }
 
 SegmentIndex IndexBuilder::snapshot() const {
-  PostingIndex p;
-  build_postings(p);
-  return to_segment_index(p);
+  // Every slot's bitmap: its finished containers, then the window's log and lists, then the
+  // packets out of sequence (Roaring sorts those in).
+  std::vector<Roaring> bm(nslots_);
+  std::vector<uint32_t> vals;
+  arena_.for_each([&](uint32_t, const RoaringContainer& c, uint32_t slot, const uint8_t* data) {
+    vals.resize(c.card_minus_1 + size_t{1});
+    roaring_container_decode(c, data, vals.data());
+    bm[slot].addMany(vals.size(), vals.data());
+  });
+  {
+    uint32_t ord = first_ord_;
+    size_t i = 0;
+    for (uint8_t c : counts_) {
+      for (; c; --c) bm[slots_[i++]].add(ord);
+      ++ord;
+    }
+  }
+  for (const List& l : lists_) bm[l.slot].addMany(l.ords.size(), l.ords.data());
+  for (const Entry& e : out_of_sequence_) bm[e.slot].add(e.ord);
+  for (Roaring& r : bm) r.runOptimize();
+  SegmentIndex ix;
+  for (const auto& [k, slot] : addr_keys_) ix.addr.emplace(k, std::move(bm[static_cast<size_t>(slot)]));
+  for_each_scalar([&](Field f, uint32_t key, int32_t slot) {
+    (f == Field::kPort    ? ix.port
+     : f == Field::kProto ? ix.proto
+     : f == Field::kVlan  ? ix.vlan
+                          : ix.net)
+        .emplace(key, std::move(bm[static_cast<size_t>(slot)]));
+  });
+  return ix;
 }
 
 SegmentIndex to_segment_index(const PostingIndex& p) {
+  std::vector<uint8_t> buf;
   auto bitmap = [&](PostingIndex::Span s) {
-    Roaring r;
-    r.addMany(s.size, p.of(s).data());
-    r.runOptimize();
-    return r;
+    buf.resize(s.bytes);
+    p.write(s, buf.data());
+    return Roaring::readSafe(reinterpret_cast<const char*>(buf.data()), buf.size());
   };
   SegmentIndex ix;
   for (const auto& [k, s] : p.addr) ix.addr.emplace_hint(ix.addr.end(), k, bitmap(s));
@@ -379,20 +534,24 @@ SegmentIndex to_segment_index(const PostingIndex& p) {
 
 uint64_t IndexBuilder::memory_bytes() const {
   auto vec = [](const auto& v) { return uint64_t{v.capacity()} * sizeof(v[0]); };
-  uint64_t n = slots_.memory_bytes() + counts_.memory_bytes() + vec(out_of_sequence_) +
+  uint64_t n = vec(slots_) + vec(counts_) + vec(out_of_sequence_) +
                orphans_.size() * (sizeof(Orphan) + sizeof(packet::FragmentId) + 32);
   for (const List& l : lists_) n += vec(l.ords);
   for (const auto& l : spare_lists_) n += vec(l);
   n += vec(lists_) + vec(spare_lists_) + vec(direct_) + vec(net_) + vec(proto_list_) + vec(net_list_);
   n += vec(v6_) + vec(v4_) + vec(addr_keys_);
+  n += arena_.memory_bytes() + vec(slot_state_) + vec(window_) + vec(touched_) + vec(window_ords_);
   const PostingIndex& p = postings_;
-  n += vec(p.ords) + vec(p.unordered) + vec(p.addr) + vec(p.port) + vec(p.proto) + vec(p.net) + vec(p.vlan) +
-       vec(p.slot_end);
+  n += vec(p.refs) + vec(p.addr) + vec(p.port) + vec(p.proto) + vec(p.net) + vec(p.vlan) + vec(p.slot_end);
   return n;
 }
 
 void IndexBuilder::clear() {
   entries_ = 0;
+  any_ = false;
+  arena_.clear();
+  slot_state_.clear();
+  window_.clear();
   orphans_.clear();
   slots_.clear();
   counts_.clear();

@@ -25,6 +25,7 @@
 #include <memory>
 #include <roaring/roaring.hh>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
@@ -35,6 +36,7 @@
 #include "packet/fragment_id.h"
 #include "packet/packet_info.h"
 #include "store/index_keys.h"
+#include "store/roaring_writer.h"
 #include "util/huge_alloc.h"
 
 namespace tmach::packet {
@@ -86,11 +88,6 @@ struct SegmentIndex {
   size_t memory_bytes() const;
 };
 
-// A segment's indexes as plain postings: per field every key in SegmentIndex's order
-// (addresses bytewise, scalars numerically), each once, with the ascending, duplicate-free
-// ordinals of the packets carrying it; all ordinals in one array. What IndexBuilder groups its
-// log into: the sealer writes the sidecar straight from it (roaring_writer.h) rather than
-// through a Roaring bitmap per key, and frees one array instead of thousands of containers.
 // An allocator whose resize() leaves new elements uninitialised (default-initialised): for
 // buffers that are then fully overwritten, where the zero fill was a pass over fresh pages
 // of its own (the seal's page faults were mostly that memset). Buffers of 2 MiB and more
@@ -116,16 +113,126 @@ struct DefaultInitAllocator : util::HugeAllocator<T> {
 template <class T>
 using UninitVector = std::vector<T, DefaultInitAllocator<T>>;
 
-//
-// A span's ordinals are in `ords`, in `unordered`, or (a protocol's or network kind's, nearly
-// always) in the builder's own list of them, used where it is: the postings made by an
-// IndexBuilder are valid until its next add() or its end, and are not to be copied.
+// Finished roaring containers of a segment's keys (IndexBuilder), one record each in the
+// order they were made: the key's slot with the container's kind in its top 2 bits, the
+// container's key and cardinality less one (16 bits each), then its data (the portable
+// format's bytes, which tell their size: 2 a value for an array, 8192 for a bitset, 2 + 4 a
+// run for runs). 8 bytes of header: a segment of small packets makes about a container for
+// every three of its index keys. Records are found by a reference: their offset in the arena
+// divided by 2 (every size is even). Kept in 2 MiB chunks (util::huge_alloc) that clear()
+// keeps: the builder's next segment reuses them; a record never straddles two chunks.
+class ContainerArena {
+ public:
+  static constexpr size_t kChunk = size_t{1} << 21;
+  static constexpr size_t kHeader = 8;
+  ContainerArena() = default;
+  // (a moved-from arena is empty, ready for use)
+  ContainerArena(ContainerArena&& o) noexcept { swap(o); }
+  ContainerArena& operator=(ContainerArena&& o) noexcept {
+    ContainerArena(std::move(o)).swap(*this);
+    return *this;
+  }
+  void swap(ContainerArena& o) noexcept {
+    chunks_.swap(o.chunks_);
+    used_.swap(o.used_);
+    std::swap(cur_, o.cur_);
+    std::swap(at_, o.at_);
+  }
+  // Room for container `c` of `slot`: writes its header, returns where its c.bytes bytes of
+  // data go. (A slot takes 30 bits: a segment's keys are far fewer, IndexBuilder's key cap.)
+  uint8_t* add(const RoaringContainer& c, uint32_t slot) {
+    if (slot >> 30) [[unlikely]]
+      throw std::length_error("index: more than 2^30 keys in a segment");
+    const size_t n = kHeader + c.bytes;
+    if (at_ + n > kChunk || chunks_.empty()) [[unlikely]]
+      next_chunk();
+    uint8_t* p = chunks_[cur_].get() + at_;
+    const uint32_t tagged = slot | uint32_t{c.kind} << 30;
+    std::memcpy(p, &tagged, 4);
+    std::memcpy(p + 4, &c.key, 2);
+    std::memcpy(p + 6, &c.card_minus_1, 2);
+    at_ += n;
+    used_[cur_] = at_;
+    return p + kHeader;
+  }
+  // f(reference, container, slot, data) for every record, in the order they were added.
+  template <class F>
+  void for_each(F&& f) const {
+    for (size_t c = 0; c < used_.size() && c <= cur_; ++c)
+      for (size_t at = 0; at < used_[c];) {
+        const uint8_t* p = chunks_[c].get() + at;
+        const RoaringContainer rc = container(p);
+        f(static_cast<uint32_t>((c * kChunk + at) / 2), rc, slot(p), p + kHeader);
+        at += kHeader + rc.bytes;
+      }
+  }
+  // The reference of the record whose data add() put at `data` (the last one added).
+  uint32_t reference(const uint8_t* data) const {
+    return static_cast<uint32_t>((cur_ * kChunk + static_cast<size_t>(data - kHeader - chunks_[cur_].get())) /
+                                 2);
+  }
+  const uint8_t* record(uint32_t ref) const {
+    const size_t off = size_t{ref} * 2;
+    return chunks_[off / kChunk].get() + off % kChunk;
+  }
+  static RoaringContainer container(const uint8_t* record) {
+    uint32_t tagged;
+    RoaringContainer c;
+    std::memcpy(&tagged, record, 4);
+    std::memcpy(&c.key, record + 4, 2);
+    std::memcpy(&c.card_minus_1, record + 6, 2);
+    c.kind = static_cast<RoaringContainer::Kind>(tagged >> 30);
+    switch (c.kind) {
+      case RoaringContainer::kArray:
+        c.bytes = static_cast<uint16_t>(2 * (c.card_minus_1 + 1));
+        break;
+      case RoaringContainer::kBitset:
+        c.bytes = 8192;
+        break;
+      default: {
+        uint16_t runs;
+        std::memcpy(&runs, record + kHeader, 2);
+        c.bytes = static_cast<uint16_t>(2 + 4 * runs);
+      }
+    }
+    return c;
+  }
+  static uint32_t slot(const uint8_t* record) {
+    uint32_t tagged;
+    std::memcpy(&tagged, record, 4);
+    return tagged & ((uint32_t{1} << 30) - 1);
+  }
+  static const uint8_t* data(const uint8_t* record) { return record + kHeader; }
+  // Empties it, keeping its chunks (and, until the next add(), what they hold).
+  void clear() {
+    cur_ = 0;
+    at_ = 0;
+    std::fill(used_.begin(), used_.end(), 0);
+  }
+  uint64_t memory_bytes() const { return chunks_.size() * uint64_t{kChunk}; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const noexcept { util::huge_free(p, kChunk); }
+  };
+  void next_chunk();
+  std::vector<std::unique_ptr<uint8_t[], Free>> chunks_;
+  std::vector<size_t> used_;  // bytes used in each chunk
+  size_t cur_ = 0, at_ = 0;   // the chunk being filled, and how far
+};
+
+// A segment's indexes as postings: per field every key in SegmentIndex's order (addresses
+// bytewise, scalars numerically), each once, with the bitmap of the packets carrying it as
+// the key's finished containers in the builder's arena, in window order. The sealer writes the
+// sidecar straight from them (write()), without a Roaring bitmap per key. The postings made by
+// an IndexBuilder are valid until its next add(), its end, or its move (`arena` points into it),
+// and are not to be copied.
 struct PostingIndex {
   struct Span {
-    const uint32_t* data;
-    uint32_t size;
-    // The bitmap's serialized size (roaring_portable_size), found while the ordinals were
-    // at hand: the sidecar writer visits keys in key order, all over the ordinals.
+    const uint32_t* data;  // the references of the key's containers in the arena
+    uint32_t size;         // how many
+    // The bitmap's serialized size (roaring_portable_size): the sidecar writer visits keys in
+    // key order and sizes its sections first.
     uint32_t bytes;
   };
   PostingIndex() = default;
@@ -133,17 +240,18 @@ struct PostingIndex {
   PostingIndex& operator=(const PostingIndex&) = delete;
   PostingIndex(PostingIndex&&) = default;  // (the vectors' memory moves with them)
   PostingIndex& operator=(PostingIndex&&) = default;
-  // May be longer than what the spans cover (kept memory); grown without a zero fill, as
-  // the grouping writes every entry.
-  UninitVector<uint32_t> ords;
-  // The lists that were not ascending (a packet carrying a protocol twice, or a fragment
-  // indexed again): copied here, sorted and de-duplicated (kept memory).
-  UninitVector<uint32_t> unordered;
+  const ContainerArena* arena = nullptr;
+  // Every key's container references, key after key (kept memory).
+  UninitVector<uint32_t> refs;
   std::vector<std::pair<AddrKey, Span>> addr;
   std::vector<std::pair<uint32_t, Span>> port, proto, net, vlan;
   std::vector<uint32_t> slot_end;  // IndexBuilder's scratch while grouping (kept memory)
 
-  static std::span<const uint32_t> of(Span s) { return {s.data, s.size}; }
+  // Writes the span's bitmap: s.bytes bytes at `out`.
+  void write(Span s, uint8_t* out) const;
+  void prefetch(Span s) const {
+    if (s.size) __builtin_prefetch(arena->record(s.data[0]));
+  }
 };
 
 // The same as Roaring bitmaps, made as a sidecar read back holds them (addMany, runOptimize).
@@ -153,8 +261,14 @@ SegmentIndex to_segment_index(const PostingIndex& p);
 // through flat tables (one direct array for ports, protocols and VLANs, one open-addressed
 // probe per address: 4-byte keys for IPv4, 16-byte ones for the rest) and appends
 // (slot, ordinal) to one sequential log — no per-key containers are touched on the packet
-// path. Sealing groups the log by slot into postings (a counting sort; ordinals stay
-// ascending but where a fragment was indexed again, or a packet carries a key twice).
+// path. The log holds one window of packets: those whose ordinals share their high 16 bits,
+// one roaring container's worth. When a window is complete its log is grouped by slot (a
+// counting sort over the keys it touched, in the caches) and each key's container is
+// written to the arena as the sidecar will hold it; the log's memory is then reused. A seal
+// only gathers each key's containers and writes a header before them. So the memory the
+// builder touches is bounded by its window and its containers (about the sidecar's size),
+// not a log and postings of 8 bytes for every key of every packet, which were most of a
+// recording's fresh memory.
 // (A per-flow variant, indexing each connection's keys once, was measured slower on the
 // benchmark traffic: most connections are a handful of packets, and the per-flow
 // allocations cost more than the lookups they save.)
@@ -174,28 +288,28 @@ class IndexBuilder {
   // as decoded.
   void add_packet(uint32_t ordinal, const packet::PacketInfo& p, packet::FragmentLayers* frags = nullptr,
                   uint64_t ts_ns = 0);
-  // The postings of everything added, grouped into `out` (whose memory is reused).
-  void build_postings(PostingIndex& out, bool two_threads = false) const;
-  // The same into the builder's own PostingIndex, which keeps its memory for the builder's
-  // next segment; the builder is empty afterwards. The reference stays valid until the
-  // builder's next add() or finish_postings(), or its end.
-  // With `two_threads`, the address keys' spans are made and sorted on a helper thread (a
-  // std::async task, joined before it returns) while this one makes the scalar keys'.
+  // The postings of everything added, in the builder's own PostingIndex, which keeps its
+  // memory for the builder's next segment; the builder is empty afterwards. The reference stays valid until
+  // the builder's next add() or finish_postings(), or its end. With `two_threads`, the address keys' spans
+  // are made and sorted on a helper thread (a std::async task, joined before it returns) while this one makes
+  // the scalar keys'.
   const PostingIndex& finish_postings(bool two_threads = false);
   SegmentIndex finish();          // as Roaring bitmaps; the builder is empty afterwards
   SegmentIndex snapshot() const;  // the same, keeping the state (segment being written)
   void clear();                   // empties the builder, keeping its memory
 
-  // Index keys added so far (every key of every packet added, as given): what the log and the
-  // postings grow with, 4 bytes each. The store writer seals a segment early when they reach
+  // Index keys added so far (every key of every packet added, as given): what the sidecar
+  // grows with. The store writer seals a segment early when they reach
   // its cap (StoreWriter: segment_size / 8).
   uint64_t entries() const { return entries_; }
   // Distinct keys so far (slots: one per address, port, VLAN... seen in the segment). Each
   // costs memory of its own, whatever its entries: a table slot, its place in the key list
-  // and the postings, a bitmap's header in the sidecar (~100 bytes).
+  // and the postings, a container header for each window it is in, a bitmap's header in the
+  // sidecar (~100 bytes).
   uint64_t keys() const { return nslots_; }
-  // The heap memory the builder holds (allocated capacity: the log, the lists, the tables,
-  // and the postings it keeps for its next segment), for the memory accounting.
+  // The heap memory the builder holds (allocated capacity: the window's log and lists, the
+  // containers, the tables, and the postings it keeps for its next segment), for the memory
+  // accounting.
   uint64_t memory_bytes() const;
 
  private:
@@ -228,76 +342,38 @@ class IndexBuilder {
   };
   void add_keys(uint32_t ordinal, const packet::PacketInfo& p);
 
-  // Appends in fixed chunks rather than one vector: growing never copies (a segment's log is
-  // tens of MB), and clear() keeps the chunks for the builder's next segment. A chunk is one
-  // huge page (util::huge_alloc): one page fault where 4 KiB pages took 512.
-  template <class T, size_t kChunk>
-  class ChunkLog {
-    static_assert(std::has_single_bit(kChunk));
-    static_assert(std::is_trivially_copyable_v<T>);
-    struct Free {
-      void operator()(T* p) const noexcept { util::huge_free(p, kChunk * sizeof(T)); }
-    };
-
-   public:
-    void push_back(T v) {
-      const size_t c = size_ / kChunk;
-      if (c == chunks_.size())
-        chunks_.push_back(std::unique_ptr<T[], Free>(static_cast<T*>(util::huge_alloc(kChunk * sizeof(T)))));
-      chunks_[c][size_ % kChunk] = v;
-      ++size_;
-    }
-    size_t size() const { return size_; }
-    // Where `n` more values go when the current chunk has room for them (write them there,
-    // then commit() as many as were written), else null (push_back() them).
-    T* room(size_t n) {
-      const size_t c = size_ / kChunk, at = size_ % kChunk;
-      return c < chunks_.size() && at + n <= kChunk ? chunks_[c].get() + at : nullptr;
-    }
-    void commit(size_t n) { size_ += n; }
-    T operator[](size_t i) const { return chunks_[i / kChunk][i % kChunk]; }  // (kChunk: a power of two)
-    size_t memory_bytes() const {
-      return chunks_.size() * kChunk * sizeof(T) + chunks_.capacity() * sizeof(void*);
-    }
-    void clear() { size_ = 0; }
-    template <class F>
-    void for_each(F&& f) const {
-      for_each_chunk([&](const T* p, size_t n) {
-        for (size_t i = 0; i < n; ++i) f(p[i]);
-      });
-    }
-    // Chunk c's values and how many of them are in use (its pointer is null past the end).
-    const T* chunk(size_t c, size_t& n) const {
-      if (c * kChunk >= size_) {
-        n = 0;
-        return nullptr;
-      }
-      n = std::min(kChunk, size_ - c * kChunk);
-      return chunks_[c].get();
-    }
-    // f(pointer, count) per chunk, in order.
-    template <class F>
-    void for_each_chunk(F&& f) const {
-      for (size_t c = 0; c * kChunk < size_; ++c) f(chunks_[c].get(), std::min(kChunk, size_ - c * kChunk));
-    }
-
-   private:
-    std::vector<std::unique_ptr<T[], Free>> chunks_;
-    size_t size_ = 0;
-  };
-
-  // The log of what was added: packets given in sequence (ordinal first_ord_, first_ord_ + 1,
-  // ...) as their keys' slots and, per packet, how many — 4 bytes a key and 1 a packet
-  // rather than an (slot, ordinal) pair of 8 bytes a key: the log is the builder's memory,
-  // most of it touched for the first time, and what the seal's counting sort reads twice.
-  // A packet out of sequence (a later fragment indexed again when its first arrived) goes to
-  // out_of_sequence_ as pairs.
-  ChunkLog<uint32_t, size_t{1} << 19> slots_;  // 2 MiB chunks
-  ChunkLog<uint8_t, size_t{1} << 21> counts_;  // 2 MiB chunks; a packet has < 256 keys
+  // The log of the window's packets, given in sequence (ordinal first_ord_, first_ord_ + 1,
+  // ...) as their keys' slots and, per packet, how many (4 bytes a key and 1 a packet). A
+  // packet out of sequence (a later fragment indexed again when its first arrived) goes to
+  // out_of_sequence_ as pairs, for the whole segment: the seal merges them into their keys.
+  // (HugeVectors: ~1 MiB for a window of small packets, kept for the next window)
+  util::HugeVector<uint32_t> slots_;
+  util::HugeVector<uint8_t> counts_;  // a packet has < 256 keys
   std::vector<Entry> out_of_sequence_;
-  uint32_t first_ord_ = 0, next_ord_ = 0;  // next_ord_ - first_ord_ packets in sequence
+  bool any_ = false;                       // something was added
+  uint32_t first_ord_ = 0, next_ord_ = 0;  // next_ord_ - first_ord_ packets in the window's log
   uint32_t ord_ = 0;                       // add(): its ordinal
   uint64_t entries_ = 0;                   // entries()
+
+  // Ends the window: its keys' containers made from the log and the lists, which are emptied.
+  void flush_window();
+  // Writes slot's container of `n` ordinals of one window (ascending, repeats next to each
+  // other, which it drops) to the arena: its reference and shape.
+  std::pair<uint32_t, RoaringContainer> write_container(uint32_t slot, uint32_t* ords, size_t n);
+  // The same for a window just completed, counted in the slot's state.
+  void add_container(uint32_t slot, uint32_t* ords, size_t n);
+  // Per slot: its entries in the window (while flushing: where they go, then where they end).
+  std::vector<uint32_t> window_;
+  // Per slot: its containers so far, their data's bytes and whether one is a run.
+  struct SlotState {
+    uint32_t containers = 0;
+    uint32_t data_bytes = 0;
+    bool has_run = false;
+  };
+  std::vector<SlotState> slot_state_;
+  std::vector<uint32_t> touched_;       // slots with entries in the window (scratch)
+  UninitVector<uint32_t> window_ords_;  // the window's ordinals grouped by slot (scratch)
+  ContainerArena arena_;
 
   // Waiting for their first fragment, by datagram: found at once when it comes (a scan of
   // all of them per first fragment cost O(orphans) each); the oldest go first when full.
@@ -307,11 +383,9 @@ class IndexBuilder {
   std::vector<std::pair<uint32_t, int32_t>> net_;  // few keys: linear
 
   // Protocols and network-layer kinds: a handful of keys, each carried by a large share of the
-  // packets (one of each per IP layer). Their ordinals are appended to a list per key as they
-  // come, a sequential write, rather than logged: the seal's counting sort then reads and
-  // scatters a third fewer entries (build/micro_seal), and copies these lists whole.
-  // A list grows by remapping its pages rather than copying them (util::HugeVector): the
-  // common ones hold nearly every packet, tens of MB a segment.
+  // packets (one of each per IP layer). Their ordinals in the window are appended to a list
+  // per key as they come, a sequential write, rather than logged: the window's counting sort
+  // then reads and scatters a third fewer entries, and takes these lists as they are.
   struct List {
     uint32_t slot;
     util::HugeVector<uint32_t> ords;
@@ -328,9 +402,14 @@ class IndexBuilder {
   size_t v4_used_ = 0;
   unsigned v4_shift_ = 0;  // 64 - log2(v4_.size())
   size_t v4_home(uint32_t k) const { return static_cast<size_t>((k * 0x9e3779b97f4a7c15ull) >> v4_shift_); }
-  // Every address key and its slot, for build_postings().
+  // Every address key and its slot, for the seal.
   std::vector<std::pair<AddrKey, int32_t>> addr_keys_;
-  PostingIndex postings_;  // finish_postings()'s result
+  PostingIndex postings_;                 // finish_postings()'s result
+  void build_postings(bool two_threads);  // into postings_, after the last flush_window()
+  // f(field, key, slot) for every scalar key (port, protocol, VLAN, network kind): ascending
+  // within a field but the network kinds (in the order they came).
+  template <class F>
+  void for_each_scalar(F&& f) const;
 };
 
 }  // namespace tmach::store

@@ -16,7 +16,7 @@ constexpr size_t kNoOffsetThreshold = 4;
 constexpr uint32_t kMaxArray = 4096;
 constexpr size_t kBitsetBytes = 8192;
 
-enum class Kind : uint8_t { kArray, kBitset, kRun };
+using Kind = RoaringContainer::Kind;  // (kArray, kBitset, kRun)
 
 struct Container {
   uint32_t begin;  // index of its first value
@@ -38,31 +38,22 @@ struct Container {
 };
 
 // The values from v[b + 1] to v[e - 1] that do not continue a run (v[j] != v[j - 1] + 1): the
-// container's runs less one. With kCheck, *ascending is cleared when some v[j] <= v[j - 1].
-// Four values at a time (GCC/Clang vector extensions: SSE2 on x86-64, NEON on ARM): a
-// segment's protocol and network lists hold nearly every packet, and every value is visited
-// here once for the size and once again for the write.
-template <bool kCheck>
-inline uint32_t breaks(const uint32_t* v, size_t b, size_t e, bool* ascending) {
+// container's runs less one. Four values at a time (GCC/Clang vector extensions: SSE2 on
+// x86-64, NEON on ARM): a protocol's or network kind's container holds nearly every packet of
+// its window.
+inline uint32_t breaks(const uint32_t* v, size_t b, size_t e) {
   using U4 = uint32_t __attribute__((vector_size(16)));
   using I4 = int32_t __attribute__((vector_size(16)));
-  I4 acc{}, disorder{};
+  I4 acc{};
   size_t j = b + 1;
   for (; j + 4 <= e; j += 4) {
     U4 x, y;
     std::memcpy(&x, v + j, 16);
     std::memcpy(&y, v + j - 1, 16);
     acc += (x != y + 1);  // -1 in each lane that breaks a run
-    if constexpr (kCheck) disorder |= (x <= y);
   }
   uint32_t n = static_cast<uint32_t>(-(acc[0] + acc[1] + acc[2] + acc[3]));
-  bool bad = false;
-  for (; j < e; ++j) {
-    n += v[j] != v[j - 1] + 1;
-    if constexpr (kCheck) bad |= v[j] <= v[j - 1];
-  }
-  if constexpr (kCheck)
-    if (bad || (disorder[0] | disorder[1] | disorder[2] | disorder[3])) *ascending = false;
+  for (; j < e; ++j) n += v[j] != v[j - 1] + 1;
   return n;
 }
 
@@ -71,16 +62,11 @@ inline uint32_t breaks(const uint32_t* v, size_t b, size_t e, bool* ascending) {
 // convert_run_optimize turns an array into runs when 2 + 4 * runs < 2 + 2 * card
 // (run_container_serialized_size_in_bytes against array_container_serialized_size_in_bytes)
 // and a bitset when 2 + 4 * runs < 8192 (bitset_container_serialized_size_in_bytes).
-// With kCheck, values not strictly ascending clear *ascending (the container is then garbage).
-template <bool kCheck = false>
-inline Container scan(const uint32_t* v, size_t n, size_t i, bool* ascending = nullptr) {
+inline Container scan(const uint32_t* v, size_t n, size_t i) {
   const uint32_t key = v[i] >> 16;
   const uint32_t last = key << 16 | 0xffff;  // the container's largest possible value
   // Its end: ascending values put at most 65536 in a container, so a binary search within
-  // those (the first index whose value is above `last`) rather than a test per value. When
-  // the values are not ascending, it still ends at an index whose value is above `last` or
-  // at the search's limit: the check of the values within it then sees the disorder, or the
-  // limit's value (a 65537th value for the key) does.
+  // those (the first index whose value is above `last`) rather than a test per value.
   const size_t limit = n - i > 65536 ? i + 65536 : n;
   size_t e = limit;
   if (v[limit - 1] > last) {
@@ -94,9 +80,7 @@ inline Container scan(const uint32_t* v, size_t n, size_t i, bool* ascending = n
     }
     e = lo;
   }
-  if constexpr (kCheck)
-    if (e < n && v[e] <= last) *ascending = false;
-  const uint32_t runs = 1 + breaks<kCheck>(v, i, e, ascending);
+  const uint32_t runs = 1 + breaks(v, i, e);
   Container c{static_cast<uint32_t>(i), static_cast<uint32_t>(e - i), runs, static_cast<uint16_t>(key),
               Kind::kArray};
   const size_t as_run = 2 + 4 * size_t{runs};
@@ -105,6 +89,10 @@ inline Container scan(const uint32_t* v, size_t n, size_t i, bool* ascending = n
   else
     c.kind = as_run < kBitsetBytes ? Kind::kRun : Kind::kBitset;
   return c;
+}
+
+RoaringContainer shape_of(const Container& c) {
+  return RoaringContainer{c.key, static_cast<uint16_t>(c.card - 1), static_cast<uint16_t>(c.bytes()), c.kind};
 }
 
 size_t header_bytes(size_t containers, bool has_run) {
@@ -178,62 +166,87 @@ size_t roaring_portable_size(const uint32_t* vals, size_t n) {
   return header_bytes(containers, has_run) + data;
 }
 
-size_t roaring_portable_size_if_ascending(const uint32_t* vals, size_t n) {
-  size_t containers = 0, data = 0;
-  bool has_run = false, ascending = true;
-  for (size_t i = 0; i < n;) {
-    // (a container's first value is above the last one's largest possible value: only the
-    // values within a container need the check)
-    const Container c = scan<true>(vals, n, i, &ascending);
-    if (!ascending) return 0;
-    ++containers;
-    data += c.bytes();
-    has_run |= c.kind == Kind::kRun;
-    i += c.card;
+size_t roaring_portable_write(const uint32_t* vals, size_t n, uint8_t* out) {
+  // Container by container, as IndexBuilder writes them: their shapes (the header needs their
+  // count, types and sizes), the header, then each container's data.
+  std::vector<Container> cs;
+  std::vector<RoaringContainer> shapes;
+  bool has_run = false;
+  for (size_t i = 0; i < n; i += cs.back().card) {
+    cs.push_back(scan(vals, n, i));
+    shapes.push_back(shape_of(cs.back()));
+    has_run |= cs.back().kind == Kind::kRun;
   }
-  return header_bytes(containers, has_run) + data;
+  uint8_t* p = roaring_header_write(shapes, has_run, out);
+  for (const Container& c : cs) p = write_container(vals, c, p);
+  return static_cast<size_t>(p - out);
 }
 
-size_t roaring_portable_write(const uint32_t* vals, size_t n, uint8_t* out) {
-  // The containers are described first (the header needs their count, types and sizes),
-  // on the stack for any bitmap of up to kLocal * 65536 values.
-  constexpr size_t kLocal = 64;
-  Container local[kLocal];
-  std::vector<Container> more;  // the containers from kLocal on
-  size_t nc = 0;
-  bool has_run = false;
-  for (size_t i = 0; i < n; ++nc) {
-    const Container c = scan(vals, n, i);
-    if (nc < kLocal)
-      local[nc] = c;
-    else
-      more.push_back(c);
-    has_run |= c.kind == Kind::kRun;
-    i += c.card;
-  }
-  auto cs = [&](size_t k) -> const Container& { return k < kLocal ? local[k] : more[k - kLocal]; };
+RoaringContainer roaring_container_shape(const uint32_t* vals, size_t n) {
+  return shape_of(scan(vals, n, 0));
+}
 
-  uint8_t* p = out;
+void roaring_container_write(const uint32_t* vals, size_t n, const RoaringContainer& rc, uint8_t* out) {
+  // (runs: what a run container's data begins with, 2 + 4 * runs bytes)
+  const Container c{0, static_cast<uint32_t>(n), rc.kind == Kind::kRun ? (rc.bytes - 2u) / 4u : 0u, rc.key,
+                    rc.kind};
+  write_container(vals, c, out);
+}
+
+void roaring_container_decode(const RoaringContainer& c, const uint8_t* data, uint32_t* out) {
+  const uint32_t high = uint32_t{c.key} << 16;
+  switch (c.kind) {
+    case RoaringContainer::kArray:
+      for (size_t i = 0; i <= c.card_minus_1; ++i) {
+        uint16_t v;
+        std::memcpy(&v, data + 2 * i, 2);
+        *out++ = high | v;
+      }
+      return;
+    case RoaringContainer::kBitset:
+      for (uint32_t w = 0; w < kBitsetBytes / 8; ++w) {
+        uint64_t bits;
+        std::memcpy(&bits, data + 8 * w, 8);
+        for (; bits; bits &= bits - 1)
+          *out++ = high | (w << 6) | static_cast<uint32_t>(std::countr_zero(bits));
+      }
+      return;
+    default: {
+      uint16_t runs;
+      std::memcpy(&runs, data, 2);
+      for (size_t r = 0; r < runs; ++r) {
+        uint16_t start, len;
+        std::memcpy(&start, data + 2 + 4 * r, 2);
+        std::memcpy(&len, data + 4 + 4 * r, 2);
+        for (uint32_t v = start; v <= uint32_t{start} + len; ++v) *out++ = high | v;
+      }
+    }
+  }
+}
+
+size_t roaring_header_size(size_t containers, bool has_run) { return header_bytes(containers, has_run); }
+
+uint8_t* roaring_header_write(std::span<const RoaringContainer> cs, bool has_run, uint8_t* p) {
+  const size_t nc = cs.size();
   if (has_run) {
     p = put32(p, kCookieRun | static_cast<uint32_t>(nc - 1) << 16);
     const size_t flag_bytes = (nc + 7) / 8;
     std::memset(p, 0, flag_bytes);
     for (size_t k = 0; k < nc; ++k)
-      if (cs(k).kind == Kind::kRun) p[k / 8] |= static_cast<uint8_t>(1u << (k % 8));
+      if (cs[k].kind == RoaringContainer::kRun) p[k / 8] |= static_cast<uint8_t>(1u << (k % 8));
     p += flag_bytes;
   } else {
     p = put32(put32(p, kCookieNoRun), static_cast<uint32_t>(nc));
   }
-  for (size_t k = 0; k < nc; ++k) p = put16(put16(p, cs(k).key), cs(k).card - 1);
+  for (const RoaringContainer& c : cs) p = put16(put16(p, c.key), c.card_minus_1);
   if (!has_run || nc >= kNoOffsetThreshold) {
-    uint32_t at = static_cast<uint32_t>(header_bytes(nc, has_run));  // offsets from the start
-    for (size_t k = 0; k < nc; ++k) {
+    uint32_t at = static_cast<uint32_t>(header_bytes(nc, has_run));
+    for (const RoaringContainer& c : cs) {
       p = put32(p, at);
-      at += static_cast<uint32_t>(cs(k).bytes());
+      at += c.bytes;
     }
   }
-  for (size_t k = 0; k < nc; ++k) p = write_container(vals, cs(k), p);
-  return static_cast<size_t>(p - out);
+  return p;
 }
 
 }  // namespace tmach::store

@@ -205,10 +205,8 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
 // The index sections of the scalar fields (all but addresses).
 void put_scalar_fields(Sections& secs, const PostingIndex& ix) {
   auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
-  auto write = [&](PostingIndex::Span s, uint8_t* out) {
-    roaring_portable_write(ix.of(s).data(), s.size, out);
-  };
-  auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(s.data); };
+  auto write = [&](PostingIndex::Span s, uint8_t* out) { ix.write(s, out); };
+  auto prefetch = [&](PostingIndex::Span s) { ix.prefetch(s); };
   put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
   put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
   put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
@@ -292,10 +290,8 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
         return s;
       });
     auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
-    auto write = [&](PostingIndex::Span s, uint8_t* out) {
-      roaring_portable_write(ix.of(s).data(), s.size, out);
-    };
-    auto prefetch = [&](PostingIndex::Span s) { __builtin_prefetch(s.data); };
+    auto write = [&](PostingIndex::Span s, uint8_t* out) { ix.write(s, out); };
+    auto prefetch = [&](PostingIndex::Span s) { ix.prefetch(s); };
     put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
     if (!two_threads) {
       put_scalar_fields(secs, ix);

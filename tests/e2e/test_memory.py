@@ -18,7 +18,7 @@ MiB = 1 << 20
 # docs/DESIGN.md, "Memory": the fixed part (program, libraries, thread stacks, allocator), the
 # bytes per index key and per packet of a segment being written or sealed, the input window.
 FIXED = 48 * MiB
-PER_KEY, PER_PACKET = 12, 14
+PER_KEY, PER_PACKET = 24, 8
 INPUT_WINDOW = 96 * MiB
 SEGMENT_FIXED = 8 * MiB
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "store/index.h"
@@ -159,6 +161,17 @@ void directory_and_offsets(uint32_t packets, std::vector<store::DirEntry>& dir, 
   }
 }
 
+// A segment of `packets` packets with the reference's bitmaps: its meta and its body.
+void reference_segment(uint64_t seq, uint32_t packets, const Reference& ref, store::SegmentMeta& meta,
+                       store::SidecarBody& body) {
+  meta.seq = seq;
+  meta.packets = packets;
+  meta.first_ts = 1;
+  meta.last_ts = 1000ull * packets;
+  directory_and_offsets(packets, body.directory, body.offsets);
+  body.index = ref.bitmaps();
+}
+
 void check_same_sidecar(uint64_t seed, uint32_t packets, size_t v4s, size_t v6s) {
   SCOPED_TRACE(testing::Message() << "seed " << seed << ", " << packets << " packets");
   TempDir d;
@@ -167,13 +180,8 @@ void check_same_sidecar(uint64_t seed, uint32_t packets, size_t v4s, size_t v6s)
   Reference ref;
   feeder.feed(packets, b, ref);
   store::SegmentMeta meta;
-  meta.seq = seed;
-  meta.packets = packets;
-  meta.first_ts = 1;
-  meta.last_ts = 1000ull * packets;
   store::SidecarBody body;
-  directory_and_offsets(packets, body.directory, body.offsets);
-  body.index = ref.bitmaps();
+  reference_segment(seed, packets, ref, meta, body);
 
   // The snapshot (Roaring bitmaps from the postings) is the reference's index.
   expect_same_index(b.snapshot(), body.index);
@@ -243,4 +251,97 @@ TEST(SidecarPostings, ReusedBuilderStartsAfresh) {
   // Emptied by finish_postings(): nothing left for a next snapshot.
   store::SegmentIndex none = b.snapshot();
   EXPECT_TRUE(none.addr.empty() && none.port.empty() && none.net.empty());
+}
+
+namespace {
+
+// The builder against the reference for packets given at any ordinals: the snapshot while
+// building, the sidecar's bytes (against the Roaring path) and its postings read back.
+void check_ordinals(store::IndexBuilder& b, const std::vector<std::pair<uint32_t, store::IndexKeys>>& adds,
+                    const std::string& what) {
+  SCOPED_TRACE(what);
+  TempDir d;
+  Reference ref;
+  uint32_t packets = 0;
+  for (const auto& [ord, k] : adds) {
+    b.add(ord, k);
+    ref.add(ord, k);
+    packets = std::max(packets, ord + 1);
+  }
+  store::SegmentMeta meta;
+  store::SidecarBody body;
+  reference_segment(1, packets, ref, meta, body);
+  expect_same_index(b.snapshot(), body.index);
+  const std::string want = (d.p / "roaring.idx").string(), got = (d.p / "postings.idx").string();
+  store::write_sidecar(want, meta, body);
+  const store::PostingIndex& p = b.finish_postings();
+  expect_same_index(store::to_segment_index(p), body.index);
+  store::write_sidecar(got, meta, body.directory, body.offsets, p);
+  ASSERT_TRUE(slurp(want) == slurp(got)) << "the sidecars differ";
+}
+
+store::IndexKeys keys_of(uint32_t ord) {
+  store::IndexKeys k;
+  k.v4[k.n_v4++] = 0x0a000000u + ord % 7;
+  k.scalars[k.n_scalars++] = ord % 3 == 0 ? 53 : 80;
+  k.scalars[k.n_scalars++] = store::kScalarProtoBase + 17;
+  k.scalars[k.n_scalars++] = store::kScalarNetFlag | store::kNetV4;
+  return k;
+}
+
+}  // namespace
+
+// The windows of 65536 ordinals at their edges: a first ordinal within a window, ordinals
+// skipped across a window's end (fewer than 1024: packets without keys; more: the rest out of
+// sequence), a packet out of sequence above the next ordinal and below it, a key only out of
+// sequence.
+TEST(SidecarPostings, WindowEdges) {
+  std::vector<std::pair<uint32_t, store::IndexKeys>> adds;
+  for (uint32_t o = 65000; o < 65530; ++o) adds.emplace_back(o, keys_of(o));
+  for (uint32_t o = 65540; o < 140000; o += o % 5 == 0 ? 300 : 1) adds.emplace_back(o, keys_of(o));
+  adds.emplace_back(200000, keys_of(1));  // 1024 or more ahead: out of sequence
+  adds.emplace_back(140001, keys_of(2));  // also (the sequence stopped at the gap)
+  store::IndexKeys only;
+  only.scalars[only.n_scalars++] = 4242;  // a key in no packet in sequence
+  adds.emplace_back(70000, only);
+  adds.emplace_back(65001, keys_of(3));  // again, below: merged into its window's containers
+  store::IndexBuilder b;
+  check_ordinals(b, adds, "edges");
+  // The same builder again (its memory reused), then moved and reused.
+  adds.clear();
+  for (uint32_t o = 0; o < 1000; ++o) adds.emplace_back(o, keys_of(o + 5));
+  check_ordinals(b, adds, "reused");
+  store::IndexBuilder moved = std::move(b);
+  check_ordinals(moved, adds, "moved");
+  b = store::IndexBuilder();
+  check_ordinals(b, adds, "a moved-from builder made anew");
+}
+
+// A key in 80 windows (more than the 64 containers the writer describes on its stack), an arena
+// of several chunks, then a smaller segment in the same builder: nothing of the first left.
+TEST(SidecarPostings, ManyWindowsAndAReusedArena) {
+  std::vector<std::pair<uint32_t, store::IndexKeys>> adds;
+  for (uint32_t o = 0; o < 80 * 65536; o += 97) {
+    store::IndexKeys k = keys_of(o);
+    k.scalars[k.n_scalars++] = 1000 + o % 20000;  // many small arrays: several arena chunks
+    adds.emplace_back(o, k);
+  }
+  store::IndexBuilder b;
+  check_ordinals(b, adds, "80 windows");
+  adds.resize(3000);
+  check_ordinals(b, adds, "then a smaller segment");
+}
+
+// One late fragment re-indexed in a segment re-encodes only its windows' containers: the
+// seal's memory stays that of the containers, not 4 bytes for every packet of its keys.
+TEST(SidecarPostings, ALatePacketCostsItsWindowsOnly) {
+  auto run = [](bool late) {
+    store::IndexBuilder b;
+    for (uint32_t o = 0; o < 3'000'000; ++o) b.add(o, keys_of(o));
+    if (late) b.add(12345, keys_of(12345));
+    b.finish_postings();
+    return b.memory_bytes();
+  };
+  const uint64_t without = run(false), with = run(true);
+  EXPECT_LT(with, without + (1u << 20)) << without << " bytes without the late packet, " << with << " with";
 }

@@ -129,15 +129,44 @@ TEST(IndexMemory, BuilderCountsItsKeysAndMemory) {
   store::IndexBuilder b;
   const uint64_t empty = b.memory_bytes();
   store::IndexKeys k = many_keys(6);
-  for (uint32_t i = 0; i < 300000; ++i) b.add(i, k);
-  EXPECT_EQ(b.entries(), 6u * 300000);
-  // The log alone is 4 bytes a key and 1 a packet.
-  EXPECT_GE(b.memory_bytes(), empty + 6u * 300000 * 4 + 300000);
-  const uint64_t logged = b.memory_bytes();
+  for (uint32_t i = 0; i < 65536; ++i) b.add(i, k);
+  EXPECT_EQ(b.entries(), 6u * 65536);
+  // One window's log: 4 bytes a key and 1 a packet.
+  EXPECT_GE(b.memory_bytes(), empty + 6u * 65536 * 4 + 65536);
+  const uint64_t window = b.memory_bytes();
+  // Later windows reuse the log: what grows is their keys' containers (one run each here),
+  // not 4 bytes for every key of every packet (72 MB for these 3 M packets).
+  for (uint32_t i = 65536; i < 3'000'000; ++i) b.add(i, k);
+  EXPECT_EQ(b.entries(), 6u * 3'000'000);
+  EXPECT_LT(b.memory_bytes(), window + (4u << 20));
   b.finish_postings();
   EXPECT_EQ(b.entries(), 0u);
-  // The postings (4 bytes a key) are kept for the next segment, with the log's memory.
-  EXPECT_GE(b.memory_bytes(), logged + 6u * 300000 * 4);
+  EXPECT_LT(b.memory_bytes(), window + (8u << 20));
+}
+
+// Keys that differ from packet to packet: the builder's memory follows its containers (what
+// the sidecar will hold), within a small multiple of them, not its packets' keys.
+TEST(IndexMemory, BuilderMemoryFollowsItsContainersNotItsPackets) {
+  store::IndexBuilder b;
+  store::IndexKeys k = many_keys(4, 2);
+  for (uint32_t i = 0; i < 2'000'000; ++i) {
+    k.scalars[0] = i % 50000;  // a port in one packet of 50000: a small array in every window
+    k.v4[0] = 0x0a000000u + i % 3000;
+    b.add(i, k);
+  }
+  const uint64_t building = b.memory_bytes();
+  const store::PostingIndex& p = b.finish_postings();
+  uint64_t bitmaps = 0;
+  for (auto* f : {&p.port, &p.proto, &p.net}) {
+    for (auto& [key, s] : *f) bitmaps += s.bytes;
+  }
+  for (auto& [key, s] : p.addr) bitmaps += s.bytes;
+  // (here ~20 MB of bitmaps: 50000 ports in each of 31 windows)
+  EXPECT_GT(bitmaps, 10u << 20);
+  // One window's log and scratch (~6 MB), the containers (8 bytes of header each, their data
+  // without the bitmaps' headers), the slots' state; then the containers' references.
+  EXPECT_LT(building, bitmaps * 3 / 2 + (8u << 20));
+  EXPECT_LT(b.memory_bytes(), bitmaps * 2 + (8u << 20));
 }
 
 TEST(IndexMemory, WriterReportsIndexMemoryAndItsPeak) {
