@@ -3,8 +3,9 @@
 #
 # Generates (once, reused while the parameters match) a heavy-tailed capture (default 1 GiB) and a
 # small-packet capture (default 300 MiB) with gen_traffic, warms the page cache, then times each
-# tool on each capture and prints a table: packets, input bytes, wall and CPU seconds, packets/s,
-# MB/s, peak RSS, and tm's wall time relative to tcpdump's.
+# tool on each capture, the tools' runs interleaved, and prints a table: packets, input bytes,
+# best and median wall seconds, CPU seconds, packets/s, MB/s, peak RSS, and tm's wall time
+# relative to tcpdump's (best against best, median against median).
 #
 # Environment:
 #   TM_BIN        tm binary (default: build/tm next to this repository's bench/)
@@ -15,7 +16,8 @@
 #   BENCH_SMALL   size of the --small capture (default 300m)
 #   BENCH_SEED    generator seed (default 1)
 #   BENCH_CUTOFF  tm connection cutoff (default 15k)
-#   BENCH_RUNS    runs per tool and capture; the fastest is reported (default 1)
+#   BENCH_RUNS    rounds per capture, each running every tool once in turn; the fastest and the
+#                 median run are reported (default 1)
 #   BENCH_KEEP_STORE=1  keep the tm stores (default: deleted after measuring their size)
 #
 # The captures' generator output (packets, connections, and the "conn:"/"host:" lines the query
@@ -120,57 +122,74 @@ warm() { cat "$1" >/dev/null; }
 # ---------------------------------------------------------------------------------------------
 # Runs.
 
-ROWS=()     # table rows (tab-separated)
-NOTES=()    # lines printed after the table
-
-# run_tool CAPTURE_NAME TOOL: best of BENCH_RUNS runs; appends a row.
-declare -A WALL_OF
-run_tool() {
-  local name=$1 tool=$2
+# run_once CAPTURE_NAME TOOL RUN: one run of TOOL on the capture; keeps its wall time in
+# WALLS[name.tool] and the best run's CPU time and the highest peak RSS.
+declare -A WALLS BEST_WALL BEST_CPU MAX_RSS
+run_once() {
+  local name=$1 tool=$2 r=$3
   local file=$BENCH_DIR/$name.pcap
   local store=$BENCH_DIR/store-$name out=$BENCH_DIR/tcpdump-out-$name.pcap
-  local logf=$BENCH_DIR/$tool-$name.log
-  local best_wall="" best_cpu="" best_rss=0 r
+  local logf=$BENCH_DIR/$tool-$name.log key=$name.$tool
+  warm "$file"
+  case $tool in
+    tm)
+      rm -rf "$store"
+      log "tm record: $name (run $r/$BENCH_RUNS)"
+      measure "$logf" "$TM_BIN" record --store "$store" --read "$file" --cutoff "$BENCH_CUTOFF"
+      if ((RC != 0)); then
+        echo "ingest.sh: error: '$TM_BIN record --store $store --read $file --cutoff $BENCH_CUTOFF' failed (exit $RC); last lines of $logf:" >&2
+        tail -n 20 "$logf" >&2
+        exit 1
+      fi
+      ;;
+    tcpdump)
+      rm -f "$out"
+      log "tcpdump -r -w: $name (run $r/$BENCH_RUNS)"
+      measure "$logf" tcpdump -r "$file" -w "$out"
+      rm -f "$out"
+      if ((RC != 0)); then
+        echo "ingest.sh: error: 'tcpdump -r $file -w $out' failed (exit $RC); last lines of $logf:" >&2
+        tail -n 20 "$logf" >&2
+        exit 1
+      fi
+      ;;
+  esac
+  WALLS[$key]="${WALLS[$key]:-} $WALL"
+  if [[ -z ${BEST_WALL[$key]:-} ]] || awk -v a="$WALL" -v b="${BEST_WALL[$key]}" 'BEGIN {exit !(a < b)}'; then
+    BEST_WALL[$key]=$WALL
+    BEST_CPU[$key]=$CPU
+  fi
+  if ((RSS_KB > ${MAX_RSS[$key]:-0})); then MAX_RSS[$key]=$RSS_KB; fi
+}
+
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# run_capture CAPTURE_NAME: BENCH_RUNS rounds, each running every tool once in turn (so a slow
+# spell of the machine, which on a shared VM lasts minutes, weighs on both tools alike rather
+# than on whichever ran during it); appends a row per tool.
+ROWS=()     # table rows (tab-separated)
+NOTES=()    # lines printed after the table
+run_capture() {
+  local name=$1 r tool
+  local file=$BENCH_DIR/$name.pcap store=$BENCH_DIR/store-$name
   for ((r = 1; r <= BENCH_RUNS; r++)); do
-    warm "$file"
-    case $tool in
-      tm)
-        rm -rf "$store"
-        log "tm record: $name (run $r/$BENCH_RUNS)"
-        measure "$logf" "$TM_BIN" record --store "$store" --read "$file" --cutoff "$BENCH_CUTOFF"
-        if ((RC != 0)); then
-          echo "ingest.sh: error: '$TM_BIN record --store $store --read $file --cutoff $BENCH_CUTOFF' failed (exit $RC); last lines of $logf:" >&2
-          tail -n 20 "$logf" >&2
-          exit 1
-        fi
-        ;;
-      tcpdump)
-        rm -f "$out"
-        log "tcpdump -r -w: $name (run $r/$BENCH_RUNS)"
-        measure "$logf" tcpdump -r "$file" -w "$out"
-        rm -f "$out"
-        if ((RC != 0)); then
-          echo "ingest.sh: error: 'tcpdump -r $file -w $out' failed (exit $RC); last lines of $logf:" >&2
-          tail -n 20 "$logf" >&2
-          exit 1
-        fi
-        ;;
-    esac
-    if [[ -z $best_wall ]] || awk -v a="$WALL" -v b="$best_wall" 'BEGIN {exit !(a < b)}'; then
-      best_wall=$WALL
-      best_cpu=$CPU
-    fi
-    if ((RSS_KB > best_rss)); then best_rss=$RSS_KB; fi
+    for tool in tm tcpdump; do
+      if want "$tool"; then run_once "$name" "$tool" "$r"; fi
+    done
   done
-  if [[ $tool == tm ]]; then
+  if want tm; then
     local sz
     sz=$(du -sb "$store" 2>/dev/null | cut -f1)
     NOTES+=("tm store for $name: $(awk -v s="${sz:-0}" -v i="$(stat -c %s "$file")" \
       'BEGIN {printf "%.1f MB (%.1f%% of the input)", s / 1e6, 100 * s / i}') at cutoff $BENCH_CUTOFF")
     [[ $BENCH_KEEP_STORE == 1 ]] || rm -rf "$store"
   fi
-  WALL_OF[$name.$tool]=$best_wall
-  ROWS+=("$name	$(packet_count "$file")	$(stat -c %s "$file")	$tool	$best_wall	$best_cpu	$best_rss")
+  for tool in tm tcpdump; do
+    if want "$tool"; then
+      local key=$name.$tool
+      ROWS+=("$name	$(packet_count "$file")	$(stat -c %s "$file")	$tool	${BEST_WALL[$key]}	$(median <<<"${WALLS[$key]}")	${BEST_CPU[$key]}	${MAX_RSS[$key]}")
+    fi
+  done
 }
 
 avail_kb=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 {print $4}')
@@ -182,9 +201,7 @@ gen_capture ingest-heavy "$BENCH_BIG"
 gen_capture ingest-small "$BENCH_SMALL" --small
 
 for name in ingest-heavy ingest-small; do
-  for tool in tm tcpdump; do
-    if want "$tool"; then run_tool "$name" "$tool"; fi
-  done
+  run_capture "$name"
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -193,20 +210,21 @@ done
 {
   echo
   echo "Ingest benchmark ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, cutoff $BENCH_CUTOFF," \
-    "best of $BENCH_RUNS, RSS via ${TIME_BIN:-/proc VmHWM polling})"
-  printf '%-13s %10s %9s %-8s %8s %8s %10s %9s %9s %12s\n' \
-    capture packets "input MB" tool "wall s" "cpu s" "Mpkt/s" "MB/s" "RSS MiB" "tm/tcpdump"
+    "best and median of $BENCH_RUNS interleaved rounds, RSS via ${TIME_BIN:-/proc VmHWM polling})"
+  printf '%-13s %10s %9s %-8s %8s %8s %8s %10s %9s %9s %12s %12s\n' \
+    capture packets "input MB" tool "best s" "median s" "cpu s" "Mpkt/s" "MB/s" "RSS MiB" "tm/tcpdump" "(median)"
   for row in "${ROWS[@]}"; do
-    IFS=$'\t' read -r name pk by tool wall cpu rss <<<"$row"
-    ratio="-"
-    if [[ $tool == tm && -n ${WALL_OF[$name.tcpdump]:-} ]]; then
-      ratio=$(awk -v a="$wall" -v b="${WALL_OF[$name.tcpdump]}" 'BEGIN {printf "%.2f", a / b}')
+    IFS=$'\t' read -r name pk by tool wall med cpu rss <<<"$row"
+    ratio="-" mratio="-"
+    if [[ $tool == tm && -n ${BEST_WALL[$name.tcpdump]:-} ]]; then
+      ratio=$(awk -v a="$wall" -v b="${BEST_WALL[$name.tcpdump]}" 'BEGIN {printf "%.2f", a / b}')
+      mratio=$(awk -v a="$med" -v b="$(median <<<"${WALLS[$name.tcpdump]}")" 'BEGIN {printf "%.2f", a / b}')
     fi
-    awk -v n="$name" -v pk="$pk" -v by="$by" -v t="$tool" -v w="$wall" -v c="$cpu" -v r="$rss" \
-      -v ra="$ratio" 'BEGIN {
+    awk -v n="$name" -v pk="$pk" -v by="$by" -v t="$tool" -v w="$wall" -v m="$med" -v c="$cpu" -v r="$rss" \
+      -v ra="$ratio" -v mr="$mratio" 'BEGIN {
         if (w <= 0) w = 0.001
-        printf "%-13s %10d %9.1f %-8s %8.2f %8.2f %10.3f %9.1f %9.1f %12s\n",
-               n, pk, by / 1e6, t, w, c, pk / w / 1e6, by / w / 1e6, r / 1024, ra }'
+        printf "%-13s %10d %9.1f %-8s %8.2f %8.2f %8.2f %10.3f %9.1f %9.1f %12s %12s\n",
+               n, pk, by / 1e6, t, w, m, c, pk / w / 1e6, by / w / 1e6, r / 1024, ra, mr }'
   done
   for note in "${NOTES[@]}"; do echo "$note"; done
 } | tee "$BENCH_DIR/ingest-results.txt"
