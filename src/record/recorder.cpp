@@ -218,11 +218,21 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
     const store::IndexKeys* keys = whole ? &index_keys_ : nullptr;
     never = writer_.too_large(cls, pk.caplen, keys);
     if (!never && wait_when_full && !stalled_) {
-      const auto since = std::chrono::steady_clock::now();
+      // The stall is timed from the writer's last progress, not from the start of the wait:
+      // room comes back a chunk at a time (the budget's eighth), which a slow but working
+      // writer can take longer than the limit to free (a 1 MiB budget at 20 ms a frame: 2.4 s).
+      auto since = std::chrono::steady_clock::now();
+      uint64_t progress = writer_.ram_released(cls);
       while (!pushed && writer_.error().empty()) {
-        if (stall_limit_.count() && std::chrono::steady_clock::now() - since > stall_limit_) {
-          stalled_ = true;
-          break;
+        if (stall_limit_.count()) {
+          const auto now = std::chrono::steady_clock::now();
+          if (const uint64_t p = writer_.ram_released(cls); p != progress) {
+            progress = p;
+            since = now;
+          } else if (now - since > stall_limit_) {
+            stalled_ = true;
+            break;
+          }
         }
         totals_.ring_waits++;
         std::this_thread::sleep_for(std::chrono::microseconds(50));

@@ -78,10 +78,11 @@ class Recorder {
 
   // `wait_when_full`: block until the writer makes room instead of dropping.
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
-  // Live capture: once the writer has made no room for `d` while a packet waits (a full disk
-  // with nothing to evict; shutdown behind such a stall), that packet and the next ones are
-  // dropped (counted, dropped_ring_full) without waiting until a push succeeds again, so the
-  // capture thread still counts, serves its commands and stops. Zero (files): wait for ever.
+  // Live capture: once the writer has made no progress (given no record back) for `d` while
+  // a packet waits (a full disk with nothing to evict; shutdown behind such a stall), that
+  // packet and the next ones are dropped (counted, dropped_ring_full) without waiting until a
+  // push succeeds again, so the capture thread still counts, serves its commands and stops.
+  // Zero (files): wait for ever.
   void set_stall_limit(std::chrono::nanoseconds d) { stall_limit_ = d; }
   // Time seen in `n` packets that are not this recorder's (a worker's split: the other
   // workers' share, left out before process()), the newest at `ts_ns`: the clock and the

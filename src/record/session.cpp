@@ -23,9 +23,9 @@ constexpr std::chrono::seconds kDrainAtStop{5};
 // The longest a ring block waits for more frames before the kernel hands it over
 // (afpacket_source.cpp kRetireTimeoutMs, libpcap's timeout), and a little more.
 constexpr std::chrono::milliseconds kRetireAtStop{120};
-// Live: how long a packet waits for a writer that makes no room at all before the capture
-// thread drops instead (Recorder::set_stall_limit). Far longer than a slow disk's hiccup
-// (the writer frees room packet by packet while it writes), short enough to stop promptly.
+// Live: how long a packet waits for a writer that makes no progress at all (gives no record
+// back) before the capture thread drops instead (Recorder::set_stall_limit). Far longer than
+// a slow disk's hiccup, short enough to stop promptly.
 constexpr std::chrono::seconds kLiveStallLimit{2};
 // The newest time of a batch that a pcap record can hold (0 if none): as the recorder's clock
 // takes it (a time it does not record does not move its clock either).

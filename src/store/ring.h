@@ -141,6 +141,8 @@ class Ring {
     const uint64_t released = released_.load(std::memory_order_acquire);
     return static_cast<size_t>(head_.load(std::memory_order_acquire) - released);
   }
+  // Bytes of records released so far (any thread): grows whenever the writer gives records back.
+  uint64_t released() const { return released_.load(std::memory_order_acquire); }
   // The most bytes records held, sampled whenever the producer changes chunks or is refused.
   uint64_t high_water() const { return high_water_.load(std::memory_order_relaxed); }
 

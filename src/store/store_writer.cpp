@@ -330,6 +330,12 @@ uint64_t StoreWriter::ram_used(uint16_t cls) const {
 
 uint64_t StoreWriter::ram_capacity(uint16_t cls) const { return pools_[cls]->capacity(); }
 
+uint64_t StoreWriter::ram_released(uint16_t cls) const {
+  uint64_t n = 0;
+  for (uint16_t p = 0; p < opts_.producers; ++p) n += ring(p, cls).released();
+  return n;
+}
+
 uint64_t StoreWriter::ram_high_water(uint16_t cls) const { return pools_[cls]->high_water(); }
 
 bool StoreWriter::drain(uint16_t cls, size_t max) {

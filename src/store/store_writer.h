@@ -123,6 +123,9 @@ class StoreWriter {
   uint64_t ram_used(uint16_t cls) const;
   uint64_t ram_capacity(uint16_t cls) const;
   uint64_t ram_high_water(uint16_t cls) const;
+  // Bytes the writer has given back from the class's rings so far (every producer's): its
+  // progress, whether or not a whole chunk is free yet.
+  uint64_t ram_released(uint16_t cls) const;
 
   // `tick`, if any, runs on the writer thread once per turn of its loop with the monotonic
   // time in ns (the flow writer drains there while recording: flow::FlowDrain). Before start().
