@@ -11,7 +11,10 @@
 #   TM_BIN        tm binary (default: build/tm next to this repository's bench/)
 #   GEN_BIN       gen_traffic binary (default: build/gen_traffic)
 #   BENCH_DIR     captures, stores and logs (default: bench/data in this repository)
-#   BENCH_TOOLS   tools to run, any of "tm tcpdump" (default: both)
+#   BENCH_TOOLS   tools to run, any of "tm tm-base tcpdump" (default: tm tcpdump, and tm-base
+#                 when BASE_BIN is set)
+#   BASE_BIN      a second tm binary (say, the previous commit's), run as "tm-base" in the same
+#                 rounds, so a change is measured against its base in the same machine states
 #   BENCH_BIG     size of the heavy-tailed capture (default 1g; >= 1g for real numbers)
 #   BENCH_SMALL   size of the --small capture (default 300m)
 #   BENCH_SEED    generator seed (default 1)
@@ -25,7 +28,8 @@
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # here, repo, TM_BIN, GEN_BIN, BENCH_DIR, die, log, helpers
-BENCH_TOOLS=${BENCH_TOOLS:-tm tcpdump}
+BASE_BIN=${BASE_BIN:-}
+BENCH_TOOLS=${BENCH_TOOLS:-tm ${BASE_BIN:+tm-base }tcpdump}
 BENCH_BIG=${BENCH_BIG:-1g}
 BENCH_SMALL=${BENCH_SMALL:-300m}
 BENCH_SEED=${BENCH_SEED:-1}
@@ -39,6 +43,9 @@ want() { [[ " $BENCH_TOOLS " == *" $1 "* ]]; }
 [[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable (build the gen_traffic target)"
 if want tm; then
   [[ -x $TM_BIN ]] || die "TM_BIN=$TM_BIN is not an executable (build tm, or set BENCH_TOOLS=tcpdump)"
+fi
+if want tm-base; then
+  [[ -x $BASE_BIN ]] || die "BASE_BIN=$BASE_BIN is not an executable (tm-base needs it)"
 fi
 if want tcpdump; then
   command -v tcpdump >/dev/null || die "tcpdump not found (scripts/setup.sh installs it)"
@@ -132,15 +139,18 @@ run_once() {
   local logf=$BENCH_DIR/$tool-$name.log key=$name.$tool
   warm "$file"
   case $tool in
-    tm)
+    tm | tm-base)
+      local bin=$TM_BIN
+      [[ $tool == tm ]] || bin=$BASE_BIN store=$store-base
       rm -rf "$store"
-      log "tm record: $name (run $r/$BENCH_RUNS)"
-      measure "$logf" "$TM_BIN" record --store "$store" --read "$file" --cutoff "$BENCH_CUTOFF"
+      log "$tool record: $name (run $r/$BENCH_RUNS)"
+      measure "$logf" "$bin" record --store "$store" --read "$file" --cutoff "$BENCH_CUTOFF"
       if ((RC != 0)); then
-        echo "ingest.sh: error: '$TM_BIN record --store $store --read $file --cutoff $BENCH_CUTOFF' failed (exit $RC); last lines of $logf:" >&2
+        echo "ingest.sh: error: '$bin record --store $store --read $file --cutoff $BENCH_CUTOFF' failed (exit $RC); last lines of $logf:" >&2
         tail -n 20 "$logf" >&2
         exit 1
       fi
+      [[ $tool == tm ]] || rm -rf "$store"  # (tm's is measured after the rounds)
       ;;
     tcpdump)
       rm -f "$out"
@@ -173,7 +183,7 @@ run_capture() {
   local name=$1 r tool
   local file=$BENCH_DIR/$name.pcap store=$BENCH_DIR/store-$name
   for ((r = 1; r <= BENCH_RUNS; r++)); do
-    for tool in tm tcpdump; do
+    for tool in tm tm-base tcpdump; do
       if want "$tool"; then run_once "$name" "$tool" "$r"; fi
     done
   done
@@ -184,7 +194,7 @@ run_capture() {
       'BEGIN {printf "%.1f MB (%.1f%% of the input)", s / 1e6, 100 * s / i}') at cutoff $BENCH_CUTOFF")
     [[ $BENCH_KEEP_STORE == 1 ]] || rm -rf "$store"
   fi
-  for tool in tm tcpdump; do
+  for tool in tm tm-base tcpdump; do
     if want "$tool"; then
       local key=$name.$tool
       ROWS+=("$name	$(packet_count "$file")	$(stat -c %s "$file")	$tool	${BEST_WALL[$key]}	$(median <<<"${WALLS[$key]}")	${BEST_CPU[$key]}	${MAX_RSS[$key]}")
@@ -216,7 +226,7 @@ done
   for row in "${ROWS[@]}"; do
     IFS=$'\t' read -r name pk by tool wall med cpu rss <<<"$row"
     ratio="-" mratio="-"
-    if [[ $tool == tm && -n ${BEST_WALL[$name.tcpdump]:-} ]]; then
+    if [[ $tool == tm* && -n ${BEST_WALL[$name.tcpdump]:-} ]]; then
       ratio=$(awk -v a="$wall" -v b="${BEST_WALL[$name.tcpdump]}" 'BEGIN {printf "%.2f", a / b}')
       mratio=$(awk -v a="$med" -v b="$(median <<<"${WALLS[$name.tcpdump]}")" 'BEGIN {printf "%.2f", a / b}')
     fi
