@@ -39,6 +39,9 @@ BENCH_KEEP_STORE=${BENCH_KEEP_STORE:-0}
 
 
 want() { [[ " $BENCH_TOOLS " == *" $1 "* ]]; }
+for t in $BENCH_TOOLS; do
+  [[ $t == tm || $t == tm-base || $t == tcpdump ]] || die "BENCH_TOOLS: unknown tool '$t' (tm, tm-base, tcpdump)"
+done
 
 [[ -x $GEN_BIN ]] || die "GEN_BIN=$GEN_BIN is not an executable (build the gen_traffic target)"
 if want tm; then
@@ -172,19 +175,25 @@ run_once() {
   if ((RSS_KB > ${MAX_RSS[$key]:-0})); then MAX_RSS[$key]=$RSS_KB; fi
 }
 
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { tr ' ' '\n' | awk 'NF' | LC_ALL=C sort -g | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # run_capture CAPTURE_NAME: BENCH_RUNS rounds, each running every tool once in turn (so a slow
 # spell of the machine, which on a shared VM lasts minutes, weighs on both tools alike rather
-# than on whichever ran during it); appends a row per tool.
+# than on whichever ran during it), the order rotated each round and the disk synced before
+# each run (a store deleted just before does not weigh on one tool); appends a row per tool.
 ROWS=()     # table rows (tab-separated)
 NOTES=()    # lines printed after the table
 run_capture() {
   local name=$1 r tool
   local file=$BENCH_DIR/$name.pcap store=$BENCH_DIR/store-$name
+  local tools=() i
+  for tool in tm tm-base tcpdump; do
+    if want "$tool"; then tools+=("$tool"); fi
+  done
   for ((r = 1; r <= BENCH_RUNS; r++)); do
-    for tool in tm tm-base tcpdump; do
-      if want "$tool"; then run_once "$name" "$tool" "$r"; fi
+    for ((i = 0; i < ${#tools[@]}; i++)); do
+      sync
+      run_once "$name" "${tools[(i + r - 1) % ${#tools[@]}]}" "$r"
     done
   done
   if want tm; then
@@ -235,6 +244,13 @@ done
         if (w <= 0) w = 0.001
         printf "%-13s %10d %9.1f %-8s %8.2f %8.2f %8.2f %10.3f %9.1f %9.1f %12s %12s\n",
                n, pk, by / 1e6, t, w, m, c, pk / w / 1e6, by / w / 1e6, r / 1024, ra, mr }'
+  done
+  for name in ingest-heavy ingest-small; do
+    if [[ -n ${BEST_WALL[$name.tm]:-} && -n ${BEST_WALL[$name.tm-base]:-} ]]; then
+      awk -v n="$name" -v a="${BEST_WALL[$name.tm]}" -v b="${BEST_WALL[$name.tm-base]}" \
+        -v c="$(median <<<"${WALLS[$name.tm]}")" -v d="$(median <<<"${WALLS[$name.tm-base]}")" \
+        'BEGIN {printf "tm/tm-base for %s: %.2f (best), %.2f (median)\n", n, a / b, c / d}'
+    fi
   done
   for note in "${NOTES[@]}"; do echo "$note"; done
 } | tee "$BENCH_DIR/ingest-results.txt"

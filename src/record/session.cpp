@@ -25,7 +25,8 @@ constexpr std::chrono::seconds kDrainAtStop{5};
 constexpr std::chrono::milliseconds kRetireAtStop{120};
 // Live: how long a packet waits for a writer that makes no progress at all (gives no record
 // back) before the capture thread drops instead (Recorder::set_stall_limit). Far longer than
-// a slow disk's hiccup, short enough to stop promptly.
+// a slow disk's hiccup, short enough to stop promptly. (A slow writer that still makes
+// progress is waited for, at a stop too: the drain may then take longer than kDrainAtStop.)
 constexpr std::chrono::seconds kLiveStallLimit{2};
 // The newest time of a batch that a pcap record can hold (0 if none): as the recorder's clock
 // takes it (a time it does not record does not move its clock either).

@@ -115,16 +115,16 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
 }
 
 // A writer that is slow but working is not taken for a stalled one: room comes back a chunk at
-// a time (here 16 KiB, 15 frames: 150 ms at 10 ms a frame), longer than the stall limit
-// (100 ms), but the writer gives a record back every 10 ms, and the limit counts from that.
+// a time (here 16 KiB, ~27 frames: ~270 ms at 10 ms a frame), longer than the stall limit
+// (200 ms), but the writer gives a record back every 10 ms, and the limit counts from that.
 // (Timed from the start of each wait, a live capture dropped the rest of a burst once the
 // writer took longer than the limit to free a chunk: tests/e2e/test_backpressure.py under load.)
 TEST(Recorder, ASlowWriterIsNotAStalledOne) {
   Fixture fx(UINT64_MAX);
   fx.cfg.classes[0].ram_budget = 128 << 10;  // 8 chunks of 16 KiB (below the config's least: a test)
   Rig r(fx.cfg, 10000);
-  r.rec.set_stall_limit(std::chrono::milliseconds(100));
-  auto f = tcp_frame(true, 0x10, 1000);
+  r.rec.set_stall_limit(std::chrono::milliseconds(200));
+  auto f = tcp_frame(true, 0x10, 550);
   std::vector<capture::RawPacket> pk;
   for (uint64_t i = 0; i < 200; ++i)
     pk.push_back(
