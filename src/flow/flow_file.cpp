@@ -74,9 +74,21 @@ inline void transpose16(const uint8_t* src, size_t sstride, uint8_t* dst, size_t
 }
 
 // Byte j of record i goes to out[j * n + i].
+// 64 records at a time per 16 columns, through a staging block, so that each output row gets
+// whole 64-byte lines: turned 16 x 16 straight into `out`, the 16-byte stores went to 128 rows
+// n bytes apart (4096 in a full block: every row in the same L1 set), each line written in
+// four pieces, evicted in between.
 void transpose(const FlowRecord* records, size_t n, uint8_t* out) {
   const auto* in = reinterpret_cast<const uint8_t*>(records);
+  constexpr size_t kRun = 64;
+  alignas(64) uint8_t stage[16 * kRun];
   size_t i = 0;
+  for (; i + kRun <= n; i += kRun)
+    for (size_t c = 0; c < kRecordBytes; c += 16) {
+      for (size_t q = 0; q < kRun; q += 16)
+        transpose16(in + (i + q) * kRecordBytes + c, kRecordBytes, stage + q, kRun);
+      for (size_t r = 0; r < 16; ++r) std::memcpy(out + (c + r) * n + i, stage + r * kRun, kRun);
+    }
   for (; i + 16 <= n; i += 16)
     for (size_t c = 0; c < kRecordBytes; c += 16)
       transpose16(in + i * kRecordBytes + c, kRecordBytes, out + c * n + i, n);
