@@ -60,7 +60,6 @@ class SectionOut {
     pos_ = pos;
     used_ = 0;
     crc_ = 0;
-    written_ = 0;
   }
   // Room for `n` bytes, to be written in place and then kept with commit(n).
   uint8_t* room(size_t n) {
@@ -70,27 +69,16 @@ class SectionOut {
     }
     return buf_.data() + used_;
   }
-  void commit(size_t n) {
-    used_ += n;
-    written_ += n;
-  }
+  void commit(size_t n) { used_ += n; }
   void bytes(const void* p, size_t n) {
-    if (!n) return;  // (an empty field: `p` may be null)
     std::memcpy(room(n), p, n);
     commit(n);
   }
-  // Writes out what is buffered; the CRC of everything since start(), whose length must be
-  // `planned`, the section's size in the layout (else the sidecar is not made: it would be
-  // wrong where the section overran, or left a gap).
-  uint32_t finish(uint64_t planned) {
+  // Writes out what is buffered; the CRC of everything since start().
+  uint32_t finish() {
     flush();
-    if (written_ != planned)
-      throw SidecarError(
-          fmt::format("{}: a section of {} bytes where {} were planned", tmp_, written_, planned));
     return crc_;
   }
-  int fd() const { return fd_; }
-  const std::string& path() const { return tmp_; }
 
  private:
   void flush() {
@@ -103,7 +91,7 @@ class SectionOut {
   int fd_;
   const std::string& tmp_;
   UninitVector<uint8_t> buf_;
-  uint64_t pos_ = 0, written_ = 0;
+  uint64_t pos_ = 0;
   size_t used_ = 0;
   uint32_t crc_ = 0;
 };
@@ -149,10 +137,10 @@ FieldSections field_sections(Field f, const Items& items, KeyWriter put_key, Blo
       if (++in_block == kKeysPerBlock) end_block();
     }
     if (in_block) end_block();
-    secs[0].crc = out.finish(secs[0].size);
+    secs[0].crc = out.finish();
     out.start(secs[1].pos);
     out.bytes(fence.buf.data(), fence.buf.size());
-    secs[1].crc = out.finish(secs[1].size);
+    secs[1].crc = out.finish();
     // The bitmap section: a reference (offset after the table, size, CRC) per key, then the
     // blobs. The blobs are written first, behind the table's place; the table, complete once
     // every blob's CRC is known, then at its place; the section's CRC from the two parts'.
@@ -173,9 +161,10 @@ FieldSections field_sections(Field f, const Items& items, KeyWriter put_key, Blo
       out.commit(size);
       offset += size;
     }
-    const uint32_t blobs_crc = out.finish(secs[2].size - table);
-    if (table) util::pwrite_all(out.fd(), refs.data(), table, secs[2].pos, out.path());
-    secs[2].crc = util::crc32_combine(util::crc32(refs.data(), table), blobs_crc, offset);
+    const uint32_t blobs_crc = out.finish();
+    out.start(secs[2].pos);
+    out.bytes(refs.data(), table);
+    secs[2].crc = util::crc32_combine(out.finish(), blobs_crc, offset);
   };
   return fs;
 }
@@ -375,12 +364,6 @@ EncodedOffsets encode_offsets(const std::string& path, std::span<const uint32_t>
     out.blocks.insert(out.blocks.end(), z.data(), z.data() + zn);
   }
   return out;
-}
-
-uint64_t sidecar_write_memory(const PostingIndex& ix, bool two_threads) {
-  const size_t scalars = std::max({ix.port.size(), ix.proto.size(), ix.net.size(), ix.vlan.size()});
-  return (two_threads ? 2 : 1) * SectionOut::kBuffer +
-         sizeof(BitmapRef) * (two_threads ? ix.addr.size() + scalars : std::max(ix.addr.size(), scalars));
 }
 
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,

@@ -13,31 +13,33 @@
 
 namespace tmach::util {
 
-namespace {
-// Calls `put(bytes, n, done)` (write(2) or pwrite(2)) until all `n` bytes are written.
-template <class Put>
-void put_all(const void* p, size_t n, const std::string& path, Put put) {
+void write_all(int fd, const void* p, size_t n, const std::string& path) {
   const auto* b = static_cast<const uint8_t*>(p);
-  for (uint64_t done = 0; done < n;) {
-    ssize_t r = put(b + done, n - done, done);
+  while (n > 0) {
+    ssize_t r = ::write(fd, b, n);
     if (r < 0) {
       const int e = errno;
       if (e == EINTR) continue;
       throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(e)), e);
     }
-    done += static_cast<uint64_t>(r);
+    b += r;
+    n -= static_cast<size_t>(r);
   }
-}
-}  // namespace
-
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  put_all(p, n, path, [fd](const uint8_t* b, size_t k, uint64_t) { return ::write(fd, b, k); });
 }
 
 void pwrite_all(int fd, const void* p, size_t n, uint64_t off, const std::string& path) {
-  put_all(p, n, path, [fd, off](const uint8_t* b, size_t k, uint64_t done) {
-    return ::pwrite(fd, b, k, static_cast<off_t>(off + done));
-  });
+  const auto* b = static_cast<const uint8_t*>(p);
+  while (n > 0) {
+    ssize_t r = ::pwrite(fd, b, n, static_cast<off_t>(off));
+    if (r < 0) {
+      const int e = errno;
+      if (e == EINTR) continue;
+      throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(e)), e);
+    }
+    b += r;
+    off += static_cast<uint64_t>(r);
+    n -= static_cast<size_t>(r);
+  }
 }
 
 ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off) {

@@ -237,11 +237,11 @@ TEST(SidecarPostings, SameBytesOnALargeSegment) {
 TEST(SidecarPostings, EmptyBuilder) { check_same_sidecar(6, 0, 1, 1); }
 
 // The sidecar is written through a 1 MiB buffer, a bitmap in place in it: a bitmap larger
-// than that (a key in every other packet of 8.45 M: 129 bitset containers of 8 KiB) is
-// written whole, its CRC and the section's right (the view verifies them).
+// than that (a key in every other packet of 16 M: 256 bitset containers, 2 MiB) is written
+// whole, its CRC and the section's right (the view verifies them).
 TEST(SidecarPostings, ABitmapLargerThanTheWriteBuffer) {
   TempDir d;
-  const uint32_t packets = 129u << 16;
+  const uint32_t packets = 1u << 24;
   store::SegmentMeta meta;
   meta.seq = 7;
   meta.packets = packets;
@@ -254,7 +254,7 @@ TEST(SidecarPostings, ABitmapLargerThanTheWriteBuffer) {
   body.index.port[80].addMany(every_other.size(), every_other.data());
   body.index.port[443].addRange(0, packets);
   body.index.port[53].add(12345);
-  ASSERT_GT(body.index.port[80].getSizeInBytes(true), size_t{1} << 20);
+  ASSERT_GT(body.index.port[80].getSizeInBytes(true), size_t{2} << 20);
   const std::string path = (d.p / "big.idx").string();
   store::write_sidecar(path, meta, body);
   auto view = store::SidecarView::open(path);
