@@ -27,21 +27,6 @@ void write_all(int fd, const void* p, size_t n, const std::string& path) {
   }
 }
 
-void pwrite_all(int fd, const void* p, size_t n, uint64_t off, const std::string& path) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    ssize_t r = ::pwrite(fd, b, n, static_cast<off_t>(off));
-    if (r < 0) {
-      const int e = errno;
-      if (e == EINTR) continue;
-      throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(e)), e);
-    }
-    b += r;
-    off += static_cast<uint64_t>(r);
-    n -= static_cast<size_t>(r);
-  }
-}
-
 ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off) {
   auto* d = static_cast<uint8_t*>(dst);
   size_t got = 0;
