@@ -88,6 +88,7 @@ SegmentWriter::~SegmentWriter() {
 
 void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen,
                            const IndexKeys& keys) {
+  if (n_in_place_) flush();  // (before the packet is counted: a failed flush leaves it unappended)
   builder_.add(note_packet(ts_ns, wirelen, caplen), keys);
   write_record(ts_ns, wirelen, data, caplen);
 }
@@ -95,6 +96,7 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
 void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
   // Nobody decoded it (recovery, tests) or it is an IP fragment (the recorder leaves those to
   // the writer's fragment memory): decode, and index it as its datagram.
+  if (n_in_place_) flush();  // (as above)
   packet::PacketInfo info;
   packet::decode(meta_.linktype, data, caplen, info);
   builder_.add_packet(note_packet(ts_ns, wirelen, caplen), info, opts_.fragments.get(), ts_ns);
@@ -102,7 +104,8 @@ void SegmentWriter::append(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data
 }
 
 void SegmentWriter::write_record(uint64_t ts_ns, uint32_t wirelen, const uint8_t* data, uint32_t caplen) {
-  if (n_in_place_) flush();  // buf_ is part of the pending writev: keep the order
+  // (No in-place batch is pending here: buf_ would be part of its writev. The appends flush
+  // it before counting the packet, so that a flush that fails leaves the packet out whole.)
   const util::pcap::RecordHeader rh = util::pcap::record_header(ts_ns, caplen, wirelen);
   const auto* p = reinterpret_cast<const uint8_t*>(&rh);
   buf_.insert(buf_.end(), p, p + sizeof(rh));
@@ -140,29 +143,34 @@ void SegmentWriter::append_in_place(uint64_t ts_ns, uint32_t wirelen, const uint
 }
 
 void SegmentWriter::flush() {
+  // A failed write (a full disk) leaves what it did not write pending: flush() again resumes
+  // where it stopped, so the writer can make room and retry without losing a byte. (The
+  // file's offset is where the last write ended.)
   if (n_in_place_) {
     // One writev() for buf_ and the batch; a short write resumes mid-iovec.
-    if (gather_used_ > gather_run_)
+    if (gather_used_ > gather_run_) {
       iov_.push_back(iovec{gather_.get() + gather_run_, gather_used_ - gather_run_});
-    iovec* v = iov_.data();
-    size_t n = iov_.size();
-    while (n > 0) {
-      ssize_t r = ::writev(fd_, v, static_cast<int>(n));
+      gather_run_ = gather_used_;  // (pushed once, if this flush fails and is called again)
+    }
+    size_t first = 0;  // iov_[first] is the first entry not written in whole
+    const size_t n = iov_.size();
+    while (first < n) {
+      ssize_t r = ::writev(fd_, iov_.data() + first, static_cast<int>(n - first));  // (n <= kMaxIov)
       if (r < 0) {
         const int e = errno;
         if (e == EINTR) continue;
+        iov_.erase(iov_.begin(), iov_.begin() + static_cast<std::ptrdiff_t>(first));
         throw util::IoError(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(e)), e);
       }
       written_bytes_ += static_cast<uint64_t>(r);
       auto done = static_cast<size_t>(r);
-      while (n > 0 && done >= v->iov_len) {
-        done -= v->iov_len;
-        ++v;
-        --n;
+      while (first < n && done >= iov_[first].iov_len) {
+        done -= iov_[first].iov_len;
+        ++first;
       }
-      if (n > 0) {
-        v->iov_base = static_cast<uint8_t*>(v->iov_base) + done;
-        v->iov_len -= done;
+      if (first < n) {
+        iov_[first].iov_base = static_cast<uint8_t*>(iov_[first].iov_base) + done;
+        iov_[first].iov_len -= done;
       }
     }
     iov_.clear();
@@ -171,8 +179,18 @@ void SegmentWriter::flush() {
     start_writeback();
     return;
   }
-  util::write_all(fd_, buf_.data(), buf_.size(), base_ + ".pcap");
-  written_bytes_ += buf_.size();
+  size_t done = 0;
+  while (done < buf_.size()) {
+    ssize_t r = ::write(fd_, buf_.data() + done, buf_.size() - done);
+    if (r < 0) {
+      const int e = errno;
+      if (e == EINTR) continue;
+      buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(done));
+      throw util::IoError(fmt::format("write to {}.pcap failed: {}", base_, std::strerror(e)), e);
+    }
+    done += static_cast<size_t>(r);
+    written_bytes_ += static_cast<uint64_t>(r);
+  }
   buf_.clear();
   start_writeback();
 }

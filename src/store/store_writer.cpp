@@ -185,6 +185,9 @@ void StoreWriter::finish() {
   std::exception_ptr last_failure;
   if (!failed()) {
     try {
+      // Live, a full disk costs the oldest segments, not the last packets (the run loop's
+      // make_room() cuts the open segments: it goes on with the next packets).
+      if (opts_.evict_when_full) write_out_making_room();
       for (size_t c = 0; c < classes_.size(); ++c) {
         const auto cls = static_cast<uint16_t>(c);
         drain(cls, SIZE_MAX);
@@ -234,14 +237,21 @@ void StoreWriter::finish() {
         collect_seals(true);
         more = false;
       } catch (const std::exception& e) {
-        set_error(e.what());
+        if (!opts_.evict_when_full) {
+          set_error(e.what());
+          continue;
+        }
+        // Live: its pcap is whole (unsealed_ has it); it is sealed again below, after room
+        // is made, as make_room() does in the run loop.
+        write_errors_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("writer: {}; it is sealed again once the oldest segments are deleted to make room",
+                     e.what());
       }
     }
   }
-  // Live: failed seals that make_room() has not tried again stay unsealed.
-  for (auto& [cls, base] : std::exchange(unsealed_, {})) {
-    add_unsealed(cls, base);
-    stats_[cls]->segments_unsealed++;
+  if (!unsealed_.empty()) {  // (live only)
+    evict_for_room(/*at_least_one=*/false);
+    reseal_unsealed();
   }
   if (last_failure && opts_.evict_when_full) {
     // Live: the last drain met a full disk; what it could write is sealed or left to recovery.
@@ -349,12 +359,23 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
   ClassState& st = state_[cls];
   ClassWriteStats& s = *stats_[cls];
   size_t n = 0;
-  uint64_t pk = 0, by = 0;
   KeysView keys;  // the packed keys where they are in the ring
   // The open segment of `wkey`, looked up again only when the link type changes (a map lookup
   // per packet was a measurable share of the writer's time on small frames).
   SegmentWriter* w = nullptr;
   uint64_t wkey = 0;
+  // A write that fails leaves the packets appended so far in their segment (a retry writes
+  // them: write_out_making_room); they are counted as such, or cut back by make_room().
+  struct Count {
+    ClassWriteStats& s;
+    uint64_t pk = 0, by = 0;
+    ~Count() {
+      s.written_packets += pk;
+      s.written_bytes += by;
+    }
+  } count{s};
+  uint64_t& pk = count.pk;
+  uint64_t& by = count.by;
   while (n < max) {
     const RecordHeader* h = ring.front();
     if (!h) break;
@@ -401,7 +422,11 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
       // appended): cutting the segment back counts it lost, so it is not written again from
       // the ring (it was then counted twice, lost and written), as the consumed packets of
       // a failed in-place batch are not.
-      if (w->packets() != noted) ring.consume();
+      if (w->packets() != noted) {
+        ring.consume();
+        ++pk;
+        by += 16 + h->caplen;
+      }
       throw;
     }
     if (observe_.load(std::memory_order_relaxed))
@@ -416,8 +441,6 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
     }
   }
   release_written(producer, cls);
-  s.written_packets += pk;
-  s.written_bytes += by;
   if (n) {
     update_disk_stat(cls);
     update_index_memory();
@@ -443,17 +466,27 @@ void StoreWriter::seal(uint16_t cls, uint64_t key) {
   ClassState& st = state_[cls];
   auto it = st.open.find(key);
   if (it == st.open.end()) return;
+  // Every frame in the file first (the ring memory it came from may then be reused); a flush
+  // that fails leaves the segment open with what it did not write, for a retry.
+  it->second->flush();
   if (!sealer_.running()) {
-    std::unique_ptr<SegmentWriter> w = std::move(it->second);
+    Sealer::Sealed done;
+    done.cls = cls;
+    done.w = std::move(it->second);
     st.open.erase(it);
-    uint64_t idx = w->seal();
-    note_closed(cls, *w);
+    note_closed(cls, *done.w);
+    try {
+      done.idx_bytes = done.w->seal();
+    } catch (const std::exception& e) {
+      done.error = e.what();
+      done.error_number = util::error_number_of(e);
+    }
     update_index_memory();
-    index_mem_.set(kWriterPart, index_mem_.part(kWriterPart) + w->seal_peak_bytes());  // (its peak)
-    sealed_segment(cls, *w, idx);
+    if (done.error.empty())  // (its peak)
+      index_mem_.set(kWriterPart, index_mem_.part(kWriterPart) + done.w->seal_peak_bytes());
+    on_sealed_(done);  // as the sealer's: a failed seal leaves the pcap whole, unsealed (and throws)
     return;
   }
-  it->second->flush();  // every frame in the file now: the ring memory it came from may be reused
   std::unique_ptr<SegmentWriter> w = std::move(it->second);
   st.open.erase(it);
   note_closed(cls, *w);

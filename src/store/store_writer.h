@@ -239,6 +239,15 @@ class StoreWriter {
   // short of room; true when there is room to go on. Only ENOSPC and EDQUOT are worded as a
   // full disk.
   bool make_room(const std::string& what, int err);
+  // Deletes the oldest sealed segments of any class while the disk is short of room
+  // (room_to_write()), and at least one with `at_least_one`; returns how many.
+  size_t evict_for_room(bool at_least_one);
+  // Seals the pcaps of unsealed_ from their files (recovery), or counts them unsealed.
+  void reseal_unsealed();
+  // finish(), evict_when_full: drains the rings and flushes the open segments; a write that
+  // fails on a full disk deletes the oldest segments and resumes where it stopped (nothing is
+  // lost), as long as there are segments to delete. Throws what it cannot get past.
+  void write_out_making_room();
   bool room_to_write() const;  // the file system has the room make_room() aims at
   void add_unsealed(uint16_t cls, const std::string& base);  // a pcap left without sidecar, deletable
 

@@ -13,6 +13,7 @@
 #include "store/layout.h"
 #include "store/recovery.h"
 #include "store/store_writer.h"
+#include "util/file_io.h"
 #include "util/pcap.h"
 #include "util/units.h"
 
@@ -146,13 +147,12 @@ std::string write_failure_line(const std::string& what, int err, size_t evicted)
 
 }  // namespace
 
-bool StoreWriter::make_room(const std::string& what, int err) {
-  auto cut = cut_open_segments();
+size_t StoreWriter::evict_for_room(bool at_least_one) {
   // The oldest segments of any class go first, until there is room.
-  size_t evicted_now = 0;
+  size_t n = 0;
   std::vector<DiskRing*> rings;
   for (auto& st : state_) rings.push_back(&st.sealed);
-  while (!room_to_write()) {
+  while ((at_least_one && n == 0) || !room_to_write()) {
     int oldest = -1;
     for (size_t c = 0; c < rings.size(); ++c)
       if (!rings[c]->empty() &&
@@ -160,7 +160,7 @@ bool StoreWriter::make_room(const std::string& what, int err) {
         oldest = static_cast<int>(c);
     if (oldest < 0) break;
     evicted(static_cast<uint16_t>(oldest), rings[oldest]->evict_oldest());
-    ++evicted_now;
+    ++n;
   }
   // Once for the batch. A failure is a warning: the segments are deleted all the same, and
   // this runs in run()'s error handler, which must not throw.
@@ -171,9 +171,52 @@ bool StoreWriter::make_room(const std::string& what, int err) {
       spdlog::warn("writer: {}: the deleted segments may come back after a power cut", e.what());
     }
   }
+  return n;
+}
+
+void StoreWriter::write_out_making_room() {
+  for (;;) {
+    try {
+      for (size_t c = 0; c < classes_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
+      for (auto& st : state_)
+        for (auto& [lt, w] : st.open) w->flush();
+      return;
+    } catch (const std::exception& e) {
+      const int err = util::error_number_of(e);
+      if (!full_disk(err)) throw;
+      const size_t n = evict_for_room(/*at_least_one=*/true);
+      if (n == 0) throw;  // nothing left to delete
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("writer: {}", write_failure_line(e.what(), err, n));
+    }
+  }
+}
+
+bool StoreWriter::make_room(const std::string& what, int err) {
+  auto cut = cut_open_segments();
+  const size_t evicted_now = evict_for_room(/*at_least_one=*/false);
   // What was cut is sealed from its file (as a crash leftover is), or stays a plain pcap that
   // queries scan and the next start seals; either way it may be deleted for room later.
   for (auto& [cls, w] : cut) unsealed_.emplace_back(cls, w->base());
+  reseal_unsealed();
+  bool room = room_to_write();
+  if (!what.empty())
+    spdlog::log(full_disk(err) ? spdlog::level::warn : spdlog::level::err, "writer: {}",
+                write_failure_line(what, err, evicted_now));
+  bool was = !problem().empty();
+  if (room) {
+    if (was) spdlog::warn("writer: room on disk again, writing");
+    set_problem("");
+  } else {
+    std::string p = what.empty() ? problem() : fmt::format("{} (nothing left to delete)", what);
+    if (!was)
+      spdlog::error("writer: {}; packets are dropped until there is room again (retrying every second)", p);
+    set_problem(p);
+  }
+  return room;
+}
+
+void StoreWriter::reseal_unsealed() {
   for (auto& [cls, base] : std::exchange(unsealed_, {})) {
     SegmentInfo seg;
     seg.cls = classes_[cls].name;
@@ -212,21 +255,6 @@ bool StoreWriter::make_room(const std::string& what, int err) {
       stats_[cls]->segments_unsealed++;
     }
   }
-  bool room = room_to_write();
-  if (!what.empty())
-    spdlog::log(full_disk(err) ? spdlog::level::warn : spdlog::level::err, "writer: {}",
-                write_failure_line(what, err, evicted_now));
-  bool was = !problem().empty();
-  if (room) {
-    if (was) spdlog::warn("writer: room on disk again, writing");
-    set_problem("");
-  } else {
-    std::string p = what.empty() ? problem() : fmt::format("{} (nothing left to delete)", what);
-    if (!was)
-      spdlog::error("writer: {}; packets are dropped until there is room again (retrying every second)", p);
-    set_problem(p);
-  }
-  return room;
 }
 
 }  // namespace tmach::store

@@ -217,6 +217,53 @@ TEST(StoreFull, APacketWhoseWriteFailedIsCountedOnce) {
   EXPECT_EQ(w.stats(0).written_packets.load() + w.stats(0).lost_packets.load(), 30000u);
 }
 
+// Live, the last write (finish(): the rings drained, the open segments flushed) on a full
+// disk deletes the oldest segments and writes on from where it stopped: every packet is
+// stored, none lost. Deterministic: the writer thread is not started, so the run loop's
+// periodic flush cannot meet the full disk first (which cut the open segment back, counting
+// its buffered packets lost), and finish() writes everything.
+TEST(StoreFull, LiveLastWriteOnAFullDiskMakesRoomAndLosesNothing) {
+  Tmpfs t("3m");
+  if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
+  store::StoreOptions o = live_options(t.d.p / "store");
+  o.segment_size = 1 << 20;
+  store::StoreWriter w(o);
+  LogCapture log;
+  std::vector<uint8_t> frame(1000, 0x42);
+  uint64_t ts = 1'000'000'000, pushed = 0;
+  while (w.push(0, ts, 1, 1000, frame.data(), 1000, nullptr)) {  // until the 4 MiB ring is full
+    frame[0] = static_cast<uint8_t>(++pushed);
+    ts += 1000;
+  }
+  ASSERT_GT(pushed * 1016, 3u << 20) << "more than the disk holds";
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+  EXPECT_GT(w.write_errors(), 0u);
+  EXPECT_GT(w.stats(0).segments_evicted.load(), 0u);
+  EXPECT_EQ(w.stats(0).lost_packets.load(), 0u);
+  EXPECT_EQ(w.stats(0).written_packets.load(), pushed);
+  expect_full_disk_wording(log.str());
+  // What is left is whole pcaps, every one sealed, with the newest packets.
+  uint64_t in_files = 0;
+  for (auto& e : fs::directory_iterator(t.d.p / "store" / "default")) {
+    if (e.path().extension() != ".pcap") continue;
+    const uint64_t size = fs::file_size(e.path());
+    EXPECT_EQ((size - 24) % 1016, 0u) << e.path();
+    in_files += (size - 24) / 1016;
+  }
+  store::Catalog cat = store::Catalog::scan((t.d.p / "store").string());
+  ASSERT_FALSE(cat.segments.empty());
+  uint64_t packets = 0, newest = 0;
+  for (auto& s : cat.segments) {
+    EXPECT_EQ(s.state, store::SegmentInfo::State::kSealed) << s.base << ": " << s.problem;
+    packets += s.meta.packets;
+    newest = std::max(newest, s.meta.last_ts);
+  }
+  EXPECT_EQ(packets, in_files);
+  EXPECT_LT(packets, pushed);  // (the oldest went)
+  EXPECT_EQ(newest, ts - 1000) << "the last packet pushed is on disk";
+}
+
 // A seal that fails on the sealer thread while a file is read (its sidecar cannot be created:
 // a directory is in the way, no root needed) stops the writer, as any failed write; every
 // segment left without a sidecar is counted in segments_unsealed, and what is on disk in
