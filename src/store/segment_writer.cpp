@@ -265,7 +265,7 @@ uint64_t SegmentWriter::seal(bool two_threads) {
   if (renamable_ && meta_.packets > 0 && meta_.first_ts != name_ts_) rename_to(meta_.first_ts);
   uint64_t n =
       write_sidecar(base_ + ".idx", meta_, body_.directory, std::move(offsets), postings, two_threads);
-  seal_peak_bytes_ = memory_bytes() + n;  // (the sidecar was built in memory whole)
+  seal_peak_bytes_ = memory_bytes() + sidecar_write_memory(postings, two_threads);
   // Free the directory and offsets here, on the thread that seals (the sealer thread), rather
   // than in the destructor, which runs on the writer thread.
   body_ = SidecarBody{};

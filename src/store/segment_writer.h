@@ -96,7 +96,7 @@ class SegmentWriter {
   // its write buffers (the memory accounting; StoreWriter::index_memory).
   uint64_t memory_bytes() const;
   // After seal(): the memory it held at its peak (memory_bytes() with the postings built and
-  // the sidecar's bytes, before the offsets were freed).
+  // the sidecar writer's buffers, before the offsets were freed).
   uint64_t seal_peak_bytes() const { return seal_peak_bytes_; }
   const SegmentMeta& meta() const { return meta_; }
   const std::string& base() const { return base_; }  // changes when the file is renamed (above)

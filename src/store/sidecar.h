@@ -72,6 +72,10 @@ EncodedOffsets encode_offsets(const std::string& path, std::span<const uint32_t>
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, EncodedOffsets offsets,
                        const PostingIndex& index, bool two_threads);
+// The memory the write_sidecar above takes beyond its arguments: its write buffer (one per
+// thread, 1 MiB) and the reference table of the field being written (16 bytes a key). The
+// sidecar itself is written to its file as it is made, never held whole.
+uint64_t sidecar_write_memory(const PostingIndex& index, bool two_threads);
 // From Roaring bitmaps (e.g. an index read back, or made by hand): the same bytes for the
 // same sets.
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body);

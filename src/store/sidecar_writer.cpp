@@ -8,7 +8,9 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <memory>
 
@@ -39,52 +41,143 @@ class Writer {
 
 using BitmapRef = SidecarView::BitmapRef;
 
-// id, raw bytes. (Sized without a zero fill: each is then written over in full.)
-using Sections = std::vector<std::pair<uint32_t, UninitVector<uint8_t>>>;
+// A section's place in the file and its checksum, once written.
+struct Placed {
+  uint32_t id;
+  uint64_t pos, size;
+  uint32_t crc = 0;
+};
 
-// The sections of one field from its keys in order: `items` is a sequence of (key, bitmap)
+// Writes a section's bytes at their place in the file as they are made, through a buffer of
+// its own written out (pwrite) whenever it is full: the sidecar is not built whole in memory
+// first (a 256 MiB segment of minimum-size frames has ~25 MB of bitmaps, fresh pages at
+// every seal). The CRC runs over what is written.
+class SectionOut {
+ public:
+  static constexpr size_t kBuffer = size_t{1} << 20;
+  SectionOut(int fd, const std::string& tmp) : fd_(fd), tmp_(tmp), buf_(kBuffer) {}
+  void start(uint64_t pos) {
+    pos_ = pos;
+    used_ = 0;
+    crc_ = 0;
+    written_ = 0;
+  }
+  // Room for `n` bytes, to be written in place and then kept with commit(n).
+  uint8_t* room(size_t n) {
+    if (used_ + n > buf_.size()) {
+      flush();
+      if (n > buf_.size()) buf_.resize(n);
+    }
+    return buf_.data() + used_;
+  }
+  void commit(size_t n) {
+    used_ += n;
+    written_ += n;
+  }
+  void bytes(const void* p, size_t n) {
+    if (!n) return;  // (an empty field: `p` may be null)
+    std::memcpy(room(n), p, n);
+    commit(n);
+  }
+  // Writes out what is buffered; the CRC of everything since start(), whose length must be
+  // `planned`, the section's size in the layout (else the sidecar is not made: it would be
+  // wrong where the section overran, or left a gap).
+  uint32_t finish(uint64_t planned) {
+    flush();
+    if (written_ != planned)
+      throw SidecarError(
+          fmt::format("{}: a section of {} bytes where {} were planned", tmp_, written_, planned));
+    return crc_;
+  }
+  int fd() const { return fd_; }
+  const std::string& path() const { return tmp_; }
+
+ private:
+  void flush() {
+    if (!used_) return;
+    crc_ = util::crc32(buf_.data(), used_, crc_);
+    util::pwrite_all(fd_, buf_.data(), used_, pos_, tmp_);
+    pos_ += used_;
+    used_ = 0;
+  }
+  int fd_;
+  const std::string& tmp_;
+  UninitVector<uint8_t> buf_;
+  uint64_t pos_ = 0, written_ = 0;
+  size_t used_ = 0;
+  uint32_t crc_ = 0;
+};
+
+// One field's three sections (keys, fences, bitmaps), sized from its keys up front and
+// written later at the places the layout gives them. `items` is a sequence of (key, bitmap)
 // of any kind, `put_key(Writer&, key)` writes a key, `blob_size(bitmap)` and
-// `write_blob(bitmap, uint8_t* out)` serialise its bitmap (portable CRoaring). The bitmaps
-// are written in place into the section, sized once up front. `prefetch(bitmap)` is called
-// a few keys ahead of write_blob: key order is not the order of the bitmaps in memory.
+// `write_blob(bitmap, uint8_t* out)` serialise its bitmap (portable CRoaring), in place.
+// `prefetch(bitmap)` is called a few keys ahead of write_blob: key order is not the order of
+// the bitmaps in memory.
+struct FieldSections {
+  std::array<Placed, 3> secs;  // keys, fence, bitmaps
+  std::function<void(SectionOut&, std::array<Placed, 3>&)> write;
+};
+
 template <class Items, class KeyWriter, class BlobSize, class BlobWrite, class Prefetch>
-void put_field(Sections& secs, Field f, const Items& items, KeyWriter put_key, BlobSize blob_size,
-               BlobWrite write_blob, Prefetch prefetch) {
-  Writer keys, fence;
-  const size_t klen = key_len(f);
-  keys.buf.reserve(items.size() * klen);
-  for (const auto& [k, b] : items) put_key(keys, k);
-  for (size_t at = 0; at < keys.buf.size(); at += klen * kKeysPerBlock) {
-    size_t len = std::min(keys.buf.size() - at, klen * kKeysPerBlock);
-    fence.bytes(keys.buf.data() + at, klen);
-    fence.put<uint32_t>(util::crc32(keys.buf.data() + at, len));
-  }
-  // The bitmap section: a reference (offset after the table, size, CRC) per key, then the blobs.
-  std::vector<BitmapRef> refs;
-  refs.reserve(items.size());
+FieldSections field_sections(Field f, const Items& items, KeyWriter put_key, BlobSize blob_size,
+                             BlobWrite write_blob, Prefetch prefetch) {
+  const size_t klen = key_len(f), n = std::size(items);
   uint64_t blob_bytes = 0;
-  for (const auto& [k, b] : items) {
-    const size_t n = blob_size(b);
-    refs.push_back(BitmapRef{blob_bytes, static_cast<uint32_t>(n), 0});
-    blob_bytes += n;
-  }
-  const size_t table = refs.size() * sizeof(BitmapRef);
-  UninitVector<uint8_t> bms(table + blob_bytes);  // (the table and every blob, in full)
-  constexpr size_t kAhead = 8;
-  auto ahead = items.begin();
-  for (size_t a = 0; a < kAhead && ahead != items.end(); ++a, ++ahead) prefetch(ahead->second);
-  size_t i = 0;
-  for (const auto& [k, b] : items) {
-    if (ahead != items.end()) prefetch((ahead++)->second);
-    BitmapRef& r = refs[i++];
-    uint8_t* blob = bms.data() + table + r.offset;
-    write_blob(b, blob);
-    r.crc = util::crc32(blob, r.size);
-  }
-  if (table) std::memcpy(bms.data(), refs.data(), table);
-  secs.emplace_back(kSecKeys + static_cast<uint32_t>(f), std::move(keys.buf));
-  secs.emplace_back(kSecFence + static_cast<uint32_t>(f), std::move(fence.buf));
-  secs.emplace_back(kSecBitmaps + static_cast<uint32_t>(f), std::move(bms));
+  for (const auto& [k, b] : items) blob_bytes += blob_size(b);
+  const auto field = static_cast<uint32_t>(f);
+  FieldSections fs;
+  fs.secs = {Placed{kSecKeys + field, 0, n * klen},
+             Placed{kSecFence + field, 0, (n + kKeysPerBlock - 1) / kKeysPerBlock * (klen + 4)},
+             Placed{kSecBitmaps + field, 0, n * sizeof(BitmapRef) + blob_bytes}};
+  fs.write = [&items, klen, n, put_key, blob_size, write_blob, prefetch](SectionOut& out,
+                                                                         std::array<Placed, 3>& secs) {
+    // The keys, and per block of them its first key and CRC (the fence, written whole after).
+    Writer block, fence;
+    fence.buf.reserve(secs[1].size);
+    out.start(secs[0].pos);
+    size_t in_block = 0;
+    auto end_block = [&] {
+      fence.bytes(block.buf.data(), klen);
+      fence.put<uint32_t>(util::crc32(block.buf.data(), block.buf.size()));
+      out.bytes(block.buf.data(), block.buf.size());
+      block.buf.clear();
+      in_block = 0;
+    };
+    for (const auto& [k, b] : items) {
+      put_key(block, k);
+      if (++in_block == kKeysPerBlock) end_block();
+    }
+    if (in_block) end_block();
+    secs[0].crc = out.finish(secs[0].size);
+    out.start(secs[1].pos);
+    out.bytes(fence.buf.data(), fence.buf.size());
+    secs[1].crc = out.finish(secs[1].size);
+    // The bitmap section: a reference (offset after the table, size, CRC) per key, then the
+    // blobs. The blobs are written first, behind the table's place; the table, complete once
+    // every blob's CRC is known, then at its place; the section's CRC from the two parts'.
+    std::vector<BitmapRef> refs;
+    refs.reserve(n);
+    const uint64_t table = n * sizeof(BitmapRef);
+    out.start(secs[2].pos + table);
+    constexpr size_t kAhead = 8;
+    auto ahead = std::begin(items);
+    for (size_t a = 0; a < kAhead && ahead != std::end(items); ++a, ++ahead) prefetch(ahead->second);
+    uint64_t offset = 0;
+    for (const auto& [k, b] : items) {
+      if (ahead != std::end(items)) prefetch((ahead++)->second);
+      const size_t size = blob_size(b);
+      uint8_t* blob = out.room(size);
+      write_blob(b, blob);
+      refs.push_back(BitmapRef{offset, static_cast<uint32_t>(size), util::crc32(blob, size)});
+      out.commit(size);
+      offset += size;
+    }
+    const uint32_t blobs_crc = out.finish(secs[2].size - table);
+    if (table) util::pwrite_all(out.fd(), refs.data(), table, secs[2].pos, out.path());
+    secs[2].crc = util::crc32_combine(util::crc32(refs.data(), table), blobs_crc, offset);
+  };
+  return fs;
 }
 
 void put_addr_key(Writer& w, const AddrKey& k) { w.bytes(k.data(), 16); }
@@ -148,69 +241,83 @@ struct FreeCCtx {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
 
-// Writes a sidecar: the directory and offsets sections, then `put_indexes(Sections&)` adds
-// the index sections (put_field per field).
-template <class PutIndexes>
+// Writes a sidecar: the header, the section table, the directory and offsets sections, then
+// the index sections of `fields`, each written in place (field_sections). With `two_threads`
+// the first field's sections are written on this thread while a helper writes the others'
+// (the file's regions are disjoint; each has its own buffer; the fields' sources are only
+// read).
 uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
-                        const std::vector<DirEntry>& directory, EncodedOffsets offsets,
-                        PutIndexes put_indexes) {
-  Sections secs;
-  {
-    Writer w;
-    for (auto& d : directory) w.put(d);
-    secs.emplace_back(kSecDirectory, std::move(w.buf));
-  }
-  secs.emplace_back(kSecOffsetTable, std::move(offsets.table));
-  secs.emplace_back(kSecOffsets, std::move(offsets.blocks));
-  put_indexes(secs);
-
-  std::vector<SidecarView::Section> table(secs.size());
-  std::vector<UninitVector<uint8_t>> stored(secs.size());
-  uint64_t pos = kSidecarHeaderSize + table.size() * sizeof(SidecarView::Section);
-  for (size_t i = 0; i < secs.size(); ++i) {
-    auto& [id, raw] = secs[i];
-    SidecarView::Section& t = table[i];
-    t = SidecarView::Section{id, 0, pos, raw.size(), raw.size(), 0, 0};
-    stored[i] = std::move(raw);
-    t.stored = stored[i].size();
-    t.crc = util::crc32(stored[i].data(), stored[i].size());
-    pos += t.stored;
-  }
-
-  Header h{};
-  std::memcpy(h.magic, kMagic, 8);
-  h.version = kSidecarVersion;
-  h.seq = meta.seq;
-  h.first_ts = meta.first_ts;
-  h.last_ts = meta.last_ts;
-  h.packets = meta.packets;
-  h.pcap_bytes = meta.pcap_bytes;
-  h.wire_bytes = meta.wire_bytes;
-  h.linktype = meta.linktype;
-  h.flags = meta.monotonic ? 1 : 0;
-  h.body_raw = table.size();               // sections
-  h.body_zstd = pos - kSidecarHeaderSize;  // bytes after the header
-  h.body_crc = util::crc32(table.data(), table.size() * sizeof(SidecarView::Section));
-  h.header_crc = util::crc32(&h, sizeof(h));
+                        const std::vector<DirEntry>& directory, const EncodedOffsets& offsets,
+                        std::vector<FieldSections> fields, bool two_threads) {
+  std::vector<Placed> secs{{kSecDirectory, 0, directory.size() * sizeof(DirEntry)},
+                           {kSecOffsetTable, 0, offsets.table.size()},
+                           {kSecOffsets, 0, offsets.blocks.size()}};
+  const size_t nsecs = secs.size() + 3 * fields.size();
+  uint64_t pos = kSidecarHeaderSize + nsecs * sizeof(SidecarView::Section);
+  for (Placed& p : secs) pos += (p.pos = pos, p.size);
+  for (FieldSections& f : fields)
+    for (Placed& p : f.secs) pos += (p.pos = pos, p.size);
 
   // (util::IoError as it is: its errno tells a full disk from other failures, StoreWriter::make_room)
   util::replace_file_atomic(path, [&](int fd, const std::string& tmp) {
-    util::write_all(fd, &h, sizeof(h), tmp);
-    util::write_all(fd, table.data(), table.size() * sizeof(SidecarView::Section), tmp);
-    for (auto& st : stored) util::write_all(fd, st.data(), st.size(), tmp);
+    const void* data[] = {directory.data(), offsets.table.data(), offsets.blocks.data()};
+    for (size_t i = 0; i < secs.size(); ++i) {
+      util::pwrite_all(fd, data[i], secs[i].size, secs[i].pos, tmp);
+      secs[i].crc = util::crc32(data[i], secs[i].size);
+    }
+    std::future<void> rest;
+    size_t here = fields.size();
+    if (two_threads && fields.size() > 1) {
+      here = 1;
+      rest = std::async(std::launch::async, [&] {
+        SectionOut out(fd, tmp);
+        for (size_t f = 1; f < fields.size(); ++f) fields[f].write(out, fields[f].secs);
+      });
+    }
+    {
+      SectionOut out(fd, tmp);
+      for (size_t f = 0; f < here; ++f) fields[f].write(out, fields[f].secs);
+    }
+    if (rest.valid()) rest.get();  // (rethrows the helper's failure)
+    for (FieldSections& f : fields)
+      for (Placed& p : f.secs) secs.push_back(p);
+
+    std::vector<SidecarView::Section> table;
+    table.reserve(secs.size());
+    for (const Placed& p : secs)
+      table.push_back(SidecarView::Section{p.id, 0, p.pos, p.size, p.size, p.crc, 0});
+    Header h{};
+    std::memcpy(h.magic, kMagic, 8);
+    h.version = kSidecarVersion;
+    h.seq = meta.seq;
+    h.first_ts = meta.first_ts;
+    h.last_ts = meta.last_ts;
+    h.packets = meta.packets;
+    h.pcap_bytes = meta.pcap_bytes;
+    h.wire_bytes = meta.wire_bytes;
+    h.linktype = meta.linktype;
+    h.flags = meta.monotonic ? 1 : 0;
+    h.body_raw = table.size();               // sections
+    h.body_zstd = pos - kSidecarHeaderSize;  // bytes after the header
+    h.body_crc = util::crc32(table.data(), table.size() * sizeof(SidecarView::Section));
+    h.header_crc = util::crc32(&h, sizeof(h));
+    util::pwrite_all(fd, table.data(), table.size() * sizeof(SidecarView::Section), kSidecarHeaderSize, tmp);
+    util::pwrite_all(fd, &h, sizeof(h), 0, tmp);
   });
   return pos;
 }
 
-// The index sections of the scalar fields (all but addresses).
-void put_scalar_fields(Sections& secs, const PostingIndex& ix) {
-  auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
-  auto write = [&](PostingIndex::Span s, uint8_t* out) { ix.write(s, out); };
-  auto prefetch = [&](PostingIndex::Span s) { ix.prefetch(s); };
-  put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
-  put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
-  put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
-  put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
+// The index sections of every field of `ix` (the sealer's postings or a SegmentIndex: the
+// same members), addresses first.
+template <class Index, class BlobSize, class BlobWrite, class Prefetch>
+std::vector<FieldSections> index_fields(const Index& ix, BlobSize size, BlobWrite write, Prefetch prefetch) {
+  std::vector<FieldSections> f;
+  f.push_back(field_sections(Field::kAddr, ix.addr, put_addr_key, size, write, prefetch));
+  f.push_back(field_sections(Field::kPort, ix.port, put_scalar_key, size, write, prefetch));
+  f.push_back(field_sections(Field::kProto, ix.proto, put_scalar_key, size, write, prefetch));
+  f.push_back(field_sections(Field::kNet, ix.net, put_scalar_key, size, write, prefetch));
+  f.push_back(field_sections(Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch));
+  return f;
 }
 
 }  // namespace
@@ -270,6 +377,12 @@ EncodedOffsets encode_offsets(const std::string& path, std::span<const uint32_t>
   return out;
 }
 
+uint64_t sidecar_write_memory(const PostingIndex& ix, bool two_threads) {
+  const size_t scalars = std::max({ix.port.size(), ix.proto.size(), ix.net.size(), ix.vlan.size()});
+  return (two_threads ? 2 : 1) * SectionOut::kBuffer +
+         sizeof(BitmapRef) * (two_threads ? ix.addr.size() + scalars : std::max(ix.addr.size(), scalars));
+}
+
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, const std::vector<uint32_t>& offsets,
                        const PostingIndex& ix) {
@@ -279,41 +392,19 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
                        const std::vector<DirEntry>& directory, EncodedOffsets offsets, const PostingIndex& ix,
                        bool two_threads) {
-  return write_sections(path, meta, directory, std::move(offsets), [&](Sections& secs) {
-    // The scalar fields on a helper thread while this one writes the addresses' sections (the
-    // helper reads `ix`, which neither changes meanwhile, and fills its own `Sections`).
-    std::future<Sections> scalars;
-    if (two_threads)
-      scalars = std::async(std::launch::async, [&ix] {
-        Sections s;
-        put_scalar_fields(s, ix);
-        return s;
-      });
-    auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
-    auto write = [&](PostingIndex::Span s, uint8_t* out) { ix.write(s, out); };
-    auto prefetch = [&](PostingIndex::Span s) { ix.prefetch(s); };
-    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
-    if (!two_threads) {
-      put_scalar_fields(secs, ix);
-      return;
-    }
-    Sections rest = scalars.get();  // (rethrows the helper's failure)
-    for (auto& sec : rest) secs.push_back(std::move(sec));
-  });
+  auto size = [](PostingIndex::Span s) { return size_t{s.bytes}; };
+  auto write = [&ix](PostingIndex::Span s, uint8_t* out) { ix.write(s, out); };
+  auto prefetch = [&ix](PostingIndex::Span s) { ix.prefetch(s); };
+  // (two threads: the addresses' sections on this one, the scalar fields' on a helper)
+  return write_sections(path, meta, directory, offsets, index_fields(ix, size, write, prefetch), two_threads);
 }
 
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body) {
-  return write_sections(path, meta, body.directory, encode_offsets(path, body.offsets), [&](Sections& secs) {
-    auto size = [](const Roaring& b) { return b.getSizeInBytes(true); };
-    auto write = [](const Roaring& b, uint8_t* out) { b.write(reinterpret_cast<char*>(out), true); };
-    auto prefetch = [](const Roaring&) {};
-    const SegmentIndex& ix = body.index;
-    put_field(secs, Field::kAddr, ix.addr, put_addr_key, size, write, prefetch);
-    put_field(secs, Field::kPort, ix.port, put_scalar_key, size, write, prefetch);
-    put_field(secs, Field::kProto, ix.proto, put_scalar_key, size, write, prefetch);
-    put_field(secs, Field::kNet, ix.net, put_scalar_key, size, write, prefetch);
-    put_field(secs, Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch);
-  });
+  auto size = [](const Roaring& b) { return b.getSizeInBytes(true); };
+  auto write = [](const Roaring& b, uint8_t* out) { b.write(reinterpret_cast<char*>(out), true); };
+  auto prefetch = [](const Roaring&) {};
+  return write_sections(path, meta, body.directory, encode_offsets(path, body.offsets),
+                        index_fields(body.index, size, write, prefetch), false);
 }
 
 }  // namespace tmach::store

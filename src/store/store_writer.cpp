@@ -232,22 +232,7 @@ void StoreWriter::finish() {
     // seal that failed leaves its pcap unsealed (on_sealed_ counts it) and is an error, as
     // any failed write is; the ones after it are still given back.
     sealer_.stop();  // (once every queued seal is done)
-    for (bool more = true; more;) {
-      try {
-        collect_seals(true);
-        more = false;
-      } catch (const std::exception& e) {
-        if (!opts_.evict_when_full) {
-          set_error(e.what());
-          continue;
-        }
-        // Live: its pcap is whole (unsealed_ has it); it is sealed again below, after room
-        // is made, as make_room() does in the run loop.
-        write_errors_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("writer: {}; it is sealed again once the oldest segments are deleted to make room",
-                     e.what());
-      }
-    }
+    collect_every_seal();
   }
   if (!unsealed_.empty()) {  // (live only)
     evict_for_room(/*at_least_one=*/false);
@@ -269,6 +254,25 @@ void StoreWriter::finish() {
   if (failed()) return;
   enforce_budgets();
   dir_.save_verified();  // a clean stop: the next start checks no sidecar this run wrote
+}
+
+void StoreWriter::collect_every_seal() {
+  for (bool more = true; more;) {
+    try {
+      collect_seals(true);
+      more = false;
+    } catch (const std::exception& e) {
+      if (!opts_.evict_when_full) {
+        set_error(e.what());
+        continue;
+      }
+      // Live: its pcap is whole (unsealed_ has it); it is sealed again once room is made, as
+      // make_room() does in the run loop.
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("writer: {}; it is sealed again once the oldest segments are deleted to make room",
+                   e.what());
+    }
+  }
 }
 
 void StoreWriter::set_error(const std::string& what) {

@@ -217,6 +217,9 @@ class StoreWriter {
   // Accounts the seals the sealer finished; with `wait_all`, waits for every one in flight.
   // Rethrows a seal's error.
   void collect_seals(bool wait_all);
+  // collect_seals(true) until every seal in flight is accounted: a failed one is an error
+  // (set_error), or live (evict_when_full) a warning, its pcap left in unsealed_.
+  void collect_every_seal();
   void enforce_budgets();
   void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);

@@ -184,7 +184,13 @@ void StoreWriter::write_out_making_room() {
     } catch (const std::exception& e) {
       const int err = util::error_number_of(e);
       if (!full_disk(err)) throw;
-      const size_t n = evict_for_room(/*at_least_one=*/true);
+      size_t n = evict_for_room(/*at_least_one=*/true);
+      if (n == 0 && sealer_.running()) {
+        // The segments on the disk may all be with the sealer still: once sealed, the oldest
+        // of them can go.
+        collect_every_seal();
+        n = evict_for_room(/*at_least_one=*/true);
+      }
       if (n == 0) throw;  // nothing left to delete
       write_errors_.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("writer: {}", write_failure_line(e.what(), err, n));

@@ -136,6 +136,40 @@ uint32_t crc32_portable(const void* data, size_t len, uint32_t crc) {
   return ~crc32_tables(static_cast<const uint8_t*>(data), len, ~crc);
 }
 
+namespace {
+// Polynomial arithmetic modulo the CRC's (bit-reflected, as the register: x^0 is the top
+// bit), after zlib 1.2.12's crc32_combine: A's register is carried over B's length by
+// multiplying it by x^(8 len_b), the power taken from squares x^(2^k).
+constexpr uint32_t kPoly = 0xEDB88320u;
+uint32_t mult_mod_p(uint32_t a, uint32_t b) {
+  uint32_t m = uint32_t{1} << 31, p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0) break;
+    }
+    m >>= 1;
+    b = (b & 1) ? (b >> 1) ^ kPoly : b >> 1;
+  }
+  return p;
+}
+std::array<uint32_t, 32> make_x2n() {  // x^(2^k) mod P
+  std::array<uint32_t, 32> t{};
+  uint32_t p = uint32_t{1} << 30;  // x^1
+  t[0] = p;
+  for (size_t k = 1; k < t.size(); ++k) t[k] = p = mult_mod_p(p, p);
+  return t;
+}
+}  // namespace
+
+uint32_t crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  static const std::array<uint32_t, 32> x2n = make_x2n();
+  uint32_t p = uint32_t{1} << 31;                // x^0
+  for (unsigned k = 3; len_b; len_b >>= 1, ++k)  // x^(8 len_b): bit i of len_b is x^(2^(i+3))
+    if (len_b & 1) p = mult_mod_p(x2n[k & 31], p);
+  return mult_mod_p(p, crc_a) ^ crc_b;
+}
+
 uint32_t crc32(const void* data, size_t len, uint32_t crc) {
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;

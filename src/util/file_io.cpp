@@ -13,18 +13,31 @@
 
 namespace tmach::util {
 
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
+namespace {
+// Calls `put(bytes, n, done)` (write(2) or pwrite(2)) until all `n` bytes are written.
+template <class Put>
+void put_all(const void* p, size_t n, const std::string& path, Put put) {
   const auto* b = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    ssize_t r = ::write(fd, b, n);
+  for (uint64_t done = 0; done < n;) {
+    ssize_t r = put(b + done, n - done, done);
     if (r < 0) {
       const int e = errno;
       if (e == EINTR) continue;
       throw IoError(fmt::format("write to {} failed: {}", path, std::strerror(e)), e);
     }
-    b += r;
-    n -= static_cast<size_t>(r);
+    done += static_cast<uint64_t>(r);
   }
+}
+}  // namespace
+
+void write_all(int fd, const void* p, size_t n, const std::string& path) {
+  put_all(p, n, path, [fd](const uint8_t* b, size_t k, uint64_t) { return ::write(fd, b, k); });
+}
+
+void pwrite_all(int fd, const void* p, size_t n, uint64_t off, const std::string& path) {
+  put_all(p, n, path, [fd, off](const uint8_t* b, size_t k, uint64_t done) {
+    return ::pwrite(fd, b, k, static_cast<off_t>(off + done));
+  });
 }
 
 ssize_t pread_full(int fd, void* dst, size_t n, uint64_t off) {

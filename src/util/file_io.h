@@ -66,6 +66,8 @@ uint64_t file_size(int fd, const std::string& path, bool* regular = nullptr);
 // write(2) until all `n` bytes are written (retrying on EINTR and short writes). Throws
 // IoError naming `path` (what the descriptor is, for the message) on any other error.
 void write_all(int fd, const void* p, size_t n, const std::string& path);
+// The same with pwrite(2) at offset `off` (the file position is left as it is).
+void pwrite_all(int fd, const void* p, size_t n, uint64_t off, const std::string& path);
 
 // fsync(2) of the directory `dir` ("" is "."): makes the entries created, renamed or removed in
 // it survive a power cut (a rename is durable only once its directory is). Throws IoError.

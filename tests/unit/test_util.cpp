@@ -90,6 +90,21 @@ TEST(Crc32, FastPathMatchesTables) {
     EXPECT_EQ(util::crc32(buf.data() + cut, buf.size() - cut, util::crc32(buf.data(), cut)), whole);
 }
 
+// The CRC of two parts checksummed apart is the whole one, at any cut (empty parts too).
+TEST(Crc32, CombinesTwoParts) {
+  std::vector<uint8_t> buf(70000);
+  uint32_t x = 12345;
+  for (auto& b : buf) b = static_cast<uint8_t>((x = x * 1103515245 + 12345) >> 16);
+  const uint32_t whole = util::crc32(buf.data(), buf.size());
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{4096}, size_t{65537}, buf.size()})
+    EXPECT_EQ(util::crc32_combine(util::crc32(buf.data(), cut),
+                                  util::crc32(buf.data() + cut, buf.size() - cut), buf.size() - cut),
+              whole)
+        << cut;
+  EXPECT_NE(util::crc32_combine(util::crc32(buf.data(), 10), util::crc32(buf.data() + 10, 100), 99),
+            util::crc32(buf.data(), 110));  // (the length matters)
+}
+
 // Both paths against the definition (bit by bit, reflected polynomial 0xEDB88320: zlib's
 // CRC-32, not CRC-32C), at every length 0..300 from unaligned starts: the tables are not
 // their own reference.
