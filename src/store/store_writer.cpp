@@ -322,6 +322,14 @@ void StoreWriter::run() {
         return;
       }
       last_try = clock::now();
+      // A full disk costs the oldest segments, not the packets the failed write held: it is
+      // tried again where it stopped (SegmentWriter::flush). Otherwise, or with nothing left to
+      // delete, the open segments are cut back to their complete records (the rest counted
+      // lost) and the writer waits for room.
+      if (!waiting_for_room_ && room_made_for(e)) {
+        reseal_unsealed();  // (the seals that failed for want of room)
+        continue;
+      }
       waiting_for_room_ = !make_room(e.what(), util::error_number_of(e));
     }
     if (!progress) {

@@ -251,6 +251,10 @@ class StoreWriter {
   // fails on a full disk deletes the oldest segments and resumes where it stopped (nothing is
   // lost), as long as there are segments to delete. Throws what it cannot get past.
   void write_out_making_room();
+  // evict_when_full, after the failed write `e`: on a full disk (ENOSPC, EDQUOT), deletes the
+  // oldest segments (once the seals in flight are done, if it must) so that the write can be
+  // tried again where it stopped; false when `e` is no full disk or nothing is left to delete.
+  bool room_made_for(const std::exception& e);
   bool room_to_write() const;  // the file system has the room make_room() aims at
   void add_unsealed(uint16_t cls, const std::string& base);  // a pcap left without sidecar, deletable
 

@@ -174,6 +174,30 @@ size_t StoreWriter::evict_for_room(bool at_least_one) {
   return n;
 }
 
+bool StoreWriter::room_made_for(const std::exception& e) {
+  const int err = util::error_number_of(e);
+  if (!full_disk(err)) return false;
+  size_t n = evict_for_room(/*at_least_one=*/true);
+  if (n == 0 && sealer_.running()) {
+    // The segments on the disk may all be with the sealer still: once sealed, the oldest of
+    // them can go.
+    collect_every_seal();
+    n = evict_for_room(/*at_least_one=*/true);
+  }
+  if (n == 0 && !unsealed_.empty()) {
+    // Seals that failed for want of room (the write that failed took it): their pcaps are
+    // whole, counted unsealed, and the oldest packets here, deleted first as any segment.
+    for (auto& [cls, base] : std::exchange(unsealed_, {})) {
+      add_unsealed(cls, base);
+      stats_[cls]->segments_unsealed++;
+    }
+    n = evict_for_room(/*at_least_one=*/true);
+  }
+  if (n == 0) return false;  // nothing left to delete
+  spdlog::warn("writer: {}", write_failure_line(e.what(), err, n));
+  return true;
+}
+
 void StoreWriter::write_out_making_room() {
   for (;;) {
     try {
@@ -182,18 +206,8 @@ void StoreWriter::write_out_making_room() {
         for (auto& [lt, w] : st.open) w->flush();
       return;
     } catch (const std::exception& e) {
-      const int err = util::error_number_of(e);
-      if (!full_disk(err)) throw;
-      size_t n = evict_for_room(/*at_least_one=*/true);
-      if (n == 0 && sealer_.running()) {
-        // The segments on the disk may all be with the sealer still: once sealed, the oldest
-        // of them can go.
-        collect_every_seal();
-        n = evict_for_room(/*at_least_one=*/true);
-      }
-      if (n == 0) throw;  // nothing left to delete
+      if (!room_made_for(e)) throw;
       write_errors_.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("writer: {}", write_failure_line(e.what(), err, n));
     }
   }
 }
