@@ -35,8 +35,7 @@ StoreWriter::StoreWriter(StoreOptions opts) : opts_(std::move(opts)), dir_(opts_
         add_unsealed(s.cls, s.w->base());
         stats_[s.cls]->segments_unsealed++;
       }
-      if (s.error_number) throw util::IoError(s.error, s.error_number);  // (make_room words it by its errno)
-      throw std::runtime_error(s.error);
+      throw SealFailed(s.error, s.error_number);  // (make_room words it by its errno)
     }
     sealed_segment(s.cls, *s.w, s.idx_bytes);
   };
@@ -110,13 +109,13 @@ void StoreWriter::start() {
       serve_syncs();  // the last requests still get their flush (or fail fast)
     } catch (const std::exception& e) {
       // (a drain for them failed, the disk full: escaping this thread would end the process)
-      // The open segments are cut back to their complete records, as a failure in the loop
-      // does (a write that threw may have left part of its bytes: writing them again would
-      // break the file); finish() drains the rest into new ones, and cuts and reports what it
+      // Live, finish() writes on from where the write stopped, making room as the loop does.
+      // Otherwise the open segments are cut back to their complete records, as a failure in
+      // the loop does; finish() drains the rest into new ones, and cuts and reports what it
       // cannot write.
       write_errors_.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("writer: the last sync requests: {}", e.what());
-      keep_cut(cut_open_segments());
+      if (!opts_.evict_when_full) keep_cut(cut_open_segments());
     }
     cpu_seconds_.store(util::thread_cpu_seconds(), std::memory_order_relaxed);
   });
@@ -266,11 +265,15 @@ void StoreWriter::collect_every_seal() {
         set_error(e.what());
         continue;
       }
-      // Live: its pcap is whole (unsealed_ has it); it is sealed again once room is made, as
-      // make_room() does in the run loop.
       write_errors_.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("writer: {}; it is sealed again once the oldest segments are deleted to make room",
-                   e.what());
+      if (dynamic_cast<const SealFailed*>(&e)) {
+        // Live: its pcap is whole (unsealed_ has it); it is sealed again once room is made, as
+        // make_room() does in the run loop.
+        spdlog::warn("writer: {}; it is sealed again once the oldest segments are deleted to make room",
+                     e.what());
+      } else {  // (the bookkeeping after a seal: deletions for the budgets whose sync failed)
+        spdlog::error("writer: {}", e.what());
+      }
     }
   }
 }
@@ -431,10 +434,13 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
         w->append(h->ts_ns, h->wirelen, ring.payload(h), h->caplen);  // decodes for the keys
     } catch (...) {
       // A write failed once the segment had counted the packet (its buffer flushed as it was
-      // appended): cutting the segment back counts it lost, so it is not written again from
-      // the ring (it was then counted twice, lost and written), as the consumed packets of
-      // a failed in-place batch are not.
+      // appended): the packet is in the segment's pending bytes, written when the write is
+      // tried again, or counted lost if the segment is cut back instead; either way it is not
+      // taken from the ring again (it was then counted twice, lost and written), as the
+      // consumed packets of a failed in-place batch are not.
       if (w->packets() != noted) {
+        if (observe_.load(std::memory_order_relaxed))
+          observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
         ring.consume();
         ++pk;
         by += 16 + h->caplen;

@@ -32,6 +32,7 @@
 #include "store/sealer.h"
 #include "store/segment_writer.h"
 #include "store/store_dir.h"
+#include "util/file_io.h"
 #include "util/memory_gauge.h"
 
 namespace tmach::store {
@@ -60,6 +61,13 @@ struct StoreOptions {
   bool evict_when_full = false;
   std::vector<ClassOptions> classes;  // in precedence order; the catch-all last
   uint16_t producers = 1;             // capture threads: a ring per class for each
+};
+
+// A seal that failed (Sealer::Sealed::error), as StoreWriter's seal bookkeeping rethrows it:
+// its pcap is whole, and live it is sealed again once there is room.
+class SealFailed : public util::IoError {
+ public:
+  using IoError::IoError;
 };
 
 struct ClassWriteStats {

@@ -176,7 +176,12 @@ size_t StoreWriter::evict_for_room(bool at_least_one) {
 
 bool StoreWriter::room_made_for(const std::exception& e) {
   const int err = util::error_number_of(e);
-  if (!full_disk(err)) return false;
+  // A failed fdatasync is not tried again: the kernel reports a write-back error once, and a
+  // second fdatasync would succeed with the pages still unwritten (make_room() cuts back).
+  if (!full_disk(err) || dynamic_cast<const util::SyncError*>(&e)) return false;
+  // A seal that failed for want of room that deletions have made since: it is sealed again
+  // (reseal_unsealed) without deleting more.
+  if (dynamic_cast<const SealFailed*>(&e) && room_to_write()) return true;
   size_t n = evict_for_room(/*at_least_one=*/true);
   if (n == 0 && sealer_.running()) {
     // The segments on the disk may all be with the sealer still: once sealed, the oldest of
@@ -185,13 +190,24 @@ bool StoreWriter::room_made_for(const std::exception& e) {
     n = evict_for_room(/*at_least_one=*/true);
   }
   if (n == 0 && !unsealed_.empty()) {
-    // Seals that failed for want of room (the write that failed took it): their pcaps are
-    // whole, counted unsealed, and the oldest packets here, deleted first as any segment.
-    for (auto& [cls, base] : std::exchange(unsealed_, {})) {
-      add_unsealed(cls, base);
-      stats_[cls]->segments_unsealed++;
+    // Then seals that failed for want of room (the write that failed took it): their pcaps
+    // are whole, and the oldest packets here. As many as make room are deleted, oldest
+    // first; the others stay in unsealed_, to be sealed again.
+    do {
+      const auto& [cls, base] = unsealed_[n++];
+      std::error_code size_ec, ec;
+      const uint64_t bytes = fs::file_size(base + ".pcap", size_ec);
+      const auto name = parse_segment_name(fs::path(base).filename().string());
+      fs::remove(base + ".pcap", ec);
+      fs::remove(base + ".idx.tmp", ec);
+      evicted(cls, DiskRing::File{base, size_ec ? 0 : bytes, name ? name->first_ns : 0, 0});
+    } while (n < unsealed_.size() && !room_to_write());
+    try {
+      util::fsync_dir(util::parent_dir(unsealed_.front().second));
+    } catch (const std::exception& x) {
+      spdlog::warn("writer: {}: the deleted segments may come back after a power cut", x.what());
     }
-    n = evict_for_room(/*at_least_one=*/true);
+    unsealed_.erase(unsealed_.begin(), unsealed_.begin() + static_cast<std::ptrdiff_t>(n));
   }
   if (n == 0) return false;  // nothing left to delete
   spdlog::warn("writer: {}", write_failure_line(e.what(), err, n));
