@@ -101,6 +101,8 @@ class SegmentWriter {
   const SegmentMeta& meta() const { return meta_; }
   const std::string& base() const { return base_; }  // changes when the file is renamed (above)
   uint64_t unsynced_bytes() const { return file_bytes_ - synced_bytes_; }
+  // Every byte appended is handed to the kernel (nothing waits in a buffer or a failed write).
+  bool all_written() const { return written_bytes_ == file_bytes_; }
   // Queries of the segment being written: a copy of what it holds so far.
   SidecarBody snapshot() const;
   // After a failed write (a full disk): cuts the file back to its last complete record, drops

@@ -199,9 +199,11 @@ void StoreWriter::finish() {
           l.idx = l.w->seal(/*two_threads=*/true);  // (the capture has ended: a core is free)
         } catch (const std::exception& e) {
           // A sidecar the full disk had no room for: the packets are stored, and the other
-          // last segments are still sealed. A failed sync leaves them in doubt.
-          last_seal_failed(l.cls, *l.w, e.what(), dynamic_cast<const util::SyncError*>(&e) != nullptr);
+          // last segments are still sealed. Live, it is sealed again once room is made (below);
+          // else, or after a failed sync, which leaves its packets in doubt, it stays unsealed.
           l.unsealed = true;
+          if (!last_seal_deferred(l.cls, *l.w, e))
+            last_seal_failed(l.cls, *l.w, e.what(), dynamic_cast<const util::SyncError*>(&e) != nullptr);
           continue;
         }
         note_closed(l.cls, *l.w);

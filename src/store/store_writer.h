@@ -243,6 +243,9 @@ class StoreWriter {
   // records (if its flush failed), kept unsealed, counted and reported (unsealed()).
   // `in_doubt`: its data may not be on the disk (a failed fdatasync), which fails the writer too.
   void last_seal_failed(uint16_t cls, SegmentWriter& w, const std::string& why, bool in_doubt);
+  // finish(), evict_when_full: the seal of a last segment whose pcap is whole failed on a full
+  // disk (`e`): it goes to unsealed_, sealed from its file once room is made. False otherwise.
+  bool last_seal_deferred(uint16_t cls, SegmentWriter& w, const std::exception& e);
   // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
   void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
   // evict_when_full: makes room after a failed write `what` (errno `err`, 0 when unknown; both

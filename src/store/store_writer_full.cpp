@@ -174,6 +174,21 @@ size_t StoreWriter::evict_for_room(bool at_least_one) {
   return n;
 }
 
+bool StoreWriter::last_seal_deferred(uint16_t cls, SegmentWriter& w, const std::exception& e) {
+  const int err = util::error_number_of(e);
+  if (!opts_.evict_when_full || !full_disk(err) || dynamic_cast<const util::SyncError*>(&e) ||
+      !w.all_written())
+    return false;
+  write_errors_.fetch_add(1, std::memory_order_relaxed);
+  spdlog::warn(
+      "writer: the last segment {}.pcap was not sealed ({}); it is sealed again once the oldest "
+      "segments are deleted to make room",
+      w.base(), e.what());
+  note_closed(cls, w);
+  unsealed_.emplace_back(cls, w.base());
+  return true;
+}
+
 bool StoreWriter::room_made_for(const std::exception& e) {
   const int err = util::error_number_of(e);
   // A failed fdatasync is not tried again: the kernel reports a write-back error once, and a
