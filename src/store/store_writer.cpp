@@ -237,7 +237,17 @@ void StoreWriter::finish() {
   }
   if (!unsealed_.empty()) {  // (live only)
     evict_for_room(/*at_least_one=*/false);
-    reseal_unsealed();
+    // What stays unsealed at the end is said as a last segment left unsealed is
+    // (last_seal_failed): its packets are stored, the disk needs attention.
+    for (auto& [base, why] : reseal_unsealed()) {
+      const std::string what = fmt::format("the segment {}.pcap was not sealed ({})", base, why);
+      spdlog::error(
+          "store: {}: its packets are stored but not indexed; queries scan it, and the next tm record or "
+          "tm serve on this store indexes it",
+          what);
+      std::lock_guard lk(error_mu_);
+      if (unsealed_why_.empty()) unsealed_why_ = what;
+    }
   }
   if (last_failure && opts_.evict_when_full) {
     // Live: the last drain met a full disk; what it could write is sealed or left to recovery.

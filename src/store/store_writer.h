@@ -256,8 +256,9 @@ class StoreWriter {
   // Deletes the oldest sealed segments of any class while the disk is short of room
   // (room_to_write()), and at least one with `at_least_one`; returns how many.
   size_t evict_for_room(bool at_least_one);
-  // Seals the pcaps of unsealed_ from their files (recovery), or counts them unsealed.
-  void reseal_unsealed();
+  // Seals the pcaps of unsealed_ from their files (recovery), or counts them unsealed; returns
+  // those it could not seal (base, why).
+  std::vector<std::pair<std::string, std::string>> reseal_unsealed();
   // finish(), evict_when_full: drains the rings and flushes the open segments; a write that
   // fails on a full disk deletes the oldest segments and resumes where it stopped (nothing is
   // lost), as long as there are segments to delete. Throws what it cannot get past.

@@ -267,7 +267,8 @@ bool StoreWriter::make_room(const std::string& what, int err) {
   return room;
 }
 
-void StoreWriter::reseal_unsealed() {
+std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed() {
+  std::vector<std::pair<std::string, std::string>> failed;
   for (auto& [cls, base] : std::exchange(unsealed_, {})) {
     SegmentInfo seg;
     seg.cls = classes_[cls].name;
@@ -298,14 +299,16 @@ void StoreWriter::reseal_unsealed() {
       stats_[cls]->segments_sealed++;
       stats_[cls]->sidecar_bytes += seg.idx_bytes;
       update_disk_stat(cls);
-    } catch (const std::exception&) {  // (no room for its sidecar yet)
+    } catch (const std::exception& e) {  // (no room for its sidecar yet)
       // Not tried again in this run: it stays without a sidecar until the next start (or its
       // eviction), and is counted now, while the recording goes on (stats, /metrics).
       fs::remove(seg.idx_path() + ".tmp", ec);
       add_unsealed(cls, seg.base);
       stats_[cls]->segments_unsealed++;
+      failed.emplace_back(seg.base, e.what());
     }
   }
+  return failed;
 }
 
 }  // namespace tmach::store

@@ -309,15 +309,16 @@ TEST(StoreFull, LiveLastWriteInPlaceOnAFullDiskMakesRoomAndLosesNothing) { last_
 
 // Live, the last segment's pcap fits on the disk at the stop and its sidecar does not: the
 // oldest segment is deleted and the last one sealed from its file, not left unsealed (for
-// queries to scan until the next start indexes it).
-TEST(StoreFull, LiveLastSealOnAFullDiskMakesRoomAndSeals) {
+// queries to scan until the next start indexes it). With no older segment to delete, it is
+// left unsealed and said to be (unsealed(): tm record exits 1), its packets stored.
+void last_seal_on_a_full_disk(bool older_segment) {
   Tmpfs t("4m");
   if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
   store::StoreOptions o = live_options(t.d.p / "store");
   o.segment_size = 1 << 20;
   uint64_t ts = 1'000'000'000;
   std::vector<uint8_t> frame(1000, 0x42);
-  {
+  if (older_segment) {
     store::StoreWriter first(o);  // a sealed segment of ~1 MiB (and a small one) to delete later
     for (int i = 0; i < 1100; ++i, ts += 1000)
       ASSERT_TRUE(first.push(0, ts, 1, 1000, frame.data(), 1000, nullptr));
@@ -330,34 +331,53 @@ TEST(StoreFull, LiveLastSealOnAFullDiskMakesRoomAndSeals) {
   for (uint32_t i = 0; i < kFrames; ++i, ts += 1000)
     ASSERT_TRUE(w.push(0, ts, 1, 1000, frame.data(), 1000, nullptr));
   // Room for the last segment's pcap, to the page, and not one page more.
-  const uint64_t pcap_pages = (24 + kFrames * 1016 + 4095) / 4096;
   struct statvfs v;
   ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
-  const uint64_t free_bytes = uint64_t{v.f_bavail} * v.f_frsize;
-  ASSERT_GT(free_bytes, pcap_pages * 4096);
+  const uint64_t page = v.f_frsize;
+  const uint64_t pcap_room = (24 + kFrames * 1016 + page - 1) / page * page;
+  const uint64_t free_bytes = uint64_t{v.f_bavail} * page;
+  ASSERT_GT(free_bytes, pcap_room);
   {
     std::ofstream ballast(t.d.p / "ballast", std::ios::binary);
-    std::vector<char> zeros(free_bytes - pcap_pages * 4096);
+    std::vector<char> zeros(free_bytes - pcap_room);
     ballast.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
     ASSERT_TRUE(ballast.good());
   }
   ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
-  ASSERT_EQ(uint64_t{v.f_bavail} * v.f_frsize, pcap_pages * 4096);
+  ASSERT_EQ(uint64_t{v.f_bavail} * page, pcap_room);
   w.finish();
-  EXPECT_FALSE(w.failed()) << w.error();
+  EXPECT_FALSE(w.failed()) << w.error();  // (its packets are stored)
   EXPECT_GT(w.write_errors(), 0u);
   EXPECT_NE(log.str().find("it is sealed again once the oldest segments are deleted"), std::string::npos)
       << log.str();
-  EXPECT_GT(w.stats(0).segments_evicted.load(), 0u);
-  EXPECT_EQ(w.stats(0).segments_unsealed.load(), 0u);
   EXPECT_EQ(w.stats(0).lost_packets.load(), 0u);
+  EXPECT_EQ(w.stats(0).written_packets.load(), kFrames);
   store::Catalog cat = store::Catalog::scan((t.d.p / "store").string());
   ASSERT_FALSE(cat.segments.empty());
-  for (auto& s : cat.segments)
-    EXPECT_EQ(s.state, store::SegmentInfo::State::kSealed) << s.base << ": " << s.problem;
-  EXPECT_EQ(cat.segments.back().meta.packets, kFrames);
-  EXPECT_EQ(cat.segments.back().meta.last_ts, ts - 1000);
+  const store::SegmentInfo& last = cat.segments.back();
+  EXPECT_EQ(last.meta.first_ts, ts - kFrames * 1000);
+  if (older_segment) {
+    EXPECT_GT(w.stats(0).segments_evicted.load(), 0u);
+    EXPECT_EQ(w.stats(0).segments_unsealed.load(), 0u);
+    EXPECT_EQ(w.stats(0).segments_sealed.load(), 1u);
+    EXPECT_EQ(w.unsealed(), "");
+    for (auto& s : cat.segments)
+      EXPECT_EQ(s.state, store::SegmentInfo::State::kSealed) << s.base << ": " << s.problem;
+    EXPECT_EQ(last.meta.packets, kFrames);
+    EXPECT_EQ(last.meta.last_ts, ts - 1000);
+  } else {
+    EXPECT_EQ(w.stats(0).segments_unsealed.load(), 1u);
+    EXPECT_EQ(w.stats(0).segments_sealed.load(), 0u);
+    EXPECT_NE(w.unsealed().find(".pcap was not sealed"), std::string::npos) << w.unsealed();
+    EXPECT_NE(log.str().find("its packets are stored but not indexed"), std::string::npos) << log.str();
+    EXPECT_EQ(last.state, store::SegmentInfo::State::kOpen);
+    EXPECT_EQ(fs::file_size(last.pcap_path()), 24u + kFrames * 1016);
+  }
 }
+
+TEST(StoreFull, LiveLastSealOnAFullDiskMakesRoomAndSeals) { last_seal_on_a_full_disk(true); }
+
+TEST(StoreFull, LiveLastSealOnAFullDiskWithNothingToDeleteIsSaid) { last_seal_on_a_full_disk(false); }
 
 // A seal that fails on the sealer thread while a file is read (its sidecar cannot be created:
 // a directory is in the way, no root needed) stops the writer, as any failed write; every
