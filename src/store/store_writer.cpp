@@ -184,8 +184,7 @@ void StoreWriter::finish() {
   std::exception_ptr last_failure;
   if (!failed()) {
     try {
-      // Live, a full disk costs the oldest segments, not the last packets (the run loop's
-      // make_room() cuts the open segments: it goes on with the next packets).
+      // Live, a full disk costs the oldest segments, not the last packets, as in the run loop.
       if (opts_.evict_when_full) write_out_making_room();
       for (size_t c = 0; c < classes_.size(); ++c) {
         const auto cls = static_cast<uint16_t>(c);
