@@ -238,15 +238,8 @@ void StoreWriter::finish() {
     evict_for_room(/*at_least_one=*/false);
     // What stays unsealed at the end is said as a last segment left unsealed is
     // (last_seal_failed): its packets are stored, the disk needs attention.
-    for (auto& [base, why] : reseal_unsealed()) {
-      const std::string what = fmt::format("the segment {}.pcap was not sealed ({})", base, why);
-      spdlog::error(
-          "store: {}: its packets are stored but not indexed; queries scan it, and the next tm record or "
-          "tm serve on this store indexes it",
-          what);
-      std::lock_guard lk(error_mu_);
-      if (unsealed_why_.empty()) unsealed_why_ = what;
-    }
+    for (auto& [base, why] : reseal_unsealed())
+      said_unsealed(fmt::format("the segment {}.pcap was not sealed ({})", base, why), "its packets");
   }
   if (last_failure && opts_.evict_when_full) {
     // Live: the last drain met a full disk; what it could write is sealed or left to recovery.
@@ -438,6 +431,14 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
     // The frame goes to the file from the ring (no copy); its ring memory is released once
     // written (release_written).
     const uint64_t noted = w->packets();
+    // The packet is in its segment: shown to the observer, counted, taken from the ring.
+    auto taken = [&] {
+      if (observe_.load(std::memory_order_relaxed))
+        observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
+      ++pk;
+      by += 16 + h->caplen;
+      ring.consume();
+    };
     try {
       if (h->keys_bytes && keys.read(ring.packed_keys(h), h->keys_bytes))
         w->append_in_place(h->ts_ns, h->wirelen, ring.payload(h), h->caplen, keys);
@@ -449,20 +450,10 @@ bool StoreWriter::drain(uint16_t producer, uint16_t cls, size_t max) {
       // tried again, or counted lost if the segment is cut back instead; either way it is not
       // taken from the ring again (it was then counted twice, lost and written), as the
       // consumed packets of a failed in-place batch are not.
-      if (w->packets() != noted) {
-        if (observe_.load(std::memory_order_relaxed))
-          observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
-        ring.consume();
-        ++pk;
-        by += 16 + h->caplen;
-      }
+      if (w->packets() != noted) taken();
       throw;
     }
-    if (observe_.load(std::memory_order_relaxed))
-      observer_(cls, h->ts_ns, h->linktype, h->wirelen, ring.payload(h), h->caplen);
-    ++pk;
-    by += 16 + h->caplen;
-    ring.consume();
+    taken();
     ++n;
     if (test_delay_us_) {
       release_written(producer, cls);  // the test's slow disk: room comes back packet by packet

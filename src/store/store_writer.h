@@ -246,6 +246,9 @@ class StoreWriter {
   // finish(), evict_when_full: the seal of a last segment whose pcap is whole failed on a full
   // disk (`e`): it goes to unsealed_, sealed from its file once room is made. False otherwise.
   bool last_seal_deferred(uint16_t cls, SegmentWriter& w, const std::exception& e);
+  // A segment left unsealed at the end (`what` names it and why; `packets`: "its N packets"):
+  // logged as an error and kept for unsealed() (the first one).
+  void said_unsealed(const std::string& what, const std::string& packets);
   // Not live: the cut segments stay as plain pcaps (the next start seals them), an empty one goes.
   void keep_cut(std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut);
   // evict_when_full: makes room after a failed write `what` (errno `err`, 0 when unknown; both

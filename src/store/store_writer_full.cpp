@@ -56,10 +56,7 @@ void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::st
   } else {
     add_unsealed(cls, w.base());
     s.segments_unsealed++;
-    spdlog::error(
-        "store: {}: its {} packets are stored but not indexed; queries scan it, and the next tm record or tm "
-        "serve on this store indexes it",
-        what, c.packets);
+    said_unsealed(what, fmt::format("its {} packets", c.packets));
   }
   // Packets its flush could not write are lost, and after a failed sync none is known to be on
   // the disk: the writer has failed (as after any failed write), so that no input is logged as
@@ -69,6 +66,15 @@ void StoreWriter::last_seal_failed(uint16_t cls, SegmentWriter& w, const std::st
     set_error(fmt::format("{}: {} of its packets were not written", what, appended - c.packets));
   else if (in_doubt)
     set_error(fmt::format("{}: its packets may not be on the disk", what));
+  std::lock_guard lk(error_mu_);
+  if (unsealed_why_.empty()) unsealed_why_ = what;
+}
+
+void StoreWriter::said_unsealed(const std::string& what, const std::string& packets) {
+  spdlog::error(
+      "store: {}: {} are stored but not indexed; queries scan it, and the next tm record or tm serve on this "
+      "store indexes it",
+      what, packets);
   std::lock_guard lk(error_mu_);
   if (unsealed_why_.empty()) unsealed_why_ = what;
 }
@@ -208,17 +214,18 @@ bool StoreWriter::room_made_for(const std::exception& e) {
     // Then seals that failed for want of room (the write that failed took it): their pcaps
     // are whole, and the oldest packets here. As many as make room are deleted, oldest
     // first; the others stay in unsealed_, to be sealed again.
-    do {
-      const auto& [cls, base] = unsealed_[n++];
-      std::error_code size_ec, ec;
-      const uint64_t bytes = fs::file_size(base + ".pcap", size_ec);
+    DiskRing pcaps({".idx.tmp", ".pcap"});  // (a failed seal's leftover first)
+    for (const auto& [cls, base] : unsealed_) {
+      std::error_code ec;
+      const uint64_t bytes = fs::file_size(base + ".pcap", ec);
       const auto name = parse_segment_name(fs::path(base).filename().string());
-      fs::remove(base + ".pcap", ec);
-      fs::remove(base + ".idx.tmp", ec);
-      evicted(cls, DiskRing::File{base, size_ec ? 0 : bytes, name ? name->first_ns : 0, 0});
-    } while (n < unsealed_.size() && !room_to_write());
+      pcaps.add(DiskRing::File{base, ec ? 0 : bytes, name ? name->first_ns : 0, 0});
+    }
+    do {
+      evicted(unsealed_[n].first, pcaps.evict_oldest());
+    } while (++n < unsealed_.size() && !room_to_write());
     try {
-      util::fsync_dir(util::parent_dir(unsealed_.front().second));
+      pcaps.make_evictions_durable();
     } catch (const std::exception& x) {
       spdlog::warn("writer: {}: the deleted segments may come back after a power cut", x.what());
     }
