@@ -218,7 +218,8 @@ void ContainerArena::next_chunk() {
     // at most one of 10 bytes for each of its segment_size / 8 keys)
     if ((chunks_.size() + 1) * (kChunk / 2) > (uint64_t{1} << 32))
       throw std::length_error("index arena full");
-    chunks_.emplace_back(static_cast<uint8_t*>(util::huge_alloc(kChunk)));
+    std::unique_ptr<uint8_t[], Free> chunk(static_cast<uint8_t*>(util::page_alloc(kChunk)));
+    chunks_.push_back(std::move(chunk));
     used_.push_back(0);
   }
   at_ = 0;

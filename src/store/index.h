@@ -119,8 +119,11 @@ using UninitVector = std::vector<T, DefaultInitAllocator<T>>;
 // format's bytes, which tell their size: 2 a value for an array, 8192 for a bitset, 2 + 4 a
 // run for runs). 8 bytes of header: a segment of small packets makes about a container for
 // every three of its index keys. Records are found by a reference: their offset in the arena
-// divided by 2 (every size is even). Kept in 2 MiB chunks (util::huge_alloc) that clear()
-// keeps: the builder's next segment reuses them; a record never straddles two chunks.
+// divided by 2 (every size is even). Kept in 2 MiB chunks that clear() keeps: the builder's
+// next segment reuses them; a record never straddles two chunks. The chunks are in base pages
+// (util::page_alloc), not huge pages: written once in sequence, they gain little from 2 MiB
+// pages, and on the benchmark VM fresh huge pages made recording small frames far slower
+// (DESIGN.md, "Open problem: minimum-size frames").
 class ContainerArena {
  public:
   static constexpr size_t kChunk = size_t{1} << 21;
@@ -213,7 +216,7 @@ class ContainerArena {
 
  private:
   struct Free {
-    void operator()(uint8_t* p) const noexcept { util::huge_free(p, kChunk); }
+    void operator()(uint8_t* p) const noexcept { util::page_free(p, kChunk); }
   };
   void next_chunk();
   std::vector<std::unique_ptr<uint8_t[], Free>> chunks_;

@@ -66,4 +66,17 @@ void huge_free(void* p, size_t bytes) noexcept {
   if (p) munmap(p, round_up(bytes == 0 ? 1 : bytes));
 }
 
+void* page_alloc(size_t bytes) {
+  void* p = mmap(nullptr, bytes == 0 ? 1 : bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  // (advice: where THP is "always" this keeps the buffer in base pages; fails harmlessly
+  // where THP is not built in)
+  madvise(p, bytes == 0 ? 1 : bytes, MADV_NOHUGEPAGE);
+  return p;
+}
+
+void page_free(void* p, size_t bytes) noexcept {
+  if (p) munmap(p, bytes == 0 ? 1 : bytes);
+}
+
 }  // namespace tmach::util

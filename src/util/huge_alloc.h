@@ -28,6 +28,16 @@ void huge_free(void* p, size_t bytes) noexcept;
 // unchanged).
 void* huge_realloc(void* p, size_t old_bytes, size_t new_bytes);
 
+// `bytes` (rounded up to the base page) of anonymous memory in the kernel's base pages
+// (MADV_NOHUGEPAGE), committed as touched (zero-filled), for large buffers written once in
+// sequence, where 2 MiB pages save few TLB misses. Each fresh huge page needs a whole free
+// 2 MiB block of the kernel, and on a virtual machine whose balloon reports free pages to the
+// host (DESIGN.md, "Open problem: minimum-size frames") those are the very blocks the host
+// has taken back: every one is faulted in by the host again, where base pages mostly come
+// from lists it still backs. Throws std::bad_alloc. Free with page_free(p, the same bytes).
+void* page_alloc(size_t bytes);
+void page_free(void* p, size_t bytes) noexcept;
+
 // A std allocator: requests of 2 MiB and more through huge_alloc(), smaller ones through
 // operator new (a huge page would mostly be wasted on them). Stateless: any two are equal.
 template <class T>

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "store/index.h"
@@ -134,4 +137,54 @@ TEST(HugeAlloc, HugeVectorGrowsWithoutLosingValues) {
   small = m;  // copy-assign over a small one: grows into huge pages
   EXPECT_EQ(small.size(), n);
   EXPECT_EQ(small[n - 1], m[n - 1]);
+}
+
+namespace {
+// The VmFlags of the mapping holding `p` (/proc/self/smaps: "hg" for MADV_HUGEPAGE, "nh" for
+// MADV_NOHUGEPAGE), or "" where there is no such line.
+std::string vm_flags(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  std::string line;
+  bool in = false;
+  while (std::getline(smaps, line)) {
+    unsigned long lo, hi;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      in = at >= lo && at < hi;
+    } else if (in && line.rfind("VmFlags:", 0) == 0) {
+      return line.substr(8) + " ";
+    }
+  }
+  return "";
+}
+}  // namespace
+
+TEST(HugeAlloc, PageAllocIsInBasePagesAndTheArenaUsesIt) {
+  // page_alloc: zero-filled, writable to the last byte, advised out of huge pages; huge_alloc
+  // advised into them. The index's container arena (written once, in sequence) is in base pages.
+  const size_t bytes = 3 * util::kHugePageBytes + 17;
+  auto* p = static_cast<uint8_t*>(util::page_alloc(bytes));
+  auto* h = static_cast<uint8_t*>(util::huge_alloc(bytes));
+  bool zero = true;
+  for (size_t i = 0; i < bytes; i += 997) zero &= p[i] == 0;
+  EXPECT_TRUE(zero);
+  p[bytes - 1] = 5;
+  EXPECT_EQ(p[bytes - 1], 5);
+  const std::string pf = vm_flags(p), hf = vm_flags(h);
+  if (pf.empty()) GTEST_SKIP() << "no VmFlags in /proc/self/smaps";
+  EXPECT_NE(pf.find(" nh "), std::string::npos) << pf;
+  EXPECT_EQ(pf.find(" hg "), std::string::npos) << pf;
+  EXPECT_NE(hf.find(" hg "), std::string::npos) << hf;
+
+  store::ContainerArena arena;
+  store::RoaringContainer c{};
+  c.kind = store::RoaringContainer::kArray;
+  c.card_minus_1 = 0;
+  c.bytes = 2;
+  const uint8_t* data = arena.add(c, 7);
+  const std::string af = vm_flags(data);
+  EXPECT_NE(af.find(" nh "), std::string::npos) << af;
+  EXPECT_EQ(store::ContainerArena::slot(arena.record(arena.reference(data))), 7u);
+  util::page_free(p, bytes);
+  util::huge_free(h, bytes);
 }
