@@ -143,7 +143,10 @@ class StoreWriter {
   void finish();
 
   const ClassWriteStats& stats(uint16_t cls) const { return *stats_[cls]; }
-  // Test hook: the writer sleeps this long per packet, to simulate a slow disk.
+  // Test hook: the writer takes this long per packet, to simulate a slow disk. Paced rather than
+  // slept per packet: a packet's turn comes `us` after the last one's, and a sleep that
+  // overshoots (by a millisecond or more on a loaded machine) is made up by the next packets,
+  // up to 50 ms behind (so that after idling the writer is not let loose on a backlog).
   void set_test_delay_us(uint32_t us) { test_delay_us_ = us; }
   // Non-empty if the writer thread failed (any thread; a copy, taken under a lock).
   std::string error() const {
@@ -298,6 +301,7 @@ class StoreWriter {
   bool waiting_for_room_ = false;  // writer thread: a full disk, nothing left to delete
   std::vector<std::pair<uint16_t, std::string>> unsealed_;  // writer thread: seals that failed (class, base)
   uint32_t test_delay_us_ = 0;
+  std::chrono::steady_clock::time_point test_next_{};  // the thread draining: the paced writer's next turn
   AdoptReport adopt_;
   void set_error(const std::string& what);  // the first error stays
   mutable std::mutex error_mu_;
