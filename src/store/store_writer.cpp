@@ -235,10 +235,18 @@ void StoreWriter::finish() {
     collect_every_seal();
   }
   if (!unsealed_.empty()) {  // (live only)
-    evict_for_room(/*at_least_one=*/false);
+    // Sidecars are a few MB: room for them is made one oldest segment at a time, the seals
+    // tried again after each deletion (room to record on, evict_for_room()'s aim, is not
+    // needed any more: it cost several segments for one sidecar).
+    auto failed = reseal_unsealed(/*keep_full_disk=*/true);
+    while (!unsealed_.empty() && evict_oldest()) {
+      make_evictions_durable();
+      for (auto& f : reseal_unsealed(/*keep_full_disk=*/true)) failed.push_back(std::move(f));
+    }
+    for (auto& f : reseal_unsealed()) failed.push_back(std::move(f));  // (nothing left to delete)
     // What stays unsealed at the end is said as a last segment left unsealed is
     // (last_seal_failed): its packets are stored, the disk needs attention.
-    for (auto& [base, why] : reseal_unsealed())
+    for (auto& [base, why] : failed)
       said_unsealed(fmt::format("the segment {}.pcap was not sealed ({})", base, why), "its packets");
   }
   if (last_failure && opts_.evict_when_full) {

@@ -262,9 +262,14 @@ class StoreWriter {
   // Deletes the oldest sealed segments of any class while the disk is short of room
   // (room_to_write()), and at least one with `at_least_one`; returns how many.
   size_t evict_for_room(bool at_least_one);
+  // Deletes the oldest sealed segment of any class; false when there is none. Not yet made
+  // durable (make_evictions_durable()).
+  bool evict_oldest();
+  void make_evictions_durable() noexcept;  // (a failure is a warning)
   // Seals the pcaps of unsealed_ from their files (recovery), or counts them unsealed; returns
-  // those it could not seal (base, why).
-  std::vector<std::pair<std::string, std::string>> reseal_unsealed();
+  // those it could not seal (base, why). With `keep_full_disk`, one whose sidecar met a full
+  // disk (ENOSPC, EDQUOT) stays in unsealed_ instead, neither counted nor returned.
+  std::vector<std::pair<std::string, std::string>> reseal_unsealed(bool keep_full_disk = false);
   // finish(), evict_when_full: drains the rings and flushes the open segments; a write that
   // fails on a full disk deletes the oldest segments and resumes where it stopped (nothing is
   // lost), as long as there are segments to delete. Throws what it cannot get past.

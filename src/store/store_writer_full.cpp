@@ -154,30 +154,37 @@ std::string write_failure_line(const std::string& what, int err, size_t evicted)
 }  // namespace
 
 size_t StoreWriter::evict_for_room(bool at_least_one) {
-  // The oldest segments of any class go first, until there is room.
+  // The oldest segments of any class go first, until there is room; made durable once for the
+  // batch.
   size_t n = 0;
-  std::vector<DiskRing*> rings;
-  for (auto& st : state_) rings.push_back(&st.sealed);
-  while ((at_least_one && n == 0) || !room_to_write()) {
-    int oldest = -1;
-    for (size_t c = 0; c < rings.size(); ++c)
-      if (!rings[c]->empty() &&
-          (oldest < 0 || rings[c]->oldest().first_ts < rings[oldest]->oldest().first_ts))
-        oldest = static_cast<int>(c);
-    if (oldest < 0) break;
-    evicted(static_cast<uint16_t>(oldest), rings[oldest]->evict_oldest());
-    ++n;
+  while (((at_least_one && n == 0) || !room_to_write()) && evict_oldest()) ++n;
+  make_evictions_durable();
+  return n;
+}
+
+bool StoreWriter::evict_oldest() {
+  int oldest = -1;
+  for (size_t c = 0; c < state_.size(); ++c) {
+    const DiskRing& r = state_[c].sealed;
+    if (!r.empty() &&
+        (oldest < 0 || r.oldest().first_ts < state_[static_cast<size_t>(oldest)].sealed.oldest().first_ts))
+      oldest = static_cast<int>(c);
   }
-  // Once for the batch. A failure is a warning: the segments are deleted all the same, and
-  // this runs in run()'s error handler, which must not throw.
-  for (DiskRing* r : rings) {
+  if (oldest < 0) return false;
+  evicted(static_cast<uint16_t>(oldest), state_[static_cast<size_t>(oldest)].sealed.evict_oldest());
+  return true;
+}
+
+void StoreWriter::make_evictions_durable() noexcept {
+  // A failure is a warning: the segments are deleted all the same, and this runs in run()'s
+  // error handler, which must not throw.
+  for (auto& st : state_) {
     try {
-      r->make_evictions_durable();
+      st.sealed.make_evictions_durable();
     } catch (const std::exception& e) {
       spdlog::warn("writer: {}: the deleted segments may come back after a power cut", e.what());
     }
   }
-  return n;
 }
 
 bool StoreWriter::last_seal_deferred(uint16_t cls, SegmentWriter& w, const std::exception& e) {
@@ -274,8 +281,9 @@ bool StoreWriter::make_room(const std::string& what, int err) {
   return room;
 }
 
-std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed() {
+std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed(bool keep_full_disk) {
   std::vector<std::pair<std::string, std::string>> failed;
+  std::vector<std::pair<uint16_t, std::string>> kept;
   for (auto& [cls, base] : std::exchange(unsealed_, {})) {
     SegmentInfo seg;
     seg.cls = classes_[cls].name;
@@ -307,14 +315,19 @@ std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed() 
       stats_[cls]->sidecar_bytes += seg.idx_bytes;
       update_disk_stat(cls);
     } catch (const std::exception& e) {  // (no room for its sidecar yet)
+      fs::remove(seg.idx_path() + ".tmp", ec);
+      if (keep_full_disk && full_disk(util::error_number_of(e))) {
+        kept.emplace_back(cls, base);
+        continue;
+      }
       // Not tried again in this run: it stays without a sidecar until the next start (or its
       // eviction), and is counted now, while the recording goes on (stats, /metrics).
-      fs::remove(seg.idx_path() + ".tmp", ec);
       add_unsealed(cls, seg.base);
       stats_[cls]->segments_unsealed++;
       failed.emplace_back(seg.base, e.what());
     }
   }
+  unsealed_ = std::move(kept);
   return failed;
 }
 

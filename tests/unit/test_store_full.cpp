@@ -309,21 +309,26 @@ TEST(StoreFull, LiveLastWriteInPlaceOnAFullDiskMakesRoomAndLosesNothing) { last_
 
 // Live, the last segment's pcap fits on the disk at the stop and its sidecar does not: the
 // oldest segment is deleted and the last one sealed from its file, not left unsealed (for
-// queries to scan until the next start indexes it). With no older segment to delete, it is
-// left unsealed and said to be (unsealed(): tm record exits 1), its packets stored.
-void last_seal_on_a_full_disk(bool older_segment) {
-  Tmpfs t("4m");
+// queries to scan until the next start indexes it). One segment is deleted, not as many as
+// recording on would need room for: a sidecar is small. With no older segment to delete, it
+// is left unsealed and said to be (unsealed(): tm record exits 1), its packets stored.
+// `older_frames` frames of 1000 bytes are recorded before, in 1 MiB segments.
+void last_seal_on_a_full_disk(int older_frames, const char* disk) {
+  Tmpfs t(disk);
   if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
   store::StoreOptions o = live_options(t.d.p / "store");
   o.segment_size = 1 << 20;
   uint64_t ts = 1'000'000'000;
   std::vector<uint8_t> frame(1000, 0x42);
+  const bool older_segment = older_frames > 0;
+  size_t older = 0;  // segments recorded before
   if (older_segment) {
-    store::StoreWriter first(o);  // a sealed segment of ~1 MiB (and a small one) to delete later
-    for (int i = 0; i < 1100; ++i, ts += 1000)
-      ASSERT_TRUE(first.push(0, ts, 1, 1000, frame.data(), 1000, nullptr));
+    store::StoreWriter first(o);  // sealed segments of ~1 MiB (and a small one) to delete later
+    first.start();
+    push(first, ts, older_frames);
     first.finish();
     ASSERT_FALSE(first.failed()) << first.error();
+    older = store::Catalog::scan((t.d.p / "store").string()).segments.size();
   }
   store::StoreWriter w(o);
   LogCapture log;
@@ -357,7 +362,8 @@ void last_seal_on_a_full_disk(bool older_segment) {
   const store::SegmentInfo& last = cat.segments.back();
   EXPECT_EQ(last.meta.first_ts, ts - kFrames * 1000);
   if (older_segment) {
-    EXPECT_GT(w.stats(0).segments_evicted.load(), 0u);
+    EXPECT_EQ(w.stats(0).segments_evicted.load(), 1u);
+    EXPECT_EQ(cat.segments.size(), older);  // (one older deleted, the last one added)
     EXPECT_EQ(w.stats(0).segments_unsealed.load(), 0u);
     EXPECT_EQ(w.stats(0).segments_sealed.load(), 1u);
     EXPECT_EQ(w.unsealed(), "");
@@ -375,9 +381,11 @@ void last_seal_on_a_full_disk(bool older_segment) {
   }
 }
 
-TEST(StoreFull, LiveLastSealOnAFullDiskMakesRoomAndSeals) { last_seal_on_a_full_disk(true); }
+TEST(StoreFull, LiveLastSealOnAFullDiskMakesRoomAndSeals) { last_seal_on_a_full_disk(1100, "4m"); }
 
-TEST(StoreFull, LiveLastSealOnAFullDiskWithNothingToDeleteIsSaid) { last_seal_on_a_full_disk(false); }
+TEST(StoreFull, LiveLastSealOnAFullDiskDeletesOneSegmentOfMany) { last_seal_on_a_full_disk(4200, "8m"); }
+
+TEST(StoreFull, LiveLastSealOnAFullDiskWithNothingToDeleteIsSaid) { last_seal_on_a_full_disk(0, "4m"); }
 
 // A seal that fails on the sealer thread while a file is read (its sidecar cannot be created:
 // a directory is in the way, no root needed) stops the writer, as any failed write; every
