@@ -176,9 +176,9 @@ void StoreWriter::finish() {
   // input ends), rather than after it; they are accounted after those, in order.
   struct Last {
     uint16_t cls;
-    std::unique_ptr<SegmentWriter> w;
+    std::unique_ptr<SegmentWriter> w;  // (null once its seal is deferred: unsealed_ has it)
     uint64_t idx = 0;
-    bool unsealed = false;  // its seal failed (last_seal_failed)
+    bool unsealed = false;  // its seal failed (last_seal_failed, last_seal_deferred)
   };
   std::vector<Last> last;
   std::exception_ptr last_failure;
@@ -201,7 +201,10 @@ void StoreWriter::finish() {
           // last segments are still sealed. Live, it is sealed again once room is made (below);
           // else, or after a failed sync, which leaves its packets in doubt, it stays unsealed.
           l.unsealed = true;
-          if (!last_seal_deferred(l.cls, *l.w, e))
+          if (last_seal_deferred(l.cls, *l.w, e))
+            l.w.reset();  // (its index is not needed to seal it from its file: freed before that builds
+                          // another)
+          else
             last_seal_failed(l.cls, *l.w, e.what(), dynamic_cast<const util::SyncError*>(&e) != nullptr);
           continue;
         }
@@ -210,8 +213,9 @@ void StoreWriter::finish() {
         update_index_memory();
         uint64_t n = index_mem_.part(kWriterPart);
         for (size_t k = 0; k < last.size(); ++k)
-          n += k == i ? std::max(last[k].w->seal_peak_bytes(), last[k].w->memory_bytes())
-                      : last[k].w->memory_bytes();
+          if (last[k].w)  // (null: a seal deferred)
+            n += k == i ? std::max(last[k].w->seal_peak_bytes(), last[k].w->memory_bytes())
+                        : last[k].w->memory_bytes();
         index_mem_.set(kWriterPart, n);
       }
     } catch (...) {
@@ -219,7 +223,7 @@ void StoreWriter::finish() {
       // What reached the disk stays there, cut back to complete records; the counters say so.
       std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> cut;
       for (Last& l : last)
-        if (!l.w->closed()) {
+        if (l.w && !l.w->closed()) {
           cut_segment(l.cls, *l.w);
           cut.emplace_back(l.cls, std::move(l.w));
         }
