@@ -286,6 +286,7 @@ Runner add_serve(CLI::App& app) {
     if (!o->user.empty()) drop_privileges(o->user, cfg.store);
     std::thread sig_thread([&] {
       wait_stop();
+      backend.end_subscriptions();  // (before the drain: filters no longer slow it)
       session.stop();
       api.stop();
     });
@@ -312,6 +313,7 @@ Runner add_serve(CLI::App& app) {
       rc = 1;
       api.stop();
     }
+    backend.end_subscriptions();  // (the capture ended, or failed)
     say(fmt::format("stopping: {}", session.stopping() ? "asked to (signal)" : "the capture ended"));
     status.stop();
     bool api_ended = api_thread.join_within(kShutdownGrace);

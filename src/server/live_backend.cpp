@@ -41,6 +41,7 @@ LiveBackend::LiveBackend(const config::Config& cfg, store::StoreWriter& w,
   path_ = (fs::path(cfg.store) / "dynamic-classes.json").string();
   writer_.set_observer(
       [this](uint16_t cls, uint64_t ts, uint32_t lt, uint32_t wl, const uint8_t* d, uint32_t cl) {
+        if (!offering_.load(std::memory_order_relaxed)) return;
         for (auto& s : subs_) s->offer(cls, ts, lt, wl, d, cl);
       });
   history_ = std::make_unique<RateHistory>([this] { return rate_sample(); }, std::chrono::seconds(10), 1080);
@@ -373,9 +374,10 @@ store::Catalog LiveBackend::subscribe(const std::shared_ptr<Subscriber>& s) {
     std::map<std::string, uint64_t> next_seq;
   };
   auto seam = std::make_shared<Seam>();
+  if (!offering_.load()) throw Unavailable("shutting down");
   bool ok = writer_.sync(std::chrono::milliseconds(5000), [this, s, seam] {
     subs_.push_back(s);
-    writer_.enable_observer(true);
+    writer_.enable_observer(offering_.load());
     seam->open = writer_.open_segment_bytes();
     for (size_t i = 0; i < cfg_.classes.size(); ++i)
       seam->next_seq[cfg_.classes[i].name] = writer_.next_seq(static_cast<uint16_t>(i));
@@ -401,8 +403,13 @@ void LiveBackend::unsubscribe(const std::shared_ptr<Subscriber>& s) {
   sub_overflow_ += s->overflow();
   writer_.sync(std::chrono::milliseconds(2000), [this, s] {
     std::erase(subs_, s);
-    writer_.enable_observer(!subs_.empty());
+    writer_.enable_observer(!subs_.empty() && offering_.load());
   });
+}
+
+void LiveBackend::end_subscriptions() {
+  offering_.store(false);
+  writer_.enable_observer(false);
 }
 
 int LiveBackend::class_index(const std::string& name) const {

@@ -61,6 +61,12 @@ class LiveBackend : public Backend {
   // publishes the shard's counters for the API.
   void publish(size_t shard, const std::vector<capture::PacketSource*>& sources);
 
+  // --- stopping (any thread) ---------------------------------------------------------------
+  // Ends the subscriptions at a stop: the writer offers them no packet from now on (what it
+  // still writes, draining, is stored, not streamed; costly filters then no longer slow the
+  // drain), and subscribe() refuses (503, shutting down). The streams end at the API's stop.
+  void end_subscriptions();
+
   // --- API threads (Backend) ---------------------------------------------------------------
   bool sync() override;
   std::string problem() override;
@@ -116,6 +122,7 @@ class LiveBackend : public Backend {
   uint64_t share_kept_ = 0, share_other_ = 0;      // mu_
   uint64_t next_expiry_ = 0;                       // mu_
   std::vector<std::shared_ptr<Subscriber>> subs_;  // writer thread only
+  std::atomic<bool> offering_{true};               // until end_subscriptions()
   std::atomic<uint64_t> sub_overflow_{0};
   WorkerShare share_;  // workers == 0: no split
   // The rates of the last 3 hours, every 10 s, for the web page (tm-history thread); last, so
