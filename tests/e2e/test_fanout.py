@@ -189,7 +189,7 @@ class Fanout(NetnsTest, TmProcess, StoreTest):
         store = self.path(name)
         tm = self.spawn(name, [TM, "record", "--store", store, "--interface", CAPTURE, "--format", fmt, "--config",
                                self.cfg, "--cutoff", "none", "--capture-threads", str(threads), "--ram-budget", "1m",
-                               "--test-writer-delay-us", "20"])
+                               "--test-writer-delay-us", "70"])
         deadline = time.monotonic() + WAIT
         while sockets_capturing(tm.pid, self.ifindex) < threads:
             self.assertIsNone(tm.poll(), "tm record exited while starting")

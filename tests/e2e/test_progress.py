@@ -12,9 +12,9 @@ import unittest
 from tmtest import TM, StoreTest, corpus, read_pcap, run, veth_namespace, capturing, tcpdump_packets
 
 BIG = corpus("mixed", "echo-connections.pcap")
-# The writer sleeps per packet and the RAM ring is small, so the import lasts several seconds: the
+# The writer takes 150 us per packet and the RAM ring is small, so the import lasts several seconds: the
 # progress line (at most 4 a second, the first after 250 ms) has time to appear.
-SLOW = ["--cutoff", "none", "--ram-budget", "1m", "--test-writer-delay-us", "100"]
+SLOW = ["--cutoff", "none", "--ram-budget", "1m", "--test-writer-delay-us", "150"]
 
 
 def run_on_pty(args):

@@ -189,7 +189,7 @@ class RingFull(StoreTest):
     def test_slow_writer_drops_and_counts(self):
         src = corpus("mixed", "echo-connections.pcap")
         s = record(self.store, [src], "--cutoff", "none", "--when-ring-full", "drop", "--ram-budget", "1m",
-                   "--test-writer-delay-us", "50")
+                   "--test-writer-delay-us", "100")
         c = s["classes"]["default"]
         self.assertGreater(c["dropped_ring_full"], 0, "a slow writer must make the ring overflow")
         self.assertEqual(s["packets"], c["stored_packets"] + c["cut_packets"] + c["dropped_ring_full"])
@@ -198,7 +198,7 @@ class RingFull(StoreTest):
 
     def test_wait_mode_loses_nothing(self):
         src = corpus("mixed", "ssh.pcap")
-        s = record(self.store, [src], "--cutoff", "none", "--ram-budget", "1m", "--test-writer-delay-us", "20")
+        s = record(self.store, [src], "--cutoff", "none", "--ram-budget", "1m", "--test-writer-delay-us", "70")
         c = s["classes"]["default"]
         self.assertEqual(c["dropped_ring_full"], 0)
         self.assertEqual(c["stored_packets"], s["packets"])
@@ -314,7 +314,7 @@ class Interrupted(StoreTest):
     def start(self, *extra):
         """tm record on SRC with a slow writer, signalled once its first segment exists."""
         args = [TM, "record", "--store", self.store, "--read", self.SRC, "--cutoff", "none", "--ram-budget", "1m",
-                "--test-writer-delay-us", "50"] + list(extra)
+                "--test-writer-delay-us", "100"] + list(extra)
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.time() + 20
         while not store_segments(self.store):
