@@ -212,16 +212,20 @@ void IndexBuilder::add_packet(uint32_t ord, const packet::PacketInfo& p, packet:
 }
 
 void ContainerArena::next_chunk() {
-  if (!chunks_.empty()) ++cur_;
-  if (cur_ == chunks_.size()) {
+  const size_t next = chunks_.empty() ? 0 : cur_ + 1;
+  if (next == chunks_.size()) {
     // (references are 32-bit, in units of 2 bytes: 8 GiB, far above a segment's containers:
     // at most one of 10 bytes for each of its segment_size / 8 keys)
     if ((chunks_.size() + 1) * (kChunk / 2) > (uint64_t{1} << 32))
       throw std::length_error("index arena full");
+    // (what can throw first, the arena unchanged if it does)
+    chunks_.reserve(next + 1);
+    used_.reserve(next + 1);
     std::unique_ptr<uint8_t[], Free> chunk(static_cast<uint8_t*>(util::page_alloc(kChunk)));
     chunks_.push_back(std::move(chunk));
     used_.push_back(0);
   }
+  cur_ = next;
   at_ = 0;
 }
 

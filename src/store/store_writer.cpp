@@ -242,8 +242,12 @@ void StoreWriter::finish() {
     // Sidecars are a few MB: room for them is made one oldest segment at a time, the seals
     // tried again after each deletion (room to record on, evict_for_room()'s aim, is not
     // needed any more: it cost several segments for one sidecar).
+    // Only segments on disk before are deleted for them, not one of the last ones sealed
+    // meanwhile (a ring adds at its end: its first older[c] are those).
+    std::vector<size_t> older;
+    for (const auto& st : state_) older.push_back(st.sealed.size());
     auto failed = reseal_unsealed(/*keep_full_disk=*/true);
-    while (!unsealed_.empty() && evict_oldest()) {
+    while (!unsealed_.empty() && evict_oldest(&older)) {
       make_evictions_durable();
       for (auto& f : reseal_unsealed(/*keep_full_disk=*/true)) failed.push_back(std::move(f));
     }

@@ -263,8 +263,9 @@ class StoreWriter {
   // (room_to_write()), and at least one with `at_least_one`; returns how many.
   size_t evict_for_room(bool at_least_one);
   // Deletes the oldest sealed segment of any class; false when there is none. Not yet made
-  // durable (make_evictions_durable()).
-  bool evict_oldest();
+  // durable (make_evictions_durable()). With `older`, only from the classes whose count there
+  // is above 0 (decremented): a ring's first `older[c]` segments, those on disk before.
+  bool evict_oldest(std::vector<size_t>* older = nullptr);
   void make_evictions_durable() noexcept;  // (a failure is a warning)
   // Seals the pcaps of unsealed_ from their files (recovery), or counts them unsealed; returns
   // those it could not seal (base, why). With `keep_full_disk`, one whose sidecar met a full

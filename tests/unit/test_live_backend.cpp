@@ -51,8 +51,8 @@ TEST(LiveBackend, AStopEndsTheSubscriptionsAtOnce) {
   o.evict_when_full = true;
   o.classes.push_back(store::ClassOptions{"default", 4 << 20, UINT64_MAX});
   store::StoreWriter w(o);
+  server::LiveBackend backend(cfg, w, {});  // (sets the writer's observer: before start())
   w.start();
-  server::LiveBackend backend(cfg, w, {});
 
   query::QuerySpec q;  // every packet
   q.parsed = query::parse_expr(q.text);

@@ -387,6 +387,137 @@ TEST(StoreFull, LiveLastSealOnAFullDiskDeletesOneSegmentOfMany) { last_seal_on_a
 
 TEST(StoreFull, LiveLastSealOnAFullDiskWithNothingToDeleteIsSaid) { last_seal_on_a_full_disk(0, "4m"); }
 
+// Live, two last segments (two link types) whose pcaps fit at the stop and whose sidecars do
+// not; deleting the one older segment makes room for one sidecar only. One last segment is
+// sealed, the other left unsealed and said to be: the one sealed is not deleted in turn to
+// make room for the other's sidecar (only segments on the disk before the stop are), so no
+// packet recorded is lost.
+TEST(StoreFull, LiveLastSealsNeverDeleteALastSegmentForAnother) {
+  Tmpfs t("4m");
+  if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
+  store::StoreOptions o = live_options(t.d.p / "store");
+  o.segment_size = 1 << 20;
+  constexpr uint32_t kFrames = 400;
+  // Ethernet, IPv4, UDP frames of 1000 bytes, each from an address of its own (a sidecar of a
+  // few pages).
+  auto frame = [](uint32_t i) {
+    std::vector<uint8_t> f(1000, 0x42);
+    const uint8_t hdr[] = {0,
+                           1,
+                           2,
+                           3,
+                           4,
+                           5,
+                           6,
+                           7,
+                           8,
+                           9,
+                           10,
+                           11,
+                           0x08,
+                           0x00,  // Ethernet
+                           0x45,
+                           0,
+                           0x03,
+                           0xda,
+                           0,
+                           0,
+                           0,
+                           0,
+                           64,
+                           17,
+                           0,
+                           0,  // IPv4, 986 bytes
+                           10,
+                           1,
+                           static_cast<uint8_t>(i >> 8),
+                           static_cast<uint8_t>(i),
+                           10,
+                           0,
+                           0,
+                           1,
+                           0x30,
+                           0x39,
+                           0x00,
+                           0x35,
+                           0x03,
+                           0xc6,
+                           0,
+                           0};  // UDP 12345 -> 53
+    std::memcpy(f.data(), hdr, sizeof(hdr));
+    return f;
+  };
+  auto fill = [&](store::StoreWriter& w, uint64_t ts) {
+    for (uint32_t i = 0; i < kFrames; ++i, ts += 1000) {
+      const auto f = frame(i);
+      ASSERT_TRUE(w.push(0, ts, 1, 1000, f.data(), 1000, nullptr));
+      ASSERT_TRUE(w.push(0, ts + 1, 113, 1000, f.data(), 1000, nullptr));
+    }
+  };
+  struct statvfs v;
+  ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
+  const uint64_t page = v.f_frsize;
+  auto pages = [&](uint64_t bytes) { return (bytes + page - 1) / page * page; };
+  const uint64_t t0 = 1'000'000'000, t1 = 2'000'000'000;
+  // The last sidecars' size, from the same recording on a roomy disk.
+  uint64_t sidecar = 0;
+  {
+    TempDir roomy;
+    store::StoreOptions ro = o;
+    ro.dir = (roomy.p / "store").string();
+    store::StoreWriter w(ro);
+    fill(w, t1);
+    w.finish();
+    ASSERT_FALSE(w.failed()) << w.error();
+    store::Catalog cat = store::Catalog::scan(ro.dir);
+    ASSERT_EQ(cat.segments.size(), 2u);
+    for (auto& s : cat.segments) sidecar = std::max<uint64_t>(sidecar, pages(fs::file_size(s.idx_path())));
+  }
+  // The older segment: a few frames, taking at least one last sidecar's room and less than two.
+  {
+    store::StoreWriter first(o);
+    uint64_t ts = t0;
+    for (uint32_t i = 0; i < 20; ++i, ts += 1000) {
+      const auto f = frame(i);
+      ASSERT_TRUE(first.push(0, ts, 1, 1000, f.data(), 1000, nullptr));
+    }
+    first.finish();
+    ASSERT_FALSE(first.failed()) << first.error();
+    store::Catalog cat = store::Catalog::scan(o.dir);
+    ASSERT_EQ(cat.segments.size(), 1u);
+    const uint64_t old =
+        pages(fs::file_size(cat.segments[0].pcap_path())) + pages(fs::file_size(cat.segments[0].idx_path()));
+    ASSERT_GE(old, sidecar) << "the test's premise: deleting the older segment makes room for one sidecar";
+    ASSERT_LT(old, 2 * sidecar) << "the test's premise: and not for two";
+  }
+  store::StoreWriter w(o);
+  LogCapture log;
+  fill(w, t1);
+  // Room for both pcaps, to the page, and no more.
+  const uint64_t room = 2 * pages(24 + kFrames * 1016);
+  ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
+  const uint64_t free_bytes = uint64_t{v.f_bavail} * page;
+  ASSERT_GT(free_bytes, room);
+  {
+    std::ofstream ballast(t.d.p / "ballast", std::ios::binary);
+    std::vector<char> zeros(free_bytes - room);
+    ballast.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    ASSERT_TRUE(ballast.good());
+  }
+  w.finish();
+  EXPECT_EQ(w.stats(0).segments_evicted.load(), 1u) << log.str();  // the older one
+  EXPECT_EQ(w.stats(0).lost_packets.load(), 0u);
+  EXPECT_EQ(w.stats(0).written_packets.load(), 2 * kFrames);
+  EXPECT_EQ(w.stats(0).segments_unsealed.load(), 1u);
+  EXPECT_NE(w.unsealed().find(".pcap was not sealed"), std::string::npos) << w.unsealed();
+  store::Catalog cat = store::Catalog::scan((t.d.p / "store").string());
+  ASSERT_EQ(cat.segments.size(), 2u) << log.str();  // both last segments, one sealed
+  for (auto& s : cat.segments) {
+    EXPECT_GE(s.meta.first_ts, t1) << s.base;
+    EXPECT_EQ(fs::file_size(s.pcap_path()), 24u + kFrames * 1016) << s.base;
+  }
+}
+
 // A seal that fails on the sealer thread while a file is read (its sidecar cannot be created:
 // a directory is in the way, no root needed) stops the writer, as any failed write; every
 // segment left without a sidecar is counted in segments_unsealed, and what is on disk in
