@@ -307,6 +307,20 @@ TEST(StoreFull, LiveLastWriteOnAFullDiskMakesRoomAndLosesNothing) { last_write_o
 
 TEST(StoreFull, LiveLastWriteInPlaceOnAFullDiskMakesRoomAndLosesNothing) { last_write_on_a_full_disk(true); }
 
+// Fills the file system of `dir` with a file ("ballast") that leaves `room` bytes free (a
+// multiple of its block size).
+void leave_room(const fs::path& dir, uint64_t room) {
+  struct statvfs v;
+  ASSERT_EQ(::statvfs(dir.c_str(), &v), 0);
+  const uint64_t free_bytes = uint64_t{v.f_bavail} * v.f_frsize;
+  ASSERT_GT(free_bytes, room);
+  std::ofstream ballast(dir / "ballast", std::ios::binary);
+  std::vector<char> zeros(free_bytes - room);
+  ballast.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  ballast.close();
+  ASSERT_TRUE(ballast.good());
+}
+
 // Live, the last segment's pcap fits on the disk at the stop and its sidecar does not: the
 // oldest segment is deleted and the last one sealed from its file, not left unsealed (for
 // queries to scan until the next start indexes it). One segment is deleted, not as many as
@@ -340,14 +354,8 @@ void last_seal_on_a_full_disk(int older_frames, const char* disk) {
   ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
   const uint64_t page = v.f_frsize;
   const uint64_t pcap_room = (24 + kFrames * 1016 + page - 1) / page * page;
-  const uint64_t free_bytes = uint64_t{v.f_bavail} * page;
-  ASSERT_GT(free_bytes, pcap_room);
-  {
-    std::ofstream ballast(t.d.p / "ballast", std::ios::binary);
-    std::vector<char> zeros(free_bytes - pcap_room);
-    ballast.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
-    ASSERT_TRUE(ballast.good());
-  }
+  leave_room(t.d.p, pcap_room);
+  if (::testing::Test::HasFatalFailure()) return;
   ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
   ASSERT_EQ(uint64_t{v.f_bavail} * page, pcap_room);
   w.finish();
@@ -494,16 +502,8 @@ TEST(StoreFull, LiveLastSealsNeverDeleteALastSegmentForAnother) {
   LogCapture log;
   fill(w, t1);
   // Room for both pcaps, to the page, and no more.
-  const uint64_t room = 2 * pages(24 + kFrames * 1016);
-  ASSERT_EQ(::statvfs(t.d.p.c_str(), &v), 0);
-  const uint64_t free_bytes = uint64_t{v.f_bavail} * page;
-  ASSERT_GT(free_bytes, room);
-  {
-    std::ofstream ballast(t.d.p / "ballast", std::ios::binary);
-    std::vector<char> zeros(free_bytes - room);
-    ballast.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
-    ASSERT_TRUE(ballast.good());
-  }
+  leave_room(t.d.p, 2 * pages(24 + kFrames * 1016));
+  if (HasFatalFailure()) return;
   w.finish();
   EXPECT_EQ(w.stats(0).segments_evicted.load(), 1u) << log.str();  // the older one
   EXPECT_EQ(w.stats(0).lost_packets.load(), 0u);
