@@ -5,6 +5,8 @@
 // (where the kernel allows: THP "madvise" mode honours MADV_HUGEPAGE) it is one per 2 MiB.
 // glibc's allocator does not ask for them (only with GLIBC_TUNABLES=glibc.malloc.hugetlb=1,
 // an environment setting read at start), hence this allocator for the few large buffers.
+// Not every large buffer gains: page_alloc() below is for those written once in sequence (the
+// index's container arena), where fresh huge pages cost more than they save on a VM.
 #pragma once
 
 #include <algorithm>
