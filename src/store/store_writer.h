@@ -266,7 +266,8 @@ class StoreWriter {
   // durable (make_evictions_durable()). With `older`, only from the classes whose count there
   // is above 0 (decremented): a ring's first `older[c]` segments, those on disk before.
   bool evict_oldest(std::vector<size_t>* older = nullptr);
-  void make_evictions_durable() noexcept;  // (a failure is a warning)
+  void make_evictions_durable() noexcept;                       // (a failure is a warning)
+  static void make_evictions_durable(DiskRing& ring) noexcept;  // one ring's
   // Seals the pcaps of unsealed_ from their files (recovery), or counts them unsealed; returns
   // those it could not seal (base, why). With `keep_full_disk`, one whose sidecar met a full
   // disk (ENOSPC, EDQUOT) stays in unsealed_ instead, neither counted nor returned.

@@ -20,6 +20,18 @@
 namespace fs = std::filesystem;
 
 namespace tmach::store {
+namespace {
+
+// A segment's pcap left without its sidecar, as a disk ring lists it (its size, and its first
+// packet's time from its name).
+DiskRing::File unsealed_file(const std::string& base) {
+  std::error_code ec;
+  const uint64_t bytes = fs::file_size(base + ".pcap", ec);
+  const auto name = parse_segment_name(fs::path(base).filename().string());
+  return DiskRing::File{base, ec ? 0 : bytes, name ? name->first_ns : 0, 0};
+}
+
+}  // namespace
 
 void StoreWriter::set_problem(const std::string& what) {
   std::lock_guard lk(error_mu_);
@@ -99,10 +111,7 @@ std::vector<std::pair<uint16_t, std::unique_ptr<SegmentWriter>>> StoreWriter::cu
 }
 
 void StoreWriter::add_unsealed(uint16_t cls, const std::string& base) {
-  std::error_code ec;
-  uint64_t bytes = fs::file_size(base + ".pcap", ec);
-  auto name = parse_segment_name(fs::path(base).filename().string());
-  state_[cls].sealed.add(DiskRing::File{base, ec ? 0 : bytes, name ? name->first_ns : 0, 0});
+  state_[cls].sealed.add(unsealed_file(base));
   update_disk_stat(cls);
 }
 
@@ -178,14 +187,16 @@ bool StoreWriter::evict_oldest(std::vector<size_t>* older) {
 }
 
 void StoreWriter::make_evictions_durable() noexcept {
+  for (auto& st : state_) make_evictions_durable(st.sealed);
+}
+
+void StoreWriter::make_evictions_durable(DiskRing& ring) noexcept {
   // A failure is a warning: the segments are deleted all the same, and this runs in run()'s
   // error handler, which must not throw.
-  for (auto& st : state_) {
-    try {
-      st.sealed.make_evictions_durable();
-    } catch (const std::exception& e) {
-      spdlog::warn("writer: {}: the deleted segments may come back after a power cut", e.what());
-    }
+  try {
+    ring.make_evictions_durable();
+  } catch (const std::exception& e) {
+    spdlog::warn("writer: {}: the deleted segments may come back after a power cut", e.what());
   }
 }
 
@@ -224,20 +235,11 @@ bool StoreWriter::room_made_for(const std::exception& e) {
     // are whole, and the oldest packets here. As many as make room are deleted, oldest
     // first; the others stay in unsealed_, to be sealed again.
     DiskRing pcaps({".idx.tmp", ".pcap"});  // (a failed seal's leftover first)
-    for (const auto& [cls, base] : unsealed_) {
-      std::error_code ec;
-      const uint64_t bytes = fs::file_size(base + ".pcap", ec);
-      const auto name = parse_segment_name(fs::path(base).filename().string());
-      pcaps.add(DiskRing::File{base, ec ? 0 : bytes, name ? name->first_ns : 0, 0});
-    }
+    for (const auto& [cls, base] : unsealed_) pcaps.add(unsealed_file(base));
     do {
       evicted(unsealed_[n].first, pcaps.evict_oldest());
     } while (++n < unsealed_.size() && !room_to_write());
-    try {
-      pcaps.make_evictions_durable();
-    } catch (const std::exception& x) {
-      spdlog::warn("writer: {}: the deleted segments may come back after a power cut", x.what());
-    }
+    make_evictions_durable(pcaps);
     unsealed_.erase(unsealed_.begin(), unsealed_.begin() + static_cast<std::ptrdiff_t>(n));
   }
   if (n == 0) return false;  // nothing left to delete
