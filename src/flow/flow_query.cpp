@@ -17,28 +17,52 @@
 namespace tmach::flow {
 namespace {
 
-// Oldest packet time still on disk, per class name.
-std::map<std::string, uint64_t> oldest_packets(const std::string& store) {
+// The time ranges of a class's segments on disk: sorted by their first packet, each with the
+// latest last packet of it and those before it, so that whether any overlaps a window is one
+// binary search.
+struct OnDisk {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // (first packet, latest last packet so far)
+  uint64_t oldest() const { return ranges.front().first; }
+  bool overlaps(uint64_t from, uint64_t to) const {
+    // The segments whose first packet is at `to` or before: a prefix; one of them overlaps
+    // when the latest end among them reaches `from`.
+    auto it =
+        std::upper_bound(ranges.begin(), ranges.end(), to,
+                         [](uint64_t t, const std::pair<uint64_t, uint64_t>& r) { return t < r.first; });
+    return it != ranges.begin() && std::prev(it)->second >= from;
+  }
+};
+
+// Per class name, its segments on disk.
+std::map<std::string, OnDisk> segments_on_disk(const std::string& store) {
   // (A store that cannot be listed throws: every flow marked "packets: no" would be a wrong answer.)
-  std::map<std::string, uint64_t> m;
+  std::map<std::string, OnDisk> m;
   store::Catalog cat = store::Catalog::scan(store);
-  for (const auto& s : cat.segments) {
-    auto it = m.find(s.cls);
-    if (it == m.end() || s.lo_ts() < it->second) m[s.cls] = s.lo_ts();
+  for (const auto& s : cat.segments) m[s.cls].ranges.emplace_back(s.lo_ts(), s.hi_ts());  // (open: no end)
+  for (auto& [cls, d] : m) {
+    std::sort(d.ranges.begin(), d.ranges.end());
+    for (size_t i = 1; i < d.ranges.size(); ++i)
+      d.ranges[i].second = std::max(d.ranges[i].second, d.ranges[i - 1].second);
   }
   return m;
 }
 
 FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls,
-                              const std::map<std::string, uint64_t>& old) {
+                              const std::map<std::string, OnDisk>& disk) {
   if (r.stored == 0) return FlowRow::Packets::kNone;
-  auto it = old.find(cls);
-  if (it == old.end()) return FlowRow::Packets::kNone;
-  if (it->second <= r.first_ts) return FlowRow::Packets::kAll;
+  auto it = disk.find(cls);
+  if (it == disk.end()) return FlowRow::Packets::kNone;
+  // None of its packets is left where no segment on disk spans any of its time, whatever
+  // order the input came in: where it went back in time, the oldest segment left can be older
+  // than the flow while the flow's own segments were deleted. (Its whole time: a packet stored
+  // before the cutoff can be later than the cutoff's, where the connection's packets came out
+  // of time order.)
+  if (!it->second.overlaps(r.first_ts, r.last_ts)) return FlowRow::Packets::kNone;
+  if (it->second.oldest() <= r.first_ts) return FlowRow::Packets::kAll;
   // Stored packets lie between the first packet and the cutoff, or the last packet where TCP
   // control packets were kept after the cutoff (its FIN or RST, most often the last).
-  uint64_t last_stored = r.cutoff_ts && !(r.flags & kFlowControlAfterCut) ? r.cutoff_ts : r.last_ts;
-  return it->second <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
+  const uint64_t last_stored = r.cutoff_ts && !(r.flags & kFlowControlAfterCut) ? r.cutoff_ts : r.last_ts;
+  return it->second.oldest() <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
 }
 
 }  // namespace
@@ -51,7 +75,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
     throw std::runtime_error(
         fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
                     parsed.unplanned));
-  auto old = oldest_packets(store);  // (also: a clear error for a missing or foreign directory)
+  auto disk = segments_on_disk(store);  // (also: a clear error for a missing or foreign directory)
   std::unordered_map<uint64_t, FlowRow> newest;
   for (const auto& fi : scan_flow_files(store)) {
     ++st.files;
@@ -98,7 +122,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
       FlowRow row;
       row.rec = r;
       row.cls = r.cls < c.classes.size() ? c.classes[r.cls] : fmt::format("#{}", r.cls);
-      row.packets = packets_left(r, row.cls, old);
+      row.packets = packets_left(r, row.cls, disk);
       newest[r.id] = row;
     }
   }

@@ -111,6 +111,34 @@ class FlowCounts(StoreTest):
             counted += n > 0
         self.assertGreater(counted, 10)
 
+    def test_flows_of_an_evicted_newer_capture_say_no(self):
+        # The input goes back in time: a 2021 capture, then a 2011 one into the same store, whose
+        # budget then deletes every segment of the first (segments go by write order). The
+        # oldest segment left (2011) is older than every 2021 flow, which used to make them say
+        # "yes" with none of their packets on disk.
+        newer, older = corpus("mixed", "echo-connections.pcap"), corpus("mixed", "ssh.pcap")
+        record(self.store, [newer], "--cutoff", "none", "--segment-size", "256k")
+        record(self.store, [older], "--cutoff", "none", "--segment-size", "256k", "--disk-budget", "1m")
+        rows = self.flows(self.store, "tcp")
+        late = [r for r in rows if r["first_ns"] > 1600000000 * 10**9]
+        early = [r for r in rows if r["first_ns"] < 1600000000 * 10**9]
+        self.assertGreater(len(late), 100)
+        self.assertGreater(len(early), 0)
+        # The premise: packets of 2011 are left, none of 2021.
+        count = lambda *a: int(tm("query", "--store", self.store, "--count", "-q", *a).stdout.decode())
+        self.assertEqual(count("--from", "2020-01-01T00:00:00Z"), 0)
+        self.assertGreater(count(), 0)
+        self.assertEqual([r["id"] for r in late if r["packets_on_disk"] != "no"], [])
+        for r in late[::50]:
+            n = tm("query", "--store", self.store, "--flow", str(r["id"]), "--count", "-q").stdout.decode().strip()
+            self.assertEqual(n, "0")
+        # The 2011 flows whose packets are left still say so, and exactly those are found.
+        kept = [r for r in early if r["packets_on_disk"] != "no"]
+        self.assertGreater(len(kept), 0)
+        for r in kept[:5]:
+            n = int(tm("query", "--store", self.store, "--flow", str(r["id"]), "--count", "-q").stdout.decode())
+            self.assertGreater(n, 0)
+
     def test_filters_top_formats_and_errors(self):
         src = corpus("mixed", "var-services-std-ports.pcap")
         record(self.store, [src], "--cutoff", "2k")
