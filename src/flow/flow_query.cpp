@@ -33,31 +33,41 @@ struct OnDisk {
   }
 };
 
-// Per class name, its segments on disk.
-std::map<std::string, OnDisk> segments_on_disk(const std::string& store) {
+// The segments on disk, per class name and of every class.
+struct SegmentsOnDisk {
+  std::map<std::string, OnDisk> by_class;
+  OnDisk all;
+};
+
+SegmentsOnDisk segments_on_disk(const std::string& store) {
   // (A store that cannot be listed throws: every flow marked "packets: no" would be a wrong answer.)
-  std::map<std::string, OnDisk> m;
+  SegmentsOnDisk d;
   store::Catalog cat = store::Catalog::scan(store);
-  for (const auto& s : cat.segments) m[s.cls].ranges.emplace_back(s.lo_ts(), s.hi_ts());  // (open: no end)
-  for (auto& [cls, d] : m) {
-    std::sort(d.ranges.begin(), d.ranges.end());
-    for (size_t i = 1; i < d.ranges.size(); ++i)
-      d.ranges[i].second = std::max(d.ranges[i].second, d.ranges[i - 1].second);
+  for (const auto& s : cat.segments) {  // (an open segment's end is open)
+    d.by_class[s.cls].ranges.emplace_back(s.lo_ts(), s.hi_ts());
+    d.all.ranges.emplace_back(s.lo_ts(), s.hi_ts());
   }
-  return m;
+  auto sort = [](OnDisk& o) {
+    std::sort(o.ranges.begin(), o.ranges.end());
+    for (size_t i = 1; i < o.ranges.size(); ++i)
+      o.ranges[i].second = std::max(o.ranges[i].second, o.ranges[i - 1].second);
+  };
+  for (auto& [cls, o] : d.by_class) sort(o);
+  sort(d.all);
+  return d;
 }
 
-FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls,
-                              const std::map<std::string, OnDisk>& disk) {
+FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls, const SegmentsOnDisk& disk) {
   if (r.stored == 0) return FlowRow::Packets::kNone;
-  auto it = disk.find(cls);
-  if (it == disk.end()) return FlowRow::Packets::kNone;
+  auto it = disk.by_class.find(cls);
+  if (it == disk.by_class.end()) return FlowRow::Packets::kNone;
   // None of its packets is left where no segment on disk spans any of its time, whatever
   // order the input came in: where it went back in time, the oldest segment left can be older
   // than the flow while the flow's own segments were deleted. (Its whole time: a packet stored
   // before the cutoff can be later than the cutoff's, where the connection's packets came out
-  // of time order.)
-  if (!it->second.overlaps(r.first_ts, r.last_ts)) return FlowRow::Packets::kNone;
+  // of time order. The segments of every class: a connection moved to another class while
+  // open has its first packets in its former class's segments.)
+  if (!disk.all.overlaps(r.first_ts, r.last_ts)) return FlowRow::Packets::kNone;
   if (it->second.oldest() <= r.first_ts) return FlowRow::Packets::kAll;
   // Stored packets lie between the first packet and the cutoff, or the last packet where TCP
   // control packets were kept after the cutoff (its FIN or RST, most often the last).
