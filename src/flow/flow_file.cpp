@@ -277,31 +277,73 @@ uint64_t FlowFileWriter::seal() {
   return store::write_sidecar(base_ + ".idx", meta_, {}, offsets, builder_.finish_postings());
 }
 
+namespace {
+
+// A flow file's header: its version and class names, from its first bytes (`head`, as many
+// as there are up to `size`); `body` is set to where the first block starts. Throws
+// std::runtime_error naming `path` for what is not a flow file this tm reads. Returns 0 when
+// `head` is too short for the class names (the caller reads `body` bytes and asks again).
+uint8_t parse_header(const uint8_t* head, size_t n, const std::string& path,
+                     std::vector<std::string>& classes, uint64_t& body) {
+  if (n < 12 || std::memcmp(head, kMagic, 7) != 0)
+    throw std::runtime_error(fmt::format("{}: not a tm flow file", path));
+  const uint8_t version = head[7];
+  if (version != kVersionRows && version != kVersionColumns)
+    throw std::runtime_error(
+        fmt::format("{}: flow file format version {} (this tm reads {} and {}): written by a newer tm", path,
+                    version, kVersionRows, kVersionColumns));
+  uint32_t names_size;
+  std::memcpy(&names_size, head + 8, 4);
+  body = 12 + static_cast<uint64_t>(names_size);
+  if (body > n) return 0;
+  std::string names(reinterpret_cast<const char*>(head + 12), names_size);
+  classes.clear();
+  for (size_t s = 0; s < names.size();) {
+    size_t e = names.find('\0', s);
+    if (e == std::string::npos) break;
+    classes.push_back(names.substr(s, e - s));
+    s = e + 1;
+  }
+  return version;
+}
+
+// Whether a block header at `pos` is one, whole in a file of `size` bytes; else why not.
+std::string block_problem(const uint32_t hdr[4], uint64_t pos, uint64_t size, const std::string& path) {
+  if (hdr[0] != kBlockMagic || hdr[1] == 0 || hdr[1] > 1u << 20 || pos + 16 + hdr[2] > size)
+    return fmt::format("{}: damaged or incomplete block at offset {}", path, pos);
+  return {};
+}
+
+// Checks and decompresses the block `z` (hdr[2] bytes, after its header `hdr`) into `out`
+// (room for hdr[1] records); `columns` is scratch. Returns why it could not, or "".
+std::string decode_block(const uint32_t hdr[4], const uint8_t* z, uint8_t version, uint64_t pos,
+                         const std::string& path, FlowRecord* out, std::vector<uint8_t>& columns) {
+  if (util::crc32(z, hdr[2]) != hdr[3])
+    return fmt::format("{}: block checksum mismatch at offset {}", path, pos);
+  const size_t raw = size_t{hdr[1]} * kRecordBytes;
+  void* to = out;
+  if (version == kVersionColumns) {
+    if (columns.size() < raw) columns.resize(raw);
+    to = columns.data();
+  }
+  const size_t got = ZSTD_decompress(to, raw, z, hdr[2]);
+  if (ZSTD_isError(got) || got != raw)
+    return fmt::format("{}: block at offset {} does not decompress", path, pos);
+  if (version == kVersionColumns) untranspose(columns.data(), hdr[1], out);
+  return {};
+}
+
+}  // namespace
+
 FlowFileContents read_flow_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("cannot open {}", path));
   std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   FlowFileContents c;
   c.file_size = buf.size();
-  if (buf.size() < 12 || std::memcmp(buf.data(), kMagic, 7) != 0)
-    throw std::runtime_error(fmt::format("{}: not a tm flow file", path));
-  const uint8_t version = buf[7];
-  if (version != kVersionRows && version != kVersionColumns)
-    throw std::runtime_error(
-        fmt::format("{}: flow file format version {} (this tm reads {} and {}): written by a newer tm", path,
-                    version, kVersionRows, kVersionColumns));
-  uint32_t n;
-  std::memcpy(&n, buf.data() + 8, 4);
-  if (12 + static_cast<uint64_t>(n) > buf.size())
-    throw std::runtime_error(fmt::format("{}: header cut short", path));
-  std::string names(reinterpret_cast<const char*>(buf.data() + 12), n);
-  for (size_t s = 0; s < names.size();) {
-    size_t e = names.find('\0', s);
-    if (e == std::string::npos) break;
-    c.classes.push_back(names.substr(s, e - s));
-    s = e + 1;
-  }
-  size_t pos = 12 + n;
+  uint64_t pos = 0;
+  const uint8_t version = parse_header(buf.data(), buf.size(), path, c.classes, pos);
+  if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
   c.valid_end = pos;
   std::vector<uint8_t> columns;  // a block of version 2, before it is transposed back
   while (pos < buf.size()) {
@@ -311,33 +353,67 @@ FlowFileContents read_flow_file(const std::string& path) {
       break;
     }
     std::memcpy(hdr, buf.data() + pos, 16);
-    if (hdr[0] != kBlockMagic || hdr[1] == 0 || hdr[1] > 1u << 20 || pos + 16 + hdr[2] > buf.size()) {
-      c.problem = fmt::format("{}: damaged or incomplete block at offset {}", path, pos);
-      break;
-    }
-    if (util::crc32(buf.data() + pos + 16, hdr[2]) != hdr[3]) {
-      c.problem = fmt::format("{}: block checksum mismatch at offset {}", path, pos);
-      break;
-    }
-    size_t old = c.records.size();
+    if (c.problem = block_problem(hdr, pos, buf.size(), path); !c.problem.empty()) break;
+    const size_t old = c.records.size();
     c.records.resize(old + hdr[1]);
-    const size_t raw = hdr[1] * kRecordBytes;
-    void* to = c.records.data() + old;
-    if (version == kVersionColumns) {
-      if (columns.size() < raw) columns.resize(raw);
-      to = columns.data();
-    }
-    size_t got = ZSTD_decompress(to, raw, buf.data() + pos + 16, hdr[2]);
-    if (!ZSTD_isError(got) && got == raw && version == kVersionColumns)
-      untranspose(columns.data(), hdr[1], c.records.data() + old);
-    if (ZSTD_isError(got) || got != raw) {
+    c.problem = decode_block(hdr, buf.data() + pos + 16, version, pos, path, c.records.data() + old, columns);
+    if (!c.problem.empty()) {
       c.records.resize(old);
-      c.problem = fmt::format("{}: block at offset {} does not decompress", path, pos);
       break;
     }
     pos += 16 + hdr[2];
     c.valid_end = pos;
   }
+  return c;
+}
+
+FlowRecordsRead read_flow_records(const std::string& path, std::span<const uint32_t> wanted) {
+  util::UniqueFd fd = util::open_file(path, O_RDONLY);
+  FlowRecordsRead c;
+  const uint64_t size = util::file_size(fd.get(), path);
+  auto read_at = [&](void* dst, size_t n, uint64_t off) {
+    const ssize_t got = util::pread_full(fd.get(), dst, n, off);
+    if (got < 0) throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    return static_cast<size_t>(got);
+  };
+  std::vector<uint8_t> head(std::min<uint64_t>(size, 4096));
+  uint64_t pos = 0;
+  uint8_t version = parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos);
+  if (version == 0 && pos <= size) {  // long class names
+    head.resize(pos);
+    version = parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos);
+  }
+  if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
+  std::vector<uint8_t> z, columns;
+  std::vector<FlowRecord> block;
+  size_t next = 0;     // wanted[next]: the first wanted ordinal not yet read
+  uint64_t first = 0;  // the ordinal of the block's first record
+  while (pos < size && next < wanted.size()) {
+    uint32_t hdr[4];
+    if (read_at(hdr, 16, pos) < 16) {
+      c.problem = fmt::format("{}: incomplete block header at offset {}", path, pos);
+      break;
+    }
+    if (c.problem = block_problem(hdr, pos, size, path); !c.problem.empty()) break;
+    while (next < wanted.size() && wanted[next] < first) ++next;  // (repeated or out of order)
+    if (next < wanted.size() && wanted[next] < first + hdr[1]) {  // a wanted record in it: read
+      z.resize(hdr[2]);
+      if (read_at(z.data(), hdr[2], pos + 16) < hdr[2]) {
+        c.problem = fmt::format("{}: damaged or incomplete block at offset {}", path, pos);
+        break;
+      }
+      block.resize(hdr[1]);
+      c.problem = decode_block(hdr, z.data(), version, pos, path, block.data(), columns);
+      if (!c.problem.empty()) break;
+      for (; next < wanted.size() && wanted[next] < first + hdr[1]; ++next)
+        c.records.emplace_back(wanted[next], block[wanted[next] - first]);
+    }
+    first += hdr[1];
+    pos += 16 + hdr[2];
+  }
+  if (c.problem.empty() && next < wanted.size())
+    c.problem =
+        fmt::format("{}: ends after {} records, before record {} its index names", path, first, wanted[next]);
   return c;
 }
 

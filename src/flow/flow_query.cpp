@@ -93,48 +93,56 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
       ++st.files_skipped;
       continue;
     }
-    FlowFileContents c;
-    try {
-      c = read_flow_file(fi.base + ".flows");
-    } catch (const std::exception& e) {
-      st.warnings.push_back(e.what());
-      continue;
-    }
-    if (!c.problem.empty()) st.warnings.push_back(c.problem + " (records after it skipped)");
-    Roaring cand;
+    auto consider = [&](const FlowRecord& r, const std::vector<std::string>& classes) {
+      ++st.candidates;
+      if (r.first_ts >= to || r.last_ts < from) return;
+      if (!query::matches(parsed.expr, as_packet(r))) return;
+      auto it = newest.find(r.id);
+      if (it != newest.end() && it->second.rec.last_ts > r.last_ts) return;
+      if (it != newest.end() && it->second.rec.last_ts == r.last_ts &&
+          it->second.rec.end != static_cast<uint8_t>(EndState::kOpen))
+        return;
+      FlowRow row;
+      row.rec = r;
+      row.cls = r.cls < classes.size() ? classes[r.cls] : fmt::format("#{}", r.cls);
+      row.packets = packets_left(r, row.cls, disk);
+      newest[r.id] = row;
+    };
+    // A sealed file's index names the candidate records, and only the blocks holding them are
+    // read; a file without one (or whose index is unreadable) is read whole.
+    std::vector<uint32_t> wanted;
     bool indexed = false;
     if (fi.sealed) {
       try {
-        store::SidecarBody body = store::read_sidecar_body(fi.base + ".idx");
-        cand = query::plan_segment(parsed.expr, body.index, static_cast<uint32_t>(c.records.size())).set;
+        // (Mapped, its pieces read as the plan needs them, as a packet query reads a segment's.)
+        auto view = store::SidecarView::open(fi.base + ".idx");
+        Roaring cand =
+            query::plan_segment(parsed.expr, *view, static_cast<uint32_t>(view->meta().packets)).set;
+        wanted.resize(cand.cardinality());
+        cand.toUint32Array(wanted.data());
         indexed = true;
       } catch (const std::exception& e) {
         st.warnings.push_back(e.what());
       }
     }
-    if (!indexed) {
-      if (!c.records.empty()) cand.addRange(0, c.records.size());
-      ++st.files_scanned;
-    } else {
-      ++st.files_indexed;
+    std::string problem;
+    try {
+      if (indexed) {
+        FlowRecordsRead c = read_flow_records(fi.base + ".flows", wanted);
+        for (const auto& [ord, r] : c.records) consider(r, c.classes);
+        problem = std::move(c.problem);
+        ++st.files_indexed;
+      } else {
+        FlowFileContents c = read_flow_file(fi.base + ".flows");
+        for (const auto& r : c.records) consider(r, c.classes);
+        problem = std::move(c.problem);
+        ++st.files_scanned;
+      }
+    } catch (const std::exception& e) {
+      st.warnings.push_back(e.what());
+      continue;
     }
-    for (uint32_t i : cand) {
-      if (i >= c.records.size()) break;
-      const FlowRecord& r = c.records[i];
-      ++st.candidates;
-      if (r.first_ts >= to || r.last_ts < from) continue;
-      if (!query::matches(parsed.expr, as_packet(r))) continue;
-      auto it = newest.find(r.id);
-      if (it != newest.end() && it->second.rec.last_ts > r.last_ts) continue;
-      if (it != newest.end() && it->second.rec.last_ts == r.last_ts &&
-          it->second.rec.end != static_cast<uint8_t>(EndState::kOpen))
-        continue;
-      FlowRow row;
-      row.rec = r;
-      row.cls = r.cls < c.classes.size() ? c.classes[r.cls] : fmt::format("#{}", r.cls);
-      row.packets = packets_left(r, row.cls, disk);
-      newest[r.id] = row;
-    }
+    if (!problem.empty()) st.warnings.push_back(problem + " (records after it skipped)");
   }
   std::vector<FlowRow> out;
   out.reserve(newest.size());

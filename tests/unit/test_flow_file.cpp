@@ -149,6 +149,64 @@ TEST(FlowFile, RefusesAnUnknownVersion) {
   }
 }
 
+// read_flow_records() reads only the blocks that hold a wanted record: the records it returns
+// are those read_flow_file() has at the same ordinals, a damaged block that holds none of them
+// is not met (read_flow_file() stops there), and a wanted record past the file's end or in a
+// damaged block is said.
+TEST(FlowFile, ReadsOnlyTheBlocksOfTheWantedRecords) {
+  TempDir d;
+  const std::string base = (d.p / "00000001-1000-lt0").string();
+  const size_t n = 3 * 4096 + 10;  // blocks 0-2 whole, block 3 of 10
+  {
+    flow::FlowFileWriter w(base, 1, {"default", "web"});
+    for (size_t i = 0; i < n; ++i) w.add(record(i));
+    w.seal();
+  }
+  const std::string path = base + ".flows";
+  const flow::FlowFileContents all = flow::read_flow_file(path);
+  ASSERT_EQ(all.records.size(), n);
+  const std::vector<uint32_t> wanted = {0, 1, 4095, 9000, 9001, 12290};
+  flow::FlowRecordsRead got = flow::read_flow_records(path, wanted);
+  EXPECT_TRUE(got.problem.empty()) << got.problem;
+  EXPECT_EQ(got.classes, (std::vector<std::string>{"default", "web"}));
+  ASSERT_EQ(got.records.size(), wanted.size());
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    EXPECT_EQ(got.records[i].first, wanted[i]);
+    EXPECT_EQ(std::memcmp(&got.records[i].second, &all.records[wanted[i]], sizeof(flow::FlowRecord)), 0)
+        << "record " << wanted[i];
+  }
+  EXPECT_TRUE(flow::read_flow_records(path, {}).records.empty());
+
+  // Damage the second block's compressed bytes (its CRC then fails).
+  uint64_t pos = 12 + 12;  // the magic, the names' size and "default\0web\0"
+  uint32_t hdr[4];
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(pos));
+    in.read(reinterpret_cast<char*>(hdr), 16);
+    pos += 16 + hdr[2];  // the second block
+  }
+  {
+    std::fstream io(path, std::ios::binary | std::ios::in | std::ios::out);
+    io.seekp(static_cast<std::streamoff>(pos + 16 + 5));
+    io.put('\x55');
+    io.seekp(static_cast<std::streamoff>(pos + 16 + 6));
+    io.put('\x2a');
+  }
+  EXPECT_EQ(flow::read_flow_file(path).records.size(), 4096u);  // stops at the damage
+  got = flow::read_flow_records(path, std::vector<uint32_t>{1, 9000, 12290});
+  EXPECT_TRUE(got.problem.empty()) << got.problem;
+  ASSERT_EQ(got.records.size(), 3u);
+  EXPECT_EQ(got.records[2].first, 12290u);
+  EXPECT_EQ(got.records[2].second.id, record(12290).id);
+  got = flow::read_flow_records(path, std::vector<uint32_t>{1, 5000, 9000});
+  EXPECT_NE(got.problem.find("checksum"), std::string::npos) << got.problem;
+  ASSERT_EQ(got.records.size(), 1u);  // what came before the damage
+  got = flow::read_flow_records(path, std::vector<uint32_t>{9000, static_cast<uint32_t>(n)});
+  EXPECT_NE(got.problem.find("before record " + std::to_string(n)), std::string::npos) << got.problem;
+  EXPECT_EQ(got.records.size(), 1u);
+}
+
 }  // namespace
 
 // The flow writer indexes a record by flow::index_keys(r), built from its fields: the same
