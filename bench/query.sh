@@ -15,7 +15,8 @@
 # Then the same queries through the daemon: `tm serve --store STORE` (read-only) and
 # bench/api_latency.py, which sends each query QUERY_RUNS times over one kept-alive HTTP
 # connection (as an IDS asking for a host's history would) and times each answer to its last
-# byte: no process start-up in that figure.
+# byte: no process start-up in that figure. Last, `tm flows` of the connection and of the host
+# (the flow records, best and median of QUERY_RUNS).
 # Prints latency, candidates read, matches, tcpdump's time and the speedup, plus the index size
 # relative to the pcap data (`tm stats --json`).
 #
@@ -259,6 +260,23 @@ for name in "${names[@]}"; do
   ROWS+=("$name	$best_us	$median_us	$best_self	$cold_us	$cand	$match	$td_us	$td_count	$check	$api_us	$api_median_us")
 done
 
+# Flow records of the same connection and host: `tm flows` reads a flow file's index piece by
+# piece and only the blocks holding a candidate record. Best and median of QUERY_RUNS, warm.
+FLOW_ROWS=()
+for name in connection host; do
+  log "$name: tm flows, best of $QUERY_RUNS"
+  walls=()
+  for ((r = 1; r <= QUERY_RUNS; r++)); do
+    t0=$(now_us)
+    "$TM_BIN" flows --store "$store" --format json "${FILTER[$name]}" >"$tmp/flows.json" 2>"$tmp/flows.log" ||
+      die "tm flows --store $store '${FILTER[$name]}' failed: $(tail -n 5 "$tmp/flows.log")"
+    t1=$(now_us)
+    walls+=($((t1 - t0)))
+  done
+  sorted=$(printf '%s\n' "${walls[@]}" | sort -n)
+  FLOW_ROWS+=("$name	$(head -1 <<<"$sorted")	$(awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}' <<<"$sorted")	$(wc -l <"$tmp/flows.json")	$(tail -1 "$tmp/flows.log")")
+done
+
 # ---------------------------------------------------------------------------------------------
 # Report.
 
@@ -293,6 +311,12 @@ done
            b / 1e3, (b < 50000 ? "met" : "MISSED"), t / b, (t / b >= 1000 ? "met" : "MISSED")
     printf "one connection through the API: %.2f ms, %.0fx faster than the tcpdump scan (target >= 1000x: %s)\n",
            a / 1e3, t / a, (t / a >= 1000 ? "met" : "MISSED") }'
+  echo "tm flows (flow records), warm, best and median of $QUERY_RUNS:"
+  for row in "${FLOW_ROWS[@]}"; do
+    IFS=$'\t' read -r name best med n summary <<<"$row"
+    awk -v n="$name" -v b="$best" -v m="$med" -v r="$n" -v s="$summary" 'BEGIN {
+      printf "  %-11s %8.1f ms %8.1f ms  %d flows  (%s)\n", n, b / 1e3, m / 1e3, r, s }'
+  done
   for f in "${FAILS[@]}"; do echo "MISMATCH: $f"; done
 } | tee "$results"
 
