@@ -68,7 +68,10 @@ struct alignas(64) ConnEntry {
   uint64_t cutoff_ts;           // time the cutoff was reached
   uint64_t pkts[2];             // by direction (0 = originator)
   uint64_t wire[2];             // wire bytes by direction
-  uint64_t stored : 62;         // packets stored
+  uint64_t stored : 61;         // packets stored
+  // Moved to another class while open (Recorder::set_host_class): its first packets are in
+  // another class's segments (the flow record's kFlowClassMoved).
+  uint64_t class_moved : 1;
   // A TCP control packet (keep_tcp_control) was stored after the cutoff: the stored packets
   // reach past cutoff_ts (the flow record's kFlowControlAfterCut).
   uint64_t control_after_cut : 1;

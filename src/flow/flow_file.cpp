@@ -40,6 +40,7 @@ constexpr uint8_t kVersionRows = 1, kVersionColumns = 2;
 constexpr uint32_t kBlockMagic = 0x4b4f4c42;  // "BLOK"
 constexpr size_t kBlockRecords = 4096;
 constexpr size_t kRecordBytes = sizeof(FlowRecord);
+constexpr size_t kFrameHeaderMax = 18;  // ZSTD_FRAMEHEADERSIZE_MAX (zstd's static-linking API)
 
 // dst[j * dstride + i] = src[i * sstride + j] for i, j < 16: a 16 x 16 byte matrix turned,
 // with SSE2's unpacks where there is SSE2 (a sixth of the byte-by-byte loop's instructions).
@@ -367,13 +368,16 @@ FlowFileContents read_flow_file(const std::string& path) {
   return c;
 }
 
-FlowRecordsRead read_flow_records(const std::string& path, std::span<const uint32_t> wanted) {
+FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted) {
   util::UniqueFd fd = util::open_file(path, O_RDONLY);
   FlowRecordsRead c;
   const uint64_t size = util::file_size(fd.get(), path);
   auto read_at = [&](void* dst, size_t n, uint64_t off) {
     const ssize_t got = util::pread_full(fd.get(), dst, n, off);
-    if (got < 0) throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    if (got < 0) {
+      const int e = errno;
+      throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(e)));
+    }
     return static_cast<size_t>(got);
   };
   std::vector<uint8_t> head(std::min<uint64_t>(size, 4096));
@@ -386,17 +390,29 @@ FlowRecordsRead read_flow_records(const std::string& path, std::span<const uint3
   if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
   std::vector<uint8_t> z, columns;
   std::vector<FlowRecord> block;
-  size_t next = 0;     // wanted[next]: the first wanted ordinal not yet read
+  Roaring::const_iterator next = wanted.begin();  // the first wanted ordinal not yet read
+  const Roaring::const_iterator end = wanted.end();
   uint64_t first = 0;  // the ordinal of the block's first record
-  while (pos < size && next < wanted.size()) {
+  while (pos < size && next != end) {
+    // The block's header and the start of its zstd frame, whose content size must be the
+    // header's count of records: the CRC covers a block only when it is read, and a count
+    // damaged in a block passed over would shift the ordinals of every later one.
+    uint8_t at[16 + kFrameHeaderMax];
+    const size_t got = read_at(at, sizeof at, pos);
     uint32_t hdr[4];
-    if (read_at(hdr, 16, pos) < 16) {
+    if (got < 16) {
       c.problem = fmt::format("{}: incomplete block header at offset {}", path, pos);
       break;
     }
+    std::memcpy(hdr, at, 16);
     if (c.problem = block_problem(hdr, pos, size, path); !c.problem.empty()) break;
-    while (next < wanted.size() && wanted[next] < first) ++next;  // (repeated or out of order)
-    if (next < wanted.size() && wanted[next] < first + hdr[1]) {  // a wanted record in it: read
+    const unsigned long long content = ZSTD_getFrameContentSize(at + 16, std::min<size_t>(got - 16, hdr[2]));
+    if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t{hdr[1]} * kRecordBytes) {
+      c.problem =
+          fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path, pos);
+      break;
+    }
+    if (*next < first + hdr[1]) {  // a wanted record in it: read it
       z.resize(hdr[2]);
       if (read_at(z.data(), hdr[2], pos + 16) < hdr[2]) {
         c.problem = fmt::format("{}: damaged or incomplete block at offset {}", path, pos);
@@ -405,15 +421,15 @@ FlowRecordsRead read_flow_records(const std::string& path, std::span<const uint3
       block.resize(hdr[1]);
       c.problem = decode_block(hdr, z.data(), version, pos, path, block.data(), columns);
       if (!c.problem.empty()) break;
-      for (; next < wanted.size() && wanted[next] < first + hdr[1]; ++next)
-        c.records.emplace_back(wanted[next], block[wanted[next] - first]);
+      for (; next != end && *next < first + hdr[1]; ++next)
+        c.records.emplace_back(*next, block[*next - first]);
     }
     first += hdr[1];
     pos += 16 + hdr[2];
   }
-  if (c.problem.empty() && next < wanted.size())
+  if (c.problem.empty() && next != end)
     c.problem =
-        fmt::format("{}: ends after {} records, before record {} its index names", path, first, wanted[next]);
+        fmt::format("{}: ends after {} records, before record {} its index names", path, first, *next);
   return c;
 }
 

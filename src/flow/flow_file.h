@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,16 +32,18 @@ struct FlowFileContents {
 // header is not a flow file.
 FlowFileContents read_flow_file(const std::string& path);
 
-// The records of a flow file whose ordinals are in `wanted` (ascending: a query's candidates from
-// the file's index), each with its ordinal: only the blocks holding one are read, checked and
-// decompressed. `problem` says why reading stopped early, if it did (the wanted records after
-// that point are left out). Throws std::runtime_error as read_flow_file().
+// The records of a flow file whose ordinals are in `wanted` (a query's candidates from the
+// file's index), each with its ordinal: only the blocks holding one are read, checked and
+// decompressed; the others' headers are checked against their zstd frames' sizes (a count
+// damaged there would shift every later ordinal). `problem` says why reading stopped early, if
+// it did (the wanted records after that point are left out). Throws std::runtime_error as
+// read_flow_file().
 struct FlowRecordsRead {
   std::vector<std::string> classes;
   std::vector<std::pair<uint32_t, FlowRecord>> records;  // (ordinal, record), ascending
   std::string problem;
 };
-FlowRecordsRead read_flow_records(const std::string& path, std::span<const uint32_t> wanted);
+FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted);
 
 // Writes one flow file; used by the writer thread only.
 class FlowFileWriter {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -15,67 +16,70 @@
 #include "store/sidecar.h"
 
 namespace tmach::flow {
-namespace {
+namespace {}  // namespace
 
-// The time ranges of a class's segments on disk: sorted by their first packet, each with the
-// latest last packet of it and those before it, so that whether any overlaps a window is one
-// binary search.
-struct OnDisk {
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // (first packet, latest last packet so far)
-  uint64_t oldest() const { return ranges.front().first; }
-  bool overlaps(uint64_t from, uint64_t to) const {
-    // The segments whose first packet is at `to` or before: a prefix; one of them overlaps
-    // when the latest end among them reaches `from`.
-    auto it =
-        std::upper_bound(ranges.begin(), ranges.end(), to,
-                         [](uint64_t t, const std::pair<uint64_t, uint64_t>& r) { return t < r.first; });
-    return it != ranges.begin() && std::prev(it)->second >= from;
-  }
-};
+// A crash can leave a segment being written under a name up to 30 minutes later than its
+// oldest packet (SegmentWriter::kDurableSlack; recovery tolerates an hour): its first packet
+// is taken as an hour before its name says.
+constexpr uint64_t kOpenNameLagNs = 3600ull * 1'000'000'000ull;
 
-// The segments on disk, per class name and of every class.
-struct SegmentsOnDisk {
-  std::map<std::string, OnDisk> by_class;
-  OnDisk all;
-};
-
-SegmentsOnDisk segments_on_disk(const std::string& store) {
+SegmentsOnDisk SegmentsOnDisk::of(const std::string& store) {
   // (A store that cannot be listed throws: every flow marked "packets: no" would be a wrong answer.)
   SegmentsOnDisk d;
-  store::Catalog cat = store::Catalog::scan(store);
-  for (const auto& s : cat.segments) {  // (an open segment's end is open)
-    d.by_class[s.cls].ranges.emplace_back(s.lo_ts(), s.hi_ts());
-    d.all.ranges.emplace_back(s.lo_ts(), s.hi_ts());
+  for (const auto& s : store::Catalog::scan(store).segments) {
+    const bool named = s.state != store::SegmentInfo::State::kSealed;  // (first packet from the name)
+    d.add(s.cls, named ? s.lo_ts() - std::min(s.lo_ts(), kOpenNameLagNs) : s.lo_ts(), s.hi_ts());
   }
-  auto sort = [](OnDisk& o) {
-    std::sort(o.ranges.begin(), o.ranges.end());
-    for (size_t i = 1; i < o.ranges.size(); ++i)
-      o.ranges[i].second = std::max(o.ranges[i].second, o.ranges[i - 1].second);
-  };
-  for (auto& [cls, o] : d.by_class) sort(o);
-  sort(d.all);
+  d.seal();
   return d;
 }
 
-FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls, const SegmentsOnDisk& disk) {
-  if (r.stored == 0) return FlowRow::Packets::kNone;
-  auto it = disk.by_class.find(cls);
-  if (it == disk.by_class.end()) return FlowRow::Packets::kNone;
-  // None of its packets is left where no segment on disk spans any of its time, whatever
-  // order the input came in: where it went back in time, the oldest segment left can be older
-  // than the flow while the flow's own segments were deleted. (Its whole time: a packet stored
-  // before the cutoff can be later than the cutoff's, where the connection's packets came out
-  // of time order. The segments of every class: a connection moved to another class while
-  // open has its first packets in its former class's segments.)
-  if (!disk.all.overlaps(r.first_ts, r.last_ts)) return FlowRow::Packets::kNone;
-  if (it->second.oldest() <= r.first_ts) return FlowRow::Packets::kAll;
-  // Stored packets lie between the first packet and the cutoff, or the last packet where TCP
-  // control packets were kept after the cutoff (its FIN or RST, most often the last).
-  const uint64_t last_stored = r.cutoff_ts && !(r.flags & kFlowControlAfterCut) ? r.cutoff_ts : r.last_ts;
-  return it->second.oldest() <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
+void SegmentsOnDisk::add(const std::string& cls, uint64_t lo, uint64_t hi) {
+  by_class_[cls].r.emplace_back(lo, hi);
+  all_.r.emplace_back(lo, hi);
 }
 
-}  // namespace
+void SegmentsOnDisk::seal() {
+  auto sort = [](Ranges& x) {
+    std::sort(x.r.begin(), x.r.end());
+    for (size_t i = 1; i < x.r.size(); ++i) x.r[i].second = std::max(x.r[i].second, x.r[i - 1].second);
+  };
+  for (auto& [cls, x] : by_class_) sort(x);
+  sort(all_);
+}
+
+bool SegmentsOnDisk::Ranges::overlaps(uint64_t from, uint64_t to) const {
+  // The ranges whose first packet is at `to` or before: a prefix; one of them overlaps when the
+  // latest end among them reaches `from`.
+  auto it = std::upper_bound(r.begin(), r.end(), to,
+                             [](uint64_t t, const std::pair<uint64_t, uint64_t>& x) { return t < x.first; });
+  return it != r.begin() && std::prev(it)->second >= from;
+}
+
+FlowRow::Packets SegmentsOnDisk::packets_left(const FlowRecord& r, const std::string& cls) const {
+  if (r.stored == 0) return FlowRow::Packets::kNone;
+  // The connection's packets span its first to its last packet — or, for the interim record of
+  // a connection still open (or of one a crash ended), up to any time since. (Its whole time,
+  // not the cutoff's: a packet stored before the cutoff can be later than it, where the
+  // connection's packets came out of time order.)
+  const bool open = r.end == static_cast<uint8_t>(EndState::kOpen);
+  const uint64_t last = open ? UINT64_MAX : r.last_ts;
+  // Moved to another class while open, its first packets are in its former class's segments:
+  // any class's may hold them, and no answer but `no` (none spans its time) is certain.
+  if (r.flags & kFlowClassMoved)
+    return all_.overlaps(r.first_ts, last) ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
+  // Otherwise its packets are in its class's segments only: none is left where none of them
+  // spans any of its time, whatever order the input came in (where it went back in time, the
+  // class's oldest segment can be older than the flow while the flow's own were deleted).
+  auto it = by_class_.find(cls);
+  if (it == by_class_.end() || !it->second.overlaps(r.first_ts, last)) return FlowRow::Packets::kNone;
+  const uint64_t oldest = it->second.r.front().first;
+  if (oldest <= r.first_ts) return FlowRow::Packets::kAll;
+  // Stored packets lie between the first packet and the cutoff, or the last packet where TCP
+  // control packets were kept after the cutoff (its FIN or RST, most often the last).
+  const uint64_t last_stored = r.cutoff_ts && !(r.flags & kFlowControlAfterCut) ? r.cutoff_ts : last;
+  return oldest <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
+}
 
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
                                  uint64_t to, FlowQueryStats& st) {
@@ -85,7 +89,9 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
     throw std::runtime_error(
         fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
                     parsed.unplanned));
-  auto disk = segments_on_disk(store);  // (also: a clear error for a missing or foreign directory)
+  // (Listed first: a clear error for a missing or foreign directory. Listed again once the
+  // records are read, for packets_left(): a segment written meanwhile may hold some of theirs.)
+  SegmentsOnDisk::of(store);
   std::unordered_map<uint64_t, FlowRow> newest;
   for (const auto& fi : scan_flow_files(store)) {
     ++st.files;
@@ -105,21 +111,22 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
       FlowRow row;
       row.rec = r;
       row.cls = r.cls < classes.size() ? classes[r.cls] : fmt::format("#{}", r.cls);
-      row.packets = packets_left(r, row.cls, disk);
       newest[r.id] = row;
     };
     // A sealed file's index names the candidate records, and only the blocks holding them are
     // read; a file without one (or whose index is unreadable) is read whole.
-    std::vector<uint32_t> wanted;
+    Roaring wanted;
     bool indexed = false;
     if (fi.sealed) {
       try {
         // (Mapped, its pieces read as the plan needs them, as a packet query reads a segment's.)
         auto view = store::SidecarView::open(fi.base + ".idx");
-        Roaring cand =
-            query::plan_segment(parsed.expr, *view, static_cast<uint32_t>(view->meta().packets)).set;
-        wanted.resize(cand.cardinality());
-        cand.toUint32Array(wanted.data());
+        std::error_code ec;
+        const uint64_t bytes = std::filesystem::file_size(fi.base + ".flows", ec);
+        if (!ec && bytes != view->meta().pcap_bytes)  // (changed since it was sealed: read it whole)
+          throw std::runtime_error(fmt::format("{}.idx: indexes a flow file of {} bytes, {}.flows has {}",
+                                               fi.base, view->meta().pcap_bytes, fi.base, bytes));
+        wanted = query::plan_segment(parsed.expr, *view, static_cast<uint32_t>(view->meta().packets)).set;
         indexed = true;
       } catch (const std::exception& e) {
         st.warnings.push_back(e.what());
@@ -144,9 +151,13 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
     }
     if (!problem.empty()) st.warnings.push_back(problem + " (records after it skipped)");
   }
+  const SegmentsOnDisk disk = SegmentsOnDisk::of(store);
   std::vector<FlowRow> out;
   out.reserve(newest.size());
-  for (auto& [id, row] : newest) out.push_back(row);
+  for (auto& [id, row] : newest) {
+    row.packets = disk.packets_left(row.rec, row.cls);
+    out.push_back(row);
+  }
   std::sort(out.begin(), out.end(), [](const FlowRow& a, const FlowRow& b) {
     return a.rec.first_ts != b.rec.first_ts ? a.rec.first_ts < b.rec.first_ts : a.rec.id < b.rec.id;
   });

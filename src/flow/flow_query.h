@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flow/flow_record.h"
@@ -16,6 +18,29 @@ struct FlowRow {
   FlowRecord rec;
   std::string cls;
   enum class Packets : uint8_t { kNone, kSome, kAll } packets = Packets::kNone;  // still on disk
+};
+
+// Whether a flow's stored packets are still on disk, from the time ranges of the segments on
+// disk (a store's catalog, or add() for tests): `no` is certain where no segment that could
+// hold one spans any of the flow's time; `yes` and `some` compare the oldest segment of the
+// flow's class with its first packet and its last stored one (an estimate: docs/USAGE.md).
+class SegmentsOnDisk {
+ public:
+  static SegmentsOnDisk of(const std::string& store);  // throws when the store cannot be listed
+  // A segment of class `cls` holding packets from `lo` to `hi` (UINT64_MAX: open); then seal().
+  void add(const std::string& cls, uint64_t lo, uint64_t hi);
+  void seal();
+  FlowRow::Packets packets_left(const FlowRecord& r, const std::string& cls) const;
+
+ private:
+  // Time ranges sorted by their first packet, each with the latest last packet of it and those
+  // before it: whether any overlaps a window is one binary search.
+  struct Ranges {
+    std::vector<std::pair<uint64_t, uint64_t>> r;  // (first packet, latest last packet so far)
+    bool overlaps(uint64_t from, uint64_t to) const;
+  };
+  std::map<std::string, Ranges> by_class_;
+  Ranges all_;
 };
 
 struct FlowQueryStats {

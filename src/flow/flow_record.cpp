@@ -54,7 +54,7 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
     r.bytes[d] = e.wire[d];
   }
   r.stored = e.stored;
-  r.flags = e.control_after_cut ? kFlowControlAfterCut : 0;
+  r.flags = (e.control_after_cut ? kFlowControlAfterCut : 0) | (e.class_moved ? kFlowClassMoved : 0);
   // The clock at the connection's creation, not first_ts: a packet older than the first one
   // seen lowers first_ts, and the id must stay the one its interim records had. (For input
   // in time order the two are the same.)

@@ -24,6 +24,9 @@ const char* to_string(EndState s);
 // A TCP control packet (SYN, FIN or RST without payload) was stored after the cutoff, so
 // stored packets reach past cutoff_ts, up to last_ts.
 inline constexpr uint64_t kFlowControlAfterCut = 1;
+// The connection was moved to another class while open (a host's class set through the API):
+// its first packets are in its former class's segments, its record names the new one.
+inline constexpr uint64_t kFlowClassMoved = 2;
 
 struct FlowRecord {
   uint64_t id;  // stable identifier: hash of the connection key and its first timestamp

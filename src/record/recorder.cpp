@@ -275,6 +275,7 @@ size_t Recorder::set_host_class(const packet::IpAddr& host, uint16_t cls) {
   table_.for_each_mutable([&](conn::ConnEntry& e) {
     if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls) {
       e.cls = cls;
+      e.class_moved = 1;
       ++moved;
     }
   });

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "flow/flow_file.h"
+#include "flow/flow_query.h"
 #include "flow/flow_store.h"
 #include "store/layout.h"
 #include "store/sidecar.h"
@@ -150,23 +151,28 @@ TEST(FlowFile, RefusesAnUnknownVersion) {
 }
 
 // read_flow_records() reads only the blocks that hold a wanted record: the records it returns
-// are those read_flow_file() has at the same ordinals, a damaged block that holds none of them
-// is not met (read_flow_file() stops there), and a wanted record past the file's end or in a
-// damaged block is said.
+// are those read_flow_file() has at the same ordinals (blocks of fewer records mid-file too, as
+// the writer's periodic flushes make them), a damaged block that holds none of them is not
+// met (read_flow_file() stops there), a count damaged in a block it passes over is caught, and
+// a wanted record past the file's end or in a damaged block is said.
 TEST(FlowFile, ReadsOnlyTheBlocksOfTheWantedRecords) {
   TempDir d;
   const std::string base = (d.p / "00000001-1000-lt0").string();
-  const size_t n = 3 * 4096 + 10;  // blocks 0-2 whole, block 3 of 10
+  const size_t n = 3 * 4096 + 110;  // blocks of 100, 4096, 4096, 4096 and 14 records
   {
     flow::FlowFileWriter w(base, 1, {"default", "web"});
-    for (size_t i = 0; i < n; ++i) w.add(record(i));
+    for (size_t i = 0; i < n; ++i) {
+      w.add(record(i));
+      if (i == 99) w.flush_block();
+    }
     w.seal();
   }
   const std::string path = base + ".flows";
   const flow::FlowFileContents all = flow::read_flow_file(path);
   ASSERT_EQ(all.records.size(), n);
-  const std::vector<uint32_t> wanted = {0, 1, 4095, 9000, 9001, 12290};
-  flow::FlowRecordsRead got = flow::read_flow_records(path, wanted);
+  auto ords = [](std::vector<uint32_t> v) { return Roaring(v.size(), v.data()); };
+  const std::vector<uint32_t> wanted = {0, 99, 100, 4195, 9000, 9001, 12387, 12388, 12397};
+  flow::FlowRecordsRead got = flow::read_flow_records(path, Roaring(wanted.size(), wanted.data()));
   EXPECT_TRUE(got.problem.empty()) << got.problem;
   EXPECT_EQ(got.classes, (std::vector<std::string>{"default", "web"}));
   ASSERT_EQ(got.records.size(), wanted.size());
@@ -175,36 +181,100 @@ TEST(FlowFile, ReadsOnlyTheBlocksOfTheWantedRecords) {
     EXPECT_EQ(std::memcmp(&got.records[i].second, &all.records[wanted[i]], sizeof(flow::FlowRecord)), 0)
         << "record " << wanted[i];
   }
-  EXPECT_TRUE(flow::read_flow_records(path, {}).records.empty());
+  EXPECT_TRUE(flow::read_flow_records(path, Roaring()).records.empty());
 
-  // Damage the second block's compressed bytes (its CRC then fails).
-  uint64_t pos = 12 + 12;  // the magic, the names' size and "default\0web\0"
-  uint32_t hdr[4];
+  // The blocks' offsets.
+  std::vector<uint64_t> at;
   {
     std::ifstream in(path, std::ios::binary);
-    in.seekg(static_cast<std::streamoff>(pos));
-    in.read(reinterpret_cast<char*>(hdr), 16);
-    pos += 16 + hdr[2];  // the second block
+    for (uint64_t pos = 12 + 12; at.size() < 5;) {  // the magic, the names' size, "default\0web\0"
+      at.push_back(pos);
+      uint32_t hdr[4];
+      in.seekg(static_cast<std::streamoff>(pos));
+      in.read(reinterpret_cast<char*>(hdr), 16);
+      pos += 16 + hdr[2];
+    }
   }
-  {
+  auto poke = [&](uint64_t off, const void* bytes, size_t len) {
     std::fstream io(path, std::ios::binary | std::ios::in | std::ios::out);
-    io.seekp(static_cast<std::streamoff>(pos + 16 + 5));
-    io.put('\x55');
-    io.seekp(static_cast<std::streamoff>(pos + 16 + 6));
-    io.put('\x2a');
-  }
-  EXPECT_EQ(flow::read_flow_file(path).records.size(), 4096u);  // stops at the damage
-  got = flow::read_flow_records(path, std::vector<uint32_t>{1, 9000, 12290});
+    io.seekp(static_cast<std::streamoff>(off));
+    io.write(static_cast<const char*>(bytes), static_cast<std::streamsize>(len));
+  };
+  // The third block's compressed bytes damaged (its CRC then fails).
+  poke(at[2] + 16 + 20, "\x55\x2a\x11", 3);
+  EXPECT_EQ(flow::read_flow_file(path).records.size(), 4196u);  // stops at the damage
+  got = flow::read_flow_records(path, ords({1, 9000, 12390}));
   EXPECT_TRUE(got.problem.empty()) << got.problem;
   ASSERT_EQ(got.records.size(), 3u);
-  EXPECT_EQ(got.records[2].first, 12290u);
-  EXPECT_EQ(got.records[2].second.id, record(12290).id);
-  got = flow::read_flow_records(path, std::vector<uint32_t>{1, 5000, 9000});
+  EXPECT_EQ(got.records[2].first, 12390u);
+  EXPECT_EQ(got.records[2].second.id, record(12390).id);
+  got = flow::read_flow_records(path, ords({1, 5000, 9000}));
   EXPECT_NE(got.problem.find("checksum"), std::string::npos) << got.problem;
   ASSERT_EQ(got.records.size(), 1u);  // what came before the damage
-  got = flow::read_flow_records(path, std::vector<uint32_t>{9000, static_cast<uint32_t>(n)});
+  got = flow::read_flow_records(path, ords({9000, static_cast<uint32_t>(n)}));
   EXPECT_NE(got.problem.find("before record " + std::to_string(n)), std::string::npos) << got.problem;
   EXPECT_EQ(got.records.size(), 1u);
+  // The second block's count damaged (4096 -> 4095): the blocks after it would be read one
+  // ordinal off.
+  const uint32_t count = 4095;
+  poke(at[1] + 4, &count, 4);
+  got = flow::read_flow_records(path, ords({1, 12390}));
+  EXPECT_NE(got.problem.find("count of records"), std::string::npos) << got.problem;
+  EXPECT_EQ(got.records.size(), 1u);
+}
+
+// Whether a flow's packets are still on disk, from the segments' time ranges: `no` wherever
+// no segment that could hold one spans its time; else the class's oldest segment against the
+// flow's first packet and its last stored one.
+TEST(FlowFile, PacketsLeftAreNoWhereNoSegmentSpansTheFlow) {
+  using P = flow::FlowRow::Packets;
+  flow::SegmentsOnDisk disk;
+  disk.add("default", 100, 200);  // an older capture recorded after a newer one (1000-2000),
+  disk.add("default", 300, 400);  // whose segments were deleted
+  disk.add("alert", 5000, 6000);
+  disk.add("bulk", 7000, UINT64_MAX);  // being written
+  disk.seal();
+  auto flow = [](uint64_t first, uint64_t last) {
+    flow::FlowRecord r{};
+    r.first_ts = first;
+    r.last_ts = last;
+    r.stored = 3;
+    r.end = static_cast<uint8_t>(flow::EndState::kFin);
+    return r;
+  };
+  EXPECT_EQ(disk.packets_left(flow(1500, 1600), "default"), P::kNone);  // the estimate said yes
+  EXPECT_EQ(disk.packets_left(flow(150, 160), "default"), P::kAll);
+  EXPECT_EQ(disk.packets_left(flow(250, 260), "default"), P::kNone);  // between two segments
+  EXPECT_EQ(disk.packets_left(flow(200, 200), "default"), P::kAll);   // on a segment's last packet
+  EXPECT_EQ(disk.packets_left(flow(50, 100), "default"), P::kSome);   // on its first
+  EXPECT_EQ(disk.packets_left(flow(50, 99), "default"), P::kNone);
+  EXPECT_EQ(disk.packets_left(flow(5500, 5600), "default"), P::kNone);  // another class's time
+  EXPECT_EQ(disk.packets_left(flow(9000, 9001), "bulk"), P::kAll);
+  EXPECT_EQ(disk.packets_left(flow(150, 160), "gone"), P::kNone);
+  auto nothing = flow(150, 160);
+  nothing.stored = 0;
+  EXPECT_EQ(disk.packets_left(nothing, "default"), P::kNone);
+  // Cut at 40 after its first packet at 10: its stored packets end at 40, before the oldest.
+  auto cut = flow(10, 150);
+  cut.cutoff_ts = 40;
+  EXPECT_EQ(disk.packets_left(cut, "default"), P::kNone);
+  cut.flags = flow::kFlowControlAfterCut;  // its FIN kept after the cutoff, at 150
+  EXPECT_EQ(disk.packets_left(cut, "default"), P::kSome);
+  // Still open: its interim record's last packet is not its last.
+  auto open = flow(380, 390);
+  open.end = static_cast<uint8_t>(flow::EndState::kOpen);
+  EXPECT_EQ(disk.packets_left(flow(4000, 4100), "alert"), P::kNone);
+  open.first_ts = 4000;
+  open.last_ts = 4100;
+  EXPECT_EQ(disk.packets_left(open, "alert"), P::kSome);
+  // Moved from another class while open: its first packets are there, so only `no` is certain.
+  auto moved = flow(5500, 5600);
+  moved.flags = flow::kFlowClassMoved;
+  EXPECT_EQ(disk.packets_left(moved, "default"), P::kSome);
+  EXPECT_EQ(disk.packets_left(moved, "gone"), P::kSome);
+  moved.first_ts = 2000;
+  moved.last_ts = 2100;
+  EXPECT_EQ(disk.packets_left(moved, "alert"), P::kNone);
 }
 
 }  // namespace
