@@ -72,8 +72,9 @@ struct alignas(64) ConnEntry {
   // Moved to another class while open (Recorder::set_host_class): its first packets are in
   // another class's segments (the flow record's kFlowClassMoved).
   uint64_t class_moved : 1;
-  // A TCP control packet (keep_tcp_control) was stored after the cutoff: the stored packets
-  // reach past cutoff_ts (the flow record's kFlowControlAfterCut).
+  // The stored packets reach past cutoff_ts (the flow record's kFlowControlAfterCut): a TCP
+  // control packet (keep_tcp_control) was stored after the cutoff, or packets stored before
+  // it were later in time (input out of order).
   uint64_t control_after_cut : 1;
   // A packet since the eviction hand last passed (its CLOCK mark): a bit of the word every
   // packet writes anyway (an entry has no byte to spare).

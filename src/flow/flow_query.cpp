@@ -65,8 +65,9 @@ FlowRow::Packets SegmentsOnDisk::packets_left(const FlowRecord& r, const std::st
   const bool open = r.end == static_cast<uint8_t>(EndState::kOpen);
   const uint64_t last = open ? UINT64_MAX : r.last_ts;
   // Moved to another class while open, its first packets are in its former class's segments:
-  // any class's may hold them, and no answer but `no` (none spans its time) is certain.
-  if (r.flags & kFlowClassMoved)
+  // any class's may hold them, and no answer but `no` (none spans its time) is certain. So too
+  // for a record naming a class its file does not list ("#N").
+  if ((r.flags & kFlowClassMoved) || cls.empty() || cls[0] == '#')
     return all_.overlaps(r.first_ts, last) ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
   // Otherwise its packets are in its class's segments only: none is left where none of them
   // spans any of its time, whatever order the input came in (where it went back in time, the
@@ -89,9 +90,10 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
     throw std::runtime_error(
         fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
                     parsed.unplanned));
-  // (Listed first: a clear error for a missing or foreign directory. Listed again once the
-  // records are read, for packets_left(): a segment written meanwhile may hold some of theirs.)
-  SegmentsOnDisk::of(store);
+  // (A clear error for a missing or foreign directory, before anything else. The segments are
+  // listed once the records are read, for packets_left(): one written meanwhile may hold some
+  // of theirs.)
+  store::Catalog::scan(store, store::Catalog::Depth::kNames);
   std::unordered_map<uint64_t, FlowRow> newest;
   for (const auto& fi : scan_flow_files(store)) {
     ++st.files;

@@ -21,8 +21,9 @@ enum class EndState : uint8_t {
 const char* to_string(EndState s);
 
 // FlowRecord::flags. (Records written before December 2026 have none: the field was zero.)
-// A TCP control packet (SYN, FIN or RST without payload) was stored after the cutoff, so
-// stored packets reach past cutoff_ts, up to last_ts.
+// Stored packets reach past cutoff_ts, up to last_ts: a TCP control packet (SYN, FIN or RST
+// without payload) was stored after the cutoff, or packets stored before the cutoff were
+// later in time than the packet that reached it (input out of order).
 inline constexpr uint64_t kFlowControlAfterCut = 1;
 // The connection was moved to another class while open (a host's class set through the API):
 // its first packets are in its former class's segments, its record names the new one.

@@ -162,6 +162,9 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
         if (!e->cut) {
           e->cut = 1;
           e->cutoff_ts = pk.ts_ns;
+          // Packets stored before this one but later in time (input out of order): the
+          // stored packets reach past cutoff_ts, as with a control packet kept after it.
+          if (e->last_ts > pk.ts_ns) e->control_after_cut = 1;
         }
       }
       e->pkts[dir]++;
@@ -276,6 +279,9 @@ size_t Recorder::set_host_class(const packet::IpAddr& host, uint16_t cls) {
     if ((AddrEq{}(e.key.a, host) || AddrEq{}(e.key.b, host)) && e.cls != cls) {
       e.cls = cls;
       e.class_moved = 1;
+      // An interim record says so at once: the newest record of a connection names its class,
+      // and where its packets may be (its former class's segments too).
+      add_flow(flow::make_record(e, flow::EndState::kOpen));
       ++moved;
     }
   });

@@ -367,3 +367,40 @@ TEST(Recorder, InterimRecordsKeepTheIdWhenAnOlderPacketComes) {
   EXPECT_EQ(recs[0].id, recs[2].id);
   EXPECT_EQ(recs[1].id, recs[2].id);
 }
+
+// A flow record says where its stored packets may be. Cut by a packet older than some stored
+// before it (input out of order), they reach past the cutoff's time (kFlowControlAfterCut).
+// Moved to another class while open, its first packets are in the former class's segments:
+// an interim record says so at once (kFlowClassMoved), and so does its last.
+TEST(Recorder, FlowRecordsSayWhereTheirStoredPacketsMayBe) {
+  Fixture fx(100);  // the cutoff: 108 bytes before it, the third 54-byte frame is cut
+  config::ClassConfig alert = fx.cfg.classes[0];
+  alert.name = "alert";
+  fx.cfg.classes.push_back(alert);
+  Rig r(fx.cfg);
+  auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
+  feed_one_by_one(r.rec, {{100 * kS, &a}, {200 * kS, &a}, {50 * kS, &a}, {300 * kS, &b}});
+  uint8_t host[4] = {10, 0, 0, 1};
+  EXPECT_EQ(r.rec.set_host_class(packet::IpAddr::v4(host), 1), 2u);
+  feed_one_by_one(r.rec, {{301 * kS, &b}});
+  r.end(true, true);
+  auto recs = all_flow_records(fx.cfg.store);
+  ASSERT_EQ(recs.size(), 4u);  // an interim record of each at the move, and the last of each
+  for (const auto& f : recs) {
+    SCOPED_TRACE(f.orig_port);
+    EXPECT_TRUE(f.flags & flow::kFlowClassMoved);
+    EXPECT_EQ(f.cls, 1u);
+    if (f.orig_port == 1000) {
+      EXPECT_TRUE(f.cut);
+      EXPECT_EQ(f.cutoff_ts, 50 * kS);
+      EXPECT_EQ(f.stored, 2u);
+      EXPECT_TRUE(f.flags & flow::kFlowControlAfterCut);
+    } else {
+      EXPECT_FALSE(f.cut);
+      EXPECT_FALSE(f.flags & flow::kFlowControlAfterCut);
+    }
+  }
+  EXPECT_EQ(recs[0].end, static_cast<uint8_t>(flow::EndState::kOpen));
+  EXPECT_EQ(recs[1].end, static_cast<uint8_t>(flow::EndState::kOpen));
+  EXPECT_EQ(recs[3].end, static_cast<uint8_t>(flow::EndState::kShutdown));
+}
