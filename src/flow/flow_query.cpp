@@ -16,7 +16,6 @@
 #include "store/sidecar.h"
 
 namespace tmach::flow {
-namespace {}  // namespace
 
 // A crash can leave a segment being written under a name up to 30 minutes later than its
 // oldest packet (SegmentWriter::kDurableSlack; recovery tolerates an hour): its first packet
