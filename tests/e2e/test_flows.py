@@ -187,6 +187,23 @@ class FlowCounts(StoreTest):
         self.assertNotIn("warning", p.stderr.decode())
 
 
+    def test_a_flow_file_changed_since_its_seal_is_read_whole(self):
+        # Its sidecar indexes a file of another size: the index is not trusted (its ordinals
+        # may name other records), the file is read whole, and the warning says why.
+        src = corpus("mixed", "echo-connections.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        d = os.path.join(self.store, "flows")
+        base = os.path.join(d, sorted(f for f in os.listdir(d) if f.endswith(".flows"))[-1][:-6])
+        want = self.flows(self.store, "tcp")
+        self.assertGreater(len(want), 100)
+        with open(base + ".flows", "ab") as f:
+            f.write(b"\0" * 100)
+        p = tm("flows", "--store", self.store, "--format", "json", "tcp")
+        self.assertEqual([json.loads(x) for x in p.stdout.decode().splitlines()], want)
+        err = p.stderr.decode()
+        self.assertIn("indexes a flow file of %d bytes" % (os.path.getsize(base + ".flows") - 100), err)
+        self.assertIn("damaged or incomplete block", err)  # the whole read meets the bytes added
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
