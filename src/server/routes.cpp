@@ -250,7 +250,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
   ctx->stream = open_admitted(queries_admit_, res, [&] { return svc_.open_query(q); });
   {
     std::lock_guard lk(answers_mu_);
-    ctx->id = next_answer_++;
+    while (ctx->id == 0) ctx->id = answer_ids_() >> 1;  // (19 digits at most, as the route reads)
   }
   res.set_header(kAnswerIdHeader, std::to_string(ctx->id));
   const bool pcapng =

@@ -12,6 +12,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -71,8 +72,10 @@ class HttpApi {
   // 0.11.4 sends no trailer): the answer's X-TM-Answer-Id names them, for the client to fetch
   // once the answer has ended (tm query --server -w prints them as --store does).
   static constexpr size_t kKeptAnswers = 1024;
+  // An answer's id is drawn at random (63 bits, never 0): another client cannot guess the ids
+  // of answers it did not ask for, as it could count them.
   std::mutex answers_mu_;
-  uint64_t next_answer_ = 1;
+  std::mt19937_64 answer_ids_{std::random_device{}()};
   std::deque<std::pair<uint64_t, std::vector<std::string>>> answers_;  // oldest first
   std::atomic<uint64_t> query_packets_{0}, subs_total_{0}, http_requests_{0};
   std::mutex lat_mu_;

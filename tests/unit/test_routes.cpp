@@ -298,6 +298,14 @@ TEST_F(Routes, PcapAnswersWarningsReachTheClient) {
   r = c.Get("/api/v1/answers/999999");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
+  // The next answer's id is not the next number (another client could fetch it by counting).
+  r = c.Get("/api/v1/query?filter=tcp");
+  ASSERT_TRUE(r);
+  const std::string next = r->get_header_value("X-TM-Answer-Id");
+  ASSERT_FALSE(next.empty());
+  EXPECT_NE(std::stoull(next), std::stoull(id) + 1);
+  EXPECT_GT(std::max(std::stoull(next), std::stoull(id)), uint64_t{1} << 32);  // (both below: 1 in 2^62)
+  EXPECT_EQ(c.Get(("/api/v1/answers/" + next).c_str())->status, 200);
   // The CLI's client (tm query --server -w).
   ClientOptions co;
   co.url = fmt::format("http://127.0.0.1:{}", port);
