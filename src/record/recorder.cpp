@@ -232,7 +232,8 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
           if (const uint64_t p = writer_.ram_released(cls); p != progress) {
             progress = p;
             since = now;
-          } else if (now - since > stall_limit_) {
+          } else if (now - since > stall_limit_ &&
+                     (now - since > hung_limit_ || !writer_.problem().empty())) {
             stalled_ = true;
             break;
           }

@@ -3,6 +3,7 @@
 // where waiting for the writer is what a user replaying a file wants).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -78,12 +79,19 @@ class Recorder {
 
   // `wait_when_full`: block until the writer makes room instead of dropping.
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
-  // Live capture: once the writer has made no progress (given no record back) for `d` while
-  // a packet waits (a full disk with nothing to evict; shutdown behind such a stall), that
-  // packet and the next ones are dropped (counted, dropped_ring_full) without waiting until a
-  // push succeeds again, so the capture thread still counts, serves its commands and stops.
-  // Zero (files): wait for ever.
-  void set_stall_limit(std::chrono::nanoseconds d) { stall_limit_ = d; }
+  // Live capture: once the writer has made no progress (given no record back) while a packet
+  // waits for `cannot_write` and says it cannot write (StoreWriter::problem(): a full disk with
+  // nothing left to delete; shutdown behind such a stall), or for `no_progress` whatever it
+  // says (a disk hung in a write or a sync), that packet and the next ones are dropped
+  // (counted, dropped_ring_full) without waiting until a push succeeds again, so the capture
+  // thread still counts, serves its commands and stops. A writer that is merely slow — one
+  // write or sync taking seconds on a loaded disk — is waited for meanwhile, the kernel's
+  // capture buffer holding what comes in, as tcpdump's write() would be. Zero (files): wait
+  // for ever.
+  void set_stall_limits(std::chrono::nanoseconds cannot_write, std::chrono::nanoseconds no_progress) {
+    stall_limit_ = cannot_write;
+    hung_limit_ = std::max(cannot_write, no_progress);
+  }
   // Time seen in `n` packets that are not this recorder's (a worker's split: the other
   // workers' share, left out before process()), the newest at `ts_ns`: the clock and the
   // expiry sweep advance as a single recorder's would, so connections time out, and end at
@@ -122,8 +130,8 @@ class Recorder {
   void apply_host_class(conn::ConnEntry& e);
   std::unordered_map<packet::IpAddr, uint16_t, AddrHash, AddrEq> host_class_;
 
-  std::chrono::nanoseconds stall_limit_{0};
-  bool stalled_ = false;  // the last wait hit stall_limit_ and no push succeeded since
+  std::chrono::nanoseconds stall_limit_{0}, hung_limit_{0};  // set_stall_limits()
+  bool stalled_ = false;  // the last wait hit a stall limit and no push succeeded since
 
   static constexpr size_t kBatch = 64;
   void handle(const capture::RawPacket& pk, const packet::PacketInfo& info, const conn::KeyedPacket* kp,

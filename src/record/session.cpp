@@ -24,10 +24,14 @@ constexpr std::chrono::seconds kDrainAtStop{5};
 // (afpacket_source.cpp kRetireTimeoutMs, libpcap's timeout), and a little more.
 constexpr std::chrono::milliseconds kRetireAtStop{120};
 // Live: how long a packet waits for a writer that makes no progress at all (gives no record
-// back) before the capture thread drops instead (Recorder::set_stall_limit). Far longer than
-// a slow disk's hiccup, short enough to stop promptly. (A slow writer that still makes
+// back) before the capture thread drops instead (Recorder::set_stall_limits): while the
+// writer says it cannot write (a full disk with nothing left to delete), short enough to stop
+// promptly; otherwise far longer than a slow disk's hiccup (a sync of a loaded VM's disk took
+// over 2 s: e2e test_backpressure dropped part of a burst its 32 MiB kernel buffer held), short
+// of holding the capture thread for ever on a hung disk. (A slow writer that still makes
 // progress is waited for, at a stop too: the drain may then take longer than kDrainAtStop.)
 constexpr std::chrono::seconds kLiveStallLimit{2};
+constexpr std::chrono::seconds kLiveHungLimit{30};
 // The newest time of a batch that a pcap record can hold (0 if none): as the recorder's clock
 // takes it (a time it does not record does not move its clock either).
 uint64_t newest_ts(const capture::RawPacket* p, size_t n) {
@@ -67,7 +71,7 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
   shards_.resize(n);
   for (uint16_t i = 0; i < n; ++i) {
     shards_[i].rec = std::make_unique<Recorder>(cfg_, *writer_, flows_.get(), i, n);
-    if (opts_.live) shards_[i].rec->set_stall_limit(kLiveStallLimit);
+    if (opts_.live) shards_[i].rec->set_stall_limits(kLiveStallLimit, kLiveHungLimit);
   }
 }
 
