@@ -82,7 +82,7 @@ FlowRow::Packets SegmentsOnDisk::packets_left(const FlowRecord& r, const std::st
 }
 
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
-                                 uint64_t to, FlowQueryStats& st) {
+                                 uint64_t to, FlowQueryStats& st, const FlowPredicate& keep) {
   if (parsed.kind == query::ParseResult::Kind::kError)
     throw std::runtime_error(query::format_error("", parsed));
   if (parsed.kind == query::ParseResult::Kind::kBpfOnly)
@@ -92,7 +92,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
   // (A clear error for a missing or foreign directory, before anything else. The segments are
   // listed once the records are read, for packets_left(): one written meanwhile may hold some
   // of theirs.)
-  store::Catalog::scan(store, store::Catalog::Depth::kNames);
+  store::check_store(store);
   std::unordered_map<uint64_t, FlowRow> newest;
   for (const auto& fi : scan_flow_files(store)) {
     ++st.files;
@@ -104,6 +104,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
       ++st.candidates;
       if (r.first_ts >= to || r.last_ts < from) return;
       if (!query::matches(parsed.expr, as_packet(r))) return;
+      if (keep && !keep(r)) return;
       auto it = newest.find(r.id);
       if (it != newest.end() && it->second.rec.last_ts > r.last_ts) return;
       if (it != newest.end() && it->second.rec.last_ts == r.last_ts &&
@@ -168,17 +169,15 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
 
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
   FlowQueryStats st;
-  query::ParseResult all = query::parse_expr("");
-  for (auto& row : query_flows(store, all, 0, UINT64_MAX, st))
-    if (row.rec.id == id) {
-      out = row;
-      return true;
-    }
-  return false;
+  auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st,
+                          [id](const FlowRecord& r) { return r.id == id; });
+  if (rows.empty()) return false;
+  out = rows.front();
+  return true;
 }
 
-void keep_community_id(std::vector<FlowRow>& rows, const std::string& id) {
-  std::erase_if(rows, [&](const FlowRow& r) { return community_id(r.rec) != id; });
+FlowPredicate has_community_id(const std::string& id) {
+  return [id](const FlowRecord& r) { return community_id(r) == id; };
 }
 
 std::string connections_filter(const std::vector<FlowRow>& rows) {
@@ -213,9 +212,8 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
 
 std::string community_filter(const std::string& store, const std::string& id) {
   FlowQueryStats st;
-  auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st);
-  keep_community_id(rows, id);
-  return connections_filter(rows);
+  return connections_filter(
+      query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id)));
 }
 
 }  // namespace tmach::flow

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -49,15 +50,20 @@ struct FlowQueryStats {
   std::vector<std::string> warnings;
 };
 
+// A test on a record that the flow index cannot answer (its id, its Community ID): every
+// record of one connection passes or fails it alike.
+using FlowPredicate = std::function<bool(const FlowRecord&)>;
+
 // Records overlapping [from, to) that match `parsed` (kIndexed or kBpfOnly is refused: the
-// flow index knows addresses, ports and protocols only). Sorted by first timestamp.
+// flow index knows addresses, ports and protocols only) and `keep` where it is given: records
+// it refuses are dropped as they are read, not held. Sorted by first timestamp.
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
-                                 uint64_t to, FlowQueryStats& st);
+                                 uint64_t to, FlowQueryStats& st, const FlowPredicate& keep = {});
 // The record with this id, if any flow file still has it.
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
 
-// Keeps the rows whose Community ID (seed 0) is `id`.
-void keep_community_id(std::vector<FlowRow>& rows, const std::string& id);
+// A record whose Community ID (seed 0) is `id`.
+FlowPredicate has_community_id(const std::string& id);
 // A filter (tcpdump syntax) for the packets of these rows' connections: their protocol,
 // addresses and ports, or'ed. Empty when `rows` is.
 std::string connections_filter(const std::vector<FlowRow>& rows);

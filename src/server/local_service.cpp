@@ -355,9 +355,10 @@ std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
         "filter: flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
         q.parsed.unplanned));
   flow::FlowQueryStats st;
-  auto rows = flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st);
   check_community_id(r.community_id);
-  if (!r.community_id.empty()) flow::keep_community_id(rows, r.community_id);
+  auto rows = flow::query_flows(
+      o_.store, q.parsed, q.from_ns, q.to_ns, st,
+      r.community_id.empty() ? flow::FlowPredicate() : flow::has_community_id(r.community_id));
   top_flows(rows, r.top, r.by);
   std::string summary =
       fmt::format("{} files ({} by index, {} scanned, {} skipped by time), {} records read, {} flows",

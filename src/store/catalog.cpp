@@ -241,9 +241,7 @@ void check_store_marker(const std::string& root) {
       kStoreFormat));
 }
 
-Catalog Catalog::scan(const std::string& root, Depth depth) {
-  Catalog c;
-  c.root = root;
+void check_store(const std::string& root) {
   std::error_code ec;
   if (!fs::is_directory(root, ec))
     throw std::runtime_error(fmt::format("store {} does not exist (or is not a directory)", root));
@@ -253,6 +251,12 @@ Catalog Catalog::scan(const std::string& root, Depth depth) {
         fmt::format("{} is not a tm store (no {} file); record into it first", root, kStoreMarker));
   }
   check_store_marker(root);
+}
+
+Catalog Catalog::scan(const std::string& root, Depth depth) {
+  Catalog c;
+  c.root = root;
+  check_store(root);
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
     if (name == kStoreMarker || name == kLockFile || name == kImportLog || name == "flows" ||

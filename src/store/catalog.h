@@ -68,6 +68,9 @@ std::string store_marker_text();
 // Throws std::runtime_error, saying what it found, when `root`'s STORE marker is not this
 // format's: empty (a crash as it was created), another format, or something else entirely.
 void check_store_marker(const std::string& root);
+// Throws std::runtime_error, saying what is wrong, unless `root` is a directory holding this
+// format's STORE marker: what Catalog::scan() checks first, for readers that list no segment.
+void check_store(const std::string& root);
 // For a directory without marker: true when it holds what a store would (segments, LOCK, the
 // import log), and the message that says how to mark it as a store again.
 bool looks_like_store(const std::string& root);

@@ -8,6 +8,7 @@
 #include "config/component_options.h"
 #include "flow/flow_drain.h"
 #include "flow/flow_file.h"
+#include "flow/flow_query.h"
 #include "flow/flow_record.h"
 #include "record/recorder.h"
 #include "store/pcap_scan.h"
@@ -435,4 +436,33 @@ TEST(Recorder, FlowRecordsSayWhereTheirStoredPacketsMayBe) {
   EXPECT_EQ(recs[0].end, static_cast<uint8_t>(flow::EndState::kOpen));
   EXPECT_EQ(recs[1].end, static_cast<uint8_t>(flow::EndState::kOpen));
   EXPECT_EQ(recs[3].end, static_cast<uint8_t>(flow::EndState::kShutdown));
+}
+
+// A test the flow index cannot answer (a flow's id, its Community ID) keeps only the records
+// that pass it: `tm query --flow ID` and `--community-id` hold no row of another connection.
+TEST(Recorder, FlowQueriesKeepOnlyTheRecordsTheirTestPasses) {
+  Fixture fx(0);
+  Rig r(fx.cfg);
+  auto a = tcp_frame_from(1000), b = tcp_frame_from(2000);
+  feed_one_by_one(r.rec, {{100 * kS, &a}, {200 * kS, &b}, {300 * kS, &a}});
+  r.end(true, true);
+  flow::FlowQueryStats st;
+  auto all = flow::query_flows(fx.cfg.store, query::parse_expr(""), 0, UINT64_MAX, st);
+  ASSERT_EQ(all.size(), 2u);
+  ASSERT_NE(all[0].rec.orig_port, all[1].rec.orig_port);
+  for (const auto& want : all) {
+    SCOPED_TRACE(want.rec.orig_port);
+    flow::FlowRow got;
+    ASSERT_TRUE(flow::find_flow(fx.cfg.store, want.rec.id, got));
+    EXPECT_EQ(got.rec.orig_port, want.rec.orig_port);
+    EXPECT_EQ(got.rec.pkts[0] + got.rec.pkts[1], want.rec.pkts[0] + want.rec.pkts[1]);
+    flow::FlowQueryStats cs;
+    auto same = flow::query_flows(fx.cfg.store, query::parse_expr(""), 0, UINT64_MAX, cs,
+                                  flow::has_community_id(flow::community_id(want.rec)));
+    ASSERT_EQ(same.size(), 1u);
+    EXPECT_EQ(same[0].rec.id, want.rec.id);
+    EXPECT_EQ(cs.matched, 1u);
+  }
+  flow::FlowRow none;
+  EXPECT_FALSE(flow::find_flow(fx.cfg.store, all[0].rec.id ^ all[1].rec.id, none));
 }
