@@ -233,10 +233,10 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     const auto& m = *memory;
     os << fmt::format(
         "memory: peak {} resident (RAM buffers {} of {}, connection tables {}, index building {} at its "
-        "peak{})\n",
+        "peak, flow index {} at its peak{})\n",
         util::format_size(m.process.peak_rss), util::format_size(m.ram_buffers),
         util::format_size(m.ram_budget), util::format_size(m.connection_tables),
-        util::format_size(m.index_building_peak),
+        util::format_size(m.index_building_peak), util::format_size(m.flow_index_peak),
         m.kernel_rings ? fmt::format(", kernel rings {}", util::format_size(m.kernel_rings)) : std::string());
   }
   if (share)

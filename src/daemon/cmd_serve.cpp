@@ -273,7 +273,7 @@ Runner add_serve(CLI::App& app) {
     std::vector<record::Recorder*> recs;
     for (size_t i = 0; i < session.shards(); ++i) recs.push_back(&session.recorder(i));
     server::LiveBackend backend(cfg, session.writer(), std::move(recs));
-    backend.set_flow_files_unsealed([&session] { return session.flow_files_unsealed(); });
+    backend.set_flows(session.flows());
     // "fanout": the kernel's flow hash, not the cluster's balance scheme, decides which worker
     // records a connection, so a front-end asks every worker (ClusterService::share_mismatch).
     if (worker_split(o->rec))

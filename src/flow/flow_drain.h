@@ -45,6 +45,10 @@ class FlowDrain {
 
   uint64_t records_written() const { return writer_->records_written(); }
   uint64_t files_unsealed() const { return writer_->files_unsealed(); }  // any thread
+  // Any thread: the index of the flow file being written, now and at its most
+  // (FlowStoreWriter::index_memory).
+  uint64_t index_memory() const { return writer_->index_memory(); }
+  uint64_t index_memory_peak() const { return writer_->index_memory_peak(); }
 
  private:
   std::unique_ptr<FlowStoreWriter> writer_;

@@ -59,6 +59,9 @@ class FlowFileWriter {
   // rest of their writing. seal() waits for that thread. Once.
   void write_behind();
   uint64_t file_bytes() const { return file_bytes_.load(std::memory_order_relaxed); }
+  // The heap memory of the file's index being built (store::IndexBuilder::memory_bytes): the
+  // caller's thread, as add().
+  uint64_t index_memory() const { return builder_.memory_bytes(); }
   const std::string& base() const { return base_; }
   const store::SegmentMeta& meta() const { return meta_; }
 

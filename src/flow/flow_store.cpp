@@ -47,7 +47,8 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
                                  std::vector<std::string>* problems)
     : cfg_(std::move(opts)),
       dir_((fs::path(cfg_.store) / kFlowDir).string()),
-      classes_(std::move(class_names)) {
+      classes_(std::move(class_names)),
+      index_cap_(flow_index_cap(cfg_)) {
   fs::create_directories(dir_);
   for (auto& fi : scan_flow_files(cfg_.store)) {
     // Its number is taken even when it cannot be read: a new file of that name could not be
@@ -71,6 +72,10 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
     sealed_.add(store::DiskRing::File{fi.base, fi.bytes, fi.meta.first_ts, fi.meta.last_ts});
   }
   enforce();
+}
+
+uint64_t flow_index_cap(const FlowOptions& o) {
+  return std::max<uint64_t>(o.file_size * 8, uint64_t{4} << 20);
 }
 
 FlowStoreWriter::~FlowStoreWriter() {
@@ -126,7 +131,16 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
         ++done;
         ++written_;
         newest_ts_ = std::max(newest_ts_, r.last_ts);
-        if (cur_->file_bytes() >= cfg_.file_size) seal_current();
+        if (cur_->file_bytes() >= cfg_.file_size) {
+          seal_current();
+        } else if (cur_->meta().packets % kBlockRecords == 0) {  // (a sum over the builder's parts)
+          const uint64_t m = cur_->index_memory();
+          index_mem_.set(0, m);
+          if (m >= index_cap_) {
+            sealed_for_memory_.fetch_add(1, std::memory_order_relaxed);
+            seal_current();
+          }
+        }
       }
       block.clear();
     }
@@ -152,6 +166,7 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
     for (auto& block : batch_) spare_.give_back(block);
   }
   batch_.clear();
+  if (cur_) index_mem_.set(0, cur_->index_memory());
   // A block a second keeps recent records readable by `tm flows` (and crash-safe).
   if (cur_ && now_wall_ns - last_block_ns_ > 1000000000ull) {
     cur_->flush_block();
@@ -179,6 +194,7 @@ void FlowStoreWriter::seal_current() {
   // Taken out first: the next record starts a new file whatever happens here (a failed seal
   // left cur_ closed, and finish() in the destructor failed on it a second time).
   std::unique_ptr<FlowFileWriter> f = std::move(cur_);
+  index_mem_.set(0, f->index_memory());  // (its last records' share, for the peak)
   uint64_t idx = 0;
   try {
     idx = f->seal();
@@ -189,11 +205,13 @@ void FlowStoreWriter::seal_current() {
     std::error_code ec;
     const uint64_t bytes = fs::file_size(f->base() + ".flows", ec);
     sealed_.add(store::DiskRing::File{f->base(), ec ? 0 : bytes, f->meta().first_ts, f->meta().last_ts});
+    index_mem_.set(0, 0);
     throw util::IoError(fmt::format("flow file {}.flows was not sealed (its records are stored, not indexed; "
                                     "the next start indexes them): {}",
                                     f->base(), e.what()),
                         util::error_number_of(e));
   }
+  index_mem_.set(0, 0);
   sealed_.add(store::DiskRing::File{f->base(), f->file_bytes() + idx, f->meta().first_ts, f->meta().last_ts});
   enforce();
 }

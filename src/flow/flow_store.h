@@ -15,6 +15,7 @@
 #include "flow/flow_file.h"
 #include "store/disk_ring.h"
 #include "store/segment_meta.h"
+#include "util/memory_gauge.h"
 
 namespace tmach::flow {
 
@@ -25,6 +26,13 @@ struct FlowOptions {
   uint64_t max_age_ns = 0;            // 0: no age limit, only the budget
   uint64_t file_size = 16ull << 20;   // a file is sealed at this size
 };
+
+// A flow file is also sealed once the index built for it holds this much memory: 8 times
+// its file size, at least 4 MiB. Ordinary traffic reaches the file size first (ingest-small:
+// 31 bytes of file and 28 of index a record); records that compress well but each bring new
+// addresses (an address scan: 8 bytes of file, ~75 of index) reach this first, and the index
+// stays bounded (docs/DESIGN.md, "Memory").
+uint64_t flow_index_cap(const FlowOptions& o);
 
 struct FlowFileInfo {
   std::string base;         // path without extension
@@ -74,6 +82,12 @@ class FlowStoreWriter {
   // indexes (recover_flow_file); they count against the budget as other flow files.
   uint64_t files_unsealed() const { return files_unsealed_.load(std::memory_order_relaxed); }
   uint64_t disk_bytes() const { return sealed_.bytes() + (cur_ ? cur_->file_bytes() : 0); }
+  // Any thread: the memory of the index of the file being written (as of the last block or
+  // seal), and the most it held at once: below twice flow_index_cap() (it is measured every
+  // kBlockRecords records, and may pass the cap by one growth of its tables meanwhile).
+  uint64_t index_memory() const { return index_mem_.now(); }
+  uint64_t index_memory_peak() const { return index_mem_.peak(); }
+  uint64_t files_sealed_for_memory() const { return sealed_for_memory_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr size_t kSpareBlocks = 16;
@@ -97,6 +111,9 @@ class FlowStoreWriter {
   uint64_t written_ = 0;
   std::atomic<uint64_t> files_unsealed_{0};
   bool write_behind_ = false;
+  const uint64_t index_cap_;                    // flow_index_cap(cfg_)
+  util::MemoryGauge index_mem_;                 // part 0: cur_'s index
+  std::atomic<uint64_t> sealed_for_memory_{0};  // files sealed at index_cap_ before file_size
 };
 
 }  // namespace tmach::flow

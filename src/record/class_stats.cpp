@@ -49,6 +49,8 @@ nlohmann::json memory_json(const MemoryReport& m) {
       {"connection_tables_max", m.connection_tables_max},
       {"index_building", m.index_building},
       {"index_building_peak", m.index_building_peak},
+      {"flow_index", m.flow_index},
+      {"flow_index_peak", m.flow_index_peak},
       {"kernel_rings", m.kernel_rings},
   };
 }

@@ -110,7 +110,8 @@ uint64_t huge_pages(uint64_t bytes) { return (bytes + kHugePage - 1) & ~uint64_t
 }  // namespace
 
 MemoryReport memory_report(const config::Config& cfg, const store::StoreWriter& w,
-                           const std::vector<TableMemory>& tables, size_t sockets) {
+                           const std::vector<TableMemory>& tables, size_t sockets,
+                           const flow::FlowDrain* flows) {
   MemoryReport m;
   const uint64_t prefaulted = sockets ? kPrefaultBytes : 0;  // (live capture only: Session::start)
   m.process = util::process_memory();
@@ -128,6 +129,10 @@ MemoryReport memory_report(const config::Config& cfg, const store::StoreWriter& 
   }
   m.index_building = w.index_memory();
   m.index_building_peak = w.index_memory_peak();
+  if (flows) {
+    m.flow_index = flows->index_memory();
+    m.flow_index_peak = flows->index_memory_peak();
+  }
   m.kernel_rings = uint64_t{cfg.capture_buffer} * sockets;
   return m;
 }
@@ -138,7 +143,7 @@ MemoryReport Session::memory() const {
     const conn::ConnTable& t = s.rec->table();
     tables.push_back({t.index_mapped_bytes(), t.entries_mapped_bytes(), t.stats().peak});
   }
-  return memory_report(cfg_, *writer_, tables, live_.size());
+  return memory_report(cfg_, *writer_, tables, live_.size(), flows_.get());
 }
 
 void Session::start() {

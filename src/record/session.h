@@ -53,6 +53,8 @@ struct MemoryReport {
   uint64_t connection_tables = 0, connection_tables_max = 0;
   // Index building (StoreWriter::index_memory): now and at its peak; the most segments open at once.
   uint64_t index_building = 0, index_building_peak = 0;
+  // The index of the flow file being written (flow::FlowDrain::index_memory): now and at its peak.
+  uint64_t flow_index = 0, flow_index_peak = 0;
   // Live: the kernel's packet rings (capture.buffer_size per socket) mapped into the process.
   uint64_t kernel_rings = 0;
 };
@@ -64,10 +66,11 @@ struct TableMemory {
 };
 // The parts of a recording's memory (docs/DESIGN.md, "Memory"), decided here for tm record
 // (Session::memory) and tm serve (its live backend's stats and metrics) alike: the process's
-// figures, the classes' RAM buffers of `w`, the connection tables, index building, and the
-// kernel rings of `sockets` live sockets.
+// figures, the classes' RAM buffers of `w`, the connection tables, index building, the flow
+// index of `flows` (null: flow records off), and the kernel rings of `sockets` live sockets.
 MemoryReport memory_report(const config::Config& cfg, const store::StoreWriter& w,
-                           const std::vector<TableMemory>& tables, size_t sockets);
+                           const std::vector<TableMemory>& tables, size_t sockets,
+                           const flow::FlowDrain* flows);
 
 class Session {
  public:
@@ -84,6 +87,8 @@ class Session {
   const store::StoreWriter& writer() const { return *writer_; }
   // Flow files left without a sidecar (their seal failed), any thread; 0 without flow records.
   uint64_t flow_files_unsealed() const { return flows_ ? flows_->files_unsealed() : 0; }
+  // The flow records' writer (null: flow records off), as long as the session lives.
+  const flow::FlowDrain* flows() const { return flows_.get(); }
   // The recorders, one per shard (capture thread); recorder() is shard 0's.
   Recorder& recorder() { return *shards_[0].rec; }
   const Recorder& recorder() const { return *shards_[0].rec; }

@@ -153,7 +153,7 @@ record::MemoryReport LiveBackend::memory() const {
     tables.push_back({t.index_mapped_bytes(), t.entries_mapped_bytes(), shards_[i].totals.table.peak});
   }
   // (a socket per interface and capture thread)
-  return record::memory_report(cfg_, writer_, tables, cfg_.interfaces.size() * shards_.size());
+  return record::memory_report(cfg_, writer_, tables, cfg_.interfaces.size() * shards_.size(), flows_);
 }
 
 bool LiveBackend::sync() { return writer_.sync(std::chrono::milliseconds(2000)); }
@@ -173,7 +173,7 @@ json LiveBackend::stats() {
   j["kernel"] = {
       {"received", kr}, {"dropped", kd}, {"interface_dropped", ki}, {"ring_damaged", snap.ring_damaged}};
   j["writer_error"] = writer_.problem();  // also a full disk the writer waits out
-  j["flow_files_unsealed"] = flow_files_unsealed_ ? flow_files_unsealed_() : 0;
+  j["flow_files_unsealed"] = flows_ ? flows_->files_unsealed() : 0;
   j["memory"] = record::memory_json(memory());  // (the parts: docs/DESIGN.md, "Memory")
   j["dynamic_classes"] = dyn_.size();
   if (share_.workers) {
@@ -236,22 +236,24 @@ void LiveBackend::metrics(Metrics& m) {
     const auto d = [](uint64_t v) { return static_cast<double>(v); };
     m.add("tm_memory_bytes", "gauge",
           "Memory by part: the process's resident set, RAM buffers, connection tables, index building, "
-          "kernel rings (docs/DESIGN.md, Memory).",
+          "the flow index, kernel rings (docs/DESIGN.md, Memory).",
           d(mr.process.rss), {{"part", "resident"}});
     for (auto [part, v] :
          {std::pair{"ram_buffers", mr.ram_buffers}, std::pair{"connection_tables", mr.connection_tables},
-          std::pair{"index_building", mr.index_building}, std::pair{"kernel_rings", mr.kernel_rings}})
+          std::pair{"index_building", mr.index_building}, std::pair{"flow_index", mr.flow_index},
+          std::pair{"kernel_rings", mr.kernel_rings}})
       m.add("tm_memory_bytes", "", "", d(v), {{"part", part}});
     m.add("tm_memory_peak_bytes", "gauge", "The most memory by part since the start.", d(mr.process.peak_rss),
           {{"part", "resident"}});
     m.add("tm_memory_peak_bytes", "", "", d(mr.index_building_peak), {{"part", "index_building"}});
+    m.add("tm_memory_peak_bytes", "", "", d(mr.flow_index_peak), {{"part", "flow_index"}});
   }
   m.add("tm_writer_error", "gauge",
         "1 while the writer cannot write (a full disk: see /api/v1/stats writer_error).",
         writer_.problem().empty() ? 0.0 : 1.0);
   m.add("tm_flow_files_unsealed_total", "counter",
         "Flow files a failed seal left without a sidecar (tm flows reads them; the next start indexes them).",
-        static_cast<double>(flow_files_unsealed_ ? flow_files_unsealed_() : 0));
+        static_cast<double>(flows_ ? flows_->files_unsealed() : 0));
   m.add("tm_writer_write_errors_total", "counter",
         "Writes that failed (each deleted segments or waited for room).",
         static_cast<double>(writer_.write_errors()));

@@ -46,7 +46,7 @@ class LiveBackend : public Backend {
   void set_share(WorkerShare s) { share_ = std::move(s); }
   // Flow files the recording left without a sidecar so far (record::Session::flow_files_unsealed),
   // for the stats and metrics; unset: none.
-  void set_flow_files_unsealed(std::function<uint64_t()> f) { flow_files_unsealed_ = std::move(f); }
+  void set_flows(const flow::FlowDrain* f) { flows_ = f; }
 
   // --- capture threads ---------------------------------------------------------------------
   // Restores the dynamic classes of dynamic-classes.json; before the capture threads start.
@@ -113,7 +113,7 @@ class LiveBackend : public Backend {
 
   const config::Config& cfg_;
   store::StoreWriter& writer_;
-  std::function<uint64_t()> flow_files_unsealed_;
+  const flow::FlowDrain* flows_ = nullptr;  // set_flows()
   std::vector<record::Recorder*> recs_;
   std::deque<Shard> shards_;  // by shard (deque: Shard holds a mutex)
   std::string path_;

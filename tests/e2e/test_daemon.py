@@ -297,7 +297,11 @@ class Live(Serve):
         self.assertLessEqual(mem["ram_buffers"], mem["ram_budget"])
         self.assertLessEqual(mem["connection_tables"], mem["connection_tables_max"])
         parts = {labels["part"]: v for labels, v in m["tm_memory_bytes"]}
-        self.assertEqual(set(parts), {"resident", "ram_buffers", "connection_tables", "index_building", "kernel_rings"})
+        self.assertEqual(set(parts), {"resident", "ram_buffers", "connection_tables", "index_building", "flow_index",
+                                      "kernel_rings"})
+        self.assertEqual({labels["part"] for labels, _ in m["tm_memory_peak_bytes"]},
+                         {"resident", "index_building", "flow_index"})
+        self.assertIn("flow_index_peak", mem)
         self.assertEqual(parts["kernel_rings"], mem["kernel_rings"])
         self.stop(signal.SIGTERM)
 
