@@ -263,6 +263,9 @@ class Engine {
         if (lo < hi) cand.addRange(lo, hi);
       } else {
         cand = plan_segment(q_.parsed.expr, *view, n).set;
+        // Frames cut short inside their headers are judged by the re-check whatever the index
+        // says of them (PacketFilter: libpcap's verdict, which the keys they have cannot give).
+        cand |= view->scalar(store::Field::kNet, store::kNetCut, store::kNetCut);
         if (lo > 0 || hi < n) {
           Roaring range;
           if (lo < hi) range.addRange(lo, hi);

@@ -7,8 +7,86 @@
 
 namespace tmach::query {
 
+namespace {
+
+uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
+bool ip_or_arp_type(uint16_t type) {
+  return type == 0x0800 || type == 0x86dd || type == 0x0806 || type == 0x8035;
+}
+
+}  // namespace
+
+bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
+                           const packet::PacketInfo& p) {
+  if (p.status != packet::DecodeStatus::kTruncated || p.vlan_count || p.mpls_count || p.ip_count > 1)
+    return false;
+  if (p.ip_count == 1) {
+    const packet::IpLayer& l = p.ip[0];
+    if (l.fragment || (l.version == 6 && l.header_proto != l.proto)) return false;
+  }
+  // The link layer (LINKTYPE_* values), up to the type of what it carries.
+  switch (linktype) {
+    case 1:  // Ethernet: the EtherType itself, not behind a tag, a shim or LLC/SNAP
+      return caplen < 14 || ip_or_arp_type(rd16(data + 12));
+    case 113:  // Linux cooked (SLL): the protocol at 14
+      return caplen < 16 || ip_or_arp_type(rd16(data + 14));
+    case 276:  // SLL2: the protocol first
+      return caplen < 2 || ip_or_arp_type(rd16(data));
+    case 0:    // BSD loopback / null: a 4-byte family
+    case 108:  // OpenBSD loopback
+    case 12:   // raw IP (LINKTYPE_RAW and its aliases)
+    case 14:
+    case 101:
+    case 228:  // raw IPv4
+    case 229:  // raw IPv6
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool libpcap_alike(const Expr& e) {
+  switch (e.op) {
+    case Expr::Op::kTrue:
+      return true;
+    case Expr::Op::kPred:
+      switch (e.pred.kind) {
+        case Predicate::Kind::kHost:
+        case Predicate::Kind::kNet:
+        case Predicate::Kind::kPort:
+        case Predicate::Kind::kPortRange:
+        case Predicate::Kind::kProto:
+        case Predicate::Kind::kFamily:
+        case Predicate::Kind::kArp:
+          return e.pred.layer == Predicate::Layer::kAny;
+        default:
+          return false;
+      }
+    default:
+      for (const Expr& k : e.kids)
+        if (!libpcap_alike(k)) return false;
+      return true;
+  }
+}
+
 PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
-    : parsed_(parsed), bpf_({std::move(text)}) {}
+    : parsed_(parsed),
+      // (Its text compiled by libpcap, too: tm's own aliases, such as `dhcp`, are not libpcap's.)
+      libpcap_alike_(parsed.kind != ParseResult::Kind::kBpfOnly && libpcap_alike(parsed.expr) &&
+                     packet::bpf_compile_error(text).empty()),
+      bpf_({std::move(text)}) {}
+
+bool PacketFilter::judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
+                                     uint32_t wirelen, bool& hit) {
+  if (!libpcap_alike_ || info_.status != packet::DecodeStatus::kTruncated ||
+      !cut_frame_for_libpcap(linktype, data, caplen, info_))
+    return false;
+  const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);
+  if (!c.error(0).empty()) return false;  // (a link type it does not compile for: tm's verdict)
+  hit = c.matches(0, data, caplen, wirelen);
+  return true;
+}
 
 bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
                            packet::FragmentLayers& frags, uint64_t ts_ns,
@@ -17,12 +95,16 @@ bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t capl
   if (bpf()) return matches(linktype, data, caplen, wirelen);
   packet::decode(linktype, data, caplen, info_);
   outcome = frags.apply(info_, ts_ns);
+  bool hit;
+  if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
   return query::matches(parsed_.expr, info_);
 }
 
 bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
   if (!bpf()) {
     packet::decode(linktype, data, caplen, info_);
+    bool hit;
+    if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
     return query::matches(parsed_.expr, info_);
   }
   const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);

@@ -18,6 +18,16 @@ namespace tmach::query {
 // (packet/bpf.h; named here too for the query's callers)
 using packet::bpf_compile_error;
 
+// Whether tm and libpcap read a frame that tm decoded as cut short inside its headers alike:
+// a link layer libpcap reads as tm does, straight to IPv4, IPv6, ARP or RARP, or cut before
+// its EtherType; no VLAN or MPLS tag, no tunnel, no IPv6 extension header followed, no
+// fragment — none of what tm deliberately reads further than libpcap (docs/USAGE.md).
+bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
+                           const packet::PacketInfo& p);
+// Whether an expression means the same to libpcap: host, net, port, portrange, protocols,
+// ip/ip6, arp/rarp, on any layer (not tm's own vlan, tunnel, SPI, outer/inner selectors).
+bool libpcap_alike(const Expr& e);
+
 class PacketFilter {
  public:
   PacketFilter(std::string text, const ParseResult& parsed);
@@ -42,7 +52,15 @@ class PacketFilter {
   const packet::PacketInfo& last() const { return info_; }
 
  private:
+  // A frame the exact evaluator decoded as cut short inside its headers is judged by libpcap
+  // instead, as tcpdump judges it, where both read it alike (cut_frame_for_libpcap()) and the
+  // filter means the same to both (libpcap_alike_): libpcap rejects a frame whose filter reads
+  // past its captured bytes, even under `not`, and reads what was captured (`ip` of a frame
+  // cut inside its IP header), where tm's keys would say "no ports", "no IP layer".
+  bool judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
+                         bool& hit);
   const ParseResult& parsed_;
+  bool libpcap_alike_ = false;
   packet::PacketInfo info_;
   packet::BpfPrograms bpf_;                     // the text, when it is a BPF filter
   std::map<uint32_t, std::string> uncompiled_;  // link type -> libpcap's error (problems())

@@ -234,3 +234,46 @@ TEST(PacketFilter, ALinkTypeLibpcapCannotFilterIsReported) {
   EXPECT_NE(f.problems()[0].find("link type 239 (libpcap: "), std::string::npos) << f.problems()[0];
   EXPECT_NE(f.problems()[0].find("NFLOG"), std::string::npos) << f.problems()[0];
 }
+
+// A frame cut short inside its headers (a snaplen) is judged as libpcap judges it where tm and
+// libpcap read it alike: `not port 80` of a TCP frame cut before its ports is false (libpcap
+// rejects a frame whose filter reads past its bytes), `ip` of one cut inside its IP header is
+// true. Behind a VLAN tag (which tm reads through and libpcap does not), or with a filter of tm's
+// own (`vlan`), tm's reading stands: no ports, no IP layer. tests/e2e/test_snaplen.py holds the
+// same against tcpdump on corpus captures.
+TEST(PacketFilter, AFrameCutInItsHeadersIsJudgedAsLibpcapJudgesIt) {
+  using namespace tmach::query;
+  using eval_frames::tcp;
+  using eval_frames::V4Opts;
+  using eval_frames::v4;
+  auto verdict = [](const char* text, const std::vector<uint8_t>& bytes, uint32_t caplen) {
+    ParseResult parsed = parse_expr(text);
+    EXPECT_EQ(parsed.kind, ParseResult::Kind::kIndexed) << text;
+    PacketFilter f(text, parsed);
+    return f.matches(1, bytes.data(), caplen, static_cast<uint32_t>(bytes.size()));
+  };
+  const auto plain = v4("plain", "10.0.0.1", "10.0.0.2", tcp(1234, 80)).bytes;
+  const auto tagged = v4("tagged", "10.0.0.1", "10.0.0.2", tcp(1234, 80), V4Opts{.vlans = {7}}).bytes;
+  // Whole: the same answer either way.
+  EXPECT_FALSE(verdict("not port 80", plain, static_cast<uint32_t>(plain.size())));
+  EXPECT_TRUE(verdict("port 80", plain, static_cast<uint32_t>(plain.size())));
+  // Cut after the IP header (34 bytes): no ports to read.
+  EXPECT_FALSE(verdict("not port 80", plain, 34));
+  EXPECT_FALSE(verdict("port 80", plain, 34));
+  EXPECT_TRUE(verdict("host 10.0.0.1 and tcp", plain, 34));
+  // Cut after the source port (36 bytes): libpcap reads it.
+  EXPECT_TRUE(verdict("src port 1234", plain, 36));
+  // Cut inside the IP header (30 bytes: the source address, not the destination): `ip` and
+  // the source are read.
+  EXPECT_TRUE(verdict("ip", plain, 30));
+  EXPECT_TRUE(verdict("src host 10.0.0.1", plain, 30));
+  EXPECT_FALSE(verdict("dst host 10.0.0.2", plain, 30));
+  EXPECT_FALSE(verdict("not dst host 10.0.0.9", plain, 30));
+  // Behind a VLAN tag: tm's reading of what was captured (no ports: `not port 80` holds).
+  EXPECT_TRUE(verdict("not port 80", tagged, 38));
+  EXPECT_TRUE(verdict("host 10.0.0.1", tagged, 38));
+  // A filter of tm's own: tm's reading.
+  EXPECT_TRUE(verdict("not port 80 and not vlan 5", plain, 34));
+  EXPECT_FALSE(libpcap_alike(parse_expr("host 10.0.0.1 and vlan 5").expr));
+  EXPECT_TRUE(libpcap_alike(parse_expr("host 10.0.0.1 and not (port 80 or arp or ip6)").expr));
+}

@@ -50,6 +50,7 @@ struct Reference {
     for (int i = 0; i < p.vlan_count && i < packet::PacketInfo::kMaxVlans; ++i)
       vlan[p.vlans[i] & 0xfff].insert(ord);
     if (p.vlan_count) vlan[store::kAnyVlan].insert(ord);
+    if (p.status == packet::DecodeStatus::kTruncated) net[store::kNetCut].insert(ord);
   }
 };
 
