@@ -4,6 +4,7 @@
 
 #include "packet/decoder.h"
 #include "query/eval.h"
+#include "store/index_keys.h"
 
 namespace tmach::query {
 
@@ -11,16 +12,14 @@ namespace {
 
 uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 
-bool ip_or_arp_type(uint16_t type) {
-  return type == 0x0800 || type == 0x86dd || type == 0x0806 || type == 0x8035;
-}
+// (Not RARP: tm's `arp` matches it, libpcap's does not.)
+bool ip_or_arp_type(uint16_t type) { return type == 0x0800 || type == 0x86dd || type == 0x0806; }
 
 }  // namespace
 
 bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
                            const packet::PacketInfo& p) {
-  if (p.status != packet::DecodeStatus::kTruncated || p.vlan_count || p.mpls_count || p.ip_count > 1)
-    return false;
+  if (!store::cut_before_its_keys(p) || p.vlan_count || p.mpls_count || p.ip_count > 1) return false;
   if (p.ip_count == 1) {
     const packet::IpLayer& l = p.ip[0];
     if (l.fragment || (l.version == 6 && l.header_proto != l.proto)) return false;
@@ -33,9 +32,9 @@ bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t capl
       return caplen < 16 || ip_or_arp_type(rd16(data + 14));
     case 276:  // SLL2: the protocol first
       return caplen < 2 || ip_or_arp_type(rd16(data));
-    case 0:    // BSD loopback / null: a 4-byte family
-    case 108:  // OpenBSD loopback
-    case 12:   // raw IP (LINKTYPE_RAW and its aliases)
+    // (Not BSD loopback, 0 and 108: libpcap compiling without a file tests the build host's
+    // AF_INET6 for `ip6`, where tcpdump -r tests every BSD's.)
+    case 12:  // raw IP (LINKTYPE_RAW and its aliases)
     case 14:
     case 101:
     case 228:  // raw IPv4
@@ -79,7 +78,7 @@ PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
 
 bool PacketFilter::judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
                                      uint32_t wirelen, bool& hit) {
-  if (!libpcap_alike_ || info_.status != packet::DecodeStatus::kTruncated ||
+  if (!libpcap_alike_ || info_.status != packet::DecodeStatus::kTruncated ||  // (the usual frame: at once)
       !cut_frame_for_libpcap(linktype, data, caplen, info_))
     return false;
   const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);

@@ -18,10 +18,10 @@ namespace tmach::query {
 // (packet/bpf.h; named here too for the query's callers)
 using packet::bpf_compile_error;
 
-// Whether tm and libpcap read a frame that tm decoded as cut short inside its headers alike:
-// a link layer libpcap reads as tm does, straight to IPv4, IPv6, ARP or RARP, or cut before
+// Whether tm and libpcap read a frame cut short before its keys (store::cut_before_its_keys)
+// alike: a link layer libpcap reads as tm does, straight to IPv4, IPv6 or ARP, or cut before
 // its EtherType; no VLAN or MPLS tag, no tunnel, no IPv6 extension header followed, no
-// fragment — none of what tm deliberately reads further than libpcap (docs/USAGE.md).
+// fragment, no RARP — none of what tm deliberately reads otherwise than libpcap (docs/USAGE.md).
 bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
                            const packet::PacketInfo& p);
 // Whether an expression means the same to libpcap: host, net, port, portrange, protocols,

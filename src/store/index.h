@@ -12,7 +12,7 @@
 // - kNet:   the kind of network layer: 4 (an IPv4 layer), 6 (an IPv6 layer), 0x0806 (ARP),
 //           another EtherType for other frames, 0 for frames that could not be decoded, and
 //           kNetTunnel + kind for each tunnel the packet went through, and kNetCut for a
-//           frame cut short inside its headers;
+//           frame cut short before its keys (cut_before_its_keys());
 // - kVlan:  every VLAN id, plus kAnyVlan for tagged frames.
 #pragma once
 
@@ -52,7 +52,7 @@ inline constexpr uint32_t kNetV4 = 4, kNetV6 = 6, kNetArp = 0x0806, kNetUndecode
 // kNet also counts tunnels: kNetTunnel + IpLayer::tunnel for every layer a tunnel carried
 // (statistics: what the link carries; keys above any EtherType).
 inline constexpr uint32_t kNetTunnel = 0x10000;
-// ... and frames cut short inside their headers (decode status kTruncated: a snaplen): a
+// ... and frames cut short before their keys (store::cut_before_its_keys(): a snaplen): a
 // query adds them to its candidates, whatever its filter, and its re-check judges them
 // (query::PacketFilter: as libpcap does, where tm and libpcap read the frame alike).
 inline constexpr uint32_t kNetCut = 0x20000;

@@ -41,6 +41,16 @@ void add_layer_keys(const packet::IpLayer& l, IndexKeys& k) {
   k.n_scalars = static_cast<uint8_t>(s - k.scalars);
 }
 
+bool cut_before_its_keys(const packet::PacketInfo& p) {
+  if (p.status != packet::DecodeStatus::kTruncated) return false;
+  if (p.ip_count == 0) return !p.arp || !p.arp_addrs;
+  const packet::IpLayer& l =
+      p.ip[(p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers) -
+           1];
+  return (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp) &&
+         !l.has_ports && l.frag_offset == 0;
+}
+
 void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
   k.n_v4 = k.n_v6 = k.n_scalars = 0;
   const int nl =
@@ -58,15 +68,16 @@ void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
   const int nv = p.vlan_count < packet::PacketInfo::kMaxVlans ? p.vlan_count : packet::PacketInfo::kMaxVlans;
   for (int i = 0; i < nv; ++i) *s++ = kScalarVlanBase + (p.vlans[i] & 0xfffu);
   if (p.vlan_count) *s++ = kScalarVlanBase + 4096;
-  if (p.status == packet::DecodeStatus::kTruncated) *s++ = kScalarNetFlag | kNetCut;
+  if (cut_before_its_keys(p)) *s++ = kScalarNetFlag | kNetCut;
   k.n_scalars = static_cast<uint8_t>(s - k.scalars);
 }
 
 size_t pack_index_keys(const packet::PacketInfo& p, uint8_t* out) {
   // Most packets: one IP layer of two IPv4 addresses, nothing else — what index_keys() makes
   // of them (its two addresses, then put_layer_scalars()), written in the packed form directly.
-  if (p.ip_count == 1 && !p.arp && p.vlan_count == 0 && p.status != packet::DecodeStatus::kTruncated &&
-      p.ip[0].src.is_v4() && p.ip[0].dst.is_v4()) {
+  if (p.ip_count == 1 && !p.arp && p.vlan_count == 0 &&
+      (p.status != packet::DecodeStatus::kTruncated || !cut_before_its_keys(p)) && p.ip[0].src.is_v4() &&
+      p.ip[0].dst.is_v4()) {
     std::memcpy(out + 4, p.ip[0].src.b.data() + 12, 4);
     std::memcpy(out + 8, p.ip[0].dst.b.data() + 12, 4);
     uint8_t* s = out + 12;

@@ -2,7 +2,9 @@
 // test_eval_oracle.cpp.
 
 #include "eval_frames.h"
+#include "packet/decoder.h"
 #include "query/packet_filter.h"
+#include "store/index_keys.h"
 
 namespace tmach::query {
 namespace {
@@ -244,8 +246,8 @@ TEST(PacketFilter, ALinkTypeLibpcapCannotFilterIsReported) {
 TEST(PacketFilter, AFrameCutInItsHeadersIsJudgedAsLibpcapJudgesIt) {
   using namespace tmach::query;
   using eval_frames::tcp;
-  using eval_frames::V4Opts;
   using eval_frames::v4;
+  using eval_frames::V4Opts;
   auto verdict = [](const char* text, const std::vector<uint8_t>& bytes, uint32_t caplen) {
     ParseResult parsed = parse_expr(text);
     EXPECT_EQ(parsed.kind, ParseResult::Kind::kIndexed) << text;
@@ -274,6 +276,19 @@ TEST(PacketFilter, AFrameCutInItsHeadersIsJudgedAsLibpcapJudgesIt) {
   EXPECT_TRUE(verdict("host 10.0.0.1", tagged, 38));
   // A filter of tm's own: tm's reading.
   EXPECT_TRUE(verdict("not port 80 and not vlan 5", plain, 34));
+  // Only a frame cut before its keys is set apart (indexed under kNetCut, judged by libpcap): one
+  // cut after its ports, inside the rest of its TCP header, is read as a whole one.
+  auto cut = [&](const std::vector<uint8_t>& bytes, uint32_t caplen) {
+    tmach::packet::PacketInfo p;
+    tmach::packet::decode(1, bytes.data(), caplen, p);
+    return tmach::store::cut_before_its_keys(p);
+  };
+  EXPECT_FALSE(cut(plain, static_cast<uint32_t>(plain.size())));
+  EXPECT_FALSE(cut(plain, 50));
+  EXPECT_TRUE(cut(plain, 36));
+  EXPECT_TRUE(cut(plain, 34));
+  EXPECT_TRUE(cut(plain, 26));
+  EXPECT_TRUE(cut(plain, 10));
   EXPECT_FALSE(libpcap_alike(parse_expr("host 10.0.0.1 and vlan 5").expr));
   EXPECT_TRUE(libpcap_alike(parse_expr("host 10.0.0.1 and not (port 80 or arp or ip6)").expr));
 }

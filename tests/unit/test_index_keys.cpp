@@ -50,7 +50,14 @@ struct Reference {
     for (int i = 0; i < p.vlan_count && i < packet::PacketInfo::kMaxVlans; ++i)
       vlan[p.vlans[i] & 0xfff].insert(ord);
     if (p.vlan_count) vlan[store::kAnyVlan].insert(ord);
-    if (p.status == packet::DecodeStatus::kTruncated) net[store::kNetCut].insert(ord);
+    if (p.status == packet::DecodeStatus::kTruncated) {  // cut before its addresses or ports
+      const packet::IpLayer* in = p.inner();
+      if (in ? (in->proto == packet::kProtoTcp || in->proto == packet::kProtoUdp ||
+                in->proto == packet::kProtoSctp) &&
+                   !in->has_ports && in->frag_offset == 0
+             : !p.arp || !p.arp_addrs)
+        net[store::kNetCut].insert(ord);
+    }
   }
 };
 
