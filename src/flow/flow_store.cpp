@@ -137,6 +137,10 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
           const uint64_t m = cur_->index_memory();
           index_mem_.set(0, m);
           if (m >= index_cap_) {
+            spdlog::info(
+                "flow records: {}.flows sealed at {} records, before its size: its index holds {} bytes "
+                "(the cap: 8 x [flows] file_size)",
+                cur_->base(), cur_->meta().packets, m);
             sealed_for_memory_.fetch_add(1, std::memory_order_relaxed);
             seal_current();
           }
@@ -211,6 +215,7 @@ void FlowStoreWriter::seal_current() {
                                     f->base(), e.what()),
                         util::error_number_of(e));
   }
+  index_mem_.set(0, f->index_memory());  // (with the postings the seal made: its peak)
   index_mem_.set(0, 0);
   sealed_.add(store::DiskRing::File{f->base(), f->file_bytes() + idx, f->meta().first_ts, f->meta().last_ts});
   enforce();

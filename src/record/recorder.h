@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -80,9 +81,10 @@ class Recorder {
   // `wait_when_full`: block until the writer makes room instead of dropping.
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
   // Live capture: once the writer has made no progress (given no record back) while a packet
-  // waits for `cannot_write` and says it cannot write (StoreWriter::problem(): a full disk with
-  // nothing left to delete; shutdown behind such a stall), or for `no_progress` whatever it
-  // says (a disk hung in a write or a sync), that packet and the next ones are dropped
+  // waits for `cannot_write` and cannot write (StoreWriter::problem(): a full disk with nothing
+  // left to delete; or writes failed since the wait began) or the recording is stopping
+  // (set_stopping), or for `no_progress` whatever it says (a disk hung in a write or a sync),
+  // that packet and the next ones are dropped
   // (counted, dropped_ring_full) without waiting until a push succeeds again, so the capture
   // thread still counts, serves its commands and stops. A writer that is merely slow — one
   // write or sync taking seconds on a loaded disk — is waited for meanwhile, the kernel's
@@ -92,6 +94,8 @@ class Recorder {
     stall_limit_ = cannot_write;
     hung_limit_ = std::max(cannot_write, no_progress);
   }
+  // The session's stop flag (any thread sets it): a stop takes the short stall limit.
+  void set_stopping(const std::atomic<bool>* stopping) { stopping_ = stopping; }
   // Time seen in `n` packets that are not this recorder's (a worker's split: the other
   // workers' share, left out before process()), the newest at `ts_ns`: the clock and the
   // expiry sweep advance as a single recorder's would, so connections time out, and end at
@@ -131,6 +135,7 @@ class Recorder {
   std::unordered_map<packet::IpAddr, uint16_t, AddrHash, AddrEq> host_class_;
 
   std::chrono::nanoseconds stall_limit_{0}, hung_limit_{0};  // set_stall_limits()
+  const std::atomic<bool>* stopping_ = nullptr;              // set_stopping()
   bool stalled_ = false;  // the last wait hit a stall limit and no push succeeded since
 
   static constexpr size_t kBatch = 64;

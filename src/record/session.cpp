@@ -71,7 +71,10 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
   shards_.resize(n);
   for (uint16_t i = 0; i < n; ++i) {
     shards_[i].rec = std::make_unique<Recorder>(cfg_, *writer_, flows_.get(), i, n);
-    if (opts_.live) shards_[i].rec->set_stall_limits(kLiveStallLimit, kLiveHungLimit);
+    if (opts_.live) {
+      shards_[i].rec->set_stall_limits(kLiveStallLimit, kLiveHungLimit);
+      shards_[i].rec->set_stopping(&stop_);
+    }
   }
 }
 
