@@ -126,29 +126,22 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("give --store DIR or --server URL");
     query::QuerySpec q;
     q.text = filter_text(o->filter);
-    if (!o->server.url.empty() && o->explain)
+    if (!o->server.url.empty() && o->explain) {
+      if (o->flow_id) throw std::runtime_error("--explain --flow needs --store");
       return explain_remote(o->server, q.text, o->from, o->to, o->classes);
-    if (!o->server.url.empty() && o->flow_id) throw std::runtime_error("--flow needs --store");
-    if (o->flow_id) {
-      // A flow is its endpoints, ports and protocol over its lifetime.
-      flow::FlowRow row;
-      if (!flow::find_flow(o->store, o->flow_id, row))
-        throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
-      const auto& f = row.rec;
-      std::string ft = flow::connections_filter({row});
-      q.text = query::and_filters(ft, q.text, "--flow", "filter");
-      if (o->from.empty())
-        o->from = fmt::format("{}.{:09}", f.first_ts / 1000000000ull, f.first_ts % 1000000000ull);
-      if (o->to.empty()) {
-        uint64_t end = f.last_ts + 1;
-        o->to = fmt::format("{}.{:09}", end / 1000000000ull, end % 1000000000ull);
-      }
     }
     if (!o->explain) {
       // The answer, or (--count) how many packets it holds: one path for --store and --server
       // (a server counts on its side: /api/v1/count).
       std::unique_ptr<server::Service> svc = open_service(o->store, o->server);
-      server::QueryRequest r{q.text, o->from, o->to, o->classes, o->require_all, o->community_id, o->format};
+      server::QueryRequest r{q.text,
+                             o->from,
+                             o->to,
+                             o->classes,
+                             o->require_all,
+                             o->community_id,
+                             o->flow_id ? std::to_string(o->flow_id) : "",
+                             o->format};
       auto warn = [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; };
       std::string summary;
       try {
@@ -194,6 +187,13 @@ Runner add_query(CLI::App& app) {
       }
       if (!o->quiet && !summary.empty()) std::cerr << "tm query: " << summary << "\n";
       return 0;
+    }
+    if (o->flow_id) {  // --explain: the store's own figures, the flow's packets as a query takes them
+      auto f = flow::flow_packets(o->store, o->flow_id);
+      if (!f) throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
+      q.text = query::and_filters(f->filter, q.text, "--flow", "filter");
+      if (o->from.empty()) o->from = f->from;
+      if (o->to.empty()) o->to = f->to;
     }
     if (!o->community_id.empty()) {  // --explain: the store's own figures
       if (!packet::is_community_id(o->community_id))

@@ -354,7 +354,11 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
   // The workers answer in pcapng, also when pcap is asked for: a worker's packets of several
   // link types then all reach the merge, which writes pcap or pcapng (below) and so counts
   // what a pcap leaves out (a worker asked for pcap would leave them out uncounted).
-  auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}, {"format", "pcapng"}},
+  auto p = params({{"from", q.from},
+                   {"to", q.to},
+                   {"community_id", q.community_id},
+                   {"flow_id", q.flow_id},
+                   {"format", "pcapng"}},
                   q.classes);
   p.emplace("filter", q.filter);
   auto fs = start_fetches(cfg_, which, worker_request("/api/v1/query", p, true), 4u << 20);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,13 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
                                  uint64_t to, FlowQueryStats& st, const FlowPredicate& keep = {});
 // The record with this id, if any flow file still has it.
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
+// The packets of flow `id` (tm query --flow, a query's flow_id): a filter for its connection
+// (connections_filter) and its lifetime, from its first packet to just after its last, as
+// times a query takes ("SECONDS.NANOSECONDS"); nullopt when no flow file has it.
+struct FlowPackets {
+  std::string filter, from, to;
+};
+std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id);
 
 // A record whose Community ID (seed 0) is `id`.
 FlowPredicate has_community_id(const std::string& id);

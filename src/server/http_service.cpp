@@ -64,6 +64,7 @@ Params query_params(const QueryRequest& q, bool with_format) {
   for (auto& c : q.classes) p.emplace("class", c);
   if (q.require_all) p.emplace("require_all", "1");
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
+  if (!q.flow_id.empty()) p.emplace("flow_id", q.flow_id);
   if (with_format && !q.format.empty()) p.emplace("format", q.format);
   return p;
 }

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -256,8 +257,9 @@ Reply LocalService::count(const QueryRequest& q, const StopCheck& stop) {
 struct LocalService::PacketQuery {
   query::QuerySpec q;
   std::optional<util::pcap::Output> forced;
-  bool no_connection = false;  // a Community ID that no flow record has: an empty answer
-  store::Catalog cat;          // (names only) scanned after the live writer's flush, when `sync`
+  // A Community ID or flow id that no flow record has: an empty answer, saying so.
+  std::string no_connection;
+  store::Catalog cat;  // (names only) scanned after the live writer's flush, when `sync`
 
   // The link types of the segments the query may read (by class, and by time as far as the
   // names tell: a segment's name holds its first timestamp). A tm frontend reads them from
@@ -285,21 +287,39 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       refuse(fmt::format("--format: '{}' is not pcap or pcapng", r.format),
              fmt::format("format: '{}' is not pcap or pcapng", r.format));
   }
-  // An empty answer, not an error, when no connection has the Community ID: in a cluster,
-  // every worker but one has none.
+  // An empty answer, not an error, when no connection has the Community ID or the flow id: in
+  // a cluster, every worker but one has none.
   check_community_id(r.community_id);
-  std::string conns = r.community_id.empty() ? "" : flow::community_filter(o_.store, r.community_id);
+  if (!r.flow_id.empty() && !r.community_id.empty())
+    throw BadRequest("give flow_id or community_id, not both");
+  std::string conns, from = r.from, to = r.to;
+  if (!r.community_id.empty()) {
+    conns = flow::community_filter(o_.store, r.community_id);
+    if (conns.empty())
+      p.no_connection =
+          fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id);
+  } else if (!r.flow_id.empty()) {
+    uint64_t id = 0;
+    auto [end, ec] = std::from_chars(r.flow_id.data(), r.flow_id.data() + r.flow_id.size(), id);
+    if (ec != std::errc() || end != r.flow_id.data() + r.flow_id.size() || id == 0)
+      throw BadRequest(fmt::format("flow_id: '{}' is not a flow id (a number from tm flows)", r.flow_id));
+    if (auto f = flow::flow_packets(o_.store, id)) {
+      conns = f->filter;
+      if (from.empty()) from = f->from;  // its lifetime, unless the request bounds it otherwise
+      if (to.empty()) to = f->to;
+    } else {
+      p.no_connection = fmt::format("no flow {} in store {}", r.flow_id, o_.store);
+    }
+  }
   std::string filter;
   try {
-    filter = query::and_filters(conns, r.filter, "community_id", "filter");
+    filter =
+        query::and_filters(conns, r.filter, r.community_id.empty() ? "flow_id" : "community_id", "filter");
   } catch (const std::invalid_argument& e) {
     throw BadRequest(e.what());
   }
-  p.q = spec(filter, r.from, "from", r.to, true);
-  if (!r.community_id.empty() && conns.empty()) {
-    p.no_connection = true;
-    return p;
-  }
+  p.q = spec(filter, from, "from", to, true);
+  if (!p.no_connection.empty()) return p;
   p.q.classes = r.classes;
   if (sync && o_.live && !o_.live->sync())
     spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
@@ -329,10 +349,9 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   PacketQuery p = packet_query(r, true);
   query::QuerySpec& q = p.q;
   std::optional<util::pcap::Output>& forced = p.forced;
-  if (p.no_connection)
-    return std::make_unique<QueryStream>(
-        store::Catalog{}, std::move(q), o_.write_chunk, forced.value_or(util::pcap::Output::kPcap),
-        fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id));
+  if (!p.no_connection.empty())
+    return std::make_unique<QueryStream>(store::Catalog{}, std::move(q), o_.write_chunk,
+                                         forced.value_or(util::pcap::Output::kPcap), p.no_connection);
   store::Catalog& cat = p.cat;
   // More than one link type, and the answer is a pcapng unless the request says otherwise.
   std::set<uint32_t> links = p.links();

@@ -139,13 +139,18 @@ std::string download_name(const std::string& filter, const std::string& from, co
 // A packet query's parameters (query, count, explain, download: each route checks which it
 // takes, only_params): the query string's and a form body's, then a JSON body's members.
 QueryRequest query_request(const httplib::Request& req) {
-  QueryRequest q{
-      param(req, "filter"),           param(req, "from"),         param(req, "to"),    classes_of(req),
-      flag_param(req, "require_all"), param(req, "community_id"), param(req, "format")};
+  QueryRequest q{param(req, "filter"),
+                 param(req, "from"),
+                 param(req, "to"),
+                 classes_of(req),
+                 flag_param(req, "require_all"),
+                 param(req, "community_id"),
+                 param(req, "flow_id"),
+                 param(req, "format")};
   if (json j = body_object(req); !j.is_null()) {
-    for (auto [key, dst] :
-         {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
-          std::pair{"community_id", &q.community_id}, std::pair{"format", &q.format}})
+    for (auto [key, dst] : {std::pair{"filter", &q.filter}, std::pair{"from", &q.from},
+                            std::pair{"to", &q.to}, std::pair{"community_id", &q.community_id},
+                            std::pair{"flow_id", &q.flow_id}, std::pair{"format", &q.format}})
       *dst = json_string(j, key, *dst);
     if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
     if (auto it = j.find("class"); it != j.end() && !it->is_null()) {
@@ -311,7 +316,7 @@ void HttpApi::query_routes() {
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
   get_and_post(s, "/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format"});
     stream_query(res, query_request(req));
   });
   download_routes();
@@ -333,7 +338,7 @@ void HttpApi::query_routes() {
   });
   get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id"});
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id"});
     QueryRequest q = query_request(req);
     auto t0 = clk::now();
     queries_admit_.admit();
@@ -388,7 +393,7 @@ void HttpApi::query_routes() {
 void HttpApi::download_routes() {
   auto& s = *svr_;
   post(s, "/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "format"});
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format"});
     QueryRequest q = query_request(req);
     // A bad filter is refused now, not when the browser fetches the ticket; the plan says the
     // format the answer will be written in (the Content-Disposition name of the download).

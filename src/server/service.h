@@ -88,6 +88,11 @@ struct QueryRequest {
   // A Community ID ("1:..."): only the packets of the connections whose flow records have it
   // (and match `filter`). Empty: no such restriction.
   std::string community_id;
+  // A flow's id (tm flows' "id", decimal): only the packets of its connection, from its first
+  // packet to its last unless `from`/`to` say otherwise. Empty: no such restriction. A worker
+  // without that flow (every one but the flow's, in a cluster) answers empty, as for an
+  // unknown Community ID.
+  std::string flow_id;
   // The answer's format: "pcap", "pcapng", or empty (auto): pcapng when the segments the query
   // may read hold more than one link type, else pcap (util/pcapng_writer.h).
   std::string format;

@@ -4,7 +4,10 @@ import os
 import re
 import subprocess
 
-from tmtest import StoreTest, corpus, record, store_segments, tcpdump_packets, tm
+import urllib.error
+import urllib.request
+
+from tmtest import TM, StoreTest, corpus, listening_port, record, store_segments, tcpdump_packets, tm
 
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
 FILES = ["bro.org.pcap", "ssh.pcap", "smb3_multichannel.pcap", "1000-requests-one-dropped-response.pcap",
@@ -92,6 +95,43 @@ class FlowCounts(StoreTest):
         self.assertGreater(len(want), 0)
         self.assertLessEqual(len(want), f["orig_pkts"] + f["resp_pkts"])
         self.assertSamePackets(tcpdump_packets(out), want)
+
+    def test_a_flow_is_fetched_through_a_server_as_from_the_store(self):
+        """--flow is a query's flow_id behind the service: tm query --server answers it as --store does (it
+        needed --store before), an unknown flow is an empty answer that says so, a bad id a 400."""
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        rows = [r for r in self.flows(self.store) if r["proto"] in ("tcp", "udp")][:4]
+        self.assertTrue(rows)
+        err = open(self.path("serve.err"), "w+b")
+        self.addCleanup(err.close)
+        server = subprocess.Popen([TM, "serve", "--store", self.store, "--listen", "127.0.0.1:0"],
+                                  stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            url = "http://127.0.0.1:%d" % listening_port(server, err, "tm serve")
+            for r in rows:
+                with self.subTest(flow=r["id"]):
+                    local, remote = self.path("local.pcap"), self.path("remote.pcap")
+                    tm("query", "--store", self.store, "--flow", str(r["id"]), "-w", local, "-q")
+                    tm("query", "--server", url, "--flow", str(r["id"]), "-w", remote, "-q")
+                    want = tcpdump_packets(local)
+                    self.assertEqual(len(want), r["orig_pkts"] + r["resp_pkts"])
+                    self.assertSamePackets(tcpdump_packets(remote), want)
+                    n = tm("query", "--server", url, "--flow", str(r["id"]), "--count", "-q").stdout
+                    self.assertEqual(int(n), len(want))
+            p = tm("query", "--server", url, "--flow", "12345", "--count", check=False)
+            self.assertEqual((p.returncode, p.stdout.strip()), (0, b"0"), p.stderr)
+            self.assertIn(b"no flow 12345", p.stderr)
+            p = tm("query", "--server", url, "--flow", str(rows[0]["id"]), "--community-id",
+                   "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "--count", check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(b"not both", p.stderr)
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(url + "/api/v1/count?flow_id=12ab", timeout=10)
+            self.assertEqual(e.exception.code, 400)
+            self.assertIn(b"flow_id", e.exception.read())
+        finally:
+            server.terminate()
+            server.wait(30)
 
     def test_control_packets_after_the_cutoff_are_on_disk(self):
         # Cut at 1k, the connections' FINs are still stored (keep_tcp_control): where the budget

@@ -313,7 +313,7 @@ TEST_F(Routes, PcapAnswersWarningsReachTheClient) {
   std::vector<std::string> warned;
   std::string got;
   http.query(
-      QueryRequest{"tcp", "", "", {}, false, "", ""}, [&](const char* d, size_t n) { got.append(d, n); },
+      QueryRequest{"tcp", "", "", {}, false, "", "", ""}, [&](const char* d, size_t n) { got.append(d, n); },
       [&](const std::string& w) { warned.push_back(w); });
   EXPECT_EQ(got, "xxxxx");
   EXPECT_EQ(warned, std::vector<std::string>{"found while writing"});
@@ -338,10 +338,10 @@ TEST(LocalServiceErrors, NamedAsOptionsOrAsParameters) {
   LocalService cli(o);
   o.naming = LocalOptions::Naming::kParameters;
   LocalService api(o);
-  EXPECT_THROW(cli.open_query({"host and", "", "", {}, false, "", ""}), BadRequest);
-  EXPECT_THROW(api.open_query({"host and", "", "", {}, false, "", ""}), BadRequest);
+  EXPECT_THROW(cli.open_query({"host and", "", "", {}, false, "", "", ""}), BadRequest);
+  EXPECT_THROW(api.open_query({"host and", "", "", {}, false, "", "", ""}), BadRequest);
   try {
-    cli.open_query({"tcp", "yesterday-ish", "", {}, false, "", ""});
+    cli.open_query({"tcp", "yesterday-ish", "", {}, false, "", "", ""});
     FAIL();
   } catch (const BadRequest&) {
     FAIL() << "the command line's bad time is not a 400";
@@ -349,13 +349,13 @@ TEST(LocalServiceErrors, NamedAsOptionsOrAsParameters) {
     EXPECT_EQ(std::string(e.what()).rfind("--from: ", 0), 0u) << e.what();
   }
   try {
-    api.open_query({"tcp", "yesterday-ish", "", {}, false, "", ""});
+    api.open_query({"tcp", "yesterday-ish", "", {}, false, "", "", ""});
     FAIL();
   } catch (const BadRequest& e) {
     EXPECT_EQ(std::string(e.what()).rfind("from: ", 0), 0u) << e.what();
   }
   try {
-    api.open_query({"tcp", "2026-01-02", "2026-01-01", {}, false, "", ""});
+    api.open_query({"tcp", "2026-01-02", "2026-01-01", {}, false, "", "", ""});
     FAIL();
   } catch (const BadRequest& e) {
     EXPECT_STREQ(e.what(), "from is after to");
@@ -377,14 +377,14 @@ TEST(LocalServiceErrors, ExplainChecksTheRequestAsTheQueryDoes) {
   o.store = dir.string();
   o.naming = LocalOptions::Naming::kParameters;
   LocalService api(o);
-  EXPECT_EQ(api.explain({"tcp", "1h ago", "", {"default"}, false, "", ""}).body["kind"], "indexed");
+  EXPECT_EQ(api.explain({"tcp", "1h ago", "", {"default"}, false, "", "", ""}).body["kind"], "indexed");
   for (auto [from, to, cls, why] :
        {std::tuple{"abc", "", "", "from: "}, std::tuple{"", "tomorrow-ish", "", "to: "},
         std::tuple{"2026-01-02", "2026-01-01", "", "from is after to"},
         std::tuple{"", "", "nosuch", "no class 'nosuch' in the store"}}) {
     try {
       api.explain({"tcp", from, to, cls[0] ? std::vector<std::string>{cls} : std::vector<std::string>{},
-                   false, "", ""});
+                   false, "", "", ""});
       ADD_FAILURE() << "explain took " << from << " " << to << " " << cls;
     } catch (const BadRequest& e) {
       EXPECT_EQ(std::string(e.what()).rfind(why, 0), 0u) << e.what();
