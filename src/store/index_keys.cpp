@@ -47,8 +47,12 @@ bool cut_before_its_keys(const packet::PacketInfo& p) {
   const packet::IpLayer& l =
       p.ip[(p.ip_count < packet::PacketInfo::kMaxIpLayers ? p.ip_count : packet::PacketInfo::kMaxIpLayers) -
            1];
-  return (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp) &&
-         !l.has_ports && l.frag_offset == 0;
+  // (An IPv6 chain cut inside an extension header leaves that header's number as the protocol:
+  // libpcap reads the next header of a first fragment header, byte 40, for `tcp`.)
+  return l.frag_offset == 0 &&
+         ((!l.has_ports &&
+           (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) ||
+          (l.version == 6 && packet::is_ipv6_extension_header(l.proto)));
 }
 
 void index_keys(const packet::PacketInfo& p, IndexKeys& k) {

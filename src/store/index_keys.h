@@ -86,10 +86,11 @@ void index_keys(const packet::PacketInfo& p, IndexKeys& out);
 
 // A frame cut short (a snaplen) before what the index and the exact evaluator read of it:
 // decoded as kTruncated with no IP layer (cut inside its IP header, or before its EtherType),
-// an ARP frame without its addresses, or an innermost IP layer of TCP, UDP or SCTP (not a
-// later fragment) without its ports. Such a frame carries the kNet key kNetCut, and a query's
-// re-check judges it (query::PacketFilter). A frame cut later (inside TCP options, in its
-// payload) is read as a whole one: nothing a filter of the index reads is missing.
+// an ARP frame without its addresses, or an innermost IP layer (not a later fragment) of TCP,
+// UDP or SCTP without its ports, or of IPv6 cut inside its extension headers. Such a frame
+// carries the kNet key kNetCut, and a query's re-check judges it (query::PacketFilter). A
+// frame cut later (inside TCP options, in its payload) is read as a whole one: nothing a
+// filter of the index reads is missing.
 bool cut_before_its_keys(const packet::PacketInfo& p);
 // What index_keys() adds for one IP layer (its two addresses, then its protocol, network kind,
 // tunnel kind and ports), appended to `k`: also how a flow file indexes the one layer its

@@ -289,6 +289,15 @@ TEST(PacketFilter, AFrameCutInItsHeadersIsJudgedAsLibpcapJudgesIt) {
   EXPECT_TRUE(cut(plain, 34));
   EXPECT_TRUE(cut(plain, 26));
   EXPECT_TRUE(cut(plain, 10));
+  // IPv6 cut inside its first extension header (a fragment header at 54): libpcap's `tcp`
+  // reads that header's next header (byte 40 of IPv6), rejecting the frame when it is not there.
+  const auto frag6 = eval_frames::v6("frag6", "2001:db8::1", "2001:db8::2", tcp(1234, 80), {}, true).bytes;
+  EXPECT_TRUE(cut(frag6, 54));
+  EXPECT_TRUE(cut(frag6, 58));
+  EXPECT_FALSE(verdict("tcp", frag6, 54));
+  EXPECT_FALSE(verdict("not tcp", frag6, 54));
+  EXPECT_TRUE(verdict("tcp", frag6, 58));
+  EXPECT_FALSE(verdict("udp", frag6, 58));
   EXPECT_FALSE(libpcap_alike(parse_expr("host 10.0.0.1 and vlan 5").expr));
   EXPECT_TRUE(libpcap_alike(parse_expr("host 10.0.0.1 and not (port 80 or arp or ip6)").expr));
 }

@@ -52,10 +52,10 @@ struct Reference {
     if (p.vlan_count) vlan[store::kAnyVlan].insert(ord);
     if (p.status == packet::DecodeStatus::kTruncated) {  // cut before its addresses or ports
       const packet::IpLayer* in = p.inner();
-      if (in ? (in->proto == packet::kProtoTcp || in->proto == packet::kProtoUdp ||
-                in->proto == packet::kProtoSctp) &&
-                   !in->has_ports && in->frag_offset == 0
-             : !p.arp || !p.arp_addrs)
+      const bool ports = in && (in->proto == packet::kProtoTcp || in->proto == packet::kProtoUdp ||
+                                in->proto == packet::kProtoSctp);
+      const bool chain = in && in->version == 6 && packet::is_ipv6_extension_header(in->proto);
+      if (in ? in->frag_offset == 0 && ((ports && !in->has_ports) || chain) : !p.arp || !p.arp_addrs)
         net[store::kNetCut].insert(ord);
     }
   }
