@@ -226,21 +226,24 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       // writer can take longer than the limit to free (a 1 MiB budget at 20 ms a frame: 2.4 s).
       auto since = std::chrono::steady_clock::now();
       uint64_t progress = writer_.ram_released(cls);
-      const uint64_t write_errors = writer_.write_errors();
-      // The writer cannot write: it says so (a full disk), or writes failed since the wait began
-      // (a file system gone read-only, a class directory removed: room is found, yet every
-      // write fails); or the recording is stopping.
+      uint64_t write_errors = writer_.write_errors();
+      // The writer cannot write: it says so (a full disk with nothing left to delete), or its
+      // writes keep failing since its last progress (a file system gone read-only, a class
+      // directory removed: room is found, yet every write fails, a few a millisecond; one
+      // error it then makes room for, a full disk's, is no such failure).
       auto cannot_write = [&] {
-        return !writer_.problem().empty() || writer_.write_errors() != write_errors ||
-               (stopping_ && stopping_->load(std::memory_order_relaxed));
+        return !writer_.problem().empty() || writer_.write_errors() - write_errors >= kFailingWrites;
       };
       while (!pushed && writer_.error().empty()) {
         if (stall_limit_.count()) {
           const auto now = std::chrono::steady_clock::now();
+          const bool stopping = stopping_ && stopping_->load(std::memory_order_relaxed);
           if (const uint64_t p = writer_.ram_released(cls); p != progress) {
             progress = p;
             since = now;
-          } else if (now - since > stall_limit_ && (now - since > hung_limit_ || cannot_write())) {
+            write_errors = writer_.write_errors();
+          } else if (now - since > stall_limit_ &&
+                     (now - since > (stopping ? stop_limit_ : hung_limit_) || cannot_write())) {
             stalled_ = true;
             break;
           }

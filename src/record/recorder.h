@@ -82,8 +82,8 @@ class Recorder {
   void process(const capture::RawPacket* pkts, size_t n, bool wait_when_full);
   // Live capture: once the writer has made no progress (given no record back) while a packet
   // waits for `cannot_write` and cannot write (StoreWriter::problem(): a full disk with nothing
-  // left to delete; or writes failed since the wait began) or the recording is stopping
-  // (set_stopping), or for `no_progress` whatever it says (a disk hung in a write or a sync),
+  // left to delete; or writes keep failing), or for `no_progress` whatever it says (a disk hung
+  // in a write or a sync; once the recording is stopping, set_stopping's limit),
   // that packet and the next ones are dropped
   // (counted, dropped_ring_full) without waiting until a push succeeds again, so the capture
   // thread still counts, serves its commands and stops. A writer that is merely slow — one
@@ -94,8 +94,12 @@ class Recorder {
     stall_limit_ = cannot_write;
     hung_limit_ = std::max(cannot_write, no_progress);
   }
-  // The session's stop flag (any thread sets it): a stop takes the short stall limit.
-  void set_stopping(const std::atomic<bool>* stopping) { stopping_ = stopping; }
+  // The session's stop flag (any thread sets it): once it is set, a writer that gives nothing
+  // back is waited for `limit` at most (the drain at a stop: the time it has), not no_progress.
+  void set_stopping(const std::atomic<bool>* stopping, std::chrono::nanoseconds limit) {
+    stopping_ = stopping;
+    stop_limit_ = limit;
+  }
   // Time seen in `n` packets that are not this recorder's (a worker's split: the other
   // workers' share, left out before process()), the newest at `ts_ns`: the clock and the
   // expiry sweep advance as a single recorder's would, so connections time out, and end at
@@ -136,6 +140,9 @@ class Recorder {
 
   std::chrono::nanoseconds stall_limit_{0}, hung_limit_{0};  // set_stall_limits()
   const std::atomic<bool>* stopping_ = nullptr;              // set_stopping()
+  std::chrono::nanoseconds stop_limit_{0};
+  // Writes failed since the writer's last progress that make it one that cannot write.
+  static constexpr uint64_t kFailingWrites = 3;
   bool stalled_ = false;  // the last wait hit a stall limit and no push succeeded since
 
   static constexpr size_t kBatch = 64;

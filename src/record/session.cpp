@@ -25,11 +25,12 @@ constexpr std::chrono::seconds kDrainAtStop{5};
 constexpr std::chrono::milliseconds kRetireAtStop{120};
 // Live: how long a packet waits for a writer that makes no progress at all (gives no record
 // back) before the capture thread drops instead (Recorder::set_stall_limits): while the
-// writer says it cannot write (a full disk with nothing left to delete), short enough to stop
-// promptly; otherwise far longer than a slow disk's hiccup (a sync of a loaded VM's disk took
-// over 2 s: e2e test_backpressure dropped part of a burst its 32 MiB kernel buffer held), short
-// of holding the capture thread for ever on a hung disk. (A slow writer that still makes
-// progress is waited for, at a stop too: the drain may then take longer than kDrainAtStop.)
+// writer cannot write (a full disk with nothing left to delete, writes that keep failing),
+// short enough to stop promptly; otherwise far longer than a slow disk's hiccup (a sync of a
+// loaded VM's disk took over 2 s: e2e test_backpressure dropped part of a burst its 32 MiB
+// kernel buffer held), short of holding the capture thread for ever on a hung disk; once
+// stopped, kDrainAtStop (the time the drain has). (A slow writer that still makes progress is
+// waited for, at a stop too: the drain may then take longer than kDrainAtStop.)
 constexpr std::chrono::seconds kLiveStallLimit{2};
 constexpr std::chrono::seconds kLiveHungLimit{30};
 // The newest time of a batch that a pcap record can hold (0 if none): as the recorder's clock
@@ -73,7 +74,7 @@ Session::Session(const config::Config& cfg, SessionOptions opts)
     shards_[i].rec = std::make_unique<Recorder>(cfg_, *writer_, flows_.get(), i, n);
     if (opts_.live) {
       shards_[i].rec->set_stall_limits(kLiveStallLimit, kLiveHungLimit);
-      shards_[i].rec->set_stopping(&stop_);
+      shards_[i].rec->set_stopping(&stop_, kDrainAtStop);
     }
   }
 }
