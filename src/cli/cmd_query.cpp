@@ -124,6 +124,10 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
+    if (o->flow_id && !o->community_id.empty()) {  // (as the service refuses it: a usage error)
+      std::cerr << "give --flow or --community-id, not both\n";
+      return 2;
+    }
     query::QuerySpec q;
     q.text = filter_text(o->filter);
     if (!o->server.url.empty() && o->explain) {

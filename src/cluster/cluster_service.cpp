@@ -182,7 +182,9 @@ server::Reply ClusterService::explain(const server::QueryRequest& q) {
     which = all_workers();
   else
     which.assign(sel.workers.begin(), sel.workers.end());
-  auto p = params({{"from", q.from}, {"to", q.to}}, q.classes);
+  // (With the connection selectors: each worker checks them, and finds the flow's lifetime.)
+  auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}, {"flow_id", q.flow_id}},
+                  q.classes);
   p.emplace("filter", filter);
   const httplib::Request req = worker_request("/api/v1/explain", p, true);
   auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(req); });

@@ -291,7 +291,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   // a cluster, every worker but one has none.
   check_community_id(r.community_id);
   if (!r.flow_id.empty() && !r.community_id.empty())
-    throw BadRequest("give flow_id or community_id, not both");
+    refuse("give --flow or --community-id, not both", "give flow_id or community_id, not both");
   std::string conns, from = r.from, to = r.to;
   if (!r.community_id.empty()) {
     conns = flow::community_filter(o_.store, r.community_id);

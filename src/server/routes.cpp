@@ -148,10 +148,15 @@ QueryRequest query_request(const httplib::Request& req) {
                  param(req, "flow_id"),
                  param(req, "format")};
   if (json j = body_object(req); !j.is_null()) {
-    for (auto [key, dst] : {std::pair{"filter", &q.filter}, std::pair{"from", &q.from},
-                            std::pair{"to", &q.to}, std::pair{"community_id", &q.community_id},
-                            std::pair{"flow_id", &q.flow_id}, std::pair{"format", &q.format}})
+    for (auto [key, dst] :
+         {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
+          std::pair{"community_id", &q.community_id}, std::pair{"format", &q.format}})
       *dst = json_string(j, key, *dst);
+    // (a flow's id as tm flows' JSON gives it, a number, or as a string)
+    if (auto it = j.find("flow_id"); it != j.end() && it->is_number_unsigned())
+      q.flow_id = std::to_string(it->get<uint64_t>());
+    else
+      q.flow_id = json_string(j, "flow_id", q.flow_id);
     if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
     if (auto it = j.find("class"); it != j.end() && !it->is_null()) {
       json list = it->is_array() ? *it : json::array({*it});
@@ -333,7 +338,7 @@ void HttpApi::query_routes() {
 
   // The plan of a filter (tm query --explain's, without running it), and a query's count.
   get_and_post(s, "/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class"});
+    only_params(req, {"filter", "from", "to", "class", "community_id", "flow_id"});
     reply(res, svc_.explain(query_request(req)), 2);
   });
   get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {

@@ -125,10 +125,16 @@ class FlowCounts(StoreTest):
                    "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "--count", check=False)
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn(b"not both", p.stderr)
-            with self.assertRaises(urllib.error.HTTPError) as e:
-                urllib.request.urlopen(url + "/api/v1/count?flow_id=12ab", timeout=10)
-            self.assertEqual(e.exception.code, 400)
-            self.assertIn(b"flow_id", e.exception.read())
+            for route in ("count", "explain"):
+                with self.subTest(route=route), self.assertRaises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen(url + "/api/v1/%s?flow_id=12ab" % route, timeout=10)
+                self.assertEqual(e.exception.code, 400)
+                self.assertIn(b"flow_id", e.exception.read())
+            # A JSON body takes the id as tm flows' JSON gives it: a number.
+            req = urllib.request.Request(url + "/api/v1/count", data=json.dumps({"flow_id": rows[0]["id"]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self.assertEqual(json.loads(r.read())["packets"], rows[0]["orig_pkts"] + rows[0]["resp_pkts"])
         finally:
             server.terminate()
             server.wait(30)
