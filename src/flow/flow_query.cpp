@@ -14,6 +14,7 @@
 #include "query/planner.h"
 #include "store/catalog.h"
 #include "store/sidecar.h"
+#include "util/timespec.h"
 
 namespace tmach::flow {
 
@@ -179,8 +180,8 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
   FlowRow row;
   if (!find_flow(store, id, row)) return std::nullopt;
-  auto time = [](uint64_t ns) { return fmt::format("{}.{:09}", ns / 1000000000ull, ns % 1000000000ull); };
-  return FlowPackets{connections_filter({row}), time(row.rec.first_ts), time(row.rec.last_ts + 1)};
+  return FlowPackets{connections_filter({row}), util::epoch_text(row.rec.first_ts),
+                     util::epoch_text(row.rec.last_ts + 1)};
 }
 
 FlowPredicate has_community_id(const std::string& id) {

@@ -20,11 +20,6 @@
 namespace tmach::ids {
 namespace {
 
-constexpr uint64_t kSecond = 1000000000ull;
-
-// A time as the Service's --from/--to take it (epoch seconds, exact to the nanosecond).
-std::string ns_text(uint64_t ns) { return fmt::format("{}.{:09}", ns / kSecond, ns % kSecond); }
-
 bool has_ports(uint8_t proto) {
   return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
 }
@@ -201,8 +196,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     // tm's flow records of this tuple near the alerts.
     server::FlowRequest fq;
     fq.filter = tuple_filter(a, a.proto);
-    fq.from = ns_text(win_lo);
-    fq.to = ns_text(win_hi);
+    fq.from = util::epoch_text(win_lo);
+    fq.to = util::epoch_text(win_hi);
     fq.format = "json";
     std::string body;
     svc_.flows(
@@ -257,8 +252,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     q_from = win_lo;
     q_to = win_hi;
   }
-  q.from = ns_text(q_from);
-  q.to = ns_text(q_to);
+  q.from = util::epoch_text(q_from);
+  q.to = util::epoch_text(q_to);
 
   const std::string base = (std::filesystem::path(o_.out_dir) / name).string();
   nlohmann::json old = read_json(base + ".json", warn_);

@@ -169,6 +169,10 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
       "expected ISO-8601 (2026-11-25T13:00:00Z), epoch seconds, 'now' or a relative time ('15m ago')");
 }
 
+std::string epoch_text(uint64_t ns) {
+  return fmt::format("{}.{:09}", ns / 1000000000ull, ns % 1000000000ull);
+}
+
 std::string format_time(uint64_t ns) {
   time_t secs = static_cast<time_t>(ns / 1000000000ull);
   struct tm t;

@@ -19,5 +19,8 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
 
 // "2026-11-25T13:00:00.123456789Z"
 std::string format_time(uint64_t ns);
+// "1764075600.123456789": epoch seconds exact to the nanosecond, as parse_time() reads them
+// back (a query's from/to made from a recorded time).
+std::string epoch_text(uint64_t ns);
 
 }  // namespace tmach::util
