@@ -115,6 +115,17 @@ TEST(Recorder, CutoffCountsBothDirectionsAndStopsAfterTheCrossingPacket) {
   EXPECT_EQ(fx.stored_timestamps(), (std::vector<uint64_t>{100, 101, 102, 103, 106}));
 }
 
+namespace {
+// `n` Ethernet frames `f`, at times 0, 1, ... ns.
+std::vector<capture::RawPacket> copies(const std::vector<uint8_t>& f, uint64_t n) {
+  std::vector<capture::RawPacket> pk;
+  for (uint64_t i = 0; i < n; ++i)
+    pk.push_back(
+        capture::RawPacket{i, static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), 1, f.data()});
+  return pk;
+}
+}  // namespace
+
 // A writer that is slow but working is not taken for a stalled one: room comes back a chunk at
 // a time (here 16 KiB, ~27 frames: ~270 ms at 10 ms a frame), longer than the stall limit
 // (200 ms), but the writer gives a record back every 10 ms, and the limit counts from that.
@@ -126,10 +137,7 @@ TEST(Recorder, ASlowWriterIsNotAStalledOne) {
   Rig r(fx.cfg, 10000);
   r.rec.set_stall_limits(std::chrono::milliseconds(200), std::chrono::milliseconds(200));
   auto f = tcp_frame(true, 0x10, 550);
-  std::vector<capture::RawPacket> pk;
-  for (uint64_t i = 0; i < 200; ++i)
-    pk.push_back(
-        capture::RawPacket{i, static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), 1, f.data()});
+  auto pk = copies(f, 200);
   r.process(pk);
   r.end(false);
   const auto& c = r.rec.class_counters()[0];
@@ -153,10 +161,7 @@ TEST(Recorder, AWriterSlowInOneWriteIsWaitedForUnlessItCannotWrite) {
     Rig r(fx.cfg, 100000);
     r.rec.set_stall_limits(std::chrono::milliseconds(30),
                            long_limit ? std::chrono::seconds(20) : std::chrono::milliseconds(30));
-    std::vector<capture::RawPacket> pk;
-    for (uint64_t i = 0; i < 12; ++i)
-      pk.push_back(
-          capture::RawPacket{i, static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size()), 1, f.data()});
+    auto pk = copies(f, 12);
     r.process(pk);
     r.end(false);
     const auto& c = r.rec.class_counters()[0];
