@@ -81,7 +81,8 @@ std::string status_line(const nlohmann::json& j) {
     for (auto& [name, c] : j["classes"].items()) {
       stored += c.value("stored_packets", uint64_t{0});
       cut += c.value("cut_packets", uint64_t{0});
-      dropped += c.value("dropped_ring_full", uint64_t{0}) + c.value("dropped_too_large", uint64_t{0});
+      dropped += c.value("dropped_ring_full", uint64_t{0}) + c.value("dropped_too_large", uint64_t{0}) +
+                 c.value("lost_packets", uint64_t{0});  // (a failed write's)
       disk += c.value("disk_bytes", uint64_t{0});
       evicted += c.value("segments_evicted", uint64_t{0});
     }

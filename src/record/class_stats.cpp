@@ -22,6 +22,7 @@ nlohmann::json class_json(const config::ClassConfig& cfg, const ClassCounters& c
       {"tcp_control_kept", c.control_kept},
       {"connections", c.connections},
       {"written_packets", w.written_packets.load()},
+      {"lost_packets", w.lost_packets.load()},
       {"segments", w.segments.load()},
       {"segments_evicted", w.segments_evicted.load()},
       {"segments_unsealed", w.segments_unsealed.load()},

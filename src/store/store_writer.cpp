@@ -140,7 +140,7 @@ void StoreWriter::serve_syncs() {
   }
   if (tasks.empty()) return;
   std::exception_ptr failure;  // (the tasks are answered first)
-  if (!failed() && !waiting_for_room_) {
+  if (!failed() && !waiting_for_room_ && failing_writes_ < 2) {
     try {
       for (size_t c = 0; c < classes_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
       for (auto& st : state_)
@@ -257,6 +257,7 @@ void StoreWriter::finish() {
     for (auto& [base, why] : failed)
       said_unsealed(fmt::format("the segment {}.pcap was not sealed ({})", base, why), "its packets");
   }
+  if (last_failure || failed()) discard_rings();
   if (last_failure && opts_.evict_when_full) {
     // Live: the last drain met a full disk; what it could write is sealed or left to recovery.
     try {
@@ -317,8 +318,17 @@ void StoreWriter::run() {
         last_try = clock::now();
         waiting_for_room_ = !make_room("", 0);
       }
-      if (!waiting_for_room_)
+      // Writes that keep failing (not for room) are tried again once a second.
+      const bool holding = failing_writes_ > 1 && clock::now() - last_try < std::chrono::seconds(1);
+      if (!waiting_for_room_ && !holding)
         for (size_t c = 0; c < classes_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
+      if (failing_writes_ > 0 && progress) {
+        // After a failed write, packets appended to a buffer prove nothing: they are flushed
+        // at once, and only then do writes succeed again.
+        for (auto& st : state_)
+          for (auto& [lt, w] : st.open) w->flush();
+        writing_again();
+      }
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
@@ -353,7 +363,7 @@ void StoreWriter::run() {
         reseal_unsealed();  // (the seals that failed for want of room)
         continue;
       }
-      waiting_for_room_ = !make_room(e.what(), util::error_number_of(e));
+      write_failed(e.what(), util::error_number_of(e));
     }
     if (!progress) {
       if (stop_.load(std::memory_order_acquire)) break;
@@ -365,6 +375,17 @@ void StoreWriter::run() {
       idle_us = 100;
     }
   }
+}
+
+void StoreWriter::discard_rings() {
+  for (size_t c = 0; c < classes_.size(); ++c)
+    for (uint16_t p = 0; p < opts_.producers; ++p) {
+      Ring& ring = *rings_[ring_of(p, static_cast<uint16_t>(c))];
+      uint64_t n = 0;
+      for (; ring.front(); ++n) ring.consume();
+      ring.release();
+      stats_[c]->lost_packets += n;
+    }
 }
 
 uint64_t StoreWriter::ram_used(uint16_t cls) const {

@@ -74,7 +74,9 @@ struct ClassWriteStats {
   // Packets written to segments (after a failed write: the complete records on disk).
   std::atomic<uint64_t> written_packets{0};
   std::atomic<uint64_t> written_bytes{0};  // pcap bytes written (headers included)
-  std::atomic<uint64_t> lost_packets{0};   // taken from the ring but never on disk: a failed write
+  // Handed to the store but never on disk: taken from the ring for a write that failed, or
+  // left in the ring by a writer that stopped for one (finish()).
+  std::atomic<uint64_t> lost_packets{0};
   std::atomic<uint64_t> segments_sealed{0};
   // Left without a sidecar: a seal that failed (a full disk; live, make_room() tries it once
   // more and counts it when that fails too, or finish() when none tried), or cut after a
@@ -158,7 +160,7 @@ class StoreWriter {
   // trying; else error()). And how many writes failed since the start.
   std::string problem() const {
     std::lock_guard lk(error_mu_);
-    return error_.empty() ? problem_ : error_;
+    return !error_.empty() ? error_ : !problem_.empty() ? problem_ : write_problem_;
   }
   uint64_t write_errors() const { return write_errors_.load(std::memory_order_relaxed); }
   // Any thread, once finish() has returned: why a last segment was not sealed (the first such
@@ -259,6 +261,17 @@ class StoreWriter {
   // short of room; true when there is room to go on. Only ENOSPC and EDQUOT are worded as a
   // full disk.
   bool make_room(const std::string& what, int err);
+  // evict_when_full, after a write `what` (errno `err`) that failed although room_made_for()
+  // found no room to make: a full disk is make_room()'s. Any other error (a file system gone
+  // read-only, a disk's I/O errors, EFBIG): make_room() cuts back, and the first failure is
+  // logged and tried again at once (it may pass). When writes keep failing (a second failure
+  // with no write that succeeded between), the problem is set (problem(): health, metrics, the
+  // capture's short wait) and logged once, and the writer tries again every second, logging
+  // nothing more until a write succeeds (writing_again()).
+  void write_failed(const std::string& what, int err);
+  void writing_again();
+  // finish() after a failure: what the rings still hold will not be written; counted lost.
+  void discard_rings();  // a drain and flush that wrote packets succeeded after write_failed()
   // Deletes the oldest sealed segments of any class while the disk is short of room
   // (room_to_write()), and at least one with `at_least_one`; returns how many.
   size_t evict_for_room(bool at_least_one);
@@ -306,15 +319,19 @@ class StoreWriter {
   Sealer::OnSealed on_sealed_;
   bool finished_ = false;
   bool waiting_for_room_ = false;  // writer thread: a full disk, nothing left to delete
+  // Writer thread: writes failed other than for room since the last that succeeded (> 1:
+  // write_problem_ is set, and the writer tries again once a second).
+  uint32_t failing_writes_ = 0;
   std::vector<std::pair<uint16_t, std::string>> unsealed_;  // writer thread: seals that failed (class, base)
   uint32_t test_delay_us_ = 0;
   std::chrono::steady_clock::time_point test_next_{};  // the thread draining: the paced writer's next turn
   AdoptReport adopt_;
   void set_error(const std::string& what);  // the first error stays
   mutable std::mutex error_mu_;
-  std::string error_;         // guarded by error_mu_
-  std::string problem_;       // guarded by error_mu_: the write problem evict_when_full goes on with
-  std::string unsealed_why_;  // guarded by error_mu_: see unsealed()
+  std::string error_;          // guarded by error_mu_
+  std::string problem_;        // guarded by error_mu_: the lack of room evict_when_full goes on with
+  std::string write_problem_;  // guarded by error_mu_: the write error it goes on with (write_failed)
+  std::string unsealed_why_;   // guarded by error_mu_: see unsealed()
   void set_problem(const std::string& what);
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> write_errors_{0};

@@ -272,17 +272,46 @@ bool StoreWriter::make_room(const std::string& what, int err) {
   if (!what.empty())
     spdlog::log(full_disk(err) ? spdlog::level::warn : spdlog::level::err, "writer: {}",
                 write_failure_line(what, err, evicted_now));
-  bool was = !problem().empty();
+  std::string before;  // the lack of room reported so far
+  {
+    std::lock_guard lk(error_mu_);
+    before = problem_;
+  }
+  const bool was = !before.empty();
   if (room) {
     if (was) spdlog::warn("writer: room on disk again, writing");
     set_problem("");
   } else {
-    std::string p = what.empty() ? problem() : fmt::format("{} (nothing left to delete)", what);
+    std::string p = what.empty() ? before : fmt::format("{} (nothing left to delete)", what);
     if (!was)
       spdlog::error("writer: {}; packets are dropped until there is room again (retrying every second)", p);
     set_problem(p);
   }
   return room;
+}
+
+void StoreWriter::write_failed(const std::string& what, int err) {
+  if (full_disk(err)) {
+    waiting_for_room_ = !make_room(what, err);
+    return;
+  }
+  const bool first = failing_writes_++ == 0;
+  waiting_for_room_ = !make_room(first ? what : "", err);  // (it logs the first failure)
+  if (first) return;
+  if (failing_writes_ == 2)
+    spdlog::error(
+        "writer: writes keep failing ({}); packets are dropped until one succeeds (tried again every "
+        "second)",
+        what);
+  std::lock_guard lk(error_mu_);
+  write_problem_ = what;
+}
+
+void StoreWriter::writing_again() {
+  if (failing_writes_ > 1) spdlog::warn("writer: writing again, after {} failed attempts", failing_writes_);
+  failing_writes_ = 0;
+  std::lock_guard lk(error_mu_);
+  write_problem_.clear();
 }
 
 std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed(bool keep_full_disk) {

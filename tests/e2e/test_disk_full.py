@@ -185,10 +185,8 @@ class NoRoomForTheFlowSidecar(StoreTest):
         self.assertEqual(tm("flows", "--store", self.store, "--format", "csv").stdout.decode().splitlines(), flows)
 
 
-class LiveDiskFull(TmpfsStore):
-    """tm serve -i lo on a full disk: it deletes its oldest segments, or says it cannot write
-    (stats writer_error, /metrics tm_writer_error) and writes again once there is room."""
-    size = "6m"
+class LiveServe:
+    """tm serve -i lo on self.store, and what it answers (a mixin of StoreTest)."""
 
     def serve(self, *extra):
         with socket.socket() as s:
@@ -244,6 +242,17 @@ class LiveDiskFull(TmpfsStore):
             for _ in range(nbytes // 8000):
                 s.sendto(b"x" * 8000, ("127.0.0.1", 9))
 
+    def ring_full_drops(self):
+        text = self.get("/metrics") or ""
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("tm_packets_dropped_total{") and 'reason="ring_full"' in line)
+
+
+class LiveDiskFull(TmpfsStore, LiveServe):
+    """tm serve -i lo on a full disk: it deletes its oldest segments, or says it cannot write
+    (stats writer_error, /metrics tm_writer_error) and writes again once there is room."""
+    size = "6m"
+
     def test_oldest_segments_make_room(self):
         if os.geteuid() != 0:
             self.skipTest("live capture on lo needs root")
@@ -295,11 +304,6 @@ class LiveDiskFull(TmpfsStore):
         except subprocess.TimeoutExpired:
             self.fail("tm serve still running 30 s after SIGINT while its writer could not write")
 
-    def ring_full_drops(self):
-        text = self.get("/metrics") or ""
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("tm_packets_dropped_total{") and 'reason="ring_full"' in line)
-
     def fill_disk(self):
         ballast = os.path.join(self.mnt, "ballast")
         with open(ballast, "wb") as f:
@@ -310,6 +314,79 @@ class LiveDiskFull(TmpfsStore):
             except OSError:
                 pass
         return ballast
+
+
+class LiveReadOnly(StoreTest, LiveServe):
+    """tm serve -i lo on a file system that goes read-only under it (ext4 on a loop device,
+    errors=remount-ro, an error triggered through /sys/fs/ext4/<dev>/trigger_fs_error): the
+    writer reports it as it reports a full disk, logs it once rather than at every attempt,
+    counts what it drops, and still stops on SIGINT."""
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("a loop device and live capture on lo need root")
+        if not shutil.which("mkfs.ext4"):
+            self.skipTest("no mkfs.ext4")
+        image = self.path("fs.img")
+        with open(image, "wb") as f:
+            f.truncate(32 << 20)
+        run(["mkfs.ext4", "-q", "-F", image])
+        self.mnt = self.path("mnt")
+        os.mkdir(self.mnt)
+        p = subprocess.run(["mount", "-o", "loop,errors=remount-ro", image, self.mnt],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            self.skipTest("cannot mount an ext4 image: %s" % p.stderr.decode(errors="replace").strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mnt])
+        dev = subprocess.run(["findmnt", "-n", "-o", "SOURCE", self.mnt], stdout=subprocess.PIPE,
+                             check=True).stdout.decode().strip()
+        self.trigger = "/sys/fs/ext4/%s/trigger_fs_error" % os.path.basename(dev)
+        if not os.path.exists(self.trigger):
+            self.skipTest("no %s (a kernel before 5.x)" % self.trigger)
+        self.store = os.path.join(self.mnt, "store")
+
+    def log_lines(self, text):
+        self.err.flush()
+        with open(self.path("serve.err"), "rb") as f:
+            return [line for line in f.read().decode(errors="replace").splitlines() if text in line]
+
+    def test_reported_once_counted_and_stopped(self):
+        self.serve("--ram-budget", "1m")
+        self.until(lambda: self.stats()["classes"]["default"]["written_packets"] > 0, "packets written",
+                   traffic=True)
+        with open(self.trigger, "w") as f:
+            f.write("tm test\n")
+        self.until(lambda: "Read-only file system" in self.stats()["writer_error"], "writer_error reported",
+                   traffic=True)
+        status, body = self.health()
+        self.assertEqual(status, 503)
+        self.assertEqual(body["status"], "degraded")
+        self.assertIn("Read-only file system", body["error"])
+        self.assertEqual(self.metric("tm_writer_error"), 1)
+        # Traffic goes on for 3 s: the writer tries again about once a second, and logs none of it.
+        before = len(self.log_lines("Read-only file system"))
+        self.until(lambda: self.ring_full_drops() > 0, "packets dropped once the writer could not write",
+                   seconds=30, traffic=True)
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            self.send(2 << 20)
+            time.sleep(0.1)
+        self.assertIn("Read-only file system", self.stats()["writer_error"])
+        lines = self.log_lines("Read-only file system")
+        self.assertLessEqual(len(lines), 3, "\n".join(lines))  # the first failure, then "writes keep failing"
+        self.assertEqual(len(lines), before, "\n".join(lines))
+        self.assertEqual(len(self.log_lines("writes keep failing")), 1)
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.fail("tm serve still running 30 s after SIGINT on a read-only file system")
+        stopped = self.log_lines("stopped; at the end")
+        self.assertEqual(len(stopped), 1)
+        dropped = re.search(r"dropped: (\d+) in tm", stopped[0])
+        self.assertIsNotNone(dropped, stopped[0])
+        self.assertGreater(int(dropped.group(1)), 0, stopped[0])
 
 
 class SegmentLargerThanBudget(StoreTest):

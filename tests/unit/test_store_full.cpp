@@ -140,6 +140,49 @@ TEST(StoreFull, AWriteErrorThatIsNoFullDiskIsNamedAsItIs) {
   EXPECT_EQ(w.problem(), "");  // room on the disk: nothing to report as a lack of it
 }
 
+// Live, writes that keep failing other than for room (here EFBIG: no file may grow at all; a
+// file system gone read-only is the same to the writer) are a problem reported as a full disk
+// with nothing to delete is (health, metrics), logged once rather than at every attempt, and
+// tried again every second until a write succeeds.
+TEST(StoreFull, WritesThatKeepFailingAreReportedOnceAndTriedAgain) {
+  TempDir d;
+  store::StoreWriter w(live_options(d.p / "store"));
+  LogCapture log;
+  w.start();
+  uint64_t ts = 1'000'000'000;
+  {
+    FileSizeLimit limit(0);
+    ASSERT_TRUE(within(std::chrono::milliseconds(3000), [&] {
+      push(w, ts, 10);  // (packets keep coming: a failed write's are gone, cut back)
+      return !w.problem().empty();
+    })) << log.str();
+    EXPECT_NE(w.problem().find("File too large"), std::string::npos) << w.problem();
+    EXPECT_FALSE(w.failed());  // still running, still trying
+    // Packets keep coming for 2.5 s: a few more attempts, no more lines.
+    const uint64_t errors = w.write_errors();
+    for (int i = 0; i < 25; ++i) {
+      push(w, ts, 20);
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_GE(w.write_errors(), errors + 2);  // tried again, about once a second
+    EXPECT_LE(w.write_errors(), errors + 4);
+    EXPECT_FALSE(w.problem().empty());
+  }
+  const uint64_t written = w.stats(0).written_packets.load();
+  push(w, ts, 100);
+  ASSERT_TRUE(within(std::chrono::milliseconds(3000), [&] { return w.problem().empty(); })) << log.str();
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(3000)));
+  EXPECT_GE(w.stats(0).written_packets.load(), written + 100);
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+  const std::string text = log.str();
+  size_t lines = 0;
+  for (size_t at = 0; (at = text.find("File too large", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_LE(lines, 3u) << text;  // the first failure, the second saying they keep failing
+  EXPECT_NE(text.find("writes keep failing"), std::string::npos) << text;
+  EXPECT_NE(text.find("writing again"), std::string::npos) << text;
+}
+
 TEST(StoreFull, LiveWriterDeletesOldestSegmentsToMakeRoom) {
   Tmpfs t("6m");
   if (!t.ok) GTEST_SKIP() << "mounting a tmpfs needs root";
