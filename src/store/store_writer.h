@@ -269,9 +269,9 @@ class StoreWriter {
   // capture's short wait) and logged once, and the writer tries again every second, logging
   // nothing more until a write succeeds (writing_again()).
   void write_failed(const std::string& what, int err);
-  void writing_again();
+  void writing_again();  // a drain and flush that wrote packets succeeded after write_failed()
   // finish() after a failure: what the rings still hold will not be written; counted lost.
-  void discard_rings();  // a drain and flush that wrote packets succeeded after write_failed()
+  void discard_rings();
   // Deletes the oldest sealed segments of any class while the disk is short of room
   // (room_to_write()), and at least one with `at_least_one`; returns how many.
   size_t evict_for_room(bool at_least_one);
