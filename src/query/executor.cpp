@@ -265,7 +265,8 @@ class Engine {
         cand = plan_segment(q_.parsed.expr, *view, n).set;
         // Frames cut short inside their headers are judged by the re-check whatever the index
         // says of them (PacketFilter: libpcap's verdict, which the keys they have cannot give).
-        cand |= view->scalar(store::Field::kNet, store::kNetCut, store::kNetCut);
+        // Looked up only where the sidecar does not say there are none (most segments).
+        if (m.cut_frames) cand |= view->scalar(store::Field::kNet, store::kNetCut, store::kNetCut);
         if (lo > 0 || hi < n) {
           Roaring range;
           if (lo < hi) range.addRange(lo, hi);

@@ -24,6 +24,9 @@ struct SegmentMeta {
   uint64_t wire_bytes = 0;  // sum of the packets' original lengths
   uint32_t linktype = 0;
   bool monotonic = true;  // timestamps never decrease inside the segment
+  // The segment may hold frames cut before their keys (the kNet key kNetCut, which every query
+  // adds to its candidates): false only when its sidecar says it holds none (header flags).
+  bool cut_frames = true;
 };
 
 }  // namespace tmach::store

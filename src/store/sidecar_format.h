@@ -32,12 +32,17 @@ struct Header {
   uint32_t header_crc;                                               // of the header, with this field 0
   uint64_t seq, first_ts, last_ts, packets, pcap_bytes, wire_bytes;  // SegmentMeta
   uint32_t linktype;                                                 // SegmentMeta
-  uint32_t flags;                                                    // bit 0: SegmentMeta::monotonic
+  uint32_t flags;                                                    // kFlag*
   uint64_t body_raw, body_zstd;  // despite the names: the number of sections; the bytes after the header
   uint32_t body_crc;             // of the section table (a SidecarView::Section per section)
   uint8_t reserved[kSidecarHeaderSize - 8 - 4 - 4 - 6 * 8 - 4 - 4 - 16 - 4];
 };
 static_assert(sizeof(Header) == kSidecarHeaderSize);
+
+// Header::flags. kFlagCutKnown: the writer set kFlagCutFrames, which says whether the kNet
+// index holds the key kNetCut (writers before it did not, and some of their sidecars hold it:
+// SegmentMeta::cut_frames is true for them).
+inline constexpr uint32_t kFlagMonotonic = 1, kFlagCutKnown = 2, kFlagCutFrames = 4;
 
 inline constexpr uint32_t kSecDirectory = 1, kSecOffsets = 2, kSecOffsetTable = 3, kSecKeys = 16,
                           kSecBitmaps = 32, kSecFence = 48;

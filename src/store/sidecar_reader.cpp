@@ -59,7 +59,8 @@ SegmentMeta meta_of(const Header& h) {
   m.pcap_bytes = h.pcap_bytes;
   m.wire_bytes = h.wire_bytes;
   m.linktype = h.linktype;
-  m.monotonic = h.flags & 1;
+  m.monotonic = h.flags & kFlagMonotonic;
+  m.cut_frames = !(h.flags & kFlagCutKnown) || (h.flags & kFlagCutFrames);
   return m;
 }
 

@@ -248,7 +248,7 @@ struct FreeCCtx {
 // read).
 uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
                         const std::vector<DirEntry>& directory, const EncodedOffsets& offsets,
-                        std::vector<FieldSections> fields, bool two_threads) {
+                        std::vector<FieldSections> fields, bool cut_frames, bool two_threads) {
   std::vector<Placed> secs{{kSecDirectory, 0, directory.size() * sizeof(DirEntry)},
                            {kSecOffsetTable, 0, offsets.table.size()},
                            {kSecOffsets, 0, offsets.blocks.size()}};
@@ -296,7 +296,7 @@ uint64_t write_sections(const std::string& path, const SegmentMeta& meta,
     h.pcap_bytes = meta.pcap_bytes;
     h.wire_bytes = meta.wire_bytes;
     h.linktype = meta.linktype;
-    h.flags = meta.monotonic ? 1 : 0;
+    h.flags = (meta.monotonic ? kFlagMonotonic : 0) | kFlagCutKnown | (cut_frames ? kFlagCutFrames : 0);
     h.body_raw = table.size();               // sections
     h.body_zstd = pos - kSidecarHeaderSize;  // bytes after the header
     h.body_crc = util::crc32(table.data(), table.size() * sizeof(SidecarView::Section));
@@ -318,6 +318,15 @@ std::vector<FieldSections> index_fields(const Index& ix, BlobSize size, BlobWrit
   f.push_back(field_sections(Field::kNet, ix.net, put_scalar_key, size, write, prefetch));
   f.push_back(field_sections(Field::kVlan, ix.vlan, put_scalar_key, size, write, prefetch));
   return f;
+}
+
+// Whether the kNet index `net` (key, bitmap pairs in key order) holds frames cut before their
+// keys (kNetCut).
+template <class Items>
+bool has_cut_frames(const Items& net) {
+  for (const auto& [k, b] : net)
+    if (k == kNetCut) return true;
+  return false;
 }
 
 }  // namespace
@@ -396,7 +405,8 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta,
   auto write = [&ix](PostingIndex::Span s, uint8_t* out) { ix.write(s, out); };
   auto prefetch = [&ix](PostingIndex::Span s) { ix.prefetch(s); };
   // (two threads: the addresses' sections on this one, the scalar fields' on a helper)
-  return write_sections(path, meta, directory, offsets, index_fields(ix, size, write, prefetch), two_threads);
+  return write_sections(path, meta, directory, offsets, index_fields(ix, size, write, prefetch),
+                        has_cut_frames(ix.net), two_threads);
 }
 
 uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const SidecarBody& body) {
@@ -404,7 +414,8 @@ uint64_t write_sidecar(const std::string& path, const SegmentMeta& meta, const S
   auto write = [](const Roaring& b, uint8_t* out) { b.write(reinterpret_cast<char*>(out), true); };
   auto prefetch = [](const Roaring&) {};
   return write_sections(path, meta, body.directory, encode_offsets(path, body.offsets),
-                        index_fields(body.index, size, write, prefetch), false);
+                        index_fields(body.index, size, write, prefetch), has_cut_frames(body.index.net),
+                        false);
 }
 
 }  // namespace tmach::store

@@ -16,8 +16,10 @@
 #include "store/ring.h"
 #include "store/segment_writer.h"
 #include "store/sidecar.h"
+#include "store/sidecar_format.h"
 #include "store/store_dir.h"
 #include "temp_dir.h"
+#include "util/crc32.h"
 #include "util/file_io.h"
 
 using namespace tmach;
@@ -342,6 +344,53 @@ TEST(Layout, Names) {
   EXPECT_EQ(p->linktype, 1u);
   EXPECT_FALSE(store::parse_segment_name("notes"));
   EXPECT_FALSE(store::parse_segment_name("00000042-12-ltx"));
+}
+
+// The sidecar's header says whether the segment holds frames cut before their keys (kNetCut),
+// so that queries look that key up only where there are some; a sidecar without the flag
+// (written before it) is taken to hold some.
+TEST(Segment, TheSidecarSaysWhetherItHoldsFramesCutBeforeTheirKeys) {
+  TempDir d;
+  auto write = [&](const std::string& name, bool cut) {
+    std::string base = (d.p / name).string();
+    store::SegmentWriter w(base, 1, 1, store::WriterOptions{});
+    for (int i = 0; i < 10; ++i) {
+      auto f = udp_frame(1, 2, 1000, 53, i);
+      // One frame cut inside its IP header (14 + 12 bytes: no addresses) when `cut`.
+      const uint32_t caplen = cut && i == 5 ? 26 : static_cast<uint32_t>(f.size());
+      w.append(1000 + static_cast<uint64_t>(i), static_cast<uint32_t>(f.size()), f.data(), caplen);
+    }
+    w.seal();
+    return base + ".idx";
+  };
+  const std::string with = write("00000001-1000-lt1", true), without = write("00000002-1000-lt1", false);
+  EXPECT_TRUE(store::read_sidecar_meta(with).cut_frames);
+  EXPECT_FALSE(store::read_sidecar_meta(without).cut_frames);
+  EXPECT_TRUE(store::SidecarView::open(with)->meta().cut_frames);
+  EXPECT_FALSE(store::SidecarView::open(without)->meta().cut_frames);
+  // The index agrees: the key is there, or not.
+  EXPECT_EQ(store::SidecarView::open(with)
+                ->scalar(store::Field::kNet, store::kNetCut, store::kNetCut)
+                .cardinality(),
+            1u);
+  EXPECT_TRUE(store::SidecarView::open(without)
+                  ->scalar(store::Field::kNet, store::kNetCut, store::kNetCut)
+                  .isEmpty());
+  // A sidecar of an older writer: flags bit 1 clear (its header's CRC made good again).
+  {
+    std::fstream f(without, std::ios::in | std::ios::out | std::ios::binary);
+    store::sidecar_format::Header h;
+    f.read(reinterpret_cast<char*>(&h), sizeof(h));
+    ASSERT_TRUE(f);
+    EXPECT_EQ(h.flags, store::sidecar_format::kFlagMonotonic | store::sidecar_format::kFlagCutKnown);
+    h.flags = store::sidecar_format::kFlagMonotonic;
+    h.header_crc = 0;
+    h.header_crc = util::crc32(&h, sizeof(h));
+    f.seekp(0);
+    f.write(reinterpret_cast<const char*>(&h), sizeof(h));
+  }
+  EXPECT_TRUE(store::read_sidecar_meta(without).cut_frames);
+  EXPECT_TRUE(store::read_sidecar_meta(without).monotonic);
 }
 
 TEST(Segment, WriteSealReadBackAndIndexes) {
