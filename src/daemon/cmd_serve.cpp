@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -79,10 +80,12 @@ std::string status_line(const nlohmann::json& j) {
   uint64_t stored = 0, cut = 0, dropped = 0, disk = 0, evicted = 0;
   if (j.contains("classes"))
     for (auto& [name, c] : j["classes"].items()) {
-      stored += c.value("stored_packets", uint64_t{0});
+      // Handed to the store, less what a failed write lost (counted as dropped instead).
+      const uint64_t lost = c.value("lost_packets", uint64_t{0});
+      stored +=
+          c.value("stored_packets", uint64_t{0}) - std::min(lost, c.value("stored_packets", uint64_t{0}));
       cut += c.value("cut_packets", uint64_t{0});
-      dropped += c.value("dropped_ring_full", uint64_t{0}) + c.value("dropped_too_large", uint64_t{0}) +
-                 c.value("lost_packets", uint64_t{0});  // (a failed write's)
+      dropped += c.value("dropped_ring_full", uint64_t{0}) + c.value("dropped_too_large", uint64_t{0}) + lost;
       disk += c.value("disk_bytes", uint64_t{0});
       evicted += c.value("segments_evicted", uint64_t{0});
     }

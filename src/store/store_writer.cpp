@@ -142,9 +142,11 @@ void StoreWriter::serve_syncs() {
   std::exception_ptr failure;  // (the tasks are answered first)
   if (!failed() && !waiting_for_room_ && failing_writes_ < 2) {
     try {
-      for (size_t c = 0; c < classes_.size(); ++c) drain(static_cast<uint16_t>(c), SIZE_MAX);
+      bool any = false;
+      for (size_t c = 0; c < classes_.size(); ++c) any |= drain(static_cast<uint16_t>(c), SIZE_MAX);
       for (auto& st : state_)
         for (auto& [lt, w] : st.open) w->flush();
+      if (any && failing_writes_ > 0) writing_again();
     } catch (...) {
       failure = std::current_exception();
     }
@@ -313,13 +315,14 @@ void StoreWriter::run() {
   uint32_t idle_us = 100;
   for (;;) {
     bool progress = false;
+    bool ticking = false;  // (a failure in the flow records' tick is theirs: write_failed)
     try {
       if (waiting_for_room_ && clock::now() - last_try >= std::chrono::seconds(1)) {
         last_try = clock::now();
         waiting_for_room_ = !make_room("", 0);
       }
       // Writes that keep failing (not for room) are tried again once a second.
-      const bool holding = failing_writes_ > 1 && clock::now() - last_try < std::chrono::seconds(1);
+      const bool holding = failing_writes_ > 1 && clock::now() < write_retry_at_;
       if (!waiting_for_room_ && !holding)
         for (size_t c = 0; c < classes_.size(); ++c) progress |= drain(static_cast<uint16_t>(c), 4096);
       if (failing_writes_ > 0 && progress) {
@@ -332,9 +335,16 @@ void StoreWriter::run() {
       collect_seals(false);
       if (sync_pending_.load(std::memory_order_acquire)) serve_syncs();
       auto now = clock::now();
-      if (tick_)
+      if (tick_ && (!flows_failing_ || now >= flows_retry_at_)) {
+        ticking = true;
         tick_(static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()));
+        ticking = false;
+        if (flows_failing_) {
+          spdlog::warn("writer: flow records: writing again");
+          flows_failing_ = false;
+        }
+      }
       if (now - last_flush > std::chrono::milliseconds(500)) {
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)
@@ -347,7 +357,7 @@ void StoreWriter::run() {
         last_sync = now;
       }
     } catch (const std::exception& e) {
-      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      write_errors_.fetch_add(1, std::memory_order_relaxed);  // (the flow records' too)
       if (!opts_.evict_when_full) {
         set_error(e.what());
         spdlog::error("writer thread stopped: {}", e.what());
@@ -363,7 +373,7 @@ void StoreWriter::run() {
         reseal_unsealed();  // (the seals that failed for want of room)
         continue;
       }
-      write_failed(e.what(), util::error_number_of(e));
+      write_failed(e.what(), util::error_number_of(e), ticking);
     }
     if (!progress) {
       if (stop_.load(std::memory_order_acquire)) break;

@@ -267,8 +267,11 @@ class StoreWriter {
   // logged and tried again at once (it may pass). When writes keep failing (a second failure
   // with no write that succeeded between), the problem is set (problem(): health, metrics, the
   // capture's short wait) and logged once, and the writer tries again every second, logging
-  // nothing more until a write succeeds (writing_again()).
-  void write_failed(const std::string& what, int err);
+  // nothing more until a write succeeds (writing_again()). While held, every class waits (a
+  // failure is not told apart by class: the file system is usually the same). `flows`: the
+  // failure was the flow records' (StoreWriter::set_tick): other than for room, it is logged
+  // once and their tick held for a second, the packets' writes untouched.
+  void write_failed(const std::string& what, int err, bool flows);
   void writing_again();  // a drain and flush that wrote packets succeeded after write_failed()
   // finish() after a failure: what the rings still hold will not be written; counted lost.
   void discard_rings();
@@ -322,6 +325,9 @@ class StoreWriter {
   // Writer thread: writes failed other than for room since the last that succeeded (> 1:
   // write_problem_ is set, and the writer tries again once a second).
   uint32_t failing_writes_ = 0;
+  std::chrono::steady_clock::time_point write_retry_at_{};  // writer thread: the held drain's next try
+  bool flows_failing_ = false;                              // writer thread: the tick failed (write_failed)
+  std::chrono::steady_clock::time_point flows_retry_at_{};  // writer thread: its next try
   std::vector<std::pair<uint16_t, std::string>> unsealed_;  // writer thread: seals that failed (class, base)
   uint32_t test_delay_us_ = 0;
   std::chrono::steady_clock::time_point test_next_{};  // the thread draining: the paced writer's next turn

@@ -290,11 +290,21 @@ bool StoreWriter::make_room(const std::string& what, int err) {
   return room;
 }
 
-void StoreWriter::write_failed(const std::string& what, int err) {
+void StoreWriter::write_failed(const std::string& what, int err, bool flows) {
   if (full_disk(err)) {
     waiting_for_room_ = !make_room(what, err);
     return;
   }
+  if (flows) {
+    // The flow writer keeps the records it could not write for its next turn: the packets'
+    // segments are not cut for it, and it is tried again a second later.
+    if (!flows_failing_)
+      spdlog::error("writer: flow records: {}; they are kept and tried again every second", what);
+    flows_failing_ = true;
+    flows_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    return;
+  }
+  write_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   const bool first = failing_writes_++ == 0;
   waiting_for_room_ = !make_room(first ? what : "", err);  // (it logs the first failure)
   if (first) return;

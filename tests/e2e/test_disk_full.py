@@ -352,7 +352,7 @@ class LiveReadOnly(StoreTest, LiveServe):
             return [line for line in f.read().decode(errors="replace").splitlines() if text in line]
 
     def test_reported_once_counted_and_stopped(self):
-        self.serve("--ram-budget", "1m")
+        self.serve("--ram-budget", "1m", "--status-interval", "0")  # (no status lines among the counted)
         self.until(lambda: self.stats()["classes"]["default"]["written_packets"] > 0, "packets written",
                    traffic=True)
         with open(self.trigger, "w") as f:

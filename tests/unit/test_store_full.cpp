@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "store/layout.h"
 #include "store/store_writer.h"
 #include "temp_dir.h"
+#include "util/file_io.h"
 
 using namespace tmach;
 namespace fs = std::filesystem;
@@ -181,6 +183,37 @@ TEST(StoreFull, WritesThatKeepFailingAreReportedOnceAndTriedAgain) {
   EXPECT_LE(lines, 3u) << text;  // the first failure, the second saying they keep failing
   EXPECT_NE(text.find("writes keep failing"), std::string::npos) << text;
   EXPECT_NE(text.find("writing again"), std::string::npos) << text;
+}
+
+// The flow records' writer runs on the writer thread's tick: when its writes fail (other than
+// for room) the packets' are untouched, neither cut nor held, and it is said once.
+TEST(StoreFull, FlowRecordsThatCannotBeWrittenDoNotHoldThePackets) {
+  TempDir d;
+  store::StoreWriter w(live_options(d.p / "store"));
+  std::atomic<int> ticks{0};
+  w.set_tick([&](uint64_t) {
+    ++ticks;
+    throw util::IoError("cannot create flows/x.flows: Read-only file system", EROFS);
+  });
+  LogCapture log;
+  w.start();
+  uint64_t ts = 1'000'000'000;
+  for (int i = 0; i < 20; ++i) {
+    push(w, ts, 50);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(3000)));
+  EXPECT_EQ(w.stats(0).written_packets.load(), 1000u);
+  EXPECT_EQ(w.stats(0).lost_packets.load(), 0u);
+  EXPECT_EQ(w.problem(), "");
+  EXPECT_GE(ticks.load(), 2);  // tried again, about once a second over 2 s
+  EXPECT_LE(ticks.load(), 4);
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+  const std::string text = log.str();
+  size_t lines = 0;
+  for (size_t at = 0; (at = text.find("Read-only file system", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, 1u) << text;
 }
 
 TEST(StoreFull, LiveWriterDeletesOldestSegmentsToMakeRoom) {
