@@ -293,6 +293,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   if (!r.flow_id.empty() && !r.community_id.empty())
     refuse("give --flow or --community-id, not both", "give flow_id or community_id, not both");
   std::string conns, from = r.from, to = r.to;
+  bool flow_times = false;  // from or to is the flow's (its lifetime), not the request's
   if (!r.community_id.empty()) {
     conns = flow::community_filter(o_.store, r.community_id);
     if (conns.empty())
@@ -305,7 +306,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       throw BadRequest(fmt::format("flow_id: '{}' is not a flow id (a number from tm flows)", r.flow_id));
     if (auto f = flow::flow_packets(o_.store, id)) {
       conns = f->filter;
-      if (from.empty()) from = f->from;  // its lifetime, unless the request bounds it otherwise
+      flow_times = from.empty() != to.empty();  // (both given: the request's own order is checked)
+      if (from.empty()) from = f->from;         // its lifetime, unless the request bounds it otherwise
       if (to.empty()) to = f->to;
     } else {
       p.no_connection = fmt::format("no flow {} in store {}", r.flow_id, o_.store);
@@ -318,7 +320,17 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   } catch (const std::invalid_argument& e) {
     throw BadRequest(e.what());
   }
-  p.q = spec(filter, from, "from", to, true);
+  p.q = spec(filter, from, "from", to, !flow_times);
+  if (flow_times && p.q.from_ns > p.q.to_ns) {
+    // A bound of the request's own outside the flow's lifetime: said as such, not as an order
+    // of two times the request did not both give.
+    const bool from_given = !r.from.empty();
+    const std::string what = fmt::format(
+        "the time given is {} flow {}'s {} packet ({})", from_given ? "after" : "before", r.flow_id,
+        from_given ? "last" : "first", util::format_time(from_given ? p.q.to_ns - 1 : p.q.from_ns));
+    refuse(fmt::format("--{}: {}", from_given ? "from" : "to", what),
+           fmt::format("{}: {}", from_given ? "from" : "to", what));
+  }
   if (!p.no_connection.empty()) return p;
   p.q.classes = r.classes;
   if (sync && o_.live && !o_.live->sync())

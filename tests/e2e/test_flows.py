@@ -125,6 +125,17 @@ class FlowCounts(StoreTest):
                    "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=", "--count", check=False)
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn(b"not both", p.stderr)
+            # A bound given outside the flow's lifetime (the other one is the flow's) is said as such,
+            # not as "from is after to" of a time the request never gave.
+            for where in (["--store", self.store], ["--server", url]):
+                for bound, word in (("--from", b"after"), ("--to", b"before")):
+                    with self.subTest(where=where[0], bound=bound):
+                        p = tm("query", *where, "--flow", str(rows[0]["id"]), bound,
+                               "2030-01-01" if bound == "--from" else "2001-01-01", "--count", check=False)
+                        self.assertNotEqual(p.returncode, 0, p.stderr)
+                        self.assertIn(b"the time given is %s flow %s's" % (word, str(rows[0]["id"]).encode()),
+                                      p.stderr)
+                        self.assertNotIn(b"after to", p.stderr)
             for route in ("count", "explain"):
                 with self.subTest(route=route), self.assertRaises(urllib.error.HTTPError) as e:
                     urllib.request.urlopen(url + "/api/v1/%s?flow_id=12ab" % route, timeout=10)
