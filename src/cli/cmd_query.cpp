@@ -92,7 +92,7 @@ Runner add_query(CLI::App& app) {
     std::vector<std::string> filter;
     std::vector<std::string> classes;
     bool explain = false, count = false, quiet = false, require_all = false;
-    uint64_t flow_id = 0;
+    uint64_t flow_id = 0, limit = 0;
     std::string community_id, format;
     server::ClientOptions server;
   };
@@ -111,6 +111,9 @@ Runner add_query(CLI::App& app) {
   app.add_option("--class", o->classes, "search only these classes");
   app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
   app.add_flag("--count", o->count, "only count the matching packets");
+  app.add_option("-c,--limit", o->limit,
+                 "only the first N matching packets, in time order (as tcpdump -c); with --count, at most N")
+      ->check(whole_number(1, UINT64_MAX));
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker it asks answers in full");
@@ -145,7 +148,8 @@ Runner add_query(CLI::App& app) {
                              o->require_all,
                              o->community_id,
                              o->flow_id ? std::to_string(o->flow_id) : "",
-                             o->format};
+                             o->format,
+                             o->limit};
       auto warn = [](const std::string& w) { std::cerr << "tm query: warning: " << w << "\n"; };
       std::string summary;
       try {

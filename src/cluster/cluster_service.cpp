@@ -244,8 +244,14 @@ server::Reply ClusterService::history() {
 class ClusterService::QueryStream : public server::Stream {
  public:
   QueryStream(ClusterService& cs, std::shared_ptr<FetchSet> fs, uint64_t id, clk::time_point t0,
-              bool require_all, util::pcap::Output output)
-      : cs_(cs), fs_(std::move(fs)), id_(id), t0_(t0), require_all_(require_all), output_(output) {
+              bool require_all, util::pcap::Output output, uint64_t limit)
+      : cs_(cs),
+        fs_(std::move(fs)),
+        id_(id),
+        t0_(t0),
+        require_all_(require_all),
+        output_(output),
+        limit_(limit) {
     content_type = util::pcap::output_content_type(output);
   }
   ~QueryStream() override { fs_->end(); }
@@ -263,6 +269,7 @@ class ClusterService::QueryStream : public server::Stream {
     auto end = t0_ + std::chrono::duration_cast<clk::duration>(std::chrono::duration<double>(limit_s));
     bool cut = false, stopped = false;
     std::string why_cut;
+    uint64_t merged = 0;
     try {
       for (;;) {
         std::vector<size_t> stuck;
@@ -276,7 +283,12 @@ class ClusterService::QueryStream : public server::Stream {
           f.give_up();
         }
         if (!i) break;
-        write_packet(out, qs[*i]->pop());
+        // With a limit each worker sends its first `limit`: the merge's first `limit` are the
+        // cluster's. The rest is read to its end (the workers' answers complete), not written.
+        if (!limit_ || merged++ < limit_)
+          write_packet(out, qs[*i]->pop());
+        else
+          qs[*i]->pop();
         if (std::string why = stop(); !why.empty()) {
           cut = stopped = true;
           why_cut = why;
@@ -337,6 +349,7 @@ class ClusterService::QueryStream : public server::Stream {
   clk::time_point t0_;
   bool require_all_;
   util::pcap::Output output_;
+  uint64_t limit_;  // > 0: the first `limit_` merged packets only
 };
 
 // Packet queries: fan out, wait for every worker's answer status (bounded by its time limit),
@@ -360,6 +373,7 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
                    {"to", q.to},
                    {"community_id", q.community_id},
                    {"flow_id", q.flow_id},
+                   {"limit", q.limit ? std::to_string(q.limit) : ""},
                    {"format", "pcapng"}},
                   q.classes);
   p.emplace("filter", q.filter);
@@ -391,7 +405,7 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
     }
   }
   auto output = forced.value_or(links.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap);
-  auto s = std::make_unique<QueryStream>(*this, std::move(fs), id, t0, q.require_all, output);
+  auto s = std::make_unique<QueryStream>(*this, std::move(fs), id, t0, q.require_all, output, q.limit);
   s->headers.emplace_back("X-TM-Query-Id", std::to_string(id));
   s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));
   add_missing_headers(s->headers, missing);

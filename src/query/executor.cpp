@@ -500,6 +500,7 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
   std::priority_queue<Item, std::vector<Item>, decltype(later)> heap(later);
   std::vector<std::unique_ptr<SegmentMatches>> active;
   size_t next_seg = 0;
+  uint64_t emitted = 0;  // (q.limit)
   auto admit_until = [&](uint64_t ts) {
     while (next_seg < segs.size() && (heap.empty() || segs[next_seg]->lo_ts() <= ts)) {
       auto sm = eng.open(*segs[next_seg], next_seg);
@@ -525,6 +526,7 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
     uint32_t h[4];
     std::memcpy(h, rec, 16);
     out(OutPacket{m.ts, sm->linktype, h[2], h[3], rec + 16});
+    if (q.limit && ++emitted == q.limit) break;
     if (sm->next < sm->matches.size()) {
       heap.push(sm);
     } else {

@@ -19,6 +19,7 @@ struct QuerySpec {
   uint64_t from_ns = 0;              // inclusive
   uint64_t to_ns = UINT64_MAX;       // exclusive
   std::vector<std::string> classes;  // empty: all
+  uint64_t limit = 0;                // > 0: only the first `limit` matches in time order (tcpdump -c)
 };
 
 struct QueryStats {
@@ -41,7 +42,8 @@ struct OutPacket {
   const uint8_t* data;
 };
 
-// Calls `out` for every match in time order (ties: segment order, then file order).
+// Calls `out` for every match in time order (ties: segment order, then file order), or for
+// the first q.limit of them (no later segment is opened once it is reached).
 // Throws std::runtime_error for a filter libpcap cannot compile (BPF fallback).
 QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
                      const std::function<void(const OutPacket&)>& out);

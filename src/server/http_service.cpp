@@ -65,6 +65,7 @@ Params query_params(const QueryRequest& q, bool with_format) {
   if (q.require_all) p.emplace("require_all", "1");
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   if (!q.flow_id.empty()) p.emplace("flow_id", q.flow_id);
+  if (q.limit) p.emplace("limit", std::to_string(q.limit));
   if (with_format && !q.format.empty()) p.emplace("format", q.format);
   return p;
 }

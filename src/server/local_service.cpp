@@ -321,6 +321,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     throw BadRequest(e.what());
   }
   p.q = spec(filter, from, "from", to, !flow_times);
+  p.q.limit = r.limit;
   if (flow_times && p.q.from_ns > p.q.to_ns) {
     // A bound of the request's own outside the flow's lifetime: said as such, not as an order
     // of two times the request did not both give.

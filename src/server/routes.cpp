@@ -146,7 +146,8 @@ QueryRequest query_request(const httplib::Request& req) {
                  flag_param(req, "require_all"),
                  param(req, "community_id"),
                  param(req, "flow_id"),
-                 param(req, "format")};
+                 param(req, "format"),
+                 param_u64(req, "limit", UINT64_MAX)};
   if (json j = body_object(req); !j.is_null()) {
     for (auto [key, dst] :
          {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
@@ -158,6 +159,10 @@ QueryRequest query_request(const httplib::Request& req) {
     else
       q.flow_id = json_string(j, "flow_id", q.flow_id);
     if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
+    if (auto it = j.find("limit"); it != j.end() && !it->is_null()) {
+      if (!it->is_number_unsigned()) throw BadRequest("limit: expected a whole number from 0 (no limit)");
+      q.limit = it->get<uint64_t>();
+    }
     if (auto it = j.find("class"); it != j.end() && !it->is_null()) {
       json list = it->is_array() ? *it : json::array({*it});
       for (auto& c : list) {
@@ -321,7 +326,8 @@ void HttpApi::query_routes() {
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
   get_and_post(s, "/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format"});
+    only_params(
+        req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format", "limit"});
     stream_query(res, query_request(req));
   });
   download_routes();
@@ -343,7 +349,7 @@ void HttpApi::query_routes() {
   });
   get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id"});
+    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "limit"});
     QueryRequest q = query_request(req);
     auto t0 = clk::now();
     queries_admit_.admit();
@@ -398,7 +404,8 @@ void HttpApi::query_routes() {
 void HttpApi::download_routes() {
   auto& s = *svr_;
   post(s, "/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format"});
+    only_params(
+        req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format", "limit"});
     QueryRequest q = query_request(req);
     // A bad filter is refused now, not when the browser fetches the ticket; the plan says the
     // format the answer will be written in (the Content-Disposition name of the download).

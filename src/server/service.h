@@ -96,6 +96,8 @@ struct QueryRequest {
   // The answer's format: "pcap", "pcapng", or empty (auto): pcapng when the segments the query
   // may read hold more than one link type, else pcap (util/pcapng_writer.h).
   std::string format;
+  // > 0: only the first `limit` matching packets, in time order (tcpdump -c).
+  uint64_t limit = 0;
 };
 
 struct FlowRequest {

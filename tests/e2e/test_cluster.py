@@ -122,6 +122,41 @@ class Oracle(Cluster):
         self.assertGreater(nonempty, 80)
 
 
+class Limit(Cluster):
+    def test_the_first_n_packets_through_a_store_a_worker_and_the_front_end(self):
+        """tm query -c N (tcpdump -c): the first N packets of the whole answer, in time order, whether
+        asked of a store, of a worker or of the front-end (whose workers each send their first N); with
+        --count at most N; a limit that is no number is refused."""
+        src = corpus("mixed", FILES[0])
+        self.stores = self.record_shares(src)
+        self.start_workers(self.stores)
+        fe = self.start_frontend()
+        for flt in ("", "tcp", "udp or icmp"):
+            _, whole = self.query(fe, flt, "-q")
+            self.assertGreater(len(whole), 20, flt)
+            for n in (1, 7, len(whole) // 2, len(whole) + 5):
+                with self.subTest(filter=flt, n=n):
+                    _, got = self.query(fe, flt, "-q", "-c", str(n))
+                    self.assertSamePackets(got, whole[:n], "front-end")
+                    count = tm("query", "--server", fe, "--count", "-q", "-c", str(n), flt).stdout
+                    self.assertEqual(int(count), min(n, len(whole)))
+            # One worker, and its store, alike: the first N of that worker's answer.
+            mine = self.share_packets(0, flt)
+            n = max(1, len(mine) // 3)
+            _, got = self.query(self.workers[0], flt, "-q", "-c", str(n))
+            self.assertSamePackets(got, mine[:n], "worker")
+            out = self.path("store.pcap")
+            tm("query", "--store", self.stores[0], "-w", out, "-q", "-c", str(n), flt)
+            self.assertSamePackets(tcpdump_packets(out), mine[:n], "store")
+        for url in (fe, self.workers[0]):
+            p = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url + "/api/v1/count?limit=ten"],
+                    check=False)
+            self.assertEqual(p.stdout, b"400", url)
+            p = run(["curl", "-s", "-H", "Content-Type: application/json", "-d", '{"limit": 3}',
+                     url + "/api/v1/count"])
+            self.assertEqual(json.loads(p.stdout)["packets"], 3, url)
+
+
 class Faults(Cluster):
     def setUp(self):
         super().setUp()
