@@ -127,6 +127,10 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
+    if (o->limit && o->explain) {  // (the plan is the same whatever the limit: a usage error)
+      std::cerr << "-c/--limit does not go with --explain\n";
+      return 2;
+    }
     if (o->flow_id && !o->community_id.empty()) {  // (as the service refuses it: a usage error)
       std::cerr << "give --flow or --community-id, not both\n";
       return 2;
@@ -196,10 +200,13 @@ Runner add_query(CLI::App& app) {
       if (!o->quiet && !summary.empty()) std::cerr << "tm query: " << summary << "\n";
       return 0;
     }
+    bool flow_times = false;  // one bound the flow's (its lifetime), the other given
+    const bool from_given = !o->from.empty();
     if (o->flow_id) {  // --explain: the store's own figures, the flow's packets as a query takes them
       auto f = flow::flow_packets(o->store, o->flow_id);
       if (!f) throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
       q.text = query::and_filters(f->filter, q.text, "--flow", "filter");
+      flow_times = o->from.empty() != o->to.empty();
       if (o->from.empty()) o->from = f->from;
       if (o->to.empty()) o->to = f->to;
     }
@@ -221,6 +228,12 @@ Runner add_query(CLI::App& app) {
       return 2;
     }
     parse_time_range(o->from, o->to, q.from_ns, q.to_ns);
+    if (flow_times) {
+      if (std::string what =
+              flow::flow_bound_problem(std::to_string(o->flow_id), q.from_ns, q.to_ns, from_given);
+          !what.empty())
+        throw std::runtime_error(fmt::format("--{}: {}", from_given ? "from" : "to", what));
+    }
     if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
     q.classes = o->classes;
     auto t0 = std::chrono::steady_clock::now();

@@ -184,6 +184,14 @@ std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
                      util::epoch_text(row.rec.last_ts + 1)};
 }
 
+std::string flow_bound_problem(const std::string& id, uint64_t from_ns, uint64_t to_ns, bool from_given) {
+  if (from_ns < to_ns) return "";
+  // (the flow's `to` is just after its last packet; a `to` given is exclusive: at its first
+  // packet the range is empty too)
+  return fmt::format("the time given is {} flow {}'s {} packet ({})", from_given ? "after" : "before", id,
+                     from_given ? "last" : "first", util::format_time(from_given ? to_ns - 1 : from_ns));
+}
+
 FlowPredicate has_community_id(const std::string& id) {
   return [id](const FlowRecord& r) { return community_id(r) == id; };
 }

@@ -69,6 +69,11 @@ struct FlowPackets {
   std::string filter, from, to;
 };
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id);
+// A query of flow `id` given one bound of its own (`from_given`: from, else to), the other the
+// flow's (flow_packets()), whose time range [from_ns, to_ns) is then empty: why, naming the
+// flow's packet the bound misses ("the time given is after flow N's last packet (T)"); ""
+// when the range is not empty.
+std::string flow_bound_problem(const std::string& id, uint64_t from_ns, uint64_t to_ns, bool from_given);
 
 // A record whose Community ID (seed 0) is `id`.
 FlowPredicate has_community_id(const std::string& id);

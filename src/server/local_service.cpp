@@ -322,15 +322,14 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   }
   p.q = spec(filter, from, "from", to, !flow_times);
   p.q.limit = r.limit;
-  if (flow_times && p.q.from_ns > p.q.to_ns) {
+  if (flow_times) {
     // A bound of the request's own outside the flow's lifetime: said as such, not as an order
     // of two times the request did not both give.
     const bool from_given = !r.from.empty();
-    const std::string what = fmt::format(
-        "the time given is {} flow {}'s {} packet ({})", from_given ? "after" : "before", r.flow_id,
-        from_given ? "last" : "first", util::format_time(from_given ? p.q.to_ns - 1 : p.q.from_ns));
-    refuse(fmt::format("--{}: {}", from_given ? "from" : "to", what),
-           fmt::format("{}: {}", from_given ? "from" : "to", what));
+    if (std::string what = flow::flow_bound_problem(r.flow_id, p.q.from_ns, p.q.to_ns, from_given);
+        !what.empty())
+      refuse(fmt::format("--{}: {}", from_given ? "from" : "to", what),
+             fmt::format("{}: {}", from_given ? "from" : "to", what));
   }
   if (!p.no_connection.empty()) return p;
   p.q.classes = r.classes;

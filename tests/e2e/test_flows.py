@@ -136,6 +136,25 @@ class FlowCounts(StoreTest):
                         self.assertIn(b"the time given is %s flow %s's" % (word, str(rows[0]["id"]).encode()),
                                       p.stderr)
                         self.assertNotIn(b"after to", p.stderr)
+            # At the edges: 1 ns after the last packet, and a `to` (exclusive) at the first.
+            edges = (("--from", rows[0]["last_ns"] + 1, b"after"), ("--to", rows[0]["first_ns"], b"before"))
+            for where in (["--store", self.store, "--count"], ["--server", url, "--count"],
+                          ["--store", self.store, "--explain"]):
+                for bound, ns, word in edges:
+                    with self.subTest(where=where, bound=bound, edge=ns):
+                        p = tm("query", *where, "--flow", str(rows[0]["id"]), bound, "%d.%09d" % divmod(ns, 10**9),
+                               check=False)
+                        self.assertNotEqual(p.returncode, 0, p.stderr)
+                        self.assertIn(b"the time given is %s flow" % word, p.stderr)
+            # Just inside them, the flow's edge packet is answered.
+            for bound, ns in (("--from", rows[0]["last_ns"]), ("--to", rows[0]["first_ns"] + 1)):
+                with self.subTest(inside=bound):
+                    n = tm("query", "--store", self.store, "--flow", str(rows[0]["id"]), bound,
+                           "%d.%09d" % divmod(ns, 10**9), "--count", "-q").stdout
+                    self.assertGreaterEqual(int(n), 1)
+            p = tm("query", "--store", self.store, "--explain", "-c", "3", "tcp", check=False)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn(b"does not go with --explain", p.stderr)
             for route in ("count", "explain"):
                 with self.subTest(route=route), self.assertRaises(urllib.error.HTTPError) as e:
                     urllib.request.urlopen(url + "/api/v1/%s?flow_id=12ab" % route, timeout=10)
