@@ -6,6 +6,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cluster/pcap_merge.h"
@@ -200,15 +201,11 @@ Runner add_query(CLI::App& app) {
       if (!o->quiet && !summary.empty()) std::cerr << "tm query: " << summary << "\n";
       return 0;
     }
-    bool flow_times = false;  // one bound the flow's (its lifetime), the other given
-    const bool from_given = !o->from.empty();
+    std::optional<flow::FlowPackets> flow;
     if (o->flow_id) {  // --explain: the store's own figures, the flow's packets as a query takes them
-      auto f = flow::flow_packets(o->store, o->flow_id);
-      if (!f) throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
-      q.text = query::and_filters(f->filter, q.text, "--flow", "filter");
-      flow_times = o->from.empty() != o->to.empty();
-      if (o->from.empty()) o->from = f->from;
-      if (o->to.empty()) o->to = f->to;
+      flow = flow::flow_packets(o->store, o->flow_id);
+      if (!flow) throw std::runtime_error(fmt::format("no flow {} in store {}", o->flow_id, o->store));
+      q.text = query::and_filters(flow->filter, q.text, "--flow", "filter");
     }
     if (!o->community_id.empty()) {  // --explain: the store's own figures
       if (!packet::is_community_id(o->community_id))
@@ -228,13 +225,13 @@ Runner add_query(CLI::App& app) {
       return 2;
     }
     parse_time_range(o->from, o->to, q.from_ns, q.to_ns);
-    if (flow_times) {
-      if (std::string what =
-              flow::flow_bound_problem(std::to_string(o->flow_id), q.from_ns, q.to_ns, from_given);
-          !what.empty())
-        throw std::runtime_error(fmt::format("--{}: {}", from_given ? "from" : "to", what));
-    }
     if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
+    if (flow) {  // (as LocalService::packet_query narrows it)
+      flow::FlowWindow w = flow::flow_window(std::to_string(o->flow_id), *flow, q.from_ns, q.to_ns);
+      if (!w.problem.empty()) throw std::runtime_error(fmt::format("--{}: {}", w.bound, w.problem));
+      q.from_ns = w.from_ns;
+      q.to_ns = w.to_ns;
+    }
     q.classes = o->classes;
     auto t0 = std::chrono::steady_clock::now();
     // Names only: the executor checks each sidecar it opens (and skips by its time range).

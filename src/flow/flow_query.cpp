@@ -180,16 +180,25 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
   FlowRow row;
   if (!find_flow(store, id, row)) return std::nullopt;
-  return FlowPackets{connections_filter({row}), util::epoch_text(row.rec.first_ts),
-                     util::epoch_text(row.rec.last_ts + 1)};
+  const bool open = row.rec.end == static_cast<uint8_t>(EndState::kOpen);
+  return FlowPackets{connections_filter({row}), row.rec.first_ts, open ? UINT64_MAX : row.rec.last_ts + 1};
 }
 
-std::string flow_bound_problem(const std::string& id, uint64_t from_ns, uint64_t to_ns, bool from_given) {
-  if (from_ns < to_ns) return "";
-  // (the flow's `to` is just after its last packet; a `to` given is exclusive: at its first
-  // packet the range is empty too)
-  return fmt::format("the time given is {} flow {}'s {} packet ({})", from_given ? "after" : "before", id,
-                     from_given ? "last" : "first", util::format_time(from_given ? to_ns - 1 : from_ns));
+FlowWindow flow_window(const std::string& id, const FlowPackets& f, uint64_t from_ns, uint64_t to_ns) {
+  if (from_ns >= to_ns) return FlowWindow{from_ns, to_ns};  // (empty as given: answered empty)
+  FlowWindow w{std::max(from_ns, f.first_ns), std::min(to_ns, f.end_ns)};
+  if (w.from_ns < w.to_ns) return w;
+  // (with from_ns < to_ns, only one of the two can miss the flow)
+  if (from_ns >= f.end_ns) {
+    w.bound = "from";
+    w.problem = fmt::format("the time given is after flow {}'s last packet ({})", id,
+                            util::format_time(f.end_ns - 1));
+  } else {
+    w.bound = "to";
+    w.problem = fmt::format("the time given is not after flow {}'s first packet ({}; to is exclusive)", id,
+                            util::format_time(f.first_ns));
+  }
+  return w;
 }
 
 FlowPredicate has_community_id(const std::string& id) {

@@ -63,17 +63,25 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
 // The record with this id, if any flow file still has it.
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
 // The packets of flow `id` (tm query --flow, a query's flow_id): a filter for its connection
-// (connections_filter) and its lifetime, from its first packet to just after its last, as
-// times a query takes ("SECONDS.NANOSECONDS"); nullopt when no flow file has it.
+// (connections_filter) and its lifetime [first_ns, end_ns): end_ns is just after its last
+// packet, or UINT64_MAX when its newest record is an interim one (the connection was still
+// open: it may have packets after that record). nullopt when no flow file has it.
 struct FlowPackets {
-  std::string filter, from, to;
+  std::string filter;
+  uint64_t first_ns = 0, end_ns = UINT64_MAX;
 };
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id);
-// A query of flow `id` given one bound of its own (`from_given`: from, else to), the other the
-// flow's (flow_packets()), whose time range [from_ns, to_ns) is then empty: why, naming the
-// flow's packet the bound misses ("the time given is after flow N's last packet (T)"); ""
-// when the range is not empty.
-std::string flow_bound_problem(const std::string& id, uint64_t from_ns, uint64_t to_ns, bool from_given);
+// A query of flow `id` (`f`) over the time range [from_ns, to_ns) its request gave (0 and
+// UINT64_MAX where it gave none; an empty range stays as it is): that range narrowed to
+// the flow's lifetime — the filter names its connection's 5-tuple, which other flows had before
+// and after it — or, when they do not overlap, which bound ("from", "to") misses the flow and
+// why, naming the flow's packet ("the time given is after flow N's last packet (T)").
+struct FlowWindow {
+  uint64_t from_ns = 0, to_ns = UINT64_MAX;
+  const char* bound = "";  // (when `problem` is set)
+  std::string problem;
+};
+FlowWindow flow_window(const std::string& id, const FlowPackets& f, uint64_t from_ns, uint64_t to_ns);
 
 // A record whose Community ID (seed 0) is `id`.
 FlowPredicate has_community_id(const std::string& id);

@@ -292,8 +292,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   check_community_id(r.community_id);
   if (!r.flow_id.empty() && !r.community_id.empty())
     refuse("give --flow or --community-id, not both", "give flow_id or community_id, not both");
-  std::string conns, from = r.from, to = r.to;
-  bool flow_times = false;  // from or to is the flow's (its lifetime), not the request's
+  std::string conns;
+  std::optional<flow::FlowPackets> flow;  // (flow_id: the flow found)
   if (!r.community_id.empty()) {
     conns = flow::community_filter(o_.store, r.community_id);
     if (conns.empty())
@@ -304,11 +304,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     auto [end, ec] = std::from_chars(r.flow_id.data(), r.flow_id.data() + r.flow_id.size(), id);
     if (ec != std::errc() || end != r.flow_id.data() + r.flow_id.size() || id == 0)
       throw BadRequest(fmt::format("flow_id: '{}' is not a flow id (a number from tm flows)", r.flow_id));
-    if (auto f = flow::flow_packets(o_.store, id)) {
-      conns = f->filter;
-      flow_times = from.empty() != to.empty();  // (both given: the request's own order is checked)
-      if (from.empty()) from = f->from;         // its lifetime, unless the request bounds it otherwise
-      if (to.empty()) to = f->to;
+    if ((flow = flow::flow_packets(o_.store, id))) {
+      conns = flow->filter;
     } else {
       p.no_connection = fmt::format("no flow {} in store {}", r.flow_id, o_.store);
     }
@@ -320,16 +317,16 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   } catch (const std::invalid_argument& e) {
     throw BadRequest(e.what());
   }
-  p.q = spec(filter, from, "from", to, !flow_times);
+  p.q = spec(filter, r.from, "from", r.to, true);
   p.q.limit = r.limit;
-  if (flow_times) {
-    // A bound of the request's own outside the flow's lifetime: said as such, not as an order
-    // of two times the request did not both give.
-    const bool from_given = !r.from.empty();
-    if (std::string what = flow::flow_bound_problem(r.flow_id, p.q.from_ns, p.q.to_ns, from_given);
-        !what.empty())
-      refuse(fmt::format("--{}: {}", from_given ? "from" : "to", what),
-             fmt::format("{}: {}", from_given ? "from" : "to", what));
+  if (flow) {
+    // The request's range within the flow's lifetime (its 5-tuple's other flows are outside it),
+    // or why the flow has no packet in it.
+    flow::FlowWindow w = flow::flow_window(r.flow_id, *flow, p.q.from_ns, p.q.to_ns);
+    if (!w.problem.empty())
+      refuse(fmt::format("--{}: {}", w.bound, w.problem), fmt::format("{}: {}", w.bound, w.problem));
+    p.q.from_ns = w.from_ns;
+    p.q.to_ns = w.to_ns;
   }
   if (!p.no_connection.empty()) return p;
   p.q.classes = r.classes;
