@@ -15,6 +15,7 @@
 #include "packet/community_id.h"
 #include "query/combine.h"
 #include "query/executor.h"
+#include "query/packet_filter.h"
 #include "query/planner.h"
 #include "server/client.h"
 #include "store/catalog.h"
@@ -120,10 +121,14 @@ Runner add_query(CLI::App& app) {
                "--server is a tm frontend: fail unless every worker it asks answers in full");
   app.add_option("--flow", o->flow_id, "the packets of one flow (its id from tm flows), while still on disk")
       ->check(whole_number(1, UINT64_MAX));
-  app.add_option(
+  CLI::Option* cid = app.add_option(
       "--community-id", o->community_id,
       "the packets of the connection(s) with this Community ID (1:..., as Zeek and Suricata log it)");
-  return [o]() -> int {
+  return [o, cid]() -> int {
+    if (cid->count() && o->community_id.empty()) {  // (not "every connection": a usage error)
+      std::cerr << "--community-id: given empty (leave it out for every connection)\n";
+      return 2;
+    }
     if (!o->explain && !o->count && o->out.empty())
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
     if (o->store.empty() == o->server.url.empty())
@@ -224,6 +229,11 @@ Runner add_query(CLI::App& app) {
       std::cerr << query::format_error(q.text, q.parsed) << "\n";
       return 2;
     }
+    if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
+      if (std::string err = query::libpcap_filter_error(q.text); !err.empty()) {
+        std::cerr << err << "\n";
+        return 2;
+      }
     parse_time_range(o->from, o->to, q.from_ns, q.to_ns);
     if (q.from_ns > q.to_ns) throw std::runtime_error("--from is after --to");
     if (flow) {  // (as LocalService::packet_query narrows it)

@@ -462,8 +462,8 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
   QueryStats st;
   if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
   if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
-    std::string err = packet::bpf_compile_error(q.text);
-    if (!err.empty()) throw std::runtime_error(fmt::format("filter: {}", err));
+    std::string err = libpcap_filter_error(q.text);
+    if (!err.empty()) throw std::runtime_error(err);
   }
   std::vector<const store::SegmentInfo*> segs;
   for (const auto& s : cat.segments) {

@@ -121,4 +121,9 @@ std::vector<std::string> PacketFilter::problems() const {
   return out;
 }
 
+std::string libpcap_filter_error(const std::string& text) {
+  std::string err = bpf_compile_error(text);
+  return err.empty() ? err : fmt::format("filter: {} (libpcap, compiling '{}')", err, text);
+}
+
 }  // namespace tmach::query

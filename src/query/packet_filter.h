@@ -17,6 +17,10 @@ namespace tmach::query {
 
 // (packet/bpf.h; named here too for the query's callers)
 using packet::bpf_compile_error;
+// A filter that tm's parser hands to libpcap whole (ParseResult::Kind::kBpfOnly) and libpcap
+// cannot compile: the error as a query reports it, naming the filter (libpcap's message has no
+// position for a caret); "" when it compiles.
+std::string libpcap_filter_error(const std::string& text);
 
 // Whether tm and libpcap read a frame cut short before its keys (store::cut_before_its_keys)
 // alike: a link layer libpcap reads as tm does, straight to IPv4, IPv6 or ARP, or cut before

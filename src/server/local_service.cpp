@@ -204,16 +204,14 @@ void LocalService::refuse(const std::string& option_text, const std::string& par
 
 query::QuerySpec LocalService::spec(const std::string& filter, const std::string& from, const char* from_name,
                                     const std::string& to, bool check_order) const {
-  bool api = o_.naming == LocalOptions::Naming::kParameters;
   query::QuerySpec q;
   q.text = filter;
   q.parsed = query::parse_expr(q.text);
   if (q.parsed.kind == query::ParseResult::Kind::kError)
     throw BadRequest(query::format_error(q.text, q.parsed));
-  if (api && q.parsed.kind == query::ParseResult::Kind::kBpfOnly) {
-    std::string err = query::bpf_compile_error(q.text);
-    if (!err.empty()) throw BadRequest(fmt::format("filter: {}", err));
-  }
+  // (checked before the answer starts: a usage error, exit status 2 on the command line)
+  if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
+    if (std::string err = query::libpcap_filter_error(q.text); !err.empty()) throw BadRequest(err);
   uint64_t now = util::now_ns();
   for (auto [name, text, dst] : {std::tuple{from_name, &from, &q.from_ns}, std::tuple{"to", &to, &q.to_ns}}) {
     if (text->empty()) continue;
@@ -234,9 +232,9 @@ Backend& LocalService::need_live() const {
 void LocalService::check_community_id(const std::string& id) const {
   if (!id.empty() && !packet::is_community_id(id))
     throw BadRequest(
-        fmt::format("community_id: '{}' is not a version-1 Community ID (1: and 28 base64 "
+        fmt::format("{}: '{}' is not a version-1 Community ID (1: and 28 base64 "
                     "characters, as 1:wCb3OG7yAFWelaUydu0D+125CLM=)",
-                    id));
+                    o_.naming == LocalOptions::Naming::kOptions ? "--community-id" : "community_id", id));
 }
 
 std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) { return open_packets(r); }

@@ -136,6 +136,15 @@ std::string download_name(const std::string& filter, const std::string& from, co
   return n;
 }
 
+// A connection selector given empty (community_id=, flow_id=, a JSON "" or null): refused, as
+// any other value that is no ID is, rather than taken for its absence (every packet).
+void refuse_empty_selector(const httplib::Request& req, const json& body, const char* name) {
+  bool empty = req.has_param(name) && req.get_param_value(name).empty();
+  if (auto it = body.is_object() ? body.find(name) : body.end(); body.is_object() && it != body.end())
+    empty |= it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty());
+  if (empty) throw BadRequest(fmt::format("{}: given empty (leave it out for every connection)", name));
+}
+
 // A packet query's parameters (query, count, explain, download: each route checks which it
 // takes, only_params): the query string's and a form body's, then a JSON body's members.
 QueryRequest query_request(const httplib::Request& req) {
@@ -148,7 +157,10 @@ QueryRequest query_request(const httplib::Request& req) {
                  param(req, "flow_id"),
                  param(req, "format"),
                  param_u64(req, "limit", UINT64_MAX)};
-  if (json j = body_object(req); !j.is_null()) {
+  json j = body_object(req);
+  refuse_empty_selector(req, j, "community_id");
+  refuse_empty_selector(req, j, "flow_id");
+  if (!j.is_null()) {
     for (auto [key, dst] :
          {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
           std::pair{"community_id", &q.community_id}, std::pair{"format", &q.format}})
@@ -378,6 +390,7 @@ void HttpApi::query_routes() {
   get_and_post_form(s, "/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "format", "by", "top", "require_all", "community_id"});
     FlowParams fp = flow_params(req);
+    refuse_empty_selector(req, json(), "community_id");
     FlowRequest q{
         param(req, "filter"),           param(req, "from"),        param(req, "to"), fp.format, fp.by, fp.top,
         flag_param(req, "require_all"), param(req, "community_id")};

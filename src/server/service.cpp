@@ -86,8 +86,7 @@ Reply Service::explain(const QueryRequest& q) {
     j["plan"] = "indexes, then every candidate re-checked on its bytes\n" + query::explain_plan(pr.expr);
   } else {
     // As a query checks it (LocalService): libpcap's own error for what it cannot compile.
-    if (std::string err = query::bpf_compile_error(q.filter); !err.empty())
-      throw BadRequest("filter: " + err);
+    if (std::string err = query::libpcap_filter_error(q.filter); !err.empty()) throw BadRequest(err);
     j["kind"] = "scan";
     j["unplanned"] = pr.unplanned;
     j["plan"] =

@@ -3,6 +3,7 @@ import json
 import subprocess
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from tmtest import TM, listening_port, StoreTest, corpus, record, tcpdump_packets, tm
@@ -122,6 +123,26 @@ class CommunityIdOracle(StoreTest):
             p = tm("flows", "--server", url, "--community-id", "1:nope", check=False)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn(b"Community ID", p.stderr)
+            # Given empty (an unset field of a log line, say): refused, not taken for every connection.
+            for args in (("query", "--store", store, "--count"), ("query", "--server", url, "--count"),
+                         ("flows", "--store", store), ("flows", "--server", url)):
+                with self.subTest(empty=args):
+                    p = tm(*args, "--community-id", "", check=False)
+                    self.assertEqual(p.returncode, 2, p.stderr)
+                    self.assertIn(b"--community-id: given empty", p.stderr)
+                    self.assertEqual(p.stdout, b"")
+            for path in ("/api/v1/count?community_id=", "/api/v1/count?flow_id=", "/api/v1/query?community_id=",
+                         "/api/v1/flows?community_id="):
+                with self.subTest(path=path), self.assertRaises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen(url + path, timeout=10)
+                self.assertEqual(e.exception.code, 400, path)
+                self.assertIn(b"given empty", e.exception.read())
+            for body in ({"community_id": ""}, {"flow_id": None}):
+                req = urllib.request.Request(url + "/api/v1/count", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+                with self.subTest(body=body), self.assertRaises(urllib.error.HTTPError) as e:
+                    urllib.request.urlopen(req, timeout=10)
+                self.assertEqual(e.exception.code, 400, body)
         finally:
             server.terminate()
             server.wait(30)

@@ -234,6 +234,17 @@ class Errors(StoreTest):
         self.assertIn("and", err)
         self.assertIn("^", err)
 
+    def test_a_filter_libpcap_refuses_is_a_usage_error_naming_it(self):
+        # What tm's parser hands to libpcap whole has no caret to show: libpcap's error, with the filter,
+        # exit status 2 as for a syntax error tm finds (before: exit 1, the filter not named).
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        for flt in ("ip[0] =", "len >", "(tcp[13] & 2 != 0"):
+            for how in (("--count",), ("--explain",), ("-w", self.path("x.pcap"))):
+                with self.subTest(filter=flt, how=how):
+                    p = tm("query", "--store", self.store, *how, flt, check=False)
+                    self.assertEqual(p.returncode, 2, p.stderr)
+                    self.assertIn(b"libpcap, compiling '%s'" % flt.encode(), p.stderr)
+
     def test_unknown_keyword(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])
         p = tm("query", "--store", self.store, "--count", "hots 10.0.0.1", check=False)
