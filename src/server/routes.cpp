@@ -136,12 +136,13 @@ std::string download_name(const std::string& filter, const std::string& from, co
   return n;
 }
 
-// A connection selector given empty (community_id=, flow_id=, a JSON "" or null): refused, as
-// any other value that is no ID is, rather than taken for its absence (every packet).
+// A connection selector given empty (community_id=, flow_id=, a JSON ""): refused, as any other
+// value that is no ID is, rather than taken for its absence (every packet). (A JSON null is
+// absence, as for every member.)
 void refuse_empty_selector(const httplib::Request& req, const json& body, const char* name) {
   bool empty = req.has_param(name) && req.get_param_value(name).empty();
   if (auto it = body.is_object() ? body.find(name) : body.end(); body.is_object() && it != body.end())
-    empty |= it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty());
+    empty |= it->is_string() && it->get_ref<const std::string&>().empty();
   if (empty) throw BadRequest(fmt::format("{}: given empty (leave it out for every connection)", name));
 }
 

@@ -137,7 +137,7 @@ class CommunityIdOracle(StoreTest):
                     urllib.request.urlopen(url + path, timeout=10)
                 self.assertEqual(e.exception.code, 400, path)
                 self.assertIn(b"given empty", e.exception.read())
-            for body in ({"community_id": ""}, {"flow_id": None}):
+            for body in ({"community_id": ""}, {"flow_id": ""}):
                 req = urllib.request.Request(url + "/api/v1/count", data=json.dumps(body).encode(),
                                              headers={"Content-Type": "application/json"})
                 with self.subTest(body=body), self.assertRaises(urllib.error.HTTPError) as e:
