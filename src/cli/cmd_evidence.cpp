@@ -81,8 +81,9 @@ Runner add_evidence(CLI::App& app) {
          "--window", o->window,
          "look for the alert's flow record within this of its time; a host's packets: this either side")
       ->capture_default_str();
-  app.add_option("--from", o->from, "only alerts at or after this time (ISO-8601, epoch seconds, '2h ago')");
-  app.add_option("--to", o->to, "only alerts before this time");
+  app.add_option("--from", o->from, "only alerts at or after this time (ISO-8601, epoch seconds, '2h ago')")
+      ->check(not_empty("no bound"));
+  app.add_option("--to", o->to, "only alerts before this time")->check(not_empty("no bound"));
   app.add_flag("-f,--follow", o->follow,
                "keep reading the logs as they grow, across rotation, until SIGINT/SIGTERM");
   app.add_option("--wait", o->wait,

@@ -24,8 +24,8 @@ Runner add_flows(CLI::App& app) {
   app.add_option("-s,--store", o->store, "store directory");
   add_server_options(app, o->server, false);
   app.add_option("filter", o->filter, "filter on addresses, ports, protocols (tcpdump syntax)");
-  app.add_option("--from", o->from, "flows active at or after this time");
-  app.add_option("--to", o->to, "flows active before this time");
+  app.add_option("--from", o->from, "flows active at or after this time")->check(not_empty("no bound"));
+  app.add_option("--to", o->to, "flows active before this time")->check(not_empty("no bound"));
   app.add_option("--format", o->format,
                  "text (default), json (one object a line), csv, zeek (Zeek's conn.log), zeek-json")
       ->check(CLI::IsMember({"text", "json", "csv", "zeek", "zeek-json"}));

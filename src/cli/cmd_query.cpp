@@ -107,9 +107,9 @@ Runner add_query(CLI::App& app) {
                  "pcap or pcapng; default: pcapng when the store's segments in the query's classes and "
                  "time range hold more than one link type, else pcap")
       ->check(CLI::IsMember({"pcap", "pcapng"}));
-  app.add_option("--from", o->from,
-                 "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')");
-  app.add_option("--to", o->to, "end of the time range, exclusive");
+  app.add_option("--from", o->from, "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')")
+      ->check(not_empty("no bound"));
+  app.add_option("--to", o->to, "end of the time range, exclusive")->check(not_empty("no bound"));
   app.add_option("--class", o->classes, "search only these classes");
   app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
   app.add_flag("--count", o->count, "only count the matching packets");

@@ -43,6 +43,14 @@ CLI::Validator whole_number(uint64_t lo, uint64_t hi) {
       fmt::format("INT in [{} - {}]", lo, hi));
 }
 
+CLI::Validator not_empty(const char* absent_means) {
+  return CLI::Validator(
+      [absent_means](std::string& s) -> std::string {
+        return s.empty() ? fmt::format("given empty (leave it out for {})", absent_means) : "";
+      },
+      "");
+}
+
 CLI::Validator seconds_upto(double hi) {
   return CLI::Validator(
       [hi](std::string& s) -> std::string {

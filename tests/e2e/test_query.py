@@ -245,6 +245,16 @@ class Errors(StoreTest):
                     self.assertEqual(p.returncode, 2, p.stderr)
                     self.assertIn(b"libpcap, compiling '%s'" % flt.encode(), p.stderr)
 
+    def test_a_time_given_empty_is_refused(self):
+        # A script's unset variable: not taken for "no bound" (tm flows alike).
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        for cmd, opt in (("query", "--from"), ("query", "--to"), ("flows", "--from"), ("flows", "--to")):
+            with self.subTest(cmd=cmd, opt=opt):
+                p = tm(cmd, "--store", self.store, *(["--count"] if cmd == "query" else []), opt, "", check=False)
+                self.assertEqual(p.returncode, 105, p.stderr)
+                self.assertIn(b"%s: given empty" % opt.encode(), p.stderr)
+                self.assertEqual(p.stdout, b"")
+
     def test_unknown_keyword(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])
         p = tm("query", "--store", self.store, "--count", "hots 10.0.0.1", check=False)
