@@ -180,8 +180,20 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
   FlowRow row;
   if (!find_flow(store, id, row)) return std::nullopt;
-  const bool open = row.rec.end == static_cast<uint8_t>(EndState::kOpen);
-  return FlowPackets{connections_filter({row}), row.rec.first_ts, open ? UINT64_MAX : row.rec.last_ts + 1};
+  FlowPackets f{connections_filter({row}), row.rec.first_ts, row.rec.last_ts + 1};
+  if (row.rec.end == static_cast<uint8_t>(EndState::kOpen)) {
+    // Its newest record is an interim one: the connection is still open (its later packets are
+    // its own), or its recorder stopped without a final record (a crash, a damaged flow file),
+    // and then it ended before the next flow of its 5-tuple, if there is one.
+    f.end_ns = UINT64_MAX;
+    FlowQueryStats st;
+    const uint64_t last = row.rec.last_ts;
+    for (const FlowRow& later :
+         query_flows(store, query::parse_expr(f.filter), last + 1, UINT64_MAX, st,
+                     [&](const FlowRecord& r) { return r.id != id && r.first_ts > last; }))
+      f.end_ns = std::min(f.end_ns, later.rec.first_ts);
+  }
+  return f;
 }
 
 FlowWindow flow_window(const std::string& id, const FlowPackets& f, uint64_t from_ns, uint64_t to_ns) {

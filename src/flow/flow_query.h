@@ -64,8 +64,9 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
 // The packets of flow `id` (tm query --flow, a query's flow_id): a filter for its connection
 // (connections_filter) and its lifetime [first_ns, end_ns): end_ns is just after its last
-// packet, or UINT64_MAX when its newest record is an interim one (the connection was still
-// open: it may have packets after that record). nullopt when no flow file has it.
+// packet; when its newest record is an interim one (the connection was still open then: it may
+// have packets after that record), the first packet of the next flow of its 5-tuple, or
+// UINT64_MAX when there is none. nullopt when no flow file has it.
 struct FlowPackets {
   std::string filter;
   uint64_t first_ns = 0, end_ns = UINT64_MAX;

@@ -108,11 +108,12 @@ std::unique_ptr<Stream> open_admitted(Admission& a, httplib::Response& res, Open
   return s;
 }
 
-// A download's file name: "tm-FILTER-FROM-TO.pcap" (".pcapng" for a pcapng answer), every
-// character but letters, digits, '.' and '-' as '_' (no quoting issue, no path), the filter cut
-// to 80 characters.
-std::string download_name(const std::string& filter, const std::string& from, const std::string& to,
-                          bool pcapng) {
+// A download's file name: "tm-FILTER-FROM-TO.pcap" (".pcapng" for a pcapng answer; a flow's:
+// "tm-flow_ID-..." with its filter after the id), every character but letters, digits, '.' and
+// '-' as '_' (no quoting issue, no path), the filter cut to 80 characters.
+std::string download_name(const QueryRequest& q, bool pcapng) {
+  const std::string filter = q.flow_id.empty() ? q.filter : "flow " + q.flow_id + " " + q.filter;
+  const std::string &from = q.from, &to = q.to;
   auto clean = [](const std::string& t, size_t max) {
     std::string o;
     for (unsigned char c : t) {
@@ -283,8 +284,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
   res.set_header(kAnswerIdHeader, std::to_string(ctx->id));
   const bool pcapng =
       ctx->stream->content_type == util::pcap::output_content_type(util::pcap::Output::kPcapng);
-  res.set_header("Content-Disposition",
-                 fmt::format("attachment; filename=\"{}\"", download_name(q.filter, q.from, q.to, pcapng)));
+  res.set_header("Content-Disposition", fmt::format("attachment; filename=\"{}\"", download_name(q, pcapng)));
   queries_++;
   res.set_chunked_content_provider(
       ctx->stream->content_type.empty() ? kPcapType : ctx->stream->content_type.c_str(),
@@ -424,7 +424,7 @@ void HttpApi::download_routes() {
     // A bad filter is refused now, not when the browser fetches the ticket; the plan says the
     // format the answer will be written in (the Content-Disposition name of the download).
     Reply plan = svc_.explain(q);
-    std::string name = download_name(q.filter, q.from, q.to, plan.body.value("format", "") == "pcapng");
+    std::string name = download_name(q, plan.body.value("format", "") == "pcapng");
     std::string t = tickets_.issue(std::move(q));
     auto ttl = std::chrono::duration_cast<std::chrono::seconds>(tickets_.ttl()).count();
     res.set_header("Cache-Control", "no-store");

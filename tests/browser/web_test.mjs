@@ -85,6 +85,11 @@ try {
     out.flows_sort2 = await col();
     out.flows_sort2_dir = await page.getAttribute("#flows th[data-key=bytes]", "aria-sort");
     await shot("web-flows.png");
+    // A flow's packets: its row's pcap link downloads them (by its id).
+    out.flow_id = await page.getAttribute("#flows tbody a.dl", "data-flow");
+    const [fdl] = await Promise.all([page.waitForEvent("download"), page.click("#flows tbody a.dl")]);
+    out.flow_download_name = fdl.suggestedFilename();
+    await fdl.saveAs(path.join(outdir, prefix + "web-flow.pcap"));
 
     // Live: a read-only store says so
     await page.click("nav a[data-page=live]");

@@ -130,11 +130,18 @@ class Web(TmProcess, StoreTest):
         self.assertEqual(out["flows_sort1_dir"], "descending")
         self.assertEqual(out["flows_sort2"], sorted(out["flows_unsorted"]))
         self.assertEqual(out["flows_sort2_dir"], "ascending")
+        # A flow row's download: the flow's packets, as tm query --flow gives them.
+        ref = self.path("flow-ref.pcap")
+        tm("query", "--store", self.store, "-q", "-w", ref, "--flow", out["flow_id"])
+        self.assertGreater(len(read_pcap(ref)), 0)
+        with open(ref, "rb") as a, open(os.path.join(SHOTS, name + "web-flow.pcap"), "rb") as b:
+            self.assertTrue(a.read() == b.read(), "the page's flow download differs from tm query --flow's answer")
+        self.assertEqual(out["flow_download_name"], "tm-flow_%s-start-end.pcap" % out["flow_id"])
         # The download: a ticket asked for with the token (POST /api/v1/download), then the browser's
         # own GET of the ticket's URL (streamed to disk), which holds the ticket, not the token, and
         # is good once.
         posts = [u for u in out["urls"] if u["url"].endswith("/api/v1/download")]
-        self.assertEqual(len(posts), 1, out["urls"])
+        self.assertEqual(len(posts), 2, out["urls"])  # the query's, and the flow row's
         self.assertRegex(out["download_url"], r"/api/v1/download/[0-9a-f]{32}$")
         if token:
             self.assertNotIn(token, out["download_url"])

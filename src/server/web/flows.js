@@ -54,13 +54,9 @@ function sortBy(k) {
 }
 
 // The filter and time range of one flow's packets (as tm query --flow builds it).
+// The flow's packets: its id selects them (the server narrows its 5-tuple to the flow's lifetime).
 function flowQuery(r) {
-  const proto = { tcp: "tcp", udp: "udp", sctp: "sctp", icmp: "icmp", icmp6: "icmp6" }[r.proto];
-  let f = `host ${r.orig_addr} and host ${r.resp_addr}`;
-  if (r.orig_port || r.resp_port) f += ` and port ${r.orig_port} and port ${r.resp_port}`;
-  if (proto) f += ` and ${proto}`;
-  const end = new Date(Date.parse(r.last) + 1000).toISOString();
-  return { filter: f, from: r.first, to: end };
+  return { flow_id: String(r.id) };
 }
 
 function render() {
@@ -78,7 +74,7 @@ function render() {
     }
     const onDisk = r.packets_on_disk && !/^no/.test(r.packets_on_disk);
     tr.append(el("td", {}, onDisk
-      ? el("a", { href: "#flows", class: "dl", onclick: (ev) => { ev.preventDefault(); download(flowQuery(r)).catch((e) => { $("#f-error").textContent = e.message; }); } }, "pcap")
+      ? el("a", { href: "#flows", class: "dl", "data-flow": String(r.id), onclick: (ev) => { ev.preventDefault(); download(flowQuery(r)).catch((e) => { $("#f-error").textContent = e.message; }); } }, "pcap")
       : el("span", { class: "note" }, "evicted")));
     tb.append(tr);
   }
