@@ -180,7 +180,8 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
   FlowRow row;
   if (!find_flow(store, id, row)) return std::nullopt;
-  FlowPackets f{connections_filter({row}), row.rec.first_ts, row.rec.last_ts + 1};
+  FlowPackets f{connections_filter({row}), row.rec.first_ts, row.rec.last_ts + 1,
+                (row.rec.flags & kFlowClassMoved) || row.cls.empty() || row.cls[0] == '#' ? "" : row.cls};
   if (row.rec.end == static_cast<uint8_t>(EndState::kOpen)) {
     // Its newest record is an interim one: the connection is still open (its later packets are
     // its own), or its recorder stopped without a final record (a crash, a damaged flow file),
@@ -197,8 +198,14 @@ std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
 }
 
 FlowWindow flow_window(const std::string& id, const FlowPackets& f, uint64_t from_ns, uint64_t to_ns) {
-  if (from_ns >= to_ns) return FlowWindow{from_ns, to_ns};  // (empty as given: answered empty)
-  FlowWindow w{std::max(from_ns, f.first_ns), std::min(to_ns, f.end_ns)};
+  FlowWindow w;
+  if (from_ns >= to_ns) {  // (empty as given: answered empty)
+    w.from_ns = from_ns;
+    w.to_ns = to_ns;
+    return w;
+  }
+  w.from_ns = std::max(from_ns, f.first_ns);
+  w.to_ns = std::min(to_ns, f.end_ns);
   if (w.from_ns < w.to_ns) return w;
   // (with from_ns < to_ns, only one of the two can miss the flow)
   if (from_ns >= f.end_ns) {

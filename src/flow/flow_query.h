@@ -70,6 +70,9 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
 struct FlowPackets {
   std::string filter;
   uint64_t first_ns = 0, end_ns = UINT64_MAX;
+  // The class whose segments hold its packets; empty when any may (moved to another class
+  // while open, or a class its flow file does not name).
+  std::string cls;
 };
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id);
 // A query of flow `id` (`f`) over the time range [from_ns, to_ns) its request gave (0 and

@@ -257,6 +257,7 @@ struct LocalService::PacketQuery {
   std::optional<util::pcap::Output> forced;
   // A Community ID or flow id that no flow record has: an empty answer, saying so.
   std::string no_connection;
+  std::string note;    // a warning the answer starts with (a flow outside the classes asked for)
   store::Catalog cat;  // (names only) scanned after the live writer's flush, when `sync`
 
   // The link types of the segments the query may read (by class, and by time as far as the
@@ -336,6 +337,10 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     if (std::find(p.cat.classes.begin(), p.cat.classes.end(), c) == p.cat.classes.end())
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),
              fmt::format("no class '{}' in the store", c));
+  if (flow && !flow->cls.empty() && !r.classes.empty() &&
+      std::find(r.classes.begin(), r.classes.end(), flow->cls) == r.classes.end())
+    p.note = fmt::format("flow {}'s packets are in class {}, which the classes asked for leave out",
+                         r.flow_id, flow->cls);
   return p;
 }
 
@@ -363,7 +368,7 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   // More than one link type, and the answer is a pcapng unless the request says otherwise.
   std::set<uint32_t> links = p.links();
   auto output = p.output(links);
-  auto stream = std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output);
+  auto stream = std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output, p.note);
   stream->headers.emplace_back(kLinkTypesHeader, fmt::format("{}", fmt::join(links, ",")));
   return stream;
 }

@@ -201,6 +201,21 @@ class FlowCounts(StoreTest):
                     self.assertNotEqual(p.returncode, 0, p.stderr)
                     self.assertIn(b"flow %s's" % str(r["id"]).encode(), p.stderr)
 
+    def test_a_flow_asked_for_in_another_class_says_where_it_is(self):
+        cfg = self.path("classes.toml")
+        with open(cfg, "w") as f:
+            f.write('[[class]]\nname = "web"\nfilter = "tcp port 80"\ncutoff = "none"\nprecedence = 10\n'
+                    '[[class]]\nname = "default"\ncutoff = "none"\n')
+        tm("record", "--store", self.store, "--config", cfg, "--read", corpus("mixed", "bro.org.pcap"))
+        web = [r for r in self.flows(self.store) if r["class"] == "web"]
+        self.assertTrue(web)
+        r = web[0]
+        n = tm("query", "--store", self.store, "--flow", str(r["id"]), "--class", "web", "--count", "-q").stdout
+        self.assertEqual(int(n), r["orig_pkts"] + r["resp_pkts"])
+        p = tm("query", "--store", self.store, "--flow", str(r["id"]), "--class", "default", "--count")
+        self.assertEqual(p.stdout.strip(), b"0")
+        self.assertIn(b"flow %s's packets are in class web" % str(r["id"]).encode(), p.stderr)
+
     def test_control_packets_after_the_cutoff_are_on_disk(self):
         # Cut at 1k, the connections' FINs are still stored (keep_tcp_control): where the budget
         # evicted their first packets, their FINs are on disk, and the record must not say "no".
