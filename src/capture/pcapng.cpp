@@ -114,18 +114,23 @@ Step Parser::next(const uint8_t* p, size_t avail, bool eof) {
   } else {
     len = u32(p + 4);
   }
+  // (A block whose type says packet, unreadable: a packet lost, counted as such.)
+  const bool packet = type == kEnhancedPacket || type == kSimplePacket || type == kObsoletePacket;
   if (len < 12 || len % 4 != 0 || len > kMaxBlock)
-    return resync(p, avail, eof, fmt::format("block of type {:#x} with an impossible length {}", type, len));
+    return resync(p, avail, eof, fmt::format("block of type {:#x} with an impossible length {}", type, len),
+                  packet);
   if (avail < len) {
     if (!eof) return need(len);
     return resync(p, avail, eof,
-                  fmt::format("block of type {:#x} of {} bytes, only {} left in the file", type, len, avail));
+                  fmt::format("block of type {:#x} of {} bytes, only {} left in the file", type, len, avail),
+                  packet);
   }
   uint32_t trailer = raw32(p + len - 4);
   if (type == kSectionHeader ? (trailer != raw32(p + 4)) : (u32(p + len - 4) != len))
     return resync(
         p, avail, eof,
-        fmt::format("block of type {:#x} whose trailing length differs from its length {}", type, len));
+        fmt::format("block of type {:#x} whose trailing length differs from its length {}", type, len),
+        packet);
   if (!in_section_ && type != kSectionHeader)
     return resync(p, avail, eof, fmt::format("block of type {:#x} outside a section", type));
   return block(p, type, len);
@@ -158,17 +163,17 @@ bool Parser::plausible(const uint8_t* p, size_t avail, bool eof, size_t* more) c
   return raw32(p + len - 4) == raw32(p + 4);
 }
 
-Step Parser::resync(const uint8_t* p, size_t avail, bool eof, std::string why) {
+Step Parser::resync(const uint8_t* p, size_t avail, bool eof, std::string why, bool packet) {
   for (size_t q = 4; q < avail; q += 4) {
     size_t more;
     if (plausible(p + q, avail - q, eof, &more)) {
       if (!in_section_ && raw32(p + q) != kSectionHeader) continue;  // nothing to read it with
-      return skip(q, std::move(why));
+      return skip(q, std::move(why), packet);
     }
     if (more) return need(q + more);
   }
   if (!eof) return need(avail + 4096);
-  return skip(avail, why + "; no readable block follows");
+  return skip(avail, why + "; no readable block follows", packet);
 }
 
 void Parser::interface_block(const uint8_t* p, uint32_t len) {

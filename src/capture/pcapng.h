@@ -65,7 +65,8 @@ class Parser {
   Step packet(const uint8_t* p, uint32_t type, uint32_t len);
   void interface_block(const uint8_t* p, uint32_t len);
   // Damage at the position: the distance to the next plausible block, or kNeed.
-  Step resync(const uint8_t* p, size_t avail, bool eof, std::string why);
+  // `packet`: the unreadable block at p claims to be a packet block (counted as a packet lost).
+  Step resync(const uint8_t* p, size_t avail, bool eof, std::string why, bool packet = false);
   bool plausible(const uint8_t* p, size_t avail, bool eof, size_t* need) const;
 
   bool swap_ = false;
