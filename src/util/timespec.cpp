@@ -71,12 +71,17 @@ std::optional<uint64_t> parse_iso(std::string_view s, bool* out_of_range) {
         ++i;
         uint64_t scale = 100000000;
         size_t start = i;
+        bool beyond = false;  // a non-zero digit past the nanoseconds
         while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
           frac_ns += static_cast<uint64_t>(s[i] - '0') * scale;
+          beyond |= scale == 0 && s[i] != '0';
           scale /= 10;
           ++i;
         }
         if (i == start) return std::nullopt;
+        // A time between two nanoseconds is taken at the later: packets (stamped in whole
+        // nanoseconds) before it stay before it, from inclusive and to exclusive alike.
+        frac_ns += beyond;
       }
     }
     if (i < s.size()) {
@@ -156,8 +161,13 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
     uint64_t frac = 0;
     if (dot != std::string::npos) {
       uint64_t scale = 100000000;
-      for (size_t i = dot + 1; i < s.size() && scale > 0; ++i, scale /= 10)
+      for (size_t i = dot + 1; i < s.size(); ++i, scale /= 10) {
         frac += static_cast<uint64_t>(s[i] - '0') * scale;
+        if (scale == 0 && s[i] != '0') {  // between two nanoseconds: the later (as parse_iso)
+          ++frac;
+          break;
+        }
+      }
     }
     if (secs >= kMaxSeconds) return fail(kOutOfRange);
     return secs * 1000000000ull + frac;

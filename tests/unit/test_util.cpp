@@ -45,6 +45,14 @@ TEST(Time, Forms) {
   EXPECT_EQ(util::parse_time("2025-11-25 13:30:00", now, &err), now);
   EXPECT_EQ(util::parse_time("2025-11-25T14:30:00+01:00", now, &err), now);
   EXPECT_EQ(util::parse_time("2025-11-25T13:30:00.25Z", now, &err), now + 250000000ull);
+  // Digits past the nanoseconds: a time between two nanoseconds is the later one (a packet at
+  // the earlier is before it, whether it bounds from or to); zeros change nothing.
+  EXPECT_EQ(util::parse_time("2025-11-25T13:30:00.250000000001Z", now, &err), now + 250000001ull);
+  EXPECT_EQ(util::parse_time("2025-11-25T13:30:00.250000000000Z", now, &err), now + 250000000ull);
+  EXPECT_EQ(util::parse_time("2025-11-25T13:29:59.9999999999Z", now, &err), now);
+  EXPECT_EQ(util::parse_time("1764077400.0000000001", now, &err), now + 1);
+  EXPECT_EQ(util::parse_time("1764077400.1234567890", now, &err), now + 123456789ull);
+  EXPECT_EQ(util::parse_time("1764077399.99999999999", now, &err), now);
   EXPECT_EQ(util::parse_time("2025-11-25", now, &err), now - (13 * 3600 + 1800) * 1000000000ull);
   EXPECT_FALSE(util::parse_time("yesterday", now, &err));
   EXPECT_NE(err.find("yesterday"), std::string::npos);
