@@ -33,16 +33,12 @@ Runner add_flows(CLI::App& app) {
   app.add_option("--top", o->top, "only the N largest flows")->check(whole_number(0, 1000000000));
   app.add_option("--by", o->by, "what --top ranks by: bytes, packets, duration")
       ->check(CLI::IsMember({"bytes", "packets", "duration"}));
-  CLI::Option* cid =
-      app.add_option("--community-id", o->community_id, "only the flows with this Community ID (1:...)");
+  app.add_option("--community-id", o->community_id, "only the flows with this Community ID (1:...)")
+      ->check(not_empty("every flow"));
   app.add_flag("-q,--quiet", o->quiet, "no summary on stderr");
   app.add_flag("--require-all", o->require_all,
                "--server is a tm frontend: fail unless every worker answers");
-  return [o, cid]() -> int {
-    if (cid->count() && o->community_id.empty()) {  // (not "every flow": a usage error)
-      std::cerr << "--community-id: given empty (leave it out for every flow)\n";
-      return 2;
-    }
+  return [o]() -> int {
     std::string text = filter_text(o->filter);
     if (o->json) o->format = "json";
     std::unique_ptr<server::Service> svc = open_service(o->store, o->server);

@@ -169,12 +169,12 @@ json ClusterService::query_status(uint64_t id) {
 // worker's 400 is the client's error, as for a query), with the format the answer would be
 // written in: as asked, else pcapng when the workers' answers may hold more than one link
 // type between them (their plans' link_types).
-server::Reply ClusterService::explain(const server::QueryRequest& q) {
+server::Reply ClusterService::explain(const server::QueryRequest& q, const server::StopCheck&) {
   std::optional<util::pcap::Output> forced;
   if (!q.format.empty() && !(forced = util::pcap::parse_output(q.format)))
     throw server::BadRequest(fmt::format("format: '{}' is not pcap or pcapng", q.format));
   const std::string& filter = q.filter;
-  server::Reply plan = Service::explain(q);
+  server::Reply plan = Service::explain(q, {});
   auto pr = parse_filter(filter);
   Selection sel = select(pr, cfg_.balance);
   std::vector<size_t> which;
@@ -186,15 +186,37 @@ server::Reply ClusterService::explain(const server::QueryRequest& q) {
   auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}, {"flow_id", q.flow_id}},
                   q.classes);
   p.emplace("filter", filter);
+  if (q.measure) p.emplace("measure", "1");  // (each worker runs it; its time limit holds)
+  auto t0 = std::chrono::steady_clock::now();
   const httplib::Request req = worker_request("/api/v1/explain", p, true);
   auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(req); });
   std::set<uint64_t> links;
-  for (auto& r : replies) {
+  // With measure: the workers' figures summed, their warnings each under its worker's name.
+  json figures = json::object(), warnings = json::array();
+  // A flow or Community ID that no worker asked has (each but one has none of a flow's).
+  size_t answered = 0, without = 0;
+  std::string no_connection;
+  for (size_t k = 0; k < replies.size(); ++k) {
+    auto& r = replies[k];
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
     json b = r.ok() ? json::parse(r.body, nullptr, false) : json();
-    if (b.is_object() && b.contains("link_types") && b["link_types"].is_array())
+    if (!b.is_object()) continue;
+    ++answered;
+    if (b["no_connection"].is_string()) {
+      ++without;
+      no_connection = b["no_connection"].get<std::string>();
+    }
+    if (b.contains("link_types") && b["link_types"].is_array())
       for (auto& l : b["link_types"])
         if (l.is_number_unsigned()) links.insert(l.get<uint64_t>());
+    if (q.measure && b["figures"].is_object())
+      for (const char* f : server::kExplainFigures)
+        if (b["figures"][f].is_number_unsigned())
+          figures[f] = figures.value(f, uint64_t{0}) + b["figures"][f].get<uint64_t>();
+    if (b["warnings"].is_array())
+      for (auto& w : b["warnings"])
+        if (w.is_string())
+          warnings.push_back(fmt::format("worker {}: {}", cfg_.workers[which[k]].url, w.get<std::string>()));
   }
   json j;
   j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
@@ -210,6 +232,14 @@ server::Reply ClusterService::explain(const server::QueryRequest& q) {
   j["link_types"] = links;
   j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
   j["filter"] = filter;
+  if (q.measure) {
+    figures["ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    j["figures"] = std::move(figures);
+  }
+  j["warnings"] = std::move(warnings);
+  if (answered && without == answered)
+    j["no_connection"] =
+        fmt::format("none of the {} workers that answered has it ({})", answered, no_connection);
   for (auto& [k, v] : plan.body.items())
     if (!j.contains(k) || j[k].is_null()) j[k] = v;
   return {std::move(j), {}};

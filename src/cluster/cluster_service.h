@@ -57,8 +57,9 @@ class ClusterService : public server::Service {
   // workers a filter asks and why.
   nlohmann::json cluster_json() const;
   nlohmann::json query_status(uint64_t id);
-  // The plan (Service::explain) and which workers the query would ask.
-  server::Reply explain(const server::QueryRequest& q) override;
+  // The plan (Service::explain) and which workers the query would ask; with q.measure, their
+  // figures summed ("figures", "ms" the front-end's own) and their warnings.
+  server::Reply explain(const server::QueryRequest& q, const server::StopCheck& stop) override;
   // The workers' rate histories summed (history_merge.h), with "workers" (the URLs that
   // answered) and "missing" ({URL: why}; also as X-TM-Missing-Workers/-Reasons headers); 502
   // when no worker answers.

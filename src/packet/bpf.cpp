@@ -4,8 +4,9 @@ namespace tmach::packet {
 
 int dlt_for_linktype(uint32_t linktype) { return linktype == 101 ? DLT_RAW : static_cast<int>(linktype); }
 
-std::string bpf_compile_error(const std::string& text) {
-  pcap_t* p = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144, PCAP_TSTAMP_PRECISION_NANO);
+std::string bpf_compile_error(const std::string& text, uint32_t linktype) {
+  pcap_t* p =
+      pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
   bpf_program prog;
   std::string err;
   if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)

@@ -16,9 +16,10 @@ namespace tmach::packet {
 // The DLT libpcap wants for a LINKTYPE_* value (they differ for raw IP: 101 vs DLT_RAW).
 int dlt_for_linktype(uint32_t linktype);
 
-// libpcap's error compiling `text` for Ethernet, or "" when it compiles: how a filter is
-// checked up front (a class's, a query's), so that a bad one is an error, not an empty answer.
-std::string bpf_compile_error(const std::string& text);
+// libpcap's error compiling `text` for a link type (LINKTYPE_*; Ethernet unless told), or ""
+// when it compiles: how a filter is checked up front (a class's, a query's), so that a bad
+// one is an error, not an empty answer.
+std::string bpf_compile_error(const std::string& text, uint32_t linktype = 1);
 
 // Filters compiled lazily, once per link type. An empty filter matches every frame; one that
 // cannot be compiled for a link type (e.g. `ether host` on raw IP) matches none of its frames.

@@ -462,7 +462,11 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
   QueryStats st;
   if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
   if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
-    std::string err = libpcap_filter_error(q.text);
+    std::set<uint32_t> links;  // (of the classes asked: a filter may be one link type's alone)
+    for (const auto& s : cat.segments)
+      if (q.classes.empty() || std::find(q.classes.begin(), q.classes.end(), s.cls) != q.classes.end())
+        links.insert(s.meta.linktype);
+    std::string err = libpcap_filter_error(q.text, links);
     if (!err.empty()) throw std::runtime_error(err);
   }
   std::vector<const store::SegmentInfo*> segs;

@@ -1,6 +1,7 @@
 #include "query/packet_filter.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "packet/decoder.h"
 #include "query/eval.h"
@@ -121,9 +122,21 @@ std::vector<std::string> PacketFilter::problems() const {
   return out;
 }
 
-std::string libpcap_filter_error(const std::string& text) {
-  std::string err = bpf_compile_error(text);
-  return err.empty() ? err : fmt::format("filter: {} (libpcap, compiling '{}')", err, text);
+std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links) {
+  if (links.empty() || links == std::set<uint32_t>{1}) {
+    std::string err = bpf_compile_error(text);
+    return err.empty() ? err : fmt::format("filter: {} (libpcap, compiling '{}')", err, text);
+  }
+  std::string first;  // (the first link type's error)
+  for (uint32_t l : links) {
+    std::string err = bpf_compile_error(text, l);
+    if (err.empty()) return err;
+    if (first.empty()) first = err;
+  }
+  return fmt::format("filter: {} (libpcap, compiling '{}' for link type {}{})", first, text, *links.begin(),
+                     links.size() > 1
+                         ? fmt::format(", nor for {}", fmt::join(std::next(links.begin()), links.end(), ", "))
+                         : std::string());
 }
 
 }  // namespace tmach::query

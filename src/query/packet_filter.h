@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,11 @@ namespace tmach::query {
 using packet::bpf_compile_error;
 // A filter that tm's parser hands to libpcap whole (ParseResult::Kind::kBpfOnly) and libpcap
 // cannot compile: the error as a query reports it, naming the filter (libpcap's message has no
-// position for a caret); "" when it compiles.
-std::string libpcap_filter_error(const std::string& text);
+// position for a caret); "" when it compiles for one of `links`, the link types (LINKTYPE_*)
+// of the segments the query reads (Ethernet when none is given): `wlan host A` is a filter for
+// a store of 802.11 frames, where Ethernet's compiler refuses it. (A segment of another link
+// type than those it compiles for has none of its packets matched, and the query warns.)
+std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links = {});
 
 // Whether tm and libpcap read a frame cut short before its keys (store::cut_before_its_keys)
 // alike: a link layer libpcap reads as tm does, straight to IPv4, IPv6 or ARP, or cut before

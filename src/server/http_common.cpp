@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <initializer_list>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
@@ -39,7 +40,9 @@ FlowParams flow_params(const httplib::Request& req) {
 void json_error(httplib::Response& res, int status, const std::string& msg, nlohmann::json extra) {
   res.status = status;
   extra["error"] = msg;
-  res.set_content(extra.dump() + "\n", kJsonType);
+  // (A message quoting the request's bytes that are not UTF-8 — a path, a parameter's name —
+  // has them replaced, not a dump that throws.)
+  res.set_content(extra.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", kJsonType);
 }
 
 bool const_time_equal(const std::string& a, const std::string& b) {
@@ -83,6 +86,37 @@ uint64_t param_u64(const httplib::Request& req, const char* name, uint64_t max, 
 }
 
 namespace {
+// A request body's JSON nests at most this deep (the API's bodies nest 2 deep: a list of
+// classes in an object). Checked on the bytes before they are parsed, so that a hostile body
+// ([[[[... 50000 deep, well under the 1 MiB limit) cannot exhaust a thread's stack in the
+// recursive walks over the parsed value.
+constexpr size_t kMaxBodyNesting = 16;
+
+// How deep the JSON text's arrays and objects nest, counted outside its strings; stops
+// counting once past `limit`.
+size_t json_nesting(std::string_view text, size_t limit) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) break;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 void check_json_text(const nlohmann::json& j, const std::string& where) {
   if (j.is_string()) {
     if (std::string why = text_problem(j.get_ref<const std::string&>()); !why.empty())
@@ -100,8 +134,33 @@ void check_json_text(const nlohmann::json& j, const std::string& where) {
 }  // namespace
 
 nlohmann::json json_body(const httplib::Request& req) {
-  auto j = nlohmann::json::parse(req.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw ApiError(400, "body: not a JSON object");
+  if (json_nesting(req.body, kMaxBodyNesting) > kMaxBodyNesting)
+    throw ApiError(400, fmt::format("body: JSON nested more than {} deep", kMaxBodyNesting));
+  // A member given twice is refused, as a parameter given twice is (which one counts would be
+  // the parser's choice); the parser's own error says where the text is not JSON.
+  std::string twice;
+  std::set<std::string> keys;
+  auto note_key = [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& parsed) {
+    if (ev == nlohmann::json::parse_event_t::object_start && depth == 0) keys.clear();
+    if (ev == nlohmann::json::parse_event_t::key && depth == 1 && twice.empty() &&
+        !keys.insert(parsed.get<std::string>()).second)
+      twice = parsed.get<std::string>();
+    return true;
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(req.body, note_key);
+  } catch (const nlohmann::json::exception& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 14: syntax error while
+    // parsing value - invalid string: ...; last read: '...'": the position and the reason.
+    std::string why = e.what();
+    if (size_t at = why.find("] "); at != std::string::npos) why.erase(0, at + 2);
+    if (size_t at = why.find("; last read:"); at != std::string::npos) why.resize(at);
+    throw ApiError(400, "body: not JSON: " + why);
+  }
+  if (!j.is_object()) throw ApiError(400, "body: not a JSON object");
+  if (!twice.empty())
+    throw ApiError(400, fmt::format("body: member '{}' given twice (it takes one value)", twice));
   check_json_text(j, "body");
   return j;
 }
@@ -147,11 +206,14 @@ bool bearer_matches(const std::string& auth, const std::string& token) {
 
 // A parameter a route does not take is refused (400), not ignored: an ignored `flow=` once
 // streamed the whole TCP traffic.
-// (A JSON body that came as a form — curl -d — is in req.params as junk: then only the query
-// string's names are checked.)
+// A JSON body's members are parameters too: a misspelt "fitler" is refused as fitler= is (it
+// once answered the whole store). (A JSON body that came as a form — curl -d — is in
+// req.params as junk: then the query string's names and the body's members are checked.)
 void only_params(const httplib::Request& req, std::initializer_list<std::string_view> known) {
   std::vector<std::string> names;
-  if (!req.body.empty() && req.body[0] == '{') {
+  if (size_t at = req.body.find_first_not_of(" \t\r\n"); at != std::string::npos && req.body[at] == '{') {
+    const nlohmann::json body = json_body(req);
+    for (auto& [k, v] : body.items()) names.push_back(k);
     size_t q = req.target.find('?');
     std::string_view qs =
         q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);

@@ -110,6 +110,30 @@ Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
   return {std::move(j), std::move(h)};
 }
 
+// The server's /api/v1/explain; with q.measure, asked to run the query for its figures (an
+// older tm, which does not know measure=, gives its plan without them).
+Reply HttpService::explain(const QueryRequest& q, const StopCheck&) {
+  Params p{{"filter", q.filter}};
+  if (!q.from.empty()) p.emplace("from", q.from);
+  if (!q.to.empty()) p.emplace("to", q.to);
+  for (auto& c : q.classes) p.emplace("class", c);
+  if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
+  if (!q.flow_id.empty()) p.emplace("flow_id", q.flow_id);
+  if (q.measure) p.emplace("measure", "1");
+  auto r = api_query(c_, "/api/v1/explain", p, nullptr);
+  if (q.measure && r.status == 400 && r.error.find("unknown parameter 'measure'") != std::string::npos) {
+    p.erase("measure");
+    r = api_query(c_, "/api/v1/explain", p, nullptr);
+  }
+  if (r.status == 404 && r.error.find("/api/v1/explain") != std::string::npos)
+    throw std::runtime_error(c_.url + " has no /api/v1/explain (an older tm): --explain needs --store there");
+  if (r.status == 0) throw std::runtime_error(r.error);
+  if (r.status < 200 || r.status >= 300) throw_for_status(r.status, r.error);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object()) throw std::runtime_error("the server's plan is not a JSON object");
+  return {std::move(j), {}};
+}
+
 std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const Warn& warn) {
   Params p{{"filter", q.filter}, {"format", q.format}, {"by", q.by}};
   if (!q.from.empty()) p.emplace("from", q.from);

@@ -15,6 +15,8 @@ class HttpService : public Service {
   // X-TM-Missing-Reasons header) added to "warnings"; its refusals (400, --require-all's 503)
   // thrown with their status. `stop` is not asked (the server's time limit holds).
   Reply count(const QueryRequest& q, const StopCheck& stop) override;
+  // The server's /api/v1/explain (its figures with q.measure); `stop` is not asked.
+  Reply explain(const QueryRequest& q, const StopCheck& stop) override;
   // The rest of the API, each a request to the server (its status kept: throw_for_status).
   std::unique_ptr<Stream> open_subscription(const SubscribeRequest& q) override;
   Reply health() override;

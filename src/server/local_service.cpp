@@ -115,7 +115,8 @@ class QueryStream : public Stream {
  private:
   std::string summary(const query::QueryStats& st, double ms) const {
     return fmt::format(
-        "{} segments searched ({} by index, {} scanned), {} skipped by time; {} candidates, {} matched, "
+        "{} segments searched ({} through their sidecar, {} read whole), {} skipped by time; {} candidates, "
+        "{} matched, "
         "{:.1f} ms",
         st.segments_indexed + st.segments_scanned, st.segments_indexed, st.segments_scanned,
         st.segments_skipped_time, st.candidates, st.matched, ms);
@@ -198,19 +199,18 @@ class SubscriptionStream : public Stream {
 }  // namespace
 
 void LocalService::refuse(const std::string& option_text, const std::string& param_text) const {
-  if (o_.naming == LocalOptions::Naming::kOptions) throw std::runtime_error(option_text);
-  throw BadRequest(param_text);
+  throw BadRequest(o_.naming == LocalOptions::Naming::kOptions ? option_text : param_text);
 }
 
 query::QuerySpec LocalService::spec(const std::string& filter, const std::string& from, const char* from_name,
-                                    const std::string& to, bool check_order) const {
+                                    const std::string& to, bool check_order, bool check_libpcap) const {
   query::QuerySpec q;
   q.text = filter;
   q.parsed = query::parse_expr(q.text);
   if (q.parsed.kind == query::ParseResult::Kind::kError)
     throw BadRequest(query::format_error(q.text, q.parsed));
   // (checked before the answer starts: a usage error, exit status 2 on the command line)
-  if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
+  if (check_libpcap && q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
     if (std::string err = query::libpcap_filter_error(q.text); !err.empty()) throw BadRequest(err);
   uint64_t now = util::now_ns();
   for (auto [name, text, dst] : {std::tuple{from_name, &from, &q.from_ns}, std::tuple{"to", &to, &q.to_ns}}) {
@@ -316,7 +316,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   } catch (const std::invalid_argument& e) {
     throw BadRequest(e.what());
   }
-  p.q = spec(filter, r.from, "from", r.to, true);
+  p.q = spec(filter, r.from, "from", r.to, true, false);
   p.q.limit = r.limit;
   if (flow) {
     // The request's range within the flow's lifetime (its 5-tuple's other flows are outside it),
@@ -327,9 +327,12 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     p.q.from_ns = w.from_ns;
     p.q.to_ns = w.to_ns;
   }
-  if (!p.no_connection.empty()) return p;
+  // A filter libpcap compiles is checked for the link types of the store's segments in the
+  // classes asked (that of an empty answer too: a bad filter is an error whatever it selects).
+  const bool bpf = p.q.parsed.kind == query::ParseResult::Kind::kBpfOnly;
+  if (!p.no_connection.empty() && !bpf) return p;
   p.q.classes = r.classes;
-  if (sync && o_.live && !o_.live->sync())
+  if (sync && o_.live && p.no_connection.empty() && !o_.live->sync())
     spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
   // Names only: the executor checks each sidecar it opens (and skips by its time range).
   p.cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
@@ -337,6 +340,18 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     if (std::find(p.cat.classes.begin(), p.cat.classes.end(), c) == p.cat.classes.end())
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),
              fmt::format("no class '{}' in the store", c));
+  if (bpf) {
+    std::set<uint32_t> links;
+    for (auto& s : p.cat.segments)
+      if (r.classes.empty() || std::find(r.classes.begin(), r.classes.end(), s.cls) != r.classes.end())
+        links.insert(s.meta.linktype);
+    // (the filter as given: the error names it, not the flow's connection joined to it)
+    if (std::string err = query::libpcap_filter_error(r.filter, links); !err.empty()) throw BadRequest(err);
+  }
+  if (!p.no_connection.empty()) {
+    p.cat = store::Catalog{};
+    return p;
+  }
   if (flow && !flow->cls.empty() && !r.classes.empty() &&
       std::find(r.classes.begin(), r.classes.end(), flow->cls) == r.classes.end())
     p.note = fmt::format("flow {}'s packets are in class {}, which the classes asked for leave out",
@@ -344,17 +359,48 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   return p;
 }
 
-// The plan of the filter, once the request is checked as a query checks it (a bad time, a
-// time range backwards, an unknown class: refused here as there).
-// With the format the answer would be written in ("format": a browser download's name) and
-// the link types it may hold ("link_types": a tm frontend's choice of format).
-Reply LocalService::explain(const QueryRequest& r) {
-  PacketQuery p = packet_query(r, false);
-  Reply plan = Service::explain(r);
+// The plan of the filter the query would run (a flow's or Community ID's connections and the
+// filter), once the request is checked as a query checks it (a bad time, a time range
+// backwards, an unknown class: refused here as there), with its time range (a flow's lifetime
+// within the one asked), the format the answer would be written in ("format": a browser
+// download's name) and the link types it may hold ("link_types": a tm frontend's choice of
+// format). With r.measure, the query run without an answer: what it touched.
+Reply LocalService::explain(const QueryRequest& r, const StopCheck& stop) {
+  PacketQuery p = packet_query(r, r.measure);
+  json j = filter_plan(p.q.text);
+  j["filter"] = r.filter;
+  if (p.q.text != r.filter) j["query_filter"] = p.q.text;
+  j["from_ns"] = p.q.from_ns;
+  j["to_ns"] = p.q.to_ns == UINT64_MAX ? json(nullptr) : json(p.q.to_ns);
   std::set<uint32_t> links = p.links();
-  plan.body["format"] = util::pcap::output_name(p.output(links));
-  plan.body["link_types"] = links;
-  return plan;
+  j["format"] = util::pcap::output_name(p.output(links));
+  j["link_types"] = links;
+  if (!p.no_connection.empty()) {  // an empty answer, whatever the filter
+    j["no_connection"] = p.no_connection;
+    j["kind"] = "none";
+    j["plan"] = "nothing to read: " + p.no_connection;
+  }
+  json warnings = json::array();
+  if (!p.note.empty()) warnings.push_back(p.note);
+  if (r.measure) {
+    query::QueryStats st;
+    auto t0 = clk::now();
+    if (p.no_connection.empty()) {  // (else nothing to read)
+      uint64_t n = 0;
+      st = query::run_query(p.cat, p.q, [&](const query::OutPacket&) { check_stop(n, stop); });
+    }
+    j["figures"] = {{"segments", st.segments_total},
+                    {"skipped_by_time", st.segments_skipped_time},
+                    {"through_sidecar", st.segments_indexed},
+                    {"no_candidate", st.segments_empty},
+                    {"read_whole", st.segments_scanned},
+                    {"candidates", st.candidates},
+                    {"matched", st.matched},
+                    {"ms", ms_since(t0)}};
+    for (auto& w : st.warnings) warnings.push_back(w);
+  }
+  j["warnings"] = std::move(warnings);
+  return {std::move(j), {}};
 }
 
 std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {

@@ -21,8 +21,9 @@ void parse_time_range(const std::string& from, const std::string& to, uint64_t& 
 struct LocalOptions {
   std::string store;
   Backend* live = nullptr;  // tm serve -i; null: the store alone (read-only: no dynamic classes)
-  // How errors name what was asked: as the command line's options (--from; std::runtime_error,
-  // exit code 1) or as the API's parameters (from; BadRequest, 400).
+  // How a refused request's errors (BadRequest: exit status 2 on the command line, 400 over
+  // HTTP) name what was asked: as the command line's options (--from) or as the API's
+  // parameters (from).
   enum class Naming { kOptions, kParameters } naming = Naming::kOptions;
   size_t write_chunk = 1 << 20;           // bytes per write of a pcap answer
   size_t subscription_queue = 64u << 20;  // bytes a slow subscriber may fall behind
@@ -48,8 +49,9 @@ class LocalService : public Service {
   Reply history() override;
   // Counts without building the answer (no copy of a packet); the same count as Service::count.
   Reply count(const QueryRequest& q, const StopCheck& stop) override;
-  // Service::explain, the request checked first as open_query checks it.
-  Reply explain(const QueryRequest& q) override;
+  // Service::explain, the request checked first as open_query checks it; with q.measure, the
+  // query run without an answer, for its figures.
+  Reply explain(const QueryRequest& q, const StopCheck& stop) override;
 
  private:
   struct PacketQuery;
@@ -59,9 +61,10 @@ class LocalService : public Service {
   // open_query's stream, which can also only count.
   std::unique_ptr<QueryStream> open_packets(const QueryRequest& r);
   // filter, times and classes -> a query; errors named as o_.naming says. `check_order`:
-  // from after to is an error.
+  // from after to is an error. `check_libpcap`: a filter handed to libpcap whole is compiled
+  // for Ethernet now (packet_query checks it later, for the store's link types).
   query::QuerySpec spec(const std::string& filter, const std::string& from, const char* from_name,
-                        const std::string& to, bool check_order) const;
+                        const std::string& to, bool check_order, bool check_libpcap = true) const;
   [[noreturn]] void refuse(const std::string& option_text, const std::string& param_text) const;
   Backend& need_live() const;
   // BadRequest unless `id` is empty or a Community ID.

@@ -137,14 +137,15 @@ std::string download_name(const QueryRequest& q, bool pcapng) {
   return n;
 }
 
-// A connection selector given empty (community_id=, flow_id=, a JSON ""): refused, as any other
-// value that is no ID is, rather than taken for its absence (every packet). (A JSON null is
-// absence, as for every member.)
-void refuse_empty_selector(const httplib::Request& req, const json& body, const char* name) {
+// A parameter given empty (community_id=, from=, a JSON ""; a script's unset variable):
+// refused, as any other value that is none is, rather than taken for its absence (every
+// connection, no bound, no limit). (A JSON null is absence, as for every member. The web page
+// leaves empty fields out.)
+void refuse_empty(const httplib::Request& req, const json& body, const char* name, const char* absence) {
   bool empty = req.has_param(name) && req.get_param_value(name).empty();
   if (auto it = body.is_object() ? body.find(name) : body.end(); body.is_object() && it != body.end())
     empty |= it->is_string() && it->get_ref<const std::string&>().empty();
-  if (empty) throw BadRequest(fmt::format("{}: given empty (leave it out for every connection)", name));
+  if (empty) throw BadRequest(fmt::format("{}: given empty (leave it out for {})", name, absence));
 }
 
 // A packet query's parameters (query, count, explain, download: each route checks which it
@@ -158,10 +159,15 @@ QueryRequest query_request(const httplib::Request& req) {
                  param(req, "community_id"),
                  param(req, "flow_id"),
                  param(req, "format"),
-                 param_u64(req, "limit", UINT64_MAX)};
+                 param_u64(req, "limit", UINT64_MAX),
+                 flag_param(req, "measure")};
   json j = body_object(req);
-  refuse_empty_selector(req, j, "community_id");
-  refuse_empty_selector(req, j, "flow_id");
+  refuse_empty(req, j, "community_id", "every connection");
+  refuse_empty(req, j, "flow_id", "every connection");
+  refuse_empty(req, j, "from", "no bound");
+  refuse_empty(req, j, "to", "no bound");
+  refuse_empty(req, j, "limit", "no limit");
+  refuse_empty(req, j, "format", "the answer's own choice");
   if (!j.is_null()) {
     for (auto [key, dst] :
          {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
@@ -173,6 +179,7 @@ QueryRequest query_request(const httplib::Request& req) {
     else
       q.flow_id = json_string(j, "flow_id", q.flow_id);
     if (std::optional<bool> b = json_bool(j, "require_all")) q.require_all = *b;
+    if (std::optional<bool> b = json_bool(j, "measure")) q.measure = *b;
     if (auto it = j.find("limit"); it != j.end() && !it->is_null()) {
       if (!it->is_number_unsigned()) throw BadRequest("limit: expected a whole number from 0 (no limit)");
       q.limit = it->get<uint64_t>();
@@ -355,10 +362,28 @@ void HttpApi::query_routes() {
                                kKeptAnswers));
   });
 
-  // The plan of a filter (tm query --explain's, without running it), and a query's count.
+  // The plan of a filter (tm query --explain's, without running it; with measure=1 run as a
+  // count is, admitted and time-limited, for the store's figures), and a query's count.
   get_and_post(s, "/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class", "community_id", "flow_id"});
-    reply(res, svc_.explain(query_request(req)), 2);
+    only_params(req, {"filter", "from", "to", "class", "community_id", "flow_id", "measure"});
+    QueryRequest q = query_request(req);
+    if (!q.measure) return reply(res, svc_.explain(q, [] { return std::string(); }), 2);
+    limit_answer_time(o_.query_seconds + 1);
+    auto t0 = clk::now();
+    queries_admit_.admit();
+    struct Release {
+      Admission& a;
+      ~Release() { a.release(); }
+    } release{queries_admit_};
+    auto limit = std::chrono::duration<double>(o_.query_seconds);
+    reply(res,
+          svc_.explain(q,
+                       [&]() -> std::string {
+                         if (stopping_) return "shutting down";
+                         if (clk::now() - t0 > limit) return "time limit";
+                         return "";
+                       }),
+          2);
   });
   get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);
@@ -391,7 +416,9 @@ void HttpApi::query_routes() {
   get_and_post_form(s, "/api/v1/flows", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "from", "to", "format", "by", "top", "require_all", "community_id"});
     FlowParams fp = flow_params(req);
-    refuse_empty_selector(req, json(), "community_id");
+    for (auto [name, absence] : {std::pair{"community_id", "every connection"}, std::pair{"from", "no bound"},
+                                 std::pair{"to", "no bound"}, std::pair{"top", "every flow"}})
+      refuse_empty(req, json(), name, absence);
     FlowRequest q{
         param(req, "filter"),           param(req, "from"),        param(req, "to"), fp.format, fp.by, fp.top,
         flag_param(req, "require_all"), param(req, "community_id")};
@@ -423,7 +450,7 @@ void HttpApi::download_routes() {
     QueryRequest q = query_request(req);
     // A bad filter is refused now, not when the browser fetches the ticket; the plan says the
     // format the answer will be written in (the Content-Disposition name of the download).
-    Reply plan = svc_.explain(q);
+    Reply plan = svc_.explain(q, [] { return std::string(); });
     std::string name = download_name(q, plan.body.value("format", "") == "pcapng");
     std::string t = tickets_.issue(std::move(q));
     auto ttl = std::chrono::duration_cast<std::chrono::seconds>(tickets_.ttl()).count();

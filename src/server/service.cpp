@@ -71,29 +71,31 @@ std::unique_ptr<Stream> Service::open_flows(const FlowRequest& q) {
   return std::make_unique<LazyStream>([this, q](const ByteSink& o, const Warn& w) { return flows(q, o, w); });
 }
 
-Reply Service::explain(const QueryRequest& q) {
-  nlohmann::json j{{"filter", q.filter}};
-  if (q.filter.find_first_not_of(" \t\r\n") == std::string::npos) {
+nlohmann::json filter_plan(const std::string& filter) {
+  nlohmann::json j{{"filter", filter}};
+  if (filter.find_first_not_of(" \t\r\n") == std::string::npos) {
     j["kind"] = "all";
     j["plan"] = "every packet of the time range";
-    return {std::move(j), {}};
+    return j;
   }
-  query::ParseResult pr = query::parse_expr(q.filter);
-  if (pr.kind == query::ParseResult::Kind::kError) throw BadRequest(query::format_error(q.filter, pr));
+  query::ParseResult pr = query::parse_expr(filter);
+  if (pr.kind == query::ParseResult::Kind::kError) throw BadRequest(query::format_error(filter, pr));
   if (pr.kind == query::ParseResult::Kind::kIndexed) {
     j["kind"] = "indexed";
     j["parsed"] = pr.expr.str();
     j["plan"] = "indexes, then every candidate re-checked on its bytes\n" + query::explain_plan(pr.expr);
   } else {
     // As a query checks it (LocalService): libpcap's own error for what it cannot compile.
-    if (std::string err = query::libpcap_filter_error(q.filter); !err.empty()) throw BadRequest(err);
+    if (std::string err = query::libpcap_filter_error(filter); !err.empty()) throw BadRequest(err);
     j["kind"] = "scan";
     j["unplanned"] = pr.unplanned;
     j["plan"] =
         "scan with libpcap BPF ('" + pr.unplanned + "' is not indexed); the time range bounds the scan";
   }
-  return {std::move(j), {}};
+  return j;
 }
+
+Reply Service::explain(const QueryRequest& q, const StopCheck&) { return {filter_plan(q.filter), {}}; }
 
 Reply Service::count(const QueryRequest& q, const StopCheck& stop) {
   // As pcapng, unless pcap is asked for: every link type is counted (a pcap answer would leave

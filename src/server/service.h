@@ -72,6 +72,14 @@ std::string worker_failed_warning(const std::string& url, const std::string& why
 // The workers (with why) a warning names missing, when it is one of the above; else nullopt.
 std::optional<std::string> missing_workers_of(const std::string& warning);
 
+// The plan of a filter, as Service::explain gives it: {"filter", "kind", "parsed", "plan",
+// "unplanned"}. BadRequest for a filter that does not parse, or that libpcap cannot compile.
+nlohmann::json filter_plan(const std::string& filter);
+// The members of explain's "figures" (what running the query touched), each a count but "ms";
+// a tm frontend sums them over its workers.
+inline constexpr const char* kExplainFigures[] = {
+    "segments", "skipped_by_time", "through_sidecar", "no_candidate", "read_whole", "candidates", "matched"};
+
 // What a transport sends with an answer (HTTP headers: a front-end names its workers there).
 using Headers = std::vector<std::pair<std::string, std::string>>;
 // A packet answer's header: the link types of the segments it may hold ("1,113"), so that a
@@ -98,6 +106,9 @@ struct QueryRequest {
   std::string format;
   // > 0: only the first `limit` matching packets, in time order (tcpdump -c).
   uint64_t limit = 0;
+  // Service::explain only: also run the query, writing nothing, for what it touched (the
+  // store's figures: segments, candidates, matches), as tm query --explain shows them.
+  bool measure = false;
 };
 
 struct FlowRequest {
@@ -196,9 +207,13 @@ class Service {
 
   // What tm query --explain shows of a filter, without running it: {"filter", "kind"
   // ("all", "indexed" or "scan"), "parsed", "plan" (the planner's lines), "unplanned"}.
-  // BadRequest with the parser's caret message for a syntax error. (A tm frontend adds
-  // which workers it would ask.)
-  virtual Reply explain(const QueryRequest& q);
+  // BadRequest with the parser's caret message for a syntax error. An answerer that holds a
+  // store (LocalService) checks the request as a query does, plans the filter the query would
+  // run (with --flow/--community-id's connections: "query_filter") and gives its time range
+  // ("from_ns", "to_ns": null for no end); with q.measure it also runs the query, writing
+  // nothing, and adds "figures" (explain_figures) and "warnings"; `stop` is asked as the
+  // query runs. (A tm frontend adds which workers it would ask, and their figures summed.)
+  virtual Reply explain(const QueryRequest& q, const StopCheck& stop);
   // {"packets": N, "summary", "warnings": [...]}: how many packets query(q) answers (every link
   // type: pcapng unless q.format says pcap), counted as they stream (none sent), with the
   // answer's warnings and headers (a front-end's missing workers). Throws as open_query and

@@ -405,12 +405,21 @@ class Selection(Cluster):
         self.assertIn("workers asked: %d" % N, out)
 
     def test_explain_on_a_worker_gives_its_plan(self):
-        # A tm serve answers the plan (the one --store prints) and says where the figures are.
-        out = tm("query", "--server", self.workers[0], "--explain", "host 10.0.2.15 and not port 22").stdout.decode()
+        # A tm serve answers the plan (the one --store prints) and its store's figures.
+        flt = "host 10.0.2.15 and not port 22"
+        out = tm("query", "--server", self.workers[0], "--explain", flt).stdout.decode()
         self.assertIn("address index", out)
         self.assertIn("port index", out)
-        self.assertIn("--store on the server's host", out)
+        n = int(tm("query", "--server", self.workers[0], "--count", "-q", flt).stdout)
+        self.assertIn("matched: %d, " % n, out)
         self.assertNotIn("workers asked", out)
+        # A tm frontend's figures are its workers' summed: its matches are its answer's packets.
+        fe = self.start_frontend(balance=None)
+        flt = "host 131.151.32.21 or host 131.151.1.59"
+        out = tm("query", "--server", fe, "--explain", flt).stdout.decode()
+        self.assertIn("workers asked: %d" % N, out)
+        self.assertIn("in the workers' stores", out)
+        self.assertIn("matched: %d, " % len(tcpdump_packets(self.src, flt)), out)
         out = tm("query", "--server", self.workers[0], "--explain", "tcp[13] & 2 != 0").stdout.decode()
         self.assertIn("scan with libpcap BPF", out)
         p = tm("query", "--server", self.workers[0], "--explain", "port 99999x", check=False)

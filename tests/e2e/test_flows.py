@@ -132,7 +132,7 @@ class FlowCounts(StoreTest):
                     with self.subTest(where=where[0], bound=bound):
                         p = tm("query", *where, "--flow", str(rows[0]["id"]), bound,
                                "2030-01-01" if bound == "--from" else "2001-01-01", "--count", check=False)
-                        self.assertNotEqual(p.returncode, 0, p.stderr)
+                        self.assertEqual(p.returncode, 2, p.stderr)  # (a refused request, either way)
                         self.assertIn(b"the time given is %s flow %s's" % (word, str(rows[0]["id"]).encode()),
                                       p.stderr)
                         self.assertNotIn(b"after to", p.stderr)
@@ -144,7 +144,7 @@ class FlowCounts(StoreTest):
                     with self.subTest(where=where, bound=bound, edge=ns):
                         p = tm("query", *where, "--flow", str(rows[0]["id"]), bound, "%d.%09d" % divmod(ns, 10**9),
                                check=False)
-                        self.assertNotEqual(p.returncode, 0, p.stderr)
+                        self.assertEqual(p.returncode, 2, p.stderr)
                         self.assertIn(b"the time given is %s flow" % word, p.stderr)
             # Just inside them, the flow's edge packet is answered.
             for bound, ns in (("--from", rows[0]["last_ns"]), ("--to", rows[0]["first_ns"] + 1)):
@@ -152,6 +152,24 @@ class FlowCounts(StoreTest):
                     n = tm("query", "--store", self.store, "--flow", str(rows[0]["id"]), bound,
                            "%d.%09d" % divmod(ns, 10**9), "--count", "-q").stdout
                     self.assertGreaterEqual(int(n), 1)
+            # --explain through the server gives the store's own plan and figures for a flow and a
+            # Community ID, as --store does (it refused --flow and dropped --community-id).
+            for sel in (["--flow", str(rows[0]["id"])], ["--community-id", rows[0]["community_id"]]):
+                want = int(tm("query", "--store", self.store, *sel, "--count", "-q").stdout)
+                self.assertGreater(want, 0)
+                outs = []
+                for where in (["--store", self.store], ["--server", url]):
+                    with self.subTest(explain=sel[0], where=where[0]):
+                        out = tm("query", *where, "--explain", *sel, "tcp or udp").stdout.decode()
+                        self.assertIn("candidates read: %d, matched: %d, " % (want, want), out)
+                        self.assertIn("src port %d" % rows[0]["orig_port"], out)  # the connection's filter
+                        outs.append(re.sub(r", [\d.]+ ms\n", "\n", out))
+                self.assertEqual(outs[0], outs[1])
+            # A flow that is not there: nothing is read, and the plan says why.
+            for where in (["--store", self.store], ["--server", url]):
+                p = tm("query", *where, "--explain", "--flow", "12345")
+                self.assertIn("plan: nothing to read: no flow 12345", p.stdout.decode())
+                self.assertIn("candidates read: 0, matched: 0", p.stdout.decode())
             p = tm("query", "--store", self.store, "--explain", "-c", "3", "tcp", check=False)
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn(b"does not go with --explain", p.stderr)

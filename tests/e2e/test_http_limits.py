@@ -392,6 +392,29 @@ class Limits(test_daemon.Serve):
         self.assertIn(b"from: ", p.stderr)
         self.alive("explain")
 
+    def test_a_parameter_given_empty_is_refused_not_taken_for_absent(self):
+        """from= (a script's unset variable) answered as if there were no bound, a JSON body's
+        misspelt member was ignored (the whole store answered), and 50000 nested arrays in a JSON
+        body killed tm serve (a stack overflow). Each is a 400 naming it; the server lives on."""
+        self.start_serve()
+        js = {"Content-Type": "application/json"}
+        for method, path, body, error in (
+                ("GET", "/api/v1/count?filter=tcp&from=", None, "from: given empty (leave it out for no bound)"),
+                ("GET", "/api/v1/query?filter=tcp&to=", None, "to: given empty (leave it out for no bound)"),
+                ("GET", "/api/v1/count?filter=tcp&limit=", None, "limit: given empty (leave it out for no limit)"),
+                ("GET", "/api/v1/flows?from=", None, "from: given empty (leave it out for no bound)"),
+                ("GET", "/api/v1/flows?top=", None, "top: given empty (leave it out for every flow)"),
+                ("POST", "/api/v1/count", b'{"filter": "tcp", "from": ""}', "from: given empty (leave it out for no bound)"),
+                ("POST", "/api/v1/count", b'{"fitler": "host 10.9.9.9"}', "unknown parameter 'fitler'"),
+                ("POST", "/api/v1/count", b'{"filter": "udp", "filter": "tcp"}', "body: member 'filter' given twice"),
+                ("POST", "/api/v1/count", b'{"filter": ' + b"[" * 50000 + b"]" * 50000 + b"}",
+                 "body: JSON nested more than 16 deep")):
+            with self.subTest(path=path, body=(body or b"")[:30]):
+                code, answer = self.timed(method, path, body=body, headers=js if body else {}, limit=5.0)
+                self.assertEqual(code, 400, answer)
+                self.assertTrue(json.loads(answer)["error"].startswith(error), answer)
+        self.alive("empty, misspelt and deep parameters")
+
     def test_repeated_parameters_and_bad_flags_refused(self):
         """A second filter= was silently dropped (the answer of the first), require_all=maybe
         taken as false."""

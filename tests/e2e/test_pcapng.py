@@ -10,7 +10,7 @@ import subprocess
 import unittest
 
 from test_cluster import Cluster
-from tmtest import TM, corpus, read_pcap, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, read_pcap, record, run, tcpdump_packets, tm
 
 ETH = corpus("link", "icmp_dot1q.pcap")      # link type 1, 2008
 RAW = corpus("link", "rotation.pcap")        # link type 101, 2011
@@ -204,6 +204,38 @@ class MixedLinkTypes(Cluster):
                                         (names, ext))
         # Each worker alone: one link type, pcap (auto), as their answers are.
         self.assertTrue(all(n.endswith(".pcap") for n in self.download_names(worker0, {})))
+
+
+class LinkSpecificFilters(StoreTest):
+    """A filter libpcap compiles only for one link type (802.11's `type data subtype qos-data`) was
+    checked against Ethernet alone and refused for a store of 802.11 frames too. It is checked for the
+    link types of the segments the query reads: answered as tcpdump answers it where it compiles,
+    refused (exit 2, naming the link type) where it compiles for none, with the Ethernet segments of a
+    store holding both warned of."""
+
+    def test_an_802_11_filter_on_a_store_of_802_11_frames(self):
+        wifi = corpus("link", "radiotap.pcap")  # link type 127
+        record(self.store, [wifi], "--cutoff", "none")
+        for flt in ("type data subtype qos-data", "wlan[0] = 0x88", "wlan addr2 8a:15:14:9b:5a:e0"):
+            with self.subTest(filter=flt):
+                want = tcpdump_packets(wifi, flt)
+                self.assertTrue(want)
+                out = self.path("a.pcap")
+                tm("query", "--store", self.store, "-w", out, "-q", flt)
+                self.assertSamePackets(tcpdump_packets(out), want)
+        eth = self.path("eth")
+        record(eth, [ETH], "--cutoff", "none")
+        p = tm("query", "--store", eth, "--count", "type data subtype qos-data", check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"802.11 link-layer types supported only on 802.11", p.stderr)
+        # Both link types in one store: the 802.11 frames answered, the Ethernet ones said unmatched.
+        record(self.store, [ETH], "--cutoff", "none")
+        p = tm("query", "--store", self.store, "--count", "type data subtype qos-data")
+        self.assertEqual(int(p.stdout), len(tcpdump_packets(wifi, "type data subtype qos-data")))
+        self.assertIn(b"cannot be applied to packets of link type 1", p.stderr)
+        p = tm("query", "--store", self.store, "--count", "ip[0] =", check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"compiling 'ip[0] =' for link type 1, nor for 127", p.stderr)
 
 
 if __name__ == "__main__":
