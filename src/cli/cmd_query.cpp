@@ -50,45 +50,54 @@ class OutFile {
 // --explain: the plan of the query and what running it touched, as the Service explains it
 // (the store's or server's figures; a tm frontend's summed over the workers it asks).
 int print_explain(const nlohmann::json& j) {
-  auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
-  std::string filter = j.contains("query_filter") ? str("query_filter") : str("filter");
+  using nlohmann::json;
+  // (Each member looked up, not assumed: an older or another server's plan may lack any.)
+  auto at = [](const json& o, const char* k) { return o.is_object() ? o.value(k, json()) : json(); };
+  auto str = [&](const json& o, const char* k) {
+    json v = at(o, k);
+    return v.is_string() ? v.get<std::string>() : std::string();
+  };
+  auto num = [&](const json& o, const char* k) {
+    json v = at(o, k);
+    return v.is_number_unsigned() ? v.get<uint64_t>() : uint64_t{0};
+  };
+  std::string filter = j.contains("query_filter") ? str(j, "query_filter") : str(j, "filter");
   std::cout << "filter: " << (filter.empty() ? "(all packets)" : filter) << "\n";
-  if (std::string p = str("parsed"); !p.empty()) std::cout << "parsed: " << p << "\n";
-  if (std::string plan = str("plan"); !plan.empty())
+  if (std::string p = str(j, "parsed"); !p.empty()) std::cout << "parsed: " << p << "\n";
+  if (std::string plan = str(j, "plan"); !plan.empty())
     std::cout << "plan: " << plan << (plan.back() != '\n' ? "\n" : "");
-  if (j.contains("from_ns") && j["from_ns"].is_number_unsigned()) {
-    uint64_t from = j["from_ns"].get<uint64_t>();
+  if (at(j, "from_ns").is_number_unsigned()) {
+    uint64_t from = num(j, "from_ns");
     std::cout << fmt::format(
         "time range: {} .. {}\n", from ? util::format_time(from) : "start",
-        j["to_ns"].is_number_unsigned() ? util::format_time(j["to_ns"].get<uint64_t>()) : "end");
+        at(j, "to_ns").is_number_unsigned() ? util::format_time(num(j, "to_ns")) : "end");
   }
-  if (j.contains("workers")) {
+  const json workers = at(j, "workers");
+  if (workers.is_array()) {
     std::cout << fmt::format("cluster: balance {}, tunnels {}\n",
-                             str("balance").empty() ? "unknown" : str("balance"),
-                             j.value("tunnels", false) ? "possible" : "none");
-    std::cout << "selection: " << str("why") << "\n";
-    std::cout << fmt::format("workers asked: {}\n", j["workers"].size());
-    for (auto& w : j["workers"])
-      std::cout << fmt::format("  worker {} {}\n", w["id"].get<size_t>(), w["url"].get<std::string>());
+                             str(j, "balance").empty() ? "unknown" : str(j, "balance"),
+                             at(j, "tunnels") == json(true) ? "possible" : "none");
+    std::cout << "selection: " << str(j, "why") << "\n";
+    std::cout << fmt::format("workers asked: {}\n", workers.size());
+    for (auto& w : workers) std::cout << fmt::format("  worker {} {}\n", num(w, "id"), str(w, "url"));
   }
-  if (const nlohmann::json& f = j.contains("figures") ? j["figures"] : nlohmann::json(); f.is_object()) {
-    auto n = [&](const char* k) {
-      return f.contains(k) && f[k].is_number_unsigned() ? f[k].get<uint64_t>() : 0;
-    };
+  if (const json f = at(j, "figures"); f.is_object()) {
     std::cout << fmt::format(
         "segments: {} in {}, {} skipped by time, {} through their sidecar ({} with no candidate), {} read "
         "whole\n",
-        n("segments"), j.contains("workers") ? "the workers' stores" : "store", n("skipped_by_time"),
-        n("through_sidecar"), n("no_candidate"), n("read_whole"));
-    std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", n("candidates"), n("matched"),
-                             f.contains("ms") && f["ms"].is_number() ? f["ms"].get<double>() : 0.0);
+        num(f, "segments"), workers.is_array() ? "the workers' stores" : "store", num(f, "skipped_by_time"),
+        num(f, "through_sidecar"), num(f, "no_candidate"), num(f, "read_whole"));
+    std::cout << fmt::format("candidates read: {}, matched: {}, {:.1f} ms\n", num(f, "candidates"),
+                             num(f, "matched"), at(f, "ms").is_number() ? f["ms"].get<double>() : 0.0);
+  } else if (workers.is_array()) {  // a tm frontend of workers that give none (older ones)
+    std::cout << "(segments and candidates: not given by the workers)\n";
   } else {  // an older tm serve: its figures need the store
     std::cout << "(segments and candidates: tm query --store on the server's host)\n";
   }
-  if (std::string none = str("no_connection"); !none.empty() && str("kind") != "none")
+  if (std::string none = str(j, "no_connection"); !none.empty() && str(j, "kind") != "none")
     std::cerr << "tm query: warning: " << none << "\n";
-  if (j.contains("warnings") && j["warnings"].is_array())
-    for (auto& w : j["warnings"])
+  if (const json ws = at(j, "warnings"); ws.is_array())
+    for (auto& w : ws)
       if (w.is_string()) std::cerr << "tm query: warning: " << w.get<std::string>() << "\n";
   return 0;
 }

@@ -165,16 +165,18 @@ json ClusterService::query_status(uint64_t id) {
   return it->second;
 }
 
-// The plan, checked by the workers it would ask as they check a query (from, to, class: a
-// worker's 400 is the client's error, as for a query), with the format the answer would be
-// written in: as asked, else pcapng when the workers' answers may hold more than one link
-// type between them (their plans' link_types).
+// The plan, checked by the workers it would ask as they check a query (from, to, class, and
+// a filter libpcap compiles, for their link types: a worker's 400 is the client's error, as
+// for a query), with the format the answer would be written in: as asked, else pcapng when
+// the workers' answers may hold more than one link type between them (their plans'
+// link_types). With q.measure each worker runs it: their figures summed, and as for a count,
+// none answering is a 502, some missing a 503 with require_all, else a warning naming them.
 server::Reply ClusterService::explain(const server::QueryRequest& q, const server::StopCheck&) {
   std::optional<util::pcap::Output> forced;
   if (!q.format.empty() && !(forced = util::pcap::parse_output(q.format)))
     throw server::BadRequest(fmt::format("format: '{}' is not pcap or pcapng", q.format));
   const std::string& filter = q.filter;
-  server::Reply plan = Service::explain(q, {});
+  json plan = server::filter_plan(filter, false);
   auto pr = parse_filter(filter);
   Selection sel = select(pr, cfg_.balance);
   std::vector<size_t> which;
@@ -186,38 +188,60 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   auto p = params({{"from", q.from}, {"to", q.to}, {"community_id", q.community_id}, {"flow_id", q.flow_id}},
                   q.classes);
   p.emplace("filter", filter);
-  if (q.measure) p.emplace("measure", "1");  // (each worker runs it; its time limit holds)
+  if (q.measure) p.emplace("measure", "1");
   auto t0 = std::chrono::steady_clock::now();
   const httplib::Request req = worker_request("/api/v1/explain", p, true);
-  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(req); });
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) {
+    if (q.measure) {  // (a worker runs the query: up to its time limit, as a query's answer may)
+      const double t = cfg_.query_timeout_s + 1;
+      c.set_read_timeout(static_cast<time_t>(t), 0);
+    }
+    return c.send(req);
+  });
   std::set<uint64_t> links;
   // With measure: the workers' figures summed, their warnings each under its worker's name.
-  json figures = json::object(), warnings = json::array();
+  json figures = json::object(), warnings = json::array(), range;
   // A flow or Community ID that no worker asked has (each but one has none of a flow's).
   size_t answered = 0, without = 0;
   std::string no_connection;
   for (size_t k = 0; k < replies.size(); ++k) {
     auto& r = replies[k];
+    const std::string& url = cfg_.workers[which[k]].url;
+    if (r.status == 400 && q.measure && r.error.find("unknown parameter 'measure'") != std::string::npos) {
+      // An older tm: its plan checked the request, but it gives no figures.
+      ++answered;
+      warnings.push_back(fmt::format("worker {}: its figures are not known (an older tm: no measure=)", url));
+      continue;
+    }
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
     json b = r.ok() ? json::parse(r.body, nullptr, false) : json();
     if (!b.is_object()) continue;
     ++answered;
-    if (b["no_connection"].is_string()) {
+    if (b.value("no_connection", json()).is_string()) {
       ++without;
       no_connection = b["no_connection"].get<std::string>();
+    } else if (range.is_null()) {  // (the query's range and filter, a flow's on its worker)
+      range = json::object();
+      for (const char* k : {"from_ns", "to_ns", "query_filter"})
+        if (b.contains(k)) range[k] = b[k];
     }
-    if (b.contains("link_types") && b["link_types"].is_array())
+    if (b.value("link_types", json()).is_array())
       for (auto& l : b["link_types"])
         if (l.is_number_unsigned()) links.insert(l.get<uint64_t>());
-    if (q.measure && b["figures"].is_object())
+    if (q.measure && b.value("figures", json()).is_object())
       for (const char* f : server::kExplainFigures)
-        if (b["figures"][f].is_number_unsigned())
+        if (b["figures"].value(f, json()).is_number_unsigned())
           figures[f] = figures.value(f, uint64_t{0}) + b["figures"][f].get<uint64_t>();
-    if (b["warnings"].is_array())
+    if (b.value("warnings", json()).is_array())
       for (auto& w : b["warnings"])
-        if (w.is_string())
-          warnings.push_back(fmt::format("worker {}: {}", cfg_.workers[which[k]].url, w.get<std::string>()));
+        if (w.is_string()) warnings.push_back(fmt::format("worker {}: {}", url, w.get<std::string>()));
   }
+  // Those that did not answer did not check the request: the plan stands without them, but
+  // figures without them are partial, said as a count's are.
+  json missing = missing_of(cfg_, which, replies);
+  if (q.measure) check_answered(missing, which.size(), q.require_all);
+  if (!missing.empty())
+    warnings.insert(warnings.begin(), server::missing_workers_warning(reasons_of(missing)));
   json j;
   j["balance"] = cfg_.balance.known ? json(scheme_name(cfg_.balance.scheme)) : json(nullptr);
   j["tunnels"] = cfg_.balance.tunnels;
@@ -225,22 +249,31 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   j["why"] = sel.why;
   j["workers"] = json::array();
   for (size_t i : which) j["workers"].push_back({{"id", i}, {"url", cfg_.workers[i].url}});
-  // Those that did not answer did not check the request: the plan stands without them.
-  j["missing"] = missing_of(cfg_, which, replies);
+  j["missing"] = std::move(missing);
   j["format"] = util::pcap::output_name(
       forced.value_or(links.size() > 1 ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap));
   j["link_types"] = links;
   j["parsed"] = pr.kind == query::ParseResult::Kind::kIndexed ? json(pr.expr.str()) : json(nullptr);
   j["filter"] = filter;
+  if (range.is_object()) j.update(range);
   if (q.measure) {
     figures["ms"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     j["figures"] = std::move(figures);
   }
   j["warnings"] = std::move(warnings);
-  if (answered && without == answered)
+  if (answered && without == answered) {  // an empty answer, whatever the filter (as a worker says it)
     j["no_connection"] =
         fmt::format("none of the {} workers that answered has it ({})", answered, no_connection);
-  for (auto& [k, v] : plan.body.items())
+    j["kind"] = "none";
+    j["plan"] = "nothing to read: " + j["no_connection"].get<std::string>();
+  } else if (j.contains("query_filter") && j["query_filter"].is_string()) {
+    // The plan of the query the workers run (a flow's or Community ID's connections and the
+    // filter), not of the filter alone.
+    plan = server::filter_plan(j["query_filter"].get<std::string>(), false);
+    plan.erase("filter");
+    j.erase("parsed");
+  }
+  for (auto& [k, v] : plan.items())
     if (!j.contains(k) || j[k].is_null()) j[k] = v;
   return {std::move(j), {}};
 }

@@ -458,7 +458,8 @@ class Engine {
 }  // namespace
 
 QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
-                     const std::function<void(const OutPacket&)>& out) {
+                     const std::function<void(const OutPacket&)>& out,
+                     const std::function<void()>& before_segment) {
   QueryStats st;
   if (q.parsed.kind == ParseResult::Kind::kError) throw std::runtime_error(format_error(q.text, q.parsed));
   if (q.parsed.kind == ParseResult::Kind::kBpfOnly) {
@@ -507,6 +508,7 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
   uint64_t emitted = 0;  // (q.limit)
   auto admit_until = [&](uint64_t ts) {
     while (next_seg < segs.size() && (heap.empty() || segs[next_seg]->lo_ts() <= ts)) {
+      if (before_segment) before_segment();
       auto sm = eng.open(*segs[next_seg], next_seg);
       ++next_seg;
       if (!sm->matches.empty()) {

@@ -44,8 +44,12 @@ struct OutPacket {
 
 // Calls `out` for every match in time order (ties: segment order, then file order), or for
 // the first q.limit of them (no later segment is opened once it is reached).
-// Throws std::runtime_error for a filter libpcap cannot compile (BPF fallback).
+// `before_segment`, when given, is called before each segment is opened (a transport's time
+// limit: it may throw to end the query, which a query of few matches would otherwise not
+// give `out` the chance to do). Throws std::runtime_error for a filter libpcap cannot
+// compile (BPF fallback).
 QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
-                     const std::function<void(const OutPacket&)>& out);
+                     const std::function<void(const OutPacket&)>& out,
+                     const std::function<void()>& before_segment = nullptr);
 
 }  // namespace tmach::query

@@ -89,7 +89,8 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
 }
 
 Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
-  auto r = api_query(c_, "/api/v1/count", query_params(q, false), nullptr);
+  // (format: pcap counts what a pcap answer holds, as --store does; an older tm refuses it)
+  auto r = api_query(c_, "/api/v1/count", query_params(q, true), nullptr);
   if (r.status == 404 && r.error.find("/api/v1/count") != std::string::npos)
     throw std::runtime_error(c_.url + " has no /api/v1/count (an older tm): --count needs --store there");
   if (r.status == 0) throw std::runtime_error(r.error);
@@ -120,6 +121,7 @@ Reply HttpService::explain(const QueryRequest& q, const StopCheck&) {
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   if (!q.flow_id.empty()) p.emplace("flow_id", q.flow_id);
   if (q.measure) p.emplace("measure", "1");
+  if (q.require_all) p.emplace("require_all", "1");
   auto r = api_query(c_, "/api/v1/explain", p, nullptr);
   if (q.measure && r.status == 400 && r.error.find("unknown parameter 'measure'") != std::string::npos) {
     p.erase("measure");

@@ -56,6 +56,15 @@ void check_stop(uint64_t& n, const StopCheck& stop) {
   if (std::string why = stop(); !why.empty()) throw Cancelled(why);
 }
 
+// Before each segment but the first (run_query's before_segment): a query of few matches over
+// many segments is stopped too, once it has read one.
+std::function<void()> stop_between_segments(const StopCheck& stop) {
+  return [&stop, first = true]() mutable {
+    if (std::exchange(first, false)) return;
+    if (std::string why = stop(); !why.empty()) throw Cancelled(why);
+  };
+}
+
 }  // namespace
 
 // A packet query's answer (open_query), which can also only count (count).
@@ -74,14 +83,17 @@ class QueryStream : public Stream {
     const bool pcap = output_ == util::pcap::Output::kPcap;
     uint64_t n = 0, kept = 0, other = 0;
     std::optional<uint32_t> link;  // a pcap answer's: the first packet's
-    query::QueryStats st = query::run_query(cat_, q_, [&](const query::OutPacket& p) {
-      check_stop(n, stop);
-      if (!link) link = p.linktype;
-      if (!pcap || p.linktype == *link)
-        ++kept;
-      else
-        ++other;
-    });
+    query::QueryStats st = query::run_query(
+        cat_, q_,
+        [&](const query::OutPacket& p) {
+          check_stop(n, stop);
+          if (!link) link = p.linktype;
+          if (!pcap || p.linktype == *link)
+            ++kept;
+          else
+            ++other;
+        },
+        stop_between_segments(stop));
     packets = kept;
     double ms = ms_since(t0_);
     for (auto& w : st.warnings) warn(w);
@@ -97,10 +109,13 @@ class QueryStream : public Stream {
     // type cannot share the stream and are counted instead. A pcapng takes them all.
     util::pcap::AnswerWriter out(output_, sink, chunk_);
     uint64_t n = 0;
-    query::QueryStats st = query::run_query(cat_, q_, [&](const query::OutPacket& p) {
-      check_stop(n, stop);
-      out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
-    });
+    query::QueryStats st = query::run_query(
+        cat_, q_,
+        [&](const query::OutPacket& p) {
+          check_stop(n, stop);
+          out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
+        },
+        stop_between_segments(stop));
     out.finish();
     packets = out.packets();
     double ms = ms_since(t0_);
@@ -168,10 +183,13 @@ class SubscriptionStream : public Stream {
       query::QuerySpec h = sub_->spec();
       h.to_ns = UINT64_MAX;
       uint64_t n = 0;
-      query::run_query(snap_, h, [&](const query::OutPacket& p) {
-        check_stop(n, stop);
-        out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
-      });
+      query::run_query(
+          snap_, h,
+          [&](const query::OutPacket& p) {
+            check_stop(n, stop);
+            out.write(p.ts_ns, p.linktype, p.caplen, p.wirelen, p.data);
+          },
+          stop_between_segments(stop));
       out.flush();
     }
     std::deque<SubPacket> batch;
@@ -329,8 +347,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   }
   // A filter libpcap compiles is checked for the link types of the store's segments in the
   // classes asked (that of an empty answer too: a bad filter is an error whatever it selects).
+  // (With no connection to answer too: its classes and filter are refused as any query's.)
   const bool bpf = p.q.parsed.kind == query::ParseResult::Kind::kBpfOnly;
-  if (!p.no_connection.empty() && !bpf) return p;
   p.q.classes = r.classes;
   if (sync && o_.live && p.no_connection.empty() && !o_.live->sync())
     spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
@@ -367,7 +385,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
 // format). With r.measure, the query run without an answer: what it touched.
 Reply LocalService::explain(const QueryRequest& r, const StopCheck& stop) {
   PacketQuery p = packet_query(r, r.measure);
-  json j = filter_plan(p.q.text);
+  json j = filter_plan(p.q.text, false);  // (libpcap: packet_query checked it for the store's link types)
   j["filter"] = r.filter;
   if (p.q.text != r.filter) j["query_filter"] = p.q.text;
   j["from_ns"] = p.q.from_ns;
@@ -387,7 +405,8 @@ Reply LocalService::explain(const QueryRequest& r, const StopCheck& stop) {
     auto t0 = clk::now();
     if (p.no_connection.empty()) {  // (else nothing to read)
       uint64_t n = 0;
-      st = query::run_query(p.cat, p.q, [&](const query::OutPacket&) { check_stop(n, stop); });
+      st = query::run_query(
+          p.cat, p.q, [&](const query::OutPacket&) { check_stop(n, stop); }, stop_between_segments(stop));
     }
     j["figures"] = {{"segments", st.segments_total},
                     {"skipped_by_time", st.segments_skipped_time},

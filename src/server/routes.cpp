@@ -168,6 +168,8 @@ QueryRequest query_request(const httplib::Request& req) {
   refuse_empty(req, j, "to", "no bound");
   refuse_empty(req, j, "limit", "no limit");
   refuse_empty(req, j, "format", "the answer's own choice");
+  refuse_empty(req, j, "require_all", "false");
+  refuse_empty(req, j, "measure", "false");
   if (!j.is_null()) {
     for (auto [key, dst] :
          {std::pair{"filter", &q.filter}, std::pair{"from", &q.from}, std::pair{"to", &q.to},
@@ -365,7 +367,7 @@ void HttpApi::query_routes() {
   // The plan of a filter (tm query --explain's, without running it; with measure=1 run as a
   // count is, admitted and time-limited, for the store's figures), and a query's count.
   get_and_post(s, "/api/v1/explain", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "from", "to", "class", "community_id", "flow_id", "measure"});
+    only_params(req, {"filter", "from", "to", "class", "community_id", "flow_id", "measure", "require_all"});
     QueryRequest q = query_request(req);
     if (!q.measure) return reply(res, svc_.explain(q, [] { return std::string(); }), 2);
     limit_answer_time(o_.query_seconds + 1);
@@ -384,10 +386,12 @@ void HttpApi::query_routes() {
                          return "";
                        }),
           2);
+    observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
   });
   get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
     limit_answer_time(o_.query_seconds + 1);
-    only_params(req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "limit"});
+    only_params(
+        req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "limit", "format"});
     QueryRequest q = query_request(req);
     auto t0 = clk::now();
     queries_admit_.admit();

@@ -71,7 +71,7 @@ std::unique_ptr<Stream> Service::open_flows(const FlowRequest& q) {
   return std::make_unique<LazyStream>([this, q](const ByteSink& o, const Warn& w) { return flows(q, o, w); });
 }
 
-nlohmann::json filter_plan(const std::string& filter) {
+nlohmann::json filter_plan(const std::string& filter, bool check_libpcap) {
   nlohmann::json j{{"filter", filter}};
   if (filter.find_first_not_of(" \t\r\n") == std::string::npos) {
     j["kind"] = "all";
@@ -86,7 +86,8 @@ nlohmann::json filter_plan(const std::string& filter) {
     j["plan"] = "indexes, then every candidate re-checked on its bytes\n" + query::explain_plan(pr.expr);
   } else {
     // As a query checks it (LocalService): libpcap's own error for what it cannot compile.
-    if (std::string err = query::libpcap_filter_error(filter); !err.empty()) throw BadRequest(err);
+    if (check_libpcap)
+      if (std::string err = query::libpcap_filter_error(filter); !err.empty()) throw BadRequest(err);
     j["kind"] = "scan";
     j["unplanned"] = pr.unplanned;
     j["plan"] =

@@ -73,8 +73,10 @@ std::string worker_failed_warning(const std::string& url, const std::string& why
 std::optional<std::string> missing_workers_of(const std::string& warning);
 
 // The plan of a filter, as Service::explain gives it: {"filter", "kind", "parsed", "plan",
-// "unplanned"}. BadRequest for a filter that does not parse, or that libpcap cannot compile.
-nlohmann::json filter_plan(const std::string& filter);
+// "unplanned"}. BadRequest for a filter that does not parse, or (`check_libpcap`) that libpcap
+// cannot compile for Ethernet; an answerer that knows its link types checks it for those
+// (LocalService), a tm frontend leaves it to its workers.
+nlohmann::json filter_plan(const std::string& filter, bool check_libpcap = true);
 // The members of explain's "figures" (what running the query touched), each a count but "ms";
 // a tm frontend sums them over its workers.
 inline constexpr const char* kExplainFigures[] = {

@@ -334,6 +334,14 @@ class Faults(Cluster):
             self.assertIn("--require-all", p.stderr.decode())
             self.assertIn(self.workers[1], p.stderr.decode())
             self.assertEqual(p.stdout, b"")
+        # --explain's figures likewise: partial, said so; --require-all fails (they were silently short).
+        got = self.count(("--server", self.fe), "udp")[0]
+        p = tm("query", "--server", self.fe, "--explain", "udp")
+        self.assertIn("matched: %d, " % got, p.stdout.decode())
+        self.assertIn("tm query: warning: workers missing from the answer: " + self.workers[1], p.stderr.decode())
+        p = tm("query", "--server", self.fe, "--explain", "--require-all", "udp", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("--require-all: 1 of %d workers did not answer: %s" % (N, self.workers[1]), p.stderr.decode())
         # The API's own answer: the missing worker in the headers, a 503 with require_all.
         p = run(["curl", "-s", "-D", "-", self.fe + "/api/v1/count?filter=udp"])
         self.assertIn("x-tm-missing-workers: " + self.workers[1], p.stdout.decode().lower())
@@ -420,6 +428,20 @@ class Selection(Cluster):
         self.assertIn("workers asked: %d" % N, out)
         self.assertIn("in the workers' stores", out)
         self.assertIn("matched: %d, " % len(tcpdump_packets(self.src, flt)), out)
+        # A flow's plan through the front-end is the query its worker runs: the connection's filter
+        # and lifetime (it said "(all packets)", "every packet of the time range"); an unknown flow
+        # reads nothing.
+        rows = [json.loads(l) for l in tm("flows", "--server", fe, "--format", "json").stdout.decode().splitlines()]
+        r = max((r for r in rows if r["proto"] in ("tcp", "udp")), key=lambda r: r["orig_pkts"] + r["resp_pkts"])
+        out = tm("query", "--server", fe, "--explain", "--flow", str(r["id"])).stdout.decode()
+        self.assertIn("src port %d" % r["orig_port"], out)
+        self.assertIn("port index", out)
+        self.assertNotIn("time range: start .. end", out)
+        n = int(tm("query", "--server", fe, "--count", "-q", "--flow", str(r["id"])).stdout)
+        self.assertEqual(n, r["orig_pkts"] + r["resp_pkts"])
+        self.assertIn("matched: %d, " % n, out)
+        out = tm("query", "--server", fe, "--explain", "--flow", "12345").stdout.decode()
+        self.assertIn("plan: nothing to read: none of the %d workers that answered has it" % N, out)
         out = tm("query", "--server", self.workers[0], "--explain", "tcp[13] & 2 != 0").stdout.decode()
         self.assertIn("scan with libpcap BPF", out)
         p = tm("query", "--server", self.workers[0], "--explain", "port 99999x", check=False)

@@ -10,7 +10,7 @@ import subprocess
 import unittest
 
 from test_cluster import Cluster
-from tmtest import TM, StoreTest, corpus, read_pcap, record, run, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, tcpdump_packets, tm
 
 ETH = corpus("link", "icmp_dot1q.pcap")      # link type 1, 2008
 RAW = corpus("link", "rotation.pcap")        # link type 101, 2011
@@ -139,6 +139,11 @@ class MixedLinkTypes(Cluster):
         self.assertEqual(json.loads(run(["curl", "-s", url + "/api/v1/count"]).stdout)["packets"], total)
         for where in (("--store", self.store), ("--server", url)):
             self.assertEqual(int(tm("query", *where, "--count", "-q").stdout), total, where[0])
+            # --format pcap: what a pcap answer holds, the others warned of (--server sent no format,
+            # and counted every link type).
+            p = tm("query", *where, "--count", "-q", "--format", "pcap")
+            self.assertEqual(int(p.stdout), len(read_pcap(ETH)), where[0])
+            self.assertIn(b"of another link type than 1 were left out", p.stderr)
 
     def test_frontend_merges_workers_of_different_link_types(self):
         # Worker 0 holds Ethernet and raw IP, worker 1 Linux cooked: one answer of all three.
@@ -223,6 +228,18 @@ class LinkSpecificFilters(StoreTest):
                 out = self.path("a.pcap")
                 tm("query", "--store", self.store, "-w", out, "-q", flt)
                 self.assertSamePackets(tcpdump_packets(out), want)
+                self.assertIn("matched: %d, " % len(want),
+                              tm("query", "--store", self.store, "--explain", flt).stdout.decode())
+        # Through tm serve: its plan, and a download's ticket (which asks for the plan first).
+        srv = self.spawn_process([TM, "serve", "--store", self.store, "--listen", "127.0.0.1:0"], "serve")
+        url = "http://127.0.0.1:%d" % listening_port(srv, srv.errfile, "tm serve")
+        flt = "type data subtype qos-data"
+        self.assertIn("matched: 2, ", tm("query", "--server", url, "--explain", flt).stdout.decode())
+        p = run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST", "--data-urlencode", "filter=" + flt,
+                 url + "/api/v1/download"])
+        self.assertTrue(p.stdout.endswith(b"\n200"), p.stdout)
+        srv.terminate()
+        srv.wait(30)
         eth = self.path("eth")
         record(eth, [ETH], "--cutoff", "none")
         p = tm("query", "--store", eth, "--count", "type data subtype qos-data", check=False)
