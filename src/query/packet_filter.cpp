@@ -72,9 +72,10 @@ bool libpcap_alike(const Expr& e) {
 
 PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
     : parsed_(parsed),
-      // (Its text compiled by libpcap, too: tm's own aliases, such as `dhcp`, are not libpcap's.)
+      // (Its text compiled by libpcap, too: tm's own aliases, such as `dhcp`, are not libpcap's.
+      // Not beyond kLibpcapMaxFilter, whose compile could take minutes: tm's own verdict there.)
       libpcap_alike_(parsed.kind != ParseResult::Kind::kBpfOnly && libpcap_alike(parsed.expr) &&
-                     packet::bpf_compile_error(text).empty()),
+                     text.size() <= kLibpcapMaxFilter && packet::bpf_compile_error(text).empty()),
       bpf_({std::move(text)}) {}
 
 bool PacketFilter::judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
@@ -123,6 +124,12 @@ std::vector<std::string> PacketFilter::problems() const {
 }
 
 std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links) {
+  if (text.size() > kLibpcapMaxFilter)
+    return fmt::format(
+        "filter: {} bytes, and a part tm does not index (so libpcap compiles it whole): libpcap is given at "
+        "most {} (its compile time grows faster than the filter's length); write the rest with tm's own "
+        "terms (host, net, port, proto, vlan, ...), which have no such limit",
+        text.size(), kLibpcapMaxFilter);
   if (links.empty() || links == std::set<uint32_t>{1}) {
     std::string err = bpf_compile_error(text);
     return err.empty() ? err : fmt::format("filter: {} (libpcap, compiling '{}')", err, text);

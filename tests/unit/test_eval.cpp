@@ -237,6 +237,29 @@ TEST(PacketFilter, ALinkTypeLibpcapCannotFilterIsReported) {
   EXPECT_NE(f.problems()[0].find("NFLOG"), std::string::npos) << f.problems()[0];
 }
 
+// libpcap's compile time grows faster than a filter's length (a 600-term `or`: 10 s): a filter
+// it would compile whole is refused beyond kLibpcapMaxFilter bytes, naming the limit, before
+// libpcap sees it; up to it, compiled as before.
+TEST(PacketFilter, AFilterTooLongForLibpcapIsRefusedBeforeItCompiles) {
+  using tmach::query::kLibpcapMaxFilter;
+  using tmach::query::libpcap_filter_error;
+  std::string terms = "tcp[13] & 2 != 0 and (host 10.0.0.1";
+  for (int i = 2; terms.size() < kLibpcapMaxFilter - 40; ++i)
+    terms += " or host 10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+  const std::string fits = terms + ")";
+  ASSERT_LE(fits.size(), kLibpcapMaxFilter);
+  EXPECT_EQ(libpcap_filter_error(fits), "");
+  std::string longer = terms;
+  while (longer.size() <= kLibpcapMaxFilter) longer += " or host 10.9.9.9";
+  longer += ")";
+  std::string err = libpcap_filter_error(longer);
+  EXPECT_EQ(err.rfind("filter: " + std::to_string(longer.size()) + " bytes, and a part tm does not index", 0),
+            0u)
+      << err;
+  EXPECT_NE(err.find("libpcap is given at most 4096"), std::string::npos) << err;
+  EXPECT_EQ(libpcap_filter_error(longer, {1, 127}), err);  // (whatever the link types)
+}
+
 // A frame cut short inside its headers (a snaplen) is judged as libpcap judges it where tm and
 // libpcap read it alike: `not port 80` of a TCP frame cut before its ports is false (libpcap
 // rejects a frame whose filter reads past its bytes), `ip` of one cut inside its IP header is
