@@ -243,6 +243,24 @@ void HttpApi::stop() {
   svr_->stop();
 }
 
+Reply HttpApi::run_admitted(const std::function<Reply(const StopCheck&)>& run) {
+  limit_answer_time(o_.query_seconds + 1);
+  auto t0 = clk::now();
+  queries_admit_.admit();
+  struct Release {
+    Admission& a;
+    ~Release() { a.release(); }
+  } release{queries_admit_};
+  auto limit = std::chrono::duration<double>(o_.query_seconds);
+  Reply r = run([&]() -> std::string {
+    if (stopping_) return "shutting down";
+    if (clk::now() - t0 > limit) return "time limit";
+    return "";
+  });
+  observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+  return r;
+}
+
 void HttpApi::observe_latency(double s) {
   std::lock_guard lk(lat_mu_);
   for (size_t i = 0; i < lat_bounds_.size(); ++i)
@@ -370,45 +388,13 @@ void HttpApi::query_routes() {
     only_params(req, {"filter", "from", "to", "class", "community_id", "flow_id", "measure", "require_all"});
     QueryRequest q = query_request(req);
     if (!q.measure) return reply(res, svc_.explain(q, [] { return std::string(); }), 2);
-    limit_answer_time(o_.query_seconds + 1);
-    auto t0 = clk::now();
-    queries_admit_.admit();
-    struct Release {
-      Admission& a;
-      ~Release() { a.release(); }
-    } release{queries_admit_};
-    auto limit = std::chrono::duration<double>(o_.query_seconds);
-    reply(res,
-          svc_.explain(q,
-                       [&]() -> std::string {
-                         if (stopping_) return "shutting down";
-                         if (clk::now() - t0 > limit) return "time limit";
-                         return "";
-                       }),
-          2);
-    observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+    reply(res, run_admitted([&](const StopCheck& stop) { return svc_.explain(q, stop); }), 2);
   });
   get_and_post(s, "/api/v1/count", [this](const httplib::Request& req, httplib::Response& res) {
-    limit_answer_time(o_.query_seconds + 1);
     only_params(
         req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "limit", "format"});
     QueryRequest q = query_request(req);
-    auto t0 = clk::now();
-    queries_admit_.admit();
-    struct Release {
-      Admission& a;
-      ~Release() { a.release(); }
-    } release{queries_admit_};
-    auto limit = std::chrono::duration<double>(o_.query_seconds);
-    reply(res,
-          svc_.count(q,
-                     [&]() -> std::string {
-                       if (stopping_) return "shutting down";
-                       if (clk::now() - t0 > limit) return "time limit";
-                       return "";
-                     }),
-          -1);
-    observe_latency(std::chrono::duration<double>(clk::now() - t0).count());
+    reply(res, run_admitted([&](const StopCheck& stop) { return svc_.count(q, stop); }), -1);
   });
   s.Get("/api/v1/history", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});

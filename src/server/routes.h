@@ -60,6 +60,9 @@ class HttpApi {
   void subscribe_routes();
   void web_routes();
   void observe_latency(double s);
+  // A whole answer that runs a query (a count, a measured plan): in a query slot, with the
+  // query time limit and shutdown asked as it runs (`run`'s StopCheck), its latency observed.
+  Reply run_admitted(const std::function<Reply(const StopCheck&)>& run);
   Service& svc_;
   RouteOptions o_;
   std::unique_ptr<httplib::Server> svr_;
