@@ -198,6 +198,23 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
     }
     return c.send(req);
   });
+  // An older worker refuses measure= (a 400 before it checks anything): asked again without
+  // it, so that it checks the request and gives its plan, its figures unknown.
+  std::vector<size_t> older;  // (indexes into which/replies)
+  if (q.measure)
+    for (size_t k = 0; k < replies.size(); ++k)
+      if (replies[k].status == 400 &&
+          replies[k].error.find("unknown parameter 'measure'") != std::string::npos)
+        older.push_back(k);
+  if (!older.empty()) {
+    auto plain = p;
+    plain.erase("measure");
+    const httplib::Request again = worker_request("/api/v1/explain", plain, true);
+    std::vector<size_t> whom;
+    for (size_t k : older) whom.push_back(which[k]);
+    auto second = fan_out(cfg_, wc_, whom, [&](httplib::Client& c) { return c.send(again); });
+    for (size_t i = 0; i < older.size(); ++i) replies[older[i]] = std::move(second[i]);
+  }
   std::set<uint64_t> links;
   // With measure: the workers' figures summed, their warnings each under its worker's name.
   json figures = json::object(), warnings = json::array(), range;
@@ -207,13 +224,9 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   for (size_t k = 0; k < replies.size(); ++k) {
     auto& r = replies[k];
     const std::string& url = cfg_.workers[which[k]].url;
-    if (r.status == 400 && q.measure && r.error.find("unknown parameter 'measure'") != std::string::npos) {
-      // An older tm: its plan checked the request, but it gives no figures.
-      ++answered;
-      warnings.push_back(fmt::format("worker {}: its figures are not known (an older tm: no measure=)", url));
-      continue;
-    }
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
+    if (r.ok() && std::find(older.begin(), older.end(), k) != older.end())
+      warnings.push_back(fmt::format("worker {}: its figures are not known (an older tm: no measure=)", url));
     json b = r.ok() ? json::parse(r.body, nullptr, false) : json();
     if (!b.is_object()) continue;
     ++answered;
@@ -240,6 +253,12 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   // figures without them are partial, said as a count's are.
   json missing = missing_of(cfg_, which, replies);
   if (q.measure) check_answered(missing, which.size(), q.require_all);
+  if (q.measure && q.require_all)
+    for (size_t k : older)
+      if (replies[k].ok())
+        throw server::Unavailable(
+            fmt::format("--require-all: worker {} gives no figures (an older tm: no measure=)",
+                        cfg_.workers[which[k]].url));
   if (!missing.empty())
     warnings.insert(warnings.begin(), server::missing_workers_warning(reasons_of(missing)));
   json j;
@@ -269,9 +288,14 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   } else if (j.contains("query_filter") && j["query_filter"].is_string()) {
     // The plan of the query the workers run (a flow's or Community ID's connections and the
     // filter), not of the filter alone.
-    plan = server::filter_plan(j["query_filter"].get<std::string>(), false);
-    plan.erase("filter");
-    j.erase("parsed");
+    try {
+      json qp = server::filter_plan(j["query_filter"].get<std::string>(), false);
+      qp.erase("filter");
+      plan = std::move(qp);
+      j.erase("parsed");
+    } catch (
+        const server::BadRequest&) {  // (a worker's text this front-end reads otherwise: its own plan stays)
+    }
   }
   for (auto& [k, v] : plan.items())
     if (!j.contains(k) || j[k].is_null()) j[k] = v;

@@ -467,7 +467,9 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
     for (const auto& s : cat.segments)
       if (q.classes.empty() || std::find(q.classes.begin(), q.classes.end(), s.cls) != q.classes.end())
         links.insert(s.meta.linktype);
-    std::string err = libpcap_filter_error(q.text, links);
+    // (No size cap here: the filter given was checked against it before a flow's or Community
+    // ID's connections, which tm writes, were joined to it.)
+    std::string err = libpcap_filter_error(q.text, links, false);
     if (!err.empty()) throw std::runtime_error(err);
   }
   std::vector<const store::SegmentInfo*> segs;

@@ -123,8 +123,8 @@ std::vector<std::string> PacketFilter::problems() const {
   return out;
 }
 
-std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links) {
-  if (text.size() > kLibpcapMaxFilter)
+std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links, bool size_cap) {
+  if (size_cap && text.size() > kLibpcapMaxFilter)
     return fmt::format(
         "filter: {} bytes, and a part tm does not index (so libpcap compiles it whole): libpcap is given at "
         "most {} (its compile time grows faster than the filter's length); write the rest with tm's own "

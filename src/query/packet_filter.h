@@ -24,12 +24,15 @@ using packet::bpf_compile_error;
 // of the segments the query reads (Ethernet when none is given): `wlan host A` is a filter for
 // a store of 802.11 frames, where Ethernet's compiler refuses it. (A segment of another link
 // type than those it compiles for has none of its packets matched, and the query warns.)
-// A filter longer than kLibpcapMaxFilter is refused here rather than compiled: libpcap's
-// compile time grows faster than the filter (a 600-term `host A or host B ...` of 11 KB takes
-// it 10 s of CPU, as tcpdump; 5000 terms, unoptimised, 110 s), and a query slot cannot stop
-// it. Filters tm indexes are not compiled by libpcap beyond that size either (PacketFilter).
+// With `size_cap`, a filter longer than kLibpcapMaxFilter is refused here rather than
+// compiled: libpcap's compile time grows faster than the filter (a 600-term `host A or host
+// B ...` of 11 KB takes it 10 s of CPU, as tcpdump; 5000 terms, unoptimised, 110 s), and a
+// query slot cannot stop it. The cap is for the filter a user gives (LocalService checks it
+// before tm joins a flow's connection to it: the executor's own check passes size_cap false).
+// Filters tm indexes are not compiled by libpcap beyond that size either (PacketFilter).
 inline constexpr size_t kLibpcapMaxFilter = 4096;
-std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links = {});
+std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links = {},
+                                 bool size_cap = true);
 
 // Whether tm and libpcap read a frame cut short before its keys (store::cut_before_its_keys)
 // alike: a link layer libpcap reads as tm does, straight to IPv4, IPv6 or ARP, or cut before

@@ -125,6 +125,7 @@ Reply HttpService::explain(const QueryRequest& q, const StopCheck&) {
   auto r = api_query(c_, "/api/v1/explain", p, nullptr);
   if (q.measure && r.status == 400 && r.error.find("unknown parameter 'measure'") != std::string::npos) {
     p.erase("measure");
+    p.erase("require_all");  // (older too, and nothing without figures)
     r = api_query(c_, "/api/v1/explain", p, nullptr);
   }
   if (r.status == 404 && r.error.find("/api/v1/explain") != std::string::npos)

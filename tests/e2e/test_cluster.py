@@ -2,13 +2,16 @@
 the balancing hash gives it (tm record --worker-id i --workers 3), and a tm frontend over them.
 Answers through the front-end equal tcpdump's on the whole capture, byte for byte and in order; a
 killed or stuck worker is named and does not hang the answer; a connection query asks one worker."""
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import unittest
+import urllib.parse
 
 from test_daemon import parse_prometheus
 from test_query import BPF_FILTERS, FILES, FILTERS, FragmentOracle
@@ -692,6 +695,56 @@ class Tokens(Cluster):
         p, got = self.query(fe, "", "--token-file", ftok)
         self.assertSamePackets(got, tcpdump_packets(src))
         self.assertNotIn("warning", p.stderr.decode())
+
+
+class OlderWorker(Cluster):
+    def test_a_worker_that_does_not_know_measure_gives_its_plan(self):
+        """A worker of an older tm refuses measure= (400: unknown parameter): the front-end asks it again
+        for its plan alone, sums the figures of the others and says whose are not known (it was a 502, "no
+        worker answered", once every worker was older); --require-all refuses unknown figures."""
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        self.start_workers([self.store])
+        asked = []
+
+        class Older(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urllib.parse.urlparse(self.path)
+                q = urllib.parse.parse_qs(url.query)
+                asked.append(sorted(q))
+                if url.path == "/api/v1/explain" and "measure" in q:
+                    code, body = 400, {"error": "unknown parameter 'measure' for GET /api/v1/explain (it takes: "
+                                                "filter, from, to, class, community_id, flow_id)"}
+                elif url.path == "/api/v1/explain":
+                    code, body = 200, {"filter": q.get("filter", [""])[0], "kind": "indexed", "link_types": [1]}
+                else:
+                    code, body = 404, {"error": "no such endpoint"}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        older = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Older)
+        threading.Thread(target=older.serve_forever, daemon=True).start()
+        self.addCleanup(older.server_close)
+        self.addCleanup(older.shutdown)
+        self.workers.append("http://127.0.0.1:%d" % older.server_address[1])
+        fe = self.start_frontend(balance=None)
+        n = int(tm("query", "--store", self.store, "--count", "-q", "tcp").stdout)
+        p = tm("query", "--server", fe, "--explain", "tcp")
+        self.assertIn("matched: %d, " % n, p.stdout.decode())
+        self.assertIn("worker %s: its figures are not known (an older tm: no measure=)" % self.workers[1],
+                      p.stderr.decode())
+        self.assertNotIn("missing", p.stderr.decode())
+        self.assertIn(["filter"], asked)  # (asked again for its plan)
+        p = tm("query", "--server", fe, "--explain", "--require-all", "tcp", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("gives no figures", p.stderr.decode())
 
 
 class MidStream(Cluster):
