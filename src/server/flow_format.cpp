@@ -245,7 +245,7 @@ std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::stri
         "state", "cut", "class", "packets");
     for (auto& r : rows) {
       const auto& f = r.rec;
-      bool ports = f.proto == 6 || f.proto == 17 || f.proto == 132;
+      bool ports = shows_ports(f.proto);
       o += fmt::format(
           "{:<19} {:<30} {:>9.3f} {:<5} {:<45} {:<45} {:>8} {:>11} {:>8} {:>11} {:<8} {:<4} {:<9} {}\n", f.id,
           util::format_time(f.first_ts), static_cast<double>(f.last_ts - f.first_ts) / 1e9,

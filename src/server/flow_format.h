@@ -21,6 +21,10 @@ const char* flow_content_type(const std::string& format);
 
 // An IP protocol's name as flow answers write it ("tcp", "udp", "icmp6", ...; else its number).
 std::string proto_name(uint8_t p);
+// Whether a flow answer shows a record's ports: TCP, UDP, SCTP and DCCP (whose records hold
+// them, though tcpdump's `port` does not match DCCP, nor tm's); the text table and Zeek's
+// conn.log alike.
+inline bool shows_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 33; }
 
 // The flow-record JSON codec: one object of a json-format answer, and back.
 // flow_from_json throws std::runtime_error or nlohmann::json::exception on a bad object.

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "flow/flow_record.h"
+#include "server/flow_format.h"
 
 namespace tmach::server {
 namespace {
@@ -100,7 +101,7 @@ std::vector<Cell> cells(const flow::FlowRow& row) {
   c.push_back(str(f.orig.str()));
   // Ports only where the protocol has them: Zeek's ICMP rows hold the type and code there,
   // which tm's record (one for the whole exchange, of any types) does not know: unset.
-  const bool ports = f.proto == 6 || f.proto == 17 || f.proto == 132 || f.proto == 33;
+  const bool ports = shows_ports(f.proto);
   c.push_back(ports ? count(f.orig_port) : unset());
   c.push_back(str(f.resp.str()));
   c.push_back(ports ? count(f.resp_port) : unset());

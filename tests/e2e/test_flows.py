@@ -96,6 +96,19 @@ class FlowCounts(StoreTest):
         self.assertLessEqual(len(want), f["orig_pkts"] + f["resp_pkts"])
         self.assertSamePackets(tcpdump_packets(out), want)
 
+    def test_dccp_ports_are_shown_in_every_format(self):
+        """A DCCP record holds its ports: the text table left them out where JSON and Zeek's conn.log
+        showed them (exploratory test). `port` still matches no DCCP packet, as in tcpdump."""
+        src = corpus("ipv4", "dccp_partial_csum_v4_simple.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        text = tm("flows", "--store", self.store, "-q").stdout.decode()
+        self.assertIn("139.133.209.176:52667", text)
+        self.assertIn("139.133.209.65:5001", text)
+        zeek = tm("flows", "--store", self.store, "-q", "--format", "zeek").stdout.decode()
+        self.assertRegex(zeek, r"139\.133\.209\.176\t52667\t139\.133\.209\.65\t5001\t")
+        self.assertEqual(len(tcpdump_packets(src, "port 5001")), 0)
+        self.assertEqual(tm("query", "--store", self.store, "--count", "-q", "port 5001").stdout.strip(), b"0")
+
     def test_a_flow_is_fetched_through_a_server_as_from_the_store(self):
         """--flow is a query's flow_id behind the service: tm query --server answers it as --store does (it
         needed --store before), an unknown flow is an empty answer that says so, a bad id a 400."""
