@@ -7,14 +7,6 @@
 
 namespace tmach::flow {
 
-namespace {
-
-bool has_ports(uint8_t proto) {
-  return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
-}
-
-}  // namespace
-
 const char* to_string(EndState s) {
   switch (s) {
     case EndState::kOpen:
@@ -76,7 +68,7 @@ packet::IpLayer layer_of(const FlowRecord& r) {
   l.dst = r.resp;
   l.proto = l.header_proto = r.proto;
   l.has_l4 = true;
-  l.has_ports = has_ports(r.proto);
+  l.has_ports = packet::port_protocol(r.proto);
   l.sport = r.orig_port;
   l.dport = r.resp_port;
   l.tcp_flags = static_cast<uint8_t>(r.tcp_flags[0] | r.tcp_flags[1]);

@@ -256,7 +256,7 @@ std::optional<Alert> AlertReader::eve(std::string_view text, size_t lineno) {
   uint16_t* pv[2] = {&a.src_port, &a.dst_port};
   for (int i = 0; i < 2; ++i) {
     if (!j.contains(pk[i])) {
-      if (a.proto == packet::kProtoTcp || a.proto == packet::kProtoUdp || a.proto == packet::kProtoSctp)
+      if (packet::port_protocol(a.proto))
         return skip(lineno, fmt::format("{} alert without {}", str_of(j, "proto"), pk[i]));
       continue;
     }

@@ -20,10 +20,6 @@
 namespace tmach::ids {
 namespace {
 
-bool has_ports(uint8_t proto) {
-  return proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp;
-}
-
 nlohmann::json proto_json(uint8_t proto) {
   switch (proto) {
     case 0:
@@ -59,7 +55,7 @@ packet::CommunityTuple tuple_of(const Alert& a, uint8_t proto) {
 std::string tuple_filter(const Alert& a, uint8_t proto) {
   std::string f = fmt::format("host {} and host {}", a.src.str(), a.dst.str());
   if (proto) f += fmt::format(" and proto {}", proto);
-  if (has_ports(proto) || (proto == 0 && (a.src_port || a.dst_port)))
+  if (packet::port_protocol(proto) || (proto == 0 && (a.src_port || a.dst_port)))
     f += fmt::format(" and port {} and port {}", a.src_port, a.dst_port);
   return f;
 }

@@ -68,6 +68,7 @@ enum : uint8_t {
   kProtoIpIp = 4,
   kProtoTcp = 6,
   kProtoUdp = 17,
+  kProtoDccp = 33,
   kProtoIpv6 = 41,
   kProtoGre = 47,
   kProtoEsp = 50,
@@ -77,6 +78,13 @@ enum : uint8_t {
   kProtoL2tp = 115,  // L2TPv3 over IP
   kProtoSctp = 132,
 };
+
+// The protocols whose ports tcpdump's `port` and `portrange` match: TCP, UDP and SCTP (libpcap:
+// not DCCP, whose header has ports too). The one rule for the index's port keys, the query's
+// verdict, flow records' port keys and an alert's ports.
+constexpr bool port_protocol(uint8_t proto) noexcept {
+  return proto == kProtoTcp || proto == kProtoUdp || proto == kProtoSctp;
+}
 
 // TCP flag bits as in the header's 13th byte.
 enum : uint8_t {

@@ -94,9 +94,7 @@ bool port_matches(const Predicate& pr, const PacketInfo& p) {
     const IpLayer& l = p.ip[i];
     if (!l.has_ports) continue;
     const uint8_t proto = l.version == 4 ? l.header_proto : l.proto;
-    const bool ok =
-        pr.l4 == 0 ? (proto == packet::kProtoTcp || proto == packet::kProtoUdp || proto == packet::kProtoSctp)
-                   : proto == pr.l4;
+    const bool ok = pr.l4 == 0 ? packet::port_protocol(proto) : proto == pr.l4;
     if (ok && by_dir(pr.dir, in(l.sport), in(l.dport))) return true;
   }
   return false;

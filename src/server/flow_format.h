@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flow/flow_query.h"
+#include "packet/packet_info.h"
 
 namespace tmach::server {
 
@@ -24,7 +25,7 @@ std::string proto_name(uint8_t p);
 // Whether a flow answer shows a record's ports: TCP, UDP, SCTP and DCCP (whose records hold
 // them, though tcpdump's `port` does not match DCCP, nor tm's); the text table and Zeek's
 // conn.log alike.
-inline bool shows_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 33; }
+inline bool shows_ports(uint8_t proto) { return packet::port_protocol(proto) || proto == packet::kProtoDccp; }
 
 // The flow-record JSON codec: one object of a json-format answer, and back.
 // flow_from_json throws std::runtime_error or nlohmann::json::exception on a bad object.

@@ -24,8 +24,7 @@ void put_layer_scalars(const packet::IpLayer& l, Put&& put) {
   put(kScalarProtoBase + l.proto);
   put(kScalarNetFlag | (l.version == 4 ? kNetV4 : kNetV6));
   if (l.tunnel) put(kScalarNetFlag | (kNetTunnel + l.tunnel));
-  if (l.has_ports &&
-      (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) {
+  if (l.has_ports && packet::port_protocol(l.proto)) {
     put(uint32_t{l.sport});
     put(uint32_t{l.dport});
   }
@@ -49,10 +48,8 @@ bool cut_before_its_keys(const packet::PacketInfo& p) {
            1];
   // (An IPv6 chain cut inside an extension header leaves that header's number as the protocol:
   // libpcap reads the next header of a first fragment header, byte 40, for `tcp`.)
-  return l.frag_offset == 0 &&
-         ((!l.has_ports &&
-           (l.proto == packet::kProtoTcp || l.proto == packet::kProtoUdp || l.proto == packet::kProtoSctp)) ||
-          (l.version == 6 && packet::is_ipv6_extension_header(l.proto)));
+  return l.frag_offset == 0 && ((!l.has_ports && packet::port_protocol(l.proto)) ||
+                                (l.version == 6 && packet::is_ipv6_extension_header(l.proto)));
 }
 
 void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
