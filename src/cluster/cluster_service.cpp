@@ -17,6 +17,7 @@
 #include "cluster/pcap_merge.h"
 #include "cluster/worker_fetch.h"
 #include "query/parser.h"
+#include "server/client.h"
 #include "server/flow_format.h"
 #include "util/pcapng_writer.h"
 
@@ -176,7 +177,6 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   if (!q.format.empty() && !(forced = util::pcap::parse_output(q.format)))
     throw server::BadRequest(fmt::format("format: '{}' is not pcap or pcapng", q.format));
   const std::string& filter = q.filter;
-  json plan = server::filter_plan(filter, false);
   auto pr = parse_filter(filter);
   Selection sel = select(pr, cfg_.balance);
   std::vector<size_t> which;
@@ -203,8 +203,7 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   std::vector<size_t> older;  // (indexes into which/replies)
   if (q.measure)
     for (size_t k = 0; k < replies.size(); ++k)
-      if (replies[k].status == 400 &&
-          replies[k].error.find("unknown parameter 'measure'") != std::string::npos)
+      if (server::refused_unknown_parameter(replies[k].status, replies[k].error, "measure"))
         older.push_back(k);
   if (!older.empty()) {
     auto plain = p;
@@ -285,18 +284,19 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
         fmt::format("none of the {} workers that answered has it ({})", answered, no_connection);
     j["kind"] = "none";
     j["plan"] = "nothing to read: " + j["no_connection"].get<std::string>();
-  } else if (j.contains("query_filter") && j["query_filter"].is_string()) {
-    // The plan of the query the workers run (a flow's or Community ID's connections and the
-    // filter), not of the filter alone.
+  }
+  // The plan of the query the workers run (a flow's or Community ID's connections and the
+  // filter), else of the filter alone.
+  json plan;
+  if (!j.contains("no_connection") && j.contains("query_filter") && j["query_filter"].is_string()) {
     try {
-      json qp = server::filter_plan(j["query_filter"].get<std::string>(), false);
-      qp.erase("filter");
-      plan = std::move(qp);
+      plan = server::filter_plan(j["query_filter"].get<std::string>(), false);
+      plan.erase("filter");
       j.erase("parsed");
-    } catch (
-        const server::BadRequest&) {  // (a worker's text this front-end reads otherwise: its own plan stays)
+    } catch (const server::BadRequest&) {  // (a worker's text this front-end reads otherwise)
     }
   }
+  if (plan.is_null()) plan = server::filter_plan(filter, false);
   for (auto& [k, v] : plan.items())
     if (!j.contains(k) || j[k].is_null()) j[k] = v;
   return {std::move(j), {}};

@@ -126,4 +126,10 @@ ClientResult api_delete(const ClientOptions& c, const std::string& path) {
   return exchange(c, std::move(req), nullptr);
 }
 
+std::string unknown_parameter(std::string_view name) { return fmt::format("unknown parameter '{}'", name); }
+
+bool refused_unknown_parameter(int status, const std::string& error, std::string_view name) {
+  return status == 400 && error.find(unknown_parameter(name)) != std::string::npos;
+}
+
 }  // namespace tmach::server

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 
 namespace tmach::server {
 
@@ -44,5 +45,11 @@ ClientResult api_query(const ClientOptions& c, const std::string& path, const Pa
                        const std::function<bool(const char*, size_t)>& sink);
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body);
 ClientResult api_delete(const ClientOptions& c, const std::string& path);
+
+// How a tm server refuses a parameter its route does not take (only_params, http_common.h):
+// "unknown parameter 'NAME'" in a 400's error. A client (or a front-end) that finds that
+// refusal of a newer parameter (refused_unknown_parameter) asks an older tm again without it.
+std::string unknown_parameter(std::string_view name);
+bool refused_unknown_parameter(int status, const std::string& error, std::string_view name);
 
 }  // namespace tmach::server

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "server/client.h"
 #include "server/http_limits.h"
 
 namespace tmach::server {
@@ -230,7 +231,7 @@ void only_params(const httplib::Request& req, std::initializer_list<std::string_
     if (std::find(known.begin(), known.end(), k) == known.end()) {
       std::string list;
       for (auto n : known) list += fmt::format("{}{}", list.empty() ? "" : ", ", n);
-      throw BadRequest(fmt::format("unknown parameter '{}' for {} {} (it takes: {})", k, req.method, req.path,
+      throw BadRequest(fmt::format("{} for {} {} (it takes: {})", unknown_parameter(k), req.method, req.path,
                                    list.empty() ? "none" : list));
     }
 }

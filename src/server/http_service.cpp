@@ -56,8 +56,9 @@ void report_answer_warnings(const ClientOptions& c, const ClientResult& r, const
     if (w.is_string()) warn(w.get<std::string>());
 }
 
-// A packet query's parameters (format: only where the route takes it).
-Params query_params(const QueryRequest& q, bool with_format) {
+// A packet query's parameters: /api/v1/query's and /api/v1/count's, or /api/v1/explain's (no
+// limit nor format; measure).
+Params query_params(const QueryRequest& q, bool for_explain) {
   Params p{{"filter", q.filter}};
   if (!q.from.empty()) p.emplace("from", q.from);
   if (!q.to.empty()) p.emplace("to", q.to);
@@ -65,15 +66,19 @@ Params query_params(const QueryRequest& q, bool with_format) {
   if (q.require_all) p.emplace("require_all", "1");
   if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
   if (!q.flow_id.empty()) p.emplace("flow_id", q.flow_id);
+  if (for_explain) {
+    if (q.measure) p.emplace("measure", "1");
+    return p;
+  }
   if (q.limit) p.emplace("limit", std::to_string(q.limit));
-  if (with_format && !q.format.empty()) p.emplace("format", q.format);
+  if (!q.format.empty()) p.emplace("format", q.format);
   return p;
 }
 
 }  // namespace
 
 std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const Warn& warn) {
-  Params p = query_params(q, true);
+  Params p = query_params(q, false);
   auto t0 = std::chrono::steady_clock::now();
   auto r = api_query(c_, "/api/v1/query", p, [&](const char* d, size_t n) { return to_sink(out, d, n); });
   if (r.status == 400) throw BadRequest(r.error);
@@ -90,7 +95,7 @@ std::string HttpService::query(const QueryRequest& q, const ByteSink& out, const
 
 Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
   // (format: pcap counts what a pcap answer holds, as --store does; an older tm refuses it)
-  auto r = api_query(c_, "/api/v1/count", query_params(q, true), nullptr);
+  auto r = api_query(c_, "/api/v1/count", query_params(q, false), nullptr);
   if (r.status == 404 && r.error.find("/api/v1/count") != std::string::npos)
     throw std::runtime_error(c_.url + " has no /api/v1/count (an older tm): --count needs --store there");
   if (r.status == 0) throw std::runtime_error(r.error);
@@ -114,16 +119,9 @@ Reply HttpService::count(const QueryRequest& q, const StopCheck&) {
 // The server's /api/v1/explain; with q.measure, asked to run the query for its figures (an
 // older tm, which does not know measure=, gives its plan without them).
 Reply HttpService::explain(const QueryRequest& q, const StopCheck&) {
-  Params p{{"filter", q.filter}};
-  if (!q.from.empty()) p.emplace("from", q.from);
-  if (!q.to.empty()) p.emplace("to", q.to);
-  for (auto& c : q.classes) p.emplace("class", c);
-  if (!q.community_id.empty()) p.emplace("community_id", q.community_id);
-  if (!q.flow_id.empty()) p.emplace("flow_id", q.flow_id);
-  if (q.measure) p.emplace("measure", "1");
-  if (q.require_all) p.emplace("require_all", "1");
+  Params p = query_params(q, true);
   auto r = api_query(c_, "/api/v1/explain", p, nullptr);
-  if (q.measure && r.status == 400 && r.error.find("unknown parameter 'measure'") != std::string::npos) {
+  if (q.measure && refused_unknown_parameter(r.status, r.error, "measure")) {
     p.erase("measure");
     p.erase("require_all");  // (older too, and nothing without figures)
     r = api_query(c_, "/api/v1/explain", p, nullptr);

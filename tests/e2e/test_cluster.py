@@ -83,6 +83,30 @@ class Cluster(StoreTest):
         self.wait_health(url, p, name)
         return url
 
+    def fake_worker(self, answer):
+        """A fake worker on loopback (not a tm): answer(path, query) gives the (status, JSON object) of each
+        GET, query the request's parse_qs. Its URL; it stops with the test."""
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                url = urllib.parse.urlparse(self.path)
+                code, body = answer(url.path, urllib.parse.parse_qs(url.query))
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        self.addCleanup(fake.server_close)
+        self.addCleanup(fake.shutdown)
+        return "http://127.0.0.1:%d" % fake.server_address[1]
+
     def query(self, fe, flt, *extra, check=True):
         out = self.path("answer.pcap")
         p = tm("query", "--server", fe, "-w", out, *extra, flt, check=check)
@@ -707,33 +731,16 @@ class OlderWorker(Cluster):
         self.start_workers([self.store])
         asked = []
 
-        class Older(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                url = urllib.parse.urlparse(self.path)
-                q = urllib.parse.parse_qs(url.query)
-                asked.append(sorted(q))
-                if url.path == "/api/v1/explain" and "measure" in q:
-                    code, body = 400, {"error": "unknown parameter 'measure' for GET /api/v1/explain (it takes: "
-                                                "filter, from, to, class, community_id, flow_id)"}
-                elif url.path == "/api/v1/explain":
-                    code, body = 200, {"filter": q.get("filter", [""])[0], "kind": "indexed", "link_types": [1]}
-                else:
-                    code, body = 404, {"error": "no such endpoint"}
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def older(path, q):
+            asked.append(sorted(q))
+            if path == "/api/v1/explain" and "measure" in q:
+                return 400, {"error": "unknown parameter 'measure' for GET /api/v1/explain (it takes: "
+                                      "filter, from, to, class, community_id, flow_id)"}
+            if path == "/api/v1/explain":
+                return 200, {"filter": q.get("filter", [""])[0], "kind": "indexed", "link_types": [1]}
+            return 404, {"error": "no such endpoint"}
 
-            def log_message(self, *a):
-                pass
-
-        older = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Older)
-        threading.Thread(target=older.serve_forever, daemon=True).start()
-        self.addCleanup(older.server_close)
-        self.addCleanup(older.shutdown)
-        self.workers.append("http://127.0.0.1:%d" % older.server_address[1])
+        self.workers.append(self.fake_worker(older))
         fe = self.start_frontend(balance=None)
         n = int(tm("query", "--store", self.store, "--count", "-q", "tcp").stdout)
         p = tm("query", "--server", fe, "--explain", "tcp")
@@ -826,29 +833,10 @@ class StatsWithoutStore(Cluster):
     def test_a_worker_whose_stats_have_no_store_is_missing(self):
         # A worker answering /api/v1/stats with 200 but no store object (not a tm serve's stats) was
         # counted as answered: totals without it, no warning. It is named missing, as one down is.
-        import http.server
-        import threading
-
-        class NoStore(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = json.dumps({"api": {"queries": 0}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoStore)
-        threading.Thread(target=fake.serve_forever, daemon=True).start()
-        self.addCleanup(fake.server_close)
-        self.addCleanup(fake.shutdown)
+        bad = self.fake_worker(lambda path, q: (200, {"api": {"queries": 0}}))
         src = corpus("mixed", "afs.pcap")
         self.stores = self.record_shares(src)
         self.start_workers(self.stores[:2])
-        bad = "http://127.0.0.1:%d" % fake.server_address[1]
         self.workers.append(bad)
         fe = self.start_frontend(balance=None)
         want = len(read_pcap(src)) - len(self.share_packets(2))
