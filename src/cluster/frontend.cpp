@@ -29,14 +29,14 @@ void json_reply(httplib::Response& res, const nlohmann::json& j) {
 }  // namespace
 
 Frontend::Frontend(ClusterConfig cfg) : svc_(std::move(cfg)), http_(svc_, route_options(svc_.config())) {
-  auto& s = http_.server();
+  auto& s = http_.routes();
   // The cluster as configured, and the outcome of recent packet queries (by X-TM-Query-Id).
   // Neither takes a parameter: one given is refused (400), as on every route (routes.cpp).
-  s.Get("/api/v1/cluster", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get("/api/v1/cluster", [this](const httplib::Request& req, httplib::Response& res) {
     server::only_params(req, {});
     json_reply(res, svc_.cluster_json());
   });
-  s.Get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
     server::only_params(req, {});
     res.set_content(svc_.query_status(std::stoull(req.matches[1].str())).dump() + "\n", server::kJsonType);
   });

@@ -256,8 +256,38 @@ void form_params(const httplib::Request& req) {
   httplib::detail::parse_query_text(req.body, const_cast<httplib::Request&>(req).params);
 }
 
+void Routes::add(const char* method, const std::string& pattern) {
+  routes_.emplace_back(method, std::regex(pattern));
+}
+
+void Routes::get(const std::string& pattern, Handler h) {
+  add("GET", pattern);
+  add("HEAD", pattern);
+  s_.Get(pattern, std::move(h));
+}
+
+void Routes::post(const std::string& pattern, Handler h) {
+  add("POST", pattern);
+  s_.Post(pattern, std::move(h));
+}
+
+void Routes::del(const std::string& pattern, Handler h) {
+  add("DELETE", pattern);
+  s_.Delete(pattern, std::move(h));
+}
+
+std::string Routes::allowed(const std::string& path) const {
+  std::vector<std::string_view> methods;
+  for (auto& [m, re] : routes_)
+    if (std::find(methods.begin(), methods.end(), m) == methods.end() && std::regex_match(path, re))
+      methods.push_back(m);
+  std::string list;
+  for (auto m : methods) list += fmt::format("{}{}", list.empty() ? "" : ", ", m);
+  return list;
+}
+
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
-                             time_t write_timeout_s) {
+                             time_t write_timeout_s, const Routes& routes) {
   HttpLimits limits;
   install_connection_limits(s, limits);
   s.set_write_timeout(write_timeout_s);
@@ -278,9 +308,14 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  s.set_error_handler([&routes](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 404)
+    std::string allow;
+    if (res.status == 404 && !(allow = routes.allowed(req.path)).empty()) {
+      res.set_header("Allow", allow);
+      json_error(res, 405,
+                 fmt::format("method {} not allowed for {} (it takes: {})", req.method, req.path, allow));
+    } else if (res.status == 404)
       json_error(res, 404, fmt::format("no such endpoint: {} {}", req.method, req.path));
     else if (res.status == 414)  // (httplib answers it before it parses the request: no path)
       json_error(res, 414,

@@ -5,13 +5,16 @@
 #include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "server/service.h"
 
@@ -109,7 +112,31 @@ ByteSink chunk_sink(httplib::DataSink& sink);
 // client's input can raise in a route; else 500); counts every request in `requests`.
 // It owns the server's new_task_queue, socket options, pre- and post-routing handlers, logger
 // and Expect: 100-continue handler: set none of them after it (the limits depend on them).
+// `routes`: a request none takes whose path one takes with another method is a 405 naming
+// the methods (Allow), not a 404.
+class Routes;
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
-                             time_t write_timeout_s);
+                             time_t write_timeout_s, const Routes& routes);
+
+// A server's routes, registered through here with the methods each takes, so that a wrong
+// method on an existing path is answered 405 with an Allow header (RFC 9110), as curl -X and
+// API clients expect, not 404 "no such endpoint". Filled before the server listens, then only
+// read (by its error handler).
+class Routes {
+ public:
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  explicit Routes(httplib::Server& s) : s_(s) {}
+  void get(const std::string& pattern, Handler h);  // (HEAD too, as httplib answers it)
+  void post(const std::string& pattern, Handler h);
+  void del(const std::string& pattern, Handler h);
+  // The methods some route takes `path` with, as an Allow header lists them ("GET, HEAD,
+  // POST"); empty when no route takes it.
+  std::string allowed(const std::string& path) const;
+
+ private:
+  void add(const char* method, const std::string& pattern);
+  httplib::Server& s_;
+  std::vector<std::pair<const char*, std::regex>> routes_;  // (method, pattern as httplib matches it)
+};
 
 }  // namespace tmach::server

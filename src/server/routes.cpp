@@ -61,8 +61,8 @@ int flag(const httplib::Request& req, const char* name) {
 // body the route would not read — not a form, nor a JSON object where the route reads one
 // (`json`) — is refused (415) rather than ignored: the request would be answered without its
 // parameters (no filter: every packet or flow, every connection).
-void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handler h, bool json = true) {
-  s.Post(pattern, [h = std::move(h), json](const httplib::Request& req, httplib::Response& res) {
+void post(Routes& s, const std::string& pattern, httplib::Server::Handler h, bool json = true) {
+  s.post(pattern, [h = std::move(h), json](const httplib::Request& req, httplib::Response& res) {
     // (A multipart form's parts are in req.files, its body empty: refused as well, as no route
     // reads them.)
     if ((!req.body.empty() || req.is_multipart_form_data()) &&
@@ -82,13 +82,13 @@ void post(httplib::Server& s, const std::string& pattern, httplib::Server::Handl
 
 // A route taking a filter, as GET and as POST (its parameters in a form body, or a JSON one
 // where the handler reads it: a filter longer than the request line's limit).
-void get_and_post(httplib::Server& s, const std::string& pattern, const httplib::Server::Handler& h) {
-  s.Get(pattern, h);
+void get_and_post(Routes& s, const std::string& pattern, const httplib::Server::Handler& h) {
+  s.get(pattern, h);
   post(s, pattern, h);
 }
 // The same for a route that reads no JSON body (a form only).
-void get_and_post_form(httplib::Server& s, const std::string& pattern, const httplib::Server::Handler& h) {
-  s.Get(pattern, h);
+void get_and_post_form(Routes& s, const std::string& pattern, const httplib::Server::Handler& h) {
+  s.get(pattern, h);
   post(s, pattern, h, false);
 }
 
@@ -200,17 +200,17 @@ QueryRequest query_request(const httplib::Request& req) {
 }  // namespace
 
 HttpApi::HttpApi(Service& svc, RouteOptions o) : svc_(svc), o_(std::move(o)), svr_(make_http_server(o_.tls)) {
-  install_common_handlers(*svr_, o_.token, http_requests_, o_.write_timeout_s);
-  auto& s = *svr_;
-  s.Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
+  install_common_handlers(*svr_, o_.token, http_requests_, o_.write_timeout_s, routes_);
+  auto& s = routes_;
+  s.get("/health", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     reply(res, svc_.health(), -1);
   });
-  s.Get("/api/v1/stats", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get("/api/v1/stats", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     reply(res, svc_.stats(counters()), 2);
   });
-  s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     Metrics limits;  // what the connection limits did (http_limits.h), process-wide
     for (auto& x : http_limit_metrics()) limits.add(x.name, "counter", x.help, static_cast<double>(x.value));
@@ -362,7 +362,7 @@ void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings) {
 }
 
 void HttpApi::query_routes() {
-  auto& s = *svr_;
+  auto& s = routes_;
   // Packet queries: the request is checked (and its errors answered) before the answer
   // starts; then it streams, cut at the time limit or at shutdown.
   get_and_post(s, "/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
@@ -372,7 +372,7 @@ void HttpApi::query_routes() {
   });
   download_routes();
   // The warnings of a packet answer (its X-TM-Answer-Id), once it has ended.
-  s.Get(R"(/api/v1/answers/(\d{1,19}))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get(R"(/api/v1/answers/(\d{1,19}))", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     uint64_t id = std::stoull(req.matches[1].str());
     std::lock_guard lk(answers_mu_);
@@ -396,7 +396,7 @@ void HttpApi::query_routes() {
     QueryRequest q = query_request(req);
     reply(res, run_admitted([&](const StopCheck& stop) { return svc_.count(q, stop); }), -1);
   });
-  s.Get("/api/v1/history", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get("/api/v1/history", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     reply(res, svc_.history(), -1);
   });
@@ -433,7 +433,7 @@ void HttpApi::query_routes() {
 // one-time ticket bound to them; GET /api/v1/download/TICKET (no token: the ticket is the
 // credential, exempted in http_common.cpp) streams that query's answer as /api/v1/query would.
 void HttpApi::download_routes() {
-  auto& s = *svr_;
+  auto& s = routes_;
   post(s, "/api/v1/download", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(
         req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format", "limit"});
@@ -449,7 +449,7 @@ void HttpApi::download_routes() {
           {json{{"ticket", t}, {"url", "/api/v1/download/" + t}, {"expires_s", ttl}, {"name", name}}, {}},
           -1);
   });
-  s.Get(R"(/api/v1/download/([^/]*))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get(R"(/api/v1/download/([^/]*))", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     const std::string ticket = req.matches[1].str();
     QueryRequest q = tickets_.redeem(ticket);
@@ -467,7 +467,7 @@ void HttpApi::download_routes() {
 // string or, for POST, as a JSON body: {"host": ..., "class": ..., "for": "2h"};
 // {"filter": ..., "suspend_cutoff": true, "suspend_timeout": false}.
 void HttpApi::state_routes() {
-  auto& s = *svr_;
+  auto& s = routes_;
   post(s, "/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"host", "class", "for"});
     ClassRequest r{param(req, "host"), param(req, "class"), param(req, "for")};
@@ -478,20 +478,20 @@ void HttpApi::state_routes() {
     }
     reply(res, svc_.class_set(r), -1);
   });
-  s.Get("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     reply(res, svc_.class_list(), 2);
   });
-  s.Delete("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
+  s.del("/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"host"});
     reply(res, svc_.class_remove(param(req, "host")), -1);
   });
-  s.Delete(R"(/api/v1/classes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.del(R"(/api/v1/classes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     reply(res, svc_.class_remove(req.matches[1].str()), -1);
   });
 
-  s.Get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
+  s.get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "top"});
     ConnectionsRequest r{param(req, "filter"), param_u64(req, "top", SIZE_MAX)};
     reply(res, svc_.connections(r), 2);
@@ -513,53 +513,55 @@ void HttpApi::state_routes() {
 // goes, the time limit, or shutdown.
 // As GET and as POST (a form body: a filter longer than the request line's limit).
 void HttpApi::subscribe_routes() {
-  get_and_post_form(*svr_, "/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
-    only_params(req, {"filter", "history_from", "to", "class"});
-    SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"), classes_of(req),
-                       req.has_param("history_from")};
-    // A subscription's filter runs on every packet recorded, on the writer thread, for as long
-    // as it lasts: kept to what a GET's URI held (a POST takes up to 1 MiB).
-    if (q.filter.size() > kMaxSubscriptionFilter)
-      throw BadRequest(
-          fmt::format("filter: {} bytes; a subscription's filter runs on every packet recorded and "
-                      "is limited to {} bytes",
-                      q.filter.size(), kMaxSubscriptionFilter));
-    struct Ctx {
-      std::unique_ptr<Stream> stream;
-      std::string filter;
-    };
-    auto ctx = std::make_shared<Ctx>();
-    ctx->filter = q.filter;
-    ctx->stream = open_admitted(subs_admit_, res, [&] { return svc_.open_subscription(q); });
-    subs_total_++;
-    res.set_chunked_content_provider(
-        kPcapType,
-        [this, ctx](size_t, httplib::DataSink& sink) {
-          auto t0 = clk::now();
-          auto limit = std::chrono::duration<double>(o_.subscription_seconds);
-          auto stop = [&]() -> std::string {
-            if (stopping_) return "shutting down";
-            if (clk::now() - t0 >= limit) return "time limit";
-            if (!sink.is_writable()) return "client went away";
-            return "";
-          };
-          try {
-            ctx->stream->run(
-                chunk_sink(sink),
-                [ctx](const std::string& w) { spdlog::warn("subscription '{}': {}", ctx->filter, w); }, stop);
-            sink.done();
-            return true;
-          } catch (const Cancelled&) {
-          } catch (const std::exception& e) {
-            spdlog::info("subscription '{}' ended: {}", ctx->filter, e.what());
-          }
-          return false;
-        },
-        [this, ctx](bool) {
-          ctx->stream.reset();  // unsubscribes
-          subs_admit_.release();
-        });
-  });
+  get_and_post_form(
+      routes_, "/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
+        only_params(req, {"filter", "history_from", "to", "class"});
+        SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"),
+                           classes_of(req), req.has_param("history_from")};
+        // A subscription's filter runs on every packet recorded, on the writer thread, for as long
+        // as it lasts: kept to what a GET's URI held (a POST takes up to 1 MiB).
+        if (q.filter.size() > kMaxSubscriptionFilter)
+          throw BadRequest(
+              fmt::format("filter: {} bytes; a subscription's filter runs on every packet recorded and "
+                          "is limited to {} bytes",
+                          q.filter.size(), kMaxSubscriptionFilter));
+        struct Ctx {
+          std::unique_ptr<Stream> stream;
+          std::string filter;
+        };
+        auto ctx = std::make_shared<Ctx>();
+        ctx->filter = q.filter;
+        ctx->stream = open_admitted(subs_admit_, res, [&] { return svc_.open_subscription(q); });
+        subs_total_++;
+        res.set_chunked_content_provider(
+            kPcapType,
+            [this, ctx](size_t, httplib::DataSink& sink) {
+              auto t0 = clk::now();
+              auto limit = std::chrono::duration<double>(o_.subscription_seconds);
+              auto stop = [&]() -> std::string {
+                if (stopping_) return "shutting down";
+                if (clk::now() - t0 >= limit) return "time limit";
+                if (!sink.is_writable()) return "client went away";
+                return "";
+              };
+              try {
+                ctx->stream->run(
+                    chunk_sink(sink),
+                    [ctx](const std::string& w) { spdlog::warn("subscription '{}': {}", ctx->filter, w); },
+                    stop);
+                sink.done();
+                return true;
+              } catch (const Cancelled&) {
+              } catch (const std::exception& e) {
+                spdlog::info("subscription '{}' ended: {}", ctx->filter, e.what());
+              }
+              return false;
+            },
+            [this, ctx](bool) {
+              ctx->stream.reset();  // unsubscribes
+              subs_admit_.release();
+            });
+      });
 }
 
 // The web page (web_assets.h: embedded at build time): "/" and "/static/NAME", open without
@@ -585,10 +587,10 @@ void HttpApi::web_routes() {
     }
     res.set_content(reinterpret_cast<const char*>(a->data), a->size, a->type);
   };
-  svr_->Get("/", [serve](const httplib::Request& req, httplib::Response& res) {
+  routes_.get("/", [serve](const httplib::Request& req, httplib::Response& res) {
     serve(req, res, find_web_asset("index.html"));
   });
-  svr_->Get(R"(/static/([A-Za-z0-9._-]+))", [serve](const httplib::Request& req, httplib::Response& res) {
+  routes_.get(R"(/static/([A-Za-z0-9._-]+))", [serve](const httplib::Request& req, httplib::Response& res) {
     serve(req, res, find_web_asset(req.matches[1].str()));
   });
 }

@@ -41,8 +41,9 @@ class HttpApi {
  public:
   HttpApi(Service& svc, RouteOptions o);
   ~HttpApi();
-  // The server, for the routes of one kind of server only (the front-end's /api/v1/cluster).
-  httplib::Server& server() { return *svr_; }
+  // The server's routes, for those of one kind of server only (the front-end's /api/v1/cluster).
+  Routes& routes() { return routes_; }
+  httplib::Server& server() { return *svr_; }  // (tests bind it themselves)
   // Binds the listening socket; throws std::runtime_error naming `as_written` when it cannot.
   // Returns the port bound (the system's choice for port 0).
   int bind(const std::string& host, int port, const std::string& as_written);
@@ -66,6 +67,7 @@ class HttpApi {
   Service& svc_;
   RouteOptions o_;
   std::unique_ptr<httplib::Server> svr_;
+  Routes routes_{*svr_};  // (every route is registered through it: a wrong method is a 405)
   std::atomic<bool> stopping_{false};
   Admission queries_admit_{"concurrent queries", o_.max_queries};  // /query and /flows
   DownloadTickets tickets_;                                        // /api/v1/download

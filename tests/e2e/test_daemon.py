@@ -150,6 +150,17 @@ class Api(Serve):
         code, body = self.curl("/api/v1/nothing-here")
         self.assertEqual(code, 404)
         self.assertIn("error", json.loads(body))
+        # A wrong method on a path that exists: 405, naming the methods it takes (it was a 404).
+        for path, method, allow in [("/api/v1/query", "DELETE", "GET, HEAD, POST"),
+                                    ("/api/v1/stats", "POST", "GET, HEAD"),
+                                    ("/api/v1/classes/10.0.0.1", "GET", "DELETE"),
+                                    ("/", "POST", "GET, HEAD")]:
+            p = self.client("curl", "-s", "-D", "-", "-X", method, self.url + path, check=False)
+            head, _, body = p.stdout.decode().partition("\r\n\r\n")
+            self.assertIn(" 405 ", head.splitlines()[0], (method, path, head))
+            self.assertIn("Allow: " + allow + "\r\n", head + "\r\n", (method, path))
+            self.assertEqual(json.loads(body)["error"],
+                             "method %s not allowed for %s (it takes: %s)" % (method, path, allow))
         code, body = self.curl("/api/v1/classes", "-X", "POST", "-d", '{"host":"10.0.0.1","class":"default"}')
         self.assertEqual(code, 409)  # read-only: no capture, no dynamic classes
         p = self.tm("query", "--server", self.url, "port 99999", "-w", self.path("x"), check=False)

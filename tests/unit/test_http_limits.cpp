@@ -148,13 +148,15 @@ TEST(JsonBody, StringsCheckedTypesNamed) {
 class Served : public ::testing::Test {
  protected:
   void start(const std::string& token) {
-    install_common_handlers(svr_, token, requests_, 5);
-    svr_.Get("/health",
-             [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
-    svr_.Get("/stoull",
-             [](const httplib::Request&, httplib::Response&) { (void)std::stoull("99999999999999999999"); });
-    svr_.Get("/stoi", [](const httplib::Request&, httplib::Response&) { (void)std::stoi("x"); });
-    svr_.Post("/json", [](const httplib::Request& req, httplib::Response& res) {
+    install_common_handlers(svr_, token, requests_, 5, routes_);
+    routes_.get("/health",
+                [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+    routes_.get("/stoull", [](const httplib::Request&, httplib::Response&) {
+      (void)std::stoull("99999999999999999999");
+    });
+    routes_.get("/stoi", [](const httplib::Request&, httplib::Response&) { (void)std::stoi("x"); });
+    routes_.del(R"(/items/(\d+))", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+    routes_.post("/json", [](const httplib::Request& req, httplib::Response& res) {
       auto j = nlohmann::json::parse(req.body);
       res.set_content(j.value("host", std::string()), "text/plain");
     });
@@ -189,10 +191,42 @@ class Served : public ::testing::Test {
   }
 
   httplib::Server svr_;
+  Routes routes_{svr_};
   std::atomic<uint64_t> requests_{0};
   int port_ = 0;
   std::thread thr_;
 };
+
+// A path a route takes with other methods only is a 405 naming them (Allow), not "no such
+// endpoint"; a path no route takes stays a 404. (It was a 404 for both.)
+TEST_F(Served, AWrongMethodIs405WithTheMethodsAllowed) {
+  start("");
+  httplib::Client cl("127.0.0.1", port_);
+  auto r = cl.Post("/health", "", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "GET, HEAD");
+  EXPECT_EQ(nlohmann::json::parse(r->body)["error"],
+            "method POST not allowed for /health (it takes: GET, HEAD)");
+  r = cl.Delete("/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "POST");
+  r = cl.Get("/items/12");  // (a pattern: matched whole, as httplib matches it)
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "DELETE");
+  r = cl.Delete("/items/12");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 204);
+  for (const char* path : {"/items/x", "/items/12/more", "/healthz", "/"}) {
+    r = cl.Delete(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404) << path;
+    EXPECT_TRUE(r->get_header_value("Allow").empty()) << path;
+    EXPECT_EQ(nlohmann::json::parse(r->body)["error"], std::string("no such endpoint: DELETE ") + path);
+  }
+}
 
 TEST_F(Served, LibraryExceptionsOfClientInputAre400) {
   start("");
