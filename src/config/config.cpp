@@ -16,6 +16,7 @@
 #include <tuple>
 
 #include "packet/bpf.h"
+#include "store/layout.h"
 #include "store/ring.h"
 #include "util/units.h"
 
@@ -313,9 +314,11 @@ Config from_table(const toml::table& root, const std::string& file) {
       std::string where = cc.name.empty() ? "class" : fmt::format("class '{}'", cc.name);
       check_known(ctx, t, where,
                   {"name", "filter", "cutoff", "ram_budget", "disk_budget", "max_age", "precedence"});
-      if (cc.name.empty()) ctx.fail(&v, "class.name", "every [[class]] needs a name");
-      if (cc.name == "flows")
-        ctx.fail(t.get("name"), where + ".name", "'flows' is reserved for flow records");
+      if (cc.name.empty())  // (at the name's line when it is there, empty)
+        ctx.fail(t.get("name") ? t.get("name") : &v, "class.name", "every [[class]] needs a name");
+      if (const char* what = store::reserved_entry(cc.name))
+        ctx.fail(t.get("name"), where + ".name",
+                 fmt::format("'{}' is reserved: the store's own entry of that name holds {}", cc.name, what));
       for (char ch : cc.name)
         if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
           ctx.fail(t.get("name"), where + ".name", "use letters, digits, '-' and '_' only");

@@ -4,7 +4,18 @@
 
 #include <charconv>
 
+#include "store/verified.h"
+
 namespace tmach::store {
+
+const char* reserved_entry(std::string_view name) {
+  if (name == kStoreMarker) return "the store's marker";
+  if (name == kLockFile) return "the recorder's lock";
+  if (name == kVerifiedFile) return "the list of sidecars known sound";
+  if (name == kQuarantineDir) return "files set aside";
+  if (name == "flows") return "flow records";  // (flow/flow_file.h, a layer above)
+  return nullptr;
+}
 
 std::string segment_base_name(const SegmentName& n) {
   return fmt::format("{:08}-{}-lt{}", n.seq, n.first_ns, n.linktype);

@@ -30,6 +30,11 @@ struct SegmentName {
   uint32_t linktype = 0;
 };
 
+// What a store's own entry named `name` is for (STORE, LOCK, VERIFIED, quarantine, flows:
+// "the store's marker", "flow records", ...), or nullptr: a class's directory is named after the class, so
+// no class may take one of these names (config.cpp refuses it).
+const char* reserved_entry(std::string_view name);
+
 std::string segment_base_name(const SegmentName& n);
 // Parses a base name (without extension); nullopt if it is not one of ours.
 std::optional<SegmentName> parse_segment_name(std::string_view base);

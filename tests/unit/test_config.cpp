@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "config/component_options.h"
@@ -73,6 +74,19 @@ TEST(Config, ErrorsNameLineAndKey) {
                 .rfind("tm.toml:3: class 'bad'.filter: 'port port': ", 0),
             0u);
   EXPECT_NE(error_of("[[class]]\nname = \"x y\"\n").find("letters, digits"), std::string::npos);
+  EXPECT_EQ(error_of("[[class]]\nfilter = \"tcp\"\nname = \"\"\n"),
+            "tm.toml:3: class.name: every [[class]] needs a name");
+  // A class's directory is named after it: the names of the store's own entries are refused
+  // ('quarantine' was taken, and its packets stored where no query, stats or --class saw them).
+  for (const char* name : {"flows", "quarantine", "STORE", "LOCK", "VERIFIED"})
+    EXPECT_EQ(error_of(fmt::format("[[class]]\nname = \"{}\"\n", name))
+                  .rfind(fmt::format("tm.toml:2: class '{}'.name: '{}' is reserved: ", name, name), 0),
+              0u)
+        << name;
+  EXPECT_EQ(
+      error_of("[[class]]\nname = \"quarantine\"\n"),
+      "tm.toml:2: class 'quarantine'.name: 'quarantine' is reserved: the store's own entry of that name "
+      "holds files set aside");
   EXPECT_NE(error_of("[[class]]\nname = \"r\"\nram_budget = \"1k\"\n").find("ram_budget"), std::string::npos);
   // A NUL in a string would cut it for every consumer (the filter "tcp" alone, a path's prefix).
   EXPECT_EQ(error_of("[[class]]\nname = \"ssh\"\nfilter = \"tcp\\u0000 and port 22\"\n"),
