@@ -92,7 +92,7 @@ void LiveBackend::load_classes() {
     auto a = parse_host(host);
     int ci = class_index(cls);
     if (!a || ci < 0 || (exp && exp <= now)) continue;
-    dyn_[host] = Dyn{static_cast<uint16_t>(ci), exp};
+    dyn_[a->str()] = Dyn{static_cast<uint16_t>(ci), exp};  // (an older tm kept the host as given)
     for (auto* r : recs_) r->set_host_class(*a, static_cast<uint16_t>(ci));
   }
   spdlog::info("{} dynamic classes restored", dyn_.size());
@@ -284,12 +284,13 @@ json LiveBackend::class_set(const std::string& host, const std::string& cls, uin
     throw BadRequest(fmt::format("class: no class '{}' configured (classes: {})", cls, names));
   }
   uint64_t exp = for_ns ? util::now_ns() + for_ns : 0;
+  const std::string key = a->str();  // (one entry an address, however it was written)
   std::lock_guard lk(mu_);
-  dyn_[host] = Dyn{static_cast<uint16_t>(ci), exp};
+  dyn_[key] = Dyn{static_cast<uint16_t>(ci), exp};
   if (exp) next_expiry_ = std::min(next_expiry_, exp);
   persist();
   command([addr = *a, ci](record::Recorder& r) { r.set_host_class(addr, static_cast<uint16_t>(ci)); });
-  return entry(host, dyn_[host]);
+  return entry(key, dyn_[key]);
 }
 
 json LiveBackend::connections(const query::Expr& e, size_t top) {
@@ -357,14 +358,14 @@ json LiveBackend::class_list() {
 }
 
 bool LiveBackend::class_remove(const std::string& host) {
+  auto a = parse_host(host);
+  if (!a) return false;
   std::lock_guard lk(mu_);
-  auto it = dyn_.find(host);
+  auto it = dyn_.find(a->str());
   if (it == dyn_.end()) return false;
   dyn_.erase(it);
   persist();
-  if (auto a = parse_host(host)) {
-    command([addr = *a](record::Recorder& r) { r.clear_host_class(addr); });
-  }
+  command([addr = *a](record::Recorder& r) { r.clear_host_class(addr); });
   return true;
 }
 

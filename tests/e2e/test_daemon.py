@@ -454,11 +454,19 @@ cutoff = "2k"
         self.start_live()
         self.tm("class", "--server", self.url, "set", "10.1.2.3", "--class", "default", "--for", "1h")
         self.tm("class", "--server", self.url, "set", "10.1.2.4", "--class", "default", "--for", "1s")
+        # One entry an address however it is written (it was one a spelling: a remove in another
+        # spelling was a 404, and the removed class came back at the restart).
+        self.tm("class", "--server", self.url, "set", "2001:DB8::1", "--class", "default", "--for", "1h")
+        self.tm("class", "--server", self.url, "set", "2001:db8:0:0::1", "--class", "default", "--for", "1h")
+        self.tm("class", "--server", self.url, "set", "2001:db8::2", "--class", "default", "--for", "1h")
+        listed = json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout)
+        self.assertEqual(sorted(e["host"] for e in listed), ["10.1.2.3", "10.1.2.4", "2001:db8::1", "2001:db8::2"])
+        self.tm("class", "--server", self.url, "remove", "2001:0db8:0000::0001")
         self.stop(signal.SIGTERM)
         time.sleep(1.2)
         self.start_live()
         listed = json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout)
-        self.assertEqual([e["host"] for e in listed], ["10.1.2.3"])
+        self.assertEqual(sorted(e["host"] for e in listed), ["10.1.2.3", "2001:db8::2"])
         self.stop(signal.SIGTERM)
 
 
