@@ -237,6 +237,15 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
       q.filter = tuple_filter(a, r.proto);
       q_from = r.first_ts;
       q_to = r.last_ts + 1;
+      if (r.end == static_cast<uint8_t>(flow::EndState::kOpen)) {
+        // Its newest record is an interim one (the connection was open then; --keep writes one
+        // at once): its packets go on after it, up to the next flow of its tuple, as tm query
+        // --flow takes them (flow::flow_packets), else up to what is stored now.
+        q_to = UINT64_MAX;
+        for (auto& [row, j] : rows)
+          if (row.rec.id != r.id && row.rec.first_ts > r.last_ts) q_to = std::min(q_to, row.rec.first_ts);
+        if (q_to == UINT64_MAX) evidence["open"] = true;
+      }
       evidence["cut_off"] = r.cut != 0;
       evidence["packets_stored"] = r.stored;
       if (flow_json.contains("packets_on_disk")) evidence["packets_on_disk"] = flow_json["packets_on_disk"];
@@ -249,7 +258,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     q_to = win_hi;
   }
   q.from = util::epoch_text(q_from);
-  q.to = util::epoch_text(q_to);
+  if (q_to != UINT64_MAX) q.to = util::epoch_text(q_to);
 
   const std::string base = (std::filesystem::path(o_.out_dir) / name).string();
   nlohmann::json old = read_json(base + ".json", warn_);
@@ -327,7 +336,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     if (!q.filter.empty()) {
       evidence["filter"] = q.filter;
       evidence["from"] = util::format_time(q_from);
-      evidence["to"] = util::format_time(q_to);
+      evidence["to"] = q_to == UINT64_MAX ? nlohmann::json(nullptr) : nlohmann::json(util::format_time(q_to));
     }
     if (!warnings.empty()) evidence["warnings"] = warnings;
     out = {{"id", name},

@@ -508,6 +508,13 @@ class KeepLive(NetnsTest, TmProcess, StoreTest):
         self.until(lambda: self.stored(5000, b"after!") == 20, "the 20 packets after the alert stored")
         self.until(lambda: self.stored(5001, b"newcon") == 10, "the new connection stored whole")
         self.assertEqual(self.stored(5000, b"before"), 4)  # what was cut before the alert stays cut
+        # Its flow record now is the interim one --keep wrote (the connection open): evidence asked for
+        # now has every packet stored of it, as tm query --flow gives them, its span without an end (it
+        # stopped at that record's last packet: 4).
+        self.ns_run(TM, "evidence", "--server", self.url, "--eve", eve, "--out", out)
+        with open(os.path.join(out, "777.json")) as f:
+            ev = json.load(f)["evidence"]
+        self.assertEqual((ev["packets"], ev.get("open"), ev.get("to", "absent")), (24, True, None), ev)
 
         # After --keep: the entries are gone, the suspect's next new connection is cut at 4k again; the
         # suspended connection is still recorded whole (a control lasts as long as the connection).
