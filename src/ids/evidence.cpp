@@ -119,6 +119,29 @@ class PcapCounter {
 
 struct KeepEarlier {};  // thrown out of the pcap's fill: the earlier file stays
 
+const nlohmann::json kNull;
+
+// The connection (or host) an alert is about, as its evidence JSON's `connection` names it.
+nlohmann::json connection_of(const Alert& a) {
+  if (!a.has_tuple) return {{"host", a.src.str()}};
+  return {{"proto", proto_json(a.proto)},
+          {"src", a.src.str()},
+          {"src_port", a.src_port},
+          {"dst", a.dst.str()},
+          {"dst_port", a.dst_port}};
+}
+
+// Which connection an evidence JSON's `connection` names, the same whichever way its alert
+// saw it: "PROTO A PORT B PORT" with the endpoints in order, or "host X"; empty when unknown.
+std::string connection_key(const nlohmann::json& c) {
+  if (!c.is_object()) return "";
+  if (c.contains("host")) return "host " + c["host"].dump();
+  std::string x = c.value("src", kNull).dump() + " " + c.value("src_port", kNull).dump();
+  std::string y = c.value("dst", kNull).dump() + " " + c.value("dst_port", kNull).dump();
+  if (y < x) std::swap(x, y);
+  return c.value("proto", kNull).dump() + " " + x + " " + y;
+}
+
 nlohmann::json read_json(const std::string& path, const server::Warn& warn) {
   std::ifstream in(path);
   if (!in) return nullptr;
@@ -134,14 +157,33 @@ nlohmann::json read_json(const std::string& path, const server::Warn& warn) {
 
 }  // namespace
 
+std::string EvidenceWriter::path_of(const std::string& name) const {
+  return (std::filesystem::path(o_.out_dir) / name).string();
+}
+
 EvidenceWriter::EvidenceWriter(server::Service& svc, EvidenceOptions o, server::Warn warn)
     : svc_(svc), o_(std::move(o)), warn_(std::move(warn)) {
   std::filesystem::create_directories(o_.out_dir);
 }
 
-EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std::vector<Alert>& alerts,
+EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const std::vector<Alert>& alerts,
                                               bool give_up, const nlohmann::json& extra) {
   const Alert& a = alerts.front();
+  // An id whose evidence is another connection's already (one flow_id from two sensors' logs,
+  // or reused after an IDS restart): this connection's is ID-2, ID-3, ..., not mixed into it.
+  nlohmann::json connection = connection_of(a);
+  const std::string key = connection_key(connection);
+  std::string name = asked, other;
+  nlohmann::json old = read_json(path_of(name) + ".json", warn_);
+  for (int n = 2; old.is_object() && old.contains("connection") && connection_key(old["connection"]) != key;
+       ++n) {
+    if (other.empty()) other = connection_key(old["connection"]);
+    name = fmt::format("{}-{}", asked, n);
+    old = read_json(path_of(name) + ".json", warn_);
+  }
+  if (name != asked)
+    warn_(fmt::format("{}:{}: id {}: its evidence is of another connection ({}); this one's ({}) is {}",
+                      a.file, a.line, asked, other, key, name));
   uint64_t lo = UINT64_MAX, hi = 0;
   for (auto& x : alerts) {
     lo = std::min(lo, x.ts_ns);
@@ -160,7 +202,6 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
     warn_(name + ": " + w);
   };
 
-  nlohmann::json connection;
   nlohmann::json flow_json = nullptr;
   nlohmann::json evidence = nlohmann::json::object();
   std::vector<std::string> others;
@@ -172,11 +213,6 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   uint64_t stored = 0;
   bool have_flow = false;
   if (a.has_tuple) {
-    connection = {{"proto", proto_json(a.proto)},
-                  {"src", a.src.str()},
-                  {"src_port", a.src_port},
-                  {"dst", a.dst.str()},
-                  {"dst_port", a.dst_port}};
     if (a.proto) {
       std::string cid = packet::community_id_v1(tuple_of(a, a.proto), o_.seed);
       connection["community_id"] = cid;
@@ -252,7 +288,6 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
       if (!others.empty()) evidence["other_flows"] = others;
     }
   } else {
-    connection = {{"host", a.src.str()}};
     q.filter = "host " + a.src.str();
     q_from = win_lo;
     q_to = win_hi;
@@ -260,8 +295,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& name, const std
   q.from = util::epoch_text(q_from);
   if (q_to != UINT64_MAX) q.to = util::epoch_text(q_to);
 
-  const std::string base = (std::filesystem::path(o_.out_dir) / name).string();
-  nlohmann::json old = read_json(base + ".json", warn_);
+  const std::string base = path_of(name);
   uint64_t earlier = 0;
   if (old.is_object() && old["evidence"].is_object() && old["evidence"]["packets"].is_number_unsigned() &&
       std::filesystem::exists(base + ".pcap"))
@@ -369,8 +403,11 @@ void EvidenceRun::add(Alert a) {
   }
   std::string name = evidence_name(a);
   auto now = Clock::now();
-  auto [it, fresh] = pending_.try_emplace(name);
-  if (fresh) it->second.first_seen = it->second.next_try = now;
+  auto [it, fresh] = pending_.try_emplace(name + '\n' + connection_key(connection_of(a)));
+  if (fresh) {
+    it->second.name = name;
+    it->second.first_seen = it->second.next_try = now;
+  }
   for (auto& [k, v] : extra.items()) it->second.extra[k] = std::move(v);
   it->second.alerts.push_back(std::move(a));
 }
@@ -393,15 +430,15 @@ size_t EvidenceRun::process(bool final) {
     bool give_up = final || now - p.first_seen >= wait_;
     EvidenceWriter::Outcome out;
     try {
-      out = w_.write(it->first, p.alerts, give_up, p.extra);
+      out = w_.write(p.name, p.alerts, give_up, p.extra);
     } catch (const util::IoError&) {
       throw;  // the evidence directory: nothing else would fare better
     } catch (const server::BadRequest&) {
       throw;
     } catch (const std::exception& e) {
       // The Service failed (a tm serve restarting, say): asked again later while there is time.
-      warn_(fmt::format("{}: {}{}", it->first, e.what(),
-                        give_up ? ": no evidence written" : ": will ask again"));
+      warn_(
+          fmt::format("{}: {}{}", p.name, e.what(), give_up ? ": no evidence written" : ": will ask again"));
       if (give_up) {
         ++errors_;
         it = pending_.erase(it);

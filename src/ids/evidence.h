@@ -49,7 +49,9 @@ class EvidenceWriter {
   enum class Outcome { kWritten, kNotFound, kWaiting };
   EvidenceWriter(server::Service& svc, EvidenceOptions o, server::Warn warn);
 
-  // Writes or updates the evidence `name` for these alerts (all of one connection or host).
+  // Writes or updates the evidence `name` for these alerts (all of one connection or host);
+  // when OUT/name.json is another connection's, as ID-2, ID-3, ... (the first free or of this
+  // connection), with a warning.
   // When `give_up` is false and the connection has no flow record (yet), nothing is written
   // and kWaiting is returned. `extra`: fields set in the JSON as they are (what the alerts'
   // actions did: "kept"), replacing an earlier evidence's. Throws on a failing Service or file
@@ -59,6 +61,7 @@ class EvidenceWriter {
   const EvidenceStats& stats() const { return stats_; }
 
  private:
+  std::string path_of(const std::string& name) const;  // OUT/name, without extension
   server::Service& svc_;
   EvidenceOptions o_;
   server::Warn warn_;
@@ -71,9 +74,10 @@ class EvidenceWriter {
 // replacing an earlier one's.
 using AlertAction = std::function<nlohmann::json(const Alert&)>;
 
-// Groups the alerts read by evidence name (repeated alerts of one connection: one evidence
-// pair listing them all) and writes their evidence; following a log, an alert whose
-// connection has no flow record yet waits for up to `wait`, asked again with a growing pause.
+// Groups the alerts read by evidence name and connection (repeated alerts of one connection:
+// one evidence pair listing them all; an id given to two connections: two) and writes their evidence;
+// following a log, an alert whose connection has no flow record yet waits for up to `wait`, asked again with
+// a growing pause.
 class EvidenceRun {
  public:
   using Clock = std::chrono::steady_clock;
@@ -95,6 +99,7 @@ class EvidenceRun {
 
  private:
   struct Pending {
+    std::string name;  // the evidence name (the map's key adds the connection)
     std::vector<Alert> alerts;
     nlohmann::json extra = nlohmann::json::object();  // the actions' fields
     Clock::time_point first_seen, next_try;
@@ -106,7 +111,7 @@ class EvidenceRun {
   uint64_t errors_ = 0;
   std::vector<AlertAction> actions_;
   std::function<bool()> stop_;
-  std::map<std::string, Pending> pending_;
+  std::map<std::string, Pending> pending_;  // by evidence name and connection
 };
 
 }  // namespace tmach::ids

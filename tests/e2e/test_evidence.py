@@ -162,6 +162,33 @@ class Evidence(StoreTest):
         self.assertIsNone(j["flow"])
         self.assertFalse(os.path.exists(os.path.join(out, name + ".pcap")), "no empty pcap")
 
+    def test_one_id_given_to_two_connections_makes_two_evidences(self):
+        """One flow_id on two connections (two sensors' logs, an IDS restarted): the second connection's
+        evidence is ID-2, with a warning; it was lost, its alert listed under the first connection. A run
+        again finds each under its own name; the same connection seen the other way is the same one."""
+        a, b = self.conns[0], self.conns[1]
+        rev = dict(a, src=a["dst"], dst=a["src"], sport=a["dport"], dport=a["sport"])
+        eve = self.path("eve.json")
+        with open(eve, "w") as f:
+            f.write(eve_line(a, 7, a["times"][0], "first"))
+            f.write(eve_line(b, 7, b["times"][0], "second"))
+            f.write(eve_line(rev, 7, a["times"][-1], "first, the other way"))
+        out = self.path("out")
+        for _ in range(2):
+            p = self.evidence("--eve", eve, "--out", out)
+            self.assertEqual(sorted(f for f in os.listdir(out) if not f.startswith(".")),
+                             ["7-2.json", "7-2.pcap", "7.json", "7.pcap"])
+            first, second = self.load(out, "7"), self.load(out, "7-2")
+            if first["connection"]["community_id"] != a["cid"]:  # (which of the two is written first)
+                first, second = second, first
+            self.assertEqual(first["connection"]["community_id"], a["cid"])
+            self.assertEqual([x["signature"] for x in first["alerts"]], ["first", "first, the other way"])
+            self.assertEqual(second["connection"]["community_id"], b["cid"])
+            self.assertEqual([x["signature"] for x in second["alerts"]], ["second"])
+            self.assertIn("id 7: its evidence is of another connection", p.stderr.decode())
+        self.check_found(out, first["id"], a, alerts=2)
+        self.check_found(out, second["id"], b)
+
     def test_eve_alerts(self):
         eve = self.path("eve.json")
         with open(eve, "w") as f:
