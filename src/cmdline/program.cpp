@@ -6,6 +6,7 @@
 
 #include <iostream>
 
+#include "server/service.h"
 #include "store/sidecar.h"
 
 namespace tmach::cli {
@@ -38,6 +39,11 @@ std::unique_ptr<CLI::App> Program::make_app(const Command* with_options, Runner*
 int Program::run_guarded(const std::string& name, const Runner& run) {
   try {
     return run();
+  } catch (const server::BadRequest& e) {
+    // A request refused once it was read (by tm itself or by the server: a 400): 2, whichever
+    // command and with --store as with --server (docs/USAGE.md, exit statuses).
+    std::cerr << "tm " << name << ": " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "tm " << name << ": " << e.what() << "\n";
     return 1;

@@ -461,6 +461,13 @@ cutoff = "2k"
         self.tm("class", "--server", self.url, "set", "2001:db8::2", "--class", "default", "--for", "1h")
         listed = json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout)
         self.assertEqual(sorted(e["host"] for e in listed), ["10.1.2.3", "10.1.2.4", "2001:db8::1", "2001:db8::2"])
+        # The server's 400 is exit status 2 in every command, as in tm query and tm flows (it was 1 here).
+        for args, why in [(["class", "--server", self.url, "set", "10.1.2.5", "--class", "nosuch"], "no class 'nosuch'"),
+                          (["connections", "--server", self.url, "port port"], "port port"),
+                          (["subscribe", "--server", self.url, "-w", os.devnull, "port port"], "port port")]:
+            p = self.tm(*args, check=False)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertIn(why, p.stderr.decode())
         self.tm("class", "--server", self.url, "remove", "2001:0db8:0000::0001")
         self.stop(signal.SIGTERM)
         time.sleep(1.2)

@@ -538,6 +538,8 @@ class KeepLive(NetnsTest, TmProcess, StoreTest):
         # Its flow record now is the interim one --keep wrote (the connection open): evidence asked for
         # now has every packet stored of it, as tm query --flow gives them, its span without an end (it
         # stopped at that record's last packet: 4).
+        self.until(lambda: (self.get("/api/v1/flows?format=json&filter=" + flt, raw=True) or "").strip(),
+                   "the interim flow record written")
         self.ns_run(TM, "evidence", "--server", self.url, "--eve", eve, "--out", out)
         with open(os.path.join(out, "777.json")) as f:
             ev = json.load(f)["evidence"]
