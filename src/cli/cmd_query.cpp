@@ -126,7 +126,11 @@ Runner add_query(CLI::App& app) {
   app.add_option("--from", o->from, "start of the time range, inclusive (ISO-8601, epoch seconds, '15m ago')")
       ->check(not_empty("no bound"));
   app.add_option("--to", o->to, "end of the time range, exclusive")->check(not_empty("no bound"));
-  app.add_option("--class", o->classes, "search only these classes");
+  // (One class an occurrence, or several with commas: `--class web 'tcp port 80'` took the
+  // filter for a second class.)
+  app.add_option("--class", o->classes, "search only this class (repeat it, or CLASS,CLASS,...)")
+      ->allow_extra_args(false)
+      ->delimiter(',');
   app.add_flag("--explain", o->explain, "show the plan and what it touched, without writing packets");
   app.add_flag("--count", o->count, "only count the matching packets");
   app.add_option("-c,--limit", o->limit,

@@ -246,6 +246,14 @@ class FlowCounts(StoreTest):
         p = tm("query", "--store", self.store, "--flow", str(r["id"]), "--class", "default", "--count")
         self.assertEqual(p.stdout.strip(), b"0")
         self.assertIn(b"flow %s's packets are in class web" % str(r["id"]).encode(), p.stderr)
+        # --class takes one class (or a,b): the filter after it is the filter, as tcpdump users write
+        # it (it was taken for a second class: "no class 'tcp port 80'").
+        count = lambda *args: int(tm("query", "--store", self.store, "--count", "-q", *args).stdout)
+        web_80 = count("--class", "web", "tcp port 80")
+        self.assertEqual(web_80, len(tcpdump_packets(corpus("mixed", "bro.org.pcap"), "tcp port 80")))
+        self.assertEqual(count("--class", "default", "tcp port 80"), 0)
+        self.assertEqual(count("--class", "web,default", "tcp port 80"), web_80)
+        self.assertEqual(count("--class", "web", "--class", "default"), count())
 
     def test_control_packets_after_the_cutoff_are_on_disk(self):
         # Cut at 1k, the connections' FINs are still stored (keep_tcp_control): where the budget
