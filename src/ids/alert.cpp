@@ -242,6 +242,9 @@ std::optional<Alert> AlertReader::eve(std::string_view text, size_t lineno) {
   if (!ts) return skip(lineno, "alert without a usable timestamp" + (err.empty() ? "" : " (" + err + ")"));
   a.ts_ns = *ts;
   auto src = parse_addr(str_of(j, "src_ip")), dst = parse_addr(str_of(j, "dest_ip"));
+  for (const char* k : {"src_ip", "dest_ip"})  // (one there but not an address: said so)
+    if (j.contains(k) && !(k[0] == 's' ? src : dst))
+      return skip(lineno, fmt::format("{} {} is not an IPv4 or IPv6 address", k, j[k].dump()));
   if (!src || !dst) return skip(lineno, "alert without src_ip and dest_ip addresses");
   if (src->is_v4() != dst->is_v4()) return skip(lineno, "src_ip and dest_ip of different IP versions");
   a.src = *src;
@@ -361,6 +364,11 @@ std::optional<Alert> AlertReader::zeek_record(const nlohmann::json& rec, size_t 
     auto proto = parse_proto(proto_text, !src->is_v4());
     if (!proto) return skip(lineno, "unknown proto '" + proto_text + "'");
     a.proto = *proto;
+    // A TCP, UDP or SCTP connection without its ports is not one (as a Suricata alert's):
+    // port 0 would find no flow record.
+    if (packet::port_protocol(a.proto) && (!op || !rp))
+      return skip(lineno,
+                  fmt::format("{} connection without {}", proto_text, !op ? "id.orig_p" : "id.resp_p"));
   } else if (notice && (zeek_field(rec, "src") || zeek_field(rec, "dst"))) {
     // A notice about a host (a scan, say): its src (else its dst).
     const nlohmann::json* h = zeek_field(rec, "src") ? zeek_field(rec, "src") : zeek_field(rec, "dst");

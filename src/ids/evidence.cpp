@@ -199,7 +199,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
     if (std::optional<std::string> m = server::missing_workers_of(w))
       missing += (missing.empty() ? "" : "; ") + *m;
     warnings.push_back(w);
-    warn_(name + ": " + w);
+    warn_(fmt::format("{}:{}: evidence {}: {}", a.file, a.line, name, w));  // (the first alert's line)
   };
 
   nlohmann::json flow_json = nullptr;

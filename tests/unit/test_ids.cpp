@@ -196,6 +196,36 @@ TEST(ZeekReader, ConnTsvAndJsonLinesAndALineBeforeAnyHeader) {
   EXPECT_NE(rd.warnings[1].find("log:8: notice names neither a connection"), std::string::npos);
 }
 
+// An address there but not one is said so (it was "alert without src_ip and dest_ip"); a
+// Zeek TCP or UDP connection without a port is skipped, as a Suricata alert is (it was taken
+// as port 0, and found no flow record).
+TEST(AlertReader, ABadAddressIsNamedAndAZeekConnectionWithoutItsPortsIsSkipped) {
+  Reader eve(AlertReader::Format::kEve);
+  auto a = eve.lines(
+      R"({"timestamp":"2026-11-25T13:00:01+0000","event_type":"alert","src_ip":"10.0.2.999","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP"})"
+      "\n");
+  EXPECT_TRUE(a.empty());
+  ASSERT_EQ(eve.warnings.size(), 1u);
+  EXPECT_NE(eve.warnings[0].find("log:1: src_ip \"10.0.2.999\" is not an IPv4 or IPv6 address"),
+            std::string::npos)
+      << eve.warnings[0];
+  Reader zeek(AlertReader::Format::kZeek);
+  a = zeek.lines(
+      R"({"ts":1580515201,"uid":"C1","id.orig_h":"10.0.0.7","id.resp_h":"10.0.0.8","id.resp_p":22,"proto":"tcp"})"
+      "\n"
+      R"({"ts":1580515201,"uid":"C2","id.orig_h":"10.0.0.7","id.orig_p":5,"id.resp_h":"10.0.0.8","proto":"udp"})"
+      "\n"
+      R"({"ts":1580515201,"uid":"C3","id.orig_h":"10.0.0.7","id.resp_h":"10.0.0.8","proto":"icmp"})"
+      "\n");
+  ASSERT_EQ(a.size(), 1u);  // (ICMP: its type and code stand for the ports, unset or not)
+  EXPECT_EQ(a[0].id, "C3");
+  ASSERT_EQ(zeek.warnings.size(), 2u);
+  EXPECT_NE(zeek.warnings[0].find("log:1: tcp connection without id.orig_p"), std::string::npos)
+      << zeek.warnings[0];
+  EXPECT_NE(zeek.warnings[1].find("log:2: udp connection without id.resp_p"), std::string::npos)
+      << zeek.warnings[1];
+}
+
 TEST(EvidenceName, KeepsFileNameCharactersOnly) {
   Alert a;
   a.id = "../x y/z";
