@@ -1,6 +1,7 @@
 // tm connections: the active connections of a running tm serve, and per-connection controls
 // (record one connection whole from now on, keep it from timing out).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -50,8 +51,19 @@ Runner add_connections(CLI::App& app) {
       j = svc.connections({text, o->top}).body;
     }
     if (o->json) o->format = "json";
-    if (control || o->format == "json") {
+    if (o->format == "json") {
       std::cout << j.dump(control ? -1 : 2) << "\n";
+      return 0;
+    }
+    if (control) {  // (text and csv alike: a sentence, not the server's JSON)
+      std::vector<std::string> did;
+      if (o->suspend_cutoff) did.push_back("recorded whole from now on");
+      if (o->resume_cutoff) did.push_back("their class's cutoff applies again");
+      if (o->suspend_timeout) did.push_back("never ended by inactivity");
+      if (o->resume_timeout) did.push_back("inactivity timeouts apply again");
+      const uint64_t n = j.value("connections", uint64_t{0});
+      std::cout << fmt::format("{} connection{}{}{}\n", n, n == 1 ? "" : "s", n ? ": " : " matched",
+                               n ? fmt::format("{}", fmt::join(did, "; ")) : std::string());
       return 0;
     }
     if (o->format == "csv") {

@@ -428,8 +428,12 @@ cutoff = "2k"
         conn = "host %s and host %s and port %d and port %d and tcp" % (big["orig_addr"], big["resp_addr"],
                                                                          big["orig_port"], big["resp_port"])
         self.assertEqual(big["packets"], len(tcpdump_packets(half_a, conn)))
-        out = json.loads(self.tm("connections", "--server", self.url, "--suspend-cutoff", conn).stdout)
+        out = json.loads(self.tm("connections", "--server", self.url, "--suspend-cutoff", "--json", conn).stdout)
         self.assertEqual(out["connections"], 1)
+        self.assertEqual(self.tm("connections", "--server", self.url, "--suspend-timeout", conn).stdout,
+                         b"1 connection: never ended by inactivity\n")
+        self.assertEqual(self.tm("connections", "--server", self.url, "--resume-timeout", conn).stdout,
+                         b"1 connection: inactivity timeouts apply again\n")
         listed = json.loads(self.tm("connections", "--server", self.url, "--json", conn).stdout)
         self.assertTrue(listed[0]["cutoff_suspended"])
         self.replay(half_b)
