@@ -155,28 +155,36 @@ Runner add_evidence(CLI::App& app) {
       return stopped_by != 0;
     };
 
-    lock_out_dir(o->out);
     std::unique_ptr<server::Service> svc;
     if (o->server.url.empty())
       svc = std::make_unique<server::LocalService>(o->store);
     else
       svc = std::make_unique<server::HttpService>(o->server);
     auto warn = [](const std::string& w) { std::cerr << "tm evidence: warning: " << w << "\n"; };
+    // What refuses the run does so before --out is made: a log that is not there (following,
+    // it may come), and --keep's class (a server without one is refused before any alert is
+    // read).
+    if (!o->follow)
+      for (const auto* logs : {&o->eve, &o->zeek})
+        for (const auto& f : *logs)
+          if (::access(f.c_str(), R_OK) != 0)
+            throw std::runtime_error(fmt::format("cannot open {}: {}", f, std::strerror(errno)));
+    std::unique_ptr<ids::Keeper> keeper;
+    if (ko.keep_ns) {
+      keeper = std::make_unique<ids::Keeper>(*svc, ko, warn);
+      keeper->start();
+    }
+    lock_out_dir(o->out);
     ids::EvidenceWriter writer(*svc, eo, warn);
     ids::EvidenceRun run(writer, wait, warn);
     // A single pass stops between two connections' evidence; following, a signal ends the
     // polling, and what still waits is then written as not found.
     if (!o->follow) run.set_stop([&] { return wait_for_signal(std::chrono::nanoseconds(0)); });
-    // --keep: the alert's hosts into a class without cutoff on the live recorder (the class is
-    // checked first: a server without one is refused before any alert is read).
-    std::unique_ptr<ids::Keeper> keeper;
-    if (ko.keep_ns) {
-      keeper = std::make_unique<ids::Keeper>(*svc, ko, warn);
-      keeper->start();
+    // --keep: the alert's hosts into a class without cutoff on the live recorder.
+    if (keeper)
       run.add_action([k = keeper.get()](const ids::Alert& a) {
         return nlohmann::json{{"kept", k->keep(a)}};
       });
-    }
 
     std::vector<Input> inputs;
     for (auto& f : o->eve)

@@ -202,7 +202,8 @@ config::Config build_config(const RecordOptions& o) {
   if (!o.ram_budget.empty()) {
     uint64_t v = size_opt(o.ram_budget, "--ram-budget");
     if (v < (1u << 20) || v == util::kUnlimited)
-      throw config::ConfigError("--ram-budget: between 1m and a finite size");
+      throw config::ConfigError(
+          "--ram-budget: must be at least 1m, and a size (not none: a RAM buffer is bounded)");
     if (v > config::physical_memory() / c.classes.size())
       throw config::ConfigError(
           fmt::format("--ram-budget: {} for each of {} class(es) is more than this machine's "

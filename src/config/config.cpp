@@ -332,7 +332,8 @@ Config from_table(const toml::table& root, const std::string& file) {
       cc.cutoff = get_size(ctx, t, "cutoff", where, cc.cutoff);
       cc.ram_budget = get_size(ctx, t, "ram_budget", where, cc.ram_budget);
       if (cc.ram_budget < (1u << 20) || cc.ram_budget == util::kUnlimited)
-        ctx.fail(t.get("ram_budget"), where + ".ram_budget", "must be between 1m and a finite size");
+        ctx.fail(t.get("ram_budget"), where + ".ram_budget",
+                 "must be at least 1m, and a size (not none: a RAM buffer is bounded)");
       // Each capture thread has its ring of the class's RAM buffer, of two chunks at least: below
       // that the buffer would take more than the budget says (when the threads are set on the
       // command line instead, cmdline/options.cpp checks).

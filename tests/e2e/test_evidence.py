@@ -571,7 +571,14 @@ class KeepLive(NetnsTest, TmProcess, StoreTest):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('no class without cutoff', p.stderr.decode())
         self.assertIn('[[class]] name = "suspect"', p.stderr.decode())
-        self.assertFalse(os.path.exists(self.path("o/1.json")))
+        # A refused run makes no --out directory (it was made before the checks), nor one whose log
+        # is not there.
+        self.assertFalse(os.path.exists(self.path("o")))
+        p = tm("evidence", "--store", self.store, "--eve", self.path("nosuch.json"), "--out", self.path("o"),
+               check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot open %s: No such file or directory" % self.path("nosuch.json"), p.stderr.decode())
+        self.assertFalse(os.path.exists(self.path("o")))
 
 
 if __name__ == "__main__":
