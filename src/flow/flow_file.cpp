@@ -336,7 +336,14 @@ std::string decode_block(const uint32_t hdr[4], const uint8_t* z, uint8_t versio
 
 }  // namespace
 
-FlowFileContents read_flow_file(const std::string& path) {
+namespace {
+// Adds a problem to `problems` ("; " between them).
+void add_problem(std::string& problems, const std::string& p) {
+  problems += (problems.empty() ? "" : "; ") + p;
+}
+}  // namespace
+
+FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("cannot open {}", path));
   std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -349,21 +356,32 @@ FlowFileContents read_flow_file(const std::string& path) {
   std::vector<uint8_t> columns;  // a block of version 2, before it is transposed back
   while (pos < buf.size()) {
     uint32_t hdr[4];
-    if (pos + 16 > buf.size()) {
-      c.problem = fmt::format("{}: incomplete block header at offset {}", path, pos);
+    std::string stop = pos + 16 > buf.size()
+                           ? fmt::format("{}: incomplete block header at offset {}", path, pos)
+                           : std::string();
+    if (stop.empty()) {
+      std::memcpy(hdr, buf.data() + pos, 16);
+      stop = block_problem(hdr, pos, buf.size(), path);
+    }
+    if (!stop.empty()) {  // (no next block to be found)
+      add_problem(c.problem, stop + " (the records after it skipped)");
       break;
     }
-    std::memcpy(hdr, buf.data() + pos, 16);
-    if (c.problem = block_problem(hdr, pos, buf.size(), path); !c.problem.empty()) break;
     const size_t old = c.records.size();
     c.records.resize(old + hdr[1]);
-    c.problem = decode_block(hdr, buf.data() + pos + 16, version, pos, path, c.records.data() + old, columns);
-    if (!c.problem.empty()) {
+    std::string bad =
+        decode_block(hdr, buf.data() + pos + 16, version, pos, path, c.records.data() + old, columns);
+    if (!bad.empty()) {
       c.records.resize(old);
-      break;
+      if (!past_damage) {
+        add_problem(c.problem, bad);
+        break;
+      }
+      // (Its header is sound: the next block is found past it. Its records are lost.)
+      add_problem(c.problem, fmt::format("{} (its {} records skipped)", bad, hdr[1]));
     }
     pos += 16 + hdr[2];
-    c.valid_end = pos;
+    if (c.problem.empty()) c.valid_end = pos;
   }
   return c;
 }
@@ -393,6 +411,13 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
   Roaring::const_iterator next = wanted.begin();  // the first wanted ordinal not yet read
   const Roaring::const_iterator end = wanted.end();
   uint64_t first = 0;  // the ordinal of the block's first record
+  // A block whose header or frame is damaged ends the reading (what follows cannot be found, or
+  // its ordinals trusted); one whose content alone is damaged loses its own records only.
+  bool stopped = false;
+  auto stop = [&](const std::string& why) {
+    add_problem(c.problem, why + " (the records after it skipped)");
+    stopped = true;
+  };
   while (pos < size && next != end) {
     // The block's header and the start of its zstd frame, whose content size must be the
     // header's count of records: the CRC covers a block only when it is read, and a count
@@ -401,35 +426,41 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
     const size_t got = read_at(at, sizeof at, pos);
     uint32_t hdr[4];
     if (got < 16) {
-      c.problem = fmt::format("{}: incomplete block header at offset {}", path, pos);
+      stop(fmt::format("{}: incomplete block header at offset {}", path, pos));
       break;
     }
     std::memcpy(hdr, at, 16);
-    if (c.problem = block_problem(hdr, pos, size, path); !c.problem.empty()) break;
+    if (std::string why = block_problem(hdr, pos, size, path); !why.empty()) {
+      stop(why);
+      break;
+    }
     const unsigned long long content = ZSTD_getFrameContentSize(at + 16, std::min<size_t>(got - 16, hdr[2]));
     if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t{hdr[1]} * kRecordBytes) {
-      c.problem =
-          fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path, pos);
+      stop(
+          fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path, pos));
       break;
     }
     if (*next < first + hdr[1]) {  // a wanted record in it: read it
       z.resize(hdr[2]);
       if (read_at(z.data(), hdr[2], pos + 16) < hdr[2]) {
-        c.problem = fmt::format("{}: damaged or incomplete block at offset {}", path, pos);
+        stop(fmt::format("{}: damaged or incomplete block at offset {}", path, pos));
         break;
       }
       block.resize(hdr[1]);
-      c.problem = decode_block(hdr, z.data(), version, pos, path, block.data(), columns);
-      if (!c.problem.empty()) break;
+      if (std::string bad = decode_block(hdr, z.data(), version, pos, path, block.data(), columns);
+          !bad.empty()) {
+        add_problem(c.problem, fmt::format("{} (its {} records skipped)", bad, hdr[1]));
+        while (next != end && *next < first + hdr[1]) ++next;
+      }
       for (; next != end && *next < first + hdr[1]; ++next)
         c.records.emplace_back(*next, block[*next - first]);
     }
     first += hdr[1];
     pos += 16 + hdr[2];
   }
-  if (c.problem.empty() && next != end)
-    c.problem =
-        fmt::format("{}: ends after {} records, before record {} its index names", path, first, *next);
+  if (!stopped && next != end)
+    add_problem(c.problem, fmt::format("{}: ends after {} records, before record {} its index names", path,
+                                       first, *next));
   return c;
 }
 

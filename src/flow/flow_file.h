@@ -29,15 +29,18 @@ struct FlowFileContents {
 };
 
 // Reads every complete block. Throws std::runtime_error if the file cannot be opened or its
-// header is not a flow file.
-FlowFileContents read_flow_file(const std::string& path);
+// header is not a flow file. A block whose header is sound but whose content is damaged (its
+// checksum, its compression) ends the reading (`problem`, valid_end before it), or with
+// `past_damage` (a query) is skipped, its records lost and named in `problem`, the blocks
+// after it read. A damaged header ends it either way: the next block cannot be found.
+FlowFileContents read_flow_file(const std::string& path, bool past_damage = false);
 
 // The records of a flow file whose ordinals are in `wanted` (a query's candidates from the
 // file's index), each with its ordinal: only the blocks holding one are read, checked and
 // decompressed; the others' headers are checked against their zstd frames' sizes (a count
-// damaged there would shift every later ordinal). `problem` says why reading stopped early, if
-// it did (the wanted records after that point are left out). Throws std::runtime_error as
-// read_flow_file().
+// damaged there would shift every later ordinal). `problem` names what was lost: a block whose
+// content is damaged (its wanted records), or where reading stopped early (the wanted records
+// after that point). Throws std::runtime_error as read_flow_file().
 struct FlowRecordsRead {
   std::vector<std::string> classes;
   std::vector<std::pair<uint32_t, FlowRecord>> records;  // (ordinal, record), ascending

@@ -143,7 +143,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
         problem = std::move(c.problem);
         ++st.files_indexed;
       } else {
-        FlowFileContents c = read_flow_file(fi.base + ".flows");
+        FlowFileContents c = read_flow_file(fi.base + ".flows", true);
         for (const auto& r : c.records) consider(r, c.classes);
         problem = std::move(c.problem);
         ++st.files_scanned;
@@ -152,7 +152,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
       st.warnings.push_back(e.what());
       continue;
     }
-    if (!problem.empty()) st.warnings.push_back(problem + " (records after it skipped)");
+    if (!problem.empty()) st.warnings.push_back(problem);  // (it says what was skipped)
   }
   const SegmentsOnDisk disk = SegmentsOnDisk::of(store);
   std::vector<FlowRow> out;
@@ -168,18 +168,20 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
   return out;
 }
 
-bool find_flow(const std::string& store, uint64_t id, FlowRow& out) {
+bool find_flow(const std::string& store, uint64_t id, FlowRow& out, std::vector<std::string>* problems) {
   FlowQueryStats st;
   auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st,
                           [id](const FlowRecord& r) { return r.id == id; });
+  if (problems) problems->insert(problems->end(), st.warnings.begin(), st.warnings.end());
   if (rows.empty()) return false;
   out = rows.front();
   return true;
 }
 
-std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id) {
+std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id,
+                                        std::vector<std::string>* problems) {
   FlowRow row;
-  if (!find_flow(store, id, row)) return std::nullopt;
+  if (!find_flow(store, id, row, problems)) return std::nullopt;
   FlowPackets f{connections_filter({row}), row.rec.first_ts, row.rec.last_ts + 1,
                 (row.rec.flags & kFlowClassMoved) || row.cls.empty() || row.cls[0] == '#' ? "" : row.cls};
   if (row.rec.end == static_cast<uint8_t>(EndState::kOpen)) {
@@ -254,10 +256,13 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
   return o;
 }
 
-std::string community_filter(const std::string& store, const std::string& id) {
+std::string community_filter(const std::string& store, const std::string& id,
+                             std::vector<std::string>* problems) {
   FlowQueryStats st;
-  return connections_filter(
-      query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id)));
+  std::string f =
+      connections_filter(query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id)));
+  if (problems) problems->insert(problems->end(), st.warnings.begin(), st.warnings.end());
+  return f;
 }
 
 }  // namespace tmach::flow

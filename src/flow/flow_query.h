@@ -60,8 +60,11 @@ using FlowPredicate = std::function<bool(const FlowRecord&)>;
 // it refuses are dropped as they are read, not held. Sorted by first timestamp.
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
                                  uint64_t to, FlowQueryStats& st, const FlowPredicate& keep = {});
-// The record with this id, if any flow file still has it.
-bool find_flow(const std::string& store, uint64_t id, FlowRow& out);
+// The record with this id, if any flow file still has it. `problems` (when given) gets the
+// damage the flow files showed (records of theirs that could not be read: the one asked for
+// may be among them).
+bool find_flow(const std::string& store, uint64_t id, FlowRow& out,
+               std::vector<std::string>* problems = nullptr);
 // The packets of flow `id` (tm query --flow, a query's flow_id): a filter for its connection
 // (connections_filter) and its lifetime [first_ns, end_ns): end_ns is just after its last
 // packet; when its newest record is an interim one (the connection was still open then: it may
@@ -74,7 +77,8 @@ struct FlowPackets {
   // while open, or a class its flow file does not name).
   std::string cls;
 };
-std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id);
+std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id,
+                                        std::vector<std::string>* problems = nullptr);  // (as find_flow)
 // A query of flow `id` (`f`) over the time range [from_ns, to_ns) its request gave (0 and
 // UINT64_MAX where it gave none; an empty range stays as it is): that range narrowed to
 // the flow's lifetime — the filter names its connection's 5-tuple, which other flows had before
@@ -94,6 +98,7 @@ FlowPredicate has_community_id(const std::string& id);
 std::string connections_filter(const std::vector<FlowRow>& rows);
 // connections_filter() of every flow record of `store` with Community ID `id` (whenever it
 // was seen: the ID names a 5-tuple); empty when none has it.
-std::string community_filter(const std::string& store, const std::string& id);
+std::string community_filter(const std::string& store, const std::string& id,
+                             std::vector<std::string>* problems = nullptr);  // (as find_flow)
 
 }  // namespace tmach::flow

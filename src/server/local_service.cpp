@@ -311,20 +311,28 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     refuse("give --flow or --community-id, not both", "give flow_id or community_id, not both");
   std::string conns;
   std::optional<flow::FlowPackets> flow;  // (flow_id: the flow found)
+  // Not found where flow records could not be read: said, as it may be among them.
+  std::vector<std::string> damage;
+  auto unless_damaged = [&damage] {
+    if (damage.empty()) return std::string();
+    return fmt::format(" that tm could read (damaged: {}{})", damage.front(),
+                       damage.size() > 1 ? fmt::format("; and {} more", damage.size() - 1) : "");
+  };
   if (!r.community_id.empty()) {
-    conns = flow::community_filter(o_.store, r.community_id);
+    conns = flow::community_filter(o_.store, r.community_id, &damage);
     if (conns.empty())
-      p.no_connection =
-          fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id);
+      p.no_connection = fmt::format("no flow record{} of store {} has Community ID {}", unless_damaged(),
+                                    o_.store, r.community_id);
   } else if (!r.flow_id.empty()) {
     uint64_t id = 0;
     auto [end, ec] = std::from_chars(r.flow_id.data(), r.flow_id.data() + r.flow_id.size(), id);
     if (ec != std::errc() || end != r.flow_id.data() + r.flow_id.size() || id == 0)
       throw BadRequest(fmt::format("flow_id: '{}' is not a flow id (a number from tm flows)", r.flow_id));
-    if ((flow = flow::flow_packets(o_.store, id))) {
+    if ((flow = flow::flow_packets(o_.store, id, &damage))) {
       conns = flow->filter;
     } else {
-      p.no_connection = fmt::format("no flow {} in store {}", r.flow_id, o_.store);
+      p.no_connection =
+          fmt::format("no flow {} in the flow records{} of store {}", r.flow_id, unless_damaged(), o_.store);
     }
   }
   std::string filter;

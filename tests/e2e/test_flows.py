@@ -232,6 +232,27 @@ class FlowCounts(StoreTest):
                     self.assertNotEqual(p.returncode, 0, p.stderr)
                     self.assertIn(b"flow %s's" % str(r["id"]).encode(), p.stderr)
 
+    def test_a_damaged_flow_block_is_said_where_a_flow_is_not_found(self):
+        """A flow whose record is in a damaged block of a flow file: tm query --flow / --community-id say
+        the flow records they could not read, not only "no flow" (as if the store had never seen it)."""
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        r = self.flows(self.store, "tcp")[0]
+        flows = [f for f in os.listdir(os.path.join(self.store, "flows")) if f.endswith(".flows")]
+        self.assertEqual(len(flows), 1)
+        path = os.path.join(self.store, "flows", flows[0])
+        with open(path, "r+b") as f:  # a byte of the first block's compressed records
+            f.seek(12 + len(b"default\0") + 16 + 40)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x5a]))
+        p = tm("flows", "--store", self.store, "--format", "json", check=False)
+        self.assertIn(b"block checksum mismatch at offset 20 (its ", p.stderr)
+        for args in (["--flow", str(r["id"])], ["--community-id", r["community_id"]]):
+            p = tm("query", "--store", self.store, "--count", *args, check=False)
+            self.assertEqual((p.returncode, p.stdout.strip()), (0, b"0"), p.stderr)
+            self.assertIn(b"that tm could read (damaged: ", p.stderr)
+            self.assertIn(b"checksum mismatch", p.stderr)
+
     def test_a_flow_asked_for_in_another_class_says_where_it_is(self):
         cfg = self.path("classes.toml")
         with open(cfg, "w") as f:
