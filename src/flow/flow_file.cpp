@@ -379,9 +379,10 @@ FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
       }
       // (Its header is sound: the next block is found past it. Its records are lost.)
       add_problem(c.problem, fmt::format("{} (its {} records skipped)", bad, hdr[1]));
+      c.skipped.emplace_back(old, hdr[1]);
     }
     pos += 16 + hdr[2];
-    if (c.problem.empty()) c.valid_end = pos;
+    c.valid_end = pos;
   }
   return c;
 }
@@ -464,24 +465,30 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
   return c;
 }
 
-uint64_t recover_flow_file(const std::string& base) {
-  FlowFileContents c = read_flow_file(base + ".flows");
+uint64_t recover_flow_file(const std::string& base, std::string* problem) {
+  // (Past a damaged block, whose records are lost: cut there, the whole blocks after it would be.)
+  FlowFileContents c = read_flow_file(base + ".flows", true);
+  if (problem) *problem = c.problem;
   if (c.valid_end < c.file_size &&
       ::truncate((base + ".flows").c_str(), static_cast<off_t>(c.valid_end)) != 0)
     throw std::runtime_error(fmt::format("cannot truncate {}.flows: {}", base, std::strerror(errno)));
   store::SegmentMeta meta;
   store::IndexBuilder b;
   std::vector<uint32_t> offsets;
-  for (uint32_t i = 0; i < c.records.size(); ++i) {
+  uint32_t ord = 0;  // the record's ordinal in the file (a skipped block's records have theirs)
+  auto hole = c.skipped.begin();
+  for (uint32_t i = 0; i < c.records.size(); ++i, ++ord) {
+    for (; hole != c.skipped.end() && hole->first == i; ++hole) ord += hole->second;
     const FlowRecord& r = c.records[i];
     if (i == 0 || r.first_ts < meta.first_ts) meta.first_ts = r.first_ts;
     if (r.last_ts > meta.last_ts) meta.last_ts = r.last_ts;
     store::IndexKeys keys;
     index_keys(r, keys);
-    b.add(i, keys);
-    offsets.push_back(i);
+    b.add(ord, keys);
+    offsets.push_back(ord);
   }
-  meta.packets = c.records.size();
+  for (; hole != c.skipped.end(); ++hole) ord += hole->second;
+  meta.packets = ord;
   meta.pcap_bytes = c.valid_end;
   store::write_sidecar(base + ".idx", meta, {}, offsets, b.finish_postings());
   return c.records.size();

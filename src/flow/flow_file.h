@@ -25,7 +25,10 @@ struct FlowFileContents {
   std::vector<FlowRecord> records;
   uint64_t valid_end = 0;  // offset just past the last complete block
   uint64_t file_size = 0;
-  std::string problem;  // why reading stopped early, if it did
+  std::string problem;  // why reading stopped early, if it did; with past_damage, what was skipped
+  // With past_damage: the blocks skipped, each as (the index in `records` where its records
+  // would have been, their count): ordinals (as the file's index numbers records) go on past them.
+  std::vector<std::pair<size_t, uint32_t>> skipped;
 };
 
 // Reads every complete block. Throws std::runtime_error if the file cannot be opened or its
@@ -86,7 +89,9 @@ class FlowFileWriter {
 };
 
 // Rebuilds the sidecar of a flow file left without one (crash): cuts it after its last
-// complete block. Returns the number of records kept.
-uint64_t recover_flow_file(const std::string& base);
+// complete block (a block whose header is damaged, and all after it, go too); a block before
+// that whose content is damaged stays, unindexed, its records lost (said in `problem`, when
+// given). Returns the number of records kept.
+uint64_t recover_flow_file(const std::string& base, std::string* problem = nullptr);
 
 }  // namespace tmach::flow

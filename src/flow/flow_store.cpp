@@ -56,8 +56,10 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
     next_seq_ = std::max(next_seq_, fi.meta.seq + 1);
     if (!fi.sealed) {
       try {
-        uint64_t n = recover_flow_file(fi.base);
+        std::string damage;
+        uint64_t n = recover_flow_file(fi.base, &damage);
         if (problems && !fi.problem.empty()) problems->push_back(fi.problem + " (rebuilt)");
+        if (problems && !damage.empty()) problems->push_back("flow file " + damage);
         fi.meta = store::read_sidecar_meta(fi.base + ".idx");
         (void)n;
       } catch (const std::exception& e) {

@@ -228,6 +228,24 @@ TEST(FlowFile, ReadsOnlyTheBlocksOfTheWantedRecords) {
   got = flow::read_flow_records(path, ords({9000, static_cast<uint32_t>(n)}));
   EXPECT_NE(got.problem.find("before record " + std::to_string(n)), std::string::npos) << got.problem;
   EXPECT_EQ(got.records.size(), 1u);
+  // Left without its sidecar (a crash), it is rebuilt past the damaged block: cut there, the
+  // whole blocks after it were lost too. Its records are lost; the others keep their ordinals.
+  {
+    const auto size = std::filesystem::file_size(path);
+    std::filesystem::remove(base + ".idx");
+    std::string damage;
+    EXPECT_EQ(flow::recover_flow_file(base, &damage), n - 4096);
+    EXPECT_NE(damage.find("(its 4096 records skipped)"), std::string::npos) << damage;
+    EXPECT_EQ(std::filesystem::file_size(path), size);
+    got = flow::read_flow_records(path, ords({1, 5000, 9000, 12390}));
+    ASSERT_EQ(got.records.size(), 3u) << got.problem;
+    EXPECT_EQ(got.records[1].first, 9000u);
+    EXPECT_EQ(got.records[1].second.id, record(9000).id);
+    EXPECT_EQ(got.records[2].second.id, record(12390).id);
+    // Its index names the records kept where they are.
+    auto view = store::SidecarView::open(base + ".idx");
+    EXPECT_EQ(view->meta().packets, n);
+  }
   // The second block's count damaged (4096 -> 4095): the blocks after it would be read one
   // ordinal off.
   const uint32_t count = 4095;
