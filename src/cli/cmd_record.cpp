@@ -110,16 +110,20 @@ Runner add_record(CLI::App& app) {
     const bool fanout_worker = live && worker_split(*o);
     auto share = live ? nullptr : make_share_filter(*o);
 
-    // Signals are taken by a thread of their own (sigwait), which asks the sources to stop.
+    // Open every input before touching the store: a typo in a path must not create a store.
+    // (Signals still end tm here as they would any program: a named pipe waits in open() for
+    // its writer, and a pipe for its first bytes, for as long as they take; blocked, SIGINT and
+    // SIGTERM left only SIGKILL. No thread is started yet, and nothing is written.)
+    std::vector<std::unique_ptr<capture::PacketSource>> file_sources;
+    for (auto& path : o->reads) file_sources.push_back(capture::open_file_source(path));
+
+    // Signals are taken by a thread of their own (sigwait), which asks the sources to stop;
+    // blocked before any thread starts, so that every thread inherits it.
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-
-    // Open every input before touching the store: a typo in a path must not create a store.
-    std::vector<std::unique_ptr<capture::PacketSource>> file_sources;
-    for (auto& path : o->reads) file_sources.push_back(capture::open_file_source(path));
     // Files the store has already imported are skipped (stderr says so) unless --force.
     store::ImportSession imports(cfg.store, o->reads, o->force, std::cerr);
     if (imports.all_skipped()) {

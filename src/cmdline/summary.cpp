@@ -30,7 +30,7 @@ std::string interrupted_line(const store::ImportReport& in) {
   else if (in.bytes_read)
     s += fmt::format(": {} bytes of input read (total size unknown)", *in.bytes_read);
   else
-    s += ": input size unknown (stdin)";
+    s += ": input size unknown (a pipe)";
   s += fmt::format(", {} of {} inputs complete; what was read is stored", in.files_complete, in.files);
   return s;
 }

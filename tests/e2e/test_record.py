@@ -365,6 +365,20 @@ class Interrupted(StoreTest):
         self.assertEqual(s["input"]["packets_read"], s["packets"])
         self.check_store_answers(s["classes"]["default"]["stored_packets"])
 
+    def test_a_named_pipe_without_a_writer_yet_is_ended_by_a_signal(self):
+        """tm record --read FIFO waits in open() for a writer: SIGINT and SIGTERM end it there, as any
+        program (they were blocked: only SIGKILL did), with nothing written."""
+        fifo = self.path("pipe")
+        os.mkfifo(fifo)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            proc = subprocess.Popen([TM, "record", "--store", self.store, "--read", fifo],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(0.3)
+            proc.send_signal(sig)
+            proc.communicate(timeout=10)
+            self.assertEqual(proc.returncode, -sig)
+            self.assertFalse(os.path.exists(self.store), "no store made")
+
 
 if __name__ == "__main__":
     unittest.main()
