@@ -54,6 +54,15 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
     // Its number is taken even when it cannot be read: a new file of that name could not be
     // made (O_EXCL), and the one there is left as it is.
     next_seq_ = std::max(next_seq_, fi.meta.seq + 1);
+    std::error_code ec;
+    if (!fi.sealed && fs::file_size(fi.base + ".flows", ec) == 0 && !ec) {
+      // An empty file holds no record: a writer that made it and could write nothing more (a
+      // full disk). Removed, else it was warned of at every start and every flow query.
+      if (fs::remove(fi.base + ".flows", ec); !ec && problems)
+        problems->push_back(
+            fmt::format("flow file {}.flows: empty, left by a failed write: removed", fi.base));
+      if (!ec) continue;
+    }
     if (!fi.sealed) {
       try {
         std::string damage;
@@ -66,7 +75,6 @@ FlowStoreWriter::FlowStoreWriter(FlowOptions opts, std::vector<std::string> clas
         if (problems) problems->push_back(fmt::format("flow file {}: {} (skipped)", fi.base, e.what()));
         continue;
       }
-      std::error_code ec;
       fi.bytes = fs::file_size(fi.base + ".flows", ec) + fs::file_size(fi.base + ".idx", ec);
     }
     next_seq_ = std::max(next_seq_, fi.meta.seq + 1);

@@ -403,6 +403,35 @@ TEST(FlowFile, AnUnreadableLeftoverKeepsItsNumber) {
   EXPECT_EQ(flow::read_flow_file(files[1].base + ".flows").records.size(), 2u);
 }
 
+// An empty one (a writer that could write nothing, on a full disk) holds no record: removed,
+// said once, not warned of at every start and flow query after.
+TEST(FlowFile, AnEmptyLeftoverIsRemoved) {
+  TempDir d;
+  flow::FlowOptions o;
+  o.store = d.p.string();
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  const std::string left =
+      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
+          .string();
+  { std::ofstream(left + ".flows", std::ios::binary); }
+  std::vector<std::string> problems;
+  {
+    flow::FlowStoreWriter w(o, {"default"}, &problems);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0], "flow file " + left + ".flows: empty, left by a failed write: removed");
+    std::vector<flow::FlowRecord> block = {record(0)};
+    w.push(block);
+    w.finish();
+  }
+  auto files = flow::scan_flow_files(d.p.string());
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_TRUE(files[0].sealed);
+  EXPECT_EQ(files[0].meta.seq, 2u);
+  problems.clear();
+  flow::FlowStoreWriter again(o, {"default"}, &problems);
+  EXPECT_TRUE(problems.empty());
+}
+
 // The base name of the first flow file of a store in `d`, whose seal is made to fail: a directory
 // in the way of its sidecar's temporary file (as a full disk would refuse it).
 std::string block_first_seal(const TempDir& d) {
