@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "store/catalog.h"
@@ -81,6 +82,15 @@ ImportSession::ImportSession(const std::string& store_dir, const std::vector<std
     }
     inputs_.push_back(std::move(in));
   }
+  // A log with lines that are not records (damaged, or cut short by a crash in an append)
+  // may have lost the record of a file recorded now: said, since it would be stored twice.
+  const bool any_read = std::any_of(inputs_.begin(), inputs_.end(), [](const Input& i) { return !i.skip; });
+  if (log.bad_lines && any_read && !force)
+    err << fmt::format(
+        "tm record: warning: {}/{}: {} line{} that {} not an import record (damaged, or cut short by a "
+        "crash) skipped; a file whose import was logged there is recorded again\n",
+        store_dir, kImportLog, log.bad_lines, log.bad_lines == 1 ? "" : "s",
+        log.bad_lines == 1 ? "is" : "are");
 }
 
 bool ImportSession::all_skipped() const {

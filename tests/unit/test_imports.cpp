@@ -225,6 +225,32 @@ TEST(ImportSession, SkipsWhatTheStoreImportedWhateverItsName) {
   EXPECT_TRUE(err2.str().empty());
 }
 
+// A damaged log's lines that are not records may have held a file's: a run that records a
+// file says so (it was silent, and the file was stored twice).
+TEST(ImportSession, ALogWithDamagedLinesIsWarnedOf) {
+  TempDir d;
+  const std::string store = new_store(d);
+  write_file(d.p / "a.pcap", random_bytes(4096, 3));
+  const std::vector<std::string> a = {(d.p / "a.pcap").string()};
+  {
+    std::ostringstream err;
+    store::ImportSession s(store, a, false, err);
+    capture::RawPacket p[1] = {pkt(10)};
+    s.note(0, p, 1);
+    s.ended(0);
+    s.commit();
+    EXPECT_TRUE(err.str().empty()) << err.str();
+  }
+  write_file(d.p / "store" / store::kImportLog, std::string("\0\0\0\n{\"not\": \"a record\"}\n", 24));
+  std::ostringstream err;
+  store::ImportSession s(store, a, false, err);
+  EXPECT_FALSE(s.skip(0));  // (its record is gone)
+  EXPECT_NE(err.str().find("imports.jsonl: 2 lines that are not an import record (damaged, or cut short by a "
+                           "crash) skipped; a file whose import was logged there is recorded again"),
+            std::string::npos)
+      << err.str();
+}
+
 TEST(ImportSession, InterruptedImportIsLoggedAsPartial) {
   TempDir d;
   const std::string store = new_store(d);
