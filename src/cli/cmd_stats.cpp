@@ -133,6 +133,10 @@ Runner add_stats(CLI::App& app) {
     if (j.contains("missing_segments"))
       for (auto& f : j["missing_segments"])
         std::cout << "missing (its sidecar is there, its packets are lost): " << f.get<std::string>() << "\n";
+    if (j.contains("bad_segments"))  // (an older server sends none)
+      for (auto& b : j["bad_segments"])
+        std::cout << "bad sidecar (the segment is read whole by queries; its packets are not counted above): "
+                  << b.value("segment", "") << ": " << b.value("problem", "") << "\n";
     if (o->layers) {
       std::cout << "packets per layer type (a packet counts once per kind of layer it carries):\n";
       for (auto& [k, v] : j["layers"].items())

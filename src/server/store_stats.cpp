@@ -55,6 +55,12 @@ nlohmann::json catalog_json(const store::Catalog& cat) {
   j["foreign_files"] = cat.foreign;
   j["missing_segments"] = nlohmann::json::array();  // a sidecar is there, its pcap is not
   for (const auto& m : cat.missing) j["missing_segments"].push_back(m.pcap_path());
+  // Sidecars refused (counted in bad_sidecar; their packets are not in `packets`, which the
+  // sidecars give): each named with why, as a query warns of it (it reads the pcap whole).
+  j["bad_segments"] = nlohmann::json::array();
+  for (const auto& s : cat.segments)
+    if (s.state == store::SegmentInfo::State::kBadSidecar)
+      j["bad_segments"].push_back({{"segment", s.pcap_path()}, {"problem", s.problem}});
   return j;
 }
 

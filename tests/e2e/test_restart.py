@@ -173,6 +173,16 @@ class DamagedFiles(StoreTest):
         with open(os.path.join(d, idx[2]), "r+b") as f:  # another version number
             f.seek(8)
             f.write(struct.pack("<I", 99))
+        # Before they are rebuilt, tm stats names each with why (it counted them "bad" without a name).
+        import json
+        j = json.loads(tm("stats", "--store", self.store, "--json").stdout)
+        # (stats reads the sidecars' headers: the bit flip in a body is the query's to find)
+        self.assertEqual(j["total"]["bad_sidecar"], 2)
+        self.assertEqual(sorted(b["segment"] for b in j["bad_segments"]),
+                         [os.path.join(d, i[:-4] + ".pcap") for i in idx[1:3]])
+        self.assertTrue(all(b["problem"] for b in j["bad_segments"]), j["bad_segments"])
+        text = tm("stats", "--store", self.store).stdout.decode()
+        self.assertEqual(text.count("bad sidecar (the segment is read whole by queries"), 2, text)
         foreign = [os.path.join(d, "notes.txt"), os.path.join(self.store, "operator.log")]
         for path in foreign:
             with open(path, "w") as f:
@@ -183,9 +193,9 @@ class DamagedFiles(StoreTest):
             self.assertTrue(os.path.exists(path))
             self.assertIn(os.path.basename(path), err)
         self.assertIn("rebuilt", err)
-        import json
         j = json.loads(tm("stats", "--store", self.store, "--json").stdout)
         self.assertEqual(j["total"]["bad_sidecar"], 0)
+        self.assertEqual(j["bad_segments"], [])
         self.assertEqual(j["total"]["packets"], len(read_pcap(src)))
         self.assertEqual(len(j["foreign_files"]), 2)
         out = self.path("q.pcap")
