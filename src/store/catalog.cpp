@@ -99,8 +99,10 @@ void scan_class(Catalog& c, const std::string& name, const std::string& dir, Cat
       // A sidecar without its pcap: the segment's packets are lost — unless the listing raced
       // a seal (the pcap was renamed before its sidecar was written) or an eviction (the
       // sidecar goes first, then the pcap): the pcap is there now, or the sidecar is gone.
+      // (Only a regular file: a FIFO or a directory of that name is foreign, listed above; opened
+      // as a segment, a FIFO would hang every query and the recorder.)
       struct stat st;
-      if (::stat((base + ".pcap").c_str(), &st) == 0)
+      if (::stat((base + ".pcap").c_str(), &st) == 0 && S_ISREG(st.st_mode))
         have.pcap = true;
       else if (::stat((base + ".idx").c_str(), &st) != 0)
         continue;

@@ -159,6 +159,27 @@ class Crash(StoreTest):
         self.assertIn("has no end logged", err)
 
 class DamagedFiles(StoreTest):
+    def test_a_fifo_or_directory_named_as_a_segment_is_foreign_not_read(self):
+        """A FIFO in place of a segment's pcap hung every query and the recorder (opened as the segment,
+        waiting for a writer); it, and a directory there, is a foreign file and the segment is missing."""
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none", "--segment-size", "64k")
+        d = os.path.join(self.store, "default")
+        pcaps = sorted(f for f in os.listdir(d) if f.endswith(".pcap"))
+        fifo, folder = os.path.join(d, pcaps[1]), os.path.join(d, pcaps[2])
+        lost = sum(len(read_pcap(p)) for p in (fifo, folder))
+        os.remove(fifo)
+        os.mkfifo(fifo)
+        os.remove(folder)
+        os.mkdir(folder)
+        p = run([TM, "query", "--store", self.store, "--count", ""], check=False, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(int(p.stdout), len(read_pcap(src)) - lost)
+        import json
+        j = json.loads(run([TM, "stats", "--store", self.store, "--json"], timeout=60).stdout)
+        self.assertEqual(sorted(j["missing_segments"]), [fifo, folder])
+        self.assertEqual(sorted(j["foreign_files"]), [fifo, folder])
+
     def test_corrupt_sidecars_rebuilt_foreign_files_left_alone(self):
         src = corpus("mixed", "bro.org.pcap")
         record(self.store, [src], "--cutoff", "none", "--segment-size", "64k")
