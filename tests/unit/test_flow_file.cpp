@@ -376,6 +376,13 @@ TEST(FlowFile, PushGivesBackRoomForABlock) {
   for (uint64_t i = 0; i < 30; ++i) EXPECT_EQ(c.records[i].id, record(i).id);
 }
 
+// The base name of the first flow file of a store in `d` (its flows directory made).
+std::string first_flow_base(const TempDir& d) {
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  return (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
+      .string();
+}
+
 // A flow file a killed run left cut short before its header's end cannot be read or rebuilt:
 // it is left as it is, and its number is not used again (a new file of the same name, the
 // same input's first flow, could not be created: the run used to end in std::terminate).
@@ -383,10 +390,7 @@ TEST(FlowFile, AnUnreadableLeftoverKeepsItsNumber) {
   TempDir d;
   flow::FlowOptions o;
   o.store = d.p.string();
-  std::filesystem::create_directories(d.p / flow::kFlowDir);
-  const std::string left =
-      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
-          .string();
+  const std::string left = first_flow_base(d);
   { std::ofstream(left + ".flows", std::ios::binary) << "TMFLOW"; }
   std::vector<std::string> problems;
   flow::FlowStoreWriter w(o, {"default"}, &problems);
@@ -409,10 +413,7 @@ TEST(FlowFile, AnEmptyLeftoverIsRemoved) {
   TempDir d;
   flow::FlowOptions o;
   o.store = d.p.string();
-  std::filesystem::create_directories(d.p / flow::kFlowDir);
-  const std::string left =
-      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
-          .string();
+  const std::string left = first_flow_base(d);
   { std::ofstream(left + ".flows", std::ios::binary); }
   std::vector<std::string> problems;
   {
@@ -435,10 +436,7 @@ TEST(FlowFile, AnEmptyLeftoverIsRemoved) {
 // The base name of the first flow file of a store in `d`, whose seal is made to fail: a directory
 // in the way of its sidecar's temporary file (as a full disk would refuse it).
 std::string block_first_seal(const TempDir& d) {
-  std::filesystem::create_directories(d.p / flow::kFlowDir);
-  const std::string first =
-      (d.p / flow::kFlowDir / store::segment_base_name(store::SegmentName{1, record(0).first_ts, 0}))
-          .string();
+  const std::string first = first_flow_base(d);
   std::filesystem::create_directories(first + ".idx.tmp");
   return first;
 }
