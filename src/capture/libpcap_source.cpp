@@ -202,10 +202,14 @@ std::unique_ptr<PacketSource> open_file_source(const std::string& path) {
     if (fd < 0) throw SourceError(fmt::format("cannot read stdin: {}", std::strerror(errno)));
     return open_stream_source(fd, "stdin");
   }
-  if (auto s = open_mmap_pcap(path)) return s;
+  // A named pipe is opened once, by tm's reader: opened and closed to be looked at, what its
+  // writer had written was lost if it closed its end meanwhile.
+  struct stat st;
+  const bool pipe = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+  if (!pipe)
+    if (auto s = open_mmap_pcap(path)) return s;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw SourceError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
-  struct stat st;
   uint8_t magic[4];
   if (fstat(fd, &st) == 0 &&
       (!S_ISREG(st.st_mode) || (pread(fd, magic, 4, 0) == 4 && pcapng::is_pcapng(magic))))

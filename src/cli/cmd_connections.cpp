@@ -64,6 +64,12 @@ Runner add_connections(CLI::App& app) {
       const uint64_t n = j.value("connections", uint64_t{0});
       std::cout << fmt::format("{} connection{}{}{}\n", n, n == 1 ? "" : "s", n ? ": " : " matched",
                                n ? fmt::format("{}", fmt::join(did, "; ")) : std::string());
+      // A tm frontend: the workers it could not ask (their connections are not counted).
+      if (j.contains("workers") && j["workers"].is_array())
+        for (auto& w : j["workers"])
+          if (w.is_object() && w.contains("error"))
+            std::cerr << "tm connections: warning: worker " << w.value("url", "?") << ": "
+                      << w["error"].dump() << " (its connections are not counted)\n";
       return 0;
     }
     if (o->format == "csv") {

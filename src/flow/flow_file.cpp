@@ -363,6 +363,14 @@ FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
       std::memcpy(hdr, buf.data() + pos, 16);
       stop = block_problem(hdr, pos, buf.size(), path);
     }
+    // (As read_flow_records checks a block: a count or frame header damaged would put every
+    // later record at another ordinal than queries count, so it ends the reading.)
+    if (stop.empty()) {
+      const unsigned long long content = ZSTD_getFrameContentSize(buf.data() + pos + 16, hdr[2]);
+      if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t{hdr[1]} * kRecordBytes)
+        stop = fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path,
+                           pos);
+    }
     if (!stop.empty()) {  // (no next block to be found)
       add_problem(c.problem, stop + " (the records after it skipped)");
       break;
@@ -485,10 +493,10 @@ uint64_t recover_flow_file(const std::string& base, std::string* problem) {
     store::IndexKeys keys;
     index_keys(r, keys);
     b.add(ord, keys);
-    offsets.push_back(ord);
   }
   for (; hole != c.skipped.end(); ++hole) ord += hole->second;
   meta.packets = ord;
+  for (uint32_t i = 0; i < ord; ++i) offsets.push_back(i);  // (as the writer's seal: one per ordinal)
   meta.pcap_bytes = c.valid_end;
   store::write_sidecar(base + ".idx", meta, {}, offsets, b.finish_postings());
   return c.records.size();

@@ -150,9 +150,13 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
       }
     } catch (const std::exception& e) {
       st.warnings.push_back(e.what());
+      st.lost.push_back(e.what());
       continue;
     }
-    if (!problem.empty()) st.warnings.push_back(problem);  // (it says what was skipped)
+    if (!problem.empty()) {  // (it says what was skipped)
+      st.warnings.push_back(problem);
+      st.lost.push_back(problem);
+    }
   }
   const SegmentsOnDisk disk = SegmentsOnDisk::of(store);
   std::vector<FlowRow> out;
@@ -172,7 +176,7 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out, std::vector<
   FlowQueryStats st;
   auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st,
                           [id](const FlowRecord& r) { return r.id == id; });
-  if (problems) problems->insert(problems->end(), st.warnings.begin(), st.warnings.end());
+  if (problems) problems->insert(problems->end(), st.lost.begin(), st.lost.end());
   if (rows.empty()) return false;
   out = rows.front();
   return true;
@@ -261,7 +265,7 @@ std::string community_filter(const std::string& store, const std::string& id,
   FlowQueryStats st;
   std::string f =
       connections_filter(query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id)));
-  if (problems) problems->insert(problems->end(), st.warnings.begin(), st.warnings.end());
+  if (problems) problems->insert(problems->end(), st.lost.begin(), st.lost.end());
   return f;
 }
 

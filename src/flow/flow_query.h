@@ -49,6 +49,7 @@ struct FlowQueryStats {
   size_t files = 0, files_skipped = 0, files_indexed = 0, files_scanned = 0;
   uint64_t candidates = 0, matched = 0;
   std::vector<std::string> warnings;
+  std::vector<std::string> lost;  // those of the warnings that say records could not be read
 };
 
 // A test on a record that the flow index cannot answer (its id, its Community ID): every
@@ -62,7 +63,7 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
                                  uint64_t to, FlowQueryStats& st, const FlowPredicate& keep = {});
 // The record with this id, if any flow file still has it. `problems` (when given) gets the
 // damage the flow files showed (records of theirs that could not be read: the one asked for
-// may be among them).
+// may be among them; FlowQueryStats::lost).
 bool find_flow(const std::string& store, uint64_t id, FlowRow& out,
                std::vector<std::string>* problems = nullptr);
 // The packets of flow `id` (tm query --flow, a query's flow_id): a filter for its connection

@@ -133,11 +133,15 @@ nlohmann::json connection_of(const Alert& a) {
 
 // Which connection an evidence JSON's `connection` names, the same whichever way its alert
 // saw it: "PROTO A PORT B PORT" with the endpoints in order, or "host X"; empty when unknown.
+// ICMP's "ports" are an alert's type and code (a request's and its reply's differ): tm keeps
+// one connection for every ICMP type between two hosts, and so does this.
 std::string connection_key(const nlohmann::json& c) {
   if (!c.is_object()) return "";
   if (c.contains("host")) return "host " + c["host"].dump();
-  std::string x = c.value("src", kNull).dump() + " " + c.value("src_port", kNull).dump();
-  std::string y = c.value("dst", kNull).dump() + " " + c.value("dst_port", kNull).dump();
+  const nlohmann::json proto = c.value("proto", kNull);
+  const bool icmp = proto == "icmp" || proto == "icmp6";
+  std::string x = c.value("src", kNull).dump() + " " + (icmp ? "" : c.value("src_port", kNull).dump());
+  std::string y = c.value("dst", kNull).dump() + " " + (icmp ? "" : c.value("dst_port", kNull).dump());
   if (y < x) std::swap(x, y);
   return c.value("proto", kNull).dump() + " " + x + " " + y;
 }
@@ -181,9 +185,6 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
     name = fmt::format("{}-{}", asked, n);
     old = read_json(path_of(name) + ".json", warn_);
   }
-  if (name != asked)
-    warn_(fmt::format("{}:{}: id {}: its evidence is of another connection ({}); this one's ({}) is {}",
-                      a.file, a.line, asked, other, key, name));
   uint64_t lo = UINT64_MAX, hi = 0;
   for (auto& x : alerts) {
     lo = std::min(lo, x.ts_ns);
@@ -225,27 +226,33 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
           break;
         }
     }
-    // tm's flow records of this tuple near the alerts.
-    server::FlowRequest fq;
-    fq.filter = tuple_filter(a, a.proto);
-    fq.from = util::epoch_text(win_lo);
-    fq.to = util::epoch_text(win_hi);
-    fq.format = "json";
-    std::string body;
-    svc_.flows(
-        fq, [&](const char* d, size_t n) { body.append(d, n); }, warn);
-    std::istringstream lines(body);
-    std::string line;
+    // tm's flow records of this tuple from `from` (to `to`, if not 0) that join the alert.
+    auto flow_rows = [&](uint64_t from, uint64_t to) {
+      server::FlowRequest fq;
+      fq.filter = tuple_filter(a, a.proto);
+      fq.from = util::epoch_text(from);
+      if (to) fq.to = util::epoch_text(to);
+      fq.format = "json";
+      std::string body;
+      svc_.flows(
+          fq, [&](const char* d, size_t n) { body.append(d, n); }, warn);
+      std::istringstream lines(body);
+      std::string line;
+      std::vector<std::pair<flow::FlowRow, nlohmann::json>> out;
+      while (std::getline(lines, line)) {
+        if (line.empty()) continue;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (!j.is_object()) throw std::runtime_error("flow answer: a line is not a JSON object");
+        flow::FlowRow row = server::flow_from_json(j);
+        if (joins(a, row.rec, o_.seed)) out.emplace_back(std::move(row), std::move(j));
+      }
+      return out;
+    };
+    // Those near the alerts.
     const flow::FlowRow* best = nullptr;
     std::vector<std::pair<flow::FlowRow, nlohmann::json>> rows;
-    while (std::getline(lines, line)) {
-      if (line.empty()) continue;
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_object()) throw std::runtime_error("flow answer: a line is not a JSON object");
-      flow::FlowRow row = server::flow_from_json(j);
-      if (joins(a, row.rec, o_.seed) && distance(row.rec, lo, hi) <= o_.window_ns)
-        rows.emplace_back(std::move(row), std::move(j));
-    }
+    for (auto& row : flow_rows(win_lo, win_hi))
+      if (distance(row.first.rec, lo, hi) <= o_.window_ns) rows.push_back(std::move(row));
     size_t best_i = 0;
     for (size_t i = 0; i < rows.size(); ++i) {
       if (!best || distance(rows[i].first.rec, lo, hi) < distance(best->rec, lo, hi)) {
@@ -276,10 +283,11 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
       if (r.end == static_cast<uint8_t>(flow::EndState::kOpen)) {
         // Its newest record is an interim one (the connection was open then; --keep writes one
         // at once): its packets go on after it, up to the next flow of its tuple, as tm query
-        // --flow takes them (flow::flow_packets), else up to what is stored now.
+        // --flow takes them (flow::flow_packets: whenever it came), else up to what is stored now.
         q_to = UINT64_MAX;
-        for (auto& [row, j] : rows)
-          if (row.rec.id != r.id && row.rec.first_ts > r.last_ts) q_to = std::min(q_to, row.rec.first_ts);
+        const uint64_t last = r.last_ts, id = r.id;  // (`r` is in `rows`, kept as they are)
+        for (auto& [row, j] : flow_rows(last + 1, 0))
+          if (row.rec.id != id && row.rec.first_ts > last) q_to = std::min(q_to, row.rec.first_ts);
         if (q_to == UINT64_MAX) evidence["open"] = true;
       }
       evidence["cut_off"] = r.cut != 0;
@@ -295,6 +303,9 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
   q.from = util::epoch_text(q_from);
   if (q_to != UINT64_MAX) q.to = util::epoch_text(q_to);
 
+  if (name != asked)  // (said once it is written, not at every wait for its flow record)
+    warn_(fmt::format("{}:{}: id {}: its evidence is of another connection ({}); this one's ({}) is {}",
+                      a.file, a.line, asked, other, key, name));
   const std::string base = path_of(name);
   uint64_t earlier = 0;
   if (old.is_object() && old["evidence"].is_object() && old["evidence"]["packets"].is_number_unsigned() &&

@@ -84,7 +84,9 @@ ImportSession::ImportSession(const std::string& store_dir, const std::vector<std
   }
   // A log with lines that are not records (damaged, or cut short by a crash in an append)
   // may have lost the record of a file recorded now: said, since it would be stored twice.
-  const bool any_read = std::any_of(inputs_.begin(), inputs_.end(), [](const Input& i) { return !i.skip; });
+  // (Files only: a pipe or stdin is never looked up in the log.)
+  const bool any_read =
+      std::any_of(inputs_.begin(), inputs_.end(), [](const Input& i) { return i.fp && !i.skip; });
   if (log.bad_lines && any_read && !force)
     err << fmt::format(
         "tm record: warning: {}/{}: {} line{} that {} not an import record (damaged, or cut short by a "

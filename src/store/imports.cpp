@@ -67,6 +67,9 @@ std::string log_path(const std::string& store_dir) { return (fs::path(store_dir)
 
 std::optional<FileFingerprint> fingerprint_file(const std::string& path) {
   if (path == "-") return std::nullopt;
+  // (A pipe is not fingerprinted, nor opened: a named pipe's open waits for a writer.)
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return std::nullopt;
   util::UniqueFd f = util::open_file(path, O_RDONLY);
   const int fd = f.get();
   bool regular = false;

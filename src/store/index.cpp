@@ -120,9 +120,9 @@ void IndexBuilder::add(uint32_t ord, const KeysView& k) {
     any_ = true;
     first_ord_ = next_ord_ = ord;
   }
-  // A few ordinals skipped (no caller here does) stay in sequence as packets without keys. After
-  // a gap of 1024 or more every later packet is out of sequence: right, but 8 bytes a key and
-  // merged at the seal (no caller skips ordinals).
+  // A few ordinals skipped stay in sequence as packets without keys. After a gap of 1024 or
+  // more every later packet is out of sequence: right, but 8 bytes a key and merged at the seal
+  // (only the rebuild of a flow file with a damaged block skips ordinals, a block's worth).
   for (; ord > next_ord_ && ord - next_ord_ < 1024; ++next_ord_) {
     if ((next_ord_ & 0xffff) == 0 && next_ord_ != first_ord_) flush_window();
     counts_.push_back(0);

@@ -379,6 +379,20 @@ class Interrupted(StoreTest):
             self.assertEqual(proc.returncode, -sig)
             self.assertFalse(os.path.exists(self.store), "no store made")
 
+    def test_a_named_pipe_is_opened_once_and_read_whole(self):
+        """A named pipe is opened once (it was opened, looked at and closed, then opened twice more: a
+        writer that had written everything and closed its end lost it, and tm waited for another)."""
+        fifo = self.path("pipe2")
+        os.mkfifo(fifo)
+        src = corpus("mixed", "wikipedia.pcap")
+        writer = subprocess.Popen(["sh", "-c", 'cat "$0" > "$1"', src, fifo])
+        try:
+            p = run([TM, "record", "--store", self.store, "--read", fifo, "--cutoff", "none", "--json"],
+                    timeout=60)
+        finally:
+            writer.wait(timeout=60)
+        self.assertEqual(json.loads(p.stdout)["packets"], len(read_pcap(src)))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -253,6 +253,12 @@ TEST(FlowFile, ReadsOnlyTheBlocksOfTheWantedRecords) {
   got = flow::read_flow_records(path, ords({1, 12390}));
   EXPECT_NE(got.problem.find("count of records"), std::string::npos) << got.problem;
   EXPECT_EQ(got.records.size(), 1u);
+  // Read whole (a query without the index, a rebuild) it ends there too: skipped with the count
+  // it gives, every later record would be indexed at another ordinal than queries count.
+  const flow::FlowFileContents cut = flow::read_flow_file(path, true);
+  EXPECT_NE(cut.problem.find("count of records"), std::string::npos) << cut.problem;
+  EXPECT_EQ(cut.records.size(), 100u);
+  EXPECT_EQ(cut.valid_end, at[1]);
 }
 
 // Whether a flow's packets are still on disk, from the segments' time ranges: `no` wherever

@@ -576,6 +576,16 @@ TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
   EXPECT_EQ(w.write("p", {ping}, true), EvidenceWriter::Outcome::kWritten);
   EXPECT_EQ(svc.queries.back().filter, "host 192.0.2.7 and host 10.0.0.5 and proto 1");
   EXPECT_EQ(read_json(t.p / "out" / "p.json")["flow"]["id"], "10");
+  // Its reply (type 0, the other way) under the same id is the same connection: one evidence
+  // (ICMP's type and code stand for ports in the alert, not in tm's connection), not p-2.
+  Alert pong = ping;
+  std::swap(pong.src, pong.dst);
+  pong.src_port = 0;
+  pong.name = "pong";
+  pong.event["alert"]["signature"] = "pong";
+  EXPECT_EQ(w.write("p", {pong}, true), EvidenceWriter::Outcome::kWritten);
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "p-2.json"));
+  EXPECT_EQ(read_json(t.p / "out" / "p.json")["alerts"].size(), 2u);
   Alert notice = alert("n", 1005 * kS, "");
   notice.source = Alert::Source::kZeekNotice;
   notice.proto = 0;  // the notice does not say: the record that joins does
