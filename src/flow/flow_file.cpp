@@ -315,6 +315,17 @@ std::string block_problem(const uint32_t hdr[4], uint64_t pos, uint64_t size, co
   return {};
 }
 
+// Whether the zstd frame that starts a block (`frame`: its first `n` bytes) holds the block
+// header's count of records; else why not. A count or frame header damaged would put every
+// later record at another ordinal than the index counts, so it ends a reading.
+std::string frame_problem(const uint32_t hdr[4], const uint8_t* frame, size_t n, uint64_t pos,
+                          const std::string& path) {
+  const unsigned long long content = ZSTD_getFrameContentSize(frame, n);
+  if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t{hdr[1]} * kRecordBytes)
+    return fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path, pos);
+  return {};
+}
+
 // Checks and decompresses the block `z` (hdr[2] bytes, after its header `hdr`) into `out`
 // (room for hdr[1] records); `columns` is scratch. Returns why it could not, or "".
 std::string decode_block(const uint32_t hdr[4], const uint8_t* z, uint8_t version, uint64_t pos,
@@ -363,14 +374,7 @@ FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
       std::memcpy(hdr, buf.data() + pos, 16);
       stop = block_problem(hdr, pos, buf.size(), path);
     }
-    // (As read_flow_records checks a block: a count or frame header damaged would put every
-    // later record at another ordinal than queries count, so it ends the reading.)
-    if (stop.empty()) {
-      const unsigned long long content = ZSTD_getFrameContentSize(buf.data() + pos + 16, hdr[2]);
-      if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t{hdr[1]} * kRecordBytes)
-        stop = fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path,
-                           pos);
-    }
+    if (stop.empty()) stop = frame_problem(hdr, buf.data() + pos + 16, hdr[2], pos, path);
     if (!stop.empty()) {  // (no next block to be found)
       add_problem(c.problem, stop + " (the records after it skipped)");
       break;
@@ -443,10 +447,9 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
       stop(why);
       break;
     }
-    const unsigned long long content = ZSTD_getFrameContentSize(at + 16, std::min<size_t>(got - 16, hdr[2]));
-    if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != uint64_t{hdr[1]} * kRecordBytes) {
-      stop(
-          fmt::format("{}: damaged block at offset {} (its count of records is not its frame's)", path, pos));
+    if (std::string why = frame_problem(hdr, at + 16, std::min<size_t>(got - 16, hdr[2]), pos, path);
+        !why.empty()) {
+      stop(why);
       break;
     }
     if (*next < first + hdr[1]) {  // a wanted record in it: read it

@@ -23,6 +23,14 @@ namespace fs = std::filesystem;
 namespace tmach::store {
 namespace {
 
+// A store's own top-level entry, not a class: those no class may be named (reserved_entry) and
+// the files whose names no class can take (the import log, dynamic classes, a sidecar list
+// being written).
+bool own_entry(const std::string& name) {
+  return reserved_entry(name) || name == kImportLog || name.starts_with("dynamic-classes.json") ||
+         name == std::string(kVerifiedFile) + ".tmp";
+}
+
 uint64_t size_of(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
@@ -200,10 +208,7 @@ std::string repair_store_marker(const std::string& root) {
   size_t segments = 0;
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
-    if (name == kLockFile || name == kImportLog || name == "flows" || name == kQuarantineDir ||
-        name.starts_with("dynamic-classes.json") || name == kVerifiedFile ||
-        name == std::string(kVerifiedFile) + ".tmp")
-      continue;
+    if (own_entry(name)) continue;
     if (!top.is_directory()) refuse(top.path(), "does not belong to a store");
     for (const auto& f : fs::directory_iterator(top.path())) {
       std::string fn = f.path().filename().string();
@@ -261,10 +266,7 @@ Catalog Catalog::scan(const std::string& root, Depth depth) {
   check_store(root);
   for (const auto& top : fs::directory_iterator(root)) {
     std::string name = top.path().filename().string();
-    if (name == kStoreMarker || name == kLockFile || name == kImportLog || name == "flows" ||
-        name == kQuarantineDir || name.starts_with("dynamic-classes.json") || name == kVerifiedFile ||
-        name == std::string(kVerifiedFile) + ".tmp")
-      continue;
+    if (own_entry(name)) continue;
     if (!top.is_directory()) {
       c.foreign.push_back(top.path().string());
       continue;
