@@ -42,7 +42,7 @@ struct Input {
 
 uint64_t duration_option(const std::string& flag, const std::string& text) {
   auto d = util::parse_duration_ns(text);
-  if (!d) throw std::runtime_error(fmt::format("{}: bad duration '{}' (30s, 5m, 2h)", flag, text));
+  if (!d) throw std::runtime_error(fmt::format("{}: {}", flag, util::duration_error(text)));
   return *d;
 }
 

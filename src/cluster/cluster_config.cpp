@@ -38,8 +38,8 @@ double duration_s(const std::string& file, const toml::table& t, const char* key
   if (auto s = n->value<std::string>()) {
     auto d = util::parse_duration_ns(*s);
     if (d && *d > 0) return static_cast<double>(*d) / 1e9;
-    throw ConfigError(
-        fmt::format("{}.{}: '{}' is not a duration (examples: 10s, 2m)", where(file, *n, ctx), key, *s));
+    if (d) throw ConfigError(fmt::format("{}.{}: must be positive", where(file, *n, ctx), key));
+    throw ConfigError(fmt::format("{}.{}: {}", where(file, *n, ctx), key, util::duration_error(*s)));
   }
   throw ConfigError(fmt::format("{}.{}: expected a duration", where(file, *n, ctx), key));
 }

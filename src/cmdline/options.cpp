@@ -134,8 +134,7 @@ std::unique_ptr<cluster::ShareFilter> make_share_filter(const RecordOptions& o) 
 namespace {
 uint64_t size_opt(const std::string& v, const char* flag) {
   auto s = util::parse_size(v);
-  if (!s)
-    throw config::ConfigError(fmt::format("{}: '{}' is not a size (examples: 15k, 64m, 10g, none)", flag, v));
+  if (!s) throw config::ConfigError(fmt::format("{}: {}", flag, util::size_error(v)));
   return *s;
 }
 }  // namespace
@@ -181,9 +180,7 @@ config::Config build_config(const RecordOptions& o) {
   if (c.segment_size > (3ull << 30)) throw config::ConfigError("segment size: at most 3g");
   if (!o.disk_budget.empty() &&
       !config::parse_disk_budget(o.disk_budget, c.disk_budget, c.disk_budget_percent))
-    throw config::ConfigError(
-        fmt::format("--disk-budget: '{}' is not a size or a share of the file system (examples: 500g, 80%)",
-                    o.disk_budget));
+    throw config::ConfigError(fmt::format("--disk-budget: {}", config::disk_budget_error(o.disk_budget)));
   if (!o.when_full.empty()) {
     if (o.when_full == "auto")
       c.when_full = config::WhenFull::kAuto;

@@ -61,9 +61,9 @@ void check_known(const Ctx& ctx, const toml::table& t, const std::string& where,
 }
 
 // A size or a duration: an integer (bytes, seconds: times `unit`) or a string for `parse`.
-template <class Parse>
+template <class Parse, class Why>
 uint64_t get_amount(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
-                    uint64_t def, uint64_t unit, Parse parse, const char* what, const char* examples) {
+                    uint64_t def, uint64_t unit, Parse parse, Why why, const char* what) {
   const toml::node* n = t.get(key);
   if (!n) return def;
   std::string full = where + "." + key;
@@ -76,7 +76,7 @@ uint64_t get_amount(const Ctx& ctx, const toml::table& t, const char* key, const
   if (n->type() == toml::node_type::string) {
     auto s = n->value<std::string>();
     auto v = parse(*s);
-    if (!v) ctx.fail(n, full, fmt::format("'{}' is not a {} (examples: {})", *s, what, examples));
+    if (!v) ctx.fail(n, full, why(*s));
     return *v;
   }
   ctx.fail(n, full,
@@ -86,13 +86,13 @@ uint64_t get_amount(const Ctx& ctx, const toml::table& t, const char* key, const
 
 uint64_t get_size(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
                   uint64_t def) {
-  return get_amount(ctx, t, key, where, def, 1, util::parse_size, "size", "15k, 64m, 10g, none");
+  return get_amount(ctx, t, key, where, def, 1, util::parse_size, util::size_error, "size");
 }
 
 uint64_t get_duration(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where,
                       uint64_t def) {
-  return get_amount(ctx, t, key, where, def, 1000000000ull, util::parse_duration_ns, "duration",
-                    "30s, 5m, 2h");
+  return get_amount(ctx, t, key, where, def, 1000000000ull, util::parse_duration_ns, util::duration_error,
+                    "duration");
 }
 
 int64_t get_int(const Ctx& ctx, const toml::table& t, const char* key, const std::string& where, int64_t def,
@@ -121,10 +121,7 @@ void get_budget(const Ctx& ctx, const toml::table& t, const char* key, const std
   if (!n) return;
   if (n->type() == toml::node_type::string) {
     auto s = *n->value<std::string>();
-    if (!parse_disk_budget(s, bytes, percent))
-      ctx.fail(
-          n, where + "." + key,
-          fmt::format("'{}' is not a size or a share of the file system (examples: 500g, none, 80%)", s));
+    if (!parse_disk_budget(s, bytes, percent)) ctx.fail(n, where + "." + key, disk_budget_error(s));
     return;
   }
   bytes = get_size(ctx, t, key, where, bytes);
@@ -385,6 +382,11 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
   bytes = *v;
   percent = 0;
   return true;
+}
+
+std::string disk_budget_error(const std::string& s) {
+  if (util::size_overflows(s)) return util::size_error(s);
+  return fmt::format("'{}' is not a size or a share of the file system (examples: 500g, none, 80%)", s);
 }
 
 uint64_t disk_budget_bytes(uint64_t bytes, double percent, const std::string& path) {

@@ -89,6 +89,8 @@ struct Config {
 // A disk budget as written: a size ("500g", "none") or a share of the file system ("80%").
 // Returns false if `s` is neither; sets exactly one of bytes (percent = 0) or percent.
 bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent);
+// Why parse_disk_budget refused `s` (for the config's and the command line's errors).
+std::string disk_budget_error(const std::string& s);
 // The bytes of a budget: `bytes`, or `percent` of the size of the file system holding `path`
 // (the nearest existing parent directory if `path` does not exist yet), measured now: at
 // start. Throws ConfigError if that file system cannot be asked.

@@ -577,8 +577,7 @@ Reply LocalService::class_set(const ClassRequest& r) {
   uint64_t for_ns = 0;
   if (!r.for_text.empty()) {
     auto d = util::parse_duration_ns(r.for_text);
-    if (!d || *d == 0)
-      throw BadRequest(fmt::format("for: '{}' is not a duration (examples: 30m, 2h, 7d)", r.for_text));
+    if (!d || *d == 0) throw BadRequest(fmt::format("for: {}", util::duration_error(r.for_text)));
     for_ns = *d;
   }
   return {live.class_set(r.host, r.cls, for_ns), {}};

@@ -33,11 +33,10 @@ bool split_number(const std::string& s, double& num, std::string& suffix) {
   return std::isfinite(num) && num >= 0;
 }
 
-}  // namespace
-
-std::optional<uint64_t> parse_size(std::string_view text) {
+// The amount `text` stands for, in bytes (size) or nanoseconds (duration), as a double: nullopt
+// when it is not one. Above 1.8e19 it does not fit in 64 bits.
+std::optional<double> size_amount(std::string_view text) {
   std::string s = lower_trim(text);
-  if (s == "none" || s == "unlimited" || s == "inf") return kUnlimited;
   double num;
   std::string suf;
   if (!split_number(s, num, suf)) return std::nullopt;
@@ -54,12 +53,10 @@ std::optional<uint64_t> parse_size(std::string_view text) {
     mult = 1024.0 * 1024 * 1024 * 1024;
   else
     return std::nullopt;
-  double v = num * mult;
-  if (v >= 1.8e19) return std::nullopt;
-  return static_cast<uint64_t>(v);
+  return num * mult;
 }
 
-std::optional<uint64_t> parse_duration_ns(std::string_view text) {
+std::optional<double> duration_amount(std::string_view text) {
   std::string s = lower_trim(text);
   double num;
   std::string suf;
@@ -83,9 +80,41 @@ std::optional<uint64_t> parse_duration_ns(std::string_view text) {
     mult = 7 * 86400e9;
   else
     return std::nullopt;
-  double v = num * mult;
-  if (v >= 1.8e19) return std::nullopt;
-  return static_cast<uint64_t>(v);
+  return num * mult;
+}
+
+constexpr double kLargest = 1.8e19;  // below 2^64
+
+}  // namespace
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+  std::string s = lower_trim(text);
+  if (s == "none" || s == "unlimited" || s == "inf") return kUnlimited;
+  auto v = size_amount(s);
+  if (!v || *v >= kLargest) return std::nullopt;
+  return static_cast<uint64_t>(*v);
+}
+
+std::optional<uint64_t> parse_duration_ns(std::string_view text) {
+  auto v = duration_amount(text);
+  if (!v || *v >= kLargest) return std::nullopt;
+  return static_cast<uint64_t>(*v);
+}
+
+bool size_overflows(std::string_view text) {
+  auto v = size_amount(text);
+  return v && *v >= kLargest;
+}
+
+std::string size_error(std::string_view text) {
+  if (size_overflows(text)) return fmt::format("'{}' is too large (at most 16 EiB)", text);
+  return fmt::format("'{}' is not a size (examples: 15k, 64m, 10g, none)", text);
+}
+
+std::string duration_error(std::string_view text) {
+  auto v = duration_amount(text);
+  if (v && *v >= kLargest) return fmt::format("'{}' is too long (at most about 570 years)", text);
+  return fmt::format("'{}' is not a duration (examples: 30s, 5m, 2h, 7d)", text);
 }
 
 std::string format_size(uint64_t b) {

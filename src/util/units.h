@@ -15,6 +15,11 @@ inline constexpr uint64_t kUnlimited = UINT64_MAX;
 std::optional<uint64_t> parse_size(std::string_view s);
 // "30s", "5m", "2h", "7d", "1w", "250ms", or plain seconds. Result in nanoseconds.
 std::optional<uint64_t> parse_duration_ns(std::string_view s);
+// Why parse_size (parse_duration_ns) refused `s`, for every caller's error message: a number too
+// large for 64 bits ("'99999999999t' is too large ...") or no size at all (with examples).
+std::string size_error(std::string_view s);
+bool size_overflows(std::string_view s);  // a size, but more than 64 bits hold
+std::string duration_error(std::string_view s);
 
 std::string format_size(uint64_t bytes);  // "1.5 MiB"
 

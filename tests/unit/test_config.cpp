@@ -268,8 +268,12 @@ TEST(Config, DiskBudgetAndMaxAgeErrorsNameLineAndKey) {
       error_of("[store]\ndisk_budget = \"120%\"\n"),
       "tm.toml:2: store.disk_budget: '120%' is not a size or a share of the file system (examples: 500g, "
       "none, 80%)");
+  EXPECT_EQ(error_of("[store]\ndisk_budget = \"99999999999t\"\n"),
+            "tm.toml:2: store.disk_budget: '99999999999t' is too large (at most 16 EiB)");
+  EXPECT_EQ(error_of("[store]\nsegment_size = \"99999999999t\"\n"),
+            "tm.toml:2: store.segment_size: '99999999999t' is too large (at most 16 EiB)");
   EXPECT_EQ(error_of("[store]\nmax_age = \"soon\"\n"),
-            "tm.toml:2: store.max_age: 'soon' is not a duration (examples: 30s, 5m, 2h)");
+            "tm.toml:2: store.max_age: 'soon' is not a duration (examples: 30s, 5m, 2h, 7d)");
   EXPECT_EQ(error_of("[[class]]\nname = \"a\"\n\nmax_age = true\n"),
             "tm.toml:4: class 'a'.max_age: expected a duration such as \"5m\" or a number of seconds");
   EXPECT_EQ(error_of("[[class]]\nname = \"a\"\ndisk_budget = \"half\"\n"),

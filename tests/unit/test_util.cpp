@@ -22,6 +22,20 @@ TEST(Units, Sizes) {
   EXPECT_FALSE(util::parse_size(""));
   EXPECT_FALSE(util::parse_size("-5k"));
   EXPECT_FALSE(util::parse_size("k"));
+  EXPECT_EQ(util::parse_size("8t"), 8ull << 40);
+  EXPECT_FALSE(util::parse_size("99999999999t"));
+}
+
+TEST(Units, ErrorsSayWhetherAnAmountIsTooLargeOrNoAmount) {
+  EXPECT_EQ(util::size_error("99999999999t"), "'99999999999t' is too large (at most 16 EiB)");
+  EXPECT_TRUE(util::size_overflows("99999999999t"));
+  EXPECT_FALSE(util::size_overflows("64m"));
+  EXPECT_FALSE(util::size_overflows("lots"));
+  EXPECT_EQ(util::size_error("lots"), "'lots' is not a size (examples: 15k, 64m, 10g, none)");
+  EXPECT_EQ(util::size_error("12 parsecs"), "'12 parsecs' is not a size (examples: 15k, 64m, 10g, none)");
+  EXPECT_FALSE(util::parse_duration_ns("99999999w"));
+  EXPECT_EQ(util::duration_error("99999999w"), "'99999999w' is too long (at most about 570 years)");
+  EXPECT_EQ(util::duration_error("soon"), "'soon' is not a duration (examples: 30s, 5m, 2h, 7d)");
 }
 
 TEST(Units, Durations) {
