@@ -70,7 +70,7 @@ std::optional<uint64_t> time_of(const nlohmann::json& v, std::string* err) {
     }
     return static_cast<uint64_t>(std::llround(d * 1e6)) * 1000ull;
   }
-  if (v.is_string()) return util::parse_time(v.get<std::string>(), 0, err);
+  if (v.is_string()) return util::parse_absolute_time(v.get<std::string>(), err);
   *err = "time is neither a number nor a string";
   return std::nullopt;
 }

@@ -80,7 +80,7 @@ uint8_t end_of(const std::string& s) {
 
 uint64_t time_of(const nlohmann::json& v, const char* what) {
   std::string err;
-  auto t = util::parse_time(v.get<std::string>(), 0, &err);
+  auto t = util::parse_absolute_time(v.get<std::string>(), &err);
   if (!t) throw std::runtime_error(fmt::format("flow {}: {}", what, err));
   return *t;
 }

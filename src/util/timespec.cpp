@@ -123,9 +123,8 @@ std::optional<uint64_t> parse_iso(std::string_view s, bool* out_of_range) {
   return static_cast<uint64_t>(secs) * 1000000000ull + frac_ns;
 }
 
-}  // namespace
-
-std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::string* error) {
+// parse_time, relative forms (`now` is set) or not (an alert's time, a recorded one).
+std::optional<uint64_t> parse_time_of(std::string_view text, const uint64_t* now, std::string* error) {
   std::string s(text);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
@@ -134,7 +133,12 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
     return std::nullopt;
   };
   if (s.empty()) return fail("empty");
-  if (s == "now") return now;
+  if (!now) {
+    if (s == "now" || (s.size() > 4 && s.compare(s.size() - 4, 4, " ago") == 0) || s[0] == '-')
+      return fail("expected an absolute time: ISO-8601 (2026-11-25T13:00:00Z) or epoch seconds");
+  } else if (s == "now") {
+    return *now;
+  }
   std::string rel;
   if (s.size() > 4 && s.compare(s.size() - 4, 4, " ago") == 0)
     rel = s.substr(0, s.size() - 4);
@@ -143,7 +147,7 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
   if (!rel.empty()) {
     auto d = parse_duration_ns(rel);
     if (!d) return fail("expected a duration such as '15m ago', '2h ago', '3d ago'");
-    return *d > now ? 0 : now - *d;
+    return *d > *now ? 0 : *now - *d;
   }
   // Epoch seconds, with optional fraction.
   bool epoch = !s.empty();
@@ -175,8 +179,19 @@ std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::str
   bool out_of_range = false;
   if (auto t = parse_iso(s, &out_of_range)) return t;
   if (out_of_range) return fail(kOutOfRange);
+  if (!now) return fail("expected ISO-8601 (2026-11-25T13:00:00Z) or epoch seconds");
   return fail(
       "expected ISO-8601 (2026-11-25T13:00:00Z), epoch seconds, 'now' or a relative time ('15m ago')");
+}
+
+}  // namespace
+
+std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::string* error) {
+  return parse_time_of(text, &now, error);
+}
+
+std::optional<uint64_t> parse_absolute_time(std::string_view text, std::string* error) {
+  return parse_time_of(text, nullptr, error);
 }
 
 std::string epoch_text(uint64_t ns) {

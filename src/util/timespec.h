@@ -16,6 +16,9 @@ uint64_t now_ns();
 // fraction and "Z" or "+hh:mm" offset (no offset = UTC), or a date alone "2026-11-25".
 // Returns nullopt with `error` set when the text is none of these.
 std::optional<uint64_t> parse_time(std::string_view text, uint64_t now, std::string* error);
+// parse_time without the relative forms ("now", "15m ago", "-2h"), which it refuses: a time
+// written by another program (an IDS alert's), where no "now" is meant.
+std::optional<uint64_t> parse_absolute_time(std::string_view text, std::string* error);
 
 // "2026-11-25T13:00:00.123456789Z"
 std::string format_time(uint64_t ns);

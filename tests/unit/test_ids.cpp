@@ -197,6 +197,31 @@ TEST(ZeekReader, ConnTsvAndJsonLinesAndALineBeforeAnyHeader) {
 }
 
 // An address there but not one is said so (it was "alert without src_ip and dest_ip"); a
+// An alert's time is absolute: "now" or "15m ago" in a log is refused, not read as 1970 (it
+// was, with the hint that those forms are accepted).
+TEST(AlertReader, ARelativeTimeIsRefusedAsNoAlertTime) {
+  Reader eve(AlertReader::Format::kEve);
+  auto a = eve.lines(
+      R"({"timestamp":"now","event_type":"alert","src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP"})"
+      "\n"
+      R"({"timestamp":"15m ago","event_type":"alert","src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP"})"
+      "\n"
+      R"({"timestamp":"yesterday","event_type":"alert","src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP"})"
+      "\n");
+  EXPECT_TRUE(a.empty());
+  ASSERT_EQ(eve.warnings.size(), 3u);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_NE(
+        eve.warnings[i].find("expected an absolute time: ISO-8601 (2026-11-25T13:00:00Z) or epoch seconds"),
+        std::string::npos)
+        << eve.warnings[i];
+  EXPECT_NE(
+      eve.warnings[2].find("bad time 'yesterday': expected ISO-8601 (2026-11-25T13:00:00Z) or epoch seconds"),
+      std::string::npos)
+      << eve.warnings[2];
+  EXPECT_EQ(eve.warnings[2].find("'now'"), std::string::npos) << eve.warnings[2];
+}
+
 // Zeek TCP or UDP connection without a port is skipped, as a Suricata alert is (it was taken
 // as port 0, and found no flow record).
 TEST(AlertReader, ABadAddressIsNamedAndAZeekConnectionWithoutItsPortsIsSkipped) {

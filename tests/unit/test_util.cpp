@@ -47,6 +47,19 @@ TEST(Units, Durations) {
   EXPECT_FALSE(util::parse_duration_ns("soon"));
 }
 
+TEST(Time, AbsoluteFormsOnly) {
+  std::string err;
+  EXPECT_EQ(util::parse_absolute_time("1764077400.5", &err), 1764077400500000000ull);
+  EXPECT_EQ(util::parse_absolute_time(" 2025-11-25T13:30:00Z", &err), 1764077400000000000ull);
+  EXPECT_FALSE(util::parse_absolute_time("now", &err));
+  EXPECT_EQ(err,
+            "bad time 'now': expected an absolute time: ISO-8601 (2026-11-25T13:00:00Z) or epoch seconds");
+  EXPECT_FALSE(util::parse_absolute_time("-2h", &err));
+  EXPECT_FALSE(util::parse_absolute_time("2h ago", &err));
+  EXPECT_FALSE(util::parse_absolute_time("soon", &err));
+  EXPECT_EQ(err, "bad time 'soon': expected ISO-8601 (2026-11-25T13:00:00Z) or epoch seconds");
+}
+
 TEST(Time, Forms) {
   const uint64_t now = 1764077400ull * 1000000000ull;  // 2025-11-25T13:30:00Z
   std::string err;
