@@ -373,7 +373,7 @@ class Engine {
     if (r.header_ok) sm.linktype = r.linktype;
     // What a scan cannot read is said, as the index's damaged records are (a segment being
     // written may be empty, or end in a record being written).
-    if (!r.header_ok && (!open || r.file_size >= sizeof(util::pcap::FileHeader)))
+    if (!r.header_ok && (!open || !r.header_begun))
       st_.warnings.push_back(fmt::format("{}: no pcap file header: segment unreadable ({} bytes not read)",
                                          seg.pcap_path(), r.file_size));
     else if (r.end == store::ScanResult::End::kDamaged)

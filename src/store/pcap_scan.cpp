@@ -81,6 +81,11 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit, const 
   r.file_size = static_cast<uint64_t>(st.st_size);
   r.scanned_end = std::min(r.file_size, opts.limit);
   if (r.file_size < sizeof(util::pcap::FileHeader)) {
+    const util::pcap::FileHeader ours;
+    uint8_t have[sizeof ours];
+    const size_t n = static_cast<size_t>(r.file_size), known = std::min<size_t>(n, 8);  // magic, version
+    r.header_begun =
+        ::pread(fd, have, n, 0) == static_cast<ssize_t>(n) && std::memcmp(have, &ours, known) == 0;
     ::close(fd);
     return r;
   }

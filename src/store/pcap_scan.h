@@ -36,6 +36,9 @@ struct ScanResult {
   uint64_t file_size = 0;    // the file's size (not bounded by ScanOptions::limit)
   uint64_t scanned_end = 0;  // the end of what was scanned: min(file_size, limit)
   bool header_ok = false;    // false: not a pcap file we can read (nothing was visited)
+  // A file shorter than a pcap file header whose bytes are the start of the one tm writes
+  // (magic and version): a segment being created. Any other short file is not a segment.
+  bool header_begun = false;
   enum class End : uint8_t {
     kClean,       // every byte up to scanned_end was read
     kIncomplete,  // from valid_end: one record cut short (a crash, or a write under way), or

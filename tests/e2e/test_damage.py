@@ -164,6 +164,21 @@ class UnindexedSegment(StoreTest):
         self.assertIn("%s: no pcap file header: segment unreadable" % self.seg, err)
         self.expect_answered(got, 0)
 
+    def test_a_short_file_is_a_segment_being_created_only_if_it_begins_a_pcap_header(self):
+        # Shorter than a pcap file header, without a sidecar: a segment being created when its
+        # bytes begin the header tm writes (not warned, nothing to read yet); anything else is
+        # no segment, said as a longer one is (5 bytes of junk were an open segment, unsaid).
+        with open(self.seg, "rb") as f:
+            head = f.read(24)
+        for data, warned in ((b"junk!", True), (head[:5], False), (b"", False), (head[:23], False),
+                             (b"\xd4\xc3\xb2\xa1\x02", True)):  # (a microsecond pcap's magic: not ours)
+            with open(self.seg, "wb") as f:
+                f.write(data)
+            got, err = self.answer()
+            self.assertEqual(warned, "%s: no pcap file header: segment unreadable (%d bytes not read)" % (
+                self.seg, len(data)) in err, (data, err))
+            self.expect_answered(got, 0)
+
     def test_zeros_are_no_packets_and_recovery_neither_cuts_nor_renames(self):
         size = os.path.getsize(self.seg)
         at = size // 3
