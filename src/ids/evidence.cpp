@@ -146,6 +146,15 @@ std::string connection_key(const nlohmann::json& c) {
   return c.value("proto", kNull).dump() + " " + x + " " + y;
 }
 
+// Whether two connection keys name one connection: the same key, or the same but for a protocol
+// one of them does not know (a Zeek notice without `proto`, and its uid's conn.log line).
+bool same_connection(const std::string& x, const std::string& y) {
+  if (x == y) return true;
+  if (!x.starts_with("null ") && !y.starts_with("null ")) return false;
+  if (x.starts_with("host ") || y.starts_with("host ")) return false;
+  return x.substr(x.find(' ')) == y.substr(y.find(' '));
+}
+
 nlohmann::json read_json(const std::string& path, const server::Warn& warn) {
   std::ifstream in(path);
   if (!in) return nullptr;
@@ -172,18 +181,29 @@ EvidenceWriter::EvidenceWriter(server::Service& svc, EvidenceOptions o, server::
 
 EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const std::vector<Alert>& alerts,
                                               bool give_up, const nlohmann::json& extra) {
-  const Alert& a = alerts.front();
+  // The alert that names the connection: the first that knows its protocol (a Zeek notice may
+  // not, its uid's conn.log line does), else the first.
+  auto knows = std::find_if(alerts.begin(), alerts.end(), [](const Alert& x) { return x.proto != 0; });
+  const Alert& a = knows != alerts.end() ? *knows : alerts.front();
   // An id whose evidence is another connection's already (one flow_id from two sensors' logs,
   // or reused after an IDS restart): this connection's is ID-2, ID-3, ..., not mixed into it.
   nlohmann::json connection = connection_of(a);
   const std::string key = connection_key(connection);
   std::string name = asked, other;
   nlohmann::json old = read_json(path_of(name) + ".json", warn_);
-  for (int n = 2; old.is_object() && old.contains("connection") && connection_key(old["connection"]) != key;
+  for (int n = 2; old.is_object() && old.contains("connection") &&
+                  !same_connection(connection_key(old["connection"]), key);
        ++n) {
     if (other.empty()) other = connection_key(old["connection"]);
     name = fmt::format("{}-{}", asked, n);
     old = read_json(path_of(name) + ".json", warn_);
+  }
+  // Written already with the protocol this alert does not know: the connection as written.
+  if (old.is_object() && old.contains("connection")) {
+    const nlohmann::json& was = old.at("connection");
+    if (!connection.contains("host") && connection.value("proto", kNull).is_null() && was.is_object() &&
+        !was.contains("host") && !was.value("proto", kNull).is_null())
+      connection = was;
   }
   uint64_t lo = UINT64_MAX, hi = 0;
   for (auto& x : alerts) {
@@ -200,7 +220,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
     if (std::optional<std::string> m = server::missing_workers_of(w))
       missing += (missing.empty() ? "" : "; ") + *m;
     warnings.push_back(w);
-    warn_(fmt::format("{}:{}: evidence {}: {}", a.file, a.line, name, w));  // (the first alert's line)
+    warn_(fmt::format("{}:{}: evidence {}: {}", alerts.front().file, alerts.front().line, name,
+                      w));  // (the first alert's line)
   };
 
   nlohmann::json flow_json = nullptr;
@@ -414,7 +435,16 @@ void EvidenceRun::add(Alert a) {
   }
   std::string name = evidence_name(a);
   auto now = Clock::now();
-  auto [it, fresh] = pending_.try_emplace(name + '\n' + connection_key(connection_of(a)));
+  // Joined to a waiting entry of its name and connection (or one that differs only in a protocol
+  // one of the two does not know), else an entry of its own.
+  const std::string prefix = name + '\n', key = connection_key(connection_of(a));
+  auto it = pending_.lower_bound(prefix);
+  while (it != pending_.end() && it->first.starts_with(prefix) &&
+         !same_connection(it->first.substr(prefix.size()), key))
+    ++it;
+  bool fresh = false;
+  if (it == pending_.end() || !it->first.starts_with(prefix))
+    std::tie(it, fresh) = pending_.try_emplace(prefix + key);
   if (fresh) {
     it->second.name = name;
     it->second.first_seen = it->second.next_try = now;

@@ -621,6 +621,55 @@ TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
   EXPECT_EQ(read_json(t.p / "out" / "n.json")["flow"]["id"], "11");
 }
 
+// A Zeek notice that does not say its protocol and the conn.log line of its uid (that does) are
+// one connection: one evidence, whichever came first, never N and N-2.
+TEST(EvidenceWriter, ANoticeWithoutProtocolAndItsConnLineAreOneEvidence) {
+  for (bool notice_first : {true, false}) {
+    TempDir t;
+    FakeService svc;
+    svc.rows = {row(11, 1000 * kS, 1010 * kS)};
+    EvidenceOptions o;
+    o.out_dir = (t.p / "out").string();
+    std::vector<std::string> warnings;
+    EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+    Alert notice = alert("C1", 1005 * kS, "SSH::Password_Guessing");
+    notice.source = Alert::Source::kZeekNotice;
+    notice.proto = 0;
+    Alert conn = alert("C1", 1000 * kS, "");
+    conn.source = Alert::Source::kZeekConn;
+    std::swap(conn.src, conn.dst);  // (the other way round)
+    std::swap(conn.src_port, conn.dst_port);
+    for (const Alert& x : notice_first ? std::vector<Alert>{notice, conn} : std::vector<Alert>{conn, notice})
+      EXPECT_EQ(w.write("C1", {x}, true), EvidenceWriter::Outcome::kWritten);
+    EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "C1-2.json")) << notice_first;
+    auto j = read_json(t.p / "out" / "C1.json");
+    EXPECT_EQ(j["alerts"].size(), 2u) << notice_first;
+    EXPECT_EQ(j["connection"]["proto"], "tcp") << notice_first;
+    EXPECT_TRUE(warnings.empty()) << notice_first << ": " << warnings.front();
+  }
+  // Waiting together: the notice joins the first waiting connection of its id it may be.
+  TempDir t;
+  FakeService svc;
+  EvidenceOptions o;
+  o.out_dir = (t.p / "out").string();
+  EvidenceWriter w(svc, o, [](const std::string&) {});
+  EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
+  run.add(alert("C1", 1000 * kS, ""));
+  Alert udp = alert("C1", 1000 * kS, "");
+  udp.proto = 17;  // (another connection: its own entry)
+  run.add(udp);
+  EXPECT_EQ(run.waiting(), 2u);
+  Alert notice = alert("C1", 1005 * kS, "n");
+  notice.proto = 0;
+  run.add(notice);
+  EXPECT_EQ(run.waiting(), 2u);
+  EXPECT_EQ(run.waiting_alerts(), 3u);
+  Alert elsewhere = notice;
+  elsewhere.dst_port = 1;  // (not the same connection, protocol or not)
+  run.add(elsewhere);
+  EXPECT_EQ(run.waiting(), 3u);
+}
+
 TEST(EvidenceWriter, AHostOnlyNoticeGetsItsPacketsWithinTheWindow) {
   TempDir t;
   FakeService svc;
