@@ -1,12 +1,29 @@
 #include "packet/bpf.h"
 
+#include <cstdio>
+
+#include "util/pcap.h"
+
 namespace tmach::packet {
 
 int dlt_for_linktype(uint32_t linktype) { return linktype == 101 ? DLT_RAW : static_cast<int>(linktype); }
 
+pcap_t* open_compiler(uint32_t linktype) {
+  util::pcap::FileHeader h;  // (native order: libpcap takes the file as not swapped)
+  h.linktype = linktype;
+  h.snaplen = 262144;
+  if (FILE* f = fmemopen(nullptr, sizeof h, "w+b")) {
+    char err[PCAP_ERRBUF_SIZE];
+    if (fwrite(&h, sizeof h, 1, f) == 1 && fseek(f, 0, SEEK_SET) == 0)
+      if (pcap_t* p = pcap_fopen_offline_with_tstamp_precision(f, PCAP_TSTAMP_PRECISION_NANO, err))
+        return p;  // (pcap_close closes f)
+    fclose(f);
+  }
+  return pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
+}
+
 std::string bpf_compile_error(const std::string& text, uint32_t linktype) {
-  pcap_t* p =
-      pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
+  pcap_t* p = open_compiler(linktype);
   bpf_program prog;
   std::string err;
   if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
@@ -32,8 +49,7 @@ const BpfPrograms::Compiled& BpfPrograms::compile(uint32_t linktype) {
     c->progs_.resize(filters_.size());
     c->mode_.resize(filters_.size(), Compiled::kAll);
     c->errors_.resize(filters_.size());
-    pcap_t* p =
-        pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
+    pcap_t* p = open_compiler(linktype);
     for (size_t i = 0; i < filters_.size(); ++i) {
       if (filters_[i].empty()) continue;
       if (pcap_compile(p, &c->progs_[i], filters_[i].c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0) {

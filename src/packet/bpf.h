@@ -16,6 +16,13 @@ namespace tmach::packet {
 // The DLT libpcap wants for a LINKTYPE_* value (they differ for raw IP: 101 vs DLT_RAW).
 int dlt_for_linktype(uint32_t linktype);
 
+// A pcap_t to compile filters with, as `tcpdump -r` compiles them for a file of that link type
+// (LINKTYPE_*): opened on a capture file's header in memory, not "dead" as for a live capture,
+// whose code differs: a BSD loopback (DLT_NULL, DLT_LOOP) IPv6 packet is one whose address
+// family is a file's 24, 28 or 30, not the running system's AF_INET6 (Linux's 10). Falls back
+// to pcap_open_dead where libpcap does not open such a file. pcap_close() it.
+pcap_t* open_compiler(uint32_t linktype);
+
 // libpcap's error compiling `text` for a link type (LINKTYPE_*; Ethernet unless told), or ""
 // when it compiles: how a filter is checked up front (a class's, a query's), so that a bad
 // one is an error, not an empty answer.

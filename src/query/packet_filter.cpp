@@ -1,7 +1,10 @@
 #include "query/packet_filter.h"
 
+#include <endian.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <cstring>
 
 #include "packet/decoder.h"
 #include "query/eval.h"
@@ -33,8 +36,14 @@ bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t capl
       return caplen < 16 || ip_or_arp_type(rd16(data + 14));
     case 276:  // SLL2: the protocol first
       return caplen < 2 || ip_or_arp_type(rd16(data));
-    // (Not BSD loopback, 0 and 108: libpcap compiling without a file tests the build host's
-    // AF_INET6 for `ip6`, where tcpdump -r tests every BSD's.)
+    case 0:      // BSD loopback: the address family in the capturing host's order, as libpcap
+    case 108: {  // reads a file in its own (tm's: native); OpenBSD loopback: network order
+      if (caplen < 4) return true;
+      uint32_t af;
+      std::memcpy(&af, data, 4);
+      if (linktype == 108) af = be32toh(af);
+      return af == 2 || af == 24 || af == 28 || af == 30;  // IPv4; IPv6 on the BSDs (packet::open_compiler)
+    }
     case 12:  // raw IP (LINKTYPE_RAW and its aliases)
     case 14:
     case 101:
