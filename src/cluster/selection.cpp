@@ -38,10 +38,10 @@ Selection select_workers(const query::ParseResult& parsed, const BalanceInfo& b)
     s.why = "one worker";
     return s;
   }
-  if (parsed.kind != query::ParseResult::Kind::kIndexed)
+  if (parsed.kind != query::ParseResult::Kind::kIndexed && !parsed.split())
     return everyone("filter not planned through indexes: every worker");
-  std::vector<const Expr*> cs;
-  conjuncts(parsed.expr, cs);
+  std::vector<const Expr*> cs;  // (of a split filter, the terms tm plans: each packet matches them)
+  conjuncts(parsed.split() ? parsed.planned : parsed.expr, cs);
   std::set<packet::IpAddr> addrs;
   bool addr_both_ends = false;  // `src and dst host A`: both endpoints are A
   std::set<uint16_t> ports, src_ports, dst_ports;

@@ -259,10 +259,11 @@ class Engine {
           }
         }
       }
-      if (filter_.bpf()) {
+      if (filter_.bpf() && !q_.parsed.split()) {
         if (lo < hi) cand.addRange(lo, hi);
       } else {
-        cand = plan_segment(q_.parsed.expr, *view, n).set;
+        // (A split filter: the candidates of its terms tm plans; libpcap judges the rest.)
+        cand = plan_segment(q_.parsed.split() ? q_.parsed.planned : q_.parsed.expr, *view, n).set;
         // Frames cut short inside their headers are judged by the re-check whatever the index
         // says of them (PacketFilter: libpcap's verdict, which the keys they have cannot give).
         // Looked up only where the sidecar does not say there are none (most segments).

@@ -83,9 +83,13 @@ PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
     : parsed_(parsed),
       // (Its text compiled by libpcap, too: tm's own aliases, such as `dhcp`, are not libpcap's.
       // Not beyond kLibpcapMaxFilter, whose compile could take minutes: tm's own verdict there.)
-      libpcap_alike_(parsed.kind != ParseResult::Kind::kBpfOnly && libpcap_alike(parsed.expr) &&
+      libpcap_alike_((parsed.kind == ParseResult::Kind::kIndexed
+                          ? libpcap_alike(parsed.expr)
+                          : parsed.split() && libpcap_alike(parsed.planned)) &&
                      text.size() <= kLibpcapMaxFilter && packet::bpf_compile_error(text).empty()),
-      bpf_({std::move(text)}) {}
+      // [0] the whole text; [1] the part libpcap answers of a split filter (ParseResult::split)
+      bpf_(parsed.split() ? std::vector<std::string>{std::move(text), parsed.libpcap}
+                          : std::vector<std::string>{std::move(text)}) {}
 
 bool PacketFilter::judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
                                      uint32_t wirelen, bool& hit) {
@@ -102,25 +106,32 @@ bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t capl
                            packet::FragmentLayers& frags, uint64_t ts_ns,
                            packet::FragmentLayers::Outcome& outcome) {
   outcome = packet::FragmentLayers::Outcome::kNone;
-  if (bpf()) return matches(linktype, data, caplen, wirelen);
+  if (bpf() && !parsed_.split()) return by_libpcap(0, linktype, data, caplen, wirelen);
   packet::decode(linktype, data, caplen, info_);
   outcome = frags.apply(info_, ts_ns);
-  bool hit;
-  if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
-  return query::matches(parsed_.expr, info_);
+  return by_tm(linktype, data, caplen, wirelen);
 }
 
 bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
-  if (!bpf()) {
-    packet::decode(linktype, data, caplen, info_);
-    bool hit;
-    if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
-    return query::matches(parsed_.expr, info_);
-  }
+  if (bpf() && !parsed_.split()) return by_libpcap(0, linktype, data, caplen, wirelen);
+  packet::decode(linktype, data, caplen, info_);
+  return by_tm(linktype, data, caplen, wirelen);
+}
+
+bool PacketFilter::by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
+  bool hit;
+  if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
+  if (!bpf()) return query::matches(parsed_.expr, info_);
+  // A split filter: tm's terms, then libpcap's.
+  return query::matches(parsed_.planned, info_) && by_libpcap(1, linktype, data, caplen, wirelen);
+}
+
+bool PacketFilter::by_libpcap(size_t i, uint32_t linktype, const uint8_t* data, uint32_t caplen,
+                              uint32_t wirelen) {
   const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);
-  if (!c.error(0).empty()) [[unlikely]]
-    uncompiled_.try_emplace(linktype, c.error(0));  // (no node built once the link type is noted)
-  return c.matches(0, data, caplen, wirelen);
+  if (!c.error(i).empty()) [[unlikely]]
+    uncompiled_.try_emplace(linktype, c.error(i));  // (no node built once the link type is noted)
+  return c.matches(i, data, caplen, wirelen);
 }
 
 std::vector<std::string> PacketFilter::problems() const {

@@ -75,10 +75,15 @@ class PacketFilter {
   // cut inside its IP header), where tm's keys would say "no ports", "no IP layer".
   bool judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
                          bool& hit);
+  // The verdict on the frame decoded in info_: tm's (with the above), for a split filter tm's
+  // terms and then libpcap's program 1.
+  bool by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
+  // libpcap's program i (0: the whole text) on the frame.
+  bool by_libpcap(size_t i, uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   const ParseResult& parsed_;
   bool libpcap_alike_ = false;
   packet::PacketInfo info_;
-  packet::BpfPrograms bpf_;                     // the text, when it is a BPF filter
+  packet::BpfPrograms bpf_;                     // the text; for a split filter also its libpcap part
   std::map<uint32_t, std::string> uncompiled_;  // link type -> libpcap's error (problems())
 };
 

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -465,10 +466,72 @@ class Parser {
   }
 };
 
+// The byte ranges of a filter's top-level conjuncts (`A and B and C`), when it is one and each
+// conjunct means alone what it means in the whole: none begins with a bare id, which would take
+// the qualifiers of the term before it (`host A and B`), and no term moves where libpcap reads
+// the terms after it (`vlan`, `mpls`, `pppoes`, `geneve`, `batadv`, `lane`: `vlan and tcp[13] =
+// 2` reads the TCP header behind the tag). Empty otherwise (one term, a top-level `or`, ...).
+std::vector<std::pair<size_t, size_t>> conjuncts(const std::vector<lex::Token>& toks) {
+  for (const lex::Token& t : toks)
+    if (t.kind == Tok::kKeyword || t.kind == Tok::kId)
+      for (const char* shift : {"vlan", "mpls", "pppoes", "geneve", "batadv", "lane"})
+        if (t.text == shift) return {};
+  std::vector<std::pair<size_t, size_t>> out;
+  int depth = 0;
+  size_t from = 0;
+  bool at_start = true;  // before the first primitive of a conjunct (past `not` and `(`)
+  for (const lex::Token& t : toks) {
+    if (at_start && t.kind != Tok::kNot && t.kind != Tok::kLParen) {
+      if (t.kind != Tok::kKeyword) return {};
+      at_start = false;
+    }
+    if (t.kind == Tok::kLParen) ++depth;
+    if (t.kind == Tok::kRParen) --depth;
+    if (depth != 0) continue;
+    if (t.kind == Tok::kOr) return {};
+    if (t.kind == Tok::kAnd || t.kind == Tok::kEnd) {
+      out.emplace_back(from, t.pos);
+      from = t.pos + t.text.size();
+      at_start = true;
+    }
+  }
+  if (out.size() < 2) return {};
+  return out;
+}
+
+// A filter libpcap must read (kBpfOnly) split where it can be: the conjuncts tm plans and the
+// rest, as libpcap text.
+void split_for_libpcap(std::string_view text, const std::vector<lex::Token>& toks, ParseResult& r) {
+  r.planned = Expr::truth();
+  r.libpcap = std::string(text);
+  std::vector<Expr> planned;
+  std::string rest;
+  for (auto [b, e] : conjuncts(toks)) {
+    std::string_view part = text.substr(b, e - b);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front()))) part.remove_prefix(1);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back()))) part.remove_suffix(1);
+    ParseResult pr = parse_expr(part);
+    if (pr.kind == ParseResult::Kind::kError) return;  // (read otherwise alone: the whole to libpcap)
+    if (pr.kind == ParseResult::Kind::kIndexed)
+      planned.push_back(std::move(pr.expr));
+    else
+      rest += (rest.empty() ? "(" : " and (") + std::string(part) + ")";
+  }
+  if (planned.empty()) return;
+  if (planned.size() == 1) {
+    r.planned = std::move(planned[0]);
+  } else {
+    r.planned.op = Expr::Op::kAnd;
+    r.planned.kids = std::move(planned);
+  }
+  r.libpcap = std::move(rest);
+}
+
 }  // namespace
 
 ParseResult parse_expr(std::string_view text) {
   ParseResult r;
+  std::vector<lex::Token> toks;  // (kept for split_for_libpcap)
   try {
     lex::LexResult lx = lex::tokenize(text);
     if (!lx.ok) {
@@ -477,6 +540,7 @@ ParseResult parse_expr(std::string_view text) {
       r.error_pos = lx.error_pos;
       return r;
     }
+    toks = lx.toks;
     // Constructs tm does not plan: the caller hands the whole text to libpcap. Packet-data
     // expressions (tcp[13] & 2 != 0, len > 100) are recognized by their operators.
     for (size_t k = 0; k < lx.toks.size(); ++k) {
@@ -501,6 +565,7 @@ ParseResult parse_expr(std::string_view text) {
     r.kind = a.kind;
     if (a.kind == ParseResult::Kind::kBpfOnly) {
       r.unplanned = a.msg;
+      split_for_libpcap(text, toks, r);
     } else {
       r.error = a.msg;
       r.error_pos = a.pos;

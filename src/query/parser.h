@@ -21,6 +21,14 @@ struct ParseResult {
   std::string error;      // kError: message naming the offending token
   size_t error_pos = 0;   // kError: byte offset of the offending token in the input
   std::string unplanned;  // kBpfOnly: the first keyword/token that forced the fallback
+  // kBpfOnly: a filter that is a conjunction at its top level (`host A and greater 100`) is
+  // split: the conjuncts tm plans (`planned`: indexed, and judged by tm as a planned filter is:
+  // VLANs, tunnels, fragments) and the rest for libpcap (`libpcap`: "(greater 100)"). When it
+  // cannot be split (no conjunct planned, a top-level `or`, a conjunct taking the qualifiers of
+  // the one before it: `port 80 and 443`) `planned` is Expr::truth() and `libpcap` the whole.
+  Expr planned;
+  std::string libpcap;
+  bool split() const { return kind == Kind::kBpfOnly && planned.op != Expr::Op::kTrue; }
 };
 
 // An empty (or all-whitespace) filter is kIndexed with Expr::truth().

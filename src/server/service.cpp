@@ -88,10 +88,20 @@ nlohmann::json filter_plan(const std::string& filter, bool check_libpcap) {
     // As a query checks it (LocalService): libpcap's own error for what it cannot compile.
     if (check_libpcap)
       if (std::string err = query::libpcap_filter_error(filter); !err.empty()) throw BadRequest(err);
-    j["kind"] = "scan";
     j["unplanned"] = pr.unplanned;
-    j["plan"] =
-        "scan with libpcap BPF ('" + pr.unplanned + "' is not indexed); the time range bounds the scan";
+    if (pr.split()) {
+      j["kind"] = "indexed+libpcap";
+      j["parsed"] = pr.planned.str();
+      j["libpcap"] = pr.libpcap;
+      j["plan"] =
+          "indexes for the terms tm plans, then every candidate re-checked on its bytes by them and by "
+          "libpcap BPF for the rest, " +
+          pr.libpcap + " ('" + pr.unplanned + "' is not indexed)\n" + query::explain_plan(pr.planned);
+    } else {
+      j["kind"] = "scan";
+      j["plan"] =
+          "scan with libpcap BPF ('" + pr.unplanned + "' is not indexed); the time range bounds the scan";
+    }
   }
   return j;
 }

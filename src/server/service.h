@@ -73,9 +73,9 @@ std::string worker_failed_warning(const std::string& url, const std::string& why
 std::optional<std::string> missing_workers_of(const std::string& warning);
 
 // The plan of a filter, as Service::explain gives it: {"filter", "kind", "parsed", "plan",
-// "unplanned"}. BadRequest for a filter that does not parse, or (`check_libpcap`) that libpcap
-// cannot compile for Ethernet; an answerer that knows its link types checks it for those
-// (LocalService), a tm frontend leaves it to its workers.
+// "unplanned", "libpcap" (a split filter's part libpcap answers)}. BadRequest for a filter that does not
+// parse, or (`check_libpcap`) that libpcap cannot compile for Ethernet; an answerer that knows its link types
+// checks it for those (LocalService), a tm frontend leaves it to its workers.
 nlohmann::json filter_plan(const std::string& filter, bool check_libpcap = true);
 // The members of explain's "figures" (what running the query touched), each a count but "ms";
 // a tm frontend sums them over its workers.
@@ -208,7 +208,8 @@ class Service {
   virtual Reply control(const ControlRequest& r) = 0;
 
   // What tm query --explain shows of a filter, without running it: {"filter", "kind"
-  // ("all", "indexed" or "scan"), "parsed", "plan" (the planner's lines), "unplanned"}.
+  // ("all", "indexed", "indexed+libpcap" or "scan"), "parsed", "plan" (the planner's lines),
+  // "unplanned", "libpcap"}.
   // BadRequest with the parser's caret message for a syntax error. An answerer that holds a
   // store (LocalService) checks the request as a query does, plans the filter the query would
   // run (with --flow/--community-id's connections: "query_filter") and gives its time range

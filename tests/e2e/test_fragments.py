@@ -164,10 +164,17 @@ class Fragments(StoreTest):
     def test_bpf_filters_keep_tcpdump_semantics(self):
         src = corpus("ipv4", "fragmented-3.pcap")
         record(self.store, [src], "--cutoff", "none")
-        flt = "tcp dst port 21 and greater 0"  # `greater` is not planned: a libpcap scan
+        flt = "tcp dst port 21 or less 0"  # `less` is not planned, nor split from an `or`: a libpcap scan
         self.assertIn("scan with libpcap BPF", tm("query", "--store", self.store, "--explain", flt).stdout.decode())
         self.assertSamePackets(self.query_packets(self.store, flt), tcpdump_packets(src, flt))
         self.assertEqual(len(tcpdump_packets(src, flt)), 1)
+        # Split from an `and`, tm's `tcp dst port 21` keeps its meaning (the later fragments of
+        # the datagram too), libpcap's `greater 0` takes what it selects.
+        flt = "tcp dst port 21 and greater 0"
+        self.assertIn("by libpcap BPF for the rest, (greater 0)",
+                      tm("query", "--store", self.store, "--explain", flt).stdout.decode())
+        self.assertSamePackets(self.query_packets(self.store, flt), self.query_packets(self.store, "tcp dst port 21"))
+        self.assertEqual(len(self.query_packets(self.store, flt)), 5)
 
 
 if __name__ == "__main__":

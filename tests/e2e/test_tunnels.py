@@ -327,5 +327,32 @@ class LayerStats(StoreTest):
         self.assertEqual(got["ethertype 0x88cc"], 8)
 
 
+    def test_a_filter_with_a_part_libpcap_answers_keeps_tms_meaning_for_the_rest(self):
+        # `A and B` where tm plans A and libpcap must answer B (greater, len, byte offsets): the
+        # packets tm answers for A (VLANs, tunnels looked into) that libpcap's B takes, as
+        # tcpdump takes them from tm's own answer to A. Handed to libpcap whole, `tcp and
+        # greater 0` answered nothing of a GRE capture whose `tcp` is 22 packets.
+        cases = [
+            (("tunnels", "gre-sample.pcap"), "tcp", "greater 0"),
+            (("tunnels", "gre-sample.pcap"), "host 172.28.2.3 and tcp", "len > 100"),
+            (("tunnels", "vxlan-encapsulated-http.pcap"), "host 172.16.11.201", "udp[4:2] > 200"),
+            (("link", "icmp_dot1q.pcap"), "host 192.168.123.1", "less 100"),
+            (("mixed", "bro.org.pcap"), "tcp and host 10.0.2.15", "tcp[13] & 2 != 0"),
+        ]
+        for parts, a, b in cases:
+            store = self.path("s-" + parts[1])
+            if not os.path.exists(store):
+                record(store, [corpus(*parts)], "--cutoff", "none")
+            answer_a = self.path("a.pcap")
+            tm("query", "--store", store, "-w", answer_a, "-q", a)
+            want = tcpdump_packets(answer_a, b)
+            self.assertTrue(want, (parts, a, b))  # (not an empty comparison)
+            if b != "greater 0":  # (true of every packet: that A keeps its meaning)
+                self.assertLess(len(want), len(tcpdump_packets(answer_a)), (parts, a, b))  # (b narrows)
+            for flt in ("%s and %s" % (a, b), "%s and (%s)" % (b, a), "not not %s and %s" % (b, a)):
+                with self.subTest(capture=parts[1], filter=flt):
+                    self.assertSamePackets(self.query_packets(store, flt), want, "%s %r" % (parts[1], flt))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -172,10 +172,11 @@ TEST(FragmentLayers, PacketFilterMatchesLaterFragments) {
     EXPECT_FALSE(
         f80.matches(p.linktype, p.data.data(), uint32_t(p.data.size()), uint32_t(p.data.size()), fl, 1, o));
   }
-  // BPF: `tcp dst port 21 and greater 0` is not planned; libpcap sees one packet with ports.
-  query::ParseResult bpf = query::parse_expr("tcp dst port 21 and greater 0");
+  // BPF: `tcp dst port 21 or less 0` is not planned; libpcap sees one packet with ports.
+  query::ParseResult bpf = query::parse_expr("tcp dst port 21 or less 0");
   ASSERT_EQ(bpf.kind, query::ParseResult::Kind::kBpfOnly);
-  query::PacketFilter fb("tcp dst port 21 and greater 0", bpf);
+  ASSERT_FALSE(bpf.split());
+  query::PacketFilter fb("tcp dst port 21 or less 0", bpf);
   packet::FragmentLayers fl2;
   size_t n = 0;
   for (const auto& p : pkts) {
@@ -184,6 +185,18 @@ TEST(FragmentLayers, PacketFilterMatchesLaterFragments) {
     EXPECT_EQ(o, Outcome::kNone);
   }
   EXPECT_EQ(n, 1u);
+  // Split (`and greater 0` libpcap's): tm's `tcp dst port 21` joins the later fragments, as a
+  // planned filter's does, and libpcap's `greater 0` takes them all.
+  query::ParseResult split = query::parse_expr("tcp dst port 21 and greater 0");
+  ASSERT_TRUE(split.split());
+  query::PacketFilter fs("tcp dst port 21 and greater 0", split);
+  packet::FragmentLayers fl3;
+  n = 0;
+  for (const auto& p : pkts) {
+    Outcome o;
+    n += fs.matches(p.linktype, p.data.data(), uint32_t(p.data.size()), uint32_t(p.data.size()), fl3, 1, o);
+  }
+  EXPECT_EQ(n, 5u);
 }
 
 // Both index paths that write sidecars: the segment writer (sealed) and crash recovery

@@ -390,6 +390,41 @@ TEST(Parser, BpfOnly) {
   }
 }
 
+// A filter libpcap must read is split into the terms tm plans and the rest where it is a
+// top-level conjunction whose terms each mean alone what they mean in it.
+TEST(Parser, BpfOnlyConjunctionsAreSplit) {
+  const std::tuple<const char*, const char*, const char*> split[] = {
+      {"host 10.0.0.1 and greater 100", "host 10.0.0.1", "(greater 100)"},
+      {"tcp and host 10.0.0.1 and tcp[13] & 2 != 0", "(tcp and host 10.0.0.1)", "(tcp[13] & 2 != 0)"},
+      {"len > 100 && not port 22", "not port 22", "(len > 100)"},
+      {"(host 10.0.0.1 or host 10.0.0.2) and not greater 100 and ether broadcast",
+       "(host 10.0.0.1 or host 10.0.0.2)", "(not greater 100) and (ether broadcast)"},
+      {"ether src 00:11:22:33:44:55 and tcp", "tcp", "(ether src 00:11:22:33:44:55)"},
+  };
+  for (auto [text, planned, libpcap] : split) {
+    ParseResult r = parse_expr(text);
+    ASSERT_EQ(r.kind, RK::kBpfOnly) << text;
+    EXPECT_TRUE(r.split()) << text;
+    EXPECT_EQ(r.planned.str(), planned) << text;
+    EXPECT_EQ(r.libpcap, libpcap) << text;
+  }
+  for (const char* whole : {
+           "greater 100 or host 10.0.0.1",               // a top-level or
+           "greater 1 and less 100",                     // nothing tm plans
+           "port 80 and 443 and greater 1",              // 443 takes `port` from the term before it
+           "host 10.0.0.1 and not 10.0.0.2 and less 9",  // (after `not` too)
+           "host 10.0.0.1 and (10.0.0.2 or greater 9)",  // (and in parentheses)
+           "vlan 100 and tcp[13] = 2",                   // vlan moves where libpcap reads the TCP header
+           "host 10.0.0.1 and mpls and ip[8] = 1",       // (as mpls does)
+           "(host 10.0.0.1 and greater 100)",            // one term at the top level
+       }) {
+    ParseResult r = parse_expr(whole);
+    ASSERT_EQ(r.kind, RK::kBpfOnly) << whole;
+    EXPECT_FALSE(r.split()) << whole;
+    EXPECT_EQ(r.libpcap, whole) << whole;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // errors, with the offending token's byte offset
 

@@ -103,6 +103,12 @@ TEST_F(Web, ExplainCountHistoryAndDownloadName) {
   r = c.Get("/api/v1/explain?filter=tcp%5B13%5D%20%26%202%20!%3D%200");
   ASSERT_TRUE(r);
   EXPECT_EQ(json::parse(r->body)["kind"], "scan");
+  r = c.Get("/api/v1/explain?filter=host%2010.0.0.5%20and%20greater%20100");
+  ASSERT_TRUE(r);
+  j = json::parse(r->body);
+  EXPECT_EQ(j["kind"], "indexed+libpcap");
+  EXPECT_EQ(j["parsed"], "host 10.0.0.5");
+  EXPECT_EQ(j["libpcap"], "(greater 100)");
   r = c.Get("/api/v1/explain?filter=tcp%5B13%5D%20%26%20");  // "tcp[13] & ": libpcap's own error
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
