@@ -3,7 +3,8 @@
 // Which tunnel: IP protocol 4/41 (IP-in-IP), 47 (GRE), 115 (L2TPv3); UDP by well-known
 // port, the destination port first, then the source port: 4789 VXLAN, 4790 VXLAN-GPE,
 // 6081 Geneve, 2152 GTP-U, 3544 Teredo, 5072 AYIYA, 1701 L2TPv2/v3, 4754 GRE-in-UDP,
-// 6635 MPLS-in-UDP.
+// 6635 MPLS-in-UDP. ESP in UDP on port 4500 (IPsec NAT traversal, RFC 3948) is no tunnel tm
+// looks into (its payload is encrypted), but its SPI is the UDP layer's, as ESP's is its IP layer's.
 // A UDP payload that does not look like its port's tunnel stays plain UDP. The depth is
 // bounded by PacketInfo::kMaxIpLayers: a tunnel beyond it is "tunnel_too_deep" (kMalformed)
 // with the layers so far intact. Every tunnel starts from an IP layer, so the recursion
@@ -16,6 +17,7 @@ namespace {
 enum : uint16_t {
   kPortL2tp = 1701,
   kPortGtpu = 2152,
+  kPortIpsecNatT = 4500,
   kPortTeredo = 3544,
   kPortGreUdp = 4754,
   kPortVxlan = 4789,
@@ -62,6 +64,16 @@ DecodeStatus ipsec_spi(const uint8_t* d, uint32_t cap, uint32_t off, IpLayer& l,
   return DecodeStatus::kOk;
 }
 
+// UDP on port 4500 (RFC 3948): ESP, SPI(4) sequence(4), unless its first 4 bytes are zero (the
+// non-ESP marker of IKE) or it is a 1-byte NAT keepalive.
+void nat_t_spi(const uint8_t* d, uint32_t cap, uint32_t off, IpLayer& l) {
+  if (l.l4_payload < 8 || off + 4 > cap) return;
+  const uint32_t spi = rd32(d + off);
+  if (spi == 0) return;
+  l.has_spi = true;
+  l.spi = spi;
+}
+
 }  // namespace
 
 DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, PacketInfo& out) {
@@ -96,6 +108,10 @@ DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, 
       break;
     case kProtoUdp: {
       if (!l.has_l4) return DecodeStatus::kOk;
+      if (l.dport == kPortIpsecNatT || l.sport == kPortIpsecNatT) {
+        nat_t_spi(d, lim, pl.off + 8, l);
+        return DecodeStatus::kOk;
+      }
       const UdpTunnel* t = udp_tunnel(l.dport);
       if (!t) t = udp_tunnel(l.sport);
       if (!t) return DecodeStatus::kOk;

@@ -52,6 +52,7 @@ Candidates plan_pred(const Predicate& p, const store::IndexLookup& ix, uint32_t 
     case K::kSpi:
       c.set = ix.scalar(store::Field::kProto, packet::kProtoEsp, packet::kProtoEsp);
       c.set |= ix.scalar(store::Field::kProto, packet::kProtoAh, packet::kProtoAh);
+      c.set |= ix.scalar(store::Field::kPort, 4500, 4500);  // ESP in UDP (NAT traversal)
       c.exact = false;
       return c;
     default:
@@ -256,7 +257,7 @@ void explain_rec(const Expr& e, int depth, std::string& out) {
                           : p.kind == K::kProto                           ? "protocol index"
                           : p.kind == K::kVlan                            ? "vlan index"
                           : p.kind == K::kTunnel ? "tunnel ports/protocols (port and protocol indexes)"
-                          : p.kind == K::kSpi    ? "protocol index (esp, ah)"
+                          : p.kind == K::kSpi    ? "protocol and port index (esp, ah, udp port 4500)"
                                                  : "network-layer index";
       std::string how;
       if (p.kind == K::kNet) how = " (key range)";

@@ -189,6 +189,26 @@ TEST(Tunnels, IpsecSpi) {
   EXPECT_GT(with_spi, 0u);
 }
 
+// ESP in UDP on port 4500 (NAT traversal, RFC 3948): the SPI is the UDP layer's (tshark: 8
+// packets of espudp1.pcap with esp.spi == 0x12345678); the connection stays the UDP one.
+TEST(Tunnels, IpsecSpiInUdpNatTraversal) {
+  auto pkts = read("nonip/espudp1.pcap");
+  ASSERT_EQ(pkts.size(), 8u);
+  for (const auto& p : pkts) {
+    PacketInfo pi = dec(p);
+    ASSERT_EQ(pi.ip_count, 1);
+    EXPECT_EQ(pi.ip[0].proto, 17);
+    ASSERT_TRUE(pi.ip[0].has_spi);
+    EXPECT_EQ(pi.ip[0].spi, 0x12345678u);
+    EXPECT_TRUE(M("spi 305419896", pi));
+    EXPECT_FALSE(M("spi 1", pi));
+    EXPECT_FALSE(M("esp", pi));  // (as tcpdump's `esp`: IP protocol 50)
+    auto k = conn::make_key(pi);
+    ASSERT_TRUE(k);
+    EXPECT_EQ(k->key.tunnel, 0u);
+  }
+}
+
 TEST(Tunnels, LinkTypes) {
   struct L {
     const char* file;
