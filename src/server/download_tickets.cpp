@@ -68,7 +68,7 @@ std::string DownloadTickets::issue(QueryRequest q) {
   return t;
 }
 
-QueryRequest DownloadTickets::redeem(const std::string& ticket) {
+QueryRequest DownloadTickets::redeem(const std::string& ticket, bool use) {
   std::lock_guard lk(mu_);
   auto now = now_();
   forget_old(now, false);
@@ -81,7 +81,7 @@ QueryRequest DownloadTickets::redeem(const std::string& ticket) {
   if (now >= hit->expires)
     throw ServiceError(410, fmt::format("this download ticket expired (a ticket lasts {} s)",
                                         std::chrono::duration_cast<std::chrono::seconds>(ttl_).count()));
-  hit->used = true;
+  hit->used = use;
   return hit->q;  // (kept: give_back may make it good again)
 }
 

@@ -27,9 +27,11 @@ class DownloadTickets {
   // A new ticket (32 lower-case hex digits) for `q`. Unavailable (503) when `capacity` tickets
   // are still waiting for their download; std::runtime_error when the system has no randomness.
   std::string issue(QueryRequest q);
-  // The request of `ticket`, which is used up by this call. NotFound (404) for a ticket never
-  // issued (or long forgotten), ServiceError 410 for one already used or expired.
-  QueryRequest redeem(const std::string& ticket);
+  // The request of `ticket`, which is used up by this call (unless `use` is false: a HEAD, as
+  // link previewers and download managers send, asks what the download would be). NotFound
+  // (404) for a ticket never issued (or long forgotten), ServiceError 410 for one already used
+  // or expired.
+  QueryRequest redeem(const std::string& ticket, bool use = true);
   // Makes a redeemed ticket good again when its answer could not start (503: the store busy,
   // every worker down; nothing was downloaded), until it expires as before.
   void give_back(const std::string& ticket);

@@ -188,7 +188,7 @@ bool is_web_page(const std::string& path) { return path == "/" || path.rfind("/s
 // A download by ticket (routes.cpp, download_tickets.h): the ticket, which only a request with
 // the token obtains, is its credential; a browser's own download cannot send a header.
 bool is_ticket_download(const httplib::Request& req) {
-  return req.method == "GET" && req.path.rfind("/api/v1/download/", 0) == 0;
+  return (req.method == "GET" || req.method == "HEAD") && req.path.rfind("/api/v1/download/", 0) == 0;
 }
 
 // "Bearer TOKEN", the scheme in any case (RFC 7235: schemes are case-insensitive), one or
@@ -215,14 +215,14 @@ void only_params(const httplib::Request& req, std::initializer_list<std::string_
   if (size_t at = req.body.find_first_not_of(" \t\r\n"); at != std::string::npos && req.body[at] == '{') {
     const nlohmann::json body = json_body(req);
     for (auto& [k, v] : body.items()) names.push_back(k);
-    size_t q = req.target.find('?');
-    std::string_view qs =
-        q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
-    while (!qs.empty()) {
-      size_t amp = qs.find('&');
-      std::string_view kv = qs.substr(0, amp);
-      if (!kv.empty()) names.emplace_back(kv.substr(0, kv.find('=')));
-      qs = amp == std::string_view::npos ? std::string_view() : qs.substr(amp + 1);
+    httplib::Params query;
+    parse_params(query_string(req.target), query);
+    for (auto& [k, v] : query) {
+      // (Which would count? The body's, read first, silently: refused, as a name given twice is.)
+      if (body.is_object() && body.contains(k))
+        throw ApiError(
+            400, fmt::format("{}: given in the query string and in the JSON body (it takes one value)", k));
+      names.push_back(k);
     }
   } else {
     for (auto& [k, v] : req.params) names.push_back(k);
@@ -253,7 +253,25 @@ void form_params(const httplib::Request& req) {
   if (size_t n = static_cast<size_t>(std::count(req.body.begin(), req.body.end(), '&')) + 1;
       n > kMaxFormParams)
     throw BadRequest(fmt::format("form body: {} parameters (the limit is {})", n, kMaxFormParams));
-  httplib::detail::parse_query_text(req.body, const_cast<httplib::Request&>(req).params);
+  parse_params(req.body, const_cast<httplib::Request&>(req).params);
+}
+
+std::string_view query_string(std::string_view target) {
+  size_t q = target.find('?');
+  return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+}
+
+void parse_params(std::string_view text, std::multimap<std::string, std::string>& out) {
+  while (!text.empty()) {
+    const size_t amp = text.find('&');
+    const std::string_view item = text.substr(0, amp);
+    if (!item.empty()) {
+      const size_t eq = item.find('=');
+      std::string name(item.substr(0, eq)), value(eq == std::string_view::npos ? "" : item.substr(eq + 1));
+      out.emplace(httplib::detail::decode_url(name, true), httplib::detail::decode_url(value, true));
+    }
+    text = amp == std::string_view::npos ? std::string_view() : text.substr(amp + 1);
+  }
 }
 
 void Routes::add(const char* method, const std::string& pattern) {

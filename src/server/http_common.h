@@ -7,6 +7,7 @@
 #include <ctime>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -80,6 +81,12 @@ bool flag_param(const httplib::Request& req, const char* name);  // bool_param, 
 // httplib read as a plain body: up to the body limit, not httplib's 8 KiB) join the query
 // string's in req.params. Every POST route calls it first (routes.cpp: post()).
 void form_params(const httplib::Request& req);
+// A query string's or a form body's parameters: NAME=VALUE joined by '&', each split at its
+// first '=' (`filter=tcp[13]=2` is the filter `tcp[13]=2`; httplib's own parser kept what
+// follows the last, `2`), percent-decoded, '+' a space. http_limits.cpp parses the query
+// string with it in place of httplib's.
+void parse_params(std::string_view text, std::multimap<std::string, std::string>& out);  // (httplib::Params)
+std::string_view query_string(std::string_view target);  // what follows the '?' of a request target
 
 // Refuses a parameter the route does not take (ApiError 400 "unknown parameter 'X' for GET
 // PATH (it takes: ...)"), not ignoring it: an ignored `flow=` once streamed the whole TCP

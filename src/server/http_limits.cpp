@@ -20,6 +20,8 @@
 #include <thread>
 #include <utility>
 
+#include "server/http_common.h"
+
 namespace {
 // The socket the calling thread accepted last (see accept() below); -1 when unknown.
 thread_local int t_accepted = -1;
@@ -373,7 +375,12 @@ void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
     }
     return 100;
   });
-  s.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) { answer_starts(res); });
+  s.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    // (Ranges are not served: httplib says "bytes" to a HEAD.)
+    res.headers.erase("Accept-Ranges");
+    res.set_header("Accept-Ranges", "none");
+    answer_starts(res);
+  });
   s.set_logger([](const httplib::Request&, const httplib::Response&) { answer_written(); });
 }
 
@@ -445,6 +452,16 @@ bool check_request_limits(const httplib::Request& req, httplib::Response& res, c
     }
   }
 
+  // The query string's parameters, as tm reads them (parse_params: httplib's parser split a
+  // value's '=' off).
+  auto& params = const_cast<httplib::Request&>(req).params;
+  params.clear();
+  parse_params(query_string(req.target), params);
+  // A Range is ignored (the whole answer, 200): an answer is made as it is sent, its length
+  // unknown, and httplib marked it 206 without a Content-Range, its whole body (curl -C, wget
+  // -c failed on it).
+  const_cast<httplib::Request&>(req).ranges.clear();
+  const_cast<httplib::Request&>(req).headers.erase("Range");
   // Text: the path (decoded) and every query parameter.
   auto bad = [&](const std::string& what, const std::string& why) {
     g_counters.bad_text++;

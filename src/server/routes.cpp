@@ -452,12 +452,13 @@ void HttpApi::download_routes() {
   s.get(R"(/api/v1/download/([^/]*))", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {});
     const std::string ticket = req.matches[1].str();
-    QueryRequest q = tickets_.redeem(ticket);
+    const bool head = req.method == "HEAD";  // (the headers of the answer; the ticket stays good)
+    QueryRequest q = tickets_.redeem(ticket, !head);
     res.set_header("Cache-Control", "no-store");
     try {
       stream_query(res, std::move(q));
     } catch (...) {
-      tickets_.give_back(ticket);  // the answer did not start: nothing was downloaded
+      if (!head) tickets_.give_back(ticket);  // the answer did not start: nothing was downloaded
       throw;
     }
   });

@@ -130,6 +130,11 @@ TEST_F(Download, TicketWithTokenDownloadWithoutOnce) {
   EXPECT_EQ(j["name"], "tm-tcp_port_80-1h_ago-end.pcap");
   EXPECT_EQ(r->get_header_value("Cache-Control"), "no-store");
 
+  r = c.Head(j["url"].get<std::string>());  // (a link previewer's) the headers; the ticket stays good
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Disposition"),
+            "attachment; filename=\"tm-tcp_port_80-1h_ago-end.pcap\"");
   r = c.Get(j["url"].get<std::string>());  // no token: the ticket is the credential
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;

@@ -190,6 +190,44 @@ TEST_F(Routes, JsonBodiesAndQueryStrings) {
   r = c.Post("/api/v1/classes", "{nope", kJsonType);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400);
+  // A parameter in the query string and in the body: which counts? Refused, as one given twice.
+  r = c.Post("/api/v1/classes?class=web", R"({"host": "10.0.0.1", "class": "db"})", kJsonType);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(json::parse(r->body)["error"],
+            "class: given in the query string and in the JSON body (it takes one value)");
+}
+
+// A value's '=' is the value's: a parameter is split at its first '=' (httplib's parser kept
+// what follows the last: the filter `tcp[13]=2` was `2`, a Community ID lost its '=' padding),
+// in a query string and in a form body alike.
+TEST_F(Routes, AnEqualsSignInAValueIsTheValues) {
+  start();
+  auto c = client();
+  auto r = c.Get("/api/v1/query?filter=tcp[13]=2&from=1h%20ago");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(svc.last_query.filter, "tcp[13]=2");
+  EXPECT_EQ(svc.last_query.from, "1h ago");
+  r = c.Post("/api/v1/query",
+             "filter=ip%5B8%5D=64+and+tcp&community_id=1:abc=", "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(svc.last_query.filter, "ip[8]=64 and tcp");
+  EXPECT_EQ(svc.last_query.community_id, "1:abc=");
+  r = c.Get("/api/v1/query?=tcp");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(json::parse(r->body)["error"].get<std::string>().find("unknown parameter ''"), std::string::npos);
+  // A Range is not served: the whole answer, 200, and no 206 without a Content-Range.
+  r = c.Get("/api/v1/query?filter=tcp", {{"Range", "bytes=0-1"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "xxxxx");
+  EXPECT_EQ(r->get_header_value("Accept-Ranges"), "none");
+  r = c.Head("/api/v1/query?filter=tcp");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->get_header_value("Accept-Ranges"), "none");
 }
 
 // A JSON body is read as strictly as a query string: a member the route does not take (a
