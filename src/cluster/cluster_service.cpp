@@ -190,29 +190,35 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
   p.emplace("filter", filter);
   if (q.measure) p.emplace("measure", "1");
   auto t0 = std::chrono::steady_clock::now();
-  const httplib::Request req = worker_request("/api/v1/explain", p, true);
-  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) {
-    if (q.measure) {  // (a worker runs the query: up to its time limit, as a query's answer may)
-      const double t = cfg_.query_timeout_s + 1;
-      c.set_read_timeout(static_cast<time_t>(t), 0);
-    }
-    return c.send(req);
-  });
-  // An older worker refuses measure= (a 400 before it checks anything): asked again without
-  // it, so that it checks the request and gives its plan, its figures unknown.
-  std::vector<size_t> older;  // (indexes into which/replies)
-  if (q.measure)
+  // Each worker plans it first, within --timeout as any request to a worker: one that does not
+  // answer is missing. With measure, those that did then run it, each up to its query time
+  // limit (a worker answers a measured explain only when it has run the query): a silent worker
+  // held the request, and a query slot, for that limit (5 minutes) instead of --timeout.
+  auto plain = p;
+  plain.erase("measure");
+  const httplib::Request plan_req = worker_request("/api/v1/explain", plain, true);
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(plan_req); });
+  std::vector<size_t> older;  // (indexes into which/replies) workers that refuse measure=: older ones
+  if (q.measure) {
+    std::vector<size_t> up, whom;  // those that planned it (indexes into which; the workers)
     for (size_t k = 0; k < replies.size(); ++k)
-      if (server::refused_unknown_parameter(replies[k].status, replies[k].error, "measure"))
-        older.push_back(k);
-  if (!older.empty()) {
-    auto plain = p;
-    plain.erase("measure");
-    const httplib::Request again = worker_request("/api/v1/explain", plain, true);
-    std::vector<size_t> whom;
-    for (size_t k : older) whom.push_back(which[k]);
-    auto second = fan_out(cfg_, wc_, whom, [&](httplib::Client& c) { return c.send(again); });
-    for (size_t i = 0; i < older.size(); ++i) replies[older[i]] = std::move(second[i]);
+      if (replies[k].ok()) {
+        up.push_back(k);
+        whom.push_back(which[k]);
+      }
+    const httplib::Request req = worker_request("/api/v1/explain", p, true);
+    auto measured = fan_out(cfg_, wc_, whom, [&](httplib::Client& c) {
+      c.set_read_timeout(static_cast<time_t>(cfg_.query_timeout_s + 1), 0);
+      return c.send(req);
+    });
+    for (size_t i = 0; i < up.size(); ++i) {
+      // (An older worker refuses measure= before it checks anything: its plan stands, its
+      // figures unknown.)
+      if (server::refused_unknown_parameter(measured[i].status, measured[i].error, "measure"))
+        older.push_back(up[i]);
+      else
+        replies[up[i]] = std::move(measured[i]);
+    }
   }
   std::set<uint64_t> links;
   // With measure: the workers' figures summed, their warnings each under its worker's name.

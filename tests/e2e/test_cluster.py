@@ -754,6 +754,28 @@ class OlderWorker(Cluster):
         self.assertIn("gives no figures", p.stderr.decode())
 
 
+class SilentWorker(Cluster):
+    def test_a_measured_explain_does_not_wait_for_a_worker_that_never_answers(self):
+        """A worker that takes the connection and never answers: the front-end's measured explain (tm query
+        --explain) names it missing after the front-end's --timeout, with the other's figures. It waited the
+        query time limit (5 minutes), holding a query slot, as a measured explain's workers answer only once
+        they have run the query; now each worker plans it first, within --timeout."""
+        src = corpus("mixed", "bro.org.pcap")
+        record(self.store, [src], "--cutoff", "none")
+        self.start_workers([self.store])
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        self.addCleanup(silent.close)
+        self.workers.append("http://127.0.0.1:%d" % silent.getsockname()[1])
+        fe = self.start_frontend(balance=None)
+        n = int(tm("query", "--store", self.store, "--count", "-q", "tcp").stdout)
+        # (A limit on the command, not a measure of speed: it would otherwise wait 300 s.)
+        p = run([TM, "query", "--server", fe, "--explain", "tcp"], timeout=120)
+        self.assertIn("matched: %d, " % n, p.stdout.decode())
+        self.assertIn("workers missing from the answer: %s: no answer" % self.workers[1], p.stderr.decode())
+
+
 class MidStream(Cluster):
     def test_worker_cut_mid_answer_is_named(self):
         # Workers whose own time limit cuts their answers after at most 256 packets. Whether a cut
