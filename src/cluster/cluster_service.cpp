@@ -549,7 +549,16 @@ std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowReq
   std::vector<std::vector<flow::FlowRow>> parts;
   for (auto& r : replies) {
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
-    if (r.ok()) parts.push_back(server::parse_flow_lines(r.body));
+    if (!r.ok()) continue;
+    // A worker whose answer is not flow records (a line not JSON, a record without its fields)
+    // is missing, named with why, as one that did not answer: not the whole answer failed (a 500,
+    // or a 400 blaming the client for a worker's text).
+    try {
+      parts.push_back(server::parse_flow_lines(r.body));
+    } catch (const std::exception& e) {
+      r.status = 0;
+      r.error = fmt::format("its flow records are not readable: {}", e.what());
+    }
   }
   // With every worker down an empty table would read as "no such flows".
   json missing = missing_of(cfg_, which, replies);

@@ -12,6 +12,7 @@ import threading
 import time
 import unittest
 import urllib.parse
+import urllib.request
 
 from test_daemon import parse_prometheus
 from test_query import BPF_FILTERS, FILES, FILTERS, FragmentOracle
@@ -752,6 +753,24 @@ class OlderWorker(Cluster):
         p = tm("query", "--server", fe, "--explain", "--require-all", "tcp", check=False)
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("gives no figures", p.stderr.decode())
+
+
+class GarbledFlowsWorker(Cluster):
+    def test_a_worker_whose_flow_records_are_unreadable_is_missing_not_the_whole_answer(self):
+        """A worker that answers /api/v1/flows with JSON that is no flow record: the front-end answers the
+        other's records and names it missing (it answered 400, blaming the client: "key 'id' not found")."""
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        self.start_workers([self.store])
+        self.workers.append(self.fake_worker(lambda path, q: (200, {"not": "a flow record"})))
+        fe = self.start_frontend(balance=None)
+        want = tm("flows", "--store", self.store, "--format", "json", "tcp").stdout.decode().splitlines()
+        self.assertTrue(want)
+        with urllib.request.urlopen(fe + "/api/v1/flows?filter=tcp&format=json") as r:
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["X-TM-Missing-Workers"], self.workers[1])
+            self.assertIn("its flow records are not readable", r.headers["X-TM-Missing-Reasons"])
+            got = r.read().decode().splitlines()
+        self.assertEqual(sorted(json.loads(l)["id"] for l in got), sorted(json.loads(l)["id"] for l in want))
 
 
 class SilentWorker(Cluster):
