@@ -36,7 +36,10 @@ Runner add_class(CLI::App& app) {
     else if (list->parsed())
       j = svc.class_list().body;
     else if (rm->parsed())
-      svc.class_remove(o->host);
+      j = svc.class_remove(o->host).body;
+    if (j.is_object() && j.value("warnings", nlohmann::json()).is_array())
+      for (auto& w : j["warnings"])
+        if (w.is_string()) std::cerr << "tm class: warning: " << w.get<std::string>() << "\n";
     if (set->parsed()) {
       std::cout << fmt::format("{}: class {}{}\n", j.value("host", o->host), j.value("class", o->cls),
                                j["expires"].is_string() ? " until " + j["expires"].get<std::string>() : "");

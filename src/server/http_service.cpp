@@ -5,6 +5,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "server/http_client.h"
+
 namespace tmach::server {
 namespace {
 
@@ -212,7 +214,8 @@ Reply HttpService::class_set(const ClassRequest& r) {
 Reply HttpService::class_list() { return json_reply(api_get(c_, "/api/v1/classes", {}, nullptr)); }
 
 Reply HttpService::class_remove(const std::string& host) {
-  return json_reply(api_delete(c_, "/api/v1/classes/" + host));
+  // (Encoded: a '#', '?', '%' or space in what was given is the host's text, not the URL's.)
+  return json_reply(api_delete(c_, "/api/v1/classes/" + url_encode(host)));
 }
 
 Reply HttpService::connections(const ConnectionsRequest& r) {

@@ -30,7 +30,9 @@ class Backend {
   // Dynamic classes. Throw ServiceError (service.h) for bad input.
   virtual nlohmann::json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) = 0;
   virtual nlohmann::json class_list() = 0;
-  virtual bool class_remove(const std::string& host) = 0;
+  // nullopt when the host has no dynamic class; else the answer, {"removed": HOST}. Both this
+  // and class_set add "warnings" when the list could not be saved (it holds until tm serve stops).
+  virtual std::optional<nlohmann::json> class_remove(const std::string& host) = 0;
   // Registers `s` in the writer thread right after a flush; returns the store as it was on
   // disk at that moment (open segments limited to their size then). Throws ServiceError.
   virtual store::Catalog subscribe(const std::shared_ptr<Subscriber>& s) = 0;

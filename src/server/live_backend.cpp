@@ -288,9 +288,11 @@ json LiveBackend::class_set(const std::string& host, const std::string& cls, uin
   std::lock_guard lk(mu_);
   dyn_[key] = Dyn{static_cast<uint16_t>(ci), exp};
   if (exp) next_expiry_ = std::min(next_expiry_, exp);
-  persist();
+  const std::string unsaved = persist();
   command([addr = *a, ci](record::Recorder& r) { r.set_host_class(addr, static_cast<uint16_t>(ci)); });
-  return entry(key, dyn_[key]);
+  json j = entry(key, dyn_[key]);
+  if (!unsaved.empty()) j["warnings"] = json::array({unsaved});
+  return j;
 }
 
 json LiveBackend::connections(const query::Expr& e, size_t top) {
@@ -357,16 +359,18 @@ json LiveBackend::class_list() {
   return j;
 }
 
-bool LiveBackend::class_remove(const std::string& host) {
+std::optional<json> LiveBackend::class_remove(const std::string& host) {
   auto a = parse_host(host);
-  if (!a) return false;
+  if (!a) return std::nullopt;
   std::lock_guard lk(mu_);
   auto it = dyn_.find(a->str());
-  if (it == dyn_.end()) return false;
+  if (it == dyn_.end()) return std::nullopt;
   dyn_.erase(it);
-  persist();
+  const std::string unsaved = persist();
   command([addr = *a](record::Recorder& r) { r.clear_host_class(addr); });
-  return true;
+  json j = {{"removed", host}};
+  if (!unsaved.empty()) j["warnings"] = json::array({unsaved});
+  return j;
 }
 
 store::Catalog LiveBackend::subscribe(const std::shared_ptr<Subscriber>& s) {
@@ -426,13 +430,16 @@ json LiveBackend::entry(const std::string& host, const Dyn& d) const {
   return e;
 }
 // Replaced atomically (file and directory fsynced): a crash leaves the old or the new list.
-void LiveBackend::persist() {
+std::string LiveBackend::persist() {
   json j = json::array();
   for (auto& [h, d] : dyn_) j.push_back(entry(h, d));
   try {
     util::replace_file_atomic(path_, j.dump(2) + "\n");
+    return {};
   } catch (const std::exception& e) {
     spdlog::error("cannot write {}: {}", path_, e.what());
+    return fmt::format("not saved ({}): the dynamic classes hold until tm serve stops, not after a restart",
+                       e.what());
   }
 }
 

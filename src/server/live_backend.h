@@ -74,7 +74,7 @@ class LiveBackend : public Backend {
   void metrics(Metrics& m) override;
   nlohmann::json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) override;
   nlohmann::json class_list() override;
-  bool class_remove(const std::string& host) override;
+  std::optional<nlohmann::json> class_remove(const std::string& host) override;
   store::Catalog subscribe(const std::shared_ptr<Subscriber>& s) override;
   void unsubscribe(const std::shared_ptr<Subscriber>& s) override;
   nlohmann::json connections(const query::Expr& e, size_t top) override;
@@ -105,7 +105,7 @@ class LiveBackend : public Backend {
 
   int class_index(const std::string& name) const;
   nlohmann::json entry(const std::string& host, const Dyn& d) const;
-  void persist();                       // mu_ held
+  std::string persist();                // mu_ held; "" when saved, else a warning for the answer
   void command(const Command& c);       // mu_ held
   Snapshot snapshot() const;            // mu_ held
   record::MemoryReport memory() const;  // mu_ held

@@ -594,8 +594,9 @@ Reply LocalService::class_list() { return {need_live().class_list(), {}}; }
 Reply LocalService::class_remove(const std::string& host) {
   Backend& live = need_live();
   if (host.empty()) throw BadRequest("give the host");
-  if (!live.class_remove(host)) throw NotFound(fmt::format("no dynamic class for host {}", host));
-  return {json{{"removed", host}}, {}};
+  std::optional<json> j = live.class_remove(host);
+  if (!j) throw NotFound(fmt::format("no dynamic class for host {}", host));
+  return {std::move(*j), {}};
 }
 
 namespace {

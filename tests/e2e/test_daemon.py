@@ -400,6 +400,25 @@ cutoff = "2k"
             self.assertEqual(json.load(f)[0]["class"], "suspicious")
         self.tm("class", "--server", self.url, "remove", host)
         self.assertEqual(json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout), [])
+        # The host given is the host's text: '#x' was cut off as the URL's fragment (and removed
+        # the class of the host before it).
+        self.tm("class", "--server", self.url, "set", host, "--class", "suspicious")
+        p = self.tm("class", "--server", self.url, "remove", host + "#x", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no dynamic class for host %s#x" % host, p.stderr.decode())
+        listed = json.loads(self.tm("class", "--server", self.url, "list", "--json").stdout)
+        self.assertEqual([e["host"] for e in listed], [host])
+        # A list that cannot be saved (a directory in the file's place): each answer says so (it said 200
+        # and nothing, and the class was gone after a restart).
+        saved = os.path.join(self.store, "dynamic-classes.json")
+        os.remove(saved)
+        os.mkdir(saved)
+        p = self.tm("class", "--server", self.url, "set", "10.0.0.9", "--class", "suspicious")
+        self.assertIn("warning: not saved (", p.stderr.decode())
+        p = self.tm("class", "--server", self.url, "remove", host)
+        self.assertIn("warning: not saved (", p.stderr.decode())
+        os.rmdir(saved)
+        self.tm("class", "--server", self.url, "remove", "10.0.0.9")
         self.stop(signal.SIGTERM)
         self.assertEqual(run([TM, "stats", "--store", self.store, "--json"]).returncode, 0)
         self.assertEqual(json.loads(run([TM, "stats", "--store", self.store, "--json"]).stdout)["foreign_files"], [])
