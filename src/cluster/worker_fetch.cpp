@@ -4,6 +4,7 @@
 
 #include <thread>
 
+#include "server/http_client.h"
 #include "server/http_limits.h"
 #include "server/service.h"
 
@@ -196,8 +197,13 @@ httplib::Request worker_request(const std::string& path, const httplib::Params& 
   if (post_if_long && !server::get_fits(r.path.size())) {
     r.method = "POST";
     r.path = path;
-    r.body = httplib::detail::params_to_query_str(params);
+    r.body = server::form_body(params);
     r.set_header("Content-Type", "application/x-www-form-urlencoded");
+    // (A worker would refuse it, 413, read by the front-end as a worker that did not answer.)
+    if (const uint64_t limit = server::HttpLimits{}.max_body_bytes; r.body.size() > limit)
+      throw server::ServiceError(413, fmt::format("request too large for the workers: its parameters take {} "
+                                                  "bytes as a form, a worker takes at most {}",
+                                                  r.body.size(), limit));
   }
   return r;
 }

@@ -103,7 +103,7 @@ ClientResult api_query(const ClientOptions& c, const std::string& path, const Pa
   req.target = with_query(path, params);
   if (!get_fits(req.target.size())) {
     req.method = "POST";
-    req.body = with_query("", params).substr(1);  // "?k=v&..." without its '?'
+    req.body = form_body(params);
     req.content_type = "application/x-www-form-urlencoded";
     req.target = path;
   }

@@ -251,6 +251,31 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
+std::string form_body(const std::multimap<std::string, std::string>& params) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  auto put = [&](const std::string& s) {
+    for (unsigned char c : s) {
+      if (c == ' ') {
+        out += '+';
+      } else if (c > 0x20 && c < 0x7f && c != '%' && c != '&' && c != '=' && c != '+' && c != '#') {
+        out += static_cast<char>(c);
+      } else {
+        out += '%';
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+    }
+  };
+  for (auto& [k, v] : params) {
+    if (!out.empty()) out += '&';
+    put(k);
+    out += '=';
+    put(v);
+  }
+  return out;
+}
+
 std::string with_query(const std::string& path, const std::multimap<std::string, std::string>& params) {
   std::string t = path;
   char sep = path.find('?') == std::string::npos ? '?' : '&';

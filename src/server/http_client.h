@@ -58,6 +58,11 @@ bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp
 
 // Percent-encoding of a query component (all but A-Z a-z 0-9 - . _ ~).
 std::string url_encode(const std::string& s);
+// A form body (application/x-www-form-urlencoded) of the parameters: a space is '+', and only
+// what a form's syntax needs is percent-encoded ('%', '&', '=', '+', '#', control and
+// non-ASCII bytes), so that a long filter is about its own size, not up to three times it
+// (url_encode's %20 for every space) and past a server's body limit.
+std::string form_body(const std::multimap<std::string, std::string>& params);
 // path?k=v&... with keys and values encoded; `path` alone when there are none.
 std::string with_query(const std::string& path, const std::multimap<std::string, std::string>& params);
 // "http://HOST:PORT" or "https://HOST:PORT" (the scheme optional: http; a trailing '/'
