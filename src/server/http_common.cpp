@@ -344,10 +344,11 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
                              "form body)",
                              kMaxRequestLine, HttpLimits{}.max_body_bytes));
     else if (res.status == 400)  // (by httplib, which reads no further: routes' 400s have a body)
-      json_error(res, 400,
-                 fmt::format("malformed request: httplib could not read its header (each header line is "
-                             "limited to {} bytes)",
-                             kMaxRequestLine));
+      json_error(
+          res, 400,
+          fmt::format("malformed request: httplib could not read its request line or headers (HTTP/1.0 "
+                      "or 1.1, a method in capitals, lines ending in CRLF, each at most {} bytes)",
+                      kMaxRequestLine));
     else
       json_error(res, res.status, fmt::format("HTTP {}", res.status));
   });

@@ -242,8 +242,8 @@ query::QuerySpec LocalService::spec(const std::string& filter, const std::string
   return q;
 }
 
-Backend& LocalService::need_live() const {
-  if (!o_.live) throw Conflict("this tm serve does not capture (read-only store): no dynamic classes");
+Backend& LocalService::need_live(const char* what) const {
+  if (!o_.live) throw Conflict(fmt::format("this tm serve does not capture (read-only store): no {}", what));
   return *o_.live;
 }
 
@@ -476,7 +476,7 @@ std::string LocalService::flows(const FlowRequest& r, const ByteSink& sink, cons
 }
 
 std::unique_ptr<Stream> LocalService::open_subscription(const SubscribeRequest& r) {
-  Backend& live = need_live();
+  Backend& live = need_live("live packets to subscribe to");
   query::QuerySpec q = spec(r.filter, r.history_from, "history_from", r.to, true);
   q.classes = r.classes;
   auto sub = std::make_shared<Subscriber>(q, o_.subscription_queue);
@@ -572,7 +572,7 @@ std::string LocalService::metrics(const ApiCounters& api) {
 }
 
 Reply LocalService::class_set(const ClassRequest& r) {
-  Backend& live = need_live();
+  Backend& live = need_live("dynamic classes");
   if (r.host.empty() || r.cls.empty()) throw BadRequest("give host and class (and optionally for=DURATION)");
   uint64_t for_ns = 0;
   if (!r.for_text.empty()) {
@@ -589,10 +589,10 @@ Reply LocalService::history() {
   return Service::history();
 }
 
-Reply LocalService::class_list() { return {need_live().class_list(), {}}; }
+Reply LocalService::class_list() { return {need_live("dynamic classes").class_list(), {}}; }
 
 Reply LocalService::class_remove(const std::string& host) {
-  Backend& live = need_live();
+  Backend& live = need_live("dynamic classes");
   if (host.empty()) throw BadRequest("give the host");
   std::optional<json> j = live.class_remove(host);
   if (!j) throw NotFound(fmt::format("no dynamic class for host {}", host));
@@ -616,12 +616,12 @@ query::Expr conn_filter(const std::string& text) {
 }  // namespace
 
 Reply LocalService::connections(const ConnectionsRequest& r) {
-  Backend& live = need_live();
+  Backend& live = need_live("active connections");
   return {live.connections(conn_filter(r.filter), r.top), {}};
 }
 
 Reply LocalService::control(const ControlRequest& r) {
-  Backend& live = need_live();
+  Backend& live = need_live("active connections to control");
   if (r.suspend_cutoff < 0 && r.suspend_timeout < 0)
     throw BadRequest("give suspend_cutoff and/or suspend_timeout (true/false)");
   if (r.filter.empty()) throw BadRequest("give a filter naming the connection(s)");

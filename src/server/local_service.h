@@ -66,7 +66,7 @@ class LocalService : public Service {
   query::QuerySpec spec(const std::string& filter, const std::string& from, const char* from_name,
                         const std::string& to, bool check_order, bool check_libpcap = true) const;
   [[noreturn]] void refuse(const std::string& option_text, const std::string& param_text) const;
-  Backend& need_live() const;
+  Backend& need_live(const char* what) const;  // Conflict (409) "...: no WHAT" without live capture
   // BadRequest unless `id` is empty or a Community ID.
   void check_community_id(const std::string& id) const;
 

@@ -68,6 +68,13 @@ void post(Routes& s, const std::string& pattern, httplib::Server::Handler h, boo
     if ((!req.body.empty() || req.is_multipart_form_data()) &&
         req.get_header_value("Content-Type") != kDeferredFormType && !(json && json_object_body(req))) {
       std::string type = req.get_header_value("Content-Type");
+      if (json && type.rfind("application/json", 0) == 0) {  // JSON, but no object: say that
+        const size_t at = req.body.find_first_not_of(" \t\r\n");
+        json_error(res, 415,
+                   fmt::format("request body: {} takes a JSON object (or a form); this JSON begins with '{}'",
+                               req.path, at == std::string::npos ? std::string() : req.body.substr(at, 1)));
+        return;
+      }
       json_error(res, 415,
                  fmt::format("request body: {} takes a form (application/x-www-form-urlencoded){}; this one "
                              "is {}",

@@ -270,6 +270,27 @@ TEST_F(Served, OversizedBodyRefusedBeforeTheTokenAndTheConnectionClosed) {
   EXPECT_NE(answer.find("request body too large"), std::string::npos);
 }
 
+// Headers past 64 KiB that arrive at once (before the watcher's tick): refused, 431 (1.1 MB of
+// them were answered 200). Within the limit: answered.
+TEST_F(Served, HeadersPastTheLimitRefusedEvenWhenTheyCameAtOnce) {
+  start("");
+  for (int lines : {10000, 100}) {
+    int fd = raw_socket();
+    std::string msg = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    for (int i = 0; i < lines; ++i) msg += "X-" + std::to_string(i) + ": " + std::string(100, 'a') + "\r\n";
+    msg += "\r\n";
+    ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
+    std::string answer = read_all(fd, 5);
+    close(fd);
+    if (lines == 10000) {
+      EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 200);
+      EXPECT_NE(answer.find("request header too large: "), std::string::npos);
+    } else {
+      EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 200);
+    }
+  }
+}
+
 TEST_F(Served, EndlessRequestLineCutNotBuffered) {
   start("");
   int fd = raw_socket();
