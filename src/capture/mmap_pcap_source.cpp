@@ -45,6 +45,8 @@ class MmapPcapSource : public PacketSource {
       }
       // As libpcap: the wire length is at least what was captured.
       out[n++] = RawPacket{r.ts_ns, r.caplen, std::max(r.wirelen, r.caplen), linktype_, r.data};
+      if (r.frac_overflow) [[unlikely]]
+        note_frac(r);
       pos_ = cur_.pos();
       // Ask for the lines ahead: the next header, and the frame the recorder decodes and
       // copies next, are not a cache miss each.
@@ -69,10 +71,28 @@ class MmapPcapSource : public PacketSource {
     return n;
   }
   std::string name() const override { return path_; }
-  std::string warning() const override { return warning_; }
+  std::string warning() const override {
+    if (!frac_overflows_) return warning_;
+    std::string w = fmt::format(
+        "{}: {} record{} whose sub-second field is a second or more (the first at offset {}: {} {}): "
+        "carried into the seconds",
+        path_, frac_overflows_, frac_overflows_ == 1 ? "" : "s", first_frac_offset_, first_frac_,
+        cur_.format().nsec ? "ns" : "us");
+    return warning_.empty() ? w : warning_ + "\n" + w;
+  }
   std::optional<uint64_t> bytes_read() const override { return pos_; }
 
  private:
+  // A record whose timestamp's sub-second field overflows: counted, the first named.
+  void note_frac(const util::pcap::Record& r) {
+    if (frac_overflows_++ == 0) {
+      uint32_t frac;
+      std::memcpy(&frac, r.data - 12, 4);  // (the record header's second field)
+      first_frac_ = cur_.format().swap ? __builtin_bswap32(frac) : frac;
+      first_frac_offset_ = r.offset;
+    }
+  }
+
   // The end of the records: the file's end, or damage (warned with its offset).
   void stop(RecordCursor::Step step) {
     done_ = true;
@@ -107,6 +127,8 @@ class MmapPcapSource : public PacketSource {
   static constexpr size_t kPrefetchAhead = 32768;
   bool done_ = false;
   std::string warning_;
+  uint64_t frac_overflows_ = 0, first_frac_offset_ = 0;
+  uint32_t first_frac_ = 0;
 };
 
 }  // namespace

@@ -62,6 +62,9 @@ struct Record {
   uint64_t ts_ns = 0;
   uint32_t caplen = 0, wirelen = 0;
   const uint8_t* data = nullptr;  // caplen bytes
+  // Its sub-second field is a second or more (a damaged or miswritten header): ts_ns carries
+  // it into the seconds, where tcpdump prints it as it is and tshark drops it.
+  bool frac_overflow = false;
 };
 
 // Walks the records of pcap bytes in memory (the 24-byte file header already read).
@@ -90,6 +93,7 @@ class RecordCursor {
     out.offset = pos_;
     out.ts_ns =
         static_cast<uint64_t>(h[0]) * 1000000000ull + (f_.nsec ? h[1] : static_cast<uint64_t>(h[1]) * 1000);
+    out.frac_overflow = h[1] >= (f_.nsec ? 1000000000u : 1000000u);
     out.caplen = h[2];
     out.wirelen = h[3];
     out.data = base_ + pos_ + sizeof(RecordHeader);

@@ -8,7 +8,7 @@ import socket
 import struct
 import unittest
 
-from tmtest import StoreTest, corpus, record, tcpdump_packets, write_pcap
+from tmtest import StoreTest, corpus, record, tcpdump_packets, tm, write_pcap
 
 
 def ip4(src, dst, proto, payload, ver=4, ihl=5):
@@ -105,6 +105,25 @@ class MalformedIpHeaders(StoreTest):
                 want = tcpdump_packets(src, flt)
                 self.assertSamePackets(self.query_packets(self.store, flt), want, flt)
         self.assertEqual(tcpdump_packets(src, "host ff02::1"), [every[1], every[3]])
+
+    def test_a_sub_second_field_of_a_second_or_more_is_said(self):
+        # timestamp_invalid_micro.pcap: records whose microseconds field is 1000000 and more
+        # (tcpdump prints it as it is, tshark drops it). tm carries it into the seconds, and says so
+        # (it did without a word), naming the first record's offset and value.
+        src = corpus("malformed", "timestamp_invalid_micro.pcap")
+        with open(src, "rb") as f:
+            data = f.read()
+        offsets, off = [], 24
+        while off + 16 <= len(data):
+            _, frac, cap, _ = struct.unpack("<IIII", data[off:off + 16])
+            if frac >= 1000000:
+                offsets.append((off, frac))
+            off += 16 + cap
+        self.assertTrue(offsets)
+        p = tm("record", "--store", self.store, "--read", src, "--cutoff", "none")
+        self.assertIn("%s: %d record%s whose sub-second field is a second or more (the first at offset %d: %d us): "
+                      "carried into the seconds" % (src, len(offsets), "" if len(offsets) == 1 else "s",
+                                                    offsets[0][0], offsets[0][1]), p.stderr.decode())
 
 
 if __name__ == "__main__":
