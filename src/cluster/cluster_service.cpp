@@ -363,6 +363,9 @@ class ClusterService::QueryStream : public server::Stream {
     bool cut = false, stopped = false;
     std::string why_cut;
     uint64_t merged = 0;
+    // Packets a worker sent older than one it sent before (a worker's answer is in time order:
+    // one that is not makes the merge's not either): per worker, said at the end.
+    std::vector<uint64_t> backwards(qs.size(), 0), previous(qs.size(), 0);
     try {
       for (;;) {
         std::vector<size_t> stuck;
@@ -376,12 +379,12 @@ class ClusterService::QueryStream : public server::Stream {
           f.give_up();
         }
         if (!i) break;
+        MergePacket p = qs[*i]->pop();
+        if (p.ts_ns < previous[*i]) ++backwards[*i];
+        previous[*i] = std::max(previous[*i], p.ts_ns);
         // With a limit each worker sends its first `limit`: the merge's first `limit` are the
         // cluster's. The rest is read to its end (the workers' answers complete), not written.
-        if (!limit_ || merged++ < limit_)
-          write_packet(out, qs[*i]->pop());
-        else
-          qs[*i]->pop();
+        if (!limit_ || merged++ < limit_) write_packet(out, p);
         if (std::string why = stop(); !why.empty()) {
           cut = stopped = true;
           why_cut = why;
@@ -395,6 +398,12 @@ class ClusterService::QueryStream : public server::Stream {
     }
     fs_->end();
     packets = out.packets();
+    for (size_t k = 0; k < backwards.size(); ++k)
+      if (backwards[k])
+        warn(fmt::format(
+            "worker {}: {} packets of its answer came before one it had sent (not in time order): "
+            "the merged answer is not in time order there",
+            fs_->f[k]->url, backwards[k]));
     // What the workers found while answering (a missing segment): the front-end's own
     // warnings of this answer (GET /api/v1/answers/ID here), each naming its worker.
     if (!stopped)

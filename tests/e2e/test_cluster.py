@@ -16,7 +16,7 @@ import urllib.request
 
 from test_daemon import parse_prometheus
 from test_query import BPF_FILTERS, FILES, FILTERS, FragmentOracle
-from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, store_segments, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, listening_port, read_pcap, record, run, store_segments, tcpdump_packets, tm, write_pcap
 
 N = 3
 TIMEOUT = 3  # the front-end's per-worker time limit, seconds
@@ -791,6 +791,44 @@ class LongFilter(Cluster):
         got = json.loads(run(["curl", "-s", "-X", "POST", "--data-binary", "@-", fe + "/api/v1/count"],
                              input=body).stdout)
         self.assertEqual(got.get("packets"), want, got)
+
+
+class DisorderedWorker(Cluster):
+    def test_a_worker_answer_out_of_time_order_is_said(self):
+        """A worker whose packet answer is not in time order (a misbehaving one): the merge cannot be either,
+        and says so, naming the worker (it passed the disorder on without a word)."""
+        record(self.store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        self.start_workers([self.store])
+        frames = read_pcap(corpus("mixed", "bro.org.pcap"))[:3]
+        shuffled = self.path("shuffled.pcap")
+        write_pcap(shuffled, [frames[2], frames[0], frames[1]])
+        with open(shuffled, "rb") as f:
+            pcap = f.read()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if urllib.parse.urlparse(self.path).path == "/api/v1/query":
+                    body, ctype = pcap, "application/vnd.tcpdump.pcap"
+                else:
+                    body, ctype = b'{"error": "no such endpoint"}', "application/json"
+                self.send_response(200 if ctype != "application/json" else 404)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        self.addCleanup(fake.server_close)
+        self.addCleanup(fake.shutdown)
+        self.workers.append("http://127.0.0.1:%d" % fake.server_address[1])
+        fe = self.start_frontend(balance=None)
+        p, _ = self.query(fe, "tcp", check=False)
+        self.assertIn("worker %s: 2 packets of its answer came before one it had sent (not in time order)"
+                      % self.workers[1], p.stderr.decode())
 
 
 class SilentWorker(Cluster):
