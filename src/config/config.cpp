@@ -279,7 +279,7 @@ Config from_table(const toml::table& root, const std::string& file) {
                            physical_memory()));
     c.snaplen = static_cast<int>(get_int(ctx, *s, "snaplen", "capture", c.snaplen, 64, 262144));
     c.capture_filter = get_string(ctx, *s, "filter", "capture", "");
-    if (std::string err = packet::bpf_compile_error(c.capture_filter); !err.empty())
+    if (std::string err = packet::bpf_compile_error(c.capture_filter, 1, /*live=*/true); !err.empty())
       ctx.fail(s->get("filter"), "capture.filter", err);
     c.capture_method = get_string(ctx, *s, "method", "capture", "auto");
     if (c.capture_method != "auto" && c.capture_method != "afpacket" && c.capture_method != "libpcap")

@@ -152,7 +152,8 @@ bool same_connection(const std::string& x, const std::string& y) {
   if (x == y) return true;
   if (!x.starts_with("null ") && !y.starts_with("null ")) return false;
   if (x.starts_with("host ") || y.starts_with("host ")) return false;
-  return x.substr(x.find(' ')) == y.substr(y.find(' '));
+  const size_t xs = x.find(' '), ys = y.find(' ');  // (a key of an evidence JSON not tm's: none)
+  return xs != std::string::npos && ys != std::string::npos && x.substr(xs) == y.substr(ys);
 }
 
 nlohmann::json read_json(const std::string& path, const server::Warn& warn) {

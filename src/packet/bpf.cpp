@@ -22,8 +22,10 @@ pcap_t* open_compiler(uint32_t linktype) {
   return pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144, PCAP_TSTAMP_PRECISION_NANO);
 }
 
-std::string bpf_compile_error(const std::string& text, uint32_t linktype) {
-  pcap_t* p = open_compiler(linktype);
+std::string bpf_compile_error(const std::string& text, uint32_t linktype, bool live) {
+  pcap_t* p = live ? pcap_open_dead_with_tstamp_precision(dlt_for_linktype(linktype), 262144,
+                                                          PCAP_TSTAMP_PRECISION_NANO)
+                   : open_compiler(linktype);
   bpf_program prog;
   std::string err;
   if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)

@@ -26,7 +26,9 @@ pcap_t* open_compiler(uint32_t linktype);
 // libpcap's error compiling `text` for a link type (LINKTYPE_*; Ethernet unless told), or ""
 // when it compiles: how a filter is checked up front (a class's, a query's), so that a bad
 // one is an error, not an empty answer.
-std::string bpf_compile_error(const std::string& text, uint32_t linktype = 1);
+// `live`: as for a live capture's handle (a capture filter, which the kernel or libpcap runs
+// there: `inbound`, `ifindex` are valid), not as for a file.
+std::string bpf_compile_error(const std::string& text, uint32_t linktype = 1, bool live = false);
 
 // Filters compiled lazily, once per link type. An empty filter matches every frame; one that
 // cannot be compiled for a link type (e.g. `ether host` on raw IP) matches none of its frames.

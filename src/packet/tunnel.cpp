@@ -108,7 +108,8 @@ DecodeStatus decode_tunnel(const uint8_t* d, uint32_t cap, const IpPayload& pl, 
       break;
     case kProtoUdp: {
       if (!l.has_l4) return DecodeStatus::kOk;
-      if (l.dport == kPortIpsecNatT || l.sport == kPortIpsecNatT) {
+      // (The destination port first, as for the tunnels: a tunnel's packet from port 4500 is the tunnel's.)
+      if (l.dport == kPortIpsecNatT || (l.sport == kPortIpsecNatT && !udp_tunnel(l.dport))) {
         nat_t_spi(d, lim, pl.off + 8, l);
         return DecodeStatus::kOk;
       }

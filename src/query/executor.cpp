@@ -470,7 +470,7 @@ QueryStats run_query(const store::Catalog& cat, const QuerySpec& q,
         links.insert(s.meta.linktype);
     // (No size cap here: the filter given was checked against it before a flow's or Community
     // ID's connections, which tm writes, were joined to it.)
-    std::string err = libpcap_filter_error(q.text, links, false);
+    std::string err = libpcap_filter_error(libpcap_text(q.text, q.parsed), links, false);
     if (!err.empty()) throw std::runtime_error(err);
   }
   std::vector<const store::SegmentInfo*> segs;

@@ -31,6 +31,11 @@ using packet::bpf_compile_error;
 // before tm joins a flow's connection to it: the executor's own check passes size_cap false).
 // Filters tm indexes are not compiled by libpcap beyond that size either (PacketFilter).
 inline constexpr size_t kLibpcapMaxFilter = 4096;
+// What libpcap compiles of a filter (`text`, parsed): a split filter's part for libpcap
+// (ParseResult::split), else the whole text. What libpcap_filter_error checks.
+inline const std::string& libpcap_text(const std::string& text, const ParseResult& parsed) {
+  return parsed.split() ? parsed.libpcap : text;
+}
 std::string libpcap_filter_error(const std::string& text, const std::set<uint32_t>& links = {},
                                  bool size_cap = true);
 

@@ -471,6 +471,14 @@ class Parser {
 // the qualifiers of the term before it (`host A and B`), and no term moves where libpcap reads
 // the terms after it (`vlan`, `mpls`, `pppoes`, `geneve`, `batadv`, `lane`: `vlan and tcp[13] =
 // 2` reads the TCP header behind the tag). Empty otherwise (one term, a top-level `or`, ...).
+// A named constant (`tcp-syn`, `icmp-echo`, `icmptype`, `tcpflags`, ...) is a number to libpcap's
+// scanner: first in a conjunct, it takes the term before it's qualifiers (`port 80 and tcp-syn`
+// is `port 80 and port 2`), as a bare number does.
+bool named_constant(const std::string& w) {
+  return w.starts_with("tcp-") || w.starts_with("icmp-") || w.starts_with("icmp6-") || w == "icmptype" ||
+         w == "icmpcode" || w == "icmp6type" || w == "icmp6code" || w == "tcpflags";
+}
+
 std::vector<std::pair<size_t, size_t>> conjuncts(const std::vector<lex::Token>& toks) {
   for (const lex::Token& t : toks)
     if (t.kind == Tok::kKeyword || t.kind == Tok::kId)
@@ -482,7 +490,7 @@ std::vector<std::pair<size_t, size_t>> conjuncts(const std::vector<lex::Token>& 
   bool at_start = true;  // before the first primitive of a conjunct (past `not` and `(`)
   for (const lex::Token& t : toks) {
     if (at_start && t.kind != Tok::kNot && t.kind != Tok::kLParen) {
-      if (t.kind != Tok::kKeyword) return {};
+      if (t.kind != Tok::kKeyword || (t.kw == Kw::kUnplanned && named_constant(t.text))) return {};
       at_start = false;
     }
     if (t.kind == Tok::kLParen) ++depth;

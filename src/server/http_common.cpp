@@ -343,6 +343,8 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
                              "the parameters of their GET, /api/v1/flows and /api/v1/subscribe too (a "
                              "form body)",
                              kMaxRequestLine, HttpLimits{}.max_body_bytes));
+    else if (res.status == 416)  // (by httplib, before routing: a Range it cannot read)
+      json_error(res, 416, "Range: not a byte range httplib can read (answers come whole: leave Range out)");
     else if (res.status == 400)  // (by httplib, which reads no further: routes' 400s have a body)
       json_error(
           res, 400,

@@ -413,7 +413,10 @@ bool check_request_limits(const httplib::Request& req, httplib::Response& res, c
   // The request line and headers: the watcher cuts a header still coming past the limit, on
   // its next tick; one that came whole before it is refused here.
   size_t header_bytes = req.method.size() + req.target.size() + req.version.size() + 4;
-  for (auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
+  for (auto& [k, v] : req.headers)
+    if (k != "REMOTE_ADDR" && k != "REMOTE_PORT" && k != "LOCAL_ADDR" &&
+        k != "LOCAL_PORT")  // (httplib's own)
+      header_bytes += k.size() + v.size() + 4;
   if (header_bytes > l.max_header_bytes) {
     g_counters.header_timeouts++;  // (as the watcher counts a header cut for its size)
     close_after_answer();

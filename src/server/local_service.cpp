@@ -229,7 +229,8 @@ query::QuerySpec LocalService::spec(const std::string& filter, const std::string
     throw BadRequest(query::format_error(q.text, q.parsed));
   // (checked before the answer starts: a usage error, exit status 2 on the command line)
   if (check_libpcap && q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
-    if (std::string err = query::libpcap_filter_error(q.text); !err.empty()) throw BadRequest(err);
+    if (std::string err = query::libpcap_filter_error(query::libpcap_text(q.text, q.parsed)); !err.empty())
+      throw BadRequest(err);
   uint64_t now = util::now_ns();
   for (auto [name, text, dst] : {std::tuple{from_name, &from, &q.from_ns}, std::tuple{"to", &to, &q.to_ns}}) {
     if (text->empty()) continue;
@@ -372,7 +373,10 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       if (r.classes.empty() || std::find(r.classes.begin(), r.classes.end(), s.cls) != r.classes.end())
         links.insert(s.meta.linktype);
     // (the filter as given: the error names it, not the flow's connection joined to it)
-    if (std::string err = query::libpcap_filter_error(r.filter, links); !err.empty()) throw BadRequest(err);
+    const query::ParseResult given = query::parse_expr(r.filter);
+    if (std::string err = query::libpcap_filter_error(query::libpcap_text(r.filter, given), links);
+        !err.empty())
+      throw BadRequest(err);
   }
   if (!p.no_connection.empty()) {
     p.cat = store::Catalog{};
@@ -577,7 +581,8 @@ Reply LocalService::class_set(const ClassRequest& r) {
   uint64_t for_ns = 0;
   if (!r.for_text.empty()) {
     auto d = util::parse_duration_ns(r.for_text);
-    if (!d || *d == 0) throw BadRequest(fmt::format("for: {}", util::duration_error(r.for_text)));
+    if (!d) throw BadRequest(fmt::format("for: {}", util::duration_error(r.for_text)));
+    if (*d == 0) throw BadRequest("for: must be positive (leave it out for no end)");
     for_ns = *d;
   }
   return {live.class_set(r.host, r.cls, for_ns), {}};

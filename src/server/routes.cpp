@@ -1,6 +1,7 @@
 #include "server/routes.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -298,7 +299,29 @@ ApiCounters HttpApi::counters() {
 
 // A packet query's answer: opened (its errors answered) before it starts, then streamed, cut
 // at the time limit or at shutdown; named for a browser's download.
-void HttpApi::stream_query(httplib::Response& res, QueryRequest q) {
+void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
+  if (head) {
+    // The headers the answer would have, from its plan (the request checked as a query's): no
+    // query is run, no slot taken (a link previewer's HEAD of a download cost one, counted failed).
+    Reply plan = svc_.explain(q, [] { return std::string(); });
+    const bool pcapng = plan.body.value("format", "") == "pcapng";
+    if (json l = plan.body.value("link_types", json()); l.is_array()) {
+      std::vector<uint64_t> links;
+      for (auto& t : l)
+        if (t.is_number_unsigned()) links.push_back(t.get<uint64_t>());
+      res.set_header(kLinkTypesHeader, fmt::format("{}", fmt::join(links, ",")));
+    }
+    res.set_header("Content-Disposition",
+                   fmt::format("attachment; filename=\"{}\"", download_name(q, pcapng)));
+    // (A provider, as the GET's, for its headers — chunked, no length —; a HEAD's is not called.)
+    res.set_chunked_content_provider(
+        util::pcap::output_content_type(pcapng ? util::pcap::Output::kPcapng : util::pcap::Output::kPcap),
+        [](size_t, httplib::DataSink& sink) {
+          sink.done();
+          return true;
+        });
+    return;
+  }
   limit_answer_time(o_.query_seconds + 1);  // a client that stops reading is cut off, its slot freed
   struct Ctx {
     std::unique_ptr<Stream> stream;
@@ -375,7 +398,7 @@ void HttpApi::query_routes() {
   get_and_post(s, "/api/v1/query", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(
         req, {"filter", "from", "to", "class", "require_all", "community_id", "flow_id", "format", "limit"});
-    stream_query(res, query_request(req));
+    stream_query(res, query_request(req), req.method == "HEAD");
   });
   download_routes();
   // The warnings of a packet answer (its X-TM-Answer-Id), once it has ended.
@@ -463,7 +486,7 @@ void HttpApi::download_routes() {
     QueryRequest q = tickets_.redeem(ticket, !head);
     res.set_header("Cache-Control", "no-store");
     try {
-      stream_query(res, std::move(q));
+      stream_query(res, std::move(q), head);
     } catch (...) {
       if (!head) tickets_.give_back(ticket);  // the answer did not start: nothing was downloaded
       throw;

@@ -54,7 +54,8 @@ class HttpApi {
  private:
   void query_routes();
   void download_routes();
-  void stream_query(httplib::Response& res, QueryRequest q);
+  // The answer to a packet query, streamed; a HEAD's headers only, from the query's plan.
+  void stream_query(httplib::Response& res, QueryRequest q, bool head = false);
   // A packet answer's warnings, kept for its client to ask for (GET /api/v1/answers/ID).
   void keep_warnings(uint64_t id, std::vector<std::string> warnings);
   void state_routes();

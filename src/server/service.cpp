@@ -87,7 +87,8 @@ nlohmann::json filter_plan(const std::string& filter, bool check_libpcap) {
   } else {
     // As a query checks it (LocalService): libpcap's own error for what it cannot compile.
     if (check_libpcap)
-      if (std::string err = query::libpcap_filter_error(filter); !err.empty()) throw BadRequest(err);
+      if (std::string err = query::libpcap_filter_error(query::libpcap_text(filter, pr)); !err.empty())
+        throw BadRequest(err);
     j["unplanned"] = pr.unplanned;
     if (pr.split()) {
       j["kind"] = "indexed+libpcap";

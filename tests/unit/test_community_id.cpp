@@ -63,7 +63,8 @@ TEST(CommunityId, PublishedVectorsSeed0) {
   EXPECT_EQ(community_id_v1(tuple("fe80:1:203:405:607:809:a0b:c0d", 128,
                                   "fe80:1011:1213:1415:1617:1819:1a1b:1c1d", 0, 58)),
             "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=");
-  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 1122, "5.6.7.8", 3344, 132)), "1:EKt4MsxuyaE6mL+hmrEkQ9csDD8=");  // SCTP
+  EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 1122, "5.6.7.8", 3344, 132)),
+            "1:EKt4MsxuyaE6mL+hmrEkQ9csDD8=");  // SCTP
   // A protocol without ports (RSVP): addresses and protocol only.
   EXPECT_EQ(community_id_v1(tuple("1.2.3.4", 0, "5.6.7.8", 0, 46)), "1:ikv3kmf89luf73WPz1jOs49S768=");
 }

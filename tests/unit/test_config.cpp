@@ -74,6 +74,12 @@ TEST(Config, ErrorsNameLineAndKey) {
                 .rfind("tm.toml:3: class 'bad'.filter: 'port port': ", 0),
             0u);
   EXPECT_NE(error_of("[[class]]\nname = \"x y\"\n").find("letters, digits"), std::string::npos);
+  // A capture filter is a live handle's (the kernel's: `inbound` is one); a class's is tm's, on
+  // stored frames, as for a file (which have no direction).
+  EXPECT_EQ(config::load_config_string("[capture]\nfilter = \"inbound and tcp\"\n", "tm.toml").capture_filter,
+            "inbound and tcp");
+  EXPECT_NE(error_of("[[class]]\nname = \"in\"\nfilter = \"inbound\"\n").find("class 'in'.filter"),
+            std::string::npos);
   EXPECT_EQ(error_of("[[class]]\nfilter = \"tcp\"\nname = \"\"\n"),
             "tm.toml:3: class.name: every [[class]] needs a name");
   // A class's directory is named after it: the names of the store's own entries are refused

@@ -135,6 +135,8 @@ TEST_F(Download, TicketWithTokenDownloadWithoutOnce) {
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Disposition"),
             "attachment; filename=\"tm-tcp_port_80-1h_ago-end.pcap\"");
+  EXPECT_EQ(api->counters().queries, 0u);  // (from the plan: no query run, no slot taken)
+  EXPECT_EQ(api->counters().queries_failed, 0u);
   r = c.Get(j["url"].get<std::string>());  // no token: the ticket is the credential
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;

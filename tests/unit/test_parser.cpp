@@ -409,14 +409,16 @@ TEST(Parser, BpfOnlyConjunctionsAreSplit) {
     EXPECT_EQ(r.libpcap, libpcap) << text;
   }
   for (const char* whole : {
-           "greater 100 or host 10.0.0.1",               // a top-level or
-           "greater 1 and less 100",                     // nothing tm plans
-           "port 80 and 443 and greater 1",              // 443 takes `port` from the term before it
-           "host 10.0.0.1 and not 10.0.0.2 and less 9",  // (after `not` too)
-           "host 10.0.0.1 and (10.0.0.2 or greater 9)",  // (and in parentheses)
-           "vlan 100 and tcp[13] = 2",                   // vlan moves where libpcap reads the TCP header
-           "host 10.0.0.1 and mpls and ip[8] = 1",       // (as mpls does)
-           "(host 10.0.0.1 and greater 100)",            // one term at the top level
+           "greater 100 or host 10.0.0.1",                // a top-level or
+           "greater 1 and less 100",                      // nothing tm plans
+           "port 80 and 443 and greater 1",               // 443 takes `port` from the term before it
+           "host 10.0.0.1 and not 10.0.0.2 and less 9",   // (after `not` too)
+           "host 10.0.0.1 and (10.0.0.2 or greater 9)",   // (and in parentheses)
+           "vlan 100 and tcp[13] = 2",                    // vlan moves where libpcap reads the TCP header
+           "host 10.0.0.1 and mpls and ip[8] = 1",        // (as mpls does)
+           "(host 10.0.0.1 and greater 100)",             // one term at the top level
+           "port 80 and tcp-syn",                         // a named constant is a number: port 2
+           "host 10.0.0.1 and not icmp-echo and less 9",  // (host 0.0.0.8)
        }) {
     ParseResult r = parse_expr(whole);
     ASSERT_EQ(r.kind, RK::kBpfOnly) << whole;

@@ -207,6 +207,21 @@ TEST(Tunnels, IpsecSpiInUdpNatTraversal) {
     ASSERT_TRUE(k);
     EXPECT_EQ(k->key.tunnel, 0u);
   }
+  // A tunnel's packet sent from port 4500 stays the tunnel's (its destination port decides
+  // first, as for the tunnels): VXLAN from source port 4500 was taken for ESP and not decoded.
+  auto vx = read("tunnels/vxlan.pcap");
+  ASSERT_FALSE(vx.empty());
+  Pkt p = vx[2];  // (ICMP inside: #0 and #1 are ARP)
+  PacketInfo before = dec(p);
+  ASSERT_GE(before.ip_count, 2);
+  ASSERT_EQ(p.data[12], 0x08);  // (IPv4 behind Ethernet)
+  const size_t udp = 14 + (p.data[14] & 0x0f) * 4;
+  p.data[udp] = 4500 >> 8;  // source port
+  p.data[udp + 1] = 4500 & 0xff;
+  PacketInfo after = dec(p);
+  EXPECT_EQ(after.ip_count, before.ip_count);
+  EXPECT_EQ(after.ip[1].tunnel, before.ip[1].tunnel);
+  EXPECT_FALSE(after.ip[0].has_spi);
 }
 
 TEST(Tunnels, LinkTypes) {
