@@ -86,15 +86,15 @@ class Cluster(StoreTest):
 
     def fake_worker(self, answer):
         """A fake worker on loopback (not a tm): answer(path, query) gives the (status, JSON object) of each
-        GET, query the request's parse_qs. Its URL; it stops with the test."""
+        GET, query the request's parse_qs, or (status, bytes, content type). Its URL; it stops with the test."""
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 url = urllib.parse.urlparse(self.path)
-                code, body = answer(url.path, urllib.parse.parse_qs(url.query))
-                data = json.dumps(body).encode()
+                code, body, *ctype = answer(url.path, urllib.parse.parse_qs(url.query))
+                data = body if ctype else json.dumps(body).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype[0] if ctype else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -804,27 +804,8 @@ class DisorderedWorker(Cluster):
         write_pcap(shuffled, [frames[2], frames[0], frames[1]])
         with open(shuffled, "rb") as f:
             pcap = f.read()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if urllib.parse.urlparse(self.path).path == "/api/v1/query":
-                    body, ctype = pcap, "application/vnd.tcpdump.pcap"
-                else:
-                    body, ctype = b'{"error": "no such endpoint"}', "application/json"
-                self.send_response(200 if ctype != "application/json" else 404)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=fake.serve_forever, daemon=True).start()
-        self.addCleanup(fake.server_close)
-        self.addCleanup(fake.shutdown)
-        self.workers.append("http://127.0.0.1:%d" % fake.server_address[1])
+        self.workers.append(self.fake_worker(lambda path, q: (200, pcap, "application/vnd.tcpdump.pcap")
+                                             if path == "/api/v1/query" else (404, {"error": "no such endpoint"})))
         fe = self.start_frontend(balance=None)
         p, _ = self.query(fe, "tcp", check=False)
         self.assertIn("worker %s: 2 packets of its answer came before one it had sent (not in time order)"

@@ -450,6 +450,17 @@ std::string slurp(const std::filesystem::path& p) {
 
 constexpr uint64_t kS = 1000000000ull;
 
+// An EvidenceWriter into a fresh directory (t.p / "out") over a FakeService with `rows`, its
+// warnings kept.
+struct Writing {
+  explicit Writing(std::vector<flow::FlowRow> rows) { svc.rows = std::move(rows); }
+  TempDir t;
+  FakeService svc;
+  std::vector<std::string> warnings;
+  EvidenceWriter w{svc, EvidenceOptions{.out_dir = (t.p / "out").string()},
+                   [this](const std::string& s) { warnings.push_back(s); }};
+};
+
 TEST(EvidenceWriter, JoinsByCommunityIdWritesPcapAndJsonOnceForRepeatedAlertsAndIsIdempotent) {
   TempDir t;
   FakeService svc;
@@ -562,13 +573,8 @@ TEST(MissingWorkers, TheWarningsMadeAreTheWarningsRecognised) {
 }
 
 TEST(EvidenceWriter, AMismatchingCommunityIdIsWarnedAndEvictedPacketsKeepTheEarlierPcap) {
-  TempDir t;
-  FakeService svc;
-  svc.rows = {row(8, 1000 * kS, 1010 * kS)};
-  EvidenceOptions o;
-  o.out_dir = (t.p / "out").string();
-  std::vector<std::string> warnings;
-  EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+  Writing x({row(8, 1000 * kS, 1010 * kS)});
+  auto& [t, svc, warnings, w] = x;
   Alert a = alert("44", 1000 * kS, "x");
   a.community_id = "1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=";
   EXPECT_EQ(w.write("44", {a}, true), EvidenceWriter::Outcome::kWritten);
@@ -625,13 +631,8 @@ TEST(EvidenceWriter, IcmpJoinsByHostsAndAnUnknownProtocolByTheRecordsOwn) {
 // one connection: one evidence, whichever came first, never N and N-2.
 TEST(EvidenceWriter, ANoticeWithoutProtocolAndItsConnLineAreOneEvidence) {
   for (bool notice_first : {true, false}) {
-    TempDir t;
-    FakeService svc;
-    svc.rows = {row(11, 1000 * kS, 1010 * kS)};
-    EvidenceOptions o;
-    o.out_dir = (t.p / "out").string();
-    std::vector<std::string> warnings;
-    EvidenceWriter w(svc, o, [&](const std::string& s) { warnings.push_back(s); });
+    Writing x({row(11, 1000 * kS, 1010 * kS)});
+    auto& [t, svc, warnings, w] = x;
     Alert notice = alert("C1", 1005 * kS, "SSH::Password_Guessing");
     notice.source = Alert::Source::kZeekNotice;
     notice.proto = 0;
@@ -648,12 +649,8 @@ TEST(EvidenceWriter, ANoticeWithoutProtocolAndItsConnLineAreOneEvidence) {
     EXPECT_TRUE(warnings.empty()) << notice_first << ": " << warnings.front();
   }
   // Waiting together: the notice joins the first waiting connection of its id it may be.
-  TempDir t;
-  FakeService svc;
-  EvidenceOptions o;
-  o.out_dir = (t.p / "out").string();
-  EvidenceWriter w(svc, o, [](const std::string&) {});
-  EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
+  Writing x({});
+  EvidenceRun run(x.w, std::chrono::hours(1), [](const std::string&) {});
   run.add(alert("C1", 1000 * kS, ""));
   Alert udp = alert("C1", 1000 * kS, "");
   udp.proto = 17;  // (another connection: its own entry)
@@ -693,11 +690,8 @@ TEST(EvidenceWriter, AHostOnlyNoticeGetsItsPacketsWithinTheWindow) {
 }
 
 TEST(EvidenceRun, GroupsByNameRunsActionsPerAlertAndRetriesUntilTheWait) {
-  TempDir t;
-  FakeService svc;
-  EvidenceOptions o;
-  o.out_dir = (t.p / "out").string();
-  EvidenceWriter w(svc, o, [](const std::string&) {});
+  Writing x({});
+  auto& [t, svc, warnings, w] = x;
   EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
   size_t acted = 0;
   run.add_action([&](const Alert&) {
