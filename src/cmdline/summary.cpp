@@ -93,6 +93,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     j["non_ip_packets"] = t.non_ip;
     j["records_cut_to_snaplen"] = t.cut_to_snaplen;
     j["packets_outside_pcap_time"] = t.outside_pcap_time;
+    j["null_family_swapped"] = t.null_family_swapped;
     // Wait mode (the default): how often the capture thread found the budget full and waited for
     // the writer; 0 means the writer kept up and the capture side bounded the run.
     j["ring_waits"] = t.ring_waits;
@@ -222,6 +223,11 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     os << fmt::format(
         "records longer than {} bytes (the most tcpdump and Wireshark read) stored cut to that length: {}\n",
         util::pcap::kSnaplen, t.cut_to_snaplen);
+  if (t.null_family_swapped)
+    os << fmt::format(
+        "BSD loopback frames whose address family was in the other byte order, stored in this "
+        "store's (as libpcap reads it): {}\n",
+        t.null_family_swapped);
   if (kept) os << fmt::format("TCP control packets kept after the cutoff: {}\n", kept);
   if (rec.table.evicted)
     os << fmt::format(

@@ -2,6 +2,8 @@
 // header and hands the rest to the EtherType chain (ethernet.cpp) or the IP step (ip.cpp).
 #include "packet/decoder.h"
 
+#include <cstring>
+
 #include "packet/decode_internal.h"
 
 namespace tmach::packet {
@@ -85,6 +87,13 @@ DecodeStatus decode_nflog(const uint8_t* d, uint32_t cap, PacketInfo& out) {
 }
 
 }  // namespace
+
+bool null_family_swapped(const uint8_t* data, uint32_t caplen) noexcept {
+  if (caplen < 4) return false;
+  uint32_t host;
+  std::memcpy(&host, data, 4);
+  return host > 0xffff && __builtin_bswap32(host) <= 0xffff;
+}
 
 DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept {
   static_cast<FrameInfo&>(out) = FrameInfo{};  // the IP layers are reset as they are appended

@@ -35,4 +35,12 @@ enum : uint32_t {
 
 DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept;
 
+// BSD loopback (kLinkNull): the 4-byte family is in the byte order of the host that wrote the
+// capture, which is the file's own (pcap's rule; libpcap's filters read it so). True when the
+// family at `data` is one only when read in the other byte order than this host's: a frame
+// from a capture of the other byte order, or copied out of one verbatim (tcpdump -r -w does),
+// which libpcap's filters read as another family in a file of this host's order. Reads
+// data[0..3] only; false when caplen < 4.
+bool null_family_swapped(const uint8_t* data, uint32_t caplen) noexcept;
+
 }  // namespace tmach::packet

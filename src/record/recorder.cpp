@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -41,6 +42,7 @@ void add(RecorderTotals& t, const RecorderTotals& o) {
   t.tot.non_ip += c.non_ip;
   t.tot.cut_to_snaplen += c.cut_to_snaplen;
   t.tot.outside_pcap_time += c.outside_pcap_time;
+  t.tot.null_family_swapped += c.null_family_swapped;
   const conn::ConnTableStats& s = o.table;
   t.table.created += s.created;
   t.table.expired += s.expired;
@@ -107,6 +109,19 @@ void Recorder::process(const capture::RawPacket* pkts, size_t n, bool wait_when_
         clipped_[i].caplen = util::pcap::kSnaplen;
         batch_[i] = &clipped_[i];
         totals_.cut_to_snaplen++;
+      }
+      if (batch_[i]->linktype == packet::kLinkNull &&
+          packet::null_family_swapped(batch_[i]->data, batch_[i]->caplen)) [[unlikely]] {
+        std::vector<uint8_t>& bytes = reordered_[i];
+        bytes.assign(batch_[i]->data, batch_[i]->data + batch_[i]->caplen);
+        uint32_t family;
+        std::memcpy(&family, bytes.data(), 4);
+        family = __builtin_bswap32(family);
+        std::memcpy(bytes.data(), &family, 4);
+        clipped_[i] = *batch_[i];
+        clipped_[i].data = bytes.data();
+        batch_[i] = &clipped_[i];
+        totals_.null_family_swapped++;
       }
       const capture::RawPacket& pk = *batch_[i];
       packet::decode(pk.linktype, pk.data, pk.caplen, infos_[i]);

@@ -52,6 +52,9 @@ struct RecorderCounters {
   // seconds are 32 bits; a pcapng time before 1970 comes saturated there): not recorded, as
   // their segment would hold another time than the index. Not in `packets`.
   uint64_t outside_pcap_time = 0;
+  // BSD loopback frames whose address family was in the other byte order than the store's
+  // (packet::null_family_swapped): stored with it in the store's, as libpcap reads it there.
+  uint64_t null_family_swapped = 0;
 };
 
 // The counters of several recorders (a session's shards, one per capture thread) added up.
@@ -171,6 +174,9 @@ class Recorder {
   std::vector<conn::KeyedPacket> keys_ = std::vector<conn::KeyedPacket>(kBatch);
   std::array<bool, kBatch> keyed_{};
   std::array<capture::RawPacket, kBatch> clipped_{};  // a record cut to kSnaplen, when one was
+  // A BSD loopback frame whose family is stored swapped (RecorderCounters::null_family_swapped):
+  // its bytes, for the batch (allocated on first use).
+  std::array<std::vector<uint8_t>, kBatch> reordered_{};
   std::array<const capture::RawPacket*, kBatch> batch_{};
   Classifier classifier_;
   conn::ConnTable table_;

@@ -127,6 +127,56 @@ class OversizeRecords(StoreTest):
         self.assertEqual(tshark_count(answer), 3)  # and by Wireshark
 
 
+def big_endian_copy(src, dst):
+    """A little-endian pcap as a big-endian host writes it: every header field, and each BSD loopback
+    frame's address family (in the writer's byte order, pcap's rule for DLT_NULL), big-endian."""
+    with open(src, "rb") as f:
+        buf = f.read()
+    out, pos = [struct.pack(">IHHiIII", *struct.unpack("<IHHiIII", buf[:24]))], 24
+    while pos + 16 <= len(buf):
+        s, frac, cap, wire = struct.unpack("<IIII", buf[pos:pos + 16])
+        d = buf[pos + 16:pos + 16 + cap]
+        out.append(struct.pack(">IIII", s, frac, cap, wire) + struct.pack(">I", *struct.unpack("<I", d[:4])) + d[4:])
+        pos += 16 + cap
+    with open(dst, "wb") as f:
+        f.write(b"".join(out))
+
+
+class ForeignByteOrder(StoreTest):
+    """A BSD loopback (DLT_NULL) frame's address family is in its writer's byte order, the file's. libpcap
+    reads a big-endian file's swapped; tm's segments are in this host's order, so the family is stored
+    swapped into it, or libpcap (tm's own filters, and tcpdump on an answer) would read another family.
+    The same for a file of this host's order holding families of the other (what tcpdump -r -w makes of
+    a big-endian capture). The answer must be the little-endian original's frames, byte for byte."""
+
+    FILTERS = ["", "ip6", "ip", "not ip6", "tcp", "udp", "ip6 protochain 17", "ip6[6] == 6", "ip6 and greater 10",
+               "ip and greater 10", "host ::1"]
+
+    def test_families_of_the_other_byte_order_are_stored_in_the_stores(self):
+        for name in ("quic_handshake.pcap", "connect-with-header.pcap"):
+            original = corpus("link", name)
+            be = self.path("be-" + name)
+            big_endian_copy(original, be)
+            copied = self.path("copied-" + name)  # this host's order, the families still big-endian
+            run(["tcpdump", "-r", be, "-w", copied])
+            self.assertEqual(len(tcpdump_packets(be, "ip6")), len(tcpdump_packets(original, "ip6")))
+            self.assertTrue(tcpdump_packets(original, "ip6"))  # (not an empty comparison)
+            for kind, path in (("big-endian", be), ("copied", copied)):
+                store = self.path("store-%s-%s" % (kind, name))
+                j = record(store, [path], "--cutoff", "none")
+                self.assertEqual(j["null_family_swapped"], j["packets"], (kind, name))
+                for flt in self.FILTERS:
+                    with self.subTest(capture=name, kind=kind, filter=flt):
+                        answer = self.path("answer.pcap")
+                        tm("query", "--store", store, "-w", answer, "-q", flt)
+                        self.assertSamePackets(tcpdump_packets(answer), tcpdump_packets(original, flt or None),
+                                               "%s %s %r" % (kind, name, flt))
+                        if flt:  # tcpdump's filter on the answer: the families as libpcap reads them
+                            self.assertEqual(len(tcpdump_packets(answer, flt)), len(tcpdump_packets(answer)))
+        j = record(self.path("store-original"), [corpus("link", "quic_handshake.pcap")], "--cutoff", "none")
+        self.assertEqual(j["null_family_swapped"], 0)
+
+
 class TimesOutsidePcap(StoreTest):
     """A pcap record's seconds are 32 bits: a packet stamped from 2106-02-07 06:28:16 UTC on (a pcapng time),
     or before 1970 (a pcapng interface's negative if_tsoffset), cannot be stored with its time. It is not

@@ -1,6 +1,8 @@
 // Tests of packet/decoder.h per link type (DLT_NULL, PPP, raw, HDLC, SLL, NFLOG, FDDI, ...),
 // with hand-built frames from decoder_frames.h.
 
+#include <bit>
+
 #include "decoder_frames.h"
 
 namespace {
@@ -60,6 +62,24 @@ TEST(DecoderLink, NullAndLoop) {
   EXPECT_EQ(pi.status, DecodeStatus::kMalformed);
   pi = dec(kLinkNull, le32(2), 3);
   EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
+}
+
+TEST(DecoderLink, NullFamilyOfTheOtherByteOrder) {
+  using namespace tmach::packet;
+  // In this host's order a family is not swapped; in the other it is; a value neither way round
+  // is not a family, so it is left as it is.
+  constexpr bool little = std::endian::native == std::endian::little;
+  const auto host = [](uint32_t v) { return little ? le32(v) : bige32(v); };
+  const auto other = [](uint32_t v) { return little ? bige32(v) : le32(v); };
+  for (uint32_t fam : {2u, 10u, 24u, 28u, 30u}) {
+    EXPECT_FALSE(null_family_swapped(host(fam).data(), 4)) << fam;
+    EXPECT_TRUE(null_family_swapped(other(fam).data(), 4)) << fam;
+    const Bytes frame = cat(other(fam), kV6);
+    EXPECT_TRUE(null_family_swapped(frame.data(), static_cast<uint32_t>(frame.size()))) << fam;
+  }
+  EXPECT_FALSE(null_family_swapped(le32(0).data(), 4));
+  EXPECT_FALSE(null_family_swapped(le32(0x00010001).data(), 4));  // 65537 both ways round
+  EXPECT_FALSE(null_family_swapped(bige32(2).data(), 3));         // cut short: nothing to read
 }
 
 TEST(DecoderLink, Ppp) {
