@@ -23,7 +23,8 @@ Runner add_class(CLI::App& app) {
       app.add_subcommand("set", "give a host's connections a class (new ones, and ongoing ones from now)");
   set->add_option("host", o->host, "IPv4 or IPv6 address")->required();
   set->add_option("--class", o->cls, "a class of the daemon's configuration")->required();
-  set->add_option("--for", o->dur, "expire after this long (30m, 2h, 7d); default: until removed");
+  set->add_option("--for", o->dur, "expire after this long (30m, 2h, 7d); default: until removed")
+      ->check(not_empty("no end"));
   auto* list = app.add_subcommand("list", "the dynamic classes in force");
   list->add_flag("--json", o->json, "JSON output");
   auto* rm = app.add_subcommand("remove", "end a host's dynamic class");

@@ -502,7 +502,9 @@ void HttpApi::state_routes() {
   post(s, "/api/v1/classes", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"host", "class", "for"});
     ClassRequest r{param(req, "host"), param(req, "class"), param(req, "for")};
-    if (json j = body_object(req); !j.is_null()) {
+    json j = body_object(req);
+    refuse_empty(req, j, "for", "no end");
+    if (!j.is_null()) {
       r.host = json_string(j, "host", r.host);
       r.cls = json_string(j, "class", r.cls);
       r.for_text = json_string(j, "for", r.for_text);

@@ -198,6 +198,17 @@ TEST_F(Routes, JsonBodiesAndQueryStrings) {
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(json::parse(r->body)["error"],
             "class: given in the query string and in the JSON body (it takes one value)");
+  // `for` given empty is refused, as other parameters given empty are, not taken for no end.
+  for (auto [path, body] :
+       {std::pair{"/api/v1/classes?for=", R"({"host": "10.0.0.1", "class": "web"})"},
+        std::pair{"/api/v1/classes", R"({"host": "10.0.0.1", "class": "web", "for": ""})"}}) {
+    svc.last_class = {};
+    r = c.Post(path, body, kJsonType);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << path;
+    EXPECT_EQ(json::parse(r->body)["error"], "for: given empty (leave it out for no end)") << path;
+    EXPECT_EQ(svc.last_class.host, "") << path;  // the service was not asked
+  }
 }
 
 // A value's '=' is the value's: a parameter is split at its first '=' (httplib's parser kept
