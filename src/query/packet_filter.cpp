@@ -87,9 +87,12 @@ PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
                           ? libpcap_alike(parsed.expr)
                           : parsed.split() && libpcap_alike(parsed.planned)) &&
                      text.size() <= kLibpcapMaxFilter && packet::bpf_compile_error(text).empty()),
-      // [0] the whole text; [1] the part libpcap answers of a split filter (ParseResult::split)
-      bpf_(parsed.split() ? std::vector<std::string>{std::move(text), parsed.libpcap}
-                          : std::vector<std::string>{std::move(text)}) {}
+      // A split filter (ParseResult::split): [kPart] the part libpcap answers, then the whole text
+      // only where frames cut short are judged by it (judged_by_libpcap). Otherwise the text.
+      bpf_(!parsed.split()  ? std::vector<std::string>{std::move(text)}
+           : libpcap_alike_ ? std::vector<std::string>{parsed.libpcap, std::move(text)}
+                            : std::vector<std::string>{parsed.libpcap}),
+      whole_(parsed.split() ? 1 : 0) {}
 
 bool PacketFilter::judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen,
                                      uint32_t wirelen, bool& hit) {
@@ -97,8 +100,8 @@ bool PacketFilter::judged_by_libpcap(uint32_t linktype, const uint8_t* data, uin
       !cut_frame_for_libpcap(linktype, data, caplen, info_))
     return false;
   const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);
-  if (!c.error(0).empty()) return false;  // (a link type it does not compile for: tm's verdict)
-  hit = c.matches(0, data, caplen, wirelen);
+  if (!c.error(whole_).empty()) return false;  // (a link type it does not compile for: tm's verdict)
+  hit = c.matches(whole_, data, caplen, wirelen);
   return true;
 }
 
@@ -106,14 +109,14 @@ bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t capl
                            packet::FragmentLayers& frags, uint64_t ts_ns,
                            packet::FragmentLayers::Outcome& outcome) {
   outcome = packet::FragmentLayers::Outcome::kNone;
-  if (bpf() && !parsed_.split()) return by_libpcap(0, linktype, data, caplen, wirelen);
+  if (bpf() && !parsed_.split()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
   packet::decode(linktype, data, caplen, info_);
   outcome = frags.apply(info_, ts_ns);
   return by_tm(linktype, data, caplen, wirelen);
 }
 
 bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
-  if (bpf() && !parsed_.split()) return by_libpcap(0, linktype, data, caplen, wirelen);
+  if (bpf() && !parsed_.split()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
   packet::decode(linktype, data, caplen, info_);
   return by_tm(linktype, data, caplen, wirelen);
 }
@@ -123,7 +126,7 @@ bool PacketFilter::by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen
   if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
   if (!bpf()) return query::matches(parsed_.expr, info_);
   // A split filter: tm's terms, then libpcap's.
-  return query::matches(parsed_.planned, info_) && by_libpcap(1, linktype, data, caplen, wirelen);
+  return query::matches(parsed_.planned, info_) && by_libpcap(kPart, linktype, data, caplen, wirelen);
 }
 
 bool PacketFilter::by_libpcap(size_t i, uint32_t linktype, const uint8_t* data, uint32_t caplen,

@@ -81,14 +81,16 @@ class PacketFilter {
   bool judged_by_libpcap(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen,
                          bool& hit);
   // The verdict on the frame decoded in info_: tm's (with the above), for a split filter tm's
-  // terms and then libpcap's program 1.
+  // terms and then libpcap's program kPart.
   bool by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
-  // libpcap's program i (0: the whole text) on the frame.
+  // libpcap's program i (whole_, kPart) on the frame.
   bool by_libpcap(size_t i, uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   const ParseResult& parsed_;
   bool libpcap_alike_ = false;
   packet::PacketInfo info_;
-  packet::BpfPrograms bpf_;                     // the text; for a split filter also its libpcap part
+  packet::BpfPrograms bpf_;                     // the text, or a split filter's libpcap part (and the text)
+  static constexpr size_t kPart = 0;            // bpf_'s program of a split filter's libpcap part
+  size_t whole_;                                // bpf_'s program of the whole text (when it has one)
   std::map<uint32_t, std::string> uncompiled_;  // link type -> libpcap's error (problems())
 };
 

@@ -52,7 +52,8 @@ std::string describe(const Token& t) {
 
 class Parser {
  public:
-  explicit Parser(std::vector<Token> toks) : t_(std::move(toks)) {}
+  // `toks` (ending with kEnd) outlives the parser: parse_expr keeps it for split_for_libpcap.
+  explicit Parser(const std::vector<Token>& toks) : t_(toks) {}
 
   Expr parse() {
     auto [e, q] = expr_level(Qual{}, 0);
@@ -63,7 +64,7 @@ class Parser {
   }
 
  private:
-  std::vector<Token> t_;  // ends with kEnd
+  const std::vector<Token>& t_;  // ends with kEnd
   size_t i_ = 0;
 
   const Token& peek(size_t k = 0) const { return t_[std::min(i_ + k, t_.size() - 1)]; }
@@ -539,16 +540,15 @@ void split_for_libpcap(std::string_view text, const std::vector<lex::Token>& tok
 
 ParseResult parse_expr(std::string_view text) {
   ParseResult r;
-  std::vector<lex::Token> toks;  // (kept for split_for_libpcap)
+  lex::LexResult lx;  // (its tokens kept for split_for_libpcap)
   try {
-    lex::LexResult lx = lex::tokenize(text);
+    lx = lex::tokenize(text);
     if (!lx.ok) {
       r.kind = ParseResult::Kind::kError;
       r.error = lx.error;
       r.error_pos = lx.error_pos;
       return r;
     }
-    toks = lx.toks;
     // Constructs tm does not plan: the caller hands the whole text to libpcap. Packet-data
     // expressions (tcp[13] & 2 != 0, len > 100) are recognized by their operators.
     for (size_t k = 0; k < lx.toks.size(); ++k) {
@@ -565,7 +565,7 @@ ParseResult parse_expr(std::string_view text) {
       r.expr = Expr::truth();
       return r;
     }
-    Parser p(std::move(lx.toks));
+    Parser p(lx.toks);
     r.expr = p.parse();
     r.kind = ParseResult::Kind::kIndexed;
   } catch (const Abort& a) {
@@ -573,7 +573,7 @@ ParseResult parse_expr(std::string_view text) {
     r.kind = a.kind;
     if (a.kind == ParseResult::Kind::kBpfOnly) {
       r.unplanned = a.msg;
-      split_for_libpcap(text, toks, r);
+      split_for_libpcap(text, lx.toks, r);
     } else {
       r.error = a.msg;
       r.error_pos = a.pos;
