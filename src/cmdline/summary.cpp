@@ -86,10 +86,12 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     j["connections"] = rec.table.created;
     j["untracked_packets"] = t.untracked;
     // Table pressure: `evicted` connections were ended early to make room for new ones (each
-    // still has its flow record); `expired` ended by inactivity.
+    // still has its flow record); `expired` ended by inactivity; `reopened` closed TCP connections
+    // ended by a new SYN on their 5-tuple.
     const auto& ts = rec.table;
-    j["connection_table"] = {{"max", rec.table_max},  {"peak", ts.peak},       {"open", rec.table_open},
-                             {"expired", ts.expired}, {"evicted", ts.evicted}, {"untracked", ts.untracked}};
+    j["connection_table"] = {{"max", rec.table_max},   {"peak", ts.peak},       {"open", rec.table_open},
+                             {"expired", ts.expired},  {"evicted", ts.evicted}, {"untracked", ts.untracked},
+                             {"reopened", ts.reopened}};
     j["non_ip_packets"] = t.non_ip;
     j["records_cut_to_snaplen"] = t.cut_to_snaplen;
     j["packets_outside_pcap_time"] = t.outside_pcap_time;

@@ -41,7 +41,8 @@ ConnEntry* ConnTable::find(const FlowKey& key, uint64_t hash) {
   }
 }
 
-ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created) {
+ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created,
+                                     bool opening) {
   created = false;
   const uint32_t tag = tag_of(kp.hash);
   size_t i = home(tag);
@@ -52,15 +53,17 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_
     if (s.tag == tag) {
       ConnEntry& e = entries_[s.pos1 - 1];
       if (e.key == kp.key) {
-        if (!timed_out(e, now)) [[likely]] {
+        const bool idle = timed_out(e, now);
+        if (!idle && !(opening && e.closed())) [[likely]] {
           if (!e.referenced) e.referenced = 1;  // (a store only once per turn of the hand)
           return &e;
         }
         // Idle past its timeout on the clock, where the sweep has not come yet (it visits a
         // few entries a packet): that connection ended, and this packet starts another, as it
         // would had the sweep come first (an NTP or DNS 5-tuple used again an hour later).
-        if (on_end_) on_end_(e, EndReason::kTimeout);
-        ++stats_.expired;
+        // Or closed, and this packet opens a new one on its 5-tuple.
+        if (on_end_) on_end_(e, idle ? EndReason::kTimeout : EndReason::kReopened);
+        ++(idle ? stats_.expired : stats_.reopened);
         erase_entry(s.pos1 - 1);
         ended = true;
         break;

@@ -91,13 +91,15 @@ static_assert(sizeof(ConnEntry) == 128);
 // The classes a ConnEntry can name (ConnEntry::cls).
 inline constexpr size_t kMaxClasses = 512;
 
-enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown };
+// kReopened: a closed TCP connection's 5-tuple opened again (find_or_insert's `opening`).
+enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown, kReopened };
 
 struct ConnTableStats {
   uint64_t created = 0;
   uint64_t expired = 0;     // ended by inactivity (the sweep, or the eviction hand finding it timed out)
   uint64_t evicted = 0;     // ended to make room: the table was full (EndReason::kTableFull)
   uint64_t untracked = 0;   // lookups of a new connection refused: full of never-evicted entries
+  uint64_t reopened = 0;    // closed TCP connections ended by a new one on their 5-tuple (kReopened)
   uint64_t hand_steps = 0;  // entries the eviction hand looked at (its work; <= kEvictScan per insert)
   uint64_t peak = 0;
 };
@@ -117,13 +119,18 @@ class ConnTable {
   // first_ts = last_ts = `ts` (the packet's time) and born_clock = active_clock = `now` (the
   // clock: the newest time seen, >= ts), ending an idle entry first when the table is full
   // (see the top). An entry found idle past its timeout at `now` (the sweep had not come to
-  // it yet) is ended by it first, and the packet starts a new connection. Returns null only
-  // when the table is full and the hand met nothing but entries with suspend_timeout: the
-  // caller stores such packets untracked.
-  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created);
+  // it yet) is ended by it first, and the packet starts a new connection. So is a closed one
+  // (FIN both ways, or RST) when the packet is `opening` one, a TCP SYN without ACK: the
+  // 5-tuple used again (a client's port reused, a refused connection tried again), a new
+  // connection with its own cutoff and flow record, as Zeek and Wireshark see it; without it,
+  // the closed one's packets in its last closed_ns would take the new one's place in the cutoff.
+  // Returns null only when the table is full and the hand met nothing but entries with
+  // suspend_timeout: the caller stores such packets untracked.
+  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created,
+                            bool opening = false);
   // The same for input in time order (the packet's time is the clock).
-  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created) {
-    return find_or_insert(kp, now, now, created);
+  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created, bool opening = false) {
+    return find_or_insert(kp, now, now, created, opening);
   }
   ConnEntry* find(const FlowKey& key, uint64_t hash);
   // Starts loading the index slot of `hash` into the cache (the caller looks it up soon).

@@ -48,6 +48,7 @@ void add(RecorderTotals& t, const RecorderTotals& o) {
   t.table.expired += s.expired;
   t.table.evicted += s.evicted;
   t.table.untracked += s.untracked;
+  t.table.reopened += s.reopened;
   t.table.hand_steps += s.hand_steps;
   t.table.peak += s.peak;
   t.table_max += o.table_max;
@@ -149,7 +150,10 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   bool store = true;
   if (kp) {
     bool created;
-    conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, now_, created);
+    const packet::IpLayer& inner = *info.inner();
+    const bool opening = inner.proto == packet::kProtoTcp && inner.has_l4 &&
+                         (inner.tcp_flags & (packet::kTcpSyn | packet::kTcpAck)) == packet::kTcpSyn;
+    conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, now_, created, opening);
     if (e) {
       if (created) {
         e->cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);

@@ -2,12 +2,13 @@
 import json
 import os
 import re
+import struct
 import subprocess
 
 import urllib.error
 import urllib.request
 
-from tmtest import TM, StoreTest, corpus, listening_port, record, store_segments, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, listening_port, record, store_segments, tcpdump_packets, tm, write_pcap
 
 LONG = '[connections]\ntcp_timeout = "1d"\ntcp_closed_timeout = "1d"\nudp_timeout = "1d"\nother_timeout = "1d"\n'
 FILES = ["bro.org.pcap", "ssh.pcap", "smb3_multichannel.pcap", "1000-requests-one-dropped-response.pcap",
@@ -34,6 +35,36 @@ def tshark_conversations(path, kind):
 
 def ep(addr, port):
     return "%s:%d" % (addr, port)
+
+
+SYN, RST, PSH, ACK, FIN = 0x02, 0x04, 0x08, 0x10, 0x01
+
+
+def tcp_frame(a, b, sport, dport, flags, seq, ack=0, payload=b""):
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0, bytes(a), bytes(b)) + tcp
+    return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip
+
+
+def tcp_connection(t0, isn, data=20, close=FIN):
+    """One client port 4000 -> server port 80 connection from t0 (ns): a handshake, `data` 1000-byte
+    segments from the server, then FIN both ways and the last ACK; close=RST: refused (SYN, RST)."""
+    c, s = (10, 0, 0, 1), (10, 0, 0, 2)
+    ms = 10**6
+    if close == RST:
+        return [(t0, tcp_frame(c, s, 4000, 80, SYN, isn)), (t0 + ms, tcp_frame(s, c, 80, 4000, RST | ACK, 0, isn + 1))]
+    out = [(t0, tcp_frame(c, s, 4000, 80, SYN, isn)),
+           (t0 + ms, tcp_frame(s, c, 80, 4000, SYN | ACK, 5000 + isn, isn + 1)),
+           (t0 + 2 * ms, tcp_frame(c, s, 4000, 80, ACK, isn + 1, 5001 + isn))]
+    seq = 5001 + isn
+    for i in range(data):
+        out.append((t0 + (3 + i) * ms, tcp_frame(s, c, 80, 4000, PSH | ACK, seq, isn + 1, b"D" * 1000)))
+        seq += 1000
+    t = t0 + (3 + data) * ms
+    out += [(t, tcp_frame(s, c, 80, 4000, FIN | ACK, seq, isn + 1)),
+            (t + ms, tcp_frame(c, s, 4000, 80, FIN | ACK, isn + 1, seq + 1)),
+            (t + 2 * ms, tcp_frame(s, c, 80, 4000, ACK, seq + 1, isn + 2))]
+    return out
 
 
 class FlowCounts(StoreTest):
@@ -69,6 +100,40 @@ class FlowCounts(StoreTest):
                                 self.assertLess(abs(got[endpoint][1] - nbytes * unit), unit)
                         checked += 1
         self.assertGreater(checked, 100)
+
+    def test_a_5_tuple_used_again_after_a_close_is_a_new_connection(self):
+        # A SYN on the 5-tuple of a connection that closed (FIN both ways, or RST) within its
+        # tcp_closed_timeout (10 s) opens a new connection, as Wireshark's tcp.stream and Zeek's
+        # conn.log see it: its own flow record, its own cutoff. (It was the closed one's: one flow
+        # record, and a first connection past the cutoff left the second's data unstored.)
+        t0 = 1_700_000_000 * 10**9
+        cases = {"fin": tcp_connection(t0, 1000) + tcp_connection(t0 + 2 * 10**9, 900000),
+                 "rst": tcp_connection(t0, 1000, close=RST) + tcp_connection(t0 + 10**9, 2000)}
+        for name, pkts in cases.items():
+            path = self.path(name + ".pcap")
+            write_pcap(path, [(t, len(f), len(f), f) for t, f in pkts])
+            streams = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "tcp.stream"], check=True,
+                                     stdout=subprocess.PIPE).stdout.decode().split()
+            want = [streams.count(s) for s in sorted(set(streams), key=int)]
+            self.assertEqual(len(want), 2, name)  # the oracle sees two connections
+            store = self.path("store-" + name)
+            j = record(store, [path], "--cutoff", "5k")
+            self.assertEqual(j["connection_table"]["reopened"], 1, name)
+            rows = self.flows(store)
+            with self.subTest(case=name):
+                self.assertEqual([r["orig_pkts"] + r["resp_pkts"] for r in rows], want)
+                self.assertEqual([r["state"] for r in rows][:1], [name])  # how the first one ended
+            # The second connection's stored packets are those it has recorded alone.
+            second = self.path(name + "-second.pcap")
+            n_first = want[0]
+            write_pcap(second, [(t, len(f), len(f), f) for t, f in pkts[n_first:]])
+            alone = self.path("store-alone-" + name)
+            record(alone, [second], "--cutoff", "5k")
+            start = pkts[n_first][0]
+            got = self.query_packets(store, "", "--from", "%d.%09d" % (start // 10**9, start % 10**9))
+            with self.subTest(case=name, what="second connection's stored packets"):
+                self.assertSamePackets(got, self.query_packets(alone, ""))
+                self.assertGreater(len(got), 6)  # its data, not only control packets
 
     def test_flows_outlive_packets(self):
         src = corpus("mixed", "echo-connections.pcap")
