@@ -18,18 +18,11 @@
 
 namespace tmach::flow {
 
-// A crash can leave a segment being written under a name up to 30 minutes later than its
-// oldest packet (SegmentWriter::kDurableSlack; recovery tolerates an hour): its first packet
-// is taken as an hour before its name says.
-constexpr uint64_t kOpenNameLagNs = 3600ull * 1'000'000'000ull;
-
 SegmentsOnDisk SegmentsOnDisk::of(const std::string& store) {
   // (A store that cannot be listed throws: every flow marked "packets: no" would be a wrong answer.)
   SegmentsOnDisk d;
-  for (const auto& s : store::Catalog::scan(store).segments) {
-    const bool named = s.state != store::SegmentInfo::State::kSealed;  // (first packet from the name)
-    d.add(s.cls, named ? s.lo_ts() - std::min(s.lo_ts(), kOpenNameLagNs) : s.lo_ts(), s.hi_ts());
-  }
+  // (A segment without a sound sidecar from an hour before its name: SegmentInfo::lo_ts.)
+  for (const auto& s : store::Catalog::scan(store).segments) d.add(s.cls, s.lo_ts(), s.hi_ts());
   d.seal();
   return d;
 }

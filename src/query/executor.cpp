@@ -234,15 +234,14 @@ class Engine {
     if (!seg.headers_read) {
       struct stat st;
       if (::stat(seg.pcap_path().c_str(), &st) != 0)
-        throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", seg.pcap_path()));
+        throw std::runtime_error(fmt::format("{}: cannot open ({}{})", seg.pcap_path(), std::strerror(errno),
+                                             errno == ENOENT ? ": evicted meanwhile?" : ""));
       pcap_bytes = static_cast<uint64_t>(st.st_size);
     }
     try {
       view = store::SidecarView::open(seg.idx_path());
       const store::SegmentMeta& m = view->meta();
-      if (m.pcap_bytes != pcap_bytes)
-        throw store::SidecarError(fmt::format("{}: describes {} bytes of pcap, the file has {}",
-                                              seg.idx_path(), m.pcap_bytes, pcap_bytes));
+      store::check_sidecar_fits(seg.idx_path(), seg.meta, m, pcap_bytes);
       if (m.last_ts < q_.from_ns || m.first_ts >= q_.to_ns) {
         ++st_.segments_skipped_time;
         return true;

@@ -130,9 +130,7 @@ void scan_class(Catalog& c, const std::string& name, const std::string& dir, Cat
       s.pcap_bytes = size_of(base + ".pcap");
       try {
         SegmentMeta m = read_sidecar_meta(base + ".idx", &s.idx_bytes);
-        if (m.pcap_bytes != s.pcap_bytes)
-          throw SidecarError(fmt::format("{}.idx describes {} bytes of pcap, the file has {}", base,
-                                         m.pcap_bytes, s.pcap_bytes));
+        check_sidecar_fits(base + ".idx", s.meta, m, s.pcap_bytes);
         s.meta = m;
       } catch (const SidecarError& e) {
         s.state = SegmentInfo::State::kBadSidecar;
@@ -144,6 +142,19 @@ void scan_class(Catalog& c, const std::string& name, const std::string& dir, Cat
 }
 
 }  // namespace
+
+void check_sidecar_fits(const std::string& idx_path, const SegmentMeta& named, const SegmentMeta& m,
+                        uint64_t pcap_bytes) {
+  if (m.pcap_bytes != pcap_bytes)
+    throw SidecarError(
+        fmt::format("{} describes {} bytes of pcap, the file has {}", idx_path, m.pcap_bytes, pcap_bytes));
+  if (m.seq != named.seq || m.linktype != named.linktype)
+    throw SidecarError(fmt::format("{} describes segment {} of link type {}, its name says segment {} of {}",
+                                   idx_path, m.seq, m.linktype, named.seq, named.linktype));
+  if (m.packets > 0 && (named.first_ts < m.first_ts || named.first_ts > m.last_ts))
+    throw SidecarError(fmt::format("{} describes packets from {} to {}, its name says {}", idx_path,
+                                   m.first_ts, m.last_ts, named.first_ts));
+}
 
 bool relocate(SegmentInfo& seg) {
   fs::path base(seg.base);

@@ -31,8 +31,12 @@ struct SegmentInfo {
   std::string pcap_path() const { return base + ".pcap"; }
   std::string idx_path() const { return base + ".idx"; }
   uint64_t disk_bytes() const { return pcap_bytes + idx_bytes; }
-  // Time bounds usable for pruning: unknown ends are open.
-  uint64_t lo_ts() const { return meta.first_ts; }
+  // Time bounds usable for pruning: unknown ends are open. Without a sound sidecar the name's
+  // time may be too new by up to kNameSlackNs (a rename a crash lost).
+  uint64_t lo_ts() const {
+    if (state == State::kSealed) return meta.first_ts;
+    return meta.first_ts > kNameSlackNs ? meta.first_ts - kNameSlackNs : 0;
+  }
   uint64_t hi_ts() const { return state == State::kSealed && headers_read ? meta.last_ts : UINT64_MAX; }
 };
 
@@ -54,6 +58,15 @@ struct Catalog {
   // Scans `root`. Throws std::runtime_error if it does not exist or is not a tm store.
   static Catalog scan(const std::string& root, Depth depth = Depth::kHeaders);
 };
+
+// Throws SidecarError, saying what differs, unless the sidecar's header `m` describes the
+// segment `named` (its name's sequence number, time and link type: SegmentInfo::meta as the
+// name gives it) whose pcap has `pcap_bytes`: the same size, sequence number and link type, and
+// the name's time within the packets' (once sealed the name is the smallest; tm before
+// December 2026 named a segment by its first packet). A sidecar of another segment (swapped
+// in a mixed-up restore) would answer with that one's times and offsets.
+void check_sidecar_fits(const std::string& idx_path, const SegmentMeta& named, const SegmentMeta& m,
+                        uint64_t pcap_bytes);
 
 // A segment's name carries its smallest timestamp, so a segment being written is renamed
 // when an older packet arrives, and once more when sealed (SegmentWriter). A reader that

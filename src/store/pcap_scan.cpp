@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "store/layout.h"
+#include "store/segment_meta.h"
 #include "util/pcap.h"
 #include "util/timespec.h"
 
@@ -48,9 +49,9 @@ std::optional<std::string> header_problem(const Header& h, uint64_t min_ts) {
   // The writer renames a segment before it writes an older packet (since ca4f488, 2026-12-02),
   // so its name is a lower bound; a segment written before that is named by its first packet,
   // and may hold older ones, as may a renamed segment whose new name a power cut lost. So a
-  // record is damage only when it is older than the name by more than kNear: zeros (time 0)
+  // record is damage only when it is older than the name by more than kNameSlackNs: zeros (time 0)
   // and garbage, not an out-of-order packet of an older segment.
-  if (h.ts_ns + kNear < min_ts)
+  if (h.ts_ns + kNameSlackNs < min_ts)
     return fmt::format("time {} older than the segment's name says ({}) by more than an hour",
                        util::format_time(h.ts_ns), util::format_time(min_ts));
   return std::nullopt;

@@ -15,6 +15,13 @@ struct DirEntry {
   uint64_t ts_ns;
 };
 
+// How much older than its segment's name a record may be: the name is the smallest time once
+// sealed and a lower bound while written, but a power cut may lose a rename to an older name
+// (tm makes one durable at once only past 30 minutes: docs/DESIGN.md, "Crash safety"), and tm
+// before December 2026 named a segment by its first packet. A scan takes records this much
+// older (pcap_scan.h), and a segment without a sound sidecar is skipped by time only past it.
+inline constexpr uint64_t kNameSlackNs = 3600ull * 1000000000ull;
+
 struct SegmentMeta {
   uint64_t seq = 0;       // per-class sequence number (also in the file name)
   uint64_t first_ts = 0;  // smallest packet timestamp

@@ -6,6 +6,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -59,11 +61,20 @@ StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
   check_store_marker(root_);
   std::string lock = (fs::path(root_) / kLockFile).string();
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (lock_fd_ >= 0) ::close(lock_fd_);
+  // Only a lock held is another recorder; a lock that cannot be opened (a file system gone
+  // read-only after disk errors, no permission, a directory of that name) says why.
+  if (lock_fd_ < 0)
+    throw std::runtime_error(
+        fmt::format("store {}: cannot open its lock {} for writing: {}", root_, lock, std::strerror(errno)));
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(lock_fd_);
     lock_fd_ = -1;
-    throw std::runtime_error(fmt::format(
-        "store {} is in use by another recorder (lock {} is held); tm query can still read it", root_, lock));
+    if (err == EWOULDBLOCK)
+      throw std::runtime_error(
+          fmt::format("store {} is in use by another recorder (lock {} is held); tm query can still read it",
+                      root_, lock));
+    throw std::runtime_error(fmt::format("store {}: cannot lock {}: {}", root_, lock, std::strerror(err)));
   }
   if (ftruncate(lock_fd_, 0) == 0) {
     std::string pid = fmt::format("{}\n", getpid());

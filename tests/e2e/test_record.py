@@ -166,6 +166,19 @@ class Sources(StoreTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("in use", p.stderr.decode())
 
+    def test_a_lock_that_cannot_be_opened_says_why_not_in_use(self):
+        # (A file system remounted read-only after disk errors gives EROFS the same way.) It
+        # said "in use by another recorder", sending the operator after a recorder that is not there.
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        lock = os.path.join(self.store, "LOCK")
+        os.remove(lock)
+        os.mkdir(lock)
+        p = tm("record", "--store", self.store, "--read", corpus("mixed", "wikipedia.pcap"), "--force", check=False)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("cannot open its lock %s for writing: Is a directory" % lock, err)
+        self.assertNotIn("in use", err)
+
 
 class Budget(StoreTest):
     def test_disk_budget_keeps_the_newest(self):
