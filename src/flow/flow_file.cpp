@@ -34,9 +34,11 @@ namespace {
 // The last byte is the format's version: 1 = a block holds the records as they are in
 // memory; 2 = a block holds them byte-transposed (every record's byte 0, then every
 // record's byte 1, ...): each field's bytes side by side, which zstd packs 11% smaller in
-// 30% fewer instructions (docs/FORMAT.md). Both are read; only 2 is written.
+// 30% fewer instructions (docs/FORMAT.md); 3 = as 2, the class names followed by their CRC (a
+// flipped bit in them changed every record's class, and packets_on_disk with it, unseen). All
+// are read; only 3 is written.
 constexpr char kMagic[7] = {'T', 'M', 'F', 'L', 'O', 'W', 0};
-constexpr uint8_t kVersionRows = 1, kVersionColumns = 2;
+constexpr uint8_t kVersionRows = 1, kVersionColumns = 2, kVersionNamesCrc = 3;
 constexpr uint32_t kBlockMagic = 0x4b4f4c42;  // "BLOK"
 constexpr size_t kBlockRecords = 4096;
 constexpr size_t kRecordBytes = sizeof(FlowRecord);
@@ -198,11 +200,13 @@ FlowFileWriter::FlowFileWriter(std::string base, uint64_t seq, const std::vector
   std::string names;
   for (auto& c : classes) names += c + '\0';
   uint32_t n = static_cast<uint32_t>(names.size());
+  const uint32_t crc = util::crc32(names.data(), names.size());
   util::write_all(fd_, kMagic, 7, path);
-  util::write_all(fd_, &kVersionColumns, 1, path);
+  util::write_all(fd_, &kVersionNamesCrc, 1, path);
   util::write_all(fd_, &n, 4, path);
   util::write_all(fd_, names.data(), names.size(), path);
-  file_bytes_ = 12 + names.size();
+  util::write_all(fd_, &crc, 4, path);
+  file_bytes_ = 16 + names.size();
   meta_.seq = seq;
   meta_.linktype = 0;
   pending_.reserve(kBlockRecords);  // (its first block not grown record by record either)
@@ -280,25 +284,43 @@ uint64_t FlowFileWriter::seal() {
 
 namespace {
 
+// Adds a problem to `problems` ("; " between them).
+void add_problem(std::string& problems, const std::string& p) {
+  problems += (problems.empty() ? "" : "; ") + p;
+}
+
 // A flow file's header: its version and class names, from its first bytes (`head`, as many
 // as there are up to `size`); `body` is set to where the first block starts. Throws
 // std::runtime_error naming `path` for what is not a flow file this tm reads. Returns 0 when
 // `head` is too short for the class names (the caller reads `body` bytes and asks again).
+// Damaged class names (version 3: their CRC) leave `classes` empty, so that each record's class
+// is "#N" (not a class of the store's: tm flows says `some` rather than a confident `no`), and
+// add to `problem`.
 uint8_t parse_header(const uint8_t* head, size_t n, const std::string& path,
-                     std::vector<std::string>& classes, uint64_t& body) {
+                     std::vector<std::string>& classes, uint64_t& body, std::string& problem) {
   if (n < 12 || std::memcmp(head, kMagic, 7) != 0)
     throw std::runtime_error(fmt::format("{}: not a tm flow file", path));
   const uint8_t version = head[7];
-  if (version != kVersionRows && version != kVersionColumns)
+  if (version != kVersionRows && version != kVersionColumns && version != kVersionNamesCrc)
     throw std::runtime_error(
-        fmt::format("{}: flow file format version {} (this tm reads {} and {}): written by a newer tm", path,
-                    version, kVersionRows, kVersionColumns));
+        fmt::format("{}: flow file format version {} (this tm reads {} to {}): written by a newer tm", path,
+                    version, kVersionRows, kVersionNamesCrc));
   uint32_t names_size;
   std::memcpy(&names_size, head + 8, 4);
-  body = 12 + static_cast<uint64_t>(names_size);
+  body = 12 + static_cast<uint64_t>(names_size) + (version == kVersionNamesCrc ? 4 : 0);
   if (body > n) return 0;
   std::string names(reinterpret_cast<const char*>(head + 12), names_size);
   classes.clear();
+  if (version == kVersionNamesCrc) {
+    uint32_t crc;
+    std::memcpy(&crc, head + 12 + names_size, 4);
+    if (util::crc32(names.data(), names.size()) != crc) {
+      add_problem(problem, fmt::format("{}: its class names are damaged (checksum mismatch): its records' "
+                                       "classes are unknown (shown by number, #N)",
+                                       path));
+      return version;
+    }
+  }
   for (size_t s = 0; s < names.size();) {
     size_t e = names.find('\0', s);
     if (e == std::string::npos) break;
@@ -334,25 +356,20 @@ std::string decode_block(const uint32_t hdr[4], const uint8_t* z, uint8_t versio
     return fmt::format("{}: block checksum mismatch at offset {}", path, pos);
   const size_t raw = size_t{hdr[1]} * kRecordBytes;
   void* to = out;
-  if (version == kVersionColumns) {
+  if (version >= kVersionColumns) {
     if (columns.size() < raw) columns.resize(raw);
     to = columns.data();
   }
   const size_t got = ZSTD_decompress(to, raw, z, hdr[2]);
   if (ZSTD_isError(got) || got != raw)
     return fmt::format("{}: block at offset {} does not decompress", path, pos);
-  if (version == kVersionColumns) untranspose(columns.data(), hdr[1], out);
+  if (version >= kVersionColumns) untranspose(columns.data(), hdr[1], out);
   return {};
 }
 
 }  // namespace
 
-namespace {
-// Adds a problem to `problems` ("; " between them).
-void add_problem(std::string& problems, const std::string& p) {
-  problems += (problems.empty() ? "" : "; ") + p;
-}
-}  // namespace
+namespace {}  // namespace
 
 FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
   std::ifstream in(path, std::ios::binary);
@@ -361,7 +378,7 @@ FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
   FlowFileContents c;
   c.file_size = buf.size();
   uint64_t pos = 0;
-  const uint8_t version = parse_header(buf.data(), buf.size(), path, c.classes, pos);
+  const uint8_t version = parse_header(buf.data(), buf.size(), path, c.classes, pos, c.problem);
   if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
   c.valid_end = pos;
   std::vector<uint8_t> columns;  // a block of version 2, before it is transposed back
@@ -413,10 +430,12 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
   };
   std::vector<uint8_t> head(std::min<uint64_t>(size, 4096));
   uint64_t pos = 0;
-  uint8_t version = parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos);
+  uint8_t version =
+      parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos, c.problem);
   if (version == 0 && pos <= size) {  // long class names
     head.resize(pos);
-    version = parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos);
+    version =
+        parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos, c.problem);
   }
   if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
   std::vector<uint8_t> z, columns;

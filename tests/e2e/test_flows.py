@@ -1,4 +1,5 @@
 """Flow records: one per connection, counts equal tshark's conversations, kept after packets are gone."""
+import glob
 import json
 import os
 import re
@@ -358,6 +359,23 @@ class FlowCounts(StoreTest):
                     self.assertEqual(n, r["stored_pkts"])
             counted += n > 0
         self.assertGreater(counted, 10)
+
+    def test_damaged_class_names_of_a_flow_file_are_said_not_believed(self):
+        # A flipped bit in a flow file's class names ("default" -> "eefault") made every record's
+        # class another, and packets_on_disk a confident "no", without a word.
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        path = glob.glob(os.path.join(self.store, "flows", "*.flows"))[0]
+        with open(path, "r+b") as f:
+            f.seek(12)
+            b = f.read(1)
+            f.seek(12)
+            f.write(bytes([b[0] ^ 1]))
+        p = tm("flows", "--store", self.store, "--format", "json")
+        rows = [json.loads(x) for x in p.stdout.decode().splitlines()]
+        self.assertGreater(len(rows), 10)
+        self.assertIn("%s: its class names are damaged" % path, p.stderr.decode())
+        self.assertEqual({r["class"] for r in rows}, {"#0"})
+        self.assertNotIn("no", {r["packets_on_disk"] for r in rows if r["stored_pkts"]})
 
     def test_flows_of_an_evicted_newer_capture_say_no(self):
         # The input goes back in time: a 2021 capture, then a 2011 one into the same store, whose

@@ -102,8 +102,9 @@ void write_rows_file(const std::string& path, uint8_t version,
 }
 
 // Files of version 1 (records compressed as they are) are still read, record for record,
-// and the same records written now (version 2, byte-transposed blocks) read back the same.
-TEST(FlowFile, ReadsVersionOneFilesAndWritesVersionTwo) {
+// and the same records written now (version 3: byte-transposed blocks, as version 2, and the
+// class names' CRC) read back the same.
+TEST(FlowFile, ReadsVersionOneFilesAndWritesVersionThree) {
   TempDir d;
   std::vector<std::vector<flow::FlowRecord>> blocks(2);
   for (size_t i = 0; i < 4096; ++i) blocks[0].push_back(record(i));
@@ -132,7 +133,7 @@ TEST(FlowFile, ReadsVersionOneFilesAndWritesVersionTwo) {
   std::ifstream in(base + ".flows", std::ios::binary);
   char magic[8];
   in.read(magic, 8);
-  EXPECT_EQ(magic[7], 2);
+  EXPECT_EQ(magic[7], 3);
   // The blocks are not stored as version 1 would store them.
   EXPECT_NE(std::filesystem::file_size(base + ".flows"), std::filesystem::file_size(v1));
 }
@@ -140,14 +141,45 @@ TEST(FlowFile, ReadsVersionOneFilesAndWritesVersionTwo) {
 // A version this tm does not know is refused with an error naming it, not read as garbage.
 TEST(FlowFile, RefusesAnUnknownVersion) {
   TempDir d;
-  const std::string v3 = (d.p / "new.flows").string();
-  write_rows_file(v3, 3, {{record(1)}});
+  const std::string v4 = (d.p / "new.flows").string();
+  write_rows_file(v4, 4, {{record(1)}});
   try {
-    flow::read_flow_file(v3);
-    FAIL() << "read a version 3 file";
+    flow::read_flow_file(v4);
+    FAIL() << "read a version 4 file";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("version 3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("version 4"), std::string::npos) << e.what();
   }
+}
+
+// A bit flipped in the class names (version 3 has their CRC) is said, and the records are read
+// with their classes unknown (an empty list: shown as #N), not under another class's name.
+TEST(FlowFile, DamagedClassNamesAreSaidAndNotTrusted) {
+  TempDir d;
+  const std::string base = (d.p / "00000001-1000-lt0").string();
+  {
+    flow::FlowFileWriter w(base, 1, {"default", "web"});
+    for (size_t i = 0; i < 100; ++i) w.add(record(i));
+    w.seal();
+  }
+  const std::string path = base + ".flows";
+  {
+    std::fstream io(path, std::ios::binary | std::ios::in | std::ios::out);
+    io.seekp(12);  // "default"'s first byte
+    io.put('e');
+  }
+  flow::FlowFileContents c = flow::read_flow_file(path);
+  EXPECT_TRUE(c.classes.empty());
+  EXPECT_NE(c.problem.find("class names are damaged"), std::string::npos) << c.problem;
+  ASSERT_EQ(c.records.size(), 100u);
+  EXPECT_EQ(c.valid_end, c.file_size);
+  Roaring wanted;
+  wanted.add(7);
+  flow::FlowRecordsRead r = flow::read_flow_records(path, wanted);
+  EXPECT_TRUE(r.classes.empty());
+  EXPECT_NE(r.problem.find("class names are damaged"), std::string::npos) << r.problem;
+  ASSERT_EQ(r.records.size(), 1u);
+  const flow::FlowRecord want = record(7);
+  EXPECT_EQ(std::memcmp(&r.records[0].second, &want, sizeof want), 0);
 }
 
 // read_flow_records() reads only the blocks that hold a wanted record: the records it returns
@@ -187,7 +219,8 @@ TEST(FlowFile, ReadsOnlyTheBlocksOfTheWantedRecords) {
   std::vector<uint64_t> at;
   {
     std::ifstream in(path, std::ios::binary);
-    for (uint64_t pos = 12 + 12; at.size() < 5;) {  // the magic, the names' size, "default\0web\0"
+    for (uint64_t pos = 12 + 12 + 4;
+         at.size() < 5;) {  // the magic, the names' size, "default\0web\0", their CRC
       at.push_back(pos);
       uint32_t hdr[4];
       in.seekg(static_cast<std::streamoff>(pos));
