@@ -127,6 +127,15 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     return;
   }
   if (input && input->interrupted()) os << interrupted_line(*input) << "\n";
+  // The writer failed (a full disk with nothing left to delete): the import stopped there.
+  if (input && !input->interrupted() && writer.failed() && input->files_complete < input->files) {
+    std::string s = fmt::format("stopped by the writer's failure after {} packets", input->packets_read);
+    if (input->bytes_read && input->bytes_total)
+      s += fmt::format(": {} of {} bytes of input read", *input->bytes_read, *input->bytes_total);
+    os << s
+       << fmt::format(", {} of {} inputs complete; the rest was not read\n", input->files_complete,
+                      input->files);
+  }
   if (input && !input->skipped.empty())
     os << fmt::format("skipped (already imported): {}\n", fmt::join(input->skipped, ", "));
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
@@ -147,9 +156,13 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     // Live: what the kernel dropped never reached a class, but it is part of what was sent: the
     // headline counts it (the interface's own drops stay on the "dropped:" line below: a
     // driver's count may include frames the capture still saw).
+    // Every packet read is in the headline: stored, cut, dropped, lost to failed writes (the
+    // writer's `stored` is what is on disk), or not recorded for a time a pcap cannot hold.
     os << fmt::format("stored {} of {} packets ({} cut off by the connection cutoff, {} dropped", stored,
-                      seen + kdrop, cut, drop + kdrop);
+                      seen + kdrop + t.outside_pcap_time, cut, drop + kdrop);
     if (kdrop) os << fmt::format(": {} by the kernel before tm saw them, {} by tm", kdrop, drop);
+    if (lost) os << fmt::format(", {} lost to failed writes", lost);
+    if (t.outside_pcap_time) os << fmt::format(", {} stamped outside pcap time", t.outside_pcap_time);
     os << ")";
     if (ev_segs)
       os << fmt::format("; {} segments ({}) evicted by the disk budget or max_age", ev_segs,

@@ -78,6 +78,16 @@ class SmallDisk(TmpfsStore):
         self.assertIsNotNone(row, out)
         self.assertEqual(int(row.group(2)), records_on_disk(self.store), out)
         self.assertIn("lost:", out)
+        # The headline adds up: stored + cut + dropped + lost = every packet read (it left the lost out).
+        m = re.search(r"^stored (\d+) of (\d+) packets \((\d+) cut off by the connection cutoff, (\d+) dropped, "
+                      r"(\d+) lost to failed writes\)", out, re.M)
+        self.assertIsNotNone(m, out)
+        stored, seen, cut, dropped, lost = map(int, m.groups())
+        self.assertEqual(stored + cut + dropped + lost, seen, out)
+        self.assertEqual(seen, int(row.group(1)), out)
+        # The import stopped at the failure: the rest of the input is said not read.
+        self.assertRegex(out, r"stopped by the writer's failure after \d+ packets: \d+ of \d+ bytes of input read, "
+                              r"\d+ of %d inputs complete; the rest was not read" % len(INPUT))
 
     def test_second_record_leaves_nothing_behind(self):
         self.record_full()
