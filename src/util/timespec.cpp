@@ -145,6 +145,9 @@ std::optional<uint64_t> parse_time_of(std::string_view text, const uint64_t* now
   else if (s[0] == '-')
     rel = s.substr(1);
   if (!rel.empty()) {
+    // A unit is required: `-1` or `5 ago` may mean seconds, minutes or a typo.
+    if (!std::isalpha(static_cast<unsigned char>(rel.back())))
+      return fail("a relative time needs a unit: '90s ago', '15m ago', '2h ago', '-3d'");
     auto d = parse_duration_ns(rel);
     if (!d) return fail("expected a duration such as '15m ago', '2h ago', '3d ago'");
     return *d > *now ? 0 : *now - *d;

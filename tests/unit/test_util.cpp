@@ -66,6 +66,12 @@ TEST(Time, Forms) {
   EXPECT_EQ(util::parse_time("now", now, &err), now);
   EXPECT_EQ(util::parse_time("15m ago", now, &err), now - 900ull * 1000000000ull);
   EXPECT_EQ(util::parse_time("-2h", now, &err), now - 7200ull * 1000000000ull);
+  // A relative time without a unit is refused (seconds? minutes?), not taken for seconds.
+  for (const char* t : {"-1", "5 ago", "-1.5", "10 ago"}) {
+    err.clear();
+    EXPECT_FALSE(util::parse_time(t, now, &err)) << t;
+    EXPECT_NE(err.find("a relative time needs a unit"), std::string::npos) << err;
+  }
   EXPECT_EQ(util::parse_time("1764077400", now, &err), now);
   EXPECT_EQ(util::parse_time("1764077400.5", now, &err), now + 500000000ull);
   EXPECT_EQ(util::parse_time("2025-11-25T13:30:00Z", now, &err), now);
