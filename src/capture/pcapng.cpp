@@ -257,6 +257,7 @@ Step Parser::packet(const uint8_t* p, uint32_t type, uint32_t len) {
   s.kind = Step::kPacket;
   s.consumed = len;
   s.ts_ns = type == kSimplePacket ? 0 : i.to_ns(units);
+  s.untimed = type == kSimplePacket;
   s.caplen = caplen;
   s.wirelen = std::max(wirelen, caplen);
   s.linktype = i.linktype;

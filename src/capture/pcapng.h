@@ -42,6 +42,7 @@ struct Step {
   size_t need = 0;
   size_t consumed = 0;
   bool packet = false;
+  bool untimed = false;  // kPacket of a simple packet block, which has no time (ts_ns 0, as libpcap)
   std::string why;
   uint64_t ts_ns = 0;
   uint32_t caplen = 0, wirelen = 0, linktype = 0;

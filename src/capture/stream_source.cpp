@@ -80,6 +80,7 @@ class StreamSource : public PacketSource {
           continue;
         }
         if (s.kind == pcapng::Step::kPacket) {
+          if (s.untimed && untimed_++ == 0) first_untimed_ = base_ + pos_;
           emit(out[n++], s.ts_ns, s.caplen, s.wirelen, s.linktype, s.data);
           pos_ += s.consumed;
         } else if (!take(s)) {
@@ -143,6 +144,11 @@ class StreamSource : public PacketSource {
     if (parts_ > 0 && ng_)
       w += fmt::format("\n{}: {} unreadable part(s) skipped ({} bytes; {} packet blocks), {} packets read",
                        name_, parts_, skipped_bytes_, skipped_packets_, packets_);
+    if (untimed_)
+      w += fmt::format(
+          "{}{}: {} simple packet blocks, which carry no time (the first at offset {}): stored at time 0 "
+          "(1970-01-01T00:00:00Z), as libpcap and tcpdump read them",
+          w.empty() ? "" : "\n", name_, untimed_, first_untimed_);
     return w;
   }
 
@@ -244,6 +250,7 @@ class StreamSource : public PacketSource {
   std::vector<size_t> offs_;
   std::chrono::steady_clock::time_point first_;  // the batch's first packet
   uint64_t packets_ = 0, parts_ = 0, skipped_bytes_ = 0, skipped_packets_ = 0;
+  uint64_t untimed_ = 0, first_untimed_ = 0;  // simple packet blocks (no time), the first's offset
   std::vector<std::string> lines_;
   std::string first_bad_;
 };

@@ -96,6 +96,23 @@ class DamagedPcapng(StoreTest):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertEqual(json.loads(p.stdout)["packets"], tshark_count(src))
 
+    def test_simple_packet_blocks_have_no_time_and_say_so(self):
+        # A simple packet block carries no time: libpcap reads it at time 0, and so does tm,
+        # which said nothing (a flow holding one then lasted 53 years).
+        frames = self.frames(3)
+        spb = block(3, struct.pack("<I", len(frames[1][1])) + frames[1][1])
+        path = self.path("spb.pcapng")
+        head = shb() + idb() + epb(0, *frames[0])
+        with open(path, "wb") as f:
+            f.write(head + spb + epb(0, *frames[2]))
+        self.assertEqual(run(["tcpdump", "-tt", "-r", path]).stdout.split(b"\n")[1][:11], b"0.000000 IP")
+        p = self.record(path)
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(json.loads(p.stdout)["packets"], 3)
+        self.assertIn("%s: 1 simple packet blocks, which carry no time (the first at offset %d): stored at time 0"
+                      % (path, len(head)), err)
+
 
 class OversizeRecords(StoreTest):
     """A record longer than 262144 bytes (written by a tool with a larger snaplen, or BIG TCP on
