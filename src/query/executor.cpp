@@ -31,15 +31,23 @@ class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", path));
+    if (fd < 0)
+      throw std::runtime_error(fmt::format("{}: cannot open ({}{})", path, std::strerror(errno),
+                                           errno == ENOENT ? ": evicted meanwhile?" : ""));
     struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+    std::string why = "empty";  // (a segment's pcap is never empty: its header is written first)
+    if (fstat(fd, &st) != 0) {
+      why = std::strerror(errno);
+    } else if (st.st_size > 0) {
       size_ = static_cast<size_t>(st.st_size);
       void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (m != MAP_FAILED) base_ = static_cast<const uint8_t*>(m);
+      if (m != MAP_FAILED)
+        base_ = static_cast<const uint8_t*>(m);
+      else
+        why = std::strerror(errno);
     }
     ::close(fd);
-    if (!base_) throw std::runtime_error(fmt::format("{}: cannot map", path));
+    if (!base_) throw std::runtime_error(fmt::format("{}: cannot map ({})", path, why));
   }
   ~MappedFile() {
     if (base_) munmap(const_cast<uint8_t*>(base_), size_);

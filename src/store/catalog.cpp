@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -48,7 +50,7 @@ bool is_regular(const std::string& dir, const dirent* e) {
 // against its pcap's size; without, only names are listed (see Catalog::Depth).
 void scan_class(Catalog& c, const std::string& name, const std::string& dir, Catalog::Depth depth) {
   DIR* d = ::opendir(dir.c_str());
-  if (!d) throw std::runtime_error(fmt::format("cannot list {}", dir));
+  if (!d) throw std::runtime_error(fmt::format("cannot list {}: {}", dir, std::strerror(errno)));
   // base name -> which of .pcap/.idx exist (readdir, not std::filesystem: a store may hold
   // tens of thousands of segments, and this loop is most of what listing them costs)
   struct Have {
