@@ -220,6 +220,25 @@ void LocalService::refuse(const std::string& option_text, const std::string& par
   throw BadRequest(o_.naming == LocalOptions::Naming::kOptions ? option_text : param_text);
 }
 
+namespace {
+
+// A filter libpcap must read (a part of) is compiled for the link types of the store's segments
+// of `classes` (all when empty; Ethernet while it has none): a BadRequest with libpcap's error
+// when it compiles for none of them.
+void check_libpcap(const std::string& filter, const store::Catalog& cat,
+                   const std::vector<std::string>& classes) {
+  const query::ParseResult given = query::parse_expr(filter);
+  if (given.kind != query::ParseResult::Kind::kBpfOnly) return;
+  std::set<uint32_t> links;
+  for (auto& s : cat.segments)
+    if (classes.empty() || std::find(classes.begin(), classes.end(), s.cls) != classes.end())
+      links.insert(s.meta.linktype);
+  if (std::string err = query::libpcap_filter_error(query::libpcap_text(filter, given), links); !err.empty())
+    throw BadRequest(err);
+}
+
+}  // namespace
+
 query::QuerySpec LocalService::spec(const std::string& filter, const std::string& from, const char* from_name,
                                     const std::string& to, bool check_order, bool check_libpcap) const {
   query::QuerySpec q;
@@ -367,17 +386,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     if (std::find(p.cat.classes.begin(), p.cat.classes.end(), c) == p.cat.classes.end())
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),
              fmt::format("no class '{}' in the store", c));
-  if (bpf) {
-    std::set<uint32_t> links;
-    for (auto& s : p.cat.segments)
-      if (r.classes.empty() || std::find(r.classes.begin(), r.classes.end(), s.cls) != r.classes.end())
-        links.insert(s.meta.linktype);
-    // (the filter as given: the error names it, not the flow's connection joined to it)
-    const query::ParseResult given = query::parse_expr(r.filter);
-    if (std::string err = query::libpcap_filter_error(query::libpcap_text(r.filter, given), links);
-        !err.empty())
-      throw BadRequest(err);
-  }
+  // (the filter as given: the error names it, not the flow's connection joined to it)
+  if (bpf) check_libpcap(r.filter, p.cat, r.classes);
   if (!p.no_connection.empty()) {
     p.cat = store::Catalog{};
     return p;
@@ -481,8 +491,11 @@ std::string LocalService::flows(const FlowRequest& r, const ByteSink& sink, cons
 
 std::unique_ptr<Stream> LocalService::open_subscription(const SubscribeRequest& r) {
   Backend& live = need_live("live packets to subscribe to");
-  query::QuerySpec q = spec(r.filter, r.history_from, "history_from", r.to, true);
+  query::QuerySpec q = spec(r.filter, r.history_from, "history_from", r.to, true, false);
   q.classes = r.classes;
+  // (For the store's link types, as a query: not Ethernet's alone. A live interface of a type
+  // the store has no segment of yet gets Ethernet's check.)
+  check_libpcap(r.filter, store::Catalog::scan(o_.store, store::Catalog::Depth::kNames), r.classes);
   auto sub = std::make_shared<Subscriber>(q, o_.subscription_queue);
   store::Catalog snap = live.subscribe(sub);
   return std::make_unique<SubscriptionStream>(live, std::move(sub), std::move(snap), r.history,

@@ -364,6 +364,29 @@ class Live(Serve):
         sub.wait(timeout=WAIT)
         self.assertSamePackets(strip_ts(tcpdump_packets(out)), want1 + want1, "history + live")
 
+    def test_subscription_filter_is_checked_for_the_stores_link_types(self):
+        # `type data` is 802.11's: libpcap compiles it for radiotap, not for Ethernet. A subscription
+        # was checked for Ethernet alone (400), though its history is the store's radiotap frames.
+        radiotap = corpus("link", "radiotap.pcap")
+        record(self.store, [radiotap], "--cutoff", "none")
+        self.start_live("--cutoff", "none")
+        flt = "type data"
+        want = strip_ts(tcpdump_packets(radiotap, flt))
+        self.assertTrue(want)
+        out = self.path("sub.pcap")
+        sub = subprocess.Popen(self.prefix + [TM, "subscribe", "--server", self.url, "--history-from", "0", flt,
+                                              "-w", out], stderr=subprocess.PIPE)
+        self.addCleanup(lambda: sub.poll() is None and sub.kill())
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline and sub.poll() is None:
+            if os.path.exists(out) and os.path.getsize(out) > 24 and len(list(read_pcap(out))) >= len(want):
+                break
+            time.sleep(0.1)
+        self.assertIsNone(sub.poll(), sub.stderr.read().decode() if sub.poll() is not None else "")
+        self.stop(signal.SIGTERM)
+        sub.wait(timeout=WAIT)
+        self.assertSamePackets(strip_ts(tcpdump_packets(out)), want, "history of radiotap frames")
+
     def test_dynamic_class_gives_new_connections_its_cutoff(self):
         cfg = self.path("tm.toml")
         with open(cfg, "w") as f:
