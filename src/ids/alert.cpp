@@ -7,10 +7,15 @@
 #include <cmath>
 
 #include "ids/log_follower.h"
+#include "packet/community_id.h"
 #include "util/timespec.h"
 
 namespace tmach::ids {
 namespace {
+
+// An alert's Community ID in the form tm compares (base64), whichever form the IDS wrote (hex
+// when its base64 option is off); anything else as it came.
+std::string community_id_form(const std::string& id) { return packet::community_id_base64(id).value_or(id); }
 
 std::optional<packet::IpAddr> parse_addr(const std::string& s) {
   uint8_t b[16];
@@ -268,7 +273,7 @@ std::optional<Alert> AlertReader::eve(std::string_view text, size_t lineno) {
     *pv[i] = *p;
   }
   if (j.contains("flow_id")) a.id = str_of(j, "flow_id");
-  a.community_id = str_of(j, "community_id");
+  a.community_id = community_id_form(str_of(j, "community_id"));
   if (auto al = j.find("alert"); al != j.end() && al->is_object()) {
     a.name = str_of(*al, "signature");
     if (auto s = al->find("signature_id"); s != al->end() && s->is_number_unsigned())
@@ -385,7 +390,8 @@ std::optional<Alert> AlertReader::zeek_record(const nlohmann::json& rec, size_t 
   } else {
     a.name = path_.empty() ? "conn" : path_;
   }
-  if (auto* c = zeek_field(rec, "community_id"); c && c->is_string()) a.community_id = c->get<std::string>();
+  if (auto* c = zeek_field(rec, "community_id"); c && c->is_string())
+    a.community_id = community_id_form(c->get<std::string>());
   a.event = rec;
   return a;
 }

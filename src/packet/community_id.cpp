@@ -75,6 +75,24 @@ std::string community_id_v1(const CommunityTuple& t, uint16_t seed) {
   return "1:" + util::base64(h.data(), h.size());
 }
 
+std::optional<std::string> community_id_base64(std::string_view s) {
+  if (is_community_id(s)) return std::string(s);
+  if (s.size() != 42 || s.substr(0, 2) != "1:") return std::nullopt;
+  uint8_t h[20];
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < 20; ++i) {
+    const int hi = nibble(s[2 + 2 * i]), lo = nibble(s[3 + 2 * i]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    h[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return "1:" + util::base64(h, sizeof h);
+}
+
 bool is_community_id(std::string_view s) noexcept {
   if (s.size() != 30 || s.substr(0, 2) != "1:" || s.back() != '=') return false;
   for (size_t i = 2; i + 1 < s.size(); ++i) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,5 +29,11 @@ std::string community_id_v1(const CommunityTuple& t, uint16_t seed = 0);
 // True when `s` has the form of a version-1 Community ID ("1:" and 28 base64 characters
 // ending in '=').
 bool is_community_id(std::string_view s) noexcept;
+
+// A Community ID as tm writes and compares it (the base64 form), from either form Zeek's and
+// Suricata's options write: "1:" and 28 base64 characters (the default), returned as it is, or
+// "1:" and 40 hex digits of the same 20 bytes (base64 turned off: Zeek's do_base64 = F), either
+// case; nullopt for anything else.
+std::optional<std::string> community_id_base64(std::string_view s);
 
 }  // namespace tmach::packet

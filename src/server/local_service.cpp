@@ -267,12 +267,15 @@ Backend& LocalService::need_live(const char* what) const {
   return *o_.live;
 }
 
-void LocalService::check_community_id(const std::string& id) const {
-  if (!id.empty() && !packet::is_community_id(id))
+std::string LocalService::community_id_of(const std::string& id) const {
+  if (id.empty()) return id;
+  std::optional<std::string> b = packet::community_id_base64(id);
+  if (!b)
     throw BadRequest(
         fmt::format("{}: '{}' is not a version-1 Community ID (1: and 28 base64 "
-                    "characters, as 1:wCb3OG7yAFWelaUydu0D+125CLM=)",
+                    "characters, as 1:wCb3OG7yAFWelaUydu0D+125CLM=, or 1: and 40 hex digits)",
                     o_.naming == LocalOptions::Naming::kOptions ? "--community-id" : "community_id", id));
+  return *b;
 }
 
 std::unique_ptr<Stream> LocalService::open_query(const QueryRequest& r) { return open_packets(r); }
@@ -326,7 +329,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   }
   // An empty answer, not an error, when no connection has the Community ID or the flow id: in
   // a cluster, every worker but one has none.
-  check_community_id(r.community_id);
+  const std::string community_id = community_id_of(r.community_id);
   if (!r.flow_id.empty() && !r.community_id.empty())
     refuse("give --flow or --community-id, not both", "give flow_id or community_id, not both");
   std::string conns;
@@ -338,8 +341,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     return fmt::format(" that tm could read (damaged: {}{})", damage.front(),
                        damage.size() > 1 ? fmt::format("; and {} more", damage.size() - 1) : "");
   };
-  if (!r.community_id.empty()) {
-    conns = flow::community_filter(o_.store, r.community_id, &damage);
+  if (!community_id.empty()) {
+    conns = flow::community_filter(o_.store, community_id, &damage);
     if (conns.empty())
       p.no_connection = fmt::format("no flow record{} of store {} has Community ID {}", unless_damaged(),
                                     o_.store, r.community_id);
@@ -473,10 +476,10 @@ std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
         "filter: flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
         q.parsed.unplanned));
   flow::FlowQueryStats st;
-  check_community_id(r.community_id);
-  auto rows = flow::query_flows(
-      o_.store, q.parsed, q.from_ns, q.to_ns, st,
-      r.community_id.empty() ? flow::FlowPredicate() : flow::has_community_id(r.community_id));
+  const std::string community_id = community_id_of(r.community_id);
+  auto rows =
+      flow::query_flows(o_.store, q.parsed, q.from_ns, q.to_ns, st,
+                        community_id.empty() ? flow::FlowPredicate() : flow::has_community_id(community_id));
   top_flows(rows, r.top, r.by);
   std::string summary =
       fmt::format("{} files ({} by index, {} scanned, {} skipped by time), {} records read, {} flows",

@@ -68,7 +68,9 @@ class LocalService : public Service {
   [[noreturn]] void refuse(const std::string& option_text, const std::string& param_text) const;
   Backend& need_live(const char* what) const;  // Conflict (409) "...: no WHAT" without live capture
   // BadRequest unless `id` is empty or a Community ID.
-  void check_community_id(const std::string& id) const;
+  // The base64 form of a Community ID given in either form (packet::community_id_base64), ""
+  // for ""; BadRequest for what is none.
+  std::string community_id_of(const std::string& id) const;
 
   LocalOptions o_;
 };

@@ -1,4 +1,5 @@
 """Community ID on flow records: the same IDs tshark's Community ID postdissector computes."""
+import base64
 import json
 import subprocess
 import time
@@ -90,6 +91,14 @@ class CommunityIdOracle(StoreTest):
                     self.assertEqual(int(n), len(want))
                     tm("query", "--server", url, "--community-id", cid, "-w", out, "-q")
                     self.assertEqual(tcpdump_packets(out), want)
+                    # The hex form (an IDS with its base64 option off) is the same connection.
+                    hexed = "1:" + base64.b64decode(cid[2:]).hex()
+                    tm("query", "--server", url, "--community-id", hexed, "-w", out, "-q")
+                    self.assertEqual(tcpdump_packets(out), want)
+                    got = [json.loads(x) for x in tm("flows", "--store", store, "--format", "json", "-q",
+                                                     "--community-id", hexed.upper())
+                           .stdout.decode().splitlines()]
+                    self.assertEqual(len(got), sum(1 for x in rows if x["community_id"] == cid))
                     # With a filter as well: and'ed.
                     tm("query", "--store", store, "--community-id", cid, "-w", out, "-q", "src host " + a)
                     self.assertEqual(tcpdump_packets(out), tcpdump_packets(src, "(%s) and src host %s" % (exact, a)))

@@ -104,4 +104,18 @@ TEST(CommunityId, Syntax) {
   EXPECT_FALSE(tmach::packet::is_community_id(""));
 }
 
+// The hex form (Zeek's and Suricata's base64 option off) is the same 20 bytes: taken in the
+// base64 form tm writes and compares.
+TEST(CommunityId, HexFormIsTheBase64Form) {
+  using tmach::packet::community_id_base64;
+  const std::string b64 = "1:wCb3OG7yAFWelaUydu0D+125CLM=";
+  EXPECT_EQ(community_id_base64(b64), b64);
+  EXPECT_EQ(community_id_base64("1:c026f7386ef200559e95a53276ed03fb5db908b3"), b64);
+  EXPECT_EQ(community_id_base64("1:C026F7386EF200559E95A53276ED03FB5DB908B3"), b64);
+  EXPECT_FALSE(community_id_base64("1:c026f7386ef200559e95a53276ed03fb5db908b"));   // 39 digits
+  EXPECT_FALSE(community_id_base64("1:c026f7386ef200559e95a53276ed03fb5db908bg"));  // not hex
+  EXPECT_FALSE(community_id_base64("2:c026f7386ef200559e95a53276ed03fb5db908b3"));  // version 2
+  EXPECT_FALSE(community_id_base64(""));
+}
+
 }  // namespace

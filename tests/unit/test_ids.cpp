@@ -72,6 +72,14 @@ TEST(EveReader, ReadsAnAlertsTupleTimeIdAndSignature) {
   EXPECT_EQ(a[0].line, 1u);
   EXPECT_EQ(evidence_name(a[0]), "586497171462735");
   EXPECT_TRUE(rd.warnings.empty());
+  // Community ID in its hex form (Suricata's community-id with base64 off): taken in base64,
+  // as tm computes it, so that it is compared (not flagged as another connection's).
+  std::string hex = kEveAlert;
+  hex.replace(hex.find("1:abc"), 5, "1:c026f7386ef200559e95a53276ed03fb5db908b3");
+  Reader rd2(AlertReader::Format::kEve);
+  a = rd2.lines(hex);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].community_id, "1:wCb3OG7yAFWelaUydu0D+125CLM=");
 }
 
 TEST(EveReader, IcmpAndIpv6AlertsOtherEventsIgnoredBadLinesSkippedWithFileAndLine) {
