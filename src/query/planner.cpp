@@ -218,6 +218,15 @@ Candidates plan(const Expr& e, const store::IndexLookup& ix, uint32_t n, bool wi
       c.set = universe(n);
       if (k.exact) {
         c.set -= k.set;  // exact complement
+        // ... of the index, whose keys of a later fragment are its datagram's, which the re-check
+        // gives it only when it reads the first fragment too (not when a time window leaves that
+        // out: then no ports, as tcpdump reads it, and `not port 21` matches it). So every
+        // fragment is a candidate, the first ones to seed the re-check's memory.
+        const Roaring frags = ix.scalar(store::Field::kNet, store::kNetFragment, store::kNetFragment);
+        if (!frags.isEmpty()) {
+          c.set |= frags;
+          c.exact = false;
+        }
       } else {
         c.exact = false;  // the complement of a superset is not a superset: keep every packet
       }

@@ -86,6 +86,8 @@ nlohmann::json layers_json(const store::Catalog& cat) {
           name = "undecoded";
         else if (key == store::kNetCut)
           name = "cut short in its headers";
+        else if (key == store::kNetFragment)
+          name = "IP fragment";
         else if (key >= store::kNetTunnel)
           name = fmt::format("tunnel {}", packet::tunnel_name(static_cast<uint8_t>(key - store::kNetTunnel)));
         else

@@ -11,8 +11,9 @@
 // - kProto: every IP layer's transport protocol (after IPv6 extension headers);
 // - kNet:   the kind of network layer: 4 (an IPv4 layer), 6 (an IPv6 layer), 0x0806 (ARP),
 //           another EtherType for other frames, 0 for frames that could not be decoded, and
-//           kNetTunnel + kind for each tunnel the packet went through, and kNetCut for a
-//           frame cut short before its keys (cut_before_its_keys());
+//           kNetTunnel + kind for each tunnel the packet went through, kNetCut for a
+//           frame cut short before its keys (cut_before_its_keys()), kNetFragment for an IP
+//           fragment;
 // - kVlan:  every VLAN id, plus kAnyVlan for tagged frames.
 #pragma once
 
@@ -56,6 +57,11 @@ inline constexpr uint32_t kNetTunnel = 0x10000;
 // query adds them to its candidates, whatever its filter, and its re-check judges them
 // (query::PacketFilter: as libpcap does, where tm and libpcap read the frame alike).
 inline constexpr uint32_t kNetCut = 0x20000;
+// ... and IP fragments, first and later (a layer with MF set or an offset): under a `not` a
+// query adds them to its candidates (query/planner.cpp), since a later fragment's keys are its
+// datagram's and the re-check judges it by its first fragment only when the query reads that
+// one (a time window may leave it out). Sidecars written before it have none (the old limit).
+inline constexpr uint32_t kNetFragment = 0x30000;
 
 using AddrKey = std::array<uint8_t, 16>;
 

@@ -70,13 +70,14 @@ void index_keys(const packet::PacketInfo& p, IndexKeys& k) {
   for (int i = 0; i < nv; ++i) *s++ = kScalarVlanBase + (p.vlans[i] & 0xfffu);
   if (p.vlan_count) *s++ = kScalarVlanBase + 4096;
   if (cut_before_its_keys(p)) *s++ = kScalarNetFlag | kNetCut;
+  if (packet::fragmented_layer(p) >= 0) *s++ = kScalarNetFlag | kNetFragment;
   k.n_scalars = static_cast<uint8_t>(s - k.scalars);
 }
 
 size_t pack_index_keys(const packet::PacketInfo& p, uint8_t* out) {
   // Most packets: one IP layer of two IPv4 addresses, nothing else — what index_keys() makes
   // of them (its two addresses, then put_layer_scalars()), written in the packed form directly.
-  if (p.ip_count == 1 && !p.arp && p.vlan_count == 0 &&
+  if (p.ip_count == 1 && !p.arp && p.vlan_count == 0 && !p.ip[0].fragment &&
       (p.status != packet::DecodeStatus::kTruncated || !cut_before_its_keys(p)) && p.ip[0].src.is_v4() &&
       p.ip[0].dst.is_v4()) {
     std::memcpy(out + 4, p.ip[0].src.b.data() + 12, 4);

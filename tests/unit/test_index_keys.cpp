@@ -28,6 +28,7 @@ struct Reference {
   void add(uint32_t ord, const packet::PacketInfo& p) {
     for (int i = 0; i < p.ip_count && i < packet::PacketInfo::kMaxIpLayers; ++i) {
       const packet::IpLayer& l = p.ip[i];
+      if (l.fragment) net[store::kNetFragment].insert(ord);  // (any layer a fragment: one key)
       addr[l.src.b].insert(ord);
       addr[l.dst.b].insert(ord);
       proto[l.proto].insert(ord);
