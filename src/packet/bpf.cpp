@@ -5,6 +5,14 @@
 #include "util/pcap.h"
 
 namespace tmach::packet {
+namespace {
+
+// The netmask a file's filter is compiled with: tcpdump -r's, 0 (it has no interface to ask;
+// `ip broadcast` then matches 255.255.255.255 and 0.0.0.0). A live handle's is unknown (libpcap
+// then refuses `ip broadcast`, as tcpdump -i does on an interface without an IPv4 address).
+constexpr bpf_u_int32 kFileNetmask = 0;
+
+}  // namespace
 
 int dlt_for_linktype(uint32_t linktype) { return linktype == 101 ? DLT_RAW : static_cast<int>(linktype); }
 
@@ -28,7 +36,7 @@ std::string bpf_compile_error(const std::string& text, uint32_t linktype, bool l
                    : open_compiler(linktype);
   bpf_program prog;
   std::string err;
-  if (pcap_compile(p, &prog, text.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+  if (pcap_compile(p, &prog, text.c_str(), 1, live ? PCAP_NETMASK_UNKNOWN : kFileNetmask) != 0)
     err = pcap_geterr(p);
   else
     pcap_freecode(&prog);
@@ -54,7 +62,7 @@ const BpfPrograms::Compiled& BpfPrograms::compile(uint32_t linktype) {
     pcap_t* p = open_compiler(linktype);
     for (size_t i = 0; i < filters_.size(); ++i) {
       if (filters_[i].empty()) continue;
-      if (pcap_compile(p, &c->progs_[i], filters_[i].c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0) {
+      if (pcap_compile(p, &c->progs_[i], filters_[i].c_str(), 1, kFileNetmask) == 0) {
         c->mode_[i] = Compiled::kProgram;
       } else {
         c->mode_[i] = Compiled::kNever;
