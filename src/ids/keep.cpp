@@ -99,9 +99,38 @@ nlohmann::json Keeper::keep(const Alert& a, Clock::time_point now) {
     if (a.has_tuple && a.dst.str() != hosts[0]) hosts.push_back(a.dst.str());
     nlohmann::json done = nlohmann::json::array();
     std::string until;
+    // A keep never shortens what a host has: in the keep class already until later than this
+    // keep would, or for good (an operator's `tm class set`, the Zeek script, another run), it
+    // is left as it is (setting it made an operator's "never" expire with the keep). The
+    // server's list is asked once for the alert's hosts.
+    nlohmann::json listed;
+    auto standing = [&](const std::string& h) -> std::optional<std::string> {
+      if (listed.is_null()) {
+        ++requests;
+        listed = svc_.class_list().body;
+      }
+      if (!listed.is_array()) return std::nullopt;
+      const uint64_t want = util::now_ns() + o_.keep_ns;
+      for (const auto& e : listed) {
+        if (!e.is_object() || e.value("host", std::string()) != h ||
+            e.value("class", std::string()) != o_.cls)
+          continue;
+        const auto exp = e.find("expires_ns");
+        if (exp == e.end() || !exp->is_number_integer() || exp->get<int64_t>() < 0) return std::nullopt;
+        if (exp->get<uint64_t>() == 0) return std::string("never");
+        if (exp->get<uint64_t>() >= want) return e.value("expires", util::format_time(exp->get<uint64_t>()));
+      }
+      return std::nullopt;
+    };
     for (auto& h : hosts) {
       if (due(hosts_, h, now)) {
         try {
+          if (std::optional<std::string> u = standing(h)) {
+            hosts_[h] = Held{now, *u};
+            done.push_back(h);
+            until = std::max(until, *u);
+            continue;
+          }
           ++requests;
           server::Reply r = svc_.class_set({h, o_.cls, fmt::format("{}s", o_.keep_ns / 1000000000ull)});
           std::string u = r.body.is_object() && r.body.contains("expires") && r.body["expires"].is_string()

@@ -16,6 +16,7 @@
 #include "server/service.h"
 #include "temp_dir.h"
 #include "util/pcap.h"
+#include "util/timespec.h"
 
 namespace tmach::ids {
 namespace {
@@ -385,6 +386,8 @@ class FakeService : public server::Service {
       {"capture", {{"classes", {{"default", {{"cutoff", 15360}}}, {"suspect", {{"cutoff", "none"}}}}}}}};
   std::vector<server::ClassRequest> class_sets;
   std::vector<server::ControlRequest> controls;
+  nlohmann::json dynamic_classes = nlohmann::json::array();  // what class_list() answers
+  size_t lists = 0;
   int refuse = 0;
   server::Reply stats(const server::ApiCounters&) override { return {stats_body, {}}; }
   server::Reply class_set(const server::ClassRequest& r) override {
@@ -402,7 +405,10 @@ class FakeService : public server::Service {
   std::unique_ptr<server::Stream> open_subscription(const server::SubscribeRequest&) override { unused(); }
   server::Reply health() override { unused(); }
   std::string metrics(const server::ApiCounters&) override { unused(); }
-  server::Reply class_list() override { unused(); }
+  server::Reply class_list() override {
+    ++lists;
+    return {dynamic_classes, {}};
+  }
   server::Reply class_remove(const std::string&) override { unused(); }
   server::Reply connections(const server::ConnectionsRequest&) override { unused(); }
 };
@@ -791,7 +797,7 @@ TEST(Keeper, ABurstOfAlertsOnOneHostMakesOneClassEntryRefreshedAtMostEveryTenthO
   EXPECT_EQ(j["hosts"], nlohmann::json::array({"192.0.2.7", "10.0.0.5"}));
   EXPECT_EQ(j["class"], "suspect");
   EXPECT_EQ(j["until"], "2026-12-02T12:00:00Z");
-  EXPECT_EQ(j["requests"], 3u);
+  EXPECT_EQ(j["requests"], 4u);  // the list of dynamic classes, two class sets, one control
   EXPECT_FALSE(j.contains("error"));
   for (int i = 1; i < 50; ++i) j = k.keep(alert("1", 0, "a"), t0 + std::chrono::milliseconds(100 * i));
   EXPECT_EQ(svc.class_sets.size(), 2u);  // within keep/10: nothing asked again
@@ -805,6 +811,30 @@ TEST(Keeper, ABurstOfAlertsOnOneHostMakesOneClassEntryRefreshedAtMostEveryTenthO
   EXPECT_EQ(k.stats().class_requests, 4u);
   EXPECT_EQ(k.stats().hosts_raised, 2u);  // the refreshes raised no new host
   EXPECT_EQ(k.stats().controls, 2u);
+}
+
+// A keep never shortens a host's stay in the keep class: one there for good, or until later than
+// the keep would, is left as it is (the set made an operator's "never" expire with the keep).
+TEST(Keeper, AHostInTheKeepClassForLongerIsLeftAsItIs) {
+  FakeService svc;
+  const uint64_t later = util::now_ns() + 3600 * kS;
+  svc.dynamic_classes = {
+      {{"host", "192.0.2.7"}, {"class", "suspect"}, {"expires_ns", 0}, {"expires", nullptr}},
+      {{"host", "10.0.0.5"}, {"class", "suspect"}, {"expires_ns", later}, {"expires", "later"}}};
+  Keeper k(svc, keep_opts(100 * kS), [](const std::string&) {});
+  k.start();
+  auto j = k.keep(alert("1", 0, "a"));
+  EXPECT_TRUE(svc.class_sets.empty());
+  EXPECT_EQ(svc.lists, 1u);  // once for both hosts
+  EXPECT_EQ(j["hosts"], nlohmann::json::array({"192.0.2.7", "10.0.0.5"}));
+  EXPECT_EQ(j["until"], "never");
+  // Until sooner than the keep, or in another class: set (as before).
+  svc.dynamic_classes[0]["expires_ns"] = util::now_ns() + 10 * kS;
+  svc.dynamic_classes[1]["class"] = "default";
+  auto t1 = Keeper::Clock::now() + std::chrono::hours(1);
+  j = k.keep(alert("1", 0, "a"), t1);
+  ASSERT_EQ(svc.class_sets.size(), 2u);
+  EXPECT_EQ(j["until"], "2026-12-02T12:00:00Z");
 }
 
 TEST(Keeper, ConnectionScopeSuspendsOnlyTheConnectionAndAHostNoticeKeepsNothing) {
@@ -856,7 +886,7 @@ TEST(Keeper, ServerErrorsAreReportedPerAlertInTheEvidenceJsonAndOnStderrNeverThr
   auto good = read_json(t.p / "out" / "61.json")["kept"];
   EXPECT_FALSE(good.contains("error"));
   EXPECT_EQ(good["hosts"].size(), 2u);  // failed ones are asked again at the next alert
-  EXPECT_EQ(good["requests"], 3u);
+  EXPECT_EQ(good["requests"], 4u);      // (with the list of dynamic classes)
   EXPECT_EQ(good["class"], "suspect");
   EXPECT_EQ(k.stats().failed, 3u);
 }
