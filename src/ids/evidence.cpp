@@ -235,6 +235,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
   bool unknown = false;           // none, but a worker that may hold them did not answer
   uint64_t stored = 0;
   bool have_flow = false;
+  std::string no_record;  // the tuple's packets in the window were asked for: why
   if (a.has_tuple) {
     if (a.proto) {
       std::string cid = packet::community_id_v1(tuple_of(a, a.proto), o_.seed);
@@ -288,8 +289,17 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
         unknown = true;
         why = fmt::format("unknown: its flow record may be at a worker that did not answer ({})", missing);
       } else {
-        why = fmt::format("no flow record of this connection from {} to {} (the alert ± --window)",
-                          util::format_time(win_lo), util::format_time(win_hi - 1));
+        // No flow record (yet: a UDP or ICMP connection ends at its inactivity timeout, longer
+        // than --wait by default): its tuple's packets in the alert ± --window, as a host
+        // notice's, rather than nothing while they are on disk.
+        q.filter = tuple_filter(a, a.proto);
+        q_from = win_lo;
+        q_to = win_hi;
+        no_record = fmt::format(
+            "no flow record of this connection from {} to {} (the alert ± --window; one is written when the "
+            "connection ends, or at its next interim record)",
+            util::format_time(win_lo), util::format_time(win_hi - 1));
+        why = no_record + ", and no packet of its tuple then";
       }
     } else {
       have_flow = true;
@@ -397,6 +407,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
     if (unknown) evidence["unknown"] = true;
     // Packets found, but a worker that may hold more did not answer: the pcap may be partial.
     if (packets > 0 && !missing.empty()) evidence["workers_missing"] = missing;
+    if (packets > 0 && !no_record.empty())
+      evidence["note"] = no_record + ": the pcap holds its tuple's packets in that time";
     evidence["pcap"] = packets > 0 ? nlohmann::json(name + ".pcap") : nlohmann::json(nullptr);
     evidence["packets"] = packets;
     if (have_flow && stored > packets) evidence["packets_missing"] = stored - packets;

@@ -518,24 +518,43 @@ TEST(EvidenceWriter, JoinsByCommunityIdWritesPcapAndJsonOnceForRepeatedAlertsAnd
   EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "42.json.tmp"));
 }
 
-TEST(EvidenceWriter, NoFlowRecordWaitsThenWritesNotFoundWithoutPcap) {
+// No flow record near the alert (yet: a UDP connection's comes at its inactivity timeout): it
+// waits, then takes its tuple's packets in the alert ± window, saying there was no record; none
+// there either is "not found", saying both.
+TEST(EvidenceWriter, NoFlowRecordWaitsThenTakesTheTuplesPacketsInTheWindow) {
   TempDir t;
   FakeService svc;
   svc.rows = {row(8, 1000 * kS, 1010 * kS)};
+  svc.packets = 0;
   EvidenceOptions o;
   o.out_dir = (t.p / "out").string();
   EvidenceWriter w(svc, o, [](const std::string&) {});
   Alert a = alert("43", 9000 * kS, "late");  // far from the record
   EXPECT_EQ(w.write("43", {a}, false), EvidenceWriter::Outcome::kWaiting);
   EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.json"));
+  EXPECT_TRUE(svc.queries.empty());
   EXPECT_EQ(w.write("43", {a}, true), EvidenceWriter::Outcome::kNotFound);
   auto j = read_json(t.p / "out" / "43.json");
   EXPECT_EQ(j["evidence"]["found"], false);
-  EXPECT_NE(j["evidence"]["why"].get<std::string>().find("no flow record"), std::string::npos);
+  const std::string why = j["evidence"]["why"].get<std::string>();
+  EXPECT_NE(why.find("no flow record"), std::string::npos) << why;
+  EXPECT_NE(why.find("no packet of its tuple"), std::string::npos) << why;
   EXPECT_TRUE(j["flow"].is_null());
   EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "43.pcap"));
-  EXPECT_TRUE(svc.queries.empty());
+  ASSERT_EQ(svc.queries.size(), 1u);
+  for (const char* part : {"10.0.0.5", "192.0.2.7", "49152", "443"})  // the alert's tuple
+    EXPECT_NE(svc.queries[0].filter.find(part), std::string::npos) << svc.queries[0].filter;
+  EXPECT_EQ(svc.queries[0].from, util::epoch_text(9000 * kS - o.window_ns));
+  EXPECT_EQ(svc.queries[0].to, util::epoch_text(9000 * kS + o.window_ns + 1));
   EXPECT_EQ(w.stats().not_found, 1u);
+  // Its packets on disk: written, with the note.
+  svc.packets = 2;
+  EXPECT_EQ(w.write("43", {a}, true), EvidenceWriter::Outcome::kWritten);
+  j = read_json(t.p / "out" / "43.json");
+  EXPECT_EQ(j["evidence"]["found"], true);
+  EXPECT_EQ(j["evidence"]["packets"], 2u);
+  EXPECT_NE(j["evidence"]["note"].get<std::string>().find("no flow record"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(t.p / "out" / "43.pcap"));
 }
 
 // Through a front-end: a worker missing from the flow answer, the flow record found at another
