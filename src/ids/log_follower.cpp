@@ -38,8 +38,25 @@ bool LogFollower::open_file() {
   offset_ = 0;
   lineno_ = 0;
   partial_.clear();
+  tail_.clear();
   overlong_ = 0;
   return true;
+}
+
+bool LogFollower::rewritten() {
+  if (tail_.empty()) return false;
+  std::string now(tail_.size(), '\0');
+  const ssize_t n = util::pread_full(fd_, now.data(), now.size(), offset_ - tail_.size());
+  return n != static_cast<ssize_t>(now.size()) || now != tail_;
+}
+
+void LogFollower::restart(const OnNewFile& on_new_file) {
+  offset_ = 0;
+  lineno_ = 0;
+  partial_.clear();
+  tail_.clear();
+  overlong_ = 0;
+  on_new_file("truncated");
 }
 
 size_t LogFollower::drain(const OnLine& on_line) {
@@ -50,6 +67,12 @@ size_t LogFollower::drain(const OnLine& on_line) {
     if (n < 0) throw std::runtime_error(fmt::format("cannot read {}: {}", path_, std::strerror(errno)));
     if (n == 0) break;
     offset_ += static_cast<uint64_t>(n);
+    if (static_cast<size_t>(n) >= kTail) {
+      tail_.assign(buf + n - kTail, kTail);
+    } else {
+      tail_.append(buf, static_cast<size_t>(n));
+      if (tail_.size() > kTail) tail_.erase(0, tail_.size() - kTail);
+    }
     std::string_view chunk(buf, static_cast<size_t>(n));
     for (;;) {
       size_t nl = chunk.find('\n');
@@ -99,6 +122,9 @@ size_t LogFollower::poll(const OnLine& on_line, const OnNewFile& on_new_file) {
     if (opened_before_) on_new_file("recreated");
     opened_before_ = true;
   }
+  // Truncated in place (copytruncate) and written past where this one was read before this
+  // poll: the size alone does not show it; the bytes before offset_ do.
+  if (follow_ && rewritten()) restart(on_new_file);
   lines += drain(on_line);
   if (!follow_) {
     lines += flush_partial(on_line);
@@ -117,11 +143,7 @@ size_t LogFollower::poll(const OnLine& on_line, const OnNewFile& on_new_file) {
       lines += drain(on_line);
     }
   } else if (static_cast<uint64_t>(st.st_size) < offset_) {
-    offset_ = 0;
-    lineno_ = 0;
-    partial_.clear();
-    overlong_ = 0;
-    on_new_file("truncated");
+    restart(on_new_file);
     lines += drain(on_line);
   }
   return lines;

@@ -49,7 +49,13 @@ class LogFollower {
   uint64_t offset_ = 0;
   size_t lineno_ = 0;
   bool opened_before_ = false;
-  std::string partial_;    // the bytes after the last newline
+  std::string partial_;  // the bytes after the last newline
+  // The last bytes read (up to kTail, ending at offset_): still there at the next poll unless the
+  // file was truncated in place, even when it grew past offset_ again before that poll.
+  static constexpr size_t kTail = 64;
+  std::string tail_;
+  bool rewritten();  // the bytes before offset_ are not tail_ (truncated, perhaps written again)
+  void restart(const OnNewFile& on_new_file);
   uint64_t overlong_ = 0;  // the length so far of a line past kMaxLine (its bytes not kept)
 };
 

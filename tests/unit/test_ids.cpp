@@ -318,6 +318,17 @@ TEST(LogFollower, GrowsHoldsAPartialLineSurvivesRenameAndTruncation) {
   EXPECT_EQ(l.news.back(), "truncated");
   EXPECT_EQ(l.got.back(), (std::pair<std::string, size_t>{"t", 1}));
   EXPECT_EQ(l.poll(f), 0u);
+  // Truncated and written past where it was read before the next poll: its size does not show
+  // it (the lines from the start were lost: read from where the old file ended).
+  append(p, "u\n");
+  EXPECT_EQ(l.poll(f), 1u);  // the file is "t\nu\n" (4 bytes read)
+  std::filesystem::resize_file(p, 0);
+  append(p, "{\"x\":1}\n{\"x\":2}\n");
+  EXPECT_EQ(l.poll(f), 2u);
+  EXPECT_EQ(l.news.back(), "truncated");
+  EXPECT_EQ(l.got[l.got.size() - 2], (std::pair<std::string, size_t>{"{\"x\":1}", 1}));
+  EXPECT_EQ(l.got.back(), (std::pair<std::string, size_t>{"{\"x\":2}", 2}));
+  EXPECT_EQ(l.poll(f), 0u);
 }
 
 // A line longer than kMaxLine is one line, given by its length (its bytes not held), however
