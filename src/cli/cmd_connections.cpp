@@ -86,17 +86,22 @@ Runner add_connections(CLI::App& app) {
     }
     std::cout << fmt::format("{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n", "originator",
                              "responder", "proto", "packets", "bytes", "stored", "class", "cut", "controls");
+    // An IPv6 endpoint in brackets ([2001:db8::1]:80), as tm flows prints it.
+    const auto endpoint = [](const std::string& addr, int port) {
+      return addr.find(':') != std::string::npos ? fmt::format("[{}]:{}", addr, port)
+                                                 : fmt::format("{}:{}", addr, port);
+    };
     for (auto& c : j) {
       std::string ctl;
       if (c["cutoff_suspended"].get<bool>()) ctl += "cutoff-suspended ";
       if (c["timeout_suspended"].get<bool>()) ctl += "timeout-suspended";
-      std::cout << fmt::format(
-          "{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n",
-          fmt::format("{}:{}", c["orig_addr"].get<std::string>(), c["orig_port"].get<int>()),
-          fmt::format("{}:{}", c["resp_addr"].get<std::string>(), c["resp_port"].get<int>()),
-          c["proto"].get<std::string>(), c["packets"].get<uint64_t>(), c["bytes"].get<uint64_t>(),
-          c["stored_packets"].get<uint64_t>(), c["class"].get<std::string>(),
-          c["cut"].get<bool>() ? "yes" : "no", ctl.empty() ? "-" : ctl);
+      std::cout << fmt::format("{:<45} {:<45} {:>5} {:>9} {:>12} {:>8} {:<10} {:<4} {}\n",
+                               endpoint(c["orig_addr"].get<std::string>(), c["orig_port"].get<int>()),
+                               endpoint(c["resp_addr"].get<std::string>(), c["resp_port"].get<int>()),
+                               c["proto"].get<std::string>(), c["packets"].get<uint64_t>(),
+                               c["bytes"].get<uint64_t>(), c["stored_packets"].get<uint64_t>(),
+                               c["class"].get<std::string>(), c["cut"].get<bool>() ? "yes" : "no",
+                               ctl.empty() ? "-" : ctl);
     }
     return 0;
   };
