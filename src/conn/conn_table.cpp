@@ -42,7 +42,7 @@ ConnEntry* ConnTable::find(const FlowKey& key, uint64_t hash) {
 }
 
 ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created,
-                                     bool opening) {
+                                     int32_t opening) {
   created = false;
   const uint32_t tag = tag_of(kp.hash);
   size_t i = home(tag);
@@ -54,7 +54,7 @@ ConnEntry* ConnTable::find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_
       ConnEntry& e = entries_[s.pos1 - 1];
       if (e.key == kp.key) {
         const bool idle = timed_out(e, now);
-        if (!idle && !(opening && e.closed())) [[likely]] {
+        if (!idle && !(opening >= 0 && e.closed() && static_cast<int32_t>(e.syn_seq) != opening)) [[likely]] {
           if (!e.referenced) e.referenced = 1;  // (a store only once per turn of the hand)
           return &e;
         }

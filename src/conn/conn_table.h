@@ -68,7 +68,10 @@ struct alignas(64) ConnEntry {
   uint64_t cutoff_ts;           // time the cutoff was reached
   uint64_t pkts[2];             // by direction (0 = originator)
   uint64_t wire[2];             // wire bytes by direction
-  uint64_t stored : 61;         // packets stored
+  uint64_t stored : 45;         // packets stored (3.5e13 at most: years of a 10 Gbit/s link)
+  // The opening SYN's sequence number, folded to 16 bits (fold_syn_seq): a SYN after the close
+  // with the same one is that SYN sent again, not a new connection (as Wireshark tells them).
+  uint64_t syn_seq : 16;
   // Moved to another class while open (Recorder::set_host_class): its first packets are in
   // another class's segments (the flow record's kFlowClassMoved).
   uint64_t class_moved : 1;
@@ -90,6 +93,9 @@ struct alignas(64) ConnEntry {
 static_assert(sizeof(ConnEntry) == 128);
 // The classes a ConnEntry can name (ConnEntry::cls).
 inline constexpr size_t kMaxClasses = 512;
+
+// A SYN's sequence number as ConnEntry::syn_seq keeps it.
+inline uint16_t fold_syn_seq(uint32_t seq) { return static_cast<uint16_t>(seq ^ (seq >> 16)); }
 
 // kReopened: a closed TCP connection's 5-tuple opened again (find_or_insert's `opening`).
 enum class EndReason : uint8_t { kTimeout, kTableFull, kShutdown, kReopened };
@@ -120,16 +126,19 @@ class ConnTable {
   // clock: the newest time seen, >= ts), ending an idle entry first when the table is full
   // (see the top). An entry found idle past its timeout at `now` (the sweep had not come to
   // it yet) is ended by it first, and the packet starts a new connection. So is a closed one
-  // (FIN both ways, or RST) when the packet is `opening` one, a TCP SYN without ACK: the
-  // 5-tuple used again (a client's port reused, a refused connection tried again), a new
-  // connection with its own cutoff and flow record, as Zeek and Wireshark see it; without it,
-  // the closed one's packets in its last closed_ns would take the new one's place in the cutoff.
-  // Returns null only when the table is full and the hand met nothing but entries with
-  // suspend_timeout: the caller stores such packets untracked.
+  // (FIN both ways, or RST) when the packet opens one, a TCP SYN without ACK (`opening`: its
+  // fold_syn_seq(), -1 for any other packet) whose sequence number is not the closed one's
+  // SYN's: the 5-tuple used again (a client's port reused, a refused connection tried anew),
+  // a new connection with its own cutoff and flow record, as Zeek and Wireshark see it (the
+  // same SYN sent again after a RST stays the connection's, as Wireshark's tcp.stream keeps
+  // it); without it, the closed one's packets in its last closed_ns would take the new one's
+  // place in the cutoff. The caller sets a new entry's syn_seq. Returns null only when the
+  // table is full and the hand met nothing but entries with suspend_timeout: the caller stores
+  // such packets untracked.
   ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t ts, uint64_t now, bool& created,
-                            bool opening = false);
+                            int32_t opening = -1);
   // The same for input in time order (the packet's time is the clock).
-  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created, bool opening = false) {
+  ConnEntry* find_or_insert(const KeyedPacket& kp, uint64_t now, bool& created, int32_t opening = -1) {
     return find_or_insert(kp, now, now, created, opening);
   }
   ConnEntry* find(const FlowKey& key, uint64_t hash);

@@ -150,12 +150,20 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
   bool store = true;
   if (kp) {
     bool created;
+    // A TCP SYN without ACK opens a connection: its sequence number (folded) tells a new one on
+    // a closed connection's 5-tuple from the same SYN sent again (ConnTable::find_or_insert).
     const packet::IpLayer& inner = *info.inner();
-    const bool opening = inner.proto == packet::kProtoTcp && inner.has_l4 &&
-                         (inner.tcp_flags & (packet::kTcpSyn | packet::kTcpAck)) == packet::kTcpSyn;
+    int32_t opening = -1;
+    if (inner.proto == packet::kProtoTcp && inner.has_l4 &&
+        (inner.tcp_flags & (packet::kTcpSyn | packet::kTcpAck)) == packet::kTcpSyn) [[unlikely]] {
+      const uint8_t* s = pk.data + inner.l4_offset + 4;  // (has_l4: the whole TCP header was captured)
+      opening = conn::fold_syn_seq(static_cast<uint32_t>(s[0]) << 24 | static_cast<uint32_t>(s[1]) << 16 |
+                                   static_cast<uint32_t>(s[2]) << 8 | s[3]);
+    }
     conn::ConnEntry* e = table_.find_or_insert(*kp, pk.ts_ns, now_, created, opening);
     if (e) {
       if (created) {
+        if (opening >= 0) e->syn_seq = static_cast<uint16_t>(opening) & 0xffffu;
         e->cls = classifier_.classify(pk.linktype, pk.data, pk.caplen, pk.wirelen);
         if (!host_class_.empty()) apply_host_class(*e);
         per_class_[e->cls].connections++;

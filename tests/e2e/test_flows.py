@@ -110,6 +110,17 @@ class FlowCounts(StoreTest):
         t0 = 1_700_000_000 * 10**9
         cases = {"fin": tcp_connection(t0, 1000) + tcp_connection(t0 + 2 * 10**9, 900000),
                  "rst": tcp_connection(t0, 1000, close=RST) + tcp_connection(t0 + 10**9, 2000)}
+        # The same SYN sent again after the RST (a client's retry, same sequence number): one
+        # connection to tshark, and to tm.
+        retry = tcp_connection(t0, 1000, close=RST) + tcp_connection(t0 + 10**9, 1000, close=RST)
+        path = self.path("retry.pcap")
+        write_pcap(path, [(t, len(f), len(f), f) for t, f in retry])
+        streams = subprocess.run(["tshark", "-r", path, "-T", "fields", "-e", "tcp.stream"], check=True,
+                                 stdout=subprocess.PIPE).stdout.decode().split()
+        self.assertEqual(set(streams), {"0"})
+        j = record(self.path("store-retry"), [path], "--cutoff", "5k")
+        self.assertEqual(j["connection_table"]["reopened"], 0)
+        self.assertEqual([r["orig_pkts"] + r["resp_pkts"] for r in self.flows(self.path("store-retry"))], [4])
         for name, pkts in cases.items():
             path = self.path(name + ".pcap")
             write_pcap(path, [(t, len(f), len(f), f) for t, f in pkts])

@@ -127,35 +127,44 @@ TEST(ConnTable, ALookupEndsAConnectionIdlePastItsTimeout) {
 }
 
 // A SYN without ACK on a closed connection's 5-tuple (port reuse, a refused connection tried
-// again) ends it and starts a new one; on an open one, or any other packet on a closed one
-// (its last ACK, a retransmitted FIN), is that connection's.
+// anew: another sequence number) ends it and starts a new one; on an open one, the same SYN sent
+// again after a RST, or any other packet on a closed one (its last ACK, a retransmitted FIN), is
+// that connection's.
 TEST(ConnTable, AnOpeningPacketOnAClosedConnectionStartsANewOne) {
   std::vector<std::pair<uint64_t, conn::EndReason>> ended;  // (first_ts, why)
   conn::ConnTable t(100, conn::Timeouts{},
                     [&](const conn::ConnEntry& e, conn::EndReason r) { ended.emplace_back(e.first_ts, r); });
   bool c;
   const auto key = *conn::make_key(tcp_packet(1, 2, 10, 20));
-  auto* e = t.find_or_insert(key, 1 * kSec, c, true);
+  const int32_t syn1 = conn::fold_syn_seq(1000), syn2 = conn::fold_syn_seq(900000);
+  ASSERT_NE(syn1, syn2);
+  auto* e = t.find_or_insert(key, 1 * kSec, c, syn1);
   ASSERT_TRUE(c);
-  EXPECT_EQ(t.find_or_insert(key, 2 * kSec, c, true), e);  // a retransmitted SYN: still open
+  e->syn_seq = static_cast<uint16_t>(syn1);                // (the caller's part)
+  EXPECT_EQ(t.find_or_insert(key, 2 * kSec, c, syn2), e);  // open: another SYN is still this one's
   EXPECT_FALSE(c);
   e->fin_seen = 1;  // half closed: still open
-  EXPECT_EQ(t.find_or_insert(key, 3 * kSec, c, true), e);
+  EXPECT_EQ(t.find_or_insert(key, 3 * kSec, c, syn2), e);
   EXPECT_FALSE(c);
   e->fin_seen = 3;
   EXPECT_EQ(t.find_or_insert(key, 4 * kSec, c), e);  // the last ACK
   EXPECT_FALSE(c);
+  EXPECT_EQ(t.find_or_insert(key, 4 * kSec, c, syn1), e);  // its own SYN again
+  EXPECT_FALSE(c);
   EXPECT_TRUE(ended.empty());
-  auto* again = t.find_or_insert(key, 5 * kSec, c, true);
+  auto* again = t.find_or_insert(key, 5 * kSec, c, syn2);
   ASSERT_TRUE(c);
+  again->syn_seq = static_cast<uint16_t>(syn2);
   EXPECT_EQ(again->first_ts, 5 * kSec);
   EXPECT_EQ(again->fin_seen, 0);
   ASSERT_EQ(ended.size(), 1u);
   EXPECT_EQ(ended[0], (std::pair<uint64_t, conn::EndReason>{1 * kSec, conn::EndReason::kReopened}));
-  again->rst_seen = 1;  // refused
-  auto* third = t.find_or_insert(key, 6 * kSec, c, true);
+  again->rst_seen = 1;                                         // refused
+  EXPECT_EQ(t.find_or_insert(key, 6 * kSec, c, syn2), again);  // the same SYN sent again
+  EXPECT_FALSE(c);
+  auto* third = t.find_or_insert(key, 7 * kSec, c, syn1);  // tried anew
   ASSERT_TRUE(c);
-  EXPECT_EQ(third->first_ts, 6 * kSec);
+  EXPECT_EQ(third->first_ts, 7 * kSec);
   ASSERT_EQ(ended.size(), 2u);
   EXPECT_EQ(ended[1], (std::pair<uint64_t, conn::EndReason>{5 * kSec, conn::EndReason::kReopened}));
   EXPECT_EQ(t.size(), 1u);
