@@ -385,6 +385,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
   // Names only: the executor checks each sidecar it opens (and skips by its time range).
   p.cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
+  if (o_.live) p.cat.writer_running();
   for (auto& c : p.q.classes)
     if (std::find(p.cat.classes.begin(), p.cat.classes.end(), c) == p.cat.classes.end())
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),

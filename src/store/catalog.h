@@ -27,14 +27,17 @@ struct SegmentInfo {
   // name alone — meta holds only seq, first_ts and linktype, pcap_bytes and idx_bytes are 0
   // — and whoever opens the sidecar checks it (the query executor does).
   bool headers_read = true;
+  // kOpen, of the recorder that is writing it (Catalog::writer_running): its name is a lower
+  // bound of its packets (the writer renames it before it writes an older one), not a crash's.
+  bool name_bound = false;
 
   std::string pcap_path() const { return base + ".pcap"; }
   std::string idx_path() const { return base + ".idx"; }
   uint64_t disk_bytes() const { return pcap_bytes + idx_bytes; }
   // Time bounds usable for pruning: unknown ends are open. Without a sound sidecar the name's
-  // time may be too new by up to kNameSlackNs (a rename a crash lost).
+  // time may be too new by up to kNameSlackNs (a rename a crash lost), unless name_bound.
   uint64_t lo_ts() const {
-    if (state == State::kSealed) return meta.first_ts;
+    if (state == State::kSealed || name_bound) return meta.first_ts;
     return meta.first_ts > kNameSlackNs ? meta.first_ts - kNameSlackNs : 0;
   }
   uint64_t hi_ts() const { return state == State::kSealed && headers_read ? meta.last_ts : UINT64_MAX; }
@@ -57,6 +60,12 @@ struct Catalog {
   };
   // Scans `root`. Throws std::runtime_error if it does not exist or is not a tm store.
   static Catalog scan(const std::string& root, Depth depth = Depth::kHeaders);
+  // A recorder is writing the store and has recovered what a crash left at its start (tm serve
+  // asking its own store): every segment without a sidecar is one it writes (name_bound).
+  void writer_running() {
+    for (auto& s : segments)
+      if (s.state == SegmentInfo::State::kOpen) s.name_bound = true;
+  }
 };
 
 // Throws SidecarError, saying what differs, unless the sidecar's header `m` describes the
