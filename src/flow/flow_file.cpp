@@ -295,7 +295,7 @@ void add_problem(std::string& problems, const std::string& p) {
 // `head` is too short for the class names (the caller reads `body` bytes and asks again).
 // Damaged class names (version 3: their CRC) leave `classes` empty, so that each record's class
 // is "#N" (not a class of the store's: tm flows says `some` rather than a confident `no`), and
-// add to `problem`.
+// are said in `problem` (the caller's names_problem: no record is lost).
 uint8_t parse_header(const uint8_t* head, size_t n, const std::string& path,
                      std::vector<std::string>& classes, uint64_t& body, std::string& problem) {
   if (n < 12 || std::memcmp(head, kMagic, 7) != 0)
@@ -378,7 +378,7 @@ FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
   FlowFileContents c;
   c.file_size = buf.size();
   uint64_t pos = 0;
-  const uint8_t version = parse_header(buf.data(), buf.size(), path, c.classes, pos, c.problem);
+  const uint8_t version = parse_header(buf.data(), buf.size(), path, c.classes, pos, c.names_problem);
   if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
   c.valid_end = pos;
   std::vector<uint8_t> columns;  // a block of version 2, before it is transposed back
@@ -431,11 +431,11 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
   std::vector<uint8_t> head(std::min<uint64_t>(size, 4096));
   uint64_t pos = 0;
   uint8_t version =
-      parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos, c.problem);
+      parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos, c.names_problem);
   if (version == 0 && pos <= size) {  // long class names
     head.resize(pos);
-    version =
-        parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos, c.problem);
+    version = parse_header(head.data(), read_at(head.data(), head.size(), 0), path, c.classes, pos,
+                           c.names_problem);
   }
   if (version == 0) throw std::runtime_error(fmt::format("{}: header cut short", path));
   std::vector<uint8_t> z, columns;

@@ -25,7 +25,8 @@ struct FlowFileContents {
   std::vector<FlowRecord> records;
   uint64_t valid_end = 0;  // offset just past the last complete block
   uint64_t file_size = 0;
-  std::string problem;  // why reading stopped early, if it did; with past_damage, what was skipped
+  std::string problem;        // why reading stopped early, if it did; with past_damage, what was skipped
+  std::string names_problem;  // the class names are damaged (version 3's CRC): classes is empty
   // With past_damage: the blocks skipped, each as (the index in `records` where its records
   // would have been, their count): ordinals (as the file's index numbers records) go on past them.
   std::vector<std::pair<size_t, uint32_t>> skipped;
@@ -48,6 +49,7 @@ struct FlowRecordsRead {
   std::vector<std::string> classes;
   std::vector<std::pair<uint32_t, FlowRecord>> records;  // (ordinal, record), ascending
   std::string problem;
+  std::string names_problem;  // as FlowFileContents::names_problem
 };
 FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted);
 

@@ -134,11 +134,13 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
         FlowRecordsRead c = read_flow_records(fi.base + ".flows", wanted);
         for (const auto& [ord, r] : c.records) consider(r, c.classes);
         problem = std::move(c.problem);
+        if (!c.names_problem.empty()) st.warnings.push_back(c.names_problem);  // (no record lost)
         ++st.files_indexed;
       } else {
         FlowFileContents c = read_flow_file(fi.base + ".flows", true);
         for (const auto& r : c.records) consider(r, c.classes);
         problem = std::move(c.problem);
+        if (!c.names_problem.empty()) st.warnings.push_back(c.names_problem);  // (no record lost)
         ++st.files_scanned;
       }
     } catch (const std::exception& e) {

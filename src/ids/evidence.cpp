@@ -299,7 +299,6 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
             "no flow record of this connection from {} to {} (the alert ± --window; one is written when the "
             "connection ends, or at its next interim record)",
             util::format_time(win_lo), util::format_time(win_hi - 1));
-        why = no_record + ", and no packet of its tuple then";
       }
     } else {
       have_flow = true;
@@ -374,6 +373,8 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
       } else if (!a.has_tuple)
         why = "no packet of this host from " + util::format_time(win_lo) + " to " +
               util::format_time(win_hi - 1);
+      else if (!no_record.empty())
+        why = no_record + ", and no packet of its tuple then";
       else if (stored == 0)
         why = "tm stored no packet of this connection (its flow record says so)";
       else

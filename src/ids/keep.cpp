@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "flow/flow_query.h"
@@ -103,17 +104,28 @@ nlohmann::json Keeper::keep(const Alert& a, Clock::time_point now) {
     // keep would, or for good (an operator's `tm class set`, the Zeek script, another run), it
     // is left as it is (setting it made an operator's "never" expire with the keep). The
     // server's list is asked once for the alert's hosts.
+    // A list that cannot be had (an error, a front-end without some worker), or a front-end's
+    // (an entry names the workers that have it: not known to be all), stands for nothing: the
+    // host is set as before.
     nlohmann::json listed;
     auto standing = [&](const std::string& h) -> std::optional<std::string> {
       if (listed.is_null()) {
         ++requests;
-        listed = svc_.class_list().body;
+        try {
+          server::Reply r = svc_.class_list();
+          const bool partial = std::any_of(r.headers.begin(), r.headers.end(), [](const auto& kv) {
+            return kv.first.rfind("X-TM-Missing", 0) == 0;
+          });
+          listed = partial ? nlohmann::json::object() : std::move(r.body);
+        } catch (const std::exception&) {
+          listed = nlohmann::json::object();
+        }
       }
       if (!listed.is_array()) return std::nullopt;
       const uint64_t want = util::now_ns() + o_.keep_ns;
       for (const auto& e : listed) {
         if (!e.is_object() || e.value("host", std::string()) != h ||
-            e.value("class", std::string()) != o_.cls)
+            e.value("class", std::string()) != o_.cls || e.contains("workers"))
           continue;
         const auto exp = e.find("expires_ns");
         if (exp == e.end() || !exp->is_number_integer() || exp->get<int64_t>() < 0) return std::nullopt;

@@ -47,6 +47,7 @@ bool LogFollower::rewritten() {
   if (tail_.empty()) return false;
   std::string now(tail_.size(), '\0');
   const ssize_t n = util::pread_full(fd_, now.data(), now.size(), offset_ - tail_.size());
+  if (n < 0) return false;  // (a read error is no truncation: drain() reports it)
   return n != static_cast<ssize_t>(now.size()) || now != tail_;
 }
 

@@ -497,8 +497,9 @@ std::unique_ptr<Stream> LocalService::open_subscription(const SubscribeRequest& 
   Backend& live = need_live("live packets to subscribe to");
   query::QuerySpec q = spec(r.filter, r.history_from, "history_from", r.to, true, false);
   q.classes = r.classes;
-  // (For the store's link types, as a query: not Ethernet's alone. A live interface of a type
-  // the store has no segment of yet gets Ethernet's check.)
+  // (For the store's link types, as a query's, not Ethernet's alone; Ethernet's while the store
+  // has no segment. The live interfaces' own types are not added: a filter valid for them alone
+  // but for none of the store's is refused.)
   check_libpcap(r.filter, store::Catalog::scan(o_.store, store::Catalog::Depth::kNames), r.classes);
   auto sub = std::make_shared<Subscriber>(q, o_.subscription_queue);
   store::Catalog snap = live.subscribe(sub);

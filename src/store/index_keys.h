@@ -28,9 +28,9 @@ inline constexpr uint32_t kScalarNetFlag = 0x80000000u;                // | Fiel
 struct IndexKeys {
   static constexpr int kMaxAddrs = 2 * packet::PacketInfo::kMaxIpLayers + 2;  // + ARP sender/target
   // Per IP layer: protocol, network kind, tunnel kind, two ports; then ARP or EtherType; VLANs + "tagged";
-  // cut short.
+  // cut short; a fragment.
   static constexpr int kMaxScalars =
-      5 * packet::PacketInfo::kMaxIpLayers + 1 + packet::PacketInfo::kMaxVlans + 1 + 1;
+      5 * packet::PacketInfo::kMaxIpLayers + 1 + packet::PacketInfo::kMaxVlans + 1 + 1 + 1;
   static constexpr size_t kMaxPackedBytes = 4 + 4 * kMaxAddrs + 16 * kMaxAddrs + 4 * kMaxScalars;
 
   uint8_t n_v4 = 0, n_v6 = 0, n_scalars = 0;

@@ -399,6 +399,7 @@ class FakeService : public server::Service {
   std::vector<server::ControlRequest> controls;
   nlohmann::json dynamic_classes = nlohmann::json::array();  // what class_list() answers
   size_t lists = 0;
+  bool list_fails = false;
   int refuse = 0;
   server::Reply stats(const server::ApiCounters&) override { return {stats_body, {}}; }
   server::Reply class_set(const server::ClassRequest& r) override {
@@ -418,6 +419,7 @@ class FakeService : public server::Service {
   std::string metrics(const server::ApiCounters&) override { unused(); }
   server::Reply class_list() override {
     ++lists;
+    if (list_fails) throw std::runtime_error("cannot list");
     return {dynamic_classes, {}};
   }
   server::Reply class_remove(const std::string&) override { unused(); }
@@ -558,6 +560,13 @@ TEST(EvidenceWriter, NoFlowRecordWaitsThenTakesTheTuplesPacketsInTheWindow) {
   EXPECT_EQ(svc.queries[0].from, util::epoch_text(9000 * kS - o.window_ns));
   EXPECT_EQ(svc.queries[0].to, util::epoch_text(9000 * kS + o.window_ns + 1));
   EXPECT_EQ(w.stats().not_found, 1u);
+  // A front-end's worker that may hold them did not answer the packet query: unknown, not "no packet".
+  svc.query_warning = tmach::server::missing_workers_warning("http://w2:1 (connection refused)");
+  EXPECT_EQ(w.write("43", {a}, true), EvidenceWriter::Outcome::kNotFound);
+  j = read_json(t.p / "out" / "43.json");
+  EXPECT_EQ(j["evidence"]["unknown"], true);
+  EXPECT_NE(j["evidence"]["why"].get<std::string>().find("unknown"), std::string::npos);
+  svc.query_warning.clear();
   // Its packets on disk: written, with the note.
   svc.packets = 2;
   EXPECT_EQ(w.write("43", {a}, true), EvidenceWriter::Outcome::kWritten);
@@ -865,6 +874,18 @@ TEST(Keeper, AHostInTheKeepClassForLongerIsLeftAsItIs) {
   j = k.keep(alert("1", 0, "a"), t1);
   ASSERT_EQ(svc.class_sets.size(), 2u);
   EXPECT_EQ(j["until"], "2026-12-02T12:00:00Z");
+  // A list that cannot be had, or a front-end's (entries name their workers: maybe not all),
+  // stands for nothing: the hosts are set.
+  svc.dynamic_classes[0]["expires_ns"] = 0;
+  svc.dynamic_classes[0]["workers"] = nlohmann::json::array({"http://w1"});
+  svc.dynamic_classes[1] = svc.dynamic_classes[0];
+  svc.dynamic_classes[1]["host"] = "10.0.0.5";
+  j = k.keep(alert("1", 0, "a"), t1 + std::chrono::hours(1));
+  EXPECT_EQ(svc.class_sets.size(), 4u);
+  svc.list_fails = true;
+  j = k.keep(alert("1", 0, "a"), t1 + std::chrono::hours(2));
+  EXPECT_EQ(svc.class_sets.size(), 6u);
+  EXPECT_FALSE(j.contains("error")) << j.dump();
 }
 
 TEST(Keeper, ConnectionScopeSuspendsOnlyTheConnectionAndAHostNoticeKeepsNothing) {
