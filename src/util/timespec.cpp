@@ -144,6 +144,7 @@ std::optional<uint64_t> parse_time_of(std::string_view text, const uint64_t* now
     rel = s.substr(0, s.size() - 4);
   else if (s[0] == '-')
     rel = s.substr(1);
+  while (!rel.empty() && std::isspace(static_cast<unsigned char>(rel.back()))) rel.pop_back();
   if (!rel.empty()) {
     // A unit is required: `-1` or `5 ago` may mean seconds, minutes or a typo.
     if (!std::isalpha(static_cast<unsigned char>(rel.back())))

@@ -66,6 +66,7 @@ TEST(Time, Forms) {
   EXPECT_EQ(util::parse_time("now", now, &err), now);
   EXPECT_EQ(util::parse_time("15m ago", now, &err), now - 900ull * 1000000000ull);
   EXPECT_EQ(util::parse_time("-2h", now, &err), now - 7200ull * 1000000000ull);
+  EXPECT_EQ(util::parse_time("15m  ago", now, &err), now - 900ull * 1000000000ull);
   // A relative time without a unit is refused (seconds? minutes?), not taken for seconds.
   for (const char* t : {"-1", "5 ago", "-1.5", "10 ago"}) {
     err.clear();
