@@ -369,8 +369,6 @@ std::string decode_block(const uint32_t hdr[4], const uint8_t* z, uint8_t versio
 
 }  // namespace
 
-namespace {}  // namespace
-
 FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(fmt::format("cannot open {}", path));
