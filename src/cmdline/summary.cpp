@@ -21,18 +21,23 @@ std::string signal_name(int sig) {
   return fmt::format("signal {}", sig);
 }
 
-}  // namespace
-
-std::string interrupted_line(const store::ImportReport& in) {
-  std::string s = fmt::format("interrupted by {} after {} packets", signal_name(in.signal), in.packets_read);
+// How far an import that ended early got: "after N packets: X of Y bytes of input read, a of
+// b inputs complete" (`why`: what ended it).
+std::string stopped_line(const store::ImportReport& in, const std::string& why) {
+  std::string s = fmt::format("{} after {} packets", why, in.packets_read);
   if (in.bytes_read && in.bytes_total)
     s += fmt::format(": {} of {} bytes of input read", *in.bytes_read, *in.bytes_total);
   else if (in.bytes_read)
     s += fmt::format(": {} bytes of input read (total size unknown)", *in.bytes_read);
   else
     s += ": input size unknown (a pipe)";
-  s += fmt::format(", {} of {} inputs complete; what was read is stored", in.files_complete, in.files);
-  return s;
+  return s + fmt::format(", {} of {} inputs complete", in.files_complete, in.files);
+}
+
+}  // namespace
+
+std::string interrupted_line(const store::ImportReport& in) {
+  return stopped_line(in, "interrupted by " + signal_name(in.signal)) + "; what was read is stored";
 }
 
 namespace {
@@ -128,14 +133,8 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
   }
   if (input && input->interrupted()) os << interrupted_line(*input) << "\n";
   // The writer failed (a full disk with nothing left to delete): the import stopped there.
-  if (input && !input->interrupted() && writer.failed() && input->files_complete < input->files) {
-    std::string s = fmt::format("stopped by the writer's failure after {} packets", input->packets_read);
-    if (input->bytes_read && input->bytes_total)
-      s += fmt::format(": {} of {} bytes of input read", *input->bytes_read, *input->bytes_total);
-    os << s
-       << fmt::format(", {} of {} inputs complete; the rest was not read\n", input->files_complete,
-                      input->files);
-  }
+  if (input && !input->interrupted() && writer.failed() && input->files_complete < input->files)
+    os << stopped_line(*input, "stopped by the writer's failure") << "; the rest was not read\n";
   if (input && !input->skipped.empty())
     os << fmt::format("skipped (already imported): {}\n", fmt::join(input->skipped, ", "));
   os << fmt::format("recorded {} packets, {} in {:.2f} s ({:.0f} packets/s), {} connections\n", t.packets,
