@@ -222,12 +222,11 @@ void LocalService::refuse(const std::string& option_text, const std::string& par
 
 namespace {
 
-// A filter libpcap must read (a part of) is compiled for the link types of the store's segments
-// of `classes` (all when empty; Ethernet while it has none): a BadRequest with libpcap's error
-// when it compiles for none of them.
-void check_libpcap(const std::string& filter, const store::Catalog& cat,
+// A filter libpcap must read (a part of; `given`: its parse) is compiled for the link types of
+// the store's segments of `classes` (all when empty; Ethernet while it has none): a BadRequest
+// with libpcap's error when it compiles for none of them.
+void check_libpcap(const std::string& filter, const query::ParseResult& given, const store::Catalog& cat,
                    const std::vector<std::string>& classes) {
-  const query::ParseResult given = query::parse_expr(filter);
   if (given.kind != query::ParseResult::Kind::kBpfOnly) return;
   std::set<uint32_t> links;
   for (auto& s : cat.segments)
@@ -391,7 +390,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),
              fmt::format("no class '{}' in the store", c));
   // (the filter as given: the error names it, not the flow's connection joined to it)
-  if (bpf) check_libpcap(r.filter, p.cat, r.classes);
+  if (bpf) check_libpcap(r.filter, query::parse_expr(r.filter), p.cat, r.classes);
   if (!p.no_connection.empty()) {
     p.cat = store::Catalog{};
     return p;
@@ -500,7 +499,7 @@ std::unique_ptr<Stream> LocalService::open_subscription(const SubscribeRequest& 
   // (For the store's link types, as a query's, not Ethernet's alone; Ethernet's while the store
   // has no segment. The live interfaces' own types are not added: a filter valid for them alone
   // but for none of the store's is refused.)
-  check_libpcap(r.filter, store::Catalog::scan(o_.store, store::Catalog::Depth::kNames), r.classes);
+  check_libpcap(q.text, q.parsed, store::Catalog::scan(o_.store, store::Catalog::Depth::kNames), r.classes);
   auto sub = std::make_shared<Subscriber>(q, o_.subscription_queue);
   store::Catalog snap = live.subscribe(sub);
   return std::make_unique<SubscriptionStream>(live, std::move(sub), std::move(snap), r.history,
