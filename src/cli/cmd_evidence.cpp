@@ -29,6 +29,7 @@
 namespace tmach::cli {
 namespace {
 
+using Pass = ids::EvidenceRun::Pass;
 constexpr auto kPollInterval = std::chrono::milliseconds(500);
 // The evidence of a large log is written this many alerts at a time (grouped by connection), so
 // that a long log (or, following, one with a long past) is not held in memory whole.
@@ -230,7 +231,7 @@ Runner add_evidence(CLI::App& app) {
               return;
             }
             run.add(std::move(*a));
-            if (++added % kBatch == 0) run.process(!o->follow);
+            if (++added % kBatch == 0) run.process(o->follow ? Pass::kFollow : Pass::kOnce);
           },
           [&](const std::string& why) {
             warn(fmt::format("{}: {}: reading the new file from its start", in.log->path(), why));
@@ -242,15 +243,18 @@ Runner add_evidence(CLI::App& app) {
         read(in);
         if (wait_for_signal(std::chrono::nanoseconds(0))) break;
       }
-      run.process(true);
+      // (an alert whose connection --keep put under a control: its interim flow record, a moment)
+      while (run.process(Pass::kOnce) > 0 && !wait_for_signal(std::chrono::milliseconds(100))) {
+      }
+      run.process(Pass::kFinal);
     } else {
       for (;;) {
         for (auto& in : inputs) read(in);
-        run.process(false);
+        run.process(Pass::kFollow);
         write_metrics();
         if (wait_for_signal(kPollInterval)) break;
       }
-      run.process(true);  // what still waits for its flow record: written as not found now
+      run.process(Pass::kFinal);  // what still waits for its flow record: written as not found now
     }
     write_metrics();
     if (o->json) std::cout << ids::report_json(report()).dump(2) << "\n";

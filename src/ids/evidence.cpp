@@ -463,6 +463,11 @@ void EvidenceRun::add(Alert a) {
     it->second.name = name;
     it->second.first_seen = it->second.next_try = now;
   }
+  // (--keep's action says so: a control on a live connection makes the server write its interim
+  // flow record, keep.cpp)
+  if (const auto k = extra.find("kept");
+      k != extra.end() && k->is_object() && k->value("connections_suspended", uint64_t{0}) > 0)
+    it->second.record_coming = true;
   for (auto& [k, v] : extra.items()) it->second.extra[k] = std::move(v);
   it->second.alerts.push_back(std::move(a));
 }
@@ -473,16 +478,19 @@ uint64_t EvidenceRun::waiting_alerts() const {
   return n;
 }
 
-size_t EvidenceRun::process(bool final) {
+size_t EvidenceRun::process(Pass pass) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (stop_ && stop_()) break;
     auto now = Clock::now();
     Pending& p = it->second;
-    if (!final && now < p.next_try) {
+    const bool waits = now - p.first_seen < wait_ &&
+                       (pass == Pass::kFollow || (pass == Pass::kOnce && p.record_coming &&
+                                                  now - p.first_seen < Clock::duration(kRecordComing)));
+    if (waits && now < p.next_try) {
       ++it;
       continue;
     }
-    bool give_up = final || now - p.first_seen >= wait_;
+    const bool give_up = !waits;
     EvidenceWriter::Outcome out;
     try {
       out = w_.write(p.name, p.alerts, give_up, p.extra);

@@ -90,9 +90,18 @@ class EvidenceRun {
   void set_stop(std::function<bool()> stop) { stop_ = std::move(stop); }
   // A new alert: its actions run now, its evidence at the next process().
   void add(Alert a);
-  // Writes the evidence of what was added; with `final` (a single pass, or the end) nothing is
-  // left waiting. Returns how many alerts still wait.
-  size_t process(bool final);
+  enum class Pass {
+    kFollow,  // an alert without its flow record yet waits for it up to `wait` (asked again with a growing
+              // pause)
+    // The end of a single pass: an alert's evidence is written with what there is now, except
+    // where an action put its live connection under a control (--keep): that connection's
+    // interim flow record is on its way, and is waited for up to kRecordComing (within `wait`).
+    kOnce,
+    kFinal,  // nothing is left waiting (the end of a run)
+  };
+  static constexpr std::chrono::seconds kRecordComing{5};
+  // Writes the evidence of what was added, as `pass` says. Returns how many alerts still wait.
+  size_t process(Pass pass);
   size_t waiting() const { return pending_.size(); }  // connections (evidence names)
   uint64_t waiting_alerts() const;                    // their alerts
   uint64_t errors() const { return errors_; }
@@ -104,6 +113,7 @@ class EvidenceRun {
     nlohmann::json extra = nlohmann::json::object();  // the actions' fields
     Clock::time_point first_seen, next_try;
     Clock::duration pause{};
+    bool record_coming = false;  // an action made the server write an interim flow record (Pass::kOnce)
   };
   EvidenceWriter& w_;
   Clock::duration wait_;

@@ -328,4 +328,15 @@ size_t Recorder::set_host_class(const packet::IpAddr& host, uint16_t cls) {
 
 void Recorder::clear_host_class(const packet::IpAddr& host) { host_class_.erase(host); }
 
+size_t Recorder::report_open(const std::function<bool(const conn::ConnEntry&)>& which) {
+  size_t n = 0;
+  table_.for_each([&](const conn::ConnEntry& e) {
+    if (!which(e)) return;
+    add_flow(flow::make_record(e, flow::EndState::kOpen));
+    ++n;
+  });
+  push_flows();
+  return n;
+}
+
 }  // namespace tmach::record

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -125,6 +126,10 @@ class Recorder {
   size_t set_host_class(const packet::IpAddr& host, uint16_t cls);
   // New connections of the host are classified by the config again; ongoing ones keep their class.
   void clear_host_class(const packet::IpAddr& host);
+  // An interim flow record now of each ongoing connection `which` picks (capture thread only,
+  // between batches), handed to the flow writer at once: a connection put under a control is
+  // in the flow records while open, as a class change puts it there. Returns how many.
+  size_t report_open(const std::function<bool(const conn::ConnEntry&)>& which);
 
  private:
   struct AddrHash {

@@ -347,6 +347,17 @@ json LiveBackend::control(const query::Expr& e, int suspend_cutoff, int suspend_
       ++n;
     });
   }
+  // Each of them gets an interim flow record at the capture thread's next batch: a connection
+  // put under a control (tm evidence --keep's, whatever its scope) is in the flow records while
+  // it is open, so evidence for it is its packets from its start, not a wait for its end.
+  if (n) {
+    std::lock_guard lk(mu_);
+    command([e = std::make_shared<const query::Expr>(e)](record::Recorder& r) {
+      r.report_open([&](const conn::ConnEntry& c) {
+        return query::matches(*e, flow::as_packet(flow::make_record(c, flow::EndState::kOpen)));
+      });
+    });
+  }
   return {{"connections", n}};
 }
 

@@ -558,6 +558,34 @@ class KeepLive(NetnsTest, TmProcess, StoreTest):
                    "the connection after expiry seen whole by the capture")
         self.assertEqual(self.stored(5002, b"later!"), 4, "a new connection after --keep expired is cut again")
 
+    def test_keep_of_a_connection_alone_writes_its_interim_flow_record(self):
+        """--scope conn moves no host into a class; its control alone gives the open connection an interim
+        flow record at once, so its evidence is every packet stored of it (an open span), not a wait for
+        --wait and then the alert's window of its tuple (the connection, UDP, ends only at its inactivity
+        timeout, a minute later)."""
+        self.serve(KEEP_CONFIG)
+        self.send_udp("a1", 40000, 5000, b"before", 10)
+        flt = urllib.request.quote("udp and port 5000")
+        self.until(lambda: self.stored(5000, b"before") == 4, "its first 4 kB stored")
+        self.assertEqual((self.get("/api/v1/flows?format=json&filter=" + flt, raw=True) or "").strip(), "")
+        eve = self.path("eve.json")
+        now = time.time()
+        with open(eve, "w") as f:
+            f.write(eve_line({"src": SUSPECT, "dst": PEER, "sport": 40000, "dport": 5000, "proto": "udp"}, 778,
+                             "%d.%06d" % (int(now), int(now % 1 * 1e6)), "keep the connection"))
+        out = self.path("out")
+        started = time.monotonic()
+        self.ns_run(TM, "evidence", "--server", self.url, "--eve", eve, "--out", out, "--keep", "%ds" % self.KEEP,
+                    "--scope", "conn", "--wait", "20s")
+        with open(os.path.join(out, "778.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["kept"]["connections_suspended"], 1, doc)
+        self.assertEqual(self.get("/api/v1/classes"), [])
+        ev = doc["evidence"]
+        self.assertEqual((ev["packets"], ev.get("open")), (4, True), ev)
+        self.assertNotIn("no flow record", ev.get("note", ""))
+        self.assertLess(time.monotonic() - started, 15, "evidence waited for a flow record")
+
     def test_refused_without_a_class_without_cutoff_or_without_server(self):
         eve = self.path("eve.json")
         with open(eve, "w") as f:

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "ids/alert.h"
 #include "ids/evidence.h"
@@ -754,15 +756,42 @@ TEST(EvidenceRun, GroupsByNameRunsActionsPerAlertAndRetriesUntilTheWait) {
   run.add(alert("50", 1000 * kS, "a"));
   run.add(alert("50", 1001 * kS, "b"));
   EXPECT_EQ(acted, 2u);
-  EXPECT_EQ(run.process(false), 1u);  // no flow record yet: waits
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kFollow), 1u);  // no flow record yet: waits
   EXPECT_EQ(svc.flow_requests.size(), 1u);
-  EXPECT_EQ(run.process(false), 1u);  // too soon to ask again
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kFollow), 1u);  // too soon to ask again
   EXPECT_EQ(svc.flow_requests.size(), 1u);
   svc.rows = {row(8, 999 * kS, 1010 * kS)};
-  EXPECT_EQ(run.process(true), 0u);
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kFinal), 0u);
   auto j = read_json(t.p / "out" / "50.json");
   EXPECT_EQ(j["alerts"].size(), 2u);
   EXPECT_EQ(j["evidence"]["found"], true);
+}
+
+TEST(EvidenceRun, ASinglePassWaitsOnlyForTheRecordAKeepControlWillWrite) {
+  Writing x({});
+  auto& [t, svc, warnings, w] = x;
+  EvidenceRun run(w, std::chrono::hours(1), [](const std::string&) {});
+  bool controlled = false;
+  run.add_action([&](const Alert&) {
+    return controlled ? nlohmann::json{{"kept", {{"connections_suspended", 1}}}} : nlohmann::json();
+  });
+  run.add(alert("60", 1000 * kS, "plain"));
+  controlled = true;
+  run.add(alert("61", 1000 * kS, "kept"));
+  // The one without a control is written at once (not found: no record, no packet); the kept one waits.
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kOnce), 1u);
+  EXPECT_TRUE(std::filesystem::exists(t.p / "out" / "60.json"));
+  EXPECT_FALSE(std::filesystem::exists(t.p / "out" / "61.json"));
+  svc.rows = {row(8, 999 * kS, 1010 * kS)};
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // (the first pause: 0.5 s)
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kOnce), 0u);
+  EXPECT_EQ(read_json(t.p / "out" / "61.json")["evidence"]["found"], true);
+  // A kept alert whose record does not come is written as not found after kRecordComing, not --wait.
+  svc.rows.clear();
+  run.add(alert("62", 1000 * kS, "kept, no record"));
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kOnce), 1u);
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kFinal), 0u);
+  EXPECT_TRUE(std::filesystem::exists(t.p / "out" / "62.json"));
 }
 
 KeepOptions keep_opts(uint64_t keep_ns, KeepOptions::Scope scope = KeepOptions::Scope::kHost) {
@@ -924,7 +953,7 @@ TEST(Keeper, ServerErrorsAreReportedPerAlertInTheEvidenceJsonAndOnStderrNeverThr
   run.add(alert("60", 1000 * kS, "a"));
   svc.refuse = 0;
   run.add(alert("61", 1000 * kS, "b"));  // the same hosts: now kept
-  EXPECT_EQ(run.process(true), 0u);
+  EXPECT_EQ(run.process(EvidenceRun::Pass::kFinal), 0u);
   auto bad = read_json(t.p / "out" / "60.json")["kept"];
   ASSERT_TRUE(bad["error"].is_array()) << bad.dump();
   EXPECT_EQ(bad["error"].size(), 3u);  // two hosts, one connection
