@@ -18,6 +18,7 @@ namespace {
 std::string community_id_form(const std::string& id) { return packet::community_id_base64(id).value_or(id); }
 
 std::optional<packet::IpAddr> parse_addr(const std::string& s) {
+  if (s.find('\0') != std::string::npos) return std::nullopt;  // (inet_pton would stop there)
   uint8_t b[16];
   if (inet_pton(AF_INET, s.c_str(), b) == 1) return packet::IpAddr::v4(b);
   if (inet_pton(AF_INET6, s.c_str(), b) == 1) return packet::IpAddr::v6(b);
@@ -78,6 +79,39 @@ std::optional<uint64_t> time_of(const nlohmann::json& v, std::string* err) {
   if (v.is_string()) return util::parse_absolute_time(v.get<std::string>(), err);
   *err = "time is neither a number nor a string";
   return std::nullopt;
+}
+
+// A line as a JSON object, else why not: where the parser stopped and what it found (invalid
+// UTF-8, a line cut short...), or that it is JSON of another kind.
+std::optional<nlohmann::json> json_object(std::string_view text, std::string& why) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    if (j.is_object()) return j;
+    why = "not a JSON object";
+  } catch (const nlohmann::json::parse_error& e) {
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error while
+    // parsing value - invalid string: ill-formed UTF-8 byte; last read: '...'" (the bytes last
+    // read are left out: they may be what is not UTF-8)
+    std::string m = e.what();
+    const size_t at = m.find("column "), end = m.find("; last read");
+    if (at != std::string::npos) m = m.substr(at, end == std::string::npos ? end : end - at);
+    why = "not JSON (" + m + ")";
+  }
+  return std::nullopt;
+}
+
+// Suricata's flow_id, a JSON integer; one a pipeline rewrote as a float (1.5e15) is taken by
+// its integer value, a string as it is; anything else is no id.
+std::string flow_id_of(const nlohmann::json& v) {
+  if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d >= 0 && d < 1.8e19 && d == std::floor(d)) return std::to_string(static_cast<uint64_t>(d));
+    return "";
+  }
+  if (v.is_string()) return v.get<std::string>();
+  return "";
 }
 
 std::string str_of(const nlohmann::json& j, const char* key) {
@@ -234,8 +268,10 @@ std::optional<Alert> AlertReader::line(std::string_view text, size_t lineno) {
 }
 
 std::optional<Alert> AlertReader::eve(std::string_view text, size_t lineno) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return skip(lineno, "not a JSON object");
+  std::string why;
+  auto parsed = json_object(text, why);
+  if (!parsed) return skip(lineno, why);
+  nlohmann::json& j = *parsed;
   if (str_of(j, "event_type") != "alert") {
     ++counts_.ignored;
     return std::nullopt;
@@ -272,7 +308,7 @@ std::optional<Alert> AlertReader::eve(std::string_view text, size_t lineno) {
     if (!p) return skip(lineno, fmt::format("bad {} {}", pk[i], j[pk[i]].dump()));
     *pv[i] = *p;
   }
-  if (j.contains("flow_id")) a.id = str_of(j, "flow_id");
+  if (auto f = j.find("flow_id"); f != j.end()) a.id = flow_id_of(*f);
   a.community_id = community_id_form(str_of(j, "community_id"));
   if (auto al = j.find("alert"); al != j.end() && al->is_object()) {
     a.name = str_of(*al, "signature");
@@ -314,9 +350,10 @@ void AlertReader::zeek_header(std::string_view text, size_t lineno) {
 }
 
 std::optional<Alert> AlertReader::zeek_json(std::string_view text, size_t lineno) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return skip(lineno, "not a JSON object");
-  return zeek_record(j, lineno);
+  std::string why;
+  auto j = json_object(text, why);
+  if (!j) return skip(lineno, why);
+  return zeek_record(*j, lineno);
 }
 
 std::optional<Alert> AlertReader::zeek_tsv(std::string_view text, size_t lineno) {

@@ -204,7 +204,8 @@ class Evidence(StoreTest):
         p = self.evidence("--eve", eve, "--out", out, "--json", "--metrics-file", metrics)
         err = p.stderr.decode()
         n = len(self.conns)
-        self.assertIn("eve.json:%d: not a JSON object: skipped" % (n + 4), err)
+        self.assertIn("eve.json:%d: not JSON (column 76: syntax error while parsing value - unexpected end of input"
+                      % (n + 4), err)
         self.assertIn("%d lines read, %d alerts, 1 ignored, 1 skipped" % (n + 4, n + 2), err)
         self.assertIn("%d pcaps" % n, err)
         self.assertIn("1 without packets (1 alerts;", err)
@@ -278,7 +279,8 @@ class Evidence(StoreTest):
         err = p.stderr.decode()
         self.assertIn("notice.log:%d: 2 fields where the #fields header names %d" % (8 + len(notices) + 2,
                                                                                     len(NOTICE_FIELDS)), err)
-        self.assertIn("notice.json:%d: not a JSON object: skipped" % (len(notices) + 2), err)
+        self.assertIn("notice.json:%d: not JSON (column 2: syntax error while parsing object key - unexpected end"
+                      % (len(notices) + 2), err)
         for i, c in enumerate(picks):
             with self.subTest(conn=c["cid"]):
                 for uid in ("Ctsv%d" % i, "Cjson%d" % i, "Nn%d" % i, "Nn%dj" % i):

@@ -233,6 +233,33 @@ TEST(AlertReader, ARelativeTimeIsRefusedAsNoAlertTime) {
   EXPECT_EQ(eve.warnings[2].find("'now'"), std::string::npos) << eve.warnings[2];
 }
 
+// A line that is not JSON says where and why (it was "not a JSON object" for a cut line or
+// invalid UTF-8 alike); an address with a NUL is not an address (inet_pton stopped at it); a
+// flow_id a pipeline rewrote as a float is its integer (it became a file name "1.5e+15").
+TEST(AlertReader, BadJsonSaysWhyANulIsNoAddressAndAFloatFlowIdIsItsInteger) {
+  Reader eve(AlertReader::Format::kEve);
+  const std::string ok =
+      R"("event_type":"alert","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP")";
+  auto a = eve.lines(
+      "{\"timestamp\":\"2026-11-25T13:00:01Z\",\"src_ip\":\"10.0.0.1\xff\"," + ok + "}\n" +
+      R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1\u0000x",)" + ok + "}\n" + R"([1, 2])" + "\n" +
+      R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1","flow_id":1.5e15,)" + ok + "}\n" +
+      R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1","flow_id":0.5,)" + ok + "}\n");
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].id, "1500000000000000");
+  EXPECT_EQ(a[1].id, "");
+  ASSERT_EQ(eve.warnings.size(), 3u);
+  EXPECT_NE(
+      eve.warnings[0].find("log:1: not JSON (column 55: syntax error while parsing value - invalid string: "
+                           "ill-formed UTF-8 byte)"),
+      std::string::npos)
+      << eve.warnings[0];
+  EXPECT_NE(eve.warnings[1].find("log:2: src_ip \"10.0.0.1\\u0000x\" is not an IPv4 or IPv6 address"),
+            std::string::npos)
+      << eve.warnings[1];
+  EXPECT_NE(eve.warnings[2].find("log:3: not a JSON object"), std::string::npos) << eve.warnings[2];
+}
+
 // Zeek TCP or UDP connection without a port is skipped, as a Suricata alert is (it was taken
 // as port 0, and found no flow record).
 TEST(AlertReader, ABadAddressIsNamedAndAZeekConnectionWithoutItsPortsIsSkipped) {
