@@ -245,9 +245,10 @@ Runner add_record(CLI::App& app) {
     store::ImportReport input = imports.report(live ? 0 : got_signal.load());
     std::ostringstream summary;
     const record::MemoryReport memory = session.memory();
-    print_record_summary(summary, session.totals(), cfg.classes, session.writer(), session.source_stats(),
-                         session.seconds(), session.capture_cpu_seconds(), *format != "text", share.get(),
-                         live ? nullptr : &input, &memory, session.flow_files_unsealed());
+    print_record_summary(
+        summary, session.totals(), cfg.classes, session.writer(), session.source_stats(), session.seconds(),
+        session.capture_cpu_seconds(), *format != "text", share.get(), live ? nullptr : &input, &memory,
+        {session.flow_files_unsealed(), session.flow_records_lost(), session.flow_failure()});
     if (*format == "csv") {  // the classes of the JSON summary, one line each
       auto j = nlohmann::json::parse(summary.str());
       static const char* kCols[] = {"seen_packets", "seen_bytes", "stored_packets",    "stored_bytes",

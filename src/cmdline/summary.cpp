@@ -59,7 +59,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           const std::vector<config::ClassConfig>& classes, const store::StoreWriter& writer,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share, const store::ImportReport* input,
-                          const record::MemoryReport* memory, uint64_t flow_files_unsealed) {
+                          const record::MemoryReport* memory, const FlowOutcome& flows) {
   const auto& t = rec.tot;
   uint64_t kdrop = 0, kifdrop = 0, krecv = 0, kfreeze = 0, kdamaged = 0;
   for (auto& k : kernel) {
@@ -119,7 +119,8 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
       j["classes"][cls[i].name] = record::class_json(cls[i], c, writer, static_cast<uint16_t>(i));
     }
     if (share) j["worker_share"] = share_json(*share);
-    j["flow_files_unsealed"] = flow_files_unsealed;
+    j["flow_files_unsealed"] = flows.files_unsealed;
+    j["flow_records_lost"] = flows.records_lost;
     if (write_errors)
       j["writer"] = {{"error", writer.error()},
                      {"write_errors", writer.write_errors()},
@@ -220,11 +221,14 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
           "on this store indexes them){}{}\n",
           n, u.empty() ? "" : "; ", u);
   }
-  if (flow_files_unsealed)
+  if (flows.files_unsealed)
     os << fmt::format(
         "not indexed: {} flow files stored without a sidecar (tm flows reads them; the next tm record or tm "
         "serve on this store indexes them)\n",
-        flow_files_unsealed);
+        flows.files_unsealed);
+  if (flows.records_lost)
+    os << fmt::format("lost: {} flow records of ended connections were not written{}\n", flows.records_lost,
+                      flows.error.empty() ? "" : " (" + flows.error + ")");
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);

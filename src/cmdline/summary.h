@@ -15,6 +15,13 @@
 
 namespace tmach::cli {
 
+// The flow records' side of a recording (record::Session, after its finish()).
+struct FlowOutcome {
+  uint64_t files_unsealed = 0;  // flow files left without a sidecar
+  uint64_t records_lost = 0;    // records of ended connections not written (a failed write)
+  std::string error;            // the flow writer's failure, when it failed
+};
+
 // `input`: for a file import, what was skipped and whether a signal cut the run short.
 // `rec`: every capture thread's counters added up (record::Session::totals).
 void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
@@ -22,7 +29,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                           const std::vector<capture::SourceStats>& kernel, double seconds, double capture_cpu,
                           bool json, const cluster::ShareFilter* share = nullptr,
                           const store::ImportReport* input = nullptr,
-                          const record::MemoryReport* memory = nullptr, uint64_t flow_files_unsealed = 0);
+                          const record::MemoryReport* memory = nullptr, const FlowOutcome& flows = {});
 
 // "interrupted by SIGINT after N packets: X of Y bytes of input read, k of n inputs complete; ...".
 std::string interrupted_line(const store::ImportReport& input);

@@ -327,6 +327,12 @@ Runner add_serve(CLI::App& app) {
       std::cerr << "tm serve: " << e.what() << "\n";
       rc = 1;
     }
+    if (const uint64_t lost = session.flow_records_lost()) {
+      const std::string why = session.flow_failure();
+      std::cerr << fmt::format("tm serve: lost: {} flow records of ended connections were not written{}\n",
+                               lost, why.empty() ? "" : " (" + why + ")");
+      rc = 1;
+    }
     end_sig_thread.end();
     if (session.writer().failed()) {
       std::cerr << "tm serve: writer: " << session.writer().error() << "\n";

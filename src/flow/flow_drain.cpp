@@ -60,14 +60,31 @@ void FlowDrain::close() {
   closed_.store(true, std::memory_order_release);
 }
 
+namespace {
+
+std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown failure";
+  }
+}
+
+}  // namespace
+
 void FlowDrain::join() {
   if (thread_.joinable()) thread_.join();
-  if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
+  if (failure_) {
+    failure_what_ = what_of(failure_);
+    std::rethrow_exception(std::exchange(failure_, nullptr));
+  }
 }
 
 void FlowDrain::join_quietly() {
   if (thread_.joinable()) thread_.join();
-  failure_ = nullptr;
+  if (failure_) failure_what_ = what_of(std::exchange(failure_, nullptr));
 }
 
 }  // namespace tmach::flow

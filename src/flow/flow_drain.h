@@ -45,6 +45,10 @@ class FlowDrain {
 
   uint64_t records_written() const { return writer_->records_written(); }
   uint64_t files_unsealed() const { return writer_->files_unsealed(); }  // any thread
+  // After join(): records pushed that are not on disk (FlowStoreWriter::records_lost), and
+  // tm-flows' failure, if it failed (also after join_quietly()).
+  uint64_t records_lost() { return writer_->records_lost(); }
+  const std::string& failure() const { return failure_what_; }
   // Any thread: the index of the flow file being written, now and at its most
   // (FlowStoreWriter::index_memory).
   uint64_t index_memory() const { return writer_->index_memory(); }
@@ -52,6 +56,7 @@ class FlowDrain {
 
  private:
   std::unique_ptr<FlowStoreWriter> writer_;
+  std::string failure_what_;  // join()
   // tick() drains only under mu_ and only until hold() (finishing_, checked again under mu_);
   // tm-flows takes mu_ once at its start, so it waits for a drain the writer thread may have
   // begun before it saw finishing_, and does not hold it after (a tick() then would wait for

@@ -265,6 +265,7 @@ void FlowFileWriter::write_block(const std::vector<FlowRecord>& records, Scratch
   std::memcpy(z.data(), hdr, 16);
   util::write_all(fd_, z.data(), zn + 16, base_ + ".flows");
   file_bytes_.fetch_add(zn + 16, std::memory_order_relaxed);
+  records_on_disk_.fetch_add(records.size(), std::memory_order_relaxed);
 }
 
 uint64_t FlowFileWriter::seal() {

@@ -67,6 +67,8 @@ class FlowFileWriter {
   // rest of their writing. seal() waits for that thread. Once.
   void write_behind();
   uint64_t file_bytes() const { return file_bytes_.load(std::memory_order_relaxed); }
+  // Records in the blocks written to the .flows file so far (any thread).
+  uint64_t records_on_disk() const { return records_on_disk_.load(std::memory_order_relaxed); }
   // The heap memory of the file's index being built (store::IndexBuilder::memory_bytes): the
   // caller's thread, as add().
   uint64_t index_memory() const { return builder_.memory_bytes(); }
@@ -82,6 +84,7 @@ class FlowFileWriter {
   std::string base_;
   int fd_ = -1;
   std::atomic<uint64_t> file_bytes_{0};
+  std::atomic<uint64_t> records_on_disk_{0};
   std::vector<FlowRecord> pending_;
   std::unique_ptr<Scratch>
       scratch_;  // for blocks written inline (kept: one context and allocation, not one a block)

@@ -100,6 +100,7 @@ void FlowStoreWriter::push(std::vector<FlowRecord>& block) {
   if (block.empty()) return;
   std::unique_lock<std::mutex> lk(mu_);
   room_.wait(lk, [&] { return !bounded_ || pending_.size() < kMaxPending; });
+  pushed_records_ += block.size();
   pending_.push_back(std::move(block));
   block = spare_.take();
   pushed_.notify_one();
@@ -189,6 +190,16 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
   return blocks;
 }
 
+uint64_t FlowStoreWriter::records_lost() {
+  uint64_t pushed;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    pushed = pushed_records_;
+  }
+  const uint64_t on_disk = closed_on_disk_ + (cur_ ? cur_->records_on_disk() : 0);
+  return pushed - std::min(pushed, on_disk);
+}
+
 void FlowStoreWriter::write_behind() {
   write_behind_ = true;
   if (cur_) cur_->write_behind();
@@ -212,7 +223,9 @@ void FlowStoreWriter::seal_current() {
   uint64_t idx = 0;
   try {
     idx = f->seal();
+    closed_on_disk_ += f->records_on_disk();
   } catch (const std::exception& e) {
+    closed_on_disk_ += f->records_on_disk();
     // Counted (files_unsealed) and kept as a deletable part of the budget, as a segment whose
     // seal failed is; the failure is still the caller's (a failed write).
     files_unsealed_.fetch_add(1, std::memory_order_relaxed);

@@ -77,6 +77,9 @@ class FlowStoreWriter {
   void write_behind();
 
   uint64_t records_written() const { return written_; }
+  // Records pushed that are not in a flow file on disk: after the draining thread ended (a
+  // write that failed at the end: the disk full), those it could not write.
+  uint64_t records_lost();
   // Flow files whose seal failed (their sidecar not written: a full disk), any thread. Their
   // records stay in the .flows file, which tm flows reads without an index and the next start
   // indexes (recover_flow_file); they count against the budget as other flow files.
@@ -102,6 +105,8 @@ class FlowStoreWriter {
   std::vector<std::vector<FlowRecord>> pending_;  // blocks pushed, not written yet
   BlockPool spare_{kBlockRecords, kSpareBlocks};  // mu_; written blocks, for push() to reuse
   bool bounded_ = false;                          // mu_
+  uint64_t pushed_records_ = 0;                   // mu_
+  uint64_t closed_on_disk_ = 0;                   // records on disk of the files closed (sealed or not)
   std::condition_variable room_, pushed_;         // mu_: below kMaxPending, or unbounded; a push
   std::vector<std::vector<FlowRecord>> batch_;
   std::unique_ptr<FlowFileWriter> cur_;

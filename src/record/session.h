@@ -87,6 +87,9 @@ class Session {
   const store::StoreWriter& writer() const { return *writer_; }
   // Flow files left without a sidecar (their seal failed), any thread; 0 without flow records.
   uint64_t flow_files_unsealed() const { return flows_ ? flows_->files_unsealed() : 0; }
+  // After finish(): flow records of ended connections that are not on disk (a failed write).
+  uint64_t flow_records_lost() { return flows_ ? flows_->records_lost() : 0; }
+  std::string flow_failure() const { return flows_ ? flows_->failure() : std::string(); }
   // The flow records' writer (null: flow records off), as long as the session lives.
   const flow::FlowDrain* flows() const { return flows_.get(); }
   // The recorders, one per shard (capture thread); recorder() is shard 0's.

@@ -89,6 +89,24 @@ class SmallDisk(TmpfsStore):
         self.assertRegex(out, r"stopped by the writer's failure after \d+ packets: \d+ of \d+ bytes of input read, "
                               r"\d+ of %d inputs complete; the rest was not read" % len(INPUT))
 
+    def test_flow_records_a_failed_write_lost_are_counted(self):
+        """Every connection's flow record is on disk or counted as lost (a full disk at the end lost
+        them without a count: only a log line said the write failed)."""
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write('[flows]\ninterim_interval = "100d"\n')  # one record a connection, at its end
+        p = self.record_full("--json", "--config", cfg)
+        self.assertEqual(p.returncode, 1)
+        j = json.loads(p.stdout)
+        flows = run([TM, "flows", "--store", self.store, "--format", "json"], check=False)
+        on_disk = len([line for line in flows.stdout.decode().splitlines() if line.startswith("{")])
+        self.assertGreater(j["flow_records_lost"], 0, p.stderr.decode())
+        self.assertEqual(on_disk + j["flow_records_lost"], j["connections"], flows.stderr.decode())
+        shutil.rmtree(self.store)
+        p = self.record_full("--config", cfg)
+        self.assertRegex(p.stdout.decode(), r"(?m)^lost: \d+ flow records of ended connections were not written "
+                                             r"\(.*No space left on device\)$")
+
     def test_second_record_leaves_nothing_behind(self):
         self.record_full()
         before = set(os.listdir(os.path.join(self.store, "default")))
