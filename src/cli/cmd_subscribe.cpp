@@ -43,7 +43,11 @@ Runner add_subscribe(CLI::App& app) {
         },
         [](const std::string&) {}, [] { return std::string(); });
     if (std::fflush(f) != 0) throw std::runtime_error("write failed");
-    return 0;
+    // A subscription has no end of its own: the server ended it (tm serve stopping, or its
+    // capture ended). Said, and a failure, so that whatever reads the stream or runs this
+    // command knows it stopped for good (as tcpdump when its interface goes away).
+    std::cerr << "tm subscribe: the server ended the subscription (tm serve stopped, or its capture ended)\n";
+    return 1;
   };
 }
 

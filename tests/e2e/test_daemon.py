@@ -321,7 +321,7 @@ class Live(Serve):
         flt = "tcp port 80"
         out = self.path("sub.pcap")
         sub = subprocess.Popen(self.prefix + [TM, "subscribe", "--server", self.url, flt, "-w", out],
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.PIPE)
         self.addCleanup(lambda: sub.poll() is None and sub.kill())
         deadline = time.monotonic() + WAIT
         while json.loads(self.curl("/api/v1/stats")[1])["api"]["active_subscriptions"] != 1:
@@ -335,8 +335,11 @@ class Live(Serve):
                 break
             time.sleep(0.1)
         self.stop(signal.SIGTERM)
-        sub.wait(timeout=WAIT)
+        _, err = sub.communicate(timeout=WAIT)
         self.assertSamePackets(strip_ts(tcpdump_packets(out)), want, "subscription")
+        # The server's stop ends it: said, exit status 1 (it ended silently with 0).
+        self.assertEqual(sub.returncode, 1, err)
+        self.assertIn(b"the server ended the subscription (tm serve stopped", err)
 
     def test_subscription_history_then_live_without_seam(self):
         self.start_live("--cutoff", "none")
