@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <iostream>
 #include <string>
 
 #include "packet/community_id.h"
@@ -28,21 +29,51 @@ CommunityTuple tuple(const char* a, uint16_t pa, const char* b, uint16_t pb, uin
   return CommunityTuple{tmtest::A(a), tmtest::A(b), proto, pa, pb};
 }
 
+// Both implementations: the portable one, and the SHA instructions' where the CPU has them.
 TEST(Sha1, Fips180Vectors) {
-  EXPECT_EQ(hex(tmach::util::sha1("", 0)), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-  EXPECT_EQ(hex(tmach::util::sha1("abc", 3)), "a9993e364706816aba3e25717850c26c9cd0d89d");
-  std::string m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-  EXPECT_EQ(hex(tmach::util::sha1(m.data(), m.size())), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
-  // A million 'a' fed in uneven pieces: exercises the block carry-over.
-  tmach::util::Sha1 s;
-  std::string a(999, 'a');
-  size_t left = 1000000;
-  while (left) {
-    size_t n = std::min(left, a.size());
-    s.update(a.data(), n);
-    left -= n;
+  for (const bool hw : {false, true}) {
+    SCOPED_TRACE(hw ? "SHA instructions" : "portable");
+    if (hw && !tmach::util::Sha1::hardware()) std::cerr << "(this CPU has no SHA instructions)\n";
+    auto sha1 = [hw](const std::string& m) {
+      tmach::util::Sha1 s(hw);
+      s.update(m.data(), m.size());
+      return hex(s.finish());
+    };
+    EXPECT_EQ(sha1(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    EXPECT_EQ(sha1("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    EXPECT_EQ(sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+              "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+    EXPECT_EQ(sha1("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrl"
+                   "mnopqrsmnopq"
+                   "rstnopqrstu"),
+              "a49b2446a02c645bf419f995b67091253a04a259");
+    // A million 'a' fed in uneven pieces: exercises the block carry-over.
+    tmach::util::Sha1 s(hw);
+    std::string a(999, 'a');
+    size_t left = 1000000;
+    while (left) {
+      size_t n = std::min(left, a.size());
+      s.update(a.data(), n);
+      left -= n;
+    }
+    EXPECT_EQ(hex(s.finish()), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
   }
-  EXPECT_EQ(hex(s.finish()), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+}
+
+// Every length from 0 to 300 bytes (each padding case: the length in the last block or in one
+// of its own) of varied bytes, the two implementations alike.
+TEST(Sha1, HardwareAndPortableAgree) {
+  if (!tmach::util::Sha1::hardware()) GTEST_SKIP() << "this CPU has no SHA instructions";
+  std::string m;
+  uint32_t x = 12345;
+  for (size_t n = 0; n <= 300; ++n) {
+    tmach::util::Sha1 h(true), p(false);
+    h.update(m.data(), m.size());
+    p.update(m.data(), m.size());
+    ASSERT_EQ(hex(h.finish()), hex(p.finish())) << n << " bytes";
+    x = x * 1103515245u + 12345u;
+    m += static_cast<char>(x >> 16);
+  }
 }
 
 TEST(Base64, Rfc4648Vectors) {
