@@ -84,6 +84,34 @@ bool Keeper::due(const std::map<std::string, Held>& m, const std::string& k, Clo
   return it == m.end() || now - it->second.asked >= std::chrono::nanoseconds(o_.keep_ns / 10);
 }
 
+// A list that cannot be had (an error, a front-end without some worker), or a front-end's (an
+// entry names the workers that have it: not known to be all), stands for nothing: an object.
+nlohmann::json Keeper::class_list() {
+  try {
+    server::Reply r = svc_.class_list();
+    const bool partial = std::any_of(r.headers.begin(), r.headers.end(),
+                                     [](const auto& kv) { return kv.first.rfind("X-TM-Missing", 0) == 0; });
+    return partial ? nlohmann::json::object() : std::move(r.body);
+  } catch (const std::exception&) {
+    return nlohmann::json::object();
+  }
+}
+
+std::optional<std::string> Keeper::standing(const nlohmann::json& listed, const std::string& host) const {
+  if (!listed.is_array()) return std::nullopt;
+  const uint64_t want = util::now_ns() + o_.keep_ns;
+  for (const auto& e : listed) {
+    if (!e.is_object() || e.value("host", std::string()) != host ||
+        e.value("class", std::string()) != o_.cls || e.contains("workers"))
+      continue;
+    const auto exp = e.find("expires_ns");
+    if (exp == e.end() || !exp->is_number_integer() || exp->get<int64_t>() < 0) return std::nullopt;
+    if (exp->get<uint64_t>() == 0) return std::string("never");
+    if (exp->get<uint64_t>() >= want) return e.value("expires", util::format_time(exp->get<uint64_t>()));
+  }
+  return std::nullopt;
+}
+
 nlohmann::json Keeper::keep(const Alert& a, Clock::time_point now) {
   nlohmann::json kept = {{"scope", o_.scope == KeepOptions::Scope::kHost ? "host" : "conn"}};
   std::vector<std::string> errors;
@@ -100,44 +128,15 @@ nlohmann::json Keeper::keep(const Alert& a, Clock::time_point now) {
     if (a.has_tuple && a.dst.str() != hosts[0]) hosts.push_back(a.dst.str());
     nlohmann::json done = nlohmann::json::array();
     std::string until;
-    // A keep never shortens what a host has: in the keep class already until later than this
-    // keep would, or for good (an operator's `tm class set`, the Zeek script, another run), it
-    // is left as it is (setting it made an operator's "never" expire with the keep). The
-    // server's list is asked once for the alert's hosts.
-    // A list that cannot be had (an error, a front-end without some worker), or a front-end's
-    // (an entry names the workers that have it: not known to be all), stands for nothing: the
-    // host is set as before.
-    nlohmann::json listed;
-    auto standing = [&](const std::string& h) -> std::optional<std::string> {
-      if (listed.is_null()) {
-        ++requests;
-        try {
-          server::Reply r = svc_.class_list();
-          const bool partial = std::any_of(r.headers.begin(), r.headers.end(), [](const auto& kv) {
-            return kv.first.rfind("X-TM-Missing", 0) == 0;
-          });
-          listed = partial ? nlohmann::json::object() : std::move(r.body);
-        } catch (const std::exception&) {
-          listed = nlohmann::json::object();
-        }
-      }
-      if (!listed.is_array()) return std::nullopt;
-      const uint64_t want = util::now_ns() + o_.keep_ns;
-      for (const auto& e : listed) {
-        if (!e.is_object() || e.value("host", std::string()) != h ||
-            e.value("class", std::string()) != o_.cls || e.contains("workers"))
-          continue;
-        const auto exp = e.find("expires_ns");
-        if (exp == e.end() || !exp->is_number_integer() || exp->get<int64_t>() < 0) return std::nullopt;
-        if (exp->get<uint64_t>() == 0) return std::string("never");
-        if (exp->get<uint64_t>() >= want) return e.value("expires", util::format_time(exp->get<uint64_t>()));
-      }
-      return std::nullopt;
-    };
+    nlohmann::json listed;  // the server's class list, asked once for the alert's hosts
     for (auto& h : hosts) {
       if (due(hosts_, h, now)) {
         try {
-          if (std::optional<std::string> u = standing(h)) {
+          if (listed.is_null()) {
+            ++requests;
+            listed = class_list();
+          }
+          if (std::optional<std::string> u = standing(listed, h)) {
             hosts_[h] = Held{now, *u};
             done.push_back(h);
             until = std::max(until, *u);

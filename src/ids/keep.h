@@ -60,6 +60,14 @@ class Keeper {
     std::string until;  // the server's expiry ("" for a connection: until it ends)
   };
   bool due(const std::map<std::string, Held>& m, const std::string& k, Clock::time_point now) const;
+  // The server's dynamic class entries (Service::class_list), or an object when they cannot be
+  // had whole (below).
+  nlohmann::json class_list();
+  // A keep never shortens what a host has: in the keep class already until later than this
+  // keep would, or for good (an operator's `tm class set`, the Zeek script, another run), it is
+  // left as it is (setting it made an operator's "never" expire with the keep). That stay
+  // ("never" or its expiry) from `listed` (class_list()), else nullopt: the host is set.
+  std::optional<std::string> standing(const nlohmann::json& listed, const std::string& host) const;
 
   server::Service& svc_;
   KeepOptions o_;
