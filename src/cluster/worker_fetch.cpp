@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "server/http_client.h"
+#include "server/http_common.h"
 #include "server/http_limits.h"
 #include "server/service.h"
 
@@ -36,6 +37,7 @@ std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
   cl->set_write_timeout(whole, usec);
   cl->set_keep_alive(false);
   if (!w.token.empty()) cl->set_bearer_token_auth(w.token);
+  cl->set_default_headers({{server::kViaHeader, server::instance_id()}});
   return cl;
 }
 

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <initializer_list>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string_view>
@@ -13,6 +15,7 @@
 
 #include "server/client.h"
 #include "server/http_limits.h"
+#include "server/listen.h"
 
 namespace tmach::server {
 
@@ -203,6 +206,44 @@ bool bearer_matches(const std::string& auth, const std::string& token) {
   while (p < auth.size() && auth[p] == ' ') p++;
   return const_time_equal(auth.substr(p), token);
 }
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// A browser's request made by a page of another origin (another site, or another port of this
+// host): its Origin header is not this server's, which the Host header names. Browsers send
+// Origin with every POST and DELETE, and with cross-origin fetches; a client that is not a
+// browser sends none. Without this check a page the analyst opens could POST a form, or a
+// JSON body as text/plain (no preflight), to the API of a server without a token: move hosts
+// into a class without cutoff, suspend cutoffs.
+bool cross_origin(const httplib::Request& req) {
+  std::string origin = lower(req.get_header_value("Origin"));
+  if (origin.empty()) return false;
+  for (const char* scheme : {"http://", "https://"})
+    if (origin.rfind(scheme, 0) == 0)
+      return origin.substr(std::strlen(scheme)) != lower(req.get_header_value("Host"));
+  return true;  // "null" (a sandboxed or file: page), or another scheme
+}
+
+// A Host header's name, without its port or an IPv6 address's brackets, in lower case.
+std::string host_name(const std::string& host) {
+  std::string h = lower(host);
+  if (!h.empty() && h.front() == '[') return h.substr(1, h.find(']') - 1);
+  const size_t colon = h.find(':');
+  return colon == std::string::npos ? h : h.substr(0, colon);
+}
+
+// A server without a token listens on loopback only (require_token_off_loopback), where it
+// answers the names of loopback: a request for another name is a web page of that name whose
+// DNS answer was switched to 127.0.0.1 (DNS rebinding), same-origin with the API and able to
+// read the whole store. (HTTP/1.0 without Host: allowed.)
+bool loopback_name(const std::string& host) {
+  if (host.empty()) return true;
+  const std::string h = host_name(host);
+  return is_loopback(h) || h == "localhost" || (h.size() > 10 && h.ends_with(".localhost"));
+}
 }  // namespace
 
 // A parameter a route does not take is refused (400), not ignored: an ignored `flow=` once
@@ -304,6 +345,14 @@ std::string Routes::allowed(const std::string& path) const {
   return list;
 }
 
+const std::string& instance_id() {
+  static const std::string id = [] {
+    std::random_device rd;
+    return fmt::format("{:08x}{:08x}", rd(), rd());
+  }();
+  return id;
+}
+
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s, const Routes& routes) {
   HttpLimits limits;
@@ -316,6 +365,28 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
     requests++;
     // Limits first: a body is refused before the token is looked at.
     if (check_request_limits(req, res, limits)) return httplib::Server::HandlerResponse::Handled;
+    if (req.get_header_value(kViaHeader) == instance_id()) {
+      json_error(res, 508,
+                 "loop: this tm frontend is one of its own workers (its listen address is in its worker "
+                 "list): remove it from the list");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (cross_origin(req)) {
+      json_error(res, 403,
+                 fmt::format("cross-origin request refused: Origin {} is not this server (Host {}); the API "
+                             "answers its own web page and clients that are not browsers",
+                             req.get_header_value("Origin"), req.get_header_value("Host")));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (token.empty() && !loopback_name(req.get_header_value("Host"))) {
+      json_error(
+          res, 403,
+          fmt::format("Host {} refused: a server without a token answers loopback names only "
+                      "(localhost, 127.0.0.1, [::1]); another name reaching it is a web page whose DNS "
+                      "answer was switched (DNS rebinding). Give the server a token to use other names",
+                      req.get_header_value("Host")));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (token.empty() || req.path == "/health" || is_web_page(req.path) || is_ticket_download(req))
       return httplib::Server::HandlerResponse::Unhandled;
     std::string auth = req.get_header_value("Authorization");

@@ -122,6 +122,12 @@ ByteSink chunk_sink(httplib::DataSink& sink);
 // `routes`: a request none takes whose path one takes with another method is a 405 naming
 // the methods (Allow), not a 404.
 class Routes;
+// A tm frontend sends this header, with its process's instance_id(), to its workers: a request
+// that comes back with its own id is a frontend listed among its own workers (its listen
+// address in its worker list), refused (508) rather than answered again and again, each time
+// counting its workers' packets once more.
+inline constexpr const char* kViaHeader = "X-TM-Via";
+const std::string& instance_id();  // random, one per process
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s, const Routes& routes);
 

@@ -356,7 +356,12 @@ void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
   s.set_read_timeout(read_us / 1000000, read_us % 1000000);
   s.set_payload_max_length(l.max_body_bytes);
   s.set_socket_options([](int fd) {
-    httplib::default_socket_options(fd);
+    // SO_REUSEADDR only: a restart binds again while the old connections linger in TIME_WAIT.
+    // Not httplib's default SO_REUSEPORT, with which a second tm serve or frontend bound the
+    // same address and port, and the kernel split the requests between the two at random (two
+    // stores answering for one).
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     t_socket = fd;
   });
   // Over TLS (httplib::SSLServer) the handshake runs on the connection's thread, in the

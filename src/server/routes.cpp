@@ -549,6 +549,9 @@ void HttpApi::subscribe_routes() {
   get_and_post_form(
       routes_, "/api/v1/subscribe", [this](const httplib::Request& req, httplib::Response& res) {
         only_params(req, {"filter", "history_from", "to", "class"});
+        // (history_from= empty streamed the whole store: taken for "from the start")
+        refuse_empty(req, json(), "history_from", "new packets only");
+        refuse_empty(req, json(), "to", "no end");
         SubscribeRequest q{param(req, "filter"), param(req, "history_from"), param(req, "to"),
                            classes_of(req), req.has_param("history_from")};
         // A subscription's filter runs on every packet recorded, on the writer thread, for as long

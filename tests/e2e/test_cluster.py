@@ -395,6 +395,37 @@ class Faults(Cluster):
         self.assertNotIn("missing", p.stderr.decode())
 
 
+class Loops(Cluster):
+    def test_a_frontend_among_its_own_workers_and_a_second_server_on_its_port(self):
+        """A front-end whose worker list has its own listen address asked itself again and again, and
+        counted its worker's packets 8 times (exit 0, no warning); it now refuses the request it sent
+        itself (508) and the answer is the worker's, with that 'worker' named missing. A second server on
+        a port in use started too (httplib's SO_REUSEPORT) and the kernel split the requests between the
+        two; it now cannot listen there."""
+        store = self.path("w0")
+        record(store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        self.start_workers([store])
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        me = "http://127.0.0.1:%d" % port
+        conf = self.path("loop.toml")
+        with open(conf, "w") as f:
+            f.write('timeout = "%ds"\n[[worker]]\nurl = "%s"\n[[worker]]\nurl = "%s"\n' % (TIMEOUT, self.workers[0], me))
+        fe = self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % port], "fe")
+        self.wait_health(me, fe, "fe")
+        want = int(tm("query", "--store", store, "--count", "").stdout)
+        p = tm("query", "--server", me, "--count", "")
+        self.assertEqual(int(p.stdout), want)
+        self.assertIn("workers missing from the answer: %s: HTTP 508: loop: this tm frontend is one of its own "
+                      "workers" % me, p.stderr.decode())
+        p = run([TM, "serve", "--store", store, "--listen", "127.0.0.1:%d" % port], check=False, timeout=WAIT)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("cannot listen on 127.0.0.1:%d" % port, p.stderr.decode())
+        self.assertEqual(int(tm("query", "--server", me, "--count", "").stdout), want)
+
+
 class Selection(Cluster):
     def setUp(self):
         super().setUp()

@@ -209,7 +209,7 @@ class Api(Serve):
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect(("127.0.0.1", self.port))
-        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: localhost\r\n\r\n")
         self.addCleanup(s.close)
         # Only once the server has admitted it does it hold a slot: a request sent next could
         # otherwise take the slot first and this one be refused.

@@ -100,7 +100,7 @@ class Limits(test_daemon.Serve):
         readers = []
         for _ in range(4):
             s = self.connect(rcvbuf=4096)
-            s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: localhost\r\n\r\n")
             got = b""
             while len(got) < 1000:
                 got += s.recv(1000 - len(got))
@@ -153,7 +153,7 @@ class Limits(test_daemon.Serve):
         record(self.store, [f for f in corpus_files("mixed") if f.endswith(".pcap")], "--cutoff", "none")
         self.start_serve()
         s = self.connect(rcvbuf=4096)
-        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"GET /api/v1/query?filter= HTTP/1.1\r\nHost: localhost\r\n\r\n")
         s.recv(1000)
         deadline = time.monotonic() + 10
         while json.loads(self.timed("GET", "/api/v1/stats")[1])["api"]["active_queries"] != 1:
@@ -172,17 +172,17 @@ class Limits(test_daemon.Serve):
             f.write("s3cret\n")
         self.start_serve("--token-file", tok)
         # A 1 GB body announced on GET /health: refused at once, never read.
-        answer = self.raw(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n",
+        answer = self.raw(b"GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n\r\n",
                           b"a" * (4 << 20))
         self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
         self.assertIn(b"request body too large", answer)
         # Asked first (Expect: 100-continue): refused before any byte of the body is sent.
         s = self.connect()
-        s.sendall(b"POST /api/v1/classes HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n"
+        s.sendall(b"POST /api/v1/classes HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2097152\r\n"
                   b"Expect: 100-continue\r\n\r\n")
         self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 413"))
         # POST: too large (413, not 401 for the missing token), chunked (411).
-        answer = self.raw(b"POST /api/v1/classes HTTP/1.1\r\nHost: x\r\nContent-Length: 2097152\r\n\r\n",
+        answer = self.raw(b"POST /api/v1/classes HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2097152\r\n\r\n",
                           b"{" + b" " * 65536)
         self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
         self.assertIn("error", json.loads(answer.split(b"\r\n\r\n", 1)[1]))
@@ -191,7 +191,7 @@ class Limits(test_daemon.Serve):
         self.assertEqual(code, 411)
         # POST without Content-Length: no body (it used to wait for the client to close).
         s = self.connect()
-        s.sendall(b"POST /api/v1/classes?host=10.0.0.1&class=default HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(b"POST /api/v1/classes?host=10.0.0.1&class=default HTTP/1.1\r\nHost: localhost\r\n"
                   b"Authorization: Bearer s3cret\r\n\r\n")
         s.settimeout(1)
         self.assertIn(b" 409 ", s.recv(4096).split(b"\r\n")[0] + b" ")  # read-only store
@@ -338,6 +338,34 @@ class Limits(test_daemon.Serve):
         self.assertEqual(code, 200, body)
         self.alive("bodies not read")
 
+    def test_a_page_of_another_origin_or_name_is_refused(self):
+        """A server without a token took a request that a web page of another origin makes a browser send
+        (a form, or JSON as text/plain: no preflight), and one for any Host name (DNS rebinding: a page
+        of that name, its address switched to 127.0.0.1, reads the store). Both are 403 now; the page's own
+        requests (its Origin is the server's), loopback names and clients without Origin still pass."""
+        self.start_serve()
+        own = "http://127.0.0.1:%d" % self.port
+        for origin in ("http://localhost:18999", "http://127.0.0.1:%d" % (self.port + 1), "null",
+                       "http://127.0.0.1:%d.evil.example" % self.port):
+            code, body = self.curl("/api/v1/count", "-H", "Origin: " + origin, "-H", "Content-Type: text/plain",
+                                   "--data", '{"filter": "tcp"}')
+            self.assertEqual(code, 403, origin)
+            self.assertIn("cross-origin request refused: Origin %s is not this server" % origin,
+                          json.loads(body)["error"])
+        code, body = self.curl("/api/v1/count", "-H", "Origin: " + own, "--data", "filter=tcp")
+        self.assertEqual(code, 200, body)
+        code, body = self.curl("/api/v1/count", "--data", "filter=tcp")  # (curl sends no Origin)
+        self.assertEqual(code, 200, body)
+        for host in ("evil.example.com:%d" % self.port, "evil.example.com", "127.0.0.1.evil.example:80", "10.0.0.1"):
+            code, body = self.curl("/api/v1/stats", "-H", "Host: " + host)
+            self.assertEqual(code, 403, host)
+            self.assertIn("Host %s refused: a server without a token answers loopback names only" % host,
+                          json.loads(body)["error"])
+        for host in ("localhost:%d" % self.port, "LOCALHOST", "tm.localhost:1", "127.0.0.2:%d" % self.port,
+                     "[::1]:%d" % self.port):
+            code, body = self.curl("/api/v1/stats", "-H", "Host: " + host)
+            self.assertEqual(code, 200, host)
+
     def test_a_filter_of_many_terms_is_planned_at_once(self):
         """The parser folded `a and b and ...` by copying the run so far at every term: 40k terms took 26 s to
         plan, outside --query-timeout and the query slots (round 5 F6). A body of 120k terms (under 1 MiB) is
@@ -385,6 +413,14 @@ class Limits(test_daemon.Serve):
         self.assertEqual(code, 200, answer)
         self.assertGreater(json.loads(answer)["packets"], 0)
         self.alive("many form parameters")
+
+    def test_a_subscription_time_given_empty_is_refused(self):
+        """history_from= given empty streamed every stored packet, as from the store's start."""
+        self.start_serve()
+        for q in ("history_from=", "to="):
+            code, body = self.curl("/api/v1/subscribe?filter=tcp&" + q, "--max-time", "5")
+            self.assertEqual(code, 400, q)
+            self.assertIn("%s: given empty (leave it out for " % q[:-1], json.loads(body)["error"])
 
     def test_explain_checks_the_request_as_a_query_does(self):
         """/api/v1/explain answered 200 to a bad time, a time range backwards and an unknown

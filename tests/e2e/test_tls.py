@@ -210,7 +210,7 @@ class Tls(TmProcess, StoreTest):
         # Plain HTTP to the TLS port: no answer (the handshake fails), and the server goes on.
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
-            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             got = b""
             while True:
                 b = s.recv(4096)
