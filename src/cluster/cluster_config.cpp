@@ -134,6 +134,7 @@ ClusterConfig load_cluster_config_string(const std::string& text, const std::str
 }
 
 ClusterConfig load_cluster_config(const std::string& path) {
+  config::check_config_file(path);
   std::ifstream f(path);
   if (!f) throw ConfigError(fmt::format("{}: cannot read", path));
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -378,7 +379,7 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
     return true;
   }
   auto v = util::parse_size(s);
-  if (!v) return false;
+  if (!v || *v == 0) return false;  // (0 deleted every segment as it was sealed; 0% is refused too)
   bytes = *v;
   percent = 0;
   return true;
@@ -386,6 +387,9 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
 
 std::string disk_budget_error(const std::string& s) {
   if (util::size_overflows(s)) return util::size_error(s);
+  if (auto v = util::parse_size(s); v && *v == 0)
+    return fmt::format(
+        "'{}' would keep nothing: give a size (500g), a share of the file system (80%) or none", s);
   return fmt::format("'{}' is not a size or a share of the file system (examples: 500g, none, 80%)", s);
 }
 
@@ -427,7 +431,17 @@ Config load_config_string(const std::string& text, const std::string& name) {
   return from_table(root, name);
 }
 
+void check_config_file(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) throw ConfigError(fmt::format("{}: is a directory, not a config file", path));
+  if (::access(path.c_str(), R_OK) != 0)
+    throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+}
+
 Config load_config_file(const std::string& path) {
+  check_config_file(path);
   toml::table root;
   try {
     root = toml::parse_file(path);

@@ -244,8 +244,27 @@ disk_budget = "1g"
   EXPECT_TRUE(config::parse_disk_budget("10g", bytes, pct));
   EXPECT_EQ(bytes, 10ull << 30);
   EXPECT_EQ(pct, 0);
-  for (const char* bad : {"0%", "101%", "%", "x%", "80 %", "-5%", "nan%"})
+  for (const char* bad : {"0%", "101%", "%", "x%", "80 %", "-5%", "nan%", "0", "0k"})
     EXPECT_FALSE(config::parse_disk_budget(bad, bytes, pct)) << bad;
+  // (0 was taken, and deleted every segment as it was sealed)
+  EXPECT_EQ(config::disk_budget_error("0"),
+            "'0' would keep nothing: give a size (500g), a share of the file system (80%) or none");
+}
+
+// A directory given as the config file was read as an empty one: every setting its default.
+TEST(Config, ADirectoryIsNoConfigFile) {
+  try {
+    config::load_config_file("/tmp");
+    FAIL() << "a directory was read as a config file";
+  } catch (const config::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/tmp: is a directory, not a config file");
+  }
+  try {
+    config::load_config_file("/tmp/tm-no-such-dir/tm.toml");
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/tmp/tm-no-such-dir/tm.toml: cannot read: No such file or directory");
+  }
 }
 
 TEST(Config, FlowDiskBudgetAsShareOfTheFileSystem) {
