@@ -27,11 +27,13 @@ export function show() {
 }
 export function hide() { clearInterval(timer); timer = null; }
 
+// The connection's own filter: its hosts, protocol and ports (an ICMP or other row without its
+// protocol named every connection of the two hosts).
 function connFilter(c) {
-  let f = `host ${c.orig_addr} and host ${c.resp_addr}`;
-  if (c.orig_port || c.resp_port) f += ` and port ${c.orig_port} and port ${c.resp_port}`;
-  if (["tcp", "udp", "sctp"].includes(c.proto)) f += ` and ${c.proto}`;
-  return f;
+  const f = `host ${c.orig_addr} and host ${c.resp_addr}`;
+  if (["tcp", "udp", "sctp"].includes(c.proto)) return `${f} and ${c.proto} and port ${c.orig_port} and port ${c.resp_port}`;
+  if (c.proto === "icmp" || c.proto === "icmp6") return `${f} and ${c.proto}`;
+  return `${f} and proto ${c.proto}`;
 }
 const PROTO = { 6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmp6" };
 
