@@ -31,7 +31,8 @@ namespace {
   X(SSL_set1_host) X(SSL_ctrl) X(SSL_get0_param) X(SSL_connect) X(SSL_read) X(SSL_write)        \
   X(SSL_get_error) X(SSL_get_verify_result) X(SSL_pending) X(X509_verify_cert_error_string)     \
   X(ERR_peek_last_error) X(ERR_reason_error_string) X(ERR_clear_error)                          \
-  X(X509_VERIFY_PARAM_set1_ip_asc)
+  X(X509_VERIFY_PARAM_set1_ip_asc) X(SSL_CTX_set_default_passwd_cb)                             \
+  X(SSL_CTX_set_default_passwd_cb_userdata)
 // clang-format on
 
 #define TM_STR2(x) #x
@@ -158,7 +159,20 @@ TlsClient::TlsClient(int fd, const std::string& host, const TlsClientFiles& f) {
   if (!f.cert.empty()) {
     if (L.SSL_CTX_use_certificate_chain_file(ctx, f.cert.c_str()) != 1)
       fail("--cert: cannot load " + f.cert + ": " + reason(L, "not a PEM certificate"));
-    if (L.SSL_CTX_use_PrivateKey_file(ctx, f.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // An encrypted key: no pass phrase (OpenSSL's own callback asked on the terminal).
+    bool encrypted = false;
+    L.SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void* asked) {
+      *static_cast<bool*>(asked) = true;
+      return 0;
+    });
+    L.SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
+    const int loaded = L.SSL_CTX_use_PrivateKey_file(ctx, f.key.c_str(), SSL_FILETYPE_PEM);
+    L.SSL_CTX_set_default_passwd_cb(ctx, nullptr);
+    L.SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+    if (loaded != 1 && encrypted)
+      fail("--key: " + f.key +
+           " is encrypted (a pass phrase protects it), and tm asks for none: give it decrypted");
+    if (loaded != 1) {
       std::string why = reason(L, "not a PEM private key");
       if (why.find("mismatch") != std::string::npos)
         fail("--key: the key in " + f.key + " does not match the certificate in " + f.cert);

@@ -36,6 +36,14 @@ void readable(const std::string& path, const std::string& what) {
   if (!f) fail(what, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
 }
 
+// OpenSSL's pass phrase callback for an encrypted key: none given (OpenSSL's own asked on the
+// terminal, and a daemon started from one waited there; without a terminal the key was called
+// "not a PEM private key"). `asked` says it was called: the key is encrypted.
+int no_pass_phrase(char*, int, int, void* asked) {
+  *static_cast<bool*>(asked) = true;
+  return 0;
+}
+
 // Loads the files into `ctx`; throws naming the one at fault.
 void setup(SSL_CTX* ctx, const TlsFiles& t) {
   if (t.key.empty()) fail(t.key_what, fmt::format("missing: {} needs its private key", t.cert_what));
@@ -47,7 +55,17 @@ void setup(SSL_CTX* ctx, const TlsFiles& t) {
     fail(t.cert_what, fmt::format("{} is not a PEM certificate ({})", t.cert, ssl_reason()));
   if (X509* x = SSL_CTX_get0_certificate(ctx); x && X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
     fail(t.cert_what, fmt::format("the certificate in {} has expired", t.cert));
-  if (SSL_CTX_use_PrivateKey_file(ctx, t.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+  bool encrypted = false;
+  SSL_CTX_set_default_passwd_cb(ctx, no_pass_phrase);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
+  const int loaded = SSL_CTX_use_PrivateKey_file(ctx, t.key.c_str(), SSL_FILETYPE_PEM);
+  SSL_CTX_set_default_passwd_cb(ctx, nullptr);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+  if (loaded != 1 && encrypted)
+    fail(t.key_what, fmt::format("{} is encrypted (a pass phrase protects it), and tm asks for none: give it "
+                                 "decrypted, readable by tm only (openssl pkey -in {} -out KEY)",
+                                 t.key, t.key));
+  if (loaded != 1) {
     std::string why = ssl_reason();
     if (why.find("mismatch") == std::string::npos)
       fail(t.key_what, fmt::format("{} is not a PEM private key ({})", t.key, why));

@@ -191,6 +191,15 @@ class Tls(TmProcess, StoreTest):
         p, _ = self.remote_answer(url, "--ca", self.pem("ca.pem"), "--cert", self.pem("other-ca.pem"),
                                   "--key", self.pem("other-ca.key"), check=False)
         self.assertNotEqual(p.returncode, 0)
+        # An encrypted key: said so (OpenSSL asked for its pass phrase on the terminal, and without one
+        # called it "not a PEM private key").
+        enc = self.path("client-enc.key")
+        run(["openssl", "pkey", "-in", self.pem("client.key"), "-aes128", "-passout", "pass:secret", "-out", enc])
+        p, _ = self.remote_answer(url, "--ca", self.pem("ca.pem"), "--cert", self.pem("client.pem"), "--key", enc,
+                                  check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("--key: %s is encrypted (a pass phrase protects it), and tm asks for none" % enc,
+                      p.stderr.decode())
         # curl: refused without a certificate, answered with one.
         r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", self.pem("ca.pem"),
                  url + "/health"], check=False)
@@ -304,6 +313,12 @@ class Tls(TmProcess, StoreTest):
         p = serve_with('tls_cert = "%s"\ntls_key = "%s"\n' % (self.pem("expired.pem"), self.pem("expired.key")))
         self.assertIn("%s:3: server.tls_cert: the certificate in %s has expired" % (conf, self.pem("expired.pem")),
                       p.stderr.decode())
+        # An encrypted key: said so, at once (OpenSSL asked for a pass phrase on the terminal).
+        enc = self.path("server-enc.key")
+        run(["openssl", "pkey", "-in", self.pem("server.key"), "-aes128", "-passout", "pass:secret", "-out", enc])
+        p = serve_with('tls_cert = "%s"\ntls_key = "%s"\n' % (self.pem("server.pem"), enc))
+        self.assertIn("%s:4: server.tls_key: %s is encrypted (a pass phrase protects it), and tm asks for none"
+                      % (conf, enc), p.stderr.decode())
         # The command line names its option.
         p = tm("serve", "--store", self.store, "--listen", "127.0.0.1:0", "--tls-cert",
                self.pem("server.pem"), "--tls-key", self.pem("other-ca.key"), check=False)
