@@ -34,9 +34,11 @@ Runner add_class(CLI::App& app) {
     nlohmann::json j;
     if (set->parsed())
       j = svc.class_set({o->host, o->cls, o->dur}).body;
-    else if (list->parsed())
-      j = svc.class_list().body;
-    else if (rm->parsed())
+    else if (list->parsed()) {
+      server::Reply r = svc.class_list();
+      if (std::string w = r.missing_warning(); !w.empty()) std::cerr << "tm class: warning: " << w << "\n";
+      j = std::move(r.body);
+    } else if (rm->parsed())
       j = svc.class_remove(o->host).body;
     if (j.is_object() && j.value("warnings", nlohmann::json()).is_array())
       for (auto& w : j["warnings"])

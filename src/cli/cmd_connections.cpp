@@ -48,7 +48,11 @@ Runner add_connections(CLI::App& app) {
                        flag(o->suspend_timeout, o->resume_timeout)})
               .body;
     } else {
-      j = svc.connections({text, o->top}).body;
+      server::Reply r = svc.connections({text, o->top});
+      // (a tm frontend without some workers: their connections are not listed)
+      if (std::string w = r.missing_warning(); !w.empty())
+        std::cerr << "tm connections: warning: " << w << "\n";
+      j = std::move(r.body);
     }
     if (o->json) o->format = "json";
     if (o->format == "json") {

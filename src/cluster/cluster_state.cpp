@@ -71,8 +71,12 @@ server::Reply ClusterService::stats(const server::ApiCounters& api) {
     json w = {{"id", k}, {"url", cfg_.workers[k].url}, {"up", replies[k].ok()}};
     if (replies[k].ok()) {
       json body = json::parse(replies[k].body, nullptr, false);
-      w["stats"] = body;
-      if (!body.is_object() || !body.contains("store") || !body["store"].is_object()) {
+      // (a body that is not JSON is a discarded value, which dump() writes as "<discarded>":
+      // the whole answer was no JSON then)
+      w["stats"] = body.is_discarded() ? json(nullptr) : body;
+      if (body.is_discarded()) {
+        w["error"] = missing[cfg_.workers[k].url] = "its stats are not JSON";
+      } else if (!body.is_object() || !body.contains("store") || !body["store"].is_object()) {
         w["error"] = missing[cfg_.workers[k].url] = "its stats have no store object";
       } else {
         add_stats(store, body["store"]);
@@ -162,10 +166,7 @@ server::Reply ClusterService::class_list() {
   if (!any_ok(replies)) fail(cfg_, replies, "no worker answered");
   server::Reply out{json::array(), {}};
   for (auto& [h, e] : by_host) out.body.push_back(e);
-  std::string missing;
-  for (size_t i = 0; i < replies.size(); ++i)
-    if (!replies[i].ok()) missing += (missing.empty() ? "" : " ") + cfg_.workers[i].url;
-  if (!missing.empty()) out.headers.emplace_back("X-TM-Missing-Workers", missing);
+  add_missing_headers(out.headers, missing_of(cfg_, all_workers(), replies));
   return out;
 }
 
@@ -174,8 +175,20 @@ server::Reply ClusterService::class_remove(const std::string& host) {
   auto replies = fan_out(cfg_, wc_, all_workers(),
                          [&](httplib::Client& c) { return c.Delete("/api/v1/classes/" + host); });
   json w = per_worker(cfg_, replies);
-  if (!any_ok(replies))
+  if (!any_ok(replies) &&
+      std::all_of(replies.begin(), replies.end(), [](auto& x) { return x.status == 404; }))
     throw server::NotFound(fmt::format("no dynamic class for host {} on any worker", host), {{"workers", w}});
+  // A worker that did not answer keeps the class (and puts it back from its list at a restart):
+  // a failure, as a class set that did not reach every worker is (it said "removed").
+  std::string why;
+  size_t bad = 0;
+  for (size_t i = 0; i < replies.size(); ++i)
+    if (!replies[i].ok() && replies[i].status != 404) {
+      ++bad;
+      why += fmt::format("; {}: {}", cfg_.workers[i].url, replies[i].error);
+    }
+  if (bad)
+    fail(cfg_, replies, fmt::format("{} of {} workers did not remove the class{}", bad, replies.size(), why));
   return {json{{"removed", host}, {"workers", w}}, {}};
 }
 
@@ -184,7 +197,8 @@ server::Reply ClusterService::connections(const server::ConnectionsRequest& r) {
   httplib::Params p{{"filter", r.filter}};
   if (r.top) p.emplace("top", std::to_string(r.top));
   std::string path = httplib::append_query_params("/api/v1/connections", p);
-  auto replies = fan_out(cfg_, wc_, all_workers(), [&](httplib::Client& c) { return c.Get(path); });
+  const auto which = all_workers();
+  auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.Get(path); });
   json all = json::array();
   for (size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].status == 400) throw server::BadRequest(error_text(400, replies[i].body));
@@ -201,7 +215,9 @@ server::Reply ClusterService::connections(const server::ConnectionsRequest& r) {
     return a.value("bytes", uint64_t{0}) > b.value("bytes", uint64_t{0});
   });
   if (r.top && all.size() > r.top) all.erase(all.begin() + static_cast<long>(r.top), all.end());
-  return {std::move(all), {}};
+  server::Reply out{std::move(all), {}};
+  add_missing_headers(out.headers, missing_of(cfg_, which, replies));  // (their connections are not listed)
+  return out;
 }
 
 server::Reply ClusterService::control(const server::ControlRequest& r) {

@@ -160,10 +160,14 @@ const ClientResult& checked(const ClientResult& r) {
   return r;
 }
 
+// (with a tm frontend's X-TM-Missing-* headers: the workers the answer is without)
 Reply json_reply(const ClientResult& r) {
   auto j = nlohmann::json::parse(checked(r).body, nullptr, false);
   if (j.is_discarded()) throw std::runtime_error("the server's answer is not JSON");
-  return {std::move(j), {}};
+  Reply out{std::move(j), {}};
+  for (const char* h : {"X-TM-Missing-Workers", "X-TM-Missing-Reasons"})
+    if (std::string v = r.header(h); !v.empty()) out.headers.emplace_back(h, v);
+  return out;
 }
 
 class SubscriptionStream : public Stream {

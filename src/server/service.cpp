@@ -49,6 +49,15 @@ constexpr std::string_view kMissingAtStart = "workers missing from the answer: "
 constexpr std::string_view kFailedDuring = " failed during the answer: ";
 }  // namespace
 
+std::string Reply::missing_warning() const {
+  std::string workers;
+  for (const auto& [k, v] : headers) {
+    if (k == "X-TM-Missing-Reasons") return missing_workers_warning(v);
+    if (k == "X-TM-Missing-Workers") workers = v;
+  }
+  return workers.empty() ? workers : missing_workers_warning(workers);
+}
+
 std::string missing_workers_warning(const std::string& reasons) {
   return std::string(kMissingAtStart) + reasons;
 }

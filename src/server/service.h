@@ -162,6 +162,9 @@ struct ApiCounters {
 struct Reply {
   nlohmann::json body;
   Headers headers;
+  // A tm frontend's answer without some workers (X-TM-Missing-Reasons, else -Workers): the
+  // warning to print (missing_workers_warning), empty when every worker answered.
+  std::string missing_warning() const;
 };
 
 // A streamed answer whose request was accepted: the request's errors were thrown when it was

@@ -426,6 +426,21 @@ class Loops(Cluster):
         self.assertEqual(int(tm("query", "--server", me, "--count", "").stdout), want)
 
 
+    def test_stats_of_a_worker_answering_text(self):
+        """A worker answering its stats 200 with a body that is not JSON made the front-end's whole answer
+        invalid JSON ("stats": <discarded>): tm stats --server failed. It is a missing worker now."""
+        store = self.path("w0")
+        record(store, [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        self.start_workers([store])
+        self.workers.append(self.fake_worker(lambda path, q: (200, b"not json", "text/plain")))
+        fe = self.start_frontend(balance=None)
+        st = json.loads(run(["curl", "-s", fe + "/api/v1/stats"]).stdout)
+        self.assertEqual(st["missing"], {self.workers[1]: "its stats are not JSON"})
+        self.assertIsNone(st["workers"][1]["stats"])
+        p = tm("stats", "--server", fe)
+        self.assertIn(self.workers[1], p.stderr.decode())
+
+
 class Selection(Cluster):
     def setUp(self):
         super().setUp()
@@ -661,6 +676,17 @@ class Live(Cluster):
             got = read_pcap(out) if os.path.exists(out) and os.path.getsize(out) >= 24 else []
         sub.kill()
         self.assertEqual([d[-13:] for _, _, _, d in got], [b"tm-cluster-%02d" % i for i in range(20)])
+        # A worker down: the class list and the connections say they are without it (they said nothing),
+        # and a class removal that did not reach it fails (it said "removed"; the worker kept the class).
+        tm("class", "--server", fe, "set", "10.9.8.5", "--class", "default", "--for", "1h")
+        self.worker_procs[2].kill()
+        self.worker_procs[2].wait()
+        for args in (["class", "--server", fe, "list"], ["connections", "--server", fe]):
+            p = tm(*args)
+            self.assertIn("warning: workers missing from the answer: " + self.workers[2], p.stderr.decode(), args)
+        p = tm("class", "--server", fe, "remove", "10.9.8.5", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("1 of 3 workers did not remove the class; " + self.workers[2], p.stderr.decode())
 
 
 class Mixed(Cluster):
