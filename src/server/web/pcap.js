@@ -2,7 +2,9 @@
 // a packet (time, addresses, ports, protocol, length) for the previews.
 
 // Feed it the bytes as they come; it calls onPacket({ts_ns, caplen, wirelen, linktype, data})
-// for each whole record. Nanosecond and microsecond pcap, either byte order.
+// for each whole record. Nanosecond and microsecond pcap, either byte order; and pcapng (the
+// answer of a store of several link types): its interfaces' link types and time resolutions,
+// its enhanced packet blocks.
 export class PcapReader {
   constructor(onPacket) { this.onPacket = onPacket; this.buf = new Uint8Array(0); this.hdr = null; this.count = 0; }
   push(chunk) {
@@ -12,6 +14,10 @@ export class PcapReader {
     const dv = new DataView(b.buffer);
     if (!this.hdr) {
       if (b.length < 24) { this.buf = b; return; }
+      if (dv.getUint32(0, true) === 0x0a0d0d0a) this.hdr = { ng: true, le: true, ifaces: [] };
+    }
+    if (this.hdr && this.hdr.ng) { this.buf = b.slice(this.pushNg(b, dv)); return; }
+    if (!this.hdr) {
       const m = dv.getUint32(0, true);
       const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
       const magic = le ? m : dv.getUint32(0, false);
@@ -30,6 +36,41 @@ export class PcapReader {
       off += 16 + incl;
     }
     this.buf = b.slice(off);
+  }
+  // pcapng blocks from the start of `b`; returns where the first incomplete one begins.
+  pushNg(b, dv) {
+    let off = 0;
+    while (b.length - off >= 12) {
+      const type = dv.getUint32(off, this.hdr.le);
+      if (type === 0x0a0d0d0a) this.hdr.le = dv.getUint32(off + 8, true) === 0x1a2b3c4d;  // a section: its byte order
+      const le = this.hdr.le, len = dv.getUint32(off + 4, le);
+      if (len < 12 || len % 4) throw new Error("not a pcapng stream (a block of length " + len + ")");
+      if (b.length - off < len) break;
+      if (type === 0x0a0d0d0a) {
+        this.hdr.ifaces = [];
+      } else if (type === 1) {  // interface: link type, time resolution (if_tsresol, option 9; default microseconds)
+        let unit = 1000n;
+        for (let o = off + 16; o + 4 <= off + len - 4;) {
+          const code = dv.getUint16(o, le), olen = dv.getUint16(o + 2, le);
+          if (code === 0) break;
+          if (code === 9 && olen >= 1) {
+            const r = b[o + 4];
+            unit = r & 0x80 ? 0n : (r <= 9 ? 10n ** BigInt(9 - r) : 0n);  // (binary or finer than ns: not shown)
+          }
+          o += 4 + ((olen + 3) & ~3);
+        }
+        this.hdr.ifaces.push({ linktype: dv.getUint16(off + 8, le), unit });
+      } else if (type === 6) {  // enhanced packet
+        const ifc = this.hdr.ifaces[dv.getUint32(off + 8, le)] || { linktype: 0, unit: 1000n };
+        const ts = (BigInt(dv.getUint32(off + 12, le)) << 32n) | BigInt(dv.getUint32(off + 16, le));
+        const incl = dv.getUint32(off + 20, le);
+        this.count++;
+        this.onPacket({ ts_ns: ts * ifc.unit, caplen: incl, wirelen: dv.getUint32(off + 24, le), linktype: ifc.linktype,
+          data: b.subarray(off + 28, off + 28 + Math.min(incl, len - 32)) });
+      }
+      off += len;
+    }
+    return off;
   }
 }
 

@@ -69,11 +69,13 @@ async function count() {
     res.dataset.packets = j.packets;
     lastRun = p;
     $("#q-download").disabled = j.packets === 0;
-    if (j.packets > 0) await preview(p);
   } catch (e) {
     res.textContent = "";
     err.textContent = e.message;
+    return;
   }
+  // (a preview that fails leaves the count: it erased it)
+  if (res.dataset.packets > 0) await preview(p).catch((e) => { pre.textContent = `preview: ${e.message}`; });
 }
 
 async function preview(p) {
