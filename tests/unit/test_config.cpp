@@ -251,6 +251,24 @@ disk_budget = "1g"
             "'0' would keep nothing: give a size (500g), a share of the file system (80%) or none");
 }
 
+// connections.max beyond this machine's memory, or beyond what the table takes (2^30, which it
+// kept of a larger value): file:line: key: why (it was a bare std::bad_alloc).
+TEST(Config, ConnectionsMaxWithinTheTableAndTheMemory) {
+  const uint64_t mem = config::physical_memory();
+  const uint64_t too_many = std::min<uint64_t>(mem / 128 + 1, uint64_t{1} << 30);
+  if (too_many * 128 > mem) {
+    const std::string e = error_of(fmt::format("[connections]\nmax = {}\n", too_many));
+    EXPECT_NE(e.find("tm.toml:2: connections.max: " + std::to_string(too_many) + " connections take up to "),
+              std::string::npos)
+        << e;
+    EXPECT_NE(e.find("more than this machine's memory"), std::string::npos) << e;
+  }
+  EXPECT_EQ(error_of("[connections]\nmax = 4294967296\n"),
+            "tm.toml:2: connections.max: must be between 16 and 1073741824");
+  EXPECT_EQ(config::load_config_string("[connections]\nmax = 1000000\n", "tm.toml").max_connections,
+            1000000u);
+}
+
 // A directory given as the config file was read as an empty one: every setting its default.
 TEST(Config, ADirectoryIsNoConfigFile) {
   try {
