@@ -65,16 +65,25 @@ CLI::Validator seconds_upto(double hi) {
 }
 
 void add_config_options(CLI::App& app, RecordOptions& o) {
-  app.add_option("-c,--config", o.config_path, "TOML config file (see docs/CONFIG.md)");
-  app.add_option("-s,--store", o.store, "store directory (overrides store.path)");
-  app.add_option("--cutoff", o.cutoff, "connection cutoff for every class: bytes with k/m/g, or 'none'");
-  app.add_option("--segment-size", o.segment_size, "rotate segments at this size (default 256m)");
+  // (A value given empty is refused, as in the config file, rather than taken for its absence:
+  // --cutoff '' recorded with the default cutoff.)
+  app.add_option("-c,--config", o.config_path, "TOML config file (see docs/CONFIG.md)")
+      ->check(not_empty("no config file"));
+  app.add_option("-s,--store", o.store, "store directory (overrides store.path)")
+      ->check(not_empty("store.path"));
+  app.add_option("--cutoff", o.cutoff, "connection cutoff for every class: bytes with k/m/g, or 'none'")
+      ->check(not_empty("the classes' own cutoffs"));
+  app.add_option("--segment-size", o.segment_size, "rotate segments at this size (default 256m)")
+      ->check(not_empty("store.segment_size"));
   app.add_option("--disk-budget", o.disk_budget,
-                 "disk budget of the whole store (e.g. 10g, or 80% of its file system)");
-  app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)");
+                 "disk budget of the whole store (e.g. 10g, or 80% of its file system)")
+      ->check(not_empty("store.disk_budget"));
+  app.add_option("--ram-budget", o.ram_budget, "RAM ring size for every class (default 64m)")
+      ->check(not_empty("the classes' own ram_budget"));
   app.add_option(
-      "--when-ring-full", o.when_full,
-      "wait (auto, the default: a live capture leaves the overflow in the kernel's buffer) or drop");
+         "--when-ring-full", o.when_full,
+         "wait (auto, the default: a live capture leaves the overflow in the kernel's buffer) or drop")
+      ->check(not_empty("auto"));
   app.add_option(
          "--capture-threads", o.capture_threads,
          "live capture threads, in one AF_PACKET fanout group per interface (overrides capture.threads)")
@@ -85,9 +94,9 @@ void add_config_options(CLI::App& app, RecordOptions& o) {
       ->check(whole_number(1, 65536));
   app.add_option("--balance", o.balance, "how the split hashes packets: pair (default) or 5tuple")
       ->check(CLI::IsMember({"pair", "5tuple"}));
-  app.add_option(
-      "--cluster-key", o.cluster_key,
-      "live workers on one host: the key naming their fanout group on each interface (default tm)");
+  app.add_option("--cluster-key", o.cluster_key,
+                 "live workers on one host: the key naming their fanout group on each interface (default tm)")
+      ->check(not_empty("tm"));
 }
 
 std::string filter_text(const std::vector<std::string>& words) {

@@ -257,6 +257,17 @@ class Errors(StoreTest):
                 self.assertIn(b"%s: given empty" % opt.encode(), p.stderr)
                 self.assertEqual(p.stdout, b"")
 
+    def test_a_recording_option_given_empty_is_refused(self):
+        # --cutoff '' recorded with the default cutoff (the config file refuses an empty value).
+        for opt in ("--config", "--store", "--cutoff", "--segment-size", "--disk-budget", "--ram-budget",
+                    "--when-ring-full", "--cluster-key"):
+            with self.subTest(opt=opt):
+                args = [] if opt == "--store" else ["--store", self.store]
+                p = tm("record", *args, "-r", corpus("mixed", "wikipedia.pcap"), opt, "", check=False)
+                self.assertEqual(p.returncode, 105, p.stderr)
+                self.assertIn(b"%s: given empty" % opt.encode(), p.stderr)
+                self.assertFalse(os.path.exists(self.store))
+
     def test_unknown_keyword(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])
         p = tm("query", "--store", self.store, "--count", "hots 10.0.0.1", check=False)
