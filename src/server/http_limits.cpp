@@ -441,6 +441,15 @@ bool check_request_limits(const httplib::Request& req, httplib::Response& res, c
   uint64_t length = 0;
   if (req.has_header("Content-Length")) {
     std::string v = req.get_header_value("Content-Length");
+    // Lengths that differ (RFC 9112 6.3: an error): a proxy in front may frame the request by
+    // another one than this server (request smuggling).
+    for (size_t i = 1, n = req.get_header_value_count("Content-Length"); i < n; ++i)
+      if (req.get_header_value("Content-Length", i) != v) {
+        g_counters.bodies_refused++;
+        close_after_answer();
+        refuse(res, 400, "Content-Length: given more than once, with different values");
+        return true;
+      }
     bool ok = !v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos;
     if (ok) length = std::stoull(v);
     if (!ok || length > l.max_body_bytes) {

@@ -414,6 +414,19 @@ class Limits(test_daemon.Serve):
         self.assertGreater(json.loads(answer)["packets"], 0)
         self.alive("many form parameters")
 
+    def test_content_lengths_that_differ_are_refused(self):
+        """Two Content-Length headers of different values were taken (the first): a proxy framing the
+        request by the other could be made to pass a second request inside (smuggling)."""
+        self.start_serve()
+        head = (b"POST /api/v1/count HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded"
+                b"\r\nContent-Length: 10\r\nContent-Length: %s\r\nConnection: close\r\n\r\n")
+        answer = self.raw(head % b"3", b"filter=tcp")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:200])
+        self.assertIn(b"Content-Length: given more than once, with different values", answer)
+        answer = self.raw(head % b"10", b"filter=tcp")  # (the same value twice: one length)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:200])
+        self.alive("two lengths")
+
     def test_a_subscription_time_given_empty_is_refused(self):
         """history_from= given empty streamed every stored packet, as from the store's start."""
         self.start_serve()
