@@ -140,16 +140,18 @@ class StatusLogger {
 }  // namespace
 
 // After the capture devices and the listening socket are open, nothing needs root: become
-// `user` (its groups too). The store must be writable by that user.
-void drop_privileges(const std::string& user, const std::string& store) {
+// `user` (its groups too). The store must be writable by that user (readable, for a store
+// served read-only: `write` false).
+void drop_privileges(const std::string& user, const std::string& store, bool write = true) {
   struct passwd* pw = getpwnam(user.c_str());
   if (!pw) throw std::runtime_error(fmt::format("--user: no user '{}'", user));
   if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
     throw std::runtime_error(fmt::format("--user: cannot become '{}': {}", user, std::strerror(errno)));
   if (setuid(0) == 0) throw std::runtime_error("--user: privileges could not be dropped for good");
-  if (access(store.c_str(), W_OK | X_OK) != 0)
-    throw std::runtime_error(
-        fmt::format("--user: '{}' cannot write the store {} (chown it first)", user, store));
+  if (access(store.c_str(), (write ? W_OK : R_OK) | X_OK) != 0)
+    throw std::runtime_error(fmt::format("--user: '{}' cannot {} the store {} ({} it first)", user,
+                                         write ? "write" : "read", store,
+                                         write ? "chown" : "chmod or chown"));
   spdlog::info("running as {}", user);
 }
 
@@ -249,6 +251,8 @@ Runner add_serve(CLI::App& app) {
       store::Catalog::scan(cfg.store);  // must exist and be a store
       server::ApiServer api(ao, nullptr);
       api.bind();
+      // (--user was not applied read-only: the server kept running as root)
+      if (!o->user.empty()) drop_privileges(o->user, cfg.store, /*write=*/false);
       std::cerr << fmt::format("tm serve: serving {} read-only on {}{}\n", cfg.store,
                                server::format_host_port(addr.host, api.port()),
                                ao.tls.on() ? " (HTTPS)" : "");

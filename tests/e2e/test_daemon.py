@@ -116,6 +116,26 @@ class Api(Serve):
         super().setUp()
         record(self.store, [REPLAY], "--cutoff", "none")
 
+    def test_read_only_serve_drops_privileges_to_user(self):
+        """--user was applied to a capturing tm serve only: one serving a store read-only stayed root."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        import tempfile
+        top = tempfile.mkdtemp(prefix="tm-e2e-user-")
+        self.addCleanup(shutil.rmtree, top, True)
+        os.chmod(top, 0o755)
+        shared = os.path.join(top, "store")
+        shutil.copytree(self.store, shared)
+        run(["chmod", "-R", "a+rX", shared])
+        self.store = shared
+        self.start_serve("--user", "nobody")
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            uid = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+        self.assertEqual(set(uid), {"65534"}, uid)
+        code, body = self.curl("/api/v1/count?filter=tcp")
+        self.assertEqual(code, 200, body)
+        self.assertGreater(json.loads(body)["packets"], 0)
+
     def test_answers_match_local_forms(self):
         self.start_serve()
         for flt in ("tcp port 80", "host 192.150.187.43 and tcp[13] & 2 != 0", ""):
