@@ -260,7 +260,7 @@ TEST_F(Served, BearerSchemeInAnyCase) {
 TEST_F(Served, OversizedBodyRefusedBeforeTheTokenAndTheConnectionClosed) {
   start("s3cret");
   int fd = raw_socket();
-  std::string head = "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n";
+  std::string head = "GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n\r\n";
   ASSERT_EQ(send(fd, head.data(), head.size(), MSG_NOSIGNAL), static_cast<ssize_t>(head.size()));
   std::string body(64 << 10, 'a');  // no newline: would be one endless request line
   for (int i = 0; i < 4; ++i) (void)!send(fd, body.data(), body.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -276,7 +276,7 @@ TEST_F(Served, HeadersPastTheLimitRefusedEvenWhenTheyCameAtOnce) {
   start("");
   for (int lines : {10000, 100}) {
     int fd = raw_socket();
-    std::string msg = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    std::string msg = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
     for (int i = 0; i < lines; ++i) msg += "X-" + std::to_string(i) + ": " + std::string(100, 'a') + "\r\n";
     msg += "\r\n";
     ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
@@ -322,7 +322,7 @@ TEST_F(Served, BodyAtTheCapArrivingWithItsHeaderIsTaken) {
   std::string body = "{\"host\": \"a\"" + std::string((1 << 20) - 13, ' ') + "}";
   ASSERT_EQ(body.size(), size_t{1} << 20);
   int fd = raw_socket();
-  std::string msg = "POST /json HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: " +
+  std::string msg = "POST /json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: " +
                     std::to_string(body.size()) + "\r\n\r\n" + body;
   ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
   std::string answer = read_all(fd, 5);
@@ -369,7 +369,7 @@ TEST(BodyDeadline, TrickledBodyCutSlowHandlerNot) {
   auto connect_to = [&] { return connect_loopback(port, 6); };
   // Whole body, slow handler: answered.
   int fd = connect_to();
-  std::string msg = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+  std::string msg = "POST /slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello";
   ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
   char buf[4096];
   ssize_t n = recv(fd, buf, sizeof buf, 0);
@@ -378,7 +378,7 @@ TEST(BodyDeadline, TrickledBodyCutSlowHandlerNot) {
   close(fd);
   // A body trickled a byte every 0.3 s: the connection is closed at about 1 s.
   fd = connect_to();
-  msg = "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+  msg = "POST /slow HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n";
   ASSERT_EQ(send(fd, msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
   auto t0 = std::chrono::steady_clock::now();
   bool closed = false;
@@ -426,7 +426,7 @@ TEST(ConnectionCut, NeverReachesASocketWhoseNumberWasReused) {
   silent = connect_to();  // sends nothing
   while (fresh < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(ended_first);
-  std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  std::string req = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
   EXPECT_EQ(send(fresh, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
   std::string answer;
   char buf[4096];
