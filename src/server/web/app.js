@@ -56,7 +56,7 @@ export function fmtBytes(n) {
   const u = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
   let i = 0;
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return (i ? n.toFixed(n < 10 ? 2 : 1) : n) + " " + u[i];
+  return (i ? n.toFixed(n < 10 ? 2 : 1) : Math.round(n)) + " " + u[i];  // (a rate's bytes a second: no 617.2011694727759 B)
 }
 export function fmtNum(n) { return n === undefined || n === null ? "—" : Number(n).toLocaleString("en-US"); }
 export function fmtRate(n) {

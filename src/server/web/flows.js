@@ -68,6 +68,7 @@ function render() {
       let v = r[k];
       if (k === "bytes") v = fmtBytes(v);
       else if (k === "duration") v = Number(v).toFixed(3);
+      else if (k === "orig_port" || k === "resp_port") v = String(v);  // (a port is no amount: 55080, not 55,080)
       else if (typeof v === "number") v = fmtNum(v);
       else if (typeof v === "boolean") v = v ? "yes" : "";
       tr.append(el("td", { class: num ? "num" : "", "data-key": k, "data-value": String(r[k]) }, v === null || v === undefined ? "" : v));

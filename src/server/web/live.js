@@ -35,6 +35,8 @@ function connFilter(c) {
   if (c.proto === "icmp" || c.proto === "icmp6") return `${f} and ${c.proto}`;
   return `${f} and proto ${c.proto}`;
 }
+// "a.b.c.d:port", "[v6]:port" (as tm connections prints them: "::1:37880" read as an address)
+const endpoint = (a, p) => (a.includes(":") ? `[${a}]:${p}` : `${a}:${p}`);
 const PROTO = { 6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmp6" };
 
 async function conns() {
@@ -48,7 +50,7 @@ async function conns() {
       c.proto = PROTO[c.proto] || c.proto;
       const toggle = (key, on) => el("button", { type: "button", onclick: () => control(c, key, !on) }, on ? "resume" : "suspend");
       tb.append(el("tr", { "data-conn": `${c.orig_addr} ${c.orig_port} ${c.resp_addr} ${c.resp_port}` },
-        el("td", {}, c.proto), el("td", {}, `${c.orig_addr}:${c.orig_port}`), el("td", {}, `${c.resp_addr}:${c.resp_port}`),
+        el("td", {}, c.proto), el("td", {}, endpoint(c.orig_addr, c.orig_port)), el("td", {}, endpoint(c.resp_addr, c.resp_port)),
         el("td", { class: "num" }, fmtNum(c.packets)), el("td", { class: "num" }, fmtBytes(c.bytes)),
         el("td", { class: "num" }, fmtNum(c.stored_packets)), el("td", {}, c.class), el("td", {}, c.cut ? "cut" : ""),
         el("td", { class: "cutoff" }, c.cutoff_suspended ? "suspended " : "", toggle("suspend_cutoff", c.cutoff_suspended)),
