@@ -158,6 +158,16 @@ void finalize_cluster_config(ClusterConfig& c) {
       if (!f->empty() && !std::ifstream(*f))
         throw std::runtime_error(fmt::format("worker {} {}: cannot read {}", i, what, *f));
     while (!w.url.empty() && w.url.back() == '/') w.url.pop_back();
+    // The server's address alone: a path, a query or a user in it, or a port out of range, was
+    // taken, and the worker was missing at every request ("no answer (Connection)").
+    const std::string auth = w.url.substr(w.url.find("://") + 3);
+    if (auth.empty() || auth.find_first_of("/?#@") != std::string::npos)
+      throw std::runtime_error(fmt::format(
+          "worker {}: '{}': give the server's address alone (http://HOST:PORT): no path, query or user", i,
+          w.url));
+    if (const size_t colon = auth.rfind(':');
+        colon != std::string::npos && (auth.front() != '[' || colon > auth.find(']')))
+      server::parse_host_port(auth, fmt::format("worker {}", i));  // (throws for a bad port)
     if (!w.token_file.empty())
       w.token = server::read_token_file(w.token_file, fmt::format("worker {} token_file", i));
     if (w.timeout_s <= 0) w.timeout_s = c.timeout_s;

@@ -470,6 +470,29 @@ TEST(ClusterConfig, SameWorkerTwiceIsRefused) {
   EXPECT_NO_THROW(finalize_cluster_config(other));
 }
 
+// A worker URL with a path, a user or a bad port was taken, the worker then missing at every
+// request ("no answer (Connection)"): refused at start.
+TEST(ClusterConfig, AWorkerUrlIsAnAddressAlone) {
+  for (const char* bad :
+       {"http://w1:8910/api", "http://u:p@w1:8910", "http://w1:8910?x=1", "http://w1:99999", "https://"}) {
+    ClusterConfig c;
+    c.workers.push_back(WorkerConfig{});
+    c.workers.back().url = bad;
+    try {
+      finalize_cluster_config(c);
+      ADD_FAILURE() << bad;
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("worker 0: ", 0), 0u) << e.what();
+    }
+  }
+  for (const char* good : {"http://w1:8910", "https://[2001:db8::1]:8910/", "http://w1", "http://[::1]"}) {
+    ClusterConfig c;
+    c.workers.push_back(WorkerConfig{});
+    c.workers.back().url = good;
+    EXPECT_NO_THROW(finalize_cluster_config(c)) << good;
+  }
+}
+
 TEST(ClusterConfig, TlsKeys) {
   // The files must exist (finalize checks they can be read): this file stands in for all.
   std::string f = __FILE__;
