@@ -210,9 +210,21 @@ Config from_table(const toml::table& root, const std::string& file) {
                 {"listen", "token_file", "max_queries", "max_subscriptions", "query_timeout", "user",
                  "tls_cert", "tls_key", "tls_client_ca", "status_interval"});
     c.listen = get_string(ctx, *s, "listen", "server", c.listen);
-    if (c.listen.rfind(':') == std::string::npos)
+    if (const size_t colon = c.listen.rfind(':'); colon == std::string::npos) {
       ctx.fail(s->get("listen"), "server.listen", "expected HOST:PORT");
+    } else {
+      // (tm record, which reads [server] but serves nothing, took a bad port silently)
+      const std::string port = c.listen.substr(colon + 1);
+      if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(port) > 65535)
+        ctx.fail(s->get("listen"), "server.listen",
+                 fmt::format("bad port '{}': expected 0 to 65535 (0: any free port)", port));
+    }
     c.token_file = get_string(ctx, *s, "token_file", "server", c.token_file);
+    // Where they were given, for tm serve's errors about them (their values are checked there).
+    for (auto [key, at] : {std::pair{"listen", &c.listen_at}, std::pair{"token_file", &c.token_file_at}})
+      if (const toml::node* n = s->get(key))
+        *at = fmt::format("{}:{}: server.{}", ctx.file, n->source().begin.line, key);
     c.max_queries = static_cast<int>(get_int(ctx, *s, "max_queries", "server", c.max_queries, 1, 1024));
     c.max_subscriptions =
         static_cast<int>(get_int(ctx, *s, "max_subscriptions", "server", c.max_subscriptions, 0, 1024));

@@ -72,6 +72,7 @@ struct Config {
   // ("tm.toml:12: server.tls_cert").
   std::string tls_cert, tls_key, tls_client_ca;
   std::string tls_cert_at, tls_key_at, tls_client_ca_at;
+  std::string listen_at, token_file_at;              // "file:line: server.listen" when given there
   uint64_t status_interval_ns = 60ull * 1000000000;  // tm serve's one-line status in the log; 0: none
 
   // Flow records: their own files, budget and age limit (store/flows/).

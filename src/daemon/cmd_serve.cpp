@@ -191,8 +191,16 @@ Runner add_serve(CLI::App& app) {
   return [o]() -> int {
     config::Config cfg = build_config(o->rec);
     // The command line overrides the config's [server] section.
-    if (o->listen.empty()) o->listen = cfg.listen;
-    if (o->token_file.empty()) o->token_file = cfg.token_file;
+    // Errors about a value from the config file name it there (file:line: key), not the option.
+    std::string listen_what = "--listen", token_what = "--token-file";
+    if (o->listen.empty()) {
+      o->listen = cfg.listen;
+      if (!cfg.listen_at.empty()) listen_what = cfg.listen_at;
+    }
+    if (o->token_file.empty()) {
+      o->token_file = cfg.token_file;
+      if (!cfg.token_file_at.empty()) token_what = cfg.token_file_at;
+    }
     if (o->max_queries <= 0) o->max_queries = cfg.max_queries;
     if (o->max_subs < 0) o->max_subs = cfg.max_subscriptions;
     if (o->query_seconds <= 0) o->query_seconds = static_cast<double>(cfg.query_timeout_ns) / 1e9;
@@ -208,11 +216,12 @@ Runner add_serve(CLI::App& app) {
     server::check_tls_files(o->tls);  // before capture starts: a bad file fails at once
     server::ApiOptions ao;
     ao.store = cfg.store;
-    server::HostPort addr = server::parse_host_port(o->listen, "--listen");
+    server::HostPort addr = server::parse_host_port(o->listen, listen_what);
     ao.host = addr.host;
     ao.port = addr.port;
-    if (!o->token_file.empty()) ao.token = server::read_token_file(o->token_file, "--token-file");
-    server::require_token_off_loopback(o->listen, ao.token, "--listen", "--token-file");
+    if (!o->token_file.empty()) ao.token = server::read_token_file(o->token_file, token_what);
+    server::require_token_off_loopback(o->listen, ao.token, listen_what,
+                                       "--token-file (or server.token_file)");
     ao.max_queries = o->max_queries;
     ao.max_subscriptions = o->max_subs;
     ao.query_seconds = o->query_seconds;

@@ -269,6 +269,19 @@ TEST(Config, ConnectionsMaxWithinTheTableAndTheMemory) {
             1000000u);
 }
 
+// [server] listen: a bad port is refused where it is (tm record, which serves nothing, took it);
+// where listen and token_file were given is kept for tm serve's errors about their values.
+TEST(Config, ServerListenPortAndWhereItWasGiven) {
+  EXPECT_EQ(error_of("[server]\nlisten = \"127.0.0.1:99999\"\n"),
+            "tm.toml:2: server.listen: bad port '99999': expected 0 to 65535 (0: any free port)");
+  EXPECT_EQ(error_of("[server]\nlisten = \"127.0.0.1:\"\n"),
+            "tm.toml:2: server.listen: bad port '': expected 0 to 65535 (0: any free port)");
+  auto c =
+      config::load_config_string("[server]\n\nlisten = \"0.0.0.0:8910\"\ntoken_file = \"/t\"\n", "tm.toml");
+  EXPECT_EQ(c.listen_at, "tm.toml:3: server.listen");
+  EXPECT_EQ(c.token_file_at, "tm.toml:4: server.token_file");
+}
+
 // A directory given as the config file was read as an empty one: every setting its default.
 TEST(Config, ADirectoryIsNoConfigFile) {
   try {
