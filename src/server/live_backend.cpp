@@ -176,6 +176,11 @@ json LiveBackend::stats() {
   j["flow_files_unsealed"] = flows_ ? flows_->files_unsealed() : 0;
   j["memory"] = record::memory_json(memory());  // (the parts: docs/DESIGN.md, "Memory")
   j["dynamic_classes"] = dyn_.size();
+  // The store's own budget ([store] disk_budget), over every class, beside each class's own
+  // (classes[].disk_budget "none": the class has none of its own, this one applies).
+  j["store_disk_budget"] = cfg_.disk_budget_percent > 0 ? json(fmt::format("{}%", cfg_.disk_budget_percent))
+                           : cfg_.disk_budget == UINT64_MAX ? json("none")
+                                                            : json(cfg_.disk_budget);
   if (share_.workers) {
     // Without counts (a fanout member): every packet seen is this worker's, and what the
     // kernel gave the others is not known here.

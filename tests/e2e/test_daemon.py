@@ -311,13 +311,16 @@ class Live(Serve):
     def test_query_while_recording_includes_ram(self):
         # One huge open segment: without the flush on request, recent packets would still sit in
         # the writer's buffers (and a 60 s RAM ring in front of it).
-        self.start_live("--cutoff", "none", "--segment-size", "1g")
+        self.start_live("--cutoff", "none", "--segment-size", "1g", "--disk-budget", "5g")
         self.replay()
         for flt in ("", "tcp port 80", "host 192.150.187.43 and tcp[13] & 2 != 0"):
             want = strip_ts(tcpdump_packets(REPLAY, flt or None))
             self.assertSamePackets(self.query_until(flt, want), want, "query %r through the API" % flt)
         stats = json.loads(self.tm("stats", "--server", self.url, "--format", "api").stdout)
         self.assertEqual(stats["capture"]["packets"], len(list(read_pcap(REPLAY))))
+        # The store's budget beside the classes' own ("none": under the store's; the page showed "none").
+        self.assertEqual(stats["capture"]["store_disk_budget"], 5 << 30)
+        self.assertEqual({c["disk_budget"] for c in stats["capture"]["classes"].values()}, {"none"})
         m = parse_prometheus(self.curl("/metrics")[1].decode())
         self.assertEqual(sum(v for _, v in m["tm_packets_seen_total"]), stats["capture"]["packets"])
         # The memory parts DESIGN.md names, as tm record --json reports them (tm serve gave resident and

@@ -48,7 +48,10 @@ function render(s, history, health) {
       el("td", { class: "reach" }, st.first_ns ? el("span", { title: String(st.first_ns) }, fmtTime(st.first_ns), el("br"), el("small", {}, ago(st.first_ns))) : "no packets"),
       el("td", {}, st.open ? "recording now" : st.last_ns ? fmtTime(st.last_ns) : "—"),
       el("td", { class: "num" }, fmtNum(st.packets) + (st.open ? " + open segments" : "")),
-      budgetCell((st.pcap_bytes || 0) + (st.index_bytes || 0), c.disk_budget),
+      // (a class without a budget of its own is under the store's: "none" read as unlimited)
+      budgetCell((st.pcap_bytes || 0) + (st.index_bytes || 0), c.disk_budget === "none" && s.capture.store_disk_budget !== undefined &&
+        s.capture.store_disk_budget !== "none" ? `store's ${typeof s.capture.store_disk_budget === "number"
+          ? fmtBytes(s.capture.store_disk_budget) : s.capture.store_disk_budget}` : c.disk_budget),
       el("td", { class: "num" }, r ? `${fmtRate(r.stored_pps)} pkt, ${fmtBytes(r.stored_bps)}` : "—"),
       el("td", { class: "num" }, r ? `${fmtRate(r.cut_pps)} pkt, ${fmtBytes(r.cut_bps)}` : "—"),
       el("td", { class: "num" }, drops)));
