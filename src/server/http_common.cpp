@@ -218,20 +218,35 @@ std::string lower(std::string s) {
 // browser sends none. Without this check a page the analyst opens could POST a form, or a
 // JSON body as text/plain (no preflight), to the API of a server without a token: move hosts
 // into a class without cutoff, suspend cutoffs.
+// The browser says itself where the request comes from (Sec-Fetch-Site, every current
+// browser): "same-origin" or "none" (typed, a bookmark) pass, "same-site" (another port of this
+// host) and "cross-site" do not. That holds behind a reverse proxy too, which changes Host.
+// Without it (an older browser), Origin is compared with Host, or with the proxy's
+// X-Forwarded-Host.
 bool cross_origin(const httplib::Request& req) {
   std::string origin = lower(req.get_header_value("Origin"));
   if (origin.empty()) return false;
+  if (req.has_header("Sec-Fetch-Site")) {
+    const std::string site = lower(req.get_header_value("Sec-Fetch-Site"));
+    return site != "same-origin" && site != "none";
+  }
   for (const char* scheme : {"http://", "https://"})
-    if (origin.rfind(scheme, 0) == 0)
-      return origin.substr(std::strlen(scheme)) != lower(req.get_header_value("Host"));
+    if (origin.rfind(scheme, 0) == 0) {
+      const std::string o = origin.substr(std::strlen(scheme));
+      std::string fwd = lower(req.get_header_value("X-Forwarded-Host"));
+      fwd = fwd.substr(0, fwd.find(','));  // (the first proxy's: the name the browser used)
+      return o != lower(req.get_header_value("Host")) && (fwd.empty() || o != fwd);
+    }
   return true;  // "null" (a sandboxed or file: page), or another scheme
 }
 
-// A Host header's name, without its port or an IPv6 address's brackets, in lower case.
+// A Host header's name, without its port or an IPv6 address's brackets, in lower case. (An
+// IPv6 address without brackets, as some clients write it without a port: the whole.)
 std::string host_name(const std::string& host) {
   std::string h = lower(host);
   if (!h.empty() && h.front() == '[') return h.substr(1, h.find(']') - 1);
   const size_t colon = h.find(':');
+  if (colon != std::string::npos && h.find(':', colon + 1) != std::string::npos) return h;
   return colon == std::string::npos ? h : h.substr(0, colon);
 }
 
@@ -242,7 +257,8 @@ std::string host_name(const std::string& host) {
 bool loopback_name(const std::string& host) {
   if (host.empty()) return true;
   const std::string h = host_name(host);
-  return is_loopback(h) || h == "localhost" || (h.size() > 10 && h.ends_with(".localhost"));
+  return is_loopback(h) || h == "localhost" || h == "ip6-localhost" || h == "ip6-loopback" ||
+         (h.size() > 10 && h.ends_with(".localhost"));
 }
 }  // namespace
 

@@ -356,13 +356,25 @@ class Limits(test_daemon.Serve):
         self.assertEqual(code, 200, body)
         code, body = self.curl("/api/v1/count", "--data", "filter=tcp")  # (curl sends no Origin)
         self.assertEqual(code, 200, body)
+        # A browser says where a request comes from (Sec-Fetch-Site): it decides, behind a reverse proxy
+        # too (another Host); without it, a proxy's X-Forwarded-Host names the origin.
+        proxied = "https://tm.example.org"
+        for origin, extra, want in ((own, ["Sec-Fetch-Site: cross-site"], 403),
+                                    ("http://localhost:%d" % self.port, ["Sec-Fetch-Site: same-site"], 403),
+                                    (proxied, ["Sec-Fetch-Site: same-origin"], 200),
+                                    (proxied, ["X-Forwarded-Host: tm.example.org"], 200),
+                                    (proxied, ["X-Forwarded-Host: other.example.org"], 403)):
+            with self.subTest(origin=origin, extra=extra):
+                code, body = self.curl("/api/v1/count", "-H", "Origin: " + origin,
+                                       *sum([["-H", h] for h in extra], []), "--data", "filter=tcp")
+                self.assertEqual(code, want, body)
         for host in ("evil.example.com:%d" % self.port, "evil.example.com", "127.0.0.1.evil.example:80", "10.0.0.1"):
             code, body = self.curl("/api/v1/stats", "-H", "Host: " + host)
             self.assertEqual(code, 403, host)
             self.assertIn("Host %s refused: a server without a token answers loopback names only" % host,
                           json.loads(body)["error"])
         for host in ("localhost:%d" % self.port, "LOCALHOST", "tm.localhost:1", "127.0.0.2:%d" % self.port,
-                     "[::1]:%d" % self.port):
+                     "[::1]:%d" % self.port, "::1", "ip6-localhost:%d" % self.port):
             code, body = self.curl("/api/v1/stats", "-H", "Host: " + host)
             self.assertEqual(code, 200, host)
 
