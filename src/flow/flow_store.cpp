@@ -138,9 +138,11 @@ size_t FlowStoreWriter::drain(uint64_t now_wall_ns) {
                                                   n.seq, classes_);
           if (write_behind_) cur_->write_behind();
         }
-        cur_->add(r);
+        // Counted done first: once add() has the record it keeps it, and writes it at its next
+        // flush, when the flush it starts fails (taken back into the queue, it was written twice).
         ++done;
         ++written_;
+        cur_->add(r);
         newest_ts_ = std::max(newest_ts_, r.last_ts);
         if (cur_->file_bytes() >= cfg_.file_size) {
           seal_current();
@@ -233,10 +235,17 @@ void FlowStoreWriter::seal_current() {
     const uint64_t bytes = fs::file_size(f->base() + ".flows", ec);
     sealed_.add(store::DiskRing::File{f->base(), ec ? 0 : bytes, f->meta().first_ts, f->meta().last_ts});
     index_mem_.set(0, 0);
-    throw util::IoError(fmt::format("flow file {}.flows was not sealed (its records are stored, not indexed; "
-                                    "the next start indexes them): {}",
-                                    f->base(), e.what()),
-                        util::error_number_of(e));
+    // The seal writes the file's last records first, then its sidecar: which of the two failed.
+    const uint64_t unwritten = f->meta().packets - std::min(f->meta().packets, f->records_on_disk());
+    throw util::IoError(
+        unwritten
+            ? fmt::format("flow file {}.flows: its last {} records were not written, the rest are stored "
+                          "but not indexed (the next start indexes them): {}",
+                          f->base(), unwritten, e.what())
+            : fmt::format("flow file {}.flows was not sealed (its records are stored, not indexed; "
+                          "the next start indexes them): {}",
+                          f->base(), e.what()),
+        util::error_number_of(e));
   }
   index_mem_.set(0, f->index_memory());  // (with the postings the seal made: its peak)
   index_mem_.set(0, 0);
