@@ -230,7 +230,11 @@ server::Reply ClusterService::control(const server::ControlRequest& r) {
   });
   uint64_t n = 0;
   for (auto& x : replies)
-    if (x.ok()) n += json::parse(x.body, nullptr, false).value("connections", uint64_t{0});
+    if (x.ok()) {  // (a body that is not a JSON object: none counted there, rather than a 500)
+      const json j = json::parse(x.body, nullptr, false);
+      if (j.is_object() && j.contains("connections") && j["connections"].is_number_unsigned())
+        n += j["connections"].get<uint64_t>();
+    }
   if (!any_ok(replies)) fail(cfg_, replies, "no worker applied the control");
   return {json{{"connections", n}, {"workers", per_worker(cfg_, replies)}}, {}};
 }

@@ -260,8 +260,10 @@ Runner add_serve(CLI::App& app) {
       store::Catalog::scan(cfg.store);  // must exist and be a store
       server::ApiServer api(ao, nullptr);
       api.bind();
-      // (--user was not applied read-only: the server kept running as root)
-      if (!o->user.empty()) drop_privileges(o->user, cfg.store, /*write=*/false);
+      // (--user was not applied read-only: the server kept running as root.) Not root, it needs
+      // no dropping, and cannot: a shared config's server.user does not stop a user serving a
+      // store read-only.
+      if (!o->user.empty() && ::geteuid() == 0) drop_privileges(o->user, cfg.store, /*write=*/false);
       std::cerr << fmt::format("tm serve: serving {} read-only on {}{}\n", cfg.store,
                                server::format_host_port(addr.host, api.port()),
                                ao.tls.on() ? " (HTTPS)" : "");

@@ -101,13 +101,17 @@ std::optional<nlohmann::json> json_object(std::string_view text, std::string& wh
 }
 
 // Suricata's flow_id, a JSON integer; one a pipeline rewrote as a float (1.5e15) is taken by
-// its integer value, a string as it is; anything else is no id.
+// its integer value while a double holds it exactly (2^53), a string as it is; anything else is
+// no id.
 std::string flow_id_of(const nlohmann::json& v) {
   if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   if (v.is_number_float()) {
     const double d = v.get<double>();
-    if (d >= 0 && d < 1.8e19 && d == std::floor(d)) return std::to_string(static_cast<uint64_t>(d));
+    // (above 2^53 a double has lost the id's last digits: another id than the same flow's exact
+    // alerts, so none)
+    if (d >= 0 && d <= 9007199254740992.0 && d == std::floor(d))
+      return std::to_string(static_cast<uint64_t>(d));
     return "";
   }
   if (v.is_string()) return v.get<std::string>();

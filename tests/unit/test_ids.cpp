@@ -244,10 +244,13 @@ TEST(AlertReader, BadJsonSaysWhyANulIsNoAddressAndAFloatFlowIdIsItsInteger) {
       "{\"timestamp\":\"2026-11-25T13:00:01Z\",\"src_ip\":\"10.0.0.1\xff\"," + ok + "}\n" +
       R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1\u0000x",)" + ok + "}\n" + R"([1, 2])" + "\n" +
       R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1","flow_id":1.5e15,)" + ok + "}\n" +
-      R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1","flow_id":0.5,)" + ok + "}\n");
-  ASSERT_EQ(a.size(), 2u);
+      R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1","flow_id":0.5,)" + ok + "}\n" +
+      R"({"timestamp":"2026-11-25T13:00:01Z","src_ip":"10.0.0.1","flow_id":1.2345678901234567e17,)" + ok +
+      "}\n");
+  ASSERT_EQ(a.size(), 3u);
   EXPECT_EQ(a[0].id, "1500000000000000");
   EXPECT_EQ(a[1].id, "");
+  EXPECT_EQ(a[2].id, "");  // (beyond 2^53: digits lost)
   ASSERT_EQ(eve.warnings.size(), 3u);
   EXPECT_NE(
       eve.warnings[0].find("log:1: not JSON (column 55: syntax error while parsing value - invalid string: "
@@ -813,7 +816,8 @@ TEST(EvidenceRun, ASinglePassWaitsOnlyForTheRecordAKeepControlWillWrite) {
   std::this_thread::sleep_for(std::chrono::milliseconds(600));  // (the first pause: 0.5 s)
   EXPECT_EQ(run.process(EvidenceRun::Pass::kOnce), 0u);
   EXPECT_EQ(read_json(t.p / "out" / "61.json")["evidence"]["found"], true);
-  // A kept alert whose record does not come is written as not found after kRecordComing, not --wait.
+  // A kept alert whose record does not come still waits in a single pass (kOnce: up to
+  // kRecordComing), and the end of the run writes it as not found (kFinal).
   svc.rows.clear();
   run.add(alert("62", 1000 * kS, "kept, no record"));
   EXPECT_EQ(run.process(EvidenceRun::Pass::kOnce), 1u);
