@@ -64,6 +64,17 @@ CLI::Validator seconds_upto(double hi) {
       fmt::format("SECONDS in [0 - {}]", hi));
 }
 
+CLI::Validator positive_seconds_upto(double hi) {
+  return CLI::Validator(
+      [hi](std::string& s) -> std::string {
+        std::string e = seconds_upto(hi)(s);
+        if (!e.empty()) return e;
+        return std::strtod(s.c_str(), nullptr) == 0 ? "0 would leave no time: give seconds (more than 0)"
+                                                    : "";
+      },
+      fmt::format("SECONDS in (0 - {}]", hi));
+}
+
 void add_config_options(CLI::App& app, RecordOptions& o) {
   // (A value given empty is refused, as in the config file, rather than taken for its absence:
   // --cutoff '' recorded with the default cutoff.)

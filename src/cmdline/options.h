@@ -48,6 +48,8 @@ void add_config_options(CLI::App& app, RecordOptions& o);
 // and says what it takes, e.g. "--top: '-5' is not a whole number from 0 to 1000000000".
 CLI::Validator whole_number(uint64_t lo, uint64_t hi);
 CLI::Validator seconds_upto(double hi);
+// The same, 0 refused: a time limit of none (it was taken as absent: the default).
+CLI::Validator positive_seconds_upto(double hi);
 // A text option given empty (a script's unset variable): refused, naming what leaving the option
 // out means ("--from: given empty (leave it out for no bound)"), rather than taken for that.
 CLI::Validator not_empty(const char* absent_means);

@@ -38,9 +38,9 @@ Runner add_frontend(CLI::App& app) {
                "the link carries no tunnels: plain host/port filters select workers too");
   app.add_option("--timeout", o->timeout,
                  "per worker: seconds to wait for its answer, or for more of it (30)")
-      ->check(seconds_upto(1e7));
+      ->check(positive_seconds_upto(1e7));
   app.add_option("--query-timeout", o->query_timeout, "seconds a whole query may run (300)")
-      ->check(seconds_upto(1e7));
+      ->check(positive_seconds_upto(1e7));
   app.add_option("--max-queries", o->max_queries, "concurrent packet and flow queries; beyond: 503 (8)")
       ->check(whole_number(1, 1024));
   app.add_option("--tls-cert", o->tls.cert, "serve HTTPS: PEM certificate (chain) file (or tls_cert)");

@@ -176,7 +176,7 @@ Runner add_serve(CLI::App& app) {
   app.add_option("--max-subscriptions", o->max_subs, "concurrent subscriptions; beyond: 503 (default 8)")
       ->check(whole_number(0, 1024));
   app.add_option("--query-timeout", o->query_seconds, "seconds a query may run (default 300)")
-      ->check(seconds_upto(1e7));
+      ->check(positive_seconds_upto(1e7));
   app.add_option("--user", o->user, "drop privileges to this user once the interfaces are open");
   app.add_option("--tls-cert", o->tls.cert, "serve HTTPS: PEM certificate (chain) file (or server.tls_cert)");
   app.add_option("--tls-key", o->tls.key, "PEM private key of --tls-cert (or server.tls_key)");

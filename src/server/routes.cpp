@@ -526,6 +526,7 @@ void HttpApi::state_routes() {
 
   s.get("/api/v1/connections", [this](const httplib::Request& req, httplib::Response& res) {
     only_params(req, {"filter", "top"});
+    refuse_empty(req, json(), "top", "every connection");  // (as /api/v1/flows)
     ConnectionsRequest r{param(req, "filter"), param_u64(req, "top", SIZE_MAX)};
     reply(res, svc_.connections(r), 2);
   });

@@ -16,7 +16,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_daemon  # noqa: E402
-from tmtest import corpus, corpus_files, read_pcap, record, tm  # noqa: E402
+from tmtest import TM, corpus, corpus_files, read_pcap, record, run, tm  # noqa: E402
 
 QUERY_TIMEOUT = 4
 
@@ -446,6 +446,20 @@ class Limits(test_daemon.Serve):
             code, body = self.curl("/api/v1/subscribe?filter=tcp&" + q, "--max-time", "5")
             self.assertEqual(code, 400, q)
             self.assertIn("%s: given empty (leave it out for " % q[:-1], json.loads(body)["error"])
+
+    def test_connections_top_given_empty_and_time_limits_of_0_are_refused(self):
+        """connections?top= given empty was taken (flows?top= is a 400); --timeout 0 and --query-timeout 0
+        were taken as absent (30 s, 300 s)."""
+        self.start_serve()
+        code, body = self.curl("/api/v1/connections?top=")
+        self.assertEqual(code, 400, body)
+        self.assertIn("top: given empty (leave it out for every connection)", json.loads(body)["error"])
+        for args in (["frontend", "--worker", "http://127.0.0.1:1", "--timeout", "0"],
+                     ["frontend", "--worker", "http://127.0.0.1:1", "--query-timeout", "0"],
+                     ["serve", "--store", self.store, "--query-timeout", "0"]):
+            p = run([TM] + args, check=False, timeout=30)
+            self.assertEqual(p.returncode, 105, args)
+            self.assertIn(b"0 would leave no time", p.stderr)
 
     def test_explain_checks_the_request_as_a_query_does(self):
         """/api/v1/explain answered 200 to a bad time, a time range backwards and an unknown
