@@ -345,6 +345,10 @@ Config from_table(const toml::table& root, const std::string& file) {
       for (char ch : cc.name)
         if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
           ctx.fail(t.get("name"), where + ".name", "use letters, digits, '-' and '_' only");
+      // (the name of its directory in the store: a longer one failed once the store was made)
+      if (cc.name.size() > 200)
+        ctx.fail(t.get("name"), where + ".name",
+                 fmt::format("{} characters: at most 200 (it names the class's directory)", cc.name.size()));
       for (size_t j = 0; j < tables.size(); ++j)
         if (c.classes[j].name == cc.name)
           ctx.fail(t.get("name"), where + ".name",

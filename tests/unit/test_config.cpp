@@ -282,6 +282,15 @@ TEST(Config, ServerListenPortAndWhereItWasGiven) {
   EXPECT_EQ(c.token_file_at, "tm.toml:4: server.token_file");
 }
 
+// A class name is its directory's name: one too long for the file system failed after the store
+// was made.
+TEST(Config, AClassNameFitsADirectoryName) {
+  EXPECT_EQ(error_of("[[class]]\nname = \"" + std::string(201, 'a') + "\"\n"),
+            "tm.toml:2: class '" + std::string(201, 'a') +
+                "'.name: 201 characters: at most 200 (it names the class's directory)");
+  EXPECT_EQ(error_of("[[class]]\nname = \"" + std::string(200, 'a') + "\"\n"), "");
+}
+
 // A directory given as the config file was read as an empty one: every setting its default.
 TEST(Config, ADirectoryIsNoConfigFile) {
   try {
