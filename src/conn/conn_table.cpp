@@ -183,7 +183,7 @@ void ConnTable::end_all(uint64_t now) {
     if (on_end_) on_end_(entries_[i], idle ? EndReason::kTimeout : EndReason::kShutdown);
     if (idle) ++stats_.expired;
   }
-  for (auto& s : index_) s = Slot{0, 0};
+  index_.zero();  // (at 10^8 connections, writing every slot took 2 GiB and 10 s at the end)
   size_ = 0;
   cursor_ = 0;
   hand_ = 0;

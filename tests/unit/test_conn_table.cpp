@@ -124,6 +124,13 @@ TEST(ConnTable, ALookupEndsAConnectionIdlePastItsTimeout) {
   EXPECT_EQ(ended[1], (std::pair<uint64_t, conn::EndReason>{50 * kSec, conn::EndReason::kTimeout}));
   EXPECT_EQ(ended[2], (std::pair<uint64_t, conn::EndReason>{201 * kSec, conn::EndReason::kShutdown}));
   EXPECT_EQ(t.stats().expired, 2u);
+  // Emptied (its index given back to the kernel, HugeArray::zero): nothing found, and a
+  // connection of the same key is a new one.
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.find(key.key, key.hash), nullptr);
+  t.find_or_insert(key, 300 * kSec, c);
+  EXPECT_TRUE(c);
+  EXPECT_EQ(t.size(), 1u);
 }
 
 // A SYN without ACK on a closed connection's 5-tuple (port reuse, a refused connection tried
