@@ -36,6 +36,12 @@ std::string stopped_line(const store::ImportReport& in, const std::string& why) 
 
 }  // namespace
 
+std::string flow_records_lost_line(const FlowOutcome& flows) {
+  if (!flows.records_lost) return "";
+  return fmt::format("lost: {} flow records of ended connections were not written{}", flows.records_lost,
+                     flows.error.empty() ? "" : " (" + flows.error + ")");
+}
+
 std::string interrupted_line(const store::ImportReport& in) {
   return stopped_line(in, "interrupted by " + signal_name(in.signal)) + "; what was read is stored";
 }
@@ -226,9 +232,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
         "not indexed: {} flow files stored without a sidecar (tm flows reads them; the next tm record or tm "
         "serve on this store indexes them)\n",
         flows.files_unsealed);
-  if (flows.records_lost)
-    os << fmt::format("lost: {} flow records of ended connections were not written{}\n", flows.records_lost,
-                      flows.error.empty() ? "" : " (" + flows.error + ")");
+  if (flows.records_lost) os << flow_records_lost_line(flows) << "\n";
   if (too_large) os << fmt::format("dropped: larger than a RAM buffer chunk {}\n", too_large);
   os << fmt::format("decode: ok {}, non-IP {}, truncated {}, malformed {}, unsupported link {}\n",
                     t.status[0], t.status[1], t.status[2], t.status[3], t.status[4]);

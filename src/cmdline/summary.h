@@ -21,6 +21,8 @@ struct FlowOutcome {
   uint64_t records_lost = 0;    // records of ended connections not written (a failed write)
   std::string error;            // the flow writer's failure, when it failed
 };
+// "lost: N flow records of ended connections were not written (why)", or "" when none were.
+std::string flow_records_lost_line(const FlowOutcome& flows);
 
 // `input`: for a file import, what was skipped and whether a signal cut the run short.
 // `rec`: every capture thread's counters added up (record::Session::totals).

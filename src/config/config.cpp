@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -17,6 +16,7 @@
 #include <set>
 #include <tuple>
 
+#include "conn/conn_table.h"
 #include "packet/bpf.h"
 #include "store/layout.h"
 #include "store/ring.h"
@@ -309,12 +309,9 @@ Config from_table(const toml::table& root, const std::string& file) {
     // (at most what the table takes, 2^30: it kept that many of a larger value)
     c.max_connections = static_cast<size_t>(
         get_int(ctx, *s, "max", "connections", static_cast<int64_t>(c.max_connections), 16, 1ll << 30));
-    // Its table: 128 bytes an entry and an index of 8 bytes a slot at most 70 % full (conn::ConnTable),
-    // mapped at the start and paged in as connections open. More than the machine's memory was a
-    // bare std::bad_alloc once the store was made.
-    const uint64_t table =
-        uint64_t{c.max_connections} * 128 +
-        std::bit_ceil(static_cast<uint64_t>(static_cast<double>(c.max_connections) / 0.7) + 1) * 8;
+    // Its table, mapped at the start and paged in as connections open: more than the machine's
+    // memory was a bare std::bad_alloc once the store was made.
+    const uint64_t table = conn::ConnTable::max_bytes(c.max_connections);
     if (table > physical_memory())
       ctx.fail(s->get("max"), "connections.max",
                fmt::format("{} connections take up to {} bytes of connection table, more than this machine's "

@@ -5,10 +5,25 @@
 
 namespace tmach::conn {
 
+namespace {
+
+// Positions are 32-bit in the index, and so are home slots (the upper half of the hash).
+size_t clamped(size_t max_connections) { return std::clamp<size_t>(max_connections, 16, size_t{1} << 30); }
+// The index's slots: at most 70 % of them used.
+size_t index_slots(size_t max) {
+  return std::bit_ceil(static_cast<size_t>(static_cast<double>(max) / 0.7) + 1);
+}
+
+}  // namespace
+
+uint64_t ConnTable::max_bytes(size_t max_connections) {
+  const size_t max = clamped(max_connections);
+  return uint64_t{max} * sizeof(ConnEntry) + uint64_t{index_slots(max)} * sizeof(Slot);
+}
+
 ConnTable::ConnTable(size_t max_connections, Timeouts t, EndCallback on_end)
-    // Positions are 32-bit in the index, and so are home slots (the upper half of the hash).
-    : max_(std::clamp<size_t>(max_connections, 16, size_t{1} << 30)), to_(t), on_end_(std::move(on_end)) {
-  size_t cap = std::bit_ceil(static_cast<size_t>(static_cast<double>(max_) / 0.7) + 1);
+    : max_(clamped(max_connections)), to_(t), on_end_(std::move(on_end)) {
+  size_t cap = index_slots(max_);
   index_ = util::HugeArray<Slot>(cap);
   entries_ = util::HugeArray<ConnEntry>(max_);
   mask_ = cap - 1;

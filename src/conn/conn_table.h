@@ -116,6 +116,9 @@ class ConnTable {
 
   // `max_connections` bounds the memory: the slot array holds max/0.7 entries.
   ConnTable(size_t max_connections, Timeouts t, EndCallback on_end = {});
+  // The most a table of `max_connections` maps (its entries and its index, paged in as they
+  // are touched): what the config checks against the machine's memory.
+  static uint64_t max_bytes(size_t max_connections);
 
   // The most entries the eviction hand looks at to make room for one new connection (a
   // bound on the worst case; the amortised work is about one entry per new connection).

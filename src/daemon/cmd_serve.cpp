@@ -22,6 +22,7 @@
 #include <tuple>
 
 #include "cmdline/options.h"
+#include "cmdline/summary.h"
 #include "daemon/commands.h"
 #include "record/session.h"
 #include "server/api.h"
@@ -342,10 +343,9 @@ Runner add_serve(CLI::App& app) {
       std::cerr << "tm serve: " << e.what() << "\n";
       rc = 1;
     }
-    if (const uint64_t lost = session.flow_records_lost()) {
-      const std::string why = session.flow_failure();
-      std::cerr << fmt::format("tm serve: lost: {} flow records of ended connections were not written{}\n",
-                               lost, why.empty() ? "" : " (" + why + ")");
+    if (std::string lost = flow_records_lost_line({0, session.flow_records_lost(), session.flow_failure()});
+        !lost.empty()) {
+      std::cerr << "tm serve: " << lost << "\n";
       rc = 1;
     }
     end_sig_thread.end();

@@ -89,9 +89,7 @@ bool Keeper::due(const std::map<std::string, Held>& m, const std::string& k, Clo
 nlohmann::json Keeper::class_list() {
   try {
     server::Reply r = svc_.class_list();
-    const bool partial = std::any_of(r.headers.begin(), r.headers.end(),
-                                     [](const auto& kv) { return kv.first.rfind("X-TM-Missing", 0) == 0; });
-    return partial ? nlohmann::json::object() : std::move(r.body);
+    return r.missing_warning().empty() ? std::move(r.body) : nlohmann::json::object();
   } catch (const std::exception&) {
     return nlohmann::json::object();
   }

@@ -257,7 +257,7 @@ std::string host_name(const std::string& host) {
 bool loopback_name(const std::string& host) {
   if (host.empty()) return true;
   const std::string h = host_name(host);
-  return is_loopback(h) || h == "localhost" || h == "ip6-localhost" || h == "ip6-loopback" ||
+  return is_loopback(h) || h == "ip6-localhost" || h == "ip6-loopback" ||
          (h.size() > 10 && h.ends_with(".localhost"));
 }
 }  // namespace
