@@ -19,6 +19,7 @@
 #include "query/parser.h"
 #include "server/client.h"
 #include "server/flow_format.h"
+#include "server/http_common.h"
 #include "util/pcapng_writer.h"
 
 namespace tmach::cluster {
@@ -117,7 +118,7 @@ std::string ClusterService::share_mismatch() {
   share_retry_.resize(cfg_.workers.size());
   for (size_t i = 0; i < cfg_.workers.size(); ++i) {
     if (share_checked_[i] || clk::now() < share_retry_[i]) continue;
-    auto cl = make_client(cfg_.workers[i]);
+    auto cl = make_client(cfg_.workers[i], server::via_chain());
     cl->set_connection_timeout(1);
     cl->set_read_timeout(1);
     auto r = cl->Get("/api/v1/stats");

@@ -21,7 +21,7 @@ std::string one_line(std::string s) {
   return s;
 }
 
-std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
+std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w, const std::string& via) {
   // An https:// URL gives an SSLClient (Debian's cpp-httplib is built with OpenSSL): the
   // worker's certificate is verified, against w.ca or the system's CAs, and its host name.
   auto cl = w.cert.empty() ? std::make_unique<httplib::Client>(w.url)
@@ -37,7 +37,7 @@ std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w) {
   cl->set_write_timeout(whole, usec);
   cl->set_keep_alive(false);
   if (!w.token.empty()) cl->set_bearer_token_auth(w.token);
-  cl->set_default_headers({{server::kViaHeader, server::instance_id()}});
+  cl->set_default_headers({{server::kViaHeader, via}});
   return cl;
 }
 
@@ -69,12 +69,13 @@ std::vector<Reply> fan_out(const ClusterConfig& cfg, std::vector<std::unique_ptr
                            const std::vector<size_t>& which, const Request& req) {
   std::vector<Reply> out(which.size());
   std::vector<std::thread> th;
+  const std::string via = server::via_chain();
   for (size_t k = 0; k < which.size(); ++k)
     th.emplace_back([&, k] {
       size_t i = which[k];
       Reply& r = out[k];
       try {
-        auto cl = make_client(cfg.workers[i]);
+        auto cl = make_client(cfg.workers[i], via);
         auto res = req(*cl);
         if (!res) {
           r.error = fmt::format("no answer ({})", error_name(res.error()));
@@ -219,7 +220,7 @@ std::shared_ptr<FetchSet> start_fetches(const ClusterConfig& cfg, const std::vec
     f->idx = i;
     f->url = cfg.workers[i].url;
     f->timeout_s = cfg.workers[i].timeout_s;
-    f->cl = make_client(cfg.workers[i]);
+    f->cl = make_client(cfg.workers[i], server::via_chain());
     // The front-end's own waits decide and name the cause: Fetch::wait_started until the
     // answer starts (the worker's timeout), merge_next after (the query's time limit); the
     // socket's limit is a second line, a little after the longer of the two.
@@ -264,14 +265,14 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
       id = f.answer_id;
     }
     if (id.empty()) continue;  // an older tm serve keeps none
-    th.emplace_back([&cfg, &f, &out = per[k], id] {
+    th.emplace_back([&cfg, &f, &out = per[k], id, via = server::via_chain()] {
       std::string why;
       try {
         // The answer is complete already: its warnings are a small, quick request, which must not
         // hold the client's last chunk (and the query's slot) for a worker's whole timeout.
         WorkerConfig w = cfg.workers[f.idx];
         w.timeout_s = std::min(w.timeout_s, 5.0);
-        auto cl = make_client(w);
+        auto cl = make_client(w, via);
         auto res = cl->Get("/api/v1/answers/" + id);
         if (!res) {
           why = fmt::format("no answer ({})", error_name(res.error()));

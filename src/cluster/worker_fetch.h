@@ -31,8 +31,9 @@ struct WorkerCounters {
 
 // A header value on one line.
 std::string one_line(std::string s);
-// A client for one request to `w`: its timeout for connecting, reading and writing; its token.
-std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w);
+// A client for one request to `w`: its timeout for connecting, reading and writing; its token;
+// `via` as its X-TM-Via (server::via_chain() of the thread serving the request that asks).
+std::unique_ptr<httplib::Client> make_client(const WorkerConfig& w, const std::string& via);
 // The error text of a worker's non-2xx answer ({"error": ...} or the raw body).
 std::string error_text(int status, const std::string& body);
 

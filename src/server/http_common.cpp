@@ -369,6 +369,39 @@ const std::string& instance_id() {
   return id;
 }
 
+namespace {
+thread_local std::string t_via;  // the X-TM-Via of the request this thread serves
+}
+
+std::string via_chain() { return t_via.empty() ? instance_id() : t_via + ", " + instance_id(); }
+
+std::string via_loop(std::string_view chain) {
+  std::vector<std::string_view> ids;
+  for (size_t at = 0; at <= chain.size();) {
+    size_t end = std::min(chain.find(',', at), chain.size());
+    std::string_view id = chain.substr(at, end - at);
+    while (!id.empty() && id.front() == ' ') id.remove_prefix(1);
+    while (!id.empty() && id.back() == ' ') id.remove_suffix(1);
+    if (!id.empty()) ids.push_back(id);
+    at = end + 1;
+  }
+  auto mine = std::find(ids.begin(), ids.end(), instance_id());
+  if (mine != ids.end() && mine + 1 == ids.end())
+    return "loop: this tm frontend is one of its own workers (its listen address is in its worker list): "
+           "remove it from the list";
+  if (mine != ids.end())
+    return fmt::format(
+        "loop: this request came back to this tm frontend through {} other front-end(s) (X-TM-Via {}): "
+        "front-ends list each other as workers; list tm serve workers only",
+        ids.end() - mine - 1, chain);
+  if (ids.size() >= kMaxViaHops)
+    return fmt::format(
+        "loop: this request has passed {} tm front-ends (X-TM-Via {}), at most {} are followed: front-ends "
+        "list each other as workers; list tm serve workers only",
+        ids.size(), chain, kMaxViaHops);
+  return {};
+}
+
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s, const Routes& routes) {
   HttpLimits limits;
@@ -381,10 +414,9 @@ void install_common_handlers(httplib::Server& s, const std::string& token, std::
     requests++;
     // Limits first: a body is refused before the token is looked at.
     if (check_request_limits(req, res, limits)) return httplib::Server::HandlerResponse::Handled;
-    if (req.get_header_value(kViaHeader) == instance_id()) {
-      json_error(res, 508,
-                 "loop: this tm frontend is one of its own workers (its listen address is in its worker "
-                 "list): remove it from the list");
+    t_via = req.get_header_value(kViaHeader);
+    if (auto loop = via_loop(t_via); !loop.empty()) {
+      json_error(res, 508, loop);
       return httplib::Server::HandlerResponse::Handled;
     }
     if (cross_origin(req)) {

@@ -122,12 +122,23 @@ ByteSink chunk_sink(httplib::DataSink& sink);
 // `routes`: a request none takes whose path one takes with another method is a 405 naming
 // the methods (Allow), not a 404.
 class Routes;
-// A tm frontend sends this header, with its process's instance_id(), to its workers: a request
-// that comes back with its own id is a frontend listed among its own workers (its listen
-// address in its worker list), refused (508) rather than answered again and again, each time
-// counting its workers' packets once more.
+// X-TM-Via: the tm frontends a request has passed through, each one's instance_id(), the first
+// first, separated by ", ". A frontend's requests to its workers carry the chain of the request
+// it is serving with its own id added (via_chain()). A request whose chain has this process's id
+// came back to it: a frontend listed among its own workers (its listen address in its worker
+// list), or front-ends that list each other. It is refused (508) rather than answered again and
+// again, each time counting the workers' packets once more. So is one that has passed
+// kMaxViaHops front-ends: deeper than any tree of front-ends needs, it bounds the header. (A
+// frontend older than the chain passes on its own id alone: a loop through one is not found.)
 inline constexpr const char* kViaHeader = "X-TM-Via";
+inline constexpr size_t kMaxViaHops = 8;
 const std::string& instance_id();  // random, one per process
+// The X-TM-Via value for this thread's requests to workers: the chain of the request the thread
+// is serving (kept by install_common_handlers's pre-routing handler; none on a thread serving
+// no request) and this process's id. Read it on the serving thread, before starting others.
+std::string via_chain();
+// Why a request with this X-TM-Via chain is refused (508), empty when it is not.
+std::string via_loop(std::string_view chain);
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s, const Routes& routes);
 

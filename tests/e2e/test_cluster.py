@@ -425,6 +425,44 @@ class Loops(Cluster):
         self.assertIn("cannot listen on 127.0.0.1:%d" % port, p.stderr.decode())
         self.assertEqual(int(tm("query", "--server", me, "--count", "").stdout), want)
 
+    def test_two_frontends_listing_each_other(self):
+        """Two front-ends that list each other passed their own id on only: each took the other's
+        request as new, and the requests went round until the time limit, each turn adding its worker's
+        packets again. Each now passes on the chain it was sent with its own id added; the front-end a
+        request comes back to refuses it (508), so each answer is both workers' packets once, with the
+        loop named."""
+        stores = [self.path("w0"), self.path("w1")]
+        record(stores[0], [corpus("mixed", "bro.org.pcap")], "--cutoff", "none")
+        record(stores[1], [corpus("ipv6", "ftp-ipv6.pcap")], "--cutoff", "none")
+        self.start_workers(stores)
+        ports = []
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+            s.close()
+        urls = ["http://127.0.0.1:%d" % p for p in ports]
+        fes = []
+        for i in range(2):
+            conf = self.path("fe%d.toml" % i)
+            with open(conf, "w") as f:
+                f.write('timeout = "%ds"\n[[worker]]\nurl = "%s"\n[[worker]]\nurl = "%s"\n'
+                        % (TIMEOUT, self.workers[i], urls[1 - i]))
+            fes.append(self.spawn(["frontend", "--config", conf, "--listen", "127.0.0.1:%d" % ports[i]],
+                                  "fe%d" % i))
+        for i in range(2):
+            self.wait_health(urls[i], fes[i], "fe%d" % i)
+        want = sum(int(tm("query", "--store", s, "--count", "").stdout) for s in stores)
+        for i in range(2):
+            t0 = time.monotonic()
+            p = tm("query", "--server", urls[i], "--count", "")
+            self.assertLess(time.monotonic() - t0, TIMEOUT)
+            self.assertEqual(int(p.stdout), want)
+            # The answer is whole; the front-end asked second names the first, which refused it, missing.
+            with open(self.path("fe%d.err" % (1 - i))) as f:
+                self.assertIn("HTTP 508: loop: this request came back to this tm frontend through 1 other "
+                              "front-end(s)", f.read())
+
 
     def test_stats_of_a_worker_answering_text(self):
         """A worker answering its stats 200 with a body that is not JSON made the front-end's whole answer

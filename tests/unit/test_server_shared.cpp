@@ -67,6 +67,27 @@ TEST(Loopback, OffLoopbackNeedsAToken) {
   EXPECT_THROW(require_token_off_loopback("[::]:1", "", "listen", "a token_file"), std::runtime_error);
 }
 
+TEST(Via, AChainThatCameBackOrRanLongIsALoop) {
+  const std::string me = instance_id();
+  EXPECT_EQ(via_loop(""), "");
+  EXPECT_EQ(via_loop("a1, b2"), "");
+  // Sent by this frontend itself: its own address in its worker list.
+  EXPECT_NE(via_loop(me).find("one of its own workers"), std::string::npos);
+  EXPECT_NE(via_loop("a1," + me).find("one of its own workers"), std::string::npos);
+  // Back through others: front-ends listing each other; ids found with or without spaces.
+  EXPECT_NE(via_loop(me + ", b2").find("through 1 other front-end(s)"), std::string::npos);
+  EXPECT_NE(via_loop("a1 ," + me + " ,b2,c3").find("through 2 other front-end(s)"), std::string::npos);
+  // An id is matched whole, not as a part of another.
+  EXPECT_EQ(via_loop(me + "x, x" + me), "");
+  // A chain as long as the limit stops.
+  std::string chain = "h0";
+  for (size_t i = 1; i + 1 < kMaxViaHops; ++i) chain += ", h" + std::to_string(i);
+  EXPECT_EQ(via_loop(chain), "");
+  EXPECT_NE(via_loop(chain + ", last").find("has passed 8 tm front-ends"), std::string::npos);
+  // What a frontend sends on: no request served on this thread, its own id alone.
+  EXPECT_EQ(via_chain(), me);
+}
+
 TEST(TokenFile, FirstLineTrimmedAndErrorsNamed) {
   TempDir d;
   auto p = (d.p / "tok").string();
