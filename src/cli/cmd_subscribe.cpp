@@ -41,7 +41,8 @@ Runner add_subscribe(CLI::App& app) {
           if (std::fwrite(d, 1, n, f) != n)
             throw std::runtime_error("write failed (disk full, or the reader went away)");
         },
-        [](const std::string&) {}, [] { return std::string(); });
+        [](const std::string& w) { std::cerr << "tm subscribe: warning: " << w << "\n"; },
+        [] { return std::string(); });
     if (std::fflush(f) != 0) throw std::runtime_error("write failed");
     // A subscription has no end of its own: the server ended it (tm serve stopping, or its
     // capture ended). Said, and a failure, so that whatever reads the stream or runs this

@@ -38,7 +38,7 @@ Target target(const ClientOptions& c) {
 // answered N: ...". The body goes to `out` when the status is 200 and `out` is set, else into
 // r.body.
 ClientResult exchange(const ClientOptions& c, HttpRequest req,
-                      const std::function<bool(const char*, size_t)>& out) {
+                      const std::function<bool(const char*, size_t)>& out, const HeadersSeen& started = {}) {
   Target t = target(c);
   req.bearer_token = t.token;
   ClientResult r;
@@ -60,7 +60,10 @@ ClientResult exchange(const ClientOptions& c, HttpRequest req,
           }
           return false;
         },
-        {}, t.tls ? &t.files : nullptr);
+        {}, t.tls ? &t.files : nullptr,
+        [&] {
+          if (started && resp.status == 200) started(resp.headers);
+        });
   } catch (const HttpError& e) {
     r.status = resp.status;
     r.headers = resp.headers;  // a tm frontend's query id: what went missing (HttpService)
@@ -98,7 +101,7 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
 }
 
 ClientResult api_query(const ClientOptions& c, const std::string& path, const Params& params,
-                       const std::function<bool(const char*, size_t)>& out) {
+                       const std::function<bool(const char*, size_t)>& out, const HeadersSeen& started) {
   HttpRequest req;
   req.target = with_query(path, params);
   if (!get_fits(req.target.size())) {
@@ -107,7 +110,7 @@ ClientResult api_query(const ClientOptions& c, const std::string& path, const Pa
     req.content_type = "application/x-www-form-urlencoded";
     req.target = path;
   }
-  return exchange(c, std::move(req), out);
+  return exchange(c, std::move(req), out, started);
 }
 
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body) {

@@ -40,9 +40,12 @@ ClientResult api_get(const ClientOptions& c, const std::string& path, const Para
 // unless its request line would be longer than a server takes (kMaxRequestLine,
 // http_limits.h: a long filter); then a POST of the same parameters as a form body, which
 // those routes take as their GET's. Short requests stay GETs: a server older than those POST
-// routes answers them (and refused the long GET with 414 as well).
+// routes answers them (and refused the long GET with 414 as well). `started`, when set, is given
+// a 200 answer's headers (names in lower case) as soon as they are read, before its body: what
+// a stream that may stay quiet for long (a subscription) must say at once.
+using HeadersSeen = std::function<void(const std::multimap<std::string, std::string>&)>;
 ClientResult api_query(const ClientOptions& c, const std::string& path, const Params& params,
-                       const std::function<bool(const char*, size_t)>& sink);
+                       const std::function<bool(const char*, size_t)>& sink, const HeadersSeen& started = {});
 ClientResult api_post(const ClientOptions& c, const std::string& path, const std::string& json_body);
 ClientResult api_delete(const ClientOptions& c, const std::string& path);
 

@@ -332,7 +332,8 @@ HostPort parse_http_url(const std::string& url) {
 }
 
 bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp, const BodySink& body,
-                  const HttpTimeouts& t, const TlsClientFiles* tls_files) {
+                  const HttpTimeouts& t, const TlsClientFiles* tls_files,
+                  const std::function<void()>& headers_read) {
   const std::string where = host_port_text(to);
   Fd s;
   connect_to(s, to, where, t);
@@ -388,6 +389,7 @@ bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp
     if (resp.status >= 200) break;
     if (resp.status == 101) rd.fail("the server switched protocols");
   }
+  if (headers_read) headers_read();
   if (req.method == "HEAD" || resp.status == 204 || resp.status == 304) return true;
   std::string te = lower(resp.header("transfer-encoding"));
   if (!te.empty() && te != "identity") {

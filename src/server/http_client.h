@@ -53,8 +53,11 @@ using BodySink = std::function<bool(const char* data, size_t n)>;
 // HttpError; an exception thrown by `body` passes through.
 // With `tls` (an https:// URL), over TLS: the server's certificate verified (tls_client.h);
 // a failed handshake or verification is "cannot connect to HOST:PORT: <why>".
+// `headers_read`, when set, is called once the status line and headers are in `resp`, before
+// any of the body is waited for (a subscription's may not come for long).
 bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp, const BodySink& body,
-                  const HttpTimeouts& t = {}, const TlsClientFiles* tls = nullptr);
+                  const HttpTimeouts& t = {}, const TlsClientFiles* tls = nullptr,
+                  const std::function<void()>& headers_read = {});
 
 // Percent-encoding of a query component (all but A-Z a-z 0-9 - . _ ~).
 std::string url_encode(const std::string& s);

@@ -173,13 +173,21 @@ Reply json_reply(const ClientResult& r) {
 class SubscriptionStream : public Stream {
  public:
   SubscriptionStream(ClientOptions c, Params p) : c_(std::move(c)), p_(std::move(p)) {}
-  std::string run(const ByteSink& out, const Warn&, const StopCheck& stop) override {
+  std::string run(const ByteSink& out, const Warn& warn, const StopCheck& stop) override {
     bool stopped = false;
-    auto r = api_query(c_, "/api/v1/subscribe", p_, [&](const char* d, size_t n) {
-      if (!stop().empty()) return !(stopped = true);
-      out(d, n);
-      return true;
-    });
+    auto r = api_query(
+        c_, "/api/v1/subscribe", p_,
+        [&](const char* d, size_t n) {
+          if (!stop().empty()) return !(stopped = true);
+          out(d, n);
+          return true;
+        },
+        // A tm frontend names the workers that did not take the subscription: said at once, as
+        // the packets of those workers will be missing for as long as it runs.
+        [&](const std::multimap<std::string, std::string>& h) {
+          if (auto it = h.find("x-tm-missing-reasons"); it != h.end())
+            warn(missing_workers_warning(it->second));
+        });
     if (stopped) return "";
     if (r.status != 200 && r.status != 0) throw_for_status(r.status, r.error);
     if (!r.error.empty()) throw std::runtime_error(r.error);

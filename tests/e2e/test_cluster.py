@@ -725,6 +725,19 @@ class Live(Cluster):
         p = tm("class", "--server", fe, "remove", "10.9.8.5", check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("1 of 3 workers did not remove the class; " + self.workers[2], p.stderr.decode())
+        # A subscription without that worker says so at once (it said nothing, for as long as it ran).
+        err = self.path("sub.err")
+        with open(err, "wb") as ef:
+            sub = subprocess.Popen([TM, "subscribe", "--server", fe, "-w", self.path("sub2.pcap"), "udp"], stderr=ef)
+        self.procs.append(sub)
+        deadline = time.monotonic() + WAIT
+        said = ""
+        while time.monotonic() < deadline and "warning" not in said:
+            time.sleep(0.1)
+            with open(err) as f:
+                said = f.read()
+        sub.kill()
+        self.assertIn("tm subscribe: warning: workers missing from the answer: " + self.workers[2], said)
 
 
 class Mixed(Cluster):
