@@ -14,9 +14,11 @@ void DiskRing::add(File f) {
   files_.push_back(std::move(f));
 }
 
-DiskRing::File DiskRing::evict_oldest() {
-  File f = std::move(files_.front());
-  files_.pop_front();
+DiskRing::File DiskRing::evict_oldest() { return evict_at(0); }
+
+DiskRing::File DiskRing::evict_at(size_t i) {
+  File f = std::move(files_[i]);
+  files_.erase(files_.begin() + static_cast<std::ptrdiff_t>(i));
   bytes_ -= f.bytes;
   std::error_code ec;
   bool removed = false;
@@ -45,8 +47,12 @@ void DiskRing::evict_over(uint64_t budget, const OnEvict& on_evict) {
 }
 
 void DiskRing::evict_older(uint64_t newest_ts, uint64_t max_age, const OnEvict& on_evict) {
-  while (!files_.empty() && newest_ts > max_age && files_.front().last_ts < newest_ts - max_age) {
-    File f = evict_oldest();
+  for (size_t i = 0; newest_ts > max_age && i < files_.size();) {
+    if (files_[i].last_ts >= newest_ts - max_age) {
+      ++i;
+      continue;
+    }
+    File f = evict_at(i);
     if (on_evict) on_evict(f);
   }
   make_evictions_durable();

@@ -41,14 +41,16 @@ class DiskRing {
   File evict_oldest();
   // Evicts the oldest while the ring holds more than `budget` bytes, then makes that durable.
   void evict_over(uint64_t budget, const OnEvict& on_evict = {});
-  // Evicts the oldest while its last_ts is more than `max_age` older than `newest_ts`, then
-  // makes that durable.
+  // Evicts every file whose last_ts is more than `max_age` older than `newest_ts`, then makes
+  // that durable: wherever it is in the ring, as capture files read out of time order (a newer
+  // one first) put older packets behind newer ones.
   void evict_older(uint64_t newest_ts, uint64_t max_age, const OnEvict& on_evict = {});
   // Syncs each directory a file was deleted from since the last call, once (else a power
   // cut could bring evicted files back). Throws util::IoError naming the directory.
   void make_evictions_durable();
 
  private:
+  File evict_at(size_t i);  // evict_oldest() of the i-th file
   std::vector<std::string> ext_;
   std::deque<File> files_;  // oldest first
   uint64_t bytes_ = 0;

@@ -26,6 +26,22 @@ class MaxAge(StoreTest):
         # At most the segment holding the last old packets and the first new ones keeps old packets.
         self.assertLess(len(kept_old), len(old_ts) // 2)
 
+    def test_max_age_of_captures_read_newest_first(self):
+        """An older capture recorded after a newer one: its segments and flow files are past max_age
+        by the store's clock. Only the first segment recorded was looked at, so they were kept for
+        good (every later start too)."""
+        old, new = corpus("mixed", "wikipedia.pcap"), corpus("mixed", "bro.org.pcap")  # 2011, 2014
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write('[store]\nsegment_size = "4k"\nmax_age = "30d"\n[flows]\nmax_age = "30d"\n')
+        record(self.store, [new], "--config", cfg, "--cutoff", "none")
+        want = int(tm("query", "--store", self.store, "--count", "").stdout)
+        flows = tm("flows", "--store", self.store, "--format", "csv").stdout
+        s = record(self.store, [old], "--config", cfg, "--cutoff", "none")
+        self.assertGreater(s["classes"]["default"]["segments_evicted"], 0)
+        self.assertEqual(int(tm("query", "--store", self.store, "--count", "").stdout), want)
+        self.assertEqual(tm("flows", "--store", self.store, "--format", "csv").stdout, flows)
+
     def test_store_max_age_and_errors(self):
         cfg = self.path("tm.toml")
         with open(cfg, "w") as f:

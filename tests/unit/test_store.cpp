@@ -936,6 +936,25 @@ TEST(DiskRing, MaxAgeOnTheRingsClockKeptAfterEviction) {
   EXPECT_EQ(ring.newest_ts(), 41 * day);  // the clock does not go back when files go
 }
 
+// Capture files read newest first: the ring's order is not the packets'. Every file past the
+// age goes, wherever it is (only the first recorded was looked at: an older one behind a
+// younger one was kept for good).
+TEST(DiskRing, MaxAgeTakesOldFilesBehindYoungerOnes) {
+  store::DiskRing ring({".idx", ".pcap"});
+  const uint64_t h = 3600ull * 1000000000;
+  ring.add({"/nonexistent/p3", 10, 3 * h, 3 * h + 1});
+  ring.add({"/nonexistent/p2", 10, 2 * h, 2 * h + 1});
+  ring.add({"/nonexistent/p0", 10, 0, 1});
+  ring.add({"/nonexistent/p1", 10, 1 * h, 1 * h + 1});
+  std::vector<std::string> gone;
+  ring.evict_older(ring.newest_ts(), 90 * h / 60,
+                   [&](const store::DiskRing::File& f) { gone.push_back(f.base); });
+  EXPECT_EQ(gone, (std::vector<std::string>{"/nonexistent/p0", "/nonexistent/p1"}));
+  EXPECT_EQ(ring.size(), 2u);
+  EXPECT_EQ(ring.bytes(), 20u);
+  EXPECT_EQ(ring.oldest().base, "/nonexistent/p3");
+}
+
 // Evicted files are deleted durably: each directory they were deleted from is synced once a
 // batch is done (not once a file: eviction runs while recording), so that a power cut does not
 // bring them back; files already gone need no sync.
