@@ -18,7 +18,8 @@ std::optional<Format> parse_file_header(const uint8_t* p) {
   }
   std::memcpy(&f.linktype, p + 20, 4);
   if (f.swap) f.linktype = __builtin_bswap32(f.linktype);
-  f.linktype &= 0x0fffffff;  // the upper bits may carry FCS information
+  // Bits 26-31 say whether frames end in an FCS, and its length (libpcap's LT_LINKTYPE).
+  f.linktype &= 0x03ffffff;
   return f;
 }
 

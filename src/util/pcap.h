@@ -54,7 +54,7 @@ struct Format {
 };
 
 // The format of the 24 bytes at `p`, or nullopt when they are no classic pcap header. The
-// link type's upper bits (FCS information) are dropped.
+// link type's upper six bits (FCS information) are dropped.
 std::optional<Format> parse_file_header(const uint8_t* p);
 
 struct Record {

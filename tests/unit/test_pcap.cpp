@@ -149,7 +149,7 @@ TEST(Pcap, CursorReadsTheOtherByteOrderInMicroseconds) {
   be(b, 0);
   be(b, 0);
   be(b, 65535);
-  be(b, 0x10000000u | 105);  // FCS bits above the link type
+  be(b, 0x24000000u | 105);  // FCS present (bit 26) and its length (2 x 16 bits) above the link type
   be(b, 7);
   be(b, 999999);
   be(b, 3);
