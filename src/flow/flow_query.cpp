@@ -182,7 +182,8 @@ std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id,
   FlowRow row;
   if (!find_flow(store, id, row, problems)) return std::nullopt;
   FlowPackets f{connections_filter({row}), row.rec.first_ts, row.rec.last_ts + 1,
-                (row.rec.flags & kFlowClassMoved) || row.cls.empty() || row.cls[0] == '#' ? "" : row.cls};
+                (row.rec.flags & kFlowClassMoved) || row.cls.empty() || row.cls[0] == '#' ? "" : row.cls,
+                row.rec.stored};
   if (row.rec.end == static_cast<uint8_t>(EndState::kOpen)) {
     // Its newest record is an interim one: the connection is still open (its later packets are
     // its own), or its recorder stopped without a final record (a crash, a damaged flow file),
@@ -256,12 +257,18 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
 }
 
 std::string community_filter(const std::string& store, const std::string& id,
-                             std::vector<std::string>* problems) {
+                             std::vector<std::string>* problems, uint64_t* stored) {
   FlowQueryStats st;
-  std::string f =
-      connections_filter(query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id)));
+  auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id));
   if (problems) problems->insert(problems->end(), st.lost.begin(), st.lost.end());
-  return f;
+  if (stored) {
+    // (Interim records of a connection and its final one: the newest of each id counts.)
+    std::map<uint64_t, uint64_t> by_id;
+    for (const auto& r : rows) by_id[r.rec.id] = std::max(by_id[r.rec.id], r.rec.stored);
+    *stored = 0;
+    for (auto& [fid, n] : by_id) *stored += n;
+  }
+  return connections_filter(rows);
 }
 
 }  // namespace tmach::flow

@@ -77,6 +77,7 @@ struct FlowPackets {
   // The class whose segments hold its packets; empty when any may (moved to another class
   // while open, or a class its flow file does not name).
   std::string cls;
+  uint64_t stored = 0;  // the packets its newest record says tm stored
 };
 std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id,
                                         std::vector<std::string>* problems = nullptr);  // (as find_flow)
@@ -98,8 +99,10 @@ FlowPredicate has_community_id(const std::string& id);
 // addresses and ports, or'ed. Empty when `rows` is.
 std::string connections_filter(const std::vector<FlowRow>& rows);
 // connections_filter() of every flow record of `store` with Community ID `id` (whenever it
-// was seen: the ID names a 5-tuple); empty when none has it.
+// was seen: the ID names a 5-tuple); empty when none has it. `stored` (when given) gets the
+// packets those records say tm stored.
 std::string community_filter(const std::string& store, const std::string& id,
-                             std::vector<std::string>* problems = nullptr);  // (as find_flow)
+                             std::vector<std::string>* problems = nullptr,  // (as find_flow)
+                             uint64_t* stored = nullptr);
 
 }  // namespace tmach::flow

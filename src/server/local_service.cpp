@@ -71,8 +71,13 @@ std::function<void()> stop_between_segments(const StopCheck& stop) {
 class QueryStream : public Stream {
  public:
   QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, util::pcap::Output output,
-              std::string note = {})
-      : cat_(std::move(cat)), q_(std::move(q)), chunk_(chunk), output_(output), note_(std::move(note)) {
+              std::string note = {}, std::string if_empty = {})
+      : cat_(std::move(cat)),
+        q_(std::move(q)),
+        chunk_(chunk),
+        output_(output),
+        note_(std::move(note)),
+        if_empty_(std::move(if_empty)) {
     content_type = util::pcap::output_content_type(output);
   }
   // Counts what run() would write, writing nothing (no copy of any packet): the packets, and
@@ -97,6 +102,7 @@ class QueryStream : public Stream {
     packets = kept;
     double ms = ms_since(t0_);
     for (auto& w : st.warnings) warn(w);
+    if (n == 0 && !if_empty_.empty()) warn(if_empty_);
     if (other)
       warn(fmt::format(
           "{} matching packets of another link type than {} were left out (--format pcapng keeps them)",
@@ -120,6 +126,7 @@ class QueryStream : public Stream {
     packets = out.packets();
     double ms = ms_since(t0_);
     for (auto& w : st.warnings) warn(w);
+    if (n == 0 && !if_empty_.empty()) warn(if_empty_);
     if (out.other_link())
       warn(fmt::format(
           "{} matching packets of another link type than {} were left out (--format pcapng keeps them)",
@@ -140,7 +147,8 @@ class QueryStream : public Stream {
   query::QuerySpec q_;
   size_t chunk_;
   util::pcap::Output output_;
-  std::string note_;  // a warning known before the answer (a Community ID with no connection)
+  std::string note_;      // a warning known before the answer (a Community ID with no connection)
+  std::string if_empty_;  // a warning after an answer of no packet at all (nothing matched)
   clk::time_point t0_ = clk::now();
 };
 
@@ -297,8 +305,9 @@ struct LocalService::PacketQuery {
   std::optional<util::pcap::Output> forced;
   // A Community ID or flow id that no flow record has: an empty answer, saying so.
   std::string no_connection;
-  std::string note;    // a warning the answer starts with (a flow outside the classes asked for)
-  store::Catalog cat;  // (names only) scanned after the live writer's flush, when `sync`
+  std::string note;      // a warning the answer starts with (a flow outside the classes asked for)
+  std::string if_empty;  // a warning the answer ends with when it holds no packet
+  store::Catalog cat;    // (names only) scanned after the live writer's flush, when `sync`
 
   // The link types of the segments the query may read (by class, and by time as far as the
   // names tell: a segment's name holds its first timestamp). A tm frontend reads them from
@@ -340,8 +349,11 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     return fmt::format(" that tm could read (damaged: {}{})", damage.front(),
                        damage.size() > 1 ? fmt::format("; and {} more", damage.size() - 1) : "");
   };
+  // What tm stored of the flow (or flows) asked for: an answer of none of them, to a request
+  // that does not narrow them (a filter, times, classes), means they are no longer on disk.
+  uint64_t stored = 0;
   if (!community_id.empty()) {
-    conns = flow::community_filter(o_.store, community_id, &damage);
+    conns = flow::community_filter(o_.store, community_id, &damage, &stored);
     if (conns.empty())
       p.no_connection = fmt::format("no flow record{} of store {} has Community ID {}", unless_damaged(),
                                     o_.store, r.community_id);
@@ -352,6 +364,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       throw BadRequest(fmt::format("flow_id: '{}' is not a flow id (a number from tm flows)", r.flow_id));
     if ((flow = flow::flow_packets(o_.store, id, &damage))) {
       conns = flow->filter;
+      stored = flow->stored;
     } else {
       p.no_connection =
           fmt::format("no flow {} in the flow records{} of store {}", r.flow_id, unless_damaged(), o_.store);
@@ -395,6 +408,12 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     p.cat = store::Catalog{};
     return p;
   }
+  if (stored && r.filter.empty() && r.from.empty() && r.to.empty() && r.classes.empty())
+    p.if_empty = fmt::format(
+        "tm stored {} packet(s) of {} {}, and none is on disk any more: the segments that held them were "
+        "deleted (disk budget or max_age; tm stats shows what is kept) or lost",
+        stored, r.flow_id.empty() ? "the flows with Community ID" : "flow",
+        r.flow_id.empty() ? r.community_id : r.flow_id);
   if (flow && !flow->cls.empty() && !r.classes.empty() &&
       std::find(r.classes.begin(), r.classes.end(), flow->cls) == r.classes.end())
     p.note = fmt::format("flow {}'s packets are in class {}, which the classes asked for leave out",
@@ -458,7 +477,8 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   // More than one link type, and the answer is a pcapng unless the request says otherwise.
   std::set<uint32_t> links = p.links();
   auto output = p.output(links);
-  auto stream = std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output, p.note);
+  auto stream =
+      std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output, p.note, p.if_empty);
   stream->headers.emplace_back(kLinkTypesHeader, fmt::format("{}", fmt::join(links, ",")));
   return stream;
 }

@@ -157,13 +157,21 @@ class FlowCounts(StoreTest):
         kept = [r for r in rows if r["packets_on_disk"] != "no"]
         self.assertGreater(len(gone), 0, "early connections' packets were evicted")
         self.assertGreater(len(kept), 0)
-        for r in gone[:5]:  # marked as having no packets left: indeed none is found
-            n = tm("query", "--store", self.store, "--flow", str(r["id"]), "--count", "-q").stdout.decode().strip()
-            self.assertEqual(n, "0")
+        for r in gone[:5]:  # marked as having no packets left: indeed none is found, and that is said
+            p = tm("query", "--store", self.store, "--flow", str(r["id"]), "--count")
+            self.assertEqual(p.stdout.decode().strip(), "0")
+            self.assertIn("warning: tm stored %d packet(s) of flow %s, and none is on disk any more"
+                          % (r["stored_pkts"], r["id"]), p.stderr.decode())
+            p = tm("query", "--store", self.store, "--community-id", r["community_id"], "-w", self.path("c.pcap"))
+            self.assertIn("of the flows with Community ID %s, and none is on disk any more" % r["community_id"],
+                          p.stderr.decode())
+            # Narrowed by a filter of the user's, an empty answer says nothing of the disk.
+            p = tm("query", "--store", self.store, "--flow", str(r["id"]), "--count", "udp")
+            self.assertNotIn("none is on disk", p.stderr.decode())
         # A flow whose packets are still there: --flow fetches exactly them.
         f = kept[-1]
         out = self.path("flow.pcap")
-        tm("query", "--store", self.store, "--flow", str(f["id"]), "-w", out, "-q")
+        self.assertNotIn("warning", tm("query", "--store", self.store, "--flow", str(f["id"]), "-w", out).stderr.decode())
         flt = "host %s and host %s and port %d and port %d" % (f["orig_addr"], f["resp_addr"], f["orig_port"],
                                                               f["resp_port"])
         want = []
