@@ -104,6 +104,8 @@ Runner add_record(CLI::App& app) {
           "nothing to record: give --read FILE or --interface IFACE (or capture.interfaces)");
     if (!o->reads.empty() && !cfg.interfaces.empty())
       throw std::runtime_error("give either --read or --interface, not both");
+    if (std::count(o->reads.begin(), o->reads.end(), "-") > 1)
+      throw std::runtime_error("--read: '-' (stdin) given more than once: stdin can be read once");
     bool live = o->reads.empty();
     // A worker of a split: recording files, it keeps its share by the balancing hash; live, it
     // joins the workers' fanout group on each interface and the kernel gives it its share.

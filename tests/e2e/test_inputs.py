@@ -233,6 +233,15 @@ class TimesOutsidePcap(StoreTest):
 class Pipe(StoreTest):
     """`--read -` on a pipe that stays open: what came is stored within a second, SIGTERM ends tm at once."""
 
+    def test_stdin_given_twice_is_refused_as_such(self):
+        # The second reader started mid-stream and called the capture "not a pcap or pcapng".
+        with open(corpus("ipv4", "5-pings.pcap"), "rb") as f:
+            p = subprocess.run([TM, "record", "--store", self.store, "-r", "-", "-r", "-"], stdin=f,
+                               capture_output=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--read: '-' (stdin) given more than once", p.stderr.decode())
+        self.assertFalse(os.path.exists(self.store))
+
     def test_idle_pipe_packets_stored_and_sigterm_prompt(self):
         src = corpus("mixed", "wikipedia.pcap")
         with open(src, "rb") as f:
