@@ -405,7 +405,9 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
     return true;
   }
   auto v = util::parse_size(s);
-  if (!v || *v == 0) return false;  // (0 deleted every segment as it was sealed; 0% is refused too)
+  // (0 deleted every segment as it was sealed, and so did less than the smallest segment, 4 KiB;
+  // 0% is refused too)
+  if (!v || *v < 4096) return false;
   bytes = *v;
   percent = 0;
   return true;
@@ -413,9 +415,10 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
 
 std::string disk_budget_error(const std::string& s) {
   if (util::size_overflows(s)) return util::size_error(s);
-  if (auto v = util::parse_size(s); v && *v == 0)
+  if (auto v = util::parse_size(s); v && *v < 4096)
     return fmt::format(
-        "'{}' would keep nothing: give a size (500g), a share of the file system (80%) or none", s);
+        "'{}' would keep nothing{}: give a size (500g), a share of the file system (80%) or none", s,
+        *v ? " (a segment or flow file is at least 4 KiB)" : "");
   return fmt::format("'{}' is not a size or a share of the file system (examples: 500g, none, 80%)", s);
 }
 

@@ -73,8 +73,9 @@ uint64_t StoreWriter::segment_size_for(size_t cls) {
   if (size <= budget) return size;
   uint64_t smaller = std::max<uint64_t>(budget / 4, 4096);
   adopt_.problems.push_back(fmt::format(
-      "segment size {} is larger than the disk budget of class '{}' ({}): its segments are cut at {}",
-      util::format_size(size), classes_[cls].name, util::format_size(budget), util::format_size(smaller)));
+      "segment size {} is larger than the disk budget of class '{}' ({}): its segments are cut at {}{}",
+      util::format_size(size), classes_[cls].name, util::format_size(budget), util::format_size(smaller),
+      smaller > budget ? ", larger than the budget still: the class keeps nothing" : ""));
   return smaller;
 }
 
