@@ -1,8 +1,10 @@
 // tm query: the packets matching a filter and a time range, as one pcap in time order.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -46,6 +48,19 @@ class OutFile {
   std::string path_;
   std::FILE* f_ = nullptr;
 };
+
+// Whether `path` (a file that may not exist yet) is under directory `dir`, both resolved.
+bool inside(const std::string& path, const std::string& dir) {
+  std::error_code ec;
+  // (Made absolute first: a relative name none of whose parts exists stays relative.)
+  auto d = std::filesystem::weakly_canonical(std::filesystem::absolute(dir, ec), ec);
+  if (ec) return false;
+  if (d.filename().empty()) d = d.parent_path();  // (a trailing '/')
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  if (ec) return false;
+  auto [dm, pm] = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
+  return dm == d.end() && pm != p.end();
+}
 
 // --explain: the plan of the query and what running it touched, as the Service explains it
 // (the store's or server's figures; a tm frontend's summed over the workers it asks).
@@ -150,6 +165,11 @@ Runner add_query(CLI::App& app) {
       throw std::runtime_error("say where the answer goes: -w FILE, -w - (stdout), --count or --explain");
     if (o->store.empty() == o->server.url.empty())
       throw std::runtime_error("give --store DIR or --server URL");
+    if (!o->store.empty() && !o->out.empty() && o->out != "-" && !o->explain && !o->count &&
+        inside(o->out, o->store))
+      throw std::runtime_error(fmt::format(
+          "-w {}: that is inside the store {}; writing there would overwrite or add to its segments", o->out,
+          o->store));
     if (o->limit && o->explain) {  // (the plan is the same whatever the limit: a usage error)
       std::cerr << "-c/--limit does not go with --explain\n";
       return 2;

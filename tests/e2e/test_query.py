@@ -228,6 +228,23 @@ class TimeRanges(StoreTest):
 
 
 class Errors(StoreTest):
+    def test_an_answer_is_not_written_into_the_store(self):
+        # -w onto a segment of the store asked truncated it while it was read: its packets lost,
+        # the answer's duplicated, and the next tm record indexed the damage as sound.
+        record(self.store, [corpus("mixed", "wikipedia.pcap")], "--cutoff", "none")
+        want = tm("query", "--store", self.store, "--count", "").stdout
+        seg = store_segments(self.store)[0]
+        with open(seg, "rb") as f:
+            before = f.read()
+        for out in (seg, os.path.join(self.store, "answer.pcap"), os.path.relpath(seg)):
+            p = tm("query", "--store", self.store, "-w", out, "tcp", check=False)
+            self.assertEqual(p.returncode, 1, out)
+            self.assertIn("that is inside the store", p.stderr.decode())
+        with open(seg, "rb") as f:
+            self.assertEqual(f.read(), before)
+        self.assertFalse(os.path.exists(os.path.join(self.store, "answer.pcap")))
+        self.assertEqual(tm("query", "--store", self.store, "--count", "").stdout, want)
+
     def test_bad_syntax_points_at_token(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])
         p = tm("query", "--store", self.store, "--count", "host 10.0.0.1 and and port 80", check=False)
