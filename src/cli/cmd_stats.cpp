@@ -114,8 +114,17 @@ Runner add_stats(CLI::App& app) {
           "{:<14} {:>9} {:>6} {:>5} {:>12} {:>11} {:>11}  {}\n", name, a["segments"].get<uint64_t>(),
           a["open"].get<uint64_t>(), a["bad_sidecar"].get<uint64_t>(), a["packets"].get<uint64_t>(),
           util::format_size(a["pcap_bytes"]), util::format_size(a["index_bytes"]), span(a));
-    if (total["open"].get<uint64_t>())
+    const uint64_t damaged = total.value("damaged", uint64_t{0});  // (an older server sends none)
+    if (total["open"].get<uint64_t>() > damaged)
       std::cout << "open segments (being written, or left by a crash) are counted without their packets\n";
+    if (j.contains("damaged_segments"))
+      for (auto& d : j["damaged_segments"])
+        std::cout << fmt::format(
+            "damaged (counted as open; not indexed: queries scan its {} packets before offset {}, the {} "
+            "after it are not read): {}: {}\n",
+            d.value("packets_before", uint64_t{0}), d.value("offset", uint64_t{0}),
+            util::format_size(d.value("bytes_unread", uint64_t{0})), d.value("segment", ""),
+            d.value("damage", ""));
     if (j.contains("flows")) {
       const auto& f = j["flows"];
       std::cout << fmt::format("flow records: {} in {} files ({} being written), {}, reach {}\n",

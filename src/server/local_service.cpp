@@ -563,7 +563,11 @@ json flows_json(const std::vector<flow::FlowFileInfo>& files) {
 
 Reply LocalService::stats(const ApiCounters& api) {
   json j;
-  j["store"] = catalog_json(store::Catalog::scan(o_.store));
+  {
+    store::Catalog cat = store::Catalog::scan(o_.store);
+    if (o_.live) cat.writer_running();  // (its open segments are its recorder's)
+    j["store"] = catalog_json(cat);
+  }
   j["store"]["flows"] = flows_json(flow::scan_flow_files(o_.store));
   j["store_path"] = o_.store;
   {  // how far back the flow records reach

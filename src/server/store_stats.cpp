@@ -6,6 +6,7 @@
 
 #include "packet/packet_info.h"
 #include "store/index.h"
+#include "store/pcap_scan.h"
 #include "store/sidecar.h"
 #include "util/timespec.h"
 
@@ -61,6 +62,30 @@ nlohmann::json catalog_json(const store::Catalog& cat) {
   for (const auto& s : cat.segments)
     if (s.state == store::SegmentInfo::State::kBadSidecar)
       j["bad_segments"].push_back({{"segment", s.pcap_path()}, {"problem", s.problem}});
+  // Open segments no recorder is writing: a crash's, which the next start indexes, or one with
+  // a damaged record, which recovery leaves as it is (queries scan it up to the damage; each
+  // start warns). Those are named (counted in `open` still), as tm record names them.
+  j["damaged_segments"] = nlohmann::json::array();
+  uint64_t damaged = 0;
+  for (const auto& s : cat.segments) {
+    if (s.state != store::SegmentInfo::State::kOpen || s.name_bound) continue;
+    store::ScanOptions so;
+    so.min_ts = store::name_min_ts(s.pcap_path());
+    store::ScanResult sr;
+    try {
+      sr = store::scan_pcap(s.pcap_path(), nullptr, so);
+    } catch (const std::exception&) {
+      continue;  // (gone since the scan: evicted, or recovered by a recorder starting)
+    }
+    if (!sr.header_ok || sr.end != store::ScanResult::End::kDamaged) continue;
+    ++damaged;
+    j["damaged_segments"].push_back({{"segment", s.pcap_path()},
+                                     {"offset", sr.valid_end},
+                                     {"damage", sr.damage},
+                                     {"packets_before", sr.packets},
+                                     {"bytes_unread", sr.unread()}});
+  }
+  j["total"]["damaged"] = damaged;
   return j;
 }
 

@@ -3,6 +3,7 @@ damaged record header in a pcap whose index is intact costs that record only (th
 others), and is reported rather than returned with a wrong length. A segment without sidecar (what a crash
 leaves) is scanned up to a record tm never writes, reported with its offset, and left as it is by recovery; a
 sidecar whose pcap is lost is reported as a missing segment."""
+import json
 import os
 import re
 import shutil
@@ -206,6 +207,15 @@ class UnindexedSegment(StoreTest):
         got2, err2 = self.answer()
         self.assertIn("damaged record at offset %d" % self.offs[bad], err2)
         self.expect_answered(got2, bad)
+        # tm stats names it as damaged (it called it "open (being written, or left by a crash)").
+        out = tm("stats", "--store", self.store).stdout.decode()
+        self.assertIn("damaged (counted as open; not indexed: queries scan its %d packets before offset %d"
+                      % (bad, self.offs[bad]), out)
+        self.assertIn(self.seg, out)
+        self.assertNotIn("being written, or left by a crash", out)
+        st = json.loads(tm("stats", "--store", self.store, "--format", "json").stdout)
+        self.assertEqual([(d["segment"], d["offset"], d["packets_before"]) for d in st["damaged_segments"]],
+                         [(self.seg, self.offs[bad], bad)])
 
 
 class SegmentNotItsSidecars(StoreTest):
