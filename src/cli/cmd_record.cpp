@@ -174,8 +174,8 @@ Runner add_record(CLI::App& app) {
           ad.segments, ad.verified, ad.verified_bytes);
     if (ad.recovered)
       std::cerr << fmt::format(
-          "tm record: recovered {} segment(s) left without a sealed sidecar ({} bytes of "
-          "incomplete records cut)\n",
+          "tm record: recovered {} segment(s) left without a sealed sidecar or with a refused one ({} bytes "
+          "of incomplete records cut)\n",
           ad.recovered, ad.truncated_bytes);
     for (auto& f : ad.foreign)
       std::cerr << "tm record: note: " << f << " was not written by tm; left alone\n";

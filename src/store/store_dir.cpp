@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "store/layout.h"
@@ -134,6 +135,12 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
     if (seg.state != SegmentInfo::State::kSealed) {
       try {
         std::string bad_sidecar = seg.state == SegmentInfo::State::kBadSidecar ? seg.problem : "";
+        // What a refused sidecar still says it indexed (a pcap cut short since: packets lost).
+        std::optional<SegmentMeta> indexed;
+        if (!bad_sidecar.empty()) try {
+            indexed = read_sidecar_meta(seg.idx_path());
+          } catch (const std::exception&) {
+          }
         RecoveryResult r = recover_segment(seg, directory_every, directory_bytes);
         if (r.not_pcap) {
           report.problems.push_back(
@@ -147,7 +154,13 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
           kept.push_back(std::move(seg));
           continue;
         }
-        if (!bad_sidecar.empty()) report.problems.push_back(bad_sidecar + " (rebuilt)");
+        if (!bad_sidecar.empty() && indexed && indexed->packets > r.packets)
+          report.problems.push_back(fmt::format(
+              "{} (rebuilt: it indexed {} packets, {} to {}; the pcap holds {} now: {} packets are lost)",
+              bad_sidecar, indexed->packets, util::format_time(indexed->first_ts),
+              util::format_time(indexed->last_ts), r.packets, indexed->packets - r.packets));
+        else if (!bad_sidecar.empty())
+          report.problems.push_back(bad_sidecar + " (rebuilt)");
         report.truncated_bytes += r.truncated_bytes;
         ++report.recovered;
         if (r.removed_empty) continue;

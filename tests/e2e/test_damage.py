@@ -253,6 +253,18 @@ class SegmentNotItsSidecars(StoreTest):
         with open(idx, "rb") as a, open(os.path.join(self.pristine, "default", os.path.basename(idx)), "rb") as b:
             self.assertEqual(a.read(), b.read(), "rebuilt as it was")
 
+    def test_a_sealed_pcap_cut_short_is_rebuilt_counting_what_it_lost(self):
+        # The rebuild said only that the sidecar described more bytes than the file has.
+        recs = read_pcap(self.seg)
+        cut = 24 + sum(16 + r[1] for r in recs[:len(recs) // 2]) + 5  # inside the record after half
+        with open(self.seg, "r+b") as f:
+            f.truncate(cut)
+        p = tm("record", "--store", self.store, "--read", corpus("malformed", "empty.pcap"))
+        self.assertIn("(rebuilt: it indexed %d packets" % len(recs), p.stderr.decode())
+        self.assertIn("the pcap holds %d now: %d packets are lost)" % (len(recs) // 2, len(recs) - len(recs) // 2),
+                      p.stderr.decode())
+        self.assertEqual(len(read_pcap(self.seg)), len(recs) // 2)
+
     def test_a_segment_without_sidecar_named_too_new_is_searched_by_time(self):
         # A power cut may lose a rename to an older name (made durable at once only past 30
         # minutes): a segment without its sidecar may be named later than its packets. A window
