@@ -65,8 +65,9 @@ std::string errno_text(int e) {
   throw SourceError(fmt::format("interface {}: {}: {}", ifc, what, errno_text(e)));
 }
 
-// The interface's index and ARPHRD_* type. Returns false (errno set) when it cannot be looked up.
-bool lookup_interface(const std::string& ifc, int& index, int& hwtype) {
+// The interface's index and ARPHRD_* type, and whether it is up (`up`, when given). Returns
+// false (errno set) when it cannot be looked up.
+bool lookup_interface(const std::string& ifc, int& index, int& hwtype, bool* up = nullptr) {
   if (ifc.empty() || ifc.size() >= IFNAMSIZ) {
     errno = ENODEV;
     return false;
@@ -80,6 +81,7 @@ bool lookup_interface(const std::string& ifc, int& index, int& hwtype) {
   if (ok) index = ifr.ifr_ifindex;
   ok = ok && ioctl(fd, SIOCGIFHWADDR, &ifr) == 0;
   if (ok) hwtype = ifr.ifr_hwaddr.sa_family;
+  if (ok && up) *up = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
   int e = errno;
   close(fd);
   errno = e;
@@ -128,6 +130,10 @@ class AfPacketSource : public PacketSource {
     while (!in_block_) {
       auto* bd = block(cur_);
       if (__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
+        if (down_logged_ && gone_.empty()) {
+          down_logged_ = false;
+          spdlog::info("interface {}: packets again after it went down", name_);
+        }
         frames_.start(reinterpret_cast<uint8_t*>(bd), block_size_, kVlanTagLen);
         in_block_ = true;
         if (frames_.left() == 0) release_current();  // nothing in it: next block
@@ -180,8 +186,14 @@ class AfPacketSource : public PacketSource {
  private:
   void open(const LiveOptions& o) {
     int ifindex = 0, hwtype = 0;
-    if (!lookup_interface(o.interface, ifindex, hwtype))
+    bool up = false;
+    if (!lookup_interface(o.interface, ifindex, hwtype, &up))
       fail(name_, "cannot find it (ioctl SIOCGIFINDEX)", errno);
+    ifindex_ = ifindex;
+    if (!up) {  // (a sensor may start before its link: it waits, as after the link went down)
+      spdlog::warn("interface {}: it is not up; capture starts when it is", name_);
+      down_logged_ = true;
+    }
     if (hwtype != ARPHRD_ETHER)
       throw SourceError(
           fmt::format("interface {}: not Ethernet (ARPHRD type {}): AF_PACKET capture reads "
@@ -311,9 +323,29 @@ class AfPacketSource : public PacketSource {
     }
   }
 
-  // Waits up to idle_wait_ms for a block; a socket error (the interface went down or away) is fatal.
+  // Waits up to idle_wait_ms for a block. The interface going down is no end: the socket stays
+  // bound to it and its packets come again once it is up (as libpcap carries on). Gone (deleted,
+  // or another interface under its name), it is the end, once the blocks the kernel filled
+  // before are read: the kernel hands over a block it was filling within its retire timeout.
   // A poll() that returns at once for nothing still takes the whole wait (wait_capture_socket).
-  void wait() { wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kAfPacket, &pollerr_logged_); }
+  void wait() {
+    if (!gone_.empty() && StartGate::now_ns(CLOCK_MONOTONIC) >= gone_deadline_ns_) throw SourceError(gone_);
+    if (wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kAfPacket, &pollerr_logged_) !=
+        SocketWait::kInterfaceDown)
+      return;
+    int index = 0, hwtype = 0;
+    if (gone_.empty() && lookup_interface(name_, index, hwtype) && index == ifindex_) {
+      if (!down_logged_)
+        spdlog::warn("interface {}: it went down; capture goes on when it is up again", name_);
+      down_logged_ = true;
+      return;
+    }
+    if (gone_.empty()) {
+      gone_ = fmt::format("interface {}: capture socket error: {}: the interface is gone", name_,
+                          errno_text(ENETDOWN));
+      gone_deadline_ns_ = StartGate::now_ns(CLOCK_MONOTONIC) + 4ull * kRetireTimeoutMs * 1000000;
+    }
+  }
 
   static uint64_t frame_ns(const tpacket3_hdr* h) {
     return static_cast<uint64_t>(h->tp_sec) * 1000000000ull + h->tp_nsec;
@@ -343,7 +375,11 @@ class AfPacketSource : public PacketSource {
   int idle_wait_ms_;
   bool interface_drops_;  // LiveOptions::interface_drops
   int fd_ = -1;
+  int ifindex_ = 0;  // the interface's index when the socket was bound
   int fanout_ = -1;
+  bool down_logged_ = false;  // the interface went down (said once, until packets come again)
+  std::string gone_;          // the interface went away: the error, thrown once the ring is read
+  uint64_t gone_deadline_ns_ = 0;
   uint8_t* ring_ = nullptr;
   size_t ring_len_ = 0;
   uint32_t block_size_ = 0, block_nr_ = 0;
@@ -375,13 +411,14 @@ SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& ifc, S
   if (rc <= 0) return SocketWait::kTimedOut;
   if (pfd.revents & POLLNVAL) fail(ifc, "poll", EBADF);
   // Our own AF_PACKET socket: its only pending error is ENETDOWN (the interface went down or
-  // away), fatal. A libpcap handle's socket is left to libpcap, which reads SO_ERROR itself and
-  // tolerates some (a netlink socket's ENOBUFS on overflow, counted): reading it here would
-  // clear it and end a capture libpcap carries on.
+  // away), for the caller to judge; any other is fatal. A libpcap handle's socket is left to
+  // libpcap, which reads SO_ERROR itself and tolerates some (a netlink socket's ENOBUFS on
+  // overflow, counted): reading it here would clear it and end a capture libpcap carries on.
   if (owner == SocketOwner::kAfPacket && (pfd.revents & POLLERR)) {
     int err = 0;
     socklen_t len = sizeof(err);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) fail(ifc, "getsockopt(SO_ERROR)", errno);
+    if (err == ENETDOWN) return SocketWait::kInterfaceDown;
     if (err != 0) fail(ifc, "capture socket error", err);
   }
   if (pfd.revents & POLLIN) return SocketWait::kReadable;

@@ -36,13 +36,14 @@ void set_fanout_setsockopt_for_test(SetsockoptFn fn);
 
 // Waits up to `timeout_ms` for capture socket `fd` (of `interface`) to have something to read.
 // Throws SourceError when the socket is not open, and (kAfPacket: tm's own AF_PACKET socket)
-// when it has an error (SO_ERROR: the interface went down or away); a libpcap handle's socket
+// when it has an error other than ENETDOWN; kInterfaceDown: ENETDOWN (the interface went down,
+// or away: the caller tells which), the error read and so cleared. A libpcap handle's socket
 // (kLibpcap) has its errors read by libpcap. kNoErrorPending: poll() returned at once with
 // nothing to read and no error (POLLERR for the socket's error queue, or POLLHUP): an AF_PACKET
 // socket's error queue was read, and the call still took `timeout_ms`, so a caller that calls
 // again at once does not spin. With `warned` (the source's flag), kNoErrorPending is logged as
 // a warning the first time (*warned false), and *warned set.
-enum class SocketWait { kReadable, kTimedOut, kNoErrorPending };
+enum class SocketWait { kReadable, kTimedOut, kNoErrorPending, kInterfaceDown };
 enum class SocketOwner { kAfPacket, kLibpcap };
 SocketWait wait_capture_socket(int fd, int timeout_ms, const std::string& interface,
                                SocketOwner owner = SocketOwner::kAfPacket, bool* warned = nullptr);

@@ -84,6 +84,50 @@ class AfPacket(NetnsTest, TmProcess, StoreTest):
         self.assertEqual(s["kernel"]["ring_freezes"], 0)
         self.assertEqual(s["kernel"]["ring_damaged"], 0)  # no frame the kernel wrote taken for damage
 
+    def wait_link(self):
+        deadline = time.monotonic() + WAIT
+        while "LOWER_UP" not in self.ns_run("ip", "link", "show", CAPTURE).stdout.decode():
+            self.assertLess(time.monotonic(), deadline, "%s has no carrier %d s after up" % (CAPTURE, WAIT))
+            time.sleep(0.05)
+
+    def test_a_link_flap_is_no_end(self):
+        """The interface down and up again: tm stopped at ENETDOWN (exit 1, tm serve with it), and the
+        packets of the block the kernel was filling were neither stored nor counted. It now carries on,
+        as libpcap and tcpdump do."""
+        tm = self.spawn("tm", [TM, "record", "--store", self.store, "--interface", CAPTURE, "--json",
+                               "--cutoff", "none"])
+        self.wait_capturing(tm, "tm record")
+        self.replay(PLAIN[:1])
+        self.ns_run("ip", "link", "set", CAPTURE, "down")
+        time.sleep(0.5)
+        self.ns_run("ip", "link", "set", CAPTURE, "up")
+        self.wait_link()
+        self.replay(PLAIN[1:])
+        want = frames(PLAIN)
+        self.wait_size(lambda: store_segments(self.store), 24 + sum(16 + len(f) for f in want), "tm")
+        s = json.loads(self.stop(tm, "tm record"))
+        got = [rec[3] for seg in store_segments(self.store) for rec in read_pcap(seg)]
+        self.assertEqual(got, want)
+        self.assertEqual(s["classes"]["default"]["stored_packets"], len(want))
+        tm.err.seek(0)
+        self.assertIn("interface %s: it went down; capture goes on when it is up again" % CAPTURE,
+                      tm.err.read().decode())
+
+    def test_an_interface_gone_ends_the_capture_after_its_packets(self):
+        tm = self.spawn("tm", [TM, "record", "--store", self.store, "--interface", CAPTURE, "--json",
+                               "--cutoff", "none"])
+        self.wait_capturing(tm, "tm record")
+        self.replay(PLAIN[:1])
+        self.ns_run("ip", "link", "del", CAPTURE)
+        rc = tm.wait(timeout=WAIT)
+        tm.err.seek(0)
+        err = tm.err.read().decode()
+        self.assertEqual(rc, 1, err)
+        self.assertIn("interface %s: capture socket error: Network is down (ENETDOWN): the interface is gone"
+                      % CAPTURE, err)
+        got = [rec[3] for seg in store_segments(self.store) for rec in read_pcap(seg)]
+        self.assertEqual(got, frames(PLAIN[:1]), "what the kernel had given tm before is stored")
+
     def test_libpcap_method_stores_the_same(self):
         self.record_live("libpcap", PLAIN + VLAN)
 
