@@ -223,19 +223,32 @@ class AfPacketSource : public PacketSource {
     memset(&sll, 0, sizeof(sll));
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(ETH_P_ALL);
-    sll.sll_ifindex = ifindex;
+    promisc_ = o.promisc;
+    if (!o.defer_bind) bind_and_join(o.fanout_group);
+  }
+
+ public:
+  bool bound() const override { return bound_; }
+  void bind_and_join(int group) override {
+    if (bound_) return;
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof(sll));
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex_;
     // Once bound, the socket receives every packet until it joins its fanout group (StartGate):
     // the group is joined right after binding, and the capture starts when it has joined.
     if (bind(fd_, reinterpret_cast<struct sockaddr*>(&sll), sizeof(sll)) != 0)
       fail(name_, "bind(AF_PACKET)", errno);
-    if (o.fanout_group != 0) {
-      fanout_ = join_fanout(fd_, name_, o.fanout_group);
+    bound_ = true;
+    if (group != 0) {
+      fanout_ = join_fanout(fd_, name_, group);
       gate_.set(StartGate::now_ns(CLOCK_REALTIME));
     }
-    if (o.promisc) {
+    if (promisc_) {
       struct packet_mreq mr;
       memset(&mr, 0, sizeof(mr));
-      mr.mr_ifindex = ifindex;
+      mr.mr_ifindex = ifindex_;
       mr.mr_type = PACKET_MR_PROMISC;
       if (setsockopt(fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) != 0)
         fail(name_, "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)", errno);
@@ -243,6 +256,7 @@ class AfPacketSource : public PacketSource {
     ifdrop_base_ = interface_rx_dropped(name_);
   }
 
+ private:
   void setup_ring(uint64_t buffer_bytes) {
     // A frame holds the headers, the reserve and snaplen bytes; a block holds one frame at
     // least: the smallest such power of two, 128 KiB at least (see kMinBlockSize), smaller for
@@ -375,7 +389,9 @@ class AfPacketSource : public PacketSource {
   int idle_wait_ms_;
   bool interface_drops_;  // LiveOptions::interface_drops
   int fd_ = -1;
-  int ifindex_ = 0;  // the interface's index when the socket was bound
+  int ifindex_ = 0;  // the interface's index when the socket was made
+  bool promisc_ = true;
+  bool bound_ = false;
   int fanout_ = -1;
   bool down_logged_ = false;  // the interface went down (said once, until packets come again)
   std::string gone_;          // the interface went away: the error, thrown once the ring is read
@@ -609,12 +625,23 @@ std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& o,
   }
   LiveOptions m = o;
   if (m.fanout_group == 0) m.fanout_group = kNewFanoutGroup;
+  // AF_PACKET sockets are all made with their rings first, then bound and joined one right
+  // after the other: until the last has joined, the first ones have every packet, which the
+  // start below discards (they were made one after the other, each its ring first: the first
+  // had every packet for seconds, lost). A libpcap handle is bound and joined when opened.
+  m.defer_bind = true;
   for (int i = 0; i < n; ++i) {
     out.push_back(open_live_source(m));
     if (i == 0) {
-      m.fanout_group = kFanoutId | out[0]->fanout_group();  // the others join its group
-      m.interface_drops = false;                            // (the first reports them)
+      if (out[0]->bound()) m.fanout_group = kFanoutId | out[0]->fanout_group();  // the others join its group
+      m.interface_drops = false;                                                 // (the first reports them)
     }
+  }
+  int group = m.fanout_group;  // (kNewFanoutGroup, or the one asked for)
+  for (auto& src : out) {
+    if (src->bound()) continue;
+    src->bind_and_join(group);
+    group = kFanoutId | src->fanout_group();
   }
   // The capture starts once the group is whole, on every socket: from then on each packet
   // reaches exactly one of them (before, the first ones had every packet to themselves).

@@ -86,6 +86,11 @@ class PacketSource {
   // Live, Linux: the id of the PACKET_FANOUT group the source's socket joined (0..65535: the
   // kernel may pick 0 for a new group), or -1 when none.
   virtual int fanout_group() const { return -1; }
+  // Live, AF_PACKET opened with LiveOptions::defer_bind: its socket has its ring (the slow part
+  // of opening it) but is not bound yet: bind_and_join binds it to its interface and joins it
+  // to `group` (as LiveOptions::fanout_group; 0: none). Other sources are bound when opened.
+  virtual bool bound() const { return true; }
+  virtual void bind_and_join(int /*group*/) {}
   // Live, a fanout member: packets stamped before `realtime_ns` (CLOCK_REALTIME) are not
   // captured (discarded, not counted as received; capture/start_gate.h). Before the source's
   // thread starts.
@@ -125,6 +130,11 @@ struct LiveOptions {
   // the whole interface's, so of a group's sockets only the first does (open_live_group), or
   // they would be counted once per capture thread.
   bool interface_drops = true;
+  // AF_PACKET: the socket is made with its ring, and bound and joined to its group later
+  // (PacketSource::bind_and_join), so that a group's sockets join it within microseconds
+  // rather than each after its ring (up to seconds for 256 MiB), while the first ones had
+  // every packet to themselves, discarded at the start (open_live_group). libpcap ignores it.
+  bool defer_bind = false;
 };
 constexpr int kNewFanoutGroup = -1;
 constexpr int kFanoutId = 1 << 16;

@@ -183,6 +183,11 @@ Runner add_record(CLI::App& app) {
 
     if (live) {
       session.set_live_sources(open_live_sources(cfg, fanout_worker ? o.get() : nullptr));
+      // (As tcpdump's "listening on": from here the kernel keeps the packets for tm.)
+      for (auto& ifc : cfg.interfaces)
+        std::cerr << fmt::format(
+            "tm record: listening on {} ({} capture thread{}); SIGINT or SIGTERM ends it\n", ifc,
+            cfg.capture_threads, cfg.capture_threads > 1 ? "s" : "");
       if (fanout_worker)
         for (auto& ifc : cfg.interfaces)
           std::cerr << fmt::format("tm record: worker {} of {}: a member of fanout group {} on {}\n",
