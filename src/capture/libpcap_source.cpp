@@ -2,6 +2,7 @@
 // itself (open_file_source() picks the reader).
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <net/if.h>
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -219,6 +220,17 @@ std::unique_ptr<PacketSource> open_file_source(const std::string& path) {
   pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
   if (!p) throw SourceError(fmt::format("cannot read {}: {}", path, err));
   return std::make_unique<PcapHandleSource>(p, path, false);
+}
+
+bool interface_exists(const std::string& name) {
+  if (!name.empty() && if_nametoindex(name.c_str()) != 0) return true;
+  char err[PCAP_ERRBUF_SIZE] = {0};
+  pcap_if_t* all = nullptr;
+  if (pcap_findalldevs(&all, err) != 0) return true;  // (unknown: opening it will say)
+  bool found = false;
+  for (pcap_if_t* d = all; d && !found; d = d->next) found = d->name && name == d->name;
+  pcap_freealldevs(all);
+  return found;
 }
 
 std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& o) {

@@ -146,5 +146,8 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& opts);
 std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& opts, int n);
 // The libpcap method itself (libpcap_source.cpp).
 std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& opts);
+// Whether `name` is an interface (a network interface, or a device libpcap lists: any, nflog,
+// ...): checked before a store is made, so that a typo leaves none behind.
+bool interface_exists(const std::string& name);
 
 }  // namespace tmach::capture

@@ -159,6 +159,13 @@ uint64_t size_opt(const std::string& v, const char* flag) {
 }
 }  // namespace
 
+void check_interfaces(const config::Config& cfg) {
+  for (auto& ifc : cfg.interfaces)
+    if (!capture::interface_exists(ifc))
+      throw std::runtime_error(
+          fmt::format("interface {}: no such interface (ip link lists them); nothing recorded", ifc));
+}
+
 std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg,
                                                                       const RecordOptions* worker_split) {
   std::vector<std::unique_ptr<capture::PacketSource>> sources;

@@ -233,6 +233,14 @@ class TimesOutsidePcap(StoreTest):
 class Pipe(StoreTest):
     """`--read -` on a pipe that stays open: what came is stored within a second, SIGTERM ends tm at once."""
 
+    def test_an_interface_that_does_not_exist_makes_no_store(self):
+        # A typo in -i made the store (and printed an empty summary) before the capture failed.
+        for cmd in ("record", "serve"):
+            p = subprocess.run([TM, cmd, "--store", self.store, "-i", "tm-nosuch0"], capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 1, cmd)
+            self.assertIn("interface tm-nosuch0: no such interface (ip link lists them)", p.stderr.decode())
+            self.assertFalse(os.path.exists(self.store), cmd)
+
     def test_stdin_given_twice_is_refused_as_such(self):
         # The second reader started mid-stream and called the capture "not a pcap or pcapng".
         with open(corpus("ipv4", "5-pings.pcap"), "rb") as f:
