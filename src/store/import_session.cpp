@@ -68,6 +68,13 @@ ImportSession::ImportSession(const std::string& store_dir, const std::vector<std
                 "recording it again would store those packets twice (--force records the whole file again)\n",
                 p, store_dir, when(r->imported_at_ns), describe(*r), r->bytes_read, r->fp.size, later);
         }
+      } else if (const auto* r = log.find_prefix(p, *in.fp)) {
+        in.skip = true;
+        err << fmt::format(
+            "tm record: skipping {}: it begins with a file imported into {} on {} ({}, {} bytes), the same "
+            "bytes: a capture that grew since; recording it would store those packets twice (--force "
+            "records the whole file again; 'editcap FILE REST 1-{}' writes the packets after them)\n",
+            p, store_dir, when(r->imported_at_ns), describe(*r), r->fp.size, r->packets);
       } else {
         for (auto& before : inputs_)
           if (before.fp && *before.fp == *in.fp && !before.skip) {

@@ -176,6 +176,28 @@ const ImportRecord* ImportLog::find(const FileFingerprint& fp) const {
   return partial;
 }
 
+const ImportRecord* ImportLog::find_prefix(const std::string& path, const FileFingerprint& fp) const {
+  std::optional<util::UniqueFd> f;
+  std::vector<uint8_t> head, buf;
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    const ImportRecord& r = *it;
+    if (r.begun || !r.complete || r.packets == 0 || r.fp.size >= fp.size || r.fp.size < 24) continue;
+    // (A shorter file of 1 MiB or more has the same head hash: checked before any read.)
+    if (r.fp.size >= kFingerprintSpan && r.fp.head_hash != fp.head_hash) continue;
+    if (!f) {
+      f = util::open_file(path, O_RDONLY);
+      head.resize(static_cast<size_t>(std::min<uint64_t>(fp.size, kFingerprintSpan)));
+      pread_exact(f->get(), path, head.data(), head.size(), 0);
+    }
+    const size_t span = static_cast<size_t>(std::min<uint64_t>(r.fp.size, kFingerprintSpan));
+    if (hash64(head.data(), span) != r.fp.head_hash) continue;
+    buf.resize(span);
+    pread_exact(f->get(), path, buf.data(), span, r.fp.size - span);
+    if (hash64(buf.data(), span, 1) == r.fp.tail_hash) return &r;
+  }
+  return nullptr;
+}
+
 const ImportRecord* ImportLog::unended_after(const FileFingerprint& fp, const ImportRecord* after) const {
   std::vector<uint64_t> ended;
   for (auto it = records.rbegin(); it != records.rend() && &*it != after; ++it) {

@@ -74,6 +74,11 @@ struct ImportLog {
   // (one of `records`, e.g. what find() returned): an import of the file killed since (a
   // --force run after a complete import); null when there is none.
   const ImportRecord* unended_after(const FileFingerprint& fp, const ImportRecord* after) const;
+  // The latest complete import with packets of a shorter file that the file at `path` (of
+  // fingerprint `fp`) begins with: the same bytes at the start (its head hash) and at the end
+  // of the shorter one's length (its tail hash). A capture that grew since it was imported (a
+  // tcpdump -w still writing). Null when there is none. Throws as fingerprint_file.
+  const ImportRecord* find_prefix(const std::string& path, const FileFingerprint& fp) const;
 };
 
 // Appends records to STORE_DIR/imports.jsonl in one write and fsyncs it (and the directory

@@ -296,6 +296,31 @@ class Reimport(StoreTest):
         self.assertFalse(again["interrupted"])
         self.assertEqual(query_count(self.store), 2 * n)
 
+    def test_a_capture_that_grew_since_its_import_is_refused(self):
+        """A capture imported while tcpdump -w was still writing it, then again whole: its first packets
+        were stored twice without a word (the fingerprint is the size and both ends)."""
+        with open(self.SRC, "rb") as f:
+            whole = f.read()
+        recs = read_pcap(self.SRC)
+        k = len(recs) // 3
+        head = self.path("growing.pcap")
+        with open(head, "wb") as f:
+            f.write(whole[:24 + sum(16 + r[1] for r in recs[:k])])
+        record(self.store, [head], "--cutoff", "none")
+        with open(head, "wb") as f:
+            f.write(whole)
+        p = record(self.store, [head], "--cutoff", "none", check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("growing.pcap: it begins with a file imported into %s" % self.store, p.stderr.decode())
+        self.assertIn("%d packets" % k, p.stderr.decode())
+        self.assertEqual(query_count(self.store), k)
+        # Another capture with the same first packets but others after them is recorded.
+        other = self.path("other.pcap")
+        with open(other, "wb") as f:
+            f.write(whole[:24 + sum(16 + r[1] for r in recs[:k - 1])] + whole[24:])
+        record(self.store, [other], "--cutoff", "none")
+        self.assertEqual(query_count(self.store), k + k - 1 + len(recs))
+
     def test_several_inputs_skip_only_those_imported(self):
         other = corpus("mixed", "nmap-vsn.pcap")
         record(self.store, [self.SRC], "--cutoff", "none")
