@@ -71,12 +71,12 @@ std::function<void()> stop_between_segments(const StopCheck& stop) {
 class QueryStream : public Stream {
  public:
   QueryStream(store::Catalog cat, query::QuerySpec q, size_t chunk, util::pcap::Output output,
-              std::string note = {}, std::string if_empty = {})
+              std::vector<std::string> notes = {}, std::string if_empty = {})
       : cat_(std::move(cat)),
         q_(std::move(q)),
         chunk_(chunk),
         output_(output),
-        note_(std::move(note)),
+        notes_(std::move(notes)),
         if_empty_(std::move(if_empty)) {
     content_type = util::pcap::output_content_type(output);
   }
@@ -84,7 +84,7 @@ class QueryStream : public Stream {
   // with a pcap answer those of another link type than the first packet's, as run() leaves
   // them out. Returns the summary without the format.
   std::string count(const Warn& warn, const StopCheck& stop) {
-    if (!note_.empty()) warn(note_);
+    for (auto& n : notes_) warn(n);
     const bool pcap = output_ == util::pcap::Output::kPcap;
     uint64_t n = 0, kept = 0, other = 0;
     std::optional<uint32_t> link;  // a pcap answer's: the first packet's
@@ -110,7 +110,7 @@ class QueryStream : public Stream {
     return summary(st, ms);
   }
   std::string run(const ByteSink& sink, const Warn& warn, const StopCheck& stop) override {
-    if (!note_.empty()) warn(note_);
+    for (auto& n : notes_) warn(n);
     // util/pcap.h: a pcap's link type is that of the first packet; packets of another link
     // type cannot share the stream and are counted instead. A pcapng takes them all.
     util::pcap::AnswerWriter out(output_, sink, chunk_);
@@ -147,8 +147,8 @@ class QueryStream : public Stream {
   query::QuerySpec q_;
   size_t chunk_;
   util::pcap::Output output_;
-  std::string note_;      // a warning known before the answer (a Community ID with no connection)
-  std::string if_empty_;  // a warning after an answer of no packet at all (nothing matched)
+  std::vector<std::string> notes_;  // warnings known before the answer (a Community ID with no connection)
+  std::string if_empty_;            // a warning after an answer of no packet at all (nothing matched)
   clk::time_point t0_ = clk::now();
 };
 
@@ -300,14 +300,38 @@ Reply LocalService::count(const QueryRequest& q, const StopCheck& stop) {
 
 // A packet query's request checked and parsed, for the answer (open_packets) and for its plan
 // (explain) alike: format, Community ID, filter, times and their order, classes.
+namespace {
+// A time range asked from before the oldest packet a class holds, where segments of that class
+// were deleted (its sequence numbers have gaps: the disk budget, max_age, or lost): the answer
+// may lack packets of that time, said, so that an empty one is not read as "no traffic".
+void deleted_before(const store::Catalog& cat, const std::vector<std::string>& classes, uint64_t from_ns,
+                    std::vector<std::string>& notes) {
+  for (const auto& cls : cat.classes) {
+    if (!classes.empty() && std::find(classes.begin(), classes.end(), cls) == classes.end()) continue;
+    uint64_t present = 0, last_seq = 0, oldest = UINT64_MAX;
+    for (const auto& s : cat.segments) {
+      if (s.cls != cls) continue;
+      ++present;
+      last_seq = std::max(last_seq, s.meta.seq);
+      oldest = std::min(oldest, s.lo_ts());
+    }
+    if (!present || last_seq <= present || from_ns >= oldest) continue;
+    notes.push_back(fmt::format(
+        "class {} holds no packet before {}, and {} of its segments are gone (deleted by the disk budget or "
+        "max_age, or lost): the packets of the time asked before then may have been among them",
+        cls, util::format_time(oldest), last_seq - present));
+  }
+}
+}  // namespace
+
 struct LocalService::PacketQuery {
   query::QuerySpec q;
   std::optional<util::pcap::Output> forced;
   // A Community ID or flow id that no flow record has: an empty answer, saying so.
   std::string no_connection;
-  std::string note;      // a warning the answer starts with (a flow outside the classes asked for)
-  std::string if_empty;  // a warning the answer ends with when it holds no packet
-  store::Catalog cat;    // (names only) scanned after the live writer's flush, when `sync`
+  std::vector<std::string> notes;  // warnings the answer starts with (a flow outside the classes asked for)
+  std::string if_empty;            // a warning the answer ends with when it holds no packet
+  store::Catalog cat;              // (names only) scanned after the live writer's flush, when `sync`
 
   // The link types of the segments the query may read (by class, and by time as far as the
   // names tell: a segment's name holds its first timestamp). A tm frontend reads them from
@@ -404,6 +428,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
              fmt::format("no class '{}' in the store", c));
   // (the filter as given: the error names it, not the flow's connection joined to it)
   if (bpf) check_libpcap(r.filter, query::parse_expr(r.filter), p.cat, r.classes);
+  if (!r.from.empty()) deleted_before(p.cat, p.q.classes, p.q.from_ns, p.notes);
   if (!p.no_connection.empty()) {
     p.cat = store::Catalog{};
     return p;
@@ -416,8 +441,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
         r.flow_id.empty() ? r.community_id : r.flow_id);
   if (flow && !flow->cls.empty() && !r.classes.empty() &&
       std::find(r.classes.begin(), r.classes.end(), flow->cls) == r.classes.end())
-    p.note = fmt::format("flow {}'s packets are in class {}, which the classes asked for leave out",
-                         r.flow_id, flow->cls);
+    p.notes.push_back(fmt::format("flow {}'s packets are in class {}, which the classes asked for leave out",
+                                  r.flow_id, flow->cls));
   return p;
 }
 
@@ -443,7 +468,7 @@ Reply LocalService::explain(const QueryRequest& r, const StopCheck& stop) {
     j["plan"] = "nothing to read: " + p.no_connection;
   }
   json warnings = json::array();
-  if (!p.note.empty()) warnings.push_back(p.note);
+  for (auto& n : p.notes) warnings.push_back(n);
   if (r.measure) {
     query::QueryStats st;
     auto t0 = clk::now();
@@ -472,13 +497,14 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   std::optional<util::pcap::Output>& forced = p.forced;
   if (!p.no_connection.empty())
     return std::make_unique<QueryStream>(store::Catalog{}, std::move(q), o_.write_chunk,
-                                         forced.value_or(util::pcap::Output::kPcap), p.no_connection);
+                                         forced.value_or(util::pcap::Output::kPcap),
+                                         std::vector<std::string>{p.no_connection});
   store::Catalog& cat = p.cat;
   // More than one link type, and the answer is a pcapng unless the request says otherwise.
   std::set<uint32_t> links = p.links();
   auto output = p.output(links);
-  auto stream =
-      std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output, p.note, p.if_empty);
+  auto stream = std::make_unique<QueryStream>(std::move(cat), std::move(q), o_.write_chunk, output, p.notes,
+                                              p.if_empty);
   stream->headers.emplace_back(kLinkTypesHeader, fmt::format("{}", fmt::join(links, ",")));
   return stream;
 }

@@ -227,6 +227,29 @@ class TimeRanges(StoreTest):
         self.assertEqual(tcpdump_packets(out), [])
 
 
+class DeletedBefore(StoreTest):
+    def test_a_time_range_before_what_the_budget_kept_says_so(self):
+        # An empty answer for a time whose segments the budget deleted read as "no traffic then".
+        src = corpus("mixed", "echo-connections.pcap")
+        record(self.store, [src], "--cutoff", "none", "--segment-size", "64k", "--disk-budget", "256k")
+        ts = sorted(r[0] for r in read_pcap(src))
+        kept = sorted(r[0] for seg in store_segments(self.store) for r in read_pcap(seg))
+        self.assertGreater(kept[0], ts[0], "the budget deleted the first segments")
+        at = lambda ns: "%d.%09d" % (ns // 10**9, ns % 10**9)
+        p = tm("query", "--store", self.store, "--count", "--from", at(ts[0]), "--to", at(kept[0]), "")
+        self.assertEqual(p.stdout.strip(), b"0")
+        self.assertIn("warning: class default holds no packet before ", p.stderr.decode())
+        self.assertIn("of its segments are gone (deleted by the disk budget or max_age, or lost)", p.stderr.decode())
+        # From the oldest packet kept on, or with no time asked, nothing to say.
+        for args in (("--from", at(kept[0])), ()):
+            self.assertNotIn("warning", tm("query", "--store", self.store, "--count", *args, "").stderr.decode())
+        # A store that deleted nothing says nothing either.
+        other = self.path("whole")
+        record(other, [src], "--cutoff", "none", "--segment-size", "64k")
+        p = tm("query", "--store", other, "--count", "--from", at(ts[0] - 10**9), "")
+        self.assertNotIn("warning", p.stderr.decode())
+
+
 class Errors(StoreTest):
     def test_an_answer_is_not_written_into_the_store(self):
         # -w onto a segment of the store asked truncated it while it was read: its packets lost,
