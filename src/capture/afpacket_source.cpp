@@ -130,10 +130,7 @@ class AfPacketSource : public PacketSource {
     while (!in_block_) {
       auto* bd = block(cur_);
       if (__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER) {
-        if (down_logged_ && gone_.empty()) {
-          down_logged_ = false;
-          spdlog::info("interface {}: packets again after it went down", name_);
-        }
+        if (down_logged_) recheck_interface();
         frames_.start(reinterpret_cast<uint8_t*>(bd), block_size_, kVlanTagLen);
         in_block_ = true;
         if (frames_.left() == 0) release_current();  // nothing in it: next block
@@ -190,6 +187,11 @@ class AfPacketSource : public PacketSource {
     if (!lookup_interface(o.interface, ifindex, hwtype, &up))
       fail(name_, "cannot find it (ioctl SIOCGIFINDEX)", errno);
     ifindex_ = ifindex;
+    if (!up && o.fanout_group != 0)
+      throw SourceError(fmt::format(
+          "interface {}: it is not up, and the kernel lets no socket of a down interface join a fanout group "
+          "(several capture threads, or a cluster worker): bring it up first (ip link set {} up)",
+          name_, name_));
     if (!up) {  // (a sensor may start before its link: it waits, as after the link went down)
       spdlog::warn("interface {}: it is not up; capture starts when it is", name_);
       down_logged_ = true;
@@ -342,23 +344,39 @@ class AfPacketSource : public PacketSource {
   // or another interface under its name), it is the end, once the blocks the kernel filled
   // before are read: the kernel hands over a block it was filling within its retire timeout.
   // A poll() that returns at once for nothing still takes the whole wait (wait_capture_socket).
+  // While the interface is down it is looked up again once a second: deleted then (or before
+  // the first look: a deletion takes it down first), no second ENETDOWN would say so.
   void wait() {
     if (!gone_.empty() && StartGate::now_ns(CLOCK_MONOTONIC) >= gone_deadline_ns_) throw SourceError(gone_);
-    if (wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kAfPacket, &pollerr_logged_) !=
-        SocketWait::kInterfaceDown)
-      return;
-    int index = 0, hwtype = 0;
-    if (gone_.empty() && lookup_interface(name_, index, hwtype) && index == ifindex_) {
+    if (wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kAfPacket, &pollerr_logged_) ==
+        SocketWait::kInterfaceDown) {
       if (!down_logged_)
         spdlog::warn("interface {}: it went down; capture goes on when it is up again", name_);
       down_logged_ = true;
+      next_check_ns_ = 0;
+    }
+    if (down_logged_) recheck_interface();
+  }
+
+  // At most once a second while down: up again (said, and the next going down is said again),
+  // or gone: the end, once the blocks the kernel filled before are read (it hands over a
+  // block it was filling within its retire timeout).
+  void recheck_interface() {
+    const uint64_t now = StartGate::now_ns(CLOCK_MONOTONIC);
+    if (!gone_.empty() || now < next_check_ns_) return;
+    next_check_ns_ = now + 1000000000ull;
+    int index = 0, hwtype = 0;
+    bool up = false;
+    if (lookup_interface(name_, index, hwtype, &up) && index == ifindex_) {
+      if (up) {
+        down_logged_ = false;
+        spdlog::info("interface {}: it is up again", name_);
+      }
       return;
     }
-    if (gone_.empty()) {
-      gone_ = fmt::format("interface {}: capture socket error: {}: the interface is gone", name_,
-                          errno_text(ENETDOWN));
-      gone_deadline_ns_ = StartGate::now_ns(CLOCK_MONOTONIC) + 4ull * kRetireTimeoutMs * 1000000;
-    }
+    gone_ = fmt::format("interface {}: capture socket error: {}: the interface is gone", name_,
+                        errno_text(ENETDOWN));
+    gone_deadline_ns_ = now + 4ull * kRetireTimeoutMs * 1000000;
   }
 
   static uint64_t frame_ns(const tpacket3_hdr* h) {
@@ -396,6 +414,7 @@ class AfPacketSource : public PacketSource {
   bool down_logged_ = false;  // the interface went down (said once, until packets come again)
   std::string gone_;          // the interface went away: the error, thrown once the ring is read
   uint64_t gone_deadline_ns_ = 0;
+  uint64_t next_check_ns_ = 0;  // while down: when to look the interface up again
   uint8_t* ring_ = nullptr;
   size_t ring_len_ = 0;
   uint32_t block_size_ = 0, block_nr_ = 0;

@@ -227,8 +227,11 @@ bool interface_exists(const std::string& name) {
   char err[PCAP_ERRBUF_SIZE] = {0};
   pcap_if_t* all = nullptr;
   if (pcap_findalldevs(&all, err) != 0) return true;  // (unknown: opening it will say)
+  // (nflog:5, nfqueue:3: a device libpcap lists, with the group or queue after a ':')
+  const std::string device = name.substr(0, name.find(':'));
   bool found = false;
-  for (pcap_if_t* d = all; d && !found; d = d->next) found = d->name && name == d->name;
+  for (pcap_if_t* d = all; d && !found; d = d->next)
+    found = d->name && (name == d->name || device == d->name);
   pcap_freealldevs(all);
   return found;
 }

@@ -128,6 +128,30 @@ class AfPacket(NetnsTest, TmProcess, StoreTest):
         got = [rec[3] for seg in store_segments(self.store) for rec in read_pcap(seg)]
         self.assertEqual(got, frames(PLAIN[:1]), "what the kernel had given tm before is stored")
 
+    def test_an_interface_deleted_while_down_ends_the_capture(self):
+        # Down, then deleted: no second ENETDOWN comes; the interface is looked up again while down.
+        tm = self.spawn("tm", [TM, "record", "--store", self.store, "--interface", CAPTURE, "--json"])
+        self.wait_capturing(tm, "tm record")
+        self.ns_run("ip", "link", "set", CAPTURE, "down")
+        time.sleep(0.5)
+        self.ns_run("ip", "link", "del", CAPTURE)
+        rc = tm.wait(timeout=WAIT)
+        tm.err.seek(0)
+        err = tm.err.read().decode()
+        self.assertEqual(rc, 1, err)
+        self.assertIn("it went down; capture goes on when it is up again", err)
+        self.assertIn("the interface is gone", err)
+
+    def test_several_capture_threads_on_a_down_interface_are_refused_naming_why(self):
+        # The kernel lets no socket of a down interface join a fanout group: it said "it is not up;
+        # capture starts when it is", then failed on setsockopt(PACKET_FANOUT) with EINVAL.
+        self.ns_run("ip", "link", "set", CAPTURE, "down")
+        p = self.ns_run(TM, "record", "--store", self.store, "--interface", CAPTURE, "--capture-threads", "2",
+                        check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("interface %s: it is not up, and the kernel lets no socket of a down interface join a "
+                      "fanout group" % CAPTURE, p.stderr.decode())
+
     def test_libpcap_method_stores_the_same(self):
         self.record_live("libpcap", PLAIN + VLAN)
 
