@@ -7,6 +7,7 @@
 
 #include "server/http_service.h"
 #include "server/local_service.h"
+#include "store/layout.h"
 #include "util/timespec.h"
 #include "util/units.h"
 
@@ -202,7 +203,8 @@ config::Config build_config(const RecordOptions& o) {
   if (o.capture_threads > 0) c.capture_threads = o.capture_threads;
   if (!o.segment_size.empty()) {
     c.segment_size = size_opt(o.segment_size, "--segment-size");
-    if (c.segment_size < 4096) throw config::ConfigError("--segment-size: must be at least 4k");
+    if (c.segment_size < store::kMinSegmentSize)
+      throw config::ConfigError("--segment-size: must be at least 4k");
   }
   if (c.segment_size > (3ull << 30)) throw config::ConfigError("segment size: at most 3g");
   if (!o.disk_budget.empty() &&

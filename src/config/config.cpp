@@ -257,7 +257,7 @@ Config from_table(const toml::table& root, const std::string& file) {
                  "fsync_interval", "fsync_bytes", "when_ring_full", "max_age"});
     c.store = get_string(ctx, *s, "path", "store", c.store);
     c.segment_size = get_size(ctx, *s, "segment_size", "store", c.segment_size);
-    if (c.segment_size < 4096 || c.segment_size > kMaxSegment)
+    if (c.segment_size < store::kMinSegmentSize || c.segment_size > kMaxSegment)
       ctx.fail(s->get("segment_size"), "store.segment_size", "must be between 4k and 3g");
     get_budget(ctx, *s, "disk_budget", "store", c.disk_budget, c.disk_budget_percent);
     c.max_age_ns = get_duration(ctx, *s, "max_age", "store", c.max_age_ns);
@@ -405,9 +405,8 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
     return true;
   }
   auto v = util::parse_size(s);
-  // (0 deleted every segment as it was sealed, and so did less than the smallest segment, 4 KiB;
-  // 0% is refused too)
-  if (!v || *v < 4096) return false;
+  // (0 deleted every segment as it was sealed, and so did a budget of a few KiB; 0% is refused too)
+  if (!v || *v < store::kMinDiskBudget) return false;
   bytes = *v;
   percent = 0;
   return true;
@@ -415,10 +414,10 @@ bool parse_disk_budget(const std::string& s, uint64_t& bytes, double& percent) {
 
 std::string disk_budget_error(const std::string& s) {
   if (util::size_overflows(s)) return util::size_error(s);
-  if (auto v = util::parse_size(s); v && *v < 4096)
+  if (auto v = util::parse_size(s); v && *v < store::kMinDiskBudget)
     return fmt::format(
         "'{}' would keep nothing{}: give a size (500g), a share of the file system (80%) or none", s,
-        *v ? " (a segment or flow file is at least 4 KiB)" : "");
+        *v ? " (at least 64k: a few segments of 4k, the smallest, with their sidecars)" : "");
   return fmt::format("'{}' is not a size or a share of the file system (examples: 500g, none, 80%)", s);
 }
 

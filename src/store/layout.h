@@ -23,6 +23,11 @@ inline constexpr const char* kLockFile = "LOCK";
 // <store>/quarantine/<class>/, never deleted.
 inline constexpr const char* kQuarantineDir = "quarantine";
 inline constexpr int kStoreFormat = 1;
+// The smallest segment (store.segment_size; what a class whose budget is smaller than its
+// segment size gets cut to at least), and the smallest disk budget: room for a few of them,
+// each with its sidecar and the packet that ends it (less deleted every segment once sealed).
+inline constexpr uint64_t kMinSegmentSize = 4096;
+inline constexpr uint64_t kMinDiskBudget = 64 * 1024;
 
 struct SegmentName {
   uint64_t seq = 0;

@@ -71,11 +71,11 @@ uint64_t StoreWriter::segment_size_for(size_t cls) {
   uint64_t size = opts_.segment_size;
   uint64_t budget = std::min(opts_.disk_budget, classes_[cls].disk_budget);
   if (size <= budget) return size;
-  uint64_t smaller = std::max<uint64_t>(budget / 4, 4096);
+  uint64_t smaller = std::max<uint64_t>(budget / 4, kMinSegmentSize);
   adopt_.problems.push_back(fmt::format(
       "segment size {} is larger than the disk budget of class '{}' ({}): its segments are cut at {}{}",
       util::format_size(size), classes_[cls].name, util::format_size(budget), util::format_size(smaller),
-      smaller > budget ? ", larger than the budget still: the class keeps nothing" : ""));
+      smaller * 2 > budget ? ", too large still for the budget to keep any: the class keeps nothing" : ""));
   return smaller;
 }
 

@@ -244,17 +244,18 @@ disk_budget = "1g"
   EXPECT_TRUE(config::parse_disk_budget("10g", bytes, pct));
   EXPECT_EQ(bytes, 10ull << 30);
   EXPECT_EQ(pct, 0);
-  for (const char* bad : {"0%", "101%", "%", "x%", "80 %", "-5%", "nan%", "0", "0k", "1k", "4095"})
+  for (const char* bad :
+       {"0%", "101%", "%", "x%", "80 %", "-5%", "nan%", "0", "0k", "1k", "4095", "4k", "63k"})
     EXPECT_FALSE(config::parse_disk_budget(bad, bytes, pct)) << bad;
   // (0 was taken, and deleted every segment as it was sealed)
   EXPECT_EQ(config::disk_budget_error("0"),
             "'0' would keep nothing: give a size (500g), a share of the file system (80%) or none");
   // (1k cut segments at 4 KiB, each deleted once sealed: the store kept nothing)
-  EXPECT_EQ(
-      config::disk_budget_error("1k"),
-      "'1k' would keep nothing (a segment or flow file is at least 4 KiB): give a size (500g), a share of "
-      "the file system (80%) or none");
-  EXPECT_TRUE(config::parse_disk_budget("4k", bytes, pct));
+  EXPECT_EQ(config::disk_budget_error("1k"),
+            "'1k' would keep nothing (at least 64k: a few segments of 4k, the smallest, with their "
+            "sidecars): give a "
+            "size (500g), a share of the file system (80%) or none");
+  EXPECT_TRUE(config::parse_disk_budget("64k", bytes, pct));
 }
 
 // connections.max beyond this machine's memory, or beyond what the table takes (2^30, which it
