@@ -102,8 +102,11 @@ Runner add_record(CLI::App& app) {
     if (o->reads.empty() && cfg.interfaces.empty())
       throw std::runtime_error(
           "nothing to record: give --read FILE or --interface IFACE (or capture.interfaces)");
-    if (!o->reads.empty() && !cfg.interfaces.empty())
+    if (!o->reads.empty() && !o->interfaces.empty())
       throw std::runtime_error("give either --read or --interface, not both");
+    // The command line over the file: --read records files, whatever capture.interfaces says
+    // (a sensor's config used to import a capture).
+    if (!o->reads.empty()) cfg.interfaces.clear();
     if (std::count(o->reads.begin(), o->reads.end(), "-") > 1)
       throw std::runtime_error("--read: '-' (stdin) given more than once: stdin can be read once");
     bool live = o->reads.empty();

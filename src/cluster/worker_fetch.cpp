@@ -51,6 +51,14 @@ static std::string error_name(httplib::Error e) {
       return "TLS handshake failed (not an https:// server, or it requires a client certificate: cert/key)";
     case httplib::Error::SSLLoadingCerts:
       return "cannot load the TLS CA or client certificate files";
+    case httplib::Error::Connection:
+      return "cannot connect: refused, or nothing answers at that address: the worker is down?";
+    case httplib::Error::ConnectionTimeout:
+      return "cannot connect: no connection within its timeout";
+    case httplib::Error::Read:
+      return "the connection failed while its answer was read";
+    case httplib::Error::Write:
+      return "the connection failed while the request was sent";
     default:
       return httplib::to_string(e);
   }

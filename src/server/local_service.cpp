@@ -497,8 +497,11 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   std::optional<util::pcap::Output>& forced = p.forced;
   if (!p.no_connection.empty())
     return std::make_unique<QueryStream>(store::Catalog{}, std::move(q), o_.write_chunk,
-                                         forced.value_or(util::pcap::Output::kPcap),
-                                         std::vector<std::string>{p.no_connection});
+                                         forced.value_or(util::pcap::Output::kPcap), [&] {
+                                           std::vector<std::string> n{p.no_connection};
+                                           n.insert(n.end(), p.notes.begin(), p.notes.end());
+                                           return n;
+                                         }());
   store::Catalog& cat = p.cat;
   // More than one link type, and the answer is a pcapng unless the request says otherwise.
   std::set<uint32_t> links = p.links();

@@ -136,9 +136,13 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
       try {
         std::string bad_sidecar = seg.state == SegmentInfo::State::kBadSidecar ? seg.problem : "";
         // What a refused sidecar still says it indexed (a pcap cut short since: packets lost).
+        // Only a sidecar of this segment (its name's sequence number and link type) that
+        // describes more bytes than the file has: not one of another segment, swapped in.
         std::optional<SegmentMeta> indexed;
         if (!bad_sidecar.empty()) try {
-            indexed = read_sidecar_meta(seg.idx_path());
+            SegmentMeta m = read_sidecar_meta(seg.idx_path());
+            if (m.seq == seg.meta.seq && m.linktype == seg.meta.linktype && m.pcap_bytes > seg.pcap_bytes)
+              indexed = m;
           } catch (const std::exception&) {
           }
         RecoveryResult r = recover_segment(seg, directory_every, directory_bytes);

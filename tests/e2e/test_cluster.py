@@ -722,6 +722,9 @@ class Live(Cluster):
         for args in (["class", "--server", fe, "list"], ["connections", "--server", fe]):
             p = tm(*args)
             self.assertIn("warning: workers missing from the answer: " + self.workers[2], p.stderr.decode(), args)
+            # (the reason in words: it was httplib's "no answer (Connection)")
+            self.assertIn(self.workers[2] + ": no answer (cannot connect: refused, or nothing answers",
+                          p.stderr.decode())
         p = tm("class", "--server", fe, "remove", "10.9.8.5", check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("1 of 3 workers did not remove the class; " + self.workers[2], p.stderr.decode())

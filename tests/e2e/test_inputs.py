@@ -241,6 +241,15 @@ class Pipe(StoreTest):
             self.assertIn("interface tm-nosuch0: no such interface (ip link lists them)", p.stderr.decode())
             self.assertFalse(os.path.exists(self.store), cmd)
 
+    def test_read_takes_over_the_interfaces_of_the_config(self):
+        # A sensor's config (capture.interfaces) used to import a capture: "give either --read or
+        # --interface, not both", naming an option not given.
+        cfg = self.path("tm.toml")
+        with open(cfg, "w") as f:
+            f.write('[capture]\ninterfaces = ["tm-nosuch0"]\n')
+        s = record(self.store, [corpus("mixed", "wikipedia.pcap")], "--config", cfg)
+        self.assertEqual(s["packets"], len(read_pcap(corpus("mixed", "wikipedia.pcap"))))
+
     def test_stdin_given_twice_is_refused_as_such(self):
         # The second reader started mid-stream and called the capture "not a pcap or pcapng".
         with open(corpus("ipv4", "5-pings.pcap"), "rb") as f:
