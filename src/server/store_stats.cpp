@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <filesystem>
 #include <map>
 
 #include "packet/packet_info.h"
@@ -64,11 +66,17 @@ nlohmann::json catalog_json(const store::Catalog& cat) {
       j["bad_segments"].push_back({{"segment", s.pcap_path()}, {"problem", s.problem}});
   // Open segments no recorder is writing: a crash's, which the next start indexes, or one with
   // a damaged record, which recovery leaves as it is (queries scan it up to the damage; each
-  // start warns). Those are named (counted in `open` still), as tm record names them.
+  // start warns). Those are named (counted in `open` still), as tm record names them. One
+  // written to in the last 10 s is taken for a recorder's (tm record writing the store): not
+  // read whole at every call.
   j["damaged_segments"] = nlohmann::json::array();
   uint64_t damaged = 0;
+  const auto now = std::filesystem::file_time_type::clock::now();
   for (const auto& s : cat.segments) {
     if (s.state != store::SegmentInfo::State::kOpen || s.name_bound) continue;
+    std::error_code ec;
+    auto written = std::filesystem::last_write_time(s.pcap_path(), ec);
+    if (ec || now - written < std::chrono::seconds(10)) continue;
     store::ScanOptions so;
     so.min_ts = store::name_min_ts(s.pcap_path());
     store::ScanResult sr;
