@@ -314,9 +314,12 @@ Runner add_serve(CLI::App& app) {
     util::SigwaitJoiner end_sig_thread(sig_thread);  // (on every way out)
     session.start();
     ApiThread api_thread(api);
-    std::cerr << fmt::format("tm serve: recording {} into {}, API on {}{}\n", fmt::join(cfg.interfaces, ","),
-                             cfg.store, server::format_host_port(addr.host, api.port()),
-                             ao.tls.on() ? " (HTTPS)" : "");
+    // (The time last, as scripts and tests find the port after "API on".)
+    std::cerr << fmt::format("tm serve: recording {} into {}, API on {}{}, from {}\n",
+                             fmt::join(cfg.interfaces, ","), cfg.store,
+                             server::format_host_port(addr.host, api.port()), ao.tls.on() ? " (HTTPS)" : "",
+                             util::format_time(util::now_ns()))
+              << std::flush;
     auto interval = o->status_seconds >= 0
                         ? std::chrono::nanoseconds(static_cast<int64_t>(o->status_seconds * 1e9))
                         : std::chrono::nanoseconds(cfg.status_interval_ns);
