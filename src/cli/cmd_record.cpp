@@ -262,17 +262,20 @@ Runner add_record(CLI::App& app) {
         {session.flow_files_unsealed(), session.flow_records_lost(), session.flow_failure()});
     if (*format == "csv") {  // the classes of the JSON summary, one line each
       auto j = nlohmann::json::parse(summary.str());
-      static const char* kCols[] = {"seen_packets", "seen_bytes", "stored_packets",    "stored_bytes",
-                                    "cut_packets",  "cut_bytes",  "dropped_ring_full", "dropped_too_large",
-                                    "connections",  "segments",   "segments_evicted",  "disk_bytes"};
+      // (The columns of earlier versions first, in their order; those added since after them.)
+      static const char* kCols[] = {
+          "seen_packets",     "seen_bytes",        "stored_packets",    "stored_bytes", "cut_packets",
+          "cut_bytes",        "dropped_ring_full", "dropped_too_large", "connections",  "segments",
+          "segments_evicted", "disk_bytes",        "written_packets",   "lost_packets", "segments_unsealed",
+          "tcp_control_kept", "ring_capacity",     "ring_high_water",   "ring_used"};
+      auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
       std::cout << "class,cutoff";
       for (auto* c : kCols) std::cout << "," << c;
-      std::cout << "\n";
+      std::cout << ",disk_budget\n";
       for (auto& [name, c] : j["classes"].items()) {
-        std::cout << name << ","
-                  << (c["cutoff"].is_string() ? c["cutoff"].get<std::string>() : c["cutoff"].dump());
+        std::cout << name << "," << text(c["cutoff"]);
         for (auto* k : kCols) std::cout << "," << c.value(k, uint64_t{0});
-        std::cout << "\n";
+        std::cout << "," << (c.contains("disk_budget") ? text(c["disk_budget"]) : "") << "\n";
       }
     } else {
       std::cout << summary.str();
