@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -26,6 +27,9 @@ class Backend {
   // Why the recording is not healthy now (the writer cannot write: a full disk it waits out),
   // or empty.
   virtual std::string problem() { return {}; }
+  // By class, the first sequence number of the segments this recording writes: an open segment
+  // numbered below it is not its own (one its start's recovery left, damaged). Fixed at start.
+  virtual std::map<std::string, uint64_t> first_seq() const { return {}; }
   virtual void metrics(Metrics& m) = 0;
   // Dynamic classes. Throw ServiceError (service.h) for bad input.
   virtual nlohmann::json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) = 0;

@@ -70,6 +70,7 @@ class LiveBackend : public Backend {
   // --- API threads (Backend) ---------------------------------------------------------------
   bool sync() override;
   std::string problem() override;
+  std::map<std::string, uint64_t> first_seq() const override { return writer_.adopt_report().next_seq; }
   nlohmann::json stats() override;
   void metrics(Metrics& m) override;
   nlohmann::json class_set(const std::string& host, const std::string& cls, uint64_t for_ns) override;

@@ -594,7 +594,14 @@ Reply LocalService::stats(const ApiCounters& api) {
   json j;
   {
     store::Catalog cat = store::Catalog::scan(o_.store);
-    if (o_.live) cat.writer_running();  // (its open segments are its recorder's)
+    if (o_.live) {  // its open segments are its recorder's, but those left before it began
+      cat.writer_running();
+      const auto first = o_.live->first_seq();
+      for (auto& s : cat.segments)
+        if (auto it = first.find(s.cls);
+            s.state == store::SegmentInfo::State::kOpen && it != first.end() && s.meta.seq < it->second)
+          s.name_bound = false;
+    }
     j["store"] = catalog_json(cat);
   }
   j["store"]["flows"] = flows_json(flow::scan_flow_files(o_.store));
