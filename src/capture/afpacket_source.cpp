@@ -187,11 +187,7 @@ class AfPacketSource : public PacketSource {
     if (!lookup_interface(o.interface, ifindex, hwtype, &up))
       fail(name_, "cannot find it (ioctl SIOCGIFINDEX)", errno);
     ifindex_ = ifindex;
-    if (!up && o.fanout_group != 0)
-      throw SourceError(fmt::format(
-          "interface {}: it is not up, and the kernel lets no socket of a down interface join a fanout group "
-          "(several capture threads, or a cluster worker): bring it up first (ip link set {} up)",
-          name_, name_));
+    if (!up && o.fanout_group != 0) throw_down_for_fanout();
     if (!up) {  // (a sensor may start before its link: it waits, as after the link went down)
       spdlog::warn("interface {}: it is not up; capture starts when it is", name_);
       down_logged_ = true;
@@ -231,6 +227,12 @@ class AfPacketSource : public PacketSource {
 
  public:
   bool bound() const override { return bound_; }
+  [[noreturn]] void throw_down_for_fanout() const {
+    throw SourceError(fmt::format(
+        "interface {}: it is not up, and the kernel lets no socket of a down interface join a fanout group "
+        "(several capture threads, or a cluster worker): bring it up first (ip link set {} up)",
+        name_, name_));
+  }
   void bind_and_join(int group) override {
     if (bound_) return;
     struct sockaddr_ll sll;
@@ -244,7 +246,15 @@ class AfPacketSource : public PacketSource {
       fail(name_, "bind(AF_PACKET)", errno);
     bound_ = true;
     if (group != 0) {
-      fanout_ = join_fanout(fd_, name_, group);
+      try {
+        fanout_ = join_fanout(fd_, name_, group);
+      } catch (const SourceError&) {
+        // (Down since it was opened: the kernel's refusal, EINVAL, says nothing of that.)
+        int index = 0, hwtype = 0;
+        bool up = true;
+        if (lookup_interface(name_, index, hwtype, &up) && !up) throw_down_for_fanout();
+        throw;
+      }
       gate_.set(StartGate::now_ns(CLOCK_REALTIME));
     }
     if (promisc_) {
@@ -344,7 +354,7 @@ class AfPacketSource : public PacketSource {
   // or another interface under its name), it is the end, once the blocks the kernel filled
   // before are read: the kernel hands over a block it was filling within its retire timeout.
   // A poll() that returns at once for nothing still takes the whole wait (wait_capture_socket).
-  // While the interface is down it is looked up again once a second: deleted then (or before
+  // While the interface is down it is looked up again four times a second: deleted then (or before
   // the first look: a deletion takes it down first), no second ENETDOWN would say so.
   void wait() {
     if (!gone_.empty() && StartGate::now_ns(CLOCK_MONOTONIC) >= gone_deadline_ns_) throw SourceError(gone_);
@@ -358,25 +368,36 @@ class AfPacketSource : public PacketSource {
     if (down_logged_) recheck_interface();
   }
 
-  // At most once a second while down: up again (said, and the next going down is said again),
+  // At most four times a second while down: up again (said, and the next going down is said again),
   // or gone: the end, once the blocks the kernel filled before are read (it hands over a
   // block it was filling within its retire timeout).
   void recheck_interface() {
     const uint64_t now = StartGate::now_ns(CLOCK_MONOTONIC);
     if (!gone_.empty() || now < next_check_ns_) return;
-    next_check_ns_ = now + 1000000000ull;
-    int index = 0, hwtype = 0;
-    bool up = false;
-    if (lookup_interface(name_, index, hwtype, &up) && index == ifindex_) {
-      if (up) {
-        down_logged_ = false;
-        spdlog::info("interface {}: it is up again", name_);
+    next_check_ns_ = now + 250000000ull;
+    // By the socket's index: an interface renamed (Linux renames only a down one) is the same
+    // one, and the socket stays bound to it.
+    char ifname[IF_NAMESIZE] = {0};
+    if (!if_indextoname(static_cast<unsigned>(ifindex_), ifname)) {
+      if (errno != ENXIO && errno != ENODEV) {  // (not known: another look in a second)
+        if (!lookup_warned_)
+          spdlog::warn("interface {}: cannot look it up while it is down: {} (tried again)", name_,
+                       errno_text(errno));
+        lookup_warned_ = true;
+        return;
       }
+      gone_ = fmt::format("interface {}: capture socket error: {}: the interface is gone", name_,
+                          errno_text(ENETDOWN));
+      gone_deadline_ns_ = now + 4ull * kRetireTimeoutMs * 1000000;
       return;
     }
-    gone_ = fmt::format("interface {}: capture socket error: {}: the interface is gone", name_,
-                        errno_text(ENETDOWN));
-    gone_deadline_ns_ = now + 4ull * kRetireTimeoutMs * 1000000;
+    int index = 0, hwtype = 0;
+    bool up = false;
+    if (lookup_interface(ifname, index, hwtype, &up) && index == ifindex_ && up) {
+      down_logged_ = false;
+      spdlog::warn("interface {}: it is up again{}", name_,
+                   ifname == name_ ? std::string() : fmt::format(" (now named {})", ifname));
+    }
   }
 
   static uint64_t frame_ns(const tpacket3_hdr* h) {
@@ -415,6 +436,7 @@ class AfPacketSource : public PacketSource {
   std::string gone_;          // the interface went away: the error, thrown once the ring is read
   uint64_t gone_deadline_ns_ = 0;
   uint64_t next_check_ns_ = 0;  // while down: when to look the interface up again
+  bool lookup_warned_ = false;
   uint8_t* ring_ = nullptr;
   size_t ring_len_ = 0;
   uint32_t block_size_ = 0, block_nr_ = 0;

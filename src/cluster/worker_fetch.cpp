@@ -52,11 +52,13 @@ static std::string error_name(httplib::Error e) {
     case httplib::Error::SSLLoadingCerts:
       return "cannot load the TLS CA or client certificate files";
     case httplib::Error::Connection:
-      return "cannot connect: refused, or nothing answers at that address: the worker is down?";
+      return "cannot connect: refused, or nothing answers at that address (or its name does not resolve): "
+             "the "
+             "worker is down?";
     case httplib::Error::ConnectionTimeout:
       return "cannot connect: no connection within its timeout";
     case httplib::Error::Read:
-      return "the connection failed while its answer was read";
+      return "the connection failed, or went silent past the time limit, while its answer was read";
     case httplib::Error::Write:
       return "the connection failed while the request was sent";
     default:

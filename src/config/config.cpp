@@ -434,6 +434,13 @@ uint64_t disk_budget_bytes(uint64_t bytes, double percent, const std::string& pa
   double total = static_cast<double>(st.f_blocks) * static_cast<double>(st.f_frsize);
   double share = total * percent / 100.0;
   uint64_t budget = share >= 0x1p64 ? UINT64_MAX : static_cast<uint64_t>(share);
+  if (budget < store::kMinDiskBudget) {  // (as a size below it is refused: it would keep nothing)
+    spdlog::warn(
+        "disk budget {}% of the file system of {} is {} bytes: raised to {}, the least that keeps a "
+        "few segments",
+        percent, p.string(), budget, util::format_size(store::kMinDiskBudget));
+    budget = store::kMinDiskBudget;
+  }
   spdlog::info("disk budget {}% of the file system of {} ({}): {} bytes, measured now, at start", percent,
                p.string(), util::format_size(static_cast<uint64_t>(total)), budget);
   return budget;

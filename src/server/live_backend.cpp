@@ -407,7 +407,7 @@ store::Catalog LiveBackend::subscribe(const std::shared_ptr<Subscriber>& s) {
   });
   if (!ok) throw Unavailable("the writer did not answer (shutting down?)");
   store::Catalog cat = store::Catalog::scan(cfg_.store);
-  cat.writer_running();
+  cat.writer_running(writer_.adopt_report().next_seq);
   std::vector<store::SegmentInfo> keep;
   for (auto& seg : cat.segments) {
     auto ns = seam->next_seq.find(seg.cls);

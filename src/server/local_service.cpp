@@ -421,7 +421,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     spdlog::warn("query: the writer did not flush in time; recent packets may be missing");
   // Names only: the executor checks each sidecar it opens (and skips by its time range).
   p.cat = store::Catalog::scan(o_.store, store::Catalog::Depth::kNames);
-  if (o_.live) p.cat.writer_running();
+  if (o_.live) p.cat.writer_running(o_.live->first_seq());
   for (auto& c : p.q.classes)
     if (std::find(p.cat.classes.begin(), p.cat.classes.end(), c) == p.cat.classes.end())
       refuse(fmt::format("no class '{}' in store {}", c, o_.store),
@@ -594,14 +594,7 @@ Reply LocalService::stats(const ApiCounters& api) {
   json j;
   {
     store::Catalog cat = store::Catalog::scan(o_.store);
-    if (o_.live) {  // its open segments are its recorder's, but those left before it began
-      cat.writer_running();
-      const auto first = o_.live->first_seq();
-      for (auto& s : cat.segments)
-        if (auto it = first.find(s.cls);
-            s.state == store::SegmentInfo::State::kOpen && it != first.end() && s.meta.seq < it->second)
-          s.name_bound = false;
-    }
+    if (o_.live) cat.writer_running(o_.live->first_seq());  // (not those left before it began)
     j["store"] = catalog_json(cat);
   }
   j["store"]["flows"] = flows_json(flow::scan_flow_files(o_.store));

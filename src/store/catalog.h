@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,10 +62,15 @@ struct Catalog {
   // Scans `root`. Throws std::runtime_error if it does not exist or is not a tm store.
   static Catalog scan(const std::string& root, Depth depth = Depth::kHeaders);
   // A recorder is writing the store and has recovered what a crash left at its start (tm serve
-  // asking its own store): every segment without a sidecar is one it writes (name_bound).
-  void writer_running() {
-    for (auto& s : segments)
-      if (s.state == SegmentInfo::State::kOpen) s.name_bound = true;
+  // asking its own store): every segment without a sidecar is one it writes (name_bound), but
+  // those numbered below `first_seq` of its class (the first of its own, AdoptReport::next_seq):
+  // left before it began (recovery leaves a damaged one as it is).
+  void writer_running(const std::map<std::string, uint64_t>& first_seq) {
+    for (auto& s : segments) {
+      if (s.state != SegmentInfo::State::kOpen) continue;
+      auto it = first_seq.find(s.cls);
+      s.name_bound = it == first_seq.end() || s.meta.seq >= it->second;
+    }
   }
 };
 

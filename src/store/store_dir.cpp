@@ -141,7 +141,8 @@ std::vector<SegmentInfo> StoreDir::adopt(uint32_t directory_every, uint64_t dire
         std::optional<SegmentMeta> indexed;
         if (!bad_sidecar.empty()) try {
             SegmentMeta m = read_sidecar_meta(seg.idx_path());
-            if (m.seq == seg.meta.seq && m.linktype == seg.meta.linktype && m.pcap_bytes > seg.pcap_bytes)
+            if (m.seq == seg.meta.seq && m.linktype == seg.meta.linktype && m.pcap_bytes > seg.pcap_bytes &&
+                (m.packets == 0 || (seg.meta.first_ts >= m.first_ts && seg.meta.first_ts <= m.last_ts)))
               indexed = m;
           } catch (const std::exception&) {
           }

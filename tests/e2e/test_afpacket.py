@@ -105,13 +105,18 @@ class AfPacket(NetnsTest, TmProcess, StoreTest):
         self.replay(PLAIN[1:])
         want = frames(PLAIN)
         self.wait_size(lambda: store_segments(self.store), 24 + sum(16 + len(f) for f in want), "tm")
+        deadline = time.monotonic() + WAIT
+        while b"it is up again" not in open(self.path("tm.err"), "rb").read():
+            self.assertLess(time.monotonic(), deadline, "no 'it is up again' %d s after the link came up" % WAIT)
+            time.sleep(0.05)
         s = json.loads(self.stop(tm, "tm record"))
         got = [rec[3] for seg in store_segments(self.store) for rec in read_pcap(seg)]
         self.assertEqual(got, want)
         self.assertEqual(s["classes"]["default"]["stored_packets"], len(want))
         tm.err.seek(0)
-        self.assertIn("interface %s: it went down; capture goes on when it is up again" % CAPTURE,
-                      tm.err.read().decode())
+        err = tm.err.read().decode()
+        self.assertIn("interface %s: it went down; capture goes on when it is up again" % CAPTURE, err)
+        self.assertIn("interface %s: it is up again" % CAPTURE, err)
 
     def test_an_interface_gone_ends_the_capture_after_its_packets(self):
         tm = self.spawn("tm", [TM, "record", "--store", self.store, "--interface", CAPTURE, "--json",

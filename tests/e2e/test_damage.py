@@ -211,6 +211,7 @@ class UnindexedSegment(StoreTest):
         self.expect_answered(got2, bad)
         # tm stats names it as damaged (it called it "open (being written, or left by a crash)"), once
         # it has not been written to for 10 s (until then it may be a recorder's, not read whole).
+        os.utime(self.seg, None)  # (just written, as by a recorder)
         self.assertIn("being written, or left by a crash", tm("stats", "--store", self.store).stdout.decode())
         old = time.time() - 60
         os.utime(self.seg, (old, old))
