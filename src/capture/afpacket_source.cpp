@@ -350,12 +350,12 @@ class AfPacketSource : public PacketSource {
   }
 
   // Waits up to idle_wait_ms for a block. The interface going down is no end: the socket stays
-  // bound to it and its packets come again once it is up (as libpcap carries on). Gone (deleted,
-  // or another interface under its name), it is the end, once the blocks the kernel filled
-  // before are read: the kernel hands over a block it was filling within its retire timeout.
-  // A poll() that returns at once for nothing still takes the whole wait (wait_capture_socket).
-  // While the interface is down it is looked up again four times a second: deleted then (or before
-  // the first look: a deletion takes it down first), no second ENETDOWN would say so.
+  // bound to it and its packets come again once it is up (as libpcap carries on). Gone (its
+  // index no longer exists: deleted), it is the end, once the blocks the kernel filled before
+  // are read: the kernel hands over a block it was filling within its retire timeout. While the
+  // interface is down it is looked up again four times a second: deleted then (a deletion takes
+  // it down first), no second ENETDOWN would say so. A poll() that returns at once for nothing
+  // still takes the whole wait (wait_capture_socket).
   void wait() {
     if (!gone_.empty() && StartGate::now_ns(CLOCK_MONOTONIC) >= gone_deadline_ns_) throw SourceError(gone_);
     if (wait_capture_socket(fd_, idle_wait_ms_, name_, SocketOwner::kAfPacket, &pollerr_logged_) ==
@@ -379,7 +379,7 @@ class AfPacketSource : public PacketSource {
     // one, and the socket stays bound to it.
     char ifname[IF_NAMESIZE] = {0};
     if (!if_indextoname(static_cast<unsigned>(ifindex_), ifname)) {
-      if (errno != ENXIO && errno != ENODEV) {  // (not known: another look in a second)
+      if (errno != ENXIO && errno != ENODEV) {  // (not known: another look at the next check)
         if (!lookup_warned_)
           spdlog::warn("interface {}: cannot look it up while it is down: {} (tried again)", name_,
                        errno_text(errno));
@@ -432,7 +432,7 @@ class AfPacketSource : public PacketSource {
   bool promisc_ = true;
   bool bound_ = false;
   int fanout_ = -1;
-  bool down_logged_ = false;  // the interface went down (said once, until packets come again)
+  bool down_logged_ = false;  // the interface is down (said once, until it is up again)
   std::string gone_;          // the interface went away: the error, thrown once the ring is read
   uint64_t gone_deadline_ns_ = 0;
   uint64_t next_check_ns_ = 0;  // while down: when to look the interface up again
