@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "util/file_io.h"
+#include "util/pcap.h"
 
 namespace fs = std::filesystem;
 
@@ -179,16 +180,32 @@ const ImportRecord* ImportLog::find(const FileFingerprint& fp) const {
 const ImportRecord* ImportLog::find_prefix(const std::string& path, const FileFingerprint& fp) const {
   std::optional<util::UniqueFd> f;
   std::vector<uint8_t> head, buf;
+  std::optional<uint64_t> first_ts;  // of the file's first packet (a classic pcap's)
+  auto read_head = [&] {
+    if (f) return;
+    f = util::open_file(path, O_RDONLY);
+    head.resize(static_cast<size_t>(std::min<uint64_t>(fp.size, kFingerprintSpan)));
+    pread_exact(f->get(), path, head.data(), head.size(), 0);
+    if (auto format = head.size() >= 24 ? util::pcap::parse_file_header(head.data()) : std::nullopt) {
+      util::pcap::RecordCursor c(head.data(), head.size(), *format);
+      if (util::pcap::Record rec; c.next(rec) == util::pcap::RecordCursor::Step::kRecord)
+        first_ts = rec.ts_ns;
+    }
+  };
   for (auto it = records.rbegin(); it != records.rend(); ++it) {
     const ImportRecord& r = *it;
     if (r.begun || !r.complete || r.packets == 0 || r.fp.size >= fp.size || r.fp.size < 24) continue;
-    // (A shorter file of 1 MiB or more has the same head hash: checked before any read.)
-    if (r.fp.size >= kFingerprintSpan && r.fp.head_hash != fp.head_hash) continue;
-    if (!f) {
-      f = util::open_file(path, O_RDONLY);
-      head.resize(static_cast<size_t>(std::min<uint64_t>(fp.size, kFingerprintSpan)));
-      pread_exact(f->get(), path, head.data(), head.size(), 0);
+    // Checked before any hashing: a shorter file of 1 MiB or more has the same head hash; a
+    // smaller one the same first packet (a store of many small imports, tcpdump -C 1's files,
+    // would otherwise hash up to 1 MiB of this file for each of them). A pcapng file under
+    // 1 MiB is not looked for.
+    if (r.fp.size >= kFingerprintSpan) {
+      if (r.fp.head_hash != fp.head_hash) continue;
+    } else {
+      read_head();
+      if (!first_ts || r.first_ts_ns != *first_ts) continue;
     }
+    read_head();
     const size_t span = static_cast<size_t>(std::min<uint64_t>(r.fp.size, kFingerprintSpan));
     if (hash64(head.data(), span) != r.fp.head_hash) continue;
     buf.resize(span);
