@@ -105,8 +105,13 @@ class AfPacket(NetnsTest, TmProcess, StoreTest):
         self.replay(PLAIN[1:])
         want = frames(PLAIN)
         self.wait_size(lambda: store_segments(self.store), 24 + sum(16 + len(f) for f in want), "tm")
+        # The whole line: "it is up again" alone is also the end of the went-down warning.
+        up_again = ("interface %s: it is up again" % CAPTURE).encode()
         deadline = time.monotonic() + WAIT
-        while b"it is up again" not in open(self.path("tm.err"), "rb").read():
+        while True:
+            with open(self.path("tm.err"), "rb") as f:
+                if up_again in f.read():
+                    break
             self.assertLess(time.monotonic(), deadline, "no 'it is up again' %d s after the link came up" % WAIT)
             time.sleep(0.05)
         s = json.loads(self.stop(tm, "tm record"))
