@@ -227,12 +227,7 @@ class AfPacketSource : public PacketSource {
 
  public:
   bool bound() const override { return bound_; }
-  [[noreturn]] void throw_down_for_fanout() const {
-    throw SourceError(fmt::format(
-        "interface {}: it is not up, and the kernel lets no socket of a down interface join a fanout group "
-        "(several capture threads, or a cluster worker): bring it up first (ip link set {} up)",
-        name_, name_));
-  }
+  [[noreturn]] void throw_down_for_fanout() const { throw SourceError(down_for_fanout_error(name_)); }
   void bind_and_join(int group) override {
     if (bound_) return;
     struct sockaddr_ll sll;
@@ -656,6 +651,19 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
     throw SourceError(
         fmt::format("interface {}: capture.method = \"afpacket\" cannot be used: {}", o.interface, why));
   return open_libpcap_live_source(o);
+}
+
+bool interface_down(const std::string& name) {
+  int index = 0, hwtype = 0;
+  bool up = false;
+  return lookup_interface(name, index, hwtype, &up) && !up;
+}
+
+std::string down_for_fanout_error(const std::string& name) {
+  return fmt::format(
+      "interface {}: it is not up, and the kernel lets no socket of a down interface join a fanout group "
+      "(several capture threads, or a cluster worker): bring it up first (ip link set {} up)",
+      name, name);
 }
 
 std::vector<std::unique_ptr<PacketSource>> open_live_group(const LiveOptions& o, int n) {

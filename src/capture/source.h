@@ -149,5 +149,10 @@ std::unique_ptr<PacketSource> open_libpcap_live_source(const LiveOptions& opts);
 // Whether `name` is an interface (a network interface, or a device libpcap lists: any, nflog,
 // ...): checked before a store is made, so that a typo leaves none behind.
 bool interface_exists(const std::string& name);
+// Whether `name` is a network interface that is not up (false when it cannot be looked up:
+// `any`, nflog, or gone). A fanout group refuses such an interface (down_for_fanout_error).
+bool interface_down(const std::string& name);
+// Why several capture threads, or a cluster worker, cannot start on a down interface.
+std::string down_for_fanout_error(const std::string& name);
 
 }  // namespace tmach::capture

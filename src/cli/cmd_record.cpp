@@ -166,7 +166,7 @@ Runner add_record(CLI::App& app) {
     so.test_delay_us = o->test_delay_us;
     if (share) so.keep = [f = share.get()](capture::RawPacket* p, size_t n) { return f->keep(p, n); };
     if (!live) so.file_batch = [&progress] { progress->tick(); };
-    if (live) check_interfaces(cfg);  // (a typo must not make a store)
+    if (live) check_interfaces(cfg, fanout_worker);  // (a typo must not make a store)
     record::Session session(cfg, std::move(so));
     if (!live) progress = std::make_unique<Progress>(session, total);
     // Before any packet is stored: a run killed from here on is known to the next one.

@@ -160,11 +160,14 @@ uint64_t size_opt(const std::string& v, const char* flag) {
 }
 }  // namespace
 
-void check_interfaces(const config::Config& cfg) {
-  for (auto& ifc : cfg.interfaces)
+void check_interfaces(const config::Config& cfg, bool fanout) {
+  for (auto& ifc : cfg.interfaces) {
     if (!capture::interface_exists(ifc))
       throw std::runtime_error(
           fmt::format("interface {}: no such interface (ip link lists them); nothing recorded", ifc));
+    if ((fanout || cfg.capture_threads > 1) && capture::interface_down(ifc))
+      throw std::runtime_error(capture::down_for_fanout_error(ifc) + "; nothing recorded");
+  }
 }
 
 std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(const config::Config& cfg,

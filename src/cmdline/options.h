@@ -66,9 +66,10 @@ std::unique_ptr<server::Service> open_service(const std::string& store, const se
 // (record::Session::set_live_sources gives socket i of each interface to capture thread i).
 // With a `worker_split` (--worker-id/--workers, live), every socket joins the fanout group
 // worker_fanout_group() names, shared with the other workers on this host.
-// Throws, naming it, when an interface of cfg.interfaces does not exist: before the store is
-// made (capture::interface_exists).
-void check_interfaces(const config::Config& cfg);
+// Throws, naming it, when an interface of cfg.interfaces does not exist (capture::interface_exists),
+// or is down while its sockets join a fanout group (`fanout`: several capture threads, or a
+// cluster worker), which the kernel refuses: before the store is made.
+void check_interfaces(const config::Config& cfg, bool fanout);
 std::vector<std::unique_ptr<capture::PacketSource>> open_live_sources(
     const config::Config& cfg, const RecordOptions* worker_split = nullptr);
 // The PACKET_FANOUT group id (0..65535) of a cluster's workers on `interface`: a fixed function

@@ -285,7 +285,7 @@ Runner add_serve(CLI::App& app) {
 
     record::SessionOptions so;
     so.live = true;
-    check_interfaces(cfg);  // (a typo must not make a store)
+    check_interfaces(cfg, worker_split(o->rec));  // (a typo must not make a store)
     record::Session session(cfg, std::move(so));
     const auto& ad = session.adopt_report();
     if (ad.recovered) std::cerr << fmt::format("tm serve: recovered {} segment(s)\n", ad.recovered);

@@ -154,13 +154,17 @@ class AfPacket(NetnsTest, TmProcess, StoreTest):
 
     def test_several_capture_threads_on_a_down_interface_are_refused_naming_why(self):
         # The kernel lets no socket of a down interface join a fanout group: it said "it is not up;
-        # capture starts when it is", then failed on setsockopt(PACKET_FANOUT) with EINVAL.
+        # capture starts when it is", then failed on setsockopt(PACKET_FANOUT) with EINVAL. Then it
+        # was refused once the store was made; now before, as a typo in the name is.
         self.ns_run("ip", "link", "set", CAPTURE, "down")
-        p = self.ns_run(TM, "record", "--store", self.store, "--interface", CAPTURE, "--capture-threads", "2",
-                        check=False)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn("interface %s: it is not up, and the kernel lets no socket of a down interface join a "
-                      "fanout group" % CAPTURE, p.stderr.decode())
+        for args in (["record", "--capture-threads", "2"], ["serve", "--capture-threads", "2"],
+                     ["record", "--worker-id", "0", "--workers", "2"]):
+            p = self.ns_run(TM, *args, "--store", self.store, "--interface", CAPTURE, check=False)
+            self.assertEqual(p.returncode, 1, args)
+            self.assertIn("interface %s: it is not up, and the kernel lets no socket of a down interface join a "
+                          "fanout group" % CAPTURE, p.stderr.decode(), args)
+            self.assertIn("nothing recorded", p.stderr.decode(), args)
+            self.assertFalse(os.path.exists(self.store), args)
 
     def test_libpcap_method_stores_the_same(self):
         self.record_live("libpcap", PLAIN + VLAN)
