@@ -215,10 +215,7 @@ Config from_table(const toml::table& root, const std::string& file) {
     } else {
       // (tm record, which reads [server] but serves nothing, took a bad port silently)
       const std::string port = c.listen.substr(colon + 1);
-      if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoi(port) > 65535)
-        ctx.fail(s->get("listen"), "server.listen",
-                 fmt::format("bad port '{}': expected 0 to 65535 (0: any free port)", port));
+      if (!util::parse_port(port)) ctx.fail(s->get("listen"), "server.listen", util::port_error(port));
     }
     c.token_file = get_string(ctx, *s, "token_file", "server", c.token_file);
     // Where they were given, for tm serve's errors about them (their values are checked there).

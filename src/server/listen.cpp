@@ -8,6 +8,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "util/units.h"
+
 namespace tmach::server {
 
 HostPort parse_host_port(const std::string& text, const std::string& what) {
@@ -17,14 +19,12 @@ HostPort parse_host_port(const std::string& text, const std::string& what) {
   a.host = text.substr(0, colon);
   if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']')
     a.host = a.host.substr(1, a.host.size() - 2);
-  std::string port = text.substr(colon + 1);
-  // Digits only (std::stoi took "+80", " 80" and, cast to 16 bits elsewhere, 99999 as 34463).
-  bool digits = !port.empty() && port.size() <= 5 &&
-                std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || std::stoi(port) > 65535)
+  const std::string port = text.substr(colon + 1);
+  const std::optional<int> p = util::parse_port(port);
+  if (!p)
     throw std::runtime_error(
         fmt::format("{}: bad port '{}' in {}: expected 0 to 65535 (0: any free port)", what, port, text));
-  a.port = std::stoi(port);
+  a.port = *p;
   return a;
 }
 

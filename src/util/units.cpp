@@ -117,6 +117,21 @@ std::string duration_error(std::string_view text) {
   return fmt::format("'{}' is not a duration (examples: 30s, 5m, 2h, 7d)", text);
 }
 
+std::optional<int> parse_port(std::string_view s) {
+  if (s.empty() || s.size() > 5) return std::nullopt;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (v > 65535) return std::nullopt;
+  return v;
+}
+
+std::string port_error(std::string_view s) {
+  return fmt::format("bad port '{}': expected 0 to 65535 (0: any free port)", s);
+}
+
 std::string format_size(uint64_t b) {
   if (b == kUnlimited) return "unlimited";
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -23,4 +23,10 @@ std::string duration_error(std::string_view s);
 
 std::string format_size(uint64_t bytes);  // "1.5 MiB"
 
+// A TCP port as an address gives it ("8910"): 0 to 65535, digits only (not "+80", " 80", nor
+// 99999, which a cast to 16 bits made 34463); 0 is "any free port". nullopt otherwise.
+std::optional<int> parse_port(std::string_view s);
+// Why parse_port refused `s`: "bad port 'S': expected 0 to 65535 (0: any free port)".
+std::string port_error(std::string_view s);
+
 }  // namespace tmach::util
