@@ -140,12 +140,14 @@ Runner add_evidence(CLI::App& app) {
     parse_time_range(o->from, o->to, from, to);
     if (from > to) throw std::runtime_error("--from is after --to");
 
-    // SIGINT/SIGTERM end the run between two alerts' evidence, never within one: blocked here
-    // (and in every thread started from now on), taken by sigtimedwait() below.
+    // SIGINT/SIGTERM (and SIGHUP: the terminal closed) end the run between two alerts'
+    // evidence, never within one: blocked here (and in every thread started from now on),
+    // taken by sigtimedwait() below.
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     int stopped_by = 0;
     auto wait_for_signal = [&](std::chrono::nanoseconds d) {

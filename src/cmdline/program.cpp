@@ -1,9 +1,15 @@
 #include "cmdline/program.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "server/service.h"
@@ -36,21 +42,61 @@ std::unique_ptr<CLI::App> Program::make_app(const Command* with_options, Runner*
   return app;
 }
 
+namespace {
+
+// A standard descriptor the caller closed (`>&-`) is taken by /dev/null opened read-only: no
+// file tm opens becomes it (a segment written to as standard output), and a write to it fails
+// (EBADF), which the end of the command reports.
+void reserve_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int n = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (n >= 0 && n != fd) {
+        dup2(n, fd);
+        close(n);
+      }
+    }
+}
+
+// Whether what the command wrote to standard output reached it (a full disk under `> conn.log`,
+// /dev/full, a closed descriptor): said, and exit status 1, as coreutils do, not a truncated
+// output with status 0.
+int check_standard_output(const std::string& name, int rc) {
+  std::cout.flush();
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  const int e = errno;
+  if (!std::cout || flush_failed || std::ferror(stdout)) {
+    std::cerr << "tm " << name << ": write to standard output failed" << (e ? ": " : "")
+              << (e ? std::strerror(e) : "") << "; what it shows is incomplete\n";
+    return rc == 0 ? 1 : rc;
+  }
+  return rc;
+}
+
+}  // namespace
+
 int Program::run_guarded(const std::string& name, const Runner& run) {
+  int rc;
   try {
-    return run();
+    rc = run();
   } catch (const server::BadRequest& e) {
     // A request refused once it was read (by tm itself or by the server: a 400): 2, whichever
     // command and with --store as with --server (docs/USAGE.md, exit statuses).
     std::cerr << "tm " << name << ": " << e.what() << "\n";
-    return 2;
+    rc = 2;
   } catch (const std::exception& e) {
     std::cerr << "tm " << name << ": " << e.what() << "\n";
-    return 1;
+    rc = 1;
   }
+  return check_standard_output(name, rc);
 }
 
 int Program::main(int argc, char** argv) {
+  reserve_standard_fds();
+  // A file larger than `ulimit -f` is a write error tm reports (EFBIG: what it wrote is
+  // stored, the rest counted), not SIGXFSZ killing it without a summary or a sealed segment.
+  std::signal(SIGXFSZ, SIG_IGN);
   const Command* given = nullptr;
   {
     auto probe = make_app(nullptr, nullptr);

@@ -18,6 +18,7 @@ namespace {
 std::string signal_name(int sig) {
   if (sig == SIGINT) return "SIGINT";
   if (sig == SIGTERM) return "SIGTERM";
+  if (sig == SIGHUP) return "SIGHUP";
   return fmt::format("signal {}", sig);
 }
 

@@ -5,8 +5,9 @@ first fragment), so `port 7001` also returns the later fragments of port-7001 da
 read here, not from tm."""
 import os
 import struct
+import subprocess
 
-from tmtest import StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm
+from tmtest import TM, StoreTest, corpus, read_pcap, record, store_segments, tcpdump_packets, tm
 
 FILES = ["var-services-std-ports.pcap", "bro.org.pcap", "1000-requests-one-dropped-response.pcap",
          "chromium-115.0.5790.110-google-de-fragmented.pcap", "afs.pcap", "wikipedia.pcap", "smb3_multichannel.pcap"]
@@ -267,6 +268,25 @@ class Errors(StoreTest):
             self.assertEqual(f.read(), before)
         self.assertFalse(os.path.exists(os.path.join(self.store, "answer.pcap")))
         self.assertEqual(tm("query", "--store", self.store, "--count", "").stdout, want)
+
+    def test_output_that_did_not_reach_standard_output_is_an_error(self):
+        # `tm flows > conn.log` on a full disk left a truncated file, exit 0 and no word; so did a
+        # closed standard output. As coreutils: say so, exit status 1.
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        for args in (["flows", "--format", "zeek"], ["stats", "--json"], ["query", "--count", "tcp"]):
+            with open("/dev/full", "wb") as full:
+                p = subprocess.run([TM, args[0], "--store", self.store, *args[1:]], stdout=full,
+                                   stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual(p.returncode, 1, args)
+            self.assertIn("tm %s: write to standard output failed" % args[0], p.stderr.decode())
+            p = subprocess.run([TM, args[0], "--store", self.store, *args[1:]], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual(p.returncode, 0, args)
+        # A closed standard output: no file tm opens takes its place.
+        p = subprocess.run("exec %s flows --store %s >&-" % (TM, self.store), shell=True, stderr=subprocess.PIPE,
+                           timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("tm flows: write to standard output failed", p.stderr.decode())
 
     def test_bad_syntax_points_at_token(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -402,6 +403,29 @@ class Interrupted(StoreTest):
         self.assertEqual(s["input"]["files_complete"], 0)
         self.assertEqual(s["input"]["packets_read"], s["packets"])
         self.check_store_answers(s["classes"]["default"]["stored_packets"])
+
+    def test_sighup_ends_the_import_as_sigterm_does(self):
+        # A closed terminal or ssh session (SIGHUP) killed tm outright: no summary, the segment
+        # left unsealed, the import logged as begun and never ended (re-importing it needed --force).
+        proc = self.start("--json")
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 129, err)
+        s = json.loads(out)
+        self.assertTrue(s["interrupted"])
+        self.assertEqual(s["input"]["signal"], "SIGHUP")
+        self.check_store_answers(s["classes"]["default"]["stored_packets"])
+
+    def test_a_file_size_limit_is_a_write_error_not_a_kill(self):
+        # `ulimit -f`: SIGXFSZ killed tm (exit 153) with no word and the segment unsealed; tm's own
+        # handling of the write error (EFBIG) was never reached.
+        limit = 256 * 1024
+        p = subprocess.run([TM, "record", "--store", self.store, "--read", self.SRC, "--cutoff", "none"],
+                           capture_output=True, timeout=60,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("failed: File too large", err)
 
     def test_a_named_pipe_without_a_writer_yet_is_ended_by_a_signal(self):
         """tm record --read FIFO waits in open() for a writer: SIGINT and SIGTERM end it there, as any
