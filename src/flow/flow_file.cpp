@@ -371,9 +371,14 @@ std::string decode_block(const uint32_t hdr[4], const uint8_t* z, uint8_t versio
 }  // namespace
 
 FlowFileContents read_flow_file(const std::string& path, bool past_damage) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot open {}", path));
-  std::vector<uint8_t> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  util::UniqueFd fd = util::open_file(path, O_RDONLY);  // (IoError with its errno)
+  std::vector<uint8_t> buf(util::file_size(fd.get(), path));
+  const ssize_t got = util::pread_full(fd.get(), buf.data(), buf.size(), 0);
+  if (got < 0) {
+    const int e = errno;
+    throw util::IoError(fmt::format("cannot read {}: {}", path, std::strerror(e)), e);
+  }
+  buf.resize(static_cast<size_t>(got));
   FlowFileContents c;
   c.file_size = buf.size();
   uint64_t pos = 0;

@@ -14,6 +14,7 @@
 #include "query/planner.h"
 #include "store/catalog.h"
 #include "store/sidecar.h"
+#include "util/file_io.h"
 #include "util/timespec.h"
 
 namespace tmach::flow {
@@ -144,6 +145,8 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
         ++st.files_scanned;
       }
     } catch (const std::exception& e) {
+      // (there but unreadable: the answer would be short, so it ends it; deleted meanwhile: passed)
+      util::throw_if_unreadable(fi.base + ".flows", util::error_number_of(e));
       st.warnings.push_back(e.what());
       st.lost.push_back(e.what());
       continue;

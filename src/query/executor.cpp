@@ -31,23 +31,28 @@ class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      throw std::runtime_error(fmt::format("{}: cannot open ({}{})", path, std::strerror(errno),
-                                           errno == ENOENT ? ": evicted meanwhile?" : ""));
+    if (fd < 0) {
+      util::throw_if_unreadable(path, errno);
+      throw std::runtime_error(
+          fmt::format("{}: cannot open ({}: evicted meanwhile?)", path, std::strerror(errno)));
+    }
     struct stat st;
-    std::string why = "empty";  // (a segment's pcap is never empty: its header is written first)
+    int e = 0;  // (0: empty; a segment's pcap is never empty: its header is written first)
     if (fstat(fd, &st) != 0) {
-      why = std::strerror(errno);
+      e = errno;
     } else if (st.st_size > 0) {
       size_ = static_cast<size_t>(st.st_size);
       void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (m != MAP_FAILED)
         base_ = static_cast<const uint8_t*>(m);
       else
-        why = std::strerror(errno);
+        e = errno;
     }
     ::close(fd);
-    if (!base_) throw std::runtime_error(fmt::format("{}: cannot map ({})", path, why));
+    if (!base_ && e)  // (out of address space, say: not an answer to give short)
+      throw util::UnreadableError(
+          fmt::format("{}: cannot map ({}): the answer would lack what it holds", path, std::strerror(e)), e);
+    if (!base_) throw std::runtime_error(fmt::format("{}: cannot map (empty)", path));
   }
   ~MappedFile() {
     if (base_) munmap(const_cast<uint8_t*>(base_), size_);
@@ -68,7 +73,10 @@ class RecordReader {
   // `size`: the file's size, known already (checked against the sidecar).
   RecordReader(const std::string& path, uint64_t size) : path_(path), size_(size) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", path));
+    if (fd_ < 0) {
+      util::throw_if_unreadable(path, errno);
+      throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", path));
+    }
   }
   ~RecordReader() { ::close(fd_); }
   RecordReader(const RecordReader&) = delete;
@@ -241,9 +249,11 @@ class Engine {
     uint64_t pcap_bytes = seg.pcap_bytes;
     if (!seg.headers_read) {
       struct stat st;
-      if (::stat(seg.pcap_path().c_str(), &st) != 0)
-        throw std::runtime_error(fmt::format("{}: cannot open ({}{})", seg.pcap_path(), std::strerror(errno),
-                                             errno == ENOENT ? ": evicted meanwhile?" : ""));
+      if (::stat(seg.pcap_path().c_str(), &st) != 0) {
+        util::throw_if_unreadable(seg.pcap_path(), errno);
+        throw std::runtime_error(
+            fmt::format("{}: cannot open ({}: evicted meanwhile?)", seg.pcap_path(), std::strerror(errno)));
+      }
       pcap_bytes = static_cast<uint64_t>(st.st_size);
     }
     try {
@@ -417,6 +427,8 @@ class Engine {
         }
         late_fragments = recheck_orphans(*sm);
         break;
+      } catch (const util::UnreadableError&) {
+        throw;  // (the answer would be short: it is ended, not warned of)
       } catch (const std::exception& e) {
         sm->matches.clear();
         sm->kept.clear();

@@ -84,6 +84,12 @@ uint64_t file_size(int fd, const std::string& path, bool* regular) {
   return static_cast<uint64_t>(st.st_size);
 }
 
+void throw_if_unreadable(const std::string& what, int e) {
+  if (e == 0 || e == ENOENT) return;
+  throw UnreadableError(
+      fmt::format("{}: cannot open ({}): the answer would lack what it holds", what, std::strerror(e)), e);
+}
+
 int error_number_of(const std::exception& e) {
   if (const auto* io = dynamic_cast<const IoError*>(&e)) return io->error_number();
   if (const auto* sys = dynamic_cast<const std::system_error*>(&e))

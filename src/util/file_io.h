@@ -24,6 +24,16 @@ class IoError : public std::runtime_error {
  private:
   int errno_;
 };
+// A file of the store that is there but cannot be read now (no permission, out of file
+// descriptors, an I/O error): an answer without it would be short, so it ends the answer where
+// a file deleted meanwhile (ENOENT: evicted) is warned of and passed.
+class UnreadableError : public IoError {
+ public:
+  using IoError::IoError;
+};
+// Throws UnreadableError "WHAT: cannot open (REASON): the answer would lack what it holds" when
+// `e` is an errno other than ENOENT (and not 0); returns otherwise.
+void throw_if_unreadable(const std::string& what, int e);
 // The errno an exception carries (an IoError's, a std::system_error's such as a
 // std::filesystem::filesystem_error), 0 when it carries none.
 int error_number_of(const std::exception& e);

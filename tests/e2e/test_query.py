@@ -3,7 +3,9 @@ order — with one deliberate difference: a later IP fragment is judged as its d
 first fragment), so `port 7001` also returns the later fragments of port-7001 datagrams
 (docs/USAGE.md "Fragments"). The oracle computes that from tcpdump's answer and the fragment headers
 read here, not from tm."""
+import glob
 import os
+import re
 import struct
 import subprocess
 
@@ -287,6 +289,28 @@ class Errors(StoreTest):
                            timeout=60)
         self.assertEqual(p.returncode, 1)
         self.assertIn("tm flows: write to standard output failed", p.stderr.decode())
+
+    def test_a_segment_there_but_unreadable_ends_the_answer(self):
+        # A segment the user may not read (or one out of file descriptors) was warned of and
+        # passed: an empty or short answer, exit status 0, as if the store held nothing more.
+        # Unreadable is an error (tcpdump -r of a file it may not read exits 1); a segment
+        # deleted since it was listed (evicted) stays a warning.
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        os.chmod(self.tmp, 0o711)
+        for d in (self.store, os.path.join(self.store, "default"), os.path.join(self.store, "flows")):
+            os.chmod(d, 0o755)
+        for f in glob.glob(os.path.join(self.store, "default", "*.pcap")) + \
+                glob.glob(os.path.join(self.store, "flows", "*.flows")):
+            os.chmod(f, 0o600)
+        nobody = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", TM]
+        for args, what in ((["query", "--count", "tcp"], ".pcap"), (["flows"], ".flows")):
+            p = subprocess.run(nobody + [args[0], "--store", self.store, *args[1:]], capture_output=True, timeout=60)
+            err = p.stderr.decode()
+            self.assertEqual(p.returncode, 1, err)
+            self.assertRegex(err, r"%s: cannot open \(Permission denied\): the answer would lack what it "
+                                  r"holds" % re.escape(what), args)
+        # As its owner, the whole answer.
+        self.assertEqual(tm("query", "--store", self.store, "--count", "tcp").returncode, 0)
 
     def test_bad_syntax_points_at_token(self):
         record(self.store, [corpus("mixed", "wikipedia.pcap")])
