@@ -1,6 +1,7 @@
 // Names of things in a store directory:
 //   STORE                                   marker with the store format version
-//   LOCK                                    flock()ed by the recorder that owns the store
+//   LOCK                                    flock()ed by the recorder that owns the store (so is
+//                                           the directory itself: a LOCK deleted by hand locks nothing)
 //   VERIFIED                                the sidecars known sound (store/verified.h)
 //   quarantine/<class>/                     set aside: files named as segments that are no pcap,
 //                                           sidecars whose pcap is missing

@@ -60,17 +60,41 @@ StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
     util::replace_file_atomic(marker.string(), store_marker_text());
   }
   check_store_marker(root_);
+  // The directory itself is locked first: a LOCK file deleted by hand (a "stale lock" cleaned
+  // up, a tmp cleaner) let a second recorder in, which took the first one's open segment for
+  // a crash's and indexed it while it grew. LOCK stays for recorders of before this, and for
+  // the pid it names.
+  dir_lock_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_lock_fd_ < 0)
+    throw std::runtime_error(fmt::format("store {}: cannot open it: {}", root_, std::strerror(errno)));
+  if (flock(dir_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(dir_lock_fd_);
+    dir_lock_fd_ = -1;
+    if (err == EWOULDBLOCK)
+      throw std::runtime_error(
+          fmt::format("store {} is in use by another recorder (the store directory is locked); tm query "
+                      "can still read it",
+                      root_));
+    throw std::runtime_error(fmt::format("store {}: cannot lock it: {}", root_, std::strerror(err)));
+  }
   std::string lock = (fs::path(root_) / kLockFile).string();
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   // Only a lock held is another recorder; a lock that cannot be opened (a file system gone
   // read-only after disk errors, no permission, a directory of that name) says why.
-  if (lock_fd_ < 0)
+  if (lock_fd_ < 0) {
+    const int err = errno;
+    ::close(dir_lock_fd_);
+    dir_lock_fd_ = -1;
     throw std::runtime_error(
-        fmt::format("store {}: cannot open its lock {} for writing: {}", root_, lock, std::strerror(errno)));
+        fmt::format("store {}: cannot open its lock {} for writing: {}", root_, lock, std::strerror(err)));
+  }
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     ::close(lock_fd_);
     lock_fd_ = -1;
+    ::close(dir_lock_fd_);
+    dir_lock_fd_ = -1;
     if (err == EWOULDBLOCK)
       throw std::runtime_error(
           fmt::format("store {} is in use by another recorder (lock {} is held); tm query can still read it",
@@ -86,6 +110,7 @@ StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
 
 StoreDir::~StoreDir() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (dir_lock_fd_ >= 0) ::close(dir_lock_fd_);
 }
 
 std::string StoreDir::class_dir(const std::string& cls) const {

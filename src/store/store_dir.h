@@ -65,6 +65,7 @@ class StoreDir {
 
   std::string root_;
   int lock_fd_ = -1;
+  int dir_lock_fd_ = -1;  // the store directory itself, flock()ed too: LOCK can be deleted, it cannot
   VerifiedSidecars verified_;
 };
 

@@ -167,6 +167,35 @@ class Sources(StoreTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("in use", p.stderr.decode())
 
+    def test_a_deleted_lock_file_lets_no_second_recorder_in(self):
+        # `rm store/LOCK` (a "stale lock" cleaned up) let a second recorder in while the first
+        # wrote: it took the open segment for a crash's, indexed it while it grew, and numbered
+        # its own segment as the first's next one. The store directory is locked too now.
+        record(self.store, [corpus("mixed", "wikipedia.pcap")])
+        first = subprocess.Popen([TM, "record", "--store", self.store, "--read", "-", "--cutoff", "none"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            with open(corpus("mixed", "ssh.pcap"), "rb") as f:
+                first.stdin.write(f.read(24))  # (a pcap header: tm takes the store once input begins)
+            first.stdin.flush()
+            lock = os.path.join(self.store, "LOCK")
+            deadline = time.time() + 30
+            while True:  # (the first recorder holds the store once LOCK names its pid)
+                with open(lock) as f:
+                    if f.read().strip() == str(first.pid):
+                        break
+                self.assertLess(time.time(), deadline, "the first recorder did not take the store")
+                time.sleep(0.02)
+            os.remove(lock)
+            p = tm("record", "--store", self.store, "--read", corpus("mixed", "ssh.pcap"), check=False)
+            self.assertEqual(p.returncode, 1, p.stderr.decode())
+            self.assertIn("is in use by another recorder", p.stderr.decode())
+        finally:
+            first.stdin.close()
+            first.wait(timeout=60)
+            first.stdout.close()
+            first.stderr.close()
+
     def test_a_lock_that_cannot_be_opened_says_why_not_in_use(self):
         # (A file system remounted read-only after disk errors gives EROFS the same way.) It
         # said "in use by another recorder", sending the operator after a recorder that is not there.
