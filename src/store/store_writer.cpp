@@ -347,6 +347,7 @@ void StoreWriter::run() {
         }
       }
       if (now - last_flush > std::chrono::milliseconds(500)) {
+        seal_aged();
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)
           for (auto& [lt, w] : st.open) w->flush();
@@ -595,11 +596,36 @@ void StoreWriter::evicted(uint16_t cls, const DiskRing::File& f) {
   update_disk_stat(cls);
 }
 
-void StoreWriter::enforce_budgets() {
-  // max_age is measured on the recorder's clock: the newest packet of any sealed segment (so
-  // that reading old capture files ages by their own time, not by the wall clock).
+uint64_t StoreWriter::newest_written() const {
   uint64_t newest = 0;
-  for (auto& st : state_) newest = std::max(newest, st.sealed.newest_ts());
+  for (auto& st : state_) {
+    newest = std::max(newest, st.sealed.newest_ts());
+    for (auto& [key, w] : st.open)
+      if (w->packets() > 0) newest = std::max(newest, w->meta().last_ts);
+  }
+  return newest;
+}
+
+void StoreWriter::seal_aged() {
+  bool aging = false;
+  const uint64_t newest = newest_written();
+  for (size_t c = 0; c < classes_.size(); ++c) {
+    const uint64_t half = classes_[c].max_age_ns / 2;
+    if (!half) continue;
+    aging = true;
+    std::vector<uint64_t> aged;
+    for (auto& [key, w] : state_[c].open)
+      if (w->packets() > 0 && w->meta().first_ts + half < newest) aged.push_back(key);
+    for (uint64_t key : aged) seal(static_cast<uint16_t>(c), key);
+  }
+  // (A sealed segment ages while nothing is sealed: a quiet store's last seal may be long ago.)
+  if (aging) enforce_budgets();
+}
+
+void StoreWriter::enforce_budgets() {
+  // max_age is measured on the recorder's clock: the newest packet written (so that reading
+  // old capture files ages by their own time, not by the wall clock).
+  const uint64_t newest = newest_written();
   for (size_t c = 0; c < classes_.size(); ++c) {
     const auto cls = static_cast<uint16_t>(c);
     if (classes_[c].max_age_ns)

@@ -234,6 +234,13 @@ class StoreWriter {
   // (set_error), or live (evict_when_full) a warning, its pcap left in unsealed_.
   void collect_every_seal();
   void enforce_budgets();
+  // A class with max_age: its open segment is sealed once its first packet is half max_age
+  // older than the clock (the newest packet written), so that a quiet class, whose segment would
+  // take months to fill, keeps no packet much past its age (only sealed segments are deleted by
+  // age): at most about 1.5 x max_age.
+  void seal_aged();
+  // The recorder's clock for max_age: the newest packet written, sealed or in an open segment.
+  uint64_t newest_written() const;
   void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);
   void update_index_memory();  // writer thread: its part of index_mem_
