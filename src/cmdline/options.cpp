@@ -18,6 +18,11 @@ void add_server_options(CLI::App& app, server::ClientOptions& c, bool required, 
                  "https:// server: PEM file of the CA that signed its certificate (default: the system's)");
   app.add_option("--cert", c.cert, "https:// server requiring one: client certificate (PEM)");
   app.add_option("--key", c.key, "the private key of --cert (PEM)");
+  app.add_option("--timeout", c.timeout_s,
+                 "--server: give up when the server sends nothing for this many seconds (a hung "
+                 "server); a subscription's packets are waited for as long as it runs")
+      ->check(whole_number(1, 86400))
+      ->capture_default_str();
   if (required) {
     app.add_option("--server", c.url, "URL of tm serve (http://HOST:PORT or https://HOST:PORT)")->required();
     app.add_option("--token-file", c.token_file, "file holding the API bearer token");

@@ -41,6 +41,9 @@ ClientResult exchange(const ClientOptions& c, HttpRequest req,
                       const std::function<bool(const char*, size_t)>& out, const HeadersSeen& started = {}) {
   Target t = target(c);
   req.bearer_token = t.token;
+  HttpTimeouts limits;
+  limits.read_ms = c.timeout_s * 1000;
+  if (req.target.starts_with("/api/v1/subscribe")) limits.body_ms = 24 * 3600 * 1000;  // (quiet for long)
   ClientResult r;
   HttpResponse resp;
   bool complete = true;
@@ -60,7 +63,7 @@ ClientResult exchange(const ClientOptions& c, HttpRequest req,
           }
           return false;
         },
-        {}, t.tls ? &t.files : nullptr,
+        limits, t.tls ? &t.files : nullptr,
         [&] {
           if (started && resp.status == 200) started(resp.headers);
         });

@@ -16,6 +16,9 @@ struct ClientOptions {
   // https:// servers (tls_client.h): the CA that signed the server's certificate (empty: the
   // system's CAs); a client certificate and key for servers that require one.
   std::string ca, cert, key;
+  // A server that sends nothing for this long is given up on (HttpTimeouts::read_ms); a
+  // subscription waits for its packets without a limit once its answer has begun.
+  int timeout_s = 600;
 };
 
 struct ClientResult {

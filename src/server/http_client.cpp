@@ -1,6 +1,7 @@
 #include "server/http_client.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -103,6 +104,7 @@ class Reader {
   size_t avail() const { return end_ - pos_; }
   const char* data() const { return buf_ + pos_; }
   void consume(size_t n) { pos_ += n; }
+  void set_read_ms(int ms) { read_ms_ = ms; }
 
   // Reads more; false at the end of the stream.
   bool fill() {
@@ -118,7 +120,10 @@ class Reader {
         int n = ::poll(&p, 1, read_ms_);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) fail(std::string("poll: ") + std::strerror(errno));
-        if (n == 0) fail("no answer within " + std::to_string(read_ms_ / 1000) + " s");
+        if (n == 0)
+          fail(fmt::format(
+              "nothing received for {:g} s (a hung server? a client's --timeout sets how long to wait)",
+              read_ms_ / 1000.0));
       }
       if (tls_) {
         size_t r = 0;
@@ -390,6 +395,10 @@ bool http_request(const HostPort& to, const HttpRequest& req, HttpResponse& resp
     if (resp.status == 101) rd.fail("the server switched protocols");
   }
   if (headers_read) headers_read();
+  if (t.body_ms >= 0) {
+    rd.set_read_ms(t.body_ms);
+    if (tls) timeout(SO_RCVTIMEO, t.body_ms);
+  }
   if (req.method == "HEAD" || resp.status == 204 || resp.status == 304) return true;
   std::string te = lower(resp.header("transfer-encoding"));
   if (!te.empty() && te != "identity") {

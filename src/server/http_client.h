@@ -33,7 +33,13 @@ struct HttpResponse {
 
 struct HttpTimeouts {
   int connect_ms = 10'000;
-  int read_ms = 24 * 3600 * 1000;  // each wait for more of the answer (a subscription may stay quiet)
+  // Each wait for more of the answer: a server that sends nothing for this long is taken for
+  // hung (a stopped process still accepts connections). A tm server cuts a query at its
+  // --query-timeout (300 s by default), so its answers never pause that long.
+  int read_ms = 600'000;
+  // Each wait for more of the body once the headers are in (-1: read_ms): a subscription's
+  // next packet may not come for long.
+  int body_ms = -1;
 };
 
 // The transport failed: "cannot connect to HOST:PORT: ...", or after connecting

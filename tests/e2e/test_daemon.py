@@ -136,6 +136,22 @@ class Api(Serve):
         self.assertEqual(code, 200, body)
         self.assertGreater(json.loads(body)["packets"], 0)
 
+    def test_a_hung_server_is_given_up_on(self):
+        # A stopped server still accepts connections (the kernel's backlog): a client waited for
+        # its answer 24 hours. It gives up after --timeout seconds of silence (600 by default).
+        self.start_serve()
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            for args in (["query", "--count", "tcp"], ["stats"], ["flows"]):
+                p = self.tm(args[0], "--server", self.url, "--timeout", "1", *args[1:], check=False)
+                self.assertEqual(p.returncode, 1, args)
+                self.assertIn("127.0.0.1:%d: nothing received for 1 s" % self.port, p.stderr.decode(), args)
+            self.assertLess(time.monotonic() - t0, 60)
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(self.tm("query", "--server", self.url, "--timeout", "1", "--count", "tcp").returncode, 0)
+
     def test_answers_match_local_forms(self):
         self.start_serve()
         for flt in ("tcp port 80", "host 192.150.187.43 and tcp[13] & 2 != 0", ""):
