@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cmdline/options.h"
 #include "server/http_service.h"
+#include "util/json_text.h"
 
 namespace tmach::cli {
 
@@ -48,7 +49,7 @@ Runner add_class(CLI::App& app) {
                                j["expires"].is_string() ? " until " + j["expires"].get<std::string>() : "");
     } else if (list->parsed()) {
       if (o->json) {
-        std::cout << j.dump(2) << "\n";
+        std::cout << util::json_text(j, 2) << "\n";
       } else {
         std::cout << fmt::format("{:<40} {:<16} {}\n", "host", "class", "expires");
         for (auto& e : j)

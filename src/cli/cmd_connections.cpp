@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cmdline/options.h"
 #include "server/http_service.h"
+#include "util/json_text.h"
 
 namespace tmach::cli {
 
@@ -56,7 +57,7 @@ Runner add_connections(CLI::App& app) {
     }
     if (o->json) o->format = "json";
     if (o->format == "json") {
-      std::cout << j.dump(control ? -1 : 2) << "\n";
+      std::cout << util::json_text(j, control ? -1 : 2) << "\n";
       return 0;
     }
     if (control) {  // (text and csv alike: a sentence, not the server's JSON)
@@ -73,7 +74,7 @@ Runner add_connections(CLI::App& app) {
         for (auto& w : j["workers"])
           if (w.is_object() && w.contains("error"))
             std::cerr << "tm connections: warning: worker " << w.value("url", "?") << ": "
-                      << w["error"].dump() << " (its connections are not counted)\n";
+                      << util::json_text(w["error"]) << " (its connections are not counted)\n";
       return 0;
     }
     if (o->format == "csv") {

@@ -24,6 +24,7 @@
 #include "server/http_service.h"
 #include "server/local_service.h"
 #include "util/file_io.h"
+#include "util/json_text.h"
 #include "util/units.h"
 
 namespace tmach::cli {
@@ -259,7 +260,7 @@ Runner add_evidence(CLI::App& app) {
       run.process(Pass::kFinal);  // what still waits for its flow record: written as not found now
     }
     write_metrics();
-    if (o->json) std::cout << ids::report_json(report()).dump(2) << "\n";
+    if (o->json) std::cout << util::json_text(ids::report_json(report()), 2) << "\n";
 
     if (!o->quiet) {
       for (auto& in : inputs) {

@@ -22,6 +22,7 @@
 #include "record/session.h"
 #include "store/catalog.h"
 #include "store/import_session.h"
+#include "util/json_text.h"
 #include "util/sigwait_joiner.h"
 #include "util/units.h"
 
@@ -271,7 +272,9 @@ Runner add_record(CLI::App& app) {
           "cut_bytes",        "dropped_ring_full", "dropped_too_large", "connections",  "segments",
           "segments_evicted", "disk_bytes",        "written_packets",   "lost_packets", "segments_unsealed",
           "tcp_control_kept", "ring_capacity",     "ring_high_water",   "ring_used"};
-      auto text = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+      auto text = [](const nlohmann::json& v) {
+        return v.is_string() ? v.get<std::string>() : util::json_text(v);
+      };
       std::cout << "class,cutoff";
       for (auto* c : kCols) std::cout << "," << c;
       std::cout << ",disk_budget\n";

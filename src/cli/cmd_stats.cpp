@@ -10,6 +10,7 @@
 #include "server/service.h"
 #include "server/store_stats.h"
 #include "store/catalog.h"
+#include "util/json_text.h"
 #include "util/timespec.h"
 #include "util/units.h"
 
@@ -52,7 +53,7 @@ Runner add_stats(CLI::App& app) {
     std::string reasons;
     for (auto& [u, r] : missing.items())
       reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", u,
-                             r.is_string() ? r.get<std::string>() : r.dump());
+                             r.is_string() ? r.get<std::string>() : util::json_text(r));
     if (!missing.empty() && all.contains("workers") && all["workers"].is_array() &&
         missing.size() >= all["workers"].size())
       throw std::runtime_error(fmt::format("{}: no worker answered: {}", where_of(*o), reasons));
@@ -62,7 +63,7 @@ Runner add_stats(CLI::App& app) {
     if (!missing.empty())
       std::cerr << "tm stats: warning: " << server::missing_workers_warning(reasons) << "\n";
     if (o->format == "api") {
-      std::cout << all.dump(2) << "\n";
+      std::cout << util::json_text(all, 2) << "\n";
       return 0;
     }
     // The store's part (server/store_stats.h: one aggregation for --json, the table, the daemon),
@@ -75,7 +76,7 @@ Runner add_stats(CLI::App& app) {
     if (all.contains("capture") && all["capture"].is_object()) j["capture"] = all["capture"];
     const std::string where = where_of(*o);
     if (o->format == "json") {
-      std::cout << j.dump(2) << "\n";
+      std::cout << util::json_text(j, 2) << "\n";
       return 0;
     }
     auto first_last = [](const nlohmann::json& a) {

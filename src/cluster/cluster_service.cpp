@@ -20,6 +20,7 @@
 #include "server/client.h"
 #include "server/flow_format.h"
 #include "server/http_common.h"
+#include "util/json_text.h"
 #include "util/pcapng_writer.h"
 
 namespace tmach::cluster {
@@ -433,7 +434,7 @@ class ClusterService::QueryStream : public server::Stream {
     }
     if (mid) {
       cs_.partial_++;
-      warn(fmt::format("workers failed mid-answer: {}", missing.dump()));
+      warn(fmt::format("workers failed mid-answer: {}", util::json_text(missing)));
     }
     // The client sees an incomplete answer.
     if (stopped) throw server::Cancelled(why_cut);
@@ -512,7 +513,7 @@ std::unique_ptr<server::Stream> ClusterService::open_query(const server::QueryRe
   s->headers.emplace_back("X-TM-Query-Id", std::to_string(id));
   s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));
   add_missing_headers(s->headers, missing);
-  if (!missing.empty()) spdlog::warn("query '{}': workers missing: {}", q.filter, missing.dump());
+  if (!missing.empty()) spdlog::warn("query '{}': workers missing: {}", q.filter, util::json_text(missing));
   return s;
 }
 

@@ -10,6 +10,7 @@
 #include "cluster/worker_fetch.h"
 #include "server/http_common.h"
 #include "server/metrics.h"
+#include "util/json_text.h"
 #include "util/timespec.h"
 
 namespace tmach::cluster {
@@ -126,7 +127,7 @@ std::string ClusterService::metrics(const server::ApiCounters& api) {
 server::Reply ClusterService::class_set(const server::ClassRequest& r) {
   json body = {{"host", r.host}, {"class", r.cls}};
   if (!r.for_text.empty()) body["for"] = r.for_text;
-  std::string text = body.dump();
+  std::string text = util::json_text(body);
   auto replies = fan_out(cfg_, wc_, all_workers(), [&](httplib::Client& c) {
     return c.Post("/api/v1/classes", text, server::kJsonType);
   });
@@ -224,7 +225,7 @@ server::Reply ClusterService::control(const server::ControlRequest& r) {
   json body = {{"filter", r.filter}};
   if (r.suspend_cutoff >= 0) body["suspend_cutoff"] = r.suspend_cutoff == 1;
   if (r.suspend_timeout >= 0) body["suspend_timeout"] = r.suspend_timeout == 1;
-  std::string text = body.dump();
+  std::string text = util::json_text(body);
   auto replies = fan_out(cfg_, wc_, all_workers(), [&](httplib::Client& c) {
     return c.Post("/api/v1/connections/control", text, server::kJsonType);
   });

@@ -4,6 +4,7 @@
 
 #include "server/http_common.h"
 #include "server/listen.h"
+#include "util/json_text.h"
 
 namespace tmach::cluster {
 namespace {
@@ -23,7 +24,7 @@ server::RouteOptions route_options(const ClusterConfig& c) {
 }
 
 void json_reply(httplib::Response& res, const nlohmann::json& j) {
-  res.set_content(j.dump(2) + "\n", server::kJsonType);
+  res.set_content(util::json_text(j, 2) + "\n", server::kJsonType);
 }
 
 }  // namespace
@@ -38,7 +39,8 @@ Frontend::Frontend(ClusterConfig cfg) : svc_(std::move(cfg)), http_(svc_, route_
   });
   s.get(R"(/api/v1/cluster/queries/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
     server::only_params(req, {});
-    res.set_content(svc_.query_status(std::stoull(req.matches[1].str())).dump() + "\n", server::kJsonType);
+    res.set_content(util::json_text(svc_.query_status(std::stoull(req.matches[1].str()))) + "\n",
+                    server::kJsonType);
   });
 }
 

@@ -8,6 +8,7 @@
 
 #include "packet/packet_info.h"
 #include "record/class_stats.h"
+#include "util/json_text.h"
 #include "util/pcap.h"
 #include "util/units.h"
 
@@ -136,7 +137,7 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
     j["interrupted"] = input && input->interrupted();
     if (input) j["input"] = input_json(*input);
     if (memory) j["memory"] = record::memory_json(*memory);
-    os << j.dump(2) << "\n";
+    os << util::json_text(j, 2) << "\n";
     return;
   }
   if (input && input->interrupted()) os << interrupted_line(*input) << "\n";

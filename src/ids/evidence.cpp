@@ -15,6 +15,7 @@
 #include "server/flow_format.h"
 #include "server/service.h"
 #include "util/file_io.h"
+#include "util/json_text.h"
 #include "util/timespec.h"
 
 namespace tmach::ids {
@@ -434,7 +435,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
   }
   if (extra.is_object())
     for (auto& [k, v] : extra.items()) out[k] = v;
-  util::replace_file_atomic(base + ".json", out.dump(2) + "\n");
+  util::replace_file_atomic(base + ".json", util::json_text(out, 2) + "\n");
   ++stats_.written;
   return keep_earlier || packets > 0 ? Outcome::kWritten : Outcome::kNotFound;
 }

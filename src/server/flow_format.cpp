@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "server/zeek_format.h"
+#include "util/json_text.h"
 #include "util/timespec.h"
 
 namespace tmach::server {
@@ -221,7 +222,7 @@ std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::stri
   if (format == "zeek-json") return render_zeek_json(rows);
   std::string o;
   if (format == "json") {
-    for (auto& r : rows) o += flow_to_json(r).dump() + "\n";
+    for (auto& r : rows) o += util::json_text(flow_to_json(r)) + "\n";
   } else if (format == "csv") {
     static const char* cols[] = {
         "id",         "first",      "last",        "duration",        "proto",       "orig_addr",
@@ -234,7 +235,9 @@ std::string render_flows(const std::vector<flow::FlowRow>& rows, const std::stri
       auto j = flow_to_json(r);
       for (size_t i = 0; i < std::size(cols); ++i) {
         const auto& v = j[cols[i]];
-        o += std::string(i ? "," : "") + (v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump());
+        o += std::string(i ? "," : "") + (v.is_string() ? v.get<std::string>()
+                                          : v.is_null() ? ""
+                                                        : util::json_text(v));
       }
       o += "\n";
     }

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "server/http_common.h"
+#include "util/json_text.h"
 
 namespace {
 // The socket the calling thread accepted last (see accept() below); -1 when unknown.
@@ -305,7 +306,7 @@ bool is_method(const httplib::Request& req, std::initializer_list<const char*> m
 
 void refuse(httplib::Response& res, int status, const std::string& msg) {
   res.status = status;
-  res.set_content(nlohmann::json{{"error", msg}}.dump() + "\n", "application/json");
+  res.set_content(util::json_text(nlohmann::json{{"error", msg}}) + "\n", "application/json");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/http_client.h"
+#include "util/json_text.h"
 
 namespace tmach::server {
 namespace {
@@ -220,7 +221,7 @@ std::string HttpService::metrics(const ApiCounters&) {
 Reply HttpService::class_set(const ClassRequest& r) {
   nlohmann::json b = {{"host", r.host}, {"class", r.cls}};
   if (!r.for_text.empty()) b["for"] = r.for_text;
-  return json_reply(api_post(c_, "/api/v1/classes", b.dump()));
+  return json_reply(api_post(c_, "/api/v1/classes", util::json_text(b)));
 }
 
 Reply HttpService::class_list() { return json_reply(api_get(c_, "/api/v1/classes", {}, nullptr)); }
@@ -240,7 +241,7 @@ Reply HttpService::control(const ControlRequest& r) {
   nlohmann::json b = {{"filter", r.filter}};
   if (r.suspend_cutoff >= 0) b["suspend_cutoff"] = r.suspend_cutoff == 1;
   if (r.suspend_timeout >= 0) b["suspend_timeout"] = r.suspend_timeout == 1;
-  return json_reply(api_post(c_, "/api/v1/connections/control", b.dump()));
+  return json_reply(api_post(c_, "/api/v1/connections/control", util::json_text(b)));
 }
 
 }  // namespace tmach::server

@@ -17,6 +17,7 @@
 #include "server/service.h"
 #include "server/subscription.h"
 #include "util/file_io.h"
+#include "util/json_text.h"
 #include "util/proc_memory.h"
 #include "util/timespec.h"
 
@@ -451,7 +452,7 @@ std::string LiveBackend::persist() {
   json j = json::array();
   for (auto& [h, d] : dyn_) j.push_back(entry(h, d));
   try {
-    util::replace_file_atomic(path_, j.dump(2) + "\n");
+    util::replace_file_atomic(path_, util::json_text(j, 2) + "\n");
     return {};
   } catch (const std::exception& e) {
     spdlog::error("cannot write {}: {}", path_, e.what());

@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/tls_server.h"
 #include "server/web_assets.h"
+#include "util/json_text.h"
 #include "util/pcapng_writer.h"
 
 namespace tmach::server {
@@ -29,7 +30,7 @@ using nlohmann::json;
 
 void reply(httplib::Response& res, const Reply& r, int indent) {
   for (auto& [k, v] : r.headers) res.set_header(k, v);
-  res.set_content(r.body.dump(indent) + "\n", kJsonType);
+  res.set_content(util::json_text(r.body, indent) + "\n", kJsonType);
 }
 
 std::vector<std::string> classes_of(const httplib::Request& req) {

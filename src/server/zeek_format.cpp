@@ -7,6 +7,7 @@
 
 #include "flow/flow_record.h"
 #include "server/flow_format.h"
+#include "util/json_text.h"
 
 namespace tmach::server {
 namespace {
@@ -225,7 +226,7 @@ std::string render_zeek_json(const std::vector<flow::FlowRow>& rows) {
     nlohmann::ordered_json j = nlohmann::ordered_json::object();
     for (size_t i = 0; i < cs.size(); ++i)
       if (cs[i].set) j[kColumns[i].name] = cs[i].js;
-    o += j.dump() + "\n";
+    o += util::json_text(j) + "\n";
   }
   return o;
 }

@@ -136,6 +136,18 @@ class Api(Serve):
         self.assertEqual(code, 200, body)
         self.assertGreater(json.loads(body)["packets"], 0)
 
+    def test_a_store_path_that_is_not_utf8_is_shown_not_refused(self):
+        # JSON cannot hold the byte 0xff: /health and /api/v1/stats answered 400 with the JSON
+        # library's error, and tm stats --json failed. The byte is shown as U+FFFD.
+        self.store = os.path.join(self.tmp, os.fsdecode(b"store-\xff"))
+        record(self.store, [REPLAY])
+        json.loads(self.tm("stats", "--store", self.store, "--json").stdout)
+        self.start_serve()
+        for path in ("/health", "/api/v1/stats"):
+            code, body = self.curl(path)
+            self.assertEqual(code, 200, body)
+            self.assertIn("store-\ufffd", json.dumps(json.loads(body), ensure_ascii=False))
+
     def test_a_hung_server_is_given_up_on(self):
         # A stopped server still accepts connections (the kernel's backlog): a client waited for
         # its answer 24 hours. It gives up after --timeout seconds of silence (600 by default).
