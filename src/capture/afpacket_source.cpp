@@ -623,7 +623,15 @@ std::unique_ptr<PacketSource> open_afpacket_source(const LiveOptions& o) {
   return std::make_unique<AfPacketSource>(o);
 }
 
+bool interface_down(const std::string& name) {
+  int index = 0, hwtype = 0;
+  bool up = false;
+  return lookup_interface(name, index, hwtype, &up) && !up;
+}
+
 #else  // not Linux
+
+bool interface_down(const std::string&) { return false; }  // (libpcap says, opening it)
 
 std::string afpacket_unusable(const LiveOptions&) { return "AF_PACKET exists on Linux only"; }
 
@@ -651,12 +659,6 @@ std::unique_ptr<PacketSource> open_live_source(const LiveOptions& o) {
     throw SourceError(
         fmt::format("interface {}: capture.method = \"afpacket\" cannot be used: {}", o.interface, why));
   return open_libpcap_live_source(o);
-}
-
-bool interface_down(const std::string& name) {
-  int index = 0, hwtype = 0;
-  bool up = false;
-  return lookup_interface(name, index, hwtype, &up) && !up;
 }
 
 std::string down_for_fanout_error(const std::string& name) {

@@ -25,6 +25,7 @@
 #include "server/local_service.h"
 #include "util/file_io.h"
 #include "util/json_text.h"
+#include "util/sigwait_joiner.h"
 #include "util/units.h"
 
 namespace tmach::cli {
@@ -148,7 +149,7 @@ Runner add_evidence(CLI::App& app) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGHUP);
+    if (!util::signal_ignored(SIGHUP)) sigaddset(&stop_signals, SIGHUP);  // (not under nohup)
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     int stopped_by = 0;
     auto wait_for_signal = [&](std::chrono::nanoseconds d) {

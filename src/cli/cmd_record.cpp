@@ -125,13 +125,14 @@ Runner add_record(CLI::App& app) {
 
     // Signals are taken by a thread of their own (sigwait), which asks the sources to stop;
     // blocked before any thread starts, so that every thread inherits it. SIGHUP (the terminal
-    // or ssh session closed) ends the run as SIGTERM does, as tcpdump takes it; under nohup it
-    // stays ignored (an ignored signal is discarded, blocked or not).
+    // or ssh session closed) ends the run as SIGTERM does, as tcpdump takes it, unless it is
+    // ignored (nohup): a blocked signal is kept pending even when ignored, so it is not asked
+    // for then.
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
+    if (!util::signal_ignored(SIGHUP)) sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     // Files the store has already imported are skipped (stderr says so) unless --force.
     store::ImportSession imports(cfg.store, o->reads, o->force, std::cerr);

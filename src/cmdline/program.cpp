@@ -50,7 +50,7 @@ namespace {
 void reserve_standard_fds() {
   for (int fd = 0; fd <= 2; ++fd)
     if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
-      const int n = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      const int n = open("/dev/null", O_RDONLY);  // (kept across exec: tm-daemon's too)
       if (n >= 0 && n != fd) {
         dup2(n, fd);
         close(n);

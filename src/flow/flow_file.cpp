@@ -428,7 +428,7 @@ FlowRecordsRead read_flow_records(const std::string& path, const Roaring& wanted
     const ssize_t got = util::pread_full(fd.get(), dst, n, off);
     if (got < 0) {
       const int e = errno;
-      throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(e)));
+      throw util::IoError(fmt::format("cannot read {}: {}", path, std::strerror(e)), e);
     }
     return static_cast<size_t>(got);
   };

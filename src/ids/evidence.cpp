@@ -495,11 +495,12 @@ size_t EvidenceRun::process(Pass pass) {
     EvidenceWriter::Outcome out;
     try {
       out = w_.write(p.name, p.alerts, give_up, p.extra);
-    } catch (const util::IoError&) {
-      throw;  // the evidence directory: nothing else would fare better
-    } catch (const server::BadRequest&) {
-      throw;
     } catch (const std::exception& e) {
+      // The evidence directory failing: nothing else would fare better. A segment of the store
+      // unreadable now (out of file descriptors, say) is the Service's failure, below.
+      if (dynamic_cast<const server::BadRequest*>(&e) ||
+          (dynamic_cast<const util::IoError*>(&e) && !dynamic_cast<const util::UnreadableError*>(&e)))
+        throw;
       // The Service failed (a tm serve restarting, say): asked again later while there is time.
       warn_(
           fmt::format("{}: {}{}", p.name, e.what(), give_up ? ": no evidence written" : ": will ask again"));

@@ -104,6 +104,7 @@ class RecordReader {
     want = static_cast<size_t>(std::min<uint64_t>(want, size_ - off));
     if (buf_.size() < want) buf_.resize(want);
     ssize_t got = util::pread_full(fd_, buf_.data(), want, off);
+    if (got < 0) util::throw_if_unreadable(path_, errno, "read");  // (EIO: not an answer to give short)
     if (got < 0 || static_cast<size_t>(got) < want)
       throw std::runtime_error(fmt::format("{}: read failed (truncated meanwhile?)", path_));
     pos_ = off;
@@ -381,13 +382,19 @@ class Engine {
     store::ScanOptions so;
     so.min_ts = store::name_min_ts(seg.pcap_path());
     if (open) so.limit = seg.pcap_bytes;
-    store::ScanResult r = store::scan_pcap(
-        seg.pcap_path(),
-        [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
-          if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
-          check(sm, off, ts, data, caplen, wirelen);
-        },
-        so);
+    store::ScanResult r;
+    try {
+      r = store::scan_pcap(
+          seg.pcap_path(),
+          [&](uint64_t off, uint64_t ts, uint32_t caplen, uint32_t wirelen, const uint8_t* data) {
+            if (off + 16 + caplen > sm.file->size()) return;  // grew after we mapped it
+            check(sm, off, ts, data, caplen, wirelen);
+          },
+          so);
+    } catch (const util::IoError& e) {
+      util::throw_if_unreadable(seg.pcap_path(), e.error_number());  // (there: the answer would be short)
+      throw;
+    }
     if (r.header_ok) sm.linktype = r.linktype;
     // What a scan cannot read is said, as the index's damaged records are (a segment being
     // written may be empty, or end in a record being written).

@@ -15,6 +15,7 @@
 
 #include "store/layout.h"
 #include "store/segment_meta.h"
+#include "util/file_io.h"
 #include "util/pcap.h"
 #include "util/timespec.h"
 
@@ -73,11 +74,15 @@ uint64_t name_min_ts(const std::string& pcap_path) {
 ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit, const ScanOptions& opts) {
   ScanResult r;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  if (fd < 0) {
+    const int e = errno;
+    throw util::IoError(fmt::format("cannot open {}: {}", path, std::strerror(e)), e);
+  }
   struct stat st;
   if (fstat(fd, &st) != 0) {
+    const int e = errno;
     ::close(fd);
-    throw std::runtime_error(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+    throw util::IoError(fmt::format("cannot stat {}: {}", path, std::strerror(e)), e);
   }
   r.file_size = static_cast<uint64_t>(st.st_size);
   r.scanned_end = std::min(r.file_size, opts.limit);
@@ -91,9 +96,10 @@ ScanResult scan_pcap(const std::string& path, const RecordVisitor& visit, const 
     return r;
   }
   void* map = mmap(nullptr, r.file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
   ::close(fd);
   if (map == MAP_FAILED)
-    throw std::runtime_error(fmt::format("cannot map {}: {}", path, std::strerror(errno)));
+    throw util::IoError(fmt::format("cannot map {}: {}", path, std::strerror(map_errno)), map_errno);
   const auto* base = static_cast<const uint8_t*>(map);
   auto format = util::pcap::parse_file_header(base);
   if (!format) {

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <utility>
 
@@ -603,7 +604,14 @@ uint64_t StoreWriter::newest_written() const {
     for (auto& [key, w] : st.open)
       if (w->packets() > 0) newest = std::max(newest, w->meta().last_ts);
   }
-  return newest;
+  // No later than a minute past the wall clock: one packet stamped in the future (a damaged
+  // record, a sensor's clock gone wrong) would otherwise age, seal and delete every packet of
+  // the present at once, for good (the clock never goes back).
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  const uint64_t limit = static_cast<uint64_t>(now.tv_sec) * 1000000000ull +
+                         static_cast<uint64_t>(now.tv_nsec) + 60ull * 1000000000ull;
+  return std::min(newest, limit);
 }
 
 void StoreWriter::seal_aged() {

@@ -239,7 +239,8 @@ class StoreWriter {
   // take months to fill, keeps no packet much past its age (only sealed segments are deleted by
   // age): at most about 1.5 x max_age.
   void seal_aged();
-  // The recorder's clock for max_age: the newest packet written, sealed or in an open segment.
+  // The recorder's clock for max_age: the newest packet written, sealed or in an open segment,
+  // no later than a minute past the wall clock.
   uint64_t newest_written() const;
   void evicted(uint16_t cls, const DiskRing::File& f);  // the bookkeeping after an eviction
   void update_disk_stat(uint16_t cls);

@@ -84,10 +84,11 @@ uint64_t file_size(int fd, const std::string& path, bool* regular) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-void throw_if_unreadable(const std::string& what, int e) {
+void throw_if_unreadable(const std::string& what, int e, const char* doing) {
   if (e == 0 || e == ENOENT) return;
   throw UnreadableError(
-      fmt::format("{}: cannot open ({}): the answer would lack what it holds", what, std::strerror(e)), e);
+      fmt::format("{}: cannot {} ({}): the answer would lack what it holds", what, doing, std::strerror(e)),
+      e);
 }
 
 int error_number_of(const std::exception& e) {

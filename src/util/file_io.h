@@ -31,9 +31,9 @@ class UnreadableError : public IoError {
  public:
   using IoError::IoError;
 };
-// Throws UnreadableError "WHAT: cannot open (REASON): the answer would lack what it holds" when
-// `e` is an errno other than ENOENT (and not 0); returns otherwise.
-void throw_if_unreadable(const std::string& what, int e);
+// Throws UnreadableError "WHAT: cannot DOING (REASON): the answer would lack what it holds"
+// when `e` is an errno other than ENOENT (and not 0); returns otherwise.
+void throw_if_unreadable(const std::string& what, int e, const char* doing = "open");
 // The errno an exception carries (an IoError's, a std::system_error's such as a
 // std::filesystem::filesystem_error), 0 when it carries none.
 int error_number_of(const std::exception& e);

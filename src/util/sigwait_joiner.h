@@ -12,6 +12,14 @@
 
 namespace tmach::util {
 
+// Whether `sig` is ignored (SIG_IGN: nohup's SIGHUP). Linux keeps an ignored signal pending
+// while it is blocked, so sigwait() would take it: a command asks for such a signal only when
+// it is not ignored.
+inline bool signal_ignored(int sig) {
+  struct sigaction old {};
+  return sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN;
+}
+
 class SigwaitJoiner {
  public:
   // `ending` (optional) is set before the thread is woken, for it to tell our SIGTERM from

@@ -445,6 +445,25 @@ class Interrupted(StoreTest):
         self.assertEqual(s["input"]["signal"], "SIGHUP")
         self.check_store_answers(s["classes"]["default"]["stored_packets"])
 
+    def test_sighup_under_nohup_is_no_end(self):
+        # Linux keeps an ignored signal pending while it is blocked: asked for with sigwait, nohup's
+        # ignored SIGHUP would end the run all the same.
+        args = [TM, "record", "--store", self.store, "--read", self.SRC, "--cutoff", "none", "--ram-budget", "1m",
+                "--test-writer-delay-us", "100"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        deadline = time.time() + 20
+        while not store_segments(self.store):
+            self.assertIsNone(proc.poll(), "tm record ended before its first segment")
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        self.assertIsNone(proc.poll(), "nohup's SIGHUP ended tm record")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 143, err)
+
     def test_a_file_size_limit_is_a_write_error_not_a_kill(self):
         # `ulimit -f`: SIGXFSZ killed tm (exit 153) with no word and the segment unsealed; tm's own
         # handling of the write error (EFBIG) was never reached.
