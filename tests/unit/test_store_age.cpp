@@ -11,21 +11,13 @@
 #include "store/catalog.h"
 #include "store/store_writer.h"
 #include "temp_dir.h"
+#include "within.h"
 
 using namespace tmach;
 
 namespace {
 
 constexpr uint64_t kSecond = 1'000'000'000ull;
-
-bool within(std::chrono::milliseconds t, const std::function<bool()>& ok) {
-  auto end = std::chrono::steady_clock::now() + t;
-  while (!ok()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
 
 void push(store::StoreWriter& w, uint16_t cls, uint64_t ts) {
   std::vector<uint8_t> frame(100, 0x42);

@@ -26,6 +26,7 @@
 #include "store/store_writer.h"
 #include "temp_dir.h"
 #include "util/file_io.h"
+#include "within.h"
 
 using namespace tmach;
 namespace fs = std::filesystem;
@@ -59,15 +60,6 @@ void push(store::StoreWriter& w, uint64_t& ts, int n) {
   for (int i = 0; i < n; ++i, ts += 1000)
     while (!w.push(0, ts, 1, 1000, frame.data(), 1000, nullptr))
       std::this_thread::sleep_for(std::chrono::microseconds(50));
-}
-
-bool within(std::chrono::milliseconds t, const std::function<bool()>& ok) {
-  auto end = std::chrono::steady_clock::now() + t;
-  while (!ok()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
 }
 
 // What spdlog logs while it lives (the default logger's output).
