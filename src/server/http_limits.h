@@ -44,8 +44,11 @@ struct HttpLimits {
   // Request bodies (every method and route; checked before authentication): larger ones are
   // refused with 413, bodies without Content-Length (chunked) with 411.
   size_t max_body_bytes = 1 << 20;
-  // httplib's per-recv timeout (no byte for this long ends the connection).
-  double read_seconds = 10;
+  // httplib's per-recv timeout (no byte for this long ends the connection). A second past
+  // header_seconds: a header that stalls is then the watcher's cut (closed without an answer,
+  // counted in tm_http_header_timeouts_total), not httplib's read timeout, which answered it
+  // "400 malformed request" and counted nothing.
+  double read_seconds = 11;
 };
 
 // What the limits did, for /metrics and /stats.

@@ -441,3 +441,10 @@ TEST(ConnectionCut, NeverReachesASocketWhoseNumberWasReused) {
 
 }  // namespace
 }  // namespace tmach::server
+
+TEST(HttpLimitsDefaults, AStalledHeaderIsTheDeadlinesCutNotHttplibsReadTimeout) {
+  // Both at 10 s, httplib's read timeout came first: a header that stalled was answered
+  // "400 malformed request" and not counted in tm_http_header_timeouts_total.
+  tmach::server::HttpLimits lim;
+  EXPECT_GE(lim.read_seconds, lim.header_seconds + 0.5);
+}
