@@ -9,6 +9,7 @@
 #include "store/layout.h"
 #include "store/sidecar.h"
 #include "util/file_io.h"
+#include "util/timespec.h"
 
 namespace fs = std::filesystem;
 
@@ -255,7 +256,7 @@ void FlowStoreWriter::seal_current() {
 
 void FlowStoreWriter::enforce() {
   sealed_.evict_over(cfg_.disk_budget);
-  if (cfg_.max_age_ns) sealed_.evict_older(newest_ts_, cfg_.max_age_ns);
+  if (cfg_.max_age_ns) sealed_.evict_older(util::age_clock(newest_ts_), cfg_.max_age_ns);
 }
 
 }  // namespace tmach::flow

@@ -5,7 +5,6 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <ctime>
 #include <filesystem>
 #include <utility>
 
@@ -13,6 +12,7 @@
 #include "util/file_io.h"
 #include "util/pcap.h"
 #include "util/thread_cpu.h"
+#include "util/timespec.h"
 #include "util/units.h"
 
 namespace fs = std::filesystem;
@@ -604,14 +604,7 @@ uint64_t StoreWriter::newest_written() const {
     for (auto& [key, w] : st.open)
       if (w->packets() > 0) newest = std::max(newest, w->meta().last_ts);
   }
-  // No later than a minute past the wall clock: one packet stamped in the future (a damaged
-  // record, a sensor's clock gone wrong) would otherwise age, seal and delete every packet of
-  // the present at once, for good (the clock never goes back).
-  timespec now{};
-  clock_gettime(CLOCK_REALTIME, &now);
-  const uint64_t limit = static_cast<uint64_t>(now.tv_sec) * 1000000000ull +
-                         static_cast<uint64_t>(now.tv_nsec) + 60ull * 1000000000ull;
-  return std::min(newest, limit);
+  return util::age_clock(newest);  // (no later than a minute past the wall clock)
 }
 
 void StoreWriter::seal_aged() {

@@ -8,8 +8,11 @@
 
 namespace tmach::util {
 
-inline std::string json_text(const nlohmann::json& j, int indent = -1) {
-  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+// (A template: an nlohmann::ordered_json, Zeek's columns in Zeek's order, is dumped as it is,
+// not converted to a json, which sorts its keys.)
+template <class Json>
+std::string json_text(const Json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace tmach::util

@@ -9,6 +9,14 @@
 namespace tmach::util {
 
 uint64_t now_ns();
+// The clock max_age is measured on, from the newest packet (or flow record) written: no later
+// than a minute past the wall clock, so that one stamped in the future (a damaged record, a
+// sensor's clock gone wrong) cannot age away, and delete, all of the present at once for good
+// (that clock never goes back).
+inline uint64_t age_clock(uint64_t newest_ns) {
+  const uint64_t limit = now_ns() + 60ull * 1000000000ull;
+  return newest_ns < limit ? newest_ns : limit;
+}
 
 // Parses a time point into nanoseconds since the epoch. `now` anchors relative forms.
 // Accepted: "now", "15m ago" / "2h ago" / "-15m", epoch seconds with optional fraction

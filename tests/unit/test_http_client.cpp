@@ -306,13 +306,13 @@ TEST(HttpClient, ABodyMayPauseLongerThanTheAnswerTakesToBegin) {
   // (A subscription: its answer begins at once, its packets may not come for long.)
   ScriptedServer srv([&](int fd, const std::string&) {
     put(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
-    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
     put(fd, "3\r\ndef\r\n0\r\n\r\n");
   });
   ASSERT_TRUE(srv.ok());
   HttpTimeouts t;
-  t.read_ms = 200;
-  t.body_ms = 5000;
+  t.read_ms = 1000;  // (the pause is longer: only body_ms lets it through)
+  t.body_ms = 10000;
   EXPECT_EQ(fetch(srv.port(), {}, t).body, "abcdef");
 }
 

@@ -11,6 +11,7 @@
 #include "store/catalog.h"
 #include "store/store_writer.h"
 #include "temp_dir.h"
+#include "util/timespec.h"
 #include "within.h"
 
 using namespace tmach;
@@ -26,6 +27,29 @@ void push(store::StoreWriter& w, uint16_t cls, uint64_t ts) {
 }
 
 }  // namespace
+
+TEST(StoreAge, APacketStampedInTheFutureAgesNothingAway) {
+  // One packet a year ahead (a damaged record, a sensor's clock gone wrong) moved the clock a
+  // year: the quiet class's packet of the present was sealed and deleted at once.
+  TempDir d;
+  store::StoreOptions o;
+  o.dir = (d.p / "store").string();
+  o.classes.push_back(store::ClassOptions{"busy", 4 << 20, UINT64_MAX, 0});
+  o.classes.push_back(store::ClassOptions{"quiet", 4 << 20, UINT64_MAX, 3600 * kSecond});
+  store::StoreWriter w(o);
+  w.start();
+  const uint64_t now = util::now_ns();
+  push(w, 1, now);
+  push(w, 0, now + 365ull * 86400 * kSecond);
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(5000)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // (three of the writer's age checks)
+  EXPECT_EQ(w.stats(1).segments_evicted.load(), 0u);
+  w.finish();
+  uint64_t quiet = 0;
+  for (auto& s : store::Catalog::scan(o.dir).segments)
+    if (s.cls == "quiet") quiet += s.meta.packets;
+  EXPECT_EQ(quiet, 1u);
+}
 
 TEST(StoreAge, AQuietClassesOpenSegmentIsSealedAndDeletedByAge) {
   TempDir d;
