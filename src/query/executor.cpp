@@ -26,16 +26,20 @@
 namespace tmach::query {
 namespace {
 
+// A segment's pcap that could not be opened (errno `e`): there but unreadable ends the answer
+// (util::UnreadableError); gone (ENOENT) is a segment evicted since it was listed, which the
+// caller warns of and passes.
+[[noreturn]] void open_failed(const std::string& path, int e) {
+  util::throw_if_unreadable(path, e);
+  throw std::runtime_error(fmt::format("{}: cannot open ({}: evicted meanwhile?)", path, std::strerror(e)));
+}
+
 // A read-only mapping of a segment's pcap file.
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      util::throw_if_unreadable(path, errno);
-      throw std::runtime_error(
-          fmt::format("{}: cannot open ({}: evicted meanwhile?)", path, std::strerror(errno)));
-    }
+    if (fd < 0) open_failed(path, errno);
     struct stat st;
     int e = 0;  // (0: empty; a segment's pcap is never empty: its header is written first)
     if (fstat(fd, &st) != 0) {
@@ -49,9 +53,7 @@ class MappedFile {
         e = errno;
     }
     ::close(fd);
-    if (!base_ && e)  // (out of address space, say: not an answer to give short)
-      throw util::UnreadableError(
-          fmt::format("{}: cannot map ({}): the answer would lack what it holds", path, std::strerror(e)), e);
+    if (!base_) util::throw_if_unreadable(path, e, "map");  // (out of address space, say)
     if (!base_) throw std::runtime_error(fmt::format("{}: cannot map (empty)", path));
   }
   ~MappedFile() {
@@ -73,10 +75,7 @@ class RecordReader {
   // `size`: the file's size, known already (checked against the sidecar).
   RecordReader(const std::string& path, uint64_t size) : path_(path), size_(size) {
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      util::throw_if_unreadable(path, errno);
-      throw std::runtime_error(fmt::format("{}: cannot open (evicted meanwhile?)", path));
-    }
+    if (fd_ < 0) open_failed(path, errno);
   }
   ~RecordReader() { ::close(fd_); }
   RecordReader(const RecordReader&) = delete;
@@ -250,11 +249,7 @@ class Engine {
     uint64_t pcap_bytes = seg.pcap_bytes;
     if (!seg.headers_read) {
       struct stat st;
-      if (::stat(seg.pcap_path().c_str(), &st) != 0) {
-        util::throw_if_unreadable(seg.pcap_path(), errno);
-        throw std::runtime_error(
-            fmt::format("{}: cannot open ({}: evicted meanwhile?)", seg.pcap_path(), std::strerror(errno)));
-      }
+      if (::stat(seg.pcap_path().c_str(), &st) != 0) open_failed(seg.pcap_path(), errno);
       pcap_bytes = static_cast<uint64_t>(st.st_size);
     }
     try {
