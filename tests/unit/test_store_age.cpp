@@ -26,16 +26,22 @@ void push(store::StoreWriter& w, uint16_t cls, uint64_t ts) {
     std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
+// A store of two classes: "busy" (class 0, no max_age) and "quiet" (class 1, `quiet_age`).
+store::StoreOptions busy_and_quiet(const TempDir& d, uint64_t quiet_age) {
+  store::StoreOptions o;
+  o.dir = (d.p / "store").string();
+  o.classes.push_back(store::ClassOptions{"busy", 4 << 20, UINT64_MAX, 0});
+  o.classes.push_back(store::ClassOptions{"quiet", 4 << 20, UINT64_MAX, quiet_age});
+  return o;
+}
+
 }  // namespace
 
 TEST(StoreAge, APacketStampedInTheFutureAgesNothingAway) {
   // One packet a year ahead (a damaged record, a sensor's clock gone wrong) moved the clock a
   // year: the quiet class's packet of the present was sealed and deleted at once.
   TempDir d;
-  store::StoreOptions o;
-  o.dir = (d.p / "store").string();
-  o.classes.push_back(store::ClassOptions{"busy", 4 << 20, UINT64_MAX, 0});
-  o.classes.push_back(store::ClassOptions{"quiet", 4 << 20, UINT64_MAX, 3600 * kSecond});
+  const store::StoreOptions o = busy_and_quiet(d, 3600 * kSecond);
   store::StoreWriter w(o);
   w.start();
   const uint64_t now = util::now_ns();
@@ -53,10 +59,7 @@ TEST(StoreAge, APacketStampedInTheFutureAgesNothingAway) {
 
 TEST(StoreAge, AQuietClassesOpenSegmentIsSealedAndDeletedByAge) {
   TempDir d;
-  store::StoreOptions o;
-  o.dir = (d.p / "store").string();
-  o.classes.push_back(store::ClassOptions{"busy", 4 << 20, UINT64_MAX, 0});
-  o.classes.push_back(store::ClassOptions{"quiet", 4 << 20, UINT64_MAX, 10 * kSecond});
+  const store::StoreOptions o = busy_and_quiet(d, 10 * kSecond);
   store::StoreWriter w(o);
   w.start();
   const uint64_t t0 = 1'700'000'000 * kSecond;
