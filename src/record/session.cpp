@@ -248,8 +248,15 @@ void Session::run_shard(size_t i, const Around& around) {
       process();
     return Took{got, past};
   };
-  while (!stopping())
+  while (!stopping()) {
     for (capture::PacketSource* s : shards_[i].sources) take(s, UINT64_MAX, wait_mode_);
+    // Live, the writer stops only when it cannot go on (its store directory gone: StoreGone);
+    // the capture then ends as at a signal, and the run with the writer's error.
+    if (writer_->failed()) [[unlikely]] {
+      stop();
+      break;
+    }
+  }
   // Stopped: what the kernel had queued before the stop is read too (it arrived before it; in
   // wait mode up to a capture buffer of it, which stopping at once left unread and counted
   // nowhere): frames stamped before the stop, each socket until it shows a later one or

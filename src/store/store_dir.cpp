@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,6 +22,24 @@
 namespace fs = std::filesystem;
 
 namespace tmach::store {
+
+std::string StoreDir::gone() const {
+  struct stat held {
+  }, now{};
+  if (dir_lock_fd_ < 0 || ::fstat(dir_lock_fd_, &held) != 0) return {};
+  if (::stat(root_.c_str(), &now) != 0) {
+    if (errno != ENOENT && errno != ENOTDIR) return {};  // (cannot tell: a later look may)
+    return fmt::format("the store directory {} was {} while recording: nothing more can be stored in it",
+                       root_, held.st_nlink == 0 ? "deleted" : "moved away");
+  }
+  if (now.st_dev != held.st_dev || now.st_ino != held.st_ino)
+    return fmt::format(
+        "the store directory {} was replaced by another while recording (moved away, or deleted "
+        "and made again): nothing more can be stored in it",
+        root_);
+  return {};
+}
+
 namespace {
 
 // Syncs the directories a quarantine move changed (`created`: it created `to_dir` under the

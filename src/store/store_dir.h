@@ -53,6 +53,11 @@ class StoreDir {
   // afterwards every sealed sidecar kept is recorded as sound (the VERIFIED file rewritten).
   std::vector<SegmentInfo> adopt(uint32_t directory_every, uint64_t directory_bytes, AdoptReport& report);
 
+  // "" while the store's path still names the directory this recorder locked; else why not
+  // (it was deleted, moved away or replaced while recording: what is written into it then is
+  // lost, or is nowhere a query looks). A stat() of the path: the writer asks twice a second.
+  std::string gone() const;
+
   // The sidecars known sound: the writer adds those it seals, forgets those it deletes, and
   // saves at a clean stop (save_verified() warns instead of throwing).
   VerifiedSidecars& verified() { return verified_; }

@@ -348,6 +348,7 @@ void StoreWriter::run() {
         }
       }
       if (now - last_flush > std::chrono::milliseconds(500)) {
+        if (std::string gone = dir_.gone(); !gone.empty()) throw StoreGone(gone);
         seal_aged();
         // Make recent packets visible to queries that scan the open segment.
         for (auto& st : state_)
@@ -361,6 +362,14 @@ void StoreWriter::run() {
       }
     } catch (const std::exception& e) {
       write_errors_.fetch_add(1, std::memory_order_relaxed);  // (the flow records' too)
+      if (dynamic_cast<const StoreGone*>(&e)) {
+        // What the open segments held went with the directory: cut, not kept (they are
+        // nowhere to be found, and nothing is made anew in a store that is not there).
+        set_error(e.what());
+        spdlog::error("writer thread stopped: {}", e.what());
+        cut_open_segments();
+        return;
+      }
       if (!opts_.evict_when_full) {
         set_error(e.what());
         spdlog::error("writer thread stopped: {}", e.what());

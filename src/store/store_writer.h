@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +69,13 @@ struct StoreOptions {
 class SealFailed : public util::IoError {
  public:
   using IoError::IoError;
+};
+
+// The store directory is not where the recorder found it any more (StoreDir::gone()): the
+// writer stops, live as well (no room to make or write to wait for).
+class StoreGone : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 struct ClassWriteStats {

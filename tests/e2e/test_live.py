@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -192,6 +193,23 @@ class Live(TmProcess, StoreTest):
         self.assertEqual(c["cut_packets"], off["classes"]["default"]["cut_packets"])
         self.assertEqual(c["stored_packets"], len(want))
         self.check_accounting(s)
+
+    def test_a_store_deleted_while_recording_ends_the_run(self):
+        # `rm -rf` of the store under a live tm: it went on writing into the deleted files, counted the
+        # packets stored and stayed healthy, while every one of them was lost.
+        files = FILES[:1]
+        self.start("--cutoff", "none")
+        self.replay(files)
+        self.wait_written(pcap_bytes(files))
+        shutil.rmtree(self.store)
+        try:
+            rc = self.proc.wait(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.fail("tm still running %d s after its store was deleted:\n%s" % (WAIT, self.stderr()))
+        err = self.stderr()
+        self.assertEqual(rc, 1, err)
+        self.assertIn("the store directory %s was deleted while recording" % self.store, err)
+        self.assertFalse(os.path.exists(self.store), "the deleted store was made again")
 
 
 if __name__ == "__main__":
