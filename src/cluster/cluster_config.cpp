@@ -134,11 +134,7 @@ ClusterConfig load_cluster_config_string(const std::string& text, const std::str
 }
 
 ClusterConfig load_cluster_config(const std::string& path) {
-  config::check_config_file(path);
-  std::ifstream f(path);
-  if (!f) throw ConfigError(fmt::format("{}: cannot read", path));
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return load_cluster_config_string(text, path);
+  return load_cluster_config_string(config::read_config_file(path), path);
 }
 
 void finalize_cluster_config(ClusterConfig& c) {

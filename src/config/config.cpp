@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -463,20 +464,44 @@ Config load_config_string(const std::string& text, const std::string& name) {
   return from_table(root, name);
 }
 
-void check_config_file(const std::string& path) {
+std::string read_config_file(const std::string& path) {
+  constexpr size_t kMaxBytes = 16u << 20;
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)
     throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
   if (S_ISDIR(st.st_mode)) throw ConfigError(fmt::format("{}: is a directory, not a config file", path));
-  if (::access(path.c_str(), R_OK) != 0)
-    throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw ConfigError(fmt::format("{}: cannot read: {}", path, std::strerror(err)));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (std::memchr(buf, 0, static_cast<size_t>(n))) break;  // (said below: /dev/zero never ends)
+    if (text.size() > kMaxBytes) {
+      ::close(fd);
+      throw ConfigError(fmt::format("{}: larger than 16 MiB: not a config file", path));
+    }
+  }
+  ::close(fd);
+  if (const size_t nul = text.find('\0'); nul != std::string::npos)
+    throw ConfigError(fmt::format("{}:{}: a NUL byte: not a TOML text", path,
+                                  1 + std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n')));
+  return text;
 }
 
 Config load_config_file(const std::string& path) {
-  check_config_file(path);
+  const std::string text = read_config_file(path);
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     if (e.source().begin.line == 0) throw ConfigError(fmt::format("{}: {}", path, e.description()));
     throw ConfigError(

@@ -102,10 +102,12 @@ uint64_t physical_memory();
 
 // Reads a TOML file over the defaults. Throws ConfigError.
 Config load_config_file(const std::string& path);
-// Throws ConfigError unless `path` is a file that can be read: "PATH: is a directory, not a
+// The text of the config file `path` (a file, or a pipe: `--config <(...)`). Throws
+// ConfigError unless it can be read whole and may be a TOML text: "PATH: is a directory, not a
 // config file" (read as an empty file, it left every setting at its default), "PATH: cannot
-// read: why".
-void check_config_file(const std::string& path);
+// read: why", "PATH:LINE: a NUL byte: not a TOML text" (/dev/zero was read as an empty
+// config), "PATH: larger than 16 MiB: not a config file".
+std::string read_config_file(const std::string& path);
 Config load_config_string(const std::string& text, const std::string& name);
 
 // Adds the "default" catch-all class if none matches everything, sorts by precedence

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "config/component_options.h"
 #include "config/config.h"
@@ -312,6 +313,27 @@ TEST(Config, ADirectoryIsNoConfigFile) {
   } catch (const config::ConfigError& e) {
     EXPECT_STREQ(e.what(), "/tmp/tm-no-such-dir/tm.toml: cannot read: No such file or directory");
   }
+}
+
+// /dev/zero was taken for an empty config (every setting its default), and a pipe
+// (`--config <(...)`) refused as "File could not be opened for reading".
+TEST(Config, AConfigIsATextReadWholeFromAFileOrAPipe) {
+  try {
+    config::load_config_file("/dev/zero");
+    FAIL() << "/dev/zero was read as a config file";
+  } catch (const config::ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/dev/zero:1: a NUL byte: not a TOML text");
+  }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string text = "[store]\nsegment_size = \"1m\"\n";
+  ASSERT_EQ(::write(fds[1], text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fds[1]);
+  const std::string path = "/dev/fd/" + std::to_string(fds[0]);
+  const config::Config c = config::load_config_file(path);
+  ::close(fds[0]);
+  EXPECT_EQ(c.segment_size, 1u << 20);
+  EXPECT_EQ(c.source_file, path);
 }
 
 TEST(Config, FlowDiskBudgetAsShareOfTheFileSystem) {
