@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <new>
+#include <string>
 
 #include "server/service.h"
 #include "store/sidecar.h"
@@ -74,6 +77,22 @@ int check_standard_output(const std::string& name, int rc) {
   return rc;
 }
 
+// What std::bad_alloc means here (its what() is "std::bad_alloc", naming neither what nor why):
+// most often `ulimit -v`, below what tm maps at start.
+std::string out_of_memory() {
+  struct rlimit as {};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+    return fmt::format(
+        "out of memory: an allocation failed under the address-space limit (ulimit -v) of {} MiB; tm maps "
+        "its "
+        "RAM budgets, connection tables and capture buffers at start (their sizes: docs/CONFIG.md): lower "
+        "them or raise the limit",
+        as.rlim_cur >> 20);
+  return "out of memory: an allocation failed (the machine, or the memory limit of tm's cgroup, had no more "
+         "to "
+         "give)";
+}
+
 }  // namespace
 
 int Program::run_guarded(const std::string& name, const Runner& run) {
@@ -85,6 +104,9 @@ int Program::run_guarded(const std::string& name, const Runner& run) {
     // command and with --store as with --server (docs/USAGE.md, exit statuses).
     std::cerr << "tm " << name << ": " << e.what() << "\n";
     rc = 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "tm " << name << ": " << out_of_memory() << "\n";
+    rc = 1;
   } catch (const std::exception& e) {
     std::cerr << "tm " << name << ": " << e.what() << "\n";
     rc = 1;

@@ -475,6 +475,20 @@ class Interrupted(StoreTest):
         self.assertEqual(p.returncode, 1, err)
         self.assertIn("failed: File too large", err)
 
+    def test_an_address_space_limit_too_small_is_said_as_such(self):
+        # `ulimit -v` below what tm maps at start: "tm record: std::bad_alloc", naming neither what nor why.
+        with open(TM, "rb") as f:
+            if re.search(rb"__[at]san_init", f.read()):
+                self.skipTest("a sanitizer's shadow memory needs more address space than any limit tested here")
+        limit = 400 << 20
+        p = subprocess.run([TM, "record", "--store", self.store, "--read", self.SRC, "--ram-budget", "8g"],
+                           capture_output=True, timeout=60,
+                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+        err = p.stderr.decode()
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("out of memory: an allocation failed under the address-space limit (ulimit -v) of 400 MiB",
+                      err)
+
     def test_a_named_pipe_without_a_writer_yet_is_ended_by_a_signal(self):
         """tm record --read FIFO waits in open() for a writer: SIGINT and SIGTERM end it there, as any
         program (they were blocked: only SIGKILL did), with nothing written."""
