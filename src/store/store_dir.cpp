@@ -66,19 +66,6 @@ StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot create store {}: {}", root_, ec.message()));
-  fs::path marker = fs::path(root_) / kStoreMarker;
-  if (!fs::exists(marker)) {
-    // Refuse to turn a directory with other content into a store: it would mix files.
-    if (looks_like_store(root_)) throw std::runtime_error(missing_marker_hint(root_));
-    for (const auto& e : fs::directory_iterator(root_)) {
-      (void)e;
-      throw std::runtime_error(fmt::format(
-          "{} is not empty and not a tm store (no {} file): refusing to write into it", root_, kStoreMarker));
-    }
-    // Atomic, so that a crash (or a full disk) never leaves an empty marker behind.
-    util::replace_file_atomic(marker.string(), store_marker_text());
-  }
-  check_store_marker(root_);
   // The directory itself is locked first: a LOCK file deleted by hand (a "stale lock" cleaned
   // up, a tmp cleaner) let a second recorder in, which took the first one's open segment for
   // a crash's and indexed it while it grew. LOCK stays for recorders of before this, and for
@@ -96,6 +83,29 @@ StoreDir::StoreDir(std::string root) : root_(std::move(root)) {
                       "can still read it",
                       root_));
     throw std::runtime_error(fmt::format("store {}: cannot lock it: {}", root_, std::strerror(err)));
+  }
+  // (Under the directory's lock: two recorders making one new store at once, the second
+  // found the first one's files without their marker yet, and said "not empty and not a tm
+  // store"; it now finds the directory locked and says the store is in use.)
+  try {
+    fs::path marker = fs::path(root_) / kStoreMarker;
+    if (!fs::exists(marker)) {
+      // Refuse to turn a directory with other content into a store: it would mix files.
+      if (looks_like_store(root_)) throw std::runtime_error(missing_marker_hint(root_));
+      for (const auto& e : fs::directory_iterator(root_)) {
+        (void)e;
+        throw std::runtime_error(
+            fmt::format("{} is not empty and not a tm store (no {} file): refusing to write into it", root_,
+                        kStoreMarker));
+      }
+      // Atomic, so that a crash (or a full disk) never leaves an empty marker behind.
+      util::replace_file_atomic(marker.string(), store_marker_text());
+    }
+    check_store_marker(root_);
+  } catch (...) {
+    ::close(dir_lock_fd_);
+    dir_lock_fd_ = -1;
+    throw;
   }
   std::string lock = (fs::path(root_) / kLockFile).string();
   lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
