@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -93,6 +94,16 @@ std::string out_of_memory() {
          "give)";
 }
 
+// The soft open-file limit raised to the hard one, as Go's runtime and most daemons do: tm holds
+// a descriptor per open segment, flow file and HTTP connection, and the soft default (1024) is a
+// relic of select(), which tm does not use (cpp-httplib polls). Capped at 2^20.
+void raise_open_file_limit() {
+  struct rlimit r {};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= r.rlim_max) return;
+  r.rlim_cur = std::min<rlim_t>(r.rlim_max, rlim_t{1} << 20);
+  setrlimit(RLIMIT_NOFILE, &r);  // (a failure leaves the limit as it was)
+}
+
 }  // namespace
 
 int Program::run_guarded(const std::string& name, const Runner& run) {
@@ -116,6 +127,7 @@ int Program::run_guarded(const std::string& name, const Runner& run) {
 
 int Program::main(int argc, char** argv) {
   reserve_standard_fds();
+  raise_open_file_limit();
   // A file larger than `ulimit -f` is a write error tm reports (EFBIG: what it wrote is
   // stored, the rest counted), not SIGXFSZ killing it without a summary or a sealed segment.
   std::signal(SIGXFSZ, SIG_IGN);

@@ -405,6 +405,7 @@ std::string via_loop(std::string_view chain) {
 void install_common_handlers(httplib::Server& s, const std::string& token, std::atomic<uint64_t>& requests,
                              time_t write_timeout_s, const Routes& routes) {
   HttpLimits limits;
+  limits.max_connections = connections_within_fd_limit(limits.max_connections);
   install_connection_limits(s, limits);
   s.set_write_timeout(write_timeout_s);
   // An answer is written in pieces (headers, then chunks): with Nagle's algorithm a small last

@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -351,6 +352,20 @@ int bind_listening(httplib::Server& s, const std::string& host, int port) {
 void set_cut_hook_for_test(std::function<void(int)> hook) { g_cut_hook = std::move(hook); }
 
 void trim_memory_after_connection() { g_trim.store(true, std::memory_order_relaxed); }
+
+size_t connections_within_fd_limit(size_t wanted) {
+  struct rlimit r {};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return wanted;
+  const auto limit = static_cast<uint64_t>(r.rlim_cur);
+  const size_t fit = std::max<size_t>(4, limit > kFdReserve ? (limit - kFdReserve) / 2 : 0);
+  if (fit >= wanted) return wanted;
+  spdlog::warn(
+      "HTTP: at most {} connections at once (not {}): the open-file limit (ulimit -n) is {}, and the "
+      "recorder "
+      "keeps about {} descriptors for its own files; raise the limit to {} or more for the full number",
+      fit, wanted, limit, kFdReserve, kFdReserve + 2 * wanted);
+  return fit;
+}
 
 void install_connection_limits(httplib::Server& s, const HttpLimits& l) {
   auto read_us = static_cast<int64_t>(l.read_seconds * 1e6);

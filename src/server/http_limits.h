@@ -76,6 +76,13 @@ std::vector<HttpLimitMetric> http_limit_metrics();
 // per-request checks are run by install_common_handlers' pre-routing handler through
 // check_request_limits, and the end of each answer is reported by answer_written.
 void install_connection_limits(httplib::Server& s, const HttpLimits& l);
+// `wanted` connections, or fewer when the open-file limit (RLIMIT_NOFILE, its soft value) would
+// not leave the process descriptors of its own past them (segments, flow files, sidecars, the
+// queries' files): each connection holds one, and under `ulimit -n 16` idle connections took
+// the writer's. At most half of what the limit leaves past kFdReserve, and at least 4; a
+// warning in the log when it cuts.
+inline constexpr size_t kFdReserve = 128;
+size_t connections_within_fd_limit(size_t wanted);
 
 // Binds `s` to host:port (0: any free port) as bind_to_port/bind_to_any_port do, then raises
 // the listening backlog from httplib's 5 to SOMAXCONN, before any thread serves the socket.

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -447,4 +449,23 @@ TEST(HttpLimitsDefaults, AStalledHeaderIsTheDeadlinesCutNotHttplibsReadTimeout) 
   // "400 malformed request" and not counted in tm_http_header_timeouts_total.
   tmach::server::HttpLimits lim;
   EXPECT_GE(lim.read_seconds, lim.header_seconds + 0.5);
+}
+
+// Under `ulimit -n 16`, idle HTTP connections took the descriptors the writer needed for its
+// next segment: the connections now fit under the open-file limit, with room kept.
+TEST(HttpLimitsDefaults, ConnectionsFitUnderTheOpenFileLimit) {
+  struct rlimit was {};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &was), 0);
+  const auto with_soft_limit = [&](rlim_t soft) {
+    struct rlimit r = was;
+    r.rlim_cur = std::min(soft, was.rlim_max);
+    EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+    const size_t n = tmach::server::connections_within_fd_limit(256);
+    EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &was), 0);
+    return n;
+  };
+  if (was.rlim_max < 1024) GTEST_SKIP() << "the hard open-file limit is below 1024";
+  EXPECT_EQ(with_soft_limit(1024), 256u);  // the usual default: nothing cut
+  EXPECT_EQ(with_soft_limit(328), (328 - tmach::server::kFdReserve) / 2);
+  EXPECT_EQ(with_soft_limit(64), 4u);  // never none
 }
