@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "conn/flow_key.h"
 #include "flow/flow_file.h"
 #include "flow/flow_store.h"
 #include "query/eval.h"
@@ -184,7 +185,10 @@ std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id,
                                         std::vector<std::string>* problems) {
   FlowRow row;
   if (!find_flow(store, id, row, problems)) return std::nullopt;
-  FlowPackets f{connections_filter({row}), row.rec.first_ts, row.rec.last_ts + 1,
+  FlowPackets f{connections_filter({row}),
+                connection_of(row.rec),
+                row.rec.first_ts,
+                row.rec.last_ts + 1,
                 (row.rec.flags & kFlowClassMoved) || row.cls.empty() || row.cls[0] == '#' ? "" : row.cls,
                 row.rec.stored};
   if (row.rec.end == static_cast<uint8_t>(EndState::kOpen)) {
@@ -259,8 +263,30 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
   return o;
 }
 
+FlowConnection connection_of(const FlowRecord& r) {
+  return FlowConnection{r.orig, r.resp, r.orig_port, r.resp_port, r.proto, r.tunnel};
+}
+
+bool of_connections(const std::vector<FlowConnection>& conns, const packet::PacketInfo& p) {
+  conn::KeyedPacket kp;
+  if (!conn::make_key(p, kp)) return false;  // (no IP layer: no flow's)
+  const packet::IpLayer& l = *p.inner();
+  const bool sa = conn::has_sa(l);
+  const bool no_ports = l.fragment && l.frag_offset > 0 && !l.has_ports;
+  const conn::FlowKey& k = kp.key;
+  for (const FlowConnection& c : conns) {
+    if (k.proto != c.proto || (!sa && k.tunnel != c.tunnel)) continue;
+    const bool ports_ab = sa || no_ports || (k.port_a == c.orig_port && k.port_b == c.resp_port);
+    const bool ports_ba = sa || no_ports || (k.port_a == c.resp_port && k.port_b == c.orig_port);
+    if ((k.a == c.orig && k.b == c.resp && ports_ab) || (k.a == c.resp && k.b == c.orig && ports_ba))
+      return true;
+  }
+  return false;
+}
+
 std::string community_filter(const std::string& store, const std::string& id,
-                             std::vector<std::string>* problems, uint64_t* stored) {
+                             std::vector<std::string>* problems, uint64_t* stored,
+                             std::vector<FlowConnection>* conns) {
   FlowQueryStats st;
   auto rows = query_flows(store, query::parse_expr(""), 0, UINT64_MAX, st, has_community_id(id));
   if (problems) problems->insert(problems->end(), st.lost.begin(), st.lost.end());
@@ -271,6 +297,8 @@ std::string community_filter(const std::string& store, const std::string& id,
     *stored = 0;
     for (auto& [fid, n] : by_id) *stored += n;
   }
+  if (conns)
+    for (const auto& r : rows) conns->push_back(connection_of(r.rec));
   return connections_filter(rows);
 }
 

@@ -71,8 +71,29 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out,
 // packet; when its newest record is an interim one (the connection was still open then: it may
 // have packets after that record), the first packet of the next flow of its 5-tuple, or
 // UINT64_MAX when there is none. nullopt when no flow file has it.
+// A flow record's connection as the recorder keyed it (conn::make_key: the innermost IP
+// layer's addresses, ports and protocol, and the hash of the layers around it). A query of a
+// flow's packets (tm query --flow, --community-id) checks every packet its filter matched
+// against it (of_connections): the filter alone took packets of other connections with the
+// same addresses, ports and protocol — the same inner 5-tuple in another tunnel (another VXLAN
+// VNI), or a tunnel's packets whose outer addresses and inner protocol matched a plain flow's.
+struct FlowConnection {
+  packet::IpAddr orig, resp;
+  uint16_t orig_port = 0, resp_port = 0;
+  uint8_t proto = 0;
+  uint32_t tunnel = 0;
+};
+FlowConnection connection_of(const FlowRecord& r);
+// Whether decoded packet `p` (a later fragment with its datagram's layers where the query knew
+// them) is of one of `conns`: its conn::make_key() is one of theirs. A later fragment whose
+// first the query did not see has no ports (its addresses, protocol and tunnel must match),
+// and an ESP or AH packet, keyed by its SA pair, which one packet does not tell, is matched by
+// its addresses and protocol: as the filter matched them before.
+bool of_connections(const std::vector<FlowConnection>& conns, const packet::PacketInfo& p);
+
 struct FlowPackets {
   std::string filter;
+  FlowConnection conn;
   uint64_t first_ns = 0, end_ns = UINT64_MAX;
   // The class whose segments hold its packets; empty when any may (moved to another class
   // while open, or a class its flow file does not name).
@@ -101,8 +122,9 @@ std::string connections_filter(const std::vector<FlowRow>& rows);
 // connections_filter() of every flow record of `store` with Community ID `id` (whenever it
 // was seen: the ID names a 5-tuple); empty when none has it. `stored` (when given) gets the
 // packets those records say tm stored.
+// `conns` (when given) gets those records' connections.
 std::string community_filter(const std::string& store, const std::string& id,
                              std::vector<std::string>* problems = nullptr,  // (as find_flow)
-                             uint64_t* stored = nullptr);
+                             uint64_t* stored = nullptr, std::vector<FlowConnection>* conns = nullptr);
 
 }  // namespace tmach::flow

@@ -165,7 +165,8 @@ class Engine {
     if (ts < q_.from_ns || ts >= q_.to_ns) return;
     ++st_.candidates;
     packet::FragmentLayers::Outcome o;
-    const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o);
+    const bool hit = filter_.matches(sm.linktype, data, caplen, wirelen, frags_, ts, o) &&
+                     of_connection(sm.linktype, data, caplen);
     if (hit) keep(sm, off, ts, data, caplen);
     if (o == packet::FragmentLayers::Outcome::kOrphan) {
       // At most kMaxOrphans waiting, the oldest forgotten first (its verdict as it was stands),
@@ -195,7 +196,8 @@ class Engine {
     uint32_t h[4];
     std::memcpy(h, rec, 16);
     packet::FragmentLayers::Outcome o;
-    const bool hit = filter_.matches(sm.linktype, rec + 16, h[2], h[3], frags_, m.at.ts, o);
+    const bool hit = filter_.matches(sm.linktype, rec + 16, h[2], h[3], frags_, m.at.ts, o) &&
+                     of_connection(sm.linktype, rec + 16, h[2]);
     if (o != packet::FragmentLayers::Outcome::kInherited) return;  // (its first went meanwhile)
     if (hit && m.kept == Orphan::kNotKept) {
       keep(sm, m.at.off, m.at.ts, rec + 16, h[2]);
@@ -203,6 +205,16 @@ class Engine {
     } else if (!hit && m.kept != Orphan::kNotKept) {
       dropped_.push_back(m.kept);
     }
+  }
+
+  // QuerySpec::connection of a frame the filter matched (true without one): of the frame as the
+  // exact evaluator decoded it (filter_.last(): a later fragment with its datagram's layers), or,
+  // when libpcap matched it, as decoded here.
+  bool of_connection(uint32_t linktype, const uint8_t* data, uint32_t caplen) {
+    if (!q_.connection) return true;
+    if (!filter_.bpf()) return q_.connection(filter_.last());
+    packet::decode(linktype, data, caplen, decoded_);
+    return q_.connection(decoded_);
   }
 
   // A match joins the segment's list; read through the reader, its bytes are copied.
@@ -464,6 +476,7 @@ class Engine {
   QueryStats& st_;
   PacketFilter filter_{q_.text, q_.parsed};
   packet::FragmentLayers frags_;
+  packet::PacketInfo decoded_;  // (of_connection, when libpcap matched)
   static constexpr size_t kMaxOrphans = 4096;
   struct Orphan {
     static constexpr size_t kNotKept = SIZE_MAX;

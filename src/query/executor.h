@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "packet/packet_info.h"
 #include "query/parser.h"
 #include "store/catalog.h"
 
@@ -20,6 +21,10 @@ struct QuerySpec {
   uint64_t to_ns = UINT64_MAX;       // exclusive
   std::vector<std::string> classes;  // empty: all
   uint64_t limit = 0;                // > 0: only the first `limit` matches in time order (tcpdump -c)
+  // When given, a packet the filter matched is an answer only if this says so too, of the packet
+  // as decoded (a later fragment with its datagram's layers where the query knew them): the
+  // exact test of a flow's connection (flow::of_connections), which its filter alone cannot make.
+  std::function<bool(const packet::PacketInfo&)> connection;
 };
 
 struct QueryStats {

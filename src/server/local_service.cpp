@@ -365,7 +365,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   if (!r.flow_id.empty() && !r.community_id.empty())
     refuse("give --flow or --community-id, not both", "give flow_id or community_id, not both");
   std::string conns;
-  std::optional<flow::FlowPackets> flow;  // (flow_id: the flow found)
+  std::optional<flow::FlowPackets> flow;    // (flow_id: the flow found)
+  std::vector<flow::FlowConnection> exact;  // their connections, as the recorder keyed them
   // Not found where flow records could not be read: said, as it may be among them.
   std::vector<std::string> damage;
   auto unless_damaged = [&damage] {
@@ -377,7 +378,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   // that does not narrow them (a filter, times, classes), means they are no longer on disk.
   uint64_t stored = 0;
   if (!community_id.empty()) {
-    conns = flow::community_filter(o_.store, community_id, &damage, &stored);
+    conns = flow::community_filter(o_.store, community_id, &damage, &stored, &exact);
     if (conns.empty())
       p.no_connection = fmt::format("no flow record{} of store {} has Community ID {}", unless_damaged(),
                                     o_.store, r.community_id);
@@ -388,6 +389,7 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       throw BadRequest(fmt::format("flow_id: '{}' is not a flow id (a number from tm flows)", r.flow_id));
     if ((flow = flow::flow_packets(o_.store, id, &damage))) {
       conns = flow->filter;
+      exact.push_back(flow->conn);
       stored = flow->stored;
     } else {
       p.no_connection =
@@ -403,6 +405,10 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   }
   p.q = spec(filter, r.from, "from", r.to, true, false);
   p.q.limit = r.limit;
+  if (!exact.empty())
+    p.q.connection = [exact = std::move(exact)](const packet::PacketInfo& pk) {
+      return flow::of_connections(exact, pk);
+    };
   if (flow) {
     // The request's range within the flow's lifetime (its 5-tuple's other flows are outside it),
     // or why the flow has no packet in it.

@@ -317,6 +317,27 @@ class FlowCounts(StoreTest):
                     self.assertNotEqual(p.returncode, 0, p.stderr)
                     self.assertIn(b"flow %s's" % str(r["id"]).encode(), p.stderr)
 
+    def test_a_tunnelled_flow_is_its_own_packets_not_its_tunnels_or_neighbours(self):
+        """--flow gives the packets the recorder counted for the flow, no more: its filter (addresses, ports,
+        protocol) also took the same inner 5-tuple in another tunnel, and a tunnel's packets whose outer
+        addresses and inner protocol matched a plain flow's (a GRE flow of 8 packets answered 29, a Geneve one
+        of 17 answered 33, its other direction in another VNI). --community-id likewise gives its flows'."""
+        for name in ("various_gre.pcap", "tcpdump-geneve.pcap", "vxlan.pcap", "gtp1_gn_normal_incl_fragmentation.pcap"):
+            with self.subTest(capture=name):
+                store = self.path(name)
+                record(store, [corpus("tunnels", name)], "--cutoff", "none")
+                rows = self.flows(store)
+                self.assertTrue(rows)
+                by_cid = {}
+                for r in rows:
+                    got = tm("query", "--store", store, "--flow", str(r["id"]), "--count", "-q")
+                    self.assertEqual(int(got.stdout), r["stored_pkts"], r)
+                    if r.get("community_id"):
+                        by_cid[r["community_id"]] = by_cid.get(r["community_id"], 0) + r["stored_pkts"]
+                for cid, n in by_cid.items():
+                    got = tm("query", "--store", store, "--community-id", cid, "--count", "-q")
+                    self.assertEqual(int(got.stdout), n, cid)
+
     def test_a_damaged_flow_block_is_said_where_a_flow_is_not_found(self):
         """A flow whose record is in a damaged block of a flow file: tm query --flow / --community-id say
         the flow records they could not read, not only "no flow" (as if the store had never seen it)."""
