@@ -310,6 +310,9 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
           others.push_back(std::to_string(rows[i].first.rec.id));  // (as the flow JSON: a string)
       stored = r.stored;
       q.filter = tuple_filter(a, r.proto);
+      // The flow's own packets, as tm query --flow gives them: its tuple alone also took the same
+      // inner tuple in another tunnel, and a tunnel's packets that matched it across layers.
+      q.flow_id = std::to_string(r.id);
       q_from = r.first_ts;
       q_to = r.last_ts + 1;
       if (r.end == static_cast<uint8_t>(flow::EndState::kOpen)) {

@@ -117,6 +117,29 @@ def slurp(path):
         return f.read()
 
 
+class TunnelEvidence(StoreTest):
+    def test_a_tunnelled_connections_evidence_is_its_own_packets(self):
+        """An alert for ICMP between two hosts inside Geneve, whose two directions are in two VNIs (two
+        connections, two flow records of 3 packets): its evidence was 5 packets, its tuple's in both
+        tunnels, while its JSON said 3 stored. It is the flow's 3, as tm query --flow gives them."""
+        record(self.store, [corpus("tunnels", "tcpdump-geneve.pcap")], "--cutoff", "none")
+        eve = self.path("eve.json")
+        with open(eve, "w") as f:
+            f.write(json.dumps({"timestamp": "2015-02-01T22:04:34.000000+0000", "flow_id": 77, "event_type": "alert",
+                                "src_ip": "30.0.0.1", "dest_ip": "30.0.0.2", "proto": "ICMP", "icmp_type": 8,
+                                "icmp_code": 0, "alert": {"signature": "ping", "signature_id": 1}}) + "\n")
+        out = self.path("out")
+        tm("evidence", "--store", self.store, "--eve", eve, "--out", out)
+        with open(os.path.join(out, "77.json")) as f:
+            j = json.load(f)
+        ev = j["evidence"]
+        self.assertEqual(j["flow"]["orig_addr"], "30.0.0.1")
+        self.assertEqual(ev["packets_stored"], 3)
+        self.assertEqual(ev["packets"], 3)
+        flow = self.path("flow.pcap")
+        tm("query", "--store", self.store, "--flow", str(j["flow"]["id"]), "-w", flow)
+        self.assertSamePackets(tcpdump_packets(os.path.join(out, "77.pcap")), tcpdump_packets(flow), "evidence")
+
 class Evidence(StoreTest):
     def setUp(self):
         super().setUp()
