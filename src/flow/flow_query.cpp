@@ -77,6 +77,26 @@ FlowRow::Packets SegmentsOnDisk::packets_left(const FlowRecord& r, const std::st
   return oldest <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
 }
 
+std::string not_in_flow_records(const query::Expr& e) {
+  using K = query::Predicate::Kind;
+  if (e.op == query::Expr::Op::kPred) {
+    const query::Predicate& p = e.pred;
+    const bool packets_only = p.kind == K::kVlan || p.kind == K::kTunnel || p.kind == K::kSpi ||
+                              p.layer == query::Predicate::Layer::kOuter;
+    return packets_only ? p.str() : std::string();
+  }
+  for (const query::Expr& k : e.kids)
+    if (std::string s = not_in_flow_records(k); !s.empty()) return s;
+  return {};
+}
+
+std::string not_in_flow_records_error(const std::string& what) {
+  return fmt::format(
+      "flow records answer host/net/port/protocol filters of a connection's innermost addresses; '{}' is not "
+      "in them (VLAN tags, tunnels, SPIs and outer layers are the packets': use tm query)",
+      what);
+}
+
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
                                  uint64_t to, FlowQueryStats& st, const FlowPredicate& keep) {
   if (parsed.kind == query::ParseResult::Kind::kError)
@@ -85,6 +105,8 @@ std::vector<FlowRow> query_flows(const std::string& store, const query::ParseRes
     throw std::runtime_error(
         fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
                     parsed.unplanned));
+  if (std::string s = not_in_flow_records(parsed.expr); !s.empty())
+    throw std::runtime_error(not_in_flow_records_error(s));
   // (A clear error for a missing or foreign directory, before anything else. The segments are
   // listed once the records are read, for packets_left(): one written meanwhile may hold some
   // of theirs.)

@@ -530,6 +530,8 @@ std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
     throw BadRequest(fmt::format(
         "filter: flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
         q.parsed.unplanned));
+  if (std::string s = flow::not_in_flow_records(q.parsed.expr); !s.empty())
+    throw BadRequest("filter: " + flow::not_in_flow_records_error(s));
   flow::FlowQueryStats st;
   const std::string community_id = community_id_of(r.community_id);
   auto rows =

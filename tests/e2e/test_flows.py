@@ -472,6 +472,14 @@ class FlowCounts(StoreTest):
         p = tm("flows", "--store", self.store, "tcp[13] & 2 != 0", check=False)
         self.assertEqual(p.returncode, 2)  # the request's error (400 over the API), as a syntax error
         self.assertIn("tm query", p.stderr.decode())
+        # What a record does not hold (it has the innermost layer, and a hash of those around it): `vlan 10`
+        # answered no flow and `not vlan` every one, with exit 0 (encapsulation tester, on q-in-q.pcap).
+        for f, named in (("vlan 10", "vlan 10"), ("not vlan", "vlan"), ("tcp and not geneve", "tunnel geneve"),
+                         ("not tunnel", "tunnel"), ("spi 5", "spi 5"), ("outer host 10.0.0.1", "outer host 10.0.0.1")):
+            p = tm("flows", "--store", self.store, f, check=False)
+            self.assertEqual(p.returncode, 2, f)
+            self.assertIn("'%s' is not in them" % named, p.stderr.decode())
+        self.assertEqual(self.flows(self.store, "inner udp and port 53"), rows)  # the innermost layer: answered
 
     def test_flow_file_cut_short(self):
         src = corpus("mixed", "echo-connections.pcap")
