@@ -79,6 +79,8 @@ int print_explain(const nlohmann::json& j) {
   std::string filter = j.contains("query_filter") ? str(j, "query_filter") : str(j, "filter");
   std::cout << "filter: " << (filter.empty() ? "(all packets)" : filter) << "\n";
   if (std::string p = str(j, "parsed"); !p.empty()) std::cout << "parsed: " << p << "\n";
+  if (std::string c = str(j, "connections"); !c.empty())
+    std::cout << "connections: " << c << " (checked per packet: libpcap answers the filter)\n";
   if (std::string plan = str(j, "plan"); !plan.empty())
     std::cout << "plan: " << plan << (plan.back() != '\n' ? "\n" : "");
   if (at(j, "from_ns").is_number_unsigned()) {

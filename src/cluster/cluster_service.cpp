@@ -242,7 +242,7 @@ server::Reply ClusterService::explain(const server::QueryRequest& q, const serve
       no_connection = b["no_connection"].get<std::string>();
     } else if (range.is_null()) {  // (the query's range and filter, a flow's on its worker)
       range = json::object();
-      for (const char* k : {"from_ns", "to_ns", "query_filter"})
+      for (const char* k : {"from_ns", "to_ns", "query_filter", "connections"})
         if (b.contains(k)) range[k] = b[k];
     }
     if (b.value("link_types", json()).is_array())

@@ -331,7 +331,10 @@ struct LocalService::PacketQuery {
   std::string no_connection;
   std::vector<std::string> notes;  // warnings the answer starts with (a flow outside the classes asked for)
   std::string if_empty;            // a warning the answer ends with when it holds no packet
-  store::Catalog cat;              // (names only) scanned after the live writer's flush, when `sync`
+  // The connections' selector when it is not in q.text (a filter libpcap answers whole): they
+  // are then checked per packet only (q.connection), and --explain says so.
+  std::string connections;
+  store::Catalog cat;  // (names only) scanned after the live writer's flush, when `sync`
 
   // The link types of the segments the query may read (by class, and by time as far as the
   // names tell: a segment's name holds its first timestamp). A tm frontend reads them from
@@ -403,6 +406,18 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   } catch (const std::invalid_argument& e) {
     throw BadRequest(e.what());
   }
+  // A filter libpcap answers whole (it has `vlan`, `mpls`, `pppoes` or `geneve`, which move the
+  // offsets of what follows them) would take the connections' selector at libpcap's offsets
+  // too: `vlan and greater 0` with a tagged flow's was refused, "expression rejects all
+  // packets". It is the filter alone then, the connections checked per packet (QuerySpec::
+  // connection) within their lifetime: libpcap's answer is a scan of that time anyway.
+  if (!exact.empty() && !r.filter.empty()) {
+    const query::ParseResult user = query::parse_expr(r.filter);
+    if (user.kind == query::ParseResult::Kind::kBpfOnly && !user.split()) {
+      p.connections = conns;
+      filter = r.filter;
+    }
+  }
   p.q = spec(filter, r.from, "from", r.to, true, false);
   p.q.limit = r.limit;
   if (!exact.empty())
@@ -463,6 +478,7 @@ Reply LocalService::explain(const QueryRequest& r, const StopCheck& stop) {
   json j = filter_plan(p.q.text, false);  // (libpcap: packet_query checked it for the store's link types)
   j["filter"] = r.filter;
   if (p.q.text != r.filter) j["query_filter"] = p.q.text;
+  if (!p.connections.empty()) j["connections"] = p.connections;
   j["from_ns"] = p.q.from_ns;
   j["to_ns"] = p.q.to_ns == UINT64_MAX ? json(nullptr) : json(p.q.to_ns);
   std::set<uint32_t> links = p.links();

@@ -338,6 +338,26 @@ class FlowCounts(StoreTest):
                     got = tm("query", "--store", store, "--community-id", cid, "--count", "-q")
                     self.assertEqual(int(got.stdout), n, cid)
 
+    def test_a_tagged_flow_with_a_filter_libpcap_answers_whole(self):
+        """`--flow ID 'vlan and greater 0'` of a VLAN-tagged flow: the flow's selector went to libpcap with the
+        filter, at untagged offsets, and the query was refused ("expression rejects all packets"). The flow is
+        now checked per packet, the filter answered by libpcap: its tagged packets, as tcpdump counts them."""
+        for name in ("icmp_dot1q.pcap", "q-in-q.pcap"):
+            with self.subTest(capture=name):
+                store = self.path(name)
+                src = corpus("link", name)
+                record(store, [src], "--cutoff", "none")
+                for r in self.flows(store):
+                    flow = self.path("flow-%s.pcap" % r["id"])
+                    tm("query", "--store", store, "--flow", str(r["id"]), "-w", flow)
+                    want = len(tcpdump_packets(flow, "vlan and greater 0"))
+                    self.assertGreater(want, 0)
+                    got = tm("query", "--store", store, "--flow", str(r["id"]), "--count", "-q", "vlan and greater 0")
+                    self.assertEqual(int(got.stdout), want, r)
+                    text = tm("query", "--store", store, "--flow", str(r["id"]), "--explain",
+                              "vlan and greater 0").stdout.decode()
+                    self.assertIn("(checked per packet: libpcap answers the filter)", text)
+
     def test_a_damaged_flow_block_is_said_where_a_flow_is_not_found(self):
         """A flow whose record is in a damaged block of a flow file: tm query --flow / --community-id say
         the flow records they could not read, not only "no flow" (as if the store had never seen it)."""
