@@ -51,10 +51,13 @@ DecodeStatus decode_ethertype(const uint8_t* d, uint32_t cap, uint32_t off, uint
       case kEthVlan:
       case kEthQinQ:
       case kEthQinQOld: {
-        if (off + 4 > cap) return truncated(out, "vlan_truncated");
+        // A tag whose TCI was captured is recorded even when what follows is cut: the frame is
+        // of that VLAN (`vlan 100`), as libpcap and Wireshark read it.
+        if (off + 2 > cap) return truncated(out, "vlan_truncated");
         uint16_t vid = rd16(d + off) & 0x0fff;
         if (out.vlan_count < PacketInfo::kMaxVlans) out.vlans[out.vlan_count] = vid;
         if (out.vlan_count < 0xff) ++out.vlan_count;
+        if (off + 4 > cap) return truncated(out, "vlan_truncated");
         type = rd16(d + off + 2);
         off += 4;
         continue;

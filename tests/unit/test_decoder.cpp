@@ -497,7 +497,14 @@ TEST(Decoder, VlanTags) {
   EXPECT_EQ(pi.vlans[3], 4);
   EXPECT_EQ(pi.ip[0].l3_offset, 14 + 24);
 
+  // Cut inside the second tag: after its TCI (its VLAN is known, as libpcap and Wireshark read
+  // it: `vlan 2` matched no such frame), and before.
   pi = dec(tmach::packet::kLinkEthernet, f, 14 + 6);
+  EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
+  EXPECT_STREQ(pi.anomaly, "vlan_truncated");
+  EXPECT_EQ(pi.vlan_count, 2);
+  EXPECT_EQ(pi.vlans[1], 2);
+  pi = dec(tmach::packet::kLinkEthernet, f, 14 + 5);
   EXPECT_EQ(pi.status, DecodeStatus::kTruncated);
   EXPECT_STREQ(pi.anomaly, "vlan_truncated");
   EXPECT_EQ(pi.vlan_count, 1);
