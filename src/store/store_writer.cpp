@@ -242,6 +242,8 @@ void StoreWriter::finish() {
     sealer_.stop();  // (once every queued seal is done)
     collect_every_seal();
   }
+  // (Cut while writes kept failing: their last chance in this run, counted if it fails.)
+  for (auto& u : std::exchange(unsealed_until_writing_, {})) unsealed_.push_back(std::move(u));
   if (!unsealed_.empty()) {  // (live only)
     // Sidecars are a few MB: room for them is made one oldest segment at a time, the seals
     // tried again after each deletion (room to record on, evict_for_room()'s aim, is not

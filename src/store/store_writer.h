@@ -289,6 +289,8 @@ class StoreWriter {
   // once and their tick held for a second, the packets' writes untouched.
   void write_failed(const std::string& what, int err, bool flows);
   void writing_again();  // a drain and flush that wrote packets succeeded after write_failed()
+  // The segments in unsealed_until_writing_, sealed from their files now (or counted unsealed).
+  void retry_unsealed_until_writing();
   // finish() after a failure: what the rings still hold will not be written; counted lost.
   void discard_rings();
   // Deletes the oldest sealed segments of any class while the disk is short of room
@@ -345,6 +347,10 @@ class StoreWriter {
   bool flows_failing_ = false;                              // writer thread: the tick failed (write_failed)
   std::chrono::steady_clock::time_point flows_retry_at_{};  // writer thread: its next try
   std::vector<std::pair<uint16_t, std::string>> unsealed_;  // writer thread: seals that failed (class, base)
+  // Writer thread: segments cut while writes kept failing (not for room) whose seal failed too:
+  // sealed from their files once a write succeeds again (writing_again()), or at finish(). They
+  // stayed without a sidecar until the next start, scanned by every query.
+  std::vector<std::pair<uint16_t, std::string>> unsealed_until_writing_;
   uint32_t test_delay_us_ = 0;
   std::chrono::steady_clock::time_point test_next_{};  // the thread draining: the paced writer's next turn
   AdoptReport adopt_;

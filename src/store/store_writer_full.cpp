@@ -320,8 +320,21 @@ void StoreWriter::write_failed(const std::string& what, int err, bool flows) {
 void StoreWriter::writing_again() {
   if (failing_writes_ > 1) spdlog::warn("writer: writing again, after {} failed attempts", failing_writes_);
   failing_writes_ = 0;
-  std::lock_guard lk(error_mu_);
-  write_problem_.clear();
+  {
+    std::lock_guard lk(error_mu_);
+    write_problem_.clear();
+  }
+  retry_unsealed_until_writing();
+}
+
+void StoreWriter::retry_unsealed_until_writing() {
+  if (unsealed_until_writing_.empty()) return;
+  for (auto& u : std::exchange(unsealed_until_writing_, {})) unsealed_.push_back(std::move(u));
+  for (auto& [base, why] : reseal_unsealed())
+    spdlog::warn(
+        "writer: the segment {}.pcap, cut when writes began failing, was not sealed ({}); the next start "
+        "seals it",
+        base, why);
 }
 
 std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed(bool keep_full_disk) {
@@ -361,6 +374,10 @@ std::vector<std::pair<std::string, std::string>> StoreWriter::reseal_unsealed(bo
       fs::remove(seg.idx_path() + ".tmp", ec);
       if (keep_full_disk && full_disk(util::error_number_of(e))) {
         kept.emplace_back(cls, base);
+        continue;
+      }
+      if (!finished_ && failing_writes_ > 0 && !full_disk(util::error_number_of(e))) {
+        unsealed_until_writing_.emplace_back(cls, base);  // (writes are failing: tried again when they pass)
         continue;
       }
       // Not tried again in this run: it stays without a sidecar until the next start (or its

@@ -177,6 +177,39 @@ TEST(StoreFull, WritesThatKeepFailingAreReportedOnceAndTriedAgain) {
   EXPECT_NE(text.find("writing again"), std::string::npos) << text;
 }
 
+// The segment open when writes began failing is cut back and sealed from its file; when that
+// seal fails too (writes are failing), it is sealed once a write succeeds again. It stayed
+// without a sidecar until the next start, every query scanning it (hostile-environment tester).
+TEST(StoreFull, TheSegmentCutWhenWritesBeganFailingIsSealedOnceTheyPass) {
+  TempDir d;
+  store::StoreWriter w(live_options(d.p / "store"));  // (512 KiB segments)
+  LogCapture log;
+  w.start();
+  uint64_t ts = 1'000'000'000;
+  push(w, ts, 100);  // 100 KB in the open segment, on disk
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(3000)));
+  {
+    FileSizeLimit limit(0);  // no file may grow: the segment's next write and its sidecar fail
+    ASSERT_TRUE(within(std::chrono::milliseconds(3000), [&] {
+      push(w, ts, 10);
+      return !w.problem().empty();
+    })) << log.str();
+  }
+  push(w, ts, 100);
+  ASSERT_TRUE(within(std::chrono::milliseconds(3000), [&] { return w.problem().empty(); })) << log.str();
+  ASSERT_TRUE(w.sync(std::chrono::milliseconds(3000)));
+  // The first segment (the one cut) is sealed, while the writer runs: its sidecar is there.
+  std::vector<fs::path> pcaps;
+  for (auto& e : fs::directory_iterator(d.p / "store" / "default"))
+    if (e.path().extension() == ".pcap") pcaps.push_back(e.path());
+  std::sort(pcaps.begin(), pcaps.end());
+  ASSERT_GE(pcaps.size(), 2u);
+  EXPECT_TRUE(fs::exists(fs::path(pcaps[0]).replace_extension(".idx"))) << pcaps[0] << "\n" << log.str();
+  EXPECT_EQ(w.stats(0).segments_unsealed.load(), 0u);
+  w.finish();
+  EXPECT_FALSE(w.failed()) << w.error();
+}
+
 // The flow records' writer runs on the writer thread's tick: when its writes fail (other than
 // for room) the packets' are untouched, neither cut nor held, and it is said once.
 TEST(StoreFull, FlowRecordsThatCannotBeWrittenDoNotHoldThePackets) {
@@ -632,13 +665,19 @@ TEST(StoreFull, LiveASegmentLeftUnsealedIsCountedWhileRecording) {
   store::StoreWriter w(live_options(d.p / "store"));  // (512 KiB segments)
   const uint64_t first = 1'000'000'000;
   const std::string seg1 = (d.p / "store" / "default" / store::segment_base_name({1, first, 1})).string();
-  fs::create_directories(seg1 +
-                         ".idx.tmp");  // its sidecar cannot be written (twice; make_room then removes it)
+  // Its sidecar cannot be written, ever: a directory in its temporary file's place, not empty
+  // (an empty one was removed by the first failure's clean-up, and the seal tried again once
+  // writes passed then succeeded).
+  fs::create_directories(seg1 + ".idx.tmp/x");
   w.start();
   uint64_t ts = first;
   push(w, ts, 1000);  // ~1 MB: the first segment is sealed
-  ASSERT_TRUE(
-      within(std::chrono::milliseconds(5000), [&] { return w.stats(0).segments_unsealed.load() > 0; }))
+  // (Packets keep coming: once one is written, the seal is tried again, and fails for good.)
+  ASSERT_TRUE(within(std::chrono::milliseconds(5000),
+                     [&] {
+                       push(w, ts, 10);
+                       return w.stats(0).segments_unsealed.load() > 0;
+                     }))
       << "segments_unsealed " << w.stats(0).segments_unsealed.load() << ", write errors " << w.write_errors();
   EXPECT_EQ(w.stats(0).segments_unsealed.load(), 1u);
   EXPECT_FALSE(w.failed()) << w.error();
