@@ -80,18 +80,18 @@ int check_standard_output(const std::string& name, int rc) {
 
 // What std::bad_alloc means here (its what() is "std::bad_alloc", naming neither what nor why):
 // most often `ulimit -v`, below what tm maps at start.
-std::string out_of_memory() {
+std::string out_of_memory() try {
   struct rlimit as {};
   if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
     return fmt::format(
-        "out of memory: an allocation failed under the address-space limit (ulimit -v) of {} MiB; tm maps "
-        "its "
-        "RAM budgets, connection tables and capture buffers at start (their sizes: docs/CONFIG.md): lower "
-        "them or raise the limit",
+        "out of memory: an allocation failed under the address-space limit (ulimit -v) of {} MiB; "
+        "tm maps its RAM budgets, connection tables and capture buffers at start "
+        "(their sizes: docs/CONFIG.md): lower them or raise the limit",
         as.rlim_cur >> 20);
-  return "out of memory: an allocation failed (the machine, or the memory limit of tm's cgroup, had no more "
-         "to "
-         "give)";
+  return "out of memory: an allocation failed "
+         "(the machine, or the memory limit of tm's cgroup, had no more to give)";
+} catch (...) {  // (the text itself could not be had: memory is that short)
+  return "out of memory";
 }
 
 // The soft open-file limit raised to the hard one, as Go's runtime and most daemons do: tm holds
@@ -115,6 +115,9 @@ int Program::run_guarded(const std::string& name, const Runner& run) {
     // command and with --store as with --server (docs/USAGE.md, exit statuses).
     std::cerr << "tm " << name << ": " << e.what() << "\n";
     rc = 2;
+  } catch (const std::bad_array_new_length& e) {  // (a size gone wrong, not memory)
+    std::cerr << "tm " << name << ": " << e.what() << "\n";
+    rc = 1;
   } catch (const std::bad_alloc&) {
     std::cerr << "tm " << name << ": " << out_of_memory() << "\n";
     rc = 1;

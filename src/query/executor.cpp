@@ -208,11 +208,11 @@ class Engine {
   }
 
   // QuerySpec::connection of a frame the filter matched (true without one): of the frame as the
-  // exact evaluator decoded it (filter_.last(): a later fragment with its datagram's layers), or,
-  // when libpcap matched it, as decoded here.
+  // exact evaluator decoded it (filter_.last(): a later fragment with its datagram's layers; a
+  // split filter's too), or, when libpcap answered the whole filter, as decoded here.
   bool of_connection(uint32_t linktype, const uint8_t* data, uint32_t caplen) {
     if (!q_.connection) return true;
-    if (!filter_.bpf()) return q_.connection(filter_.last());
+    if (!filter_.libpcap_whole()) return q_.connection(filter_.last());
     packet::decode(linktype, data, caplen, decoded_);
     return q_.connection(decoded_);
   }

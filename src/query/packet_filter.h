@@ -56,6 +56,8 @@ class PacketFilter {
   PacketFilter& operator=(const PacketFilter&) = delete;
 
   bool bpf() const { return parsed_.kind == ParseResult::Kind::kBpfOnly; }
+  // libpcap answers the whole filter: matches() decodes nothing (last() is not the frame's).
+  bool libpcap_whole() const { return bpf() && !parsed_.split(); }
   // A frame of a link type the BPF filter cannot apply to never matches.
   bool matches(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   // The same for a query's re-check, frames in capture order: a later fragment whose first

@@ -250,12 +250,11 @@ void Session::run_shard(size_t i, const Around& around) {
   };
   while (!stopping()) {
     for (capture::PacketSource* s : shards_[i].sources) take(s, UINT64_MAX, wait_mode_);
-    // Live, the writer stops only when it cannot go on (its store directory gone: StoreGone);
-    // the capture then ends as at a signal, and the run with the writer's error.
-    if (writer_->failed()) [[unlikely]] {
-      stop();
-      break;
-    }
+    // Live, the writer stops only when it cannot go on (its store directory gone: StoreGone):
+    // the capture ends with its error, as with an interface that vanished (tm serve then stops
+    // its API at once, and does not say it was asked to stop).
+    if (writer_->failed()) [[unlikely]]
+      throw std::runtime_error("writer failed: " + writer_->error());
   }
   // Stopped: what the kernel had queued before the stop is read too (it arrived before it; in
   // wait mode up to a capture buffer of it, which stopping at once left unread and counted

@@ -411,9 +411,13 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   // too: `vlan and greater 0` with a tagged flow's was refused, "expression rejects all
   // packets". It is the filter alone then, the connections checked per packet (QuerySpec::
   // connection) within their lifetime: libpcap's answer is a scan of that time anyway.
+  // (Only then: a filter split between tm and libpcap, `greater 0`, leaves the selector to tm's
+  // evaluator, which knows a later fragment's datagram; judged by the connection alone, an
+  // orphan fragment joined a flow's answer and the flow's own later fragments of ESP or of an
+  // outer tunnel layer left it.)
   if (!exact.empty() && !r.filter.empty()) {
-    const query::ParseResult user = query::parse_expr(r.filter);
-    if (user.kind == query::ParseResult::Kind::kBpfOnly && !user.split()) {
+    const query::ParseResult joined = query::parse_expr(filter);
+    if (joined.kind == query::ParseResult::Kind::kBpfOnly && !joined.split()) {
       p.connections = conns;
       filter = r.filter;
     }
