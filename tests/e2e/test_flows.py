@@ -322,7 +322,8 @@ class FlowCounts(StoreTest):
         protocol) also took the same inner 5-tuple in another tunnel, and a tunnel's packets whose outer
         addresses and inner protocol matched a plain flow's (a GRE flow of 8 packets answered 29, a Geneve one
         of 17 answered 33, its other direction in another VNI). --community-id likewise gives its flows'."""
-        for name in ("various_gre.pcap", "tcpdump-geneve.pcap", "vxlan.pcap", "gtp1_gn_normal_incl_fragmentation.pcap"):
+        for name in ("various_gre.pcap", "tcpdump-geneve.pcap", "vxlan.pcap", "gtp1_gn_normal_incl_fragmentation.pcap",
+                     "gtp_ext_header.pcap"):
             with self.subTest(capture=name):
                 store = self.path(name)
                 record(store, [corpus("tunnels", name)], "--cutoff", "none")
@@ -331,6 +332,10 @@ class FlowCounts(StoreTest):
                 by_cid = {}
                 for r in rows:
                     got = tm("query", "--store", store, "--flow", str(r["id"]), "--count", "-q")
+                    self.assertEqual(int(got.stdout), r["stored_pkts"], r)
+                    # With a filter split between tm and libpcap, that takes every packet: the same (a
+                    # later fragment of an outer layer was judged without its datagram's layers).
+                    got = tm("query", "--store", store, "--flow", str(r["id"]), "--count", "-q", "greater 0")
                     self.assertEqual(int(got.stdout), r["stored_pkts"], r)
                     if r.get("community_id"):
                         by_cid[r["community_id"]] = by_cid.get(r["community_id"], 0) + r["stored_pkts"]
