@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 namespace tmach::store {
 
 std::string StoreDir::gone() const {
-  struct stat held {
-  }, now{};
+  struct stat held = {};
+  struct stat now = {};
   if (dir_lock_fd_ < 0 || ::fstat(dir_lock_fd_, &held) != 0) return {};
   if (::stat(root_.c_str(), &now) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) return {};  // (cannot tell: a later look may)
