@@ -304,6 +304,26 @@ namespace {
 // A time range asked from before the oldest packet a class holds, where segments of that class
 // were deleted (its sequence numbers have gaps: the disk budget, max_age, or lost): the answer
 // may lack packets of that time, said, so that an empty one is not read as "no traffic".
+// Whether a conjunction of `e` names VLAN tags the way tcpdump asks for stacked ones: `vlan and
+// vlan` (each `vlan` moves libpcap past one tag: double-tagged frames), `vlan and vlan 100`,
+// `vlan 100 and vlan 100`. tm matches a tag at any depth, so to it these are every tagged frame,
+// or every frame tagged 100: said, rather than answered silently as what they are not. (`vlan
+// 100 and vlan 200` is a frame with both tags, which is what it asks.)
+bool stacks_vlan_tags(const query::Expr& e) {
+  if (e.op == query::Expr::Op::kAnd) {
+    std::vector<int32_t> ids;
+    for (const query::Expr& k : e.kids)
+      if (k.op == query::Expr::Op::kPred && k.pred.kind == query::Predicate::Kind::kVlan)
+        ids.push_back(k.pred.vlan);
+    for (size_t i = 0; i < ids.size(); ++i)
+      for (size_t j = i + 1; j < ids.size(); ++j)
+        if (ids[i] < 0 || ids[j] < 0 || ids[i] == ids[j]) return true;
+  }
+  for (const query::Expr& k : e.kids)
+    if (stacks_vlan_tags(k)) return true;
+  return false;
+}
+
 void deleted_before(const store::Catalog& cat, const std::vector<std::string>& classes, uint64_t from_ns,
                     std::vector<std::string>& notes) {
   for (const auto& cls : cat.classes) {
@@ -454,6 +474,15 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   // (the filter as given: the error names it, not the flow's connection joined to it)
   if (bpf) check_libpcap(r.filter, query::parse_expr(r.filter), p.cat, r.classes);
   if (!r.from.empty()) deleted_before(p.cat, p.q.classes, p.q.from_ns, p.notes);
+  // (tm's own `vlan`: in a filter libpcap answers whole, it is libpcap's, as tcpdump reads it.)
+  if (stacks_vlan_tags(p.q.parsed.kind == query::ParseResult::Kind::kBpfOnly ? p.q.parsed.planned
+                                                                             : p.q.parsed.expr))
+    p.notes.push_back(
+        "the filter repeats 'vlan' in a conjunction: tm matches a VLAN tag at any depth, so 'vlan and vlan' "
+        "is "
+        "every tagged frame (and 'vlan and vlan N' every frame tagged N), not tcpdump's frames with two "
+        "tags; "
+        "'vlan A and vlan B' finds the frames with both tags");
   if (!p.no_connection.empty()) {
     p.cat = store::Catalog{};
     return p;

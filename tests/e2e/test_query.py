@@ -255,6 +255,18 @@ class DeletedBefore(StoreTest):
         self.assertNotIn("warning", p.stderr.decode())
 
 
+class StackedVlanTags(StoreTest):
+    def test_vlan_and_vlan_is_said_to_be_every_tagged_frame(self):
+        # tcpdump's `vlan and vlan` asks for double-tagged frames; tm's `vlan` is a tag at any depth, so it
+        # answered every tagged frame without a word (encapsulation tester).
+        record(self.store, [corpus("link", "q-in-q.pcap")], "--cutoff", "none")
+        note = "the filter repeats 'vlan' in a conjunction"
+        for f in ("vlan and vlan", "vlan and vlan 10", "(vlan 10 and tcp) and vlan 10"):
+            self.assertIn(note, tm("query", "--store", self.store, "--count", f).stderr.decode(), f)
+        for f in ("vlan", "vlan 10 and vlan 13", "vlan and greater 0 and vlan", "vlan or vlan"):
+            self.assertNotIn(note, tm("query", "--store", self.store, "--count", f).stderr.decode(), f)
+
+
 class Errors(StoreTest):
     def test_an_answer_is_not_written_into_the_store(self):
         # -w onto a segment of the store asked truncated it while it was read: its packets lost,
