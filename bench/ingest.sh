@@ -21,7 +21,8 @@
 #   BENCH_CUTOFF  tm connection cutoff (default 15k)
 #   BENCH_RUNS    rounds per capture, each running every tool once in turn; the fastest and the
 #                 median run are reported (default 1)
-#   BENCH_KEEP_STORE=1  keep the tm stores (default: deleted after measuring their size)
+#   BENCH_KEEP_STORE=1  keep the tm stores (default: each deleted after its run, once measured:
+#                 kept, its page cache slows the runs after it on a VM like ours)
 #
 # The captures' generator output (packets, connections, and the "conn:"/"host:" lines the query
 # benchmark uses) is saved next to them as CAPTURE.info.
@@ -134,7 +135,7 @@ warm() { cat "$1" >/dev/null; }
 
 # run_once CAPTURE_NAME TOOL RUN: one run of TOOL on the capture; keeps its wall time in
 # WALLS[name.tool] and the best run's CPU time and the highest peak RSS.
-declare -A WALLS BEST_WALL BEST_CPU MAX_RSS
+declare -A WALLS BEST_WALL BEST_CPU MAX_RSS STORE_BYTES
 run_once() {
   local name=$1 tool=$2 r=$3
   local file=$BENCH_DIR/$name.pcap
@@ -153,7 +154,12 @@ run_once() {
         tail -n 20 "$logf" >&2
         exit 1
       fi
-      [[ $tool == tm ]] || rm -rf "$store"  # (tm's is measured after the rounds)
+      # tm's store is measured now and deleted, as the others' are: kept through the round, its
+      # 1.1 GB of page cache made the runs after it meet this VM's slow writes (a plain dd of
+      # 1.1 GB took 4-9 s of system time then), and tm-base measured 5 s where alone it took 1.
+      # (BENCH_KEEP_STORE=1 keeps it, at that cost.)
+      if [[ $tool == tm ]]; then STORE_BYTES[$name]=$(du -sb "$store" 2>/dev/null | cut -f1); fi
+      if [[ $tool != tm || $BENCH_KEEP_STORE != 1 ]]; then rm -rf "$store"; fi
       ;;
     tcpdump)
       rm -f "$out"
@@ -197,8 +203,7 @@ run_capture() {
     done
   done
   if want tm; then
-    local sz
-    sz=$(du -sb "$store" 2>/dev/null | cut -f1)
+    local sz=${STORE_BYTES[$name]:-0}
     NOTES+=("tm store for $name: $(awk -v s="${sz:-0}" -v i="$(stat -c %s "$file")" \
       'BEGIN {printf "%.1f MB (%.1f%% of the input)", s / 1e6, 100 * s / i}') at cutoff $BENCH_CUTOFF")
     [[ $BENCH_KEEP_STORE == 1 ]] || rm -rf "$store"
