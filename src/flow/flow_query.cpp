@@ -77,6 +77,9 @@ FlowRow::Packets SegmentsOnDisk::packets_left(const FlowRecord& r, const std::st
   return oldest <= last_stored ? FlowRow::Packets::kSome : FlowRow::Packets::kNone;
 }
 
+namespace {
+
+// The first primitive of `e` that a flow record cannot answer ("" when there is none).
 std::string not_in_flow_records(const query::Expr& e) {
   using K = query::Predicate::Kind;
   if (e.op == query::Expr::Op::kPred) {
@@ -90,23 +93,27 @@ std::string not_in_flow_records(const query::Expr& e) {
   return {};
 }
 
-std::string not_in_flow_records_error(const std::string& what) {
-  return fmt::format(
-      "flow records answer host/net/port/protocol filters of a connection's innermost addresses; '{}' is not "
-      "in them (VLAN tags, tunnels, SPIs and outer layers are the packets': use tm query)",
-      what);
+}  // namespace
+
+std::string flow_filter_refusal(const query::ParseResult& parsed) {
+  if (parsed.kind == query::ParseResult::Kind::kBpfOnly)
+    return fmt::format(
+        "flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
+        parsed.unplanned);
+  if (std::string s = not_in_flow_records(parsed.expr); !s.empty())
+    return fmt::format(
+        "flow records answer host/net/port/protocol filters of a connection's innermost addresses; '{}' is "
+        "not "
+        "in them (VLAN tags, tunnels, SPIs and outer layers are the packets': use tm query)",
+        s);
+  return {};
 }
 
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
                                  uint64_t to, FlowQueryStats& st, const FlowPredicate& keep) {
   if (parsed.kind == query::ParseResult::Kind::kError)
     throw std::runtime_error(query::format_error("", parsed));
-  if (parsed.kind == query::ParseResult::Kind::kBpfOnly)
-    throw std::runtime_error(
-        fmt::format("flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
-                    parsed.unplanned));
-  if (std::string s = not_in_flow_records(parsed.expr); !s.empty())
-    throw std::runtime_error(not_in_flow_records_error(s));
+  if (std::string why = flow_filter_refusal(parsed); !why.empty()) throw std::runtime_error(why);
   // (A clear error for a missing or foreign directory, before anything else. The segments are
   // listed once the records are read, for packets_left(): one written meanwhile may hold some
   // of theirs.)

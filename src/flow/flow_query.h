@@ -61,12 +61,12 @@ using FlowPredicate = std::function<bool(const FlowRecord&)>;
 // it refuses are dropped as they are read, not held. Sorted by first timestamp.
 std::vector<FlowRow> query_flows(const std::string& store, const query::ParseResult& parsed, uint64_t from,
                                  uint64_t to, FlowQueryStats& st, const FlowPredicate& keep = {});
-// The first primitive of `e` that a flow record cannot answer ("" when there is none): a VLAN,
-// tunnel or SPI selector, or `outer`. A record holds its connection's innermost layer (its
-// addresses, ports, protocol) and a hash of the layers around it; matched against it, `vlan 10`
-// selected no flow and `not vlan` every one, tagged or not.
-std::string not_in_flow_records(const query::Expr& e);
-std::string not_in_flow_records_error(const std::string& what);  // the refusal, naming it
+// Why flow records cannot answer the filter `parsed` ("" when they can): a part libpcap would
+// answer (it needs packets' bytes), or a VLAN, tunnel or SPI selector or `outer`. A record
+// holds its connection's innermost layer (its addresses, ports, protocol) and a hash of the
+// layers around it; matched against it, `vlan 10` selected no flow and `not vlan` every one,
+// tagged or not. query_flows() throws it; a service refuses the request with it.
+std::string flow_filter_refusal(const query::ParseResult& parsed);
 // The record with this id, if any flow file still has it. `problems` (when given) gets the
 // damage the flow files showed (records of theirs that could not be read: the one asked for
 // may be among them; FlowQueryStats::lost).

@@ -360,9 +360,9 @@ size_t connections_within_fd_limit(size_t wanted) {
   const size_t fit = std::max<size_t>(4, limit > kFdReserve ? (limit - kFdReserve) / 2 : 0);
   if (fit >= wanted) return wanted;
   spdlog::warn(
-      "HTTP: at most {} connections at once (not {}): the open-file limit (ulimit -n) is {}, and the "
-      "recorder "
-      "keeps about {} descriptors for its own files; raise the limit to {} or more for the full number",
+      "HTTP: at most {} connections at once (not {}): the open-file limit (ulimit -n) is {}, "
+      "and the recorder keeps about {} descriptors for its own files; "
+      "raise the limit to {} or more for the full number",
       fit, wanted, limit, kFdReserve, kFdReserve + 2 * wanted);
   return fit;
 }

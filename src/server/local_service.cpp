@@ -478,11 +478,9 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   if (stacks_vlan_tags(p.q.parsed.kind == query::ParseResult::Kind::kBpfOnly ? p.q.parsed.planned
                                                                              : p.q.parsed.expr))
     p.notes.push_back(
-        "the filter repeats 'vlan' in a conjunction: tm matches a VLAN tag at any depth, so 'vlan and vlan' "
-        "is "
-        "every tagged frame (and 'vlan and vlan N' every frame tagged N), not tcpdump's frames with two "
-        "tags; "
-        "'vlan A and vlan B' finds the frames with both tags");
+        "the filter repeats 'vlan' in a conjunction: tm matches a VLAN tag at any depth, "
+        "so 'vlan and vlan' is every tagged frame (and 'vlan and vlan N' every frame tagged N), "
+        "not tcpdump's frames with two tags; 'vlan A and vlan B' finds the frames with both tags");
   if (!p.no_connection.empty()) {
     p.cat = store::Catalog{};
     return p;
@@ -574,13 +572,9 @@ std::string LocalService::query(const QueryRequest& r, const ByteSink& sink, con
 std::unique_ptr<Stream> LocalService::open_flows(const FlowRequest& r) {
   // (The command line has always taken from after to as an empty window for flows.)
   query::QuerySpec q = spec(r.filter, r.from, "from", r.to, o_.naming == LocalOptions::Naming::kParameters);
-  // A filter on packets' bytes cannot be answered by flow records: the client's error (400).
-  if (q.parsed.kind == query::ParseResult::Kind::kBpfOnly)
-    throw BadRequest(fmt::format(
-        "filter: flow records answer host/net/port/protocol filters; '{}' needs packets (use tm query)",
-        q.parsed.unplanned));
-  if (std::string s = flow::not_in_flow_records(q.parsed.expr); !s.empty())
-    throw BadRequest("filter: " + flow::not_in_flow_records_error(s));
+  // A filter flow records cannot answer (packets' bytes, VLAN tags, tunnels): the client's
+  // error (400).
+  if (std::string why = flow::flow_filter_refusal(q.parsed); !why.empty()) throw BadRequest("filter: " + why);
   flow::FlowQueryStats st;
   const std::string community_id = community_id_of(r.community_id);
   auto rows =
