@@ -223,13 +223,16 @@ std::optional<FlowPackets> flow_packets(const std::string& store, uint64_t id,
   if (row.rec.end == static_cast<uint8_t>(EndState::kOpen)) {
     // Its newest record is an interim one: the connection is still open (its later packets are
     // its own), or its recorder stopped without a final record (a crash, a damaged flow file),
-    // and then it ended before the next flow of its 5-tuple, if there is one.
+    // and then it ended before the next flow of its connection, if there is one: of its 5-tuple
+    // and in the same tunnel (the same 5-tuple in another tunnel is another connection, whose
+    // start says nothing of this one's end).
     f.end_ns = UINT64_MAX;
     FlowQueryStats st;
     const uint64_t last = row.rec.last_ts;
     for (const FlowRow& later :
-         query_flows(store, query::parse_expr(f.filter), last + 1, UINT64_MAX, st,
-                     [&](const FlowRecord& r) { return r.id != id && r.first_ts > last; }))
+         query_flows(store, query::parse_expr(f.filter), last + 1, UINT64_MAX, st, [&](const FlowRecord& r) {
+           return r.id != id && r.first_ts > last && same_connection(connection_of(r), f.conn);
+         }))
       f.end_ns = std::min(f.end_ns, later.rec.first_ts);
   }
   return f;
@@ -294,6 +297,12 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
 
 FlowConnection connection_of(const FlowRecord& r) {
   return FlowConnection{r.orig, r.resp, r.orig_port, r.resp_port, r.proto, r.tunnel};
+}
+
+bool same_connection(const FlowConnection& a, const FlowConnection& b) {
+  if (a.proto != b.proto || a.tunnel != b.tunnel) return false;
+  return (a.orig == b.orig && a.resp == b.resp && a.orig_port == b.orig_port && a.resp_port == b.resp_port) ||
+         (a.orig == b.resp && a.resp == b.orig && a.orig_port == b.resp_port && a.resp_port == b.orig_port);
 }
 
 bool of_connections(const std::vector<FlowConnection>& conns, const packet::PacketInfo& p) {

@@ -90,6 +90,10 @@ struct FlowConnection {
   uint32_t tunnel = 0;
 };
 FlowConnection connection_of(const FlowRecord& r);
+// Whether two records are of one connection as the recorder keys it: the same addresses, ports
+// (either direction) and protocol, and the same layers around them (tunnel hash; for ESP/AH the
+// SA pair). Two flows of one 5-tuple in two tunnels are not.
+bool same_connection(const FlowConnection& a, const FlowConnection& b);
 // Whether decoded packet `p` (a later fragment with its datagram's layers where the query knew
 // them) is of one of `conns`: its conn::make_key() is one of theirs. A later fragment whose
 // first the query did not see has no ports (its addresses, protocol and tunnel must match),

@@ -323,11 +323,15 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
       if (r.end == static_cast<uint8_t>(flow::EndState::kOpen)) {
         // Its newest record is an interim one (the connection was open then; --keep writes one
         // at once): its packets go on after it, up to the next flow of its tuple, as tm query
-        // --flow takes them (flow::flow_packets: whenever it came), else up to what is stored now.
+        // --flow takes them (flow::flow_packets: whenever it came; of the same connection, not
+        // the same tuple in another tunnel), else up to what is stored now.
         q_to = UINT64_MAX;
         const uint64_t last = r.last_ts, id = r.id;  // (`r` is in `rows`, kept as they are)
+        const flow::FlowConnection conn = flow::connection_of(r);
         for (auto& [row, j] : flow_rows(last + 1, 0))
-          if (row.rec.id != id && row.rec.first_ts > last) q_to = std::min(q_to, row.rec.first_ts);
+          if (row.rec.id != id && row.rec.first_ts > last &&
+              flow::same_connection(flow::connection_of(row.rec), conn))
+            q_to = std::min(q_to, row.rec.first_ts);
         if (q_to == UINT64_MAX) evidence["open"] = true;
       }
       evidence["cut_off"] = r.cut != 0;

@@ -14,6 +14,7 @@
 #include "flow/flow_file.h"
 #include "flow/flow_query.h"
 #include "flow/flow_store.h"
+#include "store/catalog.h"
 #include "store/layout.h"
 #include "store/sidecar.h"
 #include "temp_dir.h"
@@ -730,4 +731,51 @@ TEST(FlowFile, AFileIsSealedWhenItsIndexReachesItsCap) {
     else
       EXPECT_EQ(sealed_for_memory, 0u);
   }
+}
+
+// A flow whose newest record is an interim one (its recorder stopped without a final record)
+// ends, for tm query --flow, at the next flow of its connection: of its 5-tuple in the same
+// tunnel, in either direction. The same 5-tuple in another tunnel (another VXLAN VNI) is
+// another connection: its start cut the flow's packets short.
+TEST(FlowFile, AnOpenFlowEndsAtTheNextFlowOfItsConnectionNotOfItsTupleInAnotherTunnel) {
+  TempDir d;
+  { std::ofstream(d.p / store::kStoreMarker) << store::store_marker_text(); }
+  std::filesystem::create_directories(d.p / flow::kFlowDir);
+  auto rec = [](uint64_t id, uint64_t first, uint64_t last, uint32_t tunnel, bool reversed,
+                flow::EndState end) {
+    flow::FlowRecord r = record(1);
+    r.id = id;
+    r.first_ts = first;
+    r.last_ts = last;
+    r.tunnel = tunnel;
+    r.end = static_cast<uint8_t>(end);
+    if (reversed) {
+      std::swap(r.orig, r.resp);
+      std::swap(r.orig_port, r.resp_port);
+    }
+    return r;
+  };
+  {
+    flow::FlowFileWriter w((d.p / flow::kFlowDir / "00000001-1000-lt0").string(), 1, {"default"});
+    w.add(rec(11, 1000, 2000, 0xaaaa, false, flow::EndState::kOpen));     // the flow asked for
+    w.add(rec(12, 3000, 3500, 0xbbbb, false, flow::EndState::kFin));      // its tuple, another tunnel
+    w.add(rec(13, 5000, 6000, 0xaaaa, true, flow::EndState::kFin));       // its connection again
+    w.add(rec(14, 2500, 2600, 0xaaaa, false, flow::EndState::kOpen));     // (14 and 15: another
+    w.add(rec(15, 2700, 2800, 0xbbbb, false, flow::EndState::kTimeout));  // open one, no later)
+    w.seal();
+  }
+  auto f = flow::flow_packets(d.p.string(), 11);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->first_ns, 1000u);
+  EXPECT_EQ(f->end_ns, 2500u);  // flow 14, of its connection, began then
+  auto g = flow::flow_packets(d.p.string(), 14);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->end_ns, 5000u) << "ended by the same tuple in another tunnel (flow 15 or 12)";
+  auto h = flow::flow_packets(d.p.string(), 12);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->end_ns, 3501u);  // a final record: just after its last packet
+  EXPECT_TRUE(flow::same_connection(flow::connection_of(rec(1, 0, 0, 7, false, flow::EndState::kFin)),
+                                    flow::connection_of(rec(2, 0, 0, 7, true, flow::EndState::kFin))));
+  EXPECT_FALSE(flow::same_connection(flow::connection_of(rec(1, 0, 0, 7, false, flow::EndState::kFin)),
+                                     flow::connection_of(rec(2, 0, 0, 8, false, flow::EndState::kFin))));
 }
