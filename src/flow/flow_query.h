@@ -75,7 +75,7 @@ bool find_flow(const std::string& store, uint64_t id, FlowRow& out,
 // The packets of flow `id` (tm query --flow, a query's flow_id): a filter for its connection
 // (connections_filter) and its lifetime [first_ns, end_ns): end_ns is just after its last
 // packet; when its newest record is an interim one (the connection was still open then: it may
-// have packets after that record), the first packet of the next flow of its 5-tuple, or
+// have packets after that record), the first packet of the next flow of its connection (same_connection), or
 // UINT64_MAX when there is none. nullopt when no flow file has it.
 // A flow record's connection as the recorder keyed it (conn::make_key: the innermost IP
 // layer's addresses, ports and protocol, and the hash of the layers around it). A query of a
