@@ -408,8 +408,14 @@ class ClusterService::QueryStream : public server::Stream {
             fs_->f[k]->url, backwards[k]));
     // What the workers found while answering (a missing segment): the front-end's own
     // warnings of this answer (GET /api/v1/answers/ID here), each naming its worker.
-    if (!stopped)
-      for (auto& w : answer_warnings(cs_.cfg_, *fs_)) warn(w);
+    if (!stopped) {
+      AnswerWarnings aw = answer_warnings(cs_.cfg_, *fs_);
+      if (!aw.no_connection.empty()) {
+        no_connection = aw.no_connection;
+        warn(aw.no_connection);
+      }
+      for (auto& w : aw.warnings) warn(w);
+    }
     json missing = missing_of(*fs_);
     json st = {{"id", id_},
                {"done", true},

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "server/http_client.h"
@@ -261,8 +262,9 @@ json missing_of(FetchSet& fs) {
   return m;
 }
 
-std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
+AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
   std::vector<std::vector<std::string>> per(fs.f.size());
+  std::vector<std::string> none(fs.f.size());  // each worker's no_connection
   std::vector<std::thread> th;
   for (size_t k = 0; k < fs.f.size(); ++k) {
     Fetch& f = *fs.f[k];
@@ -275,7 +277,7 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
       id = f.answer_id;
     }
     if (id.empty()) continue;  // an older tm serve keeps none
-    th.emplace_back([&cfg, &f, &out = per[k], id, via = server::via_chain()] {
+    th.emplace_back([&cfg, &f, &out = per[k], &no = none[k], id, via = server::via_chain()] {
       std::string why;
       try {
         // The answer is complete already: its warnings are a small, quick request, which must not
@@ -293,8 +295,10 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
           if (!j.is_object() || !j.contains("warnings") || !j["warnings"].is_array()) {
             why = "not {\"warnings\": [...]}";
           } else {
+            if (j.value("no_connection", json()).is_string()) no = j["no_connection"].get<std::string>();
             for (auto& w : j["warnings"])
-              if (w.is_string()) out.push_back(fmt::format("worker {}: {}", f.url, w.get<std::string>()));
+              if (w.is_string() && (no.empty() || w.get<std::string>() != no))
+                out.push_back(fmt::format("worker {}: {}", f.url, w.get<std::string>()));
           }
         }
       } catch (const std::exception& e) {
@@ -305,9 +309,15 @@ std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs)
     });
   }
   for (auto& t : th) t.join();
-  std::vector<std::string> all;
-  for (auto& v : per) all.insert(all.end(), v.begin(), v.end());
-  return all;
+  AnswerWarnings a;
+  for (auto& v : per) a.warnings.insert(a.warnings.end(), v.begin(), v.end());
+  // Said only when every worker asked said it: a worker that failed, or whose warnings are not
+  // known, may have had the connection.
+  const size_t without =
+      static_cast<size_t>(std::count_if(none.begin(), none.end(), [](auto& s) { return !s.empty(); }));
+  if (without && without == fs.f.size())
+    a.no_connection = fmt::format("none of the {} workers that answered has it ({})", without, none.front());
+  return a;
 }
 
 json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& which,

@@ -119,7 +119,14 @@ nlohmann::json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& w
 // damaged segment; GET /api/v1/answers/ID on the worker, asked of all at once), in worker order,
 // each as "worker URL: warning"; a worker whose warnings cannot be had is named as such. The
 // fetches must have ended (FetchSet::end).
-std::vector<std::string> answer_warnings(const ClusterConfig& cfg, FetchSet& fs);
+// A flow or Community ID is on one worker (or a few): the others say they have no record of
+// it (their answer's no_connection). That is no warning of the front-end's answer: it is left
+// out, and said once, as `no_connection`, when every worker said it.
+struct AnswerWarnings {
+  std::vector<std::string> warnings;
+  std::string no_connection;  // every worker asked had none: "none of the N workers has it (...)"
+};
+AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs);
 // "url: why; url: why" of missing_of()'s answer.
 std::string reasons_of(const nlohmann::json& missing);
 // An answer's X-TM-Missing-Workers ("url url") and X-TM-Missing-Reasons (reasons_of()) headers,

@@ -218,11 +218,7 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
   // The front-end's workers an answer was without, as its warnings name them (those missing
   // when it began, those that failed during a packet answer): what they hold is unknown.
   std::string missing;
-  // A front-end asks every worker for the flow, and those without it say so: no warning of the
-  // evidence (its record was found).
-  std::string not_here;
   server::Warn warn = [&](const std::string& w) {
-    if (!not_here.empty() && w.find(not_here) != std::string::npos) return;
     if (std::optional<std::string> m = server::missing_workers_of(w))
       missing += (missing.empty() ? "" : "; ") + *m;
     warnings.push_back(w);
@@ -317,7 +313,6 @@ EvidenceWriter::Outcome EvidenceWriter::write(const std::string& asked, const st
       // The flow's own packets, as tm query --flow gives them: its tuple alone also took the same
       // inner tuple in another tunnel, and a tunnel's packets that matched it across layers.
       q.flow_id = std::to_string(r.id);
-      not_here = fmt::format("no flow {} in the flow records", r.id);
       q_from = r.first_ts;
       q_to = r.last_ts + 1;
       if (r.end == static_cast<uint8_t>(flow::EndState::kOpen)) {

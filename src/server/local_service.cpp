@@ -548,13 +548,16 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
   PacketQuery p = packet_query(r, true);
   query::QuerySpec& q = p.q;
   std::optional<util::pcap::Output>& forced = p.forced;
-  if (!p.no_connection.empty())
-    return std::make_unique<QueryStream>(store::Catalog{}, std::move(q), o_.write_chunk,
-                                         forced.value_or(util::pcap::Output::kPcap), [&] {
-                                           std::vector<std::string> n{p.no_connection};
-                                           n.insert(n.end(), p.notes.begin(), p.notes.end());
-                                           return n;
-                                         }());
+  if (!p.no_connection.empty()) {
+    auto s = std::make_unique<QueryStream>(store::Catalog{}, std::move(q), o_.write_chunk,
+                                           forced.value_or(util::pcap::Output::kPcap), [&] {
+                                             std::vector<std::string> n{p.no_connection};
+                                             n.insert(n.end(), p.notes.begin(), p.notes.end());
+                                             return n;
+                                           }());
+    s->no_connection = p.no_connection;
+    return s;
+  }
   store::Catalog& cat = p.cat;
   // More than one link type, and the answer is a pcapng unless the request says otherwise.
   std::set<uint32_t> links = p.links();

@@ -361,7 +361,8 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
           ctx->stream->run(chunk_sink(sink), warn, stop);
           query_packets_ += ctx->stream->packets;
           ctx->ok = true;
-          keep_warnings(ctx->id, std::move(ctx->warnings));  // before the last chunk: the client asks next
+          // before the last chunk: the client asks next
+          keep_warnings(ctx->id, std::move(ctx->warnings), ctx->stream->no_connection);
           sink.done();
           return true;
         } catch (const Cancelled& e) {
@@ -372,7 +373,8 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
         return false;  // the client sees an incomplete answer
       },
       [this, ctx](bool) {
-        if (!ctx->ok) keep_warnings(ctx->id, std::move(ctx->warnings));
+        if (!ctx->ok)
+          keep_warnings(ctx->id, std::move(ctx->warnings), ctx->stream ? ctx->stream->no_connection : "");
         ctx->stream.reset();
         queries_admit_.release();
         if (!ctx->ok) query_errors_++;
@@ -380,7 +382,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
       });
 }
 
-void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings) {
+void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings, std::string no_connection) {
   constexpr size_t kMax = 100;  // per answer (one per damaged segment could be thousands)
   if (warnings.size() > kMax) {
     size_t more = warnings.size() - kMax;
@@ -388,7 +390,7 @@ void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings) {
     warnings.push_back(fmt::format("... and {} more warnings (in the server's log)", more));
   }
   std::lock_guard lk(answers_mu_);
-  answers_.emplace_back(id, std::move(warnings));
+  answers_.push_back(KeptAnswer{id, std::move(warnings), std::move(no_connection)});
   while (answers_.size() > kKeptAnswers) answers_.pop_front();
 }
 
@@ -407,8 +409,12 @@ void HttpApi::query_routes() {
     only_params(req, {});
     uint64_t id = std::stoull(req.matches[1].str());
     std::lock_guard lk(answers_mu_);
-    for (auto& [n, w] : answers_)
-      if (n == id) return reply(res, {json{{"id", id}, {"warnings", w}}, {}}, -1);
+    for (auto& a : answers_)
+      if (a.id == id) {
+        json j{{"id", id}, {"warnings", a.warnings}};
+        if (!a.no_connection.empty()) j["no_connection"] = a.no_connection;
+        return reply(res, {std::move(j), {}}, -1);
+      }
     throw NotFound(fmt::format("no answer {} (still being written, or forgotten: the last {} are kept)", id,
                                kKeptAnswers));
   });

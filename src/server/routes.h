@@ -57,7 +57,8 @@ class HttpApi {
   // The answer to a packet query, streamed; a HEAD's headers only, from the query's plan.
   void stream_query(httplib::Response& res, QueryRequest q, bool head = false);
   // A packet answer's warnings, kept for its client to ask for (GET /api/v1/answers/ID).
-  void keep_warnings(uint64_t id, std::vector<std::string> warnings);
+  // `no_connection`: the stream's (Stream::no_connection), given with them.
+  void keep_warnings(uint64_t id, std::vector<std::string> warnings, std::string no_connection);
   void state_routes();
   void subscribe_routes();
   void web_routes();
@@ -82,7 +83,12 @@ class HttpApi {
   // of answers it did not ask for, as it could count them.
   std::mutex answers_mu_;
   std::mt19937_64 answer_ids_{std::random_device{}()};
-  std::deque<std::pair<uint64_t, std::vector<std::string>>> answers_;  // oldest first
+  struct KeptAnswer {
+    uint64_t id;
+    std::vector<std::string> warnings;
+    std::string no_connection;
+  };
+  std::deque<KeptAnswer> answers_;  // oldest first
   std::atomic<uint64_t> query_packets_{0}, subs_total_{0}, http_requests_{0};
   std::mutex lat_mu_;
   std::vector<double> lat_bounds_ = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};

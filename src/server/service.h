@@ -178,6 +178,10 @@ class Stream {
   Headers headers;           // known once opened: sent ahead of the data
   std::string content_type;  // of a packet answer, known once opened; empty: classic pcap
   uint64_t packets = 0;      // after run(): packets written (packet answers)
+  // After run() (a local store's: once opened): the flow or Community ID asked for is in no
+  // flow record here, so the answer is empty (the text is also among its warnings). A
+  // front-end drops it from the workers that lack a connection another worker has.
+  std::string no_connection;
 };
 
 class Service {

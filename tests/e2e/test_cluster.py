@@ -554,6 +554,17 @@ class Selection(Cluster):
         self.assertIn("matched: %d, " % n, out)
         out = tm("query", "--server", fe, "--explain", "--flow", "12345").stdout.decode()
         self.assertIn("plan: nothing to read: none of the %d workers that answered has it" % N, out)
+        # The workers that do not have a flow say so in their answers; through the front-end that
+        # is no warning while another worker has it (it was one per worker), and one warning when
+        # none has it.
+        for how in (["--count"], ["-w", self.path("flow.pcap")]):
+            p = tm("query", "--server", fe, *how, "--flow", str(r["id"]))
+            self.assertEqual(p.stderr.decode().count("no flow"), 0, p.stderr.decode())
+            p = tm("query", "--server", fe, *how, "--flow", "12345")
+            err = p.stderr.decode()
+            self.assertEqual(err.count("no flow"), 1, err)
+            self.assertIn("none of the %d workers that answered has it (no flow 12345 in the flow records" % N, err)
+            self.assertNotIn("worker http", err)
         out = tm("query", "--server", self.workers[0], "--explain", "tcp[13] & 2 != 0").stdout.decode()
         self.assertIn("scan with libpcap BPF", out)
         p = tm("query", "--server", self.workers[0], "--explain", "port 99999x", check=False)
