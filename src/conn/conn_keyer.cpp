@@ -7,7 +7,9 @@ namespace tmach::conn {
 bool ConnKeyer::key_rare(const packet::PacketInfo& p, uint64_t now_ns, KeyedPacket& out) {
   const packet::IpLayer* in = p.inner();
   if (in && has_sa(*in)) {
-    out = *make_sa_key(p, sas_.pair_id(*in, path_hash(p), now_ns));
+    const uint32_t pair = sas_.pair_id(*in, path_hash(p), now_ns);
+    out = *make_sa_key(p, pair);
+    out.sa_partner = in->spi != pair ? in->spi : 0;
     frags_.note(p, out, now_ns);  // a first fragment of a large ESP datagram: its later ones follow
     return true;
   }

@@ -94,6 +94,21 @@ static_assert(sizeof(ConnEntry) == 128);
 // The classes a ConnEntry can name (ConnEntry::cls).
 inline constexpr size_t kMaxClasses = 512;
 
+// An ESP/AH connection (keyed by its SA pair) keeps the SPI of the pair's second SA (the one
+// that does not name it: KeyedPacket::sa_partner; 0 while none was seen) in the bits of the
+// fields only TCP uses (tcp_flags, syn_seq): an entry has no byte to spare. The first one seen
+// is kept.
+inline uint32_t sa_partner(const ConnEntry& e) {
+  return static_cast<uint32_t>(e.tcp_flags[0]) << 24 | static_cast<uint32_t>(e.tcp_flags[1]) << 16 |
+         static_cast<uint32_t>(e.syn_seq);
+}
+inline void note_sa_partner(ConnEntry& e, uint32_t spi) {
+  if (spi == 0 || sa_partner(e) != 0) return;
+  e.tcp_flags[0] = static_cast<uint8_t>(spi >> 24);
+  e.tcp_flags[1] = static_cast<uint8_t>(spi >> 16);
+  e.syn_seq = spi & 0xffffu;
+}
+
 // A SYN's sequence number as ConnEntry::syn_seq keeps it.
 inline uint16_t fold_syn_seq(uint32_t seq) { return static_cast<uint16_t>(seq ^ (seq >> 16)); }
 

@@ -81,6 +81,7 @@ static_assert(offsetof(FlowKey, port_a) == 32 && offsetof(FlowKey, port_b) == 34
   kp.key.tunnel = tunnel;
   kp.src_is_a = src_first;
   kp.orphan_fragment = false;
+  kp.sa_partner = 0;
   const uint64_t w[6] = {a0, a1, b0, b1, w4, tunnel};
   kp.hash = hash_words(w);
 }

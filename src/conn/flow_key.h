@@ -42,6 +42,9 @@ struct KeyedPacket {
   // A later fragment whose first fragment the keyer did not find (not seen, or forgotten):
   // keyed without its ports, so its connection is not known (FragmentTable::key).
   bool orphan_fragment;
+  // An ESP/AH packet keyed by its SA pair (ConnKeyer) whose own SA is not the one that names
+  // the pair: its SPI, the pair's other SA (the flow record keeps it). 0 otherwise.
+  uint32_t sa_partner;
 };
 
 // Builds the key of the innermost IP layer. Returns nullopt for frames without IP.

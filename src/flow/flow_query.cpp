@@ -296,11 +296,17 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
 }
 
 FlowConnection connection_of(const FlowRecord& r) {
-  return FlowConnection{r.orig, r.resp, r.orig_port, r.resp_port, r.proto, r.tunnel};
+  return FlowConnection{
+      r.orig,       r.resp, r.orig_port, r.resp_port, r.proto, r.tunnel, (r.flags & kFlowSaPartner) != 0,
+      sa_partner(r)};
 }
 
 bool same_connection(const FlowConnection& a, const FlowConnection& b) {
-  if (a.proto != b.proto || a.tunnel != b.tunnel) return false;
+  // An ESP/AH record from before kFlowSaPartner: of_connections() matches it by addresses and
+  // protocol, whatever its SA pair, and so does this.
+  const bool any_sa =
+      (a.proto == packet::kProtoEsp || a.proto == packet::kProtoAh) && !(a.sa_known && b.sa_known);
+  if (a.proto != b.proto || (a.tunnel != b.tunnel && !any_sa)) return false;
   return (a.orig == b.orig && a.resp == b.resp && a.orig_port == b.orig_port && a.resp_port == b.resp_port) ||
          (a.orig == b.resp && a.resp == b.orig && a.orig_port == b.resp_port && a.resp_port == b.orig_port);
 }
@@ -313,7 +319,10 @@ bool of_connections(const std::vector<FlowConnection>& conns, const packet::Pack
   const bool no_ports = l.fragment && l.frag_offset > 0 && !l.has_ports;
   const conn::FlowKey& k = kp.key;
   for (const FlowConnection& c : conns) {
-    if (k.proto != c.proto || (!sa && k.tunnel != c.tunnel)) continue;
+    if (k.proto != c.proto) continue;
+    if (!sa ? k.tunnel != c.tunnel
+            : c.sa_known && k.tunnel != c.tunnel && (c.sa_partner == 0 || l.spi != c.sa_partner))
+      continue;
     const bool ports_ab = sa || no_ports || (k.port_a == c.orig_port && k.port_b == c.resp_port);
     const bool ports_ba = sa || no_ports || (k.port_a == c.resp_port && k.port_b == c.orig_port);
     if ((k.a == c.orig && k.b == c.resp && ports_ab) || (k.a == c.resp && k.b == c.orig && ports_ba))

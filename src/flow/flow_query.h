@@ -88,17 +88,24 @@ struct FlowConnection {
   uint16_t orig_port = 0, resp_port = 0;
   uint8_t proto = 0;
   uint32_t tunnel = 0;
+  // An ESP/AH connection whose record names its SA pair's second SPI (kFlowSaPartner; 0: none
+  // seen): its packets are its naming SA's (their own SPI's key is the record's) and that SPI's.
+  bool sa_known = false;
+  uint32_t sa_partner = 0;
 };
 FlowConnection connection_of(const FlowRecord& r);
 // Whether two records are of one connection as the recorder keys it: the same addresses, ports
 // (either direction) and protocol, and the same layers around them (tunnel hash; for ESP/AH the
-// SA pair). Two flows of one 5-tuple in two tunnels are not.
+// SA pair). Two flows of one 5-tuple in two tunnels are not. (ESP/AH records from before
+// kFlowSaPartner: any SA pair, as of_connections() matches their packets.)
 bool same_connection(const FlowConnection& a, const FlowConnection& b);
 // Whether decoded packet `p` (a later fragment with its datagram's layers where the query knew
 // them) is of one of `conns`: its conn::make_key() is one of theirs. A later fragment whose
 // first the query did not see has no ports (its addresses, protocol and tunnel must match),
-// and an ESP or AH packet, keyed by its SA pair, which one packet does not tell, is matched by
-// its addresses and protocol: as the filter matched them before.
+// and an ESP or AH packet is of its SA pair: the SA that names the pair (in the record's tunnel
+// hash) or the pair's second SA (its SPI in the record: kFlowSaPartner). A record from before
+// that field, keyed by an SA pair that one packet does not tell, matches an ESP or AH packet by
+// its addresses and protocol, as the filter did before.
 bool of_connections(const std::vector<FlowConnection>& conns, const packet::PacketInfo& p);
 
 struct FlowPackets {

@@ -37,8 +37,11 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
   r.cutoff_ts = e.cut ? e.cutoff_ts : 0;
   r.cut = e.cut;
   r.end = static_cast<uint8_t>(end);
-  r.tcp_flags[0] = e.tcp_flags[0];
-  r.tcp_flags[1] = e.tcp_flags[1];
+  const bool sa = e.key.proto == packet::kProtoEsp || e.key.proto == packet::kProtoAh;
+  if (!sa) {  // (an SA pair's entry keeps its second SPI there: conn::sa_partner)
+    r.tcp_flags[0] = e.tcp_flags[0];
+    r.tcp_flags[1] = e.tcp_flags[1];
+  }
   r.cls = e.cls;
   r.tunnel = e.key.tunnel;
   for (int d = 0; d < 2; ++d) {
@@ -47,6 +50,7 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
   }
   r.stored = e.stored;
   r.flags = (e.control_after_cut ? kFlowControlAfterCut : 0) | (e.class_moved ? kFlowClassMoved : 0);
+  if (sa) r.flags |= kFlowSaPartner | uint64_t{conn::sa_partner(e)} << kFlowSaPartnerShift;
   // The clock at the connection's creation, not first_ts: a packet older than the first one
   // seen lowers first_ts, and the id must stay the one its interim records had. (For input
   // in time order the two are the same.)

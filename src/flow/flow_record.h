@@ -28,6 +28,11 @@ inline constexpr uint64_t kFlowControlAfterCut = 1;
 // The connection was moved to another class while open (a host's class set through the API):
 // its first packets are in its former class's segments, its record names the new one.
 inline constexpr uint64_t kFlowClassMoved = 2;
+// An ESP/AH connection (one SA pair, conn/sa_pairs.h): the SPI of its pair's second SA, the one
+// that does not name the pair, is in bits 32-63 (0: none was seen, a one-way SA). Its naming
+// SA is in `tunnel`'s hash. Records written before December 2026 have neither.
+inline constexpr uint64_t kFlowSaPartner = 4;
+inline constexpr int kFlowSaPartnerShift = 32;
 
 struct FlowRecord {
   uint64_t id;  // stable identifier: hash of the connection key and its first timestamp
@@ -48,6 +53,10 @@ struct FlowRecord {
   uint64_t flags;        // kFlow* bits; the others zero (room for later fields)
 };
 static_assert(sizeof(FlowRecord) == 128);
+// kFlowSaPartner's SPI.
+inline uint32_t sa_partner(const FlowRecord& r) {
+  return static_cast<uint32_t>(r.flags >> kFlowSaPartnerShift);
+}
 
 FlowRecord make_record(const conn::ConnEntry& e, EndState end);
 // A decoded-packet view of the record, so the query evaluator and the index builder apply

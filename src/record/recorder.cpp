@@ -200,6 +200,8 @@ void Recorder::handle(const capture::RawPacket& pk, const packet::PacketInfo& in
       if (pk.ts_ns < e->first_ts) e->first_ts = pk.ts_ns;
       const uint64_t before = e->active_clock;
       e->active_clock = now_;
+      if (kp->sa_partner) [[unlikely]]
+        conn::note_sa_partner(*e, kp->sa_partner);
       if (l.proto == packet::kProtoTcp && l.has_l4) {
         e->tcp_flags[dir] |= l.tcp_flags;
         if (l.tcp_flags & packet::kTcpFin) e->fin_seen |= static_cast<uint8_t>(1 << dir);

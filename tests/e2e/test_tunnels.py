@@ -160,6 +160,38 @@ class IpsecPairs(StoreTest):
         self.assertEqual(s["connections"], 1)
         self.assertEqual(len(self.query_packets(self.path("b"), "")), keep)
 
+    def test_two_sa_pairs_between_two_hosts_are_two_flows_of_their_own_packets(self):
+        """Two SA pairs between the same two hosts at once (an IKE rekey's overlap): two connections,
+        and each flow's packets (tm query --flow) are its own pair's. The flow's filter is its hosts and
+        protocol, which both pairs' packets match: each flow answered all 16."""
+        pairs = ((b"\x12\x34\x56\x78", b"\x87\x65\x43\x21"), (b"\xaa\xaa\x00\x01", b"\xbb\xbb\x00\x02"))
+        frames = []
+        for i, (ts, cap, wire, data) in enumerate(read_pcap(corpus("nonip", "02-sunrise-sunset-esp.pcap"))):
+            back = data[:26] + data[30:34] + data[26:30] + data[34:]
+
+            def sa(frame, spi):
+                return frame[:34] + spi + frame[38:]
+            # The first round opens each pair in turn (A->B, then its reply); later rounds interleave.
+            order = ([(pairs[0][0], 0), (pairs[0][1], 1), (pairs[1][0], 0), (pairs[1][1], 1)] if i == 0 else
+                     [(pairs[0][0], 0), (pairs[1][0], 0), (pairs[0][1], 1), (pairs[1][1], 1)])
+            for k, (spi, rev) in enumerate(order):
+                frames.append((ts + 1000 * k, cap, wire, sa(back if rev else data, spi)))
+        path = self.path("esp-two-pairs.pcap")
+        write_pcap(path, frames)
+        self.assertEqual(len(tcpdump_packets(path, "esp")), 32)
+        self.assertEqual(record(self.store, [path], "--cutoff", "none")["connections"], 2)
+        rows = [json.loads(l) for l in tm("flows", "--store", self.store, "--format", "json").stdout.decode().splitlines()]
+        self.assertEqual(len(rows), 2)
+        got = set()
+        for r in rows:
+            self.assertEqual(r["orig_pkts"] + r["resp_pkts"], 16)
+            out = self.path("flow-%s.pcap" % r["id"])
+            tm("query", "--store", self.store, "-w", out, "-q", "--flow", r["id"])
+            spis = sorted(set(data[34:38] for _, _, _, data in read_pcap(out)))
+            self.assertEqual(len(read_pcap(out)), 16, "flow %s: SPIs %s" % (r["id"], [s.hex() for s in spis]))
+            got.add(tuple(spis))
+        self.assertEqual(got, {tuple(sorted(p)) for p in pairs})
+
     def test_corpus_sa_connections(self):
         # tshark -r nonip/ip6_esp.pcap -T fields -e ipv6.src -e ipv6.dst -e esp.spi | sort -u | wc -l
         #   -> 13: 12 one-way SAs (3ffe::1 to 12 peers) and one ICMPv6 packet: 13 connections.

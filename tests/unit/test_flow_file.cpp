@@ -778,4 +778,19 @@ TEST(FlowFile, AnOpenFlowEndsAtTheNextFlowOfItsConnectionNotOfItsTupleInAnotherT
                                     flow::connection_of(rec(2, 0, 0, 7, true, flow::EndState::kFin))));
   EXPECT_FALSE(flow::same_connection(flow::connection_of(rec(1, 0, 0, 7, false, flow::EndState::kFin)),
                                      flow::connection_of(rec(2, 0, 0, 8, false, flow::EndState::kFin))));
+  // ESP: an SA pair is a connection (its name in the tunnel hash). A record from before
+  // kFlowSaPartner is matched by addresses and protocol whatever its SA pair, so its flow ends
+  // at the next ESP flow between its hosts, as its packets are matched.
+  auto esp = [&](uint32_t tunnel, bool known) {
+    flow::FlowRecord r = rec(1, 0, 0, tunnel, false, flow::EndState::kFin);
+    r.proto = 50;
+    r.orig_port = r.resp_port = 0;
+    if (known) r.flags = flow::kFlowSaPartner | uint64_t{0x1234} << flow::kFlowSaPartnerShift;
+    return flow::connection_of(r);
+  };
+  EXPECT_EQ(esp(7, true).sa_partner, 0x1234u);
+  EXPECT_FALSE(flow::same_connection(esp(7, true), esp(8, true)));
+  EXPECT_TRUE(flow::same_connection(esp(7, true), esp(7, true)));
+  EXPECT_TRUE(flow::same_connection(esp(7, false), esp(8, false)));
+  EXPECT_TRUE(flow::same_connection(esp(7, false), esp(8, true)));
 }
