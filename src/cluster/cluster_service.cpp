@@ -410,9 +410,12 @@ class ClusterService::QueryStream : public server::Stream {
     // warnings of this answer (GET /api/v1/answers/ID here), each naming its worker.
     if (!stopped) {
       AnswerWarnings aw = answer_warnings(cs_.cfg_, *fs_);
-      if (!aw.no_connection.empty()) {
-        no_connection = aw.no_connection;
-        warn(aw.no_connection);
+      // Every worker that answered has no record of it (a worker of an older tm, which does not
+      // say so, may have had it: then it sent packets).
+      if (aw.answered && aw.without == aw.answered && out.packets() == 0) {
+        no_connection =
+            fmt::format("none of the {} workers that answered has it ({})", aw.answered, aw.no_connection);
+        warn(no_connection);
       }
       for (auto& w : aw.warnings) warn(w);
     }

@@ -265,6 +265,7 @@ json missing_of(FetchSet& fs) {
 AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
   std::vector<std::vector<std::string>> per(fs.f.size());
   std::vector<std::string> none(fs.f.size());  // each worker's no_connection
+  std::vector<char> known(fs.f.size(), 0);     // its warnings were had
   std::vector<std::thread> th;
   for (size_t k = 0; k < fs.f.size(); ++k) {
     Fetch& f = *fs.f[k];
@@ -277,7 +278,7 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
       id = f.answer_id;
     }
     if (id.empty()) continue;  // an older tm serve keeps none
-    th.emplace_back([&cfg, &f, &out = per[k], &no = none[k], id, via = server::via_chain()] {
+    th.emplace_back([&cfg, &f, &out = per[k], &no = none[k], &had = known[k], id, via = server::via_chain()] {
       std::string why;
       try {
         // The answer is complete already: its warnings are a small, quick request, which must not
@@ -295,6 +296,7 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
           if (!j.is_object() || !j.contains("warnings") || !j["warnings"].is_array()) {
             why = "not {\"warnings\": [...]}";
           } else {
+            had = 1;
             if (j.value("no_connection", json()).is_string()) no = j["no_connection"].get<std::string>();
             for (auto& w : j["warnings"])
               if (w.is_string() && (no.empty() || w.get<std::string>() != no))
@@ -311,12 +313,11 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
   for (auto& t : th) t.join();
   AnswerWarnings a;
   for (auto& v : per) a.warnings.insert(a.warnings.end(), v.begin(), v.end());
-  // Said only when every worker asked said it: a worker that failed, or whose warnings are not
-  // known, may have had the connection.
-  const size_t without =
-      static_cast<size_t>(std::count_if(none.begin(), none.end(), [](auto& s) { return !s.empty(); }));
-  if (without && without == fs.f.size())
-    a.no_connection = fmt::format("none of the {} workers that answered has it ({})", without, none.front());
+  // Said when every worker whose warnings are known said it (those that failed are named as
+  // missing: they may have had it), as the front-end's plan says it.
+  a.answered = static_cast<size_t>(std::count(known.begin(), known.end(), 1));
+  for (size_t k = 0; k < none.size(); ++k)
+    if (!none[k].empty() && a.without++ == 0) a.no_connection = none[k];
   return a;
 }
 

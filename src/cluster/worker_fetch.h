@@ -121,10 +121,12 @@ nlohmann::json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& w
 // fetches must have ended (FetchSet::end).
 // A flow or Community ID is on one worker (or a few): the others say they have no record of
 // it (their answer's no_connection). That is no warning of the front-end's answer: it is left
-// out, and said once, as `no_connection`, when every worker said it.
+// out, and counted: `without` of the `answered` workers (whose warnings were had) said it, the
+// first one's text in `no_connection`.
 struct AnswerWarnings {
   std::vector<std::string> warnings;
-  std::string no_connection;  // every worker asked had none: "none of the N workers has it (...)"
+  size_t answered = 0, without = 0;
+  std::string no_connection;
 };
 AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs);
 // "url: why; url: why" of missing_of()'s answer.

@@ -390,12 +390,15 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   std::string conns;
   std::optional<flow::FlowPackets> flow;    // (flow_id: the flow found)
   std::vector<flow::FlowConnection> exact;  // their connections, as the recorder keyed them
-  // Not found where flow records could not be read: said, as it may be among them.
+  // Flow records that could not be read: said, as what is asked for may be among them (a note
+  // of its own, not part of no_connection: a front-end drops the workers' no_connection when
+  // another worker has the connection, and must keep this).
   std::vector<std::string> damage;
-  auto unless_damaged = [&damage] {
-    if (damage.empty()) return std::string();
-    return fmt::format(" that tm could read (damaged: {}{})", damage.front(),
-                       damage.size() > 1 ? fmt::format("; and {} more", damage.size() - 1) : "");
+  auto note_damage = [&](const std::string& what) {
+    if (damage.empty()) return;
+    p.notes.push_back(fmt::format(
+        "flow records of store {} that tm could not read (damaged: {}{}): {} may be among them", o_.store,
+        damage.front(), damage.size() > 1 ? fmt::format("; and {} more", damage.size() - 1) : "", what));
   };
   // What tm stored of the flow (or flows) asked for: an answer of none of them, to a request
   // that does not narrow them (a filter, times, classes), means they are no longer on disk.
@@ -403,8 +406,9 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
   if (!community_id.empty()) {
     conns = flow::community_filter(o_.store, community_id, &damage, &stored, &exact);
     if (conns.empty())
-      p.no_connection = fmt::format("no flow record{} of store {} has Community ID {}", unless_damaged(),
-                                    o_.store, r.community_id);
+      p.no_connection =
+          fmt::format("no flow record of store {} has Community ID {}", o_.store, r.community_id);
+    note_damage(conns.empty() ? "its connections" : "more of its connections");
   } else if (!r.flow_id.empty()) {
     uint64_t id = 0;
     auto [end, ec] = std::from_chars(r.flow_id.data(), r.flow_id.data() + r.flow_id.size(), id);
@@ -415,8 +419,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
       exact.push_back(flow->conn);
       stored = flow->stored;
     } else {
-      p.no_connection =
-          fmt::format("no flow {} in the flow records{} of store {}", r.flow_id, unless_damaged(), o_.store);
+      p.no_connection = fmt::format("no flow {} in the flow records of store {}", r.flow_id, o_.store);
+      note_damage("its record");
     }
   }
   std::string filter;

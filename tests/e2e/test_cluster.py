@@ -2,6 +2,7 @@
 the balancing hash gives it (tm record --worker-id i --workers 3), and a tm frontend over them.
 Answers through the front-end equal tcpdump's on the whole capture, byte for byte and in order; a
 killed or stuck worker is named and does not hang the answer; a connection query asks one worker."""
+import glob
 import http.server
 import json
 import os
@@ -485,6 +486,30 @@ class Selection(Cluster):
         self.src = corpus("mixed", "afs.pcap")
         self.stores = self.record_shares(self.src)
         self.start_workers(self.stores)
+
+    def test_a_workers_unreadable_flow_records_are_said_where_another_has_the_connection(self):
+        # The workers without a Community ID's connections are silent, but one whose flow records
+        # are damaged says so: the connection may be among them (it was in its "no flow record"
+        # text, which the front-end now leaves out).
+        fe = self.start_frontend()
+        per = [[json.loads(l) for l in tm("flows", "--store", s, "--format", "json").stdout.decode().splitlines()]
+               for s in self.stores]
+        holder, r = next((i, r) for i in range(N) for r in per[i] if r.get("community_id"))
+        other = (holder + 1) % N
+        flows = glob.glob(os.path.join(self.stores[other], "flows", "*.flows"))
+        self.assertTrue(flows)
+        first_block = 12 + len(b"default\0") + 4
+        with open(flows[0], "r+b") as f:  # a byte of the first block's compressed records
+            f.seek(first_block + 16 + 40)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x5a]))
+        p = tm("query", "--server", fe, "--count", "--community-id", r["community_id"])
+        err = p.stderr.decode()
+        self.assertGreater(int(p.stdout), 0)
+        self.assertIn("worker %s: flow records of store %s that tm could not read (damaged: " %
+                      (self.workers[other], self.stores[other]), err)
+        self.assertNotIn("has Community ID", err)
 
     def test_connection_query_asks_one_worker(self):
         fe = self.start_frontend()

@@ -382,7 +382,7 @@ class FlowCounts(StoreTest):
         for args in (["--flow", str(r["id"])], ["--community-id", r["community_id"]]):
             p = tm("query", "--store", self.store, "--count", *args, check=False)
             self.assertEqual((p.returncode, p.stdout.strip()), (0, b"0"), p.stderr)
-            self.assertIn(b"that tm could read (damaged: ", p.stderr)
+            self.assertIn(b"that tm could not read (damaged: ", p.stderr)
             self.assertIn(b"checksum mismatch", p.stderr)
 
     def test_a_flow_asked_for_in_another_class_says_where_it_is(self):
