@@ -265,7 +265,7 @@ FlowPredicate has_community_id(const std::string& id) {
   return [id](const FlowRecord& r) { return community_id(r) == id; };
 }
 
-std::string connections_filter(const std::vector<FlowRow>& rows) {
+std::string connections_filter(const std::vector<FlowRow>& rows, bool checked) {
   std::set<std::string> terms;  // one term per 5-tuple, however many records name it
   for (auto& r : rows) {
     const FlowRecord& f = r.rec;
@@ -278,16 +278,19 @@ std::string connections_filter(const std::vector<FlowRow>& rows) {
     std::string a = f.orig.str(), b = f.resp.str();
     // Ports 0 and 0: the connection of the pair's packets without ports (a later fragment
     // whose first fragment was not seen, a transport header cut off) or with both ports 0.
-    // `port 0` matches neither of the first: packets with no port of 1-65535.
+    // `port 0` matches neither of the first, and `not portrange 1-65535` misses a frame cut
+    // before its ports (libpcap's portrange rejects it under a `not` too): the pair and
+    // protocol, every packet then checked against the connection (of_connections: ports 0).
     const bool portless = proto && f.orig_port == 0 && f.resp_port == 0;
-    std::string t =
-        portless ? fmt::format("{} and host {} and host {} and not portrange 1-65535", proto, a, b)
-        : proto  ? fmt::format(
-                       "{0} and ((src host {1} and src port {2} and dst host {3} and dst port {4}) or "
-                        "(src host {3} and src port {4} and dst host {1} and dst port {2}))",
-                       proto, a, f.orig_port, b, f.resp_port)
-                : fmt::format("{} proto {} and host {} and host {}", f.version == 6 ? "ip6" : "ip", f.proto,
-                              a, b);
+    std::string t = portless ? fmt::format("{} and host {} and host {}{}", proto, a, b,
+                                           checked ? "" : " and not portrange 1-65535")
+                    : proto
+                        ? fmt::format(
+                              "{0} and ((src host {1} and src port {2} and dst host {3} and dst port {4}) or "
+                              "(src host {3} and src port {4} and dst host {1} and dst port {2}))",
+                              proto, a, f.orig_port, b, f.resp_port)
+                        : fmt::format("{} proto {} and host {} and host {}", f.version == 6 ? "ip6" : "ip",
+                                      f.proto, a, b);
     terms.insert("(" + t + ")");
   }
   std::string o;

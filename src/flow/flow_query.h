@@ -134,8 +134,11 @@ FlowWindow flow_window(const std::string& id, const FlowPackets& f, uint64_t fro
 // A record whose Community ID (seed 0) is `id`.
 FlowPredicate has_community_id(const std::string& id);
 // A filter (tcpdump syntax) for the packets of these rows' connections: their protocol,
-// addresses and ports, or'ed. Empty when `rows` is.
-std::string connections_filter(const std::vector<FlowRow>& rows);
+// addresses and ports, or'ed. Empty when `rows` is. A row with ports 0 and 0 (packets without
+// ports) is its pair and protocol when `checked` (each packet the filter matches is then
+// checked against the connection: of_connections), else those packets with no port of
+// 1-65535 (`not portrange 1-65535`, which misses a frame cut before its ports).
+std::string connections_filter(const std::vector<FlowRow>& rows, bool checked = true);
 // connections_filter() of every flow record of `store` with Community ID `id` (whenever it
 // was seen: the ID names a 5-tuple); empty when none has it. `stored` (when given) gets the
 // packets those records say tm stored.

@@ -76,7 +76,7 @@ std::string Keeper::connection_filter(const Alert& a) {
       rows.push_back(r);
     }
   }
-  return flow::connections_filter(rows);
+  return flow::connections_filter(rows, false);  // (a connection control's filter: no packet check)
 }
 
 bool Keeper::due(const std::map<std::string, Held>& m, const std::string& k, Clock::time_point now) const {

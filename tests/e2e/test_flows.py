@@ -363,6 +363,35 @@ class FlowCounts(StoreTest):
                               "vlan and greater 0").stdout.decode()
                     self.assertIn("(checked per packet: libpcap answers the filter)", text)
 
+    def test_a_flow_of_frames_cut_before_their_ports_is_its_packets(self):
+        """Frames cut before their TCP ports (a small snaplen) are a connection of their own, ports 0 and 0:
+        its flow (and Community ID) selected them with `not portrange 1-65535`, which libpcap's portrange
+        rejects for such a frame, under a `not` too: the answer was empty, with a warning that the
+        segments holding them were deleted."""
+        c, s, ms = (10, 0, 0, 1), (10, 0, 0, 2), 10**6
+        whole = [(i * ms, tcp_frame(c if i % 2 == 0 else s, s if i % 2 == 0 else c, 4000 if i % 2 == 0 else 80,
+                                    80 if i % 2 == 0 else 4000, ACK, 100 + i)) for i in range(4)]
+        frames = []
+        for i, (t, f) in enumerate(whole):
+            cap = 14 + 20 + 1 if i < 2 else len(f)  # the first two cut a byte into the TCP header
+            frames.append((10**18 + t, cap, len(f), f[:cap]))
+        path = self.path("cut.pcap")
+        write_pcap(path, frames)
+        record(self.store, [path], "--cutoff", "none")
+        rows = self.flows(self.store)
+        cut = [r for r in rows if r["orig_port"] == 0 and r["resp_port"] == 0]
+        self.assertEqual(len(cut), 1, rows)
+        r = cut[0]
+        self.assertEqual(r["orig_pkts"] + r["resp_pkts"], 2)
+        for args in (["--flow", str(r["id"])], ["--community-id", r["community_id"]]):
+            p = tm("query", "--store", self.store, "--count", *args)
+            self.assertEqual(int(p.stdout), 2, p.stderr)
+            self.assertNotIn(b"deleted", p.stderr)
+        # The whole frames are the other flow's, and not this one's.
+        other = [x for x in rows if x is not r]
+        self.assertEqual(len(other), 1)
+        self.assertEqual(int(tm("query", "--store", self.store, "--count", "-q", "--flow", str(other[0]["id"])).stdout), 2)
+
     def test_a_damaged_flow_block_is_said_where_a_flow_is_not_found(self):
         """A flow whose record is in a damaged block of a flow file: tm query --flow / --community-id say
         the flow records they could not read, not only "no flow" (as if the store had never seen it)."""
