@@ -88,6 +88,12 @@ DecodeStatus decode_nflog(const uint8_t* d, uint32_t cap, PacketInfo& out) {
 
 }  // namespace
 
+bool decodes_link(uint32_t linktype) noexcept {
+  static const uint8_t none = 0;
+  PacketInfo p;
+  return decode(linktype, &none, 0, p) != DecodeStatus::kUnsupportedLink;
+}
+
 bool null_family_swapped(const uint8_t* data, uint32_t caplen) noexcept {
   if (caplen < 4) return false;
   uint32_t host;

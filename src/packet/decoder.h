@@ -34,6 +34,9 @@ enum : uint32_t {
 };
 
 DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, PacketInfo& out) noexcept;
+// Whether decode() reads frames of this link type (else every frame is kUnsupportedLink: no
+// layer, no index key; a query hands such frames to libpcap). decode()'s own answer.
+bool decodes_link(uint32_t linktype) noexcept;
 
 // BSD loopback (kLinkNull): the 4-byte family is in the byte order of the host that wrote the
 // capture, which is the file's own (pcap's rule; libpcap's filters read it so). True when the

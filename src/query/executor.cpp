@@ -284,7 +284,9 @@ class Engine {
           }
         }
       }
-      if (filter_.bpf() && !q_.parsed.split()) {
+      // A link type tm does not decode has no key in the index: libpcap judges every frame
+      // (PacketFilter), as it does a filter it answers whole.
+      if ((filter_.bpf() && !q_.parsed.split()) || !packet::decodes_link(m.linktype)) {
         if (lo < hi) cand.addRange(lo, hi);
       } else {
         // (A split filter: the candidates of its terms tm plans; libpcap judges the rest.)

@@ -123,6 +123,14 @@ bool PacketFilter::matches(uint32_t linktype, const uint8_t* data, uint32_t capl
 
 bool PacketFilter::by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen) {
   bool hit;
+  // A link type tm does not decode (PFLOG, Token Ring, ...): tm knows nothing of the frame, and
+  // libpcap answers the whole filter, as tcpdump would (`host A` matched none of them). A filter
+  // of tm's own terms libpcap cannot compile matches none, said by problems().
+  if (info_.status == packet::DecodeStatus::kUnsupportedLink) [[unlikely]] {
+    if (whole_ < bpf_.size()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
+    uncompiled_.try_emplace(linktype, "its terms of tm's own are not libpcap's");
+    return false;
+  }
   if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;
   if (!bpf()) return query::matches(parsed_.expr, info_);
   // A split filter: tm's terms, then libpcap's.
@@ -133,7 +141,8 @@ bool PacketFilter::by_libpcap(size_t i, uint32_t linktype, const uint8_t* data, 
                               uint32_t wirelen) {
   const packet::BpfPrograms::Compiled& c = bpf_.for_link(linktype);
   if (!c.error(i).empty()) [[unlikely]]
-    uncompiled_.try_emplace(linktype, c.error(i));  // (no node built once the link type is noted)
+    uncompiled_.try_emplace(linktype,
+                            "libpcap: " + c.error(i));  // (no node built once the link type is noted)
   return c.matches(i, data, caplen, wirelen);
 }
 
@@ -141,8 +150,8 @@ std::vector<std::string> PacketFilter::problems() const {
   std::vector<std::string> out;
   for (const auto& [linktype, err] : uncompiled_)
     out.push_back(fmt::format(
-        "the filter cannot be applied to packets of link type {} (libpcap: {}): none of them was matched",
-        linktype, err));
+        "the filter cannot be applied to packets of link type {}{} ({}): none of them was matched", linktype,
+        packet::decodes_link(linktype) ? "" : ", which tm does not decode", err));
   return out;
 }
 
