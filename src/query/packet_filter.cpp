@@ -44,6 +44,19 @@ bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t capl
       if (linktype == 108) af = be32toh(af);
       return af == 2 || af == 24 || af == 28 || af == 30;  // IPv4; IPv6 on the BSDs (packet::open_compiler)
     }
+    case 9:     // PPP, and PPP in HDLC-like framing: libpcap reads the protocol at 2 (past the address
+    case 50: {  // and control bytes) and what it carries at 4, as tm does when both bytes are there
+      if (caplen < 2) return true;
+      if (data[0] != 0xff || data[1] != 0x03) return false;  // (compressed: tm reads it otherwise)
+      if (caplen < 4) return true;
+      const uint16_t proto = rd16(data + 2);
+      return proto == 0x0021 || proto == 0x0057;  // IPv4, IPv6
+    }
+    case 104:  // Cisco HDLC: the EtherType at 2
+      return caplen < 4 || ip_or_arp_type(rd16(data + 2));
+    case 105:  // 802.11, with or without radiotap: the header's length from its frame control (and
+    case 127:  // radiotap's from its own), then LLC/SNAP, read alike: what tm found of the type
+      return p.ethertype == 0 || ip_or_arp_type(p.ethertype);
     case 12:  // raw IP (LINKTYPE_RAW and its aliases)
     case 14:
     case 101:
