@@ -194,16 +194,18 @@ void print_record_summary(std::ostream& os, const record::RecorderTotals& rec,
                       c.seen_packets, c.stored_packets, c.cut_packets, c.dropped_ring_full, c.connections,
                       util::format_size(w.disk_bytes), w.segments.load());
   }
+  // (Seen and cut off count the packets' lengths on the wire, stored what was captured of them:
+  // with a snaplen the three do not add up, and each says what it is.)
   os << fmt::format(
-      "bytes: seen {}, stored {}, cut off {}\n", util::format_size(t.bytes),
+      "bytes: seen {} and cut off {} on the wire, stored {} as captured\n", util::format_size(t.bytes),
       [&] {
         uint64_t s = 0;
-        for (auto& c : cc) s += c.stored_bytes;
+        for (auto& c : cc) s += c.cut_bytes;
         return util::format_size(s);
       }(),
       [&] {
         uint64_t s = 0;
-        for (auto& c : cc) s += c.cut_bytes;
+        for (auto& c : cc) s += c.stored_bytes;
         return util::format_size(s);
       }());
   uint64_t dropped = 0, too_large = 0, kept = 0;
