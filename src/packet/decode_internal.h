@@ -139,6 +139,9 @@ DecodeStatus parse_l2tpv3_session(const uint8_t* d, uint32_t lim, uint32_t off, 
 
 // --- ieee80211.cpp: radiotap header (LINKTYPE 127) and/or an 802.11 frame (105).
 DecodeStatus decode_radiotap(const uint8_t* d, uint32_t cap, PacketInfo& out);
-DecodeStatus decode_ieee80211(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out);
+// `datapad`: radiotap's Flags say the 802.11 header is padded to a multiple of 4 bytes
+// (kRadiotapDataPad: Atheros drivers pad a QoS header of 26 bytes to 28).
+DecodeStatus decode_ieee80211(const uint8_t* d, uint32_t cap, uint32_t off, PacketInfo& out,
+                              bool datapad = false);
 
 }  // namespace tmach::packet::detail

@@ -37,6 +37,10 @@ DecodeStatus decode(uint32_t linktype, const uint8_t* data, uint32_t caplen, Pac
 // Whether decode() reads frames of this link type (else every frame is kUnsupportedLink: no
 // layer, no index key; a query hands such frames to libpcap). decode()'s own answer.
 bool decodes_link(uint32_t linktype) noexcept;
+// A radiotap header's Flags field (the byte after the presence words and TSFT, when present),
+// or -1 when it has none or it was not captured whole. Reads d[0 .. cap-1] only.
+int radiotap_flags(const uint8_t* d, uint32_t cap) noexcept;
+inline constexpr uint8_t kRadiotapDataPad = 0x20;  // the 802.11 header is padded to 4 bytes
 
 // BSD loopback (kLinkNull): the 4-byte family is in the byte order of the host that wrote the
 // capture, which is the file's own (pcap's rule; libpcap's filters read it so). True when the

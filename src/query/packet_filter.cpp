@@ -15,6 +15,7 @@ namespace tmach::query {
 namespace {
 
 uint16_t rd16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint16_t rd16le(const uint8_t* p) { return static_cast<uint16_t>(p[1] << 8 | p[0]); }
 
 // (Not RARP: tm's `arp` matches it, libpcap's does not.)
 bool ip_or_arp_type(uint16_t type) { return type == 0x0800 || type == 0x86dd || type == 0x0806; }
@@ -54,9 +55,20 @@ bool cut_frame_for_libpcap(uint32_t linktype, const uint8_t* data, uint32_t capl
     }
     case 104:  // Cisco HDLC: the EtherType at 2
       return caplen < 4 || ip_or_arp_type(rd16(data + 2));
-    case 105:  // 802.11, with or without radiotap: the header's length from its frame control (and
-    case 127:  // radiotap's from its own), then LLC/SNAP, read alike: what tm found of the type
+    case 105:    // 802.11, with or without radiotap: radiotap's length, the 802.11 header's from its
+    case 127: {  // frame control (24 bytes, 26 with QoS, padded when radiotap says so), then LLC/SNAP
+      uint32_t off = 0;
+      if (linktype == 127) {
+        if (caplen < 4) return true;
+        off = rd16le(data + 2);
+      }
+      if (off + 2 > caplen) return true;
+      // libpcap reads no fourth address (to and from the DS) and no HT Control (QoS with the
+      // Order bit), which tm does: there the two read the type at different places.
+      const uint8_t fc0 = data[off], fc1 = data[off + 1];
+      if (((fc0 >> 2) & 3) == 2 && ((fc1 & 3) == 3 || ((fc0 & 0x80) && (fc1 & 0x80)))) return false;
       return p.ethertype == 0 || ip_or_arp_type(p.ethertype);
+    }
     case 12:  // raw IP (LINKTYPE_RAW and its aliases)
     case 14:
     case 101:
@@ -94,6 +106,8 @@ bool libpcap_alike(const Expr& e) {
 
 PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
     : parsed_(parsed),
+      text_size_(text.size()),
+      too_long_(text.size() > kLibpcapMaxFilter),
       // (Its text compiled by libpcap, too: tm's own aliases, such as `dhcp`, are not libpcap's.
       // Not beyond kLibpcapMaxFilter, whose compile could take minutes: tm's own verdict there.)
       libpcap_alike_((parsed.kind == ParseResult::Kind::kIndexed
@@ -140,8 +154,11 @@ bool PacketFilter::by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen
   // libpcap answers the whole filter, as tcpdump would (`host A` matched none of them). A filter
   // of tm's own terms libpcap cannot compile matches none, said by problems().
   if (info_.status == packet::DecodeStatus::kUnsupportedLink) [[unlikely]] {
-    if (whole_ < bpf_.size()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
-    uncompiled_.try_emplace(linktype, "its terms of tm's own are not libpcap's");
+    if (!too_long_ && whole_ < bpf_.size()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
+    uncompiled_.try_emplace(linktype,
+                            too_long_ ? fmt::format("libpcap is given at most {} bytes of filter; it has {}",
+                                                    kLibpcapMaxFilter, text_size_)
+                                      : "its terms of tm's own are not libpcap's");
     return false;
   }
   if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;

@@ -207,6 +207,27 @@ TEST(DecoderLink, Fddi) {
   EXPECT_STREQ(pi.anomaly, "snap_truncated");
 }
 
+// 802.11 behind radiotap: a QoS data header (26 bytes) padded to 28 when radiotap's Flags say
+// so (Atheros; libpcap reads it so too), found through the presence words and TSFT; without
+// the flag the same bytes are no LLC/SNAP. A 4-address QoS header with HT Control is 36 bytes.
+TEST(DecoderLink, RadiotapPaddingAndLongHeaders) {
+  using namespace tmach::packet;
+  const Bytes snap = {0xaa, 0xaa, 0x03, 0x00, 0x00, 0x00, 0x08, 0x00};
+  const Bytes qos = cat(Bytes{0x88, 0x01}, zeros(24));  // QoS data to the DS: 26 bytes
+  // version, pad, length 25, present: TSFT | Flags | (more words), a second word, TSFT at 16, Flags
+  Bytes rt = cat(Bytes{0, 0, 25, 0}, le32(0x80000003u), le32(0), zeros(4 + 8), Bytes{kRadiotapDataPad});
+  ASSERT_EQ(rt.size(), 25u);
+  EXPECT_EQ(radiotap_flags(rt.data(), static_cast<uint32_t>(rt.size())), kRadiotapDataPad);
+  EXPECT_EQ(radiotap_flags(rt.data(), 24), -1);  // Flags not captured
+  expect_v4_tcp(dec(kLinkRadiotap, cat(rt, qos, zeros(2), snap, kV4)), 25 + 28 + 8);
+  Bytes plain = rt;
+  plain.back() = 0;  // no padding: the pad bytes are where LLC/SNAP should be
+  EXPECT_EQ(dec(kLinkRadiotap, cat(plain, qos, zeros(2), snap, kV4)).status, DecodeStatus::kNotIp);
+  expect_v4_tcp(dec(kLinkRadiotap, cat(plain, qos, snap, kV4)), 25 + 26 + 8);
+  // Four addresses, QoS, HT Control: 24 + 6 + 2 + 4.
+  expect_v4_tcp(dec(kLinkIeee80211, cat(Bytes{0x88, 0x83}, zeros(34), snap, kV4)), 36 + 8);
+}
+
 TEST(DecoderLink, UnsupportedAndEmpty) {
   using namespace tmach::packet;
   PacketInfo pi = dec(160, cat(zeros(20), kV4));  // an unknown link type

@@ -324,3 +324,67 @@ TEST(PacketFilter, AFrameCutInItsHeadersIsJudgedAsLibpcapJudgesIt) {
   EXPECT_FALSE(libpcap_alike(parse_expr("host 10.0.0.1 and vlan 5").expr));
   EXPECT_TRUE(libpcap_alike(parse_expr("host 10.0.0.1 and not (port 80 or arp or ip6)").expr));
 }
+
+// 802.11 frames cut inside their IP headers are judged by libpcap where both read the header
+// alike (three addresses: `ip` is read from the SNAP type, as tcpdump reads it), and by tm's
+// reading where libpcap does not read the header as tm does (four addresses: libpcap reads 24
+// bytes of header, tm 30): no IP layer, as tm reads such a frame cut there.
+TEST(PacketFilter, A80211FrameCutShortIsJudgedByLibpcapOnlyWhereItReadsTheHeaderAsTmDoes) {
+  using namespace tmach::query;
+  const auto plain = eval_frames::v4("plain", "10.0.0.1", "10.0.0.2", eval_frames::tcp(1234, 80)).bytes;
+  const std::vector<uint8_t> ip(plain.begin() + 14, plain.end());
+  const std::vector<uint8_t> snap = {0xaa, 0xaa, 0x03, 0x00, 0x00, 0x00, 0x08, 0x00};
+  auto frame = [&](uint8_t fc1, size_t header) {
+    std::vector<uint8_t> f = {0x08, fc1};
+    f.resize(header, 0);
+    f.insert(f.end(), snap.begin(), snap.end());
+    f.insert(f.end(), ip.begin(), ip.end());
+    return f;
+  };
+  auto verdict = [](const char* text, const std::vector<uint8_t>& f, uint32_t caplen) {
+    ParseResult parsed = parse_expr(text);
+    PacketFilter pf(text, parsed);
+    return pf.matches(105, f.data(), caplen, static_cast<uint32_t>(f.size()));
+  };
+  const auto three = frame(0x01, 24), four = frame(0x03, 30);
+  const uint32_t whole3 = static_cast<uint32_t>(three.size()), whole4 = static_cast<uint32_t>(four.size());
+  EXPECT_TRUE(verdict("ip", three, whole3));
+  EXPECT_TRUE(verdict("ip", four, whole4));
+  EXPECT_TRUE(verdict("ip", three, 24 + 8 + 10));  // libpcap reads the SNAP type
+  EXPECT_FALSE(verdict("not ip", three, 24 + 8 + 10));
+  EXPECT_FALSE(verdict("ip", four, 30 + 8 + 10));  // tm's reading: cut inside its IP header
+  EXPECT_TRUE(verdict("not ip", four, 30 + 8 + 10));
+  // Cut at 31 bytes: libpcap's type (at 24 + 6) is not all there, and it rejects the frame, also
+  // for `not ip`; for the four-address frame that is not where its type is (tm: after 30 + 6).
+  EXPECT_FALSE(verdict("not ip", three, 31));
+  EXPECT_TRUE(verdict("not ip", four, 31));
+}
+
+// A link type tm does not decode is answered by libpcap, but not with a filter longer than
+// libpcap is given (kLibpcapMaxFilter): none of its frames matches, and that is said.
+TEST(PacketFilter, AnUndecodedLinkTypeIsLibpcapsUpToItsFilterSize) {
+  using namespace tmach::query;
+  const auto plain = eval_frames::v4("plain", "10.0.0.1", "10.0.0.2", eval_frames::tcp(1234, 80)).bytes;
+  std::vector<uint8_t> pflog = {0x3d, 0x02};
+  pflog.resize(64, 0);
+  pflog.insert(pflog.end(), plain.begin() + 14, plain.end());
+  const uint32_t n = static_cast<uint32_t>(pflog.size());
+  {
+    const char* text = "host 10.0.0.1";
+    ParseResult parsed = parse_expr(text);
+    PacketFilter f(text, parsed);
+    EXPECT_TRUE(f.matches(117, pflog.data(), n, n));
+    EXPECT_TRUE(f.problems().empty());
+  }
+  std::string text = "host 10.0.0.1";
+  for (int i = 2; text.size() <= kLibpcapMaxFilter; ++i)
+    text += " or host 10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+  ParseResult parsed = parse_expr(text);
+  ASSERT_EQ(parsed.kind, ParseResult::Kind::kIndexed);
+  PacketFilter f(text, parsed);
+  EXPECT_FALSE(f.matches(117, pflog.data(), n, n));
+  ASSERT_EQ(f.problems().size(), 1u);
+  EXPECT_NE(f.problems()[0].find("link type 117, which tm does not decode (libpcap is given at most 4096"),
+            std::string::npos)
+      << f.problems()[0];
+}
