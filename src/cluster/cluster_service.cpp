@@ -410,9 +410,9 @@ class ClusterService::QueryStream : public server::Stream {
     // warnings of this answer (GET /api/v1/answers/ID here), each naming its worker.
     if (!stopped) {
       AnswerWarnings aw = answer_warnings(cs_.cfg_, *fs_);
-      // Every worker that answered has no record of it (a worker of an older tm, which does not
-      // say so, may have had it: then it sent packets).
-      if (aw.answered && aw.without == aw.answered && out.packets() == 0) {
+      // Every worker that answered has no record of it (not said when the warnings of one whose
+      // answer ended are not known: an older tm, or a failed request; it may have had it).
+      if (aw.answered && aw.without == aw.answered && aw.ended == aw.answered && out.packets() == 0) {
         no_connection =
             fmt::format("none of the {} workers that answered has it ({})", aw.answered, aw.no_connection);
         warn(no_connection);

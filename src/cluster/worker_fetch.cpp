@@ -263,6 +263,7 @@ json missing_of(FetchSet& fs) {
 }
 
 AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
+  AnswerWarnings a;
   std::vector<std::vector<std::string>> per(fs.f.size());
   std::vector<std::string> none(fs.f.size());  // each worker's no_connection
   std::vector<char> known(fs.f.size(), 0);     // its warnings were had
@@ -277,6 +278,7 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
       if (f.state != Fetch::State::kDone) continue;
       id = f.answer_id;
     }
+    ++a.ended;
     if (id.empty()) continue;  // an older tm serve keeps none
     th.emplace_back([&cfg, &f, &out = per[k], &no = none[k], &had = known[k], id, via = server::via_chain()] {
       std::string why;
@@ -311,7 +313,6 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
     });
   }
   for (auto& t : th) t.join();
-  AnswerWarnings a;
   for (auto& v : per) a.warnings.insert(a.warnings.end(), v.begin(), v.end());
   // Said when every worker whose warnings are known said it (those that failed are named as
   // missing: they may have had it), as the front-end's plan says it.

@@ -122,10 +122,11 @@ nlohmann::json missing_of(const ClusterConfig& cfg, const std::vector<size_t>& w
 // A flow or Community ID is on one worker (or a few): the others say they have no record of
 // it (their answer's no_connection). That is no warning of the front-end's answer: it is left
 // out, and counted: `without` of the `answered` workers (whose warnings were had) said it, the
-// first one's text in `no_connection`.
+// first one's text in `no_connection`; `ended` workers' answers ended in full (those of an
+// older tm, or whose warnings could not be had, among them).
 struct AnswerWarnings {
   std::vector<std::string> warnings;
-  size_t answered = 0, without = 0;
+  size_t ended = 0, answered = 0, without = 0;
   std::string no_connection;
 };
 AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs);

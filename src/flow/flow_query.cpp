@@ -299,9 +299,11 @@ std::string connections_filter(const std::vector<FlowRow>& rows, bool checked) {
 }
 
 FlowConnection connection_of(const FlowRecord& r) {
-  return FlowConnection{
-      r.orig,       r.resp, r.orig_port, r.resp_port, r.proto, r.tunnel, (r.flags & kFlowSaPartner) != 0,
-      sa_partner(r)};
+  // (An interim record written before the pair's second SA was seen says 0 of a partner that may
+  // come: not known, as in a record from before the field.)
+  const bool known =
+      (r.flags & kFlowSaPartner) && !(sa_partner(r) == 0 && r.end == static_cast<uint8_t>(EndState::kOpen));
+  return FlowConnection{r.orig, r.resp, r.orig_port, r.resp_port, r.proto, r.tunnel, known, sa_partner(r)};
 }
 
 bool same_connection(const FlowConnection& a, const FlowConnection& b) {

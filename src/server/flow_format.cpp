@@ -111,7 +111,7 @@ std::string proto_name(uint8_t p) { return proto_str(p); }
 nlohmann::json flow_to_json(const flow::FlowRow& r) {
   const auto& f = r.rec;
   std::string cid = flow::community_id(f);
-  return {
+  nlohmann::json j = {
       // A string: ids use all 64 bits, beyond the 2^53 a JSON number keeps exactly in most
       // readers (jq, JavaScript) — a rounded id names no flow.
       {"id", std::to_string(f.id)},
@@ -139,6 +139,10 @@ nlohmann::json flow_to_json(const flow::FlowRow& r) {
       {"stored_pkts", f.stored},
       {"packets_on_disk", packets_str(r.packets)},
       {"community_id", cid.empty() ? nlohmann::json(nullptr) : nlohmann::json(cid)}};
+  // An ESP/AH connection: its SA pair's second SPI (0: none seen), where the record has it
+  // (flow::kFlowSaPartner): what tells its packets from another SA pair's between the same hosts.
+  if (f.flags & flow::kFlowSaPartner) j["sa_partner_spi"] = flow::sa_partner(f);
+  return j;
 }
 
 namespace {
@@ -182,6 +186,9 @@ flow::FlowRow flow_from_json(const nlohmann::json& j) {
   f.cutoff_ts = j.at("cutoff_time").is_string() ? time_of(j["cutoff_time"], "cutoff_time") : 0;
   f.tunnel = j.at("tunnel").get<uint32_t>();
   f.stored = j.at("stored_pkts").get<uint64_t>();
+  if (j.contains("sa_partner_spi"))
+    f.flags |= flow::kFlowSaPartner | uint64_t{j["sa_partner_spi"].get<uint32_t>()}
+                                          << flow::kFlowSaPartnerShift;
   r.cls = j.at("class").get<std::string>();
   r.packets = packets_of(j.at("packets_on_disk").get<std::string>());
   return r;

@@ -793,4 +793,12 @@ TEST(FlowFile, AnOpenFlowEndsAtTheNextFlowOfItsConnectionNotOfItsTupleInAnotherT
   EXPECT_TRUE(flow::same_connection(esp(7, true), esp(7, true)));
   EXPECT_TRUE(flow::same_connection(esp(7, false), esp(8, false)));
   EXPECT_TRUE(flow::same_connection(esp(7, false), esp(8, true)));
+  // An interim record written before the pair's second SA was seen: its partner is not known
+  // yet (its packets may come); a final one without a partner is a one-way SA.
+  flow::FlowRecord open = rec(1, 0, 0, 7, false, flow::EndState::kOpen);
+  open.proto = 50;
+  open.flags = flow::kFlowSaPartner;
+  EXPECT_FALSE(flow::connection_of(open).sa_known);
+  open.end = static_cast<uint8_t>(flow::EndState::kTimeout);
+  EXPECT_TRUE(flow::connection_of(open).sa_known);
 }

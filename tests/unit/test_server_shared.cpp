@@ -154,6 +154,7 @@ TEST(FlowParams, DefaultsAndErrors) {
 
 flow::FlowRow row(uint64_t id, const char* a, const char* b, uint8_t proto) {
   flow::FlowRow r;
+  r.rec = flow::FlowRecord{};  // (a plain struct: its fields are not set otherwise)
   r.rec.id = id;
   r.rec.first_ts = 1700000000123456789ull + id;
   r.rec.last_ts = r.rec.first_ts + 2500000000ull;
@@ -182,10 +183,17 @@ flow::FlowRow row(uint64_t id, const char* a, const char* b, uint8_t proto) {
 }
 
 TEST(FlowCodec, RoundTripsEveryField) {
-  std::vector<flow::FlowRow> rows = {row(1, "10.0.0.1", "10.0.0.2", 6),
-                                     row(2, "2001:db8::1", "2001:db8::2", 17),
-                                     row(3, "192.0.2.1", "192.0.2.9", 1), row(4, "fe80::1", "ff02::1", 58),
-                                     row(5, "10.1.1.1", "10.2.2.2", 47)};
+  std::vector<flow::FlowRow> rows = {
+      row(1, "10.0.0.1", "10.0.0.2", 6),   row(2, "2001:db8::1", "2001:db8::2", 17),
+      row(3, "192.0.2.1", "192.0.2.9", 1), row(4, "fe80::1", "ff02::1", 58),
+      row(5, "10.1.1.1", "10.2.2.2", 47),  row(6, "10.1.1.1", "10.2.2.2", 50),
+      row(7, "10.1.1.1", "10.2.2.2", 51)};
+  // ESP and AH: the SA pair's second SPI, kept where the record has it (an older one has not).
+  rows[5].rec.flags = flow::kFlowSaPartner | uint64_t{0x87654321} << flow::kFlowSaPartnerShift;
+  rows[5].rec.orig_port = rows[5].rec.resp_port = 0;
+  rows[6].rec.orig_port = rows[6].rec.resp_port = 0;
+  EXPECT_EQ(flow_to_json(rows[5]).at("sa_partner_spi"), 0x87654321u);
+  EXPECT_FALSE(flow_to_json(rows[6]).contains("sa_partner_spi"));
   for (auto& r : rows) {
     flow::FlowRow back = flow_from_json(flow_to_json(r));
     EXPECT_EQ(flow_to_json(back), flow_to_json(r)) << r.rec.id;
@@ -195,6 +203,8 @@ TEST(FlowCodec, RoundTripsEveryField) {
     EXPECT_EQ(back.rec.cutoff_ts, r.rec.cutoff_ts);
     EXPECT_EQ(back.rec.version, r.rec.version);
     EXPECT_EQ(back.packets, r.packets);
+    EXPECT_EQ(back.rec.flags & (flow::kFlowSaPartner | ~uint64_t{0} << flow::kFlowSaPartnerShift),
+              r.rec.flags & (flow::kFlowSaPartner | ~uint64_t{0} << flow::kFlowSaPartnerShift));
   }
   // The JSON-lines answer reads back into the same rows, rendered alike in every format.
   auto back = parse_flow_lines(render_flows(rows, "json"));
