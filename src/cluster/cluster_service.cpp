@@ -536,14 +536,17 @@ namespace {
 // A flow answer, merged before it is written.
 class TextStream : public server::Stream {
  public:
-  explicit TextStream(std::string text) : text_(std::move(text)) {}
-  std::string run(const server::ByteSink& out, const server::Warn&, const server::StopCheck&) override {
+  explicit TextStream(std::string text, std::vector<std::string> warnings = {})
+      : text_(std::move(text)), warnings_(std::move(warnings)) {}
+  std::string run(const server::ByteSink& out, const server::Warn& warn, const server::StopCheck&) override {
     out(text_.data(), text_.size());
+    for (auto& w : warnings_) warn(w);
     return "";
   }
 
  private:
   std::string text_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace
@@ -567,9 +570,13 @@ std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowReq
   const httplib::Request req = worker_request("/api/v1/flows", p, true);
   auto replies = fan_out(cfg_, wc_, which, [&](httplib::Client& c) { return c.send(req); });
   std::vector<std::vector<flow::FlowRow>> parts;
-  for (auto& r : replies) {
+  std::vector<std::string> warnings;  // the workers' (damaged flow files), each naming its worker
+  for (size_t k = 0; k < replies.size(); ++k) {
+    auto& r = replies[k];
     if (r.status == 400) throw server::BadRequest(error_text(400, r.body));
     if (!r.ok()) continue;
+    for (auto& w : r.warnings)
+      warnings.push_back(fmt::format("worker {}: {}", cfg_.workers[which[k]].url, w));
     // A worker whose answer is not flow records (a line not JSON, a record without its fields)
     // is missing, named with why, as one that did not answer: not the whole answer failed (a 500,
     // or a 400 blaming the client for a worker's text).
@@ -584,7 +591,7 @@ std::unique_ptr<server::Stream> ClusterService::open_flows(const server::FlowReq
   json missing = missing_of(cfg_, which, replies);
   check_answered(missing, which.size(), q.require_all);
   auto rows = merge_flows(std::move(parts), q.top, q.by);
-  auto s = std::make_unique<TextStream>(server::render_flows(rows, q.format));
+  auto s = std::make_unique<TextStream>(server::render_flows(rows, q.format), std::move(warnings));
   s->headers.emplace_back("X-TM-Workers", urls_of(cfg_, which));
   add_missing_headers(s->headers, missing);
   return s;

@@ -93,6 +93,7 @@ std::vector<Reply> fan_out(const ClusterConfig& cfg, std::vector<std::unique_ptr
         } else {
           r.status = res->status;
           r.body = res->body;
+          r.warnings = server::warnings_of_header(res->get_header_value(server::kWarningsHeader));
           if (!r.ok()) r.error = fmt::format("HTTP {}: {}", r.status, error_text(r.status, r.body));
         }
       } catch (const std::exception& e) {

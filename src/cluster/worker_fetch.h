@@ -41,7 +41,8 @@ std::string error_text(int status, const std::string& body);
 struct Reply {
   int status = 0;  // 0: no answer
   std::string body;
-  std::string error;  // empty when 2xx
+  std::vector<std::string> warnings;  // its server::kWarningsHeader
+  std::string error;                  // empty when 2xx
   bool ok() const { return status >= 200 && status < 300; }
 };
 

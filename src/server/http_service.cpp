@@ -149,6 +149,7 @@ std::string HttpService::flows(const FlowRequest& q, const ByteSink& out, const 
   if (r.status == 400) throw BadRequest(r.error);
   if (!r.error.empty()) throw std::runtime_error(r.error);
   if (std::string m = r.header("X-TM-Missing-Reasons"); !m.empty()) warn(missing_workers_warning(m));
+  for (auto& w : warnings_of_header(r.header(kWarningsHeader))) warn(w);
   return "";
 }
 

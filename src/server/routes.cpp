@@ -456,8 +456,14 @@ void HttpApi::query_routes() {
       ~Release() { a.release(); }
     } release{queries_admit_};
     std::string text;
+    std::vector<std::string> warnings;  // (the client's too: kWarningsHeader)
     stream->run([&](const char* d, size_t n) { text.append(d, n); },
-                [](const std::string& w) { spdlog::warn("flows: {}", w); }, [] { return std::string(); });
+                [&](const std::string& w) {
+                  spdlog::warn("flows: {}", w);
+                  warnings.push_back(w);
+                },
+                [] { return std::string(); });
+    if (!warnings.empty()) res.set_header(kWarningsHeader, warnings_header(warnings));
     res.set_content(std::move(text), flow_content_type(fp.format));
     trim_memory_after_connection();  // what ranking the flows took is given back
     flow_queries_++;

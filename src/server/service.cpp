@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <fmt/format.h>
+
 #include <string_view>
 
 #include "query/packet_filter.h"
@@ -56,6 +58,38 @@ std::string Reply::missing_warning() const {
     if (k == "X-TM-Missing-Workers") workers = v;
   }
   return workers.empty() ? workers : missing_workers_warning(workers);
+}
+
+namespace {
+// JSON text in ASCII (a header's value): control bytes and non-ASCII characters escaped.
+std::string ascii(const nlohmann::json& j) {
+  return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
+std::string warnings_header(const std::vector<std::string>& warnings) {
+  constexpr size_t kMax = 4096;
+  nlohmann::json a = nlohmann::json::array();
+  size_t used = 2;
+  for (size_t i = 0; i < warnings.size(); ++i) {
+    const std::string w = ascii(warnings[i]);
+    if (used + w.size() + 1 > kMax) {
+      a.push_back(fmt::format("... and {} more (in the server's log)", warnings.size() - i));
+      break;
+    }
+    used += w.size() + 1;
+    a.push_back(warnings[i]);
+  }
+  return ascii(a);
+}
+
+std::vector<std::string> warnings_of_header(const std::string& value) {
+  std::vector<std::string> out;
+  nlohmann::json a = nlohmann::json::parse(value, nullptr, false);
+  if (!a.is_array()) return out;
+  for (auto& w : a)
+    if (w.is_string()) out.push_back(w.get<std::string>());
+  return out;
 }
 
 std::string missing_workers_warning(const std::string& reasons) {

@@ -90,6 +90,13 @@ inline constexpr const char* kLinkTypesHeader = "X-TM-Link-Types";
 // A packet answer's header: its number, under which the server keeps the warnings it found
 // while writing it once it has ended (GET /api/v1/answers/ID).
 inline constexpr const char* kAnswerIdHeader = "X-TM-Answer-Id";
+// A whole answer's header (flows: its body is made before it is sent): the warnings found
+// while making it, as a JSON array of strings on one line, at most about 4 KiB (the rest said
+// as "... and N more (in the server's log)"). warnings_header() makes it, warnings_of_header()
+// reads it back (nothing from a value that is not such an array).
+inline constexpr const char* kWarningsHeader = "X-TM-Warnings";
+std::string warnings_header(const std::vector<std::string>& warnings);
+std::vector<std::string> warnings_of_header(const std::string& value);
 
 struct QueryRequest {
   std::string filter, from, to;  // as given; empty: all packets, no bound

@@ -510,6 +510,11 @@ class Selection(Cluster):
         self.assertIn("worker %s: flow records of store %s that tm could not read (damaged: " %
                       (self.workers[other], self.stores[other]), err)
         self.assertNotIn("has Community ID", err)
+        # tm flows through the worker and through the front-end say what could not be read (the
+        # worker put it in its log alone: a short table, exit 0, no word).
+        for server, prefix in ((self.workers[other], ""), (fe, "worker %s: " % self.workers[other])):
+            p = tm("flows", "--server", server, "--format", "json")
+            self.assertIn("tm flows: warning: %s%s: block checksum mismatch" % (prefix, flows[0]), p.stderr.decode())
 
     def test_connection_query_asks_one_worker(self):
         fe = self.start_frontend()

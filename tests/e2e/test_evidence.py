@@ -117,6 +117,28 @@ def slurp(path):
         return f.read()
 
 
+class PortlessEvidence(StoreTest):
+    def test_the_evidence_of_a_portless_connection_is_its_packets(self):
+        """A flow record with ports 0 and 0 (here a later IPv6 fragment whose first was not captured): an
+        alert with its tuple got no packet and 'no longer on disk', its filter asking for `port 0`, which
+        such packets do not match (cluster tester). Its packets are the flow's, as tm query --flow gives."""
+        record(self.store, [corpus("ipv6", "ipv6-fragmented-dns.pcap")], "--cutoff", "none")
+        rows = [json.loads(l) for l in tm("flows", "--store", self.store, "--format", "json").stdout.decode().splitlines()]
+        r = next(r for r in rows if r["proto"] == "udp" and r["orig_port"] == 0 and r["resp_port"] == 0)
+        eve = self.path("eve.json")
+        with open(eve, "w") as f:
+            f.write(json.dumps({"timestamp": r["first"].replace("Z", "+0000"), "flow_id": 5, "event_type": "alert",
+                                "src_ip": r["orig_addr"], "src_port": 0, "dest_ip": r["resp_addr"], "dest_port": 0,
+                                "proto": "UDP", "alert": {"signature": "frag", "signature_id": 1}}) + "\n")
+        out = self.path("out")
+        tm("evidence", "--store", self.store, "--eve", eve, "--out", out)
+        with open(os.path.join(out, "5.json")) as f:
+            ev = json.load(f)["evidence"]
+        self.assertTrue(ev["found"], ev)
+        self.assertEqual(ev["packets"], r["stored_pkts"])
+        self.assertGreater(ev["packets"], 0)
+
+
 class TunnelEvidence(StoreTest):
     def test_a_tunnelled_connections_evidence_is_its_own_packets(self):
         """An alert for ICMP between two hosts inside Geneve, whose two directions are in two VNIs (two
