@@ -416,6 +416,8 @@ class ClusterService::QueryStream : public server::Stream {
         no_connection =
             fmt::format("none of the {} workers that answered has it ({})", aw.answered, aw.no_connection);
         warn(no_connection);
+        no_connection_notes = aw.no_connection_notes;
+        for (auto& n : aw.no_connection_notes) warn(n);
       }
       for (auto& w : aw.warnings) warn(w);
     }

@@ -266,8 +266,9 @@ json missing_of(FetchSet& fs) {
 AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
   AnswerWarnings a;
   std::vector<std::vector<std::string>> per(fs.f.size());
-  std::vector<std::string> none(fs.f.size());  // each worker's no_connection
-  std::vector<char> known(fs.f.size(), 0);     // its warnings were had
+  std::vector<std::string> none(fs.f.size());                     // each worker's no_connection
+  std::vector<std::vector<std::string>> none_notes(fs.f.size());  // and its notes
+  std::vector<char> known(fs.f.size(), 0);                        // its warnings were had
   std::vector<std::thread> th;
   for (size_t k = 0; k < fs.f.size(); ++k) {
     Fetch& f = *fs.f[k];
@@ -281,7 +282,8 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
     }
     ++a.ended;
     if (id.empty()) continue;  // an older tm serve keeps none
-    th.emplace_back([&cfg, &f, &out = per[k], &no = none[k], &had = known[k], id, via = server::via_chain()] {
+    th.emplace_back([&cfg, &f, &out = per[k], &no = none[k], &notes = none_notes[k], &had = known[k], id,
+                     via = server::via_chain()] {
       std::string why;
       try {
         // The answer is complete already: its warnings are a small, quick request, which must not
@@ -301,9 +303,16 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
           } else {
             had = 1;
             if (j.value("no_connection", json()).is_string()) no = j["no_connection"].get<std::string>();
-            for (auto& w : j["warnings"])
-              if (w.is_string() && (no.empty() || w.get<std::string>() != no))
-                out.push_back(fmt::format("worker {}: {}", f.url, w.get<std::string>()));
+            if (j.value("no_connection_notes", json()).is_array())
+              for (auto& n : j["no_connection_notes"])
+                if (n.is_string()) notes.push_back(n.get<std::string>());
+            for (auto& w : j["warnings"]) {
+              if (!w.is_string()) continue;
+              const std::string& s = w.get_ref<const std::string&>();
+              if (!no.empty() && (s == no || std::find(notes.begin(), notes.end(), s) != notes.end()))
+                continue;
+              out.push_back(fmt::format("worker {}: {}", f.url, s));
+            }
           }
         }
       } catch (const std::exception& e) {
@@ -319,7 +328,11 @@ AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs) {
   // missing: they may have had it), as the front-end's plan says it.
   a.answered = static_cast<size_t>(std::count(known.begin(), known.end(), 1));
   for (size_t k = 0; k < none.size(); ++k)
-    if (!none[k].empty() && a.without++ == 0) a.no_connection = none[k];
+    if (!none[k].empty()) {
+      if (a.without++ == 0) a.no_connection = none[k];
+      for (auto& n : none_notes[k])
+        a.no_connection_notes.push_back(fmt::format("worker {}: {}", fs.f[k]->url, n));
+    }
   return a;
 }
 

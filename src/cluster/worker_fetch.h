@@ -129,6 +129,10 @@ struct AnswerWarnings {
   std::vector<std::string> warnings;
   size_t ended = 0, answered = 0, without = 0;
   std::string no_connection;
+  // Those workers' warnings about the missing connection alone (its record may be in a damaged
+  // flow file: server::Stream::no_connection_notes), each naming its worker; left out of
+  // `warnings`, said only when no worker has the connection.
+  std::vector<std::string> no_connection_notes;
 };
 AnswerWarnings answer_warnings(const ClusterConfig& cfg, FetchSet& fs);
 // "url: why; url: why" of missing_of()'s answer.

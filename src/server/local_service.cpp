@@ -349,6 +349,7 @@ struct LocalService::PacketQuery {
   std::optional<util::pcap::Output> forced;
   // A Community ID or flow id that no flow record has: an empty answer, saying so.
   std::string no_connection;
+  std::vector<std::string> no_connection_notes;  // (Stream::no_connection_notes; also in notes)
   std::vector<std::string> notes;  // warnings the answer starts with (a flow outside the classes asked for)
   std::string if_empty;            // a warning the answer ends with when it holds no packet
   // The connections' selector when it is not in q.text (a filter libpcap answers whole): they
@@ -421,6 +422,8 @@ LocalService::PacketQuery LocalService::packet_query(const QueryRequest& r, bool
     } else {
       p.no_connection = fmt::format("no flow {} in the flow records of store {}", r.flow_id, o_.store);
       note_damage("its record");
+      // (A flow is one record: found at another worker, this store's damage says nothing of it.)
+      if (!damage.empty()) p.no_connection_notes.push_back(p.notes.back());
     }
   }
   std::string filter;
@@ -560,6 +563,7 @@ std::unique_ptr<QueryStream> LocalService::open_packets(const QueryRequest& r) {
                                              return n;
                                            }());
     s->no_connection = p.no_connection;
+    s->no_connection_notes = p.no_connection_notes;
     return s;
   }
   store::Catalog& cat = p.cat;

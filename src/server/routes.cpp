@@ -362,7 +362,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
           query_packets_ += ctx->stream->packets;
           ctx->ok = true;
           // before the last chunk: the client asks next
-          keep_warnings(ctx->id, std::move(ctx->warnings), ctx->stream->no_connection);
+          keep_warnings(ctx->id, std::move(ctx->warnings), ctx->stream.get());
           sink.done();
           return true;
         } catch (const Cancelled& e) {
@@ -373,8 +373,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
         return false;  // the client sees an incomplete answer
       },
       [this, ctx](bool) {
-        if (!ctx->ok)
-          keep_warnings(ctx->id, std::move(ctx->warnings), ctx->stream ? ctx->stream->no_connection : "");
+        if (!ctx->ok) keep_warnings(ctx->id, std::move(ctx->warnings), ctx->stream.get());
         ctx->stream.reset();
         queries_admit_.release();
         if (!ctx->ok) query_errors_++;
@@ -382,7 +381,7 @@ void HttpApi::stream_query(httplib::Response& res, QueryRequest q, bool head) {
       });
 }
 
-void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings, std::string no_connection) {
+void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings, const Stream* stream) {
   constexpr size_t kMax = 100;  // per answer (one per damaged segment could be thousands)
   if (warnings.size() > kMax) {
     size_t more = warnings.size() - kMax;
@@ -390,7 +389,8 @@ void HttpApi::keep_warnings(uint64_t id, std::vector<std::string> warnings, std:
     warnings.push_back(fmt::format("... and {} more warnings (in the server's log)", more));
   }
   std::lock_guard lk(answers_mu_);
-  answers_.push_back(KeptAnswer{id, std::move(warnings), std::move(no_connection)});
+  answers_.push_back(KeptAnswer{id, std::move(warnings), stream ? stream->no_connection : "",
+                                stream ? stream->no_connection_notes : std::vector<std::string>{}});
   while (answers_.size() > kKeptAnswers) answers_.pop_front();
 }
 
@@ -413,6 +413,7 @@ void HttpApi::query_routes() {
       if (a.id == id) {
         json j{{"id", id}, {"warnings", a.warnings}};
         if (!a.no_connection.empty()) j["no_connection"] = a.no_connection;
+        if (!a.no_connection_notes.empty()) j["no_connection_notes"] = a.no_connection_notes;
         return reply(res, {std::move(j), {}}, -1);
       }
     throw NotFound(fmt::format("no answer {} (still being written, or forgotten: the last {} are kept)", id,

@@ -58,7 +58,7 @@ class HttpApi {
   void stream_query(httplib::Response& res, QueryRequest q, bool head = false);
   // A packet answer's warnings, kept for its client to ask for (GET /api/v1/answers/ID).
   // `no_connection`: the stream's (Stream::no_connection), given with them.
-  void keep_warnings(uint64_t id, std::vector<std::string> warnings, std::string no_connection);
+  void keep_warnings(uint64_t id, std::vector<std::string> warnings, const Stream* stream);
   void state_routes();
   void subscribe_routes();
   void web_routes();
@@ -87,6 +87,7 @@ class HttpApi {
     uint64_t id;
     std::vector<std::string> warnings;
     std::string no_connection;
+    std::vector<std::string> no_connection_notes;
   };
   std::deque<KeptAnswer> answers_;  // oldest first
   std::atomic<uint64_t> query_packets_{0}, subs_total_{0}, http_requests_{0};

@@ -189,6 +189,9 @@ class Stream {
   // flow record here, so the answer is empty (the text is also among its warnings). A
   // front-end drops it from the workers that lack a connection another worker has.
   std::string no_connection;
+  // Warnings (also among its warnings) that are about the missing connection alone (a flow
+  // record that may be in a damaged flow file): dropped with no_connection.
+  std::vector<std::string> no_connection_notes;
 };
 
 class Service {

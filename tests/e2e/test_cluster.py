@@ -515,6 +515,15 @@ class Selection(Cluster):
         for server, prefix in ((self.workers[other], ""), (fe, "worker %s: " % self.workers[other])):
             p = tm("flows", "--server", server, "--format", "json")
             self.assertIn("tm flows: warning: %s%s: block checksum mismatch" % (prefix, flows[0]), p.stderr.decode())
+        # A flow is one record: found at its worker, the damaged one's "its record may be among them"
+        # says nothing of it; where no worker has it, it is said with the rest.
+        p = tm("query", "--server", fe, "--count", "--flow", r["id"])
+        self.assertEqual(int(p.stdout), r["orig_pkts"] + r["resp_pkts"])
+        self.assertNotIn("could not read", p.stderr.decode())
+        err = tm("query", "--server", fe, "--count", "--flow", "12345").stderr.decode()
+        self.assertIn("none of the %d workers that answered has it" % N, err)
+        self.assertIn("worker %s: flow records of store %s that tm could not read" % (self.workers[other],
+                                                                                     self.stores[other]), err)
 
     def test_connection_query_asks_one_worker(self):
         fe = self.start_frontend()
