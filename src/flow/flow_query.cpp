@@ -102,9 +102,8 @@ std::string flow_filter_refusal(const query::ParseResult& parsed) {
         parsed.unplanned);
   if (std::string s = not_in_flow_records(parsed.expr); !s.empty())
     return fmt::format(
-        "flow records answer host/net/port/protocol filters of a connection's innermost addresses; '{}' is "
-        "not "
-        "in them (VLAN tags, tunnels, SPIs and outer layers are the packets': use tm query)",
+        "flow records answer host/net/port/protocol filters of a connection's innermost addresses; "
+        "'{}' is not in them (VLAN tags, tunnels, SPIs and outer layers are the packets': use tm query)",
         s);
   return {};
 }
@@ -309,8 +308,7 @@ FlowConnection connection_of(const FlowRecord& r) {
 bool same_connection(const FlowConnection& a, const FlowConnection& b) {
   // An ESP/AH record from before kFlowSaPartner: of_connections() matches it by addresses and
   // protocol, whatever its SA pair, and so does this.
-  const bool any_sa =
-      (a.proto == packet::kProtoEsp || a.proto == packet::kProtoAh) && !(a.sa_known && b.sa_known);
+  const bool any_sa = sa_keyed(a.proto) && !(a.sa_known && b.sa_known);
   if (a.proto != b.proto || (a.tunnel != b.tunnel && !any_sa)) return false;
   return (a.orig == b.orig && a.resp == b.resp && a.orig_port == b.orig_port && a.resp_port == b.resp_port) ||
          (a.orig == b.resp && a.resp == b.orig && a.orig_port == b.resp_port && a.resp_port == b.orig_port);

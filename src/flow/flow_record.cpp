@@ -37,7 +37,7 @@ FlowRecord make_record(const conn::ConnEntry& e, EndState end) {
   r.cutoff_ts = e.cut ? e.cutoff_ts : 0;
   r.cut = e.cut;
   r.end = static_cast<uint8_t>(end);
-  const bool sa = e.key.proto == packet::kProtoEsp || e.key.proto == packet::kProtoAh;
+  const bool sa = sa_keyed(e.key.proto);
   if (!sa) {  // (an SA pair's entry keeps its second SPI there: conn::sa_partner)
     r.tcp_flags[0] = e.tcp_flags[0];
     r.tcp_flags[1] = e.tcp_flags[1];

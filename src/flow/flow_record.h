@@ -33,6 +33,8 @@ inline constexpr uint64_t kFlowClassMoved = 2;
 // SA is in `tunnel`'s hash. Records written before December 2026 have neither.
 inline constexpr uint64_t kFlowSaPartner = 4;
 inline constexpr int kFlowSaPartnerShift = 32;
+// A connection of this protocol is keyed by its SA pair (ESP, AH: conn::has_sa's protocols).
+inline bool sa_keyed(uint8_t proto) { return proto == packet::kProtoEsp || proto == packet::kProtoAh; }
 
 struct FlowRecord {
   uint64_t id;  // stable identifier: hash of the connection key and its first timestamp

@@ -59,8 +59,7 @@ std::string tuple_filter(const Alert& a, uint8_t proto) {
   // (Ports 0 and 0 of a port protocol: packets without ports, a flow record's port-less connection
   // — a later fragment whose first was not seen, a frame cut before its ports —, which `port 0`
   // does not match: its hosts and protocol, the flow's id narrowing them where there is one.)
-  if ((packet::port_protocol(proto) && (a.src_port || a.dst_port)) ||
-      (proto == 0 && (a.src_port || a.dst_port)))
+  if ((a.src_port || a.dst_port) && (packet::port_protocol(proto) || proto == 0))
     f += fmt::format(" and port {} and port {}", a.src_port, a.dst_port);
   return f;
 }

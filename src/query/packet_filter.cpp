@@ -107,7 +107,6 @@ bool libpcap_alike(const Expr& e) {
 PacketFilter::PacketFilter(std::string text, const ParseResult& parsed)
     : parsed_(parsed),
       text_size_(text.size()),
-      too_long_(text.size() > kLibpcapMaxFilter),
       // (Its text compiled by libpcap, too: tm's own aliases, such as `dhcp`, are not libpcap's.
       // Not beyond kLibpcapMaxFilter, whose compile could take minutes: tm's own verdict there.)
       libpcap_alike_((parsed.kind == ParseResult::Kind::kIndexed
@@ -154,11 +153,12 @@ bool PacketFilter::by_tm(uint32_t linktype, const uint8_t* data, uint32_t caplen
   // libpcap answers the whole filter, as tcpdump would (`host A` matched none of them). A filter
   // of tm's own terms libpcap cannot compile matches none, said by problems().
   if (info_.status == packet::DecodeStatus::kUnsupportedLink) [[unlikely]] {
-    if (!too_long_ && whole_ < bpf_.size()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
+    const bool too_long = text_size_ > kLibpcapMaxFilter;
+    if (!too_long && whole_ < bpf_.size()) return by_libpcap(whole_, linktype, data, caplen, wirelen);
     uncompiled_.try_emplace(linktype,
-                            too_long_ ? fmt::format("libpcap is given at most {} bytes of filter; it has {}",
-                                                    kLibpcapMaxFilter, text_size_)
-                                      : "its terms of tm's own are not libpcap's");
+                            too_long ? fmt::format("libpcap is given at most {} bytes of filter; it has {}",
+                                                   kLibpcapMaxFilter, text_size_)
+                                     : "its terms of tm's own are not libpcap's");
     return false;
   }
   if (judged_by_libpcap(linktype, data, caplen, wirelen, hit)) return hit;

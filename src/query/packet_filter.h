@@ -88,8 +88,7 @@ class PacketFilter {
   // libpcap's program i (whole_, kPart) on the frame.
   bool by_libpcap(size_t i, uint32_t linktype, const uint8_t* data, uint32_t caplen, uint32_t wirelen);
   const ParseResult& parsed_;
-  size_t text_size_ = 0;
-  bool too_long_ = false;  // beyond kLibpcapMaxFilter: libpcap is not given the whole text
+  size_t text_size_ = 0;  // beyond kLibpcapMaxFilter: libpcap is not given the whole text
   bool libpcap_alike_ = false;
   packet::PacketInfo info_;
   packet::BpfPrograms bpf_;                     // the text, or a split filter's libpcap part (and the text)
